@@ -1,0 +1,70 @@
+//! Error numbers (`public/errno.h`). Hypercalls return them negated.
+
+/// Operation not permitted.
+pub const EPERM: i64 = 1;
+/// No such file or directory.
+pub const ENOENT: i64 = 2;
+/// No such process (unknown domain).
+pub const ESRCH: i64 = 3;
+/// Interrupted call.
+pub const EINTR: i64 = 4;
+/// I/O error.
+pub const EIO: i64 = 5;
+/// Argument list too long.
+pub const E2BIG: i64 = 7;
+/// Bad file number.
+pub const EBADF: i64 = 9;
+/// Try again.
+pub const EAGAIN: i64 = 11;
+/// Out of memory.
+pub const ENOMEM: i64 = 12;
+/// Permission denied.
+pub const EACCES: i64 = 13;
+/// Bad address.
+pub const EFAULT: i64 = 14;
+/// Device or resource busy.
+pub const EBUSY: i64 = 16;
+/// Already exists.
+pub const EEXIST: i64 = 17;
+/// No such device.
+pub const ENODEV: i64 = 19;
+/// Invalid argument.
+pub const EINVAL: i64 = 22;
+/// No space left.
+pub const ENOSPC: i64 = 28;
+/// Function not implemented.
+pub const ENOSYS: i64 = 38;
+/// Directory not empty.
+pub const ENOTEMPTY: i64 = 39;
+/// Operation not supported.
+pub const EOPNOTSUPP: i64 = 95;
+/// Already connected.
+pub const EISCONN: i64 = 106;
+
+/// The symbolic name of an errno value (positive or negated), as xenstore
+/// and log lines spell it.
+pub fn name(err: i64) -> &'static str {
+    match err.abs() {
+        EPERM => "EPERM",
+        ENOENT => "ENOENT",
+        ESRCH => "ESRCH",
+        EINTR => "EINTR",
+        EIO => "EIO",
+        E2BIG => "E2BIG",
+        EBADF => "EBADF",
+        EAGAIN => "EAGAIN",
+        ENOMEM => "ENOMEM",
+        EACCES => "EACCES",
+        EFAULT => "EFAULT",
+        EBUSY => "EBUSY",
+        EEXIST => "EEXIST",
+        ENODEV => "ENODEV",
+        EINVAL => "EINVAL",
+        ENOSPC => "ENOSPC",
+        ENOSYS => "ENOSYS",
+        ENOTEMPTY => "ENOTEMPTY",
+        EOPNOTSUPP => "EOPNOTSUPP",
+        EISCONN => "EISCONN",
+        _ => "E?",
+    }
+}

@@ -1,0 +1,200 @@
+//! Core guest ABI of `public/xen.h` and `arch-x86/xen-x86_64.h`: domain ids,
+//! selectors, the hypervisor's reserved address range, `start_info`.
+
+/// The calling domain.
+pub const DOMID_SELF: u16 = 0x7FF0;
+/// I/O memory owner.
+pub const DOMID_IO: u16 = 0x7FF1;
+/// Xen's own pages.
+pub const DOMID_XEN: u16 = 0x7FF2;
+/// COW pages.
+pub const DOMID_COW: u16 = 0x7FF3;
+/// No domain.
+pub const DOMID_INVALID: u16 = 0x7FF4;
+/// The idle domain.
+pub const DOMID_IDLE: u16 = 0x7FFF;
+/// First reserved domain id; ids below it are real domains.
+pub const DOMID_FIRST_RESERVED: u16 = 0x7FF0;
+
+/// Guest kernel code selector (ring 3, 64-bit).
+pub const FLAT_KERNEL_CS64: u16 = 0xe033;
+/// Guest kernel data / stack selector (ring 3).
+pub const FLAT_KERNEL_SS64: u16 = 0xe02b;
+/// Guest kernel data selector.
+pub const FLAT_KERNEL_DS64: u16 = 0;
+/// Guest user code selector (ring 3, 64-bit).
+pub const FLAT_USER_CS64: u16 = 0xe033;
+/// Guest user stack selector.
+pub const FLAT_USER_SS64: u16 = 0xe02b;
+/// Ring-3 flat 64-bit code selector (same as the guest kernel one).
+pub const FLAT_RING3_CS64: u16 = 0xe033;
+
+/// Start of the hypervisor-reserved virtual range (L4 slot 256).
+pub const HYPERVISOR_VIRT_START: u64 = 0xFFFF_8000_0000_0000;
+/// End of the hypervisor-reserved virtual range (L4 slot 272, exclusive).
+pub const HYPERVISOR_VIRT_END: u64 = 0xFFFF_8800_0000_0000;
+/// Read-only machine-to-phys table seen by PV guests.
+pub const MACH2PHYS_VIRT_START: u64 = 0xFFFF_8000_0000_0000;
+/// First L4 slot reserved for the hypervisor.
+pub const FIRST_RESERVED_L4_SLOT: usize = 256;
+/// One past the last L4 slot reserved for the hypervisor.
+pub const LAST_RESERVED_L4_SLOT_END: usize = 272;
+
+/// Size of a page.
+pub const PAGE_SIZE: u64 = 4096;
+/// log2 of [`PAGE_SIZE`].
+pub const PAGE_SHIFT: u32 = 12;
+
+/// `start_info.flags`: the domain is privileged.
+pub const SIF_PRIVILEGED: u32 = 1 << 0;
+/// `start_info.flags`: the domain is the initial control domain.
+pub const SIF_INITDOMAIN: u32 = 1 << 1;
+/// `start_info.flags`: multiboot modules are a list (`mod_start` is a PFN).
+pub const SIF_MULTIBOOT_MOD: u32 = 1 << 2;
+/// `start_info.flags`: `mod_start` is a PFN, not a virtual address.
+pub const SIF_MOD_START_PFN: u32 = 1 << 3;
+/// `start_info.flags`: the virtual mapped P2M list is present.
+pub const SIF_VIRT_P2M_4TOOLS: u32 = 1 << 4;
+
+/// Magic string prefix at the start of `start_info` for 64-bit PV guests.
+pub const START_INFO_MAGIC: &[u8] = b"xen-3.0-x86_64";
+/// Size of `start_info.cmd_line`.
+pub const MAX_GUEST_CMDLINE: usize = 1024;
+
+/// `console` member of `start_info`: a ring page for domUs, a VGA info
+/// window for dom0.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StartInfoConsole {
+    /// domU: machine frame of the console ring. dom0: `info_off`.
+    pub mfn_or_info_off: u64,
+    /// domU: event channel of the console. dom0: `info_size`.
+    pub evtchn_or_info_size: u32,
+    _pad: u32,
+}
+
+/// `struct start_info`: what a PV kernel finds at `rsi` on entry.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct StartInfo {
+    /// "xen-3.0-x86_64", NUL padded.
+    pub magic: [u8; 32],
+    /// Total pages allocated to this domain.
+    pub nr_pages: u64,
+    /// Machine address of the shared info page.
+    pub shared_info: u64,
+    /// `SIF_*` flags.
+    pub flags: u32,
+    _pad0: u32,
+    /// Machine frame of the xenstore ring.
+    pub store_mfn: u64,
+    /// Event channel of the xenstore ring.
+    pub store_evtchn: u32,
+    _pad1: u32,
+    /// Console ring (domU) or VGA info (dom0).
+    pub console: StartInfoConsole,
+    /// Virtual address of the bootstrap page tables.
+    pub pt_base: u64,
+    /// Number of bootstrap page-table frames.
+    pub nr_pt_frames: u64,
+    /// Virtual address of the P2M list.
+    pub mfn_list: u64,
+    /// Virtual address (or PFN) of the first module.
+    pub mod_start: u64,
+    /// Size of the first module in bytes.
+    pub mod_len: u64,
+    /// Guest command line, NUL terminated.
+    pub cmd_line: [u8; MAX_GUEST_CMDLINE],
+    /// PFN of the first P2M frame (when mapped by the domain builder).
+    pub first_p2m_pfn: u64,
+    /// Number of P2M frames.
+    pub nr_p2m_frames: u64,
+}
+
+impl StartInfo {
+    /// An all-zero `start_info` with the magic filled in.
+    pub const fn new() -> Self {
+        let mut magic = [0u8; 32];
+        let mut i = 0;
+        while i < START_INFO_MAGIC.len() {
+            magic[i] = START_INFO_MAGIC[i];
+            i += 1;
+        }
+        StartInfo {
+            magic,
+            nr_pages: 0,
+            shared_info: 0,
+            flags: 0,
+            _pad0: 0,
+            store_mfn: 0,
+            store_evtchn: 0,
+            _pad1: 0,
+            console: StartInfoConsole { mfn_or_info_off: 0, evtchn_or_info_size: 0, _pad: 0 },
+            pt_base: 0,
+            nr_pt_frames: 0,
+            mfn_list: 0,
+            mod_start: 0,
+            mod_len: 0,
+            cmd_line: [0; MAX_GUEST_CMDLINE],
+            first_p2m_pfn: 0,
+            nr_p2m_frames: 0,
+        }
+    }
+}
+
+impl Default for StartInfo {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+const _: () = assert!(core::mem::size_of::<StartInfo>() == 1168);
+const _: () = assert!(core::mem::offset_of!(StartInfo, nr_pages) == 32);
+const _: () = assert!(core::mem::offset_of!(StartInfo, flags) == 48);
+const _: () = assert!(core::mem::offset_of!(StartInfo, store_mfn) == 56);
+const _: () = assert!(core::mem::offset_of!(StartInfo, console) == 72);
+const _: () = assert!(core::mem::offset_of!(StartInfo, pt_base) == 88);
+const _: () = assert!(core::mem::offset_of!(StartInfo, mfn_list) == 104);
+const _: () = assert!(core::mem::offset_of!(StartInfo, cmd_line) == 128);
+const _: () = assert!(core::mem::offset_of!(StartInfo, first_p2m_pfn) == 1152);
+
+/// `CONSOLEIO_write`.
+pub const CONSOLEIO_WRITE: u64 = 0;
+/// `CONSOLEIO_read`.
+pub const CONSOLEIO_READ: u64 = 1;
+
+/// `SCHEDOP_yield`.
+pub const SCHEDOP_YIELD: u64 = 0;
+/// `SCHEDOP_block`.
+pub const SCHEDOP_BLOCK: u64 = 1;
+/// `SCHEDOP_shutdown`.
+pub const SCHEDOP_SHUTDOWN: u64 = 2;
+/// `SCHEDOP_poll`.
+pub const SCHEDOP_POLL: u64 = 3;
+/// `SHUTDOWN_poweroff`.
+pub const SHUTDOWN_POWEROFF: u32 = 0;
+/// `SHUTDOWN_reboot`.
+pub const SHUTDOWN_REBOOT: u32 = 1;
+/// `SHUTDOWN_suspend`.
+pub const SHUTDOWN_SUSPEND: u32 = 2;
+/// `SHUTDOWN_crash`.
+pub const SHUTDOWN_CRASH: u32 = 3;
+/// `SHUTDOWN_watchdog`.
+pub const SHUTDOWN_WATCHDOG: u32 = 4;
+
+/// `XENVER_version`: returns `(major << 16) | minor`.
+pub const XENVER_VERSION: u64 = 0;
+/// `XENVER_extraversion`: 16-byte string.
+pub const XENVER_EXTRAVERSION: u64 = 1;
+/// `XENVER_compile_info`.
+pub const XENVER_COMPILE_INFO: u64 = 2;
+/// `XENVER_capabilities`: 1024-byte string.
+pub const XENVER_CAPABILITIES: u64 = 3;
+/// `XENVER_changeset`: 64-byte string.
+pub const XENVER_CHANGESET: u64 = 4;
+/// `XENVER_platform_parameters`.
+pub const XENVER_PLATFORM_PARAMETERS: u64 = 5;
+/// `XENVER_get_features`.
+pub const XENVER_GET_FEATURES: u64 = 6;
+/// `XENVER_pagesize`.
+pub const XENVER_PAGESIZE: u64 = 7;

@@ -1,0 +1,24 @@
+//! Machine memory: the boot memory map and the frame allocator.
+#![forbid(unsafe_code)]
+
+pub mod frame_alloc;
+pub mod memmap;
+
+/// A machine frame number: a physical address shifted right by 12.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Mfn(pub u64);
+
+impl Mfn {
+    /// The frame's machine (physical) address.
+    pub const fn maddr(self) -> u64 {
+        self.0 << 12
+    }
+
+    /// The frame containing a machine address.
+    pub const fn containing(maddr: u64) -> Self {
+        Mfn(maddr >> 12)
+    }
+}
+
+/// Size of a machine frame.
+pub const PAGE_SIZE: u64 = 4096;
