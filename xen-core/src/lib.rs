@@ -14,3 +14,5 @@ pub mod version;
 pub mod arch;
 #[cfg(target_os = "none")]
 pub mod setup;
+#[cfg(target_os = "none")]
+pub mod console;

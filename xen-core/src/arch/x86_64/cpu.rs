@@ -1,0 +1,148 @@
+//! Thin wrappers around privileged instructions: port I/O, control
+//! registers, MSRs, halting, and QEMU's `isa-debug-exit` device.
+
+use core::arch::asm;
+
+/// I/O port of QEMU's `isa-debug-exit` device (`iobase=0xf4`).
+pub const DEBUG_EXIT_PORT: u16 = 0xf4;
+/// Value written for success: QEMU exits with `(0x10 << 1) | 1` = 33.
+pub const DEBUG_EXIT_SUCCESS: u32 = 0x10;
+/// Value written for failure: QEMU exits with `(0x11 << 1) | 1` = 35.
+pub const DEBUG_EXIT_FAILURE: u32 = 0x11;
+
+/// `IA32_EFER`.
+pub const MSR_EFER: u32 = 0xc000_0080;
+
+/// Write a byte to an I/O port.
+///
+/// # Safety
+/// The port must belong to a device the hypervisor owns, and the write must
+/// not break an invariant another part of the hypervisor relies on.
+pub unsafe fn outb(port: u16, val: u8) {
+    // SAFETY: the caller vouches for the port; `out` touches no memory.
+    unsafe { asm!("out dx, al", in("dx") port, in("al") val, options(nomem, nostack, preserves_flags)) }
+}
+
+/// Write a 32-bit value to an I/O port.
+///
+/// # Safety
+/// As for [`outb`].
+pub unsafe fn outl(port: u16, val: u32) {
+    // SAFETY: the caller vouches for the port; `out` touches no memory.
+    unsafe { asm!("out dx, eax", in("dx") port, in("eax") val, options(nomem, nostack, preserves_flags)) }
+}
+
+/// Read a byte from an I/O port.
+///
+/// # Safety
+/// The port must belong to a device the hypervisor owns; reads can have
+/// side effects on the device.
+pub unsafe fn inb(port: u16) -> u8 {
+    let val: u8;
+    // SAFETY: the caller vouches for the port; `in` touches no memory.
+    unsafe { asm!("in al, dx", out("al") val, in("dx") port, options(nomem, nostack, preserves_flags)) }
+    val
+}
+
+/// The faulting linear address of the last page fault.
+pub fn read_cr2() -> u64 {
+    let v: u64;
+    // SAFETY: reading CR2 has no side effects.
+    unsafe { asm!("mov {}, cr2", out(reg) v, options(nomem, nostack, preserves_flags)) }
+    v
+}
+
+/// The current page-table base.
+pub fn read_cr3() -> u64 {
+    let v: u64;
+    // SAFETY: reading CR3 has no side effects.
+    unsafe { asm!("mov {}, cr3", out(reg) v, options(nomem, nostack, preserves_flags)) }
+    v
+}
+
+/// Switch page tables.
+///
+/// # Safety
+/// `maddr` must be the machine address of a valid L4 table that maps the
+/// running code, its stack and every object the caller still uses.
+pub unsafe fn write_cr3(maddr: u64) {
+    // SAFETY: the caller guarantees the new tables map everything live.
+    unsafe { asm!("mov cr3, {}", in(reg) maddr, options(nostack, preserves_flags)) }
+}
+
+/// Read CR4.
+pub fn read_cr4() -> u64 {
+    let v: u64;
+    // SAFETY: reading CR4 has no side effects.
+    unsafe { asm!("mov {}, cr4", out(reg) v, options(nomem, nostack, preserves_flags)) }
+    v
+}
+
+/// Write CR4.
+///
+/// # Safety
+/// The new value must only enable features the CPU has and the hypervisor
+/// is ready for.
+pub unsafe fn write_cr4(v: u64) {
+    // SAFETY: the caller vouches for the bits.
+    unsafe { asm!("mov cr4, {}", in(reg) v, options(nostack, preserves_flags)) }
+}
+
+/// Read a model-specific register.
+///
+/// # Safety
+/// The MSR must exist on this CPU, or the read raises #GP.
+pub unsafe fn rdmsr(msr: u32) -> u64 {
+    let (lo, hi): (u32, u32);
+    // SAFETY: the caller guarantees the MSR exists.
+    unsafe { asm!("rdmsr", in("ecx") msr, out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags)) }
+    (u64::from(hi) << 32) | u64::from(lo)
+}
+
+/// Write a model-specific register.
+///
+/// # Safety
+/// The MSR must exist and the value must keep the hypervisor's invariants.
+pub unsafe fn wrmsr(msr: u32, val: u64) {
+    // SAFETY: the caller vouches for the MSR and value.
+    unsafe {
+        asm!("wrmsr", in("ecx") msr, in("eax") val as u32, in("edx") (val >> 32) as u32,
+             options(nostack, preserves_flags))
+    }
+}
+
+/// `cpuid` for a leaf and sub-leaf: (eax, ebx, ecx, edx).
+pub fn cpuid(leaf: u32, subleaf: u32) -> (u32, u32, u32, u32) {
+    let r = core::arch::x86_64::__cpuid_count(leaf, subleaf);
+    (r.eax, r.ebx, r.ecx, r.edx)
+}
+
+/// Stop this CPU for good: interrupts off, halt in a loop.
+pub fn halt_forever() -> ! {
+    loop {
+        // SAFETY: disabling interrupts and halting only stops this CPU.
+        unsafe { asm!("cli; hlt", options(nomem, nostack)) }
+    }
+}
+
+/// How the machine stops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitCode {
+    /// The run did what it was asked.
+    Success,
+    /// Something failed.
+    Failure,
+}
+
+/// Leave QEMU through `isa-debug-exit`; on a machine without that device,
+/// halt.
+pub fn qemu_exit(code: ExitCode) -> ! {
+    let val = match code {
+        ExitCode::Success => DEBUG_EXIT_SUCCESS,
+        ExitCode::Failure => DEBUG_EXIT_FAILURE,
+    };
+    // SAFETY: port 0xf4 is QEMU's debug-exit device, or unused on a machine
+    // without it; writing it does not touch memory.
+    unsafe { outl(DEBUG_EXIT_PORT, val) };
+    halt_forever()
+}

@@ -1,0 +1,189 @@
+//! Per-CPU GDT and TSS, laid out as Xen lays them out.
+//!
+//! Entries below `FIRST_RESERVED_GDT_ENTRY` (14 pages' worth) belong to the
+//! running guest (`set_gdt`); the hypervisor's own descriptors sit above, at
+//! the selectors guests know: 0xe008/0xe010 for ring 0, 0xe02b/0xe033 for
+//! guest kernel and user (ring 3), 0xe040 for the TSS. The TSS carries the
+//! ring-0 stack for entries from ring 3 and the IST stacks for #DF, NMI and
+//! #MC, so those run on a known-good stack whatever state the CPU was in.
+//!
+//! Invariant: a CPU's tables are written once, by that CPU, before it loads
+//! them, and never moved afterwards.
+
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+/// First GDT entry reserved for the hypervisor (Xen: 14 pages of 512).
+pub const FIRST_RESERVED_GDT_ENTRY: usize = 14 * 512;
+/// Hypervisor 64-bit code selector.
+pub const HYPERVISOR_CS: u16 = 0xe008;
+/// Hypervisor data selector.
+pub const HYPERVISOR_DS: u16 = 0xe010;
+/// Guest flat data selector, ring 3 (FLAT_RING3_DS64).
+pub const FLAT_RING3_DS: u16 = 0xe02b;
+/// Guest flat 64-bit code selector, ring 3 (FLAT_RING3_CS64).
+pub const FLAT_RING3_CS64: u16 = 0xe033;
+/// TSS selector.
+pub const TSS_SELECTOR: u16 = 0xe040;
+/// Entries in the per-CPU GDT.
+pub const GDT_ENTRIES: usize = FIRST_RESERVED_GDT_ENTRY + 16;
+
+/// IST slot (1-based, as the IDT encodes it) for #DF.
+pub const IST_DOUBLE_FAULT: u8 = 1;
+/// IST slot for NMI.
+pub const IST_NMI: u8 = 2;
+/// IST slot for #MC.
+pub const IST_MACHINE_CHECK: u8 = 3;
+
+const IST_STACK_SIZE: usize = 16 * 1024;
+const RING0_STACK_SIZE: usize = 32 * 1024;
+
+/// The 64-bit task-state segment.
+#[repr(C, packed(4))]
+pub struct Tss {
+    _reserved0: u32,
+    /// Stack for entries from ring 3 (guests) into ring 0.
+    pub rsp0: u64,
+    rsp1: u64,
+    rsp2: u64,
+    _reserved1: u64,
+    /// Interrupt stacks 1-7.
+    pub ist: [u64; 7],
+    _reserved2: u64,
+    _reserved3: u16,
+    /// Offset of the I/O bitmap; beyond the limit means "no bitmap", so
+    /// every port access from ring 3 faults.
+    pub iomap_base: u16,
+}
+
+const TSS_SIZE: usize = core::mem::size_of::<Tss>();
+const _: () = assert!(TSS_SIZE == 104);
+
+/// One CPU's descriptor tables and trap stacks.
+#[repr(C, align(4096))]
+pub struct PerCpuTables {
+    gdt: [u64; GDT_ENTRIES],
+    tss: Tss,
+    ist_stacks: [[u8; IST_STACK_SIZE]; 3],
+    ring0_stack: [u8; RING0_STACK_SIZE],
+}
+
+/// The boot CPU's tables. Only CPU 0 touches them, once, in [`init_bsp`].
+struct BspTables(UnsafeCell<PerCpuTables>);
+
+// SAFETY: the cell is written only by `init_bsp`, which runs once on CPU 0
+// (enforced by `BSP_INITIALISED`) before any other CPU exists; afterwards
+// only the CPU itself reads the tables through GDTR/TR.
+unsafe impl Sync for BspTables {}
+
+static BSP_TABLES: BspTables = BspTables(UnsafeCell::new(PerCpuTables {
+    gdt: [0; GDT_ENTRIES],
+    tss: Tss {
+        _reserved0: 0,
+        rsp0: 0,
+        rsp1: 0,
+        rsp2: 0,
+        _reserved1: 0,
+        ist: [0; 7],
+        _reserved2: 0,
+        _reserved3: 0,
+        iomap_base: TSS_SIZE as u16,
+    },
+    ist_stacks: [[0; IST_STACK_SIZE]; 3],
+    ring0_stack: [0; RING0_STACK_SIZE],
+}));
+static BSP_INITIALISED: AtomicBool = AtomicBool::new(false);
+
+fn index(selector: u16) -> usize {
+    usize::from(selector >> 3)
+}
+
+fn stack_top(stack: &[u8]) -> u64 {
+    // The CPU pushes 16-byte-aligned frames; the arrays are page-aligned in
+    // a page-aligned struct, so the end is aligned too.
+    stack.as_ptr_range().end as u64
+}
+
+/// Fill the hypervisor's descriptors and the TSS.
+fn fill(t: &mut PerCpuTables) {
+    let base = FIRST_RESERVED_GDT_ENTRY;
+    t.gdt[index(HYPERVISOR_CS)] = 0x00af_9b00_0000_ffff; // long mode, DPL 0
+    t.gdt[index(HYPERVISOR_DS)] = 0x00cf_9300_0000_ffff; // data, DPL 0
+    t.gdt[base + 3] = 0x00cf_bb00_0000_ffff; // 0xe019: 32-bit code, DPL 1 (compat guests)
+    t.gdt[base + 4] = 0x00cf_b300_0000_ffff; // 0xe021: data, DPL 1
+    t.gdt[index(FLAT_RING3_DS)] = 0x00cf_f300_0000_ffff; // data, DPL 3
+    t.gdt[index(FLAT_RING3_CS64)] = 0x00af_fb00_0000_ffff; // long mode, DPL 3
+    let mut ist = [0u64; 7];
+    for (slot, stack) in ist.iter_mut().zip(t.ist_stacks.iter()) {
+        *slot = stack_top(stack);
+    }
+    t.tss.ist = ist;
+    t.tss.rsp0 = stack_top(&t.ring0_stack);
+    let tss = core::ptr::addr_of!(t.tss) as u64;
+    let limit = (TSS_SIZE - 1) as u64;
+    let low = (limit & 0xffff)
+        | ((tss & 0xff_ffff) << 16)
+        | (0x89 << 40) // present, 64-bit available TSS
+        | (((limit >> 16) & 0xf) << 48)
+        | (((tss >> 24) & 0xff) << 56);
+    t.gdt[index(TSS_SELECTOR)] = low;
+    t.gdt[index(TSS_SELECTOR) + 1] = tss >> 32;
+}
+
+/// Load a GDT and TSS, and reload every segment register.
+///
+/// # Safety
+/// `t` must stay alive and in place for as long as the CPU runs with it.
+unsafe fn load(t: &PerCpuTables) {
+    #[repr(C, packed)]
+    struct Gdtr {
+        limit: u16,
+        base: u64,
+    }
+    let gdtr = Gdtr { limit: (GDT_ENTRIES * 8 - 1) as u16, base: t.gdt.as_ptr() as u64 };
+    // SAFETY: the GDT holds valid descriptors at the selectors loaded here,
+    // and the caller keeps it alive; the far return reloads CS in place.
+    unsafe {
+        core::arch::asm!(
+            "lgdt [{gdtr}]",
+            "push {cs}",
+            "lea {tmp}, [rip + 2f]",
+            "push {tmp}",
+            "retfq",
+            "2:",
+            "mov ss, {ds:e}",
+            "mov ds, {ds:e}",
+            "mov es, {ds:e}",
+            "xor {tmp:e}, {tmp:e}",
+            "mov fs, {tmp:e}",
+            "mov gs, {tmp:e}",
+            "ltr {tr:x}",
+            gdtr = in(reg) &gdtr,
+            cs = in(reg) u64::from(HYPERVISOR_CS),
+            ds = in(reg) u32::from(HYPERVISOR_DS),
+            tr = in(reg) TSS_SELECTOR,
+            tmp = out(reg) _,
+        );
+    }
+}
+
+/// Set up and load the boot CPU's GDT and TSS. Idempotent: later calls do
+/// nothing.
+pub fn init_bsp() {
+    if BSP_INITIALISED.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    // SAFETY: the swap above makes this the only reference ever created to
+    // the BSP tables, and they are a static, so they never move.
+    let tables = unsafe { &mut *BSP_TABLES.0.get() };
+    fill(tables);
+    // SAFETY: `tables` is a static and lives forever.
+    unsafe { load(tables) };
+}
+
+/// The boot CPU's ring-0 stack top (TSS.RSP0), for diagnostics.
+pub fn bsp_ring0_stack_top() -> u64 {
+    // SAFETY: reading one field through a shared pointer; the field is
+    // written only during `init_bsp`, before anything calls this.
+    unsafe { core::ptr::addr_of!((*BSP_TABLES.0.get()).tss.rsp0).read_unaligned() }
+}

@@ -1,0 +1,179 @@
+//! The hypervisor's own page tables.
+//!
+//! After boot the hypervisor runs on tables built here, replacing the
+//! trampoline's: the image at its link address with per-section rights (text
+//! read-only and executable, rodata read-only, data and bss writable, both
+//! no-execute) and a direct map of all RAM at [`DIRECTMAP_VIRT_START`].
+//! The low identity map is gone, so the lower half is free for guests.
+//!
+//! Invariant: every mapping lies inside Xen's reserved L4 slots 256-271 and
+//! none of the intermediate entries carries the user bit, so ring-3 guests
+//! can never reach hypervisor memory through them.
+
+use super::boot::{__data_start, __image_end, __rodata_end, __rodata_start, __text_end, __text_start};
+use super::{BOOT_DIRECTMAP_LIMIT, DIRECTMAP_VIRT_END, DIRECTMAP_VIRT_START, XEN_VIRT_OFFSET, cpu};
+use crate::mm::Mfn;
+use crate::mm::frame_alloc::FrameAllocator;
+
+/// Page-table entry bits.
+pub mod pte {
+    /// Present.
+    pub const P: u64 = 1 << 0;
+    /// Writable.
+    pub const RW: u64 = 1 << 1;
+    /// User-accessible.
+    pub const US: u64 = 1 << 2;
+    /// Accessed.
+    pub const A: u64 = 1 << 5;
+    /// Dirty.
+    pub const D: u64 = 1 << 6;
+    /// Large page (2 MiB at L2).
+    pub const PS: u64 = 1 << 7;
+    /// Global.
+    pub const G: u64 = 1 << 8;
+    /// No-execute.
+    pub const NX: u64 = 1 << 63;
+    /// Bits holding the frame address.
+    pub const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
+}
+
+const PAGE: u64 = 4096;
+const LARGE: u64 = 2 << 20;
+const CR4_PGE: u64 = 1 << 7;
+
+/// Out of frames while building tables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutOfFrames;
+
+type Table = [u64; 512];
+
+/// The table in frame `mfn`, through the boot direct map.
+///
+/// # Safety
+/// `mfn` must be a page-table frame that this module allocated and nothing
+/// else references mutably, and it must lie below the boot direct map's limit.
+unsafe fn table(mfn: Mfn) -> &'static mut Table {
+    debug_assert!(mfn.maddr() < BOOT_DIRECTMAP_LIMIT);
+    // SAFETY: per the contract, the frame is mapped and exclusively ours.
+    unsafe { &mut *(super::maddr_to_virt(mfn.maddr()) as *mut Table) }
+}
+
+fn alloc_table(alloc: &mut FrameAllocator<'_>) -> Result<Mfn, OutOfFrames> {
+    let mfn = alloc.alloc().ok_or(OutOfFrames)?;
+    if mfn.maddr() >= BOOT_DIRECTMAP_LIMIT {
+        return Err(OutOfFrames);
+    }
+    // SAFETY: the frame was just allocated, so nobody else refers to it.
+    unsafe { table(mfn) }.fill(0);
+    Ok(mfn)
+}
+
+/// A set of page tables under construction.
+struct Builder<'a, 'b> {
+    l4: Mfn,
+    alloc: &'a mut FrameAllocator<'b>,
+}
+
+impl Builder<'_, '_> {
+    /// The table at `depth` (1 = L3 .. 3 = L1) covering `va`, creating
+    /// intermediate tables as needed.
+    fn descend(&mut self, va: u64, depth: u32) -> Result<Mfn, OutOfFrames> {
+        let mut mfn = self.l4;
+        for level in 0..depth {
+            let shift = 39 - 9 * level;
+            let idx = ((va >> shift) & 511) as usize;
+            // SAFETY: `mfn` is one of our own table frames.
+            let entry = unsafe { table(mfn)[idx] };
+            mfn = if entry & pte::P != 0 {
+                Mfn::containing(entry & pte::ADDR_MASK)
+            } else {
+                let new = alloc_table(self.alloc)?;
+                // SAFETY: as above; no other reference to this table is live.
+                let t = unsafe { table(mfn) };
+                t[idx] = new.maddr() | pte::P | pte::RW;
+                new
+            };
+        }
+        Ok(mfn)
+    }
+
+    fn map_4k(&mut self, va: u64, pa: u64, flags: u64) -> Result<(), OutOfFrames> {
+        let l1 = self.descend(va, 3)?;
+        // SAFETY: `l1` is one of our own table frames.
+        let t = unsafe { table(l1) };
+        t[((va >> 12) & 511) as usize] = pa | flags;
+        Ok(())
+    }
+
+    fn map_2m(&mut self, va: u64, pa: u64, flags: u64) -> Result<(), OutOfFrames> {
+        let l2 = self.descend(va, 2)?;
+        // SAFETY: `l2` is one of our own table frames.
+        let t = unsafe { table(l2) };
+        t[((va >> 21) & 511) as usize] = pa | flags | pte::PS;
+        Ok(())
+    }
+
+    fn map_range_4k(&mut self, start: u64, end: u64, flags: u64) -> Result<(), OutOfFrames> {
+        for va in (start..end).step_by(PAGE as usize) {
+            self.map_4k(va, va - XEN_VIRT_OFFSET, flags)?;
+        }
+        Ok(())
+    }
+}
+
+/// What [`build`] mapped.
+#[derive(Clone, Copy, Debug)]
+pub struct Layout {
+    /// The new L4 table.
+    pub l4: Mfn,
+    /// Bytes of RAM covered by the direct map.
+    pub directmap_bytes: u64,
+    /// Page-table frames used.
+    pub table_frames: u64,
+}
+
+fn symbol(s: &u8) -> u64 {
+    s as *const u8 as u64
+}
+
+/// Build the hypervisor's tables: the image and a direct map of `[0, ram_top)`.
+pub fn build(alloc: &mut FrameAllocator<'_>, ram_top: u64) -> Result<Layout, OutOfFrames> {
+    let before = alloc.free_frames();
+    let l4 = alloc_table(alloc)?;
+    let mut b = Builder { l4, alloc };
+    // SAFETY: linker-script symbols; only their addresses are used.
+    let (text, text_end, ro, ro_end, data, end) = unsafe {
+        (
+            symbol(&__text_start),
+            symbol(&__text_end),
+            symbol(&__rodata_start),
+            symbol(&__rodata_end),
+            symbol(&__data_start),
+            symbol(&__image_end),
+        )
+    };
+    b.map_range_4k(text, text_end, pte::P | pte::A | pte::G)?;
+    b.map_range_4k(ro, ro_end, pte::P | pte::A | pte::G | pte::NX)?;
+    b.map_range_4k(data, end, pte::P | pte::RW | pte::A | pte::D | pte::G | pte::NX)?;
+    let top = ram_top.div_ceil(LARGE) * LARGE;
+    let top = top.min(DIRECTMAP_VIRT_END - DIRECTMAP_VIRT_START);
+    let flags = pte::P | pte::RW | pte::A | pte::D | pte::G | pte::NX;
+    for pa in (0..top).step_by(LARGE as usize) {
+        b.map_2m(DIRECTMAP_VIRT_START + pa, pa, flags)?;
+    }
+    Ok(Layout { l4, directmap_bytes: top, table_frames: before - b.alloc.free_frames() })
+}
+
+/// Switch this CPU to tables made by [`build`], with global pages enabled.
+///
+/// # Safety
+/// `layout` must come from [`build`], and nothing still in use may live
+/// outside the image or the direct map (the low identity map disappears).
+pub unsafe fn activate(layout: &Layout) {
+    // SAFETY: PGE is architectural on x86_64; the caller vouches for the
+    // tables, which map this code, the stack (in .bss) and the direct map.
+    unsafe {
+        cpu::write_cr4(cpu::read_cr4() | CR4_PGE);
+        cpu::write_cr3(layout.l4.maddr());
+    }
+}

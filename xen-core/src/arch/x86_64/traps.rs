@@ -1,0 +1,240 @@
+//! The IDT, the exception entry stubs and the trap frame.
+//!
+//! Every vector 0-31 enters through a stub that pushes a uniform
+//! [`TrapFrame`] and calls [`trap_dispatch`]. #DF, NMI and #MC run on their
+//! own IST stacks, so even a fault with a broken stack pointer is reported
+//! instead of escalating to a triple fault.
+//!
+//! Invariant: the IDT is written once, before it is loaded, and read-only
+//! afterwards.
+
+use super::gdt::{HYPERVISOR_CS, IST_DOUBLE_FAULT, IST_MACHINE_CHECK, IST_NMI};
+
+/// Registers saved on entry, in stack order (lowest address first).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+#[allow(missing_docs)]
+pub struct TrapFrame {
+    pub r15: u64,
+    pub r14: u64,
+    pub r13: u64,
+    pub r12: u64,
+    pub r11: u64,
+    pub r10: u64,
+    pub r9: u64,
+    pub r8: u64,
+    pub rbp: u64,
+    pub rdi: u64,
+    pub rsi: u64,
+    pub rdx: u64,
+    pub rcx: u64,
+    pub rbx: u64,
+    pub rax: u64,
+    /// Vector number pushed by the stub.
+    pub vector: u64,
+    /// Error code: pushed by the CPU, or 0 by the stub.
+    pub error_code: u64,
+    pub rip: u64,
+    pub cs: u64,
+    pub rflags: u64,
+    pub rsp: u64,
+    pub ss: u64,
+}
+
+/// Exception vectors with stubs.
+pub const NR_EXCEPTIONS: usize = 32;
+
+/// Vector numbers.
+pub mod vector {
+    /// Non-maskable interrupt.
+    pub const NMI: u8 = 2;
+    /// Double fault.
+    pub const DOUBLE_FAULT: u8 = 8;
+    /// Page fault.
+    pub const PAGE_FAULT: u8 = 14;
+    /// Machine check.
+    pub const MACHINE_CHECK: u8 = 18;
+}
+
+/// Short mnemonic and name of an exception vector.
+pub fn vector_name(v: u64) -> (&'static str, &'static str) {
+    match v {
+        0 => ("#DE", "divide error"),
+        1 => ("#DB", "debug"),
+        2 => ("NMI", "non-maskable interrupt"),
+        3 => ("#BP", "breakpoint"),
+        4 => ("#OF", "overflow"),
+        5 => ("#BR", "bound range"),
+        6 => ("#UD", "invalid opcode"),
+        7 => ("#NM", "device not available"),
+        8 => ("#DF", "double fault"),
+        10 => ("#TS", "invalid TSS"),
+        11 => ("#NP", "segment not present"),
+        12 => ("#SS", "stack-segment fault"),
+        13 => ("#GP", "general protection"),
+        14 => ("#PF", "page fault"),
+        16 => ("#MF", "x87 floating point"),
+        17 => ("#AC", "alignment check"),
+        18 => ("#MC", "machine check"),
+        19 => ("#XM", "SIMD floating point"),
+        20 => ("#VE", "virtualization"),
+        21 => ("#CP", "control protection"),
+        _ => ("#??", "reserved"),
+    }
+}
+
+/// Emit one entry stub per exception vector. Vectors in the `error_code`
+/// list get their error code from the CPU; the others push a 0 in its place,
+/// so every frame has the same shape.
+macro_rules! exception_stubs {
+    (no_error_code: $($a:literal),*; error_code: $($b:literal),*) => {
+        core::arch::global_asm!(
+            ".text",
+            $( concat!(".balign 16\nexception_stub_", $a, ":\n push $0\n push $", $a,
+                       "\n jmp exception_common"), )*
+            $( concat!(".balign 16\nexception_stub_", $b, ":\n push $", $b,
+                       "\n jmp exception_common"), )*
+            ".section .rodata.exception_stubs, \"a\"",
+            ".balign 8",
+            ".global exception_stub_table",
+            "exception_stub_table:",
+            ".irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31",
+            ".quad exception_stub_\\n",
+            ".endr",
+            ".text",
+            options(att_syntax)
+        );
+    };
+}
+
+exception_stubs!(
+    no_error_code: 0, 1, 2, 3, 4, 5, 6, 7, 9, 15, 16, 18, 19, 20, 22, 23, 24, 25, 26, 27, 28, 31;
+    error_code: 8, 10, 11, 12, 13, 14, 17, 21, 29, 30
+);
+
+core::arch::global_asm!(
+    r#"
+    .text
+exception_common:
+    push %rax
+    push %rbx
+    push %rcx
+    push %rdx
+    push %rsi
+    push %rdi
+    push %rbp
+    push %r8
+    push %r9
+    push %r10
+    push %r11
+    push %r12
+    push %r13
+    push %r14
+    push %r15
+    mov %rsp, %rdi
+    cld
+    call {dispatch}
+    pop %r15
+    pop %r14
+    pop %r13
+    pop %r12
+    pop %r11
+    pop %r10
+    pop %r9
+    pop %r8
+    pop %rbp
+    pop %rdi
+    pop %rsi
+    pop %rdx
+    pop %rcx
+    pop %rbx
+    pop %rax
+    add $16, %rsp
+    iretq
+    "#,
+    dispatch = sym trap_dispatch,
+    options(att_syntax)
+);
+
+unsafe extern "C" {
+    /// Stub addresses, indexed by vector (defined in the asm above).
+    static exception_stub_table: [u64; NR_EXCEPTIONS];
+}
+
+/// One 16-byte IDT gate.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Gate {
+    offset_low: u16,
+    selector: u16,
+    ist: u8,
+    type_attr: u8,
+    offset_mid: u16,
+    offset_high: u32,
+    _reserved: u32,
+}
+
+impl Gate {
+    const EMPTY: Gate =
+        Gate { offset_low: 0, selector: 0, ist: 0, type_attr: 0, offset_mid: 0, offset_high: 0, _reserved: 0 };
+
+    /// A present 64-bit interrupt gate (IF cleared on entry), DPL 0.
+    fn interrupt(handler: u64, ist: u8) -> Gate {
+        Gate {
+            offset_low: handler as u16,
+            selector: HYPERVISOR_CS,
+            ist,
+            type_attr: 0x8e,
+            offset_mid: (handler >> 16) as u16,
+            offset_high: (handler >> 32) as u32,
+            _reserved: 0,
+        }
+    }
+}
+
+#[repr(C, align(4096))]
+struct Idt([Gate; 256]);
+
+static IDT: spin::Once<Idt> = spin::Once::new();
+
+fn ist_for(vector: usize) -> u8 {
+    match vector as u8 {
+        vector::DOUBLE_FAULT => IST_DOUBLE_FAULT,
+        vector::NMI => IST_NMI,
+        vector::MACHINE_CHECK => IST_MACHINE_CHECK,
+        _ => 0,
+    }
+}
+
+/// Build the IDT (once).
+pub fn init_idt() {
+    IDT.call_once(|| {
+        let mut idt = Idt([Gate::EMPTY; 256]);
+        // SAFETY: the table is defined in the global_asm above, in .rodata,
+        // with exactly NR_EXCEPTIONS entries.
+        let stubs = unsafe { &exception_stub_table };
+        for (v, &stub) in stubs.iter().enumerate() {
+            idt.0[v] = Gate::interrupt(stub, ist_for(v));
+        }
+        idt
+    });
+}
+
+/// Load the IDT on this CPU.
+pub fn load_idt() {
+    let Some(idt) = IDT.get() else { return };
+    #[repr(C, packed)]
+    struct Idtr {
+        limit: u16,
+        base: u64,
+    }
+    let idtr = Idtr { limit: (core::mem::size_of::<Idt>() - 1) as u16, base: idt as *const Idt as u64 };
+    // SAFETY: the IDT is a static that is never written after `init_idt`,
+    // and every gate in it points at a stub of this module.
+    unsafe { core::arch::asm!("lidt [{}]", in(reg) &idtr, options(readonly, nostack, preserves_flags)) };
+}
+
+/// Common Rust entry for every exception.
+extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
+    crate::setup::handle_trap(frame);
+}

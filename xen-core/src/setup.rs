@@ -1,0 +1,268 @@
+//! The boot sequence of the boot CPU, from the trampoline's hand-over to a
+//! running hypervisor, and the hypervisor's fatal paths.
+//!
+//! Order matters and is the invariant kept here: the console comes first
+//! (so every later failure can be reported), then the descriptor tables (so
+//! every later fault is reported, not a triple fault), then the boot input
+//! is checked before any memory is handed out. Every way boot can fail ends
+//! in exactly one `Panic:` line and a failing `isa-debug-exit` code.
+
+use crate::arch::x86_64::cpu::{self, ExitCode};
+use crate::arch::x86_64::traps::{TrapFrame, vector, vector_name};
+use crate::arch::x86_64::{self as arch, BOOT_DIRECTMAP_LIMIT, maddr_to_virt, paging};
+use crate::boot::cmdline::{Options, Selftest, Warning};
+use crate::boot::multiboot2::{BootInfo, MEMORY_AVAILABLE, Module, total_size};
+use crate::console;
+use crate::mm::frame_alloc::{FrameAllocator, words_for};
+use crate::mm::memmap::MemMap;
+use crate::mm::{Mfn, PAGE_SIZE};
+use crate::printk;
+use crate::version::{NAME, VERSION, XEN_MAJOR, XEN_MINOR};
+use log::{info, warn};
+use xen_libelf::Elf;
+
+/// Least free RAM (after the image and modules) xen-core boots with.
+pub const MIN_FREE_MEMORY: u64 = 24 << 20;
+/// Memory below 1 MiB is left to firmware and never managed.
+const LOW_MEMORY_END: u64 = 1 << 20;
+const MAX_RANGES: usize = 128;
+const MIB: u64 = 1 << 20;
+
+/// Stop the machine after one clear line.
+pub fn fatal(args: core::fmt::Arguments<'_>) -> ! {
+    console::print_fatal(format_args!("Panic on CPU 0: {args}"));
+    console::print_fatal(format_args!("Reboot in five seconds... (not really: stopping the machine)"));
+    cpu::qemu_exit(ExitCode::Failure)
+}
+
+/// Entry from the trampoline.
+pub fn start_xen(mbi_maddr: u64) -> ! {
+    console::init();
+    printk!("{NAME} {VERSION} (Xen ABI {XEN_MAJOR}.{XEN_MINOR}, x86_64) starting");
+    arch::init_bsp();
+
+    let mbi = boot_info(mbi_maddr);
+    let opts = Options::parse(mbi.cmdline());
+    console::set_level(opts.loglvl);
+    info!("Bootloader: {}", mbi.bootloader_name());
+    info!("Command line: {}", mbi.cmdline());
+    report_warnings(&opts);
+
+    let mut free = free_memory(&mbi, mbi_maddr);
+    check_memory(&free);
+    let dom0 = dom0_module(&mbi);
+    let ram_top = ram_top(&mbi);
+    let mut frames = frame_allocator(&mut free, ram_top);
+    let layout = match paging::build(&mut frames, ram_top) {
+        Ok(l) => l,
+        Err(_) => fatal(format_args!("out of memory while building the hypervisor page tables")),
+    };
+    // SAFETY: the layout comes from `paging::build`; from here on only the
+    // image (code, bss stack) and the direct map are used.
+    unsafe { paging::activate(&layout) };
+    info!(
+        "Page tables: image at {:#x}, direct map of {} MiB at {:#x}, {} table frames",
+        arch::XEN_VIRT_OFFSET + arch::image_phys_range().0,
+        layout.directmap_bytes / MIB,
+        arch::DIRECTMAP_VIRT_START,
+        layout.table_frames,
+    );
+
+    if let Some(test) = opts.selftest {
+        raise(test);
+    }
+    printk!(
+        "{NAME} {VERSION}: boot complete: managing {} MiB of RAM in {} free frames; dom0 kernel '{}' ({} KiB)",
+        frames.free_frames() * PAGE_SIZE / MIB,
+        frames.free_frames(),
+        dom0.cmdline,
+        dom0.len() / 1024,
+    );
+    cpu::qemu_exit(ExitCode::Success)
+}
+
+/// The multiboot2 information block, through the boot direct map.
+fn boot_info(maddr: u64) -> BootInfo<'static> {
+    if maddr == 0 || maddr + 8 > BOOT_DIRECTMAP_LIMIT {
+        fatal(format_args!("multiboot2 information at {maddr:#x} is out of reach"));
+    }
+    // SAFETY: GRUB left the block at `maddr`, below 4 GiB, which the boot
+    // direct map covers; nothing writes it while we read it.
+    let head = unsafe { core::slice::from_raw_parts(maddr_to_virt(maddr) as *const u8, 8) };
+    let len = u64::from(total_size(head).unwrap_or(0));
+    if maddr + len > BOOT_DIRECTMAP_LIMIT {
+        fatal(format_args!("multiboot2 information of {len} bytes runs past 4 GiB"));
+    }
+    // SAFETY: as above, for the block's full length; the block's frames are
+    // reserved in `free_memory`, so nothing reuses them.
+    let bytes = unsafe { core::slice::from_raw_parts(maddr_to_virt(maddr) as *const u8, len as usize) };
+    match BootInfo::new(bytes) {
+        Ok(b) => b,
+        Err(e) => fatal(format_args!("bad multiboot2 information: {e:?}")),
+    }
+}
+
+fn report_warnings(opts: &Options<'_>) {
+    for w in opts.warnings() {
+        match w {
+            Warning::Unknown(s) => warn!("unknown command-line option '{s}' ignored"),
+            Warning::BadValue(s) => warn!("bad value in command-line option '{s}' ignored"),
+        }
+    }
+    if opts.dropped_warnings > 0 {
+        warn!("{} more command-line problems not shown", opts.dropped_warnings);
+    }
+}
+
+/// Free RAM: the available areas minus low memory, the image, the
+/// information block and every module.
+fn free_memory(mbi: &BootInfo<'_>, mbi_maddr: u64) -> MemMap<MAX_RANGES> {
+    let mut map = MemMap::new();
+    info!("Physical RAM map:");
+    for a in mbi.memory_areas() {
+        let kind = if a.kind == MEMORY_AVAILABLE { "usable" } else { "reserved" };
+        info!(" [{:016x}, {:016x}) ({kind})", a.base, a.base.saturating_add(a.len));
+        if a.kind == MEMORY_AVAILABLE && map.add(a.base, a.len).is_err() {
+            warn!("too many memory areas: [{:#x}, +{:#x}) not used", a.base, a.len);
+        }
+    }
+    let (img_start, img_end) = arch::image_phys_range();
+    let mut reserve = |start: u64, end: u64, what: &str| {
+        if map.remove(start, end).is_err() {
+            fatal(format_args!("cannot reserve {what} [{start:#x}, {end:#x}): memory map full"));
+        }
+    };
+    reserve(0, LOW_MEMORY_END, "low memory");
+    reserve(img_start, img_end, "the hypervisor image");
+    reserve(mbi_maddr, mbi_maddr + mbi.len() as u64, "the boot information");
+    for m in mbi.modules() {
+        reserve(u64::from(m.start), u64::from(m.end), "a boot module");
+    }
+    map
+}
+
+fn check_memory(free: &MemMap<MAX_RANGES>) {
+    if free.total() < MIN_FREE_MEMORY {
+        fatal(format_args!(
+            "not enough memory: {} MiB of free RAM, {NAME} needs at least {} MiB",
+            free.total() / MIB,
+            MIN_FREE_MEMORY / MIB
+        ));
+    }
+}
+
+fn ram_top(mbi: &BootInfo<'_>) -> u64 {
+    mbi.memory_areas()
+        .filter(|a| a.kind == MEMORY_AVAILABLE)
+        .map(|a| a.base.saturating_add(a.len))
+        .max()
+        .unwrap_or(0)
+}
+
+/// The first module must be a Xen PV kernel: dom0.
+fn dom0_module(mbi: &BootInfo<'static>) -> Module<'static> {
+    let Some(m) = mbi.modules().next() else {
+        fatal(format_args!("no dom0 kernel: the boot loader passed no modules (add a module2 line)"));
+    };
+    info!("Modules:");
+    for (i, m) in mbi.modules().enumerate() {
+        info!(" {i}: [{:#010x}, {:#010x}) {}", m.start, m.end, m.cmdline);
+    }
+    // SAFETY: GRUB loaded the module at [start, end), below 4 GiB, which the
+    // boot direct map covers; the range is reserved, so nothing reuses it.
+    let bytes = unsafe { core::slice::from_raw_parts(maddr_to_virt(u64::from(m.start)) as *const u8, m.len() as usize) };
+    let elf = match Elf::parse(bytes) {
+        Ok(e) => e,
+        Err(e) => fatal(format_args!("dom0 kernel '{}' is not a valid ELF image: {}", m.cmdline, e.describe())),
+    };
+    match elf.xen_notes() {
+        Ok(n) if n.is_pv_kernel() => {
+            info!(
+                "dom0 kernel: {} for {}, entry {:#x}, loader {}",
+                n.guest_os.unwrap_or("?"),
+                n.xen_version.unwrap_or("?"),
+                n.entry.unwrap_or(elf.entry()),
+                n.loader.unwrap_or("?"),
+            );
+        }
+        Ok(_) => fatal(format_args!("dom0 kernel '{}' is not a Xen PV kernel: it has no Xen ELF notes", m.cmdline)),
+        Err(e) => fatal(format_args!("dom0 kernel '{}' has bad Xen ELF notes: {}", m.cmdline, e.describe())),
+    }
+    m
+}
+
+/// Carve the allocator's bitmap out of free RAM and hand it the rest.
+fn frame_allocator(free: &mut MemMap<MAX_RANGES>, ram_top: u64) -> FrameAllocator<'static> {
+    let nr_frames = ram_top / PAGE_SIZE;
+    let words = words_for(nr_frames);
+    let Some(maddr) = free.carve(words as u64 * 8, BOOT_DIRECTMAP_LIMIT) else {
+        fatal(format_args!("no room below 4 GiB for the frame bitmap ({} KiB)", words * 8 / 1024));
+    };
+    // SAFETY: the range was just removed from free RAM, so it is ours alone;
+    // it lies below 4 GiB, inside the boot direct map, which the final
+    // tables map too; u64 needs 8-byte alignment and the range is page-aligned.
+    let storage = unsafe { core::slice::from_raw_parts_mut(maddr_to_virt(maddr) as *mut u64, words) };
+    let mut frames = FrameAllocator::new(storage, Mfn(0), nr_frames);
+    for r in free.ranges() {
+        frames.add_range(*r);
+    }
+    info!("Frame allocator: {} frames free, bitmap at {maddr:#x}", frames.free_frames());
+    frames
+}
+
+/// Raise a fault on purpose (`selftest=`): the handlers must report it.
+fn raise(test: Selftest) {
+    printk!("selftest: raising {test:?}");
+    match test {
+        // SAFETY: deliberately faulting: the low half is unmapped after
+        // `paging::activate`, and the fault handler never returns.
+        Selftest::PageFault => unsafe { core::ptr::read_volatile(0xdead_b000 as *const u64) },
+        // SAFETY: deliberately faulting: a non-canonical address.
+        Selftest::GeneralProtection => unsafe { core::ptr::read_volatile(0x8000_0000_0000_0000 as *const u64) },
+        // SAFETY: `ud2` raises #UD, whose handler never returns.
+        Selftest::InvalidOpcode => unsafe { core::arch::asm!("ud2", options(nomem, nostack)); 0 },
+        // SAFETY: a push on an unmapped stack faults, and delivering that
+        // #PF on the same stack faults again: #DF, taken on its IST stack.
+        Selftest::DoubleFault => unsafe {
+            core::arch::asm!("mov rsp, 0xdead0000", "push rax", options(nomem));
+            0
+        },
+    };
+}
+
+/// Every exception comes here. The hypervisor has no recoverable faults
+/// yet: all but NMI are fatal and dump the frame.
+pub fn handle_trap(frame: &mut TrapFrame) {
+    if frame.vector == u64::from(vector::NMI) {
+        warn!("NMI received at {:#x}; ignored", frame.rip);
+        return;
+    }
+    dump_frame(frame);
+    let (short, _) = vector_name(frame.vector);
+    fatal(format_args!("FATAL TRAP: vector {} ({short}), in hypervisor context", frame.vector))
+}
+
+fn dump_frame(f: &TrapFrame) {
+    let p = |args: core::fmt::Arguments<'_>| console::print_fatal(args);
+    let (short, long) = vector_name(f.vector);
+    let cr2 = cpu::read_cr2();
+    p(format_args!("----[ {NAME} {VERSION}  x86_64  CPU 0 ]----"));
+    p(format_args!("FATAL TRAP: vector {} ({short} {long}), error code {:#06x}", f.vector, f.error_code));
+    p(format_args!("RIP:    {:04x}:[<{:016x}>]", f.cs, f.rip));
+    p(format_args!("RFLAGS: {:016x}   CONTEXT: {}", f.rflags, if f.cs & 3 == 0 { "hypervisor" } else { "guest" }));
+    p(format_args!("CR2:    {cr2:016x}   CR3: {:016x}", cpu::read_cr3()));
+    p(format_args!("rax: {:016x}   rbx: {:016x}   rcx: {:016x}", f.rax, f.rbx, f.rcx));
+    p(format_args!("rdx: {:016x}   rsi: {:016x}   rdi: {:016x}", f.rdx, f.rsi, f.rdi));
+    p(format_args!("rbp: {:016x}   rsp: {:016x}   r8:  {:016x}", f.rbp, f.rsp, f.r8));
+    p(format_args!("r9:  {:016x}   r10: {:016x}   r11: {:016x}", f.r9, f.r10, f.r11));
+    p(format_args!("r12: {:016x}   r13: {:016x}   r14: {:016x}", f.r12, f.r13, f.r14));
+    p(format_args!("r15: {:016x}   ss:  {:04x}", f.r15, f.ss));
+}
+
+/// The Rust panic path.
+pub fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    match info.location() {
+        Some(l) => fatal(format_args!("{} at {}:{}", info.message(), l.file(), l.line())),
+        None => fatal(format_args!("{}", info.message())),
+    }
+}
