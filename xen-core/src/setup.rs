@@ -31,7 +31,6 @@ const MIB: u64 = 1 << 20;
 /// Stop the machine after one clear line.
 pub fn fatal(args: core::fmt::Arguments<'_>) -> ! {
     console::print_fatal(format_args!("Panic on CPU 0: {args}"));
-    console::print_fatal(format_args!("Reboot in five seconds... (not really: stopping the machine)"));
     cpu::qemu_exit(ExitCode::Failure)
 }
 
@@ -61,8 +60,10 @@ pub fn start_xen(mbi_maddr: u64) -> ! {
     // image (code, bss stack) and the direct map are used.
     unsafe { paging::activate(&layout) };
     info!(
-        "Page tables: image at {:#x}, direct map of {} MiB at {:#x}, {} table frames",
-        arch::XEN_VIRT_OFFSET + arch::image_phys_range().0,
+        "Page tables: image [{:#x}, {:#x}) at {:#x}, direct map of {} MiB at {:#x}, {} table frames",
+        arch::image_phys_range().0,
+        arch::image_phys_range().1,
+        arch::XEN_VIRT_OFFSET + 0x200000,
         layout.directmap_bytes / MIB,
         arch::DIRECTMAP_VIRT_START,
         layout.table_frames,

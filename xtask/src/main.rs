@@ -1,1 +1,64 @@
-fn main() {}
+//! `cargo xtask`: the project's build, boot and test driver (host side,
+//! std only). Commands: build, iso, run, test. See `usage()`.
+
+mod env;
+mod image;
+mod qemu;
+mod tests;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+fn usage() -> &'static str {
+    "usage: cargo xtask <command> [options]
+
+commands:
+  build [--debug]           build xen-core, dom0 and the guest kernel (release by default)
+  iso [--debug]             build a GRUB ISO in target/xtask/xen-core.iso
+  run [options]             boot the ISO in QEMU, serial console on this terminal
+      --timeout SECS        stop QEMU after SECS seconds (default: none)
+      --script FILE         feed FILE's lines to the console, one per prompt
+      --cpu MODEL           QEMU CPU model (default Haswell-noTSX)
+      --smp N               number of CPUs (default 1)
+      --mem MIB             memory in MiB (default 256)
+      --cmdline STR         xen-core command line (default 'loglvl=all')
+  test [FILTER]             host unit tests, then QEMU boot tests; ends with 'N passed, N failed'"
+}
+
+/// Root of the workspace (the parent of this crate's directory).
+fn workspace_root() -> PathBuf {
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    here.parent().map(PathBuf::from).unwrap_or(here)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some((cmd, rest)) = args.split_first() else {
+        eprintln!("{}", usage());
+        return ExitCode::FAILURE;
+    };
+    let result = match cmd.as_str() {
+        "build" => image::build(profile(rest)).map(|_| ()),
+        "iso" => image::build(profile(rest)).and_then(|k| image::default_iso(&k, "loglvl=all")).map(|p| {
+            println!("{}", p.display());
+        }),
+        "run" => qemu::run_command(rest),
+        "test" => tests::run(rest),
+        "help" | "--help" | "-h" => {
+            println!("{}", usage());
+            Ok(())
+        }
+        other => Err(format!("unknown command '{other}'\n{}", usage())),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn profile(args: &[String]) -> image::Profile {
+    if args.iter().any(|a| a == "--debug") { image::Profile::Debug } else { image::Profile::Release }
+}

@@ -87,7 +87,7 @@ static BSP_TABLES: BspTables = BspTables(UnsafeCell::new(PerCpuTables {
         ist: [0; 7],
         _reserved2: 0,
         _reserved3: 0,
-        iomap_base: TSS_SIZE as u16,
+        iomap_base: 0,
     },
     ist_stacks: [[0; IST_STACK_SIZE]; 3],
     ring0_stack: [0; RING0_STACK_SIZE],
@@ -119,6 +119,7 @@ fn fill(t: &mut PerCpuTables) {
     }
     t.tss.ist = ist;
     t.tss.rsp0 = stack_top(&t.ring0_stack);
+    t.tss.iomap_base = TSS_SIZE as u16;
     let tss = core::ptr::addr_of!(t.tss) as u64;
     let limit = (TSS_SIZE - 1) as u64;
     let low = (limit & 0xffff)

@@ -1,0 +1,39 @@
+//! The PV guest runtime shared by dom0 (`dom0-tools`) and every guest.
+//!
+//! It owns the guest side of Xen's boot contract: the "Xen" ELF notes that
+//! tell a domain builder how to load the kernel, the entry point that takes
+//! `start_info` in RSI, the hypercall page Xen fills, typed hypercall
+//! wrappers and a console writer over `console_io`. The target-only parts
+//! (`arch`) hold all of the crate's `unsafe`; the rest builds and tests on
+//! the host.
+#![cfg_attr(not(test), no_std)]
+
+#[cfg(target_os = "none")]
+pub mod arch;
+#[cfg(target_os = "none")]
+pub mod console;
+#[cfg(target_os = "none")]
+pub mod hypercall;
+
+pub mod notes;
+
+pub use xen_public as public;
+pub use xen_public::StartInfo;
+
+/// Define a guest kernel's entry function: `entry!(main)` where
+/// `fn main(si: &'static StartInfo) -> !`.
+#[macro_export]
+macro_rules! entry {
+    ($main:path) => {
+        /// Called by the runtime's `_start` with the domain's `start_info`.
+        #[unsafe(no_mangle)]
+        extern "C" fn pv_guest_main(si: &'static $crate::StartInfo) -> ! {
+            $main(si)
+        }
+
+        #[panic_handler]
+        fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+            $crate::console::panic(info)
+        }
+    };
+}

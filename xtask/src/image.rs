@@ -1,0 +1,131 @@
+//! Building the kernels and packing them into GRUB ISOs.
+
+use crate::env;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Which cargo profile to build the kernels with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Profile {
+    /// `--release` (the default).
+    Release,
+    /// The dev profile.
+    Debug,
+}
+
+/// Paths of the built kernel images.
+#[derive(Clone, Debug)]
+pub struct Kernels {
+    /// The hypervisor.
+    pub xen_core: PathBuf,
+    /// Domain 0.
+    pub dom0: PathBuf,
+    /// The demo guest kernel.
+    pub guest: PathBuf,
+}
+
+/// `target/xtask`, where ISOs and scratch files go.
+pub fn out_dir() -> PathBuf {
+    crate::workspace_root().join("target").join("xtask")
+}
+
+/// Build every kernel image for `x86_64-unknown-none`.
+pub fn build(profile: Profile) -> Result<Kernels, String> {
+    let root = crate::workspace_root();
+    env::ensure_rust_target(&root)?;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(&root).args(["build", "--target", "x86_64-unknown-none"]);
+    cmd.args(["-p", "xen-core", "-p", "dom0-tools", "-p", "pv-guest-kernel", "--bins"]);
+    if profile == Profile::Release {
+        cmd.arg("--release");
+    }
+    let status = cmd.status().map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !status.success() {
+        return Err("kernel build failed".into());
+    }
+    let dir = root
+        .join("target/x86_64-unknown-none")
+        .join(if profile == Profile::Release { "release" } else { "debug" });
+    Ok(Kernels { xen_core: dir.join("xen-core"), dom0: dir.join("dom0"), guest: dir.join("pv-guest-kernel") })
+}
+
+/// One `module2` line.
+#[derive(Clone, Debug)]
+pub struct Module {
+    /// File to copy into the ISO.
+    pub src: PathBuf,
+    /// Its name under `/boot`.
+    pub name: String,
+    /// Arguments after the path on the `module2` line.
+    pub args: String,
+}
+
+impl Module {
+    /// A module named `name` with no extra arguments.
+    pub fn new(src: &Path, name: &str) -> Self {
+        Module { src: src.to_path_buf(), name: name.into(), args: String::new() }
+    }
+}
+
+/// What goes on an ISO.
+#[derive(Clone, Debug)]
+pub struct IsoSpec {
+    /// ISO file name stem, unique per variant.
+    pub name: String,
+    /// The multiboot2 kernel (xen-core or Xen's xen.gz).
+    pub hypervisor: PathBuf,
+    /// Its command line.
+    pub cmdline: String,
+    /// Modules, in order (dom0 first).
+    pub modules: Vec<Module>,
+}
+
+fn grub_cfg(spec: &IsoSpec) -> String {
+    let mut cfg = String::from("set timeout=0\nset timeout_style=hidden\nmenuentry \"xen-core\" {\n");
+    cfg += &format!("    multiboot2 /boot/hypervisor {}\n", spec.cmdline);
+    for m in &spec.modules {
+        cfg += &format!("    module2 /boot/{} /boot/{} {}\n", m.name, m.name, m.args);
+    }
+    cfg += "}\n";
+    cfg
+}
+
+/// Pack an ISO with `grub-mkrescue`; returns its path.
+pub fn make_iso(spec: &IsoSpec) -> Result<PathBuf, String> {
+    env::ensure_system_tools()?;
+    let tree = out_dir().join(format!("iso-{}", spec.name));
+    let _ = fs::remove_dir_all(&tree);
+    let boot = tree.join("boot");
+    fs::create_dir_all(boot.join("grub")).map_err(|e| format!("{}: {e}", tree.display()))?;
+    let copy = |src: &Path, dst: &Path| fs::copy(src, dst).map_err(|e| format!("copy {}: {e}", src.display()));
+    copy(&spec.hypervisor, &boot.join("hypervisor"))?;
+    for m in &spec.modules {
+        copy(&m.src, &boot.join(&m.name))?;
+    }
+    fs::write(boot.join("grub/grub.cfg"), grub_cfg(spec)).map_err(|e| e.to_string())?;
+    let iso = out_dir().join(format!("{}.iso", spec.name));
+    let out = Command::new("grub-mkrescue")
+        .args(["-d", "/usr/lib/grub/i386-pc", "--locales=", "--fonts=", "--themes="])
+        .arg("--install-modules=multiboot2 normal iso9660 biosdisk part_msdos gzio")
+        .arg("-o")
+        .arg(&iso)
+        .arg(&tree)
+        .output()
+        .map_err(|e| format!("cannot run grub-mkrescue: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("grub-mkrescue failed:\n{}", String::from_utf8_lossy(&out.stderr)));
+    }
+    Ok(iso)
+}
+
+/// The standard ISO: xen-core, dom0 and the demo guest.
+pub fn default_iso(k: &Kernels, cmdline: &str) -> Result<PathBuf, String> {
+    make_iso(&IsoSpec {
+        name: "xen-core".into(),
+        hypervisor: k.xen_core.clone(),
+        cmdline: cmdline.into(),
+        modules: vec![Module::new(&k.dom0, "dom0"), Module::new(&k.guest, "guest")],
+    })
+}

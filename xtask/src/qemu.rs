@@ -1,0 +1,211 @@
+//! Booting an ISO in QEMU: serial on stdio, `isa-debug-exit` for the exit
+//! code, a pinned Intel CPU model, a timeout so a hung guest fails instead
+//! of hanging, optional scripted console input, and the boot-time figure.
+
+use crate::image;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// QEMU's exit status when the guest wrote the success value (0x10) to
+/// `isa-debug-exit`: `(0x10 << 1) | 1`.
+pub const EXIT_SUCCESS: i32 = 33;
+/// QEMU's exit status for the failure value (0x11).
+pub const EXIT_FAILURE: i32 = 35;
+
+/// How to run QEMU.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// `-cpu` model.
+    pub cpu: String,
+    /// `-smp`.
+    pub smp: u32,
+    /// `-m`, in MiB.
+    pub mem_mib: u32,
+    /// Kill QEMU after this long.
+    pub timeout: Option<Duration>,
+    /// Console input, one line per prompt.
+    pub script: Vec<String>,
+    /// Copy serial output to our stdout as it arrives.
+    pub echo: bool,
+    /// Forward our stdin to the console (when there is no script).
+    pub interactive: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            cpu: "Haswell-noTSX".into(),
+            smp: 1,
+            mem_mib: 256,
+            timeout: Some(Duration::from_secs(60)),
+            script: Vec::new(),
+            echo: false,
+            interactive: false,
+        }
+    }
+}
+
+/// What a run produced.
+#[derive(Debug)]
+pub struct Outcome {
+    /// QEMU's exit status, if it exited by itself.
+    pub exit: Option<i32>,
+    /// Whether we killed it at the timeout.
+    pub timed_out: bool,
+    /// Everything the serial port printed, `\r` removed.
+    pub output: String,
+    /// From spawning QEMU to the first hypervisor line on serial.
+    pub first_line_after: Option<Duration>,
+}
+
+/// The QEMU command line shared by every run.
+fn command(iso: &Path, o: &Options) -> Command {
+    let mut c = Command::new("qemu-system-x86_64");
+    c.args(["-display", "none", "-serial", "stdio", "-monitor", "none", "-no-reboot", "-nic", "none"]);
+    c.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
+    c.args(["-cpu", &o.cpu, "-smp", &o.smp.to_string(), "-m", &o.mem_mib.to_string()]);
+    c.arg("-cdrom").arg(iso).args(["-boot", "d"]);
+    c
+}
+
+/// Whether a serial line comes from the hypervisor (ours or Xen's), rather
+/// than from firmware or the boot loader.
+fn is_hypervisor_line(line: &str) -> bool {
+    line.contains("(XEN)") || line.contains("xen-core")
+}
+
+/// Boot `iso` and collect its serial output.
+pub fn boot(iso: &Path, o: &Options) -> Result<Outcome, String> {
+    let mut child = command(iso, o)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start qemu-system-x86_64: {e}"))?;
+    let start = Instant::now();
+    let (tx, rx) = mpsc::channel::<Vec<u8>>();
+    let mut stdout = child.stdout.take().ok_or("no stdout")?;
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut stderr = child.stderr.take().ok_or("no stderr")?;
+    let err_thread = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let mut stdin = child.stdin.take();
+    if o.interactive && o.script.is_empty() {
+        if let Some(mut qemu_in) = stdin.take() {
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 256];
+                let mut ours = std::io::stdin();
+                while let Ok(n) = ours.read(&mut buf) {
+                    if n == 0 || qemu_in.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    }
+
+    let mut out = Vec::new();
+    let mut first_line_after = None;
+    let mut last_data = Instant::now();
+    let mut script = o.script.iter();
+    let mut timed_out = false;
+    loop {
+        match rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(chunk) => {
+                if o.echo {
+                    let mut so = std::io::stdout();
+                    let _ = so.write_all(&chunk);
+                    let _ = so.flush();
+                }
+                out.extend_from_slice(&chunk);
+                last_data = Instant::now();
+                if first_line_after.is_none() {
+                    let text = String::from_utf8_lossy(&out);
+                    if text.lines().any(is_hypervisor_line) {
+                        first_line_after = Some(start.elapsed());
+                    }
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        if o.timeout.is_some_and(|t| start.elapsed() > t) {
+            let _ = child.kill();
+            timed_out = true;
+            break;
+        }
+        let at_prompt = !out.is_empty() && out.last() != Some(&b'\n');
+        if at_prompt && last_data.elapsed() > Duration::from_millis(300) {
+            if let (Some(line), Some(si)) = (script.next(), stdin.as_mut()) {
+                let _ = si.write_all(format!("{line}\n").as_bytes());
+                let _ = si.flush();
+                last_data = Instant::now();
+            }
+        }
+    }
+    let status = child.wait().map_err(|e| e.to_string())?;
+    let qemu_err = err_thread.join().unwrap_or_default();
+    let mut output = String::from_utf8_lossy(&out).replace('\r', "");
+    if !qemu_err.trim().is_empty() {
+        output.push_str("\n[qemu stderr]\n");
+        output.push_str(&qemu_err);
+    }
+    Ok(Outcome { exit: if timed_out { None } else { status.code() }, timed_out, output, first_line_after })
+}
+
+fn value<'a>(args: &mut impl Iterator<Item = &'a String>, flag: &str) -> Result<&'a String, String> {
+    args.next().ok_or_else(|| format!("{flag} needs a value"))
+}
+
+fn number<T: std::str::FromStr>(s: &str, flag: &str) -> Result<T, String> {
+    s.parse().map_err(|_| format!("{flag}: '{s}' is not a number"))
+}
+
+/// `cargo xtask run [options]`.
+pub fn run_command(args: &[String]) -> Result<(), String> {
+    let mut o = Options { echo: true, interactive: true, timeout: None, ..Options::default() };
+    let mut cmdline = String::from("loglvl=all");
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--timeout" => o.timeout = Some(Duration::from_secs(number(value(&mut it, a)?, a)?)),
+            "--cpu" => o.cpu = value(&mut it, a)?.clone(),
+            "--smp" => o.smp = number(value(&mut it, a)?, a)?,
+            "--mem" => o.mem_mib = number(value(&mut it, a)?, a)?,
+            "--cmdline" => cmdline = value(&mut it, a)?.clone(),
+            "--script" => {
+                let f = value(&mut it, a)?;
+                let text = std::fs::read_to_string(f).map_err(|e| format!("{f}: {e}"))?;
+                o.script = text.lines().map(String::from).collect();
+            }
+            other => return Err(format!("run: unknown option '{other}'")),
+        }
+    }
+    let kernels = image::build(image::Profile::Release)?;
+    let iso = image::default_iso(&kernels, &cmdline)?;
+    eprintln!("[xtask] booting {} (cpu {}, {} CPU(s), {} MiB)", iso.display(), o.cpu, o.smp, o.mem_mib);
+    let r = boot(&iso, &o)?;
+    match r.first_line_after {
+        Some(t) => eprintln!("[xtask] boot time: {:.2} s from QEMU start to the hypervisor's first serial line", t.as_secs_f64()),
+        None => eprintln!("[xtask] boot time: the hypervisor printed no line"),
+    }
+    match r.exit {
+        Some(EXIT_SUCCESS) => Ok(()),
+        _ if r.timed_out => Err(format!("stopped at the {} s timeout", o.timeout.map_or(0, |t| t.as_secs()))),
+        Some(EXIT_FAILURE) => Err("the hypervisor reported a failure (QEMU exit 35)".into()),
+        code => Err(format!("QEMU exited with {code:?}")),
+    }
+}

@@ -1,0 +1,300 @@
+//! `cargo xtask test`: host unit tests, then QEMU boot tests. Each boot
+//! test is judged by QEMU's exit code (`isa-debug-exit`) and by sentinel
+//! lines on serial, under a timeout, so a hung guest fails rather than hangs.
+
+use crate::image::{self, IsoSpec, Kernels, Module};
+use crate::qemu::{self, EXIT_FAILURE, EXIT_SUCCESS};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Pass/fail tally.
+#[derive(Default)]
+struct Tally {
+    passed: usize,
+    failed: usize,
+    failures: Vec<String>,
+}
+
+impl Tally {
+    fn record(&mut self, name: &str, ok: bool) {
+        if ok {
+            self.passed += 1;
+        } else {
+            self.failed += 1;
+            self.failures.push(name.to_string());
+        }
+    }
+}
+
+/// Which modules a boot test hands GRUB.
+#[derive(Clone, Copy, Debug)]
+enum Modules {
+    /// dom0 and the demo guest.
+    Standard,
+    /// No module2 line at all.
+    None,
+    /// dom0 with its ELF magic broken.
+    BadMagic,
+    /// dom0 cut to 200 bytes: program headers run past the end.
+    Truncated,
+    /// A valid x86_64 ELF without Xen notes (xen-core itself).
+    NotPv,
+    /// dom0 with a note size that runs past its segment.
+    BadNote,
+}
+
+/// One boot test.
+struct BootTest {
+    name: &'static str,
+    cmdline: &'static str,
+    modules: Modules,
+    mem_mib: u32,
+    smp: u32,
+    exit: i32,
+    expect: &'static [&'static str],
+    forbid: &'static [&'static str],
+}
+
+const fn boot(name: &'static str, cmdline: &'static str, exit: i32, expect: &'static [&'static str]) -> BootTest {
+    BootTest { name, cmdline, modules: Modules::Standard, mem_mib: 256, smp: 1, exit, expect, forbid: &[] }
+}
+
+const BANNER: &str = "xen-core 0.1.0 (Xen ABI 4.17, x86_64) starting";
+const COMPLETE: &str = "boot complete: managing";
+
+fn boot_tests() -> Vec<BootTest> {
+    vec![
+        BootTest {
+            forbid: &["WARNING", "Panic"],
+            ..boot("boot_ok", "loglvl=all", EXIT_SUCCESS, &[BANNER, "Physical RAM map:", "Frame allocator:", COMPLETE])
+        },
+        BootTest { smp: 2, forbid: &["Panic"], ..boot("boot_smp2", "loglvl=all", EXIT_SUCCESS, &[BANNER, COMPLETE]) },
+        BootTest {
+            mem_mib: 2048,
+            ..boot("boot_2g_directmap", "loglvl=all", EXIT_SUCCESS, &["direct map of 2048 MiB", COMPLETE])
+        },
+        BootTest {
+            forbid: &["Physical RAM map", "Frame allocator"],
+            ..boot("loglvl_warning_hides_info", "loglvl=warning", EXIT_SUCCESS, &[BANNER, COMPLETE])
+        },
+        boot(
+            "unknown_option_is_a_warning",
+            "loglvl=all frobnicate=1",
+            EXIT_SUCCESS,
+            &["WARNING: unknown command-line option 'frobnicate=1' ignored", COMPLETE],
+        ),
+        boot(
+            "bad_option_value_is_a_warning",
+            "loglvl=loud",
+            EXIT_SUCCESS,
+            &["WARNING: bad value in command-line option 'loglvl=loud' ignored", COMPLETE],
+        ),
+        BootTest {
+            modules: Modules::None,
+            ..boot("no_modules", "", EXIT_FAILURE, &["Panic on CPU 0: no dom0 kernel: the boot loader passed no modules"])
+        },
+        BootTest {
+            modules: Modules::BadMagic,
+            ..boot("corrupt_elf_bad_magic", "", EXIT_FAILURE, &["is not a valid ELF image: bad ELF magic"])
+        },
+        BootTest {
+            modules: Modules::Truncated,
+            ..boot("corrupt_elf_truncated", "", EXIT_FAILURE, &["is not a valid ELF image: program headers out of bounds"])
+        },
+        BootTest {
+            modules: Modules::NotPv,
+            ..boot("dom0_without_xen_notes", "", EXIT_FAILURE, &["is not a Xen PV kernel: it has no Xen ELF notes"])
+        },
+        BootTest {
+            modules: Modules::BadNote,
+            ..boot("dom0_malformed_xen_note", "", EXIT_FAILURE, &["has bad Xen ELF notes: malformed ELF note"])
+        },
+        BootTest {
+            mem_mib: 16,
+            ..boot("too_little_memory", "", EXIT_FAILURE, &["Panic on CPU 0: not enough memory:", "needs at least 24 MiB"])
+        },
+        boot(
+            "selftest_page_fault",
+            "selftest=pf",
+            EXIT_FAILURE,
+            &["FATAL TRAP: vector 14 (#PF page fault)", "CR2:    00000000deadb000", "RIP:    e008:[<ffff82d0"],
+        ),
+        boot("selftest_invalid_opcode", "selftest=ud", EXIT_FAILURE, &["FATAL TRAP: vector 6 (#UD invalid opcode)", "rax:"]),
+        boot("selftest_general_protection", "selftest=gp", EXIT_FAILURE, &["FATAL TRAP: vector 13 (#GP general protection)"]),
+        boot(
+            "selftest_double_fault_on_ist",
+            "selftest=df",
+            EXIT_FAILURE,
+            &["FATAL TRAP: vector 8 (#DF double fault)", "Panic on CPU 0: FATAL TRAP: vector 8 (#DF)"],
+        ),
+    ]
+}
+
+fn scratch(name: &str, bytes: &[u8]) -> Result<PathBuf, String> {
+    let p = image::out_dir().join(name);
+    std::fs::create_dir_all(image::out_dir()).map_err(|e| e.to_string())?;
+    std::fs::write(&p, bytes).map_err(|e| format!("{}: {e}", p.display()))?;
+    Ok(p)
+}
+
+/// Break the descsz of the first "Xen" note (GUEST_OS, type 6).
+fn break_first_note(mut elf: Vec<u8>) -> Result<Vec<u8>, String> {
+    let pat = b"\x06\x00\x00\x00Xen\x00";
+    let at = elf.windows(pat.len()).position(|w| w == pat).ok_or("dom0 has no GUEST_OS note")?;
+    elf[at - 4..at].copy_from_slice(&0xfff0u32.to_le_bytes());
+    Ok(elf)
+}
+
+fn modules_for(kind: Modules, k: &Kernels) -> Result<Vec<Module>, String> {
+    let dom0 = || std::fs::read(&k.dom0).map_err(|e| format!("{}: {e}", k.dom0.display()));
+    let one = |p: PathBuf| Ok(vec![Module::new(&p, "dom0")]);
+    match kind {
+        Modules::Standard => Ok(vec![Module::new(&k.dom0, "dom0"), Module::new(&k.guest, "guest")]),
+        Modules::None => Ok(vec![]),
+        Modules::BadMagic => {
+            let mut b = dom0()?;
+            b[1..4].copy_from_slice(b"XYZ");
+            one(scratch("dom0-bad-magic", &b)?)
+        }
+        Modules::Truncated => one(scratch("dom0-truncated", &dom0()?[..200])?),
+        Modules::NotPv => Ok(vec![Module::new(&k.xen_core, "dom0")]),
+        Modules::BadNote => one(scratch("dom0-bad-note", &break_first_note(dom0()?)?)?),
+    }
+}
+
+/// Run one boot test; returns whether it passed.
+fn run_boot_test(t: &BootTest, k: &Kernels) -> Result<bool, String> {
+    let spec = IsoSpec {
+        name: format!("test-{}", t.name),
+        hypervisor: k.xen_core.clone(),
+        cmdline: t.cmdline.into(),
+        modules: modules_for(t.modules, k)?,
+    };
+    let iso = image::make_iso(&spec)?;
+    let opts = qemu::Options { smp: t.smp, mem_mib: t.mem_mib, timeout: Some(Duration::from_secs(60)), ..Default::default() };
+    let started = Instant::now();
+    let r = qemu::boot(&iso, &opts)?;
+    let mut problems = Vec::new();
+    if r.timed_out {
+        problems.push("timed out (hung guest)".to_string());
+    } else if r.exit != Some(t.exit) {
+        problems.push(format!("QEMU exit {:?}, expected {}", r.exit, t.exit));
+    }
+    for e in t.expect {
+        if !r.output.contains(e) {
+            problems.push(format!("missing line: {e}"));
+        }
+    }
+    for f in t.forbid {
+        if r.output.contains(f) {
+            problems.push(format!("unexpected text: {f}"));
+        }
+    }
+    let panics = r.output.matches("Panic on CPU").count();
+    if t.exit == EXIT_FAILURE && panics != 1 {
+        problems.push(format!("{panics} panic lines, expected exactly one"));
+    }
+    let secs = started.elapsed().as_secs_f64();
+    if problems.is_empty() {
+        println!("boot test {:<34} ok ({secs:.1} s)", t.name);
+        return Ok(true);
+    }
+    println!("boot test {:<34} FAILED ({secs:.1} s)", t.name);
+    for p in &problems {
+        println!("    {p}");
+    }
+    println!("    --- serial output (last 40 lines) ---");
+    let lines: Vec<&str> = r.output.lines().collect();
+    for l in &lines[lines.len().saturating_sub(40)..] {
+        println!("    | {l}");
+    }
+    Ok(false)
+}
+
+/// Parse cargo test's "test result:" lines.
+fn count_results(output: &str) -> (usize, usize) {
+    let mut passed = 0;
+    let mut failed = 0;
+    for line in output.lines().filter(|l| l.starts_with("test result:")) {
+        let num = |word: &str| {
+            line.split(';')
+                .find(|p| p.trim_end().ends_with(word))
+                .and_then(|p| p.split_whitespace().rev().nth(1)?.parse::<usize>().ok())
+                .unwrap_or(0)
+        };
+        passed += num("passed");
+        failed += num("failed");
+    }
+    (passed, failed)
+}
+
+fn unit_tests(tally: &mut Tally) -> Result<(), String> {
+    println!("== host unit tests (cargo test --workspace)");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .current_dir(crate::workspace_root())
+        .args(["test", "--workspace", "--quiet"])
+        .output()
+        .map_err(|e| format!("cannot run cargo test: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (p, f) = count_results(&text);
+    tally.passed += p;
+    tally.failed += f;
+    if !out.status.success() && f == 0 {
+        // Did not compile, or crashed: count it as one failure.
+        tally.record("cargo test", false);
+        println!("{}", String::from_utf8_lossy(&out.stderr));
+    }
+    if f > 0 {
+        println!("{text}");
+        tally.failures.push(format!("{f} unit test(s)"));
+    }
+    println!("host unit tests: {p} passed, {f} failed");
+    Ok(())
+}
+
+/// `cargo xtask test [FILTER]`.
+pub fn run(args: &[String]) -> Result<(), String> {
+    let filter = args.first().map(String::as_str).unwrap_or("");
+    crate::env::ensure_system_tools()?;
+    let mut tally = Tally::default();
+    if filter.is_empty() {
+        unit_tests(&mut tally)?;
+    }
+    let kernels = image::build(image::Profile::Release)?;
+    println!("== boot tests (QEMU, -cpu Haswell-noTSX, 60 s timeout each)");
+    for t in boot_tests().iter().filter(|t| t.name.contains(filter)) {
+        let ok = run_boot_test(t, &kernels).unwrap_or_else(|e| {
+            println!("boot test {:<34} ERROR: {e}", t.name);
+            false
+        });
+        tally.record(t.name, ok);
+    }
+    if !tally.failures.is_empty() {
+        println!("failed: {}", tally.failures.join(", "));
+    }
+    println!("{} passed, {} failed", tally.passed, tally.failed);
+    if tally.failed > 0 { Err("some tests failed".into()) } else { Ok(()) }
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+
+    #[test]
+    fn counts_cargo_test_summaries() {
+        let out = "running 3 tests\n...\ntest result: ok. 3 passed; 0 failed; 0 ignored\n\
+                   test result: FAILED. 5 passed; 2 failed; 1 ignored; 0 measured\n";
+        assert_eq!(count_results(out), (8, 2));
+    }
+
+    #[test]
+    fn boot_test_names_are_unique() {
+        let tests = boot_tests();
+        let mut names: Vec<_> = tests.iter().map(|t| t.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), tests.len());
+    }
+}
