@@ -68,12 +68,11 @@ impl<'a> FrameAllocator<'a> {
     pub fn add_range(&mut self, r: Range) -> u64 {
         let mut added = 0;
         for mfn in (r.start >> 12)..(r.end >> 12) {
-            if let Some(i) = self.index(Mfn(mfn)) {
-                if !self.is_free_index(i) {
+            if let Some(i) = self.index(Mfn(mfn))
+                && !self.is_free_index(i) {
                     self.bits[(i / 64) as usize] |= 1 << (i % 64);
                     added += 1;
                 }
-            }
         }
         self.free_frames += added;
         self.hint = 0;
@@ -219,7 +218,7 @@ mod tests {
         let mut s: u64 = 12345;
         for _ in 0..20_000 {
             s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            if (s >> 33) % 3 != 0 {
+            if !(s >> 33).is_multiple_of(3) {
                 if let Some(f) = a.alloc() {
                     assert!(held.insert(f), "frame {f:?} handed out twice");
                 }
