@@ -7,6 +7,7 @@
 #![cfg_attr(not(test), no_std)]
 
 pub mod boot;
+pub mod domain;
 pub mod mm;
 pub mod version;
 

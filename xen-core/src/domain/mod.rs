@@ -1,0 +1,5 @@
+//! Domains: their initial layout, their page tables as the builder makes
+//! them, and (on the target) the live domain and vCPU state.
+
+pub mod layout;
+pub mod pagetable;
