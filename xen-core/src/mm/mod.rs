@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 pub mod frame_alloc;
+pub mod guest_walk;
 pub mod memmap;
 
 /// A machine frame number: a physical address shifted right by 12.

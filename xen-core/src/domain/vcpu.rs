@@ -1,0 +1,540 @@
+//! A PV vCPU's architectural state and the rules that change it: trap
+//! bounces onto the guest kernel stack, `iret`, syscall bounces from guest
+//! user mode, and the sanitising of every value that reaches the hardware.
+//!
+//! Pure logic over the [`GuestStack`] trait, so host tests cover Xen's frame
+//! layout. Invariants: a vCPU always runs in ring 3 with the flat ring-3
+//! selectors, IF set and IOPL 0; its RIP and RSP are canonical whenever it
+//! is resumed; a bounce either completes or reports why the domain must
+//! crash, leaving the registers untouched.
+
+/// `FLAT_KERNEL_CS64` / `FLAT_USER_CS64`.
+pub const FLAT_CS64: u64 = 0xe033;
+/// `FLAT_KERNEL_SS64` / `FLAT_USER_SS64`.
+pub const FLAT_SS64: u64 = 0xe02b;
+
+/// RFLAGS bits.
+pub mod rflags {
+    /// Trap flag.
+    pub const TF: u64 = 1 << 8;
+    /// Interrupt enable.
+    pub const IF: u64 = 1 << 9;
+    /// Direction flag.
+    pub const DF: u64 = 1 << 10;
+    /// I/O privilege level.
+    pub const IOPL: u64 = 3 << 12;
+    /// Nested task.
+    pub const NT: u64 = 1 << 14;
+    /// Resume flag.
+    pub const RF: u64 = 1 << 16;
+    /// Virtual-8086 mode.
+    pub const VM: u64 = 1 << 17;
+    /// Alignment check.
+    pub const AC: u64 = 1 << 18;
+}
+
+/// Saved registers of a vCPU, in the order the entry stubs push them
+/// (Xen's `cpu_user_regs`, lowest address first).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub struct CpuUserRegs {
+    pub r15: u64,
+    pub r14: u64,
+    pub r13: u64,
+    pub r12: u64,
+    pub r11: u64,
+    pub r10: u64,
+    pub r9: u64,
+    pub r8: u64,
+    pub rbp: u64,
+    pub rdi: u64,
+    pub rsi: u64,
+    pub rdx: u64,
+    pub rcx: u64,
+    pub rbx: u64,
+    pub rax: u64,
+    /// Entry vector (exceptions) or [`ENTRY_SYSCALL`].
+    pub entry_vector: u64,
+    /// Error code, or 0.
+    pub error_code: u64,
+    pub rip: u64,
+    pub cs: u64,
+    pub rflags: u64,
+    pub rsp: u64,
+    pub ss: u64,
+}
+
+/// `entry_vector` of a frame built by the SYSCALL entry.
+pub const ENTRY_SYSCALL: u64 = 0x100;
+
+/// One `trap_info` entry: `{u8 vector; u8 flags; u16 cs; u64 address}`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TrapInfo {
+    /// Vector.
+    pub vector: u8,
+    /// Bits 0-1: DPL; bit 2: clear the event mask (TI_GET_IF).
+    pub flags: u8,
+    /// Code selector (ignored for 64-bit guests).
+    pub cs: u16,
+    /// Handler address; 0 means none.
+    pub address: u64,
+}
+
+impl TrapInfo {
+    /// The DPL a software `int` needs.
+    pub fn dpl(&self) -> u8 {
+        self.flags & 3
+    }
+
+    /// Whether entering the handler masks event upcalls.
+    pub fn masks_events(&self) -> bool {
+        self.flags & 4 != 0
+    }
+}
+
+/// Whether an address is canonical (48-bit virtual addresses).
+pub fn is_canonical(va: u64) -> bool {
+    let top = (va as i64) >> 47;
+    top == 0 || top == -1
+}
+
+/// Whether a guest stack pointer lies outside the hypervisor's range, as
+/// Xen's `create_bounce_frame` checks it.
+pub fn stack_ok(rsp: u64) -> bool {
+    const START: u64 = 0xffff_8000_0000_0000;
+    const END: u64 = 0xffff_8800_0000_0000;
+    rsp <= START || rsp >= END + 8 * 8
+}
+
+/// Writes and reads a bounce frame on the guest's stack.
+pub trait GuestStack {
+    /// Store `words` at guest virtual `va` (increasing addresses).
+    fn write(&mut self, va: u64, words: &[u64]) -> Result<(), ()>;
+    /// Load `words.len()` words from guest virtual `va`.
+    fn read(&mut self, va: u64, words: &mut [u64]) -> Result<(), ()>;
+}
+
+/// Why a bounce or `iret` crashes the domain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Crash {
+    /// No handler registered for the vector.
+    NoHandler(u8),
+    /// The guest kernel stack is in the hypervisor's range.
+    BadStack(u64),
+    /// Writing the frame faulted (unmapped or read-only stack).
+    FaultWritingFrame(u64),
+    /// The handler address or the return address is not canonical.
+    NonCanonical(u64),
+    /// `iret`'s frame could not be read.
+    FaultReadingIret(u64),
+    /// `iret` to user mode without user page tables.
+    NoUserPageTables,
+}
+
+/// The guest-visible part of a vCPU's state.
+#[derive(Clone, Copy, Debug)]
+pub struct PvVcpu {
+    /// The guest's trap table (`set_trap_table`).
+    pub traps: [TrapInfo; 256],
+    /// Event callback (`CALLBACKTYPE_event`).
+    pub event_callback: u64,
+    /// Failsafe callback.
+    pub failsafe_callback: u64,
+    /// Syscall callback: where user-mode SYSCALL goes.
+    pub syscall_callback: u64,
+    /// Whether the syscall callback masks events (CALLBACKF_mask_events).
+    pub syscall_masks_events: bool,
+    /// Kernel stack for bounces from user mode (`stack_switch`).
+    pub kernel_sp: u64,
+    /// Kernel stack segment (`stack_switch`).
+    pub kernel_ss: u64,
+    /// Whether the vCPU is in guest kernel mode.
+    pub kernel_mode: bool,
+    /// `evtchn_upcall_mask` mirror: the hypervisor keeps this in the shared
+    /// info page; bounces read and update it through the caller.
+    pub upcall_mask: bool,
+    /// Whether user page tables exist (NEW_USER_BASEPTR).
+    pub has_user_table: bool,
+}
+
+impl Default for PvVcpu {
+    fn default() -> Self {
+        PvVcpu {
+            traps: [TrapInfo::default(); 256],
+            event_callback: 0,
+            failsafe_callback: 0,
+            syscall_callback: 0,
+            syscall_masks_events: false,
+            kernel_sp: 0,
+            kernel_ss: FLAT_SS64,
+            kernel_mode: true,
+            upcall_mask: true,
+            has_user_table: false,
+        }
+    }
+}
+
+/// A bounce to deliver.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bounce {
+    /// Handler address.
+    pub eip: u64,
+    /// Error code to push, if any.
+    pub error_code: Option<u64>,
+    /// Mask events on entry.
+    pub mask_events: bool,
+    /// Clear DF in the saved flags' successor (syscall bounce).
+    pub clear_df: bool,
+}
+
+/// Sanitise flags for ring 3: IF set, IOPL and VM clear.
+pub fn guest_rflags(f: u64) -> u64 {
+    (f & !(rflags::IOPL | rflags::VM)) | rflags::IF
+}
+
+impl PvVcpu {
+    /// Build Xen's bounce frame on the guest kernel stack and point the
+    /// registers at the handler. On `Err` nothing changed.
+    pub fn bounce(&mut self, regs: &mut CpuUserRegs, b: Bounce, stack: &mut impl GuestStack) -> Result<(), Crash> {
+        if b.eip == 0 {
+            return Err(Crash::NoHandler(regs.entry_vector as u8));
+        }
+        if !is_canonical(b.eip) {
+            return Err(Crash::NonCanonical(b.eip));
+        }
+        let from_user = !self.kernel_mode;
+        let mut cs = regs.cs & 0xffff;
+        let sp = if from_user {
+            self.kernel_sp
+        } else {
+            cs &= !3; // Kernel context shows RPL 0 to the guest.
+            regs.rsp
+        };
+        let sp = sp & !0xf;
+        if !stack_ok(sp) {
+            return Err(Crash::BadStack(sp));
+        }
+        let saved_mask = self.upcall_mask;
+        let mut flags = regs.rflags & !(rflags::IF | rflags::IOPL);
+        if !saved_mask {
+            flags |= rflags::IF;
+        }
+        let cs_slot = cs | (u64::from(saved_mask) << 32);
+        let mut frame = [0u64; 8];
+        let words: &[u64] = match b.error_code {
+            Some(ec) => {
+                frame = [regs.rcx, regs.r11, ec, regs.rip, cs_slot, flags, regs.rsp, regs.ss];
+                &frame
+            }
+            None => {
+                frame[..7].copy_from_slice(&[regs.rcx, regs.r11, regs.rip, cs_slot, flags, regs.rsp, regs.ss]);
+                &frame[..7]
+            }
+        };
+        let base = sp.wrapping_sub(words.len() as u64 * 8);
+        stack.write(base, words).map_err(|_| Crash::FaultWritingFrame(base))?;
+
+        self.kernel_mode = true;
+        if b.mask_events {
+            self.upcall_mask = true;
+        }
+        regs.entry_vector |= ENTRY_SYSCALL;
+        regs.rflags &= !(rflags::AC | rflags::VM | rflags::RF | rflags::NT | rflags::TF);
+        if b.clear_df {
+            regs.rflags &= !rflags::DF;
+        }
+        regs.rflags = guest_rflags(regs.rflags);
+        regs.ss = FLAT_SS64;
+        regs.rsp = base;
+        regs.cs = FLAT_CS64;
+        regs.rip = b.eip;
+        Ok(())
+    }
+
+    /// The bounce for a hardware exception, per the trap table. Page-fault
+    /// error codes get their user bit from the guest's mode.
+    pub fn exception_bounce(&self, vector: u8, error_code: Option<u64>) -> Bounce {
+        let ti = self.traps[vector as usize];
+        let error_code = error_code.map(|ec| {
+            if vector == 14 {
+                (ec & !4) | if self.kernel_mode { 0 } else { 4 }
+            } else {
+                ec
+            }
+        });
+        Bounce { eip: ti.address, error_code, mask_events: ti.masks_events(), clear_df: false }
+    }
+
+    /// Whether a software `int vector` from the current mode is allowed by
+    /// the trap table (Xen's `permit_softint`).
+    pub fn permits_softint(&self, vector: u8) -> bool {
+        let need = if self.kernel_mode { 1 } else { 3 };
+        self.traps[vector as usize].dpl() >= need
+    }
+
+    /// The bounce for SYSCALL from guest user mode. With no callback the
+    /// guest gets #UD at the syscall instruction, as on Xen.
+    pub fn syscall_bounce(&self, regs: &mut CpuUserRegs) -> Bounce {
+        if self.syscall_callback == 0 {
+            regs.rip = regs.rip.wrapping_sub(2);
+            regs.entry_vector = 6;
+            let ud = self.traps[6];
+            return Bounce { eip: ud.address, error_code: None, mask_events: ud.masks_events(), clear_df: false };
+        }
+        Bounce { eip: self.syscall_callback, error_code: None, mask_events: self.syscall_masks_events, clear_df: true }
+    }
+
+    /// The `iret` hypercall: pop Xen's `iret_context` from the guest stack
+    /// and resume where it says. Returns the guest's saved RAX, which becomes
+    /// the hypercall's "result".
+    pub fn iret(&mut self, regs: &mut CpuUserRegs, stack: &mut impl GuestStack) -> Result<u64, Crash> {
+        // {rax, r11, rcx, flags, rip, cs, rflags, rsp, ss}
+        let mut ctx = [0u64; 9];
+        stack.read(regs.rsp, &mut ctx).map_err(|_| Crash::FaultReadingIret(regs.rsp))?;
+        let [rax, r11, rcx, flags, rip, cs, rf, rsp, _ss] = ctx;
+        if !is_canonical(rip) || !is_canonical(rsp) {
+            return Err(Crash::NonCanonical(rip));
+        }
+        let to_user = cs & 3 == 3;
+        if to_user && !self.has_user_table {
+            return Err(Crash::NoUserPageTables);
+        }
+        if to_user {
+            self.kernel_mode = false;
+        }
+        regs.rip = rip;
+        regs.cs = FLAT_CS64;
+        regs.rflags = guest_rflags(rf);
+        regs.rsp = rsp;
+        regs.ss = FLAT_SS64;
+        const VGCF_IN_SYSCALL: u64 = 1 << 8;
+        if flags & VGCF_IN_SYSCALL == 0 {
+            regs.r11 = r11;
+            regs.rcx = rcx;
+        }
+        self.upcall_mask = rf & rflags::IF == 0;
+        Ok(rax)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    /// Guest memory: writable words in [lo, hi).
+    struct Stack {
+        lo: u64,
+        hi: u64,
+        mem: BTreeMap<u64, u64>,
+    }
+
+    impl Stack {
+        fn new(lo: u64, hi: u64) -> Self {
+            Stack { lo, hi, mem: BTreeMap::new() }
+        }
+        fn at(&self, va: u64) -> u64 {
+            self.mem[&va]
+        }
+    }
+
+    impl GuestStack for Stack {
+        fn write(&mut self, va: u64, words: &[u64]) -> Result<(), ()> {
+            if va < self.lo || va + words.len() as u64 * 8 > self.hi {
+                return Err(());
+            }
+            for (i, w) in words.iter().enumerate() {
+                self.mem.insert(va + 8 * i as u64, *w);
+            }
+            Ok(())
+        }
+        fn read(&mut self, va: u64, words: &mut [u64]) -> Result<(), ()> {
+            for (i, w) in words.iter_mut().enumerate() {
+                *w = *self.mem.get(&(va + 8 * i as u64)).ok_or(())?;
+            }
+            Ok(())
+        }
+    }
+
+    fn kernel_regs() -> CpuUserRegs {
+        CpuUserRegs {
+            rip: 0xffff_ffff_8000_1234,
+            cs: FLAT_CS64,
+            rflags: rflags::IF | 0x2 | rflags::TF,
+            rsp: 0xffff_ffff_8000_8008,
+            ss: FLAT_SS64,
+            rcx: 0xc,
+            r11: 0x11,
+            entry_vector: 14,
+            ..Default::default()
+        }
+    }
+
+    fn vcpu_with_pf_handler() -> PvVcpu {
+        let mut v = PvVcpu::default();
+        v.traps[14] = TrapInfo { vector: 14, flags: 0, cs: 0xe033, address: 0xffff_ffff_8000_2000 };
+        v.upcall_mask = false;
+        v
+    }
+
+    #[test]
+    fn exception_frame_matches_xen_layout_in_kernel_mode() {
+        // ABI: bounce frame {RCX, R11, ERRCODE, RIP, CS, RFLAGS, RSP, SS}, 16-byte aligned,
+        // CS RPL cleared in kernel context, saved upcall mask in CS bits 32-39.
+        let mut v = vcpu_with_pf_handler();
+        let mut regs = kernel_regs();
+        let mut st = Stack::new(0xffff_ffff_8000_0000, 0xffff_ffff_8001_0000);
+        let b = v.exception_bounce(14, Some(0x7));
+        v.bounce(&mut regs, b, &mut st).unwrap();
+        let base = 0xffff_ffff_8000_8000 - 8 * 8;
+        assert_eq!(regs.rsp, base);
+        let words: Vec<u64> = (0..8).map(|i| st.at(base + 8 * i)).collect();
+        assert_eq!(words, [0xc, 0x11, 0x3, 0xffff_ffff_8000_1234, 0xe030, rflags::IF | 0x2 | rflags::TF, 0xffff_ffff_8000_8008, FLAT_SS64]);
+        assert_eq!(regs.rip, 0xffff_ffff_8000_2000);
+        assert_eq!(regs.cs, FLAT_CS64);
+        assert_eq!(regs.rflags & rflags::TF, 0, "TF cleared on trap");
+        assert_ne!(regs.rflags & rflags::IF, 0, "hardware IF always on");
+    }
+
+    #[test]
+    fn page_fault_error_code_user_bit_follows_guest_mode() {
+        let mut v = vcpu_with_pf_handler();
+        assert_eq!(v.exception_bounce(14, Some(0x6)).error_code, Some(0x2));
+        v.kernel_mode = false;
+        assert_eq!(v.exception_bounce(14, Some(0x2)).error_code, Some(0x6));
+    }
+
+    #[test]
+    fn masked_upcalls_are_saved_in_cs_and_flags() {
+        let mut v = vcpu_with_pf_handler();
+        v.upcall_mask = true;
+        v.traps[14].flags = 4; // handler wants events masked
+        let mut regs = kernel_regs();
+        let mut st = Stack::new(0xffff_ffff_8000_0000, 0xffff_ffff_8001_0000);
+        v.bounce(&mut regs, v.exception_bounce(14, Some(0)), &mut st).unwrap();
+        let base = regs.rsp;
+        assert_eq!(st.at(base + 32) >> 32, 1, "saved upcall mask");
+        assert_eq!(st.at(base + 40) & rflags::IF, 0, "saved IF reflects the mask");
+        assert!(v.upcall_mask);
+    }
+
+    #[test]
+    fn no_handler_crashes_and_leaves_registers_alone() {
+        let mut v = PvVcpu::default();
+        let mut regs = kernel_regs();
+        let before = regs;
+        let mut st = Stack::new(0, u64::MAX);
+        let b = v.exception_bounce(6, None);
+        assert_eq!(v.bounce(&mut regs, b, &mut st), Err(Crash::NoHandler(14)));
+        assert_eq!(regs, before);
+    }
+
+    #[test]
+    fn fault_while_delivering_crashes() {
+        // The guest's stack is unmapped: the frame cannot be written.
+        let mut v = vcpu_with_pf_handler();
+        let mut regs = kernel_regs();
+        let before = regs;
+        let mut st = Stack::new(0, 0x1000);
+        let b = v.exception_bounce(14, Some(2));
+        assert!(matches!(v.bounce(&mut regs, b, &mut st), Err(Crash::FaultWritingFrame(_))));
+        assert_eq!(regs, before);
+    }
+
+    #[test]
+    fn stack_in_hypervisor_range_crashes() {
+        let mut v = vcpu_with_pf_handler();
+        let mut regs = kernel_regs();
+        regs.rsp = 0xffff_8300_0000_1000;
+        let mut st = Stack::new(0, u64::MAX);
+        assert!(matches!(v.bounce(&mut regs, v.exception_bounce(14, Some(0)), &mut st), Err(Crash::BadStack(_))));
+    }
+
+    #[test]
+    fn user_mode_syscall_bounces_to_the_callback_on_the_kernel_stack() {
+        // ABI: SYSCALL from guest user mode goes to the syscall callback, frame
+        // {RCX, R11, RIP, CS, RFLAGS, RSP, SS} on the stack_switch stack, DF cleared.
+        let mut v = PvVcpu { kernel_mode: false, kernel_sp: 0xffff_ffff_8000_9000, syscall_callback: 0xffff_ffff_8000_3000, ..Default::default() };
+        let mut regs = CpuUserRegs {
+            rip: 0x40_1002,
+            rcx: 0x40_1002,
+            r11: rflags::IF | rflags::DF | 2,
+            rflags: rflags::IF | rflags::DF | 2,
+            cs: FLAT_CS64,
+            ss: FLAT_SS64,
+            rsp: 0x7fff_0000,
+            entry_vector: ENTRY_SYSCALL,
+            ..Default::default()
+        };
+        let mut st = Stack::new(0xffff_ffff_8000_0000, 0xffff_ffff_8001_0000);
+        let b = v.syscall_bounce(&mut regs);
+        v.bounce(&mut regs, b, &mut st).unwrap();
+        assert!(v.kernel_mode);
+        assert_eq!(regs.rip, 0xffff_ffff_8000_3000);
+        assert_eq!(regs.rsp, 0xffff_ffff_8000_9000 - 7 * 8);
+        assert_eq!(st.at(regs.rsp + 16), 0x40_1002, "user RIP");
+        assert_eq!(st.at(regs.rsp + 24) & 3, 3, "user CS keeps RPL 3");
+        assert_eq!(st.at(regs.rsp + 40), 0x7fff_0000, "user RSP");
+        assert_eq!(regs.rflags & rflags::DF, 0);
+    }
+
+    #[test]
+    fn syscall_without_callback_is_ud_at_the_instruction() {
+        let mut v = PvVcpu { kernel_mode: false, ..Default::default() };
+        v.traps[6].address = 0xffff_ffff_8000_4000;
+        let mut regs = CpuUserRegs { rip: 0x1002, ..Default::default() };
+        let b = v.syscall_bounce(&mut regs);
+        assert_eq!(regs.rip, 0x1000);
+        assert_eq!(b.eip, 0xffff_ffff_8000_4000);
+    }
+
+    #[test]
+    fn iret_restores_the_context_and_the_event_mask() {
+        // ABI: iret_context {rax, r11, rcx, flags, rip, cs, rflags, rsp, ss}.
+        let mut v = PvVcpu { upcall_mask: true, ..Default::default() };
+        let mut st = Stack::new(0, u64::MAX);
+        let sp = 0xffff_ffff_8000_7000;
+        st.write(sp, &[0xaa, 0x11, 0xcc, 0, 0xffff_ffff_8000_1000, 0xe030, rflags::IF | rflags::IOPL, 0xffff_ffff_8000_8000, 0xe02b]).unwrap();
+        let mut regs = CpuUserRegs { rsp: sp, ..Default::default() };
+        assert_eq!(v.iret(&mut regs, &mut st), Ok(0xaa));
+        assert_eq!(regs.rip, 0xffff_ffff_8000_1000);
+        assert_eq!(regs.cs, FLAT_CS64, "forced to ring 3");
+        assert_eq!(regs.rflags & rflags::IOPL, 0);
+        assert_eq!((regs.rcx, regs.r11), (0xcc, 0x11));
+        assert!(!v.upcall_mask, "IF in the frame unmasks events");
+        assert!(v.kernel_mode, "RPL 0 in the frame stays in kernel mode");
+    }
+
+    #[test]
+    fn iret_to_user_needs_user_page_tables() {
+        let mut v = PvVcpu::default();
+        let mut st = Stack::new(0, u64::MAX);
+        st.write(0x1000, &[0, 0, 0, 0, 0x40_0000, 0xe033, rflags::IF, 0x7000, 0xe02b]).unwrap();
+        let mut regs = CpuUserRegs { rsp: 0x1000, ..Default::default() };
+        assert_eq!(v.iret(&mut regs, &mut st), Err(Crash::NoUserPageTables));
+        v.has_user_table = true;
+        assert!(v.iret(&mut regs, &mut st).is_ok());
+        assert!(!v.kernel_mode);
+    }
+
+    #[test]
+    fn iret_to_a_non_canonical_rip_crashes() {
+        let mut v = PvVcpu::default();
+        let mut st = Stack::new(0, u64::MAX);
+        st.write(0x1000, &[0, 0, 0, 0, 0x8000_0000_0000_0000, 0xe030, rflags::IF, 0x7000, 0xe02b]).unwrap();
+        let mut regs = CpuUserRegs { rsp: 0x1000, ..Default::default() };
+        assert!(matches!(v.iret(&mut regs, &mut st), Err(Crash::NonCanonical(_))));
+    }
+
+    #[test]
+    fn softint_permission_follows_dpl_and_mode() {
+        let mut v = PvVcpu::default();
+        v.traps[0x80].flags = 3;
+        v.traps[0x20].flags = 1;
+        assert!(v.permits_softint(0x80) && v.permits_softint(0x20));
+        v.kernel_mode = false;
+        assert!(v.permits_softint(0x80) && !v.permits_softint(0x20));
+    }
+}

@@ -1,0 +1,151 @@
+//! Software walks of a guest's page tables, for copying hypercall arguments
+//! to and from guest virtual memory.
+//!
+//! The hypervisor never dereferences a guest pointer directly: it walks the
+//! guest's tables (read through [`PhysRead`]), requires present and user
+//! access at every level (and writable for writes), refuses the hypervisor's
+//! own range and non-canonical addresses, and then touches the frame
+//! through the direct map. A failed walk is `-EFAULT`, never a fault in the
+//! hypervisor.
+
+/// Reads machine memory (the direct map on the target, a fake in tests).
+pub trait PhysRead {
+    /// Read the 8-byte word at machine address `maddr` (8-aligned).
+    fn read_u64(&self, maddr: u64) -> u64;
+}
+
+const P: u64 = 1;
+const RW: u64 = 2;
+const US: u64 = 4;
+const PS: u64 = 1 << 7;
+const ADDR: u64 = 0x000f_ffff_ffff_f000;
+
+/// A guest access that cannot be made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fault {
+    /// The guest virtual address.
+    pub va: u64,
+}
+
+/// Whether `va` may be a guest address at all: canonical and outside the
+/// hypervisor's L4 slots 256-271.
+pub fn guest_va_ok(va: u64) -> bool {
+    va < 0x0000_8000_0000_0000 || va >= 0xffff_8800_0000_0000
+}
+
+/// Translate a guest virtual address to a machine address.
+pub fn translate(mem: &impl PhysRead, l4_maddr: u64, va: u64, write: bool) -> Result<u64, Fault> {
+    if !guest_va_ok(va) {
+        return Err(Fault { va });
+    }
+    let mut table = l4_maddr & ADDR;
+    for level in (1..=4u32).rev() {
+        let idx = (va >> (12 + 9 * (level - 1))) & 511;
+        let e = mem.read_u64(table + idx * 8);
+        if e & P == 0 || e & US == 0 || (write && e & RW == 0) {
+            return Err(Fault { va });
+        }
+        if level > 1 && e & PS != 0 {
+            // Superpages are never validated for PV guests.
+            return Err(Fault { va });
+        }
+        table = e & ADDR;
+    }
+    Ok(table | (va & 0xfff))
+}
+
+/// Split `[va, va + len)` into per-page machine chunks `(maddr, offset, n)`
+/// where `offset` is the position in the caller's buffer; calls `f` on each.
+pub fn for_each_chunk(
+    mem: &impl PhysRead,
+    l4_maddr: u64,
+    va: u64,
+    len: usize,
+    write: bool,
+    mut f: impl FnMut(u64, usize, usize),
+) -> Result<(), Fault> {
+    let end = va.checked_add(len as u64).ok_or(Fault { va })?;
+    // Translate everything first, so a fault part-way changes nothing.
+    let mut cur = va;
+    while cur < end {
+        translate(mem, l4_maddr, cur, write)?;
+        cur = (cur & !0xfff) + 0x1000;
+    }
+    let mut cur = va;
+    let mut done = 0usize;
+    while cur < end {
+        let page_end = ((cur & !0xfff) + 0x1000).min(end);
+        let n = (page_end - cur) as usize;
+        let maddr = translate(mem, l4_maddr, cur, write)?;
+        f(maddr, done, n);
+        done += n;
+        cur = page_end;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    struct Mem(HashMap<u64, u64>);
+
+    impl PhysRead for Mem {
+        fn read_u64(&self, maddr: u64) -> u64 {
+            *self.0.get(&maddr).unwrap_or(&0)
+        }
+    }
+
+    /// Tables at 0x1000 (L4), 0x2000 (L3), 0x3000 (L2), 0x4000 (L1) mapping
+    /// va 0x40_0000 -> 0x10_0000 (rw) and 0x40_1000 -> 0x11_0000 (ro).
+    fn mem() -> Mem {
+        let mut m = HashMap::new();
+        let t = P | RW | US;
+        m.insert(0x1000, 0x2000 | t);
+        m.insert(0x2000, 0x3000 | t);
+        m.insert(0x3000 + 2 * 8, 0x4000 | t);
+        m.insert(0x4000, 0x10_0000 | t);
+        m.insert(0x4008, 0x11_0000 | P | US);
+        Mem(m)
+    }
+
+    #[test]
+    fn translates_through_four_levels() {
+        assert_eq!(translate(&mem(), 0x1000, 0x40_0123, true), Ok(0x10_0123));
+        assert_eq!(translate(&mem(), 0x1000, 0x40_1fff, false), Ok(0x11_0fff));
+    }
+
+    #[test]
+    fn write_to_read_only_page_faults() {
+        assert_eq!(translate(&mem(), 0x1000, 0x40_1000, true), Err(Fault { va: 0x40_1000 }));
+    }
+
+    #[test]
+    fn unmapped_supervisor_and_superpage_entries_fault() {
+        let mut m = mem();
+        assert!(translate(&m, 0x1000, 0x40_2000, false).is_err(), "not present");
+        m.0.insert(0x4000, 0x10_0000 | P | RW);
+        assert!(translate(&m, 0x1000, 0x40_0000, false).is_err(), "no user bit");
+        m.0.insert(0x3000 + 2 * 8, 0x4000 | P | RW | US | PS);
+        assert!(translate(&m, 0x1000, 0x40_1000, false).is_err(), "PSE");
+    }
+
+    #[test]
+    fn hypervisor_range_and_non_canonical_addresses_fault() {
+        for va in [0xffff_8000_0000_0000, 0xffff_82d0_4020_0000, 0xffff_87ff_ffff_ffff, 0x0000_8000_0000_0000, 0x8000_0000_0000_0000] {
+            assert_eq!(translate(&mem(), 0x1000, va, false), Err(Fault { va }));
+        }
+    }
+
+    #[test]
+    fn chunks_split_at_page_boundaries_and_fault_before_any_copy() {
+        let mut seen = Vec::new();
+        for_each_chunk(&mem(), 0x1000, 0x40_0ff0, 0x20, false, |m, off, n| seen.push((m, off, n))).unwrap();
+        assert_eq!(seen, [(0x10_0ff0, 0, 0x10), (0x11_0000, 0x10, 0x10)]);
+        let mut called = false;
+        let r = for_each_chunk(&mem(), 0x1000, 0x40_0ff0, 0x20, true, |_, _, _| called = true);
+        assert!(r.is_err() && !called, "second page is read-only: nothing written");
+        assert!(for_each_chunk(&mem(), 0x1000, u64::MAX - 4, 16, false, |_, _, _| {}).is_err());
+    }
+}
