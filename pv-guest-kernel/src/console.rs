@@ -9,15 +9,8 @@ pub struct Console;
 
 impl Write for Console {
     fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        let mut rest = s.as_bytes();
-        while !rest.is_empty() {
-            let n = hypercall::console_write(rest);
-            if n <= 0 {
-                return Err(core::fmt::Error);
-            }
-            rest = &rest[(n as usize).min(rest.len())..];
-        }
-        Ok(())
+        // CONSOLEIO_write consumes the whole buffer and returns 0.
+        if hypercall::console_write(s.as_bytes()) < 0 { Err(core::fmt::Error) } else { Ok(()) }
     }
 }
 

@@ -46,6 +46,18 @@ pub fn print(args: core::fmt::Arguments<'_>) {
     }
 }
 
+/// Write a guest's console output as-is (`\n` becomes CR LF).
+pub fn write_guest(bytes: &[u8]) {
+    if let Some(c) = CONSOLE.lock().as_mut() {
+        for &b in bytes {
+            if b == b'\n' {
+                c.write_byte(b'\r');
+            }
+            c.write_byte(b);
+        }
+    }
+}
+
 /// Like [`print`], for the fatal path: takes the console even if the code
 /// that failed was holding it.
 pub fn print_fatal(args: core::fmt::Arguments<'_>) {

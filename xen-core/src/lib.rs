@@ -17,3 +17,7 @@ pub mod arch;
 pub mod setup;
 #[cfg(target_os = "none")]
 pub mod console;
+#[cfg(target_os = "none")]
+pub mod guest;
+#[cfg(target_os = "none")]
+pub mod hypercall;

@@ -15,6 +15,10 @@ use crate::boot::multiboot2::{BootInfo, MEMORY_AVAILABLE, Module, total_size};
 use crate::console;
 use crate::mm::frame_alloc::{FrameAllocator, words_for};
 use crate::mm::memmap::MemMap;
+use crate::domain::build::{Dom0Image, build_dom0};
+use crate::domain::vcpu::PvVcpu;
+use crate::guest::{DIRECTMAP_END, Domain};
+use crate::mm::machine::{self, M2p};
 use crate::mm::{Mfn, PAGE_SIZE};
 use crate::printk;
 use crate::version::{NAME, VERSION, XEN_MAJOR, XEN_MINOR};
@@ -69,17 +73,74 @@ pub fn start_xen(mbi_maddr: u64) -> ! {
         layout.table_frames,
     );
 
+    machine::init_m2p(M2p { base: layout.m2p, entries: layout.m2p_entries });
+    DIRECTMAP_END.call_once(|| layout.directmap_bytes);
+    arch::entry::init_bsp();
+
     if let Some(test) = opts.selftest {
         raise(test);
     }
     printk!(
-        "{NAME} {VERSION}: boot complete: managing {} MiB of RAM in {} free frames; dom0 kernel '{}' ({} KiB)",
+        "{NAME} {VERSION}: boot complete: managing {} MiB of RAM in {} free frames; dom0 kernel {} KiB",
         frames.free_frames() * PAGE_SIZE / MIB,
         frames.free_frames(),
-        dom0.cmdline,
         dom0.len() / 1024,
     );
-    cpu::qemu_exit(ExitCode::Success)
+    let free = frames.free_frames();
+    *machine::FRAMES.lock() = Some(frames);
+    start_dom0(&mbi, &opts, dom0, free, layout.l4)
+}
+
+/// Dom0's size when `dom0_mem=` is not given: half of free memory, at most
+/// 128 MiB, leaving the rest to the hypervisor and later domains.
+fn default_dom0_pages(free_frames: u64) -> u64 {
+    (free_frames / 2).min((128 * MIB) / PAGE_SIZE)
+}
+
+/// Build domain 0 from the first module (the second, if any, is its
+/// initrd) and enter it.
+fn start_dom0(mbi: &BootInfo<'static>, opts: &Options<'_>, kernel: Module<'static>, free: u64, idle_l4: Mfn) -> ! {
+    let nr_pages = opts.dom0_mem.map_or_else(|| default_dom0_pages(free), |b| b / PAGE_SIZE);
+    let initrd = mbi.modules().nth(1).map(|m| module_bytes(&m));
+    let img = Dom0Image { kernel: module_bytes(&kernel), initrd, cmdline: kernel.cmdline, nr_pages };
+    let built = match build_dom0(&img, idle_l4) {
+        Ok(b) => b,
+        Err(e) => fatal(format_args!("could not build dom0: {e}")),
+    };
+    let l = &built.layout;
+    info!("*** Building a PV Dom0 ***");
+    info!(" Dom0 alloc.:   {:#x} -> {:#x} ({} pages)", built.first_mfn.maddr(), built.first_mfn.maddr() + built.nr_pages * PAGE_SIZE, built.nr_pages);
+    info!(" Loaded kernel: {:#x} -> {:#x}", l.kernel.start, l.kernel.end);
+    info!(" Init. ramdisk: {:#x} -> {:#x}", l.initrd.start, l.initrd.end);
+    info!(" Phys-Mach map: {:#x} -> {:#x}", l.p2m.start, l.p2m.end);
+    info!(" Start info:    {:#x} -> {:#x}", l.start_info.start, l.start_info.end);
+    info!(" Page tables:   {:#x} -> {:#x} ({} frames)", l.page_tables.start, l.page_tables.end, l.nr_pt_frames);
+    info!(" Boot stack:    {:#x} -> {:#x}", l.stack.start, l.stack.end);
+    info!(" TOTAL:         {:#x} -> {:#x}", l.v_start, l.v_end);
+    info!(" ENTRY ADDRESS: {:#x}", built.regs.rip);
+    let dom = Domain {
+        domid: 0,
+        privileged: true,
+        vcpu: PvVcpu::default(),
+        shared_info: built.shared_info,
+        guest_table: built.l4_maddr,
+        guest_table_user: 0,
+        fs_base: 0,
+        gs_base_kernel: 0,
+        gs_base_user: 0,
+        vm_assist: 0,
+        fpu_ts: false,
+        nr_pages: built.nr_pages,
+    };
+    info!("Scrubbed free RAM; {} frames left. Starting dom0.", machine::free_frames());
+    crate::guest::start(dom, built.regs)
+}
+
+/// A module's bytes through the boot direct map.
+fn module_bytes(m: &Module<'static>) -> &'static [u8] {
+    // SAFETY: GRUB loaded the module at [start, end), below 4 GiB, inside
+    // the direct map; its frames are reserved, so nothing reuses them.
+    unsafe { core::slice::from_raw_parts(maddr_to_virt(u64::from(m.start)) as *const u8, m.len() as usize) }
 }
 
 /// The multiboot2 information block, through the boot direct map.
@@ -169,12 +230,9 @@ fn dom0_module(mbi: &BootInfo<'static>) -> Module<'static> {
     for (i, m) in mbi.modules().enumerate() {
         info!(" {i}: [{:#010x}, {:#010x}) {}", m.start, m.end, m.cmdline);
     }
-    // SAFETY: GRUB loaded the module at [start, end), below 4 GiB, which the
-    // boot direct map covers; the range is reserved, so nothing reuses it.
-    let bytes = unsafe { core::slice::from_raw_parts(maddr_to_virt(u64::from(m.start)) as *const u8, m.len() as usize) };
-    let elf = match Elf::parse(bytes) {
+    let elf = match Elf::parse(module_bytes(&m)) {
         Ok(e) => e,
-        Err(e) => fatal(format_args!("dom0 kernel '{}' is not a valid ELF image: {}", m.cmdline, e.describe())),
+        Err(e) => fatal(format_args!("dom0 kernel (module 0) is not a valid ELF image: {}", e.describe())),
     };
     match elf.xen_notes() {
         Ok(n) if n.is_pv_kernel() => {
@@ -186,8 +244,8 @@ fn dom0_module(mbi: &BootInfo<'static>) -> Module<'static> {
                 n.loader.unwrap_or("?"),
             );
         }
-        Ok(_) => fatal(format_args!("dom0 kernel '{}' is not a Xen PV kernel: it has no Xen ELF notes", m.cmdline)),
-        Err(e) => fatal(format_args!("dom0 kernel '{}' has bad Xen ELF notes: {}", m.cmdline, e.describe())),
+        Ok(_) => fatal(format_args!("dom0 kernel (module 0) is not a Xen PV kernel: it has no Xen ELF notes")),
+        Err(e) => fatal(format_args!("dom0 kernel (module 0) has bad Xen ELF notes: {}", e.describe())),
     }
     m
 }
@@ -234,21 +292,27 @@ fn raise(test: Selftest) {
 /// Every exception comes here. The hypervisor has no recoverable faults
 /// yet: all but NMI are fatal and dump the frame.
 pub fn handle_trap(frame: &mut TrapFrame) {
-    if frame.vector == u64::from(vector::NMI) {
+    if frame.entry_vector == u64::from(vector::NMI) {
         warn!("NMI received at {:#x}; ignored", frame.rip);
         return;
     }
-    dump_frame(frame);
-    let (short, _) = vector_name(frame.vector);
-    fatal(format_args!("FATAL TRAP: vector {} ({short}), in hypervisor context", frame.vector))
+    let from_guest = frame.cs & 3 == 3;
+    if from_guest && frame.entry_vector != u64::from(vector::DOUBLE_FAULT) && frame.entry_vector != u64::from(vector::MACHINE_CHECK) {
+        crate::guest::handle_exception(frame);
+        return;
+    }
+    dump_frame("FATAL TRAP", frame);
+    let (short, _) = vector_name(frame.entry_vector);
+    fatal(format_args!("FATAL TRAP: vector {} ({short}), in hypervisor context", frame.entry_vector))
 }
 
-fn dump_frame(f: &TrapFrame) {
+/// Print a register frame under a title.
+pub fn dump_frame(title: &str, f: &TrapFrame) {
     let p = |args: core::fmt::Arguments<'_>| console::print_fatal(args);
-    let (short, long) = vector_name(f.vector);
+    let (short, long) = vector_name(f.entry_vector);
     let cr2 = cpu::read_cr2();
     p(format_args!("----[ {NAME} {VERSION}  x86_64  CPU 0 ]----"));
-    p(format_args!("FATAL TRAP: vector {} ({short} {long}), error code {:#06x}", f.vector, f.error_code));
+    p(format_args!("{title}: vector {} ({short} {long}), error code {:#06x}", f.entry_vector, f.error_code));
     p(format_args!("RIP:    {:04x}:[<{:016x}>]", f.cs, f.rip));
     p(format_args!("RFLAGS: {:016x}   CONTEXT: {}", f.rflags, if f.cs & 3 == 0 { "hypervisor" } else { "guest" }));
     p(format_args!("CR2:    {cr2:016x}   CR3: {:016x}", cpu::read_cr3()));

@@ -86,7 +86,8 @@ fn grub_cfg(spec: &IsoSpec) -> String {
     let mut cfg = String::from("set timeout=0\nset timeout_style=hidden\nmenuentry \"xen-core\" {\n");
     cfg += &format!("    multiboot2 /boot/hypervisor {}\n", spec.cmdline);
     for m in &spec.modules {
-        cfg += &format!("    module2 /boot/{} /boot/{} {}\n", m.name, m.name, m.args);
+        // GRUB 2 passes what follows the path as the module's command line.
+        cfg += &format!("    module2 /boot/{} {}\n", m.name, m.args);
     }
     cfg += "}\n";
     cfg

@@ -9,6 +9,7 @@
 //! Invariant of [`DomainLayout`]: every part is page-aligned and inside
 //! `[v_start, v_end)`; `v_end` is 4 MiB aligned with at least 512 KiB after
 //! the stack; `nr_pt_frames` page tables suffice to map the whole region.
+#![forbid(unsafe_code)]
 
 /// Page size.
 pub const PAGE_SIZE: u64 = 4096;
@@ -79,8 +80,6 @@ pub enum LayoutError {
     ReservedRange,
 }
 
-/// Start of the hypervisor-reserved virtual range.
-const HYPERVISOR_VIRT_START: u64 = 0xffff_8000_0000_0000;
 /// End of the hypervisor-reserved virtual range.
 const HYPERVISOR_VIRT_END: u64 = 0xffff_8800_0000_0000;
 
@@ -237,6 +236,7 @@ mod tests {
     use super::*;
 
     const VIRT_BASE: u64 = 0xffff_ffff_8000_0000;
+    const HYPERVISOR_VIRT_START: u64 = 0xffff_8000_0000_0000;
 
     fn dom0(kernel_len: u64, initrd_len: u64, nr_pages: u64) -> LayoutInput {
         LayoutInput {

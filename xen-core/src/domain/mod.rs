@@ -4,3 +4,5 @@
 pub mod layout;
 pub mod pagetable;
 pub mod vcpu;
+#[cfg(target_os = "none")]
+pub mod build;

@@ -5,6 +5,7 @@
 //! its pfn's machine frame with the user bit (the guest kernel runs in ring
 //! 3), writable except the page-table frames themselves, which are mapped
 //! read-only; the L4 is the first page-table frame.
+#![forbid(unsafe_code)]
 
 use super::layout::{DomainLayout, PAGE_SIZE};
 

@@ -7,6 +7,7 @@
 //! selectors, IF set and IOPL 0; its RIP and RSP are canonical whenever it
 //! is resumed; a bounce either completes or reports why the domain must
 //! crash, leaving the registers untouched.
+#![forbid(unsafe_code)]
 
 /// `FLAT_KERNEL_CS64` / `FLAT_USER_CS64`.
 pub const FLAT_CS64: u64 = 0xe033;

@@ -5,6 +5,7 @@
 //! and owned by nobody; `free_frames` always equals the number of set bits.
 //! Frames outside the free ranges it was given are never handed out, and a
 //! frame is never handed out twice without being freed in between.
+#![forbid(unsafe_code)]
 
 use super::Mfn;
 use super::memmap::Range;

@@ -7,6 +7,7 @@
 //! own range and non-canonical addresses, and then touches the frame
 //! through the direct map. A failed walk is `-EFAULT`, never a fault in the
 //! hypervisor.
+#![forbid(unsafe_code)]
 
 /// Reads machine memory (the direct map on the target, a fake in tests).
 pub trait PhysRead {

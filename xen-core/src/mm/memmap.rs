@@ -4,6 +4,7 @@
 //! disjoint with a gap between neighbours (touching ranges are merged). The
 //! hypervisor image, the boot modules and the boot information block are
 //! subtracted before the frame allocator takes the list over.
+#![forbid(unsafe_code)]
 
 use super::PAGE_SIZE;
 

@@ -1,8 +1,11 @@
-//! Machine memory: the boot memory map and the frame allocator.
-#![forbid(unsafe_code)]
+//! Machine memory: the boot memory map, the frame allocator, guest page
+//! walks and (on the target) the machine-wide frame state.
+
 
 pub mod frame_alloc;
 pub mod guest_walk;
+#[cfg(target_os = "none")]
+pub mod machine;
 pub mod memmap;
 
 /// A machine frame number: a physical address shifted right by 12.

@@ -146,3 +146,17 @@ pub fn qemu_exit(code: ExitCode) -> ! {
     unsafe { outl(DEBUG_EXIT_PORT, val) };
     halt_forever()
 }
+
+/// Set or clear CR0.TS (the guest's lazy-FPU flag, `fpu_taskswitch`).
+pub fn set_cr0_ts(on: bool) {
+    const TS: u64 = 1 << 3;
+    let mut cr0: u64;
+    // SAFETY: reading CR0 has no side effects.
+    unsafe { asm!("mov {}, cr0", out(reg) cr0, options(nomem, nostack, preserves_flags)) };
+    let new = if on { cr0 | TS } else { cr0 & !TS };
+    if new != cr0 {
+        // SAFETY: TS only makes FPU/SSE instructions raise #NM; the
+        // hypervisor itself uses no FPU (soft-float target).
+        unsafe { asm!("mov cr0, {}", in(reg) new, options(nostack, preserves_flags)) };
+    }
+}

@@ -5,6 +5,7 @@
 
 pub mod boot;
 pub mod cpu;
+pub mod entry;
 pub mod gdt;
 pub mod paging;
 pub mod serial;
@@ -38,4 +39,5 @@ pub fn init_bsp() {
     gdt::init_bsp();
     traps::init_idt();
     traps::load_idt();
+    entry::quiesce_pic();
 }

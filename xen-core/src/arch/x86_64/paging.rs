@@ -6,9 +6,9 @@
 //! no-execute) and a direct map of all RAM at [`DIRECTMAP_VIRT_START`].
 //! The low identity map is gone, so the lower half is free for guests.
 //!
-//! Invariant: every mapping lies inside Xen's reserved L4 slots 256-271 and
-//! none of the intermediate entries carries the user bit, so ring-3 guests
-//! can never reach hypervisor memory through them.
+//! Invariant: every mapping lies inside Xen's reserved L4 slots 256-271 and,
+//! except on the path to the read-only M2P table, no entry carries the user
+//! bit, so ring-3 guests can never reach hypervisor memory through them.
 
 use super::boot::{__data_start, __image_end, __rodata_end, __rodata_start, __text_end, __text_start};
 use super::{BOOT_DIRECTMAP_LIMIT, DIRECTMAP_VIRT_END, DIRECTMAP_VIRT_START, XEN_VIRT_OFFSET, cpu};
@@ -40,6 +40,8 @@ pub mod pte {
 const PAGE: u64 = 4096;
 const LARGE: u64 = 2 << 20;
 const CR4_PGE: u64 = 1 << 7;
+/// CR4.OSFXSR | CR4.OSXMMEXCPT: guests may use SSE (the hypervisor does not).
+const CR4_OSFXSR_XMM: u64 = (1 << 9) | (1 << 10);
 
 /// Out of frames while building tables.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,8 +78,9 @@ struct Builder<'a, 'b> {
 
 impl Builder<'_, '_> {
     /// The table at `depth` (1 = L3 .. 3 = L1) covering `va`, creating
-    /// intermediate tables as needed.
+    /// intermediate tables as needed. Only the M2P path gets the user bit.
     fn descend(&mut self, va: u64, depth: u32) -> Result<Mfn, OutOfFrames> {
+        let user = if (RO_MPT_VIRT_START..RO_MPT_VIRT_END).contains(&va) { pte::US } else { 0 };
         let mut mfn = self.l4;
         for level in 0..depth {
             let shift = 39 - 9 * level;
@@ -90,7 +93,7 @@ impl Builder<'_, '_> {
                 let new = alloc_table(self.alloc)?;
                 // SAFETY: as above; no other reference to this table is live.
                 let t = unsafe { table(mfn) };
-                t[idx] = new.maddr() | pte::P | pte::RW;
+                t[idx] = new.maddr() | pte::P | pte::RW | user;
                 new
             };
         }
@@ -121,11 +124,21 @@ impl Builder<'_, '_> {
     }
 }
 
+/// Read-only machine-to-phys table as guests see it (L4 slot 256).
+pub const RO_MPT_VIRT_START: u64 = 0xffff_8000_0000_0000;
+/// End of the read-only M2P window (1 GiB: 128 Mi entries, 512 GiB of RAM).
+pub const RO_MPT_VIRT_END: u64 = RO_MPT_VIRT_START + (1 << 30);
+
 /// What [`build`] mapped.
 #[derive(Clone, Copy, Debug)]
 pub struct Layout {
-    /// The new L4 table.
+    /// The new L4 table (the "idle" table whose hypervisor slots every
+    /// guest L4 copies).
     pub l4: Mfn,
+    /// First frame of the machine-to-phys table (contiguous).
+    pub m2p: Mfn,
+    /// Entries in the machine-to-phys table.
+    pub m2p_entries: u64,
     /// Bytes of RAM covered by the direct map.
     pub directmap_bytes: u64,
     /// Page-table frames used.
@@ -136,7 +149,9 @@ fn symbol(s: &u8) -> u64 {
     s as *const u8 as u64
 }
 
-/// Build the hypervisor's tables: the image and a direct map of `[0, ram_top)`.
+/// Build the hypervisor's tables: the image, a direct map of `[0, ram_top)`
+/// and the machine-to-phys table, mapped read-only and user-visible at
+/// [`RO_MPT_VIRT_START`] (the only user-visible hypervisor mapping).
 pub fn build(alloc: &mut FrameAllocator<'_>, ram_top: u64) -> Result<Layout, OutOfFrames> {
     let before = alloc.free_frames();
     let l4 = alloc_table(alloc)?;
@@ -161,7 +176,14 @@ pub fn build(alloc: &mut FrameAllocator<'_>, ram_top: u64) -> Result<Layout, Out
     for pa in (0..top).step_by(LARGE as usize) {
         b.map_2m(DIRECTMAP_VIRT_START + pa, pa, flags)?;
     }
-    Ok(Layout { l4, directmap_bytes: top, table_frames: before - b.alloc.free_frames() })
+    let m2p_entries = (ram_top / PAGE).min((RO_MPT_VIRT_END - RO_MPT_VIRT_START) / 8);
+    let m2p_frames = (m2p_entries * 8).div_ceil(PAGE);
+    let m2p = b.alloc.alloc_contiguous(m2p_frames).ok_or(OutOfFrames)?;
+    for i in 0..m2p_frames {
+        b.map_4k(RO_MPT_VIRT_START + i * PAGE, m2p.maddr() + i * PAGE, pte::P | pte::US | pte::A | pte::G | pte::NX)?;
+    }
+    let table_frames = before - b.alloc.free_frames() - m2p_frames;
+    Ok(Layout { l4, m2p, m2p_entries, directmap_bytes: top, table_frames })
 }
 
 /// Switch this CPU to tables made by [`build`], with global pages enabled.
@@ -173,7 +195,7 @@ pub unsafe fn activate(layout: &Layout) {
     // SAFETY: PGE is architectural on x86_64; the caller vouches for the
     // tables, which map this code, the stack (in .bss) and the direct map.
     unsafe {
-        cpu::write_cr4(cpu::read_cr4() | CR4_PGE);
+        cpu::write_cr4(cpu::read_cr4() | CR4_PGE | CR4_OSFXSR_XMM);
         cpu::write_cr3(layout.l4.maddr());
     }
 }

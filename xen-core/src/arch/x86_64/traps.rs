@@ -10,36 +10,9 @@
 
 use super::gdt::{HYPERVISOR_CS, IST_DOUBLE_FAULT, IST_MACHINE_CHECK, IST_NMI};
 
-/// Registers saved on entry, in stack order (lowest address first).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-#[allow(missing_docs)]
-pub struct TrapFrame {
-    pub r15: u64,
-    pub r14: u64,
-    pub r13: u64,
-    pub r12: u64,
-    pub r11: u64,
-    pub r10: u64,
-    pub r9: u64,
-    pub r8: u64,
-    pub rbp: u64,
-    pub rdi: u64,
-    pub rsi: u64,
-    pub rdx: u64,
-    pub rcx: u64,
-    pub rbx: u64,
-    pub rax: u64,
-    /// Vector number pushed by the stub.
-    pub vector: u64,
-    /// Error code: pushed by the CPU, or 0 by the stub.
-    pub error_code: u64,
-    pub rip: u64,
-    pub cs: u64,
-    pub rflags: u64,
-    pub rsp: u64,
-    pub ss: u64,
-}
+/// Registers saved on entry, in stack order: the same layout as a
+/// guest's saved state (Xen's `cpu_user_regs`).
+pub type TrapFrame = crate::domain::vcpu::CpuUserRegs;
 
 /// Exception vectors with stubs.
 pub const NR_EXCEPTIONS: usize = 32;
@@ -115,8 +88,18 @@ exception_stubs!(
 core::arch::global_asm!(
     r#"
     .text
+/*
+ * Common exception path. On entry the stack holds the stub's vector and
+ * error code above the CPU's frame. Frames from ring 3 (guests) get a
+ * swapgs on the way in and out, so GS always points at the per-CPU block
+ * while the hypervisor runs. `guest_return_path` is also where the SYSCALL
+ * entry and the first entry into a guest return through.
+ */
 exception_common:
-    push %rax
+    testb $3, 24(%rsp)              /* CS of the interrupted context */
+    jz 1f
+    swapgs
+1:  push %rax
     push %rbx
     push %rcx
     push %rdx
@@ -134,6 +117,8 @@ exception_common:
     mov %rsp, %rdi
     cld
     call {dispatch}
+    .global guest_return_path
+guest_return_path:
     pop %r15
     pop %r14
     pop %r13
@@ -150,7 +135,10 @@ exception_common:
     pop %rbx
     pop %rax
     add $16, %rsp
-    iretq
+    testb $3, 8(%rsp)
+    jz 2f
+    swapgs
+2:  iretq
     "#,
     dispatch = sym trap_dispatch,
     options(att_syntax)
@@ -178,13 +166,13 @@ impl Gate {
     const EMPTY: Gate =
         Gate { offset_low: 0, selector: 0, ist: 0, type_attr: 0, offset_mid: 0, offset_high: 0, _reserved: 0 };
 
-    /// A present 64-bit interrupt gate (IF cleared on entry), DPL 0.
-    fn interrupt(handler: u64, ist: u8) -> Gate {
+    /// A present 64-bit interrupt gate (IF cleared on entry) with a DPL.
+    fn interrupt(handler: u64, ist: u8, dpl: u8) -> Gate {
         Gate {
             offset_low: handler as u16,
             selector: HYPERVISOR_CS,
             ist,
-            type_attr: 0x8e,
+            type_attr: 0x8e | (dpl << 5),
             offset_mid: (handler >> 16) as u16,
             offset_high: (handler >> 32) as u32,
             _reserved: 0,
@@ -214,7 +202,11 @@ pub fn init_idt() {
         // with exactly NR_EXCEPTIONS entries.
         let stubs = unsafe { &exception_stub_table };
         for (v, &stub) in stubs.iter().enumerate() {
-            idt.0[v] = Gate::interrupt(stub, ist_for(v));
+            // #BP and #OF are reachable from guests by `int3`/`into`, as on
+            // Xen; every other `int n` from ring 3 raises #GP and is
+            // emulated against the guest's trap table.
+            let dpl = if v == 3 || v == 4 { 3 } else { 0 };
+            idt.0[v] = Gate::interrupt(stub, ist_for(v), dpl);
         }
         idt
     });

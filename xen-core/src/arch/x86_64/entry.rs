@@ -1,0 +1,173 @@
+//! Guest entry and exit: the SYSCALL entry point, the per-CPU block reached
+//! through GS, and the first entry into a guest.
+//!
+//! While the hypervisor runs, GS_BASE points at this CPU's [`PerCpu`]; while
+//! a guest runs, GS_BASE is the guest's and KERNEL_GS_BASE holds ours, and
+//! every entry from ring 3 swaps them. A guest's registers always sit in a
+//! [`CpuUserRegs`] at the top of the CPU's ring-0 stack (TSS.RSP0), whether
+//! it entered by SYSCALL or by exception, and it always leaves by IRETQ
+//! (never SYSRET, whose non-canonical-RCX fault in ring 0 is CVE-2012-0217).
+
+use super::cpu::{self, rdmsr, wrmsr};
+use super::gdt::{FLAT_RING3_CS64, FLAT_RING3_DS, HYPERVISOR_CS};
+use crate::domain::vcpu::{CpuUserRegs, ENTRY_SYSCALL};
+use core::cell::UnsafeCell;
+
+const MSR_STAR: u32 = 0xc000_0081;
+const MSR_LSTAR: u32 = 0xc000_0082;
+const MSR_SFMASK: u32 = 0xc000_0084;
+/// `IA32_FS_BASE`.
+pub const MSR_FS_BASE: u32 = 0xc000_0100;
+/// `IA32_GS_BASE`.
+pub const MSR_GS_BASE: u32 = 0xc000_0101;
+/// `IA32_KERNEL_GS_BASE`: the guest's GS base while the hypervisor runs.
+pub const MSR_KERNEL_GS_BASE: u32 = 0xc000_0102;
+const EFER_SCE: u64 = 1 << 0;
+
+/// Per-CPU data reached through `%gs` in the entry code.
+#[repr(C)]
+pub struct PerCpu {
+    /// Top of this CPU's ring-0 stack (TSS.RSP0): guest frames live below it.
+    pub stack_top: u64,
+    /// Scratch slot for the guest RSP during SYSCALL entry.
+    pub scratch_rsp: u64,
+}
+
+const PERCPU_STACK_TOP: usize = core::mem::offset_of!(PerCpu, stack_top);
+const PERCPU_SCRATCH: usize = core::mem::offset_of!(PerCpu, scratch_rsp);
+
+struct BspPerCpu(UnsafeCell<PerCpu>);
+// SAFETY: written once by `init_bsp` on CPU 0 before any guest runs; after
+// that only the entry code of CPU 0 uses it (through GS).
+unsafe impl Sync for BspPerCpu {}
+static BSP_PERCPU: BspPerCpu = BspPerCpu(UnsafeCell::new(PerCpu { stack_top: 0, scratch_rsp: 0 }));
+
+core::arch::global_asm!(
+    r#"
+    .text
+    .global syscall_entry
+syscall_entry:
+    swapgs
+    mov %rsp, %gs:{scratch}
+    mov %gs:{stack_top}, %rsp
+    push ${ss}                      /* SS */
+    push %gs:{scratch}              /* RSP */
+    push %r11                       /* RFLAGS */
+    push ${cs}                      /* CS */
+    push %rcx                       /* RIP */
+    push $0                         /* error code */
+    push ${vec}                     /* entry vector */
+    push %rax
+    push %rbx
+    push %rcx
+    push %rdx
+    push %rsi
+    push %rdi
+    push %rbp
+    push %r8
+    push %r9
+    push %r10
+    push %r11
+    push %r12
+    push %r13
+    push %r14
+    push %r15
+    mov %rsp, %rdi
+    cld
+    call {dispatch}
+    jmp guest_return_path
+
+    .global enter_guest_frame
+enter_guest_frame:
+    mov %rdi, %rsp
+    jmp guest_return_path
+    "#,
+    scratch = const PERCPU_SCRATCH,
+    stack_top = const PERCPU_STACK_TOP,
+    ss = const FLAT_RING3_DS,
+    cs = const FLAT_RING3_CS64,
+    vec = const ENTRY_SYSCALL,
+    dispatch = sym syscall_dispatch,
+    options(att_syntax)
+);
+
+unsafe extern "C" {
+    fn syscall_entry();
+    fn enter_guest_frame(frame: *mut CpuUserRegs) -> !;
+}
+
+extern "C" fn syscall_dispatch(regs: &mut CpuUserRegs) {
+    crate::guest::handle_syscall(regs);
+}
+
+/// Program SYSCALL and the per-CPU block on the boot CPU.
+pub fn init_bsp() {
+    let percpu = BSP_PERCPU.0.get();
+    // SAFETY: single-threaded boot on CPU 0; nothing reads the block yet.
+    unsafe { (*percpu).stack_top = super::gdt::bsp_ring0_stack_top() };
+    let star = (u64::from(FLAT_RING3_DS - 8) << 48) | (u64::from(HYPERVISOR_CS) << 32);
+    // RFLAGS bits cleared on SYSCALL: TF, IF, DF, IOPL, NT, AC.
+    let sfmask = (1 << 8) | (1 << 9) | (1 << 10) | (3 << 12) | (1 << 14) | (1 << 18);
+    // SAFETY: these MSRs exist on every x86_64 CPU; LSTAR points at our
+    // entry stub, STAR's selectors match the GDT (SYSRET's user base has
+    // RPL 3), and GS_BASE points at a static per-CPU block.
+    unsafe {
+        wrmsr(MSR_STAR, star);
+        wrmsr(MSR_LSTAR, syscall_entry as *const () as u64);
+        wrmsr(MSR_SFMASK, sfmask);
+        wrmsr(MSR_GS_BASE, percpu as u64);
+        wrmsr(MSR_KERNEL_GS_BASE, 0);
+        wrmsr(cpu::MSR_EFER, rdmsr(cpu::MSR_EFER) | EFER_SCE);
+    }
+}
+
+/// The guest register frame of the current CPU (top of its ring-0 stack).
+pub fn guest_frame() -> *mut CpuUserRegs {
+    let top = super::gdt::bsp_ring0_stack_top();
+    (top - core::mem::size_of::<CpuUserRegs>() as u64) as *mut CpuUserRegs
+}
+
+/// Segment bases a guest runs with.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GuestBases {
+    /// FS base.
+    pub fs: u64,
+    /// GS base active in the guest's current mode.
+    pub gs: u64,
+}
+
+/// Load the guest's FS base and (into KERNEL_GS_BASE, swapped in on exit)
+/// its GS base.
+pub fn load_guest_bases(b: GuestBases) {
+    // SAFETY: FS_BASE and KERNEL_GS_BASE only affect the guest's segments;
+    // the caller passes canonical values (checked by set_segment_base).
+    unsafe {
+        wrmsr(MSR_FS_BASE, b.fs);
+        wrmsr(MSR_KERNEL_GS_BASE, b.gs);
+    }
+}
+
+/// Enter a guest for the first time with `regs`, on this CPU's ring-0
+/// stack. Never returns: the boot stack is abandoned.
+pub fn enter_guest(regs: &CpuUserRegs) -> ! {
+    let frame = guest_frame();
+    // SAFETY: the frame lies at the top of this CPU's ring-0 stack, which is
+    // not in use (we run on the boot stack); `enter_guest_frame` switches to
+    // it and IRETQs with the sanitised registers.
+    unsafe {
+        frame.write(*regs);
+        enter_guest_frame(frame)
+    }
+}
+
+/// Remove PIC interrupts: remap both 8259s away from the exception vectors
+/// and mask every line, so nothing arrives while guests run with IF set.
+pub fn quiesce_pic() {
+    let cmds: [(u16, u8); 10] =
+        [(0x20, 0x11), (0xa0, 0x11), (0x21, 0x20), (0xa1, 0x28), (0x21, 4), (0xa1, 2), (0x21, 1), (0xa1, 1), (0x21, 0xff), (0xa1, 0xff)];
+    for (port, val) in cmds {
+        // SAFETY: the legacy PICs belong to the hypervisor; this is the
+        // standard remap-and-mask sequence.
+        unsafe { cpu::outb(port, val) };
+    }
+}

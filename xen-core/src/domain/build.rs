@@ -1,0 +1,246 @@
+//! Building domain 0 from its ELF image, the way Xen's dom0 builder does:
+//! memory, the initial region (kernel, initrd, P2M, start_info, bootstrap
+//! page tables, stack), the hypercall page, shared_info, the M2P entries and
+//! the first register state.
+//!
+//! Invariant: when `build_dom0` returns `Ok`, every frame of the domain is
+//! zeroed or filled from the image, its bootstrap page tables map page-table
+//! frames read-only, and its L4 carries the hypervisor's slots 256-271
+//! unchanged. On `Err`, nothing has been entered.
+
+use super::layout::{self, DomainLayout, LayoutError, LayoutInput, PAGE_SIZE};
+use super::pagetable::{self, FrameWriter};
+use super::vcpu::{CpuUserRegs, FLAT_CS64, FLAT_SS64, rflags};
+use crate::arch::x86_64::maddr_to_virt;
+use crate::mm::Mfn;
+use crate::mm::machine::{self, FRAMES};
+use xen_libelf::{Elf, ElfError, PT_LOAD};
+use xen_public::{SIF_INITDOMAIN, SIF_PRIVILEGED, StartInfo};
+
+/// Byte offset of `vcpu_info[0].evtchn_upcall_mask` in shared_info.
+pub const SHINFO_UPCALL_MASK: usize = 1;
+/// Byte offset of `vcpu_info[0].arch.cr2`.
+pub const SHINFO_CR2: usize = 16;
+/// Byte offset of `arch.max_pfn` in shared_info.
+pub const SHINFO_MAX_PFN: usize = 3088;
+
+/// Why dom0 could not be built.
+#[derive(Clone, Copy, Debug)]
+pub enum BuildError {
+    /// The kernel image is not a valid ELF.
+    Elf(ElfError),
+    /// The image's notes and segments do not give a usable layout.
+    Layout(LayoutError),
+    /// The hypercall page note is missing or outside the kernel.
+    BadHypercallPage,
+    /// Not enough free memory for the requested size.
+    OutOfMemory(u64),
+    /// The page-table builder failed (a layout bug).
+    PageTables,
+}
+
+impl core::fmt::Display for BuildError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            BuildError::Elf(e) => write!(f, "bad ELF: {}", e.describe()),
+            BuildError::Layout(e) => write!(f, "no usable layout: {e:?}"),
+            BuildError::BadHypercallPage => f.write_str("no hypercall page inside the kernel image"),
+            BuildError::OutOfMemory(p) => write!(f, "not enough free memory for {p} pages"),
+            BuildError::PageTables => f.write_str("page-table construction failed"),
+        }
+    }
+}
+
+/// What the builder needs.
+pub struct Dom0Image<'a> {
+    /// The kernel ELF.
+    pub kernel: &'a [u8],
+    /// The initrd (second boot module), if any.
+    pub initrd: Option<&'a [u8]>,
+    /// The kernel's command line.
+    pub cmdline: &'a str,
+    /// Pages to give the domain.
+    pub nr_pages: u64,
+}
+
+/// A built domain, ready to enter.
+pub struct Built {
+    /// First register state.
+    pub regs: CpuUserRegs,
+    /// Machine address of the L4 (pinned, validated).
+    pub l4_maddr: u64,
+    /// The shared_info frame.
+    pub shared_info: Mfn,
+    /// First frame of the domain's memory (allocated contiguously).
+    pub first_mfn: Mfn,
+    /// Pages owned.
+    pub nr_pages: u64,
+    /// The initial layout.
+    pub layout: DomainLayout,
+    /// Page-table frames by pfn, with their level (for the frame table).
+    pub pt_frames: pagetable::BuiltTables,
+}
+
+/// Writes table entries through the direct map.
+struct DirectMapTables;
+
+impl FrameWriter for DirectMapTables {
+    fn zero(&mut self, mfn: u64) {
+        // SAFETY: the builder only passes frames of the domain under
+        // construction, which nothing else references yet.
+        unsafe { machine::frame_mut(Mfn(mfn)) }.fill(0);
+    }
+
+    fn write(&mut self, mfn: u64, index: usize, val: u64) {
+        let p = maddr_to_virt(Mfn(mfn).maddr() + index as u64 * 8) as *mut u64;
+        // SAFETY: as above; `index` < 512 keeps the write inside the frame.
+        unsafe { p.write(val) };
+    }
+}
+
+/// The domain's memory as one machine-contiguous byte range.
+struct DomainMemory {
+    first: Mfn,
+    v_start: u64,
+    nr_pages: u64,
+}
+
+impl DomainMemory {
+    /// Bytes at guest virtual `va` within the initial region.
+    fn bytes_at(&self, va: u64, len: usize) -> &'static mut [u8] {
+        let off = va - self.v_start;
+        assert!(off + len as u64 <= self.nr_pages * PAGE_SIZE, "builder wrote outside the domain");
+        let p = maddr_to_virt(self.first.maddr() + off) as *mut u8;
+        // SAFETY: the range lies inside the domain's contiguous frames
+        // (checked above), which only the builder touches until entry.
+        unsafe { core::slice::from_raw_parts_mut(p, len) }
+    }
+}
+
+/// Stub `i` of a 64-bit PV hypercall page.
+fn hypercall_stub(i: usize) -> [u8; 32] {
+    let mut s = [0xcc; 32];
+    if i == xen_public::hypercall::IRET as usize {
+        // push %rcx; push %r11; push %rax; mov $23,%eax; syscall
+        s[..12].copy_from_slice(&[0x51, 0x41, 0x53, 0x50, 0xb8, 23, 0, 0, 0, 0x0f, 0x05, 0xcc]);
+    } else {
+        // push %rcx; push %r11; mov $i,%eax; syscall; pop %r11; pop %rcx; ret
+        s[..15].copy_from_slice(&[0x51, 0x41, 0x53, 0xb8, i as u8, 0, 0, 0, 0x0f, 0x05, 0x41, 0x5b, 0x59, 0xc3, 0xcc]);
+    }
+    s
+}
+
+/// Virtual placement of a PT_LOAD segment: `paddr + VIRT_BASE - PADDR_OFFSET`.
+fn kernel_range(elf: &Elf<'_>, virt_offset: u64) -> (u64, u64) {
+    elf.segments().filter(|s| s.kind == PT_LOAD).fold((u64::MAX, 0), |(lo, hi), s| {
+        let va = s.paddr.wrapping_add(virt_offset);
+        (lo.min(va), hi.max(va.saturating_add(s.memsz)))
+    })
+}
+
+/// Build dom0. `idle_l4` is the hypervisor's own L4 (slots 256-271 copied).
+pub fn build_dom0(img: &Dom0Image<'_>, idle_l4: Mfn) -> Result<Built, BuildError> {
+    let elf = Elf::parse(img.kernel).map_err(BuildError::Elf)?;
+    let notes = elf.xen_notes().map_err(BuildError::Elf)?;
+    let virt_base = notes.virt_base.unwrap_or(0);
+    let virt_offset = virt_base.wrapping_sub(notes.paddr_offset.unwrap_or(virt_base));
+    let (kstart, kend) = kernel_range(&elf, virt_offset);
+    let initrd_len = img.initrd.map_or(0, |i| i.len() as u64);
+    let input = LayoutInput {
+        virt_base,
+        kernel_start: kstart,
+        kernel_end: kend,
+        initrd_len,
+        nr_pages: img.nr_pages,
+        is_domu: false,
+    };
+    let lay = layout::compute(&input).map_err(BuildError::Layout)?;
+    let hpage = notes.hypercall_page.ok_or(BuildError::BadHypercallPage)?;
+    if hpage % PAGE_SIZE != 0 || hpage < lay.kernel.start || hpage + PAGE_SIZE > lay.kernel.end {
+        return Err(BuildError::BadHypercallPage);
+    }
+
+    let first = FRAMES
+        .lock()
+        .as_mut()
+        .and_then(|f| f.alloc_contiguous(img.nr_pages))
+        .ok_or(BuildError::OutOfMemory(img.nr_pages))?;
+    let mem = DomainMemory { first, v_start: lay.v_start, nr_pages: img.nr_pages };
+    for pfn in 0..img.nr_pages {
+        DirectMapTables.zero(first.0 + pfn);
+        machine::set_m2p(Mfn(first.0 + pfn), pfn);
+    }
+
+    for seg in elf.segments().filter(|s| s.kind == PT_LOAD) {
+        let data = elf.segment_data(&seg).map_err(BuildError::Elf)?;
+        mem.bytes_at(seg.paddr.wrapping_add(virt_offset), data.len()).copy_from_slice(data);
+    }
+    if let Some(initrd) = img.initrd {
+        mem.bytes_at(lay.initrd.start, initrd.len()).copy_from_slice(initrd);
+    }
+    for i in 0..xen_public::hypercall::PAGE_STUBS {
+        mem.bytes_at(hpage + (i * 32) as u64, 32).copy_from_slice(&hypercall_stub(i));
+    }
+
+    // The P2M list, in the guest's own memory.
+    let p2m_bytes = mem.bytes_at(lay.p2m.start, (img.nr_pages * 8) as usize);
+    for (pfn, slot) in p2m_bytes.chunks_exact_mut(8).enumerate() {
+        slot.copy_from_slice(&(first.0 + pfn as u64).to_le_bytes());
+    }
+    let p2m: &[u64] = {
+        let p = maddr_to_virt(first.maddr() + (lay.p2m.start - lay.v_start)) as *const u64;
+        // SAFETY: the P2M region was just filled with `nr_pages` u64s at this
+        // page-aligned address, and is not written again during the build.
+        unsafe { core::slice::from_raw_parts(p, img.nr_pages as usize) }
+    };
+    let pt = pagetable::build(&lay, p2m, &mut DirectMapTables).map_err(|_| BuildError::PageTables)?;
+    copy_hypervisor_slots(idle_l4, Mfn(pt.l4_mfn));
+
+    let shared_info = machine::alloc_frame().ok_or(BuildError::OutOfMemory(1))?;
+    // SAFETY: freshly allocated, owned by the new domain, not yet mapped.
+    let shinfo = unsafe { machine::frame_mut(shared_info) };
+    shinfo[SHINFO_UPCALL_MASK] = 1;
+    shinfo[SHINFO_MAX_PFN..SHINFO_MAX_PFN + 8].copy_from_slice(&img.nr_pages.to_le_bytes());
+
+    let mut si = StartInfo::new();
+    si.nr_pages = img.nr_pages;
+    si.shared_info = shared_info.maddr();
+    si.flags = SIF_PRIVILEGED | SIF_INITDOMAIN;
+    si.pt_base = lay.page_tables.start;
+    si.nr_pt_frames = lay.nr_pt_frames;
+    si.mfn_list = lay.p2m.start;
+    if initrd_len > 0 {
+        si.mod_start = lay.initrd.start;
+        si.mod_len = initrd_len;
+    }
+    let n = img.cmdline.len().min(si.cmd_line.len() - 1);
+    si.cmd_line[..n].copy_from_slice(&img.cmdline.as_bytes()[..n]);
+    si.first_p2m_pfn = img.nr_pages;
+    si.nr_p2m_frames = 0;
+    let si_ptr = mem.bytes_at(lay.start_info.start, core::mem::size_of::<StartInfo>()).as_mut_ptr() as *mut StartInfo;
+    // SAFETY: the start_info region is page-aligned, inside the domain and
+    // large enough; StartInfo is plain integers.
+    unsafe { si_ptr.write(si) };
+
+    let regs = CpuUserRegs {
+        rip: notes.entry.unwrap_or(elf.entry()),
+        cs: FLAT_CS64,
+        rflags: rflags::IF | 2,
+        rsp: lay.stack.end,
+        ss: FLAT_SS64,
+        rsi: lay.start_info.start,
+        ..Default::default()
+    };
+    Ok(Built { regs, l4_maddr: pt.l4_mfn << 12, shared_info, first_mfn: first, nr_pages: img.nr_pages, layout: lay, pt_frames: pt })
+}
+
+/// Copy the hypervisor's L4 slots 256-271 into a guest L4.
+pub fn copy_hypervisor_slots(idle_l4: Mfn, guest_l4: Mfn) {
+    let src = maddr_to_virt(idle_l4.maddr()) as *const u64;
+    let dst = maddr_to_virt(guest_l4.maddr()) as *mut u64;
+    for slot in xen_public::FIRST_RESERVED_L4_SLOT..xen_public::LAST_RESERVED_L4_SLOT_END {
+        // SAFETY: both are L4 frames in the direct map; the guest L4 belongs
+        // to a domain under construction; `slot` < 512.
+        unsafe { dst.add(slot).write(src.add(slot).read()) };
+    }
+}

@@ -1,0 +1,317 @@
+//! Running guests: the domain state the hypervisor keeps per domain, guest
+//! memory access, and what happens when a guest enters the hypervisor
+//! (SYSCALL or exception) and when it is resumed.
+//!
+//! Invariants: guest memory is only touched through software page walks of
+//! the guest's own tables ([`GuestMem`]); before every resume the registers
+//! are sanitised for ring 3 and the right page tables, segment bases and
+//! CR0.TS are loaded; a guest that cannot be resumed safely is crashed, and
+//! a crash of dom0 stops the machine with a failing exit code.
+
+use crate::arch::x86_64::cpu::{self, ExitCode};
+use crate::arch::x86_64::entry::{self, GuestBases};
+use crate::arch::x86_64::maddr_to_virt;
+use crate::arch::x86_64::traps::vector_name;
+use crate::domain::build::{SHINFO_CR2, SHINFO_UPCALL_MASK};
+use crate::domain::vcpu::{Crash, CpuUserRegs, FLAT_CS64, FLAT_SS64, GuestStack, PvVcpu, guest_rflags, is_canonical};
+use crate::mm::Mfn;
+use crate::mm::guest_walk::{self, PhysRead};
+use crate::{console, hypercall, printk};
+
+/// A domain as the hypervisor tracks it.
+pub struct Domain {
+    /// Domain id.
+    pub domid: u16,
+    /// Whether it may use privileged operations (dom0).
+    pub privileged: bool,
+    /// Its (single) vCPU's guest-visible state.
+    pub vcpu: PvVcpu,
+    /// The shared_info frame.
+    pub shared_info: Mfn,
+    /// Kernel-mode L4 (machine address).
+    pub guest_table: u64,
+    /// User-mode L4 (machine address), 0 if none.
+    pub guest_table_user: u64,
+    /// Segment bases: FS, kernel GS, user GS.
+    pub fs_base: u64,
+    /// GS base in guest kernel mode.
+    pub gs_base_kernel: u64,
+    /// GS base in guest user mode.
+    pub gs_base_user: u64,
+    /// `vm_assist` bits enabled.
+    pub vm_assist: u64,
+    /// CR0.TS as the guest set it with `fpu_taskswitch`.
+    pub fpu_ts: bool,
+    /// Pages owned.
+    pub nr_pages: u64,
+}
+
+/// The domain running on CPU 0, the only CPU that runs guests so far.
+/// Locked only while the hypervisor handles an entry from that domain.
+pub static CPU0_DOMAIN: spin::Mutex<Option<Domain>> = spin::Mutex::new(None);
+
+/// One past the highest machine address the direct map covers.
+pub static DIRECTMAP_END: spin::Once<u64> = spin::Once::new();
+
+/// Reads machine memory through the direct map; addresses past its end read
+/// as 0 (not present), so a bad guest entry can never fault the hypervisor.
+pub struct DirectMap;
+
+impl PhysRead for DirectMap {
+    fn read_u64(&self, maddr: u64) -> u64 {
+        let end = DIRECTMAP_END.get().copied().unwrap_or(0);
+        if maddr.saturating_add(8) > end {
+            return 0;
+        }
+        // SAFETY: the address is inside the direct map, 8-aligned by the
+        // caller (page-table entries), and only read.
+        unsafe { (maddr_to_virt(maddr) as *const u64).read_volatile() }
+    }
+}
+
+/// A guest's virtual memory, as seen through one of its L4 tables.
+#[derive(Clone, Copy)]
+pub struct GuestMem {
+    /// The L4's machine address.
+    pub l4: u64,
+}
+
+/// A guest pointer that cannot be used: -EFAULT.
+#[derive(Clone, Copy, Debug)]
+pub struct Efault;
+
+impl GuestMem {
+    /// Copy `buf.len()` bytes from guest virtual `va`.
+    pub fn read(&self, va: u64, buf: &mut [u8]) -> Result<(), Efault> {
+        guest_walk::for_each_chunk(&DirectMap, self.l4, va, buf.len(), false, |maddr, off, n| {
+            let src = maddr_to_virt(maddr) as *const u8;
+            // SAFETY: the walk proved the guest may read these bytes, which
+            // lie in one frame inside the direct map.
+            let src = unsafe { core::slice::from_raw_parts(src, n) };
+            buf[off..off + n].copy_from_slice(src);
+        })
+        .map_err(|_| Efault)
+    }
+
+    /// Copy `buf` to guest virtual `va`.
+    pub fn write(&self, va: u64, buf: &[u8]) -> Result<(), Efault> {
+        guest_walk::for_each_chunk(&DirectMap, self.l4, va, buf.len(), true, |maddr, off, n| {
+            let dst = maddr_to_virt(maddr) as *mut u8;
+            // SAFETY: the walk proved the guest may write these bytes (never
+            // a page-table frame: those are mapped read-only), in one frame.
+            let dst = unsafe { core::slice::from_raw_parts_mut(dst, n) };
+            dst.copy_from_slice(&buf[off..off + n]);
+        })
+        .map_err(|_| Efault)
+    }
+
+    /// Read a little-endian u64.
+    pub fn read_u64(&self, va: u64) -> Result<u64, Efault> {
+        let mut b = [0u8; 8];
+        self.read(va, &mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    /// Read a little-endian u32.
+    pub fn read_u32(&self, va: u64) -> Result<u32, Efault> {
+        let mut b = [0u8; 4];
+        self.read(va, &mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+}
+
+impl GuestStack for GuestMem {
+    fn write(&mut self, va: u64, words: &[u64]) -> Result<(), ()> {
+        let mut buf = [0u8; 8 * 9];
+        let bytes = &mut buf[..words.len() * 8];
+        for (chunk, w) in bytes.chunks_exact_mut(8).zip(words) {
+            chunk.copy_from_slice(&w.to_le_bytes());
+        }
+        GuestMem::write(self, va, bytes).map_err(|_| ())
+    }
+
+    fn read(&mut self, va: u64, words: &mut [u64]) -> Result<(), ()> {
+        let mut buf = [0u8; 8 * 9];
+        let bytes = &mut buf[..words.len() * 8];
+        GuestMem::read(self, va, bytes).map_err(|_| ())?;
+        for (w, chunk) in words.iter_mut().zip(bytes.chunks_exact(8)) {
+            *w = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+        }
+        Ok(())
+    }
+}
+
+impl Domain {
+    /// Guest memory as the kernel sees it.
+    pub fn kernel_mem(&self) -> GuestMem {
+        GuestMem { l4: self.guest_table }
+    }
+
+    fn shinfo(&self) -> *mut u8 {
+        maddr_to_virt(self.shared_info.maddr()) as *mut u8
+    }
+
+    /// Pull `evtchn_upcall_mask` from shared_info into the vCPU state.
+    fn sync_mask_in(&mut self) {
+        // SAFETY: shared_info is a frame of this domain in the direct map.
+        self.vcpu.upcall_mask = unsafe { self.shinfo().add(SHINFO_UPCALL_MASK).read_volatile() } != 0;
+    }
+
+    /// Push the vCPU's upcall mask back to shared_info.
+    fn sync_mask_out(&self) {
+        // SAFETY: as above.
+        unsafe { self.shinfo().add(SHINFO_UPCALL_MASK).write_volatile(u8::from(self.vcpu.upcall_mask)) };
+    }
+
+    /// Record a page fault's address in `vcpu_info.arch.cr2`.
+    fn set_guest_cr2(&self, cr2: u64) {
+        // SAFETY: as above; the field is 8-aligned.
+        unsafe { (self.shinfo().add(SHINFO_CR2) as *mut u64).write_volatile(cr2) };
+    }
+
+    /// Deliver a bounce; a failure crashes the domain.
+    pub fn deliver(&mut self, regs: &mut CpuUserRegs, b: crate::domain::vcpu::Bounce) {
+        self.sync_mask_in();
+        let mut stack = self.kernel_mem();
+        if let Err(c) = self.vcpu.bounce(regs, b, &mut stack) {
+            self.crash(regs, c);
+        }
+        self.sync_mask_out();
+    }
+
+    /// The `iret` hypercall.
+    pub fn iret(&mut self, regs: &mut CpuUserRegs) -> u64 {
+        self.sync_mask_in();
+        let mut stack = self.kernel_mem();
+        match self.vcpu.iret(regs, &mut stack) {
+            Ok(rax) => {
+                self.sync_mask_out();
+                rax
+            }
+            Err(c) => self.crash(regs, c),
+        }
+    }
+
+    /// Load everything the guest runs with, and sanitise its registers.
+    pub fn prepare_resume(&mut self, regs: &mut CpuUserRegs) {
+        regs.cs = FLAT_CS64;
+        regs.ss = FLAT_SS64;
+        regs.rflags = guest_rflags(regs.rflags);
+        if !is_canonical(regs.rip) || !is_canonical(regs.rsp) {
+            self.crash(regs, Crash::NonCanonical(regs.rip));
+        }
+        let (table, gs) = if self.vcpu.kernel_mode {
+            (self.guest_table, self.gs_base_kernel)
+        } else {
+            (self.guest_table_user, self.gs_base_user)
+        };
+        if cpu::read_cr3() != table {
+            // SAFETY: both guest tables were validated when installed and
+            // carry the hypervisor's L4 slots, so this code, its stack and
+            // the direct map stay mapped.
+            unsafe { cpu::write_cr3(table) };
+        }
+        entry::load_guest_bases(GuestBases { fs: self.fs_base, gs });
+        cpu::set_cr0_ts(self.fpu_ts);
+    }
+
+    /// Crash this domain. Dom0's crash stops the machine.
+    pub fn crash(&self, regs: &CpuUserRegs, why: Crash) -> ! {
+        printk!("domain_crash called for d{}: {why:?}", self.domid);
+        crate::setup::dump_frame("guest state of d0v0", regs);
+        crate::setup::fatal(format_args!("Hardware Dom{} crashed", self.domid))
+    }
+
+    /// `SCHEDOP_shutdown` of dom0: what Xen's `hwdom_shutdown` does, with
+    /// QEMU's debug-exit device standing in for halt and reboot.
+    pub fn shutdown(&self, regs: &CpuUserRegs, reason: u32) -> ! {
+        use xen_public::{SHUTDOWN_CRASH, SHUTDOWN_POWEROFF, SHUTDOWN_REBOOT, SHUTDOWN_WATCHDOG};
+        let d = self.domid;
+        match reason {
+            SHUTDOWN_POWEROFF => {
+                printk!("Hardware Dom{d} halted: halting machine");
+                cpu::qemu_exit(ExitCode::Success)
+            }
+            SHUTDOWN_REBOOT => {
+                printk!("Hardware Dom{d} shutdown: rebooting machine");
+                cpu::qemu_exit(ExitCode::Success)
+            }
+            SHUTDOWN_CRASH => {
+                crate::setup::dump_frame("guest state of d0v0", regs);
+                crate::setup::fatal(format_args!("Hardware Dom{d} crashed"))
+            }
+            SHUTDOWN_WATCHDOG => crate::setup::fatal(format_args!("Hardware Dom{d} shutdown: watchdog rebooting machine")),
+            r => crate::setup::fatal(format_args!("Hardware Dom{d} shutdown (unknown reason {r})")),
+        }
+    }
+}
+
+/// Enter dom0 for the first time.
+pub fn start(dom: Domain, regs: CpuUserRegs) -> ! {
+    let mut regs = regs;
+    let mut guard = CPU0_DOMAIN.lock();
+    let d = guard.insert(dom);
+    d.sync_mask_out();
+    d.prepare_resume(&mut regs);
+    drop(guard);
+    entry::enter_guest(&regs)
+}
+
+/// SYSCALL from a guest: a hypercall from kernel mode, a bounce to the
+/// syscall callback from user mode.
+pub fn handle_syscall(regs: &mut CpuUserRegs) {
+    let mut guard = CPU0_DOMAIN.lock();
+    let Some(d) = guard.as_mut() else {
+        crate::setup::fatal(format_args!("SYSCALL with no guest running"));
+    };
+    if d.vcpu.kernel_mode {
+        regs.rax = hypercall::dispatch(d, regs);
+    } else {
+        let b = d.vcpu.syscall_bounce(regs);
+        d.deliver(regs, b);
+    }
+    d.prepare_resume(regs);
+}
+
+/// Vectors whose exceptions push an error code.
+const fn has_error_code(v: u64) -> bool {
+    matches!(v, 8 | 10 | 11 | 12 | 13 | 14 | 17 | 21 | 29 | 30)
+}
+
+/// An exception raised while a guest ran: reflect it to the guest's trap
+/// table, as Xen does.
+pub fn handle_exception(regs: &mut CpuUserRegs) {
+    let mut guard = CPU0_DOMAIN.lock();
+    let Some(d) = guard.as_mut() else {
+        crate::setup::fatal(format_args!("guest exception with no guest running"));
+    };
+    let vector = regs.entry_vector as u8;
+    let (short, _) = vector_name(regs.entry_vector);
+    log::debug!("d{} trap {vector} ({short}) err {:#x} at {:#x}", d.domid, regs.error_code, regs.rip);
+    // `int n` hits #GP with the IDT bit set: emulate it if the guest's trap
+    // table allows it from the current mode.
+    if vector == 13 && regs.error_code & 3 == 2 {
+        let soft = (regs.error_code >> 3) as u8;
+        if d.vcpu.permits_softint(soft) {
+            regs.rip = regs.rip.wrapping_add(2);
+            regs.entry_vector = u64::from(soft);
+            let ti = d.vcpu.traps[soft as usize];
+            let b = crate::domain::vcpu::Bounce { eip: ti.address, error_code: None, mask_events: ti.masks_events(), clear_df: false };
+            d.deliver(regs, b);
+            d.prepare_resume(regs);
+            return;
+        }
+    }
+    if vector == 14 {
+        d.set_guest_cr2(cpu::read_cr2());
+    }
+    let ec = has_error_code(regs.entry_vector).then_some(regs.error_code);
+    let b = d.vcpu.exception_bounce(vector, ec);
+    d.deliver(regs, b);
+    d.prepare_resume(regs);
+}
+
+/// Write a guest's console output.
+pub fn console_write(bytes: &[u8]) {
+    console::write_guest(bytes);
+}

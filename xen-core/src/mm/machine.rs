@@ -1,0 +1,71 @@
+//! Machine-wide memory state after boot: the frame allocator, the
+//! machine-to-phys table, and frame access through the direct map.
+//!
+//! Invariant: frames handed out by [`alloc_frame`] are zeroed, and the M2P
+//! entry of every frame a domain owns names its pfn; all others hold
+//! [`INVALID_M2P_ENTRY`].
+
+use super::Mfn;
+use super::frame_alloc::FrameAllocator;
+use crate::arch::x86_64::maddr_to_virt;
+
+/// M2P value of a frame no guest owns.
+pub const INVALID_M2P_ENTRY: u64 = !0;
+
+/// The machine frame allocator, owned by the hypervisor once boot is done.
+pub static FRAMES: spin::Mutex<Option<FrameAllocator<'static>>> = spin::Mutex::new(None);
+
+/// Where the M2P table lives.
+#[derive(Clone, Copy, Debug)]
+pub struct M2p {
+    /// First (contiguous) frame.
+    pub base: Mfn,
+    /// Entries.
+    pub entries: u64,
+}
+
+/// The machine-to-phys table, set once at boot.
+pub static M2P: spin::Once<M2p> = spin::Once::new();
+
+/// A frame's bytes through the direct map.
+///
+/// # Safety
+/// The caller must own the frame (allocated to it, or to a domain it is
+/// building) and no other reference to its contents may be live.
+pub unsafe fn frame_mut(mfn: Mfn) -> &'static mut [u8; 4096] {
+    // SAFETY: the direct map covers all RAM; exclusivity is the caller's.
+    unsafe { &mut *(maddr_to_virt(mfn.maddr()) as *mut [u8; 4096]) }
+}
+
+/// Allocate one zeroed frame.
+pub fn alloc_frame() -> Option<Mfn> {
+    let mfn = FRAMES.lock().as_mut()?.alloc()?;
+    // SAFETY: the frame was just allocated, so it is ours alone.
+    unsafe { frame_mut(mfn) }.fill(0);
+    Some(mfn)
+}
+
+/// Frames currently free.
+pub fn free_frames() -> u64 {
+    FRAMES.lock().as_ref().map_or(0, FrameAllocator::free_frames)
+}
+
+/// Record `mfn -> pfn` in the M2P (ignored for frames past its end).
+pub fn set_m2p(mfn: Mfn, pfn: u64) {
+    let Some(m2p) = M2P.get() else { return };
+    if mfn.0 >= m2p.entries {
+        return;
+    }
+    let slot = maddr_to_virt(m2p.base.maddr() + mfn.0 * 8) as *mut u64;
+    // SAFETY: the M2P frames belong to the hypervisor and `mfn` is in range;
+    // guests only see them through a read-only mapping.
+    unsafe { slot.write_volatile(pfn) };
+}
+
+/// Fill the whole M2P with [`INVALID_M2P_ENTRY`].
+pub fn init_m2p(m2p: M2p) {
+    M2P.call_once(|| m2p);
+    for mfn in 0..m2p.entries {
+        set_m2p(Mfn(mfn), INVALID_M2P_ENTRY);
+    }
+}
