@@ -1,16 +1,115 @@
 //! Domain 0: the privileged control domain. It runs on the shared PV guest
-//! runtime, reports what the hypervisor handed it, and shuts down.
+//! runtime, prints a banner with what the hypervisor handed it, runs the
+//! boot self-test named by `test=` on its command line, and shuts down.
 #![cfg_attr(target_os = "none", no_std, no_main)]
+
+mod cmdline;
 
 #[cfg(target_os = "none")]
 mod dom0 {
-    use pv_guest_kernel::{StartInfo, hypercall, println};
-    use xen_public::SHUTDOWN_POWEROFF;
+    use crate::cmdline::{self, Test};
+    use pv_guest_kernel::alloc::EarlyAlloc;
+    use pv_guest_kernel::notes::VIRT_BASE;
+    use pv_guest_kernel::{StartInfo, hypercall, println, shared, traps};
+    use xen_public::{SHUTDOWN_CRASH, SHUTDOWN_POWEROFF, SIF_INITDOMAIN, SIF_PRIVILEGED};
 
-    fn main(si: &'static StartInfo) -> ! {
-        println!("dom0: started with {} pages, flags {:#x}", si.nr_pages, si.flags);
+    fn banner(si: &StartInfo) {
+        let ver = hypercall::xen_version();
+        let mut extra = [0u8; 16];
+        hypercall::xen_version_buf(xen_public::XENVER_EXTRAVERSION, &mut extra);
+        let extra = core::str::from_utf8(&extra).unwrap_or("?").trim_end_matches('\0');
+        let mut feat = [0u8; 8];
+        hypercall::xen_version_buf(xen_public::XENVER_GET_FEATURES, &mut feat);
+        let features = u32::from_le_bytes([feat[4], feat[5], feat[6], feat[7]]);
+        println!("dom0: dom0-tools {} started", env!("CARGO_PKG_VERSION"));
+        println!("dom0: hypervisor: Xen {}.{}{extra}", ver >> 16, ver & 0xffff);
+        println!("dom0: features: {features:#x}");
+        println!("dom0: nr_pages: {}", si.nr_pages);
+        println!("dom0: flags: {}", cmdline::flag_names(si.flags, SIF_PRIVILEGED, SIF_INITDOMAIN));
+        if si.mod_len > 0 {
+            println!("dom0: boot modules: 1 ({} bytes)", si.mod_len);
+        } else {
+            println!("dom0: boot modules: none");
+        }
+        println!("dom0: cmdline: {}", cmdline::as_str(&si.cmd_line));
+    }
+
+    fn poweroff() -> ! {
         loop {
             hypercall::shutdown(SHUTDOWN_POWEROFF);
+        }
+    }
+
+    /// The machine frame of a page of the initial region, from the P2M list.
+    fn mfn_of(si: &StartInfo, va: u64) -> u64 {
+        let pfn = (va - VIRT_BASE) / 4096;
+        // SAFETY: `mfn_list` is the P2M list Xen mapped in the initial
+        // region, with `nr_pages` entries; `pfn` is inside the region.
+        unsafe { *(si.mfn_list as *const u64).add(pfn as usize) }
+    }
+
+    fn on_user_syscall(rax: u64, rip: u64, cs: u64) -> ! {
+        println!("dom0: syscall: bounced from user mode, rax {rax:#x}, user cs {cs:#x}, rip in user program: {}", rip != 0);
+        poweroff()
+    }
+
+    fn run(si: &'static StartInfo, test: Test) -> ! {
+        let mut pages = EarlyAlloc::from_start_info(si.pt_base, si.nr_pt_frames, VIRT_BASE, si.nr_pages);
+        match test {
+            Test::Banner => poweroff(),
+            Test::Crash => {
+                println!("dom0: crash: asking for SHUTDOWN_crash");
+                loop {
+                    hypercall::shutdown(SHUTDOWN_CRASH);
+                }
+            }
+            Test::Enosys => {
+                for nr in [11u64, 48, 63, 127] {
+                    println!("dom0: enosys: hypercall {nr} -> {}", hypercall::raw(nr, 0, 0, 0));
+                }
+                poweroff()
+            }
+            Test::PageFault => {
+                println!("dom0: pagefault: set_trap_table -> {}", traps::install());
+                let va = pages.alloc_page().unwrap_or(0);
+                println!("dom0: pagefault: map shared_info -> {}", shared::map(va, si.shared_info));
+                match traps::probe_read(0xdead_b000) {
+                    Ok(()) => println!("dom0: pagefault: read of 0xdeadb000 did not fault"),
+                    Err(c) => println!(
+                        "dom0: pagefault: handled vector {} error {:#x} cr2 {:#x}",
+                        c.vector, c.error_code, c.cr2
+                    ),
+                }
+                poweroff()
+            }
+            Test::Unhandled => {
+                println!("dom0: unhandled: clear trap table -> {}", hypercall::clear_trap_table());
+                println!("dom0: unhandled: executing ud2 with no handler");
+                // SAFETY: deliberately raising #UD with no handler: the
+                // hypervisor must crash this domain.
+                unsafe { core::arch::asm!("ud2") };
+                println!("dom0: unhandled: still running after ud2");
+                poweroff()
+            }
+            Test::Syscall => {
+                println!("dom0: syscall: set_trap_table -> {}", traps::install());
+                let rc = traps::run_user_program(mfn_of(si, si.pt_base), on_user_syscall);
+                println!("dom0: syscall: could not enter user mode: {rc}");
+                poweroff()
+            }
+        }
+    }
+
+    fn main(si: &'static StartInfo) -> ! {
+        banner(si);
+        match cmdline::test(cmdline::as_str(&si.cmd_line)) {
+            Ok(t) => run(si, t),
+            Err(name) => {
+                println!("dom0: unknown test '{name}'");
+                loop {
+                    hypercall::shutdown(SHUTDOWN_CRASH);
+                }
+            }
         }
     }
 

@@ -14,7 +14,12 @@ pub mod arch;
 pub mod console;
 #[cfg(target_os = "none")]
 pub mod hypercall;
+#[cfg(target_os = "none")]
+pub mod shared;
+#[cfg(target_os = "none")]
+pub mod traps;
 
+pub mod alloc;
 pub mod notes;
 
 pub use xen_public as public;

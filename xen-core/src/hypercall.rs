@@ -10,7 +10,7 @@
 use crate::domain::vcpu::{CpuUserRegs, TrapInfo, is_canonical};
 use crate::guest::{Domain, Efault, GuestMem};
 use crate::version::{NAME, VERSION, XEN_MAJOR, XEN_MINOR};
-use xen_public::errno::{E2BIG, EFAULT, EINVAL, ENOSYS, EPERM};
+use xen_public::errno::{E2BIG, EBUSY, EFAULT, EINVAL, ENOSYS, EPERM, ESRCH};
 use xen_public::hypercall as nr;
 
 type Ret = i64;
@@ -40,6 +40,8 @@ pub fn dispatch(d: &mut Domain, regs: &mut CpuUserRegs) -> u64 {
         nr::SET_SEGMENT_BASE => set_segment_base(d, a1 as u32, a2),
         nr::SCHED_OP => sched_op(d, regs, a1 as u32, a2),
         nr::CALLBACK_OP => callback_op(d, a1 as u32, a2),
+        nr::UPDATE_VA_MAPPING => update_va_mapping(d, a1, a2, a3),
+        nr::MMUEXT_OP => mmuext_op(d, a1, a2, a3, regs.r10),
         _ => -ENOSYS,
     };
     r as u64
@@ -316,4 +318,116 @@ fn features(d: &Domain) -> u32 {
         f |= 1 << XENFEAT_PAE_PGDIR_ABOVE_4GB;
     }
     f
+}
+
+/// PTE bits a PV guest may set in an L1 entry: P, RW, US, A, D, G, the
+/// three software bits and NX. PWT, PCD, PAT and bits 52-62 are refused.
+const L1_ALLOWED: u64 = 0x1 | 0x2 | 0x4 | 0x20 | 0x40 | 0x100 | 0xe00 | (1 << 63);
+const PTE_ADDR: u64 = 0x000f_ffff_ffff_f000;
+
+/// Validate a new L1 entry for `d`: Xen's rules for flags, ownership and
+/// writable mappings of page tables. Returns the entry as installed (64-bit
+/// PV kernel mappings always carry the user bit, as Xen forces it).
+fn validate_l1e(d: &Domain, pte: u64) -> Result<u64, i64> {
+    if pte & 1 == 0 {
+        return Ok(pte);
+    }
+    if pte & !PTE_ADDR & !L1_ALLOWED != 0 {
+        return Err(-EINVAL);
+    }
+    let mfn = (pte & PTE_ADDR) >> 12;
+    if !d.owns(mfn) {
+        return Err(-EBUSY);
+    }
+    if pte & 2 != 0 && d.is_page_table(mfn) {
+        return Err(-EBUSY);
+    }
+    Ok(pte | 4)
+}
+
+/// Machine address of the L1 entry mapping `va` in the table at `l4`.
+fn l1e_maddr(l4: u64, va: u64) -> Option<u64> {
+    use crate::mm::guest_walk::PhysRead;
+    let mut table = l4 & PTE_ADDR;
+    for level in (2..=4u32).rev() {
+        let e = crate::guest::DirectMap.read_u64(table + ((va >> (12 + 9 * (level - 1))) & 511) * 8);
+        if e & 1 == 0 || e & 0x80 != 0 {
+            return None;
+        }
+        table = e & PTE_ADDR;
+    }
+    Some(table + ((va >> 12) & 511) * 8)
+}
+
+fn update_va_mapping(d: &mut Domain, va: u64, pte: u64, flags: u64) -> Ret {
+    const UVMF_TLB_FLUSH: u64 = 1;
+    const UVMF_INVLPG: u64 = 2;
+    if !crate::mm::guest_walk::guest_va_ok(va) {
+        return -EINVAL;
+    }
+    let Some(slot) = l1e_maddr(d.guest_table, va) else { return -EINVAL };
+    let pte = match validate_l1e(d, pte) {
+        Ok(p) => p,
+        Err(e) => return e,
+    };
+    // The L1 is one of the domain's validated tables; its frame is in RAM.
+    let p = crate::arch::x86_64::maddr_to_virt(slot) as *mut u64;
+    // SAFETY: `slot` is an entry of a page table owned by this domain (found
+    // by walking its validated L4), inside the direct map.
+    unsafe { p.write_volatile(pte) };
+    match flags & 3 {
+        UVMF_TLB_FLUSH => crate::arch::x86_64::cpu::flush_tlb(),
+        UVMF_INVLPG => crate::arch::x86_64::cpu::invlpg(va),
+        _ => {}
+    }
+    0
+}
+
+fn mmuext_op(d: &mut Domain, ops: u64, count: u64, done_ptr: u64, foreigndom: u64) -> Ret {
+    const MMUEXT_NEW_USER_BASEPTR: u32 = 15;
+    let dom = foreigndom as u16;
+    if dom != xen_public::DOMID_SELF && dom != d.domid {
+        return -ESRCH;
+    }
+    let mem = d.kernel_mem();
+    let count = count as u32 as u64;
+    let mut done = 0u64;
+    let mut rc = 0;
+    while done < count {
+        let mut raw = [0u8; 24];
+        if mem.read(ops + done * 24, &mut raw).is_err() {
+            rc = -EFAULT;
+            break;
+        }
+        let cmd = u32::from_le_bytes(raw[0..4].try_into().unwrap_or_default());
+        let arg1 = u64::from_le_bytes(raw[8..16].try_into().unwrap_or_default());
+        rc = match cmd {
+            MMUEXT_NEW_USER_BASEPTR => {
+                if arg1 == 0 {
+                    d.guest_table_user = 0;
+                    d.vcpu.has_user_table = false;
+                    0
+                } else if arg1 << 12 == d.guest_table {
+                    // The only validated, pinned L4 a domain has so far is
+                    // its kernel one; XTF and simple kernels share it.
+                    d.guest_table_user = arg1 << 12;
+                    d.vcpu.has_user_table = true;
+                    0
+                } else {
+                    -EINVAL
+                }
+            }
+            // The other MMUEXT commands arrive with the memory
+            // virtualization work; until then, as an unknown command.
+            _ => -ENOSYS,
+        };
+        if rc != 0 {
+            break;
+        }
+        done += 1;
+    }
+    if done_ptr != 0 && mem.write(done_ptr, &(done as u32).to_le_bytes()).is_err() {
+        return -EFAULT;
+    }
+    rc
 }

@@ -131,6 +131,8 @@ fn start_dom0(mbi: &BootInfo<'static>, opts: &Options<'_>, kernel: Module<'stati
         vm_assist: 0,
         fpu_ts: false,
         nr_pages: built.nr_pages,
+        first_mfn: built.first_mfn,
+        pt_pfns: (l.pfn_of(l.page_tables.start), l.pfn_of(l.page_tables.end)),
     };
     info!("Scrubbed free RAM; {} frames left. Starting dom0.", machine::free_frames());
     crate::guest::start(dom, built.regs)

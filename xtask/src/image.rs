@@ -123,10 +123,16 @@ pub fn make_iso(spec: &IsoSpec) -> Result<PathBuf, String> {
 
 /// The standard ISO: xen-core, dom0 and the demo guest.
 pub fn default_iso(k: &Kernels, cmdline: &str) -> Result<PathBuf, String> {
-    make_iso(&IsoSpec {
-        name: "xen-core".into(),
+    make_iso(&standard_spec("xen-core", k, cmdline, ""))
+}
+
+/// xen-core with dom0 (given `dom0_args`) and the demo guest as its module.
+pub fn standard_spec(name: &str, k: &Kernels, cmdline: &str, dom0_args: &str) -> IsoSpec {
+    let dom0 = Module { args: dom0_args.into(), ..Module::new(&k.dom0, "dom0") };
+    IsoSpec {
+        name: name.into(),
         hypervisor: k.xen_core.clone(),
         cmdline: cmdline.into(),
-        modules: vec![Module::new(&k.dom0, "dom0"), Module::new(&k.guest, "guest")],
-    })
+        modules: vec![dom0, Module::new(&k.guest, "guest")],
+    }
 }

@@ -22,6 +22,7 @@ commands:
       --smp N               number of CPUs (default 1)
       --mem MIB             memory in MiB (default 256)
       --cmdline STR         xen-core command line (default 'loglvl=all')
+      --dom0-cmdline STR    dom0's command line (e.g. test=pagefault)
   test [FILTER]             host unit tests, then QEMU boot tests; ends with 'N passed, N failed'"
 }
 

@@ -176,6 +176,7 @@ fn number<T: std::str::FromStr>(s: &str, flag: &str) -> Result<T, String> {
 pub fn run_command(args: &[String]) -> Result<(), String> {
     let mut o = Options { echo: true, interactive: true, timeout: None, ..Options::default() };
     let mut cmdline = String::from("loglvl=all");
+    let mut dom0_args = String::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -184,6 +185,7 @@ pub fn run_command(args: &[String]) -> Result<(), String> {
             "--smp" => o.smp = number(value(&mut it, a)?, a)?,
             "--mem" => o.mem_mib = number(value(&mut it, a)?, a)?,
             "--cmdline" => cmdline = value(&mut it, a)?.clone(),
+            "--dom0-cmdline" => dom0_args = value(&mut it, a)?.clone(),
             "--script" => {
                 let f = value(&mut it, a)?;
                 let text = std::fs::read_to_string(f).map_err(|e| format!("{f}: {e}"))?;
@@ -193,7 +195,7 @@ pub fn run_command(args: &[String]) -> Result<(), String> {
         }
     }
     let kernels = image::build(image::Profile::Release)?;
-    let iso = image::default_iso(&kernels, &cmdline)?;
+    let iso = image::make_iso(&image::standard_spec("xen-core", &kernels, &cmdline, &dom0_args))?;
     eprintln!("[xtask] booting {} (cpu {}, {} CPU(s), {} MiB)", iso.display(), o.cpu, o.smp, o.mem_mib);
     let r = boot(&iso, &o)?;
     match r.first_line_after {

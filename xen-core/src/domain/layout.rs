@@ -18,7 +18,7 @@ const MIN_PADDING: u64 = 512 << 10;
 /// Size of `struct start_info`.
 pub const START_INFO_SIZE: u64 = 1168;
 /// Size of `struct dom0_vga_console_info`, which follows dom0's start_info.
-pub const DOM0_VGA_CONSOLE_INFO_SIZE: u64 = 52;
+pub const DOM0_VGA_CONSOLE_INFO_SIZE: u64 = 40;
 
 /// A half-open virtual range.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]

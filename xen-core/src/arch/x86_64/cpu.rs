@@ -160,3 +160,15 @@ pub fn set_cr0_ts(on: bool) {
         unsafe { asm!("mov cr0, {}", in(reg) new, options(nostack, preserves_flags)) };
     }
 }
+
+/// Flush this CPU's non-global TLB entries.
+pub fn flush_tlb() {
+    // SAFETY: reloading CR3 with its own value only drops TLB entries.
+    unsafe { write_cr3(read_cr3()) };
+}
+
+/// Drop one page's TLB entry.
+pub fn invlpg(va: u64) {
+    // SAFETY: invlpg only drops a TLB entry.
+    unsafe { asm!("invlpg [{}]", in(reg) va, options(nostack, preserves_flags)) };
+}

@@ -52,6 +52,7 @@ pub fn vector_name(v: u64) -> (&'static str, &'static str) {
         19 => ("#XM", "SIMD floating point"),
         20 => ("#VE", "virtualization"),
         21 => ("#CP", "control protection"),
+        0x100 => ("SYSCALL", "hypercall or syscall entry"),
         _ => ("#??", "reserved"),
     }
 }

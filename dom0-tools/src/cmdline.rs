@@ -1,0 +1,79 @@
+//! Dom0's command line: which boot self-test to run, and start_info flag
+//! names for the banner.
+#![forbid(unsafe_code)]
+#![cfg_attr(not(target_os = "none"), allow(dead_code))]
+
+/// A boot self-test dom0 runs after its banner (`test=` on its command line).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Test {
+    /// Banner, then poweroff (the default).
+    Banner,
+    /// `SCHEDOP_shutdown(crash)`.
+    Crash,
+    /// Unused hypercall numbers must return -ENOSYS.
+    Enosys,
+    /// A page fault handled by dom0's own handler, with CR2 from vcpu_info.
+    PageFault,
+    /// `ud2` with no handler: the hypervisor crashes the domain.
+    Unhandled,
+    /// SYSCALL from user mode bounced to dom0's syscall callback.
+    Syscall,
+}
+
+/// The command line bytes up to the first NUL.
+pub fn as_str(raw: &[u8]) -> &str {
+    let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
+    core::str::from_utf8(&raw[..end]).unwrap_or("")
+}
+
+/// The test named by `test=`; `Err(name)` for an unknown one.
+pub fn test(cmdline: &str) -> Result<Test, &str> {
+    let Some(name) = cmdline.split_ascii_whitespace().find_map(|w| w.strip_prefix("test=")) else {
+        return Ok(Test::Banner);
+    };
+    Ok(match name {
+        "banner" => Test::Banner,
+        "crash" => Test::Crash,
+        "enosys" => Test::Enosys,
+        "pagefault" => Test::PageFault,
+        "unhandled" => Test::Unhandled,
+        "syscall" => Test::Syscall,
+        other => return Err(other),
+    })
+}
+
+/// The named SIF flags, `|`-separated (only these two are spelled out).
+pub fn flag_names(flags: u32, privileged: u32, initdomain: u32) -> &'static str {
+    match (flags & privileged != 0, flags & initdomain != 0) {
+        (true, true) => "SIF_PRIVILEGED|SIF_INITDOMAIN",
+        (true, false) => "SIF_PRIVILEGED",
+        (false, true) => "SIF_INITDOMAIN",
+        (false, false) => "none",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_names_parse() {
+        assert_eq!(test(""), Ok(Test::Banner));
+        assert_eq!(test("quiet test=syscall"), Ok(Test::Syscall));
+        assert_eq!(test("test=pagefault"), Ok(Test::PageFault));
+        assert_eq!(test("test=bogus"), Err("bogus"));
+    }
+
+    #[test]
+    fn flags_are_spelled_out() {
+        // ABI: SIF_PRIVILEGED = 1, SIF_INITDOMAIN = 2; other bits (Xen's PM bits) are ignored.
+        assert_eq!(flag_names(0x303, 1, 2), "SIF_PRIVILEGED|SIF_INITDOMAIN");
+        assert_eq!(flag_names(1, 1, 2), "SIF_PRIVILEGED");
+        assert_eq!(flag_names(0, 1, 2), "none");
+    }
+
+    #[test]
+    fn cmdline_stops_at_nul() {
+        assert_eq!(as_str(b"test=crash\0garbage"), "test=crash");
+    }
+}

@@ -1,0 +1,283 @@
+//! The guest's trap table: entry stubs for the exception vectors, the
+//! frame Xen bounces them with, probe fixups, the syscall callback, and the
+//! way into user mode.
+//!
+//! Xen delivers an exception on the guest kernel stack as
+//! `{RCX, R11, [ERRCODE], RIP, CS, RFLAGS, RSP, SS}`; the stubs restore RCX
+//! and R11, save the rest into a [`GuestTrapFrame`] and return with the
+//! `iret` hypercall. Invariant: a trap at a registered probe instruction
+//! resumes at its fixup; any other trap is reported and crashes the domain.
+
+use crate::hypercall;
+use core::sync::atomic::{AtomicU64, Ordering};
+use xen_public::SHUTDOWN_CRASH;
+
+/// Registers saved by the stubs (lowest address first).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+#[allow(missing_docs)]
+pub struct GuestTrapFrame {
+    pub r15: u64,
+    pub r14: u64,
+    pub r13: u64,
+    pub r12: u64,
+    pub r11: u64,
+    pub r10: u64,
+    pub r9: u64,
+    pub r8: u64,
+    pub rbp: u64,
+    pub rdi: u64,
+    pub rsi: u64,
+    pub rdx: u64,
+    pub rcx: u64,
+    pub rbx: u64,
+    pub rax: u64,
+    pub vector: u64,
+    pub error_code: u64,
+    pub rip: u64,
+    pub cs: u64,
+    pub rflags: u64,
+    pub rsp: u64,
+    pub ss: u64,
+}
+
+macro_rules! guest_stubs {
+    (no_error_code: $($a:literal),*; error_code: $($b:literal),*) => {
+        core::arch::global_asm!(
+            ".text",
+            $( concat!(".balign 16\nguest_trap_", $a, ":\n pop %rcx\n pop %r11\n push $0\n push $", $a,
+                       "\n jmp guest_trap_common"), )*
+            $( concat!(".balign 16\nguest_trap_", $b, ":\n pop %rcx\n pop %r11\n push $", $b,
+                       "\n jmp guest_trap_common"), )*
+            ".section .rodata.guest_traps, \"a\"",
+            ".balign 8",
+            ".global guest_trap_stubs",
+            "guest_trap_stubs:",
+            ".irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19",
+            ".quad guest_trap_\\n",
+            ".endr",
+            ".text",
+            options(att_syntax)
+        );
+    };
+}
+
+guest_stubs!(
+    no_error_code: 0, 1, 2, 3, 4, 5, 6, 7, 9, 15, 16, 18, 19;
+    error_code: 8, 10, 11, 12, 13, 14, 17
+);
+
+core::arch::global_asm!(
+    r#"
+    .text
+guest_trap_common:
+    push %rax
+    push %rbx
+    push %rcx
+    push %rdx
+    push %rsi
+    push %rdi
+    push %rbp
+    push %r8
+    push %r9
+    push %r10
+    push %r11
+    push %r12
+    push %r13
+    push %r14
+    push %r15
+    mov %rsp, %rdi
+    call {dispatch}
+    pop %r15
+    pop %r14
+    pop %r13
+    pop %r12
+    pop %r11
+    pop %r10
+    pop %r9
+    pop %r8
+    pop %rbp
+    pop %rdi
+    pop %rsi
+    pop %rdx
+    pop %rcx
+    pop %rbx
+    pop %rax
+    add $16, %rsp                   /* vector, error code */
+    push $0                         /* iret flags */
+    jmp hypercall_page + {iret} * 32
+
+    /* Probe: read 8 bytes at RDI; returns 0, or 1 if it faulted. */
+    .global guest_probe_read
+guest_probe_read:
+    mov (%rdi), %rax
+    xor %eax, %eax
+    ret
+    .global guest_probe_fixup
+guest_probe_fixup:
+    mov $1, %eax
+    ret
+
+    /* SYSCALL from user mode, bounced by the hypervisor. */
+    .global guest_syscall_entry
+guest_syscall_entry:
+    pop %rcx
+    pop %r11
+    mov %rax, %rdi
+    mov %rsp, %rsi                  /* RIP, CS, RFLAGS, RSP, SS */
+    call {syscall}
+    ud2
+
+    /* A user-mode program for the syscall test. */
+    .global guest_user_program
+guest_user_program:
+    mov ${magic}, %eax
+    syscall
+    ud2
+
+    /* Enter user mode: RDI = rip, RSI = rsp. */
+    .global guest_enter_user
+guest_enter_user:
+    push ${ss}
+    push %rsi
+    push $0x202
+    push ${cs}
+    push %rdi
+    push $0                         /* iret flags */
+    jmp hypercall_page + {iret} * 32
+    "#,
+    dispatch = sym guest_trap_dispatch,
+    syscall = sym guest_syscall_dispatch,
+    iret = const xen_public::hypercall::IRET,
+    magic = const USER_SYSCALL_MAGIC,
+    ss = const xen_public::FLAT_USER_SS64,
+    cs = const xen_public::FLAT_USER_CS64,
+    options(att_syntax)
+);
+
+unsafe extern "C" {
+    static guest_trap_stubs: [u64; 20];
+    fn guest_probe_read(addr: u64) -> u64;
+    fn guest_probe_fixup();
+    fn guest_syscall_entry();
+    fn guest_user_program();
+    fn guest_enter_user(rip: u64, rsp: u64) -> !;
+}
+
+/// RAX the user-mode test program passes to SYSCALL.
+pub const USER_SYSCALL_MAGIC: u64 = 0x5ca11;
+
+/// The last trap a probe caught.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Caught {
+    /// Vector.
+    pub vector: u64,
+    /// Error code.
+    pub error_code: u64,
+    /// `vcpu_info.arch.cr2` at the time (0 if shared_info is not mapped).
+    pub cr2: u64,
+}
+
+static CAUGHT_VECTOR: AtomicU64 = AtomicU64::new(u64::MAX);
+static CAUGHT_ERROR: AtomicU64 = AtomicU64::new(0);
+static CAUGHT_CR2: AtomicU64 = AtomicU64::new(0);
+
+/// Register handlers for vectors 0-19 with the hypervisor.
+pub fn install() -> i64 {
+    let mut table = [hypercall::TrapInfo::default(); 21];
+    // SAFETY: the stub table is defined in the asm above, in .rodata.
+    let stubs = unsafe { &guest_trap_stubs };
+    for (v, &addr) in stubs.iter().enumerate() {
+        // #BP and #OF may be raised from user mode (DPL 3).
+        let dpl = if v == 3 || v == 4 { 3 } else { 0 };
+        table[v] = hypercall::TrapInfo { vector: v as u8, flags: dpl, cs: xen_public::FLAT_KERNEL_CS64, address: addr };
+    }
+    hypercall::set_trap_table(&table)
+}
+
+/// Read 8 bytes at `addr`, catching a fault: `Err(caught)` if it trapped.
+pub fn probe_read(addr: u64) -> Result<(), Caught> {
+    // SAFETY: the read may fault; the trap handler resumes at the fixup.
+    let faulted = unsafe { guest_probe_read(addr) } != 0;
+    if !faulted {
+        return Ok(());
+    }
+    Err(Caught {
+        vector: CAUGHT_VECTOR.load(Ordering::Relaxed),
+        error_code: CAUGHT_ERROR.load(Ordering::Relaxed),
+        cr2: CAUGHT_CR2.load(Ordering::Relaxed),
+    })
+}
+
+extern "C" fn guest_trap_dispatch(f: &mut GuestTrapFrame) {
+    let cr2 = crate::shared::cr2().unwrap_or(0);
+    if f.rip == guest_probe_read as *const () as u64 {
+        CAUGHT_VECTOR.store(f.vector, Ordering::Relaxed);
+        CAUGHT_ERROR.store(f.error_code, Ordering::Relaxed);
+        CAUGHT_CR2.store(cr2, Ordering::Relaxed);
+        f.rip = guest_probe_fixup as *const () as u64;
+        return;
+    }
+    crate::println!(
+        "guest: unexpected trap {} error {:#x} at rip {:#x} cs {:#x} rsp {:#x} cr2 {:#x}",
+        f.vector,
+        f.error_code,
+        f.rip,
+        f.cs,
+        f.rsp,
+        cr2
+    );
+    loop {
+        hypercall::shutdown(SHUTDOWN_CRASH);
+    }
+}
+
+/// What the syscall callback does with a user-mode SYSCALL.
+static SYSCALL_HOOK: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn guest_syscall_dispatch(rax: u64, frame: *const [u64; 5]) -> ! {
+    // SAFETY: the entry stub passes the bounce frame on our kernel stack.
+    let [rip, cs, rflags, rsp, _ss] = unsafe { *frame };
+    let hook = SYSCALL_HOOK.load(Ordering::Relaxed);
+    if hook != 0 {
+        // SAFETY: only `run_user_program` stores here, a `fn(u64, u64, u64) -> !`.
+        let f: fn(u64, u64, u64) -> ! = unsafe { core::mem::transmute(hook as usize) };
+        f(rax, rip, cs);
+    }
+    crate::println!("guest: SYSCALL from user mode rax {rax:#x} rip {rip:#x} rflags {rflags:#x} rsp {rsp:#x}");
+    loop {
+        hypercall::shutdown(SHUTDOWN_CRASH);
+    }
+}
+
+/// Kernel stack for bounces from user mode.
+#[repr(C, align(16))]
+struct Stack([u8; 16384]);
+static mut KERNEL_STACK: Stack = Stack([0; 16384]);
+static mut USER_STACK: Stack = Stack([0; 16384]);
+
+/// Run the built-in user-mode program, which issues SYSCALL with
+/// [`USER_SYSCALL_MAGIC`]; `on_syscall(rax, user_rip, user_cs)` receives it
+/// in kernel mode. Needs `l4_mfn`, the current L4, as the user page table.
+pub fn run_user_program(l4_mfn: u64, on_syscall: fn(u64, u64, u64) -> !) -> i64 {
+    const MMUEXT_NEW_USER_BASEPTR: u32 = 15;
+    const CALLBACKTYPE_SYSCALL: u16 = 2;
+    let rc = hypercall::mmuext_op(MMUEXT_NEW_USER_BASEPTR, l4_mfn, 0);
+    if rc != 0 {
+        return rc;
+    }
+    let rc = hypercall::register_callback(CALLBACKTYPE_SYSCALL, 0, guest_syscall_entry as *const () as u64);
+    if rc != 0 {
+        return rc;
+    }
+    let kstack = core::ptr::addr_of!(KERNEL_STACK) as u64 + 16384;
+    let rc = hypercall::stack_switch(u64::from(xen_public::FLAT_KERNEL_SS64), kstack);
+    if rc != 0 {
+        return rc;
+    }
+    SYSCALL_HOOK.store(on_syscall as *const () as u64, Ordering::Relaxed);
+    let ustack = core::ptr::addr_of!(USER_STACK) as u64 + 16384;
+    // SAFETY: the user program and its stack are mapped user-accessible (a
+    // PV kernel's pages all are), and the syscall callback never returns here.
+    unsafe { guest_enter_user(guest_user_program as *const () as u64, ustack) }
+}
