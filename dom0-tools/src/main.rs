@@ -64,7 +64,7 @@ mod dom0 {
                 }
             }
             Test::Enosys => {
-                for nr in [11u64, 48, 63, 127] {
+                for nr in [11u64, 45, 63, 127] {
                     println!("dom0: enosys: hypercall {nr} -> {}", hypercall::raw(nr, 0, 0, 0));
                 }
                 poweroff()

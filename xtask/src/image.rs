@@ -126,6 +126,13 @@ pub fn default_iso(k: &Kernels, cmdline: &str) -> Result<PathBuf, String> {
     make_iso(&standard_spec("xen-core", k, cmdline, ""))
 }
 
+/// The same dom0 and guest on real Xen 4.17.
+pub fn xen417_spec(name: &str, k: &Kernels, dom0_args: &str) -> Result<IsoSpec, String> {
+    let mut spec = standard_spec(name, k, crate::xen::XEN_CMDLINE, dom0_args);
+    spec.hypervisor = crate::xen::xen_gz()?;
+    Ok(spec)
+}
+
 /// xen-core with dom0 (given `dom0_args`) and the demo guest as its module.
 pub fn standard_spec(name: &str, k: &Kernels, cmdline: &str, dom0_args: &str) -> IsoSpec {
     let dom0 = Module { args: dom0_args.into(), ..Module::new(&k.dom0, "dom0") };

@@ -5,6 +5,7 @@ mod env;
 mod image;
 mod qemu;
 mod tests;
+mod xen;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -23,6 +24,7 @@ commands:
       --mem MIB             memory in MiB (default 256)
       --cmdline STR         xen-core command line (default 'loglvl=all')
       --dom0-cmdline STR    dom0's command line (e.g. test=pagefault)
+      --xen-4.17            boot the same dom0 on real Xen 4.17 instead (fetched from Debian)
   test [FILTER]             host unit tests, then QEMU boot tests; ends with 'N passed, N failed'"
 }
 

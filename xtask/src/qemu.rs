@@ -32,7 +32,14 @@ pub struct Options {
     pub echo: bool,
     /// Forward our stdin to the console (when there is no script).
     pub interactive: bool,
+    /// Stop QEMU as soon as a complete serial line contains one of these
+    /// (real Xen halts without leaving QEMU).
+    pub stop_on: Vec<String>,
 }
+
+/// Lines after which Xen 4.17 stops doing anything useful: dom0 halted
+/// (QEMU keeps running) or crashed (Xen reboots after 5 s).
+pub const XEN_STOP_LINES: &[&str] = &["Hardware Dom0 halted", "Hardware Dom0 crashed", "Hardware Dom0 shutdown"];
 
 impl Default for Options {
     fn default() -> Self {
@@ -44,6 +51,7 @@ impl Default for Options {
             script: Vec::new(),
             echo: false,
             interactive: false,
+            stop_on: Vec::new(),
         }
     }
 }
@@ -59,6 +67,8 @@ pub struct Outcome {
     pub output: String,
     /// From spawning QEMU to the first hypervisor line on serial.
     pub first_line_after: Option<Duration>,
+    /// The `stop_on` line that ended the run, if any.
+    pub stopped_on: Option<String>,
 }
 
 /// The QEMU command line shared by every run.
@@ -121,6 +131,7 @@ pub fn boot(iso: &Path, o: &Options) -> Result<Outcome, String> {
     let mut last_data = Instant::now();
     let mut script = o.script.iter();
     let mut timed_out = false;
+    let mut stopped_on = None;
     loop {
         match rx.recv_timeout(Duration::from_millis(50)) {
             Ok(chunk) => {
@@ -131,11 +142,15 @@ pub fn boot(iso: &Path, o: &Options) -> Result<Outcome, String> {
                 }
                 out.extend_from_slice(&chunk);
                 last_data = Instant::now();
-                if first_line_after.is_none() {
-                    let text = String::from_utf8_lossy(&out);
-                    if text.lines().any(is_hypervisor_line) {
-                        first_line_after = Some(start.elapsed());
-                    }
+                let text = String::from_utf8_lossy(&out);
+                if first_line_after.is_none() && text.lines().any(is_hypervisor_line) {
+                    first_line_after = Some(start.elapsed());
+                }
+                let complete = &text[..text.rfind('\n').unwrap_or(0)];
+                stopped_on = complete.lines().find(|l| o.stop_on.iter().any(|s| l.contains(s.as_str()))).map(String::from);
+                if stopped_on.is_some() {
+                    let _ = child.kill();
+                    break;
                 }
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -161,7 +176,8 @@ pub fn boot(iso: &Path, o: &Options) -> Result<Outcome, String> {
         output.push_str("\n[qemu stderr]\n");
         output.push_str(&qemu_err);
     }
-    Ok(Outcome { exit: if timed_out { None } else { status.code() }, timed_out, output, first_line_after })
+    let exit = if timed_out || stopped_on.is_some() { None } else { status.code() };
+    Ok(Outcome { exit, timed_out, output, first_line_after, stopped_on })
 }
 
 fn value<'a>(args: &mut impl Iterator<Item = &'a String>, flag: &str) -> Result<&'a String, String> {
@@ -177,6 +193,7 @@ pub fn run_command(args: &[String]) -> Result<(), String> {
     let mut o = Options { echo: true, interactive: true, timeout: None, ..Options::default() };
     let mut cmdline = String::from("loglvl=all");
     let mut dom0_args = String::new();
+    let mut on_xen = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -186,6 +203,7 @@ pub fn run_command(args: &[String]) -> Result<(), String> {
             "--mem" => o.mem_mib = number(value(&mut it, a)?, a)?,
             "--cmdline" => cmdline = value(&mut it, a)?.clone(),
             "--dom0-cmdline" => dom0_args = value(&mut it, a)?.clone(),
+            "--xen-4.17" => on_xen = true,
             "--script" => {
                 let f = value(&mut it, a)?;
                 let text = std::fs::read_to_string(f).map_err(|e| format!("{f}: {e}"))?;
@@ -195,12 +213,22 @@ pub fn run_command(args: &[String]) -> Result<(), String> {
         }
     }
     let kernels = image::build(image::Profile::Release)?;
-    let iso = image::make_iso(&image::standard_spec("xen-core", &kernels, &cmdline, &dom0_args))?;
+    let spec = if on_xen {
+        o.stop_on = XEN_STOP_LINES.iter().map(|s| s.to_string()).collect();
+        image::xen417_spec("xen-4.17", &kernels, &dom0_args)?
+    } else {
+        image::standard_spec("xen-core", &kernels, &cmdline, &dom0_args)
+    };
+    let iso = image::make_iso(&spec)?;
     eprintln!("[xtask] booting {} (cpu {}, {} CPU(s), {} MiB)", iso.display(), o.cpu, o.smp, o.mem_mib);
     let r = boot(&iso, &o)?;
     match r.first_line_after {
         Some(t) => eprintln!("[xtask] boot time: {:.2} s from QEMU start to the hypervisor's first serial line", t.as_secs_f64()),
         None => eprintln!("[xtask] boot time: the hypervisor printed no line"),
+    }
+    if let Some(line) = &r.stopped_on {
+        eprintln!("[xtask] stopped QEMU after Xen printed: {line}");
+        return if line.contains("halted") || line.contains("rebooting") { Ok(()) } else { Err(line.clone()) };
     }
     match r.exit {
         Some(EXIT_SUCCESS) => Ok(()),

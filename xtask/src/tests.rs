@@ -163,6 +163,156 @@ fn modules_for(kind: Modules, k: &Kernels) -> Result<Vec<Module>, String> {
     }
 }
 
+/// A dom0 boot self-test, run on xen-core and on Xen 4.17 with the same
+/// dom0 image and the same expectations.
+struct Dom0Test {
+    name: &'static str,
+    dom0_args: &'static str,
+    crashes: bool,
+    expect: &'static [&'static str],
+    forbid: &'static [&'static str],
+}
+
+const BANNER_LINES: &[&str] = &["dom0: nr_pages: 16384", "dom0: flags: SIF_PRIVILEGED|SIF_INITDOMAIN", "dom0: boot modules: 1 ("];
+
+fn dom0_tests() -> Vec<Dom0Test> {
+    let t = |name, dom0_args, crashes, expect| Dom0Test { name, dom0_args, crashes, expect, forbid: &[] };
+    vec![
+        t("dom0_banner_and_poweroff", "test=banner", false, BANNER_LINES),
+        t("dom0_crash_fails", "test=crash", true, &["dom0: crash: asking for SHUTDOWN_crash"]),
+        t(
+            "invalid_hypercall_is_enosys",
+            "test=enosys",
+            false,
+            &["hypercall 11 -> -38", "hypercall 45 -> -38", "hypercall 63 -> -38", "hypercall 127 -> -38"],
+        ),
+        t(
+            "guest_page_fault_handled_by_guest",
+            "test=pagefault",
+            false,
+            &["dom0: pagefault: set_trap_table -> 0", "dom0: pagefault: map shared_info -> 0", "dom0: pagefault: handled vector 14 error 0x0 cr2 0xdeadb000"],
+        ),
+        Dom0Test { forbid: &["still running after ud2"], ..t("unhandled_fault_crashes_domain", "test=unhandled", true, &["executing ud2 with no handler"]) },
+        t(
+            "user_syscall_bounced_to_kernel",
+            "test=syscall",
+            false,
+            &["dom0: syscall: bounced from user mode, rax 0x5ca11, user cs 0xe033, rip in user program: true"],
+        ),
+    ]
+}
+
+/// Which hypervisor a dom0 test boots.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Hypervisor {
+    XenCore,
+    Xen417,
+}
+
+impl Hypervisor {
+    fn label(self) -> &'static str {
+        match self {
+            Hypervisor::XenCore => "xen-core",
+            Hypervisor::Xen417 => "xen-4.17",
+        }
+    }
+}
+
+/// Run a dom0 test on one hypervisor; returns (passed, serial output).
+fn run_dom0_test(t: &Dom0Test, hv: Hypervisor, k: &Kernels) -> Result<(bool, String), String> {
+    let name = format!("test-{}-{}", t.name, hv.label());
+    let mut opts = qemu::Options { timeout: Some(Duration::from_secs(90)), ..Default::default() };
+    let spec = match hv {
+        Hypervisor::XenCore => image::standard_spec(&name, k, "loglvl=all dom0_mem=64M", t.dom0_args),
+        Hypervisor::Xen417 => {
+            opts.stop_on = qemu::XEN_STOP_LINES.iter().map(|s| s.to_string()).collect();
+            image::xen417_spec(&name, k, t.dom0_args)?
+        }
+    };
+    let iso = image::make_iso(&spec)?;
+    let started = Instant::now();
+    let r = qemu::boot(&iso, &opts)?;
+    let mut problems = Vec::new();
+    let end_line = if t.crashes { "Hardware Dom0 crashed" } else { "Hardware Dom0 halted" };
+    if !r.output.contains(end_line) {
+        problems.push(format!("missing line: {end_line}"));
+    }
+    match hv {
+        Hypervisor::XenCore => {
+            let want = if t.crashes { EXIT_FAILURE } else { EXIT_SUCCESS };
+            if r.exit != Some(want) {
+                problems.push(format!("QEMU exit {:?}, expected {want}", r.exit));
+            }
+        }
+        Hypervisor::Xen417 if r.stopped_on.is_none() => problems.push("Xen never reached a dom0 halt or crash line".into()),
+        Hypervisor::Xen417 => {}
+    }
+    if r.timed_out {
+        problems.push("timed out".into());
+    }
+    problems.extend(t.expect.iter().filter(|e| !r.output.contains(*e)).map(|e| format!("missing line: {e}")));
+    problems.extend(t.forbid.iter().filter(|f| r.output.contains(*f)).map(|f| format!("unexpected text: {f}")));
+    let label = format!("{} [{}]", t.name, hv.label());
+    report(&label, started, &problems, &r.output);
+    Ok((problems.is_empty(), r.output))
+}
+
+/// The banner fields both hypervisors must agree on (all but the version
+/// and feature lines).
+fn banner_fields(output: &str) -> Vec<String> {
+    output
+        .lines()
+        .filter(|l| l.starts_with("dom0: ") && !l.starts_with("dom0: hypervisor:") && !l.starts_with("dom0: features:"))
+        .map(|l| l.trim_end().to_string())
+        .collect()
+}
+
+fn report(label: &str, started: Instant, problems: &[String], output: &str) {
+    let secs = started.elapsed().as_secs_f64();
+    if problems.is_empty() {
+        println!("boot test {label:<52} ok ({secs:.1} s)");
+        return;
+    }
+    println!("boot test {label:<52} FAILED ({secs:.1} s)");
+    for p in problems {
+        println!("    {p}");
+    }
+    println!("    --- serial output (last 40 lines) ---");
+    let lines: Vec<&str> = output.lines().collect();
+    for l in &lines[lines.len().saturating_sub(40)..] {
+        println!("    | {l}");
+    }
+}
+
+/// Run the dom0 tests on both hypervisors, plus the banner comparison.
+fn run_dom0_tests(filter: &str, k: &Kernels, tally: &mut Tally) {
+    for t in dom0_tests().iter().filter(|t| t.name.contains(filter)) {
+        let mut outputs = Vec::new();
+        for hv in [Hypervisor::XenCore, Hypervisor::Xen417] {
+            let label = format!("{} [{}]", t.name, hv.label());
+            match run_dom0_test(t, hv, k) {
+                Ok((ok, out)) => {
+                    tally.record(&label, ok);
+                    outputs.push(out);
+                }
+                Err(e) => {
+                    println!("boot test {label:<52} ERROR: {e}");
+                    tally.record(&label, false);
+                }
+            }
+        }
+        if t.name == "dom0_banner_and_poweroff" && outputs.len() == 2 {
+            let (ours, xen) = (banner_fields(&outputs[0]), banner_fields(&outputs[1]));
+            let same = !ours.is_empty() && ours == xen;
+            println!("boot test {:<52} {}", "dom0_banner_same_on_both", if same { "ok" } else { "FAILED" });
+            if !same {
+                println!("    xen-core: {ours:?}\n    xen-4.17: {xen:?}");
+            }
+            tally.record("dom0_banner_same_on_both", same);
+        }
+    }
+}
+
 /// Run one boot test; returns whether it passed.
 fn run_boot_test(t: &BootTest, k: &Kernels) -> Result<bool, String> {
     let spec = IsoSpec {
@@ -195,21 +345,8 @@ fn run_boot_test(t: &BootTest, k: &Kernels) -> Result<bool, String> {
     if t.exit == EXIT_FAILURE && panics != 1 {
         problems.push(format!("{panics} panic lines, expected exactly one"));
     }
-    let secs = started.elapsed().as_secs_f64();
-    if problems.is_empty() {
-        println!("boot test {:<34} ok ({secs:.1} s)", t.name);
-        return Ok(true);
-    }
-    println!("boot test {:<34} FAILED ({secs:.1} s)", t.name);
-    for p in &problems {
-        println!("    {p}");
-    }
-    println!("    --- serial output (last 40 lines) ---");
-    let lines: Vec<&str> = r.output.lines().collect();
-    for l in &lines[lines.len().saturating_sub(40)..] {
-        println!("    | {l}");
-    }
-    Ok(false)
+    report(t.name, started, &problems, &r.output);
+    Ok(problems.is_empty())
 }
 
 /// Parse cargo test's "test result:" lines.
@@ -266,11 +403,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
     println!("== boot tests (QEMU, -cpu Haswell-noTSX, 60 s timeout each)");
     for t in boot_tests().iter().filter(|t| t.name.contains(filter)) {
         let ok = run_boot_test(t, &kernels).unwrap_or_else(|e| {
-            println!("boot test {:<34} ERROR: {e}", t.name);
+            println!("boot test {:<52} ERROR: {e}", t.name);
             false
         });
         tally.record(t.name, ok);
     }
+    println!("== dom0 boot tests, each on xen-core and on Xen 4.17");
+    run_dom0_tests(filter, &kernels, &mut tally);
     if !tally.failures.is_empty() {
         println!("failed: {}", tally.failures.join(", "));
     }
@@ -287,6 +426,14 @@ mod unit {
         let out = "running 3 tests\n...\ntest result: ok. 3 passed; 0 failed; 0 ignored\n\
                    test result: FAILED. 5 passed; 2 failed; 1 ignored; 0 measured\n";
         assert_eq!(count_results(out), (8, 2));
+    }
+
+    #[test]
+    fn banner_comparison_ignores_version_and_features() {
+        let a = "dom0: hypervisor: Xen 4.17-xen-core\ndom0: features: 0x20800\ndom0: nr_pages: 16384\n(XEN) x";
+        let b = "dom0: hypervisor: Xen 4.17.7\ndom0: features: 0x228f0\ndom0: nr_pages: 16384\r";
+        assert_eq!(banner_fields(a), banner_fields(b));
+        assert_ne!(banner_fields(a), banner_fields("dom0: nr_pages: 16383"));
     }
 
     #[test]
