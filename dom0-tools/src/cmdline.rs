@@ -18,6 +18,9 @@ pub enum Test {
     Unhandled,
     /// SYSCALL from user mode bounced to dom0's syscall callback.
     Syscall,
+    /// A fault while the stack is unusable: delivery itself faults and the
+    /// hypervisor crashes the domain.
+    BadStack,
 }
 
 /// The command line bytes up to the first NUL.
@@ -38,6 +41,7 @@ pub fn test(cmdline: &str) -> Result<Test, &str> {
         "pagefault" => Test::PageFault,
         "unhandled" => Test::Unhandled,
         "syscall" => Test::Syscall,
+        "badstack" => Test::BadStack,
         other => return Err(other),
     })
 }

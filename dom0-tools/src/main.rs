@@ -91,6 +91,13 @@ mod dom0 {
                 println!("dom0: unhandled: still running after ud2");
                 poweroff()
             }
+            Test::BadStack => {
+                println!("dom0: badstack: set_trap_table -> {}", traps::install());
+                println!("dom0: badstack: faulting with an unmapped stack");
+                // SAFETY: deliberately unusable: the #UD cannot be delivered
+                // onto an unmapped stack, so the hypervisor crashes us.
+                unsafe { core::arch::asm!("mov rsp, 0xdead0000", "ud2", options(noreturn)) }
+            }
             Test::Syscall => {
                 println!("dom0: syscall: set_trap_table -> {}", traps::install());
                 let rc = traps::run_user_program(mfn_of(si, si.pt_base), on_user_syscall);

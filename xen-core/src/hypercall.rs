@@ -34,7 +34,7 @@ pub fn dispatch(d: &mut Domain, regs: &mut CpuUserRegs) -> u64 {
         nr::SET_CALLBACKS => set_callbacks(d, a1, a2, a3),
         nr::FPU_TASKSWITCH => fpu_taskswitch(d, a1),
         nr::XEN_VERSION => xen_version(d, a1 as u32, a2),
-        nr::CONSOLE_IO => console_io(d, a1 as u32, a2, a3),
+        nr::CONSOLE_IO => console_io(d, regs),
         nr::VM_ASSIST => vm_assist(d, a1 as u32, a2 as u32),
         nr::IRET => return d.iret(regs),
         nr::SET_SEGMENT_BASE => set_segment_base(d, a1 as u32, a2),
@@ -227,15 +227,24 @@ fn sched_op(d: &mut Domain, regs: &CpuUserRegs, cmd: u32, arg: u64) -> Ret {
 
 /// Bytes copied per step of `console_io` writes.
 const CONSOLE_CHUNK: usize = 256;
+/// Bytes written per call before a continuation.
+const CONSOLE_PER_CALL: u64 = 16 * 1024;
 
-fn console_io(d: &mut Domain, cmd: u32, count: u64, buf: u64) -> Ret {
+fn console_io(d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
     use xen_public::{CONSOLEIO_READ, CONSOLEIO_WRITE};
+    let (cmd, count, buf) = (regs.rdi as u32, regs.rsi, regs.rdx);
     let mem = d.kernel_mem();
     match u64::from(cmd) {
         CONSOLEIO_WRITE => {
             let mut done = 0u64;
             let count = count as u32 as u64;
             while done < count {
+                if done == CONSOLE_PER_CALL {
+                    // Long writes continue in a re-issued call, as in Xen.
+                    regs.rsi = count - done;
+                    regs.rdx = buf + done;
+                    return continue_later(regs, nr::CONSOLE_IO) as i64;
+                }
                 let n = (count - done).min(CONSOLE_CHUNK as u64) as usize;
                 let mut chunk = [0u8; CONSOLE_CHUNK];
                 guest!(mem.read(buf + done, &mut chunk[..n]));

@@ -193,6 +193,7 @@ fn dom0_tests() -> Vec<Dom0Test> {
             &["dom0: pagefault: set_trap_table -> 0", "dom0: pagefault: map shared_info -> 0", "dom0: pagefault: handled vector 14 error 0x0 cr2 0xdeadb000"],
         ),
         Dom0Test { forbid: &["still running after ud2"], ..t("unhandled_fault_crashes_domain", "test=unhandled", true, &["executing ud2 with no handler"]) },
+        t("fault_while_delivering_crashes_domain", "test=badstack", true, &["dom0: badstack: faulting with an unmapped stack"]),
         t(
             "user_syscall_bounced_to_kernel",
             "test=syscall",
