@@ -13,7 +13,7 @@ use crate::arch::x86_64::entry::{self, GuestBases};
 use crate::arch::x86_64::maddr_to_virt;
 use crate::arch::x86_64::traps::vector_name;
 use crate::domain::build::{SHINFO_CR2, SHINFO_UPCALL_MASK};
-use crate::domain::vcpu::{Crash, CpuUserRegs, FLAT_CS64, FLAT_SS64, GuestStack, PvVcpu, guest_rflags, is_canonical};
+use crate::domain::vcpu::{Crash, CpuUserRegs, FLAT_CS64, FLAT_SS64, GuestStack, PvVcpu, StackFault, guest_rflags, is_canonical};
 use crate::mm::Mfn;
 use crate::mm::guest_walk::{self, PhysRead};
 use crate::{console, hypercall, printk};
@@ -139,19 +139,19 @@ impl GuestMem {
 }
 
 impl GuestStack for GuestMem {
-    fn write(&mut self, va: u64, words: &[u64]) -> Result<(), ()> {
+    fn write(&mut self, va: u64, words: &[u64]) -> Result<(), StackFault> {
         let mut buf = [0u8; 8 * 9];
         let bytes = &mut buf[..words.len() * 8];
         for (chunk, w) in bytes.chunks_exact_mut(8).zip(words) {
             chunk.copy_from_slice(&w.to_le_bytes());
         }
-        GuestMem::write(self, va, bytes).map_err(|_| ())
+        GuestMem::write(self, va, bytes).map_err(|_| StackFault)
     }
 
-    fn read(&mut self, va: u64, words: &mut [u64]) -> Result<(), ()> {
+    fn read(&mut self, va: u64, words: &mut [u64]) -> Result<(), StackFault> {
         let mut buf = [0u8; 8 * 9];
         let bytes = &mut buf[..words.len() * 8];
-        GuestMem::read(self, va, bytes).map_err(|_| ())?;
+        GuestMem::read(self, va, bytes).map_err(|_| StackFault)?;
         for (w, chunk) in words.iter_mut().zip(bytes.chunks_exact(8)) {
             *w = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
         }

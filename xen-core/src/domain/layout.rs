@@ -145,7 +145,7 @@ fn page(start: u64) -> Region {
 /// Lay out the initial region.
 pub fn compute(inp: &LayoutInput) -> Result<DomainLayout, LayoutError> {
     let v_start = inp.virt_base;
-    if inp.kernel_start < v_start || inp.kernel_start % PAGE_SIZE != 0 || inp.kernel_end < inp.kernel_start {
+    if inp.kernel_start < v_start || !inp.kernel_start.is_multiple_of(PAGE_SIZE) || inp.kernel_end < inp.kernel_start {
         return Err(LayoutError::BadKernelRange);
     }
     // Guard every later addition: with 64 MiB of slack beyond the initrd
@@ -354,7 +354,7 @@ mod tests {
     fn huge_inputs_do_not_overflow() {
         assert_eq!(compute(&dom0(0x3000, u64::MAX - 10, 16384)), Err(LayoutError::Overflow));
         assert_eq!(compute(&dom0(0x3000, 0, u64::MAX / 4)), Err(LayoutError::Overflow));
-        let near_top = LayoutInput { virt_base: u64::MAX & !0xfff, kernel_start: u64::MAX & !0xfff, kernel_end: u64::MAX, initrd_len: 0, nr_pages: 16, is_domu: false };
+        let near_top = LayoutInput { virt_base: !0xfff, kernel_start: !0xfff, kernel_end: u64::MAX, initrd_len: 0, nr_pages: 16, is_domu: false };
         assert!(compute(&near_top).is_err());
     }
 

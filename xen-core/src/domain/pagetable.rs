@@ -99,9 +99,7 @@ pub fn build(layout: &DomainLayout, p2m: &[u64], w: &mut impl FrameWriter) -> Re
             w.write(parent, index(va, level + 1), (mfn << 12) | TABLE_PROT);
             current[level as usize] = Some(mfn);
             // A new upper table means fresh lower tables too.
-            for lower in 1..level as usize {
-                current[lower] = None;
-            }
+            current[1..level as usize].fill(None);
         }
         let rw = if layout.is_pt_pfn(pfn) { 0 } else { PTE_RW };
         let l1 = current[1].unwrap_or(out.l4_mfn);

@@ -109,12 +109,16 @@ pub fn stack_ok(rsp: u64) -> bool {
     rsp <= START || rsp >= END + 8 * 8
 }
 
+/// A guest stack access faulted (unmapped, read-only or not guest memory).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StackFault;
+
 /// Writes and reads a bounce frame on the guest's stack.
 pub trait GuestStack {
     /// Store `words` at guest virtual `va` (increasing addresses).
-    fn write(&mut self, va: u64, words: &[u64]) -> Result<(), ()>;
+    fn write(&mut self, va: u64, words: &[u64]) -> Result<(), StackFault>;
     /// Load `words.len()` words from guest virtual `va`.
-    fn read(&mut self, va: u64, words: &mut [u64]) -> Result<(), ()>;
+    fn read(&mut self, va: u64, words: &mut [u64]) -> Result<(), StackFault>;
 }
 
 /// Why a bounce or `iret` crashes the domain.
@@ -342,18 +346,18 @@ mod tests {
     }
 
     impl GuestStack for Stack {
-        fn write(&mut self, va: u64, words: &[u64]) -> Result<(), ()> {
+        fn write(&mut self, va: u64, words: &[u64]) -> Result<(), StackFault> {
             if va < self.lo || va + words.len() as u64 * 8 > self.hi {
-                return Err(());
+                return Err(StackFault);
             }
             for (i, w) in words.iter().enumerate() {
                 self.mem.insert(va + 8 * i as u64, *w);
             }
             Ok(())
         }
-        fn read(&mut self, va: u64, words: &mut [u64]) -> Result<(), ()> {
+        fn read(&mut self, va: u64, words: &mut [u64]) -> Result<(), StackFault> {
             for (i, w) in words.iter_mut().enumerate() {
-                *w = *self.mem.get(&(va + 8 * i as u64)).ok_or(())?;
+                *w = *self.mem.get(&(va + 8 * i as u64)).ok_or(StackFault)?;
             }
             Ok(())
         }

@@ -31,7 +31,7 @@ pub struct Fault {
 /// Whether `va` may be a guest address at all: canonical and outside the
 /// hypervisor's L4 slots 256-271.
 pub fn guest_va_ok(va: u64) -> bool {
-    va < 0x0000_8000_0000_0000 || va >= 0xffff_8800_0000_0000
+    !(0x0000_8000_0000_0000..0xffff_8800_0000_0000).contains(&va)
 }
 
 /// Translate a guest virtual address to a machine address.

@@ -57,25 +57,7 @@ syscall_entry:
     push %rcx                       /* RIP */
     push $0                         /* error code */
     push ${vec}                     /* entry vector */
-    push %rax
-    push %rbx
-    push %rcx
-    push %rdx
-    push %rsi
-    push %rdi
-    push %rbp
-    push %r8
-    push %r9
-    push %r10
-    push %r11
-    push %r12
-    push %r13
-    push %r14
-    push %r15
-    mov %rsp, %rdi
-    cld
-    call {dispatch}
-    jmp guest_return_path
+    jmp save_all_and_dispatch
 
     .global enter_guest_frame
 enter_guest_frame:
@@ -87,17 +69,12 @@ enter_guest_frame:
     ss = const FLAT_RING3_DS,
     cs = const FLAT_RING3_CS64,
     vec = const ENTRY_SYSCALL,
-    dispatch = sym syscall_dispatch,
     options(att_syntax)
 );
 
 unsafe extern "C" {
     fn syscall_entry();
     fn enter_guest_frame(frame: *mut CpuUserRegs) -> !;
-}
-
-extern "C" fn syscall_dispatch(regs: &mut CpuUserRegs) {
-    crate::guest::handle_syscall(regs);
 }
 
 /// Program SYSCALL and the per-CPU block on the boot CPU.

@@ -93,14 +93,18 @@ core::arch::global_asm!(
  * Common exception path. On entry the stack holds the stub's vector and
  * error code above the CPU's frame. Frames from ring 3 (guests) get a
  * swapgs on the way in and out, so GS always points at the per-CPU block
- * while the hypervisor runs. `guest_return_path` is also where the SYSCALL
- * entry and the first entry into a guest return through.
+ * while the hypervisor runs. The SYSCALL entry joins at
+ * `save_all_and_dispatch`; everything, including the first entry into a
+ * guest, leaves through `guest_return_path`.
  */
 exception_common:
     testb $3, 24(%rsp)              /* CS of the interrupted context */
     jz 1f
     swapgs
-1:  push %rax
+1:
+    .global save_all_and_dispatch
+save_all_and_dispatch:              /* the SYSCALL entry joins here */
+    push %rax
     push %rbx
     push %rcx
     push %rdx
@@ -227,7 +231,11 @@ pub fn load_idt() {
     unsafe { core::arch::asm!("lidt [{}]", in(reg) &idtr, options(readonly, nostack, preserves_flags)) };
 }
 
-/// Common Rust entry for every exception.
+/// Common Rust entry for every exception and for SYSCALL.
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
-    crate::setup::handle_trap(frame);
+    if frame.entry_vector == crate::domain::vcpu::ENTRY_SYSCALL {
+        crate::guest::handle_syscall(frame);
+    } else {
+        crate::setup::handle_trap(frame);
+    }
 }
