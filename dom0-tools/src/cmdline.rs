@@ -21,6 +21,13 @@ pub enum Test {
     /// A fault while the stack is unusable: delivery itself faults and the
     /// hypervisor crashes the domain.
     BadStack,
+    /// The hypercall conformance suite (`from=N`, `filter=TEXT`).
+    Conformance,
+}
+
+/// The value of `key=` on the command line.
+pub fn value<'a>(cmdline: &'a str, key: &str) -> Option<&'a str> {
+    cmdline.split_ascii_whitespace().find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
 }
 
 /// The command line bytes up to the first NUL.
@@ -42,6 +49,7 @@ pub fn test(cmdline: &str) -> Result<Test, &str> {
         "unhandled" => Test::Unhandled,
         "syscall" => Test::Syscall,
         "badstack" => Test::BadStack,
+        "conformance" => Test::Conformance,
         other => return Err(other),
     })
 }
@@ -66,6 +74,13 @@ mod tests {
         assert_eq!(test("quiet test=syscall"), Ok(Test::Syscall));
         assert_eq!(test("test=pagefault"), Ok(Test::PageFault));
         assert_eq!(test("test=bogus"), Err("bogus"));
+    }
+
+    #[test]
+    fn key_values() {
+        assert_eq!(value("test=conformance from=12 filter=nr_", "from"), Some("12"));
+        assert_eq!(value("test=conformance", "filter"), None);
+        assert_eq!(value("fromage=1", "from"), None);
     }
 
     #[test]

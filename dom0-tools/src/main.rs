@@ -91,6 +91,13 @@ mod dom0 {
                 println!("dom0: unhandled: still running after ud2");
                 poweroff()
             }
+            Test::Conformance => {
+                let line = cmdline::as_str(&si.cmd_line);
+                let from = cmdline::value(line, "from").and_then(|v| v.parse().ok()).unwrap_or(0);
+                let filter = cmdline::value(line, "filter").unwrap_or("");
+                pv_guest_kernel::conformance::run(si, from, filter);
+                poweroff()
+            }
             Test::BadStack => {
                 println!("dom0: badstack: set_trap_table -> {}", traps::install());
                 println!("dom0: badstack: faulting with an unmapped stack");

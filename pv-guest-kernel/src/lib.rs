@@ -20,6 +20,7 @@ pub mod shared;
 pub mod traps;
 
 pub mod alloc;
+pub mod conformance;
 pub mod notes;
 
 pub use xen_public as public;

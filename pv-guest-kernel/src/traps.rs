@@ -68,6 +68,15 @@ guest_stubs!(
 );
 
 core::arch::global_asm!(
+    ".text",
+    ".balign 16\nguest_trap_32:\n pop %rcx\n pop %r11\n push $0\n push $32\n jmp guest_trap_common",
+    ".balign 16\nguest_trap_128:\n pop %rcx\n pop %r11\n push $0\n push $128\n jmp guest_trap_common",
+    ".global guest_trap_32",
+    ".global guest_trap_128",
+    options(att_syntax)
+);
+
+core::arch::global_asm!(
     r#"
     .text
 guest_trap_common:
@@ -107,12 +116,31 @@ guest_trap_common:
     push $0                         /* iret flags */
     jmp hypercall_page + {iret} * 32
 
-    /* Probe: read 8 bytes at RDI; returns 0, or 1 if it faulted. */
-    .global guest_probe_read
-guest_probe_read:
-    mov (%rdi), %rax
+    /*
+     * Probes: one instruction that may trap, between `guest_probe_X` and
+     * `guest_probe_X_end`; they return 0, or 1 through the fixup if the
+     * instruction trapped. RDI is the probe's argument.
+     */
+    .macro probe name, insn:vararg
+    .global guest_probe_\name
+    .global guest_probe_\name\()_end
+guest_probe_\name:
+    \insn
+guest_probe_\name\()_end:
     xor %eax, %eax
     ret
+    .endm
+    probe read, mov (%rdi), %rax
+    probe write, movq $0, (%rdi)
+    probe int3, int3
+    probe ud2, ud2
+    probe div0, div %rdi
+    probe lidt, lidt (%rdi)
+    probe int32, int $0x20
+    probe int128, int $0x80
+    probe sse, movaps %xmm0, %xmm1
+    probe fs_read, mov %fs:0, %rax
+    probe gs_read, mov %gs:0, %rax
     .global guest_probe_fixup
 guest_probe_fixup:
     mov $1, %eax
@@ -155,9 +183,70 @@ guest_enter_user:
     options(att_syntax)
 );
 
+/// The probe instructions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Probe {
+    /// Read 8 bytes at the argument.
+    Read,
+    /// Write 8 bytes at the argument.
+    Write,
+    /// `int3`.
+    Int3,
+    /// `ud2`.
+    Ud2,
+    /// Divide by the argument (0 raises #DE).
+    Div,
+    /// `lidt` from the argument (privileged: #GP in ring 3).
+    Lidt,
+    /// `int $0x20`.
+    Int32,
+    /// `int $0x80`.
+    Int128,
+    /// An SSE register move (#NM while CR0.TS is set).
+    Sse,
+    /// Read `%fs:0`.
+    FsRead,
+    /// Read `%gs:0`.
+    GsRead,
+}
+
+macro_rules! probe_syms {
+    ($($variant:ident => $start:ident, $end:ident;)*) => {
+        unsafe extern "C" {
+            $( fn $start(arg: u64) -> u64; fn $end(); )*
+        }
+        /// `(start, end)` addresses of a probe's instruction.
+        fn probe_range(p: Probe) -> (u64, u64) {
+            match p { $( Probe::$variant => ($start as *const () as u64, $end as *const () as u64), )* }
+        }
+        /// Run a probe's instruction; nonzero if it trapped.
+        fn probe_call(p: Probe, arg: u64) -> u64 {
+            // SAFETY: each probe is one instruction whose trap, if any, the
+            // trap handler resumes at the fixup, which returns 1.
+            match p { $( Probe::$variant => unsafe { $start(arg) }, )* }
+        }
+        const ALL_PROBES: &[Probe] = &[$( Probe::$variant, )*];
+    };
+}
+
+probe_syms! {
+    Read => guest_probe_read, guest_probe_read_end;
+    Write => guest_probe_write, guest_probe_write_end;
+    Int3 => guest_probe_int3, guest_probe_int3_end;
+    Ud2 => guest_probe_ud2, guest_probe_ud2_end;
+    Div => guest_probe_div0, guest_probe_div0_end;
+    Lidt => guest_probe_lidt, guest_probe_lidt_end;
+    Int32 => guest_probe_int32, guest_probe_int32_end;
+    Int128 => guest_probe_int128, guest_probe_int128_end;
+    Sse => guest_probe_sse, guest_probe_sse_end;
+    FsRead => guest_probe_fs_read, guest_probe_fs_read_end;
+    GsRead => guest_probe_gs_read, guest_probe_gs_read_end;
+}
+
 unsafe extern "C" {
     static guest_trap_stubs: [u64; 20];
-    fn guest_probe_read(addr: u64) -> u64;
+    fn guest_trap_32();
+    fn guest_trap_128();
     fn guest_probe_fixup();
     fn guest_syscall_entry();
     fn guest_user_program();
@@ -176,47 +265,72 @@ pub struct Caught {
     pub error_code: u64,
     /// `vcpu_info.arch.cr2` at the time (0 if shared_info is not mapped).
     pub cr2: u64,
+    /// Offset of the reported RIP from the probe instruction (0 for a
+    /// fault, the instruction length for a trap).
+    pub rip_offset: u64,
 }
 
 static CAUGHT_VECTOR: AtomicU64 = AtomicU64::new(u64::MAX);
 static CAUGHT_ERROR: AtomicU64 = AtomicU64::new(0);
 static CAUGHT_CR2: AtomicU64 = AtomicU64::new(0);
+static CAUGHT_RIP_OFFSET: AtomicU64 = AtomicU64::new(0);
 
-/// Register handlers for vectors 0-19 with the hypervisor.
-pub fn install() -> i64 {
-    let mut table = [hypercall::TrapInfo::default(); 21];
-    // SAFETY: the stub table is defined in the asm above, in .rodata.
-    let stubs = unsafe { &guest_trap_stubs };
-    for (v, &addr) in stubs.iter().enumerate() {
-        // #BP and #OF may be raised from user mode (DPL 3).
-        let dpl = if v == 3 || v == 4 { 3 } else { 0 };
-        table[v] = hypercall::TrapInfo { vector: v as u8, flags: dpl, cs: xen_public::FLAT_KERNEL_CS64, address: addr };
-    }
-    hypercall::set_trap_table(&table)
+/// The trap-table entry for a vector with the runtime's handler, if it has
+/// one (0-19, 0x20, 0x80).
+pub fn handler_entry(vector: u8, dpl: u8) -> Option<hypercall::TrapInfo> {
+    let address = match vector {
+        // SAFETY: the stub table is defined in the asm above, in .rodata.
+        0..=19 => unsafe { guest_trap_stubs[vector as usize] },
+        32 => guest_trap_32 as *const () as u64,
+        128 => guest_trap_128 as *const () as u64,
+        _ => return None,
+    };
+    Some(hypercall::TrapInfo { vector, flags: dpl, cs: xen_public::FLAT_KERNEL_CS64, address })
 }
 
-/// Read 8 bytes at `addr`, catching a fault: `Err(caught)` if it trapped.
-pub fn probe_read(addr: u64) -> Result<(), Caught> {
-    // SAFETY: the read may fault; the trap handler resumes at the fixup.
-    let faulted = unsafe { guest_probe_read(addr) } != 0;
-    if !faulted {
+/// Run a probe: `Ok` if its instruction completed, `Err` with what the
+/// hypervisor delivered if it trapped.
+pub fn probe(p: Probe, arg: u64) -> Result<(), Caught> {
+    CAUGHT_VECTOR.store(u64::MAX, Ordering::Relaxed);
+    if probe_call(p, arg) == 0 {
         return Ok(());
     }
     Err(Caught {
         vector: CAUGHT_VECTOR.load(Ordering::Relaxed),
         error_code: CAUGHT_ERROR.load(Ordering::Relaxed),
         cr2: CAUGHT_CR2.load(Ordering::Relaxed),
+        rip_offset: CAUGHT_RIP_OFFSET.load(Ordering::Relaxed),
     })
+}
+
+/// Register handlers for vectors 0-19 with the hypervisor.
+pub fn install() -> i64 {
+    let mut table = [hypercall::TrapInfo::default(); 21];
+    for v in 0..20u8 {
+        // #BP and #OF may be raised from user mode (DPL 3).
+        let dpl = if v == 3 || v == 4 { 3 } else { 0 };
+        table[v as usize] = handler_entry(v, dpl).unwrap_or_default();
+    }
+    hypercall::set_trap_table(&table)
+}
+
+/// Read 8 bytes at `addr`, catching a fault: `Err(caught)` if it trapped.
+pub fn probe_read(addr: u64) -> Result<(), Caught> {
+    probe(Probe::Read, addr)
 }
 
 extern "C" fn guest_trap_dispatch(f: &mut GuestTrapFrame) {
     let cr2 = crate::shared::cr2().unwrap_or(0);
-    if f.rip == guest_probe_read as *const () as u64 {
-        CAUGHT_VECTOR.store(f.vector, Ordering::Relaxed);
-        CAUGHT_ERROR.store(f.error_code, Ordering::Relaxed);
-        CAUGHT_CR2.store(cr2, Ordering::Relaxed);
-        f.rip = guest_probe_fixup as *const () as u64;
-        return;
+    for &p in ALL_PROBES {
+        let (start, end) = probe_range(p);
+        if (start..=end).contains(&f.rip) {
+            CAUGHT_VECTOR.store(f.vector, Ordering::Relaxed);
+            CAUGHT_ERROR.store(f.error_code, Ordering::Relaxed);
+            CAUGHT_CR2.store(cr2, Ordering::Relaxed);
+            CAUGHT_RIP_OFFSET.store(f.rip - start, Ordering::Relaxed);
+            f.rip = guest_probe_fixup as *const () as u64;
+            return;
+        }
     }
     crate::println!(
         "guest: unexpected trap {} error {:#x} at rip {:#x} cs {:#x} rsp {:#x} cr2 {:#x}",

@@ -165,6 +165,12 @@ impl Domain {
         GuestMem { l4: self.guest_table }
     }
 
+    /// Guest memory as the vCPU's current mode sees it.
+    pub fn current_mem(&self) -> GuestMem {
+        let l4 = if self.vcpu.kernel_mode { self.guest_table } else { self.guest_table_user };
+        GuestMem { l4 }
+    }
+
     fn shinfo(&self) -> *mut u8 {
         maddr_to_virt(self.shared_info.maddr()) as *mut u8
     }
@@ -307,10 +313,18 @@ pub fn handle_exception(regs: &mut CpuUserRegs) {
     let (short, _) = vector_name(regs.entry_vector);
     log::debug!("d{} trap {vector} ({short}) err {:#x} at {:#x}", d.domid, regs.error_code, regs.rip);
     // `int n` hits #GP with the IDT bit set: emulate it if the guest's trap
-    // table allows it from the current mode.
+    // table allows it from the current mode. The vector comes from the
+    // instruction itself (CD ib): QEMU's TCG reports it in the error code
+    // as vector*16+2 instead of the architectural vector*8+2.
     if vector == 13 && regs.error_code & 3 == 2 {
-        let soft = (regs.error_code >> 3) as u8;
-        if d.vcpu.permits_softint(soft) {
+        let mut insn = [0u8; 2];
+        let decoded = d.current_mem().read(regs.rip, &mut insn).is_ok() && insn[0] == 0xcd;
+        let soft = if decoded { insn[1] } else { (regs.error_code >> 3) as u8 };
+        regs.error_code = (u64::from(soft) << 3) | 2;
+        // Xen's `int $0x80` fast path delivers to a registered handler
+        // whatever its DPL; other vectors need the DPL to allow the mode.
+        let int80 = soft == 0x80 && d.vcpu.traps[0x80].address != 0;
+        if int80 || d.vcpu.permits_softint(soft) {
             regs.rip = regs.rip.wrapping_add(2);
             regs.entry_vector = u64::from(soft);
             let ti = d.vcpu.traps[soft as usize];
@@ -322,6 +336,15 @@ pub fn handle_exception(regs: &mut CpuUserRegs) {
     }
     if vector == 14 {
         d.set_guest_cr2(cpu::read_cr2());
+    }
+    // #NM exists for guests only through their virtual CR0.TS: deliver it
+    // once and clear TS, as Xen does.
+    if vector == 7 {
+        if !d.fpu_ts {
+            d.prepare_resume(regs);
+            return;
+        }
+        d.fpu_ts = false;
     }
     let ec = has_error_code(regs.entry_vector).then_some(regs.error_code);
     let b = d.vcpu.exception_bounce(vector, ec);

@@ -329,9 +329,13 @@ fn features(d: &Domain) -> u32 {
     f
 }
 
-/// PTE bits a PV guest may set in an L1 entry: P, RW, US, A, D, G, the
-/// three software bits and NX. PWT, PCD, PAT and bits 52-62 are refused.
-const L1_ALLOWED: u64 = 0x1 | 0x2 | 0x4 | 0x20 | 0x40 | 0x100 | 0xe00 | (1 << 63);
+/// PTE bits a PV guest may set in an L1 entry, as release builds of Xen's
+/// `L1_DISALLOW_MASK` allow them: P, RW, US, A, D, G, the software bits 9-11
+/// and 52-62, NX. (Debug builds of Xen also refuse bit 62, `_PAGE_GNTTAB`.)
+const L1_ALLOWED: u64 = 0x1 | 0x2 | 0x4 | 0x20 | 0x40 | 0x100 | 0xe00 | (0x7ff << 52) | (1 << 63);
+/// Cache attributes (PWT, PCD, PAT), which Xen allows only to domains with
+/// I/O access: here, privileged ones.
+const L1_CACHE_ATTRS: u64 = 0x8 | 0x10 | 0x80;
 const PTE_ADDR: u64 = 0x000f_ffff_ffff_f000;
 
 /// Validate a new L1 entry for `d`: Xen's rules for flags, ownership and
@@ -341,7 +345,8 @@ fn validate_l1e(d: &Domain, pte: u64) -> Result<u64, i64> {
     if pte & 1 == 0 {
         return Ok(pte);
     }
-    if pte & !PTE_ADDR & !L1_ALLOWED != 0 {
+    let allowed = if d.privileged { L1_ALLOWED | L1_CACHE_ATTRS } else { L1_ALLOWED };
+    if pte & !PTE_ADDR & !allowed != 0 {
         return Err(-EINVAL);
     }
     let mfn = (pte & PTE_ADDR) >> 12;
