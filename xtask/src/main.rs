@@ -1,6 +1,7 @@
 //! `cargo xtask`: the project's build, boot and test driver (host side,
 //! std only). Commands: build, iso, run, test. See `usage()`.
 
+mod conformance;
 mod env;
 mod image;
 mod qemu;
@@ -25,7 +26,11 @@ commands:
       --cmdline STR         xen-core command line (default 'loglvl=all')
       --dom0-cmdline STR    dom0's command line (e.g. test=pagefault)
       --xen-4.17            boot the same dom0 on real Xen 4.17 instead (fetched from Debian)
-  test [FILTER]             host unit tests, then QEMU boot tests; ends with 'N passed, N failed'"
+  test [FILTER]             host unit tests, QEMU boot tests and the conformance suite;
+                            ends with 'N passed, N failed'
+  conformance [FILTER] [--on xen-core|xen-4.17|both]
+                            the hypercall conformance suite, one line per case, JSON report in
+                            target/conformance.json; regenerates docs/conformance.md"
 }
 
 /// Root of the workspace (the parent of this crate's directory).
@@ -47,6 +52,7 @@ fn main() -> ExitCode {
         }),
         "run" => qemu::run_command(rest),
         "test" => tests::run(rest),
+        "conformance" => conformance::command(rest),
         "help" | "--help" | "-h" => {
             println!("{}", usage());
             Ok(())

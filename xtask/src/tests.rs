@@ -411,6 +411,20 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
     println!("== dom0 boot tests, each on xen-core and on Xen 4.17");
     run_dom0_tests(filter, &kernels, &mut tally);
+    println!("== conformance suite (xen-core and Xen 4.17)");
+    match crate::conformance::run(filter, crate::conformance::On::Both, &kernels) {
+        Ok((p, f)) => {
+            tally.passed += p;
+            tally.failed += f;
+            if f > 0 {
+                tally.failures.push(format!("{f} conformance case(s)"));
+            }
+        }
+        Err(e) => {
+            println!("conformance: ERROR: {e}");
+            tally.record("conformance suite", false);
+        }
+    }
     if !tally.failures.is_empty() {
         println!("failed: {}", tally.failures.join(", "));
     }
