@@ -7,6 +7,7 @@ pub mod guest_walk;
 #[cfg(target_os = "none")]
 pub mod machine;
 pub mod memmap;
+pub mod page_type;
 
 /// A machine frame number: a physical address shifted right by 12.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
