@@ -46,22 +46,10 @@ pub struct Domain {
     pub nr_pages: u64,
     /// First machine frame of the domain's (contiguous) memory.
     pub first_mfn: Mfn,
-    /// Pfns `[start, end)` holding validated page tables, which may never
-    /// be mapped writable.
-    pub pt_pfns: (u64, u64),
-}
-
-impl Domain {
-    /// Whether the domain owns machine frame `mfn`.
-    pub fn owns(&self, mfn: u64) -> bool {
-        mfn.wrapping_sub(self.first_mfn.0) < self.nr_pages || mfn == self.shared_info.0
-    }
-
-    /// Whether `mfn` holds one of the domain's validated page tables.
-    pub fn is_page_table(&self, mfn: u64) -> bool {
-        let pfn = mfn.wrapping_sub(self.first_mfn.0);
-        (self.pt_pfns.0..self.pt_pfns.1).contains(&pfn)
-    }
+    /// LDT (`MMUEXT_SET_LDT`): guest address and entry count.
+    pub ldt: (u64, u64),
+    /// A multicall is in progress (multicalls do not nest).
+    pub in_multicall: bool,
 }
 
 /// The domain running on CPU 0, the only CPU that runs guests so far.

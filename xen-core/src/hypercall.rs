@@ -10,7 +10,10 @@
 use crate::domain::vcpu::{CpuUserRegs, TrapInfo, is_canonical};
 use crate::guest::{Domain, Efault, GuestMem};
 use crate::version::{NAME, VERSION, XEN_MAJOR, XEN_MINOR};
-use xen_public::errno::{E2BIG, EBUSY, EFAULT, EINVAL, ENOSYS, EPERM, ESRCH};
+use crate::mm::Mfn;
+use crate::mm::machine::{DirectMapMem, FRAME_TABLE};
+use crate::mm::page_type::{PageMem, PageType, Who};
+use xen_public::errno::{E2BIG, EACCES, EFAULT, EINVAL, ENOSYS, EPERM, ESRCH};
 use xen_public::hypercall as nr;
 
 type Ret = i64;
@@ -41,7 +44,9 @@ pub fn dispatch(d: &mut Domain, regs: &mut CpuUserRegs) -> u64 {
         nr::SCHED_OP => sched_op(d, regs, a1 as u32, a2),
         nr::CALLBACK_OP => callback_op(d, a1 as u32, a2),
         nr::UPDATE_VA_MAPPING => update_va_mapping(d, a1, a2, a3),
-        nr::MMUEXT_OP => mmuext_op(d, a1, a2, a3, regs.r10),
+        nr::MMU_UPDATE => mmu_update(d, regs),
+        nr::MMUEXT_OP => mmuext_op(d, regs),
+        nr::MULTICALL => multicall(d, regs),
         _ => -ENOSYS,
     };
     r as u64
@@ -329,48 +334,141 @@ fn features(d: &Domain) -> u32 {
     f
 }
 
-/// PTE bits a PV guest may set in an L1 entry, as release builds of Xen's
-/// `L1_DISALLOW_MASK` allow them: P, RW, US, A, D, G, the software bits 9-11
-/// and 52-62, NX. (Debug builds of Xen also refuse bit 62, `_PAGE_GNTTAB`.)
-const L1_ALLOWED: u64 = 0x1 | 0x2 | 0x4 | 0x20 | 0x40 | 0x100 | 0xe00 | (0x7ff << 52) | (1 << 63);
-/// Cache attributes (PWT, PCD, PAT), which Xen allows only to domains with
-/// I/O access: here, privileged ones.
-const L1_CACHE_ATTRS: u64 = 0x8 | 0x10 | 0x80;
+/// Preemption: entries of a batch handled per call before a continuation.
+const BATCH_PER_CALL: u64 = 256;
+/// Xen's `MMU_UPDATE_PREEMPTED`: the count of a continued batch.
+const MMU_UPDATE_PREEMPTED: u64 = 0x8000_0000;
 const PTE_ADDR: u64 = 0x000f_ffff_ffff_f000;
+const PTE_US: u64 = 4;
 
-/// Validate a new L1 entry for `d`: Xen's rules for flags, ownership and
-/// writable mappings of page tables. Returns the entry as installed (64-bit
-/// PV kernel mappings always carry the user bit, as Xen forces it).
-fn validate_l1e(d: &Domain, pte: u64) -> Result<u64, i64> {
-    if pte & 1 == 0 {
-        return Ok(pte);
-    }
-    let allowed = if d.privileged { L1_ALLOWED | L1_CACHE_ATTRS } else { L1_ALLOWED };
-    if pte & !PTE_ADDR & !allowed != 0 {
-        return Err(-EINVAL);
-    }
-    let mfn = (pte & PTE_ADDR) >> 12;
-    if !d.owns(mfn) {
-        return Err(-EBUSY);
-    }
-    if pte & 2 != 0 && d.is_page_table(mfn) {
-        return Err(-EBUSY);
-    }
-    Ok(pte | 4)
+/// The page-table memory and the frame table, locked together.
+struct Mm {
+    mem: DirectMapMem,
 }
 
-/// Machine address of the L1 entry mapping `va` in the table at `l4`.
-fn l1e_maddr(l4: u64, va: u64) -> Option<u64> {
-    use crate::mm::guest_walk::PhysRead;
-    let mut table = l4 & PTE_ADDR;
+fn mm() -> Mm {
+    Mm { mem: DirectMapMem { end_mfn: crate::mm::machine::M2P.get().map_or(0, |m| m.entries) } }
+}
+
+fn who(d: &Domain) -> Who {
+    Who { dom: d.domid, io: d.privileged }
+}
+
+/// The domain an MMU batch acts on: `foreigndom` low 16 bits (self unless a
+/// privileged domain names another, which does not exist yet: -ESRCH).
+fn check_foreign(d: &Domain, foreigndom: u64) -> Result<(), i64> {
+    let pg = foreigndom as u16;
+    let pt = (foreigndom >> 16) as u16;
+    let pg_ok = pg == xen_public::DOMID_SELF || pg == d.domid;
+    let pt_ok = pt == 0 || pt.wrapping_sub(1) == d.domid;
+    if pg_ok && pt_ok { Ok(()) } else { Err(-ESRCH) }
+}
+
+/// 64-bit PV guests run in ring 3: every present entry they install gets
+/// the user bit, as Xen's `adjust_guest_l*e` does.
+fn adjust(e: u64) -> u64 {
+    if e & 1 != 0 { e | PTE_US } else { e }
+}
+
+/// Start or resume a batch: returns (count, done so far).
+fn batch_start(mem: &GuestMem, count: u64, pdone: u64) -> Result<(u64, u64), i64> {
+    let count = count as u32 as u64;
+    if count & MMU_UPDATE_PREEMPTED == 0 {
+        return Ok((count, 0));
+    }
+    let done = if pdone != 0 { mem.read_u32(pdone).map_err(|_| -EFAULT)? as u64 } else { 0 };
+    Ok((count & !MMU_UPDATE_PREEMPTED, done))
+}
+
+fn write_done(mem: &GuestMem, pdone: u64, done: u64) -> Result<(), i64> {
+    if pdone != 0 {
+        mem.write(pdone, &(done as u32).to_le_bytes()).map_err(|_| -EFAULT)?;
+    }
+    Ok(())
+}
+
+/// Continue a batch hypercall after `i` of `count` entries of `size` bytes.
+fn batch_continue(regs: &mut CpuUserRegs, op: u64, i: u64, count: u64, size: u64) -> Ret {
+    regs.rdi += i * size;
+    regs.rsi = (count - i) | MMU_UPDATE_PREEMPTED;
+    continue_later(regs, op) as i64
+}
+
+fn mmu_update(d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
+    const NORMAL: u64 = 0;
+    const MACHPHYS: u64 = 1;
+    const PRESERVE_AD: u64 = 2;
+    let (reqs, count, pdone, foreigndom) = (regs.rdi, regs.rsi, regs.rdx, regs.r10);
+    if let Err(e) = check_foreign(d, foreigndom) {
+        return e;
+    }
+    let mem = d.kernel_mem();
+    let (count, mut done) = match batch_start(&mem, count, pdone) {
+        Ok(v) => v,
+        Err(e) => return e,
+    };
+    let mut m = mm();
+    let mut rc = 0;
+    let mut i = 0;
+    while i < count {
+        if i == BATCH_PER_CALL {
+            if let Err(e) = write_done(&mem, pdone, done) {
+                return e;
+            }
+            return batch_continue(regs, nr::MMU_UPDATE, i, count, 16);
+        }
+        let mut raw = [0u8; 16];
+        if mem.read(reqs + i * 16, &mut raw).is_err() {
+            rc = -EFAULT;
+            break;
+        }
+        let ptr = u64::from_le_bytes(raw[..8].try_into().unwrap_or_default());
+        let val = u64::from_le_bytes(raw[8..].try_into().unwrap_or_default());
+        let mut ftg = FRAME_TABLE.lock();
+        let Some(ft) = ftg.as_mut() else { return -EINVAL };
+        let r = match ptr & 3 {
+            NORMAL | PRESERVE_AD => {
+                let maddr = ptr & !7;
+                ft.update_entry(&mut m.mem, maddr >> 12, ((maddr & 0xfff) >> 3) as usize, adjust(val), ptr & 3 == PRESERVE_AD, who(d))
+                    .map_err(|e| e.errno())
+            }
+            MACHPHYS => {
+                let mfn = ptr >> 12;
+                if ft.info(mfn).map(|f| f.owner) == Some(d.domid) {
+                    crate::mm::machine::set_m2p(Mfn(mfn), val);
+                    Ok(())
+                } else {
+                    Err(-EINVAL)
+                }
+            }
+            _ => Err(-ENOSYS),
+        };
+        drop(ftg);
+        if let Err(e) = r {
+            rc = e;
+            break;
+        }
+        done += 1;
+        i += 1;
+    }
+    crate::arch::x86_64::cpu::flush_tlb();
+    if let Err(e) = write_done(&mem, pdone, done) {
+        return e;
+    }
+    rc
+}
+
+/// Walk the domain's kernel L4 to the L1 table and index mapping `va`.
+fn l1_slot(d: &Domain, m: &Mm, va: u64) -> Option<(u64, usize)> {
+    let mut table = d.guest_table >> 12;
     for level in (2..=4u32).rev() {
-        let e = crate::guest::DirectMap.read_u64(table + ((va >> (12 + 9 * (level - 1))) & 511) * 8);
+        let e = m.mem.read(table, ((va >> (12 + 9 * (level - 1))) & 511) as usize);
         if e & 1 == 0 || e & 0x80 != 0 {
             return None;
         }
-        table = e & PTE_ADDR;
+        table = (e & PTE_ADDR) >> 12;
     }
-    Some(table + ((va >> 12) & 511) * 8)
+    Some((table, ((va >> 12) & 511) as usize))
 }
 
 fn update_va_mapping(d: &mut Domain, va: u64, pte: u64, flags: u64) -> Ret {
@@ -379,16 +477,18 @@ fn update_va_mapping(d: &mut Domain, va: u64, pte: u64, flags: u64) -> Ret {
     if !crate::mm::guest_walk::guest_va_ok(va) {
         return -EINVAL;
     }
-    let Some(slot) = l1e_maddr(d.guest_table, va) else { return -EINVAL };
-    let pte = match validate_l1e(d, pte) {
-        Ok(p) => p,
-        Err(e) => return e,
-    };
-    // The L1 is one of the domain's validated tables; its frame is in RAM.
-    let p = crate::arch::x86_64::maddr_to_virt(slot) as *mut u64;
-    // SAFETY: `slot` is an entry of a page table owned by this domain (found
-    // by walking its validated L4), inside the direct map.
-    unsafe { p.write_volatile(pte) };
+    let mut m = mm();
+    let Some((l1, idx)) = l1_slot(d, &m, va) else { return -EINVAL };
+    let mut ftg = FRAME_TABLE.lock();
+    let Some(ft) = ftg.as_mut() else { return -EINVAL };
+    // Reached through validated tables, the frame must be a live L1.
+    if ft.info(l1).map(|f| (f.ty, f.validated)) != Some((PageType::L1, true)) {
+        return -EINVAL;
+    }
+    if let Err(e) = ft.update_entry(&mut m.mem, l1, idx, adjust(pte), false, who(d)) {
+        return e.errno();
+    }
+    drop(ftg);
     match flags & 3 {
         UVMF_TLB_FLUSH => crate::arch::x86_64::cpu::flush_tlb(),
         UVMF_INVLPG => crate::arch::x86_64::cpu::invlpg(va),
@@ -397,51 +497,196 @@ fn update_va_mapping(d: &mut Domain, va: u64, pte: u64, flags: u64) -> Ret {
     0
 }
 
-fn mmuext_op(d: &mut Domain, ops: u64, count: u64, done_ptr: u64, foreigndom: u64) -> Ret {
-    const MMUEXT_NEW_USER_BASEPTR: u32 = 15;
-    let dom = foreigndom as u16;
-    if dom != xen_public::DOMID_SELF && dom != d.domid {
-        return -ESRCH;
+/// Take the references a vCPU's base pointer holds on an L4 (validating it
+/// if needed), and drop those of the old one.
+fn switch_base(d: &Domain, new_mfn: u64, old_maddr: u64) -> Result<(), i64> {
+    let mut m = mm();
+    let mut ftg = FRAME_TABLE.lock();
+    let ft = ftg.as_mut().ok_or(-EINVAL)?;
+    if new_mfn != 0 {
+        ft.get_page(new_mfn, d.domid).map_err(|_| -EINVAL)?;
+        if ft.get_page_type(&mut m.mem, new_mfn, PageType::L4, who(d)).is_err() {
+            ft.put_page(new_mfn);
+            return Err(-EINVAL);
+        }
+    }
+    if old_maddr != 0 {
+        ft.put_page_type(&mut m.mem, old_maddr >> 12);
+        ft.put_page(old_maddr >> 12);
+    }
+    Ok(())
+}
+
+/// One MMUEXT command.
+fn mmuext_one(d: &mut Domain, cmd: u32, arg1: u64, arg2: u64) -> Result<(), i64> {
+    use crate::arch::x86_64::cpu;
+    let mut m = mm();
+    let w = who(d);
+    let with_ft = |f: &mut dyn FnMut(&mut crate::mm::page_type::FrameTable<'static>, &mut Mm) -> Result<(), i64>| {
+        let mut ftg = FRAME_TABLE.lock();
+        let ft = ftg.as_mut().ok_or(-EINVAL)?;
+        let mut m = mm();
+        f(ft, &mut m)
+    };
+    match cmd {
+        0..=3 => with_ft(&mut |ft, m| ft.pin(&mut m.mem, arg1, cmd as u8 + 1, w).map_err(|_| -EINVAL)),
+        4 => with_ft(&mut |ft, m| ft.unpin(&mut m.mem, arg1, w).map_err(|_| -EINVAL)),
+        5 => {
+            // NEW_BASEPTR
+            switch_base(d, arg1, d.guest_table)?;
+            d.guest_table = arg1 << 12;
+            Ok(())
+        }
+        6 | 8 | 10 => {
+            cpu::flush_tlb();
+            Ok(())
+        }
+        7 | 9 | 11 => {
+            if crate::domain::vcpu::is_canonical(arg1) {
+                cpu::invlpg(arg1);
+            }
+            Ok(())
+        }
+        12 if d.privileged => {
+            cpu::wbinvd();
+            Ok(())
+        }
+        12 => Err(-EACCES),
+        13 => {
+            // SET_LDT: page-aligned guest address and at most 8192 entries.
+            if arg1 & 0xfff != 0 || !crate::mm::guest_walk::guest_va_ok(arg1) || arg2 > 8192 {
+                return Err(-EINVAL);
+            }
+            d.ldt = (arg1, arg2);
+            Ok(())
+        }
+        15 => {
+            // NEW_USER_BASEPTR
+            switch_base(d, arg1, d.guest_table_user)?;
+            d.guest_table_user = arg1 << 12;
+            d.vcpu.has_user_table = arg1 != 0;
+            Ok(())
+        }
+        16 | 17 => {
+            // CLEAR_PAGE (arg1 = mfn), COPY_PAGE (arg1 = dst, arg2 = src):
+            // the destination must be one the domain may write.
+            let dst = arg1;
+            let src = arg2;
+            let ok = with_ft(&mut |ft, m| {
+                if cmd == 17 && ft.info(src).map(|f| f.owner) != Some(w.dom) {
+                    return Err(-EINVAL);
+                }
+                ft.get_page(dst, w.dom).map_err(|_| -EINVAL)?;
+                if ft.get_page_type(&mut m.mem, dst, PageType::Writable, w).is_err() {
+                    ft.put_page(dst);
+                    return Err(-EINVAL);
+                }
+                Ok(())
+            });
+            ok?;
+            for i in 0..512 {
+                let v = if cmd == 16 { 0 } else { m.mem.read(src, i) };
+                m.mem.write(dst, i, v);
+            }
+            with_ft(&mut |ft, m| {
+                ft.put_page_type(&mut m.mem, dst);
+                ft.put_page(dst);
+                Ok(())
+            })
+        }
+        _ => Err(-ENOSYS),
+    }
+}
+
+fn mmuext_op(d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
+    let (ops, count, pdone, foreigndom) = (regs.rdi, regs.rsi, regs.rdx, regs.r10);
+    if let Err(e) = check_foreign(d, foreigndom) {
+        return e;
     }
     let mem = d.kernel_mem();
-    let count = count as u32 as u64;
-    let mut done = 0u64;
+    let (count, mut done) = match batch_start(&mem, count, pdone) {
+        Ok(v) => v,
+        Err(e) => return e,
+    };
     let mut rc = 0;
-    while done < count {
+    let mut i = 0;
+    while i < count {
+        if i == BATCH_PER_CALL {
+            if let Err(e) = write_done(&mem, pdone, done) {
+                return e;
+            }
+            return batch_continue(regs, nr::MMUEXT_OP, i, count, 24);
+        }
         let mut raw = [0u8; 24];
-        if mem.read(ops + done * 24, &mut raw).is_err() {
+        if mem.read(ops + i * 24, &mut raw).is_err() {
             rc = -EFAULT;
             break;
         }
         let cmd = u32::from_le_bytes(raw[0..4].try_into().unwrap_or_default());
         let arg1 = u64::from_le_bytes(raw[8..16].try_into().unwrap_or_default());
-        rc = match cmd {
-            MMUEXT_NEW_USER_BASEPTR => {
-                if arg1 == 0 {
-                    d.guest_table_user = 0;
-                    d.vcpu.has_user_table = false;
-                    0
-                } else if arg1 << 12 == d.guest_table {
-                    // The only validated, pinned L4 a domain has so far is
-                    // its kernel one; XTF and simple kernels share it.
-                    d.guest_table_user = arg1 << 12;
-                    d.vcpu.has_user_table = true;
-                    0
-                } else {
-                    -EINVAL
-                }
-            }
-            // The other MMUEXT commands arrive with the memory
-            // virtualization work; until then, as an unknown command.
-            _ => -ENOSYS,
-        };
-        if rc != 0 {
+        let arg2 = u64::from_le_bytes(raw[16..24].try_into().unwrap_or_default());
+        if let Err(e) = mmuext_one(d, cmd, arg1, arg2) {
+            rc = e;
             break;
         }
         done += 1;
+        i += 1;
     }
-    if done_ptr != 0 && mem.write(done_ptr, &(done as u32).to_le_bytes()).is_err() {
-        return -EFAULT;
+    if let Err(e) = write_done(&mem, pdone, done) {
+        return e;
     }
     rc
+}
+
+/// `multicall(list, nr)`: each 64-byte entry `{op, result, args[6]}` runs
+/// in turn and gets its result; `iret` ends the batch (the rest is not run);
+/// a sub-call that needs a continuation continues the whole batch.
+fn multicall(d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
+    let (list, count) = (regs.rdi, regs.rsi as u32 as u64);
+    if d.in_multicall {
+        return -EINVAL;
+    }
+    let mem = d.kernel_mem();
+    for i in 0..count {
+        if i > 0 && i % BATCH_PER_CALL == 0 {
+            regs.rdi = list + i * 64;
+            regs.rsi = count - i;
+            return continue_later(regs, nr::MULTICALL) as i64;
+        }
+        let entry = list + i * 64;
+        let mut raw = [0u8; 64];
+        if mem.read(entry, &mut raw).is_err() {
+            return -EFAULT;
+        }
+        let w = |k: usize| u64::from_le_bytes(raw[k * 8..k * 8 + 8].try_into().unwrap_or_default());
+        let op = w(0);
+        if op == nr::IRET {
+            let result = d.iret(regs);
+            let _ = mem.write(entry + 8, &result.to_le_bytes());
+            return result as i64;
+        }
+        let mut sub = CpuUserRegs { rax: op, rdi: w(2), rsi: w(3), rdx: w(4), r10: w(5), r8: w(6), rip: 2, ..*regs };
+        d.in_multicall = true;
+        let result = if op == nr::MULTICALL { (-EINVAL) as u64 } else { dispatch(d, &mut sub) };
+        d.in_multicall = false;
+        if mem.write(entry + 8, &result.to_le_bytes()).is_err() {
+            return -EFAULT;
+        }
+        if sub.rip != 2 {
+            // The sub-call asked to be continued: store its new arguments
+            // and continue the multicall from this entry.
+            let args = [sub.rdi, sub.rsi, sub.rdx, sub.r10, sub.r8];
+            let mut out = [0u8; 40];
+            for (c, a) in out.chunks_exact_mut(8).zip(args) {
+                c.copy_from_slice(&a.to_le_bytes());
+            }
+            if mem.write(entry + 16, &out).is_err() {
+                return -EFAULT;
+            }
+            regs.rdi = entry;
+            regs.rsi = count - i;
+            return continue_later(regs, nr::MULTICALL) as i64;
+        }
+    }
+    0
 }

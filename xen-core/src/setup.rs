@@ -88,6 +88,9 @@ pub fn start_xen(mbi_maddr: u64) -> ! {
     );
     let free = frames.free_frames();
     *machine::FRAMES.lock() = Some(frames);
+    if machine::init_frame_table(layout.m2p_entries).is_none() {
+        fatal(format_args!("out of memory for the frame table"));
+    }
     start_dom0(&mbi, &opts, dom0, free, layout.l4)
 }
 
@@ -132,7 +135,8 @@ fn start_dom0(mbi: &BootInfo<'static>, opts: &Options<'_>, kernel: Module<'stati
         fpu_ts: false,
         nr_pages: built.nr_pages,
         first_mfn: built.first_mfn,
-        pt_pfns: (l.pfn_of(l.page_tables.start), l.pfn_of(l.page_tables.end)),
+        ldt: (0, 0),
+        in_multicall: false,
     };
     info!("Scrubbed free RAM; {} frames left. Starting dom0.", machine::free_frames());
     crate::guest::start(dom, built.regs)

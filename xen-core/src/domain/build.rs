@@ -15,7 +15,11 @@ use crate::arch::x86_64::maddr_to_virt;
 use crate::mm::Mfn;
 use crate::mm::machine::{self, FRAMES};
 use xen_libelf::{Elf, ElfError, PT_LOAD};
+use crate::mm::page_type::{PageType, Who};
 use xen_public::{SIF_INITDOMAIN, SIF_PRIVILEGED, StartInfo};
+
+/// Domain 0's id.
+const DOM0: u16 = 0;
 
 /// Byte offset of `vcpu_info[0].evtchn_upcall_mask` in shared_info.
 pub const SHINFO_UPCALL_MASK: usize = 1;
@@ -166,9 +170,12 @@ pub fn build_dom0(img: &Dom0Image<'_>, idle_l4: Mfn) -> Result<Built, BuildError
         .and_then(|f| f.alloc_contiguous(img.nr_pages))
         .ok_or(BuildError::OutOfMemory(img.nr_pages))?;
     let mem = DomainMemory { first, v_start: lay.v_start, nr_pages: img.nr_pages };
+    let mut ft = machine::FRAME_TABLE.lock();
+    let ft = ft.as_mut().ok_or(BuildError::PageTables)?;
     for pfn in 0..img.nr_pages {
         DirectMapTables.zero(first.0 + pfn);
         machine::set_m2p(Mfn(first.0 + pfn), pfn);
+        ft.assign(first.0 + pfn, DOM0).map_err(|_| BuildError::PageTables)?;
     }
 
     for seg in elf.segments().filter(|s| s.kind == PT_LOAD) {
@@ -195,8 +202,16 @@ pub fn build_dom0(img: &Dom0Image<'_>, idle_l4: Mfn) -> Result<Built, BuildError
     };
     let pt = pagetable::build(&lay, p2m, &mut DirectMapTables).map_err(|_| BuildError::PageTables)?;
     copy_hypervisor_slots(idle_l4, Mfn(pt.l4_mfn));
+    // Validate the bootstrap tables exactly as a guest's MMUEXT_PIN_L4_TABLE
+    // would, then take the reference the vCPU's current L4 holds.
+    let who = Who { dom: DOM0, io: true };
+    let mut pmem = machine::DirectMapMem { end_mfn: machine::M2P.get().map_or(0, |m| m.entries) };
+    ft.pin(&mut pmem, pt.l4_mfn, 4, who).map_err(|_| BuildError::PageTables)?;
+    ft.get_page(pt.l4_mfn, DOM0).map_err(|_| BuildError::PageTables)?;
+    ft.get_page_type(&mut pmem, pt.l4_mfn, PageType::L4, who).map_err(|_| BuildError::PageTables)?;
 
     let shared_info = machine::alloc_frame().ok_or(BuildError::OutOfMemory(1))?;
+    ft.assign(shared_info.0, DOM0).map_err(|_| BuildError::PageTables)?;
     // SAFETY: freshly allocated, owned by the new domain, not yet mapped.
     let shinfo = unsafe { machine::frame_mut(shared_info) };
     shinfo[SHINFO_UPCALL_MASK] = 1;

@@ -69,3 +69,53 @@ pub fn init_m2p(m2p: M2p) {
         set_m2p(Mfn(mfn), INVALID_M2P_ENTRY);
     }
 }
+
+use super::page_type::{FrameTable, PageInfo, PageMem};
+
+/// The frame table: one [`PageInfo`] per machine frame.
+pub static FRAME_TABLE: spin::Mutex<Option<FrameTable<'static>>> = spin::Mutex::new(None);
+
+/// Allocate and initialise the frame table for `nr_frames` frames.
+pub fn init_frame_table(nr_frames: u64) -> Option<()> {
+    let bytes = nr_frames * core::mem::size_of::<PageInfo>() as u64;
+    let pages = bytes.div_ceil(4096);
+    let first = FRAMES.lock().as_mut()?.alloc_contiguous(pages)?;
+    let ptr = maddr_to_virt(first.maddr()) as *mut PageInfo;
+    // SAFETY: `pages` contiguous frames were just allocated to hold exactly
+    // `nr_frames` PageInfos (page-aligned, so aligned for PageInfo); every
+    // element is written before the slice is used.
+    let frames = unsafe {
+        for i in 0..nr_frames as usize {
+            ptr.add(i).write(PageInfo::FREE);
+        }
+        core::slice::from_raw_parts_mut(ptr, nr_frames as usize)
+    };
+    *FRAME_TABLE.lock() = Some(FrameTable::new(frames));
+    Some(())
+}
+
+/// Page-table entries through the direct map. Frames past the end of RAM
+/// read as 0 and ignore writes.
+pub struct DirectMapMem {
+    /// One past the last frame.
+    pub end_mfn: u64,
+}
+
+impl PageMem for DirectMapMem {
+    fn read(&self, mfn: u64, idx: usize) -> u64 {
+        if mfn >= self.end_mfn || idx >= 512 {
+            return 0;
+        }
+        // SAFETY: the frame is RAM inside the direct map; entries are
+        // 8-aligned u64s.
+        unsafe { (maddr_to_virt((mfn << 12) + idx as u64 * 8) as *const u64).read_volatile() }
+    }
+
+    fn write(&mut self, mfn: u64, idx: usize, val: u64) {
+        if mfn >= self.end_mfn || idx >= 512 {
+            return;
+        }
+        // SAFETY: as above; the frame table decided the write is allowed.
+        unsafe { (maddr_to_virt((mfn << 12) + idx as u64 * 8) as *mut u64).write_volatile(val) };
+    }
+}

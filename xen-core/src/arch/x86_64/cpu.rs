@@ -172,3 +172,9 @@ pub fn invlpg(va: u64) {
     // SAFETY: invlpg only drops a TLB entry.
     unsafe { asm!("invlpg [{}]", in(reg) va, options(nostack, preserves_flags)) };
 }
+
+/// Write back and invalidate caches (`MMUEXT_FLUSH_CACHE`).
+pub fn wbinvd() {
+    // SAFETY: wbinvd only writes back caches; it touches no program state.
+    unsafe { asm!("wbinvd", options(nostack, preserves_flags)) };
+}
