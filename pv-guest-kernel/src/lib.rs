@@ -15,6 +15,8 @@ pub mod console;
 #[cfg(target_os = "none")]
 pub mod hypercall;
 #[cfg(target_os = "none")]
+pub mod mm;
+#[cfg(target_os = "none")]
 pub mod shared;
 #[cfg(target_os = "none")]
 pub mod traps;

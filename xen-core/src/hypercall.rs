@@ -395,7 +395,6 @@ fn batch_continue(regs: &mut CpuUserRegs, op: u64, i: u64, count: u64, size: u64
 }
 
 fn mmu_update(d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
-    const NORMAL: u64 = 0;
     const MACHPHYS: u64 = 1;
     const PRESERVE_AD: u64 = 2;
     let (reqs, count, pdone, foreigndom) = (regs.rdi, regs.rsi, regs.rdx, regs.r10);
@@ -426,22 +425,20 @@ fn mmu_update(d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
         let val = u64::from_le_bytes(raw[8..].try_into().unwrap_or_default());
         let mut ftg = FRAME_TABLE.lock();
         let Some(ft) = ftg.as_mut() else { return -EINVAL };
-        let r = match ptr & 3 {
-            NORMAL | PRESERVE_AD => {
-                let maddr = ptr & !7;
-                ft.update_entry(&mut m.mem, maddr >> 12, ((maddr & 0xfff) >> 3) as usize, adjust(val), ptr & 3 == PRESERVE_AD, who(d))
-                    .map_err(|e| e.errno())
+        // NORMAL, PRESERVE_AD and NO_TRANSLATE (the same as NORMAL for PV)
+        // update an entry; MACHPHYS updates the M2P.
+        let r = if ptr & 3 == MACHPHYS {
+            let mfn = ptr >> 12;
+            if ft.info(mfn).map(|f| f.owner) == Some(d.domid) {
+                crate::mm::machine::set_m2p(Mfn(mfn), val);
+                Ok(())
+            } else {
+                Err(-EINVAL)
             }
-            MACHPHYS => {
-                let mfn = ptr >> 12;
-                if ft.info(mfn).map(|f| f.owner) == Some(d.domid) {
-                    crate::mm::machine::set_m2p(Mfn(mfn), val);
-                    Ok(())
-                } else {
-                    Err(-EINVAL)
-                }
-            }
-            _ => Err(-ENOSYS),
+        } else {
+            let maddr = ptr & !7;
+            let idx = ((maddr & 0xfff) >> 3) as usize;
+            ft.update_entry(&mut m.mem, maddr >> 12, idx, adjust(val), ptr & 3 == PRESERVE_AD, who(d)).map_err(|e| e.errno())
         };
         drop(ftg);
         if let Err(e) = r {

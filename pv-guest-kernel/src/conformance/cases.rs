@@ -78,6 +78,84 @@ mod helpers {
     pub fn vm_assist(cmd: u64, kind: u64) -> i64 {
         super::super::ctx::call(nr::VM_ASSIST, cmd, kind, 0, 0, 0)
     }
+
+    /// A spare page as `(va, mfn)`.
+    pub fn page() -> Option<(u64, u64)> {
+        let va = super::super::ctx::spare_page()?;
+        Some((va, super::super::ctx::mfn_of(va)))
+    }
+
+    /// One `mmu_update` request: `(rc, done)`.
+    pub fn mmu1(ptr: u64, val: u64) -> (i64, u32) {
+        crate::mm::mmu_update(&[[ptr, val]])
+    }
+
+    /// Machine address of entry `idx` of the table in `mfn`.
+    pub fn slot(mfn: u64, idx: usize) -> u64 {
+        (mfn << 12) + idx as u64 * 8
+    }
+
+    /// `mmuext_op` PIN of `level` on `mfn`.
+    pub fn pin(mfn: u64, level: u64) -> i64 {
+        mmuext(level - 1, mfn, 0, 0x7ff0)
+    }
+
+    /// `mmuext_op` UNPIN.
+    pub fn unpin(mfn: u64) -> i64 {
+        mmuext(4, mfn, 0, 0x7ff0)
+    }
+
+    /// Make the spare page at `va` read-only, so it can become a table.
+    pub fn read_only(va: u64, mfn: u64) -> i64 {
+        uvm(va, (mfn << 12) | PTE_RO)
+    }
+
+    /// Make it writable again.
+    pub fn writable(va: u64, mfn: u64) -> i64 {
+        uvm(va, (mfn << 12) | PTE_RW)
+    }
+
+    /// A multicall of `[iret, xen_version]`, issued with a hand-built
+    /// `iret_context` on the stack. Returns `(rax after, results)`.
+    pub fn multicall_iret_first() -> (u64, u64, u64) {
+        let mut list = [[0u64; 8]; 2];
+        list[0][0] = nr::IRET;
+        list[0][1] = 0x5555;
+        list[1][0] = nr::XEN_VERSION;
+        list[1][1] = 0x7777;
+        let rax: u64;
+        // SAFETY: builds Xen's iret_context {rax, r11, rcx, flags, rip, cs,
+        // rflags, rsp, ss} on our stack, returning to label 2 with the
+        // original RSP, kernel CS (RPL 0) and events still masked (IF 0).
+        unsafe {
+            core::arch::asm!(
+                "mov {save}, rsp",
+                "and rsp, -16",
+                "lea {tmp}, [rip + 2f]",
+                "push 0xe02b",
+                "push {save}",
+                "push 0x2",
+                "push 0xe030",
+                "push {tmp}",
+                "push 0",
+                "push 0",
+                "push 0",
+                "push 0x1234",
+                "mov eax, 13",
+                "syscall",
+                "ud2",
+                "2:",
+                save = out(reg) _,
+                tmp = out(reg) _,
+                in("rdi") list.as_mut_ptr(),
+                in("rsi") 2u64,
+                out("rax") rax,
+                out("rcx") _,
+                out("r11") _,
+            );
+        }
+        (rax, list[0][1], list[1][1])
+    }
 }
 
 cases! {
@@ -392,6 +470,192 @@ cases! {
     mmuext_unmapped_ops_efault ("mmuext_op", "ops", Reject) { expect(call(nr::MMUEXT_OP, UNMAPPED, 1, 0, 0x7ff0, 0), -EFAULT) }
     mmuext_unknown_cmd_enosys ("mmuext_op", "cmd 99", Reject) { expect(mmuext(99, 0, 0, 0x7ff0), -ENOSYS) }
     mmuext_unknown_foreign_domain_esrch ("mmuext_op", "foreigndom", Reject) { expect(mmuext(15, 0, 0, 0x1234), -ESRCH) }
+
+    // ---- Memory virtualization: mmu_update, pinning, validation rules.
+    mmu_update_set_entry_of_pinned_l1 ("mmu_update", "MMU_NORMAL_PT_UPDATE", Accept) {
+        let (Some((t, tm)), Some((_, dm))) = (page(), page()) else { return error(format_args!("no spare pages")) };
+        let r0 = read_only(t, tm);
+        let pinned = pin(tm, 1);
+        let (r, done) = mmu1(slot(tm, 0), (dm << 12) | PTE_RW);
+        let clear = mmu1(slot(tm, 0), 0).0;
+        let cleanup = (unpin(tm), writable(t, tm));
+        all(&[expect(r0, 0), expect(pinned, 0), expect(r, 0), check(done == 1, format_args!("done {done}")), expect(clear, 0), expect(cleanup.0, 0), expect(cleanup.1, 0)])
+    }
+    mmu_update_preserve_ad_ok ("mmu_update", "MMU_PT_UPDATE_PRESERVE_AD", Accept) {
+        let (Some((t, tm)), Some((_, dm))) = (page(), page()) else { return error(format_args!("no spare pages")) };
+        read_only(t, tm);
+        let pinned = pin(tm, 1);
+        let r = mmu1(slot(tm, 0) | 2, (dm << 12) | PTE_RW).0;
+        mmu1(slot(tm, 0), 0);
+        unpin(tm);
+        writable(t, tm);
+        all(&[expect(pinned, 0), expect(r, 0)])
+    }
+    mmu_update_machphys_own_frame_ok ("mmu_update", "MMU_MACHPHYS_UPDATE", Accept) {
+        let Some((va, m)) = page() else { return error(format_args!("no spare page")) };
+        let pfn = (va - crate::notes::VIRT_BASE) / 4096;
+        expect(mmu1((m << 12) | 1, pfn).0, 0)
+    }
+    mmu_update_machphys_foreign_frame_refused ("mmu_update", "MMU_MACHPHYS_UPDATE", Attack) { expect(mmu1((0x100 << 12) | 1, 5).0, -EINVAL) }
+    mmu_update_no_translate_is_normal_for_pv ("mmu_update", "MMU_PT_UPDATE_NO_TRANSLATE", Accept) {
+        // ptr & 3 == 3 is MMU_PT_UPDATE_NO_TRANSLATE: a write to a writable
+        // (non-table) page of the domain's own.
+        let Some((va, m)) = page() else { return error(format_args!("no spare page")) };
+        let r = mmu1((m << 12) | 3, 0x77).0;
+        // SAFETY: our own spare page.
+        let v = unsafe { core::ptr::read_volatile(va as *const u64) };
+        all(&[expect(r, 0), check(v == 0x77, format_args!("page holds {v:#x}"))])
+    }
+    mmu_update_unmapped_requests_efault ("mmu_update", "reqs", Reject) { expect(call(nr::MMU_UPDATE, UNMAPPED, 1, 0, 0x7ff0, 0), -EFAULT) }
+    mmu_update_unknown_foreign_domain_esrch ("mmu_update", "foreigndom", Reject) {
+        let req = [0u64, 0];
+        expect(call(nr::MMU_UPDATE, ptr(&req), 1, 0, 0x1234, 0), -ESRCH)
+    }
+    mmu_update_long_batch_preempted_and_resumed ("mmu_update", "2048-entry batch", Accept) {
+        let (Some((t, tm)), Some((_, dm))) = (page(), page()) else { return error(format_args!("no spare pages")) };
+        read_only(t, tm);
+        if pin(tm, 1) != 0 { writable(t, tm); return error(format_args!("pin failed")); }
+        let mut reqs = [[0u64; 2]; 2048];
+        for (i, r) in reqs.iter_mut().enumerate() {
+            *r = [slot(tm, i % 512), if i % 2 == 0 { (dm << 12) | PTE_RO } else { 0 }];
+        }
+        let (rc, done) = crate::mm::mmu_update(&reqs);
+        unpin(tm);
+        writable(t, tm);
+        all(&[expect(rc, 0), check(done == 2048, format_args!("done {done}"))])
+    }
+    pin_l1_then_unpin_ok ("mmuext_op", "MMUEXT_PIN_L1_TABLE", Accept) {
+        let Some((t, tm)) = page() else { return error(format_args!("no spare page")) };
+        read_only(t, tm);
+        let p = pin(tm, 1);
+        let u = unpin(tm);
+        writable(t, tm);
+        all(&[expect(p, 0), expect(u, 0)])
+    }
+    pin_twice_einval ("mmuext_op", "MMUEXT_PIN_L1_TABLE", Reject) {
+        let Some((t, tm)) = page() else { return error(format_args!("no spare page")) };
+        read_only(t, tm);
+        pin(tm, 1);
+        let again = pin(tm, 1);
+        unpin(tm);
+        writable(t, tm);
+        expect(again, -EINVAL)
+    }
+    unpin_unpinned_einval ("mmuext_op", "MMUEXT_UNPIN_TABLE", Reject) {
+        let Some((t, tm)) = page() else { return error(format_args!("no spare page")) };
+        read_only(t, tm);
+        let r = unpin(tm);
+        writable(t, tm);
+        expect(r, -EINVAL)
+    }
+    pin_frame_with_writable_mapping_refused ("mmuext_op", "MMUEXT_PIN_L1_TABLE", Attack) {
+        let Some((_, tm)) = page() else { return error(format_args!("no spare page")) };
+        let r = pin(tm, 1);
+        if r == 0 { unpin(tm); }
+        expect(r, -EINVAL)
+    }
+    pinned_l1_made_writable_refused ("update_va_mapping", "map pinned L1 RW", Attack) {
+        let Some((t, tm)) = page() else { return error(format_args!("no spare page")) };
+        read_only(t, tm);
+        pin(tm, 1);
+        let r = writable(t, tm);
+        unpin(tm);
+        writable(t, tm);
+        expect(r, -EBUSY)
+    }
+    pse_in_l2_refused ("mmuext_op", "MMUEXT_PIN_L2_TABLE", Attack) {
+        let (Some((t, tm)), Some((_, dm))) = (page(), page()) else { return error(format_args!("no spare pages")) };
+        // SAFETY: a spare, still-writable page of ours.
+        unsafe { core::ptr::write_volatile(t as *mut u64, (dm << 12) | PTE_RW | 0x80) };
+        read_only(t, tm);
+        let r = pin(tm, 2);
+        if r == 0 { unpin(tm); }
+        writable(t, tm);
+        // SAFETY: as above, writable again.
+        unsafe { core::ptr::write_volatile(t as *mut u64, 0) };
+        expect(r, -EINVAL)
+    }
+    l1_mapping_foreign_frame_refused ("mmu_update", "MMU_NORMAL_PT_UPDATE", Attack) {
+        let Some((t, tm)) = page() else { return error(format_args!("no spare page")) };
+        read_only(t, tm);
+        pin(tm, 1);
+        let r = mmu1(slot(tm, 0), (0x100 << 12) | PTE_RW).0;
+        unpin(tm);
+        writable(t, tm);
+        expect(r, -EBUSY)
+    }
+    hypervisor_l4_slot_write_refused ("mmu_update", "L4 slot 256-271", Attack) {
+        let l4 = l4_mfn();
+        all(&[expect(mmu1(slot(l4, 256), 0).0, -EINVAL), expect(mmu1(slot(l4, 262), 0).0, -EINVAL), expect(mmu1(slot(l4, 271), 0).0, -EINVAL)])
+    }
+    writable_self_map_refused ("mmu_update", "L4 self-map RW", Attack) {
+        let l4 = l4_mfn();
+        let r = mmu1(slot(l4, 1), (l4 << 12) | PTE_RW).0;
+        if r == 0 { mmu1(slot(l4, 1), 0); }
+        expect(r, -EINVAL)
+    }
+    read_only_self_map_ok ("mmu_update", "L4 self-map RO", Accept) {
+        let l4 = l4_mfn();
+        let r = mmu1(slot(l4, 1), (l4 << 12) | PTE_RO).0;
+        let clear = mmu1(slot(l4, 1), 0).0;
+        all(&[expect(r, 0), expect(clear, 0)])
+    }
+    new_baseptr_to_data_frame_refused ("mmuext_op", "MMUEXT_NEW_BASEPTR", Attack) {
+        let Some((_, m)) = page() else { return error(format_args!("no spare page")) };
+        expect(mmuext(5, m, 0, 0x7ff0), -EINVAL)
+    }
+    new_baseptr_current_l4_ok ("mmuext_op", "MMUEXT_NEW_BASEPTR", Accept) { expect(mmuext(5, l4_mfn(), 0, 0x7ff0), 0) }
+    tlb_flush_and_invlpg_ok ("mmuext_op", "TLB flushes", Accept) {
+        all(&[expect(mmuext(6, 0, 0, 0x7ff0), 0), expect(mmuext(10, 0, 0, 0x7ff0), 0), expect(mmuext(7, 0x1000, 0, 0x7ff0), 0), expect(mmuext(7, NONCANON, 0, 0x7ff0), 0)])
+    }
+    copy_and_clear_page_ok ("mmuext_op", "MMUEXT_COPY_PAGE, CLEAR_PAGE", Accept) {
+        let (Some((a, am)), Some((b, bm))) = (page(), page()) else { return error(format_args!("no spare pages")) };
+        // SAFETY: spare, writable pages of ours.
+        unsafe { core::ptr::write_volatile(a as *mut u64, 0xc0fe) };
+        let op: [u64; 3] = [17, bm, am];
+        let c = call(nr::MMUEXT_OP, ptr(&op), 1, 0, 0x7ff0, 0);
+        // SAFETY: as above.
+        let copied = unsafe { core::ptr::read_volatile(b as *const u64) };
+        let z = mmuext(16, bm, 0, 0x7ff0);
+        // SAFETY: as above.
+        let cleared = unsafe { core::ptr::read_volatile(b as *const u64) };
+        all(&[expect(c, 0), check(copied == 0xc0fe, format_args!("copied {copied:#x}")), expect(z, 0), check(cleared == 0, format_args!("not cleared"))])
+    }
+    clear_page_of_a_page_table_refused ("mmuext_op", "MMUEXT_CLEAR_PAGE", Attack) { expect(mmuext(16, l4_mfn(), 0, 0x7ff0), -EINVAL) }
+    multicall_two_calls_results ("multicall", "list", Accept) {
+        let mut list = [[0u64; 8]; 2];
+        list[0][0] = nr::XEN_VERSION;
+        list[1][0] = nr::XEN_VERSION;
+        list[1][2] = 7; // XENVER_pagesize
+        let r = call(nr::MULTICALL, ptr_mut(&mut list), 2, 0, 0, 0);
+        all(&[expect(r, 0), expect(list[0][1] as i64, (4 << 16) | 17), expect(list[1][1] as i64, 4096)])
+    }
+    multicall_unknown_op_result_enosys ("multicall", "list", Reject) {
+        let mut list = [[0u64; 8]; 1];
+        list[0][0] = 99;
+        let r = call(nr::MULTICALL, ptr_mut(&mut list), 1, 0, 0, 0);
+        all(&[expect(r, 0), expect(list[0][1] as i64, -ENOSYS)])
+    }
+    multicall_unmapped_list_efault ("multicall", "list", Reject) { expect(call(nr::MULTICALL, UNMAPPED, 1, 0, 0, 0), -EFAULT) }
+    multicall_iret_stops_the_batch ("multicall", "iret then xen_version", Attack) {
+        let (rax, first, second) = multicall_iret_first();
+        all(&[
+            check(rax == 0x1234, format_args!("rax after iret {rax:#x}")),
+            check(second == 0x7777, format_args!("op after iret ran: result {second:#x}")),
+            check(first == 0x1234, format_args!("iret entry result {first:#x}")),
+        ])
+    }
+    multicall_batch_of_update_va_mapping ("multicall", "update_va_mapping batch", Accept) {
+        let (Some((a, am)), Some((b, bm))) = (page(), page()) else { return error(format_args!("no spare pages")) };
+        let mut batch = crate::mm::Batch::default();
+        batch.map(a, bm, true);
+        batch.map(b, am, true);
+        let (rc, res) = batch.flush();
+        batch.map(a, am, true);
+        batch.map(b, bm, true);
+        let (rc2, _) = batch.flush();
+        all(&[expect(rc, 0), expect(res[0], 0), expect(res[1], 0), expect(rc2, 0)])
+    }
 }
 
 /// Where xen-core and Xen 4.17 differ, and why. `xtask conformance` accepts

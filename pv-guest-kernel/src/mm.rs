@@ -1,0 +1,145 @@
+//! A safe page-table API over the MMU hypercalls: map and unmap pages,
+//! make page tables from spare pages and pin them, update entries, and
+//! batch mappings into one multicall.
+//!
+//! Invariant: a page becomes a page table only after its last writable
+//! mapping is gone (Xen refuses otherwise), and is mapped writable again
+//! only after it is unpinned.
+
+use crate::hypercall::{self, hypercall5};
+use xen_public::hypercall as nr;
+
+/// P | RW | US | A | D.
+pub const PTE_RW: u64 = 0x67;
+/// P | US | A.
+pub const PTE_RO: u64 = 0x25;
+/// UVMF_INVLPG.
+const UVMF_INVLPG: u64 = 2;
+/// MMUEXT commands used here.
+const MMUEXT_PIN_L1_TABLE: u32 = 0;
+const MMUEXT_UNPIN_TABLE: u32 = 4;
+
+/// A hypercall's negative errno.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Errno(pub i64);
+
+fn ok(rc: i64) -> Result<(), Errno> {
+    if rc == 0 { Ok(()) } else { Err(Errno(rc)) }
+}
+
+/// Map `va` (which must already have an L1) to machine frame `mfn`.
+pub fn map(va: u64, mfn: u64, writable: bool) -> Result<(), Errno> {
+    let flags = if writable { PTE_RW } else { PTE_RO };
+    ok(hypercall::update_va_mapping(va, (mfn << 12) | flags, UVMF_INVLPG))
+}
+
+/// Unmap `va`.
+pub fn unmap(va: u64) -> Result<(), Errno> {
+    ok(hypercall::update_va_mapping(va, 0, UVMF_INVLPG))
+}
+
+/// Pin the frame `mfn` as a level-`level` table (1-4).
+pub fn pin(mfn: u64, level: u8) -> Result<(), Errno> {
+    ok(hypercall::mmuext_op(MMUEXT_PIN_L1_TABLE + u32::from(level) - 1, mfn, 0))
+}
+
+/// Unpin a table.
+pub fn unpin(mfn: u64) -> Result<(), Errno> {
+    ok(hypercall::mmuext_op(MMUEXT_UNPIN_TABLE, mfn, 0))
+}
+
+/// `mmu_update` requests, with the number done.
+pub fn mmu_update(reqs: &[[u64; 2]]) -> (i64, u32) {
+    let mut done = 0u32;
+    // SAFETY: the requests and the done counter are ours; the hypervisor
+    // reads the former and writes the latter.
+    let rc = unsafe {
+        hypercall5(
+            nr::MMU_UPDATE,
+            reqs.as_ptr() as u64,
+            reqs.len() as u64,
+            core::ptr::addr_of_mut!(done) as u64,
+            u64::from(xen_public::DOMID_SELF),
+            0,
+        )
+    };
+    (rc, done)
+}
+
+/// Set entry `idx` of the table in `table_mfn` (a NORMAL_PT_UPDATE).
+pub fn set_entry(table_mfn: u64, idx: usize, val: u64) -> Result<(), Errno> {
+    ok(mmu_update(&[[(table_mfn << 12) + idx as u64 * 8, val]]).0)
+}
+
+/// A page table made from a spare page: its contents were written while
+/// the page was still writable, then its mapping was made read-only and
+/// the frame pinned.
+pub struct Table {
+    /// Where the page is mapped (read-only while pinned).
+    pub va: u64,
+    /// Its machine frame.
+    pub mfn: u64,
+}
+
+impl Table {
+    /// Turn the spare page at `va` (frame `mfn`) into a pinned table of
+    /// `level`, with `entries` as its initial contents.
+    pub fn new(va: u64, mfn: u64, level: u8, entries: &[(usize, u64)]) -> Result<Table, Errno> {
+        // SAFETY: `va` is a spare, writable page of ours.
+        let page = unsafe { &mut *(va as *mut [u64; 512]) };
+        page.fill(0);
+        for &(i, e) in entries {
+            page[i % 512] = e;
+        }
+        map(va, mfn, false)?;
+        if let Err(e) = pin(mfn, level) {
+            let _ = map(va, mfn, true);
+            return Err(e);
+        }
+        Ok(Table { va, mfn })
+    }
+
+    /// Unpin and make the page writable again.
+    pub fn release(self) -> Result<(), Errno> {
+        unpin(self.mfn)?;
+        map(self.va, self.mfn, true)
+    }
+}
+
+/// Up to 16 `update_va_mapping` calls sent as one multicall.
+pub struct Batch {
+    entries: [[u64; 8]; 16],
+    len: usize,
+}
+
+impl Default for Batch {
+    fn default() -> Self {
+        Batch { entries: [[0; 8]; 16], len: 0 }
+    }
+}
+
+impl Batch {
+    /// Queue a mapping; `false` if the batch is full.
+    pub fn map(&mut self, va: u64, mfn: u64, writable: bool) -> bool {
+        if self.len == self.entries.len() {
+            return false;
+        }
+        let flags = if writable { PTE_RW } else { PTE_RO };
+        self.entries[self.len] = [nr::UPDATE_VA_MAPPING, 0, va, (mfn << 12) | flags, UVMF_INVLPG, 0, 0, 0];
+        self.len += 1;
+        true
+    }
+
+    /// Send the batch: the multicall's result, and each call's result.
+    pub fn flush(&mut self) -> (i64, [i64; 16]) {
+        // SAFETY: the multicall list is ours; the hypervisor writes each
+        // entry's result field.
+        let rc = unsafe { hypercall5(nr::MULTICALL, self.entries.as_mut_ptr() as u64, self.len as u64, 0, 0, 0) };
+        let mut results = [0i64; 16];
+        for (r, e) in results.iter_mut().zip(&self.entries[..self.len]) {
+            *r = e[1] as i64;
+        }
+        self.len = 0;
+        (rc, results)
+    }
+}
