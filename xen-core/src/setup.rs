@@ -74,6 +74,7 @@ pub fn start_xen(mbi_maddr: u64) -> ! {
     );
 
     machine::init_m2p(M2p { base: layout.m2p, entries: layout.m2p_entries });
+    machine::IDLE_L4.call_once(|| layout.l4);
     DIRECTMAP_END.call_once(|| layout.directmap_bytes);
     arch::entry::init_bsp();
 

@@ -605,6 +605,26 @@ cases! {
         expect(mmuext(5, m, 0, 0x7ff0), -EINVAL)
     }
     new_baseptr_current_l4_ok ("mmuext_op", "MMUEXT_NEW_BASEPTR", Accept) { expect(mmuext(5, l4_mfn(), 0, 0x7ff0), 0) }
+    new_baseptr_to_a_fresh_l4_and_back ("mmuext_op", "MMUEXT_NEW_BASEPTR", Accept) {
+        // A copy of the guest half of the current L4 (the hypervisor fills
+        // its own slots when it validates), pinned, switched to, used, and
+        // switched away from.
+        let Some((t, tm)) = page() else { return error(format_args!("no spare page")) };
+        let cur = start_info().pt_base as *const u64;
+        for i in (0..512).filter(|i| !(256..272).contains(i)) {
+            // SAFETY: the current L4 is mapped read-only in our region and
+            // `t` is a spare writable page.
+            unsafe { core::ptr::write_volatile((t as *mut u64).add(i), core::ptr::read_volatile(cur.add(i))) };
+        }
+        read_only(t, tm);
+        let p = pin(tm, 4);
+        let sw = if p == 0 { mmuext(5, tm, 0, 0x7ff0) } else { -1 };
+        let v = call(nr::XEN_VERSION, 0, 0, 0, 0, 0);
+        let back = mmuext(5, l4_mfn(), 0, 0x7ff0);
+        let u = unpin(tm);
+        writable(t, tm);
+        all(&[expect(p, 0), expect(sw, 0), expect(v, (4 << 16) | 17), expect(back, 0), expect(u, 0)])
+    }
     tlb_flush_and_invlpg_ok ("mmuext_op", "TLB flushes", Accept) {
         all(&[expect(mmuext(6, 0, 0, 0x7ff0), 0), expect(mmuext(10, 0, 0, 0x7ff0), 0), expect(mmuext(7, 0x1000, 0, 0x7ff0), 0), expect(mmuext(7, NONCANON, 0, 0x7ff0), 0)])
     }

@@ -94,6 +94,9 @@ pub fn init_frame_table(nr_frames: u64) -> Option<()> {
     Some(())
 }
 
+/// The hypervisor's own L4, whose slots 256-271 every guest L4 carries.
+pub static IDLE_L4: spin::Once<Mfn> = spin::Once::new();
+
 /// Page-table entries through the direct map. Frames past the end of RAM
 /// read as 0 and ignore writes.
 pub struct DirectMapMem {
@@ -117,5 +120,13 @@ impl PageMem for DirectMapMem {
         }
         // SAFETY: as above; the frame table decided the write is allowed.
         unsafe { (maddr_to_virt((mfn << 12) + idx as u64 * 8) as *mut u64).write_volatile(val) };
+    }
+
+    fn init_xen_l4_slots(&mut self, mfn: u64) {
+        let Some(idle) = IDLE_L4.get() else { return };
+        for i in super::page_type::XEN_SLOTS {
+            let v = self.read(idle.0, i);
+            self.write(mfn, i, v);
+        }
     }
 }

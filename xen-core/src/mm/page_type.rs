@@ -25,6 +25,9 @@ pub trait PageMem {
     fn read(&self, mfn: u64, idx: usize) -> u64;
     /// Set entry `idx` of the table in `mfn`.
     fn write(&mut self, mfn: u64, idx: usize, val: u64);
+    /// An L4 was just validated: install the hypervisor's own slots
+    /// (256-271) in it, as Xen's `init_xen_l4_slots` does.
+    fn init_xen_l4_slots(&mut self, _mfn: u64) {}
 }
 
 /// A frame's type.
@@ -234,6 +237,9 @@ impl<'a> FrameTable<'a> {
                 self.at(mfn).ty = f.ty;
                 return Err(e);
             }
+        }
+        if ty == PageType::L4 {
+            mem.init_xen_l4_slots(mfn);
         }
         let g = self.at(mfn);
         g.ty = ty;
@@ -447,12 +453,20 @@ mod tests {
     #[derive(Default, Clone)]
     struct Mem(HashMap<u64, [u64; 512]>);
 
+    /// What the model hypervisor keeps in its own L4 slots.
+    const XEN_SLOT_VALUE: u64 = 0xfee0_0003;
+
     impl PageMem for Mem {
         fn read(&self, mfn: u64, idx: usize) -> u64 {
             self.0.get(&mfn).map_or(0, |t| t[idx])
         }
         fn write(&mut self, mfn: u64, idx: usize, val: u64) {
             self.0.entry(mfn).or_insert([0; 512])[idx] = val;
+        }
+        fn init_xen_l4_slots(&mut self, mfn: u64) {
+            for i in XEN_SLOTS {
+                self.write(mfn, i, XEN_SLOT_VALUE);
+            }
         }
     }
 
@@ -586,6 +600,9 @@ mod tests {
             assert_eq!(ft.update_entry(&mut mem, 13, slot, 0, false, D0), Err(MmError::Inval));
         }
         assert_eq!(ft.update_entry(&mut mem, 13, 272, 0, false, D0), Ok(()));
+        // Whatever the guest left there, a validated L4 carries the
+        // hypervisor's own slots.
+        assert!(XEN_SLOTS.all(|i| mem.read(13, i) == XEN_SLOT_VALUE));
     }
 
     #[test]
