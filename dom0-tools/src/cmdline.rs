@@ -23,6 +23,8 @@ pub enum Test {
     BadStack,
     /// The hypercall conformance suite (`from=N`, `filter=TEXT`).
     Conformance,
+    /// Micro-benchmarks: null hypercall and mmu_update batch cost.
+    Bench,
 }
 
 /// The value of `key=` on the command line.
@@ -50,6 +52,7 @@ pub fn test(cmdline: &str) -> Result<Test, &str> {
         "syscall" => Test::Syscall,
         "badstack" => Test::BadStack,
         "conformance" => Test::Conformance,
+        "bench" => Test::Bench,
         other => return Err(other),
     })
 }

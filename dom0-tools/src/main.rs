@@ -4,6 +4,8 @@
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 mod cmdline;
+#[cfg(target_os = "none")]
+mod bench;
 
 #[cfg(target_os = "none")]
 mod dom0 {
@@ -96,6 +98,10 @@ mod dom0 {
                 let from = cmdline::value(line, "from").and_then(|v| v.parse().ok()).unwrap_or(0);
                 let filter = cmdline::value(line, "filter").unwrap_or("");
                 pv_guest_kernel::conformance::run(si, from, filter);
+                poweroff()
+            }
+            Test::Bench => {
+                crate::bench::run(si, &mut pages);
                 poweroff()
             }
             Test::BadStack => {

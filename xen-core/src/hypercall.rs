@@ -335,7 +335,7 @@ fn features(d: &Domain) -> u32 {
 }
 
 /// Preemption: entries of a batch handled per call before a continuation.
-const BATCH_PER_CALL: u64 = 256;
+const BATCH_PER_CALL: u64 = 512;
 /// Xen's `MMU_UPDATE_PREEMPTED`: the count of a continued batch.
 const MMU_UPDATE_PREEMPTED: u64 = 0x8000_0000;
 const PTE_ADDR: u64 = 0x000f_ffff_ffff_f000;

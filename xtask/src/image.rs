@@ -128,7 +128,12 @@ pub fn default_iso(k: &Kernels, cmdline: &str) -> Result<PathBuf, String> {
 
 /// The same dom0 and guest on real Xen 4.17.
 pub fn xen417_spec(name: &str, k: &Kernels, dom0_args: &str) -> Result<IsoSpec, String> {
-    let mut spec = standard_spec(name, k, crate::xen::XEN_CMDLINE, dom0_args);
+    xen417_spec_with(name, k, crate::xen::XEN_CMDLINE, dom0_args)
+}
+
+/// Xen 4.17 with its own command line.
+pub fn xen417_spec_with(name: &str, k: &Kernels, xen_cmdline: &str, dom0_args: &str) -> Result<IsoSpec, String> {
+    let mut spec = standard_spec(name, k, xen_cmdline, dom0_args);
     spec.hypervisor = crate::xen::xen_gz()?;
     Ok(spec)
 }

@@ -1,6 +1,7 @@
 //! `cargo xtask`: the project's build, boot and test driver (host side,
 //! std only). Commands: build, iso, run, test. See `usage()`.
 
+mod bench;
 mod conformance;
 mod env;
 mod image;
@@ -30,7 +31,8 @@ commands:
                             ends with 'N passed, N failed'
   conformance [FILTER] [--on xen-core|xen-4.17|both]
                             the hypercall conformance suite, one line per case, JSON report in
-                            target/conformance.json; regenerates docs/conformance.md"
+                            target/conformance.json; regenerates docs/conformance.md
+  bench                     dom0 micro-benchmarks on xen-core and Xen 4.17, as ratios"
 }
 
 /// Root of the workspace (the parent of this crate's directory).
@@ -53,6 +55,7 @@ fn main() -> ExitCode {
         "run" => qemu::run_command(rest),
         "test" => tests::run(rest),
         "conformance" => conformance::command(rest),
+        "bench" => bench::command(rest),
         "help" | "--help" | "-h" => {
             println!("{}", usage());
             Ok(())

@@ -1,0 +1,72 @@
+//! `cargo xtask bench`: dom0's micro-benchmarks on xen-core and on Xen 4.17
+//! under the same QEMU, in one run, reported as ratios (xen-core / Xen:
+//! below 1.0 means xen-core is faster). Absolute cycles under TCG are noisy;
+//! the ratio is the figure to read.
+
+use crate::image;
+use crate::qemu;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Parse `bench: <name> <value>` lines.
+pub fn parse(output: &str) -> BTreeMap<String, f64> {
+    output
+        .lines()
+        .filter_map(|l| {
+            let rest = l.split("bench: ").nth(1)?;
+            let mut w = rest.split_whitespace();
+            Some((w.next()?.to_string(), w.next()?.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Xen's command line with its speculative-execution mitigations off
+/// (XPTI, IBRS/IBPB, VERW...), which under TCG dominate its entry cost.
+const XEN_NO_MITIGATIONS: &str = " xpti=false spec-ctrl=no pv-l1tf=false";
+
+fn run_on(hv: &str, k: &image::Kernels) -> Result<BTreeMap<String, f64>, String> {
+    let name = format!("bench-{}", hv.replace(' ', "-"));
+    let mut opts = qemu::Options { timeout: Some(Duration::from_secs(180)), ..Default::default() };
+    let spec = if hv.starts_with("xen-4.17") {
+        opts.stop_on = qemu::XEN_STOP_LINES.iter().map(|s| s.to_string()).collect();
+        let extra = if hv.contains("no-mitigations") { XEN_NO_MITIGATIONS } else { "" };
+        image::xen417_spec_with(&name, k, &format!("{}{extra}", crate::xen::XEN_CMDLINE), "test=bench")?
+    } else {
+        image::standard_spec(&name, k, "loglvl=warning dom0_mem=64M", "test=bench")
+    };
+    let r = qemu::boot(&image::make_iso(&spec)?, &opts)?;
+    let v = parse(&r.output);
+    if v.is_empty() {
+        return Err(format!("{hv}: no bench lines"));
+    }
+    Ok(v)
+}
+
+/// `cargo xtask bench`.
+pub fn command(_args: &[String]) -> Result<(), String> {
+    crate::env::ensure_system_tools()?;
+    let k = image::build(image::Profile::Release)?;
+    let ours = run_on("xen-core", &k)?;
+    let xen = run_on("xen-4.17", &k)?;
+    let xen_nm = run_on("xen-4.17 no-mitigations", &k)?;
+    println!("{:<26} {:>10} {:>10} {:>7} {:>14} {:>7}", "benchmark (TSC cycles)", "xen-core", "xen-4.17", "ratio", "xen (no mitig)", "ratio");
+    let ratio = |o: f64, x: Option<&f64>| x.filter(|x| **x > 0.0).map_or("-".into(), |x| format!("{:.2}", o / x));
+    let val = |x: Option<&f64>| x.map_or("-".into(), |x| format!("{x:.0}"));
+    for (name, o) in &ours {
+        let (x, n) = (xen.get(name), xen_nm.get(name));
+        println!("{name:<26} {o:>10.0} {:>10} {:>7} {:>14} {:>7}", val(x), ratio(*o, x), val(n), ratio(*o, n));
+    }
+    println!("(ratio = xen-core / Xen 4.17 in this run; below 1.00 means xen-core is faster)");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn parses_bench_lines() {
+        let v = super::parse("x\nbench: null_hypercall_cycles 1234\n(XEN) bench: a b\nbench: mmu 7\n");
+        assert_eq!(v.get("null_hypercall_cycles"), Some(&1234.0));
+        assert_eq!(v.get("mmu"), Some(&7.0));
+        assert_eq!(v.len(), 2);
+    }
+}
