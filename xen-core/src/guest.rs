@@ -50,6 +50,10 @@ pub struct Domain {
     pub ldt: (u64, u64),
     /// A multicall is in progress (multicalls do not nest).
     pub in_multicall: bool,
+    /// Frames of the guest's GDT (`set_gdt`), each typed as a descriptor page.
+    pub gdt_frames: [u64; 14],
+    /// Entries in the guest's GDT.
+    pub gdt_ents: u64,
 }
 
 /// The domain running on CPU 0, the only CPU that runs guests so far.

@@ -47,6 +47,8 @@ pub fn dispatch(d: &mut Domain, regs: &mut CpuUserRegs) -> u64 {
         nr::MMU_UPDATE => mmu_update(d, regs),
         nr::MMUEXT_OP => mmuext_op(d, regs),
         nr::MULTICALL => multicall(d, regs),
+        nr::SET_GDT => set_gdt(d, a1, a2 as u32 as u64),
+        nr::UPDATE_DESCRIPTOR => update_descriptor(d, a1, a2),
         _ => -ENOSYS,
     };
     r as u64
@@ -683,6 +685,81 @@ fn multicall(d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
             regs.rdi = entry;
             regs.rsi = count - i;
             return continue_later(regs, nr::MULTICALL) as i64;
+        }
+    }
+    0
+}
+
+/// Entries below the hypervisor's reserved GDT area (14 pages).
+const FIRST_RESERVED_GDT_ENTRY: u64 = 14 * 512;
+
+fn set_gdt(d: &mut Domain, frame_list: u64, entries: u64) -> Ret {
+    if entries > FIRST_RESERVED_GDT_ENTRY {
+        return -EINVAL;
+    }
+    let nr_frames = entries.div_ceil(512) as usize;
+    let mut raw = [0u8; 14 * 8];
+    if d.kernel_mem().read(frame_list, &mut raw[..nr_frames * 8]).is_err() {
+        return -EFAULT;
+    }
+    let mut frames = [0u64; 14];
+    for (f, c) in frames.iter_mut().zip(raw.chunks_exact(8)).take(nr_frames) {
+        *f = u64::from_le_bytes(c.try_into().unwrap_or_default());
+    }
+    let mut m = mm();
+    let mut ftg = FRAME_TABLE.lock();
+    let Some(ft) = ftg.as_mut() else { return -EINVAL };
+    for i in 0..nr_frames {
+        let ok = ft.get_page(frames[i], d.domid).is_ok();
+        if !ok || ft.get_page_type(&mut m.mem, frames[i], PageType::SegDesc, who(d)).is_err() {
+            if ok {
+                ft.put_page(frames[i]);
+            }
+            for &f in &frames[..i] {
+                ft.put_page_type(&mut m.mem, f);
+                ft.put_page(f);
+            }
+            return -EINVAL;
+        }
+    }
+    let old = d.gdt_ents.div_ceil(512) as usize;
+    for &f in &d.gdt_frames[..old] {
+        ft.put_page_type(&mut m.mem, f);
+        ft.put_page(f);
+    }
+    d.gdt_frames = frames;
+    d.gdt_ents = entries;
+    let descs = (0..entries as usize).map(|i| m.mem.read(frames[i / 512], i % 512));
+    crate::arch::x86_64::gdt::load_guest_descriptors(descs);
+    0
+}
+
+fn update_descriptor(d: &mut Domain, maddr: u64, desc: u64) -> Ret {
+    let Some(desc) = crate::mm::descriptor::check_descriptor(desc).filter(|_| maddr % 8 == 0) else {
+        return -EINVAL;
+    };
+    let mfn = maddr >> 12;
+    let idx = ((maddr & 0xfff) / 8) as usize;
+    let mut m = mm();
+    let mut ftg = FRAME_TABLE.lock();
+    let Some(ft) = ftg.as_mut() else { return -EINVAL };
+    if ft.get_page(mfn, d.domid).is_err() {
+        return -EINVAL;
+    }
+    let is_desc = ft.info(mfn).is_some_and(|f| f.ty == PageType::SegDesc && f.type_count > 0);
+    let ty = if is_desc { PageType::SegDesc } else { PageType::Writable };
+    if ft.get_page_type(&mut m.mem, mfn, ty, who(d)).is_err() {
+        ft.put_page(mfn);
+        return -EINVAL;
+    }
+    m.mem.write(mfn, idx, desc);
+    ft.put_page_type(&mut m.mem, mfn);
+    ft.put_page(mfn);
+    let frames = d.gdt_ents.div_ceil(512) as usize;
+    if let Some(i) = d.gdt_frames[..frames].iter().position(|&f| f == mfn) {
+        let entry = i * 512 + idx;
+        if (entry as u64) < d.gdt_ents {
+            crate::arch::x86_64::gdt::set_guest_descriptor(entry, desc);
         }
     }
     0

@@ -138,6 +138,8 @@ fn start_dom0(mbi: &BootInfo<'static>, opts: &Options<'_>, kernel: Module<'stati
         first_mfn: built.first_mfn,
         ldt: (0, 0),
         in_multicall: false,
+        gdt_frames: [0; 14],
+        gdt_ents: 0,
     };
     info!("Scrubbed free RAM; {} frames left. Starting dom0.", machine::free_frames());
     crate::guest::start(dom, built.regs)

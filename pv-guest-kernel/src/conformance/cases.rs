@@ -665,6 +665,77 @@ cases! {
             check(first == 0x1234, format_args!("iret entry result {first:#x}")),
         ])
     }
+    set_gdt_one_page_and_load_a_selector ("set_gdt", "one frame", Accept) {
+        let Some((g, gm)) = page() else { return error(format_args!("no spare page")) };
+        // SAFETY: a spare, writable page of ours: entry 1 is a flat data
+        // segment (DPL 0, which the hypervisor raises to 3).
+        unsafe {
+            core::ptr::write_bytes(g as *mut u8, 0, 4096);
+            core::ptr::write_volatile((g as *mut u64).add(1), 0x00cf_9200_0000_ffff);
+        }
+        read_only(g, gm);
+        let frames = [gm];
+        let r = call(nr::SET_GDT, ptr(&frames), 512, 0, 0, 0);
+        // SAFETY: our GDT page, mapped read-only.
+        let fixed = unsafe { core::ptr::read_volatile((g as *const u64).add(1)) };
+        let loaded = if r == 0 {
+            // SAFETY: selector 0x0b (GDT entry 1, RPL 3) is the data segment
+            // just installed; FS is reset to the NUL selector right after.
+            unsafe { core::arch::asm!("mov {s:x}, 0x0b", "mov fs, {s:x}", "xor {s:e}, {s:e}", "mov fs, {s:x}", s = out(reg) _) };
+            true
+        } else {
+            false
+        };
+        let clear = call(nr::SET_GDT, ptr(&frames), 0, 0, 0, 0);
+        let w = writable(g, gm);
+        all(&[expect(r, 0), check(fixed == 0x00cf_f200_0000_ffff, format_args!("descriptor {fixed:#x}")), check(loaded, format_args!("not loaded")), expect(clear, 0), expect(w, 0)])
+    }
+    set_gdt_writable_frame_einval ("set_gdt", "frame mapped RW", Attack) {
+        let Some((_, gm)) = page() else { return error(format_args!("no spare page")) };
+        let frames = [gm];
+        let r = call(nr::SET_GDT, ptr(&frames), 16, 0, 0, 0);
+        if r == 0 { call(nr::SET_GDT, ptr(&frames), 0, 0, 0, 0); }
+        expect(r, -EINVAL)
+    }
+    set_gdt_too_many_entries_einval ("set_gdt", "7169 entries", Reject) {
+        let frames = [0u64; 16];
+        expect(call(nr::SET_GDT, ptr(&frames), 7169, 0, 0, 0), -EINVAL)
+    }
+    set_gdt_unmapped_list_efault ("set_gdt", "frame list", Reject) { expect(call(nr::SET_GDT, UNMAPPED, 1, 0, 0, 0), -EFAULT) }
+    set_gdt_tss_descriptor_refused ("set_gdt", "system descriptor", Attack) {
+        let Some((g, gm)) = page() else { return error(format_args!("no spare page")) };
+        // SAFETY: spare writable page: entry 0 is a 64-bit TSS descriptor.
+        unsafe { core::ptr::write_volatile(g as *mut u64, 0x0000_8900_0000_0067) };
+        read_only(g, gm);
+        let frames = [gm];
+        let r = call(nr::SET_GDT, ptr(&frames), 16, 0, 0, 0);
+        if r == 0 { call(nr::SET_GDT, ptr(&frames), 0, 0, 0, 0); }
+        writable(g, gm);
+        // SAFETY: writable again.
+        unsafe { core::ptr::write_volatile(g as *mut u64, 0) };
+        expect(r, -EINVAL)
+    }
+    update_descriptor_on_a_writable_page ("update_descriptor", "data segment", Accept) {
+        let Some((va, m)) = page() else { return error(format_args!("no spare page")) };
+        let r = call(nr::UPDATE_DESCRIPTOR, (m << 12) + 8, 0x00cf_9200_0000_ffff, 0, 0, 0);
+        // SAFETY: our own spare page.
+        let v = unsafe { core::ptr::read_volatile((va + 8) as *const u64) };
+        all(&[expect(r, 0), check(v == 0x00cf_f200_0000_ffff, format_args!("wrote {v:#x}"))])
+    }
+    update_descriptor_unaligned_einval ("update_descriptor", "alignment", Reject) {
+        let Some((_, m)) = page() else { return error(format_args!("no spare page")) };
+        expect(call(nr::UPDATE_DESCRIPTOR, (m << 12) + 4, 0, 0, 0, 0), -EINVAL)
+    }
+    update_descriptor_tss_refused ("update_descriptor", "system descriptor", Attack) {
+        let Some((_, m)) = page() else { return error(format_args!("no spare page")) };
+        expect(call(nr::UPDATE_DESCRIPTOR, m << 12, 0x0000_8900_0000_0067, 0, 0, 0), -EINVAL)
+    }
+    update_descriptor_into_page_table_refused ("update_descriptor", "page-table frame", Attack) {
+        expect(call(nr::UPDATE_DESCRIPTOR, (l4_mfn() << 12) + 8, 0x00cf_f200_0000_ffff, 0, 0, 0), -EINVAL)
+    }
+    update_descriptor_foreign_frame_refused ("update_descriptor", "frame not owned", Attack) {
+        expect(call(nr::UPDATE_DESCRIPTOR, 0x10_0000, 0x00cf_f200_0000_ffff, 0, 0, 0), -EINVAL)
+    }
     multicall_batch_of_update_va_mapping ("multicall", "update_va_mapping batch", Accept) {
         let (Some((a, am)), Some((b, bm))) = (page(), page()) else { return error(format_args!("no spare pages")) };
         let mut batch = crate::mm::Batch::default();

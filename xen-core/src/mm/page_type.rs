@@ -226,6 +226,9 @@ impl<'a> FrameTable<'a> {
             self.at(mfn).type_count += 1;
             return Ok(());
         }
+        if ty == PageType::SegDesc {
+            Self::validate_segdesc(mem, mfn)?;
+        }
         if let Some(level) = ty.level() {
             // The type is visible during validation, so same-level entries
             // pointing back at this table are recognised as linear.
@@ -349,6 +352,21 @@ impl<'a> FrameTable<'a> {
             self.put_page_type(mem, target);
         }
         self.put_page(target);
+    }
+
+    /// Check (and fix up) every descriptor of a would-be GDT/LDT page; on
+    /// failure nothing is written.
+    fn validate_segdesc(mem: &mut impl PageMem, mfn: u64) -> Res {
+        let mut fixed = [0u64; 512];
+        for (i, f) in fixed.iter_mut().enumerate() {
+            *f = super::descriptor::check_descriptor(mem.read(mfn, i)).ok_or(MmError::Inval)?;
+        }
+        for (i, f) in fixed.iter().enumerate() {
+            if mem.read(mfn, i) != *f {
+                mem.write(mfn, i, *f);
+            }
+        }
+        Ok(())
     }
 
     fn is_guest_slot(level: u8, i: usize) -> bool {
@@ -653,6 +671,23 @@ mod tests {
         for m in [13, 14, 15, 16, 20] {
             assert_eq!(ft.info(m).map(|f| (f.ty, f.type_count, f.count)), Some((PageType::None, 0, 1)), "frame {m}");
         }
+    }
+
+    #[test]
+    fn segdesc_pages_are_checked_and_exclusive() {
+        // ABI: descriptor pages are validated; no writable mapping of a descriptor page.
+        let (mut frames, mut mem) = setup();
+        mem.write(30, 0, 0x00af_9a00_0000_ffff);
+        mem.write(31, 0, (1 << 47) | (0x9 << 40)); // a TSS: refused
+        let mut ft = FrameTable::new(&mut frames);
+        assert_eq!(ft.get_page_type(&mut mem, 30, PageType::SegDesc, D0), Ok(()));
+        assert_eq!(mem.read(30, 0), 0x00af_fa00_0000_ffff, "DPL fixed up to 3");
+        let before = snapshot(ft.frames, &mem);
+        assert_eq!(ft.get_page_type(&mut mem, 31, PageType::SegDesc, D0), Err(MmError::Inval));
+        assert!(snapshot(ft.frames, &mem) == before);
+        ft.pin(&mut mem, 10, 1, D0).unwrap();
+        assert_eq!(ft.update_entry(&mut mem, 10, 0, e(30, RW), false, D0), Err(MmError::Busy));
+        assert_eq!(ft.update_entry(&mut mem, 10, 0, e(30, RO), false, D0), Ok(()));
     }
 
     #[test]

@@ -188,3 +188,27 @@ pub fn bsp_ring0_stack_top() -> u64 {
     // written only during `init_bsp`, before anything calls this.
     unsafe { core::ptr::addr_of!((*BSP_TABLES.0.get()).tss.rsp0).read_unaligned() }
 }
+
+/// Install a guest's descriptors in the boot CPU's GDT: `descs[i]` becomes
+/// entry `i`; entries from `descs.len()` up to the reserved area are
+/// cleared. The caller has checked every descriptor (`check_descriptor`).
+pub fn load_guest_descriptors(descs: impl Iterator<Item = u64>) {
+    // SAFETY: only entries below FIRST_RESERVED_GDT_ENTRY change, which the
+    // hypervisor itself never uses; writes are plain u64 stores to the
+    // static table, done on CPU 0 with no concurrent access.
+    let gdt = unsafe { &mut (*BSP_TABLES.0.get()).gdt };
+    let mut n = 0;
+    for (slot, d) in gdt[..FIRST_RESERVED_GDT_ENTRY].iter_mut().zip(descs) {
+        *slot = d;
+        n += 1;
+    }
+    gdt[n..FIRST_RESERVED_GDT_ENTRY].fill(0);
+}
+
+/// Update one guest entry of the boot CPU's GDT.
+pub fn set_guest_descriptor(index: usize, d: u64) {
+    if index < FIRST_RESERVED_GDT_ENTRY {
+        // SAFETY: as in `load_guest_descriptors`.
+        unsafe { (*BSP_TABLES.0.get()).gdt[index] = d };
+    }
+}
