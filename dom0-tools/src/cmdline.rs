@@ -25,6 +25,10 @@ pub enum Test {
     Conformance,
     /// Micro-benchmarks: null hypercall and mmu_update batch cost.
     Bench,
+    /// SYSCALL from a user program on separate user page tables.
+    UserTablesSyscall,
+    /// A user program on separate tables reads a kernel address: #PF.
+    UserTablesFault,
 }
 
 /// The value of `key=` on the command line.
@@ -53,6 +57,8 @@ pub fn test(cmdline: &str) -> Result<Test, &str> {
         "badstack" => Test::BadStack,
         "conformance" => Test::Conformance,
         "bench" => Test::Bench,
+        "usertables-syscall" => Test::UserTablesSyscall,
+        "usertables-fault" => Test::UserTablesFault,
         other => return Err(other),
     })
 }

@@ -6,6 +6,8 @@
 mod cmdline;
 #[cfg(target_os = "none")]
 mod bench;
+#[cfg(target_os = "none")]
+mod usertables;
 
 #[cfg(target_os = "none")]
 mod dom0 {
@@ -48,6 +50,11 @@ mod dom0 {
         // SAFETY: `mfn_list` is the P2M list Xen mapped in the initial
         // region, with `nr_pages` entries; `pfn` is inside the region.
         unsafe { *(si.mfn_list as *const u64).add(pfn as usize) }
+    }
+
+    fn on_user_trap(vector: u64, error_code: u64, cr2: u64) -> ! {
+        println!("dom0: usertables: user-mode trap {vector} error {error_code:#x} cr2 {cr2:#x} handled by the kernel");
+        poweroff()
     }
 
     fn on_user_syscall(rax: u64, rip: u64, cs: u64) -> ! {
@@ -98,6 +105,19 @@ mod dom0 {
                 let from = cmdline::value(line, "from").and_then(|v| v.parse().ok()).unwrap_or(0);
                 let filter = cmdline::value(line, "filter").unwrap_or("");
                 pv_guest_kernel::conformance::run(si, from, filter);
+                poweroff()
+            }
+            Test::UserTablesSyscall | Test::UserTablesFault => {
+                println!("dom0: usertables: set_trap_table -> {}", traps::install());
+                let va = pages.alloc_page().unwrap_or(0);
+                shared::map(va, si.shared_info);
+                let (program, arg) = if test == Test::UserTablesSyscall {
+                    (traps::UserProgram::Syscall, 0)
+                } else {
+                    (traps::UserProgram::Read, si as *const StartInfo as u64)
+                };
+                let why = crate::usertables::run(si, &mut pages, program, arg, on_user_syscall, on_user_trap);
+                println!("dom0: usertables: {why}");
                 poweroff()
             }
             Test::Bench => {

@@ -156,14 +156,20 @@ guest_syscall_entry:
     call {syscall}
     ud2
 
-    /* A user-mode program for the syscall test. */
+    /* User-mode programs (position independent, never crossing a page). */
+    .balign 64
     .global guest_user_program
 guest_user_program:
     mov ${magic}, %eax
     syscall
     ud2
+    .balign 64
+    .global guest_user_read
+guest_user_read:
+    mov (%rdi), %rax
+    ud2
 
-    /* Enter user mode: RDI = rip, RSI = rsp. */
+    /* Enter user mode: RDI = rip, RSI = rsp, RDX = the program's RDI. */
     .global guest_enter_user
 guest_enter_user:
     push ${ss}
@@ -172,6 +178,7 @@ guest_enter_user:
     push ${cs}
     push %rdi
     push $0                         /* iret flags */
+    mov %rdx, %rdi
     jmp hypercall_page + {iret} * 32
     "#,
     dispatch = sym guest_trap_dispatch,
@@ -250,7 +257,8 @@ unsafe extern "C" {
     fn guest_probe_fixup();
     fn guest_syscall_entry();
     fn guest_user_program();
-    fn guest_enter_user(rip: u64, rsp: u64) -> !;
+    fn guest_user_read();
+    fn guest_enter_user(rip: u64, rsp: u64, arg: u64) -> !;
 }
 
 /// RAX the user-mode test program passes to SYSCALL.
@@ -319,8 +327,23 @@ pub fn probe_read(addr: u64) -> Result<(), Caught> {
     probe(Probe::Read, addr)
 }
 
+/// Where a trap raised in guest user mode goes, if set: `fn(vector,
+/// error_code, cr2) -> !`.
+static USER_TRAP_HOOK: AtomicU64 = AtomicU64::new(0);
+
+/// Send traps from user mode to `hook` instead of crashing.
+pub fn on_user_trap(hook: fn(u64, u64, u64) -> !) {
+    USER_TRAP_HOOK.store(hook as *const () as u64, Ordering::Relaxed);
+}
+
 extern "C" fn guest_trap_dispatch(f: &mut GuestTrapFrame) {
     let cr2 = crate::shared::cr2().unwrap_or(0);
+    let hook = USER_TRAP_HOOK.load(Ordering::Relaxed);
+    if f.cs & 3 == 3 && hook != 0 {
+        // SAFETY: only `on_user_trap` stores here, a `fn(u64, u64, u64) -> !`.
+        let h: fn(u64, u64, u64) -> ! = unsafe { core::mem::transmute(hook as usize) };
+        h(f.vector, f.error_code, cr2);
+    }
     for &p in ALL_PROBES {
         let (start, end) = probe_range(p);
         if (start..=end).contains(&f.rip) {
@@ -393,5 +416,44 @@ pub fn run_user_program(l4_mfn: u64, on_syscall: fn(u64, u64, u64) -> !) -> i64 
     let ustack = core::ptr::addr_of!(USER_STACK) as u64 + 16384;
     // SAFETY: the user program and its stack are mapped user-accessible (a
     // PV kernel's pages all are), and the syscall callback never returns here.
-    unsafe { guest_enter_user(guest_user_program as *const () as u64, ustack) }
+    unsafe { guest_enter_user(guest_user_program as *const () as u64, ustack, 0) }
+}
+
+/// Which built-in user program to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UserProgram {
+    /// SYSCALL with [`USER_SYSCALL_MAGIC`].
+    Syscall,
+    /// Read 8 bytes at its argument.
+    Read,
+}
+
+/// The guest virtual address and machine-independent offset of a user
+/// program: `(address, offset in its page)`.
+pub fn user_program(p: UserProgram) -> (u64, u64) {
+    let va = match p {
+        UserProgram::Syscall => guest_user_program as *const () as u64,
+        UserProgram::Read => guest_user_read as *const () as u64,
+    };
+    (va, va & 0xfff)
+}
+
+/// Enter user mode at `rip` with stack `rsp` and RDI = `arg`, on whatever
+/// user page tables are installed. The syscall callback and the user-trap
+/// hook must be set; this never returns.
+pub fn enter_user(rip: u64, rsp: u64, arg: u64, on_syscall: fn(u64, u64, u64) -> !) -> i64 {
+    const CALLBACKTYPE_SYSCALL: u16 = 2;
+    let rc = hypercall::register_callback(CALLBACKTYPE_SYSCALL, 0, guest_syscall_entry as *const () as u64);
+    if rc != 0 {
+        return rc;
+    }
+    let kstack = core::ptr::addr_of!(KERNEL_STACK) as u64 + 16384;
+    let rc = hypercall::stack_switch(u64::from(xen_public::FLAT_KERNEL_SS64), kstack);
+    if rc != 0 {
+        return rc;
+    }
+    SYSCALL_HOOK.store(on_syscall as *const () as u64, Ordering::Relaxed);
+    // SAFETY: the caller installed user page tables mapping `rip` and
+    // `rsp`; every way out of user mode lands in a hook that never returns.
+    unsafe { guest_enter_user(rip, rsp, arg) }
 }

@@ -195,6 +195,18 @@ fn dom0_tests() -> Vec<Dom0Test> {
         Dom0Test { forbid: &["still running after ud2"], ..t("unhandled_fault_crashes_domain", "test=unhandled", true, &["executing ud2 with no handler"]) },
         t("fault_while_delivering_crashes_domain", "test=badstack", true, &["dom0: badstack: faulting with an unmapped stack"]),
         t(
+            "user_tables_syscall_returns_to_kernel_tables",
+            "test=usertables-syscall",
+            false,
+            &["dom0: usertables: user L4 pinned and installed", "dom0: syscall: bounced from user mode, rax 0x5ca11, user cs 0xe033"],
+        ),
+        t(
+            "user_tables_hide_the_kernel",
+            "test=usertables-fault",
+            false,
+            &["dom0: usertables: user L4 pinned and installed", "dom0: usertables: user-mode trap 14 error 0x4 cr2 0xffffffff8"],
+        ),
+        t(
             "user_syscall_bounced_to_kernel",
             "test=syscall",
             false,
