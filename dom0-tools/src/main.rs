@@ -6,8 +6,6 @@
 mod cmdline;
 #[cfg(target_os = "none")]
 mod bench;
-#[cfg(target_os = "none")]
-mod usertables;
 
 #[cfg(target_os = "none")]
 mod dom0 {
@@ -116,7 +114,7 @@ mod dom0 {
                 } else {
                     (traps::UserProgram::Read, si as *const StartInfo as u64)
                 };
-                let why = crate::usertables::run(si, &mut pages, program, arg, on_user_syscall, on_user_trap);
+                let why = pv_guest_kernel::user::run(si, &mut pages, program, arg, on_user_syscall, on_user_trap);
                 println!("dom0: usertables: {why}");
                 poweroff()
             }

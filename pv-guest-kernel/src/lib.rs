@@ -20,6 +20,8 @@ pub mod mm;
 pub mod shared;
 #[cfg(target_os = "none")]
 pub mod traps;
+#[cfg(target_os = "none")]
+pub mod user;
 
 pub mod alloc;
 pub mod conformance;

@@ -107,16 +107,12 @@ impl Table {
 }
 
 /// Up to 16 `update_va_mapping` calls sent as one multicall.
+#[derive(Default)]
 pub struct Batch {
     entries: [[u64; 8]; 16],
     len: usize,
 }
 
-impl Default for Batch {
-    fn default() -> Self {
-        Batch { entries: [[0; 8]; 16], len: 0 }
-    }
-}
 
 impl Batch {
     /// Queue a mapping; `false` if the batch is full.

@@ -735,7 +735,7 @@ fn set_gdt(d: &mut Domain, frame_list: u64, entries: u64) -> Ret {
 }
 
 fn update_descriptor(d: &mut Domain, maddr: u64, desc: u64) -> Ret {
-    let Some(desc) = crate::mm::descriptor::check_descriptor(desc).filter(|_| maddr % 8 == 0) else {
+    let Some(desc) = crate::mm::descriptor::check_descriptor(desc).filter(|_| maddr.is_multiple_of(8)) else {
         return -EINVAL;
     };
     let mfn = maddr >> 12;

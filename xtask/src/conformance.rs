@@ -134,8 +134,11 @@ fn json_result(r: Option<&CaseResult>) -> String {
     }
 }
 
+/// One report row: case, xen-core result, Xen result, verdict.
+pub type Row<'a> = (&'a str, Option<&'a CaseResult>, Option<&'a CaseResult>, Result<(), String>);
+
 /// The JSON report.
-pub fn report_json(rows: &[(&str, Option<&CaseResult>, Option<&CaseResult>, Result<(), String>)]) -> String {
+pub fn report_json(rows: &[Row<'_>]) -> String {
     let mut s = String::from("{\n  \"cases\": [\n");
     for (i, (name, o, x, verdict)) in rows.iter().enumerate() {
         let info = CASES.iter().find(|c| c.name == *name);

@@ -167,6 +167,8 @@ fn modules_for(kind: Modules, k: &Kernels) -> Result<Vec<Module>, String> {
 /// dom0 image and the same expectations.
 struct Dom0Test {
     name: &'static str,
+    /// Boot the demo guest kernel as the first domain instead of dom0.
+    demo_guest: bool,
     dom0_args: &'static str,
     crashes: bool,
     expect: &'static [&'static str],
@@ -176,7 +178,7 @@ struct Dom0Test {
 const BANNER_LINES: &[&str] = &["dom0: nr_pages: 16384", "dom0: flags: SIF_PRIVILEGED|SIF_INITDOMAIN", "dom0: boot modules: 1 ("];
 
 fn dom0_tests() -> Vec<Dom0Test> {
-    let t = |name, dom0_args, crashes, expect| Dom0Test { name, dom0_args, crashes, expect, forbid: &[] };
+    let t = |name, dom0_args, crashes, expect| Dom0Test { name, demo_guest: false, dom0_args, crashes, expect, forbid: &[] };
     vec![
         t("dom0_banner_and_poweroff", "test=banner", false, BANNER_LINES),
         t("dom0_crash_fails", "test=crash", true, &["dom0: crash: asking for SHUTDOWN_crash"]),
@@ -198,13 +200,22 @@ fn dom0_tests() -> Vec<Dom0Test> {
             "user_tables_syscall_returns_to_kernel_tables",
             "test=usertables-syscall",
             false,
-            &["dom0: usertables: user L4 pinned and installed", "dom0: syscall: bounced from user mode, rax 0x5ca11, user cs 0xe033"],
+            &["usertables: user L4 pinned and installed", "dom0: syscall: bounced from user mode, rax 0x5ca11, user cs 0xe033"],
         ),
+        Dom0Test {
+            demo_guest: true,
+            ..t(
+                "demo_guest_runs_a_user_program",
+                "",
+                false,
+                &["pv-guest-kernel: hello", "usertables: user L4 pinned and installed", "pv-guest-kernel: user program made SYSCALL 0x5ca11 from cs 0xe033"],
+            )
+        },
         t(
             "user_tables_hide_the_kernel",
             "test=usertables-fault",
             false,
-            &["dom0: usertables: user L4 pinned and installed", "dom0: usertables: user-mode trap 14 error 0x4 cr2 0xffffffff8"],
+            &["usertables: user L4 pinned and installed", "dom0: usertables: user-mode trap 14 error 0x4 cr2 0xffffffff8"],
         ),
         t(
             "user_syscall_bounced_to_kernel",
@@ -242,6 +253,10 @@ fn run_dom0_test(t: &Dom0Test, hv: Hypervisor, k: &Kernels) -> Result<(bool, Str
             image::xen417_spec(&name, k, t.dom0_args)?
         }
     };
+    let mut spec = spec;
+    if t.demo_guest {
+        spec.modules = vec![Module::new(&k.guest, "dom0")];
+    }
     let iso = image::make_iso(&spec)?;
     let started = Instant::now();
     let r = qemu::boot(&iso, &opts)?;

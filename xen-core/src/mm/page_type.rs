@@ -299,12 +299,11 @@ impl<'a> FrameTable<'a> {
         let target = mfn_of(e);
         if level == 1 {
             self.get_page(target, who.dom)?;
-            if e & pte::RW != 0 {
-                if let Err(err) = self.get_page_type(mem, target, PageType::Writable, who) {
+            if e & pte::RW != 0
+                && let Err(err) = self.get_page_type(mem, target, PageType::Writable, who) {
                     self.put_page(target);
                     return Err(err);
                 }
-            }
             return Ok(());
         }
         // L2-L4 entries: same owner only; a same-level target is a linear
@@ -620,7 +619,7 @@ mod tests {
         assert_eq!(ft.update_entry(&mut mem, 13, 272, 0, false, D0), Ok(()));
         // Whatever the guest left there, a validated L4 carries the
         // hypervisor's own slots.
-        assert!(XEN_SLOTS.all(|i| mem.read(13, i) == XEN_SLOT_VALUE));
+        assert!(XEN_SLOTS.clone().all(|i| mem.read(13, i) == XEN_SLOT_VALUE));
     }
 
     #[test]

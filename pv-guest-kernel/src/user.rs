@@ -1,14 +1,14 @@
-//! Dom0's self-test of separate user page tables: a user L4 that maps only
-//! a user program (at 0x400000) and its stack, built and pinned through
-//! the MMU hypercalls. The program runs in user mode on those tables; a
-//! SYSCALL or a fault must land back in the kernel on the kernel tables
-//! (the kernel's code is not mapped in the user ones at all).
+//! Guest user mode on separate page tables: a user L4 that maps only a user
+//! program (at 0x400000) and its stack, built and pinned through the MMU
+//! hypercalls. The program runs in user mode on those tables; a SYSCALL or
+//! a fault lands back in the kernel on the kernel tables (the kernel's code
+//! is not mapped in the user ones at all).
 
-use pv_guest_kernel::alloc::EarlyAlloc;
-use pv_guest_kernel::mm::{self, PTE_RO, PTE_RW, Table};
-use pv_guest_kernel::notes::VIRT_BASE;
-use pv_guest_kernel::traps::{self, UserProgram};
-use pv_guest_kernel::{StartInfo, println};
+use crate::alloc::EarlyAlloc;
+use crate::mm::{PTE_RO, PTE_RW, Table};
+use crate::notes::VIRT_BASE;
+use crate::traps::{self, UserProgram};
+use crate::{StartInfo, println};
 
 /// Where the user program is mapped in the user tables.
 pub const USER_CODE: u64 = 0x40_0000;
@@ -38,10 +38,9 @@ pub fn build(si: &StartInfo, pages: &mut EarlyAlloc, program: UserProgram) -> Re
     let l3 = table(si, pages, 3, &[(((USER_CODE >> 30) & 511) as usize, (l2 << 12) | PTE_RW)])?;
     let l4 = table(si, pages, 4, &[(((USER_CODE >> 39) & 511) as usize, (l3 << 12) | PTE_RW)])?;
     const MMUEXT_NEW_USER_BASEPTR: u32 = 15;
-    if pv_guest_kernel::hypercall::mmuext_op(MMUEXT_NEW_USER_BASEPTR, l4, 0) != 0 {
+    if crate::hypercall::mmuext_op(MMUEXT_NEW_USER_BASEPTR, l4, 0) != 0 {
         return Err("NEW_USER_BASEPTR failed");
     }
-    let _ = mm::PTE_RW;
     Ok(l4)
 }
 
@@ -51,7 +50,7 @@ pub fn run(si: &StartInfo, pages: &mut EarlyAlloc, program: UserProgram, arg: u6
     if let Err(e) = build(si, pages, program) {
         return e;
     }
-    println!("dom0: usertables: user L4 pinned and installed; entering user mode at {:#x}", USER_CODE + offset);
+    println!("usertables: user L4 pinned and installed; entering user mode at {:#x}", USER_CODE + offset);
     traps::on_user_trap(on_trap);
     traps::enter_user(USER_CODE + offset, USER_STACK + 0x1000, arg, on_syscall);
     "could not enter user mode"
