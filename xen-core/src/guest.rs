@@ -48,6 +48,8 @@ pub struct Domain {
     pub first_mfn: Mfn,
     /// LDT (`MMUEXT_SET_LDT`): guest address and entry count.
     pub ldt: (u64, u64),
+    /// Frames of the loaded LDT (typed as descriptor pages), and how many.
+    pub ldt_frames: ([u64; 16], usize),
     /// A multicall is in progress (multicalls do not nest).
     pub in_multicall: bool,
     /// Frames of the guest's GDT (`set_gdt`), each typed as a descriptor page.

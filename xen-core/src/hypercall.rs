@@ -551,14 +551,7 @@ fn mmuext_one(d: &mut Domain, cmd: u32, arg1: u64, arg2: u64) -> Result<(), i64>
             Ok(())
         }
         12 => Err(-EACCES),
-        13 => {
-            // SET_LDT: page-aligned guest address and at most 8192 entries.
-            if arg1 & 0xfff != 0 || !crate::mm::guest_walk::guest_va_ok(arg1) || arg2 > 8192 {
-                return Err(-EINVAL);
-            }
-            d.ldt = (arg1, arg2);
-            Ok(())
-        }
+        13 => set_ldt(d, if arg2 == 0 { 0 } else { arg1 }, arg2),
         15 => {
             // NEW_USER_BASEPTR
             switch_base(d, arg1, d.guest_table_user)?;
@@ -755,6 +748,9 @@ fn update_descriptor(d: &mut Domain, maddr: u64, desc: u64) -> Ret {
     m.mem.write(mfn, idx, desc);
     ft.put_page_type(&mut m.mem, mfn);
     ft.put_page(mfn);
+    if let Some(i) = d.ldt_frames.0[..d.ldt_frames.1].iter().position(|&f| f == mfn) {
+        crate::arch::x86_64::gdt::set_ldt_entry(i * 512 + idx, desc);
+    }
     let frames = d.gdt_ents.div_ceil(512) as usize;
     if let Some(i) = d.gdt_frames[..frames].iter().position(|&f| f == mfn) {
         let entry = i * 512 + idx;
@@ -763,4 +759,56 @@ fn update_descriptor(d: &mut Domain, maddr: u64, desc: u64) -> Ret {
         }
     }
     0
+}
+
+/// `MMUEXT_SET_LDT`: a page-aligned guest address and at most 8192 entries.
+/// The LDT's pages become descriptor pages and are installed at once. If
+/// one cannot (still writable, not the domain's), the call still succeeds,
+/// as on Xen, whose lazy LDT mapping only fails when the guest uses it:
+/// here the LDT is then left empty, so such a selector faults.
+fn set_ldt(d: &mut Domain, va: u64, ents: u64) -> Result<(), i64> {
+    use crate::arch::x86_64::gdt;
+    if va & 0xfff != 0 || !crate::mm::guest_walk::guest_va_ok(va) || ents > gdt::LDT_ENTRIES as u64 {
+        return Err(-EINVAL);
+    }
+    if d.ldt == (va, ents) {
+        return Ok(());
+    }
+    let mut m = mm();
+    let mut ftg = FRAME_TABLE.lock();
+    let ft = ftg.as_mut().ok_or(-EINVAL)?;
+    let (old, n) = d.ldt_frames;
+    for &f in &old[..n] {
+        ft.put_page_type(&mut m.mem, f);
+        ft.put_page(f);
+    }
+    d.ldt = (va, ents);
+    d.ldt_frames = ([0; 16], 0);
+    let pages = (ents * 8).div_ceil(4096) as usize;
+    let mut frames = [0u64; 16];
+    for (i, f) in frames.iter_mut().enumerate().take(pages) {
+        let walked = crate::mm::guest_walk::translate(&crate::guest::DirectMap, d.guest_table, va + i as u64 * 4096, false);
+        let typed = walked.ok().map(|maddr| maddr >> 12).filter(|&mfn| {
+            ft.get_page(mfn, d.domid).is_ok()
+                && (ft.get_page_type(&mut m.mem, mfn, PageType::SegDesc, who(d)).is_ok() || {
+                    ft.put_page(mfn);
+                    false
+                })
+        });
+        match typed {
+            Some(mfn) => *f = mfn,
+            None => {
+                for &g in &frames[..i] {
+                    ft.put_page_type(&mut m.mem, g);
+                    ft.put_page(g);
+                }
+                gdt::load_ldt(core::iter::empty(), 0);
+                return Ok(());
+            }
+        }
+    }
+    d.ldt_frames = (frames, pages);
+    let descs = (0..ents as usize).map(|i| m.mem.read(frames[i / 512], i % 512));
+    gdt::load_ldt(descs, ents as usize);
+    Ok(())
 }

@@ -137,6 +137,7 @@ fn start_dom0(mbi: &BootInfo<'static>, opts: &Options<'_>, kernel: Module<'stati
         nr_pages: built.nr_pages,
         first_mfn: built.first_mfn,
         ldt: (0, 0),
+        ldt_frames: ([0; 16], 0),
         in_multicall: false,
         gdt_frames: [0; 14],
         gdt_ents: 0,

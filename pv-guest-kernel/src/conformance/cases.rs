@@ -690,6 +690,38 @@ cases! {
         let w = writable(g, gm);
         all(&[expect(r, 0), check(fixed == 0x00cf_f200_0000_ffff, format_args!("descriptor {fixed:#x}")), check(loaded, format_args!("not loaded")), expect(clear, 0), expect(w, 0)])
     }
+    set_ldt_and_load_a_selector ("mmuext_op", "MMUEXT_SET_LDT", Accept) {
+        let Some((l, lm)) = page() else { return error(format_args!("no spare page")) };
+        // SAFETY: a spare, writable page: LDT entry 1 is a flat data segment.
+        unsafe {
+            core::ptr::write_bytes(l as *mut u8, 0, 4096);
+            core::ptr::write_volatile((l as *mut u64).add(1), 0x00cf_f200_0000_ffff);
+        }
+        read_only(l, lm);
+        let r = mmuext(13, l, 0, 0x7ff0);
+        let op: [u64; 3] = [13, l, 2];
+        let r = if r == 0 { call(nr::MMUEXT_OP, ptr(&op), 1, 0, 0x7ff0, 0) } else { r };
+        if r == 0 {
+            // SAFETY: selector 0x0f is LDT entry 1 (TI set, RPL 3), the data
+            // segment above; FS goes back to NUL right after.
+            unsafe { core::arch::asm!("mov {s:x}, 0x0f", "mov fs, {s:x}", "xor {s:e}, {s:e}", "mov fs, {s:x}", s = out(reg) _) };
+        }
+        let clear = mmuext(13, 0, 0, 0x7ff0);
+        let w = writable(l, lm);
+        all(&[expect(r, 0), expect(clear, 0), expect(w, 0)])
+    }
+    set_ldt_unaligned_einval ("mmuext_op", "MMUEXT_SET_LDT", Reject) {
+        let op: [u64; 3] = [13, 0x1234_5008, 4];
+        expect(call(nr::MMUEXT_OP, ptr(&op), 1, 0, 0x7ff0, 0), -EINVAL)
+    }
+    set_ldt_too_many_entries_einval ("mmuext_op", "MMUEXT_SET_LDT", Reject) {
+        let op: [u64; 3] = [13, 0x4000_0000, 8193];
+        expect(call(nr::MMUEXT_OP, ptr(&op), 1, 0, 0x7ff0, 0), -EINVAL)
+    }
+    set_ldt_in_xen_range_einval ("mmuext_op", "MMUEXT_SET_LDT", Attack) {
+        let op: [u64; 3] = [13, XEN_VA, 16];
+        expect(call(nr::MMUEXT_OP, ptr(&op), 1, 0, 0x7ff0, 0), -EINVAL)
+    }
     set_gdt_writable_frame_einval ("set_gdt", "frame mapped RW", Attack) {
         let Some((_, gm)) = page() else { return error(format_args!("no spare page")) };
         let frames = [gm];

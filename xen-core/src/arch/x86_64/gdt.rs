@@ -25,6 +25,10 @@ pub const FLAT_RING3_DS: u16 = 0xe02b;
 pub const FLAT_RING3_CS64: u16 = 0xe033;
 /// TSS selector.
 pub const TSS_SELECTOR: u16 = 0xe040;
+/// LDT selector (the guest's LDT, installed by `MMUEXT_SET_LDT`).
+pub const LDT_SELECTOR: u16 = 0xe050;
+/// Most LDT entries a guest may have.
+pub const LDT_ENTRIES: usize = 8192;
 /// Entries in the per-CPU GDT.
 pub const GDT_ENTRIES: usize = FIRST_RESERVED_GDT_ENTRY + 16;
 
@@ -63,6 +67,7 @@ const _: () = assert!(TSS_SIZE == 104);
 #[repr(C, align(4096))]
 pub struct PerCpuTables {
     gdt: [u64; GDT_ENTRIES],
+    ldt: [u64; LDT_ENTRIES],
     tss: Tss,
     ist_stacks: [[u8; IST_STACK_SIZE]; 3],
     ring0_stack: [u8; RING0_STACK_SIZE],
@@ -78,6 +83,7 @@ unsafe impl Sync for BspTables {}
 
 static BSP_TABLES: BspTables = BspTables(UnsafeCell::new(PerCpuTables {
     gdt: [0; GDT_ENTRIES],
+    ldt: [0; LDT_ENTRIES],
     tss: Tss {
         _reserved0: 0,
         rsp0: 0,
@@ -210,5 +216,38 @@ pub fn set_guest_descriptor(index: usize, d: u64) {
     if index < FIRST_RESERVED_GDT_ENTRY {
         // SAFETY: as in `load_guest_descriptors`.
         unsafe { (*BSP_TABLES.0.get()).gdt[index] = d };
+    }
+}
+
+/// Install a guest LDT of `ents` checked descriptors on the boot CPU, or
+/// none when `ents` is 0.
+pub fn load_ldt(descs: impl Iterator<Item = u64>, ents: usize) {
+    let ents = ents.min(LDT_ENTRIES);
+    // SAFETY: CPU 0 only; the LDT array and the LDT descriptor slots are
+    // used by nothing but this function and `set_ldt_entry`.
+    let t = unsafe { &mut *BSP_TABLES.0.get() };
+    for (slot, d) in t.ldt[..ents].iter_mut().zip(descs) {
+        *slot = d;
+    }
+    let selector = if ents == 0 {
+        0
+    } else {
+        let base = t.ldt.as_ptr() as u64;
+        let limit = (ents * 8 - 1) as u64;
+        let low = (limit & 0xffff) | ((base & 0xff_ffff) << 16) | (0x82 << 40) | (((limit >> 16) & 0xf) << 48) | (((base >> 24) & 0xff) << 56);
+        t.gdt[index(LDT_SELECTOR)] = low;
+        t.gdt[index(LDT_SELECTOR) + 1] = base >> 32;
+        LDT_SELECTOR
+    };
+    // SAFETY: the selector names the LDT descriptor just written (or is
+    // NUL, which disables the LDT).
+    unsafe { core::arch::asm!("lldt {:x}", in(reg) selector, options(nostack, preserves_flags)) };
+}
+
+/// Update one entry of the loaded guest LDT.
+pub fn set_ldt_entry(index: usize, d: u64) {
+    if index < LDT_ENTRIES {
+        // SAFETY: as in `load_ldt`.
+        unsafe { (*BSP_TABLES.0.get()).ldt[index] = d };
     }
 }
