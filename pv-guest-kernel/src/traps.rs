@@ -398,25 +398,12 @@ static mut USER_STACK: Stack = Stack([0; 16384]);
 /// in kernel mode. Needs `l4_mfn`, the current L4, as the user page table.
 pub fn run_user_program(l4_mfn: u64, on_syscall: fn(u64, u64, u64) -> !) -> i64 {
     const MMUEXT_NEW_USER_BASEPTR: u32 = 15;
-    const CALLBACKTYPE_SYSCALL: u16 = 2;
     let rc = hypercall::mmuext_op(MMUEXT_NEW_USER_BASEPTR, l4_mfn, 0);
     if rc != 0 {
         return rc;
     }
-    let rc = hypercall::register_callback(CALLBACKTYPE_SYSCALL, 0, guest_syscall_entry as *const () as u64);
-    if rc != 0 {
-        return rc;
-    }
-    let kstack = core::ptr::addr_of!(KERNEL_STACK) as u64 + 16384;
-    let rc = hypercall::stack_switch(u64::from(xen_public::FLAT_KERNEL_SS64), kstack);
-    if rc != 0 {
-        return rc;
-    }
-    SYSCALL_HOOK.store(on_syscall as *const () as u64, Ordering::Relaxed);
     let ustack = core::ptr::addr_of!(USER_STACK) as u64 + 16384;
-    // SAFETY: the user program and its stack are mapped user-accessible (a
-    // PV kernel's pages all are), and the syscall callback never returns here.
-    unsafe { guest_enter_user(guest_user_program as *const () as u64, ustack, 0) }
+    enter_user(guest_user_program as *const () as u64, ustack, 0, on_syscall)
 }
 
 /// Which built-in user program to run.

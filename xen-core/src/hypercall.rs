@@ -396,10 +396,17 @@ fn batch_continue(regs: &mut CpuUserRegs, op: u64, i: u64, count: u64, size: u64
     continue_later(regs, op) as i64
 }
 
-fn mmu_update(d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
-    const MACHPHYS: u64 = 1;
-    const PRESERVE_AD: u64 = 2;
-    let (reqs, count, pdone, foreigndom) = (regs.rdi, regs.rsi, regs.rdx, regs.r10);
+/// Drive a batch hypercall (`mmu_update`, `mmuext_op`): `SIZE`-byte
+/// entries at RDI, count in RSI, `done` pointer in RDX, foreign domain in
+/// R10. Stops at the first failing entry; continues every
+/// [`BATCH_PER_CALL`] entries; writes `done` back.
+fn batch<const SIZE: usize>(
+    d: &mut Domain,
+    regs: &mut CpuUserRegs,
+    op: u64,
+    mut each: impl FnMut(&mut Domain, &[u8; SIZE]) -> Result<(), i64>,
+) -> Ret {
+    let (list, count, pdone, foreigndom) = (regs.rdi, regs.rsi, regs.rdx, regs.r10);
     if let Err(e) = check_foreign(d, foreigndom) {
         return e;
     }
@@ -408,52 +415,58 @@ fn mmu_update(d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
         Ok(v) => v,
         Err(e) => return e,
     };
-    let mut m = mm();
     let mut rc = 0;
-    let mut i = 0;
-    while i < count {
+    for i in 0..count {
         if i == BATCH_PER_CALL {
             if let Err(e) = write_done(&mem, pdone, done) {
                 return e;
             }
-            return batch_continue(regs, nr::MMU_UPDATE, i, count, 16);
+            return batch_continue(regs, op, i, count, SIZE as u64);
         }
-        let mut raw = [0u8; 16];
-        if mem.read(reqs + i * 16, &mut raw).is_err() {
+        let mut raw = [0u8; SIZE];
+        if mem.read(list + i * SIZE as u64, &mut raw).is_err() {
             rc = -EFAULT;
             break;
         }
-        let ptr = u64::from_le_bytes(raw[..8].try_into().unwrap_or_default());
-        let val = u64::from_le_bytes(raw[8..].try_into().unwrap_or_default());
-        let mut ftg = FRAME_TABLE.lock();
-        let Some(ft) = ftg.as_mut() else { return -EINVAL };
-        // NORMAL, PRESERVE_AD and NO_TRANSLATE (the same as NORMAL for PV)
-        // update an entry; MACHPHYS updates the M2P.
-        let r = if ptr & 3 == MACHPHYS {
-            let mfn = ptr >> 12;
-            if ft.info(mfn).map(|f| f.owner) == Some(d.domid) {
-                crate::mm::machine::set_m2p(Mfn(mfn), val);
-                Ok(())
-            } else {
-                Err(-EINVAL)
-            }
-        } else {
-            let maddr = ptr & !7;
-            let idx = ((maddr & 0xfff) >> 3) as usize;
-            ft.update_entry(&mut m.mem, maddr >> 12, idx, adjust(val), ptr & 3 == PRESERVE_AD, who(d)).map_err(|e| e.errno())
-        };
-        drop(ftg);
-        if let Err(e) = r {
+        if let Err(e) = each(d, &raw) {
             rc = e;
             break;
         }
         done += 1;
-        i += 1;
     }
-    crate::arch::x86_64::cpu::flush_tlb();
     if let Err(e) = write_done(&mem, pdone, done) {
         return e;
     }
+    rc
+}
+
+fn le64(b: &[u8]) -> u64 {
+    u64::from_le_bytes(b.try_into().unwrap_or_default())
+}
+
+fn mmu_update(d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
+    const MACHPHYS: u64 = 1;
+    const PRESERVE_AD: u64 = 2;
+    let mut m = mm();
+    let rc = batch::<16>(d, regs, nr::MMU_UPDATE, |d, raw| {
+        let (ptr, val) = (le64(&raw[..8]), le64(&raw[8..]));
+        let mut ftg = FRAME_TABLE.lock();
+        let ft = ftg.as_mut().ok_or(-EINVAL)?;
+        // NORMAL, PRESERVE_AD and NO_TRANSLATE (the same as NORMAL for PV)
+        // update an entry; MACHPHYS updates the M2P.
+        if ptr & 3 == MACHPHYS {
+            let mfn = ptr >> 12;
+            if ft.info(mfn).map(|f| f.owner) != Some(d.domid) {
+                return Err(-EINVAL);
+            }
+            crate::mm::machine::set_m2p(Mfn(mfn), val);
+            return Ok(());
+        }
+        let maddr = ptr & !7;
+        let idx = ((maddr & 0xfff) >> 3) as usize;
+        ft.update_entry(&mut m.mem, maddr >> 12, idx, adjust(val), ptr & 3 == PRESERVE_AD, who(d)).map_err(|e| e.errno())
+    });
+    crate::arch::x86_64::cpu::flush_tlb();
     rc
 }
 
@@ -591,43 +604,10 @@ fn mmuext_one(d: &mut Domain, cmd: u32, arg1: u64, arg2: u64) -> Result<(), i64>
 }
 
 fn mmuext_op(d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
-    let (ops, count, pdone, foreigndom) = (regs.rdi, regs.rsi, regs.rdx, regs.r10);
-    if let Err(e) = check_foreign(d, foreigndom) {
-        return e;
-    }
-    let mem = d.kernel_mem();
-    let (count, mut done) = match batch_start(&mem, count, pdone) {
-        Ok(v) => v,
-        Err(e) => return e,
-    };
-    let mut rc = 0;
-    let mut i = 0;
-    while i < count {
-        if i == BATCH_PER_CALL {
-            if let Err(e) = write_done(&mem, pdone, done) {
-                return e;
-            }
-            return batch_continue(regs, nr::MMUEXT_OP, i, count, 24);
-        }
-        let mut raw = [0u8; 24];
-        if mem.read(ops + i * 24, &mut raw).is_err() {
-            rc = -EFAULT;
-            break;
-        }
+    batch::<24>(d, regs, nr::MMUEXT_OP, |d, raw| {
         let cmd = u32::from_le_bytes(raw[0..4].try_into().unwrap_or_default());
-        let arg1 = u64::from_le_bytes(raw[8..16].try_into().unwrap_or_default());
-        let arg2 = u64::from_le_bytes(raw[16..24].try_into().unwrap_or_default());
-        if let Err(e) = mmuext_one(d, cmd, arg1, arg2) {
-            rc = e;
-            break;
-        }
-        done += 1;
-        i += 1;
-    }
-    if let Err(e) = write_done(&mem, pdone, done) {
-        return e;
-    }
-    rc
+        mmuext_one(d, cmd, le64(&raw[8..16]), le64(&raw[16..24]))
+    })
 }
 
 /// `multicall(list, nr)`: each 64-byte entry `{op, result, args[6]}` runs
