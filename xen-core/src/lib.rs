@@ -9,6 +9,7 @@
 pub mod boot;
 pub mod domain;
 pub mod mm;
+pub mod sched;
 pub mod version;
 
 #[cfg(target_os = "none")]

@@ -1,6 +1,7 @@
 //! Domains: their initial layout, their page tables as the builder makes
 //! them, and (on the target) the live domain and vCPU state.
 
+pub mod domid;
 pub mod layout;
 pub mod pagetable;
 pub mod vcpu;
