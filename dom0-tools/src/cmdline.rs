@@ -29,6 +29,8 @@ pub enum Test {
     UserTablesSyscall,
     /// A user program on separate tables reads a kernel address: #PF.
     UserTablesFault,
+    /// The PV clock: system time advances, a sleep lasts, the wall clock.
+    Time,
 }
 
 /// The value of `key=` on the command line.
@@ -59,6 +61,7 @@ pub fn test(cmdline: &str) -> Result<Test, &str> {
         "bench" => Test::Bench,
         "usertables-syscall" => Test::UserTablesSyscall,
         "usertables-fault" => Test::UserTablesFault,
+        "time" => Test::Time,
         other => return Err(other),
     })
 }

@@ -118,6 +118,20 @@ mod dom0 {
                 println!("dom0: usertables: {why}");
                 poweroff()
             }
+            Test::Time => {
+                let va = pages.alloc_page().unwrap_or(0);
+                println!("dom0: time: map shared_info -> {}", shared::map(va, si.shared_info));
+                let t0 = shared::now_ns().unwrap_or(0);
+                let t1 = shared::now_ns().unwrap_or(0);
+                println!("dom0: time: system time {}", if t1 >= t0 && t0 > 0 { "advances" } else { "is broken" });
+                shared::sleep_ns(50_000_000);
+                let slept = shared::now_ns().unwrap_or(0).saturating_sub(t1) / 1_000_000;
+                println!("dom0: time: 50 ms sleep took {slept} ms");
+                println!("dom0: time: a 50 ms sleep {}", if (50..5_000).contains(&slept) { "lasts at least 50 ms" } else { "is wrong" });
+                let year = shared::wallclock_seconds().map_or(0, pv_guest_kernel::pvclock::year_of);
+                println!("dom0: time: wall clock year {}", if year >= 2024 { "plausible" } else { "implausible" });
+                poweroff()
+            }
             Test::Bench => {
                 crate::bench::run(si, &mut pages);
                 poweroff()

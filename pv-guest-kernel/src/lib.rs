@@ -26,6 +26,7 @@ pub mod user;
 pub mod alloc;
 pub mod conformance;
 pub mod notes;
+pub mod pvclock;
 
 pub use xen_public as public;
 pub use xen_public::StartInfo;

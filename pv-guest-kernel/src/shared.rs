@@ -27,3 +27,58 @@ pub fn cr2() -> Option<u64> {
     // there; the field is 8-aligned and written only by the hypervisor.
     (va != 0).then(|| unsafe { ((va + VCPU0_CR2) as *const u64).read_volatile() })
 }
+
+/// `vcpu_info[0].time` at offset 32; the wall clock at 3072.
+const VCPU0_TIME: u64 = 32;
+const WC_VERSION: u64 = 3072;
+
+fn rdtsc() -> u64 {
+    // SAFETY: rdtsc only reads the time-stamp counter.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+fn snapshot(va: u64) -> crate::pvclock::TimeInfo {
+    let mut b = [0u8; 32];
+    for (i, byte) in b.iter_mut().enumerate() {
+        // SAFETY: shared_info is mapped at `va`; the record is 32 bytes.
+        *byte = unsafe { ((va + VCPU0_TIME + i as u64) as *const u8).read_volatile() };
+    }
+    crate::pvclock::TimeInfo::parse(&b)
+}
+
+/// Nanoseconds since the hypervisor booted, once shared_info is mapped:
+/// retried while the hypervisor is updating the record (odd or changed
+/// version).
+pub fn now_ns() -> Option<u64> {
+    let va = SHARED_INFO_VA.load(Ordering::Acquire);
+    if va == 0 {
+        return None;
+    }
+    loop {
+        let t = snapshot(va);
+        let ns = t.system_time_at(rdtsc());
+        if t.version & 1 == 0 && snapshot(va).version == t.version {
+            return Some(ns);
+        }
+    }
+}
+
+/// Seconds since 1970 (the wall clock at boot plus system time).
+pub fn wallclock_seconds() -> Option<u64> {
+    let va = SHARED_INFO_VA.load(Ordering::Acquire);
+    if va == 0 {
+        return None;
+    }
+    // SAFETY: the wall-clock fields lie inside the mapped shared_info page.
+    let (sec, hi) = unsafe { (((va + WC_VERSION + 4) as *const u32).read_volatile(), ((va + WC_VERSION + 12) as *const u32).read_volatile()) };
+    Some((u64::from(hi) << 32 | u64::from(sec)) + now_ns()? / 1_000_000_000)
+}
+
+/// Wait `ns` nanoseconds, yielding the CPU meanwhile.
+pub fn sleep_ns(ns: u64) -> Option<()> {
+    let deadline = now_ns()? + ns;
+    while now_ns()? < deadline {
+        hypercall::raw(xen_public::hypercall::SCHED_OP, xen_public::SCHEDOP_YIELD, 0, 0);
+    }
+    Some(())
+}

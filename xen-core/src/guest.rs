@@ -62,6 +62,9 @@ pub struct Domain {
 /// Locked only while the hypervisor handles an entry from that domain.
 pub static CPU0_DOMAIN: spin::Mutex<Option<Domain>> = spin::Mutex::new(None);
 
+/// The machine clock, set once at boot.
+pub static CLOCK: spin::Once<crate::time::Clock> = spin::Once::new();
+
 /// One past the highest machine address the direct map covers.
 pub static DIRECTMAP_END: spin::Once<u64> = spin::Once::new();
 
@@ -181,6 +184,19 @@ impl Domain {
         unsafe { self.shinfo().add(SHINFO_UPCALL_MASK).write_volatile(u8::from(self.vcpu.upcall_mask)) };
     }
 
+    /// Publish the time to the guest: `vcpu_info[0].time` and the wall
+    /// clock, with Xen's version protocol.
+    pub fn publish_time(&self) {
+        let Some(clock) = CLOCK.get() else { return };
+        // SAFETY: shared_info is a whole frame of this domain in the direct
+        // map; nothing else in the hypervisor writes it concurrently.
+        let page = unsafe { &mut *(self.shinfo() as *mut [u8; 4096]) };
+        if let Ok(rec) = <&mut [u8; 32]>::try_from(&mut page[32..64]) {
+            crate::time::publish(rec, &clock.sample(crate::arch::x86_64::clock::rdtsc()));
+        }
+        crate::time::publish_wallclock(page, clock.boot_wall);
+    }
+
     /// Record a page fault's address in `vcpu_info.arch.cr2`.
     fn set_guest_cr2(&self, cr2: u64) {
         // SAFETY: as above; the field is 8-aligned.
@@ -270,6 +286,7 @@ pub fn start(dom: Domain, regs: CpuUserRegs) -> ! {
     let mut guard = CPU0_DOMAIN.lock();
     let d = guard.insert(dom);
     d.sync_mask_out();
+    d.publish_time();
     d.prepare_resume(&mut regs);
     drop(guard);
     entry::enter_guest(&regs)

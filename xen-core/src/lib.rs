@@ -10,6 +10,7 @@ pub mod boot;
 pub mod domain;
 pub mod mm;
 pub mod sched;
+pub mod time;
 pub mod version;
 
 #[cfg(target_os = "none")]

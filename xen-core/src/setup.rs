@@ -73,6 +73,7 @@ pub fn start_xen(mbi_maddr: u64) -> ! {
         layout.table_frames,
     );
 
+    init_clock();
     machine::init_m2p(M2p { base: layout.m2p, entries: layout.m2p_entries });
     machine::IDLE_L4.call_once(|| layout.l4);
     DIRECTMAP_END.call_once(|| layout.directmap_bytes);
@@ -93,6 +94,19 @@ pub fn start_xen(mbi_maddr: u64) -> ! {
         fatal(format_args!("out of memory for the frame table"));
     }
     start_dom0(&mbi, &opts, dom0, free, layout.l4)
+}
+
+/// Calibrate the TSC against the PIT and read the wall clock.
+fn init_clock() {
+    use crate::arch::x86_64::clock;
+    let hz = clock::calibrate_tsc_hz().filter(|&hz| hz > 1_000_000).unwrap_or_else(|| {
+        warn!("TSC calibration failed; assuming 1 GHz");
+        1_000_000_000
+    });
+    let Some(scale) = crate::time::TimeScale::from_hz(hz) else { return };
+    let clock = crate::time::Clock { scale, boot_tsc: clock::rdtsc(), boot_wall: clock::rtc_unix_seconds() };
+    crate::guest::CLOCK.call_once(|| clock);
+    info!("TSC: {}.{:03} MHz; wall clock {} s since 1970", hz / 1_000_000, (hz / 1_000) % 1_000, clock.boot_wall);
 }
 
 /// Dom0's size when `dom0_mem=` is not given: half of free memory, at most

@@ -212,6 +212,12 @@ fn dom0_tests() -> Vec<Dom0Test> {
             )
         },
         t(
+            "pv_clock_system_time_and_wallclock",
+            "test=time",
+            false,
+            &["dom0: time: map shared_info -> 0", "dom0: time: system time advances", "dom0: time: a 50 ms sleep lasts at least 50 ms", "dom0: time: wall clock year plausible"],
+        ),
+        t(
             "user_tables_hide_the_kernel",
             "test=usertables-fault",
             false,

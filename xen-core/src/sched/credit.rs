@@ -191,8 +191,8 @@ mod tests {
             s.add(id, Params::default());
         }
         let run = simulate(&mut s, 30_000, 30);
-        for id in 0..3 {
-            assert!((run[id] - 10_000).abs() < 500, "vcpu {id} ran {} ms", run[id]);
+        for (id, ms) in run.iter().take(3).enumerate() {
+            assert!((ms - 10_000).abs() < 500, "vcpu {id} ran {ms} ms");
         }
     }
 
@@ -204,7 +204,7 @@ mod tests {
         let share = run[0] as f64 / 30_000.0;
         // Enforcement has tick granularity: at most one extra 1 ms tick per
         // 30 ms period beyond the 25% cap.
-        assert!(share <= 0.25 + 1.0 / 30.0 && share >= 0.2, "capped share {share:.3}");
+        assert!((0.2..=0.25 + 1.0 / 30.0).contains(&share), "capped share {share:.3}");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! Every `unsafe` block in the hypervisor lives under this module.
 
 pub mod boot;
+pub mod clock;
 pub mod cpu;
 pub mod entry;
 pub mod gdt;
