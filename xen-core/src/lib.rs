@@ -8,6 +8,7 @@
 
 pub mod boot;
 pub mod domain;
+pub mod event;
 pub mod mm;
 pub mod sched;
 pub mod time;

@@ -1,0 +1,390 @@
+//! Event channels, 2-level ABI: per-domain port state and the pending/mask
+//! bit logic in shared_info and vcpu_info.
+//!
+//! Pure logic. The port table follows Xen's state machine (free,
+//! reserved port 0, unbound, interdomain, VIRQ, IPI) and error codes; the
+//! bit logic runs over the [`EventBits`] trait so the host tests can drive
+//! it with a model of shared_info. Invariants: port 0 is never handed out;
+//! an interdomain port's peer points back at it; closing one end leaves the
+//! other unbound; a send sets a pending bit and raises the upcall only for
+//! an unmasked port whose selector bit was newly set.
+#![forbid(unsafe_code)]
+
+/// Ports in the 2-level ABI on 64-bit guests (64 x 64).
+pub const NR_PORTS: usize = 4096;
+/// VIRQs (Xen's `NR_VIRQS`).
+pub const NR_VIRQS: u32 = 24;
+/// Ports are made valid in buckets, as Xen allocates them.
+const BUCKET: usize = 64;
+
+/// `EVTCHNOP_*` sub-commands.
+pub mod op {
+    /// bind_interdomain
+    pub const BIND_INTERDOMAIN: u32 = 0;
+    /// bind_virq
+    pub const BIND_VIRQ: u32 = 1;
+    /// bind_pirq
+    pub const BIND_PIRQ: u32 = 2;
+    /// close
+    pub const CLOSE: u32 = 3;
+    /// send
+    pub const SEND: u32 = 4;
+    /// status
+    pub const STATUS: u32 = 5;
+    /// alloc_unbound
+    pub const ALLOC_UNBOUND: u32 = 6;
+    /// bind_ipi
+    pub const BIND_IPI: u32 = 7;
+    /// bind_vcpu
+    pub const BIND_VCPU: u32 = 8;
+    /// unmask
+    pub const UNMASK: u32 = 9;
+    /// reset
+    pub const RESET: u32 = 10;
+}
+
+/// `EVTCHNSTAT_*`.
+pub mod stat {
+    /// closed
+    pub const CLOSED: u32 = 0;
+    /// unbound
+    pub const UNBOUND: u32 = 1;
+    /// interdomain
+    pub const INTERDOMAIN: u32 = 2;
+    /// virq
+    pub const VIRQ: u32 = 4;
+    /// ipi
+    pub const IPI: u32 = 5;
+}
+
+/// A port's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum State {
+    /// Not in use.
+    #[default]
+    Free,
+    /// Port 0.
+    Reserved,
+    /// Waiting for `remote_dom` to bind to it.
+    Unbound {
+        /// Who may bind.
+        remote_dom: u16,
+    },
+    /// Connected to `remote_port` of `remote_dom`.
+    Interdomain {
+        /// The peer domain.
+        remote_dom: u16,
+        /// The peer port.
+        remote_port: u32,
+    },
+    /// Bound to a VIRQ.
+    Virq(u32),
+    /// An IPI channel.
+    Ipi,
+}
+
+/// A negated errno.
+pub type Errno = i64;
+const EINVAL: Errno = -22;
+const ENOSPC: Errno = -28;
+const EEXIST: Errno = -17;
+const ENOENT: Errno = -2;
+
+/// One domain's ports.
+#[derive(Clone)]
+pub struct Ports {
+    state: [State; NR_PORTS],
+    /// Ports below this are "valid" (allocated buckets).
+    valid: usize,
+    virq: [u32; NR_VIRQS as usize],
+    nr_vcpus: u32,
+}
+
+impl Ports {
+    /// A fresh table: port 0 reserved.
+    pub fn new(nr_vcpus: u32) -> Self {
+        let mut p = Ports { state: [State::Free; NR_PORTS], valid: BUCKET, virq: [0; NR_VIRQS as usize], nr_vcpus };
+        p.state[0] = State::Reserved;
+        p
+    }
+
+    /// A port's state, if valid.
+    pub fn state(&self, port: u32) -> Option<State> {
+        let p = port as usize;
+        (p < self.valid).then(|| self.state[p])
+    }
+
+    fn free_port(&mut self) -> Result<u32, Errno> {
+        let p = (1..NR_PORTS).find(|&p| self.state[p] == State::Free).ok_or(ENOSPC)?;
+        self.valid = self.valid.max((p / BUCKET + 1) * BUCKET);
+        Ok(p as u32)
+    }
+
+    /// EVTCHNOP_alloc_unbound for this domain, for `remote_dom`.
+    pub fn alloc_unbound(&mut self, remote_dom: u16) -> Result<u32, Errno> {
+        let p = self.free_port()?;
+        self.state[p as usize] = State::Unbound { remote_dom };
+        Ok(p)
+    }
+
+    /// EVTCHNOP_bind_virq.
+    pub fn bind_virq(&mut self, virq: u32, vcpu: u32) -> Result<u32, Errno> {
+        if virq >= NR_VIRQS {
+            return Err(EINVAL);
+        }
+        if is_global_virq(virq) && vcpu != 0 {
+            return Err(EINVAL);
+        }
+        if vcpu >= self.nr_vcpus {
+            return Err(ENOENT);
+        }
+        if self.virq[virq as usize] != 0 {
+            return Err(EEXIST);
+        }
+        let p = self.free_port()?;
+        self.state[p as usize] = State::Virq(virq);
+        self.virq[virq as usize] = p;
+        Ok(p)
+    }
+
+    /// EVTCHNOP_bind_ipi.
+    pub fn bind_ipi(&mut self, vcpu: u32) -> Result<u32, Errno> {
+        if vcpu >= self.nr_vcpus {
+            return Err(ENOENT);
+        }
+        let p = self.free_port()?;
+        self.state[p as usize] = State::Ipi;
+        Ok(p)
+    }
+
+    /// The port bound to a VIRQ, if any.
+    pub fn virq_port(&self, virq: u32) -> Option<u32> {
+        self.virq.get(virq as usize).copied().filter(|&p| p != 0)
+    }
+}
+
+/// Whether a VIRQ is global (bound on vCPU 0 only).
+pub fn is_global_virq(virq: u32) -> bool {
+    // VIRQ_TIMER 0, DEBUG 1 and XENOPROF 7 are per-vCPU; the rest global.
+    !matches!(virq, 0 | 1 | 7)
+}
+
+/// EVTCHNOP_bind_interdomain when both ends are in the same table (the
+/// loopback case: `dom` binds to its own unbound port).
+pub fn bind_loopback(p: &mut Ports, dom: u16, remote_port: u32) -> Result<u32, Errno> {
+    match p.state(remote_port) {
+        Some(State::Unbound { remote_dom }) if remote_dom == dom => {}
+        _ => return Err(EINVAL),
+    }
+    let local = p.free_port()?;
+    p.state[local as usize] = State::Interdomain { remote_dom: dom, remote_port };
+    p.state[remote_port as usize] = State::Interdomain { remote_dom: dom, remote_port: local };
+    Ok(local)
+}
+
+/// EVTCHNOP_close within one domain's table (loopback peers are local).
+pub fn close(p: &mut Ports, dom: u16, port: u32) -> Result<(), Errno> {
+    match p.state(port) {
+        None | Some(State::Free) | Some(State::Reserved) => Err(EINVAL),
+        Some(State::Interdomain { remote_dom, remote_port }) if remote_dom == dom => {
+            p.state[remote_port as usize] = State::Unbound { remote_dom: dom };
+            p.state[port as usize] = State::Free;
+            Ok(())
+        }
+        Some(State::Virq(v)) => {
+            p.virq[v as usize] = 0;
+            p.state[port as usize] = State::Free;
+            Ok(())
+        }
+        Some(_) => {
+            p.state[port as usize] = State::Free;
+            Ok(())
+        }
+    }
+}
+
+/// Where a send lands: `Some((dom, port))` to set pending on, `None` to drop.
+pub fn send_target(p: &Ports, dom: u16, port: u32) -> Result<Option<(u16, u32)>, Errno> {
+    match p.state(port) {
+        Some(State::Interdomain { remote_dom, remote_port }) => Ok(Some((remote_dom, remote_port))),
+        Some(State::Ipi) => Ok(Some((dom, port))),
+        Some(State::Unbound { .. }) => Ok(None),
+        _ => Err(EINVAL),
+    }
+}
+
+/// EVTCHNOP_status: `(status, word1, word2)` as in `evtchn_status`'s union.
+pub fn status(p: &Ports, port: u32) -> Result<(u32, u32, u32), Errno> {
+    Ok(match p.state(port).ok_or(EINVAL)? {
+        State::Free | State::Reserved => (stat::CLOSED, 0, 0),
+        State::Unbound { remote_dom } => (stat::UNBOUND, u32::from(remote_dom), 0),
+        State::Interdomain { remote_dom, remote_port } => (stat::INTERDOMAIN, u32::from(remote_dom), remote_port),
+        State::Virq(v) => (stat::VIRQ, v, 0),
+        State::Ipi => (stat::IPI, 0, 0),
+    })
+}
+
+/// The pending/mask words and the vCPU's selector and flags, as they sit in
+/// shared_info and vcpu_info.
+pub trait EventBits {
+    /// Atomically set pending bit `port`; return its old value.
+    fn test_and_set_pending(&mut self, port: u32) -> bool;
+    /// Whether `port` is masked.
+    fn is_masked(&self, port: u32) -> bool;
+    /// Clear the mask bit of `port`.
+    fn clear_mask(&mut self, port: u32);
+    /// Whether `port` is pending.
+    fn is_pending(&self, port: u32) -> bool;
+    /// Atomically set selector bit `word`; return its old value.
+    fn test_and_set_sel(&mut self, word: u32) -> bool;
+    /// Set `evtchn_upcall_pending`.
+    fn set_upcall_pending(&mut self);
+}
+
+/// Mark `port` pending (Xen's 2-level `evtchn_2l_set_pending`); returns
+/// whether the vCPU must be kicked (its upcall became pending).
+pub fn set_pending(bits: &mut impl EventBits, port: u32) -> bool {
+    if bits.test_and_set_pending(port) {
+        return false;
+    }
+    if !bits.is_masked(port) && !bits.test_and_set_sel(port / 64) {
+        bits.set_upcall_pending();
+        return true;
+    }
+    false
+}
+
+/// EVTCHNOP_unmask: clear the mask and, if the port was pending, re-run
+/// the selector/upcall logic.
+pub fn unmask(bits: &mut impl EventBits, port: u32) -> bool {
+    bits.clear_mask(port);
+    if bits.is_pending(port) && !bits.test_and_set_sel(port / 64) {
+        bits.set_upcall_pending();
+        return true;
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Bits {
+        pending: [u64; 64],
+        mask: [u64; 64],
+        sel: u64,
+        upcall: bool,
+    }
+
+    impl Default for Bits {
+        fn default() -> Self {
+            Bits { pending: [0; 64], mask: [0; 64], sel: 0, upcall: false }
+        }
+    }
+
+    impl EventBits for Bits {
+        fn test_and_set_pending(&mut self, port: u32) -> bool {
+            let (w, b) = ((port / 64) as usize, port % 64);
+            let old = self.pending[w] & (1 << b) != 0;
+            self.pending[w] |= 1 << b;
+            old
+        }
+        fn is_masked(&self, port: u32) -> bool {
+            self.mask[(port / 64) as usize] & (1 << (port % 64)) != 0
+        }
+        fn clear_mask(&mut self, port: u32) {
+            self.mask[(port / 64) as usize] &= !(1 << (port % 64));
+        }
+        fn is_pending(&self, port: u32) -> bool {
+            self.pending[(port / 64) as usize] & (1 << (port % 64)) != 0
+        }
+        fn test_and_set_sel(&mut self, word: u32) -> bool {
+            let old = self.sel & (1 << word) != 0;
+            self.sel |= 1 << word;
+            old
+        }
+        fn set_upcall_pending(&mut self) {
+            self.upcall = true;
+        }
+    }
+
+    #[test]
+    fn port_zero_is_reserved_and_allocation_runs_to_enospc() {
+        // ABI: 4096 channels in the 2-level ABI; port 0 is never handed out.
+        let mut p = Ports::new(1);
+        assert_eq!(p.alloc_unbound(0), Ok(1));
+        for want in 2..NR_PORTS as u32 {
+            assert_eq!(p.alloc_unbound(0), Ok(want));
+        }
+        assert_eq!(p.alloc_unbound(0), Err(ENOSPC));
+        assert_eq!(p.bind_ipi(0), Err(ENOSPC));
+        assert_eq!(status(&p, 0), Ok((stat::CLOSED, 0, 0)));
+    }
+
+    #[test]
+    fn loopback_binding_and_close_leaves_the_peer_unbound() {
+        // ABI: closing one end makes the other end unbound.
+        let mut p = Ports::new(1);
+        let a = p.alloc_unbound(3).unwrap();
+        assert_eq!(bind_loopback(&mut p, 3, a), Ok(2));
+        assert_eq!(status(&p, a), Ok((stat::INTERDOMAIN, 3, 2)));
+        assert_eq!(status(&p, 2), Ok((stat::INTERDOMAIN, 3, a)));
+        assert_eq!(send_target(&p, 3, 2), Ok(Some((3, a))));
+        close(&mut p, 3, 2).unwrap();
+        assert_eq!(status(&p, a), Ok((stat::UNBOUND, 3, 0)));
+        assert_eq!(status(&p, 2), Ok((stat::CLOSED, 0, 0)));
+        assert_eq!(send_target(&p, 3, a), Ok(None), "send on an unbound port is dropped");
+    }
+
+    #[test]
+    fn bind_errors() {
+        let mut p = Ports::new(1);
+        assert_eq!(bind_loopback(&mut p, 0, 5), Err(EINVAL), "not an unbound port");
+        let a = p.alloc_unbound(9).unwrap();
+        assert_eq!(bind_loopback(&mut p, 0, a), Err(EINVAL), "unbound for another domain");
+        assert_eq!(p.bind_virq(NR_VIRQS, 0), Err(EINVAL));
+        assert_eq!(p.bind_virq(3, 1), Err(EINVAL), "global VIRQ on vCPU 1");
+        assert_eq!(p.bind_virq(0, 1), Err(ENOENT), "no vCPU 1");
+        let v = p.bind_virq(3, 0).unwrap();
+        assert_eq!(p.bind_virq(3, 0), Err(EEXIST));
+        assert_eq!(p.virq_port(3), Some(v));
+        assert_eq!(status(&p, v), Ok((stat::VIRQ, 3, 0)));
+        assert_eq!(send_target(&p, 0, v), Err(EINVAL), "cannot send on a VIRQ");
+        close(&mut p, 0, v).unwrap();
+        assert_eq!(p.virq_port(3), None);
+        assert_eq!(p.bind_ipi(1), Err(ENOENT));
+    }
+
+    #[test]
+    fn invalid_ports_and_double_close() {
+        let mut p = Ports::new(1);
+        assert_eq!(close(&mut p, 0, 0), Err(EINVAL), "reserved port");
+        assert_eq!(close(&mut p, 0, 7), Err(EINVAL), "free port");
+        assert_eq!(close(&mut p, 0, 5000), Err(EINVAL));
+        assert_eq!(status(&p, 4000), Err(EINVAL), "outside the allocated buckets");
+        let i = p.bind_ipi(0).unwrap();
+        assert_eq!(send_target(&p, 0, i), Ok(Some((0, i))));
+        close(&mut p, 0, i).unwrap();
+        assert_eq!(close(&mut p, 0, i), Err(EINVAL));
+    }
+
+    #[test]
+    fn pending_mask_selector_logic() {
+        // ABI: set pending; if newly set, not masked, and the selector bit newly set,
+        // raise evtchn_upcall_pending. Unmask re-runs the check.
+        let mut b = Bits::default();
+        assert!(set_pending(&mut b, 70));
+        assert!(b.upcall && b.sel == 1 << 1);
+        assert!(!set_pending(&mut b, 70), "already pending");
+        b.upcall = false;
+        assert!(!set_pending(&mut b, 71), "selector already set: no new upcall");
+        let mut b = Bits::default();
+        b.mask[0] = 1 << 5;
+        assert!(!set_pending(&mut b, 5), "masked: pending but no upcall");
+        assert!(b.is_pending(5) && !b.upcall);
+        assert!(unmask(&mut b, 5), "unmask delivers what was pending");
+        assert!(b.upcall);
+        let mut b = Bits::default();
+        assert!(!unmask(&mut b, 9), "nothing pending: nothing to deliver");
+    }
+}
