@@ -13,6 +13,8 @@ pub mod arch;
 #[cfg(target_os = "none")]
 pub mod console;
 #[cfg(target_os = "none")]
+pub mod events;
+#[cfg(target_os = "none")]
 pub mod hypercall;
 #[cfg(target_os = "none")]
 pub mod mm;

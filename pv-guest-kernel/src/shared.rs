@@ -20,6 +20,11 @@ pub fn map(va: u64, maddr: u64) -> i64 {
     rc
 }
 
+/// Where shared_info is mapped (0 if not yet).
+pub fn base() -> u64 {
+    SHARED_INFO_VA.load(Ordering::Acquire)
+}
+
 /// `vcpu_info[0].arch.cr2`, once shared_info is mapped.
 pub fn cr2() -> Option<u64> {
     let va = SHARED_INFO_VA.load(Ordering::Acquire);

@@ -90,10 +90,37 @@ const ENOSPC: Errno = -28;
 const EEXIST: Errno = -17;
 const ENOENT: Errno = -2;
 
-/// One domain's ports.
+/// A state packed into 32 bits: kind in bits 28-30, remote domain in bits
+/// 12-27, remote port (or VIRQ) in bits 0-11.
+fn pack(s: State) -> u32 {
+    let (kind, dom, port) = match s {
+        State::Free => (0, 0, 0),
+        State::Reserved => (1, 0, 0),
+        State::Unbound { remote_dom } => (2, remote_dom, 0),
+        State::Interdomain { remote_dom, remote_port } => (3, remote_dom, remote_port),
+        State::Virq(v) => (4, 0, v),
+        State::Ipi => (5, 0, 0),
+    };
+    (kind << 28) | (u32::from(dom) << 12) | (port & 0xfff)
+}
+
+fn unpack(v: u32) -> State {
+    let dom = ((v >> 12) & 0xffff) as u16;
+    let port = v & 0xfff;
+    match v >> 28 {
+        1 => State::Reserved,
+        2 => State::Unbound { remote_dom: dom },
+        3 => State::Interdomain { remote_dom: dom, remote_port: port },
+        4 => State::Virq(port),
+        5 => State::Ipi,
+        _ => State::Free,
+    }
+}
+
+/// One domain's ports (16 KiB: one packed word per port).
 #[derive(Clone)]
 pub struct Ports {
-    state: [State; NR_PORTS],
+    state: [u32; NR_PORTS],
     /// Ports below this are "valid" (allocated buckets).
     valid: usize,
     virq: [u32; NR_VIRQS as usize],
@@ -103,19 +130,31 @@ pub struct Ports {
 impl Ports {
     /// A fresh table: port 0 reserved.
     pub fn new(nr_vcpus: u32) -> Self {
-        let mut p = Ports { state: [State::Free; NR_PORTS], valid: BUCKET, virq: [0; NR_VIRQS as usize], nr_vcpus };
-        p.state[0] = State::Reserved;
+        let mut p = Ports { state: [0; NR_PORTS], valid: BUCKET, virq: [0; NR_VIRQS as usize], nr_vcpus };
+        p.set(0, State::Reserved);
         p
     }
 
     /// A port's state, if valid.
     pub fn state(&self, port: u32) -> Option<State> {
         let p = port as usize;
-        (p < self.valid).then(|| self.state[p])
+        (p < self.valid).then(|| unpack(self.state[p]))
+    }
+
+    fn set(&mut self, port: u32, s: State) {
+        self.state[port as usize] = pack(s);
+    }
+
+    /// Close every port (EVTCHNOP_reset); loopback peers go too. Ports
+    /// stay valid up to the high-water mark, as Xen never frees buckets.
+    pub fn reset(&mut self) {
+        let (nr_vcpus, valid) = (self.nr_vcpus, self.valid);
+        *self = Ports::new(nr_vcpus);
+        self.valid = valid;
     }
 
     fn free_port(&mut self) -> Result<u32, Errno> {
-        let p = (1..NR_PORTS).find(|&p| self.state[p] == State::Free).ok_or(ENOSPC)?;
+        let p = (1..NR_PORTS).find(|&p| self.state[p] == 0).ok_or(ENOSPC)?;
         self.valid = self.valid.max((p / BUCKET + 1) * BUCKET);
         Ok(p as u32)
     }
@@ -123,7 +162,7 @@ impl Ports {
     /// EVTCHNOP_alloc_unbound for this domain, for `remote_dom`.
     pub fn alloc_unbound(&mut self, remote_dom: u16) -> Result<u32, Errno> {
         let p = self.free_port()?;
-        self.state[p as usize] = State::Unbound { remote_dom };
+        self.set(p, State::Unbound { remote_dom });
         Ok(p)
     }
 
@@ -142,7 +181,7 @@ impl Ports {
             return Err(EEXIST);
         }
         let p = self.free_port()?;
-        self.state[p as usize] = State::Virq(virq);
+        self.set(p, State::Virq(virq));
         self.virq[virq as usize] = p;
         Ok(p)
     }
@@ -153,7 +192,7 @@ impl Ports {
             return Err(ENOENT);
         }
         let p = self.free_port()?;
-        self.state[p as usize] = State::Ipi;
+        self.set(p, State::Ipi);
         Ok(p)
     }
 
@@ -177,8 +216,8 @@ pub fn bind_loopback(p: &mut Ports, dom: u16, remote_port: u32) -> Result<u32, E
         _ => return Err(EINVAL),
     }
     let local = p.free_port()?;
-    p.state[local as usize] = State::Interdomain { remote_dom: dom, remote_port };
-    p.state[remote_port as usize] = State::Interdomain { remote_dom: dom, remote_port: local };
+    p.set(local, State::Interdomain { remote_dom: dom, remote_port });
+    p.set(remote_port, State::Interdomain { remote_dom: dom, remote_port: local });
     Ok(local)
 }
 
@@ -187,17 +226,17 @@ pub fn close(p: &mut Ports, dom: u16, port: u32) -> Result<(), Errno> {
     match p.state(port) {
         None | Some(State::Free) | Some(State::Reserved) => Err(EINVAL),
         Some(State::Interdomain { remote_dom, remote_port }) if remote_dom == dom => {
-            p.state[remote_port as usize] = State::Unbound { remote_dom: dom };
-            p.state[port as usize] = State::Free;
+            p.set(remote_port, State::Unbound { remote_dom: dom });
+            p.set(port, State::Free);
             Ok(())
         }
         Some(State::Virq(v)) => {
             p.virq[v as usize] = 0;
-            p.state[port as usize] = State::Free;
+            p.set(port, State::Free);
             Ok(())
         }
         Some(_) => {
-            p.state[port as usize] = State::Free;
+            p.set(port, State::Free);
             Ok(())
         }
     }
@@ -353,6 +392,24 @@ mod tests {
         close(&mut p, 0, v).unwrap();
         assert_eq!(p.virq_port(3), None);
         assert_eq!(p.bind_ipi(1), Err(ENOENT));
+    }
+
+    #[test]
+    fn packing_round_trips() {
+        for s in [State::Free, State::Reserved, State::Unbound { remote_dom: 0x7ff0 }, State::Interdomain { remote_dom: 5, remote_port: 4095 }, State::Virq(23), State::Ipi] {
+            assert_eq!(unpack(pack(s)), s);
+        }
+    }
+
+    #[test]
+    fn reset_closes_everything() {
+        let mut p = Ports::new(1);
+        let a = p.alloc_unbound(0).unwrap();
+        p.bind_virq(3, 0).unwrap();
+        p.reset();
+        assert_eq!(status(&p, a), Ok((stat::CLOSED, 0, 0)), "still valid after a reset");
+        assert_eq!(p.virq_port(3), None);
+        assert_eq!(p.alloc_unbound(0), Ok(1));
     }
 
     #[test]

@@ -56,6 +56,52 @@ pub struct Domain {
     pub gdt_frames: [u64; 14],
     /// Entries in the guest's GDT.
     pub gdt_ents: u64,
+    /// Event-channel ports.
+    pub ports: crate::event::Ports,
+}
+
+/// The 2-level event bits in a domain's shared_info page (vCPU 0's
+/// `vcpu_info` for the selector and upcall flag), updated atomically since
+/// the guest writes the same words.
+pub struct ShinfoBits {
+    base: *mut u8,
+}
+
+impl ShinfoBits {
+    fn word(&self, off: usize) -> &core::sync::atomic::AtomicU64 {
+        // SAFETY: `base` is the domain's shared_info frame in the direct
+        // map; `off` is an 8-aligned offset inside it; the guest accesses
+        // the same words atomically too.
+        unsafe { core::sync::atomic::AtomicU64::from_ptr(self.base.add(off) as *mut u64) }
+    }
+}
+
+const SHINFO_PENDING: usize = 2048;
+const SHINFO_MASK: usize = 2560;
+const VCPU0_PENDING_SEL: usize = 8;
+
+impl crate::event::EventBits for ShinfoBits {
+    fn test_and_set_pending(&mut self, port: u32) -> bool {
+        let bit = 1u64 << (port % 64);
+        self.word(SHINFO_PENDING + (port / 64) as usize * 8).fetch_or(bit, core::sync::atomic::Ordering::SeqCst) & bit != 0
+    }
+    fn is_masked(&self, port: u32) -> bool {
+        self.word(SHINFO_MASK + (port / 64) as usize * 8).load(core::sync::atomic::Ordering::SeqCst) & (1 << (port % 64)) != 0
+    }
+    fn clear_mask(&mut self, port: u32) {
+        self.word(SHINFO_MASK + (port / 64) as usize * 8).fetch_and(!(1 << (port % 64)), core::sync::atomic::Ordering::SeqCst);
+    }
+    fn is_pending(&self, port: u32) -> bool {
+        self.word(SHINFO_PENDING + (port / 64) as usize * 8).load(core::sync::atomic::Ordering::SeqCst) & (1 << (port % 64)) != 0
+    }
+    fn test_and_set_sel(&mut self, w: u32) -> bool {
+        let bit = 1u64 << w;
+        self.word(VCPU0_PENDING_SEL).fetch_or(bit, core::sync::atomic::Ordering::SeqCst) & bit != 0
+    }
+    fn set_upcall_pending(&mut self) {
+        // SAFETY: byte 0 of vcpu_info[0] in the domain's shared_info frame.
+        unsafe { self.base.write_volatile(1) };
+    }
 }
 
 /// The domain running on CPU 0, the only CPU that runs guests so far.
@@ -170,6 +216,28 @@ impl Domain {
 
     fn shinfo(&self) -> *mut u8 {
         maddr_to_virt(self.shared_info.maddr()) as *mut u8
+    }
+
+    /// The domain's event bits.
+    pub fn event_bits(&self) -> ShinfoBits {
+        ShinfoBits { base: self.shinfo() }
+    }
+
+    /// Whether an event upcall is pending and not masked.
+    pub fn upcall_deliverable(&self) -> bool {
+        // SAFETY: bytes 0 and 1 of vcpu_info[0] in shared_info.
+        unsafe { self.shinfo().read_volatile() != 0 && self.shinfo().add(SHINFO_UPCALL_MASK).read_volatile() == 0 }
+    }
+
+    /// Deliver a pending event upcall to the guest's event callback, as
+    /// Xen does on every return to a guest: the callback runs with events
+    /// masked; its `iret` unmasks them and the check runs again.
+    pub fn deliver_events(&mut self, regs: &mut CpuUserRegs) {
+        if self.vcpu.event_callback == 0 || !self.upcall_deliverable() {
+            return;
+        }
+        let b = crate::domain::vcpu::Bounce { eip: self.vcpu.event_callback, error_code: None, mask_events: true, clear_df: false };
+        self.deliver(regs, b);
     }
 
     /// Pull `evtchn_upcall_mask` from shared_info into the vCPU state.
@@ -305,6 +373,7 @@ pub fn handle_syscall(regs: &mut CpuUserRegs) {
         let b = d.vcpu.syscall_bounce(regs);
         d.deliver(regs, b);
     }
+    d.deliver_events(regs);
     d.prepare_resume(regs);
 }
 
@@ -360,6 +429,7 @@ pub fn handle_exception(regs: &mut CpuUserRegs) {
     let ec = has_error_code(regs.entry_vector).then_some(regs.error_code);
     let b = d.vcpu.exception_bounce(vector, ec);
     d.deliver(regs, b);
+    d.deliver_events(regs);
     d.prepare_resume(regs);
 }
 

@@ -155,6 +155,7 @@ fn start_dom0(mbi: &BootInfo<'static>, opts: &Options<'_>, kernel: Module<'stati
         in_multicall: false,
         gdt_frames: [0; 14],
         gdt_ents: 0,
+        ports: crate::event::Ports::new(1),
     };
     info!("Scrubbed free RAM; {} frames left. Starting dom0.", machine::free_frames());
     crate::guest::start(dom, built.regs)

@@ -9,6 +9,12 @@ use crate::{StartInfo, hypercall, println, shared, traps};
 fn reset() {
     hypercall::clear_trap_table();
     traps::install();
+    crate::events::disable();
+    crate::events::reset();
+    crate::events::reset_counts();
+    for w in 0..64u32 {
+        crate::events::set_mask(w * 64, false);
+    }
     hypercall::raw(xen_public::hypercall::FPU_TASKSWITCH, 0, 0, 0);
     for which in [0u64, 1, 2] {
         hypercall::raw(xen_public::hypercall::SET_SEGMENT_BASE, which, 0, 0);

@@ -1,0 +1,195 @@
+//! Event channels in the guest: the upcall entry, a handler per port,
+//! and wrappers for binding, sending, masking and polling.
+//!
+//! The hypervisor enters `guest_event_entry` with events masked and the
+//! frame `{RCX, R11, RIP, CS, RFLAGS, RSP, SS}`; the dispatcher clears
+//! `evtchn_upcall_pending`, takes the selector word by word, and runs the
+//! handler of every pending, unmasked port (clearing its pending bit
+//! first). The `iret` back unmasks events, and the hypervisor delivers
+//! again if more arrived meanwhile.
+
+use crate::hypercall::{self, hypercall5};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use xen_public::hypercall as nr;
+
+/// Ports with a handler slot.
+pub const NR_PORTS: usize = 4096;
+
+/// How many events each port has received (the built-in handler).
+static COUNTS: [AtomicU32; NR_PORTS] = [const { AtomicU32::new(0) }; NR_PORTS];
+
+core::arch::global_asm!(
+    r#"
+    .text
+    .global guest_event_entry
+guest_event_entry:
+    pop %rcx
+    pop %r11
+    push %rax
+    push %rcx
+    push %rdx
+    push %rsi
+    push %rdi
+    push %r8
+    push %r9
+    push %r10
+    push %r11
+    call {dispatch}
+    pop %r11
+    pop %r10
+    pop %r9
+    pop %r8
+    pop %rdi
+    pop %rsi
+    pop %rdx
+    pop %rcx
+    pop %rax
+    push $0                         /* iret flags */
+    jmp hypercall_page + {iret} * 32
+    "#,
+    dispatch = sym guest_event_dispatch,
+    iret = const nr::IRET,
+    options(att_syntax)
+);
+
+unsafe extern "C" {
+    fn guest_event_entry();
+}
+
+/// The mapped shared_info page, or 0.
+fn shinfo() -> u64 {
+    crate::shared::base()
+}
+
+fn word(off: u64) -> &'static AtomicU64 {
+    // SAFETY: `off` is an 8-aligned offset inside the mapped shared_info
+    // page, whose words the hypervisor also updates atomically.
+    unsafe { &*((shinfo() + off) as *const AtomicU64) }
+}
+
+extern "C" fn guest_event_dispatch() {
+    if shinfo() == 0 {
+        return;
+    }
+    // SAFETY: byte 0 of vcpu_info[0]: evtchn_upcall_pending.
+    unsafe { (shinfo() as *mut u8).write_volatile(0) };
+    let mut sel = word(8).swap(0, Ordering::SeqCst);
+    while sel != 0 {
+        let w = sel.trailing_zeros() as u64;
+        sel &= sel - 1;
+        let mut bits = word(2048 + w * 8).load(Ordering::SeqCst) & !word(2560 + w * 8).load(Ordering::SeqCst);
+        while bits != 0 {
+            let b = bits.trailing_zeros() as u64;
+            bits &= bits - 1;
+            word(2048 + w * 8).fetch_and(!(1 << b), Ordering::SeqCst);
+            COUNTS[(w * 64 + b) as usize].fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Register the upcall entry and unmask event delivery. Needs shared_info
+/// mapped (`shared::map`).
+pub fn init() -> i64 {
+    const CALLBACKTYPE_EVENT: u16 = 0;
+    let rc = hypercall::register_callback(CALLBACKTYPE_EVENT, 0, guest_event_entry as *const () as u64);
+    if rc == 0 {
+        enable();
+    }
+    rc
+}
+
+/// Unmask upcalls; if one was pending, make a hypercall so it is delivered
+/// on the way back (Xen's `force_evtchn_callback`).
+pub fn enable() {
+    // SAFETY: byte 1 of vcpu_info[0]: evtchn_upcall_mask.
+    unsafe { ((shinfo() + 1) as *mut u8).write_volatile(0) };
+    // SAFETY: byte 0: evtchn_upcall_pending.
+    if unsafe { (shinfo() as *const u8).read_volatile() } != 0 {
+        hypercall::xen_version();
+    }
+}
+
+/// Mask upcalls.
+pub fn disable() {
+    // SAFETY: byte 1 of vcpu_info[0]: evtchn_upcall_mask.
+    unsafe { ((shinfo() + 1) as *mut u8).write_volatile(1) };
+}
+
+/// Events received on `port`.
+pub fn count(port: u32) -> u32 {
+    COUNTS.get(port as usize).map_or(0, |c| c.load(Ordering::SeqCst))
+}
+
+/// Forget the counts.
+pub fn reset_counts() {
+    for c in &COUNTS {
+        c.store(0, Ordering::SeqCst);
+    }
+}
+
+/// Mask or unmask `port` in shared_info directly (masking needs no
+/// hypercall; see [`unmask`] for the delivering kind).
+pub fn set_mask(port: u32, masked: bool) {
+    let w = word(2560 + u64::from(port / 64) * 8);
+    if masked {
+        w.fetch_or(1 << (port % 64), Ordering::SeqCst);
+    } else {
+        w.fetch_and(!(1 << (port % 64)), Ordering::SeqCst);
+    }
+}
+
+/// Whether `port` is pending.
+pub fn is_pending(port: u32) -> bool {
+    word(2048 + u64::from(port / 64) * 8).load(Ordering::SeqCst) & (1 << (port % 64)) != 0
+}
+
+/// `event_channel_op(cmd, arg)` with a structure of ours.
+pub fn op<T>(cmd: u32, arg: &mut T) -> i64 {
+    // SAFETY: `arg` is ours and sized for the command by the caller.
+    unsafe { hypercall5(nr::EVENT_CHANNEL_OP, u64::from(cmd), arg as *mut T as u64, 0, 0, 0) }
+}
+
+/// EVTCHNOP_alloc_unbound for `remote` on ourselves.
+pub fn alloc_unbound(remote: u16) -> Result<u32, i64> {
+    let mut a: [u16; 4] = [xen_public::DOMID_SELF, remote, 0, 0];
+    let rc = op(6, &mut a);
+    if rc != 0 { Err(rc) } else { Ok(u32::from(a[2]) | (u32::from(a[3]) << 16)) }
+}
+
+/// EVTCHNOP_bind_interdomain to `remote_port` of `remote_dom`.
+pub fn bind_interdomain(remote_dom: u16, remote_port: u32) -> Result<u32, i64> {
+    let mut a: [u32; 3] = [u32::from(remote_dom), remote_port, 0];
+    let rc = op(0, &mut a);
+    if rc != 0 { Err(rc) } else { Ok(a[2]) }
+}
+
+/// EVTCHNOP_send.
+pub fn send(port: u32) -> i64 {
+    let mut p = port;
+    op(4, &mut p)
+}
+
+/// EVTCHNOP_unmask (delivers what was pending).
+pub fn unmask(port: u32) -> i64 {
+    let mut p = port;
+    op(9, &mut p)
+}
+
+/// EVTCHNOP_close.
+pub fn close(port: u32) -> i64 {
+    let mut p = port;
+    op(3, &mut p)
+}
+
+/// EVTCHNOP_reset of ourselves.
+pub fn reset() -> i64 {
+    let mut d: u16 = xen_public::DOMID_SELF;
+    op(10, &mut d)
+}
+
+/// SCHEDOP_poll on `ports` with a timeout (absolute system time, 0 = none).
+pub fn poll(ports: &[u32], timeout: u64) -> i64 {
+    let arg: [u64; 3] = [ports.as_ptr() as u64, ports.len() as u64, timeout];
+    // SAFETY: the structure and the port array are ours and only read.
+    unsafe { hypercall5(nr::SCHED_OP, xen_public::SCHEDOP_POLL, arg.as_ptr() as u64, 0, 0, 0) }
+}
