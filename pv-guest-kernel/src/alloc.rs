@@ -1,9 +1,10 @@
 //! The early page allocator: hands out the free pages of the initial
 //! mapped region, above the bootstrap stack.
 //!
-//! Xen guarantees at least 512 KiB of mapped padding after the boot stack
-//! (which follows the `nr_pt_frames` page tables at `pt_base`). Invariant:
-//! every page handed out lies inside that window and is handed out once.
+//! Xen maps the initial region up to a 4 MiB boundary with at least 512 KiB
+//! of padding after the boot stack (which follows the `nr_pt_frames` page
+//! tables at `pt_base`). Invariant: every page handed out lies inside that
+//! window and is handed out once.
 #![forbid(unsafe_code)]
 
 /// Page size.
@@ -19,13 +20,19 @@ pub struct EarlyAlloc {
 }
 
 impl EarlyAlloc {
-    /// The window after the boot stack: `pt_base + (nr_pt_frames + 1) pages`
-    /// up to the guaranteed padding, clipped to the domain's `nr_pages`
-    /// counted from `virt_base`.
+    /// The window after the boot stack: from `pt_base + (nr_pt_frames + 1)
+    /// pages` to the end of the mapped region (the next 4 MiB boundary,
+    /// one more 4 MiB if that leaves less than 512 KiB), clipped to the
+    /// domain's `nr_pages` counted from `virt_base`.
     pub fn from_start_info(pt_base: u64, nr_pt_frames: u64, virt_base: u64, nr_pages: u64) -> Self {
+        const MIB4: u64 = 4 << 20;
         let next = pt_base.saturating_add((nr_pt_frames + 1) * PAGE_SIZE);
+        let mut v_end = next.saturating_add(MIB4 - 1) & !(MIB4 - 1);
+        if v_end - next < GUARANTEED_PADDING {
+            v_end = v_end.saturating_add(MIB4);
+        }
         let by_pages = virt_base.saturating_add(nr_pages.saturating_mul(PAGE_SIZE));
-        let end = next.saturating_add(GUARANTEED_PADDING).min(by_pages).max(next);
+        let end = v_end.min(by_pages).max(next);
         EarlyAlloc { next, end }
     }
 
@@ -55,17 +62,20 @@ mod tests {
         let base = 0xffff_ffff_8000_0000;
         let mut a = EarlyAlloc::from_start_info(base + 0x36000, 5, base, 16384);
         assert_eq!(a.alloc_page(), Some(base + 0x36000 + 6 * PAGE_SIZE));
-        assert_eq!(a.remaining(), 127);
+        // Up to the 4 MiB boundary: 0x400000 - 0x3d000 bytes left.
+        assert_eq!(a.remaining(), (0x40_0000 - 0x3d000) / PAGE_SIZE);
     }
 
     #[test]
-    fn exhausts_without_overlap() {
-        let mut a = EarlyAlloc::from_start_info(0x10_0000, 1, 0, 1 << 20);
+    fn exhausts_without_overlap_and_keeps_512k_of_padding() {
+        // Stack ends at 0x3c0000: less than 512 KiB to 4 MiB, so the region
+        // runs to 8 MiB.
+        let mut a = EarlyAlloc::from_start_info(0x3b_e000, 1, 0, 1 << 20);
         let mut seen = std::collections::BTreeSet::new();
         while let Some(p) = a.alloc_page() {
             assert!(seen.insert(p));
         }
-        assert_eq!(seen.len() as u64, GUARANTEED_PADDING / PAGE_SIZE);
+        assert_eq!(seen.len() as u64, (0x80_0000 - 0x3c_0000) / PAGE_SIZE);
         assert_eq!(a.alloc_page(), None);
     }
 

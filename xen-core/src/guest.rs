@@ -58,6 +58,35 @@ pub struct Domain {
     pub gdt_ents: u64,
     /// Event-channel ports.
     pub ports: crate::event::Ports,
+    /// Grant table (v1).
+    pub grant: GrantTable,
+}
+
+/// A domain's grant table: its shared frames, the pin counts of each
+/// entry, and the mappings it holds of others' (or its own) grants.
+pub struct GrantTable {
+    /// Machine frames holding the shared entries.
+    pub frames: [u64; crate::grant::MAX_FRAMES as usize],
+    /// Frames in use.
+    pub nr_frames: u32,
+    /// (read-only pins, writable pins) per entry.
+    pub pins: [(u16, u16); (crate::grant::MAX_FRAMES * crate::grant::ENTRIES_PER_FRAME) as usize],
+    /// Mappings made by this domain: handle -> mapping, with the frame.
+    pub maptrack: crate::grant::Maptrack,
+    /// Frame of each maptrack handle.
+    pub mapped_frames: [u64; crate::grant::MAPTRACK],
+}
+
+impl Default for GrantTable {
+    fn default() -> Self {
+        GrantTable {
+            frames: [0; crate::grant::MAX_FRAMES as usize],
+            nr_frames: 0,
+            pins: [(0, 0); (crate::grant::MAX_FRAMES * crate::grant::ENTRIES_PER_FRAME) as usize],
+            maptrack: crate::grant::Maptrack::default(),
+            mapped_frames: [0; crate::grant::MAPTRACK],
+        }
+    }
 }
 
 /// The 2-level event bits in a domain's shared_info page (vCPU 0's

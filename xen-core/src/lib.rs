@@ -9,6 +9,7 @@
 pub mod boot;
 pub mod domain;
 pub mod event;
+pub mod grant;
 pub mod mm;
 pub mod sched;
 pub mod time;

@@ -156,6 +156,7 @@ fn start_dom0(mbi: &BootInfo<'static>, opts: &Options<'_>, kernel: Module<'stati
         gdt_frames: [0; 14],
         gdt_ents: 0,
         ports: crate::event::Ports::new(1),
+        grant: crate::guest::GrantTable::default(),
     };
     info!("Scrubbed free RAM; {} frames left. Starting dom0.", machine::free_frames());
     crate::guest::start(dom, built.regs)

@@ -17,7 +17,7 @@ const MB2_HEADER_LEN: u32 = 16 + 8 + 8;
 const MB2_CHECKSUM: u32 = 0u32.wrapping_sub(HEADER_MAGIC.wrapping_add(MB2_HEADER_LEN));
 
 /// Size of the boot stack the hypervisor starts on.
-pub const BOOT_STACK_SIZE: usize = 64 * 1024;
+pub const BOOT_STACK_SIZE: usize = 256 * 1024;
 
 unsafe extern "C" {
     /// First byte of the loaded image (physical; linker script).

@@ -1,0 +1,231 @@
+//! Grant tables v1: the shared entries' flag protocol, active pins and the
+//! maptrack, as Xen keeps them.
+//!
+//! Pure logic. Invariants: a grant is pinned (GTF_reading, and GTF_writing
+//! for writable pins) exactly while some mapping or copy of it exists, so
+//! the granting guest can see that it cannot revoke it yet; a read-only
+//! grant is never pinned writable; every map handle names one live mapping.
+#![forbid(unsafe_code)]
+
+/// `GNTST_*` status codes.
+pub mod gntst {
+    /// okay
+    pub const OKAY: i16 = 0;
+    /// general_error
+    pub const GENERAL_ERROR: i16 = -1;
+    /// bad_domain
+    pub const BAD_DOMAIN: i16 = -2;
+    /// bad_gntref
+    pub const BAD_GNTREF: i16 = -3;
+    /// bad_handle
+    pub const BAD_HANDLE: i16 = -4;
+    /// bad_virt_addr
+    pub const BAD_VIRT_ADDR: i16 = -5;
+    /// bad_dev_addr
+    pub const BAD_DEV_ADDR: i16 = -6;
+    /// no_device_space
+    pub const NO_DEVICE_SPACE: i16 = -7;
+    /// permission_denied
+    pub const PERMISSION_DENIED: i16 = -8;
+    /// bad_page
+    pub const BAD_PAGE: i16 = -9;
+    /// bad_copy_arg
+    pub const BAD_COPY_ARG: i16 = -10;
+    /// address_too_big
+    pub const ADDRESS_TOO_BIG: i16 = -11;
+    /// eagain
+    pub const EAGAIN: i16 = -12;
+}
+
+/// Grant-entry flag bits.
+pub mod gtf {
+    /// Type mask.
+    pub const TYPE_MASK: u16 = 3;
+    /// permit_access
+    pub const PERMIT_ACCESS: u16 = 1;
+    /// accept_transfer
+    pub const ACCEPT_TRANSFER: u16 = 2;
+    /// readonly
+    pub const READONLY: u16 = 1 << 2;
+    /// reading (set by the hypervisor)
+    pub const READING: u16 = 1 << 3;
+    /// writing (set by the hypervisor)
+    pub const WRITING: u16 = 1 << 4;
+    /// sub_page (v2 only; refused for mappings)
+    pub const SUB_PAGE: u16 = 1 << 8;
+}
+
+/// `GNTMAP_*` flags.
+pub mod gntmap {
+    /// device_map
+    pub const DEVICE_MAP: u32 = 1;
+    /// host_map
+    pub const HOST_MAP: u32 = 2;
+    /// readonly
+    pub const READONLY: u32 = 4;
+    /// application_map
+    pub const APPLICATION_MAP: u32 = 8;
+    /// contains_pte
+    pub const CONTAINS_PTE: u32 = 16;
+}
+
+/// Entries per grant-table frame (8-byte v1 entries).
+pub const ENTRIES_PER_FRAME: u32 = 512;
+/// Grant-table frames a domain may have.
+pub const MAX_FRAMES: u32 = 4;
+/// Mappings a domain may hold at once.
+pub const MAPTRACK: usize = 256;
+
+/// The new flags for pinning an entry with `flags` and `domid` for `ldom`,
+/// or the status refusing it (Xen's `_set_status_v1`).
+pub fn pin_flags(flags: u16, domid: u16, ldom: u16, readonly: bool, already_pinned: bool) -> Result<u16, i16> {
+    if !already_pinned && ((flags & (gtf::TYPE_MASK | gtf::SUB_PAGE)) != gtf::PERMIT_ACCESS || domid != ldom) {
+        return Err(gntst::GENERAL_ERROR);
+    }
+    if !readonly && flags & gtf::READONLY != 0 {
+        return Err(gntst::GENERAL_ERROR);
+    }
+    Ok(flags | gtf::READING | if readonly { 0 } else { gtf::WRITING })
+}
+
+/// Pin counts of one grant entry.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Active {
+    /// Read-only pins.
+    pub readers: u32,
+    /// Writable pins.
+    pub writers: u32,
+    /// Domain holding the pins.
+    pub domid: u16,
+    /// The granted frame.
+    pub frame: u64,
+}
+
+impl Active {
+    /// Whether anything pins the entry.
+    pub fn pinned(&self) -> bool {
+        self.readers + self.writers > 0
+    }
+
+    /// Flags to clear from the shared entry after dropping a pin: writing
+    /// when no writable pin is left, reading when no pin is left.
+    pub fn flags_to_clear(&self) -> u16 {
+        let mut clear = 0;
+        if self.writers == 0 {
+            clear |= gtf::WRITING;
+        }
+        if !self.pinned() {
+            clear |= gtf::READING;
+        }
+        clear
+    }
+}
+
+/// One host mapping made by `map_grant_ref`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mapping {
+    /// The granting domain.
+    pub dom: u16,
+    /// The grant reference.
+    pub gref: u32,
+    /// Where it is mapped.
+    pub host_addr: u64,
+    /// Read-only mapping.
+    pub readonly: bool,
+}
+
+/// A domain's maptrack: handle -> mapping.
+#[derive(Clone)]
+pub struct Maptrack {
+    slots: [Option<Mapping>; MAPTRACK],
+}
+
+impl Default for Maptrack {
+    fn default() -> Self {
+        Maptrack { slots: [None; MAPTRACK] }
+    }
+}
+
+impl Maptrack {
+    /// Record a mapping; `None` if full (GNTST_no_space).
+    pub fn insert(&mut self, m: Mapping) -> Option<u32> {
+        let h = self.slots.iter().position(Option::is_none)?;
+        self.slots[h] = Some(m);
+        Some(h as u32)
+    }
+
+    /// The mapping behind a handle.
+    pub fn get(&self, handle: u32) -> Option<Mapping> {
+        self.slots.get(handle as usize).copied().flatten()
+    }
+
+    /// Drop a handle.
+    pub fn remove(&mut self, handle: u32) -> Option<Mapping> {
+        self.slots.get_mut(handle as usize)?.take()
+    }
+}
+
+/// Check a copy's bounds (Xen: offset + len within the page).
+pub fn copy_bounds(src_off: u16, dst_off: u16, len: u16) -> Result<(), i16> {
+    if u32::from(src_off) + u32::from(len) > 4096 || u32::from(dst_off) + u32::from(len) > 4096 {
+        return Err(gntst::BAD_COPY_ARG);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pinning_sets_reading_and_writing() {
+        // ABI: the hypervisor sets GTF_reading (and GTF_writing) while a grant is mapped.
+        assert_eq!(pin_flags(gtf::PERMIT_ACCESS, 0, 0, false, false), Ok(gtf::PERMIT_ACCESS | gtf::READING | gtf::WRITING));
+        assert_eq!(pin_flags(gtf::PERMIT_ACCESS | gtf::READONLY, 0, 0, true, false), Ok(gtf::PERMIT_ACCESS | gtf::READONLY | gtf::READING));
+    }
+
+    #[test]
+    fn bad_entries_are_general_errors() {
+        assert_eq!(pin_flags(gtf::PERMIT_ACCESS, 5, 0, true, false), Err(gntst::GENERAL_ERROR), "granted to another domain");
+        assert_eq!(pin_flags(0, 0, 0, true, false), Err(gntst::GENERAL_ERROR), "invalid entry");
+        assert_eq!(pin_flags(gtf::ACCEPT_TRANSFER, 0, 0, true, false), Err(gntst::GENERAL_ERROR));
+        assert_eq!(pin_flags(gtf::PERMIT_ACCESS | gtf::READONLY, 0, 0, false, false), Err(gntst::GENERAL_ERROR), "writable map of a r/o grant");
+        assert_eq!(pin_flags(gtf::PERMIT_ACCESS | gtf::SUB_PAGE, 0, 0, true, false), Err(gntst::GENERAL_ERROR));
+    }
+
+    #[test]
+    fn revocation_is_visible_while_pinned() {
+        // A guest that clears its entry while mapped: an existing pin does
+        // not re-check type and domid, but the flags keep READING set.
+        assert_eq!(pin_flags(gtf::READING, 0, 0, true, true), Ok(gtf::READING));
+        let mut a = Active { readers: 1, writers: 1, domid: 0, frame: 7 };
+        a.writers -= 1;
+        assert_eq!(a.flags_to_clear(), gtf::WRITING);
+        a.readers -= 1;
+        assert_eq!(a.flags_to_clear(), gtf::WRITING | gtf::READING);
+    }
+
+    #[test]
+    fn maptrack_handles() {
+        let mut m = Maptrack::default();
+        let map = Mapping { dom: 0, gref: 8, host_addr: 0x1000, readonly: true };
+        let h = m.insert(map).unwrap();
+        assert_eq!(m.get(h), Some(map));
+        assert_eq!(m.remove(h), Some(map));
+        assert_eq!(m.get(h), None, "a handle is gone after unmap");
+        assert_eq!(m.get(9999), None);
+        for _ in 0..MAPTRACK {
+            m.insert(map).unwrap();
+        }
+        assert_eq!(m.insert(map), None, "maptrack full: GNTST_no_space");
+    }
+
+    #[test]
+    fn copy_bounds_are_checked() {
+        // ABI: copy past the page end gives GNTST_bad_copy_arg.
+        assert_eq!(copy_bounds(0, 0, 4096), Ok(()));
+        assert_eq!(copy_bounds(4000, 0, 97), Err(gntst::BAD_COPY_ARG));
+        assert_eq!(copy_bounds(0, 4095, 2), Err(gntst::BAD_COPY_ARG));
+        assert_eq!(copy_bounds(u16::MAX, 0, u16::MAX), Err(gntst::BAD_COPY_ARG));
+    }
+}
