@@ -60,11 +60,81 @@ fn mmu_update_batch(si: &StartInfo, pages: &mut EarlyAlloc) -> Option<u64> {
     Some(median(&mut rounds))
 }
 
+/// Cycles from `EVTCHNOP_send` on a loopback channel to the start of the
+/// upcall that delivers it.
+fn evtchn_latency() -> Option<u64> {
+    use pv_guest_kernel::events as ev;
+    if ev::init() != 0 {
+        return None;
+    }
+    let a = ev::alloc_unbound(xen_public::DOMID_SELF).ok()?;
+    let b = ev::bind_interdomain(xen_public::DOMID_SELF, a).ok()?;
+    let mut rounds = [0u64; 9];
+    for r in rounds.iter_mut() {
+        let mut best = u64::MAX;
+        for _ in 0..200 {
+            let t = rdtsc();
+            ev::send(b);
+            best = best.min(ev::last_upcall_tsc().wrapping_sub(t));
+        }
+        *r = best;
+    }
+    ev::disable();
+    ev::reset();
+    Some(median(&mut rounds))
+}
+
+/// Grant map+unmap pairs per second, and grant copy throughput in MiB/s,
+/// both on a grant of our own.
+fn grants(si: &StartInfo, pages: &mut EarlyAlloc) -> Option<(u64, u64)> {
+    use pv_guest_kernel::grants::{self, CopySide, Table};
+    use pv_guest_kernel::shared;
+    let (tva, data, host, dst) = (pages.alloc_page()?, pages.alloc_page()?, pages.alloc_page()?, pages.alloc_page()?);
+    let t = Table::setup(tva).ok()?;
+    t.grant(20, 0, mfn_of(si, data), false);
+    const PAIRS: u64 = 2000;
+    let t0 = shared::now_ns()?;
+    for _ in 0..PAIRS {
+        let (st, h) = grants::map(host, 20, 0, false);
+        if st != 0 || grants::unmap(host, h) != 0 {
+            return None;
+        }
+    }
+    let dt = shared::now_ns()? - t0;
+    let per_sec = PAIRS * 1_000_000_000 / dt.max(1);
+    const COPIES: u64 = 4000;
+    let dm = mfn_of(si, dst);
+    let t0 = shared::now_ns()?;
+    for _ in 0..COPIES {
+        if grants::copy(CopySide::Gref(20, xen_public::DOMID_SELF), 0, CopySide::Frame(dm, xen_public::DOMID_SELF), 0, 4096) != 0 {
+            return None;
+        }
+    }
+    let dt = shared::now_ns()? - t0;
+    let mib_s = COPIES * 4096 * 1_000_000_000 / dt.max(1) / (1 << 20);
+    t.end_access(20);
+    let _ = pv_guest_kernel::hypercall::update_va_mapping(host, (mfn_of(si, host) << 12) | mm::PTE_RW, 2);
+    Some((per_sec, mib_s))
+}
+
 /// Run and print every benchmark.
 pub fn run(si: &StartInfo, pages: &mut EarlyAlloc) {
+    let shinfo = pages.alloc_page().unwrap_or(0);
+    pv_guest_kernel::shared::map(shinfo, si.shared_info);
     println!("bench: null_hypercall_cycles {}", null_hypercall());
     match mmu_update_batch(si, pages) {
         Some(c) => println!("bench: mmu_update_entry_cycles {c}"),
         None => println!("bench: mmu_update_entry_cycles unavailable"),
+    }
+    match evtchn_latency() {
+        Some(c) => println!("bench: evtchn_send_to_upcall_cycles {c}"),
+        None => println!("bench: evtchn_send_to_upcall_cycles unavailable"),
+    }
+    match grants(si, pages) {
+        Some((pairs, mib)) => {
+            println!("bench: grant_map_unmap_per_sec {pairs}");
+            println!("bench: grant_copy_mib_per_sec {mib}");
+        }
+        None => println!("bench: grant_map_unmap_per_sec unavailable"),
     }
 }

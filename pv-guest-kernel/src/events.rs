@@ -67,7 +67,17 @@ fn word(off: u64) -> &'static AtomicU64 {
     unsafe { &*((shinfo() + off) as *const AtomicU64) }
 }
 
+/// TSC at the start of the most recent upcall (for latency measurements).
+static LAST_UPCALL_TSC: AtomicU64 = AtomicU64::new(0);
+
+/// TSC value taken when the last upcall began.
+pub fn last_upcall_tsc() -> u64 {
+    LAST_UPCALL_TSC.load(Ordering::SeqCst)
+}
+
 extern "C" fn guest_event_dispatch() {
+    // SAFETY: rdtsc only reads the time-stamp counter.
+    LAST_UPCALL_TSC.store(unsafe { core::arch::x86_64::_rdtsc() }, Ordering::SeqCst);
     if shinfo() == 0 {
         return;
     }

@@ -49,14 +49,15 @@ pub fn command(_args: &[String]) -> Result<(), String> {
     let ours = run_on("xen-core", &k)?;
     let xen = run_on("xen-4.17", &k)?;
     let xen_nm = run_on("xen-4.17 no-mitigations", &k)?;
-    println!("{:<26} {:>10} {:>10} {:>7} {:>14} {:>7}", "benchmark (TSC cycles)", "xen-core", "xen-4.17", "ratio", "xen (no mitig)", "ratio");
+    println!("{:<26} {:>10} {:>10} {:>7} {:>14} {:>7}", "benchmark", "xen-core", "xen-4.17", "ratio", "xen (no mitig)", "ratio");
     let ratio = |o: f64, x: Option<&f64>| x.filter(|x| **x > 0.0).map_or("-".into(), |x| format!("{:.2}", o / x));
     let val = |x: Option<&f64>| x.map_or("-".into(), |x| format!("{x:.0}"));
     for (name, o) in &ours {
         let (x, n) = (xen.get(name), xen_nm.get(name));
         println!("{name:<26} {o:>10.0} {:>10} {:>7} {:>14} {:>7}", val(x), ratio(*o, x), val(n), ratio(*o, n));
     }
-    println!("(ratio = xen-core / Xen 4.17 in this run; below 1.00 means xen-core is faster)");
+    println!("(ratio = xen-core / Xen 4.17 in this run. For *_cycles below 1.00 means xen-core is faster;");
+    println!(" for *_per_sec above 1.00 means xen-core is faster.)");
     Ok(())
 }
 
