@@ -1,0 +1,338 @@
+//! `grant_table_op`: grant tables v1 within a domain.
+
+use super::mmu::{PTE_ADDR, l1_slot, le64, mm, who};
+use super::*;
+
+/// Grant-table operations handled per call before a continuation.
+const GNTTAB_PER_CALL: u64 = 128;
+
+/// The 16-bit flags word of grant entry `gref`, shared with the guest.
+fn grant_flags(d: &Domain, gref: u32) -> &'static core::sync::atomic::AtomicU16 {
+    let frame = d.grant.frames[(gref / crate::grant::ENTRIES_PER_FRAME) as usize];
+    let addr = (frame << 12) + u64::from(gref % crate::grant::ENTRIES_PER_FRAME) * 8;
+    // SAFETY: the entry lies in one of the domain's grant frames (the caller
+    // checked `gref` against `nr_frames`), inside the direct map; the guest
+    // updates the same word atomically.
+    unsafe { core::sync::atomic::AtomicU16::from_ptr(crate::arch::x86_64::maddr_to_virt(addr) as *mut u16) }
+}
+
+/// `(domid, frame)` of grant entry `gref`.
+fn grant_entry(d: &Domain, gref: u32) -> (u16, u64) {
+    let m = mm();
+    let frame = d.grant.frames[(gref / crate::grant::ENTRIES_PER_FRAME) as usize];
+    let e = m.mem.read(frame, (gref % crate::grant::ENTRIES_PER_FRAME) as usize);
+    (((e >> 16) & 0xffff) as u16, e >> 32)
+}
+
+fn nr_grant_entries(d: &Domain) -> u32 {
+    d.grant.nr_frames * crate::grant::ENTRIES_PER_FRAME
+}
+
+/// Pin grant `gref` for `readonly` or writable use: set GTF_reading /
+/// GTF_writing with a bounded compare-and-swap loop, as Xen does.
+fn grant_pin(d: &mut Domain, gref: u32, readonly: bool) -> Result<u64, i16> {
+    use core::sync::atomic::Ordering;
+    use crate::grant::{gntst, pin_flags};
+    let (domid, frame) = grant_entry(d, gref);
+    let (r, w) = d.grant.pins[gref as usize];
+    let word = grant_flags(d, gref);
+    let mut cur = word.load(Ordering::SeqCst);
+    for _ in 0..5 {
+        let new = pin_flags(cur, domid, d.domid, readonly, r + w > 0)?;
+        match word.compare_exchange(cur, new, Ordering::SeqCst, Ordering::SeqCst) {
+            Ok(_) => {
+                let p = &mut d.grant.pins[gref as usize];
+                if readonly { p.0 += 1 } else { p.1 += 1 }
+                return Ok(frame);
+            }
+            Err(now) => cur = now,
+        }
+    }
+    Err(gntst::GENERAL_ERROR)
+}
+
+/// Drop a pin and clear the flags no pin needs any more.
+fn grant_unpin(d: &mut Domain, gref: u32, readonly: bool) {
+    let p = &mut d.grant.pins[gref as usize];
+    if readonly { p.0 = p.0.saturating_sub(1) } else { p.1 = p.1.saturating_sub(1) }
+    let a = crate::grant::Active { readers: u32::from(p.0), writers: u32::from(p.1), domid: d.domid, frame: 0 };
+    grant_flags(d, gref).fetch_and(!a.flags_to_clear(), core::sync::atomic::Ordering::SeqCst);
+}
+
+fn gnttab_setup_table(d: &mut Domain, b: &mut [u8]) -> i16 {
+    use crate::grant::{MAX_FRAMES, gntst};
+    if self_dom(d, u16_at(b, 0)).is_err() {
+        return gntst::BAD_DOMAIN;
+    }
+    let nr = u32_at(b, 4);
+    if nr > MAX_FRAMES {
+        return gntst::GENERAL_ERROR;
+    }
+    while d.grant.nr_frames < nr {
+        let Some(f) = crate::mm::machine::alloc_frame() else { return gntst::GENERAL_ERROR };
+        if let Some(ft) = FRAME_TABLE.lock().as_mut() {
+            let _ = ft.assign(f.0, d.domid);
+        }
+        d.grant.frames[d.grant.nr_frames as usize] = f.0;
+        d.grant.nr_frames += 1;
+    }
+    let list = le64(&b[16..24]);
+    let mem = d.kernel_mem();
+    for i in 0..nr as usize {
+        if mem.write(list + i as u64 * 8, &d.grant.frames[i].to_le_bytes()).is_err() {
+            return gntst::GENERAL_ERROR;
+        }
+    }
+    gntst::OKAY
+}
+
+fn gnttab_map(d: &mut Domain, b: &mut [u8]) -> i16 {
+    use crate::grant::{Mapping, gntmap, gntst};
+    let (host_addr, flags, gref, dom) = (le64(&b[0..8]), u32_at(b, 8), u32_at(b, 12), u16_at(b, 16));
+    if flags & (gntmap::HOST_MAP | gntmap::DEVICE_MAP) == 0 {
+        return gntst::BAD_GNTREF;
+    }
+    // As Xen (`rcu_lock_domain_by_id`): a real domain id, not DOMID_SELF.
+    if dom != d.domid {
+        return gntst::BAD_DOMAIN;
+    }
+    if gref >= nr_grant_entries(d) {
+        return gntst::BAD_GNTREF;
+    }
+    if flags & gntmap::CONTAINS_PTE != 0 {
+        // Optional in this ABI version; not supported.
+        return gntst::GENERAL_ERROR;
+    }
+    let readonly = flags & gntmap::READONLY != 0;
+    let frame = match grant_pin(d, gref, readonly) {
+        Ok(f) => f,
+        Err(s) => return s,
+    };
+    let mut status = gntst::OKAY;
+    if flags & gntmap::HOST_MAP != 0 {
+        let pte = (frame << 12) | 0x25 | if readonly { 0 } else { 0x42 };
+        let m = mm();
+        status = match l1_slot(d, &m, host_addr) {
+            Some((l1, idx)) => {
+                let mut m = m;
+                let mut ftg = FRAME_TABLE.lock();
+                match ftg.as_mut() {
+                    Some(ft) if ft.info(l1).map(|f| f.ty) == Some(PageType::L1) => {
+                        let old = m.mem.read(l1, idx);
+                        match ft.get_entry(&mut m.mem, l1, 1, pte, who(d)) {
+                            Ok(()) => {
+                                m.mem.write(l1, idx, pte);
+                                ft.put_entry(&mut m.mem, 1, old);
+                                gntst::OKAY
+                            }
+                            Err(_) => gntst::GENERAL_ERROR,
+                        }
+                    }
+                    _ => gntst::GENERAL_ERROR,
+                }
+            }
+            None => gntst::GENERAL_ERROR,
+        };
+        crate::arch::x86_64::cpu::invlpg(host_addr);
+    }
+    if status != gntst::OKAY {
+        grant_unpin(d, gref, readonly);
+        return status;
+    }
+    let Some(handle) = d.grant.maptrack.insert(Mapping { dom: d.domid, gref, host_addr: if flags & gntmap::HOST_MAP != 0 { host_addr } else { 0 }, readonly }) else {
+        grant_unpin(d, gref, readonly);
+        return gntst::NO_DEVICE_SPACE;
+    };
+    d.grant.mapped_frames[handle as usize] = frame;
+    b[20..24].copy_from_slice(&handle.to_le_bytes());
+    let bus = if flags & gntmap::DEVICE_MAP != 0 { frame << 12 } else { 0 };
+    b[24..32].copy_from_slice(&bus.to_le_bytes());
+    gntst::OKAY
+}
+
+fn gnttab_unmap(d: &mut Domain, b: &mut [u8]) -> i16 {
+    use crate::grant::gntst;
+    let (host_addr, handle) = (le64(&b[0..8]), u32_at(b, 16));
+    let Some(map) = d.grant.maptrack.get(handle) else { return gntst::BAD_HANDLE };
+    let frame = d.grant.mapped_frames[handle as usize];
+    if host_addr != 0 {
+        if host_addr != map.host_addr {
+            return gntst::GENERAL_ERROR;
+        }
+        let mut m = mm();
+        let Some((l1, idx)) = l1_slot(d, &m, host_addr) else { return gntst::GENERAL_ERROR };
+        let cur = m.mem.read(l1, idx);
+        if cur & 1 == 0 || (cur & PTE_ADDR) >> 12 != frame {
+            return gntst::GENERAL_ERROR;
+        }
+        if let Some(ft) = FRAME_TABLE.lock().as_mut() {
+            m.mem.write(l1, idx, 0);
+            ft.put_entry(&mut m.mem, 1, cur);
+        }
+        crate::arch::x86_64::cpu::invlpg(host_addr);
+    }
+    d.grant.maptrack.remove(handle);
+    grant_unpin(d, map.gref, map.readonly);
+    gntst::OKAY
+}
+
+/// One side of a copy: the machine frame, after checking the grant or the
+/// frame's ownership (and, for a destination frame, that it may be written).
+fn copy_side(d: &mut Domain, is_gref: bool, v: u64, dom: u16, write: bool) -> Result<(u64, Option<u32>), i16> {
+    use crate::grant::gntst;
+    if self_dom(d, dom).is_err() {
+        return Err(gntst::BAD_DOMAIN);
+    }
+    if is_gref {
+        let gref = v as u32;
+        if gref >= nr_grant_entries(d) {
+            return Err(gntst::BAD_GNTREF);
+        }
+        let frame = grant_pin(d, gref, !write)?;
+        return Ok((frame, Some(gref)));
+    }
+    let mut m = mm();
+    let mut ftg = FRAME_TABLE.lock();
+    let ft = ftg.as_mut().ok_or(gntst::GENERAL_ERROR)?;
+    if ft.get_page(v, d.domid).is_err() {
+        return Err(gntst::BAD_PAGE);
+    }
+    if write && ft.get_page_type(&mut m.mem, v, PageType::Writable, who(d)).is_err() {
+        ft.put_page(v);
+        return Err(gntst::GENERAL_ERROR);
+    }
+    Ok((v, None))
+}
+
+fn copy_release(d: &mut Domain, frame: u64, gref: Option<u32>, write: bool) {
+    match gref {
+        Some(g) => grant_unpin(d, g, !write),
+        None => {
+            let mut m = mm();
+            if let Some(ft) = FRAME_TABLE.lock().as_mut() {
+                if write {
+                    ft.put_page_type(&mut m.mem, frame);
+                }
+                ft.put_page(frame);
+            }
+        }
+    }
+}
+
+fn gnttab_copy(d: &mut Domain, b: &mut [u8]) -> i16 {
+    use crate::grant::{copy_bounds, gntst};
+    const SOURCE_GREF: u16 = 1;
+    const DEST_GREF: u16 = 2;
+    let (src_off, dst_off, len, flags) = (u16_at(b, 10), u16_at(b, 26), u16_at(b, 32), u16_at(b, 34));
+    if let Err(s) = copy_bounds(src_off, dst_off, len) {
+        return s;
+    }
+    let (src, sg) = match copy_side(d, flags & SOURCE_GREF != 0, le64(&b[0..8]), u16_at(b, 8), false) {
+        Ok(v) => v,
+        Err(s) => return s,
+    };
+    let (dst, dg) = match copy_side(d, flags & DEST_GREF != 0, le64(&b[16..24]), u16_at(b, 24), true) {
+        Ok(v) => v,
+        Err(s) => {
+            copy_release(d, src, sg, false);
+            return s;
+        }
+    };
+    let s = crate::arch::x86_64::maddr_to_virt((src << 12) + u64::from(src_off)) as *const u8;
+    let t = crate::arch::x86_64::maddr_to_virt((dst << 12) + u64::from(dst_off)) as *mut u8;
+    // SAFETY: both ranges lie within one frame each (bounds checked), the
+    // frames are referenced (and the destination typed writable) for the
+    // copy, and `copy` tolerates overlap.
+    unsafe { core::ptr::copy(s, t, usize::from(len)) };
+    copy_release(d, dst, dg, true);
+    copy_release(d, src, sg, false);
+    gntst::OKAY
+}
+
+/// `grant_table_op(cmd, uop, count)`: per-op status in each structure;
+/// the hypercall returns 0 when the array could be read and written.
+pub(super) fn grant_table_op(d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
+    use crate::grant::gntst;
+    const MAP: u32 = 0;
+    const UNMAP: u32 = 1;
+    const SETUP: u32 = 2;
+    const DUMP: u32 = 3;
+    const COPY: u32 = 5;
+    const QUERY: u32 = 6;
+    const SET_VERSION: u32 = 8;
+    const GET_VERSION: u32 = 10;
+    let (cmd, uop, count) = (regs.rdi as u32, regs.rsi, regs.rdx as u32 as u64);
+    let (size, status_at) = match cmd {
+        MAP => (32, 18),
+        UNMAP => (24, 20),
+        SETUP => (24, 8),
+        DUMP => (4, 2),
+        COPY => (40, 36),
+        QUERY => (16, 12),
+        SET_VERSION => (4, usize::MAX),
+        GET_VERSION => (8, usize::MAX),
+        _ => return -ENOSYS,
+    };
+    if matches!(cmd, SET_VERSION | GET_VERSION) && count != 1 {
+        return -EINVAL;
+    }
+    let mem = d.kernel_mem();
+    for i in 0..count {
+        if i == GNTTAB_PER_CALL {
+            regs.rsi = uop + i * size as u64;
+            regs.rdx = count - i;
+            return continue_later(regs, nr::GRANT_TABLE_OP) as i64;
+        }
+        let at = uop + i * size as u64;
+        let mut b = [0u8; 40];
+        if mem.read(at, &mut b[..size]).is_err() {
+            return -EFAULT;
+        }
+        let status = match cmd {
+            MAP => gnttab_map(d, &mut b),
+            UNMAP => gnttab_unmap(d, &mut b),
+            SETUP => gnttab_setup_table(d, &mut b),
+            COPY => gnttab_copy(d, &mut b),
+            QUERY => {
+                if self_dom(d, u16_at(&b, 0)).is_ok() {
+                    b[4..8].copy_from_slice(&d.grant.nr_frames.to_le_bytes());
+                    b[8..12].copy_from_slice(&crate::grant::MAX_FRAMES.to_le_bytes());
+                    gntst::OKAY
+                } else {
+                    gntst::BAD_DOMAIN
+                }
+            }
+            DUMP => {
+                if self_dom(d, u16_at(&b, 0)).is_ok() {
+                    for g in 0..nr_grant_entries(d) {
+                        let (domid, frame) = grant_entry(d, g);
+                        let flags = grant_flags(d, g).load(core::sync::atomic::Ordering::SeqCst);
+                        if flags != 0 {
+                            crate::printk!("grant-table d{} ref {g}: flags {flags:#06x} domid {domid} frame {frame:#x} pins {:?}", d.domid, d.grant.pins[g as usize]);
+                        }
+                    }
+                    gntst::OKAY
+                } else {
+                    gntst::BAD_DOMAIN
+                }
+            }
+            SET_VERSION => {
+                // Only version 1 exists here.
+                return if u32_at(&b, 0) == 1 { 0 } else { -ENOSYS };
+            }
+            _ => {
+                // GET_VERSION: {domid_t dom; uint32_t version}.
+                if self_dom(d, u16_at(&b, 0)).is_err() {
+                    return -ESRCH;
+                }
+                b[4..8].copy_from_slice(&1u32.to_le_bytes());
+                return if mem.write(at, &b[..8]).is_err() { -EFAULT } else { 0 };
+            }
+        };
+        b[status_at..status_at + 2].copy_from_slice(&status.to_le_bytes());
+        if mem.write(at, &b[..size]).is_err() {
+            return -EFAULT;
+        }
+    }
+    0
+}

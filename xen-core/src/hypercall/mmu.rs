@@ -1,0 +1,461 @@
+//! The MMU hypercalls: `mmu_update`, `mmuext_op`, `update_va_mapping`,
+//! `multicall`, `set_gdt`, `update_descriptor`, over the frame table.
+
+use super::*;
+
+/// Preemption: entries of a batch handled per call before a continuation.
+const BATCH_PER_CALL: u64 = 512;
+/// Xen's `MMU_UPDATE_PREEMPTED`: the count of a continued batch.
+const MMU_UPDATE_PREEMPTED: u64 = 0x8000_0000;
+pub(super) const PTE_ADDR: u64 = 0x000f_ffff_ffff_f000;
+const PTE_US: u64 = 4;
+
+/// The page-table memory and the frame table, locked together.
+pub(super) struct Mm {
+    pub(super) mem: DirectMapMem,
+}
+
+pub(super) fn mm() -> Mm {
+    Mm { mem: DirectMapMem { end_mfn: crate::mm::machine::M2P.get().map_or(0, |m| m.entries) } }
+}
+
+pub(super) fn who(d: &Domain) -> Who {
+    Who { dom: d.domid, io: d.privileged }
+}
+
+/// The domain an MMU batch acts on: `foreigndom` low 16 bits (self unless a
+/// privileged domain names another, which does not exist yet: -ESRCH).
+fn check_foreign(d: &Domain, foreigndom: u64) -> Result<(), i64> {
+    let pg = foreigndom as u16;
+    let pt = (foreigndom >> 16) as u16;
+    let pg_ok = pg == xen_public::DOMID_SELF || pg == d.domid;
+    let pt_ok = pt == 0 || pt.wrapping_sub(1) == d.domid;
+    if pg_ok && pt_ok { Ok(()) } else { Err(-ESRCH) }
+}
+
+/// 64-bit PV guests run in ring 3: every present entry they install gets
+/// the user bit, as Xen's `adjust_guest_l*e` does.
+fn adjust(e: u64) -> u64 {
+    if e & 1 != 0 { e | PTE_US } else { e }
+}
+
+/// Start or resume a batch: returns (count, done so far).
+fn batch_start(mem: &GuestMem, count: u64, pdone: u64) -> Result<(u64, u64), i64> {
+    let count = count as u32 as u64;
+    if count & MMU_UPDATE_PREEMPTED == 0 {
+        return Ok((count, 0));
+    }
+    let done = if pdone != 0 { mem.read_u32(pdone).map_err(|_| -EFAULT)? as u64 } else { 0 };
+    Ok((count & !MMU_UPDATE_PREEMPTED, done))
+}
+
+fn write_done(mem: &GuestMem, pdone: u64, done: u64) -> Result<(), i64> {
+    if pdone != 0 {
+        mem.write(pdone, &(done as u32).to_le_bytes()).map_err(|_| -EFAULT)?;
+    }
+    Ok(())
+}
+
+/// Continue a batch hypercall after `i` of `count` entries of `size` bytes.
+fn batch_continue(regs: &mut CpuUserRegs, op: u64, i: u64, count: u64, size: u64) -> Ret {
+    regs.rdi += i * size;
+    regs.rsi = (count - i) | MMU_UPDATE_PREEMPTED;
+    continue_later(regs, op) as i64
+}
+
+/// Drive a batch hypercall (`mmu_update`, `mmuext_op`): `SIZE`-byte
+/// entries at RDI, count in RSI, `done` pointer in RDX, foreign domain in
+/// R10. Stops at the first failing entry; continues every
+/// [`BATCH_PER_CALL`] entries; writes `done` back.
+fn batch<const SIZE: usize>(
+    d: &mut Domain,
+    regs: &mut CpuUserRegs,
+    op: u64,
+    mut each: impl FnMut(&mut Domain, &[u8; SIZE]) -> Result<(), i64>,
+) -> Ret {
+    let (list, count, pdone, foreigndom) = (regs.rdi, regs.rsi, regs.rdx, regs.r10);
+    if let Err(e) = check_foreign(d, foreigndom) {
+        return e;
+    }
+    let mem = d.kernel_mem();
+    let (count, mut done) = match batch_start(&mem, count, pdone) {
+        Ok(v) => v,
+        Err(e) => return e,
+    };
+    let mut rc = 0;
+    for i in 0..count {
+        if i == BATCH_PER_CALL {
+            if let Err(e) = write_done(&mem, pdone, done) {
+                return e;
+            }
+            return batch_continue(regs, op, i, count, SIZE as u64);
+        }
+        let mut raw = [0u8; SIZE];
+        if mem.read(list + i * SIZE as u64, &mut raw).is_err() {
+            rc = -EFAULT;
+            break;
+        }
+        if let Err(e) = each(d, &raw) {
+            rc = e;
+            break;
+        }
+        done += 1;
+    }
+    if let Err(e) = write_done(&mem, pdone, done) {
+        return e;
+    }
+    rc
+}
+
+pub(super) fn le64(b: &[u8]) -> u64 {
+    u64::from_le_bytes(b.try_into().unwrap_or_default())
+}
+
+pub(super) fn mmu_update(d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
+    const MACHPHYS: u64 = 1;
+    const PRESERVE_AD: u64 = 2;
+    let mut m = mm();
+    let rc = batch::<16>(d, regs, nr::MMU_UPDATE, |d, raw| {
+        let (ptr, val) = (le64(&raw[..8]), le64(&raw[8..]));
+        let mut ftg = FRAME_TABLE.lock();
+        let ft = ftg.as_mut().ok_or(-EINVAL)?;
+        // NORMAL, PRESERVE_AD and NO_TRANSLATE (the same as NORMAL for PV)
+        // update an entry; MACHPHYS updates the M2P.
+        if ptr & 3 == MACHPHYS {
+            let mfn = ptr >> 12;
+            if ft.info(mfn).map(|f| f.owner) != Some(d.domid) {
+                return Err(-EINVAL);
+            }
+            crate::mm::machine::set_m2p(Mfn(mfn), val);
+            return Ok(());
+        }
+        let maddr = ptr & !7;
+        let idx = ((maddr & 0xfff) >> 3) as usize;
+        ft.update_entry(&mut m.mem, maddr >> 12, idx, adjust(val), ptr & 3 == PRESERVE_AD, who(d)).map_err(|e| e.errno())
+    });
+    crate::arch::x86_64::cpu::flush_tlb();
+    rc
+}
+
+/// Walk the domain's kernel L4 to the L1 table and index mapping `va`.
+pub(super) fn l1_slot(d: &Domain, m: &Mm, va: u64) -> Option<(u64, usize)> {
+    let mut table = d.guest_table >> 12;
+    for level in (2..=4u32).rev() {
+        let e = m.mem.read(table, ((va >> (12 + 9 * (level - 1))) & 511) as usize);
+        if e & 1 == 0 || e & 0x80 != 0 {
+            return None;
+        }
+        table = (e & PTE_ADDR) >> 12;
+    }
+    Some((table, ((va >> 12) & 511) as usize))
+}
+
+pub(super) fn update_va_mapping(d: &mut Domain, va: u64, pte: u64, flags: u64) -> Ret {
+    const UVMF_TLB_FLUSH: u64 = 1;
+    const UVMF_INVLPG: u64 = 2;
+    if !crate::mm::guest_walk::guest_va_ok(va) {
+        return -EINVAL;
+    }
+    let mut m = mm();
+    let Some((l1, idx)) = l1_slot(d, &m, va) else { return -EINVAL };
+    let mut ftg = FRAME_TABLE.lock();
+    let Some(ft) = ftg.as_mut() else { return -EINVAL };
+    // Reached through validated tables, the frame must be a live L1.
+    if ft.info(l1).map(|f| (f.ty, f.validated)) != Some((PageType::L1, true)) {
+        return -EINVAL;
+    }
+    if let Err(e) = ft.update_entry(&mut m.mem, l1, idx, adjust(pte), false, who(d)) {
+        return e.errno();
+    }
+    drop(ftg);
+    match flags & 3 {
+        UVMF_TLB_FLUSH => crate::arch::x86_64::cpu::flush_tlb(),
+        UVMF_INVLPG => crate::arch::x86_64::cpu::invlpg(va),
+        _ => {}
+    }
+    0
+}
+
+/// Take the references a vCPU's base pointer holds on an L4 (validating it
+/// if needed), and drop those of the old one.
+fn switch_base(d: &Domain, new_mfn: u64, old_maddr: u64) -> Result<(), i64> {
+    let mut m = mm();
+    let mut ftg = FRAME_TABLE.lock();
+    let ft = ftg.as_mut().ok_or(-EINVAL)?;
+    if new_mfn != 0 {
+        ft.get_page(new_mfn, d.domid).map_err(|_| -EINVAL)?;
+        if ft.get_page_type(&mut m.mem, new_mfn, PageType::L4, who(d)).is_err() {
+            ft.put_page(new_mfn);
+            return Err(-EINVAL);
+        }
+    }
+    if old_maddr != 0 {
+        ft.put_page_type(&mut m.mem, old_maddr >> 12);
+        ft.put_page(old_maddr >> 12);
+    }
+    Ok(())
+}
+
+/// One MMUEXT command.
+fn mmuext_one(d: &mut Domain, cmd: u32, arg1: u64, arg2: u64) -> Result<(), i64> {
+    use crate::arch::x86_64::cpu;
+    let mut m = mm();
+    let w = who(d);
+    let with_ft = |f: &mut dyn FnMut(&mut crate::mm::page_type::FrameTable<'static>, &mut Mm) -> Result<(), i64>| {
+        let mut ftg = FRAME_TABLE.lock();
+        let ft = ftg.as_mut().ok_or(-EINVAL)?;
+        let mut m = mm();
+        f(ft, &mut m)
+    };
+    match cmd {
+        0..=3 => with_ft(&mut |ft, m| ft.pin(&mut m.mem, arg1, cmd as u8 + 1, w).map_err(|_| -EINVAL)),
+        4 => with_ft(&mut |ft, m| ft.unpin(&mut m.mem, arg1, w).map_err(|_| -EINVAL)),
+        5 => {
+            // NEW_BASEPTR
+            switch_base(d, arg1, d.guest_table)?;
+            d.guest_table = arg1 << 12;
+            Ok(())
+        }
+        6 | 8 | 10 => {
+            cpu::flush_tlb();
+            Ok(())
+        }
+        7 | 9 | 11 => {
+            if crate::domain::vcpu::is_canonical(arg1) {
+                cpu::invlpg(arg1);
+            }
+            Ok(())
+        }
+        12 if d.privileged => {
+            cpu::wbinvd();
+            Ok(())
+        }
+        12 => Err(-EACCES),
+        13 => set_ldt(d, if arg2 == 0 { 0 } else { arg1 }, arg2),
+        15 => {
+            // NEW_USER_BASEPTR
+            switch_base(d, arg1, d.guest_table_user)?;
+            d.guest_table_user = arg1 << 12;
+            d.vcpu.has_user_table = arg1 != 0;
+            Ok(())
+        }
+        16 | 17 => {
+            // CLEAR_PAGE (arg1 = mfn), COPY_PAGE (arg1 = dst, arg2 = src):
+            // the destination must be one the domain may write.
+            let dst = arg1;
+            let src = arg2;
+            let ok = with_ft(&mut |ft, m| {
+                if cmd == 17 && ft.info(src).map(|f| f.owner) != Some(w.dom) {
+                    return Err(-EINVAL);
+                }
+                ft.get_page(dst, w.dom).map_err(|_| -EINVAL)?;
+                if ft.get_page_type(&mut m.mem, dst, PageType::Writable, w).is_err() {
+                    ft.put_page(dst);
+                    return Err(-EINVAL);
+                }
+                Ok(())
+            });
+            ok?;
+            for i in 0..512 {
+                let v = if cmd == 16 { 0 } else { m.mem.read(src, i) };
+                m.mem.write(dst, i, v);
+            }
+            with_ft(&mut |ft, m| {
+                ft.put_page_type(&mut m.mem, dst);
+                ft.put_page(dst);
+                Ok(())
+            })
+        }
+        _ => Err(-ENOSYS),
+    }
+}
+
+pub(super) fn mmuext_op(d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
+    batch::<24>(d, regs, nr::MMUEXT_OP, |d, raw| {
+        let cmd = u32::from_le_bytes(raw[0..4].try_into().unwrap_or_default());
+        mmuext_one(d, cmd, le64(&raw[8..16]), le64(&raw[16..24]))
+    })
+}
+
+/// `multicall(list, nr)`: each 64-byte entry `{op, result, args[6]}` runs
+/// in turn and gets its result; `iret` ends the batch (the rest is not run);
+/// a sub-call that needs a continuation continues the whole batch.
+pub(super) fn multicall(d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
+    let (list, count) = (regs.rdi, regs.rsi as u32 as u64);
+    if d.in_multicall {
+        return -EINVAL;
+    }
+    let mem = d.kernel_mem();
+    for i in 0..count {
+        if i > 0 && i % BATCH_PER_CALL == 0 {
+            regs.rdi = list + i * 64;
+            regs.rsi = count - i;
+            return continue_later(regs, nr::MULTICALL) as i64;
+        }
+        let entry = list + i * 64;
+        let mut raw = [0u8; 64];
+        if mem.read(entry, &mut raw).is_err() {
+            return -EFAULT;
+        }
+        let w = |k: usize| u64::from_le_bytes(raw[k * 8..k * 8 + 8].try_into().unwrap_or_default());
+        let op = w(0);
+        if op == nr::IRET {
+            let result = d.iret(regs);
+            let _ = mem.write(entry + 8, &result.to_le_bytes());
+            return result as i64;
+        }
+        let mut sub = CpuUserRegs { rax: op, rdi: w(2), rsi: w(3), rdx: w(4), r10: w(5), r8: w(6), rip: 2, ..*regs };
+        d.in_multicall = true;
+        let result = if op == nr::MULTICALL { (-EINVAL) as u64 } else { dispatch(d, &mut sub) };
+        d.in_multicall = false;
+        if mem.write(entry + 8, &result.to_le_bytes()).is_err() {
+            return -EFAULT;
+        }
+        if sub.rip != 2 {
+            // The sub-call asked to be continued: store its new arguments
+            // and continue the multicall from this entry.
+            let args = [sub.rdi, sub.rsi, sub.rdx, sub.r10, sub.r8];
+            let mut out = [0u8; 40];
+            for (c, a) in out.chunks_exact_mut(8).zip(args) {
+                c.copy_from_slice(&a.to_le_bytes());
+            }
+            if mem.write(entry + 16, &out).is_err() {
+                return -EFAULT;
+            }
+            regs.rdi = entry;
+            regs.rsi = count - i;
+            return continue_later(regs, nr::MULTICALL) as i64;
+        }
+    }
+    0
+}
+
+/// Entries below the hypervisor's reserved GDT area (14 pages).
+const FIRST_RESERVED_GDT_ENTRY: u64 = 14 * 512;
+
+pub(super) fn set_gdt(d: &mut Domain, frame_list: u64, entries: u64) -> Ret {
+    if entries > FIRST_RESERVED_GDT_ENTRY {
+        return -EINVAL;
+    }
+    let nr_frames = entries.div_ceil(512) as usize;
+    let mut raw = [0u8; 14 * 8];
+    if d.kernel_mem().read(frame_list, &mut raw[..nr_frames * 8]).is_err() {
+        return -EFAULT;
+    }
+    let mut frames = [0u64; 14];
+    for (f, c) in frames.iter_mut().zip(raw.chunks_exact(8)).take(nr_frames) {
+        *f = u64::from_le_bytes(c.try_into().unwrap_or_default());
+    }
+    let mut m = mm();
+    let mut ftg = FRAME_TABLE.lock();
+    let Some(ft) = ftg.as_mut() else { return -EINVAL };
+    for i in 0..nr_frames {
+        let ok = ft.get_page(frames[i], d.domid).is_ok();
+        if !ok || ft.get_page_type(&mut m.mem, frames[i], PageType::SegDesc, who(d)).is_err() {
+            if ok {
+                ft.put_page(frames[i]);
+            }
+            for &f in &frames[..i] {
+                ft.put_page_type(&mut m.mem, f);
+                ft.put_page(f);
+            }
+            return -EINVAL;
+        }
+    }
+    let old = d.gdt_ents.div_ceil(512) as usize;
+    for &f in &d.gdt_frames[..old] {
+        ft.put_page_type(&mut m.mem, f);
+        ft.put_page(f);
+    }
+    d.gdt_frames = frames;
+    d.gdt_ents = entries;
+    let descs = (0..entries as usize).map(|i| m.mem.read(frames[i / 512], i % 512));
+    crate::arch::x86_64::gdt::load_guest_descriptors(descs);
+    0
+}
+
+pub(super) fn update_descriptor(d: &mut Domain, maddr: u64, desc: u64) -> Ret {
+    let Some(desc) = crate::mm::descriptor::check_descriptor(desc).filter(|_| maddr.is_multiple_of(8)) else {
+        return -EINVAL;
+    };
+    let mfn = maddr >> 12;
+    let idx = ((maddr & 0xfff) / 8) as usize;
+    let mut m = mm();
+    let mut ftg = FRAME_TABLE.lock();
+    let Some(ft) = ftg.as_mut() else { return -EINVAL };
+    if ft.get_page(mfn, d.domid).is_err() {
+        return -EINVAL;
+    }
+    let is_desc = ft.info(mfn).is_some_and(|f| f.ty == PageType::SegDesc && f.type_count > 0);
+    let ty = if is_desc { PageType::SegDesc } else { PageType::Writable };
+    if ft.get_page_type(&mut m.mem, mfn, ty, who(d)).is_err() {
+        ft.put_page(mfn);
+        return -EINVAL;
+    }
+    m.mem.write(mfn, idx, desc);
+    ft.put_page_type(&mut m.mem, mfn);
+    ft.put_page(mfn);
+    if let Some(i) = d.ldt_frames.0[..d.ldt_frames.1].iter().position(|&f| f == mfn) {
+        crate::arch::x86_64::gdt::set_ldt_entry(i * 512 + idx, desc);
+    }
+    let frames = d.gdt_ents.div_ceil(512) as usize;
+    if let Some(i) = d.gdt_frames[..frames].iter().position(|&f| f == mfn) {
+        let entry = i * 512 + idx;
+        if (entry as u64) < d.gdt_ents {
+            crate::arch::x86_64::gdt::set_guest_descriptor(entry, desc);
+        }
+    }
+    0
+}
+
+/// `MMUEXT_SET_LDT`: a page-aligned guest address and at most 8192 entries.
+/// The LDT's pages become descriptor pages and are installed at once. If
+/// one cannot (still writable, not the domain's), the call still succeeds,
+/// as on Xen, whose lazy LDT mapping only fails when the guest uses it:
+/// here the LDT is then left empty, so such a selector faults.
+fn set_ldt(d: &mut Domain, va: u64, ents: u64) -> Result<(), i64> {
+    use crate::arch::x86_64::gdt;
+    if va & 0xfff != 0 || !crate::mm::guest_walk::guest_va_ok(va) || ents > gdt::LDT_ENTRIES as u64 {
+        return Err(-EINVAL);
+    }
+    if d.ldt == (va, ents) {
+        return Ok(());
+    }
+    let mut m = mm();
+    let mut ftg = FRAME_TABLE.lock();
+    let ft = ftg.as_mut().ok_or(-EINVAL)?;
+    let (old, n) = d.ldt_frames;
+    for &f in &old[..n] {
+        ft.put_page_type(&mut m.mem, f);
+        ft.put_page(f);
+    }
+    d.ldt = (va, ents);
+    d.ldt_frames = ([0; 16], 0);
+    let pages = (ents * 8).div_ceil(4096) as usize;
+    let mut frames = [0u64; 16];
+    for (i, f) in frames.iter_mut().enumerate().take(pages) {
+        let walked = crate::mm::guest_walk::translate(&crate::guest::DirectMap, d.guest_table, va + i as u64 * 4096, false);
+        let typed = walked.ok().map(|maddr| maddr >> 12).filter(|&mfn| {
+            ft.get_page(mfn, d.domid).is_ok()
+                && (ft.get_page_type(&mut m.mem, mfn, PageType::SegDesc, who(d)).is_ok() || {
+                    ft.put_page(mfn);
+                    false
+                })
+        });
+        match typed {
+            Some(mfn) => *f = mfn,
+            None => {
+                for &g in &frames[..i] {
+                    ft.put_page_type(&mut m.mem, g);
+                    ft.put_page(g);
+                }
+                gdt::load_ldt(core::iter::empty(), 0);
+                return Ok(());
+            }
+        }
+    }
+    d.ldt_frames = (frames, pages);
+    let descs = (0..ents as usize).map(|i| m.mem.read(frames[i / 512], i % 512));
+    gdt::load_ldt(descs, ents as usize);
+    Ok(())
+}

@@ -1,0 +1,366 @@
+//! Hypercall dispatch by Xen's numbers, and the hypercalls a PV kernel
+//! needs to boot: console, version, scheduling, traps and callbacks, stack,
+//! segment bases, FPU, vm_assist and iret.
+//!
+//! Every argument is untrusted: guest pointers go through [`GuestMem`],
+//! addresses that will reach the hardware must be canonical, and every
+//! failure is Xen's errno for the same input. Numbers without a handler
+//! return -ENOSYS, like Xen.
+
+use crate::domain::vcpu::{CpuUserRegs, TrapInfo, is_canonical};
+use crate::guest::{Domain, Efault, GuestMem};
+use crate::version::{NAME, VERSION, XEN_MAJOR, XEN_MINOR};
+use crate::mm::Mfn;
+use crate::mm::machine::{DirectMapMem, FRAME_TABLE};
+use crate::mm::page_type::{PageMem, PageType, Who};
+use xen_public::errno::{E2BIG, EACCES, EFAULT, EINVAL, ENOSYS, EPERM, ESRCH};
+use xen_public::hypercall as nr;
+
+type Ret = i64;
+
+/// Unwrap a guest access, or return -EFAULT from the hypercall.
+macro_rules! guest {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(Efault) => return -EFAULT,
+        }
+    };
+}
+
+/// Handle the hypercall in `regs`; the result goes to the guest's RAX.
+pub fn dispatch(d: &mut Domain, regs: &mut CpuUserRegs) -> u64 {
+    let (a1, a2, a3) = (regs.rdi, regs.rsi, regs.rdx);
+    let r: Ret = match regs.rax {
+        nr::SET_TRAP_TABLE => set_trap_table(d, regs),
+        nr::STACK_SWITCH => stack_switch(d, a1, a2),
+        nr::SET_CALLBACKS => set_callbacks(d, a1, a2, a3),
+        nr::FPU_TASKSWITCH => fpu_taskswitch(d, a1),
+        nr::XEN_VERSION => xen_version(d, a1 as u32, a2),
+        nr::CONSOLE_IO => console_io(d, regs),
+        nr::VM_ASSIST => vm_assist(d, a1 as u32, a2 as u32),
+        nr::IRET => return d.iret(regs),
+        nr::SET_SEGMENT_BASE => set_segment_base(d, a1 as u32, a2),
+        nr::SCHED_OP => sched_op(d, regs, a1 as u32, a2),
+        nr::CALLBACK_OP => callback_op(d, a1 as u32, a2),
+        nr::UPDATE_VA_MAPPING => update_va_mapping(d, a1, a2, a3),
+        nr::MMU_UPDATE => mmu_update(d, regs),
+        nr::MMUEXT_OP => mmuext_op(d, regs),
+        nr::MULTICALL => multicall(d, regs),
+        nr::SET_GDT => set_gdt(d, a1, a2 as u32 as u64),
+        nr::EVENT_CHANNEL_OP => event_channel_op(d, a1 as u32, a2),
+        nr::GRANT_TABLE_OP => grant_table_op(d, regs),
+        nr::UPDATE_DESCRIPTOR => update_descriptor(d, a1, a2),
+        _ => -ENOSYS,
+    };
+    r as u64
+}
+
+/// Make the guest re-issue the current hypercall (a continuation): SYSCALL
+/// is two bytes, and RAX must hold the number again.
+fn continue_later(regs: &mut CpuUserRegs, op: u64) -> u64 {
+    regs.rip = regs.rip.wrapping_sub(2);
+    op
+}
+
+/// Trap-table entries handled per call before a continuation.
+const TRAPS_PER_CALL: u64 = 64;
+
+fn set_trap_table(d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
+    let mut ptr = regs.rdi;
+    if ptr == 0 {
+        d.vcpu.traps = [TrapInfo::default(); 256];
+        return 0;
+    }
+    let mem = d.kernel_mem();
+    for _ in 0..TRAPS_PER_CALL {
+        let mut raw = [0u8; 16];
+        guest!(mem.read(ptr, &mut raw));
+        let address = u64::from_le_bytes(raw[8..16].try_into().unwrap_or_default());
+        if address == 0 {
+            return 0;
+        }
+        if !is_canonical(address) {
+            return -EINVAL;
+        }
+        let ti = TrapInfo { vector: raw[0], flags: raw[1], cs: u16::from_le_bytes([raw[2], raw[3]]), address };
+        d.vcpu.traps[ti.vector as usize] = ti;
+        ptr += 16;
+    }
+    regs.rdi = ptr;
+    continue_later(regs, nr::SET_TRAP_TABLE) as i64
+}
+
+fn stack_switch(d: &mut Domain, ss: u64, sp: u64) -> Ret {
+    // Xen forces the stack selector's RPL for the guest; ring 3 here.
+    d.vcpu.kernel_ss = ss | 3;
+    d.vcpu.kernel_sp = sp;
+    0
+}
+
+fn set_callbacks(d: &mut Domain, event: u64, failsafe: u64, syscall: u64) -> Ret {
+    // As in Xen, each registration that fails (non-canonical) is ignored
+    // and the hypercall still returns 0.
+    let _ = register_callback(d, CALLBACKTYPE_EVENT, 0, event);
+    let _ = register_callback(d, CALLBACKTYPE_FAILSAFE, 0, failsafe);
+    let _ = register_callback(d, CALLBACKTYPE_SYSCALL, 0, syscall);
+    0
+}
+
+const CALLBACKTYPE_EVENT: u16 = 0;
+const CALLBACKTYPE_FAILSAFE: u16 = 1;
+const CALLBACKTYPE_SYSCALL: u16 = 2;
+const CALLBACKTYPE_SYSENTER: u16 = 3;
+const CALLBACKTYPE_NMI: u16 = 4;
+const CALLBACKTYPE_SYSCALL32: u16 = 7;
+const CALLBACKF_MASK_EVENTS: u16 = 1;
+
+fn register_callback(d: &mut Domain, kind: u16, flags: u16, address: u64) -> Ret {
+    if !is_canonical(address) {
+        return -EINVAL;
+    }
+    let v = &mut d.vcpu;
+    match kind {
+        CALLBACKTYPE_EVENT => v.event_callback = address,
+        CALLBACKTYPE_FAILSAFE => v.failsafe_callback = address,
+        CALLBACKTYPE_SYSCALL => {
+            v.syscall_callback = address;
+            v.syscall_masks_events = flags & CALLBACKF_MASK_EVENTS != 0;
+        }
+        // 32-bit user mode is not supported: accepted and never used, as a
+        // 64-bit-only Xen would.
+        CALLBACKTYPE_SYSCALL32 | CALLBACKTYPE_SYSENTER => {}
+        CALLBACKTYPE_NMI => v.traps[2] = TrapInfo { vector: 2, flags: 4, cs: 0xe033, address },
+        _ => return -ENOSYS,
+    }
+    0
+}
+
+fn callback_op(d: &mut Domain, cmd: u32, arg: u64) -> Ret {
+    const CALLBACKOP_REGISTER: u32 = 0;
+    const CALLBACKOP_UNREGISTER: u32 = 1;
+    let mem = d.kernel_mem();
+    match cmd {
+        CALLBACKOP_REGISTER => {
+            // struct callback_register { u16 type; u16 flags; u64 address @8 }
+            let mut raw = [0u8; 16];
+            guest!(mem.read(arg, &mut raw));
+            let kind = u16::from_le_bytes([raw[0], raw[1]]);
+            let flags = u16::from_le_bytes([raw[2], raw[3]]);
+            let address = u64::from_le_bytes(raw[8..16].try_into().unwrap_or_default());
+            register_callback(d, kind, flags, address)
+        }
+        CALLBACKOP_UNREGISTER => {
+            let mut raw = [0u8; 2];
+            guest!(mem.read(arg, &mut raw));
+            match u16::from_le_bytes(raw) {
+                CALLBACKTYPE_NMI => {
+                    d.vcpu.traps[2] = TrapInfo::default();
+                    0
+                }
+                CALLBACKTYPE_EVENT | CALLBACKTYPE_FAILSAFE | CALLBACKTYPE_SYSCALL | CALLBACKTYPE_SYSCALL32
+                | CALLBACKTYPE_SYSENTER => -EINVAL,
+                _ => -ENOSYS,
+            }
+        }
+        _ => -ENOSYS,
+    }
+}
+
+fn fpu_taskswitch(d: &mut Domain, set: u64) -> Ret {
+    d.fpu_ts = set as u32 != 0;
+    0
+}
+
+/// VMASST types xen-core implements: 4gb_segments and its notify variant
+/// and pae_extended_cr3 (all without effect on 64-bit guests, as on Xen),
+/// and runstate_update_flag. writable_pagetables, architectural_iopl and
+/// m2p_strict are refused (-EINVAL) until implemented; see docs/hypercalls.md.
+const VMASST_VALID: u64 = (1 << 0) | (1 << 1) | (1 << 3) | (1 << 5);
+/// `VMASST_TYPE_pae_extended_cr3`.
+const VMASST_PAE_EXTENDED_CR3: u32 = 3;
+
+fn vm_assist(d: &mut Domain, cmd: u32, kind: u32) -> Ret {
+    if kind >= 64 || VMASST_VALID & (1 << kind) == 0 {
+        return -EINVAL;
+    }
+    match cmd {
+        0 => d.vm_assist |= 1 << kind,
+        1 => d.vm_assist &= !(1 << kind),
+        _ => return -ENOSYS,
+    }
+    0
+}
+
+fn set_segment_base(d: &mut Domain, which: u32, base: u64) -> Ret {
+    const SEGBASE_FS: u32 = 0;
+    const SEGBASE_GS_USER: u32 = 1;
+    const SEGBASE_GS_KERNEL: u32 = 2;
+    const SEGBASE_GS_USER_SEL: u32 = 3;
+    let canonical = is_canonical(base);
+    match which {
+        SEGBASE_FS | SEGBASE_GS_USER | SEGBASE_GS_KERNEL if !canonical => -EINVAL,
+        SEGBASE_FS => {
+            d.fs_base = base;
+            0
+        }
+        SEGBASE_GS_USER => {
+            d.gs_base_user = base;
+            0
+        }
+        SEGBASE_GS_KERNEL => {
+            d.gs_base_kernel = base;
+            0
+        }
+        SEGBASE_GS_USER_SEL => {
+            // Every selector a guest can name in xen-core's GDT is flat (or
+            // NUL, or faults and is NULed, as in Xen): the base becomes 0.
+            d.gs_base_user = 0;
+            0
+        }
+        _ => -EINVAL,
+    }
+}
+
+fn sched_op(d: &mut Domain, regs: &CpuUserRegs, cmd: u32, arg: u64) -> Ret {
+    use xen_public::{SCHEDOP_BLOCK, SCHEDOP_POLL, SCHEDOP_SHUTDOWN, SCHEDOP_YIELD};
+    match u64::from(cmd) {
+        SCHEDOP_YIELD => 0,
+        // With one vCPU and no other source of events, blocking can only
+        // return at once: the caller re-checks its events, as it must
+        // after any wakeup.
+        SCHEDOP_BLOCK => 0,
+        SCHEDOP_POLL => poll(d, arg),
+        SCHEDOP_SHUTDOWN => {
+            let reason = guest!(d.kernel_mem().read_u32(arg));
+            d.shutdown(regs, reason)
+        }
+        _ => -ENOSYS,
+    }
+}
+
+/// Bytes copied per step of `console_io` writes.
+const CONSOLE_CHUNK: usize = 256;
+/// Bytes written per call before a continuation.
+const CONSOLE_PER_CALL: u64 = 16 * 1024;
+
+fn console_io(d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
+    use xen_public::{CONSOLEIO_READ, CONSOLEIO_WRITE};
+    let (cmd, count, buf) = (regs.rdi as u32, regs.rsi, regs.rdx);
+    let mem = d.kernel_mem();
+    match u64::from(cmd) {
+        CONSOLEIO_WRITE => {
+            let mut done = 0u64;
+            let count = count as u32 as u64;
+            while done < count {
+                if done == CONSOLE_PER_CALL {
+                    // Long writes continue in a re-issued call, as in Xen.
+                    regs.rsi = count - done;
+                    regs.rdx = buf + done;
+                    return continue_later(regs, nr::CONSOLE_IO) as i64;
+                }
+                let n = (count - done).min(CONSOLE_CHUNK as u64) as usize;
+                let mut chunk = [0u8; CONSOLE_CHUNK];
+                guest!(mem.read(buf + done, &mut chunk[..n]));
+                crate::guest::console_write(&chunk[..n]);
+                done += n as u64;
+            }
+            0
+        }
+        CONSOLEIO_READ if !d.privileged => -EPERM,
+        CONSOLEIO_READ if count as u32 > i32::MAX as u32 => -E2BIG,
+        CONSOLEIO_READ => {
+            let count = count as u32 as usize;
+            let mut got = 0usize;
+            while got < count {
+                let Some(b) = crate::console::read_byte() else { break };
+                guest!(mem.write(buf + got as u64, &[b]));
+                got += 1;
+            }
+            got as i64
+        }
+        _ => -ENOSYS,
+    }
+}
+
+fn copy_str(mem: &GuestMem, va: u64, s: &str, size: usize) -> Ret {
+    let mut buf = [0u8; 1024];
+    let n = s.len().min(size - 1);
+    buf[..n].copy_from_slice(&s.as_bytes()[..n]);
+    guest!(mem.write(va, &buf[..size]));
+    0
+}
+
+fn xen_version(d: &mut Domain, cmd: u32, arg: u64) -> Ret {
+    use xen_public::*;
+    let mem = d.kernel_mem();
+    match u64::from(cmd) {
+        XENVER_VERSION => i64::from((XEN_MAJOR << 16) | XEN_MINOR),
+        XENVER_EXTRAVERSION => copy_str(&mem, arg, "-xen-core", 16),
+        XENVER_COMPILE_INFO => {
+            // {compiler[64], compile_by[16], compile_domain[32], compile_date[32]}
+            let mut info = [0u8; 144];
+            let fields: [(&str, usize, usize); 4] =
+                [("rustc 1.95.0", 0, 64), (NAME, 64, 16), (VERSION, 80, 32), ("unknown", 112, 32)];
+            for (s, at, size) in fields {
+                let n = s.len().min(size - 1);
+                info[at..at + n].copy_from_slice(&s.as_bytes()[..n]);
+            }
+            guest!(mem.write(arg, &info));
+            0
+        }
+        XENVER_CAPABILITIES => copy_str(&mem, arg, "xen-3.0-x86_64", 1024),
+        XENVER_CHANGESET => copy_str(&mem, arg, "unavailable", 64),
+        XENVER_PLATFORM_PARAMETERS => {
+            guest!(mem.write(arg, &HYPERVISOR_VIRT_START.to_le_bytes()));
+            0
+        }
+        XENVER_GET_FEATURES => {
+            let idx = guest!(mem.read_u32(arg));
+            if idx != 0 {
+                return -EINVAL;
+            }
+            guest!(mem.write(arg + 4, &features(d).to_le_bytes()));
+            0
+        }
+        XENVER_PAGESIZE => PAGE_SIZE as i64,
+        _ => -ENOSYS,
+    }
+}
+
+/// XENFEAT bits xen-core offers a PV domain (submap 0).
+fn features(d: &Domain) -> u32 {
+    const XENFEAT_PAE_PGDIR_ABOVE_4GB: u32 = 4;
+    const XENFEAT_DOM0: u32 = 11;
+    const XENFEAT_DIRECT_MAPPED: u32 = 17;
+    let mut f = 1 << XENFEAT_DIRECT_MAPPED;
+    if d.privileged {
+        f |= 1 << XENFEAT_DOM0;
+    }
+    if d.vm_assist & (1 << VMASST_PAE_EXTENDED_CR3) != 0 {
+        f |= 1 << XENFEAT_PAE_PGDIR_ABOVE_4GB;
+    }
+    f
+}
+
+fn u32_at(b: &[u8], off: usize) -> u32 {
+    u32::from_le_bytes(b[off..off + 4].try_into().unwrap_or_default())
+}
+
+fn u16_at(b: &[u8], off: usize) -> u16 {
+    u16::from_le_bytes(b[off..off + 2].try_into().unwrap_or_default())
+}
+
+/// The domain a `dom` field names: only the caller itself exists here, so
+/// anything else is unknown (-ESRCH).
+fn self_dom(d: &Domain, dom: u16) -> Result<(), i64> {
+    if dom == xen_public::DOMID_SELF || dom == d.domid { Ok(()) } else { Err(-ESRCH) }
+}
+
+mod evtchn;
+mod gnttab;
+mod mmu;
+
+use evtchn::{event_channel_op, poll};
+use gnttab::grant_table_op;
+use mmu::{mmu_update, mmuext_op, multicall, set_gdt, update_descriptor, update_va_mapping};
