@@ -31,6 +31,8 @@ pub enum Test {
     UserTablesFault,
     /// The PV clock: system time advances, a sleep lasts, the wall clock.
     Time,
+    /// Single-shot timers through VIRQ_TIMER: never early, bounded lateness.
+    Timer,
 }
 
 /// The value of `key=` on the command line.
@@ -62,6 +64,7 @@ pub fn test(cmdline: &str) -> Result<Test, &str> {
         "usertables-syscall" => Test::UserTablesSyscall,
         "usertables-fault" => Test::UserTablesFault,
         "time" => Test::Time,
+        "timer" => Test::Timer,
         other => return Err(other),
     })
 }

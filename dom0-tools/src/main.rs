@@ -132,6 +132,27 @@ mod dom0 {
                 println!("dom0: time: wall clock year {}", if year >= 2024 { "plausible" } else { "implausible" });
                 poweroff()
             }
+            Test::Timer => {
+                let va = pages.alloc_page().unwrap_or(0);
+                shared::map(va, si.shared_info);
+                println!("dom0: timer: event callback -> {}", pv_guest_kernel::events::init());
+                let Ok(port) = shared::bind_timer_virq() else {
+                    println!("dom0: timer: cannot bind VIRQ_TIMER");
+                    poweroff()
+                };
+                let (mut earliest, mut latest) = (i64::MAX, i64::MIN);
+                for _ in 0..20 {
+                    let deadline = shared::now_ns().unwrap_or(0) + 5_000_000;
+                    let woke = shared::sleep_until(deadline, port).unwrap_or(0);
+                    let late = woke as i64 - deadline as i64;
+                    earliest = earliest.min(late);
+                    latest = latest.max(late);
+                }
+                println!("dom0: timer: 20 timers fired; lateness {} us to {} us", earliest / 1000, latest / 1000);
+                println!("dom0: timer: {}", if earliest >= 0 { "none fired before its deadline" } else { "a timer fired early" });
+                println!("dom0: timer: {}", if latest < 50_000_000 { "lateness within 50 ms" } else { "too late" });
+                poweroff()
+            }
             Test::Bench => {
                 crate::bench::run(si, &mut pages);
                 poweroff()

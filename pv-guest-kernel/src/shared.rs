@@ -87,3 +87,35 @@ pub fn sleep_ns(ns: u64) -> Option<()> {
     }
     Some(())
 }
+
+/// `set_timer_op(abs_ns)`: a single-shot timer at system time `abs_ns`,
+/// delivered on VIRQ_TIMER; 0 cancels.
+pub fn set_timer(abs_ns: u64) -> i64 {
+    hypercall::raw(xen_public::hypercall::SET_TIMER_OP, abs_ns, 0, 0)
+}
+
+/// `SCHEDOP_block`: sleep until an event upcall is pending (unmasks
+/// upcalls, as Xen does).
+pub fn block() -> i64 {
+    hypercall::raw(xen_public::hypercall::SCHED_OP, xen_public::SCHEDOP_BLOCK, 0, 0)
+}
+
+/// Bind VIRQ_TIMER on vCPU 0: the port.
+pub fn bind_timer_virq() -> Result<u32, i64> {
+    let mut v: [u32; 3] = [0, 0, 0];
+    let rc = crate::events::op(1, &mut v);
+    if rc != 0 { Err(rc) } else { Ok(v[2]) }
+}
+
+/// Sleep until system time `deadline` on the timer (VIRQ_TIMER on `port`);
+/// returns the system time at wake-up.
+pub fn sleep_until(deadline: u64, port: u32) -> Option<u64> {
+    let before = crate::events::count(port);
+    if set_timer(deadline) != 0 {
+        return None;
+    }
+    while crate::events::count(port) == before {
+        block();
+    }
+    now_ns()
+}

@@ -60,6 +60,8 @@ pub struct Domain {
     pub ports: crate::event::Ports,
     /// Grant table (v1).
     pub grant: GrantTable,
+    /// Single-shot timer deadline in system time (ns); 0 when none.
+    pub timer_deadline: u64,
 }
 
 /// A domain's grant table: its shared frames, the pin counts of each
@@ -139,6 +141,11 @@ pub static CPU0_DOMAIN: spin::Mutex<Option<Domain>> = spin::Mutex::new(None);
 
 /// The machine clock, set once at boot.
 pub static CLOCK: spin::Once<crate::time::Clock> = spin::Once::new();
+
+/// Nanoseconds since boot.
+pub fn system_time() -> u64 {
+    CLOCK.get().map_or(0, |c| c.system_time(crate::arch::x86_64::clock::rdtsc()))
+}
 
 /// One past the highest machine address the direct map covers.
 pub static DIRECTMAP_END: spin::Once<u64> = spin::Once::new();
@@ -258,6 +265,47 @@ impl Domain {
         unsafe { self.shinfo().read_volatile() != 0 && self.shinfo().add(SHINFO_UPCALL_MASK).read_volatile() == 0 }
     }
 
+    /// Fire the domain's timer if its deadline has passed (VIRQ_TIMER), and
+    /// keep the LAPIC armed for the deadline still ahead.
+    pub fn check_timer(&mut self) {
+        crate::arch::x86_64::apic::TIMER_FIRED.store(false, core::sync::atomic::Ordering::SeqCst);
+        if self.timer_deadline == 0 {
+            return;
+        }
+        let now = system_time();
+        if now >= self.timer_deadline {
+            self.timer_deadline = 0;
+            if let Some(port) = self.ports.virq_port(0) {
+                crate::event::set_pending(&mut self.event_bits(), port);
+            }
+        } else {
+            crate::arch::x86_64::apic::arm(self.timer_deadline - now);
+        }
+    }
+
+    /// Wait, with interrupts enabled only while halted, until `ready` holds
+    /// or `until` (system time, 0 = none) passes. Returns at once when
+    /// nothing could wake the domain (no timer and no deadline).
+    pub fn wait(&mut self, until: u64, ready: impl Fn(&Domain) -> bool) {
+        loop {
+            self.check_timer();
+            if ready(self) {
+                return;
+            }
+            let now = system_time();
+            if until != 0 && now >= until {
+                return;
+            }
+            let next = match (self.timer_deadline, until) {
+                (0, 0) => return,
+                (0, u) | (u, 0) => u,
+                (a, b) => a.min(b),
+            };
+            crate::arch::x86_64::apic::arm(next.saturating_sub(now).max(1));
+            crate::arch::x86_64::apic::wait_for_interrupt();
+        }
+    }
+
     /// Deliver a pending event upcall to the guest's event callback, as
     /// Xen does on every return to a guest: the callback runs with events
     /// masked; its `iret` unmasks them and the check runs again.
@@ -267,6 +315,12 @@ impl Domain {
         }
         let b = crate::domain::vcpu::Bounce { eip: self.vcpu.event_callback, error_code: None, mask_events: true, clear_df: false };
         self.deliver(regs, b);
+    }
+
+    /// Clear `evtchn_upcall_mask` in shared_info (SCHEDOP_block).
+    pub fn clear_upcall_mask(&self) {
+        // SAFETY: byte 1 of vcpu_info[0] in the domain's shared_info frame.
+        unsafe { self.shinfo().add(SHINFO_UPCALL_MASK).write_volatile(0) };
     }
 
     /// Pull `evtchn_upcall_mask` from shared_info into the vCPU state.
@@ -402,6 +456,17 @@ pub fn handle_syscall(regs: &mut CpuUserRegs) {
         let b = d.vcpu.syscall_bounce(regs);
         d.deliver(regs, b);
     }
+    d.check_timer();
+    d.deliver_events(regs);
+    d.prepare_resume(regs);
+}
+
+/// The LAPIC timer fired while a guest ran: fire its timer and deliver.
+pub fn handle_timer_interrupt(regs: &mut CpuUserRegs) {
+    // A guest was running, so no hypervisor path holds the domain lock.
+    let Some(mut guard) = CPU0_DOMAIN.try_lock() else { return };
+    let Some(d) = guard.as_mut() else { return };
+    d.check_timer();
     d.deliver_events(regs);
     d.prepare_resume(regs);
 }
@@ -458,6 +523,7 @@ pub fn handle_exception(regs: &mut CpuUserRegs) {
     let ec = has_error_code(regs.entry_vector).then_some(regs.error_code);
     let b = d.vcpu.exception_bounce(vector, ec);
     d.deliver(regs, b);
+    d.check_timer();
     d.deliver_events(regs);
     d.prepare_resume(regs);
 }

@@ -107,6 +107,8 @@ fn init_clock() {
     let clock = crate::time::Clock { scale, boot_tsc: clock::rdtsc(), boot_wall: clock::rtc_unix_seconds() };
     crate::guest::CLOCK.call_once(|| clock);
     info!("TSC: {}.{:03} MHz; wall clock {} s since 1970", hz / 1_000_000, (hz / 1_000) % 1_000, clock.boot_wall);
+    let apic_hz = crate::arch::x86_64::apic::init(hz);
+    info!("LAPIC timer: {} kHz (one-shot, vector {:#x})", apic_hz / 1000, crate::arch::x86_64::apic::TIMER_VECTOR);
 }
 
 /// Dom0's size when `dom0_mem=` is not given: half of free memory, at most
@@ -157,6 +159,7 @@ fn start_dom0(mbi: &BootInfo<'static>, opts: &Options<'_>, kernel: Module<'stati
         gdt_ents: 0,
         ports: crate::event::Ports::new(1),
         grant: crate::guest::GrantTable::default(),
+        timer_deadline: 0,
     };
     info!("Scrubbed free RAM; {} frames left. Starting dom0.", machine::free_frames());
     crate::guest::start(dom, built.regs)

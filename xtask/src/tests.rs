@@ -218,6 +218,12 @@ fn dom0_tests() -> Vec<Dom0Test> {
             &["dom0: time: map shared_info -> 0", "dom0: time: system time advances", "dom0: time: a 50 ms sleep lasts at least 50 ms", "dom0: time: wall clock year plausible"],
         ),
         t(
+            "guest_timer_never_early",
+            "test=timer",
+            false,
+            &["dom0: timer: 20 timers fired", "dom0: timer: none fired before its deadline", "dom0: timer: lateness within 50 ms"],
+        ),
+        t(
             "user_tables_hide_the_kernel",
             "test=usertables-fault",
             false,

@@ -1021,6 +1021,30 @@ cases! {
     }
     gnttab_unmapped_op_array_efault ("grant_table_op", "GNTTABOP_map_grant_ref", Reject) { expect(call(nr::GRANT_TABLE_OP, 0, UNMAPPED, 1, 0, 0), -EFAULT) }
     gnttab_unknown_cmd_enosys ("grant_table_op", "cmd 99", Reject) { expect(call(nr::GRANT_TABLE_OP, 99, UNMAPPED, 1, 0, 0), -ENOSYS) }
+    set_timer_op_cancel_ok ("set_timer_op", "cancel", Accept) { expect(call(nr::SET_TIMER_OP, 0, 0, 0, 0, 0), 0) }
+    set_timer_op_far_future_ok ("set_timer_op", "arm", Accept) {
+        let r = call(nr::SET_TIMER_OP, u64::MAX / 2, 0, 0, 0, 0);
+        call(nr::SET_TIMER_OP, 0, 0, 0, 0, 0);
+        expect(r, 0)
+    }
+    vcpu_op_singleshot_in_the_past_fires_not_etime ("vcpu_op", "VCPUOP_set_singleshot_timer", Accept) {
+        // Xen 4.17 ignores VCPU_SSHOTTMR_future: no -ETIME.
+        let t: [u64; 2] = [1, 1];
+        let r = call(nr::VCPU_OP, 8, 0, ptr(&t), 0, 0);
+        call(nr::VCPU_OP, 9, 0, 0, 0, 0);
+        expect(r, 0)
+    }
+    set_timer_op_negative_deadline_accepted ("set_timer_op", "arm", Attack) {
+        let r = call(nr::SET_TIMER_OP, u64::MAX, 0, 0, 0, 0);
+        call(nr::SET_TIMER_OP, 0, 0, 0, 0, 0);
+        expect(r, 0)
+    }
+    vcpu_op_singleshot_future_then_stop ("vcpu_op", "VCPUOP_set_singleshot_timer", Accept) {
+        let t: [u64; 2] = [u64::MAX / 2, 1];
+        all(&[expect(call(nr::VCPU_OP, 8, 0, ptr(&t), 0, 0), 0), expect(call(nr::VCPU_OP, 9, 0, 0, 0, 0), 0)])
+    }
+    vcpu_op_missing_vcpu_enoent ("vcpu_op", "VCPUOP_stop_singleshot_timer", Reject) { expect(call(nr::VCPU_OP, 9, 5, 0, 0, 0), -ENOENT) }
+    vcpu_op_singleshot_unmapped_efault ("vcpu_op", "VCPUOP_set_singleshot_timer", Reject) { expect(call(nr::VCPU_OP, 8, 0, UNMAPPED, 0, 0), -EFAULT) }
     multicall_batch_of_update_va_mapping ("multicall", "update_va_mapping batch", Accept) {
         let (Some((a, am)), Some((b, bm))) = (page(), page()) else { return error(format_args!("no spare pages")) };
         let mut batch = crate::mm::Batch::default();

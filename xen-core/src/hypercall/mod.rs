@@ -50,6 +50,8 @@ pub fn dispatch(d: &mut Domain, regs: &mut CpuUserRegs) -> u64 {
         nr::SET_GDT => set_gdt(d, a1, a2 as u32 as u64),
         nr::EVENT_CHANNEL_OP => event_channel_op(d, a1 as u32, a2),
         nr::GRANT_TABLE_OP => grant_table_op(d, regs),
+        nr::SET_TIMER_OP => set_timer_op(d, a1),
+        nr::VCPU_OP => vcpu_op(d, a1 as u32, a2 as u32, a3),
         nr::UPDATE_DESCRIPTOR => update_descriptor(d, a1, a2),
         _ => -ENOSYS,
     };
@@ -226,10 +228,15 @@ fn sched_op(d: &mut Domain, regs: &CpuUserRegs, cmd: u32, arg: u64) -> Ret {
     use xen_public::{SCHEDOP_BLOCK, SCHEDOP_POLL, SCHEDOP_SHUTDOWN, SCHEDOP_YIELD};
     match u64::from(cmd) {
         SCHEDOP_YIELD => 0,
-        // With one vCPU and no other source of events, blocking can only
-        // return at once: the caller re-checks its events, as it must
-        // after any wakeup.
-        SCHEDOP_BLOCK => 0,
+        SCHEDOP_BLOCK => {
+            // As Xen: blocking re-enables event delivery, then sleeps until
+            // an upcall is deliverable (returns at once if nothing could
+            // ever wake the domain: no timer armed).
+            d.vcpu.upcall_mask = false;
+            d.clear_upcall_mask();
+            d.wait(0, Domain::upcall_deliverable);
+            0
+        }
         SCHEDOP_POLL => poll(d, arg),
         SCHEDOP_SHUTDOWN => {
             let reason = guest!(d.kernel_mem().read_u32(arg));
@@ -364,3 +371,37 @@ mod mmu;
 use evtchn::{event_channel_op, poll};
 use gnttab::grant_table_op;
 use mmu::{mmu_update, mmuext_op, multicall, set_gdt, update_descriptor, update_va_mapping};
+
+/// `set_timer_op(timeout)`: a single-shot timer at absolute system time
+/// `timeout` (ns), delivered as VIRQ_TIMER; 0 cancels.
+fn set_timer_op(d: &mut Domain, timeout: u64) -> Ret {
+    d.timer_deadline = timeout;
+    if timeout == 0 {
+        crate::arch::x86_64::apic::disarm();
+    }
+    d.check_timer();
+    0
+}
+
+/// `vcpu_op(cmd, vcpuid, arg)`: the single-shot timer commands; the rest
+/// -ENOSYS.
+fn vcpu_op(d: &mut Domain, cmd: u32, vcpu: u32, arg: u64) -> Ret {
+    const SET_SINGLESHOT_TIMER: u32 = 8;
+    const STOP_SINGLESHOT_TIMER: u32 = 9;
+    if vcpu != 0 {
+        return -xen_public::errno::ENOENT;
+    }
+    match cmd {
+        SET_SINGLESHOT_TIMER => {
+            let mut b = [0u8; 16];
+            if d.kernel_mem().read(arg, &mut b).is_err() {
+                return -EFAULT;
+            }
+            // As Xen 4.17, VCPU_SSHOTTMR_future is ignored: a deadline in
+            // the past fires at once instead of failing with -ETIME.
+            set_timer_op(d, u64::from_le_bytes(b[..8].try_into().unwrap_or_default()))
+        }
+        STOP_SINGLESHOT_TIMER => set_timer_op(d, 0),
+        _ => -ENOSYS,
+    }
+}

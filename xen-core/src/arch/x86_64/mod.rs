@@ -3,6 +3,7 @@
 //!
 //! Every `unsafe` block in the hypervisor lives under this module.
 
+pub mod apic;
 pub mod boot;
 pub mod clock;
 pub mod cpu;

@@ -176,6 +176,8 @@ pub fn build(alloc: &mut FrameAllocator<'_>, ram_top: u64) -> Result<Layout, Out
     for pa in (0..top).step_by(LARGE as usize) {
         b.map_2m(DIRECTMAP_VIRT_START + pa, pa, flags)?;
     }
+    // The local APIC's registers, uncached (PWT | PCD).
+    b.map_4k(super::apic::LAPIC_VA, super::apic::LAPIC_PHYS, pte::P | pte::RW | 0x8 | 0x10 | pte::G | pte::NX)?;
     let m2p_entries = (ram_top / PAGE).min((RO_MPT_VIRT_END - RO_MPT_VIRT_START) / 8);
     let m2p_frames = (m2p_entries * 8).div_ceil(PAGE);
     let m2p = b.alloc.alloc_contiguous(m2p_frames).ok_or(OutOfFrames)?;

@@ -87,6 +87,21 @@ exception_stubs!(
 );
 
 core::arch::global_asm!(
+    ".text",
+    ".balign 16",
+    ".global irq_stub_timer",
+    "irq_stub_timer:",
+    "  push $0",
+    "  push $0xf0",
+    "  jmp exception_common",
+    ".balign 16",
+    ".global irq_stub_spurious",
+    "irq_stub_spurious:",
+    "  iretq",
+    options(att_syntax)
+);
+
+core::arch::global_asm!(
     r#"
     .text
 /*
@@ -152,6 +167,8 @@ guest_return_path:
 unsafe extern "C" {
     /// Stub addresses, indexed by vector (defined in the asm above).
     static exception_stub_table: [u64; NR_EXCEPTIONS];
+    fn irq_stub_timer();
+    fn irq_stub_spurious();
 }
 
 /// One 16-byte IDT gate.
@@ -213,6 +230,8 @@ pub fn init_idt() {
             let dpl = if v == 3 || v == 4 { 3 } else { 0 };
             idt.0[v] = Gate::interrupt(stub, ist_for(v), dpl);
         }
+        idt.0[usize::from(super::apic::TIMER_VECTOR)] = Gate::interrupt(irq_stub_timer as *const () as u64, 0, 0);
+        idt.0[usize::from(super::apic::SPURIOUS_VECTOR)] = Gate::interrupt(irq_stub_spurious as *const () as u64, 0, 0);
         idt
     });
 }
@@ -233,6 +252,14 @@ pub fn load_idt() {
 
 /// Common Rust entry for every exception and for SYSCALL.
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
+    if frame.entry_vector == u64::from(super::apic::TIMER_VECTOR) {
+        super::apic::TIMER_FIRED.store(true, core::sync::atomic::Ordering::SeqCst);
+        super::apic::eoi();
+        if frame.cs & 3 == 3 {
+            crate::guest::handle_timer_interrupt(frame);
+        }
+        return;
+    }
     if frame.entry_vector == crate::domain::vcpu::ENTRY_SYSCALL {
         crate::guest::handle_syscall(frame);
     } else {

@@ -1,0 +1,97 @@
+//! The local APIC timer: one-shot interrupts for guest timers.
+//!
+//! Owns the xAPIC MMIO page, mapped uncached at [`LAPIC_VA`]. Invariant:
+//! the timer interrupt handler only acknowledges the interrupt and sets
+//! [`TIMER_FIRED`]; whoever resumes a guest or waits for events checks the
+//! deadlines, so the handler never takes a lock.
+
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// Where the LAPIC's registers are mapped.
+pub const LAPIC_VA: u64 = 0xffff_82d0_c000_0000;
+/// The LAPIC's physical base.
+pub const LAPIC_PHYS: u64 = 0xfee0_0000;
+/// Vector of the timer interrupt.
+pub const TIMER_VECTOR: u8 = 0xf0;
+/// Vector of spurious interrupts.
+pub const SPURIOUS_VECTOR: u8 = 0xff;
+
+const MSR_APIC_BASE: u32 = 0x1b;
+const REG_TPR: u64 = 0x80;
+const REG_EOI: u64 = 0xb0;
+const REG_SVR: u64 = 0xf0;
+const REG_LVT_TIMER: u64 = 0x320;
+const REG_INITIAL: u64 = 0x380;
+const REG_CURRENT: u64 = 0x390;
+const REG_DIVIDE: u64 = 0x3e0;
+
+/// Set by the interrupt handler; cleared by whoever handles deadlines.
+pub static TIMER_FIRED: AtomicBool = AtomicBool::new(false);
+/// APIC timer ticks per second (0 until calibrated).
+static APIC_HZ: AtomicU64 = AtomicU64::new(0);
+
+fn write(reg: u64, v: u32) {
+    // SAFETY: LAPIC_VA maps the LAPIC page uncached (paging::build); the
+    // register offsets are architectural.
+    unsafe { ((LAPIC_VA + reg) as *mut u32).write_volatile(v) }
+}
+
+fn read(reg: u64) -> u32 {
+    // SAFETY: as in `write`.
+    unsafe { ((LAPIC_VA + reg) as *const u32).read_volatile() }
+}
+
+/// Enable the LAPIC and calibrate its timer against the TSC (`tsc_hz`).
+pub fn init(tsc_hz: u64) -> u64 {
+    // SAFETY: IA32_APIC_BASE exists on every x86_64 CPU; this keeps the
+    // default base and sets the global enable bit.
+    unsafe { super::cpu::wrmsr(MSR_APIC_BASE, (super::cpu::rdmsr(MSR_APIC_BASE) & !0xfff) | (1 << 11)) };
+    write(REG_TPR, 0);
+    write(REG_SVR, 0x100 | u32::from(SPURIOUS_VECTOR));
+    write(REG_DIVIDE, 0x3); // divide by 16
+    write(REG_LVT_TIMER, (1 << 16) | u32::from(TIMER_VECTOR)); // masked while calibrating
+    write(REG_INITIAL, u32::MAX);
+    let t0 = super::clock::rdtsc();
+    let window = tsc_hz / 100; // 10 ms
+    while super::clock::rdtsc() - t0 < window {
+        core::hint::spin_loop();
+    }
+    let elapsed = u64::from(u32::MAX - read(REG_CURRENT));
+    write(REG_INITIAL, 0);
+    let hz = elapsed * 100;
+    APIC_HZ.store(hz, Ordering::Relaxed);
+    write(REG_LVT_TIMER, u32::from(TIMER_VECTOR)); // one-shot, unmasked
+    hz
+}
+
+/// Fire the timer interrupt in `ns` nanoseconds (at least one tick; long
+/// delays fire early and are re-armed by the deadline check).
+pub fn arm(ns: u64) {
+    let hz = APIC_HZ.load(Ordering::Relaxed);
+    if hz == 0 {
+        return;
+    }
+    let ticks = (u128::from(ns) * u128::from(hz) / 1_000_000_000).clamp(1, u128::from(u32::MAX)) as u32;
+    write(REG_INITIAL, ticks);
+}
+
+/// Stop the timer.
+pub fn disarm() {
+    if APIC_HZ.load(Ordering::Relaxed) != 0 {
+        write(REG_INITIAL, 0);
+    }
+}
+
+/// Acknowledge the current interrupt.
+pub fn eoi() {
+    write(REG_EOI, 0);
+}
+
+/// Wait for an interrupt with interrupts briefly enabled. Only called
+/// with no lock held that an interrupt handler could want.
+pub fn wait_for_interrupt() {
+    // SAFETY: `sti; hlt` enables interrupts only for the halt (an
+    // interrupt arriving between them still wakes the hlt); `cli` restores
+    // the hypervisor's interrupts-off rule.
+    unsafe { core::arch::asm!("sti", "hlt", "cli", options(nomem, nostack)) };
+}
