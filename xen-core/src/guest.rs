@@ -62,6 +62,8 @@ pub struct Domain {
     pub grant: GrantTable,
     /// Single-shot timer deadline in system time (ns); 0 when none.
     pub timer_deadline: u64,
+    /// Most pages the domain may have (`max_mem`).
+    pub max_pages: u64,
 }
 
 /// A domain's grant table: its shared frames, the pin counts of each
@@ -141,6 +143,14 @@ pub static CPU0_DOMAIN: spin::Mutex<Option<Domain>> = spin::Mutex::new(None);
 
 /// The machine clock, set once at boot.
 pub static CLOCK: spin::Once<crate::time::Clock> = spin::Once::new();
+
+/// The TSC frequency in kHz (0 before calibration).
+pub fn tsc_khz() -> u32 {
+    TSC_KHZ.load(core::sync::atomic::Ordering::Relaxed)
+}
+
+/// Set once by the clock calibration.
+pub static TSC_KHZ: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
 
 /// Nanoseconds since boot.
 pub fn system_time() -> u64 {

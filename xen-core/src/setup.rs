@@ -106,6 +106,7 @@ fn init_clock() {
     let Some(scale) = crate::time::TimeScale::from_hz(hz) else { return };
     let clock = crate::time::Clock { scale, boot_tsc: clock::rdtsc(), boot_wall: clock::rtc_unix_seconds() };
     crate::guest::CLOCK.call_once(|| clock);
+    crate::guest::TSC_KHZ.store((hz / 1000) as u32, core::sync::atomic::Ordering::Relaxed);
     info!("TSC: {}.{:03} MHz; wall clock {} s since 1970", hz / 1_000_000, (hz / 1_000) % 1_000, clock.boot_wall);
     let apic_hz = crate::arch::x86_64::apic::init(hz);
     info!("LAPIC timer: {} kHz (one-shot, vector {:#x})", apic_hz / 1000, crate::arch::x86_64::apic::TIMER_VECTOR);
@@ -160,6 +161,7 @@ fn start_dom0(mbi: &BootInfo<'static>, opts: &Options<'_>, kernel: Module<'stati
         ports: crate::event::Ports::new(1),
         grant: crate::guest::GrantTable::default(),
         timer_deadline: 0,
+        max_pages: built.nr_pages,
     };
     info!("Scrubbed free RAM; {} frames left. Starting dom0.", machine::free_frames());
     crate::guest::start(dom, built.regs)

@@ -115,6 +115,23 @@ mod helpers {
         uvm(va, (mfn << 12) | PTE_RW)
     }
 
+    /// A `xen_domctl` (144 bytes) for `cmd` on `dom` with Xen 4.17's version.
+    pub fn domctl_op(cmd: u32, version: u32, dom: u16) -> [u32; 36] {
+        let mut d = [0u32; 36];
+        d[0] = cmd;
+        d[1] = version;
+        d[2] = u32::from(dom);
+        d
+    }
+
+    /// A `xen_sysctl` (136 bytes) for `cmd`.
+    pub fn sysctl_op(cmd: u32, version: u32) -> [u32; 34] {
+        let mut d = [0u32; 34];
+        d[0] = cmd;
+        d[1] = version;
+        d
+    }
+
     /// The grant table, set up once and mapped at a spare page.
     pub fn grant_table() -> Option<crate::grants::Table> {
         use core::sync::atomic::{AtomicU64, Ordering};
@@ -1045,6 +1062,59 @@ cases! {
     }
     vcpu_op_missing_vcpu_enoent ("vcpu_op", "VCPUOP_stop_singleshot_timer", Reject) { expect(call(nr::VCPU_OP, 9, 5, 0, 0, 0), -ENOENT) }
     vcpu_op_singleshot_unmapped_efault ("vcpu_op", "VCPUOP_set_singleshot_timer", Reject) { expect(call(nr::VCPU_OP, 8, 0, UNMAPPED, 0, 0), -EFAULT) }
+    domctl_getdomaininfo_of_dom0 ("domctl", "XEN_DOMCTL_getdomaininfo", Accept) {
+        let mut op = domctl_op(5, 0x15, 0);
+        let r = call(nr::DOMCTL, ptr_mut(&mut op), 0, 0, 0, 0);
+        // union at byte 16: domain, flags, tot_pages; nr_online_vcpus at +64.
+        let flags = op[5];
+        let tot = u64::from(op[6]) | (u64::from(op[7]) << 32);
+        all(&[
+            expect(r, 0),
+            check(op[4] & 0xffff == 0, format_args!("domain {}", op[4] & 0xffff)),
+            check(flags & (1 << 5) != 0, format_args!("flags {flags:#x} not running")),
+            check(tot == start_info().nr_pages, format_args!("tot_pages {tot}")),
+            check(op[20] == 1, format_args!("online vcpus {}", op[20])),
+        ])
+    }
+    domctl_getdomaininfo_past_the_last_domain_esrch ("domctl", "XEN_DOMCTL_getdomaininfo", Reject) {
+        let mut op = domctl_op(5, 0x15, 0x7000);
+        expect(call(nr::DOMCTL, ptr_mut(&mut op), 0, 0, 0, 0), -ESRCH)
+    }
+    domctl_wrong_interface_version_eacces ("domctl", "interface_version", Reject) {
+        let mut op = domctl_op(5, 0x14, 0);
+        expect(call(nr::DOMCTL, ptr_mut(&mut op), 0, 0, 0, 0), -EACCES)
+    }
+    domctl_unmapped_argument_efault ("domctl", "argument", Reject) { expect(call(nr::DOMCTL, UNMAPPED, 0, 0, 0, 0), -EFAULT) }
+    domctl_max_mem_on_dom0_ok ("domctl", "XEN_DOMCTL_max_mem", Accept) {
+        let mut op = domctl_op(11, 0x15, 0);
+        let kb = start_info().nr_pages * 4 + 1024;
+        op[4] = kb as u32;
+        op[5] = (kb >> 32) as u32;
+        expect(call(nr::DOMCTL, ptr_mut(&mut op), 0, 0, 0, 0), 0)
+    }
+    sysctl_physinfo_reports_memory ("sysctl", "XEN_SYSCTL_physinfo", Accept) {
+        let mut op = sysctl_op(3, 0x15);
+        let r = call(nr::SYSCTL, ptr_mut(&mut op), 0, 0, 0, 0);
+        // union at byte 8: nr_cpus at +8, total_pages at +40, free_pages at +48.
+        let total = u64::from(op[12]) | (u64::from(op[13]) << 32);
+        let free = u64::from(op[14]) | (u64::from(op[15]) << 32);
+        all(&[expect(r, 0), check(op[4] >= 1, format_args!("nr_cpus {}", op[4])), check(total > start_info().nr_pages && free < total, format_args!("total {total} free {free}"))])
+    }
+    sysctl_getdomaininfolist_sees_dom0 ("sysctl", "XEN_SYSCTL_getdomaininfolist", Accept) {
+        let mut infos = [0u8; 112 * 4];
+        let mut op = sysctl_op(6, 0x15);
+        op[2] = 0; // first_domain
+        op[3] = 4; // max_domains
+        let buf = ptr_mut(&mut infos);
+        op[4] = buf as u32;
+        op[5] = (buf >> 32) as u32;
+        let r = call(nr::SYSCTL, ptr_mut(&mut op), 0, 0, 0, 0);
+        all(&[expect(r, 0), check(op[6] >= 1, format_args!("num_domains {}", op[6])), check(infos[0] == 0 && infos[1] == 0, format_args!("first is not dom0"))])
+    }
+    sysctl_wrong_interface_version_eacces ("sysctl", "interface_version", Reject) {
+        let mut op = sysctl_op(3, 0x1);
+        expect(call(nr::SYSCTL, ptr_mut(&mut op), 0, 0, 0, 0), -EACCES)
+    }
     multicall_batch_of_update_va_mapping ("multicall", "update_va_mapping batch", Accept) {
         let (Some((a, am)), Some((b, bm))) = (page(), page()) else { return error(format_args!("no spare pages")) };
         let mut batch = crate::mm::Batch::default();

@@ -1,0 +1,116 @@
+//! `domctl` and `sysctl`: the control interfaces of the privileged domain,
+//! with Xen 4.17's interface versions and layouts. Only the calling domain
+//! exists so far, so the commands that act on other domains answer as Xen
+//! does for an unknown one (-ESRCH); creating domains is still -ENOSYS.
+
+use super::mmu::le64;
+use super::*;
+
+/// `XEN_DOMCTL_INTERFACE_VERSION` of Xen 4.17.
+pub(super) const DOMCTL_VERSION: u32 = 0x15;
+/// `XEN_SYSCTL_INTERFACE_VERSION` of Xen 4.17.
+pub(super) const SYSCTL_VERSION: u32 = 0x15;
+/// Size of `struct xen_domctl_getdomaininfo` on x86.
+const DOMAININFO_SIZE: usize = 112;
+
+const XEN_DOMINF_RUNNING: u32 = 1 << 5;
+
+/// `xen_domctl_getdomaininfo` of `d` (which is running: it is the caller).
+fn domaininfo(d: &Domain) -> [u8; DOMAININFO_SIZE] {
+    let mut b = [0u8; DOMAININFO_SIZE];
+    b[0..2].copy_from_slice(&d.domid.to_le_bytes());
+    b[4..8].copy_from_slice(&XEN_DOMINF_RUNNING.to_le_bytes());
+    b[8..16].copy_from_slice(&d.nr_pages.to_le_bytes());
+    b[16..24].copy_from_slice(&d.max_pages.to_le_bytes());
+    b[48..56].copy_from_slice(&d.shared_info.0.to_le_bytes());
+    b[56..64].copy_from_slice(&crate::guest::system_time().to_le_bytes());
+    b[64..68].copy_from_slice(&1u32.to_le_bytes());
+    b[68..72].copy_from_slice(&0u32.to_le_bytes());
+    b[96] = 52;
+    b
+}
+
+/// `domctl(op)`.
+pub(super) fn domctl(d: &mut Domain, arg: u64) -> Ret {
+    const GETDOMAININFO: u32 = 5;
+    const MAX_MEM: u32 = 11;
+    if !d.privileged {
+        return -EPERM;
+    }
+    let mem = d.kernel_mem();
+    let mut b = [0u8; 144];
+    if mem.read(arg, &mut b).is_err() {
+        return -EFAULT;
+    }
+    let (cmd, version, dom) = (u32_at(&b, 0), u32_at(&b, 4), u16_at(&b, 8));
+    if version != DOMCTL_VERSION {
+        return -EACCES;
+    }
+    match cmd {
+        GETDOMAININFO => {
+            // The first domain whose id is >= the one asked for.
+            if dom > d.domid {
+                return -ESRCH;
+            }
+            b[8..10].copy_from_slice(&d.domid.to_le_bytes());
+            b[16..16 + DOMAININFO_SIZE].copy_from_slice(&domaininfo(d));
+        }
+        MAX_MEM => {
+            if dom != d.domid {
+                return -ESRCH;
+            }
+            let kb = u64::from_le_bytes(b[16..24].try_into().unwrap_or_default());
+            d.max_pages = kb / 4;
+            return 0;
+        }
+        _ if dom != d.domid && dom != xen_public::DOMID_SELF => return -ESRCH,
+        _ => return -ENOSYS,
+    }
+    if mem.write(arg, &b).is_err() { -EFAULT } else { 0 }
+}
+
+/// `sysctl(op)`.
+pub(super) fn sysctl(d: &mut Domain, arg: u64) -> Ret {
+    const PHYSINFO: u32 = 3;
+    const GETDOMAININFOLIST: u32 = 6;
+    const PHYSCAP_PV: u32 = 1 << 1;
+    if !d.privileged {
+        return -EPERM;
+    }
+    let mem = d.kernel_mem();
+    let mut b = [0u8; 136];
+    if mem.read(arg, &mut b).is_err() {
+        return -EFAULT;
+    }
+    let (cmd, version) = (u32_at(&b, 0), u32_at(&b, 4));
+    if version != SYSCTL_VERSION {
+        return -EACCES;
+    }
+    let u = 8;
+    match cmd {
+        PHYSINFO => {
+            let total = crate::mm::machine::M2P.get().map_or(0, |m| m.entries);
+            let words: [u32; 10] = [1, 1, 1, 0, 1, 0, 0, PHYSCAP_PV, 0, 0];
+            for (i, w) in words.iter().enumerate() {
+                b[u + i * 4..u + i * 4 + 4].copy_from_slice(&w.to_le_bytes());
+            }
+            b[u + 24..u + 28].copy_from_slice(&crate::guest::tsc_khz().to_le_bytes());
+            b[u + 40..u + 48].copy_from_slice(&total.to_le_bytes());
+            b[u + 48..u + 56].copy_from_slice(&crate::mm::machine::free_frames().to_le_bytes());
+            b[u + 72..u + 80].copy_from_slice(&total.saturating_sub(1).to_le_bytes());
+        }
+        GETDOMAININFOLIST => {
+            let (first, max, buf) = (u16_at(&b, u), u32_at(&b, u + 4), le64(&b[u + 8..u + 16]));
+            let mut n = 0u32;
+            if first <= d.domid && max >= 1 {
+                if mem.write(buf, &domaininfo(d)).is_err() {
+                    return -EFAULT;
+                }
+                n = 1;
+            }
+            b[u + 16..u + 20].copy_from_slice(&n.to_le_bytes());
+        }
+        _ => return -ENOSYS,
+    }
+    if mem.write(arg, &b).is_err() { -EFAULT } else { 0 }
+}
