@@ -1115,6 +1115,50 @@ cases! {
         let mut op = sysctl_op(3, 0x1);
         expect(call(nr::SYSCTL, ptr_mut(&mut op), 0, 0, 0, 0), -EACCES)
     }
+    memory_op_current_reservation_is_nr_pages ("memory_op", "XENMEM_current_reservation", Accept) {
+        let dom: u16 = 0x7ff0;
+        expect(call(nr::MEMORY_OP, 3, ptr(&dom), 0, 0, 0), start_info().nr_pages as i64)
+    }
+    memory_op_maximum_reservation_not_below_current ("memory_op", "XENMEM_maximum_reservation", Accept) {
+        let dom: u16 = 0x7ff0;
+        let max = call(nr::MEMORY_OP, 4, ptr(&dom), 0, 0, 0);
+        check(max >= start_info().nr_pages as i64, format_args!("maximum {max}"))
+    }
+    memory_op_reservation_of_unknown_domain_esrch ("memory_op", "XENMEM_current_reservation", Reject) {
+        let dom: u16 = 0x1234;
+        expect(call(nr::MEMORY_OP, 3, ptr(&dom), 0, 0, 0), -ESRCH)
+    }
+    memory_op_balloon_out_and_back_in ("memory_op", "XENMEM_decrease/increase_reservation", Accept) {
+        let Some((va, m)) = page() else { return error(format_args!("no spare page")) };
+        let dom: u16 = 0x7ff0;
+        let before = call(nr::MEMORY_OP, 3, ptr(&dom), 0, 0, 0);
+        let unmapped = uvm(va, 0);
+        // xen_memory_reservation {extent_start, nr_extents, extent_order |
+        // mem_flags, domid}.
+        let mut extent = [m];
+        let r: [u64; 4] = [extent.as_mut_ptr() as u64, 1, 0, 0x7ff0];
+        let dec = call(nr::MEMORY_OP, 1, ptr(&r), 0, 0, 0);
+        let after_dec = call(nr::MEMORY_OP, 3, ptr(&dom), 0, 0, 0);
+        let mut fresh = [0u64];
+        let r2: [u64; 4] = [fresh.as_mut_ptr() as u64, 1, 0, 0x7ff0];
+        let inc = call(nr::MEMORY_OP, 0, ptr(&r2), 0, 0, 0);
+        let after_inc = call(nr::MEMORY_OP, 3, ptr(&dom), 0, 0, 0);
+        let remap = if inc == 1 { uvm(va, (fresh[0] << 12) | PTE_RW) } else { -1 };
+        all(&[
+            expect(unmapped, 0),
+            expect(dec, 1),
+            expect(after_dec, before - 1),
+            expect(inc, 1),
+            expect(after_inc, before),
+            expect(remap, 0),
+        ])
+    }
+    memory_op_decrease_foreign_frame_does_nothing ("memory_op", "XENMEM_decrease_reservation", Attack) {
+        let mut extent = [0x100u64];
+        let r: [u64; 4] = [extent.as_mut_ptr() as u64, 1, 0, 0x7ff0];
+        expect(call(nr::MEMORY_OP, 1, ptr(&r), 0, 0, 0), 0)
+    }
+    memory_op_unknown_cmd_enosys ("memory_op", "cmd 63", Reject) { expect(call(nr::MEMORY_OP, 63, 0, 0, 0, 0), -ENOSYS) }
     multicall_batch_of_update_va_mapping ("multicall", "update_va_mapping batch", Accept) {
         let (Some((a, am)), Some((b, bm))) = (page(), page()) else { return error(format_args!("no spare pages")) };
         let mut batch = crate::mm::Batch::default();

@@ -114,3 +114,88 @@ pub(super) fn sysctl(d: &mut Domain, arg: u64) -> Ret {
     }
     if mem.write(arg, &b).is_err() { -EFAULT } else { 0 }
 }
+
+/// `memory_op(cmd, arg)` for the domain itself: reservations and the
+/// physmap, in extents of order 0 (larger orders are -EINVAL here, where
+/// Xen would allocate them). A frame given back must have no other
+/// reference (Xen would free it when its last mapping goes).
+pub(super) fn memory_op(d: &mut Domain, cmd: u32, arg: u64) -> Ret {
+    const INCREASE: u32 = 0;
+    const DECREASE: u32 = 1;
+    const MAXIMUM_RAM_PAGE: u32 = 2;
+    const CURRENT: u32 = 3;
+    const MAXIMUM: u32 = 4;
+    const POPULATE: u32 = 6;
+    let mem = d.kernel_mem();
+    match cmd & 0x3f {
+        MAXIMUM_RAM_PAGE => crate::mm::machine::M2P.get().map_or(0, |m| m.entries.saturating_sub(1)) as i64,
+        CURRENT | MAXIMUM => {
+            let mut raw = [0u8; 2];
+            if mem.read(arg, &mut raw).is_err() {
+                return -EFAULT;
+            }
+            let dom = u16::from_le_bytes(raw);
+            if dom != xen_public::DOMID_SELF && dom != d.domid {
+                return -ESRCH;
+            }
+            (if cmd & 0x3f == CURRENT { d.nr_pages } else { d.max_pages }) as i64
+        }
+        INCREASE | DECREASE | POPULATE => {
+            let mut b = [0u8; 32];
+            if mem.read(arg, &mut b).is_err() {
+                return -EFAULT;
+            }
+            let (list, nr, order, dom) = (le64(&b[0..8]), le64(&b[8..16]), u32_at(&b, 16), u16_at(&b, 24));
+            if dom != xen_public::DOMID_SELF && dom != d.domid {
+                return -ESRCH;
+            }
+            if order != 0 {
+                return -EINVAL;
+            }
+            reservation(d, cmd & 0x3f, list, nr)
+        }
+        _ => -ENOSYS,
+    }
+}
+
+/// Do up to `nr` extents of a reservation change; returns how many were done.
+fn reservation(d: &mut Domain, cmd: u32, list: u64, nr: u64) -> Ret {
+    const DECREASE: u32 = 1;
+    const POPULATE: u32 = 6;
+    let mem = d.kernel_mem();
+    let mut done = 0u64;
+    while done < nr && done < 512 {
+        let slot = list + done * 8;
+        if cmd == DECREASE {
+            let Ok(mfn) = mem.read_u64(slot) else { break };
+            let released = FRAME_TABLE.lock().as_mut().is_some_and(|ft| ft.release(mfn, d.domid));
+            if !released {
+                break;
+            }
+            crate::mm::machine::free_frame(Mfn(mfn));
+            d.nr_pages -= 1;
+        } else {
+            if d.nr_pages >= d.max_pages {
+                break;
+            }
+            let gpfn = if cmd == POPULATE { mem.read_u64(slot).ok() } else { None };
+            if cmd == POPULATE && gpfn.is_none() {
+                break;
+            }
+            let Some(mfn) = crate::mm::machine::alloc_frame() else { break };
+            if FRAME_TABLE.lock().as_mut().is_none_or(|ft| ft.assign(mfn.0, d.domid).is_err()) {
+                crate::mm::machine::free_frame(mfn);
+                break;
+            }
+            if let Some(g) = gpfn {
+                crate::mm::machine::set_m2p(mfn, g);
+            }
+            if mem.write(slot, &mfn.0.to_le_bytes()).is_err() {
+                break;
+            }
+            d.nr_pages += 1;
+        }
+        done += 1;
+    }
+    done as i64
+}

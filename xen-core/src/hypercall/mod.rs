@@ -52,6 +52,7 @@ pub fn dispatch(d: &mut Domain, regs: &mut CpuUserRegs) -> u64 {
         nr::GRANT_TABLE_OP => grant_table_op(d, regs),
         nr::SET_TIMER_OP => set_timer_op(d, a1),
         nr::DOMCTL => control::domctl(d, a1),
+        nr::MEMORY_OP => control::memory_op(d, a1 as u32, a2),
         nr::SYSCTL => control::sysctl(d, a1),
         nr::VCPU_OP => vcpu_op(d, a1 as u32, a2 as u32, a3),
         nr::UPDATE_DESCRIPTOR => update_descriptor(d, a1, a2),

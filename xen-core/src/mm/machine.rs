@@ -45,6 +45,14 @@ pub fn alloc_frame() -> Option<Mfn> {
     Some(mfn)
 }
 
+/// Give a frame back to the allocator (after the frame table released it).
+pub fn free_frame(mfn: Mfn) {
+    set_m2p(mfn, INVALID_M2P_ENTRY);
+    if let Some(f) = FRAMES.lock().as_mut() {
+        let _ = f.free(mfn);
+    }
+}
+
 /// Frames currently free.
 pub fn free_frames() -> u64 {
     FRAMES.lock().as_ref().map_or(0, FrameAllocator::free_frames)

@@ -196,6 +196,18 @@ impl<'a> FrameTable<'a> {
         Ok(())
     }
 
+    /// Take a frame back from `dom` (the allocation reference), if nothing
+    /// else references it; `true` if it is now free.
+    pub fn release(&mut self, mfn: u64, dom: u16) -> bool {
+        match self.frames.get_mut(mfn as usize) {
+            Some(f) if f.owner == dom && f.count == 1 && f.type_count == 0 && f.linear_count == 0 && !f.pinned => {
+                *f = PageInfo::FREE;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Take a general reference on a frame `dom` owns.
     pub fn get_page(&mut self, mfn: u64, dom: u16) -> Res {
         match self.frames.get_mut(mfn as usize) {
@@ -687,6 +699,20 @@ mod tests {
         ft.pin(&mut mem, 10, 1, D0).unwrap();
         assert_eq!(ft.update_entry(&mut mem, 10, 0, e(30, RW), false, D0), Err(MmError::Busy));
         assert_eq!(ft.update_entry(&mut mem, 10, 0, e(30, RO), false, D0), Ok(()));
+    }
+
+    #[test]
+    fn release_needs_the_last_reference() {
+        let (mut frames, mut mem) = setup();
+        mem.write(10, 0, e(20, RO));
+        let mut ft = FrameTable::new(&mut frames);
+        ft.pin(&mut mem, 10, 1, D0).unwrap();
+        assert!(!ft.release(20, D0.dom), "still mapped");
+        assert!(!ft.release(10, D0.dom), "a pinned table");
+        assert!(!ft.release(50, D0.dom), "not ours");
+        assert!(ft.release(21, D0.dom));
+        assert_eq!(ft.info(21), Some(&PageInfo::FREE));
+        assert!(!ft.release(21, D0.dom), "already free");
     }
 
     #[test]
