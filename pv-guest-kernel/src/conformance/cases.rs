@@ -634,6 +634,31 @@ cases! {
         let clear = mmu1(slot(l4, 1), 0).0;
         all(&[expect(r, 0), expect(clear, 0)])
     }
+    l2_linear_entry_read_only_ok_writable_refused ("mmu_update", "L2 linear entry", Attack) {
+        // An L2 entry pointing at an L2 (its own frame): a linear mapping,
+        // which Xen allows read-only only.
+        let Some((t, tm)) = page() else { return error(format_args!("no spare page")) };
+        read_only(t, tm);
+        let p = pin(tm, 2);
+        let rw = mmu1(slot(tm, 5), (tm << 12) | PTE_RW).0;
+        let ro = mmu1(slot(tm, 5), (tm << 12) | PTE_RO).0;
+        let clear = mmu1(slot(tm, 5), 0).0;
+        let u = unpin(tm);
+        writable(t, tm);
+        all(&[expect(p, 0), expect(rw, -EINVAL), expect(ro, 0), expect(clear, 0), expect(u, 0)])
+    }
+    l3_entry_to_a_data_frame_refused ("mmu_update", "L3 entry to data", Attack) {
+        // Making a writable data page an L2 through an L3 entry would let
+        // the guest write page-table entries: refused.
+        let (Some((t, tm)), Some((_, dm))) = (page(), page()) else { return error(format_args!("no spare pages")) };
+        read_only(t, tm);
+        let p = pin(tm, 3);
+        let r = mmu1(slot(tm, 0), (dm << 12) | PTE_RW).0;
+        if r == 0 { mmu1(slot(tm, 0), 0); }
+        let u = unpin(tm);
+        writable(t, tm);
+        all(&[expect(p, 0), expect(r, -EINVAL), expect(u, 0)])
+    }
     new_baseptr_to_data_frame_refused ("mmuext_op", "MMUEXT_NEW_BASEPTR", Attack) {
         let Some((_, m)) = page() else { return error(format_args!("no spare page")) };
         expect(mmuext(5, m, 0, 0x7ff0), -EINVAL)
