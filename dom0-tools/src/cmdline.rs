@@ -6,7 +6,9 @@
 /// A boot self-test dom0 runs after its banner (`test=` on its command line).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Test {
-    /// Banner, then poweroff (the default).
+    /// The interactive `xl` shell (the default).
+    Shell,
+    /// Banner, then poweroff.
     Banner,
     /// `SCHEDOP_shutdown(crash)`.
     Crash,
@@ -49,10 +51,11 @@ pub fn as_str(raw: &[u8]) -> &str {
 /// The test named by `test=`; `Err(name)` for an unknown one.
 pub fn test(cmdline: &str) -> Result<Test, &str> {
     let Some(name) = cmdline.split_ascii_whitespace().find_map(|w| w.strip_prefix("test=")) else {
-        return Ok(Test::Banner);
+        return Ok(Test::Shell);
     };
     Ok(match name {
         "banner" => Test::Banner,
+        "shell" => Test::Shell,
         "crash" => Test::Crash,
         "enosys" => Test::Enosys,
         "pagefault" => Test::PageFault,
@@ -85,7 +88,8 @@ mod tests {
 
     #[test]
     fn test_names_parse() {
-        assert_eq!(test(""), Ok(Test::Banner));
+        assert_eq!(test(""), Ok(Test::Shell));
+        assert_eq!(test("test=banner"), Ok(Test::Banner));
         assert_eq!(test("quiet test=syscall"), Ok(Test::Syscall));
         assert_eq!(test("test=pagefault"), Ok(Test::PageFault));
         assert_eq!(test("test=bogus"), Err("bogus"));

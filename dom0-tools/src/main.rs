@@ -4,8 +4,11 @@
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 mod cmdline;
+mod xl;
 #[cfg(target_os = "none")]
 mod bench;
+#[cfg(target_os = "none")]
+mod shell;
 
 #[cfg(target_os = "none")]
 mod dom0 {
@@ -64,6 +67,12 @@ mod dom0 {
         let mut pages = EarlyAlloc::from_start_info(si.pt_base, si.nr_pt_frames, VIRT_BASE, si.nr_pages);
         match test {
             Test::Banner => poweroff(),
+            Test::Shell => {
+                let va = pages.alloc_page().unwrap_or(0);
+                shared::map(va, si.shared_info);
+                crate::shell::run(si);
+                poweroff()
+            }
             Test::Crash => {
                 println!("dom0: crash: asking for SHUTDOWN_crash");
                 loop {

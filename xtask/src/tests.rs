@@ -150,7 +150,10 @@ fn modules_for(kind: Modules, k: &Kernels) -> Result<Vec<Module>, String> {
     let dom0 = || std::fs::read(&k.dom0).map_err(|e| format!("{}: {e}", k.dom0.display()));
     let one = |p: PathBuf| Ok(vec![Module::new(&p, "dom0")]);
     match kind {
-        Modules::Standard => Ok(vec![Module::new(&k.dom0, "dom0"), Module::new(&k.guest, "guest")]),
+        Modules::Standard => {
+            let dom0 = Module { args: "test=banner".into(), ..Module::new(&k.dom0, "dom0") };
+            Ok(vec![dom0, Module::new(&k.guest, "guest")])
+        }
         Modules::None => Ok(vec![]),
         Modules::BadMagic => {
             let mut b = dom0()?;
@@ -167,6 +170,8 @@ fn modules_for(kind: Modules, k: &Kernels) -> Result<Vec<Module>, String> {
 /// dom0 image and the same expectations.
 struct Dom0Test {
     name: &'static str,
+    /// Console input, one line per prompt.
+    script: &'static [&'static str],
     /// Boot the demo guest kernel as the first domain instead of dom0.
     demo_guest: bool,
     dom0_args: &'static str,
@@ -178,7 +183,7 @@ struct Dom0Test {
 const BANNER_LINES: &[&str] = &["dom0: nr_pages: 16384", "dom0: flags: SIF_PRIVILEGED|SIF_INITDOMAIN", "dom0: boot modules: 1 ("];
 
 fn dom0_tests() -> Vec<Dom0Test> {
-    let t = |name, dom0_args, crashes, expect| Dom0Test { name, demo_guest: false, dom0_args, crashes, expect, forbid: &[] };
+    let t = |name, dom0_args, crashes, expect| Dom0Test { name, script: &[], demo_guest: false, dom0_args, crashes, expect, forbid: &[] };
     vec![
         t("dom0_banner_and_poweroff", "test=banner", false, BANNER_LINES),
         t("dom0_crash_fails", "test=crash", true, &["dom0: crash: asking for SHUTDOWN_crash"]),
@@ -217,6 +222,21 @@ fn dom0_tests() -> Vec<Dom0Test> {
             false,
             &["dom0: time: map shared_info -> 0", "dom0: time: system time advances", "dom0: time: a 50 ms sleep lasts at least 50 ms", "dom0: time: wall clock year plausible"],
         ),
+        Dom0Test {
+            script: &["list", "info", "bogus", "poweroff"],
+            ..t(
+                "xl_shell_on_the_dom0_console",
+                "",
+                false,
+                &[
+                    "dom0: xl shell ready",
+                    "Name                                        ID   Mem VCPUs\tState\tTime(s)",
+                    "Domain-0                                     0    64     1     r-----",
+                    "xen_minor              : 17",
+                    "xl: unknown command 'bogus'",
+                ],
+            )
+        },
         t(
             "guest_timer_never_early",
             "test=timer",
@@ -257,7 +277,8 @@ impl Hypervisor {
 /// Run a dom0 test on one hypervisor; returns (passed, serial output).
 fn run_dom0_test(t: &Dom0Test, hv: Hypervisor, k: &Kernels) -> Result<(bool, String), String> {
     let name = format!("test-{}-{}", t.name, hv.label());
-    let mut opts = qemu::Options { timeout: Some(Duration::from_secs(90)), ..Default::default() };
+    let script = t.script.iter().map(|s| s.to_string()).collect();
+    let mut opts = qemu::Options { timeout: Some(Duration::from_secs(90)), script, ..Default::default() };
     let spec = match hv {
         Hypervisor::XenCore => image::standard_spec(&name, k, "loglvl=all dom0_mem=64M", t.dom0_args),
         Hypervisor::Xen417 => {

@@ -1,0 +1,172 @@
+//! Dom0's interactive console: an `xl`-like shell over `console_io`.
+
+use crate::xl::{self, Command, DomainRow};
+use core::fmt::Write;
+use pv_guest_kernel::console::Console;
+use pv_guest_kernel::{StartInfo, hypercall, println, shared};
+use xen_public::hypercall as nr;
+
+fn prompt() {
+    let _ = Console.write_str("xl> ");
+}
+
+/// Read what the console has, up to `buf.len()` bytes.
+fn read(buf: &mut [u8]) -> usize {
+    // SAFETY: the buffer is ours; CONSOLEIO_read writes at most `len` bytes.
+    let n = unsafe { hypercall::hypercall5(nr::CONSOLE_IO, xen_public::CONSOLEIO_READ, buf.len() as u64, buf.as_mut_ptr() as u64, 0, 0) };
+    n.clamp(0, buf.len() as i64) as usize
+}
+
+/// `sysctl(getdomaininfolist)` into `infos`: the number of domains.
+fn domain_infos(infos: &mut [[u8; 112]; 8]) -> usize {
+    let mut op = [0u32; 34];
+    op[0] = 6;
+    op[1] = 0x15;
+    op[3] = infos.len() as u32;
+    let buf = infos.as_mut_ptr() as u64;
+    op[4] = buf as u32;
+    op[5] = (buf >> 32) as u32;
+    // SAFETY: the sysctl structure and the info buffer are ours.
+    let rc = unsafe { hypercall::hypercall5(nr::SYSCTL, op.as_mut_ptr() as u64, 0, 0, 0, 0) };
+    if rc != 0 { 0 } else { (op[6] as usize).min(infos.len()) }
+}
+
+fn u32_at(b: &[u8], o: usize) -> u32 {
+    u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
+}
+
+fn u64_at(b: &[u8], o: usize) -> u64 {
+    u64::from(u32_at(b, o)) | (u64::from(u32_at(b, o + 4)) << 32)
+}
+
+fn list() {
+    let mut infos = [[0u8; 112]; 8];
+    let n = domain_infos(&mut infos);
+    println!("{}", xl::LIST_HEADER);
+    for info in &infos[..n] {
+        let id = u16::from_le_bytes([info[0], info[1]]);
+        let row = DomainRow {
+            name: if id == 0 { "Domain-0" } else { "(domain)" },
+            id,
+            mem_mib: u64_at(info, 8) * 4096 / (1 << 20),
+            vcpus: u32_at(info, 64),
+            flags: u32_at(info, 4),
+            cpu_time_ns: u64_at(info, 56),
+        };
+        let mut line = LineBuf::default();
+        let _ = xl::list_row(&mut line, &row);
+        println!("{}", line.as_str());
+    }
+}
+
+fn info() {
+    let mut op = [0u32; 34];
+    op[0] = 3;
+    op[1] = 0x15;
+    // SAFETY: the sysctl structure is ours.
+    let rc = unsafe { hypercall::hypercall5(nr::SYSCTL, op.as_mut_ptr() as u64, 0, 0, 0, 0) };
+    if rc != 0 {
+        println!("xl: physinfo failed: {rc}");
+        return;
+    }
+    let ver = hypercall::xen_version();
+    let total = ((u64::from(op[12]) | (u64::from(op[13]) << 32)) * 4096) >> 20;
+    let free = ((u64::from(op[14]) | (u64::from(op[15]) << 32)) * 4096) >> 20;
+    println!("xen_major              : {}", ver >> 16);
+    println!("xen_minor              : {}", ver & 0xffff);
+    println!("nr_cpus                : {}", op[4]);
+    println!("cpu_mhz                : {}", op[8] / 1000);
+    println!("total_memory           : {total}");
+    println!("free_memory            : {free}");
+}
+
+/// A small line buffer for formatting rows.
+struct LineBuf {
+    buf: [u8; 160],
+    len: usize,
+}
+
+impl Default for LineBuf {
+    fn default() -> Self {
+        LineBuf { buf: [0; 160], len: 0 }
+    }
+}
+
+impl LineBuf {
+    fn as_str(&self) -> &str {
+        core::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+    }
+}
+
+impl Write for LineBuf {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        for &b in s.as_bytes() {
+            if self.len < self.buf.len() {
+                self.buf[self.len] = b;
+                self.len += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn execute(line: &str) -> bool {
+    match xl::parse(line) {
+        Command::Nothing => {}
+        Command::Help => println!("{}", xl::HELP),
+        Command::List => list(),
+        Command::Info => info(),
+        Command::Uptime => println!("up {} s", shared::now_ns().unwrap_or(0) / 1_000_000_000),
+        Command::Version => {
+            let v = hypercall::xen_version();
+            println!("Xen {}.{}", v >> 16, v & 0xffff);
+        }
+        Command::Poweroff => return false,
+        Command::Reboot => loop {
+            hypercall::shutdown(xen_public::SHUTDOWN_REBOOT);
+        },
+        Command::Unknown(c) => println!("xl: unknown command '{c}' (try 'help')"),
+    }
+    true
+}
+
+/// Run the shell until `poweroff`.
+pub fn run(_si: &StartInfo) {
+    println!("dom0: xl shell ready; type 'help'");
+    prompt();
+    let mut line = [0u8; 256];
+    let mut len = 0;
+    loop {
+        let mut buf = [0u8; 64];
+        let n = read(&mut buf);
+        if n == 0 {
+            shared::sleep_ns(10_000_000);
+            continue;
+        }
+        for &c in &buf[..n] {
+            match c {
+                b'\r' | b'\n' => {
+                    let _ = Console.write_str("\n");
+                    let text = core::str::from_utf8(&line[..len]).unwrap_or("");
+                    if !execute(text) {
+                        return;
+                    }
+                    len = 0;
+                    prompt();
+                }
+                0x08 | 0x7f => {
+                    if len > 0 {
+                        len -= 1;
+                        let _ = Console.write_str("\u{8} \u{8}");
+                    }
+                }
+                c if len < line.len() && (0x20..0x7f).contains(&c) => {
+                    line[len] = c;
+                    len += 1;
+                    let _ = Console.write_str(core::str::from_utf8(&[c]).unwrap_or(""));
+                }
+                _ => {}
+            }
+        }
+    }
+}
