@@ -88,8 +88,10 @@ pub fn start_xen(mbi_maddr: u64) -> ! {
         frames.free_frames(),
         dom0.len() / 1024,
     );
-    let free = frames.free_frames();
     *machine::FRAMES.lock() = Some(frames);
+    let cpus = crate::arch::x86_64::smp::start_aps(layout.l4.maddr());
+    info!("{cpus} CPU(s) online");
+    let free = machine::free_frames();
     if machine::init_frame_table(layout.m2p_entries).is_none() {
         fatal(format_args!("out of memory for the frame table"));
     }

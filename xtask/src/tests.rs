@@ -69,7 +69,12 @@ fn boot_tests() -> Vec<BootTest> {
             forbid: &["WARNING", "Panic"],
             ..boot("boot_ok", "loglvl=all", EXIT_SUCCESS, &[BANNER, "Physical RAM map:", "Frame allocator:", COMPLETE])
         },
-        BootTest { smp: 2, forbid: &["Panic"], ..boot("boot_smp2", "loglvl=all", EXIT_SUCCESS, &[BANNER, COMPLETE]) },
+        BootTest { smp: 2, forbid: &["Panic"], ..boot("boot_smp2", "loglvl=all", EXIT_SUCCESS, &[BANNER, "CPU 1 up", "2 CPU(s) online", COMPLETE]) },
+        BootTest {
+            smp: 4,
+            forbid: &["Panic"],
+            ..boot("boot_smp4_brings_up_every_cpu", "loglvl=all", EXIT_SUCCESS, &["CPU 1 up", "CPU 2 up", "CPU 3 up", "4 CPU(s) online"])
+        },
         BootTest {
             mem_mib: 2048,
             ..boot("boot_2g_directmap", "loglvl=all", EXIT_SUCCESS, &["direct map of 2048 MiB", COMPLETE])

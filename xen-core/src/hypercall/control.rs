@@ -90,7 +90,8 @@ pub(super) fn sysctl(d: &mut Domain, arg: u64) -> Ret {
     match cmd {
         PHYSINFO => {
             let total = crate::mm::machine::M2P.get().map_or(0, |m| m.entries);
-            let words: [u32; 10] = [1, 1, 1, 0, 1, 0, 0, PHYSCAP_PV, 0, 0];
+            let cpus = crate::arch::x86_64::smp::CPUS_ONLINE.load(core::sync::atomic::Ordering::SeqCst);
+            let words: [u32; 10] = [1, 1, cpus, cpus - 1, 1, 0, 0, PHYSCAP_PV, 0, 0];
             for (i, w) in words.iter().enumerate() {
                 b[u + i * 4..u + i * 4 + 4].copy_from_slice(&w.to_le_bytes());
             }

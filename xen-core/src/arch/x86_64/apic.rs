@@ -95,3 +95,16 @@ pub fn wait_for_interrupt() {
     // the hypervisor's interrupts-off rule.
     unsafe { core::arch::asm!("sti", "hlt", "cli", options(nomem, nostack)) };
 }
+
+/// Send an IPI to `apic_id` with the given ICR low word.
+pub fn send_ipi(apic_id: u32, icr_low: u32) {
+    const ICR_LOW: u64 = 0x300;
+    const ICR_HIGH: u64 = 0x310;
+    write(ICR_HIGH, apic_id << 24);
+    write(ICR_LOW, icr_low);
+    for _ in 0..1_000_000 {
+        if read(ICR_LOW) & (1 << 12) == 0 {
+            break;
+        }
+    }
+}

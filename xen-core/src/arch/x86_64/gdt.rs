@@ -251,3 +251,21 @@ pub fn set_ldt_entry(index: usize, d: u64) {
         unsafe { (*BSP_TABLES.0.get()).ldt[index] = d };
     }
 }
+
+/// Bytes of one CPU's tables and trap stacks.
+pub const PER_CPU_TABLES_SIZE: usize = core::mem::size_of::<PerCpuTables>();
+
+/// Set up and load an application processor's GDT and TSS in `mem`, which
+/// the caller allocated for it (zeroed, page-aligned, at least
+/// [`PER_CPU_TABLES_SIZE`] bytes) and never frees.
+///
+/// # Safety
+/// `mem` must satisfy the above and be used by this CPU alone.
+pub unsafe fn init_ap(mem: *mut u8) {
+    // SAFETY: per the contract, `mem` is zeroed (a valid PerCpuTables: all
+    // fields are integers), aligned, large enough, and ours forever.
+    let t = unsafe { &mut *(mem as *mut PerCpuTables) };
+    fill(t);
+    // SAFETY: `t` lives forever (the caller never frees it).
+    unsafe { load(t) };
+}

@@ -11,6 +11,7 @@ pub mod entry;
 pub mod gdt;
 pub mod paging;
 pub mod serial;
+pub mod smp;
 pub mod traps;
 
 /// Virtual address of the machine's direct map (Xen's DIRECTMAP_VIRT_START):
