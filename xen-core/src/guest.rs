@@ -64,7 +64,50 @@ pub struct Domain {
     pub timer_deadline: u64,
     /// Most pages the domain may have (`max_mem`).
     pub max_pages: u64,
+    /// Pauses by the control domain (XEN_DOMCTL_pausedomain).
+    pub pause_count: u32,
+    /// vCPUs the domain was created with.
+    pub max_vcpus: u32,
 }
+
+impl Domain {
+    /// A domain with no memory, no page tables and default state.
+    pub fn empty(domid: u16, privileged: bool, shared_info: Mfn) -> Domain {
+        Domain {
+            domid,
+            privileged,
+            vcpu: PvVcpu::default(),
+            shared_info,
+            guest_table: 0,
+            guest_table_user: 0,
+            fs_base: 0,
+            gs_base_kernel: 0,
+            gs_base_user: 0,
+            vm_assist: 0,
+            fpu_ts: false,
+            nr_pages: 0,
+            first_mfn: Mfn(0),
+            ldt: (0, 0),
+            ldt_frames: ([0; 16], 0),
+            in_multicall: false,
+            gdt_frames: [0; 14],
+            gdt_ents: 0,
+            ports: crate::event::Ports::new(1),
+            grant: GrantTable::default(),
+            timer_deadline: 0,
+            max_pages: 0,
+            pause_count: 0,
+            max_vcpus: 1,
+        }
+    }
+}
+
+/// Domains other than the one running, by slot (ids are inside).
+pub static OTHER_DOMAINS: spin::Mutex<[Option<Domain>; MAX_OTHER_DOMAINS]> = spin::Mutex::new([const { None }; MAX_OTHER_DOMAINS]);
+/// How many domains besides dom0 may exist.
+pub const MAX_OTHER_DOMAINS: usize = 7;
+/// Domain ids in use (dom0 excluded).
+pub static DOMIDS: spin::Mutex<crate::domain::domid::DomidAllocator> = spin::Mutex::new(crate::domain::domid::DomidAllocator::new());
 
 /// A domain's grant table: its shared frames, the pin counts of each
 /// entry, and the mappings it holds of others' (or its own) grants.

@@ -16,7 +16,6 @@ use crate::console;
 use crate::mm::frame_alloc::{FrameAllocator, words_for};
 use crate::mm::memmap::MemMap;
 use crate::domain::build::{Dom0Image, build_dom0};
-use crate::domain::vcpu::PvVcpu;
 use crate::guest::{DIRECTMAP_END, Domain};
 use crate::mm::machine::{self, M2p};
 use crate::mm::{Mfn, PAGE_SIZE};
@@ -141,30 +140,11 @@ fn start_dom0(mbi: &BootInfo<'static>, opts: &Options<'_>, kernel: Module<'stati
     info!(" Boot stack:    {:#x} -> {:#x}", l.stack.start, l.stack.end);
     info!(" TOTAL:         {:#x} -> {:#x}", l.v_start, l.v_end);
     info!(" ENTRY ADDRESS: {:#x}", built.regs.rip);
-    let dom = Domain {
-        domid: 0,
-        privileged: true,
-        vcpu: PvVcpu::default(),
-        shared_info: built.shared_info,
-        guest_table: built.l4_maddr,
-        guest_table_user: 0,
-        fs_base: 0,
-        gs_base_kernel: 0,
-        gs_base_user: 0,
-        vm_assist: 0,
-        fpu_ts: false,
-        nr_pages: built.nr_pages,
-        first_mfn: built.first_mfn,
-        ldt: (0, 0),
-        ldt_frames: ([0; 16], 0),
-        in_multicall: false,
-        gdt_frames: [0; 14],
-        gdt_ents: 0,
-        ports: crate::event::Ports::new(1),
-        grant: crate::guest::GrantTable::default(),
-        timer_deadline: 0,
-        max_pages: built.nr_pages,
-    };
+    let mut dom = Domain::empty(0, true, built.shared_info);
+    dom.guest_table = built.l4_maddr;
+    dom.nr_pages = built.nr_pages;
+    dom.first_mfn = built.first_mfn;
+    dom.max_pages = built.nr_pages;
     info!("Scrubbed free RAM; {} frames left. Starting dom0.", machine::free_frames());
     crate::guest::start(dom, built.regs)
 }

@@ -124,6 +124,51 @@ mod helpers {
         d
     }
 
+    /// XEN_DOMCTL_createdomain of a PV domain with one vCPU: the new id.
+    pub fn create_domain(requested: u16) -> Result<u16, i64> {
+        let mut op = domctl_op(1, 0x15, requested);
+        // Union at byte 16: max_vcpus @28, max_evtchn_port @32,
+        // max_grant_frames @36, max_maptrack_frames @40, grant_opts @44.
+        op[4 + 7] = 1;
+        op[4 + 8] = 1023;
+        op[4 + 9] = u32::MAX; // -1: default
+        op[4 + 10] = u32::MAX;
+        op[4 + 11] = 1;
+        let r = super::super::ctx::call(nr::DOMCTL, super::super::ctx::ptr_mut(&mut op), 0, 0, 0, 0);
+        if r != 0 { Err(r) } else { Ok(op[2] as u16) }
+    }
+
+    /// A simple domctl on `dom`: the return value.
+    pub fn domctl_simple(cmd: u32, dom: u16) -> i64 {
+        let mut op = domctl_op(cmd, 0x15, dom);
+        super::super::ctx::call(nr::DOMCTL, super::super::ctx::ptr_mut(&mut op), 0, 0, 0, 0)
+    }
+
+    /// getdomaininfo of `dom`: `(domain, flags, tot_pages)` or the error.
+    pub fn domain_info(dom: u16) -> Result<(u16, u32, u64), i64> {
+        let mut op = domctl_op(5, 0x15, dom);
+        let r = super::super::ctx::call(nr::DOMCTL, super::super::ctx::ptr_mut(&mut op), 0, 0, 0, 0);
+        if r != 0 { Err(r) } else { Ok((op[4] as u16, op[5], u64::from(op[6]) | (u64::from(op[7]) << 32))) }
+    }
+
+    /// XEN_DOMCTL_max_mem of `dom` in KiB.
+    pub fn max_mem(dom: u16, kib: u64) -> i64 {
+        let mut op = domctl_op(11, 0x15, dom);
+        op[4] = kib as u32;
+        op[5] = (kib >> 32) as u32;
+        super::super::ctx::call(nr::DOMCTL, super::super::ctx::ptr_mut(&mut op), 0, 0, 0, 0)
+    }
+
+    /// XENMEM_populate_physmap of `n` order-0 extents (pfns 0..n) for `dom`.
+    pub fn populate(dom: u16, n: usize) -> i64 {
+        let mut list = [0u64; 64];
+        for (i, e) in list.iter_mut().enumerate() {
+            *e = i as u64;
+        }
+        let r: [u64; 4] = [list.as_mut_ptr() as u64, n.min(64) as u64, 0, u64::from(dom)];
+        super::super::ctx::call(nr::MEMORY_OP, 6, super::super::ctx::ptr(&r), 0, 0, 0)
+    }
+
     /// A `xen_sysctl` (136 bytes) for `cmd`.
     pub fn sysctl_op(cmd: u32, version: u32) -> [u32; 34] {
         let mut d = [0u32; 34];
@@ -1116,6 +1161,62 @@ cases! {
         op[4] = kb as u32;
         op[5] = (kb >> 32) as u32;
         expect(call(nr::DOMCTL, ptr_mut(&mut op), 0, 0, 0, 0), 0)
+    }
+    domctl_create_populate_destroy ("domctl", "XEN_DOMCTL_createdomain, destroydomain", Accept) {
+        let id = match create_domain(0) {
+            Ok(id) => id,
+            Err(e) => return expect(e, 0),
+        };
+        let info = domain_info(id);
+        let mm = max_mem(id, 16 * 4);
+        let pop = populate(id, 16);
+        let dom: u16 = id;
+        let cur = call(nr::MEMORY_OP, 3, ptr(&dom), 0, 0, 0);
+        let destroyed = domctl_simple(2, id);
+        let after = domain_info(id);
+        all(&[
+            check(id > 0, format_args!("new id {id}")),
+            check(matches!(info, Ok((d, f, 0)) if d == id && f & (1 << 3) != 0), format_args!("info {info:?}")),
+            expect(mm, 0),
+            expect(pop, 16),
+            expect(cur, 16),
+            expect(destroyed, 0),
+            check(!matches!(after, Ok((d, _, _)) if d == id), format_args!("still there: {after:?}")),
+        ])
+    }
+    domctl_pause_counts_and_unpause_underflow ("domctl", "XEN_DOMCTL_pausedomain, unpausedomain", Accept) {
+        let id = match create_domain(0) {
+            Ok(id) => id,
+            Err(e) => return expect(e, 0),
+        };
+        let p = domctl_simple(3, id);
+        let u1 = domctl_simple(4, id);
+        let still = domain_info(id).map(|i| i.1 & (1 << 3) != 0);
+        let u2 = domctl_simple(4, id);
+        let gone = domain_info(id).map(|i| i.1 & (1 << 3) != 0);
+        let u3 = domctl_simple(4, id);
+        let d = domctl_simple(2, id);
+        all(&[expect(p, 0), expect(u1, 0), check(still == Ok(true), format_args!("not paused after one unpause")), expect(u2, 0), check(gone == Ok(false), format_args!("still paused")), expect(u3, -EINVAL), expect(d, 0)])
+    }
+    domctl_create_with_a_taken_id_eexist ("domctl", "XEN_DOMCTL_createdomain", Reject) {
+        let id = match create_domain(0) {
+            Ok(id) => id,
+            Err(e) => return expect(e, 0),
+        };
+        let again = create_domain(id);
+        domctl_simple(2, id);
+        check(again == Err(-EEXIST), format_args!("second create: {again:?}"))
+    }
+    domctl_pause_unknown_domain_esrch ("domctl", "XEN_DOMCTL_pausedomain", Reject) { expect(domctl_simple(3, 0x1234), -ESRCH) }
+    memory_op_populate_beyond_max_mem_stops ("memory_op", "XENMEM_populate_physmap", Attack) {
+        let id = match create_domain(0) {
+            Ok(id) => id,
+            Err(e) => return expect(e, 0),
+        };
+        max_mem(id, 4 * 4);
+        let pop = populate(id, 16);
+        domctl_simple(2, id);
+        check(pop >= 0 && pop <= 4, format_args!("populated {pop} of 16 with a 4-page limit"))
     }
     sysctl_physinfo_reports_memory ("sysctl", "XEN_SYSCTL_physinfo", Accept) {
         let mut op = sysctl_op(3, 0x15);

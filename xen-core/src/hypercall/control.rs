@@ -1,7 +1,8 @@
 //! `domctl` and `sysctl`: the control interfaces of the privileged domain,
-//! with Xen 4.17's interface versions and layouts. Only the calling domain
-//! exists so far, so the commands that act on other domains answer as Xen
-//! does for an unknown one (-ESRCH); creating domains is still -ENOSYS.
+//! with Xen 4.17's interface versions and layouts; and `memory_op`, which
+//! a privileged domain may apply to another (populating a new domain).
+//! Other domains can be created, given memory, paused, unpaused, inspected
+//! and destroyed; they do not run yet (no vCPU context or scheduling).
 
 use super::mmu::le64;
 use super::*;
@@ -13,25 +14,102 @@ pub(super) const SYSCTL_VERSION: u32 = 0x15;
 /// Size of `struct xen_domctl_getdomaininfo` on x86.
 const DOMAININFO_SIZE: usize = 112;
 
+const XEN_DOMINF_PAUSED: u32 = 1 << 3;
 const XEN_DOMINF_RUNNING: u32 = 1 << 5;
 
-/// `xen_domctl_getdomaininfo` of `d` (which is running: it is the caller).
-fn domaininfo(d: &Domain) -> [u8; DOMAININFO_SIZE] {
+/// `xen_domctl_getdomaininfo` of `d`; `running` for the caller.
+fn domaininfo(d: &Domain, running: bool) -> [u8; DOMAININFO_SIZE] {
     let mut b = [0u8; DOMAININFO_SIZE];
     b[0..2].copy_from_slice(&d.domid.to_le_bytes());
-    b[4..8].copy_from_slice(&XEN_DOMINF_RUNNING.to_le_bytes());
+    let flags = if running { XEN_DOMINF_RUNNING } else if d.pause_count > 0 { XEN_DOMINF_PAUSED } else { 0 };
+    b[4..8].copy_from_slice(&flags.to_le_bytes());
     b[8..16].copy_from_slice(&d.nr_pages.to_le_bytes());
     b[16..24].copy_from_slice(&d.max_pages.to_le_bytes());
     b[48..56].copy_from_slice(&d.shared_info.0.to_le_bytes());
     b[56..64].copy_from_slice(&crate::guest::system_time().to_le_bytes());
-    b[64..68].copy_from_slice(&1u32.to_le_bytes());
-    b[68..72].copy_from_slice(&0u32.to_le_bytes());
+    b[64..68].copy_from_slice(&u32::from(running).to_le_bytes());
+    b[68..72].copy_from_slice(&(d.max_vcpus - 1).to_le_bytes());
     b[96] = 52;
     b
 }
 
+/// The info of the first domain with an id at or above `from`.
+fn first_domain_from(d: &Domain, from: u16) -> Option<[u8; DOMAININFO_SIZE]> {
+    if from <= d.domid {
+        return Some(domaininfo(d, true));
+    }
+    let others = crate::guest::OTHER_DOMAINS.lock();
+    others.iter().flatten().filter(|o| o.domid >= from).min_by_key(|o| o.domid).map(|o| domaininfo(o, false))
+}
+
+/// Run `f` on another domain.
+fn with_other<R>(domid: u16, f: impl FnOnce(&mut Domain) -> R) -> Option<R> {
+    let mut others = crate::guest::OTHER_DOMAINS.lock();
+    others.iter_mut().flatten().find(|o| o.domid == domid).map(f)
+}
+
+/// XEN_DOMCTL_createdomain: an empty, paused PV domain.
+fn create_domain(requested: u16, b: &[u8]) -> Result<u16, i64> {
+    const CDF_HVM: u32 = 1;
+    let (flags, max_vcpus) = (u32_at(b, 20), u32_at(b, 28));
+    if flags & CDF_HVM != 0 || max_vcpus != 1 {
+        // No HVM; one vCPU per domain so far.
+        return Err(-EINVAL);
+    }
+    let mut ids = crate::guest::DOMIDS.lock();
+    let domid = if requested > 0 && requested < xen_public::DOMID_FIRST_RESERVED {
+        if !ids.claim(requested) {
+            return Err(-xen_public::errno::EEXIST);
+        }
+        requested
+    } else {
+        ids.alloc().ok_or(-xen_public::errno::ENOMEM)?
+    };
+    let mut others = crate::guest::OTHER_DOMAINS.lock();
+    let Some(slot) = others.iter_mut().find(|s| s.is_none()) else {
+        let _ = ids.free(domid);
+        return Err(-xen_public::errno::ENOMEM);
+    };
+    let Some(shinfo) = crate::mm::machine::alloc_frame() else {
+        let _ = ids.free(domid);
+        return Err(-xen_public::errno::ENOMEM);
+    };
+    if let Some(ft) = FRAME_TABLE.lock().as_mut() {
+        let _ = ft.assign(shinfo.0, domid);
+    }
+    let mut dom = Domain::empty(domid, false, shinfo);
+    dom.pause_count = 1;
+    *slot = Some(dom);
+    Ok(domid)
+}
+
+/// XEN_DOMCTL_destroydomain: give back every frame the domain owns.
+fn destroy_domain(domid: u16) -> Result<(), i64> {
+    let mut others = crate::guest::OTHER_DOMAINS.lock();
+    let slot = others.iter_mut().find(|s| s.as_ref().is_some_and(|o| o.domid == domid)).ok_or(-ESRCH)?;
+    *slot = None;
+    drop(others);
+    let mut released = 0u64;
+    if let Some(ft) = FRAME_TABLE.lock().as_mut() {
+        let n = crate::mm::machine::M2P.get().map_or(0, |m| m.entries);
+        for mfn in 0..n {
+            if ft.info(mfn).is_some_and(|f| f.owner == domid) && ft.release(mfn, domid) {
+                crate::mm::machine::free_frame(Mfn(mfn));
+                released += 1;
+            }
+        }
+    }
+    log::info!("domain {domid} destroyed: {released} frames freed");
+    let _ = crate::guest::DOMIDS.lock().free(domid);
+    Ok(())
+}
+
 /// `domctl(op)`.
 pub(super) fn domctl(d: &mut Domain, arg: u64) -> Ret {
+    const CREATEDOMAIN: u32 = 1;
+    const DESTROYDOMAIN: u32 = 2;
+    const PAUSEDOMAIN: u32 = 3;
+    const UNPAUSEDOMAIN: u32 = 4;
     const GETDOMAININFO: u32 = 5;
     const MAX_MEM: u32 = 11;
     if !d.privileged {
@@ -46,24 +124,41 @@ pub(super) fn domctl(d: &mut Domain, arg: u64) -> Ret {
     if version != DOMCTL_VERSION {
         return -EACCES;
     }
+    let is_self = dom == d.domid || dom == xen_public::DOMID_SELF;
     match cmd {
+        CREATEDOMAIN => match create_domain(dom, &b[16..]) {
+            Ok(id) => b[8..10].copy_from_slice(&id.to_le_bytes()),
+            Err(e) => return e,
+        },
         GETDOMAININFO => {
-            // The first domain whose id is >= the one asked for.
-            if dom > d.domid {
-                return -ESRCH;
-            }
-            b[8..10].copy_from_slice(&d.domid.to_le_bytes());
-            b[16..16 + DOMAININFO_SIZE].copy_from_slice(&domaininfo(d));
+            let Some(info) = first_domain_from(d, dom) else { return -ESRCH };
+            b[8..10].copy_from_slice(&info[0..2]);
+            b[16..16 + DOMAININFO_SIZE].copy_from_slice(&info);
         }
         MAX_MEM => {
-            if dom != d.domid {
+            let pages = u64::from_le_bytes(b[16..24].try_into().unwrap_or_default()) / 4;
+            if is_self {
+                d.max_pages = pages;
+            } else if with_other(dom, |o| o.max_pages = pages).is_none() {
                 return -ESRCH;
             }
-            let kb = u64::from_le_bytes(b[16..24].try_into().unwrap_or_default());
-            d.max_pages = kb / 4;
             return 0;
         }
-        _ if dom != d.domid && dom != xen_public::DOMID_SELF => return -ESRCH,
+        PAUSEDOMAIN | UNPAUSEDOMAIN | DESTROYDOMAIN if is_self => return -EINVAL,
+        PAUSEDOMAIN => return with_other(dom, |o| o.pause_count += 1).map_or(-ESRCH, |()| 0),
+        UNPAUSEDOMAIN => {
+            return with_other(dom, |o| {
+                if o.pause_count == 0 {
+                    -EINVAL
+                } else {
+                    o.pause_count -= 1;
+                    0
+                }
+            })
+            .unwrap_or(-ESRCH);
+        }
+        DESTROYDOMAIN => return destroy_domain(dom).map_or_else(|e| e, |()| 0),
+        _ if !is_self && with_other(dom, |_| ()).is_none() => return -ESRCH,
         _ => return -ENOSYS,
     }
     if mem.write(arg, &b).is_err() { -EFAULT } else { 0 }
@@ -103,11 +198,16 @@ pub(super) fn sysctl(d: &mut Domain, arg: u64) -> Ret {
         GETDOMAININFOLIST => {
             let (first, max, buf) = (u16_at(&b, u), u32_at(&b, u + 4), le64(&b[u + 8..u + 16]));
             let mut n = 0u32;
-            if first <= d.domid && max >= 1 {
-                if mem.write(buf, &domaininfo(d)).is_err() {
+            let mut next = first;
+            while n < max {
+                let Some(info) = first_domain_from(d, next) else { break };
+                if mem.write(buf + u64::from(n) * DOMAININFO_SIZE as u64, &info).is_err() {
                     return -EFAULT;
                 }
-                n = 1;
+                n += 1;
+                let id = u16::from_le_bytes([info[0], info[1]]);
+                let Some(after) = id.checked_add(1) else { break };
+                next = after;
             }
             b[u + 16..u + 20].copy_from_slice(&n.to_le_bytes());
         }
@@ -136,10 +236,14 @@ pub(super) fn memory_op(d: &mut Domain, cmd: u32, arg: u64) -> Ret {
                 return -EFAULT;
             }
             let dom = u16::from_le_bytes(raw);
-            if dom != xen_public::DOMID_SELF && dom != d.domid {
-                return -ESRCH;
+            let pick = |o: &Domain| (if cmd & 0x3f == CURRENT { o.nr_pages } else { o.max_pages }) as i64;
+            if dom == xen_public::DOMID_SELF || dom == d.domid {
+                return pick(d);
             }
-            (if cmd & 0x3f == CURRENT { d.nr_pages } else { d.max_pages }) as i64
+            if !d.privileged {
+                return -EPERM;
+            }
+            with_other(dom, |o| pick(o)).unwrap_or(-ESRCH)
         }
         INCREASE | DECREASE | POPULATE => {
             let mut b = [0u8; 32];
@@ -147,23 +251,27 @@ pub(super) fn memory_op(d: &mut Domain, cmd: u32, arg: u64) -> Ret {
                 return -EFAULT;
             }
             let (list, nr, order, dom) = (le64(&b[0..8]), le64(&b[8..16]), u32_at(&b, 16), u16_at(&b, 24));
-            if dom != xen_public::DOMID_SELF && dom != d.domid {
-                return -ESRCH;
-            }
             if order != 0 {
                 return -EINVAL;
             }
-            reservation(d, cmd & 0x3f, list, nr)
+            if dom == xen_public::DOMID_SELF || dom == d.domid {
+                return reservation(d, cmd & 0x3f, list, nr, mem);
+            }
+            // Another domain: only the privileged domain (a domain builder).
+            if !d.privileged {
+                return -EPERM;
+            }
+            with_other(dom, |o| reservation(o, cmd & 0x3f, list, nr, mem)).unwrap_or(-ESRCH)
         }
         _ => -ENOSYS,
     }
 }
 
-/// Do up to `nr` extents of a reservation change; returns how many were done.
-fn reservation(d: &mut Domain, cmd: u32, list: u64, nr: u64) -> Ret {
+/// Do up to `nr` extents of a reservation change for `d`, with the extent
+/// list in the caller's memory `mem`; returns how many were done.
+fn reservation(d: &mut Domain, cmd: u32, list: u64, nr: u64, mem: GuestMem) -> Ret {
     const DECREASE: u32 = 1;
     const POPULATE: u32 = 6;
-    let mem = d.kernel_mem();
     let mut done = 0u64;
     while done < nr && done < 512 {
         let slot = list + done * 8;

@@ -40,7 +40,7 @@ pub const IST_NMI: u8 = 2;
 pub const IST_MACHINE_CHECK: u8 = 3;
 
 const IST_STACK_SIZE: usize = 16 * 1024;
-const RING0_STACK_SIZE: usize = 32 * 1024;
+const RING0_STACK_SIZE: usize = 256 * 1024;
 
 /// The 64-bit task-state segment.
 #[repr(C, packed(4))]
