@@ -35,6 +35,8 @@ pub enum Test {
     Time,
     /// Single-shot timers through VIRQ_TIMER: never early, bounded lateness.
     Timer,
+    /// Create, populate and destroy domains 100 times; no frame may leak.
+    Domains,
 }
 
 /// The value of `key=` on the command line.
@@ -68,6 +70,7 @@ pub fn test(cmdline: &str) -> Result<Test, &str> {
         "usertables-fault" => Test::UserTablesFault,
         "time" => Test::Time,
         "timer" => Test::Timer,
+        "domains" => Test::Domains,
         other => return Err(other),
     })
 }

@@ -8,6 +8,8 @@ mod xl;
 #[cfg(target_os = "none")]
 mod bench;
 #[cfg(target_os = "none")]
+mod domains;
+#[cfg(target_os = "none")]
 mod shell;
 
 #[cfg(target_os = "none")]
@@ -160,6 +162,10 @@ mod dom0 {
                 println!("dom0: timer: 20 timers fired; lateness {} us to {} us", earliest / 1000, latest / 1000);
                 println!("dom0: timer: {}", if earliest >= 0 { "none fired before its deadline" } else { "a timer fired early" });
                 println!("dom0: timer: {}", if latest < 50_000_000 { "lateness within 50 ms" } else { "too late" });
+                poweroff()
+            }
+            Test::Domains => {
+                crate::domains::leak_test();
                 poweroff()
             }
             Test::Bench => {

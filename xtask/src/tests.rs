@@ -42,6 +42,8 @@ enum Modules {
     NotPv,
     /// dom0 with a note size that runs past its segment.
     BadNote,
+    /// dom0 running one of its self-tests (`test=NAME`).
+    Dom0Test(&'static str),
 }
 
 /// One boot test.
@@ -116,6 +118,15 @@ fn boot_tests() -> Vec<BootTest> {
             ..boot("dom0_malformed_xen_note", "", EXIT_FAILURE, &["has bad Xen ELF notes: malformed ELF note"])
         },
         BootTest {
+            modules: Modules::Dom0Test("test=domains"),
+            ..boot(
+                "destroyed_domains_give_back_every_frame",
+                "loglvl=warning dom0_mem=64M",
+                EXIT_SUCCESS,
+                &["dom0: domains: 100 create/populate/destroy cycles", "dom0: domains: no frame leaked"],
+            )
+        },
+        BootTest {
             mem_mib: 16,
             ..boot("too_little_memory", "", EXIT_FAILURE, &["Panic on CPU 0: not enough memory:", "needs at least 24 MiB"])
         },
@@ -168,6 +179,7 @@ fn modules_for(kind: Modules, k: &Kernels) -> Result<Vec<Module>, String> {
         Modules::Truncated => one(scratch("dom0-truncated", &dom0()?[..200])?),
         Modules::NotPv => Ok(vec![Module::new(&k.xen_core, "dom0")]),
         Modules::BadNote => one(scratch("dom0-bad-note", &break_first_note(dom0()?)?)?),
+        Modules::Dom0Test(args) => Ok(vec![Module { args: args.into(), ..Module::new(&k.dom0, "dom0") }, Module::new(&k.guest, "guest")]),
     }
 }
 

@@ -1216,7 +1216,7 @@ cases! {
         max_mem(id, 4 * 4);
         let pop = populate(id, 16);
         domctl_simple(2, id);
-        check(pop >= 0 && pop <= 4, format_args!("populated {pop} of 16 with a 4-page limit"))
+        check((0..=4).contains(&pop), format_args!("populated {pop} of 16 with a 4-page limit"))
     }
     sysctl_physinfo_reports_memory ("sysctl", "XEN_SYSCTL_physinfo", Accept) {
         let mut op = sysctl_op(3, 0x15);
