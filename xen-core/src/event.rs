@@ -221,6 +221,43 @@ pub fn bind_loopback(p: &mut Ports, dom: u16, remote_port: u32) -> Result<u32, E
     Ok(local)
 }
 
+/// EVTCHNOP_bind_interdomain across two tables: `local` (of domain
+/// `ldom`) binds to `remote_port` of `remote` (of domain `rdom`), which must
+/// be unbound and offered to `ldom`. Both ends then point at each other.
+pub fn bind_interdomain(local: &mut Ports, ldom: u16, remote: &mut Ports, rdom: u16, remote_port: u32) -> Result<u32, Errno> {
+    match remote.state(remote_port) {
+        Some(State::Unbound { remote_dom }) if remote_dom == ldom => {}
+        _ => return Err(EINVAL),
+    }
+    let lp = local.free_port()?;
+    local.set(lp, State::Interdomain { remote_dom: rdom, remote_port });
+    remote.set(remote_port, State::Interdomain { remote_dom: ldom, remote_port: lp });
+    Ok(lp)
+}
+
+/// The other domain's end of `port`, if it is an interdomain channel to a
+/// domain other than `dom` (closing it must unbind that end).
+pub fn foreign_peer(p: &Ports, dom: u16, port: u32) -> Option<(u16, u32)> {
+    match p.state(port) {
+        Some(State::Interdomain { remote_dom, remote_port }) if remote_dom != dom => Some((remote_dom, remote_port)),
+        _ => None,
+    }
+}
+
+/// Every interdomain channel of `p` (domain `dom`) to another domain.
+pub fn foreign_peers(p: &Ports, dom: u16) -> impl Iterator<Item = (u16, u32)> + '_ {
+    (0..p.valid as u32).filter_map(move |port| foreign_peer(p, dom, port))
+}
+
+/// `closer` closed its end of the channel whose other end is `port` here:
+/// this end becomes unbound, waiting for `closer` again (as in Xen).
+pub fn peer_closed(p: &mut Ports, port: u32, closer: u16) {
+    if let Some(State::Interdomain { remote_dom, .. }) = p.state(port)
+        && remote_dom == closer {
+            p.set(port, State::Unbound { remote_dom: closer });
+        }
+}
+
 /// EVTCHNOP_close within one domain's table (loopback peers are local).
 pub fn close(p: &mut Ports, dom: u16, port: u32) -> Result<(), Errno> {
     match p.state(port) {
@@ -443,5 +480,29 @@ mod tests {
         assert!(b.upcall);
         let mut b = Bits::default();
         assert!(!unmask(&mut b, 9), "nothing pending: nothing to deliver");
+    }
+
+    #[test]
+    fn interdomain_bind_send_and_close_across_two_tables() {
+        // ABI: bind_interdomain needs an unbound port offered to the binder;
+        // both ends then name each other; closing one end leaves the other
+        // unbound for the closer.
+        let (a, b) = (0u16, 5u16);
+        let mut pa = Ports::new(1);
+        let mut pb = Ports::new(1);
+        let offered = pb.alloc_unbound(a).unwrap();
+        let wrong = pb.alloc_unbound(7).unwrap();
+        assert_eq!(bind_interdomain(&mut pa, a, &mut pb, b, wrong), Err(EINVAL), "offered to someone else");
+        assert_eq!(bind_interdomain(&mut pa, a, &mut pb, b, 999), Err(EINVAL), "not a valid port");
+        let la = bind_interdomain(&mut pa, a, &mut pb, b, offered).unwrap();
+        assert_eq!(pb.state(offered), Some(State::Interdomain { remote_dom: a, remote_port: la }));
+        assert_eq!(send_target(&pa, a, la), Ok(Some((b, offered))));
+        assert_eq!(send_target(&pb, b, offered), Ok(Some((a, la))));
+        assert_eq!(foreign_peers(&pa, a).collect::<Vec<_>>(), [(b, offered)]);
+        assert_eq!(foreign_peer(&pa, a, la), Some((b, offered)));
+        close(&mut pa, a, la).unwrap();
+        peer_closed(&mut pb, offered, a);
+        assert_eq!(pb.state(offered), Some(State::Unbound { remote_dom: a }));
+        assert_eq!(bind_interdomain(&mut pa, a, &mut pb, b, offered).map(|_| ()), Ok(()), "rebindable");
     }
 }

@@ -68,6 +68,33 @@ pub struct Domain {
     pub pause_count: u32,
     /// vCPUs the domain was created with.
     pub max_vcpus: u32,
+    /// Its slot in [`crate::schedule::DOMAINS`].
+    pub slot: usize,
+    /// Saved guest registers while the domain is not running.
+    pub regs: CpuUserRegs,
+    /// Whether vCPU 0 has a context (dom0 at boot, a domU after
+    /// XEN_DOMCTL_setvcpucontext).
+    pub vcpu_up: bool,
+    /// Blocked in SCHEDOP_block or SCHEDOP_poll.
+    pub blocked: bool,
+    /// The ports and timeout of a SCHEDOP_poll in progress.
+    pub poll: Option<Poll>,
+    /// The shutdown reason, once the domain has shut down.
+    pub shutdown: Option<u32>,
+    /// System time the domain's vCPU has run (ns), for getvcpuinfo.
+    pub cpu_time: u64,
+}
+
+/// A SCHEDOP_poll in progress: it ends when one of the ports is pending
+/// or the timeout (system time, 0 = none) passes.
+#[derive(Clone, Copy)]
+pub struct Poll {
+    /// The ports.
+    pub ports: [u32; 128],
+    /// How many.
+    pub nr: usize,
+    /// Timeout in system time, 0 = none.
+    pub deadline: u64,
 }
 
 impl Domain {
@@ -98,14 +125,17 @@ impl Domain {
             max_pages: 0,
             pause_count: 0,
             max_vcpus: 1,
+            slot: 0,
+            regs: CpuUserRegs::default(),
+            vcpu_up: false,
+            blocked: false,
+            poll: None,
+            shutdown: None,
+            cpu_time: 0,
         }
     }
 }
 
-/// Domains other than the one running, by slot (ids are inside).
-pub static OTHER_DOMAINS: spin::Mutex<[Option<Domain>; MAX_OTHER_DOMAINS]> = spin::Mutex::new([const { None }; MAX_OTHER_DOMAINS]);
-/// How many domains besides dom0 may exist.
-pub const MAX_OTHER_DOMAINS: usize = 7;
 /// Domain ids in use (dom0 excluded).
 pub static DOMIDS: spin::Mutex<crate::domain::domid::DomidAllocator> = spin::Mutex::new(crate::domain::domid::DomidAllocator::new());
 
@@ -179,10 +209,6 @@ impl crate::event::EventBits for ShinfoBits {
         unsafe { self.base.write_volatile(1) };
     }
 }
-
-/// The domain running on CPU 0, the only CPU that runs guests so far.
-/// Locked only while the hypervisor handles an entry from that domain.
-pub static CPU0_DOMAIN: spin::Mutex<Option<Domain>> = spin::Mutex::new(None);
 
 /// The machine clock, set once at boot.
 pub static CLOCK: spin::Once<crate::time::Clock> = spin::Once::new();
@@ -318,45 +344,75 @@ impl Domain {
         unsafe { self.shinfo().read_volatile() != 0 && self.shinfo().add(SHINFO_UPCALL_MASK).read_volatile() == 0 }
     }
 
-    /// Fire the domain's timer if its deadline has passed (VIRQ_TIMER), and
-    /// keep the LAPIC armed for the deadline still ahead.
-    pub fn check_timer(&mut self) {
-        crate::arch::x86_64::apic::TIMER_FIRED.store(false, core::sync::atomic::Ordering::SeqCst);
-        if self.timer_deadline == 0 {
-            return;
-        }
-        let now = system_time();
-        if now >= self.timer_deadline {
-            self.timer_deadline = 0;
-            if let Some(port) = self.ports.virq_port(0) {
-                crate::event::set_pending(&mut self.event_bits(), port);
-            }
-        } else {
-            crate::arch::x86_64::apic::arm(self.timer_deadline - now);
+    /// Mark the port bound to `virq` pending, if any.
+    pub fn raise_virq(&mut self, virq: u32) {
+        if let Some(port) = self.ports.virq_port(virq) {
+            crate::event::set_pending(&mut self.event_bits(), port);
         }
     }
 
-    /// Wait, with interrupts enabled only while halted, until `ready` holds
-    /// or `until` (system time, 0 = none) passes. Returns at once when
-    /// nothing could wake the domain (no timer and no deadline).
-    pub fn wait(&mut self, until: u64, ready: impl Fn(&Domain) -> bool) {
-        loop {
-            self.check_timer();
-            if ready(self) {
-                return;
-            }
-            let now = system_time();
-            if until != 0 && now >= until {
-                return;
-            }
-            let next = match (self.timer_deadline, until) {
-                (0, 0) => return,
-                (0, u) | (u, 0) => u,
-                (a, b) => a.min(b),
-            };
-            crate::arch::x86_64::apic::arm(next.saturating_sub(now).max(1));
-            crate::arch::x86_64::apic::wait_for_interrupt();
+    /// Whether the domain's vCPU may run now.
+    pub fn runnable(&self) -> bool {
+        self.vcpu_up && self.pause_count == 0 && self.shutdown.is_none() && !self.blocked
+    }
+
+    /// Mirror the earliest wake deadline (timer or poll timeout) for the
+    /// scheduler.
+    fn sync_deadline(&self) {
+        let poll = self.poll.map_or(0, |p| p.deadline);
+        let d = [self.timer_deadline, poll].into_iter().filter(|&t| t != 0).min().unwrap_or(0);
+        crate::schedule::set_deadline(self.slot, d);
+    }
+
+    /// Set (or cancel, with 0) the single-shot timer.
+    pub fn set_timer(&mut self, deadline: u64) {
+        self.timer_deadline = deadline;
+        self.sync_deadline();
+    }
+
+    /// Fire the timer if its deadline has passed (VIRQ_TIMER), end a wait
+    /// that is over, and count the time.
+    pub fn wake_check(&mut self, now: u64) {
+        if self.timer_deadline != 0 && now >= self.timer_deadline {
+            self.set_timer(0);
+            self.raise_virq(0);
         }
+        if self.blocked && (self.upcall_deliverable() || self.poll.is_some_and(|p| self.poll_done(&p, now))) {
+            self.unblock();
+        }
+    }
+
+    fn poll_done(&self, p: &Poll, now: u64) -> bool {
+        use crate::event::EventBits;
+        let bits = self.event_bits();
+        (p.deadline != 0 && now >= p.deadline) || p.ports[..p.nr].iter().any(|&port| bits.is_pending(port))
+    }
+
+    /// Block until an upcall is deliverable (SCHEDOP_block) or, with
+    /// `poll`, until one of its ports is pending or its timeout passes.
+    pub fn block(&mut self, poll: Option<Poll>) {
+        self.blocked = true;
+        self.poll = poll;
+        self.sync_deadline();
+    }
+
+    /// End a block or poll.
+    pub fn unblock(&mut self) {
+        self.blocked = false;
+        self.poll = None;
+        self.sync_deadline();
+    }
+
+    /// Publish the upcall mask and the time in a new shared_info page.
+    pub fn init_shared(&self) {
+        self.sync_mask_out();
+        self.publish_time();
+    }
+
+    /// First run of dom0.
+    pub fn start_running(&mut self) {
+        self.vcpu_up = true;
+        self.init_shared();
     }
 
     /// Deliver a pending event upcall to the guest's event callback, as
@@ -426,7 +482,10 @@ impl Domain {
                 self.sync_mask_out();
                 rax
             }
-            Err(c) => self.crash(regs, c),
+            Err(c) => {
+                self.crash(regs, c);
+                0
+            }
         }
     }
 
@@ -437,6 +496,7 @@ impl Domain {
         regs.rflags = guest_rflags(regs.rflags);
         if !is_canonical(regs.rip) || !is_canonical(regs.rsp) {
             self.crash(regs, Crash::NonCanonical(regs.rip));
+            return;
         }
         let (table, gs) = if self.vcpu.kernel_mode {
             (self.guest_table, self.gs_base_kernel)
@@ -453,18 +513,39 @@ impl Domain {
         cpu::set_cr0_ts(self.fpu_ts);
     }
 
-    /// Crash this domain. Dom0's crash stops the machine.
-    pub fn crash(&self, regs: &CpuUserRegs, why: Crash) -> ! {
+    /// Crash this domain, as Xen's `domain_crash`. Dom0's crash stops the
+    /// machine; another domain is shut down with reason crash and stops
+    /// running (the caller's resume switches away from it).
+    pub fn crash(&mut self, regs: &CpuUserRegs, why: Crash) {
         printk!("domain_crash called for d{}: {why:?}", self.domid);
-        crate::setup::dump_frame("guest state of d0v0", regs);
-        crate::setup::fatal(format_args!("Hardware Dom{} crashed", self.domid))
+        if self.privileged && self.domid == 0 {
+            crate::setup::dump_frame("guest state of d0v0", regs);
+            crate::setup::fatal(format_args!("Hardware Dom{} crashed", self.domid))
+        }
+        log::info!("d{}v0 crashed at {:#x}", self.domid, regs.rip);
+        self.shut_down(xen_public::SHUTDOWN_CRASH);
     }
 
-    /// `SCHEDOP_shutdown` of dom0: what Xen's `hwdom_shutdown` does, with
-    /// QEMU's debug-exit device standing in for halt and reboot.
-    pub fn shutdown(&self, regs: &CpuUserRegs, reason: u32) -> ! {
+    /// Mark the domain shut down and tell dom0 (VIRQ_DOM_EXC).
+    fn shut_down(&mut self, reason: u32) {
+        if self.shutdown.is_none() {
+            self.shutdown = Some(reason);
+            self.set_timer(0);
+            notify_dom_exc();
+        }
+    }
+
+    /// `SCHEDOP_shutdown`. Dom0's is the machine's: what Xen's
+    /// `hwdom_shutdown` does, with QEMU's debug-exit device standing in for
+    /// halt and reboot. Another domain just stops and dom0 is told.
+    pub fn shutdown(&mut self, regs: &CpuUserRegs, reason: u32) {
         use xen_public::{SHUTDOWN_CRASH, SHUTDOWN_POWEROFF, SHUTDOWN_REBOOT, SHUTDOWN_WATCHDOG};
         let d = self.domid;
+        if d != 0 {
+            log::info!("domain {d} shut down: reason {reason}");
+            self.shut_down(reason);
+            return;
+        }
         match reason {
             SHUTDOWN_POWEROFF => {
                 printk!("Hardware Dom{d} halted: halting machine");
@@ -484,22 +565,30 @@ impl Domain {
     }
 }
 
+/// `VIRQ_DOM_EXC`: a domain shut down or died.
+pub const VIRQ_DOM_EXC: u32 = 3;
+
+/// `VIRQ_DOM_EXC` to dom0 from another domain's context.
+pub fn notify_dom_exc() {
+    if crate::schedule::with_domain(0, |d0| d0.raise_virq(VIRQ_DOM_EXC)).is_some() {
+        crate::schedule::kick();
+    }
+}
+
 /// Enter dom0 for the first time.
 pub fn start(dom: Domain, regs: CpuUserRegs) -> ! {
-    let mut regs = regs;
-    let mut guard = CPU0_DOMAIN.lock();
-    let d = guard.insert(dom);
-    d.sync_mask_out();
-    d.publish_time();
-    d.prepare_resume(&mut regs);
-    drop(guard);
-    entry::enter_guest(&regs)
+    crate::schedule::start(dom, regs)
+}
+
+/// The running domain's slot, locked.
+fn running() -> spin::MutexGuard<'static, Option<Domain>> {
+    crate::schedule::DOMAINS[crate::schedule::current()].lock()
 }
 
 /// SYSCALL from a guest: a hypercall from kernel mode, a bounce to the
 /// syscall callback from user mode.
 pub fn handle_syscall(regs: &mut CpuUserRegs) {
-    let mut guard = CPU0_DOMAIN.lock();
+    let mut guard = running();
     let Some(d) = guard.as_mut() else {
         crate::setup::fatal(format_args!("SYSCALL with no guest running"));
     };
@@ -509,19 +598,13 @@ pub fn handle_syscall(regs: &mut CpuUserRegs) {
         let b = d.vcpu.syscall_bounce(regs);
         d.deliver(regs, b);
     }
-    d.check_timer();
-    d.deliver_events(regs);
-    d.prepare_resume(regs);
+    crate::schedule::resume(guard, regs);
 }
 
-/// The LAPIC timer fired while a guest ran: fire its timer and deliver.
+/// The LAPIC timer fired while a guest ran: fire timers, maybe switch.
 pub fn handle_timer_interrupt(regs: &mut CpuUserRegs) {
-    // A guest was running, so no hypervisor path holds the domain lock.
-    let Some(mut guard) = CPU0_DOMAIN.try_lock() else { return };
-    let Some(d) = guard.as_mut() else { return };
-    d.check_timer();
-    d.deliver_events(regs);
-    d.prepare_resume(regs);
+    // A guest was running, so no hypervisor path holds its lock.
+    crate::schedule::resume(running(), regs);
 }
 
 /// Vectors whose exceptions push an error code.
@@ -532,7 +615,7 @@ const fn has_error_code(v: u64) -> bool {
 /// An exception raised while a guest ran: reflect it to the guest's trap
 /// table, as Xen does.
 pub fn handle_exception(regs: &mut CpuUserRegs) {
-    let mut guard = CPU0_DOMAIN.lock();
+    let mut guard = running();
     let Some(d) = guard.as_mut() else {
         crate::setup::fatal(format_args!("guest exception with no guest running"));
     };
@@ -557,7 +640,7 @@ pub fn handle_exception(regs: &mut CpuUserRegs) {
             let ti = d.vcpu.traps[soft as usize];
             let b = crate::domain::vcpu::Bounce { eip: ti.address, error_code: None, mask_events: ti.masks_events(), clear_df: false };
             d.deliver(regs, b);
-            d.prepare_resume(regs);
+            crate::schedule::resume(guard, regs);
             return;
         }
     }
@@ -568,7 +651,7 @@ pub fn handle_exception(regs: &mut CpuUserRegs) {
     // once and clear TS, as Xen does.
     if vector == 7 {
         if !d.fpu_ts {
-            d.prepare_resume(regs);
+            crate::schedule::resume(guard, regs);
             return;
         }
         d.fpu_ts = false;
@@ -576,9 +659,7 @@ pub fn handle_exception(regs: &mut CpuUserRegs) {
     let ec = has_error_code(regs.entry_vector).then_some(regs.error_code);
     let b = d.vcpu.exception_bounce(vector, ec);
     d.deliver(regs, b);
-    d.check_timer();
-    d.deliver_events(regs);
-    d.prepare_resume(regs);
+    crate::schedule::resume(guard, regs);
 }
 
 /// Write a guest's console output.

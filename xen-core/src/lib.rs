@@ -25,3 +25,5 @@ pub mod console;
 pub mod guest;
 #[cfg(target_os = "none")]
 pub mod hypercall;
+#[cfg(target_os = "none")]
+pub mod schedule;

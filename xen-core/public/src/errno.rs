@@ -32,6 +32,8 @@ pub const ENODEV: i64 = 19;
 pub const EINVAL: i64 = 22;
 /// No space left.
 pub const ENOSPC: i64 = 28;
+/// No data available.
+pub const ENODATA: i64 = 61;
 /// Function not implemented.
 pub const ENOSYS: i64 = 38;
 /// Directory not empty.
@@ -58,6 +60,7 @@ pub fn name(err: i64) -> &'static str {
         EFAULT => "EFAULT",
         EBUSY => "EBUSY",
         EEXIST => "EEXIST",
+        ENODATA => "ENODATA",
         ENODEV => "ENODEV",
         EINVAL => "EINVAL",
         ENOSPC => "ENOSPC",

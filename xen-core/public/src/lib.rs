@@ -5,9 +5,10 @@
 //! against real Xen run on `xen-core` and ours run on real Xen. It holds no
 //! logic beyond layout; size assertions at the bottom of each module keep the
 //! layouts honest at compile time.
-#![no_std]
+#![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
+pub mod console;
 pub mod elfnote;
 pub mod errno;
 pub mod hypercall;

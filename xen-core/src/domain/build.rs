@@ -122,7 +122,7 @@ impl DomainMemory {
 }
 
 /// Stub `i` of a 64-bit PV hypercall page.
-fn hypercall_stub(i: usize) -> [u8; 32] {
+pub fn hypercall_stub(i: usize) -> [u8; 32] {
     let mut s = [0xcc; 32];
     if i == xen_public::hypercall::IRET as usize {
         // push %rcx; push %r11; push %rax; mov $23,%eax; syscall
@@ -204,7 +204,7 @@ pub fn build_dom0(img: &Dom0Image<'_>, idle_l4: Mfn) -> Result<Built, BuildError
     copy_hypervisor_slots(idle_l4, Mfn(pt.l4_mfn));
     // Validate the bootstrap tables exactly as a guest's MMUEXT_PIN_L4_TABLE
     // would, then take the reference the vCPU's current L4 holds.
-    let who = Who { dom: DOM0, io: true };
+    let who = Who::own(DOM0, true);
     let mut pmem = machine::DirectMapMem { end_mfn: machine::M2P.get().map_or(0, |m| m.entries) };
     ft.pin(&mut pmem, pt.l4_mfn, 4, who).map_err(|_| BuildError::PageTables)?;
     ft.get_page(pt.l4_mfn, DOM0).map_err(|_| BuildError::PageTables)?;

@@ -1,9 +1,9 @@
 //! Domains: their initial layout, their page tables as the builder makes
 //! them, and (on the target) the live domain and vCPU state.
 
+pub mod context;
 pub mod domid;
-pub mod layout;
-pub mod pagetable;
+pub use xen_dombuild::{layout, pagetable};
 pub mod vcpu;
 #[cfg(target_os = "none")]
 pub mod build;

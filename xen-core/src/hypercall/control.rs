@@ -14,20 +14,41 @@ pub(super) const SYSCTL_VERSION: u32 = 0x15;
 /// Size of `struct xen_domctl_getdomaininfo` on x86.
 const DOMAININFO_SIZE: usize = 112;
 
+const XEN_DOMINF_SHUTDOWN: u32 = 1 << 2;
 const XEN_DOMINF_PAUSED: u32 = 1 << 3;
+const XEN_DOMINF_BLOCKED: u32 = 1 << 4;
 const XEN_DOMINF_RUNNING: u32 = 1 << 5;
+const XEN_DOMINF_SHUTDOWNSHIFT: u32 = 16;
+
+/// Xen's `XEN_DOMINF_*` flags of `d`; `running` for the caller.
+fn dominf_flags(d: &Domain, running: bool) -> u32 {
+    let mut flags = 0;
+    if running {
+        flags |= XEN_DOMINF_RUNNING;
+    }
+    if d.pause_count > 0 {
+        flags |= XEN_DOMINF_PAUSED;
+    }
+    if d.blocked {
+        flags |= XEN_DOMINF_BLOCKED;
+    }
+    if let Some(code) = d.shutdown {
+        flags |= XEN_DOMINF_SHUTDOWN | ((code & 0xff) << XEN_DOMINF_SHUTDOWNSHIFT);
+    }
+    flags
+}
 
 /// `xen_domctl_getdomaininfo` of `d`; `running` for the caller.
 fn domaininfo(d: &Domain, running: bool) -> [u8; DOMAININFO_SIZE] {
     let mut b = [0u8; DOMAININFO_SIZE];
     b[0..2].copy_from_slice(&d.domid.to_le_bytes());
-    let flags = if running { XEN_DOMINF_RUNNING } else if d.pause_count > 0 { XEN_DOMINF_PAUSED } else { 0 };
-    b[4..8].copy_from_slice(&flags.to_le_bytes());
+    b[4..8].copy_from_slice(&dominf_flags(d, running).to_le_bytes());
     b[8..16].copy_from_slice(&d.nr_pages.to_le_bytes());
     b[16..24].copy_from_slice(&d.max_pages.to_le_bytes());
     b[48..56].copy_from_slice(&d.shared_info.0.to_le_bytes());
-    b[56..64].copy_from_slice(&crate::guest::system_time().to_le_bytes());
-    b[64..68].copy_from_slice(&u32::from(running).to_le_bytes());
+    let cpu_time = if running { d.cpu_time.max(crate::guest::system_time()) } else { d.cpu_time };
+    b[56..64].copy_from_slice(&cpu_time.to_le_bytes());
+    b[64..68].copy_from_slice(&u32::from(d.vcpu_up).to_le_bytes());
     b[68..72].copy_from_slice(&(d.max_vcpus - 1).to_le_bytes());
     b[96] = 52;
     b
@@ -35,17 +56,16 @@ fn domaininfo(d: &Domain, running: bool) -> [u8; DOMAININFO_SIZE] {
 
 /// The info of the first domain with an id at or above `from`.
 fn first_domain_from(d: &Domain, from: u16) -> Option<[u8; DOMAININFO_SIZE]> {
-    if from <= d.domid {
+    let next = crate::schedule::domids().into_iter().flatten().filter(|&id| id >= from).min()?;
+    if next == d.domid {
         return Some(domaininfo(d, true));
     }
-    let others = crate::guest::OTHER_DOMAINS.lock();
-    others.iter().flatten().filter(|o| o.domid >= from).min_by_key(|o| o.domid).map(|o| domaininfo(o, false))
+    with_other(next, |o| domaininfo(o, false))
 }
 
 /// Run `f` on another domain.
 fn with_other<R>(domid: u16, f: impl FnOnce(&mut Domain) -> R) -> Option<R> {
-    let mut others = crate::guest::OTHER_DOMAINS.lock();
-    others.iter_mut().flatten().find(|o| o.domid == domid).map(f)
+    crate::schedule::with_domain(domid, f)
 }
 
 /// XEN_DOMCTL_createdomain: an empty, paused PV domain.
@@ -65,11 +85,6 @@ fn create_domain(requested: u16, b: &[u8]) -> Result<u16, i64> {
     } else {
         ids.alloc().ok_or(-xen_public::errno::ENOMEM)?
     };
-    let mut others = crate::guest::OTHER_DOMAINS.lock();
-    let Some(slot) = others.iter_mut().find(|s| s.is_none()) else {
-        let _ = ids.free(domid);
-        return Err(-xen_public::errno::ENOMEM);
-    };
     let Some(shinfo) = crate::mm::machine::alloc_frame() else {
         let _ = ids.free(domid);
         return Err(-xen_public::errno::ENOMEM);
@@ -79,27 +94,44 @@ fn create_domain(requested: u16, b: &[u8]) -> Result<u16, i64> {
     }
     let mut dom = Domain::empty(domid, false, shinfo);
     dom.pause_count = 1;
-    *slot = Some(dom);
+    // Like a fresh Xen vCPU: events masked until the guest unmasks them.
+    dom.init_shared();
+    if let Err(dom) = crate::schedule::install(dom) {
+        drop(dom);
+        if let Some(ft) = FRAME_TABLE.lock().as_mut()
+            && ft.release(shinfo.0, domid) {
+                crate::mm::machine::free_frame(shinfo);
+            }
+        let _ = ids.free(domid);
+        return Err(-xen_public::errno::ENOMEM);
+    }
     Ok(domid)
 }
 
-/// XEN_DOMCTL_destroydomain: give back every frame the domain owns.
-fn destroy_domain(domid: u16) -> Result<(), i64> {
-    let mut others = crate::guest::OTHER_DOMAINS.lock();
-    let slot = others.iter_mut().find(|s| s.as_ref().is_some_and(|o| o.domid == domid)).ok_or(-ESRCH)?;
-    *slot = None;
-    drop(others);
-    let mut released = 0u64;
-    if let Some(ft) = FRAME_TABLE.lock().as_mut() {
-        let n = crate::mm::machine::M2P.get().map_or(0, |m| m.entries);
-        for mfn in 0..n {
-            if ft.info(mfn).is_some_and(|f| f.owner == domid) && ft.release(mfn, domid) {
-                crate::mm::machine::free_frame(Mfn(mfn));
-                released += 1;
-            }
+/// XEN_DOMCTL_destroydomain: drop every reference the domain holds and
+/// give back every frame it owns; frames others still map stay allocated
+/// until their last reference goes (see `FrameTable::relinquish`).
+fn destroy_domain(caller: &mut Domain, domid: u16) -> Result<(), i64> {
+    let mut dom = crate::schedule::remove(domid).ok_or(-ESRCH)?;
+    for (rdom, rport) in crate::event::foreign_peers(&dom.ports, domid) {
+        if rdom == caller.domid {
+            crate::event::peer_closed(&mut caller.ports, rport, domid);
+        } else {
+            crate::schedule::with_domain(rdom, |o| crate::event::peer_closed(&mut o.ports, rport, domid));
         }
     }
+    super::gnttab::release_grants(caller, &mut dom);
+    super::mmu::release_domain_refs(&mut dom);
+    let mut released = 0u64;
+    if let Some(ft) = FRAME_TABLE.lock().as_mut() {
+        let mut m = super::mmu::mm();
+        ft.relinquish(&mut m.mem, domid, |mfn| {
+            crate::mm::machine::free_frame(Mfn(mfn));
+            released += 1;
+        });
+    }
     log::info!("domain {domid} destroyed: {released} frames freed");
+    caller.raise_virq(crate::guest::VIRQ_DOM_EXC);
     let _ = crate::guest::DOMIDS.lock().free(domid);
     Ok(())
 }
@@ -112,6 +144,11 @@ pub(super) fn domctl(d: &mut Domain, arg: u64) -> Ret {
     const UNPAUSEDOMAIN: u32 = 4;
     const GETDOMAININFO: u32 = 5;
     const MAX_MEM: u32 = 11;
+    const SETVCPUCONTEXT: u32 = 12;
+    const GETVCPUCONTEXT: u32 = 13;
+    const GETVCPUINFO: u32 = 14;
+    const MAX_VCPUS: u32 = 15;
+    const HYPERCALL_INIT: u32 = 22;
     if !d.privileged {
         return -EPERM;
     }
@@ -157,11 +194,76 @@ pub(super) fn domctl(d: &mut Domain, arg: u64) -> Ret {
             })
             .unwrap_or(-ESRCH);
         }
-        DESTROYDOMAIN => return destroy_domain(dom).map_or_else(|e| e, |()| 0),
+        DESTROYDOMAIN => return destroy_domain(d, dom).map_or_else(|e| e, |()| 0),
+        SETVCPUCONTEXT | GETVCPUCONTEXT | MAX_VCPUS if is_self => return -EINVAL,
+        SETVCPUCONTEXT => {
+            let (vcpu, ptr) = (u32_at(&b, 16), le64(&b[24..32]));
+            let mut ctx = [0u8; crate::domain::context::SIZE];
+            if ptr != 0 && mem.read(ptr, &mut ctx).is_err() {
+                return -EFAULT;
+            }
+            let ctx = (ptr != 0).then_some(&ctx);
+            return with_other(dom, |o| super::vcpu_ctx::set(o, vcpu, ctx)).unwrap_or(-ESRCH);
+        }
+        GETVCPUCONTEXT => {
+            let (vcpu, ptr) = (u32_at(&b, 16), le64(&b[24..32]));
+            let mut ctx = [0u8; crate::domain::context::SIZE];
+            let rc = with_other(dom, |o| super::vcpu_ctx::get(o, vcpu, &mut ctx)).unwrap_or(-ESRCH);
+            if rc == 0 && ptr != 0 && mem.write(ptr, &ctx).is_err() {
+                return -EFAULT;
+            }
+            return rc;
+        }
+        GETVCPUINFO => {
+            let vcpu = u32_at(&b, 16);
+            let rc = if is_self {
+                super::vcpu_ctx::info(d, vcpu, true, &mut b[16..])
+            } else {
+                with_other(dom, |o| super::vcpu_ctx::info(o, vcpu, false, &mut b[16..])).unwrap_or(-ESRCH)
+            };
+            if rc != 0 {
+                return rc;
+            }
+        }
+        HYPERCALL_INIT => {
+            let gmfn = le64(&b[16..24]);
+            return if is_self { hypercall_init(d, gmfn) } else { with_other(dom, |o| hypercall_init(o, gmfn)).unwrap_or(-ESRCH) };
+        }
+        MAX_VCPUS => {
+            // As Xen 4.17: the count was fixed by createdomain; only the
+            // same value is accepted.
+            let max = u32_at(&b, 16);
+            return with_other(dom, |o| if max == o.max_vcpus { 0 } else { -EINVAL }).unwrap_or(-ESRCH);
+        }
         _ if !is_self && with_other(dom, |_| ()).is_none() => return -ESRCH,
         _ => return -ENOSYS,
     }
     if mem.write(arg, &b).is_err() { -EFAULT } else { 0 }
+}
+
+/// XEN_DOMCTL_hypercall_init: fill frame `gmfn` of `o` (for a PV domain
+/// its machine frame) with the hypercall stubs. A frame the domain does not
+/// own, or one in use as a page table, is -EINVAL.
+fn hypercall_init(o: &mut Domain, gmfn: u64) -> Ret {
+    let mut m = super::mmu::mm();
+    let mut ftg = FRAME_TABLE.lock();
+    let Some(ft) = ftg.as_mut() else { return -EINVAL };
+    if ft.get_page(gmfn, o.domid).is_err() {
+        return -EINVAL;
+    }
+    if ft.get_page_type(&mut m.mem, gmfn, PageType::Writable, super::mmu::who(o)).is_err() {
+        ft.put_page(gmfn);
+        return -EINVAL;
+    }
+    for i in 0..xen_public::hypercall::PAGE_STUBS {
+        let stub = crate::domain::build::hypercall_stub(i);
+        for (w, chunk) in stub.chunks_exact(8).enumerate() {
+            m.mem.write(gmfn, i * 4 + w, u64::from_le_bytes(chunk.try_into().unwrap_or_default()));
+        }
+    }
+    ft.put_page_type(&mut m.mem, gmfn);
+    ft.put_page(gmfn);
+    0
 }
 
 /// `sysctl(op)`.

@@ -1,4 +1,9 @@
-//! `grant_table_op`: grant tables v1 within a domain.
+//! `grant_table_op`: grant tables v1, within a domain and between domains.
+//!
+//! The granting domain's entry is pinned (GTF_reading/GTF_writing, pin
+//! counts) for as long as a mapping or a copy uses it; the mapper's
+//! maptrack remembers which domain granted each handle, so unmapping (or
+//! destroying the mapper) drops the pin in the right table.
 
 use super::mmu::{PTE_ADDR, l1_slot, le64, mm, who};
 use super::*;
@@ -30,7 +35,7 @@ fn nr_grant_entries(d: &Domain) -> u32 {
 
 /// Pin grant `gref` for `readonly` or writable use: set GTF_reading /
 /// GTF_writing with a bounded compare-and-swap loop, as Xen does.
-fn grant_pin(d: &mut Domain, gref: u32, readonly: bool) -> Result<u64, i16> {
+fn grant_pin(d: &mut Domain, gref: u32, mapper: u16, readonly: bool) -> Result<u64, i16> {
     use core::sync::atomic::Ordering;
     use crate::grant::{gntst, pin_flags};
     let (domid, frame) = grant_entry(d, gref);
@@ -38,7 +43,7 @@ fn grant_pin(d: &mut Domain, gref: u32, readonly: bool) -> Result<u64, i16> {
     let word = grant_flags(d, gref);
     let mut cur = word.load(Ordering::SeqCst);
     for _ in 0..5 {
-        let new = pin_flags(cur, domid, d.domid, readonly, r + w > 0)?;
+        let new = pin_flags(cur, domid, mapper, readonly, r + w > 0)?;
         match word.compare_exchange(cur, new, Ordering::SeqCst, Ordering::SeqCst) {
             Ok(_) => {
                 let p = &mut d.grant.pins[gref as usize];
@@ -53,6 +58,9 @@ fn grant_pin(d: &mut Domain, gref: u32, readonly: bool) -> Result<u64, i16> {
 
 /// Drop a pin and clear the flags no pin needs any more.
 fn grant_unpin(d: &mut Domain, gref: u32, readonly: bool) {
+    if gref >= nr_grant_entries(d) {
+        return;
+    }
     let p = &mut d.grant.pins[gref as usize];
     if readonly { p.0 = p.0.saturating_sub(1) } else { p.1 = p.1.saturating_sub(1) }
     let a = crate::grant::Active { readers: u32::from(p.0), writers: u32::from(p.1), domid: d.domid, frame: 0 };
@@ -86,6 +94,43 @@ fn gnttab_setup_table(d: &mut Domain, b: &mut [u8]) -> i16 {
     gntst::OKAY
 }
 
+/// Run `f` on the granting domain `dom`: the caller itself or another
+/// domain (`None` if it does not exist).
+fn with_granter<R>(d: &mut Domain, dom: u16, f: impl FnOnce(&mut Domain) -> R) -> Option<R> {
+    if dom == d.domid { Some(f(d)) } else { crate::schedule::with_domain(dom, f) }
+}
+
+/// Pin `gref` of `dom` for the caller: the granted frame.
+fn pin_for(d: &mut Domain, dom: u16, gref: u32, readonly: bool) -> Result<u64, i16> {
+    use crate::grant::gntst;
+    let mapper = d.domid;
+    with_granter(d, dom, |g| {
+        if gref >= nr_grant_entries(g) {
+            return Err(gntst::BAD_GNTREF);
+        }
+        grant_pin(g, gref, mapper, readonly)
+    })
+    .unwrap_or(Err(gntst::BAD_DOMAIN))
+}
+
+/// Drop a pin taken by [`pin_for`] (nothing if the granter is gone).
+fn unpin_for(d: &mut Domain, dom: u16, gref: u32, readonly: bool) {
+    with_granter(d, dom, |g| grant_unpin(g, gref, readonly));
+}
+
+/// Domain destruction: drop the pins `dead` holds on others' grants (its
+/// own tables' references go with its memory), so granters can revoke.
+pub(super) fn release_grants(caller: &mut Domain, dead: &mut Domain) {
+    for h in 0..crate::grant::MAPTRACK as u32 {
+        let Some(map) = dead.grant.maptrack.get(h) else { continue };
+        if map.dom == dead.domid {
+            continue;
+        }
+        unpin_for(caller, map.dom, map.gref, map.readonly);
+        dead.grant.maptrack.remove(h);
+    }
+}
+
 fn gnttab_map(d: &mut Domain, b: &mut [u8]) -> i16 {
     use crate::grant::{Mapping, gntmap, gntst};
     let (host_addr, flags, gref, dom) = (le64(&b[0..8]), u32_at(b, 8), u32_at(b, 12), u16_at(b, 16));
@@ -93,18 +138,15 @@ fn gnttab_map(d: &mut Domain, b: &mut [u8]) -> i16 {
         return gntst::BAD_GNTREF;
     }
     // As Xen (`rcu_lock_domain_by_id`): a real domain id, not DOMID_SELF.
-    if dom != d.domid {
+    if dom == xen_public::DOMID_SELF || (dom != d.domid && crate::schedule::slot_of(dom).is_none()) {
         return gntst::BAD_DOMAIN;
-    }
-    if gref >= nr_grant_entries(d) {
-        return gntst::BAD_GNTREF;
     }
     if flags & gntmap::CONTAINS_PTE != 0 {
         // Optional in this ABI version; not supported.
         return gntst::GENERAL_ERROR;
     }
     let readonly = flags & gntmap::READONLY != 0;
-    let frame = match grant_pin(d, gref, readonly) {
+    let frame = match pin_for(d, dom, gref, readonly) {
         Ok(f) => f,
         Err(s) => return s,
     };
@@ -119,7 +161,7 @@ fn gnttab_map(d: &mut Domain, b: &mut [u8]) -> i16 {
                 match ftg.as_mut() {
                     Some(ft) if ft.info(l1).map(|f| f.ty) == Some(PageType::L1) => {
                         let old = m.mem.read(l1, idx);
-                        match ft.get_entry(&mut m.mem, l1, 1, pte, who(d)) {
+                        match ft.get_entry(&mut m.mem, l1, 1, pte, Who { pg: dom, ..who(d) }) {
                             Ok(()) => {
                                 m.mem.write(l1, idx, pte);
                                 ft.put_entry(&mut m.mem, 1, old);
@@ -136,11 +178,11 @@ fn gnttab_map(d: &mut Domain, b: &mut [u8]) -> i16 {
         crate::arch::x86_64::cpu::invlpg(host_addr);
     }
     if status != gntst::OKAY {
-        grant_unpin(d, gref, readonly);
+        unpin_for(d, dom, gref, readonly);
         return status;
     }
-    let Some(handle) = d.grant.maptrack.insert(Mapping { dom: d.domid, gref, host_addr: if flags & gntmap::HOST_MAP != 0 { host_addr } else { 0 }, readonly }) else {
-        grant_unpin(d, gref, readonly);
+    let Some(handle) = d.grant.maptrack.insert(Mapping { dom, gref, host_addr: if flags & gntmap::HOST_MAP != 0 { host_addr } else { 0 }, readonly }) else {
+        unpin_for(d, dom, gref, readonly);
         return gntst::NO_DEVICE_SPACE;
     };
     d.grant.mapped_frames[handle as usize] = frame;
@@ -168,28 +210,28 @@ fn gnttab_unmap(d: &mut Domain, b: &mut [u8]) -> i16 {
         if let Some(ft) = FRAME_TABLE.lock().as_mut() {
             m.mem.write(l1, idx, 0);
             ft.put_entry(&mut m.mem, 1, cur);
+            ft.take_freed(|mfn| crate::mm::machine::free_frame(Mfn(mfn)));
         }
         crate::arch::x86_64::cpu::invlpg(host_addr);
     }
     d.grant.maptrack.remove(handle);
-    grant_unpin(d, map.gref, map.readonly);
+    unpin_for(d, map.dom, map.gref, map.readonly);
     gntst::OKAY
 }
 
 /// One side of a copy: the machine frame, after checking the grant or the
 /// frame's ownership (and, for a destination frame, that it may be written).
-fn copy_side(d: &mut Domain, is_gref: bool, v: u64, dom: u16, write: bool) -> Result<(u64, Option<u32>), i16> {
+fn copy_side(d: &mut Domain, is_gref: bool, v: u64, dom: u16, write: bool) -> Result<(u64, Option<(u16, u32)>), i16> {
     use crate::grant::gntst;
-    if self_dom(d, dom).is_err() {
-        return Err(gntst::BAD_DOMAIN);
-    }
     if is_gref {
+        let dom = if dom == xen_public::DOMID_SELF { d.domid } else { dom };
         let gref = v as u32;
-        if gref >= nr_grant_entries(d) {
-            return Err(gntst::BAD_GNTREF);
-        }
-        let frame = grant_pin(d, gref, !write)?;
-        return Ok((frame, Some(gref)));
+        let frame = pin_for(d, dom, gref, !write)?;
+        return Ok((frame, Some((dom, gref))));
+    }
+    // As Xen: only DOMID_SELF (or the caller's id) may name a frame.
+    if self_dom(d, dom).is_err() {
+        return Err(if crate::schedule::slot_of(dom).is_some() { gntst::PERMISSION_DENIED } else { gntst::BAD_DOMAIN });
     }
     let mut m = mm();
     let mut ftg = FRAME_TABLE.lock();
@@ -204,9 +246,9 @@ fn copy_side(d: &mut Domain, is_gref: bool, v: u64, dom: u16, write: bool) -> Re
     Ok((v, None))
 }
 
-fn copy_release(d: &mut Domain, frame: u64, gref: Option<u32>, write: bool) {
+fn copy_release(d: &mut Domain, frame: u64, gref: Option<(u16, u32)>, write: bool) {
     match gref {
-        Some(g) => grant_unpin(d, g, !write),
+        Some((dom, g)) => unpin_for(d, dom, g, !write),
         None => {
             let mut m = mm();
             if let Some(ft) = FRAME_TABLE.lock().as_mut() {

@@ -20,17 +20,30 @@ pub(super) fn mm() -> Mm {
 }
 
 pub(super) fn who(d: &Domain) -> Who {
-    Who { dom: d.domid, io: d.privileged }
+    Who::own(d.domid, d.privileged)
 }
 
-/// The domain an MMU batch acts on: `foreigndom` low 16 bits (self unless a
-/// privileged domain names another, which does not exist yet: -ESRCH).
-fn check_foreign(d: &Domain, foreigndom: u64) -> Result<(), i64> {
+/// Whose frames an MMU batch may map (Xen's `pg_owner`): `foreigndom`'s
+/// low 16 bits name the caller itself or, for a privileged caller (a
+/// domain builder), another domain; an unknown domain is -ESRCH and an
+/// unprivileged caller naming another -EPERM. Page tables always belong to
+/// the caller (`pt_owner`, bits 16-31, may only name it).
+fn check_foreign(d: &Domain, foreigndom: u64) -> Result<u16, i64> {
     let pg = foreigndom as u16;
     let pt = (foreigndom >> 16) as u16;
-    let pg_ok = pg == xen_public::DOMID_SELF || pg == d.domid;
-    let pt_ok = pt == 0 || pt.wrapping_sub(1) == d.domid;
-    if pg_ok && pt_ok { Ok(()) } else { Err(-ESRCH) }
+    if pt != 0 && pt.wrapping_sub(1) != d.domid {
+        return Err(-ESRCH);
+    }
+    if pg == xen_public::DOMID_SELF || pg == d.domid {
+        return Ok(d.domid);
+    }
+    if crate::schedule::slot_of(pg).is_none() {
+        return Err(-ESRCH);
+    }
+    if !d.privileged {
+        return Err(-EPERM);
+    }
+    Ok(pg)
 }
 
 /// 64-bit PV guests run in ring 3: every present entry they install gets
@@ -71,12 +84,13 @@ fn batch<const SIZE: usize>(
     d: &mut Domain,
     regs: &mut CpuUserRegs,
     op: u64,
-    mut each: impl FnMut(&mut Domain, &[u8; SIZE]) -> Result<(), i64>,
+    mut each: impl FnMut(&mut Domain, u16, &[u8; SIZE]) -> Result<(), i64>,
 ) -> Ret {
     let (list, count, pdone, foreigndom) = (regs.rdi, regs.rsi, regs.rdx, regs.r10);
-    if let Err(e) = check_foreign(d, foreigndom) {
-        return e;
-    }
+    let pg_owner = match check_foreign(d, foreigndom) {
+        Ok(pg) => pg,
+        Err(e) => return e,
+    };
     let mem = d.kernel_mem();
     let (count, mut done) = match batch_start(&mem, count, pdone) {
         Ok(v) => v,
@@ -95,7 +109,7 @@ fn batch<const SIZE: usize>(
             rc = -EFAULT;
             break;
         }
-        if let Err(e) = each(d, &raw) {
+        if let Err(e) = each(d, pg_owner, &raw) {
             rc = e;
             break;
         }
@@ -115,7 +129,7 @@ pub(super) fn mmu_update(d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
     const MACHPHYS: u64 = 1;
     const PRESERVE_AD: u64 = 2;
     let mut m = mm();
-    let rc = batch::<16>(d, regs, nr::MMU_UPDATE, |d, raw| {
+    let rc = batch::<16>(d, regs, nr::MMU_UPDATE, |d, pg, raw| {
         let (ptr, val) = (le64(&raw[..8]), le64(&raw[8..]));
         let mut ftg = FRAME_TABLE.lock();
         let ft = ftg.as_mut().ok_or(-EINVAL)?;
@@ -123,7 +137,7 @@ pub(super) fn mmu_update(d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
         // update an entry; MACHPHYS updates the M2P.
         if ptr & 3 == MACHPHYS {
             let mfn = ptr >> 12;
-            if ft.info(mfn).map(|f| f.owner) != Some(d.domid) {
+            if ft.info(mfn).map(|f| f.owner) != Some(pg) {
                 return Err(-EINVAL);
             }
             crate::mm::machine::set_m2p(Mfn(mfn), val);
@@ -131,7 +145,10 @@ pub(super) fn mmu_update(d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
         }
         let maddr = ptr & !7;
         let idx = ((maddr & 0xfff) >> 3) as usize;
-        ft.update_entry(&mut m.mem, maddr >> 12, idx, adjust(val), ptr & 3 == PRESERVE_AD, who(d)).map_err(|e| e.errno())
+        let w = Who { pg, ..who(d) };
+        let r = ft.update_entry(&mut m.mem, maddr >> 12, idx, adjust(val), ptr & 3 == PRESERVE_AD, w).map_err(|e| e.errno());
+        ft.take_freed(|mfn| crate::mm::machine::free_frame(Mfn(mfn)));
+        r
     });
     crate::arch::x86_64::cpu::flush_tlb();
     rc
@@ -178,7 +195,7 @@ pub(super) fn update_va_mapping(d: &mut Domain, va: u64, pte: u64, flags: u64) -
 
 /// Take the references a vCPU's base pointer holds on an L4 (validating it
 /// if needed), and drop those of the old one.
-fn switch_base(d: &Domain, new_mfn: u64, old_maddr: u64) -> Result<(), i64> {
+pub(super) fn switch_base(d: &Domain, new_mfn: u64, old_maddr: u64) -> Result<(), i64> {
     let mut m = mm();
     let mut ftg = FRAME_TABLE.lock();
     let ft = ftg.as_mut().ok_or(-EINVAL)?;
@@ -197,10 +214,13 @@ fn switch_base(d: &Domain, new_mfn: u64, old_maddr: u64) -> Result<(), i64> {
 }
 
 /// One MMUEXT command.
-fn mmuext_one(d: &mut Domain, cmd: u32, arg1: u64, arg2: u64) -> Result<(), i64> {
+fn mmuext_one(d: &mut Domain, pg: u16, cmd: u32, arg1: u64, arg2: u64) -> Result<(), i64> {
     use crate::arch::x86_64::cpu;
     let mut m = mm();
     let w = who(d);
+    // Pins act on the frames of `pg` (a builder pins a new domain's tables
+    // with its ownership rules).
+    let pin_who = if pg == d.domid { w } else { Who::own(pg, false) };
     let with_ft = |f: &mut dyn FnMut(&mut crate::mm::page_type::FrameTable<'static>, &mut Mm) -> Result<(), i64>| {
         let mut ftg = FRAME_TABLE.lock();
         let ft = ftg.as_mut().ok_or(-EINVAL)?;
@@ -208,8 +228,12 @@ fn mmuext_one(d: &mut Domain, cmd: u32, arg1: u64, arg2: u64) -> Result<(), i64>
         f(ft, &mut m)
     };
     match cmd {
-        0..=3 => with_ft(&mut |ft, m| ft.pin(&mut m.mem, arg1, cmd as u8 + 1, w).map_err(|_| -EINVAL)),
-        4 => with_ft(&mut |ft, m| ft.unpin(&mut m.mem, arg1, w).map_err(|_| -EINVAL)),
+        0..=3 => with_ft(&mut |ft, m| ft.pin(&mut m.mem, arg1, cmd as u8 + 1, pin_who).map_err(|_| -EINVAL)),
+        4 => with_ft(&mut |ft, m| {
+            let r = ft.unpin(&mut m.mem, arg1, pin_who).map_err(|_| -EINVAL);
+            ft.take_freed(|mfn| crate::mm::machine::free_frame(Mfn(mfn)));
+            r
+        }),
         5 => {
             // NEW_BASEPTR
             switch_base(d, arg1, d.guest_table)?;
@@ -271,9 +295,9 @@ fn mmuext_one(d: &mut Domain, cmd: u32, arg1: u64, arg2: u64) -> Result<(), i64>
 }
 
 pub(super) fn mmuext_op(d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
-    batch::<24>(d, regs, nr::MMUEXT_OP, |d, raw| {
+    batch::<24>(d, regs, nr::MMUEXT_OP, |d, pg, raw| {
         let cmd = u32::from_le_bytes(raw[0..4].try_into().unwrap_or_default());
-        mmuext_one(d, cmd, le64(&raw[8..16]), le64(&raw[16..24]))
+        mmuext_one(d, pg, cmd, le64(&raw[8..16]), le64(&raw[16..24]))
     })
 }
 
@@ -413,7 +437,7 @@ pub(super) fn update_descriptor(d: &mut Domain, maddr: u64, desc: u64) -> Ret {
 /// one cannot (still writable, not the domain's), the call still succeeds,
 /// as on Xen, whose lazy LDT mapping only fails when the guest uses it:
 /// here the LDT is then left empty, so such a selector faults.
-fn set_ldt(d: &mut Domain, va: u64, ents: u64) -> Result<(), i64> {
+pub(super) fn set_ldt(d: &mut Domain, va: u64, ents: u64) -> Result<(), i64> {
     use crate::arch::x86_64::gdt;
     if va & 0xfff != 0 || !crate::mm::guest_walk::guest_va_ok(va) || ents > gdt::LDT_ENTRIES as u64 {
         return Err(-EINVAL);
@@ -458,4 +482,36 @@ fn set_ldt(d: &mut Domain, va: u64, ents: u64) -> Result<(), i64> {
     let descs = (0..ents as usize).map(|i| m.mem.read(frames[i / 512], i % 512));
     gdt::load_ldt(descs, ents as usize);
     Ok(())
+}
+
+/// Drop the references a domain's vCPU holds (its base pointers, GDT and
+/// LDT frames), before its memory is relinquished.
+pub(super) fn release_domain_refs(d: &mut Domain) {
+    let _ = switch_base(d, 0, d.guest_table);
+    let _ = switch_base(d, 0, d.guest_table_user);
+    d.guest_table = 0;
+    d.guest_table_user = 0;
+    let mut m = mm();
+    let mut ftg = FRAME_TABLE.lock();
+    let Some(ft) = ftg.as_mut() else { return };
+    let (ldt, n) = d.ldt_frames;
+    let gdt = d.gdt_ents.div_ceil(512) as usize;
+    for &f in ldt[..n].iter().chain(&d.gdt_frames[..gdt]) {
+        ft.put_page_type(&mut m.mem, f);
+        ft.put_page(f);
+    }
+    d.ldt_frames = ([0; 16], 0);
+    d.gdt_ents = 0;
+}
+
+/// Load a domain's GDT and LDT descriptors into this CPU's tables (on a
+/// switch to it).
+pub fn load_segments(d: &Domain) {
+    use crate::arch::x86_64::gdt;
+    let m = mm();
+    let gdt_frames = d.gdt_frames;
+    gdt::load_guest_descriptors((0..d.gdt_ents as usize).map(|i| m.mem.read(gdt_frames[i / 512], i % 512)));
+    let (ldt, n) = d.ldt_frames;
+    let ents = if n == 0 { 0 } else { d.ldt.1 as usize };
+    gdt::load_ldt((0..ents).map(|i| m.mem.read(ldt[i / 512], i % 512)), ents);
 }

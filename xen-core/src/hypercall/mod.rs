@@ -230,20 +230,24 @@ fn set_segment_base(d: &mut Domain, which: u32, base: u64) -> Ret {
 fn sched_op(d: &mut Domain, regs: &CpuUserRegs, cmd: u32, arg: u64) -> Ret {
     use xen_public::{SCHEDOP_BLOCK, SCHEDOP_POLL, SCHEDOP_SHUTDOWN, SCHEDOP_YIELD};
     match u64::from(cmd) {
-        SCHEDOP_YIELD => 0,
+        SCHEDOP_YIELD => {
+            crate::schedule::kick();
+            0
+        }
         SCHEDOP_BLOCK => {
             // As Xen: blocking re-enables event delivery, then sleeps until
-            // an upcall is deliverable (returns at once if nothing could
-            // ever wake the domain: no timer armed).
+            // an upcall is deliverable (the scheduler ends the block at once
+            // if one already is).
             d.vcpu.upcall_mask = false;
             d.clear_upcall_mask();
-            d.wait(0, Domain::upcall_deliverable);
+            d.block(None);
             0
         }
         SCHEDOP_POLL => poll(d, arg),
         SCHEDOP_SHUTDOWN => {
             let reason = guest!(d.kernel_mem().read_u32(arg));
-            d.shutdown(regs, reason)
+            d.shutdown(regs, reason);
+            0
         }
         _ => -ENOSYS,
     }
@@ -371,19 +375,17 @@ mod control;
 mod evtchn;
 mod gnttab;
 mod mmu;
+mod vcpu_ctx;
 
 use evtchn::{event_channel_op, poll};
 use gnttab::grant_table_op;
 use mmu::{mmu_update, mmuext_op, multicall, set_gdt, update_descriptor, update_va_mapping};
+pub use mmu::load_segments;
 
 /// `set_timer_op(timeout)`: a single-shot timer at absolute system time
 /// `timeout` (ns), delivered as VIRQ_TIMER; 0 cancels.
 fn set_timer_op(d: &mut Domain, timeout: u64) -> Ret {
-    d.timer_deadline = timeout;
-    if timeout == 0 {
-        crate::arch::x86_64::apic::disarm();
-    }
-    d.check_timer();
+    d.set_timer(timeout);
     0
 }
 

@@ -159,7 +159,17 @@ fn mfn_of(e: u64) -> u64 {
 /// The frame table over caller-provided storage, indexed by mfn.
 pub struct FrameTable<'a> {
     frames: &'a mut [PageInfo],
+    /// Frames of destroyed domains whose last reference went, waiting for
+    /// the caller to give them back to the allocator ([`Self::take_freed`]).
+    freed: [u64; FREED_BATCH],
+    nr_freed: usize,
 }
+
+/// Freed orphan frames remembered between two [`FrameTable::take_freed`].
+const FREED_BATCH: usize = 64;
+/// Owner of a frame whose domain was destroyed while others still
+/// referenced the frame: it is freed when its count reaches 0.
+pub const ORPHAN: u16 = 0x7ff4; // DOMID_COW's neighbour, never a real domid
 
 /// Who is asking: the domain whose tables are changed and whose frames
 /// may be mapped.
@@ -169,12 +179,22 @@ pub struct Who {
     pub dom: u16,
     /// Whether it has I/O access (may set cache attributes).
     pub io: bool,
+    /// Whose frames L1 entries may map: `dom` itself, or the foreign
+    /// domain a privileged caller names (`mmu_update`'s `foreigndom`).
+    pub pg: u16,
+}
+
+impl Who {
+    /// A domain acting on its own tables and frames.
+    pub const fn own(dom: u16, io: bool) -> Who {
+        Who { dom, io, pg: dom }
+    }
 }
 
 impl<'a> FrameTable<'a> {
     /// A table over `frames` (one entry per machine frame).
     pub fn new(frames: &'a mut [PageInfo]) -> Self {
-        FrameTable { frames }
+        FrameTable { frames, freed: [0; FREED_BATCH], nr_freed: 0 }
     }
 
     /// A frame's state.
@@ -219,10 +239,63 @@ impl<'a> FrameTable<'a> {
         }
     }
 
-    /// Drop a general reference.
+    /// Drop a general reference. An orphan frame (its domain destroyed)
+    /// whose last reference this was becomes free.
     pub fn put_page(&mut self, mfn: u64) {
         let f = self.at(mfn);
         f.count = f.count.saturating_sub(1);
+        if f.owner == ORPHAN && f.count == 0 && f.type_count == 0 {
+            *f = PageInfo::FREE;
+            if self.nr_freed < FREED_BATCH {
+                self.freed[self.nr_freed] = mfn;
+                self.nr_freed += 1;
+            } else {
+                // No room to remember it: it stays an orphan with count 0,
+                // found again by the next `relinquish` sweep.
+                self.at(mfn).owner = ORPHAN;
+            }
+        }
+    }
+
+    /// Hand over the orphan frames that became free since the last call.
+    pub fn take_freed(&mut self, mut free: impl FnMut(u64)) {
+        for &mfn in &self.freed[..self.nr_freed] {
+            free(mfn);
+        }
+        self.nr_freed = 0;
+    }
+
+    /// Domain destruction: unpin every table `dom` pinned, then drop the
+    /// allocation reference of every frame it owns. Frames nothing else
+    /// references are handed to `free`; the rest become orphans, freed by
+    /// the `put_page` that drops their last reference. The caller has
+    /// already dropped the references the domain's vCPU held (its CR3,
+    /// GDT and LDT frames).
+    pub fn relinquish(&mut self, mem: &mut impl PageMem, dom: u16, mut free: impl FnMut(u64)) {
+        let n = self.frames.len() as u64;
+        for mfn in 0..n {
+            let f = self.frames[mfn as usize];
+            if f.owner == dom && f.pinned {
+                self.at(mfn).pinned = false;
+                self.put_page_type(mem, mfn);
+                self.put_page(mfn);
+            }
+        }
+        for mfn in 0..n {
+            let f = self.frames[mfn as usize];
+            let orphan_done = f.owner == ORPHAN && f.count == 0 && f.type_count == 0;
+            if f.owner != dom && !orphan_done {
+                continue;
+            }
+            if orphan_done || f.count <= 1 {
+                *self.at(mfn) = PageInfo::FREE;
+                free(mfn);
+            } else {
+                let g = self.at(mfn);
+                g.count -= 1;
+                g.owner = ORPHAN;
+            }
+        }
     }
 
     /// Take a type reference, validating the frame if it becomes a table.
@@ -310,7 +383,7 @@ impl<'a> FrameTable<'a> {
         Self::check_flags(level, e, who)?;
         let target = mfn_of(e);
         if level == 1 {
-            self.get_page(target, who.dom)?;
+            self.get_page(target, who.pg)?;
             if e & pte::RW != 0
                 && let Err(err) = self.get_page_type(mem, target, PageType::Writable, who) {
                     self.put_page(target);
@@ -499,7 +572,7 @@ mod tests {
         }
     }
 
-    const D0: Who = Who { dom: 1, io: false };
+    const D0: Who = Who::own(1, false);
     const OTHER: u16 = 2;
     const RW: u64 = pte::P | pte::RW | 0x4 | pte::A | pte::D;
     const RO: u64 = pte::P | 0x4 | pte::A;
@@ -799,5 +872,42 @@ mod tests {
                 check_balance(&ft, &mem, 64);
             }
         }
+    }
+
+    #[test]
+    fn foreign_l1_mapping_needs_the_named_owner() {
+        // ABI: mmu_update with foreigndom lets a privileged domain map the
+        // foreign domain's frames (and only those) in its own L1.
+        let (mut frames, mut mem) = setup();
+        let mut ft = FrameTable::new(&mut frames);
+        let foreign = Who { pg: OTHER, ..D0 };
+        assert_eq!(ft.get_entry(&mut mem, 10, 1, e(50, RW), foreign), Ok(()));
+        assert_eq!(ft.info(50).map(|f| (f.ty, f.count)), Some((PageType::Writable, 2)));
+        assert_eq!(ft.get_entry(&mut mem, 10, 1, e(20, RW), foreign), Err(MmError::Busy), "own frame is not the foreign domain's");
+        ft.put_entry(&mut mem, 1, e(50, RW));
+        assert_eq!(ft.info(50).map(|f| (f.ty, f.count)), Some((PageType::None, 1)));
+    }
+
+    #[test]
+    fn relinquish_frees_pinned_tables_and_keeps_mapped_frames_until_unmapped() {
+        // ABI: destroying a domain gives back every frame; a frame another
+        // domain still maps stays allocated until that mapping goes.
+        let (mut frames, mut mem) = setup();
+        mem.write(60, 0, e(61, RW));
+        let mut ft = FrameTable::new(&mut frames);
+        ft.pin(&mut mem, 60, 1, Who::own(OTHER, false)).unwrap();
+        // D0 maps OTHER's frame 62 writable (foreign mapping).
+        ft.get_entry(&mut mem, 10, 1, e(62, RW), Who { pg: OTHER, ..D0 }).unwrap();
+        let mut freed = Vec::new();
+        ft.relinquish(&mut mem, OTHER, |m| freed.push(m));
+        let expect: Vec<u64> = (48..64).filter(|&m| m != 62).collect();
+        assert_eq!(freed, expect);
+        assert_eq!(ft.info(62).map(|f| f.owner), Some(ORPHAN), "still mapped: not freed");
+        ft.put_entry(&mut mem, 1, e(62, RW));
+        let mut later = Vec::new();
+        ft.take_freed(|m| later.push(m));
+        assert_eq!(later, [62]);
+        assert_eq!(ft.info(62), Some(&PageInfo::FREE));
+        assert!((0..48).all(|m| ft.info(m).is_some_and(|f| f.owner == D0.dom && f.count == 1)), "D0's frames untouched");
     }
 }

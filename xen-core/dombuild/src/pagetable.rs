@@ -5,7 +5,6 @@
 //! its pfn's machine frame with the user bit (the guest kernel runs in ring
 //! 3), writable except the page-table frames themselves, which are mapped
 //! read-only; the L4 is the first page-table frame.
-#![forbid(unsafe_code)]
 
 use super::layout::{DomainLayout, PAGE_SIZE};
 
@@ -111,7 +110,7 @@ pub fn build(layout: &DomainLayout, p2m: &[u64], w: &mut impl FrameWriter) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::layout::{LayoutInput, compute};
+    use crate::layout::{LayoutInput, compute};
     use std::collections::HashMap;
 
     #[derive(Default)]

@@ -9,7 +9,6 @@
 //! Invariant of [`DomainLayout`]: every part is page-aligned and inside
 //! `[v_start, v_end)`; `v_end` is 4 MiB aligned with at least 512 KiB after
 //! the stack; `nr_pt_frames` page tables suffice to map the whole region.
-#![forbid(unsafe_code)]
 
 /// Page size.
 pub const PAGE_SIZE: u64 = 4096;

@@ -1,0 +1,130 @@
+//! XEN_DOMCTL_setvcpucontext, getvcpucontext and getvcpuinfo: how a domain
+//! builder starts another domain's vCPU, and how dom0 inspects it.
+//!
+//! Invariant: a context is installed only whole: every check (canonical
+//! addresses, the CR3 frame validating as an L4 of the target domain)
+//! passes before the target's state changes, and a failed install leaves
+//! it as it was.
+
+use super::*;
+use crate::domain::context::{self, VcpuGuestContext, vgcf};
+
+/// XEN_DOMCTL_setvcpucontext on `o` with the context `ctx` (`None`: the
+/// NULL handle, a vCPU reset).
+pub(super) fn set(o: &mut Domain, vcpu: u32, ctx: Option<&[u8; context::SIZE]>) -> Ret {
+    if vcpu >= o.max_vcpus {
+        return -EINVAL;
+    }
+    let Some(raw) = ctx else {
+        reset(o);
+        return 0;
+    };
+    let c = VcpuGuestContext::parse(raw);
+    if c.check().is_err() {
+        return -EINVAL;
+    }
+    let cr3 = c.ctrlreg[3] >> 12;
+    let user_cr3 = c.ctrlreg[1] >> 12;
+    if o.vcpu_up && (cr3 << 12 != o.guest_table || user_cr3 << 12 != o.guest_table_user) {
+        // An initialised vCPU keeps its page tables (Xen compares them).
+        return -EINVAL;
+    }
+    if !o.vcpu_up {
+        if cr3 == 0 || mmu::switch_base(o, cr3, 0).is_err() {
+            return -EINVAL;
+        }
+        if user_cr3 != 0 && mmu::switch_base(o, user_cr3, 0).is_err() {
+            let _ = mmu::switch_base(o, 0, cr3 << 12);
+            return -EINVAL;
+        }
+        o.guest_table = cr3 << 12;
+        o.guest_table_user = user_cr3 << 12;
+        o.vcpu.has_user_table = user_cr3 != 0;
+    }
+    apply(o, &c);
+    0
+}
+
+/// Take the decoded context into the vCPU (already checked).
+fn apply(o: &mut Domain, c: &VcpuGuestContext) {
+    o.vcpu.traps = c.traps;
+    o.vcpu.event_callback = c.callbacks[0];
+    o.vcpu.failsafe_callback = c.callbacks[1];
+    o.vcpu.syscall_callback = c.callbacks[2];
+    o.vcpu.syscall_masks_events = c.flags & vgcf::SYSCALL_DISABLES_EVENTS != 0;
+    o.vcpu.kernel_ss = c.kernel_ss | 3;
+    o.vcpu.kernel_sp = c.kernel_sp;
+    o.vcpu.kernel_mode = c.flags & vgcf::IN_KERNEL != 0;
+    o.vm_assist = c.vm_assist & VMASST_VALID;
+    [o.fs_base, o.gs_base_kernel, o.gs_base_user] = c.bases;
+    o.regs = c.regs;
+    if c.ldt.1 != 0 {
+        let _ = mmu::set_ldt(o, c.ldt.0, c.ldt.1);
+    }
+    o.vcpu_up = c.flags & vgcf::ONLINE != 0;
+    o.init_shared();
+}
+
+/// A NULL context: the vCPU goes back to its state before any context.
+fn reset(o: &mut Domain) {
+    mmu::release_domain_refs(o);
+    o.vcpu = crate::domain::vcpu::PvVcpu::default();
+    o.regs = CpuUserRegs::default();
+    o.vcpu_up = false;
+}
+
+/// XEN_DOMCTL_getvcpucontext of `o` into `out`.
+pub(super) fn get(o: &Domain, vcpu: u32, out: &mut [u8; context::SIZE]) -> Ret {
+    if vcpu >= o.max_vcpus {
+        return -EINVAL;
+    }
+    if !o.vcpu_up && o.guest_table == 0 {
+        return -xen_public::errno::ENODATA;
+    }
+    let mut flags = vgcf::I387_VALID;
+    if o.vcpu_up {
+        flags |= vgcf::ONLINE;
+    }
+    if o.vcpu.kernel_mode {
+        flags |= vgcf::IN_KERNEL;
+    }
+    if o.vcpu.syscall_masks_events {
+        flags |= vgcf::SYSCALL_DISABLES_EVENTS;
+    }
+    let mut ctrlreg = [0u64; 8];
+    ctrlreg[3] = o.guest_table;
+    ctrlreg[1] = o.guest_table_user;
+    let mut gdt_frames = [0u64; 16];
+    gdt_frames[..14].copy_from_slice(&o.gdt_frames);
+    let c = VcpuGuestContext {
+        flags,
+        regs: o.regs,
+        saved_upcall_mask: u8::from(o.vcpu.upcall_mask),
+        traps: o.vcpu.traps,
+        ldt: o.ldt,
+        gdt_frames,
+        gdt_ents: o.gdt_ents,
+        kernel_ss: o.vcpu.kernel_ss,
+        kernel_sp: o.vcpu.kernel_sp,
+        ctrlreg,
+        callbacks: [o.vcpu.event_callback, o.vcpu.failsafe_callback, o.vcpu.syscall_callback],
+        vm_assist: o.vm_assist,
+        bases: [o.fs_base, o.gs_base_kernel, o.gs_base_user],
+    };
+    c.encode(out);
+    0
+}
+
+/// XEN_DOMCTL_getvcpuinfo of `o` into the domctl's union at `u`:
+/// online, blocked, running, cpu_time, cpu.
+pub(super) fn info(o: &Domain, vcpu: u32, running: bool, u: &mut [u8]) -> Ret {
+    if vcpu >= o.max_vcpus {
+        return -EINVAL;
+    }
+    u[4] = u8::from(o.vcpu_up);
+    u[5] = u8::from(o.blocked);
+    u[6] = u8::from(running);
+    u[8..16].copy_from_slice(&o.cpu_time.to_le_bytes());
+    u[16..20].copy_from_slice(&0u32.to_le_bytes());
+    0
+}
