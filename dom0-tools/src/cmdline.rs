@@ -37,6 +37,11 @@ pub enum Test {
     Timer,
     /// Create, populate and destroy domains 100 times; no frame may leak.
     Domains,
+    /// Build and run domUs from the boot module (`guests=N`, `spin=K`:
+    /// guest K spins forever), relay their consoles, destroy them all.
+    Guests,
+    /// Build, run and destroy a running domU 100 times; no frame may leak.
+    Churn,
 }
 
 /// The value of `key=` on the command line.
@@ -71,6 +76,8 @@ pub fn test(cmdline: &str) -> Result<Test, &str> {
         "time" => Test::Time,
         "timer" => Test::Timer,
         "domains" => Test::Domains,
+        "guests" => Test::Guests,
+        "churn" => Test::Churn,
         other => return Err(other),
     })
 }

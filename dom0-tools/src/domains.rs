@@ -1,47 +1,18 @@
-//! Dom0's domain-lifecycle self-test: create, populate and destroy domains
-//! through domctl and memory_op, and check that every frame comes back.
+//! Dom0's domain-lifecycle self-tests: create, populate and destroy empty
+//! domains; run guests built from the boot module side by side; build,
+//! run and destroy running guests over and over. Each checks that every
+//! frame comes back.
 
+use crate::guests::Guests;
+use crate::hv::{self, DESTROYDOMAIN, domctl, domctl_op};
 use pv_guest_kernel::hypercall::hypercall5;
-use pv_guest_kernel::println;
+use pv_guest_kernel::{println, shared};
 use xen_public::hypercall as nr;
-
-fn domctl(op: &mut [u32; 36]) -> i64 {
-    // SAFETY: the domctl structure is ours.
-    unsafe { hypercall5(nr::DOMCTL, op.as_mut_ptr() as u64, 0, 0, 0, 0) }
-}
-
-fn op(cmd: u32, dom: u16) -> [u32; 36] {
-    let mut o = [0u32; 36];
-    o[0] = cmd;
-    o[1] = 0x15;
-    o[2] = u32::from(dom);
-    o
-}
-
-fn free_pages() -> u64 {
-    let mut s = [0u32; 34];
-    s[0] = 3;
-    s[1] = 0x15;
-    // SAFETY: the sysctl structure is ours.
-    let rc = unsafe { hypercall5(nr::SYSCTL, s.as_mut_ptr() as u64, 0, 0, 0, 0) };
-    if rc != 0 { 0 } else { u64::from(s[14]) | (u64::from(s[15]) << 32) }
-}
 
 /// One cycle: `Err(step)` names what failed.
 fn cycle(pages: u64) -> Result<(), &'static str> {
-    let mut c = op(1, 0);
-    c[11] = 1; // max_vcpus
-    c[12] = 1023;
-    c[13] = u32::MAX;
-    c[14] = u32::MAX;
-    c[15] = 1; // grant_opts: version 1
-    if domctl(&mut c) != 0 {
-        return Err("createdomain");
-    }
-    let id = c[2] as u16;
-    let mut m = op(11, id);
-    m[4] = (pages * 4) as u32;
-    if domctl(&mut m) != 0 {
+    let id = hv::create_domain().map_err(|_| "createdomain")?;
+    if hv::max_mem(id, pages * 4) != 0 {
         return Err("max_mem");
     }
     let mut list = [0u64; 64];
@@ -54,7 +25,7 @@ fn cycle(pages: u64) -> Result<(), &'static str> {
     if got != pages as i64 {
         return Err("populate_physmap");
     }
-    if domctl(&mut op(2, id)) != 0 {
+    if domctl(&mut domctl_op(DESTROYDOMAIN, id)) != 0 {
         return Err("destroydomain");
     }
     Ok(())
@@ -63,14 +34,82 @@ fn cycle(pages: u64) -> Result<(), &'static str> {
 /// 100 create/populate/destroy cycles; the free-frame count must end where
 /// it started.
 pub fn leak_test() {
-    let before = free_pages();
+    let before = hv::free_pages();
     for i in 0..100 {
         if let Err(step) = cycle(64) {
             println!("dom0: domains: cycle {i}: {step} failed");
             return;
         }
     }
-    let after = free_pages();
+    let after = hv::free_pages();
     println!("dom0: domains: 100 create/populate/destroy cycles; free pages {before} before, {after} after");
     println!("dom0: domains: {}", if before == after { "no frame leaked" } else { "frames leaked" });
+}
+
+/// Start `n` guests (guest `spin`, 1-based, spins forever), relay their
+/// consoles until every other one has shut down, then destroy the spinner
+/// while it runs. Frames must all come back.
+pub fn run_guests(guests: &mut Guests, n: usize, spin: usize) {
+    let before = hv::free_pages();
+    let mut spinner = None;
+    for k in 1..=n {
+        let extra = if k == spin { "spin" } else { "" };
+        match guests.start(extra) {
+            Ok(id) => {
+                println!("dom0: guests: started d{id}{}", if k == spin { " (spins)" } else { "" });
+                if k == spin {
+                    spinner = Some(id);
+                }
+            }
+            Err(e) => {
+                println!("dom0: guests: building guest {k} failed at {}: {}", e.0, e.1);
+                return;
+            }
+        }
+    }
+    let expected = n - usize::from(spinner.is_some());
+    let mut finished = 0;
+    let deadline = shared::now_ns().unwrap_or(0) + 60_000_000_000;
+    while finished < expected && shared::now_ns().unwrap_or(0) < deadline {
+        guests.pump();
+        finished += guests.reap();
+        guests.wait(10_000_000);
+    }
+    println!("dom0: guests: {finished} of {expected} guests finished");
+    if let Some(id) = spinner {
+        guests.pump();
+        let running = hv::domain_info(id).is_ok_and(|(flags, _, _)| flags & 4 == 0);
+        println!("dom0: guests: d{id} still {}; destroying it", if running { "runs" } else { "stopped" });
+        guests.destroy(id);
+    }
+    let after = hv::free_pages();
+    println!("dom0: guests: free pages {before} before, {after} after: {}", if before == after { "no frame leaked" } else { "frames leaked" });
+}
+
+/// Build, start and destroy a running guest `cycles` times.
+pub fn churn(guests: &mut Guests, cycles: u32) {
+    let before = hv::free_pages();
+    let mut ran = 0;
+    for i in 0..cycles {
+        let id = match guests.start("spin quiet") {
+            Ok(id) => id,
+            Err(e) => {
+                println!("dom0: churn: cycle {i}: building failed at {}: {}", e.0, e.1);
+                return;
+            }
+        };
+        // Give the guest the CPU until it has used some (at most a
+        // second), then destroy it mid-run.
+        let give_up = shared::now_ns().unwrap_or(0) + 1_000_000_000;
+        while hv::vcpu_time(id) == 0 && shared::now_ns().unwrap_or(u64::MAX) < give_up {
+            guests.wait(2_000_000);
+        }
+        if hv::vcpu_time(id) > 0 {
+            ran += 1;
+        }
+        guests.destroy(id);
+    }
+    let after = hv::free_pages();
+    println!("dom0: churn: {cycles} guests built, run ({ran} had used CPU time) and destroyed while running");
+    println!("dom0: churn: free pages {before} before, {after} after: {}", if before == after { "no frame leaked" } else { "frames leaked" });
 }

@@ -8,7 +8,13 @@ mod xl;
 #[cfg(target_os = "none")]
 mod bench;
 #[cfg(target_os = "none")]
+mod builder;
+#[cfg(target_os = "none")]
 mod domains;
+#[cfg(target_os = "none")]
+mod guests;
+#[cfg(target_os = "none")]
+mod hv;
 #[cfg(target_os = "none")]
 mod shell;
 
@@ -166,6 +172,23 @@ mod dom0 {
             }
             Test::Domains => {
                 crate::domains::leak_test();
+                poweroff()
+            }
+            Test::Guests | Test::Churn => {
+                let va = pages.alloc_page().unwrap_or(0);
+                shared::map(va, si.shared_info);
+                let Some(mut guests) = crate::guests::Guests::new(si, &mut pages) else {
+                    println!("dom0: guests: not enough memory to build guests");
+                    poweroff()
+                };
+                let line = cmdline::as_str(&si.cmd_line);
+                if test == Test::Guests {
+                    let n = cmdline::value(line, "guests").and_then(|v| v.parse().ok()).unwrap_or(3);
+                    let spin = cmdline::value(line, "spin").and_then(|v| v.parse().ok()).unwrap_or(0);
+                    crate::domains::run_guests(&mut guests, n, spin);
+                } else {
+                    crate::domains::churn(&mut guests, 100);
+                }
                 poweroff()
             }
             Test::Bench => {

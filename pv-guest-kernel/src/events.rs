@@ -148,6 +148,11 @@ pub fn set_mask(port: u32, masked: bool) {
     }
 }
 
+/// Clear `port`'s pending bit (after handling it without an upcall).
+pub fn clear_pending(port: u32) {
+    word(2048 + u64::from(port / 64) * 8).fetch_and(!(1 << (port % 64)), Ordering::SeqCst);
+}
+
 /// Whether `port` is pending.
 pub fn is_pending(port: u32) -> bool {
     word(2048 + u64::from(port / 64) * 8).load(Ordering::SeqCst) & (1 << (port % 64)) != 0

@@ -1,6 +1,9 @@
 //! The demo PV guest kernel: greets on its console, runs a user-mode
 //! program on its own user page tables, and powers off when the program's
-//! SYSCALL comes back to the kernel.
+//! SYSCALL comes back to the kernel. As a domU it also names itself (from
+//! `domid=` on its command line, which dom0's builder sets), checks that a
+//! domctl is refused, and with `spin` on its command line spins forever
+//! instead (a CPU hog for the scheduler tests).
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
@@ -29,8 +32,42 @@ mod guest {
         }
     }
 
+    /// The command line, up to its NUL.
+    fn cmdline(si: &StartInfo) -> &str {
+        let end = si.cmd_line.iter().position(|&b| b == 0).unwrap_or(si.cmd_line.len());
+        core::str::from_utf8(&si.cmd_line[..end]).unwrap_or("")
+    }
+
+    /// What an unprivileged domain checks and does before the common path.
+    fn as_domu(si: &StartInfo) {
+        let line = cmdline(si);
+        let has = |w: &str| line.split_ascii_whitespace().any(|x| x == w);
+        let quiet = has("quiet");
+        if !quiet {
+            let id = line.split_ascii_whitespace().find_map(|w| w.strip_prefix("domid=")).unwrap_or("?");
+            println!("pv-guest-kernel: I am domain {id}");
+            // XEN_DOMCTL_getdomaininfo of dom0, interface version 0x15.
+            let mut op = [0u64; 32];
+            op[0] = 5 | (0x15 << 32);
+            // SAFETY: the domctl structure is ours.
+            let rc = unsafe { hypercall::hypercall5(xen_public::hypercall::DOMCTL, op.as_mut_ptr() as u64, 0, 0, 0, 0) };
+            println!("pv-guest-kernel: domctl from a domU -> {rc} ({})", xen_public::errno::name(rc));
+        }
+        if has("spin") {
+            if !quiet {
+                println!("pv-guest-kernel: spinning forever");
+            }
+            loop {
+                core::hint::spin_loop();
+            }
+        }
+    }
+
     fn main(si: &'static StartInfo) -> ! {
         println!("pv-guest-kernel: hello, {} pages", si.nr_pages);
+        if si.flags & xen_public::SIF_PRIVILEGED == 0 {
+            as_domu(si);
+        }
         if traps::install() != 0 {
             println!("pv-guest-kernel: set_trap_table failed");
         }

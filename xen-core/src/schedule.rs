@@ -44,6 +44,8 @@ static RESCHEDULE: AtomicBool = AtomicBool::new(false);
 static CURRENT: AtomicUsize = AtomicUsize::new(0);
 /// End of the running domain's time slice (system time).
 static SLICE_END: AtomicU64 = AtomicU64::new(u64::MAX);
+/// When the running domain was last switched to (system time).
+static RUNNING_SINCE: AtomicU64 = AtomicU64::new(0);
 /// Domains in existence.
 static NR_DOMAINS: AtomicUsize = AtomicUsize::new(0);
 
@@ -170,7 +172,10 @@ pub fn resume(mut g: MutexGuard<'_, Option<Domain>>, regs: &mut CpuUserRegs) {
     let Some(d) = g.as_mut() else { crate::setup::fatal(format_args!("resume with no domain")) };
     let now = system_time();
     d.wake_check(now);
-    let must_switch = RESCHEDULE.load(SeqCst) || now >= SLICE_END.load(SeqCst);
+    // Another domain's deadline has passed: let the scheduler wake it (the
+    // running domain's own timer was just handled by `wake_check`).
+    let due = earliest_deadline().is_some_and(|t| t <= now);
+    let must_switch = due || RESCHEDULE.load(SeqCst) || now >= SLICE_END.load(SeqCst);
     if d.runnable() && !must_switch {
         d.deliver_events(regs);
         d.prepare_resume(regs);
@@ -180,6 +185,7 @@ pub fn resume(mut g: MutexGuard<'_, Option<Domain>>, regs: &mut CpuUserRegs) {
         }
     }
     d.regs = *regs;
+    d.cpu_time += now.saturating_sub(RUNNING_SINCE.load(SeqCst));
     drop(g);
     switch(regs);
 }
@@ -236,6 +242,7 @@ fn switch(regs: &mut CpuUserRegs) {
         }
         CURRENT.store(next, SeqCst);
         SLICE_END.store(now + SLICE_NS, SeqCst);
+        RUNNING_SINCE.store(now, SeqCst);
         *regs = d.regs;
         d.deliver_events(regs);
         d.prepare_resume(regs);

@@ -127,6 +127,53 @@ fn boot_tests() -> Vec<BootTest> {
             )
         },
         BootTest {
+            modules: Modules::Dom0Test("test=guests guests=3"),
+            ..boot(
+                "dom0_starts_three_guests_each_prints_its_id",
+                "loglvl=warning dom0_mem=64M",
+                EXIT_SUCCESS,
+                &[
+                    "(d1) pv-guest-kernel: I am domain 1",
+                    "(d2) pv-guest-kernel: I am domain 2",
+                    "(d3) pv-guest-kernel: I am domain 3",
+                    "(d2) pv-guest-kernel: domctl from a domU -> -1 (EPERM)",
+                    "(d3) pv-guest-kernel: user program made SYSCALL",
+                    "dom0: d1 shut down (poweroff); destroyed",
+                    "dom0: guests: 3 of 3 guests finished",
+                    "dom0: guests: free pages",
+                    "no frame leaked",
+                ],
+            )
+        },
+        BootTest {
+            modules: Modules::Dom0Test("test=guests guests=3 spin=2"),
+            ..boot(
+                "spinning_guest_does_not_starve_the_others",
+                "loglvl=warning dom0_mem=64M",
+                EXIT_SUCCESS,
+                &["(d2) pv-guest-kernel: spinning forever", "dom0: guests: 2 of 2 guests finished", "dom0: guests: d2 still runs; destroying it", "no frame leaked"],
+            )
+        },
+        BootTest {
+            modules: Modules::Dom0Test("test=guests guests=3 spin=1"),
+            smp: 2,
+            ..boot(
+                "spinning_guest_does_not_starve_the_others_smp2",
+                "loglvl=warning dom0_mem=64M",
+                EXIT_SUCCESS,
+                &["dom0: guests: 2 of 2 guests finished", "dom0: guests: d1 still runs; destroying it", "no frame leaked"],
+            )
+        },
+        BootTest {
+            modules: Modules::Dom0Test("test=churn"),
+            ..boot(
+                "running_guests_destroyed_100_times_leak_nothing",
+                "loglvl=warning dom0_mem=64M",
+                EXIT_SUCCESS,
+                &["dom0: churn: 100 guests built, run (100 had used CPU time) and destroyed while running", "dom0: churn: free pages", "no frame leaked"],
+            )
+        },
+        BootTest {
             mem_mib: 16,
             ..boot("too_little_memory", "", EXIT_FAILURE, &["Panic on CPU 0: not enough memory:", "needs at least 24 MiB"])
         },

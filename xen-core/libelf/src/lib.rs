@@ -205,6 +205,17 @@ impl<'a> Elf<'a> {
         loads.fold((u64::MAX, 0), |(lo, hi), s| (lo.min(s.vaddr), hi.max(s.vaddr + s.memsz)))
     }
 
+    /// Where a PV kernel's PT_LOAD segments go: `paddr + virt_offset`, with
+    /// `virt_offset = VIRT_BASE - PADDR_OFFSET` (see [`XenNotes::virt_offset`]).
+    /// Returns the lowest and one-past-highest virtual address.
+    pub fn pv_load_bounds(&self, virt_offset: u64) -> (u64, u64) {
+        let loads = self.segments().filter(|s| s.kind == PT_LOAD);
+        loads.fold((u64::MAX, 0), |(lo, hi), s| {
+            let va = s.paddr.wrapping_add(virt_offset);
+            (lo.min(va), hi.max(va.saturating_add(s.memsz)))
+        })
+    }
+
     /// Parse every "Xen" note of every PT_NOTE segment.
     pub fn xen_notes(&self) -> Result<XenNotes<'a>, ElfError> {
         let mut notes = XenNotes::default();
@@ -334,6 +345,13 @@ impl<'a> XenNotes<'a> {
             _ => {}
         }
         Ok(())
+    }
+
+    /// `VIRT_BASE - PADDR_OFFSET` (a missing PADDR_OFFSET means VIRT_BASE,
+    /// as in Xen's libelf): added to a segment's paddr to place it.
+    pub fn virt_offset(&self) -> u64 {
+        let virt_base = self.virt_base.unwrap_or(0);
+        virt_base.wrapping_sub(self.paddr_offset.unwrap_or(virt_base))
     }
 
     /// Whether the kernel declares itself a Xen PV guest at all.

@@ -134,21 +134,13 @@ pub fn hypercall_stub(i: usize) -> [u8; 32] {
     s
 }
 
-/// Virtual placement of a PT_LOAD segment: `paddr + VIRT_BASE - PADDR_OFFSET`.
-fn kernel_range(elf: &Elf<'_>, virt_offset: u64) -> (u64, u64) {
-    elf.segments().filter(|s| s.kind == PT_LOAD).fold((u64::MAX, 0), |(lo, hi), s| {
-        let va = s.paddr.wrapping_add(virt_offset);
-        (lo.min(va), hi.max(va.saturating_add(s.memsz)))
-    })
-}
-
 /// Build dom0. `idle_l4` is the hypervisor's own L4 (slots 256-271 copied).
 pub fn build_dom0(img: &Dom0Image<'_>, idle_l4: Mfn) -> Result<Built, BuildError> {
     let elf = Elf::parse(img.kernel).map_err(BuildError::Elf)?;
     let notes = elf.xen_notes().map_err(BuildError::Elf)?;
     let virt_base = notes.virt_base.unwrap_or(0);
-    let virt_offset = virt_base.wrapping_sub(notes.paddr_offset.unwrap_or(virt_base));
-    let (kstart, kend) = kernel_range(&elf, virt_offset);
+    let virt_offset = notes.virt_offset();
+    let (kstart, kend) = elf.pv_load_bounds(virt_offset);
     let initrd_len = img.initrd.map_or(0, |i| i.len() as u64);
     let input = LayoutInput {
         virt_base,

@@ -1,0 +1,311 @@
+//! The domU builder (libxenguest's role): it builds a PV domain from a
+//! guest ELF image through hypercalls alone — createdomain, max_mem,
+//! populate_physmap, foreign mmu_update mappings to fill the new domain's
+//! memory, MMUEXT_PIN_L4_TABLE on its tables, hypercall_init,
+//! setvcpucontext, unpause — with the same layout rules as dom0's
+//! (`xen-dombuild`).
+//!
+//! Invariant: every frame of the new domain is written through dom0's
+//! scratch window, which maps one foreign frame per slot and is put back
+//! to dom0's own frames before the new domain's tables are pinned, so the
+//! pin never meets a writable mapping of a page table.
+
+use crate::hv;
+use pv_guest_kernel::StartInfo;
+use pv_guest_kernel::alloc::EarlyAlloc;
+use xen_dombuild::layout::{self, DomainLayout, LayoutInput};
+use xen_dombuild::pagetable::{self, FrameWriter};
+use xen_libelf::{Elf, PT_LOAD};
+
+/// Pages of dom0's address space used to reach foreign frames.
+pub const SCRATCH_SLOTS: usize = 16;
+/// Largest domU built (pages): its P2M must fit in dom0's P2M buffer.
+pub const MAX_PAGES: u64 = 4096;
+const PTE_RW: u64 = 0x67;
+
+/// Why a build failed: the step, and the hypercall's result.
+#[derive(Clone, Copy, Debug)]
+pub struct BuildError(pub &'static str, pub i64);
+
+/// dom0 pages whose mappings are borrowed to reach foreign frames.
+pub struct Scratch {
+    va: [u64; SCRATCH_SLOTS],
+    own_mfn: [u64; SCRATCH_SLOTS],
+    pte_maddr: [u64; SCRATCH_SLOTS],
+    /// (domid, mfn) mapped in each slot, if any.
+    mapped: [Option<(u16, u64)>; SCRATCH_SLOTS],
+    next_victim: usize,
+}
+
+/// The machine address of the L1 entry mapping `va` in dom0's tables,
+/// found by walking them through their read-only mapping in the initial
+/// region (each table's virtual address comes from the M2P).
+fn l1e_maddr(si: &StartInfo, va: u64) -> Option<u64> {
+    const ADDR: u64 = 0x000f_ffff_ffff_f000;
+    let region = |mfn: u64| pv_guest_kernel::notes::VIRT_BASE + pv_guest_kernel::console::mfn_to_pfn(mfn) * 4096;
+    let mut table_va = si.pt_base;
+    let mut mfn = 0;
+    for level in (2..=4u32).rev() {
+        let idx = (va >> (12 + 9 * (level - 1))) & 511;
+        // SAFETY: `table_va` is a page table of the initial region, mapped
+        // read-only there (start_info's pt_base, or found through the M2P).
+        let e = unsafe { ((table_va + idx * 8) as *const u64).read_volatile() };
+        if e & 1 == 0 {
+            return None;
+        }
+        mfn = (e & ADDR) >> 12;
+        table_va = region(mfn);
+    }
+    Some((mfn << 12) + ((va >> 12) & 511) * 8)
+}
+
+/// dom0's own pfn -> mfn.
+fn p2m_of(si: &StartInfo, pfn: u64) -> u64 {
+    // SAFETY: `mfn_list` is dom0's P2M list with `nr_pages` entries,
+    // mapped in its initial region; callers pass pfns of that region.
+    unsafe { *(si.mfn_list as *const u64).add(pfn as usize) }
+}
+
+impl Scratch {
+    /// Borrow `SCRATCH_SLOTS` pages of dom0's own memory.
+    pub fn new(si: &StartInfo, pages: &mut EarlyAlloc) -> Option<Scratch> {
+        let mut s = Scratch { va: [0; SCRATCH_SLOTS], own_mfn: [0; SCRATCH_SLOTS], pte_maddr: [0; SCRATCH_SLOTS], mapped: [None; SCRATCH_SLOTS], next_victim: 0 };
+        for i in 0..SCRATCH_SLOTS {
+            let va = pages.alloc_page()?;
+            s.va[i] = va;
+            s.own_mfn[i] = p2m_of(si, (va - pv_guest_kernel::notes::VIRT_BASE) / 4096);
+            s.pte_maddr[i] = l1e_maddr(si, va)?;
+        }
+        Some(s)
+    }
+
+    /// Map `mfn` of `domid` in a slot (reusing one that has it); its VA.
+    pub fn map(&mut self, domid: u16, mfn: u64) -> Result<u64, BuildError> {
+        if let Some(i) = self.mapped.iter().position(|m| *m == Some((domid, mfn))) {
+            return Ok(self.va[i]);
+        }
+        let i = self.next_victim;
+        self.next_victim = (i + 1) % SCRATCH_SLOTS;
+        let rc = hv::mmu_update(&[[self.pte_maddr[i], (mfn << 12) | PTE_RW]], domid);
+        if rc != 0 {
+            return Err(BuildError("map a frame of the new domain", rc));
+        }
+        hv::flush_tlb_local();
+        self.mapped[i] = Some((domid, mfn));
+        Ok(self.va[i])
+    }
+
+    /// Map `mfn` of `domid` in slot `i` for as long as the caller wants
+    /// (console pages); its VA.
+    pub fn map_at(&mut self, i: usize, domid: u16, mfn: u64) -> Result<u64, BuildError> {
+        let rc = hv::mmu_update(&[[self.pte_maddr[i], (mfn << 12) | PTE_RW]], domid);
+        hv::flush_tlb_local();
+        if rc != 0 {
+            return Err(BuildError("map a console page", rc));
+        }
+        self.mapped[i] = Some((domid, mfn));
+        Ok(self.va[i])
+    }
+
+    /// Put slot `i` back to dom0's own frame.
+    pub fn unmap_at(&mut self, i: usize) {
+        hv::mmu_update(&[[self.pte_maddr[i], (self.own_mfn[i] << 12) | PTE_RW]], xen_public::DOMID_SELF);
+        hv::flush_tlb_local();
+        self.mapped[i] = None;
+    }
+
+    /// Put every slot back to dom0's own frame.
+    pub fn restore(&mut self) -> Result<(), BuildError> {
+        let mut reqs = [[0u64; 2]; SCRATCH_SLOTS];
+        for (i, r) in reqs.iter_mut().enumerate() {
+            *r = [self.pte_maddr[i], (self.own_mfn[i] << 12) | PTE_RW];
+        }
+        let rc = hv::mmu_update(&reqs, xen_public::DOMID_SELF);
+        hv::flush_tlb_local();
+        self.mapped = [None; SCRATCH_SLOTS];
+        if rc != 0 { Err(BuildError("restore the scratch window", rc)) } else { Ok(()) }
+    }
+}
+
+/// The new domain's memory as the builder writes it.
+struct DomMem<'a> {
+    domid: u16,
+    p2m: &'a [u64],
+    v_start: u64,
+    scratch: &'a mut Scratch,
+    err: Option<BuildError>,
+}
+
+impl DomMem<'_> {
+    /// Copy `data` to the new domain's virtual address `va` (inside its
+    /// initial region).
+    fn write(&mut self, mut va: u64, mut data: &[u8]) -> Result<(), BuildError> {
+        while !data.is_empty() {
+            let pfn = (va - self.v_start) / 4096;
+            let off = (va % 4096) as usize;
+            let n = data.len().min(4096 - off);
+            let mfn = *self.p2m.get(pfn as usize).ok_or(BuildError("address outside the domain", 0))?;
+            let page = self.scratch.map(self.domid, mfn)?;
+            for (i, b) in data[..n].iter().enumerate() {
+                // SAFETY: the scratch slot maps the domain's frame writable;
+                // `off + i` < 4096.
+                unsafe { ((page + (off + i) as u64) as *mut u8).write_volatile(*b) };
+            }
+            va += n as u64;
+            data = &data[n..];
+        }
+        Ok(())
+    }
+}
+
+impl FrameWriter for DomMem<'_> {
+    fn zero(&mut self, mfn: u64) {
+        // Frames from populate_physmap are already zero; check the mapping
+        // works so that errors surface here.
+        if let Err(e) = self.scratch.map(self.domid, mfn) {
+            self.err = Some(e);
+        }
+    }
+
+    fn write(&mut self, mfn: u64, index: usize, val: u64) {
+        match self.scratch.map(self.domid, mfn) {
+            // SAFETY: the slot maps the frame writable; index < 512.
+            Ok(page) => unsafe { ((page + index as u64 * 8) as *mut u64).write_volatile(val) },
+            Err(e) => self.err = Some(e),
+        }
+    }
+}
+
+/// What the builder hands back: enough for dom0 to run the console
+/// backend of the new domain.
+#[derive(Clone, Copy, Debug)]
+pub struct Built {
+    /// The new domain.
+    pub domid: u16,
+    /// Its console ring frame.
+    pub console_mfn: u64,
+    /// Its end of the console event channel.
+    pub console_port: u32,
+}
+
+/// start_info's fields at their offsets in `struct start_info`.
+fn start_info_bytes(si: &mut [u8; layout::START_INFO_SIZE as usize], f: &StartInfoFields<'_>) {
+    let put = |b: &mut [u8], off: usize, v: u64| b[off..off + 8].copy_from_slice(&v.to_le_bytes());
+    si[..14].copy_from_slice(b"xen-3.0-x86_64");
+    put(si, 32, f.nr_pages);
+    put(si, 40, f.shared_info);
+    put(si, 56, f.store_mfn);
+    si[64..68].copy_from_slice(&f.store_evtchn.to_le_bytes());
+    put(si, 72, f.console_mfn);
+    si[80..84].copy_from_slice(&f.console_evtchn.to_le_bytes());
+    put(si, 88, f.pt_base);
+    put(si, 96, f.nr_pt_frames);
+    put(si, 104, f.mfn_list);
+    let n = f.cmdline.len().min(1023);
+    si[128..128 + n].copy_from_slice(&f.cmdline.as_bytes()[..n]);
+}
+
+struct StartInfoFields<'a> {
+    nr_pages: u64,
+    shared_info: u64,
+    store_mfn: u64,
+    store_evtchn: u32,
+    console_mfn: u64,
+    console_evtchn: u32,
+    pt_base: u64,
+    nr_pt_frames: u64,
+    mfn_list: u64,
+    cmdline: &'a str,
+}
+
+/// A command line being formatted.
+struct Cmdline {
+    buf: [u8; 256],
+    len: usize,
+}
+
+impl core::fmt::Write for Cmdline {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let n = s.len().min(self.buf.len() - 1 - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
+}
+
+/// Build and start a domU of `nr_pages` pages from `image`; its command
+/// line is `domid=N` followed by `extra`. `p2m_buf` is dom0 memory for the
+/// P2M (at least `nr_pages` entries). On failure the half-built domain is
+/// destroyed.
+pub fn build(scratch: &mut Scratch, p2m_buf: &mut [u64], image: &[u8], nr_pages: u64, extra: &str) -> Result<Built, BuildError> {
+    use core::fmt::Write;
+    let domid = hv::create_domain().map_err(|rc| BuildError("createdomain", rc))?;
+    let mut line = Cmdline { buf: [0; 256], len: 0 };
+    let _ = write!(line, "domid={domid} {extra}");
+    let cmdline = core::str::from_utf8(&line.buf[..line.len]).unwrap_or("");
+    let r = fill(domid, scratch, p2m_buf, image, nr_pages, cmdline);
+    if r.is_err() {
+        let _ = scratch.restore();
+        let _ = hv::domctl_simple(hv::DESTROYDOMAIN, domid);
+    }
+    r
+}
+
+fn fill(domid: u16, scratch: &mut Scratch, p2m_buf: &mut [u64], image: &[u8], nr_pages: u64, cmdline: &str) -> Result<Built, BuildError> {
+    let check = |what: &'static str, rc: i64| if rc < 0 { Err(BuildError(what, rc)) } else { Ok(rc) };
+    let elf = Elf::parse(image).map_err(|_| BuildError("parse the guest ELF", 0))?;
+    let notes = elf.xen_notes().map_err(|_| BuildError("read the Xen notes", 0))?;
+    let virt_offset = notes.virt_offset();
+    let (kstart, kend) = elf.pv_load_bounds(virt_offset);
+    let input = LayoutInput { virt_base: notes.virt_base.unwrap_or(0), kernel_start: kstart, kernel_end: kend, initrd_len: 0, nr_pages, is_domu: true };
+    let lay: DomainLayout = layout::compute(&input).map_err(|_| BuildError("lay out the domain", 0))?;
+    let hpage = notes.hypercall_page.ok_or(BuildError("find the hypercall page", 0))?;
+    if nr_pages as usize > p2m_buf.len() {
+        return Err(BuildError("fit the P2M", 0));
+    }
+    check("max_mem", hv::max_mem(domid, nr_pages * 4))?;
+    let p2m = &mut p2m_buf[..nr_pages as usize];
+    hv::populate_physmap(domid, p2m).map_err(|rc| BuildError("populate_physmap", rc))?;
+    let p2m: &[u64] = p2m;
+    let shared_info = hv::shared_info_frame(domid).map_err(|rc| BuildError("getdomaininfo", rc))?;
+    let console_port = hv::alloc_unbound(domid, 0).map_err(|rc| BuildError("alloc_unbound (console)", rc))?;
+    let store_port = hv::alloc_unbound(domid, 0).map_err(|rc| BuildError("alloc_unbound (xenstore)", rc))?;
+    let console = lay.console.ok_or(BuildError("lay out the console page", 0))?;
+    let store = lay.xenstore.ok_or(BuildError("lay out the xenstore page", 0))?;
+    let console_mfn = p2m[lay.pfn_of(console.start) as usize];
+
+    let mut mem = DomMem { domid, p2m, v_start: lay.v_start, scratch, err: None };
+    for seg in elf.segments().filter(|s| s.kind == PT_LOAD) {
+        let data = elf.segment_data(&seg).map_err(|_| BuildError("read a segment", 0))?;
+        mem.write(seg.paddr.wrapping_add(virt_offset), data)?;
+    }
+    for (pfn, mfn) in p2m.iter().enumerate() {
+        mem.write(lay.p2m.start + pfn as u64 * 8, &mfn.to_le_bytes())?;
+    }
+    let mut si = [0u8; layout::START_INFO_SIZE as usize];
+    start_info_bytes(&mut si, &StartInfoFields {
+        nr_pages,
+        shared_info: shared_info << 12,
+        store_mfn: p2m[lay.pfn_of(store.start) as usize],
+        store_evtchn: store_port,
+        console_mfn,
+        console_evtchn: console_port,
+        pt_base: lay.page_tables.start,
+        nr_pt_frames: lay.nr_pt_frames,
+        mfn_list: lay.p2m.start,
+        cmdline,
+    });
+    mem.write(lay.start_info.start, &si)?;
+    let tables = pagetable::build(&lay, p2m, &mut mem).map_err(|_| BuildError("build the page tables", 0))?;
+    if let Some(e) = mem.err {
+        return Err(e);
+    }
+    scratch.restore()?;
+
+    check("hypercall_init", hv::hypercall_init(domid, p2m[lay.pfn_of(hpage) as usize]))?;
+    check("pin the L4", hv::pin_l4(domid, tables.l4_mfn))?;
+    let entry = notes.entry.unwrap_or(elf.entry());
+    check("setvcpucontext", hv::set_vcpu_context(domid, entry, lay.stack.end, lay.start_info.start, tables.l4_mfn))?;
+    check("unpause", hv::domctl_simple(hv::UNPAUSEDOMAIN, domid))?;
+    Ok(Built { domid, console_mfn, console_port })
+}

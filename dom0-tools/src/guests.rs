@@ -1,0 +1,186 @@
+//! Dom0's running guests: starting domUs from the guest image dom0 was
+//! handed, the console backend that relays each guest's console ring to
+//! dom0's console as `(dN) line`, and reaping guests that shut down.
+//!
+//! Invariant: a guest in the table has its console page mapped in its own
+//! slot of the console window and a bound event channel; both are released
+//! before the domain is destroyed.
+
+use crate::builder::{self, BuildError, Scratch};
+use crate::hv;
+use pv_guest_kernel::alloc::EarlyAlloc;
+use pv_guest_kernel::console::RingPage;
+use pv_guest_kernel::{StartInfo, events, println, shared};
+use xen_public::console as ring;
+
+/// Guests dom0 runs at once (the hypervisor's slots minus dom0's).
+pub const MAX_GUESTS: usize = 7;
+/// Pages of a guest: 4 MiB.
+pub const GUEST_PAGES: u64 = 1024;
+const XEN_DOMINF_SHUTDOWN: u32 = 1 << 2;
+const VIRQ_DOM_EXC: u32 = 3;
+
+/// One running guest.
+#[derive(Clone, Copy)]
+struct Guest {
+    domid: u16,
+    /// dom0's end of the console channel.
+    port: u32,
+    ring_va: u64,
+    line: [u8; 200],
+    len: usize,
+}
+
+/// Dom0's guests and what it needs to build more.
+pub struct Guests {
+    slots: [Option<Guest>; MAX_GUESTS],
+    build: Scratch,
+    consoles: Scratch,
+    p2m: &'static mut [u64],
+    image: &'static [u8],
+    dom_exc: u32,
+}
+
+/// The name of a shutdown code.
+pub fn reason_name(code: u32) -> &'static str {
+    match code {
+        0 => "poweroff",
+        1 => "reboot",
+        2 => "suspend",
+        3 => "crash",
+        4 => "watchdog",
+        _ => "unknown",
+    }
+}
+
+impl Guests {
+    /// Set up: scratch windows, a P2M buffer, VIRQ_DOM_EXC. The guest
+    /// image is dom0's boot module. `None` if dom0 lacks the pages.
+    pub fn new(si: &'static StartInfo, pages: &mut EarlyAlloc) -> Option<Guests> {
+        let build = Scratch::new(si, pages)?;
+        let consoles = Scratch::new(si, pages)?;
+        let p2m_pages = (builder::MAX_PAGES * 8).div_ceil(4096);
+        let first = pages.alloc_page()?;
+        for _ in 1..p2m_pages {
+            pages.alloc_page()?;
+        }
+        // SAFETY: `p2m_pages` consecutive pages of dom0's initial region
+        // starting at `first`, handed out once by the allocator.
+        let p2m = unsafe { core::slice::from_raw_parts_mut(first as *mut u64, builder::MAX_PAGES as usize) };
+        // SAFETY: the boot module is mapped at `mod_start` for `mod_len`
+        // bytes in dom0's initial region and never written.
+        let image = unsafe { core::slice::from_raw_parts(si.mod_start as *const u8, si.mod_len as usize) };
+        let dom_exc = bind_virq(VIRQ_DOM_EXC).unwrap_or(0);
+        Some(Guests { slots: [None; MAX_GUESTS], build, consoles, p2m, image, dom_exc })
+    }
+
+    /// Build and start a guest with `extra` on its command line.
+    pub fn start(&mut self, extra: &str) -> Result<u16, BuildError> {
+        let i = self.slots.iter().position(Option::is_none).ok_or(BuildError("find a free guest slot", 0))?;
+        let built = builder::build(&mut self.build, self.p2m, self.image, GUEST_PAGES, extra)?;
+        let ring_va = match self.consoles.map_at(i, built.domid, built.console_mfn) {
+            Ok(va) => va,
+            Err(e) => {
+                hv::domctl_simple(hv::DESTROYDOMAIN, built.domid);
+                return Err(e);
+            }
+        };
+        let port = match events::bind_interdomain(built.domid, built.console_port) {
+            Ok(p) => p,
+            Err(rc) => {
+                self.consoles.unmap_at(i);
+                hv::domctl_simple(hv::DESTROYDOMAIN, built.domid);
+                return Err(BuildError("bind the console channel", rc));
+            }
+        };
+        self.slots[i] = Some(Guest { domid: built.domid, port, ring_va, line: [0; 200], len: 0 });
+        Ok(built.domid)
+    }
+
+    /// Domids of the running guests.
+    pub fn domids(&self) -> impl Iterator<Item = u16> + '_ {
+        self.slots.iter().flatten().map(|g| g.domid)
+    }
+
+    /// Relay every guest's pending console output.
+    pub fn pump(&mut self) {
+        for g in self.slots.iter_mut().flatten() {
+            relay(g);
+        }
+    }
+
+    /// Destroy guest `domid` (running or not); `false` if it is not ours.
+    pub fn destroy(&mut self, domid: u16) -> bool {
+        let Some(i) = self.slots.iter().position(|s| s.is_some_and(|g| g.domid == domid)) else { return false };
+        if let Some(mut g) = self.slots[i].take() {
+            relay(&mut g);
+            events::close(g.port);
+            self.consoles.unmap_at(i);
+            let rc = hv::domctl_simple(hv::DESTROYDOMAIN, domid);
+            if rc != 0 {
+                println!("dom0: destroying d{domid} failed: {rc}");
+            }
+        }
+        true
+    }
+
+    /// Destroy the guests that shut down, reporting each; returns how many.
+    pub fn reap(&mut self) -> usize {
+        let mut n = 0;
+        for i in 0..MAX_GUESTS {
+            let Some(g) = self.slots[i] else { continue };
+            let Ok((flags, _, _)) = hv::domain_info(g.domid) else { continue };
+            if flags & XEN_DOMINF_SHUTDOWN != 0 {
+                self.destroy(g.domid);
+                println!("dom0: d{} shut down ({}); destroyed", g.domid, reason_name((flags >> 16) & 0xff));
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Wait up to `ns` for console output or a domain exception.
+    pub fn wait(&self, ns: u64) {
+        let mut ports = [0u32; MAX_GUESTS + 1];
+        let mut n = 0;
+        for p in self.slots.iter().flatten().map(|g| g.port).chain((self.dom_exc != 0).then_some(self.dom_exc)) {
+            ports[n] = p;
+            n += 1;
+        }
+        let deadline = shared::now_ns().unwrap_or(0) + ns;
+        events::poll(&ports[..n], deadline);
+        for &p in &ports[..n] {
+            events::clear_pending(p);
+        }
+    }
+}
+
+/// Move a guest's console output to dom0's console, a line at a time.
+fn relay(g: &mut Guest) {
+    let mut page = RingPage(g.ring_va);
+    let mut buf = [0u8; 256];
+    loop {
+        let n = ring::read_out(&mut page, &mut buf);
+        if n == 0 {
+            break;
+        }
+        for &b in &buf[..n] {
+            if b == b'\n' || g.len == g.line.len() {
+                println!("(d{}) {}", g.domid, core::str::from_utf8(&g.line[..g.len]).unwrap_or("<not utf-8>"));
+                g.len = 0;
+            }
+            if b != b'\n' && b != b'\r' {
+                g.line[g.len] = b;
+                g.len += 1;
+            }
+        }
+        events::send(g.port);
+    }
+}
+
+/// EVTCHNOP_bind_virq on vCPU 0.
+fn bind_virq(virq: u32) -> Result<u32, i64> {
+    let mut a: [u32; 3] = [virq, 0, 0];
+    let rc = events::op(1, &mut a);
+    if rc != 0 { Err(rc) } else { Ok(a[2]) }
+}
