@@ -97,23 +97,21 @@ impl Guests {
         Ok(built.domid)
     }
 
-    /// Domids of the running guests.
-    pub fn domids(&self) -> impl Iterator<Item = u16> + '_ {
-        self.slots.iter().flatten().map(|g| g.domid)
-    }
-
-    /// Relay every guest's pending console output.
-    pub fn pump(&mut self) {
+    /// Relay every guest's pending console output; whether any line was
+    /// printed.
+    pub fn pump(&mut self) -> bool {
+        let mut printed = false;
         for g in self.slots.iter_mut().flatten() {
-            relay(g);
+            printed |= relay(g);
         }
+        printed
     }
 
     /// Destroy guest `domid` (running or not); `false` if it is not ours.
     pub fn destroy(&mut self, domid: u16) -> bool {
         let Some(i) = self.slots.iter().position(|s| s.is_some_and(|g| g.domid == domid)) else { return false };
         if let Some(mut g) = self.slots[i].take() {
-            relay(&mut g);
+            let _ = relay(&mut g);
             events::close(g.port);
             self.consoles.unmap_at(i);
             let rc = hv::domctl_simple(hv::DESTROYDOMAIN, domid);
@@ -155,8 +153,10 @@ impl Guests {
     }
 }
 
-/// Move a guest's console output to dom0's console, a line at a time.
-fn relay(g: &mut Guest) {
+/// Move a guest's console output to dom0's console, a line at a time;
+/// whether a line was printed.
+fn relay(g: &mut Guest) -> bool {
+    let mut printed = false;
     let mut page = RingPage(g.ring_va);
     let mut buf = [0u8; 256];
     loop {
@@ -168,6 +168,7 @@ fn relay(g: &mut Guest) {
             if b == b'\n' || g.len == g.line.len() {
                 println!("(d{}) {}", g.domid, core::str::from_utf8(&g.line[..g.len]).unwrap_or("<not utf-8>"));
                 g.len = 0;
+                printed = true;
             }
             if b != b'\n' && b != b'\r' {
                 g.line[g.len] = b;
@@ -176,6 +177,7 @@ fn relay(g: &mut Guest) {
         }
         events::send(g.port);
     }
+    printed
 }
 
 /// EVTCHNOP_bind_virq on vCPU 0.

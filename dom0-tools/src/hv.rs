@@ -22,6 +22,7 @@ pub const UNPAUSEDOMAIN: u32 = 4;
 const GETDOMAININFO: u32 = 5;
 const MAX_MEM: u32 = 11;
 const SETVCPUCONTEXT: u32 = 12;
+const MAX_VCPUS: u32 = 15;
 const HYPERCALL_INIT: u32 = 22;
 
 /// A `struct xen_domctl` (256 bytes), as u64 words.
@@ -56,7 +57,19 @@ pub fn create_domain() -> Result<u16, i64> {
     c[6] = 1023 | (u64::from(u32::MAX) << 32);
     c[7] = u64::from(u32::MAX) | (1 << 32); // grant_opts: version 1
     let rc = domctl(&mut c);
-    if rc != 0 { Err(rc) } else { Ok(c[1] as u16) }
+    if rc != 0 {
+        return Err(rc);
+    }
+    let dom = c[1] as u16;
+    // XEN_DOMCTL_max_vcpus creates the vCPUs createdomain sized.
+    let mut m = domctl_op(MAX_VCPUS, dom);
+    m[2] = 1;
+    let rc = domctl(&mut m);
+    if rc != 0 {
+        domctl_simple(DESTROYDOMAIN, dom);
+        return Err(rc);
+    }
+    Ok(dom)
 }
 
 /// XEN_DOMCTL_max_mem in KiB.

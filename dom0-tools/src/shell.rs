@@ -1,5 +1,9 @@
-//! Dom0's interactive console: an `xl`-like shell over `console_io`.
+//! Dom0's interactive console: an `xl`-like shell over `console_io`. While
+//! it waits for input it relays the guests' consoles and reaps guests that
+//! shut down.
 
+use crate::guests::Guests;
+use crate::hv;
 use crate::xl::{self, Command, DomainRow};
 use core::fmt::Write;
 use pv_guest_kernel::console::Console;
@@ -46,7 +50,7 @@ fn list() {
     for info in &infos[..n] {
         let id = u16::from_le_bytes([info[0], info[1]]);
         let row = DomainRow {
-            name: if id == 0 { "Domain-0" } else { "(domain)" },
+            name: if id == 0 { "Domain-0" } else { "guest" },
             id,
             mem_mib: u64_at(info, 8) * 4096 / (1 << 20),
             vcpus: u32_at(info, 64),
@@ -110,8 +114,31 @@ impl Write for LineBuf {
     }
 }
 
-fn execute(line: &str) -> bool {
+/// Report a domctl on `id`.
+fn domctl_on(cmd: u32, id: u16, done: &str) {
+    match hv::domctl_simple(cmd, id) {
+        0 => println!("xl: {done} d{id}"),
+        rc => println!("xl: d{id}: {rc} ({})", xen_public::errno::name(rc)),
+    }
+}
+
+fn execute(line: &str, guests: &mut Option<Guests>) -> bool {
     match xl::parse(line) {
+        Command::Create(args) => match guests.as_mut().map(|g| g.start(args)) {
+            Some(Ok(id)) => println!("xl: created d{id}"),
+            Some(Err(e)) => println!("xl: create failed at {}: {} ({})", e.0, e.1, xen_public::errno::name(e.1)),
+            None => println!("xl: no guest image (boot module) to build from"),
+        },
+        Command::Destroy(id) => {
+            if !guests.as_mut().is_some_and(|g| g.destroy(id)) {
+                domctl_on(hv::DESTROYDOMAIN, id, "destroyed");
+            } else {
+                println!("xl: destroyed d{id}");
+            }
+        }
+        Command::Pause(id) => domctl_on(hv::PAUSEDOMAIN, id, "paused"),
+        Command::Unpause(id) => domctl_on(hv::UNPAUSEDOMAIN, id, "unpaused"),
+        Command::Usage(u) => println!("xl: {u}"),
         Command::Nothing => {}
         Command::Help => println!("{}", xl::HELP),
         Command::List => list(),
@@ -130,8 +157,13 @@ fn execute(line: &str) -> bool {
     true
 }
 
-/// Run the shell until `poweroff`.
-pub fn run(_si: &StartInfo) {
+/// Run the shell until `poweroff`, first starting `guests=N` guests.
+pub fn run(si: &StartInfo, mut guests: Option<Guests>) {
+    let args = crate::cmdline::as_str(&si.cmd_line);
+    let n: usize = crate::cmdline::value(args, "guests").and_then(|v| v.parse().ok()).unwrap_or(0);
+    for _ in 0..n {
+        execute("create", &mut guests);
+    }
     println!("dom0: xl shell ready; type 'help'");
     prompt();
     let mut line = [0u8; 256];
@@ -140,7 +172,20 @@ pub fn run(_si: &StartInfo) {
         let mut buf = [0u8; 64];
         let n = read(&mut buf);
         if n == 0 {
-            shared::sleep_ns(10_000_000);
+            match guests.as_mut() {
+                Some(g) => {
+                    // Guest output ends the prompt's line: start a new one.
+                    let printed = g.pump();
+                    if g.reap() > 0 || printed {
+                        prompt();
+                        let _ = Console.write_str(core::str::from_utf8(&line[..len]).unwrap_or(""));
+                    }
+                    g.wait(10_000_000);
+                }
+                None => {
+                    shared::sleep_ns(10_000_000);
+                }
+            }
             continue;
         }
         for &c in &buf[..n] {
@@ -148,7 +193,7 @@ pub fn run(_si: &StartInfo) {
                 b'\r' | b'\n' => {
                     let _ = Console.write_str("\n");
                     let text = core::str::from_utf8(&line[..len]).unwrap_or("");
-                    if !execute(text) {
+                    if !execute(text, &mut guests) {
                         return;
                     }
                     len = 0;

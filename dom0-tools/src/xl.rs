@@ -22,6 +22,17 @@ pub enum Command<'a> {
     Poweroff,
     /// `reboot`
     Reboot,
+    /// `create [ARGS]`: build and start a guest from dom0's boot module,
+    /// with ARGS appended to its command line.
+    Create(&'a str),
+    /// `destroy ID`
+    Destroy(u16),
+    /// `pause ID`
+    Pause(u16),
+    /// `unpause ID`
+    Unpause(u16),
+    /// A command given the wrong arguments: its usage line.
+    Usage(&'static str),
     /// An empty line.
     Nothing,
     /// Anything else.
@@ -44,12 +55,30 @@ pub fn parse(line: &str) -> Command<'_> {
         Some("version") => Command::Version,
         Some("poweroff") | Some("shutdown") => Command::Poweroff,
         Some("reboot") => Command::Reboot,
+        Some("create") => Command::Create(rest_after(line, "create")),
+        Some(cmd @ ("destroy" | "pause" | "unpause")) => {
+            let id = words.next().and_then(|w| w.parse::<u16>().ok()).filter(|_| words.next().is_none());
+            match (cmd, id) {
+                ("destroy", Some(id)) => Command::Destroy(id),
+                ("pause", Some(id)) => Command::Pause(id),
+                ("unpause", Some(id)) => Command::Unpause(id),
+                ("destroy", None) => Command::Usage("usage: destroy DOMID"),
+                ("pause", None) => Command::Usage("usage: pause DOMID"),
+                _ => Command::Usage("usage: unpause DOMID"),
+            }
+        }
         Some(other) => Command::Unknown(other),
     }
 }
 
+/// The text after the first occurrence of the word `cmd`, trimmed.
+fn rest_after<'a>(line: &'a str, cmd: &str) -> &'a str {
+    line.find(cmd).map_or("", |at| line[at + cmd.len()..].trim())
+}
+
 /// The help text.
-pub const HELP: &str = "commands: list, info, uptime, version, help, poweroff, reboot (a leading `xl` is optional)";
+pub const HELP: &str =
+    "commands: list, info, uptime, version, create [ARGS], destroy ID, pause ID, unpause ID, help, poweroff, reboot (a leading `xl` is optional)";
 
 /// One domain as `xl list` shows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -129,6 +158,19 @@ mod tests {
         assert_eq!(parse("xl"), Command::Nothing);
         assert_eq!(parse("frob 1"), Command::Unknown("frob"));
         assert_eq!(parse("shutdown"), Command::Poweroff);
+    }
+
+    #[test]
+    fn domain_commands_parse_with_their_ids() {
+        assert_eq!(parse("create"), Command::Create(""));
+        assert_eq!(parse("xl create spin quiet"), Command::Create("spin quiet"));
+        assert_eq!(parse("destroy 3"), Command::Destroy(3));
+        assert_eq!(parse("xl pause 12"), Command::Pause(12));
+        assert_eq!(parse("unpause 1"), Command::Unpause(1));
+        assert_eq!(parse("destroy"), Command::Usage("usage: destroy DOMID"));
+        assert_eq!(parse("pause x"), Command::Usage("usage: pause DOMID"));
+        assert_eq!(parse("unpause 1 2"), Command::Usage("usage: unpause DOMID"));
+        assert_eq!(parse("destroy 70000"), Command::Usage("usage: destroy DOMID"));
     }
 
     #[test]

@@ -24,6 +24,12 @@ _start:
 hypercall_page:
     .fill 4096, 1, 0xcc             /* int3 until the hypervisor fills it */
 
+    .section .bss.shared_info_page, "aw", @nobits
+    .balign 4096
+    .global shared_info_page
+shared_info_page:
+    .skip 4096                      /* remapped to shared_info at boot */
+
     .section .bss.guest_stack, "aw", @nobits
     .balign 4096
 guest_stack:

@@ -43,6 +43,7 @@ macro_rules! entry {
         /// Called by the runtime's `_start` with the domain's `start_info`.
         #[unsafe(no_mangle)]
         extern "C" fn pv_guest_main(si: &'static $crate::StartInfo) -> ! {
+            $crate::shared::map_at_boot(si);
             $crate::console::init(si);
             $main(si)
         }

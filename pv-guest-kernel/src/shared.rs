@@ -20,6 +20,24 @@ pub fn map(va: u64, maddr: u64) -> i64 {
     rc
 }
 
+unsafe extern "C" {
+    /// A page of the kernel image given up to map shared_info (`arch`).
+    static shared_info_page: [u8; 4096];
+}
+
+/// At entry: map shared_info over the page the image reserves for it, and
+/// mask event upcalls in a domain that starts with them unmasked (a domU,
+/// as Xen builds it) until it installs an event callback.
+pub fn map_at_boot(si: &xen_public::StartInfo) {
+    let va = core::ptr::addr_of!(shared_info_page) as u64;
+    if map(va, si.shared_info) != 0 {
+        return;
+    }
+    // SAFETY: byte 1 of vcpu_info[0] is evtchn_upcall_mask, in the page
+    // just mapped; the hypervisor reads it.
+    unsafe { ((va + 1) as *mut u8).write_volatile(1) };
+}
+
 /// Where shared_info is mapped (0 if not yet).
 pub fn base() -> u64 {
     SHARED_INFO_VA.load(Ordering::Acquire)

@@ -72,6 +72,9 @@ pub struct Domain {
     pub slot: usize,
     /// Saved guest registers while the domain is not running.
     pub regs: CpuUserRegs,
+    /// Whether vCPU 0 exists: dom0's at boot; a domU's once the builder
+    /// sized it with XEN_DOMCTL_max_vcpus, as in Xen.
+    pub vcpu_created: bool,
     /// Whether vCPU 0 has a context (dom0 at boot, a domU after
     /// XEN_DOMCTL_setvcpucontext).
     pub vcpu_up: bool,
@@ -127,6 +130,7 @@ impl Domain {
             max_vcpus: 1,
             slot: 0,
             regs: CpuUserRegs::default(),
+            vcpu_created: false,
             vcpu_up: false,
             blocked: false,
             poll: None,
@@ -411,6 +415,7 @@ impl Domain {
 
     /// First run of dom0.
     pub fn start_running(&mut self) {
+        self.vcpu_created = true;
         self.vcpu_up = true;
         self.init_shared();
     }
@@ -419,7 +424,12 @@ impl Domain {
     /// Xen does on every return to a guest: the callback runs with events
     /// masked; its `iret` unmasks them and the check runs again.
     pub fn deliver_events(&mut self, regs: &mut CpuUserRegs) {
-        if self.vcpu.event_callback == 0 || !self.upcall_deliverable() {
+        if !self.upcall_deliverable() {
+            return;
+        }
+        if self.vcpu.event_callback == 0 {
+            // As Xen: an upcall to address 0 crashes the domain.
+            self.crash(regs, Crash::NoEventCallback);
             return;
         }
         let b = crate::domain::vcpu::Bounce { eip: self.vcpu.event_callback, error_code: None, mask_events: true, clear_df: false };

@@ -237,7 +237,6 @@ fn switch(regs: &mut CpuUserRegs) {
         let mut g = DOMAINS[next].lock();
         let Some(d) = g.as_mut().filter(|d| d.runnable()) else { continue };
         if next != current() {
-            log::trace!("switch to d{}", d.domid);
             crate::hypercall::load_segments(d);
         }
         CURRENT.store(next, SeqCst);

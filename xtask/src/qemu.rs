@@ -212,6 +212,10 @@ pub fn run_command(args: &[String]) -> Result<(), String> {
             other => return Err(format!("run: unknown option '{other}'")),
         }
     }
+    if dom0_args.is_empty() {
+        // The default session: dom0's shell with one demo guest running.
+        dom0_args = "guests=1".into();
+    }
     let kernels = image::build(image::Profile::Release)?;
     let spec = if on_xen {
         o.stop_on = XEN_STOP_LINES.iter().map(|s| s.to_string()).collect();

@@ -301,6 +301,25 @@ fn dom0_tests() -> Vec<Dom0Test> {
                 ],
             )
         },
+        Dom0Test {
+            script: &["create spin", "list", "pause 1", "list", "unpause 1", "destroy 1", "destroy 1", "pause", "poweroff"],
+            ..t(
+                "xl_shell_creates_pauses_and_destroys_a_guest",
+                "",
+                false,
+                &[
+                    "xl: created d1",
+                    "(d1) pv-guest-kernel: spinning forever",
+                    "guest                                        1     4     1     ",
+                    "xl: paused d1",
+                    "guest                                        1     4     1     --p---",
+                    "xl: unpaused d1",
+                    "xl: destroyed d1",
+                    "xl: d1: -3 (ESRCH)",
+                    "xl: usage: pause DOMID",
+                ],
+            )
+        },
         t(
             "guest_timer_never_early",
             "test=timer",

@@ -136,6 +136,9 @@ pub enum Crash {
     FaultReadingIret(u64),
     /// `iret` to user mode without user page tables.
     NoUserPageTables,
+    /// An event upcall is due but no event callback is registered (Xen's
+    /// `create_bounce_frame_bad_bounce_ip`).
+    NoEventCallback,
 }
 
 /// The guest-visible part of a vCPU's state.

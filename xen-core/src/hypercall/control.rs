@@ -94,7 +94,9 @@ fn create_domain(requested: u16, b: &[u8]) -> Result<u16, i64> {
     }
     let mut dom = Domain::empty(domid, false, shinfo);
     dom.pause_count = 1;
-    // Like a fresh Xen vCPU: events masked until the guest unmasks them.
+    // As a domU that Xen's toolstack builds: shared_info starts zeroed, so
+    // event upcalls start unmasked (only dom0 starts masked).
+    dom.vcpu.upcall_mask = false;
     dom.init_shared();
     if let Err(dom) = crate::schedule::install(dom) {
         drop(dom);
@@ -231,9 +233,16 @@ pub(super) fn domctl(d: &mut Domain, arg: u64) -> Ret {
         }
         MAX_VCPUS => {
             // As Xen 4.17: the count was fixed by createdomain; only the
-            // same value is accepted.
+            // same value is accepted, and it creates the vCPUs.
             let max = u32_at(&b, 16);
-            return with_other(dom, |o| if max == o.max_vcpus { 0 } else { -EINVAL }).unwrap_or(-ESRCH);
+            return with_other(dom, |o| {
+                if max != o.max_vcpus {
+                    return -EINVAL;
+                }
+                o.vcpu_created = true;
+                0
+            })
+            .unwrap_or(-ESRCH);
         }
         _ if !is_self && with_other(dom, |_| ()).is_none() => return -ESRCH,
         _ => return -ENOSYS,

@@ -12,7 +12,7 @@ use crate::domain::context::{self, VcpuGuestContext, vgcf};
 /// XEN_DOMCTL_setvcpucontext on `o` with the context `ctx` (`None`: the
 /// NULL handle, a vCPU reset).
 pub(super) fn set(o: &mut Domain, vcpu: u32, ctx: Option<&[u8; context::SIZE]>) -> Ret {
-    if vcpu >= o.max_vcpus {
+    if vcpu >= o.max_vcpus || !o.vcpu_created {
         return -EINVAL;
     }
     let Some(raw) = ctx else {
@@ -68,14 +68,14 @@ fn apply(o: &mut Domain, c: &VcpuGuestContext) {
 /// A NULL context: the vCPU goes back to its state before any context.
 fn reset(o: &mut Domain) {
     mmu::release_domain_refs(o);
-    o.vcpu = crate::domain::vcpu::PvVcpu::default();
+    o.vcpu = crate::domain::vcpu::PvVcpu { upcall_mask: o.vcpu.upcall_mask, ..Default::default() };
     o.regs = CpuUserRegs::default();
     o.vcpu_up = false;
 }
 
 /// XEN_DOMCTL_getvcpucontext of `o` into `out`.
 pub(super) fn get(o: &Domain, vcpu: u32, out: &mut [u8; context::SIZE]) -> Ret {
-    if vcpu >= o.max_vcpus {
+    if vcpu >= o.max_vcpus || !o.vcpu_created {
         return -EINVAL;
     }
     if !o.vcpu_up && o.guest_table == 0 {
@@ -120,6 +120,9 @@ pub(super) fn get(o: &Domain, vcpu: u32, out: &mut [u8; context::SIZE]) -> Ret {
 pub(super) fn info(o: &Domain, vcpu: u32, running: bool, u: &mut [u8]) -> Ret {
     if vcpu >= o.max_vcpus {
         return -EINVAL;
+    }
+    if !o.vcpu_created {
+        return -ESRCH;
     }
     u[4] = u8::from(o.vcpu_up);
     u[5] = u8::from(o.blocked);
