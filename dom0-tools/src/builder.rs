@@ -237,9 +237,16 @@ impl core::fmt::Write for Cmdline {
 /// line is `domid=N` followed by `extra`. `p2m_buf` is dom0 memory for the
 /// P2M (at least `nr_pages` entries). On failure the half-built domain is
 /// destroyed.
+#[allow(dead_code)]
 pub fn build(scratch: &mut Scratch, p2m_buf: &mut [u64], image: &[u8], nr_pages: u64, extra: &str) -> Result<Built, BuildError> {
-    use core::fmt::Write;
     let domid = hv::create_domain().map_err(|rc| BuildError("createdomain", rc))?;
+    build_created(domid, scratch, p2m_buf, image, nr_pages, extra)
+}
+
+/// [`build`] into a domain already created (so that dom0 could set up
+/// channels between domains before they start).
+pub fn build_created(domid: u16, scratch: &mut Scratch, p2m_buf: &mut [u64], image: &[u8], nr_pages: u64, extra: &str) -> Result<Built, BuildError> {
+    use core::fmt::Write;
     let mut line = Cmdline { buf: [0; 256], len: 0 };
     let _ = write!(line, "domid={domid} {extra}");
     let cmdline = core::str::from_utf8(&line.buf[..line.len]).unwrap_or("");

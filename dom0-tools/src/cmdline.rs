@@ -42,6 +42,8 @@ pub enum Test {
     Guests,
     /// Build, run and destroy a running domU 100 times; no frame may leak.
     Churn,
+    /// Two domUs exchange messages over a grant and an event channel.
+    PingPong,
 }
 
 /// The value of `key=` on the command line.
@@ -78,6 +80,7 @@ pub fn test(cmdline: &str) -> Result<Test, &str> {
         "domains" => Test::Domains,
         "guests" => Test::Guests,
         "churn" => Test::Churn,
+        "pingpong" => Test::PingPong,
         other => return Err(other),
     })
 }

@@ -113,3 +113,57 @@ pub fn churn(guests: &mut Guests, cycles: u32) {
     println!("dom0: churn: {cycles} guests built, run ({ran} had used CPU time) and destroyed while running");
     println!("dom0: churn: free pages {before} before, {after} after: {}", if before == after { "no frame leaked" } else { "frames leaked" });
 }
+
+/// A formatted command line.
+struct Line {
+    buf: [u8; 96],
+    len: usize,
+}
+
+impl core::fmt::Write for Line {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let n = s.len().min(self.buf.len() - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
+}
+
+fn line(args: core::fmt::Arguments<'_>) -> Line {
+    let mut l = Line { buf: [0; 96], len: 0 };
+    let _ = core::fmt::Write::write_fmt(&mut l, args);
+    l
+}
+
+/// Two guests exchange messages through a granted page and an
+/// interdomain event channel that dom0 sets up between them (the role
+/// xenstore plays for real split drivers).
+pub fn pingpong(guests: &mut Guests) {
+    let before = hv::free_pages();
+    let (Ok(a), Ok(b)) = (hv::create_domain(), hv::create_domain()) else {
+        println!("dom0: pingpong: createdomain failed");
+        return;
+    };
+    let Ok(port) = hv::alloc_unbound(a, b) else {
+        println!("dom0: pingpong: alloc_unbound failed");
+        return;
+    };
+    println!("dom0: pingpong: d{a} pings d{b} over port {port} of d{a}, grant 8");
+    let ping = line(format_args!("ping peer={b} port={port} gref=8"));
+    let pong = line(format_args!("pong peer={a} port={port} gref=8"));
+    for (dom, args) in [(a, &ping), (b, &pong)] {
+        if let Err(e) = guests.start_created(dom, core::str::from_utf8(&args.buf[..args.len]).unwrap_or("")) {
+            println!("dom0: pingpong: building d{dom} failed at {}: {}", e.0, e.1);
+            return;
+        }
+    }
+    let mut finished = 0;
+    let deadline = shared::now_ns().unwrap_or(0) + 60_000_000_000;
+    while finished < 2 && shared::now_ns().unwrap_or(0) < deadline {
+        guests.pump();
+        finished += guests.reap();
+        guests.wait(10_000_000);
+    }
+    let after = hv::free_pages();
+    println!("dom0: pingpong: {finished} of 2 guests finished; free pages {before} before, {after} after: {}", if before == after { "no frame leaked" } else { "frames leaked" });
+}

@@ -76,8 +76,17 @@ impl Guests {
 
     /// Build and start a guest with `extra` on its command line.
     pub fn start(&mut self, extra: &str) -> Result<u16, BuildError> {
-        let i = self.slots.iter().position(Option::is_none).ok_or(BuildError("find a free guest slot", 0))?;
-        let built = builder::build(&mut self.build, self.p2m, self.image, GUEST_PAGES, extra)?;
+        let domid = hv::create_domain().map_err(|rc| BuildError("createdomain", rc))?;
+        self.start_created(domid, extra)
+    }
+
+    /// Build and start a guest in the domain `domid` (created, empty).
+    pub fn start_created(&mut self, domid: u16, extra: &str) -> Result<u16, BuildError> {
+        let Some(i) = self.slots.iter().position(Option::is_none) else {
+            hv::domctl_simple(hv::DESTROYDOMAIN, domid);
+            return Err(BuildError("find a free guest slot", 0));
+        };
+        let built = builder::build_created(domid, &mut self.build, self.p2m, self.image, GUEST_PAGES, extra)?;
         let ring_va = match self.consoles.map_at(i, built.domid, built.console_mfn) {
             Ok(va) => va,
             Err(e) => {

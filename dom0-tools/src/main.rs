@@ -195,7 +195,7 @@ mod dom0 {
                 crate::domains::leak_test();
                 poweroff()
             }
-            Test::Guests | Test::Churn => {
+            Test::Guests | Test::Churn | Test::PingPong => {
                 let va = pages.alloc_page().unwrap_or(0);
                 shared::map(va, si.shared_info);
                 let Some(mut guests) = crate::guests::Guests::new(si, &mut pages) else {
@@ -207,8 +207,10 @@ mod dom0 {
                     let n = cmdline::value(line, "guests").and_then(|v| v.parse().ok()).unwrap_or(3);
                     let spin = cmdline::value(line, "spin").and_then(|v| v.parse().ok()).unwrap_or(0);
                     crate::domains::run_guests(&mut guests, n, spin);
-                } else {
+                } else if test == Test::Churn {
                     crate::domains::churn(&mut guests, 100);
+                } else {
+                    crate::domains::pingpong(&mut guests);
                 }
                 poweroff()
             }

@@ -7,6 +7,9 @@
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
+mod pingpong;
+
+#[cfg(target_os = "none")]
 mod guest {
     use pv_guest_kernel::alloc::EarlyAlloc;
     use pv_guest_kernel::notes::VIRT_BASE;
@@ -52,6 +55,16 @@ mod guest {
             // SAFETY: the domctl structure is ours.
             let rc = unsafe { hypercall::hypercall5(xen_public::hypercall::DOMCTL, op.as_mut_ptr() as u64, 0, 0, 0, 0) };
             println!("pv-guest-kernel: domctl from a domU -> {rc} ({})", xen_public::errno::name(rc));
+        }
+        let num = |key: &str| line.split_ascii_whitespace().find_map(|w| w.strip_prefix(key)?.strip_prefix('=')?.parse::<u32>().ok());
+        if let (Some(peer), Some(port), Some(gref)) = (num("peer"), num("port"), num("gref")) {
+            let a = crate::pingpong::Args { peer: peer as u16, port, gref };
+            let mut pages = EarlyAlloc::from_start_info(si.pt_base, si.nr_pt_frames, VIRT_BASE, si.nr_pages);
+            let r = if has("ping") { crate::pingpong::ping(si, &mut pages, &a) } else { crate::pingpong::pong(&mut pages, &a) };
+            if let Err(why) = r {
+                println!("pv-guest-kernel: exchange failed: {why}");
+            }
+            poweroff();
         }
         if has("spin") {
             if !quiet {

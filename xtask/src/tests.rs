@@ -165,6 +165,15 @@ fn boot_tests() -> Vec<BootTest> {
             )
         },
         BootTest {
+            modules: Modules::Dom0Test("test=pingpong"),
+            ..boot(
+                "ping_pong_domus_leave_no_frame_behind",
+                "loglvl=warning dom0_mem=64M",
+                EXIT_SUCCESS,
+                &["dom0: pingpong: 2 of 2 guests finished", "no frame leaked"],
+            )
+        },
+        BootTest {
             modules: Modules::Dom0Test("test=churn"),
             ..boot(
                 "running_guests_destroyed_100_times_leak_nothing",
@@ -301,6 +310,36 @@ fn dom0_tests() -> Vec<Dom0Test> {
                 ],
             )
         },
+        t(
+            "three_domus_built_by_dom0_print_their_ids",
+            "test=guests guests=3",
+            false,
+            &[
+                "(d1) pv-guest-kernel: I am domain 1",
+                "(d2) pv-guest-kernel: I am domain 2",
+                "(d3) pv-guest-kernel: I am domain 3",
+                "(d1) pv-guest-kernel: domctl from a domU -> -1 (EPERM)",
+                "(d2) pv-guest-kernel: user program made SYSCALL",
+                "dom0: guests: 3 of 3 guests finished",
+            ],
+        ),
+        t(
+            "a_spinning_domu_does_not_starve_the_others",
+            "test=guests guests=3 spin=2",
+            false,
+            &["(d2) pv-guest-kernel: spinning forever", "dom0: guests: 2 of 2 guests finished", "dom0: guests: d2 still runs; destroying it"],
+        ),
+        t(
+            "two_domus_ping_pong_over_a_grant_and_an_event_channel",
+            "test=pingpong",
+            false,
+            &[
+                "(d2) pong: answered 100 pings from d1 through its grant 8",
+                "(d1) ping: 100 round trips with d2 over grant 8 and port",
+                "(d1) ping: grant 8 revoked after the peer unmapped it",
+                "dom0: pingpong: 2 of 2 guests finished",
+            ],
+        ),
         Dom0Test {
             script: &["create spin", "list", "pause 1", "list", "unpause 1", "destroy 1", "destroy 1", "pause", "poweroff"],
             ..t(
