@@ -44,6 +44,8 @@ pub enum Test {
     Churn,
     /// Two domUs exchange messages over a grant and an event channel.
     PingPong,
+    /// Destroy a domU while dom0 maps one of its pages.
+    Mapped,
 }
 
 /// The value of `key=` on the command line.
@@ -81,6 +83,7 @@ pub fn test(cmdline: &str) -> Result<Test, &str> {
         "guests" => Test::Guests,
         "churn" => Test::Churn,
         "pingpong" => Test::PingPong,
+        "mapped" => Test::Mapped,
         other => return Err(other),
     })
 }

@@ -167,3 +167,30 @@ pub fn pingpong(guests: &mut Guests) {
     let after = hv::free_pages();
     println!("dom0: pingpong: {finished} of 2 guests finished; free pages {before} before, {after} after: {}", if before == after { "no frame leaked" } else { "frames leaked" });
 }
+
+/// Destroy a running guest while dom0 still maps one of its pages (its
+/// console ring): that frame must stay allocated until dom0 unmaps it,
+/// then come back; nothing else may be lost.
+pub fn destroy_while_mapped(guests: &mut Guests) {
+    let before = hv::free_pages();
+    let id = match guests.start("spin") {
+        Ok(id) => id,
+        Err(e) => {
+            println!("dom0: mapped: building failed at {}: {}", e.0, e.1);
+            return;
+        }
+    };
+    while hv::vcpu_time(id) == 0 {
+        guests.wait(2_000_000);
+    }
+    let Some(token) = guests.destroy_keeping_console(id) else {
+        println!("dom0: mapped: destroying d{id} failed");
+        return;
+    };
+    let while_mapped = hv::free_pages();
+    guests.release_console(token);
+    let after = hv::free_pages();
+    println!("dom0: mapped: free pages {before} before, {while_mapped} while d{id}'s page was still mapped, {after} after unmapping");
+    println!("dom0: mapped: {}", if while_mapped + 1 == before { "the mapped frame outlived its domain" } else { "the mapped frame was not kept" });
+    println!("dom0: mapped: {}", if after == before { "no frame leaked" } else { "frames leaked" });
+}

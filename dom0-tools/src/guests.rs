@@ -131,6 +131,21 @@ impl Guests {
         true
     }
 
+    /// Destroy guest `domid` while dom0 still maps its console page;
+    /// returns a token that [`Self::release_console`] takes to unmap it.
+    pub fn destroy_keeping_console(&mut self, domid: u16) -> Option<usize> {
+        let i = self.slots.iter().position(|s| s.is_some_and(|g| g.domid == domid))?;
+        let g = self.slots[i].take()?;
+        events::close(g.port);
+        let rc = hv::domctl_simple(hv::DESTROYDOMAIN, domid);
+        (rc == 0).then_some(i)
+    }
+
+    /// Unmap a console page kept by [`Self::destroy_keeping_console`].
+    pub fn release_console(&mut self, token: usize) {
+        self.consoles.unmap_at(token);
+    }
+
     /// Destroy the guests that shut down, reporting each; returns how many.
     pub fn reap(&mut self) -> usize {
         let mut n = 0;

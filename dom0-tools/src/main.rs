@@ -195,7 +195,7 @@ mod dom0 {
                 crate::domains::leak_test();
                 poweroff()
             }
-            Test::Guests | Test::Churn | Test::PingPong => {
+            Test::Guests | Test::Churn | Test::PingPong | Test::Mapped => {
                 let va = pages.alloc_page().unwrap_or(0);
                 shared::map(va, si.shared_info);
                 let Some(mut guests) = crate::guests::Guests::new(si, &mut pages) else {
@@ -209,8 +209,10 @@ mod dom0 {
                     crate::domains::run_guests(&mut guests, n, spin);
                 } else if test == Test::Churn {
                     crate::domains::churn(&mut guests, 100);
-                } else {
+                } else if test == Test::PingPong {
                     crate::domains::pingpong(&mut guests);
+                } else {
+                    crate::domains::destroy_while_mapped(&mut guests);
                 }
                 poweroff()
             }

@@ -174,6 +174,15 @@ fn boot_tests() -> Vec<BootTest> {
             )
         },
         BootTest {
+            modules: Modules::Dom0Test("test=mapped"),
+            ..boot(
+                "a_page_mapped_by_dom0_outlives_its_destroyed_domain",
+                "loglvl=warning dom0_mem=64M",
+                EXIT_SUCCESS,
+                &["dom0: mapped: the mapped frame outlived its domain", "dom0: mapped: no frame leaked"],
+            )
+        },
+        BootTest {
             modules: Modules::Dom0Test("test=churn"),
             ..boot(
                 "running_guests_destroyed_100_times_leak_nothing",
