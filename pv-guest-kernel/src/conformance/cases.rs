@@ -151,6 +151,28 @@ mod helpers {
         if r != 0 { Err(r) } else { Ok((op[4] as u16, op[5], u64::from(op[6]) | (u64::from(op[7]) << 32))) }
     }
 
+    /// A domctl whose union starts with a u32 and a u64 handle (the vCPU
+    /// domctls): `(result, the domctl after the call)`.
+    pub fn domctl_vcpu(cmd: u32, dom: u16, vcpu: u32, handle: u64) -> (i64, [u32; 36]) {
+        let mut op = domctl_op(cmd, 0x15, dom);
+        op[4] = vcpu;
+        op[6] = handle as u32;
+        op[7] = (handle >> 32) as u32;
+        let r = super::super::ctx::call(nr::DOMCTL, super::super::ctx::ptr_mut(&mut op), 0, 0, 0, 0);
+        (r, op)
+    }
+
+    /// A new domain with its vCPU created (createdomain + max_vcpus).
+    pub fn create_with_vcpu() -> Result<u16, i64> {
+        let id = create_domain(0)?;
+        let (r, _) = domctl_vcpu(15, id, 1, 0);
+        if r != 0 {
+            domctl_simple(2, id);
+            return Err(r);
+        }
+        Ok(id)
+    }
+
     /// XEN_DOMCTL_max_mem of `dom` in KiB.
     pub fn max_mem(dom: u16, kib: u64) -> i64 {
         let mut op = domctl_op(11, 0x15, dom);
@@ -1208,6 +1230,112 @@ cases! {
         check(again == Err(-EEXIST), format_args!("second create: {again:?}"))
     }
     domctl_pause_unknown_domain_esrch ("domctl", "XEN_DOMCTL_pausedomain", Reject) { expect(domctl_simple(3, 0x1234), -ESRCH) }
+    domctl_max_vcpus_must_match_createdomain ("domctl", "XEN_DOMCTL_max_vcpus", Accept) {
+        let id = match create_domain(0) {
+            Ok(id) => id,
+            Err(e) => return expect(e, 0),
+        };
+        let (two, _) = domctl_vcpu(15, id, 2, 0);
+        let (one, _) = domctl_vcpu(15, id, 1, 0);
+        domctl_simple(2, id);
+        all(&[expect(two, -EINVAL), expect(one, 0)])
+    }
+    domctl_setvcpucontext_before_max_vcpus_einval ("domctl", "XEN_DOMCTL_setvcpucontext", Reject) {
+        let id = match create_domain(0) {
+            Ok(id) => id,
+            Err(e) => return expect(e, 0),
+        };
+        let ctx = [0u64; 646];
+        let (r, _) = domctl_vcpu(12, id, 0, ptr(&ctx));
+        domctl_simple(2, id);
+        expect(r, -EINVAL)
+    }
+    domctl_setvcpucontext_non_canonical_rip_einval ("domctl", "XEN_DOMCTL_setvcpucontext", Attack) {
+        let id = match create_with_vcpu() {
+            Ok(id) => id,
+            Err(e) => return expect(e, 0),
+        };
+        let mut ctx = [0u64; 646];
+        ctx[65 + 16] = NONCANON; // user_regs.rip
+        let (r, _) = domctl_vcpu(12, id, 0, ptr(&ctx));
+        let (bad_vcpu, _) = domctl_vcpu(12, id, 7, ptr(&ctx));
+        domctl_simple(2, id);
+        all(&[expect(r, -EINVAL), expect(bad_vcpu, -EINVAL)])
+    }
+    domctl_setvcpucontext_unmapped_context_efault ("domctl", "XEN_DOMCTL_setvcpucontext", Reject) {
+        let id = match create_with_vcpu() {
+            Ok(id) => id,
+            Err(e) => return expect(e, 0),
+        };
+        let (r, _) = domctl_vcpu(12, id, 0, UNMAPPED);
+        domctl_simple(2, id);
+        expect(r, -EFAULT)
+    }
+    domctl_setvcpucontext_on_self_einval ("domctl", "XEN_DOMCTL_setvcpucontext", Reject) {
+        let ctx = [0u64; 646];
+        expect(domctl_vcpu(12, 0, 0, ptr(&ctx)).0, -EINVAL)
+    }
+    domctl_getvcpucontext_uninitialised_enodata ("domctl", "XEN_DOMCTL_getvcpucontext", Reject) {
+        let id = match create_with_vcpu() {
+            Ok(id) => id,
+            Err(e) => return expect(e, 0),
+        };
+        let mut ctx = [0u64; 646];
+        let (r, _) = domctl_vcpu(13, id, 0, ptr_mut(&mut ctx));
+        domctl_simple(2, id);
+        expect(r, -ENODATA)
+    }
+    domctl_getvcpuinfo_of_dom0_online ("domctl", "XEN_DOMCTL_getvcpuinfo", Accept) {
+        let (r, op) = domctl_vcpu(14, 0, 0, 0);
+        let (bad, _) = domctl_vcpu(14, 0, 9, 0);
+        // getvcpuinfo at 16: vcpu, online @20, blocked @21, running @22.
+        all(&[expect(r, 0), check(op[5] & 0xff == 1, format_args!("online {}", op[5] & 0xff)), check(op[5] >> 16 & 0xff == 1, format_args!("running {}", op[5] >> 16 & 0xff)), expect(bad, -EINVAL)])
+    }
+    domctl_hypercall_init_on_a_frame_not_owned_einval ("domctl", "XEN_DOMCTL_hypercall_init", Reject) {
+        let id = match create_with_vcpu() {
+            Ok(id) => id,
+            Err(e) => return expect(e, 0),
+        };
+        // A frame of dom0's: not the new domain's.
+        let mut op = domctl_op(22, 0x15, id);
+        let mfn = start_info().store_mfn.max(1);
+        op[4] = mfn as u32;
+        op[5] = (mfn >> 32) as u32;
+        let r = call(nr::DOMCTL, ptr_mut(&mut op), 0, 0, 0, 0);
+        domctl_simple(2, id);
+        expect(r, -EINVAL)
+    }
+    evtchn_alloc_unbound_in_another_domain ("event_channel_op", "EVTCHNOP_alloc_unbound", Accept) {
+        let id = match create_with_vcpu() {
+            Ok(id) => id,
+            Err(e) => return expect(e, 0),
+        };
+        let mut a: [u16; 4] = [id, 0, 0, 0];
+        let r = call(nr::EVENT_CHANNEL_OP, 6, ptr_mut(&mut a), 0, 0, 0);
+        let port = u32::from(a[2]) | (u32::from(a[3]) << 16);
+        // evtchn_status {dom, port, status, vcpu, union}: unbound for dom0.
+        let mut st: [u32; 6] = [u32::from(id), port, 0, 0, 0, 0];
+        let rs = call(nr::EVENT_CHANNEL_OP, 5, ptr_mut(&mut st), 0, 0, 0);
+        domctl_simple(2, id);
+        all(&[expect(r, 0), check(port > 0, format_args!("port {port}")), expect(rs, 0), check(st[2] == 1 && st[4] & 0xffff == 0, format_args!("status {} remote {}", st[2], st[4]))])
+    }
+    mmu_update_foreigndom_unknown_domain_esrch ("mmu_update", "foreigndom", Reject) {
+        let req: [u64; 2] = [0, 0];
+        let mut done = 0u32;
+        expect(call(nr::MMU_UPDATE, ptr(&req), 1, ptr_mut(&mut done), 0x4321, 0), -ESRCH)
+    }
+    mmuext_pin_foreign_frame_that_is_no_table_einval ("mmuext_op", "MMUEXT_PIN_L4_TABLE foreigndom", Reject) {
+        let id = match create_with_vcpu() {
+            Ok(id) => id,
+            Err(e) => return expect(e, 0),
+        };
+        // A frame dom0 owns named as the new domain's: refused.
+        let mfn = start_info().store_mfn.max(1);
+        let op: [u64; 3] = [3, mfn, 0];
+        let r = call(nr::MMUEXT_OP, ptr(&op), 1, 0, u64::from(id), 0);
+        domctl_simple(2, id);
+        expect(r, -EINVAL)
+    }
     memory_op_populate_beyond_max_mem_stops ("memory_op", "XENMEM_populate_physmap", Attack) {
         let id = match create_domain(0) {
             Ok(id) => id,

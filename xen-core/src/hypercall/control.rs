@@ -252,7 +252,7 @@ pub(super) fn domctl(d: &mut Domain, arg: u64) -> Ret {
 
 /// XEN_DOMCTL_hypercall_init: fill frame `gmfn` of `o` (for a PV domain
 /// its machine frame) with the hypercall stubs. A frame the domain does not
-/// own, or one in use as a page table, is -EINVAL.
+/// own is -EINVAL; one it cannot write (in use as a page table) -EPERM.
 fn hypercall_init(o: &mut Domain, gmfn: u64) -> Ret {
     let mut m = super::mmu::mm();
     let mut ftg = FRAME_TABLE.lock();
@@ -261,8 +261,10 @@ fn hypercall_init(o: &mut Domain, gmfn: u64) -> Ret {
         return -EINVAL;
     }
     if ft.get_page_type(&mut m.mem, gmfn, PageType::Writable, super::mmu::who(o)).is_err() {
+        // As Xen: a frame of the domain that cannot be written (a page
+        // table, a descriptor page) is -EPERM.
         ft.put_page(gmfn);
-        return -EINVAL;
+        return -EPERM;
     }
     for i in 0..xen_public::hypercall::PAGE_STUBS {
         let stub = crate::domain::build::hypercall_stub(i);
