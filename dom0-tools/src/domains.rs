@@ -194,3 +194,49 @@ pub fn destroy_while_mapped(guests: &mut Guests) {
     println!("dom0: mapped: {}", if while_mapped + 1 == before { "the mapped frame outlived its domain" } else { "the mapped frame was not kept" });
     println!("dom0: mapped: {}", if after == before { "no frame leaked" } else { "frames leaked" });
 }
+
+/// Start a guest with `extra` and wait until it shuts down; its CPU time
+/// in ns (`None` if it failed or took over a minute).
+fn run_to_end(guests: &mut Guests, extra: &str) -> Option<u64> {
+    let id = guests.start(extra).ok()?;
+    let give_up = shared::now_ns()? + 60_000_000_000;
+    loop {
+        guests.pump();
+        if hv::domain_info(id).is_ok_and(|(flags, _, _)| flags & 4 != 0) {
+            let t = hv::vcpu_time(id);
+            guests.destroy(id);
+            return Some(t);
+        }
+        if shared::now_ns()? > give_up {
+            guests.destroy(id);
+            return None;
+        }
+        guests.wait(1_000_000);
+    }
+}
+
+/// Benchmarks of whole domains: create+boot+destroy rate of a minimal
+/// guest, and the slowdown of a compute-bound guest next to one that
+/// spins on hypercalls (CPU time per fixed work, with and without it).
+pub fn bench(guests: &mut Guests) {
+    const CYCLES: u64 = 10;
+    let t0 = shared::now_ns().unwrap_or(0);
+    let mut ok = 0;
+    for _ in 0..CYCLES {
+        if run_to_end(guests, "quiet exit").is_some() {
+            ok += 1;
+        }
+    }
+    let elapsed = shared::now_ns().unwrap_or(0).saturating_sub(t0).max(1);
+    if ok == CYCLES {
+        println!("bench: domain_create_boot_destroy_per_sec {}", CYCLES * 1_000_000_000 / elapsed);
+    }
+    let Some(alone) = run_to_end(guests, "quiet compute") else { return };
+    let Ok(hog) = guests.start("quiet antisocial") else { return };
+    let shared_cpu = run_to_end(guests, "quiet compute");
+    guests.destroy(hog);
+    if let Some(with) = shared_cpu {
+        println!("bench: compute_cpu_time_alone_us {}", alone / 1000);
+        println!("bench: compute_slowdown_with_antisocial_pct {}", (with.saturating_sub(alone) * 100).checked_div(alone).unwrap_or(0));
+    }
+}

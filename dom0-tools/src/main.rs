@@ -218,6 +218,9 @@ mod dom0 {
             }
             Test::Bench => {
                 crate::bench::run(si, &mut pages);
+                if let Some(mut guests) = crate::guests::Guests::new(si, &mut pages) {
+                    crate::domains::bench(&mut guests);
+                }
                 poweroff()
             }
             Test::BadStack => {

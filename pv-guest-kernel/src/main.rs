@@ -3,7 +3,9 @@
 //! SYSCALL comes back to the kernel. As a domU it also names itself (from
 //! `domid=` on its command line, which dom0's builder sets), checks that a
 //! domctl is refused, and with `spin` on its command line spins forever
-//! instead (a CPU hog for the scheduler tests).
+//! instead (a CPU hog for the scheduler tests); `exit` powers off at once,
+//! `compute` runs a fixed computation, `antisocial` spins on hypercalls
+//! (for `cargo xtask bench`).
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
@@ -65,6 +67,25 @@ mod guest {
                 println!("pv-guest-kernel: exchange failed: {why}");
             }
             poweroff();
+        }
+        if has("exit") {
+            poweroff();
+        }
+        if has("compute") {
+            // A fixed amount of pure computation, then power off; dom0
+            // reads the CPU time it took.
+            let mut x = 0x9e37_79b9_7f4a_7c15u64;
+            for i in 0..20_000_000u64 {
+                x = x.rotate_left(7) ^ i.wrapping_mul(0x2545_f491_4f6c_dd1d);
+            }
+            println!("pv-guest-kernel: computed {:#x}", core::hint::black_box(x) & 0xff);
+            poweroff();
+        }
+        if has("antisocial") {
+            // Spin on hypercalls forever.
+            loop {
+                hypercall::xen_version();
+            }
         }
         if has("spin") {
             if !quiet {
