@@ -49,11 +49,11 @@ pub fn leak_test() {
 /// Start `n` guests (guest `spin`, 1-based, spins forever), relay their
 /// consoles until every other one has shut down, then destroy the spinner
 /// while it runs. Frames must all come back.
-pub fn run_guests(guests: &mut Guests, n: usize, spin: usize) {
+pub fn run_guests(guests: &mut Guests, n: usize, spin: usize, extra: &str) {
     let before = hv::free_pages();
     let mut spinner = None;
     for k in 1..=n {
-        let extra = if k == spin { "spin" } else { "" };
+        let extra = if k == spin { "spin" } else { extra };
         match guests.start(extra) {
             Ok(id) => {
                 println!("dom0: guests: started d{id}{}", if k == spin { " (spins)" } else { "" });

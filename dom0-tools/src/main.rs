@@ -206,7 +206,8 @@ mod dom0 {
                 if test == Test::Guests {
                     let n = cmdline::value(line, "guests").and_then(|v| v.parse().ok()).unwrap_or(3);
                     let spin = cmdline::value(line, "spin").and_then(|v| v.parse().ok()).unwrap_or(0);
-                    crate::domains::run_guests(&mut guests, n, spin);
+                    let extra = cmdline::value(line, "extra").unwrap_or("");
+                    crate::domains::run_guests(&mut guests, n, spin, extra);
                 } else if test == Test::Churn {
                     crate::domains::churn(&mut guests, 100);
                 } else if test == Test::PingPong {

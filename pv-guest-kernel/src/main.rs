@@ -43,6 +43,26 @@ mod guest {
         core::str::from_utf8(&si.cmd_line[..end]).unwrap_or("")
     }
 
+    /// Put a value only this domain uses in XMM0, yield to the others 200
+    /// times, and check it is still there (the hypervisor must switch FPU
+    /// state with the domain).
+    fn check_fpu_kept(line: &str) {
+        let id: u64 = line.split_ascii_whitespace().find_map(|w| w.strip_prefix("domid=")?.parse().ok()).unwrap_or(0);
+        let mine = 0x1111_1111_1111_1111u64.wrapping_mul(id + 1);
+        // SAFETY: SSE is enabled for guests (CR4.OSFXSR); XMM0 is not used
+        // by this soft-float kernel's code.
+        unsafe { core::arch::asm!("movq xmm0, {}", in(reg) mine, options(nomem, nostack)) };
+        let mut kept = true;
+        for _ in 0..200 {
+            hypercall::raw(xen_public::hypercall::SCHED_OP, xen_public::SCHEDOP_YIELD, 0, 0);
+            let now: u64;
+            // SAFETY: reads XMM0 into a general register.
+            unsafe { core::arch::asm!("movq {}, xmm0", out(reg) now, options(nomem, nostack)) };
+            kept &= now == mine;
+        }
+        println!("pv-guest-kernel: fpu: xmm0 {} across 200 yields", if kept { "kept" } else { "CHANGED" });
+    }
+
     /// What an unprivileged domain checks and does before the common path.
     fn as_domu(si: &StartInfo) {
         let line = cmdline(si);
@@ -67,6 +87,9 @@ mod guest {
                 println!("pv-guest-kernel: exchange failed: {why}");
             }
             poweroff();
+        }
+        if has("fpu") {
+            check_fpu_kept(line);
         }
         if has("exit") {
             poweroff();

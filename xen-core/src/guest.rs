@@ -86,6 +86,8 @@ pub struct Domain {
     pub shutdown: Option<u32>,
     /// System time the domain's vCPU has run (ns), for getvcpuinfo.
     pub cpu_time: u64,
+    /// FPU/SSE registers while the domain is not running.
+    pub fpu: crate::arch::x86_64::cpu::FpuArea,
 }
 
 /// A SCHEDOP_poll in progress: it ends when one of the ports is pending
@@ -136,6 +138,7 @@ impl Domain {
             poll: None,
             shutdown: None,
             cpu_time: 0,
+            fpu: crate::arch::x86_64::cpu::FpuArea::default(),
         }
     }
 }

@@ -6,7 +6,8 @@
 //!   so it never moves in memory; [`SLOT_DOMID`] mirrors which domid owns
 //!   each slot and can be read without the slot's lock;
 //! - the running domain's registers are the guest frame on top of the ring-0
-//!   stack; every other domain's are in `Domain::regs`;
+//!   stack and its FPU/SSE state is in the CPU; every other domain's are in
+//!   `Domain::regs` and `Domain::fpu`;
 //! - a switch holds no slot lock while it looks for the next domain, and
 //!   takes only the chosen domain's lock afterwards;
 //! - a domain runs only while [`Domain::runnable`] holds (vCPU initialised,
@@ -186,6 +187,7 @@ pub fn resume(mut g: MutexGuard<'_, Option<Domain>>, regs: &mut CpuUserRegs) {
     }
     d.regs = *regs;
     d.cpu_time += now.saturating_sub(RUNNING_SINCE.load(SeqCst));
+    crate::arch::x86_64::cpu::fxsave(&mut d.fpu);
     drop(g);
     switch(regs);
 }
@@ -243,6 +245,7 @@ fn switch(regs: &mut CpuUserRegs) {
         SLICE_END.store(now + SLICE_NS, SeqCst);
         RUNNING_SINCE.store(now, SeqCst);
         *regs = d.regs;
+        crate::arch::x86_64::cpu::fxrstor(&d.fpu);
         d.deliver_events(regs);
         d.prepare_resume(regs);
         if d.runnable() {

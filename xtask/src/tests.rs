@@ -339,6 +339,17 @@ fn dom0_tests() -> Vec<Dom0Test> {
             &["(d2) pv-guest-kernel: spinning forever", "dom0: guests: 2 of 2 guests finished", "dom0: guests: d2 still runs; destroying it"],
         ),
         t(
+            "fpu_state_follows_each_domu",
+            "test=guests guests=3 extra=fpu",
+            false,
+            &[
+                "(d1) pv-guest-kernel: fpu: xmm0 kept across 200 yields",
+                "(d2) pv-guest-kernel: fpu: xmm0 kept across 200 yields",
+                "(d3) pv-guest-kernel: fpu: xmm0 kept across 200 yields",
+                "dom0: guests: 3 of 3 guests finished",
+            ],
+        ),
+        t(
             "two_domus_ping_pong_over_a_grant_and_an_event_channel",
             "test=pingpong",
             false,

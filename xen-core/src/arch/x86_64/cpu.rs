@@ -147,6 +147,38 @@ pub fn qemu_exit(code: ExitCode) -> ! {
     halt_forever()
 }
 
+/// A guest's FPU/SSE state in FXSAVE format.
+#[repr(C, align(16))]
+#[derive(Clone, Copy)]
+pub struct FpuArea(pub [u8; 512]);
+
+impl Default for FpuArea {
+    /// The state after FNINIT with SSE defaults: FCW 0x37f, MXCSR 0x1f80.
+    fn default() -> Self {
+        let mut a = [0u8; 512];
+        a[0..2].copy_from_slice(&0x37fu16.to_le_bytes());
+        a[24..28].copy_from_slice(&0x1f80u32.to_le_bytes());
+        a[28..32].copy_from_slice(&0xffffu32.to_le_bytes()); // MXCSR_MASK
+        FpuArea(a)
+    }
+}
+
+/// Save this CPU's FPU/SSE registers (clears CR0.TS first; the caller's
+/// resume path sets it again for the next guest).
+pub fn fxsave(area: &mut FpuArea) {
+    set_cr0_ts(false);
+    // SAFETY: `area` is 512 bytes, 16-aligned; FXSAVE only writes there.
+    unsafe { asm!("fxsave64 [{}]", in(reg) area.0.as_mut_ptr(), options(nostack, preserves_flags)) };
+}
+
+/// Load FPU/SSE registers saved by [`fxsave`] (or the default image).
+pub fn fxrstor(area: &FpuArea) {
+    set_cr0_ts(false);
+    // SAFETY: `area` is a 16-aligned FXSAVE image whose MXCSR has no
+    // reserved bits set (made by FXSAVE or by `FpuArea::default`).
+    unsafe { asm!("fxrstor64 [{}]", in(reg) area.0.as_ptr(), options(nostack, preserves_flags)) };
+}
+
 /// Set or clear CR0.TS (the guest's lazy-FPU flag, `fpu_taskswitch`).
 pub fn set_cr0_ts(on: bool) {
     const TS: u64 = 1 << 3;

@@ -188,16 +188,20 @@ pub fn build(alloc: &mut FrameAllocator<'_>, ram_top: u64) -> Result<Layout, Out
     Ok(Layout { l4, m2p, m2p_entries, directmap_bytes: top, table_frames })
 }
 
-/// Switch this CPU to tables made by [`build`], with global pages enabled.
+/// Switch this CPU to tables made by [`build`]. Global pages stay off:
+/// guest L1 entries may carry G (as Xen allows), and with CR4.PGE clear it
+/// has no effect, so no guest TLB entry outlives a CR3 switch (to another
+/// domain, or between a guest's kernel and user tables).
 ///
 /// # Safety
 /// `layout` must come from [`build`], and nothing still in use may live
 /// outside the image or the direct map (the low identity map disappears).
 pub unsafe fn activate(layout: &Layout) {
-    // SAFETY: PGE is architectural on x86_64; the caller vouches for the
-    // tables, which map this code, the stack (in .bss) and the direct map.
+    // SAFETY: OSFXSR/OSXMMEXCPT are architectural on x86_64; the caller
+    // vouches for the tables, which map this code, the stack (in .bss) and
+    // the direct map.
     unsafe {
-        cpu::write_cr4(cpu::read_cr4() | CR4_PGE | CR4_OSFXSR_XMM);
+        cpu::write_cr4((cpu::read_cr4() & !CR4_PGE) | CR4_OSFXSR_XMM);
         cpu::write_cr3(layout.l4.maddr());
     }
 }
