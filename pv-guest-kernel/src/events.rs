@@ -97,11 +97,18 @@ extern "C" fn guest_event_dispatch() {
     }
 }
 
+/// Register the upcall entry without changing the mask (a domU does this
+/// at boot: its user programs run with events enabled, so an upcall can
+/// come at any time).
+pub fn register() -> i64 {
+    const CALLBACKTYPE_EVENT: u16 = 0;
+    hypercall::register_callback(CALLBACKTYPE_EVENT, 0, guest_event_entry as *const () as u64)
+}
+
 /// Register the upcall entry and unmask event delivery. Needs shared_info
 /// mapped (`shared::map`).
 pub fn init() -> i64 {
-    const CALLBACKTYPE_EVENT: u16 = 0;
-    let rc = hypercall::register_callback(CALLBACKTYPE_EVENT, 0, guest_event_entry as *const () as u64);
+    let rc = register();
     if rc == 0 {
         enable();
     }

@@ -7,6 +7,12 @@ use xen_public::hypercall as nr;
 
 /// GTF_permit_access.
 pub const GTF_PERMIT_ACCESS: u16 = 1;
+/// GTF_accept_transfer.
+pub const GTF_ACCEPT_TRANSFER: u16 = 2;
+/// GTF_transfer_committed.
+pub const GTF_TRANSFER_COMMITTED: u16 = 1 << 2;
+/// GTF_transfer_completed.
+pub const GTF_TRANSFER_COMPLETED: u16 = 1 << 3;
 /// GTF_readonly.
 pub const GTF_READONLY: u16 = 1 << 2;
 /// GTF_reading.
@@ -61,6 +67,26 @@ impl Table {
         }
         core::sync::atomic::fence(Ordering::SeqCst);
         self.flags(gref).store(GTF_PERMIT_ACCESS | if readonly { GTF_READONLY } else { 0 }, Ordering::SeqCst);
+    }
+
+    /// Offer `gref` to receive a frame transferred by `domid`
+    /// (GTF_accept_transfer): the frame field names the pfn it should get.
+    pub fn accept_transfer(&self, gref: u32, domid: u16, pfn: u32) {
+        let e = (self.va + u64::from(gref % 512) * 8) as *mut u16;
+        // SAFETY: the entry lies in our mapped table page.
+        unsafe {
+            e.add(1).write_volatile(domid);
+            (e.add(2) as *mut u32).write_volatile(pfn);
+        }
+        core::sync::atomic::fence(Ordering::SeqCst);
+        self.flags(gref).store(GTF_ACCEPT_TRANSFER, Ordering::SeqCst);
+    }
+
+    /// The frame field of an entry (after a transfer: the frame received).
+    pub fn entry_frame(&self, gref: u32) -> u32 {
+        // SAFETY: the entry lies in our mapped table page; the field is
+        // 4-aligned and written by the hypervisor.
+        unsafe { ((self.va + u64::from(gref % 512) * 8 + 4) as *const u32).read_volatile() }
     }
 
     /// Current flags of an entry.
@@ -120,4 +146,13 @@ pub fn copy(src: CopySide, src_off: u16, dst: CopySide, dst_off: u16, len: u16) 
     let mut c: [u64; 5] = [sv, sw, dv, dw, u64::from(len) | (flags << 16)];
     let rc = op(5, core::slice::from_mut(&mut c));
     if rc != 0 { rc as i16 } else { ((c[4] >> 32) & 0xffff) as i16 }
+}
+
+/// GNTTABOP_transfer of frame `mfn` to `dom` through its grant `gref`:
+/// `(result, status)`.
+pub fn transfer(mfn: u64, dom: u16, gref: u32) -> (i64, i16) {
+    // {mfn, domid @8, ref @12, status @16}
+    let mut t: [u64; 3] = [mfn, u64::from(dom) | (u64::from(gref) << 32), 0];
+    let rc = op(4, core::slice::from_mut(&mut t));
+    (rc, (t[2] & 0xffff) as i16)
 }

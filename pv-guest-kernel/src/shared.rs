@@ -25,9 +25,10 @@ unsafe extern "C" {
     static shared_info_page: [u8; 4096];
 }
 
-/// At entry: map shared_info over the page the image reserves for it, and
-/// mask event upcalls in a domain that starts with them unmasked (a domU,
-/// as Xen builds it) until it installs an event callback.
+/// At entry: map shared_info over the page the image reserves for it, mask
+/// event upcalls (a domU starts with them unmasked, as Xen builds it), and
+/// in a domU register the event callback, since its user programs run with
+/// upcalls enabled.
 pub fn map_at_boot(si: &xen_public::StartInfo) {
     let va = core::ptr::addr_of!(shared_info_page) as u64;
     if map(va, si.shared_info) != 0 {
@@ -36,6 +37,9 @@ pub fn map_at_boot(si: &xen_public::StartInfo) {
     // SAFETY: byte 1 of vcpu_info[0] is evtchn_upcall_mask, in the page
     // just mapped; the hypervisor reads it.
     unsafe { ((va + 1) as *mut u8).write_volatile(1) };
+    if si.flags & xen_public::SIF_INITDOMAIN == 0 {
+        crate::events::register();
+    }
 }
 
 /// Where shared_info is mapped (0 if not yet).

@@ -1017,6 +1017,58 @@ cases! {
         let r = crate::grants::op(2, core::slice::from_mut(&mut s));
         all(&[expect(r, 0), expect((s[1] & 0xffff) as i16 as i64, -1)])
     }
+    gnttab_transfer_to_self_through_an_accepting_entry ("grant_table_op", "GNTTABOP_transfer", Accept) {
+        use crate::grants::{GTF_TRANSFER_COMMITTED, GTF_TRANSFER_COMPLETED, transfer};
+        let (Some(t), Some((va, m))) = (grant_table(), page()) else { return error(format_args!("setup failed")) };
+        // Only the allocation may reference a transferred frame: unmap it.
+        let un = uvm(va, 0);
+        t.accept_transfer(20, 0, 0x1234);
+        let (r, st) = transfer(m, 0, 20);
+        let flags = t.entry_flags(20);
+        let frame = t.entry_frame(20);
+        let remap = uvm(va, (m << 12) | PTE_RW);
+        t.end_access(20);
+        all(&[
+            expect(un, 0),
+            expect(r, 0),
+            expect(i64::from(st), 0),
+            check(flags & (GTF_TRANSFER_COMMITTED | GTF_TRANSFER_COMPLETED) == GTF_TRANSFER_COMMITTED | GTF_TRANSFER_COMPLETED, format_args!("flags {flags:#x}")),
+            check(u64::from(frame) == m, format_args!("entry frame {frame:#x}, want {m:#x}")),
+            expect(remap, 0),
+        ])
+    }
+    gnttab_transfer_of_a_mapped_frame_is_bad_page ("grant_table_op", "GNTTABOP_transfer", Reject) {
+        let (Some(t), Some((va, m))) = (grant_table(), page()) else { return error(format_args!("setup failed")) };
+        t.accept_transfer(21, 0, 0);
+        // Still mapped at `va`: more than the allocation references it.
+        let (r, st) = crate::grants::transfer(m, 0, 21);
+        let still_ours = uvm(va, (m << 12) | PTE_RW);
+        t.end_access(21);
+        all(&[expect(r, 0), expect(i64::from(st), -9), expect(still_ours, 0)])
+    }
+    gnttab_transfer_without_an_accepting_entry_fails ("grant_table_op", "GNTTABOP_transfer", Reject) {
+        let (Some(t), Some((va, m))) = (grant_table(), page()) else { return error(format_args!("setup failed")) };
+        let un = uvm(va, 0);
+        // Entry 22 permits access instead of accepting a transfer: the
+        // frame is given up and lost, as in Xen.
+        t.grant(22, 0, m, false);
+        let (r, st) = crate::grants::transfer(m, 0, 22);
+        let flags = t.entry_flags(22);
+        t.end_access(22);
+        // Take a frame back so dom0's reservation is whole again.
+        let mut fresh = [0u64];
+        let inc: [u64; 4] = [fresh.as_mut_ptr() as u64, 1, 0, 0x7ff0];
+        let got = call(nr::MEMORY_OP, 0, ptr(&inc), 0, 0, 0);
+        let remap = if got == 1 { uvm(va, (fresh[0] << 12) | PTE_RW) } else { -1 };
+        all(&[
+            expect(un, 0),
+            expect(r, 0),
+            expect(i64::from(st), -1),
+            check(flags == crate::grants::GTF_PERMIT_ACCESS, format_args!("flags {flags:#x}")),
+            expect(got, 1),
+            expect(remap, 0),
+        ])
+    }
     gnttab_self_grant_maps_reads_and_unmaps ("grant_table_op", "GNTTABOP_map_grant_ref", Accept) {
         let (Some(t), Some((data, dm)), Some((host, hm))) = (grant_table(), page(), page()) else { return error(format_args!("setup failed")) };
         // SAFETY: a spare writable page of ours.
@@ -1407,6 +1459,12 @@ cases! {
             expect(remap, 0),
         ])
     }
+    memory_op_decrease_of_shared_info_does_nothing ("memory_op", "XENMEM_decrease_reservation", Attack) {
+        // shared_info is written by the hypervisor: it cannot be given back.
+        let mut extent = [start_info().shared_info >> 12];
+        let r: [u64; 4] = [extent.as_mut_ptr() as u64, 1, 0, 0x7ff0];
+        expect(call(nr::MEMORY_OP, 1, ptr(&r), 0, 0, 0), 0)
+    }
     memory_op_decrease_foreign_frame_does_nothing ("memory_op", "XENMEM_decrease_reservation", Attack) {
         let mut extent = [0x100u64];
         let r: [u64; 4] = [extent.as_mut_ptr() as u64, 1, 0, 0x7ff0];
@@ -1444,5 +1502,9 @@ pub static DIFFERENCES: &[Difference] = &[
     Difference {
         case: "trap_int20_dpl1_allowed_in_kernel",
         reason: "Same TCG error-code quirk: Xen 4.17 derives vector 0x40 from 0x202, finds no DPL-1 entry there and injects #GP; xen-core decodes `int $0x20` and delivers vector 0x20 as the trap table allows. On real hardware both agree.",
+    },
+    Difference {
+        case: "memory_op_decrease_of_shared_info_does_nothing",
+        reason: "Xen 4.17 counts the shared_info frame as given back (1 extent) but keeps the page alive through its own reference; xen-core's frame table holds no hypervisor reference on it, so it refuses to give back shared_info and grant-table frames (0 extents) rather than free a frame it still writes. Either way the page is never reused while the domain lives.",
     },
 ];

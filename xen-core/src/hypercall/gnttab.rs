@@ -261,6 +261,63 @@ fn copy_release(d: &mut Domain, frame: u64, gref: Option<(u16, u32)>, write: boo
     }
 }
 
+/// The frame word of grant entry `gref` (v1: bytes 4-7), shared with the
+/// guest.
+fn grant_frame_word(d: &Domain, gref: u32) -> &'static core::sync::atomic::AtomicU32 {
+    let frame = d.grant.frames[(gref / crate::grant::ENTRIES_PER_FRAME) as usize];
+    let addr = (frame << 12) + u64::from(gref % crate::grant::ENTRIES_PER_FRAME) * 8 + 4;
+    // SAFETY: as `grant_flags`: a 4-aligned word of one of the domain's
+    // grant frames (the caller checked `gref`), in the direct map.
+    unsafe { core::sync::atomic::AtomicU32::from_ptr(crate::arch::x86_64::maddr_to_virt(addr) as *mut u32) }
+}
+
+/// Receive a transferred frame into `e` through its entry `gref`, which
+/// must accept a transfer from `from` (Xen's gnttab_prepare_for_transfer):
+/// the frame becomes `e`'s, its number goes into the entry, and the entry
+/// is marked committed and completed.
+fn receive_transfer(e: &mut Domain, from: u16, gref: u32, mfn: u64) -> i16 {
+    use crate::grant::gntst;
+    use core::sync::atomic::Ordering;
+    const GTF_ACCEPT_TRANSFER: u16 = 2;
+    const GTF_TRANSFER_COMMITTED: u16 = 1 << 2;
+    const GTF_TRANSFER_COMPLETED: u16 = 1 << 3;
+    if e.nr_pages >= e.max_pages || gref >= nr_grant_entries(e) {
+        return gntst::GENERAL_ERROR;
+    }
+    let (domid, want_pfn) = grant_entry(e, gref);
+    let flags = grant_flags(e, gref);
+    let committed = domid == from
+        && flags.compare_exchange(GTF_ACCEPT_TRANSFER, GTF_ACCEPT_TRANSFER | GTF_TRANSFER_COMMITTED, Ordering::SeqCst, Ordering::SeqCst).is_ok();
+    if !committed || FRAME_TABLE.lock().as_mut().is_none_or(|ft| ft.assign(mfn, e.domid).is_err()) {
+        return gntst::GENERAL_ERROR;
+    }
+    e.nr_pages += 1;
+    crate::mm::machine::set_m2p(Mfn(mfn), want_pfn);
+    grant_frame_word(e, gref).store(mfn as u32, Ordering::SeqCst);
+    flags.fetch_or(GTF_TRANSFER_COMPLETED, Ordering::SeqCst);
+    gntst::OKAY
+}
+
+/// GNTTABOP_transfer: give frame `mfn` (which only its allocation may
+/// reference) to domain `domid` through its grant `ref`. As in Xen, once
+/// the frame has left the caller a later failure frees it.
+fn gnttab_transfer(d: &mut Domain, b: &mut [u8]) -> i16 {
+    use crate::grant::gntst;
+    let (mfn, dom, gref) = (le64(&b[0..8]), u16_at(b, 8), u32_at(b, 12));
+    if d.is_special_frame(mfn) || !FRAME_TABLE.lock().as_mut().is_some_and(|ft| ft.release(mfn, d.domid)) {
+        return gntst::BAD_PAGE;
+    }
+    d.nr_pages -= 1;
+    let from = d.domid;
+    let status = with_granter(d, dom, |e| receive_transfer(e, from, gref, mfn)).unwrap_or(gntst::BAD_DOMAIN);
+    if status != gntst::OKAY {
+        crate::mm::machine::free_frame(Mfn(mfn));
+    } else if dom != from {
+        crate::schedule::kick();
+    }
+    status
+}
+
 fn gnttab_copy(d: &mut Domain, b: &mut [u8]) -> i16 {
     use crate::grant::{copy_bounds, gntst};
     const SOURCE_GREF: u16 = 1;
@@ -299,6 +356,7 @@ pub(super) fn grant_table_op(d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
     const UNMAP: u32 = 1;
     const SETUP: u32 = 2;
     const DUMP: u32 = 3;
+    const TRANSFER: u32 = 4;
     const COPY: u32 = 5;
     const QUERY: u32 = 6;
     const SET_VERSION: u32 = 8;
@@ -309,6 +367,7 @@ pub(super) fn grant_table_op(d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
         UNMAP => (24, 20),
         SETUP => (24, 8),
         DUMP => (4, 2),
+        TRANSFER => (24, 16),
         COPY => (40, 36),
         QUERY => (16, 12),
         SET_VERSION => (4, usize::MAX),
@@ -335,6 +394,7 @@ pub(super) fn grant_table_op(d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
             UNMAP => gnttab_unmap(d, &mut b),
             SETUP => gnttab_setup_table(d, &mut b),
             COPY => gnttab_copy(d, &mut b),
+            TRANSFER => gnttab_transfer(d, &mut b),
             QUERY => {
                 if self_dom(d, u16_at(&b, 0)).is_ok() {
                     b[4..8].copy_from_slice(&d.grant.nr_frames.to_le_bytes());
