@@ -46,6 +46,8 @@ pub enum Test {
     PingPong,
     /// Destroy a domU while dom0 maps one of its pages.
     Mapped,
+    /// Two spinning guests with weights 256 and 512, then one capped.
+    Weights,
 }
 
 /// The value of `key=` on the command line.
@@ -84,6 +86,7 @@ pub fn test(cmdline: &str) -> Result<Test, &str> {
         "churn" => Test::Churn,
         "pingpong" => Test::PingPong,
         "mapped" => Test::Mapped,
+        "weights" => Test::Weights,
         other => return Err(other),
     })
 }

@@ -240,3 +240,40 @@ pub fn bench(guests: &mut Guests) {
         println!("bench: compute_slowdown_with_antisocial_pct {}", (with.saturating_sub(alone) * 100).checked_div(alone).unwrap_or(0));
     }
 }
+
+/// CPU time each of `ids` uses over `ms` milliseconds, in microseconds.
+fn cpu_share(guests: &mut Guests, ids: &[u16; 2], ms: u64) -> [u64; 2] {
+    let before = ids.map(hv::vcpu_time);
+    let end = shared::now_ns().unwrap_or(0) + ms * 1_000_000;
+    while shared::now_ns().unwrap_or(u64::MAX) < end {
+        guests.pump();
+        guests.wait(10_000_000);
+    }
+    let after = ids.map(hv::vcpu_time);
+    [0, 1].map(|i| after[i].saturating_sub(before[i]) / 1000)
+}
+
+/// The credit scheduler's weight and cap, set through
+/// XEN_DOMCTL_scheduler_op: two spinning guests with weights 256 and 512
+/// share the CPU about 1:2; then the second, back to 256 but capped at 20%
+/// of a CPU, gets at most about a fifth of the time.
+pub fn weights(guests: &mut Guests) {
+    let (Ok(a), Ok(b)) = (guests.start("quiet spin"), guests.start("quiet spin")) else {
+        println!("dom0: weights: cannot start two guests");
+        return;
+    };
+    let set = hv::set_sched_credit(b, 512, 0xffff);
+    println!("dom0: weights: d{a} weight 256, d{b} weight 512 (rc {set})");
+    let [ta, tb] = cpu_share(guests, &[a, b], 1500);
+    let ratio = (tb * 100).checked_div(ta).unwrap_or(0);
+    println!("dom0: weights: cpu us d{a} {ta} d{b} {tb}, ratio x100 {ratio}");
+    println!("dom0: weights: {}", if (150..=260).contains(&ratio) { "share follows weight" } else { "share ignores weight" });
+    let set = hv::set_sched_credit(b, 256, 20);
+    println!("dom0: weights: d{b} weight 256 cap 20 (rc {set})");
+    let [ta, tb] = cpu_share(guests, &[a, b], 1500);
+    let pct = (tb * 100).checked_div(ta + tb).unwrap_or(100);
+    println!("dom0: weights: cpu us d{a} {ta} d{b} {tb}, capped share {pct}%");
+    println!("dom0: weights: {}", if pct <= 30 { "cap holds" } else { "cap ignored" });
+    guests.destroy(a);
+    guests.destroy(b);
+}

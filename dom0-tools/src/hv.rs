@@ -72,6 +72,19 @@ pub fn create_domain() -> Result<u16, i64> {
     Ok(dom)
 }
 
+/// XEN_DOMCTL_scheduler_op putinfo for the credit scheduler: weight (0
+/// keeps it) and cap in percent of a CPU (0: none, 0xffff keeps it).
+pub fn set_sched_credit(dom: u16, weight: u16, cap: u16) -> i64 {
+    const SCHEDULER_OP: u32 = 16;
+    const SCHEDULER_CREDIT: u64 = 5;
+    const PUTINFO: u64 = 0;
+    let mut s = domctl_op(SCHEDULER_OP, dom);
+    // xen_domctl_scheduler_op at 16: sched_id, cmd, then weight and cap.
+    s[2] = SCHEDULER_CREDIT | (PUTINFO << 32);
+    s[3] = u64::from(weight) | (u64::from(cap) << 16);
+    domctl(&mut s)
+}
+
 /// XEN_DOMCTL_max_mem in KiB.
 pub fn max_mem(dom: u16, kib: u64) -> i64 {
     let mut m = domctl_op(MAX_MEM, dom);

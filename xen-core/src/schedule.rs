@@ -59,8 +59,8 @@ struct RunState {
     credit: Credit<MAX_DOMAINS>,
     /// When the running slot was last charged.
     last_charge: u64,
-    /// Nanoseconds run but not yet charged (under a millisecond).
-    carry: u64,
+    /// Nanoseconds each slot ran but was not yet charged (under a ms).
+    carry: [u64; MAX_DOMAINS],
     /// Start of the accounting period.
     period_start: u64,
 }
@@ -150,10 +150,15 @@ pub fn set_params(slot: usize, params: Params) {
     }
 }
 
+/// A domain's weight and cap.
+pub fn params(slot: usize) -> Option<Params> {
+    RUN.lock().as_ref()?.credit.params(slot)
+}
+
 /// Start scheduling with dom0 and enter it. Never returns.
 pub fn start(dom0: Domain, regs: CpuUserRegs) -> ! {
     let now = system_time();
-    *RUN.lock() = Some(RunState { credit: Credit::new(1), last_charge: now, carry: 0, period_start: now });
+    *RUN.lock() = Some(RunState { credit: Credit::new(1), last_charge: now, carry: [0; MAX_DOMAINS], period_start: now });
     let Ok(slot) = install(dom0) else { crate::setup::fatal(format_args!("no slot for dom0")) };
     CURRENT.store(slot, SeqCst);
     let mut regs = regs;
@@ -195,17 +200,23 @@ pub fn resume(mut g: MutexGuard<'_, Option<Domain>>, regs: &mut CpuUserRegs) {
 /// Charge the running slot for the time since the last charge, and start
 /// a new accounting period when one has passed.
 fn charge(run: &mut RunState, slot: usize, now: u64) {
-    run.carry += now.saturating_sub(run.last_charge);
+    let carry = &mut run.carry[slot];
+    *carry += now.saturating_sub(run.last_charge);
     run.last_charge = now;
-    let ms = run.carry / MS;
+    let ms = *carry / MS;
     if ms > 0 {
         run.credit.burn(slot, ms as i64);
-        run.carry %= MS;
+        *carry %= MS;
     }
-    if now.saturating_sub(run.period_start) >= PERIOD_MS as u64 * MS {
+    // One share of credit per period that has passed, so the credit handed
+    // out matches the time there was to run, even when a switch comes late.
+    let period = PERIOD_MS as u64 * MS;
+    let periods = now.saturating_sub(run.period_start) / period;
+    for _ in 0..periods.min(4) {
         run.credit.account();
-        run.period_start = now;
     }
+    run.period_start += periods * period;
+
 }
 
 /// Fire due timers, wake domains whose wait is over, and note which slots
@@ -223,17 +234,22 @@ fn switch(regs: &mut CpuUserRegs) {
         RESCHEDULE.store(false, SeqCst);
         let now = system_time();
         let runnable = refresh(now);
-        let next = {
+        let (next, slice_end, period_end) = {
             let mut guard = RUN.lock();
             let Some(run) = guard.as_mut() else { crate::setup::fatal(format_args!("scheduler not started")) };
-            charge(run, current(), now);
             for (i, r) in runnable.iter().enumerate() {
                 run.credit.set_runnable(i, *r);
             }
-            run.credit.pick()
+            charge(run, current(), now);
+            let next = run.credit.pick();
+            // Run until the slice ends, or earlier when the credit or the
+            // cap of the chosen domain runs out.
+            let budget = next.and_then(|n| run.credit.budget_ms(n)).map_or(SLICE_NS, |ms| ms as u64 * MS);
+            let period_end = run.credit.any_parked().then_some(run.period_start + PERIOD_MS as u64 * MS);
+            (next, now + budget.min(SLICE_NS), period_end)
         };
         let Some(next) = next else {
-            idle(now);
+            idle(now, period_end);
             continue;
         };
         let mut g = DOMAINS[next].lock();
@@ -242,7 +258,7 @@ fn switch(regs: &mut CpuUserRegs) {
             crate::hypercall::load_segments(d);
         }
         CURRENT.store(next, SeqCst);
-        SLICE_END.store(now + SLICE_NS, SeqCst);
+        SLICE_END.store(slice_end, SeqCst);
         RUNNING_SINCE.store(now, SeqCst);
         *regs = d.regs;
         crate::arch::x86_64::cpu::fxrstor(&d.fpu);
@@ -271,11 +287,12 @@ fn arm_timer(now: u64) {
     }
 }
 
-/// Nothing can run: halt until the next deadline. With no deadline at all
-/// nothing could ever wake a domain, so dom0's block ends instead (it
-/// returns at once, as it did when dom0 ran alone).
-fn idle(now: u64) {
-    match earliest_deadline() {
+/// Nothing can run: halt until the next deadline, or until the next
+/// accounting period when a domain waits there, parked by its cap. With
+/// neither, nothing could ever wake a domain, so dom0's block ends instead
+/// (it returns at once, as it did when dom0 ran alone).
+fn idle(now: u64, period_end: Option<u64>) {
+    match earliest_deadline().into_iter().chain(period_end).min() {
         Some(t) => {
             apic::arm(t.saturating_sub(now).max(1));
             apic::wait_for_interrupt();

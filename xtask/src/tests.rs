@@ -350,6 +350,12 @@ fn dom0_tests() -> Vec<Dom0Test> {
             ],
         ),
         t(
+            "credit_weight_and_cap_set_by_domctl_shape_cpu_share",
+            "test=weights",
+            false,
+            &["dom0: weights: d1 weight 256, d2 weight 512 (rc 0)", "dom0: weights: share follows weight", "dom0: weights: d2 weight 256 cap 20 (rc 0)", "dom0: weights: cap holds"],
+        ),
+        t(
             "two_domus_ping_pong_over_a_grant_and_an_event_channel",
             "test=pingpong",
             false,
@@ -470,8 +476,19 @@ fn banner_fields(output: &str) -> Vec<String> {
         .collect()
 }
 
+/// Where each boot test's serial output is kept, pass or fail.
+fn log_path(label: &str) -> std::path::PathBuf {
+    let name: String = label.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+    image::out_dir().join("test-logs").join(format!("{name}.log"))
+}
+
 fn report(label: &str, started: Instant, problems: &[String], output: &str) {
     let secs = started.elapsed().as_secs_f64();
+    let log = log_path(label);
+    if let Some(dir) = log.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let _ = std::fs::write(&log, output);
     if problems.is_empty() {
         println!("boot test {label:<52} ok ({secs:.1} s)");
         return;

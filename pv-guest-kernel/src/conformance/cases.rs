@@ -191,6 +191,17 @@ mod helpers {
         super::super::ctx::call(nr::MEMORY_OP, 6, super::super::ctx::ptr(&r), 0, 0, 0)
     }
 
+    /// XEN_DOMCTL_scheduler_op on `dom`: `(result, the domctl after)`;
+    /// the credit parameters are at word 6 (weight low, cap high).
+    pub fn sched_op(dom: u16, sched_id: u32, cmd: u32, weight: u16, cap: u16) -> (i64, [u32; 36]) {
+        let mut op = domctl_op(16, 0x15, dom);
+        op[4] = sched_id;
+        op[5] = cmd;
+        op[6] = u32::from(weight) | (u32::from(cap) << 16);
+        let r = super::super::ctx::call(nr::DOMCTL, super::super::ctx::ptr_mut(&mut op), 0, 0, 0, 0);
+        (r, op)
+    }
+
     /// A `xen_sysctl` (136 bytes) for `cmd`.
     pub fn sysctl_op(cmd: u32, version: u32) -> [u32; 34] {
         let mut d = [0u32; 34];
@@ -1406,6 +1417,37 @@ cases! {
         let free = u64::from(op[14]) | (u64::from(op[15]) << 32);
         all(&[expect(r, 0), check(op[4] >= 1, format_args!("nr_cpus {}", op[4])), check(total > start_info().nr_pages && free < total, format_args!("total {total} free {free}"))])
     }
+    sysctl_sched_id_is_credit ("sysctl", "XEN_SYSCTL_sched_id", Accept) {
+        let mut op = sysctl_op(4, 0x15);
+        let r = call(nr::SYSCTL, ptr_mut(&mut op), 0, 0, 0, 0);
+        // XEN_SCHEDULER_CREDIT (both hypervisors run credit in our tests).
+        all(&[expect(r, 0), check(op[2] == 5, format_args!("sched_id {}", op[2]))])
+    }
+    domctl_scheduler_op_put_then_get_weight_and_cap ("domctl", "XEN_DOMCTL_scheduler_op", Accept) {
+        let id = match create_with_vcpu() {
+            Ok(id) => id,
+            Err(e) => return expect(e, 0),
+        };
+        let (put, _) = sched_op(id, 5, 0, 512, 30);
+        // weight 0 and cap 0xffff leave both alone.
+        let (keep, _) = sched_op(id, 5, 0, 0, 0xffff);
+        let (get, op) = sched_op(id, 5, 1, 0, 0);
+        domctl_simple(2, id);
+        let (weight, cap) = (op[6] & 0xffff, op[6] >> 16);
+        all(&[expect(put, 0), expect(keep, 0), expect(get, 0), check(weight == 512 && cap == 30, format_args!("weight {weight} cap {cap}"))])
+    }
+    domctl_scheduler_op_default_weight_256 ("domctl", "XEN_DOMCTL_scheduler_op", Accept) {
+        let (r, op) = sched_op(0, 5, 1, 0, 0);
+        all(&[expect(r, 0), check(op[6] & 0xffff == 256 && op[6] >> 16 == 0, format_args!("weight {} cap {}", op[6] & 0xffff, op[6] >> 16))])
+    }
+    domctl_scheduler_op_wrong_scheduler_einval ("domctl", "XEN_DOMCTL_scheduler_op", Reject) {
+        // XEN_SCHEDULER_CREDIT2 while credit runs; then an unknown command.
+        let (other, _) = sched_op(0, 6, 1, 0, 0);
+        let (bad_cmd, _) = sched_op(0, 5, 7, 0, 0);
+        let (vcpu_cmd, _) = sched_op(0, 5, 3, 0, 0);
+        all(&[expect(other, -EINVAL), expect(bad_cmd, -EINVAL), expect(vcpu_cmd, -EINVAL)])
+    }
+    domctl_scheduler_op_unknown_domain_esrch ("domctl", "XEN_DOMCTL_scheduler_op", Reject) { expect(sched_op(0x1234, 5, 1, 0, 0).0, -ESRCH) }
     sysctl_getdomaininfolist_sees_dom0 ("sysctl", "XEN_SYSCTL_getdomaininfolist", Accept) {
         let mut infos = [0u8; 112 * 4];
         let mut op = sysctl_op(6, 0x15);

@@ -141,12 +141,14 @@ impl<'a> Options<'a> {
             }
             ("com1", Some(_)) => true,
             ("dom0_mem", Some(v)) => parse_size(v).map(|s| self.dom0_mem = Some(s)).is_some(),
+            // Xen's scheduler choice: xen-core has only the credit scheduler.
+            ("sched", Some(v)) => v == "credit",
             ("selftest", Some(v)) => Selftest::parse(v).map(|t| self.selftest = Some(t)).is_some(),
             ("noreboot", None) => {
                 self.noreboot = true;
                 true
             }
-            ("loglvl" | "console" | "com1" | "dom0_mem" | "selftest", None) => false,
+            ("loglvl" | "console" | "com1" | "dom0_mem" | "sched" | "selftest", None) => false,
             _ => {
                 self.warn(Warning::Unknown(word));
                 return;
@@ -186,7 +188,7 @@ mod tests {
 
     #[test]
     fn known_options_are_applied() {
-        let o = Options::parse("console=com1 com1=115200,8n1 loglvl=all/warning dom0_mem=512M selftest=df noreboot");
+        let o = Options::parse("console=com1 com1=115200,8n1 loglvl=all/warning dom0_mem=512M sched=credit selftest=df noreboot");
         assert_eq!(o.loglvl, LogLevel::All);
         assert_eq!(o.dom0_mem, Some(512 << 20));
         assert_eq!(o.selftest, Some(Selftest::DoubleFault));
@@ -204,11 +206,11 @@ mod tests {
 
     #[test]
     fn bad_values_keep_the_default_and_warn() {
-        let o = Options::parse("loglvl=loud dom0_mem=lots selftest=boom loglvl");
+        let o = Options::parse("loglvl=loud dom0_mem=lots selftest=boom loglvl sched=credit2");
         assert_eq!(o.loglvl, LogLevel::Info);
         assert_eq!(o.dom0_mem, None);
         assert_eq!(o.selftest, None);
-        assert_eq!(o.warnings().count(), 4);
+        assert_eq!(o.warnings().count(), 5);
         assert!(o.warnings().all(|w| matches!(w, Warning::BadValue(_))));
     }
 

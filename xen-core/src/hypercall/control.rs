@@ -150,6 +150,7 @@ pub(super) fn domctl(d: &mut Domain, arg: u64) -> Ret {
     const GETVCPUCONTEXT: u32 = 13;
     const GETVCPUINFO: u32 = 14;
     const MAX_VCPUS: u32 = 15;
+    const SCHEDULER_OP: u32 = 16;
     const HYPERCALL_INIT: u32 = 22;
     if !d.privileged {
         return -EPERM;
@@ -227,6 +228,14 @@ pub(super) fn domctl(d: &mut Domain, arg: u64) -> Ret {
                 return rc;
             }
         }
+        SCHEDULER_OP => {
+            let slot = if is_self { Some(d.slot) } else { with_other(dom, |o| o.slot) };
+            let Some(slot) = slot else { return -ESRCH };
+            let rc = scheduler_op(slot, &mut b[16..32]);
+            if rc != 0 {
+                return rc;
+            }
+        }
         HYPERCALL_INIT => {
             let gmfn = le64(&b[16..24]);
             return if is_self { hypercall_init(d, gmfn) } else { with_other(dom, |o| hypercall_init(o, gmfn)).unwrap_or(-ESRCH) };
@@ -248,6 +257,43 @@ pub(super) fn domctl(d: &mut Domain, arg: u64) -> Ret {
         _ => return -ENOSYS,
     }
     if mem.write(arg, &b).is_err() { -EFAULT } else { 0 }
+}
+
+/// `XEN_SCHEDULER_CREDIT`: the scheduler xen-core runs (Xen 4.17 with
+/// `sched=credit`).
+pub(super) const SCHEDULER_CREDIT: u32 = 5;
+
+/// XEN_DOMCTL_scheduler_op on the domain in `slot`, with `op` the
+/// `xen_domctl_scheduler_op` (sched_id, cmd, then the credit parameters
+/// weight and cap). As Xen's credit scheduler: a foreign sched_id or a
+/// command other than putinfo/getinfo is -EINVAL; putinfo leaves the weight
+/// alone when it is 0 and the cap when it is 0xffff.
+fn scheduler_op(slot: usize, op: &mut [u8]) -> Ret {
+    const PUTINFO: u32 = 0;
+    const GETINFO: u32 = 1;
+    let (sched_id, cmd) = (u32_at(op, 0), u32_at(op, 4));
+    let Some(mut params) = crate::schedule::params(slot) else { return -ESRCH };
+    if sched_id != SCHEDULER_CREDIT {
+        return -EINVAL;
+    }
+    match cmd {
+        GETINFO => {
+            op[8..10].copy_from_slice(&(params.weight as u16).to_le_bytes());
+            op[10..12].copy_from_slice(&(params.cap as u16).to_le_bytes());
+        }
+        PUTINFO => {
+            let (weight, cap) = (u16_at(op, 8), u16_at(op, 10));
+            if weight != 0 {
+                params.weight = u32::from(weight);
+            }
+            if cap != u16::MAX {
+                params.cap = u32::from(cap);
+            }
+            crate::schedule::set_params(slot, params);
+        }
+        _ => return -EINVAL,
+    }
+    0
 }
 
 /// XEN_DOMCTL_hypercall_init: fill frame `gmfn` of `o` (for a PV domain
@@ -280,6 +326,7 @@ fn hypercall_init(o: &mut Domain, gmfn: u64) -> Ret {
 /// `sysctl(op)`.
 pub(super) fn sysctl(d: &mut Domain, arg: u64) -> Ret {
     const PHYSINFO: u32 = 3;
+    const SCHED_ID: u32 = 4;
     const GETDOMAININFOLIST: u32 = 6;
     const PHYSCAP_PV: u32 = 1 << 1;
     if !d.privileged {
@@ -308,6 +355,7 @@ pub(super) fn sysctl(d: &mut Domain, arg: u64) -> Ret {
             b[u + 48..u + 56].copy_from_slice(&crate::mm::machine::free_frames().to_le_bytes());
             b[u + 72..u + 80].copy_from_slice(&total.saturating_sub(1).to_le_bytes());
         }
+        SCHED_ID => b[u..u + 4].copy_from_slice(&SCHEDULER_CREDIT.to_le_bytes()),
         GETDOMAININFOLIST => {
             let (first, max, buf) = (u16_at(&b, u), u32_at(&b, u + 4), le64(&b[u + 8..u + 16]));
             let mut n = 0u32;
