@@ -48,6 +48,8 @@ pub enum Test {
     Mapped,
     /// Two spinning guests with weights 256 and 512, then one capped.
     Weights,
+    /// Two spinning guests on a two-CPU machine must run at once.
+    Parallel,
 }
 
 /// The value of `key=` on the command line.
@@ -87,6 +89,7 @@ pub fn test(cmdline: &str) -> Result<Test, &str> {
         "pingpong" => Test::PingPong,
         "mapped" => Test::Mapped,
         "weights" => Test::Weights,
+        "parallel" => Test::Parallel,
         other => return Err(other),
     })
 }

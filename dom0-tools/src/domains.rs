@@ -277,3 +277,29 @@ pub fn weights(guests: &mut Guests) {
     guests.destroy(a);
     guests.destroy(b);
 }
+
+/// On a machine with two CPUs, two guests that spin must run at the same
+/// time: together they get well over one CPU-second per second. Then both
+/// are destroyed while running, and every frame must come back.
+pub fn parallel(guests: &mut Guests) {
+    let before = hv::free_pages();
+    let (Ok(a), Ok(b)) = (guests.start("quiet spin"), guests.start("quiet spin")) else {
+        println!("dom0: parallel: cannot start two guests");
+        return;
+    };
+    // Let both get going, then measure one second.
+    cpu_share(guests, &[a, b], 100);
+    let t0 = shared::now_ns().unwrap_or(0);
+    let [ta, tb] = cpu_share(guests, &[a, b], 1000);
+    let wall = (shared::now_ns().unwrap_or(0).saturating_sub(t0) / 1000).max(1);
+    let pct = (ta + tb) * 100 / wall;
+    let cpus = [hv::vcpu_cpu(a), hv::vcpu_cpu(b)];
+    println!("dom0: parallel: cpu us d{a} {ta} d{b} {tb} in {wall} us: {pct}% of one CPU; on CPUs {:?}", cpus);
+    println!("dom0: parallel: {}", if pct >= 150 { "domains run in parallel" } else { "domains take turns" });
+    guests.destroy(a);
+    guests.destroy(b);
+    guests.reap();
+    let after = hv::free_pages();
+    println!("dom0: parallel: free pages {before} before, {after} after");
+    println!("dom0: parallel: {}", if after == before { "no frame leaked" } else { "frames leaked" });
+}

@@ -114,6 +114,14 @@ pub fn vcpu_time(dom: u16) -> u64 {
     if domctl(&mut g) != 0 { 0 } else { g[3] }
 }
 
+/// The physical CPU `dom`'s vCPU 0 runs or last ran on (getvcpuinfo).
+pub fn vcpu_cpu(dom: u16) -> Option<u32> {
+    const GETVCPUINFO: u32 = 14;
+    let mut g = domctl_op(GETVCPUINFO, dom);
+    // xen_domctl_getvcpuinfo at 16: vcpu, flags, cpu_time @24, cpu @32.
+    (domctl(&mut g) == 0).then_some(g[4] as u32)
+}
+
 /// The shared_info frame of `dom`.
 pub fn shared_info_frame(dom: u16) -> Result<u64, i64> {
     domain_info(dom).map(|(_, _, f)| f)

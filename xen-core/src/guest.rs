@@ -80,6 +80,10 @@ pub struct Domain {
     pub vcpu_up: bool,
     /// Blocked in SCHEDOP_block or SCHEDOP_poll.
     pub blocked: bool,
+    /// Being destroyed: it never runs again.
+    pub dying: bool,
+    /// The CPU it last ran on.
+    pub last_cpu: usize,
     /// The ports and timeout of a SCHEDOP_poll in progress.
     pub poll: Option<Poll>,
     /// The shutdown reason, once the domain has shut down.
@@ -135,6 +139,8 @@ impl Domain {
             vcpu_created: false,
             vcpu_up: false,
             blocked: false,
+            dying: false,
+            last_cpu: 0,
             poll: None,
             shutdown: None,
             cpu_time: 0,
@@ -367,7 +373,7 @@ impl Domain {
 
     /// Whether the domain's vCPU may run now.
     pub fn runnable(&self) -> bool {
-        self.vcpu_up && self.pause_count == 0 && self.shutdown.is_none() && !self.blocked
+        self.vcpu_up && self.pause_count == 0 && self.shutdown.is_none() && !self.blocked && !self.dying
     }
 
     /// Mirror the earliest wake deadline (timer or poll timeout) for the
@@ -621,8 +627,9 @@ pub fn handle_syscall(regs: &mut CpuUserRegs) {
     crate::schedule::resume(guard, regs);
 }
 
-/// The LAPIC timer fired while a guest ran: fire timers, maybe switch.
-pub fn handle_timer_interrupt(regs: &mut CpuUserRegs) {
+/// An interrupt (timer, kick or flush IPI) arrived while a guest ran:
+/// fire timers, deliver events, maybe switch.
+pub fn handle_interrupt(regs: &mut CpuUserRegs) {
     // A guest was running, so no hypervisor path holds its lock.
     crate::schedule::resume(running(), regs);
 }

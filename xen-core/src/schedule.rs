@@ -1,28 +1,38 @@
-//! Running domains on CPU 0: the domain slots, the credit scheduler that
-//! picks among them, context switches and the idle loop.
+//! Running domains on every CPU: the domain slots, the hypervisor lock,
+//! the credit scheduler that picks among domains, context switches, the
+//! idle loop and the IPIs that connect CPUs.
 //!
 //! Invariants:
 //! - a domain lives in one slot of [`DOMAINS`] from creation to destruction,
 //!   so it never moves in memory; [`SLOT_DOMID`] mirrors which domid owns
 //!   each slot and can be read without the slot's lock;
-//! - the running domain's registers are the guest frame on top of the ring-0
-//!   stack and its FPU/SSE state is in the CPU; every other domain's are in
+//! - all hypervisor work on behalf of guests runs under the hypervisor
+//!   lock ([`big_lock`]), taken on every entry from a guest and dropped just
+//!   before the return to it, and dropped while a CPU halts. Guests run in
+//!   parallel; their hypercalls are serialised. So slot locks never wait on
+//!   each other, and a domain's state never changes under a CPU that holds
+//!   the lock;
+//! - a domain runs on at most one CPU: [`RUNNING_ON`] names it. Its
+//!   registers are then the guest frame on top of that CPU's ring-0 stack
+//!   and its FPU/SSE state is in that CPU; otherwise they are in
 //!   `Domain::regs` and `Domain::fpu`;
-//! - a switch holds no slot lock while it looks for the next domain, and
-//!   takes only the chosen domain's lock afterwards;
 //! - a domain runs only while [`Domain::runnable`] holds (vCPU initialised,
 //!   not paused, not shut down, not blocked);
-//! - the LAPIC one-shot timer is always armed for the earliest of: the end
-//!   of the time slice (when another domain exists), and every domain's
-//!   wake deadline (single-shot timer or poll timeout).
-//!
-//! Guests run on CPU 0 only; the other CPUs idle (see docs/architecture.md).
+//! - each CPU's LAPIC one-shot timer is armed for the earliest of: the end
+//!   of its time slice (when another domain exists), and every domain's
+//!   wake deadline (single-shot timer or poll timeout);
+//! - a domain running on another CPU is never torn down: destruction waits
+//!   (by continuation) until it has been switched out; changes to its page
+//!   tables by another domain are followed by a synchronous TLB flush on
+//!   its CPU ([`flush_remote`]), answered even by a CPU spinning on the lock.
 
 use crate::arch::x86_64::apic;
 use crate::arch::x86_64::entry;
 use crate::domain::vcpu::CpuUserRegs;
 use crate::guest::{Domain, system_time};
 use crate::sched::credit::{Credit, PERIOD_MS, Params};
+use crate::arch::x86_64::entry::this_cpu;
+use crate::arch::x86_64::smp::{CPUS_ONLINE, MAX_CPUS};
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use spin::MutexGuard;
 
@@ -38,27 +48,109 @@ const NO_DOMAIN: u32 = u32::MAX;
 static SLOT_DOMID: [AtomicU32; MAX_DOMAINS] = [const { AtomicU32::new(NO_DOMAIN) }; MAX_DOMAINS];
 /// Each slot's earliest wake deadline in system time (0: none).
 static DEADLINES: [AtomicU64; MAX_DOMAINS] = [const { AtomicU64::new(0) }; MAX_DOMAINS];
-/// Set when another domain may have become runnable, or the running one
-/// yielded: the next return to a guest goes through the scheduler.
-static RESCHEDULE: AtomicBool = AtomicBool::new(false);
-/// The slot running on CPU 0.
-static CURRENT: AtomicUsize = AtomicUsize::new(0);
-/// End of the running domain's time slice (system time).
-static SLICE_END: AtomicU64 = AtomicU64::new(u64::MAX);
-/// When the running domain was last switched to (system time).
-static RUNNING_SINCE: AtomicU64 = AtomicU64::new(0);
+const NR_CPUS: usize = MAX_CPUS as usize;
+/// No slot (an idle CPU), or no CPU (a domain not running).
+const NONE: usize = usize::MAX;
+/// Per CPU: set when another domain may have become runnable, or the
+/// running one yielded: the next return to a guest goes through the
+/// scheduler.
+static RESCHEDULE: [AtomicBool; NR_CPUS] = [const { AtomicBool::new(false) }; NR_CPUS];
+/// Per CPU: the slot it runs, or [`NONE`].
+static CURRENT: [AtomicUsize; NR_CPUS] = [const { AtomicUsize::new(NONE) }; NR_CPUS];
+/// Per slot: the CPU running it, or [`NONE`].
+static RUNNING_ON: [AtomicUsize; MAX_DOMAINS] = [const { AtomicUsize::new(NONE) }; MAX_DOMAINS];
+/// Per CPU: end of the running domain's time slice (system time).
+static SLICE_END: [AtomicU64; NR_CPUS] = [const { AtomicU64::new(u64::MAX) }; NR_CPUS];
+/// Per CPU: when the running domain was last switched to (system time).
+static RUNNING_SINCE: [AtomicU64; NR_CPUS] = [const { AtomicU64::new(0) }; NR_CPUS];
+/// CPUs halted in the idle loop, one bit each.
+static IDLE_CPUS: AtomicU32 = AtomicU32::new(0);
+/// Per CPU: a TLB flush was asked for and not yet done.
+static FLUSH_WANTED: [AtomicBool; NR_CPUS] = [const { AtomicBool::new(false) }; NR_CPUS];
 /// Domains in existence.
 static NR_DOMAINS: AtomicUsize = AtomicUsize::new(0);
+
+/// The hypervisor lock: a ticket lock, so both CPUs get their turn.
+static BIG_NEXT: AtomicU32 = AtomicU32::new(0);
+static BIG_SERVING: AtomicU32 = AtomicU32::new(0);
+
+/// Take the hypervisor lock. While waiting, answer TLB-flush requests, so
+/// a holder that waits for this CPU's flush cannot deadlock with it.
+pub fn big_lock() {
+    let ticket = BIG_NEXT.fetch_add(1, SeqCst);
+    while BIG_SERVING.load(SeqCst) != ticket {
+        answer_flush();
+        core::hint::spin_loop();
+    }
+}
+
+/// Drop the hypervisor lock.
+pub fn big_unlock() {
+    BIG_SERVING.fetch_add(1, SeqCst);
+}
+
+/// Do this CPU's pending TLB flush, if one was asked for.
+pub fn answer_flush() {
+    let cpu = this_cpu();
+    if FLUSH_WANTED[cpu].load(SeqCst) {
+        crate::arch::x86_64::cpu::flush_tlb();
+        FLUSH_WANTED[cpu].store(false, SeqCst);
+    }
+}
+
+/// The APIC id of CPU `cpu` (QEMU numbers them from 0, as we do).
+fn apic_id(cpu: usize) -> u32 {
+    cpu as u32
+}
+
+/// Make CPU `cpu` enter the hypervisor and look at its scheduler state.
+fn ipi_kick(cpu: usize) {
+    if cpu != this_cpu() && cpu < CPUS_ONLINE.load(SeqCst) as usize {
+        apic::send_vector(apic_id(cpu), apic::KICK_VECTOR);
+    }
+}
+
+/// The slot `domid` runs in changed under another CPU's domain: make sure
+/// that CPU's TLB holds nothing stale before this returns. The caller
+/// holds the hypervisor lock; the other CPU answers from its guest, from
+/// its halt, or from its wait for the lock.
+pub fn flush_remote(domid: u16) {
+    let Some(slot) = slot_of(domid) else { return };
+    let cpu = RUNNING_ON[slot].load(SeqCst);
+    if cpu == NONE || cpu == this_cpu() {
+        return;
+    }
+    FLUSH_WANTED[cpu].store(true, SeqCst);
+    apic::send_vector(apic_id(cpu), apic::FLUSH_VECTOR);
+    while FLUSH_WANTED[cpu].load(SeqCst) {
+        core::hint::spin_loop();
+    }
+}
+
+/// The CPU running the domain in `slot`, and since when (system time).
+pub fn running_on(slot: usize) -> Option<(usize, u64)> {
+    let cpu = RUNNING_ON.get(slot)?.load(SeqCst);
+    (cpu != NONE).then(|| (cpu, RUNNING_SINCE[cpu].load(SeqCst)))
+}
+
+/// Whether the domain in `slot` runs on a CPU other than this one.
+pub fn running_elsewhere(slot: usize) -> bool {
+    RUNNING_ON.get(slot).is_some_and(|c| {
+        let c = c.load(SeqCst);
+        c != NONE && c != this_cpu()
+    })
+}
 
 /// Length of a time slice.
 const SLICE_NS: u64 = 10_000_000;
 const MS: u64 = 1_000_000;
 
-/// CPU 0's scheduler state: the credit policy and its clock.
+/// The scheduler state shared by all CPUs: the credit policy and its
+/// clock (under the hypervisor lock, like everything else).
 struct RunState {
     credit: Credit<MAX_DOMAINS>,
-    /// When the running slot was last charged.
-    last_charge: u64,
+    /// Per CPU: when its running slot was last charged.
+    last_charge: [u64; NR_CPUS],
     /// Nanoseconds each slot ran but was not yet charged (under a ms).
     carry: [u64; MAX_DOMAINS],
     /// Start of the accounting period.
@@ -67,9 +159,9 @@ struct RunState {
 
 static RUN: spin::Mutex<Option<RunState>> = spin::Mutex::new(None);
 
-/// The slot of the domain running on CPU 0.
+/// The slot of the domain running on this CPU ([`NONE`] when idle).
 pub fn current() -> usize {
-    CURRENT.load(SeqCst)
+    CURRENT[this_cpu()].load(SeqCst)
 }
 
 /// The slot holding `domid`.
@@ -83,14 +175,21 @@ pub fn domids() -> [Option<u16>; MAX_DOMAINS] {
 }
 
 /// Run `f` on the domain `domid`, which must not be the caller's own (its
-/// lock is held by the caller). On one CPU this cannot deadlock: only the
-/// running domain's lock is held while another is taken.
+/// lock is held by the caller). Under the hypervisor lock no other CPU
+/// holds a slot lock, so this never waits. If the domain runs on another
+/// CPU, that CPU is kicked so it sees what `f` changed (events to deliver,
+/// a pause).
 pub fn with_domain<R>(domid: u16, f: impl FnOnce(&mut Domain) -> R) -> Option<R> {
     let slot = slot_of(domid)?;
     if slot == current() && DOMAINS[slot].is_locked() {
         return None;
     }
-    DOMAINS[slot].lock().as_mut().filter(|d| d.domid == domid).map(f)
+    let r = DOMAINS[slot].lock().as_mut().filter(|d| d.domid == domid).map(f);
+    let cpu = RUNNING_ON[slot].load(SeqCst);
+    if cpu != NONE {
+        ipi_kick(cpu);
+    }
+    r
 }
 
 /// Put a new domain in a free slot (dom0 takes slot 0); gives it back if
@@ -117,17 +216,32 @@ pub fn install(mut dom: Domain) -> Result<usize, Domain> {
     Err(dom)
 }
 
-/// Take a domain out of its slot (destruction). Never the running one.
-pub fn remove(domid: u16) -> Option<Domain> {
-    let slot = slot_of(domid).filter(|&s| s != current())?;
-    let dom = DOMAINS[slot].lock().take()?;
+/// Why a domain cannot be taken out of its slot.
+pub enum RemoveError {
+    /// No such domain, or it is the caller.
+    NotFound,
+    /// It runs on another CPU; it has been asked to stop, try again.
+    Running,
+}
+
+/// Take a domain out of its slot (destruction). Never the caller's own,
+/// and never one still running on another CPU: that one is paused and its
+/// CPU kicked, and the caller retries (a hypercall continuation).
+pub fn remove(domid: u16) -> Result<Domain, RemoveError> {
+    let slot = slot_of(domid).filter(|&s| s != current()).ok_or(RemoveError::NotFound)?;
+    if running_elsewhere(slot) {
+        with_domain(domid, |d| d.dying = true);
+        return Err(RemoveError::Running);
+    }
+    let dom = DOMAINS[slot].lock().take().ok_or(RemoveError::NotFound)?;
     SLOT_DOMID[slot].store(NO_DOMAIN, SeqCst);
     DEADLINES[slot].store(0, SeqCst);
     NR_DOMAINS.fetch_sub(1, SeqCst);
     if let Some(run) = RUN.lock().as_mut() {
         run.credit.remove(slot);
+        run.carry[slot] = 0;
     }
-    Some(dom)
+    Ok(dom)
 }
 
 /// Record a domain's wake deadline (0: none) for the timer and idle loop.
@@ -138,9 +252,15 @@ pub fn set_deadline(slot: usize, deadline: u64) {
 }
 
 /// Another domain may have become runnable: reconsider at the next
-/// return to a guest.
+/// return to a guest, and wake the CPUs that idle so they look too.
 pub fn kick() {
-    RESCHEDULE.store(true, SeqCst);
+    RESCHEDULE[this_cpu()].store(true, SeqCst);
+    let idle = IDLE_CPUS.load(SeqCst);
+    for cpu in 0..NR_CPUS {
+        if idle & (1 << cpu) != 0 {
+            ipi_kick(cpu);
+        }
+    }
 }
 
 /// Change a domain's weight and cap.
@@ -155,20 +275,49 @@ pub fn params(slot: usize) -> Option<Params> {
     RUN.lock().as_ref()?.credit.params(slot)
 }
 
-/// Start scheduling with dom0 and enter it. Never returns.
+/// Start scheduling with dom0 and enter it on the boot CPU. Never returns.
+/// The other CPUs join through [`ap_main`] once the scheduler exists.
 pub fn start(dom0: Domain, regs: CpuUserRegs) -> ! {
+    big_lock();
     let now = system_time();
-    *RUN.lock() = Some(RunState { credit: Credit::new(1), last_charge: now, carry: [0; MAX_DOMAINS], period_start: now });
+    let cpus = CPUS_ONLINE.load(SeqCst);
+    *RUN.lock() = Some(RunState { credit: Credit::new(cpus), last_charge: [now; NR_CPUS], carry: [0; MAX_DOMAINS], period_start: now });
     let Ok(slot) = install(dom0) else { crate::setup::fatal(format_args!("no slot for dom0")) };
-    CURRENT.store(slot, SeqCst);
+    SCHEDULER_UP.store(true, SeqCst);
     let mut regs = regs;
     let mut g = DOMAINS[slot].lock();
     if let Some(d) = g.as_mut() {
+        begin_running(slot, now);
         d.start_running();
         d.prepare_resume(&mut regs);
     }
     drop(g);
+    big_unlock();
     entry::enter_guest(&regs)
+}
+
+/// Set once dom0 is in its slot: application processors may schedule.
+static SCHEDULER_UP: AtomicBool = AtomicBool::new(false);
+
+/// An application processor's life once it is up: wait for the
+/// scheduler, then run whatever domain it picks. Never returns.
+pub fn ap_main() -> ! {
+    while !SCHEDULER_UP.load(SeqCst) {
+        core::hint::spin_loop();
+    }
+    big_lock();
+    let mut regs = CpuUserRegs::default();
+    switch(&mut regs);
+    big_unlock();
+    entry::enter_guest(&regs)
+}
+
+/// Record that this CPU now runs `slot`, from `now`.
+fn begin_running(slot: usize, now: u64) {
+    let cpu = this_cpu();
+    CURRENT[cpu].store(slot, SeqCst);
+    RUNNING_ON[slot].store(cpu, SeqCst);
+    RUNNING_SINCE[cpu].store(now, SeqCst);
 }
 
 /// Finish an entry from the guest in `g` (the running domain): keep it
@@ -176,12 +325,13 @@ pub fn start(dom0: Domain, regs: CpuUserRegs) -> ! {
 /// registers of the domain to resume, with everything loaded for it.
 pub fn resume(mut g: MutexGuard<'_, Option<Domain>>, regs: &mut CpuUserRegs) {
     let Some(d) = g.as_mut() else { crate::setup::fatal(format_args!("resume with no domain")) };
+    let cpu = this_cpu();
     let now = system_time();
     d.wake_check(now);
     // Another domain's deadline has passed: let the scheduler wake it (the
     // running domain's own timer was just handled by `wake_check`).
     let due = earliest_deadline().is_some_and(|t| t <= now);
-    let must_switch = due || RESCHEDULE.load(SeqCst) || now >= SLICE_END.load(SeqCst);
+    let must_switch = due || RESCHEDULE[cpu].load(SeqCst) || now >= SLICE_END[cpu].load(SeqCst);
     if d.runnable() && !must_switch {
         d.deliver_events(regs);
         d.prepare_resume(regs);
@@ -191,22 +341,27 @@ pub fn resume(mut g: MutexGuard<'_, Option<Domain>>, regs: &mut CpuUserRegs) {
         }
     }
     d.regs = *regs;
-    d.cpu_time += now.saturating_sub(RUNNING_SINCE.load(SeqCst));
+    d.cpu_time += now.saturating_sub(RUNNING_SINCE[cpu].load(SeqCst));
+    d.last_cpu = cpu;
     crate::arch::x86_64::cpu::fxsave(&mut d.fpu);
+    RUNNING_ON[d.slot].store(NONE, SeqCst);
     drop(g);
     switch(regs);
 }
 
-/// Charge the running slot for the time since the last charge, and start
-/// a new accounting period when one has passed.
+/// Charge `slot` (the one this CPU ran, if any) for the time since this
+/// CPU's last charge, and account every period that has passed.
 fn charge(run: &mut RunState, slot: usize, now: u64) {
-    let carry = &mut run.carry[slot];
-    *carry += now.saturating_sub(run.last_charge);
-    run.last_charge = now;
-    let ms = *carry / MS;
-    if ms > 0 {
-        run.credit.burn(slot, ms as i64);
-        *carry %= MS;
+    let cpu = this_cpu();
+    let ran = now.saturating_sub(run.last_charge[cpu]);
+    run.last_charge[cpu] = now;
+    if let Some(carry) = run.carry.get_mut(slot) {
+        *carry += ran;
+        let ms = *carry / MS;
+        if ms > 0 {
+            run.credit.burn(slot, ms as i64);
+            *carry %= MS;
+        }
     }
     // One share of credit per period that has passed, so the credit handed
     // out matches the time there was to run, even when a switch comes late.
@@ -216,32 +371,37 @@ fn charge(run: &mut RunState, slot: usize, now: u64) {
         run.credit.account();
     }
     run.period_start += periods * period;
-
 }
 
 /// Fire due timers, wake domains whose wait is over, and note which slots
-/// can run.
+/// this CPU could run (runnable, and not running on another CPU).
 fn refresh(now: u64) -> [bool; MAX_DOMAINS] {
-    core::array::from_fn(|i| DOMAINS[i].lock().as_mut().is_some_and(|d| {
-        d.wake_check(now);
-        d.runnable()
-    }))
+    core::array::from_fn(|i| {
+        !running_elsewhere(i)
+            && DOMAINS[i].lock().as_mut().is_some_and(|d| {
+                d.wake_check(now);
+                d.runnable()
+            })
+    })
 }
 
 /// Pick the next domain and load it into `regs`; idle until one can run.
 fn switch(regs: &mut CpuUserRegs) {
+    let cpu = this_cpu();
     loop {
-        RESCHEDULE.store(false, SeqCst);
+        RESCHEDULE[cpu].store(false, SeqCst);
         let now = system_time();
         let runnable = refresh(now);
         let (next, slice_end, period_end) = {
             let mut guard = RUN.lock();
             let Some(run) = guard.as_mut() else { crate::setup::fatal(format_args!("scheduler not started")) };
             for (i, r) in runnable.iter().enumerate() {
-                run.credit.set_runnable(i, *r);
+                if !running_elsewhere(i) {
+                    run.credit.set_runnable(i, *r);
+                }
             }
             charge(run, current(), now);
-            let next = run.credit.pick();
+            let next = run.credit.pick_where(|i| runnable[i]);
             // Run until the slice ends, or earlier when the credit or the
             // cap of the chosen domain runs out.
             let budget = next.and_then(|n| run.credit.budget_ms(n)).map_or(SLICE_NS, |ms| ms as u64 * MS);
@@ -249,27 +409,29 @@ fn switch(regs: &mut CpuUserRegs) {
             (next, now + budget.min(SLICE_NS), period_end)
         };
         let Some(next) = next else {
+            CURRENT[cpu].store(NONE, SeqCst);
             idle(now, period_end);
             continue;
         };
         let mut g = DOMAINS[next].lock();
         let Some(d) = g.as_mut().filter(|d| d.runnable()) else { continue };
-        if next != current() {
-            crate::hypercall::load_segments(d);
-        }
-        CURRENT.store(next, SeqCst);
-        SLICE_END.store(slice_end, SeqCst);
-        RUNNING_SINCE.store(now, SeqCst);
+        crate::hypercall::load_segments(d);
+        begin_running(next, now);
+        SLICE_END[cpu].store(slice_end, SeqCst);
         *regs = d.regs;
         crate::arch::x86_64::cpu::fxrstor(&d.fpu);
         d.deliver_events(regs);
         d.prepare_resume(regs);
+        // The domain may have run on another CPU since this one last
+        // loaded its tables: start from an empty TLB.
+        crate::arch::x86_64::cpu::flush_tlb();
         if d.runnable() {
             d.regs = *regs;
             arm_timer(now);
             return;
         }
         d.regs = *regs;
+        RUNNING_ON[next].store(NONE, SeqCst);
     }
 }
 
@@ -278,29 +440,38 @@ fn earliest_deadline() -> Option<u64> {
     DEADLINES.iter().map(|d| d.load(SeqCst)).filter(|&d| d != 0).min()
 }
 
-/// Arm the LAPIC for the next thing the scheduler must look at.
+/// Arm this CPU's LAPIC for the next thing the scheduler must look at.
 fn arm_timer(now: u64) {
-    let slice = (NR_DOMAINS.load(SeqCst) > 1).then(|| SLICE_END.load(SeqCst));
+    let slice = (NR_DOMAINS.load(SeqCst) > 1).then(|| SLICE_END[this_cpu()].load(SeqCst));
     match [earliest_deadline(), slice].into_iter().flatten().min() {
         Some(t) => apic::arm(t.saturating_sub(now).max(1)),
         None => apic::disarm(),
     }
 }
 
-/// Nothing can run: halt until the next deadline, or until the next
-/// accounting period when a domain waits there, parked by its cap. With
-/// neither, nothing could ever wake a domain, so dom0's block ends instead
-/// (it returns at once, as it did when dom0 ran alone).
+/// Nothing can run here: drop the hypervisor lock and halt until the next
+/// deadline, the next accounting period when a domain waits there parked
+/// by its cap, or a kick from another CPU. When no CPU runs a domain and
+/// there is no deadline at all, nothing could ever wake a domain, so
+/// dom0's block ends instead (it returns at once, as it did when dom0 ran
+/// alone).
 fn idle(now: u64, period_end: Option<u64>) {
-    match earliest_deadline().into_iter().chain(period_end).min() {
-        Some(t) => {
-            apic::arm(t.saturating_sub(now).max(1));
-            apic::wait_for_interrupt();
+    let cpu = this_cpu();
+    let wake = earliest_deadline().into_iter().chain(period_end).min();
+    let anyone_running = RUNNING_ON.iter().any(|c| c.load(SeqCst) != NONE);
+    if wake.is_none() && !anyone_running && cpu == 0 {
+        if let Some(d) = DOMAINS[0].lock().as_mut() {
+            d.unblock();
         }
-        None => {
-            if let Some(d) = DOMAINS[0].lock().as_mut() {
-                d.unblock();
-            }
-        }
+        return;
     }
+    match wake {
+        Some(t) => apic::arm(t.saturating_sub(now).max(1)),
+        None => apic::disarm(),
+    }
+    IDLE_CPUS.fetch_or(1 << cpu, SeqCst);
+    big_unlock();
+    apic::wait_for_interrupt();
+    big_lock();
+    IDLE_CPUS.fetch_and(!(1 << cpu), SeqCst);
 }

@@ -47,6 +47,7 @@ enum Modules {
 }
 
 /// One boot test.
+#[derive(Clone)]
 struct BootTest {
     name: &'static str,
     cmdline: &'static str,
@@ -65,7 +66,26 @@ const fn boot(name: &'static str, cmdline: &'static str, exit: i32, expect: &'st
 const BANNER: &str = "xen-core 0.1.0 (Xen ABI 4.17, x86_64) starting";
 const COMPLETE: &str = "boot complete: managing";
 
+/// The multi-domain boot tests that also run with two CPUs, where
+/// domains run on both at once: (test, name of its `--smp 2` copy).
+const ALSO_ON_TWO_CPUS: &[(&str, &str)] = &[
+    ("dom0_starts_three_guests_each_prints_its_id", "dom0_starts_three_guests_each_prints_its_id_smp2"),
+    ("ping_pong_domus_leave_no_frame_behind", "ping_pong_domus_leave_no_frame_behind_smp2"),
+    ("a_page_mapped_by_dom0_outlives_its_destroyed_domain", "a_page_mapped_by_dom0_outlives_its_destroyed_domain_smp2"),
+    ("running_guests_destroyed_100_times_leak_nothing", "running_guests_destroyed_100_times_leak_nothing_smp2"),
+];
+
 fn boot_tests() -> Vec<BootTest> {
+    let mut tests = single_boot_tests();
+    let copies: Vec<BootTest> = ALSO_ON_TWO_CPUS
+        .iter()
+        .filter_map(|(of, name)| tests.iter().find(|t| t.name == *of).map(|t| BootTest { name, smp: 2, ..t.clone() }))
+        .collect();
+    tests.extend(copies);
+    tests
+}
+
+fn single_boot_tests() -> Vec<BootTest> {
     vec![
         BootTest {
             forbid: &["WARNING", "Panic"],
@@ -260,12 +280,14 @@ struct Dom0Test {
     crashes: bool,
     expect: &'static [&'static str],
     forbid: &'static [&'static str],
+    /// CPUs QEMU gives the machine.
+    smp: u32,
 }
 
 const BANNER_LINES: &[&str] = &["dom0: nr_pages: 16384", "dom0: flags: SIF_PRIVILEGED|SIF_INITDOMAIN", "dom0: boot modules: 1 ("];
 
 fn dom0_tests() -> Vec<Dom0Test> {
-    let t = |name, dom0_args, crashes, expect| Dom0Test { name, script: &[], demo_guest: false, dom0_args, crashes, expect, forbid: &[] };
+    let t = |name, dom0_args, crashes, expect| Dom0Test { name, script: &[], demo_guest: false, dom0_args, crashes, expect, forbid: &[], smp: 1 };
     vec![
         t("dom0_banner_and_poweroff", "test=banner", false, BANNER_LINES),
         t("dom0_crash_fails", "test=crash", true, &["dom0: crash: asking for SHUTDOWN_crash"]),
@@ -349,6 +371,17 @@ fn dom0_tests() -> Vec<Dom0Test> {
                 "dom0: guests: 3 of 3 guests finished",
             ],
         ),
+        Dom0Test {
+            smp: 2,
+            ..t(
+                "two_spinning_domus_run_in_parallel_on_two_cpus",
+                "test=parallel",
+                false,
+                // Leaks are checked by the `_smp2` boot tests on xen-core:
+                // Xen frees a dead domain's memory asynchronously.
+                &["dom0: parallel: domains run in parallel", "dom0: parallel: free pages"],
+            )
+        },
         t(
             "credit_weight_and_cap_set_by_domctl_shape_cpu_share",
             "test=weights",
@@ -426,7 +459,7 @@ impl Hypervisor {
 fn run_dom0_test(t: &Dom0Test, hv: Hypervisor, k: &Kernels) -> Result<(bool, String), String> {
     let name = format!("test-{}-{}", t.name, hv.label());
     let script = t.script.iter().map(|s| s.to_string()).collect();
-    let mut opts = qemu::Options { timeout: Some(Duration::from_secs(90)), script, ..Default::default() };
+    let mut opts = qemu::Options { timeout: Some(Duration::from_secs(90)), script, smp: t.smp, ..Default::default() };
     let spec = match hv {
         Hypervisor::XenCore => image::standard_spec(&name, k, "loglvl=all dom0_mem=64M", t.dom0_args),
         Hypervisor::Xen417 => {

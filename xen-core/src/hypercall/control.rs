@@ -68,6 +68,10 @@ fn with_other<R>(domid: u16, f: impl FnOnce(&mut Domain) -> R) -> Option<R> {
     crate::schedule::with_domain(domid, f)
 }
 
+/// Xen's internal "restart this hypercall" code: never seen by a guest,
+/// [`super::dispatch`] turns it into a continuation.
+pub(super) const ERESTART: i64 = 85;
+
 /// XEN_DOMCTL_createdomain: an empty, paused PV domain.
 fn create_domain(requested: u16, b: &[u8]) -> Result<u16, i64> {
     const CDF_HVM: u32 = 1;
@@ -114,7 +118,10 @@ fn create_domain(requested: u16, b: &[u8]) -> Result<u16, i64> {
 /// give back every frame it owns; frames others still map stay allocated
 /// until their last reference goes (see `FrameTable::relinquish`).
 fn destroy_domain(caller: &mut Domain, domid: u16) -> Result<(), i64> {
-    let mut dom = crate::schedule::remove(domid).ok_or(-ESRCH)?;
+    let mut dom = crate::schedule::remove(domid).map_err(|e| match e {
+        crate::schedule::RemoveError::NotFound => -ESRCH,
+        crate::schedule::RemoveError::Running => -ERESTART,
+    })?;
     for (rdom, rport) in crate::event::foreign_peers(&dom.ports, domid) {
         if rdom == caller.domid {
             crate::event::peer_closed(&mut caller.ports, rport, domid);

@@ -97,8 +97,16 @@ fn batch<const SIZE: usize>(
         Err(e) => return e,
     };
     let mut rc = 0;
+    // Tables of another domain may have changed: if it runs on another
+    // CPU, that CPU's TLB must forget them before this call returns.
+    let flush_foreign = |d: &Domain| {
+        if pg_owner != d.domid {
+            crate::schedule::flush_remote(pg_owner);
+        }
+    };
     for i in 0..count {
         if i == BATCH_PER_CALL {
+            flush_foreign(d);
             if let Err(e) = write_done(&mem, pdone, done) {
                 return e;
             }
@@ -115,6 +123,7 @@ fn batch<const SIZE: usize>(
         }
         done += 1;
     }
+    flush_foreign(d);
     if let Err(e) = write_done(&mem, pdone, done) {
         return e;
     }

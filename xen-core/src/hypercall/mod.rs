@@ -58,6 +58,11 @@ pub fn dispatch(d: &mut Domain, regs: &mut CpuUserRegs) -> u64 {
         nr::UPDATE_DESCRIPTOR => update_descriptor(d, a1, a2),
         _ => -ENOSYS,
     };
+    if r == -control::ERESTART {
+        // The operation waits for another CPU (a domain being destroyed
+        // must first stop running there): issue the hypercall again.
+        return continue_later(regs, regs.rax);
+    }
     r as u64
 }
 

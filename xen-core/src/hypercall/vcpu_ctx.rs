@@ -124,10 +124,16 @@ pub(super) fn info(o: &Domain, vcpu: u32, running: bool, u: &mut [u8]) -> Ret {
     if !o.vcpu_created {
         return -ESRCH;
     }
+    // A vCPU running right now (on this or another CPU) has also used the
+    // time since it was last switched in.
+    let live = crate::schedule::running_on(o.slot);
+    let now = crate::guest::system_time();
+    let cpu_time = o.cpu_time + live.map_or(0, |(_, since)| now.saturating_sub(since));
     u[4] = u8::from(o.vcpu_up);
     u[5] = u8::from(o.blocked);
-    u[6] = u8::from(running);
-    u[8..16].copy_from_slice(&o.cpu_time.to_le_bytes());
-    u[16..20].copy_from_slice(&0u32.to_le_bytes());
+    u[6] = u8::from(running || live.is_some());
+    u[8..16].copy_from_slice(&cpu_time.to_le_bytes());
+    let cpu = live.map_or(o.last_cpu, |(cpu, _)| cpu) as u32;
+    u[16..20].copy_from_slice(&cpu.to_le_bytes());
     0
 }

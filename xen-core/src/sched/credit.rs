@@ -208,8 +208,16 @@ impl<const N: usize> Credit<N> {
     /// (credit > 0), then OVER, round-robin within a class; `None` means
     /// idle.
     pub fn pick(&mut self) -> Option<usize> {
+        self.pick_where(|_| true)
+    }
+
+    /// [`Credit::pick`] among the vCPUs `allowed` accepts (on SMP: those
+    /// not running on another CPU).
+    pub fn pick_where(&mut self, allowed: impl Fn(usize) -> bool) -> Option<usize> {
         let order = |rr: usize| (0..N).map(move |k| (rr + k) % N);
-        let first = |this: &Self, class: fn(&Slot) -> bool| order(this.rr).find(|&i| this.slots[i].as_ref().is_some_and(|s| Self::eligible(s) && class(s)));
+        let first = |this: &Self, class: fn(&Slot) -> bool| {
+            order(this.rr).find(|&i| allowed(i) && this.slots[i].as_ref().is_some_and(|s| Self::eligible(s) && class(s)))
+        };
         let chosen = first(self, |s| s.boost).or_else(|| first(self, |s| s.credit > 0)).or_else(|| first(self, |_| true))?;
         self.rr = (chosen + 1) % N;
         Some(chosen)

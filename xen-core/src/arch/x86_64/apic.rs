@@ -64,6 +64,34 @@ pub fn init(tsc_hz: u64) -> u64 {
     hz
 }
 
+/// Enable an application processor's LAPIC with the boot CPU's timer
+/// calibration (every LAPIC runs from the same bus clock).
+pub fn init_ap() {
+    // SAFETY: as in `init`.
+    unsafe { super::cpu::wrmsr(MSR_APIC_BASE, (super::cpu::rdmsr(MSR_APIC_BASE) & !0xfff) | (1 << 11)) };
+    write(REG_TPR, 0);
+    write(REG_SVR, 0x100 | u32::from(SPURIOUS_VECTOR));
+    write(REG_DIVIDE, 0x3);
+    write(REG_INITIAL, 0);
+    write(REG_LVT_TIMER, u32::from(TIMER_VECTOR));
+}
+
+/// This CPU's local APIC id.
+pub fn id() -> u32 {
+    read(0x20) >> 24
+}
+
+/// Vector of the IPI that makes a CPU look at its scheduler state (a
+/// remote wakeup, an event for the domain it runs, a stop request).
+pub const KICK_VECTOR: u8 = 0xf1;
+/// Vector of the TLB-flush IPI.
+pub const FLUSH_VECTOR: u8 = 0xf2;
+
+/// Send a fixed IPI with `vector` to the CPU whose APIC id is `apic_id`.
+pub fn send_vector(apic_id: u32, vector: u8) {
+    send_ipi(apic_id, u32::from(vector));
+}
+
 /// Fire the timer interrupt in `ns` nanoseconds (at least one tick; long
 /// delays fire early and are re-armed by the deadline check).
 pub fn arm(ns: u64) {

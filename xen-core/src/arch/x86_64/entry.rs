@@ -1,4 +1,4 @@
-//! Guest entry and exit: the SYSCALL entry point, the per-CPU block reached
+//! Guest entry and exit: the SYSCALL entry point, the per-CPU blocks reached
 //! through GS, and the first entry into a guest.
 //!
 //! While the hypervisor runs, GS_BASE points at this CPU's [`PerCpu`]; while
@@ -31,16 +31,21 @@ pub struct PerCpu {
     pub stack_top: u64,
     /// Scratch slot for the guest RSP during SYSCALL entry.
     pub scratch_rsp: u64,
+    /// This CPU's number (0 for the boot CPU).
+    pub cpu: u64,
 }
 
 const PERCPU_STACK_TOP: usize = core::mem::offset_of!(PerCpu, stack_top);
 const PERCPU_SCRATCH: usize = core::mem::offset_of!(PerCpu, scratch_rsp);
+const PERCPU_CPU: usize = core::mem::offset_of!(PerCpu, cpu);
+const NR_CPUS: usize = super::smp::MAX_CPUS as usize;
 
-struct BspPerCpu(UnsafeCell<PerCpu>);
-// SAFETY: written once by `init_bsp` on CPU 0 before any guest runs; after
-// that only the entry code of CPU 0 uses it (through GS).
-unsafe impl Sync for BspPerCpu {}
-static BSP_PERCPU: BspPerCpu = BspPerCpu(UnsafeCell::new(PerCpu { stack_top: 0, scratch_rsp: 0 }));
+struct PerCpuBlocks([UnsafeCell<PerCpu>; NR_CPUS]);
+// SAFETY: block `n` is written once by CPU `n` in `init_cpu`, before its
+// GS base points at it; afterwards only that CPU's entry code writes it
+// (the scratch slot) and everyone else only reads `stack_top`/`cpu`.
+unsafe impl Sync for PerCpuBlocks {}
+static PERCPU: PerCpuBlocks = PerCpuBlocks([const { UnsafeCell::new(PerCpu { stack_top: 0, scratch_rsp: 0, cpu: 0 }) }; NR_CPUS]);
 
 core::arch::global_asm!(
     r#"
@@ -77,17 +82,19 @@ unsafe extern "C" {
     fn enter_guest_frame(frame: *mut CpuUserRegs) -> !;
 }
 
-/// Program SYSCALL and the per-CPU block on the boot CPU.
-pub fn init_bsp() {
-    let percpu = BSP_PERCPU.0.get();
-    // SAFETY: single-threaded boot on CPU 0; nothing reads the block yet.
-    unsafe { (*percpu).stack_top = super::gdt::bsp_ring0_stack_top() };
+/// Program SYSCALL and the per-CPU block of CPU `cpu` (on that CPU),
+/// whose ring-0 stack tops at `stack_top`.
+pub fn init_cpu(cpu: usize, stack_top: u64) {
+    let Some(block) = PERCPU.0.get(cpu) else { return };
+    let percpu = block.get();
+    // SAFETY: only this CPU writes its block, once, before GS points at it.
+    unsafe { *percpu = PerCpu { stack_top, scratch_rsp: 0, cpu: cpu as u64 } };
     let star = (u64::from(FLAT_RING3_DS - 8) << 48) | (u64::from(HYPERVISOR_CS) << 32);
     // RFLAGS bits cleared on SYSCALL: TF, IF, DF, IOPL, NT, AC.
     let sfmask = (1 << 8) | (1 << 9) | (1 << 10) | (3 << 12) | (1 << 14) | (1 << 18);
     // SAFETY: these MSRs exist on every x86_64 CPU; LSTAR points at our
     // entry stub, STAR's selectors match the GDT (SYSRET's user base has
-    // RPL 3), and GS_BASE points at a static per-CPU block.
+    // RPL 3), and GS_BASE points at this CPU's static per-CPU block.
     unsafe {
         wrmsr(MSR_STAR, star);
         wrmsr(MSR_LSTAR, syscall_entry as *const () as u64);
@@ -98,9 +105,24 @@ pub fn init_bsp() {
     }
 }
 
+/// Program SYSCALL and the per-CPU block on the boot CPU.
+pub fn init_bsp() {
+    init_cpu(0, super::gdt::ring0_stack_top(0));
+}
+
+/// The number of the CPU running this code (0 before `init_cpu`).
+pub fn this_cpu() -> usize {
+    let cpu: u64;
+    // SAFETY: while the hypervisor runs, GS_BASE points at this CPU's
+    // block (set in `init_cpu` before any caller; entries from guests swap
+    // it back in), and the read has no side effect.
+    unsafe { core::arch::asm!("mov {}, gs:[{off}]", out(reg) cpu, off = const PERCPU_CPU, options(nostack, readonly, preserves_flags)) };
+    cpu as usize
+}
+
 /// The guest register frame of the current CPU (top of its ring-0 stack).
 pub fn guest_frame() -> *mut CpuUserRegs {
-    let top = super::gdt::bsp_ring0_stack_top();
+    let top = super::gdt::ring0_stack_top(this_cpu());
     (top - core::mem::size_of::<CpuUserRegs>() as u64) as *mut CpuUserRegs
 }
 

@@ -11,7 +11,7 @@
 //! them, and never moved afterwards.
 
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
 /// First GDT entry reserved for the hypervisor (Xen: 14 pages of 512).
 pub const FIRST_RESERVED_GDT_ENTRY: usize = 14 * 512;
@@ -100,6 +100,21 @@ static BSP_TABLES: BspTables = BspTables(UnsafeCell::new(PerCpuTables {
 }));
 static BSP_INITIALISED: AtomicBool = AtomicBool::new(false);
 
+/// Each CPU's tables, by CPU number (set once when the CPU comes up).
+static TABLES: [AtomicPtr<PerCpuTables>; super::smp::MAX_CPUS as usize] =
+    [const { AtomicPtr::new(core::ptr::null_mut()) }; super::smp::MAX_CPUS as usize];
+
+/// This CPU's tables.
+///
+/// Invariant: a CPU only ever touches its own tables, and only from the
+/// hypervisor (interrupts off), so the `&mut` is never aliased.
+fn this_cpu_tables() -> &'static mut PerCpuTables {
+    let t = TABLES[super::entry::this_cpu()].load(Ordering::Acquire);
+    // SAFETY: set by `init_bsp`/`init_ap` for this CPU before it runs any
+    // guest; the tables live forever; see the invariant above.
+    unsafe { &mut *t }
+}
+
 fn index(selector: u16) -> usize {
     usize::from(selector >> 3)
 }
@@ -186,23 +201,27 @@ pub fn init_bsp() {
     fill(tables);
     // SAFETY: `tables` is a static and lives forever.
     unsafe { load(tables) };
+    TABLES[0].store(tables, Ordering::Release);
 }
 
-/// The boot CPU's ring-0 stack top (TSS.RSP0), for diagnostics.
-pub fn bsp_ring0_stack_top() -> u64 {
-    // SAFETY: reading one field through a shared pointer; the field is
-    // written only during `init_bsp`, before anything calls this.
-    unsafe { core::ptr::addr_of!((*BSP_TABLES.0.get()).tss.rsp0).read_unaligned() }
+/// The ring-0 stack top (TSS.RSP0) of CPU `cpu`, once it is up.
+pub fn ring0_stack_top(cpu: usize) -> u64 {
+    let t = TABLES.get(cpu).map_or(core::ptr::null_mut(), |t| t.load(Ordering::Acquire));
+    if t.is_null() {
+        return 0;
+    }
+    // SAFETY: reading one field that `fill` wrote before the pointer was
+    // published; the tables live forever.
+    unsafe { core::ptr::addr_of!((*t).tss.rsp0).read_unaligned() }
 }
 
-/// Install a guest's descriptors in the boot CPU's GDT: `descs[i]` becomes
+/// Install a guest's descriptors in this CPU's GDT: `descs[i]` becomes
 /// entry `i`; entries from `descs.len()` up to the reserved area are
 /// cleared. The caller has checked every descriptor (`check_descriptor`).
 pub fn load_guest_descriptors(descs: impl Iterator<Item = u64>) {
-    // SAFETY: only entries below FIRST_RESERVED_GDT_ENTRY change, which the
-    // hypervisor itself never uses; writes are plain u64 stores to the
-    // static table, done on CPU 0 with no concurrent access.
-    let gdt = unsafe { &mut (*BSP_TABLES.0.get()).gdt };
+    // Only entries below FIRST_RESERVED_GDT_ENTRY change, which the
+    // hypervisor itself never uses.
+    let gdt = &mut this_cpu_tables().gdt;
     let mut n = 0;
     for (slot, d) in gdt[..FIRST_RESERVED_GDT_ENTRY].iter_mut().zip(descs) {
         *slot = d;
@@ -211,21 +230,20 @@ pub fn load_guest_descriptors(descs: impl Iterator<Item = u64>) {
     gdt[n..FIRST_RESERVED_GDT_ENTRY].fill(0);
 }
 
-/// Update one guest entry of the boot CPU's GDT.
+/// Update one guest entry of this CPU's GDT.
 pub fn set_guest_descriptor(index: usize, d: u64) {
     if index < FIRST_RESERVED_GDT_ENTRY {
-        // SAFETY: as in `load_guest_descriptors`.
-        unsafe { (*BSP_TABLES.0.get()).gdt[index] = d };
+        this_cpu_tables().gdt[index] = d;
     }
 }
 
-/// Install a guest LDT of `ents` checked descriptors on the boot CPU, or
+/// Install a guest LDT of `ents` checked descriptors on this CPU, or
 /// none when `ents` is 0.
 pub fn load_ldt(descs: impl Iterator<Item = u64>, ents: usize) {
     let ents = ents.min(LDT_ENTRIES);
-    // SAFETY: CPU 0 only; the LDT array and the LDT descriptor slots are
-    // used by nothing but this function and `set_ldt_entry`.
-    let t = unsafe { &mut *BSP_TABLES.0.get() };
+    // The LDT array and the LDT descriptor slots are used by nothing but
+    // this function and `set_ldt_entry`.
+    let t = this_cpu_tables();
     for (slot, d) in t.ldt[..ents].iter_mut().zip(descs) {
         *slot = d;
     }
@@ -247,25 +265,27 @@ pub fn load_ldt(descs: impl Iterator<Item = u64>, ents: usize) {
 /// Update one entry of the loaded guest LDT.
 pub fn set_ldt_entry(index: usize, d: u64) {
     if index < LDT_ENTRIES {
-        // SAFETY: as in `load_ldt`.
-        unsafe { (*BSP_TABLES.0.get()).ldt[index] = d };
+        this_cpu_tables().ldt[index] = d;
     }
 }
 
 /// Bytes of one CPU's tables and trap stacks.
 pub const PER_CPU_TABLES_SIZE: usize = core::mem::size_of::<PerCpuTables>();
 
-/// Set up and load an application processor's GDT and TSS in `mem`, which
+/// Set up and load the GDT and TSS of application processor `cpu` in `mem`, which
 /// the caller allocated for it (zeroed, page-aligned, at least
 /// [`PER_CPU_TABLES_SIZE`] bytes) and never frees.
 ///
 /// # Safety
 /// `mem` must satisfy the above and be used by this CPU alone.
-pub unsafe fn init_ap(mem: *mut u8) {
+pub unsafe fn init_ap(mem: *mut u8, cpu: usize) {
     // SAFETY: per the contract, `mem` is zeroed (a valid PerCpuTables: all
     // fields are integers), aligned, large enough, and ours forever.
     let t = unsafe { &mut *(mem as *mut PerCpuTables) };
     fill(t);
     // SAFETY: `t` lives forever (the caller never frees it).
     unsafe { load(t) };
+    if let Some(slot) = TABLES.get(cpu) {
+        slot.store(t, Ordering::Release);
+    }
 }

@@ -113,13 +113,16 @@ extern "C" fn ap_main() -> ! {
     let id = NEXT_ID.load(Ordering::SeqCst);
     let tables = NEXT_TABLES.load(Ordering::SeqCst) as *mut u8;
     // SAFETY: the BSP allocated these tables for this AP alone.
-    unsafe { super::gdt::init_ap(tables) };
+    unsafe { super::gdt::init_ap(tables, id as usize) };
     super::traps::load_idt();
-    // SAFETY: the same CR4 features the BSP runs with.
-    unsafe { cpu::write_cr4(cpu::read_cr4() | (1 << 7) | (1 << 9) | (1 << 10)) };
+    super::entry::init_cpu(id as usize, super::gdt::ring0_stack_top(id as usize));
+    // SAFETY: the CR4 the BSP runs with: SSE state (OSFXSR, OSXMMEXCPT),
+    // and no global pages, so no guest mapping outlives a CR3 switch.
+    unsafe { cpu::write_cr4((cpu::read_cr4() & !(1 << 7)) | (1 << 9) | (1 << 10)) };
+    super::apic::init_ap();
     crate::printk!("CPU {id} up");
     CPUS_ONLINE.fetch_add(1, Ordering::SeqCst);
-    cpu::halt_forever()
+    crate::schedule::ap_main()
 }
 
 fn delay_us(us: u64) {

@@ -95,6 +95,18 @@ core::arch::global_asm!(
     "  push $0xf0",
     "  jmp exception_common",
     ".balign 16",
+    ".global irq_stub_kick",
+    "irq_stub_kick:",
+    "  push $0",
+    "  push $0xf1",
+    "  jmp exception_common",
+    ".balign 16",
+    ".global irq_stub_flush",
+    "irq_stub_flush:",
+    "  push $0",
+    "  push $0xf2",
+    "  jmp exception_common",
+    ".balign 16",
     ".global irq_stub_spurious",
     "irq_stub_spurious:",
     "  iretq",
@@ -168,6 +180,8 @@ unsafe extern "C" {
     /// Stub addresses, indexed by vector (defined in the asm above).
     static exception_stub_table: [u64; NR_EXCEPTIONS];
     fn irq_stub_timer();
+    fn irq_stub_kick();
+    fn irq_stub_flush();
     fn irq_stub_spurious();
 }
 
@@ -231,6 +245,8 @@ pub fn init_idt() {
             idt.0[v] = Gate::interrupt(stub, ist_for(v), dpl);
         }
         idt.0[usize::from(super::apic::TIMER_VECTOR)] = Gate::interrupt(irq_stub_timer as *const () as u64, 0, 0);
+        idt.0[usize::from(super::apic::KICK_VECTOR)] = Gate::interrupt(irq_stub_kick as *const () as u64, 0, 0);
+        idt.0[usize::from(super::apic::FLUSH_VECTOR)] = Gate::interrupt(irq_stub_flush as *const () as u64, 0, 0);
         idt.0[usize::from(super::apic::SPURIOUS_VECTOR)] = Gate::interrupt(irq_stub_spurious as *const () as u64, 0, 0);
         idt
     });
@@ -250,19 +266,38 @@ pub fn load_idt() {
     unsafe { core::arch::asm!("lidt [{}]", in(reg) &idtr, options(readonly, nostack, preserves_flags)) };
 }
 
-/// Common Rust entry for every exception and for SYSCALL.
+/// Common Rust entry for every exception and for SYSCALL. Entries from a
+/// guest (ring 3) run under the hypervisor lock, taken here and dropped
+/// just before the return to a guest; interrupts that arrive while the
+/// hypervisor halts (ring 0) only acknowledge themselves.
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
-    if frame.entry_vector == u64::from(super::apic::TIMER_VECTOR) {
-        super::apic::TIMER_FIRED.store(true, core::sync::atomic::Ordering::SeqCst);
-        super::apic::eoi();
-        if frame.cs & 3 == 3 {
-            crate::guest::handle_timer_interrupt(frame);
+    let vector = frame.entry_vector;
+    let from_guest = frame.cs & 3 == 3;
+    let is_irq = [super::apic::TIMER_VECTOR, super::apic::KICK_VECTOR, super::apic::FLUSH_VECTOR].iter().any(|&v| u64::from(v) == vector);
+    if is_irq {
+        if vector == u64::from(super::apic::TIMER_VECTOR) {
+            super::apic::TIMER_FIRED.store(true, core::sync::atomic::Ordering::SeqCst);
         }
+        if vector == u64::from(super::apic::FLUSH_VECTOR) {
+            crate::schedule::answer_flush();
+        }
+        super::apic::eoi();
+        if !from_guest {
+            return;
+        }
+    }
+    if !from_guest {
+        // A fault in the hypervisor itself: fatal, whoever holds the lock.
+        crate::setup::handle_trap(frame);
         return;
     }
-    if frame.entry_vector == crate::domain::vcpu::ENTRY_SYSCALL {
+    crate::schedule::big_lock();
+    if is_irq {
+        crate::guest::handle_interrupt(frame);
+    } else if vector == crate::domain::vcpu::ENTRY_SYSCALL {
         crate::guest::handle_syscall(frame);
     } else {
         crate::setup::handle_trap(frame);
     }
+    crate::schedule::big_unlock();
 }
