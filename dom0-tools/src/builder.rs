@@ -237,7 +237,6 @@ impl core::fmt::Write for Cmdline {
 /// line is `domid=N` followed by `extra`. `p2m_buf` is dom0 memory for the
 /// P2M (at least `nr_pages` entries). On failure the half-built domain is
 /// destroyed.
-#[allow(dead_code)]
 pub fn build(scratch: &mut Scratch, p2m_buf: &mut [u64], image: &[u8], nr_pages: u64, extra: &str) -> Result<Built, BuildError> {
     let domid = hv::create_domain().map_err(|rc| BuildError("createdomain", rc))?;
     build_created(domid, scratch, p2m_buf, image, nr_pages, extra)

@@ -50,6 +50,8 @@ pub enum Test {
     Weights,
     /// Two spinning guests on a two-CPU machine must run at once.
     Parallel,
+    /// How many minimal domains fit at once.
+    Density,
 }
 
 /// The value of `key=` on the command line.
@@ -90,6 +92,7 @@ pub fn test(cmdline: &str) -> Result<Test, &str> {
         "mapped" => Test::Mapped,
         "weights" => Test::Weights,
         "parallel" => Test::Parallel,
+        "density" => Test::Density,
         other => return Err(other),
     })
 }

@@ -303,3 +303,62 @@ pub fn parallel(guests: &mut Guests) {
     println!("dom0: parallel: free pages {before} before, {after} after");
     println!("dom0: parallel: {}", if after == before { "no frame leaked" } else { "frames leaked" });
 }
+
+/// Most domains the density benchmark starts.
+const DENSITY_MAX: usize = 1100;
+
+/// How many minimal domains run at once: start guests that give back the
+/// memory they do not use and then sleep (`balloon`), one after another,
+/// until building one fails (memory or domain slots run out), `max` is
+/// reached or `budget_s` seconds have passed. Each must have ballooned
+/// and still exist at the end. Prints the count, why it stopped and the
+/// frames each domain costs, then destroys them all.
+pub fn density(guests: &mut Guests, budget_s: u64, max: usize) {
+    let max = max.min(DENSITY_MAX);
+    let mut ids = [0u16; DENSITY_MAX];
+    let mut n = 0;
+    let free0 = hv::free_pages();
+    let t0 = shared::now_ns().unwrap_or(0);
+    let stop = loop {
+        if n == max {
+            break "the limit of this test";
+        }
+        if shared::now_ns().unwrap_or(u64::MAX) > t0 + budget_s * 1_000_000_000 {
+            break "the time budget";
+        }
+        match guests.start_headless("quiet balloon") {
+            Ok(id) => {
+                ids[n] = id;
+                n += 1;
+            }
+            Err(e) => {
+                println!("dom0: density: building domain {} failed at {}: {}", n + 1, e.0, e.1);
+                break "a failed build";
+            }
+        }
+        // Let it boot and give its padding back before the next one.
+        let give_up = shared::now_ns().unwrap_or(0) + 5_000_000_000;
+        while hv::domain_info(ids[n - 1]).is_ok_and(|(_, pages, _)| pages >= GUEST_BALLOONED)
+            && shared::now_ns().unwrap_or(u64::MAX) < give_up
+        {
+            guests.wait(1_000_000);
+        }
+    };
+    let secs = shared::now_ns().unwrap_or(0).saturating_sub(t0) / 1_000_000_000;
+    let alive = ids[..n].iter().filter(|&&id| hv::domain_info(id).is_ok_and(|(flags, pages, _)| flags & 4 == 0 && pages < GUEST_BALLOONED)).count();
+    let used = free0.saturating_sub(hv::free_pages());
+    println!("dom0: density: {n} domains started in {secs} s, {alive} alive and ballooned; stopped by {stop}");
+    println!("bench: domains_at_once {alive}");
+    if n > 0 {
+        println!("bench: domain_footprint_kib {}", used * 4 / n as u64);
+    }
+    for &id in &ids[..n] {
+        hv::domctl_simple(DESTROYDOMAIN, id);
+    }
+    let after = hv::free_pages();
+    println!("dom0: density: all destroyed; free pages {free0} before, {after} after");
+    println!("dom0: density: {}", if after == free0 { "no frame leaked" } else { "frames leaked" });
+}
+
+/// A ballooned minimal guest keeps fewer pages than this.
+const GUEST_BALLOONED: u64 = 256;

@@ -80,6 +80,12 @@ impl Guests {
         self.start_created(domid, extra)
     }
 
+    /// Build and start a guest that dom0 does not follow: no console relay
+    /// and no slot here (the density benchmark starts hundreds).
+    pub fn start_headless(&mut self, extra: &str) -> Result<u16, BuildError> {
+        builder::build(&mut self.build, self.p2m, self.image, GUEST_PAGES, extra).map(|b| b.domid)
+    }
+
     /// Build and start a guest in the domain `domid` (created, empty).
     pub fn start_created(&mut self, domid: u16, extra: &str) -> Result<u16, BuildError> {
         let Some(i) = self.slots.iter().position(Option::is_none) else {

@@ -21,6 +21,8 @@ pub mod hypercall;
 #[cfg(target_os = "none")]
 pub mod mm;
 #[cfg(target_os = "none")]
+pub mod balloon;
+#[cfg(target_os = "none")]
 pub mod shared;
 #[cfg(target_os = "none")]
 pub mod traps;

@@ -91,6 +91,19 @@ mod guest {
         if has("fpu") {
             check_fpu_kept(line);
         }
+        if has("balloon") {
+            // A minimal domain: give back the memory it does not use, then
+            // sleep until dom0 destroys it.
+            let mut pages = EarlyAlloc::from_start_info(si.pt_base, si.nr_pt_frames, VIRT_BASE, si.nr_pages);
+            match pv_guest_kernel::balloon::release_unused(si, &mut pages, VIRT_BASE) {
+                Ok(n) if !quiet => println!("pv-guest-kernel: balloon: gave back {n} pages"),
+                Ok(_) => {}
+                Err(e) => println!("pv-guest-kernel: balloon: failed: {}", e.0),
+            }
+            loop {
+                hypercall::raw(xen_public::hypercall::SCHED_OP, xen_public::SCHEDOP_BLOCK, 0, 0);
+            }
+        }
         if has("exit") {
             poweroff();
         }

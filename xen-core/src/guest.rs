@@ -607,7 +607,7 @@ pub fn start(dom: Domain, regs: CpuUserRegs) -> ! {
 }
 
 /// The running domain's slot, locked.
-fn running() -> spin::MutexGuard<'static, Option<Domain>> {
+fn running() -> spin::MutexGuard<'static, Option<crate::arch::x86_64::frame_box::FrameBox<Domain>>> {
     crate::schedule::DOMAINS[crate::schedule::current()].lock()
 }
 

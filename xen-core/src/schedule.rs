@@ -34,12 +34,13 @@ use crate::sched::credit::{Credit, PERIOD_MS, Params};
 use crate::arch::x86_64::entry::this_cpu;
 use crate::arch::x86_64::smp::{CPUS_ONLINE, MAX_CPUS};
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::SeqCst};
+use crate::arch::x86_64::frame_box::FrameBox;
 use spin::MutexGuard;
 
 /// Domains that may exist at once, dom0 included.
-pub const MAX_DOMAINS: usize = 8;
-/// A domain slot.
-pub type Slot = spin::Mutex<Option<Domain>>;
+pub const MAX_DOMAINS: usize = 1024;
+/// A domain slot: the domain lives in frames of its own while it exists.
+pub type Slot = spin::Mutex<Option<FrameBox<Domain>>>;
 /// Every domain, by slot; dom0 is in slot 0.
 pub static DOMAINS: [Slot; MAX_DOMAINS] = [const { spin::Mutex::new(None) }; MAX_DOMAINS];
 
@@ -157,7 +158,13 @@ struct RunState {
     period_start: u64,
 }
 
-static RUN: spin::Mutex<Option<RunState>> = spin::Mutex::new(None);
+/// Built in place (it is large): always `Some`; [`start`] sets its clock.
+static RUN: spin::Mutex<Option<RunState>> = spin::Mutex::new(Some(RunState {
+    credit: Credit::new(1),
+    last_charge: [0; NR_CPUS],
+    carry: [0; MAX_DOMAINS],
+    period_start: 0,
+}));
 
 /// The slot of the domain running on this CPU ([`NONE`] when idle).
 pub fn current() -> usize {
@@ -184,7 +191,7 @@ pub fn with_domain<R>(domid: u16, f: impl FnOnce(&mut Domain) -> R) -> Option<R>
     if slot == current() && DOMAINS[slot].is_locked() {
         return None;
     }
-    let r = DOMAINS[slot].lock().as_mut().filter(|d| d.domid == domid).map(f);
+    let r = DOMAINS[slot].lock().as_mut().filter(|d| d.domid == domid).map(|d| f(d));
     let cpu = RUNNING_ON[slot].load(SeqCst);
     if cpu != NONE {
         ipi_kick(cpu);
@@ -194,8 +201,10 @@ pub fn with_domain<R>(domid: u16, f: impl FnOnce(&mut Domain) -> R) -> Option<R>
 
 /// Put a new domain in a free slot (dom0 takes slot 0); gives it back if
 /// every slot is in use.
-pub fn install(mut dom: Domain) -> Result<usize, Domain> {
-    for (i, slot) in DOMAINS.iter().enumerate() {
+pub fn install(dom: Domain) -> Result<usize, Domain> {
+    let Some(free) = SLOT_DOMID.iter().position(|s| s.load(SeqCst) == NO_DOMAIN) else { return Err(dom) };
+    let mut dom = FrameBox::new(dom)?;
+    for (i, slot) in DOMAINS.iter().enumerate().skip(free) {
         // A used slot may be locked by the caller itself: look at the
         // mirror first; free slots are only locked here.
         if SLOT_DOMID[i].load(SeqCst) != NO_DOMAIN {
@@ -213,7 +222,12 @@ pub fn install(mut dom: Domain) -> Result<usize, Domain> {
             return Ok(i);
         }
     }
-    Err(dom)
+    Err(take_out(dom))
+}
+
+/// Move a domain out of its frames (to give it back to a caller).
+fn take_out(b: FrameBox<Domain>) -> Domain {
+    b.into_inner()
 }
 
 /// Why a domain cannot be taken out of its slot.
@@ -227,7 +241,7 @@ pub enum RemoveError {
 /// Take a domain out of its slot (destruction). Never the caller's own,
 /// and never one still running on another CPU: that one is paused and its
 /// CPU kicked, and the caller retries (a hypercall continuation).
-pub fn remove(domid: u16) -> Result<Domain, RemoveError> {
+pub fn remove(domid: u16) -> Result<FrameBox<Domain>, RemoveError> {
     let slot = slot_of(domid).filter(|&s| s != current()).ok_or(RemoveError::NotFound)?;
     if running_elsewhere(slot) {
         with_domain(domid, |d| d.dying = true);
@@ -235,7 +249,7 @@ pub fn remove(domid: u16) -> Result<Domain, RemoveError> {
     }
     let dom = DOMAINS[slot].lock().take().ok_or(RemoveError::NotFound)?;
     SLOT_DOMID[slot].store(NO_DOMAIN, SeqCst);
-    DEADLINES[slot].store(0, SeqCst);
+    set_deadline(slot, 0);
     NR_DOMAINS.fetch_sub(1, SeqCst);
     if let Some(run) = RUN.lock().as_mut() {
         run.credit.remove(slot);
@@ -246,10 +260,21 @@ pub fn remove(domid: u16) -> Result<Domain, RemoveError> {
 
 /// Record a domain's wake deadline (0: none) for the timer and idle loop.
 pub fn set_deadline(slot: usize, deadline: u64) {
-    if let Some(d) = DEADLINES.get(slot) {
-        d.store(deadline, SeqCst);
+    let Some(d) = DEADLINES.get(slot) else { return };
+    let old = d.swap(deadline, SeqCst);
+    let earliest = EARLIEST.load(SeqCst);
+    if deadline != 0 && (earliest == 0 || deadline < earliest) {
+        EARLIEST.store(deadline, SeqCst);
+    } else if old != 0 && old == earliest {
+        // The earliest may have gone: look again (rare, and O(slots)).
+        let min = DEADLINES.iter().map(|d| d.load(SeqCst)).filter(|&t| t != 0).min().unwrap_or(0);
+        EARLIEST.store(min, SeqCst);
     }
 }
+
+/// The minimum of [`DEADLINES`] (0: none), kept by [`set_deadline`] so the
+/// return path to a guest does not scan every slot.
+static EARLIEST: AtomicU64 = AtomicU64::new(0);
 
 /// Another domain may have become runnable: reconsider at the next
 /// return to a guest, and wake the CPUs that idle so they look too.
@@ -281,7 +306,11 @@ pub fn start(dom0: Domain, regs: CpuUserRegs) -> ! {
     big_lock();
     let now = system_time();
     let cpus = CPUS_ONLINE.load(SeqCst);
-    *RUN.lock() = Some(RunState { credit: Credit::new(cpus), last_charge: [now; NR_CPUS], carry: [0; MAX_DOMAINS], period_start: now });
+    if let Some(run) = RUN.lock().as_mut() {
+        run.credit.set_pcpus(cpus);
+        run.last_charge = [now; NR_CPUS];
+        run.period_start = now;
+    }
     let Ok(slot) = install(dom0) else { crate::setup::fatal(format_args!("no slot for dom0")) };
     SCHEDULER_UP.store(true, SeqCst);
     let mut regs = regs;
@@ -323,7 +352,7 @@ fn begin_running(slot: usize, now: u64) {
 /// Finish an entry from the guest in `g` (the running domain): keep it
 /// running if it may, else save it and switch. On return, `regs` holds the
 /// registers of the domain to resume, with everything loaded for it.
-pub fn resume(mut g: MutexGuard<'_, Option<Domain>>, regs: &mut CpuUserRegs) {
+pub fn resume(mut g: MutexGuard<'_, Option<FrameBox<Domain>>>, regs: &mut CpuUserRegs) {
     let Some(d) = g.as_mut() else { crate::setup::fatal(format_args!("resume with no domain")) };
     let cpu = this_cpu();
     let now = system_time();
@@ -377,7 +406,8 @@ fn charge(run: &mut RunState, slot: usize, now: u64) {
 /// this CPU could run (runnable, and not running on another CPU).
 fn refresh(now: u64) -> [bool; MAX_DOMAINS] {
     core::array::from_fn(|i| {
-        !running_elsewhere(i)
+        SLOT_DOMID[i].load(SeqCst) != NO_DOMAIN
+            && !running_elsewhere(i)
             && DOMAINS[i].lock().as_mut().is_some_and(|d| {
                 d.wake_check(now);
                 d.runnable()
@@ -437,7 +467,7 @@ fn switch(regs: &mut CpuUserRegs) {
 
 /// The earliest wake deadline of any domain.
 fn earliest_deadline() -> Option<u64> {
-    DEADLINES.iter().map(|d| d.load(SeqCst)).filter(|&d| d != 0).min()
+    Some(EARLIEST.load(SeqCst)).filter(|&t| t != 0)
 }
 
 /// Arm this CPU's LAPIC for the next thing the scheduler must look at.

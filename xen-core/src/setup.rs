@@ -90,6 +90,11 @@ pub fn start_xen(mbi_maddr: u64) -> ! {
     *machine::FRAMES.lock() = Some(frames);
     let cpus = crate::arch::x86_64::smp::start_aps(layout.l4.maddr());
     info!("{cpus} CPU(s) online");
+    info!(
+        "{} domain slots of {} bytes each",
+        crate::schedule::MAX_DOMAINS,
+        core::mem::size_of::<crate::schedule::Slot>()
+    );
     let free = machine::free_frames();
     if machine::init_frame_table(layout.m2p_entries).is_none() {
         fatal(format_args!("out of memory for the frame table"));

@@ -24,15 +24,28 @@ pub fn parse(output: &str) -> BTreeMap<String, f64> {
 /// (XPTI, IBRS/IBPB, VERW...), which under TCG dominate its entry cost.
 const XEN_NO_MITIGATIONS: &str = " xpti=false spec-ctrl=no pv-l1tf=false";
 
-fn run_on(hv: &str, k: &image::Kernels) -> Result<BTreeMap<String, f64>, String> {
+/// One benchmark boot: dom0's arguments, machine memory, time limit.
+struct Run<'a> {
+    dom0_args: &'a str,
+    mem_mib: u32,
+    timeout_s: u64,
+}
+
+/// The main benchmarks (hypercalls, events, grants, domains).
+const MAIN: Run<'static> = Run { dom0_args: "test=bench", mem_mib: 256, timeout_s: 180 };
+/// Domain density: minimal domains that fit at once in 1 GiB, building
+/// for at most 150 s.
+const DENSITY: Run<'static> = Run { dom0_args: "test=density budget=150", mem_mib: 1024, timeout_s: 300 };
+
+fn run_on(hv: &str, k: &image::Kernels, run: &Run<'_>) -> Result<BTreeMap<String, f64>, String> {
     let name = format!("bench-{}", hv.replace(' ', "-"));
-    let mut opts = qemu::Options { timeout: Some(Duration::from_secs(180)), ..Default::default() };
+    let mut opts = qemu::Options { timeout: Some(Duration::from_secs(run.timeout_s)), mem_mib: run.mem_mib, ..Default::default() };
     let spec = if hv.starts_with("xen-4.17") {
         opts.stop_on = qemu::XEN_STOP_LINES.iter().map(|s| s.to_string()).collect();
         let extra = if hv.contains("no-mitigations") { XEN_NO_MITIGATIONS } else { "" };
-        image::xen417_spec_with(&name, k, &format!("{}{extra}", crate::xen::XEN_CMDLINE), "test=bench")?
+        image::xen417_spec_with(&name, k, &format!("{}{extra}", crate::xen::XEN_CMDLINE), run.dom0_args)?
     } else {
-        image::standard_spec(&name, k, "loglvl=warning dom0_mem=64M", "test=bench")
+        image::standard_spec(&name, k, "loglvl=warning dom0_mem=64M", run.dom0_args)
     };
     let r = qemu::boot(&image::make_iso(&spec)?, &opts)?;
     let v = parse(&r.output);
@@ -46,9 +59,11 @@ fn run_on(hv: &str, k: &image::Kernels) -> Result<BTreeMap<String, f64>, String>
 pub fn command(_args: &[String]) -> Result<(), String> {
     crate::env::ensure_system_tools()?;
     let k = image::build(image::Profile::Release)?;
-    let ours = run_on("xen-core", &k)?;
-    let xen = run_on("xen-4.17", &k)?;
-    let xen_nm = run_on("xen-4.17 no-mitigations", &k)?;
+    let mut ours = run_on("xen-core", &k, &MAIN)?;
+    let mut xen = run_on("xen-4.17", &k, &MAIN)?;
+    let xen_nm = run_on("xen-4.17 no-mitigations", &k, &MAIN)?;
+    ours.extend(run_on("xen-core", &k, &DENSITY)?);
+    xen.extend(run_on("xen-4.17", &k, &DENSITY)?);
     println!("{:<26} {:>10} {:>10} {:>7} {:>14} {:>7}", "benchmark", "xen-core", "xen-4.17", "ratio", "xen (no mitig)", "ratio");
     let ratio = |o: f64, x: Option<&f64>| x.filter(|x| **x > 0.0).map_or("-".into(), |x| format!("{:.2}", o / x));
     let val = |x: Option<&f64>| x.map_or("-".into(), |x| format!("{x:.0}"));

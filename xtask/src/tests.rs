@@ -73,6 +73,7 @@ const ALSO_ON_TWO_CPUS: &[(&str, &str)] = &[
     ("ping_pong_domus_leave_no_frame_behind", "ping_pong_domus_leave_no_frame_behind_smp2"),
     ("a_page_mapped_by_dom0_outlives_its_destroyed_domain", "a_page_mapped_by_dom0_outlives_its_destroyed_domain_smp2"),
     ("running_guests_destroyed_100_times_leak_nothing", "running_guests_destroyed_100_times_leak_nothing_smp2"),
+    ("hundred_ballooned_domains_at_once_leak_nothing", "hundred_ballooned_domains_at_once_leak_nothing_smp2"),
 ];
 
 fn boot_tests() -> Vec<BootTest> {
@@ -200,6 +201,15 @@ fn single_boot_tests() -> Vec<BootTest> {
                 "loglvl=warning dom0_mem=64M",
                 EXIT_SUCCESS,
                 &["dom0: mapped: the mapped frame outlived its domain", "dom0: mapped: no frame leaked"],
+            )
+        },
+        BootTest {
+            modules: Modules::Dom0Test("test=density max=100 budget=40"),
+            ..boot(
+                "hundred_ballooned_domains_at_once_leak_nothing",
+                "loglvl=warning dom0_mem=64M",
+                EXIT_SUCCESS,
+                &["dom0: density: 100 domains started", "100 alive and ballooned", "dom0: density: no frame leaked"],
             )
         },
         BootTest {

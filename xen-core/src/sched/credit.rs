@@ -58,8 +58,14 @@ pub struct Credit<const N: usize> {
 
 impl<const N: usize> Credit<N> {
     /// An empty scheduler for `nr_pcpus` CPUs.
-    pub fn new(nr_pcpus: u32) -> Self {
-        Credit { slots: [None; N], nr_pcpus: i64::from(nr_pcpus.max(1)), rr: 0 }
+    pub const fn new(nr_pcpus: u32) -> Self {
+        let nr_pcpus = if nr_pcpus == 0 { 1 } else { nr_pcpus as i64 };
+        Credit { slots: [None; N], nr_pcpus, rr: 0 }
+    }
+
+    /// Change the number of CPUs whose time is shared out.
+    pub fn set_pcpus(&mut self, nr_pcpus: u32) {
+        self.nr_pcpus = i64::from(nr_pcpus.max(1));
     }
 
     /// Add a vCPU (runnable, no credit yet). `false` if the index is bad.

@@ -8,6 +8,7 @@ pub mod boot;
 pub mod clock;
 pub mod cpu;
 pub mod entry;
+pub mod frame_box;
 pub mod gdt;
 pub mod paging;
 pub mod serial;

@@ -1,0 +1,65 @@
+//! The balloon: hand memory the guest does not use back to the hypervisor
+//! (XENMEM_decrease_reservation), as Linux's balloon driver does, so that
+//! many small domains fit in a machine.
+//!
+//! Invariant: a page is given back only after its last mapping is gone
+//! (the hypervisor refuses a frame with references), and its P2M entry is
+//! then marked invalid, so the guest never names a frame it lost.
+
+use crate::alloc::EarlyAlloc;
+use crate::hypercall::hypercall5;
+use crate::mm::{self, Errno};
+use xen_public::StartInfo;
+use xen_public::hypercall as nr;
+
+/// `XENMEM_decrease_reservation`.
+const XENMEM_DECREASE_RESERVATION: u64 = 1;
+/// A P2M entry with no frame behind it (Xen's INVALID_P2M_ENTRY).
+const INVALID_P2M_ENTRY: u64 = !0;
+/// Frames given back per hypercall.
+const BATCH: usize = 64;
+
+/// The P2M entry of `pfn` (the guest's frame number within its memory).
+fn p2m(si: &StartInfo, pfn: u64) -> *mut u64 {
+    (si.mfn_list as *mut u64).wrapping_add(pfn as usize)
+}
+
+/// Give back the frames in `list` (already unmapped): how many went.
+fn decrease(list: &[u64]) -> Result<u64, Errno> {
+    // struct xen_memory_reservation: extent_start, nr_extents,
+    // extent_order, mem_flags, domid.
+    let resv: [u64; 4] = [list.as_ptr() as u64, list.len() as u64, 0, u64::from(xen_public::DOMID_SELF)];
+    // SAFETY: the reservation and its extent list are ours and live across
+    // the call; the hypervisor only reads them.
+    let rc = unsafe { hypercall5(nr::MEMORY_OP, XENMEM_DECREASE_RESERVATION, resv.as_ptr() as u64, 0, 0, 0) };
+    if rc < 0 { Err(Errno(rc)) } else { Ok(rc as u64) }
+}
+
+/// Give back every page `pages` has not handed out yet (the rest of the
+/// initial region's padding): unmap each, return its frame, and mark it
+/// gone in the P2M. Returns the number of pages given back.
+pub fn release_unused(si: &StartInfo, pages: &mut EarlyAlloc, virt_base: u64) -> Result<u64, Errno> {
+    let mut list = [0u64; BATCH];
+    let mut n = 0;
+    let mut released = 0;
+    while let Some(va) = pages.alloc_page() {
+        let pfn = (va - virt_base) / 4096;
+        if pfn >= si.nr_pages {
+            break;
+        }
+        // SAFETY: `mfn_list` is our P2M with `nr_pages` entries, mapped
+        // writable in the initial region, and `pfn` is below `nr_pages`.
+        let mfn = unsafe { p2m(si, pfn).read() };
+        mm::unmap(va)?;
+        // SAFETY: as above.
+        unsafe { p2m(si, pfn).write(INVALID_P2M_ENTRY) };
+        list[n] = mfn;
+        n += 1;
+        if n == BATCH {
+            released += decrease(&list)?;
+            n = 0;
+        }
+    }
+    released += decrease(&list[..n])?;
+    Ok(released)
+}

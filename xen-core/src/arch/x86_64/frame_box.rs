@@ -1,0 +1,83 @@
+//! [`FrameBox`]: a value that lives in frames of the hypervisor's frame
+//! allocator rather than in the image or on a stack, for large per-domain
+//! structures that exist only while their domain does.
+//!
+//! Invariant: a `FrameBox` owns `pages` contiguous frames, allocated for it
+//! alone, holding one initialised `T` at their start (through the direct
+//! map); it drops the `T` and gives the frames back exactly once.
+
+use super::maddr_to_virt;
+use crate::mm::machine::FRAMES;
+use crate::mm::Mfn;
+use core::ptr::NonNull;
+
+/// A `T` stored in frames of its own.
+pub struct FrameBox<T> {
+    ptr: NonNull<T>,
+    first: Mfn,
+    pages: u64,
+}
+
+// SAFETY: a FrameBox owns its T exclusively, like a Box.
+unsafe impl<T: Send> Send for FrameBox<T> {}
+
+impl<T> FrameBox<T> {
+    /// Move `value` into fresh frames; gives it back when memory is short.
+    pub fn new(value: T) -> Result<FrameBox<T>, T> {
+        const { assert!(core::mem::align_of::<T>() <= 4096) };
+        let pages = core::mem::size_of::<T>().div_ceil(4096).max(1) as u64;
+        let Some(first) = FRAMES.lock().as_mut().and_then(|f| f.alloc_contiguous(pages)) else { return Err(value) };
+        let ptr = maddr_to_virt(first.maddr()) as *mut T;
+        // SAFETY: the frames were just allocated for this box alone; the
+        // direct map maps them writable and page-aligned, so `ptr` is valid
+        // and aligned for `T`.
+        unsafe { ptr.write(value) };
+        // SAFETY: direct-map addresses lie in the high half, never at 0.
+        let ptr = unsafe { NonNull::new_unchecked(ptr) };
+        Ok(FrameBox { ptr, first, pages })
+    }
+}
+
+impl<T> FrameBox<T> {
+    /// Move the value back out and free the frames.
+    pub fn into_inner(self) -> T {
+        let this = core::mem::ManuallyDrop::new(self);
+        // SAFETY: the T is initialised; `this` is never dropped, so the T is
+        // read out exactly once and the frames are freed below, once.
+        let value = unsafe { this.ptr.as_ptr().read() };
+        free_frames(this.first, this.pages);
+        value
+    }
+}
+
+/// Give `pages` frames from `first` back to the allocator.
+fn free_frames(first: Mfn, pages: u64) {
+    if let Some(f) = FRAMES.lock().as_mut() {
+        for i in 0..pages {
+            let _ = f.free(Mfn(first.0 + i));
+        }
+    }
+}
+
+impl<T> core::ops::Deref for FrameBox<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: `ptr` holds an initialised T owned by this box (invariant).
+        unsafe { self.ptr.as_ref() }
+    }
+}
+
+impl<T> core::ops::DerefMut for FrameBox<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: as in `deref`; `&mut self` makes the access exclusive.
+        unsafe { self.ptr.as_mut() }
+    }
+}
+
+impl<T> Drop for FrameBox<T> {
+    fn drop(&mut self) {
+        // SAFETY: the T is initialised and dropped only here, once.
+        unsafe { core::ptr::drop_in_place(self.ptr.as_ptr()) };
+        free_frames(self.first, self.pages);
+    }
+}
