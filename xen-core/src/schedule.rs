@@ -66,10 +66,16 @@ static SLICE_END: [AtomicU64; NR_CPUS] = [const { AtomicU64::new(u64::MAX) }; NR
 static RUNNING_SINCE: [AtomicU64; NR_CPUS] = [const { AtomicU64::new(0) }; NR_CPUS];
 /// CPUs halted in the idle loop, one bit each.
 static IDLE_CPUS: AtomicU32 = AtomicU32::new(0);
+/// Per slot: another domain changed its page tables since it last ran; a
+/// CPU that switches to it without loading a new CR3 must flush.
+static STALE_TLB: [AtomicBool; MAX_DOMAINS] = [const { AtomicBool::new(false) }; MAX_DOMAINS];
 /// Per CPU: a TLB flush was asked for and not yet done.
 static FLUSH_WANTED: [AtomicBool; NR_CPUS] = [const { AtomicBool::new(false) }; NR_CPUS];
 /// Domains in existence.
 static NR_DOMAINS: AtomicUsize = AtomicUsize::new(0);
+/// One past the highest slot ever used (slots are taken lowest first), so
+/// scans over the slots stop where the used ones end.
+static HIGH_SLOT: AtomicUsize = AtomicUsize::new(0);
 
 /// The hypervisor lock: a ticket lock, so both CPUs get their turn.
 static BIG_NEXT: AtomicU32 = AtomicU32::new(0);
@@ -117,6 +123,7 @@ fn ipi_kick(cpu: usize) {
 /// its halt, or from its wait for the lock.
 pub fn flush_remote(domid: u16) {
     let Some(slot) = slot_of(domid) else { return };
+    STALE_TLB[slot].store(true, SeqCst);
     let cpu = RUNNING_ON[slot].load(SeqCst);
     if cpu == NONE || cpu == this_cpu() {
         return;
@@ -214,6 +221,7 @@ pub fn install(dom: Domain) -> Result<usize, Domain> {
         if g.is_none() {
             dom.slot = i;
             SLOT_DOMID[i].store(u32::from(dom.domid), SeqCst);
+            HIGH_SLOT.fetch_max(i + 1, SeqCst);
             *g = Some(dom);
             NR_DOMAINS.fetch_add(1, SeqCst);
             if let Some(run) = RUN.lock().as_mut() {
@@ -405,8 +413,10 @@ fn charge(run: &mut RunState, slot: usize, now: u64) {
 /// Fire due timers, wake domains whose wait is over, and note which slots
 /// this CPU could run (runnable, and not running on another CPU).
 fn refresh(now: u64) -> [bool; MAX_DOMAINS] {
+    let high = HIGH_SLOT.load(SeqCst);
     core::array::from_fn(|i| {
-        SLOT_DOMID[i].load(SeqCst) != NO_DOMAIN
+        i < high
+            && SLOT_DOMID[i].load(SeqCst) != NO_DOMAIN
             && !running_elsewhere(i)
             && DOMAINS[i].lock().as_mut().is_some_and(|d| {
                 d.wake_check(now);
@@ -425,7 +435,7 @@ fn switch(regs: &mut CpuUserRegs) {
         let (next, slice_end, period_end) = {
             let mut guard = RUN.lock();
             let Some(run) = guard.as_mut() else { crate::setup::fatal(format_args!("scheduler not started")) };
-            for (i, r) in runnable.iter().enumerate() {
+            for (i, r) in runnable.iter().enumerate().take(HIGH_SLOT.load(SeqCst)) {
                 if !running_elsewhere(i) {
                     run.credit.set_runnable(i, *r);
                 }
@@ -451,10 +461,15 @@ fn switch(regs: &mut CpuUserRegs) {
         *regs = d.regs;
         crate::arch::x86_64::cpu::fxrstor(&d.fpu);
         d.deliver_events(regs);
+        let cr3_before = crate::arch::x86_64::cpu::read_cr3();
         d.prepare_resume(regs);
-        // The domain may have run on another CPU since this one last
-        // loaded its tables: start from an empty TLB.
-        crate::arch::x86_64::cpu::flush_tlb();
+        // The domain may have run on another CPU, or had its tables changed
+        // by another domain, since this CPU last loaded them: if loading
+        // them did not flush the TLB, flush it.
+        let stale = STALE_TLB[next].swap(false, SeqCst) || d.last_cpu != cpu;
+        if stale && crate::arch::x86_64::cpu::read_cr3() == cr3_before {
+            crate::arch::x86_64::cpu::flush_tlb();
+        }
         if d.runnable() {
             d.regs = *regs;
             arm_timer(now);
@@ -499,6 +514,7 @@ fn idle(now: u64, period_end: Option<u64>) {
         Some(t) => apic::arm(t.saturating_sub(now).max(1)),
         None => apic::disarm(),
     }
+    crate::arch::x86_64::paging::load_idle_tables();
     IDLE_CPUS.fetch_or(1 << cpu, SeqCst);
     big_unlock();
     apic::wait_for_interrupt();

@@ -54,13 +54,16 @@ pub struct Credit<const N: usize> {
     nr_pcpus: i64,
     /// Where the round-robin search starts.
     rr: usize,
+    /// One past the highest index ever added: every scan stops there, so a
+    /// scheduler with room for many vCPUs costs what its used part costs.
+    high: usize,
 }
 
 impl<const N: usize> Credit<N> {
     /// An empty scheduler for `nr_pcpus` CPUs.
     pub const fn new(nr_pcpus: u32) -> Self {
         let nr_pcpus = if nr_pcpus == 0 { 1 } else { nr_pcpus as i64 };
-        Credit { slots: [None; N], nr_pcpus, rr: 0 }
+        Credit { slots: [None; N], nr_pcpus, rr: 0, high: 0 }
     }
 
     /// Change the number of CPUs whose time is shared out.
@@ -73,6 +76,7 @@ impl<const N: usize> Credit<N> {
         let Some(s) = self.slots.get_mut(id) else { return false };
         let params = Params { weight: params.weight.clamp(1, 65535), cap: params.cap };
         *s = Some(Slot { params, credit: 0, used: 0, runnable: true, parked: false, boost: false });
+        self.high = self.high.max(id + 1);
         true
     }
 
@@ -140,7 +144,7 @@ impl<const N: usize> Credit<N> {
 
     /// Whether some vCPU waits, parked by its cap, for the next period.
     pub fn any_parked(&self) -> bool {
-        self.slots.iter().flatten().any(|s| s.parked)
+        self.used().iter().flatten().any(|s| s.parked)
     }
 
     /// Credits a capped vCPU may burn in one period.
@@ -157,7 +161,7 @@ impl<const N: usize> Credit<N> {
     pub fn account(&mut self) {
         let mut left = CREDITS_PER_MS * PERIOD_MS * self.nr_pcpus;
         let mut open = [false; N];
-        for (o, s) in open.iter_mut().zip(&self.slots) {
+        for (o, s) in open.iter_mut().zip(self.used()) {
             *o = s.as_ref().is_some_and(Self::active);
         }
         // Water-filling: settle the vCPUs that saturate, then share again.
@@ -177,7 +181,7 @@ impl<const N: usize> Credit<N> {
                     }
                 }
                 None => {
-                    for (o, s) in open.iter().zip(self.slots.iter_mut()) {
+                    for (o, s) in open.iter().zip(self.slots[..self.high].iter_mut()) {
                         if let (true, Some(s)) = (*o, s.as_mut()) {
                             s.credit += left * i64::from(s.params.weight) / weights;
                         }
@@ -186,7 +190,8 @@ impl<const N: usize> Credit<N> {
                 }
             }
         }
-        for s in self.slots.iter_mut().flatten() {
+        let high = self.high;
+        for s in self.slots[..high].iter_mut().flatten() {
             s.credit = s.credit.clamp(-CREDIT_CLAMP, CREDIT_CLAMP);
             s.used = 0;
             s.parked = false;
@@ -195,7 +200,7 @@ impl<const N: usize> Credit<N> {
 
     /// The slots still marked in `open`, with their index.
     fn open_slots<'a>(&'a self, open: &'a [bool; N]) -> impl Iterator<Item = (usize, &'a Slot)> + 'a {
-        self.slots.iter().enumerate().filter(|(i, _)| open[*i]).filter_map(|(i, s)| s.as_ref().map(|s| (i, s)))
+        self.used().iter().enumerate().filter(|(i, _)| open[*i]).filter_map(|(i, s)| s.as_ref().map(|s| (i, s)))
     }
 
     /// Whether a vCPU takes part in sharing out a period's credit: it ran
@@ -220,13 +225,19 @@ impl<const N: usize> Credit<N> {
     /// [`Credit::pick`] among the vCPUs `allowed` accepts (on SMP: those
     /// not running on another CPU).
     pub fn pick_where(&mut self, allowed: impl Fn(usize) -> bool) -> Option<usize> {
-        let order = |rr: usize| (0..N).map(move |k| (rr + k) % N);
+        let high = self.high;
+        let order = |rr: usize| (0..high).map(move |k| (rr + k) % high);
         let first = |this: &Self, class: fn(&Slot) -> bool| {
             order(this.rr).find(|&i| allowed(i) && this.slots[i].as_ref().is_some_and(|s| Self::eligible(s) && class(s)))
         };
         let chosen = first(self, |s| s.boost).or_else(|| first(self, |s| s.credit > 0)).or_else(|| first(self, |_| true))?;
-        self.rr = (chosen + 1) % N;
+        self.rr = (chosen + 1) % high;
         Some(chosen)
+    }
+
+    /// The slots up to the highest index ever added.
+    fn used(&self) -> &[Option<Slot>] {
+        &self.slots[..self.high]
     }
 }
 

@@ -205,3 +205,15 @@ pub unsafe fn activate(layout: &Layout) {
         cpu::write_cr3(layout.l4.maddr());
     }
 }
+
+/// Run on the hypervisor's own (idle) tables, so a CPU that halts holds
+/// no guest's CR3: whatever it runs next loads a new CR3, which flushes
+/// the TLB, and a destroyed guest's L4 is never left loaded anywhere.
+pub fn load_idle_tables() {
+    let Some(idle) = crate::mm::machine::IDLE_L4.get() else { return };
+    if cpu::read_cr3() != idle.maddr() {
+        // SAFETY: the idle L4 maps the image, the stacks and the direct
+        // map, like every guest L4's hypervisor slots.
+        unsafe { cpu::write_cr3(idle.maddr()) };
+    }
+}
