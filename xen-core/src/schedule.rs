@@ -60,6 +60,8 @@ static RESCHEDULE: [AtomicBool; NR_CPUS] = [const { AtomicBool::new(false) }; NR
 static CURRENT: [AtomicUsize; NR_CPUS] = [const { AtomicUsize::new(NONE) }; NR_CPUS];
 /// Per slot: the CPU running it, or [`NONE`].
 static RUNNING_ON: [AtomicUsize; MAX_DOMAINS] = [const { AtomicUsize::new(NONE) }; MAX_DOMAINS];
+/// Per CPU: the slot whose GDT and LDT are loaded in it ([`NONE`] if none).
+static LOADED: [AtomicUsize; NR_CPUS] = [const { AtomicUsize::new(NONE) }; NR_CPUS];
 /// Per CPU: end of the running domain's time slice (system time).
 static SLICE_END: [AtomicU64; NR_CPUS] = [const { AtomicU64::new(u64::MAX) }; NR_CPUS];
 /// Per CPU: when the running domain was last switched to (system time).
@@ -258,6 +260,9 @@ pub fn remove(domid: u16) -> Result<FrameBox<Domain>, RemoveError> {
     let dom = DOMAINS[slot].lock().take().ok_or(RemoveError::NotFound)?;
     SLOT_DOMID[slot].store(NO_DOMAIN, SeqCst);
     set_deadline(slot, 0);
+    for loaded in &LOADED {
+        let _ = loaded.compare_exchange(slot, NONE, SeqCst, SeqCst);
+    }
     NR_DOMAINS.fetch_sub(1, SeqCst);
     if let Some(run) = RUN.lock().as_mut() {
         run.credit.remove(slot);
@@ -455,7 +460,12 @@ fn switch(regs: &mut CpuUserRegs) {
         };
         let mut g = DOMAINS[next].lock();
         let Some(d) = g.as_mut().filter(|d| d.runnable()) else { continue };
-        crate::hypercall::load_segments(d);
+        // Descriptor tables change only under their own domain: reload them
+        // unless this CPU has them and the domain has not run elsewhere.
+        if LOADED[cpu].load(SeqCst) != next || d.last_cpu != cpu {
+            crate::hypercall::load_segments(d);
+            LOADED[cpu].store(next, SeqCst);
+        }
         begin_running(next, now);
         SLICE_END[cpu].store(slice_end, SeqCst);
         *regs = d.regs;
