@@ -71,7 +71,7 @@ fn run_on(hv: &str, filter: &str, k: &Kernels) -> Result<Results, String> {
         let mut opts = qemu::Options { timeout: Some(Duration::from_secs(240)), ..Default::default() };
         let spec = if hv == "xen-4.17" {
             opts.stop_on = qemu::XEN_STOP_LINES.iter().map(|s| s.to_string()).collect();
-            image::xen417_spec(&name, k, &args)?
+            image::xen417_spec_with(&name, k, crate::xen::XEN_CMDLINE_CREDIT, &args)?
         } else {
             image::standard_spec(&name, k, "loglvl=warning dom0_mem=64M", &args)
         };

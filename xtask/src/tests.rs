@@ -292,12 +292,15 @@ struct Dom0Test {
     forbid: &'static [&'static str],
     /// CPUs QEMU gives the machine.
     smp: u32,
+    /// Run Xen 4.17 with its credit scheduler (xen-core's) instead of its
+    /// default.
+    xen_credit: bool,
 }
 
 const BANNER_LINES: &[&str] = &["dom0: nr_pages: 16384", "dom0: flags: SIF_PRIVILEGED|SIF_INITDOMAIN", "dom0: boot modules: 1 ("];
 
 fn dom0_tests() -> Vec<Dom0Test> {
-    let t = |name, dom0_args, crashes, expect| Dom0Test { name, script: &[], demo_guest: false, dom0_args, crashes, expect, forbid: &[], smp: 1 };
+    let t = |name, dom0_args, crashes, expect| Dom0Test { name, script: &[], demo_guest: false, dom0_args, crashes, expect, forbid: &[], smp: 1, xen_credit: false };
     vec![
         t("dom0_banner_and_poweroff", "test=banner", false, BANNER_LINES),
         t("dom0_crash_fails", "test=crash", true, &["dom0: crash: asking for SHUTDOWN_crash"]),
@@ -392,12 +395,15 @@ fn dom0_tests() -> Vec<Dom0Test> {
                 &["dom0: parallel: domains run in parallel", "dom0: parallel: free pages"],
             )
         },
-        t(
-            "credit_weight_and_cap_set_by_domctl_shape_cpu_share",
-            "test=weights",
-            false,
-            &["dom0: weights: d1 weight 256, d2 weight 512 (rc 0)", "dom0: weights: share follows weight", "dom0: weights: d2 weight 256 cap 20 (rc 0)", "dom0: weights: cap holds"],
-        ),
+        Dom0Test {
+            xen_credit: true,
+            ..t(
+                "credit_weight_and_cap_set_by_domctl_shape_cpu_share",
+                "test=weights",
+                false,
+                &["dom0: weights: d1 weight 256, d2 weight 512 (rc 0)", "dom0: weights: share follows weight", "dom0: weights: d2 weight 256 cap 20 (rc 0)", "dom0: weights: cap holds"],
+            )
+        },
         t(
             "two_domus_ping_pong_over_a_grant_and_an_event_channel",
             "test=pingpong",
@@ -474,7 +480,7 @@ fn run_dom0_test(t: &Dom0Test, hv: Hypervisor, k: &Kernels) -> Result<(bool, Str
         Hypervisor::XenCore => image::standard_spec(&name, k, "loglvl=all dom0_mem=64M", t.dom0_args),
         Hypervisor::Xen417 => {
             opts.stop_on = qemu::XEN_STOP_LINES.iter().map(|s| s.to_string()).collect();
-            image::xen417_spec(&name, k, t.dom0_args)?
+            image::xen417_spec_with(&name, k, if t.xen_credit { crate::xen::XEN_CMDLINE_CREDIT } else { crate::xen::XEN_CMDLINE }, t.dom0_args)?
         }
     };
     let mut spec = spec;
