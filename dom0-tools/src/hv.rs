@@ -72,17 +72,29 @@ pub fn create_domain() -> Result<u16, i64> {
     Ok(dom)
 }
 
+const SCHEDULER_OP: u32 = 16;
+const SCHEDULER_CREDIT: u64 = 5;
+
 /// XEN_DOMCTL_scheduler_op putinfo for the credit scheduler: weight (0
 /// keeps it) and cap in percent of a CPU (0: none, 0xffff keeps it).
 pub fn set_sched_credit(dom: u16, weight: u16, cap: u16) -> i64 {
-    const SCHEDULER_OP: u32 = 16;
-    const SCHEDULER_CREDIT: u64 = 5;
     const PUTINFO: u64 = 0;
     let mut s = domctl_op(SCHEDULER_OP, dom);
     // xen_domctl_scheduler_op at 16: sched_id, cmd, then weight and cap.
     s[2] = SCHEDULER_CREDIT | (PUTINFO << 32);
     s[3] = u64::from(weight) | (u64::from(cap) << 16);
     domctl(&mut s)
+}
+
+/// XEN_DOMCTL_scheduler_op getinfo for the credit scheduler: (weight, cap).
+pub fn sched_credit(dom: u16) -> Result<(u16, u16), i64> {
+    const GETINFO: u64 = 1;
+    let mut s = domctl_op(SCHEDULER_OP, dom);
+    s[2] = SCHEDULER_CREDIT | (GETINFO << 32);
+    match domctl(&mut s) {
+        0 => Ok((s[3] as u16, (s[3] >> 16) as u16)),
+        rc => Err(rc),
+    }
 }
 
 /// XEN_DOMCTL_max_mem in KiB.

@@ -22,10 +22,12 @@ fn read(buf: &mut [u8]) -> usize {
 }
 
 /// `sysctl(getdomaininfolist)` into `infos`: the number of domains.
-fn domain_infos(infos: &mut [[u8; 112]; 8]) -> usize {
+/// XEN_SYSCTL_getdomaininfolist from `first`: how many infos were filled.
+fn domain_infos(first: u16, infos: &mut [[u8; 112]; 8]) -> usize {
     let mut op = [0u32; 34];
     op[0] = 6;
     op[1] = 0x15;
+    op[2] = u32::from(first);
     op[3] = infos.len() as u32;
     let buf = infos.as_mut_ptr() as u64;
     op[4] = buf as u32;
@@ -33,6 +35,30 @@ fn domain_infos(infos: &mut [[u8; 112]; 8]) -> usize {
     // SAFETY: the sysctl structure and the info buffer are ours.
     let rc = unsafe { hypercall::hypercall5(nr::SYSCTL, op.as_mut_ptr() as u64, 0, 0, 0, 0) };
     if rc != 0 { 0 } else { (op[6] as usize).min(infos.len()) }
+}
+
+/// Call `f` with every domain's getdomaininfo record, in id order, a
+/// batch of eight at a time.
+fn for_each_domain(mut f: impl FnMut(&[u8; 112])) {
+    let mut infos = [[0u8; 112]; 8];
+    let mut first = 0u16;
+    loop {
+        let n = domain_infos(first, &mut infos);
+        for info in &infos[..n] {
+            f(info);
+        }
+        let Some(last) = infos[..n].last() else { return };
+        let Some(next) = u16::from_le_bytes([last[0], last[1]]).checked_add(1) else { return };
+        if n < infos.len() {
+            return;
+        }
+        first = next;
+    }
+}
+
+/// A domain's name in the shell's tables.
+fn domain_name(id: u16) -> &'static str {
+    if id == 0 { "Domain-0" } else { "guest" }
 }
 
 fn u32_at(b: &[u8], o: usize) -> u32 {
@@ -44,13 +70,11 @@ fn u64_at(b: &[u8], o: usize) -> u64 {
 }
 
 fn list() {
-    let mut infos = [[0u8; 112]; 8];
-    let n = domain_infos(&mut infos);
     println!("{}", xl::LIST_HEADER);
-    for info in &infos[..n] {
+    for_each_domain(|info| {
         let id = u16::from_le_bytes([info[0], info[1]]);
         let row = DomainRow {
-            name: if id == 0 { "Domain-0" } else { "guest" },
+            name: domain_name(id),
             id,
             mem_mib: u64_at(info, 8) * 4096 / (1 << 20),
             vcpus: u32_at(info, 64),
@@ -60,6 +84,31 @@ fn list() {
         let mut line = LineBuf::default();
         let _ = xl::list_row(&mut line, &row);
         println!("{}", line.as_str());
+    });
+}
+
+/// `sched-credit`: set a domain's weight and cap, then show them (or
+/// show every domain's).
+fn sched_credit(a: xl::SchedCredit) {
+    if let Some(id) = a.domid.filter(|_| a.weight.is_some() || a.cap.is_some()) {
+        let rc = hv::set_sched_credit(id, a.weight.unwrap_or(0), a.cap.unwrap_or(u16::MAX));
+        if rc != 0 {
+            println!("xl: d{id}: {rc} ({})", xen_public::errno::name(rc));
+            return;
+        }
+    }
+    println!("{}", xl::SCHED_CREDIT_HEADER);
+    let show = |id: u16| match hv::sched_credit(id) {
+        Ok((weight, cap)) => {
+            let mut line = LineBuf::default();
+            let _ = xl::sched_credit_row(&mut line, domain_name(id), id, weight, cap);
+            println!("{}", line.as_str());
+        }
+        Err(rc) => println!("xl: d{id}: {rc} ({})", xen_public::errno::name(rc)),
+    };
+    match a.domid {
+        Some(id) => show(id),
+        None => for_each_domain(|info| show(u16::from_le_bytes([info[0], info[1]]))),
     }
 }
 
@@ -138,6 +187,7 @@ fn execute(line: &str, guests: &mut Option<Guests>) -> bool {
         }
         Command::Pause(id) => domctl_on(hv::PAUSEDOMAIN, id, "paused"),
         Command::Unpause(id) => domctl_on(hv::UNPAUSEDOMAIN, id, "unpaused"),
+        Command::SchedCredit(a) => sched_credit(a),
         Command::Usage(u) => println!("xl: {u}"),
         Command::Nothing => {}
         Command::Help => println!("{}", xl::HELP),

@@ -31,6 +31,9 @@ pub enum Command<'a> {
     Pause(u16),
     /// `unpause ID`
     Unpause(u16),
+    /// `sched-credit [-d ID] [-w WEIGHT] [-c CAP]`: show (every domain, or
+    /// one) or set a domain's credit-scheduler weight and cap.
+    SchedCredit(SchedCredit),
     /// A command given the wrong arguments: its usage line.
     Usage(&'static str),
     /// An empty line.
@@ -67,8 +70,50 @@ pub fn parse(line: &str) -> Command<'_> {
                 _ => Command::Usage("usage: unpause DOMID"),
             }
         }
+        Some("sched-credit") => parse_sched_credit(words).map_or(Command::Usage(SCHED_CREDIT_USAGE), Command::SchedCredit),
         Some(other) => Command::Unknown(other),
     }
+}
+
+/// The arguments of `sched-credit`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SchedCredit {
+    /// `-d ID`: the domain (every domain when absent).
+    pub domid: Option<u16>,
+    /// `-w WEIGHT` (1-65535).
+    pub weight: Option<u16>,
+    /// `-c CAP`, in percent of one CPU (0: none).
+    pub cap: Option<u16>,
+}
+
+const SCHED_CREDIT_USAGE: &str = "usage: sched-credit [-d DOMID [-w WEIGHT] [-c CAP]]";
+
+/// `-d`, `-w` and `-c` with their values; setting needs a domain, and a
+/// weight is 1-65535 (as xl checks).
+fn parse_sched_credit<'a>(mut words: impl Iterator<Item = &'a str>) -> Option<SchedCredit> {
+    let mut a = SchedCredit::default();
+    while let Some(flag) = words.next() {
+        let v: u16 = words.next()?.parse().ok()?;
+        let slot = match flag {
+            "-d" | "--domain" => &mut a.domid,
+            "-w" | "--weight" => &mut a.weight,
+            "-c" | "--cap" => &mut a.cap,
+            _ => return None,
+        };
+        if slot.replace(v).is_some() {
+            return None;
+        }
+    }
+    let sets = a.weight.is_some() || a.cap.is_some();
+    (a.weight != Some(0) && (!sets || a.domid.is_some())).then_some(a)
+}
+
+/// `xl sched-credit`'s header line.
+pub const SCHED_CREDIT_HEADER: &str = "Name                                ID Weight  Cap";
+
+/// One domain as `xl sched-credit` shows it: `"%-33s %4d %6d %4d"`.
+pub fn sched_credit_row(out: &mut impl Write, name: &str, id: u16, weight: u16, cap: u16) -> core::fmt::Result {
+    write!(out, "{name:<33} {id:>4} {weight:>6} {cap:>4}")
 }
 
 /// The text after the first occurrence of the word `cmd`, trimmed.
@@ -78,7 +123,7 @@ fn rest_after<'a>(line: &'a str, cmd: &str) -> &'a str {
 
 /// The help text.
 pub const HELP: &str =
-    "commands: list, info, uptime, version, create [ARGS], destroy ID, pause ID, unpause ID, help, poweroff, reboot (a leading `xl` is optional)";
+    "commands: list, info, uptime, version, create [ARGS], destroy ID, pause ID, unpause ID, sched-credit [-d ID [-w WEIGHT] [-c CAP]], help, poweroff, reboot (a leading `xl` is optional)";
 
 /// One domain as `xl list` shows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -171,6 +216,30 @@ mod tests {
         assert_eq!(parse("pause x"), Command::Usage("usage: pause DOMID"));
         assert_eq!(parse("unpause 1 2"), Command::Usage("usage: unpause DOMID"));
         assert_eq!(parse("destroy 70000"), Command::Usage("usage: destroy DOMID"));
+    }
+
+    #[test]
+    fn sched_credit_parses_like_xl() {
+        assert_eq!(parse("xl sched-credit"), Command::SchedCredit(SchedCredit::default()));
+        assert_eq!(parse("sched-credit -d 2"), Command::SchedCredit(SchedCredit { domid: Some(2), ..Default::default() }));
+        assert_eq!(
+            parse("sched-credit -d 2 -w 512 -c 20"),
+            Command::SchedCredit(SchedCredit { domid: Some(2), weight: Some(512), cap: Some(20) })
+        );
+        assert_eq!(parse("sched-credit -w 512"), Command::Usage(SCHED_CREDIT_USAGE), "setting needs a domain");
+        assert_eq!(parse("sched-credit -d 2 -w 0"), Command::Usage(SCHED_CREDIT_USAGE), "weight 0 is invalid");
+        assert_eq!(parse("sched-credit -d 2 -d 3"), Command::Usage(SCHED_CREDIT_USAGE));
+        assert_eq!(parse("sched-credit -d"), Command::Usage(SCHED_CREDIT_USAGE));
+        assert_eq!(parse("sched-credit -x 1"), Command::Usage(SCHED_CREDIT_USAGE));
+    }
+
+    #[test]
+    fn sched_credit_row_matches_xl_format() {
+        // xl's format: "%-33s %4d %6d %4d" under "%-33s %4s %6s %4s".
+        let mut s = String::new();
+        sched_credit_row(&mut s, "Domain-0", 0, 256, 0).unwrap();
+        assert_eq!(s, "Domain-0                             0    256    0");
+        assert_eq!(SCHED_CREDIT_HEADER, "Name                                ID Weight  Cap");
     }
 
     #[test]

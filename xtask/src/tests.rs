@@ -434,6 +434,24 @@ fn dom0_tests() -> Vec<Dom0Test> {
                 ],
             )
         },
+        Dom0Test {
+            script: &["create spin", "sched-credit -d 1 -w 512 -c 30", "sched-credit", "sched-credit -d 1 -w 0", "sched-credit -d 9", "destroy 1", "poweroff"],
+            xen_credit: true,
+            ..t(
+                "xl_sched_credit_sets_and_shows_weight_and_cap",
+                "",
+                false,
+                &[
+                    "xl: created d1",
+                    "Name                                ID Weight  Cap",
+                    "guest                                1    512   30",
+                    "Domain-0                             0    256    0",
+                    "xl: usage: sched-credit [-d DOMID [-w WEIGHT] [-c CAP]]",
+                    "xl: d9: -3 (ESRCH)",
+                    "xl: destroyed d1",
+                ],
+            )
+        },
         t(
             "guest_timer_never_early",
             "test=timer",
