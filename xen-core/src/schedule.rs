@@ -208,11 +208,11 @@ pub fn with_domain<R>(domid: u16, f: impl FnOnce(&mut Domain) -> R) -> Option<R>
     r
 }
 
-/// Put a new domain in a free slot (dom0 takes slot 0); gives it back if
-/// every slot is in use.
-pub fn install(dom: Domain) -> Result<usize, Domain> {
-    let Some(free) = SLOT_DOMID.iter().position(|s| s.load(SeqCst) == NO_DOMAIN) else { return Err(dom) };
-    let mut dom = FrameBox::new(dom)?;
+/// Put a new domain in a free slot (dom0 takes slot 0), its state moved
+/// into frames of its own; the domain is dropped if that cannot be done.
+pub fn install(dom: Domain) -> Result<usize, NoSlot> {
+    let Some(free) = SLOT_DOMID.iter().position(|s| s.load(SeqCst) == NO_DOMAIN) else { return Err(NoSlot) };
+    let Ok(mut dom) = FrameBox::new(dom) else { return Err(NoSlot) };
     for (i, slot) in DOMAINS.iter().enumerate().skip(free) {
         // A used slot may be locked by the caller itself: look at the
         // mirror first; free slots are only locked here.
@@ -232,13 +232,13 @@ pub fn install(dom: Domain) -> Result<usize, Domain> {
             return Ok(i);
         }
     }
-    Err(take_out(dom))
+    Err(NoSlot)
 }
 
-/// Move a domain out of its frames (to give it back to a caller).
-fn take_out(b: FrameBox<Domain>) -> Domain {
-    b.into_inner()
-}
+/// Every domain slot is in use, or there is no memory for the domain's
+/// state.
+#[derive(Clone, Copy, Debug)]
+pub struct NoSlot;
 
 /// Why a domain cannot be taken out of its slot.
 pub enum RemoveError {

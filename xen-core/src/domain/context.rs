@@ -179,14 +179,18 @@ impl VcpuGuestContext {
     /// RIP, RSP, kernel SP, LDT base, segment bases, callbacks and trap
     /// handlers; a page-aligned LDT of at most 8192 entries; at most 16
     /// GDT frames' worth of entries. `Err` is -EINVAL.
-    pub fn check(&self) -> Result<(), ()> {
+    pub fn check(&self) -> Result<(), BadContext> {
         let addrs = [self.regs.rip, self.regs.rsp, self.kernel_sp].into_iter().chain(self.bases).chain(self.callbacks);
         let ldt_ok = self.ldt.1 == 0 || (is_canonical(self.ldt.0) && self.ldt.0 & 0xfff == 0 && self.ldt.1 <= 8192);
         let traps_ok = self.traps.iter().all(|t| is_canonical(t.address));
         let all = addrs.into_iter().all(is_canonical) && ldt_ok && traps_ok && self.gdt_ents <= 16 * 512;
-        if all { Ok(()) } else { Err(()) }
+        if all { Ok(()) } else { Err(BadContext) }
     }
 }
+
+/// A vCPU context that Xen would refuse (-EINVAL).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BadContext;
 
 #[cfg(test)]
 mod tests {
@@ -229,17 +233,17 @@ mod tests {
         let bad = 0x0000_8000_0000_0000;
         let mut c = ok;
         c.regs.rip = bad;
-        assert_eq!(c.check(), Err(()));
+        assert_eq!(c.check(), Err(BadContext));
         let mut c = ok;
         c.callbacks[2] = bad;
-        assert_eq!(c.check(), Err(()));
+        assert_eq!(c.check(), Err(BadContext));
         let mut c = ok;
         c.traps[3].address = bad;
-        assert_eq!(c.check(), Err(()));
+        assert_eq!(c.check(), Err(BadContext));
         let mut c = ok;
         c.ldt = (0x1001, 1);
-        assert_eq!(c.check(), Err(()), "unaligned LDT");
+        assert_eq!(c.check(), Err(BadContext), "unaligned LDT");
         c.ldt = (0x1000, 8193);
-        assert_eq!(c.check(), Err(()), "LDT too long");
+        assert_eq!(c.check(), Err(BadContext), "LDT too long");
     }
 }

@@ -102,8 +102,7 @@ fn create_domain(requested: u16, b: &[u8]) -> Result<u16, i64> {
     // event upcalls start unmasked (only dom0 starts masked).
     dom.vcpu.upcall_mask = false;
     dom.init_shared();
-    if let Err(dom) = crate::schedule::install(dom) {
-        drop(dom);
+    if crate::schedule::install(dom).is_err() {
         if let Some(ft) = FRAME_TABLE.lock().as_mut()
             && ft.release(shinfo.0, domid) {
                 crate::mm::machine::free_frame(shinfo);

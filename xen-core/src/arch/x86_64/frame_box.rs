@@ -38,18 +38,6 @@ impl<T> FrameBox<T> {
     }
 }
 
-impl<T> FrameBox<T> {
-    /// Move the value back out and free the frames.
-    pub fn into_inner(self) -> T {
-        let this = core::mem::ManuallyDrop::new(self);
-        // SAFETY: the T is initialised; `this` is never dropped, so the T is
-        // read out exactly once and the frames are freed below, once.
-        let value = unsafe { this.ptr.as_ptr().read() };
-        free_frames(this.first, this.pages);
-        value
-    }
-}
-
 /// Give `pages` frames from `first` back to the allocator.
 fn free_frames(first: Mfn, pages: u64) {
     if let Some(f) = FRAMES.lock().as_mut() {
