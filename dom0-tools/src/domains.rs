@@ -279,7 +279,8 @@ pub fn weights(guests: &mut Guests) {
 }
 
 /// On a machine with two CPUs, two guests that spin must run at the same
-/// time: together they get well over one CPU-second per second. Then both
+/// time: together they get well over one CPU-second per second (at least
+/// 1.3, leaving room for a loaded host; 1.96 measured). Then both
 /// are destroyed while running, and every frame must come back.
 pub fn parallel(guests: &mut Guests) {
     let before = hv::free_pages();
@@ -295,7 +296,7 @@ pub fn parallel(guests: &mut Guests) {
     let pct = (ta + tb) * 100 / wall;
     let cpus = [hv::vcpu_cpu(a), hv::vcpu_cpu(b)];
     println!("dom0: parallel: cpu us d{a} {ta} d{b} {tb} in {wall} us: {pct}% of one CPU; on CPUs {:?}", cpus);
-    println!("dom0: parallel: {}", if pct >= 150 { "domains run in parallel" } else { "domains take turns" });
+    println!("dom0: parallel: {}", if pct >= 130 { "domains run in parallel" } else { "domains take turns" });
     guests.destroy(a);
     guests.destroy(b);
     guests.reap();
