@@ -182,12 +182,13 @@ pub fn current() -> usize {
 
 /// The slot holding `domid`.
 pub fn slot_of(domid: u16) -> Option<usize> {
-    SLOT_DOMID.iter().position(|s| s.load(SeqCst) == u32::from(domid))
+    SLOT_DOMID[..HIGH_SLOT.load(SeqCst)].iter().position(|s| s.load(SeqCst) == u32::from(domid))
 }
 
-/// Domids in use, in slot order (`None` for free slots).
-pub fn domids() -> [Option<u16>; MAX_DOMAINS] {
-    core::array::from_fn(|i| u16::try_from(SLOT_DOMID[i].load(SeqCst)).ok())
+/// The smallest domid in use that is at least `from`.
+pub fn next_domid_from(from: u16) -> Option<u16> {
+    let high = HIGH_SLOT.load(SeqCst);
+    SLOT_DOMID[..high].iter().filter_map(|s| u16::try_from(s.load(SeqCst)).ok()).filter(|&id| id >= from).min()
 }
 
 /// Run `f` on the domain `domid`, which must not be the caller's own (its
@@ -418,16 +419,16 @@ fn charge(run: &mut RunState, slot: usize, now: u64) {
 /// Fire due timers, wake domains whose wait is over, and note which slots
 /// this CPU could run (runnable, and not running on another CPU).
 fn refresh(now: u64) -> [bool; MAX_DOMAINS] {
-    let high = HIGH_SLOT.load(SeqCst);
-    core::array::from_fn(|i| {
-        i < high
-            && SLOT_DOMID[i].load(SeqCst) != NO_DOMAIN
+    let mut runnable = [false; MAX_DOMAINS];
+    for (i, r) in runnable.iter_mut().enumerate().take(HIGH_SLOT.load(SeqCst)) {
+        *r = SLOT_DOMID[i].load(SeqCst) != NO_DOMAIN
             && !running_elsewhere(i)
             && DOMAINS[i].lock().as_mut().is_some_and(|d| {
                 d.wake_check(now);
                 d.runnable()
-            })
-    })
+            });
+    }
+    runnable
 }
 
 /// Pick the next domain and load it into `regs`; idle until one can run.
@@ -513,7 +514,7 @@ fn arm_timer(now: u64) {
 fn idle(now: u64, period_end: Option<u64>) {
     let cpu = this_cpu();
     let wake = earliest_deadline().into_iter().chain(period_end).min();
-    let anyone_running = RUNNING_ON.iter().any(|c| c.load(SeqCst) != NONE);
+    let anyone_running = RUNNING_ON.iter().take(HIGH_SLOT.load(SeqCst)).any(|c| c.load(SeqCst) != NONE);
     if wake.is_none() && !anyone_running && cpu == 0 {
         if let Some(d) = DOMAINS[0].lock().as_mut() {
             d.unblock();
@@ -524,7 +525,12 @@ fn idle(now: u64, period_end: Option<u64>) {
         Some(t) => apic::arm(t.saturating_sub(now).max(1)),
         None => apic::disarm(),
     }
-    crate::arch::x86_64::paging::load_idle_tables();
+    // With other CPUs, one of them may free the L4 this CPU still has
+    // loaded while it halts: move to the hypervisor's own tables. Alone,
+    // nothing runs while this CPU halts, so its CR3 can stay.
+    if CPUS_ONLINE.load(SeqCst) > 1 {
+        crate::arch::x86_64::paging::load_idle_tables();
+    }
     IDLE_CPUS.fetch_or(1 << cpu, SeqCst);
     big_unlock();
     apic::wait_for_interrupt();

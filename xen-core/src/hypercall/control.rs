@@ -56,7 +56,7 @@ fn domaininfo(d: &Domain, running: bool) -> [u8; DOMAININFO_SIZE] {
 
 /// The info of the first domain with an id at or above `from`.
 fn first_domain_from(d: &Domain, from: u16) -> Option<[u8; DOMAININFO_SIZE]> {
-    let next = crate::schedule::domids().into_iter().flatten().filter(|&id| id >= from).min()?;
+    let next = crate::schedule::next_domid_from(from)?;
     if next == d.domid {
         return Some(domaininfo(d, true));
     }
