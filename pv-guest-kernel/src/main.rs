@@ -111,7 +111,7 @@ mod guest {
             // A fixed amount of pure computation, then power off; dom0
             // reads the CPU time it took.
             let mut x = 0x9e37_79b9_7f4a_7c15u64;
-            for i in 0..20_000_000u64 {
+            for i in 0..100_000_000u64 {
                 x = x.rotate_left(7) ^ i.wrapping_mul(0x2545_f491_4f6c_dd1d);
             }
             println!("pv-guest-kernel: computed {:#x}", core::hint::black_box(x) & 0xff);
