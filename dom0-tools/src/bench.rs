@@ -3,7 +3,7 @@
 //! hypervisors. Each figure is the median of several rounds, in TSC cycles.
 
 use pv_guest_kernel::alloc::EarlyAlloc;
-use pv_guest_kernel::notes::VIRT_BASE;
+use pv_guest_kernel::mm::mfn_of;
 use pv_guest_kernel::{StartInfo, hypercall, mm, println};
 
 fn rdtsc() -> u64 {
@@ -14,11 +14,6 @@ fn rdtsc() -> u64 {
 fn median(v: &mut [u64]) -> u64 {
     v.sort_unstable();
     v[v.len() / 2]
-}
-
-fn mfn_of(si: &StartInfo, va: u64) -> u64 {
-    // SAFETY: the P2M list is mapped in the initial region and `va` lies in it.
-    unsafe { *(si.mfn_list as *const u64).add(((va - VIRT_BASE) / 4096) as usize) }
 }
 
 /// Cycles per `xen_version(XENVER_version)`, the cheapest hypercall.

@@ -59,13 +59,6 @@ fn l1e_maddr(si: &StartInfo, va: u64) -> Option<u64> {
     Some((mfn << 12) + ((va >> 12) & 511) * 8)
 }
 
-/// dom0's own pfn -> mfn.
-fn p2m_of(si: &StartInfo, pfn: u64) -> u64 {
-    // SAFETY: `mfn_list` is dom0's P2M list with `nr_pages` entries,
-    // mapped in its initial region; callers pass pfns of that region.
-    unsafe { *(si.mfn_list as *const u64).add(pfn as usize) }
-}
-
 impl Scratch {
     /// Borrow `SCRATCH_SLOTS` pages of dom0's own memory.
     pub fn new(si: &StartInfo, pages: &mut EarlyAlloc) -> Option<Scratch> {
@@ -73,7 +66,7 @@ impl Scratch {
         for i in 0..SCRATCH_SLOTS {
             let va = pages.alloc_page()?;
             s.va[i] = va;
-            s.own_mfn[i] = p2m_of(si, (va - pv_guest_kernel::notes::VIRT_BASE) / 4096);
+            s.own_mfn[i] = pv_guest_kernel::mm::mfn_of(si, va);
             s.pte_maddr[i] = l1e_maddr(si, va)?;
         }
         Some(s)

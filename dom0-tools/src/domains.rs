@@ -7,6 +7,7 @@ use crate::guests::Guests;
 use crate::hv::{self, DESTROYDOMAIN, domctl, domctl_op};
 use pv_guest_kernel::hypercall::hypercall5;
 use pv_guest_kernel::{println, shared};
+use xen_public::XEN_DOMINF_SHUTDOWN;
 use xen_public::hypercall as nr;
 
 /// One cycle: `Err(step)` names what failed.
@@ -78,7 +79,7 @@ pub fn run_guests(guests: &mut Guests, n: usize, spin: usize, extra: &str) {
     println!("dom0: guests: {finished} of {expected} guests finished");
     if let Some(id) = spinner {
         guests.pump();
-        let running = hv::domain_info(id).is_ok_and(|(flags, _, _)| flags & 4 == 0);
+        let running = hv::domain_info(id).is_ok_and(|(flags, _, _)| flags & XEN_DOMINF_SHUTDOWN == 0);
         println!("dom0: guests: d{id} still {}; destroying it", if running { "runs" } else { "stopped" });
         guests.destroy(id);
     }
@@ -202,7 +203,7 @@ fn run_to_end(guests: &mut Guests, extra: &str) -> Option<u64> {
     let give_up = shared::now_ns()? + 60_000_000_000;
     loop {
         guests.pump();
-        if hv::domain_info(id).is_ok_and(|(flags, _, _)| flags & 4 != 0) {
+        if hv::domain_info(id).is_ok_and(|(flags, _, _)| flags & XEN_DOMINF_SHUTDOWN != 0) {
             let t = hv::vcpu_time(id);
             guests.destroy(id);
             return Some(t);
@@ -346,7 +347,7 @@ pub fn density(guests: &mut Guests, budget_s: u64, max: usize) {
         }
     };
     let secs = shared::now_ns().unwrap_or(0).saturating_sub(t0) / 1_000_000_000;
-    let alive = ids[..n].iter().filter(|&&id| hv::domain_info(id).is_ok_and(|(flags, pages, _)| flags & 4 == 0 && pages < GUEST_BALLOONED)).count();
+    let alive = ids[..n].iter().filter(|&&id| hv::domain_info(id).is_ok_and(|(flags, pages, _)| flags & XEN_DOMINF_SHUTDOWN == 0 && pages < GUEST_BALLOONED)).count();
     let used = free0.saturating_sub(hv::free_pages());
     println!("dom0: density: {n} domains started in {secs} s, {alive} alive and ballooned; stopped by {stop}");
     println!("bench: domains_at_once {alive}");

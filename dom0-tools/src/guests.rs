@@ -17,7 +17,6 @@ use xen_public::console as ring;
 pub const MAX_GUESTS: usize = 7;
 /// Pages of a guest: 4 MiB.
 pub const GUEST_PAGES: u64 = 1024;
-const XEN_DOMINF_SHUTDOWN: u32 = 1 << 2;
 const VIRQ_DOM_EXC: u32 = 3;
 
 /// One running guest.
@@ -158,7 +157,7 @@ impl Guests {
         for i in 0..MAX_GUESTS {
             let Some(g) = self.slots[i] else { continue };
             let Ok((flags, _, _)) = hv::domain_info(g.domid) else { continue };
-            if flags & XEN_DOMINF_SHUTDOWN != 0 {
+            if flags & xen_public::XEN_DOMINF_SHUTDOWN != 0 {
                 self.destroy(g.domid);
                 println!("dom0: d{} shut down ({}); destroyed", g.domid, reason_name((flags >> 16) & 0xff));
                 n += 1;

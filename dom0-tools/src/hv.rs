@@ -118,20 +118,23 @@ pub fn domain_info(dom: u16) -> Result<(u32, u64, u64), i64> {
     Ok(((g[2] >> 32) as u32, g[3], g[8]))
 }
 
-/// Nanoseconds of CPU time `dom`'s vCPU 0 has used (getvcpuinfo), 0 on
-/// error.
-pub fn vcpu_time(dom: u16) -> u64 {
-    const GETVCPUINFO: u32 = 14;
-    let mut g = domctl_op(GETVCPUINFO, dom);
-    if domctl(&mut g) != 0 { 0 } else { g[3] }
-}
-
-/// The physical CPU `dom`'s vCPU 0 runs or last ran on (getvcpuinfo).
-pub fn vcpu_cpu(dom: u16) -> Option<u32> {
+/// XEN_DOMCTL_getvcpuinfo of `dom`'s vCPU 0: (CPU time in ns, the
+/// physical CPU it runs or last ran on).
+fn vcpu_info(dom: u16) -> Option<(u64, u32)> {
     const GETVCPUINFO: u32 = 14;
     let mut g = domctl_op(GETVCPUINFO, dom);
     // xen_domctl_getvcpuinfo at 16: vcpu, flags, cpu_time @24, cpu @32.
-    (domctl(&mut g) == 0).then_some(g[4] as u32)
+    (domctl(&mut g) == 0).then_some((g[3], g[4] as u32))
+}
+
+/// Nanoseconds of CPU time `dom`'s vCPU 0 has used, 0 on error.
+pub fn vcpu_time(dom: u16) -> u64 {
+    vcpu_info(dom).map_or(0, |(t, _)| t)
+}
+
+/// The physical CPU `dom`'s vCPU 0 runs or last ran on.
+pub fn vcpu_cpu(dom: u16) -> Option<u32> {
+    vcpu_info(dom).map(|(_, cpu)| cpu)
 }
 
 /// The shared_info frame of `dom`.

@@ -60,14 +60,6 @@ mod dom0 {
         }
     }
 
-    /// The machine frame of a page of the initial region, from the P2M list.
-    fn mfn_of(si: &StartInfo, va: u64) -> u64 {
-        let pfn = (va - VIRT_BASE) / 4096;
-        // SAFETY: `mfn_list` is the P2M list Xen mapped in the initial
-        // region, with `nr_pages` entries; `pfn` is inside the region.
-        unsafe { *(si.mfn_list as *const u64).add(pfn as usize) }
-    }
-
     fn on_user_trap(vector: u64, error_code: u64, cr2: u64) -> ! {
         println!("dom0: usertables: user-mode trap {vector} error {error_code:#x} cr2 {cr2:#x} handled by the kernel");
         poweroff()
@@ -241,7 +233,7 @@ mod dom0 {
             }
             Test::Syscall => {
                 println!("dom0: syscall: set_trap_table -> {}", traps::install());
-                let rc = traps::run_user_program(mfn_of(si, si.pt_base), on_user_syscall);
+                let rc = traps::run_user_program(pv_guest_kernel::mm::mfn_of(si, si.pt_base), on_user_syscall);
                 println!("dom0: syscall: could not enter user mode: {rc}");
                 poweroff()
             }

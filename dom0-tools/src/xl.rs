@@ -147,13 +147,11 @@ pub const LIST_HEADER: &str = "Name                                        ID   
 
 /// The six state letters: running, blocked, paused, shutdown, crashed, dying.
 pub fn state_letters(flags: u32) -> [char; 6] {
-    const DYING: u32 = 1;
-    const SHUTDOWN: u32 = 1 << 2;
-    const PAUSED: u32 = 1 << 3;
-    const BLOCKED: u32 = 1 << 4;
-    const RUNNING: u32 = 1 << 5;
-    const SHUTDOWN_CRASH: u32 = 3;
-    let reason = (flags >> 16) & 0xff;
+    use xen_public::{
+        SHUTDOWN_CRASH, XEN_DOMINF_BLOCKED as BLOCKED, XEN_DOMINF_DYING as DYING, XEN_DOMINF_PAUSED as PAUSED,
+        XEN_DOMINF_RUNNING as RUNNING, XEN_DOMINF_SHUTDOWN as SHUTDOWN, XEN_DOMINF_SHUTDOWNSHIFT,
+    };
+    let reason = (flags >> XEN_DOMINF_SHUTDOWNSHIFT) & 0xff;
     let on = |bit: u32, c: char| if flags & bit != 0 { c } else { '-' };
     let shut = flags & SHUTDOWN != 0;
     [

@@ -14,15 +14,8 @@ use xen_public::hypercall as nr;
 
 /// `XENMEM_decrease_reservation`.
 const XENMEM_DECREASE_RESERVATION: u64 = 1;
-/// A P2M entry with no frame behind it (Xen's INVALID_P2M_ENTRY).
-const INVALID_P2M_ENTRY: u64 = !0;
 /// Frames given back per hypercall.
 const BATCH: usize = 64;
-
-/// The P2M entry of `pfn` (the guest's frame number within its memory).
-fn p2m(si: &StartInfo, pfn: u64) -> *mut u64 {
-    (si.mfn_list as *mut u64).wrapping_add(pfn as usize)
-}
 
 /// Give back the frames in `list` (already unmapped): how many went.
 fn decrease(list: &[u64]) -> Result<u64, Errno> {
@@ -47,12 +40,9 @@ pub fn release_unused(si: &StartInfo, pages: &mut EarlyAlloc, virt_base: u64) ->
         if pfn >= si.nr_pages {
             break;
         }
-        // SAFETY: `mfn_list` is our P2M with `nr_pages` entries, mapped
-        // writable in the initial region, and `pfn` is below `nr_pages`.
-        let mfn = unsafe { p2m(si, pfn).read() };
+        let mfn = mm::p2m(si, pfn);
         mm::unmap(va)?;
-        // SAFETY: as above.
-        unsafe { p2m(si, pfn).write(INVALID_P2M_ENTRY) };
+        mm::set_p2m(si, pfn, mm::INVALID_P2M_ENTRY);
         list[n] = mfn;
         n += 1;
         if n == BATCH {

@@ -27,6 +27,33 @@ fn ok(rc: i64) -> Result<(), Errno> {
     if rc == 0 { Ok(()) } else { Err(Errno(rc)) }
 }
 
+/// A P2M entry with no frame behind it (Xen's INVALID_P2M_ENTRY).
+pub const INVALID_P2M_ENTRY: u64 = !0;
+
+/// The machine frame behind `pfn`, from the P2M list at
+/// `start_info.mfn_list` ([`INVALID_P2M_ENTRY`] past `nr_pages`).
+pub fn p2m(si: &crate::StartInfo, pfn: u64) -> u64 {
+    if pfn >= si.nr_pages {
+        return INVALID_P2M_ENTRY;
+    }
+    // SAFETY: the hypervisor (or dom0's builder) maps the P2M list, with
+    // `nr_pages` entries, in the initial region; `pfn` is below that.
+    unsafe { (si.mfn_list as *const u64).add(pfn as usize).read() }
+}
+
+/// Record that `pfn` is now backed by `mfn` (or by nothing).
+pub fn set_p2m(si: &crate::StartInfo, pfn: u64, mfn: u64) {
+    if pfn < si.nr_pages {
+        // SAFETY: as in `p2m`; the initial region is mapped writable.
+        unsafe { (si.mfn_list as *mut u64).add(pfn as usize).write(mfn) }
+    }
+}
+
+/// The machine frame of a page of the initial region.
+pub fn mfn_of(si: &crate::StartInfo, va: u64) -> u64 {
+    p2m(si, (va - crate::notes::VIRT_BASE) / 4096)
+}
+
 /// Map `va` (which must already have an L1) to machine frame `mfn`.
 pub fn map(va: u64, mfn: u64, writable: bool) -> Result<(), Errno> {
     let flags = if writable { PTE_RW } else { PTE_RO };

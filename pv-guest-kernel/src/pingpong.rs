@@ -45,14 +45,6 @@ fn wait_for(port: u32, cond: impl Fn() -> bool) -> bool {
     true
 }
 
-/// The machine frame of a page of the initial region.
-fn mfn_of(si: &StartInfo, va: u64) -> u64 {
-    let pfn = (va - pv_guest_kernel::notes::VIRT_BASE) / 4096;
-    // SAFETY: `mfn_list` is our P2M with `nr_pages` entries, mapped in the
-    // initial region; `va` is a page of that region.
-    unsafe { *(si.mfn_list as *const u64).add(pfn as usize) }
-}
-
 /// The granting side.
 pub fn ping(si: &StartInfo, pages: &mut EarlyAlloc, a: &Args) -> Result<(), &'static str> {
     let table_va = pages.alloc_page().ok_or("no page for the grant table")?;
@@ -60,7 +52,7 @@ pub fn ping(si: &StartInfo, pages: &mut EarlyAlloc, a: &Args) -> Result<(), &'st
     let table = grants::Table::setup(table_va).map_err(|_| "grant table setup failed")?;
     counter(page, 0).store(0, Ordering::SeqCst);
     counter(page, 8).store(0, Ordering::SeqCst);
-    table.grant(a.gref, a.peer, mfn_of(si, page), false);
+    table.grant(a.gref, a.peer, pv_guest_kernel::mm::mfn_of(si, page), false);
     for k in 1..=ROUNDS {
         counter(page, 0).store(k, Ordering::SeqCst);
         events::send(a.port);

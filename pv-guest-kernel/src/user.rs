@@ -5,8 +5,7 @@
 //! is not mapped in the user ones at all).
 
 use crate::alloc::EarlyAlloc;
-use crate::mm::{PTE_RO, PTE_RW, Table};
-use crate::notes::VIRT_BASE;
+use crate::mm::{PTE_RO, PTE_RW, Table, mfn_of};
 use crate::traps::{self, UserProgram};
 use crate::{StartInfo, println};
 
@@ -15,10 +14,6 @@ pub const USER_CODE: u64 = 0x40_0000;
 /// Its stack page (one page, right above).
 pub const USER_STACK: u64 = 0x40_1000;
 
-fn mfn_of(si: &StartInfo, va: u64) -> u64 {
-    // SAFETY: the P2M list is mapped in the initial region and `va` lies in it.
-    unsafe { *(si.mfn_list as *const u64).add(((va - VIRT_BASE) / 4096) as usize) }
-}
 
 fn table(si: &StartInfo, pages: &mut EarlyAlloc, level: u8, entries: &[(usize, u64)]) -> Result<u64, &'static str> {
     let va = pages.alloc_page().ok_or("no spare page")?;

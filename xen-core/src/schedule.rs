@@ -280,8 +280,9 @@ pub fn set_deadline(slot: usize, deadline: u64) {
     if deadline != 0 && (earliest == 0 || deadline < earliest) {
         EARLIEST.store(deadline, SeqCst);
     } else if old != 0 && old == earliest {
-        // The earliest may have gone: look again (rare, and O(slots)).
-        let min = DEADLINES.iter().map(|d| d.load(SeqCst)).filter(|&t| t != 0).min().unwrap_or(0);
+        // The earliest may have gone: look again over the used slots.
+        let high = HIGH_SLOT.load(SeqCst);
+        let min = DEADLINES[..high].iter().map(|d| d.load(SeqCst)).filter(|&t| t != 0).min().unwrap_or(0);
         EARLIEST.store(min, SeqCst);
     }
 }

@@ -52,11 +52,7 @@ pub fn spare_page() -> Option<u64> {
 
 /// Machine frame of a page of the initial region (from the P2M list).
 pub fn mfn_of(va: u64) -> u64 {
-    let si = start_info();
-    let pfn = (va - VIRT_BASE) / 4096;
-    // SAFETY: the P2M list is mapped in the initial region with `nr_pages`
-    // entries, and `pfn` lies inside the region.
-    unsafe { *(si.mfn_list as *const u64).add(pfn as usize) }
+    crate::mm::mfn_of(start_info(), va)
 }
 
 /// Machine frame of the running L4 (the first bootstrap page table).

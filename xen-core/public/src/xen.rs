@@ -179,6 +179,19 @@ pub const SHUTDOWN_REBOOT: u32 = 1;
 pub const SHUTDOWN_SUSPEND: u32 = 2;
 /// `SHUTDOWN_crash`.
 pub const SHUTDOWN_CRASH: u32 = 3;
+
+/// `XEN_DOMINF_dying` in `xen_domctl_getdomaininfo.flags`.
+pub const XEN_DOMINF_DYING: u32 = 1 << 0;
+/// `XEN_DOMINF_shutdown`: the domain has shut down (reason in the code).
+pub const XEN_DOMINF_SHUTDOWN: u32 = 1 << 2;
+/// `XEN_DOMINF_paused`.
+pub const XEN_DOMINF_PAUSED: u32 = 1 << 3;
+/// `XEN_DOMINF_blocked`.
+pub const XEN_DOMINF_BLOCKED: u32 = 1 << 4;
+/// `XEN_DOMINF_running`.
+pub const XEN_DOMINF_RUNNING: u32 = 1 << 5;
+/// `XEN_DOMINF_shutdownshift`: where the shutdown code sits in the flags.
+pub const XEN_DOMINF_SHUTDOWNSHIFT: u32 = 16;
 /// `SHUTDOWN_watchdog`.
 pub const SHUTDOWN_WATCHDOG: u32 = 4;
 

@@ -14,11 +14,7 @@ pub(super) const SYSCTL_VERSION: u32 = 0x15;
 /// Size of `struct xen_domctl_getdomaininfo` on x86.
 const DOMAININFO_SIZE: usize = 112;
 
-const XEN_DOMINF_SHUTDOWN: u32 = 1 << 2;
-const XEN_DOMINF_PAUSED: u32 = 1 << 3;
-const XEN_DOMINF_BLOCKED: u32 = 1 << 4;
-const XEN_DOMINF_RUNNING: u32 = 1 << 5;
-const XEN_DOMINF_SHUTDOWNSHIFT: u32 = 16;
+use xen_public::{XEN_DOMINF_BLOCKED, XEN_DOMINF_PAUSED, XEN_DOMINF_RUNNING, XEN_DOMINF_SHUTDOWN, XEN_DOMINF_SHUTDOWNSHIFT};
 
 /// Xen's `XEN_DOMINF_*` flags of `d`; `running` for the caller.
 fn dominf_flags(d: &Domain, running: bool) -> u32 {

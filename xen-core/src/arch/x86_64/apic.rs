@@ -76,11 +76,6 @@ pub fn init_ap() {
     write(REG_LVT_TIMER, u32::from(TIMER_VECTOR));
 }
 
-/// This CPU's local APIC id.
-pub fn id() -> u32 {
-    read(0x20) >> 24
-}
-
 /// Vector of the IPI that makes a CPU look at its scheduler state (a
 /// remote wakeup, an event for the domain it runs, a stop request).
 pub const KICK_VECTOR: u8 = 0xf1;
