@@ -16,10 +16,11 @@ const DOMAININFO_SIZE: usize = 112;
 
 use xen_public::{XEN_DOMINF_BLOCKED, XEN_DOMINF_PAUSED, XEN_DOMINF_RUNNING, XEN_DOMINF_SHUTDOWN, XEN_DOMINF_SHUTDOWNSHIFT};
 
-/// Xen's `XEN_DOMINF_*` flags of `d`; `running` for the caller.
+/// Xen's `XEN_DOMINF_*` flags of `d`; `running` for the caller, which
+/// runs here; any other domain runs if it is on another CPU right now.
 fn dominf_flags(d: &Domain, running: bool) -> u32 {
     let mut flags = 0;
-    if running {
+    if running || crate::schedule::running_on(d.slot).is_some() {
         flags |= XEN_DOMINF_RUNNING;
     }
     if d.pause_count > 0 {
