@@ -41,24 +41,43 @@ pub fn ensure_system_tools() -> Result<(), String> {
     Ok(())
 }
 
-/// Make sure the pinned toolchain has the bare-metal target. Rustup does not
-/// add a target to an installed toolchain by itself, so run
-/// `rustup toolchain install` in the repository root, which reads
-/// `rust-toolchain.toml`.
+/// The channel `rust-toolchain.toml` pins (`channel = "..."`).
+pub fn pinned_channel(root: &Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(root.join("rust-toolchain.toml")).map_err(|e| format!("rust-toolchain.toml: {e}"))?;
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("channel"))
+        .filter_map(|rest| rest.trim_start().strip_prefix('='))
+        .map(|v| v.trim().trim_matches('"').to_string())
+        .next()
+        .ok_or_else(|| "rust-toolchain.toml names no channel".into())
+}
+
+/// Make sure the pinned toolchain has the bare-metal target and the lint
+/// components. Rustup does not add a target to an installed toolchain by
+/// itself, and a `rustup` started by cargo inherits `RUSTUP_TOOLCHAIN`,
+/// which makes it ignore `rust-toolchain.toml`: so name the pinned channel
+/// explicitly and drop the inherited variable.
 pub fn ensure_rust_target(root: &Path) -> Result<(), String> {
+    let channel = pinned_channel(root)?;
     let sysroot = Command::new("rustc")
         .current_dir(root)
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .arg(format!("+{channel}"))
         .args(["--print", "sysroot"])
         .output()
         .map_err(|e| format!("cannot run rustc: {e}"))?;
     let sysroot = String::from_utf8_lossy(&sysroot.stdout).trim().to_string();
-    if Path::new(&sysroot).join("lib/rustlib/x86_64-unknown-none").exists() {
+    if !sysroot.is_empty() && Path::new(&sysroot).join("lib/rustlib/x86_64-unknown-none").exists() {
         return Ok(());
     }
-    eprintln!("xtask: adding the x86_64-unknown-none target (rustup toolchain install)");
-    let ok = Command::new("rustup").current_dir(root).args(["toolchain", "install"]).status();
-    match ok {
-        Ok(s) if s.success() => Ok(()),
-        _ => Err("`rustup toolchain install` failed; run it in the repository root".into()),
+    eprintln!("xtask: adding the x86_64-unknown-none target to toolchain {channel}");
+    let run = |args: &[&str]| {
+        Command::new("rustup").current_dir(root).env_remove("RUSTUP_TOOLCHAIN").args(args).status().map(|s| s.success()).unwrap_or(false)
+    };
+    let installed = run(&["toolchain", "install", &channel, "--profile", "minimal", "--component", "clippy,rustfmt"]);
+    if installed && run(&["target", "add", "--toolchain", &channel, "x86_64-unknown-none"]) {
+        Ok(())
+    } else {
+        Err(format!("could not add x86_64-unknown-none to {channel}; run `rustup target add --toolchain {channel} x86_64-unknown-none`"))
     }
 }
