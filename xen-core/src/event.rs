@@ -249,6 +249,23 @@ pub fn foreign_peers(p: &Ports, dom: u16) -> impl Iterator<Item = (u16, u32)> + 
     (0..p.valid as u32).filter_map(move |port| foreign_peer(p, dom, port))
 }
 
+/// Up to `out.len()` interdomain channels of `p` (domain `dom`) to other
+/// domains, from local port `from` on: how many were written, and the port
+/// to continue from (`None` when the table is done).
+pub fn foreign_peers_from(p: &Ports, dom: u16, from: u32, out: &mut [(u16, u32)]) -> (usize, Option<u32>) {
+    let mut n = 0;
+    for port in from..p.valid as u32 {
+        if n == out.len() {
+            return (n, Some(port));
+        }
+        if let Some(peer) = foreign_peer(p, dom, port) {
+            out[n] = peer;
+            n += 1;
+        }
+    }
+    (n, None)
+}
+
 /// `closer` closed its end of the channel whose other end is `port` here:
 /// this end becomes unbound, waiting for `closer` again (as in Xen).
 pub fn peer_closed(p: &mut Ports, port: u32, closer: u16) {

@@ -88,23 +88,47 @@ pub fn pin_flags(flags: u16, domid: u16, ldom: u16, readonly: bool, already_pinn
     Ok(flags | gtf::READING | if readonly { 0 } else { gtf::WRITING })
 }
 
-/// Pin counts of one grant entry.
+/// Most pins of one kind an entry may hold (Xen bounds its pin counters
+/// the same way, so they can never wrap).
+pub const PIN_MAX: u16 = 0x7fff;
+
+/// Pin counts of one grant entry (Xen's active entry, reduced).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Active {
+pub struct Pin {
     /// Read-only pins.
-    pub readers: u32,
+    pub readers: u16,
     /// Writable pins.
-    pub writers: u32,
-    /// Domain holding the pins.
+    pub writers: u16,
+    /// Domain holding the pins (meaningful while pinned).
     pub domid: u16,
-    /// The granted frame.
-    pub frame: u64,
 }
 
-impl Active {
+impl Pin {
     /// Whether anything pins the entry.
     pub fn pinned(&self) -> bool {
         self.readers + self.writers > 0
+    }
+
+    /// Take one pin for `mapper`. While pinned, only the domain that holds
+    /// the pins may add more (Xen: "Bad domain"), and no count overflows:
+    /// both are `GNTST_general_error`.
+    pub fn acquire(&mut self, mapper: u16, readonly: bool) -> Result<(), i16> {
+        if self.pinned() && self.domid != mapper {
+            return Err(gntst::GENERAL_ERROR);
+        }
+        let n = if readonly { &mut self.readers } else { &mut self.writers };
+        if *n >= PIN_MAX {
+            return Err(gntst::GENERAL_ERROR);
+        }
+        *n += 1;
+        self.domid = mapper;
+        Ok(())
+    }
+
+    /// Drop one pin of the kind taken.
+    pub fn release(&mut self, readonly: bool) {
+        let n = if readonly { &mut self.readers } else { &mut self.writers };
+        *n = n.saturating_sub(1);
     }
 
     /// Flags to clear from the shared entry after dropping a pin: writing
@@ -121,18 +145,27 @@ impl Active {
     }
 }
 
-/// One host mapping made by `map_grant_ref`.
+/// One mapping made by `map_grant_ref`: a host mapping (a PTE at
+/// `host_addr`), a device mapping (references held for a bus address), or
+/// both; the handle lives until both parts are unmapped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Mapping {
-    /// The granting domain.
+    /// The granting domain ([`DEAD_GRANTER`] once it was destroyed).
     pub dom: u16,
     /// The grant reference.
     pub gref: u32,
-    /// Where it is mapped.
+    /// Where it is mapped (0: no host mapping left).
     pub host_addr: u64,
+    /// Whether the device part is still mapped.
+    pub device: bool,
     /// Read-only mapping.
     pub readonly: bool,
 }
+
+/// What a maptrack entry names as granter once the granter was destroyed:
+/// never a live domain, so a later domain reusing the id is not touched
+/// by unmaps of the old mappings.
+pub const DEAD_GRANTER: u16 = 0x7ff4; // DOMID_INVALID
 
 /// A domain's maptrack: handle -> mapping.
 #[derive(Clone)]
@@ -162,6 +195,20 @@ impl Maptrack {
     /// Drop a handle.
     pub fn remove(&mut self, handle: u32) -> Option<Mapping> {
         self.slots.get_mut(handle as usize)?.take()
+    }
+
+    /// Replace a live handle's mapping (part of it was unmapped).
+    pub fn update(&mut self, handle: u32, m: Mapping) {
+        if let Some(slot @ Some(_)) = self.slots.get_mut(handle as usize) {
+            *slot = Some(m);
+        }
+    }
+
+    /// Mark every mapping of `granter`'s grants as of a dead granter.
+    pub fn forget_granter(&mut self, granter: u16) {
+        for m in self.slots.iter_mut().flatten().filter(|m| m.dom == granter) {
+            m.dom = DEAD_GRANTER;
+        }
     }
 }
 
@@ -198,17 +245,46 @@ mod tests {
         // A guest that clears its entry while mapped: an existing pin does
         // not re-check type and domid, but the flags keep READING set.
         assert_eq!(pin_flags(gtf::READING, 0, 0, true, true), Ok(gtf::READING));
-        let mut a = Active { readers: 1, writers: 1, domid: 0, frame: 7 };
-        a.writers -= 1;
+        let mut a = Pin { readers: 1, writers: 1, domid: 0 };
+        a.release(false);
         assert_eq!(a.flags_to_clear(), gtf::WRITING);
-        a.readers -= 1;
+        a.release(true);
         assert_eq!(a.flags_to_clear(), gtf::WRITING | gtf::READING);
+    }
+
+    #[test]
+    fn only_the_pinning_domain_adds_pins() {
+        // ABI (Xen map_grant_ref): an entry already pinned by domain A
+        // cannot be mapped by domain B (GNTST_general_error), even though
+        // the shared entry's domid is not re-read while pinned.
+        let mut p = Pin::default();
+        assert_eq!(p.acquire(3, true), Ok(()));
+        assert_eq!(p.acquire(4, true), Err(gntst::GENERAL_ERROR));
+        assert_eq!(p.acquire(3, false), Ok(()));
+        p.release(true);
+        p.release(false);
+        assert_eq!(p.acquire(4, true), Ok(()), "free again once unpinned");
+    }
+
+    #[test]
+    fn pin_counts_never_wrap() {
+        let mut p = Pin { readers: PIN_MAX, writers: 0, domid: 1 };
+        assert_eq!(p.acquire(1, true), Err(gntst::GENERAL_ERROR));
+        assert_eq!(p.readers, PIN_MAX);
+    }
+
+    #[test]
+    fn a_dead_granter_is_forgotten() {
+        let mut m = Maptrack::default();
+        let h = m.insert(Mapping { dom: 5, gref: 1, host_addr: 0x1000, device: false, readonly: false }).unwrap();
+        m.forget_granter(5);
+        assert_eq!(m.get(h).map(|x| x.dom), Some(DEAD_GRANTER));
     }
 
     #[test]
     fn maptrack_handles() {
         let mut m = Maptrack::default();
-        let map = Mapping { dom: 0, gref: 8, host_addr: 0x1000, readonly: true };
+        let map = Mapping { dom: 0, gref: 8, host_addr: 0x1000, device: false, readonly: true };
         let h = m.insert(map).unwrap();
         assert_eq!(m.get(h), Some(map));
         assert_eq!(m.remove(h), Some(map));

@@ -159,8 +159,8 @@ pub struct GrantTable {
     pub frames: [u64; crate::grant::MAX_FRAMES as usize],
     /// Frames in use.
     pub nr_frames: u32,
-    /// (read-only pins, writable pins) per entry.
-    pub pins: [(u16, u16); (crate::grant::MAX_FRAMES * crate::grant::ENTRIES_PER_FRAME) as usize],
+    /// Pin counts (and the pinning domain) per entry.
+    pub pins: [crate::grant::Pin; (crate::grant::MAX_FRAMES * crate::grant::ENTRIES_PER_FRAME) as usize],
     /// Mappings made by this domain: handle -> mapping, with the frame.
     pub maptrack: crate::grant::Maptrack,
     /// Frame of each maptrack handle.
@@ -172,7 +172,7 @@ impl Default for GrantTable {
         GrantTable {
             frames: [0; crate::grant::MAX_FRAMES as usize],
             nr_frames: 0,
-            pins: [(0, 0); (crate::grant::MAX_FRAMES * crate::grant::ENTRIES_PER_FRAME) as usize],
+            pins: [crate::grant::Pin { readers: 0, writers: 0, domid: 0 }; (crate::grant::MAX_FRAMES * crate::grant::ENTRIES_PER_FRAME) as usize],
             maptrack: crate::grant::Maptrack::default(),
             mapped_frames: [0; crate::grant::MAPTRACK],
         }
@@ -515,6 +515,21 @@ impl Domain {
         }
     }
 
+    /// Load the page tables of the vCPU's current mode into CR3 (this
+    /// domain runs on this CPU). NEW_BASEPTR calls it before it drops the
+    /// old base's references, so CR3 never holds a table that lost them.
+    pub fn load_page_tables(&self) {
+        let table = if self.vcpu.kernel_mode { self.guest_table } else { self.guest_table_user };
+        if table != 0 && cpu::read_cr3() != table {
+            crate::arch::x86_64::tlb_clock::stamp_flush();
+            // SAFETY: both guest tables were validated when installed (and
+            // are held by the vCPU's references) and carry the hypervisor's
+            // L4 slots, so this code, its stack and the direct map stay
+            // mapped.
+            unsafe { cpu::write_cr3(table) };
+        }
+    }
+
     /// Load everything the guest runs with, and sanitise its registers.
     pub fn prepare_resume(&mut self, regs: &mut CpuUserRegs) {
         regs.cs = FLAT_CS64;
@@ -524,17 +539,8 @@ impl Domain {
             self.crash(regs, Crash::NonCanonical(regs.rip));
             return;
         }
-        let (table, gs) = if self.vcpu.kernel_mode {
-            (self.guest_table, self.gs_base_kernel)
-        } else {
-            (self.guest_table_user, self.gs_base_user)
-        };
-        if cpu::read_cr3() != table {
-            // SAFETY: both guest tables were validated when installed and
-            // carry the hypervisor's L4 slots, so this code, its stack and
-            // the direct map stay mapped.
-            unsafe { cpu::write_cr3(table) };
-        }
+        self.load_page_tables();
+        let gs = if self.vcpu.kernel_mode { self.gs_base_kernel } else { self.gs_base_user };
         entry::load_guest_bases(GuestBases { fs: self.fs_base, gs });
         cpu::set_cr0_ts(self.fpu_ts);
     }

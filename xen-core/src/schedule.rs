@@ -130,10 +130,30 @@ pub fn flush_remote(domid: u16) {
     if cpu == NONE || cpu == this_cpu() {
         return;
     }
+    flush_other_cpu(cpu);
+}
+
+/// Make CPU `cpu` (not this one) flush its TLB, and wait until it has.
+fn flush_other_cpu(cpu: usize) {
     FLUSH_WANTED[cpu].store(true, SeqCst);
     apic::send_vector(apic_id(cpu), apic::FLUSH_VECTOR);
     while FLUSH_WANTED[cpu].load(SeqCst) {
         core::hint::spin_loop();
+    }
+}
+
+/// Make every CPU that may still cache a translation removed at TLB-flush
+/// clock `stamp` flush its TLB, and wait for them (the caller holds the
+/// hypervisor lock).
+pub fn flush_cpus_since(stamp: u64) {
+    use crate::arch::x86_64::tlb_clock::cpu_needs_flush;
+    let online = (CPUS_ONLINE.load(SeqCst) as usize).min(NR_CPUS);
+    for cpu in (0..online).filter(|&c| cpu_needs_flush(c, stamp)) {
+        if cpu == this_cpu() {
+            crate::arch::x86_64::cpu::flush_tlb();
+        } else {
+            flush_other_cpu(cpu);
+        }
     }
 }
 
@@ -261,15 +281,29 @@ pub fn remove(domid: u16) -> Result<FrameBox<Domain>, RemoveError> {
     let dom = DOMAINS[slot].lock().take().ok_or(RemoveError::NotFound)?;
     SLOT_DOMID[slot].store(NO_DOMAIN, SeqCst);
     set_deadline(slot, 0);
-    for loaded in &LOADED {
-        let _ = loaded.compare_exchange(slot, NONE, SeqCst, SeqCst);
-    }
+    forget_loaded_slot(slot);
     NR_DOMAINS.fetch_sub(1, SeqCst);
     if let Some(run) = RUN.lock().as_mut() {
         run.credit.remove(slot);
         run.carry[slot] = 0;
     }
     Ok(dom)
+}
+
+/// No CPU holds the slot's GDT/LDT any more: the next switch to it loads
+/// them again.
+fn forget_loaded_slot(slot: usize) {
+    for loaded in &LOADED {
+        let _ = loaded.compare_exchange(slot, NONE, SeqCst, SeqCst);
+    }
+}
+
+/// Another domain changed `domid`'s descriptor tables (setvcpucontext):
+/// make every CPU reload them when it next runs it.
+pub fn forget_loaded(domid: u16) {
+    if let Some(slot) = slot_of(domid) {
+        forget_loaded_slot(slot);
+    }
 }
 
 /// Record a domain's wake deadline (0: none) for the timer and idle loop.

@@ -62,6 +62,8 @@ pub fn start_xen(mbi_maddr: u64) -> ! {
     // SAFETY: the layout comes from `paging::build`; from here on only the
     // image (code, bss stack) and the direct map are used.
     unsafe { paging::activate(&layout) };
+    let prot = cpu::enable_smep_smap();
+    info!("Supervisor protections: SMEP {}, SMAP {}", on_off(prot.smep), on_off(prot.smap));
     info!(
         "Page tables: image [{:#x}, {:#x}) at {:#x}, direct map of {} MiB at {:#x}, {} table frames",
         arch::image_phys_range().0,
@@ -305,6 +307,10 @@ fn raise(test: Selftest) {
             0
         },
     };
+}
+
+fn on_off(b: bool) -> &'static str {
+    if b { "on" } else { "off (not in this CPU)" }
 }
 
 /// Every exception comes here. The hypervisor has no recoverable faults

@@ -203,7 +203,7 @@ pub fn build_dom0(img: &Dom0Image<'_>, idle_l4: Mfn) -> Result<Built, BuildError
     ft.get_page_type(&mut pmem, pt.l4_mfn, PageType::L4, who).map_err(|_| BuildError::PageTables)?;
 
     let shared_info = machine::alloc_frame().ok_or(BuildError::OutOfMemory(1))?;
-    ft.assign(shared_info.0, DOM0).map_err(|_| BuildError::PageTables)?;
+    ft.share_with_guest(shared_info.0, DOM0).map_err(|_| BuildError::PageTables)?;
     // SAFETY: freshly allocated, owned by the new domain, not yet mapped.
     let shinfo = unsafe { machine::frame_mut(shared_info) };
     shinfo[SHINFO_UPCALL_MASK] = 1;

@@ -91,7 +91,7 @@ fn create_domain(requested: u16, b: &[u8]) -> Result<u16, i64> {
         return Err(-xen_public::errno::ENOMEM);
     };
     if let Some(ft) = FRAME_TABLE.lock().as_mut() {
-        let _ = ft.assign(shinfo.0, domid);
+        let _ = ft.share_with_guest(shinfo.0, domid);
     }
     let mut dom = Domain::empty(domid, false, shinfo);
     dom.pause_count = 1;
@@ -100,10 +100,12 @@ fn create_domain(requested: u16, b: &[u8]) -> Result<u16, i64> {
     dom.vcpu.upcall_mask = false;
     dom.init_shared();
     if crate::schedule::install(dom).is_err() {
-        if let Some(ft) = FRAME_TABLE.lock().as_mut()
-            && ft.release(shinfo.0, domid) {
+        if let Some(ft) = FRAME_TABLE.lock().as_mut() {
+            ft.unshare(&mut super::mmu::mm().mem, shinfo.0, domid);
+            if ft.release(shinfo.0, domid) {
                 crate::mm::machine::free_frame(shinfo);
             }
+        }
         let _ = ids.free(domid);
         return Err(-xen_public::errno::ENOMEM);
     }
@@ -126,6 +128,7 @@ fn destroy_domain(caller: &mut Domain, domid: u16) -> Result<(), i64> {
         }
     }
     super::gnttab::release_grants(caller, &mut dom);
+    super::gnttab::forget_granter(caller, domid);
     super::mmu::release_domain_refs(&mut dom);
     let mut released = 0u64;
     if let Some(ft) = FRAME_TABLE.lock().as_mut() {

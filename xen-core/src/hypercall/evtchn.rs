@@ -111,10 +111,7 @@ pub(super) fn event_channel_op(d: &mut Domain, cmd: u32, arg: u64) -> Ret {
             }
             Some((8, status))
         }),
-        op::RESET => on_ports(d, u16_at(&b, 0), |p| {
-            p.reset();
-            Ok(None)
-        }),
+        op::RESET => reset(d, u16_at(&b, 0)).map(|()| None),
         _ => Err(-ENOSYS),
     };
     match result {
@@ -127,6 +124,31 @@ pub(super) fn event_channel_op(d: &mut Domain, cmd: u32, arg: u64) -> Ret {
             if mem.write(arg, &b[..size]).is_err() { -EFAULT } else { 0 }
         }
     }
+}
+
+/// EVTCHNOP_reset: close every port of the caller or (privileged) of
+/// another domain. As in Xen, the far end of each interdomain channel is
+/// closed too: it becomes unbound, waiting for the reset domain again.
+fn reset(d: &mut Domain, dom: u16) -> Result<(), i64> {
+    use crate::event;
+    let tdom = target_dom(d, dom)?.unwrap_or(d.domid);
+    let mut from = Some(0);
+    while let Some(start) = from {
+        let mut peers = [(0u16, 0u32); 64];
+        let (n, next) = on_ports(d, dom, |p| Ok(event::foreign_peers_from(p, tdom, start, &mut peers)))?;
+        for &(rdom, rport) in &peers[..n] {
+            if rdom == d.domid {
+                event::peer_closed(&mut d.ports, rport, tdom);
+            } else {
+                crate::schedule::with_domain(rdom, |o| event::peer_closed(&mut o.ports, rport, tdom));
+            }
+        }
+        from = next;
+    }
+    on_ports(d, dom, |p| {
+        p.reset();
+        Ok(())
+    })
 }
 
 /// EVTCHNOP_bind_interdomain: to the caller's own unbound port (loopback)

@@ -33,21 +33,30 @@ fn nr_grant_entries(d: &Domain) -> u32 {
     d.grant.nr_frames * crate::grant::ENTRIES_PER_FRAME
 }
 
-/// Pin grant `gref` for `readonly` or writable use: set GTF_reading /
-/// GTF_writing with a bounded compare-and-swap loop, as Xen does.
+/// Pin grant `gref` for `readonly` or writable use by `mapper`: check that
+/// the granter owns the granted frame (Xen's `get_paged_frame`: else
+/// GNTST_bad_page), take the pin (only the pinning domain may add pins,
+/// counts bounded), and set GTF_reading / GTF_writing with a bounded
+/// compare-and-swap loop, as Xen does.
 fn grant_pin(d: &mut Domain, gref: u32, mapper: u16, readonly: bool) -> Result<u64, i16> {
     use core::sync::atomic::Ordering;
     use crate::grant::{gntst, pin_flags};
     let (domid, frame) = grant_entry(d, gref);
-    let (r, w) = d.grant.pins[gref as usize];
+    let owned = FRAME_TABLE.lock().as_ref().and_then(|ft| ft.info(frame).map(|f| f.owner)) == Some(d.domid);
+    let mut pin = d.grant.pins[gref as usize];
+    let already = pin.pinned();
+    pin.acquire(mapper, readonly)?;
     let word = grant_flags(d, gref);
     let mut cur = word.load(Ordering::SeqCst);
+    pin_flags(cur, domid, mapper, readonly, already)?;
+    if !owned {
+        return Err(gntst::BAD_PAGE);
+    }
     for _ in 0..5 {
-        let new = pin_flags(cur, domid, mapper, readonly, r + w > 0)?;
+        let new = pin_flags(cur, domid, mapper, readonly, already)?;
         match word.compare_exchange(cur, new, Ordering::SeqCst, Ordering::SeqCst) {
             Ok(_) => {
-                let p = &mut d.grant.pins[gref as usize];
-                if readonly { p.0 += 1 } else { p.1 += 1 }
+                d.grant.pins[gref as usize] = pin;
                 return Ok(frame);
             }
             Err(now) => cur = now,
@@ -62,9 +71,9 @@ fn grant_unpin(d: &mut Domain, gref: u32, readonly: bool) {
         return;
     }
     let p = &mut d.grant.pins[gref as usize];
-    if readonly { p.0 = p.0.saturating_sub(1) } else { p.1 = p.1.saturating_sub(1) }
-    let a = crate::grant::Active { readers: u32::from(p.0), writers: u32::from(p.1), domid: d.domid, frame: 0 };
-    grant_flags(d, gref).fetch_and(!a.flags_to_clear(), core::sync::atomic::Ordering::SeqCst);
+    p.release(readonly);
+    let clear = p.flags_to_clear();
+    grant_flags(d, gref).fetch_and(!clear, core::sync::atomic::Ordering::SeqCst);
 }
 
 fn gnttab_setup_table(d: &mut Domain, b: &mut [u8]) -> i16 {
@@ -79,7 +88,7 @@ fn gnttab_setup_table(d: &mut Domain, b: &mut [u8]) -> i16 {
     while d.grant.nr_frames < nr {
         let Some(f) = crate::mm::machine::alloc_frame() else { return gntst::GENERAL_ERROR };
         if let Some(ft) = FRAME_TABLE.lock().as_mut() {
-            let _ = ft.assign(f.0, d.domid);
+            let _ = ft.share_with_guest(f.0, d.domid);
         }
         d.grant.frames[d.grant.nr_frames as usize] = f.0;
         d.grant.nr_frames += 1;
@@ -118,23 +127,120 @@ fn unpin_for(d: &mut Domain, dom: u16, gref: u32, readonly: bool) {
     with_granter(d, dom, |g| grant_unpin(g, gref, readonly));
 }
 
-/// Domain destruction: drop the pins `dead` holds on others' grants (its
-/// own tables' references go with its memory), so granters can revoke.
+/// Domain destruction: drop the pins `dead` holds on others' grants and
+/// the references of its device mappings (its host mappings' references
+/// go with its page tables), so granters can revoke.
 pub(super) fn release_grants(caller: &mut Domain, dead: &mut Domain) {
     for h in 0..crate::grant::MAPTRACK as u32 {
-        let Some(map) = dead.grant.maptrack.get(h) else { continue };
-        if map.dom == dead.domid {
-            continue;
+        let Some(map) = dead.grant.maptrack.remove(h) else { continue };
+        if map.device {
+            put_frame(dead.grant.mapped_frames[h as usize], !map.readonly);
         }
-        unpin_for(caller, map.dom, map.gref, map.readonly);
-        dead.grant.maptrack.remove(h);
+        if map.dom != dead.domid {
+            unpin_for(caller, map.dom, map.gref, map.readonly);
+        }
     }
+}
+
+/// Domain destruction: every mapping of `dead`'s grants that another
+/// domain still holds now names no granter, so a new domain that reuses
+/// the id never sees those handles' unpins.
+pub(super) fn forget_granter(caller: &mut Domain, dead: u16) {
+    caller.grant.maptrack.forget_granter(dead);
+    let mut from = 0;
+    while let Some(id) = crate::schedule::next_domid_from(from) {
+        if id != caller.domid {
+            crate::schedule::with_domain(id, |o| o.grant.maptrack.forget_granter(dead));
+        }
+        match id.checked_add(1) {
+            Some(n) => from = n,
+            None => break,
+        }
+    }
+}
+
+/// Take a general reference on `frame` of `owner`, and a writable type
+/// reference when `write` (what a device mapping or a copy holds).
+fn get_frame(frame: u64, owner: u16, write: bool) -> Result<(), i16> {
+    use crate::grant::gntst;
+    let mut m = mm();
+    let mut ftg = FRAME_TABLE.lock();
+    let ft = ftg.as_mut().ok_or(gntst::GENERAL_ERROR)?;
+    ft.get_page(frame, owner).map_err(|_| gntst::BAD_PAGE)?;
+    if write && ft.get_page_type(&mut m.mem, frame, PageType::Writable, Who::own(owner, false)).is_err() {
+        ft.put_page(frame);
+        return Err(gntst::GENERAL_ERROR);
+    }
+    Ok(())
+}
+
+/// Drop what [`get_frame`] took.
+fn put_frame(frame: u64, write: bool) {
+    let mut m = mm();
+    if let Some(ft) = FRAME_TABLE.lock().as_mut() {
+        if write {
+            ft.put_page_type(&mut m.mem, frame);
+        }
+        ft.put_page(frame);
+        ft.take_freed(|mfn| crate::mm::machine::free_frame(Mfn(mfn)));
+    }
+}
+
+/// Install a host mapping of `frame` (owned by `dom`) at `host_addr` in
+/// the caller's validated L1: the PTE's references are taken through the
+/// frame table like any other L1 entry's.
+fn map_host(d: &Domain, dom: u16, frame: u64, host_addr: u64, readonly: bool) -> i16 {
+    use crate::grant::gntst;
+    if !crate::mm::guest_walk::guest_va_ok(host_addr) {
+        return gntst::GENERAL_ERROR;
+    }
+    let pte = (frame << 12) | 0x25 | if readonly { 0 } else { 0x42 };
+    let mut m = mm();
+    let Some((l1, idx)) = l1_slot(d, &m, host_addr) else { return gntst::GENERAL_ERROR };
+    let mut ftg = FRAME_TABLE.lock();
+    let Some(ft) = ftg.as_mut() else { return gntst::GENERAL_ERROR };
+    let live_l1 = ft.info(l1).is_some_and(|f| f.ty == PageType::L1 && f.validated && f.owner == d.domid);
+    if !live_l1 {
+        return gntst::GENERAL_ERROR;
+    }
+    let old = m.mem.read(l1, idx);
+    if ft.get_entry(&mut m.mem, l1, 1, pte, Who { pg: dom, ..who(d) }).is_err() {
+        return gntst::GENERAL_ERROR;
+    }
+    m.mem.write(l1, idx, pte);
+    ft.put_entry(&mut m.mem, l1, 1, old);
+    ft.take_freed(|mfn| crate::mm::machine::free_frame(Mfn(mfn)));
+    drop(ftg);
+    crate::arch::x86_64::cpu::invlpg(host_addr);
+    gntst::OKAY
+}
+
+/// Remove the host mapping of `frame` at `host_addr`, only if the PTE
+/// there still maps it (Xen's `replace_grant_pv_mapping`).
+fn unmap_host(d: &Domain, frame: u64, host_addr: u64) -> i16 {
+    use crate::grant::gntst;
+    let mut m = mm();
+    let Some((l1, idx)) = l1_slot(d, &m, host_addr) else { return gntst::GENERAL_ERROR };
+    let mut ftg = FRAME_TABLE.lock();
+    let Some(ft) = ftg.as_mut() else { return gntst::GENERAL_ERROR };
+    let cur = m.mem.read(l1, idx);
+    let live_l1 = ft.info(l1).is_some_and(|f| f.ty == PageType::L1 && f.validated && f.owner == d.domid);
+    if !live_l1 || cur & 1 == 0 || (cur & PTE_ADDR) >> 12 != frame {
+        return gntst::GENERAL_ERROR;
+    }
+    m.mem.write(l1, idx, 0);
+    ft.put_entry(&mut m.mem, l1, 1, cur);
+    ft.take_freed(|mfn| crate::mm::machine::free_frame(Mfn(mfn)));
+    drop(ftg);
+    crate::arch::x86_64::cpu::invlpg(host_addr);
+    gntst::OKAY
 }
 
 fn gnttab_map(d: &mut Domain, b: &mut [u8]) -> i16 {
     use crate::grant::{Mapping, gntmap, gntst};
     let (host_addr, flags, gref, dom) = (le64(&b[0..8]), u32_at(b, 8), u32_at(b, 12), u16_at(b, 16));
-    if flags & (gntmap::HOST_MAP | gntmap::DEVICE_MAP) == 0 {
+    let (host, device) = (flags & gntmap::HOST_MAP != 0, flags & gntmap::DEVICE_MAP != 0);
+    if !host && !device {
         return gntst::BAD_GNTREF;
     }
     // As Xen (`rcu_lock_domain_by_id`): a real domain id, not DOMID_SELF.
@@ -150,114 +256,99 @@ fn gnttab_map(d: &mut Domain, b: &mut [u8]) -> i16 {
         Ok(f) => f,
         Err(s) => return s,
     };
-    let mut status = gntst::OKAY;
-    if flags & gntmap::HOST_MAP != 0 {
-        let pte = (frame << 12) | 0x25 | if readonly { 0 } else { 0x42 };
-        let m = mm();
-        status = match l1_slot(d, &m, host_addr) {
-            Some((l1, idx)) => {
-                let mut m = m;
-                let mut ftg = FRAME_TABLE.lock();
-                match ftg.as_mut() {
-                    Some(ft) if ft.info(l1).map(|f| f.ty) == Some(PageType::L1) => {
-                        let old = m.mem.read(l1, idx);
-                        match ft.get_entry(&mut m.mem, l1, 1, pte, Who { pg: dom, ..who(d) }) {
-                            Ok(()) => {
-                                m.mem.write(l1, idx, pte);
-                                ft.put_entry(&mut m.mem, 1, old);
-                                gntst::OKAY
-                            }
-                            Err(_) => gntst::GENERAL_ERROR,
-                        }
-                    }
-                    _ => gntst::GENERAL_ERROR,
-                }
-            }
-            None => gntst::GENERAL_ERROR,
-        };
-        crate::arch::x86_64::cpu::invlpg(host_addr);
+    let mut status = if device { get_frame(frame, dom, !readonly).err().unwrap_or(gntst::OKAY) } else { gntst::OKAY };
+    if status == gntst::OKAY && host {
+        status = map_host(d, dom, frame, host_addr, readonly);
+        if status != gntst::OKAY && device {
+            put_frame(frame, !readonly);
+        }
     }
     if status != gntst::OKAY {
         unpin_for(d, dom, gref, readonly);
         return status;
     }
-    let Some(handle) = d.grant.maptrack.insert(Mapping { dom, gref, host_addr: if flags & gntmap::HOST_MAP != 0 { host_addr } else { 0 }, readonly }) else {
+    let map = Mapping { dom, gref, host_addr: if host { host_addr } else { 0 }, device, readonly };
+    let Some(handle) = d.grant.maptrack.insert(map) else {
+        if host {
+            unmap_host(d, frame, host_addr);
+        }
+        if device {
+            put_frame(frame, !readonly);
+        }
         unpin_for(d, dom, gref, readonly);
         return gntst::NO_DEVICE_SPACE;
     };
     d.grant.mapped_frames[handle as usize] = frame;
     b[20..24].copy_from_slice(&handle.to_le_bytes());
-    let bus = if flags & gntmap::DEVICE_MAP != 0 { frame << 12 } else { 0 };
+    let bus = if device { frame << 12 } else { 0 };
     b[24..32].copy_from_slice(&bus.to_le_bytes());
     gntst::OKAY
 }
 
+/// GNTTABOP_unmap_grant_ref, as Xen's `unmap_common`: a non-zero
+/// `host_addr` removes the host mapping (only if its PTE still maps the
+/// granted frame), a non-zero `dev_bus_addr` the device mapping; the pin
+/// and the handle go when neither part is left. `host_addr` 0 on a host
+/// mapping leaves it in place (status okay, as Xen).
 fn gnttab_unmap(d: &mut Domain, b: &mut [u8]) -> i16 {
     use crate::grant::gntst;
-    let (host_addr, handle) = (le64(&b[0..8]), u32_at(b, 16));
-    let Some(map) = d.grant.maptrack.get(handle) else { return gntst::BAD_HANDLE };
+    let (host_addr, dev_bus_addr, handle) = (le64(&b[0..8]), le64(&b[8..16]), u32_at(b, 16));
+    let Some(mut map) = d.grant.maptrack.get(handle) else { return gntst::BAD_HANDLE };
     let frame = d.grant.mapped_frames[handle as usize];
-    if host_addr != 0 {
+    if dev_bus_addr != 0 && map.device && dev_bus_addr != frame << 12 {
+        return gntst::BAD_DEV_ADDR;
+    }
+    if host_addr != 0 && map.host_addr != 0 {
         if host_addr != map.host_addr {
             return gntst::GENERAL_ERROR;
         }
-        let mut m = mm();
-        let Some((l1, idx)) = l1_slot(d, &m, host_addr) else { return gntst::GENERAL_ERROR };
-        let cur = m.mem.read(l1, idx);
-        if cur & 1 == 0 || (cur & PTE_ADDR) >> 12 != frame {
-            return gntst::GENERAL_ERROR;
+        let s = unmap_host(d, frame, host_addr);
+        if s != gntst::OKAY {
+            return s;
         }
-        if let Some(ft) = FRAME_TABLE.lock().as_mut() {
-            m.mem.write(l1, idx, 0);
-            ft.put_entry(&mut m.mem, 1, cur);
-            ft.take_freed(|mfn| crate::mm::machine::free_frame(Mfn(mfn)));
-        }
-        crate::arch::x86_64::cpu::invlpg(host_addr);
+        map.host_addr = 0;
+    }
+    if dev_bus_addr != 0 && map.device {
+        put_frame(frame, !map.readonly);
+        map.device = false;
+    }
+    if map.host_addr != 0 || map.device {
+        d.grant.maptrack.update(handle, map);
+        return gntst::OKAY;
     }
     d.grant.maptrack.remove(handle);
     unpin_for(d, map.dom, map.gref, map.readonly);
     gntst::OKAY
 }
 
-/// One side of a copy: the machine frame, after checking the grant or the
-/// frame's ownership (and, for a destination frame, that it may be written).
+/// One side of a copy: the machine frame, after checking the grant (the
+/// granter must own the frame) or the frame's ownership, with a general
+/// reference on it and, for a destination, a writable type reference (a
+/// page table or descriptor page can never be written by a copy).
 fn copy_side(d: &mut Domain, is_gref: bool, v: u64, dom: u16, write: bool) -> Result<(u64, Option<(u16, u32)>), i16> {
     use crate::grant::gntst;
     if is_gref {
         let dom = if dom == xen_public::DOMID_SELF { d.domid } else { dom };
         let gref = v as u32;
         let frame = pin_for(d, dom, gref, !write)?;
+        if let Err(s) = get_frame(frame, dom, write) {
+            unpin_for(d, dom, gref, !write);
+            return Err(s);
+        }
         return Ok((frame, Some((dom, gref))));
     }
     // As Xen: only DOMID_SELF (or the caller's id) may name a frame.
     if self_dom(d, dom).is_err() {
         return Err(if crate::schedule::slot_of(dom).is_some() { gntst::PERMISSION_DENIED } else { gntst::BAD_DOMAIN });
     }
-    let mut m = mm();
-    let mut ftg = FRAME_TABLE.lock();
-    let ft = ftg.as_mut().ok_or(gntst::GENERAL_ERROR)?;
-    if ft.get_page(v, d.domid).is_err() {
-        return Err(gntst::BAD_PAGE);
-    }
-    if write && ft.get_page_type(&mut m.mem, v, PageType::Writable, who(d)).is_err() {
-        ft.put_page(v);
-        return Err(gntst::GENERAL_ERROR);
-    }
+    get_frame(v, d.domid, write)?;
     Ok((v, None))
 }
 
 fn copy_release(d: &mut Domain, frame: u64, gref: Option<(u16, u32)>, write: bool) {
-    match gref {
-        Some((dom, g)) => unpin_for(d, dom, g, !write),
-        None => {
-            let mut m = mm();
-            if let Some(ft) = FRAME_TABLE.lock().as_mut() {
-                if write {
-                    ft.put_page_type(&mut m.mem, frame);
-                }
-                ft.put_page(frame);
-            }
-        }
+    put_frame(frame, write);
+    if let Some((dom, g)) = gref {
+        unpin_for(d, dom, g, !write);
     }
 }
 
@@ -379,7 +470,7 @@ pub(super) fn grant_table_op(d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
     }
     let mem = d.kernel_mem();
     for i in 0..count {
-        if i == GNTTAB_PER_CALL {
+        if i == GNTTAB_PER_CALL || (i > 0 && super::preempt_due()) {
             regs.rsi = uop + i * size as u64;
             regs.rdx = count - i;
             return continue_later(regs, nr::GRANT_TABLE_OP) as i64;

@@ -105,7 +105,7 @@ fn batch<const SIZE: usize>(
         }
     };
     for i in 0..count {
-        if i == BATCH_PER_CALL {
+        if i == BATCH_PER_CALL || (i > 0 && super::preempt_due()) {
             flush_foreign(d);
             if let Err(e) = write_done(&mem, pdone, done) {
                 return e;
@@ -202,23 +202,68 @@ pub(super) fn update_va_mapping(d: &mut Domain, va: u64, pte: u64, flags: u64) -
     0
 }
 
-/// Take the references a vCPU's base pointer holds on an L4 (validating it
-/// if needed), and drop those of the old one.
-pub(super) fn switch_base(d: &Domain, new_mfn: u64, old_maddr: u64) -> Result<(), i64> {
+/// Take the references a vCPU's base pointer holds on the L4 in `mfn`
+/// (validating it if needed).
+fn acquire_base(d: &Domain, mfn: u64) -> Result<(), i64> {
     let mut m = mm();
     let mut ftg = FRAME_TABLE.lock();
     let ft = ftg.as_mut().ok_or(-EINVAL)?;
+    ft.get_page(mfn, d.domid).map_err(|_| -EINVAL)?;
+    if ft.get_page_type(&mut m.mem, mfn, PageType::L4, who(d)).is_err() {
+        ft.put_page(mfn);
+        return Err(-EINVAL);
+    }
+    Ok(())
+}
+
+/// Drop the references of a base pointer (machine address; 0: none). The
+/// table must no longer be in any CR3.
+fn release_base(maddr: u64) {
+    if maddr == 0 {
+        return;
+    }
+    let mut m = mm();
+    let mut ftg = FRAME_TABLE.lock();
+    let Some(ft) = ftg.as_mut() else { return };
+    ft.put_page_type(&mut m.mem, maddr >> 12);
+    ft.put_page(maddr >> 12);
+    ft.take_freed(|mfn| crate::mm::machine::free_frame(Mfn(mfn)));
+}
+
+/// Install a new base pointer of another (not running) vCPU: take the new
+/// one's references, drop the old one's (setvcpucontext).
+pub(super) fn switch_base(d: &Domain, new_mfn: u64, old_maddr: u64) -> Result<(), i64> {
     if new_mfn != 0 {
-        ft.get_page(new_mfn, d.domid).map_err(|_| -EINVAL)?;
-        if ft.get_page_type(&mut m.mem, new_mfn, PageType::L4, who(d)).is_err() {
-            ft.put_page(new_mfn);
-            return Err(-EINVAL);
-        }
+        acquire_base(d, new_mfn)?;
     }
-    if old_maddr != 0 {
-        ft.put_page_type(&mut m.mem, old_maddr >> 12);
-        ft.put_page(old_maddr >> 12);
+    release_base(old_maddr);
+    Ok(())
+}
+
+/// MMUEXT_NEW_BASEPTR on the running vCPU: as Xen, the new table goes
+/// into CR3 before the old one loses its references, so the rest of a
+/// batch or multicall never runs on a table that may be retyped or freed.
+fn new_baseptr(d: &mut Domain, mfn: u64) -> Result<(), i64> {
+    if mfn == 0 {
+        // Only the user base pointer may be null (Xen: -EINVAL).
+        return Err(-EINVAL);
     }
+    acquire_base(d, mfn)?;
+    let old = core::mem::replace(&mut d.guest_table, mfn << 12);
+    d.load_page_tables();
+    release_base(old);
+    Ok(())
+}
+
+/// MMUEXT_NEW_USER_BASEPTR: the user table is not in CR3 while the guest
+/// kernel makes hypercalls, so the old one can go at once.
+fn new_user_baseptr(d: &mut Domain, mfn: u64) -> Result<(), i64> {
+    if mfn != 0 {
+        acquire_base(d, mfn)?;
+    }
+    let old = core::mem::replace(&mut d.guest_table_user, mfn << 12);
+    d.vcpu.has_user_table = mfn != 0;
+    release_base(old);
     Ok(())
 }
 
@@ -243,12 +288,7 @@ fn mmuext_one(d: &mut Domain, pg: u16, cmd: u32, arg1: u64, arg2: u64) -> Result
             ft.take_freed(|mfn| crate::mm::machine::free_frame(Mfn(mfn)));
             r
         }),
-        5 => {
-            // NEW_BASEPTR
-            switch_base(d, arg1, d.guest_table)?;
-            d.guest_table = arg1 << 12;
-            Ok(())
-        }
+        5 => new_baseptr(d, arg1),
         6 | 8 | 10 => {
             cpu::flush_tlb();
             Ok(())
@@ -265,13 +305,7 @@ fn mmuext_one(d: &mut Domain, pg: u16, cmd: u32, arg1: u64, arg2: u64) -> Result
         }
         12 => Err(-EACCES),
         13 => set_ldt(d, if arg2 == 0 { 0 } else { arg1 }, arg2),
-        15 => {
-            // NEW_USER_BASEPTR
-            switch_base(d, arg1, d.guest_table_user)?;
-            d.guest_table_user = arg1 << 12;
-            d.vcpu.has_user_table = arg1 != 0;
-            Ok(())
-        }
+        15 => new_user_baseptr(d, arg1),
         16 | 17 => {
             // CLEAR_PAGE (arg1 = mfn), COPY_PAGE (arg1 = dst, arg2 = src):
             // the destination must be one the domain may write.
@@ -320,7 +354,8 @@ pub(super) fn multicall(d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
     }
     let mem = d.kernel_mem();
     for i in 0..count {
-        if i > 0 && i % BATCH_PER_CALL == 0 {
+        // Xen checks for preemption before every entry but the first.
+        if i > 0 && (i % BATCH_PER_CALL == 0 || super::preempt_due()) {
             regs.rdi = list + i * 64;
             regs.rsi = count - i;
             return continue_later(regs, nr::MULTICALL) as i64;
@@ -467,7 +502,8 @@ pub(super) fn set_ldt(d: &mut Domain, va: u64, ents: u64) -> Result<(), i64> {
     let pages = (ents * 8).div_ceil(4096) as usize;
     let mut frames = [0u64; 16];
     for (i, f) in frames.iter_mut().enumerate().take(pages) {
-        let walked = crate::mm::guest_walk::translate(&crate::guest::DirectMap, d.guest_table, va + i as u64 * 4096, false);
+        let page_va = va.wrapping_add(i as u64 * 4096);
+        let walked = crate::mm::guest_walk::translate(&crate::guest::DirectMap, d.guest_table, page_va, false);
         let typed = walked.ok().map(|maddr| maddr >> 12).filter(|&mfn| {
             ft.get_page(mfn, d.domid).is_ok()
                 && (ft.get_page_type(&mut m.mem, mfn, PageType::SegDesc, who(d)).is_ok() || {
@@ -482,27 +518,44 @@ pub(super) fn set_ldt(d: &mut Domain, va: u64, ents: u64) -> Result<(), i64> {
                     ft.put_page_type(&mut m.mem, g);
                     ft.put_page(g);
                 }
-                gdt::load_ldt(core::iter::empty(), 0);
+                if is_running_here(d) {
+                    gdt::load_ldt(core::iter::empty(), 0);
+                } else {
+                    crate::schedule::forget_loaded(d.domid);
+                }
                 return Ok(());
             }
         }
     }
     d.ldt_frames = (frames, pages);
-    let descs = (0..ents as usize).map(|i| m.mem.read(frames[i / 512], i % 512));
-    gdt::load_ldt(descs, ents as usize);
+    if is_running_here(d) {
+        let descs = (0..ents as usize).map(|i| m.mem.read(frames[i / 512], i % 512));
+        gdt::load_ldt(descs, ents as usize);
+    } else {
+        crate::schedule::forget_loaded(d.domid);
+    }
     Ok(())
 }
 
+/// Whether `d` is the domain running on this CPU (whose descriptor tables
+/// are the loaded ones). A domain changed by another (setvcpucontext) is
+/// not: its tables load when it is switched to.
+fn is_running_here(d: &Domain) -> bool {
+    crate::schedule::slot_of(d.domid).is_some_and(|s| s == crate::schedule::current())
+}
+
 /// Drop the references a domain's vCPU holds (its base pointers, GDT and
-/// LDT frames), before its memory is relinquished.
+/// LDT frames) and the permanent type of its shared pages, before its
+/// memory is relinquished.
 pub(super) fn release_domain_refs(d: &mut Domain) {
-    let _ = switch_base(d, 0, d.guest_table);
-    let _ = switch_base(d, 0, d.guest_table_user);
-    d.guest_table = 0;
-    d.guest_table_user = 0;
+    release_base(core::mem::take(&mut d.guest_table));
+    release_base(core::mem::take(&mut d.guest_table_user));
     let mut m = mm();
     let mut ftg = FRAME_TABLE.lock();
     let Some(ft) = ftg.as_mut() else { return };
+    for &f in core::iter::once(&d.shared_info.0).chain(&d.grant.frames[..d.grant.nr_frames as usize]) {
+        ft.unshare(&mut m.mem, f, d.domid);
+    }
     let (ldt, n) = d.ldt_frames;
     let gdt = d.gdt_ents.div_ceil(512) as usize;
     for &f in ldt[..n].iter().chain(&d.gdt_frames[..gdt]) {

@@ -28,8 +28,29 @@ macro_rules! guest {
     };
 }
 
+/// How long one hypercall may hold the hypervisor lock before it
+/// continues itself (Xen's `hypercall_preempt_check`, by elapsed time).
+pub const PREEMPT_NS: u64 = 500_000;
+
+/// Per CPU: system time when the guest's current top-level hypercall
+/// started (sub-calls of a multicall share their parent's).
+static HYPERCALL_START: [core::sync::atomic::AtomicU64; crate::arch::x86_64::smp::MAX_CPUS as usize] =
+    [const { core::sync::atomic::AtomicU64::new(0) }; crate::arch::x86_64::smp::MAX_CPUS as usize];
+
+/// Whether the current hypercall has run long enough to continue later.
+/// Callers check it only after some progress, so every call advances.
+pub fn preempt_due() -> bool {
+    let start = HYPERCALL_START.get(crate::arch::x86_64::entry::this_cpu()).map_or(0, |s| s.load(core::sync::atomic::Ordering::Relaxed));
+    crate::guest::system_time().saturating_sub(start) >= PREEMPT_NS
+}
+
 /// Handle the hypercall in `regs`; the result goes to the guest's RAX.
 pub fn dispatch(d: &mut Domain, regs: &mut CpuUserRegs) -> u64 {
+    if !d.in_multicall
+        && let Some(s) = HYPERCALL_START.get(crate::arch::x86_64::entry::this_cpu())
+    {
+        s.store(crate::guest::system_time(), core::sync::atomic::Ordering::Relaxed);
+    }
     let (a1, a2, a3) = (regs.rdi, regs.rsi, regs.rdx);
     let r: Ret = match regs.rax {
         nr::SET_TRAP_TABLE => set_trap_table(d, regs),
@@ -83,7 +104,10 @@ fn set_trap_table(d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
         return 0;
     }
     let mem = d.kernel_mem();
-    for _ in 0..TRAPS_PER_CALL {
+    for i in 0..TRAPS_PER_CALL {
+        if i > 0 && preempt_due() {
+            break;
+        }
         let mut raw = [0u8; 16];
         guest!(mem.read(ptr, &mut raw));
         let address = u64::from_le_bytes(raw[8..16].try_into().unwrap_or_default());
@@ -266,13 +290,20 @@ const CONSOLE_PER_CALL: u64 = 16 * 1024;
 fn console_io(d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
     use xen_public::{CONSOLEIO_READ, CONSOLEIO_WRITE};
     let (cmd, count, buf) = (regs.rdi as u32, regs.rsi, regs.rdx);
+    // Release Xen 4.17 (XSM dummy policy) serves the console to the
+    // hardware domain only: a domU gets -EPERM for every command, so it
+    // cannot write unprefixed lines to the serial port (nor forge
+    // "(XEN)" ones); domUs use their console ring.
+    if !d.privileged {
+        return -EPERM;
+    }
     let mem = d.kernel_mem();
     match u64::from(cmd) {
         CONSOLEIO_WRITE => {
             let mut done = 0u64;
             let count = count as u32 as u64;
             while done < count {
-                if done == CONSOLE_PER_CALL {
+                if done == CONSOLE_PER_CALL || (done > 0 && preempt_due()) {
                     // Long writes continue in a re-issued call, as in Xen.
                     regs.rsi = count - done;
                     regs.rdx = buf + done;
@@ -286,7 +317,6 @@ fn console_io(d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
             }
             0
         }
-        CONSOLEIO_READ if !d.privileged => -EPERM,
         CONSOLEIO_READ if count as u32 > i32::MAX as u32 => -E2BIG,
         CONSOLEIO_READ => {
             let count = count as u32 as usize;

@@ -37,16 +37,40 @@ pub unsafe fn frame_mut(mfn: Mfn) -> &'static mut [u8; 4096] {
     unsafe { &mut *(maddr_to_virt(mfn.maddr()) as *mut [u8; 4096]) }
 }
 
+/// TLB-flush clock of the latest free since every CPU last flushed (0:
+/// none). A frame that was freed may still be reachable through a stale
+/// translation of its former owner; no frame is handed out again until
+/// every CPU has flushed since it was freed.
+static FREED_AT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Flush whichever CPUs may still translate to a frame freed earlier.
+fn flush_before_reuse() {
+    use core::sync::atomic::Ordering::SeqCst;
+    let stamp = FREED_AT.swap(0, SeqCst);
+    if stamp != 0 {
+        crate::schedule::flush_cpus_since(stamp);
+    }
+}
+
 /// Allocate one zeroed frame.
 pub fn alloc_frame() -> Option<Mfn> {
+    flush_before_reuse();
     let mfn = FRAMES.lock().as_mut()?.alloc()?;
     // SAFETY: the frame was just allocated, so it is ours alone.
     unsafe { frame_mut(mfn) }.fill(0);
     Some(mfn)
 }
 
+/// Allocate `pages` contiguous frames (not zeroed) for the hypervisor's
+/// own use, after the flush that frame reuse needs.
+pub fn alloc_contiguous(pages: u64) -> Option<Mfn> {
+    flush_before_reuse();
+    FRAMES.lock().as_mut()?.alloc_contiguous(pages)
+}
+
 /// Give a frame back to the allocator (after the frame table released it).
 pub fn free_frame(mfn: Mfn) {
+    FREED_AT.store(crate::arch::x86_64::tlb_clock::now(), core::sync::atomic::Ordering::SeqCst);
     set_m2p(mfn, INVALID_M2P_ENTRY);
     if let Some(f) = FRAMES.lock().as_mut() {
         let _ = f.free(mfn);
@@ -128,6 +152,14 @@ impl PageMem for DirectMapMem {
         }
         // SAFETY: as above; the frame table decided the write is allowed.
         unsafe { (maddr_to_virt((mfn << 12) + idx as u64 * 8) as *mut u64).write_volatile(val) };
+    }
+
+    fn tlb_clock(&self) -> u64 {
+        crate::arch::x86_64::tlb_clock::now()
+    }
+
+    fn flush_tlbs_since(&mut self, stamp: u64) {
+        crate::schedule::flush_cpus_since(stamp);
     }
 
     fn init_xen_l4_slots(&mut self, mfn: u64) {

@@ -10,9 +10,16 @@
 //!   table of every present entry, and one general reference; an L1 holds a
 //!   general reference on every mapped frame and a writable type reference
 //!   where the mapping is writable;
-//! - a "linear" (recursive) entry, pointing at a table of its own level, is
-//!   allowed only read-only, holds only a general reference, and freezes the
-//!   target's type while it exists;
+//! - a "linear" entry, pointing at a table of its own level, is allowed
+//!   only read-only. Pointing at its own table it holds nothing; pointing at
+//!   another validated table of that level it holds a general and a type
+//!   reference, and chains stay one level deep: a table either contains
+//!   linear entries or is the target of some, never both (Xen since
+//!   XSA-240);
+//! - reference counts never wrap: an increment that would overflow fails;
+//! - a frame that lost an L1 mapping carries the TLB-flush clock of that
+//!   moment, and becomes a page table or descriptor page only after every
+//!   CPU has flushed its TLB since ([`PageMem::flush_tlbs_since`]);
 //! - every operation that fails leaves the table and the page tables exactly
 //!   as they were.
 //!
@@ -28,6 +35,13 @@ pub trait PageMem {
     /// An L4 was just validated: install the hypervisor's own slots
     /// (256-271) in it, as Xen's `init_xen_l4_slots` does.
     fn init_xen_l4_slots(&mut self, _mfn: u64) {}
+    /// The TLB-flush clock now: a CPU that flushes later holds no
+    /// translation removed before this reading.
+    fn tlb_clock(&self) -> u64 {
+        0
+    }
+    /// Make sure every CPU has flushed its TLB after clock value `stamp`.
+    fn flush_tlbs_since(&mut self, _stamp: u64) {}
 }
 
 /// A frame's type.
@@ -85,8 +99,13 @@ pub struct PageInfo {
     pub type_count: u32,
     /// All references (the allocation itself counts one).
     pub count: u32,
-    /// Read-only linear (recursive) mappings of this table.
-    pub linear_count: u32,
+    /// Linear page-table bookkeeping (Xen's `linear_pt_count`): above 0,
+    /// the number of linear entries this table contains; below 0, the
+    /// number of linear entries elsewhere that point at it.
+    pub linear_pt: i32,
+    /// TLB-flush clock when an L1 mapping of this frame was last removed
+    /// (0: never).
+    pub tlb_stamp: u64,
     /// Pinned by the guest (MMUEXT_PIN_*).
     pub pinned: bool,
     /// Contents validated for the current type.
@@ -102,7 +121,7 @@ pub const NO_OWNER: u16 = 0x7ff2; // DOMID_XEN
 impl PageInfo {
     /// A frame nobody owns.
     pub const FREE: PageInfo =
-        PageInfo { owner: NO_OWNER, ty: PageType::None, type_count: 0, count: 0, linear_count: 0, pinned: false, validated: false, validating: false };
+        PageInfo { owner: NO_OWNER, ty: PageType::None, type_count: 0, count: 0, linear_pt: 0, tlb_stamp: 0, pinned: false, validated: false, validating: false };
 }
 
 /// Why an operation failed; each maps to Xen's errno.
@@ -216,11 +235,31 @@ impl<'a> FrameTable<'a> {
         Ok(())
     }
 
+    /// Give a free frame to `dom` as a page the hypervisor shares with it
+    /// (shared_info, a grant-table frame): typed writable for good, as
+    /// Xen's `share_xen_page_with_guest`, so it can never become a page
+    /// table or descriptor page while the hypervisor writes into it.
+    pub fn share_with_guest(&mut self, mfn: u64, dom: u16) -> Res {
+        self.assign(mfn, dom)?;
+        let f = self.at(mfn);
+        f.ty = PageType::Writable;
+        f.type_count = 1;
+        Ok(())
+    }
+
+    /// Drop the permanent type reference of a shared page (its domain is
+    /// being destroyed), so it is freed like any other frame.
+    pub fn unshare(&mut self, mem: &mut impl PageMem, mfn: u64, dom: u16) {
+        if self.info(mfn).is_some_and(|f| f.owner == dom && f.ty == PageType::Writable && f.type_count > 0) {
+            self.put_page_type(mem, mfn);
+        }
+    }
+
     /// Take a frame back from `dom` (the allocation reference), if nothing
     /// else references it; `true` if it is now free.
     pub fn release(&mut self, mfn: u64, dom: u16) -> bool {
         match self.frames.get_mut(mfn as usize) {
-            Some(f) if f.owner == dom && f.count == 1 && f.type_count == 0 && f.linear_count == 0 && !f.pinned => {
+            Some(f) if f.owner == dom && f.count == 1 && f.type_count == 0 && !f.pinned => {
                 *f = PageInfo::FREE;
                 true
             }
@@ -232,7 +271,7 @@ impl<'a> FrameTable<'a> {
     pub fn get_page(&mut self, mfn: u64, dom: u16) -> Res {
         match self.frames.get_mut(mfn as usize) {
             Some(f) if f.owner == dom && f.count > 0 => {
-                f.count += 1;
+                f.count = f.count.checked_add(1).ok_or(MmError::Busy)?;
                 Ok(())
             }
             _ => Err(MmError::Busy),
@@ -242,7 +281,7 @@ impl<'a> FrameTable<'a> {
     /// Drop a general reference. An orphan frame (its domain destroyed)
     /// whose last reference this was becomes free.
     pub fn put_page(&mut self, mfn: u64) {
-        let f = self.at(mfn);
+        let Some(f) = self.frames.get_mut(mfn as usize) else { return };
         f.count = f.count.saturating_sub(1);
         if f.owner == ORPHAN && f.count == 0 && f.type_count == 0 {
             *f = PageInfo::FREE;
@@ -304,12 +343,19 @@ impl<'a> FrameTable<'a> {
         if f.validating {
             return Err(MmError::Inval);
         }
-        if f.type_count > 0 || (f.linear_count > 0 && f.ty != ty) {
+        if f.type_count > 0 {
             if f.ty != ty {
                 return Err(if ty == PageType::Writable { MmError::Busy } else { MmError::Inval });
             }
-            self.at(mfn).type_count += 1;
+            let g = self.at(mfn);
+            g.type_count = g.type_count.checked_add(1).ok_or(MmError::Busy)?;
             return Ok(());
+        }
+        if ty != PageType::Writable && f.tlb_stamp != 0 {
+            // A CPU may still hold a translation of an L1 mapping removed
+            // since its last flush: no table or descriptor page until none
+            // can.
+            mem.flush_tlbs_since(f.tlb_stamp);
         }
         if ty == PageType::SegDesc {
             Self::validate_segdesc(mem, mfn)?;
@@ -338,7 +384,7 @@ impl<'a> FrameTable<'a> {
 
     /// Drop a type reference; a table whose count reaches 0 is devalidated.
     pub fn put_page_type(&mut self, mem: &mut impl PageMem, mfn: u64) {
-        let f = *self.at(mfn);
+        let Some(&f) = self.info(mfn) else { return };
         if f.type_count == 0 {
             return;
         }
@@ -349,9 +395,7 @@ impl<'a> FrameTable<'a> {
             }
             let g = self.at(mfn);
             g.validated = false;
-            if g.linear_count == 0 {
-                g.ty = PageType::None;
-            }
+            g.ty = PageType::None;
         }
     }
 
@@ -392,20 +436,18 @@ impl<'a> FrameTable<'a> {
             return Ok(());
         }
         // L2-L4 entries: same owner only; a same-level target is a linear
-        // (recursive) mapping, allowed read-only.
+        // mapping, allowed read-only.
         if self.info(target).map(|f| f.owner) != Some(who.dom) {
             return Err(MmError::Inval);
         }
-        self.get_page(target, who.dom).map_err(|_| MmError::Inval)?;
-        let same_level = target == table || self.info(target).map(|f| f.ty) == Some(PageType::table(level));
-        if same_level {
-            if e & pte::RW != 0 {
-                self.put_page(target);
-                return Err(MmError::Inval);
-            }
-            self.at(target).linear_count += 1;
-            return Ok(());
+        if target == table {
+            // Xen takes nothing for a table mapping itself.
+            return if e & pte::RW != 0 { Err(MmError::Inval) } else { Ok(()) };
         }
+        if self.info(target).map(|f| f.ty) == Some(PageType::table(level)) {
+            return if e & pte::RW != 0 { Err(MmError::Inval) } else { self.get_linear(table, target, who) };
+        }
+        self.get_page(target, who.dom).map_err(|_| MmError::Inval)?;
         if let Err(err) = self.get_page_type(mem, target, PageType::table(level - 1), who) {
             self.put_page(target);
             return Err(if err == MmError::Busy { MmError::Inval } else { err });
@@ -413,28 +455,55 @@ impl<'a> FrameTable<'a> {
         Ok(())
     }
 
-    /// Drop what [`get_entry`](Self::get_entry) took for `e`.
-    pub fn put_entry(&mut self, mem: &mut impl PageMem, level: u8, e: u64) {
+    /// A read-only linear entry in `table` to `target`, another validated
+    /// table of the same level (Xen's `get_*_linear_pagetable`): a general
+    /// and a type reference, and chains one level deep.
+    fn get_linear(&mut self, table: u64, target: u64, who: Who) -> Res {
+        let (t, g) = match (self.info(table), self.info(target)) {
+            (Some(t), Some(g)) => (*t, *g),
+            _ => return Err(MmError::Inval),
+        };
+        if !g.validated || g.validating || g.type_count == 0 || t.linear_pt < 0 || g.linear_pt > 0 {
+            return Err(MmError::Inval);
+        }
+        self.get_page(target, who.dom).map_err(|_| MmError::Inval)?;
+        let tc = self.at(target).type_count.checked_add(1);
+        let (Some(tc), Some(entries), Some(uses)) = (tc, t.linear_pt.checked_add(1), g.linear_pt.checked_sub(1)) else {
+            self.put_page(target);
+            return Err(MmError::Inval);
+        };
+        self.at(target).type_count = tc;
+        self.at(target).linear_pt = uses;
+        self.at(table).linear_pt = entries;
+        Ok(())
+    }
+
+    /// Drop what [`get_entry`](Self::get_entry) took for `e`, an entry of
+    /// the level-`level` table in `table`.
+    pub fn put_entry(&mut self, mem: &mut impl PageMem, table: u64, level: u8, e: u64) {
         if e & pte::P == 0 {
             return;
         }
         let target = mfn_of(e);
         if level == 1 {
+            let stamp = mem.tlb_clock();
+            if let Some(f) = self.frames.get_mut(target as usize) {
+                f.tlb_stamp = stamp;
+            }
             if e & pte::RW != 0 {
                 self.put_page_type(mem, target);
             }
             self.put_page(target);
             return;
         }
-        if self.info(target).map(|f| f.ty) == Some(PageType::table(level)) && self.at(target).linear_count > 0 {
-            let t = self.at(target);
-            t.linear_count -= 1;
-            if t.linear_count == 0 && t.type_count == 0 {
-                t.ty = PageType::None;
-            }
-        } else {
-            self.put_page_type(mem, target);
+        if target == table {
+            return;
         }
+        if self.info(target).map(|f| f.ty) == Some(PageType::table(level)) {
+            self.at(target).linear_pt += 1;
+            self.at(table).linear_pt -= 1;
+        }
+        self.put_page_type(mem, target);
         self.put_page(target);
     }
 
@@ -477,7 +546,7 @@ impl<'a> FrameTable<'a> {
     fn put_entries(&mut self, mem: &mut impl PageMem, mfn: u64, level: u8, upto: usize) {
         for i in (0..upto).filter(|&i| Self::is_guest_slot(level, i)) {
             let e = mem.read(mfn, i);
-            self.put_entry(mem, level, e);
+            self.put_entry(mem, mfn, level, e);
         }
     }
 
@@ -541,7 +610,7 @@ impl<'a> FrameTable<'a> {
         }
         self.get_entry(mem, table, level, new, who)?;
         mem.write(table, idx, new);
-        self.put_entry(mem, level, old);
+        self.put_entry(mem, table, level, old);
         Ok(())
     }
 }
@@ -717,11 +786,12 @@ mod tests {
         let mut frames = frames;
         let mut ft = FrameTable::new(&mut frames);
         ft.pin(&mut mem, 13, 4, D0).unwrap();
-        assert_eq!(ft.info(13).map(|f| (f.linear_count, f.count)), Some((1, 3)));
+        // ABI (Xen): a table's entry pointing at itself takes no reference.
+        assert_eq!(ft.info(13).map(|f| (f.linear_pt, f.count)), Some((0, 2)));
         // Turning it writable through an update is refused too.
         assert_eq!(ft.update_entry(&mut mem, 13, 0, e(13, RW), false, D0), Err(MmError::Inval));
         ft.unpin(&mut mem, 13, D0).unwrap();
-        assert_eq!(ft.info(13).map(|f| (f.ty, f.linear_count, f.count)), Some((PageType::None, 0, 1)));
+        assert_eq!(ft.info(13).map(|f| (f.ty, f.linear_pt, f.count)), Some((PageType::None, 0, 1)));
     }
 
     #[test]
@@ -803,7 +873,7 @@ mod tests {
     fn check_balance(ft: &FrameTable<'_>, mem: &Mem, n: u64) {
         let mut count = std::vec![1u32; n as usize];
         let mut tcount = std::vec![0u32; n as usize];
-        let mut linear = std::vec![0u32; n as usize];
+        let mut linear = std::vec![0i32; n as usize];
         for t in 0..n {
             let f = ft.info(t).copied().unwrap_or(PageInfo::FREE);
             if f.pinned {
@@ -817,15 +887,20 @@ mod tests {
                     continue;
                 }
                 let tgt = mfn_of(en) as usize;
+                if level > 1 && tgt as u64 == t {
+                    continue; // a self-reference holds nothing
+                }
                 count[tgt] += 1;
                 if level == 1 {
                     if en & pte::RW != 0 {
                         tcount[tgt] += 1;
                     }
-                } else if ft.info(tgt as u64).map(|g| g.ty) == Some(PageType::table(level)) {
-                    linear[tgt] += 1;
-                } else {
-                    tcount[tgt] += 1;
+                    continue;
+                }
+                tcount[tgt] += 1;
+                if ft.info(tgt as u64).map(|g| g.ty) == Some(PageType::table(level)) {
+                    linear[tgt] -= 1;
+                    linear[t as usize] += 1;
                 }
             }
         }
@@ -834,8 +909,8 @@ mod tests {
             if f.owner != D0.dom {
                 continue;
             }
-            assert_eq!((f.count, f.type_count, f.linear_count), (count[m as usize], tcount[m as usize], linear[m as usize]), "frame {m}: {f:?}");
-            assert!(f.type_count > 0 || f.linear_count > 0 || f.ty == PageType::None || !f.validated);
+            assert_eq!((f.count, f.type_count, f.linear_pt), (count[m as usize], tcount[m as usize], linear[m as usize]), "frame {m}: {f:?}");
+            assert!(f.type_count > 0 || f.ty == PageType::None, "frame {m}: typed without a reference");
         }
     }
 
@@ -884,7 +959,7 @@ mod tests {
         assert_eq!(ft.get_entry(&mut mem, 10, 1, e(50, RW), foreign), Ok(()));
         assert_eq!(ft.info(50).map(|f| (f.ty, f.count)), Some((PageType::Writable, 2)));
         assert_eq!(ft.get_entry(&mut mem, 10, 1, e(20, RW), foreign), Err(MmError::Busy), "own frame is not the foreign domain's");
-        ft.put_entry(&mut mem, 1, e(50, RW));
+        ft.put_entry(&mut mem, 10, 1, e(50, RW));
         assert_eq!(ft.info(50).map(|f| (f.ty, f.count)), Some((PageType::None, 1)));
     }
 
@@ -903,11 +978,115 @@ mod tests {
         let expect: Vec<u64> = (48..64).filter(|&m| m != 62).collect();
         assert_eq!(freed, expect);
         assert_eq!(ft.info(62).map(|f| f.owner), Some(ORPHAN), "still mapped: not freed");
-        ft.put_entry(&mut mem, 1, e(62, RW));
+        ft.put_entry(&mut mem, 10, 1, e(62, RW));
         let mut later = Vec::new();
         ft.take_freed(|m| later.push(m));
         assert_eq!(later, [62]);
         assert_eq!(ft.info(62), Some(&PageInfo::FREE));
         assert!((0..48).all(|m| ft.info(m).is_some_and(|f| f.owner == D0.dom && f.count == 1)), "D0's frames untouched");
+    }
+
+    #[test]
+    fn linear_entry_holds_a_type_reference_xsa_240() {
+        // ABI (Xen since XSA-240): a read-only L4 entry pointing at another
+        // validated L4 takes a type reference, so the target stays a
+        // validated table (cannot be unpinned into a writable page) while
+        // linked.
+        let (mut frames, mut mem) = setup();
+        let mut ft = FrameTable::new(&mut frames);
+        ft.pin(&mut mem, 13, 4, D0).unwrap();
+        ft.pin(&mut mem, 12, 4, D0).unwrap();
+        ft.update_entry(&mut mem, 12, 0, e(13, RO), false, D0).unwrap();
+        assert_eq!(ft.info(13).map(|f| (f.type_count, f.linear_pt)), Some((2, -1)));
+        assert_eq!(ft.info(12).map(|f| f.linear_pt), Some(1));
+        ft.unpin(&mut mem, 13, D0).unwrap();
+        assert_eq!(ft.info(13).map(|f| (f.ty, f.validated)), Some((PageType::L4, true)), "still a table while linked");
+        // So it cannot be mapped writable (the attack of finding 6).
+        ft.pin(&mut mem, 10, 1, D0).unwrap();
+        assert_eq!(ft.update_entry(&mut mem, 10, 0, e(13, RW), false, D0), Err(MmError::Busy));
+        // Unlinking drops the last type reference.
+        ft.update_entry(&mut mem, 12, 0, 0, false, D0).unwrap();
+        assert_eq!(ft.info(13).map(|f| (f.ty, f.type_count, f.linear_pt, f.count)), Some((PageType::None, 0, 0, 1)));
+        check_balance(&ft, &mem, 64);
+    }
+
+    #[test]
+    fn linear_chains_stay_one_level_deep() {
+        // ABI (XSA-240): a table that is the target of linear entries may
+        // not contain any, and the other way round.
+        let (mut frames, mut mem) = setup();
+        let mut ft = FrameTable::new(&mut frames);
+        for t in [11, 12, 13] {
+            ft.pin(&mut mem, t, 4, D0).unwrap();
+        }
+        ft.update_entry(&mut mem, 12, 0, e(13, RO), false, D0).unwrap();
+        assert_eq!(ft.update_entry(&mut mem, 13, 1, e(11, RO), false, D0), Err(MmError::Inval), "target may not link");
+        assert_eq!(ft.update_entry(&mut mem, 11, 1, e(12, RO), false, D0), Err(MmError::Inval), "linker may not be a target");
+        assert_eq!(ft.update_entry(&mut mem, 12, 1, e(13, RW), false, D0), Err(MmError::Inval), "read-only only");
+        check_balance(&ft, &mem, 64);
+    }
+
+    #[test]
+    fn shared_pages_can_never_become_tables() {
+        // ABI: shared_info and grant frames are PGT_writable_page for good.
+        let mut frames = std::vec![PageInfo::FREE; 8];
+        let mut mem = Mem::default();
+        let mut ft = FrameTable::new(&mut frames);
+        ft.share_with_guest(3, 1).unwrap();
+        for level in 1..=4 {
+            assert_eq!(ft.pin(&mut mem, 3, level, Who::own(1, false)), Err(MmError::Inval));
+        }
+        assert_eq!(ft.get_page_type(&mut mem, 3, PageType::SegDesc, Who::own(1, false)), Err(MmError::Inval));
+        assert!(!ft.release(3, 1), "not given back while shared");
+        ft.unshare(&mut mem, 3, 1);
+        assert!(ft.release(3, 1));
+    }
+
+    #[test]
+    fn counts_never_wrap() {
+        let mut frames = std::vec![PageInfo::FREE; 4];
+        let mut ft = FrameTable::new(&mut frames);
+        ft.assign(1, 1).unwrap();
+        ft.frames[1].count = u32::MAX;
+        assert_eq!(ft.get_page(1, 1), Err(MmError::Busy));
+        assert_eq!(ft.info(1).map(|f| f.count), Some(u32::MAX));
+    }
+
+    #[derive(Default)]
+    struct ClockMem {
+        mem: Mem,
+        clock: u64,
+        flushed_since: Vec<u64>,
+    }
+
+    impl PageMem for ClockMem {
+        fn read(&self, mfn: u64, idx: usize) -> u64 {
+            self.mem.read(mfn, idx)
+        }
+        fn write(&mut self, mfn: u64, idx: usize, val: u64) {
+            self.mem.write(mfn, idx, val)
+        }
+        fn tlb_clock(&self) -> u64 {
+            self.clock
+        }
+        fn flush_tlbs_since(&mut self, stamp: u64) {
+            self.flushed_since.push(stamp);
+        }
+    }
+
+    #[test]
+    fn retyping_a_frame_that_lost_a_mapping_flushes_tlbs_first() {
+        // Finding 5: update_va_mapping(va, 0, no flush) then pin the frame:
+        // the stale writable translation must be gone before it is a table.
+        let (mut frames, _) = setup();
+        let mut mem = ClockMem { clock: 7, ..ClockMem::default() };
+        let mut ft = FrameTable::new(&mut frames);
+        ft.pin(&mut mem, 10, 1, D0).unwrap();
+        ft.update_entry(&mut mem, 10, 0, e(20, RW), false, D0).unwrap();
+        ft.update_entry(&mut mem, 10, 0, 0, false, D0).unwrap();
+        assert_eq!(ft.info(20).map(|f| f.tlb_stamp), Some(7));
+        assert!(mem.flushed_since.is_empty());
+        ft.pin(&mut mem, 20, 1, D0).unwrap();
+        assert_eq!(mem.flushed_since, [7]);
     }
 }

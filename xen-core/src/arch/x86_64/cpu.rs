@@ -193,15 +193,57 @@ pub fn set_cr0_ts(on: bool) {
     }
 }
 
-/// Flush this CPU's non-global TLB entries.
+/// CR4.SMEP: ring 0 never executes a user page.
+const CR4_SMEP: u64 = 1 << 20;
+/// CR4.SMAP: ring 0 never touches a user page (with RFLAGS.AC clear).
+const CR4_SMAP: u64 = 1 << 21;
+
+/// Supervisor-mode protections this CPU runs with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Protections {
+    /// SMEP is on.
+    pub smep: bool,
+    /// SMAP is on.
+    pub smap: bool,
+}
+
+/// Turn on SMEP and SMAP where CPUID reports them. The hypervisor reaches
+/// guest memory only through the direct map (`guest::GuestMem`), never
+/// through a guest's own (user) mappings, so both can stay on always.
+pub fn enable_smep_smap() -> Protections {
+    let (_, ebx, _, _) = if cpuid(0, 0).0 >= 7 { cpuid(7, 0) } else { (0, 0, 0, 0) };
+    let p = Protections { smep: ebx & (1 << 7) != 0, smap: ebx & (1 << 20) != 0 };
+    let bits = if p.smep { CR4_SMEP } else { 0 } | if p.smap { CR4_SMAP } else { 0 };
+    // SAFETY: CPUID reports both features; the hypervisor executes only
+    // its image and accesses guest memory only through the direct map,
+    // neither of which is a user mapping.
+    unsafe { write_cr4(read_cr4() | bits) };
+    p
+}
+
+/// Clear RFLAGS.AC, which an exception or interrupt from a guest leaves as
+/// the guest set it (only SYSCALL masks it): with AC set, SMAP would not
+/// stop a stray access to a guest page.
+pub fn clear_ac() {
+    // SAFETY: POPF in ring 0 only changes the flags; only AC differs.
+    unsafe { asm!("pushfq", "and qword ptr [rsp], {mask}", "popfq", mask = const !(1u64 << 18) as i64 as i32 as i64, options(preserves_flags)) };
+}
+
+/// Flush this CPU's non-global TLB entries (and advance the TLB-flush
+/// clock; only for use once the CPU runs with its per-CPU block).
 pub fn flush_tlb() {
+    super::tlb_clock::stamp_flush();
     // SAFETY: reloading CR3 with its own value only drops TLB entries.
     unsafe { write_cr3(read_cr3()) };
 }
 
-/// Drop one page's TLB entry.
+/// Drop one page's TLB entry; a non-canonical address (which would fault
+/// in ring 0) drops nothing.
 pub fn invlpg(va: u64) {
-    // SAFETY: invlpg only drops a TLB entry.
+    if !crate::domain::vcpu::is_canonical(va) {
+        return;
+    }
+    // SAFETY: invlpg of a canonical address only drops a TLB entry.
     unsafe { asm!("invlpg [{}]", in(reg) va, options(nostack, preserves_flags)) };
 }
 

@@ -26,7 +26,7 @@ impl<T> FrameBox<T> {
     pub fn new(value: T) -> Result<FrameBox<T>, T> {
         const { assert!(core::mem::align_of::<T>() <= 4096) };
         let pages = core::mem::size_of::<T>().div_ceil(4096).max(1) as u64;
-        let Some(first) = FRAMES.lock().as_mut().and_then(|f| f.alloc_contiguous(pages)) else { return Err(value) };
+        let Some(first) = crate::mm::machine::alloc_contiguous(pages) else { return Err(value) };
         let ptr = maddr_to_virt(first.maddr()) as *mut T;
         // SAFETY: the frames were just allocated for this box alone; the
         // direct map maps them writable and page-aligned, so `ptr` is valid

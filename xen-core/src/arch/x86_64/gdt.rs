@@ -180,6 +180,10 @@ unsafe fn load(t: &PerCpuTables) {
             "mov fs, {tmp:e}",
             "mov gs, {tmp:e}",
             "ltr {tr:x}",
+            // LDTR keeps its power-on state (base 0, limit 0xffff, usable)
+            // until an LLDT: a guest that never set an LDT could then use
+            // descriptors it wrote at linear 0 (XSA-298's class). Null it.
+            "lldt {tmp:x}",
             gdtr = in(reg) &gdtr,
             cs = in(reg) u64::from(HYPERVISOR_CS),
             ds = in(reg) u32::from(HYPERVISOR_DS),

@@ -13,6 +13,7 @@ pub mod gdt;
 pub mod paging;
 pub mod serial;
 pub mod smp;
+pub mod tlb_clock;
 pub mod traps;
 
 /// Virtual address of the machine's direct map (Xen's DIRECTMAP_VIRT_START):

@@ -212,6 +212,7 @@ pub unsafe fn activate(layout: &Layout) {
 pub fn load_idle_tables() {
     let Some(idle) = crate::mm::machine::IDLE_L4.get() else { return };
     if cpu::read_cr3() != idle.maddr() {
+        super::tlb_clock::stamp_flush();
         // SAFETY: the idle L4 maps the image, the stacks and the direct
         // map, like every guest L4's hypervisor slots.
         unsafe { cpu::write_cr3(idle.maddr()) };

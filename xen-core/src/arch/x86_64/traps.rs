@@ -271,6 +271,7 @@ pub fn load_idt() {
 /// just before the return to a guest; interrupts that arrive while the
 /// hypervisor halts (ring 0) only acknowledge themselves.
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
+    super::cpu::clear_ac();
     let vector = frame.entry_vector;
     let from_guest = frame.cs & 3 == 3;
     let is_irq = [super::apic::TIMER_VECTOR, super::apic::KICK_VECTOR, super::apic::FLUSH_VECTOR].iter().any(|&v| u64::from(v) == vector);
