@@ -52,6 +52,8 @@ pub enum Test {
     Parallel,
     /// How many minimal domains fit at once.
     Density,
+    /// A page-table hog next to a guest measuring its timers.
+    Preempt,
 }
 
 /// The value of `key=` on the command line.
@@ -92,6 +94,7 @@ pub fn test(cmdline: &str) -> Result<Test, &str> {
         "mapped" => Test::Mapped,
         "weights" => Test::Weights,
         "parallel" => Test::Parallel,
+        "preempt" => Test::Preempt,
         "density" => Test::Density,
         other => return Err(other),
     })

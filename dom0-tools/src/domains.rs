@@ -364,3 +364,30 @@ pub fn density(guests: &mut Guests, budget_s: u64, max: usize) {
 
 /// A ballooned minimal guest keeps fewer pages than this.
 const GUEST_BALLOONED: u64 = 256;
+
+/// Preemption (XSA-45's class): one guest pins and unpins the largest
+/// page-table tree it can build, over and over, while another measures how
+/// late its 1 ms timers fire; then both go and no frame may leak.
+pub fn preempt(guests: &mut Guests) {
+    let before = hv::free_pages();
+    let Ok(hog) = guests.start("quiet hog") else {
+        println!("dom0: preempt: cannot start the hog");
+        return;
+    };
+    let settle = shared::now_ns().unwrap_or(0) + 300_000_000;
+    while shared::now_ns().unwrap_or(u64::MAX) < settle {
+        guests.pump();
+        guests.wait(10_000_000);
+    }
+    match run_to_end(guests, "quiet lateness") {
+        Some(_) => println!("dom0: preempt: the timer guest finished next to the hog"),
+        None => println!("dom0: preempt: the timer guest did not finish"),
+    }
+    let hog_cpu_ms = hv::vcpu_time(hog) / 1_000_000;
+    println!("dom0: preempt: hog used {hog_cpu_ms} ms of CPU");
+    guests.destroy(hog);
+    guests.reap();
+    let after = hv::free_pages();
+    println!("dom0: preempt: free pages {before} before, {after} after");
+    println!("dom0: preempt: {}", if after == before { "no frame leaked" } else { "frames leaked" });
+}

@@ -5,9 +5,13 @@
 //! domctl is refused, and with `spin` on its command line spins forever
 //! instead (a CPU hog for the scheduler tests); `exit` powers off at once,
 //! `compute` runs a fixed computation, `antisocial` spins on hypercalls
-//! (for `cargo xtask bench`).
+//! (for `cargo xtask bench`); `hog` pins and unpins the largest page-table
+//! tree it can build, forever, and `lateness` measures its timers (the
+//! preemption test).
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
+#[cfg(target_os = "none")]
+mod hog;
 #[cfg(target_os = "none")]
 mod pingpong;
 
@@ -105,6 +109,14 @@ mod guest {
             }
         }
         if has("exit") {
+            poweroff();
+        }
+        if has("hog") {
+            let mut pages = EarlyAlloc::from_start_info(si.pt_base, si.nr_pt_frames, VIRT_BASE, si.nr_pages);
+            crate::hog::hog(si, &mut pages);
+        }
+        if has("lateness") {
+            crate::hog::lateness();
             poweroff();
         }
         if has("compute") {

@@ -213,6 +213,24 @@ fn single_boot_tests() -> Vec<BootTest> {
             )
         },
         BootTest {
+            // XSA-45's class: the hog's pins and unpins are preempted, so
+            // the other CPU's guest gets its timers within 5 ms (p99).
+            modules: Modules::Dom0Test("test=preempt"),
+            smp: 2,
+            ..boot(
+                "page_table_hog_leaves_timer_p99_under_5ms",
+                "loglvl=warning",
+                EXIT_SUCCESS,
+                &[
+                    "pv-guest-kernel: hog: tree of",
+                    "pv-guest-kernel: hog: pin Ok(()) unpin Ok(()) console multicall 0",
+                    "pv-guest-kernel: lateness: p99 within 5 ms",
+                    "dom0: preempt: the timer guest finished next to the hog",
+                    "dom0: preempt: no frame leaked",
+                ],
+            )
+        },
+        BootTest {
             modules: Modules::Dom0Test("test=churn"),
             ..boot(
                 "running_guests_destroyed_100_times_leak_nothing",

@@ -197,7 +197,7 @@ pub fn build_dom0(img: &Dom0Image<'_>, idle_l4: Mfn) -> Result<Built, BuildError
     // Validate the bootstrap tables exactly as a guest's MMUEXT_PIN_L4_TABLE
     // would, then take the reference the vCPU's current L4 holds.
     let who = Who::own(DOM0, true);
-    let mut pmem = machine::DirectMapMem { end_mfn: machine::M2P.get().map_or(0, |m| m.entries) };
+    let mut pmem = machine::DirectMapMem::new(false);
     ft.pin(&mut pmem, pt.l4_mfn, 4, who).map_err(|_| BuildError::PageTables)?;
     ft.get_page(pt.l4_mfn, DOM0).map_err(|_| BuildError::PageTables)?;
     ft.get_page_type(&mut pmem, pt.l4_mfn, PageType::L4, who).map_err(|_| BuildError::PageTables)?;

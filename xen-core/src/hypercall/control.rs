@@ -132,8 +132,9 @@ fn destroy_domain(caller: &mut Domain, domid: u16) -> Result<(), i64> {
     super::mmu::release_domain_refs(&mut dom);
     let mut released = 0u64;
     if let Some(ft) = FRAME_TABLE.lock().as_mut() {
-        let mut m = super::mmu::mm();
-        ft.relinquish(&mut m.mem, domid, |mfn| {
+        // Not preemptible: every frame must be done before it is freed.
+        let mut mem = crate::mm::machine::DirectMapMem::new(false);
+        ft.relinquish(&mut mem, domid, |mfn| {
             crate::mm::machine::free_frame(Mfn(mfn));
             released += 1;
         });

@@ -16,7 +16,21 @@ pub(super) struct Mm {
 }
 
 pub(super) fn mm() -> Mm {
-    Mm { mem: DirectMapMem { end_mfn: crate::mm::machine::M2P.get().map_or(0, |m| m.entries) } }
+    Mm { mem: DirectMapMem::new(true) }
+}
+
+/// Finish the devalidations an earlier call left pending (Xen's
+/// `old_guest_table`), preemptibly: -ERESTART if some remain.
+pub(super) fn drain_pending() -> Result<(), i64> {
+    let mut m = mm();
+    match FRAME_TABLE.lock().as_mut() {
+        Some(ft) if ft.has_pending() => {
+            let r = ft.drain_pending(&mut m.mem).map_err(|e| e.errno());
+            ft.take_freed(|mfn| crate::mm::machine::free_frame(Mfn(mfn)));
+            r
+        }
+        _ => Ok(()),
+    }
 }
 
 pub(super) fn who(d: &Domain) -> Who {
@@ -91,6 +105,10 @@ fn batch<const SIZE: usize>(
         Ok(pg) => pg,
         Err(e) => return e,
     };
+    if drain_pending().is_err() {
+        // No entry done yet: the whole call is issued again.
+        return continue_later(regs, op) as i64;
+    }
     let mem = d.kernel_mem();
     let (count, mut done) = match batch_start(&mem, count, pdone) {
         Ok(v) => v,
@@ -117,9 +135,20 @@ fn batch<const SIZE: usize>(
             rc = -EFAULT;
             break;
         }
-        if let Err(e) = each(d, pg_owner, &raw) {
-            rc = e;
-            break;
+        match each(d, pg_owner, &raw) {
+            Ok(()) => {}
+            Err(e) if e == -super::control::ERESTART => {
+                // A long validation stopped: this entry is issued again.
+                flush_foreign(d);
+                if let Err(e) = write_done(&mem, pdone, done) {
+                    return e;
+                }
+                return batch_continue(regs, op, i, count, SIZE as u64);
+            }
+            Err(e) => {
+                rc = e;
+                break;
+            }
         }
         done += 1;
     }
@@ -182,6 +211,9 @@ pub(super) fn update_va_mapping(d: &mut Domain, va: u64, pte: u64, flags: u64) -
     if !crate::mm::guest_walk::guest_va_ok(va) {
         return -EINVAL;
     }
+    if let Err(e) = drain_pending() {
+        return e;
+    }
     let mut m = mm();
     let Some((l1, idx)) = l1_slot(d, &m, va) else { return -EINVAL };
     let mut ftg = FRAME_TABLE.lock();
@@ -209,9 +241,9 @@ fn acquire_base(d: &Domain, mfn: u64) -> Result<(), i64> {
     let mut ftg = FRAME_TABLE.lock();
     let ft = ftg.as_mut().ok_or(-EINVAL)?;
     ft.get_page(mfn, d.domid).map_err(|_| -EINVAL)?;
-    if ft.get_page_type(&mut m.mem, mfn, PageType::L4, who(d)).is_err() {
+    if let Err(e) = ft.get_page_type(&mut m.mem, mfn, PageType::L4, who(d)) {
         ft.put_page(mfn);
-        return Err(-EINVAL);
+        return Err(if e == MmError::Restart { e.errno() } else { -EINVAL });
     }
     Ok(())
 }
@@ -267,6 +299,12 @@ fn new_user_baseptr(d: &mut Domain, mfn: u64) -> Result<(), i64> {
     Ok(())
 }
 
+/// Xen's errors for MMUEXT pins: -ERESTART (a continuation) stays, every
+/// other failure is -EINVAL.
+fn restart_or_einval(e: MmError) -> i64 {
+    if e == MmError::Restart { e.errno() } else { -EINVAL }
+}
+
 /// One MMUEXT command.
 fn mmuext_one(d: &mut Domain, pg: u16, cmd: u32, arg1: u64, arg2: u64) -> Result<(), i64> {
     use crate::arch::x86_64::cpu;
@@ -282,7 +320,7 @@ fn mmuext_one(d: &mut Domain, pg: u16, cmd: u32, arg1: u64, arg2: u64) -> Result
         f(ft, &mut m)
     };
     match cmd {
-        0..=3 => with_ft(&mut |ft, m| ft.pin(&mut m.mem, arg1, cmd as u8 + 1, pin_who).map_err(|_| -EINVAL)),
+        0..=3 => with_ft(&mut |ft, m| ft.pin(&mut m.mem, arg1, cmd as u8 + 1, pin_who).map_err(restart_or_einval)),
         4 => with_ft(&mut |ft, m| {
             let r = ft.unpin(&mut m.mem, arg1, pin_who).map_err(|_| -EINVAL);
             ft.take_freed(|mfn| crate::mm::machine::free_frame(Mfn(mfn)));
@@ -544,18 +582,26 @@ fn is_running_here(d: &Domain) -> bool {
     crate::schedule::slot_of(d.domid).is_some_and(|s| s == crate::schedule::current())
 }
 
-/// Drop the references a domain's vCPU holds (its base pointers, GDT and
-/// LDT frames) and the permanent type of its shared pages, before its
-/// memory is relinquished.
+/// Drop the references a domain's vCPU holds and the permanent type of
+/// its shared pages, before its memory is relinquished.
 pub(super) fn release_domain_refs(d: &mut Domain) {
+    release_vcpu_refs(d);
+    let mut m = mm();
+    if let Some(ft) = FRAME_TABLE.lock().as_mut() {
+        for &f in core::iter::once(&d.shared_info.0).chain(&d.grant.frames[..d.grant.nr_frames as usize]) {
+            ft.unshare(&mut m.mem, f, d.domid);
+        }
+    }
+}
+
+/// Drop the references a domain's vCPU holds: its base pointers, GDT and
+/// LDT frames (a vCPU reset, or destruction).
+pub(super) fn release_vcpu_refs(d: &mut Domain) {
     release_base(core::mem::take(&mut d.guest_table));
     release_base(core::mem::take(&mut d.guest_table_user));
     let mut m = mm();
     let mut ftg = FRAME_TABLE.lock();
     let Some(ft) = ftg.as_mut() else { return };
-    for &f in core::iter::once(&d.shared_info.0).chain(&d.grant.frames[..d.grant.nr_frames as usize]) {
-        ft.unshare(&mut m.mem, f, d.domid);
-    }
     let (ldt, n) = d.ldt_frames;
     let gdt = d.gdt_ents.div_ceil(512) as usize;
     for &f in ldt[..n].iter().chain(&d.gdt_frames[..gdt]) {

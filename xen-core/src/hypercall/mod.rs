@@ -12,7 +12,7 @@ use crate::guest::{Domain, Efault, GuestMem};
 use crate::version::{NAME, VERSION, XEN_MAJOR, XEN_MINOR};
 use crate::mm::Mfn;
 use crate::mm::machine::{DirectMapMem, FRAME_TABLE};
-use crate::mm::page_type::{PageMem, PageType, Who};
+use crate::mm::page_type::{MmError, PageMem, PageType, Who};
 use xen_public::errno::{E2BIG, EACCES, EFAULT, EINVAL, ENOSYS, EPERM, ESRCH};
 use xen_public::hypercall as nr;
 

@@ -30,12 +30,17 @@ pub(super) fn set(o: &mut Domain, vcpu: u32, ctx: Option<&[u8; context::SIZE]>) 
         return -EINVAL;
     }
     if !o.vcpu_up {
-        if cr3 == 0 || mmu::switch_base(o, cr3, 0).is_err() {
+        if cr3 == 0 {
             return -EINVAL;
         }
-        if user_cr3 != 0 && mmu::switch_base(o, user_cr3, 0).is_err() {
+        if let Err(e) = mmu::switch_base(o, cr3, 0) {
+            return restart_or_einval(e);
+        }
+        if user_cr3 != 0
+            && let Err(e) = mmu::switch_base(o, user_cr3, 0)
+        {
             let _ = mmu::switch_base(o, 0, cr3 << 12);
-            return -EINVAL;
+            return restart_or_einval(e);
         }
         o.guest_table = cr3 << 12;
         o.guest_table_user = user_cr3 << 12;
@@ -43,6 +48,11 @@ pub(super) fn set(o: &mut Domain, vcpu: u32, ctx: Option<&[u8; context::SIZE]>) 
     }
     apply(o, &c);
     0
+}
+
+/// -ERESTART (a long validation to continue) stays; the rest is -EINVAL.
+fn restart_or_einval(e: i64) -> i64 {
+    if e == -super::control::ERESTART { e } else { -EINVAL }
 }
 
 /// Take the decoded context into the vCPU (already checked).
@@ -67,7 +77,7 @@ fn apply(o: &mut Domain, c: &VcpuGuestContext) {
 
 /// A NULL context: the vCPU goes back to its state before any context.
 fn reset(o: &mut Domain) {
-    mmu::release_domain_refs(o);
+    mmu::release_vcpu_refs(o);
     o.vcpu = crate::domain::vcpu::PvVcpu { upcall_mask: o.vcpu.upcall_mask, ..Default::default() };
     o.regs = CpuUserRegs::default();
     o.vcpu_up = false;

@@ -134,6 +134,16 @@ pub static IDLE_L4: spin::Once<Mfn> = spin::Once::new();
 pub struct DirectMapMem {
     /// One past the last frame.
     pub end_mfn: u64,
+    /// Whether long validations may stop for a continuation (inside a
+    /// guest's hypercall; not at boot or while destroying a domain).
+    pub preemptible: bool,
+}
+
+impl DirectMapMem {
+    /// All of RAM; `preemptible` as the caller can continue.
+    pub fn new(preemptible: bool) -> Self {
+        DirectMapMem { end_mfn: M2P.get().map_or(0, |m| m.entries), preemptible }
+    }
 }
 
 impl PageMem for DirectMapMem {
@@ -152,6 +162,10 @@ impl PageMem for DirectMapMem {
         }
         // SAFETY: as above; the frame table decided the write is allowed.
         unsafe { (maddr_to_virt((mfn << 12) + idx as u64 * 8) as *mut u64).write_volatile(val) };
+    }
+
+    fn preempt_due(&self) -> bool {
+        self.preemptible && crate::hypercall::preempt_due()
     }
 
     fn tlb_clock(&self) -> u64 {

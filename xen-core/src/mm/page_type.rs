@@ -20,8 +20,16 @@
 //! - a frame that lost an L1 mapping carries the TLB-flush clock of that
 //!   moment, and becomes a page table or descriptor page only after every
 //!   CPU has flushed its TLB since ([`PageMem::flush_tlbs_since`]);
-//! - every operation that fails leaves the table and the page tables exactly
-//!   as they were.
+//! - validation and devalidation are preemptible (XSA-45): a table whose
+//!   validation was interrupted is `Partial::Validation` and holds the
+//!   references of its entries `[0, partial_at)`; one whose devalidation was
+//!   interrupted is `Partial::Devalidation`, holds the same, keeps its type
+//!   and sits on the pending list until [`FrameTable::drain_pending`]
+//!   finishes it. A partial frame is never retyped, written as plain memory
+//!   or freed;
+//! - every operation that fails leaves the table and the page tables as
+//!   they were, except that undoing a failed validation may itself be left
+//!   pending.
 //!
 //! Pure logic over [`PageMem`], so the host tests drive it with a model.
 #![forbid(unsafe_code)]
@@ -42,6 +50,24 @@ pub trait PageMem {
     }
     /// Make sure every CPU has flushed its TLB after clock value `stamp`.
     fn flush_tlbs_since(&mut self, _stamp: u64) {}
+    /// Whether the current operation has run long enough to stop and
+    /// continue later (checked only after some progress).
+    fn preempt_due(&self) -> bool {
+        false
+    }
+}
+
+/// Where an interrupted validation or devalidation stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[repr(u8)]
+pub enum Partial {
+    /// Nothing interrupted.
+    #[default]
+    None = 0,
+    /// Validation stopped after entries `[0, partial_at)`.
+    Validation = 1,
+    /// Devalidation stopped; entries `[0, partial_at)` still hold references.
+    Devalidation = 2,
 }
 
 /// A frame's type.
@@ -113,6 +139,10 @@ pub struct PageInfo {
     /// Validation of this table is in progress (it cannot be retyped, and
     /// a reference to it from below is a loop).
     pub validating: bool,
+    /// An interrupted validation or devalidation.
+    pub partial: Partial,
+    /// Entries `[0, partial_at)` hold references while `partial` is set.
+    pub partial_at: u16,
 }
 
 /// Owner of frames no domain owns (free, or the hypervisor's).
@@ -121,7 +151,7 @@ pub const NO_OWNER: u16 = 0x7ff2; // DOMID_XEN
 impl PageInfo {
     /// A frame nobody owns.
     pub const FREE: PageInfo =
-        PageInfo { owner: NO_OWNER, ty: PageType::None, type_count: 0, count: 0, linear_pt: 0, tlb_stamp: 0, pinned: false, validated: false, validating: false };
+        PageInfo { owner: NO_OWNER, ty: PageType::None, type_count: 0, count: 0, linear_pt: 0, tlb_stamp: 0, pinned: false, validated: false, validating: false, partial: Partial::None, partial_at: 0 };
 }
 
 /// Why an operation failed; each maps to Xen's errno.
@@ -131,6 +161,9 @@ pub enum MmError {
     Inval,
     /// Frame not owned, or a writable mapping of a page table (-EBUSY).
     Busy,
+    /// Preempted: the operation must be issued again (a continuation;
+    /// Xen's internal -ERESTART, never seen by a guest).
+    Restart,
 }
 
 impl MmError {
@@ -139,6 +172,7 @@ impl MmError {
         match self {
             MmError::Inval => -22,
             MmError::Busy => -16,
+            MmError::Restart => -85,
         }
     }
 }
@@ -182,7 +216,14 @@ pub struct FrameTable<'a> {
     /// the caller to give them back to the allocator ([`Self::take_freed`]).
     freed: [u64; FREED_BATCH],
     nr_freed: usize,
+    /// Frames whose devalidation was interrupted, to finish first.
+    pending: [u64; PENDING_MAX],
+    nr_pending: usize,
 }
+
+/// Interrupted devalidations remembered at once; past that, devalidation
+/// runs to the end without preemption.
+const PENDING_MAX: usize = 256;
 
 /// Freed orphan frames remembered between two [`FrameTable::take_freed`].
 const FREED_BATCH: usize = 64;
@@ -213,7 +254,7 @@ impl Who {
 impl<'a> FrameTable<'a> {
     /// A table over `frames` (one entry per machine frame).
     pub fn new(frames: &'a mut [PageInfo]) -> Self {
-        FrameTable { frames, freed: [0; FREED_BATCH], nr_freed: 0 }
+        FrameTable { frames, freed: [0; FREED_BATCH], nr_freed: 0, pending: [0; PENDING_MAX], nr_pending: 0 }
     }
 
     /// A frame's state.
@@ -259,7 +300,7 @@ impl<'a> FrameTable<'a> {
     /// else references it; `true` if it is now free.
     pub fn release(&mut self, mfn: u64, dom: u16) -> bool {
         match self.frames.get_mut(mfn as usize) {
-            Some(f) if f.owner == dom && f.count == 1 && f.type_count == 0 && !f.pinned => {
+            Some(f) if f.owner == dom && f.count == 1 && f.type_count == 0 && !f.pinned && f.partial == Partial::None => {
                 *f = PageInfo::FREE;
                 true
             }
@@ -283,7 +324,13 @@ impl<'a> FrameTable<'a> {
     pub fn put_page(&mut self, mfn: u64) {
         let Some(f) = self.frames.get_mut(mfn as usize) else { return };
         f.count = f.count.saturating_sub(1);
-        if f.owner == ORPHAN && f.count == 0 && f.type_count == 0 {
+        self.free_if_orphan_done(mfn);
+    }
+
+    /// An orphan frame nothing references any more becomes free.
+    fn free_if_orphan_done(&mut self, mfn: u64) {
+        let Some(f) = self.frames.get_mut(mfn as usize) else { return };
+        if f.owner == ORPHAN && f.count == 0 && f.type_count == 0 && f.partial == Partial::None {
             *f = PageInfo::FREE;
             if self.nr_freed < FREED_BATCH {
                 self.freed[self.nr_freed] = mfn;
@@ -314,6 +361,18 @@ impl<'a> FrameTable<'a> {
         let n = self.frames.len() as u64;
         for mfn in 0..n {
             let f = self.frames[mfn as usize];
+            if f.owner != dom {
+                continue;
+            }
+            if f.partial == Partial::Validation {
+                self.abandon_validation(mem, mfn);
+            }
+            if f.partial == Partial::Devalidation {
+                self.continue_devalidation(mem, mfn, false);
+            }
+        }
+        for mfn in 0..n {
+            let f = self.frames[mfn as usize];
             if f.owner == dom && f.pinned {
                 self.at(mfn).pinned = false;
                 self.put_page_type(mem, mfn);
@@ -322,7 +381,7 @@ impl<'a> FrameTable<'a> {
         }
         for mfn in 0..n {
             let f = self.frames[mfn as usize];
-            let orphan_done = f.owner == ORPHAN && f.count == 0 && f.type_count == 0;
+            let orphan_done = f.owner == ORPHAN && f.count == 0 && f.type_count == 0 && f.partial == Partial::None;
             if f.owner != dom && !orphan_done {
                 continue;
             }
@@ -338,20 +397,28 @@ impl<'a> FrameTable<'a> {
     }
 
     /// Take a type reference, validating the frame if it becomes a table.
+    /// A table validation may stop with [`MmError::Restart`] and resume
+    /// where it stopped when the same type is asked for again.
     pub fn get_page_type(&mut self, mem: &mut impl PageMem, mfn: u64, ty: PageType, who: Who) -> Res {
         let f = *self.frames.get(mfn as usize).ok_or(MmError::Inval)?;
+        let conflict = if ty == PageType::Writable { MmError::Busy } else { MmError::Inval };
         if f.validating {
             return Err(MmError::Inval);
         }
-        if f.type_count > 0 {
-            if f.ty != ty {
-                return Err(if ty == PageType::Writable { MmError::Busy } else { MmError::Inval });
-            }
-            let g = self.at(mfn);
-            g.type_count = g.type_count.checked_add(1).ok_or(MmError::Busy)?;
-            return Ok(());
+        if f.partial == Partial::Devalidation {
+            // Still being torn down: a table again once that is done.
+            return Err(if ty == PageType::Writable { MmError::Busy } else { MmError::Restart });
         }
-        if ty != PageType::Writable && f.tlb_stamp != 0 {
+        if f.type_count > 0 || f.partial == Partial::Validation {
+            if f.ty != ty {
+                return Err(conflict);
+            }
+            if f.type_count > 0 {
+                let g = self.at(mfn);
+                g.type_count = g.type_count.checked_add(1).ok_or(MmError::Busy)?;
+                return Ok(());
+            }
+        } else if ty != PageType::Writable && f.tlb_stamp != 0 {
             // A CPU may still hold a translation of an L1 mapping removed
             // since its last flush: no table or descriptor page until none
             // can.
@@ -361,15 +428,22 @@ impl<'a> FrameTable<'a> {
             Self::validate_segdesc(mem, mfn)?;
         }
         if let Some(level) = ty.level() {
+            let start = if f.partial == Partial::Validation { usize::from(f.partial_at) } else { 0 };
             // The type is visible during validation, so same-level entries
             // pointing back at this table are recognised as linear.
-            self.at(mfn).ty = ty;
-            self.at(mfn).validating = true;
-            let r = self.validate(mem, mfn, level, who);
+            let g = self.at(mfn);
+            g.ty = ty;
+            g.validating = true;
+            g.partial = Partial::None;
+            let r = self.validate(mem, mfn, level, who, start);
             self.at(mfn).validating = false;
-            if let Err(e) = r {
-                self.at(mfn).ty = f.ty;
-                return Err(e);
+            match r {
+                Ok(()) => {}
+                Err(MmError::Restart) => {
+                    self.at(mfn).partial = Partial::Validation;
+                    return Err(MmError::Restart);
+                }
+                Err(e) => return Err(e),
             }
         }
         if ty == PageType::L4 {
@@ -379,10 +453,12 @@ impl<'a> FrameTable<'a> {
         g.ty = ty;
         g.type_count = 1;
         g.validated = ty.level().is_some();
+        g.partial_at = 0;
         Ok(())
     }
 
-    /// Drop a type reference; a table whose count reaches 0 is devalidated.
+    /// Drop a type reference; a table whose count reaches 0 is devalidated
+    /// (preemptibly: the rest may be left on the pending list).
     pub fn put_page_type(&mut self, mem: &mut impl PageMem, mfn: u64) {
         let Some(&f) = self.info(mfn) else { return };
         if f.type_count == 0 {
@@ -390,13 +466,75 @@ impl<'a> FrameTable<'a> {
         }
         self.at(mfn).type_count -= 1;
         if f.type_count == 1 {
-            if let Some(level) = f.ty.level() {
-                self.devalidate(mem, mfn, level);
+            self.at(mfn).validated = false;
+            match f.ty.level() {
+                Some(_) => self.start_devalidation(mem, mfn, 512),
+                None => self.at(mfn).ty = PageType::None,
             }
-            let g = self.at(mfn);
-            g.validated = false;
-            g.ty = PageType::None;
         }
+    }
+
+    /// Begin dropping the references of entries `[0, upto)` of a table
+    /// that lost its type (or failed validation).
+    fn start_devalidation(&mut self, mem: &mut impl PageMem, mfn: u64, upto: usize) {
+        let g = self.at(mfn);
+        g.partial = Partial::Devalidation;
+        g.partial_at = upto as u16;
+        let preemptible = self.nr_pending < PENDING_MAX;
+        if preemptible {
+            self.pending[self.nr_pending] = mfn;
+            self.nr_pending += 1;
+        }
+        self.continue_devalidation(mem, mfn, preemptible);
+    }
+
+    /// Go on devalidating `mfn` from the top of its remaining entries;
+    /// `true` once it is done (its type gone, off the pending list).
+    fn continue_devalidation(&mut self, mem: &mut impl PageMem, mfn: u64, preemptible: bool) -> bool {
+        let f = self.frames[mfn as usize];
+        let Some(level) = f.ty.level().filter(|_| f.partial == Partial::Devalidation) else { return true };
+        let upto = usize::from(f.partial_at);
+        for i in (0..upto).rev().filter(|&i| Self::is_guest_slot(level, i)) {
+            if preemptible && i + 1 < upto && mem.preempt_due() {
+                self.at(mfn).partial_at = (i + 1) as u16;
+                return false;
+            }
+            let e = mem.read(mfn, i);
+            self.put_entry(mem, mfn, level, e);
+        }
+        let g = self.at(mfn);
+        g.partial = Partial::None;
+        g.partial_at = 0;
+        g.ty = PageType::None;
+        if let Some(k) = self.pending[..self.nr_pending].iter().position(|&p| p == mfn) {
+            self.nr_pending -= 1;
+            self.pending[k] = self.pending[self.nr_pending];
+        }
+        self.free_if_orphan_done(mfn);
+        true
+    }
+
+    /// Undo an interrupted validation that will not be resumed.
+    fn abandon_validation(&mut self, mem: &mut impl PageMem, mfn: u64) {
+        let at = usize::from(self.frames[mfn as usize].partial_at);
+        self.start_devalidation(mem, mfn, at);
+    }
+
+    /// Finish the interrupted devalidations, latest first;
+    /// [`MmError::Restart`] if preempted before the end.
+    pub fn drain_pending(&mut self, mem: &mut impl PageMem) -> Res {
+        while self.nr_pending > 0 {
+            let mfn = self.pending[self.nr_pending - 1];
+            if !self.continue_devalidation(mem, mfn, true) {
+                return Err(MmError::Restart);
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether an interrupted devalidation is waiting.
+    pub fn has_pending(&self) -> bool {
+        self.nr_pending > 0
     }
 
     fn allowed(level: u8, who: Who) -> u64 {
@@ -526,32 +664,35 @@ impl<'a> FrameTable<'a> {
         level != 4 || !XEN_SLOTS.contains(&i)
     }
 
-    fn validate(&mut self, mem: &mut impl PageMem, mfn: u64, level: u8, who: Who) -> Res {
-        for i in (0..512).filter(|&i| Self::is_guest_slot(level, i)) {
+    /// Validate entries `start..512`; on `Restart`, entries
+    /// `[0, partial_at)` hold their references; on an error, the ones taken
+    /// are being dropped (perhaps left pending) and the type goes with them.
+    fn validate(&mut self, mem: &mut impl PageMem, mfn: u64, level: u8, who: Who, start: usize) -> Res {
+        for i in (start..512).filter(|&i| Self::is_guest_slot(level, i)) {
+            if i > start && mem.preempt_due() {
+                self.at(mfn).partial_at = i as u16;
+                return Err(MmError::Restart);
+            }
             let e = mem.read(mfn, i);
             let res = if level >= 2 && e & pte::P != 0 && e & pte::PSE != 0 {
                 Err(MmError::Inval)
             } else {
                 self.get_entry(mem, mfn, level, e, who)
             };
-            if let Err(err) = res {
-                self.put_entries(mem, mfn, level, i);
-                return Err(if level == 1 && err == MmError::Busy { MmError::Inval } else { err });
+            match res {
+                Ok(()) => {}
+                Err(MmError::Restart) => {
+                    self.at(mfn).partial_at = i as u16;
+                    return Err(MmError::Restart);
+                }
+                Err(err) => {
+                    self.at(mfn).validating = false;
+                    self.start_devalidation(mem, mfn, i);
+                    return Err(if level == 1 && err == MmError::Busy { MmError::Inval } else { err });
+                }
             }
         }
         Ok(())
-    }
-
-    /// Drop the references of entries `0..upto` of a table.
-    fn put_entries(&mut self, mem: &mut impl PageMem, mfn: u64, level: u8, upto: usize) {
-        for i in (0..upto).filter(|&i| Self::is_guest_slot(level, i)) {
-            let e = mem.read(mfn, i);
-            self.put_entry(mem, mfn, level, e);
-        }
-    }
-
-    fn devalidate(&mut self, mem: &mut impl PageMem, mfn: u64, level: u8) {
-        self.put_entries(mem, mfn, level, 512);
     }
 
     /// MMUEXT_PIN_Ln_TABLE.
@@ -589,6 +730,12 @@ impl<'a> FrameTable<'a> {
     pub fn update_entry(&mut self, mem: &mut impl PageMem, table: u64, idx: usize, new: u64, preserve_ad: bool, who: Who) -> Res {
         let f = *self.frames.get(table as usize).ok_or(MmError::Inval)?;
         if f.owner != who.dom {
+            return Err(MmError::Inval);
+        }
+        if f.partial == Partial::Devalidation {
+            return Err(MmError::Restart);
+        }
+        if f.partial == Partial::Validation || f.validating {
             return Err(MmError::Inval);
         }
         let Some(level) = f.ty.level().filter(|_| f.validated && f.type_count > 0) else {
@@ -870,7 +1017,7 @@ mod tests {
     }
 
     /// Recount every reference from the live tables and compare.
-    fn check_balance(ft: &FrameTable<'_>, mem: &Mem, n: u64) {
+    fn check_balance(ft: &FrameTable<'_>, mem: &impl PageMem, n: u64) {
         let mut count = std::vec![1u32; n as usize];
         let mut tcount = std::vec![0u32; n as usize];
         let mut linear = std::vec![0i32; n as usize];
@@ -880,8 +1027,10 @@ mod tests {
                 count[t as usize] += 1;
                 tcount[t as usize] += 1;
             }
-            let Some(level) = f.ty.level().filter(|_| f.validated && f.type_count > 0) else { continue };
-            for i in (0..512).filter(|&i| FrameTable::is_guest_slot(level, i)) {
+            let live = f.validated && f.type_count > 0;
+            let Some(level) = f.ty.level().filter(|_| live || f.partial != Partial::None) else { continue };
+            let upto = if live { 512 } else { usize::from(f.partial_at) };
+            for i in (0..upto).filter(|&i| FrameTable::is_guest_slot(level, i)) {
                 let en = mem.read(t, i);
                 if en & pte::P == 0 {
                     continue;
@@ -910,7 +1059,7 @@ mod tests {
                 continue;
             }
             assert_eq!((f.count, f.type_count, f.linear_pt), (count[m as usize], tcount[m as usize], linear[m as usize]), "frame {m}: {f:?}");
-            assert!(f.type_count > 0 || f.ty == PageType::None, "frame {m}: typed without a reference");
+            assert!(f.type_count > 0 || f.ty == PageType::None || f.partial != Partial::None, "frame {m}: typed without a reference");
         }
     }
 
@@ -1088,5 +1237,136 @@ mod tests {
         assert!(mem.flushed_since.is_empty());
         ft.pin(&mut mem, 20, 1, D0).unwrap();
         assert_eq!(mem.flushed_since, [7]);
+    }
+
+    /// A model that asks for preemption every `every`-th check.
+    struct PreemptMem {
+        mem: Mem,
+        every: u32,
+        calls: core::cell::Cell<u32>,
+    }
+
+    impl PageMem for PreemptMem {
+        fn read(&self, mfn: u64, idx: usize) -> u64 {
+            self.mem.read(mfn, idx)
+        }
+        fn write(&mut self, mfn: u64, idx: usize, val: u64) {
+            self.mem.write(mfn, idx, val)
+        }
+        fn preempt_due(&self) -> bool {
+            self.calls.set(self.calls.get() + 1);
+            self.calls.get().is_multiple_of(self.every)
+        }
+    }
+
+    /// An L4 (13) over L3 14, L2s 15-16, L1s 17-20 mapping frames 21-40.
+    fn big_tree(mem: &mut impl PageMem) {
+        mem.write(13, 0, e(14, RW));
+        mem.write(14, 0, e(15, RW));
+        mem.write(14, 1, e(16, RW));
+        for (l2, l1s) in [(15, [17, 18]), (16, [19, 20])] {
+            for (k, l1) in l1s.into_iter().enumerate() {
+                mem.write(l2, k, e(l1, RW));
+                for j in 0..5 {
+                    mem.write(l1, j, e(21 + (l1 - 17) * 5 + j as u64, if j % 2 == 0 { RW } else { RO }));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn pin_and_unpin_of_a_tree_are_preemptible_xsa_45() {
+        // XSA-45: validating or devalidating a large tree never runs
+        // unbounded: it stops, keeps exact counts, and resumes.
+        for every in [1, 2, 3, 7] {
+            let (mut frames, _) = setup();
+            let mut mem = PreemptMem { mem: Mem::default(), every, calls: 0.into() };
+            big_tree(&mut mem);
+            let mut ft = FrameTable::new(&mut frames);
+            let mut restarts = 0;
+            loop {
+                match ft.pin(&mut mem, 13, 4, D0) {
+                    Ok(()) => break,
+                    Err(MmError::Restart) => restarts += 1,
+                    Err(e) => panic!("pin failed: {e:?}"),
+                }
+                check_balance(&ft, &mem, 64);
+                // Nobody can use a half-validated table meanwhile.
+                assert_eq!(ft.update_entry(&mut mem, 14, 2, 0, false, D0).is_err() || ft.info(14).is_some_and(|f| f.validated), true);
+                assert!(restarts < 10_000);
+            }
+            assert!(restarts > 0, "every={every}: never preempted");
+            check_balance(&ft, &mem, 64);
+            assert_eq!(ft.info(17).map(|f| (f.ty, f.type_count)), Some((PageType::L1, 1)));
+            ft.unpin(&mut mem, 13, D0).unwrap();
+            let mut drains = 0;
+            while ft.drain_pending(&mut mem) == Err(MmError::Restart) {
+                check_balance(&ft, &mem, 64);
+                // A frame being torn down is not a table again yet.
+                if ft.info(17).is_some_and(|f| f.partial == Partial::Devalidation) {
+                    assert_eq!(ft.pin(&mut mem, 17, 1, D0), Err(MmError::Restart));
+                }
+                drains += 1;
+                assert!(drains < 10_000);
+            }
+            check_balance(&ft, &mem, 64);
+            for m in 13..41 {
+                assert_eq!(ft.info(m).map(|f| (f.ty, f.type_count, f.count)), Some((PageType::None, 0, 1)), "every={every} frame {m}");
+            }
+        }
+    }
+
+    #[test]
+    fn random_operations_with_preemption_keep_counts_balanced() {
+        for seed in [3u64, 11, 99] {
+            let (mut frames, _) = setup();
+            let mut mem = PreemptMem { mem: Mem::default(), every: 5, calls: 0.into() };
+            let mut ft = FrameTable::new(&mut frames);
+            let mut s = seed;
+            let mut rnd = |m: u64| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                s % m
+            };
+            for _ in 0..3000 {
+                let t = rnd(24);
+                match rnd(5) {
+                    0 => {
+                        let _ = ft.pin(&mut mem, t, 1 + rnd(4) as u8, D0);
+                    }
+                    1 => {
+                        let _ = ft.unpin(&mut mem, t, D0);
+                    }
+                    2 => {
+                        let _ = ft.drain_pending(&mut mem);
+                    }
+                    _ => {
+                        let flags = [RW, RO, 0, RW | pte::PSE][rnd(4) as usize];
+                        let _ = ft.update_entry(&mut mem, t, rnd(4) as usize, e(rnd(30), flags), false, D0);
+                    }
+                }
+                check_balance(&ft, &mem, 64);
+            }
+            while ft.drain_pending(&mut mem).is_err() {}
+            check_balance(&ft, &mem, 64);
+        }
+    }
+
+    #[test]
+    fn destroying_a_domain_mid_validation_frees_everything() {
+        // A guest abandons a preempted pin, or leaves a devalidation
+        // pending, and is destroyed: every frame comes back.
+        let (mut frames, _) = setup();
+        let mut mem = PreemptMem { mem: Mem::default(), every: 2, calls: 0.into() };
+        big_tree(&mut mem);
+        let mut ft = FrameTable::new(&mut frames);
+        assert_eq!(ft.pin(&mut mem, 13, 4, D0), Err(MmError::Restart));
+        let mut quiet = Mem(mem.mem.0.clone());
+        ft.pin(&mut quiet, 10, 1, D0).unwrap();
+        let mut freed = Vec::new();
+        ft.relinquish(&mut quiet, D0.dom, |m| freed.push(m));
+        assert_eq!(freed, (0..48).collect::<Vec<u64>>());
+        assert!(!ft.has_pending());
     }
 }
