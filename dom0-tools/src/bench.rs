@@ -30,6 +30,38 @@ fn null_hypercall() -> u64 {
     median(&mut rounds)
 }
 
+/// xen-core's `bench_floor` number (its `entry::FLOOR_NR`).
+const FLOOR_NR: u64 = 0x7fff_f100;
+
+/// A bare SYSCALL with the floor number (not through the hypercall page,
+/// which has 128 stubs); RAX comes back.
+fn floor_call() -> u64 {
+    let rax: u64;
+    // SAFETY: a SYSCALL from the guest kernel is a hypercall; this number
+    // takes no arguments and SYSCALL clobbers only RCX and R11.
+    unsafe { core::arch::asm!("syscall", inlateout("rax") FLOOR_NR => rax, out("rcx") _, out("r11") _, options(nostack)) };
+    rax
+}
+
+/// Cycles of the floor: a SYSCALL into ring 0 and straight back through
+/// IRETQ, with no hypervisor work (xen-core booted with `bench_floor`;
+/// `None` elsewhere, where the number is an unknown hypercall).
+fn floor() -> Option<u64> {
+    if floor_call() != FLOOR_NR {
+        return None;
+    }
+    const CALLS: u64 = 2000;
+    let mut rounds = [0u64; 9];
+    for r in rounds.iter_mut() {
+        let t = rdtsc();
+        for _ in 0..CALLS {
+            core::hint::black_box(floor_call());
+        }
+        *r = (rdtsc() - t) / CALLS;
+    }
+    Some(median(&mut rounds))
+}
+
 /// Cycles per entry of a 512-entry `mmu_update` batch on a pinned L1.
 fn mmu_update_batch(si: &StartInfo, pages: &mut EarlyAlloc) -> Option<u64> {
     let (t, d) = (pages.alloc_page()?, pages.alloc_page()?);
@@ -136,6 +168,9 @@ fn timer_lateness() -> Option<(u64, u64)> {
 pub fn run(si: &StartInfo, pages: &mut EarlyAlloc) {
     let shinfo = pages.alloc_page().unwrap_or(0);
     pv_guest_kernel::shared::map(shinfo, si.shared_info);
+    if let Some(c) = floor() {
+        println!("bench: floor_syscall_iretq_cycles {c}");
+    }
     println!("bench: null_hypercall_cycles {}", null_hypercall());
     match mmu_update_batch(si, pages) {
         Some(c) => println!("bench: mmu_update_entry_cycles {c}"),

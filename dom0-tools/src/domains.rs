@@ -368,9 +368,9 @@ const GUEST_BALLOONED: u64 = 256;
 /// Preemption (XSA-45's class): one guest pins and unpins the largest
 /// page-table tree it can build, over and over, while another measures how
 /// late its 1 ms timers fire; then both go and no frame may leak.
-pub fn preempt(guests: &mut Guests) {
+pub fn preempt(guests: &mut Guests, hog_args: &str) {
     let before = hv::free_pages();
-    let Ok(hog) = guests.start("quiet hog") else {
+    let Ok(hog) = guests.start(hog_args) else {
         println!("dom0: preempt: cannot start the hog");
         return;
     };

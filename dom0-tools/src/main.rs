@@ -207,7 +207,7 @@ mod dom0 {
                     let max = cmdline::value(line, "max").and_then(|v| v.parse().ok()).unwrap_or(usize::MAX);
                     crate::domains::density(&mut guests, budget, max);
                 } else if test == Test::Preempt {
-                    crate::domains::preempt(&mut guests);
+                    crate::domains::preempt(&mut guests, cmdline::value(line, "hog").map_or("quiet hog", |h| if h == "spin" { "quiet spin" } else { "quiet hog" }));
                 } else if test == Test::Parallel {
                     crate::domains::parallel(&mut guests);
                 } else if test == Test::Weights {

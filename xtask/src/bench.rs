@@ -45,7 +45,7 @@ fn run_on(hv: &str, k: &image::Kernels, run: &Run<'_>) -> Result<BTreeMap<String
         let extra = if hv.contains("no-mitigations") { XEN_NO_MITIGATIONS } else { "" };
         image::xen417_spec_with(&name, k, &format!("{}{extra}", crate::xen::XEN_CMDLINE), run.dom0_args)?
     } else {
-        image::standard_spec(&name, k, "loglvl=warning dom0_mem=64M", run.dom0_args)
+        image::standard_spec(&name, k, "loglvl=warning dom0_mem=64M bench_floor", run.dom0_args)
     };
     let r = qemu::boot(&image::make_iso(&spec)?, &opts)?;
     let v = parse(&r.output);
@@ -73,6 +73,12 @@ pub fn command(_args: &[String]) -> Result<(), String> {
     }
     println!("(ratio = xen-core / Xen 4.17 in this run. For *_cycles below 1.00 means xen-core is faster;");
     println!(" for *_per_sec above 1.00 means xen-core is faster.)");
+    if let Some(&floor) = ours.get("floor_syscall_iretq_cycles").filter(|f| **f > 0.0) {
+        println!("floor: a bare SYSCALL + IRETQ round trip on xen-core costs {floor:.0} cycles in this run;");
+        for (name, o) in ours.iter().filter(|(n, _)| n.ends_with("_cycles") && !n.starts_with("floor")) {
+            println!("  {name:<34} {:>8.1} x floor", o / floor);
+        }
+    }
     Ok(())
 }
 

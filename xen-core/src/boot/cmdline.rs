@@ -90,6 +90,10 @@ pub struct Options<'a> {
     pub selftest: Option<Selftest>,
     /// `noreboot`: on a fatal error, halt instead of leaving QEMU.
     pub noreboot: bool,
+    /// `bench_floor`: SYSCALL with RAX = `entry::FLOOR_NR` goes straight
+    /// back through IRETQ (the benchmarks' floor); off by default, so that
+    /// number is -ENOSYS like any unknown hypercall.
+    pub bench_floor: bool,
     warnings: [Option<Warning<'a>>; MAX_WARNINGS],
     /// Warnings that did not fit.
     pub dropped_warnings: usize,
@@ -119,6 +123,7 @@ impl<'a> Options<'a> {
             dom0_mem: None,
             selftest: None,
             noreboot: false,
+            bench_floor: false,
             warnings: [None; MAX_WARNINGS],
             dropped_warnings: 0,
         };
@@ -146,6 +151,10 @@ impl<'a> Options<'a> {
             ("selftest", Some(v)) => Selftest::parse(v).map(|t| self.selftest = Some(t)).is_some(),
             ("noreboot", None) => {
                 self.noreboot = true;
+                true
+            }
+            ("bench_floor", None) => {
+                self.bench_floor = true;
                 true
             }
             ("loglvl" | "console" | "com1" | "dom0_mem" | "sched" | "selftest", None) => false,

@@ -33,11 +33,32 @@ pub struct PerCpu {
     pub scratch_rsp: u64,
     /// This CPU's number (0 for the boot CPU).
     pub cpu: u64,
+    /// Non-zero when the benchmark floor path is on (`bench_floor`).
+    pub floor_on: u64,
+}
+
+/// The RAX of the benchmark floor: with `bench_floor` on the command line,
+/// a SYSCALL with this number returns at once through IRETQ, having done
+/// nothing but the entry and exit every hypercall pays.
+pub const FLOOR_NR: u32 = 0x7fff_f100;
+
+/// Whether `bench_floor` is on (set before any guest runs).
+static FLOOR_ON: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Turn the benchmark floor path on (boot option `bench_floor`); CPUs
+/// brought up later pick it up in [`init_cpu`].
+pub fn enable_floor() {
+    FLOOR_ON.store(true, core::sync::atomic::Ordering::SeqCst);
+    let Some(block) = PERCPU.0.first() else { return };
+    // SAFETY: called on the boot CPU before any guest runs: no entry code
+    // reads the block concurrently.
+    unsafe { (*block.get()).floor_on = 1 };
 }
 
 const PERCPU_STACK_TOP: usize = core::mem::offset_of!(PerCpu, stack_top);
 const PERCPU_SCRATCH: usize = core::mem::offset_of!(PerCpu, scratch_rsp);
 const PERCPU_CPU: usize = core::mem::offset_of!(PerCpu, cpu);
+const PERCPU_FLOOR: usize = core::mem::offset_of!(PerCpu, floor_on);
 const NR_CPUS: usize = super::smp::MAX_CPUS as usize;
 
 struct PerCpuBlocks([UnsafeCell<PerCpu>; NR_CPUS]);
@@ -45,7 +66,7 @@ struct PerCpuBlocks([UnsafeCell<PerCpu>; NR_CPUS]);
 // GS base points at it; afterwards only that CPU's entry code writes it
 // (the scratch slot) and everyone else only reads `stack_top`/`cpu`.
 unsafe impl Sync for PerCpuBlocks {}
-static PERCPU: PerCpuBlocks = PerCpuBlocks([const { UnsafeCell::new(PerCpu { stack_top: 0, scratch_rsp: 0, cpu: 0 }) }; NR_CPUS]);
+static PERCPU: PerCpuBlocks = PerCpuBlocks([const { UnsafeCell::new(PerCpu { stack_top: 0, scratch_rsp: 0, cpu: 0, floor_on: 0 }) }; NR_CPUS]);
 
 core::arch::global_asm!(
     r#"
@@ -60,9 +81,15 @@ syscall_entry:
     push %r11                       /* RFLAGS */
     push ${cs}                      /* CS */
     push %rcx                       /* RIP */
-    push $0                         /* error code */
+    cmp ${floor}, %rax              /* the benchmark floor, if on */
+    je 2f
+1:  push $0                         /* error code */
     push ${vec}                     /* entry vector */
     jmp save_all_and_dispatch
+2:  cmpq $0, %gs:{floor_on}
+    je 1b
+    swapgs
+    iretq
 
     .global enter_guest_frame
 enter_guest_frame:
@@ -74,6 +101,8 @@ enter_guest_frame:
     ss = const FLAT_RING3_DS,
     cs = const FLAT_RING3_CS64,
     vec = const ENTRY_SYSCALL,
+    floor = const FLOOR_NR,
+    floor_on = const PERCPU_FLOOR,
     options(att_syntax)
 );
 
@@ -87,8 +116,9 @@ unsafe extern "C" {
 pub fn init_cpu(cpu: usize, stack_top: u64) {
     let Some(block) = PERCPU.0.get(cpu) else { return };
     let percpu = block.get();
+    let floor_on = u64::from(FLOOR_ON.load(core::sync::atomic::Ordering::SeqCst));
     // SAFETY: only this CPU writes its block, once, before GS points at it.
-    unsafe { *percpu = PerCpu { stack_top, scratch_rsp: 0, cpu: cpu as u64 } };
+    unsafe { *percpu = PerCpu { stack_top, scratch_rsp: 0, cpu: cpu as u64, floor_on } };
     let star = (u64::from(FLAT_RING3_DS - 8) << 48) | (u64::from(HYPERVISOR_CS) << 32);
     // RFLAGS bits cleared on SYSCALL: TF, IF, DF, IOPL, NT, AC.
     let sfmask = (1 << 8) | (1 << 9) | (1 << 10) | (3 << 12) | (1 << 14) | (1 << 18);
