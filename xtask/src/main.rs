@@ -5,6 +5,7 @@ mod bench;
 mod conformance;
 mod env;
 mod image;
+mod lint;
 mod qemu;
 mod tests;
 mod xen;
@@ -32,7 +33,8 @@ commands:
   conformance [FILTER] [--on xen-core|xen-4.17|both]
                             the hypercall conformance suite, one line per case, JSON report in
                             target/conformance.json; regenerates docs/conformance.md
-  bench                     dom0 micro-benchmarks on xen-core and Xen 4.17, as ratios"
+  bench                     dom0 micro-benchmarks on xen-core and Xen 4.17, as ratios
+  lint                      clippy -D warnings (host and x86_64-unknown-none) and cargo fmt --check"
 }
 
 /// Root of the workspace (the parent of this crate's directory).
@@ -56,6 +58,7 @@ fn main() -> ExitCode {
         "test" => tests::run(rest),
         "conformance" => conformance::command(rest),
         "bench" => bench::command(rest),
+        "lint" => lint::command(rest),
         "help" | "--help" | "-h" => {
             println!("{}", usage());
             Ok(())
