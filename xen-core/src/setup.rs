@@ -11,6 +11,7 @@ use crate::arch::x86_64::cpu::{self, ExitCode};
 use crate::arch::x86_64::traps::{TrapFrame, vector, vector_name};
 use crate::arch::x86_64::{self as arch, BOOT_DIRECTMAP_LIMIT, maddr_to_virt, paging};
 use crate::boot::cmdline::{Options, Selftest, Warning};
+use crate::boot::timeline::Timeline;
 use crate::boot::multiboot2::{BootInfo, MEMORY_AVAILABLE, Module, total_size};
 use crate::console;
 use crate::mm::frame_alloc::{FrameAllocator, words_for};
@@ -39,6 +40,8 @@ pub fn fatal(args: core::fmt::Arguments<'_>) -> ! {
 
 /// Entry from the trampoline.
 pub fn start_xen(mbi_maddr: u64) -> ! {
+    use crate::arch::x86_64::clock::rdtsc;
+    let mut tl = Timeline::new(rdtsc());
     console::init();
     printk!("{NAME} {VERSION} (Xen ABI {XEN_MAJOR}.{XEN_MINOR}, x86_64) starting");
     arch::init_bsp();
@@ -50,11 +53,19 @@ pub fn start_xen(mbi_maddr: u64) -> ! {
     info!("Command line: {}", mbi.cmdline());
     report_warnings(&opts);
 
+    tl.mark("console, descriptor tables, command line", rdtsc());
+    let mut apic_ids = [0u32; crate::arch::x86_64::smp::MAX_CPUS as usize];
+    let nr_cpus = mbi.acpi_rsdp().and_then(|r| crate::boot::acpi::local_apic_ids(&BootPhys, r, &mut apic_ids));
+    match nr_cpus {
+        Some(n) => info!("ACPI MADT: {n} processor(s), APIC ids {:?}", &apic_ids[..n]),
+        None => info!("ACPI MADT: not found; probing for processors"),
+    }
     let mut free = free_memory(&mbi, mbi_maddr);
     check_memory(&free);
     let dom0 = dom0_module(&mbi);
     let ram_top = ram_top(&mbi);
     let mut frames = frame_allocator(&mut free, ram_top);
+    tl.mark("memory map, dom0 ELF, frame allocator", rdtsc());
     let layout = match paging::build(&mut frames, ram_top) {
         Ok(l) => l,
         Err(_) => fatal(format_args!("out of memory while building the hypervisor page tables")),
@@ -74,8 +85,11 @@ pub fn start_xen(mbi_maddr: u64) -> ! {
         layout.table_frames,
     );
 
+    tl.mark("hypervisor page tables", rdtsc());
     init_clock();
+    tl.mark("TSC and LAPIC calibration", rdtsc());
     machine::init_m2p(M2p { base: layout.m2p, entries: layout.m2p_entries });
+    tl.mark("M2P table", rdtsc());
     machine::IDLE_L4.call_once(|| layout.l4);
     DIRECTMAP_END.call_once(|| layout.directmap_bytes);
     arch::entry::init_bsp();
@@ -94,8 +108,10 @@ pub fn start_xen(mbi_maddr: u64) -> ! {
         dom0.len() / 1024,
     );
     *machine::FRAMES.lock() = Some(frames);
-    let cpus = crate::arch::x86_64::smp::start_aps(layout.l4.maddr());
+    tl.mark("boot complete", rdtsc());
+    let cpus = crate::arch::x86_64::smp::start_aps(layout.l4.maddr(), nr_cpus.map(|n| &apic_ids[..n]));
     info!("{cpus} CPU(s) online");
+    tl.mark("application processors", rdtsc());
     info!(
         "{} domain slots of {} bytes each",
         crate::schedule::MAX_DOMAINS,
@@ -105,7 +121,8 @@ pub fn start_xen(mbi_maddr: u64) -> ! {
     if machine::init_frame_table(layout.m2p_entries).is_none() {
         fatal(format_args!("out of memory for the frame table"));
     }
-    start_dom0(&mbi, &opts, dom0, free, layout.l4)
+    tl.mark("frame table", rdtsc());
+    start_dom0(&mbi, &opts, dom0, free, layout.l4, tl)
 }
 
 /// Calibrate the TSC against the PIT and read the wall clock.
@@ -132,7 +149,7 @@ fn default_dom0_pages(free_frames: u64) -> u64 {
 
 /// Build domain 0 from the first module (the second, if any, is its
 /// initrd) and enter it.
-fn start_dom0(mbi: &BootInfo<'static>, opts: &Options<'_>, kernel: Module<'static>, free: u64, idle_l4: Mfn) -> ! {
+fn start_dom0(mbi: &BootInfo<'static>, opts: &Options<'_>, kernel: Module<'static>, free: u64, idle_l4: Mfn, mut tl: Timeline) -> ! {
     let nr_pages = opts.dom0_mem.map_or_else(|| default_dom0_pages(free), |b| b / PAGE_SIZE);
     let initrd = mbi.modules().nth(1).map(|m| module_bytes(&m));
     let img = Dom0Image { kernel: module_bytes(&kernel), initrd, cmdline: kernel.cmdline, nr_pages };
@@ -156,7 +173,12 @@ fn start_dom0(mbi: &BootInfo<'static>, opts: &Options<'_>, kernel: Module<'stati
     dom.nr_pages = built.nr_pages;
     dom.first_mfn = built.first_mfn;
     dom.max_pages = built.nr_pages;
-    info!("Scrubbed free RAM; {} frames left. Starting dom0.", machine::free_frames());
+    tl.mark("dom0 built", crate::arch::x86_64::clock::rdtsc());
+    let hz = u64::from(crate::guest::TSC_KHZ.load(core::sync::atomic::Ordering::Relaxed)) * 1000;
+    for (phase, own, total) in tl.phases(hz) {
+        log::debug!("boot timeline: {phase:<42} {own:>7} us  (at {total:>7} us)");
+    }
+    info!("Free frames are zeroed when handed out; {} frames left. Starting dom0.", machine::free_frames());
     crate::guest::start(dom, built.regs)
 }
 
@@ -357,5 +379,21 @@ pub fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     match info.location() {
         Some(l) => fatal(format_args!("{} at {}:{}", info.message(), l.file(), l.line())),
         None => fatal(format_args!("{}", info.message())),
+    }
+}
+
+/// Physical memory below 4 GiB through the boot-time direct map (before the
+/// hypervisor's own tables replace it), for the firmware's ACPI tables.
+struct BootPhys;
+
+impl crate::boot::acpi::PhysRead for BootPhys {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> bool {
+        if addr.checked_add(buf.len() as u64).is_none_or(|end| end > BOOT_DIRECTMAP_LIMIT) {
+            return false;
+        }
+        // SAFETY: the boot tables map all of [0, 4 GiB) at the direct map,
+        // firmware tables are plain memory, and the range was checked.
+        unsafe { core::ptr::copy_nonoverlapping(maddr_to_virt(addr) as *const u8, buf.as_mut_ptr(), buf.len()) };
+        true
     }
 }

@@ -15,6 +15,8 @@ const TAG_CMDLINE: u32 = 1;
 const TAG_BOOTLOADER: u32 = 2;
 const TAG_MODULE: u32 = 3;
 const TAG_MMAP: u32 = 6;
+const TAG_ACPI_OLD: u32 = 14;
+const TAG_ACPI_NEW: u32 = 15;
 
 /// Memory-map entry type of usable RAM.
 pub const MEMORY_AVAILABLE: u32 = 1;
@@ -126,6 +128,11 @@ impl<'a> BootInfo<'a> {
 
     fn tag(&self, kind: u32) -> Option<&'a [u8]> {
         self.tags().find(|(k, _)| *k == kind).map(|(_, b)| b)
+    }
+
+    /// A copy of the ACPI RSDP (the ACPI 2.0 one if GRUB passed both).
+    pub fn acpi_rsdp(&self) -> Option<&'a [u8]> {
+        self.tag(TAG_ACPI_NEW).or_else(|| self.tag(TAG_ACPI_OLD))
     }
 
     /// The hypervisor's command line, or "" if none was given.

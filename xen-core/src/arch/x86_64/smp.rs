@@ -159,7 +159,7 @@ fn trampoline_l4(idle_l4: u64) -> Option<u64> {
 }
 
 /// Start every AP that answers; returns how many CPUs are online.
-pub fn start_aps(idle_l4: u64) -> u32 {
+pub fn start_aps(idle_l4: u64, apic_ids: Option<&[u32]>) -> u32 {
     let Some(cr3) = trampoline_l4(idle_l4) else { return 1 };
     IDLE_CR3.store(idle_l4, Ordering::SeqCst);
     // SAFETY: only the trampoline symbols' addresses are taken.
@@ -174,7 +174,11 @@ pub fn start_aps(idle_l4: u64) -> u32 {
         (dst.add(offset(&ap_cr3) as usize) as *mut u64).write(cr3);
         (dst.add(offset(&ap_entry) as usize) as *mut u64).write(ap_main as *const () as u64);
     }
-    for apic_id in 1..MAX_CPUS {
+    // The firmware's list (the boot CPU is APIC id 0 under QEMU, as this
+    // code assumes); without one, probe ids 1, 2, ... until one is silent.
+    let listed = |id: u32| apic_ids.is_none_or(|ids| ids.contains(&id));
+    let probing = apic_ids.is_none();
+    for apic_id in (1..MAX_CPUS).filter(|&id| listed(id)) {
         let Some(tables) = alloc(super::gdt::PER_CPU_TABLES_SIZE) else { break };
         let Some(stack) = alloc(64 * 1024) else { break };
         NEXT_TABLES.store(tables, Ordering::SeqCst);
@@ -188,11 +192,14 @@ pub fn start_aps(idle_l4: u64) -> u32 {
             apic::send_ipi(apic_id, 0x4600 | (TRAMPOLINE >> 12) as u32); // STARTUP
             delay_us(200);
         }
+        // A listed CPU gets a second; a probed one, 100 ms.
+        let patience = if probing { 100_000_000 } else { 1_000_000_000 };
         let t0 = crate::guest::system_time();
-        while CPUS_ONLINE.load(Ordering::SeqCst) == before && crate::guest::system_time() < t0 + 100_000_000 {
+        while CPUS_ONLINE.load(Ordering::SeqCst) == before && crate::guest::system_time() < t0 + patience {
             core::hint::spin_loop();
         }
         if CPUS_ONLINE.load(Ordering::SeqCst) == before {
+            crate::printk!("CPU with APIC id {apic_id} did not start");
             break;
         }
     }
