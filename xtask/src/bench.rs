@@ -55,10 +55,37 @@ fn run_on(hv: &str, k: &image::Kernels, run: &Run<'_>) -> Result<BTreeMap<String
     Ok(v)
 }
 
+/// Seconds from the hypervisor's first serial line to dom0's first line,
+/// in `runs` boots of the same dom0 (64 MiB) in 256 MiB, on `hv`.
+fn boot_times(hv: &str, k: &image::Kernels, runs: usize) -> Result<Vec<f64>, String> {
+    let mut times = Vec::new();
+    for i in 0..runs {
+        let name = format!("bench-boot-{hv}-{i}");
+        let mut opts = qemu::Options { timeout: Some(Duration::from_secs(60)), mem_mib: 256, ..Default::default() };
+        let spec = if hv == "xen-4.17" {
+            opts.stop_on = qemu::XEN_STOP_LINES.iter().map(|s| s.to_string()).collect();
+            image::xen417_spec_with(&name, k, crate::xen::XEN_CMDLINE, "test=banner")?
+        } else {
+            image::standard_spec(&name, k, "loglvl=warning dom0_mem=64M", "test=banner")
+        };
+        let r = qemu::boot(&image::make_iso(&spec)?, &opts)?;
+        times.push(r.handover_to_dom0.ok_or_else(|| format!("{hv}: dom0 never printed"))?.as_secs_f64());
+    }
+    Ok(times)
+}
+
+/// The median of a few figures.
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    s.get(s.len() / 2).copied().unwrap_or(0.0)
+}
+
 /// `cargo xtask bench`.
 pub fn command(_args: &[String]) -> Result<(), String> {
     crate::env::ensure_system_tools()?;
     let k = image::build(image::Profile::Release)?;
+    let (boot_ours, boot_xen) = (boot_times("xen-core", &k, 3)?, boot_times("xen-4.17", &k, 3)?);
     let mut ours = run_on("xen-core", &k, &MAIN)?;
     let mut xen = run_on("xen-4.17", &k, &MAIN)?;
     let xen_nm = run_on("xen-4.17 no-mitigations", &k, &MAIN)?;
@@ -73,6 +100,15 @@ pub fn command(_args: &[String]) -> Result<(), String> {
     }
     println!("(ratio = xen-core / Xen 4.17 in this run. For *_cycles below 1.00 means xen-core is faster;");
     println!(" for *_per_sec above 1.00 means xen-core is faster.)");
+    let fmt = |v: &[f64]| v.iter().map(|t| format!("{t:.3}")).collect::<Vec<_>>().join(", ");
+    println!(
+        "boot_to_dom0_s (median of 3) {:>10.3} {:>10.3} {:>7.2}   runs: xen-core {} / xen-4.17 {}",
+        median(&boot_ours),
+        median(&boot_xen),
+        median(&boot_ours) / median(&boot_xen).max(1e-9),
+        fmt(&boot_ours),
+        fmt(&boot_xen)
+    );
     if let Some(&floor) = ours.get("floor_syscall_iretq_cycles").filter(|f| **f > 0.0) {
         println!("floor: a bare SYSCALL + IRETQ round trip on xen-core costs {floor:.0} cycles in this run;");
         for (name, o) in ours.iter().filter(|(n, _)| n.ends_with("_cycles") && !n.starts_with("floor")) {

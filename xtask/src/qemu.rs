@@ -67,9 +67,17 @@ pub struct Outcome {
     pub output: String,
     /// From spawning QEMU to the first hypervisor line on serial.
     pub first_line_after: Option<Duration>,
+    /// From the hypervisor's first serial line to dom0's first line (the
+    /// hand-over from GRUB is a few instructions before the former; GRUB
+    /// itself cannot print on the serial port here without slowing the
+    /// boot by seconds).
+    pub handover_to_dom0: Option<Duration>,
     /// The `stop_on` line that ended the run, if any.
     pub stopped_on: Option<String>,
 }
+
+/// The start of dom0's first line (the same dom0 on both hypervisors).
+const DOM0_FIRST: &str = "dom0: dom0-tools";
 
 /// The QEMU command line shared by every run.
 fn command(iso: &Path, o: &Options) -> Command {
@@ -128,6 +136,7 @@ pub fn boot(iso: &Path, o: &Options) -> Result<Outcome, String> {
 
     let mut out = Vec::new();
     let mut first_line_after = None;
+    let (mut handover_at, mut dom0_at) = (None, None);
     let mut last_data = Instant::now();
     let mut script = o.script.iter();
     let mut timed_out = false;
@@ -145,6 +154,12 @@ pub fn boot(iso: &Path, o: &Options) -> Result<Outcome, String> {
                 let text = String::from_utf8_lossy(&out);
                 if first_line_after.is_none() && text.lines().any(is_hypervisor_line) {
                     first_line_after = Some(start.elapsed());
+                }
+                if handover_at.is_none() && first_line_after.is_some() {
+                    handover_at = Some(Instant::now());
+                }
+                if dom0_at.is_none() && text.contains(DOM0_FIRST) {
+                    dom0_at = Some(Instant::now());
                 }
                 let complete = &text[..text.rfind('\n').unwrap_or(0)];
                 stopped_on = complete.lines().find(|l| o.stop_on.iter().any(|s| l.contains(s.as_str()))).map(String::from);
@@ -177,7 +192,8 @@ pub fn boot(iso: &Path, o: &Options) -> Result<Outcome, String> {
         output.push_str(&qemu_err);
     }
     let exit = if timed_out || stopped_on.is_some() { None } else { status.code() };
-    Ok(Outcome { exit, timed_out, output, first_line_after, stopped_on })
+    let handover_to_dom0 = handover_at.zip(dom0_at).map(|(h, d)| d.saturating_duration_since(h));
+    Ok(Outcome { exit, timed_out, output, first_line_after, handover_to_dom0, stopped_on })
 }
 
 fn value<'a>(args: &mut impl Iterator<Item = &'a String>, flag: &str) -> Result<&'a String, String> {
@@ -227,7 +243,12 @@ pub fn run_command(args: &[String]) -> Result<(), String> {
     eprintln!("[xtask] booting {} (cpu {}, {} CPU(s), {} MiB)", iso.display(), o.cpu, o.smp, o.mem_mib);
     let r = boot(&iso, &o)?;
     match r.first_line_after {
-        Some(t) => eprintln!("[xtask] boot time: {:.2} s from QEMU start to the hypervisor's first serial line", t.as_secs_f64()),
+        Some(t) => {
+            eprintln!("[xtask] boot time: {:.2} s from QEMU start to the hypervisor's first serial line", t.as_secs_f64());
+            if let Some(h) = r.handover_to_dom0 {
+                eprintln!("[xtask] boot time: {:.3} s from the hypervisor's first line to dom0's first line", h.as_secs_f64());
+            }
+        }
         None => eprintln!("[xtask] boot time: the hypervisor printed no line"),
     }
     if let Some(line) = &r.stopped_on {
