@@ -7,7 +7,8 @@
 //! `compute` runs a fixed computation, `antisocial` spins on hypercalls
 //! (for `cargo xtask bench`); `hog` pins and unpins the largest page-table
 //! tree it can build, forever, and `lateness` measures its timers (the
-//! preemption test).
+//! preemption test); `consoleio` tries CONSOLEIO_write (Xen refuses it to
+//! a domU) and powers off.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
@@ -90,6 +91,13 @@ mod guest {
             if let Err(why) = r {
                 println!("pv-guest-kernel: exchange failed: {why}");
             }
+            poweroff();
+        }
+        if has("consoleio") {
+            // Hostile-guest check: release Xen 4.17 refuses CONSOLEIO_write
+            // to a domain that is not the console domain (XSM_PRIV: -EPERM).
+            let rc = hypercall::console_write(b"(domU wrote on the hypervisor console)\n");
+            println!("pv-guest-kernel: CONSOLEIO_write from a domU -> {rc} ({})", xen_public::errno::name(rc));
             poweroff();
         }
         if has("fpu") {

@@ -386,6 +386,22 @@ fn dom0_tests() -> Vec<Dom0Test> {
             ],
         ),
         t(
+            // Hostile guest: release Xen 4.17 gives CONSOLEIO_write only to
+            // the console domain (xsm_console_io, XSM_PRIV): -EPERM.
+            "attack_consoleio_write_from_a_domu_is_eperm",
+            "test=guests guests=1 extra=consoleio",
+            false,
+            &["(d1) pv-guest-kernel: CONSOLEIO_write from a domU -> -1 (EPERM)", "dom0: guests: 1 of 1 guests finished"],
+        ),
+        t(
+            // XSA-298 class, first thing after boot: until a vCPU's first
+            // switch loads its (empty) LDT, the LDTR must already be null.
+            "attack_xsa298_ldt_call_gate_right_after_boot",
+            "test=conformance filter=attack_xsa298",
+            false,
+            &["conformance: result attack_xsa298_ldt_call_gate_without_ldt success", "conformance: end"],
+        ),
+        t(
             "a_spinning_domu_does_not_starve_the_others",
             "test=guests guests=3 spin=2",
             false,

@@ -6,8 +6,8 @@ use super::{CaseInfo, Difference, Kind};
 
 macro_rules! cases {
     ($( $name:ident ($hc:literal, $subop:literal, $kind:ident) $body:block )*) => {
-        /// Every case, in run order.
-        pub static CASES: &[CaseInfo] = &[
+        /// This file's cases, in run order.
+        pub const LIST: &[CaseInfo] = &[
             $( CaseInfo { name: stringify!($name), hypercall: $hc, subop: $subop, kind: Kind::$kind }, )*
         ];
 
@@ -15,19 +15,21 @@ macro_rules! cases {
         #[allow(clippy::unreadable_literal)]
         mod bodies {
             use super::super::Outcome;
+            #[allow(unused_imports)]
             use super::super::ctx::*;
             use super::helpers::*;
             $( pub fn $name() -> Outcome $body )*
         }
 
-        /// The case functions, parallel to [`CASES`].
+        /// The case functions, parallel to `LIST`.
         #[cfg(target_os = "none")]
-        pub static CASE_FNS: &[fn() -> super::Outcome] = &[ $( bodies::$name, )* ];
+        pub const FNS: &[fn() -> super::Outcome] = &[ $( bodies::$name, )* ];
     };
 }
+pub(super) use cases;
 
 #[cfg(target_os = "none")]
-mod helpers {
+pub(super) mod helpers {
     pub use crate::hypercall::TrapInfo;
     pub use crate::traps::{Probe, handler_entry, probe};
     pub use xen_public::errno::*;

@@ -9,13 +9,38 @@
 //! domain that crashes mid-case fails that case.
 #![cfg_attr(not(target_os = "none"), forbid(unsafe_code))]
 
+mod attacks;
 mod cases;
 #[cfg(target_os = "none")]
 mod ctx;
 #[cfg(target_os = "none")]
 mod run;
 
-pub use cases::{CASES, DIFFERENCES};
+pub use cases::DIFFERENCES;
+
+/// `a` then `b`, as one array (the case lists of `cases.rs` and
+/// `attacks.rs` are joined at compile time).
+const fn join<T: Copy, const N: usize>(a: &[T], b: &[T]) -> [T; N] {
+    assert!(!a.is_empty() && a.len() + b.len() == N);
+    let mut out = [a[0]; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = if i < a.len() { a[i] } else { b[i - a.len()] };
+        i += 1;
+    }
+    out
+}
+
+const NR_CASES: usize = cases::LIST.len() + attacks::LIST.len();
+static ALL_CASES: [CaseInfo; NR_CASES] = join(cases::LIST, attacks::LIST);
+/// Every case, in run order: `cases.rs`, then the hostile-guest cases of
+/// `attacks.rs`.
+pub static CASES: &[CaseInfo] = &ALL_CASES;
+#[cfg(target_os = "none")]
+static ALL_FNS: [fn() -> Outcome; NR_CASES] = join(cases::FNS, attacks::FNS);
+/// The case functions, parallel to [`CASES`].
+#[cfg(target_os = "none")]
+static CASE_FNS: &[fn() -> Outcome] = &ALL_FNS;
 #[cfg(target_os = "none")]
 pub use run::run;
 

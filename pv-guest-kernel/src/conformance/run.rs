@@ -1,8 +1,7 @@
 //! Running the suite: one `begin` and one `result` line per case, state
 //! reset between cases.
 
-use super::cases::CASE_FNS;
-use super::{CASES, Outcome, ctx};
+use super::{CASE_FNS, CASES, Outcome, ctx};
 use crate::{StartInfo, hypercall, println, shared, traps};
 
 /// Put the vCPU back in the state every case starts from.

@@ -102,7 +102,7 @@ fn create_domain(requested: u16, b: &[u8]) -> Result<u16, i64> {
     if crate::schedule::install(dom).is_err() {
         if let Some(ft) = FRAME_TABLE.lock().as_mut() {
             ft.unshare(&mut super::mmu::mm().mem, shinfo.0, domid);
-            if ft.release(shinfo.0, domid) {
+            if ft.release(&mut super::mmu::mm().mem, shinfo.0, domid) {
                 crate::mm::machine::free_frame(shinfo);
             }
         }
@@ -446,7 +446,7 @@ fn reservation(d: &mut Domain, cmd: u32, list: u64, nr: u64, mem: GuestMem) -> R
         if cmd == DECREASE {
             let Ok(mfn) = mem.read_u64(slot) else { break };
             // shared_info and grant frames are the hypervisor's to write.
-            let released = !d.is_special_frame(mfn) && FRAME_TABLE.lock().as_mut().is_some_and(|ft| ft.release(mfn, d.domid));
+            let released = !d.is_special_frame(mfn) && FRAME_TABLE.lock().as_mut().is_some_and(|ft| ft.release(&mut super::mmu::mm().mem, mfn, d.domid));
             if !released {
                 break;
             }

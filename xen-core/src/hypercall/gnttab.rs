@@ -395,7 +395,7 @@ fn receive_transfer(e: &mut Domain, from: u16, gref: u32, mfn: u64) -> i16 {
 fn gnttab_transfer(d: &mut Domain, b: &mut [u8]) -> i16 {
     use crate::grant::gntst;
     let (mfn, dom, gref) = (le64(&b[0..8]), u16_at(b, 8), u32_at(b, 12));
-    if d.is_special_frame(mfn) || !FRAME_TABLE.lock().as_mut().is_some_and(|ft| ft.release(mfn, d.domid)) {
+    if d.is_special_frame(mfn) || !FRAME_TABLE.lock().as_mut().is_some_and(|ft| ft.release(&mut mm().mem, mfn, d.domid)) {
         return gntst::BAD_PAGE;
     }
     d.nr_pages -= 1;

@@ -109,8 +109,9 @@ fn batch<const SIZE: usize>(
         // No entry done yet: the whole call is issued again.
         return continue_later(regs, op) as i64;
     }
-    let mem = d.kernel_mem();
-    let (count, mut done) = match batch_start(&mem, count, pdone) {
+    // The guest's tables may change under the batch (NEW_BASEPTR): every
+    // access to its memory walks the current ones.
+    let (count, mut done) = match batch_start(&d.kernel_mem(), count, pdone) {
         Ok(v) => v,
         Err(e) => return e,
     };
@@ -125,13 +126,13 @@ fn batch<const SIZE: usize>(
     for i in 0..count {
         if i == BATCH_PER_CALL || (i > 0 && super::preempt_due()) {
             flush_foreign(d);
-            if let Err(e) = write_done(&mem, pdone, done) {
+            if let Err(e) = write_done(&d.kernel_mem(), pdone, done) {
                 return e;
             }
             return batch_continue(regs, op, i, count, SIZE as u64);
         }
         let mut raw = [0u8; SIZE];
-        if mem.read(list + i * SIZE as u64, &mut raw).is_err() {
+        if d.kernel_mem().read(list + i * SIZE as u64, &mut raw).is_err() {
             rc = -EFAULT;
             break;
         }
@@ -140,7 +141,7 @@ fn batch<const SIZE: usize>(
             Err(e) if e == -super::control::ERESTART => {
                 // A long validation stopped: this entry is issued again.
                 flush_foreign(d);
-                if let Err(e) = write_done(&mem, pdone, done) {
+                if let Err(e) = write_done(&d.kernel_mem(), pdone, done) {
                     return e;
                 }
                 return batch_continue(regs, op, i, count, SIZE as u64);
@@ -153,7 +154,7 @@ fn batch<const SIZE: usize>(
         done += 1;
     }
     flush_foreign(d);
-    if let Err(e) = write_done(&mem, pdone, done) {
+    if let Err(e) = write_done(&d.kernel_mem(), pdone, done) {
         return e;
     }
     rc
@@ -390,8 +391,10 @@ pub(super) fn multicall(d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
     if d.in_multicall {
         return -EINVAL;
     }
-    let mem = d.kernel_mem();
     for i in 0..count {
+        // A sub-call may switch the guest's tables (NEW_BASEPTR): each
+        // entry is read and written through the current ones.
+        let mem = d.kernel_mem();
         // Xen checks for preemption before every entry but the first.
         if i > 0 && (i % BATCH_PER_CALL == 0 || super::preempt_due()) {
             regs.rdi = list + i * 64;
@@ -414,6 +417,7 @@ pub(super) fn multicall(d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
         d.in_multicall = true;
         let result = if op == nr::MULTICALL { (-EINVAL) as u64 } else { dispatch(d, &mut sub) };
         d.in_multicall = false;
+        let mem = d.kernel_mem();
         if mem.write(entry + 8, &result.to_le_bytes()).is_err() {
             return -EFAULT;
         }

@@ -297,11 +297,18 @@ impl<'a> FrameTable<'a> {
     }
 
     /// Take a frame back from `dom` (the allocation reference), if nothing
-    /// else references it; `true` if it is now free.
-    pub fn release(&mut self, mfn: u64, dom: u16) -> bool {
+    /// else references it; `true` if it is now free. A frame leaving its
+    /// owner (given back, or transferred to another domain) is no longer
+    /// reachable through a stale translation of that owner: every CPU that
+    /// might still hold one flushes first.
+    pub fn release(&mut self, mem: &mut impl PageMem, mfn: u64, dom: u16) -> bool {
         match self.frames.get_mut(mfn as usize) {
             Some(f) if f.owner == dom && f.count == 1 && f.type_count == 0 && !f.pinned && f.partial == Partial::None => {
+                let stamp = f.tlb_stamp;
                 *f = PageInfo::FREE;
+                if stamp != 0 {
+                    mem.flush_tlbs_since(stamp);
+                }
                 true
             }
             _ => false,
@@ -997,12 +1004,12 @@ mod tests {
         mem.write(10, 0, e(20, RO));
         let mut ft = FrameTable::new(&mut frames);
         ft.pin(&mut mem, 10, 1, D0).unwrap();
-        assert!(!ft.release(20, D0.dom), "still mapped");
-        assert!(!ft.release(10, D0.dom), "a pinned table");
-        assert!(!ft.release(50, D0.dom), "not ours");
-        assert!(ft.release(21, D0.dom));
+        assert!(!ft.release(&mut mem, 20, D0.dom), "still mapped");
+        assert!(!ft.release(&mut mem, 10, D0.dom), "a pinned table");
+        assert!(!ft.release(&mut mem, 50, D0.dom), "not ours");
+        assert!(ft.release(&mut mem, 21, D0.dom));
         assert_eq!(ft.info(21), Some(&PageInfo::FREE));
-        assert!(!ft.release(21, D0.dom), "already free");
+        assert!(!ft.release(&mut mem, 21, D0.dom), "already free");
     }
 
     #[test]
@@ -1186,9 +1193,9 @@ mod tests {
             assert_eq!(ft.pin(&mut mem, 3, level, Who::own(1, false)), Err(MmError::Inval));
         }
         assert_eq!(ft.get_page_type(&mut mem, 3, PageType::SegDesc, Who::own(1, false)), Err(MmError::Inval));
-        assert!(!ft.release(3, 1), "not given back while shared");
+        assert!(!ft.release(&mut mem, 3, 1), "not given back while shared");
         ft.unshare(&mut mem, 3, 1);
-        assert!(ft.release(3, 1));
+        assert!(ft.release(&mut mem, 3, 1));
     }
 
     #[test]
