@@ -101,6 +101,9 @@ pub struct Pin {
     pub writers: u16,
     /// Domain holding the pins (meaningful while pinned).
     pub domid: u16,
+    /// The frame taken at the first pin (Xen's `act->mfn`): later pins use
+    /// it, whatever the granter writes into the entry meanwhile.
+    pub frame: u64,
 }
 
 impl Pin {
@@ -245,7 +248,7 @@ mod tests {
         // A guest that clears its entry while mapped: an existing pin does
         // not re-check type and domid, but the flags keep READING set.
         assert_eq!(pin_flags(gtf::READING, 0, 0, true, true), Ok(gtf::READING));
-        let mut a = Pin { readers: 1, writers: 1, domid: 0 };
+        let mut a = Pin { readers: 1, writers: 1, domid: 0, frame: 0 };
         a.release(false);
         assert_eq!(a.flags_to_clear(), gtf::WRITING);
         a.release(true);
@@ -268,7 +271,7 @@ mod tests {
 
     #[test]
     fn pin_counts_never_wrap() {
-        let mut p = Pin { readers: PIN_MAX, writers: 0, domid: 1 };
+        let mut p = Pin { readers: PIN_MAX, writers: 0, domid: 1, frame: 0 };
         assert_eq!(p.acquire(1, true), Err(gntst::GENERAL_ERROR));
         assert_eq!(p.readers, PIN_MAX);
     }

@@ -172,7 +172,7 @@ impl Default for GrantTable {
         GrantTable {
             frames: [0; crate::grant::MAX_FRAMES as usize],
             nr_frames: 0,
-            pins: [crate::grant::Pin { readers: 0, writers: 0, domid: 0 }; (crate::grant::MAX_FRAMES * crate::grant::ENTRIES_PER_FRAME) as usize],
+            pins: [crate::grant::Pin { readers: 0, writers: 0, domid: 0, frame: 0 }; (crate::grant::MAX_FRAMES * crate::grant::ENTRIES_PER_FRAME) as usize],
             maptrack: crate::grant::Maptrack::default(),
             mapped_frames: [0; crate::grant::MAPTRACK],
         }

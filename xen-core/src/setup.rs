@@ -56,10 +56,15 @@ pub fn start_xen(mbi_maddr: u64) -> ! {
     tl.mark("console, descriptor tables, command line", rdtsc());
     let mut apic_ids = [0u32; crate::arch::x86_64::smp::MAX_CPUS as usize];
     let nr_cpus = mbi.acpi_rsdp().and_then(|r| crate::boot::acpi::local_apic_ids(&BootPhys, r, &mut apic_ids));
+    // CPU numbers are APIC ids here (IPIs are sent to APIC id = CPU
+    // number): use the list only when it is 0, 1, 2, ... as QEMU makes it.
+    let dense = |n: usize| apic_ids[..n].iter().enumerate().all(|(i, &id)| id == i as u32);
     match nr_cpus {
-        Some(n) => info!("ACPI MADT: {n} processor(s), APIC ids {:?}", &apic_ids[..n]),
+        Some(n) if dense(n) => info!("ACPI MADT: {n} processor(s), APIC ids {:?}", &apic_ids[..n]),
+        Some(n) => info!("ACPI MADT: APIC ids {:?} are not 0..{n}; probing for processors", &apic_ids[..n]),
         None => info!("ACPI MADT: not found; probing for processors"),
     }
+    let nr_cpus = nr_cpus.filter(|&n| dense(n));
     let mut free = free_memory(&mbi, mbi_maddr);
     check_memory(&free);
     let dom0 = dom0_module(&mbi);

@@ -68,6 +68,7 @@ fn with_other<R>(domid: u16, f: impl FnOnce(&mut Domain) -> R) -> Option<R> {
 /// Xen's internal "restart this hypercall" code: never seen by a guest,
 /// [`super::dispatch`] turns it into a continuation.
 pub(super) const ERESTART: i64 = 85;
+const _: () = assert!(crate::mm::page_type::MmError::Restart.errno() == -ERESTART);
 
 /// XEN_DOMCTL_createdomain: an empty, paused PV domain.
 fn create_domain(requested: u16, b: &[u8]) -> Result<u16, i64> {

@@ -33,31 +33,44 @@ fn nr_grant_entries(d: &Domain) -> u32 {
     d.grant.nr_frames * crate::grant::ENTRIES_PER_FRAME
 }
 
-/// Pin grant `gref` for `readonly` or writable use by `mapper`: check that
-/// the granter owns the granted frame (Xen's `get_paged_frame`: else
-/// GNTST_bad_page), take the pin (only the pinning domain may add pins,
-/// counts bounded), and set GTF_reading / GTF_writing with a bounded
-/// compare-and-swap loop, as Xen does.
+/// The first word of grant entry `gref` (flags in the low half, domid in
+/// the high half), shared with the guest.
+fn grant_head(d: &Domain, gref: u32) -> &'static core::sync::atomic::AtomicU32 {
+    let frame = d.grant.frames[(gref / crate::grant::ENTRIES_PER_FRAME) as usize];
+    let addr = (frame << 12) + u64::from(gref % crate::grant::ENTRIES_PER_FRAME) * 8;
+    // SAFETY: as `grant_flags`: the 4-aligned first word of an entry in one
+    // of the domain's grant frames (the caller checked `gref`).
+    unsafe { core::sync::atomic::AtomicU32::from_ptr(crate::arch::x86_64::maddr_to_virt(addr) as *mut u32) }
+}
+
+/// Pin grant `gref` for `readonly` or writable use by `mapper`: take the
+/// pin (only the pinning domain may add pins, counts bounded), check the
+/// entry's flags and domid in the same compare-and-swap that sets
+/// GTF_reading / GTF_writing (Xen's `_set_status_v1`), and check that the
+/// granter owns the frame taken at the first pin (Xen's `get_paged_frame`:
+/// else GNTST_bad_page).
 fn grant_pin(d: &mut Domain, gref: u32, mapper: u16, readonly: bool) -> Result<u64, i16> {
     use core::sync::atomic::Ordering;
     use crate::grant::{gntst, pin_flags};
-    let (domid, frame) = grant_entry(d, gref);
-    let owned = FRAME_TABLE.lock().as_ref().and_then(|ft| ft.info(frame).map(|f| f.owner)) == Some(d.domid);
     let mut pin = d.grant.pins[gref as usize];
     let already = pin.pinned();
     pin.acquire(mapper, readonly)?;
-    let word = grant_flags(d, gref);
-    let mut cur = word.load(Ordering::SeqCst);
-    pin_flags(cur, domid, mapper, readonly, already)?;
-    if !owned {
-        return Err(gntst::BAD_PAGE);
+    if !already {
+        pin.frame = grant_entry(d, gref).1;
     }
+    let owned = FRAME_TABLE.lock().as_ref().and_then(|ft| ft.info(pin.frame).map(|f| f.owner)) == Some(d.domid);
+    let head = grant_head(d, gref);
+    let mut cur = head.load(Ordering::SeqCst);
     for _ in 0..5 {
-        let new = pin_flags(cur, domid, mapper, readonly, already)?;
-        match word.compare_exchange(cur, new, Ordering::SeqCst, Ordering::SeqCst) {
+        let (flags, domid) = (cur as u16, (cur >> 16) as u16);
+        let new = pin_flags(flags, domid, mapper, readonly, already)?;
+        if !owned {
+            return Err(gntst::BAD_PAGE);
+        }
+        match head.compare_exchange(cur, (cur & 0xffff_0000) | u32::from(new), Ordering::SeqCst, Ordering::SeqCst) {
             Ok(_) => {
                 d.grant.pins[gref as usize] = pin;
-                return Ok(frame);
+                return Ok(pin.frame);
             }
             Err(now) => cur = now,
         }
@@ -467,6 +480,15 @@ pub(super) fn grant_table_op(d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
     };
     if matches!(cmd, SET_VERSION | GET_VERSION) && count != 1 {
         return -EINVAL;
+    }
+    // dump_table prints on the hypervisor console (up to 2048 lines a
+    // call): the privileged domain's diagnostic only. Xen 4.17 dropped the
+    // sub-op (-ENOSYS), which is what a domU gets.
+    if cmd == DUMP && !d.privileged {
+        return -ENOSYS;
+    }
+    if let Err(e) = super::mmu::drain_pending(d.domid) {
+        return e;
     }
     let mem = d.kernel_mem();
     for i in 0..count {

@@ -19,13 +19,15 @@ pub(super) fn mm() -> Mm {
     Mm { mem: DirectMapMem::new(true) }
 }
 
-/// Finish the devalidations an earlier call left pending (Xen's
-/// `old_guest_table`), preemptibly: -ERESTART if some remain.
-pub(super) fn drain_pending() -> Result<(), i64> {
+/// Finish the devalidations of `owner`'s frames that an earlier call left
+/// pending (Xen's `old_guest_table`), preemptibly: -ERESTART if some
+/// remain. Every path that may need one of those frames typed again
+/// calls it first.
+pub(super) fn drain_pending(owner: u16) -> Result<(), i64> {
     let mut m = mm();
     match FRAME_TABLE.lock().as_mut() {
-        Some(ft) if ft.has_pending() => {
-            let r = ft.drain_pending(&mut m.mem).map_err(|e| e.errno());
+        Some(ft) if ft.has_pending(owner) => {
+            let r = ft.drain_pending(&mut m.mem, owner).map_err(|e| e.errno());
             ft.take_freed(|mfn| crate::mm::machine::free_frame(Mfn(mfn)));
             r
         }
@@ -105,7 +107,7 @@ fn batch<const SIZE: usize>(
         Ok(pg) => pg,
         Err(e) => return e,
     };
-    if drain_pending().is_err() {
+    if drain_pending(d.domid).is_err() || drain_pending(pg_owner).is_err() {
         // No entry done yet: the whole call is issued again.
         return continue_later(regs, op) as i64;
     }
@@ -212,7 +214,7 @@ pub(super) fn update_va_mapping(d: &mut Domain, va: u64, pte: u64, flags: u64) -
     if !crate::mm::guest_walk::guest_va_ok(va) {
         return -EINVAL;
     }
-    if let Err(e) = drain_pending() {
+    if let Err(e) = drain_pending(d.domid) {
         return e;
     }
     let mut m = mm();
@@ -244,7 +246,7 @@ fn acquire_base(d: &Domain, mfn: u64) -> Result<(), i64> {
     ft.get_page(mfn, d.domid).map_err(|_| -EINVAL)?;
     if let Err(e) = ft.get_page_type(&mut m.mem, mfn, PageType::L4, who(d)) {
         ft.put_page(mfn);
-        return Err(if e == MmError::Restart { e.errno() } else { -EINVAL });
+        return Err(super::restart_or_einval(e.errno()));
     }
     Ok(())
 }
@@ -300,12 +302,6 @@ fn new_user_baseptr(d: &mut Domain, mfn: u64) -> Result<(), i64> {
     Ok(())
 }
 
-/// Xen's errors for MMUEXT pins: -ERESTART (a continuation) stays, every
-/// other failure is -EINVAL.
-fn restart_or_einval(e: MmError) -> i64 {
-    if e == MmError::Restart { e.errno() } else { -EINVAL }
-}
-
 /// One MMUEXT command.
 fn mmuext_one(d: &mut Domain, pg: u16, cmd: u32, arg1: u64, arg2: u64) -> Result<(), i64> {
     use crate::arch::x86_64::cpu;
@@ -321,7 +317,7 @@ fn mmuext_one(d: &mut Domain, pg: u16, cmd: u32, arg1: u64, arg2: u64) -> Result
         f(ft, &mut m)
     };
     match cmd {
-        0..=3 => with_ft(&mut |ft, m| ft.pin(&mut m.mem, arg1, cmd as u8 + 1, pin_who).map_err(restart_or_einval)),
+        0..=3 => with_ft(&mut |ft, m| ft.pin(&mut m.mem, arg1, cmd as u8 + 1, pin_who).map_err(|e| super::restart_or_einval(e.errno()))),
         4 => with_ft(&mut |ft, m| {
             let r = ft.unpin(&mut m.mem, arg1, pin_who).map_err(|_| -EINVAL);
             ft.take_freed(|mfn| crate::mm::machine::free_frame(Mfn(mfn)));
@@ -446,6 +442,9 @@ const FIRST_RESERVED_GDT_ENTRY: u64 = 14 * 512;
 pub(super) fn set_gdt(d: &mut Domain, frame_list: u64, entries: u64) -> Ret {
     if entries > FIRST_RESERVED_GDT_ENTRY {
         return -EINVAL;
+    }
+    if let Err(e) = drain_pending(d.domid) {
+        return e;
     }
     let nr_frames = entries.div_ceil(512) as usize;
     let mut raw = [0u8; 14 * 8];

@@ -12,7 +12,7 @@ use crate::guest::{Domain, Efault, GuestMem};
 use crate::version::{NAME, VERSION, XEN_MAJOR, XEN_MINOR};
 use crate::mm::Mfn;
 use crate::mm::machine::{DirectMapMem, FRAME_TABLE};
-use crate::mm::page_type::{MmError, PageMem, PageType, Who};
+use crate::mm::page_type::{PageMem, PageType, Who};
 use xen_public::errno::{E2BIG, EACCES, EFAULT, EINVAL, ENOSYS, EPERM, ESRCH};
 use xen_public::hypercall as nr;
 
@@ -85,6 +85,13 @@ pub fn dispatch(d: &mut Domain, regs: &mut CpuUserRegs) -> u64 {
         return continue_later(regs, regs.rax);
     }
     r as u64
+}
+
+/// Xen's errors where a table is validated: -ERESTART (a preempted
+/// validation, continued by re-issuing the call) stays, every other
+/// failure is -EINVAL.
+fn restart_or_einval(e: i64) -> i64 {
+    if e == -control::ERESTART { e } else { -EINVAL }
 }
 
 /// Make the guest re-issue the current hypercall (a continuation): SYSCALL

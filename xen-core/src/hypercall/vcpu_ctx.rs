@@ -33,14 +33,17 @@ pub(super) fn set(o: &mut Domain, vcpu: u32, ctx: Option<&[u8; context::SIZE]>) 
         if cr3 == 0 {
             return -EINVAL;
         }
+        if let Err(e) = mmu::drain_pending(o.domid) {
+            return e;
+        }
         if let Err(e) = mmu::switch_base(o, cr3, 0) {
-            return restart_or_einval(e);
+            return super::restart_or_einval(e);
         }
         if user_cr3 != 0
             && let Err(e) = mmu::switch_base(o, user_cr3, 0)
         {
             let _ = mmu::switch_base(o, 0, cr3 << 12);
-            return restart_or_einval(e);
+            return super::restart_or_einval(e);
         }
         o.guest_table = cr3 << 12;
         o.guest_table_user = user_cr3 << 12;
@@ -48,11 +51,6 @@ pub(super) fn set(o: &mut Domain, vcpu: u32, ctx: Option<&[u8; context::SIZE]>) 
     }
     apply(o, &c);
     0
-}
-
-/// -ERESTART (a long validation to continue) stays; the rest is -EINVAL.
-fn restart_or_einval(e: i64) -> i64 {
-    if e == -super::control::ERESTART { e } else { -EINVAL }
 }
 
 /// Take the decoded context into the vCPU (already checked).

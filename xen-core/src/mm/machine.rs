@@ -40,7 +40,9 @@ pub unsafe fn frame_mut(mfn: Mfn) -> &'static mut [u8; 4096] {
 /// TLB-flush clock of the latest free since every CPU last flushed (0:
 /// none). A frame that was freed may still be reachable through a stale
 /// translation of its former owner; no frame is handed out again until
-/// every CPU has flushed since it was freed.
+/// every CPU has flushed since it was freed. Frees and allocations for
+/// guests happen under the hypervisor lock, so a store here is never lost
+/// between another CPU's swap and its flush.
 static FREED_AT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
 /// Flush whichever CPUs may still translate to a frame freed earlier.

@@ -132,6 +132,11 @@ pub struct PageInfo {
     /// TLB-flush clock when an L1 mapping of this frame was last removed
     /// (0: never).
     pub tlb_stamp: u64,
+    /// TLB-flush clock when this frame stopped being a page table (0:
+    /// never, or every CPU flushed since): until every CPU has flushed, a
+    /// paging-structure cache may still walk through it, so it does not
+    /// become writable before.
+    pub devalidated_at: u64,
     /// Pinned by the guest (MMUEXT_PIN_*).
     pub pinned: bool,
     /// Contents validated for the current type.
@@ -151,7 +156,7 @@ pub const NO_OWNER: u16 = 0x7ff2; // DOMID_XEN
 impl PageInfo {
     /// A frame nobody owns.
     pub const FREE: PageInfo =
-        PageInfo { owner: NO_OWNER, ty: PageType::None, type_count: 0, count: 0, linear_pt: 0, tlb_stamp: 0, pinned: false, validated: false, validating: false, partial: Partial::None, partial_at: 0 };
+        PageInfo { owner: NO_OWNER, ty: PageType::None, type_count: 0, count: 0, linear_pt: 0, tlb_stamp: 0, devalidated_at: 0, pinned: false, validated: false, validating: false, partial: Partial::None, partial_at: 0 };
 }
 
 /// Why an operation failed; each maps to Xen's errno.
@@ -167,8 +172,8 @@ pub enum MmError {
 }
 
 impl MmError {
-    /// The negated errno.
-    pub fn errno(self) -> i64 {
+    /// The negated errno (-ERESTART is Xen's internal 85).
+    pub const fn errno(self) -> i64 {
         match self {
             MmError::Inval => -22,
             MmError::Busy => -16,
@@ -229,7 +234,7 @@ const PENDING_MAX: usize = 256;
 const FREED_BATCH: usize = 64;
 /// Owner of a frame whose domain was destroyed while others still
 /// referenced the frame: it is freed when its count reaches 0.
-pub const ORPHAN: u16 = 0x7ff4; // DOMID_COW's neighbour, never a real domid
+pub const ORPHAN: u16 = 0x7ff4; // DOMID_INVALID: never a real domid
 
 /// Who is asking: the domain whose tables are changed and whose frames
 /// may be mapped.
@@ -430,6 +435,10 @@ impl<'a> FrameTable<'a> {
             // since its last flush: no table or descriptor page until none
             // can.
             mem.flush_tlbs_since(f.tlb_stamp);
+        } else if ty == PageType::Writable && f.devalidated_at != 0 {
+            // A CPU may still cache a walk through this former table.
+            mem.flush_tlbs_since(f.devalidated_at);
+            self.at(mfn).devalidated_at = 0;
         }
         if ty == PageType::SegDesc {
             Self::validate_segdesc(mem, mfn)?;
@@ -509,10 +518,12 @@ impl<'a> FrameTable<'a> {
             let e = mem.read(mfn, i);
             self.put_entry(mem, mfn, level, e);
         }
+        let stamp = mem.tlb_clock();
         let g = self.at(mfn);
         g.partial = Partial::None;
         g.partial_at = 0;
         g.ty = PageType::None;
+        g.devalidated_at = stamp;
         if let Some(k) = self.pending[..self.nr_pending].iter().position(|&p| p == mfn) {
             self.nr_pending -= 1;
             self.pending[k] = self.pending[self.nr_pending];
@@ -527,11 +538,17 @@ impl<'a> FrameTable<'a> {
         self.start_devalidation(mem, mfn, at);
     }
 
-    /// Finish the interrupted devalidations, latest first;
-    /// [`MmError::Restart`] if preempted before the end.
-    pub fn drain_pending(&mut self, mem: &mut impl PageMem) -> Res {
-        while self.nr_pending > 0 {
-            let mfn = self.pending[self.nr_pending - 1];
+    /// The latest interrupted devalidation of a frame `owner` owns.
+    fn last_pending_of(&self, owner: u16) -> Option<u64> {
+        self.pending[..self.nr_pending].iter().rev().copied().find(|&m| self.frames[m as usize].owner == owner)
+    }
+
+    /// Finish the interrupted devalidations of `owner`'s frames, latest
+    /// first; [`MmError::Restart`] if preempted before the end. Like Xen's
+    /// per-vCPU `old_guest_table`, a domain's leftover work is drained by
+    /// its own hypercalls (or its builder's), never charged to another.
+    pub fn drain_pending(&mut self, mem: &mut impl PageMem, owner: u16) -> Res {
+        while let Some(mfn) = self.last_pending_of(owner) {
             if !self.continue_devalidation(mem, mfn, true) {
                 return Err(MmError::Restart);
             }
@@ -539,9 +556,9 @@ impl<'a> FrameTable<'a> {
         Ok(())
     }
 
-    /// Whether an interrupted devalidation is waiting.
-    pub fn has_pending(&self) -> bool {
-        self.nr_pending > 0
+    /// Whether an interrupted devalidation of `owner`'s frames is waiting.
+    pub fn has_pending(&self, owner: u16) -> bool {
+        self.last_pending_of(owner).is_some()
     }
 
     fn allowed(level: u8, who: Who) -> u64 {
@@ -1309,7 +1326,7 @@ mod tests {
             assert_eq!(ft.info(17).map(|f| (f.ty, f.type_count)), Some((PageType::L1, 1)));
             ft.unpin(&mut mem, 13, D0).unwrap();
             let mut drains = 0;
-            while ft.drain_pending(&mut mem) == Err(MmError::Restart) {
+            while ft.drain_pending(&mut mem, D0.dom) == Err(MmError::Restart) {
                 check_balance(&ft, &mem, 64);
                 // A frame being torn down is not a table again yet.
                 if ft.info(17).is_some_and(|f| f.partial == Partial::Devalidation) {
@@ -1348,7 +1365,7 @@ mod tests {
                         let _ = ft.unpin(&mut mem, t, D0);
                     }
                     2 => {
-                        let _ = ft.drain_pending(&mut mem);
+                        let _ = ft.drain_pending(&mut mem, D0.dom);
                     }
                     _ => {
                         let flags = [RW, RO, 0, RW | pte::PSE][rnd(4) as usize];
@@ -1357,7 +1374,7 @@ mod tests {
                 }
                 check_balance(&ft, &mem, 64);
             }
-            while ft.drain_pending(&mut mem).is_err() {}
+            while ft.drain_pending(&mut mem, D0.dom).is_err() {}
             check_balance(&ft, &mem, 64);
         }
     }
@@ -1376,6 +1393,23 @@ mod tests {
         let mut freed = Vec::new();
         ft.relinquish(&mut quiet, D0.dom, |m| freed.push(m));
         assert_eq!(freed, (0..48).collect::<Vec<u64>>());
-        assert!(!ft.has_pending());
+        assert!(!ft.has_pending(D0.dom));
+    }
+
+    #[test]
+    fn a_former_table_becomes_writable_only_after_a_flush() {
+        // Finding 5 (reviewer's variant): an unlinked L1 may still be
+        // walked from a paging-structure cache until every CPU flushed.
+        let (mut frames, _) = setup();
+        let mut mem = ClockMem { clock: 9, ..ClockMem::default() };
+        let mut ft = FrameTable::new(&mut frames);
+        ft.pin(&mut mem, 10, 1, D0).unwrap();
+        ft.unpin(&mut mem, 10, D0).unwrap();
+        assert_eq!(ft.info(10).map(|f| f.devalidated_at), Some(9));
+        ft.pin(&mut mem, 11, 1, D0).unwrap();
+        ft.update_entry(&mut mem, 11, 0, e(10, RW), false, D0).unwrap();
+        assert_eq!(mem.flushed_since, [9]);
+        ft.update_entry(&mut mem, 11, 1, e(10, RW), false, D0).unwrap();
+        assert_eq!(mem.flushed_since, [9], "once is enough");
     }
 }

@@ -88,6 +88,13 @@ syscall_entry:
     jmp save_all_and_dispatch
 2:  cmpq $0, %gs:{floor_on}
     je 1b
+    sar $47, %rcx                   /* the return RIP must be canonical: */
+    jz 3f                           /* bits 63..47 all clear */
+    cmp $-1, %rcx
+    je 3f                           /* or all set */
+    mov (%rsp), %rcx                /* else the normal path (which */
+    jmp 1b                          /* crashes such a guest) */
+3:  mov (%rsp), %rcx
     swapgs
     iretq
 

@@ -3,8 +3,10 @@
 //!
 //! Invariant: a translation that was removed from the page tables when the
 //! clock read `t` can be cached only by a CPU whose last flush is at or
-//! before `t` ([`cpu_needs_flush`]). Every CR3 load and every explicit
-//! flush goes through [`stamp_flush`], so the per-CPU values never lag.
+//! before `t` ([`cpu_needs_flush`]). Every explicit flush and every CR3
+//! load once guests exist (guest tables, idle tables) goes through
+//! [`stamp_flush`]; the boot-time loads before any guest do not, which can
+//! only make a CPU look staler than it is (an extra flush), never fresher.
 
 use core::sync::atomic::{AtomicU64, Ordering::SeqCst};
 
