@@ -52,6 +52,9 @@ pub enum Test {
     Parallel,
     /// How many minimal domains fit at once.
     Density,
+    /// Guests built, run, connected and destroyed, with the hypervisor's
+    /// invariant auditor asked after each step (xen-core only).
+    Audit,
 }
 
 /// The value of `key=` on the command line.
@@ -93,6 +96,7 @@ pub fn test(cmdline: &str) -> Result<Test, &str> {
         "weights" => Test::Weights,
         "parallel" => Test::Parallel,
         "density" => Test::Density,
+        "audit" => Test::Audit,
         other => return Err(other),
     })
 }

@@ -6,6 +6,8 @@
 mod cmdline;
 mod xl;
 #[cfg(target_os = "none")]
+mod audit;
+#[cfg(target_os = "none")]
 mod bench;
 #[cfg(target_os = "none")]
 mod builder;
@@ -187,7 +189,7 @@ mod dom0 {
                 crate::domains::leak_test();
                 poweroff()
             }
-            Test::Guests | Test::Churn | Test::PingPong | Test::Mapped | Test::Weights | Test::Parallel | Test::Density => {
+            Test::Guests | Test::Churn | Test::PingPong | Test::Mapped | Test::Weights | Test::Parallel | Test::Density | Test::Audit => {
                 let va = pages.alloc_page().unwrap_or(0);
                 shared::map(va, si.shared_info);
                 let Some(mut guests) = crate::guests::Guests::new(si, &mut pages) else {
@@ -206,6 +208,8 @@ mod dom0 {
                     let budget = cmdline::value(line, "budget").and_then(|v| v.parse().ok()).unwrap_or(120);
                     let max = cmdline::value(line, "max").and_then(|v| v.parse().ok()).unwrap_or(usize::MAX);
                     crate::domains::density(&mut guests, budget, max);
+                } else if test == Test::Audit {
+                    crate::audit::run(&mut guests);
                 } else if test == Test::Parallel {
                     crate::domains::parallel(&mut guests);
                 } else if test == Test::Weights {

@@ -49,6 +49,7 @@ pub fn start_xen(mbi_maddr: u64) -> ! {
     info!("Bootloader: {}", mbi.bootloader_name());
     info!("Command line: {}", mbi.cmdline());
     report_warnings(&opts);
+    crate::hypercall::audit::ON_DOMCTL.store(opts.audit, core::sync::atomic::Ordering::Relaxed);
 
     let mut free = free_memory(&mbi, mbi_maddr);
     check_memory(&free);

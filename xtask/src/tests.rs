@@ -74,6 +74,7 @@ const ALSO_ON_TWO_CPUS: &[(&str, &str)] = &[
     ("a_page_mapped_by_dom0_outlives_its_destroyed_domain", "a_page_mapped_by_dom0_outlives_its_destroyed_domain_smp2"),
     ("running_guests_destroyed_100_times_leak_nothing", "running_guests_destroyed_100_times_leak_nothing_smp2"),
     ("hundred_ballooned_domains_at_once_leak_nothing", "hundred_ballooned_domains_at_once_leak_nothing_smp2"),
+    ("audit_stays_clean_while_dom0_builds_and_destroys_guests", "audit_stays_clean_while_dom0_builds_and_destroys_guests_smp2"),
 ];
 
 fn boot_tests() -> Vec<BootTest> {
@@ -219,6 +220,23 @@ fn single_boot_tests() -> Vec<BootTest> {
                 "loglvl=warning dom0_mem=64M",
                 EXIT_SUCCESS,
                 &["dom0: churn: 100 guests built, run (100 had used CPU time) and destroyed while running", "dom0: churn: free pages", "no frame leaked"],
+            )
+        },
+        BootTest {
+            modules: Modules::Dom0Test("test=audit"),
+            forbid: &[" violations on request", " violations after ", "VIOLATIONS", "Panic"],
+            ..boot(
+                "audit_stays_clean_while_dom0_builds_and_destroys_guests",
+                "loglvl=info audit=1 dom0_mem=64M",
+                EXIT_SUCCESS,
+                &[
+                    "(XEN) audit: clean after createdomain",
+                    "(XEN) audit: clean after destroydomain",
+                    "dom0: audit: three guests ran: clean (3 domains",
+                    "dom0: audit: destroyed guest's page still mapped by dom0: clean",
+                    "dom0: audit: 8 audits, 0 with violations",
+                    "dom0: audit: every audit clean",
+                ],
             )
         },
         BootTest {

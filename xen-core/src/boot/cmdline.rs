@@ -90,6 +90,9 @@ pub struct Options<'a> {
     pub selftest: Option<Selftest>,
     /// `noreboot`: on a fatal error, halt instead of leaving QEMU.
     pub noreboot: bool,
+    /// `audit=1`: run the invariant auditor after every createdomain and
+    /// destroydomain (`audit=0`, the default: only on request).
+    pub audit: bool,
     warnings: [Option<Warning<'a>>; MAX_WARNINGS],
     /// Warnings that did not fit.
     pub dropped_warnings: usize,
@@ -119,6 +122,7 @@ impl<'a> Options<'a> {
             dom0_mem: None,
             selftest: None,
             noreboot: false,
+            audit: false,
             warnings: [None; MAX_WARNINGS],
             dropped_warnings: 0,
         };
@@ -148,7 +152,18 @@ impl<'a> Options<'a> {
                 self.noreboot = true;
                 true
             }
-            ("loglvl" | "console" | "com1" | "dom0_mem" | "sched" | "selftest", None) => false,
+            ("audit", Some(v)) => match v {
+                "1" | "on" | "yes" | "true" => {
+                    self.audit = true;
+                    true
+                }
+                "0" | "off" | "no" | "false" => {
+                    self.audit = false;
+                    true
+                }
+                _ => false,
+            },
+            ("loglvl" | "console" | "com1" | "dom0_mem" | "sched" | "selftest" | "audit", None) => false,
             _ => {
                 self.warn(Warning::Unknown(word));
                 return;
@@ -194,6 +209,16 @@ mod tests {
         assert_eq!(o.selftest, Some(Selftest::DoubleFault));
         assert!(o.noreboot);
         assert_eq!(o.warnings().count(), 0);
+    }
+
+    #[test]
+    fn audit_option() {
+        assert!(!Options::parse("").audit);
+        assert!(Options::parse("audit=1").audit);
+        assert!(!Options::parse("audit=1 audit=off").audit);
+        let o = Options::parse("audit=maybe audit");
+        assert!(!o.audit);
+        assert_eq!(o.warnings().collect::<Vec<_>>(), [Warning::BadValue("audit=maybe"), Warning::BadValue("audit")]);
     }
 
     #[test]

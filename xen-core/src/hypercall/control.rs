@@ -359,6 +359,7 @@ pub(super) fn sysctl(d: &mut Domain, arg: u64) -> Ret {
             b[u + 72..u + 80].copy_from_slice(&total.saturating_sub(1).to_le_bytes());
         }
         SCHED_ID => b[u..u + 4].copy_from_slice(&SCHEDULER_CREDIT.to_le_bytes()),
+        super::audit::SYSCTL_XENCORE_AUDIT => return super::audit::sysctl(d, arg, &mut b),
         GETDOMAININFOLIST => {
             let (first, max, buf) = (u16_at(&b, u), u32_at(&b, u + 4), le64(&b[u + 8..u + 16]));
             let mut n = 0u32;

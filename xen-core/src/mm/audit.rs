@@ -85,8 +85,10 @@ pub struct GrantMap {
     pub frame: u64,
     /// Mapped writable.
     pub writable: bool,
-    /// Where the host PTE is (L1 mfn, index), if it is a host mapping whose
-    /// address still resolves to an L1 slot.
+    /// A host mapping (not only a device mapping).
+    pub host: bool,
+    /// Where the host PTE is (table mfn, index), if its address still
+    /// resolves to a table slot.
     pub pte: Option<(u64, usize)>,
 }
 
@@ -661,7 +663,9 @@ pub fn audit(
             for i in 0..512 {
                 let e = mem.read(t, i);
                 if !guest_slot(level, i) {
-                    if first && world.xen_l4_slot(i).is_some_and(|v| v != e) {
+                    // The CPU sets Accessed and Dirty as it walks: ignore them.
+                    let hw = pte::A | pte::D;
+                    if first && world.xen_l4_slot(i).is_some_and(|v| (v ^ e) & !hw != 0) {
                         report.push(Violation::XenSlot {
                             table: t,
                             idx: i as u16,
@@ -858,9 +862,8 @@ fn may_map_foreign<W: World>(
     }
     let mut granted = false;
     world.with_domain(dom, &mut |v| {
-        v.maps.for_each_map(&mut |m| {
-            granted |= m.frame == mfn && (m.writable || !rw) && m.pte.is_some()
-        });
+        v.maps
+            .for_each_map(&mut |m| granted |= m.frame == mfn && (m.writable || !rw) && m.host);
     });
     granted
 }
@@ -933,7 +936,13 @@ fn check_maps(report: &mut Report, mem: &impl PageMem, frames: &[PageInfo], v: &
                 what: "granted frame no longer the granter's",
             });
         }
-        let Some((l1, idx)) = m.pte else { return };
+        if !m.host {
+            return;
+        }
+        let Some((l1, idx)) = m.pte else {
+            report.stale_grants += 1;
+            return;
+        };
         let live_l1 = frames
             .get(l1 as usize)
             .is_some_and(|f| f.owner == v.domid && live_level(f) == Some(1));
@@ -1256,6 +1265,7 @@ mod tests {
             granter: 1,
             frame,
             writable,
+            host: true,
             pte: Some((l1, idx)),
         });
         Ok(())
@@ -1561,6 +1571,7 @@ mod tests {
             granter: 1,
             frame: 21,
             writable: false,
+            host: true,
             pte: Some((50, 3)),
         });
         assert_clean(&m, "granted");
