@@ -55,6 +55,9 @@ pub enum Test {
     /// Guests built, run, connected and destroyed, with the hypervisor's
     /// invariant auditor asked after each step (xen-core only).
     Audit,
+    /// Two hypercall-fuzzing domUs and a canary, audited after every
+    /// batch (`seed=S calls=N`, xen-core only).
+    Fuzz,
 }
 
 /// The value of `key=` on the command line.
@@ -97,6 +100,7 @@ pub fn test(cmdline: &str) -> Result<Test, &str> {
         "parallel" => Test::Parallel,
         "density" => Test::Density,
         "audit" => Test::Audit,
+        "fuzz" => Test::Fuzz,
         other => return Err(other),
     })
 }

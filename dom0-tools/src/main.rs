@@ -14,6 +14,8 @@ mod builder;
 #[cfg(target_os = "none")]
 mod domains;
 #[cfg(target_os = "none")]
+mod fuzz;
+#[cfg(target_os = "none")]
 mod guests;
 #[cfg(target_os = "none")]
 mod hv;
@@ -189,7 +191,7 @@ mod dom0 {
                 crate::domains::leak_test();
                 poweroff()
             }
-            Test::Guests | Test::Churn | Test::PingPong | Test::Mapped | Test::Weights | Test::Parallel | Test::Density | Test::Audit => {
+            Test::Guests | Test::Churn | Test::PingPong | Test::Mapped | Test::Weights | Test::Parallel | Test::Density | Test::Audit | Test::Fuzz => {
                 let va = pages.alloc_page().unwrap_or(0);
                 shared::map(va, si.shared_info);
                 let Some(mut guests) = crate::guests::Guests::new(si, &mut pages) else {
@@ -208,6 +210,8 @@ mod dom0 {
                     let budget = cmdline::value(line, "budget").and_then(|v| v.parse().ok()).unwrap_or(120);
                     let max = cmdline::value(line, "max").and_then(|v| v.parse().ok()).unwrap_or(usize::MAX);
                     crate::domains::density(&mut guests, budget, max);
+                } else if test == Test::Fuzz {
+                    crate::fuzz::run(&mut guests, line);
                 } else if test == Test::Audit {
                     crate::audit::run(&mut guests);
                 } else if test == Test::Parallel {

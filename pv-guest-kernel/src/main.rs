@@ -5,9 +5,15 @@
 //! domctl is refused, and with `spin` on its command line spins forever
 //! instead (a CPU hog for the scheduler tests); `exit` powers off at once,
 //! `compute` runs a fixed computation, `antisocial` spins on hypercalls
-//! (for `cargo xtask bench`).
+//! (for `cargo xtask bench`), `fuzz` runs the hypercall fuzzer
+//! (`fuzzer.rs`) and `canary` watches its memory for changes it did not
+//! make (`canary.rs`).
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
+#[cfg(target_os = "none")]
+mod canary;
+#[cfg(target_os = "none")]
+mod fuzzer;
 #[cfg(target_os = "none")]
 mod pingpong;
 
@@ -87,6 +93,14 @@ mod guest {
                 println!("pv-guest-kernel: exchange failed: {why}");
             }
             poweroff();
+        }
+        if has("fuzz") {
+            let mut pages = EarlyAlloc::from_start_info(si.pt_base, si.nr_pt_frames, VIRT_BASE, si.nr_pages);
+            crate::fuzzer::run(si, &mut pages, &crate::fuzzer::Args::parse(line));
+        }
+        if has("canary") {
+            let mut pages = EarlyAlloc::from_start_info(si.pt_base, si.nr_pt_frames, VIRT_BASE, si.nr_pages);
+            crate::canary::run(si, &mut pages, line);
         }
         if has("fpu") {
             check_fpu_kept(line);

@@ -918,7 +918,9 @@ fn holder_problem(what: &'static str, why: &'static str) -> &'static str {
 }
 
 /// A domain's maptrack: each granted frame is the granter's (or orphaned
-/// by its death); each host mapping's PTE, if still reachable, maps it.
+/// by its death) while the mapping holds it: a host mapping whose PTE still
+/// maps it, or a device mapping (which, as in Xen, must keep the frame for
+/// the device). A host mapping whose PTE is gone is only counted as stale.
 fn check_maps(report: &mut Report, mem: &impl PageMem, frames: &[PageInfo], v: &DomainView<'_>) {
     v.maps.for_each_map(&mut |m| {
         let Some(g) = frames.get(m.frame as usize) else {
@@ -929,27 +931,30 @@ fn check_maps(report: &mut Report, mem: &impl PageMem, frames: &[PageInfo], v: &
             });
             return;
         };
+        if m.host {
+            let live = m.pte.is_some_and(|(l1, idx)| {
+                let e = mem.read(l1, idx);
+                let live_l1 = frames
+                    .get(l1 as usize)
+                    .is_some_and(|f| f.owner == v.domid && live_level(f) == Some(1));
+                live_l1 && e & pte::P != 0 && mfn_of(e) == m.frame
+            });
+            if !live {
+                report.stale_grants += 1;
+                return;
+            }
+        }
         if g.owner != m.granter && g.owner != ORPHAN {
+            let what = if m.host {
+                "host-mapped granted frame no longer the granter's"
+            } else {
+                "device-mapped granted frame no longer the granter's"
+            };
             report.push(Violation::Holder {
                 dom: v.domid,
                 mfn: m.frame,
-                what: "granted frame no longer the granter's",
+                what,
             });
-        }
-        if !m.host {
-            return;
-        }
-        let Some((l1, idx)) = m.pte else {
-            report.stale_grants += 1;
-            return;
-        };
-        let live_l1 = frames
-            .get(l1 as usize)
-            .is_some_and(|f| f.owner == v.domid && live_level(f) == Some(1));
-        let e = mem.read(l1, idx);
-        let maps_it = e & pte::P != 0 && mfn_of(e) == m.frame;
-        if !(live_l1 && maps_it) {
-            report.stale_grants += 1;
         }
     });
 }
