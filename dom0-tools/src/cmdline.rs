@@ -54,6 +54,12 @@ pub enum Test {
     Density,
     /// A page-table hog next to a guest measuring its timers.
     Preempt,
+    /// Guests built, run, connected and destroyed, with the hypervisor's
+    /// invariant auditor asked after each step (xen-core only).
+    Audit,
+    /// Two hypercall-fuzzing domUs and a canary, audited after every
+    /// batch (`seed=S calls=N`, xen-core only).
+    Fuzz,
 }
 
 /// The value of `key=` on the command line.
@@ -96,6 +102,8 @@ pub fn test(cmdline: &str) -> Result<Test, &str> {
         "parallel" => Test::Parallel,
         "preempt" => Test::Preempt,
         "density" => Test::Density,
+        "audit" => Test::Audit,
+        "fuzz" => Test::Fuzz,
         other => return Err(other),
     })
 }

@@ -114,18 +114,28 @@ impl Guests {
     /// Relay every guest's pending console output; whether any line was
     /// printed.
     pub fn pump(&mut self) -> bool {
+        self.pump_lines(&mut |_, _| {})
+    }
+
+    /// [`Self::pump`], also handing each line to `f` with its domain.
+    pub fn pump_lines(&mut self, f: &mut dyn FnMut(u16, &str)) -> bool {
         let mut printed = false;
         for g in self.slots.iter_mut().flatten() {
-            printed |= relay(g);
+            printed |= relay(g, f);
         }
         printed
+    }
+
+    /// The machine frame of `pfn` in the domain built last.
+    pub fn last_p2m(&self, pfn: u64) -> Option<u64> {
+        self.p2m.get(pfn as usize).copied()
     }
 
     /// Destroy guest `domid` (running or not); `false` if it is not ours.
     pub fn destroy(&mut self, domid: u16) -> bool {
         let Some(i) = self.slots.iter().position(|s| s.is_some_and(|g| g.domid == domid)) else { return false };
         if let Some(mut g) = self.slots[i].take() {
-            let _ = relay(&mut g);
+            let _ = relay(&mut g, &mut |_, _| {});
             events::close(g.port);
             self.consoles.unmap_at(i);
             let rc = hv::domctl_simple(hv::DESTROYDOMAIN, domid);
@@ -182,9 +192,9 @@ impl Guests {
     }
 }
 
-/// Move a guest's console output to dom0's console, a line at a time;
-/// whether a line was printed.
-fn relay(g: &mut Guest) -> bool {
+/// Move a guest's console output to dom0's console, a line at a time,
+/// handing each line to `f` too; whether a line was printed.
+fn relay(g: &mut Guest, f: &mut dyn FnMut(u16, &str)) -> bool {
     let mut printed = false;
     let mut page = RingPage(g.ring_va);
     let mut buf = [0u8; 256];
@@ -195,7 +205,9 @@ fn relay(g: &mut Guest) -> bool {
         }
         for &b in &buf[..n] {
             if b == b'\n' || g.len == g.line.len() {
-                println!("(d{}) {}", g.domid, core::str::from_utf8(&g.line[..g.len]).unwrap_or("<not utf-8>"));
+                let text = core::str::from_utf8(&g.line[..g.len]).unwrap_or("<not utf-8>");
+                println!("(d{}) {text}", g.domid);
+                f(g.domid, text);
                 g.len = 0;
                 printed = true;
             }

@@ -6,11 +6,15 @@
 mod cmdline;
 mod xl;
 #[cfg(target_os = "none")]
+mod audit;
+#[cfg(target_os = "none")]
 mod bench;
 #[cfg(target_os = "none")]
 mod builder;
 #[cfg(target_os = "none")]
 mod domains;
+#[cfg(target_os = "none")]
+mod fuzz;
 #[cfg(target_os = "none")]
 mod guests;
 #[cfg(target_os = "none")]
@@ -187,7 +191,7 @@ mod dom0 {
                 crate::domains::leak_test();
                 poweroff()
             }
-            Test::Guests | Test::Churn | Test::PingPong | Test::Mapped | Test::Weights | Test::Parallel | Test::Density | Test::Preempt => {
+            Test::Guests | Test::Churn | Test::PingPong | Test::Mapped | Test::Weights | Test::Parallel | Test::Density | Test::Preempt | Test::Audit | Test::Fuzz => {
                 let va = pages.alloc_page().unwrap_or(0);
                 shared::map(va, si.shared_info);
                 let Some(mut guests) = crate::guests::Guests::new(si, &mut pages) else {
@@ -208,6 +212,10 @@ mod dom0 {
                     crate::domains::density(&mut guests, budget, max);
                 } else if test == Test::Preempt {
                     crate::domains::preempt(&mut guests, cmdline::value(line, "hog").map_or("quiet hog", |h| if h == "spin" { "quiet spin" } else { "quiet hog" }));
+                } else if test == Test::Fuzz {
+                    crate::fuzz::run(&mut guests, line);
+                } else if test == Test::Audit {
+                    crate::audit::run(&mut guests);
                 } else if test == Test::Parallel {
                     crate::domains::parallel(&mut guests);
                 } else if test == Test::Weights {

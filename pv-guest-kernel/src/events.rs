@@ -97,6 +97,11 @@ extern "C" fn guest_event_dispatch() {
     }
 }
 
+/// The upcall entry's address (what [`register`] registers).
+pub fn entry_address() -> u64 {
+    guest_event_entry as *const () as u64
+}
+
 /// Register the upcall entry without changing the mask (a domU does this
 /// at boot: its user programs run with events enabled, so an upcall can
 /// come at any time).

@@ -93,6 +93,11 @@ pub fn set_trap_table(table: &[TrapInfo]) -> i64 {
     unsafe { hypercall5(nr::SET_TRAP_TABLE, table.as_ptr() as u64, 0, 0, 0, 0) }
 }
 
+/// `set_trap_table` with a terminated table the caller keeps at `va`.
+pub fn set_trap_table_raw(va: u64) -> i64 {
+    raw(nr::SET_TRAP_TABLE, va, 0, 0)
+}
+
 /// `set_trap_table(NULL)`: clear the whole virtual IDT.
 pub fn clear_trap_table() -> i64 {
     raw(nr::SET_TRAP_TABLE, 0, 0, 0)

@@ -31,6 +31,7 @@ pub mod user;
 
 pub mod alloc;
 pub mod conformance;
+pub mod fuzz;
 pub mod notes;
 pub mod pvclock;
 

@@ -8,9 +8,15 @@
 //! (for `cargo xtask bench`); `hog` pins and unpins the largest page-table
 //! tree it can build, forever, and `lateness` measures its timers (the
 //! preemption test); `consoleio` tries CONSOLEIO_write (Xen refuses it to
-//! a domU) and powers off.
+//! a domU) and powers off; `fuzz` runs the hypercall fuzzer (`fuzzer.rs`)
+//! and `canary` watches its memory for changes it did not make
+//! (`canary.rs`).
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
+#[cfg(target_os = "none")]
+mod canary;
+#[cfg(target_os = "none")]
+mod fuzzer;
 #[cfg(target_os = "none")]
 mod hog;
 #[cfg(target_os = "none")]
@@ -99,6 +105,14 @@ mod guest {
             let rc = hypercall::console_write(b"(domU wrote on the hypervisor console)\n");
             println!("pv-guest-kernel: CONSOLEIO_write from a domU -> {rc} ({})", xen_public::errno::name(rc));
             poweroff();
+        }
+        if has("fuzz") {
+            let mut pages = EarlyAlloc::from_start_info(si.pt_base, si.nr_pt_frames, VIRT_BASE, si.nr_pages);
+            crate::fuzzer::run(si, &mut pages, &crate::fuzzer::Args::parse(line));
+        }
+        if has("canary") {
+            let mut pages = EarlyAlloc::from_start_info(si.pt_base, si.nr_pt_frames, VIRT_BASE, si.nr_pages);
+            crate::canary::run(si, &mut pages, line);
         }
         if has("fpu") {
             check_fpu_kept(line);

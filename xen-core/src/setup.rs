@@ -52,6 +52,7 @@ pub fn start_xen(mbi_maddr: u64) -> ! {
     info!("Bootloader: {}", mbi.bootloader_name());
     info!("Command line: {}", mbi.cmdline());
     report_warnings(&opts);
+    crate::hypercall::audit::ON_DOMCTL.store(opts.audit, core::sync::atomic::Ordering::Relaxed);
 
     tl.mark("console, descriptor tables, command line", rdtsc());
     let mut apic_ids = [0u32; crate::arch::x86_64::smp::MAX_CPUS as usize];

@@ -1,9 +1,11 @@
 //! `cargo xtask`: the project's build, boot and test driver (host side,
-//! std only). Commands: build, iso, run, test. See `usage()`.
+//! std only). Commands: build, iso, run, test, conformance, bench, fuzz.
+//! See `usage()`.
 
 mod bench;
 mod conformance;
 mod env;
+mod fuzz;
 mod image;
 mod lint;
 mod qemu;
@@ -34,7 +36,15 @@ commands:
                             the hypercall conformance suite, one line per case, JSON report in
                             target/conformance.json; regenerates docs/conformance.md
   bench                     dom0 micro-benchmarks on xen-core and Xen 4.17, as ratios
-  lint                      clippy -D warnings (host and x86_64-unknown-none) and cargo fmt --check"
+  lint                      clippy -D warnings (host and x86_64-unknown-none) and cargo fmt --check
+  fuzz [options]            two hypercall-fuzzing domUs and a canary on xen-core (2 CPUs), audited
+                            after every batch; prints calls/s, audits, canary, first failure
+      --seed S              dom0's seed (default 1); each fuzzer's is derived from it
+      --calls N             calls in all (default 100000)
+      --danger PPM          self-destructive calls per million (default 50)
+      --verbose FROM        print every call from index FROM (replays)
+      --only K --seeds A,B  replay: run fuzzer K alone with the given seeds
+      --smp N --timeout S   CPUs (default 2), QEMU timeout (default 60 + calls/500 s)"
 }
 
 /// Root of the workspace (the parent of this crate's directory).
@@ -59,6 +69,7 @@ fn main() -> ExitCode {
         "conformance" => conformance::command(rest),
         "bench" => bench::command(rest),
         "lint" => lint::command(rest),
+        "fuzz" => fuzz::command(rest),
         "help" | "--help" | "-h" => {
             println!("{}", usage());
             Ok(())

@@ -35,6 +35,8 @@ pub struct Options {
     /// Stop QEMU as soon as a complete serial line contains one of these
     /// (real Xen halts without leaving QEMU).
     pub stop_on: Vec<String>,
+    /// More QEMU arguments (e.g. `-d cpu_reset -D FILE`).
+    pub extra: Vec<String>,
 }
 
 /// Lines after which Xen 4.17 stops doing anything useful: dom0 halted
@@ -52,6 +54,7 @@ impl Default for Options {
             echo: false,
             interactive: false,
             stop_on: Vec::new(),
+            extra: Vec::new(),
         }
     }
 }
@@ -86,6 +89,7 @@ fn command(iso: &Path, o: &Options) -> Command {
     c.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
     c.args(["-cpu", &o.cpu, "-smp", &o.smp.to_string(), "-m", &o.mem_mib.to_string()]);
     c.arg("-cdrom").arg(iso).args(["-boot", "d"]);
+    c.args(&o.extra);
     c
 }
 

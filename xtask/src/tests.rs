@@ -74,6 +74,7 @@ const ALSO_ON_TWO_CPUS: &[(&str, &str)] = &[
     ("a_page_mapped_by_dom0_outlives_its_destroyed_domain", "a_page_mapped_by_dom0_outlives_its_destroyed_domain_smp2"),
     ("running_guests_destroyed_100_times_leak_nothing", "running_guests_destroyed_100_times_leak_nothing_smp2"),
     ("hundred_ballooned_domains_at_once_leak_nothing", "hundred_ballooned_domains_at_once_leak_nothing_smp2"),
+    ("audit_stays_clean_while_dom0_builds_and_destroys_guests", "audit_stays_clean_while_dom0_builds_and_destroys_guests_smp2"),
 ];
 
 fn boot_tests() -> Vec<BootTest> {
@@ -237,6 +238,23 @@ fn single_boot_tests() -> Vec<BootTest> {
                 "loglvl=warning dom0_mem=64M",
                 EXIT_SUCCESS,
                 &["dom0: churn: 100 guests built, run (100 had used CPU time) and destroyed while running", "dom0: churn: free pages", "no frame leaked"],
+            )
+        },
+        BootTest {
+            modules: Modules::Dom0Test("test=audit"),
+            forbid: &[" violations on request", " violations after ", "VIOLATIONS", "Panic"],
+            ..boot(
+                "audit_stays_clean_while_dom0_builds_and_destroys_guests",
+                "loglvl=info audit=1 dom0_mem=64M",
+                EXIT_SUCCESS,
+                &[
+                    "(XEN) audit: clean after createdomain",
+                    "(XEN) audit: clean after destroydomain",
+                    "dom0: audit: three guests ran: clean (3 domains",
+                    "dom0: audit: destroyed guest's page still mapped by dom0: clean",
+                    "dom0: audit: 8 audits, 0 with violations",
+                    "dom0: audit: every audit clean",
+                ],
             )
         },
         BootTest {
@@ -670,6 +688,39 @@ fn run_boot_test(t: &BootTest, k: &Kernels) -> Result<bool, String> {
     Ok(problems.is_empty())
 }
 
+/// The short fuzzing run: two fuzzing domUs and a canary on two CPUs for
+/// 100,000 calls, the auditor after every batch; judged by dom0's
+/// summary (`dom0: fuzz: PASSED`) and by the hypervisor staying alive.
+fn run_fuzz_test(filter: &str, k: &Kernels, tally: &mut Tally) {
+    const NAME: &str = "fuzz_100k_calls_keep_audit_and_canary_clean_smp2";
+    if !NAME.contains(filter) {
+        return;
+    }
+    let a = crate::fuzz::FuzzArgs { seed: 1, calls: 100_000, timeout_s: 240, ..Default::default() };
+    let started = Instant::now();
+    let (v, output) = match crate::fuzz::boot(&a, k, "test-fuzz") {
+        Ok(r) => r,
+        Err(e) => {
+            println!("boot test {NAME:<52} ERROR: {e}");
+            tally.record(NAME, false);
+            return;
+        }
+    };
+    let mut problems: Vec<String> = Vec::new();
+    if let Some(how) = &v.hypervisor_died {
+        problems.push(format!("the hypervisor died: {how}"));
+        problems.extend(v.last_positions.iter().map(|l| format!("at {l}")));
+    } else if !v.passed {
+        problems.push("dom0 did not report PASSED".into());
+    }
+    problems.extend(v.summary.iter().filter(|l| l.contains("first failure:") && !l.ends_with("none")).cloned());
+    report(NAME, started, &problems, &output);
+    for l in v.summary.iter().filter(|l| l.contains("calls/s")) {
+        println!("    {l}");
+    }
+    tally.record(NAME, problems.is_empty());
+}
+
 /// Parse cargo test's "test result:" lines.
 fn count_results(output: &str) -> (usize, usize) {
     let mut passed = 0;
@@ -729,6 +780,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
         });
         tally.record(t.name, ok);
     }
+    println!("== fuzzing run (xen-core, 2 CPUs)");
+    run_fuzz_test(filter, &kernels, &mut tally);
     println!("== dom0 boot tests, each on xen-core and on Xen 4.17");
     run_dom0_tests(filter, &kernels, &mut tally);
     println!("== conformance suite (xen-core and Xen 4.17)");

@@ -94,6 +94,9 @@ pub struct Options<'a> {
     /// back through IRETQ (the benchmarks' floor); off by default, so that
     /// number is -ENOSYS like any unknown hypercall.
     pub bench_floor: bool,
+    /// `audit=1`: run the invariant auditor after every createdomain and
+    /// destroydomain (`audit=0`, the default: only on request).
+    pub audit: bool,
     warnings: [Option<Warning<'a>>; MAX_WARNINGS],
     /// Warnings that did not fit.
     pub dropped_warnings: usize,
@@ -124,6 +127,7 @@ impl<'a> Options<'a> {
             selftest: None,
             noreboot: false,
             bench_floor: false,
+            audit: false,
             warnings: [None; MAX_WARNINGS],
             dropped_warnings: 0,
         };
@@ -157,7 +161,18 @@ impl<'a> Options<'a> {
                 self.bench_floor = true;
                 true
             }
-            ("loglvl" | "console" | "com1" | "dom0_mem" | "sched" | "selftest", None) => false,
+            ("audit", Some(v)) => match v {
+                "1" | "on" | "yes" | "true" => {
+                    self.audit = true;
+                    true
+                }
+                "0" | "off" | "no" | "false" => {
+                    self.audit = false;
+                    true
+                }
+                _ => false,
+            },
+            ("loglvl" | "console" | "com1" | "dom0_mem" | "sched" | "selftest" | "audit", None) => false,
             _ => {
                 self.warn(Warning::Unknown(word));
                 return;
@@ -203,6 +218,16 @@ mod tests {
         assert_eq!(o.selftest, Some(Selftest::DoubleFault));
         assert!(o.noreboot);
         assert_eq!(o.warnings().count(), 0);
+    }
+
+    #[test]
+    fn audit_option() {
+        assert!(!Options::parse("").audit);
+        assert!(Options::parse("audit=1").audit);
+        assert!(!Options::parse("audit=1 audit=off").audit);
+        let o = Options::parse("audit=maybe audit");
+        assert!(!o.audit);
+        assert_eq!(o.warnings().collect::<Vec<_>>(), [Warning::BadValue("audit=maybe"), Warning::BadValue("audit")]);
     }
 
     #[test]

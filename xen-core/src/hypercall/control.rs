@@ -364,6 +364,7 @@ pub(super) fn sysctl(d: &mut Domain, arg: u64) -> Ret {
             b[u + 72..u + 80].copy_from_slice(&total.saturating_sub(1).to_le_bytes());
         }
         SCHED_ID => b[u..u + 4].copy_from_slice(&SCHEDULER_CREDIT.to_le_bytes()),
+        super::audit::SYSCTL_XENCORE_AUDIT => return super::audit::sysctl(d, arg, &mut b),
         GETDOMAININFOLIST => {
             let (first, max, buf) = (u16_at(&b, u), u32_at(&b, u + 4), le64(&b[u + 8..u + 16]));
             let mut n = 0u32;
@@ -469,10 +470,13 @@ fn reservation(d: &mut Domain, cmd: u32, list: u64, nr: u64, mem: GuestMem) -> R
             if let Some(g) = gpfn {
                 crate::mm::machine::set_m2p(mfn, g);
             }
+            // The frame is the domain's now: count it even if the list
+            // cannot take its number (as Xen, which then stops, not
+            // counting the extent as done), so max_mem always holds.
+            d.nr_pages += 1;
             if mem.write(slot, &mfn.0.to_le_bytes()).is_err() {
                 break;
             }
-            d.nr_pages += 1;
         }
         done += 1;
     }

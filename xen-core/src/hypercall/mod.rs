@@ -72,7 +72,7 @@ pub fn dispatch(d: &mut Domain, regs: &mut CpuUserRegs) -> u64 {
         nr::EVENT_CHANNEL_OP => event_channel_op(d, a1 as u32, a2),
         nr::GRANT_TABLE_OP => grant_table_op(d, regs),
         nr::SET_TIMER_OP => set_timer_op(d, a1),
-        nr::DOMCTL => control::domctl(d, a1),
+        nr::DOMCTL => audit::domctl(d, a1),
         nr::MEMORY_OP => control::memory_op(d, a1 as u32, a2),
         nr::SYSCTL => control::sysctl(d, a1),
         nr::VCPU_OP => vcpu_op(d, a1 as u32, a2 as u32, a3),
@@ -413,6 +413,7 @@ fn self_dom(d: &Domain, dom: u16) -> Result<(), i64> {
     if dom == xen_public::DOMID_SELF || dom == d.domid { Ok(()) } else { Err(-ESRCH) }
 }
 
+pub mod audit;
 mod control;
 mod evtchn;
 mod gnttab;

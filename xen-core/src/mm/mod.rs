@@ -6,6 +6,7 @@ pub mod frame_alloc;
 pub mod guest_walk;
 #[cfg(target_os = "none")]
 pub mod machine;
+pub mod audit;
 pub mod descriptor;
 pub mod memmap;
 pub mod page_type;

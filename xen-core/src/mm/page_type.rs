@@ -267,6 +267,12 @@ impl<'a> FrameTable<'a> {
         self.frames.get(mfn as usize)
     }
 
+    /// Every frame's state, indexed by mfn (read-only: for the auditor,
+    /// `mm/audit.rs`).
+    pub fn frames(&self) -> &[PageInfo] {
+        self.frames
+    }
+
     fn at(&mut self, mfn: u64) -> &mut PageInfo {
         &mut self.frames[mfn as usize]
     }

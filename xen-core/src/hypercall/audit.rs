@@ -1,0 +1,250 @@
+//! The invariant auditor on the live hypervisor: `XEN_SYSCTL_xencore_audit`
+//! (a private sysctl, [`SYSCTL_XENCORE_AUDIT`]) and the `audit=1` boot
+//! option, which audits after every successful createdomain and
+//! destroydomain.
+//!
+//! It owns the glue only: it describes every live domain to
+//! [`crate::mm::audit`] (base pointers, GDT and LDT frames, shared_info and
+//! grant frames, grant maptrack with each host mapping's PTE), lends it the
+//! frame table, the page tables and the frame allocator, and prints what it
+//! finds as `(XEN) audit: ...` lines.
+//!
+//! Invariant: an audit runs inside a hypercall, so under the hypervisor
+//! lock, with the frame table and allocator locked for its whole length; it
+//! changes no guest-visible state. Its scratch frames come from the
+//! allocator and go back before it returns.
+
+use super::mmu::{l1_slot, mm};
+use super::*;
+use crate::mm::audit::{self, DomainView, Expect, GrantMap, GrantMaps, Report, World};
+use crate::mm::frame_alloc::FrameAllocator;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+/// `XEN_SYSCTL_xencore_audit`: a private sysctl number (Xen's own stop
+/// well below 0x8000). Privileged callers only (-EPERM otherwise). The
+/// `xen_sysctl` union holds `{ out u32 violations; out u32 domains; out u64
+/// frames; out u64 tables; out u32 stale_grants }`. Returns 0 when the
+/// audit is clean, -EIO when it found violations (the first ones are in
+/// the hypervisor log), -ENOMEM when no scratch memory was free.
+pub const SYSCTL_XENCORE_AUDIT: u32 = 0x8001;
+
+/// `audit=1` on the command line: audit after every createdomain and
+/// destroydomain.
+pub static ON_DOMCTL: AtomicBool = AtomicBool::new(false);
+
+/// Violations printed per audit (the report keeps up to
+/// [`audit::MAX_REPORTED`]; all are counted).
+const PRINTED: usize = 16;
+
+/// XEN_DOMCTL_createdomain and XEN_DOMCTL_destroydomain.
+const CREATEDOMAIN: u32 = 1;
+const DESTROYDOMAIN: u32 = 2;
+
+/// A domain's maptrack as the auditor sees it: each host mapping's PTE is
+/// found by walking the mapper's current kernel tables to its address.
+struct Maps<'a>(&'a Domain);
+
+impl GrantMaps for Maps<'_> {
+    fn for_each_map(&self, f: &mut dyn FnMut(GrantMap)) {
+        let d = self.0;
+        let m = mm();
+        for h in 0..crate::grant::MAPTRACK as u32 {
+            let Some(map) = d.grant.maptrack.get(h) else {
+                continue;
+            };
+            let host = map.host_addr != 0;
+            let pte = if host {
+                l1_slot(d, &m, map.host_addr)
+            } else {
+                None
+            };
+            f(GrantMap {
+                granter: map.dom,
+                frame: d.grant.mapped_frames[h as usize],
+                writable: !map.readonly,
+                host,
+                device: map.device,
+                pte,
+            });
+        }
+    }
+}
+
+/// Call `f` with the auditor's view of `d`.
+fn with_view(d: &Domain, f: &mut dyn FnMut(&DomainView<'_>)) {
+    let mut special = [0u64; 1 + crate::grant::MAX_FRAMES as usize];
+    let nr_grant = d.grant.nr_frames as usize;
+    special[0] = d.shared_info.0;
+    special[1..1 + nr_grant].copy_from_slice(&d.grant.frames[..nr_grant]);
+    let gdt_frames = (d.gdt_ents.div_ceil(512) as usize).min(d.gdt_frames.len());
+    let (ldt, nr_ldt) = &d.ldt_frames;
+    let view = DomainView {
+        domid: d.domid,
+        privileged: d.privileged,
+        base: [d.guest_table >> 12, d.guest_table_user >> 12],
+        gdt: &d.gdt_frames[..gdt_frames],
+        ldt: &ldt[..*nr_ldt],
+        special: &special[..1 + nr_grant],
+        maps: &Maps(d),
+        tot_pages: Some(d.nr_pages),
+    };
+    f(&view);
+}
+
+/// The live hypervisor as the auditor's [`World`]: the caller (whose slot
+/// it already holds) and every other domain through its slot.
+struct Live<'a> {
+    caller: &'a Domain,
+    alloc: Option<&'a FrameAllocator<'static>>,
+    mem: &'a DirectMapMem,
+}
+
+impl World for Live<'_> {
+    fn for_each_domain(&self, f: &mut dyn FnMut(&DomainView<'_>)) {
+        with_view(self.caller, f);
+        let mut from = 0u16;
+        while let Some(id) = crate::schedule::next_domid_from(from) {
+            if id != self.caller.domid {
+                crate::schedule::with_domain(id, |o| with_view(o, f));
+            }
+            let Some(next) = id.checked_add(1) else { break };
+            from = next;
+        }
+    }
+
+    fn with_domain(&self, domid: u16, f: &mut dyn FnMut(&DomainView<'_>)) -> bool {
+        if domid == self.caller.domid {
+            with_view(self.caller, f);
+            return true;
+        }
+        crate::schedule::with_domain(domid, |o| with_view(o, f)).is_some()
+    }
+
+    fn allocator_free(&self, mfn: u64) -> Option<bool> {
+        self.alloc.map(|a| a.is_free(Mfn(mfn)))
+    }
+
+    fn xen_l4_slot(&self, idx: usize) -> Option<u64> {
+        crate::mm::machine::IDLE_L4
+            .get()
+            .map(|l4| self.mem.read(l4.0, idx))
+    }
+}
+
+/// Scratch frames for the audit's windows: as many as can be had
+/// contiguously, from 64 down to 1.
+fn alloc_scratch() -> Option<(Mfn, u64)> {
+    let mut g = crate::mm::machine::FRAMES.lock();
+    let a = g.as_mut()?;
+    [64, 16, 4, 1]
+        .into_iter()
+        .find_map(|n| a.alloc_contiguous(n).map(|m| (m, n)))
+}
+
+/// Run the audit with `caller` being the domain in the hypercall.
+fn run(caller: &Domain) -> Result<Report, i64> {
+    let Some((first, n)) = alloc_scratch() else {
+        return Err(-xen_public::errno::ENOMEM);
+    };
+    let len = (n * 4096) as usize / core::mem::size_of::<Expect>();
+    let ptr = crate::arch::x86_64::maddr_to_virt(first.maddr()) as *mut Expect;
+    // SAFETY: `n` contiguous frames were just allocated to us alone, they
+    // lie in the direct map, are page-aligned (so aligned for `Expect`)
+    // and hold `len` of them; each is initialised before the slice exists,
+    // and the slice is dropped before the frames are freed below.
+    let scratch = unsafe {
+        for i in 0..len {
+            ptr.add(i).write(Expect::ZERO);
+        }
+        core::slice::from_raw_parts_mut(ptr, len)
+    };
+    let mut report = Report::new();
+    {
+        let m = mm();
+        let ftg = FRAME_TABLE.lock();
+        let alloc = crate::mm::machine::FRAMES.lock();
+        if let Some(ft) = ftg.as_ref() {
+            let world = Live {
+                caller,
+                alloc: alloc.as_ref(),
+                mem: &m.mem,
+            };
+            audit::audit(&world, &m.mem, ft.frames(), scratch, &mut report);
+        }
+    }
+    for i in 0..n {
+        crate::mm::machine::free_frame(Mfn(first.0 + i));
+    }
+    Ok(report)
+}
+
+/// Print a report: each violation kept (up to [`PRINTED`]) and a summary.
+/// A clean report is only logged at info level.
+fn print(report: &Report, when: &str) {
+    if report.is_clean() {
+        log::info!(
+            "audit: clean {when}: {} frames, {} live tables, {} domains, {} stale grant mappings",
+            report.frames,
+            report.tables,
+            report.domains,
+            report.stale_grants
+        );
+        return;
+    }
+    for v in report.violations().take(PRINTED) {
+        crate::printk!("audit: {v}");
+    }
+    crate::printk!(
+        "audit: {} violations {when} ({} frames, {} live tables, {} domains)",
+        report.total,
+        report.frames,
+        report.tables,
+        report.domains
+    );
+}
+
+/// `XEN_SYSCTL_xencore_audit` for the privileged caller `d` (sysctl has
+/// checked privilege and version); `b` is the `xen_sysctl` read from
+/// `arg`, written back with the results.
+pub(super) fn sysctl(d: &mut Domain, arg: u64, b: &mut [u8]) -> Ret {
+    let report = match run(d) {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    print(&report, "on request");
+    let u = 8;
+    let violations = u32::try_from(report.total).unwrap_or(u32::MAX);
+    b[u..u + 4].copy_from_slice(&violations.to_le_bytes());
+    b[u + 4..u + 8].copy_from_slice(&(report.domains as u32).to_le_bytes());
+    b[u + 8..u + 16].copy_from_slice(&report.frames.to_le_bytes());
+    b[u + 16..u + 24].copy_from_slice(&report.tables.to_le_bytes());
+    b[u + 24..u + 28].copy_from_slice(&(report.stale_grants as u32).to_le_bytes());
+    if d.kernel_mem().write(arg, b).is_err() {
+        return -EFAULT;
+    }
+    if report.is_clean() {
+        0
+    } else {
+        -xen_public::errno::EIO
+    }
+}
+
+/// `domctl`, audited afterwards when `audit=1` and the call created or
+/// destroyed a domain.
+pub(super) fn domctl(d: &mut Domain, arg: u64) -> Ret {
+    let cmd = d.kernel_mem().read_u32(arg).unwrap_or(0);
+    let rc = super::control::domctl(d, arg);
+    if rc == 0 && (cmd == CREATEDOMAIN || cmd == DESTROYDOMAIN) && ON_DOMCTL.load(Ordering::Relaxed)
+    {
+        let when = if cmd == CREATEDOMAIN {
+            "after createdomain"
+        } else {
+            "after destroydomain"
+        };
+        match run(d) {
+            Ok(r) => print(&r, when),
+            Err(e) => log::warn!("audit: {when}: no scratch memory ({e})"),
+        }
+    }
+    rc
+}
