@@ -23,18 +23,10 @@ impl Tally {
         let a = hv::audit();
         self.runs += 1;
         if a.rc == 0 {
-            println!(
-                "dom0: audit: {label}: clean ({} domains, {} live tables, {} frames)",
-                a.domains, a.tables, a.frames
-            );
+            println!("dom0: audit: {label}: clean ({} domains, {} live tables, {} frames)", a.domains, a.tables, a.frames);
         } else {
             self.dirty += 1;
-            println!(
-                "dom0: audit: {label}: rc {} ({}), {} violations",
-                a.rc,
-                xen_public::errno::name(a.rc),
-                a.violations
-            );
+            println!("dom0: audit: {label}: rc {} ({}), {} violations", a.rc, xen_public::errno::name(a.rc), a.violations);
         }
     }
 }
@@ -54,11 +46,7 @@ fn run_for(guests: &mut Guests, ms: u64) {
 pub fn run(guests: &mut Guests) {
     let mut t = Tally::default();
     t.check("dom0 alone");
-    let ids = [
-        guests.start("quiet spin"),
-        guests.start("quiet"),
-        guests.start("quiet spin"),
-    ];
+    let ids = [guests.start("quiet spin"), guests.start("quiet"), guests.start("quiet spin")];
     t.check("three guests built");
     run_for(guests, 300);
     t.check("three guests ran");
@@ -85,23 +73,10 @@ pub fn run(guests: &mut Guests) {
                 run_for(guests, 10);
                 guests.destroy(id);
             }
-            Err(e) => println!(
-                "dom0: audit: cycle {i}: building failed at {}: {}",
-                e.0, e.1
-            ),
+            Err(e) => println!("dom0: audit: cycle {i}: building failed at {}: {}", e.0, e.1),
         }
     }
     t.check("ten build/destroy cycles");
-    println!(
-        "dom0: audit: {} audits, {} with violations",
-        t.runs, t.dirty
-    );
-    println!(
-        "dom0: audit: {}",
-        if t.dirty == 0 {
-            "every audit clean"
-        } else {
-            "VIOLATIONS FOUND"
-        }
-    );
+    println!("dom0: audit: {} audits, {} with violations", t.runs, t.dirty);
+    println!("dom0: audit: {}", if t.dirty == 0 { "every audit clean" } else { "VIOLATIONS FOUND" });
 }

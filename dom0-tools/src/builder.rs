@@ -62,7 +62,13 @@ fn l1e_maddr(si: &StartInfo, va: u64) -> Option<u64> {
 impl Scratch {
     /// Borrow `SCRATCH_SLOTS` pages of dom0's own memory.
     pub fn new(si: &StartInfo, pages: &mut EarlyAlloc) -> Option<Scratch> {
-        let mut s = Scratch { va: [0; SCRATCH_SLOTS], own_mfn: [0; SCRATCH_SLOTS], pte_maddr: [0; SCRATCH_SLOTS], mapped: [None; SCRATCH_SLOTS], next_victim: 0 };
+        let mut s = Scratch {
+            va: [0; SCRATCH_SLOTS],
+            own_mfn: [0; SCRATCH_SLOTS],
+            pte_maddr: [0; SCRATCH_SLOTS],
+            mapped: [None; SCRATCH_SLOTS],
+            next_victim: 0,
+        };
         for i in 0..SCRATCH_SLOTS {
             let va = pages.alloc_page()?;
             s.va[i] = va;
@@ -256,7 +262,8 @@ fn fill(domid: u16, scratch: &mut Scratch, p2m_buf: &mut [u64], image: &[u8], nr
     let notes = elf.xen_notes().map_err(|_| BuildError("read the Xen notes", 0))?;
     let virt_offset = notes.virt_offset();
     let (kstart, kend) = elf.pv_load_bounds(virt_offset);
-    let input = LayoutInput { virt_base: notes.virt_base.unwrap_or(0), kernel_start: kstart, kernel_end: kend, initrd_len: 0, nr_pages, is_domu: true };
+    let input =
+        LayoutInput { virt_base: notes.virt_base.unwrap_or(0), kernel_start: kstart, kernel_end: kend, initrd_len: 0, nr_pages, is_domu: true };
     let lay: DomainLayout = layout::compute(&input).map_err(|_| BuildError("lay out the domain", 0))?;
     let hpage = notes.hypercall_page.ok_or(BuildError("find the hypercall page", 0))?;
     if nr_pages as usize > p2m_buf.len() {
@@ -282,18 +289,21 @@ fn fill(domid: u16, scratch: &mut Scratch, p2m_buf: &mut [u64], image: &[u8], nr
         mem.write(lay.p2m.start + pfn as u64 * 8, &mfn.to_le_bytes())?;
     }
     let mut si = [0u8; layout::START_INFO_SIZE as usize];
-    start_info_bytes(&mut si, &StartInfoFields {
-        nr_pages,
-        shared_info: shared_info << 12,
-        store_mfn: p2m[lay.pfn_of(store.start) as usize],
-        store_evtchn: store_port,
-        console_mfn,
-        console_evtchn: console_port,
-        pt_base: lay.page_tables.start,
-        nr_pt_frames: lay.nr_pt_frames,
-        mfn_list: lay.p2m.start,
-        cmdline,
-    });
+    start_info_bytes(
+        &mut si,
+        &StartInfoFields {
+            nr_pages,
+            shared_info: shared_info << 12,
+            store_mfn: p2m[lay.pfn_of(store.start) as usize],
+            store_evtchn: store_port,
+            console_mfn,
+            console_evtchn: console_port,
+            pt_base: lay.page_tables.start,
+            nr_pt_frames: lay.nr_pt_frames,
+            mfn_list: lay.p2m.start,
+            cmdline,
+        },
+    );
     mem.write(lay.start_info.start, &si)?;
     let tables = pagetable::build(&lay, p2m, &mut mem).map_err(|_| BuildError("build the page tables", 0))?;
     if let Some(e) = mem.err {

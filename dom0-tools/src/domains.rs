@@ -166,7 +166,10 @@ pub fn pingpong(guests: &mut Guests) {
         guests.wait(10_000_000);
     }
     let after = hv::free_pages();
-    println!("dom0: pingpong: {finished} of 2 guests finished; free pages {before} before, {after} after: {}", if before == after { "no frame leaked" } else { "frames leaked" });
+    println!(
+        "dom0: pingpong: {finished} of 2 guests finished; free pages {before} before, {after} after: {}",
+        if before == after { "no frame leaked" } else { "frames leaked" }
+    );
 }
 
 /// Destroy a running guest while dom0 still maps one of its pages (its
@@ -340,14 +343,15 @@ pub fn density(guests: &mut Guests, budget_s: u64, max: usize) {
         }
         // Let it boot and give its padding back before the next one.
         let give_up = shared::now_ns().unwrap_or(0) + 5_000_000_000;
-        while hv::domain_info(ids[n - 1]).is_ok_and(|(_, pages, _)| pages >= GUEST_BALLOONED)
-            && shared::now_ns().unwrap_or(u64::MAX) < give_up
-        {
+        while hv::domain_info(ids[n - 1]).is_ok_and(|(_, pages, _)| pages >= GUEST_BALLOONED) && shared::now_ns().unwrap_or(u64::MAX) < give_up {
             guests.wait(1_000_000);
         }
     };
     let secs = shared::now_ns().unwrap_or(0).saturating_sub(t0) / 1_000_000_000;
-    let alive = ids[..n].iter().filter(|&&id| hv::domain_info(id).is_ok_and(|(flags, pages, _)| flags & XEN_DOMINF_SHUTDOWN == 0 && pages < GUEST_BALLOONED)).count();
+    let alive = ids[..n]
+        .iter()
+        .filter(|&&id| hv::domain_info(id).is_ok_and(|(flags, pages, _)| flags & XEN_DOMINF_SHUTDOWN == 0 && pages < GUEST_BALLOONED))
+        .count();
     let used = free0.saturating_sub(hv::free_pages());
     println!("dom0: density: {n} domains started in {secs} s, {alive} alive and ballooned; stopped by {stop}");
     println!("bench: domains_at_once {alive}");

@@ -83,10 +83,7 @@ impl core::fmt::Write for Line {
 
 impl Line {
     fn new(args: core::fmt::Arguments<'_>) -> Line {
-        let mut l = Line {
-            buf: [0; 200],
-            len: 0,
-        };
+        let mut l = Line { buf: [0; 200], len: 0 };
         let _ = core::fmt::Write::write_fmt(&mut l, args);
         l
     }
@@ -99,18 +96,12 @@ impl Line {
 /// Where the fuzzers stand, for a failure line.
 fn positions(fz: &[Fuzzer; FUZZERS]) -> Line {
     let [a, b] = fz;
-    Line::new(format_args!(
-        "d{} seed={} call={}, d{} seed={} call={}",
-        a.domid, a.seed, a.progress, b.domid, b.seed, b.progress
-    ))
+    Line::new(format_args!("d{} seed={} call={}, d{} seed={} call={}", a.domid, a.seed, a.progress, b.domid, b.seed, b.progress))
 }
 
 fn fail(f: &mut Findings, fz: &[Fuzzer; FUZZERS], what: &str) {
     if f.first.is_none() {
-        f.first = Some(Line::new(format_args!(
-            "{what} ({})",
-            positions(fz).as_str()
-        )));
+        f.first = Some(Line::new(format_args!("{what} ({})", positions(fz).as_str())));
     }
 }
 
@@ -173,18 +164,11 @@ pub fn run(guests: &mut Guests, line: &str) {
     let first = hv::audit();
     f.audits += 1;
     if first.rc != 0 {
-        println!(
-            "dom0: fuzz: audit before the run: rc {} ({} violations)",
-            first.rc, first.violations
-        );
+        println!("dom0: fuzz: audit before the run: rc {} ({} violations)", first.rc, first.violations);
         f.dirty_audits += 1;
     }
     // The domains: ids first, so each can be told the others'.
-    let ids = [
-        hv::create_domain(),
-        hv::create_domain(),
-        hv::create_domain(),
-    ];
+    let ids = [hv::create_domain(), hv::create_domain(), hv::create_domain()];
     let [Ok(a), Ok(b), Ok(canary)] = ids else {
         println!("dom0: fuzz: createdomain failed");
         return;
@@ -194,24 +178,12 @@ pub fn run(guests: &mut Guests, line: &str) {
         println!("dom0: fuzz: building the canary failed at {}: {}", e.0, e.1);
         return;
     }
-    let c = Common {
-        canary,
-        canary_mfn: guests.last_p2m(GUEST_PAGES - 128).unwrap_or(0),
-        danger,
-        verbose,
-    };
+    let c = Common { canary, canary_mfn: guests.last_p2m(GUEST_PAGES - 128).unwrap_or(0), danger, verbose };
     let share = calls / FUZZERS as u64;
     let mut fz = [Fuzzer::default(); FUZZERS];
     for (k, (slot, id)) in fz.iter_mut().zip([a, b]).enumerate() {
-        let seed_k = seeds
-            .and_then(|s| s.split(',').nth(k))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| derive_seed(seed, k as u64));
-        *slot = Fuzzer {
-            seed: seed_k,
-            target: share + if k == 0 { calls % FUZZERS as u64 } else { 0 },
-            ..Fuzzer::default()
-        };
+        let seed_k = seeds.and_then(|s| s.split(',').nth(k)).and_then(|v| v.parse().ok()).unwrap_or_else(|| derive_seed(seed, k as u64));
+        *slot = Fuzzer { seed: seed_k, target: share + if k == 0 { calls % FUZZERS as u64 } else { 0 }, ..Fuzzer::default() };
         if only.is_some_and(|o| o != k as u64) {
             slot.done = true;
             hv::domctl_simple(hv::DESTROYDOMAIN, id);
@@ -224,10 +196,7 @@ pub fn run(guests: &mut Guests, line: &str) {
         slot.domid = id;
         slot.heard = shared::now_ns().unwrap_or(0);
     }
-    println!(
-        "dom0: fuzz: seed {seed}, {calls} calls: fuzzers d{a} seed {} and d{b} seed {}, canary d{canary}",
-        fz[0].seed, fz[1].seed
-    );
+    println!("dom0: fuzz: seed {seed}, {calls} calls: fuzzers d{a} seed {} and d{b} seed {}, canary d{canary}", fz[0].seed, fz[1].seed);
     let t0 = shared::now_ns().unwrap_or(0);
     let mut last_audit = t0;
     loop {
@@ -257,26 +226,15 @@ pub fn run(guests: &mut Guests, line: &str) {
         });
         let now = shared::now_ns().unwrap_or(0);
         // Once an audit failed, its violations stay: audit less often.
-        let every = if f.dirty_audits > 0 {
-            10 * AUDIT_EVERY_NS
-        } else {
-            AUDIT_EVERY_NS
-        };
+        let every = if f.dirty_audits > 0 { 10 * AUDIT_EVERY_NS } else { AUDIT_EVERY_NS };
         if (want_audit && f.dirty_audits == 0) || now.saturating_sub(last_audit) > every {
             let r = hv::audit();
             f.audits += 1;
             last_audit = now;
             if r.rc != 0 {
                 f.dirty_audits += 1;
-                let what = Line::new(format_args!(
-                    "audit: rc {} with {} violations",
-                    r.rc, r.violations
-                ));
-                println!(
-                    "dom0: fuzz: {} ({})",
-                    what.as_str(),
-                    positions(&fz).as_str()
-                );
+                let what = Line::new(format_args!("audit: rc {} with {} violations", r.rc, r.violations));
+                println!("dom0: fuzz: {} ({})", what.as_str(), positions(&fz).as_str());
                 fail(&mut f, &fz, what.as_str());
             }
         }
@@ -321,9 +279,7 @@ pub fn run(guests: &mut Guests, line: &str) {
                 fz[k].domid = 0;
             }
         }
-        if hv::domain_info(canary).is_ok_and(|(flags, _, _)| flags & XEN_DOMINF_SHUTDOWN != 0)
-            && !f.canary_dead
-        {
+        if hv::domain_info(canary).is_ok_and(|(flags, _, _)| flags & XEN_DOMINF_SHUTDOWN != 0) && !f.canary_dead {
             f.canary_dead = true;
             fail(&mut f, &fz, "the canary domain stopped");
         }
@@ -362,19 +318,9 @@ pub fn run(guests: &mut Guests, line: &str) {
         fail(&mut f, &fz, "frames lost across the run");
     }
     let total: u64 = fz.iter().map(Fuzzer::total).sum();
-    println!(
-        "dom0: fuzz: {total} calls in {} ms: {} calls/s",
-        elapsed_ns / 1_000_000,
-        total * 1_000_000_000 / elapsed_ns
-    );
-    println!(
-        "dom0: fuzz: fuzzer crashes {} (restarted), hangs {}, oracle findings {}",
-        f.crashes, f.hangs, f.oracles
-    );
-    println!(
-        "dom0: fuzz: audits {}, {} with violations",
-        f.audits, f.dirty_audits
-    );
+    println!("dom0: fuzz: {total} calls in {} ms: {} calls/s", elapsed_ns / 1_000_000, total * 1_000_000_000 / elapsed_ns);
+    println!("dom0: fuzz: fuzzer crashes {} (restarted), hangs {}, oracle findings {}", f.crashes, f.hangs, f.oracles);
+    println!("dom0: fuzz: audits {}, {} with violations", f.audits, f.dirty_audits);
     let canary_state = if f.canary_bad {
         "CORRUPTED"
     } else if f.canary_dead {
@@ -382,10 +328,7 @@ pub fn run(guests: &mut Guests, line: &str) {
     } else {
         "intact"
     };
-    println!(
-        "dom0: fuzz: canary {canary_state} after {} rounds",
-        f.canary_rounds
-    );
+    println!("dom0: fuzz: canary {canary_state} after {} rounds", f.canary_rounds);
     println!("dom0: fuzz: free pages {free0} before, {free1} after");
     match &f.first {
         None => println!("dom0: fuzz: first failure: none"),

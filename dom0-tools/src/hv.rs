@@ -204,9 +204,7 @@ pub fn populate_physmap(dom: u16, p2m: &mut [u64]) -> Result<(), i64> {
 pub fn mmu_update(reqs: &[[u64; 2]], foreigndom: u16) -> i64 {
     let mut done = 0u32;
     // SAFETY: the request array is ours and only read; `done` is ours.
-    unsafe {
-        hypercall5(nr::MMU_UPDATE, reqs.as_ptr() as u64, reqs.len() as u64, core::ptr::addr_of_mut!(done) as u64, u64::from(foreigndom), 0)
-    }
+    unsafe { hypercall5(nr::MMU_UPDATE, reqs.as_ptr() as u64, reqs.len() as u64, core::ptr::addr_of_mut!(done) as u64, u64::from(foreigndom), 0) }
 }
 
 /// `mmuext_op` of one command with `foreigndom`.

@@ -3,14 +3,13 @@
 //! boot self-test named by `test=` on its command line, and shuts down.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
-mod cmdline;
-mod xl;
 #[cfg(target_os = "none")]
 mod audit;
 #[cfg(target_os = "none")]
 mod bench;
 #[cfg(target_os = "none")]
 mod builder;
+mod cmdline;
 #[cfg(target_os = "none")]
 mod domains;
 #[cfg(target_os = "none")]
@@ -21,6 +20,7 @@ mod guests;
 mod hv;
 #[cfg(target_os = "none")]
 mod shell;
+mod xl;
 
 #[cfg(target_os = "none")]
 mod dom0 {
@@ -103,10 +103,7 @@ mod dom0 {
                 println!("dom0: pagefault: map shared_info -> {}", shared::map(va, si.shared_info));
                 match traps::probe_read(0xdead_b000) {
                     Ok(()) => println!("dom0: pagefault: read of 0xdeadb000 did not fault"),
-                    Err(c) => println!(
-                        "dom0: pagefault: handled vector {} error {:#x} cr2 {:#x}",
-                        c.vector, c.error_code, c.cr2
-                    ),
+                    Err(c) => println!("dom0: pagefault: handled vector {} error {:#x} cr2 {:#x}", c.vector, c.error_code, c.cr2),
                 }
                 poweroff()
             }
@@ -191,7 +188,16 @@ mod dom0 {
                 crate::domains::leak_test();
                 poweroff()
             }
-            Test::Guests | Test::Churn | Test::PingPong | Test::Mapped | Test::Weights | Test::Parallel | Test::Density | Test::Preempt | Test::Audit | Test::Fuzz => {
+            Test::Guests
+            | Test::Churn
+            | Test::PingPong
+            | Test::Mapped
+            | Test::Weights
+            | Test::Parallel
+            | Test::Density
+            | Test::Preempt
+            | Test::Audit
+            | Test::Fuzz => {
                 let va = pages.alloc_page().unwrap_or(0);
                 shared::map(va, si.shared_info);
                 let Some(mut guests) = crate::guests::Guests::new(si, &mut pages) else {
@@ -211,7 +217,10 @@ mod dom0 {
                     let max = cmdline::value(line, "max").and_then(|v| v.parse().ok()).unwrap_or(usize::MAX);
                     crate::domains::density(&mut guests, budget, max);
                 } else if test == Test::Preempt {
-                    crate::domains::preempt(&mut guests, cmdline::value(line, "hog").map_or("quiet hog", |h| if h == "spin" { "quiet spin" } else { "quiet hog" }));
+                    crate::domains::preempt(
+                        &mut guests,
+                        cmdline::value(line, "hog").map_or("quiet hog", |h| if h == "spin" { "quiet spin" } else { "quiet hog" }),
+                    );
                 } else if test == Test::Fuzz {
                     crate::fuzz::run(&mut guests, line);
                 } else if test == Test::Audit {

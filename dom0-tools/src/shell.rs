@@ -249,11 +249,10 @@ pub fn run(si: &StartInfo, mut guests: Option<Guests>) {
                     len = 0;
                     prompt();
                 }
-                0x08 | 0x7f
-                    if len > 0 => {
-                        len -= 1;
-                        let _ = Console.write_str("\u{8} \u{8}");
-                    }
+                0x08 | 0x7f if len > 0 => {
+                    len -= 1;
+                    let _ = Console.write_str("\u{8} \u{8}");
+                }
                 c if len < line.len() && (0x20..0x7f).contains(&c) => {
                     line[len] = c;
                     len += 1;

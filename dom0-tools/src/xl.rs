@@ -122,8 +122,7 @@ fn rest_after<'a>(line: &'a str, cmd: &str) -> &'a str {
 }
 
 /// The help text.
-pub const HELP: &str =
-    "commands: list, info, uptime, version, create [ARGS], destroy ID, pause ID, unpause ID, sched-credit [-d ID [-w WEIGHT] [-c CAP]], help, poweroff, reboot (a leading `xl` is optional)";
+pub const HELP: &str = "commands: list, info, uptime, version, create [ARGS], destroy ID, pause ID, unpause ID, sched-credit [-d ID [-w WEIGHT] [-c CAP]], help, poweroff, reboot (a leading `xl` is optional)";
 
 /// One domain as `xl list` shows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -148,8 +147,8 @@ pub const LIST_HEADER: &str = "Name                                        ID   
 /// The six state letters: running, blocked, paused, shutdown, crashed, dying.
 pub fn state_letters(flags: u32) -> [char; 6] {
     use xen_public::{
-        SHUTDOWN_CRASH, XEN_DOMINF_BLOCKED as BLOCKED, XEN_DOMINF_DYING as DYING, XEN_DOMINF_PAUSED as PAUSED,
-        XEN_DOMINF_RUNNING as RUNNING, XEN_DOMINF_SHUTDOWN as SHUTDOWN, XEN_DOMINF_SHUTDOWNSHIFT,
+        SHUTDOWN_CRASH, XEN_DOMINF_BLOCKED as BLOCKED, XEN_DOMINF_DYING as DYING, XEN_DOMINF_PAUSED as PAUSED, XEN_DOMINF_RUNNING as RUNNING,
+        XEN_DOMINF_SHUTDOWN as SHUTDOWN, XEN_DOMINF_SHUTDOWNSHIFT,
     };
     let reason = (flags >> XEN_DOMINF_SHUTDOWNSHIFT) & 0xff;
     let on = |bit: u32, c: char| if flags & bit != 0 { c } else { '-' };
@@ -220,10 +219,7 @@ mod tests {
     fn sched_credit_parses_like_xl() {
         assert_eq!(parse("xl sched-credit"), Command::SchedCredit(SchedCredit::default()));
         assert_eq!(parse("sched-credit -d 2"), Command::SchedCredit(SchedCredit { domid: Some(2), ..Default::default() }));
-        assert_eq!(
-            parse("sched-credit -d 2 -w 512 -c 20"),
-            Command::SchedCredit(SchedCredit { domid: Some(2), weight: Some(512), cap: Some(20) })
-        );
+        assert_eq!(parse("sched-credit -d 2 -w 512 -c 20"), Command::SchedCredit(SchedCredit { domid: Some(2), weight: Some(512), cap: Some(20) }));
         assert_eq!(parse("sched-credit -w 512"), Command::Usage(SCHED_CREDIT_USAGE), "setting needs a domain");
         assert_eq!(parse("sched-credit -d 2 -w 0"), Command::Usage(SCHED_CREDIT_USAGE), "weight 0 is invalid");
         assert_eq!(parse("sched-credit -d 2 -d 3"), Command::Usage(SCHED_CREDIT_USAGE));

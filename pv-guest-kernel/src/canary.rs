@@ -49,9 +49,7 @@ fn check(seed: u64, va: u64, pfn: u64) -> Option<(usize, u64, u64)> {
 /// initial region's tables.
 fn l1e(si: &StartInfo, va: u64) -> u64 {
     const ADDR: u64 = 0x000f_ffff_ffff_f000;
-    let table_va = |mfn: u64| {
-        pv_guest_kernel::notes::VIRT_BASE + pv_guest_kernel::console::mfn_to_pfn(mfn) * 4096
-    };
+    let table_va = |mfn: u64| pv_guest_kernel::notes::VIRT_BASE + pv_guest_kernel::console::mfn_to_pfn(mfn) * 4096;
     let mut t = mm::mfn_of(si, si.pt_base);
     for level in (1..=4u32).rev() {
         let idx = (va >> (12 + 9 * (level - 1))) & 511;
@@ -67,10 +65,7 @@ fn l1e(si: &StartInfo, va: u64) -> u64 {
 
 /// Run the canary; never returns.
 pub fn run(si: &StartInfo, pages: &mut EarlyAlloc, line: &str) -> ! {
-    let seed = line
-        .split_ascii_whitespace()
-        .find_map(|w| w.strip_prefix("seed=")?.parse().ok())
-        .unwrap_or(1u64);
+    let seed = line.split_ascii_whitespace().find_map(|w| w.strip_prefix("seed=")?.parse().ok()).unwrap_or(1u64);
     let table_va = pages.alloc_page().unwrap_or(0);
     let mut vas = [0u64; MAX_PAGES];
     let mut n = 0;
@@ -90,17 +85,10 @@ pub fn run(si: &StartInfo, pages: &mut EarlyAlloc, line: &str) -> ! {
     for (p, &va) in ptes.iter_mut().zip(&vas[..n]) {
         *p = l1e(si, va) & KEEP;
     }
-    let grants_to = line
-        .split_ascii_whitespace()
-        .find_map(|w| w.strip_prefix("grant="))
-        .unwrap_or("");
+    let grants_to = line.split_ascii_whitespace().find_map(|w| w.strip_prefix("grant=")).unwrap_or("");
     match grants::Table::setup(table_va) {
         Ok(table) if n > 0 => {
-            for (k, d) in grants_to
-                .split(',')
-                .filter_map(|d| d.parse::<u16>().ok())
-                .enumerate()
-            {
+            for (k, d) in grants_to.split(',').filter_map(|d| d.parse::<u16>().ok()).enumerate() {
                 table.grant(8 + k as u32, d, mm::mfn_of(si, vas[0]), true);
             }
         }
@@ -113,29 +101,19 @@ pub fn run(si: &StartInfo, pages: &mut EarlyAlloc, line: &str) -> ! {
         for (&va, pte) in vas[..n].iter().zip(&mut ptes[..n]) {
             if let Some((i, want, got)) = check(seed, va, pfn(va)) {
                 bad += 1;
-                println!(
-                    "canary: CORRUPTION pfn={:#x} word={i} want={want:#x} got={got:#x}",
-                    pfn(va)
-                );
+                println!("canary: CORRUPTION pfn={:#x} word={i} want={want:#x} got={got:#x}", pfn(va));
                 fill(seed, va, pfn(va));
             }
             let now = l1e(si, va) & KEEP;
             if now != *pte {
                 bad += 1;
-                println!(
-                    "canary: CORRUPTION pfn={:#x} mapping {:#x} became {now:#x}",
-                    pfn(va),
-                    *pte
-                );
+                println!("canary: CORRUPTION pfn={:#x} mapping {:#x} became {now:#x}", pfn(va), *pte);
                 *pte = now;
             }
         }
         round += 1;
         if round.is_multiple_of(REPORT_EVERY) {
-            println!(
-                "canary: round={round} {} pages={n} corruptions={bad}",
-                if bad == 0 { "ok" } else { "CORRUPTED" }
-            );
+            println!("canary: round={round} {} pages={n} corruptions={bad}", if bad == 0 { "ok" } else { "CORRUPTED" });
         }
         shared::sleep_ns(20_000_000);
     }

@@ -325,24 +325,12 @@ fn put64(b: &mut [u8], at: usize, v: u64) {
 impl Gen {
     /// A generator for `seed`.
     pub fn new(seed: u64) -> Self {
-        Gen {
-            rng: Rng::new(seed),
-            danger_per_million: 50,
-            dangerous: false,
-            avoided: 0,
-            family: Family::Mixed,
-            sub_next: 0,
-            grant_maps: 0,
-        }
+        Gen { rng: Rng::new(seed), danger_per_million: 50, dangerous: false, avoided: 0, family: Family::Mixed, sub_next: 0, grant_maps: 0 }
     }
 
     /// Start a batch: pick the family its calls come from.
     pub fn start_batch(&mut self) -> Family {
-        self.family = if self.rng.chance(1, 6) {
-            Family::Mixed
-        } else {
-            self.rng.pick(&Family::ALL)
-        };
+        self.family = if self.rng.chance(1, 6) { Family::Mixed } else { self.rng.pick(&Family::ALL) };
         self.family
     }
 
@@ -371,13 +359,7 @@ impl Gen {
             3 | 4 => env.domid,
             5 => 0,
             6 | 7 => r.pick(&env.others),
-            8 => r.pick(&[
-                xen_public::DOMID_IO,
-                xen_public::DOMID_XEN,
-                0x7ff3,
-                xen_public::DOMID_INVALID,
-                xen_public::DOMID_IDLE,
-            ]),
+            8 => r.pick(&[xen_public::DOMID_IO, xen_public::DOMID_XEN, 0x7ff3, xen_public::DOMID_INVALID, xen_public::DOMID_IDLE]),
             9 => env.domid.wrapping_add(1 + r.below(3) as u16),
             10 => r.below(0x7ff0) as u16,
             _ => r.next_u64() as u16,
@@ -389,29 +371,18 @@ impl Gen {
         let class = self.rng.below(100);
         let r = &mut self.rng;
         let pick_n = |r: &mut Rng, xs: &[u64], n: usize| {
-            if n == 0 {
-                0
-            } else {
-                xs[r.below(n as u64) as usize]
-            }
+            if n == 0 { 0 } else { xs[r.below(n as u64) as usize] }
         };
         match class {
             0..=29 => r.pick(&env.play_mfns),
             30..=39 => {
                 let n = env.nr_tables;
-                if n == 0 {
-                    0
-                } else {
-                    env.tables[r.below(n as u64) as usize].0
-                }
+                if n == 0 { 0 } else { env.tables[r.below(n as u64) as usize].0 }
             }
             40..=49 => pick_n(r, &env.special, env.nr_special),
             50..=54 if env.canary_mfn != 0 => env.canary_mfn + r.below(64),
             55..=67 => r.below(env.max_mfn.max(1) + 1),
-            68..=72 => r
-                .pick(&env.play_mfns)
-                .wrapping_add(r.below(64))
-                .wrapping_sub(32),
+            68..=72 => r.pick(&env.play_mfns).wrapping_add(r.below(64)).wrapping_sub(32),
             73..=75 => r.below(256),
             76..=80 => env.max_mfn + r.pick(&[1, 2, 100, 0x10_0000]),
             81 => r.pick(&[0x000f_ffff_ffff, 1 << 40, u64::MAX >> 12, u64::MAX]),
@@ -448,28 +419,11 @@ impl Gen {
         let class = self.rng.below(20);
         let r = &mut self.rng;
         match class {
-            0..=13 => {
-                env.play_va
-                    + r.below(PLAY_PAGES as u64) * 4096
-                    + if r.chance(1, 20) { r.below(4096) } else { 0 }
-            }
+            0..=13 => env.play_va + r.below(PLAY_PAGES as u64) * 4096 + if r.chance(1, 20) { r.below(4096) } else { 0 },
             14 => r.pick(&[0, 0x1000, 0x4000_0000, 0x7fff_ffff_f000]),
-            15 => r.pick(&[
-                0x8000_0000_0000,
-                0xdead_beef_0000_0000,
-                0xffff_7fff_ffff_f000,
-            ]),
-            16 => r.pick(&[
-                0xffff_8000_0000_0000,
-                0xffff_82d0_4020_0000,
-                0xffff_8300_0000_0000,
-                0xffff_87ff_ffff_f000,
-            ]),
-            17 => r.pick(&[
-                0xffff_ffff_ffff_f000,
-                0xffff_ffff_c000_0000,
-                env.play_va + 0x40_0000,
-            ]),
+            15 => r.pick(&[0x8000_0000_0000, 0xdead_beef_0000_0000, 0xffff_7fff_ffff_f000]),
+            16 => r.pick(&[0xffff_8000_0000_0000, 0xffff_82d0_4020_0000, 0xffff_8300_0000_0000, 0xffff_87ff_ffff_f000]),
+            17 => r.pick(&[0xffff_ffff_ffff_f000, 0xffff_ffff_c000_0000, env.play_va + 0x40_0000]),
             18 if self.danger() => self.rng.pick(&[env.code_va, env.stack_va, env.ro_va]),
             _ => env.play_va,
         }
@@ -485,11 +439,7 @@ impl Gen {
             32 => 0,
             33 => r.pick(&[0x1000, 0x7fff_ffff_f000]),
             34 => r.pick(&[0x8000_0000_0000, 0xdead_beef_dead_beef]),
-            35 => r.pick(&[
-                0xffff_8000_0000_0000,
-                0xffff_82d0_4020_0000,
-                0xffff_8300_0000_1000,
-            ]),
+            35 => r.pick(&[0xffff_8000_0000_0000, 0xffff_82d0_4020_0000, 0xffff_8300_0000_1000]),
             36 => env.ro_va + r.below(512) * 8,
             37 => env.buf_va + BUF_BYTES as u64 - r.pick(&[4, 8, 16, 24]),
             38 => r.pick(&[0xffff_ffff_ffff_fff8, 0xffff_ffff_ffff_f000, u64::MAX]),
@@ -547,25 +497,13 @@ impl Gen {
     pub fn next(&mut self, env: &Env, buf: &mut [u8]) -> Call {
         self.sub_next = 0;
         self.dangerous = self.rng.below(1_000_000) < self.danger_per_million;
-        let family = if self.family == Family::Mixed {
-            self.rng.pick(&Family::ALL)
-        } else {
-            self.family
-        };
+        let family = if self.family == Family::Mixed { self.rng.pick(&Family::ALL) } else { self.family };
         self.call(env, buf, family, MAIN, BUF_BYTES - MAIN, 0)
     }
 
     /// A call of `family` whose structures start at `off`, with `room`
     /// bytes; `depth` counts multicall nesting.
-    fn call(
-        &mut self,
-        env: &Env,
-        buf: &mut [u8],
-        family: Family,
-        off: usize,
-        room: usize,
-        depth: u32,
-    ) -> Call {
+    fn call(&mut self, env: &Env, buf: &mut [u8], family: Family, off: usize, room: usize, depth: u32) -> Call {
         match family {
             Family::MmuUpdate => self.mmu_update(env, buf, off, room),
             Family::MmuextOp => self.mmuext_op(env, buf, off, room),
@@ -584,11 +522,7 @@ impl Gen {
 
     fn foreigndom(&mut self, env: &Env) -> u64 {
         let pg = u64::from(self.domid(env));
-        if self.rng.chance(1, 8) {
-            pg | (u64::from(self.domid(env)).wrapping_add(1) & 0xffff) << 16
-        } else {
-            pg
-        }
+        if self.rng.chance(1, 8) { pg | (u64::from(self.domid(env)).wrapping_add(1) & 0xffff) << 16 } else { pg }
     }
 
     fn mmu_update(&mut self, env: &Env, buf: &mut [u8], off: usize, room: usize) -> Call {
@@ -599,17 +533,9 @@ impl Gen {
             put64(buf, off + i * 16, ptr);
             put64(buf, off + i * 16 + 8, val);
         }
-        let done = if self.rng.chance(1, 4) {
-            0
-        } else {
-            self.ptr(env, off + room - 8)
-        };
+        let done = if self.rng.chance(1, 4) { 0 } else { self.ptr(env, off + room - 8) };
         let list = self.ptr(env, off);
-        Call {
-            op: nr::MMU_UPDATE,
-            args: [list, count, done, self.foreigndom(env), 0],
-            name: "mmu_update",
-        }
+        Call { op: nr::MMU_UPDATE, args: [list, count, done, self.foreigndom(env), 0], name: "mmu_update" }
     }
 
     /// One `mmu_update` request.
@@ -618,17 +544,11 @@ impl Gen {
         if kind == 1 {
             // MACHPHYS_UPDATE: frame -> pfn.
             let mfn = self.mfn(env);
-            return (
-                (mfn << 12) | 1,
-                self.rng.pick(&[0, 1, 100, u64::MAX, 0x7fff_ffff]),
-            );
+            return ((mfn << 12) | 1, self.rng.pick(&[0, 1, 100, u64::MAX, 0x7fff_ffff]));
         }
         let (table, idx) = match self.rng.below(10) {
             // The playground's L1 entries.
-            0..=4 => (
-                env.play_l1.0,
-                env.play_l1.1 + self.rng.below(PLAY_PAGES as u64) as usize,
-            ),
+            0..=4 => (env.play_l1.0, env.play_l1.1 + self.rng.below(PLAY_PAGES as u64) as usize),
             // Unused entries of the bootstrap tables: mostly the upper
             // half of L4/L3 slots, and any for a rare dangerous call.
             5 | 6 if env.nr_tables > 0 => {
@@ -641,10 +561,7 @@ impl Gen {
                     self.rng.pick(&[1, 2, 255, 256, 261, 271, 272, 300, 510])
                 } else if level == 1 {
                     // Another L1 of ours: its entries map the kernel.
-                    return (
-                        ((env.play_l1.0) << 12) | ((env.play_l1.1 as u64) << 3) | kind,
-                        self.pte(env),
-                    );
+                    return (((env.play_l1.0) << 12) | ((env.play_l1.1 as u64) << 3) | kind, self.pte(env));
                 } else {
                     self.rng.pick(&[3, 100, 256, 300, 509])
                 };
@@ -655,35 +572,26 @@ impl Gen {
             // Any frame from the classes.
             8 => {
                 let m = self.mfn(env);
-                if env.vital[..env.nr_vital].contains(&m)
-                    || (0..env.nr_tables).any(|i| env.tables[i].0 == m)
-                {
+                if env.vital[..env.nr_vital].contains(&m) || (0..env.nr_tables).any(|i| env.tables[i].0 == m) {
                     (env.play_l1.0, env.play_l1.1)
                 } else {
                     (m, self.rng.below(512) as usize)
                 }
             }
-            _ => (
-                env.play_l1.0,
-                env.play_l1.1 + self.rng.below(PLAY_PAGES as u64) as usize,
-            ),
+            _ => (env.play_l1.0, env.play_l1.1 + self.rng.below(PLAY_PAGES as u64) as usize),
         };
         let mut val = self.pte(env);
         if !self.avoid_linear(env, val) {
             val = 0;
         }
-        let ptr = (table << 12)
-            | ((idx as u64 & 511) << 3)
-            | kind
-            | if self.rng.chance(1, 40) { 4 } else { 0 };
+        let ptr = (table << 12) | ((idx as u64 & 511) << 3) | kind | if self.rng.chance(1, 40) { 4 } else { 0 };
         (ptr, val)
     }
 
     /// `false` if `val` may make a linear entry and those are avoided.
     fn avoid_linear(&mut self, env: &Env, val: u64) -> bool {
         let target = (val >> 12) & 0xff_ffff_ffff;
-        let is_table =
-            (0..env.nr_tables).any(|i| env.tables[i].0 == target && env.tables[i].1 >= 2);
+        let is_table = (0..env.nr_tables).any(|i| env.tables[i].0 == target && env.tables[i].1 >= 2);
         !(is_table && self.avoid(KnownBug::LinearEntries))
     }
 
@@ -697,55 +605,30 @@ impl Gen {
         for i in 0..n {
             let (cmd, a1, a2) = self.mmuext_one(env, n > 1);
             put32(buf, off + i * 24, cmd);
-            put32(
-                buf,
-                off + i * 24 + 4,
-                self.rng.next_u64() as u32 & if self.rng.chance(1, 10) { !0 } else { 0 },
-            );
+            put32(buf, off + i * 24 + 4, self.rng.next_u64() as u32 & if self.rng.chance(1, 10) { !0 } else { 0 });
             put64(buf, off + i * 24 + 8, a1);
             put64(buf, off + i * 24 + 16, a2);
         }
-        let done = if self.rng.chance(1, 4) {
-            0
-        } else {
-            self.ptr(env, off + room - 8)
-        };
+        let done = if self.rng.chance(1, 4) { 0 } else { self.ptr(env, off + room - 8) };
         let list = self.ptr(env, off);
-        Call {
-            op: nr::MMUEXT_OP,
-            args: [list, count, done, self.foreigndom(env), 0],
-            name: "mmuext_op",
-        }
+        Call { op: nr::MMUEXT_OP, args: [list, count, done, self.foreigndom(env), 0], name: "mmuext_op" }
     }
 
     /// One MMUEXT command `(cmd, arg1, arg2)`.
     fn mmuext_one(&mut self, env: &Env, in_batch: bool) -> (u32, u64, u64) {
-        let cmd = if self.rng.chance(1, 30) {
-            self.rng.next_u64() as u32 % 64
-        } else {
-            self.rng.below(22) as u32
-        };
+        let cmd = if self.rng.chance(1, 30) { self.rng.next_u64() as u32 % 64 } else { self.rng.below(22) as u32 };
         match cmd {
             0..=4 | 19 | 20 => {
                 let mut m = self.mfn(env);
-                if cmd <= 3 && Self::is_special(env, m) && self.avoid(KnownBug::RetypeSpecialFrames)
-                {
+                if cmd <= 3 && Self::is_special(env, m) && self.avoid(KnownBug::RetypeSpecialFrames) {
                     m = self.rng.pick(&env.play_mfns);
                 }
-                (
-                    cmd,
-                    m,
-                    self.rng.next_u64() & if self.rng.chance(1, 4) { !0 } else { 0 },
-                )
+                (cmd, m, self.rng.next_u64() & if self.rng.chance(1, 4) { !0 } else { 0 })
             }
             5 | 15 => {
                 // NEW_BASEPTR: the current L4 unless dangerous (a new
                 // kernel L4 unmaps the fuzzer); NEW_USER_BASEPTR: any.
-                let mut m = if cmd == 15 || self.danger() {
-                    self.mfn(env)
-                } else {
-                    env.l4
-                };
+                let mut m = if cmd == 15 || self.danger() { self.mfn(env) } else { env.l4 };
                 if self.rng.chance(1, 20) && (cmd == 15 || self.danger()) {
                     m = 0;
                 }
@@ -760,27 +643,17 @@ impl Gen {
             6 | 8 | 10 | 12 => (cmd, self.rng.next_u64() & 0xff, self.ptr(env, 0)),
             7 | 9 | 11 => (cmd, self.map_va(env), self.ptr(env, 0)),
             13 => {
-                let ents = self
-                    .rng
-                    .pick(&[0, 1, 2, 511, 512, 8191, 8192, 8193, 0xffff_ffff]);
+                let ents = self.rng.pick(&[0, 1, 2, 511, 512, 8191, 8192, 8193, 0xffff_ffff]);
                 if ents != 0 && self.avoid(KnownBug::SetLdt) {
                     return (13, 0, 0);
                 }
-                let va = if self.rng.chance(3, 4) {
-                    env.play_va + self.rng.below(PLAY_PAGES as u64 - 16) * 4096
-                } else {
-                    self.map_va(env)
-                };
+                let va = if self.rng.chance(3, 4) { env.play_va + self.rng.below(PLAY_PAGES as u64 - 16) * 4096 } else { self.map_va(env) };
                 (13, va, ents)
             }
             16 | 17 => {
                 // CLEAR_PAGE / COPY_PAGE: the destination is a playground
                 // frame unless dangerous.
-                let mut dst = if self.danger() {
-                    self.mfn(env)
-                } else {
-                    self.rng.pick(&env.play_mfns)
-                };
+                let mut dst = if self.danger() { self.mfn(env) } else { self.rng.pick(&env.play_mfns) };
                 if Self::is_special(env, dst) && self.avoid(KnownBug::RetypeSpecialFrames) {
                     dst = self.rng.pick(&env.play_mfns);
                 }
@@ -796,37 +669,16 @@ impl Gen {
         if !self.avoid_linear(env, pte) {
             pte = 0;
         }
-        let flags = self
-            .rng
-            .pick(&[0, 1, 2, 2, 4, 5, 6, 3, 7, 0x8000_0000_0002]);
+        let flags = self.rng.pick(&[0, 1, 2, 2, 4, 5, 6, 3, 7, 0x8000_0000_0002]);
         if self.rng.chance(1, 20) {
             let dom = u64::from(self.domid(env));
-            return Call {
-                op: nr::UPDATE_VA_MAPPING_OTHERDOMAIN,
-                args: [va, pte, flags, dom, 0],
-                name: "update_va_mapping_otherdomain",
-            };
+            return Call { op: nr::UPDATE_VA_MAPPING_OTHERDOMAIN, args: [va, pte, flags, dom, 0], name: "update_va_mapping_otherdomain" };
         }
-        Call {
-            op: nr::UPDATE_VA_MAPPING,
-            args: [va, pte, flags, 0, 0],
-            name: "update_va_mapping",
-        }
+        Call { op: nr::UPDATE_VA_MAPPING, args: [va, pte, flags, 0, 0], name: "update_va_mapping" }
     }
 
-    fn multicall(
-        &mut self,
-        env: &Env,
-        buf: &mut [u8],
-        off: usize,
-        room: usize,
-        depth: u32,
-    ) -> Call {
-        let count = if self.rng.chance(1, 10) {
-            self.count_at(off, 64, room)
-        } else {
-            1 + self.rng.below(16)
-        };
+    fn multicall(&mut self, env: &Env, buf: &mut [u8], off: usize, room: usize, depth: u32) -> Call {
+        let count = if self.rng.chance(1, 10) { self.count_at(off, 64, room) } else { 1 + self.rng.below(16) };
         let n = Self::fill_n(count, 64, room).min(32);
         // Entries past the generated ones: a harmless call, so stale
         // bytes never become an iret or a shutdown.
@@ -842,26 +694,15 @@ impl Gen {
                 self.multicall(env, buf, o, SUB_SLOT, depth + 1)
             } else if self.danger() {
                 // iret in a multicall pops a frame off the fuzzer's stack.
-                Call {
-                    op: nr::IRET,
-                    args: [0; 5],
-                    name: "iret",
-                }
+                Call { op: nr::IRET, args: [0; 5], name: "iret" }
             } else {
                 let o = self.sub_off();
                 self.call(env, buf, family, o, SUB_SLOT, depth + 1)
             };
             // Sometimes another number with these arguments; never iret or
             // a scheduler op (shutdown, block) unless dangerous.
-            let mut op = if self.rng.chance(1, 50) {
-                self.rng.below(64)
-            } else {
-                sub.op
-            };
-            if op != sub.op
-                && (matches!(op, nr::SCHED_OP | nr::SCHED_OP_COMPAT)
-                    || (op == nr::IRET && !self.danger()))
-            {
+            let mut op = if self.rng.chance(1, 50) { self.rng.below(64) } else { sub.op };
+            if op != sub.op && (matches!(op, nr::SCHED_OP | nr::SCHED_OP_COMPAT) || (op == nr::IRET && !self.danger())) {
                 op = sub.op;
             }
             put64(buf, e, op);
@@ -872,15 +713,7 @@ impl Gen {
             put64(buf, e + 56, 0);
         }
         let list = self.ptr(env, off);
-        Call {
-            op: nr::MULTICALL,
-            args: [list, count, 0, 0, 0],
-            name: if depth > 0 {
-                "multicall(nested)"
-            } else {
-                "multicall"
-            },
-        }
+        Call { op: nr::MULTICALL, args: [list, count, 0, 0, 0], name: if depth > 0 { "multicall(nested)" } else { "multicall" } }
     }
 
     fn gref(&mut self) -> u32 {
@@ -896,11 +729,7 @@ impl Gen {
     }
 
     fn grant_table_op(&mut self, env: &Env, buf: &mut [u8], off: usize, room: usize) -> Call {
-        let mut cmd = if self.rng.chance(1, 20) {
-            self.rng.next_u64() as u32 % 32
-        } else {
-            self.rng.below(13) as u32
-        };
+        let mut cmd = if self.rng.chance(1, 20) { self.rng.next_u64() as u32 % 32 } else { self.rng.below(13) as u32 };
         if cmd == 3 && !self.rng.chance(1, 500) {
             // dump_table prints the table on the hypervisor console: rarely.
             cmd = 6;
@@ -927,15 +756,7 @@ impl Gen {
             match cmd {
                 0 => {
                     // map: host_addr, flags, ref, dom.
-                    put64(
-                        buf,
-                        e,
-                        if self.rng.chance(1, 10) {
-                            0
-                        } else {
-                            self.map_va(env)
-                        },
-                    );
+                    put64(buf, e, if self.rng.chance(1, 10) { 0 } else { self.map_va(env) });
                     let mut flags = self.rng.pick(&[2u32, 2, 6, 6, 3, 1, 0, 7, 10, 18, 0xff]);
                     if self.rng.chance(1, 30) {
                         flags = self.rng.next_u64() as u32;
@@ -944,9 +765,7 @@ impl Gen {
                         flags &= !1;
                     }
                     self.grant_maps += 1;
-                    if self.grant_maps > MAX_GRANT_MAPS
-                        && self.avoid(KnownBug::GrantMapMaptrackFull)
-                    {
+                    if self.grant_maps > MAX_GRANT_MAPS && self.avoid(KnownBug::GrantMapMaptrackFull) {
                         flags = 0; // neither host nor device map: refused
                     }
                     put32(buf, e + 8, flags);
@@ -955,29 +774,13 @@ impl Gen {
                 }
                 1 | 7 => {
                     // unmap: host_addr, dev_bus_addr / new_addr, handle.
-                    let mut host = if self.rng.chance(1, 6) {
-                        0
-                    } else {
-                        self.map_va(env)
-                    };
+                    let mut host = if self.rng.chance(1, 6) { 0 } else { self.map_va(env) };
                     if host == 0 && cmd == 1 && self.avoid(KnownBug::GrantUnmapNoHostAddr) {
                         host = env.play_va;
                     }
                     put64(buf, e, host);
-                    put64(
-                        buf,
-                        e + 8,
-                        if self.rng.chance(1, 2) {
-                            0
-                        } else {
-                            self.map_va(env)
-                        },
-                    );
-                    put32(
-                        buf,
-                        e + 16,
-                        self.rng.pick(&[0, 1, 2, 3, 255, 256, u32::MAX]),
-                    );
+                    put64(buf, e + 8, if self.rng.chance(1, 2) { 0 } else { self.map_va(env) });
+                    put32(buf, e + 16, self.rng.pick(&[0, 1, 2, 3, 255, 256, u32::MAX]));
                 }
                 2 => {
                     // setup_table: dom, nr_frames, frame_list.
@@ -1004,26 +807,14 @@ impl Gen {
                     let flags = self.rng.pick(&[0u16, 1, 2, 3, 3, 3, 4, 0xff]);
                     for (side, at) in [(1u16, e), (2, e + 16)] {
                         let by_ref = flags & side != 0;
-                        put64(
-                            buf,
-                            at,
-                            if by_ref {
-                                u64::from(self.gref())
-                            } else {
-                                self.mfn(env)
-                            },
-                        );
+                        put64(buf, at, if by_ref { u64::from(self.gref()) } else { self.mfn(env) });
                         let mut dom = self.domid(env);
                         if !by_ref && self.avoid(KnownBug::GrantCopyFrames) {
                             put64(buf, at, u64::from(self.gref()));
                             dom = 0x7ff4;
                         }
                         put16(buf, at + 8, dom);
-                        put16(
-                            buf,
-                            at + 10,
-                            self.rng.pick(&[0, 8, 4095, 4096, 2048, 0xffff]),
-                        );
+                        put16(buf, at + 10, self.rng.pick(&[0, 8, 4095, 4096, 2048, 0xffff]));
                     }
                     put16(buf, e + 32, self.rng.pick(&[0, 1, 8, 4096, 4097, 0xffff]));
                     put16(buf, e + 34, flags);
@@ -1043,13 +834,7 @@ impl Gen {
         let uop = self.ptr(env, off);
         Call {
             op: nr::GRANT_TABLE_OP,
-            args: [
-                u64::from(cmd) | if self.rng.chance(1, 40) { 1 << 32 } else { 0 },
-                uop,
-                count,
-                0,
-                0,
-            ],
+            args: [u64::from(cmd) | if self.rng.chance(1, 40) { 1 << 32 } else { 0 }, uop, count, 0, 0],
             name: "grant_table_op",
         }
     }
@@ -1065,11 +850,7 @@ impl Gen {
     }
 
     fn event_channel_op(&mut self, env: &Env, buf: &mut [u8], off: usize) -> Call {
-        let cmd = if self.rng.chance(1, 20) {
-            self.rng.next_u64() as u32 % 32
-        } else {
-            self.rng.below(15) as u32
-        };
+        let cmd = if self.rng.chance(1, 20) { self.rng.next_u64() as u32 % 32 } else { self.rng.below(15) as u32 };
         for w in 0..4 {
             put64(buf, off + w * 8, 0);
         }
@@ -1103,11 +884,7 @@ impl Gen {
             _ => put32(buf, off, self.port()),
         }
         let arg = self.ptr(env, off);
-        Call {
-            op: nr::EVENT_CHANNEL_OP,
-            args: [u64::from(cmd), arg, 0, 0, 0],
-            name: "event_channel_op",
-        }
+        Call { op: nr::EVENT_CHANNEL_OP, args: [u64::from(cmd), arg, 0, 0, 0], name: "event_channel_op" }
     }
 
     fn memory_op(&mut self, env: &Env, buf: &mut [u8], off: usize, room: usize) -> Call {
@@ -1125,11 +902,7 @@ impl Gen {
                 let n = Self::fill_n(nr_extents, 8, room - 32);
                 for i in 0..n {
                     let v = if cmd & 0x3f == 1 {
-                        if self.rng.chance(3, 4) {
-                            self.rng.pick(&env.play_mfns)
-                        } else {
-                            self.mfn(env)
-                        }
+                        if self.rng.chance(3, 4) { self.rng.pick(&env.play_mfns) } else { self.mfn(env) }
                     } else {
                         {
                             let any = self.rng.below(2048);
@@ -1138,59 +911,36 @@ impl Gen {
                     };
                     put64(buf, list_off + i * 8, v);
                 }
-                let mut list = if self.rng.chance(1, 10) {
-                    0
-                } else {
-                    self.ptr(env, list_off)
-                };
-                if cmd & 0x3f != 1
-                    && list != env.buf_va + list_off as u64
-                    && self.avoid(KnownBug::ReservationUnwritableList)
-                {
+                let mut list = if self.rng.chance(1, 10) { 0 } else { self.ptr(env, list_off) };
+                if cmd & 0x3f != 1 && list != env.buf_va + list_off as u64 && self.avoid(KnownBug::ReservationUnwritableList) {
                     list = env.buf_va + list_off as u64;
                 }
                 put64(buf, off, list);
                 put64(buf, off + 8, nr_extents);
-                put32(
-                    buf,
-                    off + 16,
-                    self.rng.pick(&[0, 0, 0, 0, 1, 9, 18, 63, u32::MAX]),
-                );
+                put32(buf, off + 16, self.rng.pick(&[0, 0, 0, 0, 1, 9, 18, 63, u32::MAX]));
                 put32(buf, off + 20, self.rng.pick(&[0, 0, 0, 1 << 8, u32::MAX]));
                 put16(buf, off + 24, self.domid(env));
             }
             3 | 4 => put16(buf, off, self.domid(env)),
             _ => {
                 for w in 0..8 {
-                    put64(
-                        buf,
-                        off + w * 8,
-                        self.rng.next_u64() & self.rng.pick(&[0xffff, 0xffff_ffff, u64::MAX]),
-                    );
+                    put64(buf, off + w * 8, self.rng.next_u64() & self.rng.pick(&[0xffff, 0xffff_ffff, u64::MAX]));
                 }
             }
         }
-        let arg = if cmd & 0x3f == 2 {
-            self.rng.next_u64()
-        } else {
-            self.ptr(env, off)
-        };
-        Call {
-            op: nr::MEMORY_OP,
-            args: [cmd, arg, 0, 0, 0],
-            name: "memory_op",
-        }
+        let arg = if cmd & 0x3f == 2 { self.rng.next_u64() } else { self.ptr(env, off) };
+        Call { op: nr::MEMORY_OP, args: [cmd, arg, 0, 0, 0], name: "memory_op" }
     }
 
     fn descriptor(&mut self) -> u64 {
         let r = &mut self.rng;
         match r.below(8) {
             0 => 0,
-            1 => 0x00af_9a00_0000_ffff, // 64-bit code
-            2 => 0x00cf_9200_0000_ffff, // data
-            3 => 0x00af_fa00_0000_ffff, // DPL 3 code
+            1 => 0x00af_9a00_0000_ffff,                                            // 64-bit code
+            2 => 0x00cf_9200_0000_ffff,                                            // data
+            3 => 0x00af_fa00_0000_ffff,                                            // DPL 3 code
             4 => (0xe033u64 << 16) | (0xc << 40) | (1 << 47) | (r.below(4) << 45), // call gate
-            5 => (1 << 47) | (r.pick(&[0x2u64, 0x9, 0xb, 0xe, 0xf]) << 40), // LDT/TSS/gates
+            5 => (1 << 47) | (r.pick(&[0x2u64, 0x9, 0xb, 0xe, 0xf]) << 40),        // LDT/TSS/gates
             _ => r.next_u64(),
         }
     }
@@ -1201,16 +951,8 @@ impl Gen {
             if Self::is_special(env, mfn) && self.avoid(KnownBug::RetypeSpecialFrames) {
                 mfn = self.rng.pick(&env.play_mfns);
             }
-            let idx = if self.rng.chance(1, 10) {
-                self.rng.below(4096)
-            } else {
-                self.rng.below(512) * 8
-            };
-            return Call {
-                op: nr::UPDATE_DESCRIPTOR,
-                args: [(mfn << 12) | idx, self.descriptor(), 0, 0, 0],
-                name: "update_descriptor",
-            };
+            let idx = if self.rng.chance(1, 10) { self.rng.below(4096) } else { self.rng.below(512) * 8 };
+            return Call { op: nr::UPDATE_DESCRIPTOR, args: [(mfn << 12) | idx, self.descriptor(), 0, 0, 0], name: "update_descriptor" };
         }
         for i in 0..16 {
             let mut m = self.mfn(env);
@@ -1219,47 +961,20 @@ impl Gen {
             }
             put64(buf, off + i * 8, m);
         }
-        let entries = self.rng.pick(&[
-            0,
-            1,
-            16,
-            512,
-            513,
-            1024,
-            14 * 512,
-            14 * 512 + 1,
-            0xffff_ffff,
-            u64::MAX,
-        ]);
+        let entries = self.rng.pick(&[0, 1, 16, 512, 513, 1024, 14 * 512, 14 * 512 + 1, 0xffff_ffff, u64::MAX]);
         let list = self.ptr(env, off);
-        Call {
-            op: nr::SET_GDT,
-            args: [list, entries, 0, 0, 0],
-            name: "set_gdt",
-        }
+        Call { op: nr::SET_GDT, args: [list, entries, 0, 0, 0], name: "set_gdt" }
     }
 
     fn vcpu(&mut self, env: &Env, buf: &mut [u8], off: usize) -> Call {
         match self.rng.below(6) {
             0 => {
                 let t = self.rng.pick(&[0, 1, 1_000_000, u64::MAX, 1 << 62]);
-                Call {
-                    op: nr::SET_TIMER_OP,
-                    args: [t, 0, 0, 0, 0],
-                    name: "set_timer_op",
-                }
+                Call { op: nr::SET_TIMER_OP, args: [t, 0, 0, 0, 0], name: "set_timer_op" }
             }
-            1 => Call {
-                op: nr::SCHED_OP,
-                args: [xen_public::SCHEDOP_YIELD, self.rng.next_u64(), 0, 0, 0],
-                name: "sched_op(yield)",
-            },
+            1 => Call { op: nr::SCHED_OP, args: [xen_public::SCHEDOP_YIELD, self.rng.next_u64(), 0, 0, 0], name: "sched_op(yield)" },
             _ => {
-                let mut cmd = if self.rng.chance(1, 20) {
-                    self.rng.next_u64() as u32
-                } else {
-                    self.rng.below(16) as u32
-                };
+                let mut cmd = if self.rng.chance(1, 20) { self.rng.next_u64() as u32 } else { self.rng.below(16) as u32 };
                 let vcpu = self.rng.pick(&[0u32, 0, 0, 1, 31, 32, u32::MAX]);
                 // Taking the fuzzer's only vCPU down or moving its
                 // vcpu_info is self-destruction.
@@ -1271,49 +986,20 @@ impl Gen {
                 put64(buf, off + 8, self.rng.pick(&[0, 1, 64, 4096]));
                 put64(buf, off + 16, self.rng.next_u64());
                 let arg = self.ptr(env, off);
-                Call {
-                    op: nr::VCPU_OP,
-                    args: [u64::from(cmd), u64::from(vcpu), arg, 0, 0],
-                    name: "vcpu_op",
-                }
+                Call { op: nr::VCPU_OP, args: [u64::from(cmd), u64::from(vcpu), arg, 0, 0], name: "vcpu_op" }
             }
         }
     }
 
     fn privileged(&mut self, env: &Env, buf: &mut [u8], off: usize) -> Call {
-        let op = self.rng.pick(&[
-            nr::DOMCTL,
-            nr::DOMCTL,
-            nr::SYSCTL,
-            nr::SYSCTL,
-            nr::PLATFORM_OP,
-            nr::PHYSDEV_OP,
-            nr::HVM_OP,
-            nr::XSM_OP,
-            nr::KEXEC_OP,
-        ]);
-        let cmd = if self.rng.chance(1, 2) {
-            self.rng.below(80) as u32
-        } else {
-            self.rng.pick(&[1, 2, 3, 4, 5, 6, 11, 12, 0x8001])
-        };
+        let op =
+            self.rng.pick(&[nr::DOMCTL, nr::DOMCTL, nr::SYSCTL, nr::SYSCTL, nr::PLATFORM_OP, nr::PHYSDEV_OP, nr::HVM_OP, nr::XSM_OP, nr::KEXEC_OP]);
+        let cmd = if self.rng.chance(1, 2) { self.rng.below(80) as u32 } else { self.rng.pick(&[1, 2, 3, 4, 5, 6, 11, 12, 0x8001]) };
         put32(buf, off, cmd);
-        put32(
-            buf,
-            off + 4,
-            if self.rng.chance(3, 4) {
-                0x15
-            } else {
-                self.rng.next_u64() as u32
-            },
-        );
+        put32(buf, off + 4, if self.rng.chance(3, 4) { 0x15 } else { self.rng.next_u64() as u32 });
         put16(buf, off + 8, self.domid(env));
         for w in 2..32 {
-            put64(
-                buf,
-                off + w * 8,
-                self.rng.next_u64() & self.rng.pick(&[0, 0xff, 0xffff_ffff, u64::MAX]),
-            );
+            put64(buf, off + w * 8, self.rng.next_u64() & self.rng.pick(&[0, 0xff, 0xffff_ffff, u64::MAX]));
         }
         let arg = self.ptr(env, off);
         let name = match op {
@@ -1323,32 +1009,16 @@ impl Gen {
             nr::PHYSDEV_OP => "physdev_op",
             _ => "privileged",
         };
-        let first = if op == nr::DOMCTL || op == nr::SYSCTL || op == nr::PLATFORM_OP {
-            arg
-        } else {
-            u64::from(cmd)
-        };
-        Call {
-            op,
-            args: [first, arg, 0, 0, 0],
-            name,
-        }
+        let first = if op == nr::DOMCTL || op == nr::SYSCTL || op == nr::PLATFORM_OP { arg } else { u64::from(cmd) };
+        Call { op, args: [first, arg, 0, 0, 0], name }
     }
 
     fn misc(&mut self, env: &Env, buf: &mut [u8], off: usize, room: usize) -> Call {
         let r = self.rng.below(22);
         match r {
             0 | 1 => {
-                let cmd = if self.rng.chance(1, 4) {
-                    self.rng.next_u64() & 0xffff
-                } else {
-                    self.rng.below(13)
-                };
-                Call {
-                    op: nr::XEN_VERSION,
-                    args: [cmd, self.ptr(env, off), 0, 0, 0],
-                    name: "xen_version",
-                }
+                let cmd = if self.rng.chance(1, 4) { self.rng.next_u64() & 0xffff } else { self.rng.below(13) };
+                Call { op: nr::XEN_VERSION, args: [cmd, self.ptr(env, off), 0, 0, 0], name: "xen_version" }
             }
             2 if !self.avoid(KnownBug::ConsoleIo) => {
                 // Only harmless text, or bad pointers.
@@ -1358,54 +1028,19 @@ impl Gen {
                 } else {
                     (self.count(), self.ptr(env, BUF_BYTES) | 0x8000_0000_0000)
                 };
-                Call {
-                    op: nr::CONSOLE_IO,
-                    args: [cmd, count, ptr, 0, 0],
-                    name: "console_io",
-                }
+                Call { op: nr::CONSOLE_IO, args: [cmd, count, ptr, 0, 0], name: "console_io" }
             }
             3 => Call {
                 op: nr::VM_ASSIST,
-                args: [
-                    self.rng.below(4),
-                    self.rng.pick(&[0, 1, 2, 3, 5, 31, 32, 64, u64::MAX]),
-                    0,
-                    0,
-                    0,
-                ],
+                args: [self.rng.below(4), self.rng.pick(&[0, 1, 2, 3, 5, 31, 32, 64, u64::MAX]), 0, 0, 0],
                 name: "vm_assist",
             },
             4 => {
-                let base = self.rng.pick(&[
-                    0,
-                    0x1000,
-                    0x8000_0000_0000,
-                    0xffff_8000_0000_0000,
-                    env.play_va,
-                    u64::MAX,
-                ]);
-                Call {
-                    op: nr::SET_SEGMENT_BASE,
-                    args: [self.rng.below(6), base, 0, 0, 0],
-                    name: "set_segment_base",
-                }
+                let base = self.rng.pick(&[0, 0x1000, 0x8000_0000_0000, 0xffff_8000_0000_0000, env.play_va, u64::MAX]);
+                Call { op: nr::SET_SEGMENT_BASE, args: [self.rng.below(6), base, 0, 0, 0], name: "set_segment_base" }
             }
-            5 => Call {
-                op: nr::FPU_TASKSWITCH,
-                args: [self.rng.pick(&[0, 1, 2, u64::MAX]), 0, 0, 0, 0],
-                name: "fpu_taskswitch",
-            },
-            6 => Call {
-                op: nr::STACK_SWITCH,
-                args: [
-                    self.rng.pick(&[0xe02b, 0, 0x10, 0xffff]),
-                    self.map_va(env),
-                    0,
-                    0,
-                    0,
-                ],
-                name: "stack_switch",
-            },
+            5 => Call { op: nr::FPU_TASKSWITCH, args: [self.rng.pick(&[0, 1, 2, u64::MAX]), 0, 0, 0, 0], name: "fpu_taskswitch" },
+            6 => Call { op: nr::STACK_SWITCH, args: [self.rng.pick(&[0xe02b, 0, 0x10, 0xffff]), self.map_va(env), 0, 0, 0], name: "stack_switch" },
             7 => {
                 // set_callbacks: valid entries, non-canonical ones (refused),
                 // or garbage (dangerous).
@@ -1420,11 +1055,7 @@ impl Gen {
                     }
                 };
                 let (e, f) = (cb(self, ok[0]), cb(self, ok[1]));
-                Call {
-                    op: nr::SET_CALLBACKS,
-                    args: [e, f, self.map_va(env), 0, 0],
-                    name: "set_callbacks",
-                }
+                Call { op: nr::SET_CALLBACKS, args: [e, f, self.map_va(env), 0, 0], name: "set_callbacks" }
             }
             8 => {
                 let kind = self.rng.pick(&[0u16, 1, 2, 3, 4, 7, 8, 0xffff]);
@@ -1441,17 +1072,7 @@ impl Gen {
                 put16(buf, off, kind);
                 put16(buf, off + 2, self.rng.below(3) as u16);
                 put64(buf, off + 8, address);
-                Call {
-                    op: nr::CALLBACK_OP,
-                    args: [
-                        self.rng.pick(&[0, 0, 1, 2, 99]),
-                        self.ptr(env, off),
-                        0,
-                        0,
-                        0,
-                    ],
-                    name: "callback_op",
-                }
+                Call { op: nr::CALLBACK_OP, args: [self.rng.pick(&[0, 0, 1, 2, 99]), self.ptr(env, off), 0, 0, 0], name: "callback_op" }
             }
             9 => {
                 // set_trap_table: the valid one, an empty one, a garbage
@@ -1466,92 +1087,35 @@ impl Gen {
                     2 if self.danger() => {
                         let n = (room / 16).min(80);
                         for i in 0..n {
-                            put64(
-                                buf,
-                                off + i * 16,
-                                self.rng.next_u64() & 0xffff_ffff_0000_ffff,
-                            );
-                            put64(
-                                buf,
-                                off + i * 16 + 8,
-                                self.rng.next_u64() & 0x7fff_ffff_ffff,
-                            );
+                            put64(buf, off + i * 16, self.rng.next_u64() & 0xffff_ffff_0000_ffff);
+                            put64(buf, off + i * 16 + 8, self.rng.next_u64() & 0x7fff_ffff_ffff);
                         }
                         self.ptr(env, off)
                     }
                     _ => self.ptr(env, BUF_BYTES),
                 };
-                Call {
-                    op: nr::SET_TRAP_TABLE,
-                    args: [ptr, 0, 0, 0, 0],
-                    name: "set_trap_table",
-                }
+                Call { op: nr::SET_TRAP_TABLE, args: [ptr, 0, 0, 0, 0], name: "set_trap_table" }
             }
             10 => Call {
                 op: self.rng.pick(&[nr::GET_DEBUGREG, nr::SET_DEBUGREG]),
                 args: [self.rng.below(9), self.rng.next_u64(), 0, 0, 0],
                 name: "debugreg",
             },
-            11 => Call {
-                op: nr::SCHED_OP_COMPAT,
-                args: [0, 0, 0, 0, 0],
-                name: "sched_op_compat(yield)",
-            },
+            11 => Call { op: nr::SCHED_OP_COMPAT, args: [0, 0, 0, 0, 0], name: "sched_op_compat(yield)" },
             12 => {
                 for w in 0..4 {
                     put64(buf, off + w * 8, self.rng.next_u64() & 0xffff_ffff);
                 }
-                let op = self.rng.pick(&[
-                    nr::EVENT_CHANNEL_OP_COMPAT,
-                    nr::PHYSDEV_OP_COMPAT,
-                    nr::NMI_OP,
-                    nr::XENOPROF_OP,
-                ]);
-                Call {
-                    op,
-                    args: [self.ptr(env, off), self.ptr(env, off), 0, 0, 0],
-                    name: "compat",
-                }
+                let op = self.rng.pick(&[nr::EVENT_CHANNEL_OP_COMPAT, nr::PHYSDEV_OP_COMPAT, nr::NMI_OP, nr::XENOPROF_OP]);
+                Call { op, args: [self.ptr(env, off), self.ptr(env, off), 0, 0, 0], name: "compat" }
             }
             13 | 14 => {
                 // Numbers with no handler.
-                let op = self.rng.pick(&[
-                    11,
-                    38,
-                    39,
-                    40,
-                    41,
-                    42,
-                    43,
-                    48,
-                    55,
-                    63,
-                    64,
-                    100,
-                    127,
-                    128,
-                    255,
-                    1 << 32,
-                    u64::MAX,
-                ]);
-                let args = [
-                    self.rng.next_u64(),
-                    self.rng.next_u64(),
-                    self.rng.next_u64(),
-                    self.rng.next_u64(),
-                    self.rng.next_u64(),
-                ];
-                Call {
-                    op,
-                    args,
-                    name: "unknown",
-                }
+                let op = self.rng.pick(&[11, 38, 39, 40, 41, 42, 43, 48, 55, 63, 64, 100, 127, 128, 255, 1 << 32, u64::MAX]);
+                let args = [self.rng.next_u64(), self.rng.next_u64(), self.rng.next_u64(), self.rng.next_u64(), self.rng.next_u64()];
+                Call { op, args, name: "unknown" }
             }
-            15 if self.danger() => Call {
-                op: nr::IRET,
-                args: [0; 5],
-                name: "iret",
-            },
+            15 if self.danger() => Call { op: nr::IRET, args: [0; 5], name: "iret" },
             _ => {
                 let family = self.rng.pick(&Family::ALL);
                 self.call(env, buf, family, off, room, 1)
@@ -1567,12 +1131,8 @@ pub fn oracle(call: &Call, rc: i64) -> Option<&'static str> {
     const EFAULT: i64 = -14;
     const EACCES: i64 = -13;
     match call.op {
-        nr::DOMCTL | nr::SYSCTL if ![EPERM, EFAULT, EACCES].contains(&rc) => {
-            Some("a domU's domctl/sysctl did not fail with EPERM, EFAULT or EACCES")
-        }
-        nr::CONSOLE_IO if call.args[0] == xen_public::CONSOLEIO_READ && rc >= 0 => {
-            Some("a domU read the hypervisor console")
-        }
+        nr::DOMCTL | nr::SYSCTL if ![EPERM, EFAULT, EACCES].contains(&rc) => Some("a domU's domctl/sysctl did not fail with EPERM, EFAULT or EACCES"),
+        nr::CONSOLE_IO if call.args[0] == xen_public::CONSOLEIO_READ && rc >= 0 => Some("a domU read the hypervisor console"),
         _ => None,
     }
 }
@@ -1651,16 +1211,12 @@ mod tests {
             ops.insert(g.next(&env, &mut buf).op);
         }
         assert_eq!(families.len(), 12, "{families:?}");
-        for op in [
-            0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 24, 25,
-            26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37,
-        ] {
+        for op in
+            [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37]
+        {
             assert!(ops.contains(&op), "hypercall {op} never generated");
         }
-        assert!(
-            ops.iter().any(|&o| o >= 128),
-            "numbers past the hypercall page"
-        );
+        assert!(ops.iter().any(|&o| o >= 128), "numbers past the hypercall page");
     }
 
     #[test]
@@ -1707,10 +1263,7 @@ mod tests {
             let c = g.next(&env, &mut buf);
             assert_ne!(c.op, nr::IRET);
             if c.op == nr::UPDATE_VA_MAPPING {
-                assert!(
-                    ![env.code_va, env.stack_va, env.ro_va].contains(&(c.args[0] & !0xfff)),
-                    "{c:?}"
-                );
+                assert!(![env.code_va, env.stack_va, env.ro_va].contains(&(c.args[0] & !0xfff)), "{c:?}");
             }
             if c.op == nr::MMUEXT_OP && c.args[0] == env.buf_va + MAIN as u64 {
                 let n = ((c.args[1] & !PREEMPTED) as usize).min(MAIN / 24);
@@ -1735,19 +1288,11 @@ mod tests {
 
     #[test]
     fn the_oracle_flags_privileged_success() {
-        let c = Call {
-            op: nr::DOMCTL,
-            args: [0; 5],
-            name: "domctl",
-        };
+        let c = Call { op: nr::DOMCTL, args: [0; 5], name: "domctl" };
         assert!(oracle(&c, 0).is_some());
         assert!(oracle(&c, -1).is_none());
         assert!(oracle(&c, -14).is_none());
-        let r = Call {
-            op: nr::CONSOLE_IO,
-            args: [1, 10, 0, 0, 0],
-            name: "console_io",
-        };
+        let r = Call { op: nr::CONSOLE_IO, args: [1, 10, 0, 0, 0], name: "console_io" };
         assert!(oracle(&r, 3).is_some());
         assert!(oracle(&r, -1).is_none());
     }

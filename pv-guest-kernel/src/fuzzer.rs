@@ -103,10 +103,7 @@ fn trace(args: core::fmt::Arguments<'_>) {
     let mut b = Buf([0; 256], 0);
     let _ = core::fmt::Write::write_fmt(&mut b, args);
     if hypercall::console_write(&b.0[..b.1]) < 0 {
-        println!(
-            "{}",
-            core::str::from_utf8(&b.0[..b.1]).unwrap_or("?").trim_end()
-        );
+        println!("{}", core::str::from_utf8(&b.0[..b.1]).unwrap_or("?").trim_end());
     }
 }
 
@@ -172,11 +169,7 @@ fn poweroff() -> ! {
 /// `GNTTABOP_setup_table` for `n` frames: their mfns.
 fn grant_frames(out: &mut [u64; 4]) -> usize {
     // {dom, pad, nr_frames @4, status @8, frame_list @16}
-    let mut s: [u64; 3] = [
-        u64::from(xen_public::DOMID_SELF) | (4 << 32),
-        0,
-        out.as_mut_ptr() as u64,
-    ];
+    let mut s: [u64; 3] = [u64::from(xen_public::DOMID_SELF) | (4 << 32), 0, out.as_mut_ptr() as u64];
     let rc = pv_guest_kernel::grants::op(2, core::slice::from_mut(&mut s));
     if rc == 0 && s[1] & 0xffff == 0 { 4 } else { 0 }
 }
@@ -189,12 +182,7 @@ struct Setup {
 }
 
 fn setup(si: &StartInfo, pages: &mut EarlyAlloc, a: &Args) -> Setup {
-    let mut env = Env {
-        domid: a.domid,
-        others: a.others,
-        canary_mfn: a.canary_mfn,
-        ..Env::default()
-    };
+    let mut env = Env { domid: a.domid, others: a.others, canary_mfn: a.canary_mfn, ..Env::default() };
     env.max_mfn = hypercall::raw(xen_public::hypercall::MEMORY_OP, 2, 0, 0).max(0) as u64;
     // The argument buffer, then a page left unmapped.
     env.buf_va = page(pages);
@@ -210,8 +198,7 @@ fn setup(si: &StartInfo, pages: &mut EarlyAlloc, a: &Args) -> Setup {
     // SAFETY: as above; 21 trap_info entries of 16 bytes fit in the page.
     let table = unsafe { &mut *(env.trap_table_va as *mut [hypercall::TrapInfo; 21]) };
     for v in 0..20u8 {
-        table[v as usize] =
-            traps::handler_entry(v, if v == 3 || v == 4 { 3 } else { 0 }).unwrap_or_default();
+        table[v as usize] = traps::handler_entry(v, if v == 3 || v == 4 { 3 } else { 0 }).unwrap_or_default();
     }
     table[20] = hypercall::TrapInfo::default();
     let grant_va = page(pages);
@@ -240,15 +227,7 @@ fn setup(si: &StartInfo, pages: &mut EarlyAlloc, a: &Args) -> Setup {
     let mut ns = 0;
     let p2m_pages = (si.nr_pages * 8).div_ceil(4096);
     let p2m = (0..p2m_pages.min(2)).map(|i| mm::mfn_of(si, si.mfn_list + i * 4096));
-    for m in [
-        si.shared_info >> 12,
-        mm::mfn_of(si, si_va & !0xfff),
-        si.store_mfn,
-    ]
-    .into_iter()
-    .chain(grants[..nr_grants].iter().copied())
-    .chain(p2m)
-    {
+    for m in [si.shared_info >> 12, mm::mfn_of(si, si_va & !0xfff), si.store_mfn].into_iter().chain(grants[..nr_grants].iter().copied()).chain(p2m) {
         if ns < special.len() && m != 0 {
             special[ns] = m;
             ns += 1;
@@ -264,23 +243,14 @@ fn setup(si: &StartInfo, pages: &mut EarlyAlloc, a: &Args) -> Setup {
     env.code_va = hypercall::hypercall5 as *const () as u64 & !0xfff;
     env.stack_va = si.pt_base + si.nr_pt_frames * 4096;
     env.ro_va = si.pt_base;
-    let vital = [
-        env.code_va,
-        env.stack_va,
-        env.buf_va,
-        env.trap_table_va,
-        env.text_va,
-    ];
+    let vital = [env.code_va, env.stack_va, env.buf_va, env.trap_table_va, env.text_va];
     for (i, va) in vital.iter().enumerate() {
         env.vital[i] = mm::mfn_of(si, *va);
     }
     env.vital[5] = si.console.mfn_or_info_off;
     env.nr_vital = 6;
     env.callbacks = [events::entry_address(); 2];
-    Setup {
-        env,
-        grant_va: if nr_grants > 0 { grant_va } else { 0 },
-    }
+    Setup { env, grant_va: if nr_grants > 0 { grant_va } else { 0 } }
 }
 
 /// Before a batch: put back what the fuzzer itself relies on, and rewrite
@@ -303,21 +273,13 @@ fn repair(s: &Setup, rng: &mut Rng) {
             6 => 0,
             _ => rng.next_u64() as u16 & 0x1f,
         };
-        let dom = rng.pick(&[
-            s.env.domid,
-            s.env.others[1],
-            s.env.others[2],
-            0,
-            xen_public::DOMID_SELF,
-        ]);
+        let dom = rng.pick(&[s.env.domid, s.env.others[1], s.env.others[2], 0, xen_public::DOMID_SELF]);
         // Own frames mostly; others' (the canary's, any) too, unless
         // copies through such grants are a known bug.
         let frame = match rng.below(8) {
             0..=4 => rng.pick(&s.env.play_mfns),
             5 => s.env.special[rng.below(s.env.nr_special.max(1) as u64) as usize],
-            6 if !fuzz::avoided(KnownBug::GrantCopyFrames) && s.env.canary_mfn != 0 => {
-                s.env.canary_mfn + rng.below(64)
-            }
+            6 if !fuzz::avoided(KnownBug::GrantCopyFrames) && s.env.canary_mfn != 0 => s.env.canary_mfn + rng.below(64),
             7 if !fuzz::avoided(KnownBug::GrantCopyFrames) => rng.below(s.env.max_mfn + 1),
             _ => rng.pick(&s.env.play_mfns),
         };
@@ -345,13 +307,7 @@ pub fn run(si: &StartInfo, pages: &mut EarlyAlloc, a: &Args) -> ! {
     let s = setup(si, pages, a);
     println!(
         "fuzz: start seed={} calls={} domid={} max_mfn={:#x} tables={} special={} play={:#x}",
-        a.seed,
-        a.calls,
-        a.domid,
-        s.env.max_mfn,
-        s.env.nr_tables,
-        s.env.nr_special,
-        s.env.play_mfns[0]
+        a.seed, a.calls, a.domid, s.env.max_mfn, s.env.nr_tables, s.env.nr_special, s.env.play_mfns[0]
     );
     // SAFETY: BUF_BYTES of pages from the allocator, mapped writable at
     // `buf_va` and used for nothing else.
@@ -368,23 +324,14 @@ pub fn run(si: &StartInfo, pages: &mut EarlyAlloc, a: &Args) -> ! {
         }
         let c = g.next(&s.env, buf);
         if i >= a.verbose {
-            trace(format_args!(
-                "(d{}) fuzz: call {i} {} nr={} args={:x?}\n",
-                a.domid, c.name, c.op, c.args
-            ));
+            trace(format_args!("(d{}) fuzz: call {i} {} nr={} args={:x?}\n", a.domid, c.name, c.op, c.args));
         }
         let rc = issue(&c);
         if let Some(why) = fuzz::oracle(&c, rc) {
             oracles += 1;
-            println!(
-                "fuzz: ORACLE seed={} call={i} {} rc={rc}: {why}",
-                a.seed, c.name
-            );
+            println!("fuzz: ORACLE seed={} call={i} {} rc={rc}: {why}", a.seed, c.name);
         }
     }
-    println!(
-        "fuzz: done calls={} seed={} avoided={} oracles={oracles}",
-        a.calls, a.seed, g.avoided
-    );
+    println!("fuzz: done calls={} seed={} avoided={} oracles={oracles}", a.calls, a.seed, g.avoided);
     poweroff()
 }

@@ -11,6 +11,8 @@
 #[cfg(target_os = "none")]
 pub mod arch;
 #[cfg(target_os = "none")]
+pub mod balloon;
+#[cfg(target_os = "none")]
 pub mod console;
 #[cfg(target_os = "none")]
 pub mod events;
@@ -20,8 +22,6 @@ pub mod grants;
 pub mod hypercall;
 #[cfg(target_os = "none")]
 pub mod mm;
-#[cfg(target_os = "none")]
-pub mod balloon;
 #[cfg(target_os = "none")]
 pub mod shared;
 #[cfg(target_os = "none")]

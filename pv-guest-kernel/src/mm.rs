@@ -140,7 +140,6 @@ pub struct Batch {
     len: usize,
 }
 
-
 impl Batch {
     /// Queue a mapping; `false` if the batch is full.
     pub fn map(&mut self, va: u64, mfn: u64, writable: bool) -> bool {

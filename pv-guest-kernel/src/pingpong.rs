@@ -7,9 +7,9 @@
 //! number at offset 8. Round k: ping writes k and notifies; pong sees k,
 //! writes k, notifies back.
 
+use core::sync::atomic::{AtomicU64, Ordering};
 use pv_guest_kernel::alloc::EarlyAlloc;
 use pv_guest_kernel::{StartInfo, events, grants, hypercall, println, shared};
-use core::sync::atomic::{AtomicU64, Ordering};
 
 /// Round trips per run.
 const ROUNDS: u64 = 100;

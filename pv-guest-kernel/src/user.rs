@@ -14,7 +14,6 @@ pub const USER_CODE: u64 = 0x40_0000;
 /// Its stack page (one page, right above).
 pub const USER_STACK: u64 = 0x40_1000;
 
-
 fn table(si: &StartInfo, pages: &mut EarlyAlloc, level: u8, entries: &[(usize, u64)]) -> Result<u64, &'static str> {
     let va = pages.alloc_page().ok_or("no spare page")?;
     let t = Table::new(va, mfn_of(si, va), level, entries).map_err(|_| "building a table failed")?;
@@ -28,7 +27,12 @@ pub fn build(si: &StartInfo, pages: &mut EarlyAlloc, program: UserProgram) -> Re
     let stack_va = pages.alloc_page().ok_or("no spare page")?;
     let code = mfn_of(si, code_va & !0xfff);
     let stack = mfn_of(si, stack_va);
-    let l1 = table(si, pages, 1, &[(((USER_CODE >> 12) & 511) as usize, (code << 12) | PTE_RO), (((USER_STACK >> 12) & 511) as usize, (stack << 12) | PTE_RW)])?;
+    let l1 = table(
+        si,
+        pages,
+        1,
+        &[(((USER_CODE >> 12) & 511) as usize, (code << 12) | PTE_RO), (((USER_STACK >> 12) & 511) as usize, (stack << 12) | PTE_RW)],
+    )?;
     let l2 = table(si, pages, 2, &[(((USER_CODE >> 21) & 511) as usize, (l1 << 12) | PTE_RW)])?;
     let l3 = table(si, pages, 3, &[(((USER_CODE >> 30) & 511) as usize, (l2 << 12) | PTE_RW)])?;
     let l4 = table(si, pages, 4, &[(((USER_CODE >> 39) & 511) as usize, (l3 << 12) | PTE_RW)])?;
@@ -40,7 +44,14 @@ pub fn build(si: &StartInfo, pages: &mut EarlyAlloc, program: UserProgram) -> Re
 }
 
 /// Run `program` in user mode on its own tables; `arg` goes in RDI.
-pub fn run(si: &StartInfo, pages: &mut EarlyAlloc, program: UserProgram, arg: u64, on_syscall: fn(u64, u64, u64) -> !, on_trap: fn(u64, u64, u64) -> !) -> &'static str {
+pub fn run(
+    si: &StartInfo,
+    pages: &mut EarlyAlloc,
+    program: UserProgram,
+    arg: u64,
+    on_syscall: fn(u64, u64, u64) -> !,
+    on_trap: fn(u64, u64, u64) -> !,
+) -> &'static str {
     let (_, offset) = traps::user_program(program);
     if let Err(e) = build(si, pages, program) {
         return e;

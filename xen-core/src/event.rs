@@ -270,9 +270,10 @@ pub fn foreign_peers_from(p: &Ports, dom: u16, from: u32, out: &mut [(u16, u32)]
 /// this end becomes unbound, waiting for `closer` again (as in Xen).
 pub fn peer_closed(p: &mut Ports, port: u32, closer: u16) {
     if let Some(State::Interdomain { remote_dom, .. }) = p.state(port)
-        && remote_dom == closer {
-            p.set(port, State::Unbound { remote_dom: closer });
-        }
+        && remote_dom == closer
+    {
+        p.set(port, State::Unbound { remote_dom: closer });
+    }
 }
 
 /// EVTCHNOP_close within one domain's table (loopback peers are local).
@@ -450,7 +451,14 @@ mod tests {
 
     #[test]
     fn packing_round_trips() {
-        for s in [State::Free, State::Reserved, State::Unbound { remote_dom: 0x7ff0 }, State::Interdomain { remote_dom: 5, remote_port: 4095 }, State::Virq(23), State::Ipi] {
+        for s in [
+            State::Free,
+            State::Reserved,
+            State::Unbound { remote_dom: 0x7ff0 },
+            State::Interdomain { remote_dom: 5, remote_port: 4095 },
+            State::Virq(23),
+            State::Ipi,
+        ] {
             assert_eq!(unpack(pack(s)), s);
         }
     }

@@ -13,7 +13,7 @@ use crate::arch::x86_64::entry::{self, GuestBases};
 use crate::arch::x86_64::maddr_to_virt;
 use crate::arch::x86_64::traps::vector_name;
 use crate::domain::build::{SHINFO_CR2, SHINFO_UPCALL_MASK};
-use crate::domain::vcpu::{Crash, CpuUserRegs, FLAT_CS64, FLAT_SS64, GuestStack, PvVcpu, StackFault, guest_rflags, is_canonical};
+use crate::domain::vcpu::{CpuUserRegs, Crash, FLAT_CS64, FLAT_SS64, GuestStack, PvVcpu, StackFault, guest_rflags, is_canonical};
 use crate::mm::Mfn;
 use crate::mm::guest_walk::{self, PhysRead};
 use crate::{console, hypercall, printk};
@@ -172,7 +172,8 @@ impl Default for GrantTable {
         GrantTable {
             frames: [0; crate::grant::MAX_FRAMES as usize],
             nr_frames: 0,
-            pins: [crate::grant::Pin { readers: 0, writers: 0, domid: 0, frame: 0 }; (crate::grant::MAX_FRAMES * crate::grant::ENTRIES_PER_FRAME) as usize],
+            pins: [crate::grant::Pin { readers: 0, writers: 0, domid: 0, frame: 0 };
+                (crate::grant::MAX_FRAMES * crate::grant::ENTRIES_PER_FRAME) as usize],
             maptrack: crate::grant::Maptrack::default(),
             mapped_frames: [0; crate::grant::MAPTRACK],
         }

@@ -18,8 +18,6 @@ pub mod version;
 #[cfg(target_os = "none")]
 pub mod arch;
 #[cfg(target_os = "none")]
-pub mod setup;
-#[cfg(target_os = "none")]
 pub mod console;
 #[cfg(target_os = "none")]
 pub mod guest;
@@ -27,3 +25,5 @@ pub mod guest;
 pub mod hypercall;
 #[cfg(target_os = "none")]
 pub mod schedule;
+#[cfg(target_os = "none")]
+pub mod setup;

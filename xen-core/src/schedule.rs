@@ -28,13 +28,13 @@
 
 use crate::arch::x86_64::apic;
 use crate::arch::x86_64::entry;
+use crate::arch::x86_64::entry::this_cpu;
+use crate::arch::x86_64::frame_box::FrameBox;
+use crate::arch::x86_64::smp::{CPUS_ONLINE, MAX_CPUS};
 use crate::domain::vcpu::CpuUserRegs;
 use crate::guest::{Domain, system_time};
 use crate::sched::credit::{Credit, PERIOD_MS, Params};
-use crate::arch::x86_64::entry::this_cpu;
-use crate::arch::x86_64::smp::{CPUS_ONLINE, MAX_CPUS};
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::SeqCst};
-use crate::arch::x86_64::frame_box::FrameBox;
 use spin::MutexGuard;
 
 /// Domains that may exist at once, dom0 included.
@@ -188,12 +188,8 @@ struct RunState {
 }
 
 /// Built in place (it is large): always `Some`; [`start`] sets its clock.
-static RUN: spin::Mutex<Option<RunState>> = spin::Mutex::new(Some(RunState {
-    credit: Credit::new(1),
-    last_charge: [0; NR_CPUS],
-    carry: [0; MAX_DOMAINS],
-    period_start: 0,
-}));
+static RUN: spin::Mutex<Option<RunState>> =
+    spin::Mutex::new(Some(RunState { credit: Credit::new(1), last_charge: [0; NR_CPUS], carry: [0; MAX_DOMAINS], period_start: 0 }));
 
 /// The slot of the domain running on this CPU ([`NONE`] when idle).
 pub fn current() -> usize {

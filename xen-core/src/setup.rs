@@ -11,14 +11,14 @@ use crate::arch::x86_64::cpu::{self, ExitCode};
 use crate::arch::x86_64::traps::{TrapFrame, vector, vector_name};
 use crate::arch::x86_64::{self as arch, BOOT_DIRECTMAP_LIMIT, maddr_to_virt, paging};
 use crate::boot::cmdline::{Options, Selftest, Warning};
-use crate::boot::timeline::Timeline;
 use crate::boot::multiboot2::{BootInfo, MEMORY_AVAILABLE, Module, total_size};
+use crate::boot::timeline::Timeline;
 use crate::console;
-use crate::mm::frame_alloc::{FrameAllocator, words_for};
-use crate::mm::memmap::MemMap;
 use crate::domain::build::{Dom0Image, build_dom0};
 use crate::guest::{DIRECTMAP_END, Domain};
+use crate::mm::frame_alloc::{FrameAllocator, words_for};
 use crate::mm::machine::{self, M2p};
+use crate::mm::memmap::MemMap;
 use crate::mm::{Mfn, PAGE_SIZE};
 use crate::printk;
 use crate::version::{NAME, VERSION, XEN_MAJOR, XEN_MINOR};
@@ -118,11 +118,7 @@ pub fn start_xen(mbi_maddr: u64) -> ! {
     let cpus = crate::arch::x86_64::smp::start_aps(layout.l4.maddr(), nr_cpus.map(|n| &apic_ids[..n]));
     info!("{cpus} CPU(s) online");
     tl.mark("application processors", rdtsc());
-    info!(
-        "{} domain slots of {} bytes each",
-        crate::schedule::MAX_DOMAINS,
-        core::mem::size_of::<crate::schedule::Slot>()
-    );
+    info!("{} domain slots of {} bytes each", crate::schedule::MAX_DOMAINS, core::mem::size_of::<crate::schedule::Slot>());
     let free = machine::free_frames();
     if machine::init_frame_table(layout.m2p_entries).is_none() {
         fatal(format_args!("out of memory for the frame table"));
@@ -257,20 +253,12 @@ fn free_memory(mbi: &BootInfo<'_>, mbi_maddr: u64) -> MemMap<MAX_RANGES> {
 
 fn check_memory(free: &MemMap<MAX_RANGES>) {
     if free.total() < MIN_FREE_MEMORY {
-        fatal(format_args!(
-            "not enough memory: {} MiB of free RAM, {NAME} needs at least {} MiB",
-            free.total() / MIB,
-            MIN_FREE_MEMORY / MIB
-        ));
+        fatal(format_args!("not enough memory: {} MiB of free RAM, {NAME} needs at least {} MiB", free.total() / MIB, MIN_FREE_MEMORY / MIB));
     }
 }
 
 fn ram_top(mbi: &BootInfo<'_>) -> u64 {
-    mbi.memory_areas()
-        .filter(|a| a.kind == MEMORY_AVAILABLE)
-        .map(|a| a.base.saturating_add(a.len))
-        .max()
-        .unwrap_or(0)
+    mbi.memory_areas().filter(|a| a.kind == MEMORY_AVAILABLE).map(|a| a.base.saturating_add(a.len)).max().unwrap_or(0)
 }
 
 /// The first module must be a Xen PV kernel: dom0.
@@ -331,7 +319,10 @@ fn raise(test: Selftest) {
         // SAFETY: deliberately faulting: a non-canonical address.
         Selftest::GeneralProtection => unsafe { core::ptr::read_volatile(0x8000_0000_0000_0000 as *const u64) },
         // SAFETY: `ud2` raises #UD, whose handler never returns.
-        Selftest::InvalidOpcode => unsafe { core::arch::asm!("ud2", options(nomem, nostack)); 0 },
+        Selftest::InvalidOpcode => unsafe {
+            core::arch::asm!("ud2", options(nomem, nostack));
+            0
+        },
         // SAFETY: a push on an unmapped stack faults, and delivering that
         // #PF on the same stack faults again: #DF, taken on its IST stack.
         Selftest::DoubleFault => unsafe {

@@ -31,10 +31,8 @@ pub fn ensure_system_tools() -> Result<(), String> {
     eprintln!("xtask: installing {list}");
     let ok = |c: &mut Command| c.status().map(|s| s.success()).unwrap_or(false);
     let update = ok(Command::new("apt-get").args(["update", "-q"]));
-    let install = ok(Command::new("apt-get")
-        .args(["install", "-y", "-q", "--no-install-recommends"])
-        .args(&missing)
-        .env("DEBIAN_FRONTEND", "noninteractive"));
+    let install =
+        ok(Command::new("apt-get").args(["install", "-y", "-q", "--no-install-recommends"]).args(&missing).env("DEBIAN_FRONTEND", "noninteractive"));
     if !(update && install) {
         return Err(format!("apt-get install {list} failed"));
     }

@@ -33,16 +33,7 @@ pub struct FuzzArgs {
 
 impl Default for FuzzArgs {
     fn default() -> Self {
-        FuzzArgs {
-            seed: 1,
-            calls: 100_000,
-            danger: 50,
-            verbose: None,
-            only: None,
-            seeds: None,
-            smp: 2,
-            timeout_s: 0,
-        }
+        FuzzArgs { seed: 1, calls: 100_000, danger: 50, verbose: None, only: None, seeds: None, smp: 2, timeout_s: 0 }
     }
 }
 
@@ -54,10 +45,7 @@ impl FuzzArgs {
         let mut it = args.iter();
         while let Some(flag) = it.next() {
             let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
-            let num = |v: &String| {
-                v.parse::<u64>()
-                    .map_err(|_| format!("{flag}: '{v}' is not a number"))
-            };
+            let num = |v: &String| v.parse::<u64>().map_err(|_| format!("{flag}: '{v}' is not a number"));
             match flag.as_str() {
                 "--seed" => a.seed = num(value()?)?,
                 "--calls" => a.calls = num(value()?)?,
@@ -79,10 +67,7 @@ impl FuzzArgs {
 
     /// dom0's command line.
     pub fn dom0_args(&self) -> String {
-        let mut s = format!(
-            "test=fuzz seed={} calls={} danger={}",
-            self.seed, self.calls, self.danger
-        );
+        let mut s = format!("test=fuzz seed={} calls={} danger={}", self.seed, self.calls, self.danger);
         if let Some(v) = self.verbose {
             s += &format!(" verbose={v}");
         }
@@ -114,24 +99,13 @@ pub struct Verdict {
 
 /// Judge a run from its output, QEMU's exit status and the timeout.
 pub fn judge(output: &str, exit: Option<i32>, timed_out: bool) -> Verdict {
-    let summary: Vec<String> = output
-        .lines()
-        .filter(|l| l.starts_with("dom0: fuzz: "))
-        .map(|l| l.trim_end().to_string())
-        .collect();
+    let summary: Vec<String> = output.lines().filter(|l| l.starts_with("dom0: fuzz: ")).map(|l| l.trim_end().to_string()).collect();
     let halted = output.contains("Hardware Dom0 halted");
-    let panic = output
-        .lines()
-        .find(|l| l.contains("Panic on CPU") || l.contains("FATAL TRAP"))
-        .map(|l| l.trim().to_string());
+    let panic = output.lines().find(|l| l.contains("Panic on CPU") || l.contains("FATAL TRAP")).map(|l| l.trim().to_string());
     let hypervisor_died = match (panic, exit) {
         (Some(p), _) => Some(p),
-        (None, Some(0)) => {
-            Some("QEMU reset: a triple fault in the hypervisor (no panic line)".to_string())
-        }
-        (None, _) if timed_out && !halted => {
-            Some("no progress until the timeout: the hypervisor hung".to_string())
-        }
+        (None, Some(0)) => Some("QEMU reset: a triple fault in the hypervisor (no panic line)".to_string()),
+        (None, _) if timed_out && !halted => Some("no progress until the timeout: the hypervisor hung".to_string()),
         _ => None,
     };
     // Per domain, the last "fuzz: calls=" or "fuzz: call N" line.
@@ -151,14 +125,8 @@ pub fn judge(output: &str, exit: Option<i32>, timed_out: bool) -> Verdict {
             None => last.push((dom.to_string(), l.trim_end().to_string())),
         }
     }
-    let passed =
-        halted && exit == Some(EXIT_SUCCESS) && summary.iter().any(|l| l == "dom0: fuzz: PASSED");
-    Verdict {
-        passed,
-        summary,
-        hypervisor_died,
-        last_positions: last.into_iter().map(|(_, l)| l).collect(),
-    }
+    let passed = halted && exit == Some(EXIT_SUCCESS) && summary.iter().any(|l| l == "dom0: fuzz: PASSED");
+    Verdict { passed, summary, hypervisor_died, last_positions: last.into_iter().map(|(_, l)| l).collect() }
 }
 
 /// The CPU state QEMU logged at a reset that was not a power-on reset (a
@@ -166,26 +134,14 @@ pub fn judge(output: &str, exit: Option<i32>, timed_out: bool) -> Verdict {
 pub fn triple_faults(reset_log: &str) -> Vec<String> {
     let mut out = Vec::new();
     for block in reset_log.split("CPU Reset").skip(1) {
-        let field = |name: &str| {
-            block
-                .split_whitespace()
-                .find_map(|w| w.strip_prefix(name))
-                .map(str::to_string)
-                .unwrap_or_default()
-        };
+        let field = |name: &str| block.split_whitespace().find_map(|w| w.strip_prefix(name)).map(str::to_string).unwrap_or_default();
         // Power-on and INIT resets: paging off.
         let cr0 = u64::from_str_radix(&field("CR0="), 16).unwrap_or(0);
         if cr0 & (1 << 31) == 0 {
             continue;
         }
         let cpu = block.lines().next().unwrap_or("").trim().to_string();
-        out.push(format!(
-            "{cpu} RIP={} RSP={} CR2={} CR3={}",
-            field("RIP="),
-            field("RSP="),
-            field("CR2="),
-            field("CR3=")
-        ));
+        out.push(format!("{cpu} RIP={} RSP={} CR2={} CR3={}", field("RIP="), field("RSP="), field("CR2="), field("CR3=")));
     }
     out
 }
@@ -196,18 +152,8 @@ pub fn boot(a: &FuzzArgs, k: &image::Kernels, name: &str) -> Result<(Verdict, St
     let iso = image::make_iso(&spec)?;
     let reset_log = image::out_dir().join(format!("{name}-qemu-reset.log"));
     let _ = std::fs::remove_file(&reset_log);
-    let extra = vec![
-        "-d".into(),
-        "cpu_reset".into(),
-        "-D".into(),
-        reset_log.display().to_string(),
-    ];
-    let opts = qemu::Options {
-        smp: a.smp,
-        timeout: Some(Duration::from_secs(a.timeout_s)),
-        extra,
-        ..Default::default()
-    };
+    let extra = vec!["-d".into(), "cpu_reset".into(), "-D".into(), reset_log.display().to_string()];
+    let opts = qemu::Options { smp: a.smp, timeout: Some(Duration::from_secs(a.timeout_s)), extra, ..Default::default() };
     let r = qemu::boot(&iso, &opts)?;
     let mut v = judge(&r.output, r.exit, r.timed_out);
     let faults = triple_faults(&std::fs::read_to_string(&reset_log).unwrap_or_default());
@@ -222,12 +168,7 @@ pub fn command(args: &[String]) -> Result<(), String> {
     let a = FuzzArgs::parse(args)?;
     crate::env::ensure_system_tools()?;
     let k = image::build(image::Profile::Release)?;
-    println!(
-        "fuzz: xen-core on {} CPUs, dom0 '{}', timeout {} s",
-        a.smp,
-        a.dom0_args(),
-        a.timeout_s
-    );
+    println!("fuzz: xen-core on {} CPUs, dom0 '{}', timeout {} s", a.smp, a.dom0_args(), a.timeout_s);
     let (v, output) = boot(&a, &k, "fuzz")?;
     let log = image::out_dir().join(format!("fuzz-seed{}.log", a.seed));
     let _ = std::fs::write(&log, &output);
@@ -242,11 +183,7 @@ pub fn command(args: &[String]) -> Result<(), String> {
         }
     }
     println!("fuzz: serial output in {}", log.display());
-    if v.passed {
-        Ok(())
-    } else {
-        Err("the fuzzing run failed".into())
-    }
+    if v.passed { Ok(()) } else { Err("the fuzzing run failed".into()) }
 }
 
 #[cfg(test)]
@@ -255,23 +192,11 @@ mod tests {
 
     #[test]
     fn arguments() {
-        let a = FuzzArgs::parse(&["--seed".into(), "7".into(), "--calls".into(), "5000".into()])
-            .unwrap();
+        let a = FuzzArgs::parse(&["--seed".into(), "7".into(), "--calls".into(), "5000".into()]).unwrap();
         assert_eq!((a.seed, a.calls, a.smp, a.timeout_s), (7, 5000, 2, 70));
         assert_eq!(a.dom0_args(), "test=fuzz seed=7 calls=5000 danger=50");
-        let r = FuzzArgs::parse(&[
-            "--only".into(),
-            "1".into(),
-            "--seeds".into(),
-            "3,4".into(),
-            "--verbose".into(),
-            "100".into(),
-        ])
-        .unwrap();
-        assert_eq!(
-            r.dom0_args(),
-            "test=fuzz seed=1 calls=100000 danger=50 verbose=100 only=1 seeds=3,4"
-        );
+        let r = FuzzArgs::parse(&["--only".into(), "1".into(), "--seeds".into(), "3,4".into(), "--verbose".into(), "100".into()]).unwrap();
+        assert_eq!(r.dom0_args(), "test=fuzz seed=1 calls=100000 danger=50 verbose=100 only=1 seeds=3,4");
         assert!(FuzzArgs::parse(&["--bogus".into()]).is_err());
         assert!(FuzzArgs::parse(&["--seed".into()]).is_err());
     }
@@ -290,33 +215,12 @@ mod tests {
         let out = "(d1) fuzz: calls=0 seed=5 op=misc\n(d2) fuzz: calls=0 seed=6 op=vcpu\n(d1) fuzz: calls=256 seed=5 op=mmuext_op\n(d2) fuzz: call 300 set_gdt nr=2 args=[0]\n";
         let v = judge(out, Some(0), false);
         assert!(!v.passed);
-        assert!(
-            v.hypervisor_died
-                .as_deref()
-                .is_some_and(|h| h.contains("triple fault"))
-        );
-        assert_eq!(
-            v.last_positions,
-            [
-                "(d1) fuzz: calls=256 seed=5 op=mmuext_op",
-                "(d2) fuzz: call 300 set_gdt nr=2 args=[0]"
-            ]
-        );
-        let p = judge(
-            "(XEN) Panic on CPU 0: FATAL TRAP: vector 14\n",
-            Some(35),
-            false,
-        );
-        assert_eq!(
-            p.hypervisor_died.as_deref(),
-            Some("(XEN) Panic on CPU 0: FATAL TRAP: vector 14")
-        );
+        assert!(v.hypervisor_died.as_deref().is_some_and(|h| h.contains("triple fault")));
+        assert_eq!(v.last_positions, ["(d1) fuzz: calls=256 seed=5 op=mmuext_op", "(d2) fuzz: call 300 set_gdt nr=2 args=[0]"]);
+        let p = judge("(XEN) Panic on CPU 0: FATAL TRAP: vector 14\n", Some(35), false);
+        assert_eq!(p.hypervisor_died.as_deref(), Some("(XEN) Panic on CPU 0: FATAL TRAP: vector 14"));
         let h = judge("(d1) fuzz: calls=0 seed=1 op=misc\n", None, true);
-        assert!(
-            h.hypervisor_died
-                .as_deref()
-                .is_some_and(|h| h.contains("hung"))
-        );
+        assert!(h.hypervisor_died.as_deref().is_some_and(|h| h.contains("hung")));
     }
 
     #[test]
@@ -324,12 +228,7 @@ mod tests {
         let log = "CPU Reset (CPU 0)\nRAX=0 RIP=0000fff0\nCR0=60000010 CR2=0 CR3=0 CR4=0\n\
                    CPU Reset (CPU 1)\nRAX=0000000000000001 RIP=ffff82d040212345 RFL=00000002\nRSP=ffff82d0405fff00\n\
                    CR0=80050033 CR2=0000000000000000 CR3=0000000000000000 CR4=000006a0\n";
-        assert_eq!(
-            triple_faults(log),
-            [
-                "(CPU 1) RIP=ffff82d040212345 RSP=ffff82d0405fff00 CR2=0000000000000000 CR3=0000000000000000"
-            ]
-        );
+        assert_eq!(triple_faults(log), ["(CPU 1) RIP=ffff82d040212345 RSP=ffff82d0405fff00 CR2=0000000000000000 CR3=0000000000000000"]);
     }
 
     #[test]

@@ -45,9 +45,7 @@ pub fn build(profile: Profile) -> Result<Kernels, String> {
     if !status.success() {
         return Err("kernel build failed".into());
     }
-    let dir = root
-        .join("target/x86_64-unknown-none")
-        .join(if profile == Profile::Release { "release" } else { "debug" });
+    let dir = root.join("target/x86_64-unknown-none").join(if profile == Profile::Release { "release" } else { "debug" });
     Ok(Kernels { xen_core: dir.join("xen-core"), dom0: dir.join("dom0"), guest: dir.join("pv-guest-kernel") })
 }
 
@@ -141,10 +139,5 @@ pub fn xen417_spec_with(name: &str, k: &Kernels, xen_cmdline: &str, dom0_args: &
 /// xen-core with dom0 (given `dom0_args`) and the demo guest as its module.
 pub fn standard_spec(name: &str, k: &Kernels, cmdline: &str, dom0_args: &str) -> IsoSpec {
     let dom0 = Module { args: dom0_args.into(), ..Module::new(&k.dom0, "dom0") };
-    IsoSpec {
-        name: name.into(),
-        hypervisor: k.xen_core.clone(),
-        cmdline: cmdline.into(),
-        modules: vec![dom0, Module::new(&k.guest, "guest")],
-    }
+    IsoSpec { name: name.into(), hypervisor: k.xen_core.clone(), cmdline: cmdline.into(), modules: vec![dom0, Module::new(&k.guest, "guest")] }
 }

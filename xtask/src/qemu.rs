@@ -125,18 +125,20 @@ pub fn boot(iso: &Path, o: &Options) -> Result<Outcome, String> {
         s
     });
     let mut stdin = child.stdin.take();
-    if o.interactive && o.script.is_empty()
-        && let Some(mut qemu_in) = stdin.take() {
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 256];
-                let mut ours = std::io::stdin();
-                while let Ok(n) = ours.read(&mut buf) {
-                    if n == 0 || qemu_in.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
+    if o.interactive
+        && o.script.is_empty()
+        && let Some(mut qemu_in) = stdin.take()
+    {
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 256];
+            let mut ours = std::io::stdin();
+            while let Ok(n) = ours.read(&mut buf) {
+                if n == 0 || qemu_in.write_all(&buf[..n]).is_err() {
+                    break;
                 }
-            });
-        }
+            }
+        });
+    }
 
     let mut out = Vec::new();
     let mut first_line_after = None;
@@ -181,12 +183,14 @@ pub fn boot(iso: &Path, o: &Options) -> Result<Outcome, String> {
             break;
         }
         let at_prompt = !out.is_empty() && out.last() != Some(&b'\n');
-        if at_prompt && last_data.elapsed() > Duration::from_millis(300)
-            && let (Some(line), Some(si)) = (script.next(), stdin.as_mut()) {
-                let _ = si.write_all(format!("{line}\n").as_bytes());
-                let _ = si.flush();
-                last_data = Instant::now();
-            }
+        if at_prompt
+            && last_data.elapsed() > Duration::from_millis(300)
+            && let (Some(line), Some(si)) = (script.next(), stdin.as_mut())
+        {
+            let _ = si.write_all(format!("{line}\n").as_bytes());
+            let _ = si.flush();
+            last_data = Instant::now();
+        }
     }
     let status = child.wait().map_err(|e| e.to_string())?;
     let qemu_err = err_thread.join().unwrap_or_default();

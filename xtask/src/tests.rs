@@ -99,10 +99,7 @@ fn single_boot_tests() -> Vec<BootTest> {
             forbid: &["Panic"],
             ..boot("boot_smp4_brings_up_every_cpu", "loglvl=all", EXIT_SUCCESS, &["CPU 1 up", "CPU 2 up", "CPU 3 up", "4 CPU(s) online"])
         },
-        BootTest {
-            mem_mib: 2048,
-            ..boot("boot_2g_directmap", "loglvl=all", EXIT_SUCCESS, &["direct map of 2048 MiB", COMPLETE])
-        },
+        BootTest { mem_mib: 2048, ..boot("boot_2g_directmap", "loglvl=all", EXIT_SUCCESS, &["direct map of 2048 MiB", COMPLETE]) },
         BootTest {
             forbid: &["Physical RAM map", "Frame allocator"],
             ..boot("loglvl_warning_hides_info", "loglvl=warning", EXIT_SUCCESS, &[BANNER, COMPLETE])
@@ -123,10 +120,7 @@ fn single_boot_tests() -> Vec<BootTest> {
             modules: Modules::None,
             ..boot("no_modules", "", EXIT_FAILURE, &["Panic on CPU 0: no dom0 kernel: the boot loader passed no modules"])
         },
-        BootTest {
-            modules: Modules::BadMagic,
-            ..boot("corrupt_elf_bad_magic", "", EXIT_FAILURE, &["is not a valid ELF image: bad ELF magic"])
-        },
+        BootTest { modules: Modules::BadMagic, ..boot("corrupt_elf_bad_magic", "", EXIT_FAILURE, &["is not a valid ELF image: bad ELF magic"]) },
         BootTest {
             modules: Modules::Truncated,
             ..boot("corrupt_elf_truncated", "", EXIT_FAILURE, &["is not a valid ELF image: program headers out of bounds"])
@@ -135,10 +129,7 @@ fn single_boot_tests() -> Vec<BootTest> {
             modules: Modules::NotPv,
             ..boot("dom0_without_xen_notes", "", EXIT_FAILURE, &["is not a Xen PV kernel: it has no Xen ELF notes"])
         },
-        BootTest {
-            modules: Modules::BadNote,
-            ..boot("dom0_malformed_xen_note", "", EXIT_FAILURE, &["has bad Xen ELF notes: malformed ELF note"])
-        },
+        BootTest { modules: Modules::BadNote, ..boot("dom0_malformed_xen_note", "", EXIT_FAILURE, &["has bad Xen ELF notes: malformed ELF note"]) },
         BootTest {
             modules: Modules::Dom0Test("test=domains"),
             ..boot(
@@ -173,7 +164,12 @@ fn single_boot_tests() -> Vec<BootTest> {
                 "spinning_guest_does_not_starve_the_others",
                 "loglvl=warning dom0_mem=64M",
                 EXIT_SUCCESS,
-                &["(d2) pv-guest-kernel: spinning forever", "dom0: guests: 2 of 2 guests finished", "dom0: guests: d2 still runs; destroying it", "no frame leaked"],
+                &[
+                    "(d2) pv-guest-kernel: spinning forever",
+                    "dom0: guests: 2 of 2 guests finished",
+                    "dom0: guests: d2 still runs; destroying it",
+                    "no frame leaked",
+                ],
             )
         },
         BootTest {
@@ -237,7 +233,11 @@ fn single_boot_tests() -> Vec<BootTest> {
                 "running_guests_destroyed_100_times_leak_nothing",
                 "loglvl=warning dom0_mem=64M",
                 EXIT_SUCCESS,
-                &["dom0: churn: 100 guests built, run (100 had used CPU time) and destroyed while running", "dom0: churn: free pages", "no frame leaked"],
+                &[
+                    "dom0: churn: 100 guests built, run (100 had used CPU time) and destroyed while running",
+                    "dom0: churn: free pages",
+                    "no frame leaked",
+                ],
             )
         },
         BootTest {
@@ -257,10 +257,7 @@ fn single_boot_tests() -> Vec<BootTest> {
                 ],
             )
         },
-        BootTest {
-            mem_mib: 16,
-            ..boot("too_little_memory", "", EXIT_FAILURE, &["Panic on CPU 0: not enough memory:", "needs at least 24 MiB"])
-        },
+        BootTest { mem_mib: 16, ..boot("too_little_memory", "", EXIT_FAILURE, &["Panic on CPU 0: not enough memory:", "needs at least 24 MiB"]) },
         boot(
             "selftest_page_fault",
             "selftest=pf",
@@ -336,7 +333,17 @@ struct Dom0Test {
 const BANNER_LINES: &[&str] = &["dom0: nr_pages: 16384", "dom0: flags: SIF_PRIVILEGED|SIF_INITDOMAIN", "dom0: boot modules: 1 ("];
 
 fn dom0_tests() -> Vec<Dom0Test> {
-    let t = |name, dom0_args, crashes, expect| Dom0Test { name, script: &[], demo_guest: false, dom0_args, crashes, expect, forbid: &[], smp: 1, xen_credit: false };
+    let t = |name, dom0_args, crashes, expect| Dom0Test {
+        name,
+        script: &[],
+        demo_guest: false,
+        dom0_args,
+        crashes,
+        expect,
+        forbid: &[],
+        smp: 1,
+        xen_credit: false,
+    };
     vec![
         t("dom0_banner_and_poweroff", "test=banner", false, BANNER_LINES),
         t("dom0_crash_fails", "test=crash", true, &["dom0: crash: asking for SHUTDOWN_crash"]),
@@ -350,9 +357,16 @@ fn dom0_tests() -> Vec<Dom0Test> {
             "guest_page_fault_handled_by_guest",
             "test=pagefault",
             false,
-            &["dom0: pagefault: set_trap_table -> 0", "dom0: pagefault: map shared_info -> 0", "dom0: pagefault: handled vector 14 error 0x0 cr2 0xdeadb000"],
+            &[
+                "dom0: pagefault: set_trap_table -> 0",
+                "dom0: pagefault: map shared_info -> 0",
+                "dom0: pagefault: handled vector 14 error 0x0 cr2 0xdeadb000",
+            ],
         ),
-        Dom0Test { forbid: &["still running after ud2"], ..t("unhandled_fault_crashes_domain", "test=unhandled", true, &["executing ud2 with no handler"]) },
+        Dom0Test {
+            forbid: &["still running after ud2"],
+            ..t("unhandled_fault_crashes_domain", "test=unhandled", true, &["executing ud2 with no handler"])
+        },
         t("fault_while_delivering_crashes_domain", "test=badstack", true, &["dom0: badstack: faulting with an unmapped stack"]),
         t(
             "user_tables_syscall_returns_to_kernel_tables",
@@ -366,14 +380,23 @@ fn dom0_tests() -> Vec<Dom0Test> {
                 "demo_guest_runs_a_user_program",
                 "",
                 false,
-                &["pv-guest-kernel: hello", "usertables: user L4 pinned and installed", "pv-guest-kernel: user program made SYSCALL 0x5ca11 from cs 0xe033"],
+                &[
+                    "pv-guest-kernel: hello",
+                    "usertables: user L4 pinned and installed",
+                    "pv-guest-kernel: user program made SYSCALL 0x5ca11 from cs 0xe033",
+                ],
             )
         },
         t(
             "pv_clock_system_time_and_wallclock",
             "test=time",
             false,
-            &["dom0: time: map shared_info -> 0", "dom0: time: system time advances", "dom0: time: a 50 ms sleep lasts at least 50 ms", "dom0: time: wall clock year plausible"],
+            &[
+                "dom0: time: map shared_info -> 0",
+                "dom0: time: system time advances",
+                "dom0: time: a 50 ms sleep lasts at least 50 ms",
+                "dom0: time: wall clock year plausible",
+            ],
         ),
         Dom0Test {
             script: &["list", "info", "bogus", "poweroff"],
@@ -453,7 +476,12 @@ fn dom0_tests() -> Vec<Dom0Test> {
                 "credit_weight_and_cap_set_by_domctl_shape_cpu_share",
                 "test=weights",
                 false,
-                &["dom0: weights: d1 weight 256, d2 weight 512 (rc 0)", "dom0: weights: share follows weight", "dom0: weights: d2 weight 256 cap 20 (rc 0)", "dom0: weights: cap holds"],
+                &[
+                    "dom0: weights: d1 weight 256, d2 weight 512 (rc 0)",
+                    "dom0: weights: share follows weight",
+                    "dom0: weights: d2 weight 256 cap 20 (rc 0)",
+                    "dom0: weights: cap holds",
+                ],
             )
         },
         t(
@@ -487,7 +515,15 @@ fn dom0_tests() -> Vec<Dom0Test> {
             )
         },
         Dom0Test {
-            script: &["create spin", "sched-credit -d 1 -w 512 -c 30", "sched-credit", "sched-credit -d 1 -w 0", "sched-credit -d 9", "destroy 1", "poweroff"],
+            script: &[
+                "create spin",
+                "sched-credit -d 1 -w 512 -c 30",
+                "sched-credit",
+                "sched-credit -d 1 -w 0",
+                "sched-credit -d 9",
+                "destroy 1",
+                "poweroff",
+            ],
             xen_credit: true,
             ..t(
                 "xl_sched_credit_sets_and_shows_weight_and_cap",
@@ -654,12 +690,8 @@ fn run_dom0_tests(filter: &str, k: &Kernels, tally: &mut Tally) {
 
 /// Run one boot test; returns whether it passed.
 fn run_boot_test(t: &BootTest, k: &Kernels) -> Result<bool, String> {
-    let spec = IsoSpec {
-        name: format!("test-{}", t.name),
-        hypervisor: k.xen_core.clone(),
-        cmdline: t.cmdline.into(),
-        modules: modules_for(t.modules, k)?,
-    };
+    let spec =
+        IsoSpec { name: format!("test-{}", t.name), hypervisor: k.xen_core.clone(), cmdline: t.cmdline.into(), modules: modules_for(t.modules, k)? };
     let iso = image::make_iso(&spec)?;
     let opts = qemu::Options { smp: t.smp, mem_mib: t.mem_mib, timeout: Some(Duration::from_secs(60)), ..Default::default() };
     let started = Instant::now();
@@ -727,10 +759,7 @@ fn count_results(output: &str) -> (usize, usize) {
     let mut failed = 0;
     for line in output.lines().filter(|l| l.starts_with("test result:")) {
         let num = |word: &str| {
-            line.split(';')
-                .find(|p| p.trim_end().ends_with(word))
-                .and_then(|p| p.split_whitespace().rev().nth(1)?.parse::<usize>().ok())
-                .unwrap_or(0)
+            line.split(';').find(|p| p.trim_end().ends_with(word)).and_then(|p| p.split_whitespace().rev().nth(1)?.parse::<usize>().ok()).unwrap_or(0)
         };
         passed += num("passed");
         failed += num("failed");

@@ -14,9 +14,7 @@ use super::{CaseInfo, Kind};
 mod helpers {
     use super::super::Outcome;
     pub use super::super::cases::helpers::*;
-    use super::super::ctx::{
-        all, call, check, error, expect, expect_trap, l4_mfn, mfn_of, ptr, ptr_mut, start_info,
-    };
+    use super::super::ctx::{all, call, check, error, expect, expect_trap, l4_mfn, mfn_of, ptr, ptr_mut, start_info};
     use crate::grants::{CopySide, GTF_PERMIT_ACCESS, GTF_READING, GTF_READONLY, GTF_WRITING};
     use crate::traps::{Probe, probe};
 
@@ -54,14 +52,7 @@ mod helpers {
     /// (the hypervisor fills its own slots when it validates the copy).
     fn copy_guest_l4(va: u64) {
         for i in 0..512 {
-            write(
-                va + i as u64 * 8,
-                if (256..272).contains(&i) {
-                    0
-                } else {
-                    l4_entry(i)
-                },
-            );
+            write(va + i as u64 * 8, if (256..272).contains(&i) { 0 } else { l4_entry(i) });
         }
     }
 
@@ -85,9 +76,7 @@ mod helpers {
     /// The L1 entry currently mapping `va` (initial region only).
     fn pte_of(va: u64) -> Option<u64> {
         let m = l1e_maddr(va)?;
-        Some(read(
-            crate::notes::VIRT_BASE + crate::console::mfn_to_pfn(m >> 12) * 4096 + (m & 0xfff),
-        ))
+        Some(read(crate::notes::VIRT_BASE + crate::console::mfn_to_pfn(m >> 12) * 4096 + (m & 0xfff)))
     }
 
     /// `mmuext_op` INVLPG_LOCAL.
@@ -115,22 +104,16 @@ mod helpers {
         /// through a foreign mapping at `window` (a spare page of ours,
         /// given back before returning); an error if any step fails.
         pub fn new(window: (u64, u64)) -> Result<Victim, Outcome> {
-            let dom =
-                create_domain(0).map_err(|e| error(format_args!("createdomain failed: {e}")))?;
+            let dom = create_domain(0).map_err(|e| error(format_args!("createdomain failed: {e}")))?;
             let v = Victim { dom, mfn: 0 };
             let mut extent = [0u64];
             let r: [u64; 4] = [extent.as_mut_ptr() as u64, 1, 0, u64::from(dom)];
             let mm = max_mem(dom, 64);
             let pop = call(nr::MEMORY_OP, 6, ptr(&r), 0, 0, 0);
-            let v = Victim {
-                mfn: extent[0],
-                ..v
-            };
+            let v = Victim { mfn: extent[0], ..v };
             if mm != 0 || pop != 1 || v.mfn == 0 {
                 v.destroy();
-                return Err(error(format_args!(
-                    "populating the victim failed: max_mem {mm}, populate {pop}"
-                )));
+                return Err(error(format_args!("populating the victim failed: max_mem {mm}, populate {pop}")));
             }
             let seen = v.with_mapped(window, |va| {
                 write(va, VICTIM_MARK);
@@ -139,9 +122,7 @@ mod helpers {
             });
             if seen != Some(VICTIM_MARK) {
                 v.destroy();
-                return Err(error(format_args!(
-                    "the victim's frame could not be mapped and written: {seen:?}"
-                )));
+                return Err(error(format_args!("the victim's frame could not be mapped and written: {seen:?}")));
             }
             Ok(v)
         }
@@ -158,14 +139,7 @@ mod helpers {
             let pte = l1e_maddr(va)?;
             let req: [u64; 2] = [pte, (self.mfn << 12) | PTE_RW];
             let mut done = 0u32;
-            let r = call(
-                nr::MMU_UPDATE,
-                ptr(&req),
-                1,
-                ptr_mut(&mut done),
-                u64::from(self.dom),
-                0,
-            );
+            let r = call(nr::MMU_UPDATE, ptr(&req), 1, ptr_mut(&mut done), u64::from(self.dom), 0);
             invlpg(va);
             let out = (r == 0).then(|| f(va));
             writable(va, own);
@@ -174,9 +148,7 @@ mod helpers {
 
         /// Whether the victim's page still holds [`VICTIM_MARK`] twice.
         pub fn intact(&self, window: (u64, u64)) -> bool {
-            self.with_mapped(window, |va| {
-                read(va) == VICTIM_MARK && read(va + 8) == VICTIM_MARK
-            }) == Some(true)
+            self.with_mapped(window, |va| read(va) == VICTIM_MARK && read(va + 8) == VICTIM_MARK) == Some(true)
         }
 
         /// Destroy the domain.
@@ -202,21 +174,9 @@ mod helpers {
         let gref = if into_victim { 31 } else { 30 };
         t.grant(gref, 0, v.mfn(), !into_victim);
         let st = if into_victim {
-            crate::grants::copy(
-                CopySide::Frame(own_m, SELF),
-                0,
-                CopySide::Gref(gref, SELF),
-                0,
-                8,
-            )
+            crate::grants::copy(CopySide::Frame(own_m, SELF), 0, CopySide::Gref(gref, SELF), 0, 8)
         } else {
-            crate::grants::copy(
-                CopySide::Gref(gref, SELF),
-                0,
-                CopySide::Frame(own_m, SELF),
-                0,
-                8,
-            )
+            crate::grants::copy(CopySide::Gref(gref, SELF), 0, CopySide::Frame(own_m, SELF), 0, 8)
         };
         let flags = t.entry_flags(gref);
         let ended = t.end_access(gref);
@@ -225,15 +185,9 @@ mod helpers {
         v.destroy();
         let want_flags = GTF_PERMIT_ACCESS | if into_victim { 0 } else { GTF_READONLY };
         all(&[
-            check(
-                own_after == OWN_MARK,
-                format_args!("read another domain's frame: got {own_after:#x}"),
-            ),
+            check(own_after == OWN_MARK, format_args!("read another domain's frame: got {own_after:#x}")),
             check(intact, format_args!("wrote into another domain's frame")),
-            check(
-                flags == want_flags && ended,
-                format_args!("entry left as {flags:#x}"),
-            ),
+            check(flags == want_flags && ended, format_args!("entry left as {flags:#x}")),
             expect(i64::from(st), GNTST_BAD_PAGE),
         ])
     }
@@ -258,25 +212,13 @@ mod helpers {
             write(own + i * 8, OWN_MARK);
         }
         t.grant(35, 0, xen, true);
-        let st = crate::grants::copy(
-            CopySide::Gref(35, SELF),
-            0,
-            CopySide::Frame(own_m, SELF),
-            0,
-            4096,
-        );
+        let st = crate::grants::copy(CopySide::Gref(35, SELF), 0, CopySide::Frame(own_m, SELF), 0, 4096);
         let flags = t.entry_flags(35);
         let ended = t.end_access(35);
         let leaked = (0..512).filter(|i| read(own + i * 8) != OWN_MARK).count();
         all(&[
-            check(
-                leaked == 0,
-                format_args!("{leaked} words of hypervisor frame {xen:#x} copied out"),
-            ),
-            check(
-                flags == GTF_PERMIT_ACCESS | GTF_READONLY && ended,
-                format_args!("entry left as {flags:#x}"),
-            ),
+            check(leaked == 0, format_args!("{leaked} words of hypervisor frame {xen:#x} copied out")),
+            check(flags == GTF_PERMIT_ACCESS | GTF_READONLY && ended, format_args!("entry left as {flags:#x}")),
             expect(i64::from(st), GNTST_BAD_PAGE),
         ])
     }
@@ -296,25 +238,13 @@ mod helpers {
         const OWN_MARK: u64 = 0x6f77_6e5f_7061_6766;
         write(own, OWN_MARK);
         t.grant(32, 0, past, true);
-        let st = crate::grants::copy(
-            CopySide::Gref(32, SELF),
-            0,
-            CopySide::Frame(own_m, SELF),
-            0,
-            64,
-        );
+        let st = crate::grants::copy(CopySide::Gref(32, SELF), 0, CopySide::Frame(own_m, SELF), 0, 64);
         let flags = t.entry_flags(32);
         let ended = t.end_access(32);
         let own_after = read(own);
         all(&[
-            check(
-                own_after == OWN_MARK,
-                format_args!("copied from frame {past:#x} past RAM: {own_after:#x}"),
-            ),
-            check(
-                flags == GTF_PERMIT_ACCESS | GTF_READONLY && ended,
-                format_args!("entry left as {flags:#x}"),
-            ),
+            check(own_after == OWN_MARK, format_args!("copied from frame {past:#x} past RAM: {own_after:#x}")),
+            check(flags == GTF_PERMIT_ACCESS | GTF_READONLY && ended, format_args!("entry left as {flags:#x}")),
             expect(i64::from(st), GNTST_BAD_PAGE),
         ])
     }
@@ -338,13 +268,7 @@ mod helpers {
             return error(format_args!("making the L1 failed: {ro} {pinned}"));
         }
         t.grant(33, 0, l1m, false);
-        let st = crate::grants::copy(
-            CopySide::Frame(src_m, SELF),
-            0,
-            CopySide::Gref(33, SELF),
-            0,
-            8,
-        );
+        let st = crate::grants::copy(CopySide::Frame(src_m, SELF), 0, CopySide::Gref(33, SELF), 0, 8);
         let flags = t.entry_flags(33);
         let ended = t.end_access(33);
         let entry = read(l1);
@@ -353,14 +277,8 @@ mod helpers {
         }
         let cleanup = (unpin(l1m), writable(l1, l1m));
         all(&[
-            check(
-                entry == 0,
-                format_args!("pinned L1 entry 0 became {entry:#x}"),
-            ),
-            check(
-                flags == GTF_PERMIT_ACCESS && ended,
-                format_args!("entry left as {flags:#x}"),
-            ),
+            check(entry == 0, format_args!("pinned L1 entry 0 became {entry:#x}")),
+            check(flags == GTF_PERMIT_ACCESS && ended, format_args!("entry left as {flags:#x}")),
             expect(cleanup.0, 0),
             expect(cleanup.1, 0),
             expect(i64::from(st), GNTST_GENERAL_ERROR),
@@ -396,14 +314,8 @@ mod helpers {
         v.destroy();
         all(&[
             expect(r, 0),
-            check(
-                !leaked && bus == 0,
-                format_args!("status {st}, dev_bus_addr {bus:#x} handed out"),
-            ),
-            check(
-                flags == GTF_PERMIT_ACCESS && ended,
-                format_args!("entry left as {flags:#x}"),
-            ),
+            check(!leaked && bus == 0, format_args!("status {st}, dev_bus_addr {bus:#x} handed out")),
+            check(flags == GTF_PERMIT_ACCESS && ended, format_args!("entry left as {flags:#x}")),
             check(intact, format_args!("victim page changed")),
             expect(i64::from(st), GNTST_BAD_PAGE),
         ])
@@ -434,13 +346,7 @@ mod helpers {
         let out = f((a0, a0m), (a1, a1m));
         let back = new_baseptr(l4_mfn());
         let cleanup = [unpin(a0m), writable(a0, a0m), writable(a1, a1m)];
-        all(&[
-            out,
-            expect(back, 0),
-            expect(cleanup[0], 0),
-            expect(cleanup[1], 0),
-            expect(cleanup[2], 0),
-        ])
+        all(&[out, expect(back, 0), expect(cleanup[0], 0), expect(cleanup[1], 0), expect(cleanup[2], 0)])
     }
 
     /// `[NEW_BASEPTR(A0), CLEAR_PAGE(A1), TLB_FLUSH_LOCAL]` while running on
@@ -453,14 +359,7 @@ mod helpers {
         on_unpinned_l4(|(_, a0m), (a1, a1m)| {
             let ops: [[u64; 3]; 3] = [[5, a0m, 0], [16, a1m, 0], [6, 0, 0]];
             let mut done = 0u32;
-            let r = call(
-                nr::MMUEXT_OP,
-                ptr(&ops),
-                3,
-                ptr_mut(&mut done),
-                u64::from(SELF),
-                0,
-            );
+            let r = call(nr::MMUEXT_OP, ptr(&ops), 3, ptr_mut(&mut done), u64::from(SELF), 0);
             let alive = call(nr::XEN_VERSION, 0, 0, 0, 0, 0);
             let cleared = (0..512).all(|i| read(a1 + i * 8) == 0);
             all(&[
@@ -485,14 +384,7 @@ mod helpers {
         on_unpinned_l4(|(_, a0m), (a1, a1m)| {
             let ops: [[u64; 3]; 4] = [[5, a0m, 0], [17, a1m, sm], [6, 0, 0], [5, a1m, 0]];
             let mut done = 0u32;
-            let r = call(
-                nr::MMUEXT_OP,
-                ptr(&ops),
-                4,
-                ptr_mut(&mut done),
-                u64::from(SELF),
-                0,
-            );
+            let r = call(nr::MMUEXT_OP, ptr(&ops), 4, ptr_mut(&mut done), u64::from(SELF), 0);
             let alive = call(nr::XEN_VERSION, 0, 0, 0, 0, 0);
             // The hypervisor's text slot is the same in every L4 (others,
             // such as Xen's linear slot, are per table).
@@ -502,10 +394,7 @@ mod helpers {
                 expect(r, 0),
                 check(done == 4, format_args!("done {done}")),
                 expect(alive, (4 << 16) | 17),
-                check(
-                    text == l4_entry(XEN_TEXT_SLOT),
-                    format_args!("A1[261] is {text:#x}"),
-                ),
+                check(text == l4_entry(XEN_TEXT_SLOT), format_args!("A1[261] is {text:#x}")),
                 check(guest_half, format_args!("A1's guest half is not S's")),
             ])
         })
@@ -522,36 +411,9 @@ mod helpers {
             let req: [u64; 2] = [slot(a1m, XEN_TEXT_SLOT), 0];
             let back: [[u64; 3]; 2] = [[6, 0, 0], [5, a1m, 0]];
             let mut list = [[0u64; 8]; 3];
-            list[0] = [
-                nr::MMUEXT_OP,
-                u64::MAX,
-                ptr(&to_a0),
-                1,
-                0,
-                u64::from(SELF),
-                0,
-                0,
-            ];
-            list[1] = [
-                nr::MMU_UPDATE,
-                u64::MAX,
-                ptr(&req),
-                1,
-                0,
-                u64::from(SELF),
-                0,
-                0,
-            ];
-            list[2] = [
-                nr::MMUEXT_OP,
-                u64::MAX,
-                ptr(&back),
-                2,
-                0,
-                u64::from(SELF),
-                0,
-                0,
-            ];
+            list[0] = [nr::MMUEXT_OP, u64::MAX, ptr(&to_a0), 1, 0, u64::from(SELF), 0, 0];
+            list[1] = [nr::MMU_UPDATE, u64::MAX, ptr(&req), 1, 0, u64::from(SELF), 0, 0];
+            list[2] = [nr::MMUEXT_OP, u64::MAX, ptr(&back), 2, 0, u64::from(SELF), 0, 0];
             let r = call(nr::MULTICALL, ptr_mut(&mut list), 3, 0, 0, 0);
             let alive = call(nr::XEN_VERSION, 0, 0, 0, 0, 0);
             let res = [list[0][1] as i64, list[1][1] as i64, list[2][1] as i64];
@@ -560,10 +422,7 @@ mod helpers {
                 expect(r, 0),
                 check(res == [0, 0, 0], format_args!("results {res:?}")),
                 expect(alive, (4 << 16) | 17),
-                check(
-                    slot_back == l4_entry(XEN_TEXT_SLOT),
-                    format_args!("A1[261] is {slot_back:#x}"),
-                ),
+                check(slot_back == l4_entry(XEN_TEXT_SLOT), format_args!("A1[261] is {slot_back:#x}")),
             ])
         })
     }
@@ -574,9 +433,7 @@ mod helpers {
     pub fn new_baseptr_zero() -> Outcome {
         let control = new_baseptr(l4_mfn());
         if control != 0 {
-            return error(format_args!(
-                "NEW_BASEPTR of the running L4 failed: {control}"
-            ));
+            return error(format_args!("NEW_BASEPTR of the running L4 failed: {control}"));
         }
         let r = new_baseptr(0);
         let alive = call(nr::XEN_VERSION, 0, 0, 0, 0, 0);
@@ -594,9 +451,7 @@ mod helpers {
         let u = unpin(cm);
         writable(c, cm);
         if p != 0 || u != 0 {
-            return Err(error(format_args!(
-                "control: pinning a zeroed page failed: {p} {u}"
-            )));
+            return Err(error(format_args!("control: pinning a zeroed page failed: {p} {u}")));
         }
         Ok(())
     }
@@ -639,8 +494,7 @@ mod helpers {
         }
         let boot = core::ptr::addr_of!(shared_info_page) as u64;
         let vas = [cur, boot];
-        let maps =
-            vas.map(|va| pte_of(va).is_some_and(|e| e & 1 != 0 && e & 0x000f_ffff_ffff_f000 == si));
+        let maps = vas.map(|va| pte_of(va).is_some_and(|e| e & 1 != 0 && e & 0x000f_ffff_ffff_f000 == si));
         if !maps[0] {
             return error(format_args!("{cur:#x} does not map shared_info"));
         }
@@ -683,18 +537,9 @@ mod helpers {
         }
         writable(spare, spare_m);
         all(&[
-            check(
-                unmapped == [0, 0],
-                format_args!("unmapping shared_info: {unmapped:?}"),
-            ),
-            check(
-                p == -EINVAL && g == -EINVAL,
-                format_args!("PIN_L1_TABLE {p}, set_gdt {g}; want -22 for both"),
-            ),
-            check(
-                remapped == [0, 0],
-                format_args!("remapping shared_info: {remapped:?}"),
-            ),
+            check(unmapped == [0, 0], format_args!("unmapping shared_info: {unmapped:?}")),
+            check(p == -EINVAL && g == -EINVAL, format_args!("PIN_L1_TABLE {p}, set_gdt {g}; want -22 for both")),
+            check(remapped == [0, 0], format_args!("remapping shared_info: {remapped:?}")),
         ])
     }
 
@@ -712,15 +557,10 @@ mod helpers {
         let r = crate::grants::op(2, core::slice::from_mut(&mut s));
         let st = (s[1] & 0xffff) as i16;
         if r != 0 || st != 0 || frames[1] == 0 || frames[1] == frames[0] {
-            return error(format_args!(
-                "setup_table of 2 frames: rc {r} status {st} frames {frames:x?}"
-            ));
+            return error(format_args!("setup_table of 2 frames: rc {r} status {st} frames {frames:x?}"));
         }
         let (p, g) = retype(frames[1]);
-        check(
-            p == -EINVAL && g == -EINVAL,
-            format_args!("PIN_L1_TABLE {p}, set_gdt {g}; want -22 for both"),
-        )
+        check(p == -EINVAL && g == -EINVAL, format_args!("PIN_L1_TABLE {p}, set_gdt {g}; want -22 for both"))
     }
 
     /// Unmap a writable alias of page P without a TLB flush
@@ -761,10 +601,7 @@ mod helpers {
             expect(un, 0),
             expect(pinned, 0),
             // Validation may add the global bit (Xen's adjust_guest_l1e).
-            check(
-                after & !0x100 == entry,
-                format_args!("write through the stale TLB entry landed: L1[0] = {after:#x}"),
-            ),
+            check(after & !0x100 == entry, format_args!("write through the stale TLB entry landed: L1[0] = {after:#x}")),
             expect_trap(w, 14, Some(2), 0),
             expect(cleanup.0, 0),
             expect(cleanup.1, 0),
@@ -809,10 +646,7 @@ mod helpers {
             check(seen == 0x5ca1_ab1e, format_args!("setup read {seen:#x}")),
             expect(un, 0),
             expect(dec, 1),
-            check(
-                w.is_err(),
-                format_args!("wrote frame {am:#x} through a stale TLB entry after giving it back"),
-            ),
+            check(w.is_err(), format_args!("wrote frame {am:#x} through a stale TLB entry after giving it back")),
             expect_trap(w, 14, Some(2), 0),
             expect(inc, 1),
             expect(remap, 0),
@@ -848,9 +682,7 @@ mod helpers {
             }
             writable(b, bm);
             writable(c, cm);
-            return error(format_args!(
-                "setup: pin B {pinned}, C writable while B pinned {c_typed}"
-            ));
+            return error(format_args!("setup: pin B {pinned}, C writable while B pinned {c_typed}"));
         }
         let l4 = l4_mfn();
         let link = mmu1(slot(l4, SLOT), (bm << 12) | PTE_RO).0;
@@ -871,14 +703,8 @@ mod helpers {
         all(&[
             expect(link, 0),
             expect(un, 0),
-            check(
-                rw_b != 0,
-                format_args!("linked L4 B mapped writable after UNPIN"),
-            ),
-            check(
-                rw_c != 0,
-                format_args!("L3 under the linked L4 mapped writable after UNPIN (B devalidated)"),
-            ),
+            check(rw_b != 0, format_args!("linked L4 B mapped writable after UNPIN")),
+            check(rw_c != 0, format_args!("L3 under the linked L4 mapped writable after UNPIN (B devalidated)")),
             expect(rw_b, -EBUSY),
             expect(rw_c, -EBUSY),
             expect(unlink, 0),
@@ -911,17 +737,9 @@ mod helpers {
         if st != 0 || seen != GRANT_MARK || !busy {
             t.end_access(gref);
             writable(host.0, host.1);
-            return Err(error(format_args!(
-                "mapping the self-grant: status {st}, read {seen:#x}, busy {busy}"
-            )));
+            return Err(error(format_args!("mapping the self-grant: status {st}, read {seen:#x}, busy {busy}")));
         }
-        Ok(Mapped {
-            t,
-            gref,
-            data,
-            host,
-            handle,
-        })
+        Ok(Mapped { t, gref, data, host, handle })
     }
 
     /// Whether `va` still shows the granted page.
@@ -954,16 +772,10 @@ mod helpers {
         all(&[
             expect(i64::from(st), if zero { 0 } else { GNTST_GENERAL_ERROR }),
             check(still, format_args!("the mapping went away")),
-            check(
-                !still || flags & GTF_READING != 0,
-                format_args!("pin dropped while still mapped (flags {flags:#x})"),
-            ),
+            check(!still || flags & GTF_READING != 0, format_args!("pin dropped while still mapped (flags {flags:#x})")),
             check(other_ok, format_args!("the other address shows the grant")),
             expect(i64::from(real), 0),
-            check(
-                released && ended,
-                format_args!("grant not released by the real unmap"),
-            ),
+            check(released && ended, format_args!("grant not released by the real unmap")),
             expect(cleanup.0, 0),
             expect(cleanup.1, 0),
         ])
@@ -990,19 +802,10 @@ mod helpers {
         let revoked = m.t.end_access(m.gref);
         all(&[
             expect(ov, 0),
-            check(
-                !reached,
-                format_args!("the mapper still writes the granted frame"),
-            ),
-            check(
-                flags & GTF_WRITING != 0,
-                format_args!("flags {flags:#x} after the overwrite"),
-            ),
+            check(!reached, format_args!("the mapper still writes the granted frame")),
+            check(flags & GTF_WRITING != 0, format_args!("flags {flags:#x} after the overwrite")),
             expect(i64::from(st), GNTST_GENERAL_ERROR),
-            check(
-                flags_after & GTF_WRITING != 0 && !revoked,
-                format_args!("flags {flags_after:#x}, revoked {revoked}"),
-            ),
+            check(flags_after & GTF_WRITING != 0 && !revoked, format_args!("flags {flags_after:#x}, revoked {revoked}")),
         ])
     }
 
@@ -1020,16 +823,10 @@ mod helpers {
         let mut a: [u16; 4] = [id, 0, 0, 0];
         let r = call(nr::EVENT_CHANNEL_OP, 6, ptr_mut(&mut a), 0, 0, 0);
         let remote = u32::from(a[2]) | (u32::from(a[3]) << 16);
-        let local = if r == 0 {
-            ev::bind_interdomain(id, remote)
-        } else {
-            Err(r)
-        };
+        let local = if r == 0 { ev::bind_interdomain(id, remote) } else { Err(r) };
         let Ok(local) = local else {
             domctl_simple(2, id);
-            return error(format_args!(
-                "setup: pause {paused}, alloc_unbound {r}, bind {local:?}"
-            ));
+            return error(format_args!("setup: pause {paused}, alloc_unbound {r}, bind {local:?}"));
         };
         let status = |port: u32| {
             let mut st: [u32; 6] = [u32::from(SELF), port, 0, 0, 0, 0];
@@ -1043,15 +840,9 @@ mod helpers {
         domctl_simple(2, id);
         ev::close(local);
         all(&[
-            check(
-                before == (0, 2, id.into()),
-                format_args!("before: {before:?}"),
-            ),
+            check(before == (0, 2, id.into()), format_args!("before: {before:?}")),
             expect(rr, 0),
-            check(
-                after == (0, 1, id.into()),
-                format_args!("peer after reset (rc, status, dom) {after:?}, want unbound"),
-            ),
+            check(after == (0, 1, id.into()), format_args!("peer after reset (rc, status, dom) {after:?}, want unbound")),
         ])
     }
 
@@ -1065,11 +856,7 @@ mod helpers {
         let r = call(nr::MMUEXT_OP, ptr(&op), 1, 0, u64::from(SELF), 0);
         let clear = mmuext(13, 0, 0, u64::from(SELF));
         let alive = call(nr::XEN_VERSION, 0, 0, 0, 0, 0);
-        all(&[
-            expect(r, 0),
-            expect(clear, 0),
-            expect(alive, (4 << 16) | 17),
-        ])
+        all(&[expect(r, 0), expect(clear, 0), expect(alive, (4 << 16) | 17)])
     }
 
     // ---- XSA-298: a call gate in a guest-controlled "LDT" with no LDT set.
@@ -1193,10 +980,7 @@ mod helpers {
 
     /// A 64-bit call gate to `sel:offset`, DPL 3, present: the two words.
     fn call_gate(sel: u16, offset: u64) -> [u64; 2] {
-        let lo = (offset & 0xffff)
-            | (u64::from(sel) << 16)
-            | (0xec << 40)
-            | (((offset >> 16) & 0xffff) << 48);
+        let lo = (offset & 0xffff) | (u64::from(sel) << 16) | (0xec << 40) | (((offset >> 16) & 0xffff) << 48);
         [lo, offset >> 32]
     }
 
@@ -1210,14 +994,8 @@ mod helpers {
     /// descriptors. The user code, its stack and the gate all sit below
     /// 4 GiB (0x1000 gate, 0x2000 stack, 0x3000 code) on tables of ours.
     pub fn xsa298_ldt_call_gate_without_ldt() -> Outcome {
-        let (
-            Some((g, gm)),
-            Some((stack, stack_m)),
-            Some((ctl_stack, _)),
-            Some((l1, l1m)),
-            Some((l2, l2m)),
-            Some((l3, l3m)),
-        ) = (page(), page(), page(), page(), page(), page())
+        let (Some((g, gm)), Some((stack, stack_m)), Some((ctl_stack, _)), Some((l1, l1m)), Some((l2, l2m)), Some((l3, l3m))) =
+            (page(), page(), page(), page(), page(), page())
         else {
             return error(format_args!("no spare pages"));
         };
@@ -1243,54 +1021,30 @@ mod helpers {
         // offset (ignored for a gate), selector 0x1007.
         write(stack, 0x1007 << 32);
         let tables = [
-            crate::mm::Table::new(
-                l1,
-                l1m,
-                1,
-                &[
-                    (1, (gm << 12) | PTE_RO),
-                    (2, (stack_m << 12) | PTE_RW),
-                    (3, (code_m << 12) | PTE_RO),
-                ],
-            ),
+            crate::mm::Table::new(l1, l1m, 1, &[(1, (gm << 12) | PTE_RO), (2, (stack_m << 12) | PTE_RW), (3, (code_m << 12) | PTE_RO)]),
             crate::mm::Table::new(l2, l2m, 2, &[(0, (l1m << 12) | PTE_RW)]),
             crate::mm::Table::new(l3, l3m, 3, &[(0, (l2m << 12) | PTE_RW)]),
         ];
         let built = tables.iter().all(Result::is_ok);
         let ro = read_only(g, gm);
-        let linked = if built {
-            mmu1(slot(l4_mfn(), 0), (l3m << 12) | PTE_RW).0
-        } else {
-            -1
-        };
+        let linked = if built { mmu1(slot(l4_mfn(), 0), (l3m << 12) | PTE_RW).0 } else { -1 };
         for va in [GATE, STACK, CODE] {
             invlpg(va);
         }
-        let visible = linked == 0
-            && probe(Probe::Read, GATE).is_ok()
-            && read(GATE) == gate[0]
-            && read(CODE + (user & 0xfff)) == read(user);
+        let visible = linked == 0 && probe(Probe::Read, GATE).is_ok() && read(GATE) == gate[0] && read(CODE + (user & 0xfff)) == read(user);
         let outcome = if !visible {
-            error(format_args!(
-                "mapping the gate page failed: tables {built}, link {linked}, ro {ro}"
-            ))
+            error(format_args!("mapping the gate page failed: tables {built}, link {linked}, ro {ro}"))
         } else {
             match run_user(CODE + (user & 0xfff), STACK + 0x1000, STACK) {
                 Ok(v) if v == TRAPPED | (13 << 32) | 0x1004 => Outcome::Success,
-                Ok(0xe033) => Outcome::Failure(super::super::Message::new(format_args!(
-                    "the guest's own call gate was used: %cs = 0xe033"
+                Ok(0xe033) => Outcome::Failure(super::super::Message::new(format_args!("the guest's own call gate was used: %cs = 0xe033"))),
+                Ok(v) if v & TRAPPED != 0 => Outcome::Failure(super::super::Message::new(format_args!(
+                    "vector {} error {:#x} (cr2 {:#x}), want #GP 0x1004",
+                    (v >> 32) & 0xff,
+                    v & 0xffff_ffff,
+                    USER_CR2.load(core::sync::atomic::Ordering::Relaxed)
                 ))),
-                Ok(v) if v & TRAPPED != 0 => {
-                    Outcome::Failure(super::super::Message::new(format_args!(
-                        "vector {} error {:#x} (cr2 {:#x}), want #GP 0x1004",
-                        (v >> 32) & 0xff,
-                        v & 0xffff_ffff,
-                        USER_CR2.load(core::sync::atomic::Ordering::Relaxed)
-                    )))
-                }
-                other => Outcome::Failure(super::super::Message::new(format_args!(
-                    "user code returned {other:x?}"
-                ))),
+                other => Outcome::Failure(super::super::Message::new(format_args!("user code returned {other:x?}"))),
             }
         };
         if linked == 0 {

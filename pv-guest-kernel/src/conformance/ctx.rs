@@ -114,9 +114,7 @@ pub fn expect_trap(r: Result<(), Caught>, vector: u64, error_code: Option<u64>, 
         Err(c) if error_code.is_some_and(|e| e != c.error_code) => {
             Outcome::Failure(Message::new(format_args!("error code {:#x}, want {:#x}", c.error_code, error_code.unwrap_or(0))))
         }
-        Err(c) if c.rip_offset != rip_offset => {
-            Outcome::Failure(Message::new(format_args!("rip offset {}, want {rip_offset}", c.rip_offset)))
-        }
+        Err(c) if c.rip_offset != rip_offset => Outcome::Failure(Message::new(format_args!("rip offset {}, want {rip_offset}", c.rip_offset))),
         Err(_) => Outcome::Success,
     }
 }

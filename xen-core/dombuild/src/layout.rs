@@ -149,11 +149,7 @@ pub fn compute(inp: &LayoutInput) -> Result<DomainLayout, LayoutError> {
     }
     // Guard every later addition: with 64 MiB of slack beyond the initrd
     // and P2M, none of the sums below can wrap.
-    let extra = inp
-        .nr_pages
-        .checked_mul(8)
-        .and_then(|p2m| p2m.checked_add(inp.initrd_len))
-        .and_then(|x| x.checked_add(64 << 20));
+    let extra = inp.nr_pages.checked_mul(8).and_then(|p2m| p2m.checked_add(inp.initrd_len)).and_then(|x| x.checked_add(64 << 20));
     if extra.and_then(|x| inp.kernel_end.checked_add(x)).is_none() {
         return Err(LayoutError::Overflow);
     }
@@ -197,19 +193,7 @@ pub fn compute(inp: &LayoutInput) -> Result<DomainLayout, LayoutError> {
     if needed > inp.nr_pages {
         return Err(LayoutError::TooSmall { needed });
     }
-    Ok(DomainLayout {
-        v_start,
-        kernel,
-        initrd,
-        p2m,
-        start_info,
-        xenstore,
-        console,
-        page_tables,
-        nr_pt_frames,
-        stack,
-        v_end,
-    })
+    Ok(DomainLayout { v_start, kernel, initrd, p2m, start_info, xenstore, console, page_tables, nr_pt_frames, stack, v_end })
 }
 
 impl DomainLayout {
@@ -238,14 +222,7 @@ mod tests {
     const HYPERVISOR_VIRT_START: u64 = 0xffff_8000_0000_0000;
 
     fn dom0(kernel_len: u64, initrd_len: u64, nr_pages: u64) -> LayoutInput {
-        LayoutInput {
-            virt_base: VIRT_BASE,
-            kernel_start: VIRT_BASE,
-            kernel_end: VIRT_BASE + kernel_len,
-            initrd_len,
-            nr_pages,
-            is_domu: false,
-        }
+        LayoutInput { virt_base: VIRT_BASE, kernel_start: VIRT_BASE, kernel_end: VIRT_BASE + kernel_len, initrd_len, nr_pages, is_domu: false }
     }
 
     fn check_invariants(l: &DomainLayout) {

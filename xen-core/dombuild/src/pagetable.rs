@@ -147,8 +147,7 @@ mod tests {
     }
 
     fn layout(kernel_len: u64, nr_pages: u64, base: u64) -> DomainLayout {
-        compute(&LayoutInput { virt_base: base, kernel_start: base, kernel_end: base + kernel_len, initrd_len: 0, nr_pages, is_domu: false })
-            .unwrap()
+        compute(&LayoutInput { virt_base: base, kernel_start: base, kernel_end: base + kernel_len, initrd_len: 0, nr_pages, is_domu: false }).unwrap()
     }
 
     /// A scattered, reversed p2m so pfn and mfn never coincide.
@@ -177,8 +176,7 @@ mod tests {
         }
         assert!(mem.walk(t.l4_mfn, l.v_end).is_none(), "nothing mapped past v_end");
         // Every frame written is one of the page-table pfns.
-        let pt_mfns: std::collections::HashSet<u64> =
-            (0..l.nr_pt_frames).map(|i| p2m[(first_pt + i) as usize]).collect();
+        let pt_mfns: std::collections::HashSet<u64> = (0..l.nr_pt_frames).map(|i| p2m[(first_pt + i) as usize]).collect();
         assert!(mem.0.keys().all(|m| pt_mfns.contains(m)));
     }
 

@@ -147,9 +147,9 @@ impl<'a> BootInfo<'a> {
 
     /// The boot modules, in the order the loader lists them.
     pub fn modules(&self) -> impl Iterator<Item = Module<'a>> {
-        self.tags().filter(|(k, _)| *k == TAG_MODULE).filter_map(|(_, b)| {
-            Some(Module { start: u32_at(b, 0)?, end: u32_at(b, 4)?, cmdline: c_str(b.get(8..)?) })
-        })
+        self.tags()
+            .filter(|(k, _)| *k == TAG_MODULE)
+            .filter_map(|(_, b)| Some(Module { start: u32_at(b, 0)?, end: u32_at(b, 4)?, cmdline: c_str(b.get(8..)?) }))
     }
 
     /// The memory map entries.

@@ -14,8 +14,8 @@ use super::vcpu::{CpuUserRegs, FLAT_CS64, FLAT_SS64, rflags};
 use crate::arch::x86_64::maddr_to_virt;
 use crate::mm::Mfn;
 use crate::mm::machine::{self, FRAMES};
-use xen_libelf::{Elf, ElfError, PT_LOAD};
 use crate::mm::page_type::{PageType, Who};
+use xen_libelf::{Elf, ElfError, PT_LOAD};
 use xen_public::{SIF_INITDOMAIN, SIF_PRIVILEGED, StartInfo};
 
 /// Domain 0's id.
@@ -142,25 +142,14 @@ pub fn build_dom0(img: &Dom0Image<'_>, idle_l4: Mfn) -> Result<Built, BuildError
     let virt_offset = notes.virt_offset();
     let (kstart, kend) = elf.pv_load_bounds(virt_offset);
     let initrd_len = img.initrd.map_or(0, |i| i.len() as u64);
-    let input = LayoutInput {
-        virt_base,
-        kernel_start: kstart,
-        kernel_end: kend,
-        initrd_len,
-        nr_pages: img.nr_pages,
-        is_domu: false,
-    };
+    let input = LayoutInput { virt_base, kernel_start: kstart, kernel_end: kend, initrd_len, nr_pages: img.nr_pages, is_domu: false };
     let lay = layout::compute(&input).map_err(BuildError::Layout)?;
     let hpage = notes.hypercall_page.ok_or(BuildError::BadHypercallPage)?;
     if hpage % PAGE_SIZE != 0 || hpage < lay.kernel.start || hpage + PAGE_SIZE > lay.kernel.end {
         return Err(BuildError::BadHypercallPage);
     }
 
-    let first = FRAMES
-        .lock()
-        .as_mut()
-        .and_then(|f| f.alloc_contiguous(img.nr_pages))
-        .ok_or(BuildError::OutOfMemory(img.nr_pages))?;
+    let first = FRAMES.lock().as_mut().and_then(|f| f.alloc_contiguous(img.nr_pages)).ok_or(BuildError::OutOfMemory(img.nr_pages))?;
     let mem = DomainMemory { first, v_start: lay.v_start, nr_pages: img.nr_pages };
     let mut ft = machine::FRAME_TABLE.lock();
     let ft = ft.as_mut().ok_or(BuildError::PageTables)?;

@@ -96,7 +96,10 @@ fn wr(b: &mut [u8], off: usize, v: u64) {
 
 /// The general registers of `r` in `cpu_user_regs` order.
 fn gprs(r: &mut CpuUserRegs) -> [&mut u64; GPR_ORDER] {
-    [&mut r.r15, &mut r.r14, &mut r.r13, &mut r.r12, &mut r.rbp, &mut r.rbx, &mut r.r11, &mut r.r10, &mut r.r9, &mut r.r8, &mut r.rax, &mut r.rcx, &mut r.rdx, &mut r.rsi, &mut r.rdi]
+    [
+        &mut r.r15, &mut r.r14, &mut r.r13, &mut r.r12, &mut r.rbp, &mut r.rbx, &mut r.r11, &mut r.r10, &mut r.r9, &mut r.r8, &mut r.rax, &mut r.rcx,
+        &mut r.rdx, &mut r.rsi, &mut r.rdi,
+    ]
 }
 
 impl VcpuGuestContext {

@@ -4,6 +4,6 @@
 pub mod context;
 pub mod domid;
 pub use xen_dombuild::{layout, pagetable};
-pub mod vcpu;
 #[cfg(target_os = "none")]
 pub mod build;
+pub mod vcpu;

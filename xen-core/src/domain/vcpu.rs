@@ -265,13 +265,7 @@ impl PvVcpu {
     /// error codes get their user bit from the guest's mode.
     pub fn exception_bounce(&self, vector: u8, error_code: Option<u64>) -> Bounce {
         let ti = self.traps[vector as usize];
-        let error_code = error_code.map(|ec| {
-            if vector == 14 {
-                (ec & !4) | if self.kernel_mode { 0 } else { 4 }
-            } else {
-                ec
-            }
-        });
+        let error_code = error_code.map(|ec| if vector == 14 { (ec & !4) | if self.kernel_mode { 0 } else { 4 } } else { ec });
         Bounce { eip: ti.address, error_code, mask_events: ti.masks_events(), clear_df: false }
     }
 

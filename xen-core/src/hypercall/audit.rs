@@ -53,19 +53,8 @@ impl GrantMaps for Maps<'_> {
                 continue;
             };
             let host = map.host_addr != 0;
-            let pte = if host {
-                l1_slot(d, &m, map.host_addr)
-            } else {
-                None
-            };
-            f(GrantMap {
-                granter: map.dom,
-                frame: d.grant.mapped_frames[h as usize],
-                writable: !map.readonly,
-                host,
-                device: map.device,
-                pte,
-            });
+            let pte = if host { l1_slot(d, &m, map.host_addr) } else { None };
+            f(GrantMap { granter: map.dom, frame: d.grant.mapped_frames[h as usize], writable: !map.readonly, host, device: map.device, pte });
         }
     }
 }
@@ -125,9 +114,7 @@ impl World for Live<'_> {
     }
 
     fn xen_l4_slot(&self, idx: usize) -> Option<u64> {
-        crate::mm::machine::IDLE_L4
-            .get()
-            .map(|l4| self.mem.read(l4.0, idx))
+        crate::mm::machine::IDLE_L4.get().map(|l4| self.mem.read(l4.0, idx))
     }
 }
 
@@ -136,9 +123,7 @@ impl World for Live<'_> {
 fn alloc_scratch() -> Option<(Mfn, u64)> {
     let mut g = crate::mm::machine::FRAMES.lock();
     let a = g.as_mut()?;
-    [64, 16, 4, 1]
-        .into_iter()
-        .find_map(|n| a.alloc_contiguous(n).map(|m| (m, n)))
+    [64, 16, 4, 1].into_iter().find_map(|n| a.alloc_contiguous(n).map(|m| (m, n)))
 }
 
 /// Run the audit with `caller` being the domain in the hypercall.
@@ -164,11 +149,7 @@ fn run(caller: &Domain) -> Result<Report, i64> {
         let ftg = FRAME_TABLE.lock();
         let alloc = crate::mm::machine::FRAMES.lock();
         if let Some(ft) = ftg.as_ref() {
-            let world = Live {
-                caller,
-                alloc: alloc.as_ref(),
-                mem: &m.mem,
-            };
+            let world = Live { caller, alloc: alloc.as_ref(), mem: &m.mem };
             audit::audit(&world, &m.mem, ft.frames(), scratch, &mut report);
         }
     }
@@ -194,13 +175,7 @@ fn print(report: &Report, when: &str) {
     for v in report.violations().take(PRINTED) {
         crate::printk!("audit: {v}");
     }
-    crate::printk!(
-        "audit: {} violations {when} ({} frames, {} live tables, {} domains)",
-        report.total,
-        report.frames,
-        report.tables,
-        report.domains
-    );
+    crate::printk!("audit: {} violations {when} ({} frames, {} live tables, {} domains)", report.total, report.frames, report.tables, report.domains);
 }
 
 /// `XEN_SYSCTL_xencore_audit` for the privileged caller `d` (sysctl has
@@ -222,11 +197,7 @@ pub(super) fn sysctl(d: &mut Domain, arg: u64, b: &mut [u8]) -> Ret {
     if d.kernel_mem().write(arg, b).is_err() {
         return -EFAULT;
     }
-    if report.is_clean() {
-        0
-    } else {
-        -xen_public::errno::EIO
-    }
+    if report.is_clean() { 0 } else { -xen_public::errno::EIO }
 }
 
 /// `domctl`, audited afterwards when `audit=1` and the call created or
@@ -234,13 +205,8 @@ pub(super) fn sysctl(d: &mut Domain, arg: u64, b: &mut [u8]) -> Ret {
 pub(super) fn domctl(d: &mut Domain, arg: u64) -> Ret {
     let cmd = d.kernel_mem().read_u32(arg).unwrap_or(0);
     let rc = super::control::domctl(d, arg);
-    if rc == 0 && (cmd == CREATEDOMAIN || cmd == DESTROYDOMAIN) && ON_DOMCTL.load(Ordering::Relaxed)
-    {
-        let when = if cmd == CREATEDOMAIN {
-            "after createdomain"
-        } else {
-            "after destroydomain"
-        };
+    if rc == 0 && (cmd == CREATEDOMAIN || cmd == DESTROYDOMAIN) && ON_DOMCTL.load(Ordering::Relaxed) {
+        let when = if cmd == CREATEDOMAIN { "after createdomain" } else { "after destroydomain" };
         match run(d) {
             Ok(r) => print(&r, when),
             Err(e) => log::warn!("audit: {when}: no scratch memory ({e})"),

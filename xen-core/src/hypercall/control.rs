@@ -448,7 +448,8 @@ fn reservation(d: &mut Domain, cmd: u32, list: u64, nr: u64, mem: GuestMem) -> R
         if cmd == DECREASE {
             let Ok(mfn) = mem.read_u64(slot) else { break };
             // shared_info and grant frames are the hypervisor's to write.
-            let released = !d.is_special_frame(mfn) && FRAME_TABLE.lock().as_mut().is_some_and(|ft| ft.release(&mut super::mmu::mm().mem, mfn, d.domid));
+            let released =
+                !d.is_special_frame(mfn) && FRAME_TABLE.lock().as_mut().is_some_and(|ft| ft.release(&mut super::mmu::mm().mem, mfn, d.domid));
             if !released {
                 break;
             }

@@ -50,8 +50,8 @@ fn grant_head(d: &Domain, gref: u32) -> &'static core::sync::atomic::AtomicU32 {
 /// granter owns the frame taken at the first pin (Xen's `get_paged_frame`:
 /// else GNTST_bad_page).
 fn grant_pin(d: &mut Domain, gref: u32, mapper: u16, readonly: bool) -> Result<u64, i16> {
-    use core::sync::atomic::Ordering;
     use crate::grant::{gntst, pin_flags};
+    use core::sync::atomic::Ordering;
     let mut pin = d.grant.pins[gref as usize];
     let already = pin.pinned();
     pin.acquire(mapper, readonly)?;
@@ -523,7 +523,11 @@ pub(super) fn grant_table_op(d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
                         let (domid, frame) = grant_entry(d, g);
                         let flags = grant_flags(d, g).load(core::sync::atomic::Ordering::SeqCst);
                         if flags != 0 {
-                            crate::printk!("grant-table d{} ref {g}: flags {flags:#06x} domid {domid} frame {frame:#x} pins {:?}", d.domid, d.grant.pins[g as usize]);
+                            crate::printk!(
+                                "grant-table d{} ref {g}: flags {flags:#06x} domid {domid} frame {frame:#x} pins {:?}",
+                                d.domid,
+                                d.grant.pins[g as usize]
+                            );
                         }
                     }
                     gntst::OKAY

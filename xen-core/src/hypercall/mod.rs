@@ -9,10 +9,10 @@
 
 use crate::domain::vcpu::{CpuUserRegs, TrapInfo, is_canonical};
 use crate::guest::{Domain, Efault, GuestMem};
-use crate::version::{NAME, VERSION, XEN_MAJOR, XEN_MINOR};
 use crate::mm::Mfn;
 use crate::mm::machine::{DirectMapMem, FRAME_TABLE};
 use crate::mm::page_type::{PageMem, PageType, Who};
+use crate::version::{NAME, VERSION, XEN_MAJOR, XEN_MINOR};
 use xen_public::errno::{E2BIG, EACCES, EFAULT, EINVAL, ENOSYS, EPERM, ESRCH};
 use xen_public::hypercall as nr;
 
@@ -199,8 +199,7 @@ fn callback_op(d: &mut Domain, cmd: u32, arg: u64) -> Ret {
                     d.vcpu.traps[2] = TrapInfo::default();
                     0
                 }
-                CALLBACKTYPE_EVENT | CALLBACKTYPE_FAILSAFE | CALLBACKTYPE_SYSCALL | CALLBACKTYPE_SYSCALL32
-                | CALLBACKTYPE_SYSENTER => -EINVAL,
+                CALLBACKTYPE_EVENT | CALLBACKTYPE_FAILSAFE | CALLBACKTYPE_SYSCALL | CALLBACKTYPE_SYSCALL32 | CALLBACKTYPE_SYSENTER => -EINVAL,
                 _ => -ENOSYS,
             }
         }
@@ -356,8 +355,7 @@ fn xen_version(d: &mut Domain, cmd: u32, arg: u64) -> Ret {
         XENVER_COMPILE_INFO => {
             // {compiler[64], compile_by[16], compile_domain[32], compile_date[32]}
             let mut info = [0u8; 144];
-            let fields: [(&str, usize, usize); 4] =
-                [("rustc 1.95.0", 0, 64), (NAME, 64, 16), (VERSION, 80, 32), ("unknown", 112, 32)];
+            let fields: [(&str, usize, usize); 4] = [("rustc 1.95.0", 0, 64), (NAME, 64, 16), (VERSION, 80, 32), ("unknown", 112, 32)];
             for (s, at, size) in fields {
                 let n = s.len().min(size - 1);
                 info[at..at + n].copy_from_slice(&s.as_bytes()[..n]);
@@ -422,8 +420,8 @@ mod vcpu_ctx;
 
 use evtchn::{event_channel_op, poll};
 use gnttab::grant_table_op;
-use mmu::{mmu_update, mmuext_op, multicall, set_gdt, update_descriptor, update_va_mapping};
 pub use mmu::load_segments;
+use mmu::{mmu_update, mmuext_op, multicall, set_gdt, update_descriptor, update_va_mapping};
 
 /// `set_timer_op(timeout)`: a single-shot timer at absolute system time
 /// `timeout` (ns), delivered as VIRQ_TIMER; 0 cancels.

@@ -41,9 +41,7 @@
 //! [`MAX_REPORTED`] violations and counts the rest.
 #![forbid(unsafe_code)]
 
-use super::page_type::{
-    FrameTable, NO_OWNER, ORPHAN, PageInfo, PageMem, PageType, Partial, Who, XEN_SLOTS, pte,
-};
+use super::page_type::{FrameTable, NO_OWNER, ORPHAN, PageInfo, PageMem, PageType, Partial, Who, XEN_SLOTS, pte};
 use core::fmt;
 
 /// What an entry or holder contributes to its target's counts.
@@ -61,22 +59,14 @@ pub struct Refs {
 /// its own level (a linear mapping): a general and a type reference of the
 /// table's own level (Xen since XSA-240), and one use in `linear_pt`.
 pub const fn linear_entry_refs() -> Refs {
-    Refs {
-        general: 1,
-        type_ref: true,
-        linear: -1,
-    }
+    Refs { general: 1, type_ref: true, linear: -1 }
 }
 
 /// THE SPECIAL-FRAME RULE. What a special frame (shared_info, a grant-table
 /// frame) holds beyond its allocation reference: a permanent `Writable`
 /// type reference (Xen's `share_xen_page_with_guest`).
 pub const fn special_frame_refs() -> Refs {
-    Refs {
-        general: 0,
-        type_ref: true,
-        linear: 0,
-    }
+    Refs { general: 0, type_ref: true, linear: 0 }
 }
 
 /// One grant mapping a domain holds (a maptrack entry).
@@ -334,99 +324,43 @@ pub enum Violation {
 impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            Violation::Count {
-                mfn,
-                what,
-                expected,
-                actual,
-            } => {
+            Violation::Count { mfn, what, expected, actual } => {
                 let name = match what {
                     Counter::General => "count",
                     Counter::Type => "type_count",
                     Counter::Linear => "linear_pt",
                 };
-                write!(
-                    f,
-                    "mfn {mfn:#x}: {name} {actual}, references found {expected}"
-                )
+                write!(f, "mfn {mfn:#x}: {name} {actual}, references found {expected}")
             }
-            Violation::Type { mfn, ty, wanted } => write!(
-                f,
-                "mfn {mfn:#x}: type {ty:?} but its type references need {wanted:?}"
-            ),
+            Violation::Type { mfn, ty, wanted } => write!(f, "mfn {mfn:#x}: type {ty:?} but its type references need {wanted:?}"),
             Violation::TypeConflict { mfn, a, b } => {
                 write!(f, "mfn {mfn:#x}: referenced both as {a:?} and as {b:?}")
             }
             Violation::WritableTable { l1, idx, mfn, ty } => {
-                write!(
-                    f,
-                    "L1 {l1:#x}[{idx}] maps mfn {mfn:#x} writable, but it is a {ty:?} page"
-                )
+                write!(f, "L1 {l1:#x}[{idx}] maps mfn {mfn:#x} writable, but it is a {ty:?} page")
             }
-            Violation::NotMappable {
-                l1,
-                idx,
-                mfn,
-                dom,
-                owner,
-            } => {
-                write!(
-                    f,
-                    "L1 {l1:#x}[{idx}] of d{dom} maps mfn {mfn:#x} of owner {owner:#x}, neither its own nor granted"
-                )
+            Violation::NotMappable { l1, idx, mfn, dom, owner } => {
+                write!(f, "L1 {l1:#x}[{idx}] of d{dom} maps mfn {mfn:#x} of owner {owner:#x}, neither its own nor granted")
             }
-            Violation::CrossOwner {
-                table,
-                idx,
-                mfn,
-                dom,
-                owner,
-            } => {
-                write!(
-                    f,
-                    "table {table:#x}[{idx}] of d{dom} points at mfn {mfn:#x} of owner {owner:#x}"
-                )
+            Violation::CrossOwner { table, idx, mfn, dom, owner } => {
+                write!(f, "table {table:#x}[{idx}] of d{dom} points at mfn {mfn:#x} of owner {owner:#x}")
             }
             Violation::WritableLinear { table, idx } => {
                 write!(f, "table {table:#x}[{idx}]: writable linear entry")
             }
-            Violation::BadFlags {
-                table,
-                level,
-                idx,
-                entry,
-            } => write!(
-                f,
-                "L{level} {table:#x}[{idx}] = {entry:#x}: flags not allowed"
-            ),
-            Violation::OutOfRange { table, idx, mfn } => write!(
-                f,
-                "table {table:#x}[{idx}] maps mfn {mfn:#x} past the frame table"
-            ),
+            Violation::BadFlags { table, level, idx, entry } => write!(f, "L{level} {table:#x}[{idx}] = {entry:#x}: flags not allowed"),
+            Violation::OutOfRange { table, idx, mfn } => write!(f, "table {table:#x}[{idx}] maps mfn {mfn:#x} past the frame table"),
             Violation::XenSlot { table, idx } => {
                 write!(f, "L4 {table:#x}: hypervisor slot {idx} changed")
             }
-            Violation::DeadOwner { mfn, owner, count } => write!(
-                f,
-                "mfn {mfn:#x}: owner d{owner} does not exist (count {count})"
-            ),
+            Violation::DeadOwner { mfn, owner, count } => write!(f, "mfn {mfn:#x}: owner d{owner} does not exist (count {count})"),
             Violation::FreeInUse { mfn } => {
                 write!(f, "mfn {mfn:#x}: no owner but counts or type set")
             }
-            Violation::AllocatorFree { mfn, owner } => write!(
-                f,
-                "mfn {mfn:#x}: owned by {owner:#x} but free in the allocator"
-            ),
+            Violation::AllocatorFree { mfn, owner } => write!(f, "mfn {mfn:#x}: owned by {owner:#x} but free in the allocator"),
             Violation::State { mfn, why } => write!(f, "mfn {mfn:#x}: {why}"),
             Violation::Holder { dom, mfn, what } => write!(f, "d{dom}: {what} (mfn {mfn:#x})"),
-            Violation::TotPages {
-                dom,
-                owned,
-                accounted,
-            } => write!(
-                f,
-                "d{dom}: owns {owned} frames but tot_pages is {accounted}"
-            ),
+            Violation::TotPages { dom, owned, accounted } => write!(f, "d{dom}: owns {owned} frames but tot_pages is {accounted}"),
         }
     }
 }
@@ -461,15 +395,7 @@ impl Default for Report {
 impl Report {
     /// An empty report.
     pub const fn new() -> Self {
-        Report {
-            items: [None; MAX_REPORTED],
-            len: 0,
-            total: 0,
-            frames: 0,
-            tables: 0,
-            domains: 0,
-            stale_grants: 0,
-        }
+        Report { items: [None; MAX_REPORTED], len: 0, total: 0, frames: 0, tables: 0, domains: 0, stale_grants: 0 }
     }
 
     fn push(&mut self, v: Violation) {
@@ -503,13 +429,7 @@ pub struct Expect {
 
 impl Expect {
     /// Nothing found yet.
-    pub const ZERO: Expect = Expect {
-        count: 0,
-        type_count: 0,
-        linear: 0,
-        ty: None,
-        conflict: None,
-    };
+    pub const ZERO: Expect = Expect { count: 0, type_count: 0, linear: 0, ty: None, conflict: None };
 
     fn demand(&mut self, ty: PageType) {
         self.type_count = self.type_count.saturating_add(1);
@@ -577,21 +497,14 @@ struct Owners<'w, W: World> {
 
 impl<'w, W: World> Owners<'w, W> {
     fn new(world: &'w W) -> Self {
-        Owners {
-            world,
-            slots: [(u16::MAX, OwnerState::Dead); 64],
-        }
+        Owners { world, slots: [(u16::MAX, OwnerState::Dead); 64] }
     }
 
     fn get(&mut self, domid: u16) -> OwnerState {
         let s = &mut self.slots[usize::from(domid) % 64];
         if s.0 != domid {
             let mut st = OwnerState::Dead;
-            self.world.with_domain(domid, &mut |v| {
-                st = OwnerState::Live {
-                    privileged: v.privileged,
-                }
-            });
+            self.world.with_domain(domid, &mut |v| st = OwnerState::Live { privileged: v.privileged });
             *s = (domid, st);
         }
         s.1
@@ -619,33 +532,20 @@ impl OwnedCount {
     }
 
     fn of(&self, owner: u16) -> u64 {
-        self.ids[..self.n]
-            .iter()
-            .find(|e| e.0 == owner)
-            .map_or(0, |e| e.1)
+        self.ids[..self.n].iter().find(|e| e.0 == owner).map_or(0, |e| e.1)
     }
 }
 
 /// Run the audit: recount every frame from the page tables and the
 /// holders `world` describes, compare with `frames`, and add what differs
 /// to `report`. `scratch` sets the window size (at least one entry).
-pub fn audit(
-    world: &impl World,
-    mem: &impl PageMem,
-    frames: &[PageInfo],
-    scratch: &mut [Expect],
-    report: &mut Report,
-) {
+pub fn audit(world: &impl World, mem: &impl PageMem, frames: &[PageInfo], scratch: &mut [Expect], report: &mut Report) {
     let n = frames.len() as u64;
     if scratch.is_empty() {
         return;
     }
     let mut owners = Owners::new(world);
-    let mut owned = OwnedCount {
-        ids: [(0, 0); 64],
-        n: 0,
-        overflow: false,
-    };
+    let mut owned = OwnedCount { ids: [(0, 0); 64], n: 0, overflow: false };
     report.frames = n;
     world.for_each_domain(&mut |_| report.domains += 1);
     let mut lo = 0u64;
@@ -682,10 +582,7 @@ pub fn audit(
                     // The CPU sets Accessed and Dirty as it walks: ignore them.
                     let hw = pte::A | pte::D;
                     if first && world.xen_l4_slot(i).is_some_and(|v| (v ^ e) & !hw != 0) {
-                        report.push(Violation::XenSlot {
-                            table: t,
-                            idx: i as u16,
-                        });
+                        report.push(Violation::XenSlot { table: t, idx: i as u16 });
                     }
                     continue;
                 }
@@ -693,29 +590,16 @@ pub fn audit(
                     continue;
                 }
                 if first {
-                    let who = Who {
-                        dom: f.owner,
-                        io: privileged,
-                        pg: f.owner,
-                    };
+                    let who = Who { dom: f.owner, io: privileged, pg: f.owner };
                     let pse = level >= 2 && e & pte::PSE != 0;
                     if pse || FrameTable::check_flags(level, e, who).is_err() {
-                        report.push(Violation::BadFlags {
-                            table: t,
-                            level,
-                            idx: i as u16,
-                            entry: e,
-                        });
+                        report.push(Violation::BadFlags { table: t, level, idx: i as u16, entry: e });
                     }
                 }
                 let target = mfn_of(e);
                 if target >= n {
                     if first {
-                        report.push(Violation::OutOfRange {
-                            table: t,
-                            idx: i as u16,
-                            mfn: target,
-                        });
+                        report.push(Violation::OutOfRange { table: t, idx: i as u16, mfn: target });
                     }
                     continue;
                 }
@@ -735,43 +619,16 @@ pub fn audit(
                     if rw {
                         x.demand(PageType::Writable);
                         if g.ty.level().is_some() || g.ty == PageType::SegDesc {
-                            report.push(Violation::WritableTable {
-                                l1: t,
-                                idx,
-                                mfn: target,
-                                ty: g.ty,
-                            });
+                            report.push(Violation::WritableTable { l1: t, idx, mfn: target, ty: g.ty });
                         }
                     }
-                    if g.owner != f.owner
-                        && !may_map_foreign(
-                            world,
-                            &mut owners,
-                            f.owner,
-                            privileged,
-                            target,
-                            g.owner,
-                            rw,
-                        )
-                    {
-                        report.push(Violation::NotMappable {
-                            l1: t,
-                            idx,
-                            mfn: target,
-                            dom: f.owner,
-                            owner: g.owner,
-                        });
+                    if g.owner != f.owner && !may_map_foreign(world, &mut owners, f.owner, privileged, target, g.owner, rw) {
+                        report.push(Violation::NotMappable { l1: t, idx, mfn: target, dom: f.owner, owner: g.owner });
                     }
                     continue;
                 }
                 if g.owner != f.owner {
-                    report.push(Violation::CrossOwner {
-                        table: t,
-                        idx,
-                        mfn: target,
-                        dom: f.owner,
-                        owner: g.owner,
-                    });
+                    report.push(Violation::CrossOwner { table: t, idx, mfn: target, dom: f.owner, owner: g.owner });
                 }
                 if target == t || linear {
                     if e & pte::RW != 0 {
@@ -791,9 +648,7 @@ pub fn audit(
             let bases = [(v.base[0], "kernel L4"), (v.base[1], "user L4")];
             for (mfn, what) in bases.into_iter().filter(|b| b.0 != 0) {
                 if first {
-                    check_holder(report, frames, v.domid, mfn, what, |f| {
-                        f.ty == PageType::L4 && f.validated
-                    });
+                    check_holder(report, frames, v.domid, mfn, what, |f| f.ty == PageType::L4 && f.validated);
                 }
                 if (lo..hi).contains(&mfn) {
                     let x = &mut win[(mfn - lo) as usize];
@@ -801,16 +656,9 @@ pub fn audit(
                     x.demand(PageType::L4);
                 }
             }
-            for (&mfn, what) in v
-                .gdt
-                .iter()
-                .map(|m| (m, "GDT frame"))
-                .chain(v.ldt.iter().map(|m| (m, "LDT frame")))
-            {
+            for (&mfn, what) in v.gdt.iter().map(|m| (m, "GDT frame")).chain(v.ldt.iter().map(|m| (m, "LDT frame"))) {
                 if first {
-                    check_holder(report, frames, v.domid, mfn, what, |f| {
-                        f.ty == PageType::SegDesc
-                    });
+                    check_holder(report, frames, v.domid, mfn, what, |f| f.ty == PageType::SegDesc);
                 }
                 if (lo..hi).contains(&mfn) {
                     let x = &mut win[(mfn - lo) as usize];
@@ -854,18 +702,10 @@ pub fn audit(
     if !owned.overflow {
         world.for_each_domain(&mut |v| {
             let Some(accounted) = v.tot_pages else { return };
-            let special = v
-                .special
-                .iter()
-                .filter(|&&m| frames.get(m as usize).is_some_and(|f| f.owner == v.domid))
-                .count() as u64;
+            let special = v.special.iter().filter(|&&m| frames.get(m as usize).is_some_and(|f| f.owner == v.domid)).count() as u64;
             let mine = owned.of(v.domid).saturating_sub(special);
             if mine != accounted {
-                report.push(Violation::TotPages {
-                    dom: v.domid,
-                    owned: mine,
-                    accounted,
-                });
+                report.push(Violation::TotPages { dom: v.domid, owned: mine, accounted });
             }
         });
     }
@@ -874,17 +714,8 @@ pub fn audit(
 /// Whether an L1 of `dom` may map frame `mfn` of `owner` (another owner):
 /// a privileged domain maps any live domain's (or orphaned) frames; any
 /// domain maps what its maptrack says it was granted.
-fn may_map_foreign<W: World>(
-    world: &W,
-    owners: &mut Owners<'_, W>,
-    dom: u16,
-    privileged: bool,
-    mfn: u64,
-    owner: u16,
-    rw: bool,
-) -> bool {
-    if privileged && (owner == ORPHAN || (is_owner(owner) && owners.get(owner) != OwnerState::Dead))
-    {
+fn may_map_foreign<W: World>(world: &W, owners: &mut Owners<'_, W>, dom: u16, privileged: bool, mfn: u64, owner: u16, rw: bool) -> bool {
+    if privileged && (owner == ORPHAN || (is_owner(owner) && owners.get(owner) != OwnerState::Dead)) {
         return true;
     }
     if owner == NO_OWNER {
@@ -892,36 +723,16 @@ fn may_map_foreign<W: World>(
     }
     let mut granted = false;
     world.with_domain(dom, &mut |v| {
-        v.maps
-            .for_each_map(&mut |m| granted |= m.frame == mfn && (m.writable || !rw) && m.host);
+        v.maps.for_each_map(&mut |m| granted |= m.frame == mfn && (m.writable || !rw) && m.host);
     });
     granted
 }
 
-fn check_holder(
-    report: &mut Report,
-    frames: &[PageInfo],
-    dom: u16,
-    mfn: u64,
-    what: &'static str,
-    ok: impl Fn(&PageInfo) -> bool,
-) {
+fn check_holder(report: &mut Report, frames: &[PageInfo], dom: u16, mfn: u64, what: &'static str, ok: impl Fn(&PageInfo) -> bool) {
     match frames.get(mfn as usize) {
-        None => report.push(Violation::Holder {
-            dom,
-            mfn,
-            what: holder_problem(what, "past the frame table"),
-        }),
-        Some(f) if f.owner != dom => report.push(Violation::Holder {
-            dom,
-            mfn,
-            what: holder_problem(what, "not owned by the domain"),
-        }),
-        Some(f) if !ok(f) => report.push(Violation::Holder {
-            dom,
-            mfn,
-            what: holder_problem(what, "of the wrong type"),
-        }),
+        None => report.push(Violation::Holder { dom, mfn, what: holder_problem(what, "past the frame table") }),
+        Some(f) if f.owner != dom => report.push(Violation::Holder { dom, mfn, what: holder_problem(what, "not owned by the domain") }),
+        Some(f) if !ok(f) => report.push(Violation::Holder { dom, mfn, what: holder_problem(what, "of the wrong type") }),
         Some(_) => {}
     }
 }
@@ -954,19 +765,13 @@ fn holder_problem(what: &'static str, why: &'static str) -> &'static str {
 fn check_maps(report: &mut Report, mem: &impl PageMem, frames: &[PageInfo], v: &DomainView<'_>) {
     v.maps.for_each_map(&mut |m| {
         let Some(g) = frames.get(m.frame as usize) else {
-            report.push(Violation::Holder {
-                dom: v.domid,
-                mfn: m.frame,
-                what: "grant mapping of a frame past the frame table",
-            });
+            report.push(Violation::Holder { dom: v.domid, mfn: m.frame, what: "grant mapping of a frame past the frame table" });
             return;
         };
         if m.host {
             let live = m.pte.is_some_and(|(l1, idx)| {
                 let e = mem.read(l1, idx);
-                let live_l1 = frames
-                    .get(l1 as usize)
-                    .is_some_and(|f| f.owner == v.domid && live_level(f) == Some(1));
+                let live_l1 = frames.get(l1 as usize).is_some_and(|f| f.owner == v.domid && live_level(f) == Some(1));
                 live_l1 && e & pte::P != 0 && mfn_of(e) == m.frame
             });
             if !live {
@@ -975,73 +780,35 @@ fn check_maps(report: &mut Report, mem: &impl PageMem, frames: &[PageInfo], v: &
             }
         }
         if g.owner != m.granter && g.owner != ORPHAN {
-            let what = if m.host {
-                "host-mapped granted frame no longer the granter's"
-            } else {
-                "device-mapped granted frame no longer the granter's"
-            };
-            report.push(Violation::Holder {
-                dom: v.domid,
-                mfn: m.frame,
-                what,
-            });
+            let what =
+                if m.host { "host-mapped granted frame no longer the granter's" } else { "device-mapped granted frame no longer the granter's" };
+            report.push(Violation::Holder { dom: v.domid, mfn: m.frame, what });
         }
     });
 }
 
-fn compare<W: World>(
-    report: &mut Report,
-    world: &W,
-    owners: &mut Owners<'_, W>,
-    mfn: u64,
-    f: &PageInfo,
-    x: &Expect,
-) {
+fn compare<W: World>(report: &mut Report, world: &W, owners: &mut Owners<'_, W>, mfn: u64, f: &PageInfo, x: &Expect) {
     if f.owner == NO_OWNER {
         if *f != PageInfo::FREE {
             report.push(Violation::FreeInUse { mfn });
         }
     } else if f.owner != ORPHAN && owners.get(f.owner) == OwnerState::Dead {
-        report.push(Violation::DeadOwner {
-            mfn,
-            owner: f.owner,
-            count: f.count,
-        });
+        report.push(Violation::DeadOwner { mfn, owner: f.owner, count: f.count });
     }
     if f.owner != NO_OWNER && world.allocator_free(mfn) == Some(true) {
-        report.push(Violation::AllocatorFree {
-            mfn,
-            owner: f.owner,
-        });
+        report.push(Violation::AllocatorFree { mfn, owner: f.owner });
     }
-    for (what, expected, actual) in [
-        (Counter::General, x.count, f.count),
-        (Counter::Type, x.type_count, f.type_count),
-    ] {
+    for (what, expected, actual) in [(Counter::General, x.count, f.count), (Counter::Type, x.type_count, f.type_count)] {
         if expected != actual {
-            report.push(Violation::Count {
-                mfn,
-                what,
-                expected,
-                actual,
-            });
+            report.push(Violation::Count { mfn, what, expected, actual });
         }
     }
     if x.linear != f.linear_pt {
-        report.push(Violation::Count {
-            mfn,
-            what: Counter::Linear,
-            expected: x.linear as u32,
-            actual: f.linear_pt as u32,
-        });
+        report.push(Violation::Count { mfn, what: Counter::Linear, expected: x.linear as u32, actual: f.linear_pt as u32 });
     }
     match (x.ty, x.conflict) {
         (Some(a), Some(b)) => report.push(Violation::TypeConflict { mfn, a, b }),
-        (Some(wanted), None) if wanted != f.ty => report.push(Violation::Type {
-            mfn,
-            ty: f.ty,
-            wanted,
-        }),
+        (Some(wanted), None) if wanted != f.ty => report.push(Violation::Type { mfn, ty: f.ty, wanted }),
         _ => {}
     }
     let why = if f.validating {
@@ -1164,26 +931,9 @@ mod tests {
         // shared_info-like frames, shared as the hypervisor shares them.
         ft.share_with_guest(47, 1).unwrap();
         ft.share_with_guest(79, 2).unwrap();
-        let d1 = Dom {
-            domid: 1,
-            privileged: true,
-            live: true,
-            special: std::vec![47],
-            pages: 47,
-            ..Default::default()
-        };
-        let d2 = Dom {
-            domid: 2,
-            live: true,
-            special: std::vec![79],
-            pages: 31,
-            ..Default::default()
-        };
-        Model {
-            frames,
-            mem: Mem::default(),
-            doms: std::vec![d1, d2],
-        }
+        let d1 = Dom { domid: 1, privileged: true, live: true, special: std::vec![47], pages: 47, ..Default::default() };
+        let d2 = Dom { domid: 2, live: true, special: std::vec![79], pages: 31, ..Default::default() };
+        Model { frames, mem: Mem::default(), doms: std::vec![d1, d2] }
     }
 
     fn run(m: &Model, window: usize) -> Report {
@@ -1212,18 +962,10 @@ mod tests {
 
     fn assert_clean(m: &Model, what: &str) {
         let r = run(m, NR as usize);
-        assert!(
-            r.is_clean(),
-            "{what}: {:?}",
-            r.violations().collect::<Vec<_>>()
-        );
+        assert!(r.is_clean(), "{what}: {:?}", r.violations().collect::<Vec<_>>());
         // A small window must find the same (nothing).
         let r = run(m, 7);
-        assert!(
-            r.is_clean(),
-            "{what} (window 7): {:?}",
-            r.violations().collect::<Vec<_>>()
-        );
+        assert!(r.is_clean(), "{what} (window 7): {:?}", r.violations().collect::<Vec<_>>());
     }
 
     /// Xorshift: reproducible without a dependency.
@@ -1279,41 +1021,17 @@ mod tests {
 
     /// d2 maps a frame d1 granted into slot `idx` of its L1 `l1`, as
     /// `gnttab_map` does.
-    fn grant_map(
-        m: &mut Model,
-        frame: u64,
-        l1: u64,
-        idx: usize,
-        writable: bool,
-    ) -> Result<(), MmError> {
+    fn grant_map(m: &mut Model, frame: u64, l1: u64, idx: usize, writable: bool) -> Result<(), MmError> {
         let mut ft = FrameTable::new(&mut m.frames);
-        if ft.info(l1).map(|f| (f.ty, f.validated)) != Some((PageType::L1, true))
-            || ft.info(l1).map(|f| f.owner) != Some(2)
-        {
+        if ft.info(l1).map(|f| (f.ty, f.validated)) != Some((PageType::L1, true)) || ft.info(l1).map(|f| f.owner) != Some(2) {
             return Err(MmError::Inval);
         }
         let pte = e(frame, if writable { RW } else { RO });
         let old = m.mem.read(l1, idx);
-        ft.get_entry(
-            &mut m.mem,
-            l1,
-            1,
-            pte,
-            Who {
-                pg: 1,
-                ..Who::own(2, false)
-            },
-        )?;
+        ft.get_entry(&mut m.mem, l1, 1, pte, Who { pg: 1, ..Who::own(2, false) })?;
         m.mem.write(l1, idx, pte);
         ft.put_entry(&mut m.mem, l1, 1, old);
-        m.doms[1].maps.push(GrantMap {
-            granter: 1,
-            frame,
-            writable,
-            host: true,
-            device: false,
-            pte: Some((l1, idx)),
-        });
+        m.doms[1].maps.push(GrantMap { granter: 1, frame, writable, host: true, device: false, pte: Some((l1, idx)) });
         Ok(())
     }
 
@@ -1324,10 +1042,7 @@ mod tests {
         };
         let Some((l1, idx)) = map.pte else { return };
         let cur = m.mem.read(l1, idx);
-        if cur & pte::P == 0
-            || mfn_of(cur) != map.frame
-            || live_level(&m.frames[l1 as usize]) != Some(1)
-        {
+        if cur & pte::P == 0 || mfn_of(cur) != map.frame || live_level(&m.frames[l1 as usize]) != Some(1) {
             return; // replaced or devalidated since: the mapping went with it
         }
         let mut ft = FrameTable::new(&mut m.frames);
@@ -1346,11 +1061,7 @@ mod tests {
         ft.unshare(&mut m.mem, 79, 2);
         ft.relinquish(&mut m.mem, 2, |_| {});
         ft.take_freed(|_| {});
-        m.doms[1] = Dom {
-            domid: 2,
-            special: std::vec![79],
-            ..Default::default()
-        };
+        m.doms[1] = Dom { domid: 2, special: std::vec![79], ..Default::default() };
     }
 
     /// Build d2 again from whatever of 48-79 is free.
@@ -1365,19 +1076,9 @@ mod tests {
         if ft.share_with_guest(79, 2).is_ok() {
             pages += 1;
         }
-        let special = if ft.info(79).is_some_and(|f| f.owner == 2) {
-            std::vec![79]
-        } else {
-            Vec::new()
-        };
+        let special = if ft.info(79).is_some_and(|f| f.owner == 2) { std::vec![79] } else { Vec::new() };
         pages -= special.len() as u64;
-        m.doms[1] = Dom {
-            domid: 2,
-            live: true,
-            special,
-            pages,
-            ..Default::default()
-        };
+        m.doms[1] = Dom { domid: 2, live: true, special, pages, ..Default::default() };
     }
 
     fn random_op(m: &mut Model, rng: &mut Rng) {
@@ -1391,14 +1092,8 @@ mod tests {
         }
         let (own_lo, own_n) = if d == 0 { (0, 47) } else { (48, 31) };
         // Mostly one of the domain's live tables, so updates validate.
-        let live: Vec<u64> = (own_lo..own_lo + own_n)
-            .filter(|&f| live_level(&m.frames[f as usize]).is_some())
-            .collect();
-        let t = if live.is_empty() || rng.below(2) == 0 {
-            own_lo + rng.below(own_n)
-        } else {
-            live[rng.below(live.len() as u64) as usize]
-        };
+        let live: Vec<u64> = (own_lo..own_lo + own_n).filter(|&f| live_level(&m.frames[f as usize]).is_some()).collect();
+        let t = if live.is_empty() || rng.below(2) == 0 { own_lo + rng.below(own_n) } else { live[rng.below(live.len() as u64) as usize] };
         let level = 1 + rng.below(4) as u8;
         match rng.below(16) {
             0 | 1 => {
@@ -1412,19 +1107,8 @@ mod tests {
                 let tgt = rng.below(NR + 2);
                 let flags = [RW, RO, RO, 0, RW | pte::PSE, RW | 0x10][rng.below(6) as usize];
                 // d1 is privileged: sometimes it maps d2's frames.
-                let pg = if d == 0 && rng.below(4) == 0 {
-                    2
-                } else {
-                    who.dom
-                };
-                let _ = FrameTable::new(&mut m.frames).update_entry(
-                    &mut m.mem,
-                    t,
-                    idx,
-                    e(tgt, flags),
-                    false,
-                    Who { pg, ..who },
-                );
+                let pg = if d == 0 && rng.below(4) == 0 { 2 } else { who.dom };
+                let _ = FrameTable::new(&mut m.frames).update_entry(&mut m.mem, t, idx, e(tgt, flags), false, Who { pg, ..who });
             }
             9 => {
                 let new = if rng.below(5) == 0 { 0 } else { t };
@@ -1435,14 +1119,8 @@ mod tests {
             }
             11 | 12 if d == 1 => {
                 // Into one of d2's live L1s, if it has any.
-                let l1s: Vec<u64> = (48..80)
-                    .filter(|&f| live_level(&m.frames[f as usize]) == Some(1))
-                    .collect();
-                let l1 = if l1s.is_empty() {
-                    t
-                } else {
-                    l1s[rng.below(l1s.len() as u64) as usize]
-                };
+                let l1s: Vec<u64> = (48..80).filter(|&f| live_level(&m.frames[f as usize]) == Some(1)).collect();
+                let l1 = if l1s.is_empty() { t } else { l1s[rng.below(l1s.len() as u64) as usize] };
                 let frame = rng.below(47);
                 let _ = grant_map(m, frame, l1, rng.below(4) as usize, rng.below(2) == 0);
             }
@@ -1453,14 +1131,7 @@ mod tests {
                 // page-table contents a later pin will validate.
                 let idx = rng.below(4) as usize;
                 let tgt = own_lo + rng.below(own_n);
-                let _ = FrameTable::new(&mut m.frames).update_entry(
-                    &mut m.mem,
-                    t,
-                    idx,
-                    e(tgt, [RW, RO][rng.below(2) as usize]),
-                    false,
-                    who,
-                );
+                let _ = FrameTable::new(&mut m.frames).update_entry(&mut m.mem, t, idx, e(tgt, [RW, RO][rng.below(2) as usize]), false, who);
             }
         }
     }
@@ -1478,11 +1149,7 @@ mod tests {
             for step in 0..4000 {
                 random_op(&mut m, &mut rng);
                 let r = run(&m, NR as usize);
-                assert!(
-                    r.is_clean(),
-                    "seed {seed} step {step}: {:?}",
-                    r.violations().collect::<Vec<_>>()
-                );
+                assert!(r.is_clean(), "seed {seed} step {step}: {:?}", r.violations().collect::<Vec<_>>());
             }
             // A small window (many passes) must agree with one pass.
             assert!(run(&m, 5).is_clean());
@@ -1501,12 +1168,7 @@ mod tests {
             tables = tables.max(run(&m, NR as usize).tables);
             grants = grants.max(m.doms[1].maps.len());
             orphans = orphans.max(m.frames.iter().filter(|f| f.owner == ORPHAN).count());
-            bases = bases.max(
-                m.doms
-                    .iter()
-                    .map(|d| d.base.iter().filter(|&&b| b != 0).count())
-                    .sum(),
-            );
+            bases = bases.max(m.doms.iter().map(|d| d.base.iter().filter(|&&b| b != 0).count()).sum());
         }
         assert!(tables >= 6, "live tables {tables}");
         assert!(grants >= 2, "grant maps {grants}");
@@ -1525,9 +1187,7 @@ mod tests {
         m.mem.write(16, 1, e(16, RO));
         m.mem.write(13, 1, e(13, RO)); // linear
         switch_base(&mut m, 0, 0, 13).unwrap();
-        FrameTable::new(&mut m.frames)
-            .pin(&mut m.mem, 50, 1, Who::own(2, false))
-            .unwrap();
+        FrameTable::new(&mut m.frames).pin(&mut m.mem, 50, 1, Who::own(2, false)).unwrap();
         assert_clean(&m, "built");
         m
     }
@@ -1541,41 +1201,16 @@ mod tests {
         let mut m = built();
         m.frames[20].count += 1;
         let r = run(&m, 9);
-        assert!(
-            found(&r, |v| *v
-                == Violation::Count {
-                    mfn: 20,
-                    what: Counter::General,
-                    expected: 2,
-                    actual: 3
-                }),
-            "{r:?}"
-        );
+        assert!(found(&r, |v| *v == Violation::Count { mfn: 20, what: Counter::General, expected: 2, actual: 3 }), "{r:?}");
         m.frames[20].count -= 1;
         m.frames[15].type_count = 2;
         let r = run(&m, 64);
-        assert!(found(&r, |v| matches!(
-            v,
-            Violation::Count {
-                mfn: 15,
-                what: Counter::Type,
-                expected: 1,
-                actual: 2
-            }
-        )));
+        assert!(found(&r, |v| matches!(v, Violation::Count { mfn: 15, what: Counter::Type, expected: 1, actual: 2 })));
         m.frames[15].type_count = 1;
         // A table pointing at itself takes nothing (Xen): linear_pt 0.
         m.frames[13].linear_pt = 1;
         let r = run(&m, 64);
-        assert!(found(&r, |v| matches!(
-            v,
-            Violation::Count {
-                mfn: 13,
-                what: Counter::Linear,
-                expected: 0,
-                actual: 1
-            }
-        )));
+        assert!(found(&r, |v| matches!(v, Violation::Count { mfn: 13, what: Counter::Linear, expected: 0, actual: 1 })));
     }
 
     #[test]
@@ -1584,20 +1219,8 @@ mod tests {
         // Behind the frame table's back: L1 16 maps itself writable.
         m.mem.write(16, 1, e(16, RW));
         let r = run(&m, 128);
-        assert!(
-            found(&r, |v| *v
-                == Violation::WritableTable {
-                    l1: 16,
-                    idx: 1,
-                    mfn: 16,
-                    ty: PageType::L1
-                }),
-            "{r:?}"
-        );
-        assert!(found(&r, |v| matches!(
-            v,
-            Violation::TypeConflict { mfn: 16, .. }
-        )));
+        assert!(found(&r, |v| *v == Violation::WritableTable { l1: 16, idx: 1, mfn: 16, ty: PageType::L1 }), "{r:?}");
+        assert!(found(&r, |v| matches!(v, Violation::TypeConflict { mfn: 16, .. })));
     }
 
     #[test]
@@ -1607,35 +1230,16 @@ mod tests {
         m.mem.write(50, 3, e(21, RO));
         m.frames[21].count += 1;
         let r = run(&m, 128);
-        assert_eq!(
-            r.violations().copied().collect::<Vec<_>>(),
-            [Violation::NotMappable {
-                l1: 50,
-                idx: 3,
-                mfn: 21,
-                dom: 2,
-                owner: 1
-            }]
-        );
+        assert_eq!(r.violations().copied().collect::<Vec<_>>(), [Violation::NotMappable { l1: 50, idx: 3, mfn: 21, dom: 2, owner: 1 }]);
         // With a grant mapping at that PTE it is fine.
-        m.doms[1].maps.push(GrantMap {
-            granter: 1,
-            frame: 21,
-            writable: false,
-            host: true,
-            device: false,
-            pte: Some((50, 3)),
-        });
+        m.doms[1].maps.push(GrantMap { granter: 1, frame: 21, writable: false, host: true, device: false, pte: Some((50, 3)) });
         assert_clean(&m, "granted");
         // But not writable under a read-only grant.
         m.mem.write(50, 3, e(21, RW));
         m.frames[21].ty = PageType::Writable;
         m.frames[21].type_count = 1;
         let r = run(&m, 128);
-        assert!(
-            found(&r, |v| matches!(v, Violation::NotMappable { mfn: 21, .. })),
-            "{r:?}"
-        );
+        assert!(found(&r, |v| matches!(v, Violation::NotMappable { mfn: 21, .. })), "{r:?}");
     }
 
     #[test]
@@ -1645,19 +1249,7 @@ mod tests {
         m.frames[50].count += 1;
         m.frames[50].type_count += 1;
         let r = run(&m, 128);
-        assert!(
-            found(&r, |v| matches!(
-                v,
-                Violation::CrossOwner {
-                    table: 15,
-                    idx: 5,
-                    mfn: 50,
-                    dom: 1,
-                    owner: 2
-                }
-            )),
-            "{r:?}"
-        );
+        assert!(found(&r, |v| matches!(v, Violation::CrossOwner { table: 15, idx: 5, mfn: 50, dom: 1, owner: 2 })), "{r:?}");
     }
 
     #[test]
@@ -1666,40 +1258,13 @@ mod tests {
         // d2 disappears without giving its frames back.
         m.doms[1].live = false;
         let r = run(&m, 128);
-        assert!(
-            found(&r, |v| matches!(
-                v,
-                Violation::DeadOwner {
-                    mfn: 48,
-                    owner: 2,
-                    count: 1
-                }
-            )),
-            "{r:?}"
-        );
+        assert!(found(&r, |v| matches!(v, Violation::DeadOwner { mfn: 48, owner: 2, count: 1 })), "{r:?}");
         // A frame freed while d1's L1 still maps it.
         let mut m = built();
         m.frames[20] = PageInfo::FREE;
         let r = run(&m, 128);
-        assert!(
-            found(&r, |v| matches!(
-                v,
-                Violation::NotMappable {
-                    mfn: 20,
-                    owner: NO_OWNER,
-                    ..
-                }
-            )),
-            "{r:?}"
-        );
-        assert!(found(&r, |v| matches!(
-            v,
-            Violation::Count {
-                mfn: 20,
-                what: Counter::General,
-                ..
-            }
-        )));
+        assert!(found(&r, |v| matches!(v, Violation::NotMappable { mfn: 20, owner: NO_OWNER, .. })), "{r:?}");
+        assert!(found(&r, |v| matches!(v, Violation::Count { mfn: 20, what: Counter::General, .. })));
     }
 
     #[test]
@@ -1707,25 +1272,11 @@ mod tests {
         let mut m = built();
         m.doms[0].base[1] = 20; // a data frame as user L4, without references
         let r = run(&m, 128);
-        assert!(
-            found(&r, |v| *v
-                == Violation::Holder {
-                    dom: 1,
-                    mfn: 20,
-                    what: "user L4 is not a validated L4"
-                }),
-            "{r:?}"
-        );
+        assert!(found(&r, |v| *v == Violation::Holder { dom: 1, mfn: 20, what: "user L4 is not a validated L4" }), "{r:?}");
         let mut m = built();
         m.mem.write(13, 260, 0);
         let r = run(&m, 128);
-        assert_eq!(
-            r.violations().copied().collect::<Vec<_>>(),
-            [Violation::XenSlot {
-                table: 13,
-                idx: 260
-            }]
-        );
+        assert_eq!(r.violations().copied().collect::<Vec<_>>(), [Violation::XenSlot { table: 13, idx: 260 }]);
     }
 
     #[test]
@@ -1733,29 +1284,11 @@ mod tests {
         let mut m = built();
         m.mem.write(15, 0, e(16, RW | pte::PSE));
         let r = run(&m, 128);
-        assert!(
-            found(&r, |v| matches!(
-                v,
-                Violation::BadFlags {
-                    table: 15,
-                    level: 2,
-                    idx: 0,
-                    ..
-                }
-            )),
-            "{r:?}"
-        );
+        assert!(found(&r, |v| matches!(v, Violation::BadFlags { table: 15, level: 2, idx: 0, .. })), "{r:?}");
         let mut m = built();
         m.frames[30].ty = PageType::L2;
         let r = run(&m, 128);
-        assert!(
-            found(&r, |v| *v
-                == Violation::State {
-                    mfn: 30,
-                    why: "a type with no type reference"
-                }),
-            "{r:?}"
-        );
+        assert!(found(&r, |v| *v == Violation::State { mfn: 30, why: "a type with no type reference" }), "{r:?}");
     }
 
     #[test]
@@ -1763,14 +1296,7 @@ mod tests {
         let mut m = built();
         m.doms[1].pages += 1;
         let r = run(&m, 128);
-        assert_eq!(
-            r.violations().copied().collect::<Vec<_>>(),
-            [Violation::TotPages {
-                dom: 2,
-                owned: 31,
-                accounted: 32
-            }]
-        );
+        assert_eq!(r.violations().copied().collect::<Vec<_>>(), [Violation::TotPages { dom: 2, owned: 31, accounted: 32 }]);
     }
 
     #[test]
@@ -1786,15 +1312,7 @@ mod tests {
 
     #[test]
     fn violations_print_as_one_line() {
-        let v = Violation::WritableTable {
-            l1: 0x10,
-            idx: 1,
-            mfn: 0x10,
-            ty: PageType::L1,
-        };
-        assert_eq!(
-            std::format!("{v}"),
-            "L1 0x10[1] maps mfn 0x10 writable, but it is a L1 page"
-        );
+        let v = Violation::WritableTable { l1: 0x10, idx: 1, mfn: 0x10, ty: PageType::L1 };
+        assert_eq!(std::format!("{v}"), "L1 0x10[1] maps mfn 0x10 writable, but it is a L1 page");
     }
 }

@@ -70,10 +70,11 @@ impl<'a> FrameAllocator<'a> {
         let mut added = 0;
         for mfn in (r.start >> 12)..(r.end >> 12) {
             if let Some(i) = self.index(Mfn(mfn))
-                && !self.is_free_index(i) {
-                    self.bits[(i / 64) as usize] |= 1 << (i % 64);
-                    added += 1;
-                }
+                && !self.is_free_index(i)
+            {
+                self.bits[(i / 64) as usize] |= 1 << (i % 64);
+                added += 1;
+            }
         }
         self.free_frames += added;
         self.hint = 0;

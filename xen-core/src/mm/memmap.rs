@@ -104,10 +104,7 @@ impl<const N: usize> MemMap<N> {
         let mut out = [Range { start: 0, end: 0 }; N];
         let mut n = 0;
         for r in self.ranges() {
-            let pieces = [
-                Range { start: r.start, end: r.end.min(start) },
-                Range { start: r.start.max(end), end: r.end },
-            ];
+            let pieces = [Range { start: r.start, end: r.end.min(start) }, Range { start: r.start.max(end), end: r.end }];
             for p in pieces.into_iter().filter(|p| !p.is_empty()) {
                 out[n] = p;
                 n += 1;

@@ -1,13 +1,12 @@
 //! Machine memory: the boot memory map, the frame allocator, guest page
 //! walks and (on the target) the machine-wide frame state.
 
-
+pub mod audit;
+pub mod descriptor;
 pub mod frame_alloc;
 pub mod guest_walk;
 #[cfg(target_os = "none")]
 pub mod machine;
-pub mod audit;
-pub mod descriptor;
 pub mod memmap;
 pub mod page_type;
 

@@ -155,8 +155,20 @@ pub const NO_OWNER: u16 = 0x7ff2; // DOMID_XEN
 
 impl PageInfo {
     /// A frame nobody owns.
-    pub const FREE: PageInfo =
-        PageInfo { owner: NO_OWNER, ty: PageType::None, type_count: 0, count: 0, linear_pt: 0, tlb_stamp: 0, devalidated_at: 0, pinned: false, validated: false, validating: false, partial: Partial::None, partial_at: 0 };
+    pub const FREE: PageInfo = PageInfo {
+        owner: NO_OWNER,
+        ty: PageType::None,
+        type_count: 0,
+        count: 0,
+        linear_pt: 0,
+        tlb_stamp: 0,
+        devalidated_at: 0,
+        pinned: false,
+        validated: false,
+        validating: false,
+        partial: Partial::None,
+        partial_at: 0,
+    };
 }
 
 /// Why an operation failed; each maps to Xen's errno.
@@ -597,10 +609,11 @@ impl<'a> FrameTable<'a> {
         if level == 1 {
             self.get_page(target, who.pg)?;
             if e & pte::RW != 0
-                && let Err(err) = self.get_page_type(mem, target, PageType::Writable, who) {
-                    self.put_page(target);
-                    return Err(err);
-                }
+                && let Err(err) = self.get_page_type(mem, target, PageType::Writable, who)
+            {
+                self.put_page(target);
+                return Err(err);
+            }
             return Ok(());
         }
         // L2-L4 entries: same owner only; a same-level target is a linear
@@ -704,11 +717,7 @@ impl<'a> FrameTable<'a> {
                 return Err(MmError::Restart);
             }
             let e = mem.read(mfn, i);
-            let res = if level >= 2 && e & pte::P != 0 && e & pte::PSE != 0 {
-                Err(MmError::Inval)
-            } else {
-                self.get_entry(mem, mfn, level, e, who)
-            };
+            let res = if level >= 2 && e & pte::P != 0 && e & pte::PSE != 0 { Err(MmError::Inval) } else { self.get_entry(mem, mfn, level, e, who) };
             match res {
                 Ok(()) => {}
                 Err(MmError::Restart) => {

@@ -7,8 +7,8 @@
 //! map); it drops the `T` and gives the frames back exactly once.
 
 use super::maddr_to_virt;
-use crate::mm::machine::FRAMES;
 use crate::mm::Mfn;
+use crate::mm::machine::FRAMES;
 use core::ptr::NonNull;
 
 /// A `T` stored in frames of its own.

@@ -84,17 +84,7 @@ unsafe impl Sync for BspTables {}
 static BSP_TABLES: BspTables = BspTables(UnsafeCell::new(PerCpuTables {
     gdt: [0; GDT_ENTRIES],
     ldt: [0; LDT_ENTRIES],
-    tss: Tss {
-        _reserved0: 0,
-        rsp0: 0,
-        rsp1: 0,
-        rsp2: 0,
-        _reserved1: 0,
-        ist: [0; 7],
-        _reserved2: 0,
-        _reserved3: 0,
-        iomap_base: 0,
-    },
+    tss: Tss { _reserved0: 0, rsp0: 0, rsp1: 0, rsp2: 0, _reserved1: 0, ist: [0; 7], _reserved2: 0, _reserved3: 0, iomap_base: 0 },
     ist_stacks: [[0; IST_STACK_SIZE]; 3],
     ring0_stack: [0; RING0_STACK_SIZE],
 }));

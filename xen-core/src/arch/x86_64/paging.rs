@@ -158,14 +158,7 @@ pub fn build(alloc: &mut FrameAllocator<'_>, ram_top: u64) -> Result<Layout, Out
     let mut b = Builder { l4, alloc };
     // SAFETY: linker-script symbols; only their addresses are used.
     let (text, text_end, ro, ro_end, data, end) = unsafe {
-        (
-            symbol(&__text_start),
-            symbol(&__text_end),
-            symbol(&__rodata_start),
-            symbol(&__rodata_end),
-            symbol(&__data_start),
-            symbol(&__image_end),
-        )
+        (symbol(&__text_start), symbol(&__text_end), symbol(&__rodata_start), symbol(&__rodata_end), symbol(&__data_start), symbol(&__image_end))
     };
     b.map_range_4k(text, text_end, pte::P | pte::A | pte::G)?;
     b.map_range_4k(ro, ro_end, pte::P | pte::A | pte::G | pte::NX)?;

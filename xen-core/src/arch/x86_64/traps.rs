@@ -199,8 +199,7 @@ struct Gate {
 }
 
 impl Gate {
-    const EMPTY: Gate =
-        Gate { offset_low: 0, selector: 0, ist: 0, type_attr: 0, offset_mid: 0, offset_high: 0, _reserved: 0 };
+    const EMPTY: Gate = Gate { offset_low: 0, selector: 0, ist: 0, type_attr: 0, offset_mid: 0, offset_high: 0, _reserved: 0 };
 
     /// A present 64-bit interrupt gate (IF cleared on entry) with a DPL.
     fn interrupt(handler: u64, ist: u8, dpl: u8) -> Gate {
