@@ -115,10 +115,24 @@ pub fn churn(guests: &mut Guests, cycles: u32) {
     println!("dom0: churn: free pages {before} before, {after} after: {}", if before == after { "no frame leaked" } else { "frames leaked" });
 }
 
-/// A formatted command line.
-struct Line {
-    buf: [u8; 96],
+/// A short formatted line (a guest's command line, a report line).
+pub struct Line {
+    buf: [u8; 200],
     len: usize,
+}
+
+impl Line {
+    /// Format into a line, cut at 200 bytes.
+    pub fn new(args: core::fmt::Arguments<'_>) -> Line {
+        let mut l = Line { buf: [0; 200], len: 0 };
+        let _ = core::fmt::Write::write_fmt(&mut l, args);
+        l
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        core::str::from_utf8(&self.buf[..self.len]).unwrap_or("?")
+    }
 }
 
 impl core::fmt::Write for Line {
@@ -131,9 +145,7 @@ impl core::fmt::Write for Line {
 }
 
 fn line(args: core::fmt::Arguments<'_>) -> Line {
-    let mut l = Line { buf: [0; 96], len: 0 };
-    let _ = core::fmt::Write::write_fmt(&mut l, args);
-    l
+    Line::new(args)
 }
 
 /// Two guests exchange messages through a granted page and an
@@ -153,7 +165,7 @@ pub fn pingpong(guests: &mut Guests) {
     let ping = line(format_args!("ping peer={b} port={port} gref=8"));
     let pong = line(format_args!("pong peer={a} port={port} gref=8"));
     for (dom, args) in [(a, &ping), (b, &pong)] {
-        if let Err(e) = guests.start_created(dom, core::str::from_utf8(&args.buf[..args.len]).unwrap_or("")) {
+        if let Err(e) = guests.start_created(dom, args.as_str()) {
             println!("dom0: pingpong: building d{dom} failed at {}: {}", e.0, e.1);
             return;
         }

@@ -66,32 +66,7 @@ struct Findings {
     first: Option<Line>,
 }
 
-/// A short formatted line.
-struct Line {
-    buf: [u8; 200],
-    len: usize,
-}
-
-impl core::fmt::Write for Line {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        let n = s.len().min(self.buf.len() - self.len);
-        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
-        self.len += n;
-        Ok(())
-    }
-}
-
-impl Line {
-    fn new(args: core::fmt::Arguments<'_>) -> Line {
-        let mut l = Line { buf: [0; 200], len: 0 };
-        let _ = core::fmt::Write::write_fmt(&mut l, args);
-        l
-    }
-
-    fn as_str(&self) -> &str {
-        core::str::from_utf8(&self.buf[..self.len]).unwrap_or("?")
-    }
-}
+use crate::domains::Line;
 
 /// Where the fuzzers stand, for a failure line.
 fn positions(fz: &[Fuzzer; FUZZERS]) -> Line {
