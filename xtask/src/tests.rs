@@ -54,13 +54,15 @@ struct BootTest {
     modules: Modules,
     mem_mib: u32,
     smp: u32,
+    /// QEMU CPU model (None: the default, Haswell-noTSX).
+    cpu: Option<&'static str>,
     exit: i32,
     expect: &'static [&'static str],
     forbid: &'static [&'static str],
 }
 
 const fn boot(name: &'static str, cmdline: &'static str, exit: i32, expect: &'static [&'static str]) -> BootTest {
-    BootTest { name, cmdline, modules: Modules::Standard, mem_mib: 256, smp: 1, exit, expect, forbid: &[] }
+    BootTest { name, cmdline, modules: Modules::Standard, mem_mib: 256, smp: 1, cpu: None, exit, expect, forbid: &[] }
 }
 
 const BANNER: &str = "xen-core 0.1.0 (Xen ABI 4.17, x86_64) starting";
@@ -207,6 +209,19 @@ fn single_boot_tests() -> Vec<BootTest> {
                 "loglvl=warning dom0_mem=64M",
                 EXIT_SUCCESS,
                 &["dom0: density: 100 domains started", "100 alive and ballooned", "dom0: density: no frame leaked"],
+            )
+        },
+        BootTest {
+            // SMEP and SMAP on a CPU model that has both: guests still run
+            // (the hypervisor reaches guest memory only through the direct
+            // map), and the three-guest test passes with them on.
+            modules: Modules::Dom0Test("test=guests guests=3"),
+            cpu: Some("Skylake-Client"),
+            ..boot(
+                "smep_and_smap_on_a_cpu_that_has_them",
+                "loglvl=all",
+                EXIT_SUCCESS,
+                &["Supervisor protections: SMEP on, SMAP on", "dom0: guests: 3 of 3 guests finished"],
             )
         },
         BootTest {
@@ -693,7 +708,10 @@ fn run_boot_test(t: &BootTest, k: &Kernels) -> Result<bool, String> {
     let spec =
         IsoSpec { name: format!("test-{}", t.name), hypervisor: k.xen_core.clone(), cmdline: t.cmdline.into(), modules: modules_for(t.modules, k)? };
     let iso = image::make_iso(&spec)?;
-    let opts = qemu::Options { smp: t.smp, mem_mib: t.mem_mib, timeout: Some(Duration::from_secs(60)), ..Default::default() };
+    let mut opts = qemu::Options { smp: t.smp, mem_mib: t.mem_mib, timeout: Some(Duration::from_secs(60)), ..Default::default() };
+    if let Some(cpu) = t.cpu {
+        opts.cpu = cpu.to_string();
+    }
     let started = Instant::now();
     let r = qemu::boot(&iso, &opts)?;
     let mut problems = Vec::new();
