@@ -68,6 +68,12 @@ impl FuzzArgs {
     /// dom0's command line.
     pub fn dom0_args(&self) -> String {
         let mut s = format!("test=fuzz seed={} calls={} danger={}", self.seed, self.calls, self.danger);
+        // dom0's own time budget (600 s by default) must not end a long
+        // run before QEMU's timeout does.
+        let budget = self.timeout_s.saturating_sub(30);
+        if budget > 600 {
+            s += &format!(" budget={budget}");
+        }
         if let Some(v) = self.verbose {
             s += &format!(" verbose={v}");
         }
