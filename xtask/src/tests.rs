@@ -227,7 +227,7 @@ fn single_boot_tests() -> Vec<BootTest> {
         BootTest {
             // XSA-45's class: the hog's pins and unpins are preempted, so
             // the other CPU's guest gets its timers within 5 ms (p99, the
-            // better of two runs of 200 timers: a loaded host that
+            // best of three runs of 200 timers: a loaded host that
             // deschedules the hog's vCPU thread in a hypercall adds its own
             // lateness).
             modules: Modules::Dom0Test("test=preempt"),
