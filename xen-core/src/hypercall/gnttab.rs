@@ -13,12 +13,24 @@ const GNTTAB_PER_CALL: u64 = 128;
 
 /// The 16-bit flags word of grant entry `gref`, shared with the guest.
 fn grant_flags(d: &Domain, gref: u32) -> &'static core::sync::atomic::AtomicU16 {
-    let frame = d.grant.frames[(gref / crate::grant::ENTRIES_PER_FRAME) as usize];
-    let addr = (frame << 12) + u64::from(gref % crate::grant::ENTRIES_PER_FRAME) * 8;
     // SAFETY: the entry lies in one of the domain's grant frames (the caller
     // checked `gref` against `nr_frames`), inside the direct map; the guest
     // updates the same word atomically.
-    unsafe { core::sync::atomic::AtomicU16::from_ptr(crate::arch::x86_64::maddr_to_virt(addr) as *mut u16) }
+    unsafe { core::sync::atomic::AtomicU16::from_ptr(crate::arch::x86_64::maddr_to_virt(entry_maddr(d, gref)) as *mut u16) }
+}
+
+/// Machine address of grant entry `gref` (8-byte v1 entries).
+fn entry_maddr(d: &Domain, gref: u32) -> u64 {
+    let frame = d.grant.frames[(gref / crate::grant::ENTRIES_PER_FRAME) as usize];
+    (frame << 12) + u64::from(gref % crate::grant::ENTRIES_PER_FRAME) * 8
+}
+
+/// The 32-bit word at byte `off` (0: flags and domid, 4: frame) of grant
+/// entry `gref`, shared with the guest.
+fn grant_word(d: &Domain, gref: u32, off: u64) -> &'static core::sync::atomic::AtomicU32 {
+    // SAFETY: as `grant_flags`: a 4-aligned word (`off` is 0 or 4) of an
+    // entry in one of the domain's grant frames, in the direct map.
+    unsafe { core::sync::atomic::AtomicU32::from_ptr(crate::arch::x86_64::maddr_to_virt(entry_maddr(d, gref) + off) as *mut u32) }
 }
 
 /// `(domid, frame)` of grant entry `gref`.
@@ -31,16 +43,6 @@ fn grant_entry(d: &Domain, gref: u32) -> (u16, u64) {
 
 fn nr_grant_entries(d: &Domain) -> u32 {
     d.grant.nr_frames * crate::grant::ENTRIES_PER_FRAME
-}
-
-/// The first word of grant entry `gref` (flags in the low half, domid in
-/// the high half), shared with the guest.
-fn grant_head(d: &Domain, gref: u32) -> &'static core::sync::atomic::AtomicU32 {
-    let frame = d.grant.frames[(gref / crate::grant::ENTRIES_PER_FRAME) as usize];
-    let addr = (frame << 12) + u64::from(gref % crate::grant::ENTRIES_PER_FRAME) * 8;
-    // SAFETY: as `grant_flags`: the 4-aligned first word of an entry in one
-    // of the domain's grant frames (the caller checked `gref`).
-    unsafe { core::sync::atomic::AtomicU32::from_ptr(crate::arch::x86_64::maddr_to_virt(addr) as *mut u32) }
 }
 
 /// Pin grant `gref` for `readonly` or writable use by `mapper`: take the
@@ -59,7 +61,7 @@ fn grant_pin(d: &mut Domain, gref: u32, mapper: u16, readonly: bool) -> Result<u
         pin.frame = grant_entry(d, gref).1;
     }
     let owned = FRAME_TABLE.lock().as_ref().and_then(|ft| ft.info(pin.frame).map(|f| f.owner)) == Some(d.domid);
-    let head = grant_head(d, gref);
+    let head = grant_word(d, gref, 0);
     let mut cur = head.load(Ordering::SeqCst);
     for _ in 0..5 {
         let (flags, domid) = (cur as u16, (cur >> 16) as u16);
@@ -365,16 +367,6 @@ fn copy_release(d: &mut Domain, frame: u64, gref: Option<(u16, u32)>, write: boo
     }
 }
 
-/// The frame word of grant entry `gref` (v1: bytes 4-7), shared with the
-/// guest.
-fn grant_frame_word(d: &Domain, gref: u32) -> &'static core::sync::atomic::AtomicU32 {
-    let frame = d.grant.frames[(gref / crate::grant::ENTRIES_PER_FRAME) as usize];
-    let addr = (frame << 12) + u64::from(gref % crate::grant::ENTRIES_PER_FRAME) * 8 + 4;
-    // SAFETY: as `grant_flags`: a 4-aligned word of one of the domain's
-    // grant frames (the caller checked `gref`), in the direct map.
-    unsafe { core::sync::atomic::AtomicU32::from_ptr(crate::arch::x86_64::maddr_to_virt(addr) as *mut u32) }
-}
-
 /// Receive a transferred frame into `e` through its entry `gref`, which
 /// must accept a transfer from `from` (Xen's gnttab_prepare_for_transfer):
 /// the frame becomes `e`'s, its number goes into the entry, and the entry
@@ -397,7 +389,7 @@ fn receive_transfer(e: &mut Domain, from: u16, gref: u32, mfn: u64) -> i16 {
     }
     e.nr_pages += 1;
     crate::mm::machine::set_m2p(Mfn(mfn), want_pfn);
-    grant_frame_word(e, gref).store(mfn as u32, Ordering::SeqCst);
+    grant_word(e, gref, 4).store(mfn as u32, Ordering::SeqCst);
     flags.fetch_or(GTF_TRANSFER_COMPLETED, Ordering::SeqCst);
     gntst::OKAY
 }

@@ -19,14 +19,14 @@ pub(super) fn mm() -> Mm {
     Mm { mem: DirectMapMem::new(true) }
 }
 
-/// Finish the devalidations of `owner`'s frames that an earlier call left
-/// pending (Xen's `old_guest_table`), preemptibly: -ERESTART if some
+/// Finish the devalidations earlier calls left pending (Xen's
+/// `old_guest_table`), `owner`'s first, preemptibly: -ERESTART if some
 /// remain. Every path that may need one of those frames typed again
 /// calls it first.
 pub(super) fn drain_pending(owner: u16) -> Result<(), i64> {
     let mut m = mm();
     match FRAME_TABLE.lock().as_mut() {
-        Some(ft) if ft.has_pending(owner) => {
+        Some(ft) if ft.has_pending() => {
             let r = ft.drain_pending(&mut m.mem, owner).map_err(|e| e.errno());
             ft.take_freed(|mfn| crate::mm::machine::free_frame(Mfn(mfn)));
             r
@@ -107,7 +107,7 @@ fn batch<const SIZE: usize>(
         Ok(pg) => pg,
         Err(e) => return e,
     };
-    if drain_pending(d.domid).is_err() || drain_pending(pg_owner).is_err() {
+    if drain_pending(d.domid).is_err() {
         // No entry done yet: the whole call is issued again.
         return continue_later(regs, op) as i64;
     }

@@ -580,9 +580,8 @@ impl<'a> FrameTable<'a> {
         Ok(())
     }
 
-    /// Whether an interrupted devalidation is waiting (for `owner`'s
-    /// drain, which finishes everyone's).
-    pub fn has_pending(&self, _owner: u16) -> bool {
+    /// Whether an interrupted devalidation is waiting.
+    pub fn has_pending(&self) -> bool {
         self.nr_pending > 0
     }
 
@@ -1415,7 +1414,7 @@ mod tests {
         let mut freed = Vec::new();
         ft.relinquish(&mut quiet, D0.dom, |m| freed.push(m));
         assert_eq!(freed, (0..48).collect::<Vec<u64>>());
-        assert!(!ft.has_pending(D0.dom));
+        assert!(!ft.has_pending());
     }
 
     #[test]
