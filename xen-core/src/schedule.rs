@@ -531,7 +531,7 @@ fn earliest_deadline() -> Option<u64> {
 fn arm_timer(now: u64) {
     let slice = (NR_DOMAINS.load(SeqCst) > 1).then(|| SLICE_END[this_cpu()].load(SeqCst));
     match [earliest_deadline(), slice].into_iter().flatten().min() {
-        Some(t) => apic::arm(t.saturating_sub(now).max(1)),
+        Some(t) => apic::arm_at(t, now),
         None => apic::disarm(),
     }
 }
@@ -553,7 +553,7 @@ fn idle(now: u64, period_end: Option<u64>) {
         return;
     }
     match wake {
-        Some(t) => apic::arm(t.saturating_sub(now).max(1)),
+        Some(t) => apic::arm_at(t, now),
         None => apic::disarm(),
     }
     // With other CPUs, one of them may free the L4 this CPU still has

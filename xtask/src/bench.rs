@@ -81,45 +81,106 @@ fn median(v: &[f64]) -> f64 {
     s.get(s.len() / 2).copied().unwrap_or(0.0)
 }
 
-/// `cargo xtask bench`.
-pub fn command(_args: &[String]) -> Result<(), String> {
+/// What `cargo xtask bench` was asked for.
+struct Args {
+    /// Boot only xen-core (a quick look while working; no ratios).
+    ours_only: bool,
+    /// Boots of the main benchmarks per hypervisor; every figure is the
+    /// median of the runs, printed with its spread.
+    runs: usize,
+}
+
+fn parse_args(args: &[String]) -> Result<Args, String> {
+    let mut a = Args { ours_only: false, runs: 3 };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--xen-core-only" => a.ours_only = true,
+            "--runs" => a.runs = it.next().and_then(|n| n.parse().ok()).filter(|&n| n > 0).ok_or("--runs takes a count above 0")?,
+            other => return Err(format!("bench: unknown option '{other}'")),
+        }
+    }
+    Ok(a)
+}
+
+/// Each benchmark's figures over several boots.
+type Series = BTreeMap<String, Vec<f64>>;
+
+/// Boot `run` `runs` times on `hv` and collect every figure.
+fn series(hv: &str, k: &image::Kernels, run: &Run<'_>, runs: usize) -> Result<Series, String> {
+    let mut s = Series::new();
+    for _ in 0..runs {
+        for (name, v) in run_on(hv, k, run)? {
+            s.entry(name).or_default().push(v);
+        }
+    }
+    Ok(s)
+}
+
+/// `min-max` of a series (its spread), or the value when there is one.
+fn spread(v: &[f64]) -> String {
+    let (lo, hi) = (v.iter().copied().fold(f64::INFINITY, f64::min), v.iter().copied().fold(f64::NEG_INFINITY, f64::max));
+    if v.len() < 2 { format!("{lo:.0}") } else { format!("{lo:.0}-{hi:.0}") }
+}
+
+/// `cargo xtask bench [--xen-core-only] [--runs N]`.
+pub fn command(args: &[String]) -> Result<(), String> {
+    let args = parse_args(args)?;
     crate::env::ensure_system_tools()?;
     let k = image::build(image::Profile::Release)?;
-    let (boot_ours, boot_xen) = (boot_times("xen-core", &k, 3)?, boot_times("xen-4.17", &k, 3)?);
-    let mut ours = run_on("xen-core", &k, &MAIN)?;
-    let mut xen = run_on("xen-4.17", &k, &MAIN)?;
-    let xen_nm = run_on("xen-4.17 no-mitigations", &k, &MAIN)?;
-    ours.extend(run_on("xen-core", &k, &DENSITY)?);
-    xen.extend(run_on("xen-4.17", &k, &DENSITY)?);
-    println!("{:<26} {:>10} {:>10} {:>7} {:>14} {:>7}", "benchmark", "xen-core", "xen-4.17", "ratio", "xen (no mitig)", "ratio");
-    let ratio = |o: f64, x: Option<&f64>| x.filter(|x| **x > 0.0).map_or("-".into(), |x| format!("{:.2}", o / x));
-    let val = |x: Option<&f64>| x.map_or("-".into(), |x| format!("{x:.0}"));
-    for (name, o) in &ours {
-        let (x, n) = (xen.get(name), xen_nm.get(name));
-        println!("{name:<26} {o:>10.0} {:>10} {:>7} {:>14} {:>7}", val(x), ratio(*o, x), val(n), ratio(*o, n));
+    let boot_ours = boot_times("xen-core", &k, 3)?;
+    let boot_xen = if args.ours_only { Vec::new() } else { boot_times("xen-4.17", &k, 3)? };
+    let mut ours = series("xen-core", &k, &MAIN, args.runs)?;
+    let (mut xen, mut xen_nm) = (Series::new(), Series::new());
+    if !args.ours_only {
+        xen = series("xen-4.17", &k, &MAIN, args.runs)?;
+        xen_nm = series("xen-4.17 no-mitigations", &k, &MAIN, args.runs)?;
     }
-    println!("(ratio = xen-core / Xen 4.17 in this run. For *_cycles below 1.00 means xen-core is faster;");
-    println!(" for *_per_sec above 1.00 means xen-core is faster.)");
+    ours.extend(series("xen-core", &k, &DENSITY, 1)?);
+    if !args.ours_only {
+        xen.extend(series("xen-4.17", &k, &DENSITY, 1)?);
+    }
+    print_table(&ours, &xen, &xen_nm, args.runs);
     let fmt = |v: &[f64]| v.iter().map(|t| format!("{t:.3}")).collect::<Vec<_>>().join(", ");
-    println!(
-        "boot_to_dom0_s (median of 3) {:>10.3} {:>10.3} {:>7.2}   runs: xen-core {} / xen-4.17 {}",
-        median(&boot_ours),
-        median(&boot_xen),
-        median(&boot_ours) / median(&boot_xen).max(1e-9),
-        fmt(&boot_ours),
-        fmt(&boot_xen)
-    );
-    if let Some(&floor) = ours.get("floor_syscall_iretq_cycles").filter(|f| **f > 0.0) {
-        println!("floor: a bare SYSCALL + IRETQ round trip on xen-core costs {floor:.0} cycles in this run;");
+    let (bo, bx) = (median(&boot_ours), median(&boot_xen));
+    let boot_ratio = if bx > 0.0 { format!("{:.2}", bo / bx) } else { "-".into() };
+    println!("boot_to_dom0_s (median of 3) {bo:>10.3} {bx:>10.3} {boot_ratio:>7}   runs: xen-core {} / xen-4.17 {}", fmt(&boot_ours), fmt(&boot_xen));
+    if let Some(floor) = ours.get("floor_syscall_iretq_cycles").map(|v| median(v)).filter(|f| *f > 0.0) {
+        println!("floor: a bare SYSCALL + IRETQ round trip on xen-core costs {floor:.0} cycles (median) in this run;");
         for (name, o) in ours.iter().filter(|(n, _)| n.ends_with("_cycles") && !n.starts_with("floor")) {
-            println!("  {name:<34} {:>8.1} x floor", o / floor);
+            println!("  {name:<34} {:>8.1} x floor", median(o) / floor);
         }
     }
     Ok(())
 }
 
+/// One line per benchmark: medians, ratios of medians, and each side's
+/// spread over the runs.
+fn print_table(ours: &Series, xen: &Series, xen_nm: &Series, runs: usize) {
+    println!(
+        "{:<38} {:>10} {:>10} {:>7} {:>14} {:>7}   spread over {runs} runs (xen-core | xen-4.17)",
+        "benchmark", "xen-core", "xen-4.17", "ratio", "xen (no mitig)", "ratio"
+    );
+    let med = |x: Option<&Vec<f64>>| x.map(|v| median(v));
+    let ratio = |o: f64, x: Option<f64>| x.filter(|x| *x > 0.0).map_or("-".into(), |x| format!("{:.2}", o / x));
+    let val = |x: Option<f64>| x.map_or("-".into(), |x| format!("{x:.0}"));
+    for (name, v) in ours {
+        let (o, x, n) = (median(v), med(xen.get(name)), med(xen_nm.get(name)));
+        let xs = xen.get(name).map_or("-".into(), |v| spread(v));
+        println!("{name:<38} {o:>10.0} {:>10} {:>7} {:>14} {:>7}   {} | {xs}", val(x), ratio(o, x), val(n), ratio(o, n), spread(v));
+    }
+    println!("(medians; ratio = xen-core / Xen 4.17 in this run. For *_cycles below 1.00 means xen-core is faster;");
+    println!(" for *_per_sec above 1.00 means xen-core is faster.)");
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn spread_is_min_to_max() {
+        assert_eq!(super::spread(&[3.0, 1.0, 2.0]), "1-3");
+        assert_eq!(super::spread(&[5.0]), "5");
+    }
+
     #[test]
     fn parses_bench_lines() {
         let v = super::parse("x\nbench: null_hypercall_cycles 1234\n(XEN) bench: a b\nbench: mmu 7\n");

@@ -35,7 +35,9 @@ commands:
   conformance [FILTER] [--on xen-core|xen-4.17|both]
                             the hypercall conformance suite, one line per case, JSON report in
                             target/conformance.json; regenerates docs/conformance.md
-  bench                     dom0 micro-benchmarks on xen-core and Xen 4.17, as ratios
+  bench [options]           dom0 micro-benchmarks on xen-core and Xen 4.17, as ratios of medians
+      --runs N              boots of the main benchmarks per hypervisor (default 3; spreads shown)
+      --xen-core-only       boot only xen-core (no ratios)
   lint                      clippy -D warnings (host and x86_64-unknown-none) and cargo fmt --check
   fuzz [options]            two hypercall-fuzzing domUs and a canary on xen-core (2 CPUs), audited
                             after every batch; prints calls/s, audits, canary, first failure

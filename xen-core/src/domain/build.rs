@@ -92,7 +92,7 @@ impl FrameWriter for DirectMapTables {
     fn zero(&mut self, mfn: u64) {
         // SAFETY: the builder only passes frames of the domain under
         // construction, which nothing else references yet.
-        unsafe { machine::frame_mut(Mfn(mfn)) }.fill(0);
+        crate::mm::scrub::scrub(unsafe { machine::frame_mut(Mfn(mfn)) });
     }
 
     fn write(&mut self, mfn: u64, index: usize, val: u64) {

@@ -59,7 +59,7 @@ pub fn alloc_frame() -> Option<Mfn> {
     flush_before_reuse();
     let mfn = FRAMES.lock().as_mut()?.alloc()?;
     // SAFETY: the frame was just allocated, so it is ours alone.
-    unsafe { frame_mut(mfn) }.fill(0);
+    super::scrub::scrub(unsafe { frame_mut(mfn) });
     Some(mfn)
 }
 

@@ -9,6 +9,7 @@ pub mod guest_walk;
 pub mod machine;
 pub mod memmap;
 pub mod page_type;
+pub mod scrub;
 
 /// A machine frame number: a physical address shifted right by 12.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -276,7 +276,7 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     let is_irq = [super::apic::TIMER_VECTOR, super::apic::KICK_VECTOR, super::apic::FLUSH_VECTOR].iter().any(|&v| u64::from(v) == vector);
     if is_irq {
         if vector == u64::from(super::apic::TIMER_VECTOR) {
-            super::apic::TIMER_FIRED.store(true, core::sync::atomic::Ordering::SeqCst);
+            super::apic::timer_fired();
         }
         if vector == u64::from(super::apic::FLUSH_VECTOR) {
             crate::schedule::answer_flush();
