@@ -147,6 +147,7 @@ pub fn boot(iso: &Path, o: &Options) -> Result<Outcome, String> {
     let mut script = o.script.iter();
     let mut timed_out = false;
     let mut stopped_on = None;
+    let mut scanned = 0;
     loop {
         match rx.recv_timeout(Duration::from_millis(50)) {
             Ok(chunk) => {
@@ -157,18 +158,23 @@ pub fn boot(iso: &Path, o: &Options) -> Result<Outcome, String> {
                 }
                 out.extend_from_slice(&chunk);
                 last_data = Instant::now();
-                let text = String::from_utf8_lossy(&out);
-                if first_line_after.is_none() && text.lines().any(is_hypervisor_line) {
-                    first_line_after = Some(start.elapsed());
+                // Look only at lines completed by this chunk: a long run's
+                // output is scanned once, not once per chunk.
+                let end = out.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+                let text = String::from_utf8_lossy(&out[scanned.min(end)..end]).into_owned();
+                scanned = end;
+                for line in text.lines() {
+                    if first_line_after.is_none() && is_hypervisor_line(line) {
+                        first_line_after = Some(start.elapsed());
+                        handover_at = Some(Instant::now());
+                    }
+                    if dom0_at.is_none() && line.contains(DOM0_FIRST) {
+                        dom0_at = Some(Instant::now());
+                    }
+                    if stopped_on.is_none() && o.stop_on.iter().any(|s| line.contains(s.as_str())) {
+                        stopped_on = Some(line.to_string());
+                    }
                 }
-                if handover_at.is_none() && first_line_after.is_some() {
-                    handover_at = Some(Instant::now());
-                }
-                if dom0_at.is_none() && text.contains(DOM0_FIRST) {
-                    dom0_at = Some(Instant::now());
-                }
-                let complete = &text[..text.rfind('\n').unwrap_or(0)];
-                stopped_on = complete.lines().find(|l| o.stop_on.iter().any(|s| l.contains(s.as_str()))).map(String::from);
                 if stopped_on.is_some() {
                     let _ = child.kill();
                     break;
