@@ -1,4 +1,7 @@
-//! ELF note types in the "Xen" namespace (`public/elfnote.h`).
+//! ELF note types in the "Xen" namespace: mirrors Xen 4.17's
+//! `public/elfnote.h`.
+//!
+//! Invariant: every note number is Xen's `XEN_ELFNOTE_*` value.
 
 /// Owner name of Xen notes (with its NUL terminator in the file).
 pub const XEN_NOTE_NAME: &[u8] = b"Xen";
@@ -22,7 +25,7 @@ pub const LOADER: u32 = 8;
 pub const PAE_MODE: u32 = 9;
 /// `|`-separated feature list; `!` marks a required feature.
 pub const FEATURES: u32 = 10;
-/// Bootloader name.
+/// Symbol table loading (BSD style).
 pub const BSD_SYMTAB: u32 = 11;
 /// Hypervisor virtual start (for HVM); unused for PV.
 pub const HV_START_LOW: u32 = 12;

@@ -1,4 +1,8 @@
-//! Error numbers (`public/errno.h`). Hypercalls return them negated.
+//! Error numbers: mirrors Xen 4.17's `public/errno.h`. Hypercalls return
+//! them negated.
+//!
+//! Invariant: every value is Xen's (which are Linux's on x86), and [`name`]
+//! spells each as the header does.
 
 /// Operation not permitted.
 pub const EPERM: i64 = 1;
@@ -28,10 +32,14 @@ pub const EBUSY: i64 = 16;
 pub const EEXIST: i64 = 17;
 /// No such device.
 pub const ENODEV: i64 = 19;
+/// Is a directory.
+pub const EISDIR: i64 = 21;
 /// Invalid argument.
 pub const EINVAL: i64 = 22;
 /// No space left.
 pub const ENOSPC: i64 = 28;
+/// Read-only file system.
+pub const EROFS: i64 = 30;
 /// No data available.
 pub const ENODATA: i64 = 61;
 /// Function not implemented.
@@ -62,8 +70,10 @@ pub fn name(err: i64) -> &'static str {
         EEXIST => "EEXIST",
         ENODATA => "ENODATA",
         ENODEV => "ENODEV",
+        EISDIR => "EISDIR",
         EINVAL => "EINVAL",
         ENOSPC => "ENOSPC",
+        EROFS => "EROFS",
         ENOSYS => "ENOSYS",
         ENOTEMPTY => "ENOTEMPTY",
         EOPNOTSUPP => "EOPNOTSUPP",

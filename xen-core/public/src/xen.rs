@@ -1,5 +1,11 @@
 //! Core guest ABI of `public/xen.h` and `arch-x86/xen-x86_64.h`: domain ids,
-//! selectors, the hypervisor's reserved address range, `start_info`.
+//! selectors, the hypervisor's reserved address range, `start_info`,
+//! `xenctl_bitmap`.
+//!
+//! Invariant: the structures have exactly the x86_64 size and field offsets
+//! Xen 4.17 gives them, checked at compile time by the assertions after them.
+
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// The calling domain.
 pub const DOMID_SELF: u16 = 0x7FF0;
@@ -64,7 +70,7 @@ pub const MAX_GUEST_CMDLINE: usize = 1024;
 /// `console` member of `start_info`: a ring page for domUs, a VGA info
 /// window for dom0.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(FromBytes, IntoBytes, Immutable, KnownLayout, Clone, Copy, Debug, Default)]
 pub struct StartInfoConsole {
     /// domU: machine frame of the console ring. dom0: `info_off`.
     pub mfn_or_info_off: u64,
@@ -75,7 +81,7 @@ pub struct StartInfoConsole {
 
 /// `struct start_info`: what a PV kernel finds at `rsi` on entry.
 #[repr(C)]
-#[derive(Clone, Copy, Debug)]
+#[derive(FromBytes, IntoBytes, Immutable, KnownLayout, Clone, Copy, Debug)]
 pub struct StartInfo {
     /// "xen-3.0-x86_64", NUL padded.
     pub magic: [u8; 32],
@@ -157,6 +163,22 @@ const _: () = assert!(core::mem::offset_of!(StartInfo, pt_base) == 88);
 const _: () = assert!(core::mem::offset_of!(StartInfo, mfn_list) == 104);
 const _: () = assert!(core::mem::offset_of!(StartInfo, cmd_line) == 128);
 const _: () = assert!(core::mem::offset_of!(StartInfo, first_p2m_pfn) == 1152);
+const _: () = assert!(core::mem::size_of::<StartInfoConsole>() == 16);
+
+/// `struct xenctl_bitmap`: a bitmap in guest memory (CPU and node masks of
+/// the domctls and sysctls).
+#[repr(C)]
+#[derive(FromBytes, IntoBytes, Immutable, KnownLayout, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct XenctlBitmap {
+    /// Guest handle of the bitmap bytes.
+    pub bitmap: u64,
+    /// Bits in it.
+    pub nr_bits: u32,
+    /// Padding; zero.
+    pub _pad0: u32,
+}
+const _: () = assert!(core::mem::size_of::<XenctlBitmap>() == 16);
+const _: () = assert!(core::mem::offset_of!(XenctlBitmap, nr_bits) == 8);
 
 /// `CONSOLEIO_write`.
 pub const CONSOLEIO_WRITE: u64 = 0;
