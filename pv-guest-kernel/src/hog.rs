@@ -73,10 +73,20 @@ fn console_multicall() -> i64 {
 }
 
 /// Pin and unpin the largest tree this domain can build, forever.
-pub fn hog(si: &StartInfo, pages: &mut EarlyAlloc) -> ! {
+///
+/// With `hold`, it pins the tree once and then sleeps, so that whoever
+/// destroys it has the whole tree to tear down.
+pub fn hog(si: &StartInfo, pages: &mut EarlyAlloc, hold: bool) -> ! {
     match build_tree(si, pages) {
         Ok((l4, nr_l1)) => {
             println!("pv-guest-kernel: hog: tree of {nr_l1} L1 tables ({} entries)", nr_l1 * 512);
+            if hold {
+                let pinned = mm::pin(l4, 4);
+                println!("pv-guest-kernel: hog: holding the tree pinned: {pinned:?}");
+                loop {
+                    hypercall::raw(xen_public::hypercall::SCHED_OP, xen_public::SCHEDOP_BLOCK, 0, 0);
+                }
+            }
             let mut round = 0u64;
             loop {
                 let pinned = mm::pin(l4, 4);
@@ -101,7 +111,7 @@ pub fn hog(si: &StartInfo, pages: &mut EarlyAlloc) -> ! {
 const TIMERS: usize = 200;
 
 /// Sleep 1 ms `TIMERS` times and print the lateness percentiles.
-pub fn lateness() {
+pub fn lateness(label: &str) {
     if events::init() != 0 {
         println!("pv-guest-kernel: lateness: no event callback");
         return;
@@ -118,6 +128,7 @@ pub fn lateness() {
     }
     late.sort_unstable();
     let p99 = late[TIMERS * 99 / 100 - 1];
-    println!("pv-guest-kernel: lateness: {TIMERS} timers, p50 {} us, p99 {p99} us, max {} us", late[TIMERS / 2], late[TIMERS - 1]);
-    println!("pv-guest-kernel: lateness: p99 {} 5 ms", if p99 < 5000 { "within" } else { "over" });
+    println!("pv-guest-kernel: {label}: {TIMERS} timers, p50 {} us, p99 {p99} us, max {} us", late[TIMERS / 2], late[TIMERS - 1]);
+    println!("pv-guest-kernel: {label}: p99 {} 5 ms", if p99 < 5000 { "within" } else { "over" });
+    println!("pv-guest-kernel: {label}: max {} 10 ms", if late[TIMERS - 1] < 10_000 { "within" } else { "over" });
 }

@@ -135,10 +135,11 @@ mod guest {
         }
         if has("hog") {
             let mut pages = EarlyAlloc::from_start_info(si.pt_base, si.nr_pt_frames, VIRT_BASE, si.nr_pages);
-            crate::hog::hog(si, &mut pages);
+            crate::hog::hog(si, &mut pages, has("hold"));
         }
         if has("lateness") {
-            crate::hog::lateness();
+            // `during-destroy`: dom0 destroys the hog meanwhile.
+            crate::hog::lateness(if has("during-destroy") { "lateness[destroy]" } else { "lateness" });
             poweroff();
         }
         if has("compute") {

@@ -61,6 +61,11 @@ impl DomidAllocator {
         true
     }
 
+    /// Whether `id` is handed out (and not freed since).
+    pub fn is_allocated(&self, id: u16) -> bool {
+        id != 0 && id < DOMID_FIRST_RESERVED && self.is_used(id)
+    }
+
     /// Give an id back.
     pub fn free(&mut self, id: u16) -> Result<(), DomidError> {
         if id == 0 || id >= DOMID_FIRST_RESERVED {

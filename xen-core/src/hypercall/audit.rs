@@ -119,11 +119,11 @@ impl World for Live<'_> {
 }
 
 /// Scratch frames for the audit's windows: as many as can be had
-/// contiguously, from 64 down to 1.
+/// contiguously, from 64 down to 1 (through the allocator's front door,
+/// which first flushes whatever CPU may still translate to a freed frame,
+/// so no guest can write into the audit's working data).
 fn alloc_scratch() -> Option<(Mfn, u64)> {
-    let mut g = crate::mm::machine::FRAMES.lock();
-    let a = g.as_mut()?;
-    [64, 16, 4, 1].into_iter().find_map(|n| a.alloc_contiguous(n).map(|m| (m, n)))
+    [64, 16, 4, 1].into_iter().find_map(|n| crate::mm::machine::alloc_contiguous(n).map(|m| (m, n)))
 }
 
 /// Run the audit with `caller` being the domain in the hypercall.

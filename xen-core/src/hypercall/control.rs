@@ -116,34 +116,52 @@ fn create_domain(requested: u16, b: &[u8]) -> Result<u16, i64> {
 /// XEN_DOMCTL_destroydomain: drop every reference the domain holds and
 /// give back every frame it owns; frames others still map stay allocated
 /// until their last reference goes (see `FrameTable::relinquish`).
+///
+/// In two stages, as Xen's `domain_kill`: the domain leaves its slot at
+/// once (no lookup finds it, so nothing can map, signal or give it
+/// anything again) and drops its vCPU, event and grant references; its
+/// id stays allocated while its frames are relinquished, preemptibly: the
+/// call answers -ERESTART (a continuation) until that is done. A
+/// destroydomain for an id that is allocated but in no slot goes on with
+/// that relinquish.
 fn destroy_domain(caller: &mut Domain, domid: u16) -> Result<(), i64> {
-    let mut dom = crate::schedule::remove(domid).map_err(|e| match e {
-        crate::schedule::RemoveError::NotFound => -ESRCH,
-        crate::schedule::RemoveError::Running => -ERESTART,
-    })?;
-    for (rdom, rport) in crate::event::foreign_peers(&dom.ports, domid) {
-        if rdom == caller.domid {
-            crate::event::peer_closed(&mut caller.ports, rport, domid);
-        } else {
-            crate::schedule::with_domain(rdom, |o| crate::event::peer_closed(&mut o.ports, rport, domid));
+    if !being_relinquished(domid) {
+        let mut dom = crate::schedule::remove(domid).map_err(|e| match e {
+            crate::schedule::RemoveError::NotFound => -ESRCH,
+            crate::schedule::RemoveError::Running => -ERESTART,
+        })?;
+        for (rdom, rport) in crate::event::foreign_peers(&dom.ports, domid) {
+            if rdom == caller.domid {
+                crate::event::peer_closed(&mut caller.ports, rport, domid);
+            } else {
+                crate::schedule::with_domain(rdom, |o| crate::event::peer_closed(&mut o.ports, rport, domid));
+            }
         }
+        super::gnttab::release_grants(caller, &mut dom);
+        super::gnttab::forget_granter(caller, domid);
+        super::mmu::release_domain_refs(&mut dom);
     }
-    super::gnttab::release_grants(caller, &mut dom);
-    super::gnttab::forget_granter(caller, domid);
-    super::mmu::release_domain_refs(&mut dom);
     let mut released = 0u64;
     if let Some(ft) = FRAME_TABLE.lock().as_mut() {
-        // Not preemptible: every frame must be done before it is freed.
-        let mut mem = crate::mm::machine::DirectMapMem::new(false);
-        ft.relinquish(&mut mem, domid, |mfn| {
+        let mut mem = crate::mm::machine::DirectMapMem::new(true);
+        let done = ft.relinquish(&mut mem, domid, |mfn| {
             crate::mm::machine::free_frame(Mfn(mfn));
             released += 1;
         });
+        if done.is_err() {
+            return Err(-ERESTART);
+        }
     }
-    log::info!("domain {domid} destroyed: {released} frames freed");
+    log::info!("domain {domid} destroyed ({released} frames freed in the last step)");
     caller.raise_virq(crate::guest::VIRQ_DOM_EXC);
     let _ = crate::guest::DOMIDS.lock().free(domid);
     Ok(())
+}
+
+/// Whether `domid` left its slot and its frames are still being given
+/// back (an allocated id with no domain).
+fn being_relinquished(domid: u16) -> bool {
+    crate::schedule::slot_of(domid).is_none() && crate::guest::DOMIDS.lock().is_allocated(domid)
 }
 
 /// `domctl(op)`.

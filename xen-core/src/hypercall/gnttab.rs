@@ -11,34 +11,51 @@ use super::*;
 /// Grant-table operations handled per call before a continuation.
 const GNTTAB_PER_CALL: u64 = 128;
 
-/// The 16-bit flags word of grant entry `gref`, shared with the guest.
-fn grant_flags(d: &Domain, gref: u32) -> &'static core::sync::atomic::AtomicU16 {
-    // SAFETY: the entry lies in one of the domain's grant frames (the caller
-    // checked `gref` against `nr_frames`), inside the direct map; the guest
-    // updates the same word atomically.
-    unsafe { core::sync::atomic::AtomicU16::from_ptr(crate::arch::x86_64::maddr_to_virt(entry_maddr(d, gref)) as *mut u16) }
+/// The 16-bit flags word of grant entry `gref`, shared with the guest
+/// (`None` past the domain's grant table).
+fn grant_flags(d: &Domain, gref: u32) -> Option<&'static core::sync::atomic::AtomicU16> {
+    let maddr = entry_maddr(d, gref)?;
+    // SAFETY: `entry_maddr` found the entry inside one of the domain's
+    // grant frames, which lie in the direct map and stay allocated (typed
+    // writable for good) while the domain exists; the guest updates the
+    // same word atomically.
+    Some(unsafe { core::sync::atomic::AtomicU16::from_ptr(crate::arch::x86_64::maddr_to_virt(maddr) as *mut u16) })
 }
 
-/// Machine address of grant entry `gref` (8-byte v1 entries).
-fn entry_maddr(d: &Domain, gref: u32) -> u64 {
-    let frame = d.grant.frames[(gref / crate::grant::ENTRIES_PER_FRAME) as usize];
-    (frame << 12) + u64::from(gref % crate::grant::ENTRIES_PER_FRAME) * 8
+/// Machine address of grant entry `gref` (8-byte v1 entries), or `None`
+/// past the domain's grant table.
+fn entry_maddr(d: &Domain, gref: u32) -> Option<u64> {
+    if gref >= nr_grant_entries(d) {
+        return None;
+    }
+    let frame = *d.grant.frames.get((gref / crate::grant::ENTRIES_PER_FRAME) as usize)?;
+    Some((frame << 12) + u64::from(gref % crate::grant::ENTRIES_PER_FRAME) * 8)
 }
 
 /// The 32-bit word at byte `off` (0: flags and domid, 4: frame) of grant
-/// entry `gref`, shared with the guest.
-fn grant_word(d: &Domain, gref: u32, off: u64) -> &'static core::sync::atomic::AtomicU32 {
+/// entry `gref`, shared with the guest (`None` past the grant table).
+fn grant_word(d: &Domain, gref: u32, off: GrantWord) -> Option<&'static core::sync::atomic::AtomicU32> {
+    let maddr = entry_maddr(d, gref)? + off as u64;
     // SAFETY: as `grant_flags`: a 4-aligned word (`off` is 0 or 4) of an
-    // entry in one of the domain's grant frames, in the direct map.
-    unsafe { core::sync::atomic::AtomicU32::from_ptr(crate::arch::x86_64::maddr_to_virt(entry_maddr(d, gref) + off) as *mut u32) }
+    // entry that `entry_maddr` found in one of the domain's grant frames.
+    Some(unsafe { core::sync::atomic::AtomicU32::from_ptr(crate::arch::x86_64::maddr_to_virt(maddr) as *mut u32) })
 }
 
-/// `(domid, frame)` of grant entry `gref`.
-fn grant_entry(d: &Domain, gref: u32) -> (u16, u64) {
-    let m = mm();
-    let frame = d.grant.frames[(gref / crate::grant::ENTRIES_PER_FRAME) as usize];
-    let e = m.mem.read(frame, (gref % crate::grant::ENTRIES_PER_FRAME) as usize);
-    (((e >> 16) & 0xffff) as u16, e >> 32)
+/// The two 32-bit words of a v1 grant entry.
+#[derive(Clone, Copy)]
+enum GrantWord {
+    /// Flags (low half) and domid (high half).
+    Head = 0,
+    /// The frame.
+    Frame = 4,
+}
+
+/// `(domid, frame)` of grant entry `gref` (`None` past the grant table).
+fn grant_entry(d: &Domain, gref: u32) -> Option<(u16, u64)> {
+    use core::sync::atomic::Ordering::SeqCst;
+    let head = grant_word(d, gref, GrantWord::Head)?.load(SeqCst);
+    let frame = grant_word(d, gref, GrantWord::Frame)?.load(SeqCst);
+    Some(((head >> 16) as u16, u64::from(frame)))
 }
 
 fn nr_grant_entries(d: &Domain) -> u32 {
@@ -48,36 +65,42 @@ fn nr_grant_entries(d: &Domain) -> u32 {
 /// Pin grant `gref` for `readonly` or writable use by `mapper`: take the
 /// pin (only the pinning domain may add pins, counts bounded), check the
 /// entry's flags and domid in the same compare-and-swap that sets
-/// GTF_reading / GTF_writing (Xen's `_set_status_v1`), and check that the
-/// granter owns the frame taken at the first pin (Xen's `get_paged_frame`:
-/// else GNTST_bad_page).
+/// GTF_reading / GTF_writing (Xen's `_set_status_v1`), and only then read
+/// the frame (at the first pin; later pins use the one taken then): read
+/// earlier, it could be one the granter revoked and replaced between the
+/// read and the swap. The granter must own the frame (Xen's
+/// `get_paged_frame`: else GNTST_bad_page, and the flags this set go).
 fn grant_pin(d: &mut Domain, gref: u32, mapper: u16, readonly: bool) -> Result<u64, i16> {
     use crate::grant::{gntst, pin_flags};
     use core::sync::atomic::Ordering;
     let mut pin = d.grant.pins[gref as usize];
     let already = pin.pinned();
     pin.acquire(mapper, readonly)?;
-    if !already {
-        pin.frame = grant_entry(d, gref).1;
-    }
-    let owned = FRAME_TABLE.lock().as_ref().and_then(|ft| ft.info(pin.frame).map(|f| f.owner)) == Some(d.domid);
-    let head = grant_word(d, gref, 0);
+    let head = grant_word(d, gref, GrantWord::Head).ok_or(gntst::BAD_GNTREF)?;
     let mut cur = head.load(Ordering::SeqCst);
+    let mut added = None;
     for _ in 0..5 {
         let (flags, domid) = (cur as u16, (cur >> 16) as u16);
         let new = pin_flags(flags, domid, mapper, readonly, already)?;
-        if !owned {
-            return Err(gntst::BAD_PAGE);
-        }
         match head.compare_exchange(cur, (cur & 0xffff_0000) | u32::from(new), Ordering::SeqCst, Ordering::SeqCst) {
             Ok(_) => {
-                d.grant.pins[gref as usize] = pin;
-                return Ok(pin.frame);
+                added = Some(new & !flags);
+                break;
             }
             Err(now) => cur = now,
         }
     }
-    Err(gntst::GENERAL_ERROR)
+    let added = added.ok_or(gntst::GENERAL_ERROR)?;
+    if !already {
+        pin.frame = grant_entry(d, gref).ok_or(gntst::BAD_GNTREF)?.1;
+    }
+    let owned = FRAME_TABLE.lock().as_ref().and_then(|ft| ft.info(pin.frame).map(|f| f.owner)) == Some(d.domid);
+    if !owned {
+        head.fetch_and(!u32::from(added), Ordering::SeqCst);
+        return Err(gntst::BAD_PAGE);
+    }
+    d.grant.pins[gref as usize] = pin;
+    Ok(pin.frame)
 }
 
 /// Drop a pin and clear the flags no pin needs any more.
@@ -88,7 +111,9 @@ fn grant_unpin(d: &mut Domain, gref: u32, readonly: bool) {
     let p = &mut d.grant.pins[gref as usize];
     p.release(readonly);
     let clear = p.flags_to_clear();
-    grant_flags(d, gref).fetch_and(!clear, core::sync::atomic::Ordering::SeqCst);
+    if let Some(flags) = grant_flags(d, gref) {
+        flags.fetch_and(!clear, core::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 fn gnttab_setup_table(d: &mut Domain, b: &mut [u8]) -> i16 {
@@ -247,7 +272,12 @@ fn unmap_host(d: &Domain, frame: u64, host_addr: u64) -> i16 {
     ft.put_entry(&mut m.mem, l1, 1, cur);
     ft.take_freed(|mfn| crate::mm::machine::free_frame(Mfn(mfn)));
     drop(ftg);
-    crate::arch::x86_64::cpu::invlpg(host_addr);
+    // The whole TLB, not the one page: the same L1 may be linked at other
+    // addresses whose translations of the frame are cached too. Only the
+    // caller (one vCPU, on this CPU) maps through this L1's PTE, and its
+    // pin is dropped after this, when the granter may take the frame back
+    // (Xen flushes before `unmap_common_complete` the same way).
+    crate::arch::x86_64::cpu::flush_tlb();
     gntst::OKAY
 }
 
@@ -380,8 +410,11 @@ fn receive_transfer(e: &mut Domain, from: u16, gref: u32, mfn: u64) -> i16 {
     if e.nr_pages >= e.max_pages || gref >= nr_grant_entries(e) {
         return gntst::GENERAL_ERROR;
     }
-    let (domid, want_pfn) = grant_entry(e, gref);
-    let flags = grant_flags(e, gref);
+    let (Some((domid, want_pfn)), Some(flags), Some(frame_word)) =
+        (grant_entry(e, gref), grant_flags(e, gref), grant_word(e, gref, GrantWord::Frame))
+    else {
+        return gntst::GENERAL_ERROR;
+    };
     let committed = domid == from
         && flags.compare_exchange(GTF_ACCEPT_TRANSFER, GTF_ACCEPT_TRANSFER | GTF_TRANSFER_COMMITTED, Ordering::SeqCst, Ordering::SeqCst).is_ok();
     if !committed || FRAME_TABLE.lock().as_mut().is_none_or(|ft| ft.assign(mfn, e.domid).is_err()) {
@@ -389,7 +422,7 @@ fn receive_transfer(e: &mut Domain, from: u16, gref: u32, mfn: u64) -> i16 {
     }
     e.nr_pages += 1;
     crate::mm::machine::set_m2p(Mfn(mfn), want_pfn);
-    grant_word(e, gref, 4).store(mfn as u32, Ordering::SeqCst);
+    frame_word.store(mfn as u32, Ordering::SeqCst);
     flags.fetch_or(GTF_TRANSFER_COMPLETED, Ordering::SeqCst);
     gntst::OKAY
 }
@@ -512,8 +545,8 @@ pub(super) fn grant_table_op(d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
             DUMP => {
                 if self_dom(d, u16_at(&b, 0)).is_ok() {
                     for g in 0..nr_grant_entries(d) {
-                        let (domid, frame) = grant_entry(d, g);
-                        let flags = grant_flags(d, g).load(core::sync::atomic::Ordering::SeqCst);
+                        let (Some((domid, frame)), Some(flags)) = (grant_entry(d, g), grant_flags(d, g)) else { continue };
+                        let flags = flags.load(core::sync::atomic::Ordering::SeqCst);
                         if flags != 0 {
                             crate::printk!(
                                 "grant-table d{} ref {g}: flags {flags:#06x} domid {domid} frame {frame:#x} pins {:?}",

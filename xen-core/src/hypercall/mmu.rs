@@ -19,10 +19,10 @@ pub(super) fn mm() -> Mm {
     Mm { mem: DirectMapMem::new(true) }
 }
 
-/// Finish the devalidations earlier calls left pending (Xen's
-/// `old_guest_table`), `owner`'s first, preemptibly: -ERESTART if some
-/// remain. Every path that may need one of those frames typed again
-/// calls it first.
+/// Finish the devalidations `owner`'s earlier calls left pending (Xen's
+/// `old_guest_table`), preemptibly: -ERESTART if some remain. Every MMU
+/// and grant path of a domain calls it first, so its own teardown is done
+/// before it can ask for more.
 pub(super) fn drain_pending(owner: u16) -> Result<(), i64> {
     let mut m = mm();
     match FRAME_TABLE.lock().as_mut() {
@@ -225,7 +225,9 @@ pub(super) fn update_va_mapping(d: &mut Domain, va: u64, pte: u64, flags: u64) -
     if ft.info(l1).map(|f| (f.ty, f.validated)) != Some((PageType::L1, true)) {
         return -EINVAL;
     }
-    if let Err(e) = ft.update_entry(&mut m.mem, l1, idx, adjust(pte), false, who(d)) {
+    let r = ft.update_entry(&mut m.mem, l1, idx, adjust(pte), false, who(d));
+    ft.take_freed(|mfn| crate::mm::machine::free_frame(Mfn(mfn)));
+    if let Err(e) = r {
         return e.errno();
     }
     drop(ftg);
@@ -527,7 +529,9 @@ pub(super) fn set_ldt(d: &mut Domain, va: u64, ents: u64) -> Result<(), i64> {
     if va & 0xfff != 0 || !crate::mm::guest_walk::guest_va_ok(va) || ents > gdt::LDT_ENTRIES as u64 {
         return Err(-EINVAL);
     }
-    if d.ldt == (va, ents) {
+    // Nothing to do if this LDT is installed already (its pages typed: a
+    // failed attempt left none, and may be retried).
+    if d.ldt == (va, ents) && d.ldt_frames.1 == (ents * 8).div_ceil(4096) as usize {
         return Ok(());
     }
     let mut m = mm();

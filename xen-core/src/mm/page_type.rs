@@ -236,11 +236,45 @@ pub struct FrameTable<'a> {
     /// Frames whose devalidation was interrupted, to finish first.
     pending: [u64; PENDING_MAX],
     nr_pending: usize,
+    /// Orphans became free that `freed` had no room for.
+    freed_overflow: bool,
+    /// Where interrupted domain destructions stopped.
+    reaps: [Option<Reap>; REAPS],
+    /// The entry of `reaps` to reuse next when all are taken.
+    reap_turn: usize,
+}
+
+/// Interrupted destructions whose place is remembered.
+pub const REAPS: usize = 4;
+/// Frames a destruction scans between two looks at the clock.
+const REAP_CHECK_EVERY: u64 = 256;
+
+/// A domain destruction's steps, in order (see [`FrameTable::relinquish`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ReapStep {
+    /// Abandon interrupted validations.
+    Partials,
+    /// Drop every pin.
+    Pins,
+    /// Finish the devalidations that the unpins left interrupted.
+    Drain,
+    /// Drop the allocation references.
+    Release,
+}
+
+/// Where a domain's destruction stopped: its step and the next frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Reap {
+    dom: u16,
+    step: ReapStep,
+    next: u64,
 }
 
 /// Interrupted devalidations remembered at once; past that, devalidation
-/// runs to the end without preemption.
-const PENDING_MAX: usize = 256;
+/// runs to the end without preemption. A domain leaves at most one per
+/// table level when a call of its is preempted, and finishes them at its
+/// next call: four per possible domain.
+const PENDING_MAX: usize = 4 * 1024;
 
 /// Freed orphan frames remembered between two [`FrameTable::take_freed`].
 const FREED_BATCH: usize = 64;
@@ -271,7 +305,16 @@ impl Who {
 impl<'a> FrameTable<'a> {
     /// A table over `frames` (one entry per machine frame).
     pub fn new(frames: &'a mut [PageInfo]) -> Self {
-        FrameTable { frames, freed: [0; FREED_BATCH], nr_freed: 0, pending: [0; PENDING_MAX], nr_pending: 0 }
+        FrameTable {
+            frames,
+            freed: [0; FREED_BATCH],
+            nr_freed: 0,
+            pending: [0; PENDING_MAX],
+            nr_pending: 0,
+            freed_overflow: false,
+            reaps: [None; REAPS],
+            reap_turn: 0,
+        }
     }
 
     /// A frame's state.
@@ -367,62 +410,133 @@ impl<'a> FrameTable<'a> {
                 self.nr_freed += 1;
             } else {
                 // No room to remember it: it stays an orphan with count 0,
-                // found again by the next `relinquish` sweep.
+                // which the next `take_freed` sweeps for.
                 self.at(mfn).owner = ORPHAN;
+                self.freed_overflow = true;
             }
         }
     }
 
-    /// Hand over the orphan frames that became free since the last call.
+    /// Hand over the orphan frames that became free since the last call
+    /// (sweeping the whole table for those that did not fit the list).
     pub fn take_freed(&mut self, mut free: impl FnMut(u64)) {
         for &mfn in &self.freed[..self.nr_freed] {
             free(mfn);
         }
         self.nr_freed = 0;
+        if core::mem::take(&mut self.freed_overflow) {
+            for (mfn, f) in self.frames.iter_mut().enumerate() {
+                if f.owner == ORPHAN && f.count == 0 && f.type_count == 0 && f.partial == Partial::None {
+                    *f = PageInfo::FREE;
+                    free(mfn as u64);
+                }
+            }
+        }
     }
 
-    /// Domain destruction: unpin every table `dom` pinned, then drop the
+    /// Domain destruction: abandon `dom`'s interrupted validations, unpin
+    /// every table it pinned, finish their devalidation, then drop the
     /// allocation reference of every frame it owns. Frames nothing else
     /// references are handed to `free`; the rest become orphans, freed by
     /// the `put_page` that drops their last reference. The caller has
     /// already dropped the references the domain's vCPU held (its CR3,
-    /// GDT and LDT frames).
-    pub fn relinquish(&mut self, mem: &mut impl PageMem, dom: u16, mut free: impl FnMut(u64)) {
+    /// GDT and LDT frames), and no one can give `dom` frames any more.
+    ///
+    /// Preemptible, as Xen's `domain_relinquish_resources`: when
+    /// `mem.preempt_due()` it stops with [`MmError::Restart`] and the next
+    /// call for `dom` goes on where it stopped. Every step is also correct
+    /// started again from the beginning (a frame already dealt with no
+    /// longer qualifies), so a forgotten place (more than [`REAPS`]
+    /// destructions interrupted at once) costs time, never correctness.
+    pub fn relinquish(&mut self, mem: &mut impl PageMem, dom: u16, mut free: impl FnMut(u64)) -> Res {
+        let mut r = self.take_reap(dom);
+        let res = self.reap(mem, &mut r, &mut free);
+        if res.is_err() {
+            self.keep_reap(r);
+        }
+        res
+    }
+
+    /// Where `dom`'s destruction stopped last time, or its beginning.
+    fn take_reap(&mut self, dom: u16) -> Reap {
+        let found = self.reaps.iter_mut().find(|r| r.is_some_and(|r| r.dom == dom));
+        found.and_then(Option::take).unwrap_or(Reap { dom, step: ReapStep::Partials, next: 0 })
+    }
+
+    /// Remember where a destruction stopped, in place of the oldest.
+    fn keep_reap(&mut self, r: Reap) {
+        let slot = self.reaps.iter().position(Option::is_none).unwrap_or(self.reap_turn);
+        self.reaps[slot] = Some(r);
+        self.reap_turn = (slot + 1) % REAPS;
+    }
+
+    /// Run the steps of a destruction from `r` on.
+    fn reap(&mut self, mem: &mut impl PageMem, r: &mut Reap, free: &mut impl FnMut(u64)) -> Res {
         let n = self.frames.len() as u64;
-        for mfn in 0..n {
-            let f = self.frames[mfn as usize];
-            if f.owner != dom {
-                continue;
-            }
-            if f.partial == Partial::Validation {
-                self.abandon_validation(mem, mfn);
-            }
-            if f.partial == Partial::Devalidation {
-                self.continue_devalidation(mem, mfn, false);
+        let dom = r.dom;
+        loop {
+            match r.step {
+                ReapStep::Partials | ReapStep::Pins | ReapStep::Release => {
+                    let mut done = 0u64;
+                    while r.next < n {
+                        if done > 0 && done.is_multiple_of(REAP_CHECK_EVERY) && mem.preempt_due() {
+                            return Err(MmError::Restart);
+                        }
+                        let mfn = r.next;
+                        r.next += 1;
+                        done += 1;
+                        if self.reap_frame(mem, r.step, dom, mfn, free) {
+                            // An unpin may have torn a whole tree down:
+                            // look at the clock before the next frame.
+                            done = done.next_multiple_of(REAP_CHECK_EVERY);
+                        }
+                    }
+                    if r.step == ReapStep::Release {
+                        return Ok(());
+                    }
+                    r.step = if r.step == ReapStep::Partials { ReapStep::Pins } else { ReapStep::Drain };
+                    r.next = 0;
+                }
+                ReapStep::Drain => {
+                    // A dying domain's tables are all its own (L2-L4 entries
+                    // name only their owner's frames; L1 entries hold no
+                    // type on foreign ones): finishing its pending list
+                    // finishes every devalidation its unpins began.
+                    self.drain_pending(mem, dom)?;
+                    r.step = ReapStep::Release;
+                }
             }
         }
-        for mfn in 0..n {
-            let f = self.frames[mfn as usize];
-            if f.owner == dom && f.pinned {
+    }
+
+    /// One step of a destruction on one frame; `true` if it did real work
+    /// (an abandoned validation or an unpin).
+    fn reap_frame(&mut self, mem: &mut impl PageMem, step: ReapStep, dom: u16, mfn: u64, free: &mut impl FnMut(u64)) -> bool {
+        let f = self.frames[mfn as usize];
+        match step {
+            ReapStep::Partials if f.owner == dom && f.partial == Partial::Validation => {
+                self.abandon_validation(mem, mfn);
+                true
+            }
+            ReapStep::Pins if f.owner == dom && f.pinned => {
                 self.at(mfn).pinned = false;
                 self.put_page_type(mem, mfn);
                 self.put_page(mfn);
+                true
             }
-        }
-        for mfn in 0..n {
-            let f = self.frames[mfn as usize];
-            let orphan_done = f.owner == ORPHAN && f.count == 0 && f.type_count == 0 && f.partial == Partial::None;
-            if f.owner != dom && !orphan_done {
-                continue;
+            ReapStep::Release => {
+                let orphan_done = f.owner == ORPHAN && f.count == 0 && f.type_count == 0 && f.partial == Partial::None;
+                if orphan_done || (f.owner == dom && f.count <= 1) {
+                    *self.at(mfn) = PageInfo::FREE;
+                    free(mfn);
+                } else if f.owner == dom {
+                    let g = self.at(mfn);
+                    g.count -= 1;
+                    g.owner = ORPHAN;
+                }
+                false
             }
-            if orphan_done || f.count <= 1 {
-                *self.at(mfn) = PageInfo::FREE;
-                free(mfn);
-            } else {
-                let g = self.at(mfn);
-                g.count -= 1;
-                g.owner = ORPHAN;
-            }
+            _ => false,
         }
     }
 
@@ -436,8 +550,14 @@ impl<'a> FrameTable<'a> {
             return Err(MmError::Inval);
         }
         if f.partial == Partial::Devalidation {
-            // Still being torn down: a table again once that is done.
-            return Err(if ty == PageType::Writable { MmError::Busy } else { MmError::Restart });
+            // Still being torn down since its owner dropped its type: whoever
+            // needs the frame now finishes that one frame (preemptibly), so
+            // no one waits on an owner that stopped making calls, and no one
+            // pays for more than the frame it asked for.
+            if !self.continue_devalidation(mem, mfn, true) {
+                return Err(MmError::Restart);
+            }
+            return self.get_page_type(mem, mfn, ty, who);
         }
         if f.type_count > 0 || f.partial == Partial::Validation {
             if f.ty != ty {
@@ -556,21 +676,19 @@ impl<'a> FrameTable<'a> {
         self.start_devalidation(mem, mfn, at);
     }
 
-    /// The latest interrupted devalidation of a frame `owner` owns, else
-    /// the latest of any.
+    /// The latest interrupted devalidation of a frame `owner` owns.
     fn next_pending(&self, owner: u16) -> Option<u64> {
-        let pending = &self.pending[..self.nr_pending];
-        pending.iter().rev().copied().find(|&m| self.frames[m as usize].owner == owner).or_else(|| pending.last().copied())
+        self.pending[..self.nr_pending].iter().rev().copied().find(|&m| self.frames[m as usize].owner == owner)
     }
 
-    /// Finish the interrupted devalidations, `owner`'s first, latest first;
-    /// [`MmError::Restart`] if preempted before the end. Xen drains a
-    /// vCPU's own `old_guest_table` only; here every caller helps finish
-    /// all of them, because a frame torn down under one domain may be the
-    /// one another needs next (a builder's and its guest's, or a domain's
-    /// that stopped making MMU calls) and a per-domain drain left such
-    /// callers retrying for seconds (the smp2 density test fell from 100
-    /// domains in 15 s to 4 in 40 s). The work stays preemptible.
+    /// Finish `owner`'s interrupted devalidations, latest first;
+    /// [`MmError::Restart`] if preempted before the end. As Xen's
+    /// `old_guest_table`, a domain's unfinished teardown is its own work,
+    /// done at its next MMU or grant call: a domain that unpins a large tree
+    /// and stops calling never makes another domain pay for it. A frame
+    /// another domain needs meanwhile is finished by that one alone, in
+    /// [`Self::get_page_type`]; a destroyed domain's, by
+    /// [`Self::relinquish`].
     pub fn drain_pending(&mut self, mem: &mut impl PageMem, owner: u16) -> Res {
         while let Some(mfn) = self.next_pending(owner) {
             if !self.continue_devalidation(mem, mfn, true) {
@@ -788,6 +906,12 @@ impl<'a> FrameTable<'a> {
             // domain owns, as Xen allows.
             if f.ty == PageType::SegDesc {
                 return Err(MmError::Inval);
+            }
+            if f.devalidated_at != 0 {
+                // A former table: no CPU may still walk through it once the
+                // guest rewrites it (as for a writable type, invariant 9).
+                mem.flush_tlbs_since(f.devalidated_at);
+                self.at(table).devalidated_at = 0;
             }
             mem.write(table, idx, new);
             return Ok(());
@@ -1168,7 +1292,7 @@ mod tests {
         // D0 maps OTHER's frame 62 writable (foreign mapping).
         ft.get_entry(&mut mem, 10, 1, e(62, RW), Who { pg: OTHER, ..D0 }).unwrap();
         let mut freed = Vec::new();
-        ft.relinquish(&mut mem, OTHER, |m| freed.push(m));
+        ft.relinquish(&mut mem, OTHER, |m| freed.push(m)).unwrap();
         let expect: Vec<u64> = (48..64).filter(|&m| m != 62).collect();
         assert_eq!(freed, expect);
         assert_eq!(ft.info(62).map(|f| f.owner), Some(ORPHAN), "still mapped: not freed");
@@ -1178,6 +1302,28 @@ mod tests {
         assert_eq!(later, [62]);
         assert_eq!(ft.info(62), Some(&PageInfo::FREE));
         assert!((0..48).all(|m| ft.info(m).is_some_and(|f| f.owner == D0.dom && f.count == 1)), "D0's frames untouched");
+    }
+
+    #[test]
+    fn orphans_past_the_freed_list_are_still_freed() {
+        // A destroyed domain's frames that another still maps are freed
+        // when the last mapping goes, however many go at once.
+        let (mut frames, mut mem) = setup();
+        let mut ft = FrameTable::new(&mut frames);
+        for k in 0..16u64 {
+            ft.get_entry(&mut mem, 10, 1, e(48 + k, RO), Who { pg: OTHER, ..D0 }).unwrap();
+        }
+        ft.relinquish(&mut mem, OTHER, |_| {}).unwrap();
+        ft.nr_freed = FREED_BATCH - 4; // the list is nearly full already
+        for k in 0..16u64 {
+            ft.put_entry(&mut mem, 10, 1, e(48 + k, RO));
+        }
+        let mut later = Vec::new();
+        ft.take_freed(|m| later.push(m));
+        for k in 0..16u64 {
+            assert!(later.contains(&(48 + k)), "orphan {} was not freed", 48 + k);
+        }
+        assert!((48..64).all(|m| ft.info(m) == Some(&PageInfo::FREE)));
     }
 
     #[test]
@@ -1346,12 +1492,23 @@ mod tests {
             check_balance(&ft, &mem, 64);
             assert_eq!(ft.info(17).map(|f| (f.ty, f.type_count)), Some((PageType::L1, 1)));
             ft.unpin(&mut mem, 13, D0).unwrap();
-            let mut drains = 0;
+            let (mut drains, mut repinned) = (0, false);
             while ft.drain_pending(&mut mem, D0.dom) == Err(MmError::Restart) {
                 check_balance(&ft, &mem, 64);
-                // A frame being torn down is not a table again yet.
-                if ft.info(17).is_some_and(|f| f.partial == Partial::Devalidation) {
-                    assert_eq!(ft.pin(&mut mem, 17, 1, D0), Err(MmError::Restart));
+                // A frame being torn down is a table again only once its
+                // teardown is done: whoever asks finishes it (preemptibly).
+                if !repinned && ft.info(17).is_some_and(|f| f.partial == Partial::Devalidation) {
+                    repinned = true;
+                    // As a guest's continuation would, go on until it holds.
+                    let mut tries = 0;
+                    while ft.pin(&mut mem, 17, 1, D0) == Err(MmError::Restart) {
+                        assert_eq!(ft.info(17).map(|f| f.pinned), Some(false));
+                        tries += 1;
+                        assert!(tries < 10_000);
+                    }
+                    check_balance(&ft, &mem, 64);
+                    assert_eq!(ft.info(17).map(|f| (f.ty, f.pinned)), Some((PageType::L1, true)));
+                    ft.unpin(&mut mem, 17, D0).unwrap();
                 }
                 drains += 1;
                 assert!(drains < 10_000);
@@ -1412,9 +1569,51 @@ mod tests {
         let mut quiet = Mem(mem.mem.0.clone());
         ft.pin(&mut quiet, 10, 1, D0).unwrap();
         let mut freed = Vec::new();
-        ft.relinquish(&mut quiet, D0.dom, |m| freed.push(m));
+        ft.relinquish(&mut quiet, D0.dom, |m| freed.push(m)).unwrap();
         assert_eq!(freed, (0..48).collect::<Vec<u64>>());
         assert!(!ft.has_pending());
+    }
+
+    /// Destroy `dom` with a clock that is always due, as a guest whose
+    /// destroydomain is continued again and again would; every call but
+    /// the last must stop early. Returns the frames freed and the calls.
+    fn relinquish_preempted(ft: &mut FrameTable<'_>, mem: &mut PreemptMem, dom: u16, forget: bool) -> (Vec<u64>, usize) {
+        let mut freed = Vec::new();
+        for calls in 1..100_000 {
+            if forget {
+                // Other destructions interrupted meanwhile push this
+                // one's place out.
+                for other in 0..REAPS as u16 {
+                    ft.keep_reap(Reap { dom: 0x100 + other, step: ReapStep::Pins, next: 0 });
+                }
+            }
+            match ft.relinquish(mem, dom, |m| freed.push(m)) {
+                Ok(()) => return (freed, calls),
+                Err(e) => assert_eq!(e, MmError::Restart),
+            }
+        }
+        panic!("relinquish never finished");
+    }
+
+    #[test]
+    fn domain_destruction_is_preemptible_and_frees_everything() {
+        // Xen: domain_relinquish_resources is preemptible (-ERESTART and a
+        // continuation); destroying a domain with a large tree must not
+        // hold the hypervisor for the whole teardown.
+        for forget in [false, true] {
+            let (mut frames, _) = setup();
+            let mut mem = PreemptMem { mem: Mem::default(), every: 1_000_000, calls: 0.into() };
+            big_tree(&mut mem);
+            let mut ft = FrameTable::new(&mut frames);
+            ft.pin(&mut mem, 13, 4, D0).unwrap();
+            mem.every = 3;
+            let (mut freed, calls) = relinquish_preempted(&mut ft, &mut mem, D0.dom, forget);
+            freed.sort_unstable();
+            assert_eq!(freed, (0..48).collect::<Vec<u64>>(), "forget {forget}");
+            assert!(calls > 1, "a due clock must stop the teardown early");
+            assert!(!ft.has_pending());
+            assert!(ft.frames().iter().all(|f| *f == PageInfo::FREE || f.owner != D0.dom));
+        }
     }
 
     #[test]
