@@ -17,32 +17,6 @@ pub const NR_VIRQS: u32 = 24;
 /// Ports are made valid in buckets, as Xen allocates them.
 const BUCKET: usize = 64;
 
-/// `EVTCHNOP_*` sub-commands.
-pub mod op {
-    /// bind_interdomain
-    pub const BIND_INTERDOMAIN: u32 = 0;
-    /// bind_virq
-    pub const BIND_VIRQ: u32 = 1;
-    /// bind_pirq
-    pub const BIND_PIRQ: u32 = 2;
-    /// close
-    pub const CLOSE: u32 = 3;
-    /// send
-    pub const SEND: u32 = 4;
-    /// status
-    pub const STATUS: u32 = 5;
-    /// alloc_unbound
-    pub const ALLOC_UNBOUND: u32 = 6;
-    /// bind_ipi
-    pub const BIND_IPI: u32 = 7;
-    /// bind_vcpu
-    pub const BIND_VCPU: u32 = 8;
-    /// unmask
-    pub const UNMASK: u32 = 9;
-    /// reset
-    pub const RESET: u32 = 10;
-}
-
 /// `EVTCHNSTAT_*`.
 pub mod stat {
     /// closed

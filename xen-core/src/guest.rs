@@ -295,6 +295,20 @@ impl GuestMem {
         .map_err(|_| Efault)
     }
 
+    /// Copy a `T` of Xen's ABI from guest virtual `va` (Xen's
+    /// `copy_from_guest`): the bytes are copied out before anything looks
+    /// at them, so the guest cannot change a field after it was checked.
+    pub fn copy_from<T: zerocopy::FromBytes + zerocopy::IntoBytes>(&self, va: u64) -> Result<T, Efault> {
+        let mut v = T::new_zeroed();
+        self.read(va, v.as_mut_bytes())?;
+        Ok(v)
+    }
+
+    /// Copy `v` to guest virtual `va` (Xen's `copy_to_guest`).
+    pub fn copy_to<T: zerocopy::IntoBytes + zerocopy::Immutable>(&self, va: u64, v: &T) -> Result<(), Efault> {
+        self.write(va, v.as_bytes())
+    }
+
     /// Read a little-endian u64.
     pub fn read_u64(&self, va: u64) -> Result<u64, Efault> {
         let mut b = [0u8; 8];

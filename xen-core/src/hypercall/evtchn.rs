@@ -1,6 +1,5 @@
 //! `event_channel_op` and `SCHEDOP_poll` over the domain's ports.
 
-use super::mmu::le64;
 use super::*;
 
 fn set_pending(d: &Domain, port: u32) {
@@ -41,89 +40,98 @@ fn on_ports<R>(d: &mut Domain, dom: u16, f: impl FnOnce(&mut crate::event::Ports
     }
 }
 
-/// `event_channel_op(cmd, arg)`: the 2-level event channels of
-/// `event.rs`, with results written back into the argument structure.
-pub(super) fn event_channel_op(d: &mut Domain, cmd: u32, arg: u64) -> Ret {
-    use crate::event::{self, op};
-    let size = match cmd {
-        op::ALLOC_UNBOUND => 8,
-        op::BIND_INTERDOMAIN | op::BIND_VIRQ => 12,
-        op::BIND_IPI | op::BIND_VCPU => 8,
-        op::CLOSE | op::SEND | op::UNMASK => 4,
-        op::STATUS => 24,
-        op::RESET => 2,
-        _ => return -ENOSYS,
-    };
+/// Copy the operation's argument `T` in from `arg`, run `f` on it, and
+/// copy it back out when `f` says it filled in a result (`Ok(true)`).
+fn with_arg<T>(d: &mut Domain, arg: u64, f: impl FnOnce(&mut Domain, &mut T) -> Result<bool, i64>) -> Ret
+where
+    T: zerocopy::FromBytes + zerocopy::IntoBytes + zerocopy::Immutable,
+{
     let mem = d.kernel_mem();
-    let mut b = [0u8; 24];
-    if mem.read(arg, &mut b[..size]).is_err() {
-        return -EFAULT;
+    let Ok(mut a) = mem.copy_from::<T>(arg) else { return -EFAULT };
+    match f(d, &mut a) {
+        Err(e) => e,
+        Ok(false) => 0,
+        Ok(true) => mem.copy_to(arg, &a).map_or(-EFAULT, |()| 0),
     }
-    let dom = d.domid;
-    let result: Result<Option<(usize, u32)>, i64> = match cmd {
-        op::ALLOC_UNBOUND => {
+}
+
+/// `event_channel_op(cmd, arg)`: the 2-level event channels of
+/// `event.rs`, each operation's structure as `event_channel.h` lays it out.
+pub(super) fn event_channel_op(d: &mut Domain, cmd: u32, arg: u64) -> Ret {
+    use crate::event;
+    use xen_public::event_channel::*;
+    match u64::from(cmd) {
+        EVTCHNOP_ALLOC_UNBOUND => with_arg(d, arg, |d, a: &mut EvtchnAllocUnbound| {
             // DOMID_SELF as the remote end means the caller, as in Xen.
-            let remote = u16_at(&b, 2);
-            let remote = if remote == xen_public::DOMID_SELF { dom } else { remote };
-            on_ports(d, u16_at(&b, 0), |p| p.alloc_unbound(remote)).map(|p| Some((4, p)))
-        }
-        op::BIND_INTERDOMAIN => bind_interdomain(d, u16_at(&b, 0), u32_at(&b, 4)).map(|local| Some((8, local))),
-        op::BIND_VIRQ => d.ports.bind_virq(u32_at(&b, 0), u32_at(&b, 4)).map(|p| Some((8, p))),
-        op::BIND_IPI => d.ports.bind_ipi(u32_at(&b, 0)).map(|p| Some((4, p))),
-        op::CLOSE => {
-            let port = u32_at(&b, 0);
-            let peer = event::foreign_peer(&d.ports, dom, port);
-            event::close(&mut d.ports, dom, port).map(|()| {
-                if let Some((rdom, rport)) = peer {
-                    crate::schedule::with_domain(rdom, |o| event::peer_closed(&mut o.ports, rport, dom));
-                }
-                None
-            })
-        }
-        op::SEND => event::send_target(&d.ports, dom, u32_at(&b, 0)).map(|t| {
-            if let Some((rdom, port)) = t {
+            let remote = if a.remote_dom == xen_public::DOMID_SELF { d.domid } else { a.remote_dom };
+            a.port = on_ports(d, a.dom, |p| p.alloc_unbound(remote))?;
+            Ok(true)
+        }),
+        EVTCHNOP_BIND_INTERDOMAIN => with_arg(d, arg, |d, a: &mut EvtchnBindInterdomain| {
+            a.local_port = bind_interdomain(d, a.remote_dom, a.remote_port)?;
+            Ok(true)
+        }),
+        EVTCHNOP_BIND_VIRQ => with_arg(d, arg, |d, a: &mut EvtchnBindVirq| {
+            a.port = d.ports.bind_virq(a.virq, a.vcpu)?;
+            Ok(true)
+        }),
+        EVTCHNOP_BIND_IPI => with_arg(d, arg, |d, a: &mut EvtchnBindIpi| {
+            a.port = d.ports.bind_ipi(a.vcpu)?;
+            Ok(true)
+        }),
+        EVTCHNOP_CLOSE => with_arg(d, arg, |d, a: &mut EvtchnClose| close(d, a.port).map(|()| false)),
+        EVTCHNOP_SEND => with_arg(d, arg, |d, a: &mut EvtchnSend| {
+            if let Some((rdom, port)) = event::send_target(&d.ports, d.domid, a.port)? {
                 notify(d, rdom, port);
             }
-            None
+            Ok(false)
         }),
-        op::UNMASK => {
-            let port = u32_at(&b, 0);
-            if d.ports.state(port).is_none() {
-                Err(-EINVAL)
-            } else {
-                event::unmask(&mut d.event_bits(), port);
-                Ok(None)
+        EVTCHNOP_UNMASK => with_arg(d, arg, |d, a: &mut EvtchnUnmask| {
+            if d.ports.state(a.port).is_none() {
+                return Err(-EINVAL);
             }
-        }
-        op::BIND_VCPU => match (d.ports.state(u32_at(&b, 0)), u32_at(&b, 4)) {
+            event::unmask(&mut d.event_bits(), a.port);
+            Ok(false)
+        }),
+        EVTCHNOP_BIND_VCPU => with_arg(d, arg, |d, a: &mut EvtchnBindVcpu| match (d.ports.state(a.port), a.vcpu) {
             (_, v) if v != 0 => Err(-xen_public::errno::ENOENT),
             (None | Some(event::State::Free | event::State::Reserved), _) => Err(-EINVAL),
-            _ => Ok(None),
-        },
-        op::STATUS => on_ports(d, u16_at(&b, 0), |p| event::status(p, u32_at(&b, 4))).map(|(status, w1, w2)| {
-            b[8..12].copy_from_slice(&status.to_le_bytes());
-            b[12..16].copy_from_slice(&0u32.to_le_bytes());
-            if status == event::stat::VIRQ {
-                b[16..20].copy_from_slice(&w1.to_le_bytes());
-            } else {
-                b[16..18].copy_from_slice(&(w1 as u16).to_le_bytes());
-                b[20..24].copy_from_slice(&w2.to_le_bytes());
-            }
-            Some((8, status))
+            _ => Ok(false),
         }),
-        op::RESET => reset(d, u16_at(&b, 0)).map(|()| None),
-        _ => Err(-ENOSYS),
-    };
-    match result {
-        Err(e) => e,
-        Ok(None) => 0,
-        Ok(Some((off, v))) => {
-            if cmd != op::STATUS {
-                b[off..off + 4].copy_from_slice(&v.to_le_bytes());
-            }
-            if mem.write(arg, &b[..size]).is_err() { -EFAULT } else { 0 }
-        }
+        EVTCHNOP_STATUS => with_arg(d, arg, status),
+        EVTCHNOP_RESET => with_arg(d, arg, |d, a: &mut EvtchnReset| reset(d, a.dom).map(|()| false)),
+        _ => -ENOSYS,
     }
+}
+
+/// EVTCHNOP_close: the caller's port, and the far end of an interdomain
+/// channel becomes unbound.
+fn close(d: &mut Domain, port: u32) -> Result<(), i64> {
+    let dom = d.domid;
+    let peer = crate::event::foreign_peer(&d.ports, dom, port);
+    crate::event::close(&mut d.ports, dom, port)?;
+    if let Some((rdom, rport)) = peer {
+        crate::schedule::with_domain(rdom, |o| crate::event::peer_closed(&mut o.ports, rport, dom));
+    }
+    Ok(())
+}
+
+/// EVTCHNOP_status: a port's state and what it is bound to.
+fn status(d: &mut Domain, a: &mut xen_public::event_channel::EvtchnStatus) -> Result<bool, i64> {
+    use crate::event;
+    use xen_public::event_channel::EvtchnStatusInterdomain;
+    let port = a.port;
+    let (status, w1, w2) = on_ports(d, a.dom, |p| event::status(p, port))?;
+    a.status = status;
+    a.vcpu = 0;
+    if status == event::stat::VIRQ {
+        a.set_virq(w1);
+    } else {
+        // Unbound: the domain allowed to bind (port 0); interdomain: the
+        // far end.
+        a.set_interdomain(EvtchnStatusInterdomain { dom: w1 as u16, port: w2, ..Default::default() });
+    }
+    Ok(true)
 }
 
 /// EVTCHNOP_reset: close every port of the caller or (privileged) of
@@ -174,11 +182,8 @@ fn bind_interdomain(d: &mut Domain, remote_dom: u16, remote_port: u32) -> Result
 /// time, 0 = none) passes; either way the result is 0, as in Xen.
 pub(super) fn poll(d: &mut Domain, arg: u64) -> Ret {
     let mem = d.kernel_mem();
-    let mut b = [0u8; 24];
-    if mem.read(arg, &mut b).is_err() {
-        return -EFAULT;
-    }
-    let (ports, nr, timeout) = (le64(&b[0..8]), u32_at(&b, 8), le64(&b[16..24]));
+    let Ok(a) = mem.copy_from::<xen_public::sched::SchedPoll>(arg) else { return -EFAULT };
+    let (ports, nr, timeout) = (a.ports, a.nr_ports, a.timeout);
     if nr > 128 {
         return -EINVAL;
     }
