@@ -5,8 +5,9 @@
 //! maptrack remembers which domain granted each handle, so unmapping (or
 //! destroying the mapper) drops the pin in the right table.
 
-use super::mmu::{PTE_ADDR, l1_slot, le64, mm, who};
+use super::mmu::{PTE_ADDR, l1_slot, mm, who};
 use super::*;
+use xen_public::grant_table::*;
 
 /// Grant-table operations handled per call before a continuation.
 const GNTTAB_PER_CALL: u64 = 128;
@@ -116,12 +117,12 @@ fn grant_unpin(d: &mut Domain, gref: u32, readonly: bool) {
     }
 }
 
-fn gnttab_setup_table(d: &mut Domain, b: &mut [u8]) -> i16 {
+fn gnttab_setup_table(d: &mut Domain, a: &mut GnttabSetupTable) -> i16 {
     use crate::grant::{MAX_FRAMES, gntst};
-    if self_dom(d, u16_at(b, 0)).is_err() {
+    if self_dom(d, a.dom).is_err() {
         return gntst::BAD_DOMAIN;
     }
-    let nr = u32_at(b, 4);
+    let nr = a.nr_frames;
     if nr > MAX_FRAMES {
         return gntst::GENERAL_ERROR;
     }
@@ -133,7 +134,7 @@ fn gnttab_setup_table(d: &mut Domain, b: &mut [u8]) -> i16 {
         d.grant.frames[d.grant.nr_frames as usize] = f.0;
         d.grant.nr_frames += 1;
     }
-    let list = le64(&b[16..24]);
+    let list = a.frame_list;
     let mem = d.kernel_mem();
     for i in 0..nr as usize {
         if mem.write(list + i as u64 * 8, &d.grant.frames[i].to_le_bytes()).is_err() {
@@ -281,9 +282,9 @@ fn unmap_host(d: &Domain, frame: u64, host_addr: u64) -> i16 {
     gntst::OKAY
 }
 
-fn gnttab_map(d: &mut Domain, b: &mut [u8]) -> i16 {
+fn gnttab_map(d: &mut Domain, a: &mut GnttabMapGrantRef) -> i16 {
     use crate::grant::{Mapping, gntmap, gntst};
-    let (host_addr, flags, gref, dom) = (le64(&b[0..8]), u32_at(b, 8), u32_at(b, 12), u16_at(b, 16));
+    let (host_addr, flags, gref, dom) = (a.host_addr, a.flags, a.ref_, a.dom);
     let (host, device) = (flags & gntmap::HOST_MAP != 0, flags & gntmap::DEVICE_MAP != 0);
     if !host && !device {
         return gntst::BAD_GNTREF;
@@ -324,9 +325,9 @@ fn gnttab_map(d: &mut Domain, b: &mut [u8]) -> i16 {
         return gntst::NO_DEVICE_SPACE;
     };
     d.grant.mapped_frames[handle as usize] = frame;
-    b[20..24].copy_from_slice(&handle.to_le_bytes());
+    a.handle = handle;
     let bus = if device { frame << 12 } else { 0 };
-    b[24..32].copy_from_slice(&bus.to_le_bytes());
+    a.dev_bus_addr = bus;
     gntst::OKAY
 }
 
@@ -335,9 +336,9 @@ fn gnttab_map(d: &mut Domain, b: &mut [u8]) -> i16 {
 /// granted frame), a non-zero `dev_bus_addr` the device mapping; the pin
 /// and the handle go when neither part is left. `host_addr` 0 on a host
 /// mapping leaves it in place (status okay, as Xen).
-fn gnttab_unmap(d: &mut Domain, b: &mut [u8]) -> i16 {
+fn gnttab_unmap(d: &mut Domain, a: &mut GnttabUnmapGrantRef) -> i16 {
     use crate::grant::gntst;
-    let (host_addr, dev_bus_addr, handle) = (le64(&b[0..8]), le64(&b[8..16]), u32_at(b, 16));
+    let (host_addr, dev_bus_addr, handle) = (a.host_addr, a.dev_bus_addr, a.handle);
     let Some(mut map) = d.grant.maptrack.get(handle) else { return gntst::BAD_HANDLE };
     let frame = d.grant.mapped_frames[handle as usize];
     if dev_bus_addr != 0 && map.device && dev_bus_addr != frame << 12 {
@@ -430,9 +431,9 @@ fn receive_transfer(e: &mut Domain, from: u16, gref: u32, mfn: u64) -> i16 {
 /// GNTTABOP_transfer: give frame `mfn` (which only its allocation may
 /// reference) to domain `domid` through its grant `ref`. As in Xen, once
 /// the frame has left the caller a later failure frees it.
-fn gnttab_transfer(d: &mut Domain, b: &mut [u8]) -> i16 {
+fn gnttab_transfer(d: &mut Domain, a: &mut GnttabTransfer) -> i16 {
     use crate::grant::gntst;
-    let (mfn, dom, gref) = (le64(&b[0..8]), u16_at(b, 8), u32_at(b, 12));
+    let (mfn, dom, gref) = (a.mfn, a.domid, a.ref_);
     if d.is_special_frame(mfn) || !FRAME_TABLE.lock().as_mut().is_some_and(|ft| ft.release(&mut mm().mem, mfn, d.domid)) {
         return gntst::BAD_PAGE;
     }
@@ -447,19 +448,17 @@ fn gnttab_transfer(d: &mut Domain, b: &mut [u8]) -> i16 {
     status
 }
 
-fn gnttab_copy(d: &mut Domain, b: &mut [u8]) -> i16 {
+fn gnttab_copy(d: &mut Domain, a: &mut GnttabCopy) -> i16 {
     use crate::grant::{copy_bounds, gntst};
-    const SOURCE_GREF: u16 = 1;
-    const DEST_GREF: u16 = 2;
-    let (src_off, dst_off, len, flags) = (u16_at(b, 10), u16_at(b, 26), u16_at(b, 32), u16_at(b, 34));
+    let (src_off, dst_off, len, flags) = (a.source.offset, a.dest.offset, a.len, a.flags);
     if let Err(s) = copy_bounds(src_off, dst_off, len) {
         return s;
     }
-    let (src, sg) = match copy_side(d, flags & SOURCE_GREF != 0, le64(&b[0..8]), u16_at(b, 8), false) {
+    let (src, sg) = match copy_side(d, flags & GNTCOPY_SOURCE_GREF != 0, a.source.u, a.source.domid, false) {
         Ok(v) => v,
         Err(s) => return s,
     };
-    let (dst, dg) = match copy_side(d, flags & DEST_GREF != 0, le64(&b[16..24]), u16_at(b, 24), true) {
+    let (dst, dg) = match copy_side(d, flags & GNTCOPY_DEST_GREF != 0, a.dest.u, a.dest.domid, true) {
         Ok(v) => v,
         Err(s) => {
             copy_release(d, src, sg, false);
@@ -477,106 +476,125 @@ fn gnttab_copy(d: &mut Domain, b: &mut [u8]) -> i16 {
     gntst::OKAY
 }
 
+/// An element of a `grant_table_op` array: a structure of
+/// `grant_table.h` with a status field.
+trait GntOp: zerocopy::FromBytes + zerocopy::IntoBytes + zerocopy::Immutable {
+    fn set_status(&mut self, s: i16);
+}
+
+macro_rules! gnt_op {
+    ($($t:ty),*) => {$(
+        impl GntOp for $t {
+            fn set_status(&mut self, s: i16) {
+                self.status = s;
+            }
+        }
+    )*};
+}
+gnt_op!(GnttabMapGrantRef, GnttabUnmapGrantRef, GnttabSetupTable, GnttabDumpTable, GnttabTransfer, GnttabCopy, GnttabQuerySize);
+
+/// Run `op` on each of the `count` structures at `uop`, each copied in,
+/// given its status and copied back; continued in a re-issued hypercall
+/// after [`GNTTAB_PER_CALL`] of them or when preemption is due.
+fn each<T: GntOp>(d: &mut Domain, regs: &mut CpuUserRegs, op: fn(&mut Domain, &mut T) -> i16) -> Ret {
+    let (uop, count) = (regs.rsi, regs.rdx as u32 as u64);
+    let size = core::mem::size_of::<T>() as u64;
+    let mem = d.kernel_mem();
+    for i in 0..count {
+        if i == GNTTAB_PER_CALL || (i > 0 && super::preempt_due()) {
+            regs.rsi = uop + i * size;
+            regs.rdx = count - i;
+            return continue_later(regs, nr::GRANT_TABLE_OP) as i64;
+        }
+        let at = uop + i * size;
+        let Ok(mut a) = mem.copy_from::<T>(at) else { return -EFAULT };
+        let status = op(d, &mut a);
+        a.set_status(status);
+        if mem.copy_to(at, &a).is_err() {
+            return -EFAULT;
+        }
+    }
+    0
+}
+
+/// GNTTABOP_query_size: the caller's table size and its limit.
+fn gnttab_query_size(d: &mut Domain, a: &mut GnttabQuerySize) -> i16 {
+    if self_dom(d, a.dom).is_err() {
+        return GNTST_BAD_DOMAIN;
+    }
+    a.nr_frames = d.grant.nr_frames;
+    a.max_nr_frames = crate::grant::MAX_FRAMES;
+    GNTST_OKAY
+}
+
+/// GNTTABOP_dump_table: the privileged domain's diagnostic on the
+/// hypervisor console.
+fn gnttab_dump_table(d: &mut Domain, a: &mut GnttabDumpTable) -> i16 {
+    if self_dom(d, a.dom).is_err() {
+        return GNTST_BAD_DOMAIN;
+    }
+    for g in 0..nr_grant_entries(d) {
+        let (Some((domid, frame)), Some(flags)) = (grant_entry(d, g), grant_flags(d, g)) else { continue };
+        let flags = flags.load(core::sync::atomic::Ordering::SeqCst);
+        if flags != 0 {
+            crate::printk!("grant-table d{} ref {g}: flags {flags:#06x} domid {domid} frame {frame:#x} pins {:?}", d.domid, d.grant.pins[g as usize]);
+        }
+    }
+    GNTST_OKAY
+}
+
 /// `grant_table_op(cmd, uop, count)`: per-op status in each structure;
 /// the hypercall returns 0 when the array could be read and written.
 pub(super) fn grant_table_op(d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
-    use crate::grant::gntst;
-    const MAP: u32 = 0;
-    const UNMAP: u32 = 1;
-    const SETUP: u32 = 2;
-    const DUMP: u32 = 3;
-    const TRANSFER: u32 = 4;
-    const COPY: u32 = 5;
-    const QUERY: u32 = 6;
-    const SET_VERSION: u32 = 8;
-    const GET_VERSION: u32 = 10;
-    let (cmd, uop, count) = (regs.rdi as u32, regs.rsi, regs.rdx as u32 as u64);
-    let (size, status_at) = match cmd {
-        MAP => (32, 18),
-        UNMAP => (24, 20),
-        SETUP => (24, 8),
-        DUMP => (4, 2),
-        TRANSFER => (24, 16),
-        COPY => (40, 36),
-        QUERY => (16, 12),
-        SET_VERSION => (4, usize::MAX),
-        GET_VERSION => (8, usize::MAX),
-        _ => return -ENOSYS,
-    };
-    if matches!(cmd, SET_VERSION | GET_VERSION) && count != 1 {
-        return -EINVAL;
+    let (cmd, count) = (regs.rdi as u32, regs.rdx as u32);
+    let cmd = u64::from(cmd);
+    if matches!(cmd, GNTTABOP_SET_VERSION | GNTTABOP_GET_VERSION) {
+        return if count == 1 { version_op(d, cmd, regs.rsi) } else { -EINVAL };
     }
     // dump_table prints on the hypervisor console (up to 2048 lines a
     // call): the privileged domain's diagnostic only. Xen 4.17 dropped the
     // sub-op (-ENOSYS), which is what a domU gets.
-    if cmd == DUMP && !d.privileged {
+    if cmd == GNTTABOP_DUMP_TABLE && !d.privileged {
+        return -ENOSYS;
+    }
+    if !matches!(
+        cmd,
+        GNTTABOP_MAP_GRANT_REF
+            | GNTTABOP_UNMAP_GRANT_REF
+            | GNTTABOP_SETUP_TABLE
+            | GNTTABOP_DUMP_TABLE
+            | GNTTABOP_TRANSFER
+            | GNTTABOP_COPY
+            | GNTTABOP_QUERY_SIZE
+    ) {
         return -ENOSYS;
     }
     if let Err(e) = super::mmu::drain_pending(d.domid) {
         return e;
     }
-    let mem = d.kernel_mem();
-    for i in 0..count {
-        if i == GNTTAB_PER_CALL || (i > 0 && super::preempt_due()) {
-            regs.rsi = uop + i * size as u64;
-            regs.rdx = count - i;
-            return continue_later(regs, nr::GRANT_TABLE_OP) as i64;
-        }
-        let at = uop + i * size as u64;
-        let mut b = [0u8; 40];
-        if mem.read(at, &mut b[..size]).is_err() {
-            return -EFAULT;
-        }
-        let status = match cmd {
-            MAP => gnttab_map(d, &mut b),
-            UNMAP => gnttab_unmap(d, &mut b),
-            SETUP => gnttab_setup_table(d, &mut b),
-            COPY => gnttab_copy(d, &mut b),
-            TRANSFER => gnttab_transfer(d, &mut b),
-            QUERY => {
-                if self_dom(d, u16_at(&b, 0)).is_ok() {
-                    b[4..8].copy_from_slice(&d.grant.nr_frames.to_le_bytes());
-                    b[8..12].copy_from_slice(&crate::grant::MAX_FRAMES.to_le_bytes());
-                    gntst::OKAY
-                } else {
-                    gntst::BAD_DOMAIN
-                }
-            }
-            DUMP => {
-                if self_dom(d, u16_at(&b, 0)).is_ok() {
-                    for g in 0..nr_grant_entries(d) {
-                        let (Some((domid, frame)), Some(flags)) = (grant_entry(d, g), grant_flags(d, g)) else { continue };
-                        let flags = flags.load(core::sync::atomic::Ordering::SeqCst);
-                        if flags != 0 {
-                            crate::printk!(
-                                "grant-table d{} ref {g}: flags {flags:#06x} domid {domid} frame {frame:#x} pins {:?}",
-                                d.domid,
-                                d.grant.pins[g as usize]
-                            );
-                        }
-                    }
-                    gntst::OKAY
-                } else {
-                    gntst::BAD_DOMAIN
-                }
-            }
-            SET_VERSION => {
-                // Only version 1 exists here.
-                return if u32_at(&b, 0) == 1 { 0 } else { -ENOSYS };
-            }
-            _ => {
-                // GET_VERSION: {domid_t dom; uint32_t version}.
-                if self_dom(d, u16_at(&b, 0)).is_err() {
-                    return -ESRCH;
-                }
-                b[4..8].copy_from_slice(&1u32.to_le_bytes());
-                return if mem.write(at, &b[..8]).is_err() { -EFAULT } else { 0 };
-            }
-        };
-        b[status_at..status_at + 2].copy_from_slice(&status.to_le_bytes());
-        if mem.write(at, &b[..size]).is_err() {
-            return -EFAULT;
-        }
+    match cmd {
+        GNTTABOP_MAP_GRANT_REF => each(d, regs, gnttab_map),
+        GNTTABOP_UNMAP_GRANT_REF => each(d, regs, gnttab_unmap),
+        GNTTABOP_SETUP_TABLE => each(d, regs, gnttab_setup_table),
+        GNTTABOP_DUMP_TABLE => each(d, regs, gnttab_dump_table),
+        GNTTABOP_TRANSFER => each(d, regs, gnttab_transfer),
+        GNTTABOP_COPY => each(d, regs, gnttab_copy),
+        _ => each(d, regs, gnttab_query_size),
     }
-    0
+}
+
+/// GNTTABOP_set_version (only version 1 exists here) and
+/// GNTTABOP_get_version: one structure, the hypercall's own result.
+fn version_op(d: &mut Domain, cmd: u64, uop: u64) -> Ret {
+    let mem = d.kernel_mem();
+    if cmd == GNTTABOP_SET_VERSION {
+        let Ok(a) = mem.copy_from::<GnttabSetVersion>(uop) else { return -EFAULT };
+        return if a.version == 1 { 0 } else { -ENOSYS };
+    }
+    let Ok(mut a) = mem.copy_from::<GnttabGetVersion>(uop) else { return -EFAULT };
+    if self_dom(d, a.dom).is_err() {
+        return -ESRCH;
+    }
+    a.version = 1;
+    mem.copy_to(uop, &a).map_or(-EFAULT, |()| 0)
 }
