@@ -180,6 +180,51 @@ pub struct XenctlBitmap {
 const _: () = assert!(core::mem::size_of::<XenctlBitmap>() == 16);
 const _: () = assert!(core::mem::offset_of!(XenctlBitmap, nr_bits) == 8);
 
+/// `struct mmu_update`: one request of `mmu_update` (the low two bits of
+/// `ptr` select the kind: `MMU_NORMAL_PT_UPDATE`, `MMU_MACHPHYS_UPDATE`,
+/// ...).
+#[repr(C)]
+#[derive(FromBytes, IntoBytes, Immutable, KnownLayout, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MmuUpdate {
+    /// Machine address of the entry (or frame), with the kind in bits 0-1.
+    pub ptr: u64,
+    /// The new value.
+    pub val: u64,
+}
+const _: () = assert!(core::mem::size_of::<MmuUpdate>() == 16);
+
+/// `struct mmuext_op`: one request of `mmuext_op`. `arg1` is the C union
+/// of `mfn` and `linear_addr`; `arg2` that of `nr_ents`, `vcpumask` and
+/// `src_mfn`.
+#[repr(C)]
+#[derive(FromBytes, IntoBytes, Immutable, KnownLayout, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MmuextOp {
+    /// An `MMUEXT_*` command.
+    pub cmd: u32,
+    /// Padding; zero.
+    pub _pad0: u32,
+    /// First argument.
+    pub arg1: u64,
+    /// Second argument.
+    pub arg2: u64,
+}
+const _: () = assert!(core::mem::size_of::<MmuextOp>() == 24);
+const _: () = assert!(core::mem::offset_of!(MmuextOp, arg1) == 8);
+
+/// `struct multicall_entry`: one call of a `multicall` batch.
+#[repr(C)]
+#[derive(FromBytes, IntoBytes, Immutable, KnownLayout, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MulticallEntry {
+    /// The hypercall number.
+    pub op: u64,
+    /// Its result, written back.
+    pub result: u64,
+    /// Its arguments.
+    pub args: [u64; 6],
+}
+const _: () = assert!(core::mem::size_of::<MulticallEntry>() == 64);
+const _: () = assert!(core::mem::offset_of!(MulticallEntry, args) == 16);
+
 /// `CONSOLEIO_write`.
 pub const CONSOLEIO_WRITE: u64 = 0;
 /// `CONSOLEIO_read`.

@@ -36,6 +36,19 @@ pub static ON_DOMCTL: AtomicBool = AtomicBool::new(false);
 /// [`audit::MAX_REPORTED`]; all are counted).
 const PRINTED: usize = 16;
 
+/// The payload of `XEN_SYSCTL_xencore_audit` (out fields only).
+#[repr(C)]
+#[derive(zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable, zerocopy::KnownLayout, Clone, Copy, Default)]
+struct AuditResult {
+    violations: u32,
+    domains: u32,
+    frames: u64,
+    tables: u64,
+    stale_grants: u32,
+    _pad: u32,
+}
+const _: () = assert!(core::mem::size_of::<AuditResult>() == 32);
+
 /// XEN_DOMCTL_createdomain and XEN_DOMCTL_destroydomain.
 const CREATEDOMAIN: u32 = 1;
 const DESTROYDOMAIN: u32 = 2;
@@ -179,22 +192,24 @@ fn print(report: &Report, when: &str) {
 }
 
 /// `XEN_SYSCTL_xencore_audit` for the privileged caller `d` (sysctl has
-/// checked privilege and version); `b` is the `xen_sysctl` read from
+/// checked privilege and version); `op` is the `xen_sysctl` read from
 /// `arg`, written back with the results.
-pub(super) fn sysctl(d: &mut Domain, arg: u64, b: &mut [u8]) -> Ret {
+pub(super) fn sysctl(d: &mut Domain, arg: u64, op: &mut xen_public::sysctl::XenSysctl) -> Ret {
     let report = match run(d) {
         Ok(r) => r,
         Err(e) => return e,
     };
     print(&report, "on request");
-    let u = 8;
-    let violations = u32::try_from(report.total).unwrap_or(u32::MAX);
-    b[u..u + 4].copy_from_slice(&violations.to_le_bytes());
-    b[u + 4..u + 8].copy_from_slice(&(report.domains as u32).to_le_bytes());
-    b[u + 8..u + 16].copy_from_slice(&report.frames.to_le_bytes());
-    b[u + 16..u + 24].copy_from_slice(&report.tables.to_le_bytes());
-    b[u + 24..u + 28].copy_from_slice(&(report.stale_grants as u32).to_le_bytes());
-    if d.kernel_mem().write(arg, b).is_err() {
+    let out = AuditResult {
+        violations: u32::try_from(report.total).unwrap_or(u32::MAX),
+        domains: report.domains as u32,
+        frames: report.frames,
+        tables: report.tables,
+        stale_grants: report.stale_grants as u32,
+        _pad: 0,
+    };
+    op.set_payload(&out);
+    if d.kernel_mem().copy_to(arg, op).is_err() {
         return -EFAULT;
     }
     if report.is_clean() { 0 } else { -xen_public::errno::EIO }

@@ -4,15 +4,10 @@
 //! Other domains can be created, given memory, paused, unpaused, inspected
 //! and destroyed; they do not run yet (no vCPU context or scheduling).
 
-use super::mmu::le64;
 use super::*;
-
-/// `XEN_DOMCTL_INTERFACE_VERSION` of Xen 4.17.
-pub(super) const DOMCTL_VERSION: u32 = 0x15;
-/// `XEN_SYSCTL_INTERFACE_VERSION` of Xen 4.17.
-pub(super) const SYSCTL_VERSION: u32 = 0x15;
-/// Size of `struct xen_domctl_getdomaininfo` on x86.
-const DOMAININFO_SIZE: usize = 112;
+use xen_public::domctl::*;
+use xen_public::memory::{XenMemoryDomain, XenMemoryReservation};
+use xen_public::sysctl::*;
 
 use xen_public::{XEN_DOMINF_BLOCKED, XEN_DOMINF_PAUSED, XEN_DOMINF_RUNNING, XEN_DOMINF_SHUTDOWN, XEN_DOMINF_SHUTDOWNSHIFT};
 
@@ -36,23 +31,24 @@ fn dominf_flags(d: &Domain, running: bool) -> u32 {
 }
 
 /// `xen_domctl_getdomaininfo` of `d`; `running` for the caller.
-fn domaininfo(d: &Domain, running: bool) -> [u8; DOMAININFO_SIZE] {
-    let mut b = [0u8; DOMAININFO_SIZE];
-    b[0..2].copy_from_slice(&d.domid.to_le_bytes());
-    b[4..8].copy_from_slice(&dominf_flags(d, running).to_le_bytes());
-    b[8..16].copy_from_slice(&d.nr_pages.to_le_bytes());
-    b[16..24].copy_from_slice(&d.max_pages.to_le_bytes());
-    b[48..56].copy_from_slice(&d.shared_info.0.to_le_bytes());
+fn domaininfo(d: &Domain, running: bool) -> XenDomctlGetdomaininfo {
     let cpu_time = if running { d.cpu_time.max(crate::guest::system_time()) } else { d.cpu_time };
-    b[56..64].copy_from_slice(&cpu_time.to_le_bytes());
-    b[64..68].copy_from_slice(&u32::from(d.vcpu_up).to_le_bytes());
-    b[68..72].copy_from_slice(&(d.max_vcpus - 1).to_le_bytes());
-    b[96] = 52;
-    b
+    XenDomctlGetdomaininfo {
+        domain: d.domid,
+        flags: dominf_flags(d, running),
+        tot_pages: d.nr_pages,
+        max_pages: d.max_pages,
+        shared_info_frame: d.shared_info.0,
+        cpu_time,
+        nr_online_vcpus: u32::from(d.vcpu_up),
+        max_vcpu_id: d.max_vcpus - 1,
+        gpaddr_bits: 52,
+        ..Default::default()
+    }
 }
 
 /// The info of the first domain with an id at or above `from`.
-fn first_domain_from(d: &Domain, from: u16) -> Option<[u8; DOMAININFO_SIZE]> {
+fn first_domain_from(d: &Domain, from: u16) -> Option<XenDomctlGetdomaininfo> {
     let next = crate::schedule::next_domid_from(from)?;
     if next == d.domid {
         return Some(domaininfo(d, true));
@@ -71,10 +67,8 @@ pub(super) const ERESTART: i64 = 85;
 const _: () = assert!(crate::mm::page_type::MmError::Restart.errno() == -ERESTART);
 
 /// XEN_DOMCTL_createdomain: an empty, paused PV domain.
-fn create_domain(requested: u16, b: &[u8]) -> Result<u16, i64> {
-    const CDF_HVM: u32 = 1;
-    let (flags, max_vcpus) = (u32_at(b, 20), u32_at(b, 28));
-    if flags & CDF_HVM != 0 || max_vcpus != 1 {
+fn create_domain(requested: u16, c: &XenDomctlCreatedomain) -> Result<u16, i64> {
+    if c.flags & XEN_DOMCTL_CDF_HVM != 0 || c.max_vcpus != 1 {
         // No HVM; one vCPU per domain so far.
         return Err(-EINVAL);
     }
@@ -166,43 +160,28 @@ fn being_relinquished(domid: u16) -> bool {
 
 /// `domctl(op)`.
 pub(super) fn domctl(d: &mut Domain, arg: u64) -> Ret {
-    const CREATEDOMAIN: u32 = 1;
-    const DESTROYDOMAIN: u32 = 2;
-    const PAUSEDOMAIN: u32 = 3;
-    const UNPAUSEDOMAIN: u32 = 4;
-    const GETDOMAININFO: u32 = 5;
-    const MAX_MEM: u32 = 11;
-    const SETVCPUCONTEXT: u32 = 12;
-    const GETVCPUCONTEXT: u32 = 13;
-    const GETVCPUINFO: u32 = 14;
-    const MAX_VCPUS: u32 = 15;
-    const SCHEDULER_OP: u32 = 16;
-    const HYPERCALL_INIT: u32 = 22;
     if !d.privileged {
         return -EPERM;
     }
     let mem = d.kernel_mem();
-    let mut b = [0u8; 144];
-    if mem.read(arg, &mut b).is_err() {
-        return -EFAULT;
-    }
-    let (cmd, version, dom) = (u32_at(&b, 0), u32_at(&b, 4), u16_at(&b, 8));
-    if version != DOMCTL_VERSION {
+    let Ok(mut op) = mem.copy_from::<XenDomctl>(arg) else { return -EFAULT };
+    if op.interface_version != XEN_DOMCTL_INTERFACE_VERSION {
         return -EACCES;
     }
+    let dom = op.domain;
     let is_self = dom == d.domid || dom == xen_public::DOMID_SELF;
-    match cmd {
-        CREATEDOMAIN => match create_domain(dom, &b[16..]) {
-            Ok(id) => b[8..10].copy_from_slice(&id.to_le_bytes()),
+    match op.cmd {
+        XEN_DOMCTL_CREATEDOMAIN => match create_domain(dom, &op.payload()) {
+            Ok(id) => op.domain = id,
             Err(e) => return e,
         },
-        GETDOMAININFO => {
+        XEN_DOMCTL_GETDOMAININFO => {
             let Some(info) = first_domain_from(d, dom) else { return -ESRCH };
-            b[8..10].copy_from_slice(&info[0..2]);
-            b[16..16 + DOMAININFO_SIZE].copy_from_slice(&info);
+            op.domain = info.domain;
+            op.set_payload(&info);
         }
-        MAX_MEM => {
-            let pages = u64::from_le_bytes(b[16..24].try_into().unwrap_or_default()) / 4;
+        XEN_DOMCTL_MAX_MEM => {
+            let pages = op.payload::<XenDomctlMaxMem>().max_memkb / 4;
             if is_self {
                 d.max_pages = pages;
             } else if with_other(dom, |o| o.max_pages = pages).is_none() {
@@ -210,66 +189,59 @@ pub(super) fn domctl(d: &mut Domain, arg: u64) -> Ret {
             }
             return 0;
         }
-        PAUSEDOMAIN | UNPAUSEDOMAIN | DESTROYDOMAIN if is_self => return -EINVAL,
-        PAUSEDOMAIN => return with_other(dom, |o| o.pause_count += 1).map_or(-ESRCH, |()| 0),
-        UNPAUSEDOMAIN => {
-            return with_other(dom, |o| {
-                if o.pause_count == 0 {
-                    -EINVAL
-                } else {
-                    o.pause_count -= 1;
-                    0
-                }
-            })
-            .unwrap_or(-ESRCH);
-        }
-        DESTROYDOMAIN => return destroy_domain(d, dom).map_or_else(|e| e, |()| 0),
-        SETVCPUCONTEXT | GETVCPUCONTEXT | MAX_VCPUS if is_self => return -EINVAL,
-        SETVCPUCONTEXT => {
-            let (vcpu, ptr) = (u32_at(&b, 16), le64(&b[24..32]));
+        XEN_DOMCTL_PAUSEDOMAIN | XEN_DOMCTL_UNPAUSEDOMAIN | XEN_DOMCTL_DESTROYDOMAIN if is_self => return -EINVAL,
+        XEN_DOMCTL_PAUSEDOMAIN => return with_other(dom, |o| o.pause_count += 1).map_or(-ESRCH, |()| 0),
+        XEN_DOMCTL_UNPAUSEDOMAIN => return with_other(dom, unpause).unwrap_or(-ESRCH),
+        XEN_DOMCTL_DESTROYDOMAIN => return destroy_domain(d, dom).map_or_else(|e| e, |()| 0),
+        XEN_DOMCTL_SETVCPUCONTEXT | XEN_DOMCTL_GETVCPUCONTEXT | XEN_DOMCTL_MAX_VCPUS if is_self => return -EINVAL,
+        XEN_DOMCTL_SETVCPUCONTEXT => {
+            let XenDomctlVcpucontext { vcpu, ctxt, .. } = op.payload();
             let mut ctx = [0u8; crate::domain::context::SIZE];
-            if ptr != 0 && mem.read(ptr, &mut ctx).is_err() {
+            if ctxt != 0 && mem.read(ctxt, &mut ctx).is_err() {
                 return -EFAULT;
             }
-            let ctx = (ptr != 0).then_some(&ctx);
+            let ctx = (ctxt != 0).then_some(&ctx);
             return with_other(dom, |o| super::vcpu_ctx::set(o, vcpu, ctx)).unwrap_or(-ESRCH);
         }
-        GETVCPUCONTEXT => {
-            let (vcpu, ptr) = (u32_at(&b, 16), le64(&b[24..32]));
+        XEN_DOMCTL_GETVCPUCONTEXT => {
+            let XenDomctlVcpucontext { vcpu, ctxt, .. } = op.payload();
             let mut ctx = [0u8; crate::domain::context::SIZE];
             let rc = with_other(dom, |o| super::vcpu_ctx::get(o, vcpu, &mut ctx)).unwrap_or(-ESRCH);
-            if rc == 0 && ptr != 0 && mem.write(ptr, &ctx).is_err() {
+            if rc == 0 && ctxt != 0 && mem.write(ctxt, &ctx).is_err() {
                 return -EFAULT;
             }
             return rc;
         }
-        GETVCPUINFO => {
-            let vcpu = u32_at(&b, 16);
+        XEN_DOMCTL_GETVCPUINFO => {
+            let mut info: XenDomctlGetvcpuinfo = op.payload();
             let rc = if is_self {
-                super::vcpu_ctx::info(d, vcpu, true, &mut b[16..])
+                super::vcpu_ctx::info(d, true, &mut info)
             } else {
-                with_other(dom, |o| super::vcpu_ctx::info(o, vcpu, false, &mut b[16..])).unwrap_or(-ESRCH)
+                with_other(dom, |o| super::vcpu_ctx::info(o, false, &mut info)).unwrap_or(-ESRCH)
             };
             if rc != 0 {
                 return rc;
             }
+            op.set_payload(&info);
         }
-        SCHEDULER_OP => {
+        XEN_DOMCTL_SCHEDULER_OP => {
             let slot = if is_self { Some(d.slot) } else { with_other(dom, |o| o.slot) };
             let Some(slot) = slot else { return -ESRCH };
-            let rc = scheduler_op(slot, &mut b[16..32]);
+            let mut sop: XenDomctlSchedulerOp = op.payload();
+            let rc = scheduler_op(slot, &mut sop);
             if rc != 0 {
                 return rc;
             }
+            op.set_payload(&sop);
         }
-        HYPERCALL_INIT => {
-            let gmfn = le64(&b[16..24]);
+        XEN_DOMCTL_HYPERCALL_INIT => {
+            let gmfn = op.payload::<XenDomctlHypercallInit>().gmfn;
             return if is_self { hypercall_init(d, gmfn) } else { with_other(dom, |o| hypercall_init(o, gmfn)).unwrap_or(-ESRCH) };
         }
-        MAX_VCPUS => {
+        XEN_DOMCTL_MAX_VCPUS => {
             // As Xen 4.17: the count was fixed by createdomain; only the
             // same value is accepted, and it creates the vCPUs.
-            let max = u32_at(&b, 16);
+            let max = op.payload::<XenDomctlMaxVcpus>().max;
             return with_other(dom, |o| {
                 if max != o.max_vcpus {
                     return -EINVAL;
@@ -282,33 +254,32 @@ pub(super) fn domctl(d: &mut Domain, arg: u64) -> Ret {
         _ if !is_self && with_other(dom, |_| ()).is_none() => return -ESRCH,
         _ => return -ENOSYS,
     }
-    if mem.write(arg, &b).is_err() { -EFAULT } else { 0 }
+    mem.copy_to(arg, &op).map_or(-EFAULT, |()| 0)
 }
 
-/// `XEN_SCHEDULER_CREDIT`: the scheduler xen-core runs (Xen 4.17 with
-/// `sched=credit`).
-pub(super) const SCHEDULER_CREDIT: u32 = 5;
+/// XEN_DOMCTL_unpausedomain of another domain: -EINVAL if not paused.
+fn unpause(o: &mut Domain) -> Ret {
+    if o.pause_count == 0 {
+        return -EINVAL;
+    }
+    o.pause_count -= 1;
+    0
+}
 
 /// XEN_DOMCTL_scheduler_op on the domain in `slot`, with `op` the
 /// `xen_domctl_scheduler_op` (sched_id, cmd, then the credit parameters
 /// weight and cap). As Xen's credit scheduler: a foreign sched_id or a
 /// command other than putinfo/getinfo is -EINVAL; putinfo leaves the weight
 /// alone when it is 0 and the cap when it is 0xffff.
-fn scheduler_op(slot: usize, op: &mut [u8]) -> Ret {
-    const PUTINFO: u32 = 0;
-    const GETINFO: u32 = 1;
-    let (sched_id, cmd) = (u32_at(op, 0), u32_at(op, 4));
+fn scheduler_op(slot: usize, op: &mut XenDomctlSchedulerOp) -> Ret {
     let Some(mut params) = crate::schedule::params(slot) else { return -ESRCH };
-    if sched_id != SCHEDULER_CREDIT {
+    if op.sched_id != XEN_SCHEDULER_CREDIT {
         return -EINVAL;
     }
-    match cmd {
-        GETINFO => {
-            op[8..10].copy_from_slice(&(params.weight as u16).to_le_bytes());
-            op[10..12].copy_from_slice(&(params.cap as u16).to_le_bytes());
-        }
-        PUTINFO => {
-            let (weight, cap) = (u16_at(op, 8), u16_at(op, 10));
+    match op.cmd {
+        XEN_DOMCTL_SCHEDOP_GETINFO => op.set_credit(XenDomctlSchedCredit { weight: params.weight as u16, cap: params.cap as u16 }),
+        XEN_DOMCTL_SCHEDOP_PUTINFO => {
+            let XenDomctlSchedCredit { weight, cap } = op.credit();
             if weight != 0 {
                 params.weight = u32::from(weight);
             }
@@ -351,57 +322,58 @@ fn hypercall_init(o: &mut Domain, gmfn: u64) -> Ret {
 
 /// `sysctl(op)`.
 pub(super) fn sysctl(d: &mut Domain, arg: u64) -> Ret {
-    const PHYSINFO: u32 = 3;
-    const SCHED_ID: u32 = 4;
-    const GETDOMAININFOLIST: u32 = 6;
-    const PHYSCAP_PV: u32 = 1 << 1;
     if !d.privileged {
         return -EPERM;
     }
     let mem = d.kernel_mem();
-    let mut b = [0u8; 136];
-    if mem.read(arg, &mut b).is_err() {
-        return -EFAULT;
-    }
-    let (cmd, version) = (u32_at(&b, 0), u32_at(&b, 4));
-    if version != SYSCTL_VERSION {
+    let Ok(mut op) = mem.copy_from::<XenSysctl>(arg) else { return -EFAULT };
+    if op.interface_version != XEN_SYSCTL_INTERFACE_VERSION {
         return -EACCES;
     }
-    let u = 8;
-    match cmd {
-        PHYSINFO => {
-            let total = crate::mm::machine::M2P.get().map_or(0, |m| m.entries);
-            let cpus = crate::arch::x86_64::smp::CPUS_ONLINE.load(core::sync::atomic::Ordering::SeqCst);
-            let words: [u32; 10] = [1, 1, cpus, cpus - 1, 1, 0, 0, PHYSCAP_PV, 0, 0];
-            for (i, w) in words.iter().enumerate() {
-                b[u + i * 4..u + i * 4 + 4].copy_from_slice(&w.to_le_bytes());
-            }
-            b[u + 24..u + 28].copy_from_slice(&crate::guest::tsc_khz().to_le_bytes());
-            b[u + 40..u + 48].copy_from_slice(&total.to_le_bytes());
-            b[u + 48..u + 56].copy_from_slice(&crate::mm::machine::free_frames().to_le_bytes());
-            b[u + 72..u + 80].copy_from_slice(&total.saturating_sub(1).to_le_bytes());
-        }
-        SCHED_ID => b[u..u + 4].copy_from_slice(&SCHEDULER_CREDIT.to_le_bytes()),
-        super::audit::SYSCTL_XENCORE_AUDIT => return super::audit::sysctl(d, arg, &mut b),
-        GETDOMAININFOLIST => {
-            let (first, max, buf) = (u16_at(&b, u), u32_at(&b, u + 4), le64(&b[u + 8..u + 16]));
+    match op.cmd {
+        XEN_SYSCTL_PHYSINFO => op.set_payload(&physinfo()),
+        XEN_SYSCTL_SCHED_ID => op.set_payload(&XenSysctlSchedId { sched_id: XEN_SCHEDULER_CREDIT }),
+        super::audit::SYSCTL_XENCORE_AUDIT => return super::audit::sysctl(d, arg, &mut op),
+        XEN_SYSCTL_GETDOMAININFOLIST => {
+            let mut list: XenSysctlGetdomaininfolist = op.payload();
             let mut n = 0u32;
-            let mut next = first;
-            while n < max {
+            let mut next = list.first_domain;
+            while n < list.max_domains {
                 let Some(info) = first_domain_from(d, next) else { break };
-                if mem.write(buf + u64::from(n) * DOMAININFO_SIZE as u64, &info).is_err() {
+                let at = list.buffer + u64::from(n) * core::mem::size_of::<XenDomctlGetdomaininfo>() as u64;
+                if mem.copy_to(at, &info).is_err() {
                     return -EFAULT;
                 }
                 n += 1;
-                let id = u16::from_le_bytes([info[0], info[1]]);
-                let Some(after) = id.checked_add(1) else { break };
+                let Some(after) = info.domain.checked_add(1) else { break };
                 next = after;
             }
-            b[u + 16..u + 20].copy_from_slice(&n.to_le_bytes());
+            list.num_domains = n;
+            op.set_payload(&list);
         }
         _ => return -ENOSYS,
     }
-    if mem.write(arg, &b).is_err() { -EFAULT } else { 0 }
+    mem.copy_to(arg, &op).map_or(-EFAULT, |()| 0)
+}
+
+/// XEN_SYSCTL_physinfo: one thread per core, one core per socket, one
+/// node; PV only.
+fn physinfo() -> XenSysctlPhysinfo {
+    let total = crate::mm::machine::M2P.get().map_or(0, |m| m.entries);
+    let cpus = crate::arch::x86_64::smp::CPUS_ONLINE.load(core::sync::atomic::Ordering::SeqCst);
+    XenSysctlPhysinfo {
+        threads_per_core: 1,
+        cores_per_socket: 1,
+        nr_cpus: cpus,
+        max_cpu_id: cpus - 1,
+        nr_nodes: 1,
+        cpu_khz: crate::guest::tsc_khz(),
+        capabilities: XEN_SYSCTL_PHYSCAP_PV,
+        total_pages: total,
+        free_pages: crate::mm::machine::free_frames(),
+        max_mfn: total.saturating_sub(1),
+        ..Default::default()
+    }
 }
 
 /// `memory_op(cmd, arg)` for the domain itself: reservations and the
@@ -419,11 +391,7 @@ pub(super) fn memory_op(d: &mut Domain, cmd: u32, arg: u64) -> Ret {
     match cmd & 0x3f {
         MAXIMUM_RAM_PAGE => crate::mm::machine::M2P.get().map_or(0, |m| m.entries.saturating_sub(1)) as i64,
         CURRENT | MAXIMUM => {
-            let mut raw = [0u8; 2];
-            if mem.read(arg, &mut raw).is_err() {
-                return -EFAULT;
-            }
-            let dom = u16::from_le_bytes(raw);
+            let Ok(XenMemoryDomain { domid: dom }) = mem.copy_from::<XenMemoryDomain>(arg) else { return -EFAULT };
             let pick = |o: &Domain| (if cmd & 0x3f == CURRENT { o.nr_pages } else { o.max_pages }) as i64;
             if dom == xen_public::DOMID_SELF || dom == d.domid {
                 return pick(d);
@@ -434,11 +402,8 @@ pub(super) fn memory_op(d: &mut Domain, cmd: u32, arg: u64) -> Ret {
             with_other(dom, |o| pick(o)).unwrap_or(-ESRCH)
         }
         INCREASE | DECREASE | POPULATE => {
-            let mut b = [0u8; 32];
-            if mem.read(arg, &mut b).is_err() {
-                return -EFAULT;
-            }
-            let (list, nr, order, dom) = (le64(&b[0..8]), le64(&b[8..16]), u32_at(&b, 16), u16_at(&b, 24));
+            let Ok(r) = mem.copy_from::<XenMemoryReservation>(arg) else { return -EFAULT };
+            let (list, nr, order, dom) = (r.extent_start, r.nr_extents, r.extent_order, r.domid);
             if order != 0 {
                 return -EINVAL;
             }

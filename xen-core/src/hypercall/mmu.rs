@@ -92,16 +92,17 @@ fn batch_continue(regs: &mut CpuUserRegs, op: u64, i: u64, count: u64, size: u64
     continue_later(regs, op) as i64
 }
 
-/// Drive a batch hypercall (`mmu_update`, `mmuext_op`): `SIZE`-byte
-/// entries at RDI, count in RSI, `done` pointer in RDX, foreign domain in
-/// R10. Stops at the first failing entry; continues every
-/// [`BATCH_PER_CALL`] entries; writes `done` back.
-fn batch<const SIZE: usize>(
+/// Drive a batch hypercall (`mmu_update`, `mmuext_op`): entries `T` at
+/// RDI, count in RSI, `done` pointer in RDX, foreign domain in R10. Each
+/// entry is copied in once, then handled. Stops at the first failing
+/// entry; continues every [`BATCH_PER_CALL`] entries; writes `done` back.
+fn batch<T: zerocopy::FromBytes + zerocopy::IntoBytes>(
     d: &mut Domain,
     regs: &mut CpuUserRegs,
     op: u64,
-    mut each: impl FnMut(&mut Domain, u16, &[u8; SIZE]) -> Result<(), i64>,
+    mut each: impl FnMut(&mut Domain, u16, &T) -> Result<(), i64>,
 ) -> Ret {
+    let size = core::mem::size_of::<T>() as u64;
     let (list, count, pdone, foreigndom) = (regs.rdi, regs.rsi, regs.rdx, regs.r10);
     let pg_owner = match check_foreign(d, foreigndom) {
         Ok(pg) => pg,
@@ -131,14 +132,13 @@ fn batch<const SIZE: usize>(
             if let Err(e) = write_done(&d.kernel_mem(), pdone, done) {
                 return e;
             }
-            return batch_continue(regs, op, i, count, SIZE as u64);
+            return batch_continue(regs, op, i, count, size);
         }
-        let mut raw = [0u8; SIZE];
-        if d.kernel_mem().read(list + i * SIZE as u64, &mut raw).is_err() {
+        let Ok(entry) = d.kernel_mem().copy_from::<T>(list + i * size) else {
             rc = -EFAULT;
             break;
-        }
-        match each(d, pg_owner, &raw) {
+        };
+        match each(d, pg_owner, &entry) {
             Ok(()) => {}
             Err(e) if e == -super::control::ERESTART => {
                 // A long validation stopped: this entry is issued again.
@@ -146,7 +146,7 @@ fn batch<const SIZE: usize>(
                 if let Err(e) = write_done(&d.kernel_mem(), pdone, done) {
                     return e;
                 }
-                return batch_continue(regs, op, i, count, SIZE as u64);
+                return batch_continue(regs, op, i, count, size);
             }
             Err(e) => {
                 rc = e;
@@ -162,16 +162,11 @@ fn batch<const SIZE: usize>(
     rc
 }
 
-pub(super) fn le64(b: &[u8]) -> u64 {
-    u64::from_le_bytes(b.try_into().unwrap_or_default())
-}
-
 pub(super) fn mmu_update(d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
     const MACHPHYS: u64 = 1;
     const PRESERVE_AD: u64 = 2;
     let mut m = mm();
-    let rc = batch::<16>(d, regs, nr::MMU_UPDATE, |d, pg, raw| {
-        let (ptr, val) = (le64(&raw[..8]), le64(&raw[8..]));
+    let rc = batch(d, regs, nr::MMU_UPDATE, |d, pg, &xen_public::MmuUpdate { ptr, val }| {
         let mut ftg = FRAME_TABLE.lock();
         let ft = ftg.as_mut().ok_or(-EINVAL)?;
         // NORMAL, PRESERVE_AD and NO_TRANSLATE (the same as NORMAL for PV)
@@ -375,16 +370,17 @@ fn mmuext_one(d: &mut Domain, pg: u16, cmd: u32, arg1: u64, arg2: u64) -> Result
 }
 
 pub(super) fn mmuext_op(d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
-    batch::<24>(d, regs, nr::MMUEXT_OP, |d, pg, raw| {
-        let cmd = u32::from_le_bytes(raw[0..4].try_into().unwrap_or_default());
-        mmuext_one(d, pg, cmd, le64(&raw[8..16]), le64(&raw[16..24]))
-    })
+    batch(d, regs, nr::MMUEXT_OP, |d, pg, e: &xen_public::MmuextOp| mmuext_one(d, pg, e.cmd, e.arg1, e.arg2))
 }
 
 /// `multicall(list, nr)`: each 64-byte entry `{op, result, args[6]}` runs
 /// in turn and gets its result; `iret` ends the batch (the rest is not run);
 /// a sub-call that needs a continuation continues the whole batch.
 pub(super) fn multicall(d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
+    use xen_public::MulticallEntry;
+    const ENTRY_SIZE: u64 = core::mem::size_of::<MulticallEntry>() as u64;
+    const RESULT_AT: u64 = core::mem::offset_of!(MulticallEntry, result) as u64;
+    const ARGS_AT: u64 = core::mem::offset_of!(MulticallEntry, args) as u64;
     let (list, count) = (regs.rdi, regs.rsi as u32 as u64);
     if d.in_multicall {
         return -EINVAL;
@@ -395,28 +391,23 @@ pub(super) fn multicall(d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
         let mem = d.kernel_mem();
         // Xen checks for preemption before every entry but the first.
         if i > 0 && (i % BATCH_PER_CALL == 0 || super::preempt_due()) {
-            regs.rdi = list + i * 64;
+            regs.rdi = list + i * ENTRY_SIZE;
             regs.rsi = count - i;
             return continue_later(regs, nr::MULTICALL) as i64;
         }
-        let entry = list + i * 64;
-        let mut raw = [0u8; 64];
-        if mem.read(entry, &mut raw).is_err() {
-            return -EFAULT;
-        }
-        let w = |k: usize| u64::from_le_bytes(raw[k * 8..k * 8 + 8].try_into().unwrap_or_default());
-        let op = w(0);
+        let entry = list + i * ENTRY_SIZE;
+        let Ok(MulticallEntry { op, args, .. }) = mem.copy_from::<MulticallEntry>(entry) else { return -EFAULT };
         if op == nr::IRET {
             let result = d.iret(regs);
-            let _ = mem.write(entry + 8, &result.to_le_bytes());
+            let _ = mem.write(entry + RESULT_AT, &result.to_le_bytes());
             return result as i64;
         }
-        let mut sub = CpuUserRegs { rax: op, rdi: w(2), rsi: w(3), rdx: w(4), r10: w(5), r8: w(6), rip: 2, ..*regs };
+        let mut sub = CpuUserRegs { rax: op, rdi: args[0], rsi: args[1], rdx: args[2], r10: args[3], r8: args[4], rip: 2, ..*regs };
         d.in_multicall = true;
         let result = if op == nr::MULTICALL { (-EINVAL) as u64 } else { dispatch(d, &mut sub) };
         d.in_multicall = false;
         let mem = d.kernel_mem();
-        if mem.write(entry + 8, &result.to_le_bytes()).is_err() {
+        if mem.write(entry + RESULT_AT, &result.to_le_bytes()).is_err() {
             return -EFAULT;
         }
         if sub.rip != 2 {
@@ -427,7 +418,7 @@ pub(super) fn multicall(d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
             for (c, a) in out.chunks_exact_mut(8).zip(args) {
                 c.copy_from_slice(&a.to_le_bytes());
             }
-            if mem.write(entry + 16, &out).is_err() {
+            if mem.write(entry + ARGS_AT, &out).is_err() {
                 return -EFAULT;
             }
             regs.rdi = entry;

@@ -115,18 +115,16 @@ fn set_trap_table(d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
         if i > 0 && preempt_due() {
             break;
         }
-        let mut raw = [0u8; 16];
-        guest!(mem.read(ptr, &mut raw));
-        let address = u64::from_le_bytes(raw[8..16].try_into().unwrap_or_default());
-        if address == 0 {
+        let Ok(t) = mem.copy_from::<xen_public::vcpu::TrapInfo>(ptr) else { return -EFAULT };
+        if t.address == 0 {
             return 0;
         }
-        if !is_canonical(address) {
+        if !is_canonical(t.address) {
             return -EINVAL;
         }
-        let ti = TrapInfo { vector: raw[0], flags: raw[1], cs: u16::from_le_bytes([raw[2], raw[3]]), address };
+        let ti = TrapInfo { vector: t.vector, flags: t.flags, cs: t.cs, address: t.address };
         d.vcpu.traps[ti.vector as usize] = ti;
-        ptr += 16;
+        ptr += core::mem::size_of::<xen_public::vcpu::TrapInfo>() as u64;
     }
     regs.rdi = ptr;
     continue_later(regs, nr::SET_TRAP_TABLE) as i64
@@ -183,18 +181,12 @@ fn callback_op(d: &mut Domain, cmd: u32, arg: u64) -> Ret {
     let mem = d.kernel_mem();
     match cmd {
         CALLBACKOP_REGISTER => {
-            // struct callback_register { u16 type; u16 flags; u64 address @8 }
-            let mut raw = [0u8; 16];
-            guest!(mem.read(arg, &mut raw));
-            let kind = u16::from_le_bytes([raw[0], raw[1]]);
-            let flags = u16::from_le_bytes([raw[2], raw[3]]);
-            let address = u64::from_le_bytes(raw[8..16].try_into().unwrap_or_default());
-            register_callback(d, kind, flags, address)
+            let Ok(c) = mem.copy_from::<xen_public::callback::CallbackRegister>(arg) else { return -EFAULT };
+            register_callback(d, c.type_, c.flags, c.address)
         }
         CALLBACKOP_UNREGISTER => {
-            let mut raw = [0u8; 2];
-            guest!(mem.read(arg, &mut raw));
-            match u16::from_le_bytes(raw) {
+            let Ok(c) = mem.copy_from::<xen_public::callback::CallbackUnregister>(arg) else { return -EFAULT };
+            match c.type_ {
                 CALLBACKTYPE_NMI => {
                     d.vcpu.traps[2] = TrapInfo::default();
                     0
@@ -280,7 +272,7 @@ fn sched_op(d: &mut Domain, regs: &CpuUserRegs, cmd: u32, arg: u64) -> Ret {
         }
         SCHEDOP_POLL => poll(d, arg),
         SCHEDOP_SHUTDOWN => {
-            let reason = guest!(d.kernel_mem().read_u32(arg));
+            let Ok(xen_public::sched::SchedShutdown { reason }) = d.kernel_mem().copy_from(arg) else { return -EFAULT };
             d.shutdown(regs, reason);
             0
         }
@@ -397,14 +389,6 @@ fn features(d: &Domain) -> u32 {
     f
 }
 
-fn u32_at(b: &[u8], off: usize) -> u32 {
-    u32::from_le_bytes(b[off..off + 4].try_into().unwrap_or_default())
-}
-
-fn u16_at(b: &[u8], off: usize) -> u16 {
-    u16::from_le_bytes(b[off..off + 2].try_into().unwrap_or_default())
-}
-
 /// The domain a `dom` field names: only the caller itself exists here, so
 /// anything else is unknown (-ESRCH).
 fn self_dom(d: &Domain, dom: u16) -> Result<(), i64> {
@@ -440,13 +424,10 @@ fn vcpu_op(d: &mut Domain, cmd: u32, vcpu: u32, arg: u64) -> Ret {
     }
     match cmd {
         SET_SINGLESHOT_TIMER => {
-            let mut b = [0u8; 16];
-            if d.kernel_mem().read(arg, &mut b).is_err() {
-                return -EFAULT;
-            }
+            let Ok(t) = d.kernel_mem().copy_from::<xen_public::vcpu::VcpuSetSingleshotTimer>(arg) else { return -EFAULT };
             // As Xen 4.17, VCPU_SSHOTTMR_future is ignored: a deadline in
             // the past fires at once instead of failing with -ETIME.
-            set_timer_op(d, u64::from_le_bytes(b[..8].try_into().unwrap_or_default()))
+            set_timer_op(d, t.timeout_abs_ns)
         }
         STOP_SINGLESHOT_TIMER => set_timer_op(d, 0),
         _ => -ENOSYS,

@@ -125,8 +125,8 @@ pub(super) fn get(o: &Domain, vcpu: u32, out: &mut [u8; context::SIZE]) -> Ret {
 
 /// XEN_DOMCTL_getvcpuinfo of `o` into the domctl's union at `u`:
 /// online, blocked, running, cpu_time, cpu.
-pub(super) fn info(o: &Domain, vcpu: u32, running: bool, u: &mut [u8]) -> Ret {
-    if vcpu >= o.max_vcpus {
+pub(super) fn info(o: &Domain, running: bool, u: &mut xen_public::domctl::XenDomctlGetvcpuinfo) -> Ret {
+    if u.vcpu >= o.max_vcpus {
         return -EINVAL;
     }
     if !o.vcpu_created {
@@ -136,12 +136,10 @@ pub(super) fn info(o: &Domain, vcpu: u32, running: bool, u: &mut [u8]) -> Ret {
     // time since it was last switched in.
     let live = crate::schedule::running_on(o.slot);
     let now = crate::guest::system_time();
-    let cpu_time = o.cpu_time + live.map_or(0, |(_, since)| now.saturating_sub(since));
-    u[4] = u8::from(o.vcpu_up);
-    u[5] = u8::from(o.blocked);
-    u[6] = u8::from(running || live.is_some());
-    u[8..16].copy_from_slice(&cpu_time.to_le_bytes());
-    let cpu = live.map_or(o.last_cpu, |(cpu, _)| cpu) as u32;
-    u[16..20].copy_from_slice(&cpu.to_le_bytes());
+    u.online = u8::from(o.vcpu_up);
+    u.blocked = u8::from(o.blocked);
+    u.running = u8::from(running || live.is_some());
+    u.cpu_time = o.cpu_time + live.map_or(0, |(_, since)| now.saturating_sub(since));
+    u.cpu = live.map_or(o.last_cpu, |(cpu, _)| cpu) as u32;
     0
 }
