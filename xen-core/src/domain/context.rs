@@ -1,17 +1,17 @@
 //! `struct vcpu_guest_context` (x86_64), the argument of
-//! XEN_DOMCTL_setvcpucontext and XEN_DOMCTL_getvcpucontext: its byte
-//! layout, decoded into the fields xen-core uses and encoded back.
+//! XEN_DOMCTL_setvcpucontext and XEN_DOMCTL_getvcpucontext: the fields
+//! xen-core uses, taken from and put into the wire layout
+//! (`xen_public::vcpu::VcpuGuestContext`, whose offsets are asserted
+//! against Xen 4.17's headers at compile time).
 //!
-//! Pure logic. Invariant: [`VcpuGuestContext::parse`] and
-//! [`VcpuGuestContext::encode`] use the offsets of Xen's public header
-//! (`arch-x86/xen.h`, `arch-x86/xen-x86_64.h`), checked by the tests;
-//! [`VcpuGuestContext::check`] applies Xen's canonical-address rules.
+//! Pure logic. Invariants: [`VcpuGuestContext::parse`] and
+//! [`VcpuGuestContext::encode`] are inverse on the fields kept (the others
+//! encode as zero); [`VcpuGuestContext::check`] applies Xen's
+//! canonical-address rules.
 #![forbid(unsafe_code)]
 
 use super::vcpu::{CpuUserRegs, TrapInfo, is_canonical};
-
-/// Size of `struct vcpu_guest_context` on x86_64.
-pub const SIZE: usize = 5168;
+use xen_public::vcpu as wire;
 
 /// `VGCF_*` flags.
 pub mod vgcf {
@@ -26,34 +26,6 @@ pub mod vgcf {
     /// `VGCF_online`.
     pub const ONLINE: u64 = 1 << 5;
 }
-
-const FLAGS: usize = 512;
-const USER_REGS: usize = 520;
-const TRAP_CTXT: usize = 720;
-const LDT_BASE: usize = 4816;
-const LDT_ENTS: usize = 4824;
-const GDT_FRAMES: usize = 4832;
-const GDT_ENTS: usize = 4960;
-const KERNEL_SS: usize = 4968;
-const KERNEL_SP: usize = 4976;
-const CTRLREG: usize = 4984;
-const EVENT_CALLBACK: usize = 5112;
-const FAILSAFE_CALLBACK: usize = 5120;
-const SYSCALL_CALLBACK: usize = 5128;
-const VM_ASSIST: usize = 5136;
-const FS_BASE: usize = 5144;
-const GS_BASE_KERNEL: usize = 5152;
-const GS_BASE_USER: usize = 5160;
-
-/// Offsets inside `cpu_user_regs` of r15, r14, r13, r12, rbp, rbx, r11,
-/// r10, r9, r8, rax, rcx, rdx, rsi, rdi (8 bytes each, in that order).
-const GPR_ORDER: usize = 15;
-const REGS_RIP: usize = 128;
-const REGS_CS: usize = 136;
-const REGS_UPCALL_MASK: usize = 140;
-const REGS_RFLAGS: usize = 144;
-const REGS_RSP: usize = 152;
-const REGS_SS: usize = 160;
 
 /// The decoded context.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,96 +58,100 @@ pub struct VcpuGuestContext {
     pub bases: [u64; 3],
 }
 
-fn rd(b: &[u8], off: usize) -> u64 {
-    u64::from_le_bytes(b[off..off + 8].try_into().unwrap_or_default())
-}
-
-fn wr(b: &mut [u8], off: usize, v: u64) {
-    b[off..off + 8].copy_from_slice(&v.to_le_bytes());
-}
-
-/// The general registers of `r` in `cpu_user_regs` order.
-fn gprs(r: &mut CpuUserRegs) -> [&mut u64; GPR_ORDER] {
-    [
-        &mut r.r15, &mut r.r14, &mut r.r13, &mut r.r12, &mut r.rbp, &mut r.rbx, &mut r.r11, &mut r.r10, &mut r.r9, &mut r.r8, &mut r.rax, &mut r.rcx,
-        &mut r.rdx, &mut r.rsi, &mut r.rdi,
-    ]
-}
-
 impl VcpuGuestContext {
-    /// Decode a context.
-    pub fn parse(b: &[u8; SIZE]) -> VcpuGuestContext {
-        let u = USER_REGS;
-        let mut regs = CpuUserRegs::default();
-        for (i, r) in gprs(&mut regs).into_iter().enumerate() {
-            *r = rd(b, u + i * 8);
-        }
-        regs.rip = rd(b, u + REGS_RIP);
-        regs.cs = u64::from(u16::from_le_bytes([b[u + REGS_CS], b[u + REGS_CS + 1]]));
-        regs.rflags = rd(b, u + REGS_RFLAGS);
-        regs.rsp = rd(b, u + REGS_RSP);
-        regs.ss = u64::from(u16::from_le_bytes([b[u + REGS_SS], b[u + REGS_SS + 1]]));
-        let traps = core::array::from_fn(|i| {
-            let t = &b[TRAP_CTXT + i * 16..TRAP_CTXT + i * 16 + 16];
-            TrapInfo { vector: t[0], flags: t[1], cs: u16::from_le_bytes([t[2], t[3]]), address: rd(t, 8) }
-        });
+    /// Take the fields xen-core keeps from the wire layout.
+    pub fn parse(w: &wire::VcpuGuestContext) -> VcpuGuestContext {
+        let u = &w.user_regs;
+        let regs = CpuUserRegs {
+            r15: u.r15,
+            r14: u.r14,
+            r13: u.r13,
+            r12: u.r12,
+            rbp: u.rbp,
+            rbx: u.rbx,
+            r11: u.r11,
+            r10: u.r10,
+            r9: u.r9,
+            r8: u.r8,
+            rax: u.rax,
+            rcx: u.rcx,
+            rdx: u.rdx,
+            rsi: u.rsi,
+            rdi: u.rdi,
+            rip: u.rip,
+            cs: u64::from(u.cs),
+            rflags: u.rflags,
+            rsp: u.rsp,
+            ss: u64::from(u.ss),
+            ..CpuUserRegs::default()
+        };
+        let traps = w.trap_ctxt.map(|t| TrapInfo { vector: t.vector, flags: t.flags, cs: t.cs, address: t.address });
         VcpuGuestContext {
-            flags: rd(b, FLAGS),
+            flags: w.flags,
             regs,
-            saved_upcall_mask: b[u + REGS_UPCALL_MASK],
+            saved_upcall_mask: u.saved_upcall_mask,
             traps,
-            ldt: (rd(b, LDT_BASE), rd(b, LDT_ENTS)),
-            gdt_frames: core::array::from_fn(|i| rd(b, GDT_FRAMES + i * 8)),
-            gdt_ents: rd(b, GDT_ENTS),
-            kernel_ss: rd(b, KERNEL_SS),
-            kernel_sp: rd(b, KERNEL_SP),
-            ctrlreg: core::array::from_fn(|i| rd(b, CTRLREG + i * 8)),
-            callbacks: [rd(b, EVENT_CALLBACK), rd(b, FAILSAFE_CALLBACK), rd(b, SYSCALL_CALLBACK)],
-            vm_assist: rd(b, VM_ASSIST),
-            bases: [rd(b, FS_BASE), rd(b, GS_BASE_KERNEL), rd(b, GS_BASE_USER)],
+            ldt: (w.ldt_base, w.ldt_ents),
+            gdt_frames: w.gdt_frames,
+            gdt_ents: w.gdt_ents,
+            kernel_ss: w.kernel_ss,
+            kernel_sp: w.kernel_sp,
+            ctrlreg: w.ctrlreg,
+            callbacks: [w.event_callback_eip, w.failsafe_callback_eip, w.syscall_callback_eip],
+            vm_assist: w.vm_assist,
+            bases: [w.fs_base, w.gs_base_kernel, w.gs_base_user],
         }
     }
 
-    /// Encode the context (fields xen-core does not keep are zero).
-    pub fn encode(&self, b: &mut [u8; SIZE]) {
-        b.fill(0);
-        let u = USER_REGS;
-        wr(b, FLAGS, self.flags);
-        let mut regs = self.regs;
-        for (i, r) in gprs(&mut regs).into_iter().enumerate() {
-            wr(b, u + i * 8, *r);
+    /// The wire layout of the context (fields xen-core does not keep are
+    /// zero).
+    pub fn encode(&self) -> wire::VcpuGuestContext {
+        let r = &self.regs;
+        let user_regs = wire::CpuUserRegs {
+            r15: r.r15,
+            r14: r.r14,
+            r13: r.r13,
+            r12: r.r12,
+            rbp: r.rbp,
+            rbx: r.rbx,
+            r11: r.r11,
+            r10: r.r10,
+            r9: r.r9,
+            r8: r.r8,
+            rax: r.rax,
+            rcx: r.rcx,
+            rdx: r.rdx,
+            rsi: r.rsi,
+            rdi: r.rdi,
+            rip: r.rip,
+            cs: r.cs as u16,
+            saved_upcall_mask: self.saved_upcall_mask,
+            rflags: r.rflags,
+            rsp: r.rsp,
+            ss: r.ss as u16,
+            ..Default::default()
+        };
+        let trap_ctxt = self.traps.map(|t| wire::TrapInfo { vector: t.vector, flags: t.flags, cs: t.cs, address: t.address, ..Default::default() });
+        wire::VcpuGuestContext {
+            flags: self.flags,
+            user_regs,
+            trap_ctxt,
+            ldt_base: self.ldt.0,
+            ldt_ents: self.ldt.1,
+            gdt_frames: self.gdt_frames,
+            gdt_ents: self.gdt_ents,
+            kernel_ss: self.kernel_ss,
+            kernel_sp: self.kernel_sp,
+            ctrlreg: self.ctrlreg,
+            event_callback_eip: self.callbacks[0],
+            failsafe_callback_eip: self.callbacks[1],
+            syscall_callback_eip: self.callbacks[2],
+            vm_assist: self.vm_assist,
+            fs_base: self.bases[0],
+            gs_base_kernel: self.bases[1],
+            gs_base_user: self.bases[2],
+            ..zerocopy::FromZeros::new_zeroed()
         }
-        wr(b, u + REGS_RIP, self.regs.rip);
-        b[u + REGS_CS..u + REGS_CS + 2].copy_from_slice(&(self.regs.cs as u16).to_le_bytes());
-        b[u + REGS_UPCALL_MASK] = self.saved_upcall_mask;
-        wr(b, u + REGS_RFLAGS, self.regs.rflags);
-        wr(b, u + REGS_RSP, self.regs.rsp);
-        b[u + REGS_SS..u + REGS_SS + 2].copy_from_slice(&(self.regs.ss as u16).to_le_bytes());
-        for (i, t) in self.traps.iter().enumerate() {
-            let o = TRAP_CTXT + i * 16;
-            b[o] = t.vector;
-            b[o + 1] = t.flags;
-            b[o + 2..o + 4].copy_from_slice(&t.cs.to_le_bytes());
-            wr(b, o + 8, t.address);
-        }
-        wr(b, LDT_BASE, self.ldt.0);
-        wr(b, LDT_ENTS, self.ldt.1);
-        for (i, f) in self.gdt_frames.iter().enumerate() {
-            wr(b, GDT_FRAMES + i * 8, *f);
-        }
-        wr(b, GDT_ENTS, self.gdt_ents);
-        wr(b, KERNEL_SS, self.kernel_ss);
-        wr(b, KERNEL_SP, self.kernel_sp);
-        for (i, c) in self.ctrlreg.iter().enumerate() {
-            wr(b, CTRLREG + i * 8, *c);
-        }
-        wr(b, EVENT_CALLBACK, self.callbacks[0]);
-        wr(b, FAILSAFE_CALLBACK, self.callbacks[1]);
-        wr(b, SYSCALL_CALLBACK, self.callbacks[2]);
-        wr(b, VM_ASSIST, self.vm_assist);
-        wr(b, FS_BASE, self.bases[0]);
-        wr(b, GS_BASE_KERNEL, self.bases[1]);
-        wr(b, GS_BASE_USER, self.bases[2]);
     }
 
     /// Xen's `arch_set_info_guest` checks for a 64-bit PV vCPU: canonical
@@ -199,39 +175,45 @@ pub struct BadContext;
 mod tests {
     use super::*;
 
+    /// A context as bytes, written at Xen 4.17's offsets.
+    fn wr(b: &mut [u8], off: usize, v: u64) {
+        b[off..off + 8].copy_from_slice(&v.to_le_bytes());
+    }
+
     #[test]
     fn offsets_match_xen_public_header() {
         // ABI: struct vcpu_guest_context (x86_64) is 5168 bytes; flags at
-        // 512, user_regs (200 bytes) at 520, ctrlreg[3] at 5008, the
-        // callbacks at 5112.., the segment bases at 5144...
-        let mut b = [0u8; SIZE];
-        wr(&mut b, FLAGS, vgcf::ONLINE | vgcf::IN_KERNEL);
-        wr(&mut b, USER_REGS + 14 * 8, 0x1234); // rdi, last GPR
-        wr(&mut b, USER_REGS + 13 * 8, 0x5678); // rsi
-        wr(&mut b, USER_REGS + 4 * 8, 0xbb); // rbp
+        // 512, user_regs (200 bytes) at 520 with rdi at +112 and rip at
+        // +128, trap_ctxt at 720, ctrlreg[3] at 5008, the callbacks at
+        // 5112.., the segment bases at 5144...
+        use zerocopy::{FromBytes, IntoBytes};
+        let mut b = [0u8; 5168];
+        wr(&mut b, 512, vgcf::ONLINE | vgcf::IN_KERNEL);
+        wr(&mut b, 520 + 14 * 8, 0x1234); // rdi, last GPR
+        wr(&mut b, 520 + 13 * 8, 0x5678); // rsi
+        wr(&mut b, 520 + 4 * 8, 0xbb); // rbp
         wr(&mut b, 520 + 128, 0xffff_8000_0000_1000); // rip
         wr(&mut b, 5008, 0x42000); // ctrlreg[3]
         wr(&mut b, 5112, 0xffff_8000_0000_2000); // event callback
         wr(&mut b, 5160, 7); // gs_base_user, last field
-        b[TRAP_CTXT + 14 * 16] = 14;
-        wr(&mut b, TRAP_CTXT + 14 * 16 + 8, 0xffff_8000_0000_3000);
-        let c = VcpuGuestContext::parse(&b);
+        b[720 + 14 * 16] = 14;
+        wr(&mut b, 720 + 14 * 16 + 8, 0xffff_8000_0000_3000);
+        let w = wire::VcpuGuestContext::read_from_bytes(&b[..]).unwrap();
+        let c = VcpuGuestContext::parse(&w);
         assert_eq!(c.flags, vgcf::ONLINE | vgcf::IN_KERNEL);
         assert_eq!((c.regs.rdi, c.regs.rsi, c.regs.rbp, c.regs.rip), (0x1234, 0x5678, 0xbb, 0xffff_8000_0000_1000));
         assert_eq!(c.ctrlreg[3], 0x42000);
         assert_eq!(c.callbacks[0], 0xffff_8000_0000_2000);
         assert_eq!(c.bases[2], 7);
         assert_eq!((c.traps[14].vector, c.traps[14].address), (14, 0xffff_8000_0000_3000));
-        let mut again = [0u8; SIZE];
-        c.encode(&mut again);
-        assert!(again == b, "encode(parse(b)) == b");
+        assert!(c.encode().as_bytes() == &b[..], "encode(parse(b)) == b");
     }
 
     #[test]
     fn non_canonical_addresses_are_rejected() {
         // ABI: arch_set_info_guest refuses non-canonical RIP, stacks,
         // callbacks, segment bases and trap handlers with -EINVAL.
-        let ok = VcpuGuestContext::parse(&[0u8; SIZE]);
+        let ok = VcpuGuestContext::parse(&zerocopy::FromZeros::new_zeroed());
         assert_eq!(ok.check(), Ok(()));
         let bad = 0x0000_8000_0000_0000;
         let mut c = ok;

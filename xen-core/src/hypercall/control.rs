@@ -196,18 +196,19 @@ pub(super) fn domctl(d: &mut Domain, arg: u64) -> Ret {
         XEN_DOMCTL_SETVCPUCONTEXT | XEN_DOMCTL_GETVCPUCONTEXT | XEN_DOMCTL_MAX_VCPUS if is_self => return -EINVAL,
         XEN_DOMCTL_SETVCPUCONTEXT => {
             let XenDomctlVcpucontext { vcpu, ctxt, .. } = op.payload();
-            let mut ctx = [0u8; crate::domain::context::SIZE];
-            if ctxt != 0 && mem.read(ctxt, &mut ctx).is_err() {
-                return -EFAULT;
-            }
-            let ctx = (ctxt != 0).then_some(&ctx);
-            return with_other(dom, |o| super::vcpu_ctx::set(o, vcpu, ctx)).unwrap_or(-ESRCH);
+            let ctx = if ctxt == 0 {
+                None
+            } else {
+                let Ok(c) = mem.copy_from::<xen_public::vcpu::VcpuGuestContext>(ctxt) else { return -EFAULT };
+                Some(c)
+            };
+            return with_other(dom, |o| super::vcpu_ctx::set(o, vcpu, ctx.as_ref())).unwrap_or(-ESRCH);
         }
         XEN_DOMCTL_GETVCPUCONTEXT => {
             let XenDomctlVcpucontext { vcpu, ctxt, .. } = op.payload();
-            let mut ctx = [0u8; crate::domain::context::SIZE];
+            let mut ctx: xen_public::vcpu::VcpuGuestContext = zerocopy::FromZeros::new_zeroed();
             let rc = with_other(dom, |o| super::vcpu_ctx::get(o, vcpu, &mut ctx)).unwrap_or(-ESRCH);
-            if rc == 0 && ctxt != 0 && mem.write(ctxt, &ctx).is_err() {
+            if rc == 0 && ctxt != 0 && mem.copy_to(ctxt, &ctx).is_err() {
                 return -EFAULT;
             }
             return rc;

@@ -7,11 +7,12 @@
 //! it as it was.
 
 use super::*;
-use crate::domain::context::{self, VcpuGuestContext, vgcf};
+use crate::domain::context::{VcpuGuestContext, vgcf};
+use xen_public::vcpu as wire;
 
 /// XEN_DOMCTL_setvcpucontext on `o` with the context `ctx` (`None`: the
 /// NULL handle, a vCPU reset).
-pub(super) fn set(o: &mut Domain, vcpu: u32, ctx: Option<&[u8; context::SIZE]>) -> Ret {
+pub(super) fn set(o: &mut Domain, vcpu: u32, ctx: Option<&wire::VcpuGuestContext>) -> Ret {
     if vcpu >= o.max_vcpus || !o.vcpu_created {
         return -EINVAL;
     }
@@ -82,7 +83,7 @@ fn reset(o: &mut Domain) {
 }
 
 /// XEN_DOMCTL_getvcpucontext of `o` into `out`.
-pub(super) fn get(o: &Domain, vcpu: u32, out: &mut [u8; context::SIZE]) -> Ret {
+pub(super) fn get(o: &Domain, vcpu: u32, out: &mut wire::VcpuGuestContext) -> Ret {
     if vcpu >= o.max_vcpus || !o.vcpu_created {
         return -EINVAL;
     }
@@ -119,7 +120,7 @@ pub(super) fn get(o: &Domain, vcpu: u32, out: &mut [u8; context::SIZE]) -> Ret {
         vm_assist: o.vm_assist,
         bases: [o.fs_base, o.gs_base_kernel, o.gs_base_user],
     };
-    c.encode(out);
+    *out = c.encode();
     0
 }
 
