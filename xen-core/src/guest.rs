@@ -10,10 +10,10 @@
 
 use crate::arch::x86_64::cpu::{self, ExitCode};
 use crate::arch::x86_64::entry::{self, GuestBases};
-use crate::arch::x86_64::maddr_to_virt;
 use crate::arch::x86_64::traps::vector_name;
 use crate::domain::build::{SHINFO_CR2, SHINFO_UPCALL_MASK};
 use crate::domain::vcpu::{CpuUserRegs, Crash, FLAT_CS64, FLAT_SS64, GuestStack, PvVcpu, StackFault, guest_rflags, is_canonical};
+use crate::guest_access::Frame;
 use crate::mm::Mfn;
 use crate::mm::guest_walk::{self, PhysRead};
 use crate::{console, hypercall, printk};
@@ -184,16 +184,7 @@ impl Default for GrantTable {
 /// `vcpu_info` for the selector and upcall flag), updated atomically since
 /// the guest writes the same words.
 pub struct ShinfoBits {
-    base: *mut u8,
-}
-
-impl ShinfoBits {
-    fn word(&self, off: usize) -> &core::sync::atomic::AtomicU64 {
-        // SAFETY: `base` is the domain's shared_info frame in the direct
-        // map; `off` is an 8-aligned offset inside it; the guest accesses
-        // the same words atomically too.
-        unsafe { core::sync::atomic::AtomicU64::from_ptr(self.base.add(off) as *mut u64) }
-    }
+    page: Frame,
 }
 
 const SHINFO_PENDING: usize = 2048;
@@ -203,24 +194,24 @@ const VCPU0_PENDING_SEL: usize = 8;
 impl crate::event::EventBits for ShinfoBits {
     fn test_and_set_pending(&mut self, port: u32) -> bool {
         let bit = 1u64 << (port % 64);
-        self.word(SHINFO_PENDING + (port / 64) as usize * 8).fetch_or(bit, core::sync::atomic::Ordering::SeqCst) & bit != 0
+        self.page.fetch_or_u64(SHINFO_PENDING + (port / 64 % 64) as usize * 8, bit) & bit != 0
     }
     fn is_masked(&self, port: u32) -> bool {
-        self.word(SHINFO_MASK + (port / 64) as usize * 8).load(core::sync::atomic::Ordering::SeqCst) & (1 << (port % 64)) != 0
+        self.page.load_u64(SHINFO_MASK + (port / 64 % 64) as usize * 8) & (1 << (port % 64)) != 0
     }
     fn clear_mask(&mut self, port: u32) {
-        self.word(SHINFO_MASK + (port / 64) as usize * 8).fetch_and(!(1 << (port % 64)), core::sync::atomic::Ordering::SeqCst);
+        self.page.fetch_and_u64(SHINFO_MASK + (port / 64 % 64) as usize * 8, !(1 << (port % 64)));
     }
     fn is_pending(&self, port: u32) -> bool {
-        self.word(SHINFO_PENDING + (port / 64) as usize * 8).load(core::sync::atomic::Ordering::SeqCst) & (1 << (port % 64)) != 0
+        self.page.load_u64(SHINFO_PENDING + (port / 64 % 64) as usize * 8) & (1 << (port % 64)) != 0
     }
     fn test_and_set_sel(&mut self, w: u32) -> bool {
-        let bit = 1u64 << w;
-        self.word(VCPU0_PENDING_SEL).fetch_or(bit, core::sync::atomic::Ordering::SeqCst) & bit != 0
+        let bit = 1u64 << (w % 64);
+        self.page.fetch_or_u64(VCPU0_PENDING_SEL, bit) & bit != 0
     }
     fn set_upcall_pending(&mut self) {
-        // SAFETY: byte 0 of vcpu_info[0] in the domain's shared_info frame.
-        unsafe { self.base.write_volatile(1) };
+        // Byte 0 of vcpu_info[0].
+        self.page.write_u8(0, 1);
     }
 }
 
@@ -249,13 +240,7 @@ pub struct DirectMap;
 
 impl PhysRead for DirectMap {
     fn read_u64(&self, maddr: u64) -> u64 {
-        let end = DIRECTMAP_END.get().copied().unwrap_or(0);
-        if maddr.saturating_add(8) > end {
-            return 0;
-        }
-        // SAFETY: the address is inside the direct map, 8-aligned by the
-        // caller (page-table entries), and only read.
-        unsafe { (maddr_to_virt(maddr) as *const u64).read_volatile() }
+        Frame::new(Mfn::containing(maddr)).map_or(0, |f| f.read_u64(((maddr & 0xfff) / 8) as usize))
     }
 }
 
@@ -273,26 +258,31 @@ pub struct Efault;
 impl GuestMem {
     /// Copy `buf.len()` bytes from guest virtual `va`.
     pub fn read(&self, va: u64, buf: &mut [u8]) -> Result<(), Efault> {
+        let mut ok = true;
         guest_walk::for_each_chunk(&DirectMap, self.l4, va, buf.len(), false, |maddr, off, n| {
-            let src = maddr_to_virt(maddr) as *const u8;
-            // SAFETY: the walk proved the guest may read these bytes, which
-            // lie in one frame inside the direct map.
-            let src = unsafe { core::slice::from_raw_parts(src, n) };
-            buf[off..off + n].copy_from_slice(src);
+            // The walk proved the guest may read these bytes, in one frame.
+            match Frame::new(Mfn::containing(maddr)) {
+                Some(f) => f.read_bytes((maddr & 0xfff) as usize, &mut buf[off..off + n]),
+                None => ok = false,
+            }
         })
-        .map_err(|_| Efault)
+        .map_err(|_| Efault)?;
+        if ok { Ok(()) } else { Err(Efault) }
     }
 
     /// Copy `buf` to guest virtual `va`.
     pub fn write(&self, va: u64, buf: &[u8]) -> Result<(), Efault> {
+        let mut ok = true;
         guest_walk::for_each_chunk(&DirectMap, self.l4, va, buf.len(), true, |maddr, off, n| {
-            let dst = maddr_to_virt(maddr) as *mut u8;
-            // SAFETY: the walk proved the guest may write these bytes (never
-            // a page-table frame: those are mapped read-only), in one frame.
-            let dst = unsafe { core::slice::from_raw_parts_mut(dst, n) };
-            dst.copy_from_slice(&buf[off..off + n]);
+            // The walk proved the guest may write these bytes (never a
+            // page-table frame: those are mapped read-only), in one frame.
+            match Frame::new(Mfn::containing(maddr)) {
+                Some(f) => f.write_bytes((maddr & 0xfff) as usize, &buf[off..off + n]),
+                None => ok = false,
+            }
         })
-        .map_err(|_| Efault)
+        .map_err(|_| Efault)?;
+        if ok { Ok(()) } else { Err(Efault) }
     }
 
     /// Copy a `T` of Xen's ABI from guest virtual `va` (Xen's
@@ -357,19 +347,21 @@ impl Domain {
         GuestMem { l4 }
     }
 
-    fn shinfo(&self) -> *mut u8 {
-        maddr_to_virt(self.shared_info.maddr()) as *mut u8
+    /// The domain's shared_info frame (allocated from RAM with the
+    /// domain, so always in the direct map).
+    fn shinfo(&self) -> Frame {
+        Frame::new(self.shared_info).unwrap_or_else(|| crate::setup::fatal(format_args!("d{}: shared_info outside the direct map", self.domid)))
     }
 
     /// The domain's event bits.
     pub fn event_bits(&self) -> ShinfoBits {
-        ShinfoBits { base: self.shinfo() }
+        ShinfoBits { page: self.shinfo() }
     }
 
     /// Whether an event upcall is pending and not masked.
     pub fn upcall_deliverable(&self) -> bool {
-        // SAFETY: bytes 0 and 1 of vcpu_info[0] in shared_info.
-        unsafe { self.shinfo().read_volatile() != 0 && self.shinfo().add(SHINFO_UPCALL_MASK).read_volatile() == 0 }
+        // Bytes 0 and 1 of vcpu_info[0]: upcall pending, upcall mask.
+        self.shinfo().read_u8(0) != 0 && self.shinfo().read_u8(SHINFO_UPCALL_MASK) == 0
     }
 
     /// Whether `mfn` is one of the frames the hypervisor itself writes for
@@ -469,39 +461,32 @@ impl Domain {
 
     /// Clear `evtchn_upcall_mask` in shared_info (SCHEDOP_block).
     pub fn clear_upcall_mask(&self) {
-        // SAFETY: byte 1 of vcpu_info[0] in the domain's shared_info frame.
-        unsafe { self.shinfo().add(SHINFO_UPCALL_MASK).write_volatile(0) };
+        self.shinfo().write_u8(SHINFO_UPCALL_MASK, 0);
     }
 
     /// Pull `evtchn_upcall_mask` from shared_info into the vCPU state.
     fn sync_mask_in(&mut self) {
-        // SAFETY: shared_info is a frame of this domain in the direct map.
-        self.vcpu.upcall_mask = unsafe { self.shinfo().add(SHINFO_UPCALL_MASK).read_volatile() } != 0;
+        self.vcpu.upcall_mask = self.shinfo().read_u8(SHINFO_UPCALL_MASK) != 0;
     }
 
     /// Push the vCPU's upcall mask back to shared_info.
     fn sync_mask_out(&self) {
-        // SAFETY: as above.
-        unsafe { self.shinfo().add(SHINFO_UPCALL_MASK).write_volatile(u8::from(self.vcpu.upcall_mask)) };
+        self.shinfo().write_u8(SHINFO_UPCALL_MASK, u8::from(self.vcpu.upcall_mask));
     }
 
     /// Publish the time to the guest: `vcpu_info[0].time` and the wall
     /// clock, with Xen's version protocol.
     pub fn publish_time(&self) {
         let Some(clock) = CLOCK.get() else { return };
-        // SAFETY: shared_info is a whole frame of this domain in the direct
-        // map; nothing else in the hypervisor writes it concurrently.
-        let page = unsafe { &mut *(self.shinfo() as *mut [u8; 4096]) };
-        if let Ok(rec) = <&mut [u8; 32]>::try_from(&mut page[32..64]) {
-            crate::time::publish(rec, &clock.sample(crate::arch::x86_64::clock::rdtsc()));
-        }
-        crate::time::publish_wallclock(page, clock.boot_wall);
+        let mut page = self.shinfo();
+        // vcpu_info[0].time is at byte 32 of shared_info.
+        crate::time::publish(&mut page, 32, &clock.sample(crate::arch::x86_64::clock::rdtsc()));
+        crate::time::publish_wallclock(&mut page, clock.boot_wall);
     }
 
     /// Record a page fault's address in `vcpu_info.arch.cr2`.
     fn set_guest_cr2(&self, cr2: u64) {
-        // SAFETY: as above; the field is 8-aligned.
-        unsafe { (self.shinfo().add(SHINFO_CR2) as *mut u64).write_volatile(cr2) };
+        self.shinfo().write_u64(SHINFO_CR2 / 8, cr2);
     }
 
     /// Deliver a bounce; a failure crashes the domain.

@@ -22,6 +22,8 @@ pub mod console;
 #[cfg(target_os = "none")]
 pub mod guest;
 #[cfg(target_os = "none")]
+pub mod guest_access;
+#[cfg(target_os = "none")]
 pub mod hypercall;
 #[cfg(target_os = "none")]
 pub mod schedule;

@@ -12,6 +12,7 @@ use super::layout::{self, DomainLayout, LayoutError, LayoutInput, PAGE_SIZE};
 use super::pagetable::{self, FrameWriter};
 use super::vcpu::{CpuUserRegs, FLAT_CS64, FLAT_SS64, rflags};
 use crate::arch::x86_64::maddr_to_virt;
+use crate::guest_access::Frame;
 use crate::mm::Mfn;
 use crate::mm::machine::{self, FRAMES};
 use crate::mm::page_type::{PageType, Who};
@@ -90,15 +91,16 @@ struct DirectMapTables;
 
 impl FrameWriter for DirectMapTables {
     fn zero(&mut self, mfn: u64) {
-        // SAFETY: the builder only passes frames of the domain under
-        // construction, which nothing else references yet.
-        crate::mm::scrub::scrub(unsafe { machine::frame_mut(Mfn(mfn)) });
+        // The builder only passes frames of the domain under construction.
+        if let Some(f) = Frame::new(Mfn(mfn)) {
+            f.scrub();
+        }
     }
 
     fn write(&mut self, mfn: u64, index: usize, val: u64) {
-        let p = maddr_to_virt(Mfn(mfn).maddr() + index as u64 * 8) as *mut u64;
-        // SAFETY: as above; `index` < 512 keeps the write inside the frame.
-        unsafe { p.write(val) };
+        if let Some(f) = Frame::new(Mfn(mfn)) {
+            f.write_u64(index, val);
+        }
     }
 }
 
@@ -193,10 +195,10 @@ pub fn build_dom0(img: &Dom0Image<'_>, idle_l4: Mfn) -> Result<Built, BuildError
 
     let shared_info = machine::alloc_frame().ok_or(BuildError::OutOfMemory(1))?;
     ft.share_with_guest(shared_info.0, DOM0).map_err(|_| BuildError::PageTables)?;
-    // SAFETY: freshly allocated, owned by the new domain, not yet mapped.
-    let shinfo = unsafe { machine::frame_mut(shared_info) };
-    shinfo[SHINFO_UPCALL_MASK] = 1;
-    shinfo[SHINFO_MAX_PFN..SHINFO_MAX_PFN + 8].copy_from_slice(&img.nr_pages.to_le_bytes());
+    // Freshly allocated (zeroed), owned by the new domain, not yet mapped.
+    let shinfo = Frame::new(shared_info).ok_or(BuildError::OutOfMemory(1))?;
+    shinfo.write_u8(SHINFO_UPCALL_MASK, 1);
+    shinfo.write_u64(SHINFO_MAX_PFN / 8, img.nr_pages);
 
     let mut si = StartInfo::new();
     si.nr_pages = img.nr_pages;
@@ -213,10 +215,7 @@ pub fn build_dom0(img: &Dom0Image<'_>, idle_l4: Mfn) -> Result<Built, BuildError
     si.cmd_line[..n].copy_from_slice(&img.cmdline.as_bytes()[..n]);
     si.first_p2m_pfn = img.nr_pages;
     si.nr_p2m_frames = 0;
-    let si_ptr = mem.bytes_at(lay.start_info.start, core::mem::size_of::<StartInfo>()).as_mut_ptr() as *mut StartInfo;
-    // SAFETY: the start_info region is page-aligned, inside the domain and
-    // large enough; StartInfo is plain integers.
-    unsafe { si_ptr.write(si) };
+    mem.bytes_at(lay.start_info.start, core::mem::size_of::<StartInfo>()).copy_from_slice(zerocopy::IntoBytes::as_bytes(&si));
 
     let regs = CpuUserRegs {
         rip: notes.entry.unwrap_or(elf.entry()),
@@ -232,11 +231,8 @@ pub fn build_dom0(img: &Dom0Image<'_>, idle_l4: Mfn) -> Result<Built, BuildError
 
 /// Copy the hypervisor's L4 slots 256-271 into a guest L4.
 pub fn copy_hypervisor_slots(idle_l4: Mfn, guest_l4: Mfn) {
-    let src = maddr_to_virt(idle_l4.maddr()) as *const u64;
-    let dst = maddr_to_virt(guest_l4.maddr()) as *mut u64;
+    let (Some(src), Some(dst)) = (Frame::new(idle_l4), Frame::new(guest_l4)) else { return };
     for slot in xen_public::FIRST_RESERVED_L4_SLOT..xen_public::LAST_RESERVED_L4_SLOT_END {
-        // SAFETY: both are L4 frames in the direct map; the guest L4 belongs
-        // to a domain under construction; `slot` < 512.
-        unsafe { dst.add(slot).write(src.add(slot).read()) };
+        dst.write_u64(slot, src.read_u64(slot));
     }
 }

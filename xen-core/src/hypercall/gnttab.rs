@@ -7,56 +7,38 @@
 
 use super::mmu::{PTE_ADDR, l1_slot, mm, who};
 use super::*;
+use crate::guest_access::Frame;
 use xen_public::grant_table::*;
 
 /// Grant-table operations handled per call before a continuation.
 const GNTTAB_PER_CALL: u64 = 128;
 
-/// The 16-bit flags word of grant entry `gref`, shared with the guest
-/// (`None` past the domain's grant table).
-fn grant_flags(d: &Domain, gref: u32) -> Option<&'static core::sync::atomic::AtomicU16> {
-    let maddr = entry_maddr(d, gref)?;
-    // SAFETY: `entry_maddr` found the entry inside one of the domain's
-    // grant frames, which lie in the direct map and stay allocated (typed
-    // writable for good) while the domain exists; the guest updates the
-    // same word atomically.
-    Some(unsafe { core::sync::atomic::AtomicU16::from_ptr(crate::arch::x86_64::maddr_to_virt(maddr) as *mut u16) })
-}
-
-/// Machine address of grant entry `gref` (8-byte v1 entries), or `None`
-/// past the domain's grant table.
-fn entry_maddr(d: &Domain, gref: u32) -> Option<u64> {
+/// Where grant entry `gref` (8-byte v1 entries) lives: its grant frame
+/// and byte offset, or `None` past the domain's grant table. The guest
+/// writes the same entry concurrently: it is only ever read and changed
+/// through `Frame`'s atomic word operations.
+fn entry_at(d: &Domain, gref: u32) -> Option<(Frame, usize)> {
     if gref >= nr_grant_entries(d) {
         return None;
     }
     let frame = *d.grant.frames.get((gref / crate::grant::ENTRIES_PER_FRAME) as usize)?;
-    Some((frame << 12) + u64::from(gref % crate::grant::ENTRIES_PER_FRAME) * 8)
+    Some((Frame::new(Mfn(frame))?, (gref % crate::grant::ENTRIES_PER_FRAME) as usize * 8))
 }
 
-/// The 32-bit word at byte `off` (0: flags and domid, 4: frame) of grant
-/// entry `gref`, shared with the guest (`None` past the grant table).
-fn grant_word(d: &Domain, gref: u32, off: GrantWord) -> Option<&'static core::sync::atomic::AtomicU32> {
-    let maddr = entry_maddr(d, gref)? + off as u64;
-    // SAFETY: as `grant_flags`: a 4-aligned word (`off` is 0 or 4) of an
-    // entry that `entry_maddr` found in one of the domain's grant frames.
-    Some(unsafe { core::sync::atomic::AtomicU32::from_ptr(crate::arch::x86_64::maddr_to_virt(maddr) as *mut u32) })
-}
-
-/// The two 32-bit words of a v1 grant entry.
-#[derive(Clone, Copy)]
-enum GrantWord {
-    /// Flags (low half) and domid (high half).
-    Head = 0,
-    /// The frame.
-    Frame = 4,
-}
+/// Byte offsets in a v1 grant entry.
+const ENTRY_FLAGS: usize = 0;
+const ENTRY_FRAME: usize = 4;
 
 /// `(domid, frame)` of grant entry `gref` (`None` past the grant table).
 fn grant_entry(d: &Domain, gref: u32) -> Option<(u16, u64)> {
-    use core::sync::atomic::Ordering::SeqCst;
-    let head = grant_word(d, gref, GrantWord::Head)?.load(SeqCst);
-    let frame = grant_word(d, gref, GrantWord::Frame)?.load(SeqCst);
-    Some(((head >> 16) as u16, u64::from(frame)))
+    let (f, at) = entry_at(d, gref)?;
+    let head = f.load_u32(at + ENTRY_FLAGS);
+    Some(((head >> 16) as u16, u64::from(f.load_u32(at + ENTRY_FRAME))))
+}
+
+/// The flags of grant entry `gref` (0 past the grant table).
+fn grant_flags(d: &Domain, gref: u32) -> u16 {
+    entry_at(d, gref).map_or(0, |(f, at)| f.load_u16(at + ENTRY_FLAGS))
 }
 
 fn nr_grant_entries(d: &Domain) -> u32 {
@@ -73,17 +55,16 @@ fn nr_grant_entries(d: &Domain) -> u32 {
 /// `get_paged_frame`: else GNTST_bad_page, and the flags this set go).
 fn grant_pin(d: &mut Domain, gref: u32, mapper: u16, readonly: bool) -> Result<u64, i16> {
     use crate::grant::{gntst, pin_flags};
-    use core::sync::atomic::Ordering;
     let mut pin = d.grant.pins[gref as usize];
     let already = pin.pinned();
     pin.acquire(mapper, readonly)?;
-    let head = grant_word(d, gref, GrantWord::Head).ok_or(gntst::BAD_GNTREF)?;
-    let mut cur = head.load(Ordering::SeqCst);
+    let (entry, at) = entry_at(d, gref).ok_or(gntst::BAD_GNTREF)?;
+    let mut cur = entry.load_u32(at + ENTRY_FLAGS);
     let mut added = None;
     for _ in 0..5 {
         let (flags, domid) = (cur as u16, (cur >> 16) as u16);
         let new = pin_flags(flags, domid, mapper, readonly, already)?;
-        match head.compare_exchange(cur, (cur & 0xffff_0000) | u32::from(new), Ordering::SeqCst, Ordering::SeqCst) {
+        match entry.cmpxchg_u32(at + ENTRY_FLAGS, cur, (cur & 0xffff_0000) | u32::from(new)) {
             Ok(_) => {
                 added = Some(new & !flags);
                 break;
@@ -93,11 +74,11 @@ fn grant_pin(d: &mut Domain, gref: u32, mapper: u16, readonly: bool) -> Result<u
     }
     let added = added.ok_or(gntst::GENERAL_ERROR)?;
     if !already {
-        pin.frame = grant_entry(d, gref).ok_or(gntst::BAD_GNTREF)?.1;
+        pin.frame = u64::from(entry.load_u32(at + ENTRY_FRAME));
     }
     let owned = FRAME_TABLE.lock().as_ref().and_then(|ft| ft.info(pin.frame).map(|f| f.owner)) == Some(d.domid);
     if !owned {
-        head.fetch_and(!u32::from(added), Ordering::SeqCst);
+        entry.fetch_and_u16(at + ENTRY_FLAGS, !added);
         return Err(gntst::BAD_PAGE);
     }
     d.grant.pins[gref as usize] = pin;
@@ -112,8 +93,8 @@ fn grant_unpin(d: &mut Domain, gref: u32, readonly: bool) {
     let p = &mut d.grant.pins[gref as usize];
     p.release(readonly);
     let clear = p.flags_to_clear();
-    if let Some(flags) = grant_flags(d, gref) {
-        flags.fetch_and(!clear, core::sync::atomic::Ordering::SeqCst);
+    if let Some((f, at)) = entry_at(d, gref) {
+        f.fetch_and_u16(at + ENTRY_FLAGS, !clear);
     }
 }
 
@@ -404,27 +385,23 @@ fn copy_release(d: &mut Domain, frame: u64, gref: Option<(u16, u32)>, write: boo
 /// is marked committed and completed.
 fn receive_transfer(e: &mut Domain, from: u16, gref: u32, mfn: u64) -> i16 {
     use crate::grant::gntst;
-    use core::sync::atomic::Ordering;
     const GTF_ACCEPT_TRANSFER: u16 = 2;
     const GTF_TRANSFER_COMMITTED: u16 = 1 << 2;
     const GTF_TRANSFER_COMPLETED: u16 = 1 << 3;
     if e.nr_pages >= e.max_pages || gref >= nr_grant_entries(e) {
         return gntst::GENERAL_ERROR;
     }
-    let (Some((domid, want_pfn)), Some(flags), Some(frame_word)) =
-        (grant_entry(e, gref), grant_flags(e, gref), grant_word(e, gref, GrantWord::Frame))
-    else {
+    let (Some((domid, want_pfn)), Some((entry, at))) = (grant_entry(e, gref), entry_at(e, gref)) else {
         return gntst::GENERAL_ERROR;
     };
-    let committed = domid == from
-        && flags.compare_exchange(GTF_ACCEPT_TRANSFER, GTF_ACCEPT_TRANSFER | GTF_TRANSFER_COMMITTED, Ordering::SeqCst, Ordering::SeqCst).is_ok();
+    let committed = domid == from && entry.cmpxchg_u16(at + ENTRY_FLAGS, GTF_ACCEPT_TRANSFER, GTF_ACCEPT_TRANSFER | GTF_TRANSFER_COMMITTED).is_ok();
     if !committed || FRAME_TABLE.lock().as_mut().is_none_or(|ft| ft.assign(mfn, e.domid).is_err()) {
         return gntst::GENERAL_ERROR;
     }
     e.nr_pages += 1;
     crate::mm::machine::set_m2p(Mfn(mfn), want_pfn);
-    frame_word.store(mfn as u32, Ordering::SeqCst);
-    flags.fetch_or(GTF_TRANSFER_COMPLETED, Ordering::SeqCst);
+    entry.store_u32(at + ENTRY_FRAME, mfn as u32);
+    entry.fetch_or_u16(at + ENTRY_FLAGS, GTF_TRANSFER_COMPLETED);
     gntst::OKAY
 }
 
@@ -465,12 +442,16 @@ fn gnttab_copy(d: &mut Domain, a: &mut GnttabCopy) -> i16 {
             return s;
         }
     };
-    let s = crate::arch::x86_64::maddr_to_virt((src << 12) + u64::from(src_off)) as *const u8;
-    let t = crate::arch::x86_64::maddr_to_virt((dst << 12) + u64::from(dst_off)) as *mut u8;
-    // SAFETY: both ranges lie within one frame each (bounds checked), the
-    // frames are referenced (and the destination typed writable) for the
-    // copy, and `copy` tolerates overlap.
-    unsafe { core::ptr::copy(s, t, usize::from(len)) };
+    // Both ranges lie within one frame each (bounds checked), the frames
+    // are referenced (and the destination typed writable) for the copy.
+    match (Frame::new(Mfn(src)), Frame::new(Mfn(dst))) {
+        (Some(s), Some(t)) => t.copy_from(usize::from(dst_off), s, usize::from(src_off), usize::from(len)),
+        _ => {
+            copy_release(d, dst, dg, true);
+            copy_release(d, src, sg, false);
+            return gntst::BAD_PAGE;
+        }
+    }
     copy_release(d, dst, dg, true);
     copy_release(d, src, sg, false);
     gntst::OKAY
@@ -534,8 +515,8 @@ fn gnttab_dump_table(d: &mut Domain, a: &mut GnttabDumpTable) -> i16 {
         return GNTST_BAD_DOMAIN;
     }
     for g in 0..nr_grant_entries(d) {
-        let (Some((domid, frame)), Some(flags)) = (grant_entry(d, g), grant_flags(d, g)) else { continue };
-        let flags = flags.load(core::sync::atomic::Ordering::SeqCst);
+        let Some((domid, frame)) = grant_entry(d, g) else { continue };
+        let flags = grant_flags(d, g);
         if flags != 0 {
             crate::printk!("grant-table d{} ref {g}: flags {flags:#06x} domid {domid} frame {frame:#x} pins {:?}", d.domid, d.grant.pins[g as usize]);
         }

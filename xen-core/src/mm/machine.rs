@@ -27,16 +27,6 @@ pub struct M2p {
 /// The machine-to-phys table, set once at boot.
 pub static M2P: spin::Once<M2p> = spin::Once::new();
 
-/// A frame's bytes through the direct map.
-///
-/// # Safety
-/// The caller must own the frame (allocated to it, or to a domain it is
-/// building) and no other reference to its contents may be live.
-pub unsafe fn frame_mut(mfn: Mfn) -> &'static mut [u8; 4096] {
-    // SAFETY: the direct map covers all RAM; exclusivity is the caller's.
-    unsafe { &mut *(maddr_to_virt(mfn.maddr()) as *mut [u8; 4096]) }
-}
-
 /// TLB-flush clock of the latest free since every CPU last flushed (0:
 /// none). A frame that was freed may still be reachable through a stale
 /// translation of its former owner; no frame is handed out again until
@@ -58,8 +48,7 @@ fn flush_before_reuse() {
 pub fn alloc_frame() -> Option<Mfn> {
     flush_before_reuse();
     let mfn = FRAMES.lock().as_mut()?.alloc()?;
-    // SAFETY: the frame was just allocated, so it is ours alone.
-    super::scrub::scrub(unsafe { frame_mut(mfn) });
+    crate::guest_access::Frame::new(mfn)?.scrub();
     Some(mfn)
 }
 
@@ -90,10 +79,11 @@ pub fn set_m2p(mfn: Mfn, pfn: u64) {
     if mfn.0 >= m2p.entries {
         return;
     }
-    let slot = maddr_to_virt(m2p.base.maddr() + mfn.0 * 8) as *mut u64;
-    // SAFETY: the M2P frames belong to the hypervisor and `mfn` is in range;
-    // guests only see them through a read-only mapping.
-    unsafe { slot.write_volatile(pfn) };
+    // The M2P frames belong to the hypervisor; guests see them read-only.
+    let (frame, idx) = (Mfn(m2p.base.0 + mfn.0 / 512), (mfn.0 % 512) as usize);
+    if let Some(f) = crate::guest_access::Frame::new(frame) {
+        f.write_u64(idx, pfn);
+    }
 }
 
 /// Fill the whole M2P with [`INVALID_M2P_ENTRY`].
@@ -153,17 +143,17 @@ impl PageMem for DirectMapMem {
         if mfn >= self.end_mfn || idx >= 512 {
             return 0;
         }
-        // SAFETY: the frame is RAM inside the direct map; entries are
-        // 8-aligned u64s.
-        unsafe { (maddr_to_virt((mfn << 12) + idx as u64 * 8) as *const u64).read_volatile() }
+        crate::guest_access::Frame::new(Mfn(mfn)).map_or(0, |f| f.read_u64(idx))
     }
 
     fn write(&mut self, mfn: u64, idx: usize, val: u64) {
         if mfn >= self.end_mfn || idx >= 512 {
             return;
         }
-        // SAFETY: as above; the frame table decided the write is allowed.
-        unsafe { (maddr_to_virt((mfn << 12) + idx as u64 * 8) as *mut u64).write_volatile(val) };
+        // The frame table decided the write is allowed.
+        if let Some(f) = crate::guest_access::Frame::new(Mfn(mfn)) {
+            f.write_u64(idx, val);
+        }
     }
 
     fn preempt_due(&self) -> bool {

@@ -75,18 +75,52 @@ pub struct TimeInfo {
     pub scale: TimeScale,
 }
 
-/// Write `t` into a `vcpu_time_info` record: odd version, fields, even
-/// version (each step is a separate store, in order).
-pub fn publish(rec: &mut [u8; 32], t: &TimeInfo) {
-    let v = u32::from_le_bytes(rec[0..4].try_into().unwrap_or_default());
-    let odd = v.wrapping_add(1) | 1;
-    rec[0..4].copy_from_slice(&odd.to_le_bytes());
-    rec[field::TSC_TIMESTAMP..][..8].copy_from_slice(&t.tsc_timestamp.to_le_bytes());
-    rec[field::SYSTEM_TIME..][..8].copy_from_slice(&t.system_time.to_le_bytes());
-    rec[field::MUL..][..4].copy_from_slice(&t.scale.mul_frac.to_le_bytes());
-    rec[field::SHIFT] = t.scale.shift as u8;
-    rec[field::FLAGS] = PVCLOCK_TSC_STABLE;
-    rec[0..4].copy_from_slice(&odd.wrapping_add(1).to_le_bytes());
+/// Memory a time record is published into: little-endian stores at byte
+/// offsets, each a separate store, made in program order (shared_info is
+/// read by the guest while it is written).
+pub trait RecordMem {
+    /// The u32 at `off`.
+    fn load_u32(&self, off: usize) -> u32;
+    /// Store a u32 at `off`.
+    fn store_u32(&mut self, off: usize, v: u32);
+    /// Store a u64 at `off`.
+    fn store_u64(&mut self, off: usize, v: u64);
+    /// Store a byte at `off`.
+    fn store_u8(&mut self, off: usize, v: u8);
+}
+
+impl RecordMem for [u8] {
+    fn load_u32(&self, off: usize) -> u32 {
+        self.get(off..off + 4).and_then(|b| b.try_into().ok()).map_or(0, u32::from_le_bytes)
+    }
+    fn store_u32(&mut self, off: usize, v: u32) {
+        if let Some(b) = self.get_mut(off..off + 4) {
+            b.copy_from_slice(&v.to_le_bytes());
+        }
+    }
+    fn store_u64(&mut self, off: usize, v: u64) {
+        if let Some(b) = self.get_mut(off..off + 8) {
+            b.copy_from_slice(&v.to_le_bytes());
+        }
+    }
+    fn store_u8(&mut self, off: usize, v: u8) {
+        if let Some(b) = self.get_mut(off) {
+            *b = v;
+        }
+    }
+}
+
+/// Write `t` into the `vcpu_time_info` record at byte `at` of `m`: odd
+/// version, fields, even version (each step a separate store, in order).
+pub fn publish<M: RecordMem + ?Sized>(m: &mut M, at: usize, t: &TimeInfo) {
+    let odd = m.load_u32(at).wrapping_add(1) | 1;
+    m.store_u32(at, odd);
+    m.store_u64(at + field::TSC_TIMESTAMP, t.tsc_timestamp);
+    m.store_u64(at + field::SYSTEM_TIME, t.system_time);
+    m.store_u32(at + field::MUL, t.scale.mul_frac);
+    m.store_u8(at + field::SHIFT, t.scale.shift as u8);
+    m.store_u8(at + field::FLAGS, PVCLOCK_TSC_STABLE);
+    m.store_u32(at, odd.wrapping_add(1));
 }
 
 /// What a guest computes from a record and a TSC reading.
@@ -141,14 +175,13 @@ impl Clock {
 
 /// Write the wall clock into a shared_info page image: version odd, the
 /// seconds and nanoseconds at system time 0, version even.
-pub fn publish_wallclock(shinfo: &mut [u8], boot_wall: u64) {
-    let v = u32::from_le_bytes(shinfo[wallclock::VERSION..][..4].try_into().unwrap_or_default());
-    let odd = v.wrapping_add(1) | 1;
-    shinfo[wallclock::VERSION..][..4].copy_from_slice(&odd.to_le_bytes());
-    shinfo[wallclock::SEC..][..4].copy_from_slice(&(boot_wall as u32).to_le_bytes());
-    shinfo[wallclock::NSEC..][..4].copy_from_slice(&0u32.to_le_bytes());
-    shinfo[wallclock::SEC_HI..][..4].copy_from_slice(&((boot_wall >> 32) as u32).to_le_bytes());
-    shinfo[wallclock::VERSION..][..4].copy_from_slice(&odd.wrapping_add(1).to_le_bytes());
+pub fn publish_wallclock<M: RecordMem + ?Sized>(shinfo: &mut M, boot_wall: u64) {
+    let odd = shinfo.load_u32(wallclock::VERSION).wrapping_add(1) | 1;
+    shinfo.store_u32(wallclock::VERSION, odd);
+    shinfo.store_u32(wallclock::SEC, boot_wall as u32);
+    shinfo.store_u32(wallclock::NSEC, 0);
+    shinfo.store_u32(wallclock::SEC_HI, (boot_wall >> 32) as u32);
+    shinfo.store_u32(wallclock::VERSION, odd.wrapping_add(1));
 }
 
 /// Offsets of the wall clock in shared_info.
@@ -199,9 +232,9 @@ mod tests {
         // ABI: vcpu_time_info.version is odd while updating and even when stable.
         let mut rec = [0u8; 32];
         let t = TimeInfo { tsc_timestamp: 1_000, system_time: 5_000_000, scale: TimeScale::from_hz(1_000_000_000).unwrap() };
-        publish(&mut rec, &t);
+        publish(&mut rec[..], 0, &t);
         assert_eq!(u32::from_le_bytes(rec[0..4].try_into().unwrap()), 2);
-        publish(&mut rec, &t);
+        publish(&mut rec[..], 0, &t);
         assert_eq!(u32::from_le_bytes(rec[0..4].try_into().unwrap()), 4);
         let now = read(&rec, 1_000 + 1_000_000).unwrap();
         assert!((now as i64 - 6_000_000).abs() <= 1);

@@ -1,0 +1,217 @@
+//! The one way into machine memory that a guest can also reach: frames
+//! of the direct map, by machine frame number.
+//!
+//! Owns every pointer the hypervisor forms into RAM outside its own
+//! structures. Invariants: an access is only ever a volatile or atomic
+//! load or store of one naturally aligned word, or a bulk copy between
+//! such memory and a hypervisor buffer; no reference (`&`, `&mut`, slice,
+//! `'static`) into a frame ever leaves this module, so a guest writing the
+//! same bytes on another CPU, or a frame freed later, never breaks Rust's
+//! aliasing rules; offsets are checked against the frame (a bad one is a
+//! hypervisor bug, caught by `debug_assert` and masked in release), and a
+//! frame past the direct map is refused at construction.
+//!
+//! Guest *virtual* memory goes through [`crate::guest::GuestMem`], which
+//! walks the guest's tables and lands here for the bytes.
+
+use crate::arch::x86_64::maddr_to_virt;
+use crate::mm::Mfn;
+use core::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, Ordering};
+
+/// Bytes in a frame.
+const FRAME: usize = 4096;
+
+/// A machine frame inside the direct map.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Frame(Mfn);
+
+impl Frame {
+    /// The frame `mfn`, if the direct map covers it.
+    pub fn new(mfn: Mfn) -> Option<Frame> {
+        let end = crate::guest::DIRECTMAP_END.get().copied().unwrap_or(0);
+        (mfn.maddr().checked_add(FRAME as u64)? <= end).then_some(Frame(mfn))
+    }
+
+    /// The frame's number.
+    pub fn mfn(self) -> Mfn {
+        self.0
+    }
+
+    /// Address of byte `off` (which must leave room for `len` bytes, and
+    /// be a multiple of `align`) in the direct map.
+    fn at(self, off: usize, len: usize, align: usize) -> *mut u8 {
+        debug_assert!(off + len <= FRAME && off.is_multiple_of(align), "frame access at {off}+{len}");
+        let off = off.min(FRAME - len) & !(align - 1);
+        (maddr_to_virt(self.0.maddr()) as usize + off) as *mut u8
+    }
+
+    /// The 64-bit word at index `idx` (0-511).
+    pub fn read_u64(self, idx: usize) -> u64 {
+        // SAFETY: `at` keeps an 8-aligned word inside the frame, which the
+        // direct map covers (checked by `new`); a volatile load of
+        // plain-old-data is valid whatever a guest stored there.
+        unsafe { (self.at(idx * 8, 8, 8) as *const u64).read_volatile() }
+    }
+
+    /// Store the 64-bit word at index `idx` (0-511).
+    pub fn write_u64(self, idx: usize, v: u64) {
+        // SAFETY: as `read_u64`; the caller decided the frame may be
+        // written (the frame table's rules), and no Rust reference to
+        // these bytes exists.
+        unsafe { (self.at(idx * 8, 8, 8) as *mut u64).write_volatile(v) }
+    }
+
+    /// The byte at `off`.
+    pub fn read_u8(self, off: usize) -> u8 {
+        // SAFETY: as `read_u64`, for one byte.
+        unsafe { self.at(off, 1, 1).read_volatile() }
+    }
+
+    /// Store the byte at `off`.
+    pub fn write_u8(self, off: usize, v: u8) {
+        // SAFETY: as `write_u64`, for one byte.
+        unsafe { self.at(off, 1, 1).write_volatile(v) }
+    }
+
+    /// Store the u32 at byte `off` (4-aligned).
+    pub fn write_u32(self, off: usize, v: u32) {
+        // SAFETY: as `write_u64`, for an aligned u32.
+        unsafe { (self.at(off, 4, 4) as *mut u32).write_volatile(v) }
+    }
+
+    /// The u32 at byte `off` (4-aligned).
+    pub fn read_u32(self, off: usize) -> u32 {
+        // SAFETY: as `read_u64`, for an aligned u32.
+        unsafe { (self.at(off, 4, 4) as *const u32).read_volatile() }
+    }
+
+    fn atomic_u64(self, off: usize) -> &'static AtomicU64 {
+        // SAFETY: an 8-aligned word inside the frame in the direct map;
+        // the reference is private to this module and dropped before the
+        // public operation returns; the guest accesses the same words
+        // atomically (the shared_info and grant-table ABI).
+        unsafe { AtomicU64::from_ptr(self.at(off, 8, 8) as *mut u64) }
+    }
+
+    fn atomic_u32(self, off: usize) -> &'static AtomicU32 {
+        // SAFETY: as `atomic_u64`, for an aligned u32.
+        unsafe { AtomicU32::from_ptr(self.at(off, 4, 4) as *mut u32) }
+    }
+
+    fn atomic_u16(self, off: usize) -> &'static AtomicU16 {
+        // SAFETY: as `atomic_u64`, for an aligned u16.
+        unsafe { AtomicU16::from_ptr(self.at(off, 2, 2) as *mut u16) }
+    }
+
+    /// Atomically OR `bits` into the u64 at byte `off`; the old value.
+    pub fn fetch_or_u64(self, off: usize, bits: u64) -> u64 {
+        self.atomic_u64(off).fetch_or(bits, Ordering::SeqCst)
+    }
+
+    /// Atomically AND `bits` into the u64 at byte `off`; the old value.
+    pub fn fetch_and_u64(self, off: usize, bits: u64) -> u64 {
+        self.atomic_u64(off).fetch_and(bits, Ordering::SeqCst)
+    }
+
+    /// Atomic load of the u64 at byte `off`.
+    pub fn load_u64(self, off: usize) -> u64 {
+        self.atomic_u64(off).load(Ordering::SeqCst)
+    }
+
+    /// Atomic load of the u32 at byte `off`.
+    pub fn load_u32(self, off: usize) -> u32 {
+        self.atomic_u32(off).load(Ordering::SeqCst)
+    }
+
+    /// Atomic store of the u32 at byte `off`.
+    pub fn store_u32(self, off: usize, v: u32) {
+        self.atomic_u32(off).store(v, Ordering::SeqCst)
+    }
+
+    /// Compare-and-swap the u32 at byte `off`: `Ok(cur)` if it held `cur`
+    /// and now holds `new`, else `Err(what it held)`.
+    pub fn cmpxchg_u32(self, off: usize, cur: u32, new: u32) -> Result<u32, u32> {
+        self.atomic_u32(off).compare_exchange(cur, new, Ordering::SeqCst, Ordering::SeqCst)
+    }
+
+    /// Atomically OR `bits` into the u32 at byte `off`; the old value.
+    pub fn fetch_or_u32(self, off: usize, bits: u32) -> u32 {
+        self.atomic_u32(off).fetch_or(bits, Ordering::SeqCst)
+    }
+
+    /// Atomically AND `bits` into the u32 at byte `off`; the old value.
+    pub fn fetch_and_u32(self, off: usize, bits: u32) -> u32 {
+        self.atomic_u32(off).fetch_and(bits, Ordering::SeqCst)
+    }
+
+    /// Atomic load of the u16 at byte `off`.
+    pub fn load_u16(self, off: usize) -> u16 {
+        self.atomic_u16(off).load(Ordering::SeqCst)
+    }
+
+    /// Compare-and-swap the u16 at byte `off` (see [`Self::cmpxchg_u32`]).
+    pub fn cmpxchg_u16(self, off: usize, cur: u16, new: u16) -> Result<u16, u16> {
+        self.atomic_u16(off).compare_exchange(cur, new, Ordering::SeqCst, Ordering::SeqCst)
+    }
+
+    /// Atomically OR `bits` into the u16 at byte `off`; the old value.
+    pub fn fetch_or_u16(self, off: usize, bits: u16) -> u16 {
+        self.atomic_u16(off).fetch_or(bits, Ordering::SeqCst)
+    }
+
+    /// Atomically AND `bits` into the u16 at byte `off`; the old value.
+    pub fn fetch_and_u16(self, off: usize, bits: u16) -> u16 {
+        self.atomic_u16(off).fetch_and(bits, Ordering::SeqCst)
+    }
+
+    /// Copy `buf.len()` bytes from byte `off` of the frame into `buf`.
+    pub fn read_bytes(self, off: usize, buf: &mut [u8]) {
+        let src = self.at(off, buf.len(), 1);
+        // SAFETY: `at` keeps the range inside the frame in the direct map;
+        // `buf` is the hypervisor's own and cannot overlap guest RAM
+        // reached through the direct map; bytes are plain data.
+        unsafe { core::ptr::copy_nonoverlapping(src, buf.as_mut_ptr(), buf.len()) }
+    }
+
+    /// Copy `buf` to byte `off` of the frame.
+    pub fn write_bytes(self, off: usize, buf: &[u8]) {
+        let dst = self.at(off, buf.len(), 1);
+        // SAFETY: as `read_bytes`; the caller decided the frame may be
+        // written.
+        unsafe { core::ptr::copy_nonoverlapping(buf.as_ptr(), dst, buf.len()) }
+    }
+
+    /// Copy `len` bytes from byte `src_off` of `src` to byte `dst_off` of
+    /// `self` (the frames may be the same; the ranges may overlap).
+    pub fn copy_from(self, dst_off: usize, src: Frame, src_off: usize, len: usize) {
+        let (s, d) = (src.at(src_off, len, 1), self.at(dst_off, len, 1));
+        // SAFETY: both ranges lie inside frames of the direct map; `copy`
+        // allows overlap.
+        unsafe { core::ptr::copy(s, d, len) }
+    }
+
+    /// Make every byte of the frame zero, without writing it if it already
+    /// is (see `mm/scrub.rs`).
+    pub fn scrub(self) {
+        if (0..FRAME / 8).any(|i| self.read_u64(i) != 0) {
+            // SAFETY: the whole frame lies in the direct map; the caller
+            // owns it (just allocated, or being built).
+            unsafe { core::ptr::write_bytes(self.at(0, FRAME, 1), 0, FRAME) }
+        }
+    }
+}
+
+impl crate::time::RecordMem for Frame {
+    fn load_u32(&self, off: usize) -> u32 {
+        Frame::read_u32(*self, off)
+    }
+    fn store_u32(&mut self, off: usize, v: u32) {
+        self.write_u32(off, v);
+    }
+    fn store_u64(&mut self, off: usize, v: u64) {
+        self.write_u64(off / 8, v);
+    }
+    fn store_u8(&mut self, off: usize, v: u8) {
+        self.write_u8(off, v);
+    }
+}
