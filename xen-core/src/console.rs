@@ -9,18 +9,12 @@ use crate::arch::x86_64::serial::Com1;
 use crate::boot::cmdline::LogLevel;
 use core::fmt::Write;
 
-static CONSOLE: spin::Mutex<Option<Com1>> = spin::Mutex::new(None);
+use crate::arch::x86_64::serial::CONSOLE;
 static LOGGER: XenLogger = XenLogger;
 
 /// Program COM1 and install the `log` backend at the default level (info).
 pub fn init() {
-    let mut c = CONSOLE.lock();
-    if c.is_none() {
-        // SAFETY: this is the only place a `Com1` is created, and it runs
-        // under the console lock, once.
-        *c = Some(unsafe { Com1::init() });
-    }
-    drop(c);
+    crate::arch::x86_64::serial::init_com1();
     let _ = log::set_logger(&LOGGER);
     set_level(LogLevel::Info);
 }
@@ -61,12 +55,7 @@ pub fn write_guest(bytes: &[u8]) {
 /// Like [`print`], for the fatal path: takes the console even if the code
 /// that failed was holding it.
 pub fn print_fatal(args: core::fmt::Arguments<'_>) {
-    if CONSOLE.is_locked() {
-        // SAFETY: we are on the way to stopping the machine; the holder of
-        // the lock is the code that faulted and will never run again, and
-        // the UART tolerates a half-written line.
-        unsafe { CONSOLE.force_unlock() };
-    }
+    crate::arch::x86_64::serial::seize_com1_for_fatal();
     print(args);
 }
 

@@ -519,15 +519,10 @@ impl Domain {
     /// domain runs on this CPU). NEW_BASEPTR calls it before it drops the
     /// old base's references, so CR3 never holds a table that lost them.
     pub fn load_page_tables(&self) {
+        // Both base pointers were validated as L4s when installed and are
+        // held by the vCPU's references.
         let table = if self.vcpu.kernel_mode { self.guest_table } else { self.guest_table_user };
-        if table != 0 && cpu::read_cr3() != table {
-            crate::arch::x86_64::tlb_clock::stamp_flush();
-            // SAFETY: both guest tables were validated when installed (and
-            // are held by the vCPU's references) and carry the hypervisor's
-            // L4 slots, so this code, its stack and the direct map stay
-            // mapped.
-            unsafe { cpu::write_cr3(table) };
-        }
+        crate::arch::x86_64::paging::load_guest_l4(table);
     }
 
     /// Load everything the guest runs with, and sanitise its registers.

@@ -1,10 +1,16 @@
 //! xen-core: a ring-0 x86_64 microhypervisor that speaks Xen's PV guest ABI.
 //!
-//! The crate splits into a small unsafe core (`arch`, built only for the
-//! bare-metal target) and safe services that also build on the host so that
-//! `cargo test` covers them: multiboot2 and command-line parsing (`boot`),
-//! the memory map and the frame allocator (`mm`).
+//! The crate splits into a small unsafe core and safe services. Unsafe
+//! code is allowed in two places only, and the crate root denies it
+//! everywhere else: `arch` (registers, descriptor tables, traps, paging,
+//! the boot trampoline; built only for the bare-metal target) and
+//! `guest_access` (the one way into machine memory a guest can reach).
+//! The safe services also build on the host so that `cargo test` covers
+//! them: multiboot2 and command-line parsing (`boot`), the memory map, the
+//! frame allocator and the frame table (`mm`), events, grants, the
+//! scheduler's policy and the domain builder's layout.
 #![cfg_attr(not(test), no_std)]
+#![deny(unsafe_code)]
 
 pub mod boot;
 pub mod domain;
@@ -16,12 +22,14 @@ pub mod time;
 pub mod version;
 
 #[cfg(target_os = "none")]
+#[allow(unsafe_code)]
 pub mod arch;
 #[cfg(target_os = "none")]
 pub mod console;
 #[cfg(target_os = "none")]
 pub mod guest;
 #[cfg(target_os = "none")]
+#[allow(unsafe_code)]
 pub mod guest_access;
 #[cfg(target_os = "none")]
 pub mod hypercall;

@@ -7,9 +7,10 @@
 //! is checked before any memory is handed out. Every way boot can fail ends
 //! in exactly one `Panic:` line and a failing `isa-debug-exit` code.
 
+use crate::arch::x86_64::bootmem;
 use crate::arch::x86_64::cpu::{self, ExitCode};
 use crate::arch::x86_64::traps::{TrapFrame, vector, vector_name};
-use crate::arch::x86_64::{self as arch, BOOT_DIRECTMAP_LIMIT, maddr_to_virt, paging};
+use crate::arch::x86_64::{self as arch, BOOT_DIRECTMAP_LIMIT, paging};
 use crate::boot::cmdline::{Options, Selftest, Warning};
 use crate::boot::multiboot2::{BootInfo, MEMORY_AVAILABLE, Module, total_size};
 use crate::boot::timeline::Timeline;
@@ -76,9 +77,9 @@ pub fn start_xen(mbi_maddr: u64) -> ! {
         Ok(l) => l,
         Err(_) => fatal(format_args!("out of memory while building the hypervisor page tables")),
     };
-    // SAFETY: the layout comes from `paging::build`; from here on only the
-    // image (code, bss stack) and the direct map are used.
-    unsafe { paging::activate(&layout) };
+    // From here on only the image (code, bss stack) and the direct map are
+    // used.
+    paging::activate(&layout);
     let prot = cpu::enable_smep_smap();
     info!("Supervisor protections: SMEP {}, SMAP {}", on_off(prot.smep), on_off(prot.smap));
     info!(
@@ -186,9 +187,9 @@ fn start_dom0(mbi: &BootInfo<'static>, opts: &Options<'_>, kernel: Module<'stati
 
 /// A module's bytes through the boot direct map.
 fn module_bytes(m: &Module<'static>) -> &'static [u8] {
-    // SAFETY: GRUB loaded the module at [start, end), below 4 GiB, inside
-    // the direct map; its frames are reserved, so nothing reuses them.
-    unsafe { core::slice::from_raw_parts(maddr_to_virt(u64::from(m.start)) as *const u8, m.len() as usize) }
+    // GRUB loaded the module at [start, end); `free_memory` keeps its
+    // frames out of the allocator.
+    bootmem::reserved(u64::from(m.start), m.len() as usize).unwrap_or_else(|| fatal(format_args!("boot module at {:#x} is out of reach", m.start)))
 }
 
 /// The multiboot2 information block, through the boot direct map.
@@ -196,16 +197,13 @@ fn boot_info(maddr: u64) -> BootInfo<'static> {
     if maddr == 0 || maddr + 8 > BOOT_DIRECTMAP_LIMIT {
         fatal(format_args!("multiboot2 information at {maddr:#x} is out of reach"));
     }
-    // SAFETY: GRUB left the block at `maddr`, below 4 GiB, which the boot
-    // direct map covers; nothing writes it while we read it.
-    let head = unsafe { core::slice::from_raw_parts(maddr_to_virt(maddr) as *const u8, 8) };
-    let len = u64::from(total_size(head).unwrap_or(0));
-    if maddr + len > BOOT_DIRECTMAP_LIMIT {
+    // GRUB left the block at `maddr`; `free_memory` keeps its frames out
+    // of the allocator.
+    let head = bootmem::reserved(maddr, 8).unwrap_or_default();
+    let len = total_size(head).unwrap_or(0) as usize;
+    let Some(bytes) = bootmem::reserved(maddr, len) else {
         fatal(format_args!("multiboot2 information of {len} bytes runs past 4 GiB"));
-    }
-    // SAFETY: as above, for the block's full length; the block's frames are
-    // reserved in `free_memory`, so nothing reuses them.
-    let bytes = unsafe { core::slice::from_raw_parts(maddr_to_virt(maddr) as *const u8, len as usize) };
+    };
     match BootInfo::new(bytes) {
         Ok(b) => b,
         Err(e) => fatal(format_args!("bad multiboot2 information: {e:?}")),
@@ -297,10 +295,10 @@ fn frame_allocator(free: &mut MemMap<MAX_RANGES>, ram_top: u64) -> FrameAllocato
     let Some(maddr) = free.carve(words as u64 * 8, BOOT_DIRECTMAP_LIMIT) else {
         fatal(format_args!("no room below 4 GiB for the frame bitmap ({} KiB)", words * 8 / 1024));
     };
-    // SAFETY: the range was just removed from free RAM, so it is ours alone;
-    // it lies below 4 GiB, inside the boot direct map, which the final
-    // tables map too; u64 needs 8-byte alignment and the range is page-aligned.
-    let storage = unsafe { core::slice::from_raw_parts_mut(maddr_to_virt(maddr) as *mut u64, words) };
+    // The range was just removed from free RAM, so it is ours alone.
+    let Some(storage) = bootmem::carve(maddr, words) else {
+        fatal(format_args!("frame bitmap at {maddr:#x} out of reach"));
+    };
     let mut frames = FrameAllocator::new(storage, Mfn(0), nr_frames);
     for r in free.ranges() {
         frames.add_range(*r);
@@ -312,24 +310,12 @@ fn frame_allocator(free: &mut MemMap<MAX_RANGES>, ram_top: u64) -> FrameAllocato
 /// Raise a fault on purpose (`selftest=`): the handlers must report it.
 fn raise(test: Selftest) {
     printk!("selftest: raising {test:?}");
-    match test {
-        // SAFETY: deliberately faulting: the low half is unmapped after
-        // `paging::activate`, and the fault handler never returns.
-        Selftest::PageFault => unsafe { core::ptr::read_volatile(0xdead_b000 as *const u64) },
-        // SAFETY: deliberately faulting: a non-canonical address.
-        Selftest::GeneralProtection => unsafe { core::ptr::read_volatile(0x8000_0000_0000_0000 as *const u64) },
-        // SAFETY: `ud2` raises #UD, whose handler never returns.
-        Selftest::InvalidOpcode => unsafe {
-            core::arch::asm!("ud2", options(nomem, nostack));
-            0
-        },
-        // SAFETY: a push on an unmapped stack faults, and delivering that
-        // #PF on the same stack faults again: #DF, taken on its IST stack.
-        Selftest::DoubleFault => unsafe {
-            core::arch::asm!("mov rsp, 0xdead0000", "push rax", options(nomem));
-            0
-        },
-    };
+    bootmem::raise(match test {
+        Selftest::PageFault => bootmem::Fault::Page,
+        Selftest::GeneralProtection => bootmem::Fault::GeneralProtection,
+        Selftest::InvalidOpcode => bootmem::Fault::InvalidOpcode,
+        Selftest::DoubleFault => bootmem::Fault::Double,
+    });
 }
 
 fn on_off(b: bool) -> &'static str {
@@ -385,12 +371,6 @@ struct BootPhys;
 
 impl crate::boot::acpi::PhysRead for BootPhys {
     fn read(&self, addr: u64, buf: &mut [u8]) -> bool {
-        if addr.checked_add(buf.len() as u64).is_none_or(|end| end > BOOT_DIRECTMAP_LIMIT) {
-            return false;
-        }
-        // SAFETY: the boot tables map all of [0, 4 GiB) at the direct map,
-        // firmware tables are plain memory, and the range was checked.
-        unsafe { core::ptr::copy_nonoverlapping(maddr_to_virt(addr) as *const u8, buf.as_mut_ptr(), buf.len()) };
-        true
+        bootmem::read(addr, buf)
     }
 }

@@ -11,7 +11,7 @@
 use super::layout::{self, DomainLayout, LayoutError, LayoutInput, PAGE_SIZE};
 use super::pagetable::{self, FrameWriter};
 use super::vcpu::{CpuUserRegs, FLAT_CS64, FLAT_SS64, rflags};
-use crate::arch::x86_64::maddr_to_virt;
+use crate::arch::x86_64::frame_box::FrameSlice;
 use crate::guest_access::Frame;
 use crate::mm::Mfn;
 use crate::mm::machine::{self, FRAMES};
@@ -112,14 +112,22 @@ struct DomainMemory {
 }
 
 impl DomainMemory {
-    /// Bytes at guest virtual `va` within the initial region.
-    fn bytes_at(&self, va: u64, len: usize) -> &'static mut [u8] {
+    /// Copy `bytes` to guest virtual `va` within the initial region (frame
+    /// by frame, through `Frame`: only the builder touches these frames
+    /// until the domain first runs).
+    fn write_at(&self, va: u64, bytes: &[u8]) {
         let off = va - self.v_start;
-        assert!(off + len as u64 <= self.nr_pages * PAGE_SIZE, "builder wrote outside the domain");
-        let p = maddr_to_virt(self.first.maddr() + off) as *mut u8;
-        // SAFETY: the range lies inside the domain's contiguous frames
-        // (checked above), which only the builder touches until entry.
-        unsafe { core::slice::from_raw_parts_mut(p, len) }
+        assert!(off + bytes.len() as u64 <= self.nr_pages * PAGE_SIZE, "builder wrote outside the domain");
+        let mut done = 0usize;
+        while done < bytes.len() {
+            let at = off + done as u64;
+            let in_frame = (at % PAGE_SIZE) as usize;
+            let n = (PAGE_SIZE as usize - in_frame).min(bytes.len() - done);
+            if let Some(f) = Frame::new(Mfn(self.first.0 + at / PAGE_SIZE)) {
+                f.write_bytes(in_frame, &bytes[done..done + n]);
+            }
+            done += n;
+        }
     }
 }
 
@@ -163,26 +171,27 @@ pub fn build_dom0(img: &Dom0Image<'_>, idle_l4: Mfn) -> Result<Built, BuildError
 
     for seg in elf.segments().filter(|s| s.kind == PT_LOAD) {
         let data = elf.segment_data(&seg).map_err(BuildError::Elf)?;
-        mem.bytes_at(seg.paddr.wrapping_add(virt_offset), data.len()).copy_from_slice(data);
+        mem.write_at(seg.paddr.wrapping_add(virt_offset), data);
     }
     if let Some(initrd) = img.initrd {
-        mem.bytes_at(lay.initrd.start, initrd.len()).copy_from_slice(initrd);
+        mem.write_at(lay.initrd.start, initrd);
     }
     for i in 0..xen_public::hypercall::PAGE_STUBS {
-        mem.bytes_at(hpage + (i * 32) as u64, 32).copy_from_slice(&hypercall_stub(i));
+        mem.write_at(hpage + (i * 32) as u64, &hypercall_stub(i));
     }
 
     // The P2M list, in the guest's own memory.
-    let p2m_bytes = mem.bytes_at(lay.p2m.start, (img.nr_pages * 8) as usize);
-    for (pfn, slot) in p2m_bytes.chunks_exact_mut(8).enumerate() {
-        slot.copy_from_slice(&(first.0 + pfn as u64).to_le_bytes());
+    // Dom0's memory is machine-contiguous: pfn -> first + pfn. The builder
+    // keeps its own copy (in frames of the hypervisor's, freed after the
+    // build) for the page-table layout.
+    let mut p2m = FrameSlice::with_len(img.nr_pages as usize, 0u64).ok_or(BuildError::OutOfMemory(img.nr_pages))?;
+    for (pfn, slot) in p2m.iter_mut().enumerate() {
+        *slot = first.0 + pfn as u64;
     }
-    let p2m: &[u64] = {
-        let p = maddr_to_virt(first.maddr() + (lay.p2m.start - lay.v_start)) as *const u64;
-        // SAFETY: the P2M region was just filled with `nr_pages` u64s at this
-        // page-aligned address, and is not written again during the build.
-        unsafe { core::slice::from_raw_parts(p, img.nr_pages as usize) }
-    };
+    let p2m = &p2m[..img.nr_pages as usize];
+    for (pfn, chunk) in p2m.chunks(512).enumerate() {
+        mem.write_at(lay.p2m.start + pfn as u64 * PAGE_SIZE, zerocopy::IntoBytes::as_bytes(chunk));
+    }
     let pt = pagetable::build(&lay, p2m, &mut DirectMapTables).map_err(|_| BuildError::PageTables)?;
     copy_hypervisor_slots(idle_l4, Mfn(pt.l4_mfn));
     // Validate the bootstrap tables exactly as a guest's MMUEXT_PIN_L4_TABLE
@@ -215,7 +224,7 @@ pub fn build_dom0(img: &Dom0Image<'_>, idle_l4: Mfn) -> Result<Built, BuildError
     si.cmd_line[..n].copy_from_slice(&img.cmdline.as_bytes()[..n]);
     si.first_p2m_pfn = img.nr_pages;
     si.nr_p2m_frames = 0;
-    mem.bytes_at(lay.start_info.start, core::mem::size_of::<StartInfo>()).copy_from_slice(zerocopy::IntoBytes::as_bytes(&si));
+    mem.write_at(lay.start_info.start, zerocopy::IntoBytes::as_bytes(&si));
 
     let regs = CpuUserRegs {
         rip: notes.entry.unwrap_or(elf.entry()),

@@ -16,6 +16,7 @@
 
 use super::mmu::{l1_slot, mm};
 use super::*;
+use crate::arch::x86_64::frame_box::FrameSlice;
 use crate::mm::audit::{self, DomainView, Expect, GrantMap, GrantMaps, Report, World};
 use crate::mm::frame_alloc::FrameAllocator;
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -135,26 +136,14 @@ impl World for Live<'_> {
 /// contiguously, from 64 down to 1 (through the allocator's front door,
 /// which first flushes whatever CPU may still translate to a freed frame,
 /// so no guest can write into the audit's working data).
-fn alloc_scratch() -> Option<(Mfn, u64)> {
-    [64, 16, 4, 1].into_iter().find_map(|n| crate::mm::machine::alloc_contiguous(n).map(|m| (m, n)))
+fn alloc_scratch() -> Option<FrameSlice<Expect>> {
+    [64, 16, 4, 1].into_iter().find_map(|n| FrameSlice::with_pages(n, Expect::ZERO))
 }
 
 /// Run the audit with `caller` being the domain in the hypercall.
 fn run(caller: &Domain) -> Result<Report, i64> {
-    let Some((first, n)) = alloc_scratch() else {
+    let Some(mut scratch) = alloc_scratch() else {
         return Err(-xen_public::errno::ENOMEM);
-    };
-    let len = (n * 4096) as usize / core::mem::size_of::<Expect>();
-    let ptr = crate::arch::x86_64::maddr_to_virt(first.maddr()) as *mut Expect;
-    // SAFETY: `n` contiguous frames were just allocated to us alone, they
-    // lie in the direct map, are page-aligned (so aligned for `Expect`)
-    // and hold `len` of them; each is initialised before the slice exists,
-    // and the slice is dropped before the frames are freed below.
-    let scratch = unsafe {
-        for i in 0..len {
-            ptr.add(i).write(Expect::ZERO);
-        }
-        core::slice::from_raw_parts_mut(ptr, len)
     };
     let mut report = Report::new();
     {
@@ -163,12 +152,12 @@ fn run(caller: &Domain) -> Result<Report, i64> {
         let alloc = crate::mm::machine::FRAMES.lock();
         if let Some(ft) = ftg.as_ref() {
             let world = Live { caller, alloc: alloc.as_ref(), mem: &m.mem };
-            audit::audit(&world, &m.mem, ft.frames(), scratch, &mut report);
+            audit::audit(&world, &m.mem, ft.frames(), &mut scratch, &mut report);
         }
     }
-    for i in 0..n {
-        crate::mm::machine::free_frame(Mfn(first.0 + i));
-    }
+    // The scratch frames go back to the allocator here, with the
+    // allocator's lock no longer held.
+    drop(scratch);
     Ok(report)
 }
 

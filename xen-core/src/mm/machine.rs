@@ -7,7 +7,6 @@
 
 use super::Mfn;
 use super::frame_alloc::FrameAllocator;
-use crate::arch::x86_64::maddr_to_virt;
 
 /// M2P value of a frame no guest owns.
 pub const INVALID_M2P_ENTRY: u64 = !0;
@@ -101,19 +100,8 @@ pub static FRAME_TABLE: spin::Mutex<Option<FrameTable<'static>>> = spin::Mutex::
 
 /// Allocate and initialise the frame table for `nr_frames` frames.
 pub fn init_frame_table(nr_frames: u64) -> Option<()> {
-    let bytes = nr_frames * core::mem::size_of::<PageInfo>() as u64;
-    let pages = bytes.div_ceil(4096);
-    let first = FRAMES.lock().as_mut()?.alloc_contiguous(pages)?;
-    let ptr = maddr_to_virt(first.maddr()) as *mut PageInfo;
-    // SAFETY: `pages` contiguous frames were just allocated to hold exactly
-    // `nr_frames` PageInfos (page-aligned, so aligned for PageInfo); every
-    // element is written before the slice is used.
-    let frames = unsafe {
-        for i in 0..nr_frames as usize {
-            ptr.add(i).write(PageInfo::FREE);
-        }
-        core::slice::from_raw_parts_mut(ptr, nr_frames as usize)
-    };
+    let frames = crate::arch::x86_64::frame_box::FrameSlice::with_len(nr_frames as usize, PageInfo::FREE)?.leak();
+    let frames = frames.get_mut(..nr_frames as usize)?;
     *FRAME_TABLE.lock() = Some(FrameTable::new(frames));
     Some(())
 }

@@ -5,6 +5,7 @@
 
 pub mod apic;
 pub mod boot;
+pub mod bootmem;
 pub mod clock;
 pub mod cpu;
 pub mod entry;

@@ -131,6 +131,9 @@ pub const RO_MPT_VIRT_END: u64 = RO_MPT_VIRT_START + (1 << 30);
 
 /// What [`build`] mapped.
 #[derive(Clone, Copy, Debug)]
+// A private field, not #[non_exhaustive]: that would not stop the rest of
+// this crate from making a `Layout`.
+#[allow(clippy::manual_non_exhaustive)]
 pub struct Layout {
     /// The new L4 table (the "idle" table whose hypervisor slots every
     /// guest L4 copies).
@@ -143,6 +146,8 @@ pub struct Layout {
     pub directmap_bytes: u64,
     /// Page-table frames used.
     pub table_frames: u64,
+    /// Only [`build`] makes a `Layout`, so [`activate`] gets built tables.
+    _built: (),
 }
 
 fn symbol(s: &u8) -> u64 {
@@ -178,7 +183,7 @@ pub fn build(alloc: &mut FrameAllocator<'_>, ram_top: u64) -> Result<Layout, Out
         b.map_4k(RO_MPT_VIRT_START + i * PAGE, m2p.maddr() + i * PAGE, pte::P | pte::US | pte::A | pte::G | pte::NX)?;
     }
     let table_frames = before - b.alloc.free_frames() - m2p_frames;
-    Ok(Layout { l4, m2p, m2p_entries, directmap_bytes: top, table_frames })
+    Ok(Layout { l4, m2p, m2p_entries, directmap_bytes: top, table_frames, _built: () })
 }
 
 /// Switch this CPU to tables made by [`build`]. Global pages stay off:
@@ -186,16 +191,31 @@ pub fn build(alloc: &mut FrameAllocator<'_>, ram_top: u64) -> Result<Layout, Out
 /// has no effect, so no guest TLB entry outlives a CR3 switch (to another
 /// domain, or between a guest's kernel and user tables).
 ///
-/// # Safety
-/// `layout` must come from [`build`], and nothing still in use may live
-/// outside the image or the direct map (the low identity map disappears).
-pub unsafe fn activate(layout: &Layout) {
-    // SAFETY: OSFXSR/OSXMMEXCPT are architectural on x86_64; the caller
-    // vouches for the tables, which map this code, the stack (in .bss) and
-    // the direct map.
+/// Called once, by `setup` at boot, after which nothing may live outside
+/// the image or the direct map (the low identity map disappears): what
+/// `setup` keeps from boot memory it reaches through the direct map.
+pub fn activate(layout: &Layout) {
+    // SAFETY: OSFXSR/OSXMMEXCPT are architectural on x86_64; `layout` can
+    // only come from `build`, whose tables map this code, the stack (in
+    // .bss) and the direct map; boot memory in use is reached through the
+    // direct map (see above).
     unsafe {
         cpu::write_cr4((cpu::read_cr4() & !CR4_PGE) | CR4_OSFXSR_XMM);
         cpu::write_cr3(layout.l4.maddr());
+    }
+}
+
+/// Load a guest's L4 (machine address `maddr`) into CR3 unless it is
+/// loaded already. The caller passes only a base pointer the frame table
+/// validated as an L4 and a vCPU holds a reference to (`mmu.rs`); every
+/// validated L4 carries the hypervisor's slots, so this code, its stack
+/// and the direct map stay mapped.
+pub fn load_guest_l4(maddr: u64) {
+    if maddr != 0 && cpu::read_cr3() != maddr {
+        super::tlb_clock::stamp_flush();
+        // SAFETY: a validated, referenced L4 with the hypervisor's slots
+        // (the caller's contract above).
+        unsafe { cpu::write_cr3(maddr) };
     }
 }
 

@@ -61,3 +61,26 @@ impl core::fmt::Write for Com1 {
         Ok(())
     }
 }
+
+/// The one COM1: the hypervisor's console, behind its lock.
+pub static CONSOLE: spin::Mutex<Option<Com1>> = spin::Mutex::new(None);
+
+/// Program COM1 once.
+pub fn init_com1() {
+    let mut c = CONSOLE.lock();
+    if c.is_none() {
+        // SAFETY: this is the only place a `Com1` is created, and it runs
+        // under the console lock, once.
+        *c = Some(unsafe { Com1::init() });
+    }
+}
+
+/// Take COM1 on the fatal path even if the code that failed held it.
+pub fn seize_com1_for_fatal() {
+    if CONSOLE.is_locked() {
+        // SAFETY: the machine is stopping; the holder of the lock is the
+        // code that faulted and will never run again, and the UART
+        // tolerates a half-written line.
+        unsafe { CONSOLE.force_unlock() };
+    }
+}
