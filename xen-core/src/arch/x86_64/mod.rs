@@ -1,7 +1,10 @@
-//! The x86_64 unsafe core: boot trampoline, CPU instructions, serial port,
-//! descriptor tables, trap entry and the hypervisor's own page tables.
+//! The x86_64 unsafe core: boot trampoline and boot memory, CPU
+//! instructions, serial port, descriptor tables, trap entry, the
+//! hypervisor's own page tables and its frame-backed storage.
 //!
-//! Every `unsafe` block in the hypervisor lives under this module.
+//! With `guest_access` (machine memory a guest can reach), the only place
+//! in xen-core where `unsafe` is allowed; the crate root denies it
+//! everywhere else.
 
 pub mod apic;
 pub mod boot;
