@@ -16,6 +16,7 @@ pub mod boot;
 pub mod domain;
 pub mod event;
 pub mod grant;
+pub mod hypercall_table;
 pub mod mm;
 pub mod sched;
 pub mod time;

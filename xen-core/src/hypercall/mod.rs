@@ -51,33 +51,15 @@ pub fn dispatch(d: &mut Domain, regs: &mut CpuUserRegs) -> u64 {
     {
         s.store(crate::guest::system_time(), core::sync::atomic::Ordering::Relaxed);
     }
-    let (a1, a2, a3) = (regs.rdi, regs.rsi, regs.rdx);
-    let r: Ret = match regs.rax {
-        nr::SET_TRAP_TABLE => set_trap_table(d, regs),
-        nr::STACK_SWITCH => stack_switch(d, a1, a2),
-        nr::SET_CALLBACKS => set_callbacks(d, a1, a2, a3),
-        nr::FPU_TASKSWITCH => fpu_taskswitch(d, a1),
-        nr::XEN_VERSION => xen_version(d, a1 as u32, a2),
-        nr::CONSOLE_IO => console_io(d, regs),
-        nr::VM_ASSIST => vm_assist(d, a1 as u32, a2 as u32),
-        nr::IRET => return d.iret(regs),
-        nr::SET_SEGMENT_BASE => set_segment_base(d, a1 as u32, a2),
-        nr::SCHED_OP => sched_op(d, regs, a1 as u32, a2),
-        nr::CALLBACK_OP => callback_op(d, a1 as u32, a2),
-        nr::UPDATE_VA_MAPPING => update_va_mapping(d, a1, a2, a3),
-        nr::MMU_UPDATE => mmu_update(d, regs),
-        nr::MMUEXT_OP => mmuext_op(d, regs),
-        nr::MULTICALL => multicall(d, regs),
-        nr::SET_GDT => set_gdt(d, a1, a2 as u32 as u64),
-        nr::EVENT_CHANNEL_OP => event_channel_op(d, a1 as u32, a2),
-        nr::GRANT_TABLE_OP => grant_table_op(d, regs),
-        nr::SET_TIMER_OP => set_timer_op(d, a1),
-        nr::DOMCTL => audit::domctl(d, a1),
-        nr::MEMORY_OP => control::memory_op(d, a1 as u32, a2),
-        nr::SYSCTL => control::sysctl(d, a1),
-        nr::VCPU_OP => vcpu_op(d, a1 as u32, a2 as u32, a3),
-        nr::UPDATE_DESCRIPTOR => update_descriptor(d, a1, a2),
-        _ => -ENOSYS,
+    // `iret` restores the guest's RAX, whatever it holds: never a
+    // continuation.
+    if regs.rax == nr::IRET {
+        return d.iret(regs);
+    }
+    let handler = usize::try_from(regs.rax).ok().and_then(|n| HANDLERS.get(n).copied().flatten());
+    let r: Ret = match handler {
+        Some(h) => h(d, regs),
+        None => -ENOSYS,
     };
     if r == -control::ERESTART {
         // The operation waits for another CPU (a domain being destroyed
@@ -86,6 +68,56 @@ pub fn dispatch(d: &mut Domain, regs: &mut CpuUserRegs) -> u64 {
     }
     r as u64
 }
+
+/// A hypercall handler: the calling domain and its registers (arguments
+/// in RDI, RSI, RDX, R10, R8); the result goes to RAX.
+type Handler = fn(&mut Domain, &mut CpuUserRegs) -> Ret;
+
+/// The dispatch table, by hypercall number: `None` is -ENOSYS. It matches
+/// [`crate::hypercall_table::HYPERCALLS`] row for row (checked below at
+/// compile time), which also drives `docs/hypercalls.md`'s status column.
+const HANDLERS: [Option<Handler>; crate::hypercall_table::NR_HYPERCALLS] = {
+    let mut t: [Option<Handler>; crate::hypercall_table::NR_HYPERCALLS] = [None; crate::hypercall_table::NR_HYPERCALLS];
+    t[nr::SET_TRAP_TABLE as usize] = Some(set_trap_table);
+    t[nr::STACK_SWITCH as usize] = Some(|d, r| stack_switch(d, r.rdi, r.rsi));
+    t[nr::SET_CALLBACKS as usize] = Some(|d, r| set_callbacks(d, r.rdi, r.rsi, r.rdx));
+    t[nr::FPU_TASKSWITCH as usize] = Some(|d, r| fpu_taskswitch(d, r.rdi));
+    t[nr::XEN_VERSION as usize] = Some(|d, r| xen_version(d, r.rdi as u32, r.rsi));
+    t[nr::CONSOLE_IO as usize] = Some(console_io);
+    t[nr::VM_ASSIST as usize] = Some(|d, r| vm_assist(d, r.rdi as u32, r.rsi as u32));
+    t[nr::IRET as usize] = Some(|d, r| d.iret(r) as i64);
+    t[nr::SET_SEGMENT_BASE as usize] = Some(|d, r| set_segment_base(d, r.rdi as u32, r.rsi));
+    t[nr::SCHED_OP as usize] = Some(|d, r| {
+        let (cmd, arg) = (r.rdi as u32, r.rsi);
+        sched_op(d, r, cmd, arg)
+    });
+    t[nr::CALLBACK_OP as usize] = Some(|d, r| callback_op(d, r.rdi as u32, r.rsi));
+    t[nr::UPDATE_VA_MAPPING as usize] = Some(|d, r| update_va_mapping(d, r.rdi, r.rsi, r.rdx));
+    t[nr::MMU_UPDATE as usize] = Some(mmu_update);
+    t[nr::MMUEXT_OP as usize] = Some(mmuext_op);
+    t[nr::MULTICALL as usize] = Some(multicall);
+    t[nr::SET_GDT as usize] = Some(|d, r| set_gdt(d, r.rdi, r.rsi as u32 as u64));
+    t[nr::EVENT_CHANNEL_OP as usize] = Some(|d, r| event_channel_op(d, r.rdi as u32, r.rsi));
+    t[nr::GRANT_TABLE_OP as usize] = Some(grant_table_op);
+    t[nr::SET_TIMER_OP as usize] = Some(|d, r| set_timer_op(d, r.rdi));
+    t[nr::DOMCTL as usize] = Some(|d, r| audit::domctl(d, r.rdi));
+    t[nr::MEMORY_OP as usize] = Some(|d, r| control::memory_op(d, r.rdi as u32, r.rsi));
+    t[nr::SYSCTL as usize] = Some(|d, r| control::sysctl(d, r.rdi));
+    t[nr::VCPU_OP as usize] = Some(|d, r| vcpu_op(d, r.rdi as u32, r.rsi as u32, r.rdx));
+    t[nr::UPDATE_DESCRIPTOR as usize] = Some(|d, r| update_descriptor(d, r.rdi, r.rsi));
+    t
+};
+
+/// A hypercall has a handler exactly when the table says it exists.
+const _: () = {
+    let rows = crate::hypercall_table::HYPERCALLS;
+    let mut i = 0;
+    while i < rows.len() {
+        let enosys = matches!(rows[i].status, crate::hypercall_table::Status::Enosys);
+        assert!(enosys == HANDLERS[rows[i].nr as usize].is_none(), "hypercall table and dispatch disagree");
+        i += 1;
+    }
+};
 
 /// Xen's errors where a table is validated: -ERESTART (a preempted
 /// validation, continued by re-issuing the call) stays, every other
