@@ -5,6 +5,7 @@
 use pv_guest_kernel::alloc::EarlyAlloc;
 use pv_guest_kernel::mm::mfn_of;
 use pv_guest_kernel::{StartInfo, hypercall, mm, println};
+use xen_public::MmuUpdate;
 
 fn rdtsc() -> u64 {
     // SAFETY: rdtsc only reads the time-stamp counter.
@@ -67,12 +68,12 @@ fn mmu_update_batch(si: &StartInfo, pages: &mut EarlyAlloc) -> Option<u64> {
     let (t, d) = (pages.alloc_page()?, pages.alloc_page()?);
     let (tm, dm) = (mfn_of(si, t), mfn_of(si, d));
     let table = mm::Table::new(t, tm, 1, &[]).ok()?;
-    let mut reqs = [[0u64; 2]; 512];
+    let mut reqs = [MmuUpdate::default(); 512];
     let mut rounds = [0u64; 9];
     for (n, r) in rounds.iter_mut().enumerate() {
         for (i, q) in reqs.iter_mut().enumerate() {
             let val = if n % 2 == 0 { (dm << 12) | mm::PTE_RO } else { 0 };
-            *q = [(tm << 12) + i as u64 * 8, val];
+            *q = MmuUpdate { ptr: (tm << 12) + i as u64 * 8, val };
         }
         let t0 = rdtsc();
         let (rc, done) = mm::mmu_update(&reqs);
@@ -82,7 +83,7 @@ fn mmu_update_batch(si: &StartInfo, pages: &mut EarlyAlloc) -> Option<u64> {
             return None;
         }
     }
-    let _ = mm::mmu_update(&reqs.map(|[p, _]| [p, 0]));
+    let _ = mm::mmu_update(&reqs.map(|q| MmuUpdate { val: 0, ..q }));
     table.release().ok()?;
     Some(median(&mut rounds))
 }

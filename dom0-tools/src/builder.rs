@@ -16,6 +16,8 @@ use pv_guest_kernel::alloc::EarlyAlloc;
 use xen_dombuild::layout::{self, DomainLayout, LayoutInput};
 use xen_dombuild::pagetable::{self, FrameWriter};
 use xen_libelf::{Elf, PT_LOAD};
+use xen_public::{MAX_GUEST_CMDLINE, MmuUpdate};
+use zerocopy::IntoBytes;
 
 /// Pages of dom0's address space used to reach foreign frames.
 pub const SCRATCH_SLOTS: usize = 16;
@@ -85,7 +87,7 @@ impl Scratch {
         }
         let i = self.next_victim;
         self.next_victim = (i + 1) % SCRATCH_SLOTS;
-        let rc = hv::mmu_update(&[[self.pte_maddr[i], (mfn << 12) | PTE_RW]], domid);
+        let rc = hv::mmu_update(&[MmuUpdate { ptr: self.pte_maddr[i], val: (mfn << 12) | PTE_RW }], domid);
         if rc != 0 {
             return Err(BuildError("map a frame of the new domain", rc));
         }
@@ -97,7 +99,7 @@ impl Scratch {
     /// Map `mfn` of `domid` in slot `i` for as long as the caller wants
     /// (console pages); its VA.
     pub fn map_at(&mut self, i: usize, domid: u16, mfn: u64) -> Result<u64, BuildError> {
-        let rc = hv::mmu_update(&[[self.pte_maddr[i], (mfn << 12) | PTE_RW]], domid);
+        let rc = hv::mmu_update(&[MmuUpdate { ptr: self.pte_maddr[i], val: (mfn << 12) | PTE_RW }], domid);
         hv::flush_tlb_local();
         if rc != 0 {
             return Err(BuildError("map a console page", rc));
@@ -108,16 +110,16 @@ impl Scratch {
 
     /// Put slot `i` back to dom0's own frame.
     pub fn unmap_at(&mut self, i: usize) {
-        hv::mmu_update(&[[self.pte_maddr[i], (self.own_mfn[i] << 12) | PTE_RW]], xen_public::DOMID_SELF);
+        hv::mmu_update(&[MmuUpdate { ptr: self.pte_maddr[i], val: (self.own_mfn[i] << 12) | PTE_RW }], xen_public::DOMID_SELF);
         hv::flush_tlb_local();
         self.mapped[i] = None;
     }
 
     /// Put every slot back to dom0's own frame.
     pub fn restore(&mut self) -> Result<(), BuildError> {
-        let mut reqs = [[0u64; 2]; SCRATCH_SLOTS];
+        let mut reqs = [MmuUpdate::default(); SCRATCH_SLOTS];
         for (i, r) in reqs.iter_mut().enumerate() {
-            *r = [self.pte_maddr[i], (self.own_mfn[i] << 12) | PTE_RW];
+            *r = MmuUpdate { ptr: self.pte_maddr[i], val: (self.own_mfn[i] << 12) | PTE_RW };
         }
         let rc = hv::mmu_update(&reqs, xen_public::DOMID_SELF);
         hv::flush_tlb_local();
@@ -187,21 +189,24 @@ pub struct Built {
     pub console_port: u32,
 }
 
-/// start_info's fields at their offsets in `struct start_info`.
-fn start_info_bytes(si: &mut [u8; layout::START_INFO_SIZE as usize], f: &StartInfoFields<'_>) {
-    let put = |b: &mut [u8], off: usize, v: u64| b[off..off + 8].copy_from_slice(&v.to_le_bytes());
-    si[..14].copy_from_slice(b"xen-3.0-x86_64");
-    put(si, 32, f.nr_pages);
-    put(si, 40, f.shared_info);
-    put(si, 56, f.store_mfn);
-    si[64..68].copy_from_slice(&f.store_evtchn.to_le_bytes());
-    put(si, 72, f.console_mfn);
-    si[80..84].copy_from_slice(&f.console_evtchn.to_le_bytes());
-    put(si, 88, f.pt_base);
-    put(si, 96, f.nr_pt_frames);
-    put(si, 104, f.mfn_list);
-    let n = f.cmdline.len().min(1023);
-    si[128..128 + n].copy_from_slice(&f.cmdline.as_bytes()[..n]);
+const _: () = assert!(core::mem::size_of::<StartInfo>() as u64 == layout::START_INFO_SIZE);
+
+/// The new domain's `start_info` (magic, flags 0, the rest from `f`).
+fn start_info(f: &StartInfoFields<'_>) -> StartInfo {
+    let mut si = StartInfo::new();
+    si.nr_pages = f.nr_pages;
+    si.shared_info = f.shared_info;
+    si.store_mfn = f.store_mfn;
+    si.store_evtchn = f.store_evtchn;
+    si.console.mfn_or_info_off = f.console_mfn;
+    si.console.evtchn_or_info_size = f.console_evtchn;
+    si.pt_base = f.pt_base;
+    si.nr_pt_frames = f.nr_pt_frames;
+    si.mfn_list = f.mfn_list;
+    // NUL terminated: at most MAX_GUEST_CMDLINE - 1 bytes of text.
+    let n = f.cmdline.len().min(MAX_GUEST_CMDLINE - 1);
+    si.cmd_line[..n].copy_from_slice(&f.cmdline.as_bytes()[..n]);
+    si
 }
 
 struct StartInfoFields<'a> {
@@ -285,26 +290,20 @@ fn fill(domid: u16, scratch: &mut Scratch, p2m_buf: &mut [u64], image: &[u8], nr
         let data = elf.segment_data(&seg).map_err(|_| BuildError("read a segment", 0))?;
         mem.write(seg.paddr.wrapping_add(virt_offset), data)?;
     }
-    for (pfn, mfn) in p2m.iter().enumerate() {
-        mem.write(lay.p2m.start + pfn as u64 * 8, &mfn.to_le_bytes())?;
-    }
-    let mut si = [0u8; layout::START_INFO_SIZE as usize];
-    start_info_bytes(
-        &mut si,
-        &StartInfoFields {
-            nr_pages,
-            shared_info: shared_info << 12,
-            store_mfn: p2m[lay.pfn_of(store.start) as usize],
-            store_evtchn: store_port,
-            console_mfn,
-            console_evtchn: console_port,
-            pt_base: lay.page_tables.start,
-            nr_pt_frames: lay.nr_pt_frames,
-            mfn_list: lay.p2m.start,
-            cmdline,
-        },
-    );
-    mem.write(lay.start_info.start, &si)?;
+    mem.write(lay.p2m.start, p2m.as_bytes())?;
+    let si = start_info(&StartInfoFields {
+        nr_pages,
+        shared_info: shared_info << 12,
+        store_mfn: p2m[lay.pfn_of(store.start) as usize],
+        store_evtchn: store_port,
+        console_mfn,
+        console_evtchn: console_port,
+        pt_base: lay.page_tables.start,
+        nr_pt_frames: lay.nr_pt_frames,
+        mfn_list: lay.p2m.start,
+        cmdline,
+    });
+    mem.write(lay.start_info.start, si.as_bytes())?;
     let tables = pagetable::build(&lay, p2m, &mut mem).map_err(|_| BuildError("build the page tables", 0))?;
     if let Some(e) = mem.err {
         return Err(e);

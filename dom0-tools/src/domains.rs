@@ -4,11 +4,9 @@
 //! frame comes back.
 
 use crate::guests::Guests;
-use crate::hv::{self, DESTROYDOMAIN, domctl, domctl_op};
-use pv_guest_kernel::hypercall::hypercall5;
-use pv_guest_kernel::{println, shared};
+use crate::hv::{self, DESTROYDOMAIN};
+use pv_guest_kernel::{hypercall, println, shared};
 use xen_public::XEN_DOMINF_SHUTDOWN;
-use xen_public::hypercall as nr;
 
 /// One cycle: `Err(step)` names what failed.
 fn cycle(pages: u64) -> Result<(), &'static str> {
@@ -20,13 +18,12 @@ fn cycle(pages: u64) -> Result<(), &'static str> {
     for (i, e) in list.iter_mut().enumerate() {
         *e = i as u64;
     }
-    let resv: [u64; 4] = [list.as_mut_ptr() as u64, pages, 0, u64::from(id)];
-    // SAFETY: the reservation and its extent list are ours.
-    let got = unsafe { hypercall5(nr::MEMORY_OP, 6, resv.as_ptr() as u64, 0, 0, 0) };
+    let Some(extents) = list.get_mut(..pages as usize) else { return Err("populate_physmap") };
+    let got = hypercall::populate_physmap(id, extents);
     if got != pages as i64 {
         return Err("populate_physmap");
     }
-    if domctl(&mut domctl_op(DESTROYDOMAIN, id)) != 0 {
+    if hv::domctl_simple(DESTROYDOMAIN, id) != 0 {
         return Err("destroydomain");
     }
     Ok(())

@@ -223,7 +223,7 @@ fn relay(g: &mut Guest, f: &mut dyn FnMut(u16, &str)) -> bool {
 
 /// EVTCHNOP_bind_virq on vCPU 0.
 fn bind_virq(virq: u32) -> Result<u32, i64> {
-    let mut a: [u32; 3] = [virq, 0, 0];
-    let rc = events::op(1, &mut a);
-    if rc != 0 { Err(rc) } else { Ok(a[2]) }
+    let mut a = xen_public::event_channel::EvtchnBindVirq { virq, vcpu: 0, port: 0 };
+    let rc = events::op(&mut a);
+    if rc != 0 { Err(rc) } else { Ok(a.port) }
 }

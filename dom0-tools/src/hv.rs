@@ -2,69 +2,70 @@
 //! memory_op on other domains, foreign MMU operations and event channels
 //! in another domain, each with Xen 4.17's structure layouts.
 //!
-//! Every wrapper passes only buffers it owns; results are Xen's negated
-//! errnos.
+//! Every wrapper builds the `xen_public` structure of its command
+//! (`XenDomctl` with a typed payload, `XenSysctl`, ...) and passes only
+//! buffers it owns; results are Xen's negated errnos. This module is
+//! dom0's hypercall layer: its `unsafe` vouches for the guest handles in
+//! domctl and sysctl payloads.
 
-use pv_guest_kernel::hypercall::hypercall5;
-use xen_public::hypercall as nr;
+use pv_guest_kernel::hypercall;
+use xen_public::domctl::{
+    XEN_DOMCTL_CREATEDOMAIN, XEN_DOMCTL_GETVCPUINFO, XEN_DOMCTL_HYPERCALL_INIT, XEN_DOMCTL_MAX_MEM, XEN_DOMCTL_MAX_VCPUS, XEN_DOMCTL_SCHEDOP_GETINFO,
+    XEN_DOMCTL_SCHEDOP_PUTINFO, XEN_DOMCTL_SCHEDULER_OP, XEN_DOMCTL_SETVCPUCONTEXT, XEN_SCHEDULER_CREDIT, XenDomctl, XenDomctlCreatedomain,
+    XenDomctlGetdomaininfo, XenDomctlGetvcpuinfo, XenDomctlHypercallInit, XenDomctlMaxMem, XenDomctlMaxVcpus, XenDomctlSchedCredit,
+    XenDomctlSchedulerOp, XenDomctlVcpucontext,
+};
+use xen_public::event_channel::EvtchnAllocUnbound;
+use xen_public::sysctl::{XEN_SYSCTL_GETDOMAININFOLIST, XEN_SYSCTL_PHYSINFO, XenSysctl, XenSysctlGetdomaininfolist, XenSysctlPhysinfo};
+use xen_public::vcpu::{VGCF_IN_KERNEL, VGCF_ONLINE, VcpuGuestContext};
+use xen_public::{FLAT_KERNEL_CS64, FLAT_KERNEL_SS64, MmuUpdate, MmuextOp};
 
-/// `XEN_DOMCTL_INTERFACE_VERSION` and `XEN_SYSCTL_INTERFACE_VERSION` of 4.17.
-const INTERFACE_VERSION: u32 = 0x15;
+pub use xen_public::domctl::{
+    XEN_DOMCTL_DESTROYDOMAIN as DESTROYDOMAIN, XEN_DOMCTL_PAUSEDOMAIN as PAUSEDOMAIN, XEN_DOMCTL_UNPAUSEDOMAIN as UNPAUSEDOMAIN,
+};
 
-/// XEN_DOMCTL_createdomain.
-pub const CREATEDOMAIN: u32 = 1;
-/// XEN_DOMCTL_destroydomain.
-pub const DESTROYDOMAIN: u32 = 2;
-/// XEN_DOMCTL_pausedomain.
-pub const PAUSEDOMAIN: u32 = 3;
-/// XEN_DOMCTL_unpausedomain.
-pub const UNPAUSEDOMAIN: u32 = 4;
-const GETDOMAININFO: u32 = 5;
-const MAX_MEM: u32 = 11;
-const SETVCPUCONTEXT: u32 = 12;
-const MAX_VCPUS: u32 = 15;
-const HYPERCALL_INIT: u32 = 22;
-
-/// A `struct xen_domctl` (256 bytes), as u64 words.
-pub type Domctl = [u64; 32];
-
-/// A domctl for `dom` with the command and version filled in.
-pub fn domctl_op(cmd: u32, dom: u16) -> Domctl {
-    let mut o = [0u64; 32];
-    o[0] = u64::from(cmd) | (u64::from(INTERFACE_VERSION) << 32);
-    o[1] = u64::from(dom);
-    o
+/// Issue a domctl whose payload holds no guest handle, so that the
+/// hypervisor reads and writes the structure and nothing else. Private:
+/// every caller below fills such a payload (getvcpucontext, say, would not
+/// qualify).
+fn domctl_plain(op: &mut XenDomctl) -> i64 {
+    // SAFETY: the callers in this module only issue commands whose payload
+    // has no guest handle (createdomain, max_vcpus, scheduler_op put/get of
+    // the credit parameters, max_mem, getvcpuinfo, hypercall_init, and the
+    // payload-less ones); `op` itself is ours.
+    unsafe { hypercall::domctl(op) }
 }
 
-/// Issue a domctl.
-pub fn domctl(op: &mut Domctl) -> i64 {
-    // SAFETY: the domctl structure is ours, 256 bytes.
-    unsafe { hypercall5(nr::DOMCTL, op.as_mut_ptr() as u64, 0, 0, 0, 0) }
-}
-
-/// A domctl with no arguments beyond the domain (pause, unpause, destroy).
+/// A domctl with no arguments beyond the domain: destroy, pause or
+/// unpause (another command is refused with -EINVAL, not issued).
 pub fn domctl_simple(cmd: u32, dom: u16) -> i64 {
-    domctl(&mut domctl_op(cmd, dom))
+    if ![DESTROYDOMAIN, PAUSEDOMAIN, UNPAUSEDOMAIN].contains(&cmd) {
+        return -xen_public::errno::EINVAL;
+    }
+    domctl_plain(&mut XenDomctl::new(cmd, dom))
 }
 
 /// XEN_DOMCTL_createdomain: a new paused PV domain with one vCPU.
 pub fn create_domain() -> Result<u16, i64> {
-    let mut c = domctl_op(CREATEDOMAIN, 0);
-    // xen_domctl_createdomain at 16: ssidref, handle[16], flags @36,
-    // iommu_opts @40, max_vcpus @44, max_evtchn_port @48,
-    // max_grant_frames @52, max_maptrack_frames @56, grant_opts @60.
-    c[5] = 1 << 32; // max_vcpus = 1
-    c[6] = 1023 | (u64::from(u32::MAX) << 32);
-    c[7] = u64::from(u32::MAX) | (1 << 32); // grant_opts: version 1
-    let rc = domctl(&mut c);
+    let mut c = XenDomctl::new(XEN_DOMCTL_CREATEDOMAIN, 0);
+    // Grant table v1 only; -1: the default number of frames.
+    c.set_payload(&XenDomctlCreatedomain {
+        max_vcpus: 1,
+        max_evtchn_port: 1023,
+        max_grant_frames: -1,
+        max_maptrack_frames: -1,
+        grant_opts: 1,
+        ..Default::default()
+    });
+    let rc = domctl_plain(&mut c);
     if rc != 0 {
         return Err(rc);
     }
-    let dom = c[1] as u16;
+    let dom = c.domain;
     // XEN_DOMCTL_max_vcpus creates the vCPUs createdomain sized.
-    let mut m = domctl_op(MAX_VCPUS, dom);
-    m[2] = 1;
-    let rc = domctl(&mut m);
+    let mut m = XenDomctl::new(XEN_DOMCTL_MAX_VCPUS, dom);
+    m.set_payload(&XenDomctlMaxVcpus { max: 1 });
+    let rc = domctl_plain(&mut m);
     if rc != 0 {
         domctl_simple(DESTROYDOMAIN, dom);
         return Err(rc);
@@ -72,59 +73,61 @@ pub fn create_domain() -> Result<u16, i64> {
     Ok(dom)
 }
 
-const SCHEDULER_OP: u32 = 16;
-const SCHEDULER_CREDIT: u64 = 5;
-
-/// XEN_DOMCTL_scheduler_op putinfo for the credit scheduler: weight (0
-/// keeps it) and cap in percent of a CPU (0: none, 0xffff keeps it).
-pub fn set_sched_credit(dom: u16, weight: u16, cap: u16) -> i64 {
-    const PUTINFO: u64 = 0;
-    let mut s = domctl_op(SCHEDULER_OP, dom);
-    // xen_domctl_scheduler_op at 16: sched_id, cmd, then weight and cap.
-    s[2] = SCHEDULER_CREDIT | (PUTINFO << 32);
-    s[3] = u64::from(weight) | (u64::from(cap) << 16);
-    domctl(&mut s)
-}
-
-/// XEN_DOMCTL_scheduler_op getinfo for the credit scheduler: (weight, cap).
-pub fn sched_credit(dom: u16) -> Result<(u16, u16), i64> {
-    const GETINFO: u64 = 1;
-    let mut s = domctl_op(SCHEDULER_OP, dom);
-    s[2] = SCHEDULER_CREDIT | (GETINFO << 32);
-    match domctl(&mut s) {
-        0 => Ok((s[3] as u16, (s[3] >> 16) as u16)),
+/// XEN_DOMCTL_scheduler_op on `dom` for the credit scheduler: `cmd` is
+/// putinfo or getinfo, `credit` the parameters in; the parameters after.
+fn sched_credit_op(dom: u16, cmd: u32, credit: XenDomctlSchedCredit) -> Result<XenDomctlSchedCredit, i64> {
+    let mut s = XenDomctlSchedulerOp { sched_id: XEN_SCHEDULER_CREDIT, cmd, ..Default::default() };
+    s.set_credit(credit);
+    let mut d = XenDomctl::new(XEN_DOMCTL_SCHEDULER_OP, dom);
+    d.set_payload(&s);
+    match domctl_plain(&mut d) {
+        0 => Ok(d.payload::<XenDomctlSchedulerOp>().credit()),
         rc => Err(rc),
     }
 }
 
+/// XEN_DOMCTL_scheduler_op putinfo for the credit scheduler: weight (0
+/// keeps it) and cap in percent of a CPU (0: none, 0xffff keeps it).
+pub fn set_sched_credit(dom: u16, weight: u16, cap: u16) -> i64 {
+    sched_credit_op(dom, XEN_DOMCTL_SCHEDOP_PUTINFO, XenDomctlSchedCredit { weight, cap }).err().unwrap_or(0)
+}
+
+/// XEN_DOMCTL_scheduler_op getinfo for the credit scheduler: (weight, cap).
+pub fn sched_credit(dom: u16) -> Result<(u16, u16), i64> {
+    sched_credit_op(dom, XEN_DOMCTL_SCHEDOP_GETINFO, XenDomctlSchedCredit::default()).map(|c| (c.weight, c.cap))
+}
+
 /// XEN_DOMCTL_max_mem in KiB.
 pub fn max_mem(dom: u16, kib: u64) -> i64 {
-    let mut m = domctl_op(MAX_MEM, dom);
-    m[2] = kib;
-    domctl(&mut m)
+    let mut m = XenDomctl::new(XEN_DOMCTL_MAX_MEM, dom);
+    m.set_payload(&XenDomctlMaxMem { max_memkb: kib });
+    domctl_plain(&mut m)
+}
+
+/// XEN_DOMCTL_getdomaininfo of exactly `dom`, or -ESRCH.
+pub fn getdomaininfo(dom: u16) -> Result<XenDomctlGetdomaininfo, i64> {
+    let info = hypercall::domctl_getdomaininfo(dom)?;
+    if info.domain != dom {
+        return Err(-xen_public::errno::ESRCH);
+    }
+    Ok(info)
 }
 
 /// XEN_DOMCTL_getdomaininfo of exactly `dom`: (flags, tot_pages,
 /// shared_info_frame), or -ESRCH.
 pub fn domain_info(dom: u16) -> Result<(u32, u64, u64), i64> {
-    let mut g = domctl_op(GETDOMAININFO, dom);
-    let rc = domctl(&mut g);
-    if rc != 0 {
-        return Err(rc);
-    }
-    if g[2] as u16 != dom {
-        return Err(-xen_public::errno::ESRCH);
-    }
-    Ok(((g[2] >> 32) as u32, g[3], g[8]))
+    getdomaininfo(dom).map(|i| (i.flags, i.tot_pages, i.shared_info_frame))
 }
 
 /// XEN_DOMCTL_getvcpuinfo of `dom`'s vCPU 0: (CPU time in ns, the
 /// physical CPU it runs or last ran on).
 fn vcpu_info(dom: u16) -> Option<(u64, u32)> {
-    const GETVCPUINFO: u32 = 14;
-    let mut g = domctl_op(GETVCPUINFO, dom);
-    // xen_domctl_getvcpuinfo at 16: vcpu, flags, cpu_time @24, cpu @32.
-    (domctl(&mut g) == 0).then_some((g[3], g[4] as u32))
+    let mut g = XenDomctl::new(XEN_DOMCTL_GETVCPUINFO, dom);
+    g.set_payload(&XenDomctlGetvcpuinfo { vcpu: 0, ..Default::default() });
+    (domctl_plain(&mut g) == 0).then(|| {
+        let i: XenDomctlGetvcpuinfo = g.payload();
+        (i.cpu_time, i.cpu)
+    })
 }
 
 /// Nanoseconds of CPU time `dom`'s vCPU 0 has used, 0 on error.
@@ -144,54 +147,41 @@ pub fn shared_info_frame(dom: u16) -> Result<u64, i64> {
 
 /// XEN_DOMCTL_hypercall_init: fill frame `mfn` of `dom` with stubs.
 pub fn hypercall_init(dom: u16, mfn: u64) -> i64 {
-    let mut h = domctl_op(HYPERCALL_INIT, dom);
-    h[2] = mfn;
-    domctl(&mut h)
+    let mut h = XenDomctl::new(XEN_DOMCTL_HYPERCALL_INIT, dom);
+    h.set_payload(&XenDomctlHypercallInit { gmfn: mfn });
+    domctl_plain(&mut h)
 }
 
 /// XEN_DOMCTL_setvcpucontext for vCPU 0 of a new 64-bit PV domain: kernel
 /// mode, online, entering at `rip` with `rsp` and `rsi` (start_info), on
 /// the L4 in `l4_mfn`.
 pub fn set_vcpu_context(dom: u16, rip: u64, rsp: u64, rsi: u64, l4_mfn: u64) -> i64 {
-    const FLAT_KERNEL_CS64: u64 = 0xe033;
-    const FLAT_KERNEL_SS64: u64 = 0xe02b;
-    const VGCF_IN_KERNEL: u64 = 1 << 2;
-    const VGCF_ONLINE: u64 = 1 << 5;
-    // struct vcpu_guest_context, 5168 bytes, as words.
-    let mut ctx = [0u64; 646];
-    ctx[64] = VGCF_IN_KERNEL | VGCF_ONLINE; // flags @512
-    let regs = 65; // user_regs @520
-    ctx[regs + 13] = rsi; // rsi
-    ctx[regs + 16] = rip; // rip @128
-    ctx[regs + 17] = FLAT_KERNEL_CS64; // cs @136
-    ctx[regs + 18] = 1 << 9; // rflags @144: IF
-    ctx[regs + 19] = rsp; // rsp @152
-    ctx[regs + 20] = FLAT_KERNEL_SS64; // ss @160
-    ctx[621] = FLAT_KERNEL_SS64; // kernel_ss @4968
-    ctx[622] = rsp; // kernel_sp @4976
-    ctx[623 + 3] = l4_mfn << 12; // ctrlreg[3] @5008: xen_pfn_to_cr3
-    let mut d = domctl_op(SETVCPUCONTEXT, dom);
-    d[2] = 0; // vcpu 0
-    d[3] = ctx.as_ptr() as u64;
-    domctl(&mut d)
+    let mut ctx = VcpuGuestContext { flags: VGCF_IN_KERNEL | VGCF_ONLINE, ..Default::default() };
+    ctx.user_regs.rsi = rsi;
+    ctx.user_regs.rip = rip;
+    ctx.user_regs.cs = FLAT_KERNEL_CS64;
+    ctx.user_regs.rflags = 1 << 9; // IF
+    ctx.user_regs.rsp = rsp;
+    ctx.user_regs.ss = FLAT_KERNEL_SS64;
+    ctx.kernel_ss = u64::from(FLAT_KERNEL_SS64);
+    ctx.kernel_sp = rsp;
+    ctx.ctrlreg[3] = l4_mfn << 12; // xen_pfn_to_cr3
+    let mut d = XenDomctl::new(XEN_DOMCTL_SETVCPUCONTEXT, dom);
+    d.set_payload(&XenDomctlVcpucontext { vcpu: 0, _pad0: 0, ctxt: core::ptr::addr_of!(ctx) as u64 });
+    // SAFETY: the payload's one handle is `ctx`, a whole vcpu_guest_context
+    // of ours that setvcpucontext only reads and that lives across the call.
+    unsafe { hypercall::domctl(&mut d) }
 }
 
 /// XENMEM_populate_physmap on `dom` for pfns `0..p2m.len()`; on success
 /// `p2m` holds each pfn's machine frame.
 pub fn populate_physmap(dom: u16, p2m: &mut [u64]) -> Result<(), i64> {
-    const POPULATE_PHYSMAP: u64 = 6;
     for (pfn, e) in p2m.iter_mut().enumerate() {
         *e = pfn as u64;
     }
     let mut done = 0usize;
     while done < p2m.len() {
-        let rest = &mut p2m[done..];
-        // struct xen_memory_reservation: extent_start, nr_extents,
-        // extent_order, mem_flags, domid.
-        let resv: [u64; 4] = [rest.as_mut_ptr() as u64, rest.len() as u64, 0, u64::from(dom)];
-        // SAFETY: the reservation and its extent list are ours; the
-        // hypervisor writes machine frames into the list.
-        let rc = unsafe { hypercall5(nr::MEMORY_OP, POPULATE_PHYSMAP, resv.as_ptr() as u64, 0, 0, 0) };
+        let rc = hypercall::populate_physmap(dom, &mut p2m[done..]);
         if rc <= 0 {
             return Err(if rc == 0 { -xen_public::errno::ENOMEM } else { rc });
         }
@@ -201,17 +191,13 @@ pub fn populate_physmap(dom: u16, p2m: &mut [u64]) -> Result<(), i64> {
 }
 
 /// `mmu_update` with `foreigndom`.
-pub fn mmu_update(reqs: &[[u64; 2]], foreigndom: u16) -> i64 {
-    let mut done = 0u32;
-    // SAFETY: the request array is ours and only read; `done` is ours.
-    unsafe { hypercall5(nr::MMU_UPDATE, reqs.as_ptr() as u64, reqs.len() as u64, core::ptr::addr_of_mut!(done) as u64, u64::from(foreigndom), 0) }
+pub fn mmu_update(reqs: &[MmuUpdate], foreigndom: u16) -> i64 {
+    hypercall::mmu_update(reqs, foreigndom).0
 }
 
 /// `mmuext_op` of one command with `foreigndom`.
 fn mmuext_foreign(cmd: u32, arg1: u64, foreigndom: u16) -> i64 {
-    let op: [u64; 3] = [u64::from(cmd), arg1, 0];
-    // SAFETY: the op is ours and only read; no done pointer.
-    unsafe { hypercall5(nr::MMUEXT_OP, op.as_ptr() as u64, 1, 0, u64::from(foreigndom), 0) }
+    hypercall::mmuext_op(&[MmuextOp { cmd, _pad0: 0, arg1, arg2: 0 }], foreigndom)
 }
 
 /// MMUEXT_PIN_L4_TABLE on a frame of `dom`.
@@ -226,19 +212,49 @@ pub fn flush_tlb_local() {
 
 /// EVTCHNOP_alloc_unbound in `dom`'s table, offered to `remote`.
 pub fn alloc_unbound(dom: u16, remote: u16) -> Result<u32, i64> {
-    let mut a: [u16; 4] = [dom, remote, 0, 0];
-    let rc = pv_guest_kernel::events::op(6, &mut a);
-    if rc != 0 { Err(rc) } else { Ok(u32::from(a[2]) | (u32::from(a[3]) << 16)) }
+    let mut a = EvtchnAllocUnbound { dom, remote_dom: remote, port: 0 };
+    let rc = pv_guest_kernel::events::op(&mut a);
+    if rc != 0 { Err(rc) } else { Ok(a.port) }
 }
 
-/// Free machine frames (sysctl physinfo).
+/// Issue a sysctl whose payload holds no guest handle (physinfo, and
+/// xen-core's audit); private, as [`domctl_plain`].
+fn sysctl_plain(op: &mut XenSysctl) -> i64 {
+    // SAFETY: the callers in this module only issue commands whose payload
+    // has no guest handle; `op` itself is ours.
+    unsafe { hypercall::sysctl(op) }
+}
+
+/// XEN_SYSCTL_physinfo.
+pub fn physinfo() -> Result<XenSysctlPhysinfo, i64> {
+    let mut s = XenSysctl::new(XEN_SYSCTL_PHYSINFO);
+    match sysctl_plain(&mut s) {
+        0 => Ok(s.payload()),
+        rc => Err(rc),
+    }
+}
+
+/// Free machine frames (sysctl physinfo), 0 on error.
 pub fn free_pages() -> u64 {
-    let mut s = [0u32; 34];
-    s[0] = 3;
-    s[1] = INTERFACE_VERSION;
-    // SAFETY: the sysctl structure is ours.
-    let rc = unsafe { hypercall5(nr::SYSCTL, s.as_mut_ptr() as u64, 0, 0, 0, 0) };
-    if rc != 0 { 0 } else { u64::from(s[14]) | (u64::from(s[15]) << 32) }
+    physinfo().map_or(0, |p| p.free_pages)
+}
+
+/// XEN_SYSCTL_getdomaininfolist from domain `first` into `infos`: how many
+/// records were filled.
+pub fn domain_infos(first: u16, infos: &mut [XenDomctlGetdomaininfo]) -> Result<usize, i64> {
+    let mut s = XenSysctl::new(XEN_SYSCTL_GETDOMAININFOLIST);
+    s.set_payload(&XenSysctlGetdomaininfolist {
+        first_domain: first,
+        max_domains: infos.len() as u32,
+        buffer: infos.as_mut_ptr() as u64,
+        ..Default::default()
+    });
+    // SAFETY: the payload's one handle is `infos`, room for `max_domains`
+    // records, the most the hypervisor writes.
+    match unsafe { hypercall::sysctl(&mut s) } {
+        0 => Ok((s.payload::<XenSysctlGetdomaininfolist>().num_domains as usize).min(infos.len())),
+        rc => Err(rc),
+    }
 }
 
 /// `XEN_SYSCTL_xencore_audit`: xen-core's private sysctl (0x8001) that
@@ -261,13 +277,24 @@ pub struct Audit {
     pub tables: u64,
 }
 
+/// The payload `XEN_SYSCTL_xencore_audit` writes back (xen-core's own
+/// layout; Xen has no such sysctl).
+#[repr(C)]
+#[derive(zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable, zerocopy::KnownLayout, Clone, Copy, Debug, Default)]
+struct AuditResult {
+    violations: u32,
+    domains: u32,
+    frames: u64,
+    tables: u64,
+    stale_grants: u32,
+    _pad: u32,
+}
+const _: () = assert!(core::mem::size_of::<AuditResult>() == 32);
+
 /// Run the hypervisor's invariant auditor (xen-core only).
 pub fn audit() -> Audit {
-    let mut s = [0u32; 34];
-    s[0] = SYSCTL_XENCORE_AUDIT;
-    s[1] = INTERFACE_VERSION;
-    // SAFETY: the sysctl structure is ours.
-    let rc = unsafe { hypercall5(nr::SYSCTL, s.as_mut_ptr() as u64, 0, 0, 0, 0) };
-    let w = |i: usize| u64::from(s[i]) | (u64::from(s[i + 1]) << 32);
-    Audit { rc, violations: s[2], domains: s[3], frames: w(4), tables: w(6) }
+    let mut s = XenSysctl::new(SYSCTL_XENCORE_AUDIT);
+    let rc = sysctl_plain(&mut s);
+    let r: AuditResult = s.payload();
+    Audit { rc, violations: r.violations, domains: r.domains, frames: r.frames, tables: r.tables }
 }

@@ -28,16 +28,17 @@ mod dom0 {
     use pv_guest_kernel::alloc::EarlyAlloc;
     use pv_guest_kernel::notes::VIRT_BASE;
     use pv_guest_kernel::{StartInfo, hypercall, println, shared, traps};
+    use xen_public::version::{XenExtraversion, XenFeatureInfo};
     use xen_public::{SHUTDOWN_CRASH, SHUTDOWN_POWEROFF, SIF_INITDOMAIN, SIF_PRIVILEGED};
 
     fn banner(si: &StartInfo) {
         let ver = hypercall::xen_version();
-        let mut extra = [0u8; 16];
-        hypercall::xen_version_buf(xen_public::XENVER_EXTRAVERSION, &mut extra);
-        let extra = core::str::from_utf8(&extra).unwrap_or("?").trim_end_matches('\0');
-        let mut feat = [0u8; 8];
-        hypercall::xen_version_buf(xen_public::XENVER_GET_FEATURES, &mut feat);
-        let features = u32::from_le_bytes([feat[4], feat[5], feat[6], feat[7]]);
+        let mut extra = XenExtraversion::default();
+        hypercall::xen_version_op(&mut extra);
+        let extra = core::str::from_utf8(&extra.0).unwrap_or("?").trim_end_matches('\0');
+        let mut feat = XenFeatureInfo { submap_idx: 0, submap: 0 };
+        hypercall::xen_version_op(&mut feat);
+        let features = feat.submap;
         println!("dom0: dom0-tools {} started", env!("CARGO_PKG_VERSION"));
         println!("dom0: hypervisor: Xen {}.{}{extra}", ver >> 16, ver & 0xffff);
         println!("dom0: features: {features:#x}");
@@ -53,9 +54,9 @@ mod dom0 {
 
     /// Whether the hypervisor is xen-core (its extraversion says so).
     fn on_xen_core() -> bool {
-        let mut extra = [0u8; 16];
-        hypercall::xen_version_buf(xen_public::XENVER_EXTRAVERSION, &mut extra);
-        extra.windows(8).any(|w| w == b"xen-core")
+        let mut extra = XenExtraversion::default();
+        hypercall::xen_version_op(&mut extra);
+        extra.0.windows(8).any(|w| w == b"xen-core")
     }
 
     fn poweroff() -> ! {
@@ -93,7 +94,7 @@ mod dom0 {
             }
             Test::Enosys => {
                 for nr in [11u64, 45, 63, 127] {
-                    println!("dom0: enosys: hypercall {nr} -> {}", hypercall::raw(nr, 0, 0, 0));
+                    println!("dom0: enosys: hypercall {nr} -> {}", hypercall::no_args(nr));
                 }
                 poweroff()
             }

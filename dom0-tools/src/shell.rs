@@ -8,7 +8,7 @@ use crate::xl::{self, Command, DomainRow};
 use core::fmt::Write;
 use pv_guest_kernel::console::Console;
 use pv_guest_kernel::{StartInfo, hypercall, println, shared};
-use xen_public::hypercall as nr;
+use xen_public::domctl::XenDomctlGetdomaininfo;
 
 fn prompt() {
     let _ = Console.write_str("xl> ");
@@ -16,39 +16,22 @@ fn prompt() {
 
 /// Read what the console has, up to `buf.len()` bytes.
 fn read(buf: &mut [u8]) -> usize {
-    // SAFETY: the buffer is ours; CONSOLEIO_read writes at most `len` bytes.
-    let n = unsafe { hypercall::hypercall5(nr::CONSOLE_IO, xen_public::CONSOLEIO_READ, buf.len() as u64, buf.as_mut_ptr() as u64, 0, 0) };
+    let n = hypercall::console_read(buf);
     n.clamp(0, buf.len() as i64) as usize
-}
-
-/// `sysctl(getdomaininfolist)` into `infos`: the number of domains.
-/// XEN_SYSCTL_getdomaininfolist from `first`: how many infos were filled.
-fn domain_infos(first: u16, infos: &mut [[u8; 112]; 8]) -> usize {
-    let mut op = [0u32; 34];
-    op[0] = 6;
-    op[1] = 0x15;
-    op[2] = u32::from(first);
-    op[3] = infos.len() as u32;
-    let buf = infos.as_mut_ptr() as u64;
-    op[4] = buf as u32;
-    op[5] = (buf >> 32) as u32;
-    // SAFETY: the sysctl structure and the info buffer are ours.
-    let rc = unsafe { hypercall::hypercall5(nr::SYSCTL, op.as_mut_ptr() as u64, 0, 0, 0, 0) };
-    if rc != 0 { 0 } else { (op[6] as usize).min(infos.len()) }
 }
 
 /// Call `f` with every domain's getdomaininfo record, in id order, a
 /// batch of eight at a time.
-fn for_each_domain(mut f: impl FnMut(&[u8; 112])) {
-    let mut infos = [[0u8; 112]; 8];
+fn for_each_domain(mut f: impl FnMut(&XenDomctlGetdomaininfo)) {
+    let mut infos = [XenDomctlGetdomaininfo::default(); 8];
     let mut first = 0u16;
     loop {
-        let n = domain_infos(first, &mut infos);
+        let n = hv::domain_infos(first, &mut infos).unwrap_or(0);
         for info in &infos[..n] {
             f(info);
         }
         let Some(last) = infos[..n].last() else { return };
-        let Some(next) = u16::from_le_bytes([last[0], last[1]]).checked_add(1) else { return };
+        let Some(next) = last.domain.checked_add(1) else { return };
         if n < infos.len() {
             return;
         }
@@ -61,25 +44,16 @@ fn domain_name(id: u16) -> &'static str {
     if id == 0 { "Domain-0" } else { "guest" }
 }
 
-fn u32_at(b: &[u8], o: usize) -> u32 {
-    u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
-}
-
-fn u64_at(b: &[u8], o: usize) -> u64 {
-    u64::from(u32_at(b, o)) | (u64::from(u32_at(b, o + 4)) << 32)
-}
-
 fn list() {
     println!("{}", xl::LIST_HEADER);
     for_each_domain(|info| {
-        let id = u16::from_le_bytes([info[0], info[1]]);
         let row = DomainRow {
-            name: domain_name(id),
-            id,
-            mem_mib: u64_at(info, 8) * 4096 / (1 << 20),
-            vcpus: u32_at(info, 64),
-            flags: u32_at(info, 4),
-            cpu_time_ns: u64_at(info, 56),
+            name: domain_name(info.domain),
+            id: info.domain,
+            mem_mib: info.tot_pages * 4096 / (1 << 20),
+            vcpus: info.nr_online_vcpus,
+            flags: info.flags,
+            cpu_time_ns: info.cpu_time,
         };
         let mut line = LineBuf::default();
         let _ = xl::list_row(&mut line, &row);
@@ -108,27 +82,25 @@ fn sched_credit(a: xl::SchedCredit) {
     };
     match a.domid {
         Some(id) => show(id),
-        None => for_each_domain(|info| show(u16::from_le_bytes([info[0], info[1]]))),
+        None => for_each_domain(|info| show(info.domain)),
     }
 }
 
 fn info() {
-    let mut op = [0u32; 34];
-    op[0] = 3;
-    op[1] = 0x15;
-    // SAFETY: the sysctl structure is ours.
-    let rc = unsafe { hypercall::hypercall5(nr::SYSCTL, op.as_mut_ptr() as u64, 0, 0, 0, 0) };
-    if rc != 0 {
-        println!("xl: physinfo failed: {rc}");
-        return;
-    }
+    let p = match hv::physinfo() {
+        Ok(p) => p,
+        Err(rc) => {
+            println!("xl: physinfo failed: {rc}");
+            return;
+        }
+    };
     let ver = hypercall::xen_version();
-    let total = ((u64::from(op[12]) | (u64::from(op[13]) << 32)) * 4096) >> 20;
-    let free = ((u64::from(op[14]) | (u64::from(op[15]) << 32)) * 4096) >> 20;
+    let total = (p.total_pages * 4096) >> 20;
+    let free = (p.free_pages * 4096) >> 20;
     println!("xen_major              : {}", ver >> 16);
     println!("xen_minor              : {}", ver & 0xffff);
-    println!("nr_cpus                : {}", op[4]);
-    println!("cpu_mhz                : {}", op[8] / 1000);
+    println!("nr_cpus                : {}", p.nr_cpus);
+    println!("cpu_mhz                : {}", p.cpu_khz / 1000);
     println!("total_memory           : {total}");
     println!("free_memory            : {free}");
 }

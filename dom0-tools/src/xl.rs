@@ -146,11 +146,12 @@ pub const LIST_HEADER: &str = "Name                                        ID   
 
 /// The six state letters: running, blocked, paused, shutdown, crashed, dying.
 pub fn state_letters(flags: u32) -> [char; 6] {
+    use xen_public::domctl::XEN_DOMINF_SHUTDOWNMASK;
     use xen_public::{
         SHUTDOWN_CRASH, XEN_DOMINF_BLOCKED as BLOCKED, XEN_DOMINF_DYING as DYING, XEN_DOMINF_PAUSED as PAUSED, XEN_DOMINF_RUNNING as RUNNING,
         XEN_DOMINF_SHUTDOWN as SHUTDOWN, XEN_DOMINF_SHUTDOWNSHIFT,
     };
-    let reason = (flags >> XEN_DOMINF_SHUTDOWNSHIFT) & 0xff;
+    let reason = (flags >> XEN_DOMINF_SHUTDOWNSHIFT) & XEN_DOMINF_SHUTDOWNMASK;
     let on = |bit: u32, c: char| if flags & bit != 0 { c } else { '-' };
     let shut = flags & SHUTDOWN != 0;
     [

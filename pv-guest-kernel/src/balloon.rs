@@ -7,24 +7,16 @@
 //! then marked invalid, so the guest never names a frame it lost.
 
 use crate::alloc::EarlyAlloc;
-use crate::hypercall::hypercall5;
+use crate::hypercall;
 use crate::mm::{self, Errno};
 use xen_public::StartInfo;
-use xen_public::hypercall as nr;
 
-/// `XENMEM_decrease_reservation`.
-const XENMEM_DECREASE_RESERVATION: u64 = 1;
 /// Frames given back per hypercall.
 const BATCH: usize = 64;
 
 /// Give back the frames in `list` (already unmapped): how many went.
 fn decrease(list: &[u64]) -> Result<u64, Errno> {
-    // struct xen_memory_reservation: extent_start, nr_extents,
-    // extent_order, mem_flags, domid.
-    let resv: [u64; 4] = [list.as_ptr() as u64, list.len() as u64, 0, u64::from(xen_public::DOMID_SELF)];
-    // SAFETY: the reservation and its extent list are ours and live across
-    // the call; the hypervisor only reads them.
-    let rc = unsafe { hypercall5(nr::MEMORY_OP, XENMEM_DECREASE_RESERVATION, resv.as_ptr() as u64, 0, 0, 0) };
+    let rc = hypercall::decrease_reservation(xen_public::DOMID_SELF, list);
     if rc < 0 { Err(Errno(rc)) } else { Ok(rc as u64) }
 }
 

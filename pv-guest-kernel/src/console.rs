@@ -74,7 +74,7 @@ fn ring_write(va: u64, mut bytes: &[u8]) {
         crate::events::send(port);
         bytes = &bytes[n..];
         if n == 0 {
-            hypercall::raw(xen_public::hypercall::SCHED_OP, xen_public::SCHEDOP_YIELD, 0, 0);
+            hypercall::sched_yield();
         }
     }
 }

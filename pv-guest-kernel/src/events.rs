@@ -6,11 +6,26 @@
 //! `evtchn_upcall_pending`, takes the selector word by word, and runs the
 //! handler of every pending, unmasked port (clearing its pending bit
 //! first). The `iret` back unmasks events, and the hypervisor delivers
-//! again if more arrived meanwhile.
+//! again if more arrived meanwhile. The `EVTCHNOP_*` calls take
+//! `xen_public`'s argument structures ([`op`] picks the sub-op from the
+//! type); the bitmaps are found at `xen_public::SharedInfo`'s offsets.
 
-use crate::hypercall::{self, hypercall5};
+use crate::hypercall;
+use core::mem::offset_of;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use xen_public::event_channel::{EvtchnAllocUnbound, EvtchnBindInterdomain, EvtchnClose, EvtchnReset, EvtchnSend, EvtchnUnmask};
 use xen_public::hypercall as nr;
+use xen_public::{SharedInfo, VcpuInfo};
+
+pub use crate::hypercall::EvtchnOp;
+
+/// Byte offsets in `shared_info` of what the dispatcher uses: vCPU 0's
+/// upcall flags and selector, and the 2-level pending and mask bitmaps.
+const UPCALL_PENDING: u64 = (offset_of!(SharedInfo, vcpu_info) + offset_of!(VcpuInfo, evtchn_upcall_pending)) as u64;
+const UPCALL_MASK: u64 = (offset_of!(SharedInfo, vcpu_info) + offset_of!(VcpuInfo, evtchn_upcall_mask)) as u64;
+const PENDING_SEL: u64 = (offset_of!(SharedInfo, vcpu_info) + offset_of!(VcpuInfo, evtchn_pending_sel)) as u64;
+const PENDING: u64 = offset_of!(SharedInfo, evtchn_pending) as u64;
+const MASK: u64 = offset_of!(SharedInfo, evtchn_mask) as u64;
 
 /// Ports with a handler slot.
 pub const NR_PORTS: usize = 4096;
@@ -81,17 +96,18 @@ extern "C" fn guest_event_dispatch() {
     if shinfo() == 0 {
         return;
     }
-    // SAFETY: byte 0 of vcpu_info[0]: evtchn_upcall_pending.
-    unsafe { (shinfo() as *mut u8).write_volatile(0) };
-    let mut sel = word(8).swap(0, Ordering::SeqCst);
+    // SAFETY: vcpu_info[0].evtchn_upcall_pending, a byte of the mapped
+    // shared_info page.
+    unsafe { ((shinfo() + UPCALL_PENDING) as *mut u8).write_volatile(0) };
+    let mut sel = word(PENDING_SEL).swap(0, Ordering::SeqCst);
     while sel != 0 {
         let w = sel.trailing_zeros() as u64;
         sel &= sel - 1;
-        let mut bits = word(2048 + w * 8).load(Ordering::SeqCst) & !word(2560 + w * 8).load(Ordering::SeqCst);
+        let mut bits = word(PENDING + w * 8).load(Ordering::SeqCst) & !word(MASK + w * 8).load(Ordering::SeqCst);
         while bits != 0 {
             let b = bits.trailing_zeros() as u64;
             bits &= bits - 1;
-            word(2048 + w * 8).fetch_and(!(1 << b), Ordering::SeqCst);
+            word(PENDING + w * 8).fetch_and(!(1 << b), Ordering::SeqCst);
             COUNTS[(w * 64 + b) as usize].fetch_add(1, Ordering::SeqCst);
         }
     }
@@ -106,8 +122,7 @@ pub fn entry_address() -> u64 {
 /// at boot: its user programs run with events enabled, so an upcall can
 /// come at any time).
 pub fn register() -> i64 {
-    const CALLBACKTYPE_EVENT: u16 = 0;
-    hypercall::register_callback(CALLBACKTYPE_EVENT, 0, guest_event_entry as *const () as u64)
+    hypercall::register_callback(xen_public::callback::CALLBACKTYPE_EVENT, 0, guest_event_entry as *const () as u64)
 }
 
 /// Register the upcall entry and unmask event delivery. Needs shared_info
@@ -123,18 +138,18 @@ pub fn init() -> i64 {
 /// Unmask upcalls; if one was pending, make a hypercall so it is delivered
 /// on the way back (Xen's `force_evtchn_callback`).
 pub fn enable() {
-    // SAFETY: byte 1 of vcpu_info[0]: evtchn_upcall_mask.
-    unsafe { ((shinfo() + 1) as *mut u8).write_volatile(0) };
-    // SAFETY: byte 0: evtchn_upcall_pending.
-    if unsafe { (shinfo() as *const u8).read_volatile() } != 0 {
+    // SAFETY: vcpu_info[0].evtchn_upcall_mask, a byte of the mapped page.
+    unsafe { ((shinfo() + UPCALL_MASK) as *mut u8).write_volatile(0) };
+    // SAFETY: vcpu_info[0].evtchn_upcall_pending, likewise.
+    if unsafe { ((shinfo() + UPCALL_PENDING) as *const u8).read_volatile() } != 0 {
         hypercall::xen_version();
     }
 }
 
 /// Mask upcalls.
 pub fn disable() {
-    // SAFETY: byte 1 of vcpu_info[0]: evtchn_upcall_mask.
-    unsafe { ((shinfo() + 1) as *mut u8).write_volatile(1) };
+    // SAFETY: vcpu_info[0].evtchn_upcall_mask, a byte of the mapped page.
+    unsafe { ((shinfo() + UPCALL_MASK) as *mut u8).write_volatile(1) };
 }
 
 /// Events received on `port`.
@@ -152,7 +167,7 @@ pub fn reset_counts() {
 /// Mask or unmask `port` in shared_info directly (masking needs no
 /// hypercall; see [`unmask`] for the delivering kind).
 pub fn set_mask(port: u32, masked: bool) {
-    let w = word(2560 + u64::from(port / 64) * 8);
+    let w = word(MASK + u64::from(port / 64) * 8);
     if masked {
         w.fetch_or(1 << (port % 64), Ordering::SeqCst);
     } else {
@@ -162,61 +177,55 @@ pub fn set_mask(port: u32, masked: bool) {
 
 /// Clear `port`'s pending bit (after handling it without an upcall).
 pub fn clear_pending(port: u32) {
-    word(2048 + u64::from(port / 64) * 8).fetch_and(!(1 << (port % 64)), Ordering::SeqCst);
+    word(PENDING + u64::from(port / 64) * 8).fetch_and(!(1 << (port % 64)), Ordering::SeqCst);
 }
 
 /// Whether `port` is pending.
 pub fn is_pending(port: u32) -> bool {
-    word(2048 + u64::from(port / 64) * 8).load(Ordering::SeqCst) & (1 << (port % 64)) != 0
+    word(PENDING + u64::from(port / 64) * 8).load(Ordering::SeqCst) & (1 << (port % 64)) != 0
 }
 
-/// `event_channel_op(cmd, arg)` with a structure of ours.
-pub fn op<T>(cmd: u32, arg: &mut T) -> i64 {
-    // SAFETY: `arg` is ours and sized for the command by the caller.
-    unsafe { hypercall5(nr::EVENT_CHANNEL_OP, u64::from(cmd), arg as *mut T as u64, 0, 0, 0) }
+/// `event_channel_op` on one of `xen_public::event_channel`'s argument
+/// structures; the sub-op is the type's ([`EvtchnOp::CMD`]).
+pub fn op<T: EvtchnOp>(arg: &mut T) -> i64 {
+    hypercall::event_channel_op(arg)
 }
 
 /// EVTCHNOP_alloc_unbound for `remote` on ourselves.
 pub fn alloc_unbound(remote: u16) -> Result<u32, i64> {
-    let mut a: [u16; 4] = [xen_public::DOMID_SELF, remote, 0, 0];
-    let rc = op(6, &mut a);
-    if rc != 0 { Err(rc) } else { Ok(u32::from(a[2]) | (u32::from(a[3]) << 16)) }
+    let mut a = EvtchnAllocUnbound { dom: xen_public::DOMID_SELF, remote_dom: remote, port: 0 };
+    let rc = op(&mut a);
+    if rc != 0 { Err(rc) } else { Ok(a.port) }
 }
 
 /// EVTCHNOP_bind_interdomain to `remote_port` of `remote_dom`.
 pub fn bind_interdomain(remote_dom: u16, remote_port: u32) -> Result<u32, i64> {
-    let mut a: [u32; 3] = [u32::from(remote_dom), remote_port, 0];
-    let rc = op(0, &mut a);
-    if rc != 0 { Err(rc) } else { Ok(a[2]) }
+    let mut a = EvtchnBindInterdomain { remote_dom, _pad0: 0, remote_port, local_port: 0 };
+    let rc = op(&mut a);
+    if rc != 0 { Err(rc) } else { Ok(a.local_port) }
 }
 
 /// EVTCHNOP_send.
 pub fn send(port: u32) -> i64 {
-    let mut p = port;
-    op(4, &mut p)
+    op(&mut EvtchnSend { port })
 }
 
 /// EVTCHNOP_unmask (delivers what was pending).
 pub fn unmask(port: u32) -> i64 {
-    let mut p = port;
-    op(9, &mut p)
+    op(&mut EvtchnUnmask { port })
 }
 
 /// EVTCHNOP_close.
 pub fn close(port: u32) -> i64 {
-    let mut p = port;
-    op(3, &mut p)
+    op(&mut EvtchnClose { port })
 }
 
 /// EVTCHNOP_reset of ourselves.
 pub fn reset() -> i64 {
-    let mut d: u16 = xen_public::DOMID_SELF;
-    op(10, &mut d)
+    op(&mut EvtchnReset { dom: xen_public::DOMID_SELF })
 }
 
 /// SCHEDOP_poll on `ports` with a timeout (absolute system time, 0 = none).
 pub fn poll(ports: &[u32], timeout: u64) -> i64 {
-    let arg: [u64; 3] = [ports.as_ptr() as u64, ports.len() as u64, timeout];
-    // SAFETY: the structure and the port array are ours and only read.
-    unsafe { hypercall5(nr::SCHED_OP, xen_public::SCHEDOP_POLL, arg.as_ptr() as u64, 0, 0, 0) }
+    hypercall::sched_poll(ports, timeout)
 }

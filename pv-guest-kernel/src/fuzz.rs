@@ -1142,6 +1142,8 @@ mod tests {
     use super::*;
     use std::vec;
     use std::vec::Vec;
+    use xen_public::{MmuextOp, MulticallEntry};
+    use zerocopy::FromBytes;
 
     fn env() -> Env {
         let mut e = Env {
@@ -1237,11 +1239,9 @@ mod tests {
                 // No entry is a scheduler op but a generated yield.
                 let n = ((c.args[1] & !PREEMPTED) as usize).min(MAIN / 64);
                 for k in 0..n {
-                    let e = MAIN + k * 64;
-                    let op = u64::from_le_bytes(buf[e..e + 8].try_into().unwrap());
-                    let a0 = u64::from_le_bytes(buf[e + 16..e + 24].try_into().unwrap());
-                    if op == nr::SCHED_OP || op == nr::SCHED_OP_COMPAT {
-                        assert_eq!(a0, 0, "multicall entry {k}: only yield");
+                    let e = MulticallEntry::read_from_bytes(&buf[MAIN + k * 64..MAIN + (k + 1) * 64]).unwrap();
+                    if e.op == nr::SCHED_OP || e.op == nr::SCHED_OP_COMPAT {
+                        assert_eq!(e.args[0], 0, "multicall entry {k}: only yield");
                     }
                 }
             }
@@ -1268,11 +1268,9 @@ mod tests {
             if c.op == nr::MMUEXT_OP && c.args[0] == env.buf_va + MAIN as u64 {
                 let n = ((c.args[1] & !PREEMPTED) as usize).min(MAIN / 24);
                 for k in 0..n {
-                    let e = MAIN + k * 24;
-                    let cmd = u32::from_le_bytes(buf[e..e + 4].try_into().unwrap());
-                    let a1 = u64::from_le_bytes(buf[e + 8..e + 16].try_into().unwrap());
-                    if cmd == 5 {
-                        assert_eq!(a1, env.l4, "NEW_BASEPTR to another L4");
+                    let op = MmuextOp::read_from_bytes(&buf[MAIN + k * 24..MAIN + (k + 1) * 24]).unwrap();
+                    if op.cmd == 5 {
+                        assert_eq!(op.arg1, env.l4, "NEW_BASEPTR to another L4");
                     }
                 }
             }

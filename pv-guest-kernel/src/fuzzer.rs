@@ -12,12 +12,15 @@
 //! changed (trap table, event callback and mask, FPU switch, LDT) and
 //! rewrites some of its grant entries.
 
+use core::mem::{offset_of, size_of};
 use core::sync::atomic::{AtomicU16, Ordering};
 use pv_guest_kernel::alloc::EarlyAlloc;
 use pv_guest_kernel::console::mfn_to_pfn;
 use pv_guest_kernel::fuzz::{self, BUF_BYTES, Call, Env, Gen, KnownBug, PLAY_PAGES, Rng};
 use pv_guest_kernel::notes::VIRT_BASE;
 use pv_guest_kernel::{StartInfo, events, hypercall, mm, println, traps};
+use xen_public::grant_table::GrantEntryV1;
+use xen_public::vcpu::TrapInfo;
 
 /// Calls per batch (one progress line each).
 const BATCH: u64 = 256;
@@ -166,12 +169,10 @@ fn poweroff() -> ! {
     }
 }
 
-/// `GNTTABOP_setup_table` for `n` frames: their mfns.
+/// `GNTTABOP_setup_table` for four frames: how many mfns `out` got.
 fn grant_frames(out: &mut [u64; 4]) -> usize {
-    // {dom, pad, nr_frames @4, status @8, frame_list @16}
-    let mut s: [u64; 3] = [u64::from(xen_public::DOMID_SELF) | (4 << 32), 0, out.as_mut_ptr() as u64];
-    let rc = pv_guest_kernel::grants::op(2, core::slice::from_mut(&mut s));
-    if rc == 0 && s[1] & 0xffff == 0 { 4 } else { 0 }
+    let (rc, status) = hypercall::gnttab_setup_table(xen_public::DOMID_SELF, out);
+    if rc == 0 && status == 0 { 4 } else { 0 }
 }
 
 /// Everything the fuzzer set up.
@@ -183,7 +184,7 @@ struct Setup {
 
 fn setup(si: &StartInfo, pages: &mut EarlyAlloc, a: &Args) -> Setup {
     let mut env = Env { domid: a.domid, others: a.others, canary_mfn: a.canary_mfn, ..Env::default() };
-    env.max_mfn = hypercall::raw(xen_public::hypercall::MEMORY_OP, 2, 0, 0).max(0) as u64;
+    env.max_mfn = hypercall::maximum_ram_page().max(0) as u64;
     // The argument buffer, then a page left unmapped.
     env.buf_va = page(pages);
     for _ in 1..BUF_BYTES / 4096 {
@@ -196,11 +197,11 @@ fn setup(si: &StartInfo, pages: &mut EarlyAlloc, a: &Args) -> Setup {
     unsafe { core::ptr::write_bytes(env.text_va as *mut u8, b'.', 4096) };
     env.trap_table_va = page(pages);
     // SAFETY: as above; 21 trap_info entries of 16 bytes fit in the page.
-    let table = unsafe { &mut *(env.trap_table_va as *mut [hypercall::TrapInfo; 21]) };
+    let table = unsafe { &mut *(env.trap_table_va as *mut [TrapInfo; 21]) };
     for v in 0..20u8 {
         table[v as usize] = traps::handler_entry(v, if v == 3 || v == 4 { 3 } else { 0 }).unwrap_or_default();
     }
-    table[20] = hypercall::TrapInfo::default();
+    table[20] = TrapInfo::default();
     let grant_va = page(pages);
     // The playground: PLAY_PAGES pages under one L1.
     let mut play = page(pages);
@@ -259,13 +260,13 @@ fn repair(s: &Setup, rng: &mut Rng) {
     let _ = hypercall::set_trap_table_raw(s.env.trap_table_va);
     events::register();
     events::disable();
-    hypercall::raw(xen_public::hypercall::FPU_TASKSWITCH, 0, 0, 0);
-    hypercall::mmuext_op(13, 0, 0);
+    hypercall::fpu_taskswitch(false);
+    hypercall::mmuext_one(13, 0, 0);
     if s.grant_va == 0 {
         return;
     }
     for gref in GRANTS {
-        let e = s.grant_va + u64::from(gref) * 8;
+        let e = s.grant_va + u64::from(gref) * size_of::<GrantEntryV1>() as u64;
         let flags = match rng.below(8) {
             0..=2 => 1,     // permit_access
             3 | 4 => 1 | 4, // permit_access, readonly
@@ -285,15 +286,15 @@ fn repair(s: &Setup, rng: &mut Rng) {
         };
         // SAFETY: the entry lies in grant frame 0, mapped at `grant_va`;
         // the flags word is updated atomically as the hypervisor does.
-        let word = unsafe { AtomicU16::from_ptr(e as *mut u16) };
+        let word = unsafe { AtomicU16::from_ptr((e + offset_of!(GrantEntryV1, flags) as u64) as *mut u16) };
         let cur = word.load(Ordering::SeqCst);
         if cur & (8 | 16) != 0 {
             continue; // in use (GTF_reading/writing): leave it
         }
         // SAFETY: as above: the domid and frame fields of the entry.
         unsafe {
-            ((e + 2) as *mut u16).write_volatile(dom);
-            ((e + 4) as *mut u32).write_volatile(frame as u32);
+            ((e + offset_of!(GrantEntryV1, domid) as u64) as *mut u16).write_volatile(dom);
+            ((e + offset_of!(GrantEntryV1, frame) as u64) as *mut u32).write_volatile(frame as u32);
         }
         let _ = word.compare_exchange(cur, flags, Ordering::SeqCst, Ordering::SeqCst);
     }

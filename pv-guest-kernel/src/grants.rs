@@ -1,29 +1,29 @@
 //! Grant tables (v1) in the guest: set up and map the table, grant and
-//! end access to pages, map others' (or our own) grants, and copy.
+//! end access to pages, map others' (or our own) grants, and copy. The
+//! table's entries are `xen_public`'s `GrantEntryV1`; the operations take
+//! the `GNTTABOP_*` argument structures ([`op`] picks the sub-op from the
+//! type).
 
-use crate::hypercall::hypercall5;
+use crate::hypercall;
+use core::mem::{offset_of, size_of};
 use core::sync::atomic::{AtomicU16, Ordering};
-use xen_public::hypercall as nr;
+use xen_public::grant_table::{
+    GNTCOPY_DEST_GREF, GNTCOPY_SOURCE_GREF, GNTMAP_HOST_MAP, GNTMAP_READONLY, GnttabCopy, GnttabCopyPtr, GnttabMapGrantRef, GnttabTransfer,
+    GnttabUnmapGrantRef, GrantEntryV1,
+};
 
-/// GTF_permit_access.
-pub const GTF_PERMIT_ACCESS: u16 = 1;
-/// GTF_accept_transfer.
-pub const GTF_ACCEPT_TRANSFER: u16 = 2;
-/// GTF_transfer_committed.
-pub const GTF_TRANSFER_COMMITTED: u16 = 1 << 2;
-/// GTF_transfer_completed.
-pub const GTF_TRANSFER_COMPLETED: u16 = 1 << 3;
-/// GTF_readonly.
-pub const GTF_READONLY: u16 = 1 << 2;
-/// GTF_reading.
-pub const GTF_READING: u16 = 1 << 3;
-/// GTF_writing.
-pub const GTF_WRITING: u16 = 1 << 4;
+pub use crate::hypercall::GnttabOp;
+pub use xen_public::grant_table::{
+    GTF_ACCEPT_TRANSFER, GTF_PERMIT_ACCESS, GTF_READING, GTF_READONLY, GTF_TRANSFER_COMMITTED, GTF_TRANSFER_COMPLETED, GTF_WRITING,
+};
 
-/// `grant_table_op(cmd, uop, count)` on structures of ours.
-pub fn op<T>(cmd: u32, uop: &mut [T]) -> i64 {
-    // SAFETY: the structures are ours and sized for the command by the caller.
-    unsafe { hypercall5(nr::GRANT_TABLE_OP, u64::from(cmd), uop.as_mut_ptr() as u64, uop.len() as u64, 0, 0) }
+/// Entries in one v1 table frame.
+const ENTRIES_PER_FRAME: u32 = 4096 / size_of::<GrantEntryV1>() as u32;
+
+/// `grant_table_op` on an array of one of `xen_public::grant_table`'s
+/// argument structures; the sub-op is the type's ([`GnttabOp::CMD`]).
+pub fn op<T: GnttabOp>(uops: &mut [T]) -> i64 {
+    hypercall::grant_table_op(uops)
 }
 
 /// The grant table mapped at `va` (one frame: refs 0-511).
@@ -35,36 +35,46 @@ impl Table {
     /// GNTTABOP_setup_table for one frame, and map it at `va` (a spare page
     /// we give up). Returns the per-op status on failure.
     pub fn setup(va: u64) -> Result<Table, i64> {
-        // {dom, pad, nr_frames, status, pad, frame_list}
         let mut frame = 0u64;
-        let mut s: [u64; 3] = [u64::from(xen_public::DOMID_SELF) | (1 << 32), 0, &mut frame as *mut u64 as u64];
-        let rc = op(2, core::slice::from_mut(&mut s));
-        let status = (s[1] & 0xffff) as i16;
+        let (rc, status) = hypercall::gnttab_setup_table(xen_public::DOMID_SELF, core::slice::from_mut(&mut frame));
         if rc != 0 || status != 0 {
             return Err(if rc != 0 { rc } else { i64::from(status) });
         }
-        let rc = crate::hypercall::update_va_mapping(va, (frame << 12) | 0x67, 2);
+        let rc = hypercall::update_va_mapping(va, (frame << 12) | 0x67, 2);
         if rc != 0 {
             return Err(rc);
         }
         Ok(Table { va })
     }
 
+    /// Where entry `gref` (modulo the frame) lies.
+    fn entry(&self, gref: u32) -> u64 {
+        self.va + u64::from(gref % ENTRIES_PER_FRAME) * size_of::<GrantEntryV1>() as u64
+    }
+
     fn flags(&self, gref: u32) -> &AtomicU16 {
-        // SAFETY: the table page is mapped at `va`; each entry is 8 bytes
-        // with the flags in its first 16 bits; `gref` < 512.
-        unsafe { &*((self.va + u64::from(gref % 512) * 8) as *const AtomicU16) }
+        // SAFETY: the table page is mapped at `va` and the entry lies in it;
+        // `flags` is the entry's 2-aligned first u16, which the hypervisor
+        // also updates atomically.
+        unsafe { &*((self.entry(gref) + offset_of!(GrantEntryV1, flags) as u64) as *const AtomicU16) }
+    }
+
+    /// Write an entry's domain and frame fields (before its flags make it
+    /// valid).
+    fn set_domid_frame(&self, gref: u32, domid: u16, frame: u32) {
+        let e = self.entry(gref);
+        // SAFETY: the entry lies in our mapped table page; both fields are
+        // naturally aligned.
+        unsafe {
+            ((e + offset_of!(GrantEntryV1, domid) as u64) as *mut u16).write_volatile(domid);
+            ((e + offset_of!(GrantEntryV1, frame) as u64) as *mut u32).write_volatile(frame);
+        }
     }
 
     /// Grant `domid` access to machine frame `frame` through `gref`:
     /// frame and domain first, then the flags that make it valid.
     pub fn grant(&self, gref: u32, domid: u16, frame: u64, readonly: bool) {
-        let e = (self.va + u64::from(gref % 512) * 8) as *mut u16;
-        // SAFETY: the entry lies in our mapped table page.
-        unsafe {
-            e.add(1).write_volatile(domid);
-            (e.add(2) as *mut u32).write_volatile(frame as u32);
-        }
+        self.set_domid_frame(gref, domid, frame as u32);
         core::sync::atomic::fence(Ordering::SeqCst);
         self.flags(gref).store(GTF_PERMIT_ACCESS | if readonly { GTF_READONLY } else { 0 }, Ordering::SeqCst);
     }
@@ -72,12 +82,7 @@ impl Table {
     /// Offer `gref` to receive a frame transferred by `domid`
     /// (GTF_accept_transfer): the frame field names the pfn it should get.
     pub fn accept_transfer(&self, gref: u32, domid: u16, pfn: u32) {
-        let e = (self.va + u64::from(gref % 512) * 8) as *mut u16;
-        // SAFETY: the entry lies in our mapped table page.
-        unsafe {
-            e.add(1).write_volatile(domid);
-            (e.add(2) as *mut u32).write_volatile(pfn);
-        }
+        self.set_domid_frame(gref, domid, pfn);
         core::sync::atomic::fence(Ordering::SeqCst);
         self.flags(gref).store(GTF_ACCEPT_TRANSFER, Ordering::SeqCst);
     }
@@ -86,7 +91,7 @@ impl Table {
     pub fn entry_frame(&self, gref: u32) -> u32 {
         // SAFETY: the entry lies in our mapped table page; the field is
         // 4-aligned and written by the hypervisor.
-        unsafe { ((self.va + u64::from(gref % 512) * 8 + 4) as *const u32).read_volatile() }
+        unsafe { ((self.entry(gref) + offset_of!(GrantEntryV1, frame) as u64) as *const u32).read_volatile() }
     }
 
     /// Current flags of an entry.
@@ -108,21 +113,20 @@ impl Table {
 
 /// GNTTABOP_map_grant_ref with host_map: `(status, handle)`.
 pub fn map(host_addr: u64, gref: u32, dom: u16, readonly: bool) -> (i16, u32) {
-    let flags: u64 = 2 | if readonly { 4 } else { 0 };
-    // {host_addr, flags, ref, dom, status, handle, dev_bus_addr}
-    let mut m: [u64; 4] = [host_addr, flags | (u64::from(gref) << 32), u64::from(dom), 0];
-    let rc = op(0, core::slice::from_mut(&mut m));
+    let flags = GNTMAP_HOST_MAP | if readonly { GNTMAP_READONLY } else { 0 };
+    let mut m = GnttabMapGrantRef { host_addr, flags, ref_: gref, dom, ..Default::default() };
+    let rc = op(core::slice::from_mut(&mut m));
     if rc != 0 {
         return (rc as i16, 0);
     }
-    (((m[2] >> 16) & 0xffff) as i16, (m[2] >> 32) as u32)
+    (m.status, m.handle)
 }
 
 /// GNTTABOP_unmap_grant_ref: the status.
 pub fn unmap(host_addr: u64, handle: u32) -> i16 {
-    let mut u: [u64; 3] = [host_addr, 0, u64::from(handle)];
-    let rc = op(1, core::slice::from_mut(&mut u));
-    if rc != 0 { rc as i16 } else { ((u[2] >> 32) & 0xffff) as i16 }
+    let mut u = GnttabUnmapGrantRef { host_addr, handle, ..Default::default() };
+    let rc = op(core::slice::from_mut(&mut u));
+    if rc != 0 { rc as i16 } else { u.status }
 }
 
 /// One side of a GNTTABOP_copy.
@@ -136,23 +140,23 @@ pub enum CopySide {
 
 /// GNTTABOP_copy of `len` bytes: the status.
 pub fn copy(src: CopySide, src_off: u16, dst: CopySide, dst_off: u16, len: u16) -> i16 {
-    let side = |s: CopySide, off: u16| match s {
-        CopySide::Gref(r, d) => (u64::from(r), u64::from(d) | (u64::from(off) << 16), 1u16),
-        CopySide::Frame(f, d) => (f, u64::from(d) | (u64::from(off) << 16), 0u16),
+    // The end, and whether it names a grant reference.
+    let side = |s: CopySide, offset: u16| match s {
+        CopySide::Gref(r, domid) => (GnttabCopyPtr { u: u64::from(r), domid, offset, _pad0: 0 }, true),
+        CopySide::Frame(f, domid) => (GnttabCopyPtr { u: f, domid, offset, _pad0: 0 }, false),
     };
-    let (sv, sw, sf) = side(src, src_off);
-    let (dv, dw, df) = side(dst, dst_off);
-    let flags = u64::from(sf | (df << 1));
-    let mut c: [u64; 5] = [sv, sw, dv, dw, u64::from(len) | (flags << 16)];
-    let rc = op(5, core::slice::from_mut(&mut c));
-    if rc != 0 { rc as i16 } else { ((c[4] >> 32) & 0xffff) as i16 }
+    let (source, src_gref) = side(src, src_off);
+    let (dest, dst_gref) = side(dst, dst_off);
+    let flags = if src_gref { GNTCOPY_SOURCE_GREF } else { 0 } | if dst_gref { GNTCOPY_DEST_GREF } else { 0 };
+    let mut c = GnttabCopy { source, dest, len, flags, status: 0, _pad0: 0 };
+    let rc = op(core::slice::from_mut(&mut c));
+    if rc != 0 { rc as i16 } else { c.status }
 }
 
 /// GNTTABOP_transfer of frame `mfn` to `dom` through its grant `gref`:
 /// `(result, status)`.
 pub fn transfer(mfn: u64, dom: u16, gref: u32) -> (i64, i16) {
-    // {mfn, domid @8, ref @12, status @16}
-    let mut t: [u64; 3] = [mfn, u64::from(dom) | (u64::from(gref) << 32), 0];
-    let rc = op(4, core::slice::from_mut(&mut t));
-    (rc, (t[2] & 0xffff) as i16)
+    let mut t = GnttabTransfer { mfn, domid: dom, ref_: gref, ..Default::default() };
+    let rc = op(core::slice::from_mut(&mut t));
+    (rc, t.status)
 }

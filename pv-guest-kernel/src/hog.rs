@@ -63,13 +63,9 @@ fn build_tree(si: &StartInfo, pages: &mut EarlyAlloc) -> Result<(u64, usize), &'
 /// A multicall of console writes of 16 KiB each.
 fn console_multicall() -> i64 {
     static TEXT: [u8; 16384] = [b'.'; 16384];
-    let mut calls = [[0u64; 8]; 64];
-    for c in calls.iter_mut() {
-        *c = [xen_public::hypercall::CONSOLE_IO, 0, 0, TEXT.len() as u64, TEXT.as_ptr() as u64, 0, 0, 0];
-    }
-    // SAFETY: the multicall list is ours; the hypervisor writes each
-    // entry's result field.
-    unsafe { hypercall::hypercall5(xen_public::hypercall::MULTICALL, calls.as_mut_ptr() as u64, calls.len() as u64, 0, 0, 0) }
+    let mut calls = hypercall::Multicall::<64>::default();
+    while calls.console_write(&TEXT) {}
+    calls.issue()
 }
 
 /// Pin and unpin the largest tree this domain can build, forever.
@@ -84,7 +80,7 @@ pub fn hog(si: &StartInfo, pages: &mut EarlyAlloc, hold: bool) -> ! {
                 let pinned = mm::pin(l4, 4);
                 println!("pv-guest-kernel: hog: holding the tree pinned: {pinned:?}");
                 loop {
-                    hypercall::raw(xen_public::hypercall::SCHED_OP, xen_public::SCHEDOP_BLOCK, 0, 0);
+                    hypercall::sched_block();
                 }
             }
             let mut round = 0u64;

@@ -65,7 +65,7 @@ mod guest {
         unsafe { core::arch::asm!("movq xmm0, {}", in(reg) mine, options(nomem, nostack)) };
         let mut kept = true;
         for _ in 0..200 {
-            hypercall::raw(xen_public::hypercall::SCHED_OP, xen_public::SCHEDOP_YIELD, 0, 0);
+            hypercall::sched_yield();
             let now: u64;
             // SAFETY: reads XMM0 into a general register.
             unsafe { core::arch::asm!("movq {}, xmm0", out(reg) now, options(nomem, nostack)) };
@@ -83,10 +83,7 @@ mod guest {
             let id = line.split_ascii_whitespace().find_map(|w| w.strip_prefix("domid=")).unwrap_or("?");
             println!("pv-guest-kernel: I am domain {id}");
             // XEN_DOMCTL_getdomaininfo of dom0, interface version 0x15.
-            let mut op = [0u64; 32];
-            op[0] = 5 | (0x15 << 32);
-            // SAFETY: the domctl structure is ours.
-            let rc = unsafe { hypercall::hypercall5(xen_public::hypercall::DOMCTL, op.as_mut_ptr() as u64, 0, 0, 0, 0) };
+            let rc = hypercall::domctl_getdomaininfo(0).err().unwrap_or(0);
             println!("pv-guest-kernel: domctl from a domU -> {rc} ({})", xen_public::errno::name(rc));
         }
         let num = |key: &str| line.split_ascii_whitespace().find_map(|w| w.strip_prefix(key)?.strip_prefix('=')?.parse::<u32>().ok());
@@ -127,7 +124,7 @@ mod guest {
                 Err(e) => println!("pv-guest-kernel: balloon: failed: {}", e.0),
             }
             loop {
-                hypercall::raw(xen_public::hypercall::SCHED_OP, xen_public::SCHEDOP_BLOCK, 0, 0);
+                hypercall::sched_block();
             }
         }
         if has("exit") {

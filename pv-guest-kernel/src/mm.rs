@@ -6,8 +6,8 @@
 //! mapping is gone (Xen refuses otherwise), and is mapped writable again
 //! only after it is unpinned.
 
-use crate::hypercall::{self, hypercall5};
-use xen_public::hypercall as nr;
+use crate::hypercall::{self, Multicall};
+use xen_public::MmuUpdate;
 
 /// P | RW | US | A | D.
 pub const PTE_RW: u64 = 0x67;
@@ -67,35 +67,22 @@ pub fn unmap(va: u64) -> Result<(), Errno> {
 
 /// Pin the frame `mfn` as a level-`level` table (1-4).
 pub fn pin(mfn: u64, level: u8) -> Result<(), Errno> {
-    ok(hypercall::mmuext_op(MMUEXT_PIN_L1_TABLE + u32::from(level) - 1, mfn, 0))
+    ok(hypercall::mmuext_one(MMUEXT_PIN_L1_TABLE + u32::from(level) - 1, mfn, 0))
 }
 
 /// Unpin a table.
 pub fn unpin(mfn: u64) -> Result<(), Errno> {
-    ok(hypercall::mmuext_op(MMUEXT_UNPIN_TABLE, mfn, 0))
+    ok(hypercall::mmuext_one(MMUEXT_UNPIN_TABLE, mfn, 0))
 }
 
-/// `mmu_update` requests, with the number done.
-pub fn mmu_update(reqs: &[[u64; 2]]) -> (i64, u32) {
-    let mut done = 0u32;
-    // SAFETY: the requests and the done counter are ours; the hypervisor
-    // reads the former and writes the latter.
-    let rc = unsafe {
-        hypercall5(
-            nr::MMU_UPDATE,
-            reqs.as_ptr() as u64,
-            reqs.len() as u64,
-            core::ptr::addr_of_mut!(done) as u64,
-            u64::from(xen_public::DOMID_SELF),
-            0,
-        )
-    };
-    (rc, done)
+/// `mmu_update` requests on our own tables, with the number done.
+pub fn mmu_update(reqs: &[MmuUpdate]) -> (i64, u32) {
+    hypercall::mmu_update(reqs, xen_public::DOMID_SELF)
 }
 
 /// Set entry `idx` of the table in `table_mfn` (a NORMAL_PT_UPDATE).
 pub fn set_entry(table_mfn: u64, idx: usize, val: u64) -> Result<(), Errno> {
-    ok(mmu_update(&[[(table_mfn << 12) + idx as u64 * 8, val]]).0)
+    ok(mmu_update(&[MmuUpdate { ptr: (table_mfn << 12) + idx as u64 * 8, val }]).0)
 }
 
 /// A page table made from a spare page: its contents were written while
@@ -136,32 +123,24 @@ impl Table {
 /// Up to 16 `update_va_mapping` calls sent as one multicall.
 #[derive(Default)]
 pub struct Batch {
-    entries: [[u64; 8]; 16],
-    len: usize,
+    calls: Multicall<'static, 16>,
 }
 
 impl Batch {
     /// Queue a mapping; `false` if the batch is full.
     pub fn map(&mut self, va: u64, mfn: u64, writable: bool) -> bool {
-        if self.len == self.entries.len() {
-            return false;
-        }
         let flags = if writable { PTE_RW } else { PTE_RO };
-        self.entries[self.len] = [nr::UPDATE_VA_MAPPING, 0, va, (mfn << 12) | flags, UVMF_INVLPG, 0, 0, 0];
-        self.len += 1;
-        true
+        self.calls.update_va_mapping(va, (mfn << 12) | flags, UVMF_INVLPG)
     }
 
     /// Send the batch: the multicall's result, and each call's result.
     pub fn flush(&mut self) -> (i64, [i64; 16]) {
-        // SAFETY: the multicall list is ours; the hypervisor writes each
-        // entry's result field.
-        let rc = unsafe { hypercall5(nr::MULTICALL, self.entries.as_mut_ptr() as u64, self.len as u64, 0, 0, 0) };
+        let rc = self.calls.issue();
         let mut results = [0i64; 16];
-        for (r, e) in results.iter_mut().zip(&self.entries[..self.len]) {
-            *r = e[1] as i64;
+        for (i, r) in results.iter_mut().enumerate().take(self.calls.len()) {
+            *r = self.calls.result(i);
         }
-        self.len = 0;
+        self.calls.clear();
         (rc, results)
     }
 }

@@ -82,7 +82,7 @@ pub fn pong(pages: &mut EarlyAlloc, a: &Args) -> Result<(), &'static str> {
         if shared::now_ns().unwrap_or(u64::MAX) > give_up {
             return Err("the grant never became mappable");
         }
-        hypercall::raw(xen_public::hypercall::SCHED_OP, xen_public::SCHEDOP_YIELD, 0, 0);
+        hypercall::sched_yield();
     };
     for k in 1..=ROUNDS {
         if !wait_for(local, || counter(va, 0).load(Ordering::SeqCst) == k) {

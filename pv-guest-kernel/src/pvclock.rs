@@ -1,6 +1,9 @@
 //! Reading Xen's PV clock: `vcpu_time_info` and the shared_info wall clock.
-//! Pure arithmetic over snapshots; `shared` takes the snapshots.
+//! Pure arithmetic over snapshots of `xen_public::VcpuTimeInfo`; `shared`
+//! takes the snapshots.
 #![forbid(unsafe_code)]
+
+use xen_public::VcpuTimeInfo;
 
 /// A snapshot of `vcpu_time_info`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -17,14 +20,13 @@ pub struct TimeInfo {
     pub shift: i8,
 }
 
-impl TimeInfo {
-    /// Parse the 32-byte record.
-    pub fn parse(b: &[u8; 32]) -> Self {
-        let u32_at = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
-        let u64_at = |o: usize| u64::from(u32_at(o)) | (u64::from(u32_at(o + 4)) << 32);
-        TimeInfo { version: u32_at(0), tsc_timestamp: u64_at(8), system_time: u64_at(16), mul: u32_at(24), shift: b[28] as i8 }
+impl From<&VcpuTimeInfo> for TimeInfo {
+    fn from(t: &VcpuTimeInfo) -> Self {
+        TimeInfo { version: t.version, tsc_timestamp: t.tsc_timestamp, system_time: t.system_time, mul: t.tsc_to_system_mul, shift: t.tsc_shift }
     }
+}
 
+impl TimeInfo {
     /// System time in ns at TSC value `tsc`.
     pub fn system_time_at(&self, tsc: u64) -> u64 {
         let delta = tsc.wrapping_sub(self.tsc_timestamp);
@@ -52,21 +54,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_the_abi_layout() {
-        // ABI: vcpu_time_info {u32 version; u32 pad; u64 tsc_timestamp; u64 system_time;
-        // u32 tsc_to_system_mul; i8 tsc_shift; u8 flags; u8 pad[2]}.
-        let mut b = [0u8; 32];
-        b[0] = 2;
-        b[8..16].copy_from_slice(&1000u64.to_le_bytes());
-        b[16..24].copy_from_slice(&5_000_000u64.to_le_bytes());
-        b[24..28].copy_from_slice(&0x8000_0000u32.to_le_bytes());
-        b[28] = 1;
-        let t = TimeInfo::parse(&b);
+    fn scales_tsc_deltas_as_vcpu_time_info_says() {
+        let mut v = VcpuTimeInfo {
+            version: 2,
+            tsc_timestamp: 1000,
+            system_time: 5_000_000,
+            tsc_to_system_mul: 0x8000_0000,
+            tsc_shift: 1,
+            ..Default::default()
+        };
+        let t = TimeInfo::from(&v);
         assert_eq!(t.version, 2);
         // shift 1, mul 0.5: 1 ns per TSC tick.
         assert_eq!(t.system_time_at(1000 + 42), 5_000_042);
-        b[28] = (-1i8) as u8;
-        assert_eq!(TimeInfo::parse(&b).system_time_at(1000 + 40), 5_000_010);
+        v.tsc_shift = -1;
+        assert_eq!(TimeInfo::from(&v).system_time_at(1000 + 40), 5_000_010);
     }
 
     #[test]

@@ -1,14 +1,21 @@
-//! Mapping `shared_info` and reading the fields the runtime needs.
+//! Mapping `shared_info` and reading the fields the runtime needs, at the
+//! offsets of `xen_public::SharedInfo`.
 
 use crate::hypercall;
+use core::mem::offset_of;
 use core::sync::atomic::{AtomicU64, Ordering};
+use xen_public::event_channel::EvtchnBindVirq;
+use xen_public::{SharedInfo, VcpuInfo, VcpuTimeInfo};
 
 /// Where shared_info is mapped, 0 until [`map`] succeeds.
 static SHARED_INFO_VA: AtomicU64 = AtomicU64::new(0);
 
 const PTE_FLAGS: u64 = 0x67; // present, writable, user, accessed, dirty
 const UVMF_INVLPG: u64 = 2;
-const VCPU0_CR2: u64 = 16;
+/// `vcpu_info[0].evtchn_upcall_mask`.
+const VCPU0_UPCALL_MASK: u64 = (offset_of!(SharedInfo, vcpu_info) + offset_of!(VcpuInfo, evtchn_upcall_mask)) as u64;
+/// `vcpu_info[0].arch.cr2`.
+const VCPU0_CR2: u64 = (offset_of!(SharedInfo, vcpu_info) + offset_of!(VcpuInfo, arch)) as u64;
 
 /// Map the shared_info frame (machine address `maddr`) at `va`, a page of
 /// the initial region the caller gives up.
@@ -34,9 +41,9 @@ pub fn map_at_boot(si: &xen_public::StartInfo) {
     if map(va, si.shared_info) != 0 {
         return;
     }
-    // SAFETY: byte 1 of vcpu_info[0] is evtchn_upcall_mask, in the page
-    // just mapped; the hypervisor reads it.
-    unsafe { ((va + 1) as *mut u8).write_volatile(1) };
+    // SAFETY: vcpu_info[0].evtchn_upcall_mask is a byte of the page just
+    // mapped; the hypervisor reads it.
+    unsafe { ((va + VCPU0_UPCALL_MASK) as *mut u8).write_volatile(1) };
     if si.flags & xen_public::SIF_INITDOMAIN == 0 {
         crate::events::register();
     }
@@ -55,9 +62,11 @@ pub fn cr2() -> Option<u64> {
     (va != 0).then(|| unsafe { ((va + VCPU0_CR2) as *const u64).read_volatile() })
 }
 
-/// `vcpu_info[0].time` at offset 32; the wall clock at 3072.
-const VCPU0_TIME: u64 = 32;
-const WC_VERSION: u64 = 3072;
+/// `vcpu_info[0].time`.
+const VCPU0_TIME: u64 = (offset_of!(SharedInfo, vcpu_info) + offset_of!(VcpuInfo, time)) as u64;
+/// The wall clock's seconds, low and high halves.
+const WC_SEC: u64 = offset_of!(SharedInfo, wc_sec) as u64;
+const WC_SEC_HI: u64 = offset_of!(SharedInfo, wc_sec_hi) as u64;
 
 fn rdtsc() -> u64 {
     // SAFETY: rdtsc only reads the time-stamp counter.
@@ -65,12 +74,11 @@ fn rdtsc() -> u64 {
 }
 
 fn snapshot(va: u64) -> crate::pvclock::TimeInfo {
-    let mut b = [0u8; 32];
-    for (i, byte) in b.iter_mut().enumerate() {
-        // SAFETY: shared_info is mapped at `va`; the record is 32 bytes.
-        *byte = unsafe { ((va + VCPU0_TIME + i as u64) as *const u8).read_volatile() };
-    }
-    crate::pvclock::TimeInfo::parse(&b)
+    // SAFETY: shared_info is mapped at `va`; vcpu_info[0].time is an
+    // 8-aligned `vcpu_time_info` in it (a torn read is caught by the
+    // caller's version check).
+    let t = unsafe { ((va + VCPU0_TIME) as *const VcpuTimeInfo).read_volatile() };
+    crate::pvclock::TimeInfo::from(&t)
 }
 
 /// Nanoseconds since the hypervisor booted, once shared_info is mapped:
@@ -97,7 +105,7 @@ pub fn wallclock_seconds() -> Option<u64> {
         return None;
     }
     // SAFETY: the wall-clock fields lie inside the mapped shared_info page.
-    let (sec, hi) = unsafe { (((va + WC_VERSION + 4) as *const u32).read_volatile(), ((va + WC_VERSION + 12) as *const u32).read_volatile()) };
+    let (sec, hi) = unsafe { (((va + WC_SEC) as *const u32).read_volatile(), ((va + WC_SEC_HI) as *const u32).read_volatile()) };
     Some((u64::from(hi) << 32 | u64::from(sec)) + now_ns()? / 1_000_000_000)
 }
 
@@ -105,7 +113,7 @@ pub fn wallclock_seconds() -> Option<u64> {
 pub fn sleep_ns(ns: u64) -> Option<()> {
     let deadline = now_ns()? + ns;
     while now_ns()? < deadline {
-        hypercall::raw(xen_public::hypercall::SCHED_OP, xen_public::SCHEDOP_YIELD, 0, 0);
+        hypercall::sched_yield();
     }
     Some(())
 }
@@ -113,20 +121,23 @@ pub fn sleep_ns(ns: u64) -> Option<()> {
 /// `set_timer_op(abs_ns)`: a single-shot timer at system time `abs_ns`,
 /// delivered on VIRQ_TIMER; 0 cancels.
 pub fn set_timer(abs_ns: u64) -> i64 {
-    hypercall::raw(xen_public::hypercall::SET_TIMER_OP, abs_ns, 0, 0)
+    hypercall::set_timer_op(abs_ns)
 }
 
 /// `SCHEDOP_block`: sleep until an event upcall is pending (unmasks
 /// upcalls, as Xen does).
 pub fn block() -> i64 {
-    hypercall::raw(xen_public::hypercall::SCHED_OP, xen_public::SCHEDOP_BLOCK, 0, 0)
+    hypercall::sched_block()
 }
+
+/// `VIRQ_TIMER`.
+const VIRQ_TIMER: u32 = 0;
 
 /// Bind VIRQ_TIMER on vCPU 0: the port.
 pub fn bind_timer_virq() -> Result<u32, i64> {
-    let mut v: [u32; 3] = [0, 0, 0];
-    let rc = crate::events::op(1, &mut v);
-    if rc != 0 { Err(rc) } else { Ok(v[2]) }
+    let mut v = EvtchnBindVirq { virq: VIRQ_TIMER, vcpu: 0, port: 0 };
+    let rc = crate::events::op(&mut v);
+    if rc != 0 { Err(rc) } else { Ok(v.port) }
 }
 
 /// Sleep until system time `deadline` on the timer (VIRQ_TIMER on `port`);

@@ -11,6 +11,7 @@
 use crate::hypercall;
 use core::sync::atomic::{AtomicU64, Ordering};
 use xen_public::SHUTDOWN_CRASH;
+use xen_public::vcpu::TrapInfo;
 
 /// Registers saved by the stubs (lowest address first).
 #[repr(C)]
@@ -285,7 +286,7 @@ static CAUGHT_RIP_OFFSET: AtomicU64 = AtomicU64::new(0);
 
 /// The trap-table entry for a vector with the runtime's handler, if it has
 /// one (0-19, 0x20, 0x80).
-pub fn handler_entry(vector: u8, dpl: u8) -> Option<hypercall::TrapInfo> {
+pub fn handler_entry(vector: u8, dpl: u8) -> Option<TrapInfo> {
     let address = match vector {
         // SAFETY: the stub table is defined in the asm above, in .rodata.
         0..=19 => unsafe { guest_trap_stubs[vector as usize] },
@@ -293,7 +294,7 @@ pub fn handler_entry(vector: u8, dpl: u8) -> Option<hypercall::TrapInfo> {
         128 => guest_trap_128 as *const () as u64,
         _ => return None,
     };
-    Some(hypercall::TrapInfo { vector, flags: dpl, cs: xen_public::FLAT_KERNEL_CS64, address })
+    Some(TrapInfo { vector, flags: dpl, cs: xen_public::FLAT_KERNEL_CS64, _pad0: 0, address })
 }
 
 /// Run a probe: `Ok` if its instruction completed, `Err` with what the
@@ -313,7 +314,7 @@ pub fn probe(p: Probe, arg: u64) -> Result<(), Caught> {
 
 /// Register handlers for vectors 0-19 with the hypervisor.
 pub fn install() -> i64 {
-    let mut table = [hypercall::TrapInfo::default(); 21];
+    let mut table = [TrapInfo::default(); 21];
     for v in 0..20u8 {
         // #BP and #OF may be raised from user mode (DPL 3).
         let dpl = if v == 3 || v == 4 { 3 } else { 0 };
@@ -398,7 +399,7 @@ static mut USER_STACK: Stack = Stack([0; 16384]);
 /// in kernel mode. Needs `l4_mfn`, the current L4, as the user page table.
 pub fn run_user_program(l4_mfn: u64, on_syscall: fn(u64, u64, u64) -> !) -> i64 {
     const MMUEXT_NEW_USER_BASEPTR: u32 = 15;
-    let rc = hypercall::mmuext_op(MMUEXT_NEW_USER_BASEPTR, l4_mfn, 0);
+    let rc = hypercall::mmuext_one(MMUEXT_NEW_USER_BASEPTR, l4_mfn, 0);
     if rc != 0 {
         return rc;
     }
@@ -429,8 +430,7 @@ pub fn user_program(p: UserProgram) -> (u64, u64) {
 /// user page tables are installed. The syscall callback and the user-trap
 /// hook must be set; this never returns.
 pub fn enter_user(rip: u64, rsp: u64, arg: u64, on_syscall: fn(u64, u64, u64) -> !) -> i64 {
-    const CALLBACKTYPE_SYSCALL: u16 = 2;
-    let rc = hypercall::register_callback(CALLBACKTYPE_SYSCALL, 0, guest_syscall_entry as *const () as u64);
+    let rc = hypercall::register_callback(xen_public::callback::CALLBACKTYPE_SYSCALL, 0, guest_syscall_entry as *const () as u64);
     if rc != 0 {
         return rc;
     }

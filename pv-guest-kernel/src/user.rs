@@ -37,7 +37,7 @@ pub fn build(si: &StartInfo, pages: &mut EarlyAlloc, program: UserProgram) -> Re
     let l3 = table(si, pages, 3, &[(((USER_CODE >> 30) & 511) as usize, (l2 << 12) | PTE_RW)])?;
     let l4 = table(si, pages, 4, &[(((USER_CODE >> 39) & 511) as usize, (l3 << 12) | PTE_RW)])?;
     const MMUEXT_NEW_USER_BASEPTR: u32 = 15;
-    if crate::hypercall::mmuext_op(MMUEXT_NEW_USER_BASEPTR, l4, 0) != 0 {
+    if crate::hypercall::mmuext_one(MMUEXT_NEW_USER_BASEPTR, l4, 0) != 0 {
         return Err("NEW_USER_BASEPTR failed");
     }
     Ok(l4)

@@ -79,6 +79,11 @@ mod helpers {
         Some(read(crate::notes::VIRT_BASE + crate::console::mfn_to_pfn(m >> 12) * 4096 + (m & 0xfff)))
     }
 
+    /// One `mmuext_op` `{cmd, arg1, arg2}`.
+    fn ext(cmd: u32, arg1: u64, arg2: u64) -> MmuextOp {
+        MmuextOp { cmd, _pad0: 0, arg1, arg2 }
+    }
+
     /// `mmuext_op` INVLPG_LOCAL.
     fn invlpg(va: u64) {
         mmuext(7, va, 0, u64::from(SELF));
@@ -107,9 +112,8 @@ mod helpers {
             let dom = create_domain(0).map_err(|e| error(format_args!("createdomain failed: {e}")))?;
             let v = Victim { dom, mfn: 0 };
             let mut extent = [0u64];
-            let r: [u64; 4] = [extent.as_mut_ptr() as u64, 1, 0, u64::from(dom)];
             let mm = max_mem(dom, 64);
-            let pop = call(nr::MEMORY_OP, 6, ptr(&r), 0, 0, 0);
+            let pop = crate::hypercall::populate_physmap(dom, &mut extent);
             let v = Victim { mfn: extent[0], ..v };
             if mm != 0 || pop != 1 || v.mfn == 0 {
                 v.destroy();
@@ -137,9 +141,8 @@ mod helpers {
         fn with_mapped<R>(&self, window: (u64, u64), f: impl FnOnce(u64) -> R) -> Option<R> {
             let (va, own) = window;
             let pte = l1e_maddr(va)?;
-            let req: [u64; 2] = [pte, (self.mfn << 12) | PTE_RW];
-            let mut done = 0u32;
-            let r = call(nr::MMU_UPDATE, ptr(&req), 1, ptr_mut(&mut done), u64::from(self.dom), 0);
+            let req = MmuUpdate { ptr: pte, val: (self.mfn << 12) | PTE_RW };
+            let (r, _) = crate::hypercall::mmu_update(&[req], self.dom);
             invlpg(va);
             let out = (r == 0).then(|| f(va));
             writable(va, own);
@@ -297,15 +300,14 @@ mod helpers {
             Err(o) => return o,
         };
         t.grant(34, 0, v.mfn(), false);
-        // {host_addr, flags | ref << 32, dom | status << 16 | handle << 32, dev_bus_addr}
-        let mut m: [u64; 4] = [0, 1 | (34 << 32), 0, 0];
-        let r = crate::grants::op(0, core::slice::from_mut(&mut m));
-        let st = ((m[2] >> 16) & 0xffff) as i16;
-        let bus = m[3];
+        let mut m = GnttabMapGrantRef { flags: GNTMAP_DEVICE_MAP, ref_: 34, dom: 0, ..Default::default() };
+        let r = crate::grants::op(core::slice::from_mut(&mut m));
+        let st = m.status;
+        let bus = m.dev_bus_addr;
         if r == 0 && st == 0 {
             // Undo what a vulnerable hypervisor granted.
-            let mut u: [u64; 3] = [0, bus, m[2] >> 32];
-            crate::grants::op(1, core::slice::from_mut(&mut u));
+            let mut u = GnttabUnmapGrantRef { host_addr: 0, dev_bus_addr: bus, handle: m.handle, ..Default::default() };
+            crate::grants::op(core::slice::from_mut(&mut u));
         }
         let flags = t.entry_flags(34);
         let ended = t.end_access(34);
@@ -357,7 +359,7 @@ mod helpers {
     /// the live L4 under itself.
     pub fn clear_old_l4_in_batch() -> Outcome {
         on_unpinned_l4(|(_, a0m), (a1, a1m)| {
-            let ops: [[u64; 3]; 3] = [[5, a0m, 0], [16, a1m, 0], [6, 0, 0]];
+            let ops = [ext(5, a0m, 0), ext(16, a1m, 0), ext(6, 0, 0)];
             let mut done = 0u32;
             let r = call(nr::MMUEXT_OP, ptr(&ops), 3, ptr_mut(&mut done), u64::from(SELF), 0);
             let alive = call(nr::XEN_VERSION, 0, 0, 0, 0, 0);
@@ -382,7 +384,7 @@ mod helpers {
         };
         copy_guest_l4(s);
         on_unpinned_l4(|(_, a0m), (a1, a1m)| {
-            let ops: [[u64; 3]; 4] = [[5, a0m, 0], [17, a1m, sm], [6, 0, 0], [5, a1m, 0]];
+            let ops = [ext(5, a0m, 0), ext(17, a1m, sm), ext(6, 0, 0), ext(5, a1m, 0)];
             let mut done = 0u32;
             let r = call(nr::MMUEXT_OP, ptr(&ops), 4, ptr_mut(&mut done), u64::from(SELF), 0);
             let alive = call(nr::XEN_VERSION, 0, 0, 0, 0, 0);
@@ -407,16 +409,15 @@ mod helpers {
     /// A1 again revalidates it and puts the hypervisor's slot back.
     pub fn mmu_update_old_l4_xen_slot_in_multicall() -> Outcome {
         on_unpinned_l4(|(_, a0m), (a1, a1m)| {
-            let to_a0: [u64; 3] = [5, a0m, 0];
-            let req: [u64; 2] = [slot(a1m, XEN_TEXT_SLOT), 0];
-            let back: [[u64; 3]; 2] = [[6, 0, 0], [5, a1m, 0]];
-            let mut list = [[0u64; 8]; 3];
-            list[0] = [nr::MMUEXT_OP, u64::MAX, ptr(&to_a0), 1, 0, u64::from(SELF), 0, 0];
-            list[1] = [nr::MMU_UPDATE, u64::MAX, ptr(&req), 1, 0, u64::from(SELF), 0, 0];
-            list[2] = [nr::MMUEXT_OP, u64::MAX, ptr(&back), 2, 0, u64::from(SELF), 0, 0];
+            let to_a0 = ext(5, a0m, 0);
+            let req = MmuUpdate { ptr: slot(a1m, XEN_TEXT_SLOT), val: 0 };
+            let back = [ext(6, 0, 0), ext(5, a1m, 0)];
+            // Results preset to -1, so an entry that never ran shows.
+            let entry = |op: u64, list: u64, count: u64| MulticallEntry { op, result: u64::MAX, args: [list, count, 0, u64::from(SELF), 0, 0] };
+            let mut list = [entry(nr::MMUEXT_OP, ptr(&to_a0), 1), entry(nr::MMU_UPDATE, ptr(&req), 1), entry(nr::MMUEXT_OP, ptr(&back), 2)];
             let r = call(nr::MULTICALL, ptr_mut(&mut list), 3, 0, 0, 0);
             let alive = call(nr::XEN_VERSION, 0, 0, 0, 0, 0);
-            let res = [list[0][1] as i64, list[1][1] as i64, list[2][1] as i64];
+            let res = list.map(|e| e.result as i64);
             let slot_back = read(a1 + XEN_TEXT_SLOT as u64 * 8);
             all(&[
                 expect(r, 0),
@@ -515,8 +516,10 @@ mod helpers {
         // Zeroed (but for vcpu_info[0].evtchn_upcall_mask), the page is a
         // valid L1 and a valid GDT: only its type can refuse the retype.
         fill(cur, 0);
-        // SAFETY: byte 1 of the mapped shared_info page.
-        unsafe { ((cur + 1) as *mut u8).write_volatile(1) };
+        let upcall_mask = cur + (core::mem::offset_of!(SharedInfo, vcpu_info) + core::mem::offset_of!(VcpuInfo, evtchn_upcall_mask)) as u64;
+        // SAFETY: vcpu_info[0].evtchn_upcall_mask, a byte of the mapped
+        // shared_info page.
+        unsafe { (upcall_mask as *mut u8).write_volatile(1) };
         let mut unmapped = [0i64; 2];
         for (k, &va) in vas.iter().enumerate() {
             if maps[k] {
@@ -553,9 +556,7 @@ mod helpers {
             return error(format_args!("no grant table"));
         }
         let mut frames = [0u64; 2];
-        let mut s: [u64; 3] = [u64::from(SELF) | (2 << 32), 0, frames.as_mut_ptr() as u64];
-        let r = crate::grants::op(2, core::slice::from_mut(&mut s));
-        let st = (s[1] & 0xffff) as i16;
+        let (r, st) = crate::hypercall::gnttab_setup_table(SELF, &mut frames);
         if r != 0 || st != 0 || frames[1] == 0 || frames[1] == frames[0] {
             return error(format_args!("setup_table of 2 frames: rc {r} status {st} frames {frames:x?}"));
         }
@@ -620,19 +621,15 @@ mod helpers {
         let Some((a, am)) = page() else {
             return error(format_args!("no spare page"));
         };
-        let dom: u16 = SELF;
-        let before = call(nr::MEMORY_OP, 3, ptr(&dom), 0, 0, 0);
+        let before = current_reservation(SELF);
         write(a, 0x5ca1_ab1e);
         let seen = read(a);
         let un = call(nr::UPDATE_VA_MAPPING, a, 0, 0, 0, 0);
-        let mut extent = [am];
-        let r: [u64; 4] = [extent.as_mut_ptr() as u64, 1, 0, u64::from(SELF)];
-        let dec = call(nr::MEMORY_OP, 1, ptr(&r), 0, 0, 0);
+        let dec = decrease_reservation(SELF, &[am]);
         let w = probe(Probe::Write, a);
         // Take a frame back and map it where P was.
         let mut fresh = [0u64];
-        let r2: [u64; 4] = [fresh.as_mut_ptr() as u64, 1, 0, u64::from(SELF)];
-        let inc = call(nr::MEMORY_OP, 0, ptr(&r2), 0, 0, 0);
+        let inc = increase_reservation(SELF, &mut fresh);
         let pfn = (a - crate::notes::VIRT_BASE) / 4096;
         let remap = if inc == 1 {
             crate::mm::set_p2m(start_info(), pfn, fresh[0]);
@@ -641,7 +638,7 @@ mod helpers {
         } else {
             uvm(a, (am << 12) | PTE_RW)
         };
-        let after = call(nr::MEMORY_OP, 3, ptr(&dom), 0, 0, 0);
+        let after = current_reservation(SELF);
         all(&[
             check(seen == 0x5ca1_ab1e, format_args!("setup read {seen:#x}")),
             expect(un, 0),
@@ -820,29 +817,30 @@ mod helpers {
             Err(e) => return error(format_args!("createdomain: {e}")),
         };
         let paused = domctl_simple(3, id);
-        let mut a: [u16; 4] = [id, 0, 0, 0];
-        let r = call(nr::EVENT_CHANNEL_OP, 6, ptr_mut(&mut a), 0, 0, 0);
-        let remote = u32::from(a[2]) | (u32::from(a[3]) << 16);
+        let mut a = EvtchnAllocUnbound { dom: id, remote_dom: 0, port: 0 };
+        let r = ev::op(&mut a);
+        let remote = a.port;
         let local = if r == 0 { ev::bind_interdomain(id, remote) } else { Err(r) };
         let Ok(local) = local else {
             domctl_simple(2, id);
             return error(format_args!("setup: pause {paused}, alloc_unbound {r}, bind {local:?}"));
         };
+        // (result, status, the remote domain of an unbound or interdomain port)
         let status = |port: u32| {
-            let mut st: [u32; 6] = [u32::from(SELF), port, 0, 0, 0, 0];
-            let r = ev::op(5, &mut st);
-            (r, st[2], st[4] & 0xffff)
+            let mut st = EvtchnStatus { dom: SELF, port, ..Default::default() };
+            let r = ev::op(&mut st);
+            let dom = if st.status == EVTCHNSTAT_INTERDOMAIN { st.interdomain().dom } else { st.unbound().dom };
+            (r, st.status, dom)
         };
         let before = status(local);
-        let reset: [u16; 1] = [id];
-        let rr = call(nr::EVENT_CHANNEL_OP, 10, ptr(&reset), 0, 0, 0);
+        let rr = ev::op(&mut EvtchnReset { dom: id });
         let after = status(local);
         domctl_simple(2, id);
         ev::close(local);
         all(&[
-            check(before == (0, 2, id.into()), format_args!("before: {before:?}")),
+            check(before == (0, EVTCHNSTAT_INTERDOMAIN, id), format_args!("before: {before:?}")),
             expect(rr, 0),
-            check(after == (0, 1, id.into()), format_args!("peer after reset (rc, status, dom) {after:?}, want unbound")),
+            check(after == (0, EVTCHNSTAT_UNBOUND, id), format_args!("peer after reset (rc, status, dom) {after:?}, want unbound")),
         ])
     }
 
@@ -852,7 +850,7 @@ mod helpers {
     /// LDT is mapped lazily, so nothing is touched). The hypervisor must not
     /// overflow computing the end.
     pub fn set_ldt_at_the_top() -> Outcome {
-        let op: [u64; 3] = [13, 0xffff_ffff_ffff_f000, 8192];
+        let op = ext(13, 0xffff_ffff_ffff_f000, 8192);
         let r = call(nr::MMUEXT_OP, ptr(&op), 1, 0, u64::from(SELF), 0);
         let clear = mmuext(13, 0, 0, u64::from(SELF));
         let alive = call(nr::XEN_VERSION, 0, 0, 0, 0, 0);
@@ -965,11 +963,14 @@ mod helpers {
         // unmasks the ports again before the next case).
         let shared = crate::shared::base();
         if shared != 0 {
+            let mask = shared + core::mem::offset_of!(SharedInfo, evtchn_mask) as u64;
             for w in 0..64 {
-                write(shared + 2560 + w * 8, !0);
+                write(mask + w * 8, !0);
             }
-            // SAFETY: byte 0 of vcpu_info[0], evtchn_upcall_pending.
-            unsafe { (shared as *mut u8).write_volatile(0) };
+            let pending = shared + (core::mem::offset_of!(SharedInfo, vcpu_info) + core::mem::offset_of!(VcpuInfo, evtchn_upcall_pending)) as u64;
+            // SAFETY: vcpu_info[0].evtchn_upcall_pending, a byte of the
+            // mapped shared_info page.
+            unsafe { (pending as *mut u8).write_volatile(0) };
         }
         // SAFETY: the user code and stack are mapped with the user bit in
         // the running L4; every way out of user mode resumes here.

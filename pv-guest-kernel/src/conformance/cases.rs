@@ -30,10 +30,29 @@ pub(super) use cases;
 
 #[cfg(target_os = "none")]
 pub(super) mod helpers {
-    pub use crate::hypercall::TrapInfo;
+    pub use crate::hypercall::{current_reservation, decrease_reservation, increase_reservation, maximum_reservation, xen_version_op};
     pub use crate::traps::{Probe, handler_entry, probe};
+    pub use xen_public::callback::CallbackRegister;
+    pub use xen_public::domctl::{
+        XEN_DOMCTL_CREATEDOMAIN, XEN_DOMCTL_GETVCPUINFO, XEN_DOMCTL_MAX_MEM, XEN_DOMCTL_MAX_VCPUS, XEN_DOMCTL_SCHEDULER_OP, XEN_DOMINF_RUNNING,
+        XEN_SCHEDULER_CREDIT, XenDomctl, XenDomctlCreatedomain, XenDomctlGetdomaininfo, XenDomctlGetvcpuinfo, XenDomctlHypercallInit,
+        XenDomctlMaxMem, XenDomctlMaxVcpus, XenDomctlSchedCredit, XenDomctlSchedulerOp, XenDomctlVcpucontext,
+    };
     pub use xen_public::errno::*;
+    pub use xen_public::event_channel::{
+        EVTCHNSTAT_CLOSED, EVTCHNSTAT_INTERDOMAIN, EVTCHNSTAT_UNBOUND, EvtchnAllocUnbound, EvtchnBindIpi, EvtchnBindVirq, EvtchnReset, EvtchnStatus,
+    };
+    pub use xen_public::grant_table::{
+        GNTMAP_APPLICATION_MAP, GNTMAP_DEVICE_MAP, GNTTABOP_SETUP_TABLE, GnttabDumpTable, GnttabGetVersion, GnttabMapGrantRef, GnttabQuerySize,
+        GnttabSetVersion, GnttabSetupTable, GnttabUnmapGrantRef,
+    };
     pub use xen_public::hypercall as nr;
+    pub use xen_public::sysctl::{XenSysctl, XenSysctlGetdomaininfolist, XenSysctlPhysinfo, XenSysctlSchedId};
+    pub use xen_public::vcpu::{TrapInfo, VCPU_SSHOTTMR_FUTURE, VcpuGuestContext, VcpuSetSingleshotTimer};
+    pub use xen_public::version::{
+        XENFEAT_DOM0, XenCapabilitiesInfo, XenChangesetInfo, XenCompileInfo, XenExtraversion, XenFeatureInfo, XenPlatformParameters,
+    };
+    pub use xen_public::{MmuUpdate, MmuextOp, MulticallEntry, SharedInfo, VcpuInfo};
 
     /// A guest-kernel address that is never mapped.
     pub const UNMAPPED: u64 = 0xdead_0000;
@@ -54,9 +73,10 @@ pub(super) mod helpers {
         crate::hypercall::set_trap_table(&[e, TrapInfo::default()])
     }
 
-    /// `callback_op(cmd, {type, flags, address})`.
-    pub fn callback(cmd: u64, kind: u64, flags: u64, address: u64) -> i64 {
-        let reg: [u64; 2] = [kind | (flags << 16), address];
+    /// `callback_op(cmd, {type, flags, address})` (a `callback_register`,
+    /// whose first member is also all of a `callback_unregister`).
+    pub fn callback(cmd: u64, kind: u16, flags: u16, address: u64) -> i64 {
+        let reg = CallbackRegister { type_: kind, flags, _pad0: 0, address };
         super::super::ctx::call(nr::CALLBACK_OP, cmd, super::super::ctx::ptr(&reg), 0, 0, 0)
     }
 
@@ -70,9 +90,9 @@ pub(super) mod helpers {
         super::super::ctx::call(nr::UPDATE_VA_MAPPING, va, pte, INVLPG, 0, 0)
     }
 
-    /// One `mmuext_op` with a `done` pointer and foreign domain.
-    pub fn mmuext(cmd: u64, arg1: u64, done: u64, dom: u64) -> i64 {
-        let op: [u64; 3] = [cmd, arg1, 0];
+    /// One `mmuext_op` `{cmd, arg1}` with a `done` pointer and foreign domain.
+    pub fn mmuext(cmd: u32, arg1: u64, done: u64, dom: u64) -> i64 {
+        let op = MmuextOp { cmd, arg1, ..Default::default() };
         super::super::ctx::call(nr::MMUEXT_OP, super::super::ctx::ptr(&op), 1, done, dom, 0)
     }
 
@@ -89,7 +109,7 @@ pub(super) mod helpers {
 
     /// One `mmu_update` request: `(rc, done)`.
     pub fn mmu1(ptr: u64, val: u64) -> (i64, u32) {
-        crate::mm::mmu_update(&[[ptr, val]])
+        crate::mm::mmu_update(&[MmuUpdate { ptr, val }])
     }
 
     /// Machine address of entry `idx` of the table in `mfn`.
@@ -98,7 +118,7 @@ pub(super) mod helpers {
     }
 
     /// `mmuext_op` PIN of `level` on `mfn`.
-    pub fn pin(mfn: u64, level: u64) -> i64 {
+    pub fn pin(mfn: u64, level: u32) -> i64 {
         mmuext(level - 1, mfn, 0, 0x7ff0)
     }
 
@@ -117,57 +137,81 @@ pub(super) mod helpers {
         uvm(va, (mfn << 12) | PTE_RW)
     }
 
-    /// A `xen_domctl` (144 bytes) for `cmd` on `dom` with Xen 4.17's version.
-    pub fn domctl_op(cmd: u32, version: u32, dom: u16) -> [u32; 36] {
-        let mut d = [0u32; 36];
-        d[0] = cmd;
-        d[1] = version;
-        d[2] = u32::from(dom);
+    /// A `xen_domctl` for `cmd` on `dom` with interface version `version`
+    /// (Xen 4.17's is 0x15) and a zeroed payload.
+    pub fn domctl_op(cmd: u32, version: u32, dom: u16) -> XenDomctl {
+        let mut d = XenDomctl::new(cmd, dom);
+        d.interface_version = version;
         d
+    }
+
+    /// Issue `op`; its payload's handles are the case's own buffers or
+    /// addresses the hypervisor must refuse.
+    pub fn domctl(op: &mut XenDomctl) -> i64 {
+        super::super::ctx::call(nr::DOMCTL, super::super::ctx::ptr_mut(op), 0, 0, 0, 0)
+    }
+
+    /// Issue `op`, as [`domctl`].
+    pub fn sysctl(op: &mut XenSysctl) -> i64 {
+        super::super::ctx::call(nr::SYSCTL, super::super::ctx::ptr_mut(op), 0, 0, 0, 0)
     }
 
     /// XEN_DOMCTL_createdomain of a PV domain with one vCPU: the new id.
     pub fn create_domain(requested: u16) -> Result<u16, i64> {
-        let mut op = domctl_op(1, 0x15, requested);
-        // Union at byte 16: max_vcpus @28, max_evtchn_port @32,
-        // max_grant_frames @36, max_maptrack_frames @40, grant_opts @44.
-        op[4 + 7] = 1;
-        op[4 + 8] = 1023;
-        op[4 + 9] = u32::MAX; // -1: default
-        op[4 + 10] = u32::MAX;
-        op[4 + 11] = 1;
-        let r = super::super::ctx::call(nr::DOMCTL, super::super::ctx::ptr_mut(&mut op), 0, 0, 0, 0);
-        if r != 0 { Err(r) } else { Ok(op[2] as u16) }
+        let mut op = domctl_op(XEN_DOMCTL_CREATEDOMAIN, 0x15, requested);
+        // Grant table v1 only; -1: the default number of frames.
+        op.set_payload(&XenDomctlCreatedomain {
+            max_vcpus: 1,
+            max_evtchn_port: 1023,
+            max_grant_frames: -1,
+            max_maptrack_frames: -1,
+            grant_opts: 1,
+            ..Default::default()
+        });
+        let r = domctl(&mut op);
+        if r != 0 { Err(r) } else { Ok(op.domain) }
     }
 
     /// A simple domctl on `dom`: the return value.
     pub fn domctl_simple(cmd: u32, dom: u16) -> i64 {
-        let mut op = domctl_op(cmd, 0x15, dom);
-        super::super::ctx::call(nr::DOMCTL, super::super::ctx::ptr_mut(&mut op), 0, 0, 0, 0)
+        domctl(&mut domctl_op(cmd, 0x15, dom))
     }
 
     /// getdomaininfo of `dom`: `(domain, flags, tot_pages)` or the error.
     pub fn domain_info(dom: u16) -> Result<(u16, u32, u64), i64> {
         let mut op = domctl_op(5, 0x15, dom);
-        let r = super::super::ctx::call(nr::DOMCTL, super::super::ctx::ptr_mut(&mut op), 0, 0, 0, 0);
-        if r != 0 { Err(r) } else { Ok((op[4] as u16, op[5], u64::from(op[6]) | (u64::from(op[7]) << 32))) }
+        let r = domctl(&mut op);
+        let i: XenDomctlGetdomaininfo = op.payload();
+        if r != 0 { Err(r) } else { Ok((i.domain, i.flags, i.tot_pages)) }
     }
 
-    /// A domctl whose union starts with a u32 and a u64 handle (the vCPU
-    /// domctls): `(result, the domctl after the call)`.
-    pub fn domctl_vcpu(cmd: u32, dom: u16, vcpu: u32, handle: u64) -> (i64, [u32; 36]) {
+    /// XEN_DOMCTL_setvcpucontext (12) or getvcpucontext (13) of `vcpu` with
+    /// the context at `ctxt`.
+    pub fn vcpu_context(cmd: u32, dom: u16, vcpu: u32, ctxt: u64) -> i64 {
         let mut op = domctl_op(cmd, 0x15, dom);
-        op[4] = vcpu;
-        op[6] = handle as u32;
-        op[7] = (handle >> 32) as u32;
-        let r = super::super::ctx::call(nr::DOMCTL, super::super::ctx::ptr_mut(&mut op), 0, 0, 0, 0);
-        (r, op)
+        op.set_payload(&XenDomctlVcpucontext { vcpu, _pad0: 0, ctxt });
+        domctl(&mut op)
+    }
+
+    /// XEN_DOMCTL_max_vcpus of `dom`.
+    pub fn max_vcpus(dom: u16, max: u32) -> i64 {
+        let mut op = domctl_op(XEN_DOMCTL_MAX_VCPUS, 0x15, dom);
+        op.set_payload(&XenDomctlMaxVcpus { max });
+        domctl(&mut op)
+    }
+
+    /// XEN_DOMCTL_getvcpuinfo of `dom`'s `vcpu`: `(result, the info)`.
+    pub fn vcpu_info(dom: u16, vcpu: u32) -> (i64, XenDomctlGetvcpuinfo) {
+        let mut op = domctl_op(XEN_DOMCTL_GETVCPUINFO, 0x15, dom);
+        op.set_payload(&XenDomctlGetvcpuinfo { vcpu, ..Default::default() });
+        let r = domctl(&mut op);
+        (r, op.payload())
     }
 
     /// A new domain with its vCPU created (createdomain + max_vcpus).
     pub fn create_with_vcpu() -> Result<u16, i64> {
         let id = create_domain(0)?;
-        let (r, _) = domctl_vcpu(15, id, 1, 0);
+        let r = max_vcpus(id, 1);
         if r != 0 {
             domctl_simple(2, id);
             return Err(r);
@@ -177,10 +221,9 @@ pub(super) mod helpers {
 
     /// XEN_DOMCTL_max_mem of `dom` in KiB.
     pub fn max_mem(dom: u16, kib: u64) -> i64 {
-        let mut op = domctl_op(11, 0x15, dom);
-        op[4] = kib as u32;
-        op[5] = (kib >> 32) as u32;
-        super::super::ctx::call(nr::DOMCTL, super::super::ctx::ptr_mut(&mut op), 0, 0, 0, 0)
+        let mut op = domctl_op(XEN_DOMCTL_MAX_MEM, 0x15, dom);
+        op.set_payload(&XenDomctlMaxMem { max_memkb: kib });
+        domctl(&mut op)
     }
 
     /// XENMEM_populate_physmap of `n` order-0 extents (pfns 0..n) for `dom`.
@@ -189,27 +232,25 @@ pub(super) mod helpers {
         for (i, e) in list.iter_mut().enumerate() {
             *e = i as u64;
         }
-        let r: [u64; 4] = [list.as_mut_ptr() as u64, n.min(64) as u64, 0, u64::from(dom)];
-        super::super::ctx::call(nr::MEMORY_OP, 6, super::super::ctx::ptr(&r), 0, 0, 0)
+        crate::hypercall::populate_physmap(dom, &mut list[..n.min(64)])
     }
 
-    /// XEN_DOMCTL_scheduler_op on `dom`: `(result, the domctl after)`;
-    /// the credit parameters are at word 6 (weight low, cap high).
-    pub fn sched_op(dom: u16, sched_id: u32, cmd: u32, weight: u16, cap: u16) -> (i64, [u32; 36]) {
-        let mut op = domctl_op(16, 0x15, dom);
-        op[4] = sched_id;
-        op[5] = cmd;
-        op[6] = u32::from(weight) | (u32::from(cap) << 16);
-        let r = super::super::ctx::call(nr::DOMCTL, super::super::ctx::ptr_mut(&mut op), 0, 0, 0, 0);
-        (r, op)
+    /// XEN_DOMCTL_scheduler_op on `dom` with the credit parameters:
+    /// `(result, the parameters after)`.
+    pub fn sched_op(dom: u16, sched_id: u32, cmd: u32, weight: u16, cap: u16) -> (i64, XenDomctlSchedCredit) {
+        let mut s = XenDomctlSchedulerOp { sched_id, cmd, ..Default::default() };
+        s.set_credit(XenDomctlSchedCredit { weight, cap });
+        let mut op = domctl_op(XEN_DOMCTL_SCHEDULER_OP, 0x15, dom);
+        op.set_payload(&s);
+        let r = domctl(&mut op);
+        (r, op.payload::<XenDomctlSchedulerOp>().credit())
     }
 
-    /// A `xen_sysctl` (136 bytes) for `cmd`.
-    pub fn sysctl_op(cmd: u32, version: u32) -> [u32; 34] {
-        let mut d = [0u32; 34];
-        d[0] = cmd;
-        d[1] = version;
-        d
+    /// A `xen_sysctl` for `cmd` with interface version `version`.
+    pub fn sysctl_op(cmd: u32, version: u32) -> XenSysctl {
+        let mut s = XenSysctl::new(cmd);
+        s.interface_version = version;
+        s
     }
 
     /// The grant table, set up once and mapped at a spare page.
@@ -232,11 +273,8 @@ pub(super) mod helpers {
     /// A multicall of `[iret, xen_version]`, issued with a hand-built
     /// `iret_context` on the stack. Returns `(rax after, results)`.
     pub fn multicall_iret_first() -> (u64, u64, u64) {
-        let mut list = [[0u64; 8]; 2];
-        list[0][0] = nr::IRET;
-        list[0][1] = 0x5555;
-        list[1][0] = nr::XEN_VERSION;
-        list[1][1] = 0x7777;
+        let mut list =
+            [MulticallEntry { op: nr::IRET, result: 0x5555, args: [0; 6] }, MulticallEntry { op: nr::XEN_VERSION, result: 0x7777, args: [0; 6] }];
         let rax: u64;
         // SAFETY: builds Xen's iret_context {rax, r11, rcx, flags, rip, cs,
         // rflags, rsp, ss} on our stack, returning to label 2 with the
@@ -268,7 +306,7 @@ pub(super) mod helpers {
                 out("r11") _,
             );
         }
-        (rax, list[0][1], list[1][1])
+        (rax, list[0].result, list[1].result)
     }
 }
 
@@ -338,7 +376,7 @@ cases! {
         all(&[expect(crate::hypercall::set_trap_table(&table), 0), expect_trap(probe(Probe::Int3, 0), 3, None, 1)])
     }
     set_trap_table_noncanonical_handler_einval ("set_trap_table", "table", Reject) {
-        let table = [TrapInfo { vector: 3, flags: 0, cs: 0xe033, address: NONCANON }, TrapInfo::default()];
+        let table = [TrapInfo { vector: 3, flags: 0, cs: 0xe033, _pad0: 0, address: NONCANON }, TrapInfo::default()];
         expect(crate::hypercall::set_trap_table(&table), -EINVAL)
     }
     set_trap_table_unmapped_pointer_efault ("set_trap_table", "table", Reject) { expect(call(nr::SET_TRAP_TABLE, UNMAPPED, 0, 0, 0, 0), -EFAULT) }
@@ -397,35 +435,32 @@ cases! {
     // ---- xen_version
     xen_version_is_4_17 ("xen_version", "XENVER_version", Accept) { expect(call(nr::XEN_VERSION, 0, 0, 0, 0, 0), (4 << 16) | 17) }
     xen_version_extraversion_terminated ("xen_version", "XENVER_extraversion", Accept) {
-        let mut b = [0xffu8; 16];
-        all(&[expect(call(nr::XEN_VERSION, 1, ptr_mut(&mut b), 0, 0, 0), 0), check(b.contains(&0), format_args!("no NUL"))])
+        let mut b = XenExtraversion([0xff; 16]);
+        all(&[expect(xen_version_op(&mut b), 0), check(b.0.contains(&0), format_args!("no NUL"))])
     }
     xen_version_compile_info_ok ("xen_version", "XENVER_compile_info", Accept) {
-        let mut b = [0u8; 144];
-        expect(call(nr::XEN_VERSION, 2, ptr_mut(&mut b), 0, 0, 0), 0)
+        expect(xen_version_op(&mut XenCompileInfo::default()), 0)
     }
     xen_version_capabilities_has_x86_64 ("xen_version", "XENVER_capabilities", Accept) {
-        let mut b = [0u8; 1024];
-        let r = call(nr::XEN_VERSION, 3, ptr_mut(&mut b), 0, 0, 0);
-        all(&[expect(r, 0), check(b.windows(14).any(|w| w == b"xen-3.0-x86_64"), format_args!("no xen-3.0-x86_64"))])
+        let mut b = XenCapabilitiesInfo::default();
+        let r = xen_version_op(&mut b);
+        all(&[expect(r, 0), check(b.0.windows(14).any(|w| w == b"xen-3.0-x86_64"), format_args!("no xen-3.0-x86_64"))])
     }
     xen_version_changeset_ok ("xen_version", "XENVER_changeset", Accept) {
-        let mut b = [0u8; 64];
-        expect(call(nr::XEN_VERSION, 4, ptr_mut(&mut b), 0, 0, 0), 0)
+        expect(xen_version_op(&mut XenChangesetInfo::default()), 0)
     }
     xen_version_platform_parameters_virt_start ("xen_version", "XENVER_platform_parameters", Accept) {
-        let mut v = 0u64;
-        let r = call(nr::XEN_VERSION, 5, ptr_mut(&mut v), 0, 0, 0);
-        all(&[expect(r, 0), check(v == 0xffff_8000_0000_0000, format_args!("virt_start {v:#x}"))])
+        let mut p = XenPlatformParameters::default();
+        let r = xen_version_op(&mut p);
+        all(&[expect(r, 0), check(p.virt_start == 0xffff_8000_0000_0000, format_args!("virt_start {:#x}", p.virt_start))])
     }
     xen_version_features_dom0_bit ("xen_version", "XENVER_get_features", Accept) {
-        let mut f = [0u32; 2];
-        let r = call(nr::XEN_VERSION, 6, ptr_mut(&mut f), 0, 0, 0);
-        all(&[expect(r, 0), check(f[1] & (1 << 11) != 0, format_args!("submap {:#x} lacks XENFEAT_dom0", f[1]))])
+        let mut f = XenFeatureInfo { submap_idx: 0, submap: 0 };
+        let r = xen_version_op(&mut f);
+        all(&[expect(r, 0), check(f.submap & (1 << XENFEAT_DOM0) != 0, format_args!("submap {:#x} lacks XENFEAT_dom0", f.submap))])
     }
     xen_version_features_submap_1_einval ("xen_version", "XENVER_get_features", Reject) {
-        let mut f = [1u32, 0];
-        expect(call(nr::XEN_VERSION, 6, ptr_mut(&mut f), 0, 0, 0), -EINVAL)
+        expect(xen_version_op(&mut XenFeatureInfo { submap_idx: 1, submap: 0 }), -EINVAL)
     }
     xen_version_pagesize_4096 ("xen_version", "XENVER_pagesize", Accept) { expect(call(nr::XEN_VERSION, 7, 0, 0, 0, 0), 4096) }
     xen_version_unknown_cmd_enosys ("xen_version", "cmd 200", Reject) { expect(call(nr::XEN_VERSION, 200, 0, 0, 0, 0), -ENOSYS) }
@@ -570,7 +605,7 @@ cases! {
     }
     mmuext_new_user_baseptr_zero_clears ("mmuext_op", "MMUEXT_NEW_USER_BASEPTR", Accept) { expect(mmuext(15, 0, 0, 0x7ff0), 0) }
     mmuext_done_count_written ("mmuext_op", "done", Accept) {
-        let ops: [u64; 6] = [15, 0, 0, 15, 0, 0];
+        let ops = [MmuextOp { cmd: 15, ..Default::default() }; 2];
         let mut done = 0xffff_ffffu32;
         let r = call(nr::MMUEXT_OP, ptr(&ops), 2, ptr_mut(&mut done), 0x7ff0, 0);
         all(&[expect(r, 0), check(done == 2, format_args!("done {done}"))])
@@ -622,16 +657,16 @@ cases! {
     }
     mmu_update_unmapped_requests_efault ("mmu_update", "reqs", Reject) { expect(call(nr::MMU_UPDATE, UNMAPPED, 1, 0, 0x7ff0, 0), -EFAULT) }
     mmu_update_unknown_foreign_domain_esrch ("mmu_update", "foreigndom", Reject) {
-        let req = [0u64, 0];
+        let req = MmuUpdate::default();
         expect(call(nr::MMU_UPDATE, ptr(&req), 1, 0, 0x1234, 0), -ESRCH)
     }
     mmu_update_long_batch_preempted_and_resumed ("mmu_update", "2048-entry batch", Accept) {
         let (Some((t, tm)), Some((_, dm))) = (page(), page()) else { return error(format_args!("no spare pages")) };
         read_only(t, tm);
         if pin(tm, 1) != 0 { writable(t, tm); return error(format_args!("pin failed")); }
-        let mut reqs = [[0u64; 2]; 2048];
+        let mut reqs = [MmuUpdate::default(); 2048];
         for (i, r) in reqs.iter_mut().enumerate() {
-            *r = [slot(tm, i % 512), if i % 2 == 0 { (dm << 12) | PTE_RO } else { 0 }];
+            *r = MmuUpdate { ptr: slot(tm, i % 512), val: if i % 2 == 0 { (dm << 12) | PTE_RO } else { 0 } };
         }
         let (rc, done) = crate::mm::mmu_update(&reqs);
         unpin(tm);
@@ -771,7 +806,7 @@ cases! {
         let (Some((a, am)), Some((b, bm))) = (page(), page()) else { return error(format_args!("no spare pages")) };
         // SAFETY: spare, writable pages of ours.
         unsafe { core::ptr::write_volatile(a as *mut u64, 0xc0fe) };
-        let op: [u64; 3] = [17, bm, am];
+        let op = MmuextOp { cmd: 17, _pad0: 0, arg1: bm, arg2: am };
         let c = call(nr::MMUEXT_OP, ptr(&op), 1, 0, 0x7ff0, 0);
         // SAFETY: as above.
         let copied = unsafe { core::ptr::read_volatile(b as *const u64) };
@@ -782,18 +817,15 @@ cases! {
     }
     clear_page_of_a_page_table_refused ("mmuext_op", "MMUEXT_CLEAR_PAGE", Attack) { expect(mmuext(16, l4_mfn(), 0, 0x7ff0), -EINVAL) }
     multicall_two_calls_results ("multicall", "list", Accept) {
-        let mut list = [[0u64; 8]; 2];
-        list[0][0] = nr::XEN_VERSION;
-        list[1][0] = nr::XEN_VERSION;
-        list[1][2] = 7; // XENVER_pagesize
+        let mut list = [MulticallEntry { op: nr::XEN_VERSION, ..Default::default() }; 2];
+        list[1].args[0] = 7; // XENVER_pagesize
         let r = call(nr::MULTICALL, ptr_mut(&mut list), 2, 0, 0, 0);
-        all(&[expect(r, 0), expect(list[0][1] as i64, (4 << 16) | 17), expect(list[1][1] as i64, 4096)])
+        all(&[expect(r, 0), expect(list[0].result as i64, (4 << 16) | 17), expect(list[1].result as i64, 4096)])
     }
     multicall_unknown_op_result_enosys ("multicall", "list", Reject) {
-        let mut list = [[0u64; 8]; 1];
-        list[0][0] = 99;
+        let mut list = [MulticallEntry { op: 99, ..Default::default() }];
         let r = call(nr::MULTICALL, ptr_mut(&mut list), 1, 0, 0, 0);
-        all(&[expect(r, 0), expect(list[0][1] as i64, -ENOSYS)])
+        all(&[expect(r, 0), expect(list[0].result as i64, -ENOSYS)])
     }
     multicall_unmapped_list_efault ("multicall", "list", Reject) { expect(call(nr::MULTICALL, UNMAPPED, 1, 0, 0, 0), -EFAULT) }
     multicall_iret_stops_the_batch ("multicall", "iret then xen_version", Attack) {
@@ -838,7 +870,7 @@ cases! {
         }
         read_only(l, lm);
         let r = mmuext(13, l, 0, 0x7ff0);
-        let op: [u64; 3] = [13, l, 2];
+        let op = MmuextOp { cmd: 13, _pad0: 0, arg1: l, arg2: 2 };
         let r = if r == 0 { call(nr::MMUEXT_OP, ptr(&op), 1, 0, 0x7ff0, 0) } else { r };
         if r == 0 {
             // SAFETY: selector 0x0f is LDT entry 1 (TI set, RPL 3), the data
@@ -850,15 +882,15 @@ cases! {
         all(&[expect(r, 0), expect(clear, 0), expect(w, 0)])
     }
     set_ldt_unaligned_einval ("mmuext_op", "MMUEXT_SET_LDT", Reject) {
-        let op: [u64; 3] = [13, 0x1234_5008, 4];
+        let op = MmuextOp { cmd: 13, _pad0: 0, arg1: 0x1234_5008, arg2: 4 };
         expect(call(nr::MMUEXT_OP, ptr(&op), 1, 0, 0x7ff0, 0), -EINVAL)
     }
     set_ldt_too_many_entries_einval ("mmuext_op", "MMUEXT_SET_LDT", Reject) {
-        let op: [u64; 3] = [13, 0x4000_0000, 8193];
+        let op = MmuextOp { cmd: 13, _pad0: 0, arg1: 0x4000_0000, arg2: 8193 };
         expect(call(nr::MMUEXT_OP, ptr(&op), 1, 0, 0x7ff0, 0), -EINVAL)
     }
     set_ldt_in_xen_range_einval ("mmuext_op", "MMUEXT_SET_LDT", Attack) {
-        let op: [u64; 3] = [13, XEN_VA, 16];
+        let op = MmuextOp { cmd: 13, _pad0: 0, arg1: XEN_VA, arg2: 16 };
         expect(call(nr::MMUEXT_OP, ptr(&op), 1, 0, 0x7ff0, 0), -EINVAL)
     }
     set_gdt_writable_frame_einval ("set_gdt", "frame mapped RW", Attack) {
@@ -946,21 +978,27 @@ cases! {
     evtchn_ipi_to_self_delivers ("event_channel_op", "EVTCHNOP_bind_ipi", Accept) {
         use crate::events as ev;
         if ev::init() != 0 { return error(format_args!("no event callback")); }
-        let mut ipi: [u32; 2] = [0, 0];
-        let r = ev::op(7, &mut ipi);
-        let s = ev::send(ipi[1]);
-        all(&[expect(r, 0), expect(s, 0), check(ev::count(ipi[1]) == 1, format_args!("ipi delivered {}", ev::count(ipi[1])))])
+        let mut ipi = EvtchnBindIpi { vcpu: 0, port: 0 };
+        let r = ev::op(&mut ipi);
+        let s = ev::send(ipi.port);
+        all(&[expect(r, 0), expect(s, 0), check(ev::count(ipi.port) == 1, format_args!("ipi delivered {}", ev::count(ipi.port)))])
     }
     evtchn_close_makes_the_peer_unbound ("event_channel_op", "EVTCHNOP_close, EVTCHNOP_status", Accept) {
         use crate::events as ev;
         let Ok(a) = ev::alloc_unbound(0x7ff0) else { return error(format_args!("alloc_unbound failed")) };
         let Ok(b) = ev::bind_interdomain(0x7ff0, a) else { return error(format_args!("bind failed")) };
         let c = ev::close(b);
-        let mut st: [u32; 6] = [0x7ff0, a, 0, 0, 0, 0];
-        let r = ev::op(5, &mut st);
-        let mut stb: [u32; 6] = [0x7ff0, b, 0, 0, 0, 0];
-        let rb = ev::op(5, &mut stb);
-        all(&[expect(c, 0), expect(r, 0), check(st[2] == 1, format_args!("peer status {}", st[2])), expect(rb, 0), check(stb[2] == 0, format_args!("closed port status {}", stb[2]))])
+        let mut st = EvtchnStatus { dom: 0x7ff0, port: a, ..Default::default() };
+        let r = ev::op(&mut st);
+        let mut stb = EvtchnStatus { dom: 0x7ff0, port: b, ..Default::default() };
+        let rb = ev::op(&mut stb);
+        all(&[
+            expect(c, 0),
+            expect(r, 0),
+            check(st.status == EVTCHNSTAT_UNBOUND, format_args!("peer status {}", st.status)),
+            expect(rb, 0),
+            check(stb.status == EVTCHNSTAT_CLOSED, format_args!("closed port status {}", stb.status)),
+        ])
     }
     evtchn_alloc_until_enospc ("event_channel_op", "EVTCHNOP_alloc_unbound", Attack) {
         use crate::events as ev;
@@ -979,31 +1017,29 @@ cases! {
     evtchn_send_beyond_ports_einval ("event_channel_op", "EVTCHNOP_send", Attack) { expect(crate::events::send(0xffff_fff0), -EINVAL) }
     evtchn_close_reserved_port_0_einval ("event_channel_op", "EVTCHNOP_close", Reject) { expect(crate::events::close(0), -EINVAL) }
     evtchn_status_of_a_port_beyond_the_abi_einval ("event_channel_op", "EVTCHNOP_status", Reject) {
-        let mut st: [u32; 6] = [0x7ff0, 0xffff, 0, 0, 0, 0];
-        expect(crate::events::op(5, &mut st), -EINVAL)
+        expect(crate::events::op(&mut EvtchnStatus { dom: 0x7ff0, port: 0xffff, ..Default::default() }), -EINVAL)
     }
     evtchn_bind_virq_out_of_range_einval ("event_channel_op", "EVTCHNOP_bind_virq", Attack) {
-        let mut v: [u32; 3] = [24, 0, 0];
-        expect(crate::events::op(1, &mut v), -EINVAL)
+        expect(crate::events::op(&mut EvtchnBindVirq { virq: 24, vcpu: 0, port: 0 }), -EINVAL)
     }
     evtchn_bind_virq_twice_eexist ("event_channel_op", "EVTCHNOP_bind_virq", Reject) {
-        let mut v: [u32; 3] = [2, 0, 0]; // VIRQ_CONSOLE
-        let first = crate::events::op(1, &mut v);
-        let mut w: [u32; 3] = [2, 0, 0];
-        all(&[expect(first, 0), expect(crate::events::op(1, &mut w), -EEXIST)])
+        const VIRQ_CONSOLE: u32 = 2;
+        let first = crate::events::op(&mut EvtchnBindVirq { virq: VIRQ_CONSOLE, vcpu: 0, port: 0 });
+        let second = crate::events::op(&mut EvtchnBindVirq { virq: VIRQ_CONSOLE, vcpu: 0, port: 0 });
+        all(&[expect(first, 0), expect(second, -EEXIST)])
     }
     evtchn_bind_ipi_to_missing_vcpu_enoent ("event_channel_op", "EVTCHNOP_bind_ipi", Reject) {
-        let mut i: [u32; 2] = [7, 0];
-        expect(crate::events::op(7, &mut i), -ENOENT)
+        expect(crate::events::op(&mut EvtchnBindIpi { vcpu: 7, port: 0 }), -ENOENT)
     }
     evtchn_unknown_cmd_enosys ("event_channel_op", "cmd 99", Reject) {
-        let mut x = [0u32; 6];
-        expect(crate::events::op(99, &mut x), -ENOSYS)
+        // No structure belongs to sub-op 99: pass 24 zero bytes (the size
+        // of the largest, evtchn_status).
+        let mut x = EvtchnStatus::default();
+        expect(call(nr::EVENT_CHANNEL_OP, 99, ptr_mut(&mut x), 0, 0, 0), -ENOSYS)
     }
     evtchn_unmapped_argument_efault ("event_channel_op", "EVTCHNOP_send", Reject) { expect(call(nr::EVENT_CHANNEL_OP, 4, UNMAPPED, 0, 0, 0), -EFAULT) }
     evtchn_alloc_for_unknown_domain_esrch ("event_channel_op", "EVTCHNOP_alloc_unbound", Reject) {
-        let mut a: [u16; 4] = [0x1234, 0x7ff0, 0, 0];
-        expect(crate::events::op(6, &mut a), -ESRCH)
+        expect(crate::events::op(&mut EvtchnAllocUnbound { dom: 0x1234, remote_dom: 0x7ff0, port: 0 }), -ESRCH)
     }
     poll_unallocated_port_einval ("sched_op", "SCHEDOP_poll", Attack) { expect(crate::events::poll(&[0xffff], 0), -EINVAL) }
     poll_too_many_ports_einval ("sched_op", "SCHEDOP_poll", Reject) {
@@ -1019,16 +1055,18 @@ cases! {
         expect(ev::poll(&[a], 0), 0)
     }
     gnttab_query_size_ok ("grant_table_op", "GNTTABOP_query_size", Accept) {
-        let mut q: [u32; 4] = [0x7ff0, 0, 0, 0];
-        let r = crate::grants::op(6, core::slice::from_mut(&mut q));
-        all(&[expect(r, 0), check(q[3] & 0xffff == 0, format_args!("status {}", q[3] as i16)), check(q[2] >= 1, format_args!("max_nr_frames {}", q[2]))])
+        let mut q = GnttabQuerySize { dom: 0x7ff0, ..Default::default() };
+        let r = crate::grants::op(core::slice::from_mut(&mut q));
+        all(&[expect(r, 0), check(q.status == 0, format_args!("status {}", q.status)), check(q.max_nr_frames >= 1, format_args!("max_nr_frames {}", q.max_nr_frames))])
     }
     gnttab_setup_table_one_frame ("grant_table_op", "GNTTABOP_setup_table", Accept) { check(grant_table().is_some(), format_args!("setup_table or mapping the frame failed")) }
     gnttab_setup_table_too_many_frames ("grant_table_op", "GNTTABOP_setup_table", Reject) {
+        // 100000 frames asked for, room for 4: the hypervisor must refuse
+        // before writing the list.
         let mut frames = [0u64; 4];
-        let mut s: [u64; 3] = [0x7ff0 | (100_000 << 32), 0, frames.as_mut_ptr() as u64];
-        let r = crate::grants::op(2, core::slice::from_mut(&mut s));
-        all(&[expect(r, 0), expect((s[1] & 0xffff) as i16 as i64, -1)])
+        let mut s = GnttabSetupTable { dom: 0x7ff0, nr_frames: 100_000, frame_list: ptr_mut(&mut frames), ..Default::default() };
+        let r = call(nr::GRANT_TABLE_OP, GNTTABOP_SETUP_TABLE, ptr_mut(&mut s), 1, 0, 0);
+        all(&[expect(r, 0), expect(i64::from(s.status), -1)])
     }
     gnttab_transfer_to_self_through_an_accepting_entry ("grant_table_op", "GNTTABOP_transfer", Accept) {
         use crate::grants::{GTF_TRANSFER_COMMITTED, GTF_TRANSFER_COMPLETED, transfer};
@@ -1070,8 +1108,7 @@ cases! {
         t.end_access(22);
         // Take a frame back so dom0's reservation is whole again.
         let mut fresh = [0u64];
-        let inc: [u64; 4] = [fresh.as_mut_ptr() as u64, 1, 0, 0x7ff0];
-        let got = call(nr::MEMORY_OP, 0, ptr(&inc), 0, 0, 0);
+        let got = increase_reservation(0x7ff0, &mut fresh);
         let remap = if got == 1 { uvm(va, (fresh[0] << 12) | PTE_RW) } else { -1 };
         all(&[
             expect(un, 0),
@@ -1144,10 +1181,9 @@ cases! {
         expect(i64::from(crate::grants::map(host, 1, 0x7ff0, true).0), -2)
     }
     gnttab_map_without_host_or_device_flag ("grant_table_op", "GNTTABOP_map_grant_ref", Reject) {
-        let mut m: [u64; 4] = [0x4000_0000, 1 << 32, 0x7ff0, 0];
-        m[1] = 8 | (1 << 32); // application_map only
-        let r = crate::grants::op(0, core::slice::from_mut(&mut m));
-        all(&[expect(r, 0), expect(((m[2] >> 16) & 0xffff) as i16 as i64, -3)])
+        let mut m = GnttabMapGrantRef { host_addr: 0x4000_0000, flags: GNTMAP_APPLICATION_MAP, ref_: 1, dom: 0x7ff0, ..Default::default() };
+        let r = crate::grants::op(core::slice::from_mut(&mut m));
+        all(&[expect(r, 0), expect(i64::from(m.status), -3)])
     }
     gnttab_unmap_bad_handle ("grant_table_op", "GNTTABOP_unmap_grant_ref", Reject) {
         let _ = grant_table();
@@ -1179,19 +1215,18 @@ cases! {
         expect(i64::from(crate::grants::copy(CopySide::Frame(a, 0x7ff0), 0, CopySide::Frame(l4_mfn(), 0x7ff0), 0, 8)), -1)
     }
     gnttab_get_version_is_1 ("grant_table_op", "GNTTABOP_get_version", Accept) {
-        let mut v: [u32; 2] = [0x7ff0, 0];
-        let r = crate::grants::op(10, core::slice::from_mut(&mut v));
-        all(&[expect(r, 0), expect(i64::from(v[1]), 1)])
+        let mut v = GnttabGetVersion { dom: 0x7ff0, pad: 0, version: 0 };
+        let r = crate::grants::op(core::slice::from_mut(&mut v));
+        all(&[expect(r, 0), expect(i64::from(v.version), 1)])
     }
     gnttab_set_version_1_ok ("grant_table_op", "GNTTABOP_set_version", Accept) {
-        let mut v = [1u32];
-        expect(crate::grants::op(8, &mut v), 0)
+        expect(crate::grants::op(&mut [GnttabSetVersion { version: 1 }]), 0)
     }
     gnttab_dump_table_ok ("grant_table_op", "GNTTABOP_dump_table", Accept) {
         let _ = grant_table();
-        let mut d: [u16; 2] = [0x7ff0, 0xffff];
-        let r = crate::grants::op(3, core::slice::from_mut(&mut d));
-        all(&[expect(r, 0), expect(i64::from(d[1] as i16), 0)])
+        let mut d = GnttabDumpTable { dom: 0x7ff0, status: -1 };
+        let r = crate::grants::op(core::slice::from_mut(&mut d));
+        all(&[expect(r, 0), expect(i64::from(d.status), 0)])
     }
     gnttab_unmapped_op_array_efault ("grant_table_op", "GNTTABOP_map_grant_ref", Reject) { expect(call(nr::GRANT_TABLE_OP, 0, UNMAPPED, 1, 0, 0), -EFAULT) }
     gnttab_unknown_cmd_enosys ("grant_table_op", "cmd 99", Reject) { expect(call(nr::GRANT_TABLE_OP, 99, UNMAPPED, 1, 0, 0), -ENOSYS) }
@@ -1203,7 +1238,7 @@ cases! {
     }
     vcpu_op_singleshot_in_the_past_fires_not_etime ("vcpu_op", "VCPUOP_set_singleshot_timer", Accept) {
         // Xen 4.17 ignores VCPU_SSHOTTMR_future: no -ETIME.
-        let t: [u64; 2] = [1, 1];
+        let t = VcpuSetSingleshotTimer { timeout_abs_ns: 1, flags: VCPU_SSHOTTMR_FUTURE, _pad0: 0 };
         let r = call(nr::VCPU_OP, 8, 0, ptr(&t), 0, 0);
         call(nr::VCPU_OP, 9, 0, 0, 0, 0);
         expect(r, 0)
@@ -1214,40 +1249,32 @@ cases! {
         expect(r, 0)
     }
     vcpu_op_singleshot_future_then_stop ("vcpu_op", "VCPUOP_set_singleshot_timer", Accept) {
-        let t: [u64; 2] = [u64::MAX / 2, 1];
+        let t = VcpuSetSingleshotTimer { timeout_abs_ns: u64::MAX / 2, flags: VCPU_SSHOTTMR_FUTURE, _pad0: 0 };
         all(&[expect(call(nr::VCPU_OP, 8, 0, ptr(&t), 0, 0), 0), expect(call(nr::VCPU_OP, 9, 0, 0, 0, 0), 0)])
     }
     vcpu_op_missing_vcpu_enoent ("vcpu_op", "VCPUOP_stop_singleshot_timer", Reject) { expect(call(nr::VCPU_OP, 9, 5, 0, 0, 0), -ENOENT) }
     vcpu_op_singleshot_unmapped_efault ("vcpu_op", "VCPUOP_set_singleshot_timer", Reject) { expect(call(nr::VCPU_OP, 8, 0, UNMAPPED, 0, 0), -EFAULT) }
     domctl_getdomaininfo_of_dom0 ("domctl", "XEN_DOMCTL_getdomaininfo", Accept) {
         let mut op = domctl_op(5, 0x15, 0);
-        let r = call(nr::DOMCTL, ptr_mut(&mut op), 0, 0, 0, 0);
-        // union at byte 16: domain, flags, tot_pages; nr_online_vcpus at +64.
-        let flags = op[5];
-        let tot = u64::from(op[6]) | (u64::from(op[7]) << 32);
+        let r = domctl(&mut op);
+        let i: XenDomctlGetdomaininfo = op.payload();
         all(&[
             expect(r, 0),
-            check(op[4] & 0xffff == 0, format_args!("domain {}", op[4] & 0xffff)),
-            check(flags & (1 << 5) != 0, format_args!("flags {flags:#x} not running")),
-            check(tot == start_info().nr_pages, format_args!("tot_pages {tot}")),
-            check(op[20] == 1, format_args!("online vcpus {}", op[20])),
+            check(i.domain == 0, format_args!("domain {}", i.domain)),
+            check(i.flags & XEN_DOMINF_RUNNING != 0, format_args!("flags {:#x} not running", i.flags)),
+            check(i.tot_pages == start_info().nr_pages, format_args!("tot_pages {}", i.tot_pages)),
+            check(i.nr_online_vcpus == 1, format_args!("online vcpus {}", i.nr_online_vcpus)),
         ])
     }
     domctl_getdomaininfo_past_the_last_domain_esrch ("domctl", "XEN_DOMCTL_getdomaininfo", Reject) {
-        let mut op = domctl_op(5, 0x15, 0x7000);
-        expect(call(nr::DOMCTL, ptr_mut(&mut op), 0, 0, 0, 0), -ESRCH)
+        expect(domctl(&mut domctl_op(5, 0x15, 0x7000)), -ESRCH)
     }
     domctl_wrong_interface_version_eacces ("domctl", "interface_version", Reject) {
-        let mut op = domctl_op(5, 0x14, 0);
-        expect(call(nr::DOMCTL, ptr_mut(&mut op), 0, 0, 0, 0), -EACCES)
+        expect(domctl(&mut domctl_op(5, 0x14, 0)), -EACCES)
     }
     domctl_unmapped_argument_efault ("domctl", "argument", Reject) { expect(call(nr::DOMCTL, UNMAPPED, 0, 0, 0, 0), -EFAULT) }
     domctl_max_mem_on_dom0_ok ("domctl", "XEN_DOMCTL_max_mem", Accept) {
-        let mut op = domctl_op(11, 0x15, 0);
-        let kb = start_info().nr_pages * 4 + 1024;
-        op[4] = kb as u32;
-        op[5] = (kb >> 32) as u32;
-        expect(call(nr::DOMCTL, ptr_mut(&mut op), 0, 0, 0, 0), 0)
+        expect(max_mem(0, start_info().nr_pages * 4 + 1024), 0)
     }
     domctl_create_populate_destroy ("domctl", "XEN_DOMCTL_createdomain, destroydomain", Accept) {
         let id = match create_domain(0) {
@@ -1257,8 +1284,7 @@ cases! {
         let info = domain_info(id);
         let mm = max_mem(id, 16 * 4);
         let pop = populate(id, 16);
-        let dom: u16 = id;
-        let cur = call(nr::MEMORY_OP, 3, ptr(&dom), 0, 0, 0);
+        let cur = current_reservation(id);
         let destroyed = domctl_simple(2, id);
         let after = domain_info(id);
         all(&[
@@ -1300,8 +1326,8 @@ cases! {
             Ok(id) => id,
             Err(e) => return expect(e, 0),
         };
-        let (two, _) = domctl_vcpu(15, id, 2, 0);
-        let (one, _) = domctl_vcpu(15, id, 1, 0);
+        let two = max_vcpus(id, 2);
+        let one = max_vcpus(id, 1);
         domctl_simple(2, id);
         all(&[expect(two, -EINVAL), expect(one, 0)])
     }
@@ -1310,8 +1336,8 @@ cases! {
             Ok(id) => id,
             Err(e) => return expect(e, 0),
         };
-        let ctx = [0u64; 646];
-        let (r, _) = domctl_vcpu(12, id, 0, ptr(&ctx));
+        let ctx = VcpuGuestContext::default();
+        let r = vcpu_context(12, id, 0, ptr(&ctx));
         domctl_simple(2, id);
         expect(r, -EINVAL)
     }
@@ -1320,10 +1346,10 @@ cases! {
             Ok(id) => id,
             Err(e) => return expect(e, 0),
         };
-        let mut ctx = [0u64; 646];
-        ctx[65 + 16] = NONCANON; // user_regs.rip
-        let (r, _) = domctl_vcpu(12, id, 0, ptr(&ctx));
-        let (bad_vcpu, _) = domctl_vcpu(12, id, 7, ptr(&ctx));
+        let mut ctx = VcpuGuestContext::default();
+        ctx.user_regs.rip = NONCANON;
+        let r = vcpu_context(12, id, 0, ptr(&ctx));
+        let bad_vcpu = vcpu_context(12, id, 7, ptr(&ctx));
         domctl_simple(2, id);
         all(&[expect(r, -EINVAL), expect(bad_vcpu, -EINVAL)])
     }
@@ -1332,29 +1358,33 @@ cases! {
             Ok(id) => id,
             Err(e) => return expect(e, 0),
         };
-        let (r, _) = domctl_vcpu(12, id, 0, UNMAPPED);
+        let r = vcpu_context(12, id, 0, UNMAPPED);
         domctl_simple(2, id);
         expect(r, -EFAULT)
     }
     domctl_setvcpucontext_on_self_einval ("domctl", "XEN_DOMCTL_setvcpucontext", Reject) {
-        let ctx = [0u64; 646];
-        expect(domctl_vcpu(12, 0, 0, ptr(&ctx)).0, -EINVAL)
+        let ctx = VcpuGuestContext::default();
+        expect(vcpu_context(12, 0, 0, ptr(&ctx)), -EINVAL)
     }
     domctl_getvcpucontext_uninitialised_enodata ("domctl", "XEN_DOMCTL_getvcpucontext", Reject) {
         let id = match create_with_vcpu() {
             Ok(id) => id,
             Err(e) => return expect(e, 0),
         };
-        let mut ctx = [0u64; 646];
-        let (r, _) = domctl_vcpu(13, id, 0, ptr_mut(&mut ctx));
+        let mut ctx = VcpuGuestContext::default();
+        let r = vcpu_context(13, id, 0, ptr_mut(&mut ctx));
         domctl_simple(2, id);
         expect(r, -ENODATA)
     }
     domctl_getvcpuinfo_of_dom0_online ("domctl", "XEN_DOMCTL_getvcpuinfo", Accept) {
-        let (r, op) = domctl_vcpu(14, 0, 0, 0);
-        let (bad, _) = domctl_vcpu(14, 0, 9, 0);
-        // getvcpuinfo at 16: vcpu, online @20, blocked @21, running @22.
-        all(&[expect(r, 0), check(op[5] & 0xff == 1, format_args!("online {}", op[5] & 0xff)), check(op[5] >> 16 & 0xff == 1, format_args!("running {}", op[5] >> 16 & 0xff)), expect(bad, -EINVAL)])
+        let (r, info) = vcpu_info(0, 0);
+        let (bad, _) = vcpu_info(0, 9);
+        all(&[
+            expect(r, 0),
+            check(info.online == 1, format_args!("online {}", info.online)),
+            check(info.running == 1, format_args!("running {}", info.running)),
+            expect(bad, -EINVAL),
+        ])
     }
     domctl_hypercall_init_on_a_frame_not_owned_einval ("domctl", "XEN_DOMCTL_hypercall_init", Reject) {
         let id = match create_with_vcpu() {
@@ -1363,10 +1393,8 @@ cases! {
         };
         // A frame of dom0's: not the new domain's.
         let mut op = domctl_op(22, 0x15, id);
-        let mfn = start_info().store_mfn.max(1);
-        op[4] = mfn as u32;
-        op[5] = (mfn >> 32) as u32;
-        let r = call(nr::DOMCTL, ptr_mut(&mut op), 0, 0, 0, 0);
+        op.set_payload(&XenDomctlHypercallInit { gmfn: start_info().store_mfn.max(1) });
+        let r = domctl(&mut op);
         domctl_simple(2, id);
         expect(r, -EINVAL)
     }
@@ -1375,17 +1403,23 @@ cases! {
             Ok(id) => id,
             Err(e) => return expect(e, 0),
         };
-        let mut a: [u16; 4] = [id, 0, 0, 0];
-        let r = call(nr::EVENT_CHANNEL_OP, 6, ptr_mut(&mut a), 0, 0, 0);
-        let port = u32::from(a[2]) | (u32::from(a[3]) << 16);
-        // evtchn_status {dom, port, status, vcpu, union}: unbound for dom0.
-        let mut st: [u32; 6] = [u32::from(id), port, 0, 0, 0, 0];
-        let rs = call(nr::EVENT_CHANNEL_OP, 5, ptr_mut(&mut st), 0, 0, 0);
+        let mut a = EvtchnAllocUnbound { dom: id, remote_dom: 0, port: 0 };
+        let r = crate::events::op(&mut a);
+        let port = a.port;
+        // Unbound, for dom0 to bind.
+        let mut st = EvtchnStatus { dom: id, port, ..Default::default() };
+        let rs = crate::events::op(&mut st);
         domctl_simple(2, id);
-        all(&[expect(r, 0), check(port > 0, format_args!("port {port}")), expect(rs, 0), check(st[2] == 1 && st[4] & 0xffff == 0, format_args!("status {} remote {}", st[2], st[4]))])
+        let remote = st.unbound().dom;
+        all(&[
+            expect(r, 0),
+            check(port > 0, format_args!("port {port}")),
+            expect(rs, 0),
+            check(st.status == EVTCHNSTAT_UNBOUND && remote == 0, format_args!("status {} remote {remote}", st.status)),
+        ])
     }
     mmu_update_foreigndom_unknown_domain_esrch ("mmu_update", "foreigndom", Reject) {
-        let req: [u64; 2] = [0, 0];
+        let req = MmuUpdate::default();
         let mut done = 0u32;
         expect(call(nr::MMU_UPDATE, ptr(&req), 1, ptr_mut(&mut done), 0x4321, 0), -ESRCH)
     }
@@ -1396,7 +1430,7 @@ cases! {
         };
         // A frame dom0 owns named as the new domain's: refused.
         let mfn = start_info().store_mfn.max(1);
-        let op: [u64; 3] = [3, mfn, 0];
+        let op = MmuextOp { cmd: 3, arg1: mfn, ..Default::default() };
         let r = call(nr::MMUEXT_OP, ptr(&op), 1, 0, u64::from(id), 0);
         domctl_simple(2, id);
         expect(r, -EINVAL)
@@ -1413,17 +1447,17 @@ cases! {
     }
     sysctl_physinfo_reports_memory ("sysctl", "XEN_SYSCTL_physinfo", Accept) {
         let mut op = sysctl_op(3, 0x15);
-        let r = call(nr::SYSCTL, ptr_mut(&mut op), 0, 0, 0, 0);
-        // union at byte 8: nr_cpus at +8, total_pages at +40, free_pages at +48.
-        let total = u64::from(op[12]) | (u64::from(op[13]) << 32);
-        let free = u64::from(op[14]) | (u64::from(op[15]) << 32);
-        all(&[expect(r, 0), check(op[4] >= 1, format_args!("nr_cpus {}", op[4])), check(total > start_info().nr_pages && free < total, format_args!("total {total} free {free}"))])
+        let r = sysctl(&mut op);
+        let p: XenSysctlPhysinfo = op.payload();
+        let (total, free) = (p.total_pages, p.free_pages);
+        all(&[expect(r, 0), check(p.nr_cpus >= 1, format_args!("nr_cpus {}", p.nr_cpus)), check(total > start_info().nr_pages && free < total, format_args!("total {total} free {free}"))])
     }
     sysctl_sched_id_is_credit ("sysctl", "XEN_SYSCTL_sched_id", Accept) {
         let mut op = sysctl_op(4, 0x15);
-        let r = call(nr::SYSCTL, ptr_mut(&mut op), 0, 0, 0, 0);
+        let r = sysctl(&mut op);
+        let id = op.payload::<XenSysctlSchedId>().sched_id;
         // XEN_SCHEDULER_CREDIT (both hypervisors run credit in our tests).
-        all(&[expect(r, 0), check(op[2] == 5, format_args!("sched_id {}", op[2]))])
+        all(&[expect(r, 0), check(id == XEN_SCHEDULER_CREDIT, format_args!("sched_id {id}"))])
     }
     domctl_scheduler_op_put_then_get_weight_and_cap ("domctl", "XEN_DOMCTL_scheduler_op", Accept) {
         let id = match create_with_vcpu() {
@@ -1433,14 +1467,14 @@ cases! {
         let (put, _) = sched_op(id, 5, 0, 512, 30);
         // weight 0 and cap 0xffff leave both alone.
         let (keep, _) = sched_op(id, 5, 0, 0, 0xffff);
-        let (get, op) = sched_op(id, 5, 1, 0, 0);
+        let (get, credit) = sched_op(id, 5, 1, 0, 0);
         domctl_simple(2, id);
-        let (weight, cap) = (op[6] & 0xffff, op[6] >> 16);
+        let XenDomctlSchedCredit { weight, cap } = credit;
         all(&[expect(put, 0), expect(keep, 0), expect(get, 0), check(weight == 512 && cap == 30, format_args!("weight {weight} cap {cap}"))])
     }
     domctl_scheduler_op_default_weight_256 ("domctl", "XEN_DOMCTL_scheduler_op", Accept) {
-        let (r, op) = sched_op(0, 5, 1, 0, 0);
-        all(&[expect(r, 0), check(op[6] & 0xffff == 256 && op[6] >> 16 == 0, format_args!("weight {} cap {}", op[6] & 0xffff, op[6] >> 16))])
+        let (r, c) = sched_op(0, 5, 1, 0, 0);
+        all(&[expect(r, 0), check(c.weight == 256 && c.cap == 0, format_args!("weight {} cap {}", c.weight, c.cap))])
     }
     domctl_scheduler_op_wrong_scheduler_einval ("domctl", "XEN_DOMCTL_scheduler_op", Reject) {
         // XEN_SCHEDULER_CREDIT2 while credit runs; then an unknown command.
@@ -1451,48 +1485,35 @@ cases! {
     }
     domctl_scheduler_op_unknown_domain_esrch ("domctl", "XEN_DOMCTL_scheduler_op", Reject) { expect(sched_op(0x1234, 5, 1, 0, 0).0, -ESRCH) }
     sysctl_getdomaininfolist_sees_dom0 ("sysctl", "XEN_SYSCTL_getdomaininfolist", Accept) {
-        let mut infos = [0u8; 112 * 4];
+        let mut infos = [XenDomctlGetdomaininfo::default(); 4];
         let mut op = sysctl_op(6, 0x15);
-        op[2] = 0; // first_domain
-        op[3] = 4; // max_domains
-        let buf = ptr_mut(&mut infos);
-        op[4] = buf as u32;
-        op[5] = (buf >> 32) as u32;
-        let r = call(nr::SYSCTL, ptr_mut(&mut op), 0, 0, 0, 0);
-        all(&[expect(r, 0), check(op[6] >= 1, format_args!("num_domains {}", op[6])), check(infos[0] == 0 && infos[1] == 0, format_args!("first is not dom0"))])
+        op.set_payload(&XenSysctlGetdomaininfolist { first_domain: 0, max_domains: 4, buffer: ptr_mut(&mut infos), ..Default::default() });
+        let r = sysctl(&mut op);
+        let n = op.payload::<XenSysctlGetdomaininfolist>().num_domains;
+        all(&[expect(r, 0), check(n >= 1, format_args!("num_domains {n}")), check(infos[0].domain == 0, format_args!("first is not dom0"))])
     }
     sysctl_wrong_interface_version_eacces ("sysctl", "interface_version", Reject) {
-        let mut op = sysctl_op(3, 0x1);
-        expect(call(nr::SYSCTL, ptr_mut(&mut op), 0, 0, 0, 0), -EACCES)
+        expect(sysctl(&mut sysctl_op(3, 0x1)), -EACCES)
     }
     memory_op_current_reservation_is_nr_pages ("memory_op", "XENMEM_current_reservation", Accept) {
-        let dom: u16 = 0x7ff0;
-        expect(call(nr::MEMORY_OP, 3, ptr(&dom), 0, 0, 0), start_info().nr_pages as i64)
+        expect(current_reservation(0x7ff0), start_info().nr_pages as i64)
     }
     memory_op_maximum_reservation_not_below_current ("memory_op", "XENMEM_maximum_reservation", Accept) {
-        let dom: u16 = 0x7ff0;
-        let max = call(nr::MEMORY_OP, 4, ptr(&dom), 0, 0, 0);
+        let max = maximum_reservation(0x7ff0);
         check(max >= start_info().nr_pages as i64, format_args!("maximum {max}"))
     }
     memory_op_reservation_of_unknown_domain_esrch ("memory_op", "XENMEM_current_reservation", Reject) {
-        let dom: u16 = 0x1234;
-        expect(call(nr::MEMORY_OP, 3, ptr(&dom), 0, 0, 0), -ESRCH)
+        expect(current_reservation(0x1234), -ESRCH)
     }
     memory_op_balloon_out_and_back_in ("memory_op", "XENMEM_decrease/increase_reservation", Accept) {
         let Some((va, m)) = page() else { return error(format_args!("no spare page")) };
-        let dom: u16 = 0x7ff0;
-        let before = call(nr::MEMORY_OP, 3, ptr(&dom), 0, 0, 0);
+        let before = current_reservation(0x7ff0);
         let unmapped = uvm(va, 0);
-        // xen_memory_reservation {extent_start, nr_extents, extent_order |
-        // mem_flags, domid}.
-        let mut extent = [m];
-        let r: [u64; 4] = [extent.as_mut_ptr() as u64, 1, 0, 0x7ff0];
-        let dec = call(nr::MEMORY_OP, 1, ptr(&r), 0, 0, 0);
-        let after_dec = call(nr::MEMORY_OP, 3, ptr(&dom), 0, 0, 0);
+        let dec = decrease_reservation(0x7ff0, &[m]);
+        let after_dec = current_reservation(0x7ff0);
         let mut fresh = [0u64];
-        let r2: [u64; 4] = [fresh.as_mut_ptr() as u64, 1, 0, 0x7ff0];
-        let inc = call(nr::MEMORY_OP, 0, ptr(&r2), 0, 0, 0);
-        let after_inc = call(nr::MEMORY_OP, 3, ptr(&dom), 0, 0, 0);
+        let inc = increase_reservation(0x7ff0, &mut fresh);
+        let after_inc = current_reservation(0x7ff0);
         let remap = if inc == 1 { uvm(va, (fresh[0] << 12) | PTE_RW) } else { -1 };
         all(&[
             expect(unmapped, 0),
@@ -1511,12 +1532,9 @@ cases! {
         // SAFETY: `va` is a spare page of ours, mapped writable.
         unsafe { core::ptr::write_bytes(va as *mut u8, 0xa5, 4096) };
         let unmapped = uvm(va, 0);
-        let mut extent = [m];
-        let r: [u64; 4] = [extent.as_mut_ptr() as u64, 1, 0, 0x7ff0];
-        let dec = call(nr::MEMORY_OP, 1, ptr(&r), 0, 0, 0);
+        let dec = decrease_reservation(0x7ff0, &[m]);
         let mut fresh = [0u64];
-        let r2: [u64; 4] = [fresh.as_mut_ptr() as u64, 1, 0, 0x7ff0];
-        let inc = call(nr::MEMORY_OP, 0, ptr(&r2), 0, 0, 0);
+        let inc = increase_reservation(0x7ff0, &mut fresh);
         let remap = if inc == 1 { uvm(va, (fresh[0] << 12) | PTE_RW) } else { -1 };
         // SAFETY: mapped just above (checked before reading).
         let dirty = if remap == 0 { unsafe { core::slice::from_raw_parts(va as *const u64, 512) }.iter().filter(|&&w| w != 0).count() } else { 0 };
@@ -1524,14 +1542,10 @@ cases! {
     }
     memory_op_decrease_of_shared_info_does_nothing ("memory_op", "XENMEM_decrease_reservation", Attack) {
         // shared_info is written by the hypervisor: it cannot be given back.
-        let mut extent = [start_info().shared_info >> 12];
-        let r: [u64; 4] = [extent.as_mut_ptr() as u64, 1, 0, 0x7ff0];
-        expect(call(nr::MEMORY_OP, 1, ptr(&r), 0, 0, 0), 0)
+        expect(decrease_reservation(0x7ff0, &[start_info().shared_info >> 12]), 0)
     }
     memory_op_decrease_foreign_frame_does_nothing ("memory_op", "XENMEM_decrease_reservation", Attack) {
-        let mut extent = [0x100u64];
-        let r: [u64; 4] = [extent.as_mut_ptr() as u64, 1, 0, 0x7ff0];
-        expect(call(nr::MEMORY_OP, 1, ptr(&r), 0, 0, 0), 0)
+        expect(decrease_reservation(0x7ff0, &[0x100]), 0)
     }
     memory_op_unknown_cmd_enosys ("memory_op", "cmd 63", Reject) { expect(call(nr::MEMORY_OP, 63, 0, 0, 0, 0), -ENOSYS) }
     multicall_batch_of_update_va_mapping ("multicall", "update_va_mapping batch", Accept) {

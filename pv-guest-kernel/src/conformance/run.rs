@@ -14,9 +14,9 @@ fn reset() {
     for w in 0..64u32 {
         crate::events::set_mask(w * 64, false);
     }
-    hypercall::raw(xen_public::hypercall::FPU_TASKSWITCH, 0, 0, 0);
+    hypercall::fpu_taskswitch(false);
     for which in [0u64, 1, 2] {
-        hypercall::raw(xen_public::hypercall::SET_SEGMENT_BASE, which, 0, 0);
+        hypercall::set_segment_base(which, 0);
     }
 }
 

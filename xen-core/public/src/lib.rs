@@ -17,7 +17,7 @@
 //!
 //! | module | Xen header |
 //! | --- | --- |
-//! | [`xen`] (re-exported at the root) | `xen.h`, `arch-x86/xen-x86_64.h`: `start_info`, domain ids, selectors |
+//! | [`xen`] (re-exported at the root) | `xen.h`, `arch-x86/xen-x86_64.h`: `start_info`, `shared_info`, domain ids, selectors |
 //! | [`hypercall`] | `xen.h`: `__HYPERVISOR_*` numbers, hypercall page |
 //! | [`errno`] | `errno.h` |
 //! | [`elfnote`] | `elfnote.h` |
@@ -30,6 +30,7 @@
 //! | [`callback`] | `callback.h` |
 //! | [`domctl`] | `domctl.h` (and `xen_arch_domainconfig`) |
 //! | [`sysctl`] | `sysctl.h` |
+//! | [`version`] | `version.h` (and the `XENFEAT_*` numbers of `features.h`) |
 //! | [`io::ring`] | `io/ring.h` |
 //! | [`io::xs_wire`] | `io/xs_wire.h` |
 //! | [`io::xenbus`] | `io/xenbus.h` |
@@ -53,6 +54,7 @@ pub mod physdev;
 pub mod sched;
 pub mod sysctl;
 pub mod vcpu;
+pub mod version;
 pub mod xen;
 
 mod union_bytes;

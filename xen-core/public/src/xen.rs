@@ -1,6 +1,6 @@
 //! Core guest ABI of `public/xen.h` and `arch-x86/xen-x86_64.h`: domain ids,
 //! selectors, the hypervisor's reserved address range, `start_info`,
-//! `xenctl_bitmap`.
+//! `shared_info` (with `vcpu_info` and `vcpu_time_info`), `xenctl_bitmap`.
 //!
 //! Invariant: the structures have exactly the x86_64 size and field offsets
 //! Xen 4.17 gives them, checked at compile time by the assertions after them.
@@ -165,6 +165,127 @@ const _: () = assert!(core::mem::offset_of!(StartInfo, cmd_line) == 128);
 const _: () = assert!(core::mem::offset_of!(StartInfo, first_p2m_pfn) == 1152);
 const _: () = assert!(core::mem::size_of::<StartInfoConsole>() == 16);
 
+/// `XEN_LEGACY_MAX_VCPUS` (x86): `vcpu_info` slots in `shared_info`.
+pub const XEN_LEGACY_MAX_VCPUS: usize = 32;
+/// `XEN_PVCLOCK_TSC_STABLE_BIT` in `vcpu_time_info.flags`.
+pub const XEN_PVCLOCK_TSC_STABLE_BIT: u8 = 1 << 0;
+/// `XEN_PVCLOCK_GUEST_STOPPED` in `vcpu_time_info.flags`.
+pub const XEN_PVCLOCK_GUEST_STOPPED: u8 = 1 << 1;
+
+/// `struct vcpu_time_info`: the PV clock of one vCPU. System time in ns is
+/// `system_time` plus the TSC delta since `tsc_timestamp`, shifted by
+/// `tsc_shift` (right if negative), times `tsc_to_system_mul`, over 2^32;
+/// `version` is odd while Xen updates the record.
+#[repr(C)]
+#[derive(FromBytes, IntoBytes, Immutable, KnownLayout, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VcpuTimeInfo {
+    /// Update counter (seqlock).
+    pub version: u32,
+    /// Padding.
+    pub pad0: u32,
+    /// TSC at the last update.
+    pub tsc_timestamp: u64,
+    /// System time (ns since boot) at the last update.
+    pub system_time: u64,
+    /// TSC-to-ns multiplier (32.32 fixed point).
+    pub tsc_to_system_mul: u32,
+    /// Shift applied to the TSC delta before multiplying.
+    pub tsc_shift: i8,
+    /// `XEN_PVCLOCK_*`.
+    pub flags: u8,
+    /// Padding.
+    pub pad1: [u8; 2],
+}
+const _: () = assert!(core::mem::size_of::<VcpuTimeInfo>() == 32);
+const _: () = assert!(core::mem::offset_of!(VcpuTimeInfo, tsc_timestamp) == 8);
+const _: () = assert!(core::mem::offset_of!(VcpuTimeInfo, system_time) == 16);
+const _: () = assert!(core::mem::offset_of!(VcpuTimeInfo, tsc_to_system_mul) == 24);
+const _: () = assert!(core::mem::offset_of!(VcpuTimeInfo, tsc_shift) == 28);
+const _: () = assert!(core::mem::offset_of!(VcpuTimeInfo, flags) == 29);
+
+/// `struct arch_vcpu_info` (x86_64).
+#[repr(C)]
+#[derive(FromBytes, IntoBytes, Immutable, KnownLayout, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ArchVcpuInfo {
+    /// The faulting address of the last page fault Xen bounced.
+    pub cr2: u64,
+    /// Padding (keeps `vcpu_info` at 64 bytes).
+    pub pad: u64,
+}
+const _: () = assert!(core::mem::size_of::<ArchVcpuInfo>() == 16);
+
+/// `struct vcpu_info`: a vCPU's event and time state in `shared_info`.
+#[repr(C)]
+#[derive(FromBytes, IntoBytes, Immutable, KnownLayout, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VcpuInfo {
+    /// Set by Xen when an event upcall is pending; cleared by the guest.
+    pub evtchn_upcall_pending: u8,
+    /// Nonzero: no upcalls (the guest's "interrupt flag").
+    pub evtchn_upcall_mask: u8,
+    /// Padding.
+    pub _pad0: [u8; 6],
+    /// One bit per word of `shared_info.evtchn_pending` with ports pending.
+    pub evtchn_pending_sel: u64,
+    /// Architecture state.
+    pub arch: ArchVcpuInfo,
+    /// The vCPU's PV clock.
+    pub time: VcpuTimeInfo,
+}
+const _: () = assert!(core::mem::size_of::<VcpuInfo>() == 64);
+const _: () = assert!(core::mem::offset_of!(VcpuInfo, evtchn_upcall_mask) == 1);
+const _: () = assert!(core::mem::offset_of!(VcpuInfo, evtchn_pending_sel) == 8);
+const _: () = assert!(core::mem::offset_of!(VcpuInfo, arch) == 16);
+const _: () = assert!(core::mem::offset_of!(VcpuInfo, time) == 32);
+
+/// `struct arch_shared_info` (x86_64).
+#[repr(C)]
+#[derive(FromBytes, IntoBytes, Immutable, KnownLayout, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ArchSharedInfo {
+    /// Valid P2M entries.
+    pub max_pfn: u64,
+    /// Frame of the P2M's frame-list-list (0: not set, !0: invalid).
+    pub pfn_to_mfn_frame_list_list: u64,
+    /// NMI reason bits.
+    pub nmi_reason: u64,
+    /// CR3 of the address space holding the linear P2M (0: none).
+    pub p2m_cr3: u64,
+    /// Virtual address of the linear P2M.
+    pub p2m_vaddr: u64,
+    /// Generation count of the P2M mapping (odd while it changes).
+    pub p2m_generation: u64,
+}
+const _: () = assert!(core::mem::size_of::<ArchSharedInfo>() == 48);
+
+/// `struct shared_info`: the page Xen shares with every PV domain (vCPU
+/// state, the 2-level event-channel bitmaps, the wall clock).
+#[repr(C)]
+#[derive(FromBytes, IntoBytes, Immutable, KnownLayout, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SharedInfo {
+    /// Per-vCPU state of the first [`XEN_LEGACY_MAX_VCPUS`] vCPUs.
+    pub vcpu_info: [VcpuInfo; XEN_LEGACY_MAX_VCPUS],
+    /// Pending bit per port (2-level ABI).
+    pub evtchn_pending: [u64; 64],
+    /// Mask bit per port (2-level ABI).
+    pub evtchn_mask: [u64; 64],
+    /// Wall-clock update counter (seqlock, as `vcpu_time_info.version`).
+    pub wc_version: u32,
+    /// Wall-clock seconds at system time 0 (low 32 bits).
+    pub wc_sec: u32,
+    /// Its nanoseconds.
+    pub wc_nsec: u32,
+    /// High 32 bits of `wc_sec`.
+    pub wc_sec_hi: u32,
+    /// Architecture state.
+    pub arch: ArchSharedInfo,
+}
+const _: () = assert!(core::mem::size_of::<SharedInfo>() == 3136);
+const _: () = assert!(core::mem::offset_of!(SharedInfo, evtchn_pending) == 2048);
+const _: () = assert!(core::mem::offset_of!(SharedInfo, evtchn_mask) == 2560);
+const _: () = assert!(core::mem::offset_of!(SharedInfo, wc_version) == 3072);
+const _: () = assert!(core::mem::offset_of!(SharedInfo, wc_sec) == 3076);
+const _: () = assert!(core::mem::offset_of!(SharedInfo, wc_sec_hi) == 3084);
+const _: () = assert!(core::mem::offset_of!(SharedInfo, arch) == 3088);
+
 /// `struct xenctl_bitmap`: a bitmap in guest memory (CPU and node masks of
 /// the domctls and sysctls).
 #[repr(C)]
@@ -278,3 +399,44 @@ pub const XENVER_PLATFORM_PARAMETERS: u64 = 5;
 pub const XENVER_GET_FEATURES: u64 = 6;
 /// `XENVER_pagesize`.
 pub const XENVER_PAGESIZE: u64 = 7;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zerocopy::FromZeros;
+
+    /// ABI rule: `vcpu_time_info` is {u32 version, u32 pad, u64
+    /// tsc_timestamp, u64 system_time, u32 tsc_to_system_mul, i8 tsc_shift,
+    /// u8 flags, u8 pad[2]}, 32 bytes, at byte 32 of `vcpu_info`.
+    #[test]
+    fn vcpu_time_info_inside_vcpu_info() {
+        let mut v = VcpuInfo { evtchn_upcall_mask: 1, evtchn_pending_sel: 1 << 3, ..Default::default() };
+        v.arch.cr2 = 0xdead_b000;
+        v.time =
+            VcpuTimeInfo { version: 2, tsc_timestamp: 1000, system_time: 5_000_000, tsc_to_system_mul: 1 << 31, tsc_shift: -1, ..Default::default() };
+        let b = v.as_bytes();
+        assert_eq!(b[1], 1);
+        assert_eq!(&b[8..16], &8u64.to_le_bytes());
+        assert_eq!(&b[16..24], &0xdead_b000u64.to_le_bytes());
+        assert_eq!(&b[32..36], &2u32.to_le_bytes());
+        assert_eq!(&b[48..56], &5_000_000u64.to_le_bytes());
+        assert_eq!(b[60], 0xff);
+        assert_eq!(VcpuInfo::read_from_bytes(b).unwrap(), v);
+    }
+
+    /// ABI rule: the 2-level event bitmaps follow 32 `vcpu_info`s (pending
+    /// at 2048, mask at 2560) and the wall clock starts at 3072.
+    #[test]
+    fn shared_info_bitmaps_and_wall_clock() {
+        let mut s = SharedInfo::new_zeroed();
+        s.evtchn_pending[1] = 1;
+        s.evtchn_mask[0] = 1 << 63;
+        s.wc_sec = 7;
+        s.wc_sec_hi = 1;
+        let b = s.as_bytes();
+        assert_eq!(b[2048 + 8], 1);
+        assert_eq!(b[2560 + 7], 0x80);
+        assert_eq!(&b[3076..3080], &7u32.to_le_bytes());
+        assert_eq!(&b[3084..3088], &1u32.to_le_bytes());
+    }
+}
