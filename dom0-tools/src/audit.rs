@@ -6,8 +6,8 @@
 //! Invariant: every step that changes domains is followed by one audit,
 //! and the test ends with one summary line.
 
-use crate::guests::Guests;
-use crate::hv;
+use dom0_tools::guests::Guests;
+use dom0_tools::hv;
 use pv_guest_kernel::{println, shared};
 
 /// Audits run and how many found something.

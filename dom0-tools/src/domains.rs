@@ -3,8 +3,8 @@
 //! run and destroy running guests over and over. Each checks that every
 //! frame comes back.
 
-use crate::guests::Guests;
-use crate::hv::{self, DESTROYDOMAIN};
+use dom0_tools::guests::Guests;
+use dom0_tools::hv::{self, DESTROYDOMAIN};
 use pv_guest_kernel::{hypercall, println, shared};
 use xen_public::XEN_DOMINF_SHUTDOWN;
 

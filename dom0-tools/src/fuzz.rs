@@ -13,9 +13,9 @@
 //! of the hypervisor ends the run before the summary, which the boot test
 //! notices.
 
-use crate::cmdline;
-use crate::guests::{GUEST_PAGES, Guests};
-use crate::hv;
+use dom0_tools::cmdline;
+use dom0_tools::guests::{GUEST_PAGES, Guests};
+use dom0_tools::hv;
 use pv_guest_kernel::fuzz::derive_seed;
 use pv_guest_kernel::{println, shared};
 use xen_public::XEN_DOMINF_SHUTDOWN;

@@ -8,23 +8,15 @@ mod audit;
 #[cfg(target_os = "none")]
 mod bench;
 #[cfg(target_os = "none")]
-mod builder;
-mod cmdline;
-#[cfg(target_os = "none")]
 mod domains;
 #[cfg(target_os = "none")]
 mod fuzz;
 #[cfg(target_os = "none")]
-mod guests;
-#[cfg(target_os = "none")]
-mod hv;
-#[cfg(target_os = "none")]
 mod shell;
-mod xl;
 
 #[cfg(target_os = "none")]
 mod dom0 {
-    use crate::cmdline::{self, Test};
+    use dom0_tools::cmdline::{self, Test};
     use pv_guest_kernel::alloc::EarlyAlloc;
     use pv_guest_kernel::notes::VIRT_BASE;
     use pv_guest_kernel::{StartInfo, hypercall, println, shared, traps};
@@ -82,7 +74,7 @@ mod dom0 {
             Test::Shell => {
                 let va = pages.alloc_page().unwrap_or(0);
                 shared::map(va, si.shared_info);
-                let guests = if si.mod_len > 0 { crate::guests::Guests::new(si, &mut pages) } else { None };
+                let guests = if si.mod_len > 0 { dom0_tools::guests::Guests::new(si, &mut pages) } else { None };
                 crate::shell::run(si, guests);
                 poweroff()
             }
@@ -201,7 +193,7 @@ mod dom0 {
             | Test::Fuzz => {
                 let va = pages.alloc_page().unwrap_or(0);
                 shared::map(va, si.shared_info);
-                let Some(mut guests) = crate::guests::Guests::new(si, &mut pages) else {
+                let Some(mut guests) = dom0_tools::guests::Guests::new(si, &mut pages) else {
                     println!("dom0: guests: not enough memory to build guests");
                     poweroff()
                 };
@@ -239,7 +231,7 @@ mod dom0 {
             }
             Test::Bench => {
                 crate::bench::run(si, &mut pages);
-                if let Some(mut guests) = crate::guests::Guests::new(si, &mut pages) {
+                if let Some(mut guests) = dom0_tools::guests::Guests::new(si, &mut pages) {
                     crate::domains::bench(&mut guests);
                 }
                 poweroff()

@@ -2,10 +2,10 @@
 //! it waits for input it relays the guests' consoles and reaps guests that
 //! shut down.
 
-use crate::guests::Guests;
-use crate::hv;
-use crate::xl::{self, Command, DomainRow};
 use core::fmt::Write;
+use dom0_tools::guests::Guests;
+use dom0_tools::hv;
+use dom0_tools::xl::{self, Command, DomainRow};
 use pv_guest_kernel::console::Console;
 use pv_guest_kernel::{StartInfo, hypercall, println, shared};
 use xen_public::domctl::XenDomctlGetdomaininfo;
@@ -181,8 +181,8 @@ fn execute(line: &str, guests: &mut Option<Guests>) -> bool {
 
 /// Run the shell until `poweroff`, first starting `guests=N` guests.
 pub fn run(si: &StartInfo, mut guests: Option<Guests>) {
-    let args = crate::cmdline::as_str(&si.cmd_line);
-    let n: usize = crate::cmdline::value(args, "guests").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let args = dom0_tools::cmdline::as_str(&si.cmd_line);
+    let n: usize = dom0_tools::cmdline::value(args, "guests").and_then(|v| v.parse().ok()).unwrap_or(0);
     for _ in 0..n {
         execute("create", &mut guests);
     }

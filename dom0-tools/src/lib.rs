@@ -1,0 +1,25 @@
+//! dom0-tools as a library: what libxenctrl, libxenguest and libxl do for
+//! a Xen toolstack, for dom0's thin users (the `xl` shell and the boot
+//! self-tests in the `dom0` binary).
+//!
+//! - [`hv`]: the control hypercalls (domctl, sysctl, memory_op on other
+//!   domains, foreign MMU and event-channel operations), each over the
+//!   `xen_public` structure of its command (libxenctrl);
+//! - [`builder`]: the PV domain builder (libxenguest);
+//! - [`guests`]: running guests: start, console relay, reap, destroy
+//!   (libxl's domain management);
+//! - [`xl`] and [`cmdline`]: `xl`'s output formats and dom0's command-line
+//!   parsing, pure and host-tested.
+//!
+//! Invariant: hypercalls are issued here (through the guest runtime's
+//! typed wrappers), not by the binaries: they call these functions.
+#![cfg_attr(not(test), no_std)]
+
+#[cfg(target_os = "none")]
+pub mod builder;
+pub mod cmdline;
+#[cfg(target_os = "none")]
+pub mod guests;
+#[cfg(target_os = "none")]
+pub mod hv;
+pub mod xl;
