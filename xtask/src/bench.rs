@@ -82,25 +82,20 @@ fn median(v: &[f64]) -> f64 {
 }
 
 /// What `cargo xtask bench` was asked for.
-struct Args {
-    /// Boot only xen-core (a quick look while working; no ratios).
-    ours_only: bool,
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
     /// Boots of the main benchmarks per hypervisor; every figure is the
     /// median of the runs, printed with its spread.
-    runs: usize,
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = count_above_zero)]
+    pub runs: usize,
+    /// Boot only xen-core (a quick look while working; no ratios).
+    #[arg(long = "xen-core-only")]
+    pub ours_only: bool,
 }
 
-fn parse_args(args: &[String]) -> Result<Args, String> {
-    let mut a = Args { ours_only: false, runs: 3 };
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "--xen-core-only" => a.ours_only = true,
-            "--runs" => a.runs = it.next().and_then(|n| n.parse().ok()).filter(|&n| n > 0).ok_or("--runs takes a count above 0")?,
-            other => return Err(format!("bench: unknown option '{other}'")),
-        }
-    }
-    Ok(a)
+/// `--runs`: a count above 0.
+fn count_above_zero(s: &str) -> Result<usize, String> {
+    s.parse().ok().filter(|&n| n > 0).ok_or_else(|| "--runs takes a count above 0".into())
 }
 
 /// Each benchmark's figures over several boots.
@@ -124,8 +119,7 @@ fn spread(v: &[f64]) -> String {
 }
 
 /// `cargo xtask bench [--xen-core-only] [--runs N]`.
-pub fn command(args: &[String]) -> Result<(), String> {
-    let args = parse_args(args)?;
+pub fn command(args: &BenchArgs) -> Result<(), String> {
     crate::env::ensure_system_tools()?;
     let k = image::build(image::Profile::Release)?;
     let boot_ours = boot_times("xen-core", &k, 3)?;
@@ -179,6 +173,21 @@ mod tests {
     fn spread_is_min_to_max() {
         assert_eq!(super::spread(&[3.0, 1.0, 2.0]), "1-3");
         assert_eq!(super::spread(&[5.0]), "5");
+    }
+
+    #[test]
+    fn arguments() {
+        use clap::Parser;
+        let parse = |args: &[&str]| match crate::Cli::try_parse_from(["xtask", "bench"].into_iter().chain(args.iter().copied())) {
+            Ok(crate::Cli { command: crate::Command::Bench(b) }) => Ok((b.runs, b.ours_only)),
+            Ok(other) => panic!("parsed as {other:?}"),
+            Err(e) => Err(e),
+        };
+        assert_eq!(parse(&[]).unwrap(), (3, false));
+        assert_eq!(parse(&["--runs", "5", "--xen-core-only"]).unwrap(), (5, true));
+        assert!(parse(&["--runs", "0"]).is_err(), "--runs takes a count above 0");
+        assert!(parse(&["--runs"]).is_err());
+        assert!(parse(&["--bogus"]).is_err());
     }
 
     #[test]

@@ -9,14 +9,28 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Which hypervisors to run on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum On {
     /// Only xen-core.
+    #[value(name = "xen-core")]
     XenCore,
     /// Only Xen 4.17.
+    #[value(name = "xen-4.17")]
     Xen417,
-    /// Both (the default).
+    /// Both.
+    #[value(name = "both")]
     Both,
+}
+
+/// `cargo xtask conformance [FILTER] [--on xen-core|xen-4.17|both]`.
+#[derive(Debug, clap::Args)]
+pub struct ConformanceArgs {
+    /// Run only the cases whose name contains FILTER.
+    #[arg(value_name = "FILTER", default_value = "", hide_default_value = true)]
+    pub filter: String,
+    /// Which hypervisors to run the suite on.
+    #[arg(long, value_name = "HYPERVISOR", value_enum, default_value_t = On::Both)]
+    pub on: On,
 }
 
 /// One case's result on one hypervisor: the protocol word and message.
@@ -235,27 +249,10 @@ pub fn run(filter: &str, on: On, k: &Kernels) -> Result<(usize, usize), String> 
 }
 
 /// `cargo xtask conformance [FILTER] [--on xen-core|xen-4.17|both]`.
-pub fn command(args: &[String]) -> Result<(), String> {
-    let mut filter = String::new();
-    let mut on = On::Both;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--on" => {
-                on = match it.next().map(String::as_str) {
-                    Some("xen-core") => On::XenCore,
-                    Some("xen-4.17") => On::Xen417,
-                    Some("both") => On::Both,
-                    other => return Err(format!("--on takes xen-core, xen-4.17 or both, not {other:?}")),
-                }
-            }
-            f if !f.starts_with('-') => filter = f.to_string(),
-            other => return Err(format!("conformance: unknown option '{other}'")),
-        }
-    }
+pub fn command(args: &ConformanceArgs) -> Result<(), String> {
     crate::env::ensure_system_tools()?;
     let k = image::build(image::Profile::Release)?;
-    let (passed, failed) = run(&filter, on, &k)?;
+    let (passed, failed) = run(&args.filter, args.on, &k)?;
     println!("{passed} passed, {failed} failed");
     if failed > 0 { Err("conformance failures".into()) } else { Ok(()) }
 }
@@ -294,6 +291,23 @@ mod tests {
         assert!(judge("x", Some(&r("error")), None).is_err());
         assert!(judge("x", None, None).is_err(), "a case that reports nothing is not a pass");
         assert!(judge("x", Some(&r("skip")), Some(&r("skip"))).is_ok());
+    }
+
+    #[test]
+    fn arguments() {
+        use clap::Parser;
+        let parse = |args: &[&str]| match crate::Cli::try_parse_from(["xtask", "conformance"].into_iter().chain(args.iter().copied())) {
+            Ok(crate::Cli { command: crate::Command::Conformance(c) }) => Ok((c.filter, c.on)),
+            Ok(other) => panic!("parsed as {other:?}"),
+            Err(e) => Err(e),
+        };
+        assert_eq!(parse(&[]).unwrap(), (String::new(), On::Both));
+        assert_eq!(parse(&["nr_11", "--on", "xen-core"]).unwrap(), ("nr_11".into(), On::XenCore));
+        assert_eq!(parse(&["--on", "xen-4.17", "grant"]).unwrap(), ("grant".into(), On::Xen417));
+        assert_eq!(parse(&["--on", "both"]).unwrap().1, On::Both);
+        assert!(parse(&["--on", "xen"]).is_err());
+        assert!(parse(&["--on"]).is_err());
+        assert!(parse(&["--bogus"]).is_err());
     }
 
     #[test]

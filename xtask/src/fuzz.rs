@@ -37,34 +37,48 @@ impl Default for FuzzArgs {
     }
 }
 
-impl FuzzArgs {
-    /// Parse `[--seed S] [--calls N] [--danger PPM] [--verbose FROM]
-    /// [--only K] [--seeds A,B] [--smp N] [--timeout SECS]`.
-    pub fn parse(args: &[String]) -> Result<FuzzArgs, String> {
-        let mut a = FuzzArgs::default();
-        let mut it = args.iter();
-        while let Some(flag) = it.next() {
-            let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
-            let num = |v: &String| v.parse::<u64>().map_err(|_| format!("{flag}: '{v}' is not a number"));
-            match flag.as_str() {
-                "--seed" => a.seed = num(value()?)?,
-                "--calls" => a.calls = num(value()?)?,
-                "--danger" => a.danger = num(value()?)?,
-                "--verbose" => a.verbose = Some(num(value()?)?),
-                "--only" => a.only = Some(num(value()?)?),
-                "--seeds" => a.seeds = Some(value()?.clone()),
-                "--smp" => a.smp = num(value()?)? as u32,
-                "--timeout" => a.timeout_s = num(value()?)?,
-                other => return Err(format!("fuzz: unknown option '{other}'")),
-            }
-        }
-        if a.timeout_s == 0 {
-            // About 2000 calls/s under TCG, plus boot and slack.
-            a.timeout_s = 60 + a.calls / 500;
-        }
-        Ok(a)
-    }
+/// `cargo xtask fuzz [options]`: the command line, resolved into a
+/// [`FuzzArgs`] by [`FuzzOptions::resolve`].
+#[derive(Clone, Debug, clap::Args)]
+pub struct FuzzOptions {
+    /// dom0's seed; each fuzzer's is derived from it.
+    #[arg(long, value_name = "S", default_value_t = 1)]
+    pub seed: u64,
+    /// Calls in all.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    pub calls: u64,
+    /// Self-destructive calls per million.
+    #[arg(long, value_name = "PPM", default_value_t = 50)]
+    pub danger: u64,
+    /// Print every call from index FROM (replays).
+    #[arg(long, value_name = "FROM")]
+    pub verbose: Option<u64>,
+    /// Replay: run fuzzer K alone (with --seeds).
+    #[arg(long, value_name = "K")]
+    pub only: Option<u64>,
+    /// Replay: the fuzzers' seeds.
+    #[arg(long, value_name = "A,B", allow_hyphen_values = true)]
+    pub seeds: Option<String>,
+    /// CPUs.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub smp: u32,
+    /// QEMU timeout in seconds [default: 60 + calls/500; 0 means the default].
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<u64>,
+}
 
+impl FuzzOptions {
+    /// What to run, with the timeout worked out from the number of calls
+    /// when none (or 0) was given.
+    pub fn resolve(self) -> FuzzArgs {
+        let FuzzOptions { seed, calls, danger, verbose, only, seeds, smp, timeout } = self;
+        // About 2000 calls/s under TCG, plus boot and slack.
+        let timeout_s = timeout.filter(|&t| t != 0).unwrap_or(60 + calls / 500);
+        FuzzArgs { seed, calls, danger, verbose, only, seeds, smp, timeout_s }
+    }
+}
+
+impl FuzzArgs {
     /// dom0's command line.
     pub fn dom0_args(&self) -> String {
         let mut s = format!("test=fuzz seed={} calls={} danger={}", self.seed, self.calls, self.danger);
@@ -170,8 +184,8 @@ pub fn boot(a: &FuzzArgs, k: &image::Kernels, name: &str) -> Result<(Verdict, St
 }
 
 /// `cargo xtask fuzz [options]`.
-pub fn command(args: &[String]) -> Result<(), String> {
-    let a = FuzzArgs::parse(args)?;
+pub fn command(args: FuzzOptions) -> Result<(), String> {
+    let a = args.resolve();
     crate::env::ensure_system_tools()?;
     let k = image::build(image::Profile::Release)?;
     println!("fuzz: xen-core on {} CPUs, dom0 '{}', timeout {} s", a.smp, a.dom0_args(), a.timeout_s);
@@ -196,15 +210,35 @@ pub fn command(args: &[String]) -> Result<(), String> {
 mod tests {
     use super::*;
 
+    /// `cargo xtask fuzz ARGS`, parsed by the real command line.
+    fn parse(args: &[&str]) -> Result<FuzzArgs, clap::Error> {
+        use clap::Parser;
+        match crate::Cli::try_parse_from(["xtask", "fuzz"].into_iter().chain(args.iter().copied()))?.command {
+            crate::Command::Fuzz(o) => Ok(o.resolve()),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
     #[test]
     fn arguments() {
-        let a = FuzzArgs::parse(&["--seed".into(), "7".into(), "--calls".into(), "5000".into()]).unwrap();
+        let a = parse(&["--seed", "7", "--calls", "5000"]).unwrap();
         assert_eq!((a.seed, a.calls, a.smp, a.timeout_s), (7, 5000, 2, 70));
         assert_eq!(a.dom0_args(), "test=fuzz seed=7 calls=5000 danger=50");
-        let r = FuzzArgs::parse(&["--only".into(), "1".into(), "--seeds".into(), "3,4".into(), "--verbose".into(), "100".into()]).unwrap();
+        let r = parse(&["--only", "1", "--seeds", "3,4", "--verbose", "100"]).unwrap();
         assert_eq!(r.dom0_args(), "test=fuzz seed=1 calls=100000 danger=50 verbose=100 only=1 seeds=3,4");
-        assert!(FuzzArgs::parse(&["--bogus".into()]).is_err());
-        assert!(FuzzArgs::parse(&["--seed".into()]).is_err());
+        assert!(parse(&["--bogus"]).is_err());
+        assert!(parse(&["--seed"]).is_err());
+        assert!(parse(&["--calls", "many"]).is_err());
+    }
+
+    #[test]
+    fn defaults_timeout_and_repeats() {
+        assert_eq!(parse(&[]).unwrap(), FuzzArgs { timeout_s: 260, ..FuzzArgs::default() });
+        let a = parse(&["--smp", "4", "--timeout", "30", "--danger", "0"]).unwrap();
+        assert_eq!((a.smp, a.timeout_s, a.danger), (4, 30, 0));
+        assert_eq!(parse(&["--calls", "1000", "--timeout", "0"]).unwrap().timeout_s, 62, "0 means the default");
+        assert_eq!(parse(&["--seed", "3", "--seed", "4"]).unwrap().seed, 4, "the last one wins");
+        assert_eq!(parse(&["--seed=9"]).unwrap().seed, 9);
     }
 
     #[test]

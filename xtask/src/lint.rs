@@ -15,7 +15,7 @@ fn cargo(args: &[&str]) -> Result<(), String> {
 }
 
 /// Run every check.
-pub fn command(_args: &[String]) -> Result<(), String> {
+pub fn command() -> Result<(), String> {
     crate::env::ensure_rust_target(&crate::workspace_root())?;
     cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
     let mut target = vec!["clippy", "--release", "--target", "x86_64-unknown-none"];

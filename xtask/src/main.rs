@@ -1,6 +1,7 @@
 //! `cargo xtask`: the project's build, boot and test driver (host side,
-//! std only). Commands: build, iso, run, test, conformance, bench, fuzz.
-//! See `usage()`.
+//! std only). Commands: build, iso, run, test, conformance, bench, lint,
+//! fuzz. The command line is [`Cli`] (clap's derive API); `cargo xtask help`
+//! prints it.
 
 mod bench;
 mod conformance;
@@ -12,41 +13,63 @@ mod qemu;
 mod tests;
 mod xen;
 
+use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-fn usage() -> &'static str {
-    "usage: cargo xtask <command> [options]
+/// Build, boot and test driver for xen-core.
+#[derive(Debug, Parser)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    arg_required_else_help = true,
+    // A repeated option replaces the earlier value, as before clap.
+    args_override_self = true,
+    disable_version_flag = true
+)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
 
-commands:
-  build [--debug]           build xen-core, dom0 and the guest kernel (release by default)
-  iso [--debug]             build a GRUB ISO in target/xtask/xen-core.iso
-  run [options]             boot the ISO in QEMU, serial console on this terminal
-      --timeout SECS        stop QEMU after SECS seconds (default: none)
-      --script FILE         feed FILE's lines to the console, one per prompt
-      --cpu MODEL           QEMU CPU model (default Haswell-noTSX)
-      --smp N               number of CPUs (default 1)
-      --mem MIB             memory in MiB (default 256)
-      --cmdline STR         xen-core command line (default 'loglvl=all')
-      --dom0-cmdline STR    dom0's command line (e.g. test=pagefault)
-      --xen-4.17            boot the same dom0 on real Xen 4.17 instead (fetched from Debian)
-  test [FILTER]             host unit tests, QEMU boot tests and the conformance suite;
-                            ends with 'N passed, N failed'
-  conformance [FILTER] [--on xen-core|xen-4.17|both]
-                            the hypercall conformance suite, one line per case, JSON report in
-                            target/conformance.json; regenerates docs/conformance.md
-  bench [options]           dom0 micro-benchmarks on xen-core and Xen 4.17, as ratios of medians
-      --runs N              boots of the main benchmarks per hypervisor (default 3; spreads shown)
-      --xen-core-only       boot only xen-core (no ratios)
-  lint                      clippy -D warnings (host and x86_64-unknown-none) and cargo fmt --check
-  fuzz [options]            two hypercall-fuzzing domUs and a canary on xen-core (2 CPUs), audited
-                            after every batch; prints calls/s, audits, canary, first failure
-      --seed S              dom0's seed (default 1); each fuzzer's is derived from it
-      --calls N             calls in all (default 100000)
-      --danger PPM          self-destructive calls per million (default 50)
-      --verbose FROM        print every call from index FROM (replays)
-      --only K --seeds A,B  replay: run fuzzer K alone with the given seeds
-      --smp N --timeout S   CPUs (default 2), QEMU timeout (default 60 + calls/500 s)"
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build xen-core, dom0 and the guest kernel (release by default).
+    Build(ProfileArgs),
+    /// Build a GRUB ISO in target/xtask/xen-core.iso.
+    Iso(ProfileArgs),
+    /// Boot the ISO in QEMU, serial console on this terminal.
+    Run(qemu::RunArgs),
+    /// Host unit tests, QEMU boot tests and the conformance suite.
+    #[command(after_help = "Ends with 'N passed, N failed'.")]
+    Test(tests::TestArgs),
+    /// The hypercall conformance suite, one line per case.
+    #[command(after_help = "Writes a JSON report to target/conformance.json and regenerates docs/conformance.md.")]
+    Conformance(conformance::ConformanceArgs),
+    /// dom0 micro-benchmarks on xen-core and Xen 4.17, as ratios of medians.
+    Bench(bench::BenchArgs),
+    /// clippy -D warnings (host and x86_64-unknown-none) and cargo fmt --check.
+    Lint,
+    /// Hypercall fuzzing on xen-core: two fuzzing domUs and a canary.
+    #[command(after_help = "Runs on 2 CPUs by default, audited after every batch; prints calls/s, audits, canary, \
+                            first failure. Replay a failure with --only K --seeds A,B --verbose FROM.")]
+    Fuzz(fuzz::FuzzOptions),
+}
+
+/// `build` and `iso`: which profile to build the kernels with.
+#[derive(Debug, Args)]
+pub struct ProfileArgs {
+    /// Build the kernels with the dev profile instead of --release.
+    #[arg(long)]
+    pub debug: bool,
+}
+
+impl ProfileArgs {
+    fn profile(&self) -> image::Profile {
+        if self.debug { image::Profile::Debug } else { image::Profile::Release }
+    }
 }
 
 /// Root of the workspace (the parent of this crate's directory).
@@ -56,27 +79,26 @@ fn workspace_root() -> PathBuf {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let Some((cmd, rest)) = args.split_first() else {
-        eprintln!("{}", usage());
-        return ExitCode::FAILURE;
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help goes to stdout and succeeds; a bad command line (or none)
+            // prints clap's message on stderr and fails with 1, as before.
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::FAILURE } else { ExitCode::SUCCESS };
+        }
     };
-    let result = match cmd.as_str() {
-        "build" => image::build(profile(rest)).map(|_| ()),
-        "iso" => image::build(profile(rest)).and_then(|k| image::default_iso(&k, "loglvl=all")).map(|p| {
+    let result = match cli.command {
+        Command::Build(a) => image::build(a.profile()).map(|_| ()),
+        Command::Iso(a) => image::build(a.profile()).and_then(|k| image::default_iso(&k, "loglvl=all")).map(|p| {
             println!("{}", p.display());
         }),
-        "run" => qemu::run_command(rest),
-        "test" => tests::run(rest),
-        "conformance" => conformance::command(rest),
-        "bench" => bench::command(rest),
-        "lint" => lint::command(rest),
-        "fuzz" => fuzz::command(rest),
-        "help" | "--help" | "-h" => {
-            println!("{}", usage());
-            Ok(())
-        }
-        other => Err(format!("unknown command '{other}'\n{}", usage())),
+        Command::Run(a) => qemu::run_command(a),
+        Command::Test(a) => tests::run(&a),
+        Command::Conformance(a) => conformance::command(&a),
+        Command::Bench(a) => bench::command(&a),
+        Command::Lint => lint::command(),
+        Command::Fuzz(a) => fuzz::command(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -87,6 +109,76 @@ fn main() -> ExitCode {
     }
 }
 
-fn profile(args: &[String]) -> image::Profile {
-    if args.iter().any(|a| a == "--debug") { image::Profile::Debug } else { image::Profile::Release }
+#[cfg(test)]
+mod cli_tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<Command, clap::Error> {
+        Cli::try_parse_from(std::iter::once("xtask").chain(args.iter().copied())).map(|c| c.command)
+    }
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn build_and_iso_take_debug() {
+        assert!(matches!(parse(&["build"]), Ok(Command::Build(ProfileArgs { debug: false }))));
+        assert!(matches!(parse(&["build", "--debug"]), Ok(Command::Build(ProfileArgs { debug: true }))));
+        assert!(matches!(parse(&["iso", "--debug"]), Ok(Command::Iso(ProfileArgs { debug: true }))));
+        assert!(matches!(parse(&["lint"]), Ok(Command::Lint)));
+    }
+
+    #[test]
+    fn run_takes_every_option() {
+        let Ok(Command::Run(d)) = parse(&["run"]) else { panic!("run") };
+        assert_eq!((d.timeout, d.script, d.cpu.as_str(), d.smp, d.mem), (None, None, "Haswell-noTSX", 1, 256));
+        assert_eq!((d.cmdline.as_str(), d.dom0_cmdline.as_str(), d.xen_417), ("loglvl=all", "guests=1", false));
+        let args = [
+            "run",
+            "--timeout",
+            "20",
+            "--script",
+            "s.txt",
+            "--cpu",
+            "max",
+            "--smp",
+            "2",
+            "--mem",
+            "512",
+            "--cmdline",
+            "loglvl=warning",
+            "--dom0-cmdline",
+            "test=pagefault",
+            "--xen-4.17",
+        ];
+        let Ok(Command::Run(r)) = parse(&args) else { panic!("run") };
+        assert_eq!((r.timeout, r.script.as_deref(), r.cpu.as_str(), r.smp, r.mem), (Some(20), Some("s.txt".as_ref()), "max", 2, 512));
+        assert_eq!((r.cmdline.as_str(), r.dom0_cmdline.as_str(), r.xen_417), ("loglvl=warning", "test=pagefault", true));
+        let Ok(Command::Run(h)) = parse(&["run", "--cmdline", "-x", "--dom0-cmdline", ""]) else { panic!("run") };
+        assert_eq!((h.cmdline.as_str(), h.dom0_cmdline.as_str()), ("-x", ""), "values as given, as before");
+        assert!(parse(&["run", "--smp", "two"]).is_err());
+        assert!(parse(&["run", "--timeout"]).is_err());
+        assert!(parse(&["run", "--bogus"]).is_err());
+    }
+
+    #[test]
+    fn test_takes_a_filter() {
+        assert!(matches!(parse(&["test"]), Ok(Command::Test(tests::TestArgs { filter })) if filter.is_empty()));
+        assert!(matches!(parse(&["test", "enosys"]), Ok(Command::Test(tests::TestArgs { filter })) if filter == "enosys"));
+    }
+
+    #[test]
+    fn no_command_or_an_unknown_one_is_an_error_and_help_is_not() {
+        assert!(parse(&[]).is_err_and(|e| e.use_stderr()));
+        assert!(parse(&["frobnicate"]).is_err_and(|e| e.use_stderr()));
+        assert!(parse(&["build", "--bogus"]).is_err_and(|e| e.use_stderr()));
+        for help in [&["help"][..], &["--help"], &["-h"], &["help", "run"], &["bench", "--help"]] {
+            let e = parse(help).expect_err("help is reported as an 'error'");
+            assert!(!e.use_stderr(), "{help:?}");
+            assert_eq!(e.kind(), clap::error::ErrorKind::DisplayHelp, "{help:?}");
+        }
+    }
 }

@@ -4,7 +4,7 @@
 
 use crate::image;
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -210,42 +210,54 @@ pub fn boot(iso: &Path, o: &Options) -> Result<Outcome, String> {
     Ok(Outcome { exit, timed_out, output, first_line_after, handover_to_dom0, stopped_on })
 }
 
-fn value<'a>(args: &mut impl Iterator<Item = &'a String>, flag: &str) -> Result<&'a String, String> {
-    args.next().ok_or_else(|| format!("{flag} needs a value"))
-}
-
-fn number<T: std::str::FromStr>(s: &str, flag: &str) -> Result<T, String> {
-    s.parse().map_err(|_| format!("{flag}: '{s}' is not a number"))
+/// `cargo xtask run [options]`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Stop QEMU after SECS seconds (default: none).
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<u64>,
+    /// Feed FILE's lines to the console, one per prompt.
+    #[arg(long, value_name = "FILE")]
+    pub script: Option<PathBuf>,
+    /// QEMU CPU model.
+    #[arg(long, value_name = "MODEL", default_value = "Haswell-noTSX")]
+    pub cpu: String,
+    /// Number of CPUs.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub smp: u32,
+    /// Memory in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 256)]
+    pub mem: u32,
+    /// xen-core's command line.
+    #[arg(long, value_name = "STR", default_value = "loglvl=all", allow_hyphen_values = true)]
+    pub cmdline: String,
+    /// dom0's command line (e.g. test=pagefault; empty means the default).
+    #[arg(long = "dom0-cmdline", value_name = "STR", default_value = "guests=1", allow_hyphen_values = true)]
+    pub dom0_cmdline: String,
+    /// Boot the same dom0 on real Xen 4.17 instead (fetched from Debian).
+    #[arg(long = "xen-4.17")]
+    pub xen_417: bool,
 }
 
 /// `cargo xtask run [options]`.
-pub fn run_command(args: &[String]) -> Result<(), String> {
-    let mut o = Options { echo: true, interactive: true, timeout: None, ..Options::default() };
-    let mut cmdline = String::from("loglvl=all");
-    let mut dom0_args = String::new();
-    let mut on_xen = false;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--timeout" => o.timeout = Some(Duration::from_secs(number(value(&mut it, a)?, a)?)),
-            "--cpu" => o.cpu = value(&mut it, a)?.clone(),
-            "--smp" => o.smp = number(value(&mut it, a)?, a)?,
-            "--mem" => o.mem_mib = number(value(&mut it, a)?, a)?,
-            "--cmdline" => cmdline = value(&mut it, a)?.clone(),
-            "--dom0-cmdline" => dom0_args = value(&mut it, a)?.clone(),
-            "--xen-4.17" => on_xen = true,
-            "--script" => {
-                let f = value(&mut it, a)?;
-                let text = std::fs::read_to_string(f).map_err(|e| format!("{f}: {e}"))?;
-                o.script = text.lines().map(String::from).collect();
-            }
-            other => return Err(format!("run: unknown option '{other}'")),
-        }
+pub fn run_command(args: RunArgs) -> Result<(), String> {
+    let mut o = Options {
+        echo: true,
+        interactive: true,
+        timeout: args.timeout.map(Duration::from_secs),
+        cpu: args.cpu,
+        smp: args.smp,
+        mem_mib: args.mem,
+        ..Options::default()
+    };
+    if let Some(f) = &args.script {
+        let text = std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?;
+        o.script = text.lines().map(String::from).collect();
     }
-    if dom0_args.is_empty() {
-        // The default session: dom0's shell with one demo guest running.
-        dom0_args = "guests=1".into();
-    }
+    let cmdline = args.cmdline;
+    let on_xen = args.xen_417;
+    // The default session: dom0's shell with one demo guest running.
+    let dom0_args = if args.dom0_cmdline.is_empty() { "guests=1".to_string() } else { args.dom0_cmdline };
     let kernels = image::build(image::Profile::Release)?;
     let spec = if on_xen {
         o.stop_on = XEN_STOP_LINES.iter().map(|s| s.to_string()).collect();

@@ -820,8 +820,17 @@ fn unit_tests(tally: &mut Tally) -> Result<(), String> {
 }
 
 /// `cargo xtask test [FILTER]`.
-pub fn run(args: &[String]) -> Result<(), String> {
-    let filter = args.first().map(String::as_str).unwrap_or("");
+#[derive(Debug, clap::Args)]
+pub struct TestArgs {
+    /// Run only the tests whose name contains FILTER (and skip the host unit
+    /// tests).
+    #[arg(value_name = "FILTER", default_value = "", hide_default_value = true)]
+    pub filter: String,
+}
+
+/// `cargo xtask test [FILTER]`.
+pub fn run(args: &TestArgs) -> Result<(), String> {
+    let filter = args.filter.as_str();
     crate::env::ensure_system_tools()?;
     let mut tally = Tally::default();
     if filter.is_empty() {
