@@ -259,7 +259,7 @@ pub fn domain_infos(first: u16, infos: &mut [XenDomctlGetdomaininfo]) -> Result<
 
 /// `XEN_SYSCTL_xencore_audit`: xen-core's private sysctl (0x8001) that
 /// runs its frame-table invariant auditor.
-pub const SYSCTL_XENCORE_AUDIT: u32 = 0x8001;
+pub const SYSCTL_XENCORE_AUDIT: u32 = xen_public::xencore::XEN_SYSCTL_XENCORE_AUDIT;
 
 /// What an audit reported.
 #[derive(Clone, Copy, Debug, Default)]
@@ -277,24 +277,10 @@ pub struct Audit {
     pub tables: u64,
 }
 
-/// The payload `XEN_SYSCTL_xencore_audit` writes back (xen-core's own
-/// layout; Xen has no such sysctl).
-#[repr(C)]
-#[derive(zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable, zerocopy::KnownLayout, Clone, Copy, Debug, Default)]
-struct AuditResult {
-    violations: u32,
-    domains: u32,
-    frames: u64,
-    tables: u64,
-    stale_grants: u32,
-    _pad: u32,
-}
-const _: () = assert!(core::mem::size_of::<AuditResult>() == 32);
-
 /// Run the hypervisor's invariant auditor (xen-core only).
 pub fn audit() -> Audit {
     let mut s = XenSysctl::new(SYSCTL_XENCORE_AUDIT);
     let rc = sysctl_plain(&mut s);
-    let r: AuditResult = s.payload();
+    let r: xen_public::xencore::AuditResult = s.payload();
     Audit { rc, violations: r.violations, domains: r.domains, frames: r.frames, tables: r.tables }
 }

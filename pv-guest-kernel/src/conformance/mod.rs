@@ -18,26 +18,41 @@ mod run;
 
 pub use cases::DIFFERENCES;
 
-/// `a` then `b`, as one array (the case lists of `cases.rs` and
-/// `attacks.rs` are joined at compile time).
-const fn join<T: Copy, const N: usize>(a: &[T], b: &[T]) -> [T; N] {
-    assert!(!a.is_empty() && a.len() + b.len() == N);
-    let mut out = [a[0]; N];
-    let mut i = 0;
-    while i < N {
-        out[i] = if i < a.len() { a[i] } else { b[i - a.len()] };
+/// How many elements `lists` hold together.
+const fn total_len<T>(lists: &[&[T]]) -> usize {
+    let (mut n, mut i) = (0, 0);
+    while i < lists.len() {
+        n += lists[i].len();
         i += 1;
+    }
+    n
+}
+
+/// `lists` one after another, as one array (the case lists of the families
+/// under `cases/` and of `attacks.rs` are joined at compile time).
+const fn concat<T: Copy, const N: usize>(lists: &[&[T]]) -> [T; N] {
+    assert!(total_len(lists) == N && !lists[0].is_empty());
+    let mut out = [lists[0][0]; N];
+    let (mut n, mut l) = (0, 0);
+    while l < lists.len() {
+        let mut i = 0;
+        while i < lists[l].len() {
+            out[n] = lists[l][i];
+            n += 1;
+            i += 1;
+        }
+        l += 1;
     }
     out
 }
 
 const NR_CASES: usize = cases::LIST.len() + attacks::LIST.len();
-static ALL_CASES: [CaseInfo; NR_CASES] = join(cases::LIST, attacks::LIST);
-/// Every case, in run order: `cases.rs`, then the hostile-guest cases of
-/// `attacks.rs`.
+static ALL_CASES: [CaseInfo; NR_CASES] = concat(&[cases::LIST, attacks::LIST]);
+/// Every case, in run order: the families of `cases.rs`, then the
+/// hostile-guest cases of `attacks.rs`.
 pub static CASES: &[CaseInfo] = &ALL_CASES;
 #[cfg(target_os = "none")]
-static ALL_FNS: [fn() -> Outcome; NR_CASES] = join(cases::FNS, attacks::FNS);
+static ALL_FNS: [fn() -> Outcome; NR_CASES] = concat(&[cases::FNS, attacks::FNS]);
 /// The case functions, parallel to [`CASES`].
 #[cfg(target_os = "none")]
 static CASE_FNS: &[fn() -> Outcome] = &ALL_FNS;

@@ -56,6 +56,7 @@ pub mod sysctl;
 pub mod vcpu;
 pub mod version;
 pub mod xen;
+pub mod xencore;
 
 mod union_bytes;
 

@@ -27,7 +27,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 /// frames; out u64 tables; out u32 stale_grants }`. Returns 0 when the
 /// audit is clean, -EIO when it found violations (the first ones are in
 /// the hypervisor log), -ENOMEM when no scratch memory was free.
-pub const SYSCTL_XENCORE_AUDIT: u32 = 0x8001;
+pub const SYSCTL_XENCORE_AUDIT: u32 = xen_public::xencore::XEN_SYSCTL_XENCORE_AUDIT;
 
 /// `audit=1` on the command line: audit after every createdomain and
 /// destroydomain.
@@ -36,19 +36,6 @@ pub static ON_DOMCTL: AtomicBool = AtomicBool::new(false);
 /// Violations printed per audit (the report keeps up to
 /// [`audit::MAX_REPORTED`]; all are counted).
 const PRINTED: usize = 16;
-
-/// The payload of `XEN_SYSCTL_xencore_audit` (out fields only).
-#[repr(C)]
-#[derive(zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable, zerocopy::KnownLayout, Clone, Copy, Default)]
-struct AuditResult {
-    violations: u32,
-    domains: u32,
-    frames: u64,
-    tables: u64,
-    stale_grants: u32,
-    _pad: u32,
-}
-const _: () = assert!(core::mem::size_of::<AuditResult>() == 32);
 
 /// XEN_DOMCTL_createdomain and XEN_DOMCTL_destroydomain.
 const CREATEDOMAIN: u32 = 1;
@@ -189,7 +176,7 @@ pub(super) fn sysctl(d: &mut Domain, arg: u64, op: &mut xen_public::sysctl::XenS
         Err(e) => return e,
     };
     print(&report, "on request");
-    let out = AuditResult {
+    let out = xen_public::xencore::AuditResult {
         violations: u32::try_from(report.total).unwrap_or(u32::MAX),
         domains: report.domains as u32,
         frames: report.frames,
