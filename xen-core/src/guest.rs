@@ -12,56 +12,34 @@ use crate::arch::x86_64::cpu::{self, ExitCode};
 use crate::arch::x86_64::entry::{self, GuestBases};
 use crate::arch::x86_64::traps::vector_name;
 use crate::domain::build::{SHINFO_CR2, SHINFO_UPCALL_MASK};
-use crate::domain::vcpu::{CpuUserRegs, Crash, FLAT_CS64, FLAT_SS64, GuestStack, PvVcpu, StackFault, guest_rflags, is_canonical};
+use crate::domain::vcpu::{CpuUserRegs, Crash, FLAT_CS64, FLAT_SS64, GuestStack, Poll, StackFault, Vcpu, guest_rflags, is_canonical};
 use crate::guest_access::Frame;
 use crate::mm::Mfn;
 use crate::mm::guest_walk::{self, PhysRead};
 use crate::{console, hypercall, printk};
 
-/// A domain as the hypervisor tracks it.
+/// A domain as the hypervisor tracks it: memory, grant table, event
+/// channels, privilege, lifecycle, and its vCPU (one so far; the state of
+/// a vCPU lives in [`Vcpu`], apart from the domain's).
 pub struct Domain {
     /// Domain id.
     pub domid: u16,
     /// Whether it may use privileged operations (dom0).
     pub privileged: bool,
-    /// Its (single) vCPU's guest-visible state.
-    pub vcpu: PvVcpu,
+    /// Its vCPU (Xen's `d->vcpu[0]`; more come in a later issue).
+    pub vcpu: Vcpu,
     /// The shared_info frame.
     pub shared_info: Mfn,
-    /// Kernel-mode L4 (machine address).
-    pub guest_table: u64,
-    /// User-mode L4 (machine address), 0 if none.
-    pub guest_table_user: u64,
-    /// Segment bases: FS, kernel GS, user GS.
-    pub fs_base: u64,
-    /// GS base in guest kernel mode.
-    pub gs_base_kernel: u64,
-    /// GS base in guest user mode.
-    pub gs_base_user: u64,
     /// `vm_assist` bits enabled.
     pub vm_assist: u64,
-    /// CR0.TS as the guest set it with `fpu_taskswitch`.
-    pub fpu_ts: bool,
     /// Pages owned: machine frames `[first_mfn, first_mfn + nr_pages)`.
     pub nr_pages: u64,
     /// First machine frame of the domain's (contiguous) memory.
     pub first_mfn: Mfn,
-    /// LDT (`MMUEXT_SET_LDT`): guest address and entry count.
-    pub ldt: (u64, u64),
-    /// Frames of the loaded LDT (typed as descriptor pages), and how many.
-    pub ldt_frames: ([u64; 16], usize),
-    /// A multicall is in progress (multicalls do not nest).
-    pub in_multicall: bool,
-    /// Frames of the guest's GDT (`set_gdt`), each typed as a descriptor page.
-    pub gdt_frames: [u64; 14],
-    /// Entries in the guest's GDT.
-    pub gdt_ents: u64,
     /// Event-channel ports.
     pub ports: crate::event::Ports,
     /// Grant table (v1).
     pub grant: GrantTable,
-    /// Single-shot timer deadline in system time (ns); 0 when none.
-    pub timer_deadline: u64,
     /// Most pages the domain may have (`max_mem`).
     pub max_pages: u64,
     /// Pauses by the control domain (XEN_DOMCTL_pausedomain).
@@ -70,40 +48,13 @@ pub struct Domain {
     pub max_vcpus: u32,
     /// Its slot in [`crate::schedule::DOMAINS`].
     pub slot: usize,
-    /// Saved guest registers while the domain is not running.
-    pub regs: CpuUserRegs,
     /// Whether vCPU 0 exists: dom0's at boot; a domU's once the builder
     /// sized it with XEN_DOMCTL_max_vcpus, as in Xen.
     pub vcpu_created: bool,
-    /// Whether vCPU 0 has a context (dom0 at boot, a domU after
-    /// XEN_DOMCTL_setvcpucontext).
-    pub vcpu_up: bool,
-    /// Blocked in SCHEDOP_block or SCHEDOP_poll.
-    pub blocked: bool,
     /// Being destroyed: it never runs again.
     pub dying: bool,
-    /// The CPU it last ran on.
-    pub last_cpu: usize,
-    /// The ports and timeout of a SCHEDOP_poll in progress.
-    pub poll: Option<Poll>,
     /// The shutdown reason, once the domain has shut down.
     pub shutdown: Option<u32>,
-    /// System time the domain's vCPU has run (ns), for getvcpuinfo.
-    pub cpu_time: u64,
-    /// FPU/SSE registers while the domain is not running.
-    pub fpu: crate::arch::x86_64::cpu::FpuArea,
-}
-
-/// A SCHEDOP_poll in progress: it ends when one of the ports is pending
-/// or the timeout (system time, 0 = none) passes.
-#[derive(Clone, Copy)]
-pub struct Poll {
-    /// The ports.
-    pub ports: [u32; 128],
-    /// How many.
-    pub nr: usize,
-    /// Timeout in system time, 0 = none.
-    pub deadline: u64,
 }
 
 impl Domain {
@@ -112,39 +63,20 @@ impl Domain {
         Domain {
             domid,
             privileged,
-            vcpu: PvVcpu::default(),
+            vcpu: Vcpu::default(),
             shared_info,
-            guest_table: 0,
-            guest_table_user: 0,
-            fs_base: 0,
-            gs_base_kernel: 0,
-            gs_base_user: 0,
             vm_assist: 0,
-            fpu_ts: false,
             nr_pages: 0,
             first_mfn: Mfn(0),
-            ldt: (0, 0),
-            ldt_frames: ([0; 16], 0),
-            in_multicall: false,
-            gdt_frames: [0; 14],
-            gdt_ents: 0,
             ports: crate::event::Ports::new(1),
             grant: GrantTable::default(),
-            timer_deadline: 0,
             max_pages: 0,
             pause_count: 0,
             max_vcpus: 1,
             slot: 0,
-            regs: CpuUserRegs::default(),
             vcpu_created: false,
-            vcpu_up: false,
-            blocked: false,
             dying: false,
-            last_cpu: 0,
-            poll: None,
             shutdown: None,
-            cpu_time: 0,
-            fpu: crate::arch::x86_64::cpu::FpuArea::default(),
         }
     }
 }
@@ -338,12 +270,12 @@ impl GuestStack for GuestMem {
 impl Domain {
     /// Guest memory as the kernel sees it.
     pub fn kernel_mem(&self) -> GuestMem {
-        GuestMem { l4: self.guest_table }
+        GuestMem { l4: self.vcpu.guest_table }
     }
 
     /// Guest memory as the vCPU's current mode sees it.
     pub fn current_mem(&self) -> GuestMem {
-        let l4 = if self.vcpu.kernel_mode { self.guest_table } else { self.guest_table_user };
+        let l4 = if self.vcpu.kernel_mode { self.vcpu.guest_table } else { self.vcpu.guest_table_user };
         GuestMem { l4 }
     }
 
@@ -380,31 +312,31 @@ impl Domain {
 
     /// Whether the domain's vCPU may run now.
     pub fn runnable(&self) -> bool {
-        self.vcpu_up && self.pause_count == 0 && self.shutdown.is_none() && !self.blocked && !self.dying
+        self.vcpu.vcpu_up && self.pause_count == 0 && self.shutdown.is_none() && !self.vcpu.blocked && !self.dying
     }
 
     /// Mirror the earliest wake deadline (timer or poll timeout) for the
     /// scheduler.
     fn sync_deadline(&self) {
-        let poll = self.poll.map_or(0, |p| p.deadline);
-        let d = [self.timer_deadline, poll].into_iter().filter(|&t| t != 0).min().unwrap_or(0);
+        let poll = self.vcpu.poll.map_or(0, |p| p.deadline);
+        let d = [self.vcpu.timer_deadline, poll].into_iter().filter(|&t| t != 0).min().unwrap_or(0);
         crate::schedule::set_deadline(self.slot, d);
     }
 
     /// Set (or cancel, with 0) the single-shot timer.
     pub fn set_timer(&mut self, deadline: u64) {
-        self.timer_deadline = deadline;
+        self.vcpu.timer_deadline = deadline;
         self.sync_deadline();
     }
 
     /// Fire the timer if its deadline has passed (VIRQ_TIMER), end a wait
     /// that is over, and count the time.
     pub fn wake_check(&mut self, now: u64) {
-        if self.timer_deadline != 0 && now >= self.timer_deadline {
+        if self.vcpu.timer_deadline != 0 && now >= self.vcpu.timer_deadline {
             self.set_timer(0);
             self.raise_virq(0);
         }
-        if self.blocked && (self.upcall_deliverable() || self.poll.is_some_and(|p| self.poll_done(&p, now))) {
+        if self.vcpu.blocked && (self.upcall_deliverable() || self.vcpu.poll.is_some_and(|p| self.poll_done(&p, now))) {
             self.unblock();
         }
     }
@@ -418,15 +350,15 @@ impl Domain {
     /// Block until an upcall is deliverable (SCHEDOP_block) or, with
     /// `poll`, until one of its ports is pending or its timeout passes.
     pub fn block(&mut self, poll: Option<Poll>) {
-        self.blocked = true;
-        self.poll = poll;
+        self.vcpu.blocked = true;
+        self.vcpu.poll = poll;
         self.sync_deadline();
     }
 
     /// End a block or poll.
     pub fn unblock(&mut self) {
-        self.blocked = false;
-        self.poll = None;
+        self.vcpu.blocked = false;
+        self.vcpu.poll = None;
         self.sync_deadline();
     }
 
@@ -439,7 +371,7 @@ impl Domain {
     /// First run of dom0.
     pub fn start_running(&mut self) {
         self.vcpu_created = true;
-        self.vcpu_up = true;
+        self.vcpu.vcpu_up = true;
         self.init_shared();
     }
 
@@ -521,7 +453,7 @@ impl Domain {
     pub fn load_page_tables(&self) {
         // Both base pointers were validated as L4s when installed and are
         // held by the vCPU's references.
-        let table = if self.vcpu.kernel_mode { self.guest_table } else { self.guest_table_user };
+        let table = if self.vcpu.kernel_mode { self.vcpu.guest_table } else { self.vcpu.guest_table_user };
         crate::arch::x86_64::paging::load_guest_l4(table);
     }
 
@@ -535,9 +467,9 @@ impl Domain {
             return;
         }
         self.load_page_tables();
-        let gs = if self.vcpu.kernel_mode { self.gs_base_kernel } else { self.gs_base_user };
-        entry::load_guest_bases(GuestBases { fs: self.fs_base, gs });
-        cpu::set_cr0_ts(self.fpu_ts);
+        let gs = if self.vcpu.kernel_mode { self.vcpu.gs_base_kernel } else { self.vcpu.gs_base_user };
+        entry::load_guest_bases(GuestBases { fs: self.vcpu.fs_base, gs });
+        cpu::set_cr0_ts(self.vcpu.fpu_ts);
     }
 
     /// Crash this domain, as Xen's `domain_crash`. Dom0's crash stops the
@@ -678,11 +610,11 @@ pub fn handle_exception(regs: &mut CpuUserRegs) {
     // #NM exists for guests only through their virtual CR0.TS: deliver it
     // once and clear TS, as Xen does.
     if vector == 7 {
-        if !d.fpu_ts {
+        if !d.vcpu.fpu_ts {
             crate::schedule::resume(guard, regs);
             return;
         }
-        d.fpu_ts = false;
+        d.vcpu.fpu_ts = false;
     }
     let ec = has_error_code(regs.entry_vector).then_some(regs.error_code);
     let b = d.vcpu.exception_bounce(vector, ec);

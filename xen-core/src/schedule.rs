@@ -414,10 +414,10 @@ pub fn resume(mut g: MutexGuard<'_, Option<FrameBox<Domain>>>, regs: &mut CpuUse
             return;
         }
     }
-    d.regs = *regs;
-    d.cpu_time += now.saturating_sub(RUNNING_SINCE[cpu].load(SeqCst));
-    d.last_cpu = cpu;
-    crate::arch::x86_64::cpu::fxsave(&mut d.fpu);
+    d.vcpu.regs = *regs;
+    d.vcpu.cpu_time += now.saturating_sub(RUNNING_SINCE[cpu].load(SeqCst));
+    d.vcpu.last_cpu = cpu;
+    crate::arch::x86_64::cpu::fxsave(&mut d.vcpu.fpu);
     RUNNING_ON[d.slot].store(NONE, SeqCst);
     drop(g);
     switch(regs);
@@ -494,30 +494,30 @@ fn switch(regs: &mut CpuUserRegs) {
         let Some(d) = g.as_mut().filter(|d| d.runnable()) else { continue };
         // Descriptor tables change only under their own domain: reload them
         // unless this CPU has them and the domain has not run elsewhere.
-        if LOADED[cpu].load(SeqCst) != next || d.last_cpu != cpu {
+        if LOADED[cpu].load(SeqCst) != next || d.vcpu.last_cpu != cpu {
             crate::hypercall::load_segments(d);
             LOADED[cpu].store(next, SeqCst);
         }
         begin_running(next, now);
         SLICE_END[cpu].store(slice_end, SeqCst);
-        *regs = d.regs;
-        crate::arch::x86_64::cpu::fxrstor(&d.fpu);
+        *regs = d.vcpu.regs;
+        crate::arch::x86_64::cpu::fxrstor(&d.vcpu.fpu);
         d.deliver_events(regs);
         let cr3_before = crate::arch::x86_64::cpu::read_cr3();
         d.prepare_resume(regs);
         // The domain may have run on another CPU, or had its tables changed
         // by another domain, since this CPU last loaded them: if loading
         // them did not flush the TLB, flush it.
-        let stale = STALE_TLB[next].swap(false, SeqCst) || d.last_cpu != cpu;
+        let stale = STALE_TLB[next].swap(false, SeqCst) || d.vcpu.last_cpu != cpu;
         if stale && crate::arch::x86_64::cpu::read_cr3() == cr3_before {
             crate::arch::x86_64::cpu::flush_tlb();
         }
         if d.runnable() {
-            d.regs = *regs;
+            d.vcpu.regs = *regs;
             arm_timer(now);
             return;
         }
-        d.regs = *regs;
+        d.vcpu.regs = *regs;
         RUNNING_ON[next].store(NONE, SeqCst);
     }
 }

@@ -172,7 +172,7 @@ fn start_dom0(mbi: &BootInfo<'static>, opts: &Options<'_>, kernel: Module<'stati
     info!(" TOTAL:         {:#x} -> {:#x}", l.v_start, l.v_end);
     info!(" ENTRY ADDRESS: {:#x}", built.regs.rip);
     let mut dom = Domain::empty(0, true, built.shared_info);
-    dom.guest_table = built.l4_maddr;
+    dom.vcpu.guest_table = built.l4_maddr;
     dom.nr_pages = built.nr_pages;
     dom.first_mfn = built.first_mfn;
     dom.max_pages = built.nr_pages;

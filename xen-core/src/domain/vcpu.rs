@@ -141,9 +141,11 @@ pub enum Crash {
     NoEventCallback,
 }
 
-/// The guest-visible part of a vCPU's state.
-#[derive(Clone, Copy, Debug)]
-pub struct PvVcpu {
+/// A vCPU: its registers and FPU, page-table bases, descriptor tables,
+/// segment bases, timer, block and poll state, and the PV callbacks and
+/// trap table its guest registered (Xen's `struct vcpu` for a PV guest).
+#[derive(Clone, Copy)]
+pub struct Vcpu {
     /// The guest's trap table (`set_trap_table`).
     pub traps: [TrapInfo; 256],
     /// Event callback (`CALLBACKTYPE_event`).
@@ -165,11 +167,78 @@ pub struct PvVcpu {
     pub upcall_mask: bool,
     /// Whether user page tables exist (NEW_USER_BASEPTR).
     pub has_user_table: bool,
+    /// Kernel-mode L4 (machine address).
+    pub guest_table: u64,
+    /// User-mode L4 (machine address), 0 if none.
+    pub guest_table_user: u64,
+    /// FS base.
+    pub fs_base: u64,
+    /// GS base in guest kernel mode.
+    pub gs_base_kernel: u64,
+    /// GS base in guest user mode.
+    pub gs_base_user: u64,
+    /// CR0.TS as the guest set it with `fpu_taskswitch`.
+    pub fpu_ts: bool,
+    /// LDT (`MMUEXT_SET_LDT`): guest address and entry count.
+    pub ldt: (u64, u64),
+    /// Frames of the loaded LDT (typed as descriptor pages), and how many.
+    pub ldt_frames: ([u64; 16], usize),
+    /// A multicall is in progress (multicalls do not nest).
+    pub in_multicall: bool,
+    /// Frames of the guest's GDT (`set_gdt`), each typed as a descriptor page.
+    pub gdt_frames: [u64; 14],
+    /// Entries in the guest's GDT.
+    pub gdt_ents: u64,
+    /// Single-shot timer deadline in system time (ns); 0 when none.
+    pub timer_deadline: u64,
+    /// Saved guest registers while the vCPU is not running.
+    pub regs: CpuUserRegs,
+    /// Whether the vCPU has a context (dom0's at boot, a domU's after
+    /// XEN_DOMCTL_setvcpucontext).
+    pub vcpu_up: bool,
+    /// Blocked in SCHEDOP_block or SCHEDOP_poll.
+    pub blocked: bool,
+    /// The CPU it last ran on.
+    pub last_cpu: usize,
+    /// The ports and timeout of a SCHEDOP_poll in progress.
+    pub poll: Option<Poll>,
+    /// System time the vCPU has run (ns), for getvcpuinfo.
+    pub cpu_time: u64,
+    /// FPU/SSE registers while the vCPU is not running.
+    pub fpu: FpuArea,
 }
 
-impl Default for PvVcpu {
+/// A SCHEDOP_poll in progress: it ends when one of the ports is pending
+/// or the timeout (system time, 0 = none) passes.
+#[derive(Clone, Copy)]
+pub struct Poll {
+    /// The ports.
+    pub ports: [u32; 128],
+    /// How many.
+    pub nr: usize,
+    /// Timeout in system time, 0 = none.
+    pub deadline: u64,
+}
+
+/// A vCPU's FPU/SSE state in FXSAVE format.
+#[repr(C, align(16))]
+#[derive(Clone, Copy)]
+pub struct FpuArea(pub [u8; 512]);
+
+impl Default for FpuArea {
+    /// The state after FNINIT with SSE defaults: FCW 0x37f, MXCSR 0x1f80.
     fn default() -> Self {
-        PvVcpu {
+        let mut a = [0u8; 512];
+        a[0..2].copy_from_slice(&0x37fu16.to_le_bytes());
+        a[24..28].copy_from_slice(&0x1f80u32.to_le_bytes());
+        a[28..32].copy_from_slice(&0xffffu32.to_le_bytes()); // MXCSR_MASK
+        FpuArea(a)
+    }
+}
+
+impl Default for Vcpu {
+    fn default() -> Self {
+        Vcpu {
             traps: [TrapInfo::default(); 256],
             event_callback: 0,
             failsafe_callback: 0,
@@ -180,6 +249,25 @@ impl Default for PvVcpu {
             kernel_mode: true,
             upcall_mask: true,
             has_user_table: false,
+            guest_table: 0,
+            guest_table_user: 0,
+            fs_base: 0,
+            gs_base_kernel: 0,
+            gs_base_user: 0,
+            fpu_ts: false,
+            ldt: (0, 0),
+            ldt_frames: ([0; 16], 0),
+            in_multicall: false,
+            gdt_frames: [0; 14],
+            gdt_ents: 0,
+            timer_deadline: 0,
+            regs: CpuUserRegs::default(),
+            vcpu_up: false,
+            blocked: false,
+            last_cpu: 0,
+            poll: None,
+            cpu_time: 0,
+            fpu: FpuArea::default(),
         }
     }
 }
@@ -202,7 +290,26 @@ pub fn guest_rflags(f: u64) -> u64 {
     (f & !(rflags::IOPL | rflags::VM)) | rflags::IF
 }
 
-impl PvVcpu {
+impl Vcpu {
+    /// XEN_DOMCTL_setvcpucontext with a NULL context: the registers, the
+    /// trap table, callbacks and kernel stack go back to their defaults
+    /// (the upcall mask stays) and the vCPU is down. Its page-table and
+    /// descriptor-table references were released by the caller.
+    pub fn reset_guest_visible(&mut self) {
+        let d = Vcpu::default();
+        self.traps = d.traps;
+        self.event_callback = d.event_callback;
+        self.failsafe_callback = d.failsafe_callback;
+        self.syscall_callback = d.syscall_callback;
+        self.syscall_masks_events = d.syscall_masks_events;
+        self.kernel_sp = d.kernel_sp;
+        self.kernel_ss = d.kernel_ss;
+        self.kernel_mode = d.kernel_mode;
+        self.has_user_table = d.has_user_table;
+        self.regs = d.regs;
+        self.vcpu_up = false;
+    }
+
     /// Build Xen's bounce frame on the guest kernel stack and point the
     /// registers at the handler. On `Err` nothing changed.
     pub fn bounce(&mut self, regs: &mut CpuUserRegs, b: Bounce, stack: &mut impl GuestStack) -> Result<(), Crash> {
@@ -374,8 +481,8 @@ mod tests {
         }
     }
 
-    fn vcpu_with_pf_handler() -> PvVcpu {
-        let mut v = PvVcpu::default();
+    fn vcpu_with_pf_handler() -> Vcpu {
+        let mut v = Vcpu::default();
         v.traps[14] = TrapInfo { vector: 14, flags: 0, cs: 0xe033, address: 0xffff_ffff_8000_2000 };
         v.upcall_mask = false;
         v
@@ -424,7 +531,7 @@ mod tests {
 
     #[test]
     fn no_handler_crashes_and_leaves_registers_alone() {
-        let mut v = PvVcpu::default();
+        let mut v = Vcpu::default();
         let mut regs = kernel_regs();
         let before = regs;
         let mut st = Stack::new(0, u64::MAX);
@@ -458,7 +565,7 @@ mod tests {
     fn user_mode_syscall_bounces_to_the_callback_on_the_kernel_stack() {
         // ABI: SYSCALL from guest user mode goes to the syscall callback, frame
         // {RCX, R11, RIP, CS, RFLAGS, RSP, SS} on the stack_switch stack, DF cleared.
-        let mut v = PvVcpu { kernel_mode: false, kernel_sp: 0xffff_ffff_8000_9000, syscall_callback: 0xffff_ffff_8000_3000, ..Default::default() };
+        let mut v = Vcpu { kernel_mode: false, kernel_sp: 0xffff_ffff_8000_9000, syscall_callback: 0xffff_ffff_8000_3000, ..Default::default() };
         let mut regs = CpuUserRegs {
             rip: 0x40_1002,
             rcx: 0x40_1002,
@@ -484,7 +591,7 @@ mod tests {
 
     #[test]
     fn syscall_without_callback_is_ud_at_the_instruction() {
-        let mut v = PvVcpu { kernel_mode: false, ..Default::default() };
+        let mut v = Vcpu { kernel_mode: false, ..Default::default() };
         v.traps[6].address = 0xffff_ffff_8000_4000;
         let mut regs = CpuUserRegs { rip: 0x1002, ..Default::default() };
         let b = v.syscall_bounce(&mut regs);
@@ -495,7 +602,7 @@ mod tests {
     #[test]
     fn iret_restores_the_context_and_the_event_mask() {
         // ABI: iret_context {rax, r11, rcx, flags, rip, cs, rflags, rsp, ss}.
-        let mut v = PvVcpu { upcall_mask: true, ..Default::default() };
+        let mut v = Vcpu { upcall_mask: true, ..Default::default() };
         let mut st = Stack::new(0, u64::MAX);
         let sp = 0xffff_ffff_8000_7000;
         st.write(sp, &[0xaa, 0x11, 0xcc, 0, 0xffff_ffff_8000_1000, 0xe030, rflags::IF | rflags::IOPL, 0xffff_ffff_8000_8000, 0xe02b]).unwrap();
@@ -511,7 +618,7 @@ mod tests {
 
     #[test]
     fn iret_to_user_needs_user_page_tables() {
-        let mut v = PvVcpu::default();
+        let mut v = Vcpu::default();
         let mut st = Stack::new(0, u64::MAX);
         st.write(0x1000, &[0, 0, 0, 0, 0x40_0000, 0xe033, rflags::IF, 0x7000, 0xe02b]).unwrap();
         let mut regs = CpuUserRegs { rsp: 0x1000, ..Default::default() };
@@ -523,7 +630,7 @@ mod tests {
 
     #[test]
     fn iret_to_a_non_canonical_rip_crashes() {
-        let mut v = PvVcpu::default();
+        let mut v = Vcpu::default();
         let mut st = Stack::new(0, u64::MAX);
         st.write(0x1000, &[0, 0, 0, 0, 0x8000_0000_0000_0000, 0xe030, rflags::IF, 0x7000, 0xe02b]).unwrap();
         let mut regs = CpuUserRegs { rsp: 0x1000, ..Default::default() };
@@ -532,7 +639,7 @@ mod tests {
 
     #[test]
     fn softint_permission_follows_dpl_and_mode() {
-        let mut v = PvVcpu::default();
+        let mut v = Vcpu::default();
         v.traps[0x80].flags = 3;
         v.traps[0x20].flags = 1;
         assert!(v.permits_softint(0x80) && v.permits_softint(0x20));

@@ -66,13 +66,13 @@ fn with_view(d: &Domain, f: &mut dyn FnMut(&DomainView<'_>)) {
     let nr_grant = d.grant.nr_frames as usize;
     special[0] = d.shared_info.0;
     special[1..1 + nr_grant].copy_from_slice(&d.grant.frames[..nr_grant]);
-    let gdt_frames = (d.gdt_ents.div_ceil(512) as usize).min(d.gdt_frames.len());
-    let (ldt, nr_ldt) = &d.ldt_frames;
+    let gdt_frames = (d.vcpu.gdt_ents.div_ceil(512) as usize).min(d.vcpu.gdt_frames.len());
+    let (ldt, nr_ldt) = &d.vcpu.ldt_frames;
     let view = DomainView {
         domid: d.domid,
         privileged: d.privileged,
-        base: [d.guest_table >> 12, d.guest_table_user >> 12],
-        gdt: &d.gdt_frames[..gdt_frames],
+        base: [d.vcpu.guest_table >> 12, d.vcpu.guest_table_user >> 12],
+        gdt: &d.vcpu.gdt_frames[..gdt_frames],
         ldt: &ldt[..*nr_ldt],
         special: &special[..1 + nr_grant],
         maps: &Maps(d),

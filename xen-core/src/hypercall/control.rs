@@ -21,7 +21,7 @@ fn dominf_flags(d: &Domain, running: bool) -> u32 {
     if d.pause_count > 0 {
         flags |= XEN_DOMINF_PAUSED;
     }
-    if d.blocked {
+    if d.vcpu.blocked {
         flags |= XEN_DOMINF_BLOCKED;
     }
     if let Some(code) = d.shutdown {
@@ -32,7 +32,7 @@ fn dominf_flags(d: &Domain, running: bool) -> u32 {
 
 /// `xen_domctl_getdomaininfo` of `d`; `running` for the caller.
 fn domaininfo(d: &Domain, running: bool) -> XenDomctlGetdomaininfo {
-    let cpu_time = if running { d.cpu_time.max(crate::guest::system_time()) } else { d.cpu_time };
+    let cpu_time = if running { d.vcpu.cpu_time.max(crate::guest::system_time()) } else { d.vcpu.cpu_time };
     XenDomctlGetdomaininfo {
         domain: d.domid,
         flags: dominf_flags(d, running),
@@ -40,7 +40,7 @@ fn domaininfo(d: &Domain, running: bool) -> XenDomctlGetdomaininfo {
         max_pages: d.max_pages,
         shared_info_frame: d.shared_info.0,
         cpu_time,
-        nr_online_vcpus: u32::from(d.vcpu_up),
+        nr_online_vcpus: u32::from(d.vcpu.vcpu_up),
         max_vcpu_id: d.max_vcpus - 1,
         gpaddr_bits: 52,
         ..Default::default()

@@ -187,7 +187,7 @@ pub(super) fn poll(d: &mut Domain, arg: u64) -> Ret {
     if nr > 128 {
         return -EINVAL;
     }
-    let mut p = crate::guest::Poll { ports: [0; 128], nr: nr as usize, deadline: timeout };
+    let mut p = crate::domain::vcpu::Poll { ports: [0; 128], nr: nr as usize, deadline: timeout };
     for (i, slot) in p.ports[..p.nr].iter_mut().enumerate() {
         let Ok(port) = mem.read_u32(ports + i as u64 * 4) else { return -EFAULT };
         if d.ports.state(port).is_none() {

@@ -192,7 +192,7 @@ pub(super) fn mmu_update(d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
 
 /// Walk the domain's kernel L4 to the L1 table and index mapping `va`.
 pub(super) fn l1_slot(d: &Domain, m: &Mm, va: u64) -> Option<(u64, usize)> {
-    let mut table = d.guest_table >> 12;
+    let mut table = d.vcpu.guest_table >> 12;
     for level in (2..=4u32).rev() {
         let e = m.mem.read(table, ((va >> (12 + 9 * (level - 1))) & 511) as usize);
         if e & 1 == 0 || e & 0x80 != 0 {
@@ -281,7 +281,7 @@ fn new_baseptr(d: &mut Domain, mfn: u64) -> Result<(), i64> {
         return Err(-EINVAL);
     }
     acquire_base(d, mfn)?;
-    let old = core::mem::replace(&mut d.guest_table, mfn << 12);
+    let old = core::mem::replace(&mut d.vcpu.guest_table, mfn << 12);
     d.load_page_tables();
     release_base(old);
     Ok(())
@@ -293,7 +293,7 @@ fn new_user_baseptr(d: &mut Domain, mfn: u64) -> Result<(), i64> {
     if mfn != 0 {
         acquire_base(d, mfn)?;
     }
-    let old = core::mem::replace(&mut d.guest_table_user, mfn << 12);
+    let old = core::mem::replace(&mut d.vcpu.guest_table_user, mfn << 12);
     d.vcpu.has_user_table = mfn != 0;
     release_base(old);
     Ok(())
@@ -382,7 +382,7 @@ pub(super) fn multicall(d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
     const RESULT_AT: u64 = core::mem::offset_of!(MulticallEntry, result) as u64;
     const ARGS_AT: u64 = core::mem::offset_of!(MulticallEntry, args) as u64;
     let (list, count) = (regs.rdi, regs.rsi as u32 as u64);
-    if d.in_multicall {
+    if d.vcpu.in_multicall {
         return -EINVAL;
     }
     for i in 0..count {
@@ -403,9 +403,9 @@ pub(super) fn multicall(d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
             return result as i64;
         }
         let mut sub = CpuUserRegs { rax: op, rdi: args[0], rsi: args[1], rdx: args[2], r10: args[3], r8: args[4], rip: 2, ..*regs };
-        d.in_multicall = true;
+        d.vcpu.in_multicall = true;
         let result = if op == nr::MULTICALL { (-EINVAL) as u64 } else { dispatch(d, &mut sub) };
-        d.in_multicall = false;
+        d.vcpu.in_multicall = false;
         let mem = d.kernel_mem();
         if mem.write(entry + RESULT_AT, &result.to_le_bytes()).is_err() {
             return -EFAULT;
@@ -464,13 +464,13 @@ pub(super) fn set_gdt(d: &mut Domain, frame_list: u64, entries: u64) -> Ret {
             return -EINVAL;
         }
     }
-    let old = d.gdt_ents.div_ceil(512) as usize;
-    for &f in &d.gdt_frames[..old] {
+    let old = d.vcpu.gdt_ents.div_ceil(512) as usize;
+    for &f in &d.vcpu.gdt_frames[..old] {
         ft.put_page_type(&mut m.mem, f);
         ft.put_page(f);
     }
-    d.gdt_frames = frames;
-    d.gdt_ents = entries;
+    d.vcpu.gdt_frames = frames;
+    d.vcpu.gdt_ents = entries;
     let descs = (0..entries as usize).map(|i| m.mem.read(frames[i / 512], i % 512));
     crate::arch::x86_64::gdt::load_guest_descriptors(descs);
     0
@@ -497,13 +497,13 @@ pub(super) fn update_descriptor(d: &mut Domain, maddr: u64, desc: u64) -> Ret {
     m.mem.write(mfn, idx, desc);
     ft.put_page_type(&mut m.mem, mfn);
     ft.put_page(mfn);
-    if let Some(i) = d.ldt_frames.0[..d.ldt_frames.1].iter().position(|&f| f == mfn) {
+    if let Some(i) = d.vcpu.ldt_frames.0[..d.vcpu.ldt_frames.1].iter().position(|&f| f == mfn) {
         crate::arch::x86_64::gdt::set_ldt_entry(i * 512 + idx, desc);
     }
-    let frames = d.gdt_ents.div_ceil(512) as usize;
-    if let Some(i) = d.gdt_frames[..frames].iter().position(|&f| f == mfn) {
+    let frames = d.vcpu.gdt_ents.div_ceil(512) as usize;
+    if let Some(i) = d.vcpu.gdt_frames[..frames].iter().position(|&f| f == mfn) {
         let entry = i * 512 + idx;
-        if (entry as u64) < d.gdt_ents {
+        if (entry as u64) < d.vcpu.gdt_ents {
             crate::arch::x86_64::gdt::set_guest_descriptor(entry, desc);
         }
     }
@@ -522,24 +522,24 @@ pub(super) fn set_ldt(d: &mut Domain, va: u64, ents: u64) -> Result<(), i64> {
     }
     // Nothing to do if this LDT is installed already (its pages typed: a
     // failed attempt left none, and may be retried).
-    if d.ldt == (va, ents) && d.ldt_frames.1 == (ents * 8).div_ceil(4096) as usize {
+    if d.vcpu.ldt == (va, ents) && d.vcpu.ldt_frames.1 == (ents * 8).div_ceil(4096) as usize {
         return Ok(());
     }
     let mut m = mm();
     let mut ftg = FRAME_TABLE.lock();
     let ft = ftg.as_mut().ok_or(-EINVAL)?;
-    let (old, n) = d.ldt_frames;
+    let (old, n) = d.vcpu.ldt_frames;
     for &f in &old[..n] {
         ft.put_page_type(&mut m.mem, f);
         ft.put_page(f);
     }
-    d.ldt = (va, ents);
-    d.ldt_frames = ([0; 16], 0);
+    d.vcpu.ldt = (va, ents);
+    d.vcpu.ldt_frames = ([0; 16], 0);
     let pages = (ents * 8).div_ceil(4096) as usize;
     let mut frames = [0u64; 16];
     for (i, f) in frames.iter_mut().enumerate().take(pages) {
         let page_va = va.wrapping_add(i as u64 * 4096);
-        let walked = crate::mm::guest_walk::translate(&crate::guest::DirectMap, d.guest_table, page_va, false);
+        let walked = crate::mm::guest_walk::translate(&crate::guest::DirectMap, d.vcpu.guest_table, page_va, false);
         let typed = walked.ok().map(|maddr| maddr >> 12).filter(|&mfn| {
             ft.get_page(mfn, d.domid).is_ok()
                 && (ft.get_page_type(&mut m.mem, mfn, PageType::SegDesc, who(d)).is_ok() || {
@@ -563,7 +563,7 @@ pub(super) fn set_ldt(d: &mut Domain, va: u64, ents: u64) -> Result<(), i64> {
             }
         }
     }
-    d.ldt_frames = (frames, pages);
+    d.vcpu.ldt_frames = (frames, pages);
     if is_running_here(d) {
         let descs = (0..ents as usize).map(|i| m.mem.read(frames[i / 512], i % 512));
         gdt::load_ldt(descs, ents as usize);
@@ -595,19 +595,19 @@ pub(super) fn release_domain_refs(d: &mut Domain) {
 /// Drop the references a domain's vCPU holds: its base pointers, GDT and
 /// LDT frames (a vCPU reset, or destruction).
 pub(super) fn release_vcpu_refs(d: &mut Domain) {
-    release_base(core::mem::take(&mut d.guest_table));
-    release_base(core::mem::take(&mut d.guest_table_user));
+    release_base(core::mem::take(&mut d.vcpu.guest_table));
+    release_base(core::mem::take(&mut d.vcpu.guest_table_user));
     let mut m = mm();
     let mut ftg = FRAME_TABLE.lock();
     let Some(ft) = ftg.as_mut() else { return };
-    let (ldt, n) = d.ldt_frames;
-    let gdt = d.gdt_ents.div_ceil(512) as usize;
-    for &f in ldt[..n].iter().chain(&d.gdt_frames[..gdt]) {
+    let (ldt, n) = d.vcpu.ldt_frames;
+    let gdt = d.vcpu.gdt_ents.div_ceil(512) as usize;
+    for &f in ldt[..n].iter().chain(&d.vcpu.gdt_frames[..gdt]) {
         ft.put_page_type(&mut m.mem, f);
         ft.put_page(f);
     }
-    d.ldt_frames = ([0; 16], 0);
-    d.gdt_ents = 0;
+    d.vcpu.ldt_frames = ([0; 16], 0);
+    d.vcpu.gdt_ents = 0;
 }
 
 /// Load a domain's GDT and LDT descriptors into this CPU's tables (on a
@@ -615,9 +615,9 @@ pub(super) fn release_vcpu_refs(d: &mut Domain) {
 pub fn load_segments(d: &Domain) {
     use crate::arch::x86_64::gdt;
     let m = mm();
-    let gdt_frames = d.gdt_frames;
-    gdt::load_guest_descriptors((0..d.gdt_ents as usize).map(|i| m.mem.read(gdt_frames[i / 512], i % 512)));
-    let (ldt, n) = d.ldt_frames;
-    let ents = if n == 0 { 0 } else { d.ldt.1 as usize };
+    let gdt_frames = d.vcpu.gdt_frames;
+    gdt::load_guest_descriptors((0..d.vcpu.gdt_ents as usize).map(|i| m.mem.read(gdt_frames[i / 512], i % 512)));
+    let (ldt, n) = d.vcpu.ldt_frames;
+    let ents = if n == 0 { 0 } else { d.vcpu.ldt.1 as usize };
     gdt::load_ldt((0..ents).map(|i| m.mem.read(ldt[i / 512], i % 512)), ents);
 }

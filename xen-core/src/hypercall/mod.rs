@@ -46,7 +46,7 @@ pub fn preempt_due() -> bool {
 
 /// Handle the hypercall in `regs`; the result goes to the guest's RAX.
 pub fn dispatch(d: &mut Domain, regs: &mut CpuUserRegs) -> u64 {
-    if !d.in_multicall
+    if !d.vcpu.in_multicall
         && let Some(s) = HYPERCALL_START.get(crate::arch::x86_64::entry::this_cpu())
     {
         s.store(crate::guest::system_time(), core::sync::atomic::Ordering::Relaxed);
@@ -232,7 +232,7 @@ fn callback_op(d: &mut Domain, cmd: u32, arg: u64) -> Ret {
 }
 
 fn fpu_taskswitch(d: &mut Domain, set: u64) -> Ret {
-    d.fpu_ts = set as u32 != 0;
+    d.vcpu.fpu_ts = set as u32 != 0;
     0
 }
 
@@ -265,21 +265,21 @@ fn set_segment_base(d: &mut Domain, which: u32, base: u64) -> Ret {
     match which {
         SEGBASE_FS | SEGBASE_GS_USER | SEGBASE_GS_KERNEL if !canonical => -EINVAL,
         SEGBASE_FS => {
-            d.fs_base = base;
+            d.vcpu.fs_base = base;
             0
         }
         SEGBASE_GS_USER => {
-            d.gs_base_user = base;
+            d.vcpu.gs_base_user = base;
             0
         }
         SEGBASE_GS_KERNEL => {
-            d.gs_base_kernel = base;
+            d.vcpu.gs_base_kernel = base;
             0
         }
         SEGBASE_GS_USER_SEL => {
             // Every selector a guest can name in xen-core's GDT is flat (or
             // NUL, or faults and is NULed, as in Xen): the base becomes 0.
-            d.gs_base_user = 0;
+            d.vcpu.gs_base_user = 0;
             0
         }
         _ => -EINVAL,

@@ -26,11 +26,11 @@ pub(super) fn set(o: &mut Domain, vcpu: u32, ctx: Option<&wire::VcpuGuestContext
     }
     let cr3 = c.ctrlreg[3] >> 12;
     let user_cr3 = c.ctrlreg[1] >> 12;
-    if o.vcpu_up && (cr3 << 12 != o.guest_table || user_cr3 << 12 != o.guest_table_user) {
+    if o.vcpu.vcpu_up && (cr3 << 12 != o.vcpu.guest_table || user_cr3 << 12 != o.vcpu.guest_table_user) {
         // An initialised vCPU keeps its page tables (Xen compares them).
         return -EINVAL;
     }
-    if !o.vcpu_up {
+    if !o.vcpu.vcpu_up {
         if cr3 == 0 {
             return -EINVAL;
         }
@@ -46,8 +46,8 @@ pub(super) fn set(o: &mut Domain, vcpu: u32, ctx: Option<&wire::VcpuGuestContext
             let _ = mmu::switch_base(o, 0, cr3 << 12);
             return super::restart_or_einval(e);
         }
-        o.guest_table = cr3 << 12;
-        o.guest_table_user = user_cr3 << 12;
+        o.vcpu.guest_table = cr3 << 12;
+        o.vcpu.guest_table_user = user_cr3 << 12;
         o.vcpu.has_user_table = user_cr3 != 0;
     }
     apply(o, &c);
@@ -65,21 +65,19 @@ fn apply(o: &mut Domain, c: &VcpuGuestContext) {
     o.vcpu.kernel_sp = c.kernel_sp;
     o.vcpu.kernel_mode = c.flags & vgcf::IN_KERNEL != 0;
     o.vm_assist = c.vm_assist & VMASST_VALID;
-    [o.fs_base, o.gs_base_kernel, o.gs_base_user] = c.bases;
-    o.regs = c.regs;
+    [o.vcpu.fs_base, o.vcpu.gs_base_kernel, o.vcpu.gs_base_user] = c.bases;
+    o.vcpu.regs = c.regs;
     if c.ldt.1 != 0 {
         let _ = mmu::set_ldt(o, c.ldt.0, c.ldt.1);
     }
-    o.vcpu_up = c.flags & vgcf::ONLINE != 0;
+    o.vcpu.vcpu_up = c.flags & vgcf::ONLINE != 0;
     o.init_shared();
 }
 
 /// A NULL context: the vCPU goes back to its state before any context.
 fn reset(o: &mut Domain) {
     mmu::release_vcpu_refs(o);
-    o.vcpu = crate::domain::vcpu::PvVcpu { upcall_mask: o.vcpu.upcall_mask, ..Default::default() };
-    o.regs = CpuUserRegs::default();
-    o.vcpu_up = false;
+    o.vcpu.reset_guest_visible();
 }
 
 /// XEN_DOMCTL_getvcpucontext of `o` into `out`.
@@ -87,11 +85,11 @@ pub(super) fn get(o: &Domain, vcpu: u32, out: &mut wire::VcpuGuestContext) -> Re
     if vcpu >= o.max_vcpus || !o.vcpu_created {
         return -EINVAL;
     }
-    if !o.vcpu_up && o.guest_table == 0 {
+    if !o.vcpu.vcpu_up && o.vcpu.guest_table == 0 {
         return -xen_public::errno::ENODATA;
     }
     let mut flags = vgcf::I387_VALID;
-    if o.vcpu_up {
+    if o.vcpu.vcpu_up {
         flags |= vgcf::ONLINE;
     }
     if o.vcpu.kernel_mode {
@@ -101,24 +99,24 @@ pub(super) fn get(o: &Domain, vcpu: u32, out: &mut wire::VcpuGuestContext) -> Re
         flags |= vgcf::SYSCALL_DISABLES_EVENTS;
     }
     let mut ctrlreg = [0u64; 8];
-    ctrlreg[3] = o.guest_table;
-    ctrlreg[1] = o.guest_table_user;
+    ctrlreg[3] = o.vcpu.guest_table;
+    ctrlreg[1] = o.vcpu.guest_table_user;
     let mut gdt_frames = [0u64; 16];
-    gdt_frames[..14].copy_from_slice(&o.gdt_frames);
+    gdt_frames[..14].copy_from_slice(&o.vcpu.gdt_frames);
     let c = VcpuGuestContext {
         flags,
-        regs: o.regs,
+        regs: o.vcpu.regs,
         saved_upcall_mask: u8::from(o.vcpu.upcall_mask),
         traps: o.vcpu.traps,
-        ldt: o.ldt,
+        ldt: o.vcpu.ldt,
         gdt_frames,
-        gdt_ents: o.gdt_ents,
+        gdt_ents: o.vcpu.gdt_ents,
         kernel_ss: o.vcpu.kernel_ss,
         kernel_sp: o.vcpu.kernel_sp,
         ctrlreg,
         callbacks: [o.vcpu.event_callback, o.vcpu.failsafe_callback, o.vcpu.syscall_callback],
         vm_assist: o.vm_assist,
-        bases: [o.fs_base, o.gs_base_kernel, o.gs_base_user],
+        bases: [o.vcpu.fs_base, o.vcpu.gs_base_kernel, o.vcpu.gs_base_user],
     };
     *out = c.encode();
     0
@@ -137,10 +135,10 @@ pub(super) fn info(o: &Domain, running: bool, u: &mut xen_public::domctl::XenDom
     // time since it was last switched in.
     let live = crate::schedule::running_on(o.slot);
     let now = crate::guest::system_time();
-    u.online = u8::from(o.vcpu_up);
-    u.blocked = u8::from(o.blocked);
+    u.online = u8::from(o.vcpu.vcpu_up);
+    u.blocked = u8::from(o.vcpu.blocked);
     u.running = u8::from(running || live.is_some());
-    u.cpu_time = o.cpu_time + live.map_or(0, |(_, since)| now.saturating_sub(since));
-    u.cpu = live.map_or(o.last_cpu, |(cpu, _)| cpu) as u32;
+    u.cpu_time = o.vcpu.cpu_time + live.map_or(0, |(_, since)| now.saturating_sub(since));
+    u.cpu = live.map_or(o.vcpu.last_cpu, |(cpu, _)| cpu) as u32;
     0
 }

@@ -147,21 +147,7 @@ pub fn qemu_exit(code: ExitCode) -> ! {
     halt_forever()
 }
 
-/// A guest's FPU/SSE state in FXSAVE format.
-#[repr(C, align(16))]
-#[derive(Clone, Copy)]
-pub struct FpuArea(pub [u8; 512]);
-
-impl Default for FpuArea {
-    /// The state after FNINIT with SSE defaults: FCW 0x37f, MXCSR 0x1f80.
-    fn default() -> Self {
-        let mut a = [0u8; 512];
-        a[0..2].copy_from_slice(&0x37fu16.to_le_bytes());
-        a[24..28].copy_from_slice(&0x1f80u32.to_le_bytes());
-        a[28..32].copy_from_slice(&0xffffu32.to_le_bytes()); // MXCSR_MASK
-        FpuArea(a)
-    }
-}
+pub use crate::domain::vcpu::FpuArea;
 
 /// Save this CPU's FPU/SSE registers (clears CR0.TS first; the caller's
 /// resume path sets it again for the next guest).
