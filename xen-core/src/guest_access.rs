@@ -7,9 +7,16 @@
 //! such memory and a hypervisor buffer; no reference (`&`, `&mut`, slice,
 //! `'static`) into a frame ever leaves this module, so a guest writing the
 //! same bytes on another CPU, or a frame freed later, never breaks Rust's
-//! aliasing rules; offsets are checked against the frame (a bad one is a
-//! hypervisor bug, caught by `debug_assert` and masked in release), and a
-//! frame past the direct map is refused at construction.
+//! aliasing rules for guest memory; offsets are checked against the frame
+//! (a bad one is a hypervisor bug and stops the machine), and a frame past
+//! the direct map is refused at construction.
+//!
+//! Not yet enforced by types: `Frame::new` takes any frame in the direct
+//! map, so the caller (safe code elsewhere in xen-core) decides that the
+//! frame may be accessed as it does, by the frame table's rules; a frame
+//! the hypervisor keeps for itself (the frame table, a `FrameBox`) must
+//! never be named here. Constructors carrying proof of ownership and type
+//! are the next step (see docs/security.md).
 //!
 //! Guest *virtual* memory goes through [`crate::guest::GuestMem`], which
 //! walks the guest's tables and lands here for the bytes.
@@ -38,10 +45,14 @@ impl Frame {
     }
 
     /// Address of byte `off` (which must leave room for `len` bytes, and
-    /// be a multiple of `align`) in the direct map.
+    /// be a multiple of `align`) in the direct map. Anything else is a
+    /// hypervisor bug: it stops the machine rather than touch another
+    /// place (callers bound every guest-supplied offset first).
     fn at(self, off: usize, len: usize, align: usize) -> *mut u8 {
-        debug_assert!(off + len <= FRAME && off.is_multiple_of(align), "frame access at {off}+{len}");
-        let off = off.min(FRAME - len) & !(align - 1);
+        let fits = off.checked_add(len).is_some_and(|end| end <= FRAME) && off.is_multiple_of(align);
+        if !fits {
+            crate::setup::fatal(format_args!("frame {:#x}: access of {len} bytes at {off}", self.0.0));
+        }
         (maddr_to_virt(self.0.maddr()) as usize + off) as *mut u8
     }
 

@@ -113,6 +113,7 @@ const _: () = {
     let rows = crate::hypercall_table::HYPERCALLS;
     let mut i = 0;
     while i < rows.len() {
+        assert!(rows[i].nr as usize == i, "hypercall table out of order");
         let enosys = matches!(rows[i].status, crate::hypercall_table::Status::Enosys);
         assert!(enosys == HANDLERS[rows[i].nr as usize].is_none(), "hypercall table and dispatch disagree");
         i += 1;

@@ -30,7 +30,8 @@ pub fn reserved(maddr: u64, len: usize) -> Option<&'static [u8]> {
 /// The `words` u64s of a page-aligned range just carved out of free RAM
 /// (see the invariant); `None` past 4 GiB or unaligned.
 pub fn carve(maddr: u64, words: usize) -> Option<&'static mut [u64]> {
-    if !in_reach(maddr, words as u64 * 8) || !maddr.is_multiple_of(4096) {
+    let bytes = (words as u64).checked_mul(8)?;
+    if !in_reach(maddr, bytes) || !maddr.is_multiple_of(4096) {
         return None;
     }
     // SAFETY: below 4 GiB, in the direct map; page-aligned, so aligned for

@@ -104,7 +104,7 @@ impl<T: Copy> FrameSlice<T> {
 
     /// Frames enough for `len` copies of `fill` (at least `len` of them).
     pub fn with_len(len: usize, fill: T) -> Option<FrameSlice<T>> {
-        let pages = (len * core::mem::size_of::<T>()).div_ceil(4096) as u64;
+        let pages = len.checked_mul(core::mem::size_of::<T>())?.div_ceil(4096) as u64;
         FrameSlice::with_pages(pages, fill)
     }
 
