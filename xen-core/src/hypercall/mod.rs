@@ -56,11 +56,7 @@ pub fn dispatch(d: &mut Domain, regs: &mut CpuUserRegs) -> u64 {
     if regs.rax == nr::IRET {
         return d.iret(regs);
     }
-    let handler = usize::try_from(regs.rax).ok().and_then(|n| HANDLERS.get(n).copied().flatten());
-    let r: Ret = match handler {
-        Some(h) => h(d, regs),
-        None => -ENOSYS,
-    };
+    let r: Ret = call_handler(d, regs).unwrap_or(-ENOSYS);
     if r == -control::ERESTART {
         // The operation waits for another CPU (a domain being destroyed
         // must first stop running there): issue the hypercall again.
@@ -69,44 +65,62 @@ pub fn dispatch(d: &mut Domain, regs: &mut CpuUserRegs) -> u64 {
     r as u64
 }
 
-/// A hypercall handler: the calling domain and its registers (arguments
-/// in RDI, RSI, RDX, R10, R8); the result goes to RAX.
-type Handler = fn(&mut Domain, &mut CpuUserRegs) -> Ret;
+/// The dispatch table as one list, by hypercall number: each handler gets
+/// the calling domain and its registers (arguments in RDI, RSI, RDX, R10,
+/// R8; the result goes to RAX). The macro makes both the dispatch (a
+/// `match`, so every call is direct) and [`HANDLED`], which is checked
+/// against [`crate::hypercall_table::HYPERCALLS`] at compile time.
+macro_rules! dispatch_table {
+    ($($nr:path => $handler:expr),* $(,)?) => {
+        /// Run the handler of the hypercall in RAX (`None`: there is none).
+        fn call_handler(d: &mut Domain, r: &mut CpuUserRegs) -> Option<Ret> {
+            match r.rax {
+                $($nr => Some(($handler)(d, r)),)*
+                _ => None,
+            }
+        }
 
-/// The dispatch table, by hypercall number: `None` is -ENOSYS. It matches
-/// [`crate::hypercall_table::HYPERCALLS`] row for row (checked below at
-/// compile time), which also drives `docs/hypercalls.md`'s status column.
-const HANDLERS: [Option<Handler>; crate::hypercall_table::NR_HYPERCALLS] = {
-    let mut t: [Option<Handler>; crate::hypercall_table::NR_HYPERCALLS] = [None; crate::hypercall_table::NR_HYPERCALLS];
-    t[nr::SET_TRAP_TABLE as usize] = Some(set_trap_table);
-    t[nr::STACK_SWITCH as usize] = Some(|d, r| stack_switch(d, r.rdi, r.rsi));
-    t[nr::SET_CALLBACKS as usize] = Some(|d, r| set_callbacks(d, r.rdi, r.rsi, r.rdx));
-    t[nr::FPU_TASKSWITCH as usize] = Some(|d, r| fpu_taskswitch(d, r.rdi));
-    t[nr::XEN_VERSION as usize] = Some(|d, r| xen_version(d, r.rdi as u32, r.rsi));
-    t[nr::CONSOLE_IO as usize] = Some(console_io);
-    t[nr::VM_ASSIST as usize] = Some(|d, r| vm_assist(d, r.rdi as u32, r.rsi as u32));
-    t[nr::IRET as usize] = Some(|d, r| d.iret(r) as i64);
-    t[nr::SET_SEGMENT_BASE as usize] = Some(|d, r| set_segment_base(d, r.rdi as u32, r.rsi));
-    t[nr::SCHED_OP as usize] = Some(|d, r| {
+        /// Which numbers have a handler.
+        const HANDLED: [bool; crate::hypercall_table::NR_HYPERCALLS] = {
+            let mut t = [false; crate::hypercall_table::NR_HYPERCALLS];
+            $(t[$nr as usize] = true;)*
+            t
+        };
+    };
+}
+
+type Regs = CpuUserRegs;
+
+dispatch_table! {
+    nr::SET_TRAP_TABLE => set_trap_table,
+    nr::STACK_SWITCH => |d: &mut Domain, r: &mut Regs| stack_switch(d, r.rdi, r.rsi),
+    nr::SET_CALLBACKS => |d: &mut Domain, r: &mut Regs| set_callbacks(d, r.rdi, r.rsi, r.rdx),
+    nr::FPU_TASKSWITCH => |d: &mut Domain, r: &mut Regs| fpu_taskswitch(d, r.rdi),
+    nr::XEN_VERSION => |d: &mut Domain, r: &mut Regs| xen_version(d, r.rdi as u32, r.rsi),
+    nr::CONSOLE_IO => console_io,
+    nr::VM_ASSIST => |d: &mut Domain, r: &mut Regs| vm_assist(d, r.rdi as u32, r.rsi as u32),
+    // Reached only through `dispatch`'s early return (see there).
+    nr::IRET => |d: &mut Domain, r: &mut Regs| d.iret(r) as i64,
+    nr::SET_SEGMENT_BASE => |d: &mut Domain, r: &mut Regs| set_segment_base(d, r.rdi as u32, r.rsi),
+    nr::SCHED_OP => |d: &mut Domain, r: &mut Regs| {
         let (cmd, arg) = (r.rdi as u32, r.rsi);
         sched_op(d, r, cmd, arg)
-    });
-    t[nr::CALLBACK_OP as usize] = Some(|d, r| callback_op(d, r.rdi as u32, r.rsi));
-    t[nr::UPDATE_VA_MAPPING as usize] = Some(|d, r| update_va_mapping(d, r.rdi, r.rsi, r.rdx));
-    t[nr::MMU_UPDATE as usize] = Some(mmu_update);
-    t[nr::MMUEXT_OP as usize] = Some(mmuext_op);
-    t[nr::MULTICALL as usize] = Some(multicall);
-    t[nr::SET_GDT as usize] = Some(|d, r| set_gdt(d, r.rdi, r.rsi as u32 as u64));
-    t[nr::EVENT_CHANNEL_OP as usize] = Some(|d, r| event_channel_op(d, r.rdi as u32, r.rsi));
-    t[nr::GRANT_TABLE_OP as usize] = Some(grant_table_op);
-    t[nr::SET_TIMER_OP as usize] = Some(|d, r| set_timer_op(d, r.rdi));
-    t[nr::DOMCTL as usize] = Some(|d, r| audit::domctl(d, r.rdi));
-    t[nr::MEMORY_OP as usize] = Some(|d, r| control::memory_op(d, r.rdi as u32, r.rsi));
-    t[nr::SYSCTL as usize] = Some(|d, r| control::sysctl(d, r.rdi));
-    t[nr::VCPU_OP as usize] = Some(|d, r| vcpu_op(d, r.rdi as u32, r.rsi as u32, r.rdx));
-    t[nr::UPDATE_DESCRIPTOR as usize] = Some(|d, r| update_descriptor(d, r.rdi, r.rsi));
-    t
-};
+    },
+    nr::CALLBACK_OP => |d: &mut Domain, r: &mut Regs| callback_op(d, r.rdi as u32, r.rsi),
+    nr::UPDATE_VA_MAPPING => |d: &mut Domain, r: &mut Regs| update_va_mapping(d, r.rdi, r.rsi, r.rdx),
+    nr::MMU_UPDATE => mmu_update,
+    nr::MMUEXT_OP => mmuext_op,
+    nr::MULTICALL => multicall,
+    nr::SET_GDT => |d: &mut Domain, r: &mut Regs| set_gdt(d, r.rdi, r.rsi as u32 as u64),
+    nr::EVENT_CHANNEL_OP => |d: &mut Domain, r: &mut Regs| event_channel_op(d, r.rdi as u32, r.rsi),
+    nr::GRANT_TABLE_OP => grant_table_op,
+    nr::SET_TIMER_OP => |d: &mut Domain, r: &mut Regs| set_timer_op(d, r.rdi),
+    nr::DOMCTL => |d: &mut Domain, r: &mut Regs| audit::domctl(d, r.rdi),
+    nr::MEMORY_OP => |d: &mut Domain, r: &mut Regs| control::memory_op(d, r.rdi as u32, r.rsi),
+    nr::SYSCTL => |d: &mut Domain, r: &mut Regs| control::sysctl(d, r.rdi),
+    nr::VCPU_OP => |d: &mut Domain, r: &mut Regs| vcpu_op(d, r.rdi as u32, r.rsi as u32, r.rdx),
+    nr::UPDATE_DESCRIPTOR => |d: &mut Domain, r: &mut Regs| update_descriptor(d, r.rdi, r.rsi),
+}
 
 /// A hypercall has a handler exactly when the table says it exists.
 const _: () = {
@@ -115,7 +129,7 @@ const _: () = {
     while i < rows.len() {
         assert!(rows[i].nr as usize == i, "hypercall table out of order");
         let enosys = matches!(rows[i].status, crate::hypercall_table::Status::Enosys);
-        assert!(enosys == HANDLERS[rows[i].nr as usize].is_none(), "hypercall table and dispatch disagree");
+        assert!(enosys != HANDLED[rows[i].nr as usize], "hypercall table and dispatch disagree");
         i += 1;
     }
 };
