@@ -23,6 +23,8 @@ pub enum Test {
     /// A fault while the stack is unusable: delivery itself faults and the
     /// hypervisor crashes the domain.
     BadStack,
+    /// SYSCALL from the last two bytes below the canonical hole.
+    SyscallTop,
     /// The hypercall conformance suite (`from=N`, `filter=TEXT`).
     Conformance,
     /// Micro-benchmarks: null hypercall and mmu_update batch cost.
@@ -87,6 +89,7 @@ pub fn test(cmdline: &str) -> Result<Test, &str> {
         "unhandled" => Test::Unhandled,
         "syscall" => Test::Syscall,
         "badstack" => Test::BadStack,
+        "syscall-top" => Test::SyscallTop,
         "conformance" => Test::Conformance,
         "bench" => Test::Bench,
         "usertables-syscall" => Test::UserTablesSyscall,

@@ -244,6 +244,37 @@ mod dom0 {
                 // onto an unmapped stack, so the hypervisor crashes us.
                 unsafe { core::arch::asm!("mov rsp, 0xdead0000", "ud2", options(noreturn)) }
             }
+            Test::SyscallTop => {
+                // CVE-2012-0217's class (XSA-7): a SYSCALL whose next
+                // instruction would be at 0x0000_8000_0000_0000 leaves a
+                // non-canonical RIP for the return. The hypervisor must
+                // crash this domain, never fault in ring 0 itself.
+                const TOP: u64 = 0x7fff_ffff_f000;
+                let mut pages = EarlyAlloc::from_start_info(si.pt_base, si.nr_pt_frames, VIRT_BASE, si.nr_pages);
+                let (Some(code), Some(l1), Some(l2), Some(l3)) = (pages.alloc_page(), pages.alloc_page(), pages.alloc_page(), pages.alloc_page())
+                else {
+                    println!("dom0: syscall-top: no spare pages");
+                    poweroff()
+                };
+                // SAFETY: `code` is a spare page of ours, mapped writable.
+                unsafe { ((code + 0xffe) as *mut [u8; 2]).write_volatile([0x0f, 0x05]) };
+                let mfn = |va: u64| pv_guest_kernel::mm::mfn_of(si, va);
+                let _ = pv_guest_kernel::mm::map(code, mfn(code), false);
+                let idx = |level: u32| ((TOP >> (12 + 9 * (level - 1))) & 511) as usize;
+                let built = pv_guest_kernel::mm::Table::new(l1, mfn(l1), 1, &[(idx(1), (mfn(code) << 12) | pv_guest_kernel::mm::PTE_RO)])
+                    .and_then(|_| pv_guest_kernel::mm::Table::new(l2, mfn(l2), 2, &[(idx(2), (mfn(l1) << 12) | pv_guest_kernel::mm::PTE_RW)]))
+                    .and_then(|_| pv_guest_kernel::mm::Table::new(l3, mfn(l3), 3, &[(idx(3), (mfn(l2) << 12) | pv_guest_kernel::mm::PTE_RW)]))
+                    .and_then(|_| pv_guest_kernel::mm::set_entry(mfn(si.pt_base), idx(4), (mfn(l3) << 12) | pv_guest_kernel::mm::PTE_RW));
+                if built.is_err() {
+                    println!("dom0: syscall-top: could not map {TOP:#x}: {built:?}");
+                    poweroff()
+                }
+                println!("dom0: syscall-top: jumping to the last two bytes below the canonical hole");
+                // SAFETY: deliberately fatal for this domain: the SYSCALL at
+                // 0x7fff_ffff_fffe is xen_version (RAX 17, RDI 0), and the
+                // return address after it is not canonical.
+                unsafe { core::arch::asm!("mov eax, 17", "xor edi, edi", "jmp rdx", in("rdx") TOP + 0xffe, options(noreturn)) }
+            }
             Test::Syscall => {
                 println!("dom0: syscall: set_trap_table -> {}", traps::install());
                 let rc = traps::run_user_program(pv_guest_kernel::mm::mfn_of(si, si.pt_base), on_user_syscall);

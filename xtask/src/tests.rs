@@ -392,6 +392,14 @@ fn dom0_tests() -> Vec<Dom0Test> {
             ..t("unhandled_fault_crashes_domain", "test=unhandled", true, &["executing ud2 with no handler"])
         },
         t("fault_while_delivering_crashes_domain", "test=badstack", true, &["dom0: badstack: faulting with an unmapped stack"]),
+        // XSA-7 / CVE-2012-0217's class: a SYSCALL from 0x7fff_ffff_fffe
+        // returns to a non-canonical RIP; only the domain may crash.
+        t(
+            "syscall_at_the_top_of_the_user_half_crashes_only_the_guest",
+            "test=syscall-top",
+            true,
+            &["dom0: syscall-top: jumping to the last two bytes below the canonical hole"],
+        ),
         t(
             "user_tables_syscall_returns_to_kernel_tables",
             "test=usertables-syscall",
