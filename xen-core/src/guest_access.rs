@@ -202,9 +202,9 @@ impl Frame {
     }
 
     /// Make every byte of the frame zero, without writing it if it already
-    /// is (see `mm/scrub.rs`).
+    /// is (the policy of `mm/scrub.rs`).
     pub fn scrub(self) {
-        if (0..FRAME / 8).any(|i| self.read_u64(i) != 0) {
+        if !crate::mm::scrub::is_zero(|i| self.read_u64(i)) {
             // SAFETY: the whole frame lies in the direct map; the caller
             // owns it (just allocated, or being built).
             unsafe { core::ptr::write_bytes(self.at(0, FRAME, 1), 0, FRAME) }
