@@ -269,23 +269,32 @@ fn median3(mut v: [u64; 3]) -> u64 {
 }
 
 /// Start a hog, let it build its tree, then start a timer guest and
-/// destroy the hog 20 ms into the timer guest's run.
+/// destroy the hog 20 ms into the timer guest's run. Prints how many
+/// times the destroy was preempted (dom0's own continuations).
 fn destroy_during_timers(guests: &mut Guests, hog_args: &str) {
     let Ok(hog) = guests.start(hog_args) else {
         println!("dom0: preempt: cannot start the hog");
         return;
     };
-    pump_for(guests, 300);
+    if !pump_until_line(guests, hog, "holding the tree pinned", 30_000) {
+        println!("dom0: preempt: the hog never said it holds its tree");
+    }
     let Ok(timer) = guests.start("quiet lateness during-destroy") else {
         println!("dom0: preempt: cannot start the timer guest");
         guests.destroy(hog);
         return;
     };
     pump_for(guests, 20);
+    let before = hv::preempted_hypercalls(xen_public::DOMID_SELF);
     let t0 = shared::now_ns().unwrap_or(0);
     guests.destroy(hog);
     let took_ms = shared::now_ns().unwrap_or(0).saturating_sub(t0) / 1_000_000;
     println!("dom0: preempt: destroying the hog took {took_ms} ms");
+    match (before, hv::preempted_hypercalls(xen_public::DOMID_SELF)) {
+        (Ok(b), Ok(a)) if a > b => println!("dom0: preempt: destroying the hog was preempted {} times", a - b),
+        (Ok(_), Ok(_)) => println!("dom0: preempt: destroying the hog ran in one piece"),
+        (Err(e), _) | (_, Err(e)) => println!("dom0: preempt: no preemption count ({e})"),
+    }
     let give_up = shared::now_ns().unwrap_or(0) + 30_000_000_000;
     while !hv::domain_info(timer).is_ok_and(|(flags, _, _)| flags & XEN_DOMINF_SHUTDOWN != 0) && shared::now_ns().unwrap_or(u64::MAX) < give_up {
         guests.pump();
@@ -293,6 +302,18 @@ fn destroy_during_timers(guests: &mut Guests, hog_args: &str) {
     }
     guests.destroy(timer);
     guests.reap();
+}
+
+/// Relay guest consoles until `domid` prints a line containing `needle`
+/// (true) or `ms` milliseconds pass (false).
+fn pump_until_line(guests: &mut Guests, domid: u16, needle: &str, ms: u64) -> bool {
+    let end = shared::now_ns().unwrap_or(0) + ms * 1_000_000;
+    let mut seen = false;
+    while !seen && shared::now_ns().unwrap_or(u64::MAX) < end {
+        guests.pump_lines(&mut |id, line| seen |= id == domid && line.contains(needle));
+        guests.wait(1_000_000);
+    }
+    seen
 }
 
 /// Relay guest consoles for `ms` milliseconds.
@@ -430,39 +451,39 @@ const GUEST_BALLOONED: u64 = 256;
 
 /// Preemption (XSA-45's class): one guest pins and unpins the largest
 /// page-table tree it can build, over and over, while another measures how
-/// late its 1 ms timers fire; then both go and no frame may leak.
+/// late its 1 ms timers fire; then a hog that holds its tree pinned is
+/// destroyed while a timer guest measures again; no frame may leak.
+///
+/// What the test holds the hypervisor to is structural: the hog's pins and
+/// the destroy are preempted (the hypervisor's own count of continuations,
+/// a private sysctl). The lateness figures are printed, not judged: on a
+/// loaded host, QEMU's vCPU threads are descheduled at will and timers
+/// come late for reasons no hypervisor controls (60 ms seen under Xen 4.17
+/// on a busy 2-core machine).
 pub fn preempt(guests: &mut Guests, hog_args: &str) {
     let before = hv::free_pages();
     let Ok(hog) = guests.start(hog_args) else {
         println!("dom0: preempt: cannot start the hog");
         return;
     };
-    let settle = shared::now_ns().unwrap_or(0) + 300_000_000;
-    while shared::now_ns().unwrap_or(u64::MAX) < settle {
-        guests.pump();
-        guests.wait(10_000_000);
-    }
-    // Three measurements (best of three in the boot test): the lateness a
-    // host that deschedules the hog's vCPU thread mid-hypercall adds is
-    // the host's, not the hypervisor's, and one such hiccup is enough to
-    // spoil a p99.
-    for _ in 0..3 {
-        match run_to_end(guests, "quiet lateness") {
-            Some(_) => println!("dom0: preempt: the timer guest finished next to the hog"),
-            None => println!("dom0: preempt: the timer guest did not finish"),
-        }
+    pump_for(guests, 300);
+    match run_to_end(guests, "quiet lateness") {
+        Some(_) => println!("dom0: preempt: the timer guest finished next to the hog"),
+        None => println!("dom0: preempt: the timer guest did not finish"),
     }
     let hog_cpu_ms = hv::vcpu_time(hog) / 1_000_000;
     println!("dom0: preempt: hog used {hog_cpu_ms} ms of CPU");
+    match hv::preempted_hypercalls(hog) {
+        Ok(0) => println!("dom0: preempt: the hog's hypercalls were never preempted"),
+        Ok(n) => println!("dom0: preempt: the hog's hypercalls were preempted {n} times"),
+        Err(e) => println!("dom0: preempt: no preemption count ({e})"),
+    }
     guests.destroy(hog);
     guests.reap();
     // Destroying a domain that holds the largest tree it can build pinned
-    // is as long a piece of hypervisor work as pinning it: three such hogs
-    // destroyed while a timer guest measures (best of three, as above).
+    // is as long a piece of hypervisor work as pinning it.
     let holder = if hog_args == "quiet hog" { "quiet hog hold" } else { hog_args };
-    for _ in 0..3 {
-        destroy_during_timers(guests, holder);
-    }
+    destroy_during_timers(guests, holder);
     let after = hv::free_pages();
     println!("dom0: preempt: free pages {before} before, {after} after");
     println!("dom0: preempt: {}", if after == before { "no frame leaked" } else { "frames leaked" });

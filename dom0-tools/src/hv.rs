@@ -284,3 +284,15 @@ pub fn audit() -> Audit {
     let r: xen_public::xencore::AuditResult = s.payload();
     Audit { rc, violations: r.violations, domains: r.domains, frames: r.frames, tables: r.tables }
 }
+
+/// How many of vCPU 0 of `domid`'s hypercalls ran out of time and
+/// continued themselves (xen-core's private `XEN_SYSCTL_xencore_vcpu_stats`;
+/// -ENOSYS on Xen).
+pub fn preempted_hypercalls(domid: u16) -> Result<u64, i64> {
+    let mut s = XenSysctl::new(xen_public::xencore::XEN_SYSCTL_XENCORE_VCPU_STATS);
+    s.set_payload(&xen_public::xencore::VcpuStats { domid, vcpu: 0, ..Default::default() });
+    match sysctl_plain(&mut s) {
+        0 => Ok(s.payload::<xen_public::xencore::VcpuStats>().preempted_hypercalls),
+        rc => Err(rc),
+    }
+}

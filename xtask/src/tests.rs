@@ -59,10 +59,13 @@ struct BootTest {
     exit: i32,
     expect: &'static [&'static str],
     forbid: &'static [&'static str],
+    /// Seconds before a hung boot fails (a hang guard, not a time limit
+    /// on the hypervisor: a loaded host slows TCG down several times).
+    timeout_s: u64,
 }
 
 const fn boot(name: &'static str, cmdline: &'static str, exit: i32, expect: &'static [&'static str]) -> BootTest {
-    BootTest { name, cmdline, modules: Modules::Standard, mem_mib: 256, smp: 1, cpu: None, exit, expect, forbid: &[] }
+    BootTest { name, cmdline, modules: Modules::Standard, mem_mib: 256, smp: 1, cpu: None, exit, expect, forbid: &[], timeout_s: 60 }
 }
 
 const BANNER: &str = "xen-core 0.1.0 (Xen ABI 4.17, x86_64) starting";
@@ -225,28 +228,30 @@ fn single_boot_tests() -> Vec<BootTest> {
             )
         },
         BootTest {
-            // XSA-45's class: the hog's pins and unpins are preempted, so
-            // the other CPU's guest gets its timers within 5 ms (p99, the
-            // best of three runs of 200 timers: a loaded host that
-            // deschedules the hog's vCPU thread in a hypercall adds its own
-            // lateness). Destroying a hog that holds its whole tree pinned
-            // is preempted too: no timer more than 10 ms late (the best of
-            // three: 1.9, 4.0 and 15.1 ms measured; a destroy in one piece
-            // gave 21.6, 41.5 and 28.3 ms).
+            // XSA-45's class: the hog's pins and unpins, and the destroy
+            // of a hog that holds its whole tree pinned, are preempted: the
+            // hypervisor's own count of continuations says so. The timer
+            // guest's lateness is printed, not judged: on a loaded 2-core
+            // host QEMU's threads are descheduled for tens of ms whatever
+            // the hypervisor does (p99 1-5 ms on an idle machine; a
+            // destroy in one piece made timers 21-41 ms late).
             modules: Modules::Dom0Test("test=preempt"),
             smp: 2,
+            // 7-14 s idle; 46 s seen with both host cores busy.
+            timeout_s: 240,
             ..boot(
-                "page_table_hog_leaves_timer_p99_under_5ms",
+                "page_table_hog_and_its_destroy_are_preempted",
                 "loglvl=warning",
                 EXIT_SUCCESS,
                 &[
                     "pv-guest-kernel: hog: tree of",
                     "pv-guest-kernel: hog: pin Ok(()) unpin Ok(()) console multicall 0",
-                    "pv-guest-kernel: lateness: p99 within 5 ms",
+                    "pv-guest-kernel: lateness: 200 timers, p50",
                     "dom0: preempt: the timer guest finished next to the hog",
-                    "dom0: preempt: destroying the hog took",
+                    "dom0: preempt: the hog's hypercalls were preempted",
                     "pv-guest-kernel: hog: holding the tree pinned: Ok(())",
-                    "pv-guest-kernel: lateness[destroy]: max within 10 ms",
+                    "dom0: preempt: destroying the hog was preempted",
+                    "pv-guest-kernel: lateness[destroy]: 200 timers, p50",
                     "dom0: preempt: no frame leaked",
                 ],
             )
@@ -576,7 +581,9 @@ fn dom0_tests() -> Vec<Dom0Test> {
             "guest_timer_never_early",
             "test=timer",
             false,
-            &["dom0: timer: 20 timers fired", "dom0: timer: none fired before its deadline", "dom0: timer: lateness within 50 ms"],
+            // How late is printed, not judged (a loaded host makes it
+            // what it likes: 60 ms seen under Xen 4.17); early is wrong.
+            &["dom0: timer: 20 timers fired", "dom0: timer: none fired before its deadline"],
         ),
         t(
             "user_tables_hide_the_kernel",
@@ -725,7 +732,7 @@ fn run_boot_test(t: &BootTest, k: &Kernels) -> Result<bool, String> {
     let spec =
         IsoSpec { name: format!("test-{}", t.name), hypervisor: k.xen_core.clone(), cmdline: t.cmdline.into(), modules: modules_for(t.modules, k)? };
     let iso = image::make_iso(&spec)?;
-    let mut opts = qemu::Options { smp: t.smp, mem_mib: t.mem_mib, timeout: Some(Duration::from_secs(60)), ..Default::default() };
+    let mut opts = qemu::Options { smp: t.smp, mem_mib: t.mem_mib, timeout: Some(Duration::from_secs(t.timeout_s)), ..Default::default() };
     if let Some(cpu) = t.cpu {
         opts.cpu = cpu.to_string();
     }
@@ -845,7 +852,7 @@ pub fn run(args: &TestArgs) -> Result<(), String> {
         unit_tests(&mut tally)?;
     }
     let kernels = image::build(image::Profile::Release)?;
-    println!("== boot tests (QEMU, -cpu Haswell-noTSX, 60 s timeout each)");
+    println!("== boot tests (QEMU, -cpu Haswell-noTSX, a timeout each: 60 s unless the test says more)");
     for t in boot_tests().iter().filter(|t| t.name.contains(filter)) {
         let ok = run_boot_test(t, &kernels).unwrap_or_else(|e| {
             println!("boot test {:<52} ERROR: {e}", t.name);

@@ -32,3 +32,26 @@ pub struct AuditResult {
 }
 const _: () = assert!(core::mem::size_of::<AuditResult>() == 32);
 const _: () = assert!(core::mem::offset_of!(AuditResult, frames) == 8);
+
+/// `XEN_SYSCTL_xencore_vcpu_stats`: counters of one vCPU of a domain
+/// (dom0 only). The caller fills `domid` (DOMID_SELF allowed) and `vcpu`
+/// of [`VcpuStats`]; the rest is written back. -ESRCH for an unknown
+/// domain, -ENOENT for a vCPU it does not have.
+pub const XEN_SYSCTL_XENCORE_VCPU_STATS: u32 = 0x8002;
+
+/// The payload of `XEN_SYSCTL_xencore_vcpu_stats`.
+#[repr(C)]
+#[derive(FromBytes, IntoBytes, Immutable, KnownLayout, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VcpuStats {
+    /// In: the domain.
+    pub domid: u16,
+    /// Padding; zero.
+    pub _pad: u16,
+    /// In: the vCPU.
+    pub vcpu: u32,
+    /// Out: hypercalls that ran out of time and continued themselves
+    /// (preemption points that fired).
+    pub preempted_hypercalls: u64,
+}
+const _: () = assert!(core::mem::size_of::<VcpuStats>() == 16);
+const _: () = assert!(core::mem::offset_of!(VcpuStats, preempted_hypercalls) == 8);

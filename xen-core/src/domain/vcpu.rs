@@ -202,6 +202,9 @@ pub struct Vcpu {
     pub last_cpu: usize,
     /// The ports and timeout of a SCHEDOP_poll in progress.
     pub poll: Option<Poll>,
+    /// Hypercalls that stopped because their time ran out and continued
+    /// later (preemption points that fired; see `hypercall::preempt_due`).
+    pub preempted_hypercalls: u64,
     /// System time the vCPU has run (ns), for getvcpuinfo.
     pub cpu_time: u64,
     /// FPU/SSE registers while the vCPU is not running.
@@ -266,6 +269,7 @@ impl Default for Vcpu {
             blocked: false,
             last_cpu: 0,
             poll: None,
+            preempted_hypercalls: 0,
             cpu_time: 0,
             fpu: FpuArea::default(),
         }

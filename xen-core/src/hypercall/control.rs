@@ -335,6 +335,17 @@ pub(super) fn sysctl(d: &mut Domain, arg: u64) -> Ret {
         XEN_SYSCTL_PHYSINFO => op.set_payload(&physinfo()),
         XEN_SYSCTL_SCHED_ID => op.set_payload(&XenSysctlSchedId { sched_id: XEN_SCHEDULER_CREDIT }),
         super::audit::SYSCTL_XENCORE_AUDIT => return super::audit::sysctl(d, arg, &mut op),
+        xen_public::xencore::XEN_SYSCTL_XENCORE_VCPU_STATS => {
+            let mut q: xen_public::xencore::VcpuStats = op.payload();
+            let read = |o: &Domain| if q.vcpu == 0 { Ok(o.vcpu.preempted_hypercalls) } else { Err(-xen_public::errno::ENOENT) };
+            let got = if q.domid == xen_public::DOMID_SELF || q.domid == d.domid { Some(read(d)) } else { with_other(q.domid, |o| read(o)) };
+            match got {
+                None => return -ESRCH,
+                Some(Err(e)) => return e,
+                Some(Ok(n)) => q.preempted_hypercalls = n,
+            }
+            op.set_payload(&q);
+        }
         XEN_SYSCTL_GETDOMAININFOLIST => {
             let mut list: XenSysctlGetdomaininfolist = op.payload();
             let mut n = 0u32;

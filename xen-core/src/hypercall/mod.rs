@@ -37,19 +37,31 @@ pub const PREEMPT_NS: u64 = 500_000;
 static HYPERCALL_START: [core::sync::atomic::AtomicU64; crate::arch::x86_64::smp::MAX_CPUS as usize] =
     [const { core::sync::atomic::AtomicU64::new(0) }; crate::arch::x86_64::smp::MAX_CPUS as usize];
 
+/// Per CPU: whether the current top-level hypercall was told to stop
+/// because its time ran out (every caller of [`preempt_due`] that hears
+/// `true` stops and continues later), counted per vCPU by [`dispatch`].
+static HYPERCALL_PREEMPTED: [core::sync::atomic::AtomicBool; crate::arch::x86_64::smp::MAX_CPUS as usize] =
+    [const { core::sync::atomic::AtomicBool::new(false) }; crate::arch::x86_64::smp::MAX_CPUS as usize];
+
 /// Whether the current hypercall has run long enough to continue later.
 /// Callers check it only after some progress, so every call advances.
 pub fn preempt_due() -> bool {
-    let start = HYPERCALL_START.get(crate::arch::x86_64::entry::this_cpu()).map_or(0, |s| s.load(core::sync::atomic::Ordering::Relaxed));
-    crate::guest::system_time().saturating_sub(start) >= PREEMPT_NS
+    let cpu = crate::arch::x86_64::entry::this_cpu();
+    let start = HYPERCALL_START.get(cpu).map_or(0, |s| s.load(core::sync::atomic::Ordering::Relaxed));
+    let due = crate::guest::system_time().saturating_sub(start) >= PREEMPT_NS;
+    if due && let Some(p) = HYPERCALL_PREEMPTED.get(cpu) {
+        p.store(true, core::sync::atomic::Ordering::Relaxed);
+    }
+    due
 }
 
 /// Handle the hypercall in `regs`; the result goes to the guest's RAX.
 pub fn dispatch(d: &mut Domain, regs: &mut CpuUserRegs) -> u64 {
-    if !d.vcpu.in_multicall
-        && let Some(s) = HYPERCALL_START.get(crate::arch::x86_64::entry::this_cpu())
-    {
+    let cpu = crate::arch::x86_64::entry::this_cpu();
+    let top_level = !d.vcpu.in_multicall;
+    if top_level && let (Some(s), Some(p)) = (HYPERCALL_START.get(cpu), HYPERCALL_PREEMPTED.get(cpu)) {
         s.store(crate::guest::system_time(), core::sync::atomic::Ordering::Relaxed);
+        p.store(false, core::sync::atomic::Ordering::Relaxed);
     }
     // `iret` restores the guest's RAX, whatever it holds: never a
     // continuation.
@@ -57,6 +69,9 @@ pub fn dispatch(d: &mut Domain, regs: &mut CpuUserRegs) -> u64 {
         return d.iret(regs);
     }
     let r: Ret = call_handler(d, regs).unwrap_or(-ENOSYS);
+    if top_level && HYPERCALL_PREEMPTED.get(cpu).is_some_and(|p| p.load(core::sync::atomic::Ordering::Relaxed)) {
+        d.vcpu.preempted_hypercalls += 1;
+    }
     if r == -control::ERESTART {
         // The operation waits for another CPU (a domain being destroyed
         // must first stop running there): issue the hypercall again.
