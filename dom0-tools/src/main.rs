@@ -44,13 +44,6 @@ mod dom0 {
         println!("dom0: cmdline: {}", cmdline::as_str(&si.cmd_line));
     }
 
-    /// Whether the hypervisor is xen-core (its extraversion says so).
-    fn on_xen_core() -> bool {
-        let mut extra = XenExtraversion::default();
-        hypercall::xen_version_op(&mut extra);
-        extra.0.windows(8).any(|w| w == b"xen-core")
-    }
-
     fn poweroff() -> ! {
         loop {
             hypercall::shutdown(SHUTDOWN_POWEROFF);
@@ -160,20 +153,16 @@ mod dom0 {
                     latest = latest.max(late);
                 }
                 println!("dom0: timer: 20 timers fired; lateness {} us to {} us", earliest / 1000, latest / 1000);
-                // On real Xen the guest's PV clock (extrapolated from the
-                // published scale) and Xen's own NOW() drift apart by a few
-                // microseconds between calibrations (under TCG, once 470 us
-                // in a full test run of 2026-12-03), so a timer can look a
-                // little early there; xen-core uses one clock for both and is
-                // held to exactly 0. See docs/conformance.md.
-                let on_xen_core = on_xen_core();
-                let tolerance_ns = if on_xen_core { 0 } else { 1_000_000 };
+                // xen-core uses one clock for the guest's time and its
+                // timers and is held to exactly 0 (the boot test expects
+                // the first line from xen-core only). On Xen 4.17 under TCG
+                // the guest's extrapolated clock and Xen's NOW() drift
+                // apart with the host's load, so a timer can look early
+                // there: the figure is printed.
                 if earliest >= 0 {
                     println!("dom0: timer: none fired before its deadline");
-                } else if earliest >= -tolerance_ns {
-                    println!("dom0: timer: none fired before its deadline (to within Xen's clock skew: earliest {} ns)", earliest);
                 } else {
-                    println!("dom0: timer: a timer fired early ({earliest} ns)");
+                    println!("dom0: timer: a timer fired {} ns before its deadline by this guest's clock", -earliest);
                 }
                 poweroff()
             }

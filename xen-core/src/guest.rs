@@ -18,16 +18,61 @@ use crate::mm::Mfn;
 use crate::mm::guest_walk::{self, PhysRead};
 use crate::{console, hypercall, printk};
 
+/// What a domain slot holds: the domain and its vCPUs side by side (Xen's
+/// `struct domain` and its `d->vcpu[]`), so that a hypercall can hold the
+/// calling vCPU and its domain at once. One vCPU so far; nothing outside
+/// [`Guest::vcpu0`] and the builder assumes it.
+pub struct Guest {
+    /// The domain-wide state.
+    pub domain: Domain,
+    /// Its vCPUs, by vcpu_id.
+    pub vcpus: [Vcpu; MAX_VCPUS],
+}
+
+/// vCPUs a domain may have (`createdomain` with more is -EINVAL).
+pub const MAX_VCPUS: usize = 1;
+
+impl Guest {
+    /// A new domain with its vCPUs in their initial state.
+    pub fn new(domain: Domain) -> Guest {
+        let slot = domain.slot;
+        let mut vcpus: [Vcpu; MAX_VCPUS] = core::array::from_fn(|_| Vcpu::default());
+        for (id, v) in vcpus.iter_mut().enumerate() {
+            v.vcpu_id = id as u32;
+            v.slot = slot;
+        }
+        Guest { domain, vcpus }
+    }
+
+    /// vCPU 0 and the domain, borrowed together.
+    pub fn vcpu0(&mut self) -> (&mut Vcpu, &mut Domain) {
+        let [v] = &mut self.vcpus;
+        (v, &mut self.domain)
+    }
+
+    /// Whether the domain's vCPU 0 may run now.
+    pub fn runnable(&self) -> bool {
+        let [v] = &self.vcpus;
+        self.domain.runnable(v)
+    }
+
+    /// Move the domain (and its vCPUs) to slot `slot`.
+    pub fn set_slot(&mut self, slot: usize) {
+        self.domain.slot = slot;
+        for v in &mut self.vcpus {
+            v.slot = slot;
+        }
+    }
+}
+
 /// A domain as the hypervisor tracks it: memory, grant table, event
-/// channels, privilege, lifecycle, and its vCPU (one so far; the state of
-/// a vCPU lives in [`Vcpu`], apart from the domain's).
+/// channels, privilege and lifecycle. Its vCPUs live next to it in
+/// [`Guest`], each a [`Vcpu`].
 pub struct Domain {
     /// Domain id.
     pub domid: u16,
     /// Whether it may use privileged operations (dom0).
     pub privileged: bool,
-    /// Its vCPU (Xen's `d->vcpu[0]`; more come in a later issue).
-    pub vcpu: Vcpu,
     /// The shared_info frame.
     pub shared_info: Mfn,
     /// `vm_assist` bits enabled.
@@ -63,7 +108,6 @@ impl Domain {
         Domain {
             domid,
             privileged,
-            vcpu: Vcpu::default(),
             shared_info,
             vm_assist: 0,
             nr_pages: 0,
@@ -267,18 +311,67 @@ impl GuestStack for GuestMem {
     }
 }
 
-impl Domain {
+impl Vcpu {
     /// Guest memory as the kernel sees it.
     pub fn kernel_mem(&self) -> GuestMem {
-        GuestMem { l4: self.vcpu.guest_table }
+        GuestMem { l4: self.guest_table }
     }
 
     /// Guest memory as the vCPU's current mode sees it.
     pub fn current_mem(&self) -> GuestMem {
-        let l4 = if self.vcpu.kernel_mode { self.vcpu.guest_table } else { self.vcpu.guest_table_user };
+        let l4 = if self.kernel_mode { self.guest_table } else { self.guest_table_user };
         GuestMem { l4 }
     }
 
+    /// Mirror the earliest wake deadline (timer or poll timeout) for the
+    /// scheduler.
+    fn sync_deadline(&self) {
+        let poll = self.poll.map_or(0, |p| p.deadline);
+        let d = [self.timer_deadline, poll].into_iter().filter(|&t| t != 0).min().unwrap_or(0);
+        crate::schedule::set_deadline(self.slot, d);
+    }
+
+    /// Set (or cancel, with 0) the single-shot timer.
+    pub fn set_timer(&mut self, deadline: u64) {
+        self.timer_deadline = deadline;
+        self.sync_deadline();
+    }
+
+    /// Block until an upcall is deliverable (SCHEDOP_block) or, with
+    /// `poll`, until one of its ports is pending or its timeout passes.
+    pub fn block(&mut self, poll: Option<Poll>) {
+        self.blocked = true;
+        self.poll = poll;
+        self.sync_deadline();
+    }
+
+    /// End a block or poll.
+    pub fn unblock(&mut self) {
+        self.blocked = false;
+        self.poll = None;
+        self.sync_deadline();
+    }
+
+    /// Load the page tables of the vCPU's current mode into CR3 (it runs
+    /// on this CPU). NEW_BASEPTR calls it before it drops the old base's
+    /// references, so CR3 never holds a table that lost them.
+    pub fn load_page_tables(&self) {
+        // Both base pointers were validated as L4s when installed and are
+        // held by the vCPU's references.
+        let table = if self.kernel_mode { self.guest_table } else { self.guest_table_user };
+        crate::arch::x86_64::paging::load_guest_l4(table);
+    }
+
+    /// Byte offset of this vCPU's `vcpu_info` in shared_info.
+    fn vcpu_info(&self) -> usize {
+        self.vcpu_id as usize * VCPU_INFO_SIZE
+    }
+}
+
+/// Bytes of a `vcpu_info` in shared_info.
+const VCPU_INFO_SIZE: usize = core::mem::size_of::<xen_public::VcpuInfo>();
+
+impl Domain {
     /// The domain's shared_info frame (allocated from RAM with the
     /// domain, so always in the direct map).
     fn shinfo(&self) -> Frame {
@@ -290,10 +383,11 @@ impl Domain {
         ShinfoBits { page: self.shinfo() }
     }
 
-    /// Whether an event upcall is pending and not masked.
-    pub fn upcall_deliverable(&self) -> bool {
-        // Bytes 0 and 1 of vcpu_info[0]: upcall pending, upcall mask.
-        self.shinfo().read_u8(0) != 0 && self.shinfo().read_u8(SHINFO_UPCALL_MASK) == 0
+    /// Whether an event upcall is pending and not masked for `v`.
+    pub fn upcall_deliverable(&self, v: &Vcpu) -> bool {
+        // Bytes 0 and 1 of vcpu_info: upcall pending, upcall mask.
+        let at = v.vcpu_info();
+        self.shinfo().read_u8(at) != 0 && self.shinfo().read_u8(at + SHINFO_UPCALL_MASK) == 0
     }
 
     /// Whether `mfn` is one of the frames the hypervisor itself writes for
@@ -310,34 +404,20 @@ impl Domain {
         }
     }
 
-    /// Whether the domain's vCPU may run now.
-    pub fn runnable(&self) -> bool {
-        self.vcpu.vcpu_up && self.pause_count == 0 && self.shutdown.is_none() && !self.vcpu.blocked && !self.dying
+    /// Whether its vCPU `v` may run now.
+    pub fn runnable(&self, v: &Vcpu) -> bool {
+        v.vcpu_up && self.pause_count == 0 && self.shutdown.is_none() && !v.blocked && !self.dying
     }
 
-    /// Mirror the earliest wake deadline (timer or poll timeout) for the
-    /// scheduler.
-    fn sync_deadline(&self) {
-        let poll = self.vcpu.poll.map_or(0, |p| p.deadline);
-        let d = [self.vcpu.timer_deadline, poll].into_iter().filter(|&t| t != 0).min().unwrap_or(0);
-        crate::schedule::set_deadline(self.slot, d);
-    }
-
-    /// Set (or cancel, with 0) the single-shot timer.
-    pub fn set_timer(&mut self, deadline: u64) {
-        self.vcpu.timer_deadline = deadline;
-        self.sync_deadline();
-    }
-
-    /// Fire the timer if its deadline has passed (VIRQ_TIMER), end a wait
-    /// that is over, and count the time.
-    pub fn wake_check(&mut self, now: u64) {
-        if self.vcpu.timer_deadline != 0 && now >= self.vcpu.timer_deadline {
-            self.set_timer(0);
+    /// Fire `v`'s timer if its deadline has passed (VIRQ_TIMER), end a
+    /// wait that is over, and count the time.
+    pub fn wake_check(&mut self, v: &mut Vcpu, now: u64) {
+        if v.timer_deadline != 0 && now >= v.timer_deadline {
+            v.set_timer(0);
             self.raise_virq(0);
         }
-        if self.vcpu.blocked && (self.upcall_deliverable() || self.vcpu.poll.is_some_and(|p| self.poll_done(&p, now))) {
-            self.unblock();
+        if v.blocked && (self.upcall_deliverable(v) || v.poll.is_some_and(|p| self.poll_done(&p, now))) {
+            v.unblock();
         }
     }
 
@@ -347,162 +427,138 @@ impl Domain {
         (p.deadline != 0 && now >= p.deadline) || p.ports[..p.nr].iter().any(|&port| bits.is_pending(port))
     }
 
-    /// Block until an upcall is deliverable (SCHEDOP_block) or, with
-    /// `poll`, until one of its ports is pending or its timeout passes.
-    pub fn block(&mut self, poll: Option<Poll>) {
-        self.vcpu.blocked = true;
-        self.vcpu.poll = poll;
-        self.sync_deadline();
-    }
-
-    /// End a block or poll.
-    pub fn unblock(&mut self) {
-        self.vcpu.blocked = false;
-        self.vcpu.poll = None;
-        self.sync_deadline();
-    }
-
-    /// Publish the upcall mask and the time in a new shared_info page.
-    pub fn init_shared(&self) {
-        self.sync_mask_out();
-        self.publish_time();
+    /// Publish `v`'s upcall mask and the time in a new shared_info page.
+    pub fn init_shared(&self, v: &Vcpu) {
+        self.sync_mask_out(v);
+        self.publish_time(v);
     }
 
     /// First run of dom0.
-    pub fn start_running(&mut self) {
+    pub fn start_running(&mut self, v: &mut Vcpu) {
         self.vcpu_created = true;
-        self.vcpu.vcpu_up = true;
-        self.init_shared();
+        v.vcpu_up = true;
+        self.init_shared(v);
     }
 
-    /// Deliver a pending event upcall to the guest's event callback, as
-    /// Xen does on every return to a guest: the callback runs with events
-    /// masked; its `iret` unmasks them and the check runs again.
-    pub fn deliver_events(&mut self, regs: &mut CpuUserRegs) {
-        if !self.upcall_deliverable() {
+    /// Deliver a pending event upcall to `v`'s event callback, as Xen does
+    /// on every return to a guest: the callback runs with events masked;
+    /// its `iret` unmasks them and the check runs again.
+    pub fn deliver_events(&mut self, v: &mut Vcpu, regs: &mut CpuUserRegs) {
+        if !self.upcall_deliverable(v) {
             return;
         }
-        if self.vcpu.event_callback == 0 {
+        if v.event_callback == 0 {
             // As Xen: an upcall to address 0 crashes the domain.
-            self.crash(regs, Crash::NoEventCallback);
+            self.crash(v, regs, Crash::NoEventCallback);
             return;
         }
-        let b = crate::domain::vcpu::Bounce { eip: self.vcpu.event_callback, error_code: None, mask_events: true, clear_df: false };
-        self.deliver(regs, b);
+        let b = crate::domain::vcpu::Bounce { eip: v.event_callback, error_code: None, mask_events: true, clear_df: false };
+        self.deliver(v, regs, b);
     }
 
-    /// Clear `evtchn_upcall_mask` in shared_info (SCHEDOP_block).
-    pub fn clear_upcall_mask(&self) {
-        self.shinfo().write_u8(SHINFO_UPCALL_MASK, 0);
+    /// Clear `v`'s `evtchn_upcall_mask` in shared_info (SCHEDOP_block).
+    pub fn clear_upcall_mask(&self, v: &Vcpu) {
+        self.shinfo().write_u8(v.vcpu_info() + SHINFO_UPCALL_MASK, 0);
     }
 
     /// Pull `evtchn_upcall_mask` from shared_info into the vCPU state.
-    fn sync_mask_in(&mut self) {
-        self.vcpu.upcall_mask = self.shinfo().read_u8(SHINFO_UPCALL_MASK) != 0;
+    fn sync_mask_in(&self, v: &mut Vcpu) {
+        v.upcall_mask = self.shinfo().read_u8(v.vcpu_info() + SHINFO_UPCALL_MASK) != 0;
     }
 
     /// Push the vCPU's upcall mask back to shared_info.
-    fn sync_mask_out(&self) {
-        self.shinfo().write_u8(SHINFO_UPCALL_MASK, u8::from(self.vcpu.upcall_mask));
+    fn sync_mask_out(&self, v: &Vcpu) {
+        self.shinfo().write_u8(v.vcpu_info() + SHINFO_UPCALL_MASK, u8::from(v.upcall_mask));
     }
 
-    /// Publish the time to the guest: `vcpu_info[0].time` and the wall
+    /// Publish the time to the guest: `v`'s `vcpu_info.time` and the wall
     /// clock, with Xen's version protocol.
-    pub fn publish_time(&self) {
+    pub fn publish_time(&self, v: &Vcpu) {
         let Some(clock) = CLOCK.get() else { return };
         let mut page = self.shinfo();
-        // vcpu_info[0].time is at byte 32 of shared_info.
-        crate::time::publish(&mut page, 32, &clock.sample(crate::arch::x86_64::clock::rdtsc()));
+        // vcpu_info.time is at byte 32 of a vcpu_info.
+        crate::time::publish(&mut page, v.vcpu_info() + 32, &clock.sample(crate::arch::x86_64::clock::rdtsc()));
         crate::time::publish_wallclock(&mut page, clock.boot_wall);
     }
 
-    /// Record a page fault's address in `vcpu_info.arch.cr2`.
-    fn set_guest_cr2(&self, cr2: u64) {
-        self.shinfo().write_u64(SHINFO_CR2 / 8, cr2);
+    /// Record a page fault's address in `v`'s `vcpu_info.arch.cr2`.
+    fn set_guest_cr2(&self, v: &Vcpu, cr2: u64) {
+        self.shinfo().write_u64((v.vcpu_info() + SHINFO_CR2) / 8, cr2);
     }
 
-    /// Deliver a bounce; a failure crashes the domain.
-    pub fn deliver(&mut self, regs: &mut CpuUserRegs, b: crate::domain::vcpu::Bounce) {
-        self.sync_mask_in();
-        let mut stack = self.kernel_mem();
-        if let Err(c) = self.vcpu.bounce(regs, b, &mut stack) {
-            self.crash(regs, c);
+    /// Deliver a bounce to `v`; a failure crashes the domain.
+    pub fn deliver(&mut self, v: &mut Vcpu, regs: &mut CpuUserRegs, b: crate::domain::vcpu::Bounce) {
+        self.sync_mask_in(v);
+        let mut stack = v.kernel_mem();
+        if let Err(c) = v.bounce(regs, b, &mut stack) {
+            self.crash(v, regs, c);
         }
-        self.sync_mask_out();
+        self.sync_mask_out(v);
     }
 
-    /// The `iret` hypercall.
-    pub fn iret(&mut self, regs: &mut CpuUserRegs) -> u64 {
-        self.sync_mask_in();
-        let mut stack = self.kernel_mem();
-        match self.vcpu.iret(regs, &mut stack) {
+    /// The `iret` hypercall of `v`.
+    pub fn iret(&mut self, v: &mut Vcpu, regs: &mut CpuUserRegs) -> u64 {
+        self.sync_mask_in(v);
+        let mut stack = v.kernel_mem();
+        match v.iret(regs, &mut stack) {
             Ok(rax) => {
-                self.sync_mask_out();
+                self.sync_mask_out(v);
                 rax
             }
             Err(c) => {
-                self.crash(regs, c);
+                self.crash(v, regs, c);
                 0
             }
         }
     }
 
-    /// Load the page tables of the vCPU's current mode into CR3 (this
-    /// domain runs on this CPU). NEW_BASEPTR calls it before it drops the
-    /// old base's references, so CR3 never holds a table that lost them.
-    pub fn load_page_tables(&self) {
-        // Both base pointers were validated as L4s when installed and are
-        // held by the vCPU's references.
-        let table = if self.vcpu.kernel_mode { self.vcpu.guest_table } else { self.vcpu.guest_table_user };
-        crate::arch::x86_64::paging::load_guest_l4(table);
-    }
-
-    /// Load everything the guest runs with, and sanitise its registers.
-    pub fn prepare_resume(&mut self, regs: &mut CpuUserRegs) {
+    /// Load everything `v` runs with, and sanitise its registers.
+    pub fn prepare_resume(&mut self, v: &mut Vcpu, regs: &mut CpuUserRegs) {
         regs.cs = FLAT_CS64;
         regs.ss = FLAT_SS64;
         regs.rflags = guest_rflags(regs.rflags);
         if !is_canonical(regs.rip) || !is_canonical(regs.rsp) {
-            self.crash(regs, Crash::NonCanonical(regs.rip));
+            self.crash(v, regs, Crash::NonCanonical(regs.rip));
             return;
         }
-        self.load_page_tables();
-        let gs = if self.vcpu.kernel_mode { self.vcpu.gs_base_kernel } else { self.vcpu.gs_base_user };
-        entry::load_guest_bases(GuestBases { fs: self.vcpu.fs_base, gs });
-        cpu::set_cr0_ts(self.vcpu.fpu_ts);
+        v.load_page_tables();
+        let gs = if v.kernel_mode { v.gs_base_kernel } else { v.gs_base_user };
+        entry::load_guest_bases(GuestBases { fs: v.fs_base, gs });
+        cpu::set_cr0_ts(v.fpu_ts);
     }
 
-    /// Crash this domain, as Xen's `domain_crash`. Dom0's crash stops the
-    /// machine; another domain is shut down with reason crash and stops
-    /// running (the caller's resume switches away from it).
-    pub fn crash(&mut self, regs: &CpuUserRegs, why: Crash) {
+    /// Crash this domain (its vCPU `v` was running), as Xen's
+    /// `domain_crash`. Dom0's crash stops the machine; another domain is
+    /// shut down with reason crash and stops running (the caller's resume
+    /// switches away from it).
+    pub fn crash(&mut self, v: &mut Vcpu, regs: &CpuUserRegs, why: Crash) {
         printk!("domain_crash called for d{}: {why:?}", self.domid);
         if self.privileged && self.domid == 0 {
             crate::setup::dump_frame("guest state of d0v0", regs);
             crate::setup::fatal(format_args!("Hardware Dom{} crashed", self.domid))
         }
-        log::info!("d{}v0 crashed at {:#x}", self.domid, regs.rip);
-        self.shut_down(xen_public::SHUTDOWN_CRASH);
+        log::info!("d{}v{} crashed at {:#x}", self.domid, v.vcpu_id, regs.rip);
+        self.shut_down(v, xen_public::SHUTDOWN_CRASH);
     }
 
     /// Mark the domain shut down and tell dom0 (VIRQ_DOM_EXC).
-    fn shut_down(&mut self, reason: u32) {
+    fn shut_down(&mut self, v: &mut Vcpu, reason: u32) {
         if self.shutdown.is_none() {
             self.shutdown = Some(reason);
-            self.set_timer(0);
+            v.set_timer(0);
             notify_dom_exc();
         }
     }
 
-    /// `SCHEDOP_shutdown`. Dom0's is the machine's: what Xen's
+    /// `SCHEDOP_shutdown` from `v`. Dom0's is the machine's: what Xen's
     /// `hwdom_shutdown` does, with QEMU's debug-exit device standing in for
     /// halt and reboot. Another domain just stops and dom0 is told.
-    pub fn shutdown(&mut self, regs: &CpuUserRegs, reason: u32) {
+    pub fn shutdown(&mut self, v: &mut Vcpu, regs: &CpuUserRegs, reason: u32) {
         use xen_public::{SHUTDOWN_CRASH, SHUTDOWN_POWEROFF, SHUTDOWN_REBOOT, SHUTDOWN_WATCHDOG};
         let d = self.domid;
         if d != 0 {
             log::info!("domain {d} shut down: reason {reason}");
-            self.shut_down(reason);
+            self.shut_down(v, reason);
             return;
         }
         match reason {
@@ -535,12 +591,12 @@ pub fn notify_dom_exc() {
 }
 
 /// Enter dom0 for the first time.
-pub fn start(dom: Domain, regs: CpuUserRegs) -> ! {
+pub fn start(dom: Guest, regs: CpuUserRegs) -> ! {
     crate::schedule::start(dom, regs)
 }
 
 /// The running domain's slot, locked.
-fn running() -> spin::MutexGuard<'static, Option<crate::arch::x86_64::frame_box::FrameBox<Domain>>> {
+fn running() -> spin::MutexGuard<'static, Option<crate::arch::x86_64::frame_box::FrameBox<Guest>>> {
     crate::schedule::DOMAINS[crate::schedule::current()].lock()
 }
 
@@ -548,14 +604,15 @@ fn running() -> spin::MutexGuard<'static, Option<crate::arch::x86_64::frame_box:
 /// syscall callback from user mode.
 pub fn handle_syscall(regs: &mut CpuUserRegs) {
     let mut guard = running();
-    let Some(d) = guard.as_mut() else {
+    let Some(g) = guard.as_mut() else {
         crate::setup::fatal(format_args!("SYSCALL with no guest running"));
     };
-    if d.vcpu.kernel_mode {
-        regs.rax = hypercall::dispatch(d, regs);
+    let (v, d) = g.vcpu0();
+    if v.kernel_mode {
+        regs.rax = hypercall::dispatch(v, d, regs);
     } else {
-        let b = d.vcpu.syscall_bounce(regs);
-        d.deliver(regs, b);
+        let b = v.syscall_bounce(regs);
+        d.deliver(v, regs, b);
     }
     crate::schedule::resume(guard, regs);
 }
@@ -576,9 +633,10 @@ const fn has_error_code(v: u64) -> bool {
 /// table, as Xen does.
 pub fn handle_exception(regs: &mut CpuUserRegs) {
     let mut guard = running();
-    let Some(d) = guard.as_mut() else {
+    let Some(g) = guard.as_mut() else {
         crate::setup::fatal(format_args!("guest exception with no guest running"));
     };
+    let (v, d) = g.vcpu0();
     let vector = regs.entry_vector as u8;
     let (short, _) = vector_name(regs.entry_vector);
     log::debug!("d{} trap {vector} ({short}) err {:#x} at {:#x}", d.domid, regs.error_code, regs.rip);
@@ -588,37 +646,37 @@ pub fn handle_exception(regs: &mut CpuUserRegs) {
     // as vector*16+2 instead of the architectural vector*8+2.
     if vector == 13 && regs.error_code & 3 == 2 {
         let mut insn = [0u8; 2];
-        let decoded = d.current_mem().read(regs.rip, &mut insn).is_ok() && insn[0] == 0xcd;
+        let decoded = v.current_mem().read(regs.rip, &mut insn).is_ok() && insn[0] == 0xcd;
         let soft = if decoded { insn[1] } else { (regs.error_code >> 3) as u8 };
         regs.error_code = (u64::from(soft) << 3) | 2;
         // Xen's `int $0x80` fast path delivers to a registered handler
         // whatever its DPL; other vectors need the DPL to allow the mode.
-        let int80 = soft == 0x80 && d.vcpu.traps[0x80].address != 0;
-        if int80 || d.vcpu.permits_softint(soft) {
+        let int80 = soft == 0x80 && v.traps[0x80].address != 0;
+        if int80 || v.permits_softint(soft) {
             regs.rip = regs.rip.wrapping_add(2);
             regs.entry_vector = u64::from(soft);
-            let ti = d.vcpu.traps[soft as usize];
+            let ti = v.traps[soft as usize];
             let b = crate::domain::vcpu::Bounce { eip: ti.address, error_code: None, mask_events: ti.masks_events(), clear_df: false };
-            d.deliver(regs, b);
+            d.deliver(v, regs, b);
             crate::schedule::resume(guard, regs);
             return;
         }
     }
     if vector == 14 {
-        d.set_guest_cr2(cpu::read_cr2());
+        d.set_guest_cr2(v, cpu::read_cr2());
     }
     // #NM exists for guests only through their virtual CR0.TS: deliver it
     // once and clear TS, as Xen does.
     if vector == 7 {
-        if !d.vcpu.fpu_ts {
+        if !v.fpu_ts {
             crate::schedule::resume(guard, regs);
             return;
         }
-        d.vcpu.fpu_ts = false;
+        v.fpu_ts = false;
     }
     let ec = has_error_code(regs.entry_vector).then_some(regs.error_code);
-    let b = d.vcpu.exception_bounce(vector, ec);
-    d.deliver(regs, b);
+    let b = v.exception_bounce(vector, ec);
+    d.deliver(v, regs, b);
     crate::schedule::resume(guard, regs);
 }
 

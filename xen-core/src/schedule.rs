@@ -14,9 +14,10 @@
 //!   the lock;
 //! - a domain runs on at most one CPU: [`RUNNING_ON`] names it. Its
 //!   registers are then the guest frame on top of that CPU's ring-0 stack
-//!   and its FPU/SSE state is in that CPU; otherwise they are in
-//!   `Domain::regs` and `Domain::fpu`;
-//! - a domain runs only while [`Domain::runnable`] holds (vCPU initialised,
+//!   and its FPU/SSE state is in that CPU; otherwise they are in its
+//!   vCPU's `Vcpu::regs` and `Vcpu::fpu`;
+//! - a domain runs only while [`Domain::runnable`] holds for its vCPU
+//!   (slots hold a [`Guest`]: the domain and its vCPUs; vCPU initialised,
 //!   not paused, not shut down, not blocked);
 //! - each CPU's LAPIC one-shot timer is armed for the earliest of: the end
 //!   of its time slice (when another domain exists), and every domain's
@@ -32,7 +33,7 @@ use crate::arch::x86_64::entry::this_cpu;
 use crate::arch::x86_64::frame_box::FrameBox;
 use crate::arch::x86_64::smp::{CPUS_ONLINE, MAX_CPUS};
 use crate::domain::vcpu::CpuUserRegs;
-use crate::guest::{Domain, system_time};
+use crate::guest::{Domain, Guest, system_time};
 use crate::sched::credit::{Credit, PERIOD_MS, Params};
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use spin::MutexGuard;
@@ -40,7 +41,7 @@ use spin::MutexGuard;
 /// Domains that may exist at once, dom0 included.
 pub const MAX_DOMAINS: usize = 1024;
 /// A domain slot: the domain lives in frames of its own while it exists.
-pub type Slot = spin::Mutex<Option<FrameBox<Domain>>>;
+pub type Slot = spin::Mutex<Option<FrameBox<Guest>>>;
 /// Every domain, by slot; dom0 is in slot 0.
 pub static DOMAINS: [Slot; MAX_DOMAINS] = [const { spin::Mutex::new(None) }; MAX_DOMAINS];
 
@@ -213,11 +214,16 @@ pub fn next_domid_from(from: u16) -> Option<u16> {
 /// CPU, that CPU is kicked so it sees what `f` changed (events to deliver,
 /// a pause).
 pub fn with_domain<R>(domid: u16, f: impl FnOnce(&mut Domain) -> R) -> Option<R> {
+    with_guest(domid, |g| f(&mut g.domain))
+}
+
+/// [`with_domain`], with the domain's vCPUs.
+pub fn with_guest<R>(domid: u16, f: impl FnOnce(&mut Guest) -> R) -> Option<R> {
     let slot = slot_of(domid)?;
     if slot == current() && DOMAINS[slot].is_locked() {
         return None;
     }
-    let r = DOMAINS[slot].lock().as_mut().filter(|d| d.domid == domid).map(|d| f(d));
+    let r = DOMAINS[slot].lock().as_mut().filter(|g| g.domain.domid == domid).map(|g| f(g));
     let cpu = RUNNING_ON[slot].load(SeqCst);
     if cpu != NONE {
         ipi_kick(cpu);
@@ -227,7 +233,7 @@ pub fn with_domain<R>(domid: u16, f: impl FnOnce(&mut Domain) -> R) -> Option<R>
 
 /// Put a new domain in a free slot (dom0 takes slot 0), its state moved
 /// into frames of its own; the domain is dropped if that cannot be done.
-pub fn install(dom: Domain) -> Result<usize, NoSlot> {
+pub fn install(dom: Guest) -> Result<usize, NoSlot> {
     let Some(free) = SLOT_DOMID.iter().position(|s| s.load(SeqCst) == NO_DOMAIN) else { return Err(NoSlot) };
     let Ok(mut dom) = FrameBox::new(dom) else { return Err(NoSlot) };
     for (i, slot) in DOMAINS.iter().enumerate().skip(free) {
@@ -238,8 +244,8 @@ pub fn install(dom: Domain) -> Result<usize, NoSlot> {
         }
         let mut g = slot.lock();
         if g.is_none() {
-            dom.slot = i;
-            SLOT_DOMID[i].store(u32::from(dom.domid), SeqCst);
+            dom.set_slot(i);
+            SLOT_DOMID[i].store(u32::from(dom.domain.domid), SeqCst);
             HIGH_SLOT.fetch_max(i + 1, SeqCst);
             *g = Some(dom);
             NR_DOMAINS.fetch_add(1, SeqCst);
@@ -268,7 +274,7 @@ pub enum RemoveError {
 /// Take a domain out of its slot (destruction). Never the caller's own,
 /// and never one still running on another CPU: that one is paused and its
 /// CPU kicked, and the caller retries (a hypercall continuation).
-pub fn remove(domid: u16) -> Result<FrameBox<Domain>, RemoveError> {
+pub fn remove(domid: u16) -> Result<FrameBox<Guest>, RemoveError> {
     let slot = slot_of(domid).filter(|&s| s != current()).ok_or(RemoveError::NotFound)?;
     if running_elsewhere(slot) {
         with_domain(domid, |d| d.dying = true);
@@ -347,7 +353,7 @@ pub fn params(slot: usize) -> Option<Params> {
 
 /// Start scheduling with dom0 and enter it on the boot CPU. Never returns.
 /// The other CPUs join through [`ap_main`] once the scheduler exists.
-pub fn start(dom0: Domain, regs: CpuUserRegs) -> ! {
+pub fn start(dom0: Guest, regs: CpuUserRegs) -> ! {
     big_lock();
     let now = system_time();
     let cpus = CPUS_ONLINE.load(SeqCst);
@@ -360,10 +366,11 @@ pub fn start(dom0: Domain, regs: CpuUserRegs) -> ! {
     SCHEDULER_UP.store(true, SeqCst);
     let mut regs = regs;
     let mut g = DOMAINS[slot].lock();
-    if let Some(d) = g.as_mut() {
+    if let Some(g) = g.as_mut() {
         begin_running(slot, now);
-        d.start_running();
-        d.prepare_resume(&mut regs);
+        let (v, d) = g.vcpu0();
+        d.start_running(v);
+        d.prepare_resume(v, &mut regs);
     }
     drop(g);
     big_unlock();
@@ -397,29 +404,30 @@ fn begin_running(slot: usize, now: u64) {
 /// Finish an entry from the guest in `g` (the running domain): keep it
 /// running if it may, else save it and switch. On return, `regs` holds the
 /// registers of the domain to resume, with everything loaded for it.
-pub fn resume(mut g: MutexGuard<'_, Option<FrameBox<Domain>>>, regs: &mut CpuUserRegs) {
-    let Some(d) = g.as_mut() else { crate::setup::fatal(format_args!("resume with no domain")) };
+pub fn resume(mut guard: MutexGuard<'_, Option<FrameBox<Guest>>>, regs: &mut CpuUserRegs) {
+    let Some(g) = guard.as_mut() else { crate::setup::fatal(format_args!("resume with no domain")) };
+    let (v, d) = g.vcpu0();
     let cpu = this_cpu();
     let now = system_time();
-    d.wake_check(now);
+    d.wake_check(v, now);
     // Another domain's deadline has passed: let the scheduler wake it (the
     // running domain's own timer was just handled by `wake_check`).
     let due = earliest_deadline().is_some_and(|t| t <= now);
     let must_switch = due || RESCHEDULE[cpu].load(SeqCst) || now >= SLICE_END[cpu].load(SeqCst);
-    if d.runnable() && !must_switch {
-        d.deliver_events(regs);
-        d.prepare_resume(regs);
-        if d.runnable() {
+    if d.runnable(v) && !must_switch {
+        d.deliver_events(v, regs);
+        d.prepare_resume(v, regs);
+        if d.runnable(v) {
             arm_timer(now);
             return;
         }
     }
-    d.vcpu.regs = *regs;
-    d.vcpu.cpu_time += now.saturating_sub(RUNNING_SINCE[cpu].load(SeqCst));
-    d.vcpu.last_cpu = cpu;
-    crate::arch::x86_64::cpu::fxsave(&mut d.vcpu.fpu);
-    RUNNING_ON[d.slot].store(NONE, SeqCst);
-    drop(g);
+    v.regs = *regs;
+    v.cpu_time += now.saturating_sub(RUNNING_SINCE[cpu].load(SeqCst));
+    v.last_cpu = cpu;
+    crate::arch::x86_64::cpu::fxsave(&mut v.fpu);
+    RUNNING_ON[v.slot].store(NONE, SeqCst);
+    drop(guard);
     switch(regs);
 }
 
@@ -454,9 +462,10 @@ fn refresh(now: u64) -> [bool; MAX_DOMAINS] {
     for (i, r) in runnable.iter_mut().enumerate().take(HIGH_SLOT.load(SeqCst)) {
         *r = SLOT_DOMID[i].load(SeqCst) != NO_DOMAIN
             && !running_elsewhere(i)
-            && DOMAINS[i].lock().as_mut().is_some_and(|d| {
-                d.wake_check(now);
-                d.runnable()
+            && DOMAINS[i].lock().as_mut().is_some_and(|g| {
+                let (v, d) = g.vcpu0();
+                d.wake_check(v, now);
+                d.runnable(v)
             });
     }
     runnable
@@ -491,33 +500,34 @@ fn switch(regs: &mut CpuUserRegs) {
             continue;
         };
         let mut g = DOMAINS[next].lock();
-        let Some(d) = g.as_mut().filter(|d| d.runnable()) else { continue };
+        let Some(g) = g.as_mut().filter(|g| g.runnable()) else { continue };
+        let (v, d) = g.vcpu0();
         // Descriptor tables change only under their own domain: reload them
-        // unless this CPU has them and the domain has not run elsewhere.
-        if LOADED[cpu].load(SeqCst) != next || d.vcpu.last_cpu != cpu {
-            crate::hypercall::load_segments(d);
+        // unless this CPU has them and the vCPU has not run elsewhere.
+        if LOADED[cpu].load(SeqCst) != next || v.last_cpu != cpu {
+            crate::hypercall::load_segments(v);
             LOADED[cpu].store(next, SeqCst);
         }
         begin_running(next, now);
         SLICE_END[cpu].store(slice_end, SeqCst);
-        *regs = d.vcpu.regs;
-        crate::arch::x86_64::cpu::fxrstor(&d.vcpu.fpu);
-        d.deliver_events(regs);
+        *regs = v.regs;
+        crate::arch::x86_64::cpu::fxrstor(&v.fpu);
+        d.deliver_events(v, regs);
         let cr3_before = crate::arch::x86_64::cpu::read_cr3();
-        d.prepare_resume(regs);
-        // The domain may have run on another CPU, or had its tables changed
+        d.prepare_resume(v, regs);
+        // The vCPU may have run on another CPU, or had its tables changed
         // by another domain, since this CPU last loaded them: if loading
         // them did not flush the TLB, flush it.
-        let stale = STALE_TLB[next].swap(false, SeqCst) || d.vcpu.last_cpu != cpu;
+        let stale = STALE_TLB[next].swap(false, SeqCst) || v.last_cpu != cpu;
         if stale && crate::arch::x86_64::cpu::read_cr3() == cr3_before {
             crate::arch::x86_64::cpu::flush_tlb();
         }
-        if d.runnable() {
-            d.vcpu.regs = *regs;
+        if d.runnable(v) {
+            v.regs = *regs;
             arm_timer(now);
             return;
         }
-        d.vcpu.regs = *regs;
+        v.regs = *regs;
         RUNNING_ON[next].store(NONE, SeqCst);
     }
 }
@@ -547,8 +557,8 @@ fn idle(now: u64, period_end: Option<u64>) {
     let wake = earliest_deadline().into_iter().chain(period_end).min();
     let anyone_running = RUNNING_ON.iter().take(HIGH_SLOT.load(SeqCst)).any(|c| c.load(SeqCst) != NONE);
     if wake.is_none() && !anyone_running && cpu == 0 {
-        if let Some(d) = DOMAINS[0].lock().as_mut() {
-            d.unblock();
+        if let Some(g) = DOMAINS[0].lock().as_mut() {
+            g.vcpu0().0.unblock();
         }
         return;
     }

@@ -125,7 +125,7 @@ pub fn judge(output: &str, exit: Option<i32>, timed_out: bool) -> Verdict {
     let hypervisor_died = match (panic, exit) {
         (Some(p), _) => Some(p),
         (None, Some(0)) => Some("QEMU reset: a triple fault in the hypervisor (no panic line)".to_string()),
-        (None, _) if timed_out && !halted => Some("no progress until the timeout: the hypervisor hung".to_string()),
+        (None, _) if timed_out && !halted => Some("not finished by the timeout (hung, or a host too loaded to get through)".to_string()),
         _ => None,
     };
     // Per domain, the last "fuzz: calls=" or "fuzz: call N" line.

@@ -206,7 +206,11 @@ fn single_boot_tests() -> Vec<BootTest> {
             )
         },
         BootTest {
-            modules: Modules::Dom0Test("test=density max=100 budget=40"),
+            // The budget only stops a run that could not finish before the
+            // timeout: 100 domains take a few seconds on an idle host; 9
+            // got started in 40 s with both host cores busy.
+            modules: Modules::Dom0Test("test=density max=100 budget=150"),
+            timeout_s: 240,
             ..boot(
                 "hundred_ballooned_domains_at_once_leak_nothing",
                 "loglvl=warning dom0_mem=64M",
@@ -279,7 +283,7 @@ fn single_boot_tests() -> Vec<BootTest> {
                 &[
                     "(XEN) audit: clean after createdomain",
                     "(XEN) audit: clean after destroydomain",
-                    "dom0: audit: three guests ran: clean (3 domains",
+                    "dom0: audit: three guests ran: clean (",
                     "dom0: audit: destroyed guest's page still mapped by dom0: clean",
                     "dom0: audit: 8 audits, 0 with violations",
                     "dom0: audit: every audit clean",
@@ -357,6 +361,9 @@ struct Dom0Test {
     /// Run Xen 4.17 with its credit scheduler (xen-core's) instead of its
     /// default.
     xen_credit: bool,
+    /// Lines expected from xen-core only: what xen-core guarantees and
+    /// Xen 4.17 under TCG does not (each says why where it is used).
+    xen_core_expect: &'static [&'static str],
 }
 
 const BANNER_LINES: &[&str] = &["dom0: nr_pages: 16384", "dom0: flags: SIF_PRIVILEGED|SIF_INITDOMAIN", "dom0: boot modules: 1 ("];
@@ -372,6 +379,7 @@ fn dom0_tests() -> Vec<Dom0Test> {
         forbid: &[],
         smp: 1,
         xen_credit: false,
+        xen_core_expect: &[],
     };
     vec![
         t("dom0_banner_and_poweroff", "test=banner", false, BANNER_LINES),
@@ -577,14 +585,16 @@ fn dom0_tests() -> Vec<Dom0Test> {
                 ],
             )
         },
-        t(
-            "guest_timer_never_early",
-            "test=timer",
-            false,
-            // How late is printed, not judged (a loaded host makes it
-            // what it likes: 60 ms seen under Xen 4.17); early is wrong.
-            &["dom0: timer: 20 timers fired", "dom0: timer: none fired before its deadline"],
-        ),
+        Dom0Test {
+            // How late is printed, not judged (a loaded host makes it what
+            // it likes: 60 ms seen under Xen 4.17). Early is wrong, and
+            // xen-core is held to exactly 0; Xen 4.17 under TCG extrapolates
+            // the guest's clock from a calibration the host's load skews,
+            // so its timers look early by 0.5 ms idle and 4.7 ms loaded
+            // (seen 2026-12-03): there only the timers' firing is checked.
+            xen_core_expect: &["dom0: timer: none fired before its deadline"],
+            ..t("guest_timer_never_early", "test=timer", false, &["dom0: timer: 20 timers fired"])
+        },
         t(
             "user_tables_hide_the_kernel",
             "test=usertables-fault",
@@ -653,7 +663,8 @@ fn run_dom0_test(t: &Dom0Test, hv: Hypervisor, k: &Kernels) -> Result<(bool, Str
     if r.timed_out {
         problems.push("timed out".into());
     }
-    problems.extend(t.expect.iter().filter(|e| !r.output.contains(*e)).map(|e| format!("missing line: {e}")));
+    let xen_core_only = if hv == Hypervisor::XenCore { t.xen_core_expect } else { &[] };
+    problems.extend(t.expect.iter().chain(xen_core_only).filter(|e| !r.output.contains(*e)).map(|e| format!("missing line: {e}")));
     problems.extend(t.forbid.iter().filter(|f| r.output.contains(*f)).map(|f| format!("unexpected text: {f}")));
     let label = format!("{} [{}]", t.name, hv.label());
     report(&label, started, &problems, &r.output);
@@ -770,7 +781,8 @@ fn run_fuzz_test(filter: &str, k: &Kernels, tally: &mut Tally) {
     if !NAME.contains(filter) {
         return;
     }
-    let a = crate::fuzz::FuzzArgs { seed: 1, calls: 100_000, timeout_s: 240, ..Default::default() };
+    // 240 s was not enough with both host cores busy (a hang guard only).
+    let a = crate::fuzz::FuzzArgs { seed: 1, calls: 100_000, timeout_s: 480, ..Default::default() };
     let started = Instant::now();
     let (v, output) = match crate::fuzz::boot(&a, k, "test-fuzz") {
         Ok(r) => r,

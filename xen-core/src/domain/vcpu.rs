@@ -200,6 +200,11 @@ pub struct Vcpu {
     pub blocked: bool,
     /// The CPU it last ran on.
     pub last_cpu: usize,
+    /// Its id within its domain (Xen's `v->vcpu_id`).
+    pub vcpu_id: u32,
+    /// The slot of its domain in [`crate::schedule::DOMAINS`] (Xen's
+    /// `v->domain`, as an index).
+    pub slot: usize,
     /// The ports and timeout of a SCHEDOP_poll in progress.
     pub poll: Option<Poll>,
     /// Hypercalls that stopped because their time ran out and continued
@@ -268,6 +273,8 @@ impl Default for Vcpu {
             vcpu_up: false,
             blocked: false,
             last_cpu: 0,
+            vcpu_id: 0,
+            slot: 0,
             poll: None,
             preempted_hypercalls: 0,
             cpu_time: 0,

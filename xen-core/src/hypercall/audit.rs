@@ -43,47 +43,55 @@ const DESTROYDOMAIN: u32 = 2;
 
 /// A domain's maptrack as the auditor sees it: each host mapping's PTE is
 /// found by walking the mapper's current kernel tables to its address.
-struct Maps<'a>(&'a Domain);
+struct Maps<'a>(&'a Vcpu, &'a Domain);
 
 impl GrantMaps for Maps<'_> {
     fn for_each_map(&self, f: &mut dyn FnMut(GrantMap)) {
-        let d = self.0;
+        let (v, d) = (self.0, self.1);
         let m = mm();
         for h in 0..crate::grant::MAPTRACK as u32 {
             let Some(map) = d.grant.maptrack.get(h) else {
                 continue;
             };
             let host = map.host_addr != 0;
-            let pte = if host { l1_slot(d, &m, map.host_addr) } else { None };
+            let pte = if host { l1_slot(v, &m, map.host_addr) } else { None };
             f(GrantMap { granter: map.dom, frame: d.grant.mapped_frames[h as usize], writable: !map.readonly, host, device: map.device, pte });
         }
     }
 }
 
 /// Call `f` with the auditor's view of `d`.
-fn with_view(d: &Domain, f: &mut dyn FnMut(&DomainView<'_>)) {
+fn with_view(v: &Vcpu, d: &Domain, f: &mut dyn FnMut(&DomainView<'_>)) {
     let mut special = [0u64; 1 + crate::grant::MAX_FRAMES as usize];
     let nr_grant = d.grant.nr_frames as usize;
     special[0] = d.shared_info.0;
     special[1..1 + nr_grant].copy_from_slice(&d.grant.frames[..nr_grant]);
-    let gdt_frames = (d.vcpu.gdt_ents.div_ceil(512) as usize).min(d.vcpu.gdt_frames.len());
-    let (ldt, nr_ldt) = &d.vcpu.ldt_frames;
+    let gdt_frames = (v.gdt_ents.div_ceil(512) as usize).min(v.gdt_frames.len());
+    let (ldt, nr_ldt) = &v.ldt_frames;
     let view = DomainView {
         domid: d.domid,
         privileged: d.privileged,
-        base: [d.vcpu.guest_table >> 12, d.vcpu.guest_table_user >> 12],
-        gdt: &d.vcpu.gdt_frames[..gdt_frames],
+        base: [v.guest_table >> 12, v.guest_table_user >> 12],
+        gdt: &v.gdt_frames[..gdt_frames],
         ldt: &ldt[..*nr_ldt],
         special: &special[..1 + nr_grant],
-        maps: &Maps(d),
+        maps: &Maps(v, d),
         tot_pages: Some(d.nr_pages),
     };
     f(&view);
 }
 
+/// [`with_view`] of another domain, through its vCPU 0's tables (the
+/// auditor's view has one pair of base pointers; one vCPU per domain so far).
+fn with_guest_view(g: &crate::guest::Guest, f: &mut dyn FnMut(&DomainView<'_>)) {
+    let [v] = &g.vcpus;
+    with_view(v, &g.domain, f);
+}
+
 /// The live hypervisor as the auditor's [`World`]: the caller (whose slot
 /// it already holds) and every other domain through its slot.
 struct Live<'a> {
+    caller_vcpu: &'a Vcpu,
     caller: &'a Domain,
     alloc: Option<&'a FrameAllocator<'static>>,
     mem: &'a DirectMapMem,
@@ -91,11 +99,11 @@ struct Live<'a> {
 
 impl World for Live<'_> {
     fn for_each_domain(&self, f: &mut dyn FnMut(&DomainView<'_>)) {
-        with_view(self.caller, f);
+        with_view(self.caller_vcpu, self.caller, f);
         let mut from = 0u16;
         while let Some(id) = crate::schedule::next_domid_from(from) {
             if id != self.caller.domid {
-                crate::schedule::with_domain(id, |o| with_view(o, f));
+                crate::schedule::with_guest(id, |g| with_guest_view(g, f));
             }
             let Some(next) = id.checked_add(1) else { break };
             from = next;
@@ -104,10 +112,10 @@ impl World for Live<'_> {
 
     fn with_domain(&self, domid: u16, f: &mut dyn FnMut(&DomainView<'_>)) -> bool {
         if domid == self.caller.domid {
-            with_view(self.caller, f);
+            with_view(self.caller_vcpu, self.caller, f);
             return true;
         }
-        crate::schedule::with_domain(domid, |o| with_view(o, f)).is_some()
+        crate::schedule::with_guest(domid, |g| with_guest_view(g, f)).is_some()
     }
 
     fn allocator_free(&self, mfn: u64) -> Option<bool> {
@@ -128,7 +136,7 @@ fn alloc_scratch() -> Option<FrameSlice<Expect>> {
 }
 
 /// Run the audit with `caller` being the domain in the hypercall.
-fn run(caller: &Domain) -> Result<Report, i64> {
+fn run(caller_vcpu: &Vcpu, caller: &Domain) -> Result<Report, i64> {
     let Some(mut scratch) = alloc_scratch() else {
         return Err(-xen_public::errno::ENOMEM);
     };
@@ -138,7 +146,7 @@ fn run(caller: &Domain) -> Result<Report, i64> {
         let ftg = FRAME_TABLE.lock();
         let alloc = crate::mm::machine::FRAMES.lock();
         if let Some(ft) = ftg.as_ref() {
-            let world = Live { caller, alloc: alloc.as_ref(), mem: &m.mem };
+            let world = Live { caller_vcpu, caller, alloc: alloc.as_ref(), mem: &m.mem };
             audit::audit(&world, &m.mem, ft.frames(), &mut scratch, &mut report);
         }
     }
@@ -170,8 +178,8 @@ fn print(report: &Report, when: &str) {
 /// `XEN_SYSCTL_xencore_audit` for the privileged caller `d` (sysctl has
 /// checked privilege and version); `op` is the `xen_sysctl` read from
 /// `arg`, written back with the results.
-pub(super) fn sysctl(d: &mut Domain, arg: u64, op: &mut xen_public::sysctl::XenSysctl) -> Ret {
-    let report = match run(d) {
+pub(super) fn sysctl(v: &mut Vcpu, d: &mut Domain, arg: u64, op: &mut xen_public::sysctl::XenSysctl) -> Ret {
+    let report = match run(v, d) {
         Ok(r) => r,
         Err(e) => return e,
     };
@@ -185,7 +193,7 @@ pub(super) fn sysctl(d: &mut Domain, arg: u64, op: &mut xen_public::sysctl::XenS
         _pad: 0,
     };
     op.set_payload(&out);
-    if d.kernel_mem().copy_to(arg, op).is_err() {
+    if v.kernel_mem().copy_to(arg, op).is_err() {
         return -EFAULT;
     }
     if report.is_clean() { 0 } else { -xen_public::errno::EIO }
@@ -193,12 +201,12 @@ pub(super) fn sysctl(d: &mut Domain, arg: u64, op: &mut xen_public::sysctl::XenS
 
 /// `domctl`, audited afterwards when `audit=1` and the call created or
 /// destroyed a domain.
-pub(super) fn domctl(d: &mut Domain, arg: u64) -> Ret {
-    let cmd = d.kernel_mem().read_u32(arg).unwrap_or(0);
-    let rc = super::control::domctl(d, arg);
+pub(super) fn domctl(v: &mut Vcpu, d: &mut Domain, arg: u64) -> Ret {
+    let cmd = v.kernel_mem().read_u32(arg).unwrap_or(0);
+    let rc = super::control::domctl(v, d, arg);
     if rc == 0 && (cmd == CREATEDOMAIN || cmd == DESTROYDOMAIN) && ON_DOMCTL.load(Ordering::Relaxed) {
         let when = if cmd == CREATEDOMAIN { "after createdomain" } else { "after destroydomain" };
-        match run(d) {
+        match run(v, d) {
             Ok(r) => print(&r, when),
             Err(e) => log::warn!("audit: {when}: no scratch memory ({e})"),
         }

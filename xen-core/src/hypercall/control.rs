@@ -11,9 +11,10 @@ use xen_public::sysctl::*;
 
 use xen_public::{XEN_DOMINF_BLOCKED, XEN_DOMINF_PAUSED, XEN_DOMINF_RUNNING, XEN_DOMINF_SHUTDOWN, XEN_DOMINF_SHUTDOWNSHIFT};
 
-/// Xen's `XEN_DOMINF_*` flags of `d`; `running` for the caller, which
-/// runs here; any other domain runs if it is on another CPU right now.
-fn dominf_flags(d: &Domain, running: bool) -> u32 {
+/// Xen's `XEN_DOMINF_*` flags of `d`, whose vCPUs are `vcpus`; `running`
+/// for the caller, which runs here; any other domain runs if it is on
+/// another CPU right now. Blocked when every vCPU is, as in Xen.
+fn dominf_flags(d: &Domain, vcpus: &[Vcpu], running: bool) -> u32 {
     let mut flags = 0;
     if running || crate::schedule::running_on(d.slot).is_some() {
         flags |= XEN_DOMINF_RUNNING;
@@ -21,7 +22,7 @@ fn dominf_flags(d: &Domain, running: bool) -> u32 {
     if d.pause_count > 0 {
         flags |= XEN_DOMINF_PAUSED;
     }
-    if d.vcpu.blocked {
+    if vcpus.iter().all(|v| v.blocked) {
         flags |= XEN_DOMINF_BLOCKED;
     }
     if let Some(code) = d.shutdown {
@@ -30,30 +31,33 @@ fn dominf_flags(d: &Domain, running: bool) -> u32 {
     flags
 }
 
-/// `xen_domctl_getdomaininfo` of `d`; `running` for the caller.
-fn domaininfo(d: &Domain, running: bool) -> XenDomctlGetdomaininfo {
-    let cpu_time = if running { d.vcpu.cpu_time.max(crate::guest::system_time()) } else { d.vcpu.cpu_time };
+/// `xen_domctl_getdomaininfo` of `d` with its vCPUs `vcpus`; `running`
+/// for the caller.
+fn domaininfo(d: &Domain, vcpus: &[Vcpu], running: bool) -> XenDomctlGetdomaininfo {
+    let used: u64 = vcpus.iter().map(|v| v.cpu_time).sum();
+    let cpu_time = if running { used.max(crate::guest::system_time()) } else { used };
     XenDomctlGetdomaininfo {
         domain: d.domid,
-        flags: dominf_flags(d, running),
+        flags: dominf_flags(d, vcpus, running),
         tot_pages: d.nr_pages,
         max_pages: d.max_pages,
         shared_info_frame: d.shared_info.0,
         cpu_time,
-        nr_online_vcpus: u32::from(d.vcpu.vcpu_up),
+        nr_online_vcpus: vcpus.iter().filter(|v| v.vcpu_up).count() as u32,
         max_vcpu_id: d.max_vcpus - 1,
         gpaddr_bits: 52,
         ..Default::default()
     }
 }
 
-/// The info of the first domain with an id at or above `from`.
-fn first_domain_from(d: &Domain, from: u16) -> Option<XenDomctlGetdomaininfo> {
+/// The info of the first domain with an id at or above `from`; the
+/// caller is `v` of `d`.
+fn first_domain_from(v: &Vcpu, d: &Domain, from: u16) -> Option<XenDomctlGetdomaininfo> {
     let next = crate::schedule::next_domid_from(from)?;
     if next == d.domid {
-        return Some(domaininfo(d, true));
+        return Some(domaininfo(d, core::slice::from_ref(v), true));
     }
-    with_other(next, |o| domaininfo(o, false))
+    crate::schedule::with_guest(next, |g| domaininfo(&g.domain, &g.vcpus, false))
 }
 
 /// Run `f` on another domain.
@@ -90,11 +94,14 @@ fn create_domain(requested: u16, c: &XenDomctlCreatedomain) -> Result<u16, i64> 
     }
     let mut dom = Domain::empty(domid, false, shinfo);
     dom.pause_count = 1;
+    let mut g = crate::guest::Guest::new(dom);
     // As a domU that Xen's toolstack builds: shared_info starts zeroed, so
     // event upcalls start unmasked (only dom0 starts masked).
-    dom.vcpu.upcall_mask = false;
-    dom.init_shared();
-    if crate::schedule::install(dom).is_err() {
+    for v in &mut g.vcpus {
+        v.upcall_mask = false;
+        g.domain.init_shared(v);
+    }
+    if crate::schedule::install(g).is_err() {
         if let Some(ft) = FRAME_TABLE.lock().as_mut() {
             ft.unshare(&mut super::mmu::mm().mem, shinfo.0, domid);
             if ft.release(&mut super::mmu::mm().mem, shinfo.0, domid) {
@@ -124,6 +131,7 @@ fn destroy_domain(caller: &mut Domain, domid: u16) -> Result<(), i64> {
             crate::schedule::RemoveError::NotFound => -ESRCH,
             crate::schedule::RemoveError::Running => -ERESTART,
         })?;
+        let crate::guest::Guest { domain: dom, vcpus } = &mut *dom;
         for (rdom, rport) in crate::event::foreign_peers(&dom.ports, domid) {
             if rdom == caller.domid {
                 crate::event::peer_closed(&mut caller.ports, rport, domid);
@@ -131,9 +139,12 @@ fn destroy_domain(caller: &mut Domain, domid: u16) -> Result<(), i64> {
                 crate::schedule::with_domain(rdom, |o| crate::event::peer_closed(&mut o.ports, rport, domid));
             }
         }
-        super::gnttab::release_grants(caller, &mut dom);
+        super::gnttab::release_grants(caller, dom);
         super::gnttab::forget_granter(caller, domid);
-        super::mmu::release_domain_refs(&mut dom);
+        for v in vcpus.iter_mut() {
+            super::mmu::release_vcpu_refs(v, dom);
+        }
+        super::mmu::release_domain_refs(dom);
     }
     let mut released = 0u64;
     if let Some(ft) = FRAME_TABLE.lock().as_mut() {
@@ -159,11 +170,11 @@ fn being_relinquished(domid: u16) -> bool {
 }
 
 /// `domctl(op)`.
-pub(super) fn domctl(d: &mut Domain, arg: u64) -> Ret {
+pub(super) fn domctl(v: &mut Vcpu, d: &mut Domain, arg: u64) -> Ret {
     if !d.privileged {
         return -EPERM;
     }
-    let mem = d.kernel_mem();
+    let mem = v.kernel_mem();
     let Ok(mut op) = mem.copy_from::<XenDomctl>(arg) else { return -EFAULT };
     if op.interface_version != XEN_DOMCTL_INTERFACE_VERSION {
         return -EACCES;
@@ -176,7 +187,7 @@ pub(super) fn domctl(d: &mut Domain, arg: u64) -> Ret {
             Err(e) => return e,
         },
         XEN_DOMCTL_GETDOMAININFO => {
-            let Some(info) = first_domain_from(d, dom) else { return -ESRCH };
+            let Some(info) = first_domain_from(v, d, dom) else { return -ESRCH };
             op.domain = info.domain;
             op.set_payload(&info);
         }
@@ -202,12 +213,12 @@ pub(super) fn domctl(d: &mut Domain, arg: u64) -> Ret {
                 let Ok(c) = mem.copy_from::<xen_public::vcpu::VcpuGuestContext>(ctxt) else { return -EFAULT };
                 Some(c)
             };
-            return with_other(dom, |o| super::vcpu_ctx::set(o, vcpu, ctx.as_ref())).unwrap_or(-ESRCH);
+            return crate::schedule::with_guest(dom, |g| super::vcpu_ctx::set(g, vcpu, ctx.as_ref())).unwrap_or(-ESRCH);
         }
         XEN_DOMCTL_GETVCPUCONTEXT => {
             let XenDomctlVcpucontext { vcpu, ctxt, .. } = op.payload();
             let mut ctx: xen_public::vcpu::VcpuGuestContext = zerocopy::FromZeros::new_zeroed();
-            let rc = with_other(dom, |o| super::vcpu_ctx::get(o, vcpu, &mut ctx)).unwrap_or(-ESRCH);
+            let rc = crate::schedule::with_guest(dom, |g| super::vcpu_ctx::get(g, vcpu, &mut ctx)).unwrap_or(-ESRCH);
             if rc == 0 && ctxt != 0 && mem.copy_to(ctxt, &ctx).is_err() {
                 return -EFAULT;
             }
@@ -216,9 +227,9 @@ pub(super) fn domctl(d: &mut Domain, arg: u64) -> Ret {
         XEN_DOMCTL_GETVCPUINFO => {
             let mut info: XenDomctlGetvcpuinfo = op.payload();
             let rc = if is_self {
-                super::vcpu_ctx::info(d, true, &mut info)
+                super::vcpu_ctx::info(d, core::slice::from_ref(v), true, &mut info)
             } else {
-                with_other(dom, |o| super::vcpu_ctx::info(o, false, &mut info)).unwrap_or(-ESRCH)
+                crate::schedule::with_guest(dom, |g| super::vcpu_ctx::info(&g.domain, &g.vcpus, false, &mut info)).unwrap_or(-ESRCH)
             };
             if rc != 0 {
                 return rc;
@@ -322,11 +333,11 @@ fn hypercall_init(o: &mut Domain, gmfn: u64) -> Ret {
 }
 
 /// `sysctl(op)`.
-pub(super) fn sysctl(d: &mut Domain, arg: u64) -> Ret {
+pub(super) fn sysctl(v: &mut Vcpu, d: &mut Domain, arg: u64) -> Ret {
     if !d.privileged {
         return -EPERM;
     }
-    let mem = d.kernel_mem();
+    let mem = v.kernel_mem();
     let Ok(mut op) = mem.copy_from::<XenSysctl>(arg) else { return -EFAULT };
     if op.interface_version != XEN_SYSCTL_INTERFACE_VERSION {
         return -EACCES;
@@ -334,11 +345,15 @@ pub(super) fn sysctl(d: &mut Domain, arg: u64) -> Ret {
     match op.cmd {
         XEN_SYSCTL_PHYSINFO => op.set_payload(&physinfo()),
         XEN_SYSCTL_SCHED_ID => op.set_payload(&XenSysctlSchedId { sched_id: XEN_SCHEDULER_CREDIT }),
-        super::audit::SYSCTL_XENCORE_AUDIT => return super::audit::sysctl(d, arg, &mut op),
+        super::audit::SYSCTL_XENCORE_AUDIT => return super::audit::sysctl(v, d, arg, &mut op),
         xen_public::xencore::XEN_SYSCTL_XENCORE_VCPU_STATS => {
             let mut q: xen_public::xencore::VcpuStats = op.payload();
-            let read = |o: &Domain| if q.vcpu == 0 { Ok(o.vcpu.preempted_hypercalls) } else { Err(-xen_public::errno::ENOENT) };
-            let got = if q.domid == xen_public::DOMID_SELF || q.domid == d.domid { Some(read(d)) } else { with_other(q.domid, |o| read(o)) };
+            let read = |vcpus: &[Vcpu]| vcpus.get(q.vcpu as usize).map(|v| v.preempted_hypercalls).ok_or(-xen_public::errno::ENOENT);
+            let got = if q.domid == xen_public::DOMID_SELF || q.domid == d.domid {
+                Some(read(core::slice::from_ref(v)))
+            } else {
+                crate::schedule::with_guest(q.domid, |g| read(&g.vcpus))
+            };
             match got {
                 None => return -ESRCH,
                 Some(Err(e)) => return e,
@@ -351,7 +366,7 @@ pub(super) fn sysctl(d: &mut Domain, arg: u64) -> Ret {
             let mut n = 0u32;
             let mut next = list.first_domain;
             while n < list.max_domains {
-                let Some(info) = first_domain_from(d, next) else { break };
+                let Some(info) = first_domain_from(v, d, next) else { break };
                 let at = list.buffer + u64::from(n) * core::mem::size_of::<XenDomctlGetdomaininfo>() as u64;
                 if mem.copy_to(at, &info).is_err() {
                     return -EFAULT;
@@ -392,14 +407,14 @@ fn physinfo() -> XenSysctlPhysinfo {
 /// physmap, in extents of order 0 (larger orders are -EINVAL here, where
 /// Xen would allocate them). A frame given back must have no other
 /// reference (Xen would free it when its last mapping goes).
-pub(super) fn memory_op(d: &mut Domain, cmd: u32, arg: u64) -> Ret {
+pub(super) fn memory_op(v: &mut Vcpu, d: &mut Domain, cmd: u32, arg: u64) -> Ret {
     const INCREASE: u32 = 0;
     const DECREASE: u32 = 1;
     const MAXIMUM_RAM_PAGE: u32 = 2;
     const CURRENT: u32 = 3;
     const MAXIMUM: u32 = 4;
     const POPULATE: u32 = 6;
-    let mem = d.kernel_mem();
+    let mem = v.kernel_mem();
     match cmd & 0x3f {
         MAXIMUM_RAM_PAGE => crate::mm::machine::M2P.get().map_or(0, |m| m.entries.saturating_sub(1)) as i64,
         CURRENT | MAXIMUM => {

@@ -42,11 +42,11 @@ fn on_ports<R>(d: &mut Domain, dom: u16, f: impl FnOnce(&mut crate::event::Ports
 
 /// Copy the operation's argument `T` in from `arg`, run `f` on it, and
 /// copy it back out when `f` says it filled in a result (`Ok(true)`).
-fn with_arg<T>(d: &mut Domain, arg: u64, f: impl FnOnce(&mut Domain, &mut T) -> Result<bool, i64>) -> Ret
+fn with_arg<T>(v: &mut Vcpu, d: &mut Domain, arg: u64, f: impl FnOnce(&mut Domain, &mut T) -> Result<bool, i64>) -> Ret
 where
     T: zerocopy::FromBytes + zerocopy::IntoBytes + zerocopy::Immutable,
 {
-    let mem = d.kernel_mem();
+    let mem = v.kernel_mem();
     let Ok(mut a) = mem.copy_from::<T>(arg) else { return -EFAULT };
     match f(d, &mut a) {
         Err(e) => e,
@@ -57,49 +57,49 @@ where
 
 /// `event_channel_op(cmd, arg)`: the 2-level event channels of
 /// `event.rs`, each operation's structure as `event_channel.h` lays it out.
-pub(super) fn event_channel_op(d: &mut Domain, cmd: u32, arg: u64) -> Ret {
+pub(super) fn event_channel_op(v: &mut Vcpu, d: &mut Domain, cmd: u32, arg: u64) -> Ret {
     use crate::event;
     use xen_public::event_channel::*;
     match u64::from(cmd) {
-        EVTCHNOP_ALLOC_UNBOUND => with_arg(d, arg, |d, a: &mut EvtchnAllocUnbound| {
+        EVTCHNOP_ALLOC_UNBOUND => with_arg(v, d, arg, |d, a: &mut EvtchnAllocUnbound| {
             // DOMID_SELF as the remote end means the caller, as in Xen.
             let remote = if a.remote_dom == xen_public::DOMID_SELF { d.domid } else { a.remote_dom };
             a.port = on_ports(d, a.dom, |p| p.alloc_unbound(remote))?;
             Ok(true)
         }),
-        EVTCHNOP_BIND_INTERDOMAIN => with_arg(d, arg, |d, a: &mut EvtchnBindInterdomain| {
+        EVTCHNOP_BIND_INTERDOMAIN => with_arg(v, d, arg, |d, a: &mut EvtchnBindInterdomain| {
             a.local_port = bind_interdomain(d, a.remote_dom, a.remote_port)?;
             Ok(true)
         }),
-        EVTCHNOP_BIND_VIRQ => with_arg(d, arg, |d, a: &mut EvtchnBindVirq| {
+        EVTCHNOP_BIND_VIRQ => with_arg(v, d, arg, |d, a: &mut EvtchnBindVirq| {
             a.port = d.ports.bind_virq(a.virq, a.vcpu)?;
             Ok(true)
         }),
-        EVTCHNOP_BIND_IPI => with_arg(d, arg, |d, a: &mut EvtchnBindIpi| {
+        EVTCHNOP_BIND_IPI => with_arg(v, d, arg, |d, a: &mut EvtchnBindIpi| {
             a.port = d.ports.bind_ipi(a.vcpu)?;
             Ok(true)
         }),
-        EVTCHNOP_CLOSE => with_arg(d, arg, |d, a: &mut EvtchnClose| close(d, a.port).map(|()| false)),
-        EVTCHNOP_SEND => with_arg(d, arg, |d, a: &mut EvtchnSend| {
+        EVTCHNOP_CLOSE => with_arg(v, d, arg, |d, a: &mut EvtchnClose| close(d, a.port).map(|()| false)),
+        EVTCHNOP_SEND => with_arg(v, d, arg, |d, a: &mut EvtchnSend| {
             if let Some((rdom, port)) = event::send_target(&d.ports, d.domid, a.port)? {
                 notify(d, rdom, port);
             }
             Ok(false)
         }),
-        EVTCHNOP_UNMASK => with_arg(d, arg, |d, a: &mut EvtchnUnmask| {
+        EVTCHNOP_UNMASK => with_arg(v, d, arg, |d, a: &mut EvtchnUnmask| {
             if d.ports.state(a.port).is_none() {
                 return Err(-EINVAL);
             }
             event::unmask(&mut d.event_bits(), a.port);
             Ok(false)
         }),
-        EVTCHNOP_BIND_VCPU => with_arg(d, arg, |d, a: &mut EvtchnBindVcpu| match (d.ports.state(a.port), a.vcpu) {
+        EVTCHNOP_BIND_VCPU => with_arg(v, d, arg, |d, a: &mut EvtchnBindVcpu| match (d.ports.state(a.port), a.vcpu) {
             (_, v) if v != 0 => Err(-xen_public::errno::ENOENT),
             (None | Some(event::State::Free | event::State::Reserved), _) => Err(-EINVAL),
             _ => Ok(false),
         }),
-        EVTCHNOP_STATUS => with_arg(d, arg, status),
-        EVTCHNOP_RESET => with_arg(d, arg, |d, a: &mut EvtchnReset| reset(d, a.dom).map(|()| false)),
+        EVTCHNOP_STATUS => with_arg(v, d, arg, status),
+        EVTCHNOP_RESET => with_arg(v, d, arg, |d, a: &mut EvtchnReset| reset(d, a.dom).map(|()| false)),
         _ => -ENOSYS,
     }
 }
@@ -180,8 +180,8 @@ fn bind_interdomain(d: &mut Domain, remote_dom: u16, remote_port: u32) -> Result
 /// the ports is pending; bad ports are -EINVAL; more than 128 -EINVAL.
 /// Otherwise the vCPU blocks until a port is pending or the timeout (system
 /// time, 0 = none) passes; either way the result is 0, as in Xen.
-pub(super) fn poll(d: &mut Domain, arg: u64) -> Ret {
-    let mem = d.kernel_mem();
+pub(super) fn poll(v: &mut Vcpu, d: &mut Domain, arg: u64) -> Ret {
+    let mem = v.kernel_mem();
     let Ok(a) = mem.copy_from::<xen_public::sched::SchedPoll>(arg) else { return -EFAULT };
     let (ports, nr, timeout) = (a.ports, a.nr_ports, a.timeout);
     if nr > 128 {
@@ -196,6 +196,6 @@ pub(super) fn poll(d: &mut Domain, arg: u64) -> Ret {
         *slot = port;
     }
     // The scheduler ends the poll at once if it is already satisfied.
-    d.block(Some(p));
+    v.block(Some(p));
     0
 }

@@ -98,7 +98,7 @@ fn grant_unpin(d: &mut Domain, gref: u32, readonly: bool) {
     }
 }
 
-fn gnttab_setup_table(d: &mut Domain, a: &mut GnttabSetupTable) -> i16 {
+fn gnttab_setup_table(v: &mut Vcpu, d: &mut Domain, a: &mut GnttabSetupTable) -> i16 {
     use crate::grant::{MAX_FRAMES, gntst};
     if self_dom(d, a.dom).is_err() {
         return gntst::BAD_DOMAIN;
@@ -116,7 +116,7 @@ fn gnttab_setup_table(d: &mut Domain, a: &mut GnttabSetupTable) -> i16 {
         d.grant.nr_frames += 1;
     }
     let list = a.frame_list;
-    let mem = d.kernel_mem();
+    let mem = v.kernel_mem();
     for i in 0..nr as usize {
         if mem.write(list + i as u64 * 8, &d.grant.frames[i].to_le_bytes()).is_err() {
             return gntst::GENERAL_ERROR;
@@ -211,14 +211,14 @@ fn put_frame(frame: u64, write: bool) {
 /// Install a host mapping of `frame` (owned by `dom`) at `host_addr` in
 /// the caller's validated L1: the PTE's references are taken through the
 /// frame table like any other L1 entry's.
-fn map_host(d: &Domain, dom: u16, frame: u64, host_addr: u64, readonly: bool) -> i16 {
+fn map_host(v: &Vcpu, d: &Domain, dom: u16, frame: u64, host_addr: u64, readonly: bool) -> i16 {
     use crate::grant::gntst;
     if !crate::mm::guest_walk::guest_va_ok(host_addr) {
         return gntst::GENERAL_ERROR;
     }
     let pte = (frame << 12) | 0x25 | if readonly { 0 } else { 0x42 };
     let mut m = mm();
-    let Some((l1, idx)) = l1_slot(d, &m, host_addr) else { return gntst::GENERAL_ERROR };
+    let Some((l1, idx)) = l1_slot(v, &m, host_addr) else { return gntst::GENERAL_ERROR };
     let mut ftg = FRAME_TABLE.lock();
     let Some(ft) = ftg.as_mut() else { return gntst::GENERAL_ERROR };
     let live_l1 = ft.info(l1).is_some_and(|f| f.ty == PageType::L1 && f.validated && f.owner == d.domid);
@@ -239,10 +239,10 @@ fn map_host(d: &Domain, dom: u16, frame: u64, host_addr: u64, readonly: bool) ->
 
 /// Remove the host mapping of `frame` at `host_addr`, only if the PTE
 /// there still maps it (Xen's `replace_grant_pv_mapping`).
-fn unmap_host(d: &Domain, frame: u64, host_addr: u64) -> i16 {
+fn unmap_host(v: &Vcpu, d: &Domain, frame: u64, host_addr: u64) -> i16 {
     use crate::grant::gntst;
     let mut m = mm();
-    let Some((l1, idx)) = l1_slot(d, &m, host_addr) else { return gntst::GENERAL_ERROR };
+    let Some((l1, idx)) = l1_slot(v, &m, host_addr) else { return gntst::GENERAL_ERROR };
     let mut ftg = FRAME_TABLE.lock();
     let Some(ft) = ftg.as_mut() else { return gntst::GENERAL_ERROR };
     let cur = m.mem.read(l1, idx);
@@ -263,7 +263,7 @@ fn unmap_host(d: &Domain, frame: u64, host_addr: u64) -> i16 {
     gntst::OKAY
 }
 
-fn gnttab_map(d: &mut Domain, a: &mut GnttabMapGrantRef) -> i16 {
+fn gnttab_map(v: &mut Vcpu, d: &mut Domain, a: &mut GnttabMapGrantRef) -> i16 {
     use crate::grant::{Mapping, gntmap, gntst};
     let (host_addr, flags, gref, dom) = (a.host_addr, a.flags, a.ref_, a.dom);
     let (host, device) = (flags & gntmap::HOST_MAP != 0, flags & gntmap::DEVICE_MAP != 0);
@@ -285,7 +285,7 @@ fn gnttab_map(d: &mut Domain, a: &mut GnttabMapGrantRef) -> i16 {
     };
     let mut status = if device { get_frame(frame, dom, !readonly).err().unwrap_or(gntst::OKAY) } else { gntst::OKAY };
     if status == gntst::OKAY && host {
-        status = map_host(d, dom, frame, host_addr, readonly);
+        status = map_host(v, d, dom, frame, host_addr, readonly);
         if status != gntst::OKAY && device {
             put_frame(frame, !readonly);
         }
@@ -297,7 +297,7 @@ fn gnttab_map(d: &mut Domain, a: &mut GnttabMapGrantRef) -> i16 {
     let map = Mapping { dom, gref, host_addr: if host { host_addr } else { 0 }, device, readonly };
     let Some(handle) = d.grant.maptrack.insert(map) else {
         if host {
-            unmap_host(d, frame, host_addr);
+            unmap_host(v, d, frame, host_addr);
         }
         if device {
             put_frame(frame, !readonly);
@@ -317,7 +317,7 @@ fn gnttab_map(d: &mut Domain, a: &mut GnttabMapGrantRef) -> i16 {
 /// granted frame), a non-zero `dev_bus_addr` the device mapping; the pin
 /// and the handle go when neither part is left. `host_addr` 0 on a host
 /// mapping leaves it in place (status okay, as Xen).
-fn gnttab_unmap(d: &mut Domain, a: &mut GnttabUnmapGrantRef) -> i16 {
+fn gnttab_unmap(v: &mut Vcpu, d: &mut Domain, a: &mut GnttabUnmapGrantRef) -> i16 {
     use crate::grant::gntst;
     let (host_addr, dev_bus_addr, handle) = (a.host_addr, a.dev_bus_addr, a.handle);
     let Some(mut map) = d.grant.maptrack.get(handle) else { return gntst::BAD_HANDLE };
@@ -329,7 +329,7 @@ fn gnttab_unmap(d: &mut Domain, a: &mut GnttabUnmapGrantRef) -> i16 {
         if host_addr != map.host_addr {
             return gntst::GENERAL_ERROR;
         }
-        let s = unmap_host(d, frame, host_addr);
+        let s = unmap_host(v, d, frame, host_addr);
         if s != gntst::OKAY {
             return s;
         }
@@ -477,10 +477,10 @@ gnt_op!(GnttabMapGrantRef, GnttabUnmapGrantRef, GnttabSetupTable, GnttabDumpTabl
 /// Run `op` on each of the `count` structures at `uop`, each copied in,
 /// given its status and copied back; continued in a re-issued hypercall
 /// after [`GNTTAB_PER_CALL`] of them or when preemption is due.
-fn each<T: GntOp>(d: &mut Domain, regs: &mut CpuUserRegs, op: fn(&mut Domain, &mut T) -> i16) -> Ret {
+fn each<T: GntOp>(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs, op: fn(&mut Vcpu, &mut Domain, &mut T) -> i16) -> Ret {
     let (uop, count) = (regs.rsi, regs.rdx as u32 as u64);
     let size = core::mem::size_of::<T>() as u64;
-    let mem = d.kernel_mem();
+    let mem = v.kernel_mem();
     for i in 0..count {
         if i == GNTTAB_PER_CALL || (i > 0 && super::preempt_due()) {
             regs.rsi = uop + i * size;
@@ -489,7 +489,7 @@ fn each<T: GntOp>(d: &mut Domain, regs: &mut CpuUserRegs, op: fn(&mut Domain, &m
         }
         let at = uop + i * size;
         let Ok(mut a) = mem.copy_from::<T>(at) else { return -EFAULT };
-        let status = op(d, &mut a);
+        let status = op(v, d, &mut a);
         a.set_status(status);
         if mem.copy_to(at, &a).is_err() {
             return -EFAULT;
@@ -526,11 +526,11 @@ fn gnttab_dump_table(d: &mut Domain, a: &mut GnttabDumpTable) -> i16 {
 
 /// `grant_table_op(cmd, uop, count)`: per-op status in each structure;
 /// the hypercall returns 0 when the array could be read and written.
-pub(super) fn grant_table_op(d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
+pub(super) fn grant_table_op(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
     let (cmd, count) = (regs.rdi as u32, regs.rdx as u32);
     let cmd = u64::from(cmd);
     if matches!(cmd, GNTTABOP_SET_VERSION | GNTTABOP_GET_VERSION) {
-        return if count == 1 { version_op(d, cmd, regs.rsi) } else { -EINVAL };
+        return if count == 1 { version_op(v, d, cmd, regs.rsi) } else { -EINVAL };
     }
     // dump_table prints on the hypervisor console (up to 2048 lines a
     // call): the privileged domain's diagnostic only. Xen 4.17 dropped the
@@ -554,20 +554,20 @@ pub(super) fn grant_table_op(d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
         return e;
     }
     match cmd {
-        GNTTABOP_MAP_GRANT_REF => each(d, regs, gnttab_map),
-        GNTTABOP_UNMAP_GRANT_REF => each(d, regs, gnttab_unmap),
-        GNTTABOP_SETUP_TABLE => each(d, regs, gnttab_setup_table),
-        GNTTABOP_DUMP_TABLE => each(d, regs, gnttab_dump_table),
-        GNTTABOP_TRANSFER => each(d, regs, gnttab_transfer),
-        GNTTABOP_COPY => each(d, regs, gnttab_copy),
-        _ => each(d, regs, gnttab_query_size),
+        GNTTABOP_MAP_GRANT_REF => each(v, d, regs, gnttab_map),
+        GNTTABOP_UNMAP_GRANT_REF => each(v, d, regs, gnttab_unmap),
+        GNTTABOP_SETUP_TABLE => each(v, d, regs, gnttab_setup_table),
+        GNTTABOP_DUMP_TABLE => each(v, d, regs, |_, d, a| gnttab_dump_table(d, a)),
+        GNTTABOP_TRANSFER => each(v, d, regs, |_, d, a| gnttab_transfer(d, a)),
+        GNTTABOP_COPY => each(v, d, regs, |_, d, a| gnttab_copy(d, a)),
+        _ => each(v, d, regs, |_, d, a| gnttab_query_size(d, a)),
     }
 }
 
 /// GNTTABOP_set_version (only version 1 exists here) and
 /// GNTTABOP_get_version: one structure, the hypercall's own result.
-fn version_op(d: &mut Domain, cmd: u64, uop: u64) -> Ret {
-    let mem = d.kernel_mem();
+fn version_op(v: &mut Vcpu, d: &mut Domain, cmd: u64, uop: u64) -> Ret {
+    let mem = v.kernel_mem();
     if cmd == GNTTABOP_SET_VERSION {
         let Ok(a) = mem.copy_from::<GnttabSetVersion>(uop) else { return -EFAULT };
         return if a.version == 1 { 0 } else { -ENOSYS };

@@ -97,10 +97,11 @@ fn batch_continue(regs: &mut CpuUserRegs, op: u64, i: u64, count: u64, size: u64
 /// entry is copied in once, then handled. Stops at the first failing
 /// entry; continues every [`BATCH_PER_CALL`] entries; writes `done` back.
 fn batch<T: zerocopy::FromBytes + zerocopy::IntoBytes>(
+    v: &mut Vcpu,
     d: &mut Domain,
     regs: &mut CpuUserRegs,
     op: u64,
-    mut each: impl FnMut(&mut Domain, u16, &T) -> Result<(), i64>,
+    mut each: impl FnMut(&mut Vcpu, &mut Domain, u16, &T) -> Result<(), i64>,
 ) -> Ret {
     let size = core::mem::size_of::<T>() as u64;
     let (list, count, pdone, foreigndom) = (regs.rdi, regs.rsi, regs.rdx, regs.r10);
@@ -114,8 +115,8 @@ fn batch<T: zerocopy::FromBytes + zerocopy::IntoBytes>(
     }
     // The guest's tables may change under the batch (NEW_BASEPTR): every
     // access to its memory walks the current ones.
-    let (count, mut done) = match batch_start(&d.kernel_mem(), count, pdone) {
-        Ok(v) => v,
+    let (count, mut done) = match batch_start(&v.kernel_mem(), count, pdone) {
+        Ok(start) => start,
         Err(e) => return e,
     };
     let mut rc = 0;
@@ -129,21 +130,21 @@ fn batch<T: zerocopy::FromBytes + zerocopy::IntoBytes>(
     for i in 0..count {
         if i == BATCH_PER_CALL || (i > 0 && super::preempt_due()) {
             flush_foreign(d);
-            if let Err(e) = write_done(&d.kernel_mem(), pdone, done) {
+            if let Err(e) = write_done(&v.kernel_mem(), pdone, done) {
                 return e;
             }
             return batch_continue(regs, op, i, count, size);
         }
-        let Ok(entry) = d.kernel_mem().copy_from::<T>(list + i * size) else {
+        let Ok(entry) = v.kernel_mem().copy_from::<T>(list + i * size) else {
             rc = -EFAULT;
             break;
         };
-        match each(d, pg_owner, &entry) {
+        match each(v, d, pg_owner, &entry) {
             Ok(()) => {}
             Err(e) if e == -super::control::ERESTART => {
                 // A long validation stopped: this entry is issued again.
                 flush_foreign(d);
-                if let Err(e) = write_done(&d.kernel_mem(), pdone, done) {
+                if let Err(e) = write_done(&v.kernel_mem(), pdone, done) {
                     return e;
                 }
                 return batch_continue(regs, op, i, count, size);
@@ -156,17 +157,17 @@ fn batch<T: zerocopy::FromBytes + zerocopy::IntoBytes>(
         done += 1;
     }
     flush_foreign(d);
-    if let Err(e) = write_done(&d.kernel_mem(), pdone, done) {
+    if let Err(e) = write_done(&v.kernel_mem(), pdone, done) {
         return e;
     }
     rc
 }
 
-pub(super) fn mmu_update(d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
+pub(super) fn mmu_update(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
     const MACHPHYS: u64 = 1;
     const PRESERVE_AD: u64 = 2;
     let mut m = mm();
-    let rc = batch(d, regs, nr::MMU_UPDATE, |d, pg, &xen_public::MmuUpdate { ptr, val }| {
+    let rc = batch(v, d, regs, nr::MMU_UPDATE, |_v, d, pg, &xen_public::MmuUpdate { ptr, val }| {
         let mut ftg = FRAME_TABLE.lock();
         let ft = ftg.as_mut().ok_or(-EINVAL)?;
         // NORMAL, PRESERVE_AD and NO_TRANSLATE (the same as NORMAL for PV)
@@ -191,8 +192,8 @@ pub(super) fn mmu_update(d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
 }
 
 /// Walk the domain's kernel L4 to the L1 table and index mapping `va`.
-pub(super) fn l1_slot(d: &Domain, m: &Mm, va: u64) -> Option<(u64, usize)> {
-    let mut table = d.vcpu.guest_table >> 12;
+pub(super) fn l1_slot(v: &Vcpu, m: &Mm, va: u64) -> Option<(u64, usize)> {
+    let mut table = v.guest_table >> 12;
     for level in (2..=4u32).rev() {
         let e = m.mem.read(table, ((va >> (12 + 9 * (level - 1))) & 511) as usize);
         if e & 1 == 0 || e & 0x80 != 0 {
@@ -203,7 +204,7 @@ pub(super) fn l1_slot(d: &Domain, m: &Mm, va: u64) -> Option<(u64, usize)> {
     Some((table, ((va >> 12) & 511) as usize))
 }
 
-pub(super) fn update_va_mapping(d: &mut Domain, va: u64, pte: u64, flags: u64) -> Ret {
+pub(super) fn update_va_mapping(v: &mut Vcpu, d: &mut Domain, va: u64, pte: u64, flags: u64) -> Ret {
     const UVMF_TLB_FLUSH: u64 = 1;
     const UVMF_INVLPG: u64 = 2;
     if !crate::mm::guest_walk::guest_va_ok(va) {
@@ -213,7 +214,7 @@ pub(super) fn update_va_mapping(d: &mut Domain, va: u64, pte: u64, flags: u64) -
         return e;
     }
     let mut m = mm();
-    let Some((l1, idx)) = l1_slot(d, &m, va) else { return -EINVAL };
+    let Some((l1, idx)) = l1_slot(v, &m, va) else { return -EINVAL };
     let mut ftg = FRAME_TABLE.lock();
     let Some(ft) = ftg.as_mut() else { return -EINVAL };
     // Reached through validated tables, the frame must be a live L1.
@@ -275,32 +276,32 @@ pub(super) fn switch_base(d: &Domain, new_mfn: u64, old_maddr: u64) -> Result<()
 /// MMUEXT_NEW_BASEPTR on the running vCPU: as Xen, the new table goes
 /// into CR3 before the old one loses its references, so the rest of a
 /// batch or multicall never runs on a table that may be retyped or freed.
-fn new_baseptr(d: &mut Domain, mfn: u64) -> Result<(), i64> {
+fn new_baseptr(v: &mut Vcpu, d: &mut Domain, mfn: u64) -> Result<(), i64> {
     if mfn == 0 {
         // Only the user base pointer may be null (Xen: -EINVAL).
         return Err(-EINVAL);
     }
     acquire_base(d, mfn)?;
-    let old = core::mem::replace(&mut d.vcpu.guest_table, mfn << 12);
-    d.load_page_tables();
+    let old = core::mem::replace(&mut v.guest_table, mfn << 12);
+    v.load_page_tables();
     release_base(old);
     Ok(())
 }
 
 /// MMUEXT_NEW_USER_BASEPTR: the user table is not in CR3 while the guest
 /// kernel makes hypercalls, so the old one can go at once.
-fn new_user_baseptr(d: &mut Domain, mfn: u64) -> Result<(), i64> {
+fn new_user_baseptr(v: &mut Vcpu, d: &mut Domain, mfn: u64) -> Result<(), i64> {
     if mfn != 0 {
         acquire_base(d, mfn)?;
     }
-    let old = core::mem::replace(&mut d.vcpu.guest_table_user, mfn << 12);
-    d.vcpu.has_user_table = mfn != 0;
+    let old = core::mem::replace(&mut v.guest_table_user, mfn << 12);
+    v.has_user_table = mfn != 0;
     release_base(old);
     Ok(())
 }
 
 /// One MMUEXT command.
-fn mmuext_one(d: &mut Domain, pg: u16, cmd: u32, arg1: u64, arg2: u64) -> Result<(), i64> {
+fn mmuext_one(v: &mut Vcpu, d: &mut Domain, pg: u16, cmd: u32, arg1: u64, arg2: u64) -> Result<(), i64> {
     use crate::arch::x86_64::cpu;
     let mut m = mm();
     let w = who(d);
@@ -320,7 +321,7 @@ fn mmuext_one(d: &mut Domain, pg: u16, cmd: u32, arg1: u64, arg2: u64) -> Result
             ft.take_freed(|mfn| crate::mm::machine::free_frame(Mfn(mfn)));
             r
         }),
-        5 => new_baseptr(d, arg1),
+        5 => new_baseptr(v, d, arg1),
         6 | 8 | 10 => {
             cpu::flush_tlb();
             Ok(())
@@ -336,8 +337,8 @@ fn mmuext_one(d: &mut Domain, pg: u16, cmd: u32, arg1: u64, arg2: u64) -> Result
             Ok(())
         }
         12 => Err(-EACCES),
-        13 => set_ldt(d, if arg2 == 0 { 0 } else { arg1 }, arg2),
-        15 => new_user_baseptr(d, arg1),
+        13 => set_ldt(v, d, if arg2 == 0 { 0 } else { arg1 }, arg2),
+        15 => new_user_baseptr(v, d, arg1),
         16 | 17 => {
             // CLEAR_PAGE (arg1 = mfn), COPY_PAGE (arg1 = dst, arg2 = src):
             // the destination must be one the domain may write.
@@ -369,26 +370,26 @@ fn mmuext_one(d: &mut Domain, pg: u16, cmd: u32, arg1: u64, arg2: u64) -> Result
     }
 }
 
-pub(super) fn mmuext_op(d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
-    batch(d, regs, nr::MMUEXT_OP, |d, pg, e: &xen_public::MmuextOp| mmuext_one(d, pg, e.cmd, e.arg1, e.arg2))
+pub(super) fn mmuext_op(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
+    batch(v, d, regs, nr::MMUEXT_OP, |v, d, pg, e: &xen_public::MmuextOp| mmuext_one(v, d, pg, e.cmd, e.arg1, e.arg2))
 }
 
 /// `multicall(list, nr)`: each 64-byte entry `{op, result, args[6]}` runs
 /// in turn and gets its result; `iret` ends the batch (the rest is not run);
 /// a sub-call that needs a continuation continues the whole batch.
-pub(super) fn multicall(d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
+pub(super) fn multicall(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
     use xen_public::MulticallEntry;
     const ENTRY_SIZE: u64 = core::mem::size_of::<MulticallEntry>() as u64;
     const RESULT_AT: u64 = core::mem::offset_of!(MulticallEntry, result) as u64;
     const ARGS_AT: u64 = core::mem::offset_of!(MulticallEntry, args) as u64;
     let (list, count) = (regs.rdi, regs.rsi as u32 as u64);
-    if d.vcpu.in_multicall {
+    if v.in_multicall {
         return -EINVAL;
     }
     for i in 0..count {
         // A sub-call may switch the guest's tables (NEW_BASEPTR): each
         // entry is read and written through the current ones.
-        let mem = d.kernel_mem();
+        let mem = v.kernel_mem();
         // Xen checks for preemption before every entry but the first.
         if i > 0 && (i % BATCH_PER_CALL == 0 || super::preempt_due()) {
             regs.rdi = list + i * ENTRY_SIZE;
@@ -398,15 +399,15 @@ pub(super) fn multicall(d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
         let entry = list + i * ENTRY_SIZE;
         let Ok(MulticallEntry { op, args, .. }) = mem.copy_from::<MulticallEntry>(entry) else { return -EFAULT };
         if op == nr::IRET {
-            let result = d.iret(regs);
+            let result = d.iret(v, regs);
             let _ = mem.write(entry + RESULT_AT, &result.to_le_bytes());
             return result as i64;
         }
         let mut sub = CpuUserRegs { rax: op, rdi: args[0], rsi: args[1], rdx: args[2], r10: args[3], r8: args[4], rip: 2, ..*regs };
-        d.vcpu.in_multicall = true;
-        let result = if op == nr::MULTICALL { (-EINVAL) as u64 } else { dispatch(d, &mut sub) };
-        d.vcpu.in_multicall = false;
-        let mem = d.kernel_mem();
+        v.in_multicall = true;
+        let result = if op == nr::MULTICALL { (-EINVAL) as u64 } else { dispatch(v, d, &mut sub) };
+        v.in_multicall = false;
+        let mem = v.kernel_mem();
         if mem.write(entry + RESULT_AT, &result.to_le_bytes()).is_err() {
             return -EFAULT;
         }
@@ -432,7 +433,7 @@ pub(super) fn multicall(d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
 /// Entries below the hypervisor's reserved GDT area (14 pages).
 const FIRST_RESERVED_GDT_ENTRY: u64 = 14 * 512;
 
-pub(super) fn set_gdt(d: &mut Domain, frame_list: u64, entries: u64) -> Ret {
+pub(super) fn set_gdt(v: &mut Vcpu, d: &mut Domain, frame_list: u64, entries: u64) -> Ret {
     if entries > FIRST_RESERVED_GDT_ENTRY {
         return -EINVAL;
     }
@@ -441,7 +442,7 @@ pub(super) fn set_gdt(d: &mut Domain, frame_list: u64, entries: u64) -> Ret {
     }
     let nr_frames = entries.div_ceil(512) as usize;
     let mut raw = [0u8; 14 * 8];
-    if d.kernel_mem().read(frame_list, &mut raw[..nr_frames * 8]).is_err() {
+    if v.kernel_mem().read(frame_list, &mut raw[..nr_frames * 8]).is_err() {
         return -EFAULT;
     }
     let mut frames = [0u64; 14];
@@ -464,19 +465,19 @@ pub(super) fn set_gdt(d: &mut Domain, frame_list: u64, entries: u64) -> Ret {
             return -EINVAL;
         }
     }
-    let old = d.vcpu.gdt_ents.div_ceil(512) as usize;
-    for &f in &d.vcpu.gdt_frames[..old] {
+    let old = v.gdt_ents.div_ceil(512) as usize;
+    for &f in &v.gdt_frames[..old] {
         ft.put_page_type(&mut m.mem, f);
         ft.put_page(f);
     }
-    d.vcpu.gdt_frames = frames;
-    d.vcpu.gdt_ents = entries;
+    v.gdt_frames = frames;
+    v.gdt_ents = entries;
     let descs = (0..entries as usize).map(|i| m.mem.read(frames[i / 512], i % 512));
     crate::arch::x86_64::gdt::load_guest_descriptors(descs);
     0
 }
 
-pub(super) fn update_descriptor(d: &mut Domain, maddr: u64, desc: u64) -> Ret {
+pub(super) fn update_descriptor(v: &mut Vcpu, d: &mut Domain, maddr: u64, desc: u64) -> Ret {
     let Some(desc) = crate::mm::descriptor::check_descriptor(desc).filter(|_| maddr.is_multiple_of(8)) else {
         return -EINVAL;
     };
@@ -497,13 +498,13 @@ pub(super) fn update_descriptor(d: &mut Domain, maddr: u64, desc: u64) -> Ret {
     m.mem.write(mfn, idx, desc);
     ft.put_page_type(&mut m.mem, mfn);
     ft.put_page(mfn);
-    if let Some(i) = d.vcpu.ldt_frames.0[..d.vcpu.ldt_frames.1].iter().position(|&f| f == mfn) {
+    if let Some(i) = v.ldt_frames.0[..v.ldt_frames.1].iter().position(|&f| f == mfn) {
         crate::arch::x86_64::gdt::set_ldt_entry(i * 512 + idx, desc);
     }
-    let frames = d.vcpu.gdt_ents.div_ceil(512) as usize;
-    if let Some(i) = d.vcpu.gdt_frames[..frames].iter().position(|&f| f == mfn) {
+    let frames = v.gdt_ents.div_ceil(512) as usize;
+    if let Some(i) = v.gdt_frames[..frames].iter().position(|&f| f == mfn) {
         let entry = i * 512 + idx;
-        if (entry as u64) < d.vcpu.gdt_ents {
+        if (entry as u64) < v.gdt_ents {
             crate::arch::x86_64::gdt::set_guest_descriptor(entry, desc);
         }
     }
@@ -515,31 +516,31 @@ pub(super) fn update_descriptor(d: &mut Domain, maddr: u64, desc: u64) -> Ret {
 /// one cannot (still writable, not the domain's), the call still succeeds,
 /// as on Xen, whose lazy LDT mapping only fails when the guest uses it:
 /// here the LDT is then left empty, so such a selector faults.
-pub(super) fn set_ldt(d: &mut Domain, va: u64, ents: u64) -> Result<(), i64> {
+pub(super) fn set_ldt(v: &mut Vcpu, d: &mut Domain, va: u64, ents: u64) -> Result<(), i64> {
     use crate::arch::x86_64::gdt;
     if va & 0xfff != 0 || !crate::mm::guest_walk::guest_va_ok(va) || ents > gdt::LDT_ENTRIES as u64 {
         return Err(-EINVAL);
     }
     // Nothing to do if this LDT is installed already (its pages typed: a
     // failed attempt left none, and may be retried).
-    if d.vcpu.ldt == (va, ents) && d.vcpu.ldt_frames.1 == (ents * 8).div_ceil(4096) as usize {
+    if v.ldt == (va, ents) && v.ldt_frames.1 == (ents * 8).div_ceil(4096) as usize {
         return Ok(());
     }
     let mut m = mm();
     let mut ftg = FRAME_TABLE.lock();
     let ft = ftg.as_mut().ok_or(-EINVAL)?;
-    let (old, n) = d.vcpu.ldt_frames;
+    let (old, n) = v.ldt_frames;
     for &f in &old[..n] {
         ft.put_page_type(&mut m.mem, f);
         ft.put_page(f);
     }
-    d.vcpu.ldt = (va, ents);
-    d.vcpu.ldt_frames = ([0; 16], 0);
+    v.ldt = (va, ents);
+    v.ldt_frames = ([0; 16], 0);
     let pages = (ents * 8).div_ceil(4096) as usize;
     let mut frames = [0u64; 16];
     for (i, f) in frames.iter_mut().enumerate().take(pages) {
         let page_va = va.wrapping_add(i as u64 * 4096);
-        let walked = crate::mm::guest_walk::translate(&crate::guest::DirectMap, d.vcpu.guest_table, page_va, false);
+        let walked = crate::mm::guest_walk::translate(&crate::guest::DirectMap, v.guest_table, page_va, false);
         let typed = walked.ok().map(|maddr| maddr >> 12).filter(|&mfn| {
             ft.get_page(mfn, d.domid).is_ok()
                 && (ft.get_page_type(&mut m.mem, mfn, PageType::SegDesc, who(d)).is_ok() || {
@@ -563,7 +564,7 @@ pub(super) fn set_ldt(d: &mut Domain, va: u64, ents: u64) -> Result<(), i64> {
             }
         }
     }
-    d.vcpu.ldt_frames = (frames, pages);
+    v.ldt_frames = (frames, pages);
     if is_running_here(d) {
         let descs = (0..ents as usize).map(|i| m.mem.read(frames[i / 512], i % 512));
         gdt::load_ldt(descs, ents as usize);
@@ -580,10 +581,9 @@ fn is_running_here(d: &Domain) -> bool {
     crate::schedule::slot_of(d.domid).is_some_and(|s| s == crate::schedule::current())
 }
 
-/// Drop the references a domain's vCPU holds and the permanent type of
-/// its shared pages, before its memory is relinquished.
+/// Drop the permanent type of a domain's shared pages, before its memory
+/// is relinquished (after [`release_vcpu_refs`] for each of its vCPUs).
 pub(super) fn release_domain_refs(d: &mut Domain) {
-    release_vcpu_refs(d);
     let mut m = mm();
     if let Some(ft) = FRAME_TABLE.lock().as_mut() {
         for &f in core::iter::once(&d.shared_info.0).chain(&d.grant.frames[..d.grant.nr_frames as usize]) {
@@ -594,30 +594,30 @@ pub(super) fn release_domain_refs(d: &mut Domain) {
 
 /// Drop the references a domain's vCPU holds: its base pointers, GDT and
 /// LDT frames (a vCPU reset, or destruction).
-pub(super) fn release_vcpu_refs(d: &mut Domain) {
-    release_base(core::mem::take(&mut d.vcpu.guest_table));
-    release_base(core::mem::take(&mut d.vcpu.guest_table_user));
+pub(super) fn release_vcpu_refs(v: &mut Vcpu, _d: &mut Domain) {
+    release_base(core::mem::take(&mut v.guest_table));
+    release_base(core::mem::take(&mut v.guest_table_user));
     let mut m = mm();
     let mut ftg = FRAME_TABLE.lock();
     let Some(ft) = ftg.as_mut() else { return };
-    let (ldt, n) = d.vcpu.ldt_frames;
-    let gdt = d.vcpu.gdt_ents.div_ceil(512) as usize;
-    for &f in ldt[..n].iter().chain(&d.vcpu.gdt_frames[..gdt]) {
+    let (ldt, n) = v.ldt_frames;
+    let gdt = v.gdt_ents.div_ceil(512) as usize;
+    for &f in ldt[..n].iter().chain(&v.gdt_frames[..gdt]) {
         ft.put_page_type(&mut m.mem, f);
         ft.put_page(f);
     }
-    d.vcpu.ldt_frames = ([0; 16], 0);
-    d.vcpu.gdt_ents = 0;
+    v.ldt_frames = ([0; 16], 0);
+    v.gdt_ents = 0;
 }
 
-/// Load a domain's GDT and LDT descriptors into this CPU's tables (on a
+/// Load a vCPU's GDT and LDT descriptors into this CPU's tables (on a
 /// switch to it).
-pub fn load_segments(d: &Domain) {
+pub fn load_segments(v: &Vcpu) {
     use crate::arch::x86_64::gdt;
     let m = mm();
-    let gdt_frames = d.vcpu.gdt_frames;
-    gdt::load_guest_descriptors((0..d.vcpu.gdt_ents as usize).map(|i| m.mem.read(gdt_frames[i / 512], i % 512)));
-    let (ldt, n) = d.vcpu.ldt_frames;
-    let ents = if n == 0 { 0 } else { d.vcpu.ldt.1 as usize };
+    let gdt_frames = v.gdt_frames;
+    gdt::load_guest_descriptors((0..v.gdt_ents as usize).map(|i| m.mem.read(gdt_frames[i / 512], i % 512)));
+    let (ldt, n) = v.ldt_frames;
+    let ents = if n == 0 { 0 } else { v.ldt.1 as usize };
     gdt::load_ldt((0..ents).map(|i| m.mem.read(ldt[i / 512], i % 512)), ents);
 }

@@ -7,7 +7,7 @@
 //! failure is Xen's errno for the same input. Numbers without a handler
 //! return -ENOSYS, like Xen.
 
-use crate::domain::vcpu::{CpuUserRegs, TrapInfo, is_canonical};
+use crate::domain::vcpu::{CpuUserRegs, TrapInfo, Vcpu, is_canonical};
 use crate::guest::{Domain, Efault, GuestMem};
 use crate::mm::Mfn;
 use crate::mm::machine::{DirectMapMem, FRAME_TABLE};
@@ -56,9 +56,9 @@ pub fn preempt_due() -> bool {
 }
 
 /// Handle the hypercall in `regs`; the result goes to the guest's RAX.
-pub fn dispatch(d: &mut Domain, regs: &mut CpuUserRegs) -> u64 {
+pub fn dispatch(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) -> u64 {
     let cpu = crate::arch::x86_64::entry::this_cpu();
-    let top_level = !d.vcpu.in_multicall;
+    let top_level = !v.in_multicall;
     if top_level && let (Some(s), Some(p)) = (HYPERCALL_START.get(cpu), HYPERCALL_PREEMPTED.get(cpu)) {
         s.store(crate::guest::system_time(), core::sync::atomic::Ordering::Relaxed);
         p.store(false, core::sync::atomic::Ordering::Relaxed);
@@ -66,11 +66,11 @@ pub fn dispatch(d: &mut Domain, regs: &mut CpuUserRegs) -> u64 {
     // `iret` restores the guest's RAX, whatever it holds: never a
     // continuation.
     if regs.rax == nr::IRET {
-        return d.iret(regs);
+        return d.iret(v, regs);
     }
-    let r: Ret = call_handler(d, regs).unwrap_or(-ENOSYS);
+    let r: Ret = call_handler(v, d, regs).unwrap_or(-ENOSYS);
     if top_level && HYPERCALL_PREEMPTED.get(cpu).is_some_and(|p| p.load(core::sync::atomic::Ordering::Relaxed)) {
-        d.vcpu.preempted_hypercalls += 1;
+        v.preempted_hypercalls += 1;
     }
     if r == -control::ERESTART {
         // The operation waits for another CPU (a domain being destroyed
@@ -88,9 +88,9 @@ pub fn dispatch(d: &mut Domain, regs: &mut CpuUserRegs) -> u64 {
 macro_rules! dispatch_table {
     ($($nr:path => $handler:expr),* $(,)?) => {
         /// Run the handler of the hypercall in RAX (`None`: there is none).
-        fn call_handler(d: &mut Domain, r: &mut CpuUserRegs) -> Option<Ret> {
+        fn call_handler(v: &mut Vcpu, d: &mut Domain, r: &mut CpuUserRegs) -> Option<Ret> {
             match r.rax {
-                $($nr => Some(($handler)(d, r)),)*
+                $($nr => Some(($handler)(v, d, r)),)*
                 _ => None,
             }
         }
@@ -107,34 +107,34 @@ macro_rules! dispatch_table {
 type Regs = CpuUserRegs;
 
 dispatch_table! {
-    nr::SET_TRAP_TABLE => set_trap_table,
-    nr::STACK_SWITCH => |d: &mut Domain, r: &mut Regs| stack_switch(d, r.rdi, r.rsi),
-    nr::SET_CALLBACKS => |d: &mut Domain, r: &mut Regs| set_callbacks(d, r.rdi, r.rsi, r.rdx),
-    nr::FPU_TASKSWITCH => |d: &mut Domain, r: &mut Regs| fpu_taskswitch(d, r.rdi),
-    nr::XEN_VERSION => |d: &mut Domain, r: &mut Regs| xen_version(d, r.rdi as u32, r.rsi),
+    nr::SET_TRAP_TABLE => |v: &mut Vcpu, _d: &mut Domain, r: &mut Regs| set_trap_table(v, r),
+    nr::STACK_SWITCH => |v: &mut Vcpu, _d: &mut Domain, r: &mut Regs| stack_switch(v, r.rdi, r.rsi),
+    nr::SET_CALLBACKS => |v: &mut Vcpu, _d: &mut Domain, r: &mut Regs| set_callbacks(v, r.rdi, r.rsi, r.rdx),
+    nr::FPU_TASKSWITCH => |v: &mut Vcpu, _d: &mut Domain, r: &mut Regs| fpu_taskswitch(v, r.rdi),
+    nr::XEN_VERSION => |v: &mut Vcpu, d: &mut Domain, r: &mut Regs| xen_version(v, d, r.rdi as u32, r.rsi),
     nr::CONSOLE_IO => console_io,
-    nr::VM_ASSIST => |d: &mut Domain, r: &mut Regs| vm_assist(d, r.rdi as u32, r.rsi as u32),
+    nr::VM_ASSIST => |_v: &mut Vcpu, d: &mut Domain, r: &mut Regs| vm_assist(d, r.rdi as u32, r.rsi as u32),
     // Reached only through `dispatch`'s early return (see there).
-    nr::IRET => |d: &mut Domain, r: &mut Regs| d.iret(r) as i64,
-    nr::SET_SEGMENT_BASE => |d: &mut Domain, r: &mut Regs| set_segment_base(d, r.rdi as u32, r.rsi),
-    nr::SCHED_OP => |d: &mut Domain, r: &mut Regs| {
+    nr::IRET => |v: &mut Vcpu, d: &mut Domain, r: &mut Regs| d.iret(v, r) as i64,
+    nr::SET_SEGMENT_BASE => |v: &mut Vcpu, _d: &mut Domain, r: &mut Regs| set_segment_base(v, r.rdi as u32, r.rsi),
+    nr::SCHED_OP => |v: &mut Vcpu, d: &mut Domain, r: &mut Regs| {
         let (cmd, arg) = (r.rdi as u32, r.rsi);
-        sched_op(d, r, cmd, arg)
+        sched_op(v, d, r, cmd, arg)
     },
-    nr::CALLBACK_OP => |d: &mut Domain, r: &mut Regs| callback_op(d, r.rdi as u32, r.rsi),
-    nr::UPDATE_VA_MAPPING => |d: &mut Domain, r: &mut Regs| update_va_mapping(d, r.rdi, r.rsi, r.rdx),
+    nr::CALLBACK_OP => |v: &mut Vcpu, _d: &mut Domain, r: &mut Regs| callback_op(v, r.rdi as u32, r.rsi),
+    nr::UPDATE_VA_MAPPING => |v: &mut Vcpu, d: &mut Domain, r: &mut Regs| update_va_mapping(v, d, r.rdi, r.rsi, r.rdx),
     nr::MMU_UPDATE => mmu_update,
     nr::MMUEXT_OP => mmuext_op,
     nr::MULTICALL => multicall,
-    nr::SET_GDT => |d: &mut Domain, r: &mut Regs| set_gdt(d, r.rdi, r.rsi as u32 as u64),
-    nr::EVENT_CHANNEL_OP => |d: &mut Domain, r: &mut Regs| event_channel_op(d, r.rdi as u32, r.rsi),
+    nr::SET_GDT => |v: &mut Vcpu, d: &mut Domain, r: &mut Regs| set_gdt(v, d, r.rdi, r.rsi as u32 as u64),
+    nr::EVENT_CHANNEL_OP => |v: &mut Vcpu, d: &mut Domain, r: &mut Regs| event_channel_op(v, d, r.rdi as u32, r.rsi),
     nr::GRANT_TABLE_OP => grant_table_op,
-    nr::SET_TIMER_OP => |d: &mut Domain, r: &mut Regs| set_timer_op(d, r.rdi),
-    nr::DOMCTL => |d: &mut Domain, r: &mut Regs| audit::domctl(d, r.rdi),
-    nr::MEMORY_OP => |d: &mut Domain, r: &mut Regs| control::memory_op(d, r.rdi as u32, r.rsi),
-    nr::SYSCTL => |d: &mut Domain, r: &mut Regs| control::sysctl(d, r.rdi),
-    nr::VCPU_OP => |d: &mut Domain, r: &mut Regs| vcpu_op(d, r.rdi as u32, r.rsi as u32, r.rdx),
-    nr::UPDATE_DESCRIPTOR => |d: &mut Domain, r: &mut Regs| update_descriptor(d, r.rdi, r.rsi),
+    nr::SET_TIMER_OP => |v: &mut Vcpu, _d: &mut Domain, r: &mut Regs| set_timer_op(v, r.rdi),
+    nr::DOMCTL => |v: &mut Vcpu, d: &mut Domain, r: &mut Regs| audit::domctl(v, d, r.rdi),
+    nr::MEMORY_OP => |v: &mut Vcpu, d: &mut Domain, r: &mut Regs| control::memory_op(v, d, r.rdi as u32, r.rsi),
+    nr::SYSCTL => |v: &mut Vcpu, d: &mut Domain, r: &mut Regs| control::sysctl(v, d, r.rdi),
+    nr::VCPU_OP => |v: &mut Vcpu, d: &mut Domain, r: &mut Regs| vcpu_op(v, d, r.rdi as u32, r.rsi as u32, r.rdx),
+    nr::UPDATE_DESCRIPTOR => |v: &mut Vcpu, d: &mut Domain, r: &mut Regs| update_descriptor(v, d, r.rdi, r.rsi),
 }
 
 /// A hypercall has a handler exactly when the table says it exists.
@@ -166,13 +166,13 @@ fn continue_later(regs: &mut CpuUserRegs, op: u64) -> u64 {
 /// Trap-table entries handled per call before a continuation.
 const TRAPS_PER_CALL: u64 = 64;
 
-fn set_trap_table(d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
+fn set_trap_table(v: &mut Vcpu, regs: &mut CpuUserRegs) -> Ret {
     let mut ptr = regs.rdi;
     if ptr == 0 {
-        d.vcpu.traps = [TrapInfo::default(); 256];
+        v.traps = [TrapInfo::default(); 256];
         return 0;
     }
-    let mem = d.kernel_mem();
+    let mem = v.kernel_mem();
     for i in 0..TRAPS_PER_CALL {
         if i > 0 && preempt_due() {
             break;
@@ -185,26 +185,26 @@ fn set_trap_table(d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
             return -EINVAL;
         }
         let ti = TrapInfo { vector: t.vector, flags: t.flags, cs: t.cs, address: t.address };
-        d.vcpu.traps[ti.vector as usize] = ti;
+        v.traps[ti.vector as usize] = ti;
         ptr += core::mem::size_of::<xen_public::vcpu::TrapInfo>() as u64;
     }
     regs.rdi = ptr;
     continue_later(regs, nr::SET_TRAP_TABLE) as i64
 }
 
-fn stack_switch(d: &mut Domain, ss: u64, sp: u64) -> Ret {
+fn stack_switch(v: &mut Vcpu, ss: u64, sp: u64) -> Ret {
     // Xen forces the stack selector's RPL for the guest; ring 3 here.
-    d.vcpu.kernel_ss = ss | 3;
-    d.vcpu.kernel_sp = sp;
+    v.kernel_ss = ss | 3;
+    v.kernel_sp = sp;
     0
 }
 
-fn set_callbacks(d: &mut Domain, event: u64, failsafe: u64, syscall: u64) -> Ret {
+fn set_callbacks(v: &mut Vcpu, event: u64, failsafe: u64, syscall: u64) -> Ret {
     // As in Xen, each registration that fails (non-canonical) is ignored
     // and the hypercall still returns 0.
-    let _ = register_callback(d, CALLBACKTYPE_EVENT, 0, event);
-    let _ = register_callback(d, CALLBACKTYPE_FAILSAFE, 0, failsafe);
-    let _ = register_callback(d, CALLBACKTYPE_SYSCALL, 0, syscall);
+    let _ = register_callback(v, CALLBACKTYPE_EVENT, 0, event);
+    let _ = register_callback(v, CALLBACKTYPE_FAILSAFE, 0, failsafe);
+    let _ = register_callback(v, CALLBACKTYPE_SYSCALL, 0, syscall);
     0
 }
 
@@ -216,11 +216,10 @@ const CALLBACKTYPE_NMI: u16 = 4;
 const CALLBACKTYPE_SYSCALL32: u16 = 7;
 const CALLBACKF_MASK_EVENTS: u16 = 1;
 
-fn register_callback(d: &mut Domain, kind: u16, flags: u16, address: u64) -> Ret {
+fn register_callback(v: &mut Vcpu, kind: u16, flags: u16, address: u64) -> Ret {
     if !is_canonical(address) {
         return -EINVAL;
     }
-    let v = &mut d.vcpu;
     match kind {
         CALLBACKTYPE_EVENT => v.event_callback = address,
         CALLBACKTYPE_FAILSAFE => v.failsafe_callback = address,
@@ -237,20 +236,20 @@ fn register_callback(d: &mut Domain, kind: u16, flags: u16, address: u64) -> Ret
     0
 }
 
-fn callback_op(d: &mut Domain, cmd: u32, arg: u64) -> Ret {
+fn callback_op(v: &mut Vcpu, cmd: u32, arg: u64) -> Ret {
     const CALLBACKOP_REGISTER: u32 = 0;
     const CALLBACKOP_UNREGISTER: u32 = 1;
-    let mem = d.kernel_mem();
+    let mem = v.kernel_mem();
     match cmd {
         CALLBACKOP_REGISTER => {
             let Ok(c) = mem.copy_from::<xen_public::callback::CallbackRegister>(arg) else { return -EFAULT };
-            register_callback(d, c.type_, c.flags, c.address)
+            register_callback(v, c.type_, c.flags, c.address)
         }
         CALLBACKOP_UNREGISTER => {
             let Ok(c) = mem.copy_from::<xen_public::callback::CallbackUnregister>(arg) else { return -EFAULT };
             match c.type_ {
                 CALLBACKTYPE_NMI => {
-                    d.vcpu.traps[2] = TrapInfo::default();
+                    v.traps[2] = TrapInfo::default();
                     0
                 }
                 CALLBACKTYPE_EVENT | CALLBACKTYPE_FAILSAFE | CALLBACKTYPE_SYSCALL | CALLBACKTYPE_SYSCALL32 | CALLBACKTYPE_SYSENTER => -EINVAL,
@@ -261,8 +260,8 @@ fn callback_op(d: &mut Domain, cmd: u32, arg: u64) -> Ret {
     }
 }
 
-fn fpu_taskswitch(d: &mut Domain, set: u64) -> Ret {
-    d.vcpu.fpu_ts = set as u32 != 0;
+fn fpu_taskswitch(v: &mut Vcpu, set: u64) -> Ret {
+    v.fpu_ts = set as u32 != 0;
     0
 }
 
@@ -286,7 +285,7 @@ fn vm_assist(d: &mut Domain, cmd: u32, kind: u32) -> Ret {
     0
 }
 
-fn set_segment_base(d: &mut Domain, which: u32, base: u64) -> Ret {
+fn set_segment_base(v: &mut Vcpu, which: u32, base: u64) -> Ret {
     const SEGBASE_FS: u32 = 0;
     const SEGBASE_GS_USER: u32 = 1;
     const SEGBASE_GS_KERNEL: u32 = 2;
@@ -295,28 +294,28 @@ fn set_segment_base(d: &mut Domain, which: u32, base: u64) -> Ret {
     match which {
         SEGBASE_FS | SEGBASE_GS_USER | SEGBASE_GS_KERNEL if !canonical => -EINVAL,
         SEGBASE_FS => {
-            d.vcpu.fs_base = base;
+            v.fs_base = base;
             0
         }
         SEGBASE_GS_USER => {
-            d.vcpu.gs_base_user = base;
+            v.gs_base_user = base;
             0
         }
         SEGBASE_GS_KERNEL => {
-            d.vcpu.gs_base_kernel = base;
+            v.gs_base_kernel = base;
             0
         }
         SEGBASE_GS_USER_SEL => {
             // Every selector a guest can name in xen-core's GDT is flat (or
             // NUL, or faults and is NULed, as in Xen): the base becomes 0.
-            d.vcpu.gs_base_user = 0;
+            v.gs_base_user = 0;
             0
         }
         _ => -EINVAL,
     }
 }
 
-fn sched_op(d: &mut Domain, regs: &CpuUserRegs, cmd: u32, arg: u64) -> Ret {
+fn sched_op(v: &mut Vcpu, d: &mut Domain, regs: &CpuUserRegs, cmd: u32, arg: u64) -> Ret {
     use xen_public::{SCHEDOP_BLOCK, SCHEDOP_POLL, SCHEDOP_SHUTDOWN, SCHEDOP_YIELD};
     match u64::from(cmd) {
         SCHEDOP_YIELD => {
@@ -327,15 +326,15 @@ fn sched_op(d: &mut Domain, regs: &CpuUserRegs, cmd: u32, arg: u64) -> Ret {
             // As Xen: blocking re-enables event delivery, then sleeps until
             // an upcall is deliverable (the scheduler ends the block at once
             // if one already is).
-            d.vcpu.upcall_mask = false;
-            d.clear_upcall_mask();
-            d.block(None);
+            v.upcall_mask = false;
+            d.clear_upcall_mask(v);
+            v.block(None);
             0
         }
-        SCHEDOP_POLL => poll(d, arg),
+        SCHEDOP_POLL => poll(v, d, arg),
         SCHEDOP_SHUTDOWN => {
-            let Ok(xen_public::sched::SchedShutdown { reason }) = d.kernel_mem().copy_from(arg) else { return -EFAULT };
-            d.shutdown(regs, reason);
+            let Ok(xen_public::sched::SchedShutdown { reason }) = v.kernel_mem().copy_from(arg) else { return -EFAULT };
+            d.shutdown(v, regs, reason);
             0
         }
         _ => -ENOSYS,
@@ -347,7 +346,7 @@ const CONSOLE_CHUNK: usize = 256;
 /// Bytes written per call before a continuation.
 const CONSOLE_PER_CALL: u64 = 16 * 1024;
 
-fn console_io(d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
+fn console_io(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
     use xen_public::{CONSOLEIO_READ, CONSOLEIO_WRITE};
     let (cmd, count, buf) = (regs.rdi as u32, regs.rsi, regs.rdx);
     // Release Xen 4.17 (XSM dummy policy) serves the console to the
@@ -357,7 +356,7 @@ fn console_io(d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
     if !d.privileged {
         return -EPERM;
     }
-    let mem = d.kernel_mem();
+    let mem = v.kernel_mem();
     match u64::from(cmd) {
         CONSOLEIO_WRITE => {
             let mut done = 0u64;
@@ -400,9 +399,9 @@ fn copy_str(mem: &GuestMem, va: u64, s: &str, size: usize) -> Ret {
     0
 }
 
-fn xen_version(d: &mut Domain, cmd: u32, arg: u64) -> Ret {
+fn xen_version(v: &mut Vcpu, d: &mut Domain, cmd: u32, arg: u64) -> Ret {
     use xen_public::*;
-    let mem = d.kernel_mem();
+    let mem = v.kernel_mem();
     match u64::from(cmd) {
         XENVER_VERSION => i64::from((XEN_MAJOR << 16) | XEN_MINOR),
         XENVER_EXTRAVERSION => copy_str(&mem, arg, "-xen-core", 16),
@@ -471,27 +470,29 @@ use mmu::{mmu_update, mmuext_op, multicall, set_gdt, update_descriptor, update_v
 
 /// `set_timer_op(timeout)`: a single-shot timer at absolute system time
 /// `timeout` (ns), delivered as VIRQ_TIMER; 0 cancels.
-fn set_timer_op(d: &mut Domain, timeout: u64) -> Ret {
-    d.set_timer(timeout);
+fn set_timer_op(v: &mut Vcpu, timeout: u64) -> Ret {
+    v.set_timer(timeout);
     0
 }
 
 /// `vcpu_op(cmd, vcpuid, arg)`: the single-shot timer commands; the rest
 /// -ENOSYS.
-fn vcpu_op(d: &mut Domain, cmd: u32, vcpu: u32, arg: u64) -> Ret {
+fn vcpu_op(v: &mut Vcpu, d: &mut Domain, cmd: u32, vcpu: u32, arg: u64) -> Ret {
     const SET_SINGLESHOT_TIMER: u32 = 8;
     const STOP_SINGLESHOT_TIMER: u32 = 9;
-    if vcpu != 0 {
+    if vcpu >= d.max_vcpus {
         return -xen_public::errno::ENOENT;
     }
     match cmd {
+        // As Xen: a vCPU sets and stops only its own timer.
+        SET_SINGLESHOT_TIMER | STOP_SINGLESHOT_TIMER if vcpu != v.vcpu_id => -EINVAL,
         SET_SINGLESHOT_TIMER => {
-            let Ok(t) = d.kernel_mem().copy_from::<xen_public::vcpu::VcpuSetSingleshotTimer>(arg) else { return -EFAULT };
+            let Ok(t) = v.kernel_mem().copy_from::<xen_public::vcpu::VcpuSetSingleshotTimer>(arg) else { return -EFAULT };
             // As Xen 4.17, VCPU_SSHOTTMR_future is ignored: a deadline in
             // the past fires at once instead of failing with -ETIME.
-            set_timer_op(d, t.timeout_abs_ns)
+            set_timer_op(v, t.timeout_abs_ns)
         }
-        STOP_SINGLESHOT_TIMER => set_timer_op(d, 0),
+        STOP_SINGLESHOT_TIMER => set_timer_op(v, 0),
         _ => -ENOSYS,
     }
 }

@@ -8,16 +8,18 @@
 
 use super::*;
 use crate::domain::context::{VcpuGuestContext, vgcf};
+use crate::guest::Guest;
 use xen_public::vcpu as wire;
 
-/// XEN_DOMCTL_setvcpucontext on `o` with the context `ctx` (`None`: the
-/// NULL handle, a vCPU reset).
-pub(super) fn set(o: &mut Domain, vcpu: u32, ctx: Option<&wire::VcpuGuestContext>) -> Ret {
-    if vcpu >= o.max_vcpus || !o.vcpu_created {
+/// XEN_DOMCTL_setvcpucontext on vCPU `vcpu` of `g` with the context `ctx`
+/// (`None`: the NULL handle, a vCPU reset).
+pub(super) fn set(g: &mut Guest, vcpu: u32, ctx: Option<&wire::VcpuGuestContext>) -> Ret {
+    let Guest { domain: o, vcpus } = g;
+    let Some(v) = vcpus.get_mut(vcpu as usize).filter(|_| vcpu < o.max_vcpus && o.vcpu_created) else {
         return -EINVAL;
-    }
+    };
     let Some(raw) = ctx else {
-        reset(o);
+        reset(v, o);
         return 0;
     };
     let c = VcpuGuestContext::parse(raw);
@@ -26,11 +28,11 @@ pub(super) fn set(o: &mut Domain, vcpu: u32, ctx: Option<&wire::VcpuGuestContext
     }
     let cr3 = c.ctrlreg[3] >> 12;
     let user_cr3 = c.ctrlreg[1] >> 12;
-    if o.vcpu.vcpu_up && (cr3 << 12 != o.vcpu.guest_table || user_cr3 << 12 != o.vcpu.guest_table_user) {
+    if v.vcpu_up && (cr3 << 12 != v.guest_table || user_cr3 << 12 != v.guest_table_user) {
         // An initialised vCPU keeps its page tables (Xen compares them).
         return -EINVAL;
     }
-    if !o.vcpu.vcpu_up {
+    if !v.vcpu_up {
         if cr3 == 0 {
             return -EINVAL;
         }
@@ -46,99 +48,101 @@ pub(super) fn set(o: &mut Domain, vcpu: u32, ctx: Option<&wire::VcpuGuestContext
             let _ = mmu::switch_base(o, 0, cr3 << 12);
             return super::restart_or_einval(e);
         }
-        o.vcpu.guest_table = cr3 << 12;
-        o.vcpu.guest_table_user = user_cr3 << 12;
-        o.vcpu.has_user_table = user_cr3 != 0;
+        v.guest_table = cr3 << 12;
+        v.guest_table_user = user_cr3 << 12;
+        v.has_user_table = user_cr3 != 0;
     }
-    apply(o, &c);
+    apply(v, o, &c);
     0
 }
 
-/// Take the decoded context into the vCPU (already checked).
-fn apply(o: &mut Domain, c: &VcpuGuestContext) {
-    o.vcpu.traps = c.traps;
-    o.vcpu.event_callback = c.callbacks[0];
-    o.vcpu.failsafe_callback = c.callbacks[1];
-    o.vcpu.syscall_callback = c.callbacks[2];
-    o.vcpu.syscall_masks_events = c.flags & vgcf::SYSCALL_DISABLES_EVENTS != 0;
-    o.vcpu.kernel_ss = c.kernel_ss | 3;
-    o.vcpu.kernel_sp = c.kernel_sp;
-    o.vcpu.kernel_mode = c.flags & vgcf::IN_KERNEL != 0;
+/// Take the decoded context into `v`, a vCPU of `o` (already checked).
+fn apply(v: &mut Vcpu, o: &mut Domain, c: &VcpuGuestContext) {
+    v.traps = c.traps;
+    v.event_callback = c.callbacks[0];
+    v.failsafe_callback = c.callbacks[1];
+    v.syscall_callback = c.callbacks[2];
+    v.syscall_masks_events = c.flags & vgcf::SYSCALL_DISABLES_EVENTS != 0;
+    v.kernel_ss = c.kernel_ss | 3;
+    v.kernel_sp = c.kernel_sp;
+    v.kernel_mode = c.flags & vgcf::IN_KERNEL != 0;
     o.vm_assist = c.vm_assist & VMASST_VALID;
-    [o.vcpu.fs_base, o.vcpu.gs_base_kernel, o.vcpu.gs_base_user] = c.bases;
-    o.vcpu.regs = c.regs;
+    [v.fs_base, v.gs_base_kernel, v.gs_base_user] = c.bases;
+    v.regs = c.regs;
     if c.ldt.1 != 0 {
-        let _ = mmu::set_ldt(o, c.ldt.0, c.ldt.1);
+        let _ = mmu::set_ldt(v, o, c.ldt.0, c.ldt.1);
     }
-    o.vcpu.vcpu_up = c.flags & vgcf::ONLINE != 0;
-    o.init_shared();
+    v.vcpu_up = c.flags & vgcf::ONLINE != 0;
+    o.init_shared(v);
 }
 
 /// A NULL context: the vCPU goes back to its state before any context.
-fn reset(o: &mut Domain) {
-    mmu::release_vcpu_refs(o);
-    o.vcpu.reset_guest_visible();
+fn reset(v: &mut Vcpu, o: &mut Domain) {
+    mmu::release_vcpu_refs(v, o);
+    v.reset_guest_visible();
 }
 
-/// XEN_DOMCTL_getvcpucontext of `o` into `out`.
-pub(super) fn get(o: &Domain, vcpu: u32, out: &mut wire::VcpuGuestContext) -> Ret {
-    if vcpu >= o.max_vcpus || !o.vcpu_created {
+/// XEN_DOMCTL_getvcpucontext of vCPU `vcpu` of `g` into `out`.
+pub(super) fn get(g: &Guest, vcpu: u32, out: &mut wire::VcpuGuestContext) -> Ret {
+    let o = &g.domain;
+    let Some(v) = g.vcpus.get(vcpu as usize).filter(|_| vcpu < o.max_vcpus && o.vcpu_created) else {
         return -EINVAL;
-    }
-    if !o.vcpu.vcpu_up && o.vcpu.guest_table == 0 {
+    };
+    if !v.vcpu_up && v.guest_table == 0 {
         return -xen_public::errno::ENODATA;
     }
     let mut flags = vgcf::I387_VALID;
-    if o.vcpu.vcpu_up {
+    if v.vcpu_up {
         flags |= vgcf::ONLINE;
     }
-    if o.vcpu.kernel_mode {
+    if v.kernel_mode {
         flags |= vgcf::IN_KERNEL;
     }
-    if o.vcpu.syscall_masks_events {
+    if v.syscall_masks_events {
         flags |= vgcf::SYSCALL_DISABLES_EVENTS;
     }
     let mut ctrlreg = [0u64; 8];
-    ctrlreg[3] = o.vcpu.guest_table;
-    ctrlreg[1] = o.vcpu.guest_table_user;
+    ctrlreg[3] = v.guest_table;
+    ctrlreg[1] = v.guest_table_user;
     let mut gdt_frames = [0u64; 16];
-    gdt_frames[..14].copy_from_slice(&o.vcpu.gdt_frames);
+    gdt_frames[..14].copy_from_slice(&v.gdt_frames);
     let c = VcpuGuestContext {
         flags,
-        regs: o.vcpu.regs,
-        saved_upcall_mask: u8::from(o.vcpu.upcall_mask),
-        traps: o.vcpu.traps,
-        ldt: o.vcpu.ldt,
+        regs: v.regs,
+        saved_upcall_mask: u8::from(v.upcall_mask),
+        traps: v.traps,
+        ldt: v.ldt,
         gdt_frames,
-        gdt_ents: o.vcpu.gdt_ents,
-        kernel_ss: o.vcpu.kernel_ss,
-        kernel_sp: o.vcpu.kernel_sp,
+        gdt_ents: v.gdt_ents,
+        kernel_ss: v.kernel_ss,
+        kernel_sp: v.kernel_sp,
         ctrlreg,
-        callbacks: [o.vcpu.event_callback, o.vcpu.failsafe_callback, o.vcpu.syscall_callback],
+        callbacks: [v.event_callback, v.failsafe_callback, v.syscall_callback],
         vm_assist: o.vm_assist,
-        bases: [o.vcpu.fs_base, o.vcpu.gs_base_kernel, o.vcpu.gs_base_user],
+        bases: [v.fs_base, v.gs_base_kernel, v.gs_base_user],
     };
     *out = c.encode();
     0
 }
 
-/// XEN_DOMCTL_getvcpuinfo of `o` into the domctl's union at `u`:
-/// online, blocked, running, cpu_time, cpu.
-pub(super) fn info(o: &Domain, running: bool, u: &mut xen_public::domctl::XenDomctlGetvcpuinfo) -> Ret {
+/// XEN_DOMCTL_getvcpuinfo of `o` (whose vCPUs at hand are `vcpus`) into
+/// the domctl's union at `u`: online, blocked, running, cpu_time, cpu.
+pub(super) fn info(o: &Domain, vcpus: &[Vcpu], running: bool, u: &mut xen_public::domctl::XenDomctlGetvcpuinfo) -> Ret {
     if u.vcpu >= o.max_vcpus {
         return -EINVAL;
     }
     if !o.vcpu_created {
         return -ESRCH;
     }
+    let Some(v) = vcpus.get(u.vcpu as usize) else { return -EINVAL };
     // A vCPU running right now (on this or another CPU) has also used the
     // time since it was last switched in.
     let live = crate::schedule::running_on(o.slot);
     let now = crate::guest::system_time();
-    u.online = u8::from(o.vcpu.vcpu_up);
-    u.blocked = u8::from(o.vcpu.blocked);
+    u.online = u8::from(v.vcpu_up);
+    u.blocked = u8::from(v.blocked);
     u.running = u8::from(running || live.is_some());
-    u.cpu_time = o.vcpu.cpu_time + live.map_or(0, |(_, since)| now.saturating_sub(since));
-    u.cpu = live.map_or(o.vcpu.last_cpu, |(cpu, _)| cpu) as u32;
+    u.cpu_time = v.cpu_time + live.map_or(0, |(_, since)| now.saturating_sub(since));
+    u.cpu = live.map_or(v.last_cpu, |(cpu, _)| cpu) as u32;
     0
 }
