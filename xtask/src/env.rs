@@ -42,12 +42,16 @@ pub fn ensure_system_tools() -> Result<(), String> {
 /// The channel `rust-toolchain.toml` pins (`channel = "..."`).
 pub fn pinned_channel(root: &Path) -> Result<String, String> {
     let text = std::fs::read_to_string(root.join("rust-toolchain.toml")).map_err(|e| format!("rust-toolchain.toml: {e}"))?;
+    channel_in(&text).ok_or_else(|| "rust-toolchain.toml names no channel".into())
+}
+
+/// The value of the first `channel = "..."` line of a toolchain file.
+fn channel_in(text: &str) -> Option<String> {
     text.lines()
         .filter_map(|l| l.trim().strip_prefix("channel"))
         .filter_map(|rest| rest.trim_start().strip_prefix('='))
         .map(|v| v.trim().trim_matches('"').to_string())
-        .next()
-        .ok_or_else(|| "rust-toolchain.toml names no channel".into())
+        .find(|v| !v.is_empty())
 }
 
 /// Make sure the pinned toolchain has the bare-metal target and the lint
@@ -77,5 +81,30 @@ pub fn ensure_rust_target(root: &Path) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("could not add x86_64-unknown-none to {channel}; run `rustup target add --toolchain {channel} x86_64-unknown-none`"))
+    }
+}
+
+#[cfg(test)]
+mod unit {
+    use super::channel_in;
+
+    #[test]
+    fn reads_the_pinned_channel() {
+        let toml = "[toolchain]\nchannel = \"1.95.0\"\ntargets = [\"x86_64-unknown-none\"]\n";
+        assert_eq!(channel_in(toml).as_deref(), Some("1.95.0"));
+        assert_eq!(channel_in("[toolchain]\n  channel=\"nightly-2026-01-01\"  \n").as_deref(), Some("nightly-2026-01-01"));
+    }
+
+    #[test]
+    fn no_channel_line_is_none() {
+        assert_eq!(channel_in("[toolchain]\ntargets = [\"x86_64-unknown-none\"]\n"), None);
+        assert_eq!(channel_in("channel = \"\"\n"), None);
+        assert_eq!(channel_in("channels = 3\n"), None, "a longer key is not `channel`");
+    }
+
+    #[test]
+    fn the_repository_pins_a_channel() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        assert!(super::pinned_channel(&root).is_ok_and(|c| !c.is_empty()));
     }
 }

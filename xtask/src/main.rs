@@ -1,6 +1,6 @@
 //! `cargo xtask`: the project's build, boot and test driver (host side,
 //! std only). Commands: build, iso, run, test, conformance, bench, lint,
-//! fuzz. The command line is [`Cli`] (clap's derive API); `cargo xtask help`
+//! fuzz, newcomer. The command line is [`Cli`] (clap's derive API); `cargo xtask help`
 //! prints it.
 
 mod bench;
@@ -9,6 +9,7 @@ mod env;
 mod fuzz;
 mod image;
 mod lint;
+mod newcomer;
 mod qemu;
 mod tests;
 mod xen;
@@ -56,6 +57,10 @@ pub enum Command {
     #[command(after_help = "Runs on 2 CPUs by default, audited after every batch; prints calls/s, audits, canary, \
                             first failure. Replay a failure with --only K --seeds A,B --verbose FROM.")]
     Fuzz(fuzz::FuzzOptions),
+    /// A newcomer's first `cargo xtask build`, on a private toolchain that
+    /// lacks x86_64-unknown-none (under target/newcomer/).
+    #[command(after_help = "Ends with 'newcomer: PASSED' or 'newcomer: FAILED' and the reason. Never touches ~/.rustup or ~/.cargo.")]
+    Newcomer(newcomer::NewcomerArgs),
 }
 
 /// `build` and `iso`: which profile to build the kernels with.
@@ -99,6 +104,7 @@ fn main() -> ExitCode {
         Command::Bench(a) => bench::command(&a),
         Command::Lint => lint::command(),
         Command::Fuzz(a) => fuzz::command(a),
+        Command::Newcomer(a) => newcomer::command(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -129,6 +135,13 @@ mod cli_tests {
         assert!(matches!(parse(&["build", "--debug"]), Ok(Command::Build(ProfileArgs { debug: true }))));
         assert!(matches!(parse(&["iso", "--debug"]), Ok(Command::Iso(ProfileArgs { debug: true }))));
         assert!(matches!(parse(&["lint"]), Ok(Command::Lint)));
+    }
+
+    #[test]
+    fn newcomer_takes_fresh() {
+        assert!(matches!(parse(&["newcomer"]), Ok(Command::Newcomer(newcomer::NewcomerArgs { fresh: false }))));
+        assert!(matches!(parse(&["newcomer", "--fresh"]), Ok(Command::Newcomer(newcomer::NewcomerArgs { fresh: true }))));
+        assert!(parse(&["newcomer", "--bogus"]).is_err());
     }
 
     #[test]
