@@ -20,8 +20,8 @@ use crate::{console, hypercall, printk};
 
 /// What a domain slot holds: the domain and its vCPUs side by side (Xen's
 /// `struct domain` and its `d->vcpu[]`), so that a hypercall can hold the
-/// calling vCPU and its domain at once. One vCPU so far; nothing outside
-/// [`Guest::vcpu0`] and the builder assumes it.
+/// calling vCPU and its domain at once. One vCPU so far
+/// ([`MAX_VCPUS`]); the scheduler and the handlers name vCPUs by id.
 pub struct Guest {
     /// The domain-wide state.
     pub domain: Domain,
@@ -44,16 +44,15 @@ impl Guest {
         Guest { domain, vcpus }
     }
 
-    /// vCPU 0 and the domain, borrowed together.
-    pub fn vcpu0(&mut self) -> (&mut Vcpu, &mut Domain) {
-        let [v] = &mut self.vcpus;
+    /// vCPU `vcpu_id` and the domain, borrowed together. An id past the
+    /// domain's vCPUs is a hypervisor bug (the scheduler only names vCPUs
+    /// that exist) and stops the machine.
+    pub fn vcpu(&mut self, vcpu_id: usize) -> (&mut Vcpu, &mut Domain) {
+        let domid = self.domain.domid;
+        let Some(v) = self.vcpus.get_mut(vcpu_id) else {
+            crate::setup::fatal(format_args!("d{domid}: no vCPU {vcpu_id}"));
+        };
         (v, &mut self.domain)
-    }
-
-    /// Whether the domain's vCPU 0 may run now.
-    pub fn runnable(&self) -> bool {
-        let [v] = &self.vcpus;
-        self.domain.runnable(v)
     }
 
     /// Move the domain (and its vCPUs) to slot `slot`.
@@ -328,7 +327,7 @@ impl Vcpu {
     fn sync_deadline(&self) {
         let poll = self.poll.map_or(0, |p| p.deadline);
         let d = [self.timer_deadline, poll].into_iter().filter(|&t| t != 0).min().unwrap_or(0);
-        crate::schedule::set_deadline(self.slot, d);
+        crate::schedule::set_deadline(crate::schedule::VcpuId::new(self.slot, self.vcpu_id as usize), d);
     }
 
     /// Set (or cancel, with 0) the single-shot timer.
@@ -595,19 +594,22 @@ pub fn start(dom: Guest, regs: CpuUserRegs) -> ! {
     crate::schedule::start(dom, regs)
 }
 
-/// The running domain's slot, locked.
-fn running() -> spin::MutexGuard<'static, Option<crate::arch::x86_64::frame_box::FrameBox<Guest>>> {
-    crate::schedule::DOMAINS[crate::schedule::current()].lock()
+/// The running vCPU's domain slot, locked, and the vCPU's id.
+fn running() -> (spin::MutexGuard<'static, Option<crate::arch::x86_64::frame_box::FrameBox<Guest>>>, usize) {
+    let Some(me) = crate::schedule::current_vcpu() else {
+        crate::setup::fatal(format_args!("guest entry with no vCPU running"));
+    };
+    (crate::schedule::DOMAINS[me.slot()].lock(), me.vcpu_id())
 }
 
 /// SYSCALL from a guest: a hypercall from kernel mode, a bounce to the
 /// syscall callback from user mode.
 pub fn handle_syscall(regs: &mut CpuUserRegs) {
-    let mut guard = running();
+    let (mut guard, me) = running();
     let Some(g) = guard.as_mut() else {
         crate::setup::fatal(format_args!("SYSCALL with no guest running"));
     };
-    let (v, d) = g.vcpu0();
+    let (v, d) = g.vcpu(me);
     if v.kernel_mode {
         regs.rax = hypercall::dispatch(v, d, regs);
     } else {
@@ -621,7 +623,7 @@ pub fn handle_syscall(regs: &mut CpuUserRegs) {
 /// fire timers, deliver events, maybe switch.
 pub fn handle_interrupt(regs: &mut CpuUserRegs) {
     // A guest was running, so no hypervisor path holds its lock.
-    crate::schedule::resume(running(), regs);
+    crate::schedule::resume(running().0, regs);
 }
 
 /// Vectors whose exceptions push an error code.
@@ -632,11 +634,11 @@ const fn has_error_code(v: u64) -> bool {
 /// An exception raised while a guest ran: reflect it to the guest's trap
 /// table, as Xen does.
 pub fn handle_exception(regs: &mut CpuUserRegs) {
-    let mut guard = running();
+    let (mut guard, me) = running();
     let Some(g) = guard.as_mut() else {
         crate::setup::fatal(format_args!("guest exception with no guest running"));
     };
-    let (v, d) = g.vcpu0();
+    let (v, d) = g.vcpu(me);
     let vector = regs.entry_vector as u8;
     let (short, _) = vector_name(regs.entry_vector);
     log::debug!("d{} trap {vector} ({short}) err {:#x} at {:#x}", d.domid, regs.error_code, regs.rip);

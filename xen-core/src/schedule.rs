@@ -1,6 +1,11 @@
-//! Running domains on every CPU: the domain slots, the hypervisor lock,
-//! the credit scheduler that picks among domains, context switches, the
-//! idle loop and the IPIs that connect CPUs.
+//! Running vCPUs on every CPU: the domain slots, the hypervisor lock, the
+//! credit scheduler that picks among vCPUs, context switches, the idle
+//! loop and the IPIs that connect CPUs.
+//!
+//! The scheduler's unit is the vCPU ([`VcpuId`]: a slot and a vcpu_id).
+//! Credit, wake deadlines, which CPU runs what, which CPU has whose
+//! descriptor tables loaded and whose TLB may be stale are all per vCPU;
+//! weight and cap are per domain, set on each of its vCPUs.
 //!
 //! Invariants:
 //! - a domain lives in one slot of [`DOMAINS`] from creation to destruction,
@@ -12,7 +17,7 @@
 //!   parallel; their hypercalls are serialised. So slot locks never wait on
 //!   each other, and a domain's state never changes under a CPU that holds
 //!   the lock;
-//! - a domain runs on at most one CPU: [`RUNNING_ON`] names it. Its
+//! - a vCPU runs on at most one CPU: [`RUNNING_ON`] names it. Its
 //!   registers are then the guest frame on top of that CPU's ring-0 stack
 //!   and its FPU/SSE state is in that CPU; otherwise they are in its
 //!   vCPU's `Vcpu::regs` and `Vcpu::fpu`;
@@ -33,7 +38,7 @@ use crate::arch::x86_64::entry::this_cpu;
 use crate::arch::x86_64::frame_box::FrameBox;
 use crate::arch::x86_64::smp::{CPUS_ONLINE, MAX_CPUS};
 use crate::domain::vcpu::CpuUserRegs;
-use crate::guest::{Domain, Guest, system_time};
+use crate::guest::{Domain, Guest, MAX_VCPUS, system_time};
 use crate::sched::credit::{Credit, PERIOD_MS, Params};
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use spin::MutexGuard;
@@ -45,33 +50,75 @@ pub type Slot = spin::Mutex<Option<FrameBox<Guest>>>;
 /// Every domain, by slot; dom0 is in slot 0.
 pub static DOMAINS: [Slot; MAX_DOMAINS] = [const { spin::Mutex::new(None) }; MAX_DOMAINS];
 
+/// Every vCPU the scheduler can know: each slot's [`MAX_VCPUS`].
+pub const MAX_UNITS: usize = MAX_DOMAINS * MAX_VCPUS;
+
+/// A vCPU as the scheduler knows it: the slot of its domain and its
+/// vcpu_id, as one index (`slot * MAX_VCPUS + vcpu_id`) into the per-vCPU
+/// arrays below.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct VcpuId(usize);
+
+impl VcpuId {
+    /// vCPU `vcpu_id` of the domain in `slot`.
+    pub const fn new(slot: usize, vcpu_id: usize) -> VcpuId {
+        VcpuId(slot * MAX_VCPUS + vcpu_id)
+    }
+    /// From an index into the per-vCPU arrays.
+    const fn from_index(i: usize) -> VcpuId {
+        VcpuId(i)
+    }
+    /// The index into the per-vCPU arrays.
+    pub const fn index(self) -> usize {
+        self.0
+    }
+    /// The slot of its domain.
+    pub const fn slot(self) -> usize {
+        self.0 / MAX_VCPUS
+    }
+    /// Its id within its domain.
+    #[allow(clippy::modulo_one, reason = "MAX_VCPUS is 1 so far; the arithmetic is for more")]
+    pub const fn vcpu_id(self) -> usize {
+        self.0 % MAX_VCPUS
+    }
+    /// The vCPUs of the domain in `slot`.
+    pub fn of_domain(slot: usize) -> impl Iterator<Item = VcpuId> {
+        Self::of_slot(slot)
+    }
+    /// The vCPUs of the domain in `slot`.
+    fn of_slot(slot: usize) -> impl Iterator<Item = VcpuId> {
+        (0..MAX_VCPUS).map(move |v| VcpuId::new(slot, v))
+    }
+}
+
 const NO_DOMAIN: u32 = u32::MAX;
 /// The domid in each slot, or [`NO_DOMAIN`].
 static SLOT_DOMID: [AtomicU32; MAX_DOMAINS] = [const { AtomicU32::new(NO_DOMAIN) }; MAX_DOMAINS];
-/// Each slot's earliest wake deadline in system time (0: none).
-static DEADLINES: [AtomicU64; MAX_DOMAINS] = [const { AtomicU64::new(0) }; MAX_DOMAINS];
+/// Each vCPU's earliest wake deadline in system time (0: none).
+static DEADLINES: [AtomicU64; MAX_UNITS] = [const { AtomicU64::new(0) }; MAX_UNITS];
 const NR_CPUS: usize = MAX_CPUS as usize;
-/// No slot (an idle CPU), or no CPU (a domain not running).
+/// No vCPU (an idle CPU), or no CPU (a vCPU not running).
 const NONE: usize = usize::MAX;
-/// Per CPU: set when another domain may have become runnable, or the
+/// Per CPU: set when another vCPU may have become runnable, or the
 /// running one yielded: the next return to a guest goes through the
 /// scheduler.
 static RESCHEDULE: [AtomicBool; NR_CPUS] = [const { AtomicBool::new(false) }; NR_CPUS];
-/// Per CPU: the slot it runs, or [`NONE`].
+/// Per CPU: the vCPU ([`VcpuId::index`]) it runs, or [`NONE`].
 static CURRENT: [AtomicUsize; NR_CPUS] = [const { AtomicUsize::new(NONE) }; NR_CPUS];
-/// Per slot: the CPU running it, or [`NONE`].
-static RUNNING_ON: [AtomicUsize; MAX_DOMAINS] = [const { AtomicUsize::new(NONE) }; MAX_DOMAINS];
-/// Per CPU: the slot whose GDT and LDT are loaded in it ([`NONE`] if none).
+/// Per vCPU: the CPU running it, or [`NONE`].
+static RUNNING_ON: [AtomicUsize; MAX_UNITS] = [const { AtomicUsize::new(NONE) }; MAX_UNITS];
+/// Per CPU: the vCPU whose GDT and LDT are loaded in it ([`NONE`] if none).
 static LOADED: [AtomicUsize; NR_CPUS] = [const { AtomicUsize::new(NONE) }; NR_CPUS];
-/// Per CPU: end of the running domain's time slice (system time).
+/// Per CPU: end of the running vCPU's time slice (system time).
 static SLICE_END: [AtomicU64; NR_CPUS] = [const { AtomicU64::new(u64::MAX) }; NR_CPUS];
-/// Per CPU: when the running domain was last switched to (system time).
+/// Per CPU: when the running vCPU was last switched to (system time).
 static RUNNING_SINCE: [AtomicU64; NR_CPUS] = [const { AtomicU64::new(0) }; NR_CPUS];
 /// CPUs halted in the idle loop, one bit each.
 static IDLE_CPUS: AtomicU32 = AtomicU32::new(0);
-/// Per slot: another domain changed its page tables since it last ran; a
-/// CPU that switches to it without loading a new CR3 must flush.
-static STALE_TLB: [AtomicBool; MAX_DOMAINS] = [const { AtomicBool::new(false) }; MAX_DOMAINS];
+/// Per vCPU: another domain changed its domain's page tables since it
+/// last ran; a CPU that switches to it without loading a new CR3 must
+/// flush.
+static STALE_TLB: [AtomicBool; MAX_UNITS] = [const { AtomicBool::new(false) }; MAX_UNITS];
 /// Per CPU: a TLB flush was asked for and not yet done.
 static FLUSH_WANTED: [AtomicBool; NR_CPUS] = [const { AtomicBool::new(false) }; NR_CPUS];
 /// Domains in existence.
@@ -126,12 +173,13 @@ fn ipi_kick(cpu: usize) {
 /// its halt, or from its wait for the lock.
 pub fn flush_remote(domid: u16) {
     let Some(slot) = slot_of(domid) else { return };
-    STALE_TLB[slot].store(true, SeqCst);
-    let cpu = RUNNING_ON[slot].load(SeqCst);
-    if cpu == NONE || cpu == this_cpu() {
-        return;
+    for v in VcpuId::of_slot(slot) {
+        STALE_TLB[v.index()].store(true, SeqCst);
+        let cpu = RUNNING_ON[v.index()].load(SeqCst);
+        if cpu != NONE && cpu != this_cpu() {
+            flush_other_cpu(cpu);
+        }
     }
-    flush_other_cpu(cpu);
 }
 
 /// Make CPU `cpu` (not this one) flush its TLB, and wait until it has.
@@ -158,18 +206,23 @@ pub fn flush_cpus_since(stamp: u64) {
     }
 }
 
-/// The CPU running the domain in `slot`, and since when (system time).
-pub fn running_on(slot: usize) -> Option<(usize, u64)> {
-    let cpu = RUNNING_ON.get(slot)?.load(SeqCst);
+/// The CPU running vCPU `v`, and since when (system time).
+pub fn running_on(v: VcpuId) -> Option<(usize, u64)> {
+    let cpu = RUNNING_ON.get(v.index())?.load(SeqCst);
     (cpu != NONE).then(|| (cpu, RUNNING_SINCE[cpu].load(SeqCst)))
 }
 
-/// Whether the domain in `slot` runs on a CPU other than this one.
-pub fn running_elsewhere(slot: usize) -> bool {
-    RUNNING_ON.get(slot).is_some_and(|c| {
+/// Whether vCPU `v` runs on a CPU other than this one.
+fn running_elsewhere(v: VcpuId) -> bool {
+    RUNNING_ON.get(v.index()).is_some_and(|c| {
         let c = c.load(SeqCst);
         c != NONE && c != this_cpu()
     })
+}
+
+/// Whether any vCPU of the domain in `slot` runs on another CPU.
+fn domain_running_elsewhere(slot: usize) -> bool {
+    VcpuId::of_slot(slot).any(running_elsewhere)
 }
 
 /// Length of a time slice.
@@ -179,22 +232,28 @@ const MS: u64 = 1_000_000;
 /// The scheduler state shared by all CPUs: the credit policy and its
 /// clock (under the hypervisor lock, like everything else).
 struct RunState {
-    credit: Credit<MAX_DOMAINS>,
-    /// Per CPU: when its running slot was last charged.
+    /// The credit policy, over vCPUs ([`VcpuId::index`]).
+    credit: Credit<MAX_UNITS>,
+    /// Per CPU: when its running vCPU was last charged.
     last_charge: [u64; NR_CPUS],
-    /// Nanoseconds each slot ran but was not yet charged (under a ms).
-    carry: [u64; MAX_DOMAINS],
+    /// Nanoseconds each vCPU ran but was not yet charged (under a ms).
+    carry: [u64; MAX_UNITS],
     /// Start of the accounting period.
     period_start: u64,
 }
 
 /// Built in place (it is large): always `Some`; [`start`] sets its clock.
 static RUN: spin::Mutex<Option<RunState>> =
-    spin::Mutex::new(Some(RunState { credit: Credit::new(1), last_charge: [0; NR_CPUS], carry: [0; MAX_DOMAINS], period_start: 0 }));
+    spin::Mutex::new(Some(RunState { credit: Credit::new(1), last_charge: [0; NR_CPUS], carry: [0; MAX_UNITS], period_start: 0 }));
 
-/// The slot of the domain running on this CPU ([`NONE`] when idle).
+/// The vCPU running on this CPU (`None` when idle).
+pub fn current_vcpu() -> Option<VcpuId> {
+    Some(CURRENT[this_cpu()].load(SeqCst)).filter(|&i| i != NONE).map(VcpuId::from_index)
+}
+
+/// The slot of the domain whose vCPU runs on this CPU ([`NONE`] when idle).
 pub fn current() -> usize {
-    CURRENT[this_cpu()].load(SeqCst)
+    current_vcpu().map_or(NONE, VcpuId::slot)
 }
 
 /// The slot holding `domid`.
@@ -224,9 +283,11 @@ pub fn with_guest<R>(domid: u16, f: impl FnOnce(&mut Guest) -> R) -> Option<R> {
         return None;
     }
     let r = DOMAINS[slot].lock().as_mut().filter(|g| g.domain.domid == domid).map(|g| f(g));
-    let cpu = RUNNING_ON[slot].load(SeqCst);
-    if cpu != NONE {
-        ipi_kick(cpu);
+    for v in VcpuId::of_slot(slot) {
+        let cpu = RUNNING_ON[v.index()].load(SeqCst);
+        if cpu != NONE {
+            ipi_kick(cpu);
+        }
     }
     r
 }
@@ -250,7 +311,9 @@ pub fn install(dom: Guest) -> Result<usize, NoSlot> {
             *g = Some(dom);
             NR_DOMAINS.fetch_add(1, SeqCst);
             if let Some(run) = RUN.lock().as_mut() {
-                run.credit.add(i, Params::default());
+                for v in VcpuId::of_slot(i) {
+                    run.credit.add(v.index(), Params::default());
+                }
             }
             return Ok(i);
         }
@@ -276,18 +339,21 @@ pub enum RemoveError {
 /// CPU kicked, and the caller retries (a hypercall continuation).
 pub fn remove(domid: u16) -> Result<FrameBox<Guest>, RemoveError> {
     let slot = slot_of(domid).filter(|&s| s != current()).ok_or(RemoveError::NotFound)?;
-    if running_elsewhere(slot) {
+    if domain_running_elsewhere(slot) {
         with_domain(domid, |d| d.dying = true);
         return Err(RemoveError::Running);
     }
     let dom = DOMAINS[slot].lock().take().ok_or(RemoveError::NotFound)?;
     SLOT_DOMID[slot].store(NO_DOMAIN, SeqCst);
-    set_deadline(slot, 0);
     forget_loaded_slot(slot);
     NR_DOMAINS.fetch_sub(1, SeqCst);
-    if let Some(run) = RUN.lock().as_mut() {
-        run.credit.remove(slot);
-        run.carry[slot] = 0;
+    let mut run = RUN.lock();
+    for v in VcpuId::of_slot(slot) {
+        set_deadline(v, 0);
+        if let Some(run) = run.as_mut() {
+            run.credit.remove(v.index());
+            run.carry[v.index()] = 0;
+        }
     }
     Ok(dom)
 }
@@ -296,7 +362,9 @@ pub fn remove(domid: u16) -> Result<FrameBox<Guest>, RemoveError> {
 /// them again.
 fn forget_loaded_slot(slot: usize) {
     for loaded in &LOADED {
-        let _ = loaded.compare_exchange(slot, NONE, SeqCst, SeqCst);
+        for v in VcpuId::of_slot(slot) {
+            let _ = loaded.compare_exchange(v.index(), NONE, SeqCst, SeqCst);
+        }
     }
 }
 
@@ -308,16 +376,16 @@ pub fn forget_loaded(domid: u16) {
     }
 }
 
-/// Record a domain's wake deadline (0: none) for the timer and idle loop.
-pub fn set_deadline(slot: usize, deadline: u64) {
-    let Some(d) = DEADLINES.get(slot) else { return };
+/// Record a vCPU's wake deadline (0: none) for the timer and idle loop.
+pub fn set_deadline(v: VcpuId, deadline: u64) {
+    let Some(d) = DEADLINES.get(v.index()) else { return };
     let old = d.swap(deadline, SeqCst);
     let earliest = EARLIEST.load(SeqCst);
     if deadline != 0 && (earliest == 0 || deadline < earliest) {
         EARLIEST.store(deadline, SeqCst);
     } else if old != 0 && old == earliest {
-        // The earliest may have gone: look again over the used slots.
-        let high = HIGH_SLOT.load(SeqCst);
+        // The earliest may have gone: look again over the used vCPUs.
+        let high = HIGH_SLOT.load(SeqCst) * MAX_VCPUS;
         let min = DEADLINES[..high].iter().map(|d| d.load(SeqCst)).filter(|&t| t != 0).min().unwrap_or(0);
         EARLIEST.store(min, SeqCst);
     }
@@ -339,16 +407,20 @@ pub fn kick() {
     }
 }
 
-/// Change a domain's weight and cap.
+/// Change a domain's weight and cap: each of its vCPUs gets them (Xen's
+/// credit1 shares the weight among the domain's active vCPUs; with one
+/// vCPU per domain the two agree).
 pub fn set_params(slot: usize, params: Params) {
     if let Some(run) = RUN.lock().as_mut() {
-        run.credit.set_params(slot, params);
+        for v in VcpuId::of_slot(slot) {
+            run.credit.set_params(v.index(), params);
+        }
     }
 }
 
 /// A domain's weight and cap.
 pub fn params(slot: usize) -> Option<Params> {
-    RUN.lock().as_ref()?.credit.params(slot)
+    RUN.lock().as_ref()?.credit.params(VcpuId::new(slot, 0).index())
 }
 
 /// Start scheduling with dom0 and enter it on the boot CPU. Never returns.
@@ -367,8 +439,9 @@ pub fn start(dom0: Guest, regs: CpuUserRegs) -> ! {
     let mut regs = regs;
     let mut g = DOMAINS[slot].lock();
     if let Some(g) = g.as_mut() {
-        begin_running(slot, now);
-        let (v, d) = g.vcpu0();
+        let boot_vcpu = VcpuId::new(slot, 0);
+        begin_running(boot_vcpu, now);
+        let (v, d) = g.vcpu(boot_vcpu.vcpu_id());
         d.start_running(v);
         d.prepare_resume(v, &mut regs);
     }
@@ -393,25 +466,27 @@ pub fn ap_main() -> ! {
     entry::enter_guest(&regs)
 }
 
-/// Record that this CPU now runs `slot`, from `now`.
-fn begin_running(slot: usize, now: u64) {
+/// Record that this CPU now runs vCPU `v`, from `now`.
+fn begin_running(v: VcpuId, now: u64) {
     let cpu = this_cpu();
-    CURRENT[cpu].store(slot, SeqCst);
-    RUNNING_ON[slot].store(cpu, SeqCst);
+    CURRENT[cpu].store(v.index(), SeqCst);
+    RUNNING_ON[v.index()].store(cpu, SeqCst);
     RUNNING_SINCE[cpu].store(now, SeqCst);
 }
 
-/// Finish an entry from the guest in `g` (the running domain): keep it
-/// running if it may, else save it and switch. On return, `regs` holds the
-/// registers of the domain to resume, with everything loaded for it.
+/// Finish an entry from the guest in `g` (the domain of the running
+/// vCPU): keep the vCPU running if it may, else save it and switch. On
+/// return, `regs` holds the registers of the vCPU to resume, with
+/// everything loaded for it.
 pub fn resume(mut guard: MutexGuard<'_, Option<FrameBox<Guest>>>, regs: &mut CpuUserRegs) {
+    let Some(me) = current_vcpu() else { crate::setup::fatal(format_args!("resume with no vCPU")) };
     let Some(g) = guard.as_mut() else { crate::setup::fatal(format_args!("resume with no domain")) };
-    let (v, d) = g.vcpu0();
+    let (v, d) = g.vcpu(me.vcpu_id());
     let cpu = this_cpu();
     let now = system_time();
     d.wake_check(v, now);
-    // Another domain's deadline has passed: let the scheduler wake it (the
-    // running domain's own timer was just handled by `wake_check`).
+    // Another vCPU's deadline has passed: let the scheduler wake it (the
+    // running vCPU's own timer was just handled by `wake_check`).
     let due = earliest_deadline().is_some_and(|t| t <= now);
     let must_switch = due || RESCHEDULE[cpu].load(SeqCst) || now >= SLICE_END[cpu].load(SeqCst);
     if d.runnable(v) && !must_switch {
@@ -426,22 +501,22 @@ pub fn resume(mut guard: MutexGuard<'_, Option<FrameBox<Guest>>>, regs: &mut Cpu
     v.cpu_time += now.saturating_sub(RUNNING_SINCE[cpu].load(SeqCst));
     v.last_cpu = cpu;
     crate::arch::x86_64::cpu::fxsave(&mut v.fpu);
-    RUNNING_ON[v.slot].store(NONE, SeqCst);
+    RUNNING_ON[me.index()].store(NONE, SeqCst);
     drop(guard);
     switch(regs);
 }
 
-/// Charge `slot` (the one this CPU ran, if any) for the time since this
-/// CPU's last charge, and account every period that has passed.
-fn charge(run: &mut RunState, slot: usize, now: u64) {
+/// Charge vCPU index `unit` (the one this CPU ran, if any) for the time
+/// since this CPU's last charge, and account every period that has passed.
+fn charge(run: &mut RunState, unit: usize, now: u64) {
     let cpu = this_cpu();
     let ran = now.saturating_sub(run.last_charge[cpu]);
     run.last_charge[cpu] = now;
-    if let Some(carry) = run.carry.get_mut(slot) {
+    if let Some(carry) = run.carry.get_mut(unit) {
         *carry += ran;
         let ms = *carry / MS;
         if ms > 0 {
-            run.credit.burn(slot, ms as i64);
+            run.credit.burn(unit, ms as i64);
             *carry %= MS;
         }
     }
@@ -455,15 +530,16 @@ fn charge(run: &mut RunState, slot: usize, now: u64) {
     run.period_start += periods * period;
 }
 
-/// Fire due timers, wake domains whose wait is over, and note which slots
+/// Fire due timers, wake vCPUs whose wait is over, and note which vCPUs
 /// this CPU could run (runnable, and not running on another CPU).
-fn refresh(now: u64) -> [bool; MAX_DOMAINS] {
-    let mut runnable = [false; MAX_DOMAINS];
-    for (i, r) in runnable.iter_mut().enumerate().take(HIGH_SLOT.load(SeqCst)) {
-        *r = SLOT_DOMID[i].load(SeqCst) != NO_DOMAIN
-            && !running_elsewhere(i)
-            && DOMAINS[i].lock().as_mut().is_some_and(|g| {
-                let (v, d) = g.vcpu0();
+fn refresh(now: u64) -> [bool; MAX_UNITS] {
+    let mut runnable = [false; MAX_UNITS];
+    for (i, r) in runnable.iter_mut().enumerate().take(HIGH_SLOT.load(SeqCst) * MAX_VCPUS) {
+        let u = VcpuId::from_index(i);
+        *r = SLOT_DOMID[u.slot()].load(SeqCst) != NO_DOMAIN
+            && !running_elsewhere(u)
+            && DOMAINS[u.slot()].lock().as_mut().is_some_and(|g| {
+                let (v, d) = g.vcpu(u.vcpu_id());
                 d.wake_check(v, now);
                 d.runnable(v)
             });
@@ -471,7 +547,7 @@ fn refresh(now: u64) -> [bool; MAX_DOMAINS] {
     runnable
 }
 
-/// Pick the next domain and load it into `regs`; idle until one can run.
+/// Pick the next vCPU and load it into `regs`; idle until one can run.
 fn switch(regs: &mut CpuUserRegs) {
     let cpu = this_cpu();
     loop {
@@ -481,15 +557,15 @@ fn switch(regs: &mut CpuUserRegs) {
         let (next, slice_end, period_end) = {
             let mut guard = RUN.lock();
             let Some(run) = guard.as_mut() else { crate::setup::fatal(format_args!("scheduler not started")) };
-            for (i, r) in runnable.iter().enumerate().take(HIGH_SLOT.load(SeqCst)) {
-                if !running_elsewhere(i) {
+            for (i, r) in runnable.iter().enumerate().take(HIGH_SLOT.load(SeqCst) * MAX_VCPUS) {
+                if !running_elsewhere(VcpuId::from_index(i)) {
                     run.credit.set_runnable(i, *r);
                 }
             }
-            charge(run, current(), now);
+            charge(run, current_vcpu().map_or(NONE, VcpuId::index), now);
             let next = run.credit.pick_where(|i| runnable[i]);
             // Run until the slice ends, or earlier when the credit or the
-            // cap of the chosen domain runs out.
+            // cap of the chosen vCPU runs out.
             let budget = next.and_then(|n| run.credit.budget_ms(n)).map_or(SLICE_NS, |ms| ms as u64 * MS);
             let period_end = run.credit.any_parked().then_some(run.period_start + PERIOD_MS as u64 * MS);
             (next, now + budget.min(SLICE_NS), period_end)
@@ -499,14 +575,18 @@ fn switch(regs: &mut CpuUserRegs) {
             idle(now, period_end);
             continue;
         };
-        let mut g = DOMAINS[next].lock();
-        let Some(g) = g.as_mut().filter(|g| g.runnable()) else { continue };
-        let (v, d) = g.vcpu0();
+        let next = VcpuId::from_index(next);
+        let mut g = DOMAINS[next.slot()].lock();
+        let Some(g) = g.as_mut() else { continue };
+        let (v, d) = g.vcpu(next.vcpu_id());
+        if !d.runnable(v) {
+            continue;
+        }
         // Descriptor tables change only under their own domain: reload them
         // unless this CPU has them and the vCPU has not run elsewhere.
-        if LOADED[cpu].load(SeqCst) != next || v.last_cpu != cpu {
+        if LOADED[cpu].load(SeqCst) != next.index() || v.last_cpu != cpu {
             crate::hypercall::load_segments(v);
-            LOADED[cpu].store(next, SeqCst);
+            LOADED[cpu].store(next.index(), SeqCst);
         }
         begin_running(next, now);
         SLICE_END[cpu].store(slice_end, SeqCst);
@@ -518,7 +598,7 @@ fn switch(regs: &mut CpuUserRegs) {
         // The vCPU may have run on another CPU, or had its tables changed
         // by another domain, since this CPU last loaded them: if loading
         // them did not flush the TLB, flush it.
-        let stale = STALE_TLB[next].swap(false, SeqCst) || v.last_cpu != cpu;
+        let stale = STALE_TLB[next.index()].swap(false, SeqCst) || v.last_cpu != cpu;
         if stale && crate::arch::x86_64::cpu::read_cr3() == cr3_before {
             crate::arch::x86_64::cpu::flush_tlb();
         }
@@ -528,11 +608,11 @@ fn switch(regs: &mut CpuUserRegs) {
             return;
         }
         v.regs = *regs;
-        RUNNING_ON[next].store(NONE, SeqCst);
+        RUNNING_ON[next.index()].store(NONE, SeqCst);
     }
 }
 
-/// The earliest wake deadline of any domain.
+/// The earliest wake deadline of any vCPU.
 fn earliest_deadline() -> Option<u64> {
     Some(EARLIEST.load(SeqCst)).filter(|&t| t != 0)
 }
@@ -555,10 +635,10 @@ fn arm_timer(now: u64) {
 fn idle(now: u64, period_end: Option<u64>) {
     let cpu = this_cpu();
     let wake = earliest_deadline().into_iter().chain(period_end).min();
-    let anyone_running = RUNNING_ON.iter().take(HIGH_SLOT.load(SeqCst)).any(|c| c.load(SeqCst) != NONE);
+    let anyone_running = RUNNING_ON.iter().take(HIGH_SLOT.load(SeqCst) * MAX_VCPUS).any(|c| c.load(SeqCst) != NONE);
     if wake.is_none() && !anyone_running && cpu == 0 {
         if let Some(g) = DOMAINS[0].lock().as_mut() {
-            g.vcpu0().0.unblock();
+            g.vcpu(0).0.unblock();
         }
         return;
     }

@@ -176,7 +176,7 @@ fn start_dom0(mbi: &BootInfo<'static>, opts: &Options<'_>, kernel: Module<'stati
     dom.first_mfn = built.first_mfn;
     dom.max_pages = built.nr_pages;
     let mut dom = crate::guest::Guest::new(dom);
-    dom.vcpu0().0.guest_table = built.l4_maddr;
+    dom.vcpu(0).0.guest_table = built.l4_maddr;
     tl.mark("dom0 built", crate::arch::x86_64::clock::rdtsc());
     let hz = u64::from(crate::guest::TSC_KHZ.load(core::sync::atomic::Ordering::Relaxed)) * 1000;
     for (phase, own, total) in tl.phases(hz) {

@@ -16,7 +16,7 @@ use xen_public::{XEN_DOMINF_BLOCKED, XEN_DOMINF_PAUSED, XEN_DOMINF_RUNNING, XEN_
 /// another CPU right now. Blocked when every vCPU is, as in Xen.
 fn dominf_flags(d: &Domain, vcpus: &[Vcpu], running: bool) -> u32 {
     let mut flags = 0;
-    if running || crate::schedule::running_on(d.slot).is_some() {
+    if running || crate::schedule::VcpuId::of_domain(d.slot).any(|v| crate::schedule::running_on(v).is_some()) {
         flags |= XEN_DOMINF_RUNNING;
     }
     if d.pause_count > 0 {

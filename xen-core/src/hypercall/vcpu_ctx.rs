@@ -137,7 +137,7 @@ pub(super) fn info(o: &Domain, vcpus: &[Vcpu], running: bool, u: &mut xen_public
     let Some(v) = vcpus.get(u.vcpu as usize) else { return -EINVAL };
     // A vCPU running right now (on this or another CPU) has also used the
     // time since it was last switched in.
-    let live = crate::schedule::running_on(o.slot);
+    let live = crate::schedule::running_on(crate::schedule::VcpuId::new(o.slot, v.vcpu_id as usize));
     let now = crate::guest::system_time();
     u.online = u8::from(v.vcpu_up);
     u.blocked = u8::from(v.blocked);
