@@ -18,32 +18,14 @@ use crate::mm::Mfn;
 use crate::mm::guest_walk::{self, PhysRead};
 use crate::{console, hypercall, printk};
 
-/// What a domain slot holds: the domain and its vCPUs side by side (Xen's
-/// `struct domain` and its `d->vcpu[]`), so that a hypercall can hold the
-/// calling vCPU and its domain at once. One vCPU so far
-/// ([`MAX_VCPUS`]); the scheduler and the handlers name vCPUs by id.
-pub struct Guest {
-    /// The domain-wide state.
-    pub domain: Domain,
-    /// Its vCPUs, by vcpu_id.
-    pub vcpus: [Vcpu; MAX_VCPUS],
-}
+pub use crate::domain::{Domain, GrantTable, Guest, MAX_VCPUS};
 
-/// vCPUs a domain may have (`createdomain` with more is -EINVAL).
-pub const MAX_VCPUS: usize = 1;
+/// Domain ids in use (dom0 excluded).
+pub static DOMIDS: spin::Mutex<crate::domain::domid::DomidAllocator> = spin::Mutex::new(crate::domain::domid::DomidAllocator::new());
 
+/// Checked access to a vCPU of a slot's domain (the scheduler only names
+/// vCPUs that exist).
 impl Guest {
-    /// A new domain with its vCPUs in their initial state.
-    pub fn new(domain: Domain) -> Guest {
-        let slot = domain.slot;
-        let mut vcpus: [Vcpu; MAX_VCPUS] = core::array::from_fn(|_| Vcpu::default());
-        for (id, v) in vcpus.iter_mut().enumerate() {
-            v.vcpu_id = id as u32;
-            v.slot = slot;
-        }
-        Guest { domain, vcpus }
-    }
-
     /// vCPU `vcpu_id` and the domain, borrowed together. An id past the
     /// domain's vCPUs is a hypervisor bug (the scheduler only names vCPUs
     /// that exist) and stops the machine.
@@ -53,105 +35,6 @@ impl Guest {
             crate::setup::fatal(format_args!("d{domid}: no vCPU {vcpu_id}"));
         };
         (v, &mut self.domain)
-    }
-
-    /// Move the domain (and its vCPUs) to slot `slot`.
-    pub fn set_slot(&mut self, slot: usize) {
-        self.domain.slot = slot;
-        for v in &mut self.vcpus {
-            v.slot = slot;
-        }
-    }
-}
-
-/// A domain as the hypervisor tracks it: memory, grant table, event
-/// channels, privilege and lifecycle. Its vCPUs live next to it in
-/// [`Guest`], each a [`Vcpu`].
-pub struct Domain {
-    /// Domain id.
-    pub domid: u16,
-    /// Whether it may use privileged operations (dom0).
-    pub privileged: bool,
-    /// The shared_info frame.
-    pub shared_info: Mfn,
-    /// `vm_assist` bits enabled.
-    pub vm_assist: u64,
-    /// Pages owned: machine frames `[first_mfn, first_mfn + nr_pages)`.
-    pub nr_pages: u64,
-    /// First machine frame of the domain's (contiguous) memory.
-    pub first_mfn: Mfn,
-    /// Event-channel ports.
-    pub ports: crate::event::Ports,
-    /// Grant table (v1).
-    pub grant: GrantTable,
-    /// Most pages the domain may have (`max_mem`).
-    pub max_pages: u64,
-    /// Pauses by the control domain (XEN_DOMCTL_pausedomain).
-    pub pause_count: u32,
-    /// vCPUs the domain was created with.
-    pub max_vcpus: u32,
-    /// Its slot in [`crate::schedule::DOMAINS`].
-    pub slot: usize,
-    /// Whether vCPU 0 exists: dom0's at boot; a domU's once the builder
-    /// sized it with XEN_DOMCTL_max_vcpus, as in Xen.
-    pub vcpu_created: bool,
-    /// Being destroyed: it never runs again.
-    pub dying: bool,
-    /// The shutdown reason, once the domain has shut down.
-    pub shutdown: Option<u32>,
-}
-
-impl Domain {
-    /// A domain with no memory, no page tables and default state.
-    pub fn empty(domid: u16, privileged: bool, shared_info: Mfn) -> Domain {
-        Domain {
-            domid,
-            privileged,
-            shared_info,
-            vm_assist: 0,
-            nr_pages: 0,
-            first_mfn: Mfn(0),
-            ports: crate::event::Ports::new(1),
-            grant: GrantTable::default(),
-            max_pages: 0,
-            pause_count: 0,
-            max_vcpus: 1,
-            slot: 0,
-            vcpu_created: false,
-            dying: false,
-            shutdown: None,
-        }
-    }
-}
-
-/// Domain ids in use (dom0 excluded).
-pub static DOMIDS: spin::Mutex<crate::domain::domid::DomidAllocator> = spin::Mutex::new(crate::domain::domid::DomidAllocator::new());
-
-/// A domain's grant table: its shared frames, the pin counts of each
-/// entry, and the mappings it holds of others' (or its own) grants.
-pub struct GrantTable {
-    /// Machine frames holding the shared entries.
-    pub frames: [u64; crate::grant::MAX_FRAMES as usize],
-    /// Frames in use.
-    pub nr_frames: u32,
-    /// Pin counts (and the pinning domain) per entry.
-    pub pins: [crate::grant::Pin; (crate::grant::MAX_FRAMES * crate::grant::ENTRIES_PER_FRAME) as usize],
-    /// Mappings made by this domain: handle -> mapping, with the frame.
-    pub maptrack: crate::grant::Maptrack,
-    /// Frame of each maptrack handle.
-    pub mapped_frames: [u64; crate::grant::MAPTRACK],
-}
-
-impl Default for GrantTable {
-    fn default() -> Self {
-        GrantTable {
-            frames: [0; crate::grant::MAX_FRAMES as usize],
-            nr_frames: 0,
-            pins: [crate::grant::Pin { readers: 0, writers: 0, domid: 0, frame: 0 };
-                (crate::grant::MAX_FRAMES * crate::grant::ENTRIES_PER_FRAME) as usize],
-            maptrack: crate::grant::Maptrack::default(),
-            mapped_frames: [0; crate::grant::MAPTRACK],
-        }
     }
 }
 
@@ -226,9 +109,7 @@ pub struct GuestMem {
     pub l4: u64,
 }
 
-/// A guest pointer that cannot be used: -EFAULT.
-#[derive(Clone, Copy, Debug)]
-pub struct Efault;
+pub use crate::domain::guest_mem::Efault;
 
 impl GuestMem {
     /// Copy `buf.len()` bytes from guest virtual `va`.
@@ -260,20 +141,6 @@ impl GuestMem {
         if ok { Ok(()) } else { Err(Efault) }
     }
 
-    /// Copy a `T` of Xen's ABI from guest virtual `va` (Xen's
-    /// `copy_from_guest`): the bytes are copied out before anything looks
-    /// at them, so the guest cannot change a field after it was checked.
-    pub fn copy_from<T: zerocopy::FromBytes + zerocopy::IntoBytes>(&self, va: u64) -> Result<T, Efault> {
-        let mut v = T::new_zeroed();
-        self.read(va, v.as_mut_bytes())?;
-        Ok(v)
-    }
-
-    /// Copy `v` to guest virtual `va` (Xen's `copy_to_guest`).
-    pub fn copy_to<T: zerocopy::IntoBytes + zerocopy::Immutable>(&self, va: u64, v: &T) -> Result<(), Efault> {
-        self.write(va, v.as_bytes())
-    }
-
     /// Read a little-endian u64.
     pub fn read_u64(&self, va: u64) -> Result<u64, Efault> {
         let mut b = [0u8; 8];
@@ -286,6 +153,15 @@ impl GuestMem {
         let mut b = [0u8; 4];
         self.read(va, &mut b)?;
         Ok(u32::from_le_bytes(b))
+    }
+}
+
+impl crate::domain::guest_mem::GuestAccess for GuestMem {
+    fn read(&self, va: u64, buf: &mut [u8]) -> Result<(), Efault> {
+        GuestMem::read(self, va, buf)
+    }
+    fn write(&self, va: u64, buf: &[u8]) -> Result<(), Efault> {
+        GuestMem::write(self, va, buf)
     }
 }
 

@@ -1,9 +1,144 @@
-//! Domains: their initial layout, their page tables as the builder makes
-//! them, and (on the target) the live domain and vCPU state.
+//! Domains: the domain-wide state ([`Domain`]) and its vCPUs ([`Guest`],
+//! [`vcpu::Vcpu`]), their initial layout, their page tables as the builder
+//! makes them, the hypercalls that touch only a vCPU (host-tested over
+//! [`guest_mem::GuestAccess`]), and (on the target) the builder of dom0.
+//!
+//! Invariant: a `Guest` always has [`MAX_VCPUS`] vCPUs, each knowing its
+//! id and its domain's slot; what runs them and what touches guest
+//! memory through them lives in `guest.rs` and `schedule.rs`.
 
 pub mod context;
 pub mod domid;
+pub mod guest_mem;
+pub mod info_ops;
 pub use xen_dombuild::{layout, pagetable};
 #[cfg(target_os = "none")]
 pub mod build;
 pub mod vcpu;
+pub mod vcpu_ops;
+
+use crate::mm::Mfn;
+use vcpu::Vcpu;
+
+/// What a domain slot holds: the domain and its vCPUs side by side (Xen's
+/// `struct domain` and its `d->vcpu[]`), so that a hypercall can hold the
+/// calling vCPU and its domain at once. One vCPU so far
+/// ([`MAX_VCPUS`]); the scheduler and the handlers name vCPUs by id.
+pub struct Guest {
+    /// The domain-wide state.
+    pub domain: Domain,
+    /// Its vCPUs, by vcpu_id.
+    pub vcpus: [Vcpu; MAX_VCPUS],
+}
+
+/// vCPUs a domain may have (`createdomain` with more is -EINVAL).
+pub const MAX_VCPUS: usize = 1;
+
+impl Guest {
+    /// A new domain with its vCPUs in their initial state.
+    pub fn new(domain: Domain) -> Guest {
+        let slot = domain.slot;
+        let mut vcpus: [Vcpu; MAX_VCPUS] = core::array::from_fn(|_| Vcpu::default());
+        for (id, v) in vcpus.iter_mut().enumerate() {
+            v.vcpu_id = id as u32;
+            v.slot = slot;
+        }
+        Guest { domain, vcpus }
+    }
+
+    /// Move the domain (and its vCPUs) to slot `slot`.
+    pub fn set_slot(&mut self, slot: usize) {
+        self.domain.slot = slot;
+        for v in &mut self.vcpus {
+            v.slot = slot;
+        }
+    }
+}
+
+/// A domain as the hypervisor tracks it: memory, grant table, event
+/// channels, privilege and lifecycle. Its vCPUs live next to it in
+/// [`Guest`], each a [`Vcpu`].
+pub struct Domain {
+    /// Domain id.
+    pub domid: u16,
+    /// Whether it may use privileged operations (dom0).
+    pub privileged: bool,
+    /// The shared_info frame.
+    pub shared_info: Mfn,
+    /// `vm_assist` bits enabled.
+    pub vm_assist: u64,
+    /// Pages owned: machine frames `[first_mfn, first_mfn + nr_pages)`.
+    pub nr_pages: u64,
+    /// First machine frame of the domain's (contiguous) memory.
+    pub first_mfn: Mfn,
+    /// Event-channel ports.
+    pub ports: crate::event::Ports,
+    /// Grant table (v1).
+    pub grant: GrantTable,
+    /// Most pages the domain may have (`max_mem`).
+    pub max_pages: u64,
+    /// Pauses by the control domain (XEN_DOMCTL_pausedomain).
+    pub pause_count: u32,
+    /// vCPUs the domain was created with.
+    pub max_vcpus: u32,
+    /// Its slot in [`crate::schedule::DOMAINS`].
+    pub slot: usize,
+    /// Whether vCPU 0 exists: dom0's at boot; a domU's once the builder
+    /// sized it with XEN_DOMCTL_max_vcpus, as in Xen.
+    pub vcpu_created: bool,
+    /// Being destroyed: it never runs again.
+    pub dying: bool,
+    /// The shutdown reason, once the domain has shut down.
+    pub shutdown: Option<u32>,
+}
+
+impl Domain {
+    /// A domain with no memory, no page tables and default state.
+    pub fn empty(domid: u16, privileged: bool, shared_info: Mfn) -> Domain {
+        Domain {
+            domid,
+            privileged,
+            shared_info,
+            vm_assist: 0,
+            nr_pages: 0,
+            first_mfn: Mfn(0),
+            ports: crate::event::Ports::new(1),
+            grant: GrantTable::default(),
+            max_pages: 0,
+            pause_count: 0,
+            max_vcpus: 1,
+            slot: 0,
+            vcpu_created: false,
+            dying: false,
+            shutdown: None,
+        }
+    }
+}
+
+/// A domain's grant table: its shared frames, the pin counts of each
+/// entry, and the mappings it holds of others' (or its own) grants.
+pub struct GrantTable {
+    /// Machine frames holding the shared entries.
+    pub frames: [u64; crate::grant::MAX_FRAMES as usize],
+    /// Frames in use.
+    pub nr_frames: u32,
+    /// Pin counts (and the pinning domain) per entry.
+    pub pins: [crate::grant::Pin; (crate::grant::MAX_FRAMES * crate::grant::ENTRIES_PER_FRAME) as usize],
+    /// Mappings made by this domain: handle -> mapping, with the frame.
+    pub maptrack: crate::grant::Maptrack,
+    /// Frame of each maptrack handle.
+    pub mapped_frames: [u64; crate::grant::MAPTRACK],
+}
+
+impl Default for GrantTable {
+    fn default() -> Self {
+        GrantTable {
+            frames: [0; crate::grant::MAX_FRAMES as usize],
+            nr_frames: 0,
+            pins: [crate::grant::Pin { readers: 0, writers: 0, domid: 0, frame: 0 };
+                (crate::grant::MAX_FRAMES * crate::grant::ENTRIES_PER_FRAME) as usize],
+            maptrack: crate::grant::Maptrack::default(),
+            mapped_frames: [0; crate::grant::MAPTRACK],
+        }
+    }
+}

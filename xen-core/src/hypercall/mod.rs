@@ -7,12 +7,12 @@
 //! failure is Xen's errno for the same input. Numbers without a handler
 //! return -ENOSYS, like Xen.
 
-use crate::domain::vcpu::{CpuUserRegs, TrapInfo, Vcpu, is_canonical};
+use crate::domain::guest_mem::GuestAccess;
+use crate::domain::vcpu::{CpuUserRegs, Vcpu};
 use crate::guest::{Domain, Efault, GuestMem};
 use crate::mm::Mfn;
 use crate::mm::machine::{DirectMapMem, FRAME_TABLE};
 use crate::mm::page_type::{PageMem, PageType, Who};
-use crate::version::{NAME, VERSION, XEN_MAJOR, XEN_MINOR};
 use xen_public::errno::{E2BIG, EACCES, EFAULT, EINVAL, ENOSYS, EPERM, ESRCH};
 use xen_public::hypercall as nr;
 
@@ -107,21 +107,30 @@ macro_rules! dispatch_table {
 type Regs = CpuUserRegs;
 
 dispatch_table! {
-    nr::SET_TRAP_TABLE => |v: &mut Vcpu, _d: &mut Domain, r: &mut Regs| set_trap_table(v, r),
-    nr::STACK_SWITCH => |v: &mut Vcpu, _d: &mut Domain, r: &mut Regs| stack_switch(v, r.rdi, r.rsi),
-    nr::SET_CALLBACKS => |v: &mut Vcpu, _d: &mut Domain, r: &mut Regs| set_callbacks(v, r.rdi, r.rsi, r.rdx),
-    nr::FPU_TASKSWITCH => |v: &mut Vcpu, _d: &mut Domain, r: &mut Regs| fpu_taskswitch(v, r.rdi),
-    nr::XEN_VERSION => |v: &mut Vcpu, d: &mut Domain, r: &mut Regs| xen_version(v, d, r.rdi as u32, r.rsi),
+    nr::SET_TRAP_TABLE => |v: &mut Vcpu, _d: &mut Domain, r: &mut Regs| {
+        let mem = v.kernel_mem();
+        vcpu_ops::set_trap_table(v, &mem, r, preempt_due)
+    },
+    nr::STACK_SWITCH => |v: &mut Vcpu, _d: &mut Domain, r: &mut Regs| vcpu_ops::stack_switch(v, r.rdi, r.rsi),
+    nr::SET_CALLBACKS => |v: &mut Vcpu, _d: &mut Domain, r: &mut Regs| vcpu_ops::set_callbacks(v, r.rdi, r.rsi, r.rdx),
+    nr::FPU_TASKSWITCH => |v: &mut Vcpu, _d: &mut Domain, r: &mut Regs| vcpu_ops::fpu_taskswitch(v, r.rdi),
+    nr::XEN_VERSION => |v: &mut Vcpu, d: &mut Domain, r: &mut Regs| {
+        let mem = v.kernel_mem();
+        info_ops::xen_version(d, &mem, r.rdi as u32, r.rsi)
+    },
     nr::CONSOLE_IO => console_io,
-    nr::VM_ASSIST => |_v: &mut Vcpu, d: &mut Domain, r: &mut Regs| vm_assist(d, r.rdi as u32, r.rsi as u32),
+    nr::VM_ASSIST => |_v: &mut Vcpu, d: &mut Domain, r: &mut Regs| info_ops::vm_assist(d, r.rdi as u32, r.rsi as u32),
     // Reached only through `dispatch`'s early return (see there).
     nr::IRET => |v: &mut Vcpu, d: &mut Domain, r: &mut Regs| d.iret(v, r) as i64,
-    nr::SET_SEGMENT_BASE => |v: &mut Vcpu, _d: &mut Domain, r: &mut Regs| set_segment_base(v, r.rdi as u32, r.rsi),
+    nr::SET_SEGMENT_BASE => |v: &mut Vcpu, _d: &mut Domain, r: &mut Regs| vcpu_ops::set_segment_base(v, r.rdi as u32, r.rsi),
     nr::SCHED_OP => |v: &mut Vcpu, d: &mut Domain, r: &mut Regs| {
         let (cmd, arg) = (r.rdi as u32, r.rsi);
         sched_op(v, d, r, cmd, arg)
     },
-    nr::CALLBACK_OP => |v: &mut Vcpu, _d: &mut Domain, r: &mut Regs| callback_op(v, r.rdi as u32, r.rsi),
+    nr::CALLBACK_OP => |v: &mut Vcpu, _d: &mut Domain, r: &mut Regs| {
+        let mem = v.kernel_mem();
+        vcpu_ops::callback_op(v, &mem, r.rdi as u32, r.rsi)
+    },
     nr::UPDATE_VA_MAPPING => |v: &mut Vcpu, d: &mut Domain, r: &mut Regs| update_va_mapping(v, d, r.rdi, r.rsi, r.rdx),
     nr::MMU_UPDATE => mmu_update,
     nr::MMUEXT_OP => mmuext_op,
@@ -156,164 +165,8 @@ fn restart_or_einval(e: i64) -> i64 {
     if e == -control::ERESTART { e } else { -EINVAL }
 }
 
-/// Make the guest re-issue the current hypercall (a continuation): SYSCALL
-/// is two bytes, and RAX must hold the number again.
-fn continue_later(regs: &mut CpuUserRegs, op: u64) -> u64 {
-    regs.rip = regs.rip.wrapping_sub(2);
-    op
-}
-
-/// Trap-table entries handled per call before a continuation.
-const TRAPS_PER_CALL: u64 = 64;
-
-fn set_trap_table(v: &mut Vcpu, regs: &mut CpuUserRegs) -> Ret {
-    let mut ptr = regs.rdi;
-    if ptr == 0 {
-        v.traps = [TrapInfo::default(); 256];
-        return 0;
-    }
-    let mem = v.kernel_mem();
-    for i in 0..TRAPS_PER_CALL {
-        if i > 0 && preempt_due() {
-            break;
-        }
-        let Ok(t) = mem.copy_from::<xen_public::vcpu::TrapInfo>(ptr) else { return -EFAULT };
-        if t.address == 0 {
-            return 0;
-        }
-        if !is_canonical(t.address) {
-            return -EINVAL;
-        }
-        let ti = TrapInfo { vector: t.vector, flags: t.flags, cs: t.cs, address: t.address };
-        v.traps[ti.vector as usize] = ti;
-        ptr += core::mem::size_of::<xen_public::vcpu::TrapInfo>() as u64;
-    }
-    regs.rdi = ptr;
-    continue_later(regs, nr::SET_TRAP_TABLE) as i64
-}
-
-fn stack_switch(v: &mut Vcpu, ss: u64, sp: u64) -> Ret {
-    // Xen forces the stack selector's RPL for the guest; ring 3 here.
-    v.kernel_ss = ss | 3;
-    v.kernel_sp = sp;
-    0
-}
-
-fn set_callbacks(v: &mut Vcpu, event: u64, failsafe: u64, syscall: u64) -> Ret {
-    // As in Xen, each registration that fails (non-canonical) is ignored
-    // and the hypercall still returns 0.
-    let _ = register_callback(v, CALLBACKTYPE_EVENT, 0, event);
-    let _ = register_callback(v, CALLBACKTYPE_FAILSAFE, 0, failsafe);
-    let _ = register_callback(v, CALLBACKTYPE_SYSCALL, 0, syscall);
-    0
-}
-
-const CALLBACKTYPE_EVENT: u16 = 0;
-const CALLBACKTYPE_FAILSAFE: u16 = 1;
-const CALLBACKTYPE_SYSCALL: u16 = 2;
-const CALLBACKTYPE_SYSENTER: u16 = 3;
-const CALLBACKTYPE_NMI: u16 = 4;
-const CALLBACKTYPE_SYSCALL32: u16 = 7;
-const CALLBACKF_MASK_EVENTS: u16 = 1;
-
-fn register_callback(v: &mut Vcpu, kind: u16, flags: u16, address: u64) -> Ret {
-    if !is_canonical(address) {
-        return -EINVAL;
-    }
-    match kind {
-        CALLBACKTYPE_EVENT => v.event_callback = address,
-        CALLBACKTYPE_FAILSAFE => v.failsafe_callback = address,
-        CALLBACKTYPE_SYSCALL => {
-            v.syscall_callback = address;
-            v.syscall_masks_events = flags & CALLBACKF_MASK_EVENTS != 0;
-        }
-        // 32-bit user mode is not supported: accepted and never used, as a
-        // 64-bit-only Xen would.
-        CALLBACKTYPE_SYSCALL32 | CALLBACKTYPE_SYSENTER => {}
-        CALLBACKTYPE_NMI => v.traps[2] = TrapInfo { vector: 2, flags: 4, cs: 0xe033, address },
-        _ => return -ENOSYS,
-    }
-    0
-}
-
-fn callback_op(v: &mut Vcpu, cmd: u32, arg: u64) -> Ret {
-    const CALLBACKOP_REGISTER: u32 = 0;
-    const CALLBACKOP_UNREGISTER: u32 = 1;
-    let mem = v.kernel_mem();
-    match cmd {
-        CALLBACKOP_REGISTER => {
-            let Ok(c) = mem.copy_from::<xen_public::callback::CallbackRegister>(arg) else { return -EFAULT };
-            register_callback(v, c.type_, c.flags, c.address)
-        }
-        CALLBACKOP_UNREGISTER => {
-            let Ok(c) = mem.copy_from::<xen_public::callback::CallbackUnregister>(arg) else { return -EFAULT };
-            match c.type_ {
-                CALLBACKTYPE_NMI => {
-                    v.traps[2] = TrapInfo::default();
-                    0
-                }
-                CALLBACKTYPE_EVENT | CALLBACKTYPE_FAILSAFE | CALLBACKTYPE_SYSCALL | CALLBACKTYPE_SYSCALL32 | CALLBACKTYPE_SYSENTER => -EINVAL,
-                _ => -ENOSYS,
-            }
-        }
-        _ => -ENOSYS,
-    }
-}
-
-fn fpu_taskswitch(v: &mut Vcpu, set: u64) -> Ret {
-    v.fpu_ts = set as u32 != 0;
-    0
-}
-
-/// VMASST types xen-core implements: 4gb_segments and its notify variant
-/// and pae_extended_cr3 (all without effect on 64-bit guests, as on Xen),
-/// and runstate_update_flag. writable_pagetables, architectural_iopl and
-/// m2p_strict are refused (-EINVAL) until implemented; see docs/hypercalls.md.
-const VMASST_VALID: u64 = (1 << 0) | (1 << 1) | (1 << 3) | (1 << 5);
-/// `VMASST_TYPE_pae_extended_cr3`.
-const VMASST_PAE_EXTENDED_CR3: u32 = 3;
-
-fn vm_assist(d: &mut Domain, cmd: u32, kind: u32) -> Ret {
-    if kind >= 64 || VMASST_VALID & (1 << kind) == 0 {
-        return -EINVAL;
-    }
-    match cmd {
-        0 => d.vm_assist |= 1 << kind,
-        1 => d.vm_assist &= !(1 << kind),
-        _ => return -ENOSYS,
-    }
-    0
-}
-
-fn set_segment_base(v: &mut Vcpu, which: u32, base: u64) -> Ret {
-    const SEGBASE_FS: u32 = 0;
-    const SEGBASE_GS_USER: u32 = 1;
-    const SEGBASE_GS_KERNEL: u32 = 2;
-    const SEGBASE_GS_USER_SEL: u32 = 3;
-    let canonical = is_canonical(base);
-    match which {
-        SEGBASE_FS | SEGBASE_GS_USER | SEGBASE_GS_KERNEL if !canonical => -EINVAL,
-        SEGBASE_FS => {
-            v.fs_base = base;
-            0
-        }
-        SEGBASE_GS_USER => {
-            v.gs_base_user = base;
-            0
-        }
-        SEGBASE_GS_KERNEL => {
-            v.gs_base_kernel = base;
-            0
-        }
-        SEGBASE_GS_USER_SEL => {
-            // Every selector a guest can name in xen-core's GDT is flat (or
-            // NUL, or faults and is NULed, as in Xen): the base becomes 0.
-            v.gs_base_user = 0;
-            0
-        }
-        _ => -EINVAL,
-    }
-}
+use crate::domain::info_ops::{self, VMASST_VALID};
+use crate::domain::vcpu_ops::{self, continue_later};
 
 fn sched_op(v: &mut Vcpu, d: &mut Domain, regs: &CpuUserRegs, cmd: u32, arg: u64) -> Ret {
     use xen_public::{SCHEDOP_BLOCK, SCHEDOP_POLL, SCHEDOP_SHUTDOWN, SCHEDOP_YIELD};
@@ -389,65 +242,6 @@ fn console_io(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
         }
         _ => -ENOSYS,
     }
-}
-
-fn copy_str(mem: &GuestMem, va: u64, s: &str, size: usize) -> Ret {
-    let mut buf = [0u8; 1024];
-    let n = s.len().min(size - 1);
-    buf[..n].copy_from_slice(&s.as_bytes()[..n]);
-    guest!(mem.write(va, &buf[..size]));
-    0
-}
-
-fn xen_version(v: &mut Vcpu, d: &mut Domain, cmd: u32, arg: u64) -> Ret {
-    use xen_public::*;
-    let mem = v.kernel_mem();
-    match u64::from(cmd) {
-        XENVER_VERSION => i64::from((XEN_MAJOR << 16) | XEN_MINOR),
-        XENVER_EXTRAVERSION => copy_str(&mem, arg, "-xen-core", 16),
-        XENVER_COMPILE_INFO => {
-            // {compiler[64], compile_by[16], compile_domain[32], compile_date[32]}
-            let mut info = [0u8; 144];
-            let fields: [(&str, usize, usize); 4] = [("rustc 1.95.0", 0, 64), (NAME, 64, 16), (VERSION, 80, 32), ("unknown", 112, 32)];
-            for (s, at, size) in fields {
-                let n = s.len().min(size - 1);
-                info[at..at + n].copy_from_slice(&s.as_bytes()[..n]);
-            }
-            guest!(mem.write(arg, &info));
-            0
-        }
-        XENVER_CAPABILITIES => copy_str(&mem, arg, "xen-3.0-x86_64", 1024),
-        XENVER_CHANGESET => copy_str(&mem, arg, "unavailable", 64),
-        XENVER_PLATFORM_PARAMETERS => {
-            guest!(mem.write(arg, &HYPERVISOR_VIRT_START.to_le_bytes()));
-            0
-        }
-        XENVER_GET_FEATURES => {
-            let idx = guest!(mem.read_u32(arg));
-            if idx != 0 {
-                return -EINVAL;
-            }
-            guest!(mem.write(arg + 4, &features(d).to_le_bytes()));
-            0
-        }
-        XENVER_PAGESIZE => PAGE_SIZE as i64,
-        _ => -ENOSYS,
-    }
-}
-
-/// XENFEAT bits xen-core offers a PV domain (submap 0).
-fn features(d: &Domain) -> u32 {
-    const XENFEAT_PAE_PGDIR_ABOVE_4GB: u32 = 4;
-    const XENFEAT_DOM0: u32 = 11;
-    const XENFEAT_DIRECT_MAPPED: u32 = 17;
-    let mut f = 1 << XENFEAT_DIRECT_MAPPED;
-    if d.privileged {
-        f |= 1 << XENFEAT_DOM0;
-    }
-    if d.vm_assist & (1 << VMASST_PAE_EXTENDED_CR3) != 0 {
-        f |= 1 << XENFEAT_PAE_PGDIR_ABOVE_4GB;
-    }
-    f
 }
 
 /// The domain a `dom` field names: only the caller itself exists here, so

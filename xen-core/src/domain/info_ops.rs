@@ -1,0 +1,172 @@
+//! The hypercalls that read or set domain-wide facts and touch nothing
+//! else: `xen_version` (every sub-op Xen 4.17 has for a PV guest) and
+//! `vm_assist`. Generic over [`GuestAccess`], so they are tested on the
+//! host.
+//!
+//! Invariants: a string goes out NUL-terminated in exactly the size of
+//! Xen's field; a failed guest access is -EFAULT; only the VMASST types
+//! xen-core implements can be enabled.
+#![forbid(unsafe_code)]
+
+use super::Domain;
+use super::guest_mem::GuestAccess;
+use crate::version::{NAME, VERSION, XEN_MAJOR, XEN_MINOR};
+use xen_public::errno::{EFAULT, EINVAL, ENOSYS};
+
+/// A hypercall's result for the guest's RAX (a negated errno on failure).
+type Ret = i64;
+
+/// VMASST types xen-core implements: 4gb_segments and its notify variant
+/// and pae_extended_cr3 (all without effect on 64-bit guests, as on Xen),
+/// and runstate_update_flag. writable_pagetables, architectural_iopl and
+/// m2p_strict are refused (-EINVAL) until implemented; see docs/hypercalls.md.
+pub const VMASST_VALID: u64 = (1 << 0) | (1 << 1) | (1 << 3) | (1 << 5);
+/// `VMASST_TYPE_pae_extended_cr3`.
+const VMASST_PAE_EXTENDED_CR3: u32 = 3;
+
+/// `vm_assist(cmd, type)`: enable (0) or disable (1) an assist.
+pub fn vm_assist(d: &mut Domain, cmd: u32, kind: u32) -> Ret {
+    if kind >= 64 || VMASST_VALID & (1 << kind) == 0 {
+        return -EINVAL;
+    }
+    match cmd {
+        0 => d.vm_assist |= 1 << kind,
+        1 => d.vm_assist &= !(1 << kind),
+        _ => return -ENOSYS,
+    }
+    0
+}
+
+/// `xen_version(cmd, arg)` for the domain `d`, whose memory is `mem`.
+pub fn xen_version(d: &Domain, mem: &impl GuestAccess, cmd: u32, arg: u64) -> Ret {
+    use xen_public::*;
+    let done = |r: Result<(), super::guest_mem::Efault>| r.map_or(-EFAULT, |()| 0);
+    match u64::from(cmd) {
+        XENVER_VERSION => i64::from((XEN_MAJOR << 16) | XEN_MINOR),
+        XENVER_EXTRAVERSION => copy_str(mem, arg, "-xen-core", 16),
+        XENVER_COMPILE_INFO => {
+            // {compiler[64], compile_by[16], compile_domain[32], compile_date[32]}
+            let mut info = [0u8; 144];
+            let fields: [(&str, usize, usize); 4] = [("rustc 1.95.0", 0, 64), (NAME, 64, 16), (VERSION, 80, 32), ("unknown", 112, 32)];
+            for (s, at, size) in fields {
+                let n = s.len().min(size - 1);
+                info[at..at + n].copy_from_slice(&s.as_bytes()[..n]);
+            }
+            done(mem.write(arg, &info))
+        }
+        XENVER_CAPABILITIES => copy_str(mem, arg, "xen-3.0-x86_64", 1024),
+        XENVER_CHANGESET => copy_str(mem, arg, "unavailable", 64),
+        XENVER_PLATFORM_PARAMETERS => done(mem.write(arg, &HYPERVISOR_VIRT_START.to_le_bytes())),
+        XENVER_GET_FEATURES => {
+            let Ok(idx) = mem.copy_from::<u32>(arg) else { return -EFAULT };
+            if idx != 0 {
+                return -EINVAL;
+            }
+            done(mem.write(arg + 4, &features(d).to_le_bytes()))
+        }
+        XENVER_PAGESIZE => PAGE_SIZE as i64,
+        _ => -ENOSYS,
+    }
+}
+
+/// Write `s` NUL-terminated into a field of `size` bytes at `va`.
+fn copy_str(mem: &impl GuestAccess, va: u64, s: &str, size: usize) -> Ret {
+    let mut buf = [0u8; 1024];
+    let n = s.len().min(size - 1);
+    buf[..n].copy_from_slice(&s.as_bytes()[..n]);
+    mem.write(va, &buf[..size]).map_or(-EFAULT, |()| 0)
+}
+
+/// XENFEAT bits xen-core offers a PV domain (submap 0).
+fn features(d: &Domain) -> u32 {
+    const XENFEAT_PAE_PGDIR_ABOVE_4GB: u32 = 4;
+    const XENFEAT_DOM0: u32 = 11;
+    const XENFEAT_DIRECT_MAPPED: u32 = 17;
+    let mut f = 1 << XENFEAT_DIRECT_MAPPED;
+    if d.privileged {
+        f |= 1 << XENFEAT_DOM0;
+    }
+    if d.vm_assist & (1 << VMASST_PAE_EXTENDED_CR3) != 0 {
+        f |= 1 << XENFEAT_PAE_PGDIR_ABOVE_4GB;
+    }
+    f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::guest_mem::tests::FakeGuest;
+    use crate::mm::Mfn;
+    use xen_public::*;
+
+    const ARG: u64 = 0x7000;
+
+    fn guest() -> FakeGuest {
+        let g = FakeGuest::default();
+        g.map(ARG);
+        g
+    }
+
+    fn domu() -> Domain {
+        Domain::empty(1, false, Mfn(0x100))
+    }
+
+    #[test]
+    fn xenver_version_is_4_17_by_value() {
+        assert_eq!(xen_version(&domu(), &FakeGuest::default(), XENVER_VERSION as u32, 0), (4 << 16) | 17);
+    }
+
+    #[test]
+    fn xenver_extraversion_fills_16_bytes_nul_terminated() {
+        let g = guest();
+        g.write(ARG, &[0xaa; 32]).unwrap();
+        assert_eq!(xen_version(&domu(), &g, XENVER_EXTRAVERSION as u32, ARG), 0);
+        let mut b = [0u8; 32];
+        g.read(ARG, &mut b).unwrap();
+        assert_eq!(&b[..10], b"-xen-core\0");
+        assert!(b[10..16].iter().all(|&x| x == 0), "the rest of the field is zeroed");
+        assert!(b[16..].iter().all(|&x| x == 0xaa), "nothing past the 16-byte field");
+    }
+
+    #[test]
+    fn xenver_capabilities_is_the_1024_byte_field() {
+        let g = guest();
+        assert_eq!(xen_version(&domu(), &g, XENVER_CAPABILITIES as u32, ARG), 0, "one page holds it");
+        assert_eq!(xen_version(&domu(), &g, XENVER_CAPABILITIES as u32, ARG + 4096 - 1000), -EFAULT, "runs off the page");
+    }
+
+    #[test]
+    fn xenver_get_features_submap_0_only() {
+        let g = guest();
+        let mut d = domu();
+        assert_eq!(xen_version(&d, &g, XENVER_GET_FEATURES as u32, ARG), 0);
+        assert_eq!(g.copy_from::<u32>(ARG + 4), Ok(1 << 17), "direct-mapped only, for a domU");
+        d.privileged = true;
+        assert_eq!(vm_assist(&mut d, 0, VMASST_PAE_EXTENDED_CR3), 0);
+        assert_eq!(xen_version(&d, &g, XENVER_GET_FEATURES as u32, ARG), 0);
+        assert_eq!(g.copy_from::<u32>(ARG + 4), Ok((1 << 17) | (1 << 11) | (1 << 4)));
+        g.copy_to(ARG, &1u32).unwrap();
+        assert_eq!(xen_version(&d, &g, XENVER_GET_FEATURES as u32, ARG), -EINVAL, "submap 1 does not exist");
+    }
+
+    #[test]
+    fn xenver_unmapped_argument_is_efault_and_unknown_cmd_enosys() {
+        let g = FakeGuest::default();
+        for cmd in [XENVER_EXTRAVERSION, XENVER_COMPILE_INFO, XENVER_CHANGESET, XENVER_PLATFORM_PARAMETERS, XENVER_GET_FEATURES] {
+            assert_eq!(xen_version(&domu(), &g, cmd as u32, ARG), -EFAULT, "cmd {cmd}");
+        }
+        assert_eq!(xen_version(&domu(), &g, 99, ARG), -ENOSYS);
+    }
+
+    #[test]
+    fn vm_assist_only_implemented_types() {
+        let mut d = domu();
+        assert_eq!(vm_assist(&mut d, 0, 2), -EINVAL, "writable_pagetables is not implemented");
+        assert_eq!(vm_assist(&mut d, 0, 64), -EINVAL, "beyond the bitmap");
+        assert_eq!(vm_assist(&mut d, 2, 0), -ENOSYS, "unknown command");
+        assert_eq!(vm_assist(&mut d, 0, 5), 0);
+        assert_eq!(d.vm_assist, 1 << 5);
+        assert_eq!(vm_assist(&mut d, 1, 5), 0);
+        assert_eq!(d.vm_assist, 0);
+    }
+}
