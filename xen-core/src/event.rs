@@ -333,15 +333,21 @@ pub fn unmask(bits: &mut impl EventBits, port: u32) -> bool {
     false
 }
 
+/// Event bits in plain memory, for host tests of code that marks ports.
 #[cfg(test)]
-mod tests {
+pub mod fake {
     use super::*;
 
-    struct Bits {
-        pending: [u64; 64],
-        mask: [u64; 64],
-        sel: u64,
-        upcall: bool,
+    /// Event bits in plain memory.
+    pub struct Bits {
+        /// Pending bits.
+        pub pending: [u64; 64],
+        /// Mask bits.
+        pub mask: [u64; 64],
+        /// Selector bits.
+        pub sel: u64,
+        /// `evtchn_upcall_pending`.
+        pub upcall: bool,
     }
 
     impl Default for Bits {
@@ -375,6 +381,12 @@ mod tests {
             self.upcall = true;
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fake::Bits;
+    use super::*;
 
     #[test]
     fn port_zero_is_reserved_and_allocation_runs_to_enospc() {

@@ -9,6 +9,7 @@
 
 pub mod context;
 pub mod domid;
+pub mod evtchn_ops;
 pub mod guest_mem;
 pub mod info_ops;
 pub use xen_dombuild::{layout, pagetable};
