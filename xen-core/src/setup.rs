@@ -205,11 +205,17 @@ fn boot_info(maddr: u64) -> BootInfo<'static> {
     let Some(bytes) = bootmem::reserved(maddr, len) else {
         fatal(format_args!("multiboot2 information of {len} bytes runs past 4 GiB"));
     };
-    match BootInfo::new(bytes) {
+    let info = match arch::mbi::load(bytes) {
         Ok(b) => b,
         Err(e) => fatal(format_args!("bad multiboot2 information: {e:?}")),
-    }
+    };
+    BootInfo::new(BOOT_INFO.call_once(|| info))
 }
+
+/// The crate's view of the information block, kept for good: the block's
+/// frames never return to the allocator, and what `BootInfo` hands out
+/// (module command lines, the RSDP copy) borrows from it for `'static`.
+static BOOT_INFO: spin::Once<multiboot2::BootInformation<'static>> = spin::Once::new();
 
 fn report_warnings(opts: &Options<'_>) {
     for w in opts.warnings() {

@@ -1,12 +1,23 @@
-//! Bounds-checked ELF64 parsing for PV kernel images and their "Xen" notes.
+//! ELF64 parsing for PV kernel images, and their "Xen" notes.
 //!
-//! Owns nothing but borrowed bytes. Invariant: every offset and length read
-//! from the image is checked against the slice before use, so a hostile or
-//! truncated module yields an [`ElfError`], never a panic or an out-of-bounds
-//! read. Used by the hypervisor's dom0 builder and by dom0's domU builder.
+//! Owns nothing but borrowed bytes. The ELF structure itself (identification,
+//! file header, program-header table, each segment's file range) is read by
+//! the `elf` crate, which bounds-checks every offset with checked arithmetic;
+//! this crate adds what only Xen defines: which images a PV domain builder
+//! accepts (ELF64, little-endian, x86_64, executable, at least one PT_LOAD,
+//! `filesz <= memsz`), the 4-byte-aligned note framing of Xen's libelf, and
+//! the meaning of every `XEN_ELFNOTE_*`. Invariant: a hostile or truncated
+//! module yields an [`ElfError`], never a panic or an out-of-bounds read.
+//! Used by the hypervisor's dom0 builder and by dom0's domU builder.
 #![no_std]
 #![forbid(unsafe_code)]
 
+use elf::ElfBytes;
+use elf::abi;
+use elf::endian::{EndianParse, LittleEndian};
+use elf::file::{Class, FileHeader};
+use elf::parse::ParseError;
+use elf::segment::ProgramHeader;
 use xen_public::elfnote;
 
 /// Why an image was rejected.
@@ -16,6 +27,8 @@ pub enum ElfError {
     TooShort,
     /// Magic bytes are not `\x7fELF`.
     BadMagic,
+    /// `e_ident[EI_VERSION]` is not EV_CURRENT.
+    BadVersion,
     /// Not ELFCLASS64.
     NotElf64,
     /// Not little-endian.
@@ -26,6 +39,8 @@ pub enum ElfError {
     WrongType,
     /// Program header table outside the image or with a bad entry size.
     BadProgramHeaders,
+    /// Section header table outside the image or with a bad entry size.
+    BadSectionHeaders,
     /// A segment's file range lies outside the image, or filesz > memsz.
     BadSegment,
     /// No PT_LOAD segment.
@@ -42,11 +57,13 @@ impl ElfError {
         match self {
             ElfError::TooShort => "image shorter than an ELF header",
             ElfError::BadMagic => "bad ELF magic",
+            ElfError::BadVersion => "unsupported ELF version",
             ElfError::NotElf64 => "not a 64-bit ELF",
             ElfError::NotLittleEndian => "not little-endian",
             ElfError::WrongMachine => "not an x86_64 ELF",
             ElfError::WrongType => "not an executable ELF",
             ElfError::BadProgramHeaders => "program headers out of bounds",
+            ElfError::BadSectionHeaders => "section headers out of bounds",
             ElfError::BadSegment => "segment out of bounds",
             ElfError::NoLoadSegment => "no loadable segment",
             ElfError::BadNote => "malformed ELF note",
@@ -56,32 +73,39 @@ impl ElfError {
 }
 
 /// `PT_LOAD`.
-pub const PT_LOAD: u32 = 1;
+pub const PT_LOAD: u32 = abi::PT_LOAD;
 /// `PT_NOTE`.
-pub const PT_NOTE: u32 = 4;
+pub const PT_NOTE: u32 = abi::PT_NOTE;
 /// Segment flag: executable.
-pub const PF_X: u32 = 1;
+pub const PF_X: u32 = abi::PF_X;
 /// Segment flag: writable.
-pub const PF_W: u32 = 2;
+pub const PF_W: u32 = abi::PF_W;
 /// Segment flag: readable.
-pub const PF_R: u32 = 4;
+pub const PF_R: u32 = abi::PF_R;
 
-const EHDR_SIZE: usize = 64;
+/// Size of an Elf64_Phdr.
 const PHDR_SIZE: usize = 56;
-const EM_X86_64: u16 = 62;
-const ET_EXEC: u16 = 2;
-const ET_DYN: u16 = 3;
 
-fn rd_u16(b: &[u8], off: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(b.get(off..off.checked_add(2)?)?.try_into().ok()?))
+/// The crate's refusal of the identification or the file header, in our terms.
+fn header_error(e: ParseError) -> ElfError {
+    match e {
+        ParseError::BadMagic(_) => ElfError::BadMagic,
+        ParseError::UnsupportedVersion(_) => ElfError::BadVersion,
+        ParseError::UnsupportedElfClass(_) => ElfError::NotElf64,
+        ParseError::UnsupportedElfEndianness(_) => ElfError::NotLittleEndian,
+        _ => ElfError::TooShort,
+    }
 }
 
-fn rd_u32(b: &[u8], off: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(off..off.checked_add(4)?)?.try_into().ok()?))
-}
-
-fn rd_u64(b: &[u8], off: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(b.get(off..off.checked_add(8)?)?.try_into().ok()?))
+/// `ElfBytes::minimal_parse` checks the section header table, then the
+/// program header table, and does not say which one it refused. Tell them
+/// apart for the message only (the crate's check is the one that guards):
+/// blame the program headers unless their table, by the crate's rules
+/// (`e_phoff == 0` means none; entries of 56 bytes), fits in the image.
+fn table_error(ehdr: &FileHeader<LittleEndian>, len: usize) -> ElfError {
+    let end = usize::try_from(ehdr.e_phoff).ok().and_then(|off| off.checked_add(usize::from(ehdr.e_phnum) * PHDR_SIZE));
+    let fits = ehdr.e_phoff == 0 || (usize::from(ehdr.e_phentsize) == PHDR_SIZE && end.is_some_and(|end| end <= len));
+    if fits { ElfError::BadSectionHeaders } else { ElfError::BadProgramHeaders }
 }
 
 /// One program header.
@@ -103,51 +127,59 @@ pub struct Segment {
     pub memsz: u64,
 }
 
+impl From<ProgramHeader> for Segment {
+    fn from(p: ProgramHeader) -> Self {
+        Segment { kind: p.p_type, flags: p.p_flags, offset: p.p_offset, vaddr: p.p_vaddr, paddr: p.p_paddr, filesz: p.p_filesz, memsz: p.p_memsz }
+    }
+}
+
+impl From<&Segment> for ProgramHeader {
+    fn from(s: &Segment) -> Self {
+        ProgramHeader {
+            p_type: s.kind,
+            p_flags: s.flags,
+            p_offset: s.offset,
+            p_vaddr: s.vaddr,
+            p_paddr: s.paddr,
+            p_filesz: s.filesz,
+            p_memsz: s.memsz,
+            p_align: 0,
+        }
+    }
+}
+
 /// A validated ELF64 x86_64 image.
-#[derive(Clone, Copy, Debug)]
+#[derive(Debug)]
 pub struct Elf<'a> {
     bytes: &'a [u8],
-    entry: u64,
-    phoff: usize,
-    phnum: usize,
+    /// The crate's view: file header, and the header tables it located
+    /// and bounds-checked.
+    file: ElfBytes<'a, LittleEndian>,
 }
 
 impl<'a> Elf<'a> {
-    /// Validate the header, program-header table and every segment's bounds.
+    /// Validate the header, the header tables and every segment's bounds.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, ElfError> {
-        if bytes.len() < EHDR_SIZE {
-            return Err(ElfError::TooShort);
-        }
-        if bytes[0..4] != *b"\x7fELF" {
-            return Err(ElfError::BadMagic);
-        }
-        if bytes[4] != 2 {
+        let ident = bytes.get(..abi::EI_NIDENT).ok_or(ElfError::TooShort)?;
+        let ident = elf::file::parse_ident::<LittleEndian>(ident).map_err(header_error)?;
+        if ident.1 != Class::ELF64 {
             return Err(ElfError::NotElf64);
         }
-        if bytes[5] != 1 {
-            return Err(ElfError::NotLittleEndian);
-        }
-        let e_type = rd_u16(bytes, 16).ok_or(ElfError::TooShort)?;
-        if e_type != ET_EXEC && e_type != ET_DYN {
+        let tail = bytes.get(abi::EI_NIDENT..abi::EI_NIDENT + elf::file::ELF64_EHDR_TAILSIZE).ok_or(ElfError::TooShort)?;
+        let ehdr = FileHeader::parse_tail(ident, tail).map_err(header_error)?;
+        if ehdr.e_type != abi::ET_EXEC && ehdr.e_type != abi::ET_DYN {
             return Err(ElfError::WrongType);
         }
-        if rd_u16(bytes, 18) != Some(EM_X86_64) {
+        if ehdr.e_machine != abi::EM_X86_64 {
             return Err(ElfError::WrongMachine);
         }
-        let entry = rd_u64(bytes, 24).ok_or(ElfError::TooShort)?;
-        let phoff = rd_u64(bytes, 32).ok_or(ElfError::TooShort)?;
-        let phentsize = rd_u16(bytes, 54).ok_or(ElfError::TooShort)?;
-        let phnum = rd_u16(bytes, 56).ok_or(ElfError::TooShort)?;
-        if phnum > 0 && usize::from(phentsize) != PHDR_SIZE {
+        // Xen's libelf takes e_phnum as the count: no PN_XNUM extension
+        // (which would send the crate to section header 0 for the count).
+        if ehdr.e_phnum == abi::PN_XNUM {
             return Err(ElfError::BadProgramHeaders);
         }
-        let table_len = usize::from(phnum) * PHDR_SIZE;
-        let phoff = usize::try_from(phoff).map_err(|_| ElfError::BadProgramHeaders)?;
-        match phoff.checked_add(table_len) {
-            Some(end) if end <= bytes.len() => {}
-            _ => return Err(ElfError::BadProgramHeaders),
-        }
-        let elf = Elf { bytes, entry, phoff, phnum: usize::from(phnum) };
+        let file = ElfBytes::<LittleEndian>::minimal_parse(bytes).map_err(|_| table_error(&ehdr, bytes.len()))?;
+        let elf = Elf { bytes, file };
         let mut loads = 0;
         for seg in elf.segments() {
             elf.segment_data(&seg)?;
@@ -166,7 +198,7 @@ impl<'a> Elf<'a> {
 
     /// `e_entry`.
     pub fn entry(&self) -> u64 {
-        self.entry
+        self.file.ehdr.e_entry
     }
 
     /// The whole image.
@@ -176,27 +208,13 @@ impl<'a> Elf<'a> {
 
     /// Every program header, in file order.
     pub fn segments(&self) -> impl Iterator<Item = Segment> + '_ {
-        (0..self.phnum).map(move |i| {
-            let b = &self.bytes[self.phoff + i * PHDR_SIZE..][..PHDR_SIZE];
-            // The table was bounds-checked in `parse`, so these reads succeed.
-            Segment {
-                kind: rd_u32(b, 0).unwrap_or(0),
-                flags: rd_u32(b, 4).unwrap_or(0),
-                offset: rd_u64(b, 8).unwrap_or(0),
-                vaddr: rd_u64(b, 16).unwrap_or(0),
-                paddr: rd_u64(b, 24).unwrap_or(0),
-                filesz: rd_u64(b, 32).unwrap_or(0),
-                memsz: rd_u64(b, 40).unwrap_or(0),
-            }
-        })
+        self.file.segments().into_iter().flat_map(|t| t.iter()).map(Segment::from)
     }
 
-    /// The file bytes of a segment.
+    /// The file bytes of a segment: `[p_offset, p_offset + p_filesz)`, which
+    /// must lie inside the image (the crate checks, overflow included).
     pub fn segment_data(&self, seg: &Segment) -> Result<&'a [u8], ElfError> {
-        let start = usize::try_from(seg.offset).map_err(|_| ElfError::BadSegment)?;
-        let len = usize::try_from(seg.filesz).map_err(|_| ElfError::BadSegment)?;
-        let end = start.checked_add(len).ok_or(ElfError::BadSegment)?;
-        self.bytes.get(start..end).ok_or(ElfError::BadSegment)
+        self.file.segment_data(&ProgramHeader::from(seg)).map_err(|_| ElfError::BadSegment)
     }
 
     /// Lowest and one-past-highest virtual address over all PT_LOAD segments.
@@ -244,6 +262,14 @@ pub struct Note<'a> {
 
 /// Iterator over the notes of one PT_NOTE segment; yields an error once and
 /// then stops if a note runs past the segment.
+///
+/// The note framing stays here rather than in `elf::note::NoteIterator`,
+/// for two reasons of Xen's semantics: Xen's libelf (`elf_note_next`) pads
+/// name and payload to 4 bytes whatever the segment's `p_align` says,
+/// where the crate pads to `p_align`; and a note that runs past its segment
+/// is an error ([`ElfError::BadNote`]) here, where the crate's iterator ends
+/// as if the segment were done, so a cut-off Xen note would pass unnoticed.
+/// The integers are read with the crate's bounds-checked `EndianParse`.
 pub struct NoteIter<'a> {
     rest: &'a [u8],
     failed: bool,
@@ -257,9 +283,11 @@ impl<'a> NoteIter<'a> {
 
     fn next_note(&mut self) -> Result<Note<'a>, ElfError> {
         let b = self.rest;
-        let namesz = rd_u32(b, 0).ok_or(ElfError::BadNote)? as usize;
-        let descsz = rd_u32(b, 4).ok_or(ElfError::BadNote)? as usize;
-        let kind = rd_u32(b, 8).ok_or(ElfError::BadNote)?;
+        let mut off = 0;
+        let mut word = || LittleEndian.parse_u32_at(&mut off, b).map_err(|_| ElfError::BadNote);
+        let namesz = word()? as usize;
+        let descsz = word()? as usize;
+        let kind = word()?;
         let name_end = 12usize.checked_add(namesz).ok_or(ElfError::BadNote)?;
         let desc_start = align4(name_end).ok_or(ElfError::BadNote)?;
         let desc_end = desc_start.checked_add(descsz).ok_or(ElfError::BadNote)?;
@@ -272,6 +300,7 @@ impl<'a> NoteIter<'a> {
     }
 }
 
+/// Round up to Xen's note alignment.
 fn align4(x: usize) -> Option<usize> {
     Some(x.checked_add(3)? & !3)
 }
@@ -314,13 +343,15 @@ pub struct XenNotes<'a> {
     pub features: Option<&'a str>,
 }
 
-/// A numeric note is 4 or 8 bytes, little-endian.
+/// A numeric note is 4 or 8 bytes, little-endian (Xen's `elf_note_numeric`).
 fn note_num(kind: u32, desc: &[u8]) -> Result<u64, ElfError> {
-    match desc.len() {
-        4 => Ok(u64::from(rd_u32(desc, 0).ok_or(ElfError::BadNoteValue(kind))?)),
-        8 => rd_u64(desc, 0).ok_or(ElfError::BadNoteValue(kind)),
-        _ => Err(ElfError::BadNoteValue(kind)),
-    }
+    let mut off = 0;
+    let n = match desc.len() {
+        4 => LittleEndian.parse_u32_at(&mut off, desc).map(u64::from),
+        8 => LittleEndian.parse_u64_at(&mut off, desc),
+        _ => return Err(ElfError::BadNoteValue(kind)),
+    };
+    n.map_err(|_| ElfError::BadNoteValue(kind))
 }
 
 /// A string note is UTF-8, NUL terminated (the NUL is optional here).

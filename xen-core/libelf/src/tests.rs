@@ -201,3 +201,267 @@ fn random_garbage_never_panics() {
         }
     }
 }
+
+// Hostile input. Each test is named after the rule it checks; the parser
+// goes through the `elf` crate for the structure and through this crate for
+// Xen's rules, and neither may panic on any of these.
+
+/// Byte offsets in the test image: the file header's fields and the first
+/// (PT_LOAD) and second (PT_NOTE) program headers.
+const E_PHOFF: usize = 32;
+const E_SHOFF: usize = 40;
+const E_PHENTSIZE: usize = 54;
+const E_PHNUM: usize = 56;
+const E_SHENTSIZE: usize = 58;
+const E_SHNUM: usize = 60;
+const PH0: usize = 64;
+const PH1: usize = 64 + 56;
+const P_OFFSET: usize = 8;
+const P_VADDR: usize = 16;
+const P_FILESZ: usize = 32;
+const P_MEMSZ: usize = 40;
+
+fn put_u16(b: &mut [u8], at: usize, v: u16) {
+    b[at..at + 2].copy_from_slice(&v.to_le_bytes());
+}
+
+fn put_u32(b: &mut [u8], at: usize, v: u32) {
+    b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+}
+
+fn put_u64(b: &mut [u8], at: usize, v: u64) {
+    b[at..at + 8].copy_from_slice(&v.to_le_bytes());
+}
+
+/// Everything a builder calls on an image; must not panic whatever the bytes.
+fn exercise(b: &[u8]) -> Result<(), ElfError> {
+    let elf = Elf::parse(b)?;
+    let _ = elf.virt_bounds();
+    let _ = elf.pv_load_bounds(u64::MAX);
+    for s in elf.segments() {
+        elf.segment_data(&s)?;
+    }
+    let n = elf.xen_notes()?;
+    let _ = elf.pv_load_bounds(n.virt_offset());
+    let _ = n.required_features().count();
+    Ok(())
+}
+
+#[test]
+fn rule_an_image_cut_anywhere_is_an_error_never_a_panic() {
+    let good = image(&pv_notes());
+    for len in 0..good.len() {
+        let r = exercise(&good[..len]);
+        let want = match len {
+            0..64 => Err(ElfError::TooShort),
+            // The program header table ends at 64 + 2 * 56.
+            64..176 => Err(ElfError::BadProgramHeaders),
+            // The PT_LOAD segment's file bytes end at 0x200.
+            _ => Err(ElfError::BadSegment),
+        };
+        assert_eq!(r, want, "image cut to {len} bytes");
+    }
+    assert_eq!(exercise(&good), Ok(()));
+}
+
+#[test]
+fn rule_the_program_header_table_lies_inside_the_image() {
+    let good = image(&pv_notes());
+    // Starts inside the image but its second entry runs past the end.
+    let mut b = good.clone();
+    put_u64(&mut b, E_PHOFF, (good.len() - 60) as u64);
+    assert_eq!(Elf::parse(&b).unwrap_err(), ElfError::BadProgramHeaders);
+    // Starts right at the end.
+    let mut b = good.clone();
+    put_u64(&mut b, E_PHOFF, good.len() as u64);
+    assert_eq!(Elf::parse(&b).unwrap_err(), ElfError::BadProgramHeaders);
+    // e_phoff + e_phnum * 56 overflows.
+    let mut b = good.clone();
+    put_u64(&mut b, E_PHOFF, u64::MAX - 8);
+    assert_eq!(Elf::parse(&b).unwrap_err(), ElfError::BadProgramHeaders);
+}
+
+#[test]
+fn rule_program_headers_are_56_bytes_and_counted_by_e_phnum_alone() {
+    let mut b = image(&pv_notes());
+    put_u16(&mut b, E_PHENTSIZE, 64);
+    assert_eq!(Elf::parse(&b).unwrap_err(), ElfError::BadProgramHeaders);
+    // PN_XNUM is a count here, as in Xen's libelf, not a pointer to
+    // section header 0 (which, with no section headers, would be the
+    // file header itself).
+    let mut b = image(&pv_notes());
+    put_u16(&mut b, E_PHNUM, 0xffff);
+    assert_eq!(Elf::parse(&b).unwrap_err(), ElfError::BadProgramHeaders);
+}
+
+#[test]
+fn rule_the_section_header_table_lies_inside_the_image() {
+    let good = image(&pv_notes());
+    let mut b = good.clone();
+    put_u64(&mut b, E_SHOFF, (good.len() - 10) as u64);
+    put_u16(&mut b, E_SHENTSIZE, 64);
+    put_u16(&mut b, E_SHNUM, 1);
+    assert_eq!(Elf::parse(&b).unwrap_err(), ElfError::BadSectionHeaders);
+    let mut b = good.clone();
+    put_u64(&mut b, E_SHOFF, 64);
+    put_u16(&mut b, E_SHENTSIZE, 40);
+    put_u16(&mut b, E_SHNUM, 1);
+    assert_eq!(Elf::parse(&b).unwrap_err(), ElfError::BadSectionHeaders);
+    // With both tables bad, the program headers are the ones named.
+    put_u64(&mut b, E_PHOFF, u64::MAX);
+    assert_eq!(Elf::parse(&b).unwrap_err(), ElfError::BadProgramHeaders);
+    // A section table that fits is accepted (its contents are not used).
+    let mut b = good.clone();
+    put_u64(&mut b, E_SHOFF, 0x100);
+    put_u16(&mut b, E_SHENTSIZE, 64);
+    put_u16(&mut b, E_SHNUM, 2);
+    assert!(Elf::parse(&b).is_ok());
+}
+
+#[test]
+fn rule_p_offset_plus_p_filesz_must_not_overflow() {
+    for (offset, filesz) in [(u64::MAX - 0x10, 0x20), (u64::MAX, u64::MAX), (1, u64::MAX), (0x100, u64::MAX - 0x80)] {
+        let mut b = image(&pv_notes());
+        put_u64(&mut b, PH0 + P_OFFSET, offset);
+        put_u64(&mut b, PH0 + P_FILESZ, filesz);
+        put_u64(&mut b, PH0 + P_MEMSZ, u64::MAX);
+        assert_eq!(Elf::parse(&b).unwrap_err(), ElfError::BadSegment, "p_offset {offset:#x} p_filesz {filesz:#x}");
+    }
+    // The same for the note segment, which xen_notes reads.
+    let mut b = image(&pv_notes());
+    put_u64(&mut b, PH1 + P_OFFSET, u64::MAX - 3);
+    assert_eq!(Elf::parse(&b).unwrap_err(), ElfError::BadSegment);
+}
+
+#[test]
+fn rule_p_vaddr_plus_p_memsz_must_not_overflow() {
+    let mut b = image(&pv_notes());
+    put_u64(&mut b, PH0 + P_VADDR, u64::MAX - 0x800);
+    assert_eq!(Elf::parse(&b).unwrap_err(), ElfError::BadSegment);
+}
+
+#[test]
+fn rule_a_note_stays_inside_its_segment() {
+    // The image goes on past the note segment (it is padded to 0x200
+    // bytes), so these sizes point at bytes that exist but are not the
+    // segment's: the note must be refused, not read from there.
+    let n = note(b"Xen", elfnote::GUEST_OS, b"linux\0");
+    let seg_len = n.len();
+    let mut bad = n.clone();
+    put_u32(&mut bad, 4, (seg_len + 8) as u32);
+    let img = image(&bad);
+    assert!(img.len() > 176 + seg_len + 16);
+    assert_eq!(Elf::parse(&img).unwrap().xen_notes().unwrap_err(), ElfError::BadNote);
+    // The name, likewise.
+    let mut bad = n.clone();
+    put_u32(&mut bad, 0, (seg_len + 8) as u32);
+    assert_eq!(Elf::parse(&image(&bad)).unwrap().xen_notes().unwrap_err(), ElfError::BadNote);
+    // Sizes whose 4-byte rounding overflows.
+    for (namesz, descsz) in [(u32::MAX, 0), (0, u32::MAX), (u32::MAX - 2, u32::MAX - 2)] {
+        let mut bad = n.clone();
+        put_u32(&mut bad, 0, namesz);
+        put_u32(&mut bad, 4, descsz);
+        assert_eq!(Elf::parse(&image(&bad)).unwrap().xen_notes().unwrap_err(), ElfError::BadNote);
+    }
+    // A second note cut off after a good first one: still an error, not a
+    // quiet end of the list.
+    let mut two = note(b"Xen", elfnote::GUEST_OS, b"linux\0");
+    two.extend(&note(b"Xen", elfnote::HYPERCALL_PAGE, &0x101000u64.to_le_bytes())[..14]);
+    assert_eq!(Elf::parse(&image(&two)).unwrap().xen_notes().unwrap_err(), ElfError::BadNote);
+}
+
+#[test]
+fn rule_notes_are_padded_to_4_bytes_whatever_p_align_says() {
+    // Xen's libelf pads note names and payloads to 4 bytes; the PT_NOTE
+    // segment of the test image says p_align = 0x1000.
+    let img = image(&pv_notes());
+    let elf = Elf::parse(&img).unwrap();
+    assert_eq!(elf.segments().nth(1).map(|s| s.kind), Some(PT_NOTE));
+    assert_eq!(elf.xen_notes().unwrap().hypercall_page, Some(0x101000));
+}
+
+/// A minimal ELF32 x86 (EM_386) executable header of 52 bytes, no segments.
+fn elf32_header() -> Vec<u8> {
+    let mut v = std::vec![0u8; 52];
+    v[0..4].copy_from_slice(b"\x7fELF");
+    v[4] = 1;
+    v[5] = 1;
+    v[6] = 1;
+    put_u16(&mut v, 16, 2);
+    put_u16(&mut v, 18, 3);
+    put_u32(&mut v, 20, 1);
+    v
+}
+
+#[test]
+fn rule_only_elfclass64_is_accepted() {
+    // A whole 32-bit header (shorter than an ELF64 one) is NotElf64, not
+    // TooShort: the class is judged before the length.
+    assert_eq!(Elf::parse(&elf32_header()).unwrap_err(), ElfError::NotElf64);
+    let mut b = elf32_header();
+    b.resize(0x400, 0);
+    assert_eq!(Elf::parse(&b).unwrap_err(), ElfError::NotElf64);
+    // An ELF64 header with the class byte alone flipped.
+    let mut b = image(&pv_notes());
+    b[4] = 1;
+    assert_eq!(Elf::parse(&b).unwrap_err(), ElfError::NotElf64);
+    // Neither 32 nor 64.
+    b[4] = 7;
+    assert_eq!(Elf::parse(&b).unwrap_err(), ElfError::NotElf64);
+}
+
+#[test]
+fn rule_only_em_x86_64_is_accepted() {
+    for machine in [0u16, 3, 40, 183, 243, 0xffff] {
+        let mut b = image(&pv_notes());
+        put_u16(&mut b, 18, machine);
+        assert_eq!(Elf::parse(&b).unwrap_err(), ElfError::WrongMachine, "e_machine {machine}");
+    }
+}
+
+#[test]
+fn rule_only_little_endian_ev_current_images_are_accepted() {
+    let mut b = image(&pv_notes());
+    b[5] = 2;
+    assert_eq!(Elf::parse(&b).unwrap_err(), ElfError::NotLittleEndian);
+    b[5] = 0;
+    assert_eq!(Elf::parse(&b).unwrap_err(), ElfError::NotLittleEndian);
+    let mut b = image(&pv_notes());
+    b[6] = 0;
+    assert_eq!(Elf::parse(&b).unwrap_err(), ElfError::BadVersion);
+}
+
+#[test]
+fn rule_every_header_field_at_its_extremes_is_an_error_or_an_image_never_a_panic() {
+    // Each byte of the file header and both program headers, set to each
+    // value that tends to break bounds arithmetic.
+    let base = image(&pv_notes());
+    for at in 0..PH1 + 56 {
+        for v in [0x00, 0x01, 0x7f, 0x80, 0xfe, 0xff] {
+            let mut b = base.clone();
+            b[at] = v;
+            let _ = exercise(&b);
+        }
+    }
+    // Whole fields at their extremes.
+    let fields: &[(usize, usize)] = &[
+        (E_PHOFF, 8),
+        (E_SHOFF, 8),
+        (E_PHENTSIZE, 2),
+        (E_PHNUM, 2),
+        (E_SHENTSIZE, 2),
+        (E_SHNUM, 2),
+        (PH0 + P_OFFSET, 8),
+        (PH0 + P_FILESZ, 8),
+        (PH0 + P_MEMSZ, 8),
+        (PH1 + P_OFFSET, 8),
+        (PH1 + P_FILESZ, 8),
+    ];
+    for &(at, width) in fields {
+        for fill in [0x00, 0xff] {
+            let mut b = base.clone();
+            b[at..at + width].fill(fill);
+            let _ = exercise(&b);
+        }
+    }
+}

@@ -14,6 +14,7 @@ pub mod cpu;
 pub mod entry;
 pub mod frame_box;
 pub mod gdt;
+pub mod mbi;
 pub mod paging;
 pub mod serial;
 pub mod smp;
