@@ -13,9 +13,11 @@
 use crate::hv;
 use pv_guest_kernel::StartInfo;
 use pv_guest_kernel::alloc::EarlyAlloc;
+use pv_guest_kernel::mm::PTE_RW;
 use xen_dombuild::layout::{self, DomainLayout, LayoutInput};
 use xen_dombuild::pagetable::{self, FrameWriter};
 use xen_libelf::{Elf, PT_LOAD};
+use xen_public::pte::{PteFlags, pte_maddr};
 use xen_public::{MAX_GUEST_CMDLINE, MmuUpdate};
 use zerocopy::IntoBytes;
 
@@ -23,7 +25,6 @@ use zerocopy::IntoBytes;
 pub const SCRATCH_SLOTS: usize = 16;
 /// Largest domU built (pages): its P2M must fit in dom0's P2M buffer.
 pub const MAX_PAGES: u64 = 4096;
-const PTE_RW: u64 = 0x67;
 
 /// Why a build failed: the step, and the hypercall's result.
 #[derive(Clone, Copy, Debug)]
@@ -43,7 +44,6 @@ pub struct Scratch {
 /// found by walking them through their read-only mapping in the initial
 /// region (each table's virtual address comes from the M2P).
 fn l1e_maddr(si: &StartInfo, va: u64) -> Option<u64> {
-    const ADDR: u64 = 0x000f_ffff_ffff_f000;
     let region = |mfn: u64| pv_guest_kernel::notes::VIRT_BASE + pv_guest_kernel::console::mfn_to_pfn(mfn) * 4096;
     let mut table_va = si.pt_base;
     let mut mfn = 0;
@@ -52,10 +52,10 @@ fn l1e_maddr(si: &StartInfo, va: u64) -> Option<u64> {
         // SAFETY: `table_va` is a page table of the initial region, mapped
         // read-only there (start_info's pt_base, or found through the M2P).
         let e = unsafe { ((table_va + idx * 8) as *const u64).read_volatile() };
-        if e & 1 == 0 {
+        if !PteFlags::of(e).contains(PteFlags::PRESENT) {
             return None;
         }
-        mfn = (e & ADDR) >> 12;
+        mfn = pte_maddr(e) >> 12;
         table_va = region(mfn);
     }
     Some((mfn << 12) + ((va >> 12) & 511) * 8)

@@ -3,6 +3,8 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(not(target_os = "none"), allow(dead_code))]
 
+use xen_public::SifFlags;
+
 /// A boot self-test dom0 runs after its banner (`test=` on its command line).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Test {
@@ -111,9 +113,11 @@ pub fn test(cmdline: &str) -> Result<Test, &str> {
     })
 }
 
-/// The named SIF flags, `|`-separated (only these two are spelled out).
-pub fn flag_names(flags: u32, privileged: u32, initdomain: u32) -> &'static str {
-    match (flags & privileged != 0, flags & initdomain != 0) {
+/// The named SIF flags, `|`-separated (only these two are spelled out: Xen
+/// may add others, such as `SIF_MOD_START_PFN` or its power-management
+/// byte, and the banner stays the same on both hypervisors).
+pub fn flag_names(flags: SifFlags) -> &'static str {
+    match (flags.contains(SifFlags::PRIVILEGED), flags.contains(SifFlags::INITDOMAIN)) {
         (true, true) => "SIF_PRIVILEGED|SIF_INITDOMAIN",
         (true, false) => "SIF_PRIVILEGED",
         (false, true) => "SIF_INITDOMAIN",
@@ -144,9 +148,11 @@ mod tests {
     #[test]
     fn flags_are_spelled_out() {
         // ABI: SIF_PRIVILEGED = 1, SIF_INITDOMAIN = 2; other bits (Xen's PM bits) are ignored.
-        assert_eq!(flag_names(0x303, 1, 2), "SIF_PRIVILEGED|SIF_INITDOMAIN");
-        assert_eq!(flag_names(1, 1, 2), "SIF_PRIVILEGED");
-        assert_eq!(flag_names(0, 1, 2), "none");
+        assert_eq!(flag_names(SifFlags::from_bits_retain(0x303)), "SIF_PRIVILEGED|SIF_INITDOMAIN");
+        assert_eq!(flag_names(SifFlags::from_bits_retain(0x30b)), "SIF_PRIVILEGED|SIF_INITDOMAIN", "SIF_MOD_START_PFN not spelled out");
+        assert_eq!(flag_names(SifFlags::from_bits_retain(1)), "SIF_PRIVILEGED");
+        assert_eq!(flag_names(SifFlags::from_bits_retain(2)), "SIF_INITDOMAIN");
+        assert_eq!(flag_names(SifFlags::empty()), "none");
     }
 
     #[test]

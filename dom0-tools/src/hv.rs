@@ -17,7 +17,7 @@ use xen_public::domctl::{
 };
 use xen_public::event_channel::EvtchnAllocUnbound;
 use xen_public::sysctl::{XEN_SYSCTL_GETDOMAININFOLIST, XEN_SYSCTL_PHYSINFO, XenSysctl, XenSysctlGetdomaininfolist, XenSysctlPhysinfo};
-use xen_public::vcpu::{VGCF_IN_KERNEL, VGCF_ONLINE, VcpuGuestContext};
+use xen_public::vcpu::{VcpuGuestContext, VgcfFlags};
 use xen_public::{FLAT_KERNEL_CS64, FLAT_KERNEL_SS64, MmuUpdate, MmuextOp};
 
 pub use xen_public::domctl::{
@@ -156,7 +156,7 @@ pub fn hypercall_init(dom: u16, mfn: u64) -> i64 {
 /// mode, online, entering at `rip` with `rsp` and `rsi` (start_info), on
 /// the L4 in `l4_mfn`.
 pub fn set_vcpu_context(dom: u16, rip: u64, rsp: u64, rsi: u64, l4_mfn: u64) -> i64 {
-    let mut ctx = VcpuGuestContext { flags: VGCF_IN_KERNEL | VGCF_ONLINE, ..Default::default() };
+    let mut ctx = VcpuGuestContext { flags: (VgcfFlags::IN_KERNEL | VgcfFlags::ONLINE).bits(), ..Default::default() };
     ctx.user_regs.rsi = rsi;
     ctx.user_regs.rip = rip;
     ctx.user_regs.cs = FLAT_KERNEL_CS64;

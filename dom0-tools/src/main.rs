@@ -21,7 +21,7 @@ mod dom0 {
     use pv_guest_kernel::notes::VIRT_BASE;
     use pv_guest_kernel::{StartInfo, hypercall, println, shared, traps};
     use xen_public::version::{XenExtraversion, XenFeatureInfo};
-    use xen_public::{SHUTDOWN_CRASH, SHUTDOWN_POWEROFF, SIF_INITDOMAIN, SIF_PRIVILEGED};
+    use xen_public::{SHUTDOWN_CRASH, SHUTDOWN_POWEROFF};
 
     fn banner(si: &StartInfo) {
         let ver = hypercall::xen_version();
@@ -35,7 +35,7 @@ mod dom0 {
         println!("dom0: hypervisor: Xen {}.{}{extra}", ver >> 16, ver & 0xffff);
         println!("dom0: features: {features:#x}");
         println!("dom0: nr_pages: {}", si.nr_pages);
-        println!("dom0: flags: {}", cmdline::flag_names(si.flags, SIF_PRIVILEGED, SIF_INITDOMAIN));
+        println!("dom0: flags: {}", cmdline::flag_names(si.sif_flags()));
         if si.mod_len > 0 {
             println!("dom0: boot modules: 1 ({} bytes)", si.mod_len);
         } else {

@@ -13,6 +13,7 @@
 use pv_guest_kernel::alloc::EarlyAlloc;
 use pv_guest_kernel::fuzz::Rng;
 use pv_guest_kernel::{StartInfo, grants, mm, println, shared};
+use xen_public::pte::{PteFlags, pte_maddr};
 
 /// Pattern pages kept (the rest of the initial region stays free).
 const MAX_PAGES: usize = 768;
@@ -48,17 +49,16 @@ fn check(seed: u64, va: u64, pfn: u64) -> Option<(usize, u64, u64)> {
 /// The L1 entry mapping `va`, read through the read-only mapping of the
 /// initial region's tables.
 fn l1e(si: &StartInfo, va: u64) -> u64 {
-    const ADDR: u64 = 0x000f_ffff_ffff_f000;
     let table_va = |mfn: u64| pv_guest_kernel::notes::VIRT_BASE + pv_guest_kernel::console::mfn_to_pfn(mfn) * 4096;
     let mut t = mm::mfn_of(si, si.pt_base);
     for level in (1..=4u32).rev() {
         let idx = (va >> (12 + 9 * (level - 1))) & 511;
         // SAFETY: `t` is a table of the initial region, mapped read-only.
         let e = unsafe { ((table_va(t) + idx * 8) as *const u64).read_volatile() };
-        if level == 1 || e & 1 == 0 {
+        if level == 1 || !PteFlags::of(e).contains(PteFlags::PRESENT) {
             return e;
         }
-        t = (e & ADDR) >> 12;
+        t = pte_maddr(e) >> 12;
     }
     0
 }
@@ -80,7 +80,7 @@ pub fn run(si: &StartInfo, pages: &mut EarlyAlloc, line: &str) -> ! {
     }
     // What maps each page: frame and permission bits (the CPU may set
     // Accessed and Dirty).
-    const KEEP: u64 = 0x000f_ffff_ffff_f000 | 0x7;
+    const KEEP: u64 = xen_public::pte::PTE_ADDR_MASK | PteFlags::PRESENT.union(PteFlags::RW).union(PteFlags::USER).bits();
     let mut ptes = [0u64; MAX_PAGES];
     for (p, &va) in ptes.iter_mut().zip(&vas[..n]) {
         *p = l1e(si, va) & KEEP;

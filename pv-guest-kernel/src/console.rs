@@ -29,7 +29,7 @@ pub fn mfn_to_pfn(mfn: u64) -> u64 {
 
 /// Choose the console: a domU with a console page writes to its ring.
 pub fn init(si: &StartInfo) {
-    if si.flags & xen_public::SIF_INITDOMAIN != 0 || si.console.mfn_or_info_off == 0 {
+    if si.sif_flags().contains(xen_public::SifFlags::INITDOMAIN) || si.console.mfn_or_info_off == 0 {
         return;
     }
     let pfn = mfn_to_pfn(si.console.mfn_or_info_off);

@@ -21,6 +21,7 @@
 #![forbid(unsafe_code)]
 
 use xen_public::hypercall as nr;
+use xen_public::pte::PteFlags;
 
 /// Hypervisor bugs the fuzzer steps around until they are fixed: each
 /// entry turns off the calls that reach that bug. Empty this list once
@@ -278,10 +279,14 @@ impl Family {
     ];
 }
 
-/// Page-table entry flags.
-const P: u64 = 1;
-const PTE_RW: u64 = 0x67;
-const PTE_RO: u64 = 0x25;
+/// Page-table entry flags: present only, a writable mapping (P | RW | US
+/// | A | D), a read-only one (P | US | A), and the bits a guest may or may
+/// not set that the generator adds one at a time.
+const P: u64 = PteFlags::PRESENT.bits();
+const PTE_RW: u64 = PteFlags::PRESENT.union(PteFlags::RW).union(PteFlags::USER).union(PteFlags::ACCESSED).union(PteFlags::DIRTY).bits();
+const PTE_RO: u64 = PteFlags::PRESENT.union(PteFlags::USER).union(PteFlags::ACCESSED).bits();
+const PTE_ODD_BITS: [u64; 6] =
+    [PteFlags::PWT.bits(), PteFlags::PCD.bits(), PteFlags::GLOBAL.bits(), PteFlags::NX.bits(), PteFlags::AVAIL_HIGH.bits(), PteFlags::AVAIL.bits()];
 /// `MMU_UPDATE_PREEMPTED`.
 pub const PREEMPTED: u64 = 0x8000_0000;
 
@@ -399,8 +404,8 @@ impl Gen {
             4..=6 => PTE_RO,
             7 => 0,
             8 => P,
-            9 => PTE_RW | 0x80, // PSE / PAT
-            10 => PTE_RW | r.pick(&[0x8, 0x10, 0x100, 1 << 63, 0x7ff << 52, 0xe00]),
+            9 => PTE_RW | PteFlags::PSE.bits(), // PSE / PAT
+            10 => PTE_RW | r.pick(&PTE_ODD_BITS),
             _ => r.next_u64() & 0xfff | (r.next_u64() & (0xfff << 52)),
         }
     }

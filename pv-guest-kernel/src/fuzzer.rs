@@ -19,7 +19,8 @@ use pv_guest_kernel::console::mfn_to_pfn;
 use pv_guest_kernel::fuzz::{self, BUF_BYTES, Call, Env, Gen, KnownBug, PLAY_PAGES, Rng};
 use pv_guest_kernel::notes::VIRT_BASE;
 use pv_guest_kernel::{StartInfo, events, hypercall, mm, println, traps};
-use xen_public::grant_table::GrantEntryV1;
+use xen_public::grant_table::{GrantEntryV1, GrantType, GtfFlags};
+use xen_public::pte::{PteFlags, pte_maddr};
 use xen_public::vcpu::TrapInfo;
 
 /// Calls per batch (one progress line each).
@@ -114,7 +115,6 @@ fn trace(args: core::fmt::Arguments<'_>) {
 /// L4 (each table is mapped read-only at its pfn's address): (mfn, level)
 /// of each, and the L1 entry of `va`.
 fn tables(si: &StartInfo, va: u64, out: &mut [(u64, u8); 8]) -> (usize, (u64, usize)) {
-    const ADDR: u64 = 0x000f_ffff_ffff_f000;
     let table_va = |mfn: u64| VIRT_BASE + mfn_to_pfn(mfn) * 4096;
     let l4 = mm::mfn_of(si, si.pt_base);
     let mut n = 0;
@@ -132,7 +132,7 @@ fn tables(si: &StartInfo, va: u64, out: &mut [(u64, u8); 8]) -> (usize, (u64, us
         // SAFETY: `mfn` is a table of the initial region, mapped read-only
         // at its pfn's address.
         let e = unsafe { ((table_va(mfn) + idx * 8) as *const u64).read_volatile() };
-        mfn = (e & ADDR) >> 12;
+        mfn = pte_maddr(e) >> 12;
         push(out, mfn, level as u8 - 1, &mut n);
         if level == 2 {
             slot = (mfn, ((va >> 12) & 511) as usize);
@@ -144,8 +144,8 @@ fn tables(si: &StartInfo, va: u64, out: &mut [(u64, u8); 8]) -> (usize, (u64, us
         for i in 0..512u64 {
             // SAFETY: as above, for the L2.
             let e = unsafe { ((table_va(l2) + i * 8) as *const u64).read_volatile() };
-            if e & 1 != 0 {
-                push(out, (e & ADDR) >> 12, 1, &mut n);
+            if PteFlags::of(e).contains(PteFlags::PRESENT) {
+                push(out, pte_maddr(e) >> 12, 1, &mut n);
             }
         }
     }
@@ -268,11 +268,11 @@ fn repair(s: &Setup, rng: &mut Rng) {
     for gref in GRANTS {
         let e = s.grant_va + u64::from(gref) * size_of::<GrantEntryV1>() as u64;
         let flags = match rng.below(8) {
-            0..=2 => 1,     // permit_access
-            3 | 4 => 1 | 4, // permit_access, readonly
-            5 => 2,         // accept_transfer
-            6 => 0,
-            _ => rng.next_u64() as u16 & 0x1f,
+            0..=2 => GtfFlags::empty().with_type(GrantType::PermitAccess),
+            3 | 4 => GtfFlags::READONLY.with_type(GrantType::PermitAccess),
+            5 => GtfFlags::empty().with_type(GrantType::AcceptTransfer),
+            6 => GrantType::Invalid.bits(),
+            _ => rng.next_u64() as u16 & 0x1f, // any type, with readonly, reading, writing
         };
         let dom = rng.pick(&[s.env.domid, s.env.others[1], s.env.others[2], 0, xen_public::DOMID_SELF]);
         // Own frames mostly; others' (the canary's, any) too, unless
@@ -288,7 +288,7 @@ fn repair(s: &Setup, rng: &mut Rng) {
         // the flags word is updated atomically as the hypervisor does.
         let word = unsafe { AtomicU16::from_ptr((e + offset_of!(GrantEntryV1, flags) as u64) as *mut u16) };
         let cur = word.load(Ordering::SeqCst);
-        if cur & (8 | 16) != 0 {
+        if GtfFlags::of(cur).intersects(GtfFlags::READING | GtfFlags::WRITING) {
             continue; // in use (GTF_reading/writing): leave it
         }
         // SAFETY: as above: the domid and frame fields of the entry.

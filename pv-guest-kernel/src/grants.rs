@@ -13,9 +13,7 @@ use xen_public::grant_table::{
 };
 
 pub use crate::hypercall::GnttabOp;
-pub use xen_public::grant_table::{
-    GTF_ACCEPT_TRANSFER, GTF_PERMIT_ACCESS, GTF_READING, GTF_READONLY, GTF_TRANSFER_COMMITTED, GTF_TRANSFER_COMPLETED, GTF_WRITING,
-};
+pub use xen_public::grant_table::{GrantType, GtfFlags};
 
 /// Entries in one v1 table frame.
 const ENTRIES_PER_FRAME: u32 = 4096 / size_of::<GrantEntryV1>() as u32;
@@ -40,7 +38,7 @@ impl Table {
         if rc != 0 || status != 0 {
             return Err(if rc != 0 { rc } else { i64::from(status) });
         }
-        let rc = hypercall::update_va_mapping(va, (frame << 12) | 0x67, 2);
+        let rc = hypercall::update_va_mapping(va, (frame << 12) | crate::mm::PTE_RW, 2);
         if rc != 0 {
             return Err(rc);
         }
@@ -76,7 +74,8 @@ impl Table {
     pub fn grant(&self, gref: u32, domid: u16, frame: u64, readonly: bool) {
         self.set_domid_frame(gref, domid, frame as u32);
         core::sync::atomic::fence(Ordering::SeqCst);
-        self.flags(gref).store(GTF_PERMIT_ACCESS | if readonly { GTF_READONLY } else { 0 }, Ordering::SeqCst);
+        let flags = if readonly { GtfFlags::READONLY } else { GtfFlags::empty() };
+        self.flags(gref).store(flags.with_type(GrantType::PermitAccess), Ordering::SeqCst);
     }
 
     /// Offer `gref` to receive a frame transferred by `domid`
@@ -84,7 +83,7 @@ impl Table {
     pub fn accept_transfer(&self, gref: u32, domid: u16, pfn: u32) {
         self.set_domid_frame(gref, domid, pfn);
         core::sync::atomic::fence(Ordering::SeqCst);
-        self.flags(gref).store(GTF_ACCEPT_TRANSFER, Ordering::SeqCst);
+        self.flags(gref).store(GtfFlags::empty().with_type(GrantType::AcceptTransfer), Ordering::SeqCst);
     }
 
     /// The frame field of an entry (after a transfer: the frame received).
@@ -94,17 +93,25 @@ impl Table {
         unsafe { ((self.entry(gref) + offset_of!(GrantEntryV1, frame) as u64) as *const u32).read_volatile() }
     }
 
-    /// Current flags of an entry.
+    /// Current flags word of an entry (type field and flags, raw).
     pub fn entry_flags(&self, gref: u32) -> u16 {
         self.flags(gref).load(Ordering::SeqCst)
     }
 
+    /// The flag bits of an entry's current flags (its type left out).
+    pub fn entry_gtf(&self, gref: u32) -> GtfFlags {
+        GtfFlags::of(self.entry_flags(gref))
+    }
+
     /// End access: clear the entry unless the hypervisor shows it in use
-    /// (GTF_reading/GTF_writing); `false` if it is still mapped.
+    /// (GTF_reading/GTF_writing); `false` if it is still mapped. (The
+    /// bits are read whatever the type: an accept-transfer entry whose
+    /// transfer completed has bit 3 set as GTF_transfer_completed, so it is
+    /// left as it is too.)
     pub fn end_access(&self, gref: u32) -> bool {
         let f = self.flags(gref);
         let cur = f.load(Ordering::SeqCst);
-        if cur & (GTF_READING | GTF_WRITING) != 0 {
+        if GtfFlags::of(cur).intersects(GtfFlags::READING | GtfFlags::WRITING) {
             return false;
         }
         f.compare_exchange(cur, 0, Ordering::SeqCst, Ordering::SeqCst).is_ok()

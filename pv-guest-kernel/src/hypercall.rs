@@ -429,23 +429,19 @@ pub unsafe fn multicall(list: &mut [MulticallEntry]) -> i64 {
 /// calls whose arguments are values or borrowed buffers that outlive the
 /// batch (`'a`).
 pub struct Multicall<'a, const N: usize> {
-    entries: [MulticallEntry; N],
-    len: usize,
+    entries: heapless::Vec<MulticallEntry, N>,
     _borrows: core::marker::PhantomData<&'a [u8]>,
 }
 
 impl<const N: usize> Default for Multicall<'_, N> {
     fn default() -> Self {
-        Multicall { entries: [MulticallEntry { op: 0, result: 0, args: [0; 6] }; N], len: 0, _borrows: core::marker::PhantomData }
+        Multicall { entries: heapless::Vec::new(), _borrows: core::marker::PhantomData }
     }
 }
 
 impl<'a, const N: usize> Multicall<'a, N> {
     fn push(&mut self, op: u64, args: [u64; 6]) -> bool {
-        let Some(e) = self.entries.get_mut(self.len) else { return false };
-        *e = MulticallEntry { op, result: 0, args };
-        self.len += 1;
-        true
+        self.entries.push(MulticallEntry { op, result: 0, args }).is_ok()
     }
 
     /// Queue `update_va_mapping(va, pte, flags)`; `false` if full.
@@ -465,12 +461,12 @@ impl<'a, const N: usize> Multicall<'a, N> {
 
     /// Calls queued.
     pub fn len(&self) -> usize {
-        self.len
+        self.entries.len()
     }
 
     /// Whether nothing is queued.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.entries.is_empty()
     }
 
     /// Send the queued calls: the multicall's own result. Each call's
@@ -479,17 +475,17 @@ impl<'a, const N: usize> Multicall<'a, N> {
         // SAFETY: every queued entry was built by the methods above, whose
         // arguments are plain values or buffers borrowed for `'a`, which
         // outlives `self`.
-        unsafe { multicall(&mut self.entries[..self.len]) }
+        unsafe { multicall(&mut self.entries) }
     }
 
     /// The result of queued call `i` (after [`Multicall::issue`]).
     pub fn result(&self, i: usize) -> i64 {
-        self.entries[..self.len].get(i).map_or(0, |e| e.result as i64)
+        self.entries.get(i).map_or(0, |e| e.result as i64)
     }
 
     /// Empty the batch.
     pub fn clear(&mut self) {
-        self.len = 0;
+        self.entries.clear();
     }
 }
 

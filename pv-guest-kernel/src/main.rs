@@ -167,7 +167,7 @@ mod guest {
 
     fn main(si: &'static StartInfo) -> ! {
         println!("pv-guest-kernel: hello, {} pages", si.nr_pages);
-        if si.flags & xen_public::SIF_PRIVILEGED == 0 {
+        if !si.sif_flags().contains(xen_public::SifFlags::PRIVILEGED) {
             as_domu(si);
         }
         if traps::install() != 0 {

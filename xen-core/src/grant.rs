@@ -37,37 +37,7 @@ pub mod gntst {
     pub const EAGAIN: i16 = -12;
 }
 
-/// Grant-entry flag bits.
-pub mod gtf {
-    /// Type mask.
-    pub const TYPE_MASK: u16 = 3;
-    /// permit_access
-    pub const PERMIT_ACCESS: u16 = 1;
-    /// accept_transfer
-    pub const ACCEPT_TRANSFER: u16 = 2;
-    /// readonly
-    pub const READONLY: u16 = 1 << 2;
-    /// reading (set by the hypervisor)
-    pub const READING: u16 = 1 << 3;
-    /// writing (set by the hypervisor)
-    pub const WRITING: u16 = 1 << 4;
-    /// sub_page (v2 only; refused for mappings)
-    pub const SUB_PAGE: u16 = 1 << 8;
-}
-
-/// `GNTMAP_*` flags.
-pub mod gntmap {
-    /// device_map
-    pub const DEVICE_MAP: u32 = 1;
-    /// host_map
-    pub const HOST_MAP: u32 = 2;
-    /// readonly
-    pub const READONLY: u32 = 4;
-    /// application_map
-    pub const APPLICATION_MAP: u32 = 8;
-    /// contains_pte
-    pub const CONTAINS_PTE: u32 = 16;
-}
+pub use xen_public::grant_table::{GntmapFlags, GrantType, GtfFlags};
 
 /// Entries per grant-table frame (8-byte v1 entries).
 pub const ENTRIES_PER_FRAME: u32 = 512;
@@ -78,14 +48,20 @@ pub const MAPTRACK: usize = 256;
 
 /// The new flags for pinning an entry with `flags` and `domid` for `ldom`,
 /// or the status refusing it (Xen's `_set_status_v1`).
+///
+/// The first pin needs a `GTF_permit_access` entry (the type field, not a
+/// bit) for `ldom` that is not `GTF_sub_page` (v2 only, refused for
+/// mappings).
 pub fn pin_flags(flags: u16, domid: u16, ldom: u16, readonly: bool, already_pinned: bool) -> Result<u16, i16> {
-    if !already_pinned && ((flags & (gtf::TYPE_MASK | gtf::SUB_PAGE)) != gtf::PERMIT_ACCESS || domid != ldom) {
+    let f = GtfFlags::of(flags);
+    if !already_pinned && (GrantType::of(flags) != GrantType::PermitAccess || f.contains(GtfFlags::SUB_PAGE) || domid != ldom) {
         return Err(gntst::GENERAL_ERROR);
     }
-    if !readonly && flags & gtf::READONLY != 0 {
+    if !readonly && f.contains(GtfFlags::READONLY) {
         return Err(gntst::GENERAL_ERROR);
     }
-    Ok(flags | gtf::READING | if readonly { 0 } else { gtf::WRITING })
+    let pin = if readonly { GtfFlags::READING } else { GtfFlags::READING.union(GtfFlags::WRITING) };
+    Ok(flags | pin.bits())
 }
 
 /// Most pins of one kind an entry may hold (Xen bounds its pin counters
@@ -135,14 +111,16 @@ impl Pin {
     }
 
     /// Flags to clear from the shared entry after dropping a pin: writing
-    /// when no writable pin is left, reading when no pin is left.
-    pub fn flags_to_clear(&self) -> u16 {
-        let mut clear = 0;
+    /// when no writable pin is left, reading when no pin is left. (Clear
+    /// them with `& !clear.bits()`: the set's own `!` would drop the bits
+    /// it does not name, the type field among them.)
+    pub fn flags_to_clear(&self) -> GtfFlags {
+        let mut clear = GtfFlags::empty();
         if self.writers == 0 {
-            clear |= gtf::WRITING;
+            clear |= GtfFlags::WRITING;
         }
         if !self.pinned() {
-            clear |= gtf::READING;
+            clear |= GtfFlags::READING;
         }
         clear
     }
@@ -227,32 +205,39 @@ pub fn copy_bounds(src_off: u16, dst_off: u16, len: u16) -> Result<(), i16> {
 mod tests {
     use super::*;
 
+    const PERMIT: u16 = GrantType::PermitAccess.bits();
+    const READONLY: u16 = GtfFlags::READONLY.bits();
+    const READING: u16 = GtfFlags::READING.bits();
+    const WRITING: u16 = GtfFlags::WRITING.bits();
+
     #[test]
     fn pinning_sets_reading_and_writing() {
         // ABI: the hypervisor sets GTF_reading (and GTF_writing) while a grant is mapped.
-        assert_eq!(pin_flags(gtf::PERMIT_ACCESS, 0, 0, false, false), Ok(gtf::PERMIT_ACCESS | gtf::READING | gtf::WRITING));
-        assert_eq!(pin_flags(gtf::PERMIT_ACCESS | gtf::READONLY, 0, 0, true, false), Ok(gtf::PERMIT_ACCESS | gtf::READONLY | gtf::READING));
+        assert_eq!(pin_flags(PERMIT, 0, 0, false, false), Ok(PERMIT | READING | WRITING));
+        assert_eq!(pin_flags(PERMIT | READONLY, 0, 0, true, false), Ok(PERMIT | READONLY | READING));
     }
 
     #[test]
     fn bad_entries_are_general_errors() {
-        assert_eq!(pin_flags(gtf::PERMIT_ACCESS, 5, 0, true, false), Err(gntst::GENERAL_ERROR), "granted to another domain");
+        assert_eq!(pin_flags(PERMIT, 5, 0, true, false), Err(gntst::GENERAL_ERROR), "granted to another domain");
         assert_eq!(pin_flags(0, 0, 0, true, false), Err(gntst::GENERAL_ERROR), "invalid entry");
-        assert_eq!(pin_flags(gtf::ACCEPT_TRANSFER, 0, 0, true, false), Err(gntst::GENERAL_ERROR));
-        assert_eq!(pin_flags(gtf::PERMIT_ACCESS | gtf::READONLY, 0, 0, false, false), Err(gntst::GENERAL_ERROR), "writable map of a r/o grant");
-        assert_eq!(pin_flags(gtf::PERMIT_ACCESS | gtf::SUB_PAGE, 0, 0, true, false), Err(gntst::GENERAL_ERROR));
+        assert_eq!(pin_flags(GrantType::AcceptTransfer.bits(), 0, 0, true, false), Err(gntst::GENERAL_ERROR));
+        assert_eq!(pin_flags(PERMIT | READONLY, 0, 0, false, false), Err(gntst::GENERAL_ERROR), "writable map of a r/o grant");
+        assert_eq!(pin_flags(PERMIT | GtfFlags::SUB_PAGE.bits(), 0, 0, true, false), Err(gntst::GENERAL_ERROR));
+        // GTF_transitive (3) is a type of its own, not permit_access plus a bit.
+        assert_eq!(pin_flags(GrantType::Transitive.bits(), 0, 0, true, false), Err(gntst::GENERAL_ERROR));
     }
 
     #[test]
     fn revocation_is_visible_while_pinned() {
         // A guest that clears its entry while mapped: an existing pin does
         // not re-check type and domid, but the flags keep READING set.
-        assert_eq!(pin_flags(gtf::READING, 0, 0, true, true), Ok(gtf::READING));
+        assert_eq!(pin_flags(READING, 0, 0, true, true), Ok(READING));
         let mut a = Pin { readers: 1, writers: 1, domid: 0, frame: 0 };
         a.release(false);
-        assert_eq!(a.flags_to_clear(), gtf::WRITING);
+        assert_eq!(a.flags_to_clear(), GtfFlags::WRITING);
         a.release(true);
-        assert_eq!(a.flags_to_clear(), gtf::WRITING | gtf::READING);
+        assert_eq!(a.flags_to_clear(), GtfFlags::WRITING | GtfFlags::READING);
     }
 
     #[test]

@@ -15,8 +15,13 @@ mod helpers {
     use super::super::Outcome;
     pub use super::super::cases::helpers::*;
     use super::super::ctx::{all, call, check, error, expect, expect_trap, l4_mfn, mfn_of, ptr, ptr_mut, start_info};
-    use crate::grants::{CopySide, GTF_PERMIT_ACCESS, GTF_READING, GTF_READONLY, GTF_WRITING};
+    use crate::grants::{CopySide, GrantType, GtfFlags};
     use crate::traps::{Probe, probe};
+    use xen_public::pte::{PteFlags, pte_maddr};
+
+    /// A granted entry's flags word, nobody using it: read-only or not.
+    const GRANTED_RO: u16 = GtfFlags::READONLY.with_type(GrantType::PermitAccess);
+    const GRANTED_RW: u16 = GtfFlags::empty().with_type(GrantType::PermitAccess);
 
     /// DOMID_SELF.
     pub const SELF: u16 = 0x7ff0;
@@ -59,15 +64,15 @@ mod helpers {
     /// Machine address of the L1 entry mapping `va`, walking the initial
     /// tables through their read-only mappings (found through the M2P).
     fn l1e_maddr(va: u64) -> Option<u64> {
-        const ADDR: u64 = 0x000f_ffff_ffff_f000;
         let mut table_va = start_info().pt_base;
         let mut mfn = 0;
         for level in (2..=4u32).rev() {
             let e = read(table_va + ((va >> (12 + 9 * (level - 1))) & 511) * 8);
-            if e & 1 == 0 || e & 0x80 != 0 {
+            let flags = PteFlags::of(e);
+            if !flags.contains(PteFlags::PRESENT) || flags.contains(PteFlags::PSE) {
                 return None;
             }
-            mfn = (e & ADDR) >> 12;
+            mfn = pte_maddr(e) >> 12;
             table_va = crate::notes::VIRT_BASE + crate::console::mfn_to_pfn(mfn) * 4096;
         }
         Some((mfn << 12) + ((va >> 12) & 511) * 8)
@@ -186,7 +191,7 @@ mod helpers {
         let own_after = read(own);
         let intact = v.intact(window);
         v.destroy();
-        let want_flags = GTF_PERMIT_ACCESS | if into_victim { 0 } else { GTF_READONLY };
+        let want_flags = if into_victim { GRANTED_RW } else { GRANTED_RO };
         all(&[
             check(own_after == OWN_MARK, format_args!("read another domain's frame: got {own_after:#x}")),
             check(intact, format_args!("wrote into another domain's frame")),
@@ -203,11 +208,11 @@ mod helpers {
             return error(format_args!("no grant table or spare page"));
         };
         let e = l4_entry(256);
-        let xen = (e & 0x000f_ffff_ffff_f000) >> 12;
+        let xen = pte_maddr(e) >> 12;
         // Setup: present, and not one of our frames (M2P -> P2M round trip).
         let pfn = crate::console::mfn_to_pfn(xen);
         let ours = crate::mm::p2m(start_info(), pfn) == xen;
-        if e & 1 == 0 || xen == 0 || ours || xen > u64::from(u32::MAX) {
+        if !PteFlags::of(e).contains(PteFlags::PRESENT) || xen == 0 || ours || xen > u64::from(u32::MAX) {
             return error(format_args!("L4 slot 256 is {e:#x} (ours: {ours})"));
         }
         const OWN_MARK: u64 = 0x6f77_6e5f_7061_6767;
@@ -221,7 +226,7 @@ mod helpers {
         let leaked = (0..512).filter(|i| read(own + i * 8) != OWN_MARK).count();
         all(&[
             check(leaked == 0, format_args!("{leaked} words of hypervisor frame {xen:#x} copied out")),
-            check(flags == GTF_PERMIT_ACCESS | GTF_READONLY && ended, format_args!("entry left as {flags:#x}")),
+            check(flags == GRANTED_RO && ended, format_args!("entry left as {flags:#x}")),
             expect(i64::from(st), GNTST_BAD_PAGE),
         ])
     }
@@ -247,7 +252,7 @@ mod helpers {
         let own_after = read(own);
         all(&[
             check(own_after == OWN_MARK, format_args!("copied from frame {past:#x} past RAM: {own_after:#x}")),
-            check(flags == GTF_PERMIT_ACCESS | GTF_READONLY && ended, format_args!("entry left as {flags:#x}")),
+            check(flags == GRANTED_RO && ended, format_args!("entry left as {flags:#x}")),
             expect(i64::from(st), GNTST_BAD_PAGE),
         ])
     }
@@ -281,7 +286,7 @@ mod helpers {
         let cleanup = (unpin(l1m), writable(l1, l1m));
         all(&[
             check(entry == 0, format_args!("pinned L1 entry 0 became {entry:#x}")),
-            check(flags == GTF_PERMIT_ACCESS && ended, format_args!("entry left as {flags:#x}")),
+            check(flags == GRANTED_RW && ended, format_args!("entry left as {flags:#x}")),
             expect(cleanup.0, 0),
             expect(cleanup.1, 0),
             expect(i64::from(st), GNTST_GENERAL_ERROR),
@@ -317,7 +322,7 @@ mod helpers {
         all(&[
             expect(r, 0),
             check(!leaked && bus == 0, format_args!("status {st}, dev_bus_addr {bus:#x} handed out")),
-            check(flags == GTF_PERMIT_ACCESS && ended, format_args!("entry left as {flags:#x}")),
+            check(flags == GRANTED_RW && ended, format_args!("entry left as {flags:#x}")),
             check(intact, format_args!("victim page changed")),
             expect(i64::from(st), GNTST_BAD_PAGE),
         ])
@@ -495,7 +500,7 @@ mod helpers {
         }
         let boot = core::ptr::addr_of!(shared_info_page) as u64;
         let vas = [cur, boot];
-        let maps = vas.map(|va| pte_of(va).is_some_and(|e| e & 1 != 0 && e & 0x000f_ffff_ffff_f000 == si));
+        let maps = vas.map(|va| pte_of(va).is_some_and(|e| PteFlags::of(e).contains(PteFlags::PRESENT) && pte_maddr(e) == si));
         if !maps[0] {
             return error(format_args!("{cur:#x} does not map shared_info"));
         }
@@ -730,7 +735,7 @@ mod helpers {
         t.grant(gref, 0, dm, readonly);
         let (st, handle) = crate::grants::map(host.0, gref, 0, readonly);
         let seen = if st == 0 { read(host.0) } else { 0 };
-        let busy = t.entry_flags(gref) & if readonly { GTF_READING } else { GTF_WRITING } != 0;
+        let busy = t.entry_gtf(gref).contains(if readonly { GtfFlags::READING } else { GtfFlags::WRITING });
         if st != 0 || seen != GRANT_MARK || !busy {
             t.end_access(gref);
             writable(host.0, host.1);
@@ -763,13 +768,13 @@ mod helpers {
         let flags = m.t.entry_flags(m.gref);
         let other_ok = read(other) != GRANT_MARK;
         let real = crate::grants::unmap(m.host.0, m.handle);
-        let released = m.t.entry_flags(m.gref) & (GTF_READING | GTF_WRITING) == 0;
+        let released = !m.t.entry_gtf(m.gref).intersects(GtfFlags::READING | GtfFlags::WRITING);
         let ended = m.t.end_access(m.gref);
         let cleanup = (writable(m.host.0, m.host.1), writable(other, other_m));
         all(&[
             expect(i64::from(st), if zero { 0 } else { GNTST_GENERAL_ERROR }),
             check(still, format_args!("the mapping went away")),
-            check(!still || flags & GTF_READING != 0, format_args!("pin dropped while still mapped (flags {flags:#x})")),
+            check(!still || GtfFlags::of(flags).contains(GtfFlags::READING), format_args!("pin dropped while still mapped (flags {flags:#x})")),
             check(other_ok, format_args!("the other address shows the grant")),
             expect(i64::from(real), 0),
             check(released && ended, format_args!("grant not released by the real unmap")),
@@ -800,9 +805,9 @@ mod helpers {
         all(&[
             expect(ov, 0),
             check(!reached, format_args!("the mapper still writes the granted frame")),
-            check(flags & GTF_WRITING != 0, format_args!("flags {flags:#x} after the overwrite")),
+            check(GtfFlags::of(flags).contains(GtfFlags::WRITING), format_args!("flags {flags:#x} after the overwrite")),
             expect(i64::from(st), GNTST_GENERAL_ERROR),
-            check(flags_after & GTF_WRITING != 0 && !revoked, format_args!("flags {flags_after:#x}, revoked {revoked}")),
+            check(GtfFlags::of(flags_after).contains(GtfFlags::WRITING) && !revoked, format_args!("flags {flags_after:#x}, revoked {revoked}")),
         ])
     }
 

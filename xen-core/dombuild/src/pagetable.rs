@@ -8,23 +8,12 @@
 
 use super::layout::{DomainLayout, PAGE_SIZE};
 
-/// Present.
-pub const PTE_P: u64 = 1 << 0;
-/// Writable.
-pub const PTE_RW: u64 = 1 << 1;
-/// User.
-pub const PTE_US: u64 = 1 << 2;
-/// Accessed.
-pub const PTE_A: u64 = 1 << 5;
-/// Dirty.
-pub const PTE_D: u64 = 1 << 6;
-/// Frame bits of an entry.
-pub const PTE_ADDR: u64 = 0x000f_ffff_ffff_f000;
+use xen_public::pte::PteFlags;
 
 /// Flags of intermediate entries (Xen's `BASE_PROT | _PAGE_DIRTY`).
-pub const TABLE_PROT: u64 = PTE_P | PTE_RW | PTE_A | PTE_D | PTE_US;
+pub const TABLE_PROT: PteFlags = PteFlags::PRESENT.union(PteFlags::RW).union(PteFlags::ACCESSED).union(PteFlags::DIRTY).union(PteFlags::USER);
 /// Flags of leaf entries (Xen's `L1_PROT | _PAGE_DIRTY`).
-pub const LEAF_PROT: u64 = PTE_P | PTE_RW | PTE_A | PTE_D | PTE_US;
+pub const LEAF_PROT: PteFlags = PteFlags::PRESENT.union(PteFlags::RW).union(PteFlags::ACCESSED).union(PteFlags::DIRTY).union(PteFlags::USER);
 
 /// Writes table entries into machine frames.
 pub trait FrameWriter {
@@ -95,14 +84,15 @@ pub fn build(layout: &DomainLayout, p2m: &[u64], w: &mut impl FrameWriter) -> Re
             out.used += 1;
             w.zero(mfn);
             let parent = if level == 3 { out.l4_mfn } else { current[level as usize + 1].unwrap_or(out.l4_mfn) };
-            w.write(parent, index(va, level + 1), (mfn << 12) | TABLE_PROT);
+            w.write(parent, index(va, level + 1), (mfn << 12) | TABLE_PROT.bits());
             current[level as usize] = Some(mfn);
             // A new upper table means fresh lower tables too.
             current[1..level as usize].fill(None);
         }
-        let rw = if layout.is_pt_pfn(pfn) { 0 } else { PTE_RW };
+        // The page-table frames themselves are mapped read-only.
+        let prot = if layout.is_pt_pfn(pfn) { LEAF_PROT.difference(PteFlags::RW) } else { LEAF_PROT };
         let l1 = current[1].unwrap_or(out.l4_mfn);
-        w.write(l1, index(va, 1), (p2m[pfn as usize] << 12) | (LEAF_PROT & !PTE_RW) | rw);
+        w.write(l1, index(va, 1), (p2m[pfn as usize] << 12) | prot.bits());
     }
     Ok(out)
 }
@@ -112,6 +102,7 @@ mod tests {
     use super::*;
     use crate::layout::{LayoutInput, compute};
     use std::collections::HashMap;
+    use xen_public::pte::pte_maddr;
 
     #[derive(Default)]
     struct FakeMem(HashMap<u64, [u64; 512]>);
@@ -132,15 +123,16 @@ mod tests {
             let (mut rw, mut us) = (true, true);
             for level in (1..=4).rev() {
                 let e = self.0.get(&mfn)?[index(va, level)];
-                if e & PTE_P == 0 {
+                let f = PteFlags::of(e);
+                if !f.contains(PteFlags::PRESENT) {
                     return None;
                 }
-                rw &= e & PTE_RW != 0;
-                us &= e & PTE_US != 0;
+                rw &= f.contains(PteFlags::RW);
+                us &= f.contains(PteFlags::USER);
                 if level == 1 {
                     return Some((e, rw, us));
                 }
-                mfn = (e & PTE_ADDR) >> 12;
+                mfn = pte_maddr(e) >> 12;
             }
             None
         }
@@ -166,7 +158,7 @@ mod tests {
         for pfn in 0..l.region_pages() {
             let va = l.v_start + pfn * PAGE_SIZE;
             let (e, rw, us) = mem.walk(t.l4_mfn, va).expect("every region page is mapped");
-            assert_eq!((e & PTE_ADDR) >> 12, p2m[pfn as usize]);
+            assert_eq!(pte_maddr(e) >> 12, p2m[pfn as usize]);
             assert!(us, "guest kernel runs in ring 3: user bit on every level");
             if l.is_pt_pfn(pfn) {
                 assert!(!rw, "page-table frame pfn {pfn} must never be writable");

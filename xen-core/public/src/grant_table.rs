@@ -76,6 +76,96 @@ pub const GTF_TRANSFER_COMMITTED: u16 = 1 << 2;
 /// `GTF_transfer_completed`: the transfer is done and `frame` is valid.
 pub const GTF_TRANSFER_COMPLETED: u16 = 1 << 3;
 
+/// The type field of a grant entry's `flags` (bits 0-1, `GTF_type_mask`).
+///
+/// `GTF_permit_access`, `GTF_accept_transfer` and `GTF_transitive` are the
+/// values 1, 2 and 3 of this two-bit field, not independent bits: an entry
+/// "with `GTF_permit_access` set" is one whose field is exactly 1, and
+/// `GTF_transitive` (3) is neither of the other two. So the type is an enum
+/// read with [`GrantType::of`], and [`GtfFlags`] holds only the bits above.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u16)]
+pub enum GrantType {
+    /// `GTF_invalid`: the entry grants nothing.
+    Invalid = GTF_INVALID,
+    /// `GTF_permit_access`: the domain may map or copy the frame.
+    PermitAccess = GTF_PERMIT_ACCESS,
+    /// `GTF_accept_transfer`: the domain may transfer a frame into the entry.
+    AcceptTransfer = GTF_ACCEPT_TRANSFER,
+    /// `GTF_transitive`: the entry re-grants another domain's grant (v2 only).
+    Transitive = GTF_TRANSITIVE,
+}
+
+impl GrantType {
+    /// The type field of an entry's `flags` word (the other bits ignored).
+    pub const fn of(flags: u16) -> GrantType {
+        match flags & GTF_TYPE_MASK {
+            GTF_INVALID => GrantType::Invalid,
+            GTF_PERMIT_ACCESS => GrantType::PermitAccess,
+            GTF_ACCEPT_TRANSFER => GrantType::AcceptTransfer,
+            _ => GrantType::Transitive,
+        }
+    }
+
+    /// The field's value (bits 0-1 of `flags`).
+    pub const fn bits(self) -> u16 {
+        self as u16
+    }
+}
+
+bitflags::bitflags! {
+    /// The flag bits of a grant entry's `flags` word (`GTF_*` above the
+    /// type field), for code that decides on them; the entry itself
+    /// ([`GrantEntryV1::flags`], [`GrantEntryHeader::flags`]) stays a raw
+    /// `u16` because it is the wire format.
+    ///
+    /// Read a word with [`GtfFlags::of`], which leaves out the type field
+    /// ([`GrantType::of`] reads that) and keeps bits this set does not name;
+    /// write one back with [`GtfFlags::with_type`].
+    ///
+    /// Two pairs of names share a bit, as in Xen, and which one applies
+    /// depends on the type: in a `GTF_accept_transfer` entry bit 2 is
+    /// [`TRANSFER_COMMITTED`](Self::TRANSFER_COMMITTED) (not `READONLY`) and
+    /// bit 3 is [`TRANSFER_COMPLETED`](Self::TRANSFER_COMPLETED) (not
+    /// `READING`).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub struct GtfFlags: u16 {
+        /// `GTF_readonly`: only read access is granted.
+        const READONLY = GTF_READONLY;
+        /// `GTF_reading`: set by Xen while the grant is in use for reading.
+        const READING = GTF_READING;
+        /// `GTF_writing`: set by Xen while the grant is in use for writing.
+        const WRITING = GTF_WRITING;
+        /// `GTF_PWT`: map with the page-write-through attribute.
+        const PWT = GTF_PWT;
+        /// `GTF_PCD`: map with the page-cache-disable attribute.
+        const PCD = GTF_PCD;
+        /// `GTF_PAT`: map with the PAT attribute.
+        const PAT = GTF_PAT;
+        /// `GTF_sub_page`: the grant covers part of the frame (v2 only).
+        const SUB_PAGE = GTF_SUB_PAGE;
+        /// `GTF_transfer_committed` (accept-transfer entries; bit 2, the
+        /// bit of `READONLY`): Xen is transferring a frame into the entry.
+        const TRANSFER_COMMITTED = GTF_TRANSFER_COMMITTED;
+        /// `GTF_transfer_completed` (accept-transfer entries; bit 3, the
+        /// bit of `READING`): the transfer is done and `frame` is valid.
+        const TRANSFER_COMPLETED = GTF_TRANSFER_COMPLETED;
+    }
+}
+
+impl GtfFlags {
+    /// The flag bits of an entry's `flags` word: all but the type field,
+    /// unnamed bits kept, so [`Self::with_type`] gives the word back.
+    pub const fn of(flags: u16) -> GtfFlags {
+        GtfFlags::from_bits_retain(flags & !GTF_TYPE_MASK)
+    }
+
+    /// The `flags` word of an entry of type `ty` with these flags.
+    pub const fn with_type(self, ty: GrantType) -> u16 {
+        (self.bits() & !GTF_TYPE_MASK) | ty.bits()
+    }
+}
+
 /// `GNTMAP_device_map`: map for device (bus) access.
 pub const GNTMAP_DEVICE_MAP: u32 = 1 << 0;
 /// `GNTMAP_host_map`: map for CPU access.
@@ -89,6 +179,26 @@ pub const GNTMAP_APPLICATION_MAP: u32 = 1 << 3;
 pub const GNTMAP_CONTAINS_PTE: u32 = 1 << 4;
 /// `GNTMAP_guest_avail_mask`: bits 16-31 are left to the guest.
 pub const GNTMAP_GUEST_AVAIL_MASK: u32 = !0u32 << 16;
+
+bitflags::bitflags! {
+    /// `map_grant_ref.flags` (`GNTMAP_*`) as a set, for code that decides
+    /// on them; the argument structure's field stays a raw `u32`. Bits
+    /// 16-31 are the guest's own (`GNTMAP_guest_avail_mask`) and are kept,
+    /// unnamed, by `from_bits_retain`.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub struct GntmapFlags: u32 {
+        /// `GNTMAP_device_map`.
+        const DEVICE_MAP = GNTMAP_DEVICE_MAP;
+        /// `GNTMAP_host_map`.
+        const HOST_MAP = GNTMAP_HOST_MAP;
+        /// `GNTMAP_readonly`.
+        const READONLY = GNTMAP_READONLY;
+        /// `GNTMAP_application_map`.
+        const APPLICATION_MAP = GNTMAP_APPLICATION_MAP;
+        /// `GNTMAP_contains_pte`.
+        const CONTAINS_PTE = GNTMAP_CONTAINS_PTE;
+    }
+}
 
 /// `GNTCOPY_source_gref`: `source.u` is a grant reference, not a frame.
 pub const GNTCOPY_SOURCE_GREF: u16 = 1 << 0;
@@ -615,5 +725,59 @@ mod tests {
         assert_eq!(e.as_bytes(), &[5, 0, 0, 0, 0x34, 0x12, 0, 0]);
         assert_eq!(GrantEntryV1::read_from_bytes(e.as_bytes()).unwrap(), e);
         assert_eq!(4096 / core::mem::size_of::<GrantEntryV1>(), 512);
+    }
+
+    /// ABI rule: bits 0-1 of a grant entry's flags are one two-bit type
+    /// field (invalid, permit_access, accept_transfer, transitive), not
+    /// flags: 3 is transitive, not permit_access plus accept_transfer.
+    #[test]
+    fn gtf_type_field_is_two_bits() {
+        assert_eq!(GTF_TYPE_MASK, 0b11);
+        assert_eq!(GrantType::of(0), GrantType::Invalid);
+        assert_eq!(GrantType::of(GTF_PERMIT_ACCESS | GTF_READONLY | GTF_READING), GrantType::PermitAccess);
+        assert_eq!(GrantType::of(GTF_ACCEPT_TRANSFER | GTF_TRANSFER_COMPLETED), GrantType::AcceptTransfer);
+        assert_eq!(GrantType::of(GTF_TRANSITIVE), GrantType::Transitive);
+        assert_ne!(GrantType::of(GTF_TRANSITIVE), GrantType::PermitAccess);
+        for t in [GrantType::Invalid, GrantType::PermitAccess, GrantType::AcceptTransfer, GrantType::Transitive] {
+            assert_eq!(GrantType::of(t.bits() | 0xfffc), t, "only bits 0-1 name the type");
+        }
+        // No flag lives in the type field.
+        assert_eq!(GtfFlags::all().bits() & GTF_TYPE_MASK, 0);
+    }
+
+    /// ABI rule: an entry's flags word is the type field plus the GTF_*
+    /// bits above it; reading and writing it back keeps every bit,
+    /// including ones no GTF_* names.
+    #[test]
+    fn gtf_flags_round_trip_the_word() {
+        let word = GTF_PERMIT_ACCESS | GTF_READONLY | GTF_READING | 0x8000;
+        let f = GtfFlags::of(word);
+        assert!(f.contains(GtfFlags::READONLY | GtfFlags::READING));
+        assert!(!f.contains(GtfFlags::WRITING));
+        assert_eq!(f.bits() & GTF_TYPE_MASK, 0, "the type is not among the flags");
+        assert_eq!(f.with_type(GrantType::of(word)), word);
+        assert_eq!(GtfFlags::READONLY.with_type(GrantType::PermitAccess), 5);
+    }
+
+    /// ABI rule: GTF_transfer_committed and GTF_transfer_completed are bits
+    /// 2 and 3, the bits of GTF_readonly and GTF_reading, read as such only
+    /// in an accept_transfer entry.
+    #[test]
+    fn gtf_transfer_bits_alias_readonly_and_reading() {
+        assert_eq!(GtfFlags::TRANSFER_COMMITTED, GtfFlags::READONLY);
+        assert_eq!(GtfFlags::TRANSFER_COMPLETED, GtfFlags::READING);
+        let done = (GtfFlags::TRANSFER_COMMITTED | GtfFlags::TRANSFER_COMPLETED).with_type(GrantType::AcceptTransfer);
+        assert_eq!(done, 0b1110);
+    }
+
+    /// ABI rule: GNTMAP_* bits 0-4; bits 16-31 belong to the guest and are
+    /// kept through a set.
+    #[test]
+    fn gntmap_flags_keep_guest_bits() {
+        let f = GntmapFlags::from_bits_retain(GNTMAP_HOST_MAP | GNTMAP_READONLY | 0x5_0000);
+        assert!(f.contains(GntmapFlags::HOST_MAP | GntmapFlags::READONLY));
+        assert!(!f.contains(GntmapFlags::DEVICE_MAP));
+        assert_eq!(f.bits() & GNTMAP_GUEST_AVAIL_MASK, 0x5_0000);
+        assert_eq!(GntmapFlags::all().bits(), 0x1f);
     }
 }

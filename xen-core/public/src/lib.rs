@@ -27,6 +27,7 @@
 //! | [`sched`] | `sched.h` |
 //! | [`vcpu`] | `vcpu.h`, plus `vcpu_guest_context`, `cpu_user_regs`, `trap_info` of `arch-x86` |
 //! | [`physdev`] | `physdev.h` |
+//! | [`pte`] | none: the x86-64 page-table entry bits (Xen's `_PAGE_*`) that PV guests write through `mmu_update` |
 //! | [`callback`] | `callback.h` |
 //! | [`domctl`] | `domctl.h` (and `xen_arch_domainconfig`) |
 //! | [`sysctl`] | `sysctl.h` |
@@ -51,6 +52,7 @@ pub mod hypercall;
 pub mod io;
 pub mod memory;
 pub mod physdev;
+pub mod pte;
 pub mod sched;
 pub mod sysctl;
 pub mod vcpu;

@@ -65,6 +65,27 @@ pub const VGCF_ONLINE: u64 = 1 << 5;
 /// `VGCF_in_syscall`: the guest left in SYSCALL context (x86_64).
 pub const VGCF_IN_SYSCALL: u64 = 1 << 8;
 
+bitflags::bitflags! {
+    /// `vcpu_guest_context.flags` (`VGCF_*`) as a set, for code that
+    /// decides on them; [`VcpuGuestContext::flags`] stays a raw `u64` (the
+    /// wire format). `IN_SYSCALL` is also the flag of `iret_context.flags`.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub struct VgcfFlags: u64 {
+        /// `VGCF_i387_valid`.
+        const I387_VALID = VGCF_I387_VALID;
+        /// `VGCF_in_kernel`.
+        const IN_KERNEL = VGCF_IN_KERNEL;
+        /// `VGCF_failsafe_disables_events`.
+        const FAILSAFE_DISABLES_EVENTS = VGCF_FAILSAFE_DISABLES_EVENTS;
+        /// `VGCF_syscall_disables_events`.
+        const SYSCALL_DISABLES_EVENTS = VGCF_SYSCALL_DISABLES_EVENTS;
+        /// `VGCF_online`.
+        const ONLINE = VGCF_ONLINE;
+        /// `VGCF_in_syscall`.
+        const IN_SYSCALL = VGCF_IN_SYSCALL;
+    }
+}
+
 /// `trap_info.flags`: mask of the DPL bits.
 pub const TI_DPL_MASK: u8 = 3;
 /// `trap_info.flags`: clear the event mask on entry (`TI_SET_IF`).
@@ -349,6 +370,16 @@ impl Default for VcpuGuestContext {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// ABI rule: VGCF_i387_valid is bit 0, in_kernel 2,
+    /// failsafe_disables_events 3, syscall_disables_events 4, online 5,
+    /// in_syscall 8 (bit 1 is unused on x86_64).
+    #[test]
+    fn vgcf_flags_at_xen_bits() {
+        assert_eq!(VgcfFlags::all().bits(), 0b1_0011_1101);
+        assert_eq!((VgcfFlags::ONLINE | VgcfFlags::IN_KERNEL).bits(), 0x24);
+        assert!(VgcfFlags::from_bits_retain(0x102).contains(VgcfFlags::IN_SYSCALL));
+    }
 
     /// ABI rule: in `vcpu_guest_context` CR3 is `ctrlreg[3]` at byte 5008,
     /// the registers start at 520 with rip at 520 + 128, and the trap table

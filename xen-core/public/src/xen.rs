@@ -62,6 +62,26 @@ pub const SIF_MOD_START_PFN: u32 = 1 << 3;
 /// `start_info.flags`: the virtual mapped P2M list is present.
 pub const SIF_VIRT_P2M_4TOOLS: u32 = 1 << 4;
 
+bitflags::bitflags! {
+    /// `start_info.flags` (`SIF_*`) as a set, for code that decides on
+    /// them; [`StartInfo::flags`] stays a raw `u32` (the wire format). Xen
+    /// puts its power-management options in bits 8-15 (`SIF_PM_MASK`):
+    /// `from_bits_retain` keeps them, unnamed.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub struct SifFlags: u32 {
+        /// `SIF_PRIVILEGED`.
+        const PRIVILEGED = SIF_PRIVILEGED;
+        /// `SIF_INITDOMAIN`.
+        const INITDOMAIN = SIF_INITDOMAIN;
+        /// `SIF_MULTIBOOT_MOD`.
+        const MULTIBOOT_MOD = SIF_MULTIBOOT_MOD;
+        /// `SIF_MOD_START_PFN`.
+        const MOD_START_PFN = SIF_MOD_START_PFN;
+        /// `SIF_VIRT_P2M_4TOOLS`.
+        const VIRT_P2M_4TOOLS = SIF_VIRT_P2M_4TOOLS;
+    }
+}
+
 /// Magic string prefix at the start of `start_info` for 64-bit PV guests.
 pub const START_INFO_MAGIC: &[u8] = b"xen-3.0-x86_64";
 /// Size of `start_info.cmd_line`.
@@ -145,6 +165,11 @@ impl StartInfo {
             first_p2m_pfn: 0,
             nr_p2m_frames: 0,
         }
+    }
+
+    /// [`Self::flags`] as a set (bits no `SIF_*` names kept).
+    pub const fn sif_flags(&self) -> SifFlags {
+        SifFlags::from_bits_retain(self.flags)
     }
 }
 
@@ -404,6 +429,20 @@ pub const XENVER_PAGESIZE: u64 = 7;
 mod tests {
     use super::*;
     use zerocopy::FromZeros;
+
+    /// ABI rule: SIF_PRIVILEGED is bit 0, SIF_INITDOMAIN bit 1, and the
+    /// power-management byte (bits 8-15) is no flag of the set but is kept.
+    #[test]
+    fn sif_flags_are_bits_0_to_4() {
+        assert_eq!(SifFlags::all().bits(), 0x1f);
+        let f = SifFlags::from_bits_retain(0x303);
+        assert!(f.contains(SifFlags::PRIVILEGED | SifFlags::INITDOMAIN));
+        assert!(!f.contains(SifFlags::MOD_START_PFN));
+        assert_eq!(f.bits(), 0x303);
+        assert_eq!(SifFlags::from_bits_truncate(0x303), SifFlags::PRIVILEGED | SifFlags::INITDOMAIN);
+        let si = StartInfo { flags: 0x303, ..StartInfo::new() };
+        assert_eq!(si.sif_flags(), f, "start_info.flags read as a set, every bit kept");
+    }
 
     /// ABI rule: `vcpu_time_info` is {u32 version, u32 pad, u64
     /// tsc_timestamp, u64 system_time, u32 tsc_to_system_mul, i8 tsc_shift,

@@ -78,7 +78,7 @@ pub enum Warning<'a> {
 pub const MAX_WARNINGS: usize = 8;
 
 /// The parsed options.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Options<'a> {
     /// `loglvl=`.
     pub loglvl: LogLevel,
@@ -97,7 +97,7 @@ pub struct Options<'a> {
     /// `audit=1`: run the invariant auditor after every createdomain and
     /// destroydomain (`audit=0`, the default: only on request).
     pub audit: bool,
-    warnings: [Option<Warning<'a>>; MAX_WARNINGS],
+    warnings: heapless::Vec<Warning<'a>, MAX_WARNINGS>,
     /// Warnings that did not fit.
     pub dropped_warnings: usize,
 }
@@ -128,7 +128,7 @@ impl<'a> Options<'a> {
             noreboot: false,
             bench_floor: false,
             audit: false,
-            warnings: [None; MAX_WARNINGS],
+            warnings: heapless::Vec::new(),
             dropped_warnings: 0,
         };
         for word in cmdline.split_ascii_whitespace() {
@@ -184,15 +184,14 @@ impl<'a> Options<'a> {
     }
 
     fn warn(&mut self, w: Warning<'a>) {
-        match self.warnings.iter_mut().find(|s| s.is_none()) {
-            Some(slot) => *slot = Some(w),
-            None => self.dropped_warnings += 1,
+        if self.warnings.push(w).is_err() {
+            self.dropped_warnings += 1;
         }
     }
 
     /// What was not understood, in command-line order.
     pub fn warnings(&self) -> impl Iterator<Item = Warning<'a>> + '_ {
-        self.warnings.iter().flatten().copied()
+        self.warnings.iter().copied()
     }
 }
 

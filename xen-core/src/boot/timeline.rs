@@ -10,8 +10,7 @@ pub const MAX_MARKS: usize = 16;
 /// TSC readings by phase, from the hypervisor's first instruction on.
 pub struct Timeline {
     start: u64,
-    marks: [(&'static str, u64); MAX_MARKS],
-    len: usize,
+    marks: heapless::Vec<(&'static str, u64), MAX_MARKS>,
     /// Marks that did not fit.
     pub dropped: usize,
 }
@@ -19,17 +18,13 @@ pub struct Timeline {
 impl Timeline {
     /// A timeline starting at TSC `start`.
     pub const fn new(start: u64) -> Self {
-        Timeline { start, marks: [("", 0); MAX_MARKS], len: 0, dropped: 0 }
+        Timeline { start, marks: heapless::Vec::new(), dropped: 0 }
     }
 
     /// Phase `name` ended at TSC `tsc`.
     pub fn mark(&mut self, name: &'static str, tsc: u64) {
-        match self.marks.get_mut(self.len) {
-            Some(m) => {
-                *m = (name, tsc);
-                self.len += 1;
-            }
-            None => self.dropped += 1,
+        if self.marks.push((name, tsc)).is_err() {
+            self.dropped += 1;
         }
     }
 
@@ -38,7 +33,7 @@ impl Timeline {
     pub fn phases(&self, tsc_hz: u64) -> impl Iterator<Item = (&'static str, u64, u64)> + '_ {
         let us = move |cycles: u64| (u128::from(cycles) * 1_000_000 / u128::from(tsc_hz.max(1))) as u64;
         let mut prev = self.start;
-        self.marks[..self.len].iter().map(move |&(name, tsc)| {
+        self.marks.iter().map(move |&(name, tsc)| {
             let own = us(tsc.saturating_sub(prev));
             prev = tsc;
             (name, own, us(tsc.saturating_sub(self.start)))

@@ -10,14 +10,14 @@
 
 use super::layout::{self, DomainLayout, LayoutError, LayoutInput, PAGE_SIZE};
 use super::pagetable::{self, FrameWriter};
-use super::vcpu::{CpuUserRegs, FLAT_CS64, FLAT_SS64, rflags};
+use super::vcpu::{CpuUserRegs, FLAT_CS64, FLAT_SS64, Rflags};
 use crate::arch::x86_64::frame_box::FrameSlice;
 use crate::guest_access::Frame;
 use crate::mm::Mfn;
 use crate::mm::machine::{self, FRAMES};
 use crate::mm::page_type::{PageType, Who};
 use xen_libelf::{Elf, ElfError, PT_LOAD};
-use xen_public::{SIF_INITDOMAIN, SIF_PRIVILEGED, StartInfo};
+use xen_public::{SifFlags, StartInfo};
 
 /// Domain 0's id.
 const DOM0: u16 = 0;
@@ -212,7 +212,7 @@ pub fn build_dom0(img: &Dom0Image<'_>, idle_l4: Mfn) -> Result<Built, BuildError
     let mut si = StartInfo::new();
     si.nr_pages = img.nr_pages;
     si.shared_info = shared_info.maddr();
-    si.flags = SIF_PRIVILEGED | SIF_INITDOMAIN;
+    si.flags = (SifFlags::PRIVILEGED | SifFlags::INITDOMAIN).bits();
     si.pt_base = lay.page_tables.start;
     si.nr_pt_frames = lay.nr_pt_frames;
     si.mfn_list = lay.p2m.start;
@@ -229,7 +229,7 @@ pub fn build_dom0(img: &Dom0Image<'_>, idle_l4: Mfn) -> Result<Built, BuildError
     let regs = CpuUserRegs {
         rip: notes.entry.unwrap_or(elf.entry()),
         cs: FLAT_CS64,
-        rflags: rflags::IF | 2,
+        rflags: Rflags::IF.bits() | 2,
         rsp: lay.stack.end,
         ss: FLAT_SS64,
         rsi: lay.start_info.start,

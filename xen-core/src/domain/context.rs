@@ -12,26 +12,13 @@
 
 use super::vcpu::{CpuUserRegs, TrapInfo, is_canonical};
 use xen_public::vcpu as wire;
-
-/// `VGCF_*` flags.
-pub mod vgcf {
-    /// `VGCF_i387_valid`.
-    pub const I387_VALID: u64 = 1 << 0;
-    /// `VGCF_in_kernel`.
-    pub const IN_KERNEL: u64 = 1 << 2;
-    /// `VGCF_failsafe_disables_events`.
-    pub const FAILSAFE_DISABLES_EVENTS: u64 = 1 << 3;
-    /// `VGCF_syscall_disables_events`.
-    pub const SYSCALL_DISABLES_EVENTS: u64 = 1 << 4;
-    /// `VGCF_online`.
-    pub const ONLINE: u64 = 1 << 5;
-}
+pub use xen_public::vcpu::VgcfFlags;
 
 /// The decoded context.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct VcpuGuestContext {
-    /// `VGCF_*`.
-    pub flags: u64,
+    /// `VGCF_*` (bits no `VGCF_*` names kept, so encode gives them back).
+    pub flags: VgcfFlags,
     /// General registers, RIP, RSP, RFLAGS, CS, SS.
     pub regs: CpuUserRegs,
     /// `saved_upcall_mask`.
@@ -87,7 +74,7 @@ impl VcpuGuestContext {
         };
         let traps = w.trap_ctxt.map(|t| TrapInfo { vector: t.vector, flags: t.flags, cs: t.cs, address: t.address });
         VcpuGuestContext {
-            flags: w.flags,
+            flags: VgcfFlags::from_bits_retain(w.flags),
             regs,
             saved_upcall_mask: u.saved_upcall_mask,
             traps,
@@ -133,7 +120,7 @@ impl VcpuGuestContext {
         };
         let trap_ctxt = self.traps.map(|t| wire::TrapInfo { vector: t.vector, flags: t.flags, cs: t.cs, address: t.address, ..Default::default() });
         wire::VcpuGuestContext {
-            flags: self.flags,
+            flags: self.flags.bits(),
             user_regs,
             trap_ctxt,
             ldt_base: self.ldt.0,
@@ -188,7 +175,7 @@ mod tests {
         // 5112.., the segment bases at 5144...
         use zerocopy::{FromBytes, IntoBytes};
         let mut b = [0u8; 5168];
-        wr(&mut b, 512, vgcf::ONLINE | vgcf::IN_KERNEL);
+        wr(&mut b, 512, (VgcfFlags::ONLINE | VgcfFlags::IN_KERNEL).bits());
         wr(&mut b, 520 + 14 * 8, 0x1234); // rdi, last GPR
         wr(&mut b, 520 + 13 * 8, 0x5678); // rsi
         wr(&mut b, 520 + 4 * 8, 0xbb); // rbp
@@ -200,7 +187,7 @@ mod tests {
         wr(&mut b, 720 + 14 * 16 + 8, 0xffff_8000_0000_3000);
         let w = wire::VcpuGuestContext::read_from_bytes(&b[..]).unwrap();
         let c = VcpuGuestContext::parse(&w);
-        assert_eq!(c.flags, vgcf::ONLINE | vgcf::IN_KERNEL);
+        assert_eq!(c.flags, VgcfFlags::ONLINE | VgcfFlags::IN_KERNEL);
         assert_eq!((c.regs.rdi, c.regs.rsi, c.regs.rbp, c.regs.rip), (0x1234, 0x5678, 0xbb, 0xffff_8000_0000_1000));
         assert_eq!(c.ctrlreg[3], 0x42000);
         assert_eq!(c.callbacks[0], 0xffff_8000_0000_2000);

@@ -9,29 +9,39 @@
 //! crash, leaving the registers untouched.
 #![forbid(unsafe_code)]
 
+use xen_public::vcpu::VgcfFlags;
+
 /// `FLAT_KERNEL_CS64` / `FLAT_USER_CS64`.
 pub const FLAT_CS64: u64 = 0xe033;
 /// `FLAT_KERNEL_SS64` / `FLAT_USER_SS64`.
 pub const FLAT_SS64: u64 = 0xe02b;
 
-/// RFLAGS bits.
-pub mod rflags {
-    /// Trap flag.
-    pub const TF: u64 = 1 << 8;
-    /// Interrupt enable.
-    pub const IF: u64 = 1 << 9;
-    /// Direction flag.
-    pub const DF: u64 = 1 << 10;
-    /// I/O privilege level.
-    pub const IOPL: u64 = 3 << 12;
-    /// Nested task.
-    pub const NT: u64 = 1 << 14;
-    /// Resume flag.
-    pub const RF: u64 = 1 << 16;
-    /// Virtual-8086 mode.
-    pub const VM: u64 = 1 << 17;
-    /// Alignment check.
-    pub const AC: u64 = 1 << 18;
+bitflags::bitflags! {
+    /// The RFLAGS bits the vCPU rules decide on. The saved registers
+    /// ([`CpuUserRegs::rflags`], guest stack frames) stay raw `u64`: they
+    /// hold whatever the CPU or the guest put there, and every bit not
+    /// decided on here passes through (`from_bits_retain`, `remove`).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Rflags: u64 {
+        /// Trap flag.
+        const TF = 1 << 8;
+        /// Interrupt enable.
+        const IF = 1 << 9;
+        /// Direction flag.
+        const DF = 1 << 10;
+        /// I/O privilege level: a two-bit field (0-3), not two flags;
+        /// named as its mask, which is only ever cleared (a PV guest runs
+        /// at IOPL 0).
+        const IOPL = 3 << 12;
+        /// Nested task.
+        const NT = 1 << 14;
+        /// Resume flag.
+        const RF = 1 << 16;
+        /// Virtual-8086 mode.
+        const VM = 1 << 17;
+        /// Alignment check.
+        const AC = 1 << 18;
+    }
 }
 
 /// Saved registers of a vCPU, in the order the entry stubs push them
@@ -298,7 +308,7 @@ pub struct Bounce {
 
 /// Sanitise flags for ring 3: IF set, IOPL and VM clear.
 pub fn guest_rflags(f: u64) -> u64 {
-    (f & !(rflags::IOPL | rflags::VM)) | rflags::IF
+    Rflags::from_bits_retain(f).difference(Rflags::IOPL | Rflags::VM).union(Rflags::IF).bits()
 }
 
 impl Vcpu {
@@ -343,10 +353,10 @@ impl Vcpu {
             return Err(Crash::BadStack(sp));
         }
         let saved_mask = self.upcall_mask;
-        let mut flags = regs.rflags & !(rflags::IF | rflags::IOPL);
-        if !saved_mask {
-            flags |= rflags::IF;
-        }
+        // The frame shows the event mask as IF, and IOPL 0.
+        let mut flags = Rflags::from_bits_retain(regs.rflags).difference(Rflags::IF | Rflags::IOPL);
+        flags.set(Rflags::IF, !saved_mask);
+        let flags = flags.bits();
         let cs_slot = cs | (u64::from(saved_mask) << 32);
         let mut frame = [0u64; 8];
         let words: &[u64] = match b.error_code {
@@ -367,11 +377,11 @@ impl Vcpu {
             self.upcall_mask = true;
         }
         regs.entry_vector |= ENTRY_SYSCALL;
-        regs.rflags &= !(rflags::AC | rflags::VM | rflags::RF | rflags::NT | rflags::TF);
+        let mut rf = Rflags::from_bits_retain(regs.rflags).difference(Rflags::AC | Rflags::VM | Rflags::RF | Rflags::NT | Rflags::TF);
         if b.clear_df {
-            regs.rflags &= !rflags::DF;
+            rf.remove(Rflags::DF);
         }
-        regs.rflags = guest_rflags(regs.rflags);
+        regs.rflags = guest_rflags(rf.bits());
         regs.ss = FLAT_SS64;
         regs.rsp = base;
         regs.cs = FLAT_CS64;
@@ -429,12 +439,11 @@ impl Vcpu {
         regs.rflags = guest_rflags(rf);
         regs.rsp = rsp;
         regs.ss = FLAT_SS64;
-        const VGCF_IN_SYSCALL: u64 = 1 << 8;
-        if flags & VGCF_IN_SYSCALL == 0 {
+        if !VgcfFlags::from_bits_retain(flags).contains(VgcfFlags::IN_SYSCALL) {
             regs.r11 = r11;
             regs.rcx = rcx;
         }
-        self.upcall_mask = rf & rflags::IF == 0;
+        self.upcall_mask = !Rflags::from_bits_retain(rf).contains(Rflags::IF);
         Ok(rax)
     }
 }
@@ -482,7 +491,7 @@ mod tests {
         CpuUserRegs {
             rip: 0xffff_ffff_8000_1234,
             cs: FLAT_CS64,
-            rflags: rflags::IF | 0x2 | rflags::TF,
+            rflags: Rflags::IF.bits() | 0x2 | Rflags::TF.bits(),
             rsp: 0xffff_ffff_8000_8008,
             ss: FLAT_SS64,
             rcx: 0xc,
@@ -511,11 +520,14 @@ mod tests {
         let base = 0xffff_ffff_8000_8000 - 8 * 8;
         assert_eq!(regs.rsp, base);
         let words: Vec<u64> = (0..8).map(|i| st.at(base + 8 * i)).collect();
-        assert_eq!(words, [0xc, 0x11, 0x3, 0xffff_ffff_8000_1234, 0xe030, rflags::IF | 0x2 | rflags::TF, 0xffff_ffff_8000_8008, FLAT_SS64]);
+        assert_eq!(
+            words,
+            [0xc, 0x11, 0x3, 0xffff_ffff_8000_1234, 0xe030, Rflags::IF.bits() | 0x2 | Rflags::TF.bits(), 0xffff_ffff_8000_8008, FLAT_SS64]
+        );
         assert_eq!(regs.rip, 0xffff_ffff_8000_2000);
         assert_eq!(regs.cs, FLAT_CS64);
-        assert_eq!(regs.rflags & rflags::TF, 0, "TF cleared on trap");
-        assert_ne!(regs.rflags & rflags::IF, 0, "hardware IF always on");
+        assert_eq!(regs.rflags & Rflags::TF.bits(), 0, "TF cleared on trap");
+        assert_ne!(regs.rflags & Rflags::IF.bits(), 0, "hardware IF always on");
     }
 
     #[test]
@@ -536,7 +548,7 @@ mod tests {
         v.bounce(&mut regs, v.exception_bounce(14, Some(0)), &mut st).unwrap();
         let base = regs.rsp;
         assert_eq!(st.at(base + 32) >> 32, 1, "saved upcall mask");
-        assert_eq!(st.at(base + 40) & rflags::IF, 0, "saved IF reflects the mask");
+        assert_eq!(st.at(base + 40) & Rflags::IF.bits(), 0, "saved IF reflects the mask");
         assert!(v.upcall_mask);
     }
 
@@ -580,8 +592,8 @@ mod tests {
         let mut regs = CpuUserRegs {
             rip: 0x40_1002,
             rcx: 0x40_1002,
-            r11: rflags::IF | rflags::DF | 2,
-            rflags: rflags::IF | rflags::DF | 2,
+            r11: Rflags::IF.bits() | Rflags::DF.bits() | 2,
+            rflags: Rflags::IF.bits() | Rflags::DF.bits() | 2,
             cs: FLAT_CS64,
             ss: FLAT_SS64,
             rsp: 0x7fff_0000,
@@ -597,7 +609,7 @@ mod tests {
         assert_eq!(st.at(regs.rsp + 16), 0x40_1002, "user RIP");
         assert_eq!(st.at(regs.rsp + 24) & 3, 3, "user CS keeps RPL 3");
         assert_eq!(st.at(regs.rsp + 40), 0x7fff_0000, "user RSP");
-        assert_eq!(regs.rflags & rflags::DF, 0);
+        assert_eq!(regs.rflags & Rflags::DF.bits(), 0);
     }
 
     #[test]
@@ -616,12 +628,13 @@ mod tests {
         let mut v = Vcpu { upcall_mask: true, ..Default::default() };
         let mut st = Stack::new(0, u64::MAX);
         let sp = 0xffff_ffff_8000_7000;
-        st.write(sp, &[0xaa, 0x11, 0xcc, 0, 0xffff_ffff_8000_1000, 0xe030, rflags::IF | rflags::IOPL, 0xffff_ffff_8000_8000, 0xe02b]).unwrap();
+        st.write(sp, &[0xaa, 0x11, 0xcc, 0, 0xffff_ffff_8000_1000, 0xe030, Rflags::IF.bits() | Rflags::IOPL.bits(), 0xffff_ffff_8000_8000, 0xe02b])
+            .unwrap();
         let mut regs = CpuUserRegs { rsp: sp, ..Default::default() };
         assert_eq!(v.iret(&mut regs, &mut st), Ok(0xaa));
         assert_eq!(regs.rip, 0xffff_ffff_8000_1000);
         assert_eq!(regs.cs, FLAT_CS64, "forced to ring 3");
-        assert_eq!(regs.rflags & rflags::IOPL, 0);
+        assert_eq!(regs.rflags & Rflags::IOPL.bits(), 0);
         assert_eq!((regs.rcx, regs.r11), (0xcc, 0x11));
         assert!(!v.upcall_mask, "IF in the frame unmasks events");
         assert!(v.kernel_mode, "RPL 0 in the frame stays in kernel mode");
@@ -631,7 +644,7 @@ mod tests {
     fn iret_to_user_needs_user_page_tables() {
         let mut v = Vcpu::default();
         let mut st = Stack::new(0, u64::MAX);
-        st.write(0x1000, &[0, 0, 0, 0, 0x40_0000, 0xe033, rflags::IF, 0x7000, 0xe02b]).unwrap();
+        st.write(0x1000, &[0, 0, 0, 0, 0x40_0000, 0xe033, Rflags::IF.bits(), 0x7000, 0xe02b]).unwrap();
         let mut regs = CpuUserRegs { rsp: 0x1000, ..Default::default() };
         assert_eq!(v.iret(&mut regs, &mut st), Err(Crash::NoUserPageTables));
         v.has_user_table = true;
@@ -643,7 +656,7 @@ mod tests {
     fn iret_to_a_non_canonical_rip_crashes() {
         let mut v = Vcpu::default();
         let mut st = Stack::new(0, u64::MAX);
-        st.write(0x1000, &[0, 0, 0, 0, 0x8000_0000_0000_0000, 0xe030, rflags::IF, 0x7000, 0xe02b]).unwrap();
+        st.write(0x1000, &[0, 0, 0, 0, 0x8000_0000_0000_0000, 0xe030, Rflags::IF.bits(), 0x7000, 0xe02b]).unwrap();
         let mut regs = CpuUserRegs { rsp: 0x1000, ..Default::default() };
         assert!(matches!(v.iret(&mut regs, &mut st), Err(Crash::NonCanonical(_))));
     }

@@ -5,10 +5,11 @@
 //! maptrack remembers which domain granted each handle, so unmapping (or
 //! destroying the mapper) drops the pin in the right table.
 
-use super::mmu::{PTE_ADDR, l1_slot, mm, who};
+use super::mmu::{l1_slot, mm, who};
 use super::*;
 use crate::guest_access::Frame;
 use xen_public::grant_table::*;
+use xen_public::pte::{PteFlags, pte_maddr};
 
 /// Grant-table operations handled per call before a continuation.
 const GNTTAB_PER_CALL: u64 = 128;
@@ -94,7 +95,7 @@ fn grant_unpin(d: &mut Domain, gref: u32, readonly: bool) {
     p.release(readonly);
     let clear = p.flags_to_clear();
     if let Some((f, at)) = entry_at(d, gref) {
-        f.fetch_and_u16(at + ENTRY_FLAGS, !clear);
+        f.fetch_and_u16(at + ENTRY_FLAGS, !clear.bits());
     }
 }
 
@@ -216,7 +217,10 @@ fn map_host(v: &Vcpu, d: &Domain, dom: u16, frame: u64, host_addr: u64, readonly
     if !crate::mm::guest_walk::guest_va_ok(host_addr) {
         return gntst::GENERAL_ERROR;
     }
-    let pte = (frame << 12) | 0x25 | if readonly { 0 } else { 0x42 };
+    // Present, user, accessed; writable and dirty unless read-only.
+    let flags = PteFlags::PRESENT | PteFlags::USER | PteFlags::ACCESSED;
+    let flags = if readonly { flags } else { flags | PteFlags::RW | PteFlags::DIRTY };
+    let pte = (frame << 12) | flags.bits();
     let mut m = mm();
     let Some((l1, idx)) = l1_slot(v, &m, host_addr) else { return gntst::GENERAL_ERROR };
     let mut ftg = FRAME_TABLE.lock();
@@ -247,7 +251,7 @@ fn unmap_host(v: &Vcpu, d: &Domain, frame: u64, host_addr: u64) -> i16 {
     let Some(ft) = ftg.as_mut() else { return gntst::GENERAL_ERROR };
     let cur = m.mem.read(l1, idx);
     let live_l1 = ft.info(l1).is_some_and(|f| f.ty == PageType::L1 && f.validated && f.owner == d.domid);
-    if !live_l1 || cur & 1 == 0 || (cur & PTE_ADDR) >> 12 != frame {
+    if !live_l1 || !PteFlags::of(cur).contains(PteFlags::PRESENT) || pte_maddr(cur) >> 12 != frame {
         return gntst::GENERAL_ERROR;
     }
     m.mem.write(l1, idx, 0);
@@ -264,9 +268,9 @@ fn unmap_host(v: &Vcpu, d: &Domain, frame: u64, host_addr: u64) -> i16 {
 }
 
 fn gnttab_map(v: &mut Vcpu, d: &mut Domain, a: &mut GnttabMapGrantRef) -> i16 {
-    use crate::grant::{Mapping, gntmap, gntst};
-    let (host_addr, flags, gref, dom) = (a.host_addr, a.flags, a.ref_, a.dom);
-    let (host, device) = (flags & gntmap::HOST_MAP != 0, flags & gntmap::DEVICE_MAP != 0);
+    use crate::grant::{Mapping, gntst};
+    let (host_addr, flags, gref, dom) = (a.host_addr, GntmapFlags::from_bits_retain(a.flags), a.ref_, a.dom);
+    let (host, device) = (flags.contains(GntmapFlags::HOST_MAP), flags.contains(GntmapFlags::DEVICE_MAP));
     if !host && !device {
         return gntst::BAD_GNTREF;
     }
@@ -274,11 +278,11 @@ fn gnttab_map(v: &mut Vcpu, d: &mut Domain, a: &mut GnttabMapGrantRef) -> i16 {
     if dom == xen_public::DOMID_SELF || (dom != d.domid && crate::schedule::slot_of(dom).is_none()) {
         return gntst::BAD_DOMAIN;
     }
-    if flags & gntmap::CONTAINS_PTE != 0 {
+    if flags.contains(GntmapFlags::CONTAINS_PTE) {
         // Optional in this ABI version; not supported.
         return gntst::GENERAL_ERROR;
     }
-    let readonly = flags & gntmap::READONLY != 0;
+    let readonly = flags.contains(GntmapFlags::READONLY);
     let frame = match pin_for(d, dom, gref, readonly) {
         Ok(f) => f,
         Err(s) => return s,
@@ -385,23 +389,24 @@ fn copy_release(d: &mut Domain, frame: u64, gref: Option<(u16, u32)>, write: boo
 /// is marked committed and completed.
 fn receive_transfer(e: &mut Domain, from: u16, gref: u32, mfn: u64) -> i16 {
     use crate::grant::gntst;
-    const GTF_ACCEPT_TRANSFER: u16 = 2;
-    const GTF_TRANSFER_COMMITTED: u16 = 1 << 2;
-    const GTF_TRANSFER_COMPLETED: u16 = 1 << 3;
+    // Exactly an accept_transfer entry with no flag set yet (so not already
+    // committed), as Xen's compare-and-swap.
+    let accept = GrantType::AcceptTransfer.bits();
+    let committing = GtfFlags::TRANSFER_COMMITTED.with_type(GrantType::AcceptTransfer);
     if e.nr_pages >= e.max_pages || gref >= nr_grant_entries(e) {
         return gntst::GENERAL_ERROR;
     }
     let (Some((domid, want_pfn)), Some((entry, at))) = (grant_entry(e, gref), entry_at(e, gref)) else {
         return gntst::GENERAL_ERROR;
     };
-    let committed = domid == from && entry.cmpxchg_u16(at + ENTRY_FLAGS, GTF_ACCEPT_TRANSFER, GTF_ACCEPT_TRANSFER | GTF_TRANSFER_COMMITTED).is_ok();
+    let committed = domid == from && entry.cmpxchg_u16(at + ENTRY_FLAGS, accept, committing).is_ok();
     if !committed || FRAME_TABLE.lock().as_mut().is_none_or(|ft| ft.assign(mfn, e.domid).is_err()) {
         return gntst::GENERAL_ERROR;
     }
     e.nr_pages += 1;
     crate::mm::machine::set_m2p(Mfn(mfn), want_pfn);
     entry.store_u32(at + ENTRY_FRAME, mfn as u32);
-    entry.fetch_or_u16(at + ENTRY_FLAGS, GTF_TRANSFER_COMPLETED);
+    entry.fetch_or_u16(at + ENTRY_FLAGS, GtfFlags::TRANSFER_COMPLETED.bits());
     gntst::OKAY
 }
 

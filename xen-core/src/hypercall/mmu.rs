@@ -2,13 +2,12 @@
 //! `multicall`, `set_gdt`, `update_descriptor`, over the frame table.
 
 use super::*;
+use xen_public::pte::{PteFlags, pte_maddr};
 
 /// Preemption: entries of a batch handled per call before a continuation.
 const BATCH_PER_CALL: u64 = 512;
 /// Xen's `MMU_UPDATE_PREEMPTED`: the count of a continued batch.
 const MMU_UPDATE_PREEMPTED: u64 = 0x8000_0000;
-pub(super) const PTE_ADDR: u64 = 0x000f_ffff_ffff_f000;
-const PTE_US: u64 = 4;
 
 /// The page-table memory and the frame table, locked together.
 pub(super) struct Mm {
@@ -65,7 +64,7 @@ fn check_foreign(d: &Domain, foreigndom: u64) -> Result<u16, i64> {
 /// 64-bit PV guests run in ring 3: every present entry they install gets
 /// the user bit, as Xen's `adjust_guest_l*e` does.
 fn adjust(e: u64) -> u64 {
-    if e & 1 != 0 { e | PTE_US } else { e }
+    if PteFlags::of(e).contains(PteFlags::PRESENT) { e | PteFlags::USER.bits() } else { e }
 }
 
 /// Start or resume a batch: returns (count, done so far).
@@ -196,10 +195,11 @@ pub(super) fn l1_slot(v: &Vcpu, m: &Mm, va: u64) -> Option<(u64, usize)> {
     let mut table = v.guest_table >> 12;
     for level in (2..=4u32).rev() {
         let e = m.mem.read(table, ((va >> (12 + 9 * (level - 1))) & 511) as usize);
-        if e & 1 == 0 || e & 0x80 != 0 {
+        let flags = PteFlags::of(e);
+        if !flags.contains(PteFlags::PRESENT) || flags.contains(PteFlags::PSE) {
             return None;
         }
-        table = (e & PTE_ADDR) >> 12;
+        table = pte_maddr(e) >> 12;
     }
     Some((table, ((va >> 12) & 511) as usize))
 }

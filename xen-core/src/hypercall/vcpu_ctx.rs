@@ -7,7 +7,7 @@
 //! it as it was.
 
 use super::*;
-use crate::domain::context::{VcpuGuestContext, vgcf};
+use crate::domain::context::{VcpuGuestContext, VgcfFlags};
 use crate::guest::Guest;
 use xen_public::vcpu as wire;
 
@@ -62,17 +62,17 @@ fn apply(v: &mut Vcpu, o: &mut Domain, c: &VcpuGuestContext) {
     v.event_callback = c.callbacks[0];
     v.failsafe_callback = c.callbacks[1];
     v.syscall_callback = c.callbacks[2];
-    v.syscall_masks_events = c.flags & vgcf::SYSCALL_DISABLES_EVENTS != 0;
+    v.syscall_masks_events = c.flags.contains(VgcfFlags::SYSCALL_DISABLES_EVENTS);
     v.kernel_ss = c.kernel_ss | 3;
     v.kernel_sp = c.kernel_sp;
-    v.kernel_mode = c.flags & vgcf::IN_KERNEL != 0;
+    v.kernel_mode = c.flags.contains(VgcfFlags::IN_KERNEL);
     o.vm_assist = c.vm_assist & VMASST_VALID;
     [v.fs_base, v.gs_base_kernel, v.gs_base_user] = c.bases;
     v.regs = c.regs;
     if c.ldt.1 != 0 {
         let _ = mmu::set_ldt(v, o, c.ldt.0, c.ldt.1);
     }
-    v.vcpu_up = c.flags & vgcf::ONLINE != 0;
+    v.vcpu_up = c.flags.contains(VgcfFlags::ONLINE);
     o.init_shared(v);
 }
 
@@ -91,16 +91,10 @@ pub(super) fn get(g: &Guest, vcpu: u32, out: &mut wire::VcpuGuestContext) -> Ret
     if !v.vcpu_up && v.guest_table == 0 {
         return -xen_public::errno::ENODATA;
     }
-    let mut flags = vgcf::I387_VALID;
-    if v.vcpu_up {
-        flags |= vgcf::ONLINE;
-    }
-    if v.kernel_mode {
-        flags |= vgcf::IN_KERNEL;
-    }
-    if v.syscall_masks_events {
-        flags |= vgcf::SYSCALL_DISABLES_EVENTS;
-    }
+    let mut flags = VgcfFlags::I387_VALID;
+    flags.set(VgcfFlags::ONLINE, v.vcpu_up);
+    flags.set(VgcfFlags::IN_KERNEL, v.kernel_mode);
+    flags.set(VgcfFlags::SYSCALL_DISABLES_EVENTS, v.syscall_masks_events);
     let mut ctrlreg = [0u64; 8];
     ctrlreg[3] = v.guest_table;
     ctrlreg[1] = v.guest_table_user;

@@ -41,8 +41,9 @@
 //! [`MAX_REPORTED`] violations and counts the rest.
 #![forbid(unsafe_code)]
 
-use super::page_type::{FrameTable, NO_OWNER, ORPHAN, PageInfo, PageMem, PageType, Partial, Who, XEN_SLOTS, pte};
+use super::page_type::{FrameTable, NO_OWNER, ORPHAN, PageInfo, PageMem, PageType, Partial, Who, XEN_SLOTS};
 use core::fmt;
+use xen_public::pte::{PteFlags, pte_maddr};
 
 /// What an entry or holder contributes to its target's counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -389,8 +390,7 @@ pub const MAX_REPORTED: usize = 32;
 /// What an audit found.
 #[derive(Clone, Debug)]
 pub struct Report {
-    items: [Option<Violation>; MAX_REPORTED],
-    len: usize,
+    items: heapless::Vec<Violation, MAX_REPORTED>,
     /// Violations found (kept or not).
     pub total: usize,
     /// Frames checked.
@@ -413,20 +413,18 @@ impl Default for Report {
 impl Report {
     /// An empty report.
     pub const fn new() -> Self {
-        Report { items: [None; MAX_REPORTED], len: 0, total: 0, frames: 0, tables: 0, domains: 0, stale_grants: 0 }
+        Report { items: heapless::Vec::new(), total: 0, frames: 0, tables: 0, domains: 0, stale_grants: 0 }
     }
 
     fn push(&mut self, v: Violation) {
-        if self.len < MAX_REPORTED {
-            self.items[self.len] = Some(v);
-            self.len += 1;
-        }
+        // Past MAX_REPORTED a violation is only counted.
+        let _ = self.items.push(v);
         self.total += 1;
     }
 
     /// The violations kept, in the order found.
     pub fn violations(&self) -> impl Iterator<Item = &Violation> {
-        self.items[..self.len].iter().flatten()
+        self.items.iter()
     }
 
     /// Whether nothing was found.
@@ -472,7 +470,7 @@ impl Expect {
 }
 
 fn mfn_of(e: u64) -> u64 {
-    (e & pte::ADDR) >> 12
+    pte_maddr(e) >> 12
 }
 
 fn is_owner(owner: u16) -> bool {
@@ -598,7 +596,7 @@ pub fn audit(world: &impl World, mem: &impl PageMem, frames: &[PageInfo], scratc
                 let e = mem.read(t, i);
                 if !guest_slot(level, i) {
                     // The CPU sets Accessed and Dirty as it walks: ignore them.
-                    let hw = pte::A | pte::D;
+                    let hw = (PteFlags::ACCESSED | PteFlags::DIRTY).bits();
                     // A table still being validated gets its hypervisor
                     // slots when validation completes.
                     let live = live_level(&f).is_some();
@@ -607,12 +605,12 @@ pub fn audit(world: &impl World, mem: &impl PageMem, frames: &[PageInfo], scratc
                     }
                     continue;
                 }
-                if e & pte::P == 0 {
+                if !PteFlags::of(e).contains(PteFlags::PRESENT) {
                     continue;
                 }
                 if first {
                     let who = Who { dom: f.owner, io: privileged, pg: f.owner };
-                    let pse = level >= 2 && e & pte::PSE != 0;
+                    let pse = level >= 2 && PteFlags::of(e).contains(PteFlags::PSE);
                     if pse || FrameTable::check_flags(level, e, who).is_err() {
                         report.push(Violation::BadFlags { table: t, level, idx: i as u16, entry: e });
                     }
@@ -636,7 +634,7 @@ pub fn audit(world: &impl World, mem: &impl PageMem, frames: &[PageInfo], scratc
                 let idx = i as u16;
                 if level == 1 {
                     x.general();
-                    let rw = e & pte::RW != 0;
+                    let rw = PteFlags::of(e).contains(PteFlags::RW);
                     if rw {
                         x.demand(PageType::Writable);
                         if g.ty.level().is_some() || g.ty == PageType::SegDesc {
@@ -652,7 +650,7 @@ pub fn audit(world: &impl World, mem: &impl PageMem, frames: &[PageInfo], scratc
                     report.push(Violation::CrossOwner { table: t, idx, mfn: target, dom: f.owner, owner: g.owner });
                 }
                 if target == t || linear {
-                    if e & pte::RW != 0 {
+                    if PteFlags::of(e).contains(PteFlags::RW) {
                         report.push(Violation::WritableLinear { table: t, idx });
                     }
                     if linear {
@@ -798,7 +796,7 @@ fn check_maps(report: &mut Report, mem: &impl PageMem, frames: &[PageInfo], v: &
             let live = m.pte.is_some_and(|(l1, idx)| {
                 let e = mem.read(l1, idx);
                 let live_l1 = frames.get(l1 as usize).is_some_and(|f| f.owner == v.domid && live_level(f) == Some(1));
-                live_l1 && e & pte::P != 0 && mfn_of(e) == m.frame
+                live_l1 && PteFlags::of(e).contains(PteFlags::PRESENT) && mfn_of(e) == m.frame
             });
             if !live || g.owner == v.domid {
                 report.stale_grants += 1;
@@ -888,8 +886,9 @@ mod tests {
         }
     }
 
-    const RW: u64 = pte::P | pte::RW | 0x4 | pte::A | pte::D;
-    const RO: u64 = pte::P | 0x4 | pte::A;
+    const RW: u64 = PteFlags::PRESENT.union(PteFlags::RW).union(PteFlags::USER).union(PteFlags::ACCESSED).union(PteFlags::DIRTY).bits();
+    const RO: u64 = PteFlags::PRESENT.union(PteFlags::USER).union(PteFlags::ACCESSED).bits();
+    const PSE: u64 = PteFlags::PSE.bits();
     const NR: u64 = 128;
 
     fn e(mfn: u64, flags: u64) -> u64 {
@@ -1066,7 +1065,7 @@ mod tests {
         };
         let Some((l1, idx)) = map.pte else { return };
         let cur = m.mem.read(l1, idx);
-        if cur & pte::P == 0 || mfn_of(cur) != map.frame || live_level(&m.frames[l1 as usize]) != Some(1) {
+        if !PteFlags::of(cur).contains(PteFlags::PRESENT) || mfn_of(cur) != map.frame || live_level(&m.frames[l1 as usize]) != Some(1) {
             return; // replaced or devalidated since: the mapping went with it
         }
         let mut ft = FrameTable::new(&mut m.frames);
@@ -1129,7 +1128,7 @@ mod tests {
             3..=8 => {
                 let idx = [0, 1, 2, 3, 300][rng.below(5) as usize];
                 let tgt = rng.below(NR + 2);
-                let flags = [RW, RO, RO, 0, RW | pte::PSE, RW | 0x10][rng.below(6) as usize];
+                let flags = [RW, RO, RO, 0, RW | PSE, RW | 0x10][rng.below(6) as usize];
                 // d1 is privileged: sometimes it maps d2's frames.
                 let pg = if d == 0 && rng.below(4) == 0 { 2 } else { who.dom };
                 let _ = FrameTable::new(&mut m.frames).update_entry(&mut m.mem, t, idx, e(tgt, flags), false, Who { pg, ..who });
@@ -1306,7 +1305,7 @@ mod tests {
     #[test]
     fn bad_flags_and_state_are_reported() {
         let mut m = built();
-        m.mem.write(15, 0, e(16, RW | pte::PSE));
+        m.mem.write(15, 0, e(16, RW | PSE));
         let r = run(&m, 128);
         assert!(found(&r, |v| matches!(v, Violation::BadFlags { table: 15, level: 2, idx: 0, .. })), "{r:?}");
         let mut m = built();

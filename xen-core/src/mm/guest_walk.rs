@@ -9,17 +9,13 @@
 //! hypervisor.
 #![forbid(unsafe_code)]
 
+use xen_public::pte::{PteFlags, pte_maddr};
+
 /// Reads machine memory (the direct map on the target, a fake in tests).
 pub trait PhysRead {
     /// Read the 8-byte word at machine address `maddr` (8-aligned).
     fn read_u64(&self, maddr: u64) -> u64;
 }
-
-const P: u64 = 1;
-const RW: u64 = 2;
-const US: u64 = 4;
-const PS: u64 = 1 << 7;
-const ADDR: u64 = 0x000f_ffff_ffff_f000;
 
 /// A guest access that cannot be made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,18 +35,20 @@ pub fn translate(mem: &impl PhysRead, l4_maddr: u64, va: u64, write: bool) -> Re
     if !guest_va_ok(va) {
         return Err(Fault { va });
     }
-    let mut table = l4_maddr & ADDR;
+    let mut table = pte_maddr(l4_maddr);
     for level in (1..=4u32).rev() {
         let idx = (va >> (12 + 9 * (level - 1))) & 511;
         let e = mem.read_u64(table + idx * 8);
-        if e & P == 0 || e & US == 0 || (write && e & RW == 0) {
+        let flags = PteFlags::of(e);
+        let need = if write { PteFlags::PRESENT | PteFlags::USER | PteFlags::RW } else { PteFlags::PRESENT | PteFlags::USER };
+        if !flags.contains(need) {
             return Err(Fault { va });
         }
-        if level > 1 && e & PS != 0 {
+        if level > 1 && flags.contains(PteFlags::PSE) {
             // Superpages are never validated for PV guests.
             return Err(Fault { va });
         }
-        table = e & ADDR;
+        table = pte_maddr(e);
     }
     Ok(table | (va & 0xfff))
 }
@@ -89,6 +87,11 @@ pub fn for_each_chunk(
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    const P: u64 = PteFlags::PRESENT.bits();
+    const RW: u64 = PteFlags::RW.bits();
+    const US: u64 = PteFlags::USER.bits();
+    const PS: u64 = PteFlags::PSE.bits();
 
     struct Mem(HashMap<u64, u64>);
 

@@ -36,8 +36,7 @@ pub struct Full;
 /// A fixed-capacity set of free ranges.
 #[derive(Clone, Debug)]
 pub struct MemMap<const N: usize> {
-    ranges: [Range; N],
-    len: usize,
+    ranges: heapless::Vec<Range, N>,
 }
 
 impl<const N: usize> Default for MemMap<N> {
@@ -49,12 +48,12 @@ impl<const N: usize> Default for MemMap<N> {
 impl<const N: usize> MemMap<N> {
     /// An empty map.
     pub const fn new() -> Self {
-        MemMap { ranges: [Range { start: 0, end: 0 }; N], len: 0 }
+        MemMap { ranges: heapless::Vec::new() }
     }
 
     /// The ranges, sorted.
     pub fn ranges(&self) -> &[Range] {
-        &self.ranges[..self.len]
+        &self.ranges
     }
 
     /// Total free bytes.
@@ -78,13 +77,8 @@ impl<const N: usize> MemMap<N> {
         // Cut out what is already present, so overlapping firmware entries
         // never count twice, then insert and merge.
         self.remove(start, end)?;
-        if self.len == N {
-            return Err(Full);
-        }
         let at = self.ranges().partition_point(|r| r.start < start);
-        self.ranges.copy_within(at..self.len, at + 1);
-        self.ranges[at] = Range { start, end };
-        self.len += 1;
+        self.ranges.insert(at, Range { start, end }).map_err(|_| Full)?;
         self.merge();
         Ok(())
     }
@@ -98,26 +92,24 @@ impl<const N: usize> MemMap<N> {
             return Ok(());
         }
         let splits = self.ranges().iter().any(|r| r.start < start && r.end > end);
-        if splits && self.len == N {
+        if splits && self.ranges.is_full() {
             return Err(Full);
         }
-        let mut out = [Range { start: 0, end: 0 }; N];
-        let mut n = 0;
+        // At most one range splits, and only with a slot free: `out` fits.
+        let mut out = heapless::Vec::new();
         for r in self.ranges() {
             let pieces = [Range { start: r.start, end: r.end.min(start) }, Range { start: r.start.max(end), end: r.end }];
             for p in pieces.into_iter().filter(|p| !p.is_empty()) {
-                out[n] = p;
-                n += 1;
+                out.push(p).map_err(|_| Full)?;
             }
         }
         self.ranges = out;
-        self.len = n;
         Ok(())
     }
 
     fn merge(&mut self) {
         let mut w = 0;
-        for i in 0..self.len {
+        for i in 0..self.ranges.len() {
             let r = self.ranges[i];
             if w > 0 && self.ranges[w - 1].end >= r.start {
                 self.ranges[w - 1].end = self.ranges[w - 1].end.max(r.end);
@@ -126,7 +118,7 @@ impl<const N: usize> MemMap<N> {
                 w += 1;
             }
         }
-        self.len = w;
+        self.ranges.truncate(w);
     }
 
     /// Take `bytes` (rounded up to pages) from the lowest range that fits

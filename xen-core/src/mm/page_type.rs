@@ -34,6 +34,8 @@
 //! Pure logic over [`PageMem`], so the host tests drive it with a model.
 #![forbid(unsafe_code)]
 
+use xen_public::pte::{PteFlags, pte_maddr};
+
 /// Reads and writes page-table entries in machine frames.
 pub trait PageMem {
     /// Entry `idx` (0-511) of the table in `mfn`.
@@ -196,34 +198,25 @@ impl MmError {
 
 type Res = Result<(), MmError>;
 
-/// Entry bits.
-pub mod pte {
-    /// Present.
-    pub const P: u64 = 1;
-    /// Writable.
-    pub const RW: u64 = 2;
-    /// Accessed.
-    pub const A: u64 = 1 << 5;
-    /// Dirty.
-    pub const D: u64 = 1 << 6;
-    /// Page size (superpage) at L2/L3; PAT at L1.
-    pub const PSE: u64 = 1 << 7;
-    /// Frame address.
-    pub const ADDR: u64 = 0x000f_ffff_ffff_f000;
-}
-
 /// Bits a guest may set at every level: P, RW, US, A, D, AVAIL (9-11),
 /// AVAIL_HIGH (52-62), NX.
-const BASE_ALLOWED: u64 = 0x1 | 0x2 | 0x4 | 0x20 | 0x40 | 0xe00 | (0x7ff << 52) | (1 << 63);
+const BASE_ALLOWED: PteFlags = PteFlags::PRESENT
+    .union(PteFlags::RW)
+    .union(PteFlags::USER)
+    .union(PteFlags::ACCESSED)
+    .union(PteFlags::DIRTY)
+    .union(PteFlags::AVAIL)
+    .union(PteFlags::AVAIL_HIGH)
+    .union(PteFlags::NX);
 /// L1 also allows G.
-const L1_ALLOWED: u64 = BASE_ALLOWED | 0x100;
+const L1_ALLOWED: PteFlags = BASE_ALLOWED.union(PteFlags::GLOBAL);
 /// Cache attributes (PWT, PCD, PAT) in L1 entries, for domains with I/O access.
-const L1_CACHE_ATTRS: u64 = 0x8 | 0x10 | 0x80;
+const L1_CACHE_ATTRS: PteFlags = PteFlags::PWT.union(PteFlags::PCD).union(PteFlags::PAT);
 /// First and one-past-last L4 slot the hypervisor owns.
 pub const XEN_SLOTS: core::ops::Range<usize> = 256..272;
 
 fn mfn_of(e: u64) -> u64 {
-    (e & pte::ADDR) >> 12
+    pte_maddr(e) >> 12
 }
 
 /// The frame table over caller-provided storage, indexed by mfn.
@@ -231,11 +224,9 @@ pub struct FrameTable<'a> {
     frames: &'a mut [PageInfo],
     /// Frames of destroyed domains whose last reference went, waiting for
     /// the caller to give them back to the allocator ([`Self::take_freed`]).
-    freed: [u64; FREED_BATCH],
-    nr_freed: usize,
+    freed: heapless::Vec<u64, FREED_BATCH>,
     /// Frames whose devalidation was interrupted, to finish first.
-    pending: [u64; PENDING_MAX],
-    nr_pending: usize,
+    pending: heapless::Vec<u64, PENDING_MAX>,
     /// Orphans became free that `freed` had no room for.
     freed_overflow: bool,
     /// Where interrupted domain destructions stopped.
@@ -305,16 +296,7 @@ impl Who {
 impl<'a> FrameTable<'a> {
     /// A table over `frames` (one entry per machine frame).
     pub fn new(frames: &'a mut [PageInfo]) -> Self {
-        FrameTable {
-            frames,
-            freed: [0; FREED_BATCH],
-            nr_freed: 0,
-            pending: [0; PENDING_MAX],
-            nr_pending: 0,
-            freed_overflow: false,
-            reaps: [None; REAPS],
-            reap_turn: 0,
-        }
+        FrameTable { frames, freed: heapless::Vec::new(), pending: heapless::Vec::new(), freed_overflow: false, reaps: [None; REAPS], reap_turn: 0 }
     }
 
     /// A frame's state.
@@ -405,10 +387,7 @@ impl<'a> FrameTable<'a> {
         let Some(f) = self.frames.get_mut(mfn as usize) else { return };
         if f.owner == ORPHAN && f.count == 0 && f.type_count == 0 && f.partial == Partial::None {
             *f = PageInfo::FREE;
-            if self.nr_freed < FREED_BATCH {
-                self.freed[self.nr_freed] = mfn;
-                self.nr_freed += 1;
-            } else {
+            if self.freed.push(mfn).is_err() {
                 // No room to remember it: it stays an orphan with count 0,
                 // which the next `take_freed` sweeps for.
                 self.at(mfn).owner = ORPHAN;
@@ -420,10 +399,10 @@ impl<'a> FrameTable<'a> {
     /// Hand over the orphan frames that became free since the last call
     /// (sweeping the whole table for those that did not fit the list).
     pub fn take_freed(&mut self, mut free: impl FnMut(u64)) {
-        for &mfn in &self.freed[..self.nr_freed] {
+        for &mfn in &self.freed {
             free(mfn);
         }
-        self.nr_freed = 0;
+        self.freed.clear();
         if core::mem::take(&mut self.freed_overflow) {
             for (mfn, f) in self.frames.iter_mut().enumerate() {
                 if f.owner == ORPHAN && f.count == 0 && f.type_count == 0 && f.partial == Partial::None {
@@ -634,11 +613,8 @@ impl<'a> FrameTable<'a> {
         let g = self.at(mfn);
         g.partial = Partial::Devalidation;
         g.partial_at = upto as u16;
-        let preemptible = self.nr_pending < PENDING_MAX;
-        if preemptible {
-            self.pending[self.nr_pending] = mfn;
-            self.nr_pending += 1;
-        }
+        // Preemptible only while the pending list has room for it.
+        let preemptible = self.pending.push(mfn).is_ok();
         self.continue_devalidation(mem, mfn, preemptible);
     }
 
@@ -662,9 +638,8 @@ impl<'a> FrameTable<'a> {
         g.partial_at = 0;
         g.ty = PageType::None;
         g.devalidated_at = stamp;
-        if let Some(k) = self.pending[..self.nr_pending].iter().position(|&p| p == mfn) {
-            self.nr_pending -= 1;
-            self.pending[k] = self.pending[self.nr_pending];
+        if let Some(k) = self.pending.iter().position(|&p| p == mfn) {
+            self.pending.swap_remove(k);
         }
         self.free_if_orphan_done(mfn);
         true
@@ -678,7 +653,7 @@ impl<'a> FrameTable<'a> {
 
     /// The latest interrupted devalidation of a frame `owner` owns.
     fn next_pending(&self, owner: u16) -> Option<u64> {
-        self.pending[..self.nr_pending].iter().rev().copied().find(|&m| self.frames[m as usize].owner == owner)
+        self.pending.iter().rev().copied().find(|&m| self.frames[m as usize].owner == owner)
     }
 
     /// Finish `owner`'s interrupted devalidations, latest first;
@@ -700,12 +675,12 @@ impl<'a> FrameTable<'a> {
 
     /// Whether an interrupted devalidation is waiting.
     pub fn has_pending(&self) -> bool {
-        self.nr_pending > 0
+        !self.pending.is_empty()
     }
 
-    fn allowed(level: u8, who: Who) -> u64 {
+    fn allowed(level: u8, who: Who) -> PteFlags {
         match level {
-            1 if who.io => L1_ALLOWED | L1_CACHE_ATTRS,
+            1 if who.io => L1_ALLOWED.union(L1_CACHE_ATTRS),
             1 => L1_ALLOWED,
             _ => BASE_ALLOWED,
         }
@@ -713,10 +688,11 @@ impl<'a> FrameTable<'a> {
 
     /// Check an entry's flags for a level.
     pub fn check_flags(level: u8, e: u64, who: Who) -> Res {
-        if e & pte::P == 0 {
+        let flags = PteFlags::of(e);
+        if !flags.contains(PteFlags::PRESENT) {
             return Ok(());
         }
-        if e & !pte::ADDR & !Self::allowed(level, who) != 0 {
+        if !Self::allowed(level, who).contains(flags) {
             return Err(MmError::Inval);
         }
         Ok(())
@@ -725,14 +701,14 @@ impl<'a> FrameTable<'a> {
     /// Take the references a present entry of a level-`level` table in
     /// `table` needs.
     pub fn get_entry(&mut self, mem: &mut impl PageMem, table: u64, level: u8, e: u64, who: Who) -> Res {
-        if e & pte::P == 0 {
+        if !PteFlags::of(e).contains(PteFlags::PRESENT) {
             return Ok(());
         }
         Self::check_flags(level, e, who)?;
         let target = mfn_of(e);
         if level == 1 {
             self.get_page(target, who.pg)?;
-            if e & pte::RW != 0
+            if PteFlags::of(e).contains(PteFlags::RW)
                 && let Err(err) = self.get_page_type(mem, target, PageType::Writable, who)
             {
                 self.put_page(target);
@@ -747,10 +723,10 @@ impl<'a> FrameTable<'a> {
         }
         if target == table {
             // Xen takes nothing for a table mapping itself.
-            return if e & pte::RW != 0 { Err(MmError::Inval) } else { Ok(()) };
+            return if PteFlags::of(e).contains(PteFlags::RW) { Err(MmError::Inval) } else { Ok(()) };
         }
         if self.info(target).map(|f| f.ty) == Some(PageType::table(level)) {
-            return if e & pte::RW != 0 { Err(MmError::Inval) } else { self.get_linear(table, target, who) };
+            return if PteFlags::of(e).contains(PteFlags::RW) { Err(MmError::Inval) } else { self.get_linear(table, target, who) };
         }
         self.get_page(target, who.dom).map_err(|_| MmError::Inval)?;
         if let Err(err) = self.get_page_type(mem, target, PageType::table(level - 1), who) {
@@ -786,7 +762,7 @@ impl<'a> FrameTable<'a> {
     /// Drop what [`get_entry`](Self::get_entry) took for `e`, an entry of
     /// the level-`level` table in `table`.
     pub fn put_entry(&mut self, mem: &mut impl PageMem, table: u64, level: u8, e: u64) {
-        if e & pte::P == 0 {
+        if !PteFlags::of(e).contains(PteFlags::PRESENT) {
             return;
         }
         let target = mfn_of(e);
@@ -795,7 +771,7 @@ impl<'a> FrameTable<'a> {
             if let Some(f) = self.frames.get_mut(target as usize) {
                 f.tlb_stamp = stamp;
             }
-            if e & pte::RW != 0 {
+            if PteFlags::of(e).contains(PteFlags::RW) {
                 self.put_page_type(mem, target);
             }
             self.put_page(target);
@@ -841,7 +817,11 @@ impl<'a> FrameTable<'a> {
                 return Err(MmError::Restart);
             }
             let e = mem.read(mfn, i);
-            let res = if level >= 2 && e & pte::P != 0 && e & pte::PSE != 0 { Err(MmError::Inval) } else { self.get_entry(mem, mfn, level, e, who) };
+            let res = if level >= 2 && PteFlags::of(e).contains(PteFlags::PRESENT | PteFlags::PSE) {
+                Err(MmError::Inval)
+            } else {
+                self.get_entry(mem, mfn, level, e, who)
+            };
             match res {
                 Ok(()) => {}
                 Err(MmError::Restart) => {
@@ -920,8 +900,8 @@ impl<'a> FrameTable<'a> {
             return Err(MmError::Inval);
         }
         let old = mem.read(table, idx);
-        let new = if preserve_ad { new | (old & (pte::A | pte::D)) } else { new };
-        if level >= 2 && new & pte::P != 0 && new & pte::PSE != 0 {
+        let new = if preserve_ad { new | (old & (PteFlags::ACCESSED | PteFlags::DIRTY).bits()) } else { new };
+        if level >= 2 && PteFlags::of(new).contains(PteFlags::PRESENT | PteFlags::PSE) {
             return Err(MmError::Inval);
         }
         self.get_entry(mem, table, level, new, who)?;
@@ -959,8 +939,9 @@ mod tests {
 
     const D0: Who = Who::own(1, false);
     const OTHER: u16 = 2;
-    const RW: u64 = pte::P | pte::RW | 0x4 | pte::A | pte::D;
-    const RO: u64 = pte::P | 0x4 | pte::A;
+    const RW: u64 = PteFlags::PRESENT.union(PteFlags::RW).union(PteFlags::USER).union(PteFlags::ACCESSED).union(PteFlags::DIRTY).bits();
+    const RO: u64 = PteFlags::PRESENT.union(PteFlags::USER).union(PteFlags::ACCESSED).bits();
+    const PSE: u64 = PteFlags::PSE.bits();
 
     fn e(mfn: u64, flags: u64) -> u64 {
         (mfn << 12) | flags
@@ -1044,7 +1025,7 @@ mod tests {
     fn pse_in_l2_is_rejected_unchanged() {
         // ABI: no PSE (superpages) in L2.
         let (frames, mut mem) = setup();
-        mem.write(11, 3, e(12, RW | pte::PSE));
+        mem.write(11, 3, e(12, RW | PSE));
         pin_fails_unchanged(frames, mem, 11, 2, D0, MmError::Inval);
     }
 
@@ -1180,8 +1161,8 @@ mod tests {
         mem.write(10, 0, e(20, RW));
         let mut ft = FrameTable::new(&mut frames);
         ft.pin(&mut mem, 10, 1, D0).unwrap();
-        ft.update_entry(&mut mem, 10, 0, e(21, pte::P | pte::RW | 0x4), true, D0).unwrap();
-        assert_eq!(mem.read(10, 0) & (pte::A | pte::D), pte::A | pte::D);
+        ft.update_entry(&mut mem, 10, 0, e(21, (PteFlags::PRESENT | PteFlags::RW | PteFlags::USER).bits()), true, D0).unwrap();
+        assert!(PteFlags::of(mem.read(10, 0)).contains(PteFlags::ACCESSED | PteFlags::DIRTY));
         assert_eq!(ft.info(20).map(|f| f.type_count), Some(0), "old mapping released");
     }
 
@@ -1201,7 +1182,7 @@ mod tests {
             let upto = if live { 512 } else { usize::from(f.partial_at) };
             for i in (0..upto).filter(|&i| FrameTable::is_guest_slot(level, i)) {
                 let en = mem.read(t, i);
-                if en & pte::P == 0 {
+                if !PteFlags::of(en).contains(PteFlags::PRESENT) {
                     continue;
                 }
                 let tgt = mfn_of(en) as usize;
@@ -1210,7 +1191,7 @@ mod tests {
                 }
                 count[tgt] += 1;
                 if level == 1 {
-                    if en & pte::RW != 0 {
+                    if PteFlags::of(en).contains(PteFlags::RW) {
                         tcount[tgt] += 1;
                     }
                     continue;
@@ -1258,7 +1239,7 @@ mod tests {
                     _ => {
                         let idx = rnd(4) as usize;
                         let tgt = rnd(30);
-                        let flags = [RW, RO, 0, RW | pte::PSE][rnd(4) as usize];
+                        let flags = [RW, RO, 0, RW | PSE][rnd(4) as usize];
                         let _ = ft.update_entry(&mut mem, t, idx, e(tgt, flags), false, D0);
                     }
                 }
@@ -1314,7 +1295,9 @@ mod tests {
             ft.get_entry(&mut mem, 10, 1, e(48 + k, RO), Who { pg: OTHER, ..D0 }).unwrap();
         }
         ft.relinquish(&mut mem, OTHER, |_| {}).unwrap();
-        ft.nr_freed = FREED_BATCH - 4; // the list is nearly full already
+        while ft.freed.len() < FREED_BATCH - 4 {
+            ft.freed.push(0).unwrap(); // the list is nearly full already
+        }
         for k in 0..16u64 {
             ft.put_entry(&mut mem, 10, 1, e(48 + k, RO));
         }
@@ -1546,7 +1529,7 @@ mod tests {
                         let _ = ft.drain_pending(&mut mem, D0.dom);
                     }
                     _ => {
-                        let flags = [RW, RO, 0, RW | pte::PSE][rnd(4) as usize];
+                        let flags = [RW, RO, 0, RW | PSE][rnd(4) as usize];
                         let _ = ft.update_entry(&mut mem, t, rnd(4) as usize, e(rnd(30), flags), false, D0);
                     }
                 }

@@ -20,7 +20,7 @@ cases! {
         all(&[expect(r, 0), expect(i64::from(s.status), -1)])
     }
     gnttab_transfer_to_self_through_an_accepting_entry ("grant_table_op", "GNTTABOP_transfer", Accept) {
-        use crate::grants::{GTF_TRANSFER_COMMITTED, GTF_TRANSFER_COMPLETED, transfer};
+        use crate::grants::{GtfFlags, transfer};
         let (Some(t), Some((va, m))) = (grant_table(), page()) else { return error(format_args!("setup failed")) };
         // Only the allocation may reference a transferred frame: unmap it.
         let un = uvm(va, 0);
@@ -34,7 +34,7 @@ cases! {
             expect(un, 0),
             expect(r, 0),
             expect(i64::from(st), 0),
-            check(flags & (GTF_TRANSFER_COMMITTED | GTF_TRANSFER_COMPLETED) == GTF_TRANSFER_COMMITTED | GTF_TRANSFER_COMPLETED, format_args!("flags {flags:#x}")),
+            check(GtfFlags::of(flags).contains(GtfFlags::TRANSFER_COMMITTED | GtfFlags::TRANSFER_COMPLETED), format_args!("flags {flags:#x}")),
             check(u64::from(frame) == m, format_args!("entry frame {frame:#x}, want {m:#x}")),
             expect(remap, 0),
         ])
@@ -65,7 +65,7 @@ cases! {
             expect(un, 0),
             expect(r, 0),
             expect(i64::from(st), -1),
-            check(flags == crate::grants::GTF_PERMIT_ACCESS, format_args!("flags {flags:#x}")),
+            check(flags == crate::grants::GtfFlags::empty().with_type(crate::grants::GrantType::PermitAccess), format_args!("flags {flags:#x}")),
             expect(got, 1),
             expect(remap, 0),
         ])
@@ -78,10 +78,10 @@ cases! {
         let (st, h) = crate::grants::map(host, 10, 0, true);
         // SAFETY: `host` is mapped to the granted frame if the map worked.
         let seen = if st == 0 { unsafe { core::ptr::read_volatile(host as *const u64) } } else { 0 };
-        let busy = t.entry_flags(10) & crate::grants::GTF_READING != 0;
+        let busy = t.entry_gtf(10).contains(crate::grants::GtfFlags::READING);
         let revoke_while_mapped = t.end_access(10);
         let u = if st == 0 { crate::grants::unmap(host, h) } else { -1 };
-        let released = t.entry_flags(10) & (crate::grants::GTF_READING | crate::grants::GTF_WRITING) == 0;
+        let released = !t.entry_gtf(10).intersects(crate::grants::GtfFlags::READING | crate::grants::GtfFlags::WRITING);
         let ended = t.end_access(10);
         writable(host, hm);
         all(&[
@@ -98,7 +98,7 @@ cases! {
         let (Some(t), Some((_, dm)), Some((host, hm))) = (grant_table(), page(), page()) else { return error(format_args!("setup failed")) };
         t.grant(11, 0, dm, false);
         let (st, h) = crate::grants::map(host, 11, 0, false);
-        let writing = t.entry_flags(11) & crate::grants::GTF_WRITING != 0;
+        let writing = t.entry_gtf(11).contains(crate::grants::GtfFlags::WRITING);
         let u = if st == 0 { crate::grants::unmap(host, h) } else { -1 };
         t.end_access(11);
         writable(host, hm);

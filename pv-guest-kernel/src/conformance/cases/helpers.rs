@@ -3,6 +3,7 @@
 //! wrappers for the hypercalls several families issue.
 
 pub use crate::hypercall::{current_reservation, decrease_reservation, increase_reservation, maximum_reservation, xen_version_op};
+pub use crate::mm::{PTE_RO, PTE_RW};
 pub use crate::traps::{Probe, handler_entry, probe};
 pub use xen_public::callback::CallbackRegister;
 pub use xen_public::domctl::{
@@ -32,10 +33,6 @@ pub const UNMAPPED: u64 = 0xdead_0000;
 pub const XEN_VA: u64 = 0xffff_8300_0000_0000;
 /// A non-canonical address.
 pub const NONCANON: u64 = 0x8000_0000_0000_0000;
-/// P | RW | US | A | D.
-pub const PTE_RW: u64 = 0x67;
-/// P | US | A.
-pub const PTE_RO: u64 = 0x25;
 /// UVMF_INVLPG.
 pub const INVLPG: u64 = 2;
 

@@ -14,28 +14,7 @@ use super::boot::{__data_start, __image_end, __rodata_end, __rodata_start, __tex
 use super::{BOOT_DIRECTMAP_LIMIT, DIRECTMAP_VIRT_END, DIRECTMAP_VIRT_START, XEN_VIRT_OFFSET, cpu};
 use crate::mm::Mfn;
 use crate::mm::frame_alloc::FrameAllocator;
-
-/// Page-table entry bits.
-pub mod pte {
-    /// Present.
-    pub const P: u64 = 1 << 0;
-    /// Writable.
-    pub const RW: u64 = 1 << 1;
-    /// User-accessible.
-    pub const US: u64 = 1 << 2;
-    /// Accessed.
-    pub const A: u64 = 1 << 5;
-    /// Dirty.
-    pub const D: u64 = 1 << 6;
-    /// Large page (2 MiB at L2).
-    pub const PS: u64 = 1 << 7;
-    /// Global.
-    pub const G: u64 = 1 << 8;
-    /// No-execute.
-    pub const NX: u64 = 1 << 63;
-    /// Bits holding the frame address.
-    pub const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
-}
+use xen_public::pte::{PteFlags, pte_maddr};
 
 const PAGE: u64 = 4096;
 const LARGE: u64 = 2 << 20;
@@ -80,43 +59,43 @@ impl Builder<'_, '_> {
     /// The table at `depth` (1 = L3 .. 3 = L1) covering `va`, creating
     /// intermediate tables as needed. Only the M2P path gets the user bit.
     fn descend(&mut self, va: u64, depth: u32) -> Result<Mfn, OutOfFrames> {
-        let user = if (RO_MPT_VIRT_START..RO_MPT_VIRT_END).contains(&va) { pte::US } else { 0 };
+        let user = if (RO_MPT_VIRT_START..RO_MPT_VIRT_END).contains(&va) { PteFlags::USER } else { PteFlags::empty() };
         let mut mfn = self.l4;
         for level in 0..depth {
             let shift = 39 - 9 * level;
             let idx = ((va >> shift) & 511) as usize;
             // SAFETY: `mfn` is one of our own table frames.
             let entry = unsafe { table(mfn)[idx] };
-            mfn = if entry & pte::P != 0 {
-                Mfn::containing(entry & pte::ADDR_MASK)
+            mfn = if PteFlags::of(entry).contains(PteFlags::PRESENT) {
+                Mfn::containing(pte_maddr(entry))
             } else {
                 let new = alloc_table(self.alloc)?;
                 // SAFETY: as above; no other reference to this table is live.
                 let t = unsafe { table(mfn) };
-                t[idx] = new.maddr() | pte::P | pte::RW | user;
+                t[idx] = new.maddr() | (PteFlags::PRESENT | PteFlags::RW | user).bits();
                 new
             };
         }
         Ok(mfn)
     }
 
-    fn map_4k(&mut self, va: u64, pa: u64, flags: u64) -> Result<(), OutOfFrames> {
+    fn map_4k(&mut self, va: u64, pa: u64, flags: PteFlags) -> Result<(), OutOfFrames> {
         let l1 = self.descend(va, 3)?;
         // SAFETY: `l1` is one of our own table frames.
         let t = unsafe { table(l1) };
-        t[((va >> 12) & 511) as usize] = pa | flags;
+        t[((va >> 12) & 511) as usize] = pa | flags.bits();
         Ok(())
     }
 
-    fn map_2m(&mut self, va: u64, pa: u64, flags: u64) -> Result<(), OutOfFrames> {
+    fn map_2m(&mut self, va: u64, pa: u64, flags: PteFlags) -> Result<(), OutOfFrames> {
         let l2 = self.descend(va, 2)?;
         // SAFETY: `l2` is one of our own table frames.
         let t = unsafe { table(l2) };
-        t[((va >> 21) & 511) as usize] = pa | flags | pte::PS;
+        t[((va >> 21) & 511) as usize] = pa | (flags | PteFlags::PSE).bits();
         Ok(())
     }
 
-    fn map_range_4k(&mut self, start: u64, end: u64, flags: u64) -> Result<(), OutOfFrames> {
+    fn map_range_4k(&mut self, start: u64, end: u64, flags: PteFlags) -> Result<(), OutOfFrames> {
         for va in (start..end).step_by(PAGE as usize) {
             self.map_4k(va, va - XEN_VIRT_OFFSET, flags)?;
         }
@@ -165,22 +144,23 @@ pub fn build(alloc: &mut FrameAllocator<'_>, ram_top: u64) -> Result<Layout, Out
     let (text, text_end, ro, ro_end, data, end) = unsafe {
         (symbol(&__text_start), symbol(&__text_end), symbol(&__rodata_start), symbol(&__rodata_end), symbol(&__data_start), symbol(&__image_end))
     };
-    b.map_range_4k(text, text_end, pte::P | pte::A | pte::G)?;
-    b.map_range_4k(ro, ro_end, pte::P | pte::A | pte::G | pte::NX)?;
-    b.map_range_4k(data, end, pte::P | pte::RW | pte::A | pte::D | pte::G | pte::NX)?;
+    let (p, rw, a, d, g, nx) = (PteFlags::PRESENT, PteFlags::RW, PteFlags::ACCESSED, PteFlags::DIRTY, PteFlags::GLOBAL, PteFlags::NX);
+    b.map_range_4k(text, text_end, p | a | g)?;
+    b.map_range_4k(ro, ro_end, p | a | g | nx)?;
+    b.map_range_4k(data, end, p | rw | a | d | g | nx)?;
     let top = ram_top.div_ceil(LARGE) * LARGE;
     let top = top.min(DIRECTMAP_VIRT_END - DIRECTMAP_VIRT_START);
-    let flags = pte::P | pte::RW | pte::A | pte::D | pte::G | pte::NX;
+    let flags = p | rw | a | d | g | nx;
     for pa in (0..top).step_by(LARGE as usize) {
         b.map_2m(DIRECTMAP_VIRT_START + pa, pa, flags)?;
     }
     // The local APIC's registers, uncached (PWT | PCD).
-    b.map_4k(super::apic::LAPIC_VA, super::apic::LAPIC_PHYS, pte::P | pte::RW | 0x8 | 0x10 | pte::G | pte::NX)?;
+    b.map_4k(super::apic::LAPIC_VA, super::apic::LAPIC_PHYS, p | rw | PteFlags::PWT | PteFlags::PCD | g | nx)?;
     let m2p_entries = (ram_top / PAGE).min((RO_MPT_VIRT_END - RO_MPT_VIRT_START) / 8);
     let m2p_frames = (m2p_entries * 8).div_ceil(PAGE);
     let m2p = b.alloc.alloc_contiguous(m2p_frames).ok_or(OutOfFrames)?;
     for i in 0..m2p_frames {
-        b.map_4k(RO_MPT_VIRT_START + i * PAGE, m2p.maddr() + i * PAGE, pte::P | pte::US | pte::A | pte::G | pte::NX)?;
+        b.map_4k(RO_MPT_VIRT_START + i * PAGE, m2p.maddr() + i * PAGE, p | PteFlags::USER | a | g | nx)?;
     }
     let table_frames = before - b.alloc.free_frames() - m2p_frames;
     Ok(Layout { l4, m2p, m2p_entries, directmap_bytes: top, table_frames, _built: () })
