@@ -357,7 +357,10 @@ pub fn weights(guests: &mut Guests) {
     let [ta, tb] = cpu_share(guests, &[a, b], 1500);
     let pct = (tb * 100).checked_div(ta + tb).unwrap_or(100);
     println!("dom0: weights: cpu us d{a} {ta} d{b} {tb}, capped share {pct}%");
-    println!("dom0: weights: {}", if pct <= 30 { "cap holds" } else { "cap ignored" });
+    // A cap of 20% against an uncapped equal: ~20% when the cap holds,
+    // ~50% when it is ignored. 31% was seen once with both host cores
+    // busy (QEMU's vCPU threads descheduled at will), so the line is 40%.
+    println!("dom0: weights: {}", if pct <= 40 { "cap holds" } else { "cap ignored" });
     guests.destroy(a);
     guests.destroy(b);
 }

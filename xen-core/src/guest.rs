@@ -48,6 +48,10 @@ pub struct ShinfoBits {
 const SHINFO_PENDING: usize = 2048;
 const SHINFO_MASK: usize = 2560;
 const VCPU0_PENDING_SEL: usize = 8;
+// Every port notifies vCPU 0 (its selector and upcall byte above), VIRQ_TIMER
+// is raised domain-wide and the caller's own domctl answers see only the
+// calling vCPU: a domain with more vCPUs needs those per vCPU first.
+const _: () = assert!(MAX_VCPUS == 1, "event delivery and self-queries assume one vCPU");
 
 impl crate::event::EventBits for ShinfoBits {
     fn test_and_set_pending(&mut self, port: u32) -> bool {

@@ -21,9 +21,9 @@
 //!   registers are then the guest frame on top of that CPU's ring-0 stack
 //!   and its FPU/SSE state is in that CPU; otherwise they are in its
 //!   vCPU's `Vcpu::regs` and `Vcpu::fpu`;
-//! - a domain runs only while [`Domain::runnable`] holds for its vCPU
-//!   (slots hold a [`Guest`]: the domain and its vCPUs; vCPU initialised,
-//!   not paused, not shut down, not blocked);
+//! - slots hold a [`Guest`] (the domain and its vCPUs); a vCPU runs only
+//!   while [`Domain::runnable`] holds for it: the vCPU is initialised and
+//!   not blocked, and its domain is not paused, shut down or dying;
 //! - each CPU's LAPIC one-shot timer is armed for the earliest of: the end
 //!   of its time slice (when another domain exists), and every domain's
 //!   wake deadline (single-shot timer or poll timeout);
@@ -80,10 +80,6 @@ impl VcpuId {
     #[allow(clippy::modulo_one, reason = "MAX_VCPUS is 1 so far; the arithmetic is for more")]
     pub const fn vcpu_id(self) -> usize {
         self.0 % MAX_VCPUS
-    }
-    /// The vCPUs of the domain in `slot`.
-    pub fn of_domain(slot: usize) -> impl Iterator<Item = VcpuId> {
-        Self::of_slot(slot)
     }
     /// The vCPUs of the domain in `slot`.
     fn of_slot(slot: usize) -> impl Iterator<Item = VcpuId> {

@@ -343,7 +343,10 @@ pub struct XenNotes<'a> {
     pub features: Option<&'a str>,
 }
 
-/// A numeric note is 4 or 8 bytes, little-endian (Xen's `elf_note_numeric`).
+/// A numeric note is 4 or 8 bytes, little-endian. Stricter than Xen's
+/// `elf_note_numeric`, which also reads 1 and 2 bytes and takes any other
+/// size as 0: here another size is `BadNoteValue`, so a malformed note is
+/// refused rather than read as 0.
 fn note_num(kind: u32, desc: &[u8]) -> Result<u64, ElfError> {
     let mut off = 0;
     let n = match desc.len() {

@@ -45,12 +45,12 @@ pub const XEN_SYSCTL_XENCORE_VCPU_STATS: u32 = 0x8002;
 pub struct VcpuStats {
     /// In: the domain.
     pub domid: u16,
-    /// Padding; zero.
+    /// Padding; ignored.
     pub _pad: u16,
     /// In: the vCPU.
     pub vcpu: u32,
-    /// Out: hypercalls that ran out of time and continued themselves
-    /// (preemption points that fired).
+    /// Out: hypercalls that ran out of time and were continued (the
+    /// hypercall re-issued after a preemption point fired).
     pub preempted_hypercalls: u64,
 }
 const _: () = assert!(core::mem::size_of::<VcpuStats>() == 16);

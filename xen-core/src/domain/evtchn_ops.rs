@@ -71,15 +71,34 @@ pub fn event_channel_op<H: EventHost>(h: &mut H, d: &mut Domain, mem: &impl Gues
             event::unmask(&mut h.bits(d), a.port);
             Ok(false)
         }),
-        EVTCHNOP_BIND_VCPU => with_arg(mem, arg, |a: &mut EvtchnBindVcpu| match (d.ports.state(a.port), a.vcpu) {
-            (_, v) if v != 0 => Err(-xen_public::errno::ENOENT),
-            (None | Some(event::State::Free | event::State::Reserved), _) => Err(-EINVAL),
-            _ => Ok(false),
+        EVTCHNOP_BIND_VCPU => with_arg(mem, arg, |a: &mut EvtchnBindVcpu| {
+            // As Xen's evtchn_bind_vcpu: the vCPU must exist, and only
+            // unbound, interdomain and global-VIRQ ports can move (every
+            // port notifies vCPU 0 while a domain has one vCPU).
+            if a.vcpu >= d.max_vcpus {
+                return Err(-xen_public::errno::ENOENT);
+            }
+            match d.ports.state(a.port) {
+                Some(event::State::Unbound { .. } | event::State::Interdomain { .. }) => Ok(false),
+                Some(event::State::Virq(virq)) if virq_is_global(virq) => Ok(false),
+                _ => Err(-EINVAL),
+            }
         }),
         EVTCHNOP_STATUS => with_arg(mem, arg, |a: &mut EvtchnStatus| status(h, d, a)),
         EVTCHNOP_RESET => with_arg(mem, arg, |a: &mut EvtchnReset| reset(h, d, a.dom).map(|()| false)),
         _ => -ENOSYS,
     }
+}
+
+/// Whether a VIRQ is delivered to one vCPU of the domain's choosing (Xen's
+/// `virq_is_global`): all but VIRQ_TIMER, VIRQ_DEBUG, VIRQ_XENOPROF and
+/// VIRQ_XENPMU, which are per vCPU (x86 has no per-vCPU arch VIRQ).
+fn virq_is_global(virq: u32) -> bool {
+    const VIRQ_TIMER: u32 = 0;
+    const VIRQ_DEBUG: u32 = 1;
+    const VIRQ_XENOPROF: u32 = 7;
+    const VIRQ_XENPMU: u32 = 13;
+    !matches!(virq, VIRQ_TIMER | VIRQ_DEBUG | VIRQ_XENOPROF | VIRQ_XENPMU)
 }
 
 /// Copy the operation's argument `T` in from `arg`, run `f` on it, and
@@ -404,7 +423,6 @@ mod tests {
         );
         assert_eq!(op(&mut m, &mut d, &g, EVTCHNOP_RESET, EvtchnReset { dom: xen_public::DOMID_SELF }).0, 0);
         assert!(d.ports.state(b.local_port).is_none_or(|s| matches!(s, event::State::Free)));
-        let (_, _, _) = event::status(&m.others[&2].ports, remote).unwrap();
         assert_eq!(event::status(&m.others[&2].ports, remote).unwrap().0, event::stat::UNBOUND, "the far end waits again");
     }
 
@@ -417,11 +435,20 @@ mod tests {
     }
 
     #[test]
-    fn bind_vcpu_other_than_0_is_enoent() {
+    fn bind_vcpu_moves_only_unbound_interdomain_and_global_virq_ports() {
         let (mut m, mut d, g) = setup();
-        let (_, b) = op(&mut m, &mut d, &g, EVTCHNOP_BIND_IPI, EvtchnBindIpi { vcpu: 0, port: 0 });
-        assert_eq!(op(&mut m, &mut d, &g, EVTCHNOP_BIND_VCPU, EvtchnBindVcpu { port: b.port, vcpu: 1 }).0, -xen_public::errno::ENOENT);
-        assert_eq!(op(&mut m, &mut d, &g, EVTCHNOP_BIND_VCPU, EvtchnBindVcpu { port: b.port, vcpu: 0 }).0, 0);
+        let bind = |m: &mut Machine, d: &mut Domain, port, vcpu| op(m, d, &g, EVTCHNOP_BIND_VCPU, EvtchnBindVcpu { port, vcpu }).0;
+        let (_, ipi) = op(&mut m, &mut d, &g, EVTCHNOP_BIND_IPI, EvtchnBindIpi { vcpu: 0, port: 0 });
+        let unbound = d.ports.alloc_unbound(2).unwrap();
+        let timer = d.ports.bind_virq(0, 0).unwrap();
+        let dom_exc = d.ports.bind_virq(3, 0).unwrap();
+        assert_eq!(bind(&mut m, &mut d, unbound, 1), -xen_public::errno::ENOENT, "no vCPU 1");
+        assert_eq!(bind(&mut m, &mut d, unbound, 0), 0);
+        assert_eq!(bind(&mut m, &mut d, dom_exc, 0), 0, "VIRQ_DOM_EXC is global");
+        assert_eq!(bind(&mut m, &mut d, timer, 0), -EINVAL, "VIRQ_TIMER is per vCPU");
+        assert_eq!(bind(&mut m, &mut d, ipi.port, 0), -EINVAL, "an IPI port stays");
+        assert_eq!(bind(&mut m, &mut d, 0, 0), -EINVAL, "the reserved port");
+        assert_eq!(bind(&mut m, &mut d, 900, 0), -EINVAL, "a free port");
     }
 
     #[test]

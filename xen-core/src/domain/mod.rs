@@ -1,7 +1,9 @@
 //! Domains: the domain-wide state ([`Domain`]) and its vCPUs ([`Guest`],
 //! [`vcpu::Vcpu`]), their initial layout, their page tables as the builder
-//! makes them, the hypercalls that touch only a vCPU (host-tested over
+//! makes them, the hypercalls that need only the caller's vCPU, domain and
+//! memory and the event-channel operations (host-tested over
 //! [`guest_mem::GuestAccess`]), and (on the target) the builder of dom0.
+//! `Guest::vcpu`, which stops the machine on a bad id, is in `guest.rs`.
 //!
 //! Invariant: a `Guest` always has [`MAX_VCPUS`] vCPUs, each knowing its
 //! id and its domain's slot; what runs them and what touches guest
@@ -34,6 +36,9 @@ pub struct Guest {
 
 /// vCPUs a domain may have (`createdomain` with more is -EINVAL).
 pub const MAX_VCPUS: usize = 1;
+// Each vCPU's vcpu_info is in shared_info (`vcpu_id * 64`), which has room
+// for XEN_LEGACY_MAX_VCPUS of them.
+const _: () = assert!(MAX_VCPUS <= xen_public::XEN_LEGACY_MAX_VCPUS);
 
 impl Guest {
     /// A new domain with its vCPUs in their initial state.
@@ -103,7 +108,7 @@ impl Domain {
             vm_assist: 0,
             nr_pages: 0,
             first_mfn: Mfn(0),
-            ports: crate::event::Ports::new(1),
+            ports: crate::event::Ports::new(MAX_VCPUS as u32),
             grant: GrantTable::default(),
             max_pages: 0,
             pause_count: 0,

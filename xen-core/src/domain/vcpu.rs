@@ -217,8 +217,8 @@ pub struct Vcpu {
     pub slot: usize,
     /// The ports and timeout of a SCHEDOP_poll in progress.
     pub poll: Option<Poll>,
-    /// Hypercalls that stopped because their time ran out and continued
-    /// later (preemption points that fired; see `hypercall::preempt_due`).
+    /// Hypercalls that ran out of time and were continued (a continuation
+    /// issued after a preemption point fired; see `hypercall::dispatch`).
     pub preempted_hypercalls: u64,
     /// System time the vCPU has run (ns), for getvcpuinfo.
     pub cpu_time: u64,

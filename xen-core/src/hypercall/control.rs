@@ -12,18 +12,25 @@ use xen_public::sysctl::*;
 use xen_public::{XEN_DOMINF_BLOCKED, XEN_DOMINF_PAUSED, XEN_DOMINF_RUNNING, XEN_DOMINF_SHUTDOWN, XEN_DOMINF_SHUTDOWNSHIFT};
 
 /// Xen's `XEN_DOMINF_*` flags of `d`, whose vCPUs are `vcpus`; `running`
-/// for the caller, which runs here; any other domain runs if it is on
-/// another CPU right now. Blocked when every vCPU is, as in Xen.
+/// for the caller, which runs here; any other domain runs if one of its
+/// vCPUs is on another CPU right now. As Xen's `getdomaininfo`, over the
+/// online vCPUs only: blocked when every one of them is, running when one
+/// is, and neither when none is online.
 fn dominf_flags(d: &Domain, vcpus: &[Vcpu], running: bool) -> u32 {
     let mut flags = 0;
-    if running || crate::schedule::VcpuId::of_domain(d.slot).any(|v| crate::schedule::running_on(v).is_some()) {
-        flags |= XEN_DOMINF_RUNNING;
+    let mut online = vcpus.iter().filter(|v| v.vcpu_up).peekable();
+    if online.peek().is_some() {
+        let on_a_cpu =
+            || vcpus.iter().any(|v| v.vcpu_up && crate::schedule::running_on(crate::schedule::VcpuId::new(d.slot, v.vcpu_id as usize)).is_some());
+        if running || on_a_cpu() {
+            flags |= XEN_DOMINF_RUNNING;
+        }
+        if online.all(|v| v.blocked) {
+            flags |= XEN_DOMINF_BLOCKED;
+        }
     }
     if d.pause_count > 0 {
         flags |= XEN_DOMINF_PAUSED;
-    }
-    if vcpus.iter().all(|v| v.blocked) {
-        flags |= XEN_DOMINF_BLOCKED;
     }
     if let Some(code) = d.shutdown {
         flags |= XEN_DOMINF_SHUTDOWN | ((code & 0xff) << XEN_DOMINF_SHUTDOWNSHIFT);
@@ -72,7 +79,7 @@ const _: () = assert!(crate::mm::page_type::MmError::Restart.errno() == -ERESTAR
 
 /// XEN_DOMCTL_createdomain: an empty, paused PV domain.
 fn create_domain(requested: u16, c: &XenDomctlCreatedomain) -> Result<u16, i64> {
-    if c.flags & XEN_DOMCTL_CDF_HVM != 0 || c.max_vcpus != 1 {
+    if c.flags & XEN_DOMCTL_CDF_HVM != 0 || c.max_vcpus as usize != crate::guest::MAX_VCPUS {
         // No HVM; one vCPU per domain so far.
         return Err(-EINVAL);
     }
@@ -142,7 +149,7 @@ fn destroy_domain(caller: &mut Domain, domid: u16) -> Result<(), i64> {
         super::gnttab::release_grants(caller, dom);
         super::gnttab::forget_granter(caller, domid);
         for v in vcpus.iter_mut() {
-            super::mmu::release_vcpu_refs(v, dom);
+            super::mmu::release_vcpu_refs(v);
         }
         super::mmu::release_domain_refs(dom);
     }

@@ -594,7 +594,7 @@ pub(super) fn release_domain_refs(d: &mut Domain) {
 
 /// Drop the references a domain's vCPU holds: its base pointers, GDT and
 /// LDT frames (a vCPU reset, or destruction).
-pub(super) fn release_vcpu_refs(v: &mut Vcpu, _d: &mut Domain) {
+pub(super) fn release_vcpu_refs(v: &mut Vcpu) {
     release_base(core::mem::take(&mut v.guest_table));
     release_base(core::mem::take(&mut v.guest_table_user));
     let mut m = mm();

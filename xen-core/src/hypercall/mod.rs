@@ -1,6 +1,9 @@
-//! Hypercall dispatch by Xen's numbers, and the hypercalls a PV kernel
-//! needs to boot: console, version, scheduling, traps and callbacks, stack,
-//! segment bases, FPU, vm_assist and iret.
+//! Hypercall dispatch by Xen's numbers, and the handlers that need the
+//! live machine: console, scheduling, timers, iret and the families in the
+//! submodules (MMU, grants, control, vCPU contexts, audit, the live glue of
+//! event channels). The handlers that need only the caller's vCPU, domain
+//! and memory (traps and callbacks, stack, segment bases, FPU, xen_version,
+//! vm_assist, event channels) are in `domain/` and tested on the host.
 //!
 //! Every argument is untrusted: guest pointers go through [`GuestMem`],
 //! addresses that will reach the hardware must be canonical, and every
@@ -8,7 +11,9 @@
 //! return -ENOSYS, like Xen.
 
 use crate::domain::guest_mem::GuestAccess;
+use crate::domain::info_ops::{self, VMASST_VALID};
 use crate::domain::vcpu::{CpuUserRegs, Vcpu};
+use crate::domain::vcpu_ops::{self, continue_later};
 use crate::guest::{Domain, Efault, GuestMem};
 use crate::mm::Mfn;
 use crate::mm::machine::{DirectMapMem, FRAME_TABLE};
@@ -37,9 +42,11 @@ pub const PREEMPT_NS: u64 = 500_000;
 static HYPERCALL_START: [core::sync::atomic::AtomicU64; crate::arch::x86_64::smp::MAX_CPUS as usize] =
     [const { core::sync::atomic::AtomicU64::new(0) }; crate::arch::x86_64::smp::MAX_CPUS as usize];
 
-/// Per CPU: whether the current top-level hypercall was told to stop
-/// because its time ran out (every caller of [`preempt_due`] that hears
-/// `true` stops and continues later), counted per vCPU by [`dispatch`].
+/// Per CPU: whether [`preempt_due`] said `true` during the current
+/// top-level hypercall. Most callers then stop and continue later; one
+/// does not (a devalidation that parks the rest of its work on the frame
+/// table's pending list and lets the hypercall finish), so [`dispatch`]
+/// counts a preemption only when the call also continued.
 static HYPERCALL_PREEMPTED: [core::sync::atomic::AtomicBool; crate::arch::x86_64::smp::MAX_CPUS as usize] =
     [const { core::sync::atomic::AtomicBool::new(false) }; crate::arch::x86_64::smp::MAX_CPUS as usize];
 
@@ -68,8 +75,10 @@ pub fn dispatch(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) -> u64 {
     if regs.rax == nr::IRET {
         return d.iret(v, regs);
     }
+    let rip = regs.rip;
     let r: Ret = call_handler(v, d, regs).unwrap_or(-ENOSYS);
-    if top_level && HYPERCALL_PREEMPTED.get(cpu).is_some_and(|p| p.load(core::sync::atomic::Ordering::Relaxed)) {
+    let continued = regs.rip != rip || r == -control::ERESTART;
+    if top_level && continued && HYPERCALL_PREEMPTED.get(cpu).is_some_and(|p| p.load(core::sync::atomic::Ordering::Relaxed)) {
         v.preempted_hypercalls += 1;
     }
     if r == -control::ERESTART {
@@ -81,7 +90,7 @@ pub fn dispatch(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) -> u64 {
 }
 
 /// The dispatch table as one list, by hypercall number: each handler gets
-/// the calling domain and its registers (arguments in RDI, RSI, RDX, R10,
+/// the calling vCPU, its domain and its registers (arguments in RDI, RSI, RDX, R10,
 /// R8; the result goes to RAX). The macro makes both the dispatch (a
 /// `match`, so every call is direct) and [`HANDLED`], which is checked
 /// against [`crate::hypercall_table::HYPERCALLS`] at compile time.
@@ -164,9 +173,6 @@ const _: () = {
 fn restart_or_einval(e: i64) -> i64 {
     if e == -control::ERESTART { e } else { -EINVAL }
 }
-
-use crate::domain::info_ops::{self, VMASST_VALID};
-use crate::domain::vcpu_ops::{self, continue_later};
 
 fn sched_op(v: &mut Vcpu, d: &mut Domain, regs: &CpuUserRegs, cmd: u32, arg: u64) -> Ret {
     use xen_public::{SCHEDOP_BLOCK, SCHEDOP_POLL, SCHEDOP_SHUTDOWN, SCHEDOP_YIELD};

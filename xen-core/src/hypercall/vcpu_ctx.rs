@@ -19,7 +19,7 @@ pub(super) fn set(g: &mut Guest, vcpu: u32, ctx: Option<&wire::VcpuGuestContext>
         return -EINVAL;
     };
     let Some(raw) = ctx else {
-        reset(v, o);
+        reset(v);
         return 0;
     };
     let c = VcpuGuestContext::parse(raw);
@@ -77,8 +77,8 @@ fn apply(v: &mut Vcpu, o: &mut Domain, c: &VcpuGuestContext) {
 }
 
 /// A NULL context: the vCPU goes back to its state before any context.
-fn reset(v: &mut Vcpu, o: &mut Domain) {
-    mmu::release_vcpu_refs(v, o);
+fn reset(v: &mut Vcpu) {
+    mmu::release_vcpu_refs(v);
     v.reset_guest_visible();
 }
 
