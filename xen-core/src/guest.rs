@@ -101,6 +101,7 @@ pub static DIRECTMAP_END: spin::Once<u64> = spin::Once::new();
 pub struct DirectMap;
 
 impl PhysRead for DirectMap {
+    #[inline]
     fn read_u64(&self, maddr: u64) -> u64 {
         Frame::new(Mfn::containing(maddr)).map_or(0, |f| f.read_u64(((maddr & 0xfff) / 8) as usize))
     }
@@ -265,8 +266,8 @@ impl Domain {
     /// Whether an event upcall is pending and not masked for `v`.
     pub fn upcall_deliverable(&self, v: &Vcpu) -> bool {
         // Bytes 0 and 1 of vcpu_info: upcall pending, upcall mask.
-        let at = v.vcpu_info();
-        self.shinfo().read_u8(at) != 0 && self.shinfo().read_u8(at + SHINFO_UPCALL_MASK) == 0
+        let (page, at) = (self.shinfo(), v.vcpu_info());
+        page.read_u8(at) != 0 && page.read_u8(at + SHINFO_UPCALL_MASK) == 0
     }
 
     /// Whether `mfn` is one of the frames the hypervisor itself writes for
@@ -474,12 +475,12 @@ pub fn start(dom: Guest, regs: CpuUserRegs) -> ! {
     crate::schedule::start(dom, regs)
 }
 
-/// The running vCPU's domain slot, locked, and the vCPU's id.
-fn running() -> (spin::MutexGuard<'static, Option<crate::arch::x86_64::frame_box::FrameBox<Guest>>>, usize) {
+/// The running vCPU's domain slot, locked, and the vCPU.
+fn running() -> (spin::MutexGuard<'static, Option<crate::arch::x86_64::frame_box::FrameBox<Guest>>>, crate::schedule::VcpuId) {
     let Some(me) = crate::schedule::current_vcpu() else {
         crate::setup::fatal(format_args!("guest entry with no vCPU running"));
     };
-    (crate::schedule::DOMAINS[me.slot()].lock(), me.vcpu_id())
+    (crate::schedule::DOMAINS[me.slot()].lock(), me)
 }
 
 /// SYSCALL from a guest: a hypercall from kernel mode, a bounce to the
@@ -489,21 +490,22 @@ pub fn handle_syscall(regs: &mut CpuUserRegs) {
     let Some(g) = guard.as_mut() else {
         crate::setup::fatal(format_args!("SYSCALL with no guest running"));
     };
-    let (v, d) = g.vcpu(me);
+    let (v, d) = g.vcpu(me.vcpu_id());
     if v.kernel_mode {
         regs.rax = hypercall::dispatch(v, d, regs);
     } else {
         let b = v.syscall_bounce(regs);
         d.deliver(v, regs, b);
     }
-    crate::schedule::resume(guard, regs);
+    crate::schedule::resume(guard, me, regs);
 }
 
 /// An interrupt (timer, kick or flush IPI) arrived while a guest ran:
 /// fire timers, deliver events, maybe switch.
 pub fn handle_interrupt(regs: &mut CpuUserRegs) {
     // A guest was running, so no hypervisor path holds its lock.
-    crate::schedule::resume(running().0, regs);
+    let (guard, me) = running();
+    crate::schedule::resume(guard, me, regs);
 }
 
 /// Vectors whose exceptions push an error code.
@@ -518,7 +520,7 @@ pub fn handle_exception(regs: &mut CpuUserRegs) {
     let Some(g) = guard.as_mut() else {
         crate::setup::fatal(format_args!("guest exception with no guest running"));
     };
-    let (v, d) = g.vcpu(me);
+    let (v, d) = g.vcpu(me.vcpu_id());
     let vector = regs.entry_vector as u8;
     let (short, _) = vector_name(regs.entry_vector);
     log::debug!("d{} trap {vector} ({short}) err {:#x} at {:#x}", d.domid, regs.error_code, regs.rip);
@@ -540,7 +542,7 @@ pub fn handle_exception(regs: &mut CpuUserRegs) {
             let ti = v.traps[soft as usize];
             let b = crate::domain::vcpu::Bounce { eip: ti.address, error_code: None, mask_events: ti.masks_events(), clear_df: false };
             d.deliver(v, regs, b);
-            crate::schedule::resume(guard, regs);
+            crate::schedule::resume(guard, me, regs);
             return;
         }
     }
@@ -551,7 +553,7 @@ pub fn handle_exception(regs: &mut CpuUserRegs) {
     // once and clear TS, as Xen does.
     if vector == 7 {
         if !v.fpu_ts {
-            crate::schedule::resume(guard, regs);
+            crate::schedule::resume(guard, me, regs);
             return;
         }
         v.fpu_ts = false;
@@ -559,7 +561,7 @@ pub fn handle_exception(regs: &mut CpuUserRegs) {
     let ec = has_error_code(regs.entry_vector).then_some(regs.error_code);
     let b = v.exception_bounce(vector, ec);
     d.deliver(v, regs, b);
-    crate::schedule::resume(guard, regs);
+    crate::schedule::resume(guard, me, regs);
 }
 
 /// Write a guest's console output.

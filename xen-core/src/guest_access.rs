@@ -34,6 +34,7 @@ pub struct Frame(Mfn);
 
 impl Frame {
     /// The frame `mfn`, if the direct map covers it.
+    #[inline]
     pub fn new(mfn: Mfn) -> Option<Frame> {
         let end = crate::guest::DIRECTMAP_END.get().copied().unwrap_or(0);
         (mfn.maddr().checked_add(FRAME as u64)? <= end).then_some(Frame(mfn))
@@ -48,15 +49,24 @@ impl Frame {
     /// be a multiple of `align`) in the direct map. Anything else is a
     /// hypervisor bug: it stops the machine rather than touch another
     /// place (callers bound every guest-supplied offset first).
+    #[inline]
     fn at(self, off: usize, len: usize, align: usize) -> *mut u8 {
         let fits = off.checked_add(len).is_some_and(|end| end <= FRAME) && off.is_multiple_of(align);
         if !fits {
-            crate::setup::fatal(format_args!("frame {:#x}: access of {len} bytes at {off}", self.0.0));
+            self.bad_access(off, len);
         }
         (maddr_to_virt(self.0.maddr()) as usize + off) as *mut u8
     }
 
+    /// A caller asked for bytes outside the frame: a hypervisor bug.
+    #[cold]
+    #[inline(never)]
+    fn bad_access(self, off: usize, len: usize) -> ! {
+        crate::setup::fatal(format_args!("frame {:#x}: access of {len} bytes at {off}", self.0.0))
+    }
+
     /// The 64-bit word at index `idx` (0-511).
+    #[inline]
     pub fn read_u64(self, idx: usize) -> u64 {
         // SAFETY: `at` keeps an 8-aligned word inside the frame, which the
         // direct map covers (checked by `new`); a volatile load of
@@ -65,6 +75,7 @@ impl Frame {
     }
 
     /// Store the 64-bit word at index `idx` (0-511).
+    #[inline]
     pub fn write_u64(self, idx: usize, v: u64) {
         // SAFETY: as `read_u64`; the caller decided the frame may be
         // written (the frame table's rules), and no Rust reference to
@@ -73,29 +84,34 @@ impl Frame {
     }
 
     /// The byte at `off`.
+    #[inline]
     pub fn read_u8(self, off: usize) -> u8 {
         // SAFETY: as `read_u64`, for one byte.
         unsafe { self.at(off, 1, 1).read_volatile() }
     }
 
     /// Store the byte at `off`.
+    #[inline]
     pub fn write_u8(self, off: usize, v: u8) {
         // SAFETY: as `write_u64`, for one byte.
         unsafe { self.at(off, 1, 1).write_volatile(v) }
     }
 
     /// Store the u32 at byte `off` (4-aligned).
+    #[inline]
     pub fn write_u32(self, off: usize, v: u32) {
         // SAFETY: as `write_u64`, for an aligned u32.
         unsafe { (self.at(off, 4, 4) as *mut u32).write_volatile(v) }
     }
 
     /// The u32 at byte `off` (4-aligned).
+    #[inline]
     pub fn read_u32(self, off: usize) -> u32 {
         // SAFETY: as `read_u64`, for an aligned u32.
         unsafe { (self.at(off, 4, 4) as *const u32).read_volatile() }
     }
 
+    #[inline]
     fn atomic_u64(self, off: usize) -> &'static AtomicU64 {
         // SAFETY: an 8-aligned word inside the frame in the direct map;
         // the reference is private to this module and dropped before the
@@ -104,78 +120,93 @@ impl Frame {
         unsafe { AtomicU64::from_ptr(self.at(off, 8, 8) as *mut u64) }
     }
 
+    #[inline]
     fn atomic_u32(self, off: usize) -> &'static AtomicU32 {
         // SAFETY: as `atomic_u64`, for an aligned u32.
         unsafe { AtomicU32::from_ptr(self.at(off, 4, 4) as *mut u32) }
     }
 
+    #[inline]
     fn atomic_u16(self, off: usize) -> &'static AtomicU16 {
         // SAFETY: as `atomic_u64`, for an aligned u16.
         unsafe { AtomicU16::from_ptr(self.at(off, 2, 2) as *mut u16) }
     }
 
     /// Atomically OR `bits` into the u64 at byte `off`; the old value.
+    #[inline]
     pub fn fetch_or_u64(self, off: usize, bits: u64) -> u64 {
         self.atomic_u64(off).fetch_or(bits, Ordering::SeqCst)
     }
 
     /// Atomically AND `bits` into the u64 at byte `off`; the old value.
+    #[inline]
     pub fn fetch_and_u64(self, off: usize, bits: u64) -> u64 {
         self.atomic_u64(off).fetch_and(bits, Ordering::SeqCst)
     }
 
     /// Atomic load of the u64 at byte `off`.
+    #[inline]
     pub fn load_u64(self, off: usize) -> u64 {
         self.atomic_u64(off).load(Ordering::SeqCst)
     }
 
     /// Atomic load of the u32 at byte `off`.
+    #[inline]
     pub fn load_u32(self, off: usize) -> u32 {
         self.atomic_u32(off).load(Ordering::SeqCst)
     }
 
     /// Atomic store of the u32 at byte `off`.
+    #[inline]
     pub fn store_u32(self, off: usize, v: u32) {
         self.atomic_u32(off).store(v, Ordering::SeqCst)
     }
 
     /// Compare-and-swap the u32 at byte `off`: `Ok(cur)` if it held `cur`
     /// and now holds `new`, else `Err(what it held)`.
+    #[inline]
     pub fn cmpxchg_u32(self, off: usize, cur: u32, new: u32) -> Result<u32, u32> {
         self.atomic_u32(off).compare_exchange(cur, new, Ordering::SeqCst, Ordering::SeqCst)
     }
 
     /// Atomically OR `bits` into the u32 at byte `off`; the old value.
+    #[inline]
     pub fn fetch_or_u32(self, off: usize, bits: u32) -> u32 {
         self.atomic_u32(off).fetch_or(bits, Ordering::SeqCst)
     }
 
     /// Atomically AND `bits` into the u32 at byte `off`; the old value.
+    #[inline]
     pub fn fetch_and_u32(self, off: usize, bits: u32) -> u32 {
         self.atomic_u32(off).fetch_and(bits, Ordering::SeqCst)
     }
 
     /// Atomic load of the u16 at byte `off`.
+    #[inline]
     pub fn load_u16(self, off: usize) -> u16 {
         self.atomic_u16(off).load(Ordering::SeqCst)
     }
 
     /// Compare-and-swap the u16 at byte `off` (see [`Self::cmpxchg_u32`]).
+    #[inline]
     pub fn cmpxchg_u16(self, off: usize, cur: u16, new: u16) -> Result<u16, u16> {
         self.atomic_u16(off).compare_exchange(cur, new, Ordering::SeqCst, Ordering::SeqCst)
     }
 
     /// Atomically OR `bits` into the u16 at byte `off`; the old value.
+    #[inline]
     pub fn fetch_or_u16(self, off: usize, bits: u16) -> u16 {
         self.atomic_u16(off).fetch_or(bits, Ordering::SeqCst)
     }
 
     /// Atomically AND `bits` into the u16 at byte `off`; the old value.
+    #[inline]
     pub fn fetch_and_u16(self, off: usize, bits: u16) -> u16 {
         self.atomic_u16(off).fetch_and(bits, Ordering::SeqCst)
     }
 
     /// Copy `buf.len()` bytes from byte `off` of the frame into `buf`.
+    #[inline]
     pub fn read_bytes(self, off: usize, buf: &mut [u8]) {
         let src = self.at(off, buf.len(), 1);
         // SAFETY: `at` keeps the range inside the frame in the direct map;
@@ -185,6 +216,7 @@ impl Frame {
     }
 
     /// Copy `buf` to byte `off` of the frame.
+    #[inline]
     pub fn write_bytes(self, off: usize, buf: &[u8]) {
         let dst = self.at(off, buf.len(), 1);
         // SAFETY: as `read_bytes`; the caller decided the frame may be

@@ -470,12 +470,11 @@ fn begin_running(v: VcpuId, now: u64) {
     RUNNING_SINCE[cpu].store(now, SeqCst);
 }
 
-/// Finish an entry from the guest in `g` (the domain of the running
-/// vCPU): keep the vCPU running if it may, else save it and switch. On
+/// Finish an entry from the guest: `guard` holds the domain of the running
+/// vCPU `me`. Keep the vCPU running if it may, else save it and switch. On
 /// return, `regs` holds the registers of the vCPU to resume, with
 /// everything loaded for it.
-pub fn resume(mut guard: MutexGuard<'_, Option<FrameBox<Guest>>>, regs: &mut CpuUserRegs) {
-    let Some(me) = current_vcpu() else { crate::setup::fatal(format_args!("resume with no vCPU")) };
+pub fn resume(mut guard: MutexGuard<'_, Option<FrameBox<Guest>>>, me: VcpuId, regs: &mut CpuUserRegs) {
     let Some(g) = guard.as_mut() else { crate::setup::fatal(format_args!("resume with no domain")) };
     let (v, d) = g.vcpu(me.vcpu_id());
     let cpu = this_cpu();

@@ -127,6 +127,7 @@ impl DirectMapMem {
 }
 
 impl PageMem for DirectMapMem {
+    #[inline]
     fn read(&self, mfn: u64, idx: usize) -> u64 {
         if mfn >= self.end_mfn || idx >= 512 {
             return 0;
@@ -134,6 +135,7 @@ impl PageMem for DirectMapMem {
         crate::guest_access::Frame::new(Mfn(mfn)).map_or(0, |f| f.read_u64(idx))
     }
 
+    #[inline]
     fn write(&mut self, mfn: u64, idx: usize, val: u64) {
         if mfn >= self.end_mfn || idx >= 512 {
             return;
