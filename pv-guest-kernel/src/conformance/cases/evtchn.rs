@@ -98,6 +98,28 @@ cases! {
     evtchn_bind_ipi_to_missing_vcpu_enoent ("event_channel_op", "EVTCHNOP_bind_ipi", Reject) {
         expect(crate::events::op(&mut EvtchnBindIpi { vcpu: 7, port: 0 }), -ENOENT)
     }
+    evtchn_bind_vcpu_of_unbound_and_global_virq_ok ("event_channel_op", "EVTCHNOP_bind_vcpu", Accept) {
+        use crate::events as ev;
+        let Ok(a) = ev::alloc_unbound(0x7ff0) else { return error(format_args!("alloc_unbound failed")) };
+        let unbound = crate::events::op(&mut EvtchnBindVcpu { port: a, vcpu: 0 });
+        // VIRQ_ENOMEM (12): global, and bound by nothing else here.
+        let mut virq = EvtchnBindVirq { virq: 12, vcpu: 0, port: 0 };
+        let bound = crate::events::op(&mut virq);
+        let global = crate::events::op(&mut EvtchnBindVcpu { port: virq.port, vcpu: 0 });
+        let _ = (ev::close(a), ev::close(virq.port));
+        all(&[expect(unbound, 0), expect(bound, 0), expect(global, 0)])
+    }
+    evtchn_bind_vcpu_of_ipi_timer_or_missing_vcpu_refused ("event_channel_op", "EVTCHNOP_bind_vcpu", Reject) {
+        use crate::events as ev;
+        let mut ipi = EvtchnBindIpi { vcpu: 0, port: 0 };
+        let mut timer = EvtchnBindVirq { virq: 0, vcpu: 0, port: 0 };
+        let (i, t) = (crate::events::op(&mut ipi), crate::events::op(&mut timer));
+        let ipi_rc = crate::events::op(&mut EvtchnBindVcpu { port: ipi.port, vcpu: 0 });
+        let timer_rc = crate::events::op(&mut EvtchnBindVcpu { port: timer.port, vcpu: 0 });
+        let missing = crate::events::op(&mut EvtchnBindVcpu { port: ipi.port, vcpu: 7 });
+        let _ = (ev::close(ipi.port), ev::close(timer.port));
+        all(&[expect(i, 0), expect(t, 0), expect(ipi_rc, -EINVAL), expect(timer_rc, -EINVAL), expect(missing, -ENOENT)])
+    }
     evtchn_unknown_cmd_enosys ("event_channel_op", "cmd 99", Reject) {
         // No structure belongs to sub-op 99: pass 24 zero bytes (the size
         // of the largest, evtchn_status).

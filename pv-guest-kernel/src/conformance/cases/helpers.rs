@@ -13,7 +13,8 @@ pub use xen_public::domctl::{
 };
 pub use xen_public::errno::*;
 pub use xen_public::event_channel::{
-    EVTCHNSTAT_CLOSED, EVTCHNSTAT_INTERDOMAIN, EVTCHNSTAT_UNBOUND, EvtchnAllocUnbound, EvtchnBindIpi, EvtchnBindVirq, EvtchnReset, EvtchnStatus,
+    EVTCHNSTAT_CLOSED, EVTCHNSTAT_INTERDOMAIN, EVTCHNSTAT_UNBOUND, EvtchnAllocUnbound, EvtchnBindIpi, EvtchnBindVcpu, EvtchnBindVirq, EvtchnReset,
+    EvtchnStatus,
 };
 pub use xen_public::grant_table::{
     GNTMAP_APPLICATION_MAP, GNTMAP_DEVICE_MAP, GNTTABOP_SETUP_TABLE, GnttabDumpTable, GnttabGetVersion, GnttabMapGrantRef, GnttabQuerySize,
