@@ -37,13 +37,14 @@ const MAIN: Run<'static> = Run { dom0_args: "test=bench", mem_mib: 256, timeout_
 /// for at most 150 s.
 const DENSITY: Run<'static> = Run { dom0_args: "test=density budget=150", mem_mib: 1024, timeout_s: 300 };
 
-fn run_on(hv: &str, k: &image::Kernels, run: &Run<'_>) -> Result<BTreeMap<String, f64>, String> {
+fn run_on(hv: &str, k: &image::Kernels, run: &Run<'_>, extra: &[String]) -> Result<BTreeMap<String, f64>, String> {
     let name = format!("bench-{}", hv.replace(' ', "-"));
-    let mut opts = qemu::Options { timeout: Some(Duration::from_secs(run.timeout_s)), mem_mib: run.mem_mib, ..Default::default() };
+    let mut opts =
+        qemu::Options { timeout: Some(Duration::from_secs(run.timeout_s)), mem_mib: run.mem_mib, extra: extra.to_vec(), ..Default::default() };
     let spec = if hv.starts_with("xen-4.17") {
         opts.stop_on = qemu::XEN_STOP_LINES.iter().map(|s| s.to_string()).collect();
-        let extra = if hv.contains("no-mitigations") { XEN_NO_MITIGATIONS } else { "" };
-        image::xen417_spec_with(&name, k, &format!("{}{extra}", crate::xen::XEN_CMDLINE), run.dom0_args)?
+        let mitigations = if hv.contains("no-mitigations") { XEN_NO_MITIGATIONS } else { "" };
+        image::xen417_spec_with(&name, k, &format!("{}{mitigations}", crate::xen::XEN_CMDLINE), run.dom0_args)?
     } else {
         image::standard_spec(&name, k, "loglvl=warning dom0_mem=64M bench_floor", run.dom0_args)
     };
@@ -57,11 +58,11 @@ fn run_on(hv: &str, k: &image::Kernels, run: &Run<'_>) -> Result<BTreeMap<String
 
 /// Seconds from the hypervisor's first serial line to dom0's first line,
 /// in `runs` boots of the same dom0 (64 MiB) in 256 MiB, on `hv`.
-fn boot_times(hv: &str, k: &image::Kernels, runs: usize) -> Result<Vec<f64>, String> {
+fn boot_times(hv: &str, k: &image::Kernels, runs: usize, extra: &[String]) -> Result<Vec<f64>, String> {
     let mut times = Vec::new();
     for i in 0..runs {
         let name = format!("bench-boot-{hv}-{i}");
-        let mut opts = qemu::Options { timeout: Some(Duration::from_secs(60)), mem_mib: 256, ..Default::default() };
+        let mut opts = qemu::Options { timeout: Some(Duration::from_secs(60)), mem_mib: 256, extra: extra.to_vec(), ..Default::default() };
         let spec = if hv == "xen-4.17" {
             opts.stop_on = qemu::XEN_STOP_LINES.iter().map(|s| s.to_string()).collect();
             image::xen417_spec_with(&name, k, crate::xen::XEN_CMDLINE, "test=banner")?
@@ -91,6 +92,16 @@ pub struct BenchArgs {
     /// Boot only xen-core (a quick look while working; no ratios).
     #[arg(long = "xen-core-only")]
     pub ours_only: bool,
+    /// Run QEMU with `-icount shift=0`: the guests' TSC follows the
+    /// instructions retired, so cycle figures no longer depend on the host's
+    /// load (compare code with code; absolute figures are not real cycles).
+    #[arg(long)]
+    pub icount: bool,
+}
+
+/// QEMU arguments `--icount` adds.
+pub fn qemu_extra(args: &BenchArgs) -> Vec<String> {
+    if args.icount { vec!["-icount".into(), "shift=0".into()] } else { Vec::new() }
 }
 
 /// `--runs`: a count above 0.
@@ -102,10 +113,10 @@ fn count_above_zero(s: &str) -> Result<usize, String> {
 type Series = BTreeMap<String, Vec<f64>>;
 
 /// Boot `run` `runs` times on `hv` and collect every figure.
-fn series(hv: &str, k: &image::Kernels, run: &Run<'_>, runs: usize) -> Result<Series, String> {
+fn series(hv: &str, k: &image::Kernels, run: &Run<'_>, runs: usize, extra: &[String]) -> Result<Series, String> {
     let mut s = Series::new();
     for _ in 0..runs {
-        for (name, v) in run_on(hv, k, run)? {
+        for (name, v) in run_on(hv, k, run, extra)? {
             s.entry(name).or_default().push(v);
         }
     }
@@ -118,21 +129,22 @@ fn spread(v: &[f64]) -> String {
     if v.len() < 2 { format!("{lo:.0}") } else { format!("{lo:.0}-{hi:.0}") }
 }
 
-/// `cargo xtask bench [--xen-core-only] [--runs N]`.
+/// `cargo xtask bench [--xen-core-only] [--runs N] [--icount]`.
 pub fn command(args: &BenchArgs) -> Result<(), String> {
     crate::env::ensure_system_tools()?;
     let k = image::build(image::Profile::Release)?;
-    let boot_ours = boot_times("xen-core", &k, 3)?;
-    let boot_xen = if args.ours_only { Vec::new() } else { boot_times("xen-4.17", &k, 3)? };
-    let mut ours = series("xen-core", &k, &MAIN, args.runs)?;
+    let extra = qemu_extra(args);
+    let boot_ours = boot_times("xen-core", &k, 3, &extra)?;
+    let boot_xen = if args.ours_only { Vec::new() } else { boot_times("xen-4.17", &k, 3, &extra)? };
+    let mut ours = series("xen-core", &k, &MAIN, args.runs, &extra)?;
     let (mut xen, mut xen_nm) = (Series::new(), Series::new());
     if !args.ours_only {
-        xen = series("xen-4.17", &k, &MAIN, args.runs)?;
-        xen_nm = series("xen-4.17 no-mitigations", &k, &MAIN, args.runs)?;
+        xen = series("xen-4.17", &k, &MAIN, args.runs, &extra)?;
+        xen_nm = series("xen-4.17 no-mitigations", &k, &MAIN, args.runs, &extra)?;
     }
-    ours.extend(series("xen-core", &k, &DENSITY, 1)?);
+    ours.extend(series("xen-core", &k, &DENSITY, 1, &extra)?);
     if !args.ours_only {
-        xen.extend(series("xen-4.17", &k, &DENSITY, 1)?);
+        xen.extend(series("xen-4.17", &k, &DENSITY, 1, &extra)?);
     }
     print_table(&ours, &xen, &xen_nm, args.runs);
     let fmt = |v: &[f64]| v.iter().map(|t| format!("{t:.3}")).collect::<Vec<_>>().join(", ");

@@ -178,6 +178,15 @@ mod cli_tests {
     }
 
     #[test]
+    fn bench_icount_adds_qemu_icount() {
+        let Ok(Command::Bench(b)) = parse(&["bench", "--icount", "--runs", "1"]) else { panic!("bench") };
+        assert!(b.icount && b.runs == 1 && !b.ours_only);
+        assert_eq!(bench::qemu_extra(&b), ["-icount", "shift=0"]);
+        let Ok(Command::Bench(plain)) = parse(&["bench"]) else { panic!("bench") };
+        assert!(bench::qemu_extra(&plain).is_empty(), "real cycles unless asked");
+    }
+
+    #[test]
     fn test_takes_a_filter() {
         assert!(matches!(parse(&["test"]), Ok(Command::Test(tests::TestArgs { filter })) if filter.is_empty()));
         assert!(matches!(parse(&["test", "enosys"]), Ok(Command::Test(tests::TestArgs { filter })) if filter == "enosys"));
