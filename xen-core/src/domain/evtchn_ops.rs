@@ -338,17 +338,16 @@ mod tests {
         m.others.get_mut(&2).unwrap().ports.alloc_unbound(to).unwrap()
     }
 
+    /// EVTCHNOP_bind_interdomain from `d` to `remote_port` of `remote_dom`.
+    fn bind_to(m: &mut Machine, d: &mut Domain, g: &FakeGuest, remote_dom: u16, remote_port: u32) -> (Ret, EvtchnBindInterdomain) {
+        op(m, d, g, EVTCHNOP_BIND_INTERDOMAIN, EvtchnBindInterdomain { remote_dom, remote_port, ..Default::default() })
+    }
+
     #[test]
     fn bind_interdomain_then_send_marks_the_peer_pending_and_kicks() {
         let (mut m, mut d, g) = setup();
         let remote = offer(&mut m, 1);
-        let (rc, b) = op(
-            &mut m,
-            &mut d,
-            &g,
-            EVTCHNOP_BIND_INTERDOMAIN,
-            EvtchnBindInterdomain { remote_dom: 2, remote_port: remote, local_port: 0, ..Default::default() },
-        );
+        let (rc, b) = bind_to(&mut m, &mut d, &g, 2, remote);
         assert_eq!(rc, 0);
         assert!(m.pending(1, b.local_port), "the new local port starts pending, as in Xen");
         let (rc, _) = op(&mut m, &mut d, &g, EVTCHNOP_SEND, EvtchnSend { port: b.local_port });
@@ -361,21 +360,9 @@ mod tests {
     fn bind_interdomain_to_a_port_offered_to_someone_else_is_einval() {
         let (mut m, mut d, g) = setup();
         let remote = offer(&mut m, 3);
-        let (rc, _) = op(
-            &mut m,
-            &mut d,
-            &g,
-            EVTCHNOP_BIND_INTERDOMAIN,
-            EvtchnBindInterdomain { remote_dom: 2, remote_port: remote, local_port: 0, ..Default::default() },
-        );
+        let (rc, _) = bind_to(&mut m, &mut d, &g, 2, remote);
         assert_eq!(rc, -EINVAL);
-        let (rc, _) = op(
-            &mut m,
-            &mut d,
-            &g,
-            EVTCHNOP_BIND_INTERDOMAIN,
-            EvtchnBindInterdomain { remote_dom: 9, remote_port: 1, local_port: 0, ..Default::default() },
-        );
+        let (rc, _) = bind_to(&mut m, &mut d, &g, 9, 1);
         assert_eq!(rc, -ESRCH, "no such domain");
     }
 
@@ -395,13 +382,7 @@ mod tests {
     fn close_makes_the_far_end_unbound_again() {
         let (mut m, mut d, g) = setup();
         let remote = offer(&mut m, 1);
-        let (_, b) = op(
-            &mut m,
-            &mut d,
-            &g,
-            EVTCHNOP_BIND_INTERDOMAIN,
-            EvtchnBindInterdomain { remote_dom: 2, remote_port: remote, local_port: 0, ..Default::default() },
-        );
+        let (_, b) = bind_to(&mut m, &mut d, &g, 2, remote);
         assert_eq!(op(&mut m, &mut d, &g, EVTCHNOP_CLOSE, EvtchnClose { port: b.local_port }).0, 0);
         let status = EvtchnStatus { dom: xen_public::DOMID_SELF, port: remote, ..Default::default() };
         let mut other = m.others.remove(&2).unwrap();
@@ -414,13 +395,7 @@ mod tests {
         let (mut m, mut d, g) = setup();
         assert_eq!(op(&mut m, &mut d, &g, EVTCHNOP_RESET, EvtchnReset { dom: 2 }).0, -EPERM);
         let remote = offer(&mut m, 1);
-        let (_, b) = op(
-            &mut m,
-            &mut d,
-            &g,
-            EVTCHNOP_BIND_INTERDOMAIN,
-            EvtchnBindInterdomain { remote_dom: 2, remote_port: remote, local_port: 0, ..Default::default() },
-        );
+        let (_, b) = bind_to(&mut m, &mut d, &g, 2, remote);
         assert_eq!(op(&mut m, &mut d, &g, EVTCHNOP_RESET, EvtchnReset { dom: xen_public::DOMID_SELF }).0, 0);
         assert!(d.ports.state(b.local_port).is_none_or(|s| matches!(s, event::State::Free)));
         assert_eq!(event::status(&m.others[&2].ports, remote).unwrap().0, event::stat::UNBOUND, "the far end waits again");
