@@ -43,12 +43,11 @@ static HYPERCALL_START: [core::sync::atomic::AtomicU64; crate::arch::x86_64::smp
     [const { core::sync::atomic::AtomicU64::new(0) }; crate::arch::x86_64::smp::MAX_CPUS as usize];
 
 /// Per CPU: whether [`preempt_due`] said `true` during the current
-/// top-level hypercall; [`dispatch`] takes (and clears) it when the call
-/// returns, so it is set only while a hypercall runs. Most callers then
-/// stop and continue later; one does not (a devalidation that parks the
-/// rest of its work on the frame table's pending list and lets the
-/// hypercall finish), so `dispatch` counts a preemption only when the call
-/// also continued.
+/// top-level hypercall (cleared when one starts). Most callers then stop
+/// and continue later; one does not (a devalidation that parks the rest of
+/// its work on the frame table's pending list and lets the hypercall
+/// finish), so [`dispatch`] counts a preemption only when the call also
+/// continued.
 static HYPERCALL_PREEMPTED: [core::sync::atomic::AtomicBool; crate::arch::x86_64::smp::MAX_CPUS as usize] =
     [const { core::sync::atomic::AtomicBool::new(false) }; crate::arch::x86_64::smp::MAX_CPUS as usize];
 
@@ -68,8 +67,9 @@ pub fn preempt_due() -> bool {
 pub fn dispatch(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) -> u64 {
     let cpu = crate::arch::x86_64::entry::this_cpu();
     let top_level = !v.in_multicall;
-    if top_level && let Some(s) = HYPERCALL_START.get(cpu) {
+    if top_level && let (Some(s), Some(p)) = (HYPERCALL_START.get(cpu), HYPERCALL_PREEMPTED.get(cpu)) {
         s.store(crate::guest::system_time(), core::sync::atomic::Ordering::Relaxed);
+        p.store(false, core::sync::atomic::Ordering::Relaxed);
     }
     // `iret` restores the guest's RAX, whatever it holds: never a
     // continuation.
@@ -78,12 +78,9 @@ pub fn dispatch(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) -> u64 {
     }
     let rip = regs.rip;
     let r: Ret = call_handler(v, d, regs).unwrap_or(-ENOSYS);
-    let preempted = top_level && HYPERCALL_PREEMPTED.get(cpu).is_some_and(|p| p.load(core::sync::atomic::Ordering::Relaxed));
-    if preempted {
-        HYPERCALL_PREEMPTED[cpu].store(false, core::sync::atomic::Ordering::Relaxed);
-        if regs.rip != rip || r == -control::ERESTART {
-            v.preempted_hypercalls += 1;
-        }
+    let continued = regs.rip != rip || r == -control::ERESTART;
+    if top_level && continued && HYPERCALL_PREEMPTED.get(cpu).is_some_and(|p| p.load(core::sync::atomic::Ordering::Relaxed)) {
+        v.preempted_hypercalls += 1;
     }
     if r == -control::ERESTART {
         // The operation waits for another CPU (a domain being destroyed
