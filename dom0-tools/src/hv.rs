@@ -48,15 +48,7 @@ pub fn domctl_simple(cmd: u32, dom: u16) -> i64 {
 /// XEN_DOMCTL_createdomain: a new paused PV domain with one vCPU.
 pub fn create_domain() -> Result<u16, i64> {
     let mut c = XenDomctl::new(XEN_DOMCTL_CREATEDOMAIN, 0);
-    // Grant table v1 only; -1: the default number of frames.
-    c.set_payload(&XenDomctlCreatedomain {
-        max_vcpus: 1,
-        max_evtchn_port: 1023,
-        max_grant_frames: -1,
-        max_maptrack_frames: -1,
-        grant_opts: 1,
-        ..Default::default()
-    });
+    c.set_payload(&XenDomctlCreatedomain::pv_default());
     let rc = domctl_plain(&mut c);
     if rc != 0 {
         return Err(rc);

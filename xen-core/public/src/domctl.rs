@@ -354,6 +354,22 @@ pub struct XenDomctlCreatedomain {
     pub arch: XenArchDomainconfig,
 }
 const _: () = assert!(core::mem::size_of::<XenDomctlCreatedomain>() == 64);
+
+impl XenDomctlCreatedomain {
+    /// What a PV toolstack asks for by default: one vCPU, ports up to
+    /// 1023 (the 2-level ABI's first 1024), grant table version 1 only,
+    /// and -1 (the hypervisor's default) grant and maptrack frames.
+    pub fn pv_default() -> Self {
+        XenDomctlCreatedomain {
+            max_vcpus: 1,
+            max_evtchn_port: 1023,
+            max_grant_frames: -1,
+            max_maptrack_frames: -1,
+            grant_opts: 1,
+            ..Default::default()
+        }
+    }
+}
 const _: () = assert!(core::mem::offset_of!(XenDomctlCreatedomain, handle) == 4);
 const _: () = assert!(core::mem::offset_of!(XenDomctlCreatedomain, flags) == 20);
 const _: () = assert!(core::mem::offset_of!(XenDomctlCreatedomain, max_vcpus) == 28);

@@ -12,7 +12,7 @@
 #![forbid(unsafe_code)]
 
 use super::Domain;
-use super::guest_mem::GuestAccess;
+use super::guest_mem::{GuestAccess, rc};
 use crate::event::{self, EventBits, Ports};
 use xen_public::errno::{EFAULT, EINVAL, ENOSYS, EPERM, ESRCH};
 use xen_public::event_channel::*;
@@ -111,7 +111,7 @@ where
     match f(&mut a) {
         Err(e) => e,
         Ok(false) => 0,
-        Ok(true) => mem.copy_to(arg, &a).map_or(-EFAULT, |()| 0),
+        Ok(true) => rc(mem.copy_to(arg, &a)),
     }
 }
 

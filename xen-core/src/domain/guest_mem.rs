@@ -13,6 +13,11 @@
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Efault;
 
+/// A guest access's outcome as a hypercall's result: 0, or -EFAULT.
+pub fn rc(r: Result<(), Efault>) -> i64 {
+    r.map_or(-xen_public::errno::EFAULT, |()| 0)
+}
+
 /// A guest's virtual memory, read and written by guest virtual address.
 pub trait GuestAccess {
     /// Copy `buf.len()` bytes from guest virtual `va`.

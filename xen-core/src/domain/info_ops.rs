@@ -9,7 +9,7 @@
 #![forbid(unsafe_code)]
 
 use super::Domain;
-use super::guest_mem::GuestAccess;
+use super::guest_mem::{GuestAccess, rc};
 use crate::version::{NAME, VERSION, XEN_MAJOR, XEN_MINOR};
 use xen_public::errno::{EFAULT, EINVAL, ENOSYS};
 
@@ -40,7 +40,6 @@ pub fn vm_assist(d: &mut Domain, cmd: u32, kind: u32) -> Ret {
 /// `xen_version(cmd, arg)` for the domain `d`, whose memory is `mem`.
 pub fn xen_version(d: &Domain, mem: &impl GuestAccess, cmd: u32, arg: u64) -> Ret {
     use xen_public::*;
-    let done = |r: Result<(), super::guest_mem::Efault>| r.map_or(-EFAULT, |()| 0);
     match u64::from(cmd) {
         XENVER_VERSION => i64::from((XEN_MAJOR << 16) | XEN_MINOR),
         XENVER_EXTRAVERSION => copy_str(mem, arg, "-xen-core", 16),
@@ -52,17 +51,17 @@ pub fn xen_version(d: &Domain, mem: &impl GuestAccess, cmd: u32, arg: u64) -> Re
                 let n = s.len().min(size - 1);
                 info[at..at + n].copy_from_slice(&s.as_bytes()[..n]);
             }
-            done(mem.write(arg, &info))
+            rc(mem.write(arg, &info))
         }
         XENVER_CAPABILITIES => copy_str(mem, arg, "xen-3.0-x86_64", 1024),
         XENVER_CHANGESET => copy_str(mem, arg, "unavailable", 64),
-        XENVER_PLATFORM_PARAMETERS => done(mem.write(arg, &HYPERVISOR_VIRT_START.to_le_bytes())),
+        XENVER_PLATFORM_PARAMETERS => rc(mem.write(arg, &HYPERVISOR_VIRT_START.to_le_bytes())),
         XENVER_GET_FEATURES => {
             let Ok(idx) = mem.copy_from::<u32>(arg) else { return -EFAULT };
             if idx != 0 {
                 return -EINVAL;
             }
-            done(mem.write(arg + 4, &features(d).to_le_bytes()))
+            rc(mem.write(arg + 4, &features(d).to_le_bytes()))
         }
         XENVER_PAGESIZE => PAGE_SIZE as i64,
         _ => -ENOSYS,
@@ -74,7 +73,7 @@ fn copy_str(mem: &impl GuestAccess, va: u64, s: &str, size: usize) -> Ret {
     let mut buf = [0u8; 1024];
     let n = s.len().min(size - 1);
     buf[..n].copy_from_slice(&s.as_bytes()[..n]);
-    mem.write(va, &buf[..size]).map_or(-EFAULT, |()| 0)
+    rc(mem.write(va, &buf[..size]))
 }
 
 /// XENFEAT bits xen-core offers a PV domain (submap 0).

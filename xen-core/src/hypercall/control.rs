@@ -273,7 +273,7 @@ pub(super) fn domctl(v: &mut Vcpu, d: &mut Domain, arg: u64) -> Ret {
         _ if !is_self && with_other(dom, |_| ()).is_none() => return -ESRCH,
         _ => return -ENOSYS,
     }
-    mem.copy_to(arg, &op).map_or(-EFAULT, |()| 0)
+    crate::domain::guest_mem::rc(mem.copy_to(arg, &op))
 }
 
 /// XEN_DOMCTL_unpausedomain of another domain: -EINVAL if not paused.
@@ -387,7 +387,7 @@ pub(super) fn sysctl(v: &mut Vcpu, d: &mut Domain, arg: u64) -> Ret {
         }
         _ => return -ENOSYS,
     }
-    mem.copy_to(arg, &op).map_or(-EFAULT, |()| 0)
+    crate::domain::guest_mem::rc(mem.copy_to(arg, &op))
 }
 
 /// XEN_SYSCTL_physinfo: one thread per core, one core per socket, one

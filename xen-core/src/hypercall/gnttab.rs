@@ -582,5 +582,5 @@ fn version_op(v: &mut Vcpu, d: &mut Domain, cmd: u64, uop: u64) -> Ret {
         return -ESRCH;
     }
     a.version = 1;
-    mem.copy_to(uop, &a).map_or(-EFAULT, |()| 0)
+    crate::domain::guest_mem::rc(mem.copy_to(uop, &a))
 }

@@ -129,15 +129,7 @@ pub fn sysctl(op: &mut XenSysctl) -> i64 {
 /// XEN_DOMCTL_createdomain of a PV domain with one vCPU: the new id.
 pub fn create_domain(requested: u16) -> Result<u16, i64> {
     let mut op = domctl_op(XEN_DOMCTL_CREATEDOMAIN, 0x15, requested);
-    // Grant table v1 only; -1: the default number of frames.
-    op.set_payload(&XenDomctlCreatedomain {
-        max_vcpus: 1,
-        max_evtchn_port: 1023,
-        max_grant_frames: -1,
-        max_maptrack_frames: -1,
-        grant_opts: 1,
-        ..Default::default()
-    });
+    op.set_payload(&XenDomctlCreatedomain::pv_default());
     let r = domctl(&mut op);
     if r != 0 { Err(r) } else { Ok(op.domain) }
 }
