@@ -514,6 +514,19 @@ pub unsafe fn sysctl(op: &mut XenSysctl) -> i64 {
     unsafe { hypercall5(nr::SYSCTL, op as *mut XenSysctl as u64, 0, 0, 0, 0) }
 }
 
+/// xen-core's private `XEN_SYSCTL_xencore_vcpu_stats` for vCPU 0 of `dom`:
+/// its preempted-hypercall count, or an errno (-EPERM for a domU on
+/// xen-core and on Xen, whose sysctl refuses a domU before the command).
+pub fn xencore_vcpu_stats(dom: u16) -> Result<u64, i64> {
+    let mut op = XenSysctl::new(xen_public::xencore::XEN_SYSCTL_XENCORE_VCPU_STATS);
+    op.set_payload(&xen_public::xencore::VcpuStats { domid: dom, ..Default::default() });
+    // SAFETY: the VcpuStats payload holds no guest handle.
+    match unsafe { sysctl(&mut op) } {
+        0 => Ok(op.payload::<xen_public::xencore::VcpuStats>().preempted_hypercalls),
+        rc => Err(rc),
+    }
+}
+
 /// `XEN_DOMCTL_getdomaininfo` of `dom` (or, as Xen does, of the next
 /// domain above it): the record, or an errno (-EPERM for a domU).
 pub fn domctl_getdomaininfo(dom: u16) -> Result<XenDomctlGetdomaininfo, i64> {

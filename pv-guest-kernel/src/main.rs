@@ -85,6 +85,9 @@ mod guest {
             // XEN_DOMCTL_getdomaininfo of dom0, interface version 0x15.
             let rc = hypercall::domctl_getdomaininfo(0).err().unwrap_or(0);
             println!("pv-guest-kernel: domctl from a domU -> {rc} ({})", xen_public::errno::name(rc));
+            // The private vCPU-stats sysctl on dom0: dom0 only.
+            let rc = hypercall::xencore_vcpu_stats(0).err().unwrap_or(0);
+            println!("pv-guest-kernel: vcpu_stats sysctl from a domU -> {rc} ({})", xen_public::errno::name(rc));
         }
         let num = |key: &str| line.split_ascii_whitespace().find_map(|w| w.strip_prefix(key)?.strip_prefix('=')?.parse::<u32>().ok());
         if let (Some(peer), Some(port), Some(gref)) = (num("peer"), num("port"), num("gref")) {
