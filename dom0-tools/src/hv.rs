@@ -281,10 +281,5 @@ pub fn audit() -> Audit {
 /// continued themselves (xen-core's private `XEN_SYSCTL_xencore_vcpu_stats`;
 /// -ENOSYS on Xen).
 pub fn preempted_hypercalls(domid: u16) -> Result<u64, i64> {
-    let mut s = XenSysctl::new(xen_public::xencore::XEN_SYSCTL_XENCORE_VCPU_STATS);
-    s.set_payload(&xen_public::xencore::VcpuStats { domid, vcpu: 0, ..Default::default() });
-    match sysctl_plain(&mut s) {
-        0 => Ok(s.payload::<xen_public::xencore::VcpuStats>().preempted_hypercalls),
-        rc => Err(rc),
-    }
+    hypercall::xencore_vcpu_stats(domid)
 }
