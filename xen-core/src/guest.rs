@@ -93,8 +93,10 @@ pub fn system_time() -> u64 {
     CLOCK.get().map_or(0, |c| c.system_time(crate::arch::x86_64::clock::rdtsc()))
 }
 
-/// One past the highest machine address the direct map covers.
-pub static DIRECTMAP_END: spin::Once<u64> = spin::Once::new();
+/// One past the highest machine address the direct map covers (0 until
+/// set once at boot, before any guest exists). A plain atomic rather than
+/// a `Once`: every frame access checks it.
+pub static DIRECTMAP_END: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
 /// Reads machine memory through the direct map; addresses past its end read
 /// as 0 (not present), so a bad guest entry can never fault the hypervisor.
@@ -254,8 +256,18 @@ const VCPU_INFO_SIZE: usize = core::mem::size_of::<xen_public::VcpuInfo>();
 impl Domain {
     /// The domain's shared_info frame (allocated from RAM with the
     /// domain, so always in the direct map).
+    #[inline]
     fn shinfo(&self) -> Frame {
-        Frame::new(self.shared_info).unwrap_or_else(|| crate::setup::fatal(format_args!("d{}: shared_info outside the direct map", self.domid)))
+        match Frame::new(self.shared_info) {
+            Some(f) => f,
+            None => self.shinfo_outside_directmap(),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn shinfo_outside_directmap(&self) -> ! {
+        crate::setup::fatal(format_args!("d{}: shared_info outside the direct map", self.domid))
     }
 
     /// The domain's event bits.
@@ -264,6 +276,7 @@ impl Domain {
     }
 
     /// Whether an event upcall is pending and not masked for `v`.
+    #[inline]
     pub fn upcall_deliverable(&self, v: &Vcpu) -> bool {
         // Bytes 0 and 1 of vcpu_info: upcall pending, upcall mask.
         let (page, at) = (self.shinfo(), v.vcpu_info());
@@ -291,7 +304,17 @@ impl Domain {
 
     /// Fire `v`'s timer if its deadline has passed (VIRQ_TIMER), end a
     /// wait that is over, and count the time.
+    #[inline]
     pub fn wake_check(&mut self, v: &mut Vcpu, now: u64) {
+        // On every return to a guest: the common case (no timer due, not
+        // blocked) stays inline.
+        if (v.timer_deadline != 0 && now >= v.timer_deadline) || v.blocked {
+            self.wake_check_slow(v, now);
+        }
+    }
+
+    #[inline(never)]
+    fn wake_check_slow(&mut self, v: &mut Vcpu, now: u64) {
         if v.timer_deadline != 0 && now >= v.timer_deadline {
             v.set_timer(0);
             self.raise_virq(0);
@@ -323,10 +346,15 @@ impl Domain {
     /// Deliver a pending event upcall to `v`'s event callback, as Xen does
     /// on every return to a guest: the callback runs with events masked;
     /// its `iret` unmasks them and the check runs again.
+    #[inline]
     pub fn deliver_events(&mut self, v: &mut Vcpu, regs: &mut CpuUserRegs) {
-        if !self.upcall_deliverable(v) {
-            return;
+        if self.upcall_deliverable(v) {
+            self.deliver_upcall(v, regs);
         }
+    }
+
+    #[inline(never)]
+    fn deliver_upcall(&mut self, v: &mut Vcpu, regs: &mut CpuUserRegs) {
         if v.event_callback == 0 {
             // As Xen: an upcall to address 0 crashes the domain.
             self.crash(v, regs, Crash::NoEventCallback);

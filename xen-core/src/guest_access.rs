@@ -36,7 +36,7 @@ impl Frame {
     /// The frame `mfn`, if the direct map covers it.
     #[inline]
     pub fn new(mfn: Mfn) -> Option<Frame> {
-        let end = crate::guest::DIRECTMAP_END.get().copied().unwrap_or(0);
+        let end = crate::guest::DIRECTMAP_END.load(core::sync::atomic::Ordering::Acquire);
         (mfn.maddr().checked_add(FRAME as u64)? <= end).then_some(Frame(mfn))
     }
 

@@ -98,7 +98,7 @@ pub fn start_xen(mbi_maddr: u64) -> ! {
     machine::init_m2p(M2p { base: layout.m2p, entries: layout.m2p_entries });
     tl.mark("M2P table", rdtsc());
     machine::IDLE_L4.call_once(|| layout.l4);
-    DIRECTMAP_END.call_once(|| layout.directmap_bytes);
+    DIRECTMAP_END.store(layout.directmap_bytes, core::sync::atomic::Ordering::Release);
     arch::entry::init_bsp();
     if opts.bench_floor {
         arch::entry::enable_floor();

@@ -37,8 +37,9 @@ macro_rules! guest {
 /// continues itself (Xen's `hypercall_preempt_check`, by elapsed time).
 pub const PREEMPT_NS: u64 = 500_000;
 
-/// Per CPU: system time when the guest's current top-level hypercall
-/// started (sub-calls of a multicall share their parent's).
+/// Per CPU: the TSC when the guest's current top-level hypercall started
+/// (sub-calls of a multicall share their parent's). A raw TSC, converted
+/// only when [`preempt_due`] asks: every hypercall stores it, few ask.
 static HYPERCALL_START: [core::sync::atomic::AtomicU64; crate::arch::x86_64::smp::MAX_CPUS as usize] =
     [const { core::sync::atomic::AtomicU64::new(0) }; crate::arch::x86_64::smp::MAX_CPUS as usize];
 
@@ -55,7 +56,8 @@ static HYPERCALL_PREEMPTED: [core::sync::atomic::AtomicBool; crate::arch::x86_64
 /// Callers check it only after some progress, so every call advances.
 pub fn preempt_due() -> bool {
     let cpu = crate::arch::x86_64::entry::this_cpu();
-    let start = HYPERCALL_START.get(cpu).map_or(0, |s| s.load(core::sync::atomic::Ordering::Relaxed));
+    let start_tsc = HYPERCALL_START.get(cpu).map_or(0, |s| s.load(core::sync::atomic::Ordering::Relaxed));
+    let start = crate::guest::CLOCK.get().map_or(0, |c| c.system_time(start_tsc));
     let due = crate::guest::system_time().saturating_sub(start) >= PREEMPT_NS;
     if due && let Some(p) = HYPERCALL_PREEMPTED.get(cpu) {
         p.store(true, core::sync::atomic::Ordering::Relaxed);
@@ -68,7 +70,7 @@ pub fn dispatch(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) -> u64 {
     let cpu = crate::arch::x86_64::entry::this_cpu();
     let top_level = !v.in_multicall;
     if top_level && let (Some(s), Some(p)) = (HYPERCALL_START.get(cpu), HYPERCALL_PREEMPTED.get(cpu)) {
-        s.store(crate::guest::system_time(), core::sync::atomic::Ordering::Relaxed);
+        s.store(crate::arch::x86_64::clock::rdtsc(), core::sync::atomic::Ordering::Relaxed);
         p.store(false, core::sync::atomic::Ordering::Relaxed);
     }
     // `iret` restores the guest's RAX, whatever it holds: never a
