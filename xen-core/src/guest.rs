@@ -283,13 +283,6 @@ impl Domain {
         page.read_u8(at) != 0 && page.read_u8(at + SHINFO_UPCALL_MASK) == 0
     }
 
-    /// Whether `mfn` is one of the frames the hypervisor itself writes for
-    /// this domain (shared_info, grant-table frames): Xen's special pages,
-    /// which a domain can neither give back nor transfer.
-    pub fn is_special_frame(&self, mfn: u64) -> bool {
-        mfn == self.shared_info.0 || self.grant.frames[..self.grant.nr_frames as usize].contains(&mfn)
-    }
-
     /// Mark the port bound to `virq` pending, if any.
     pub fn raise_virq(&mut self, virq: u32) {
         if let Some(port) = self.ports.virq_port(virq) {

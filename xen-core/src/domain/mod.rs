@@ -12,6 +12,7 @@
 pub mod context;
 pub mod domid;
 pub mod evtchn_ops;
+pub mod gnttab_ops;
 pub mod guest_mem;
 pub mod info_ops;
 pub use xen_dombuild::{layout, pagetable};
@@ -118,6 +119,13 @@ impl Domain {
             dying: false,
             shutdown: None,
         }
+    }
+
+    /// Whether `mfn` is one of the frames the hypervisor itself writes for
+    /// this domain (shared_info, grant-table frames): Xen's special pages,
+    /// which a domain can neither give back nor transfer.
+    pub fn is_special_frame(&self, mfn: u64) -> bool {
+        mfn == self.shared_info.0 || self.grant.frames[..self.grant.nr_frames as usize].contains(&mfn)
     }
 }
 

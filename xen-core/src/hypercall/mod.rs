@@ -253,12 +253,6 @@ fn console_io(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
     }
 }
 
-/// The domain a `dom` field names: only the caller itself exists here, so
-/// anything else is unknown (-ESRCH).
-fn self_dom(d: &Domain, dom: u16) -> Result<(), i64> {
-    if dom == xen_public::DOMID_SELF || dom == d.domid { Ok(()) } else { Err(-ESRCH) }
-}
-
 pub mod audit;
 mod control;
 mod evtchn;
