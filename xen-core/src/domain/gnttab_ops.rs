@@ -696,3 +696,1018 @@ fn version_op(d: &Domain, mem: &impl GuestAccess, cmd: u64, uop: u64) -> Ret {
     a.version = 1;
     rc(mem.copy_to(uop, &a))
 }
+
+#[cfg(test)]
+mod tests {
+    //! A model machine: a frame table over 512 frames, page tables and
+    //! frame bytes in maps, domains 1 (A, the usual mapper, with kernel
+    //! tables), 2 (B, the usual granter) and 3 (C, a bystander).
+    use super::*;
+    use crate::domain::guest_mem::tests::FakeGuest;
+    use crate::grant::{DEAD_GRANTER, Pin};
+    use crate::mm::Mfn;
+    use crate::mm::page_type::PageInfo;
+    use std::boxed::Box;
+    use std::cell::RefCell;
+    use std::collections::{BTreeMap, HashMap};
+    use std::rc::Rc;
+    use std::string::{String, ToString};
+    use std::vec::Vec;
+    use zerocopy::{FromBytes, Immutable, IntoBytes};
+
+    const A: u16 = 1;
+    const B: u16 = 2;
+    const C: u16 = 3;
+    const DOM0: u16 = 0;
+    const NR_MFNS: u64 = 512;
+    /// Frames each domain owns: A 16..64, B 64..112, C 112..160.
+    fn first_frame(dom: u16) -> u64 {
+        16 + 48 * u64::from(dom - 1)
+    }
+    /// A's kernel tables: L4 16, L3 17, L2 18, L1 19 (mapping 0..2 MiB).
+    const A_L4: u64 = 16;
+    const A_L1: u64 = 19;
+    /// Frames B grants in the tests.
+    const B_FRAME: u64 = 70;
+    const B_FRAME2: u64 = 71;
+    /// A host address in A's L1 (index 5).
+    const HOST: u64 = 0x5000;
+    /// Where the op arrays go in the caller's memory.
+    const UOP: u64 = 0x10_0000;
+
+    const PERMIT: u16 = GrantType::PermitAccess.bits();
+    const READONLY: u16 = GtfFlags::READONLY.bits();
+    const READING: u16 = GtfFlags::READING.bits();
+    const WRITING: u16 = GtfFlags::WRITING.bits();
+
+    type Bytes = Rc<RefCell<HashMap<u64, Box<[u8; 4096]>>>>;
+
+    /// A granting guest writing its entry between the hypervisor's read
+    /// and its compare-and-swap.
+    #[derive(Clone, Copy)]
+    enum Race {
+        /// Store this word once.
+        Once(u32),
+        /// Flip a harmless bit (GTF_PWT) before every swap.
+        Forever,
+    }
+
+    #[derive(Clone)]
+    struct FakeFrame {
+        bytes: Bytes,
+        race: Rc<RefCell<Option<(u64, usize, Race)>>>,
+        mfn: u64,
+    }
+
+    impl FakeFrame {
+        fn get<const N: usize>(&self, off: usize) -> [u8; N] {
+            let mut b = self.bytes.borrow_mut();
+            let page = b.entry(self.mfn).or_insert_with(|| Box::new([0; 4096]));
+            page[off..off + N].try_into().unwrap()
+        }
+        fn put(&self, off: usize, v: &[u8]) {
+            let mut b = self.bytes.borrow_mut();
+            let page = b.entry(self.mfn).or_insert_with(|| Box::new([0; 4096]));
+            page[off..off + v.len()].copy_from_slice(v);
+        }
+        fn racer_runs(&self, off: usize) {
+            let mut race = self.race.borrow_mut();
+            let Some((mfn, at, r)) = *race else { return };
+            if (mfn, at) != (self.mfn, off) {
+                return;
+            }
+            match r {
+                Race::Once(v) => {
+                    *race = None;
+                    drop(race);
+                    self.store_u32(off, v);
+                }
+                Race::Forever => {
+                    drop(race);
+                    self.store_u32(off, self.load_u32(off) ^ u32::from(GtfFlags::PWT.bits()));
+                }
+            }
+        }
+    }
+
+    impl SharedFrame for FakeFrame {
+        fn load_u16(&self, off: usize) -> u16 {
+            u16::from_le_bytes(self.get(off))
+        }
+        fn load_u32(&self, off: usize) -> u32 {
+            u32::from_le_bytes(self.get(off))
+        }
+        fn store_u32(&self, off: usize, v: u32) {
+            self.put(off, &v.to_le_bytes());
+        }
+        fn cmpxchg_u16(&self, off: usize, cur: u16, new: u16) -> Result<u16, u16> {
+            let now = self.load_u16(off);
+            if now != cur {
+                return Err(now);
+            }
+            self.put(off, &new.to_le_bytes());
+            Ok(now)
+        }
+        fn cmpxchg_u32(&self, off: usize, cur: u32, new: u32) -> Result<u32, u32> {
+            self.racer_runs(off);
+            let now = self.load_u32(off);
+            if now != cur {
+                return Err(now);
+            }
+            self.store_u32(off, new);
+            Ok(now)
+        }
+        fn fetch_and_u16(&self, off: usize, bits: u16) -> u16 {
+            let old = self.load_u16(off);
+            self.put(off, &(old & bits).to_le_bytes());
+            old
+        }
+        fn fetch_or_u16(&self, off: usize, bits: u16) -> u16 {
+            let old = self.load_u16(off);
+            self.put(off, &(old | bits).to_le_bytes());
+            old
+        }
+        fn copy_from(&self, dst_off: usize, src: &Self, src_off: usize, len: usize) {
+            let data: Vec<u8> = (0..len).map(|i| src.get::<1>(src_off + i)[0]).collect();
+            self.put(dst_off, &data);
+        }
+    }
+
+    /// Page-table memory, and the frames the frame table gave back.
+    #[derive(Default)]
+    struct PtMem {
+        tables: HashMap<u64, [u64; 512]>,
+        freed: Vec<u64>,
+    }
+
+    impl PageMem for PtMem {
+        fn read(&self, mfn: u64, idx: usize) -> u64 {
+            self.tables.get(&mfn).map_or(0, |t| t[idx])
+        }
+        fn write(&mut self, mfn: u64, idx: usize, val: u64) {
+            self.tables.entry(mfn).or_insert([0; 512])[idx] = val;
+        }
+    }
+
+    impl GrantMem for PtMem {
+        fn free_frame(&mut self, mfn: u64) {
+            self.freed.push(mfn);
+        }
+    }
+
+    struct Machine {
+        ft: FrameTable<'static>,
+        mem: PtMem,
+        bytes: Bytes,
+        race: Rc<RefCell<Option<(u64, usize, Race)>>>,
+        doms: BTreeMap<u16, Box<Domain>>,
+        /// Frames alloc_frame hands out, last first.
+        free: Vec<u64>,
+        /// Each domain's kernel L4 (0: none).
+        l4: HashMap<u16, u64>,
+        /// The calling domain.
+        current: u16,
+        /// preempt_due answers `true` from this many calls on.
+        preempt_after: Option<u32>,
+        preempt_calls: u32,
+        drain: Result<(), i64>,
+        invlpgs: Vec<u64>,
+        flushes: u32,
+        kicks: u32,
+        freed: Vec<u64>,
+        m2p: HashMap<u64, u64>,
+        log: Vec<String>,
+    }
+
+    impl GrantHost for Machine {
+        type Mem = PtMem;
+        type Frame = FakeFrame;
+        fn exists(&self, domid: u16) -> bool {
+            self.doms.contains_key(&domid) || domid == self.current
+        }
+        fn with_other<R>(&mut self, domid: u16, f: impl FnOnce(&mut Self, &mut Domain) -> R) -> Option<R> {
+            assert_ne!(domid, self.current, "with_other for the caller's own domain");
+            let mut o = self.doms.remove(&domid)?;
+            let r = f(self, &mut o);
+            self.doms.insert(domid, o);
+            Some(r)
+        }
+        fn next_domid_from(&self, from: u16) -> Option<u16> {
+            self.doms.keys().copied().chain(core::iter::once(self.current)).filter(|&d| d >= from).min()
+        }
+        fn frame_table<R>(&mut self, f: impl FnOnce(&mut FrameTable<'_>, &mut PtMem) -> R) -> Option<R> {
+            Some(f(&mut self.ft, &mut self.mem))
+        }
+        fn frame(&self, mfn: u64) -> Option<FakeFrame> {
+            (mfn < NR_MFNS).then(|| FakeFrame { bytes: self.bytes.clone(), race: self.race.clone(), mfn })
+        }
+        fn alloc_frame(&mut self) -> Option<u64> {
+            self.free.pop()
+        }
+        fn free_frame(&mut self, mfn: u64) {
+            self.freed.push(mfn);
+        }
+        fn set_m2p(&mut self, mfn: u64, pfn: u64) {
+            self.m2p.insert(mfn, pfn);
+        }
+        fn l1_slot(&self, va: u64) -> Option<(u64, usize)> {
+            // As mmu's l1_slot: the caller's kernel L4 down to the L1.
+            let mut table = *self.l4.get(&self.current)?;
+            for level in (2..=4u32).rev() {
+                let e = self.mem.read(table, ((va >> (12 + 9 * (level - 1))) & 511) as usize);
+                let flags = PteFlags::of(e);
+                if !flags.contains(PteFlags::PRESENT) || flags.contains(PteFlags::PSE) {
+                    return None;
+                }
+                table = pte_maddr(e) >> 12;
+            }
+            Some((table, ((va >> 12) & 511) as usize))
+        }
+        fn who(&self, d: &Domain) -> Who {
+            Who::own(d.domid, d.privileged)
+        }
+        fn drain_pending(&mut self, _owner: u16) -> Result<(), i64> {
+            self.drain
+        }
+        fn invlpg(&mut self, va: u64) {
+            self.invlpgs.push(va);
+        }
+        fn flush_tlb(&mut self) {
+            self.flushes += 1;
+        }
+        fn preempt_due(&mut self) -> bool {
+            self.preempt_calls += 1;
+            self.preempt_after.is_some_and(|n| self.preempt_calls > n)
+        }
+        fn kick(&mut self) {
+            self.kicks += 1;
+        }
+        fn log(&mut self, line: core::fmt::Arguments<'_>) {
+            self.log.push(line.to_string());
+        }
+    }
+
+    fn domain(domid: u16) -> Box<Domain> {
+        let mut d = Box::new(Domain::empty(domid, domid == DOM0, Mfn(0)));
+        d.nr_pages = 48;
+        d.max_pages = 64;
+        d
+    }
+
+    /// The model machine: A, B and C with their frames, A with validated
+    /// kernel tables, B with a one-frame grant table.
+    fn machine() -> Machine {
+        let frames = Vec::leak(std::vec![PageInfo::FREE; NR_MFNS as usize]);
+        let mut m = Machine {
+            ft: FrameTable::new(frames),
+            mem: PtMem::default(),
+            bytes: Bytes::default(),
+            race: Rc::default(),
+            doms: BTreeMap::new(),
+            free: (200..NR_MFNS).rev().collect(),
+            l4: HashMap::new(),
+            current: DOM0,
+            preempt_after: None,
+            preempt_calls: 0,
+            drain: Ok(()),
+            invlpgs: Vec::new(),
+            flushes: 0,
+            kicks: 0,
+            freed: Vec::new(),
+            m2p: HashMap::new(),
+            log: Vec::new(),
+        };
+        for dom in [A, B, C] {
+            for mfn in first_frame(dom)..first_frame(dom) + 48 {
+                m.ft.assign(mfn, dom).unwrap();
+            }
+            m.doms.insert(dom, domain(dom));
+        }
+        m.doms.insert(DOM0, domain(DOM0));
+        let table = (PteFlags::PRESENT | PteFlags::RW | PteFlags::USER | PteFlags::ACCESSED).bits();
+        for (t, next) in [(A_L4, 17), (17, 18), (18, A_L1)] {
+            m.mem.write(t, 0, (next << 12) | table);
+        }
+        m.ft.pin(&mut m.mem, A_L4, 4, Who::own(A, false)).unwrap();
+        m.l4.insert(A, A_L4);
+        let s = setup(&mut m, B, 1);
+        assert_eq!(s.status, gntst::OKAY);
+        m
+    }
+
+    /// Run `grant_table_op` as `caller` with `regs` and the memory `g`.
+    fn call(m: &mut Machine, caller: u16, g: &FakeGuest, regs: &mut CpuUserRegs) -> Ret {
+        let mut d = m.doms.remove(&caller).unwrap();
+        m.current = caller;
+        let r = grant_table_op(m, &mut d, g, regs);
+        m.current = DOM0;
+        m.doms.insert(caller, d);
+        r
+    }
+
+    /// Memory with `bytes` bytes mapped from [`UOP`].
+    fn guest_with(bytes: u64) -> FakeGuest {
+        let g = FakeGuest::default();
+        for va in (UOP..UOP + bytes.max(1)).step_by(4096) {
+            g.map(va);
+        }
+        g
+    }
+
+    fn regs(cmd: u64, uop: u64, count: u64) -> CpuUserRegs {
+        CpuUserRegs { rdi: cmd, rsi: uop, rdx: count, rip: 0x1002, ..Default::default() }
+    }
+
+    /// Run `cmd` on `ops` as `caller`: the result and the ops as written back.
+    fn run<T: FromBytes + IntoBytes + Immutable + Clone>(m: &mut Machine, caller: u16, cmd: u64, ops: &[T]) -> (Ret, Vec<T>) {
+        let size = core::mem::size_of::<T>() as u64;
+        let g = guest_with(size * ops.len() as u64 + 4096);
+        for (i, op) in ops.iter().enumerate() {
+            g.copy_to(UOP + i as u64 * size, op).unwrap();
+        }
+        let r = call(m, caller, &g, &mut regs(cmd, UOP, ops.len() as u64));
+        (r, (0..ops.len()).map(|i| g.copy_from(UOP + i as u64 * size).unwrap()).collect())
+    }
+
+    fn one<T: FromBytes + IntoBytes + Immutable + Clone>(m: &mut Machine, caller: u16, cmd: u64, op: T) -> T {
+        let (r, out) = run(m, caller, cmd, &[op]);
+        assert_eq!(r, 0, "the hypercall itself succeeds");
+        out[0].clone()
+    }
+
+    fn setup(m: &mut Machine, dom: u16, nr_frames: u32) -> GnttabSetupTable {
+        let op = GnttabSetupTable { dom: xen_public::DOMID_SELF, nr_frames, frame_list: UOP + 0x800, ..Default::default() };
+        one(m, dom, GNTTABOP_SETUP_TABLE, op)
+    }
+
+    fn dom(m: &Machine, id: u16) -> &Domain {
+        &m.doms[&id]
+    }
+
+    /// The shared entry `gref` of `granter`: (flags, domid, frame).
+    fn entry(m: &Machine, granter: u16, gref: u32) -> (u16, u16, u32) {
+        let (f, at) = entry_at(m, dom(m, granter), gref).unwrap();
+        (f.load_u16(at), (f.load_u32(at) >> 16) as u16, f.load_u32(at + 4))
+    }
+
+    /// `granter` writes entry `gref`, as its guest would.
+    fn grant(m: &mut Machine, granter: u16, gref: u32, to: u16, frame: u64, flags: u16) {
+        let (f, at) = entry_at(m, dom(m, granter), gref).unwrap();
+        f.store_u32(at, u32::from(flags) | u32::from(to) << 16);
+        f.store_u32(at + 4, frame as u32);
+    }
+
+    fn map_op(dom: u16, gref: u32, flags: u32, host_addr: u64) -> GnttabMapGrantRef {
+        GnttabMapGrantRef { host_addr, flags, ref_: gref, dom, ..Default::default() }
+    }
+
+    fn map(m: &mut Machine, caller: u16, granter: u16, gref: u32, flags: u32) -> GnttabMapGrantRef {
+        one(m, caller, GNTTABOP_MAP_GRANT_REF, map_op(granter, gref, flags, HOST))
+    }
+
+    fn unmap(m: &mut Machine, caller: u16, handle: u32, host_addr: u64, dev_bus_addr: u64) -> i16 {
+        one(m, caller, GNTTABOP_UNMAP_GRANT_REF, GnttabUnmapGrantRef { host_addr, dev_bus_addr, handle, ..Default::default() }).status
+    }
+
+    /// Everything a domain's grant state holds: table size, pins,
+    /// maptrack, shared entries (flags, domid, frame).
+    type GrantState = (u32, Vec<Pin>, Vec<Option<Mapping>>, Vec<(u16, u16, u32)>);
+
+    /// A domain's [`GrantState`], to compare before/after.
+    fn grant_state(m: &Machine, id: u16) -> GrantState {
+        let d = dom(m, id);
+        let entries = (0..nr_grant_entries(d)).map(|g| entry(m, id, g)).collect();
+        let maps = (0..grant::MAPTRACK as u32).map(|h| d.grant.maptrack.get(h)).collect();
+        (d.grant.nr_frames, d.grant.pins.to_vec(), maps, entries)
+    }
+
+    fn frame_info(m: &Machine, mfn: u64) -> PageInfo {
+        *m.ft.info(mfn).unwrap()
+    }
+
+    fn pte(frame: u64, rw: bool) -> u64 {
+        let f = PteFlags::PRESENT | PteFlags::USER | PteFlags::ACCESSED;
+        let f = if rw { f | PteFlags::RW | PteFlags::DIRTY } else { f };
+        (frame << 12) | f.bits()
+    }
+
+    // ---- setup_table / query_size ----
+
+    #[test]
+    fn setup_table_allocates_shared_frames_and_lists_them() {
+        let mut m = machine();
+        let s = setup(&mut m, A, 2);
+        assert_eq!(s.status, gntst::OKAY);
+        let frames = dom(&m, A).grant.frames;
+        assert_eq!(dom(&m, A).grant.nr_frames, 2);
+        let g = guest_with(8192);
+        let op = GnttabSetupTable { dom: A, nr_frames: 2, frame_list: UOP + 0x1000, ..Default::default() };
+        g.copy_to(UOP, &op).unwrap();
+        assert_eq!(call(&mut m, A, &g, &mut regs(GNTTABOP_SETUP_TABLE, UOP, 1)), 0);
+        assert_eq!(g.copy_from::<[u64; 2]>(UOP + 0x1000), Ok([frames[0], frames[1]]), "frame_list holds the table's frames");
+        for f in &frames[..2] {
+            let i = frame_info(&m, *f);
+            assert_eq!((i.owner, i.ty, i.type_count), (A, PageType::Writable, 1), "shared with A, typed writable for good");
+        }
+        assert_eq!(dom(&m, A).grant.nr_frames, 2, "asking again for the same size allocates nothing");
+        assert_eq!(setup(&mut m, A, 1).status, gntst::OKAY);
+        assert_eq!(dom(&m, A).grant.nr_frames, 2, "a table never shrinks");
+        let q = one(&mut m, A, GNTTABOP_QUERY_SIZE, GnttabQuerySize { dom: xen_public::DOMID_SELF, ..Default::default() });
+        assert_eq!((q.status, q.nr_frames, q.max_nr_frames), (gntst::OKAY, 2, MAX_FRAMES));
+    }
+
+    #[test]
+    fn setup_table_for_another_domain_is_bad_domain_and_past_the_maximum_general_error() {
+        let mut m = machine();
+        let before = grant_state(&m, B);
+        let op = GnttabSetupTable { dom: B, nr_frames: 2, frame_list: UOP + 0x800, ..Default::default() };
+        assert_eq!(one(&mut m, A, GNTTABOP_SETUP_TABLE, op).status, gntst::BAD_DOMAIN);
+        assert_eq!(setup(&mut m, A, MAX_FRAMES + 1).status, gntst::GENERAL_ERROR);
+        assert_eq!(setup(&mut m, A, u32::MAX).status, gntst::GENERAL_ERROR);
+        assert_eq!(dom(&m, A).grant.nr_frames, 0);
+        assert!(grant_state(&m, B) == before, "B's table untouched");
+    }
+
+    #[test]
+    fn setup_table_with_an_unmapped_frame_list_is_general_error_not_efault() {
+        let mut m = machine();
+        let op = GnttabSetupTable { dom: A, nr_frames: 1, frame_list: 0xdead_0000, ..Default::default() };
+        let (r, out) = run(&mut m, A, GNTTABOP_SETUP_TABLE, &[op]);
+        assert_eq!((r, out[0].status), (0, gntst::GENERAL_ERROR));
+    }
+
+    #[test]
+    fn setup_table_out_of_memory_is_general_error() {
+        let mut m = machine();
+        m.free.clear();
+        assert_eq!(setup(&mut m, A, 1).status, gntst::GENERAL_ERROR);
+        assert_eq!(dom(&m, A).grant.nr_frames, 0);
+    }
+
+    #[test]
+    fn query_size_of_another_domain_is_bad_domain() {
+        let mut m = machine();
+        let q = one(&mut m, A, GNTTABOP_QUERY_SIZE, GnttabQuerySize { dom: B, nr_frames: 77, ..Default::default() });
+        assert_eq!((q.status, q.nr_frames), (gntst::BAD_DOMAIN, 77), "nothing filled in");
+        let q = one(&mut m, B, GNTTABOP_QUERY_SIZE, GnttabQuerySize { dom: B, ..Default::default() });
+        assert_eq!((q.status, q.nr_frames, q.max_nr_frames), (gntst::OKAY, 1, MAX_FRAMES));
+    }
+
+    // ---- map / unmap ----
+
+    #[test]
+    fn map_of_a_valid_grant_sets_reading_and_writing_pins_and_returns_a_handle() {
+        let mut m = machine();
+        grant(&mut m, B, 10, A, B_FRAME, PERMIT);
+        let r = map(&mut m, A, B, 10, GNTMAP_HOST_MAP);
+        assert_eq!((r.status, r.handle, r.dev_bus_addr), (gntst::OKAY, 0, 0));
+        assert_eq!(entry(&m, B, 10), (PERMIT | READING | WRITING, A, B_FRAME as u32));
+        assert_eq!(dom(&m, B).grant.pins[10], Pin { readers: 0, writers: 1, domid: A, frame: B_FRAME });
+        let a = dom(&m, A);
+        assert_eq!(a.grant.maptrack.get(0), Some(Mapping { dom: B, gref: 10, host_addr: HOST, device: false, readonly: false }));
+        assert_eq!(a.grant.mapped_frames[0], B_FRAME);
+        assert_eq!(m.mem.read(A_L1, 5), pte(B_FRAME, true), "the PTE maps the granted frame writable");
+        let f = frame_info(&m, B_FRAME);
+        assert_eq!((f.owner, f.count, f.ty, f.type_count), (B, 2, PageType::Writable, 1), "the PTE holds B's frame like any L1 entry");
+        assert_eq!(m.invlpgs, [HOST]);
+        let second = map_op(B, 10, GNTMAP_HOST_MAP, HOST + 0x1000);
+        let r2 = one(&mut m, A, GNTTABOP_MAP_GRANT_REF, second);
+        assert_eq!((r2.status, r2.handle), (gntst::OKAY, 1), "a second mapping gets its own handle");
+        assert_eq!(dom(&m, B).grant.pins[10].writers, 2);
+    }
+
+    #[test]
+    fn readonly_map_sets_only_reading_and_maps_readonly() {
+        let mut m = machine();
+        grant(&mut m, B, 3, A, B_FRAME, PERMIT | READONLY);
+        let r = map(&mut m, A, B, 3, GNTMAP_HOST_MAP | GNTMAP_READONLY);
+        assert_eq!(r.status, gntst::OKAY);
+        assert_eq!(entry(&m, B, 3).0, PERMIT | READONLY | READING);
+        assert_eq!(dom(&m, B).grant.pins[3], Pin { readers: 1, writers: 0, domid: A, frame: B_FRAME });
+        assert_eq!(m.mem.read(A_L1, 5), pte(B_FRAME, false));
+        assert_eq!(frame_info(&m, B_FRAME).type_count, 0, "no writable type for a read-only mapping");
+    }
+
+    #[test]
+    fn writable_map_of_a_readonly_grant_is_general_error() {
+        let mut m = machine();
+        grant(&mut m, B, 3, A, B_FRAME, PERMIT | READONLY);
+        let before = grant_state(&m, B);
+        assert_eq!(map(&mut m, A, B, 3, GNTMAP_HOST_MAP).status, gntst::GENERAL_ERROR);
+        assert!(grant_state(&m, B) == before);
+        assert_eq!(m.mem.read(A_L1, 5), 0);
+    }
+
+    #[test]
+    fn map_of_a_ref_past_the_table_is_bad_gntref() {
+        let mut m = machine();
+        let before = grant_state(&m, B);
+        for gref in [ENTRIES_PER_FRAME, ENTRIES_PER_FRAME * MAX_FRAMES, u32::MAX] {
+            assert_eq!(map(&mut m, A, B, gref, GNTMAP_HOST_MAP).status, gntst::BAD_GNTREF, "gref {gref}");
+        }
+        assert_eq!(map(&mut m, A, C, 0, GNTMAP_HOST_MAP).status, gntst::BAD_GNTREF, "C has no table at all");
+        assert!(grant_state(&m, B) == before);
+        assert_eq!(dom(&m, A).grant.maptrack.get(0), None);
+    }
+
+    #[test]
+    fn map_of_an_invalid_or_transfer_entry_is_general_error() {
+        let mut m = machine();
+        grant(&mut m, B, 4, A, B_FRAME, 0);
+        grant(&mut m, B, 5, A, B_FRAME, GrantType::AcceptTransfer.bits());
+        assert_eq!(map(&mut m, A, B, 4, GNTMAP_HOST_MAP).status, gntst::GENERAL_ERROR);
+        assert_eq!(map(&mut m, A, B, 5, GNTMAP_HOST_MAP).status, gntst::GENERAL_ERROR);
+        assert_eq!(entry(&m, B, 4).0, 0);
+    }
+
+    #[test]
+    fn map_decoding_errors_are_xens_statuses() {
+        let mut m = machine();
+        grant(&mut m, B, 10, A, B_FRAME, PERMIT);
+        assert_eq!(map(&mut m, A, B, 10, 0).status, gntst::BAD_GNTREF, "neither host nor device map");
+        assert_eq!(map(&mut m, A, B, 10, GNTMAP_READONLY).status, gntst::BAD_GNTREF);
+        assert_eq!(map(&mut m, A, xen_public::DOMID_SELF, 10, GNTMAP_HOST_MAP).status, gntst::BAD_DOMAIN, "DOMID_SELF is no granter");
+        assert_eq!(map(&mut m, A, 99, 10, GNTMAP_HOST_MAP).status, gntst::BAD_DOMAIN, "no such domain");
+        assert_eq!(map(&mut m, A, B, 10, GNTMAP_HOST_MAP | GNTMAP_CONTAINS_PTE).status, gntst::GENERAL_ERROR);
+        let bad_va = one(&mut m, A, GNTTABOP_MAP_GRANT_REF, map_op(B, 10, GNTMAP_HOST_MAP, 0xffff_8000_0000_0000));
+        assert_eq!(bad_va.status, gntst::GENERAL_ERROR, "hypervisor address");
+        let unmapped_l1 = one(&mut m, A, GNTTABOP_MAP_GRANT_REF, map_op(B, 10, GNTMAP_HOST_MAP, 0x4000_0000));
+        assert_eq!(unmapped_l1.status, gntst::GENERAL_ERROR, "no L1 for the address");
+        assert_eq!(entry(&m, B, 10).0, PERMIT, "every failure dropped the pin's flags");
+        assert!(!dom(&m, B).grant.pins[10].pinned());
+        assert_eq!(frame_info(&m, B_FRAME).count, 1);
+    }
+
+    #[test]
+    fn device_map_returns_the_bus_address_and_unmaps_by_it() {
+        let mut m = machine();
+        grant(&mut m, B, 10, A, B_FRAME, PERMIT);
+        let r = map(&mut m, A, B, 10, GNTMAP_DEVICE_MAP);
+        assert_eq!((r.status, r.dev_bus_addr), (gntst::OKAY, B_FRAME << 12));
+        let f = frame_info(&m, B_FRAME);
+        assert_eq!((f.count, f.type_count), (2, 1), "a device mapping holds a general and a writable reference");
+        assert_eq!(unmap(&mut m, A, r.handle, 0, (B_FRAME + 1) << 12), gntst::BAD_DEV_ADDR);
+        assert_eq!(unmap(&mut m, A, r.handle, 0, B_FRAME << 12), gntst::OKAY);
+        let f = frame_info(&m, B_FRAME);
+        assert_eq!((f.count, f.type_count), (1, 0));
+        assert_eq!(entry(&m, B, 10).0, PERMIT);
+    }
+
+    #[test]
+    fn unmap_releases_the_flags_the_pin_the_pte_and_the_handle() {
+        let mut m = machine();
+        grant(&mut m, B, 10, A, B_FRAME, PERMIT);
+        let h = map(&mut m, A, B, 10, GNTMAP_HOST_MAP).handle;
+        assert_eq!(unmap(&mut m, A, h, HOST, 0), gntst::OKAY);
+        assert_eq!(entry(&m, B, 10).0, PERMIT, "GTF_reading and GTF_writing cleared");
+        assert_eq!(dom(&m, B).grant.pins[10].writers, 0);
+        assert_eq!(m.mem.read(A_L1, 5), 0);
+        let f = frame_info(&m, B_FRAME);
+        assert_eq!((f.count, f.type_count), (1, 0), "the PTE's references are gone");
+        assert_eq!(m.flushes, 1, "the TLB is flushed before the pin goes");
+        assert_eq!(dom(&m, A).grant.maptrack.get(h), None);
+        assert_eq!(unmap(&mut m, A, h, HOST, 0), gntst::BAD_HANDLE, "a handle unmaps once");
+    }
+
+    #[test]
+    fn unmap_keeps_reading_while_a_readonly_pin_is_left() {
+        let mut m = machine();
+        grant(&mut m, B, 10, A, B_FRAME, PERMIT);
+        let w = map(&mut m, A, B, 10, GNTMAP_HOST_MAP).handle;
+        let r = one(&mut m, A, GNTTABOP_MAP_GRANT_REF, map_op(B, 10, GNTMAP_HOST_MAP | GNTMAP_READONLY, HOST + 0x1000)).handle;
+        assert_eq!(unmap(&mut m, A, w, HOST, 0), gntst::OKAY);
+        assert_eq!(entry(&m, B, 10).0, PERMIT | READING);
+        assert_eq!(unmap(&mut m, A, r, HOST + 0x1000, 0), gntst::OKAY);
+        assert_eq!(entry(&m, B, 10).0, PERMIT);
+    }
+
+    #[test]
+    fn unmap_with_a_bad_handle_or_address_changes_nothing() {
+        let mut m = machine();
+        grant(&mut m, B, 10, A, B_FRAME, PERMIT);
+        let h = map(&mut m, A, B, 10, GNTMAP_HOST_MAP).handle;
+        let before = (grant_state(&m, A), grant_state(&m, B), m.mem.read(A_L1, 5));
+        assert_eq!(unmap(&mut m, A, h + 1, HOST, 0), gntst::BAD_HANDLE);
+        assert_eq!(unmap(&mut m, A, u32::MAX, HOST, 0), gntst::BAD_HANDLE);
+        assert_eq!(unmap(&mut m, A, h, HOST + 0x1000, 0), gntst::GENERAL_ERROR, "not where it is mapped");
+        assert_eq!(unmap(&mut m, A, h, 0, 0), gntst::OKAY, "host_addr 0 leaves the host mapping (as Xen)");
+        assert!((grant_state(&m, A), grant_state(&m, B), m.mem.read(A_L1, 5)) == before);
+    }
+
+    #[test]
+    fn unmap_after_the_guest_replaced_the_pte_is_general_error_and_keeps_the_pin() {
+        let mut m = machine();
+        grant(&mut m, B, 10, A, B_FRAME, PERMIT);
+        let h = map(&mut m, A, B, 10, GNTMAP_HOST_MAP).handle;
+        m.mem.write(A_L1, 5, pte(20, true));
+        assert_eq!(unmap(&mut m, A, h, HOST, 0), gntst::GENERAL_ERROR);
+        assert_eq!(entry(&m, B, 10).0, PERMIT | READING | WRITING, "still pinned");
+        assert!(dom(&m, A).grant.maptrack.get(h).is_some());
+    }
+
+    #[test]
+    fn maptrack_full_is_no_device_space_and_undoes_the_mapping() {
+        let mut m = machine();
+        grant(&mut m, B, 10, A, B_FRAME, PERMIT | READONLY);
+        for i in 0..grant::MAPTRACK as u32 {
+            let r = map(&mut m, A, B, 10, GNTMAP_DEVICE_MAP | GNTMAP_READONLY);
+            assert_eq!((r.status, r.handle), (gntst::OKAY, i));
+        }
+        let count = frame_info(&m, B_FRAME).count;
+        assert_eq!(map(&mut m, A, B, 10, GNTMAP_DEVICE_MAP | GNTMAP_READONLY).status, gntst::NO_DEVICE_SPACE);
+        assert_eq!(dom(&m, B).grant.pins[10].readers, grant::MAPTRACK as u16);
+        assert_eq!(frame_info(&m, B_FRAME).count, count);
+    }
+
+    // ---- attacks on map / unmap ----
+
+    #[test]
+    fn mapping_a_grant_meant_for_another_domain_is_general_error() {
+        let mut m = machine();
+        grant(&mut m, B, 10, C, B_FRAME, PERMIT);
+        let before = (grant_state(&m, B), grant_state(&m, C), frame_info(&m, B_FRAME));
+        assert_eq!(map(&mut m, A, B, 10, GNTMAP_HOST_MAP).status, gntst::GENERAL_ERROR);
+        assert_eq!(map(&mut m, A, B, 10, GNTMAP_DEVICE_MAP | GNTMAP_READONLY).status, gntst::GENERAL_ERROR);
+        assert!((grant_state(&m, B), grant_state(&m, C), frame_info(&m, B_FRAME)) == before, "neither B nor C changed");
+        assert_eq!(m.mem.read(A_L1, 5), 0);
+    }
+
+    #[test]
+    fn a_grant_of_a_frame_the_granter_does_not_own_is_bad_page() {
+        let mut m = machine();
+        let c_frame = first_frame(C) + 3;
+        grant(&mut m, B, 10, A, c_frame, PERMIT);
+        grant(&mut m, B, 11, A, NR_MFNS + 5, PERMIT);
+        let before = (grant_state(&m, C), frame_info(&m, c_frame));
+        assert_eq!(map(&mut m, A, B, 10, GNTMAP_HOST_MAP).status, gntst::BAD_PAGE);
+        assert_eq!(map(&mut m, A, B, 11, GNTMAP_HOST_MAP).status, gntst::BAD_PAGE, "a frame past the machine");
+        assert_eq!(entry(&m, B, 10).0, PERMIT, "the flags the pin set are gone");
+        assert_eq!(dom(&m, B).grant.pins[10], Pin::default());
+        assert!((grant_state(&m, C), frame_info(&m, c_frame)) == before, "C's frame untouched");
+        assert_eq!(m.mem.read(A_L1, 5), 0);
+    }
+
+    #[test]
+    fn revocation_while_pinned_keeps_the_flags_and_the_first_frame() {
+        let mut m = machine();
+        grant(&mut m, B, 10, A, B_FRAME, PERMIT);
+        let h = map(&mut m, A, B, 10, GNTMAP_HOST_MAP).handle;
+        // B revokes (and re-grants the entry to C, another frame) while A
+        // still maps it: the hypervisor's flags stay in the entry.
+        grant(&mut m, B, 10, C, B_FRAME2, PERMIT | READING | WRITING);
+        let c_before = grant_state(&m, C);
+        assert_eq!(map(&mut m, C, B, 10, GNTMAP_DEVICE_MAP).status, gntst::GENERAL_ERROR, "C cannot pin what A pins");
+        assert!(grant_state(&m, C) == c_before);
+        let again = one(&mut m, A, GNTTABOP_MAP_GRANT_REF, map_op(B, 10, GNTMAP_HOST_MAP, HOST + 0x1000));
+        assert_eq!(again.status, gntst::OKAY, "A's further pins use the pinned frame");
+        assert_eq!(m.mem.read(A_L1, 6), pte(B_FRAME, true), "not the frame B wrote afterwards");
+        assert_eq!(unmap(&mut m, A, h, HOST, 0), gntst::OKAY);
+        assert_eq!(entry(&m, B, 10).0 & (READING | WRITING), READING | WRITING, "still pinned by the other mapping");
+        assert_eq!(unmap(&mut m, A, again.handle, HOST + 0x1000, 0), gntst::OKAY);
+        assert_eq!(entry(&m, B, 10).0, PERMIT, "unpinned: the flags go");
+        assert_eq!(frame_info(&m, B_FRAME).count, 1);
+        assert_eq!(frame_info(&m, B_FRAME2).count, 1, "the re-granted frame was never referenced");
+    }
+
+    #[test]
+    fn a_revocation_between_the_read_and_the_swap_is_seen_by_the_swap() {
+        let mut m = machine();
+        grant(&mut m, B, 10, A, B_FRAME, PERMIT);
+        let at_word = (dom(&m, B).grant.frames[0], 10 * 8);
+        *m.race.borrow_mut() = Some((at_word.0, at_word.1, Race::Once(u32::from(PERMIT) | u32::from(C) << 16)));
+        assert_eq!(map(&mut m, A, B, 10, GNTMAP_HOST_MAP).status, gntst::GENERAL_ERROR);
+        assert_eq!(entry(&m, B, 10), (PERMIT, C, B_FRAME as u32), "no flag set on the revoked entry");
+        assert_eq!(dom(&m, B).grant.pins[10], Pin::default());
+    }
+
+    #[test]
+    fn an_entry_changing_on_every_swap_is_general_error_after_five_tries() {
+        let mut m = machine();
+        grant(&mut m, B, 10, A, B_FRAME, PERMIT);
+        let frame = dom(&m, B).grant.frames[0];
+        *m.race.borrow_mut() = Some((frame, 80, Race::Forever));
+        assert_eq!(map(&mut m, A, B, 10, GNTMAP_HOST_MAP).status, gntst::GENERAL_ERROR);
+        assert_eq!(entry(&m, B, 10).0 & (READING | WRITING), 0);
+        assert_eq!(dom(&m, B).grant.pins[10], Pin::default());
+    }
+
+    #[test]
+    fn unmapping_someone_elses_handle_is_bad_handle_and_changes_nothing() {
+        let mut m = machine();
+        grant(&mut m, B, 10, A, B_FRAME, PERMIT);
+        let h = map(&mut m, A, B, 10, GNTMAP_HOST_MAP).handle;
+        let before = (grant_state(&m, A), grant_state(&m, B), m.mem.read(A_L1, 5), frame_info(&m, B_FRAME));
+        assert_eq!(unmap(&mut m, C, h, HOST, 0), gntst::BAD_HANDLE, "C's maptrack has no such handle");
+        assert_eq!(unmap(&mut m, B, h, HOST, B_FRAME << 12), gntst::BAD_HANDLE, "nor has the granter's");
+        assert!((grant_state(&m, A), grant_state(&m, B), m.mem.read(A_L1, 5), frame_info(&m, B_FRAME)) == before);
+    }
+
+    // ---- copy ----
+
+    fn copy_op(src: (u64, u16, u16), dst: (u64, u16, u16), len: u16, flags: u16) -> GnttabCopy {
+        GnttabCopy {
+            source: GnttabCopyPtr { u: src.0, domid: src.1, offset: src.2, ..Default::default() },
+            dest: GnttabCopyPtr { u: dst.0, domid: dst.1, offset: dst.2, ..Default::default() },
+            len,
+            flags,
+            ..Default::default()
+        }
+    }
+
+    fn copy(m: &mut Machine, caller: u16, op: GnttabCopy) -> i16 {
+        one(m, caller, GNTTABOP_COPY, op).status
+    }
+
+    fn bytes_at(m: &Machine, mfn: u64, off: usize, len: usize) -> Vec<u8> {
+        let f = m.frame(mfn).unwrap();
+        (0..len).map(|i| f.get::<1>(off + i)[0]).collect()
+    }
+
+    fn fill(m: &Machine, mfn: u64, off: usize, data: &[u8]) {
+        m.frame(mfn).unwrap().put(off, data);
+    }
+
+    const SELF: u16 = xen_public::DOMID_SELF;
+
+    #[test]
+    fn copy_between_domains_in_both_directions_through_grants() {
+        let mut m = machine();
+        let a_frame = first_frame(A) + 10;
+        grant(&mut m, B, 10, A, B_FRAME, PERMIT);
+        fill(&m, B_FRAME, 100, b"from B");
+        let op = copy_op((10, B, 100), (a_frame, SELF, 4000), 6, GNTCOPY_SOURCE_GREF);
+        assert_eq!(copy(&mut m, A, op), gntst::OKAY);
+        assert_eq!(bytes_at(&m, a_frame, 4000, 6), b"from B");
+        fill(&m, a_frame, 0, b"from A!");
+        let op = copy_op((a_frame, A, 0), (10, B, 4089), 7, GNTCOPY_DEST_GREF);
+        assert_eq!(copy(&mut m, A, op), gntst::OKAY);
+        assert_eq!(bytes_at(&m, B_FRAME, 4089, 7), b"from A!");
+        assert_eq!(entry(&m, B, 10).0, PERMIT, "the copy's pins are gone");
+        for f in [a_frame, B_FRAME] {
+            let i = frame_info(&m, f);
+            assert_eq!((i.count, i.type_count), (1, 0), "the copy's references are gone");
+        }
+    }
+
+    #[test]
+    fn copy_with_both_sides_granted() {
+        let mut m = machine();
+        assert_eq!(setup(&mut m, C, 1).status, gntst::OKAY);
+        let c_frame = first_frame(C) + 1;
+        grant(&mut m, B, 10, A, B_FRAME, PERMIT | READONLY);
+        grant(&mut m, C, 20, A, c_frame, PERMIT);
+        fill(&m, B_FRAME, 0, &[0xab; 4096]);
+        let op = copy_op((10, B, 0), (20, C, 0), 4096, GNTCOPY_SOURCE_GREF | GNTCOPY_DEST_GREF);
+        assert_eq!(copy(&mut m, A, op), gntst::OKAY);
+        assert_eq!(bytes_at(&m, c_frame, 0, 4096), [0xab; 4096]);
+    }
+
+    #[test]
+    fn copy_crossing_the_page_is_bad_copy_arg() {
+        let mut m = machine();
+        let a_frame = first_frame(A) + 10;
+        grant(&mut m, B, 10, A, B_FRAME, PERMIT);
+        for (so, doff, len) in [(4000, 0, 97), (0, 4095, 2), (u16::MAX, 0, 1), (0, 0, u16::MAX), (1, 0, 4096)] {
+            let op = copy_op((10, B, so), (a_frame, SELF, doff), len, GNTCOPY_SOURCE_GREF);
+            assert_eq!(copy(&mut m, A, op), gntst::BAD_COPY_ARG, "{so} {doff} {len}");
+        }
+        assert_eq!(entry(&m, B, 10).0, PERMIT, "checked before anything is pinned");
+    }
+
+    #[test]
+    fn copy_with_bad_refs_is_bad_gntref_and_releases_the_other_side() {
+        let mut m = machine();
+        let a_frame = first_frame(A) + 10;
+        grant(&mut m, B, 10, A, B_FRAME, PERMIT);
+        let op = copy_op((u64::from(ENTRIES_PER_FRAME), B, 0), (a_frame, SELF, 0), 8, GNTCOPY_SOURCE_GREF);
+        assert_eq!(copy(&mut m, A, op), gntst::BAD_GNTREF);
+        let op = copy_op((10, B, 0), (u64::from(u32::MAX), B, 0), 8, GNTCOPY_SOURCE_GREF | GNTCOPY_DEST_GREF);
+        assert_eq!(copy(&mut m, A, op), gntst::BAD_GNTREF);
+        assert_eq!(entry(&m, B, 10).0, PERMIT, "the source's pin was dropped");
+        assert_eq!(frame_info(&m, B_FRAME).count, 1);
+        let op = copy_op((10, 99, 0), (a_frame, SELF, 0), 8, GNTCOPY_SOURCE_GREF);
+        assert_eq!(copy(&mut m, A, op), gntst::BAD_DOMAIN);
+    }
+
+    #[test]
+    fn copy_into_a_readonly_grant_is_general_error() {
+        let mut m = machine();
+        let a_frame = first_frame(A) + 10;
+        grant(&mut m, B, 10, A, B_FRAME, PERMIT | READONLY);
+        fill(&m, B_FRAME, 0, b"keep");
+        let op = copy_op((a_frame, SELF, 0), (10, B, 0), 4, GNTCOPY_DEST_GREF);
+        assert_eq!(copy(&mut m, A, op), gntst::GENERAL_ERROR);
+        assert_eq!(bytes_at(&m, B_FRAME, 0, 4), b"keep");
+        assert_eq!(frame_info(&m, a_frame).count, 1, "the source's reference was dropped");
+    }
+
+    #[test]
+    fn copy_naming_frames_of_other_domains_is_refused() {
+        let mut m = machine();
+        let a_frame = first_frame(A) + 10;
+        let before = (frame_info(&m, B_FRAME), bytes_at(&m, B_FRAME, 0, 16));
+        let op = copy_op((a_frame, SELF, 0), (B_FRAME, B, 0), 16, 0);
+        assert_eq!(copy(&mut m, A, op), gntst::PERMISSION_DENIED, "another existing domain's frame");
+        let op = copy_op((a_frame, SELF, 0), (B_FRAME, 99, 0), 16, 0);
+        assert_eq!(copy(&mut m, A, op), gntst::BAD_DOMAIN);
+        fill(&m, a_frame, 0, &[1; 16]);
+        let op = copy_op((a_frame, SELF, 0), (B_FRAME, SELF, 0), 16, 0);
+        assert_eq!(copy(&mut m, A, op), gntst::BAD_PAGE, "B's frame named as A's own");
+        let op = copy_op((B_FRAME, SELF, 0), (a_frame, SELF, 0), 16, 0);
+        assert_eq!(copy(&mut m, A, op), gntst::BAD_PAGE);
+        assert!((frame_info(&m, B_FRAME), bytes_at(&m, B_FRAME, 0, 16)) == before, "B's frame untouched");
+        assert_eq!(frame_info(&m, a_frame).count, 1);
+    }
+
+    #[test]
+    fn copy_into_a_page_table_is_general_error() {
+        let mut m = machine();
+        let a_frame = first_frame(A) + 10;
+        let before = frame_info(&m, A_L1);
+        let op = copy_op((a_frame, SELF, 0), (A_L1, SELF, 0), 8, 0);
+        assert_eq!(copy(&mut m, A, op), gntst::GENERAL_ERROR);
+        assert_eq!(frame_info(&m, A_L1), before);
+        assert_eq!(frame_info(&m, a_frame).count, 1);
+    }
+
+    // ---- transfer ----
+
+    #[test]
+    fn transfer_moves_a_frame_into_an_accept_transfer_entry() {
+        let mut m = machine();
+        let a_frame = first_frame(A) + 30;
+        grant(&mut m, B, 12, A, 0x1234, GrantType::AcceptTransfer.bits());
+        let op = GnttabTransfer { mfn: a_frame, domid: B, ref_: 12, ..Default::default() };
+        assert_eq!(one(&mut m, A, GNTTABOP_TRANSFER, op).status, gntst::OKAY);
+        assert_eq!(frame_info(&m, a_frame).owner, B);
+        assert_eq!((dom(&m, A).nr_pages, dom(&m, B).nr_pages), (47, 49));
+        let done = GtfFlags::TRANSFER_COMMITTED.union(GtfFlags::TRANSFER_COMPLETED).with_type(GrantType::AcceptTransfer);
+        assert_eq!(entry(&m, B, 12), (done, A, a_frame as u32));
+        assert_eq!(m.m2p.get(&a_frame), Some(&0x1234));
+        assert_eq!(m.kicks, 1);
+        let again = GnttabTransfer { mfn: first_frame(A) + 31, domid: B, ref_: 12, ..Default::default() };
+        assert_eq!(one(&mut m, A, GNTTABOP_TRANSFER, again).status, gntst::GENERAL_ERROR, "already committed");
+        assert_eq!(m.freed, [first_frame(A) + 31], "a frame that left its owner is freed on failure");
+    }
+
+    #[test]
+    fn transfer_of_a_special_or_foreign_frame_is_bad_page() {
+        let mut m = machine();
+        grant(&mut m, B, 12, A, 0, GrantType::AcceptTransfer.bits());
+        let gframe = dom(&m, B).grant.frames[0];
+        for mfn in [gframe, first_frame(A), first_frame(C), NR_MFNS + 1] {
+            let op = GnttabTransfer { mfn, domid: A, ref_: 0, ..Default::default() };
+            assert_eq!(one(&mut m, B, GNTTABOP_TRANSFER, op).status, gntst::BAD_PAGE, "mfn {mfn}: B's grant frame, A's..");
+        }
+        let op = GnttabTransfer { mfn: A_L1, domid: B, ref_: 12, ..Default::default() };
+        assert_eq!(one(&mut m, A, GNTTABOP_TRANSFER, op).status, gntst::BAD_PAGE, "a referenced frame (a live L1)");
+        assert_eq!(frame_info(&m, first_frame(C)).owner, C);
+        assert_eq!(entry(&m, B, 12).0, GrantType::AcceptTransfer.bits());
+    }
+
+    // ---- the array, its decoding and continuations ----
+
+    fn query_ops(n: usize) -> Vec<GnttabQuerySize> {
+        std::vec![GnttabQuerySize { dom: SELF, status: 77, ..Default::default() }; n]
+    }
+
+    #[test]
+    fn a_batch_continues_after_gnttab_per_call_ops_with_rsi_and_rdx_advanced() {
+        let mut m = machine();
+        let ops = query_ops(200);
+        let g = guest_with(16 * 200);
+        for (i, op) in ops.iter().enumerate() {
+            g.copy_to(UOP + i as u64 * 16, op).unwrap();
+        }
+        let mut r = regs(GNTTABOP_QUERY_SIZE, UOP, 200);
+        let ret = call(&mut m, B, &g, &mut r);
+        assert_eq!(ret as u64, xen_public::hypercall::GRANT_TABLE_OP, "RAX keeps the hypercall number");
+        assert_eq!(r.rip, 0x1000, "the hypercall instruction runs again");
+        assert_eq!((r.rsi, r.rdx), (UOP + GNTTAB_PER_CALL * 16, 200 - GNTTAB_PER_CALL));
+        let done = |i: u64| g.copy_from::<GnttabQuerySize>(UOP + i * 16).unwrap().status;
+        assert_eq!((done(GNTTAB_PER_CALL - 1), done(GNTTAB_PER_CALL)), (gntst::OKAY, 77));
+        r.rip = 0x1002;
+        assert_eq!(call(&mut m, B, &g, &mut r), 0, "the re-issued call finishes");
+        assert_eq!(done(199), gntst::OKAY);
+    }
+
+    #[test]
+    fn preemption_continues_after_at_least_one_op() {
+        let mut m = machine();
+        m.preempt_after = Some(0);
+        let g = guest_with(16 * 3);
+        for i in 0..3 {
+            g.copy_to(UOP + i * 16, &query_ops(1)[0]).unwrap();
+        }
+        let mut r = regs(GNTTABOP_QUERY_SIZE, UOP, 3);
+        assert_eq!(call(&mut m, B, &g, &mut r) as u64, xen_public::hypercall::GRANT_TABLE_OP);
+        assert_eq!((r.rsi, r.rdx, r.rip), (UOP + 16, 2, 0x1000), "one op done, then continued");
+        assert_eq!(g.copy_from::<GnttabQuerySize>(UOP + 16).unwrap().status, 77);
+    }
+
+    #[test]
+    fn a_huge_count_is_its_low_32_bits_continued_per_call() {
+        let mut m = machine();
+        let g = guest_with(16 * GNTTAB_PER_CALL);
+        let mut r = regs(GNTTABOP_QUERY_SIZE, UOP, u64::MAX);
+        assert_eq!(call(&mut m, B, &g, &mut r) as u64, xen_public::hypercall::GRANT_TABLE_OP);
+        assert_eq!(r.rdx, u64::from(u32::MAX) - GNTTAB_PER_CALL);
+        g.copy_to(UOP, &query_ops(1)[0]).unwrap();
+        let mut r = regs(GNTTABOP_QUERY_SIZE, UOP, 1 << 32);
+        assert_eq!(call(&mut m, B, &g, &mut r), 0, "count 2^32 is 0 ops");
+        assert_eq!(g.copy_from::<GnttabQuerySize>(UOP).unwrap().status, 77, "nothing written");
+    }
+
+    #[test]
+    fn an_unmapped_op_array_is_efault() {
+        let mut m = machine();
+        grant(&mut m, B, 10, A, B_FRAME, PERMIT);
+        let g = guest_with(4096);
+        let mut r = regs(GNTTABOP_MAP_GRANT_REF, 0xdead_0000, 1);
+        assert_eq!(call(&mut m, A, &g, &mut r), -EFAULT);
+        // The first op lies in the page, the second runs off its end.
+        let at = UOP + 4096 - 32;
+        g.copy_to(at, &map_op(B, 10, GNTMAP_HOST_MAP, HOST)).unwrap();
+        let mut r = regs(GNTTABOP_MAP_GRANT_REF, at, 2);
+        assert_eq!(call(&mut m, A, &g, &mut r), -EFAULT, "the second op faults");
+        assert_eq!(g.copy_from::<GnttabMapGrantRef>(at).unwrap().status, gntst::OKAY, "the first op was done");
+        assert_eq!(entry(&m, B, 10).0, PERMIT | READING | WRITING, "and stays done, as in Xen");
+    }
+
+    #[test]
+    fn unknown_cmds_are_enosys() {
+        let mut m = machine();
+        let g = guest_with(4096);
+        for cmd in [GNTTABOP_UNMAP_AND_REPLACE, GNTTABOP_GET_STATUS_FRAMES, GNTTABOP_SWAP_GRANT_REF, GNTTABOP_CACHE_FLUSH, 13, 0xffff_ffff] {
+            assert_eq!(call(&mut m, A, &g, &mut regs(cmd, UOP, 1)), -ENOSYS, "cmd {cmd}");
+        }
+        assert_eq!(call(&mut m, A, &g, &mut regs(GNTTABOP_DUMP_TABLE, UOP, 1)), -ENOSYS, "dump_table is dom0's");
+        let q = GnttabQuerySize { dom: SELF, ..Default::default() };
+        g.copy_to(UOP, &q).unwrap();
+        assert_eq!(call(&mut m, B, &g, &mut regs((1 << 32) | GNTTABOP_QUERY_SIZE, UOP, 1)), 0, "cmd is RDI's low 32 bits");
+        assert_eq!(g.copy_from::<GnttabQuerySize>(UOP).unwrap().nr_frames, 1);
+    }
+
+    #[test]
+    fn pending_devalidations_are_finished_first() {
+        let mut m = machine();
+        m.drain = Err(-85);
+        let ops = query_ops(1);
+        let (r, out) = run(&mut m, B, GNTTABOP_QUERY_SIZE, &ops);
+        assert_eq!((r, out[0].status), (-85, 77), "-ERESTART before any op");
+        let (r, _) = run(&mut m, B, GNTTABOP_GET_VERSION, &[GnttabGetVersion { dom: SELF, ..Default::default() }]);
+        assert_eq!(r, 0, "the version ops do not wait");
+    }
+
+    #[test]
+    fn set_and_get_version_know_only_version_1() {
+        let mut m = machine();
+        let set = |v| GnttabSetVersion { version: v };
+        assert_eq!(run(&mut m, A, GNTTABOP_SET_VERSION, &[set(1)]).0, 0);
+        assert_eq!(run(&mut m, A, GNTTABOP_SET_VERSION, &[set(2)]).0, -ENOSYS);
+        assert_eq!(run(&mut m, A, GNTTABOP_SET_VERSION, &[set(1), set(1)]).0, -EINVAL, "count must be 1");
+        let (r, out) = run(&mut m, A, GNTTABOP_GET_VERSION, &[GnttabGetVersion { dom: A, ..Default::default() }]);
+        assert_eq!((r, out[0].version), (0, 1));
+        assert_eq!(run(&mut m, A, GNTTABOP_GET_VERSION, &[GnttabGetVersion { dom: B, ..Default::default() }]).0, -ESRCH);
+        let g = FakeGuest::default();
+        assert_eq!(call(&mut m, A, &g, &mut regs(GNTTABOP_GET_VERSION, UOP, 1)), -EFAULT);
+    }
+
+    #[test]
+    fn dump_table_logs_the_entries_in_use_for_dom0() {
+        let mut m = machine();
+        assert_eq!(setup(&mut m, DOM0, 1).status, gntst::OKAY);
+        grant(&mut m, DOM0, 7, A, 5, PERMIT);
+        let r = one(&mut m, DOM0, GNTTABOP_DUMP_TABLE, GnttabDumpTable { dom: SELF, ..Default::default() });
+        assert_eq!(r.status, gntst::OKAY);
+        assert_eq!(m.log.len(), 1);
+        assert!(m.log[0].starts_with("grant-table d0 ref 7: flags 0x0001 domid 1 frame 0x5"), "{}", m.log[0]);
+        let r = one(&mut m, DOM0, GNTTABOP_DUMP_TABLE, GnttabDumpTable { dom: B, ..Default::default() });
+        assert_eq!(r.status, gntst::BAD_DOMAIN);
+    }
+
+    // ---- domain destruction ----
+
+    #[test]
+    fn a_dead_mappers_pins_go_and_a_dead_granters_handles_name_no_one() {
+        let mut m = machine();
+        grant(&mut m, B, 10, A, B_FRAME, PERMIT);
+        grant(&mut m, B, 11, C, B_FRAME2, PERMIT);
+        let dev = map(&mut m, A, B, 10, GNTMAP_DEVICE_MAP);
+        assert_eq!(dev.status, gntst::OKAY);
+        assert_eq!(map(&mut m, C, B, 11, GNTMAP_DEVICE_MAP | GNTMAP_READONLY).status, gntst::OKAY);
+        let mut caller = m.doms.remove(&DOM0).unwrap();
+        let mut dead = m.doms.remove(&A).unwrap();
+        release_grants(&mut m, &mut caller, &mut dead);
+        assert_eq!(entry(&m, B, 10).0, PERMIT, "A's pin on B's grant is gone");
+        assert_eq!(frame_info(&m, B_FRAME).count, 1, "and its device mapping's references");
+        assert_eq!(entry(&m, B, 11).0, PERMIT | READING, "C's pin stays");
+        m.doms.remove(&B);
+        forget_granter(&mut m, &mut caller, B);
+        assert_eq!(dom(&m, C).grant.maptrack.get(0).map(|x| x.dom), Some(DEAD_GRANTER), "C's handle names no granter");
+        let c_before = grant_state(&m, C);
+        assert_eq!(unmap(&mut m, C, 0, 0, B_FRAME2 << 12), gntst::OKAY, "C can still unmap");
+        assert_eq!(dom(&m, C).grant.maptrack.get(0), None);
+        assert_eq!(c_before.1, grant_state(&m, C).1, "and touches no pin of a domain reusing the id");
+    }
+}
