@@ -41,6 +41,18 @@ pub trait GuestAccess {
     }
 }
 
+/// A shared borrow of guest memory is guest memory (a caller may hand out
+/// the same memory to several users).
+impl<G: GuestAccess + ?Sized> GuestAccess for &G {
+    fn read(&self, va: u64, buf: &mut [u8]) -> Result<(), Efault> {
+        (**self).read(va, buf)
+    }
+
+    fn write(&self, va: u64, buf: &[u8]) -> Result<(), Efault> {
+        (**self).write(va, buf)
+    }
+}
+
 #[cfg(test)]
 pub mod tests {
     //! A guest address space for host tests: pages that exist, and every

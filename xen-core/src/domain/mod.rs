@@ -1,8 +1,9 @@
 //! Domains: the domain-wide state ([`Domain`]) and its vCPUs ([`Guest`],
 //! [`vcpu::Vcpu`]), their initial layout, their page tables as the builder
 //! makes them, the hypercalls that need only the caller's vCPU, domain and
-//! memory and the event-channel operations (host-tested over
-//! [`guest_mem::GuestAccess`]), and (on the target) the builder of dom0.
+//! memory, the event-channel operations and the MMU hypercalls
+//! (host-tested over [`guest_mem::GuestAccess`]), and (on the target) the
+//! builder of dom0.
 //! `Guest::vcpu`, which stops the machine on a bad id, is in `guest.rs`.
 //!
 //! Invariant: a `Guest` always has [`MAX_VCPUS`] vCPUs, each knowing its
@@ -15,6 +16,7 @@ pub mod evtchn_ops;
 pub mod gnttab_ops;
 pub mod guest_mem;
 pub mod info_ops;
+pub mod mmu_ops;
 pub use xen_dombuild::{layout, pagetable};
 #[cfg(target_os = "none")]
 pub mod build;

@@ -1,9 +1,11 @@
 //! Hypercall dispatch by Xen's numbers, and the handlers that need the
 //! live machine: console, scheduling, timers, iret and the families in the
-//! submodules (MMU, grants, control, vCPU contexts, audit, the live glue of
-//! event channels). The handlers that need only the caller's vCPU, domain
-//! and memory (traps and callbacks, stack, segment bases, FPU, xen_version,
-//! vm_assist, event channels) are in `domain/` and tested on the host.
+//! submodules (grants, control, vCPU contexts, audit, the live glue of
+//! event channels and of the MMU hypercalls). The handlers that need only
+//! the caller's vCPU, domain and memory (traps and callbacks, stack, segment
+//! bases, FPU, xen_version, vm_assist, event channels) and the MMU
+//! hypercalls (over a host trait for the frame-table lock, TLBs and
+//! descriptor tables) are in `domain/` and tested on the host.
 //!
 //! Every argument is untrusted: guest pointers go through [`GuestMem`],
 //! addresses that will reach the hardware must be canonical, and every
@@ -170,12 +172,7 @@ const _: () = {
     }
 };
 
-/// Xen's errors where a table is validated: -ERESTART (a preempted
-/// validation, continued by re-issuing the call) stays, every other
-/// failure is -EINVAL.
-fn restart_or_einval(e: i64) -> i64 {
-    if e == -control::ERESTART { e } else { -EINVAL }
-}
+use crate::domain::mmu_ops::restart_or_einval;
 
 fn sched_op(v: &mut Vcpu, d: &mut Domain, regs: &CpuUserRegs, cmd: u32, arg: u64) -> Ret {
     use xen_public::{SCHEDOP_BLOCK, SCHEDOP_POLL, SCHEDOP_SHUTDOWN, SCHEDOP_YIELD};
