@@ -26,7 +26,7 @@ use super::vcpu_ops::continue_later;
 use crate::mm::descriptor::check_descriptor;
 use crate::mm::guest_walk::guest_va_ok;
 use crate::mm::page_type::{FrameTable, MmError, PageMem, PageType, Who};
-use xen_public::errno::{EACCES, EFAULT, EINVAL, ENOSYS, EPERM, ESRCH};
+use xen_public::errno::{EACCES, EFAULT, EINVAL, ENOSYS, EOPNOTSUPP, EPERM, ESRCH};
 use xen_public::hypercall as nr;
 use xen_public::pte::{PteFlags, pte_maddr};
 use xen_public::{MmuUpdate, MmuextOp, MulticallEntry};
@@ -440,7 +440,12 @@ fn mmuext_one<H: MmuHost>(h: &mut H, v: &mut Vcpu, d: &mut Domain, pg: u16, cmd:
     // Pins act on the frames of `pg` (a builder pins a new domain's tables
     // with its ownership rules).
     let pin_who = if pg == d.domid { w } else { Who::own(pg, false) };
+    // Every other command acts on the caller's own vCPU or TLB, or (clear
+    // and copy) on pg_owner's pages: naming another domain for one of the
+    // former is -EPERM, as Xen's `currd != pg_owner` checks.
+    let foreign = pg != d.domid;
     match cmd {
+        5..=15 | 18 if foreign => Err(-EPERM),
         0..=3 => {
             let mut pm = h.page_mem();
             locked(h, |ft, _| ft.pin(&mut pm, arg1, cmd as u8 + 1, pin_who).map_err(|e| restart_or_einval(e.errno())))
@@ -469,10 +474,18 @@ fn mmuext_one<H: MmuHost>(h: &mut H, v: &mut Vcpu, d: &mut Domain, pg: u16, cmd:
             Ok(())
         }
         12 => Err(-EACCES),
+        // MMUEXT_FLUSH_CACHE_GLOBAL: the same permission, -EINVAL without it.
+        18 if d.privileged => {
+            h.wbinvd();
+            Ok(())
+        }
+        18 => Err(-EINVAL),
+        // MMUEXT_MARK_SUPER / UNMARK_SUPER: gone from Xen, which says so.
+        19 | 20 => Err(-EOPNOTSUPP),
         13 => set_ldt(h, v, d, if arg2 == 0 { 0 } else { arg1 }, arg2),
         15 => new_user_baseptr(h, v, d, arg1),
-        16 => clear_or_copy(h, w, arg1, None),
-        17 => clear_or_copy(h, w, arg1, Some(arg2)),
+        16 => clear_or_copy(h, pin_who, arg1, None),
+        17 => clear_or_copy(h, pin_who, arg1, Some(arg2)),
         _ => Err(-ENOSYS),
     }
 }
@@ -1403,7 +1416,7 @@ mod tests {
     fn mmuext_unknown_cmd_is_enosys() {
         let g = guest();
         let (mut h, mut v, mut d) = (Host::new(&g), Vcpu::default(), domain(true));
-        for cmd in [14, 18, 19, 20, 0xffff_ffff] {
+        for cmd in [14, 21, 0xffff_ffff] {
             g.copy_to(DONE, &0xdeadu32).unwrap();
             assert_eq!(run_ext(&mut h, &mut v, &mut d, &[op(TLB_FLUSH_LOCAL, 0, 0), op(cmd, 5, 5)], SELF), -ENOSYS, "cmd {cmd}");
             assert_eq!(done(&g), 1);
@@ -1419,6 +1432,43 @@ mod tests {
         let (mut h, mut v, mut d) = (Host::new(&g), Vcpu::default(), domain(true));
         assert_eq!(run_ext(&mut h, &mut v, &mut d, &[op(FLUSH_CACHE, 0, 0)], SELF), 0);
         assert!(h.log.contains(&Ev::Wbinvd));
+    }
+
+    #[test]
+    fn mmuext_flush_cache_global_needs_privilege_else_einval() {
+        let g = guest();
+        let (mut h, mut v, mut d) = (Host::new(&g), Vcpu::default(), domain(false));
+        assert_eq!(run_ext(&mut h, &mut v, &mut d, &[op(18, 0, 0)], SELF), -EINVAL);
+        assert!(h.log.is_empty());
+        let (mut h, mut v, mut d) = (Host::new(&g), Vcpu::default(), domain(true));
+        assert_eq!(run_ext(&mut h, &mut v, &mut d, &[op(18, 0, 0)], SELF), 0);
+        assert_eq!(h.log, [Ev::Wbinvd]);
+    }
+
+    #[test]
+    fn mmuext_mark_super_and_unmark_super_are_eopnotsupp() {
+        let g = guest();
+        let (mut h, mut v, mut d) = (Host::new(&g), Vcpu::default(), domain(true));
+        for cmd in [19, 20] {
+            assert_eq!(run_ext(&mut h, &mut v, &mut d, &[op(cmd, 5, 0)], SELF), -EOPNOTSUPP, "cmd {cmd}");
+        }
+    }
+
+    #[test]
+    fn mmuext_vcpu_and_tlb_commands_naming_a_foreign_pg_owner_are_eperm() {
+        // Xen's `currd != pg_owner` checks: a privileged builder may pin
+        // another domain's tables, but not load its base pointers, LDT or
+        // flush on its behalf.
+        let g = guest();
+        for cmd in [NEW_BASEPTR, TLB_FLUSH_LOCAL, INVLPG_LOCAL, 8, 9, 10, 11, FLUSH_CACHE, SET_LDT, NEW_USER_BASEPTR, 18] {
+            let (mut h, mut v, mut d) = (Host::new(&g), Vcpu::default(), domain(true));
+            let before = h.others_state();
+            assert_eq!(run_ext(&mut h, &mut v, &mut d, &[op(cmd, 11, 1)], u64::from(OTHER)), -EPERM, "cmd {cmd}");
+            // The batch's closing remote flush of pg_owner's CPUs is all.
+            assert!(h.log.iter().all(|e| *e == Ev::FlushRemote(OTHER)), "cmd {cmd}: {:?}", h.log);
+            assert_eq!((v.guest_table, v.guest_table_user), (0, 0));
+            assert!(h.others_state() == before);
+        }
     }
 
     #[test]

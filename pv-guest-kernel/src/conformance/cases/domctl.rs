@@ -189,6 +189,21 @@ cases! {
         domctl_simple(2, id);
         expect(r, -EINVAL)
     }
+    mmuext_own_vcpu_commands_naming_another_domain_eperm ("mmuext_op", "foreigndom on NEW_BASEPTR, TLB flushes, SET_LDT", Attack) {
+        let id = match create_with_vcpu() {
+            Ok(id) => id,
+            Err(e) => return expect(e, 0),
+        };
+        // Privileged dom0 names the new domain as pg_owner for commands
+        // that act on the caller's own vCPU and TLB (Xen: currd != pg_owner).
+        let on_other = |cmd: u32, arg1: u64, arg2: u64| {
+            let op = MmuextOp { cmd, arg1, arg2, ..Default::default() };
+            call(nr::MMUEXT_OP, ptr(&op), 1, 0, u64::from(id), 0)
+        };
+        let r = [on_other(6, 0, 0), on_other(7, 0x1000, 0), on_other(10, 0, 0), on_other(5, 0, 0), on_other(13, 0, 0), on_other(15, 0, 0)];
+        domctl_simple(2, id);
+        all(&r.map(|r| expect(r, -EPERM)))
+    }
     memory_op_populate_beyond_max_mem_stops ("memory_op", "XENMEM_populate_physmap", Attack) {
         let id = match create_domain(0) {
             Ok(id) => id,

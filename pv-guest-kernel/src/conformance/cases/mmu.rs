@@ -82,6 +82,9 @@ cases! {
     }
     mmuext_unmapped_ops_efault ("mmuext_op", "ops", Reject) { expect(call(nr::MMUEXT_OP, UNMAPPED, 1, 0, 0x7ff0, 0), -EFAULT) }
     mmuext_unknown_cmd_enosys ("mmuext_op", "cmd 99", Reject) { expect(mmuext(99, 0, 0, 0x7ff0), -ENOSYS) }
+    mmuext_mark_super_is_gone_eopnotsupp ("mmuext_op", "MMUEXT_MARK_SUPER, MMUEXT_UNMARK_SUPER", Reject) {
+        all(&[expect(mmuext(19, 0, 0, 0x7ff0), -EOPNOTSUPP), expect(mmuext(20, 0, 0, 0x7ff0), -EOPNOTSUPP)])
+    }
     mmuext_unknown_foreign_domain_esrch ("mmuext_op", "foreigndom", Reject) { expect(mmuext(15, 0, 0, 0x1234), -ESRCH) }
 
     // ---- Memory virtualization: mmu_update, pinning, validation rules.
