@@ -171,9 +171,13 @@ fn set_pin_flags(entry: &impl SharedFrame, at: usize, mapper: u16, readonly: boo
 fn grant_pin<H: GrantHost>(h: &mut H, d: &mut Domain, gref: u32, mapper: u16, readonly: bool) -> Result<u64, i16> {
     let mut pin = d.grant.pins[gref as usize];
     let already = pin.pinned();
+    // As Xen's map and copy paths: the entry's flags are checked and set
+    // only by the first pin, or by the first writable one; any other pin
+    // rides on the flags and frame those took.
+    let set_status = !already || (!readonly && pin.writers == 0);
     pin.acquire(mapper, readonly)?;
     let (entry, at) = entry_at(h, d, gref).ok_or(gntst::BAD_GNTREF)?;
-    let added = set_pin_flags(&entry, at, mapper, readonly, already)?;
+    let added = if set_status { set_pin_flags(&entry, at, mapper, readonly, already)? } else { 0 };
     if !already {
         pin.frame = u64::from(entry.load_u32(at + ENTRY_FRAME));
     }
@@ -1345,6 +1349,33 @@ mod tests {
         assert_eq!(dom(&m, B).grant.pins[10], Pin::default());
         assert!((grant_state(&m, C), frame_info(&m, c_frame)) == before, "C's frame untouched");
         assert_eq!(m.mem.read(A_L1, 5), 0);
+    }
+
+    #[test]
+    fn only_the_first_pin_and_the_first_writable_pin_check_and_set_the_entry() {
+        // Xen's map_grant_ref / acquire_grant_for_copy: `_set_status` runs
+        // when the entry is unpinned, or for a writable pin while none is
+        // held. A granter flipping GTF_readonly after a writable pin is
+        // not seen by further writable pins; GTF_reading it cleared under
+        // a read-only pin is not set again by another read-only pin.
+        let mut m = machine();
+        grant(&mut m, B, 4, A, B_FRAME, PERMIT);
+        assert_eq!(map(&mut m, A, B, 4, GNTMAP_HOST_MAP).status, gntst::OKAY);
+        grant(&mut m, B, 4, A, B_FRAME, PERMIT | READONLY | READING | WRITING);
+        let again = one(&mut m, A, GNTTABOP_MAP_GRANT_REF, map_op(B, 4, GNTMAP_HOST_MAP, HOST + 0x1000));
+        assert_eq!(again.status, gntst::OKAY);
+        assert_eq!(dom(&m, B).grant.pins[4].writers, 2);
+
+        grant(&mut m, B, 5, A, B_FRAME, PERMIT | READONLY);
+        assert_eq!(map(&mut m, A, B, 5, GNTMAP_HOST_MAP | GNTMAP_READONLY).status, gntst::OKAY);
+        grant(&mut m, B, 5, A, B_FRAME, PERMIT | READONLY);
+        let ro = one(&mut m, A, GNTTABOP_MAP_GRANT_REF, map_op(B, 5, GNTMAP_HOST_MAP | GNTMAP_READONLY, HOST + 0x2000));
+        assert_eq!(ro.status, gntst::OKAY);
+        assert_eq!(entry(&m, B, 5).0, PERMIT | READONLY, "a later read-only pin leaves the entry alone");
+        // A first writable pin still checks the entry: refused.
+        let w = one(&mut m, A, GNTTABOP_MAP_GRANT_REF, map_op(B, 5, GNTMAP_HOST_MAP, HOST + 0x3000));
+        assert_eq!(w.status, gntst::GENERAL_ERROR);
+        assert_eq!(dom(&m, B).grant.pins[5].writers, 0);
     }
 
     #[test]
