@@ -11,16 +11,20 @@
 //! memory through them lives in `guest.rs` and `schedule.rs`.
 
 pub mod context;
+pub mod control_ops;
 pub mod domid;
 pub mod evtchn_ops;
 pub mod gnttab_ops;
 pub mod guest_mem;
 pub mod info_ops;
+pub mod memory_ops;
 pub mod mmu_ops;
 pub use xen_dombuild::{layout, pagetable};
 #[cfg(target_os = "none")]
 pub mod build;
+pub mod sched_ops;
 pub mod vcpu;
+pub mod vcpu_ctx_ops;
 pub mod vcpu_ops;
 
 use crate::mm::Mfn;

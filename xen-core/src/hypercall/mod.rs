@@ -13,27 +13,17 @@
 //! return -ENOSYS, like Xen.
 
 use crate::domain::guest_mem::GuestAccess;
-use crate::domain::info_ops::{self, VMASST_VALID};
+use crate::domain::info_ops;
 use crate::domain::vcpu::{CpuUserRegs, Vcpu};
 use crate::domain::vcpu_ops::{self, continue_later};
-use crate::guest::{Domain, Efault, GuestMem};
+use crate::guest::{Domain, GuestMem};
 use crate::mm::Mfn;
 use crate::mm::machine::{DirectMapMem, FRAME_TABLE};
 use crate::mm::page_type::{PageMem, PageType, Who};
-use xen_public::errno::{E2BIG, EACCES, EFAULT, EINVAL, ENOSYS, EPERM, ESRCH};
+use xen_public::errno::{EACCES, EFAULT, EINVAL, ENOSYS, EPERM, ESRCH};
 use xen_public::hypercall as nr;
 
 type Ret = i64;
-
-/// Unwrap a guest access, or return -EFAULT from the hypercall.
-macro_rules! guest {
-    ($e:expr) => {
-        match $e {
-            Ok(v) => v,
-            Err(Efault) => return -EFAULT,
-        }
-    };
-}
 
 /// How long one hypercall may hold the hypervisor lock before it
 /// continues itself (Xen's `hypercall_preempt_check`, by elapsed time).
@@ -175,79 +165,11 @@ const _: () = {
 use crate::domain::mmu_ops::restart_or_einval;
 
 fn sched_op(v: &mut Vcpu, d: &mut Domain, regs: &CpuUserRegs, cmd: u32, arg: u64) -> Ret {
-    use xen_public::{SCHEDOP_BLOCK, SCHEDOP_POLL, SCHEDOP_SHUTDOWN, SCHEDOP_YIELD};
-    match u64::from(cmd) {
-        SCHEDOP_YIELD => {
-            crate::schedule::kick();
-            0
-        }
-        SCHEDOP_BLOCK => {
-            // As Xen: blocking re-enables event delivery, then sleeps until
-            // an upcall is deliverable (the scheduler ends the block at once
-            // if one already is).
-            v.upcall_mask = false;
-            d.clear_upcall_mask(v);
-            v.block(None);
-            0
-        }
-        SCHEDOP_POLL => poll(v, d, arg),
-        SCHEDOP_SHUTDOWN => {
-            let Ok(xen_public::sched::SchedShutdown { reason }) = v.kernel_mem().copy_from(arg) else { return -EFAULT };
-            d.shutdown(v, regs, reason);
-            0
-        }
-        _ => -ENOSYS,
-    }
+    control::sched_op(v, d, regs, cmd, arg)
 }
 
-/// Bytes copied per step of `console_io` writes.
-const CONSOLE_CHUNK: usize = 256;
-/// Bytes written per call before a continuation.
-const CONSOLE_PER_CALL: u64 = 16 * 1024;
-
 fn console_io(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
-    use xen_public::{CONSOLEIO_READ, CONSOLEIO_WRITE};
-    let (cmd, count, buf) = (regs.rdi as u32, regs.rsi, regs.rdx);
-    // Release Xen 4.17 (XSM dummy policy) serves the console to the
-    // hardware domain only: a domU gets -EPERM for every command, so it
-    // cannot write unprefixed lines to the serial port (nor forge
-    // "(XEN)" ones); domUs use their console ring.
-    if !d.privileged {
-        return -EPERM;
-    }
-    let mem = v.kernel_mem();
-    match u64::from(cmd) {
-        CONSOLEIO_WRITE => {
-            let mut done = 0u64;
-            let count = count as u32 as u64;
-            while done < count {
-                if done == CONSOLE_PER_CALL || (done > 0 && preempt_due()) {
-                    // Long writes continue in a re-issued call, as in Xen.
-                    regs.rsi = count - done;
-                    regs.rdx = buf + done;
-                    return continue_later(regs, nr::CONSOLE_IO) as i64;
-                }
-                let n = (count - done).min(CONSOLE_CHUNK as u64) as usize;
-                let mut chunk = [0u8; CONSOLE_CHUNK];
-                guest!(mem.read(buf + done, &mut chunk[..n]));
-                crate::guest::console_write(&chunk[..n]);
-                done += n as u64;
-            }
-            0
-        }
-        CONSOLEIO_READ if count as u32 > i32::MAX as u32 => -E2BIG,
-        CONSOLEIO_READ => {
-            let count = count as u32 as usize;
-            let mut got = 0usize;
-            while got < count {
-                let Some(b) = crate::console::read_byte() else { break };
-                guest!(mem.write(buf + got as u64, &[b]));
-                got += 1;
-            }
-            got as i64
-        }
-        _ => -ENOSYS,
-    }
+    control::console_io(v, d, regs)
 }
 
 pub mod audit;
