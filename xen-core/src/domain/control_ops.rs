@@ -508,3 +508,693 @@ fn physinfo<H: ControlHost>(h: &mut H) -> XenSysctlPhysinfo {
         ..Default::default()
     }
 }
+
+#[cfg(test)]
+pub mod tests {
+    //! domctl and sysctl over the fake machine of `memory_ops`' tests,
+    //! with the control state ([`Ctl`]) it carries.
+    use super::*;
+    use crate::domain::guest_mem::tests::FakeGuest;
+    use crate::domain::memory_ops::tests::FakeMachine;
+    use crate::mm::page_type::PageInfo;
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::vec::Vec;
+
+    /// The control side of the fake machine: the caller's slot, the domid
+    /// allocator, the scheduler, and a record of what the live machine
+    /// would have done.
+    #[derive(Default)]
+    pub struct Ctl {
+        /// The caller's domid (in a slot, but not in `others`).
+        pub caller: Option<u16>,
+        /// The domid allocator.
+        pub domids: DomidAllocator,
+        /// Domains running on another CPU (remove answers Running).
+        pub running: BTreeSet<u16>,
+        /// Credit parameters by slot.
+        pub params: BTreeMap<usize, Params>,
+        /// VIRQs raised: (domid, virq).
+        pub virqs: Vec<(u16, u32)>,
+        /// Domains whose references were released.
+        pub released: Vec<u16>,
+        /// vCPUs on a CPU: (slot, vcpu) -> (cpu, since).
+        pub on_cpu: BTreeMap<(usize, u32), (usize, u64)>,
+        /// System time.
+        pub now: u64,
+        /// No free slot: install fails.
+        pub full: bool,
+        /// Next slot to give.
+        pub next_slot: usize,
+        /// init_shared calls: domid.
+        pub inited: Vec<u16>,
+        /// Base pointers taken (mfn) and dropped (maddr).
+        pub bases: Vec<(u64, u64)>,
+        /// switch_base answers this for a new base with this mfn.
+        pub bad_base: Option<(u64, i64)>,
+        /// vCPUs whose references were released (vcpu_id of domid).
+        pub vcpu_refs_released: usize,
+    }
+
+    impl VcpuHost for FakeMachine {
+        fn drain_pending(&mut self, _domid: u16) -> Result<(), i64> {
+            Ok(())
+        }
+        fn switch_base(&mut self, _d: &Domain, new_mfn: u64, old_maddr: u64) -> Result<(), i64> {
+            if let Some((mfn, e)) = self.ctl.bad_base
+                && mfn == new_mfn
+            {
+                return Err(e);
+            }
+            self.ctl.bases.push((new_mfn, old_maddr));
+            Ok(())
+        }
+        fn set_ldt(&mut self, v: &mut Vcpu, _d: &mut Domain, va: u64, ents: u64) {
+            v.ldt = (va, ents);
+        }
+        fn release_vcpu_refs(&mut self, v: &mut Vcpu) {
+            v.guest_table = 0;
+            v.guest_table_user = 0;
+            self.ctl.vcpu_refs_released += 1;
+        }
+        fn init_shared(&mut self, d: &Domain, _v: &Vcpu) {
+            self.ctl.inited.push(d.domid);
+        }
+        fn running_on(&self, slot: usize, vcpu_id: u32) -> Option<(usize, u64)> {
+            self.ctl.on_cpu.get(&(slot, vcpu_id)).copied()
+        }
+        fn system_time(&self) -> u64 {
+            self.ctl.now
+        }
+    }
+
+    impl ControlHost for FakeMachine {
+        type Removed = Box<Guest>;
+        fn next_domid_from(&self, from: u16) -> Option<u16> {
+            self.others.keys().copied().chain(self.ctl.caller).filter(|&id| id >= from).min()
+        }
+        fn in_slot(&self, domid: u16) -> bool {
+            self.ctl.caller == Some(domid) || self.others.contains_key(&domid)
+        }
+        fn with_guest<R>(&mut self, domid: u16, f: impl FnOnce(&mut Guest, &mut Self) -> R) -> Option<R> {
+            self.take_guest(domid, f)
+        }
+        fn install(&mut self, mut g: Guest) -> bool {
+            if self.ctl.full {
+                return false;
+            }
+            self.ctl.next_slot += 1;
+            g.set_slot(self.ctl.next_slot);
+            self.others.insert(g.domain.domid, Box::new(g));
+            true
+        }
+        fn remove(&mut self, domid: u16) -> Result<Box<Guest>, RemoveError> {
+            if self.ctl.running.contains(&domid) {
+                if let Some(g) = self.others.get_mut(&domid) {
+                    g.domain.dying = true;
+                }
+                return Err(RemoveError::Running);
+            }
+            self.others.remove(&domid).ok_or(RemoveError::NotFound)
+        }
+        fn with_domids<R>(&mut self, f: impl FnOnce(&mut DomidAllocator) -> R) -> R {
+            f(&mut self.ctl.domids)
+        }
+        fn sched_params(&self, slot: usize) -> Option<Params> {
+            Some(self.ctl.params.get(&slot).copied().unwrap_or_default())
+        }
+        fn set_sched_params(&mut self, slot: usize, params: Params) {
+            self.ctl.params.insert(slot, params);
+        }
+        fn online_cpus(&self) -> u32 {
+            2
+        }
+        fn cpu_khz(&self) -> u32 {
+            2_000_000
+        }
+        fn raise_virq(&mut self, d: &mut Domain, virq: u32) {
+            self.ctl.virqs.push((d.domid, virq));
+        }
+        fn release_refs(&mut self, _caller: &mut Domain, dead: &mut Guest) {
+            self.ctl.released.push(dead.domain.domid);
+        }
+        fn hypercall_stub(&self, i: usize) -> [u8; 32] {
+            [i as u8; 32]
+        }
+        fn xencore_audit(&mut self, _v: &mut Vcpu, _d: &mut Domain, _arg: u64, _op: &mut XenSysctl) -> Ret {
+            -xen_public::errno::EIO
+        }
+    }
+
+    const ARG: u64 = 0x1000;
+    const BUF: u64 = 0x3000;
+    const DOM0: u16 = 0;
+    const NO_OWNER: u16 = PageInfo::FREE.owner;
+
+    /// dom0 (privileged, in a slot) calling, with its argument page mapped.
+    fn setup() -> (FakeMachine, FakeGuest, Vcpu, Domain) {
+        let mut h = FakeMachine::default();
+        h.ctl.caller = Some(DOM0);
+        let g = FakeGuest::default();
+        g.map(ARG);
+        g.map(BUF);
+        let v = Vcpu { vcpu_up: true, ..Default::default() };
+        let mut d = Domain::empty(DOM0, true, Mfn(1));
+        d.vcpu_created = true;
+        (h, g, v, d)
+    }
+
+    /// A created domain `domid` (as createdomain leaves it).
+    fn created(h: &mut FakeMachine, domid: u16) {
+        assert!(h.ctl.domids.claim(domid));
+        h.add(domid, 0);
+        let o = h.others.get_mut(&domid).unwrap();
+        o.domain.pause_count = 1;
+        o.set_slot(domid as usize);
+    }
+
+    fn domctl_op(h: &mut FakeMachine, g: &FakeGuest, v: &mut Vcpu, d: &mut Domain, op: &XenDomctl) -> Ret {
+        g.copy_to(ARG, op).unwrap();
+        domctl(h, v, d, g, ARG)
+    }
+
+    fn domctl_cmd(h: &mut FakeMachine, g: &FakeGuest, v: &mut Vcpu, d: &mut Domain, cmd: u32, dom: u16) -> Ret {
+        domctl_op(h, g, v, d, &XenDomctl::new(cmd, dom))
+    }
+
+    fn out(g: &FakeGuest) -> XenDomctl {
+        g.copy_from(ARG).unwrap()
+    }
+
+    #[test]
+    fn domctl_and_sysctl_from_an_unprivileged_domain_are_eperm_before_reading_anything() {
+        // Attack: a domU calls the toolstack's interfaces, even with an
+        // unmapped argument (it gets -EPERM, not -EFAULT).
+        let (mut h, g, mut v, mut d) = setup();
+        created(&mut h, 5);
+        d.privileged = false;
+        d.domid = 3;
+        for arg in [ARG, 0xdead_0000] {
+            g.copy_to(ARG, &XenDomctl::new(XEN_DOMCTL_DESTROYDOMAIN, 5)).unwrap();
+            assert_eq!(domctl(&mut h, &mut v, &mut d, &g, arg), -EPERM);
+            g.copy_to(ARG, &XenSysctl::new(XEN_SYSCTL_PHYSINFO)).unwrap();
+            assert_eq!(sysctl(&mut h, &mut v, &mut d, &g, arg), -EPERM);
+        }
+        assert!(h.others.contains_key(&5), "the domain is still there");
+    }
+
+    #[test]
+    fn interface_version_other_than_0x15_is_eacces() {
+        let (mut h, g, mut v, mut d) = setup();
+        assert_eq!(XEN_DOMCTL_INTERFACE_VERSION, 0x15, "Xen 4.17's");
+        assert_eq!(XEN_SYSCTL_INTERFACE_VERSION, 0x15, "Xen 4.17's");
+        let mut op = XenDomctl::new(XEN_DOMCTL_CREATEDOMAIN, 0);
+        op.set_payload(&XenDomctlCreatedomain::pv_default());
+        op.interface_version = 0x14;
+        assert_eq!(domctl_op(&mut h, &g, &mut v, &mut d, &op), -EACCES);
+        assert!(h.others.is_empty(), "nothing created");
+        let mut s = XenSysctl::new(XEN_SYSCTL_PHYSINFO);
+        s.interface_version = 0x16;
+        g.copy_to(ARG, &s).unwrap();
+        assert_eq!(sysctl(&mut h, &mut v, &mut d, &g, ARG), -EACCES);
+        assert_eq!(domctl(&mut h, &mut v, &mut d, &g, 0xdead_0000), -EFAULT, "an unmapped domctl");
+        assert_eq!(sysctl(&mut h, &mut v, &mut d, &g, 0xdead_0000), -EFAULT, "an unmapped sysctl");
+    }
+
+    fn create(h: &mut FakeMachine, g: &FakeGuest, v: &mut Vcpu, d: &mut Domain, dom: u16, c: &XenDomctlCreatedomain) -> Ret {
+        let mut op = XenDomctl::new(XEN_DOMCTL_CREATEDOMAIN, dom);
+        op.set_payload(c);
+        domctl_op(h, g, v, d, &op)
+    }
+
+    #[test]
+    fn createdomain_makes_a_paused_pv_domain_with_a_shared_info_frame_and_returns_its_id() {
+        let (mut h, g, mut v, mut d) = setup();
+        assert_eq!(create(&mut h, &g, &mut v, &mut d, 0, &XenDomctlCreatedomain::pv_default()), 0);
+        let id = out(&g).domain;
+        assert_eq!(id, 1, "the first free domid");
+        let o = h.other(id);
+        assert_eq!((o.pause_count, o.privileged, o.vcpu_created), (1, false, false));
+        let shinfo = o.shared_info.0;
+        let f = h.ft.info(shinfo).unwrap();
+        assert_eq!((f.owner, f.ty, f.type_count), (id, PageType::Writable, 1), "shared_info shared with the guest for good");
+        assert!(!h.others[&id].vcpus[0].upcall_mask, "a domU's upcalls start unmasked");
+        assert_eq!(h.ctl.inited, [id]);
+        // A requested free id is used as is.
+        assert_eq!(create(&mut h, &g, &mut v, &mut d, 42, &XenDomctlCreatedomain::pv_default()), 0);
+        assert_eq!(out(&g).domain, 42);
+    }
+
+    #[test]
+    fn createdomain_with_hvm_flag_or_other_max_vcpus_is_einval_and_takes_nothing() {
+        let (mut h, g, mut v, mut d) = setup();
+        let free = h.pool.free_count();
+        let mut c = XenDomctlCreatedomain::pv_default();
+        c.flags |= XEN_DOMCTL_CDF_HVM;
+        assert_eq!(create(&mut h, &g, &mut v, &mut d, 0, &c), -EINVAL);
+        for max in [0, 2, u32::MAX] {
+            let mut c = XenDomctlCreatedomain::pv_default();
+            c.max_vcpus = max;
+            assert_eq!(create(&mut h, &g, &mut v, &mut d, 0, &c), -EINVAL, "max_vcpus {max}");
+        }
+        assert_eq!(h.pool.free_count(), free);
+        assert!(h.others.is_empty());
+        assert_eq!(h.ctl.domids.alloc(), Some(1), "no domid taken");
+    }
+
+    #[test]
+    fn createdomain_with_a_requested_domid_in_use_is_eexist() {
+        let (mut h, g, mut v, mut d) = setup();
+        created(&mut h, 7);
+        let free = h.pool.free_count();
+        assert_eq!(create(&mut h, &g, &mut v, &mut d, 7, &XenDomctlCreatedomain::pv_default()), -EEXIST);
+        assert_eq!(h.pool.free_count(), free);
+        assert_eq!(h.other(7).pause_count, 1, "the existing domain is untouched");
+        // A reserved id (DOMID_SELF and up) means "any free one".
+        assert_eq!(create(&mut h, &g, &mut v, &mut d, xen_public::DOMID_SELF, &XenDomctlCreatedomain::pv_default()), 0);
+        assert_eq!(out(&g).domain, 1);
+    }
+
+    #[test]
+    fn createdomain_without_a_free_slot_is_enomem_and_gives_back_the_frame_and_the_domid() {
+        let (mut h, g, mut v, mut d) = setup();
+        h.ctl.full = true;
+        let free = h.pool.free_count();
+        assert_eq!(create(&mut h, &g, &mut v, &mut d, 9, &XenDomctlCreatedomain::pv_default()), -ENOMEM);
+        assert_eq!(h.pool.free_count(), free, "shared_info went back");
+        assert!(h.ft.frames().iter().all(|f| f.owner == NO_OWNER), "no frame left owned");
+        assert!(!h.ctl.domids.is_allocated(9));
+        h.pool.free.clear();
+        h.ctl.full = false;
+        assert_eq!(create(&mut h, &g, &mut v, &mut d, 9, &XenDomctlCreatedomain::pv_default()), -ENOMEM, "no frame for shared_info");
+        assert!(!h.ctl.domids.is_allocated(9));
+    }
+
+    fn info_of(h: &mut FakeMachine, g: &FakeGuest, v: &mut Vcpu, d: &mut Domain, dom: u16) -> Result<XenDomctlGetdomaininfo, i64> {
+        match domctl_cmd(h, g, v, d, XEN_DOMCTL_GETDOMAININFO, dom) {
+            0 => Ok(out(g).payload()),
+            e => Err(e),
+        }
+    }
+
+    #[test]
+    fn getdomaininfo_reports_the_first_domain_at_or_above_the_id_and_esrch_past_the_last() {
+        let (mut h, g, mut v, mut d) = setup();
+        created(&mut h, 4);
+        created(&mut h, 9);
+        assert_eq!(info_of(&mut h, &g, &mut v, &mut d, 5).map(|i| i.domain), Ok(9));
+        assert_eq!(out(&g).domain, 9, "the domctl's domain field too");
+        assert_eq!(info_of(&mut h, &g, &mut v, &mut d, 1).map(|i| i.domain), Ok(4));
+        assert_eq!(info_of(&mut h, &g, &mut v, &mut d, 10), Err(-ESRCH));
+        assert_eq!(info_of(&mut h, &g, &mut v, &mut d, xen_public::DOMID_SELF), Err(-ESRCH), "DOMID_SELF is not resolved here");
+    }
+
+    #[test]
+    fn getdomaininfo_flags_pages_and_vcpus_follow_the_domain_state() {
+        let (mut h, g, mut v, mut d) = setup();
+        created(&mut h, 4);
+        {
+            let o = h.others.get_mut(&4).unwrap();
+            o.domain.nr_pages = 10;
+            o.domain.max_pages = 20;
+            o.domain.shutdown = Some(0x1ff);
+            o.domain.shared_info = Mfn(33);
+            o.vcpus[0].cpu_time = 500;
+        }
+        let i = info_of(&mut h, &g, &mut v, &mut d, 4).unwrap();
+        // No vCPU online: neither running nor blocked; paused; the
+        // shutdown code's low 8 bits.
+        assert_eq!(i.flags, XEN_DOMINF_PAUSED | XEN_DOMINF_SHUTDOWN | (0xff << XEN_DOMINF_SHUTDOWNSHIFT));
+        assert_eq!((i.tot_pages, i.max_pages, i.shared_info_frame, i.cpu_time), (10, 20, 33, 500));
+        assert_eq!((i.nr_online_vcpus, i.max_vcpu_id, i.gpaddr_bits), (0, 0, 52));
+        {
+            let o = h.others.get_mut(&4).unwrap();
+            o.domain.pause_count = 0;
+            o.domain.shutdown = None;
+            o.vcpus[0].vcpu_up = true;
+            o.vcpus[0].blocked = true;
+        }
+        let i = info_of(&mut h, &g, &mut v, &mut d, 4).unwrap();
+        assert_eq!((i.flags, i.nr_online_vcpus), (XEN_DOMINF_BLOCKED, 1));
+        h.ctl.on_cpu.insert((4, 0), (1, 0));
+        let i = info_of(&mut h, &g, &mut v, &mut d, 4).unwrap();
+        assert_eq!(i.flags, XEN_DOMINF_BLOCKED | XEN_DOMINF_RUNNING, "on another CPU");
+        // The caller runs, and its CPU time is at least the system time.
+        h.ctl.now = 7000;
+        v.cpu_time = 100;
+        let i = info_of(&mut h, &g, &mut v, &mut d, 0).unwrap();
+        assert_eq!((i.domain, i.flags, i.cpu_time), (0, XEN_DOMINF_RUNNING, 7000));
+    }
+
+    #[test]
+    fn destroydomain_of_self_is_einval_and_of_an_unknown_domain_esrch() {
+        let (mut h, g, mut v, mut d) = setup();
+        created(&mut h, 4);
+        for dom in [DOM0, xen_public::DOMID_SELF] {
+            assert_eq!(domctl_cmd(&mut h, &g, &mut v, &mut d, XEN_DOMCTL_DESTROYDOMAIN, dom), -EINVAL, "dom0 destroying itself ({dom:#x})");
+        }
+        assert_eq!(domctl_cmd(&mut h, &g, &mut v, &mut d, XEN_DOMCTL_DESTROYDOMAIN, 5), -ESRCH);
+        assert!(h.ctl.virqs.is_empty());
+        // A domU with the privilege (a driver domain) still cannot destroy
+        // dom0 while dom0 is in its slot but not removable: here dom0 is the
+        // caller's slot, which remove never finds.
+        d.domid = 4;
+        assert_eq!(domctl_cmd(&mut h, &g, &mut v, &mut d, XEN_DOMCTL_DESTROYDOMAIN, DOM0), -ESRCH);
+    }
+
+    #[test]
+    fn destroydomain_frees_its_frames_and_domid_closes_peers_and_raises_virq_dom_exc() {
+        let (mut h, g, mut v, mut d) = setup();
+        created(&mut h, 4);
+        created(&mut h, 6);
+        let mut o = h.others.remove(&4).unwrap();
+        let mine = h.give(&mut o.domain, 3);
+        // An interdomain channel from 6 to 4, and one from dom0 to 4.
+        let p6 = h.others.get_mut(&6).unwrap().domain.ports.alloc_unbound(4).unwrap();
+        let p0 = d.ports.alloc_unbound(4).unwrap();
+        crate::event::bind_interdomain(&mut o.domain.ports, 4, &mut h.others.get_mut(&6).unwrap().domain.ports, 6, p6).unwrap();
+        crate::event::bind_interdomain(&mut o.domain.ports, 4, &mut d.ports, DOM0, p0).unwrap();
+        h.others.insert(4, o);
+        // dom0 holds a reference to one of its frames (a mapping).
+        h.ft.get_page(mine[2], 4).unwrap();
+        assert_eq!(domctl_cmd(&mut h, &g, &mut v, &mut d, XEN_DOMCTL_DESTROYDOMAIN, 4), 0);
+        assert!(!h.others.contains_key(&4));
+        assert_eq!(h.ctl.released, [4]);
+        assert_eq!(h.pool.freed, mine[..2], "frames nothing else references are freed");
+        assert_eq!(h.owner(mine[2]), crate::mm::page_type::ORPHAN, "a mapped frame waits for its last reference");
+        assert_eq!(h.ctl.virqs, [(DOM0, VIRQ_DOM_EXC)]);
+        assert!(!h.ctl.domids.is_allocated(4));
+        assert!(matches!(d.ports.state(p0), Some(crate::event::State::Unbound { .. })), "dom0's end is unbound again");
+        assert!(matches!(h.other(6).ports.state(p6), Some(crate::event::State::Unbound { .. })), "domain 6's end too");
+        // Again: the domain is gone.
+        assert_eq!(domctl_cmd(&mut h, &g, &mut v, &mut d, XEN_DOMCTL_DESTROYDOMAIN, 4), -ESRCH);
+    }
+
+    #[test]
+    fn destroydomain_of_a_domain_running_elsewhere_restarts_and_marks_it_dying() {
+        let (mut h, g, mut v, mut d) = setup();
+        created(&mut h, 4);
+        h.ctl.running.insert(4);
+        assert_eq!(domctl_cmd(&mut h, &g, &mut v, &mut d, XEN_DOMCTL_DESTROYDOMAIN, 4), -ERESTART);
+        assert!(h.other(4).dying);
+        assert!(h.ctl.domids.is_allocated(4));
+        h.ctl.running.clear();
+        assert_eq!(domctl_cmd(&mut h, &g, &mut v, &mut d, XEN_DOMCTL_DESTROYDOMAIN, 4), 0);
+        assert!(!h.ctl.domids.is_allocated(4));
+    }
+
+    #[test]
+    fn destroydomain_of_an_allocated_id_out_of_its_slot_goes_on_with_the_relinquish() {
+        let (mut h, g, mut v, mut d) = setup();
+        assert!(h.ctl.domids.claim(4));
+        assert_eq!(domctl_cmd(&mut h, &g, &mut v, &mut d, XEN_DOMCTL_DESTROYDOMAIN, 4), 0);
+        assert!(h.ctl.released.is_empty(), "nothing to remove: its references went before");
+        assert!(!h.ctl.domids.is_allocated(4));
+    }
+
+    #[test]
+    fn pause_counts_and_unpause_of_a_running_domain_is_einval() {
+        let (mut h, g, mut v, mut d) = setup();
+        created(&mut h, 4);
+        assert_eq!(domctl_cmd(&mut h, &g, &mut v, &mut d, XEN_DOMCTL_PAUSEDOMAIN, 4), 0);
+        assert_eq!(h.other(4).pause_count, 2);
+        for left in [1, 0] {
+            assert_eq!(domctl_cmd(&mut h, &g, &mut v, &mut d, XEN_DOMCTL_UNPAUSEDOMAIN, 4), 0);
+            assert_eq!(h.other(4).pause_count, left);
+        }
+        assert_eq!(domctl_cmd(&mut h, &g, &mut v, &mut d, XEN_DOMCTL_UNPAUSEDOMAIN, 4), -EINVAL);
+        assert_eq!(h.other(4).pause_count, 0);
+        for cmd in [XEN_DOMCTL_PAUSEDOMAIN, XEN_DOMCTL_UNPAUSEDOMAIN] {
+            assert_eq!(domctl_cmd(&mut h, &g, &mut v, &mut d, cmd, xen_public::DOMID_SELF), -EINVAL, "of self");
+            assert_eq!(domctl_cmd(&mut h, &g, &mut v, &mut d, cmd, 8), -ESRCH, "of unknown");
+        }
+        assert_eq!(d.pause_count, 0);
+    }
+
+    fn sched(
+        h: &mut FakeMachine,
+        g: &FakeGuest,
+        v: &mut Vcpu,
+        d: &mut Domain,
+        dom: u16,
+        sop: XenDomctlSchedulerOp,
+    ) -> Result<XenDomctlSchedulerOp, i64> {
+        let mut op = XenDomctl::new(XEN_DOMCTL_SCHEDULER_OP, dom);
+        op.set_payload(&sop);
+        match domctl_op(h, g, v, d, &op) {
+            0 => Ok(out(g).payload()),
+            e => Err(e),
+        }
+    }
+
+    fn credit(cmd: u32, weight: u16, cap: u16) -> XenDomctlSchedulerOp {
+        let mut s = XenDomctlSchedulerOp { sched_id: XEN_SCHEDULER_CREDIT, cmd, ..Default::default() };
+        s.set_credit(XenDomctlSchedCredit { weight, cap });
+        s
+    }
+
+    #[test]
+    fn scheduler_op_putinfo_keeps_weight_0_and_cap_0xffff_and_getinfo_reads_back() {
+        let (mut h, g, mut v, mut d) = setup();
+        created(&mut h, 4);
+        let get = credit(XEN_DOMCTL_SCHEDOP_GETINFO, 0, 0);
+        let def = Params::default();
+        assert_eq!(
+            sched(&mut h, &g, &mut v, &mut d, 4, get).unwrap().credit(),
+            XenDomctlSchedCredit { weight: def.weight as u16, cap: def.cap as u16 }
+        );
+        sched(&mut h, &g, &mut v, &mut d, 4, credit(XEN_DOMCTL_SCHEDOP_PUTINFO, 65535, 0)).unwrap();
+        assert_eq!(h.ctl.params[&4], Params { weight: 65535, cap: 0 }, "the extremes are accepted");
+        sched(&mut h, &g, &mut v, &mut d, 4, credit(XEN_DOMCTL_SCHEDOP_PUTINFO, 0, 50)).unwrap();
+        assert_eq!(h.ctl.params[&4], Params { weight: 65535, cap: 50 }, "weight 0: unchanged");
+        sched(&mut h, &g, &mut v, &mut d, 4, credit(XEN_DOMCTL_SCHEDOP_PUTINFO, 7, u16::MAX)).unwrap();
+        assert_eq!(h.ctl.params[&4], Params { weight: 7, cap: 50 }, "cap 0xffff: unchanged");
+        assert_eq!(sched(&mut h, &g, &mut v, &mut d, 4, get).unwrap().credit(), XenDomctlSchedCredit { weight: 7, cap: 50 });
+        // The caller's own slot (0) is reachable through DOMID_SELF.
+        sched(&mut h, &g, &mut v, &mut d, xen_public::DOMID_SELF, credit(XEN_DOMCTL_SCHEDOP_PUTINFO, 9, 0)).unwrap();
+        assert_eq!(h.ctl.params[&0].weight, 9);
+    }
+
+    #[test]
+    fn scheduler_op_with_another_scheduler_or_command_is_einval_and_unknown_domain_esrch() {
+        let (mut h, g, mut v, mut d) = setup();
+        created(&mut h, 4);
+        let mut s = credit(XEN_DOMCTL_SCHEDOP_PUTINFO, 5, 5);
+        s.sched_id = XEN_SCHEDULER_CREDIT + 1;
+        assert_eq!(sched(&mut h, &g, &mut v, &mut d, 4, s), Err(-EINVAL));
+        assert_eq!(sched(&mut h, &g, &mut v, &mut d, 4, credit(7, 5, 5)), Err(-EINVAL));
+        assert_eq!(sched(&mut h, &g, &mut v, &mut d, 8, credit(XEN_DOMCTL_SCHEDOP_PUTINFO, 5, 5)), Err(-ESRCH));
+        assert!(h.ctl.params.is_empty(), "nothing set");
+    }
+
+    #[test]
+    fn max_mem_sets_max_pages_from_kib_for_self_and_others() {
+        let (mut h, g, mut v, mut d) = setup();
+        created(&mut h, 4);
+        let mut op = XenDomctl::new(XEN_DOMCTL_MAX_MEM, 4);
+        op.set_payload(&XenDomctlMaxMem { max_memkb: 4099 });
+        assert_eq!(domctl_op(&mut h, &g, &mut v, &mut d, &op), 0);
+        assert_eq!(h.other(4).max_pages, 1024);
+        op.domain = xen_public::DOMID_SELF;
+        assert_eq!(domctl_op(&mut h, &g, &mut v, &mut d, &op), 0);
+        assert_eq!(d.max_pages, 1024);
+        op.domain = 5;
+        assert_eq!(domctl_op(&mut h, &g, &mut v, &mut d, &op), -ESRCH);
+    }
+
+    #[test]
+    fn max_vcpus_accepts_only_the_created_count_and_never_self() {
+        let (mut h, g, mut v, mut d) = setup();
+        created(&mut h, 4);
+        let mut op = XenDomctl::new(XEN_DOMCTL_MAX_VCPUS, 4);
+        op.set_payload(&XenDomctlMaxVcpus { max: 2 });
+        assert_eq!(domctl_op(&mut h, &g, &mut v, &mut d, &op), -EINVAL);
+        assert!(!h.other(4).vcpu_created);
+        op.set_payload(&XenDomctlMaxVcpus { max: 1 });
+        assert_eq!(domctl_op(&mut h, &g, &mut v, &mut d, &op), 0);
+        assert!(h.other(4).vcpu_created);
+        op.domain = DOM0;
+        assert_eq!(domctl_op(&mut h, &g, &mut v, &mut d, &op), -EINVAL);
+        op.domain = 5;
+        assert_eq!(domctl_op(&mut h, &g, &mut v, &mut d, &op), -ESRCH);
+    }
+
+    fn hypercall_init_of(h: &mut FakeMachine, g: &FakeGuest, v: &mut Vcpu, d: &mut Domain, dom: u16, gmfn: u64) -> Ret {
+        let mut op = XenDomctl::new(XEN_DOMCTL_HYPERCALL_INIT, dom);
+        op.set_payload(&XenDomctlHypercallInit { gmfn });
+        domctl_op(h, g, v, d, &op)
+    }
+
+    #[test]
+    fn hypercall_init_fills_an_owned_frame_and_refuses_foreign_and_page_table_frames() {
+        let (mut h, g, mut v, mut d) = setup();
+        created(&mut h, 4);
+        created(&mut h, 6);
+        let mut o = h.others.remove(&4).unwrap();
+        let mine = h.give(&mut o.domain, 2);
+        h.others.insert(4, o);
+        let mut o6 = h.others.remove(&6).unwrap();
+        let theirs = h.give(&mut o6.domain, 1);
+        h.others.insert(6, o6);
+        assert_eq!(hypercall_init_of(&mut h, &g, &mut v, &mut d, 4, mine[0]), 0);
+        assert_eq!(h.mem.read(mine[0], 0), 0, "stub 0");
+        assert_eq!(h.mem.read(mine[0], 4 * 5 + 3), u64::from_le_bytes([5; 8]), "stub 5's last word");
+        let f = h.ft.info(mine[0]).unwrap();
+        assert_eq!((f.count, f.type_count), (1, 0), "its references are dropped again");
+        // Attack: dom0 points domain 4's hypercall page at domain 6's frame.
+        assert_eq!(hypercall_init_of(&mut h, &g, &mut v, &mut d, 4, theirs[0]), -EINVAL);
+        assert_eq!(h.mem.read(theirs[0], 4), 0, "domain 6's frame is untouched");
+        assert_eq!(hypercall_init_of(&mut h, &g, &mut v, &mut d, 4, u64::MAX), -EINVAL);
+        // A frame typed as a page table cannot be written.
+        h.ft.get_page_type(&mut h.mem, mine[1], PageType::table(1), crate::mm::page_type::Who::own(4, false)).unwrap();
+        assert_eq!(hypercall_init_of(&mut h, &g, &mut v, &mut d, 4, mine[1]), -EPERM);
+        assert_eq!(h.ft.info(mine[1]).unwrap().count, 1, "the general reference was dropped");
+        assert_eq!(hypercall_init_of(&mut h, &g, &mut v, &mut d, 9, mine[0]), -ESRCH);
+    }
+
+    #[test]
+    fn unknown_domctl_is_esrch_for_an_unknown_domain_and_enosys_otherwise() {
+        let (mut h, g, mut v, mut d) = setup();
+        created(&mut h, 4);
+        assert_eq!(domctl_cmd(&mut h, &g, &mut v, &mut d, XEN_DOMCTL_SHADOW_OP, 9), -ESRCH);
+        assert_eq!(domctl_cmd(&mut h, &g, &mut v, &mut d, XEN_DOMCTL_SHADOW_OP, 4), -ENOSYS);
+        assert_eq!(domctl_cmd(&mut h, &g, &mut v, &mut d, u32::MAX, xen_public::DOMID_SELF), -ENOSYS);
+    }
+
+    fn vcpu_stats_of(h: &mut FakeMachine, g: &FakeGuest, v: &mut Vcpu, d: &mut Domain, domid: u16, vcpu: u32) -> Result<u64, i64> {
+        let mut s = XenSysctl::new(xen_public::xencore::XEN_SYSCTL_XENCORE_VCPU_STATS);
+        s.set_payload(&xen_public::xencore::VcpuStats { domid, vcpu, ..Default::default() });
+        g.copy_to(ARG, &s).unwrap();
+        match sysctl(h, v, d, g, ARG) {
+            0 => Ok(g.copy_from::<XenSysctl>(ARG).unwrap().payload::<xen_public::xencore::VcpuStats>().preempted_hypercalls),
+            e => Err(e),
+        }
+    }
+
+    #[test]
+    fn vcpu_stats_sysctl_is_esrch_for_an_unknown_domain_and_enoent_for_an_unknown_vcpu() {
+        let (mut h, g, mut v, mut d) = setup();
+        created(&mut h, 4);
+        h.others.get_mut(&4).unwrap().vcpus[0].preempted_hypercalls = 17;
+        v.preempted_hypercalls = 3;
+        assert_eq!(vcpu_stats_of(&mut h, &g, &mut v, &mut d, 4, 0), Ok(17));
+        assert_eq!(vcpu_stats_of(&mut h, &g, &mut v, &mut d, xen_public::DOMID_SELF, 0), Ok(3));
+        assert_eq!(vcpu_stats_of(&mut h, &g, &mut v, &mut d, DOM0, 0), Ok(3));
+        assert_eq!(vcpu_stats_of(&mut h, &g, &mut v, &mut d, 9, 0), Err(-ESRCH));
+        assert_eq!(vcpu_stats_of(&mut h, &g, &mut v, &mut d, 4, 1), Err(-ENOENT));
+        assert_eq!(vcpu_stats_of(&mut h, &g, &mut v, &mut d, DOM0, u32::MAX), Err(-ENOENT));
+    }
+
+    #[test]
+    fn sysctl_physinfo_sched_id_and_unknown_commands() {
+        let (mut h, g, mut v, mut d) = setup();
+        g.copy_to(ARG, &XenSysctl::new(XEN_SYSCTL_PHYSINFO)).unwrap();
+        assert_eq!(sysctl(&mut h, &mut v, &mut d, &g, ARG), 0);
+        let p: XenSysctlPhysinfo = g.copy_from::<XenSysctl>(ARG).unwrap().payload();
+        let free = h.pool.free_count();
+        assert_eq!((p.nr_cpus, p.max_cpu_id, p.cpu_khz, p.capabilities), (2, 1, 2_000_000, XEN_SYSCTL_PHYSCAP_PV));
+        assert_eq!((p.total_pages, p.max_mfn, p.free_pages), (64, 63, free));
+        g.copy_to(ARG, &XenSysctl::new(XEN_SYSCTL_SCHED_ID)).unwrap();
+        assert_eq!(sysctl(&mut h, &mut v, &mut d, &g, ARG), 0);
+        assert_eq!(g.copy_from::<XenSysctl>(ARG).unwrap().payload::<XenSysctlSchedId>().sched_id, XEN_SCHEDULER_CREDIT);
+        g.copy_to(ARG, &XenSysctl::new(0x7fff)).unwrap();
+        assert_eq!(sysctl(&mut h, &mut v, &mut d, &g, ARG), -ENOSYS);
+        g.copy_to(ARG, &XenSysctl::new(xen_public::xencore::XEN_SYSCTL_XENCORE_AUDIT)).unwrap();
+        assert_eq!(sysctl(&mut h, &mut v, &mut d, &g, ARG), -xen_public::errno::EIO, "the auditor answers");
+    }
+
+    fn list_of(h: &mut FakeMachine, g: &FakeGuest, v: &mut Vcpu, d: &mut Domain, first: u16, max: u32, buffer: u64) -> Result<u32, i64> {
+        let mut s = XenSysctl::new(XEN_SYSCTL_GETDOMAININFOLIST);
+        s.set_payload(&XenSysctlGetdomaininfolist { first_domain: first, max_domains: max, buffer, ..Default::default() });
+        g.copy_to(ARG, &s).unwrap();
+        match sysctl(h, v, d, g, ARG) {
+            0 => Ok(g.copy_from::<XenSysctl>(ARG).unwrap().payload::<XenSysctlGetdomaininfolist>().num_domains),
+            e => Err(e),
+        }
+    }
+
+    #[test]
+    fn getdomaininfolist_writes_up_to_max_domains_in_domid_order() {
+        let (mut h, g, mut v, mut d) = setup();
+        created(&mut h, 4);
+        created(&mut h, 9);
+        assert_eq!(list_of(&mut h, &g, &mut v, &mut d, 0, 10, BUF), Ok(3));
+        let size = core::mem::size_of::<XenDomctlGetdomaininfo>() as u64;
+        let ids: Vec<u16> = (0..3).map(|i| g.copy_from::<XenDomctlGetdomaininfo>(BUF + i * size).unwrap().domain).collect();
+        assert_eq!(ids, [0, 4, 9]);
+        assert_eq!(list_of(&mut h, &g, &mut v, &mut d, 1, 1, BUF), Ok(1));
+        assert_eq!(list_of(&mut h, &g, &mut v, &mut d, 10, 5, BUF), Ok(0));
+        assert_eq!(list_of(&mut h, &g, &mut v, &mut d, 0, 5, 0xdead_0000), Err(-EFAULT), "an unmapped buffer");
+        assert_eq!(list_of(&mut h, &g, &mut v, &mut d, 0, u32::MAX, u64::MAX - 8), Err(-EFAULT), "a buffer wrapping the top");
+    }
+
+    fn ctx_op(h: &mut FakeMachine, g: &FakeGuest, v: &mut Vcpu, d: &mut Domain, cmd: u32, dom: u16, ctxt: u64) -> Ret {
+        let mut op = XenDomctl::new(cmd, dom);
+        op.set_payload(&XenDomctlVcpucontext { vcpu: 0, ctxt, ..Default::default() });
+        domctl_op(h, g, v, d, &op)
+    }
+
+    #[test]
+    fn setvcpucontext_checks_the_vcpu_and_cr3_and_installs_the_bases_whole() {
+        let (mut h, g, mut v, mut d) = setup();
+        created(&mut h, 4);
+        let ctx_va = 0x10000;
+        for p in 0..2 {
+            g.map(ctx_va + 4096 * p);
+        }
+        let mut c: xen_public::vcpu::VcpuGuestContext = zerocopy::FromZeros::new_zeroed();
+        g.copy_to(ctx_va, &c).unwrap();
+        let set = XEN_DOMCTL_SETVCPUCONTEXT;
+        assert_eq!(ctx_op(&mut h, &g, &mut v, &mut d, set, 4, ctx_va), -EINVAL, "before max_vcpus");
+        h.others.get_mut(&4).unwrap().domain.vcpu_created = true;
+        assert_eq!(ctx_op(&mut h, &g, &mut v, &mut d, set, 4, ctx_va), -EINVAL, "cr3 0");
+        assert_eq!(ctx_op(&mut h, &g, &mut v, &mut d, set, 4, 0xdead_0000), -EFAULT, "an unmapped context");
+        assert_eq!(ctx_op(&mut h, &g, &mut v, &mut d, set, xen_public::DOMID_SELF, ctx_va), -EINVAL, "of self");
+        assert_eq!(ctx_op(&mut h, &g, &mut v, &mut d, set, 9, ctx_va), -ESRCH);
+        // The user base fails: the kernel base taken is dropped again.
+        c.ctrlreg[3] = 0x20 << 12;
+        c.ctrlreg[1] = 0x21 << 12;
+        g.copy_to(ctx_va, &c).unwrap();
+        h.ctl.bad_base = Some((0x21, -EPERM));
+        assert_eq!(ctx_op(&mut h, &g, &mut v, &mut d, set, 4, ctx_va), -EINVAL);
+        assert_eq!(h.ctl.bases, [(0x20, 0), (0, 0x20 << 12)]);
+        assert_eq!(h.others[&4].vcpus[0].guest_table, 0);
+        h.ctl.bad_base = Some((0x20, -ERESTART));
+        assert_eq!(ctx_op(&mut h, &g, &mut v, &mut d, set, 4, ctx_va), -ERESTART, "a preempted validation continues");
+        h.ctl.bad_base = None;
+        assert_eq!(ctx_op(&mut h, &g, &mut v, &mut d, set, 4, ctx_va), 0);
+        let o = &h.others[&4];
+        assert_eq!((o.vcpus[0].guest_table, o.vcpus[0].guest_table_user), (0x20 << 12, 0x21 << 12));
+        // getvcpucontext reads it back; a NULL handle resets the vCPU.
+        let get = XEN_DOMCTL_GETVCPUCONTEXT;
+        assert_eq!(ctx_op(&mut h, &g, &mut v, &mut d, get, 4, ctx_va), 0);
+        assert_eq!(g.copy_from::<xen_public::vcpu::VcpuGuestContext>(ctx_va).unwrap().ctrlreg[3], 0x20 << 12);
+        assert_eq!(ctx_op(&mut h, &g, &mut v, &mut d, set, 4, 0), 0);
+        assert_eq!(h.ctl.vcpu_refs_released, 1);
+        assert_eq!(ctx_op(&mut h, &g, &mut v, &mut d, get, 4, ctx_va), -xen_public::errno::ENODATA, "never started");
+    }
+
+    #[test]
+    fn getvcpuinfo_is_einval_past_max_vcpus_and_esrch_before_the_vcpus_exist() {
+        let (mut h, g, mut v, mut d) = setup();
+        created(&mut h, 4);
+        let info = |h: &mut FakeMachine, v: &mut Vcpu, d: &mut Domain, dom: u16, vcpu: u32| {
+            let mut op = XenDomctl::new(XEN_DOMCTL_GETVCPUINFO, dom);
+            op.set_payload(&XenDomctlGetvcpuinfo { vcpu, ..Default::default() });
+            match domctl_op(h, &g, v, d, &op) {
+                0 => Ok(out(&g).payload::<XenDomctlGetvcpuinfo>()),
+                e => Err(e),
+            }
+        };
+        assert_eq!(info(&mut h, &mut v, &mut d, 4, 0).err(), Some(-ESRCH), "before max_vcpus");
+        assert_eq!(info(&mut h, &mut v, &mut d, 4, 1).err(), Some(-EINVAL));
+        assert_eq!(info(&mut h, &mut v, &mut d, 9, 0).err(), Some(-ESRCH));
+        h.others.get_mut(&4).unwrap().domain.vcpu_created = true;
+        h.others.get_mut(&4).unwrap().vcpus[0].cpu_time = 100;
+        h.ctl.on_cpu.insert((4, 0), (1, 1000));
+        h.ctl.now = 1500;
+        let i = info(&mut h, &mut v, &mut d, 4, 0).unwrap();
+        assert_eq!((i.running, i.cpu_time, i.cpu), (1, 600, 1), "running since 1000 on CPU 1");
+        let i = info(&mut h, &mut v, &mut d, xen_public::DOMID_SELF, 0).unwrap();
+        assert_eq!((i.online, i.running), (1, 1), "the caller runs");
+    }
+}

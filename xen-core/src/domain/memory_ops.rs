@@ -191,15 +191,17 @@ pub mod tests {
     use std::collections::{BTreeMap, BTreeSet};
     use std::vec::Vec;
 
-    /// Page-table memory: every entry reads 0 (no test here builds tables).
+    /// Machine memory as 64-bit words (unwritten ones read 0).
     #[derive(Default)]
-    pub struct NoTables;
+    pub struct Words(BTreeMap<(u64, usize), u64>);
 
-    impl PageMem for NoTables {
-        fn read(&self, _mfn: u64, _idx: usize) -> u64 {
-            0
+    impl PageMem for Words {
+        fn read(&self, mfn: u64, idx: usize) -> u64 {
+            self.0.get(&(mfn, idx)).copied().unwrap_or(0)
         }
-        fn write(&mut self, _mfn: u64, _idx: usize, _val: u64) {}
+        fn write(&mut self, mfn: u64, idx: usize, val: u64) {
+            self.0.insert((mfn, idx), val);
+        }
     }
 
     /// A frame allocator over a set of free frames, lowest first.
@@ -232,13 +234,15 @@ pub mod tests {
         /// The frame table (over leaked storage, as the live one).
         pub ft: FrameTable<'static>,
         /// Page-table memory.
-        pub mem: NoTables,
+        pub mem: Words,
         /// The allocator.
         pub pool: Pool,
         /// M2P entries set.
         pub m2p: BTreeMap<u64, u64>,
         /// Other domains, by id.
         pub others: BTreeMap<u16, Box<Guest>>,
+        /// What only the control operations' tests look at.
+        pub ctl: crate::domain::control_ops::tests::Ctl,
     }
 
     impl Default for FakeMachine {
@@ -246,7 +250,14 @@ pub mod tests {
             let frames: &'static mut [PageInfo] = Vec::leak(std::vec![PageInfo::FREE; FRAMES as usize]);
             // Frames 0-15 are the hypervisor's; the rest start free.
             let pool = Pool { free: (16..FRAMES).collect(), freed: Vec::new() };
-            FakeMachine { ft: FrameTable::new(frames), mem: NoTables, pool, m2p: BTreeMap::new(), others: BTreeMap::new() }
+            FakeMachine {
+                ft: FrameTable::new(frames),
+                mem: Words::default(),
+                pool,
+                m2p: BTreeMap::new(),
+                others: BTreeMap::new(),
+                ctl: Default::default(),
+            }
         }
     }
 
@@ -288,12 +299,12 @@ pub mod tests {
     }
 
     impl MemoryHost for FakeMachine {
-        type Mem = NoTables;
+        type Mem = Words;
         type Pool = Pool;
         fn pool(&mut self) -> &mut Pool {
             &mut self.pool
         }
-        fn with_frame_table<R>(&mut self, f: impl FnOnce(&mut FrameTable<'_>, &mut NoTables, &mut Pool) -> R) -> Option<R> {
+        fn with_frame_table<R>(&mut self, f: impl FnOnce(&mut FrameTable<'_>, &mut Words, &mut Pool) -> R) -> Option<R> {
             Some(f(&mut self.ft, &mut self.mem, &mut self.pool))
         }
         fn set_m2p(&mut self, mfn: Mfn, gfn: u64) {

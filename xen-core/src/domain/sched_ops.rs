@@ -138,3 +138,184 @@ fn console_read<H: ConsoleHost>(h: &mut H, mem: &impl GuestAccess, count: usize,
     }
     got as i64
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::guest_mem::tests::FakeGuest;
+    use crate::mm::Mfn;
+    use std::collections::VecDeque;
+    use std::vec::Vec;
+
+    /// The scheduler and console as a record of what they were asked.
+    #[derive(Default)]
+    struct Machine {
+        kicks: usize,
+        masks_cleared: usize,
+        blocks: usize,
+        polls: Vec<u64>,
+        shutdowns: Vec<u32>,
+        out: Vec<u8>,
+        input: VecDeque<u8>,
+    }
+
+    impl SchedHost for Machine {
+        fn kick(&mut self) {
+            self.kicks += 1;
+        }
+        fn clear_upcall_mask(&mut self, _d: &Domain, _v: &Vcpu) {
+            self.masks_cleared += 1;
+        }
+        fn block(&mut self, v: &mut Vcpu) {
+            v.blocked = true;
+            self.blocks += 1;
+        }
+        fn poll(&mut self, _v: &mut Vcpu, _d: &mut Domain, arg: u64) -> Ret {
+            self.polls.push(arg);
+            0
+        }
+        fn shutdown(&mut self, _v: &mut Vcpu, d: &mut Domain, _regs: &CpuUserRegs, reason: u32) {
+            d.shutdown = Some(reason);
+            self.shutdowns.push(reason);
+        }
+    }
+
+    impl ConsoleHost for Machine {
+        fn console_write(&mut self, bytes: &[u8]) {
+            self.out.extend_from_slice(bytes);
+        }
+        fn console_read_byte(&mut self) -> Option<u8> {
+            self.input.pop_front()
+        }
+    }
+
+    const ARG: u64 = 0x1000;
+    const BUF: u64 = 0x10000;
+
+    fn setup(privileged: bool) -> (Machine, FakeGuest, Vcpu, Domain) {
+        let g = FakeGuest::default();
+        g.map(ARG);
+        (Machine::default(), g, Vcpu::default(), Domain::empty(if privileged { 0 } else { 3 }, privileged, Mfn(1)))
+    }
+
+    fn sched(m: &mut Machine, g: &FakeGuest, v: &mut Vcpu, d: &mut Domain, cmd: u32, arg: u64) -> Ret {
+        sched_op(m, v, d, g, &CpuUserRegs::default(), cmd, arg)
+    }
+
+    #[test]
+    fn sched_op_yield_kicks_and_block_unmasks_events_then_blocks() {
+        let (mut m, g, mut v, mut d) = setup(false);
+        assert_eq!(sched(&mut m, &g, &mut v, &mut d, SCHEDOP_YIELD as u32, 0), 0);
+        assert_eq!((m.kicks, m.blocks), (1, 0));
+        v.upcall_mask = true;
+        assert_eq!(sched(&mut m, &g, &mut v, &mut d, SCHEDOP_BLOCK as u32, 0xdead_0000), 0, "block ignores its argument");
+        assert!(!v.upcall_mask && v.blocked);
+        assert_eq!((m.masks_cleared, m.blocks), (1, 1));
+    }
+
+    #[test]
+    fn sched_op_shutdown_reads_the_reason_and_an_unmapped_argument_is_efault() {
+        let (mut m, g, mut v, mut d) = setup(false);
+        g.copy_to(ARG, &xen_public::sched::SchedShutdown { reason: xen_public::SHUTDOWN_CRASH }).unwrap();
+        assert_eq!(sched(&mut m, &g, &mut v, &mut d, SCHEDOP_SHUTDOWN as u32, ARG), 0);
+        assert_eq!(d.shutdown, Some(xen_public::SHUTDOWN_CRASH));
+        // Any reason is passed on as given (the live machine decides).
+        g.copy_to(ARG, &xen_public::sched::SchedShutdown { reason: 0xdead }).unwrap();
+        assert_eq!(sched(&mut m, &g, &mut v, &mut d, SCHEDOP_SHUTDOWN as u32, ARG), 0);
+        assert_eq!(m.shutdowns, [xen_public::SHUTDOWN_CRASH, 0xdead]);
+        assert_eq!(sched(&mut m, &g, &mut v, &mut d, SCHEDOP_SHUTDOWN as u32, 0xdead_0000), -EFAULT);
+        assert_eq!(sched(&mut m, &g, &mut v, &mut d, SCHEDOP_SHUTDOWN as u32, ARG + 4094), -EFAULT, "a reason across into an unmapped page");
+        assert_eq!(m.shutdowns.len(), 2, "no shutdown on a fault");
+    }
+
+    #[test]
+    fn sched_op_poll_goes_to_the_poll_decoder_and_other_commands_are_enosys() {
+        // decode_poll's own errors are tested in evtchn_ops.
+        let (mut m, g, mut v, mut d) = setup(false);
+        assert_eq!(sched(&mut m, &g, &mut v, &mut d, SCHEDOP_POLL as u32, ARG), 0);
+        assert_eq!(m.polls, [ARG]);
+        for cmd in [xen_public::sched::SCHEDOP_REMOTE_SHUTDOWN, xen_public::sched::SCHEDOP_SHUTDOWN_CODE, xen_public::sched::SCHEDOP_WATCHDOG, 99] {
+            assert_eq!(sched(&mut m, &g, &mut v, &mut d, cmd as u32, ARG), -ENOSYS, "cmd {cmd}");
+        }
+        assert_eq!((m.kicks, m.blocks, m.shutdowns.len()), (0, 0, 0));
+    }
+
+    fn console(m: &mut Machine, g: &FakeGuest, d: &Domain, cmd: u64, count: u64, buf: u64, preempt: bool) -> (Ret, CpuUserRegs) {
+        let mut regs = CpuUserRegs { rdi: cmd, rsi: count, rdx: buf, rip: 0x5000, ..Default::default() };
+        let rc = console_io(m, d, g, &mut regs, || preempt);
+        (rc, regs)
+    }
+
+    #[test]
+    fn console_io_from_an_unprivileged_domain_is_eperm_for_every_command() {
+        // Attack: a domU writes forged "(XEN)" lines or reads dom0's input.
+        let (mut m, g, _v, d) = setup(false);
+        g.map(BUF);
+        g.write(BUF, b"(XEN) forged\n").unwrap();
+        m.input.push_back(b'x');
+        for cmd in [CONSOLEIO_WRITE, CONSOLEIO_READ, 7] {
+            assert_eq!(console(&mut m, &g, &d, cmd, 13, BUF, false).0, -EPERM, "cmd {cmd}");
+        }
+        assert!(m.out.is_empty());
+        assert_eq!(m.input.len(), 1, "the input is still there");
+    }
+
+    #[test]
+    fn console_io_write_past_the_mapped_memory_is_efault_after_the_readable_chunks() {
+        let (mut m, g, _v, d) = setup(true);
+        g.map(BUF);
+        g.write(BUF, &[b'a'; 4096]).unwrap();
+        // 4096 mapped bytes, then a hole: the 16 whole chunks are written.
+        let (rc, _) = console(&mut m, &g, &d, CONSOLEIO_WRITE, 5000, BUF, false);
+        assert_eq!(rc, -EFAULT);
+        assert_eq!(m.out.len(), 4096);
+        let (rc, _) = console(&mut m, &g, &d, CONSOLEIO_WRITE, 16, u64::MAX - 7, false);
+        assert_eq!(rc, -EFAULT, "a buffer wrapping the top");
+        assert_eq!(m.out.len(), 4096);
+    }
+
+    #[test]
+    fn console_io_write_continues_after_16k_with_count_and_buffer_advanced() {
+        let (mut m, g, _v, d) = setup(true);
+        for p in 0..6 {
+            g.map(BUF + 4096 * p);
+        }
+        // The count is 32 bits: the high half is ignored.
+        let (rc, regs) = console(&mut m, &g, &d, CONSOLEIO_WRITE, (1 << 32) | 20000, BUF, false);
+        assert_eq!(rc, xen_public::hypercall::CONSOLE_IO as i64, "RAX holds the hypercall again");
+        assert_eq!((regs.rsi, regs.rdx, regs.rip), (20000 - CONSOLE_PER_CALL, BUF + CONSOLE_PER_CALL, 0x5000 - 2));
+        assert_eq!(m.out.len() as u64, CONSOLE_PER_CALL);
+        // The re-issued call finishes.
+        let (rc, _) = console(&mut m, &g, &d, CONSOLEIO_WRITE, regs.rsi, regs.rdx, false);
+        assert_eq!((rc, m.out.len()), (0, 20000));
+    }
+
+    #[test]
+    fn console_io_write_preempted_after_one_chunk_continues_and_never_before_progress() {
+        let (mut m, g, _v, d) = setup(true);
+        g.map(BUF);
+        let (rc, regs) = console(&mut m, &g, &d, CONSOLEIO_WRITE, 1000, BUF, true);
+        assert_eq!(rc, xen_public::hypercall::CONSOLE_IO as i64);
+        assert_eq!((regs.rsi, regs.rdx), (1000 - CONSOLE_CHUNK as u64, BUF + CONSOLE_CHUNK as u64));
+        assert_eq!(m.out.len(), CONSOLE_CHUNK, "one chunk before the first preemption check");
+        let (rc, _) = console(&mut m, &g, &d, CONSOLEIO_WRITE, 0, 0xdead_0000, true);
+        assert_eq!(rc, 0, "an empty write touches nothing");
+    }
+
+    #[test]
+    fn console_io_read_returns_waiting_bytes_and_refuses_counts_above_i32_max() {
+        let (mut m, g, _v, d) = setup(true);
+        g.map(BUF);
+        m.input.extend(b"hi!");
+        assert_eq!(console(&mut m, &g, &d, CONSOLEIO_READ, 0x8000_0000, BUF, false).0, -E2BIG);
+        assert_eq!(m.input.len(), 3, "nothing consumed");
+        assert_eq!(console(&mut m, &g, &d, CONSOLEIO_READ, 2, BUF, false).0, 2);
+        assert_eq!(console(&mut m, &g, &d, CONSOLEIO_READ, (1 << 32) | 10, BUF + 2, false).0, 1, "what is waiting");
+        let mut got = [0u8; 3];
+        g.read(BUF, &mut got).unwrap();
+        assert_eq!(&got, b"hi!");
+        m.input.extend(b"z");
+        assert_eq!(console(&mut m, &g, &d, CONSOLEIO_READ, 1, 0xdead_0000, false).0, -EFAULT);
+        assert_eq!(console(&mut m, &g, &d, 2, 1, BUF, false).0, -ENOSYS, "an unknown command");
+    }
+}
