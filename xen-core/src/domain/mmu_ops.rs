@@ -43,7 +43,7 @@ pub const FIRST_RESERVED_GDT_ENTRY: u64 = 14 * 512;
 /// Most entries an LDT may have.
 pub const LDT_ENTRIES: u64 = 8192;
 /// Xen's internal -ERESTART: a preempted operation, issued again.
-const RESTART: i64 = MmError::Restart.errno();
+const RESTART: i64 = -super::vcpu_ctx_ops::ERESTART;
 
 /// What the MMU hypercalls need from the machine beyond the caller's
 /// vCPU and domain.

@@ -12,6 +12,7 @@
 
 use super::context::{VcpuGuestContext, VgcfFlags};
 use super::info_ops::VMASST_VALID;
+use super::mmu_ops::restart_or_einval;
 use super::vcpu::Vcpu;
 use super::{Domain, Guest};
 use xen_public::errno::{EINVAL, ENODATA, ESRCH};
@@ -46,13 +47,6 @@ pub trait VcpuHost {
     fn running_on(&self, slot: usize, vcpu_id: u32) -> Option<(usize, u64)>;
     /// Nanoseconds since boot.
     fn system_time(&self) -> u64;
-}
-
-/// Xen's errors where a table is validated: -ERESTART (a preempted
-/// validation, continued by re-issuing the call) stays, every other
-/// failure is -EINVAL.
-fn restart_or_einval(e: i64) -> i64 {
-    if e == -ERESTART { e } else { -EINVAL }
 }
 
 /// XEN_DOMCTL_setvcpucontext on vCPU `vcpu` of `g` with the context `ctx`

@@ -19,8 +19,8 @@ use crate::domain::vcpu_ops::{self, continue_later};
 use crate::guest::{Domain, GuestMem};
 use crate::mm::Mfn;
 use crate::mm::machine::{DirectMapMem, FRAME_TABLE};
-use crate::mm::page_type::{PageMem, PageType, Who};
-use xen_public::errno::{EACCES, EFAULT, EINVAL, ENOSYS, EPERM, ESRCH};
+use crate::mm::page_type::{PageMem, Who};
+use xen_public::errno::{EFAULT, EINVAL, ENOSYS};
 use xen_public::hypercall as nr;
 
 type Ret = i64;
@@ -161,8 +161,6 @@ const _: () = {
         i += 1;
     }
 };
-
-use crate::domain::mmu_ops::restart_or_einval;
 
 fn sched_op(v: &mut Vcpu, d: &mut Domain, regs: &CpuUserRegs, cmd: u32, arg: u64) -> Ret {
     control::sched_op(v, d, regs, cmd, arg)
