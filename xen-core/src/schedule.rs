@@ -115,8 +115,6 @@ static IDLE_CPUS: AtomicU32 = AtomicU32::new(0);
 /// last ran; a CPU that switches to it without loading a new CR3 must
 /// flush.
 static STALE_TLB: [AtomicBool; MAX_UNITS] = [const { AtomicBool::new(false) }; MAX_UNITS];
-/// Per CPU: a TLB flush was asked for and not yet done.
-static FLUSH_WANTED: [AtomicBool; NR_CPUS] = [const { AtomicBool::new(false) }; NR_CPUS];
 /// Domains in existence.
 static NR_DOMAINS: AtomicUsize = AtomicUsize::new(0);
 /// One past the highest slot ever used (slots are taken lowest first), so
@@ -132,7 +130,7 @@ static BIG_SERVING: AtomicU32 = AtomicU32::new(0);
 pub fn big_lock() {
     let ticket = BIG_NEXT.fetch_add(1, SeqCst);
     while BIG_SERVING.load(SeqCst) != ticket {
-        answer_flush();
+        crate::arch::x86_64::remote_flush::answer();
         core::hint::spin_loop();
     }
 }
@@ -140,15 +138,6 @@ pub fn big_lock() {
 /// Drop the hypervisor lock.
 pub fn big_unlock() {
     BIG_SERVING.fetch_add(1, SeqCst);
-}
-
-/// Do this CPU's pending TLB flush, if one was asked for.
-pub fn answer_flush() {
-    let cpu = this_cpu();
-    if FLUSH_WANTED[cpu].load(SeqCst) {
-        crate::arch::x86_64::cpu::flush_tlb();
-        FLUSH_WANTED[cpu].store(false, SeqCst);
-    }
 }
 
 /// The APIC id of CPU `cpu` (QEMU numbers them from 0, as we do).
@@ -180,11 +169,7 @@ pub fn flush_remote(domid: u16) {
 
 /// Make CPU `cpu` (not this one) flush its TLB, and wait until it has.
 fn flush_other_cpu(cpu: usize) {
-    FLUSH_WANTED[cpu].store(true, SeqCst);
-    apic::send_vector(apic_id(cpu), apic::FLUSH_VECTOR);
-    while FLUSH_WANTED[cpu].load(SeqCst) {
-        core::hint::spin_loop();
-    }
+    crate::arch::x86_64::remote_flush::request(cpu);
 }
 
 /// Make every CPU that may still cache a translation removed at TLB-flush
@@ -470,10 +455,11 @@ fn begin_running(v: VcpuId, now: u64) {
     RUNNING_SINCE[cpu].store(now, SeqCst);
 }
 
-/// Finish an entry from the guest: `guard` holds the domain of the running
-/// vCPU `me`. Keep the vCPU running if it may, else save it and switch. On
-/// return, `regs` holds the registers of the vCPU to resume, with
-/// everything loaded for it.
+/// Finish an entry from the guest (the exit path's one call): `guard`
+/// holds the domain of the running vCPU `me`, and the caller took the
+/// hypervisor lock. Keep the vCPU running if it may, else save it and
+/// switch. On return, `regs` holds the registers of the vCPU to resume,
+/// with everything loaded for it, and the hypervisor lock is released.
 pub fn resume(mut guard: MutexGuard<'_, Option<FrameBox<Guest>>>, me: VcpuId, regs: &mut CpuUserRegs) {
     let Some(g) = guard.as_mut() else { crate::setup::fatal(format_args!("resume with no domain")) };
     let (v, d) = g.vcpu(me.vcpu_id());
@@ -487,8 +473,11 @@ pub fn resume(mut guard: MutexGuard<'_, Option<FrameBox<Guest>>>, me: VcpuId, re
     if d.runnable(v) && !must_switch {
         d.deliver_events(v, regs);
         d.prepare_resume(v, regs);
-        if d.runnable(v) {
+        // Both may crash the domain (shut it down), nothing else.
+        if d.shutdown.is_none() {
             arm_timer(now);
+            drop(guard);
+            big_unlock();
             return;
         }
     }
@@ -499,6 +488,7 @@ pub fn resume(mut guard: MutexGuard<'_, Option<FrameBox<Guest>>>, me: VcpuId, re
     RUNNING_ON[me.index()].store(NONE, SeqCst);
     drop(guard);
     switch(regs);
+    big_unlock();
 }
 
 /// Charge vCPU index `unit` (the one this CPU ran, if any) for the time
@@ -580,7 +570,7 @@ fn switch(regs: &mut CpuUserRegs) {
         // Descriptor tables change only under their own domain: reload them
         // unless this CPU has them and the vCPU has not run elsewhere.
         if LOADED[cpu].load(SeqCst) != next.index() || v.last_cpu != cpu {
-            crate::hypercall::load_segments(v);
+            v.load_descriptor_tables();
             LOADED[cpu].store(next.index(), SeqCst);
         }
         begin_running(next, now);

@@ -9,7 +9,7 @@
 
 use crate::arch::x86_64::bootmem;
 use crate::arch::x86_64::cpu::{self, ExitCode};
-use crate::arch::x86_64::traps::{TrapFrame, vector, vector_name};
+use crate::arch::x86_64::traps::{TrapFrame, vector_name};
 use crate::arch::x86_64::{self as arch, BOOT_DIRECTMAP_LIMIT, paging};
 use crate::boot::cmdline::{Options, Selftest, Warning};
 use crate::boot::multiboot2::{BootInfo, MEMORY_AVAILABLE, Module, total_size};
@@ -46,6 +46,7 @@ pub fn start_xen(mbi_maddr: u64) -> ! {
     console::init();
     printk!("{NAME} {VERSION} (Xen ABI {XEN_MAJOR}.{XEN_MINOR}, x86_64) starting");
     arch::init_bsp();
+    crate::guest::install_exit_handlers();
 
     let mbi = boot_info(mbi_maddr);
     let opts = Options::parse(mbi.cmdline());
@@ -329,21 +330,13 @@ fn on_off(b: bool) -> &'static str {
     if b { "on" } else { "off (not in this CPU)" }
 }
 
-/// Every exception comes here. The hypervisor has no recoverable faults
-/// yet: all but NMI are fatal and dump the frame.
-pub fn handle_trap(frame: &mut TrapFrame) {
-    if frame.entry_vector == u64::from(vector::NMI) {
-        warn!("NMI received at {:#x}; ignored", frame.rip);
-        return;
-    }
-    let from_guest = frame.cs & 3 == 3;
-    if from_guest && frame.entry_vector != u64::from(vector::DOUBLE_FAULT) && frame.entry_vector != u64::from(vector::MACHINE_CHECK) {
-        crate::guest::handle_exception(frame);
-        return;
-    }
+/// An exception in the hypervisor itself (or #DF/#MC, from anywhere):
+/// print the frame and stop the machine. Registered with the trap layer.
+pub fn hypervisor_fault(frame: &TrapFrame) -> ! {
     dump_frame("FATAL TRAP", frame);
     let (short, _) = vector_name(frame.entry_vector);
-    fatal(format_args!("FATAL TRAP: vector {} ({short}), in hypervisor context", frame.entry_vector))
+    let context = if frame.cs & 3 == 0 { "hypervisor" } else { "guest" };
+    fatal(format_args!("FATAL TRAP: vector {} ({short}), in {context} context", frame.entry_vector))
 }
 
 /// Print a register frame under a title.

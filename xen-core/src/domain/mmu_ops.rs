@@ -721,17 +721,6 @@ pub fn release_vcpu_refs<H: MmuHost>(h: &mut H, v: &mut Vcpu) {
     });
 }
 
-/// Load a vCPU's GDT and LDT descriptors into this CPU's tables (on a
-/// switch to it).
-pub fn load_segments<H: MmuHost>(h: &mut H, v: &Vcpu) {
-    let pm = h.page_mem();
-    let gdt_frames = v.gdt_frames;
-    h.load_gdt((0..v.gdt_ents as usize).map(|i| pm.read(gdt_frames[i / 512], i % 512)));
-    let (ldt, n) = v.ldt_frames;
-    let ents = if n == 0 { 0 } else { v.ldt.1 as usize };
-    h.load_ldt((0..ents).map(|i| pm.read(ldt[i / 512], i % 512)), ents);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

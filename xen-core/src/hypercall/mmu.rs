@@ -160,9 +160,3 @@ pub(super) fn release_domain_refs(d: &mut Domain) {
 pub(super) fn release_vcpu_refs(v: &mut Vcpu) {
     mmu_ops::release_vcpu_refs(&mut Live, v);
 }
-
-/// Load a vCPU's GDT and LDT descriptors into this CPU's tables (on a
-/// switch to it).
-pub fn load_segments(v: &Vcpu) {
-    mmu_ops::load_segments(&mut Live, v);
-}

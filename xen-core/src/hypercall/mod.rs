@@ -179,7 +179,6 @@ mod vcpu_ctx;
 
 use evtchn::{event_channel_op, poll};
 use gnttab::grant_table_op;
-pub use mmu::load_segments;
 use mmu::{mmu_update, mmuext_op, multicall, set_gdt, update_descriptor, update_va_mapping};
 
 /// `set_timer_op(timeout)`: a single-shot timer at absolute system time

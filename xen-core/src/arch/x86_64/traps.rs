@@ -265,39 +265,99 @@ pub fn load_idt() {
     unsafe { core::arch::asm!("lidt [{}]", in(reg) &idtr, options(readonly, nostack, preserves_flags)) };
 }
 
-/// Common Rust entry for every exception and for SYSCALL. Entries from a
-/// guest (ring 3) run under the hypervisor lock, taken here and dropped
-/// just before the return to a guest; interrupts that arrive while the
-/// hypervisor halts (ring 0) only acknowledge themselves.
+/// Why the CPU left a guest: what the trap entry hands to the layer above.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GuestExit {
+    /// SYSCALL: a hypercall, or a system call of the guest's user mode.
+    Syscall,
+    /// The timer, kick or flush IPI (already acknowledged here).
+    Interrupt,
+    /// An exception raised by the guest (vector and error code in the frame).
+    Exception,
+}
+
+/// Where the trap entry hands its work up, registered once at boot
+/// ([`set_handlers`]). The layers above register; this module names none
+/// of them, so the trap layer depends on nothing above it.
+#[derive(Clone, Copy)]
+pub struct ExitHandlers {
+    /// A guest left the CPU. Returns with `frame` holding what to resume
+    /// (the same vCPU or another), exactly once per exit.
+    pub guest_exit: fn(GuestExit, &mut TrapFrame),
+    /// An exception in the hypervisor itself, or #DF/#MC from anywhere.
+    pub hypervisor_fault: fn(&TrapFrame) -> !,
+}
+
+static HANDLERS: spin::Once<ExitHandlers> = spin::Once::new();
+
+/// Register the exit handlers (once, before the first guest runs).
+pub fn set_handlers(h: ExitHandlers) {
+    HANDLERS.call_once(|| h);
+}
+
+/// Whether `vector` is one of the hypervisor's own interrupts.
+fn is_irq(vector: u64) -> bool {
+    [super::apic::TIMER_VECTOR, super::apic::KICK_VECTOR, super::apic::FLUSH_VECTOR].iter().any(|&v| u64::from(v) == vector)
+}
+
+/// Acknowledge one of the hypervisor's interrupts: note a fired timer,
+/// answer a flush request, EOI.
+#[inline(never)]
+fn ack_irq(vector: u64) {
+    if vector == u64::from(super::apic::TIMER_VECTOR) {
+        super::apic::timer_fired();
+    }
+    if vector == u64::from(super::apic::FLUSH_VECTOR) {
+        super::remote_flush::answer();
+    }
+    super::apic::eoi();
+}
+
+/// A trap the guest-exit path does not take: NMI (ignored, as the
+/// hypervisor has no NMI work) or a fatal fault.
+#[cold]
+#[inline(never)]
+fn other_trap(frame: &TrapFrame) {
+    if frame.entry_vector == u64::from(vector::NMI) {
+        log::warn!("NMI received at {:#x}; ignored", frame.rip);
+        return;
+    }
+    match HANDLERS.get() {
+        Some(h) => (h.hypervisor_fault)(frame),
+        None => super::cpu::halt_forever(),
+    }
+}
+
+/// Common Rust entry for every exception, interrupt and SYSCALL: one way
+/// in, one way out. An interrupt is acknowledged here; one that arrived
+/// while the hypervisor halted (ring 0) ends there. A guest's exit goes to
+/// the registered `guest_exit`, which resumes a guest once; everything
+/// else is NMI or fatal ([`other_trap`]).
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     super::cpu::clear_ac();
     let vector = frame.entry_vector;
     let from_guest = frame.cs & 3 == 3;
-    let is_irq = [super::apic::TIMER_VECTOR, super::apic::KICK_VECTOR, super::apic::FLUSH_VECTOR].iter().any(|&v| u64::from(v) == vector);
-    if is_irq {
-        if vector == u64::from(super::apic::TIMER_VECTOR) {
-            super::apic::timer_fired();
-        }
-        if vector == u64::from(super::apic::FLUSH_VECTOR) {
-            crate::schedule::answer_flush();
-        }
-        super::apic::eoi();
-        if !from_guest {
-            return;
-        }
+    // Hypercalls first: the path every guest takes most.
+    if vector == crate::domain::vcpu::ENTRY_SYSCALL
+        && from_guest
+        && let Some(h) = HANDLERS.get()
+    {
+        return (h.guest_exit)(GuestExit::Syscall, frame);
     }
-    if !from_guest {
-        // A fault in the hypervisor itself: fatal, whoever holds the lock.
-        crate::setup::handle_trap(frame);
+    let reason = if is_irq(vector) {
+        ack_irq(vector);
+        GuestExit::Interrupt
+    } else if vector == crate::domain::vcpu::ENTRY_SYSCALL {
+        GuestExit::Syscall
+    } else {
+        GuestExit::Exception
+    };
+    let fatal = [vector::NMI, vector::DOUBLE_FAULT, vector::MACHINE_CHECK].iter().any(|&v| u64::from(v) == vector);
+    if !from_guest && reason == GuestExit::Interrupt {
         return;
     }
-    crate::schedule::big_lock();
-    if is_irq {
-        crate::guest::handle_interrupt(frame);
-    } else if vector == crate::domain::vcpu::ENTRY_SYSCALL {
-        crate::guest::handle_syscall(frame);
-    } else {
-        crate::setup::handle_trap(frame);
+    match HANDLERS.get() {
+        Some(h) if from_guest && !fatal => (h.guest_exit)(reason, frame),
+        _ => other_trap(frame),
     }
-    crate::schedule::big_unlock();
 }

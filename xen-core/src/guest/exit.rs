@@ -1,0 +1,106 @@
+//! Guest exits: what happens between a guest leaving the CPU (SYSCALL, an
+//! exception, one of the hypervisor's interrupts) and a guest running
+//! again.
+//!
+//! Invariant: every exit takes the hypervisor lock, is handled on the
+//! vCPU that was running, and resumes a guest exactly once, through
+//! [`exit_to_guest`]'s single call of `schedule::resume`, which may pick
+//! another vCPU. Nothing here returns to a guest any other way.
+
+use crate::arch::x86_64::cpu;
+use crate::arch::x86_64::traps::{ExitHandlers, GuestExit, TrapFrame, vector_name};
+use crate::domain::Domain;
+use crate::domain::vcpu::{Bounce, CpuUserRegs, Vcpu};
+use crate::hypercall;
+
+/// Register the exit path and the hypervisor-fault path with the trap
+/// layer (at boot, before anything can trap).
+pub fn install_exit_handlers() {
+    crate::arch::x86_64::traps::set_handlers(ExitHandlers { guest_exit: exit_to_guest, hypervisor_fault: crate::setup::hypervisor_fault });
+}
+
+/// The one way from a guest exit back to a guest.
+fn exit_to_guest(reason: GuestExit, regs: &mut TrapFrame) {
+    crate::schedule::big_lock();
+    let Some(me) = crate::schedule::current_vcpu() else {
+        crate::setup::fatal(format_args!("guest exit with no vCPU running"));
+    };
+    let mut guard = crate::schedule::DOMAINS[me.slot()].lock();
+    let Some(g) = guard.as_mut() else {
+        crate::setup::fatal(format_args!("guest exit with no guest running"));
+    };
+    let (v, d) = g.vcpu(me.vcpu_id());
+    match reason {
+        GuestExit::Syscall => syscall(v, d, regs),
+        // Timers and events are looked at on every resume.
+        GuestExit::Interrupt => {}
+        GuestExit::Exception => exception(v, d, regs),
+    }
+    crate::schedule::resume(guard, me, regs);
+}
+
+/// SYSCALL: a hypercall from kernel mode, a bounce to the syscall callback
+/// from user mode.
+#[inline]
+fn syscall(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) {
+    if v.kernel_mode {
+        regs.rax = hypercall::dispatch(v, d, regs);
+    } else {
+        let b = v.syscall_bounce(regs);
+        d.deliver(v, regs, b);
+    }
+}
+
+/// Vectors whose exceptions push an error code.
+const fn has_error_code(v: u64) -> bool {
+    matches!(v, 8 | 10 | 11 | 12 | 13 | 14 | 17 | 21 | 29 | 30)
+}
+
+/// An exception raised by the guest: reflected to its trap table, as Xen
+/// does.
+#[inline(never)]
+fn exception(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) {
+    let vector = regs.entry_vector as u8;
+    let (short, _) = vector_name(regs.entry_vector);
+    log::debug!("d{} trap {vector} ({short}) err {:#x} at {:#x}", d.domid, regs.error_code, regs.rip);
+    if vector == 13 && regs.error_code & 3 == 2 && soft_interrupt(v, d, regs) {
+        return;
+    }
+    if vector == 14 {
+        d.set_guest_cr2(v, cpu::read_cr2());
+    }
+    // #NM exists for guests only through their virtual CR0.TS: deliver it
+    // once and clear TS, as Xen does.
+    if vector == 7 {
+        if !v.fpu_ts {
+            return;
+        }
+        v.fpu_ts = false;
+    }
+    let ec = has_error_code(regs.entry_vector).then_some(regs.error_code);
+    let b = v.exception_bounce(vector, ec);
+    d.deliver(v, regs, b);
+}
+
+/// `int n` hits #GP with the IDT bit set: emulate it if the guest's trap
+/// table allows it from the current mode (true: delivered). The vector
+/// comes from the instruction itself (CD ib): QEMU's TCG reports it in the
+/// error code as vector*16+2 instead of the architectural vector*8+2.
+fn soft_interrupt(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) -> bool {
+    let mut insn = [0u8; 2];
+    let decoded = v.current_mem().read(regs.rip, &mut insn).is_ok() && insn[0] == 0xcd;
+    let soft = if decoded { insn[1] } else { (regs.error_code >> 3) as u8 };
+    regs.error_code = (u64::from(soft) << 3) | 2;
+    // Xen's `int $0x80` fast path delivers to a registered handler
+    // whatever its DPL; other vectors need the DPL to allow the mode.
+    let int80 = soft == 0x80 && v.traps[0x80].address != 0;
+    if !(int80 || v.permits_softint(soft)) {
+        return false;
+    }
+    regs.rip = regs.rip.wrapping_add(2);
+    regs.entry_vector = u64::from(soft);
+    let ti = v.traps[soft as usize];
+    let b = Bounce { eip: ti.address, error_code: None, mask_events: ti.masks_events(), clear_df: false };
+    d.deliver(v, regs, b);
+    true
+}

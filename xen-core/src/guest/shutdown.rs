@@ -1,0 +1,63 @@
+//! How a domain stops: `SCHEDOP_shutdown`, and `domain_crash` for a
+//! guest that cannot be resumed safely. Dom0's shutdown is the machine's;
+//! another domain stops and dom0 hears of it (VIRQ_DOM_EXC).
+
+use super::notify_dom_exc;
+use crate::arch::x86_64::cpu::{self, ExitCode};
+use crate::domain::Domain;
+use crate::domain::vcpu::{CpuUserRegs, Crash, Vcpu};
+use crate::printk;
+
+impl Domain {
+    /// Crash this domain (its vCPU `v` was running), as Xen's
+    /// `domain_crash`. Dom0's crash stops the machine; another domain is
+    /// shut down with reason crash and stops running (the caller's resume
+    /// switches away from it).
+    pub fn crash(&mut self, v: &mut Vcpu, regs: &CpuUserRegs, why: Crash) {
+        printk!("domain_crash called for d{}: {why:?}", self.domid);
+        if self.privileged && self.domid == 0 {
+            crate::setup::dump_frame("guest state of d0v0", regs);
+            crate::setup::fatal(format_args!("Hardware Dom{} crashed", self.domid))
+        }
+        log::info!("d{}v{} crashed at {:#x}", self.domid, v.vcpu_id, regs.rip);
+        self.shut_down(v, xen_public::SHUTDOWN_CRASH);
+    }
+
+    /// Mark the domain shut down and tell dom0 (VIRQ_DOM_EXC).
+    fn shut_down(&mut self, v: &mut Vcpu, reason: u32) {
+        if self.shutdown.is_none() {
+            self.shutdown = Some(reason);
+            v.set_timer(0);
+            notify_dom_exc();
+        }
+    }
+
+    /// `SCHEDOP_shutdown` from `v`. Dom0's is the machine's: what Xen's
+    /// `hwdom_shutdown` does, with QEMU's debug-exit device standing in for
+    /// halt and reboot. Another domain just stops and dom0 is told.
+    pub fn shutdown(&mut self, v: &mut Vcpu, regs: &CpuUserRegs, reason: u32) {
+        use xen_public::{SHUTDOWN_CRASH, SHUTDOWN_POWEROFF, SHUTDOWN_REBOOT, SHUTDOWN_WATCHDOG};
+        let d = self.domid;
+        if d != 0 {
+            log::info!("domain {d} shut down: reason {reason}");
+            self.shut_down(v, reason);
+            return;
+        }
+        match reason {
+            SHUTDOWN_POWEROFF => {
+                printk!("Hardware Dom{d} halted: halting machine");
+                cpu::qemu_exit(ExitCode::Success)
+            }
+            SHUTDOWN_REBOOT => {
+                printk!("Hardware Dom{d} shutdown: rebooting machine");
+                cpu::qemu_exit(ExitCode::Success)
+            }
+            SHUTDOWN_CRASH => {
+                crate::setup::dump_frame("guest state of d0v0", regs);
+                crate::setup::fatal(format_args!("Hardware Dom{d} crashed"))
+            }
+            SHUTDOWN_WATCHDOG => crate::setup::fatal(format_args!("Hardware Dom{d} shutdown: watchdog rebooting machine")),
+            r => crate::setup::fatal(format_args!("Hardware Dom{d} shutdown (unknown reason {r})")),
+        }
+    }
+}
