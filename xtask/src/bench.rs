@@ -97,6 +97,11 @@ pub struct BenchArgs {
     /// load (compare code with code; absolute figures are not real cycles).
     #[arg(long)]
     pub icount: bool,
+    /// Count, exactly, the hypervisor instructions of one null hypercall
+    /// and one event send on xen-core (single-stepped under gdb; needs
+    /// gdb, installed when missing), instead of timing anything.
+    #[arg(long)]
+    pub instructions: bool,
 }
 
 /// QEMU arguments `--icount` adds.
@@ -131,6 +136,9 @@ fn spread(v: &[f64]) -> String {
 
 /// `cargo xtask bench [--xen-core-only] [--runs N] [--icount]`.
 pub fn command(args: &BenchArgs) -> Result<(), String> {
+    if args.instructions {
+        return crate::pathcount::command();
+    }
     crate::env::ensure_system_tools()?;
     let k = image::build(image::Profile::Release)?;
     let extra = qemu_extra(args);

@@ -20,7 +20,13 @@ fn is_root() -> bool {
 /// Install missing system packages with apt-get when root; otherwise say
 /// which single command to run.
 pub fn ensure_system_tools() -> Result<(), String> {
-    let missing: Vec<&str> = PACKAGES.iter().filter(|(_, f)| !Path::new(f).exists()).map(|(p, _)| *p).collect();
+    ensure_packages(PACKAGES)
+}
+
+/// Install the packages of `(package, file it provides)` whose file is
+/// missing, as [`ensure_system_tools`] does.
+pub fn ensure_packages(packages: &[(&str, &str)]) -> Result<(), String> {
+    let missing: Vec<&str> = packages.iter().filter(|(_, f)| !Path::new(f).exists()).map(|(p, _)| *p).collect();
     if missing.is_empty() {
         return Ok(());
     }

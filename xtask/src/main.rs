@@ -10,6 +10,7 @@ mod fuzz;
 mod image;
 mod lint;
 mod newcomer;
+mod pathcount;
 mod qemu;
 mod tests;
 mod xen;

@@ -83,7 +83,7 @@ pub struct Outcome {
 const DOM0_FIRST: &str = "dom0: dom0-tools";
 
 /// The QEMU command line shared by every run.
-fn command(iso: &Path, o: &Options) -> Command {
+pub(crate) fn command(iso: &Path, o: &Options) -> Command {
     let mut c = Command::new("qemu-system-x86_64");
     c.args(["-display", "none", "-serial", "stdio", "-monitor", "none", "-no-reboot", "-nic", "none"]);
     c.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
