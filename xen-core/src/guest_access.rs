@@ -28,6 +28,18 @@ use core::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, Ordering};
 /// Bytes in a frame.
 const FRAME: usize = 4096;
 
+/// One past the highest machine address the direct map covers: 0 (no
+/// frame) until boot sets it, once. Private, so that no code outside this
+/// module can widen what [`Frame::new`] accepts. A plain atomic rather
+/// than a `Once`: every frame access checks it.
+static DIRECTMAP_END: AtomicU64 = AtomicU64::new(0);
+
+/// Set the end of the direct map (boot, once, before any guest exists); a
+/// second call is refused (returns false) and changes nothing.
+pub fn set_directmap_end(end: u64) -> bool {
+    DIRECTMAP_END.compare_exchange(0, end, Ordering::AcqRel, Ordering::Acquire).is_ok()
+}
+
 /// A machine frame inside the direct map.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Frame(Mfn);
@@ -36,7 +48,7 @@ impl Frame {
     /// The frame `mfn`, if the direct map covers it.
     #[inline]
     pub fn new(mfn: Mfn) -> Option<Frame> {
-        let end = crate::guest::DIRECTMAP_END.load(core::sync::atomic::Ordering::Acquire);
+        let end = DIRECTMAP_END.load(Ordering::Acquire);
         (mfn.maddr().checked_add(FRAME as u64)? <= end).then_some(Frame(mfn))
     }
 

@@ -16,7 +16,7 @@ use crate::boot::multiboot2::{BootInfo, MEMORY_AVAILABLE, Module, total_size};
 use crate::boot::timeline::Timeline;
 use crate::console;
 use crate::domain::build::{Dom0Image, build_dom0};
-use crate::guest::{DIRECTMAP_END, Domain};
+use crate::guest::Domain;
 use crate::mm::frame_alloc::{FrameAllocator, words_for};
 use crate::mm::machine::{self, M2p};
 use crate::mm::memmap::MemMap;
@@ -99,7 +99,9 @@ pub fn start_xen(mbi_maddr: u64) -> ! {
     machine::init_m2p(M2p { base: layout.m2p, entries: layout.m2p_entries });
     tl.mark("M2P table", rdtsc());
     machine::IDLE_L4.call_once(|| layout.l4);
-    DIRECTMAP_END.store(layout.directmap_bytes, core::sync::atomic::Ordering::Release);
+    if !crate::guest_access::set_directmap_end(layout.directmap_bytes) {
+        fatal(format_args!("direct map end set twice"));
+    }
     arch::entry::init_bsp();
     if opts.bench_floor {
         arch::entry::enable_floor();

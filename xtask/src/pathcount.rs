@@ -73,13 +73,19 @@ fn count(iso: &Path, elf: &Path, nr: u64) -> Result<(Vec<u64>, Vec<String>), Str
     let text = SCRIPT.replace("{nr}", &nr.to_string()).replace("{skip}", &SKIP.to_string()).replace("{samples}", &SAMPLES.to_string());
     std::fs::write(&script, text.replace("{port}", &port.to_string())).map_err(|e| format!("{}: {e}", script.display()))?;
     let opts = crate::qemu::Options { extra: vec!["-S".into(), "-gdb".into(), format!("tcp:127.0.0.1:{port}")], ..Default::default() };
-    let mut qemu = crate::qemu::command(iso, &opts).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().map_err(|e| format!("qemu: {e}"))?;
+    let mut qemu = crate::qemu::command(iso, &opts)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("qemu: {e}"))?;
     std::thread::sleep(Duration::from_millis(500));
     let out = Command::new("timeout").args(["300", "gdb", "-batch", "-nx"]).arg(elf).arg("-x").arg(&script).output();
     let _ = qemu.kill();
     let _ = qemu.wait();
     let out = out.map_err(|e| format!("gdb: {e}"))?;
-    parse(&String::from_utf8_lossy(&out.stdout)).ok_or_else(|| format!("hypercall {nr}: gdb printed no count:\n{}", String::from_utf8_lossy(&out.stderr)))
+    parse(&String::from_utf8_lossy(&out.stdout))
+        .ok_or_else(|| format!("hypercall {nr}: gdb printed no count:\n{}", String::from_utf8_lossy(&out.stderr)))
 }
 
 /// The totals line and the per-function lines of the script's output.

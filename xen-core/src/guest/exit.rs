@@ -8,7 +8,7 @@
 //! another vCPU. Nothing here returns to a guest any other way.
 
 use crate::arch::x86_64::cpu;
-use crate::arch::x86_64::traps::{ExitHandlers, GuestExit, TrapFrame, vector_name};
+use crate::arch::x86_64::traps::{ExitHandlers, GuestExit, TrapFrame, has_error_code, vector_name};
 use crate::domain::Domain;
 use crate::domain::vcpu::{Bounce, CpuUserRegs, Vcpu};
 use crate::hypercall;
@@ -49,11 +49,6 @@ fn syscall(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) {
         let b = v.syscall_bounce(regs);
         d.deliver(v, regs, b);
     }
-}
-
-/// Vectors whose exceptions push an error code.
-const fn has_error_code(v: u64) -> bool {
-    matches!(v, 8 | 10 | 11 | 12 | 13 | 14 | 17 | 21 | 29 | 30)
 }
 
 /// An exception raised by the guest: reflected to its trap table, as Xen

@@ -11,11 +11,6 @@ use crate::guest_access::Frame;
 use crate::mm::Mfn;
 use crate::mm::guest_walk::{self, PhysRead};
 
-/// One past the highest machine address the direct map covers (0 until
-/// set once at boot, before any guest exists). A plain atomic rather than
-/// a `Once`: every frame access checks it.
-pub static DIRECTMAP_END: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
-
 /// Reads machine memory through the direct map; addresses past its end read
 /// as 0 (not present), so a bad guest entry can never fault the hypervisor.
 pub struct DirectMap;

@@ -4,7 +4,6 @@
 //! `domain/`.
 //!
 //! By concern:
-//! - [`clock`]: system time from the TSC;
 //! - [`memory`]: the direct map and guest virtual memory ([`GuestMem`]);
 //! - [`shinfo`]: a domain's shared_info page (event bits, `vcpu_info`);
 //! - [`run`]: timers, blocking, upcalls, bounces, `iret`, and the loads
@@ -18,16 +17,15 @@
 //! CR0.TS are loaded; a guest that cannot be resumed safely is crashed, and
 //! a crash of dom0 stops the machine with a failing exit code.
 
-mod clock;
 mod exit;
 mod memory;
 mod run;
 mod shinfo;
 mod shutdown;
 
-pub use clock::{CLOCK, TSC_KHZ, system_time, tsc_khz};
+pub use crate::arch::x86_64::clock::{CLOCK, TSC_KHZ, system_time, tsc_khz};
 pub use exit::install_exit_handlers;
-pub use memory::{DIRECTMAP_END, DirectMap, Efault, GuestMem};
+pub use memory::{DirectMap, Efault, GuestMem};
 pub use shinfo::ShinfoBits;
 
 use crate::console;

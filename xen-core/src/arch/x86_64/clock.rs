@@ -1,5 +1,6 @@
-//! Hardware clocks: the TSC, calibrated against the PIT, and the CMOS RTC
-//! for the wall clock.
+//! Hardware clocks: the TSC, calibrated against the PIT, the CMOS RTC for
+//! the wall clock, and the machine clock built on them (system time in ns
+//! since boot), set once at boot and read by every CPU.
 
 use super::cpu::{inb, outb};
 
@@ -62,4 +63,20 @@ pub fn rtc_unix_seconds() -> u64 {
     let (s, m, h) = (bcd(cmos(0x00), binary), bcd(cmos(0x02), binary), bcd(cmos(0x04) & 0x7f, binary));
     let (d, mo, y) = (bcd(cmos(0x07), binary), bcd(cmos(0x08), binary), bcd(cmos(0x09), binary));
     crate::time::unix_seconds(2000 + y, mo, d, h, m, s)
+}
+
+/// The machine clock, set once at boot.
+pub static CLOCK: spin::Once<crate::time::Clock> = spin::Once::new();
+
+/// Set once by the clock calibration.
+pub static TSC_KHZ: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
+/// The TSC frequency in kHz (0 before calibration).
+pub fn tsc_khz() -> u32 {
+    TSC_KHZ.load(core::sync::atomic::Ordering::Relaxed)
+}
+
+/// Nanoseconds since boot (0 before the clock is set).
+pub fn system_time() -> u64 {
+    CLOCK.get().map_or(0, |c| c.system_time(rdtsc()))
 }

@@ -127,8 +127,8 @@ extern "C" fn ap_main() -> ! {
 }
 
 fn delay_us(us: u64) {
-    let t0 = crate::guest::system_time();
-    while crate::guest::system_time() < t0 + us * 1000 {
+    let t0 = super::clock::system_time();
+    while super::clock::system_time() < t0 + us * 1000 {
         core::hint::spin_loop();
     }
 }
@@ -194,8 +194,8 @@ pub fn start_aps(idle_l4: u64, apic_ids: Option<&[u32]>) -> u32 {
         }
         // A listed CPU gets a second; a probed one, 100 ms.
         let patience = if probing { 100_000_000 } else { 1_000_000_000 };
-        let t0 = crate::guest::system_time();
-        while CPUS_ONLINE.load(Ordering::SeqCst) == before && crate::guest::system_time() < t0 + patience {
+        let t0 = super::clock::system_time();
+        while CPUS_ONLINE.load(Ordering::SeqCst) == before && super::clock::system_time() < t0 + patience {
             core::hint::spin_loop();
         }
         if CPUS_ONLINE.load(Ordering::SeqCst) == before {

@@ -1,12 +1,18 @@
-//! The IDT, the exception entry stubs and the trap frame.
+//! The IDT, the exception and interrupt entry stubs, the trap frame, and
+//! the one Rust entry every trap and SYSCALL goes through.
 //!
 //! Every vector 0-31 enters through a stub that pushes a uniform
-//! [`TrapFrame`] and calls [`trap_dispatch`]. #DF, NMI and #MC run on their
-//! own IST stacks, so even a fault with a broken stack pointer is reported
-//! instead of escalating to a triple fault.
+//! [`TrapFrame`]; SYSCALL joins the same path (`entry.rs`). #DF, NMI and
+//! #MC run on their own IST stacks, so even a fault with a broken stack
+//! pointer is reported instead of escalating to a triple fault.
+//! [`trap_dispatch`] acknowledges the hypervisor's own interrupts, counts
+//! NMIs, and hands the rest to the layer above through the two functions
+//! it registered ([`set_handlers`]): a [`GuestExit`] to `guest_exit`, a
+//! fault of the hypervisor to `hypervisor_fault`. This module calls no
+//! module above it.
 //!
 //! Invariant: the IDT is written once, before it is loaded, and read-only
-//! afterwards.
+//! afterwards; a guest exit reaches `guest_exit` exactly once.
 
 use super::gdt::{HYPERVISOR_CS, IST_DOUBLE_FAULT, IST_MACHINE_CHECK, IST_NMI};
 
@@ -78,6 +84,12 @@ macro_rules! exception_stubs {
             ".text",
             options(att_syntax)
         );
+
+        /// Whether the CPU pushes an error code for exception `vector`
+        /// (the same list the stubs are built from).
+        pub const fn has_error_code(vector: u64) -> bool {
+            matches!(vector, $($b)|*)
+        }
     };
 }
 
@@ -313,13 +325,19 @@ fn ack_irq(vector: u64) {
     super::apic::eoi();
 }
 
+/// NMIs received (the hypervisor has no NMI work: they are counted and
+/// otherwise ignored).
+pub static NMIS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
 /// A trap the guest-exit path does not take: NMI (ignored, as the
 /// hypervisor has no NMI work) or a fatal fault.
 #[cold]
 #[inline(never)]
 fn other_trap(frame: &TrapFrame) {
     if frame.entry_vector == u64::from(vector::NMI) {
-        log::warn!("NMI received at {:#x}; ignored", frame.rip);
+        // Counted, not printed: the NMI may have come while this CPU held
+        // the console lock.
+        NMIS.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
         return;
     }
     match HANDLERS.get() {
