@@ -165,6 +165,30 @@ pub fn set_segment_base(v: &mut Vcpu, which: u32, base: u64) -> Ret {
     }
 }
 
+/// `vcpu_op(cmd, vcpuid, arg)` from `v` of `d`: the single-shot timer
+/// commands, answered with the deadline to set (0: stop the timer); the
+/// caller arms it. A vCPU past the domain's is -ENOENT; a vCPU sets and
+/// stops only its own timer (-EINVAL otherwise), as Xen; other commands
+/// -ENOSYS.
+pub fn vcpu_op_timer(v: &Vcpu, d: &super::Domain, mem: &impl GuestAccess, cmd: u32, vcpu: u32, arg: u64) -> Result<u64, Ret> {
+    use xen_public::vcpu::{VCPUOP_SET_SINGLESHOT_TIMER, VCPUOP_STOP_SINGLESHOT_TIMER, VcpuSetSingleshotTimer};
+    if vcpu >= d.max_vcpus {
+        return Err(-xen_public::errno::ENOENT);
+    }
+    let cmd = u64::from(cmd);
+    let timer_cmd = cmd == VCPUOP_SET_SINGLESHOT_TIMER || cmd == VCPUOP_STOP_SINGLESHOT_TIMER;
+    if timer_cmd && vcpu != v.vcpu_id {
+        return Err(-EINVAL);
+    }
+    match cmd {
+        // As Xen 4.17, VCPU_SSHOTTMR_future is ignored: a deadline in the
+        // past fires at once instead of failing with -ETIME.
+        VCPUOP_SET_SINGLESHOT_TIMER => mem.copy_from::<VcpuSetSingleshotTimer>(arg).map(|t| t.timeout_abs_ns).map_err(|_| -EFAULT),
+        VCPUOP_STOP_SINGLESHOT_TIMER => Ok(0),
+        _ => Err(-ENOSYS),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -334,5 +358,42 @@ mod tests {
         assert!(v.fpu_ts);
         assert_eq!(fpu_taskswitch(&mut v, 1 << 32), 0);
         assert!(!v.fpu_ts);
+    }
+
+    fn vcpu_op_domain() -> crate::domain::Domain {
+        crate::domain::Domain::empty(1, false, crate::mm::Mfn(0x100))
+    }
+
+    #[test]
+    fn vcpu_op_set_singleshot_timer_reads_the_absolute_deadline() {
+        let g = FakeGuest::default();
+        g.map(0x5000);
+        g.copy_to(0x5000, &xen_public::vcpu::VcpuSetSingleshotTimer { timeout_abs_ns: 123_456, flags: 1, ..Default::default() }).unwrap();
+        let (v, d) = (Vcpu::default(), vcpu_op_domain());
+        assert_eq!(vcpu_op_timer(&v, &d, &g, 8, 0, 0x5000), Ok(123_456));
+        assert_eq!(vcpu_op_timer(&v, &d, &g, 9, 0, 0), Ok(0), "stop: deadline 0");
+    }
+
+    #[test]
+    fn vcpu_op_errnos_match_xen() {
+        let g = FakeGuest::default();
+        let (v, d) = (Vcpu::default(), vcpu_op_domain());
+        assert_eq!(vcpu_op_timer(&v, &d, &g, 8, 0, 0x9000), Err(-EFAULT), "unmapped argument");
+        assert_eq!(vcpu_op_timer(&v, &d, &g, 8, 1, 0), Err(-xen_public::errno::ENOENT), "no vCPU 1");
+        assert_eq!(vcpu_op_timer(&v, &d, &g, 8, u32::MAX, 0), Err(-xen_public::errno::ENOENT));
+        assert_eq!(vcpu_op_timer(&v, &d, &g, 0, 0, 0), Err(-ENOSYS), "VCPUOP_initialise");
+        assert_eq!(vcpu_op_timer(&v, &d, &g, 99, 0, 0), Err(-ENOSYS));
+    }
+
+    #[test]
+    fn vcpu_op_timer_of_another_vcpu_is_einval() {
+        // A domain with two vCPUs (the rule is Xen's, whatever MAX_VCPUS).
+        let g = FakeGuest::default();
+        let mut d = vcpu_op_domain();
+        d.max_vcpus = 2;
+        let v = Vcpu::default();
+        assert_eq!(vcpu_op_timer(&v, &d, &g, 8, 1, 0), Err(-EINVAL));
+        assert_eq!(vcpu_op_timer(&v, &d, &g, 9, 1, 0), Err(-EINVAL));
+        assert_eq!(vcpu_op_timer(&v, &d, &g, 3, 1, 0), Err(-ENOSYS), "other commands are not refused as foreign");
     }
 }

@@ -20,7 +20,7 @@ use crate::guest::{Domain, GuestMem};
 use crate::mm::Mfn;
 use crate::mm::machine::{DirectMapMem, FRAME_TABLE};
 use crate::mm::page_type::{PageMem, Who};
-use xen_public::errno::{EFAULT, EINVAL, ENOSYS};
+use xen_public::errno::{EFAULT, ENOSYS};
 use xen_public::hypercall as nr;
 
 type Ret = i64;
@@ -188,24 +188,11 @@ fn set_timer_op(v: &mut Vcpu, timeout: u64) -> Ret {
     0
 }
 
-/// `vcpu_op(cmd, vcpuid, arg)`: the single-shot timer commands; the rest
-/// -ENOSYS.
+/// `vcpu_op(cmd, vcpuid, arg)`: the single-shot timer commands
+/// (`domain/vcpu_ops.rs`); the rest -ENOSYS.
 fn vcpu_op(v: &mut Vcpu, d: &mut Domain, cmd: u32, vcpu: u32, arg: u64) -> Ret {
-    const SET_SINGLESHOT_TIMER: u32 = 8;
-    const STOP_SINGLESHOT_TIMER: u32 = 9;
-    if vcpu >= d.max_vcpus {
-        return -xen_public::errno::ENOENT;
-    }
-    match cmd {
-        // As Xen: a vCPU sets and stops only its own timer.
-        SET_SINGLESHOT_TIMER | STOP_SINGLESHOT_TIMER if vcpu != v.vcpu_id => -EINVAL,
-        SET_SINGLESHOT_TIMER => {
-            let Ok(t) = v.kernel_mem().copy_from::<xen_public::vcpu::VcpuSetSingleshotTimer>(arg) else { return -EFAULT };
-            // As Xen 4.17, VCPU_SSHOTTMR_future is ignored: a deadline in
-            // the past fires at once instead of failing with -ETIME.
-            set_timer_op(v, t.timeout_abs_ns)
-        }
-        STOP_SINGLESHOT_TIMER => set_timer_op(v, 0),
-        _ => -ENOSYS,
+    match vcpu_ops::vcpu_op_timer(v, d, &v.kernel_mem(), cmd, vcpu, arg) {
+        Ok(deadline) => set_timer_op(v, deadline),
+        Err(e) => e,
     }
 }
