@@ -23,11 +23,11 @@ use xen_public::{SifFlags, StartInfo};
 const DOM0: u16 = 0;
 
 /// Byte offset of `vcpu_info[0].evtchn_upcall_mask` in shared_info.
-pub const SHINFO_UPCALL_MASK: usize = 1;
+pub const SHINFO_UPCALL_MASK: usize = core::mem::offset_of!(xen_public::VcpuInfo, evtchn_upcall_mask);
 /// Byte offset of `vcpu_info[0].arch.cr2`.
-pub const SHINFO_CR2: usize = 16;
+pub const SHINFO_CR2: usize = core::mem::offset_of!(xen_public::VcpuInfo, arch) + core::mem::offset_of!(xen_public::ArchVcpuInfo, cr2);
 /// Byte offset of `arch.max_pfn` in shared_info.
-pub const SHINFO_MAX_PFN: usize = 3088;
+pub const SHINFO_MAX_PFN: usize = core::mem::offset_of!(xen_public::SharedInfo, arch) + core::mem::offset_of!(xen_public::ArchSharedInfo, max_pfn);
 
 /// Why dom0 could not be built.
 #[derive(Clone, Copy, Debug)]

@@ -16,9 +16,9 @@ pub struct ShinfoBits {
     page: Frame,
 }
 
-const SHINFO_PENDING: usize = 2048;
-const SHINFO_MASK: usize = 2560;
-const VCPU0_PENDING_SEL: usize = 8;
+const SHINFO_PENDING: usize = core::mem::offset_of!(xen_public::SharedInfo, evtchn_pending);
+const SHINFO_MASK: usize = core::mem::offset_of!(xen_public::SharedInfo, evtchn_mask);
+const VCPU0_PENDING_SEL: usize = core::mem::offset_of!(xen_public::VcpuInfo, evtchn_pending_sel);
 // Every port notifies vCPU 0 (its selector and upcall byte above), VIRQ_TIMER
 // is raised domain-wide and the caller's own domctl answers see only the
 // calling vCPU: a domain with more vCPUs needs those per vCPU first.
@@ -121,8 +121,8 @@ impl Domain {
     pub fn publish_time(&self, v: &Vcpu) {
         let Some(clock) = CLOCK.get() else { return };
         let mut page = self.shinfo();
-        // vcpu_info.time is at byte 32 of a vcpu_info.
-        crate::time::publish(&mut page, v.vcpu_info() + 32, &clock.sample(crate::arch::x86_64::clock::rdtsc()));
+        let time = v.vcpu_info() + core::mem::offset_of!(xen_public::VcpuInfo, time);
+        crate::time::publish(&mut page, time, &clock.sample(crate::arch::x86_64::clock::rdtsc()));
         crate::time::publish_wallclock(&mut page, clock.boot_wall);
     }
 

@@ -47,18 +47,20 @@ impl TimeScale {
 
 /// Offsets in `vcpu_time_info` (32 bytes, at offset 32 of `vcpu_info`).
 pub mod field {
+    use core::mem::offset_of;
+    use xen_public::VcpuTimeInfo as T;
     /// `u32 version`.
-    pub const VERSION: usize = 0;
+    pub const VERSION: usize = offset_of!(T, version);
     /// `u64 tsc_timestamp`.
-    pub const TSC_TIMESTAMP: usize = 8;
+    pub const TSC_TIMESTAMP: usize = offset_of!(T, tsc_timestamp);
     /// `u64 system_time` (ns since boot).
-    pub const SYSTEM_TIME: usize = 16;
+    pub const SYSTEM_TIME: usize = offset_of!(T, system_time);
     /// `u32 tsc_to_system_mul`.
-    pub const MUL: usize = 24;
+    pub const MUL: usize = offset_of!(T, tsc_to_system_mul);
     /// `i8 tsc_shift`.
-    pub const SHIFT: usize = 28;
+    pub const SHIFT: usize = offset_of!(T, tsc_shift);
     /// `u8 flags`.
-    pub const FLAGS: usize = 29;
+    pub const FLAGS: usize = offset_of!(T, flags);
 }
 
 /// `XEN_PVCLOCK_TSC_STABLE_BIT`.
@@ -125,7 +127,7 @@ pub fn publish<M: RecordMem + ?Sized>(m: &mut M, at: usize, t: &TimeInfo) {
 
 /// What a guest computes from a record and a TSC reading.
 pub fn read(rec: &[u8; 32], tsc: u64) -> Option<u64> {
-    let v = u32::from_le_bytes(rec[0..4].try_into().ok()?);
+    let v = u32::from_le_bytes(rec[field::VERSION..][..4].try_into().ok()?);
     if v & 1 != 0 {
         return None;
     }
@@ -186,14 +188,16 @@ pub fn publish_wallclock<M: RecordMem + ?Sized>(shinfo: &mut M, boot_wall: u64) 
 
 /// Offsets of the wall clock in shared_info.
 pub mod wallclock {
+    use core::mem::offset_of;
+    use xen_public::SharedInfo as S;
     /// `u32 wc_version`.
-    pub const VERSION: usize = 3072;
+    pub const VERSION: usize = offset_of!(S, wc_version);
     /// `u32 wc_sec`.
-    pub const SEC: usize = 3076;
+    pub const SEC: usize = offset_of!(S, wc_sec);
     /// `u32 wc_nsec`.
-    pub const NSEC: usize = 3080;
+    pub const NSEC: usize = offset_of!(S, wc_nsec);
     /// `u32 wc_sec_hi`.
-    pub const SEC_HI: usize = 3084;
+    pub const SEC_HI: usize = offset_of!(S, wc_sec_hi);
 }
 
 #[cfg(test)]
