@@ -17,7 +17,7 @@
 //!   parallel; their hypercalls are serialised. So slot locks never wait on
 //!   each other, and a domain's state never changes under a CPU that holds
 //!   the lock;
-//! - a vCPU runs on at most one CPU: [`RUNNING_ON`] names it. Its
+//! - a vCPU runs on at most one CPU: `SchedVcpu::running_on` names it. Its
 //!   registers are then the guest frame on top of that CPU's ring-0 stack
 //!   and its FPU/SSE state is in that CPU; otherwise they are in its
 //!   vCPU's `Vcpu::regs` and `Vcpu::fpu`;
@@ -31,6 +31,11 @@
 //!   (by continuation) until it has been switched out; changes to its page
 //!   tables by another domain are followed by a synchronous TLB flush on
 //!   its CPU ([`flush_remote`]), answered even by a CPU spinning on the lock.
+//!
+//! The lock order (hypervisor lock, slot locks, `RUN`, the frame table, the
+//! allocator, the console) is stated once, in `docs/architecture.md`.
+//! Per-CPU and per-vCPU scheduler state is in [`SchedCpu`] and
+//! [`SchedVcpu`], lock-free.
 
 use crate::arch::x86_64::apic;
 use crate::arch::x86_64::entry;
@@ -90,31 +95,54 @@ impl VcpuId {
 const NO_DOMAIN: u32 = u32::MAX;
 /// The domid in each slot, or [`NO_DOMAIN`].
 static SLOT_DOMID: [AtomicU32; MAX_DOMAINS] = [const { AtomicU32::new(NO_DOMAIN) }; MAX_DOMAINS];
-/// Each vCPU's earliest wake deadline in system time (0: none).
-static DEADLINES: [AtomicU64; MAX_UNITS] = [const { AtomicU64::new(0) }; MAX_UNITS];
 const NR_CPUS: usize = MAX_CPUS as usize;
 /// No vCPU (an idle CPU), or no CPU (a vCPU not running).
 const NONE: usize = usize::MAX;
-/// Per CPU: set when another vCPU may have become runnable, or the
-/// running one yielded: the next return to a guest goes through the
-/// scheduler.
-static RESCHEDULE: [AtomicBool; NR_CPUS] = [const { AtomicBool::new(false) }; NR_CPUS];
-/// Per CPU: the vCPU ([`VcpuId::index`]) it runs, or [`NONE`].
-static CURRENT: [AtomicUsize; NR_CPUS] = [const { AtomicUsize::new(NONE) }; NR_CPUS];
-/// Per vCPU: the CPU running it, or [`NONE`].
-static RUNNING_ON: [AtomicUsize; MAX_UNITS] = [const { AtomicUsize::new(NONE) }; MAX_UNITS];
-/// Per CPU: the vCPU whose GDT and LDT are loaded in it ([`NONE`] if none).
-static LOADED: [AtomicUsize; NR_CPUS] = [const { AtomicUsize::new(NONE) }; NR_CPUS];
-/// Per CPU: end of the running vCPU's time slice (system time).
-static SLICE_END: [AtomicU64; NR_CPUS] = [const { AtomicU64::new(u64::MAX) }; NR_CPUS];
-/// Per CPU: when the running vCPU was last switched to (system time).
-static RUNNING_SINCE: [AtomicU64; NR_CPUS] = [const { AtomicU64::new(0) }; NR_CPUS];
+
+/// The scheduler's per-CPU state (lock-free: each field is read by other
+/// CPUs, written by its own CPU or under the hypervisor lock). One cache
+/// line each, so CPUs do not share lines.
+#[repr(align(64))]
+struct SchedCpu {
+    /// Set when another vCPU may have become runnable, or the running one
+    /// yielded: the next return to a guest goes through the scheduler.
+    reschedule: AtomicBool,
+    /// The vCPU ([`VcpuId::index`]) this CPU runs, or [`NONE`].
+    current: AtomicUsize,
+    /// The vCPU whose GDT and LDT are loaded in this CPU ([`NONE`] if none).
+    loaded: AtomicUsize,
+    /// End of the running vCPU's time slice (system time).
+    slice_end: AtomicU64,
+    /// When the running vCPU was last switched to (system time).
+    running_since: AtomicU64,
+}
+
+/// The scheduler's per-vCPU state, by [`VcpuId::index`].
+struct SchedVcpu {
+    /// The earliest wake deadline in system time (0: none).
+    deadline: AtomicU64,
+    /// The CPU running it, or [`NONE`].
+    running_on: AtomicUsize,
+    /// Another domain changed its domain's page tables since it last ran;
+    /// a CPU that switches to it without loading a new CR3 must flush.
+    stale_tlb: AtomicBool,
+}
+
+/// Per CPU.
+static PER_CPU: [SchedCpu; NR_CPUS] = [const {
+    SchedCpu {
+        reschedule: AtomicBool::new(false),
+        current: AtomicUsize::new(NONE),
+        loaded: AtomicUsize::new(NONE),
+        slice_end: AtomicU64::new(u64::MAX),
+        running_since: AtomicU64::new(0),
+    }
+}; NR_CPUS];
+/// Per vCPU.
+static PER_VCPU: [SchedVcpu; MAX_UNITS] =
+    [const { SchedVcpu { deadline: AtomicU64::new(0), running_on: AtomicUsize::new(NONE), stale_tlb: AtomicBool::new(false) } }; MAX_UNITS];
 /// CPUs halted in the idle loop, one bit each.
 static IDLE_CPUS: AtomicU32 = AtomicU32::new(0);
-/// Per vCPU: another domain changed its domain's page tables since it
-/// last ran; a CPU that switches to it without loading a new CR3 must
-/// flush.
-static STALE_TLB: [AtomicBool; MAX_UNITS] = [const { AtomicBool::new(false) }; MAX_UNITS];
 /// Domains in existence.
 static NR_DOMAINS: AtomicUsize = AtomicUsize::new(0);
 /// One past the highest slot ever used (slots are taken lowest first), so
@@ -159,8 +187,8 @@ fn ipi_kick(cpu: usize) {
 pub fn flush_remote(domid: u16) {
     let Some(slot) = slot_of(domid) else { return };
     for v in VcpuId::of_slot(slot) {
-        STALE_TLB[v.index()].store(true, SeqCst);
-        let cpu = RUNNING_ON[v.index()].load(SeqCst);
+        PER_VCPU[v.index()].stale_tlb.store(true, SeqCst);
+        let cpu = PER_VCPU[v.index()].running_on.load(SeqCst);
         if cpu != NONE && cpu != this_cpu() {
             flush_other_cpu(cpu);
         }
@@ -189,13 +217,13 @@ pub fn flush_cpus_since(stamp: u64) {
 
 /// The CPU running vCPU `v`, and since when (system time).
 pub fn running_on(v: VcpuId) -> Option<(usize, u64)> {
-    let cpu = RUNNING_ON.get(v.index())?.load(SeqCst);
-    (cpu != NONE).then(|| (cpu, RUNNING_SINCE[cpu].load(SeqCst)))
+    let cpu = PER_VCPU.get(v.index())?.running_on.load(SeqCst);
+    (cpu != NONE).then(|| (cpu, PER_CPU[cpu].running_since.load(SeqCst)))
 }
 
 /// Whether vCPU `v` runs on a CPU other than this one.
 fn running_elsewhere(v: VcpuId) -> bool {
-    RUNNING_ON.get(v.index()).is_some_and(|c| {
+    PER_VCPU.get(v.index()).map(|u| &u.running_on).is_some_and(|c| {
         let c = c.load(SeqCst);
         c != NONE && c != this_cpu()
     })
@@ -229,7 +257,7 @@ static RUN: spin::Mutex<Option<RunState>> =
 
 /// The vCPU running on this CPU (`None` when idle).
 pub fn current_vcpu() -> Option<VcpuId> {
-    Some(CURRENT[this_cpu()].load(SeqCst)).filter(|&i| i != NONE).map(VcpuId::from_index)
+    Some(PER_CPU[this_cpu()].current.load(SeqCst)).filter(|&i| i != NONE).map(VcpuId::from_index)
 }
 
 /// The slot of the domain whose vCPU runs on this CPU ([`NONE`] when idle).
@@ -265,7 +293,7 @@ pub fn with_guest<R>(domid: u16, f: impl FnOnce(&mut Guest) -> R) -> Option<R> {
     }
     let r = DOMAINS[slot].lock().as_mut().filter(|g| g.domain.domid == domid).map(|g| f(g));
     for v in VcpuId::of_slot(slot) {
-        let cpu = RUNNING_ON[v.index()].load(SeqCst);
+        let cpu = PER_VCPU[v.index()].running_on.load(SeqCst);
         if cpu != NONE {
             ipi_kick(cpu);
         }
@@ -342,7 +370,7 @@ pub fn remove(domid: u16) -> Result<FrameBox<Guest>, RemoveError> {
 /// No CPU holds the slot's GDT/LDT any more: the next switch to it loads
 /// them again.
 fn forget_loaded_slot(slot: usize) {
-    for loaded in &LOADED {
+    for loaded in PER_CPU.iter().map(|c| &c.loaded) {
         for v in VcpuId::of_slot(slot) {
             let _ = loaded.compare_exchange(v.index(), NONE, SeqCst, SeqCst);
         }
@@ -359,7 +387,7 @@ pub fn forget_loaded(domid: u16) {
 
 /// Record a vCPU's wake deadline (0: none) for the timer and idle loop.
 pub fn set_deadline(v: VcpuId, deadline: u64) {
-    let Some(d) = DEADLINES.get(v.index()) else { return };
+    let Some(d) = PER_VCPU.get(v.index()).map(|u| &u.deadline) else { return };
     let old = d.swap(deadline, SeqCst);
     let earliest = EARLIEST.load(SeqCst);
     if deadline != 0 && (earliest == 0 || deadline < earliest) {
@@ -367,19 +395,19 @@ pub fn set_deadline(v: VcpuId, deadline: u64) {
     } else if old != 0 && old == earliest {
         // The earliest may have gone: look again over the used vCPUs.
         let high = HIGH_SLOT.load(SeqCst) * MAX_VCPUS;
-        let min = DEADLINES[..high].iter().map(|d| d.load(SeqCst)).filter(|&t| t != 0).min().unwrap_or(0);
+        let min = PER_VCPU[..high].iter().map(|u| u.deadline.load(SeqCst)).filter(|&t| t != 0).min().unwrap_or(0);
         EARLIEST.store(min, SeqCst);
     }
 }
 
-/// The minimum of [`DEADLINES`] (0: none), kept by [`set_deadline`] so the
+/// The minimum of the vCPUs' deadlines (0: none), kept by [`set_deadline`] so the
 /// return path to a guest does not scan every slot.
 static EARLIEST: AtomicU64 = AtomicU64::new(0);
 
 /// Another domain may have become runnable: reconsider at the next
 /// return to a guest, and wake the CPUs that idle so they look too.
 pub fn kick() {
-    RESCHEDULE[this_cpu()].store(true, SeqCst);
+    PER_CPU[this_cpu()].reschedule.store(true, SeqCst);
     let idle = IDLE_CPUS.load(SeqCst);
     for cpu in 0..NR_CPUS {
         if idle & (1 << cpu) != 0 {
@@ -450,9 +478,9 @@ pub fn ap_main() -> ! {
 /// Record that this CPU now runs vCPU `v`, from `now`.
 fn begin_running(v: VcpuId, now: u64) {
     let cpu = this_cpu();
-    CURRENT[cpu].store(v.index(), SeqCst);
-    RUNNING_ON[v.index()].store(cpu, SeqCst);
-    RUNNING_SINCE[cpu].store(now, SeqCst);
+    PER_CPU[cpu].current.store(v.index(), SeqCst);
+    PER_VCPU[v.index()].running_on.store(cpu, SeqCst);
+    PER_CPU[cpu].running_since.store(now, SeqCst);
 }
 
 /// Finish an entry from the guest (the exit path's one call): `guard`
@@ -469,7 +497,7 @@ pub fn resume(mut guard: MutexGuard<'_, Option<FrameBox<Guest>>>, me: VcpuId, re
     // Another vCPU's deadline has passed: let the scheduler wake it (the
     // running vCPU's own timer was just handled by `wake_check`).
     let due = earliest_deadline().is_some_and(|t| t <= now);
-    let must_switch = due || RESCHEDULE[cpu].load(SeqCst) || now >= SLICE_END[cpu].load(SeqCst);
+    let must_switch = due || PER_CPU[cpu].reschedule.load(SeqCst) || now >= PER_CPU[cpu].slice_end.load(SeqCst);
     if d.runnable(v) && !must_switch {
         d.deliver_events(v, regs);
         d.prepare_resume(v, regs);
@@ -482,10 +510,10 @@ pub fn resume(mut guard: MutexGuard<'_, Option<FrameBox<Guest>>>, me: VcpuId, re
         }
     }
     v.regs = *regs;
-    v.cpu_time += now.saturating_sub(RUNNING_SINCE[cpu].load(SeqCst));
+    v.cpu_time += now.saturating_sub(PER_CPU[cpu].running_since.load(SeqCst));
     v.last_cpu = cpu;
     crate::arch::x86_64::cpu::fxsave(&mut v.fpu);
-    RUNNING_ON[me.index()].store(NONE, SeqCst);
+    PER_VCPU[me.index()].running_on.store(NONE, SeqCst);
     drop(guard);
     switch(regs);
     big_unlock();
@@ -536,7 +564,7 @@ fn refresh(now: u64) -> [bool; MAX_UNITS] {
 fn switch(regs: &mut CpuUserRegs) {
     let cpu = this_cpu();
     loop {
-        RESCHEDULE[cpu].store(false, SeqCst);
+        PER_CPU[cpu].reschedule.store(false, SeqCst);
         let now = system_time();
         let runnable = refresh(now);
         let (next, slice_end, period_end) = {
@@ -556,7 +584,7 @@ fn switch(regs: &mut CpuUserRegs) {
             (next, now + budget.min(SLICE_NS), period_end)
         };
         let Some(next) = next else {
-            CURRENT[cpu].store(NONE, SeqCst);
+            PER_CPU[cpu].current.store(NONE, SeqCst);
             idle(now, period_end);
             continue;
         };
@@ -569,12 +597,12 @@ fn switch(regs: &mut CpuUserRegs) {
         }
         // Descriptor tables change only under their own domain: reload them
         // unless this CPU has them and the vCPU has not run elsewhere.
-        if LOADED[cpu].load(SeqCst) != next.index() || v.last_cpu != cpu {
+        if PER_CPU[cpu].loaded.load(SeqCst) != next.index() || v.last_cpu != cpu {
             v.load_descriptor_tables();
-            LOADED[cpu].store(next.index(), SeqCst);
+            PER_CPU[cpu].loaded.store(next.index(), SeqCst);
         }
         begin_running(next, now);
-        SLICE_END[cpu].store(slice_end, SeqCst);
+        PER_CPU[cpu].slice_end.store(slice_end, SeqCst);
         *regs = v.regs;
         crate::arch::x86_64::cpu::fxrstor(&v.fpu);
         d.deliver_events(v, regs);
@@ -583,7 +611,7 @@ fn switch(regs: &mut CpuUserRegs) {
         // The vCPU may have run on another CPU, or had its tables changed
         // by another domain, since this CPU last loaded them: if loading
         // them did not flush the TLB, flush it.
-        let stale = STALE_TLB[next.index()].swap(false, SeqCst) || v.last_cpu != cpu;
+        let stale = PER_VCPU[next.index()].stale_tlb.swap(false, SeqCst) || v.last_cpu != cpu;
         if stale && crate::arch::x86_64::cpu::read_cr3() == cr3_before {
             crate::arch::x86_64::cpu::flush_tlb();
         }
@@ -593,7 +621,7 @@ fn switch(regs: &mut CpuUserRegs) {
             return;
         }
         v.regs = *regs;
-        RUNNING_ON[next.index()].store(NONE, SeqCst);
+        PER_VCPU[next.index()].running_on.store(NONE, SeqCst);
     }
 }
 
@@ -604,7 +632,7 @@ fn earliest_deadline() -> Option<u64> {
 
 /// Arm this CPU's LAPIC for the next thing the scheduler must look at.
 fn arm_timer(now: u64) {
-    let slice = (NR_DOMAINS.load(SeqCst) > 1).then(|| SLICE_END[this_cpu()].load(SeqCst));
+    let slice = (NR_DOMAINS.load(SeqCst) > 1).then(|| PER_CPU[this_cpu()].slice_end.load(SeqCst));
     match [earliest_deadline(), slice].into_iter().flatten().min() {
         Some(t) => apic::arm_at(t, now),
         None => apic::disarm(),
@@ -620,7 +648,7 @@ fn arm_timer(now: u64) {
 fn idle(now: u64, period_end: Option<u64>) {
     let cpu = this_cpu();
     let wake = earliest_deadline().into_iter().chain(period_end).min();
-    let anyone_running = RUNNING_ON.iter().take(HIGH_SLOT.load(SeqCst) * MAX_VCPUS).any(|c| c.load(SeqCst) != NONE);
+    let anyone_running = PER_VCPU.iter().take(HIGH_SLOT.load(SeqCst) * MAX_VCPUS).any(|u| u.running_on.load(SeqCst) != NONE);
     if wake.is_none() && !anyone_running && cpu == 0 {
         if let Some(g) = DOMAINS[0].lock().as_mut() {
             g.vcpu(0).0.unblock();

@@ -29,41 +29,46 @@ type Ret = i64;
 /// continues itself (Xen's `hypercall_preempt_check`, by elapsed time).
 pub const PREEMPT_NS: u64 = 500_000;
 
-/// Per CPU: the TSC when the guest's current top-level hypercall started
-/// (sub-calls of a multicall share their parent's). A raw TSC, converted
-/// only when [`preempt_due`] asks: every hypercall stores it, few ask.
-static HYPERCALL_START: [core::sync::atomic::AtomicU64; crate::arch::x86_64::smp::MAX_CPUS as usize] =
-    [const { core::sync::atomic::AtomicU64::new(0) }; crate::arch::x86_64::smp::MAX_CPUS as usize];
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
-/// Per CPU: whether [`preempt_due`] said `true` during the current
-/// top-level hypercall (cleared when one starts). Most callers then stop
-/// and continue later; one does not (a devalidation that parks the rest of
-/// its work on the frame table's pending list and lets the hypercall
-/// finish), so [`dispatch`] counts a preemption only when the call also
-/// continued.
-static HYPERCALL_PREEMPTED: [core::sync::atomic::AtomicBool; crate::arch::x86_64::smp::MAX_CPUS as usize] =
-    [const { core::sync::atomic::AtomicBool::new(false) }; crate::arch::x86_64::smp::MAX_CPUS as usize];
+/// A CPU's current top-level hypercall (sub-calls of a multicall share
+/// their parent's). One cache line per CPU.
+#[repr(align(64))]
+struct HypercallCpu {
+    /// The TSC when it started: a raw TSC, converted only when
+    /// [`preempt_due`] asks (every hypercall stores it, few ask).
+    start_tsc: AtomicU64,
+    /// Whether [`preempt_due`] said `true` during it (cleared when one
+    /// starts). Most callers then stop and continue later; one does not (a
+    /// devalidation that parks the rest of its work on the frame table's
+    /// pending list and lets the hypercall finish), so [`dispatch`] counts
+    /// a preemption only when the call also continued.
+    preempted: AtomicBool,
+}
+
+/// Per CPU.
+static PER_CPU: [HypercallCpu; crate::arch::x86_64::smp::MAX_CPUS as usize] =
+    [const { HypercallCpu { start_tsc: AtomicU64::new(0), preempted: AtomicBool::new(false) } }; crate::arch::x86_64::smp::MAX_CPUS as usize];
 
 /// Whether the current hypercall has run long enough to continue later.
 /// Callers check it only after some progress, so every call advances.
 pub fn preempt_due() -> bool {
-    let cpu = crate::arch::x86_64::entry::this_cpu();
-    let start_tsc = HYPERCALL_START.get(cpu).map_or(0, |s| s.load(core::sync::atomic::Ordering::Relaxed));
-    let start = crate::guest::CLOCK.get().map_or(0, |c| c.system_time(start_tsc));
+    let Some(c) = PER_CPU.get(crate::arch::x86_64::entry::this_cpu()) else { return false };
+    let start = crate::guest::CLOCK.get().map_or(0, |clock| clock.system_time(c.start_tsc.load(Relaxed)));
     let due = crate::guest::system_time().saturating_sub(start) >= PREEMPT_NS;
-    if due && let Some(p) = HYPERCALL_PREEMPTED.get(cpu) {
-        p.store(true, core::sync::atomic::Ordering::Relaxed);
+    if due {
+        c.preempted.store(true, Relaxed);
     }
     due
 }
 
 /// Handle the hypercall in `regs`; the result goes to the guest's RAX.
 pub fn dispatch(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) -> u64 {
-    let cpu = crate::arch::x86_64::entry::this_cpu();
+    let this = PER_CPU.get(crate::arch::x86_64::entry::this_cpu());
     let top_level = !v.in_multicall;
-    if top_level && let (Some(s), Some(p)) = (HYPERCALL_START.get(cpu), HYPERCALL_PREEMPTED.get(cpu)) {
-        s.store(crate::arch::x86_64::clock::rdtsc(), core::sync::atomic::Ordering::Relaxed);
-        p.store(false, core::sync::atomic::Ordering::Relaxed);
+    if top_level && let Some(c) = this {
+        c.start_tsc.store(crate::arch::x86_64::clock::rdtsc(), Relaxed);
+        c.preempted.store(false, Relaxed);
     }
     // `iret` restores the guest's RAX, whatever it holds: never a
     // continuation.
@@ -73,7 +78,7 @@ pub fn dispatch(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) -> u64 {
     let rip = regs.rip;
     let r: Ret = call_handler(v, d, regs).unwrap_or(-ENOSYS);
     let continued = regs.rip != rip || r == -control::ERESTART;
-    if top_level && continued && HYPERCALL_PREEMPTED.get(cpu).is_some_and(|p| p.load(core::sync::atomic::Ordering::Relaxed)) {
+    if top_level && continued && this.is_some_and(|c| c.preempted.load(Relaxed)) {
         v.preempted_hypercalls += 1;
     }
     if r == -control::ERESTART {
