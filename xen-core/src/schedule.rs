@@ -42,6 +42,7 @@ use crate::arch::x86_64::entry;
 use crate::arch::x86_64::entry::this_cpu;
 use crate::arch::x86_64::frame_box::FrameBox;
 use crate::arch::x86_64::smp::{CPUS_ONLINE, MAX_CPUS};
+use crate::domain::control_ops::RemoveError;
 use crate::domain::vcpu::CpuUserRegs;
 use crate::guest::{Domain, Guest, MAX_VCPUS, system_time};
 use crate::sched::credit::{Credit, PERIOD_MS, Params};
@@ -334,14 +335,6 @@ pub fn install(dom: Guest) -> Result<usize, NoSlot> {
 /// state.
 #[derive(Clone, Copy, Debug)]
 pub struct NoSlot;
-
-/// Why a domain cannot be taken out of its slot.
-pub enum RemoveError {
-    /// No such domain, or it is the caller.
-    NotFound,
-    /// It runs on another CPU; it has been asked to stop, try again.
-    Running,
-}
 
 /// Take a domain out of its slot (destruction). Never the caller's own,
 /// and never one still running on another CPU: that one is paused and its

@@ -46,6 +46,9 @@ pub const ENODATA: i64 = 61;
 pub const ENOSYS: i64 = 38;
 /// Directory not empty.
 pub const ENOTEMPTY: i64 = 39;
+/// Interrupted call, to be restarted: Xen-internal (`#ifdef __XEN__`), never
+/// seen by a guest; the dispatcher turns it into a continuation.
+pub const ERESTART: i64 = 85;
 /// Operation not supported.
 pub const EOPNOTSUPP: i64 = 95;
 /// Already connected.
@@ -76,6 +79,7 @@ pub fn name(err: i64) -> &'static str {
         EROFS => "EROFS",
         ENOSYS => "ENOSYS",
         ENOTEMPTY => "ENOTEMPTY",
+        ERESTART => "ERESTART",
         EOPNOTSUPP => "EOPNOTSUPP",
         EISCONN => "EISCONN",
         _ => "E?",

@@ -371,6 +371,19 @@ pub struct MulticallEntry {
 const _: () = assert!(core::mem::size_of::<MulticallEntry>() == 64);
 const _: () = assert!(core::mem::offset_of!(MulticallEntry, args) == 16);
 
+/// `VIRQ_TIMER`: per vCPU, timebase update or requested timeout.
+pub const VIRQ_TIMER: u32 = 0;
+/// `VIRQ_DEBUG`: per vCPU, dump debug info.
+pub const VIRQ_DEBUG: u32 = 1;
+/// `VIRQ_CONSOLE`: global (dom0), bytes on the emergency console.
+pub const VIRQ_CONSOLE: u32 = 2;
+/// `VIRQ_DOM_EXC`: global (dom0), a domain shut down or died.
+pub const VIRQ_DOM_EXC: u32 = 3;
+/// `VIRQ_XENOPROF`: per vCPU, a new profiling sample.
+pub const VIRQ_XENOPROF: u32 = 7;
+/// `VIRQ_XENPMU`: per vCPU, PMC interrupt.
+pub const VIRQ_XENPMU: u32 = 13;
+
 /// `CONSOLEIO_write`.
 pub const CONSOLEIO_WRITE: u64 = 0;
 /// `CONSOLEIO_read`.

@@ -24,18 +24,14 @@ use crate::mm::Mfn;
 use crate::mm::page_type::{PageMem, PageType};
 use crate::sched::credit::Params;
 use xen_public::domctl::*;
-use xen_public::errno::{EACCES, EEXIST, EFAULT, EINVAL, ENOENT, ENOMEM, ENOSYS, EPERM, ESRCH};
+use xen_public::errno::{EACCES, EEXIST, EFAULT, EINVAL, ENOENT, ENOMEM, ENOSYS, EPERM, ERESTART, ESRCH};
 use xen_public::sysctl::*;
-use xen_public::{XEN_DOMINF_BLOCKED, XEN_DOMINF_PAUSED, XEN_DOMINF_RUNNING, XEN_DOMINF_SHUTDOWN, XEN_DOMINF_SHUTDOWNSHIFT};
+use xen_public::{VIRQ_DOM_EXC, XEN_DOMINF_BLOCKED, XEN_DOMINF_PAUSED, XEN_DOMINF_RUNNING, XEN_DOMINF_SHUTDOWN, XEN_DOMINF_SHUTDOWNSHIFT};
 
 use super::guest_mem::{GuestAccess, rc};
-pub use super::vcpu_ctx_ops::ERESTART;
 
 /// A hypercall's result for the guest's RAX (a negated errno on failure).
 type Ret = i64;
-
-/// `VIRQ_DOM_EXC`: a domain shut down or died.
-pub const VIRQ_DOM_EXC: u32 = 3;
 
 /// Why a domain could not be taken out of its slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -94,10 +94,7 @@ pub fn event_channel_op<H: EventHost>(h: &mut H, d: &mut Domain, mem: &impl Gues
 /// `virq_is_global`): all but VIRQ_TIMER, VIRQ_DEBUG, VIRQ_XENOPROF and
 /// VIRQ_XENPMU, which are per vCPU (x86 has no per-vCPU arch VIRQ).
 fn virq_is_global(virq: u32) -> bool {
-    const VIRQ_TIMER: u32 = 0;
-    const VIRQ_DEBUG: u32 = 1;
-    const VIRQ_XENOPROF: u32 = 7;
-    const VIRQ_XENPMU: u32 = 13;
+    use xen_public::{VIRQ_DEBUG, VIRQ_TIMER, VIRQ_XENOPROF, VIRQ_XENPMU};
     !matches!(virq, VIRQ_TIMER | VIRQ_DEBUG | VIRQ_XENOPROF | VIRQ_XENPMU)
 }
 

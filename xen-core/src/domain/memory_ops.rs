@@ -20,27 +20,17 @@ use super::guest_mem::GuestAccess;
 use crate::mm::Mfn;
 use crate::mm::page_type::{FrameTable, PageMem};
 use xen_public::errno::{EFAULT, EINVAL, ENOSYS, EPERM, ESRCH};
-use xen_public::memory::{XenMemoryDomain, XenMemoryReservation};
+use xen_public::memory::{
+    XENMEM_CURRENT_RESERVATION, XENMEM_DECREASE_RESERVATION, XENMEM_INCREASE_RESERVATION, XENMEM_MAXIMUM_RAM_PAGE, XENMEM_MAXIMUM_RESERVATION,
+    XENMEM_POPULATE_PHYSMAP, XenMemoryDomain, XenMemoryReservation,
+};
 
 /// A hypercall's result for the guest's RAX (a negated errno on failure).
 type Ret = i64;
 
-/// XENMEM_increase_reservation.
-pub const XENMEM_INCREASE_RESERVATION: u32 = 0;
-/// XENMEM_decrease_reservation.
-pub const XENMEM_DECREASE_RESERVATION: u32 = 1;
-/// XENMEM_maximum_ram_page.
-pub const XENMEM_MAXIMUM_RAM_PAGE: u32 = 2;
-/// XENMEM_current_reservation.
-pub const XENMEM_CURRENT_RESERVATION: u32 = 3;
-/// XENMEM_maximum_reservation.
-pub const XENMEM_MAXIMUM_RESERVATION: u32 = 4;
-/// XENMEM_populate_physmap.
-pub const XENMEM_POPULATE_PHYSMAP: u32 = 6;
-
 /// The command bits of `memory_op`'s `cmd` (the rest, `MEMOP_EXTENT_SHIFT`
 /// and up, is a continuation's start extent, which Xen keeps there).
-const MEMOP_CMD_MASK: u32 = 0x3f;
+const MEMOP_CMD_MASK: u64 = 0x3f;
 
 /// Extents done per call at most (no continuation: the caller sees how
 /// many were done and asks again for the rest).
@@ -85,7 +75,7 @@ fn is_self(d: &Domain, dom: u16) -> bool {
 /// the physmap, in extents of order 0 (larger orders are -EINVAL here,
 /// where Xen would allocate them). A frame given back must have no other
 /// reference (Xen would free it when its last mapping goes).
-pub fn memory_op<H: MemoryHost>(h: &mut H, d: &mut Domain, mem: &impl GuestAccess, cmd: u32, arg: u64) -> Ret {
+pub fn memory_op<H: MemoryHost>(h: &mut H, d: &mut Domain, mem: &impl GuestAccess, cmd: u64, arg: u64) -> Ret {
     match cmd & MEMOP_CMD_MASK {
         XENMEM_MAXIMUM_RAM_PAGE => h.m2p_entries().saturating_sub(1) as i64,
         op @ (XENMEM_CURRENT_RESERVATION | XENMEM_MAXIMUM_RESERVATION) => {
@@ -122,7 +112,7 @@ pub fn memory_op<H: MemoryHost>(h: &mut H, d: &mut Domain, mem: &impl GuestAcces
 /// change `op` for `d`, with the extent list at `list` in the caller's
 /// memory `mem`; returns how many were done. It stops at the first extent
 /// that cannot be done.
-fn reservation<H: MemoryHost>(h: &mut H, d: &mut Domain, op: u32, list: u64, nr: u64, mem: &impl GuestAccess) -> Ret {
+fn reservation<H: MemoryHost>(h: &mut H, d: &mut Domain, op: u64, list: u64, nr: u64, mem: &impl GuestAccess) -> Ret {
     let mut done = 0u64;
     while done < nr && done < EXTENTS_PER_CALL {
         // A list wrapping past the top of memory faults at the wrap (as
@@ -156,7 +146,7 @@ fn give_back<H: MemoryHost>(h: &mut H, d: &mut Domain, mem: &impl GuestAccess, s
 /// frame for `d` (within `max_pages`), its number written to `slot`; for
 /// populate_physmap the gfn read from `slot` goes to the M2P first.
 /// `false` (stop) when it cannot be done.
-fn take_one<H: MemoryHost>(h: &mut H, d: &mut Domain, op: u32, mem: &impl GuestAccess, slot: u64) -> bool {
+fn take_one<H: MemoryHost>(h: &mut H, d: &mut Domain, op: u64, mem: &impl GuestAccess, slot: u64) -> bool {
     if d.nr_pages >= d.max_pages {
         return false;
     }
@@ -555,7 +545,7 @@ pub mod tests {
     fn unknown_memory_op_is_enosys_and_high_cmd_bits_are_ignored() {
         let (mut h, g) = (FakeMachine::default(), guest());
         let mut d = dom(false, 8);
-        assert_eq!(memory_op(&mut h, &mut d, &g, 5, ARG), -ENOSYS, "XENMEM_exchange");
+        assert_eq!(memory_op(&mut h, &mut d, &g, 5, ARG), -ENOSYS, "XENMEM_machphys_mfn_list");
         assert_eq!(memory_op(&mut h, &mut d, &g, 0x3f, ARG), -ENOSYS);
         // A continuation's start extent in bits 6 and up: the same command.
         reservation_arg(&g, 1, 0, ME);

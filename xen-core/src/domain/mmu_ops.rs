@@ -26,7 +26,7 @@ use super::vcpu_ops::continue_later;
 use crate::mm::descriptor::check_descriptor;
 use crate::mm::guest_walk::guest_va_ok;
 use crate::mm::page_type::{FrameTable, MmError, PageMem, PageType, Who};
-use xen_public::errno::{EACCES, EFAULT, EINVAL, ENOSYS, EOPNOTSUPP, EPERM, ESRCH};
+use xen_public::errno::{EACCES, EFAULT, EINVAL, ENOSYS, EOPNOTSUPP, EPERM, ERESTART, ESRCH};
 use xen_public::hypercall as nr;
 use xen_public::pte::{PteFlags, pte_maddr};
 use xen_public::{MmuUpdate, MmuextOp, MulticallEntry};
@@ -42,8 +42,6 @@ pub const MMU_UPDATE_PREEMPTED: u64 = 0x8000_0000;
 pub const FIRST_RESERVED_GDT_ENTRY: u64 = 14 * 512;
 /// Most entries an LDT may have.
 pub const LDT_ENTRIES: u64 = 8192;
-/// Xen's internal -ERESTART: a preempted operation, issued again.
-const RESTART: i64 = -super::vcpu_ctx_ops::ERESTART;
 
 /// What the MMU hypercalls need from the machine beyond the caller's
 /// vCPU and domain.
@@ -108,7 +106,7 @@ pub fn who(d: &Domain) -> Who {
 /// validation, continued by re-issuing the call) stays, every other
 /// failure is -EINVAL.
 pub fn restart_or_einval(e: i64) -> i64 {
-    if e == RESTART { e } else { -EINVAL }
+    if e == -ERESTART { e } else { -EINVAL }
 }
 
 /// Run `f` with the frame table locked; no frame table is -EINVAL.
@@ -240,7 +238,7 @@ fn batch<H: MmuHost, T: zerocopy::FromBytes + zerocopy::IntoBytes>(
         };
         match each(h, v, d, pg_owner, &entry) {
             Ok(()) => {}
-            Err(RESTART) => {
+            Err(e) if e == -ERESTART => {
                 // A long validation stopped: this entry is issued again.
                 flush_foreign(h, d);
                 if let Err(e) = write_done(&h.kernel_mem(v), pdone, done) {

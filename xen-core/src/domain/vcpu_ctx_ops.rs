@@ -21,11 +21,6 @@ use xen_public::vcpu as wire;
 /// A hypercall's result for the guest's RAX (a negated errno on failure).
 type Ret = i64;
 
-/// Xen's internal "restart this hypercall" code: never seen by a guest,
-/// the dispatcher turns it into a continuation.
-pub const ERESTART: i64 = 85;
-const _: () = assert!(crate::mm::page_type::MmError::Restart.errno() == -ERESTART);
-
 /// What the vCPU-context operations need from the live machine.
 pub trait VcpuHost {
     /// Finish the devalidations `domid`'s earlier calls left pending

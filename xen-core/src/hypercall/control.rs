@@ -14,8 +14,6 @@ use crate::domain::sched_ops::{self, ConsoleHost, SchedHost};
 use crate::guest::Guest;
 use crate::mm::page_type::FrameTable;
 
-pub(super) use control_ops::ERESTART;
-
 /// The live machine as the control operations see it.
 pub(super) struct Live {
     pool: LivePool,
@@ -78,10 +76,7 @@ impl ControlHost for Live {
         crate::schedule::install(g).is_ok()
     }
     fn remove(&mut self, domid: u16) -> Result<Self::Removed, RemoveError> {
-        crate::schedule::remove(domid).map_err(|e| match e {
-            crate::schedule::RemoveError::NotFound => RemoveError::NotFound,
-            crate::schedule::RemoveError::Running => RemoveError::Running,
-        })
+        crate::schedule::remove(domid)
     }
     fn with_domids<R>(&mut self, f: impl FnOnce(&mut DomidAllocator) -> R) -> R {
         f(&mut crate::guest::DOMIDS.lock())
@@ -159,7 +154,7 @@ pub(super) fn sysctl(v: &mut Vcpu, d: &mut Domain, arg: u64) -> Ret {
 
 /// `memory_op(cmd, arg)`.
 pub(super) fn memory_op(v: &mut Vcpu, d: &mut Domain, cmd: u32, arg: u64) -> Ret {
-    memory_ops::memory_op(&mut Live::new(), d, &v.kernel_mem(), cmd, arg)
+    memory_ops::memory_op(&mut Live::new(), d, &v.kernel_mem(), u64::from(cmd), arg)
 }
 
 /// `sched_op(cmd, arg)`.

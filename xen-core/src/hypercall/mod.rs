@@ -77,11 +77,11 @@ pub fn dispatch(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) -> u64 {
     }
     let rip = regs.rip;
     let r: Ret = call_handler(v, d, regs).unwrap_or(-ENOSYS);
-    let continued = regs.rip != rip || r == -control::ERESTART;
+    let continued = regs.rip != rip || r == -xen_public::errno::ERESTART;
     if top_level && continued && this.is_some_and(|c| c.preempted.load(Relaxed)) {
         v.preempted_hypercalls += 1;
     }
-    if r == -control::ERESTART {
+    if r == -xen_public::errno::ERESTART {
         // The operation waits for another CPU (a domain being destroyed
         // must first stop running there): issue the hypercall again.
         return continue_later(regs, regs.rax);

@@ -189,12 +189,15 @@ impl MmError {
     /// The negated errno (-ERESTART is Xen's internal 85).
     pub const fn errno(self) -> i64 {
         match self {
-            MmError::Inval => -22,
-            MmError::Busy => -16,
-            MmError::Restart => -85,
+            MmError::Inval => -xen_public::errno::EINVAL,
+            MmError::Busy => -xen_public::errno::EBUSY,
+            MmError::Restart => -xen_public::errno::ERESTART,
         }
     }
 }
+
+// The continuation code is Xen's internal 85, as the dispatcher expects.
+const _: () = assert!(MmError::Restart.errno() == -85);
 
 type Res = Result<(), MmError>;
 
