@@ -20,9 +20,11 @@
 
 use super::Domain;
 use super::guest_mem::{GuestAccess, rc};
+use super::host::{CpuTlb, Domains, FrameHost};
 use super::vcpu::CpuUserRegs;
 use super::vcpu_ops::continue_later;
 use crate::grant::{self, ENTRIES_PER_FRAME, MAX_FRAMES, Mapping, gntst};
+use crate::mm::Mfn;
 use crate::mm::page_type::{FrameTable, PageMem, PageType, Who};
 use xen_public::errno::{EFAULT, EINVAL, ENOSYS, ESRCH};
 use xen_public::grant_table::*;
@@ -59,51 +61,22 @@ pub trait SharedFrame {
     fn copy_from(&self, dst_off: usize, src: &Self, src_off: usize, len: usize);
 }
 
-/// Page-table memory as grant operations use it: the frame table's
-/// [`PageMem`], and where the frames it frees go.
-pub trait GrantMem: PageMem {
-    /// Give a frame the frame table freed back to the allocator.
-    fn free_frame(&mut self, mfn: u64);
-}
-
 /// What grant-table operations need from the machine beyond the caller's
 /// domain and memory.
-pub trait GrantHost {
-    /// Page-table memory, lent with the frame table.
-    type Mem: GrantMem;
+pub trait GrantHost: FrameHost + Domains + CpuTlb {
     /// A shared machine frame.
     type Frame: SharedFrame;
-    /// Whether a domain with this id exists.
-    fn exists(&self, domid: u16) -> bool;
     /// Run `f` on the domain `domid`, never the caller's own (`None` if it
     /// does not exist); `f` gets the host back to reach the machine.
     fn with_other<R>(&mut self, domid: u16, f: impl FnOnce(&mut Self, &mut Domain) -> R) -> Option<R>;
-    /// The smallest domid in use that is at least `from`.
-    fn next_domid_from(&self, from: u16) -> Option<u16>;
-    /// Run `f` with the frame table locked and the page-table memory
-    /// (`None` before the frame table exists).
-    fn frame_table<R>(&mut self, f: impl FnOnce(&mut FrameTable<'_>, &mut Self::Mem) -> R) -> Option<R>;
     /// The shared frame `mfn` (`None` outside the hypervisor's reach).
     fn frame(&self, mfn: u64) -> Option<Self::Frame>;
-    /// A zeroed frame for a grant table (`None`: out of memory).
-    fn alloc_frame(&mut self) -> Option<u64>;
-    /// Give a frame back to the allocator (outside the frame table's lock).
-    fn free_frame(&mut self, mfn: u64);
-    /// Record `mfn -> pfn` in the M2P.
-    fn set_m2p(&mut self, mfn: u64, pfn: u64);
-    /// The caller's L1 table and index mapping `va` (its kernel tables).
-    fn l1_slot(&self, va: u64) -> Option<(u64, usize)>;
-    /// Who `d` is for the frame table (its domid and I/O privilege).
-    fn who(&self, d: &Domain) -> Who;
+    /// The machine address of the calling vCPU's kernel L4 (its
+    /// `guest_table`; `None`: no calling vCPU, as in domain destruction).
+    fn kernel_l4_maddr(&self) -> Option<u64>;
     /// Finish the devalidations `owner`'s earlier calls left pending
     /// (-ERESTART if some remain).
     fn drain_pending(&mut self, owner: u16) -> Result<(), i64>;
-    /// Drop this CPU's translation of `va`.
-    fn invlpg(&mut self, va: u64);
-    /// Flush this CPU's whole TLB.
-    fn flush_tlb(&mut self);
-    /// Whether the current hypercall has run long enough to continue later.
-    fn preempt_due(&mut self) -> bool;
     /// Another domain may have become runnable: let the scheduler look.
     fn kick(&mut self);
     /// A line on the hypervisor console.
@@ -181,7 +154,7 @@ fn grant_pin<H: GrantHost>(h: &mut H, d: &mut Domain, gref: u32, mapper: u16, re
     if !already {
         pin.frame = u64::from(entry.load_u32(at + ENTRY_FRAME));
     }
-    let owner = h.frame_table(|ft, _| ft.info(pin.frame).map(|f| f.owner)).flatten();
+    let owner = h.with_ft(|ft, _| ft.info(pin.frame).map(|f| f.owner)).flatten();
     if owner != Some(d.domid) {
         entry.fetch_and_u16(at + ENTRY_FLAGS, !added);
         return Err(gntst::BAD_PAGE);
@@ -261,7 +234,8 @@ pub fn forget_granter<H: GrantHost>(h: &mut H, caller: &mut Domain, dead: u16) {
 /// Take a general reference on `frame` of `owner`, and a writable type
 /// reference when `write` (what a device mapping or a copy holds).
 fn get_frame(h: &mut impl GrantHost, frame: u64, owner: u16, write: bool) -> Result<(), i16> {
-    h.frame_table(|ft, mem| {
+    h.with_ft(|ft, h| {
+        let mem = &mut h.page_mem();
         ft.get_page(frame, owner).map_err(|_| gntst::BAD_PAGE)?;
         if write && ft.get_page_type(mem, frame, PageType::Writable, Who::own(owner, false)).is_err() {
             ft.put_page(frame);
@@ -274,13 +248,19 @@ fn get_frame(h: &mut impl GrantHost, frame: u64, owner: u16, write: bool) -> Res
 
 /// Drop what [`get_frame`] took.
 fn put_frame(h: &mut impl GrantHost, frame: u64, write: bool) {
-    h.frame_table(|ft, mem| {
+    h.with_ft(|ft, h| {
+        let mem = &mut h.page_mem();
         if write {
             ft.put_page_type(mem, frame);
         }
         ft.put_page(frame);
-        ft.take_freed(|mfn| mem.free_frame(mfn));
+        ft.take_freed(|mfn| h.free_frame(Mfn(mfn)));
     });
+}
+
+/// The caller's L1 table and index mapping `va` (its kernel tables).
+fn caller_l1_slot(h: &impl GrantHost, va: u64) -> Option<(u64, usize)> {
+    super::mmu_ops::l1_slot(&h.page_mem(), h.kernel_l4_maddr()?, va)
 }
 
 /// Whether `l1` is a validated L1 table of `domid`.
@@ -299,9 +279,10 @@ fn map_host(h: &mut impl GrantHost, d: &Domain, dom: u16, frame: u64, host_addr:
     let flags = PteFlags::PRESENT | PteFlags::USER | PteFlags::ACCESSED;
     let flags = if readonly { flags } else { flags | PteFlags::RW | PteFlags::DIRTY };
     let pte = (frame << 12) | flags.bits();
-    let Some((l1, idx)) = h.l1_slot(host_addr) else { return gntst::GENERAL_ERROR };
-    let who = Who { pg: dom, ..h.who(d) };
-    let done = h.frame_table(|ft, mem| {
+    let Some((l1, idx)) = caller_l1_slot(h, host_addr) else { return gntst::GENERAL_ERROR };
+    let who = Who { pg: dom, ..super::mmu_ops::who(d) };
+    let done = h.with_ft(|ft, h| {
+        let mem = &mut h.page_mem();
         if !is_live_l1(ft, l1, d.domid) {
             return false;
         }
@@ -311,7 +292,7 @@ fn map_host(h: &mut impl GrantHost, d: &Domain, dom: u16, frame: u64, host_addr:
         }
         mem.write(l1, idx, pte);
         ft.put_entry(mem, l1, 1, old);
-        ft.take_freed(|mfn| mem.free_frame(mfn));
+        ft.take_freed(|mfn| h.free_frame(Mfn(mfn)));
         true
     });
     if done != Some(true) {
@@ -324,15 +305,16 @@ fn map_host(h: &mut impl GrantHost, d: &Domain, dom: u16, frame: u64, host_addr:
 /// Remove the host mapping of `frame` at `host_addr`, only if the PTE
 /// there still maps it (Xen's `replace_grant_pv_mapping`).
 fn unmap_host(h: &mut impl GrantHost, d: &Domain, frame: u64, host_addr: u64) -> i16 {
-    let Some((l1, idx)) = h.l1_slot(host_addr) else { return gntst::GENERAL_ERROR };
-    let done = h.frame_table(|ft, mem| {
+    let Some((l1, idx)) = caller_l1_slot(h, host_addr) else { return gntst::GENERAL_ERROR };
+    let done = h.with_ft(|ft, h| {
+        let mem = &mut h.page_mem();
         let cur = mem.read(l1, idx);
         if !is_live_l1(ft, l1, d.domid) || !PteFlags::of(cur).contains(PteFlags::PRESENT) || pte_maddr(cur) >> 12 != frame {
             return false;
         }
         mem.write(l1, idx, 0);
         ft.put_entry(mem, l1, 1, cur);
-        ft.take_freed(|mfn| mem.free_frame(mfn));
+        ft.take_freed(|mfn| h.free_frame(Mfn(mfn)));
         true
     });
     if done != Some(true) {
@@ -441,9 +423,9 @@ fn gnttab_setup_table(h: &mut impl GrantHost, d: &mut Domain, mem: &impl GuestAc
         return gntst::GENERAL_ERROR;
     }
     while d.grant.nr_frames < nr {
-        let Some(f) = h.alloc_frame() else { return gntst::GENERAL_ERROR };
+        let Some(Mfn(f)) = h.alloc_frame() else { return gntst::GENERAL_ERROR };
         let domid = d.domid;
-        h.frame_table(|ft, _| {
+        h.with_ft(|ft, _| {
             let _ = ft.share_with_guest(f, domid);
         });
         d.grant.frames[d.grant.nr_frames as usize] = f;
@@ -542,11 +524,11 @@ fn receive_transfer(h: &mut impl GrantHost, e: &mut Domain, from: u16, gref: u32
     };
     let committed = domid == from && entry.cmpxchg_u16(at + ENTRY_FLAGS, accept, committing).is_ok();
     let edom = e.domid;
-    if !committed || h.frame_table(|ft, _| ft.assign(mfn, edom).is_ok()) != Some(true) {
+    if !committed || h.with_ft(|ft, _| ft.assign(mfn, edom).is_ok()) != Some(true) {
         return gntst::GENERAL_ERROR;
     }
     e.nr_pages += 1;
-    h.set_m2p(mfn, want_pfn);
+    h.set_m2p(Mfn(mfn), want_pfn);
     entry.store_u32(at + ENTRY_FRAME, mfn as u32);
     entry.fetch_or_u16(at + ENTRY_FLAGS, GtfFlags::TRANSFER_COMPLETED.bits());
     gntst::OKAY
@@ -558,13 +540,13 @@ fn receive_transfer(h: &mut impl GrantHost, e: &mut Domain, from: u16, gref: u32
 fn gnttab_transfer(h: &mut impl GrantHost, d: &mut Domain, a: &mut GnttabTransfer) -> i16 {
     let (mfn, dom, gref) = (a.mfn, a.domid, a.ref_);
     let from = d.domid;
-    if d.is_special_frame(mfn) || h.frame_table(|ft, mem| ft.release(mem, mfn, from)) != Some(true) {
+    if d.is_special_frame(mfn) || h.with_ft(|ft, h| ft.release(&mut h.page_mem(), mfn, from)) != Some(true) {
         return gntst::BAD_PAGE;
     }
     d.nr_pages -= 1;
     let status = with_granter(h, d, dom, |h, e| receive_transfer(h, e, from, gref, mfn)).unwrap_or(gntst::BAD_DOMAIN);
     if status != gntst::OKAY {
-        h.free_frame(mfn);
+        h.free_frame(Mfn(mfn));
     } else if dom != from {
         h.kick();
     }
@@ -837,27 +819,8 @@ mod tests {
         }
     }
 
-    /// Page-table memory, and the frames the frame table gave back.
-    #[derive(Default)]
-    struct PtMem {
-        tables: HashMap<u64, [u64; 512]>,
-        freed: Vec<u64>,
-    }
-
-    impl PageMem for PtMem {
-        fn read(&self, mfn: u64, idx: usize) -> u64 {
-            self.tables.get(&mfn).map_or(0, |t| t[idx])
-        }
-        fn write(&mut self, mfn: u64, idx: usize, val: u64) {
-            self.tables.entry(mfn).or_insert([0; 512])[idx] = val;
-        }
-    }
-
-    impl GrantMem for PtMem {
-        fn free_frame(&mut self, mfn: u64) {
-            self.freed.push(mfn);
-        }
-    }
+    /// Page-table memory (shared by its handles).
+    type PtMem = crate::mm::page_type::tests::TestMem;
 
     struct Machine {
         ft: FrameTable<'static>,
@@ -884,11 +847,7 @@ mod tests {
     }
 
     impl GrantHost for Machine {
-        type Mem = PtMem;
         type Frame = FakeFrame;
-        fn exists(&self, domid: u16) -> bool {
-            self.doms.contains_key(&domid) || domid == self.current
-        }
         fn with_other<R>(&mut self, domid: u16, f: impl FnOnce(&mut Self, &mut Domain) -> R) -> Option<R> {
             assert_ne!(domid, self.current, "with_other for the caller's own domain");
             let mut o = self.doms.remove(&domid)?;
@@ -896,43 +855,56 @@ mod tests {
             self.doms.insert(domid, o);
             Some(r)
         }
-        fn next_domid_from(&self, from: u16) -> Option<u16> {
-            self.doms.keys().copied().chain(core::iter::once(self.current)).filter(|&d| d >= from).min()
-        }
-        fn frame_table<R>(&mut self, f: impl FnOnce(&mut FrameTable<'_>, &mut PtMem) -> R) -> Option<R> {
-            Some(f(&mut self.ft, &mut self.mem))
-        }
         fn frame(&self, mfn: u64) -> Option<FakeFrame> {
             (mfn < NR_MFNS).then(|| FakeFrame { bytes: self.bytes.clone(), race: self.race.clone(), mfn })
         }
-        fn alloc_frame(&mut self) -> Option<u64> {
-            self.free.pop()
-        }
-        fn free_frame(&mut self, mfn: u64) {
-            self.freed.push(mfn);
-        }
-        fn set_m2p(&mut self, mfn: u64, pfn: u64) {
-            self.m2p.insert(mfn, pfn);
-        }
-        fn l1_slot(&self, va: u64) -> Option<(u64, usize)> {
-            // As mmu's l1_slot: the caller's kernel L4 down to the L1.
-            let mut table = *self.l4.get(&self.current)?;
-            for level in (2..=4u32).rev() {
-                let e = self.mem.read(table, ((va >> (12 + 9 * (level - 1))) & 511) as usize);
-                let flags = PteFlags::of(e);
-                if !flags.contains(PteFlags::PRESENT) || flags.contains(PteFlags::PSE) {
-                    return None;
-                }
-                table = pte_maddr(e) >> 12;
-            }
-            Some((table, ((va >> 12) & 511) as usize))
-        }
-        fn who(&self, d: &Domain) -> Who {
-            Who::own(d.domid, d.privileged)
+        fn kernel_l4_maddr(&self) -> Option<u64> {
+            self.l4.get(&self.current).map(|mfn| mfn << 12)
         }
         fn drain_pending(&mut self, _owner: u16) -> Result<(), i64> {
             self.drain
         }
+        fn kick(&mut self) {
+            self.kicks += 1;
+        }
+        fn log(&mut self, line: core::fmt::Arguments<'_>) {
+            self.log.push(line.to_string());
+        }
+    }
+
+    impl FrameHost for Machine {
+        type Pm = PtMem;
+        fn page_mem(&self) -> PtMem {
+            self.mem.clone()
+        }
+        fn with_ft<R>(&mut self, f: impl FnOnce(&mut FrameTable<'_>, &mut Self) -> R) -> Option<R> {
+            // Out of the machine while `f` runs: a second lock finds none.
+            let mut ft = core::mem::replace(&mut self.ft, FrameTable::new(&mut []));
+            let r = f(&mut ft, self);
+            self.ft = ft;
+            Some(r)
+        }
+        fn alloc_frame(&mut self) -> Option<Mfn> {
+            self.free.pop().map(Mfn)
+        }
+        fn free_frame(&mut self, mfn: Mfn) {
+            self.freed.push(mfn.0);
+        }
+        fn set_m2p(&mut self, mfn: Mfn, pfn: u64) {
+            self.m2p.insert(mfn.0, pfn);
+        }
+    }
+
+    impl Domains for Machine {
+        fn exists(&self, domid: u16) -> bool {
+            self.doms.contains_key(&domid) || domid == self.current
+        }
+        fn next_domid_from(&self, from: u16) -> Option<u16> {
+            self.doms.keys().copied().chain(core::iter::once(self.current)).filter(|&d| d >= from).min()
+        }
+    }
+
+    impl CpuTlb for Machine {
         fn invlpg(&mut self, va: u64) {
             self.invlpgs.push(va);
         }
@@ -942,12 +914,6 @@ mod tests {
         fn preempt_due(&mut self) -> bool {
             self.preempt_calls += 1;
             self.preempt_after.is_some_and(|n| self.preempt_calls > n)
-        }
-        fn kick(&mut self) {
-            self.kicks += 1;
-        }
-        fn log(&mut self, line: core::fmt::Arguments<'_>) {
-            self.log.push(line.to_string());
         }
     }
 

@@ -21,8 +21,10 @@
 
 use super::Domain;
 use super::guest_mem::GuestAccess;
+use super::host::{CpuTlb, Domains, FrameHost};
 use super::vcpu::{CpuUserRegs, Vcpu, is_canonical};
 use super::vcpu_ops::continue_later;
+use crate::mm::Mfn;
 use crate::mm::descriptor::check_descriptor;
 use crate::mm::guest_walk::guest_va_ok;
 use crate::mm::page_type::{FrameTable, MmError, PageMem, PageType, Who};
@@ -45,27 +47,12 @@ pub const LDT_ENTRIES: u64 = 8192;
 
 /// What the MMU hypercalls need from the machine beyond the caller's
 /// vCPU and domain.
-pub trait MmuHost {
+pub trait MmuHost: FrameHost + Domains + CpuTlb {
     /// A guest's virtual memory.
     type Guest: GuestAccess;
-    /// Page-table memory (preemptible: inside a guest's hypercall).
-    type Pm: PageMem;
     /// Guest memory as `v`'s kernel sees it (through its current base
     /// pointer, which NEW_BASEPTR may change within a batch).
     fn kernel_mem(&self, v: &Vcpu) -> Self::Guest;
-    /// Page-table memory.
-    fn page_mem(&self) -> Self::Pm;
-    /// Run `f` with the frame table locked (`None`: there is none). `f`
-    /// gets the host back but must not lock the frame table again.
-    fn with_ft<R>(&mut self, f: impl FnOnce(&mut FrameTable<'_>, &mut Self) -> R) -> Option<R>;
-    /// Give a frame the frame table freed back to the allocator.
-    fn free_frame(&mut self, mfn: u64);
-    /// Record `mfn -> pfn` in the M2P.
-    fn set_m2p(&mut self, mfn: u64, pfn: u64);
-    /// Flush this CPU's TLB.
-    fn flush_tlb(&mut self);
-    /// Flush one guest address from this CPU's TLB.
-    fn invlpg(&mut self, va: u64);
     /// Write back and invalidate this CPU's caches.
     fn wbinvd(&mut self);
     /// Load `v`'s current page tables into CR3 (it runs on this CPU).
@@ -78,16 +65,12 @@ pub trait MmuHost {
     fn set_gdt_entry(&mut self, index: usize, desc: u64);
     /// Set one entry of this CPU's LDT.
     fn set_ldt_entry(&mut self, index: usize, desc: u64);
-    /// Whether a domain with this id exists.
-    fn exists(&self, domid: u16) -> bool;
     /// Whether `d` runs on this CPU (its descriptor tables are loaded).
     fn running_here(&self, d: &Domain) -> bool;
     /// `domid`'s tables changed: CPUs running it flush before they go on.
     fn flush_remote(&mut self, domid: u16);
     /// `domid`'s descriptor tables changed: reload them when it next runs.
     fn forget_loaded(&mut self, domid: u16);
-    /// Whether the current hypercall has run long enough to continue later.
-    fn preempt_due(&mut self) -> bool;
     /// The machine address `va` maps to through the L4 at `l4_maddr`
     /// (read access, as the guest could reach it).
     fn translate(&self, l4_maddr: u64, va: u64) -> Option<u64>;
@@ -118,14 +101,14 @@ fn locked<H: MmuHost, R>(h: &mut H, f: impl FnOnce(&mut FrameTable<'_>, &mut H) 
 /// `old_guest_table`), preemptibly: -ERESTART if some remain. Every MMU
 /// and grant path of a domain calls it first, so its own teardown is done
 /// before it can ask for more.
-pub fn drain_pending<H: MmuHost>(h: &mut H, owner: u16) -> Result<(), i64> {
+pub fn drain_pending<H: FrameHost>(h: &mut H, owner: u16) -> Result<(), i64> {
     let mut pm = h.page_mem();
     h.with_ft(|ft, h| {
         if !ft.has_pending() {
             return Ok(());
         }
         let r = ft.drain_pending(&mut pm, owner).map_err(MmError::errno);
-        ft.take_freed(|mfn| h.free_frame(mfn));
+        ft.take_freed(|mfn| h.free_frame(Mfn(mfn)));
         r
     })
     .unwrap_or(Ok(()))
@@ -276,14 +259,14 @@ pub fn mmu_update<H: MmuHost>(h: &mut H, v: &mut Vcpu, d: &mut Domain, regs: &mu
                 if ft.info(mfn).map(|f| f.owner) != Some(pg) {
                     return Err(-EINVAL);
                 }
-                h.set_m2p(mfn, val);
+                h.set_m2p(Mfn(mfn), val);
                 return Ok(());
             }
             let maddr = ptr & !7;
             let idx = ((maddr & 0xfff) >> 3) as usize;
             let w = Who { pg, ..who(d) };
             let r = ft.update_entry(&mut pm, maddr >> 12, idx, adjust(val), ptr & 3 == PRESERVE_AD, w).map_err(MmError::errno);
-            ft.take_freed(|mfn| h.free_frame(mfn));
+            ft.take_freed(|mfn| h.free_frame(Mfn(mfn)));
             r
         })
     });
@@ -325,7 +308,7 @@ pub fn update_va_mapping<H: MmuHost>(h: &mut H, v: &mut Vcpu, d: &mut Domain, va
             return Err(-EINVAL);
         }
         let r = ft.update_entry(&mut pm, l1, idx, adjust(pte), false, who(d));
-        ft.take_freed(|mfn| h.free_frame(mfn));
+        ft.take_freed(|mfn| h.free_frame(Mfn(mfn)));
         r.map_err(MmError::errno)
     });
     if let Err(e) = r {
@@ -363,7 +346,7 @@ fn release_base<H: MmuHost>(h: &mut H, maddr: u64) {
     h.with_ft(|ft, h| {
         ft.put_page_type(&mut pm, maddr >> 12);
         ft.put_page(maddr >> 12);
-        ft.take_freed(|mfn| h.free_frame(mfn));
+        ft.take_freed(|mfn| h.free_frame(Mfn(mfn)));
     });
 }
 
@@ -452,7 +435,7 @@ fn mmuext_one<H: MmuHost>(h: &mut H, v: &mut Vcpu, d: &mut Domain, pg: u16, cmd:
             let mut pm = h.page_mem();
             locked(h, |ft, h| {
                 let r = ft.unpin(&mut pm, arg1, pin_who).map_err(|_| -EINVAL);
-                ft.take_freed(|mfn| h.free_frame(mfn));
+                ft.take_freed(|mfn| h.free_frame(Mfn(mfn)));
                 r
             })
         }
@@ -726,9 +709,7 @@ mod tests {
     use crate::mm::Mfn;
     use crate::mm::page_type::PageInfo;
     use std::boxed::Box;
-    use std::cell::RefCell;
-    use std::collections::{BTreeMap, HashMap};
-    use std::rc::Rc;
+    use std::collections::BTreeMap;
     use std::vec;
     use std::vec::Vec;
     use zerocopy::IntoBytes;
@@ -775,17 +756,7 @@ mod tests {
     }
 
     /// Page-table memory shared by the host and the operations' handles.
-    #[derive(Clone, Default)]
-    struct Pm(Rc<RefCell<HashMap<u64, [u64; 512]>>>);
-
-    impl PageMem for Pm {
-        fn read(&self, mfn: u64, idx: usize) -> u64 {
-            self.0.borrow().get(&mfn).map_or(0, |t| t[idx])
-        }
-        fn write(&mut self, mfn: u64, idx: usize, val: u64) {
-            self.0.borrow_mut().entry(mfn).or_insert([0; 512])[idx] = val;
-        }
-    }
+    type Pm = crate::mm::page_type::tests::TestMem;
 
     /// What the operations did to the machine, in order.
     #[derive(Clone, Debug, PartialEq, Eq)]
@@ -865,34 +836,8 @@ mod tests {
 
     impl<'g> MmuHost for Host<'g> {
         type Guest = &'g FakeGuest;
-        type Pm = Pm;
         fn kernel_mem(&self, _v: &Vcpu) -> &'g FakeGuest {
             self.guest
-        }
-        fn page_mem(&self) -> Pm {
-            self.pm.clone()
-        }
-        fn with_ft<R>(&mut self, f: impl FnOnce(&mut FrameTable<'_>, &mut Self) -> R) -> Option<R> {
-            // On the machine a second lock would deadlock.
-            assert!(!self.in_lock, "frame table locked twice");
-            let mut ft = self.ft.take()?;
-            self.in_lock = true;
-            let r = f(&mut ft, self);
-            self.in_lock = false;
-            self.ft = Some(ft);
-            Some(r)
-        }
-        fn free_frame(&mut self, mfn: u64) {
-            self.freed.push(mfn);
-        }
-        fn set_m2p(&mut self, mfn: u64, pfn: u64) {
-            self.m2p.insert(mfn, pfn);
-        }
-        fn flush_tlb(&mut self) {
-            self.log.push(Ev::FlushTlb);
-        }
-        fn invlpg(&mut self, va: u64) {
-            self.log.push(Ev::Invlpg(va));
         }
         fn wbinvd(&mut self) {
             self.log.push(Ev::Wbinvd);
@@ -915,9 +860,6 @@ mod tests {
         fn set_ldt_entry(&mut self, index: usize, desc: u64) {
             self.log.push(Ev::LdtEntry(index, desc));
         }
-        fn exists(&self, domid: u16) -> bool {
-            domid == ME || domid == OTHER
-        }
         fn running_here(&self, d: &Domain) -> bool {
             self.here && d.domid == ME
         }
@@ -926,9 +868,6 @@ mod tests {
         }
         fn forget_loaded(&mut self, domid: u16) {
             self.log.push(Ev::Forget(domid));
-        }
-        fn preempt_due(&mut self) -> bool {
-            self.preempt
         }
         fn translate(&self, _l4_maddr: u64, va: u64) -> Option<u64> {
             self.walk.get(&(va & !0xfff)).copied()
@@ -949,6 +888,53 @@ mod tests {
         fn iret(&mut self, _v: &mut Vcpu, _d: &mut Domain, _regs: &mut CpuUserRegs) -> u64 {
             self.log.push(Ev::Iret);
             IRET_RAX
+        }
+    }
+
+    impl FrameHost for Host<'_> {
+        type Pm = Pm;
+        fn page_mem(&self) -> Pm {
+            self.pm.clone()
+        }
+        fn with_ft<R>(&mut self, f: impl FnOnce(&mut FrameTable<'_>, &mut Self) -> R) -> Option<R> {
+            // On the machine a second lock would deadlock.
+            assert!(!self.in_lock, "frame table locked twice");
+            let mut ft = self.ft.take()?;
+            self.in_lock = true;
+            let r = f(&mut ft, self);
+            self.in_lock = false;
+            self.ft = Some(ft);
+            Some(r)
+        }
+        fn alloc_frame(&mut self) -> Option<Mfn> {
+            None
+        }
+        fn free_frame(&mut self, mfn: Mfn) {
+            self.freed.push(mfn.0);
+        }
+        fn set_m2p(&mut self, mfn: Mfn, pfn: u64) {
+            self.m2p.insert(mfn.0, pfn);
+        }
+    }
+
+    impl Domains for Host<'_> {
+        fn exists(&self, domid: u16) -> bool {
+            domid == ME || domid == OTHER
+        }
+        fn next_domid_from(&self, from: u16) -> Option<u16> {
+            [ME, OTHER].into_iter().filter(|&d| d >= from).min()
+        }
+    }
+
+    impl CpuTlb for Host<'_> {
+        fn flush_tlb(&mut self) {
+            self.log.push(Ev::FlushTlb);
+        }
+        fn invlpg(&mut self, va: u64) {
+            self.log.push(Ev::Invlpg(va));
+        }
+        fn preempt_due(&mut self) -> bool {
+            self.preempt
         }
     }
 

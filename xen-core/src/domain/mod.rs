@@ -16,6 +16,7 @@ pub mod domid;
 pub mod evtchn_ops;
 pub mod gnttab_ops;
 pub mod guest_mem;
+pub mod host;
 pub mod info_ops;
 pub mod memory_ops;
 pub mod mmu_ops;

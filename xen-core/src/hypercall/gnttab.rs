@@ -4,9 +4,10 @@
 //! grant frames through the direct map (atomic word operations), the TLB
 //! and the preemption clock.
 
-use super::mmu::{l1_slot, mm, who};
+use super::mmu::mm;
 use super::*;
-use crate::domain::gnttab_ops::{self, GrantHost, GrantMem, SharedFrame};
+use crate::domain::gnttab_ops::{self, GrantHost, SharedFrame};
+use crate::domain::host::{CpuTlb, Domains, FrameHost};
 use crate::guest_access::Frame;
 use crate::mm::page_type::FrameTable;
 
@@ -14,12 +15,6 @@ use crate::mm::page_type::FrameTable;
 /// there is one (its kernel tables receive host mappings).
 struct Live<'v> {
     v: Option<&'v Vcpu>,
-}
-
-impl GrantMem for DirectMapMem {
-    fn free_frame(&mut self, mfn: u64) {
-        crate::mm::machine::free_frame(Mfn(mfn));
-    }
 }
 
 impl SharedFrame for Frame {
@@ -58,45 +53,61 @@ impl SharedFrame for Frame {
 }
 
 impl GrantHost for Live<'_> {
-    type Mem = DirectMapMem;
     type Frame = Frame;
-
-    fn exists(&self, domid: u16) -> bool {
-        crate::schedule::slot_of(domid).is_some()
-    }
     fn with_other<R>(&mut self, domid: u16, f: impl FnOnce(&mut Self, &mut Domain) -> R) -> Option<R> {
         crate::schedule::with_domain(domid, |o| f(self, o))
-    }
-    fn next_domid_from(&self, from: u16) -> Option<u16> {
-        crate::schedule::next_domid_from(from)
-    }
-    #[inline]
-    fn frame_table<R>(&mut self, f: impl FnOnce(&mut FrameTable<'_>, &mut DirectMapMem) -> R) -> Option<R> {
-        let mut m = mm();
-        FRAME_TABLE.lock().as_mut().map(|ft| f(ft, &mut m.mem))
     }
     #[inline]
     fn frame(&self, mfn: u64) -> Option<Frame> {
         Frame::new(Mfn(mfn))
     }
-    fn alloc_frame(&mut self) -> Option<u64> {
-        crate::mm::machine::alloc_frame().map(|f| f.0)
-    }
-    fn free_frame(&mut self, mfn: u64) {
-        crate::mm::machine::free_frame(Mfn(mfn));
-    }
-    fn set_m2p(&mut self, mfn: u64, pfn: u64) {
-        crate::mm::machine::set_m2p(Mfn(mfn), pfn);
-    }
-    fn l1_slot(&self, va: u64) -> Option<(u64, usize)> {
-        l1_slot(self.v?, &mm(), va)
-    }
-    fn who(&self, d: &Domain) -> Who {
-        who(d)
+    fn kernel_l4_maddr(&self) -> Option<u64> {
+        Some(self.v?.guest_table)
     }
     fn drain_pending(&mut self, owner: u16) -> Result<(), i64> {
         super::mmu::drain_pending(owner)
     }
+    fn kick(&mut self) {
+        crate::schedule::kick();
+    }
+    fn log(&mut self, line: core::fmt::Arguments<'_>) {
+        crate::printk!("{line}");
+    }
+}
+
+impl FrameHost for Live<'_> {
+    type Pm = DirectMapMem;
+    #[inline]
+    fn page_mem(&self) -> DirectMapMem {
+        mm().mem
+    }
+    #[inline]
+    fn with_ft<R>(&mut self, f: impl FnOnce(&mut FrameTable<'_>, &mut Self) -> R) -> Option<R> {
+        let mut ftg = FRAME_TABLE.lock();
+        let ft = ftg.as_mut()?;
+        Some(f(ft, self))
+    }
+    fn alloc_frame(&mut self) -> Option<Mfn> {
+        crate::mm::machine::alloc_frame()
+    }
+    fn free_frame(&mut self, mfn: Mfn) {
+        crate::mm::machine::free_frame(mfn);
+    }
+    fn set_m2p(&mut self, mfn: Mfn, gfn: u64) {
+        crate::mm::machine::set_m2p(mfn, gfn);
+    }
+}
+
+impl Domains for Live<'_> {
+    fn exists(&self, domid: u16) -> bool {
+        crate::schedule::slot_of(domid).is_some()
+    }
+    fn next_domid_from(&self, from: u16) -> Option<u16> {
+        crate::schedule::next_domid_from(from)
+    }
+}
+
+impl CpuTlb for Live<'_> {
     fn invlpg(&mut self, va: u64) {
         crate::arch::x86_64::cpu::invlpg(va);
     }
@@ -105,12 +116,6 @@ impl GrantHost for Live<'_> {
     }
     fn preempt_due(&mut self) -> bool {
         super::preempt_due()
-    }
-    fn kick(&mut self) {
-        crate::schedule::kick();
-    }
-    fn log(&mut self, line: core::fmt::Arguments<'_>) {
-        crate::printk!("{line}");
     }
 }
 

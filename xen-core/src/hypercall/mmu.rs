@@ -6,6 +6,7 @@
 //! scheduler's view of other domains and the dispatcher.
 
 use super::*;
+use crate::domain::host::{CpuTlb, Domains, FrameHost};
 use crate::domain::mmu_ops::{self, MmuHost};
 use crate::mm::page_type::FrameTable;
 
@@ -23,32 +24,9 @@ struct Live;
 
 impl MmuHost for Live {
     type Guest = GuestMem;
-    type Pm = DirectMapMem;
     #[inline]
     fn kernel_mem(&self, v: &Vcpu) -> GuestMem {
         v.kernel_mem()
-    }
-    #[inline]
-    fn page_mem(&self) -> DirectMapMem {
-        DirectMapMem::new(true)
-    }
-    #[inline]
-    fn with_ft<R>(&mut self, f: impl FnOnce(&mut FrameTable<'_>, &mut Self) -> R) -> Option<R> {
-        let mut ftg = FRAME_TABLE.lock();
-        let ft = ftg.as_mut()?;
-        Some(f(ft, self))
-    }
-    fn free_frame(&mut self, mfn: u64) {
-        crate::mm::machine::free_frame(Mfn(mfn));
-    }
-    fn set_m2p(&mut self, mfn: u64, pfn: u64) {
-        crate::mm::machine::set_m2p(Mfn(mfn), pfn);
-    }
-    fn flush_tlb(&mut self) {
-        crate::arch::x86_64::cpu::flush_tlb();
-    }
-    fn invlpg(&mut self, va: u64) {
-        crate::arch::x86_64::cpu::invlpg(va);
     }
     fn wbinvd(&mut self) {
         crate::arch::x86_64::cpu::wbinvd();
@@ -68,9 +46,6 @@ impl MmuHost for Live {
     fn set_ldt_entry(&mut self, index: usize, desc: u64) {
         crate::arch::x86_64::gdt::set_ldt_entry(index, desc);
     }
-    fn exists(&self, domid: u16) -> bool {
-        crate::schedule::slot_of(domid).is_some()
-    }
     /// A domain changed by another (setvcpucontext) is not running here:
     /// its tables load when it is switched to.
     fn running_here(&self, d: &Domain) -> bool {
@@ -81,10 +56,6 @@ impl MmuHost for Live {
     }
     fn forget_loaded(&mut self, domid: u16) {
         crate::schedule::forget_loaded(domid);
-    }
-    #[inline]
-    fn preempt_due(&mut self) -> bool {
-        super::preempt_due()
     }
     fn translate(&self, l4_maddr: u64, va: u64) -> Option<u64> {
         crate::mm::guest_walk::translate(&crate::guest::DirectMap, l4_maddr, va, false).ok()
@@ -97,6 +68,51 @@ impl MmuHost for Live {
     }
 }
 
+impl FrameHost for Live {
+    type Pm = DirectMapMem;
+    #[inline]
+    fn page_mem(&self) -> DirectMapMem {
+        DirectMapMem::new(true)
+    }
+    #[inline]
+    fn with_ft<R>(&mut self, f: impl FnOnce(&mut FrameTable<'_>, &mut Self) -> R) -> Option<R> {
+        let mut ftg = FRAME_TABLE.lock();
+        let ft = ftg.as_mut()?;
+        Some(f(ft, self))
+    }
+    fn alloc_frame(&mut self) -> Option<Mfn> {
+        crate::mm::machine::alloc_frame()
+    }
+    fn free_frame(&mut self, mfn: Mfn) {
+        crate::mm::machine::free_frame(mfn);
+    }
+    fn set_m2p(&mut self, mfn: Mfn, gfn: u64) {
+        crate::mm::machine::set_m2p(mfn, gfn);
+    }
+}
+
+impl Domains for Live {
+    fn exists(&self, domid: u16) -> bool {
+        crate::schedule::slot_of(domid).is_some()
+    }
+    fn next_domid_from(&self, from: u16) -> Option<u16> {
+        crate::schedule::next_domid_from(from)
+    }
+}
+
+impl CpuTlb for Live {
+    fn flush_tlb(&mut self) {
+        crate::arch::x86_64::cpu::flush_tlb();
+    }
+    fn invlpg(&mut self, va: u64) {
+        crate::arch::x86_64::cpu::invlpg(va);
+    }
+    #[inline]
+    fn preempt_due(&mut self) -> bool {
+        super::preempt_due()
+    }
+}
+
 // The module's limits are the hardware tables' sizes.
 const _: () = assert!(mmu_ops::LDT_ENTRIES == crate::arch::x86_64::gdt::LDT_ENTRIES as u64);
 const _: () = assert!(mmu_ops::FIRST_RESERVED_GDT_ENTRY == crate::arch::x86_64::gdt::FIRST_RESERVED_GDT_ENTRY as u64);
@@ -106,8 +122,6 @@ const _: () = assert!(mmu_ops::FIRST_RESERVED_GDT_ENTRY == crate::arch::x86_64::
 pub(super) fn drain_pending(owner: u16) -> Result<(), i64> {
     mmu_ops::drain_pending(&mut Live, owner)
 }
-
-pub(super) use mmu_ops::who;
 
 pub(super) fn mmu_update(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
     mmu_ops::mmu_update(&mut Live, v, d, regs)

@@ -19,7 +19,7 @@ use crate::domain::vcpu_ops::{self, continue_later};
 use crate::guest::{Domain, GuestMem};
 use crate::mm::Mfn;
 use crate::mm::machine::{DirectMapMem, FRAME_TABLE};
-use crate::mm::page_type::{PageMem, Who};
+use crate::mm::page_type::PageMem;
 use xen_public::errno::{EFAULT, ENOSYS};
 use xen_public::hypercall as nr;
 

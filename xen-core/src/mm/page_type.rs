@@ -915,10 +915,28 @@ impl<'a> FrameTable<'a> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use std::cell::RefCell;
     use std::collections::HashMap;
+    use std::rc::Rc;
     use std::vec::Vec;
+
+    /// Page-table memory for the host tests of every layer above the frame
+    /// table: tables by machine frame (unwritten entries read 0), shared by
+    /// its clones, so a test machine can lend one handle to the frame
+    /// table while it keeps another to look.
+    #[derive(Clone, Default)]
+    pub struct TestMem(Rc<RefCell<HashMap<u64, [u64; 512]>>>);
+
+    impl PageMem for TestMem {
+        fn read(&self, mfn: u64, idx: usize) -> u64 {
+            self.0.borrow().get(&mfn).map_or(0, |t| t[idx])
+        }
+        fn write(&mut self, mfn: u64, idx: usize, val: u64) {
+            self.0.borrow_mut().entry(mfn).or_insert([0; 512])[idx] = val;
+        }
+    }
 
     #[derive(Default, Clone)]
     struct Mem(HashMap<u64, [u64; 512]>);
