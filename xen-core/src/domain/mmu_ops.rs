@@ -125,8 +125,13 @@ pub fn check_foreign(h: &impl MmuHost, d: &Domain, foreigndom: u64) -> Result<u1
     if pt != 0 && pt.wrapping_sub(1) != d.domid {
         return Err(-ESRCH);
     }
-    if pg == xen_public::DOMID_SELF || pg == d.domid {
+    if pg == xen_public::DOMID_SELF {
         return Ok(d.domid);
+    }
+    // Xen's get_pg_owner: a domain naming itself by number is refused
+    // ("Cannot specify itself as foreign domain").
+    if pg == d.domid {
+        return Err(-ESRCH);
     }
     if !h.exists(pg) {
         return Err(-ESRCH);
@@ -426,7 +431,7 @@ fn mmuext_one<H: MmuHost>(h: &mut H, v: &mut Vcpu, d: &mut Domain, pg: u16, cmd:
     // former is -EPERM, as Xen's `currd != pg_owner` checks.
     let foreign = pg != d.domid;
     match cmd {
-        5..=15 | 18 if foreign => Err(-EPERM),
+        5..=13 | 15 | 18 if foreign => Err(-EPERM),
         0..=3 => {
             let mut pm = h.page_mem();
             locked(h, |ft, _| ft.pin(&mut pm, arg1, cmd as u8 + 1, pin_who).map_err(|e| restart_or_einval(e.errno())))
@@ -1125,13 +1130,25 @@ mod tests {
     }
 
     #[test]
-    fn mmu_update_domid_self_and_own_domid_name_the_caller() {
+    fn mmu_update_domid_self_names_the_caller_and_its_own_domid_is_esrch() {
+        // Xen's get_pg_owner: DOMID_SELF is the caller; the caller's own
+        // number is refused ("Cannot specify itself as foreign domain").
         let g = guest();
         let (mut h, mut v, mut d) = (Host::new(&g), Vcpu::default(), domain(false));
-        for fd in [u64::from(xen_public::DOMID_SELF), u64::from(ME)] {
-            assert_eq!(run_mmu(&mut h, &mut v, &mut d, &[machphys(5, fd)], fd).0, 0);
-            assert_eq!(h.m2p.get(&5), Some(&fd));
-        }
+        let self_fd = u64::from(xen_public::DOMID_SELF);
+        assert_eq!(run_mmu(&mut h, &mut v, &mut d, &[machphys(5, 9)], self_fd).0, 0);
+        assert_eq!(h.m2p.get(&5), Some(&9));
+        assert_eq!(run_mmu(&mut h, &mut v, &mut d, &[machphys(5, 7)], u64::from(ME)).0, -ESRCH);
+        assert_eq!(h.m2p.get(&5), Some(&9), "nothing done");
+        let mut d = domain(true);
+        assert_eq!(run_ext(&mut h, &mut v, &mut d, &[op(TLB_FLUSH_LOCAL, 0, 0)], u64::from(ME)), -ESRCH, "privileged too");
+    }
+
+    #[test]
+    fn mmuext_undefined_cmd_14_naming_a_foreign_pg_owner_is_enosys() {
+        let g = guest();
+        let (mut h, mut v, mut d) = (Host::new(&g), Vcpu::default(), domain(true));
+        assert_eq!(run_ext(&mut h, &mut v, &mut d, &[op(14, 0, 0)], u64::from(OTHER)), -ENOSYS);
     }
 
     #[test]

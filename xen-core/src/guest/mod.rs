@@ -51,8 +51,7 @@ impl Guest {
     }
 }
 
-/// `VIRQ_DOM_EXC`: a domain shut down or died.
-pub const VIRQ_DOM_EXC: u32 = 3;
+pub use xen_public::VIRQ_DOM_EXC;
 
 /// `VIRQ_DOM_EXC` to dom0 from another domain's context.
 pub fn notify_dom_exc() {

@@ -83,7 +83,7 @@ impl Domain {
     fn wake_check_slow(&mut self, v: &mut Vcpu, now: u64) {
         if v.timer_deadline != 0 && now >= v.timer_deadline {
             v.set_timer(0);
-            self.raise_virq(0);
+            self.raise_virq(xen_public::VIRQ_TIMER);
         }
         if v.blocked && (self.upcall_deliverable(v) || v.poll.is_some_and(|p| self.poll_done(&p, now))) {
             v.unblock();

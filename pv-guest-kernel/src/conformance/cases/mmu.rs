@@ -127,6 +127,12 @@ cases! {
         let req = MmuUpdate::default();
         expect(call(nr::MMU_UPDATE, ptr(&req), 1, 0, 0x1234, 0), -ESRCH)
     }
+    mmu_update_own_domid_as_foreigndom_esrch ("mmu_update", "foreigndom", Reject) {
+        // The suite runs in dom0: naming itself by number, not DOMID_SELF.
+        let req = MmuUpdate::default();
+        let mut done = 0u32;
+        expect(call(nr::MMU_UPDATE, ptr(&req), 1, ptr_mut(&mut done), 0, 0), -ESRCH)
+    }
     mmu_update_long_batch_preempted_and_resumed ("mmu_update", "2048-entry batch", Accept) {
         let (Some((t, tm)), Some((_, dm))) = (page(), page()) else { return error(format_args!("no spare pages")) };
         read_only(t, tm);
