@@ -352,16 +352,18 @@ fn other_trap(frame: &TrapFrame) {
 /// the registered `guest_exit`, which resumes a guest once; everything
 /// else is NMI or fatal ([`other_trap`]).
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
-    super::cpu::clear_ac();
     let vector = frame.entry_vector;
     let from_guest = frame.cs & 3 == 3;
-    // Hypercalls first: the path every guest takes most.
+    // Hypercalls first: the path every guest takes most. SYSCALL cleared
+    // RFLAGS.AC already (SFMASK, `entry.rs`).
     if vector == crate::domain::vcpu::ENTRY_SYSCALL
         && from_guest
         && let Some(h) = HANDLERS.get()
     {
         return (h.guest_exit)(GuestExit::Syscall, frame);
     }
+    // An exception or interrupt leaves AC as the guest had it.
+    super::cpu::clear_ac();
     let reason = if is_irq(vector) {
         ack_irq(vector);
         GuestExit::Interrupt
