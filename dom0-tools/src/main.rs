@@ -4,6 +4,9 @@
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
+extern crate alloc;
+
+#[cfg(target_os = "none")]
 mod audit;
 #[cfg(target_os = "none")]
 mod bench;
@@ -11,6 +14,8 @@ mod bench;
 mod domains;
 #[cfg(target_os = "none")]
 mod fuzz;
+#[cfg(target_os = "none")]
+mod heap;
 #[cfg(target_os = "none")]
 mod shell;
 
@@ -62,9 +67,13 @@ mod dom0 {
 
     fn run(si: &'static StartInfo, test: Test) -> ! {
         let mut pages = EarlyAlloc::from_start_info(si.pt_base, si.nr_pt_frames, VIRT_BASE, si.nr_pages);
+        // The conformance suite hands out the whole window itself (its own
+        // EarlyAlloc from the start): no heap there, so nothing overlaps.
+        let heap = if test == Test::Conformance { 0 } else { crate::heap::init(&mut pages) };
         match test {
             Test::Banner => poweroff(),
             Test::Shell => {
+                println!("dom0: heap: {} KiB, allocation {}", heap >> 10, if heap > 0 && crate::heap::works() { "works" } else { "fails" });
                 let va = pages.alloc_page().unwrap_or(0);
                 shared::map(va, si.shared_info);
                 let guests = if si.mod_len > 0 { dom0_tools::guests::Guests::new(si, &mut pages) } else { None };
@@ -238,7 +247,6 @@ mod dom0 {
                 // non-canonical RIP for the return. The hypervisor must
                 // crash this domain, never fault in ring 0 itself.
                 const TOP: u64 = 0x7fff_ffff_f000;
-                let mut pages = EarlyAlloc::from_start_info(si.pt_base, si.nr_pt_frames, VIRT_BASE, si.nr_pages);
                 let (Some(code), Some(l1), Some(l2), Some(l3)) = (pages.alloc_page(), pages.alloc_page(), pages.alloc_page(), pages.alloc_page())
                 else {
                     println!("dom0: syscall-top: no spare pages");

@@ -46,6 +46,17 @@ impl EarlyAlloc {
         Some(p)
     }
 
+    /// `n` consecutive pages (`n` > 0); the first one's virtual address.
+    /// `None`, taking nothing, if fewer than `n` are left.
+    pub fn alloc_run(&mut self, n: u64) -> Option<u64> {
+        if n == 0 || self.remaining() < n {
+            return None;
+        }
+        let p = self.next;
+        self.next += n * PAGE_SIZE;
+        Some(p)
+    }
+
     /// Pages left.
     pub fn remaining(&self) -> u64 {
         (self.end - self.next) / PAGE_SIZE
@@ -77,6 +88,18 @@ mod tests {
         }
         assert_eq!(seen.len() as u64, (0x80_0000 - 0x3c_0000) / PAGE_SIZE);
         assert_eq!(a.alloc_page(), None);
+    }
+
+    #[test]
+    fn a_run_is_consecutive_and_never_overlaps_later_pages() {
+        let mut a = EarlyAlloc::from_start_info(0x3000, 1, 0, 16);
+        assert_eq!(a.remaining(), 11);
+        assert_eq!(a.alloc_run(4), Some(0x5000));
+        assert_eq!(a.alloc_page(), Some(0x9000));
+        assert_eq!(a.alloc_run(7), None, "too few left: nothing taken");
+        assert_eq!(a.alloc_run(0), None);
+        assert_eq!(a.alloc_run(6), Some(0xa000));
+        assert_eq!(a.remaining(), 0);
     }
 
     #[test]

@@ -451,6 +451,7 @@ fn dom0_tests() -> Vec<Dom0Test> {
                 "",
                 false,
                 &[
+                    "dom0: heap: 2048 KiB, allocation works",
                     "dom0: xl shell ready",
                     "Name                                        ID   Mem VCPUs\tState\tTime(s)",
                     "Domain-0                                     0    64     1     r-----",

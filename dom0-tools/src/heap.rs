@@ -1,0 +1,44 @@
+//! Dom0's heap: the `#[global_allocator]` (talc) over one run of pages of
+//! dom0's initial mapped region, claimed once at startup.
+//!
+//! Invariant: the heap's pages are handed out by dom0's `EarlyAlloc` once
+//! and to nothing else, so no other user of that allocator can alias them.
+//! Before `init` every allocation fails (talc's `Manual` source never
+//! claims memory by itself).
+
+use pv_guest_kernel::alloc::{EarlyAlloc, PAGE_SIZE};
+use talc::TalcLock;
+use talc::source::Manual;
+
+/// Heap pages wanted: 2 MiB. xenstored holds the store of at most
+/// `MAX_GUESTS` + 1 domains (a few dozen nodes each, at most 1000 by Xen's
+/// quota, each under 2 KiB) plus watches and transactions; 2 MiB is
+/// that with room to spare, and it fits the initial region's window
+/// (about 4 MiB today, at least 512 KiB by the ABI) of a 64 MiB dom0.
+pub const HEAP_PAGES: u64 = 512;
+/// Pages left to the rest of dom0 (shared_info, the builder's scratch
+/// windows and P2M buffer: 42 pages) when the window is small.
+pub const RESERVED_PAGES: u64 = 64;
+
+#[global_allocator]
+static HEAP: TalcLock<spin::Mutex<()>, Manual> = TalcLock::new(Manual);
+
+/// Claim the heap from `pages`: `HEAP_PAGES`, or fewer if the window
+/// would then keep less than `RESERVED_PAGES`. Its size in bytes (0 if
+/// nothing could be claimed). Call once.
+pub fn init(pages: &mut EarlyAlloc) -> u64 {
+    let n = HEAP_PAGES.min(pages.remaining().saturating_sub(RESERVED_PAGES));
+    let Some(base) = pages.alloc_run(n) else { return 0 };
+    let bytes = n * PAGE_SIZE;
+    // SAFETY: `n` consecutive pages at `base`, mapped writable in dom0's
+    // initial region and handed out by `pages` once, to this heap only;
+    // they stay mapped for dom0's life and nothing else references them.
+    let end = unsafe { HEAP.lock().claim(base as *mut u8, bytes as usize) };
+    if end.is_some() { bytes } else { 0 }
+}
+
+/// A round trip through the heap: a 4 KiB vector built and summed.
+pub fn works() -> bool {
+    let v: alloc::vec::Vec<u64> = (0..512).collect();
+    v.iter().sum::<u64>() == 512 * 511 / 2
+}
