@@ -15,6 +15,8 @@
 //! typed wrappers), not by the binaries: they call these functions.
 #![cfg_attr(not(test), no_std)]
 
+extern crate alloc;
+
 #[cfg(target_os = "none")]
 pub mod builder;
 pub mod cmdline;
@@ -22,4 +24,5 @@ pub mod cmdline;
 pub mod guests;
 #[cfg(target_os = "none")]
 pub mod hv;
+pub mod xenstore;
 pub mod xl;

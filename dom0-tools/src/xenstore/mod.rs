@@ -1,0 +1,435 @@
+//! xenstored's core as a pure state machine: the tree, connections (one
+//! per domain, keyed by domid), their watches, transactions and pending
+//! watch events. No I/O: a transport feeds request bytes to
+//! [`Xenstore::handle`] and sends what it answers.
+//!
+//! Follows Xen 4.17's `docs/misc/xenstore.txt` and C xenstored
+//! (`xenstored_core.c`, `_domain.c`, `_transaction.c`, `_watch.c`).
+//! Invariants: dom0 (connection 0) always exists and is privileged; only
+//! introduced domains have a connection; nothing a connection sends
+//! changes another connection's watches or transactions; pending events
+//! per connection are bounded by [`MAX_PENDING_EVENTS`].
+#![forbid(unsafe_code)]
+
+pub mod perms;
+pub mod quota;
+pub mod tree;
+pub mod txn;
+pub mod watch;
+pub mod wire;
+
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use xen_public::errno::{E2BIG, EACCES, EBUSY, EEXIST, EINVAL, ENOENT, ENOSYS};
+use xen_public::io::xs_wire::*;
+
+use perms::Perms;
+use quota::Quota;
+use tree::{Store, Tree};
+use txn::{TxView, Txn};
+use watch::{Change, Watch};
+use wire::{Frame, Request};
+
+/// A domain id; also a connection's id.
+pub type DomId = u16;
+/// An errno value (xen_public::errno).
+pub type Errno = i64;
+/// Events held for one connection; later ones are dropped (and counted).
+/// Xen bounds them through its per-domain memory quota instead.
+pub const MAX_PENDING_EVENTS: usize = 1024;
+const DOMID_SELF: u32 = 0x7ff0;
+
+/// What to do with a connection's input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Send these messages (a reply, then the connection's own events).
+    Reply(Vec<Vec<u8>>),
+    /// Not a whole message yet.
+    Incomplete,
+    /// Framing is broken: drop the connection.
+    Drop,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Conn {
+    watches: Vec<Watch>,
+    txns: BTreeMap<u32, Txn>,
+    next_tx: u32,
+    events: VecDeque<Vec<u8>>,
+    dropped_events: u64,
+}
+
+/// The xenstore daemon's state.
+#[derive(Clone, Debug)]
+pub struct Xenstore {
+    tree: Tree,
+    conns: BTreeMap<DomId, Conn>,
+    special: BTreeMap<&'static str, Perms>,
+    /// The limits (Xen's defaults).
+    pub quota: Quota,
+}
+
+impl Default for Xenstore {
+    fn default() -> Self {
+        Xenstore::new()
+    }
+}
+
+impl Xenstore {
+    /// The initial tree, dom0 connected.
+    pub fn new() -> Xenstore {
+        let mut conns = BTreeMap::new();
+        conns.insert(0, Conn { next_tx: 1, ..Conn::default() });
+        let special = [(watch::INTRODUCE_DOMAIN, Perms::owned_by(0)), (watch::RELEASE_DOMAIN, Perms::owned_by(0))].into_iter().collect();
+        Xenstore { tree: Tree::new(), conns, special, quota: Quota::default() }
+    }
+
+    /// The committed tree.
+    pub fn tree(&self) -> &Tree {
+        &self.tree
+    }
+
+    /// Whether `domid` has a connection.
+    pub fn is_introduced(&self, domid: DomId) -> bool {
+        self.conns.contains_key(&domid)
+    }
+
+    /// Watches of `domid`.
+    pub fn watch_count(&self, domid: DomId) -> usize {
+        self.conns.get(&domid).map_or(0, |c| c.watches.len())
+    }
+
+    /// Open transactions of `domid`.
+    pub fn txn_count(&self, domid: DomId) -> usize {
+        self.conns.get(&domid).map_or(0, |c| c.txns.len())
+    }
+
+    /// Take the events pending for `domid`.
+    pub fn take_events(&mut self, domid: DomId) -> Vec<Vec<u8>> {
+        self.conns.get_mut(&domid).map(|c| c.events.drain(..).collect()).unwrap_or_default()
+    }
+
+    /// Connect `domid` (XS_INTRODUCE's effect); fires `@introduceDomain`
+    /// the first time.
+    pub fn introduce(&mut self, domid: DomId) {
+        if self.conns.contains_key(&domid) {
+            return;
+        }
+        self.conns.insert(domid, Conn { next_tx: 1, ..Conn::default() });
+        self.fire_special(watch::INTRODUCE_DOMAIN);
+    }
+
+    /// Disconnect `domid`: its watches, transactions and events go, nodes
+    /// it owned pass to dom0 and ACL entries naming it go (as xenstored
+    /// does for a dead domain; the toolstack removes its home), and
+    /// `@releaseDomain` fires. Whether it was connected.
+    pub fn release(&mut self, domid: DomId) -> bool {
+        if domid == 0 || self.conns.remove(&domid).is_none() {
+            return false;
+        }
+        self.tree.for_each_perms(|p| p.forget(domid));
+        self.fire_special(watch::RELEASE_DOMAIN);
+        true
+    }
+
+    /// Handle the message at the front of `bytes` from `conn`. The bytes
+    /// used (0 unless a reply) travel in `Verdict::Reply`'s caller: see
+    /// [`Xenstore::handle_frame`].
+    pub fn handle(&mut self, conn: DomId, bytes: &[u8]) -> Verdict {
+        self.handle_frame(conn, bytes).0
+    }
+
+    /// [`Xenstore::handle`], with the number of bytes the message took.
+    pub fn handle_frame(&mut self, conn: DomId, bytes: &[u8]) -> (Verdict, usize) {
+        if !self.conns.contains_key(&conn) {
+            return (Verdict::Drop, 0);
+        }
+        match wire::parse(bytes) {
+            Frame::Incomplete => (Verdict::Incomplete, 0),
+            Frame::Drop => (Verdict::Drop, 0),
+            Frame::Msg(req, used) => {
+                let reply = match self.process(conn, &req) {
+                    Ok(payload) if payload.len() > XENSTORE_PAYLOAD_MAX as usize => wire::error(&req.hdr, E2BIG),
+                    Ok(payload) => wire::reply(&req.hdr, &payload),
+                    Err(e) => wire::error(&req.hdr, e),
+                };
+                let mut out = alloc::vec![reply];
+                out.extend(self.take_events(conn));
+                (Verdict::Reply(out), used)
+            }
+        }
+    }
+
+    fn process(&mut self, conn: DomId, req: &Request<'_>) -> Result<Vec<u8>, Errno> {
+        let t = req.hdr.type_;
+        let privileged_only = matches!(t, XS_CONTROL | XS_INTRODUCE | XS_RELEASE | XS_IS_DOMAIN_INTRODUCED | XS_RESUME | XS_SET_TARGET);
+        if t >= XS_TYPE_COUNT || matches!(t, XS_WATCH_EVENT | XS_ERROR | 20) {
+            return Err(ENOSYS);
+        }
+        if privileged_only && conn != 0 {
+            return Err(EACCES);
+        }
+        let tx = if matches!(t, XS_WATCH | XS_UNWATCH) { 0 } else { req.hdr.tx_id };
+        if tx != 0 && !self.conns[&conn].txns.contains_key(&tx) {
+            return Err(ENOENT);
+        }
+        self.dispatch(conn, tx, req)
+    }
+
+    fn dispatch(&mut self, conn: DomId, tx: u32, req: &Request<'_>) -> Result<Vec<u8>, Errno> {
+        let p = req.payload;
+        match req.hdr.type_ {
+            XS_READ => self.in_view(conn, tx, |s, c| tree::read(s, c, &path1(c, p)?)),
+            XS_DIRECTORY => self.in_view(conn, tx, |s, c| tree::directory(s, c, &path1(c, p)?)),
+            XS_GET_PERMS => self.in_view(conn, tx, |s, c| tree::get_perms(s, c, &path1(c, p)?)),
+            XS_WRITE => self.write(conn, tx, p),
+            XS_MKDIR => self.mkdir(conn, tx, p),
+            XS_RM => self.rm(conn, tx, p),
+            XS_SET_PERMS => self.set_perms(conn, tx, p),
+            XS_WATCH => self.watch(conn, p),
+            XS_UNWATCH => self.unwatch(conn, p),
+            XS_TRANSACTION_START => self.txn_start(conn, tx, p),
+            XS_TRANSACTION_END => self.txn_end(conn, tx, p),
+            XS_INTRODUCE => self.do_introduce(p),
+            XS_RELEASE => self.do_release(p),
+            XS_GET_DOMAIN_PATH => {
+                let id = atoi(wire::onearg(p).ok_or(EINVAL)?);
+                Ok(cstr(&tree::domain_path(id as DomId)))
+            }
+            XS_IS_DOMAIN_INTRODUCED => {
+                let id = atoi(wire::onearg(p).ok_or(EINVAL)?);
+                let yes = id == DOMID_SELF || u16::try_from(id).is_ok_and(|d| self.is_introduced(d));
+                Ok(Vec::from(if yes { &b"T\0"[..] } else { b"F\0" }))
+            }
+            XS_RESET_WATCHES => {
+                let c = self.conn_mut(conn);
+                c.watches.clear();
+                c.txns.clear();
+                Ok(ok())
+            }
+            _ => Err(ENOSYS),
+        }
+    }
+
+    fn conn_mut(&mut self, conn: DomId) -> &mut Conn {
+        self.conns.entry(conn).or_default()
+    }
+
+    /// Run `f` on the tree, or on transaction `tx`'s view of it.
+    fn in_view<R>(&mut self, conn: DomId, tx: u32, f: impl FnOnce(&mut dyn Store, DomId) -> Result<R, Errno>) -> Result<R, Errno> {
+        if tx == 0 {
+            return f(&mut self.tree, conn);
+        }
+        let c = self.conns.get_mut(&conn).ok_or(ENOENT)?;
+        let txn = c.txns.get_mut(&tx).ok_or(ENOENT)?;
+        let mut view = TxView { base: &self.tree, txn, conn, quota: &self.quota };
+        f(&mut view, conn)
+    }
+
+    /// Apply a change: announce now, or at the transaction's commit.
+    fn changed(&mut self, conn: DomId, tx: u32, changes: Vec<Change>) {
+        if tx == 0 {
+            self.fire(&changes);
+        } else if let Some(t) = self.conns.get_mut(&conn).and_then(|c| c.txns.get_mut(&tx)) {
+            t.changes.extend(changes);
+        }
+    }
+
+    fn write(&mut self, conn: DomId, tx: u32, p: &[u8]) -> Result<Vec<u8>, Errno> {
+        let i = p.iter().position(|&b| b == 0).ok_or(EINVAL)?;
+        let path = tree::canonicalize(conn, &p[..i])?;
+        let q = self.quota;
+        self.in_view(conn, tx, |s, c| tree::write(s, &q, c, &path, &p[i + 1..]))?;
+        let perms = self.tree.peek(&path).map(|n| n.perms.clone()).unwrap_or_else(|| Perms::owned_by(conn));
+        self.changed(conn, tx, alloc::vec![Change { path, perms, exact: false }]);
+        Ok(ok())
+    }
+
+    fn mkdir(&mut self, conn: DomId, tx: u32, p: &[u8]) -> Result<Vec<u8>, Errno> {
+        let path = path1(conn, p)?;
+        let q = self.quota;
+        if self.in_view(conn, tx, |s, c| tree::mkdir(s, &q, c, &path))? {
+            let perms = self.tree.peek(&path).map(|n| n.perms.clone()).unwrap_or_else(|| Perms::owned_by(conn));
+            self.changed(conn, tx, alloc::vec![Change { path, perms, exact: false }]);
+        }
+        Ok(ok())
+    }
+
+    fn rm(&mut self, conn: DomId, tx: u32, p: &[u8]) -> Result<Vec<u8>, Errno> {
+        let path = path1(conn, p)?;
+        let gone = self.in_view(conn, tx, |s, c| tree::rm(s, c, &path))?;
+        let changes = gone.into_iter().map(|(g, perms)| Change { exact: g != path, path: g, perms }).collect();
+        self.changed(conn, tx, changes);
+        Ok(ok())
+    }
+
+    fn set_perms(&mut self, conn: DomId, tx: u32, p: &[u8]) -> Result<Vec<u8>, Errno> {
+        let args = wire::strings(p);
+        if args.len() < 2 {
+            return Err(EINVAL);
+        }
+        if conn != 0 && args.len() - 1 > perms::MAX_PERMS_PER_NODE {
+            return Err(xen_public::errno::ENOSPC);
+        }
+        let new = Perms::parse(args[1..].iter().copied())?;
+        if args[0].starts_with(b"@") {
+            return self.set_special_perms(conn, args[0], new);
+        }
+        let path = tree::canonicalize(conn, args[0])?;
+        let q = self.quota;
+        self.in_view(conn, tx, |s, c| tree::set_perms(s, &q, c, &path, new.clone()))?;
+        self.changed(conn, tx, alloc::vec![Change { path, perms: new, exact: false }]);
+        Ok(ok())
+    }
+
+    fn set_special_perms(&mut self, conn: DomId, name: &[u8], new: Perms) -> Result<Vec<u8>, Errno> {
+        if conn != 0 {
+            return Err(EACCES);
+        }
+        let slot = self.special.iter_mut().find(|(k, _)| k.as_bytes() == name).ok_or(ENOENT)?;
+        *slot.1 = new;
+        Ok(ok())
+    }
+
+    fn watch(&mut self, conn: DomId, p: &[u8]) -> Result<Vec<u8>, Errno> {
+        let args = wire::strings(p);
+        let [raw, token] = args[..] else { return Err(EINVAL) };
+        let w = watch_of(conn, raw, token)?;
+        let quota = self.quota;
+        let c = self.conn_mut(conn);
+        if c.watches.iter().any(|x| x.path == w.path && x.token == w.token) {
+            return Err(EEXIST);
+        }
+        quota.watch(conn, c.watches.len())?;
+        let ev = wire::watch_event(w.event_path(conn, &w.path).as_bytes(), &w.token);
+        c.watches.push(w);
+        push_event(c, ev);
+        Ok(ok())
+    }
+
+    fn unwatch(&mut self, conn: DomId, p: &[u8]) -> Result<Vec<u8>, Errno> {
+        let args = wire::strings(p);
+        let [raw, token] = args[..] else { return Err(EINVAL) };
+        let w = watch_of(conn, raw, token)?;
+        let c = self.conn_mut(conn);
+        let i = c.watches.iter().position(|x| x.path == w.path && x.token == w.token).ok_or(ENOENT)?;
+        c.watches.remove(i);
+        Ok(ok())
+    }
+
+    fn txn_start(&mut self, conn: DomId, tx: u32, _p: &[u8]) -> Result<Vec<u8>, Errno> {
+        if tx != 0 {
+            return Err(EBUSY);
+        }
+        let quota = self.quota;
+        let c = self.conn_mut(conn);
+        quota.transaction(conn, c.txns.len())?;
+        let mut id = c.next_tx.max(1);
+        while c.txns.contains_key(&id) {
+            id = id.wrapping_add(1).max(1);
+        }
+        c.next_tx = id.wrapping_add(1);
+        c.txns.insert(id, Txn::default());
+        Ok(cstr(&format!("{id}")))
+    }
+
+    fn txn_end(&mut self, conn: DomId, tx: u32, p: &[u8]) -> Result<Vec<u8>, Errno> {
+        let commit = match wire::onearg(p) {
+            Some(b"T") => true,
+            Some(b"F") => false,
+            _ => return Err(EINVAL),
+        };
+        let t = self.conn_mut(conn).txns.remove(&tx).ok_or(ENOENT)?;
+        if commit {
+            let changes = t.commit(&mut self.tree)?;
+            self.fire(&changes);
+        }
+        Ok(ok())
+    }
+
+    fn do_introduce(&mut self, p: &[u8]) -> Result<Vec<u8>, Errno> {
+        let args = wire::strings(p);
+        if args.len() < 3 || atoi(args[2]) == 0 {
+            return Err(EINVAL);
+        }
+        let id = u16::try_from(atoi(args[0])).map_err(|_| EINVAL)?;
+        self.introduce(id);
+        Ok(ok())
+    }
+
+    fn do_release(&mut self, p: &[u8]) -> Result<Vec<u8>, Errno> {
+        let id = atoi(wire::onearg(p).ok_or(EINVAL)?);
+        if id == 0 {
+            return Err(EINVAL);
+        }
+        let id = u16::try_from(id).map_err(|_| ENOENT)?;
+        if self.release(id) { Ok(ok()) } else { Err(ENOENT) }
+    }
+
+    fn fire_special(&mut self, name: &'static str) {
+        let perms = self.special.get(name).cloned().unwrap_or_else(|| Perms::owned_by(0));
+        self.fire(&[Change { path: String::from(name), perms, exact: true }]);
+    }
+
+    /// Queue an event for every watch each change fires, on connections
+    /// allowed to read the node.
+    fn fire(&mut self, changes: &[Change]) {
+        for (&id, c) in self.conns.iter_mut() {
+            for ch in changes {
+                if !watch::permitted(id, &ch.perms) {
+                    continue;
+                }
+                let evs: Vec<_> =
+                    c.watches.iter().filter(|w| w.fires_on(ch)).map(|w| wire::watch_event(w.event_path(id, &ch.path).as_bytes(), &w.token)).collect();
+                for ev in evs {
+                    push_event(c, ev);
+                }
+            }
+        }
+    }
+}
+
+fn push_event(c: &mut Conn, ev: Vec<u8>) {
+    if c.events.len() < MAX_PENDING_EVENTS {
+        c.events.push_back(ev);
+    } else {
+        c.dropped_events += 1;
+    }
+}
+
+fn watch_of(conn: DomId, raw: &[u8], token: &[u8]) -> Result<Watch, Errno> {
+    if raw.starts_with(b"@") {
+        if raw.len() > XENSTORE_REL_PATH_MAX as usize {
+            return Err(EINVAL);
+        }
+        let path = String::from(core::str::from_utf8(raw).map_err(|_| EINVAL)?);
+        return Ok(Watch { path, token: Vec::from(token), relative: false });
+    }
+    let relative = !raw.starts_with(b"/");
+    Ok(Watch { path: tree::canonicalize(conn, raw)?, token: Vec::from(token), relative })
+}
+
+/// The single path argument of READ, DIRECTORY, GET_PERMS, MKDIR, RM.
+fn path1(conn: DomId, p: &[u8]) -> Result<String, Errno> {
+    tree::canonicalize(conn, wire::onearg(p).ok_or(EINVAL)?)
+}
+
+/// C's `atoi` on a decimal string: leading digits, 0 if none.
+fn atoi(s: &[u8]) -> u32 {
+    s.iter().take_while(|c| c.is_ascii_digit()).fold(0u32, |a, &c| a.wrapping_mul(10).wrapping_add(u32::from(c - b'0')))
+}
+
+fn ok() -> Vec<u8> {
+    Vec::from(&b"OK\0"[..])
+}
+
+fn cstr(s: &str) -> Vec<u8> {
+    let mut v = Vec::from(s.as_bytes());
+    v.push(0);
+    v
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,390 @@
+//! Host tests of the xenstored core: each name states the rule checked.
+
+use super::*;
+use xen_public::errno::{EAGAIN, ENOSPC};
+use zerocopy::IntoBytes;
+
+fn msg(type_: u32, tx: u32, payload: &[u8]) -> Vec<u8> {
+    let mut v = Vec::from(XsdSockmsg { type_, req_id: 7, tx_id: tx, len: payload.len() as u32 }.as_bytes());
+    v.extend_from_slice(payload);
+    v
+}
+
+/// The reply's type and payload, and the events after it.
+fn req(xs: &mut Xenstore, conn: DomId, type_: u32, tx: u32, payload: &[u8]) -> (u32, Vec<u8>, Vec<Vec<u8>>) {
+    let Verdict::Reply(mut out) = xs.handle(conn, &msg(type_, tx, payload)) else { panic!("no reply") };
+    let r = out.remove(0);
+    (u32::from_le_bytes(r[..4].try_into().unwrap()), r[16..].to_vec(), out)
+}
+
+fn ok_or_err(xs: &mut Xenstore, conn: DomId, type_: u32, tx: u32, payload: &[u8]) -> Result<Vec<u8>, String> {
+    let (t, p, _) = req(xs, conn, type_, tx, payload);
+    if t == XS_ERROR { Err(String::from_utf8(p).unwrap()) } else { Ok(p) }
+}
+
+fn err(name: &str) -> Result<Vec<u8>, String> {
+    Err(format!("{name}\0"))
+}
+
+/// dom0 plus domains 1 and 2 with homes owned by them, as libxl makes them.
+fn store() -> Xenstore {
+    let mut xs = Xenstore::new();
+    for d in [1u16, 2] {
+        xs.introduce(d);
+        let home = format!("/local/domain/{d}\0");
+        ok_or_err(&mut xs, 0, XS_MKDIR, 0, home.as_bytes()).unwrap();
+        ok_or_err(&mut xs, 0, XS_SET_PERMS, 0, format!("{home}n{d}\0").as_bytes()).unwrap();
+    }
+    xs.take_events(0);
+    xs
+}
+
+#[test]
+fn write_then_read_round_trips_and_creates_parents() {
+    let mut xs = store();
+    assert_eq!(ok_or_err(&mut xs, 0, XS_WRITE, 0, b"/a/b/c\0hello"), Ok(b"OK\0".to_vec()));
+    assert_eq!(ok_or_err(&mut xs, 0, XS_READ, 0, b"/a/b/c\0"), Ok(b"hello".to_vec()));
+    assert_eq!(ok_or_err(&mut xs, 0, XS_READ, 0, b"/a/b\0"), Ok(Vec::new()));
+    assert_eq!(ok_or_err(&mut xs, 0, XS_DIRECTORY, 0, b"/a\0"), Ok(b"b\0".to_vec()));
+}
+
+#[test]
+fn relative_paths_resolve_under_the_domain_home_and_domu_owns_what_it_creates() {
+    let mut xs = store();
+    ok_or_err(&mut xs, 1, XS_WRITE, 0, b"data/x\0v").unwrap();
+    assert_eq!(ok_or_err(&mut xs, 0, XS_READ, 0, b"/local/domain/1/data/x\0"), Ok(b"v".to_vec()));
+    assert_eq!(ok_or_err(&mut xs, 0, XS_GET_PERMS, 0, b"/local/domain/1/data/x\0"), Ok(b"n1\0".to_vec()));
+}
+
+#[test]
+fn domu_cannot_read_or_write_outside_its_permissions() {
+    let mut xs = store();
+    ok_or_err(&mut xs, 0, XS_WRITE, 0, b"/tool/secret\0x").unwrap();
+    assert_eq!(ok_or_err(&mut xs, 1, XS_READ, 0, b"/tool/secret\0"), err("EACCES"));
+    assert_eq!(ok_or_err(&mut xs, 1, XS_WRITE, 0, b"/tool/secret\0y"), err("EACCES"));
+    assert_eq!(ok_or_err(&mut xs, 1, XS_WRITE, 0, b"/tool/new\0y"), err("EACCES"));
+    assert_eq!(ok_or_err(&mut xs, 1, XS_RM, 0, b"/tool\0"), err("EACCES"));
+    assert_eq!(ok_or_err(&mut xs, 0, XS_READ, 0, b"/tool/secret\0"), Ok(b"x".to_vec()));
+}
+
+#[test]
+fn missing_node_under_an_unreadable_parent_is_eacces_not_enoent() {
+    let mut xs = store();
+    assert_eq!(ok_or_err(&mut xs, 1, XS_READ, 0, b"/tool/nothing\0"), err("EACCES"));
+    assert_eq!(ok_or_err(&mut xs, 1, XS_READ, 0, b"/local/domain/1/nothing\0"), err("ENOENT"));
+}
+
+#[test]
+fn domu_cannot_write_another_domains_home() {
+    let mut xs = store();
+    assert_eq!(ok_or_err(&mut xs, 1, XS_WRITE, 0, b"/local/domain/2/x\0evil"), err("EACCES"));
+    assert_eq!(ok_or_err(&mut xs, 1, XS_RM, 0, b"/local/domain/2\0"), err("EACCES"));
+    assert!(xs.tree().peek("/local/domain/2/x").is_none());
+    assert!(xs.tree().peek("/local/domain/2").is_some());
+}
+
+#[test]
+fn acl_entry_grants_read_and_set_perms_is_owner_only() {
+    let mut xs = store();
+    ok_or_err(&mut xs, 1, XS_WRITE, 0, b"shared\0s").unwrap();
+    assert_eq!(ok_or_err(&mut xs, 2, XS_READ, 0, b"/local/domain/1/shared\0"), err("EACCES"));
+    ok_or_err(&mut xs, 1, XS_SET_PERMS, 0, b"shared\0n1\0r2\0").unwrap();
+    assert_eq!(ok_or_err(&mut xs, 2, XS_READ, 0, b"/local/domain/1/shared\0"), Ok(b"s".to_vec()));
+    assert_eq!(ok_or_err(&mut xs, 2, XS_SET_PERMS, 0, b"/local/domain/1/shared\0n2\0"), err("EACCES"));
+    assert_eq!(ok_or_err(&mut xs, 1, XS_SET_PERMS, 0, b"shared\0n2\0"), err("EPERM"), "domU may not give away");
+    assert_eq!(ok_or_err(&mut xs, 1, XS_SET_PERMS, 0, b"shared\0n1\0r2\0r3\0r4\0r5\0r6\0"), err("ENOSPC"));
+    assert_eq!(ok_or_err(&mut xs, 1, XS_SET_PERMS, 0, b"shared\0q1\0"), err("EINVAL"));
+}
+
+#[test]
+fn bad_paths_are_einval() {
+    let mut xs = store();
+    let long = format!("/{}\0", "a".repeat(XENSTORE_REL_PATH_MAX as usize + 1));
+    for p in [&b"/a/../b\0"[..], b"/a//b\0", b"/a/\0", b"/a b\0", b"/a\xff\0", b"/a.b\0", long.as_bytes()] {
+        assert_eq!(ok_or_err(&mut xs, 0, XS_WRITE, 0, &[p, b"v"].concat()), err("EINVAL"), "{p:?}");
+        assert_eq!(ok_or_err(&mut xs, 1, XS_READ, 0, p), err("EINVAL"), "{p:?}");
+    }
+    let home_long = format!("/local/domain/1/{}\0", "a".repeat(XENSTORE_REL_PATH_MAX as usize));
+    assert_eq!(ok_or_err(&mut xs, 0, XS_WRITE, 0, &[home_long.as_bytes(), b"v"].concat()), Ok(b"OK\0".to_vec()));
+    // For a domU the parent's record (which lists the 2048-byte name) breaks the entry quota first.
+    assert_eq!(ok_or_err(&mut xs, 1, XS_WRITE, 0, &[home_long.replace("/aaa", "/baa").as_bytes(), b"v"].concat()), err("ENOSPC"));
+}
+
+#[test]
+fn rm_removes_the_subtree_but_never_the_root() {
+    let mut xs = store();
+    ok_or_err(&mut xs, 0, XS_WRITE, 0, b"/x/y/z\0v").unwrap();
+    ok_or_err(&mut xs, 0, XS_RM, 0, b"/x\0").unwrap();
+    assert!(xs.tree().paths().all(|p| !p.starts_with("/x")));
+    assert_eq!(ok_or_err(&mut xs, 0, XS_DIRECTORY, 0, b"/\0"), Ok(b"local\0tool\0".to_vec()));
+    assert_eq!(ok_or_err(&mut xs, 0, XS_RM, 0, b"/\0"), err("EINVAL"));
+    assert_eq!(ok_or_err(&mut xs, 0, XS_RM, 0, b"/gone\0"), Ok(b"OK\0".to_vec()), "absent with parent: OK");
+    assert_eq!(ok_or_err(&mut xs, 0, XS_RM, 0, b"/no/such\0"), err("ENOENT"));
+}
+
+#[test]
+fn malformed_messages_get_xens_errors() {
+    let mut xs = store();
+    assert_eq!(ok_or_err(&mut xs, 1, XS_READ, 0, b"/local/domain/1"), err("EINVAL"), "missing NUL");
+    assert_eq!(ok_or_err(&mut xs, 1, XS_READ, 0, b"/a\0/b\0"), err("EINVAL"), "too many args");
+    assert_eq!(ok_or_err(&mut xs, 1, 99, 0, b""), err("ENOSYS"), "unknown type");
+    assert_eq!(ok_or_err(&mut xs, 1, XS_ERROR, 0, b""), err("ENOSYS"));
+    assert_eq!(ok_or_err(&mut xs, 1, XS_INTRODUCE, 0, b"5\x000\x001\0"), err("EACCES"), "privileged op");
+    assert_eq!(ok_or_err(&mut xs, 1, XS_WATCH, 0, b"/a\0"), err("EINVAL"), "watch needs a token");
+    assert_eq!(ok_or_err(&mut xs, 1, XS_TRANSACTION_END, 0, b"X\0"), err("EINVAL"));
+    assert_eq!(ok_or_err(&mut xs, 1, XS_TRANSACTION_END, 0, b"T\0"), err("ENOENT"));
+}
+
+#[test]
+fn payload_past_the_maximum_drops_only_that_connection() {
+    let mut xs = store();
+    let mut m = msg(XS_WRITE, 0, b"x\0");
+    m[12..16].copy_from_slice(&(XENSTORE_PAYLOAD_MAX + 1).to_le_bytes());
+    assert_eq!(xs.handle(1, &m), Verdict::Drop);
+    assert_eq!(xs.handle(1, &m[..10]), Verdict::Incomplete);
+    assert_eq!(ok_or_err(&mut xs, 2, XS_WRITE, 0, b"x\0v"), Ok(b"OK\0".to_vec()));
+    assert_eq!(xs.handle(9, &msg(XS_READ, 0, b"/\0")), Verdict::Drop, "unknown connection");
+}
+
+#[test]
+fn watch_fires_on_registration_and_on_changes_at_or_below_only() {
+    let mut xs = store();
+    let (_, p, ev) = req(&mut xs, 1, XS_WATCH, 0, b"data\0tok\0");
+    assert_eq!(p, b"OK\0");
+    assert_eq!(ev.len(), 1);
+    assert_eq!(&ev[0][16..], b"data\0tok\0", "relative watch: relative event");
+    ok_or_err(&mut xs, 1, XS_WRITE, 0, b"data/a\x001").unwrap();
+    ok_or_err(&mut xs, 1, XS_WRITE, 0, b"other\x001").unwrap();
+    let evs = xs.take_events(1);
+    assert_eq!(evs.len(), 0, "the writer's own events came with its replies");
+    ok_or_err(&mut xs, 0, XS_WRITE, 0, b"/local/domain/1/data/b\x001").unwrap();
+    ok_or_err(&mut xs, 0, XS_WRITE, 0, b"/local/domain/1/datax\x001").unwrap();
+    let evs = xs.take_events(1);
+    assert_eq!(evs.len(), 1);
+    assert_eq!(&evs[0][16..], b"data/b\0tok\0");
+}
+
+#[test]
+fn rm_fires_watches_inside_the_removed_subtree() {
+    let mut xs = store();
+    ok_or_err(&mut xs, 0, XS_WRITE, 0, b"/t/a/b\0v").unwrap();
+    ok_or_err(&mut xs, 0, XS_WATCH, 0, b"/t/a/b\0deep\0").unwrap();
+    let (_, _, evs) = req(&mut xs, 0, XS_RM, 0, b"/t\0");
+    let evs: Vec<_> = evs.into_iter().map(|e| e[16..].to_vec()).collect();
+    assert_eq!(evs, [b"/t/a/b\0deep\0".to_vec()]);
+    assert_eq!(xs.watch_count(0), 1);
+}
+
+#[test]
+fn watch_events_respect_read_permission() {
+    let mut xs = store();
+    ok_or_err(&mut xs, 1, XS_WATCH, 0, b"/tool\0t\0").unwrap();
+    ok_or_err(&mut xs, 0, XS_WRITE, 0, b"/tool/x\0secret").unwrap();
+    assert!(xs.take_events(1).is_empty());
+}
+
+#[test]
+fn unwatch_and_reset_watches_remove_watches() {
+    let mut xs = store();
+    ok_or_err(&mut xs, 1, XS_WATCH, 0, b"a\0t\0").unwrap();
+    assert_eq!(ok_or_err(&mut xs, 1, XS_WATCH, 0, b"a\0t\0"), err("EEXIST"));
+    assert_eq!(ok_or_err(&mut xs, 1, XS_UNWATCH, 0, b"a\0u\0"), err("ENOENT"));
+    ok_or_err(&mut xs, 1, XS_UNWATCH, 0, b"a\0t\0").unwrap();
+    ok_or_err(&mut xs, 1, XS_WATCH, 0, b"b\0t\0").unwrap();
+    ok_or_err(&mut xs, 1, XS_RESET_WATCHES, 0, b"").unwrap();
+    assert_eq!(xs.watch_count(1), 0);
+}
+
+#[test]
+fn special_watches_fire_for_dom0_on_introduce_and_release() {
+    let mut xs = store();
+    ok_or_err(&mut xs, 0, XS_WATCH, 0, b"@releaseDomain\0r\0").unwrap();
+    ok_or_err(&mut xs, 0, XS_WATCH, 0, b"@introduceDomain\0i\0").unwrap();
+    ok_or_err(&mut xs, 1, XS_WATCH, 0, b"@releaseDomain\0r\0").unwrap();
+    xs.take_events(1);
+    let (_, _, mut evs) = req(&mut xs, 0, XS_INTRODUCE, 0, b"3\x000\x005\0");
+    evs.extend(req(&mut xs, 0, XS_RELEASE, 0, b"3\0").2);
+    assert_eq!(ok_or_err(&mut xs, 0, XS_RELEASE, 0, b"3\0"), err("ENOENT"));
+    assert_eq!(ok_or_err(&mut xs, 0, XS_RELEASE, 0, b"0\0"), err("EINVAL"));
+    let evs: Vec<_> = evs.into_iter().map(|e| e[16..].to_vec()).collect();
+    assert_eq!(evs, [b"@introduceDomain\0i\0".to_vec(), b"@releaseDomain\0r\0".to_vec()]);
+    assert!(xs.take_events(1).is_empty(), "special nodes are n0: domUs do not hear");
+}
+
+#[test]
+fn release_drops_watches_and_transactions_and_hands_nodes_to_dom0() {
+    let mut xs = store();
+    ok_or_err(&mut xs, 1, XS_WATCH, 0, b"a\0t\0").unwrap();
+    ok_or_err(&mut xs, 1, XS_TRANSACTION_START, 0, b"\0").unwrap();
+    assert!(xs.release(1));
+    assert!(!xs.is_introduced(1));
+    assert_eq!((xs.watch_count(1), xs.txn_count(1)), (0, 0));
+    assert_eq!(xs.tree().peek("/local/domain/1").unwrap().perms.owner(), 0);
+    assert_eq!(xs.handle(1, &msg(XS_READ, 0, b"a\0")), Verdict::Drop);
+    assert_eq!(ok_or_err(&mut xs, 0, XS_IS_DOMAIN_INTRODUCED, 0, b"1\0"), Ok(b"F\0".to_vec()));
+    assert_eq!(ok_or_err(&mut xs, 0, XS_IS_DOMAIN_INTRODUCED, 0, b"2\0"), Ok(b"T\0".to_vec()));
+    assert_eq!(ok_or_err(&mut xs, 2, XS_GET_DOMAIN_PATH, 0, b"5\0"), Ok(b"/local/domain/5\0".to_vec()));
+}
+
+#[test]
+fn transaction_sees_its_writes_privately_and_commits_them() {
+    let mut xs = store();
+    let id = ok_or_err(&mut xs, 1, XS_TRANSACTION_START, 0, b"\0").unwrap();
+    let id: u32 = core::str::from_utf8(&id[..id.len() - 1]).unwrap().parse().unwrap();
+    ok_or_err(&mut xs, 1, XS_WRITE, id, b"k\0v").unwrap();
+    assert_eq!(ok_or_err(&mut xs, 1, XS_READ, id, b"k\0"), Ok(b"v".to_vec()));
+    assert_eq!(ok_or_err(&mut xs, 1, XS_READ, 0, b"k\0"), err("ENOENT"));
+    assert_eq!(ok_or_err(&mut xs, 1, XS_TRANSACTION_START, id, b"\0"), err("EBUSY"));
+    ok_or_err(&mut xs, 1, XS_TRANSACTION_END, id, b"T\0").unwrap();
+    assert_eq!(ok_or_err(&mut xs, 1, XS_READ, 0, b"k\0"), Ok(b"v".to_vec()));
+}
+
+#[test]
+fn transaction_conflict_answers_eagain_and_changes_nothing() {
+    let mut xs = store();
+    ok_or_err(&mut xs, 1, XS_WRITE, 0, b"k\0old").unwrap();
+    let id = ok_or_err(&mut xs, 1, XS_TRANSACTION_START, 0, b"\0").unwrap();
+    let id: u32 = core::str::from_utf8(&id[..id.len() - 1]).unwrap().parse().unwrap();
+    ok_or_err(&mut xs, 1, XS_READ, id, b"k\0").unwrap();
+    ok_or_err(&mut xs, 1, XS_WRITE, id, b"other\0t").unwrap();
+    ok_or_err(&mut xs, 0, XS_WRITE, 0, b"/local/domain/1/k\0new").unwrap();
+    assert_eq!(ok_or_err(&mut xs, 1, XS_TRANSACTION_END, id, b"T\0"), err("EAGAIN"));
+    assert_eq!(EAGAIN, 11);
+    assert_eq!(ok_or_err(&mut xs, 1, XS_READ, 0, b"other\0"), err("ENOENT"));
+    assert_eq!(xs.txn_count(1), 0);
+}
+
+#[test]
+fn abort_discards_and_another_connections_tx_id_is_enoent() {
+    let mut xs = store();
+    let id = ok_or_err(&mut xs, 1, XS_TRANSACTION_START, 0, b"\0").unwrap();
+    let id: u32 = core::str::from_utf8(&id[..id.len() - 1]).unwrap().parse().unwrap();
+    assert_eq!(ok_or_err(&mut xs, 2, XS_READ, id, b"/local/domain/2\0"), err("ENOENT"));
+    assert_eq!(ok_or_err(&mut xs, 2, XS_TRANSACTION_END, id, b"T\0"), err("ENOENT"));
+    ok_or_err(&mut xs, 1, XS_WRITE, id, b"k\0v").unwrap();
+    ok_or_err(&mut xs, 1, XS_TRANSACTION_END, id, b"F\0").unwrap();
+    assert_eq!(ok_or_err(&mut xs, 1, XS_READ, 0, b"k\0"), err("ENOENT"));
+}
+
+#[test]
+fn watches_fire_at_commit_not_before() {
+    let mut xs = store();
+    ok_or_err(&mut xs, 0, XS_WATCH, 0, b"/local/domain/1\0w\0").unwrap();
+    xs.take_events(0);
+    let id = ok_or_err(&mut xs, 1, XS_TRANSACTION_START, 0, b"\0").unwrap();
+    let id: u32 = core::str::from_utf8(&id[..id.len() - 1]).unwrap().parse().unwrap();
+    ok_or_err(&mut xs, 1, XS_WRITE, id, b"k\0v").unwrap();
+    assert!(xs.take_events(0).is_empty());
+    ok_or_err(&mut xs, 1, XS_TRANSACTION_END, id, b"T\0").unwrap();
+    assert_eq!(xs.take_events(0).len(), 1);
+}
+
+#[test]
+fn node_quota_answers_enospc_and_other_domains_carry_on() {
+    let mut xs = store();
+    xs.quota.nodes = 20;
+    let mut last = Ok(Vec::new());
+    for i in 0..30 {
+        last = ok_or_err(&mut xs, 1, XS_WRITE, 0, format!("n{i}\0v").as_bytes());
+    }
+    assert_eq!(last, err("ENOSPC"));
+    assert_eq!(xs.tree().paths().filter(|p| p.starts_with("/local/domain/1/")).count(), 19);
+    assert_eq!(ok_or_err(&mut xs, 2, XS_WRITE, 0, b"fine\0v"), Ok(b"OK\0".to_vec()));
+    assert_eq!(ENOSPC, 28);
+}
+
+#[test]
+fn entry_size_quota_is_enospc_for_domu_not_dom0() {
+    let mut xs = store();
+    let big = [b"big\0".to_vec(), vec![b'x'; 2048]].concat();
+    assert_eq!(ok_or_err(&mut xs, 1, XS_WRITE, 0, &big), err("ENOSPC"));
+    assert_eq!(ok_or_err(&mut xs, 0, XS_WRITE, 0, &[b"/big\0".to_vec(), vec![b'x'; 3000]].concat()), Ok(b"OK\0".to_vec()));
+}
+
+#[test]
+fn watch_flood_is_bounded_by_the_quota() {
+    let mut xs = store();
+    let mut results = Vec::new();
+    for i in 0..200 {
+        results.push(ok_or_err(&mut xs, 1, XS_WATCH, 0, format!("w\0t{i}\0").as_bytes()));
+    }
+    assert_eq!(xs.watch_count(1), 129, "Xen checks count > 128 before adding");
+    assert_eq!(results[129], err("E2BIG"));
+    assert_eq!(ok_or_err(&mut xs, 2, XS_WATCH, 0, b"w\0t\0"), Ok(b"OK\0".to_vec()));
+}
+
+#[test]
+fn transaction_quota_is_enospc_past_ten() {
+    let mut xs = store();
+    let n = (0..20).filter(|_| ok_or_err(&mut xs, 1, XS_TRANSACTION_START, 0, b"\0").is_ok()).count();
+    assert_eq!(n, 11);
+    assert_eq!(ok_or_err(&mut xs, 1, XS_TRANSACTION_START, 0, b"\0"), err("ENOSPC"));
+    assert!(ok_or_err(&mut xs, 2, XS_TRANSACTION_START, 0, b"\0").is_ok());
+}
+
+#[test]
+fn pending_events_of_a_slow_reader_are_bounded() {
+    let mut xs = store();
+    ok_or_err(&mut xs, 2, XS_WATCH, 0, b"/local/domain/2\0t\0").unwrap();
+    for i in 0..(MAX_PENDING_EVENTS + 50) {
+        ok_or_err(&mut xs, 0, XS_WRITE, 0, format!("/local/domain/2/k\0{i}").as_bytes()).unwrap();
+    }
+    assert_eq!(xs.take_events(2).len(), MAX_PENDING_EVENTS);
+}
+
+/// A deterministic xorshift generator.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn pick<'a>(&mut self, v: &[&'a [u8]]) -> &'a [u8] {
+        v[(self.next() % v.len() as u64) as usize]
+    }
+}
+
+#[test]
+fn fuzzed_messages_never_panic_and_keep_the_tree_consistent() {
+    let mut xs = store();
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let words: [&[u8]; 12] = [b"/", b"a", b"/local/domain/1/x", b"x/y", b"..", b"@releaseDomain", b"T", b"F", b"n1", b"r2", b"\xff", b"/tool"];
+    for _ in 0..5000 {
+        let conn = (rng.next() % 3) as DomId;
+        let type_ = (rng.next() % 26) as u32;
+        let mut payload = Vec::new();
+        for _ in 0..rng.next() % 4 {
+            payload.extend_from_slice(rng.pick(&words));
+            if !rng.next().is_multiple_of(5) {
+                payload.push(0);
+            }
+        }
+        let tx = if rng.next().is_multiple_of(4) { (rng.next() % 4) as u32 } else { 0 };
+        let mut m = msg(type_, tx, &payload);
+        if rng.next().is_multiple_of(50) {
+            m[12..16].copy_from_slice(&(rng.next() as u32).to_le_bytes());
+        }
+        let _ = xs.handle(conn, &m);
+        xs.take_events(conn);
+        if type_ == XS_RELEASE || !xs.is_introduced(conn) {
+            xs.introduce(conn);
+        }
+    }
+    let t = xs.tree();
+    assert!(t.peek("/").is_some());
+    for p in t.paths().filter(|p| p.as_str() != "/") {
+        let up = tree::parent(p);
+        let name = &p[p.rfind('/').unwrap() + 1..];
+        let parent = t.peek(up).unwrap_or_else(|| panic!("{p} has no parent"));
+        assert_eq!(parent.children.iter().filter(|c| c.as_str() == name).count(), 1, "{p}");
+    }
+    for (p, n) in t.paths().zip(t.paths().map(|p| t.peek(p).unwrap())) {
+        for c in &n.children {
+            let child = if p == "/" { format!("/{c}") } else { format!("{p}/{c}") };
+            assert!(t.peek(&child).is_some(), "{child} listed but missing");
+        }
+    }
+    assert!(xs.watch_count(1) <= 129 && xs.txn_count(1) <= 11);
+}

@@ -1,0 +1,340 @@
+//! The node tree and the operations on it: READ, WRITE, MKDIR, RM,
+//! DIRECTORY, GET_PERMS and SET_PERMS, as xenstored_core.c does them.
+//!
+//! Owns path validation (`is_valid_nodename`, relative paths resolved
+//! against `/local/domain/<id>`), node creation (parents created too,
+//! inheriting the parent's perms; an unprivileged creator owns what it
+//! creates), permission checks with xenstored's errno hiding
+//! (`errno_from_parents`) and the per-owner node counts. The operations are
+//! generic over [`Store`], so a transaction's private view runs the same
+//! code. Invariants: every node but `/` has its parent, and its name in
+//! the parent's children, exactly once; `count(d)` is the number of nodes
+//! owned by `d`.
+#![forbid(unsafe_code)]
+
+use alloc::collections::BTreeMap;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use xen_public::errno::{EACCES, EINVAL, ENOENT, ENOSPC, EPERM};
+use xen_public::io::xs_wire::XENSTORE_REL_PATH_MAX;
+
+use super::perms::{MAX_PERMS_PER_NODE, PERM_OWNER, PERM_READ, PERM_WRITE, Perms, perm_for_conn};
+use super::quota::Quota;
+use super::{DomId, Errno};
+
+/// One node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Node {
+    /// Its value.
+    pub value: Vec<u8>,
+    /// Child names, in creation order (xenstored's order).
+    pub children: Vec<String>,
+    /// Owner and ACL.
+    pub perms: Perms,
+    /// Bumped on every change; transactions compare it.
+    pub generation: u64,
+}
+
+impl Node {
+    /// xenstored's record size (`xs_tdb_record_hdr` of 24 bytes, 8 per
+    /// perm, the value, each child name with its NUL), for the entry quota.
+    pub fn record_size(&self) -> usize {
+        24 + 8 * self.perms.entries().len() + self.value.len() + self.children.iter().map(|c| c.len() + 1).sum::<usize>()
+    }
+}
+
+/// Where nodes live: the tree itself or a transaction's view of it.
+pub trait Store {
+    /// The node at `path` (a copy); ENOSPC if a transaction touched too many.
+    fn get(&mut self, path: &str) -> Result<Option<Node>, Errno>;
+    /// Store `node` at `path`.
+    fn put(&mut self, path: &str, node: Node) -> Result<(), Errno>;
+    /// Remove the node at `path` (not its children).
+    fn del(&mut self, path: &str) -> Result<(), Errno>;
+    /// Nodes owned by `domid`.
+    fn count(&self, domid: DomId) -> u32;
+}
+
+/// The store: path to node, plus the counts.
+#[derive(Clone, Debug)]
+pub struct Tree {
+    nodes: BTreeMap<String, Node>,
+    owned: BTreeMap<DomId, u32>,
+    generation: u64,
+}
+
+impl Default for Tree {
+    fn default() -> Self {
+        Tree::new()
+    }
+}
+
+impl Tree {
+    /// xenstored's initial tree: `/`, `/local`, `/local/domain`, `/tool`,
+    /// all `n0` (owned by dom0, closed to others).
+    pub fn new() -> Tree {
+        let mut t = Tree { nodes: BTreeMap::new(), owned: BTreeMap::new(), generation: 0 };
+        let dir = |children: &[&str]| Node {
+            value: Vec::new(),
+            children: children.iter().map(|c| String::from(*c)).collect(),
+            perms: Perms::owned_by(0),
+            generation: 0,
+        };
+        for (p, ch) in [("/", &["local", "tool"][..]), ("/local", &["domain"][..]), ("/local/domain", &[][..]), ("/tool", &[][..])] {
+            t.insert(p, dir(ch));
+        }
+        t
+    }
+
+    /// The node at `path`, without recording an access.
+    pub fn peek(&self, path: &str) -> Option<&Node> {
+        self.nodes.get(path)
+    }
+
+    /// Number of nodes.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Never: `/` always exists.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// All paths (sorted).
+    pub fn paths(&self) -> impl Iterator<Item = &String> {
+        self.nodes.keys()
+    }
+
+    /// Apply `f` to every node's perms (a release's `forget`), fixing counts.
+    pub fn for_each_perms(&mut self, mut f: impl FnMut(&mut Perms)) {
+        for n in self.nodes.values_mut() {
+            f(&mut n.perms);
+        }
+        self.owned.clear();
+        for n in self.nodes.values() {
+            *self.owned.entry(n.perms.owner()).or_default() += 1;
+        }
+    }
+
+    fn insert(&mut self, path: &str, mut node: Node) {
+        self.generation += 1;
+        node.generation = self.generation;
+        *self.owned.entry(node.perms.owner()).or_default() += 1;
+        if let Some(old) = self.nodes.insert(String::from(path), node) {
+            self.uncount(old.perms.owner());
+        }
+    }
+
+    fn uncount(&mut self, owner: DomId) {
+        if let Some(c) = self.owned.get_mut(&owner) {
+            *c = c.saturating_sub(1);
+        }
+    }
+}
+
+impl Store for Tree {
+    fn get(&mut self, path: &str) -> Result<Option<Node>, Errno> {
+        Ok(self.nodes.get(path).cloned())
+    }
+    fn put(&mut self, path: &str, node: Node) -> Result<(), Errno> {
+        self.insert(path, node);
+        Ok(())
+    }
+    fn del(&mut self, path: &str) -> Result<(), Errno> {
+        if let Some(old) = self.nodes.remove(path) {
+            self.uncount(old.perms.owner());
+        }
+        Ok(())
+    }
+    fn count(&self, domid: DomId) -> u32 {
+        self.owned.get(&domid).copied().unwrap_or(0)
+    }
+}
+
+/// A domain's home, `/local/domain/<id>`.
+pub fn domain_path(domid: DomId) -> String {
+    format!("/local/domain/{domid}")
+}
+
+fn valid_chars(p: &str) -> bool {
+    p.bytes().all(|c| c.is_ascii_alphanumeric() || b"-/_@".contains(&c))
+}
+
+/// xenstored's `is_valid_nodename`: absolute, no trailing or double `/`,
+/// allowed characters only, at most `XENSTORE_REL_PATH_MAX` past a
+/// `/local/domain/<id>/` prefix.
+pub fn is_valid_nodename(p: &str) -> bool {
+    if !p.starts_with('/') || (p.ends_with('/') && p != "/") || p.contains("//") {
+        return false;
+    }
+    p.len() <= local_prefix_len(p) + XENSTORE_REL_PATH_MAX as usize && valid_chars(p)
+}
+
+/// Length of a `/local/domain/<up to 5 digits>/` prefix, else 0 (the
+/// `sscanf("/local/domain/%5u/%n")` in is_valid_nodename).
+fn local_prefix_len(p: &str) -> usize {
+    let Some(rest) = p.strip_prefix("/local/domain/") else { return 0 };
+    let digits = rest.bytes().take(5).take_while(u8::is_ascii_digit).count();
+    if digits > 0 && rest.as_bytes().get(digits) == Some(&b'/') { 14 + digits + 1 } else { 0 }
+}
+
+/// xenstored's `canonicalize` then validation: a relative path is under
+/// `conn`'s home; EINVAL if not UTF-8 or not a valid node name.
+pub fn canonicalize(conn: DomId, raw: &[u8]) -> Result<String, Errno> {
+    let s = core::str::from_utf8(raw).map_err(|_| EINVAL)?;
+    let p = if s.starts_with('/') || s.starts_with('@') { String::from(s) } else { format!("{}/{s}", domain_path(conn)) };
+    if is_valid_nodename(&p) { Ok(p) } else { Err(EINVAL) }
+}
+
+/// The parent of a path (`/` for a top-level node).
+pub fn parent(p: &str) -> &str {
+    match p.rfind('/') {
+        Some(0) | None => "/",
+        Some(i) => &p[..i],
+    }
+}
+
+fn basename(p: &str) -> &str {
+    &p[p.rfind('/').map_or(0, |i| i + 1)..]
+}
+
+/// `errno_from_parents`: the errno a failed lookup may show: `errnum` if
+/// `conn` has `perm` on the nearest existing ancestor, else EACCES.
+fn errno_from_parents<S: Store + ?Sized>(s: &mut S, conn: DomId, path: &str, errnum: Errno, perm: u8) -> Errno {
+    let mut p = path;
+    while p != "/" {
+        p = parent(p);
+        match s.get(p) {
+            Ok(Some(n)) => return if perm_for_conn(conn, &n.perms) & perm != 0 { errnum } else { EACCES },
+            Ok(None) => continue,
+            Err(e) => return e,
+        }
+    }
+    EACCES
+}
+
+/// `get_node`: the node at `path` if `conn` has all of `perm` on it.
+pub fn get_node<S: Store + ?Sized>(s: &mut S, conn: DomId, path: &str, perm: u8) -> Result<Node, Errno> {
+    let err = match s.get(path)? {
+        Some(n) if perm_for_conn(conn, &n.perms) & perm == perm => return Ok(n),
+        Some(_) => EACCES,
+        None => ENOENT,
+    };
+    Err(errno_from_parents(s, conn, path, err, perm))
+}
+
+/// XS_READ.
+pub fn read<S: Store + ?Sized>(s: &mut S, conn: DomId, path: &str) -> Result<Vec<u8>, Errno> {
+    Ok(get_node(s, conn, path, PERM_READ)?.value)
+}
+
+/// XS_DIRECTORY: the child names, each with its NUL.
+pub fn directory<S: Store + ?Sized>(s: &mut S, conn: DomId, path: &str) -> Result<Vec<u8>, Errno> {
+    let n = get_node(s, conn, path, PERM_READ)?;
+    let mut out = Vec::new();
+    for c in &n.children {
+        out.extend_from_slice(c.as_bytes());
+        out.push(0);
+    }
+    Ok(out)
+}
+
+/// XS_GET_PERMS.
+pub fn get_perms<S: Store + ?Sized>(s: &mut S, conn: DomId, path: &str) -> Result<Vec<u8>, Errno> {
+    Ok(get_node(s, conn, path, PERM_READ)?.perms.to_wire())
+}
+
+fn put_checked<S: Store + ?Sized>(s: &mut S, q: &Quota, conn: DomId, path: &str, node: Node) -> Result<(), Errno> {
+    q.entry(conn, node.record_size())?;
+    s.put(path, node)
+}
+
+/// `create_node`: `path` and any missing parents, each inheriting its
+/// parent's perms (owned by `conn` if unprivileged); the quota is checked
+/// for each new node. The caller checked the permissions.
+fn create<S: Store + ?Sized>(s: &mut S, q: &Quota, conn: DomId, path: &str, value: &[u8]) -> Result<(), Errno> {
+    let up = parent(path);
+    let mut p = match s.get(up)? {
+        Some(p) => p,
+        None => {
+            create(s, q, conn, up, &[])?;
+            s.get(up)?.ok_or(ENOENT)?
+        }
+    };
+    q.new_node(conn, s.count(conn))?;
+    let perms = if conn == 0 { p.perms.clone() } else { p.perms.clone().with_owner(conn) };
+    let node = Node { value: Vec::from(value), children: Vec::new(), perms, generation: 0 };
+    put_checked(s, q, conn, path, node)?;
+    p.children.push(String::from(basename(path)));
+    put_checked(s, q, conn, up, p)
+}
+
+/// XS_WRITE: set the value, creating the node (and parents) if needed.
+pub fn write<S: Store + ?Sized>(s: &mut S, q: &Quota, conn: DomId, path: &str, value: &[u8]) -> Result<(), Errno> {
+    match get_node(s, conn, path, PERM_WRITE) {
+        Ok(mut n) => {
+            n.value = Vec::from(value);
+            put_checked(s, q, conn, path, n)
+        }
+        Err(ENOENT) => create(s, q, conn, path, value),
+        Err(e) => Err(e),
+    }
+}
+
+/// XS_MKDIR: create an empty node unless it exists; whether it created.
+pub fn mkdir<S: Store + ?Sized>(s: &mut S, q: &Quota, conn: DomId, path: &str) -> Result<bool, Errno> {
+    match get_node(s, conn, path, PERM_WRITE) {
+        Ok(_) => Ok(false),
+        Err(ENOENT) => create(s, q, conn, path, &[]).map(|()| true),
+        Err(e) => Err(e),
+    }
+}
+
+/// XS_RM: remove `path` and its subtree. The removed nodes, subtree first
+/// then `path`, with their perms (watches need them); empty if the node
+/// was already gone but its parent exists.
+pub fn rm<S: Store + ?Sized>(s: &mut S, conn: DomId, path: &str) -> Result<Vec<(String, Perms)>, Errno> {
+    match get_node(s, conn, path, PERM_WRITE) {
+        Ok(_) if path == "/" => Err(EINVAL),
+        Ok(n) => {
+            let mut gone = Vec::new();
+            remove_subtree(s, path, n, &mut gone)?;
+            let up = parent(path);
+            if let Some(mut p) = s.get(up)? {
+                p.children.retain(|c| c != basename(path));
+                s.put(up, p)?;
+            }
+            Ok(gone)
+        }
+        Err(ENOENT) if s.get(parent(path))?.is_some() => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
+
+fn remove_subtree<S: Store + ?Sized>(s: &mut S, path: &str, n: Node, gone: &mut Vec<(String, Perms)>) -> Result<(), Errno> {
+    for c in &n.children {
+        let child = if path == "/" { format!("/{c}") } else { format!("{path}/{c}") };
+        if let Some(cn) = s.get(&child)? {
+            remove_subtree(s, &child, cn, gone)?;
+        }
+    }
+    s.del(path)?;
+    gone.push((String::from(path), n.perms));
+    Ok(())
+}
+
+/// XS_SET_PERMS on a node: owner (or dom0) only; an unprivileged domain
+/// may not change the owner (EPERM) nor set more than 5 entries (ENOSPC).
+pub fn set_perms<S: Store + ?Sized>(s: &mut S, q: &Quota, conn: DomId, path: &str, perms: Perms) -> Result<(), Errno> {
+    if conn != 0 && perms.entries().len() > MAX_PERMS_PER_NODE {
+        return Err(ENOSPC);
+    }
+    let mut n = get_node(s, conn, path, PERM_WRITE | PERM_OWNER)?;
+    if conn != 0 && perms.owner() != n.perms.owner() {
+        return Err(EPERM);
+    }
+    n.perms = perms;
+    put_checked(s, q, conn, path, n)
+}

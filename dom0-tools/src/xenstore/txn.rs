@@ -1,0 +1,112 @@
+//! Optimistic transactions (xenstored_transaction.c): a private view of
+//! the tree, committed only if nothing it touched changed meanwhile.
+//!
+//! Owns a transaction's overlay (the nodes it wrote or removed), the
+//! generation of every node it touched as first seen (`None`: absent), the
+//! node-count changes per owner, and the watch events held until commit.
+//! Invariant: the tree is changed only by [`Txn::commit`], and only if
+//! every touched node still has the generation first seen (else EAGAIN and
+//! nothing changes).
+#![forbid(unsafe_code)]
+
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec::Vec;
+use xen_public::errno::EAGAIN;
+
+use super::quota::Quota;
+use super::tree::{Node, Store, Tree};
+use super::watch::Change;
+use super::{DomId, Errno};
+
+/// One open transaction.
+#[derive(Clone, Debug, Default)]
+pub struct Txn {
+    overlay: BTreeMap<String, Option<Node>>,
+    seen: BTreeMap<String, Option<u64>>,
+    delta: BTreeMap<DomId, i64>,
+    /// Changes to announce at commit.
+    pub changes: Vec<Change>,
+}
+
+/// A transaction's view: the tree under its overlay.
+pub struct TxView<'a> {
+    /// The committed tree (read only here).
+    pub base: &'a Tree,
+    /// The transaction.
+    pub txn: &'a mut Txn,
+    /// The connection's domain, for the touched-nodes quota.
+    pub conn: DomId,
+    /// The limits.
+    pub quota: &'a Quota,
+}
+
+impl TxView<'_> {
+    fn touch(&mut self, path: &str) -> Result<(), Errno> {
+        if !self.txn.seen.contains_key(path) {
+            self.quota.trans_node(self.conn, self.txn.seen.len())?;
+            let g = self.base.peek(path).map(|n| n.generation);
+            self.txn.seen.insert(String::from(path), g);
+        }
+        Ok(())
+    }
+
+    fn current(&mut self, path: &str) -> Result<Option<Node>, Errno> {
+        self.touch(path)?;
+        Ok(match self.txn.overlay.get(path) {
+            Some(n) => n.clone(),
+            None => self.base.peek(path).cloned(),
+        })
+    }
+
+    fn adjust(&mut self, owner: DomId, by: i64) {
+        *self.txn.delta.entry(owner).or_default() += by;
+    }
+}
+
+impl Store for TxView<'_> {
+    fn get(&mut self, path: &str) -> Result<Option<Node>, Errno> {
+        self.current(path)
+    }
+    fn put(&mut self, path: &str, node: Node) -> Result<(), Errno> {
+        if let Some(old) = self.current(path)? {
+            self.adjust(old.perms.owner(), -1);
+        }
+        self.adjust(node.perms.owner(), 1);
+        self.txn.overlay.insert(String::from(path), Some(node));
+        Ok(())
+    }
+    fn del(&mut self, path: &str) -> Result<(), Errno> {
+        if let Some(old) = self.current(path)? {
+            self.adjust(old.perms.owner(), -1);
+        }
+        self.txn.overlay.insert(String::from(path), None);
+        Ok(())
+    }
+    fn count(&self, domid: DomId) -> u32 {
+        let d = self.txn.delta.get(&domid).copied().unwrap_or(0);
+        (i64::from(self.base.count(domid)) + d).max(0) as u32
+    }
+}
+
+impl Txn {
+    /// Whether every touched node still has the generation first seen.
+    pub fn still_valid(&self, tree: &Tree) -> bool {
+        self.seen.iter().all(|(p, g)| tree.peek(p).map(|n| n.generation) == *g)
+    }
+
+    /// TRANSACTION_END "T": apply the overlay, or EAGAIN (nothing applied)
+    /// on a conflict. The changes to announce.
+    pub fn commit(self, tree: &mut Tree) -> Result<Vec<Change>, Errno> {
+        if !self.still_valid(tree) {
+            return Err(EAGAIN);
+        }
+        for (path, n) in self.overlay {
+            match n {
+                Some(n) => tree.put(&path, n)?,
+                None => tree.del(&path)?,
+            }
+        }
+        Ok(self.changes)
+    }
+}
