@@ -6,6 +6,7 @@
 //! arithmetic wraps as the C macros' unsigned 32-bit arithmetic does.
 
 pub mod blkif;
+pub mod byte_ring;
 pub mod console;
 pub mod netif;
 pub mod ring;

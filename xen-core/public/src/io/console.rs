@@ -70,53 +70,26 @@ pub const OUT_CONS: usize = 3080;
 /// Offset of `out_prod`.
 pub const OUT_PROD: usize = 3084;
 
-/// Access to a shared ring page.
-pub trait RingMem {
-    /// Read the u32 at `off` (with acquire ordering).
-    fn load(&self, off: usize) -> u32;
-    /// Write the u32 at `off` (with release ordering).
-    fn store(&mut self, off: usize, v: u32);
-    /// Read the byte at `off`.
-    fn byte(&self, off: usize) -> u8;
-    /// Write the byte at `off`.
-    fn set_byte(&mut self, off: usize, v: u8);
-}
+use super::byte_ring::ByteRing;
+pub use super::byte_ring::RingMem;
+
+/// The `in` ring (backend to guest).
+pub const IN_RING: ByteRing = ByteRing { data: core::mem::offset_of!(XenconsInterface, in_), size: IN_SIZE, cons: IN_CONS, prod: IN_PROD };
+/// The `out` ring (guest to backend).
+pub const OUT_RING: ByteRing = ByteRing { data: OUT, size: OUT_SIZE, cons: OUT_CONS, prod: OUT_PROD };
 
 /// Guest side: append as much of `data` to the `out` ring as fits; returns
 /// how many bytes went in. A corrupt ring (more unread than its size, as a
 /// hostile backend could make it) takes nothing.
 pub fn write_out(m: &mut impl RingMem, data: &[u8]) -> usize {
-    let (cons, mut prod) = (m.load(OUT_CONS), m.load(OUT_PROD));
-    let used = prod.wrapping_sub(cons);
-    if used > OUT_SIZE {
-        return 0;
-    }
-    let n = data.len().min((OUT_SIZE - used) as usize);
-    for &b in &data[..n] {
-        m.set_byte(OUT + (prod % OUT_SIZE) as usize, b);
-        prod = prod.wrapping_add(1);
-    }
-    m.store(OUT_PROD, prod);
-    n
+    OUT_RING.produce(m, data)
 }
 
 /// Backend side: take up to `buf.len()` unread bytes from the `out` ring;
 /// returns how many. A corrupt ring (as a hostile guest could make it) is
 /// reset to empty and yields nothing.
 pub fn read_out(m: &mut impl RingMem, buf: &mut [u8]) -> usize {
-    let (mut cons, prod) = (m.load(OUT_CONS), m.load(OUT_PROD));
-    let avail = prod.wrapping_sub(cons);
-    if avail > OUT_SIZE {
-        m.store(OUT_CONS, prod);
-        return 0;
-    }
-    let n = buf.len().min(avail as usize);
-    for b in &mut buf[..n] {
-        *b = m.byte(OUT + (cons % OUT_SIZE) as usize);
-        cons = cons.wrapping_add(1);
-    }
-    m.store(OUT_CONS, cons);
-    n
+    OUT_RING.consume(m, buf)
 }
 
 #[cfg(test)]

@@ -137,6 +137,21 @@ pub const fn mask_xenstore_idx(idx: XenstoreRingIdx) -> usize {
     (idx & (XENSTORE_RING_SIZE - 1)) as usize
 }
 
+/// The `req` ring (guest to xenstored).
+pub const REQ_RING: super::byte_ring::ByteRing = super::byte_ring::ByteRing {
+    data: core::mem::offset_of!(XenstoreDomainInterface, req),
+    size: XENSTORE_RING_SIZE,
+    cons: core::mem::offset_of!(XenstoreDomainInterface, req_cons),
+    prod: core::mem::offset_of!(XenstoreDomainInterface, req_prod),
+};
+/// The `rsp` ring (xenstored to guest: replies and watch events).
+pub const RSP_RING: super::byte_ring::ByteRing = super::byte_ring::ByteRing {
+    data: core::mem::offset_of!(XenstoreDomainInterface, rsp),
+    size: XENSTORE_RING_SIZE,
+    cons: core::mem::offset_of!(XenstoreDomainInterface, rsp_cons),
+    prod: core::mem::offset_of!(XenstoreDomainInterface, rsp_prod),
+};
+
 /// `XENSTORE_PAYLOAD_MAX`: the longest payload a message may carry.
 pub const XENSTORE_PAYLOAD_MAX: u32 = 4096;
 /// `XENSTORE_ABS_PATH_MAX`: the longest absolute path.
@@ -255,5 +270,21 @@ mod tests {
         for (name, num) in XSD_ERRORS {
             assert_eq!(errno::name(i64::from(num)), name);
         }
+    }
+
+    /// ABI rule: `xenstore_domain_interface` is req[1024], rsp[1024], then
+    /// req_cons, req_prod, rsp_cons, rsp_prod (u32) at 2048..2064; indices
+    /// are masked by MASK_XENSTORE_IDX.
+    #[test]
+    fn req_and_rsp_rings_sit_where_xen_puts_them() {
+        use crate::io::byte_ring::{RingMem, tests::Page};
+        let mut p = Page::new();
+        assert_eq!(REQ_RING.produce(&mut p, b"req"), 3);
+        assert_eq!(RSP_RING.produce(&mut p, b"rsp"), 3);
+        assert_eq!((&p.0[0..3], &p.0[1024..1027]), (&b"req"[..], &b"rsp"[..]));
+        assert_eq!((p.load(2052), p.load(2060)), (3, 3), "req_prod, rsp_prod");
+        let mut buf = [0u8; 8];
+        assert_eq!(REQ_RING.consume(&mut p, &mut buf), 3);
+        assert_eq!((p.load(2048), p.load(2056)), (3, 0), "req_cons moved, rsp_cons not");
     }
 }
