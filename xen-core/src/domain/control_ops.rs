@@ -16,7 +16,7 @@
 #![forbid(unsafe_code)]
 
 use super::domid::DomidAllocator;
-use super::memory_ops::{FramePool, MemoryHost};
+use super::memory_ops::MemoryHost;
 use super::vcpu::Vcpu;
 use super::vcpu_ctx_ops::{self, VcpuHost};
 use super::{Domain, Guest};
@@ -49,11 +49,6 @@ pub trait ControlHost: MemoryHost + VcpuHost {
     /// A domain taken out of its slot (its storage is given back when
     /// this is dropped).
     type Removed: core::ops::DerefMut<Target = Guest>;
-    /// The smallest domid in a slot that is at least `from` (the caller's
-    /// own included).
-    fn next_domid_from(&self, from: u16) -> Option<u16>;
-    /// Whether `domid` is in a slot (the caller's own included).
-    fn in_slot(&self, domid: u16) -> bool;
     /// Run `f` on the domain `domid` and its vCPUs, never the caller's own
     /// (`None` if it is in no slot).
     fn with_guest<R>(&mut self, domid: u16, f: impl FnOnce(&mut Guest, &mut Self) -> R) -> Option<R>;
@@ -166,11 +161,11 @@ pub fn create_domain<H: ControlHost>(h: &mut H, requested: u16, c: &XenDomctlCre
     } else {
         h.with_domids(DomidAllocator::alloc).ok_or(-ENOMEM)?
     };
-    let Some(shinfo) = h.pool().alloc() else {
+    let Some(shinfo) = h.alloc_frame() else {
         let _ = h.with_domids(|ids| ids.free(domid));
         return Err(-ENOMEM);
     };
-    let _ = h.with_frame_table(|ft, _, _| ft.share_with_guest(shinfo.0, domid));
+    let _ = h.with_ft(|ft, _| ft.share_with_guest(shinfo.0, domid));
     let mut dom = Domain::empty(domid, false, shinfo);
     dom.pause_count = 1;
     let mut g = Guest::new(dom);
@@ -181,10 +176,11 @@ pub fn create_domain<H: ControlHost>(h: &mut H, requested: u16, c: &XenDomctlCre
         h.init_shared(&g.domain, v);
     }
     if !h.install(g) {
-        h.with_frame_table(|ft, mem, pool| {
-            ft.unshare(mem, shinfo.0, domid);
-            if ft.release(mem, shinfo.0, domid) {
-                pool.free(shinfo);
+        let mut pm = h.page_mem();
+        h.with_ft(|ft, h| {
+            ft.unshare(&mut pm, shinfo.0, domid);
+            if ft.release(&mut pm, shinfo.0, domid) {
+                h.free_frame(shinfo);
             }
         });
         let _ = h.with_domids(|ids| ids.free(domid));
@@ -215,9 +211,10 @@ pub fn destroy_domain<H: ControlHost>(h: &mut H, caller: &mut Domain, domid: u16
         // `dead` (its storage) goes here, before its frames are given back.
     }
     let mut released = 0u64;
-    let done = h.with_frame_table(|ft, mem, pool| {
-        ft.relinquish(mem, domid, |mfn| {
-            pool.free(Mfn(mfn));
+    let mut pm = h.page_mem();
+    let done = h.with_ft(|ft, h| {
+        ft.relinquish(&mut pm, domid, |mfn| {
+            h.free_frame(Mfn(mfn));
             released += 1;
         })
     });
@@ -246,7 +243,7 @@ fn close_peers<H: ControlHost>(h: &mut H, caller: &mut Domain, dead: &Domain, do
 /// Whether `domid` left its slot and its frames are still being given
 /// back (an allocated id with no domain).
 fn being_relinquished<H: ControlHost>(h: &mut H, domid: u16) -> bool {
-    !h.in_slot(domid) && h.with_domids(|ids| ids.is_allocated(domid))
+    !h.exists(domid) && h.with_domids(|ids| ids.is_allocated(domid))
 }
 
 /// `domctl(op)` from `v` of `d`, whose memory is `mem`.
@@ -398,7 +395,9 @@ fn scheduler_op<H: ControlHost>(h: &mut H, slot: usize, op: &mut XenDomctlSchedu
 fn hypercall_init<H: ControlHost>(h: &mut H, o: &mut Domain, gmfn: u64) -> Ret {
     let stubs: [[u8; 32]; xen_public::hypercall::PAGE_STUBS] = core::array::from_fn(|i| h.hypercall_stub(i));
     let who = crate::mm::page_type::Who::own(o.domid, o.privileged);
-    h.with_frame_table(|ft, mem, _| {
+    let mut pm = h.page_mem();
+    let mem = &mut pm;
+    h.with_ft(|ft, _| {
         if ft.get_page(gmfn, o.domid).is_err() {
             return -EINVAL;
         }
@@ -499,7 +498,7 @@ fn physinfo<H: ControlHost>(h: &mut H) -> XenSysctlPhysinfo {
         cpu_khz: h.cpu_khz(),
         capabilities: XEN_SYSCTL_PHYSCAP_PV,
         total_pages: total,
-        free_pages: h.pool().free_count(),
+        free_pages: h.free_frames(),
         max_mfn: total.saturating_sub(1),
         ..Default::default()
     }
@@ -585,12 +584,6 @@ pub mod tests {
 
     impl ControlHost for FakeMachine {
         type Removed = Box<Guest>;
-        fn next_domid_from(&self, from: u16) -> Option<u16> {
-            self.others.keys().copied().chain(self.ctl.caller).filter(|&id| id >= from).min()
-        }
-        fn in_slot(&self, domid: u16) -> bool {
-            self.ctl.caller == Some(domid) || self.others.contains_key(&domid)
-        }
         fn with_guest<R>(&mut self, domid: u16, f: impl FnOnce(&mut Guest, &mut Self) -> R) -> Option<R> {
             self.take_guest(domid, f)
         }

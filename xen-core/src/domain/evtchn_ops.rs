@@ -13,6 +13,7 @@
 
 use super::Domain;
 use super::guest_mem::{GuestAccess, rc};
+use super::host::{Domains, Kick};
 use crate::event::{self, EventBits, Ports};
 use xen_public::errno::{EFAULT, EINVAL, ENOSYS, EPERM, ESRCH};
 use xen_public::event_channel::*;
@@ -22,18 +23,14 @@ type Ret = i64;
 
 /// What event-channel operations need from the machine beyond the
 /// caller's domain.
-pub trait EventHost {
+pub trait EventHost: Domains + Kick {
     /// Event bits of a domain's shared_info.
     type Bits: EventBits;
-    /// Whether a domain with this id exists.
-    fn exists(&self, domid: u16) -> bool;
     /// Run `f` on the domain `domid`, never the caller's own (`None` if
     /// it does not exist).
     fn with_other<R>(&mut self, domid: u16, f: impl FnOnce(&mut Domain, &mut Self::Bits) -> R) -> Option<R>;
     /// The event bits of `d` (the caller's own domain).
     fn bits(&self, d: &Domain) -> Self::Bits;
-    /// Another vCPU may have become runnable: let the scheduler look.
-    fn kick(&mut self);
 }
 
 /// `event_channel_op(cmd, arg)` for the caller `d`, whose memory is `mem`.
@@ -287,20 +284,29 @@ mod tests {
         }
     }
 
-    impl EventHost for Machine {
-        type Bits = SharedBits;
+    impl Domains for Machine {
         fn exists(&self, domid: u16) -> bool {
             self.others.contains_key(&domid)
         }
+        fn next_domid_from(&self, from: u16) -> Option<u16> {
+            self.others.keys().copied().find(|&id| id >= from)
+        }
+    }
+
+    impl Kick for Machine {
+        fn kick(&mut self) {
+            self.kicks += 1;
+        }
+    }
+
+    impl EventHost for Machine {
+        type Bits = SharedBits;
         fn with_other<R>(&mut self, domid: u16, f: impl FnOnce(&mut Domain, &mut SharedBits) -> R) -> Option<R> {
             let mut bits = self.bits_of(domid);
             self.others.get_mut(&domid).map(|o| f(o, &mut bits))
         }
         fn bits(&self, d: &Domain) -> SharedBits {
             self.bits_of(d.domid)
-        }
-        fn kick(&mut self) {
-            self.kicks += 1;
         }
     }
 

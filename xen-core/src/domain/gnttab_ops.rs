@@ -20,7 +20,7 @@
 
 use super::Domain;
 use super::guest_mem::{GuestAccess, rc};
-use super::host::{CpuTlb, Domains, FrameHost};
+use super::host::{CpuTlb, Domains, FrameHost, Kick};
 use super::vcpu::CpuUserRegs;
 use super::vcpu_ops::continue_later;
 use crate::grant::{self, ENTRIES_PER_FRAME, MAX_FRAMES, Mapping, gntst};
@@ -63,7 +63,7 @@ pub trait SharedFrame {
 
 /// What grant-table operations need from the machine beyond the caller's
 /// domain and memory.
-pub trait GrantHost: FrameHost + Domains + CpuTlb {
+pub trait GrantHost: FrameHost + Domains + CpuTlb + Kick {
     /// A shared machine frame.
     type Frame: SharedFrame;
     /// Run `f` on the domain `domid`, never the caller's own (`None` if it
@@ -77,8 +77,6 @@ pub trait GrantHost: FrameHost + Domains + CpuTlb {
     /// Finish the devalidations `owner`'s earlier calls left pending
     /// (-ERESTART if some remain).
     fn drain_pending(&mut self, owner: u16) -> Result<(), i64>;
-    /// Another domain may have become runnable: let the scheduler look.
-    fn kick(&mut self);
     /// A line on the hypervisor console.
     fn log(&mut self, line: core::fmt::Arguments<'_>);
 }
@@ -864,11 +862,14 @@ mod tests {
         fn drain_pending(&mut self, _owner: u16) -> Result<(), i64> {
             self.drain
         }
-        fn kick(&mut self) {
-            self.kicks += 1;
-        }
         fn log(&mut self, line: core::fmt::Arguments<'_>) {
             self.log.push(line.to_string());
+        }
+    }
+
+    impl Kick for Machine {
+        fn kick(&mut self) {
+            self.kicks += 1;
         }
     }
 

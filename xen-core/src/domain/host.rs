@@ -6,6 +6,7 @@
 //!   frame allocator and the M2P.
 //! - [`Domains`]: which domain ids are in use.
 //! - [`CpuTlb`]: this CPU's TLB and the hypercall preemption clock.
+//! - [`Kick`]: the scheduler's prompt to look again.
 //!
 //! Invariant: the frame table is locked only through
 //! [`FrameHost::with_ft`], which hands the host back so the closure can
@@ -51,4 +52,11 @@ pub trait CpuTlb {
     fn invlpg(&mut self, va: u64);
     /// Whether the current hypercall has run long enough to continue later.
     fn preempt_due(&mut self) -> bool;
+}
+
+/// The scheduler, as a hypercall that may have made a vCPU runnable sees it.
+pub trait Kick {
+    /// Another vCPU may have become runnable (or should yield to one): let
+    /// the scheduler look.
+    fn kick(&mut self);
 }

@@ -3,9 +3,9 @@
 //! (maximum_ram_page, current_reservation, maximum_reservation), for the
 //! caller itself or, for the privileged domain (a domain builder), another
 //! domain. Generic over the caller's memory ([`GuestAccess`]) and over the
-//! machine ([`MemoryHost`]: other domains, the frame allocator, the frame
-//! table and the M2P), so decoding, errno and the frame accounting are
-//! tested on the host.
+//! machine ([`MemoryHost`]: other domains, and through [`FrameHost`] the
+//! frame allocator, the frame table and the M2P), so decoding, errno and
+//! the frame accounting are tested on the host.
 //!
 //! Invariants: a domain never has more than `max_pages` frames
 //! (`nr_pages` counts every frame it was given, even one whose number the
@@ -17,8 +17,8 @@
 
 use super::Domain;
 use super::guest_mem::GuestAccess;
+use super::host::{Domains, FrameHost};
 use crate::mm::Mfn;
-use crate::mm::page_type::{FrameTable, PageMem};
 use xen_public::errno::{EFAULT, EINVAL, ENOSYS, EPERM, ESRCH};
 use xen_public::memory::{
     XENMEM_CURRENT_RESERVATION, XENMEM_DECREASE_RESERVATION, XENMEM_INCREASE_RESERVATION, XENMEM_MAXIMUM_RAM_PAGE, XENMEM_MAXIMUM_RESERVATION,
@@ -36,29 +36,11 @@ const MEMOP_CMD_MASK: u64 = 0x3f;
 /// many were done and asks again for the rest).
 pub const EXTENTS_PER_CALL: u64 = 512;
 
-/// The machine's frame allocator.
-pub trait FramePool {
-    /// A zeroed free frame.
-    fn alloc(&mut self) -> Option<Mfn>;
-    /// Give a frame back (the frame table already released it).
-    fn free(&mut self, mfn: Mfn);
-    /// Frames currently free.
-    fn free_count(&self) -> u64;
-}
-
-/// What `memory_op` needs from the machine beyond the caller's domain.
-pub trait MemoryHost {
-    /// Page-table memory, as the frame table reads and writes it.
-    type Mem: PageMem;
-    /// The frame allocator.
-    type Pool: FramePool;
-    /// The frame allocator, outside the frame table's lock.
-    fn pool(&mut self) -> &mut Self::Pool;
-    /// Run `f` on the frame table (under its lock) with page-table memory
-    /// and the allocator; `None` before the frame table exists.
-    fn with_frame_table<R>(&mut self, f: impl FnOnce(&mut FrameTable<'_>, &mut Self::Mem, &mut Self::Pool) -> R) -> Option<R>;
-    /// Record `mfn -> gfn` in the M2P.
-    fn set_m2p(&mut self, mfn: Mfn, gfn: u64);
+/// What `memory_op` needs from the machine beyond the caller's domain
+/// and the frames ([`FrameHost`]).
+pub trait MemoryHost: FrameHost + Domains {
+    /// Frames the allocator has free.
+    fn free_frames(&self) -> u64;
     /// Entries of the M2P: one past the highest machine frame.
     fn m2p_entries(&self) -> u64;
     /// Run `f` on the domain `domid`, never the caller's own (`None` if it
@@ -133,11 +115,12 @@ fn reservation<H: MemoryHost>(h: &mut H, d: &mut Domain, op: u64, list: u64, nr:
 fn give_back<H: MemoryHost>(h: &mut H, d: &mut Domain, mem: &impl GuestAccess, slot: u64) -> bool {
     let Ok(mfn) = mem.copy_from::<u64>(slot) else { return false };
     // shared_info and grant frames are the hypervisor's to write.
-    let released = !d.is_special_frame(mfn) && h.with_frame_table(|ft, pm, _| ft.release(pm, mfn, d.domid)).unwrap_or(false);
+    let mut pm = h.page_mem();
+    let released = !d.is_special_frame(mfn) && h.with_ft(|ft, _| ft.release(&mut pm, mfn, d.domid)).unwrap_or(false);
     if !released {
         return false;
     }
-    h.pool().free(Mfn(mfn));
+    h.free_frame(Mfn(mfn));
     d.nr_pages -= 1;
     true
 }
@@ -154,9 +137,9 @@ fn take_one<H: MemoryHost>(h: &mut H, d: &mut Domain, op: u64, mem: &impl GuestA
     if op == XENMEM_POPULATE_PHYSMAP && gpfn.is_none() {
         return false;
     }
-    let Some(mfn) = h.pool().alloc() else { return false };
-    if h.with_frame_table(|ft, _, _| ft.assign(mfn.0, d.domid).is_err()).unwrap_or(true) {
-        h.pool().free(mfn);
+    let Some(mfn) = h.alloc_frame() else { return false };
+    if h.with_ft(|ft, _| ft.assign(mfn.0, d.domid).is_err()).unwrap_or(true) {
+        h.free_frame(mfn);
         return false;
     }
     if let Some(g) = gpfn {
@@ -177,22 +160,10 @@ pub mod tests {
     use super::*;
     use crate::domain::Guest;
     use crate::domain::guest_mem::tests::FakeGuest;
-    use crate::mm::page_type::PageInfo;
+    use crate::mm::page_type::tests::TestMem;
+    use crate::mm::page_type::{FrameTable, PageInfo};
     use std::collections::{BTreeMap, BTreeSet};
     use std::vec::Vec;
-
-    /// Machine memory as 64-bit words (unwritten ones read 0).
-    #[derive(Default)]
-    pub struct Words(BTreeMap<(u64, usize), u64>);
-
-    impl PageMem for Words {
-        fn read(&self, mfn: u64, idx: usize) -> u64 {
-            self.0.get(&(mfn, idx)).copied().unwrap_or(0)
-        }
-        fn write(&mut self, mfn: u64, idx: usize, val: u64) {
-            self.0.insert((mfn, idx), val);
-        }
-    }
 
     /// A frame allocator over a set of free frames, lowest first.
     #[derive(Default)]
@@ -203,15 +174,18 @@ pub mod tests {
         pub freed: Vec<u64>,
     }
 
-    impl FramePool for Pool {
-        fn alloc(&mut self) -> Option<Mfn> {
+    impl Pool {
+        /// The lowest free frame.
+        pub fn alloc(&mut self) -> Option<Mfn> {
             self.free.pop_first().map(Mfn)
         }
-        fn free(&mut self, mfn: Mfn) {
+        /// Give a frame back (once).
+        pub fn free(&mut self, mfn: Mfn) {
             assert!(self.free.insert(mfn.0), "frame {:#x} freed twice", mfn.0);
             self.freed.push(mfn.0);
         }
-        fn free_count(&self) -> u64 {
+        /// Frames free.
+        pub fn free_count(&self) -> u64 {
             self.free.len() as u64
         }
     }
@@ -223,8 +197,11 @@ pub mod tests {
     pub struct FakeMachine {
         /// The frame table (over leaked storage, as the live one).
         pub ft: FrameTable<'static>,
-        /// Page-table memory.
-        pub mem: Words,
+        /// Whether the frame table is locked (a second lock would deadlock
+        /// on the machine).
+        pub locked: bool,
+        /// Page-table memory (the frame table's handles share it).
+        pub mem: TestMem,
         /// The allocator.
         pub pool: Pool,
         /// M2P entries set.
@@ -242,7 +219,8 @@ pub mod tests {
             let pool = Pool { free: (16..FRAMES).collect(), freed: Vec::new() };
             FakeMachine {
                 ft: FrameTable::new(frames),
-                mem: Words::default(),
+                locked: false,
+                mem: TestMem::default(),
                 pool,
                 m2p: BTreeMap::new(),
                 others: BTreeMap::new(),
@@ -288,17 +266,43 @@ pub mod tests {
         }
     }
 
-    impl MemoryHost for FakeMachine {
-        type Mem = Words;
-        type Pool = Pool;
-        fn pool(&mut self) -> &mut Pool {
-            &mut self.pool
+    impl FrameHost for FakeMachine {
+        type Pm = TestMem;
+        fn page_mem(&self) -> TestMem {
+            self.mem.clone()
         }
-        fn with_frame_table<R>(&mut self, f: impl FnOnce(&mut FrameTable<'_>, &mut Words, &mut Pool) -> R) -> Option<R> {
-            Some(f(&mut self.ft, &mut self.mem, &mut self.pool))
+        fn with_ft<R>(&mut self, f: impl FnOnce(&mut FrameTable<'_>, &mut Self) -> R) -> Option<R> {
+            assert!(!self.locked, "frame table locked twice");
+            let mut ft = core::mem::replace(&mut self.ft, FrameTable::new(&mut []));
+            self.locked = true;
+            let r = f(&mut ft, self);
+            self.locked = false;
+            self.ft = ft;
+            Some(r)
+        }
+        fn alloc_frame(&mut self) -> Option<Mfn> {
+            self.pool.alloc()
+        }
+        fn free_frame(&mut self, mfn: Mfn) {
+            self.pool.free(mfn);
         }
         fn set_m2p(&mut self, mfn: Mfn, gfn: u64) {
             self.m2p.insert(mfn.0, gfn);
+        }
+    }
+
+    impl Domains for FakeMachine {
+        fn exists(&self, domid: u16) -> bool {
+            self.ctl.caller == Some(domid) || self.others.contains_key(&domid)
+        }
+        fn next_domid_from(&self, from: u16) -> Option<u16> {
+            self.others.keys().copied().chain(self.ctl.caller).filter(|&id| id >= from).min()
+        }
+    }
+
+    impl MemoryHost for FakeMachine {
+        fn free_frames(&self) -> u64 {
+            self.pool.free_count()
         }
         fn m2p_entries(&self) -> u64 {
             FRAMES

@@ -14,6 +14,7 @@
 
 use super::Domain;
 use super::guest_mem::GuestAccess;
+use super::host::Kick;
 use super::vcpu::{CpuUserRegs, Vcpu};
 use super::vcpu_ops::continue_later;
 use xen_public::errno::{E2BIG, EFAULT, ENOSYS, EPERM};
@@ -23,9 +24,7 @@ use xen_public::{CONSOLEIO_READ, CONSOLEIO_WRITE, SCHEDOP_BLOCK, SCHEDOP_POLL, S
 type Ret = i64;
 
 /// What `sched_op` needs from the live machine.
-pub trait SchedHost {
-    /// Another vCPU may run: let the scheduler look.
-    fn kick(&mut self);
+pub trait SchedHost: Kick {
     /// Clear `v`'s `evtchn_upcall_mask` in `d`'s shared_info.
     fn clear_upcall_mask(&mut self, d: &Domain, v: &Vcpu);
     /// Block `v` until an upcall is deliverable.
@@ -159,10 +158,13 @@ mod tests {
         input: VecDeque<u8>,
     }
 
-    impl SchedHost for Machine {
+    impl Kick for Machine {
         fn kick(&mut self) {
             self.kicks += 1;
         }
+    }
+
+    impl SchedHost for Machine {
         fn clear_upcall_mask(&mut self, _d: &Domain, _v: &Vcpu) {
             self.masks_cleared += 1;
         }

@@ -6,52 +6,17 @@
 //! console ([`Live`]). The vCPU-context part of the machine is in
 //! `vcpu_ctx.rs`.
 
+use super::live::Live;
 use super::*;
 use crate::domain::control_ops::{self, ControlHost, RemoveError};
 use crate::domain::domid::DomidAllocator;
-use crate::domain::memory_ops::{self, FramePool, MemoryHost};
+use crate::domain::memory_ops::{self, MemoryHost};
 use crate::domain::sched_ops::{self, ConsoleHost, SchedHost};
 use crate::guest::Guest;
-use crate::mm::page_type::FrameTable;
 
-/// The live machine as the control operations see it.
-pub(super) struct Live {
-    pool: LivePool,
-}
-
-impl Live {
-    pub(super) const fn new() -> Live {
-        Live { pool: LivePool }
-    }
-}
-
-/// The machine's frame allocator.
-pub(super) struct LivePool;
-
-impl FramePool for LivePool {
-    fn alloc(&mut self) -> Option<Mfn> {
-        crate::mm::machine::alloc_frame()
-    }
-    fn free(&mut self, mfn: Mfn) {
-        crate::mm::machine::free_frame(mfn);
-    }
-    fn free_count(&self) -> u64 {
+impl MemoryHost for Live<'_> {
+    fn free_frames(&self) -> u64 {
         crate::mm::machine::free_frames()
-    }
-}
-
-impl MemoryHost for Live {
-    type Mem = DirectMapMem;
-    type Pool = LivePool;
-    fn pool(&mut self) -> &mut LivePool {
-        &mut self.pool
-    }
-    fn with_frame_table<R>(&mut self, f: impl FnOnce(&mut FrameTable<'_>, &mut DirectMapMem, &mut LivePool) -> R) -> Option<R> {
-        let mut mem = DirectMapMem::new(true);
-        FRAME_TABLE.lock().as_mut().map(|ft| f(ft, &mut mem, &mut self.pool))
-    }
-    fn set_m2p(&mut self, mfn: Mfn, gfn: u64) {
-        crate::mm::machine::set_m2p(mfn, gfn);
     }
     fn m2p_entries(&self) -> u64 {
         crate::mm::machine::M2P.get().map_or(0, |m| m.entries)
@@ -61,14 +26,8 @@ impl MemoryHost for Live {
     }
 }
 
-impl ControlHost for Live {
+impl ControlHost for Live<'_> {
     type Removed = crate::arch::x86_64::frame_box::FrameBox<Guest>;
-    fn next_domid_from(&self, from: u16) -> Option<u16> {
-        crate::schedule::next_domid_from(from)
-    }
-    fn in_slot(&self, domid: u16) -> bool {
-        crate::schedule::slot_of(domid).is_some()
-    }
     fn with_guest<R>(&mut self, domid: u16, f: impl FnOnce(&mut Guest, &mut Self) -> R) -> Option<R> {
         crate::schedule::with_guest(domid, |g| f(g, self))
     }
@@ -113,10 +72,7 @@ impl ControlHost for Live {
     }
 }
 
-impl SchedHost for Live {
-    fn kick(&mut self) {
-        crate::schedule::kick();
-    }
+impl SchedHost for Live<'_> {
     fn clear_upcall_mask(&mut self, d: &Domain, v: &Vcpu) {
         d.clear_upcall_mask(v);
     }
@@ -131,7 +87,7 @@ impl SchedHost for Live {
     }
 }
 
-impl ConsoleHost for Live {
+impl ConsoleHost for Live<'_> {
     fn console_write(&mut self, bytes: &[u8]) {
         crate::guest::console_write(bytes);
     }

@@ -3,18 +3,14 @@
 //! this module gives them the other domains, the event bits in each
 //! domain's shared_info and the scheduler's kick.
 
+use super::live::Live;
 use super::*;
 use crate::domain::evtchn_ops::{self, EventHost};
 
 /// The machine as event-channel operations see it: other domains through
 /// their slots, event bits in shared_info.
-struct Live;
-
-impl EventHost for Live {
+impl EventHost for Live<'_> {
     type Bits = crate::guest::ShinfoBits;
-    fn exists(&self, domid: u16) -> bool {
-        crate::schedule::slot_of(domid).is_some()
-    }
     fn with_other<R>(&mut self, domid: u16, f: impl FnOnce(&mut Domain, &mut Self::Bits) -> R) -> Option<R> {
         crate::schedule::with_domain(domid, |o| {
             let mut bits = o.event_bits();
@@ -24,14 +20,11 @@ impl EventHost for Live {
     fn bits(&self, d: &Domain) -> Self::Bits {
         d.event_bits()
     }
-    fn kick(&mut self) {
-        crate::schedule::kick();
-    }
 }
 
 /// `event_channel_op(cmd, arg)` from `v` of `d`.
 pub(super) fn event_channel_op(v: &mut Vcpu, d: &mut Domain, cmd: u32, arg: u64) -> Ret {
-    evtchn_ops::event_channel_op(&mut Live, d, &v.kernel_mem(), cmd, arg)
+    evtchn_ops::event_channel_op(&mut Live::new(), d, &v.kernel_mem(), cmd, arg)
 }
 
 /// `SCHEDOP_poll`: returns at once if an upcall is deliverable or one of

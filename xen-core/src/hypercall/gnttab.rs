@@ -4,18 +4,10 @@
 //! grant frames through the direct map (atomic word operations), the TLB
 //! and the preemption clock.
 
-use super::mmu::mm;
+use super::live::Live;
 use super::*;
 use crate::domain::gnttab_ops::{self, GrantHost, SharedFrame};
-use crate::domain::host::{CpuTlb, Domains, FrameHost};
 use crate::guest_access::Frame;
-use crate::mm::page_type::FrameTable;
-
-/// The machine as grant operations see it; `v` is the calling vCPU when
-/// there is one (its kernel tables receive host mappings).
-struct Live<'v> {
-    v: Option<&'v Vcpu>,
-}
 
 impl SharedFrame for Frame {
     #[inline]
@@ -67,72 +59,25 @@ impl GrantHost for Live<'_> {
     fn drain_pending(&mut self, owner: u16) -> Result<(), i64> {
         super::mmu::drain_pending(owner)
     }
-    fn kick(&mut self) {
-        crate::schedule::kick();
-    }
     fn log(&mut self, line: core::fmt::Arguments<'_>) {
         crate::printk!("{line}");
-    }
-}
-
-impl FrameHost for Live<'_> {
-    type Pm = DirectMapMem;
-    #[inline]
-    fn page_mem(&self) -> DirectMapMem {
-        mm().mem
-    }
-    #[inline]
-    fn with_ft<R>(&mut self, f: impl FnOnce(&mut FrameTable<'_>, &mut Self) -> R) -> Option<R> {
-        let mut ftg = FRAME_TABLE.lock();
-        let ft = ftg.as_mut()?;
-        Some(f(ft, self))
-    }
-    fn alloc_frame(&mut self) -> Option<Mfn> {
-        crate::mm::machine::alloc_frame()
-    }
-    fn free_frame(&mut self, mfn: Mfn) {
-        crate::mm::machine::free_frame(mfn);
-    }
-    fn set_m2p(&mut self, mfn: Mfn, gfn: u64) {
-        crate::mm::machine::set_m2p(mfn, gfn);
-    }
-}
-
-impl Domains for Live<'_> {
-    fn exists(&self, domid: u16) -> bool {
-        crate::schedule::slot_of(domid).is_some()
-    }
-    fn next_domid_from(&self, from: u16) -> Option<u16> {
-        crate::schedule::next_domid_from(from)
-    }
-}
-
-impl CpuTlb for Live<'_> {
-    fn invlpg(&mut self, va: u64) {
-        crate::arch::x86_64::cpu::invlpg(va);
-    }
-    fn flush_tlb(&mut self) {
-        crate::arch::x86_64::cpu::flush_tlb();
-    }
-    fn preempt_due(&mut self) -> bool {
-        super::preempt_due()
     }
 }
 
 /// `grant_table_op(cmd, uop, count)` from `v` of `d`.
 pub(super) fn grant_table_op(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
     let mem = v.kernel_mem();
-    gnttab_ops::grant_table_op(&mut Live { v: Some(v) }, d, &mem, regs)
+    gnttab_ops::grant_table_op(&mut Live::of(v), d, &mem, regs)
 }
 
 /// Domain destruction: drop the pins `dead` holds on others' grants and
 /// the references of its device mappings.
 pub(super) fn release_grants(caller: &mut Domain, dead: &mut Domain) {
-    gnttab_ops::release_grants(&mut Live { v: None }, caller, dead);
+    gnttab_ops::release_grants(&mut Live::new(), caller, dead);
 }
 
 /// Domain destruction: others' mappings of `dead`'s grants name no
 /// granter any more.
 pub(super) fn forget_granter(caller: &mut Domain, dead: u16) {
-    gnttab_ops::forget_granter(&mut Live { v: None }, caller, dead);
+    gnttab_ops::forget_granter(&mut Live::new(), caller, dead);
 }

@@ -5,10 +5,9 @@
 //! allocator and the M2P, this CPU's TLB and descriptor tables, the
 //! scheduler's view of other domains and the dispatcher.
 
+use super::live::Live;
 use super::*;
-use crate::domain::host::{CpuTlb, Domains, FrameHost};
 use crate::domain::mmu_ops::{self, MmuHost};
-use crate::mm::page_type::FrameTable;
 
 /// The page-table memory and the frame table, locked together.
 pub(super) struct Mm {
@@ -19,10 +18,7 @@ pub(super) fn mm() -> Mm {
     Mm { mem: DirectMapMem::new(true) }
 }
 
-/// The live machine as the MMU hypercalls see it.
-struct Live;
-
-impl MmuHost for Live {
+impl MmuHost for Live<'_> {
     type Guest = GuestMem;
     #[inline]
     fn kernel_mem(&self, v: &Vcpu) -> GuestMem {
@@ -68,51 +64,6 @@ impl MmuHost for Live {
     }
 }
 
-impl FrameHost for Live {
-    type Pm = DirectMapMem;
-    #[inline]
-    fn page_mem(&self) -> DirectMapMem {
-        DirectMapMem::new(true)
-    }
-    #[inline]
-    fn with_ft<R>(&mut self, f: impl FnOnce(&mut FrameTable<'_>, &mut Self) -> R) -> Option<R> {
-        let mut ftg = FRAME_TABLE.lock();
-        let ft = ftg.as_mut()?;
-        Some(f(ft, self))
-    }
-    fn alloc_frame(&mut self) -> Option<Mfn> {
-        crate::mm::machine::alloc_frame()
-    }
-    fn free_frame(&mut self, mfn: Mfn) {
-        crate::mm::machine::free_frame(mfn);
-    }
-    fn set_m2p(&mut self, mfn: Mfn, gfn: u64) {
-        crate::mm::machine::set_m2p(mfn, gfn);
-    }
-}
-
-impl Domains for Live {
-    fn exists(&self, domid: u16) -> bool {
-        crate::schedule::slot_of(domid).is_some()
-    }
-    fn next_domid_from(&self, from: u16) -> Option<u16> {
-        crate::schedule::next_domid_from(from)
-    }
-}
-
-impl CpuTlb for Live {
-    fn flush_tlb(&mut self) {
-        crate::arch::x86_64::cpu::flush_tlb();
-    }
-    fn invlpg(&mut self, va: u64) {
-        crate::arch::x86_64::cpu::invlpg(va);
-    }
-    #[inline]
-    fn preempt_due(&mut self) -> bool {
-        super::preempt_due()
-    }
-}
-
 // The module's limits are the hardware tables' sizes.
 const _: () = assert!(mmu_ops::LDT_ENTRIES == crate::arch::x86_64::gdt::LDT_ENTRIES as u64);
 const _: () = assert!(mmu_ops::FIRST_RESERVED_GDT_ENTRY == crate::arch::x86_64::gdt::FIRST_RESERVED_GDT_ENTRY as u64);
@@ -120,11 +71,11 @@ const _: () = assert!(mmu_ops::FIRST_RESERVED_GDT_ENTRY == crate::arch::x86_64::
 /// Finish the devalidations `owner`'s earlier calls left pending
 /// ([`mmu_ops::drain_pending`]).
 pub(super) fn drain_pending(owner: u16) -> Result<(), i64> {
-    mmu_ops::drain_pending(&mut Live, owner)
+    mmu_ops::drain_pending(&mut Live::new(), owner)
 }
 
 pub(super) fn mmu_update(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
-    mmu_ops::mmu_update(&mut Live, v, d, regs)
+    mmu_ops::mmu_update(&mut Live::new(), v, d, regs)
 }
 
 /// Walk the vCPU's kernel L4 to the L1 table and index mapping `va`.
@@ -133,44 +84,44 @@ pub(super) fn l1_slot(v: &Vcpu, m: &Mm, va: u64) -> Option<(u64, usize)> {
 }
 
 pub(super) fn update_va_mapping(v: &mut Vcpu, d: &mut Domain, va: u64, pte: u64, flags: u64) -> Ret {
-    mmu_ops::update_va_mapping(&mut Live, v, d, va, pte, flags)
+    mmu_ops::update_va_mapping(&mut Live::new(), v, d, va, pte, flags)
 }
 
 /// Install a new base pointer of another (not running) vCPU
 /// ([`mmu_ops::switch_base`]).
 pub(super) fn switch_base(d: &Domain, new_mfn: u64, old_maddr: u64) -> Result<(), i64> {
-    mmu_ops::switch_base(&mut Live, d, new_mfn, old_maddr)
+    mmu_ops::switch_base(&mut Live::new(), d, new_mfn, old_maddr)
 }
 
 pub(super) fn mmuext_op(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
-    mmu_ops::mmuext_op(&mut Live, v, d, regs)
+    mmu_ops::mmuext_op(&mut Live::new(), v, d, regs)
 }
 
 pub(super) fn multicall(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
-    mmu_ops::multicall(&mut Live, v, d, regs)
+    mmu_ops::multicall(&mut Live::new(), v, d, regs)
 }
 
 pub(super) fn set_gdt(v: &mut Vcpu, d: &mut Domain, frame_list: u64, entries: u64) -> Ret {
-    mmu_ops::set_gdt(&mut Live, v, d, frame_list, entries)
+    mmu_ops::set_gdt(&mut Live::new(), v, d, frame_list, entries)
 }
 
 pub(super) fn update_descriptor(v: &mut Vcpu, d: &mut Domain, maddr: u64, desc: u64) -> Ret {
-    mmu_ops::update_descriptor(&mut Live, v, d, maddr, desc)
+    mmu_ops::update_descriptor(&mut Live::new(), v, d, maddr, desc)
 }
 
 /// `MMUEXT_SET_LDT` for a vCPU of `d` ([`mmu_ops::set_ldt`]).
 pub(super) fn set_ldt(v: &mut Vcpu, d: &mut Domain, va: u64, ents: u64) -> Result<(), i64> {
-    mmu_ops::set_ldt(&mut Live, v, d, va, ents)
+    mmu_ops::set_ldt(&mut Live::new(), v, d, va, ents)
 }
 
 /// Drop the permanent type of a domain's shared pages
 /// ([`mmu_ops::release_domain_refs`]).
 pub(super) fn release_domain_refs(d: &mut Domain) {
-    mmu_ops::release_domain_refs(&mut Live, d);
+    mmu_ops::release_domain_refs(&mut Live::new(), d);
 }
 
 /// Drop the references a domain's vCPU holds
 /// ([`mmu_ops::release_vcpu_refs`]).
 pub(super) fn release_vcpu_refs(v: &mut Vcpu) {
-    mmu_ops::release_vcpu_refs(&mut Live, v);
+    mmu_ops::release_vcpu_refs(&mut Live::new(), v);
 }

@@ -179,6 +179,7 @@ pub mod audit;
 mod control;
 mod evtchn;
 mod gnttab;
+mod live;
 mod mmu;
 mod vcpu_ctx;
 

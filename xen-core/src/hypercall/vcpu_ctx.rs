@@ -3,11 +3,11 @@
 //! this module gives them the base pointers' and LDT's references in the
 //! frame table, shared_info, where vCPUs run and the clock.
 
-use super::control::Live;
+use super::live::Live;
 use super::*;
 use crate::domain::vcpu_ctx_ops::VcpuHost;
 
-impl VcpuHost for Live {
+impl VcpuHost for Live<'_> {
     fn drain_pending(&mut self, domid: u16) -> Result<(), i64> {
         mmu::drain_pending(domid)
     }
