@@ -13,9 +13,10 @@
 #![forbid(unsafe_code)]
 
 use super::Domain;
+use super::evtchn_ops::decode_poll;
 use super::guest_mem::GuestAccess;
 use super::host::Kick;
-use super::vcpu::{CpuUserRegs, Vcpu};
+use super::vcpu::{CpuUserRegs, Poll, Vcpu};
 use super::vcpu_ops::continue_later;
 use xen_public::errno::{E2BIG, EFAULT, ENOSYS, EPERM};
 use xen_public::{CONSOLEIO_READ, CONSOLEIO_WRITE, SCHEDOP_BLOCK, SCHEDOP_POLL, SCHEDOP_SHUTDOWN, SCHEDOP_YIELD};
@@ -27,11 +28,10 @@ type Ret = i64;
 pub trait SchedHost: Kick {
     /// Clear `v`'s `evtchn_upcall_mask` in `d`'s shared_info.
     fn clear_upcall_mask(&mut self, d: &Domain, v: &Vcpu);
-    /// Block `v` until an upcall is deliverable.
-    fn block(&mut self, v: &mut Vcpu);
-    /// `SCHEDOP_poll` with its argument at `arg` (decoded by
-    /// `evtchn_ops::decode_poll`).
-    fn poll(&mut self, v: &mut Vcpu, d: &mut Domain, arg: u64) -> Ret;
+    /// Block `v` until an upcall is deliverable or, for a poll, one of its
+    /// ports is pending or its timeout passes (the scheduler ends it at
+    /// once if that is so already).
+    fn block(&mut self, v: &mut Vcpu, poll: Option<Poll>);
     /// The domain shuts down with `reason` (dom0's takes the machine).
     fn shutdown(&mut self, v: &mut Vcpu, d: &mut Domain, regs: &CpuUserRegs, reason: u32);
 }
@@ -49,10 +49,19 @@ pub fn sched_op<H: SchedHost>(h: &mut H, v: &mut Vcpu, d: &mut Domain, mem: &imp
             // if one already is).
             v.upcall_mask = false;
             h.clear_upcall_mask(d, v);
-            h.block(v);
+            h.block(v, None);
             0
         }
-        SCHEDOP_POLL => h.poll(v, d, arg),
+        // Bad ports are -EINVAL, more than 128 -EINVAL, an unreadable
+        // argument -EFAULT; otherwise the vCPU blocks and the result is 0,
+        // as in Xen.
+        SCHEDOP_POLL => match decode_poll(d, mem, arg) {
+            Ok(p) => {
+                h.block(v, Some(p));
+                0
+            }
+            Err(e) => e,
+        },
         SCHEDOP_SHUTDOWN => {
             let Ok(xen_public::sched::SchedShutdown { reason }) = mem.copy_from(arg) else { return -EFAULT };
             h.shutdown(v, d, regs, reason);
@@ -145,6 +154,7 @@ mod tests {
     use crate::mm::Mfn;
     use std::collections::VecDeque;
     use std::vec::Vec;
+    use xen_public::errno::EINVAL;
 
     /// The scheduler and console as a record of what they were asked.
     #[derive(Default)]
@@ -152,7 +162,8 @@ mod tests {
         kicks: usize,
         masks_cleared: usize,
         blocks: usize,
-        polls: Vec<u64>,
+        /// Polls blocked on: ports and deadline.
+        polls: Vec<(Vec<u32>, u64)>,
         shutdowns: Vec<u32>,
         out: Vec<u8>,
         input: VecDeque<u8>,
@@ -168,13 +179,12 @@ mod tests {
         fn clear_upcall_mask(&mut self, _d: &Domain, _v: &Vcpu) {
             self.masks_cleared += 1;
         }
-        fn block(&mut self, v: &mut Vcpu) {
+        fn block(&mut self, v: &mut Vcpu, poll: Option<Poll>) {
             v.blocked = true;
-            self.blocks += 1;
-        }
-        fn poll(&mut self, _v: &mut Vcpu, _d: &mut Domain, arg: u64) -> Ret {
-            self.polls.push(arg);
-            0
+            match poll {
+                Some(p) => self.polls.push((p.ports[..p.nr].to_vec(), p.deadline)),
+                None => self.blocks += 1,
+            }
         }
         fn shutdown(&mut self, _v: &mut Vcpu, d: &mut Domain, _regs: &CpuUserRegs, reason: u32) {
             d.shutdown = Some(reason);
@@ -231,15 +241,49 @@ mod tests {
     }
 
     #[test]
-    fn sched_op_poll_goes_to_the_poll_decoder_and_other_commands_are_enosys() {
+    fn sched_op_poll_blocks_on_the_decoded_ports_and_other_commands_are_enosys() {
         // decode_poll's own errors are tested in evtchn_ops.
         let (mut m, g, mut v, mut d) = setup(false);
+        let port = d.ports.alloc_unbound(0).unwrap();
+        g.map(BUF);
+        g.copy_to(BUF, &port).unwrap();
+        let poll = |nr_ports| xen_public::sched::SchedPoll { ports: BUF, nr_ports, timeout: 777, ..Default::default() };
+        g.copy_to(ARG, &poll(1)).unwrap();
         assert_eq!(sched(&mut m, &g, &mut v, &mut d, SCHEDOP_POLL as u32, ARG), 0);
-        assert_eq!(m.polls, [ARG]);
+        assert_eq!(m.polls, [(std::vec![port], 777)]);
+        assert!(v.blocked);
+        m.polls.clear();
+        assert_eq!(m.blocks, 0, "a poll is not a plain block");
         for cmd in [xen_public::sched::SCHEDOP_REMOTE_SHUTDOWN, xen_public::sched::SCHEDOP_SHUTDOWN_CODE, xen_public::sched::SCHEDOP_WATCHDOG, 99] {
             assert_eq!(sched(&mut m, &g, &mut v, &mut d, cmd as u32, ARG), -ENOSYS, "cmd {cmd}");
         }
         assert_eq!((m.kicks, m.blocks, m.shutdowns.len()), (0, 0, 0));
+    }
+
+    #[test]
+    fn sched_op_poll_errors_come_before_any_block_in_xens_order() {
+        // Attack: a hostile argument (too many ports, ports it does not
+        // have, unmapped lists) never blocks the vCPU.
+        let (mut m, g, mut v, mut d) = setup(false);
+        let port = d.ports.alloc_unbound(0).unwrap();
+        g.map(BUF);
+        g.copy_to(BUF, &[port, u32::MAX]).unwrap();
+        let poll = |ports, nr_ports| xen_public::sched::SchedPoll { ports, nr_ports, ..Default::default() };
+        assert_eq!(sched(&mut m, &g, &mut v, &mut d, SCHEDOP_POLL as u32, 0xdead_0000), -EFAULT, "unmapped argument");
+        // The count is checked before the list is read.
+        g.copy_to(ARG, &poll(0xdead_0000, 129)).unwrap();
+        assert_eq!(sched(&mut m, &g, &mut v, &mut d, SCHEDOP_POLL as u32, ARG), -EINVAL, "129 ports");
+        g.copy_to(ARG, &poll(BUF, 2)).unwrap();
+        assert_eq!(sched(&mut m, &g, &mut v, &mut d, SCHEDOP_POLL as u32, ARG), -EINVAL, "a port past its table");
+        g.copy_to(ARG, &poll(0xdead_0000, 1)).unwrap();
+        assert_eq!(sched(&mut m, &g, &mut v, &mut d, SCHEDOP_POLL as u32, ARG), -EFAULT, "unmapped port list");
+        g.copy_to(BUF + 4092, &port).unwrap();
+        g.copy_to(ARG, &poll(BUF + 4092, 2)).unwrap();
+        assert_eq!(sched(&mut m, &g, &mut v, &mut d, SCHEDOP_POLL as u32, ARG), -EFAULT, "a list running into an unmapped page");
+        assert!(m.polls.is_empty() && !v.blocked, "never blocked");
+        g.copy_to(ARG, &poll(BUF, 0)).unwrap();
+        assert_eq!(sched(&mut m, &g, &mut v, &mut d, SCHEDOP_POLL as u32, ARG), 0, "no ports: a block until the timeout");
+        assert_eq!(m.polls, [(Vec::new(), 0)]);
     }
 
     fn console(m: &mut Machine, g: &FakeGuest, d: &Domain, cmd: u64, count: u64, buf: u64, preempt: bool) -> (Ret, CpuUserRegs) {

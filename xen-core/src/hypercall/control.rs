@@ -76,11 +76,8 @@ impl SchedHost for Live<'_> {
     fn clear_upcall_mask(&mut self, d: &Domain, v: &Vcpu) {
         d.clear_upcall_mask(v);
     }
-    fn block(&mut self, v: &mut Vcpu) {
-        v.block(None);
-    }
-    fn poll(&mut self, v: &mut Vcpu, d: &mut Domain, arg: u64) -> Ret {
-        super::poll(v, d, arg)
+    fn block(&mut self, v: &mut Vcpu, poll: Option<crate::domain::vcpu::Poll>) {
+        v.block(poll);
     }
     fn shutdown(&mut self, v: &mut Vcpu, d: &mut Domain, regs: &CpuUserRegs, reason: u32) {
         d.shutdown(v, regs, reason);

@@ -183,7 +183,7 @@ mod live;
 mod mmu;
 mod vcpu_ctx;
 
-use evtchn::{event_channel_op, poll};
+use evtchn::event_channel_op;
 use gnttab::grant_table_op;
 use mmu::{mmu_update, mmuext_op, multicall, set_gdt, update_descriptor, update_va_mapping};
 
