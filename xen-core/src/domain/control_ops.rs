@@ -16,7 +16,9 @@
 #![forbid(unsafe_code)]
 
 use super::domid::DomidAllocator;
+use super::gnttab_ops::{self, GrantHost};
 use super::memory_ops::MemoryHost;
+use super::mmu_ops;
 use super::vcpu::Vcpu;
 use super::vcpu_ctx_ops::{self, VcpuHost};
 use super::{Domain, Guest};
@@ -45,7 +47,7 @@ pub enum RemoveError {
 
 /// What `domctl` and `sysctl` need from the live machine beyond the
 /// caller's vCPU and domain.
-pub trait ControlHost: MemoryHost + VcpuHost {
+pub trait ControlHost: MemoryHost + VcpuHost + GrantHost {
     /// A domain taken out of its slot (its storage is given back when
     /// this is dropped).
     type Removed: core::ops::DerefMut<Target = Guest>;
@@ -69,10 +71,6 @@ pub trait ControlHost: MemoryHost + VcpuHost {
     fn cpu_khz(&self) -> u32;
     /// Mark the port of `d` bound to `virq` pending, if any.
     fn raise_virq(&mut self, d: &mut Domain, virq: u32);
-    /// Drop every grant, mapping and page-table reference the domain
-    /// `dead` (out of its slot) holds, and every other domain's record of
-    /// its grants; `caller` is the destroying domain.
-    fn release_refs(&mut self, caller: &mut Domain, dead: &mut Guest);
     /// Stub `i` of the hypercall page.
     fn hypercall_stub(&self, i: usize) -> [u8; 32];
     /// `XEN_SYSCTL_xencore_audit` for the privileged caller; `op` is the
@@ -207,7 +205,7 @@ pub fn destroy_domain<H: ControlHost>(h: &mut H, caller: &mut Domain, domid: u16
             RemoveError::Running => -ERESTART,
         })?;
         close_peers(h, caller, &dead.domain, domid);
-        h.release_refs(caller, &mut dead);
+        release_refs(h, caller, &mut dead);
         // `dead` (its storage) goes here, before its frames are given back.
     }
     let mut released = 0u64;
@@ -225,6 +223,19 @@ pub fn destroy_domain<H: ControlHost>(h: &mut H, caller: &mut Domain, domid: u16
     h.raise_virq(caller, VIRQ_DOM_EXC);
     let _ = h.with_domids(|ids| ids.free(domid));
     Ok(())
+}
+
+/// Drop every grant, mapping and page-table reference the domain `dead`
+/// (out of its slot) holds, and every other domain's record of its
+/// grants; `caller` is the destroying domain.
+fn release_refs<H: ControlHost>(h: &mut H, caller: &mut Domain, dead: &mut Guest) {
+    let Guest { domain: dom, vcpus } = dead;
+    gnttab_ops::release_grants(h, caller, dom);
+    gnttab_ops::forget_granter(h, caller, dom.domid);
+    for v in vcpus.iter_mut() {
+        mmu_ops::release_vcpu_refs(h, v);
+    }
+    mmu_ops::release_domain_refs(h, dom);
 }
 
 /// Tell every domain with an interdomain channel to `dead` (whose id is
@@ -509,8 +520,12 @@ pub mod tests {
     //! domctl and sysctl over the fake machine of `memory_ops`' tests,
     //! with the control state ([`Ctl`]) it carries.
     use super::*;
+    use crate::domain::gnttab_ops::tests::FakeFrame;
     use crate::domain::guest_mem::tests::FakeGuest;
-    use crate::domain::memory_ops::tests::FakeMachine;
+    use crate::domain::host::{CpuTlb, Kick};
+    use crate::domain::memory_ops::tests::{FRAMES, FakeMachine};
+    use crate::domain::mmu_ops::MmuHost;
+    use crate::domain::vcpu::CpuUserRegs;
     use crate::mm::page_type::PageInfo;
     use std::collections::{BTreeMap, BTreeSet};
     use std::vec::Vec;
@@ -530,8 +545,8 @@ pub mod tests {
         pub params: BTreeMap<usize, Params>,
         /// VIRQs raised: (domid, virq).
         pub virqs: Vec<(u16, u32)>,
-        /// Domains whose references were released.
-        pub released: Vec<u16>,
+        /// Domains taken out of their slots.
+        pub removed: Vec<u16>,
         /// vCPUs on a CPU: (slot, vcpu) -> (cpu, since).
         pub on_cpu: BTreeMap<(usize, u32), (usize, u64)>,
         /// System time.
@@ -542,35 +557,85 @@ pub mod tests {
         pub next_slot: usize,
         /// init_shared calls: domid.
         pub inited: Vec<u16>,
-        /// Base pointers taken (mfn) and dropped (maddr).
-        pub bases: Vec<(u64, u64)>,
-        /// switch_base answers this for a new base with this mfn.
-        pub bad_base: Option<(u64, i64)>,
-        /// vCPUs whose references were released (vcpu_id of domid).
-        pub vcpu_refs_released: usize,
+        /// Guest page -> machine address, for the LDT's walk.
+        pub walk: BTreeMap<u64, u64>,
+        /// Kicks of the scheduler.
+        pub kicks: usize,
+        /// Grant frames' bytes.
+        pub grant_bytes: crate::domain::gnttab_ops::tests::Bytes,
+    }
+
+    impl MmuHost for FakeMachine {
+        /// The caller's memory is the test's `FakeGuest`: domctl never runs
+        /// an MMU batch of its own.
+        type Guest = FakeGuest;
+        fn kernel_mem(&self, _v: &Vcpu) -> FakeGuest {
+            FakeGuest::default()
+        }
+        fn wbinvd(&mut self) {}
+        fn load_page_tables(&mut self, _v: &Vcpu) {
+            panic!("domctl loads no CR3");
+        }
+        fn load_gdt(&mut self, _descs: impl Iterator<Item = u64>) {
+            panic!("domctl loads no GDT");
+        }
+        fn load_ldt(&mut self, _descs: impl Iterator<Item = u64>, _ents: usize) {
+            panic!("another domain's LDT is not loaded here");
+        }
+        fn set_gdt_entry(&mut self, _index: usize, _desc: u64) {
+            panic!("domctl sets no GDT entry");
+        }
+        fn set_ldt_entry(&mut self, _index: usize, _desc: u64) {
+            panic!("domctl sets no LDT entry");
+        }
+        fn running_here(&self, _d: &Domain) -> bool {
+            false
+        }
+        fn flush_remote(&mut self, _domid: u16) {}
+        fn forget_loaded(&mut self, _domid: u16) {}
+        fn translate(&self, _l4_maddr: u64, va: u64) -> Option<u64> {
+            self.ctl.walk.get(&(va & !0xfff)).copied()
+        }
+        fn dispatch(&mut self, _v: &mut Vcpu, _d: &mut Domain, _regs: &mut CpuUserRegs) -> u64 {
+            unreachable!("no multicall in domctl")
+        }
+        fn iret(&mut self, _v: &mut Vcpu, _d: &mut Domain, _regs: &mut CpuUserRegs) -> u64 {
+            unreachable!("no multicall in domctl")
+        }
+    }
+
+    impl CpuTlb for FakeMachine {
+        fn flush_tlb(&mut self) {}
+        fn invlpg(&mut self, _va: u64) {}
+        fn preempt_due(&mut self) -> bool {
+            false
+        }
+    }
+
+    impl Kick for FakeMachine {
+        fn kick(&mut self) {
+            self.ctl.kicks += 1;
+        }
+    }
+
+    impl GrantHost for FakeMachine {
+        type Frame = FakeFrame;
+        fn with_other<R>(&mut self, domid: u16, f: impl FnOnce(&mut Self, &mut Domain) -> R) -> Option<R> {
+            self.take_guest(domid, |g, h| f(h, &mut g.domain))
+        }
+        fn frame(&self, mfn: u64) -> Option<FakeFrame> {
+            (mfn < FRAMES).then(|| FakeFrame::new(self.ctl.grant_bytes.clone(), mfn))
+        }
+        fn kernel_l4_maddr(&self) -> Option<u64> {
+            None
+        }
+        fn drain_pending(&mut self, owner: u16) -> Result<(), i64> {
+            mmu_ops::drain_pending(self, owner)
+        }
+        fn log(&mut self, _line: core::fmt::Arguments<'_>) {}
     }
 
     impl VcpuHost for FakeMachine {
-        fn drain_pending(&mut self, _domid: u16) -> Result<(), i64> {
-            Ok(())
-        }
-        fn switch_base(&mut self, _d: &Domain, new_mfn: u64, old_maddr: u64) -> Result<(), i64> {
-            if let Some((mfn, e)) = self.ctl.bad_base
-                && mfn == new_mfn
-            {
-                return Err(e);
-            }
-            self.ctl.bases.push((new_mfn, old_maddr));
-            Ok(())
-        }
-        fn set_ldt(&mut self, v: &mut Vcpu, _d: &mut Domain, va: u64, ents: u64) {
-            v.ldt = (va, ents);
-        }
-        fn release_vcpu_refs(&mut self, v: &mut Vcpu) {
-            v.guest_table = 0;
-            v.guest_table_user = 0;
-            self.ctl.vcpu_refs_released += 1;
-        }
         fn init_shared(&mut self, d: &Domain, _v: &Vcpu) {
             self.ctl.inited.push(d.domid);
         }
@@ -603,7 +668,9 @@ pub mod tests {
                 }
                 return Err(RemoveError::Running);
             }
-            self.others.remove(&domid).ok_or(RemoveError::NotFound)
+            let g = self.others.remove(&domid).ok_or(RemoveError::NotFound)?;
+            self.ctl.removed.push(domid);
+            Ok(g)
         }
         fn with_domids<R>(&mut self, f: impl FnOnce(&mut DomidAllocator) -> R) -> R {
             f(&mut self.ctl.domids)
@@ -622,9 +689,6 @@ pub mod tests {
         }
         fn raise_virq(&mut self, d: &mut Domain, virq: u32) {
             self.ctl.virqs.push((d.domid, virq));
-        }
-        fn release_refs(&mut self, _caller: &mut Domain, dead: &mut Guest) {
-            self.ctl.released.push(dead.domain.domid);
         }
         fn hypercall_stub(&self, i: usize) -> [u8; 32] {
             [i as u8; 32]
@@ -867,7 +931,7 @@ pub mod tests {
         h.ft.get_page(mine[2], 4).unwrap();
         assert_eq!(domctl_cmd(&mut h, &g, &mut v, &mut d, XEN_DOMCTL_DESTROYDOMAIN, 4), 0);
         assert!(!h.others.contains_key(&4));
-        assert_eq!(h.ctl.released, [4]);
+        assert_eq!(h.ctl.removed, [4]);
         assert_eq!(h.pool.freed, mine[..2], "frames nothing else references are freed");
         assert_eq!(h.owner(mine[2]), crate::mm::page_type::ORPHAN, "a mapped frame waits for its last reference");
         assert_eq!(h.ctl.virqs, [(DOM0, VIRQ_DOM_EXC)]);
@@ -896,7 +960,7 @@ pub mod tests {
         let (mut h, g, mut v, mut d) = setup();
         assert!(h.ctl.domids.claim(4));
         assert_eq!(domctl_cmd(&mut h, &g, &mut v, &mut d, XEN_DOMCTL_DESTROYDOMAIN, 4), 0);
-        assert!(h.ctl.released.is_empty(), "nothing to remove: its references went before");
+        assert!(h.ctl.removed.is_empty(), "nothing to remove: its references went before");
         assert!(!h.ctl.domids.is_allocated(4));
     }
 
@@ -1122,44 +1186,120 @@ pub mod tests {
         domctl_op(h, g, v, d, &op)
     }
 
+    /// Give `n` frames of the pool to the domain `domid` (not the caller).
+    fn give_to(h: &mut FakeMachine, domid: u16, n: u64) -> Vec<u64> {
+        let mut o = h.others.remove(&domid).unwrap();
+        let f = h.give(&mut o.domain, n);
+        h.others.insert(domid, o);
+        f
+    }
+
+    /// Where the tests put a vcpu_guest_context (two pages).
+    const CTX: u64 = 0x10000;
+
+    /// A zeroed context with kernel base `cr3` and user base `user_cr3`
+    /// (frame numbers), written at [`CTX`].
+    fn ctx_with(g: &FakeGuest, cr3: u64, user_cr3: u64) {
+        for p in 0..2 {
+            g.map(CTX + 4096 * p);
+        }
+        let mut c: xen_public::vcpu::VcpuGuestContext = zerocopy::FromZeros::new_zeroed();
+        c.ctrlreg[3] = cr3 << 12;
+        c.ctrlreg[1] = user_cr3 << 12;
+        g.copy_to(CTX, &c).unwrap();
+    }
+
+    /// (count, type, type_count) of a frame.
+    fn refs(h: &FakeMachine, mfn: u64) -> (u32, PageType, u32) {
+        let f = h.ft.info(mfn).unwrap();
+        (f.count, f.ty, f.type_count)
+    }
+
     #[test]
     fn setvcpucontext_checks_the_vcpu_and_cr3_and_installs_the_bases_whole() {
         let (mut h, g, mut v, mut d) = setup();
         created(&mut h, 4);
-        let ctx_va = 0x10000;
-        for p in 0..2 {
-            g.map(ctx_va + 4096 * p);
-        }
-        let mut c: xen_public::vcpu::VcpuGuestContext = zerocopy::FromZeros::new_zeroed();
-        g.copy_to(ctx_va, &c).unwrap();
+        created(&mut h, 6);
+        let l4s = give_to(&mut h, 4, 2);
+        let theirs = give_to(&mut h, 6, 1)[0];
+        ctx_with(&g, 0, 0);
         let set = XEN_DOMCTL_SETVCPUCONTEXT;
-        assert_eq!(ctx_op(&mut h, &g, &mut v, &mut d, set, 4, ctx_va), -EINVAL, "before max_vcpus");
+        assert_eq!(ctx_op(&mut h, &g, &mut v, &mut d, set, 4, CTX), -EINVAL, "before max_vcpus");
         h.others.get_mut(&4).unwrap().domain.vcpu_created = true;
-        assert_eq!(ctx_op(&mut h, &g, &mut v, &mut d, set, 4, ctx_va), -EINVAL, "cr3 0");
+        assert_eq!(ctx_op(&mut h, &g, &mut v, &mut d, set, 4, CTX), -EINVAL, "cr3 0");
         assert_eq!(ctx_op(&mut h, &g, &mut v, &mut d, set, 4, 0xdead_0000), -EFAULT, "an unmapped context");
-        assert_eq!(ctx_op(&mut h, &g, &mut v, &mut d, set, xen_public::DOMID_SELF, ctx_va), -EINVAL, "of self");
-        assert_eq!(ctx_op(&mut h, &g, &mut v, &mut d, set, 9, ctx_va), -ESRCH);
-        // The user base fails: the kernel base taken is dropped again.
-        c.ctrlreg[3] = 0x20 << 12;
-        c.ctrlreg[1] = 0x21 << 12;
-        g.copy_to(ctx_va, &c).unwrap();
-        h.ctl.bad_base = Some((0x21, -EPERM));
-        assert_eq!(ctx_op(&mut h, &g, &mut v, &mut d, set, 4, ctx_va), -EINVAL);
-        assert_eq!(h.ctl.bases, [(0x20, 0), (0, 0x20 << 12)]);
+        assert_eq!(ctx_op(&mut h, &g, &mut v, &mut d, set, xen_public::DOMID_SELF, CTX), -EINVAL, "of self");
+        assert_eq!(ctx_op(&mut h, &g, &mut v, &mut d, set, 9, CTX), -ESRCH);
+        // The user base is no L4 of the target: the kernel base taken is
+        // dropped again.
+        let before = refs(&h, l4s[0]);
+        ctx_with(&g, l4s[0], theirs);
+        assert_eq!(ctx_op(&mut h, &g, &mut v, &mut d, set, 4, CTX), -EINVAL);
+        assert_eq!(refs(&h, l4s[0]), before, "the kernel base's references went back");
         assert_eq!(h.others[&4].vcpus[0].guest_table, 0);
-        h.ctl.bad_base = Some((0x20, -ERESTART));
-        assert_eq!(ctx_op(&mut h, &g, &mut v, &mut d, set, 4, ctx_va), -ERESTART, "a preempted validation continues");
-        h.ctl.bad_base = None;
-        assert_eq!(ctx_op(&mut h, &g, &mut v, &mut d, set, 4, ctx_va), 0);
+        ctx_with(&g, l4s[0], l4s[1]);
+        assert_eq!(ctx_op(&mut h, &g, &mut v, &mut d, set, 4, CTX), 0);
         let o = &h.others[&4];
-        assert_eq!((o.vcpus[0].guest_table, o.vcpus[0].guest_table_user), (0x20 << 12, 0x21 << 12));
-        // getvcpucontext reads it back; a NULL handle resets the vCPU.
+        assert_eq!((o.vcpus[0].guest_table, o.vcpus[0].guest_table_user), (l4s[0] << 12, l4s[1] << 12));
+        for &l4 in &l4s {
+            assert_eq!(refs(&h, l4), (before.0 + 1, PageType::L4, 1), "frame {l4:#x} validated as an L4 and held");
+        }
+        // getvcpucontext reads it back; a NULL handle resets the vCPU and
+        // drops its bases' references.
         let get = XEN_DOMCTL_GETVCPUCONTEXT;
-        assert_eq!(ctx_op(&mut h, &g, &mut v, &mut d, get, 4, ctx_va), 0);
-        assert_eq!(g.copy_from::<xen_public::vcpu::VcpuGuestContext>(ctx_va).unwrap().ctrlreg[3], 0x20 << 12);
+        assert_eq!(ctx_op(&mut h, &g, &mut v, &mut d, get, 4, CTX), 0);
+        assert_eq!(g.copy_from::<xen_public::vcpu::VcpuGuestContext>(CTX).unwrap().ctrlreg[3], l4s[0] << 12);
         assert_eq!(ctx_op(&mut h, &g, &mut v, &mut d, set, 4, 0), 0);
-        assert_eq!(h.ctl.vcpu_refs_released, 1);
-        assert_eq!(ctx_op(&mut h, &g, &mut v, &mut d, get, 4, ctx_va), -xen_public::errno::ENODATA, "never started");
+        for &l4 in &l4s {
+            let (count, _, type_count) = refs(&h, l4);
+            assert_eq!((count, type_count), (before.0, 0), "frame {l4:#x} released");
+        }
+        assert_eq!(ctx_op(&mut h, &g, &mut v, &mut d, get, 4, CTX), -xen_public::errno::ENODATA, "never started");
+    }
+
+    #[test]
+    fn setvcpucontext_with_a_cr3_that_is_no_l4_of_the_target_is_einval_and_takes_no_reference() {
+        // Attack: dom0 (or a compromised builder) points a domain's CR3 at
+        // another domain's frame, a frame the target holds writable, an
+        // "L4" mapping another domain's frame, or past the frame table.
+        let (mut h, g, mut v, mut d) = setup();
+        created(&mut h, 4);
+        created(&mut h, 6);
+        h.others.get_mut(&4).unwrap().domain.vcpu_created = true;
+        let mine = give_to(&mut h, 4, 2);
+        let theirs = give_to(&mut h, 6, 1)[0];
+        let who4 = crate::mm::page_type::Who::own(4, false);
+        h.ft.get_page(mine[0], 4).unwrap();
+        h.ft.get_page_type(&mut h.mem, mine[0], PageType::Writable, who4).unwrap();
+        h.mem.write(mine[1], 0, (theirs << 12) | xen_public::pte::PteFlags::PRESENT.bits());
+        let frames = [mine[0], mine[1], theirs];
+        let before: Vec<_> = frames.iter().map(|&f| refs(&h, f)).collect();
+        for cr3 in [theirs, mine[0], mine[1], FRAMES, (u64::MAX >> 12) - 1] {
+            ctx_with(&g, cr3, 0);
+            assert_eq!(ctx_op(&mut h, &g, &mut v, &mut d, XEN_DOMCTL_SETVCPUCONTEXT, 4, CTX), -EINVAL, "cr3 {cr3:#x}");
+            let after: Vec<_> = frames.iter().map(|&f| refs(&h, f)).collect();
+            assert_eq!(after, before, "no reference taken or left (cr3 {cr3:#x})");
+            let o = &h.others[&4].vcpus[0];
+            assert_eq!((o.guest_table, o.vcpu_up), (0, false), "the vCPU is as it was");
+        }
+        assert_eq!(h.ft.info(theirs).unwrap().owner, 6, "domain 6 keeps its frame");
+    }
+
+    #[test]
+    fn destroydomain_releases_the_vcpus_base_references_and_frees_its_tables() {
+        let (mut h, g, mut v, mut d) = setup();
+        created(&mut h, 4);
+        h.others.get_mut(&4).unwrap().domain.vcpu_created = true;
+        let l4s = give_to(&mut h, 4, 2);
+        ctx_with(&g, l4s[0], l4s[1]);
+        assert_eq!(ctx_op(&mut h, &g, &mut v, &mut d, XEN_DOMCTL_SETVCPUCONTEXT, 4, CTX), 0);
+        assert_eq!(refs(&h, l4s[0]).2, 1, "the base holds its L4 type");
+        assert_eq!(domctl_cmd(&mut h, &g, &mut v, &mut d, XEN_DOMCTL_DESTROYDOMAIN, 4), 0);
+        for &l4 in &l4s {
+            let f = h.ft.info(l4).unwrap();
+            assert_eq!((f.count, f.type_count, f.owner), (0, 0, NO_OWNER), "frame {l4:#x}: no reference left, freed");
+            assert!(h.pool.freed.contains(&l4), "frame {l4:#x} back in the pool");
+        }
     }
 
     #[test]

@@ -682,7 +682,7 @@ fn version_op(d: &Domain, mem: &impl GuestAccess, cmd: u64, uop: u64) -> Ret {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     //! A model machine: a frame table over 512 frames, page tables and
     //! frame bytes in maps, domains 1 (A, the usual mapper, with kernel
     //! tables), 2 (B, the usual granter) and 3 (C, a bystander).
@@ -724,7 +724,8 @@ mod tests {
     const READING: u16 = GtfFlags::READING.bits();
     const WRITING: u16 = GtfFlags::WRITING.bits();
 
-    type Bytes = Rc<RefCell<HashMap<u64, Box<[u8; 4096]>>>>;
+    /// Grant frames' bytes by mfn.
+    pub type Bytes = Rc<RefCell<HashMap<u64, Box<[u8; 4096]>>>>;
 
     /// A granting guest writing its entry between the hypervisor's read
     /// and its compare-and-swap.
@@ -736,14 +737,19 @@ mod tests {
         Forever,
     }
 
+    /// A shared frame over [`Bytes`], with an optional racing guest.
     #[derive(Clone)]
-    struct FakeFrame {
+    pub struct FakeFrame {
         bytes: Bytes,
         race: Rc<RefCell<Option<(u64, usize, Race)>>>,
         mfn: u64,
     }
 
     impl FakeFrame {
+        /// Frame `mfn` of `bytes`, no guest racing on it.
+        pub fn new(bytes: Bytes, mfn: u64) -> Self {
+            FakeFrame { bytes, race: Rc::default(), mfn }
+        }
         fn get<const N: usize>(&self, off: usize) -> [u8; N] {
             let mut b = self.bytes.borrow_mut();
             let page = b.entry(self.mfn).or_insert_with(|| Box::new([0; 4096]));

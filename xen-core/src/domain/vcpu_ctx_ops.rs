@@ -1,8 +1,9 @@
 //! XEN_DOMCTL_setvcpucontext, getvcpucontext and getvcpuinfo: how a domain
 //! builder starts another domain's vCPU, and how dom0 inspects it. Generic
-//! over the machine ([`VcpuHost`]: the base pointers' references in the
-//! frame table, the LDT, shared_info, where vCPUs run and the clock), so
-//! the checks and their order are tested on the host.
+//! over the machine ([`VcpuHost`]: shared_info, where vCPUs run and the
+//! clock; through [`MmuHost`] the frame table, where the base pointers'
+//! and the LDT's references are taken by `mmu_ops` itself), so the checks,
+//! their order and the CR3 validation are tested on the host.
 //!
 //! Invariant: a context is installed only whole: every check (canonical
 //! addresses, the CR3 frame validating as an L4 of the target domain)
@@ -12,7 +13,7 @@
 
 use super::context::{VcpuGuestContext, VgcfFlags};
 use super::info_ops::VMASST_VALID;
-use super::mmu_ops::restart_or_einval;
+use super::mmu_ops::{self, MmuHost, restart_or_einval};
 use super::vcpu::Vcpu;
 use super::{Domain, Guest};
 use xen_public::errno::{EINVAL, ENODATA, ESRCH};
@@ -21,20 +22,9 @@ use xen_public::vcpu as wire;
 /// A hypercall's result for the guest's RAX (a negated errno on failure).
 type Ret = i64;
 
-/// What the vCPU-context operations need from the live machine.
-pub trait VcpuHost {
-    /// Finish the devalidations `domid`'s earlier calls left pending
-    /// (-ERESTART while some remain).
-    fn drain_pending(&mut self, domid: u16) -> Result<(), i64>;
-    /// Take the references of `new_mfn` as a base pointer of a vCPU of `d`
-    /// (0: none) and drop those of the old one at machine address
-    /// `old_maddr` (0: none).
-    fn switch_base(&mut self, d: &Domain, new_mfn: u64, old_maddr: u64) -> Result<(), i64>;
-    /// Install an LDT of `ents` entries at `va` for `v` of `d` (left empty
-    /// if it cannot be, as `MMUEXT_SET_LDT`).
-    fn set_ldt(&mut self, v: &mut Vcpu, d: &mut Domain, va: u64, ents: u64);
-    /// Drop the references `v` holds: base pointers, GDT and LDT frames.
-    fn release_vcpu_refs(&mut self, v: &mut Vcpu);
+/// What the vCPU-context operations need from the live machine beyond
+/// the MMU's ([`MmuHost`]: base pointers, LDT, the frame table).
+pub trait VcpuHost: MmuHost {
     /// Publish `v`'s upcall mask and the time in `d`'s shared_info.
     fn init_shared(&mut self, d: &Domain, v: &Vcpu);
     /// The CPU running vCPU `vcpu_id` of the domain in `slot`, and since
@@ -52,7 +42,7 @@ pub fn set<H: VcpuHost>(h: &mut H, g: &mut Guest, vcpu: u32, ctx: Option<&wire::
         return -EINVAL;
     };
     let Some(raw) = ctx else {
-        h.release_vcpu_refs(v);
+        mmu_ops::release_vcpu_refs(h, v);
         v.reset_guest_visible();
         return 0;
     };
@@ -84,12 +74,12 @@ fn install_bases<H: VcpuHost>(h: &mut H, o: &Domain, cr3: u64, user_cr3: u64) ->
     if cr3 == 0 {
         return Err(-EINVAL);
     }
-    h.drain_pending(o.domid)?;
-    h.switch_base(o, cr3, 0).map_err(restart_or_einval)?;
+    mmu_ops::drain_pending(h, o.domid)?;
+    mmu_ops::switch_base(h, o, cr3, 0).map_err(restart_or_einval)?;
     if user_cr3 != 0
-        && let Err(e) = h.switch_base(o, user_cr3, 0)
+        && let Err(e) = mmu_ops::switch_base(h, o, user_cr3, 0)
     {
-        let _ = h.switch_base(o, 0, cr3 << 12);
+        let _ = mmu_ops::switch_base(h, o, 0, cr3 << 12);
         return Err(restart_or_einval(e));
     }
     Ok(())
@@ -109,7 +99,8 @@ fn apply<H: VcpuHost>(h: &mut H, v: &mut Vcpu, o: &mut Domain, c: &VcpuGuestCont
     [v.fs_base, v.gs_base_kernel, v.gs_base_user] = c.bases;
     v.regs = c.regs;
     if c.ldt.1 != 0 {
-        h.set_ldt(v, o, c.ldt.0, c.ldt.1);
+        // Left empty if it cannot be installed, as MMUEXT_SET_LDT.
+        let _ = mmu_ops::set_ldt(h, v, o, c.ldt.0, c.ldt.1);
     }
     v.vcpu_up = c.flags.contains(VgcfFlags::ONLINE);
     h.init_shared(o, v);

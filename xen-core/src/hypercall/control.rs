@@ -55,15 +55,6 @@ impl ControlHost for Live<'_> {
     fn raise_virq(&mut self, d: &mut Domain, virq: u32) {
         d.raise_virq(virq);
     }
-    fn release_refs(&mut self, caller: &mut Domain, dead: &mut Guest) {
-        let Guest { domain: dom, vcpus } = dead;
-        super::gnttab::release_grants(caller, dom);
-        super::gnttab::forget_granter(caller, dom.domid);
-        for v in vcpus.iter_mut() {
-            super::mmu::release_vcpu_refs(v);
-        }
-        super::mmu::release_domain_refs(dom);
-    }
     fn hypercall_stub(&self, i: usize) -> [u8; 32] {
         crate::domain::build::hypercall_stub(i)
     }

@@ -1,7 +1,7 @@
-//! `event_channel_op` on the live machine: the
-//! operations themselves are in `domain/evtchn_ops.rs` (host-tested);
-//! this module gives them the other domains, the event bits in each
-//! domain's shared_info and the scheduler's kick.
+//! `event_channel_op` on the live machine: the operations themselves are
+//! in `domain/evtchn_ops.rs` (host-tested; `SCHEDOP_poll`'s decoding too,
+//! called by `sched_ops`); this module gives them the other domains and
+//! the event bits in each domain's shared_info.
 
 use super::live::Live;
 use super::*;

@@ -7,6 +7,7 @@
 use super::live::Live;
 use super::*;
 use crate::domain::gnttab_ops::{self, GrantHost, SharedFrame};
+use crate::domain::mmu_ops;
 use crate::guest_access::Frame;
 
 impl SharedFrame for Frame {
@@ -57,7 +58,7 @@ impl GrantHost for Live<'_> {
         Some(self.v?.guest_table)
     }
     fn drain_pending(&mut self, owner: u16) -> Result<(), i64> {
-        super::mmu::drain_pending(owner)
+        mmu_ops::drain_pending(self, owner)
     }
     fn log(&mut self, line: core::fmt::Arguments<'_>) {
         crate::printk!("{line}");
@@ -68,16 +69,4 @@ impl GrantHost for Live<'_> {
 pub(super) fn grant_table_op(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
     let mem = v.kernel_mem();
     gnttab_ops::grant_table_op(&mut Live::of(v), d, &mem, regs)
-}
-
-/// Domain destruction: drop the pins `dead` holds on others' grants and
-/// the references of its device mappings.
-pub(super) fn release_grants(caller: &mut Domain, dead: &mut Domain) {
-    gnttab_ops::release_grants(&mut Live::new(), caller, dead);
-}
-
-/// Domain destruction: others' mappings of `dead`'s grants name no
-/// granter any more.
-pub(super) fn forget_granter(caller: &mut Domain, dead: u16) {
-    gnttab_ops::forget_granter(&mut Live::new(), caller, dead);
 }

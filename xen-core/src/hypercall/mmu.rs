@@ -68,12 +68,6 @@ impl MmuHost for Live<'_> {
 const _: () = assert!(mmu_ops::LDT_ENTRIES == crate::arch::x86_64::gdt::LDT_ENTRIES as u64);
 const _: () = assert!(mmu_ops::FIRST_RESERVED_GDT_ENTRY == crate::arch::x86_64::gdt::FIRST_RESERVED_GDT_ENTRY as u64);
 
-/// Finish the devalidations `owner`'s earlier calls left pending
-/// ([`mmu_ops::drain_pending`]).
-pub(super) fn drain_pending(owner: u16) -> Result<(), i64> {
-    mmu_ops::drain_pending(&mut Live::new(), owner)
-}
-
 pub(super) fn mmu_update(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
     mmu_ops::mmu_update(&mut Live::new(), v, d, regs)
 }
@@ -85,12 +79,6 @@ pub(super) fn l1_slot(v: &Vcpu, m: &Mm, va: u64) -> Option<(u64, usize)> {
 
 pub(super) fn update_va_mapping(v: &mut Vcpu, d: &mut Domain, va: u64, pte: u64, flags: u64) -> Ret {
     mmu_ops::update_va_mapping(&mut Live::new(), v, d, va, pte, flags)
-}
-
-/// Install a new base pointer of another (not running) vCPU
-/// ([`mmu_ops::switch_base`]).
-pub(super) fn switch_base(d: &Domain, new_mfn: u64, old_maddr: u64) -> Result<(), i64> {
-    mmu_ops::switch_base(&mut Live::new(), d, new_mfn, old_maddr)
 }
 
 pub(super) fn mmuext_op(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
@@ -107,21 +95,4 @@ pub(super) fn set_gdt(v: &mut Vcpu, d: &mut Domain, frame_list: u64, entries: u6
 
 pub(super) fn update_descriptor(v: &mut Vcpu, d: &mut Domain, maddr: u64, desc: u64) -> Ret {
     mmu_ops::update_descriptor(&mut Live::new(), v, d, maddr, desc)
-}
-
-/// `MMUEXT_SET_LDT` for a vCPU of `d` ([`mmu_ops::set_ldt`]).
-pub(super) fn set_ldt(v: &mut Vcpu, d: &mut Domain, va: u64, ents: u64) -> Result<(), i64> {
-    mmu_ops::set_ldt(&mut Live::new(), v, d, va, ents)
-}
-
-/// Drop the permanent type of a domain's shared pages
-/// ([`mmu_ops::release_domain_refs`]).
-pub(super) fn release_domain_refs(d: &mut Domain) {
-    mmu_ops::release_domain_refs(&mut Live::new(), d);
-}
-
-/// Drop the references a domain's vCPU holds
-/// ([`mmu_ops::release_vcpu_refs`]).
-pub(super) fn release_vcpu_refs(v: &mut Vcpu) {
-    mmu_ops::release_vcpu_refs(&mut Live::new(), v);
 }
