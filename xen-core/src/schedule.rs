@@ -624,9 +624,16 @@ fn earliest_deadline() -> Option<u64> {
 }
 
 /// Arm this CPU's LAPIC for the next thing the scheduler must look at.
+#[inline]
 fn arm_timer(now: u64) {
-    let slice = (NR_DOMAINS.load(SeqCst) > 1).then(|| PER_CPU[this_cpu()].slice_end.load(SeqCst));
-    match [earliest_deadline(), slice].into_iter().flatten().min() {
+    // On every return to a guest: plain comparisons, no iterator.
+    let deadline = earliest_deadline();
+    let slice = if NR_DOMAINS.load(SeqCst) > 1 { Some(PER_CPU[this_cpu()].slice_end.load(SeqCst)) } else { None };
+    let t = match (deadline, slice) {
+        (Some(d), Some(s)) => Some(d.min(s)),
+        (d, s) => d.or(s),
+    };
+    match t {
         Some(t) => apic::arm_at(t, now),
         None => apic::disarm(),
     }
