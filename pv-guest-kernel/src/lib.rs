@@ -34,6 +34,7 @@ pub mod conformance;
 pub mod fuzz;
 pub mod notes;
 pub mod pvclock;
+pub mod xenbus;
 
 pub use xen_public as public;
 pub use xen_public::StartInfo;

@@ -10,7 +10,7 @@
 //! preemption test); `consoleio` tries CONSOLEIO_write (Xen refuses it to
 //! a domU) and powers off; `fuzz` runs the hypercall fuzzer (`fuzzer.rs`)
 //! and `canary` watches its memory for changes it did not make
-//! (`canary.rs`).
+//! (`canary.rs`); `xs` talks to xenstore (`xs.rs`).
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
@@ -21,6 +21,8 @@ mod fuzzer;
 mod hog;
 #[cfg(target_os = "none")]
 mod pingpong;
+#[cfg(target_os = "none")]
+mod xs;
 
 #[cfg(target_os = "none")]
 mod guest {
@@ -98,6 +100,9 @@ mod guest {
                 println!("pv-guest-kernel: exchange failed: {why}");
             }
             poweroff();
+        }
+        if has("xs") {
+            crate::xs::run(si);
         }
         if has("consoleio") {
             // Hostile-guest check: release Xen 4.17 refuses CONSOLEIO_write
