@@ -432,4 +432,6 @@ fn cstr(s: &str) -> Vec<u8> {
 }
 
 #[cfg(test)]
+mod guest_tests;
+#[cfg(test)]
 mod tests;
