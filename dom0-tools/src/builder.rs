@@ -187,6 +187,10 @@ pub struct Built {
     pub console_mfn: u64,
     /// Its end of the console event channel.
     pub console_port: u32,
+    /// Its xenstore ring frame.
+    pub store_mfn: u64,
+    /// Its end of the xenstore event channel.
+    pub store_port: u32,
 }
 
 const _: () = assert!(core::mem::size_of::<StartInfo>() as u64 == layout::START_INFO_SIZE);
@@ -249,6 +253,32 @@ pub fn build(scratch: &mut Scratch, p2m_buf: &mut [u64], image: &[u8], nr_pages:
 /// [`build`] into a domain already created (so that dom0 could set up
 /// channels between domains before they start).
 pub fn build_created(domid: u16, scratch: &mut Scratch, p2m_buf: &mut [u64], image: &[u8], nr_pages: u64, extra: &str) -> Result<Built, BuildError> {
+    let built = build_created_paused(domid, scratch, p2m_buf, image, nr_pages, extra)?;
+    unpause(built.domid)?;
+    Ok(built)
+}
+
+/// Unpause a built domain; on failure it is destroyed.
+pub fn unpause(domid: u16) -> Result<(), BuildError> {
+    match hv::domctl_simple(hv::UNPAUSEDOMAIN, domid) {
+        0 => Ok(()),
+        rc => {
+            let _ = hv::domctl_simple(hv::DESTROYDOMAIN, domid);
+            Err(BuildError("unpause", rc))
+        }
+    }
+}
+
+/// [`build_created`], leaving the domain paused (so that its xenstore
+/// home is written before it runs, as libxl does).
+pub fn build_created_paused(
+    domid: u16,
+    scratch: &mut Scratch,
+    p2m_buf: &mut [u64],
+    image: &[u8],
+    nr_pages: u64,
+    extra: &str,
+) -> Result<Built, BuildError> {
     use core::fmt::Write;
     let mut line = Cmdline { buf: [0; 256], len: 0 };
     let _ = write!(line, "domid={domid} {extra}");
@@ -284,6 +314,7 @@ fn fill(domid: u16, scratch: &mut Scratch, p2m_buf: &mut [u64], image: &[u8], nr
     let console = lay.console.ok_or(BuildError("lay out the console page", 0))?;
     let store = lay.xenstore.ok_or(BuildError("lay out the xenstore page", 0))?;
     let console_mfn = p2m[lay.pfn_of(console.start) as usize];
+    let store_mfn = p2m[lay.pfn_of(store.start) as usize];
 
     let mut mem = DomMem { domid, p2m, v_start: lay.v_start, scratch, err: None };
     for seg in elf.segments().filter(|s| s.kind == PT_LOAD) {
@@ -294,7 +325,7 @@ fn fill(domid: u16, scratch: &mut Scratch, p2m_buf: &mut [u64], image: &[u8], nr
     let si = start_info(&StartInfoFields {
         nr_pages,
         shared_info: shared_info << 12,
-        store_mfn: p2m[lay.pfn_of(store.start) as usize],
+        store_mfn,
         store_evtchn: store_port,
         console_mfn,
         console_evtchn: console_port,
@@ -314,6 +345,5 @@ fn fill(domid: u16, scratch: &mut Scratch, p2m_buf: &mut [u64], image: &[u8], nr
     check("pin the L4", hv::pin_l4(domid, tables.l4_mfn))?;
     let entry = notes.entry.unwrap_or(elf.entry());
     check("setvcpucontext", hv::set_vcpu_context(domid, entry, lay.stack.end, lay.start_info.start, tables.l4_mfn))?;
-    check("unpause", hv::domctl_simple(hv::UNPAUSEDOMAIN, domid))?;
-    Ok(Built { domid, console_mfn, console_port })
+    Ok(Built { domid, console_mfn, console_port, store_mfn, store_port })
 }

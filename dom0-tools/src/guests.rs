@@ -2,12 +2,21 @@
 //! handed, the console backend that relays each guest's console ring to
 //! dom0's console as `(dN) line`, and reaping guests that shut down.
 //!
+//! Each guest also has its xenstore home (`/local/domain/<id>`, written as
+//! libxl does before the guest first runs) and a xenstored connection over
+//! its store page, served by [`Guests::pump`].
+//!
 //! Invariant: a guest in the table has its console page mapped in its own
-//! slot of the console window and a bound event channel; both are released
-//! before the domain is destroyed.
+//! slot `i` of the console window, its store page in slot
+//! `MAX_GUESTS + i`, and bound event channels for both; all are released
+//! (and its home removed, `@releaseDomain` fired) before the domain is
+//! destroyed.
 
 use crate::builder::{self, BuildError, Scratch};
 use crate::hv;
+use crate::xenstore::client::{self, DomainHome};
+use crate::xenstore::service::Service;
+use alloc::format;
 use pv_guest_kernel::alloc::EarlyAlloc;
 use pv_guest_kernel::console::RingPage;
 use pv_guest_kernel::{StartInfo, events, println, shared};
@@ -15,6 +24,7 @@ use xen_public::console as ring;
 
 /// Guests dom0 runs at once (the hypervisor's slots minus dom0's).
 pub const MAX_GUESTS: usize = 7;
+const _: () = assert!(2 * MAX_GUESTS <= builder::SCRATCH_SLOTS, "console and store pages share the console window");
 /// Pages of a guest: 4 MiB.
 pub const GUEST_PAGES: u64 = 1024;
 const VIRQ_DOM_EXC: u32 = 3;
@@ -38,6 +48,7 @@ pub struct Guests {
     p2m: &'static mut [u64],
     image: &'static [u8],
     dom_exc: u32,
+    store: Service,
 }
 
 /// The name of a shutdown code.
@@ -70,7 +81,7 @@ impl Guests {
         // bytes in dom0's initial region and never written.
         let image = unsafe { core::slice::from_raw_parts(si.mod_start as *const u8, si.mod_len as usize) };
         let dom_exc = bind_virq(VIRQ_DOM_EXC).unwrap_or(0);
-        Some(Guests { slots: [None; MAX_GUESTS], build, consoles, p2m, image, dom_exc })
+        Some(Guests { slots: [None; MAX_GUESTS], build, consoles, p2m, image, dom_exc, store: Service::new() })
     }
 
     /// Build and start a guest with `extra` on its command line.
@@ -91,7 +102,7 @@ impl Guests {
             hv::domctl_simple(hv::DESTROYDOMAIN, domid);
             return Err(BuildError("find a free guest slot", 0));
         };
-        let built = builder::build_created(domid, &mut self.build, self.p2m, self.image, GUEST_PAGES, extra)?;
+        let built = builder::build_created_paused(domid, &mut self.build, self.p2m, self.image, GUEST_PAGES, extra)?;
         let ring_va = match self.consoles.map_at(i, built.domid, built.console_mfn) {
             Ok(va) => va,
             Err(e) => {
@@ -108,7 +119,51 @@ impl Guests {
             }
         };
         self.slots[i] = Some(Guest { domid: built.domid, port, ring_va, line: [0; 200], len: 0 });
+        if let Err(e) = self.connect_store(i, &built).and_then(|()| builder::unpause(built.domid)) {
+            self.destroy(built.domid);
+            return Err(e);
+        }
         Ok(built.domid)
+    }
+
+    /// Write the new domain's xenstore home as libxl does, map its store
+    /// page and connect it to xenstored (introducing it).
+    fn connect_store(&mut self, i: usize, built: &builder::Built) -> Result<(), BuildError> {
+        let name = format!("guest{}", built.domid);
+        let home = DomainHome {
+            domid: built.domid,
+            name: &name,
+            memory_kib: GUEST_PAGES * 4,
+            console_mfn: built.console_mfn,
+            console_port: built.console_port,
+        };
+        if let Err(e) = client::make_home(&mut self.store.xs, &home) {
+            println!("dom0: xenstored: d{}: writing its home failed: {e}", built.domid);
+            return Err(BuildError("write the xenstore home", 0));
+        }
+        let va = self.consoles.map_at(MAX_GUESTS + i, built.domid, built.store_mfn)?;
+        if let Err(rc) = self.store.connect(i, built.domid, va, built.store_port) {
+            self.consoles.unmap_at(MAX_GUESTS + i);
+            return Err(BuildError("bind the xenstore channel", rc));
+        }
+        Ok(())
+    }
+
+    /// xenstored's store (dom0's tools talk to it as connection 0).
+    pub fn xenstore(&mut self) -> &mut crate::xenstore::Xenstore {
+        &mut self.store.xs
+    }
+
+    /// Whether `domid` is one of dom0's guests.
+    pub fn has(&self, domid: u16) -> bool {
+        self.slots.iter().flatten().any(|g| g.domid == domid)
+    }
+
+    /// Release guest slot `i`'s xenstore connection and home.
+    fn disconnect_store(&mut self, i: usize) {
+        if self.store.disconnect(i) {
+            self.consoles.unmap_at(MAX_GUESTS + i);
+        }
     }
 
     /// Relay every guest's pending console output; whether any line was
@@ -119,7 +174,7 @@ impl Guests {
 
     /// [`Self::pump`], also handing each line to `f` with its domain.
     pub fn pump_lines(&mut self, f: &mut dyn FnMut(u16, &str)) -> bool {
-        let mut printed = false;
+        let mut printed = self.store.pump();
         for g in self.slots.iter_mut().flatten() {
             printed |= relay(g, f);
         }
@@ -134,6 +189,7 @@ impl Guests {
     /// Destroy guest `domid` (running or not); `false` if it is not ours.
     pub fn destroy(&mut self, domid: u16) -> bool {
         let Some(i) = self.slots.iter().position(|s| s.is_some_and(|g| g.domid == domid)) else { return false };
+        self.disconnect_store(i);
         if let Some(mut g) = self.slots[i].take() {
             let _ = relay(&mut g, &mut |_, _| {});
             events::close(g.port);
@@ -150,6 +206,7 @@ impl Guests {
     /// returns a token that [`Self::release_console`] takes to unmap it.
     pub fn destroy_keeping_console(&mut self, domid: u16) -> Option<usize> {
         let i = self.slots.iter().position(|s| s.is_some_and(|g| g.domid == domid))?;
+        self.disconnect_store(i);
         let g = self.slots[i].take()?;
         events::close(g.port);
         let rc = hv::domctl_simple(hv::DESTROYDOMAIN, domid);
@@ -178,9 +235,10 @@ impl Guests {
 
     /// Wait up to `ns` for console output or a domain exception.
     pub fn wait(&self, ns: u64) {
-        let mut ports = [0u32; MAX_GUESTS + 1];
+        let mut ports = [0u32; 2 * MAX_GUESTS + 1];
         let mut n = 0;
-        for p in self.slots.iter().flatten().map(|g| g.port).chain((self.dom_exc != 0).then_some(self.dom_exc)) {
+        let consoles = self.slots.iter().flatten().map(|g| g.port);
+        for p in consoles.chain(self.store.ports()).chain((self.dom_exc != 0).then_some(self.dom_exc)) {
             ports[n] = p;
             n += 1;
         }

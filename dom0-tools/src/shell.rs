@@ -2,9 +2,11 @@
 //! it waits for input it relays the guests' consoles and reaps guests that
 //! shut down.
 
+use alloc::string::String;
 use core::fmt::Write;
 use dom0_tools::guests::Guests;
 use dom0_tools::hv;
+use dom0_tools::xenstore::{Xenstore, client};
 use dom0_tools::xl::{self, Command, DomainRow};
 use pv_guest_kernel::console::Console;
 use pv_guest_kernel::{StartInfo, hypercall, println, shared};
@@ -39,16 +41,21 @@ fn for_each_domain(mut f: impl FnMut(&XenDomctlGetdomaininfo)) {
     }
 }
 
-/// A domain's name in the shell's tables.
-fn domain_name(id: u16) -> &'static str {
-    if id == 0 { "Domain-0" } else { "guest" }
+/// A domain's name in the shell's tables: its xenstore `name`.
+fn domain_name(id: u16, guests: &mut Option<Guests>) -> String {
+    if id == 0 {
+        return String::from("Domain-0");
+    }
+    let name = guests.as_mut().and_then(|g| client::read(g.xenstore(), &alloc::format!("/local/domain/{id}/name")).ok());
+    name.and_then(|n| String::from_utf8(n).ok()).unwrap_or_else(|| String::from("guest"))
 }
 
-fn list() {
+fn list(guests: &mut Option<Guests>) {
     println!("{}", xl::LIST_HEADER);
     for_each_domain(|info| {
+        let name = domain_name(info.domain, guests);
         let row = DomainRow {
-            name: domain_name(info.domain),
+            name: &name,
             id: info.domain,
             mem_mib: info.tot_pages * 4096 / (1 << 20),
             vcpus: info.nr_online_vcpus,
@@ -63,7 +70,7 @@ fn list() {
 
 /// `sched-credit`: set a domain's weight and cap, then show them (or
 /// show every domain's).
-fn sched_credit(a: xl::SchedCredit) {
+fn sched_credit(a: xl::SchedCredit, guests: &mut Option<Guests>) {
     if let Some(id) = a.domid.filter(|_| a.weight.is_some() || a.cap.is_some()) {
         let rc = hv::set_sched_credit(id, a.weight.unwrap_or(0), a.cap.unwrap_or(u16::MAX));
         if rc != 0 {
@@ -72,10 +79,10 @@ fn sched_credit(a: xl::SchedCredit) {
         }
     }
     println!("{}", xl::SCHED_CREDIT_HEADER);
-    let show = |id: u16| match hv::sched_credit(id) {
+    let mut show = |id: u16| match hv::sched_credit(id) {
         Ok((weight, cap)) => {
             let mut line = LineBuf::default();
-            let _ = xl::sched_credit_row(&mut line, domain_name(id), id, weight, cap);
+            let _ = xl::sched_credit_row(&mut line, &domain_name(id, guests), id, weight, cap);
             println!("{}", line.as_str());
         }
         Err(rc) => println!("xl: d{id}: {rc} ({})", xen_public::errno::name(rc)),
@@ -143,6 +150,33 @@ fn domctl_on(cmd: u32, id: u16, done: &str) {
     }
 }
 
+/// Run a xenstore command as dom0, printing its error as the
+/// xenstore-* tools do.
+fn with_store(guests: &mut Option<Guests>, f: impl FnOnce(&mut Xenstore) -> Result<(), String>) {
+    match guests.as_mut() {
+        Some(g) => {
+            if let Err(e) = f(g.xenstore()) {
+                println!("xenstore: {e}");
+            }
+        }
+        None => println!("xl: no xenstore (dom0 has no guest image)"),
+    }
+}
+
+/// `xl shutdown ID` for a PV guest without a shutdown event channel:
+/// write `control/shutdown` = `poweroff`; the guest powers itself off and
+/// is reaped.
+fn shutdown(id: u16, guests: &mut Option<Guests>) {
+    let Some(g) = guests.as_mut().filter(|g| g.has(id)) else {
+        println!("xl: d{id}: no such guest");
+        return;
+    };
+    match client::write(g.xenstore(), &alloc::format!("/local/domain/{id}/control/shutdown"), b"poweroff") {
+        Ok(()) => println!("Shutting down domain {id}"),
+        Err(e) => println!("xl: d{id}: writing control/shutdown: {e}"),
+    }
+}
+
 fn execute(line: &str, guests: &mut Option<Guests>) -> bool {
     match xl::parse(line) {
         Command::Create(args) => match guests.as_mut().map(|g| g.start(args)) {
@@ -159,11 +193,16 @@ fn execute(line: &str, guests: &mut Option<Guests>) -> bool {
         }
         Command::Pause(id) => domctl_on(hv::PAUSEDOMAIN, id, "paused"),
         Command::Unpause(id) => domctl_on(hv::UNPAUSEDOMAIN, id, "unpaused"),
-        Command::SchedCredit(a) => sched_credit(a),
+        Command::SchedCredit(a) => sched_credit(a, guests),
+        Command::Shutdown(id) => shutdown(id, guests),
+        Command::XenstoreLs(p) => with_store(guests, |xs| client::ls(xs, p).map(|lines| lines.iter().for_each(|l| println!("{l}")))),
+        Command::XenstoreRead(p) => with_store(guests, |xs| client::read(xs, p).map(|v| println!("{}", client::sanitise_value(&v)))),
+        Command::XenstoreWrite(p, v) => with_store(guests, |xs| client::write(xs, p, v.as_bytes())),
+        Command::XenstoreRm(p) => with_store(guests, |xs| client::rm(xs, p)),
         Command::Usage(u) => println!("xl: {u}"),
         Command::Nothing => {}
         Command::Help => println!("{}", xl::HELP),
-        Command::List => list(),
+        Command::List => list(guests),
         Command::Info => info(),
         Command::Uptime => println!("up {} s", shared::now_ns().unwrap_or(0) / 1_000_000_000),
         Command::Version => {

@@ -31,6 +31,16 @@ pub enum Command<'a> {
     Pause(u16),
     /// `unpause ID`
     Unpause(u16),
+    /// `shutdown ID`: ask a guest to power off (`control/shutdown`).
+    Shutdown(u16),
+    /// `xenstore-ls [PATH]` (`/` when absent).
+    XenstoreLs(&'a str),
+    /// `xenstore-read PATH`
+    XenstoreRead(&'a str),
+    /// `xenstore-write PATH VALUE` (the value is the rest of the line).
+    XenstoreWrite(&'a str, &'a str),
+    /// `xenstore-rm PATH`
+    XenstoreRm(&'a str),
     /// `sched-credit [-d ID] [-w WEIGHT] [-c CAP]`: show (every domain, or
     /// one) or set a domain's credit-scheduler weight and cap.
     SchedCredit(SchedCredit),
@@ -56,7 +66,28 @@ pub fn parse(line: &str) -> Command<'_> {
         Some("info") => Command::Info,
         Some("uptime") => Command::Uptime,
         Some("version") => Command::Version,
-        Some("poweroff") | Some("shutdown") => Command::Poweroff,
+        Some("poweroff") => Command::Poweroff,
+        Some("shutdown") => match (words.next(), words.next()) {
+            (None, _) => Command::Poweroff,
+            (Some(id), None) => id.parse().map_or(Command::Usage("usage: shutdown [DOMID]"), Command::Shutdown),
+            _ => Command::Usage("usage: shutdown [DOMID]"),
+        },
+        Some("xenstore-ls") => match (words.next(), words.next()) {
+            (path, None) => Command::XenstoreLs(path.unwrap_or("/")),
+            _ => Command::Usage("usage: xenstore-ls [PATH]"),
+        },
+        Some("xenstore-read") => match (words.next(), words.next()) {
+            (Some(path), None) => Command::XenstoreRead(path),
+            _ => Command::Usage("usage: xenstore-read PATH"),
+        },
+        Some("xenstore-rm") => match (words.next(), words.next()) {
+            (Some(path), None) => Command::XenstoreRm(path),
+            _ => Command::Usage("usage: xenstore-rm PATH"),
+        },
+        Some("xenstore-write") => match words.next() {
+            Some(path) if words.next().is_some() => Command::XenstoreWrite(path, value_after(line, path)),
+            _ => Command::Usage("usage: xenstore-write PATH VALUE"),
+        },
         Some("reboot") => Command::Reboot,
         Some("create") => Command::Create(rest_after(line, "create")),
         Some(cmd @ ("destroy" | "pause" | "unpause")) => {
@@ -116,13 +147,20 @@ pub fn sched_credit_row(out: &mut impl Write, name: &str, id: u16, weight: u16, 
     write!(out, "{name:<33} {id:>4} {weight:>6} {cap:>4}")
 }
 
+/// `xenstore-write`'s value: the text after `path` (after the command),
+/// trimmed.
+fn value_after<'a>(line: &'a str, path: &str) -> &'a str {
+    let after_cmd = line.find("xenstore-write").map_or(line, |at| &line[at + "xenstore-write".len()..]);
+    after_cmd.find(path).map_or("", |at| after_cmd[at + path.len()..].trim())
+}
+
 /// The text after the first occurrence of the word `cmd`, trimmed.
 fn rest_after<'a>(line: &'a str, cmd: &str) -> &'a str {
     line.find(cmd).map_or("", |at| line[at + cmd.len()..].trim())
 }
 
 /// The help text.
-pub const HELP: &str = "commands: list, info, uptime, version, create [ARGS], destroy ID, pause ID, unpause ID, sched-credit [-d ID [-w WEIGHT] [-c CAP]], help, poweroff, reboot (a leading `xl` is optional)";
+pub const HELP: &str = "commands: list, info, uptime, version, create [ARGS], destroy ID, pause ID, unpause ID, shutdown ID, xenstore-ls [PATH], xenstore-read PATH, xenstore-write PATH VALUE, xenstore-rm PATH, sched-credit [-d ID [-w WEIGHT] [-c CAP]], help, poweroff, reboot (a leading `xl` is optional)";
 
 /// One domain as `xl list` shows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -201,6 +239,25 @@ mod tests {
         assert_eq!(parse("xl"), Command::Nothing);
         assert_eq!(parse("frob 1"), Command::Unknown("frob"));
         assert_eq!(parse("shutdown"), Command::Poweroff);
+    }
+
+    #[test]
+    fn shutdown_with_a_domain_asks_the_guest_and_without_powers_off_dom0() {
+        assert_eq!(parse("xl shutdown 3"), Command::Shutdown(3));
+        assert_eq!(parse("shutdown x"), Command::Usage("usage: shutdown [DOMID]"));
+        assert_eq!(parse("shutdown 1 2"), Command::Usage("usage: shutdown [DOMID]"));
+    }
+
+    #[test]
+    fn xenstore_commands_parse_their_paths_and_values() {
+        assert_eq!(parse("xenstore-ls"), Command::XenstoreLs("/"));
+        assert_eq!(parse("xenstore-ls /local/domain/1"), Command::XenstoreLs("/local/domain/1"));
+        assert_eq!(parse("xenstore-read /a"), Command::XenstoreRead("/a"));
+        assert_eq!(parse("xenstore-read"), Command::Usage("usage: xenstore-read PATH"));
+        assert_eq!(parse("xenstore-write /a/b hello world"), Command::XenstoreWrite("/a/b", "hello world"));
+        assert_eq!(parse("xenstore-write /a"), Command::Usage("usage: xenstore-write PATH VALUE"));
+        assert_eq!(parse("xenstore-rm /a b"), Command::Usage("usage: xenstore-rm PATH"));
+        assert_eq!(parse("xl xenstore-rm /a"), Command::XenstoreRm("/a"));
     }
 
     #[test]

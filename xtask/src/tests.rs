@@ -552,13 +552,37 @@ fn dom0_tests() -> Vec<Dom0Test> {
                 &[
                     "xl: created d1",
                     "(d1) pv-guest-kernel: spinning forever",
-                    "guest                                        1     4     1     ",
+                    "guest1                                       1     4     1     ",
                     "xl: paused d1",
-                    "guest                                        1     4     1     --p---",
+                    "guest1                                       1     4     1     --p---",
                     "xl: unpaused d1",
                     "xl: destroyed d1",
                     "xl: d1: -3 (ESRCH)",
                     "xl: usage: pause DOMID",
+                ],
+            )
+        },
+        Dom0Test {
+            // Issue 15's first slice: dom0 is xenstored on both
+            // hypervisors; the guest's `xs` mode reads its home, writes
+            // data/hello and watches control/shutdown.
+            script: &["create xs", "xenstore-ls /local/domain/1", "xenstore-read /local/domain/1/data/hello", "shutdown 1", "list", "poweroff"],
+            ..t(
+                "xl_xenstore_home_written_read_and_shutdown_through_it",
+                "",
+                false,
+                &[
+                    "xl: created d1",
+                    "(d1) xenbus: name=guest1 domid=1",
+                    "(d1) xenbus: wrote data/hello",
+                    "name = \"guest1\"",
+                    "domid = \"1\"",
+                    " target = \"4096\"",
+                    " shutdown = \"\"",
+                    " hello = \"world\"",
+                    "Shutting down domain 1",
+                    "(d1) xenbus: shutdown requested: poweroff",
+                    "dom0: d1 shut down (poweroff); destroyed",
                 ],
             )
         },
@@ -580,7 +604,7 @@ fn dom0_tests() -> Vec<Dom0Test> {
                 &[
                     "xl: created d1",
                     "Name                                ID Weight  Cap",
-                    "guest                                1    512   30",
+                    "guest1                               1    512   30",
                     "Domain-0                             0    256    0",
                     "xl: usage: sched-credit [-d DOMID [-w WEIGHT] [-c CAP]]",
                     "xl: d9: -3 (ESRCH)",

@@ -11,8 +11,12 @@
 //! per connection are bounded by [`MAX_PENDING_EVENTS`].
 #![forbid(unsafe_code)]
 
+pub mod client;
+pub mod conn;
 pub mod perms;
 pub mod quota;
+#[cfg(target_os = "none")]
+pub mod service;
 pub mod tree;
 pub mod txn;
 pub mod watch;
