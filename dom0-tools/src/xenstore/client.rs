@@ -187,23 +187,25 @@ pub fn ls_line(depth: usize, name: &str, value: Option<&[u8]>) -> String {
 /// each (the nodes of `path`'s subtree, not `path` itself).
 pub fn ls(xs: &mut Xenstore, path: &str) -> Result<Vec<String>, String> {
     let mut out = Vec::new();
-    ls_into(xs, path, 0, &mut out)?;
-    Ok(out)
-}
-
-fn ls_into(xs: &mut Xenstore, path: &str, depth: usize, out: &mut Vec<String>) -> Result<(), String> {
-    let children = match directory(xs, path) {
-        Ok(c) => c,
-        Err(e) if depth > 0 && e == "ENOENT" => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    for name in children {
-        let full = if path.ends_with('/') { format!("{path}{name}") } else { format!("{path}/{name}") };
+    let top = directory(xs, path)?;
+    // Iterative (an explicit stack of child lists, no recursion: dom0's
+    // stack is 64 KiB and a path may have a thousand components).
+    let mut stack: Vec<(String, alloc::vec::IntoIter<String>)> = alloc::vec![(String::from(path), top.into_iter())];
+    while let Some((dir, names)) = stack.last_mut() {
+        let Some(name) = names.next() else {
+            stack.pop();
+            continue;
+        };
+        let full = if dir.ends_with('/') { format!("{dir}{name}") } else { format!("{dir}/{name}") };
         let value = read(xs, &full).ok();
-        out.push(ls_line(depth, &name, value.as_deref()));
-        ls_into(xs, &full, depth + 1, out)?;
+        out.push(ls_line(stack.len() - 1, &name, value.as_deref()));
+        match directory(xs, &full) {
+            Ok(c) => stack.push((full, c.into_iter())),
+            Err(e) if e == "ENOENT" => {}
+            Err(e) => return Err(e),
+        }
     }
-    Ok(())
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -388,3 +388,48 @@ fn fuzzed_messages_never_panic_and_keep_the_tree_consistent() {
     }
     assert!(xs.watch_count(1) <= 129 && xs.txn_count(1) <= 11);
 }
+
+/// `/local/domain/1/` then `n` components `a` (within the path limit).
+fn deep_path(n: usize) -> String {
+    let mut p = String::from("/local/domain/1");
+    for _ in 0..n {
+        p.push_str("/a");
+    }
+    p
+}
+
+/// Run `f` on a thread with dom0's 64 KiB stack.
+fn on_dom0_stack(f: impl FnOnce() + Send + 'static) {
+    extern crate std;
+    std::thread::Builder::new().stack_size(64 * 1024).spawn(f).unwrap().join().expect("overflowed dom0's stack");
+}
+
+#[test]
+fn a_thousand_component_path_is_created_listed_and_removed_within_a_64k_stack() {
+    on_dom0_stack(|| {
+        let mut xs = store();
+        let p = deep_path(1000);
+        assert!(p.len() <= "/local/domain/1/".len() + 2048);
+        assert_eq!(ok_or_err(&mut xs, 0, XS_WRITE, 0, format!("{p}\0v").as_bytes()), Ok(b"OK\0".to_vec()));
+        assert_eq!(xs.tree().peek(&p).map(|n| n.value.clone()), Some(b"v".to_vec()));
+        assert_eq!(client::ls(&mut xs, "/local/domain/1").unwrap().len(), 1000);
+        let before = xs.tree().len();
+        assert_eq!(ok_or_err(&mut xs, 0, XS_RM, 0, b"/local/domain/1/a\0"), Ok(b"OK\0".to_vec()));
+        assert_eq!(xs.tree().len(), before - 1000);
+        assert!(xs.tree().peek("/local/domain/1").unwrap().children.is_empty());
+    });
+}
+
+#[test]
+fn a_thousand_component_path_in_a_transaction_stays_within_a_64k_stack() {
+    on_dom0_stack(|| {
+        let mut xs = store();
+        let p = deep_path(1000);
+        let tx: u32 =
+            String::from_utf8(ok_or_err(&mut xs, 0, XS_TRANSACTION_START, 0, b"\0").unwrap()).unwrap().trim_end_matches('\0').parse().unwrap();
+        assert_eq!(ok_or_err(&mut xs, 0, XS_WRITE, tx, format!("{p}\0v").as_bytes()), Ok(b"OK\0".to_vec()));
+        assert_eq!(ok_or_err(&mut xs, 0, XS_RM, tx, b"/local/domain/1/a\0"), Ok(b"OK\0".to_vec()));
+        assert_eq!(ok_or_err(&mut xs, 0, XS_TRANSACTION_END, tx, b"T\0"), Ok(b"OK\0".to_vec()));
+        assert!(xs.tree().peek("/local/domain/1/a").is_none());
+    });
+}

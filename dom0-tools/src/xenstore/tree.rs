@@ -252,23 +252,45 @@ fn put_checked<S: Store + ?Sized>(s: &mut S, q: &Quota, conn: DomId, path: &str,
 }
 
 /// `create_node`: `path` and any missing parents, each inheriting its
-/// parent's perms (owned by `conn` if unprivileged); the quota is checked
-/// for each new node. The caller checked the permissions.
+/// parent's perms (owned by `conn` if unprivileged). Iterative (one step
+/// per missing ancestor, no recursion: a path may have a thousand
+/// components and dom0's stack is 64 KiB). Every quota (node count, each
+/// record's size, the nearest existing ancestor's enlarged record) is
+/// checked before anything is stored, so a refusal leaves no orphan (Xen's
+/// create_node rolls back). Every path stored was already read, so a
+/// transaction's touched-nodes quota cannot fail midway either. The
+/// caller checked the permissions.
 fn create<S: Store + ?Sized>(s: &mut S, q: &Quota, conn: DomId, path: &str, value: &[u8]) -> Result<(), Errno> {
-    let up = parent(path);
-    let mut p = match s.get(up)? {
-        Some(p) => p,
-        None => {
-            create(s, q, conn, up, &[])?;
-            s.get(up)?.ok_or(ENOENT)?
+    let mut missing = alloc::vec![path];
+    let mut up = parent(path);
+    let top = loop {
+        match s.get(up)? {
+            Some(n) => break n,
+            None => {
+                missing.push(up);
+                up = parent(up);
+            }
         }
     };
-    q.new_node(conn, s.count(conn))?;
-    let perms = if conn == 0 { p.perms.clone() } else { p.perms.clone().with_owner(conn) };
-    let node = Node { value: Vec::from(value), children: Vec::new(), perms, generation: 0 };
-    put_checked(s, q, conn, path, node)?;
-    p.children.push(String::from(basename(path)));
-    put_checked(s, q, conn, up, p)
+    let owned = s.count(conn);
+    q.new_node(conn, owned.saturating_add(missing.len() as u32 - 1))?;
+    let mut staged: Vec<(&str, Node)> = Vec::with_capacity(missing.len() + 1);
+    let (mut dir_path, mut dir) = (up, top);
+    for (i, p) in missing.iter().rev().enumerate() {
+        dir.children.push(String::from(basename(p)));
+        q.entry(conn, dir.record_size())?;
+        let perms = if conn == 0 { dir.perms.clone() } else { dir.perms.clone().with_owner(conn) };
+        let v = if i + 1 == missing.len() { Vec::from(value) } else { Vec::new() };
+        let node = Node { value: v, children: Vec::new(), perms, generation: 0 };
+        staged.push((dir_path, dir));
+        (dir_path, dir) = (p, node);
+    }
+    q.entry(conn, dir.record_size())?;
+    staged.push((dir_path, dir));
+    for (p, n) in staged.into_iter().rev() {
+        s.put(p, n)?;
+    }
+    Ok(())
 }
 
 /// XS_WRITE: set the value, creating the node (and parents) if needed.
@@ -294,15 +316,21 @@ pub fn mkdir<S: Store + ?Sized>(s: &mut S, q: &Quota, conn: DomId, path: &str) -
 
 /// XS_RM: remove `path` and its subtree. The removed nodes, subtree first
 /// then `path`, with their perms (watches need them); empty if the node
-/// was already gone but its parent exists.
+/// was already gone but its parent exists. Iterative (an explicit work
+/// list, no recursion), and in two phases: every node is read first, then
+/// removed, so a transaction's touched-nodes quota refuses before
+/// anything changed.
 pub fn rm<S: Store + ?Sized>(s: &mut S, conn: DomId, path: &str) -> Result<Vec<(String, Perms)>, Errno> {
     match get_node(s, conn, path, PERM_WRITE) {
         Ok(_) if path == "/" => Err(EINVAL),
         Ok(n) => {
-            let mut gone = Vec::new();
-            remove_subtree(s, path, n, &mut gone)?;
             let up = parent(path);
-            if let Some(mut p) = s.get(up)? {
+            let p = s.get(up)?;
+            let gone = collect_subtree(s, path, n)?;
+            for (g, _) in &gone {
+                s.del(g)?;
+            }
+            if let Some(mut p) = p {
                 p.children.retain(|c| c != basename(path));
                 s.put(up, p)?;
             }
@@ -313,16 +341,24 @@ pub fn rm<S: Store + ?Sized>(s: &mut S, conn: DomId, path: &str) -> Result<Vec<(
     }
 }
 
-fn remove_subtree<S: Store + ?Sized>(s: &mut S, path: &str, n: Node, gone: &mut Vec<(String, Perms)>) -> Result<(), Errno> {
-    for c in &n.children {
-        let child = if path == "/" { format!("/{c}") } else { format!("{path}/{c}") };
-        if let Some(cn) = s.get(&child)? {
-            remove_subtree(s, &child, cn, gone)?;
+/// The subtree at `path` (node `n`), each node after its descendants,
+/// children in order (the order the recursive walk gave).
+fn collect_subtree<S: Store + ?Sized>(s: &mut S, path: &str, n: Node) -> Result<Vec<(String, Perms)>, Errno> {
+    let mut gone = Vec::new();
+    // (path, node, index of the next child to visit)
+    let mut stack: Vec<(String, Node, usize)> = alloc::vec![(String::from(path), n, 0)];
+    while let Some((p, node, i)) = stack.last_mut() {
+        if let Some(c) = node.children.get(*i) {
+            *i += 1;
+            let child = if p == "/" { format!("/{c}") } else { format!("{p}/{c}") };
+            if let Some(cn) = s.get(&child)? {
+                stack.push((child, cn, 0));
+            }
+        } else if let Some((p, node, _)) = stack.pop() {
+            gone.push((p, node.perms));
         }
     }
-    s.del(path)?;
-    gone.push((String::from(path), n.perms));
-    Ok(())
+    Ok(gone)
 }
 
 /// XS_SET_PERMS on a node: owner (or dom0) only; an unprivileged domain
