@@ -433,3 +433,60 @@ fn a_thousand_component_path_in_a_transaction_stays_within_a_64k_stack() {
         assert!(xs.tree().peek("/local/domain/1/a").is_none());
     });
 }
+
+fn start_tx(xs: &mut Xenstore, conn: DomId) -> u32 {
+    let r = ok_or_err(xs, conn, XS_TRANSACTION_START, 0, b"\0").unwrap();
+    String::from_utf8(r).unwrap().trim_end_matches('\0').parse().unwrap()
+}
+
+fn domain_nodes(xs: &Xenstore, d: DomId) -> Vec<String> {
+    let home = format!("/local/domain/{d}/");
+    xs.tree().paths().filter(|p| p.starts_with(&home)).cloned().collect()
+}
+
+#[test]
+fn enospc_on_the_parents_enlarged_record_leaves_no_orphan_child() {
+    let mut xs = store();
+    // A directory whose record is just under the 2048-byte entry quota.
+    ok_or_err(&mut xs, 1, XS_MKDIR, 0, b"d\0").unwrap();
+    for i in 0..80 {
+        ok_or_err(&mut xs, 1, XS_MKDIR, 0, format!("d/child-with-long-name-{i:03}\0").as_bytes()).unwrap();
+    }
+    let rec = xs.tree().peek("/local/domain/1/d").unwrap().record_size();
+    assert!(rec < 2048 && rec + 40 >= 2048, "{rec}");
+    let before = domain_nodes(&xs, 1);
+    assert_eq!(ok_or_err(&mut xs, 1, XS_WRITE, 0, b"d/one-more-child-with-a-long-name\0v"), err("ENOSPC"));
+    assert_eq!(ok_or_err(&mut xs, 1, XS_WRITE, 0, b"d/one-more-child-with-a-long-name/x/y\0v"), err("ENOSPC"));
+    assert_eq!(domain_nodes(&xs, 1), before, "nothing stored, no unreachable node");
+}
+
+#[test]
+fn node_quota_refuses_a_deep_create_whole_and_stores_no_ancestor() {
+    let mut xs = store();
+    xs.quota.nodes = 10;
+    for i in 0..7 {
+        ok_or_err(&mut xs, 1, XS_WRITE, 0, format!("n{i}\0v").as_bytes()).unwrap();
+    }
+    let before = domain_nodes(&xs, 1);
+    // 8 nodes owned (home + 7); a/b/c needs 3 more.
+    assert_eq!(ok_or_err(&mut xs, 1, XS_WRITE, 0, b"a/b/c\0v"), err("ENOSPC"));
+    assert_eq!(domain_nodes(&xs, 1), before);
+    assert_eq!(ok_or_err(&mut xs, 1, XS_WRITE, 0, b"a/b\0v"), Ok(b"OK\0".to_vec()), "two still fit");
+}
+
+#[test]
+fn a_transaction_past_its_touched_nodes_quota_midway_through_create_or_rm_changes_nothing() {
+    let mut xs = store();
+    for i in 0..20 {
+        ok_or_err(&mut xs, 1, XS_WRITE, 0, format!("t/k{i}\0v").as_bytes()).unwrap();
+    }
+    xs.quota.trans_nodes = 10;
+    let tx = start_tx(&mut xs, 1);
+    assert_eq!(ok_or_err(&mut xs, 1, XS_RM, tx, b"t\0"), err("ENOSPC"));
+    assert_eq!(ok_or_err(&mut xs, 1, XS_TRANSACTION_END, tx, b"T\0"), Ok(b"OK\0".to_vec()));
+    assert_eq!(domain_nodes(&xs, 1).len(), 21, "the subtree is whole");
+    let tx = start_tx(&mut xs, 1);
+    assert_eq!(ok_or_err(&mut xs, 1, XS_WRITE, tx, b"x/a/b/c/d/e/f/g/h/i/j/k\0v"), err("ENOSPC"));
+    assert_eq!(ok_or_err(&mut xs, 1, XS_TRANSACTION_END, tx, b"T\0"), Ok(b"OK\0".to_vec()));
+    assert!(xs.tree().peek("/local/domain/1/x").is_none(), "no partial chain committed");
+}
