@@ -237,7 +237,9 @@ impl Xenstore {
         if tx == 0 {
             self.fire(&changes);
         } else if let Some(t) = self.conns.get_mut(&conn).and_then(|c| c.txns.get_mut(&tx)) {
-            t.changes.extend(changes);
+            for ch in changes {
+                t.add_change(ch);
+            }
         }
     }
 

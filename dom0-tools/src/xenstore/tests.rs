@@ -490,3 +490,35 @@ fn a_transaction_past_its_touched_nodes_quota_midway_through_create_or_rm_change
     assert_eq!(ok_or_err(&mut xs, 1, XS_TRANSACTION_END, tx, b"T\0"), Ok(b"OK\0".to_vec()));
     assert!(xs.tree().peek("/local/domain/1/x").is_none(), "no partial chain committed");
 }
+
+#[test]
+fn rewriting_a_node_in_a_transaction_records_one_change_per_path() {
+    let mut xs = store();
+    let tx = start_tx(&mut xs, 1);
+    for i in 0..5000 {
+        ok_or_err(&mut xs, 1, XS_WRITE, tx, format!("k\0{i}").as_bytes()).unwrap();
+    }
+    ok_or_err(&mut xs, 1, XS_WRITE, tx, b"a/b\0v").unwrap();
+    ok_or_err(&mut xs, 1, XS_RM, tx, b"a\0").unwrap();
+    ok_or_err(&mut xs, 1, XS_WRITE, tx, b"a/b\0w").unwrap();
+    let t = &xs.conns[&1].txns[&tx];
+    let paths: Vec<&str> = t.changes.iter().map(|c| c.path.as_str()).collect();
+    assert_eq!(paths, ["/local/domain/1/k", "/local/domain/1/a/b", "/local/domain/1/a"]);
+    assert!(t.changes.iter().all(|c| !c.exact), "a/b was removed inside a (exact) then written (recursive)");
+    assert!(t.changes.len() <= xs.quota.trans_nodes);
+    assert_eq!(ok_or_err(&mut xs, 1, XS_TRANSACTION_END, tx, b"T\0"), Ok(b"OK\0".to_vec()));
+    assert_eq!(xs.tree().peek("/local/domain/1/k").unwrap().value, b"4999");
+}
+
+#[test]
+fn each_changed_path_fires_its_watch_once_at_commit() {
+    let mut xs = store();
+    ok_or_err(&mut xs, 1, XS_WATCH, 0, b"k\0t\0").unwrap();
+    xs.take_events(1);
+    let tx = start_tx(&mut xs, 1);
+    for i in 0..10 {
+        ok_or_err(&mut xs, 1, XS_WRITE, tx, format!("k\0{i}").as_bytes()).unwrap();
+    }
+    let (t, _, events) = req(&mut xs, 1, XS_TRANSACTION_END, tx, b"T\0");
+    assert_eq!((t, events.len()), (XS_TRANSACTION_END, 1));
+}

@@ -25,7 +25,7 @@ pub struct Txn {
     overlay: BTreeMap<String, Option<Node>>,
     seen: BTreeMap<String, Option<u64>>,
     delta: BTreeMap<DomId, i64>,
-    /// Changes to announce at commit.
+    /// Changes to announce at commit, one per path (see [`Txn::add_change`]).
     pub changes: Vec<Change>,
 }
 
@@ -90,6 +90,21 @@ impl Store for TxView<'_> {
 }
 
 impl Txn {
+    /// Xen's `add_change_node`: record a change to announce at commit,
+    /// once per path. A repeat keeps the first position, takes the latest
+    /// perms and widens an exact change to a recursive one. Every path
+    /// changed was touched first, so the list is bounded by the
+    /// touched-nodes quota however often a node is rewritten.
+    pub fn add_change(&mut self, ch: Change) {
+        match self.changes.iter_mut().find(|c| c.path == ch.path) {
+            Some(c) => {
+                c.exact &= ch.exact;
+                c.perms = ch.perms;
+            }
+            None => self.changes.push(ch),
+        }
+    }
+
     /// Whether every touched node still has the generation first seen.
     pub fn still_valid(&self, tree: &Tree) -> bool {
         self.seen.iter().all(|(p, g)| tree.peek(p).map(|n| n.generation) == *g)
