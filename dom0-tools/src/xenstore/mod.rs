@@ -8,7 +8,17 @@
 //! Invariants: dom0 (connection 0) always exists and is privileged; only
 //! introduced domains have a connection; nothing a connection sends
 //! changes another connection's watches or transactions; pending events
-//! per connection are bounded by [`MAX_PENDING_EVENTS`].
+//! per connection are bounded by [`MAX_PENDING_EVENTS`] and by bytes.
+//!
+//! Memory: as Xen 4.17's `quota_memory_per_domain_hard`, each domain's
+//! heap bytes are counted ([`Xenstore::memory`]: the nodes it owns, its
+//! watches, its transactions' seen entries, overlay and changes, its
+//! queued events) and growth past [`quota::MEMORY_PER_DOMAIN`] is refused
+//! with ENOMEM (events past it are dropped). Difference from Xen: the
+//! limit is 160 KiB, not 2.5 MiB, so that every guest at its limit fits
+//! dom0's 2 MiB heap (an allocation failure aborts dom0), and a domain
+//! over it gets ENOMEM answers instead of a stalled ring. dom0 is exempt,
+//! but its queued events are bounded by [`DOM0_EVENT_BYTES`].
 #![forbid(unsafe_code)]
 
 pub mod client;
@@ -43,6 +53,15 @@ pub type Errno = i64;
 /// Events held for one connection; later ones are dropped (and counted).
 /// Xen bounds them through its per-domain memory quota instead.
 pub const MAX_PENDING_EVENTS: usize = 1024;
+/// Bytes of events held for dom0 (exempt from the memory quota).
+pub const DOM0_EVENT_BYTES: usize = 64 * 1024;
+/// Bytes of events handed out with one reply or per take (at least one
+/// event), so a connection's output stays small.
+pub const EVENT_BATCH_BYTES: usize = 8 * 1024;
+/// Heap bytes of a queued event beyond its message.
+pub const EVENT_OVERHEAD: usize = 32;
+/// Heap bytes of a watch beyond its path and token.
+pub const WATCH_OVERHEAD: usize = 64;
 const DOMID_SELF: u32 = 0x7ff0;
 
 /// What to do with a connection's input.
@@ -62,7 +81,22 @@ struct Conn {
     txns: BTreeMap<u32, Txn>,
     next_tx: u32,
     events: VecDeque<Vec<u8>>,
+    event_bytes: usize,
     dropped_events: u64,
+}
+
+impl Conn {
+    /// Heap bytes of everything but the nodes: watches, transactions,
+    /// queued events.
+    fn bytes(&self) -> usize {
+        let w: usize = self.watches.iter().map(watch_bytes).sum();
+        let t: usize = self.txns.values().map(Txn::bytes).sum();
+        w + t + self.event_bytes
+    }
+}
+
+fn watch_bytes(w: &Watch) -> usize {
+    w.path.len() + w.token.len() + WATCH_OVERHEAD
 }
 
 /// The xenstore daemon's state.
@@ -112,7 +146,35 @@ impl Xenstore {
 
     /// Take the events pending for `domid`.
     pub fn take_events(&mut self, domid: DomId) -> Vec<Vec<u8>> {
-        self.conns.get_mut(&domid).map(|c| c.events.drain(..).collect()).unwrap_or_default()
+        self.take_events_upto(domid, usize::MAX)
+    }
+
+    /// Take the events pending for `domid`, oldest first, while they total
+    /// at most `max` bytes (at least one, if any).
+    pub fn take_events_upto(&mut self, domid: DomId, max: usize) -> Vec<Vec<u8>> {
+        let Some(c) = self.conns.get_mut(&domid) else { return Vec::new() };
+        let mut out = Vec::new();
+        let mut total = 0usize;
+        while let Some(ev) = c.events.front() {
+            if !out.is_empty() && total.saturating_add(ev.len()) > max {
+                break;
+            }
+            total += ev.len();
+            c.event_bytes = c.event_bytes.saturating_sub(ev.len() + EVENT_OVERHEAD);
+            out.extend(c.events.pop_front());
+        }
+        out
+    }
+
+    /// Heap bytes charged to `domid` (Xen's `domain->memory`): the nodes
+    /// it owns, its watches, transactions and queued events.
+    pub fn memory(&self, domid: DomId) -> usize {
+        self.tree.bytes(domid) + self.conns.get(&domid).map_or(0, Conn::bytes)
+    }
+
+    /// Bytes `domid` may still add (dom0: no limit).
+    fn room(&self, domid: DomId) -> usize {
+        if domid == 0 { usize::MAX } else { self.quota.memory.saturating_sub(self.memory(domid)) }
     }
 
     /// Connect `domid` (XS_INTRODUCE's effect); fires `@introduceDomain`
@@ -160,7 +222,7 @@ impl Xenstore {
                     Err(e) => wire::error(&req.hdr, e),
                 };
                 let mut out = alloc::vec![reply];
-                out.extend(self.take_events(conn));
+                out.extend(self.take_events_upto(conn, EVENT_BATCH_BYTES));
                 (Verdict::Reply(out), used)
             }
         }
@@ -178,6 +240,10 @@ impl Xenstore {
         let tx = if matches!(t, XS_WATCH | XS_UNWATCH) { 0 } else { req.hdr.tx_id };
         if tx != 0 && !self.conns[&conn].txns.contains_key(&tx) {
             return Err(ENOENT);
+        }
+        let grows = tx != 0 || matches!(t, XS_WRITE | XS_MKDIR | XS_SET_PERMS | XS_WATCH | XS_TRANSACTION_START);
+        if grows && t != XS_TRANSACTION_END {
+            self.quota.memory(conn, self.memory(conn), 0)?;
         }
         self.dispatch(conn, tx, req)
     }
@@ -226,9 +292,10 @@ impl Xenstore {
         if tx == 0 {
             return f(&mut self.tree, conn);
         }
+        let room = self.room(conn);
         let c = self.conns.get_mut(&conn).ok_or(ENOENT)?;
         let txn = c.txns.get_mut(&tx).ok_or(ENOENT)?;
-        let mut view = TxView { base: &self.tree, txn, conn, quota: &self.quota };
+        let mut view = TxView { base: &self.tree, txn, conn, quota: &self.quota, room };
         f(&mut view, conn)
     }
 
@@ -246,8 +313,8 @@ impl Xenstore {
     fn write(&mut self, conn: DomId, tx: u32, p: &[u8]) -> Result<Vec<u8>, Errno> {
         let i = p.iter().position(|&b| b == 0).ok_or(EINVAL)?;
         let path = tree::canonicalize(conn, &p[..i])?;
-        let q = self.quota;
-        self.in_view(conn, tx, |s, c| tree::write(s, &q, c, &path, &p[i + 1..]))?;
+        let (q, room) = (self.quota, self.room(conn));
+        self.in_view(conn, tx, |s, c| tree::write(s, &q, room, c, &path, &p[i + 1..]))?;
         let perms = self.tree.peek(&path).map(|n| n.perms.clone()).unwrap_or_else(|| Perms::owned_by(conn));
         self.changed(conn, tx, alloc::vec![Change { path, perms, exact: false }]);
         Ok(ok())
@@ -255,8 +322,8 @@ impl Xenstore {
 
     fn mkdir(&mut self, conn: DomId, tx: u32, p: &[u8]) -> Result<Vec<u8>, Errno> {
         let path = path1(conn, p)?;
-        let q = self.quota;
-        if self.in_view(conn, tx, |s, c| tree::mkdir(s, &q, c, &path))? {
+        let (q, room) = (self.quota, self.room(conn));
+        if self.in_view(conn, tx, |s, c| tree::mkdir(s, &q, room, c, &path))? {
             let perms = self.tree.peek(&path).map(|n| n.perms.clone()).unwrap_or_else(|| Perms::owned_by(conn));
             self.changed(conn, tx, alloc::vec![Change { path, perms, exact: false }]);
         }
@@ -303,15 +370,16 @@ impl Xenstore {
         let args = wire::strings(p);
         let [raw, token] = args[..] else { return Err(EINVAL) };
         let w = watch_of(conn, raw, token)?;
-        let quota = self.quota;
+        let (quota, mem) = (self.quota, self.memory(conn));
         let c = self.conn_mut(conn);
         if c.watches.iter().any(|x| x.path == w.path && x.token == w.token) {
             return Err(EEXIST);
         }
         quota.watch(conn, c.watches.len())?;
+        quota.memory(conn, mem, watch_bytes(&w))?;
         let ev = wire::watch_event(w.event_path(conn, &w.path).as_bytes(), &w.token);
         c.watches.push(w);
-        push_event(c, ev);
+        push_event(&self.tree, &quota, conn, self.conns.get_mut(&conn).expect("connected"), ev);
         Ok(ok())
     }
 
@@ -382,6 +450,7 @@ impl Xenstore {
     /// Queue an event for every watch each change fires, on connections
     /// allowed to read the node.
     fn fire(&mut self, changes: &[Change]) {
+        let (tree, quota) = (&self.tree, &self.quota);
         for (&id, c) in self.conns.iter_mut() {
             for ch in changes {
                 if !watch::permitted(id, &ch.perms) {
@@ -390,15 +459,21 @@ impl Xenstore {
                 let evs: Vec<_> =
                     c.watches.iter().filter(|w| w.fires_on(ch)).map(|w| wire::watch_event(w.event_path(id, &ch.path).as_bytes(), &w.token)).collect();
                 for ev in evs {
-                    push_event(c, ev);
+                    push_event(tree, quota, id, c, ev);
                 }
             }
         }
     }
 }
 
-fn push_event(c: &mut Conn, ev: Vec<u8>) {
-    if c.events.len() < MAX_PENDING_EVENTS {
+/// Queue `ev` for connection `id`, unless that passes the count bound,
+/// the domain's memory quota or (dom0) [`DOM0_EVENT_BYTES`]: then it is
+/// dropped and counted (Xen drops a watch event over the quota too).
+fn push_event(tree: &Tree, quota: &Quota, id: DomId, c: &mut Conn, ev: Vec<u8>) {
+    let cost = ev.len() + EVENT_OVERHEAD;
+    let fits = if id == 0 { c.event_bytes + cost <= DOM0_EVENT_BYTES } else { quota.memory(id, tree.bytes(id) + c.bytes(), cost).is_ok() };
+    if c.events.len() < MAX_PENDING_EVENTS && fits {
+        c.event_bytes += cost;
         c.events.push_back(ev);
     } else {
         c.dropped_events += 1;

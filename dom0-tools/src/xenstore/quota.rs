@@ -7,7 +7,7 @@
 //! refuses dom0.
 #![forbid(unsafe_code)]
 
-use xen_public::errno::{E2BIG, ENOSPC};
+use xen_public::errno::{E2BIG, ENOMEM, ENOSPC};
 
 use super::{DomId, Errno};
 
@@ -24,11 +24,20 @@ pub struct Quota {
     pub transactions: usize,
     /// `quota_trans_nodes` = 1024: nodes one transaction may touch.
     pub trans_nodes: usize,
+    /// `quota_memory_per_domain_hard`: bytes a domain's nodes, watches,
+    /// transactions and queued events may hold. Xen's is 2.5 MiB; ours is
+    /// [`MEMORY_PER_DOMAIN`] so that `MAX_GUESTS` domains at the limit fit
+    /// dom0's 2 MiB heap with room for dom0's own data.
+    pub memory: usize,
 }
+
+/// Our `quota_memory_per_domain_hard` (Xen 4.17: 2.5 MiB): 7 domains at
+/// 160 KiB plus their ring buffers stay well inside dom0's 2 MiB heap.
+pub const MEMORY_PER_DOMAIN: usize = 160 * 1024;
 
 impl Default for Quota {
     fn default() -> Self {
-        Quota { nodes: 1000, entry_size: 2048, watches: 128, transactions: 10, trans_nodes: 1024 }
+        Quota { nodes: 1000, entry_size: 2048, watches: 128, transactions: 10, trans_nodes: 1024, memory: MEMORY_PER_DOMAIN }
     }
 }
 
@@ -54,6 +63,12 @@ impl Quota {
     /// the quota.
     pub fn transaction(&self, conn: DomId, open: usize) -> Result<(), Errno> {
         if conn != 0 && open > self.transactions { Err(ENOSPC) } else { Ok(()) }
+    }
+
+    /// domain_memory_add (xenstored_domain.c:1161): `add` more bytes when
+    /// `conn` holds `have`: ENOMEM once the total reaches the hard quota.
+    pub fn memory(&self, conn: DomId, have: usize, add: usize) -> Result<(), Errno> {
+        if conn != 0 && have.saturating_add(add) >= self.memory { Err(ENOMEM) } else { Ok(()) }
     }
 
     /// access_node (xenstored_transaction.c:261): ENOSPC once a

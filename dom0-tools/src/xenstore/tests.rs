@@ -522,3 +522,114 @@ fn each_changed_path_fires_its_watch_once_at_commit() {
     let (t, _, events) = req(&mut xs, 1, XS_TRANSACTION_END, tx, b"T\0");
     assert_eq!((t, events.len()), (XS_TRANSACTION_END, 1));
 }
+
+/// What a domain may hold: the hard quota plus one request's worth.
+const BUDGET: usize = quota::MEMORY_PER_DOMAIN + 8 * 1024;
+
+fn other_domain_still_served(xs: &mut Xenstore) {
+    assert_eq!(ok_or_err(xs, 2, XS_WRITE, 0, b"fine\0v"), Ok(b"OK\0".to_vec()));
+    assert_eq!(ok_or_err(xs, 2, XS_READ, 0, b"fine\0"), Ok(b"v".to_vec()));
+    let tx = start_tx(xs, 2);
+    assert_eq!(ok_or_err(xs, 2, XS_TRANSACTION_END, tx, b"T\0"), Ok(b"OK\0".to_vec()));
+}
+
+#[test]
+fn attack_big_values_stop_at_the_memory_quota_with_enomem() {
+    let mut xs = store();
+    let mut last = Ok(Vec::new());
+    for i in 0..335 {
+        last = ok_or_err(&mut xs, 1, XS_WRITE, 0, &[format!("big{i}\0").into_bytes(), vec![b'x'; 2000]].concat());
+        assert!(xs.memory(1) < BUDGET, "{} at write {i}", xs.memory(1));
+    }
+    assert_eq!(last, err("ENOMEM"));
+    assert_eq!(xen_public::errno::ENOMEM, 12);
+    // Freeing makes room again.
+    for i in 0..10 {
+        ok_or_err(&mut xs, 1, XS_RM, 0, format!("big{i}\0").as_bytes()).unwrap();
+    }
+    assert_eq!(ok_or_err(&mut xs, 1, XS_WRITE, 0, b"small\0v"), Ok(b"OK\0".to_vec()));
+    other_domain_still_served(&mut xs);
+}
+
+#[test]
+fn attack_deep_path_reads_in_transactions_stop_at_the_memory_quota() {
+    let mut xs = store();
+    let deep = format!("{}\0", &deep_path(1000)["/local/domain/1/".len()..]);
+    let mut results = Vec::new();
+    for _ in 0..11 {
+        match ok_or_err(&mut xs, 1, XS_TRANSACTION_START, 0, b"\0") {
+            Ok(id) => {
+                let tx: u32 = String::from_utf8(id).unwrap().trim_end_matches('\0').parse().unwrap();
+                results.push(ok_or_err(&mut xs, 1, XS_READ, tx, deep.as_bytes()));
+            }
+            Err(e) => results.push(Err(e)),
+        }
+        assert!(xs.memory(1) < BUDGET, "{}", xs.memory(1));
+    }
+    assert!(results.iter().all(|r| *r == err("ENOMEM")), "{results:?}");
+    other_domain_still_served(&mut xs);
+}
+
+#[test]
+fn attack_watches_with_long_tokens_stop_at_the_memory_quota() {
+    let mut xs = store();
+    let token = vec![b't'; 4000];
+    let mut refused = 0;
+    for i in 0..129 {
+        let r = ok_or_err(&mut xs, 1, XS_WATCH, 0, &[format!("w{i}\0").into_bytes(), token.clone(), vec![0]].concat());
+        refused += usize::from(r == err("ENOMEM"));
+        xs.take_events(1);
+        assert!(xs.memory(1) < BUDGET);
+    }
+    assert!(refused > 80, "{refused}");
+    other_domain_still_served(&mut xs);
+}
+
+#[test]
+fn attack_a_never_reading_connection_holds_bounded_events_while_dom0_writes() {
+    let mut xs = store();
+    let token = vec![b't'; 3000];
+    ok_or_err(&mut xs, 2, XS_WATCH, 0, &[b"/local/domain/2\0".to_vec(), token, vec![0]].concat()).unwrap();
+    ok_or_err(&mut xs, 0, XS_WATCH, 0, &[b"/\0".to_vec(), vec![b'u'; 3000], vec![0]].concat()).unwrap();
+    for i in 0..2000 {
+        client::write(&mut xs, &format!("/local/domain/2/k{}", i % 50), b"v").unwrap();
+    }
+    assert!(xs.memory(2) < BUDGET, "{}", xs.memory(2));
+    assert!(xs.conns[&2].dropped_events > 0);
+    assert!(xs.conns[&0].event_bytes <= DOM0_EVENT_BYTES, "dom0's own queue is bounded too");
+    assert_eq!(ok_or_err(&mut xs, 1, XS_WRITE, 0, b"fine\0v"), Ok(b"OK\0".to_vec()));
+    // The reader catches up in batches, and is then under the quota again.
+    let first = xs.take_events_upto(2, EVENT_BATCH_BYTES);
+    assert!(!first.is_empty() && first.iter().map(Vec::len).sum::<usize>() <= EVENT_BATCH_BYTES);
+    xs.take_events(2);
+    assert_eq!(xs.conns[&2].event_bytes, 0);
+    assert!(xs.memory(2) < 32 * 1024, "{}", xs.memory(2));
+}
+
+#[test]
+fn attack_many_writes_in_one_transaction_stop_at_the_memory_quota() {
+    let mut xs = store();
+    let tx = start_tx(&mut xs, 1);
+    let mut last = Ok(Vec::new());
+    for i in 0..1000 {
+        last = ok_or_err(&mut xs, 1, XS_WRITE, tx, &[format!("k{i}\0").into_bytes(), vec![b'x'; 1500]].concat());
+        assert!(xs.memory(1) < BUDGET, "{} at {i}", xs.memory(1));
+    }
+    assert_eq!(last, err("ENOMEM"));
+    other_domain_still_served(&mut xs);
+    assert_eq!(ok_or_err(&mut xs, 1, XS_TRANSACTION_END, tx, b"F\0"), Ok(b"OK\0".to_vec()));
+    assert!(xs.memory(1) < 4096, "the aborted transaction's bytes are released: {}", xs.memory(1));
+}
+
+#[test]
+fn memory_accounting_returns_to_its_start_after_write_rm_and_watch_unwatch() {
+    let mut xs = store();
+    let start = xs.memory(1);
+    ok_or_err(&mut xs, 1, XS_WRITE, 0, b"a/b/c\0value").unwrap();
+    ok_or_err(&mut xs, 1, XS_WATCH, 0, b"a\0tok\0").unwrap();
+    assert!(xs.memory(1) > start);
+    ok_or_err(&mut xs, 1, XS_UNWATCH, 0, b"a\0tok\0").unwrap();
+    ok_or_err(&mut xs, 1, XS_RM, 0, b"a\0").unwrap();
+    xs.take_events(1);
+    assert_eq!(xs.memory(1), start);
+}

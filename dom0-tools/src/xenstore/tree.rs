@@ -16,7 +16,7 @@ use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use xen_public::errno::{EACCES, EINVAL, ENOENT, ENOSPC, EPERM};
+use xen_public::errno::{EACCES, EINVAL, ENOENT, ENOMEM, ENOSPC, EPERM};
 use xen_public::io::xs_wire::XENSTORE_REL_PATH_MAX;
 
 use super::perms::{MAX_PERMS_PER_NODE, PERM_OWNER, PERM_READ, PERM_WRITE, Perms, perm_for_conn};
@@ -44,6 +44,17 @@ impl Node {
     }
 }
 
+/// Heap bytes a stored node costs beyond its path and record (the map
+/// entry, the allocations' headers), for the memory quota.
+pub const NODE_OVERHEAD: usize = 96;
+/// Heap bytes each child name costs beyond its text (its `String`).
+pub const CHILD_OVERHEAD: usize = 32;
+
+/// What a node at `path` costs the heap (charged to its owner).
+pub fn node_bytes(path: &str, n: &Node) -> usize {
+    path.len() + n.record_size() + NODE_OVERHEAD + CHILD_OVERHEAD * n.children.len()
+}
+
 /// Where nodes live: the tree itself or a transaction's view of it.
 pub trait Store {
     /// The node at `path` (a copy); ENOSPC if a transaction touched too many.
@@ -54,6 +65,17 @@ pub trait Store {
     fn del(&mut self, path: &str) -> Result<(), Errno>;
     /// Nodes owned by `domid`.
     fn count(&self, domid: DomId) -> u32;
+    /// Heap bytes the view may still take before a `put` or `del` fails
+    /// (a transaction's room under the memory quota; the tree: no limit).
+    fn room(&self) -> usize {
+        usize::MAX
+    }
+}
+
+/// The most a `put` of `node` at `path` (or a `del`, with no node) costs
+/// a view's room: its overlay entry in a transaction.
+pub fn store_cost(path: &str, node: Option<&Node>) -> usize {
+    path.len() + crate::xenstore::txn::OVERLAY_OVERHEAD + node.map_or(0, |n| node_bytes(path, n))
 }
 
 /// The store: path to node, plus the counts.
@@ -61,6 +83,8 @@ pub trait Store {
 pub struct Tree {
     nodes: BTreeMap<String, Node>,
     owned: BTreeMap<DomId, u32>,
+    /// Heap bytes of the nodes each domain owns ([`node_bytes`]).
+    bytes: BTreeMap<DomId, usize>,
     generation: u64,
 }
 
@@ -74,7 +98,7 @@ impl Tree {
     /// xenstored's initial tree: `/`, `/local`, `/local/domain`, `/tool`,
     /// all `n0` (owned by dom0, closed to others).
     pub fn new() -> Tree {
-        let mut t = Tree { nodes: BTreeMap::new(), owned: BTreeMap::new(), generation: 0 };
+        let mut t = Tree { nodes: BTreeMap::new(), owned: BTreeMap::new(), bytes: BTreeMap::new(), generation: 0 };
         let dir = |children: &[&str]| Node {
             value: Vec::new(),
             children: children.iter().map(|c| String::from(*c)).collect(),
@@ -113,23 +137,35 @@ impl Tree {
             f(&mut n.perms);
         }
         self.owned.clear();
-        for n in self.nodes.values() {
+        self.bytes.clear();
+        for (p, n) in &self.nodes {
             *self.owned.entry(n.perms.owner()).or_default() += 1;
+            *self.bytes.entry(n.perms.owner()).or_default() += node_bytes(p, n);
         }
+    }
+
+    /// Heap bytes of the nodes `domid` owns.
+    pub fn bytes(&self, domid: DomId) -> usize {
+        self.bytes.get(&domid).copied().unwrap_or(0)
     }
 
     fn insert(&mut self, path: &str, mut node: Node) {
         self.generation += 1;
         node.generation = self.generation;
         *self.owned.entry(node.perms.owner()).or_default() += 1;
+        *self.bytes.entry(node.perms.owner()).or_default() += node_bytes(path, &node);
         if let Some(old) = self.nodes.insert(String::from(path), node) {
-            self.uncount(old.perms.owner());
+            self.uncount(path, &old);
         }
     }
 
-    fn uncount(&mut self, owner: DomId) {
+    fn uncount(&mut self, path: &str, old: &Node) {
+        let owner = old.perms.owner();
         if let Some(c) = self.owned.get_mut(&owner) {
             *c = c.saturating_sub(1);
+        }
+        if let Some(b) = self.bytes.get_mut(&owner) {
+            *b = b.saturating_sub(node_bytes(path, old));
         }
     }
 }
@@ -144,7 +180,7 @@ impl Store for Tree {
     }
     fn del(&mut self, path: &str) -> Result<(), Errno> {
         if let Some(old) = self.nodes.remove(path) {
-            self.uncount(old.perms.owner());
+            self.uncount(path, &old);
         }
         Ok(())
     }
@@ -260,7 +296,7 @@ fn put_checked<S: Store + ?Sized>(s: &mut S, q: &Quota, conn: DomId, path: &str,
 /// create_node rolls back). Every path stored was already read, so a
 /// transaction's touched-nodes quota cannot fail midway either. The
 /// caller checked the permissions.
-fn create<S: Store + ?Sized>(s: &mut S, q: &Quota, conn: DomId, path: &str, value: &[u8]) -> Result<(), Errno> {
+fn create<S: Store + ?Sized>(s: &mut S, q: &Quota, room: usize, conn: DomId, path: &str, value: &[u8]) -> Result<(), Errno> {
     let mut missing = alloc::vec![path];
     let mut up = parent(path);
     let top = loop {
@@ -287,6 +323,10 @@ fn create<S: Store + ?Sized>(s: &mut S, q: &Quota, conn: DomId, path: &str, valu
     }
     q.entry(conn, dir.record_size())?;
     staged.push((dir_path, dir));
+    let grow: usize = staged.iter().map(|(p, n)| store_cost(p, Some(n))).sum();
+    if conn != 0 && grow >= room.min(s.room()) {
+        return Err(ENOMEM);
+    }
     for (p, n) in staged.into_iter().rev() {
         s.put(p, n)?;
     }
@@ -294,22 +334,28 @@ fn create<S: Store + ?Sized>(s: &mut S, q: &Quota, conn: DomId, path: &str, valu
 }
 
 /// XS_WRITE: set the value, creating the node (and parents) if needed.
-pub fn write<S: Store + ?Sized>(s: &mut S, q: &Quota, conn: DomId, path: &str, value: &[u8]) -> Result<(), Errno> {
+/// `room`: the bytes `conn` may still add under its memory quota (ENOMEM
+/// past it; dom0 is exempt).
+pub fn write<S: Store + ?Sized>(s: &mut S, q: &Quota, room: usize, conn: DomId, path: &str, value: &[u8]) -> Result<(), Errno> {
     match get_node(s, conn, path, PERM_WRITE) {
         Ok(mut n) => {
+            if conn != 0 && value.len().saturating_sub(n.value.len()) >= room {
+                q.entry(conn, n.record_size() - n.value.len() + value.len())?;
+                return Err(ENOMEM);
+            }
             n.value = Vec::from(value);
             put_checked(s, q, conn, path, n)
         }
-        Err(ENOENT) => create(s, q, conn, path, value),
+        Err(ENOENT) => create(s, q, room, conn, path, value),
         Err(e) => Err(e),
     }
 }
 
 /// XS_MKDIR: create an empty node unless it exists; whether it created.
-pub fn mkdir<S: Store + ?Sized>(s: &mut S, q: &Quota, conn: DomId, path: &str) -> Result<bool, Errno> {
+pub fn mkdir<S: Store + ?Sized>(s: &mut S, q: &Quota, room: usize, conn: DomId, path: &str) -> Result<bool, Errno> {
     match get_node(s, conn, path, PERM_WRITE) {
         Ok(_) => Ok(false),
-        Err(ENOENT) => create(s, q, conn, path, &[]).map(|()| true),
+        Err(ENOENT) => create(s, q, room, conn, path, &[]).map(|()| true),
         Err(e) => Err(e),
     }
 }
@@ -327,6 +373,10 @@ pub fn rm<S: Store + ?Sized>(s: &mut S, conn: DomId, path: &str) -> Result<Vec<(
             let up = parent(path);
             let p = s.get(up)?;
             let gone = collect_subtree(s, path, n)?;
+            let cost = gone.iter().map(|(g, _)| store_cost(g, None)).sum::<usize>() + p.as_ref().map_or(0, |p| store_cost(up, Some(p)));
+            if cost >= s.room() {
+                return Err(ENOMEM);
+            }
             for (g, _) in &gone {
                 s.del(g)?;
             }

@@ -12,10 +12,10 @@
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
-use xen_public::errno::EAGAIN;
+use xen_public::errno::{EAGAIN, ENOMEM};
 
 use super::quota::Quota;
-use super::tree::{Node, Store, Tree};
+use super::tree::{Node, Store, Tree, node_bytes};
 use super::watch::Change;
 use super::{DomId, Errno};
 
@@ -27,7 +27,17 @@ pub struct Txn {
     delta: BTreeMap<DomId, i64>,
     /// Changes to announce at commit, one per path (see [`Txn::add_change`]).
     pub changes: Vec<Change>,
+    /// Heap bytes held (seen entries, overlay, changes), charged to the
+    /// connection's memory quota.
+    bytes: usize,
 }
+
+/// Heap bytes of a `seen` entry beyond its path.
+pub const SEEN_OVERHEAD: usize = 48;
+/// Heap bytes of an overlay entry beyond its path (and node).
+pub const OVERLAY_OVERHEAD: usize = 48;
+/// Heap bytes of a recorded change beyond its path.
+pub const CHANGE_OVERHEAD: usize = 64;
 
 /// A transaction's view: the tree under its overlay.
 pub struct TxView<'a> {
@@ -39,12 +49,26 @@ pub struct TxView<'a> {
     pub conn: DomId,
     /// The limits.
     pub quota: &'a Quota,
+    /// Bytes this request may still add under the connection's memory
+    /// quota (ENOMEM past it; dom0 is exempt).
+    pub room: usize,
 }
 
 impl TxView<'_> {
+    /// Take `n` more bytes: ENOMEM if they do not fit the room.
+    fn charge(&mut self, n: usize) -> Result<(), Errno> {
+        if self.conn != 0 && n >= self.room {
+            return Err(ENOMEM);
+        }
+        self.room = self.room.saturating_sub(n);
+        self.txn.bytes += n;
+        Ok(())
+    }
+
     fn touch(&mut self, path: &str) -> Result<(), Errno> {
         if !self.txn.seen.contains_key(path) {
             self.quota.trans_node(self.conn, self.txn.seen.len())?;
+            self.charge(path.len() + SEEN_OVERHEAD)?;
             let g = self.base.peek(path).map(|n| n.generation);
             self.txn.seen.insert(String::from(path), g);
         }
@@ -59,6 +83,14 @@ impl TxView<'_> {
         })
     }
 
+    /// Release the bytes of `path`'s overlay entry (about to be replaced).
+    fn forget_overlay(&mut self, path: &str) {
+        if let Some(old) = self.txn.overlay.get(path) {
+            let n = path.len() + OVERLAY_OVERHEAD + old.as_ref().map_or(0, |o| node_bytes(path, o));
+            self.txn.bytes = self.txn.bytes.saturating_sub(n);
+        }
+    }
+
     fn adjust(&mut self, owner: DomId, by: i64) {
         *self.txn.delta.entry(owner).or_default() += by;
     }
@@ -69,19 +101,28 @@ impl Store for TxView<'_> {
         self.current(path)
     }
     fn put(&mut self, path: &str, node: Node) -> Result<(), Errno> {
-        if let Some(old) = self.current(path)? {
+        let old = self.current(path)?;
+        self.charge(path.len() + OVERLAY_OVERHEAD + node_bytes(path, &node))?;
+        if let Some(old) = old {
             self.adjust(old.perms.owner(), -1);
         }
         self.adjust(node.perms.owner(), 1);
+        self.forget_overlay(path);
         self.txn.overlay.insert(String::from(path), Some(node));
         Ok(())
     }
     fn del(&mut self, path: &str) -> Result<(), Errno> {
-        if let Some(old) = self.current(path)? {
+        let old = self.current(path)?;
+        self.charge(path.len() + OVERLAY_OVERHEAD)?;
+        if let Some(old) = old {
             self.adjust(old.perms.owner(), -1);
         }
+        self.forget_overlay(path);
         self.txn.overlay.insert(String::from(path), None);
         Ok(())
+    }
+    fn room(&self) -> usize {
+        if self.conn == 0 { usize::MAX } else { self.room }
     }
     fn count(&self, domid: DomId) -> u32 {
         let d = self.txn.delta.get(&domid).copied().unwrap_or(0);
@@ -101,8 +142,16 @@ impl Txn {
                 c.exact &= ch.exact;
                 c.perms = ch.perms;
             }
-            None => self.changes.push(ch),
+            None => {
+                self.bytes += ch.path.len() + CHANGE_OVERHEAD;
+                self.changes.push(ch);
+            }
         }
+    }
+
+    /// Heap bytes the transaction holds.
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// Whether every touched node still has the generation first seen.
