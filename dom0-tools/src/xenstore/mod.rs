@@ -15,7 +15,7 @@
 //! watches, its transactions' seen entries, overlay and changes, its
 //! queued events) and growth past [`quota::MEMORY_PER_DOMAIN`] is refused
 //! with ENOMEM (events past it are dropped). Difference from Xen: the
-//! limit is 160 KiB, not 2.5 MiB, so that every guest at its limit fits
+//! limit is 96 KiB, not 2.5 MiB, so that every guest at its limit fits
 //! dom0's 2 MiB heap (an allocation failure aborts dom0), and a domain
 //! over it gets ENOMEM answers instead of a stalled ring. dom0 is exempt,
 //! but its queued events are bounded by [`DOM0_EVENT_BYTES`].
@@ -313,7 +313,15 @@ impl Xenstore {
     fn write(&mut self, conn: DomId, tx: u32, p: &[u8]) -> Result<Vec<u8>, Errno> {
         let i = p.iter().position(|&b| b == 0).ok_or(EINVAL)?;
         let path = tree::canonicalize(conn, &p[..i])?;
-        let (q, room) = (self.quota, self.room(conn));
+        // A value's growth is charged to the node's owner: a domU writing a
+        // node another domU owns (by its ACL) must fit in both quotas, or
+        // two guests could inflate one past its limit.
+        let owner = self.tree.peek(&path).map(|n| n.perms.owner());
+        let room = match owner {
+            Some(o) if o != conn => self.room(conn).min(self.room(o)),
+            _ => self.room(conn),
+        };
+        let q = self.quota;
         self.in_view(conn, tx, |s, c| tree::write(s, &q, room, c, &path, &p[i + 1..]))?;
         let perms = self.tree.peek(&path).map(|n| n.perms.clone()).unwrap_or_else(|| Perms::owned_by(conn));
         self.changed(conn, tx, alloc::vec![Change { path, perms, exact: false }]);
@@ -456,9 +464,21 @@ impl Xenstore {
                 if !watch::permitted(id, &ch.perms) {
                     continue;
                 }
-                let evs: Vec<_> =
-                    c.watches.iter().filter(|w| w.fires_on(ch)).map(|w| wire::watch_event(w.event_path(id, &ch.path).as_bytes(), &w.token)).collect();
-                for ev in evs {
+                // One event at a time, and only once it is known to fit:
+                // many watches on a long path must not build a burst of
+                // events the quota would drop anyway.
+                for wi in 0..c.watches.len() {
+                    let w = &c.watches[wi];
+                    if !w.fires_on(ch) {
+                        continue;
+                    }
+                    let path = w.event_path(id, &ch.path);
+                    let cost = EVENT_HEADER + path.len() + w.token.len() + 2 + EVENT_OVERHEAD;
+                    if !event_fits(tree, quota, id, c, cost) {
+                        c.dropped_events += 1;
+                        continue;
+                    }
+                    let ev = wire::watch_event(path.as_bytes(), &c.watches[wi].token);
                     push_event(tree, quota, id, c, ev);
                 }
             }
@@ -471,13 +491,22 @@ impl Xenstore {
 /// dropped and counted (Xen drops a watch event over the quota too).
 fn push_event(tree: &Tree, quota: &Quota, id: DomId, c: &mut Conn, ev: Vec<u8>) {
     let cost = ev.len() + EVENT_OVERHEAD;
-    let fits = if id == 0 { c.event_bytes + cost <= DOM0_EVENT_BYTES } else { quota.memory(id, tree.bytes(id) + c.bytes(), cost).is_ok() };
-    if c.events.len() < MAX_PENDING_EVENTS && fits {
+    if event_fits(tree, quota, id, c, cost) {
         c.event_bytes += cost;
         c.events.push_back(ev);
     } else {
         c.dropped_events += 1;
     }
+}
+
+/// Bytes of a message header.
+const EVENT_HEADER: usize = core::mem::size_of::<xen_public::io::xs_wire::XsdSockmsg>();
+
+/// Whether an event costing `cost` bytes may be queued for `id`: under the
+/// count bound and the domain's memory quota (dom0: [`DOM0_EVENT_BYTES`]).
+fn event_fits(tree: &Tree, quota: &Quota, id: DomId, c: &Conn, cost: usize) -> bool {
+    let fits = if id == 0 { c.event_bytes + cost <= DOM0_EVENT_BYTES } else { quota.memory(id, tree.bytes(id) + c.bytes(), cost).is_ok() };
+    c.events.len() < MAX_PENDING_EVENTS && fits
 }
 
 fn watch_of(conn: DomId, raw: &[u8], token: &[u8]) -> Result<Watch, Errno> {

@@ -633,3 +633,42 @@ fn memory_accounting_returns_to_its_start_after_write_rm_and_watch_unwatch() {
     xs.take_events(1);
     assert_eq!(xs.memory(1), start);
 }
+
+#[test]
+fn attack_a_domu_writing_nodes_another_domu_owns_cannot_inflate_it_past_its_quota() {
+    // Domain 2 owns small nodes whose ACL lets domain 1 write them; growth
+    // of a value is charged to the owner, so it must fit the owner's quota.
+    let mut xs = store();
+    for i in 0..150 {
+        let path = format!("d{i}\0");
+        ok_or_err(&mut xs, 2, XS_WRITE, 0, format!("{path}x").as_bytes()).unwrap();
+        ok_or_err(&mut xs, 2, XS_SET_PERMS, 0, format!("{path}n2\0w1\0").as_bytes()).unwrap();
+    }
+    let big = vec![b'v'; 2000];
+    let mut refused = 0;
+    for i in 0..150 {
+        let mut w = format!("/local/domain/2/d{i}\0").into_bytes();
+        w.extend_from_slice(&big);
+        if ok_or_err(&mut xs, 1, XS_WRITE, 0, &w) == err("ENOMEM") {
+            refused += 1;
+        }
+    }
+    assert!(refused > 0, "domain 1 filled domain 2's nodes without limit");
+    assert!(xs.memory(2) <= quota::MEMORY_PER_DOMAIN + 4096, "domain 2 charged {}", xs.memory(2));
+    assert_eq!(ok_or_err(&mut xs, 1, XS_WRITE, 0, b"own\0still works"), Ok(b"OK\0".to_vec()));
+}
+
+#[test]
+fn attack_many_watches_on_a_long_path_queue_no_more_than_the_quota_allows() {
+    // 128 watches on the home, then a write of a long path below it: each
+    // event is built only once it is known to fit (no burst past the quota).
+    let mut xs = store();
+    for i in 0..128 {
+        ok_or_err(&mut xs, 1, XS_WATCH, 0, format!("/local/domain/1\0t{i}\0").as_bytes()).unwrap();
+    }
+    xs.take_events(1);
+    let long = format!("{}\0v", "a".repeat(1900));
+    let _ = ok_or_err(&mut xs, 1, XS_WRITE, 0, long.as_bytes());
+    assert!(xs.memory(1) <= quota::MEMORY_PER_DOMAIN, "domain 1 charged {}", xs.memory(1));
+    assert_eq!(ok_or_err(&mut xs, 2, XS_WRITE, 0, b"other\0fine"), Ok(b"OK\0".to_vec()));
+}
