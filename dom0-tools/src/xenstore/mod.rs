@@ -195,7 +195,16 @@ impl Xenstore {
         if domid == 0 || self.conns.remove(&domid).is_none() {
             return false;
         }
-        self.tree.for_each_perms(|p| p.forget(domid));
+        // What the domain owned inside another live domain's home (where
+        // that domain let it write) passes to that domain and counts
+        // against its quota, so a guest's restarts cannot leak nodes
+        // charged to no one; the rest passes to dom0 (Xen gives all of it
+        // to dom0, whose memory is not our 2 MiB heap).
+        let live: Vec<DomId> = self.conns.keys().copied().collect();
+        self.tree.for_each_perms(|path, p| {
+            let heir = home_of(path).filter(|h| live.contains(h)).unwrap_or(0);
+            p.forget_to(domid, heir);
+        });
         self.fire_special(watch::RELEASE_DOMAIN);
         true
     }
@@ -497,6 +506,12 @@ fn push_event(tree: &Tree, quota: &Quota, id: DomId, c: &mut Conn, ev: Vec<u8>) 
     } else {
         c.dropped_events += 1;
     }
+}
+
+/// The domain whose home `/local/domain/<id>` holds `path`, if any.
+fn home_of(path: &str) -> Option<DomId> {
+    let rest = path.strip_prefix("/local/domain/")?;
+    rest.split('/').next()?.parse().ok()
 }
 
 /// Bytes of a message header.

@@ -80,8 +80,13 @@ impl Perms {
     /// Forget `domid`: entries naming it go, and a node it owned passes
     /// to dom0 (xenstored's domain_adjust_node_perms after a release).
     pub fn forget(&mut self, domid: DomId) {
+        self.forget_to(domid, 0);
+    }
+
+    /// [`Perms::forget`], giving what `domid` owned to `heir`.
+    pub fn forget_to(&mut self, domid: DomId, heir: DomId) {
         if self.0[0].id == domid {
-            self.0[0].id = 0;
+            self.0[0].id = heir;
         }
         let owner = self.0[0];
         self.0.retain(|p| p.id != domid);

@@ -672,3 +672,23 @@ fn attack_many_watches_on_a_long_path_queue_no_more_than_the_quota_allows() {
     assert!(xs.memory(1) <= quota::MEMORY_PER_DOMAIN, "domain 1 charged {}", xs.memory(1));
     assert_eq!(ok_or_err(&mut xs, 2, XS_WRITE, 0, b"other\0fine"), Ok(b"OK\0".to_vec()));
 }
+
+#[test]
+fn a_released_domains_nodes_in_another_live_home_pass_to_that_domain_not_to_no_one() {
+    // Domain 2 lets domain 1 write under its home; when domain 1 goes, the
+    // nodes it made there are charged to domain 2 (bounded by its quota),
+    // and what it owned in its own home passes to dom0 (removed with it).
+    let mut xs = store();
+    ok_or_err(&mut xs, 2, XS_WRITE, 0, b"data\0").unwrap();
+    ok_or_err(&mut xs, 2, XS_SET_PERMS, 0, b"data\0n2\0w1\0").unwrap();
+    ok_or_err(&mut xs, 1, XS_WRITE, 0, b"/local/domain/2/data/left\0behind").unwrap();
+    ok_or_err(&mut xs, 1, XS_WRITE, 0, b"mine\0home").unwrap();
+    let before = xs.memory(2);
+    assert!(xs.release(1));
+    assert!(xs.memory(2) > before, "domain 2 now carries the node left in its home");
+    assert_eq!(xs.memory(1), 0);
+    let perms = ok_or_err(&mut xs, 0, XS_GET_PERMS, 0, b"/local/domain/2/data/left\0").unwrap();
+    assert!(perms.starts_with(b"n2"), "owner {:?}", String::from_utf8_lossy(&perms));
+    let home = ok_or_err(&mut xs, 0, XS_GET_PERMS, 0, b"/local/domain/1/mine\0").unwrap();
+    assert!(home.starts_with(b"n0"), "owner {:?}", String::from_utf8_lossy(&home));
+}

@@ -132,9 +132,9 @@ impl Tree {
     }
 
     /// Apply `f` to every node's perms (a release's `forget`), fixing counts.
-    pub fn for_each_perms(&mut self, mut f: impl FnMut(&mut Perms)) {
-        for n in self.nodes.values_mut() {
-            f(&mut n.perms);
+    pub fn for_each_perms(&mut self, mut f: impl FnMut(&str, &mut Perms)) {
+        for (p, n) in self.nodes.iter_mut() {
+            f(p, &mut n.perms);
         }
         self.owned.clear();
         self.bytes.clear();
