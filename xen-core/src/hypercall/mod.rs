@@ -127,14 +127,14 @@ dispatch_table! {
         let mem = v.kernel_mem();
         info_ops::xen_version(d, &mem, r.rdi as u32, r.rsi)
     },
-    nr::CONSOLE_IO => console_io,
+    nr::CONSOLE_IO => control::console_io,
     nr::VM_ASSIST => |_v: &mut Vcpu, d: &mut Domain, r: &mut Regs| info_ops::vm_assist(d, r.rdi as u32, r.rsi as u32),
     // Reached only through `dispatch`'s early return (see there).
     nr::IRET => |v: &mut Vcpu, d: &mut Domain, r: &mut Regs| d.iret(v, r) as i64,
     nr::SET_SEGMENT_BASE => |v: &mut Vcpu, _d: &mut Domain, r: &mut Regs| vcpu_ops::set_segment_base(v, r.rdi as u32, r.rsi),
     nr::SCHED_OP => |v: &mut Vcpu, d: &mut Domain, r: &mut Regs| {
         let (cmd, arg) = (r.rdi as u32, r.rsi);
-        sched_op(v, d, r, cmd, arg)
+        control::sched_op(v, d, r, cmd, arg)
     },
     nr::CALLBACK_OP => |v: &mut Vcpu, _d: &mut Domain, r: &mut Regs| {
         let mem = v.kernel_mem();
@@ -166,14 +166,6 @@ const _: () = {
         i += 1;
     }
 };
-
-fn sched_op(v: &mut Vcpu, d: &mut Domain, regs: &CpuUserRegs, cmd: u32, arg: u64) -> Ret {
-    control::sched_op(v, d, regs, cmd, arg)
-}
-
-fn console_io(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
-    control::console_io(v, d, regs)
-}
 
 pub mod audit;
 mod control;

@@ -96,22 +96,7 @@ pub fn read_out(m: &mut impl RingMem, buf: &mut [u8]) -> usize {
 mod tests {
     use super::*;
 
-    struct Page(std::vec::Vec<u8>);
-
-    impl RingMem for Page {
-        fn load(&self, off: usize) -> u32 {
-            u32::from_le_bytes(self.0[off..off + 4].try_into().unwrap())
-        }
-        fn store(&mut self, off: usize, v: u32) {
-            self.0[off..off + 4].copy_from_slice(&v.to_le_bytes());
-        }
-        fn byte(&self, off: usize) -> u8 {
-            self.0[off]
-        }
-        fn set_byte(&mut self, off: usize, v: u8) {
-            self.0[off] = v;
-        }
-    }
+    use crate::io::byte_ring::tests::Page;
 
     #[test]
     fn out_ring_wraps_and_fills_exactly() {
