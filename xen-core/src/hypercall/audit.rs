@@ -14,7 +14,6 @@
 //! changes no guest-visible state. Its scratch frames come from the
 //! allocator and go back before it returns.
 
-use super::mmu::{l1_slot, mm};
 use super::*;
 use crate::arch::x86_64::frame_box::FrameSlice;
 use crate::mm::audit::{self, DomainView, Expect, GrantMap, GrantMaps, Report, World};
@@ -48,13 +47,13 @@ struct Maps<'a>(&'a Vcpu, &'a Domain);
 impl GrantMaps for Maps<'_> {
     fn for_each_map(&self, f: &mut dyn FnMut(GrantMap)) {
         let (v, d) = (self.0, self.1);
-        let m = mm();
+        let m = DirectMapMem::new(true);
         for h in 0..crate::grant::MAPTRACK as u32 {
             let Some(map) = d.grant.maptrack.get(h) else {
                 continue;
             };
             let host = map.host_addr != 0;
-            let pte = if host { l1_slot(v, &m, map.host_addr) } else { None };
+            let pte = if host { crate::domain::mmu_ops::l1_slot(&m, v.guest_table, map.host_addr) } else { None };
             f(GrantMap { granter: map.dom, frame: d.grant.mapped_frames[h as usize], writable: !map.readonly, host, device: map.device, pte });
         }
     }
@@ -142,12 +141,12 @@ fn run(caller_vcpu: &Vcpu, caller: &Domain) -> Result<Report, i64> {
     };
     let mut report = Report::new();
     {
-        let m = mm();
+        let m = DirectMapMem::new(true);
         let ftg = FRAME_TABLE.lock();
         let alloc = crate::mm::machine::FRAMES.lock();
         if let Some(ft) = ftg.as_ref() {
-            let world = Live { caller_vcpu, caller, alloc: alloc.as_ref(), mem: &m.mem };
-            audit::audit(&world, &m.mem, ft.frames(), &mut scratch, &mut report);
+            let world = Live { caller_vcpu, caller, alloc: alloc.as_ref(), mem: &m };
+            audit::audit(&world, &m, ft.frames(), &mut scratch, &mut report);
         }
     }
     // The scratch frames go back to the allocator here, with the

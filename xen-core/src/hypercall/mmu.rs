@@ -9,15 +9,6 @@ use super::live::Live;
 use super::*;
 use crate::domain::mmu_ops::{self, MmuHost};
 
-/// The page-table memory and the frame table, locked together.
-pub(super) struct Mm {
-    pub(super) mem: DirectMapMem,
-}
-
-pub(super) fn mm() -> Mm {
-    Mm { mem: DirectMapMem::new(true) }
-}
-
 impl MmuHost for Live<'_> {
     type Guest = GuestMem;
     #[inline]
@@ -70,11 +61,6 @@ const _: () = assert!(mmu_ops::FIRST_RESERVED_GDT_ENTRY == crate::arch::x86_64::
 
 pub(super) fn mmu_update(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) -> Ret {
     mmu_ops::mmu_update(&mut Live::new(), v, d, regs)
-}
-
-/// Walk the vCPU's kernel L4 to the L1 table and index mapping `va`.
-pub(super) fn l1_slot(v: &Vcpu, m: &Mm, va: u64) -> Option<(u64, usize)> {
-    mmu_ops::l1_slot(&m.mem, v.guest_table, va)
 }
 
 pub(super) fn update_va_mapping(v: &mut Vcpu, d: &mut Domain, va: u64, pte: u64, flags: u64) -> Ret {
