@@ -6,6 +6,7 @@
 //!
 //! The console lines are the contract with dom0's boot test:
 //! `xenbus: name=<name> domid=<domid>`, `xenbus: wrote data/hello`,
+//! `xenbus: attack <what> -> <errno name>` (each must be refused),
 //! `xenbus: shutdown requested: <reason>`, and on any failure
 //! `xenbus: error <op> <errno name>` followed by a crash.
 
@@ -35,6 +36,25 @@ fn reason(value: &str) -> Option<u32> {
     }
 }
 
+/// Attack lines: a domU writing dom0's home, writing under another
+/// domain's home and reading dom0's nodes must each be refused (EACCES)
+/// by xenstored's permissions, over the live ring.
+fn attack_other_homes<M: xen_public::io::byte_ring::RingMem, P: pv_guest_kernel::xenbus::Port>(xs: &mut pv_guest_kernel::xenbus::Client<M, P>) {
+    let mut buf = [0u8; 64];
+    let tries: [(&str, Result<(), i64>); 3] = [
+        ("write /local/domain/0/x", xs.write(XBT_NIL, "/local/domain/0/x", b"owned")),
+        ("write /local/domain/9/x", xs.write(XBT_NIL, "/local/domain/9/x", b"owned")),
+        ("read /local/domain/0/name", xs.read(XBT_NIL, "/local/domain/0/name", &mut buf).map(|_| ())),
+    ];
+    for (what, r) in tries {
+        let verdict = match r {
+            Ok(()) => "ALLOWED",
+            Err(e) => xen_public::errno::name(e),
+        };
+        println!("xenbus: attack {what} -> {verdict}");
+    }
+}
+
 /// Run the mode; never returns.
 pub fn run(si: &StartInfo) -> ! {
     let mut xs = live::connect(si).unwrap_or_else(|e| fail("connect", e));
@@ -45,6 +65,7 @@ pub fn run(si: &StartInfo) -> ! {
     println!("xenbus: name={name} domid={domid}");
     xs.write(XBT_NIL, "data/hello", b"world").unwrap_or_else(|e| fail("write", e));
     println!("xenbus: wrote data/hello");
+    attack_other_homes(&mut xs);
     xs.watch("control/shutdown", TOKEN).unwrap_or_else(|e| fail("watch", e));
     let mut ev = [0u8; 256];
     loop {

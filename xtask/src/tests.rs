@@ -575,7 +575,7 @@ fn dom0_tests() -> Vec<Dom0Test> {
                 "xenstore-ls /local/domain/1",
                 "poweroff",
             ],
-            forbid: &["guest1                                       1 "],
+            forbid: &["guest1                                       1 ", "-> ALLOWED"],
             ..t(
                 "xl_xenstore_home_written_read_and_shutdown_through_it",
                 "",
@@ -584,6 +584,11 @@ fn dom0_tests() -> Vec<Dom0Test> {
                     "xl: created d1",
                     "(d1) xenbus: name=guest1 domid=1",
                     "(d1) xenbus: wrote data/hello",
+                    // Attack lines: the domU's writes into dom0's and another
+                    // domain's home and its read of dom0's node are refused.
+                    "(d1) xenbus: attack write /local/domain/0/x -> EACCES",
+                    "(d1) xenbus: attack write /local/domain/9/x -> EACCES",
+                    "(d1) xenbus: attack read /local/domain/0/name -> EACCES",
                     "name = \"guest1\"",
                     "domid = \"1\"",
                     " target = \"4096\"",
