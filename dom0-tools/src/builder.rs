@@ -27,7 +27,7 @@ pub const SCRATCH_SLOTS: usize = 16;
 pub const MAX_PAGES: u64 = 4096;
 
 /// Why a build failed: the step, and the hypercall's result.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BuildError(pub &'static str, pub i64);
 
 /// dom0 pages whose mappings are borrowed to reach foreign frames.

@@ -61,6 +61,9 @@ pub enum Test {
     /// Guests built, run, connected and destroyed, with the hypervisor's
     /// invariant auditor asked after each step (xen-core only).
     Audit,
+    /// Domains created from a config and taken down `cycles=N` times
+    /// (default 200); nothing may be left behind.
+    Lifecycle,
     /// Two hypercall-fuzzing domUs and a canary, audited after every
     /// batch (`seed=S calls=N`, xen-core only).
     Fuzz,
@@ -109,6 +112,7 @@ pub fn test(cmdline: &str) -> Result<Test, &str> {
         "density" => Test::Density,
         "audit" => Test::Audit,
         "fuzz" => Test::Fuzz,
+        "lifecycle" => Test::Lifecycle,
         other => return Err(other),
     })
 }

@@ -6,17 +6,29 @@
 //! libxl does before the guest first runs) and a xenstored connection over
 //! its store page, served by [`Guests::pump`].
 //!
+//! Each guest is built from a [`GuestSpec`] (an xl config, or the demo
+//! guest for a bare `create`), kept so that `on_reboot = "restart"` can
+//! build it again, and keeps the last [`LOG_BYTES`] of its console output
+//! for `xl console`.
+//!
 //! Invariant: a guest in the table has its console page mapped in its own
 //! slot `i` of the console window, its store page in slot
 //! `MAX_GUESTS + i`, and bound event channels for both; all are released
 //! (and its home removed, `@releaseDomain` fired) before the domain is
-//! destroyed.
+//! destroyed. Guest names in the table are unique.
 
 use crate::builder::{self, BuildError, Scratch};
+use crate::files::Files;
 use crate::hv;
+pub use crate::spec::GuestSpec;
 use crate::xenstore::client::{self, DomainHome};
 use crate::xenstore::service::Service;
+use crate::xlcfg::Action;
+use alloc::collections::VecDeque;
 use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt::Write as _;
 use pv_guest_kernel::alloc::EarlyAlloc;
 use pv_guest_kernel::console::RingPage;
 use pv_guest_kernel::{StartInfo, events, println, shared};
@@ -26,11 +38,13 @@ use xen_public::console as ring;
 pub const MAX_GUESTS: usize = 7;
 const _: () = assert!(2 * MAX_GUESTS <= builder::SCRATCH_SLOTS, "console and store pages share the console window");
 /// Pages of a guest: 4 MiB.
-pub const GUEST_PAGES: u64 = 1024;
+pub const GUEST_PAGES: u64 = crate::spec::DEMO_PAGES;
 const VIRQ_DOM_EXC: u32 = 3;
 
-/// One running guest.
-#[derive(Clone, Copy)]
+/// Bytes of console output kept per guest for `xl console`.
+pub const LOG_BYTES: usize = 4096;
+
+/// One guest dom0 follows.
 struct Guest {
     domid: u16,
     /// dom0's end of the console channel.
@@ -38,6 +52,31 @@ struct Guest {
     ring_va: u64,
     line: [u8; 200],
     len: usize,
+    /// What it was built from.
+    spec: GuestSpec,
+    /// Its name now (`rename` and rename-restart change it).
+    name: String,
+    /// The last [`LOG_BYTES`] of its console output.
+    log: VecDeque<u8>,
+    /// Shut down and kept (`preserve`): not reaped again.
+    preserved: bool,
+    /// System time when it was started, in ns.
+    started_ns: u64,
+}
+
+/// What happened to a guest that shut down, as [`Guests::reap`] saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reaped {
+    /// The domain that shut down.
+    pub domid: u16,
+    /// Its `SHUTDOWN_*` reason.
+    pub reason: u32,
+    /// The action taken.
+    pub action: Action,
+    /// The new domain, for restarts; the error if the restart failed.
+    pub restarted: Option<Result<u16, BuildError>>,
+    /// The old domain's new name, for rename-restart.
+    pub renamed: Option<String>,
 }
 
 /// Dom0's guests and what it needs to build more.
@@ -46,9 +85,11 @@ pub struct Guests {
     build: Scratch,
     consoles: Scratch,
     p2m: &'static mut [u64],
-    image: &'static [u8],
+    files: Files<'static>,
     dom_exc: u32,
     store: Service,
+    /// The guest whose console `xl console` shows (its lines unprefixed).
+    attached: Option<u16>,
 }
 
 /// The name of a shutdown code.
@@ -59,6 +100,7 @@ pub fn reason_name(code: u32) -> &'static str {
         2 => "suspend",
         3 => "crash",
         4 => "watchdog",
+        5 => "soft_reset",
         _ => "unknown",
     }
 }
@@ -79,30 +121,82 @@ impl Guests {
         let p2m = unsafe { core::slice::from_raw_parts_mut(first as *mut u64, builder::MAX_PAGES as usize) };
         // SAFETY: the boot module is mapped at `mod_start` for `mod_len`
         // bytes in dom0's initial region and never written.
-        let image = unsafe { core::slice::from_raw_parts(si.mod_start as *const u8, si.mod_len as usize) };
+        let module = unsafe { core::slice::from_raw_parts(si.mod_start as *const u8, si.mod_len as usize) };
         let dom_exc = bind_virq(VIRQ_DOM_EXC).unwrap_or(0);
-        Some(Guests { slots: [None; MAX_GUESTS], build, consoles, p2m, image, dom_exc, store: Service::new() })
+        Some(Guests {
+            slots: core::array::from_fn(|_| None),
+            build,
+            consoles,
+            p2m,
+            files: Files::from_module(module),
+            dom_exc,
+            store: Service::new(),
+            attached: None,
+        })
     }
 
-    /// Build and start a guest with `extra` on its command line.
+    /// Dom0's files (kernels and configs).
+    pub fn files(&mut self) -> &mut Files<'static> {
+        &mut self.files
+    }
+
+    /// The bytes of kernel file `name`.
+    fn kernel(&self, name: &str) -> Result<&'static [u8], BuildError> {
+        let files: &Files<'static> = &self.files;
+        // A module file lives as long as dom0; a written one is text, not
+        // a kernel: only module files are kernels.
+        files.module_file(name).ok_or(BuildError("find the kernel file", -xen_public::errno::ENOENT))
+    }
+
+    /// Build and start the demo guest with `extra` on its command line.
     pub fn start(&mut self, extra: &str) -> Result<u16, BuildError> {
-        let domid = hv::create_domain().map_err(|rc| BuildError("createdomain", rc))?;
-        self.start_created(domid, extra)
+        self.start_spec(GuestSpec::demo(extra))
+    }
+
+    /// Build and start a guest from `spec` (named `guest<domid>` if its
+    /// name is empty). A name in use is refused, as libxl does.
+    pub fn start_spec(&mut self, spec: GuestSpec) -> Result<u16, BuildError> {
+        if !spec.name.is_empty() && self.find(&spec.name).is_some() {
+            return Err(BuildError("use a name no other domain has", -xen_public::errno::EEXIST));
+        }
+        let domid = hv::create_domain_with(spec.vcpus).map_err(|rc| BuildError("createdomain", rc))?;
+        self.start_created_spec(domid, spec)
     }
 
     /// Build and start a guest that dom0 does not follow: no console relay
     /// and no slot here (the density benchmark starts hundreds).
     pub fn start_headless(&mut self, extra: &str) -> Result<u16, BuildError> {
-        builder::build(&mut self.build, self.p2m, self.image, GUEST_PAGES, extra).map(|b| b.domid)
+        let image = self.kernel("guest")?;
+        builder::build(&mut self.build, self.p2m, image, GUEST_PAGES, extra).map(|b| b.domid)
     }
 
-    /// Build and start a guest in the domain `domid` (created, empty).
+    /// Build and start the demo guest in the domain `domid` (created, empty).
     pub fn start_created(&mut self, domid: u16, extra: &str) -> Result<u16, BuildError> {
+        self.start_created_spec(domid, GuestSpec::demo(extra))
+    }
+
+    /// Build and start a guest from `spec` in the domain `domid` (created,
+    /// empty); on failure the domain is destroyed.
+    fn start_created_spec(&mut self, domid: u16, spec: GuestSpec) -> Result<u16, BuildError> {
         let Some(i) = self.slots.iter().position(Option::is_none) else {
             hv::domctl_simple(hv::DESTROYDOMAIN, domid);
             return Err(BuildError("find a free guest slot", 0));
         };
-        let built = builder::build_created_paused(domid, &mut self.build, self.p2m, self.image, GUEST_PAGES, extra)?;
+        let image = match self.kernel(&spec.kernel) {
+            Ok(image) => image,
+            Err(e) => {
+                hv::domctl_simple(hv::DESTROYDOMAIN, domid);
+                return Err(e);
+            }
+        };
+        let built = builder::build_created_paused(domid, &mut self.build, self.p2m, image, spec.pages, &spec.cmdline)?;
+        if spec.max_pages > spec.pages {
+            let rc = hv::max_mem(domid, spec.max_pages * 4);
+            if rc != 0 {
+                hv::domctl_simple(hv::DESTROYDOMAIN, domid);
+                return Err(BuildError("max_mem", rc));
+            }
+        }
         let ring_va = match self.consoles.map_at(i, built.domid, built.console_mfn) {
             Ok(va) => va,
             Err(e) => {
@@ -118,7 +212,10 @@ impl Guests {
                 return Err(BuildError("bind the console channel", rc));
             }
         };
-        self.slots[i] = Some(Guest { domid: built.domid, port, ring_va, line: [0; 200], len: 0 });
+        let name = if spec.name.is_empty() { format!("guest{}", built.domid) } else { spec.name.clone() };
+        let started_ns = shared::now_ns().unwrap_or(0);
+        self.slots[i] =
+            Some(Guest { domid: built.domid, port, ring_va, line: [0; 200], len: 0, spec, name, log: VecDeque::new(), preserved: false, started_ns });
         if let Err(e) = self.connect_store(i, &built).and_then(|()| builder::unpause(built.domid)) {
             self.destroy(built.domid);
             return Err(e);
@@ -129,14 +226,10 @@ impl Guests {
     /// Write the new domain's xenstore home as libxl does, map its store
     /// page and connect it to xenstored (introducing it).
     fn connect_store(&mut self, i: usize, built: &builder::Built) -> Result<(), BuildError> {
-        let name = format!("guest{}", built.domid);
-        let home = DomainHome {
-            domid: built.domid,
-            name: &name,
-            memory_kib: GUEST_PAGES * 4,
-            console_mfn: built.console_mfn,
-            console_port: built.console_port,
-        };
+        let Some(g) = self.slots[i].as_ref() else { return Err(BuildError("find the guest slot", 0)) };
+        let (name, memory_kib, max_kib) = (g.name.clone(), g.spec.pages * 4, g.spec.max_pages * 4);
+        let home =
+            DomainHome { domid: built.domid, name: &name, memory_kib, max_kib, console_mfn: built.console_mfn, console_port: built.console_port };
         if let Err(e) = client::make_home(&mut self.store.xs, &home) {
             println!("dom0: xenstored: d{}: writing its home failed: {e}", built.domid);
             return Err(BuildError("write the xenstore home", 0));
@@ -156,7 +249,78 @@ impl Guests {
 
     /// Whether `domid` is one of dom0's guests.
     pub fn has(&self, domid: u16) -> bool {
-        self.slots.iter().flatten().any(|g| g.domid == domid)
+        self.slot_of(domid).is_some()
+    }
+
+    /// The slot of guest `domid`.
+    fn slot_of(&self, domid: u16) -> Option<usize> {
+        self.slots.iter().position(|s| s.as_ref().is_some_and(|g| g.domid == domid))
+    }
+
+    /// The guest named `name`, if any.
+    pub fn find(&self, name: &str) -> Option<u16> {
+        self.slots.iter().flatten().find(|g| g.name == name).map(|g| g.domid)
+    }
+
+    /// Guest `domid`'s name.
+    pub fn name_of(&self, domid: u16) -> Option<&str> {
+        self.slot_of(domid).and_then(|i| self.slots[i].as_ref()).map(|g| g.name.as_str())
+    }
+
+    /// Guest `domid`'s spec.
+    pub fn spec_of(&self, domid: u16) -> Option<&GuestSpec> {
+        self.slot_of(domid).and_then(|i| self.slots[i].as_ref()).map(|g| &g.spec)
+    }
+
+    /// Guest `domid`'s uptime in ns.
+    pub fn uptime_ns(&self, domid: u16) -> Option<u64> {
+        let g = self.slots[self.slot_of(domid)?].as_ref()?;
+        Some(shared::now_ns().unwrap_or(0).saturating_sub(g.started_ns))
+    }
+
+    /// Rename guest `domid` (its xenstore `name` too), as `xl rename`:
+    /// a name another domain has is refused with EEXIST.
+    pub fn rename(&mut self, domid: u16, name: &str) -> Result<(), i64> {
+        let i = self.slot_of(domid).ok_or(-xen_public::errno::ESRCH)?;
+        if self.find(name).is_some_and(|d| d != domid) || name == "Domain-0" {
+            return Err(-xen_public::errno::EEXIST);
+        }
+        client::write(&mut self.store.xs, &format!("/local/domain/{domid}/name"), name.as_bytes()).map_err(|_| -xen_public::errno::EINVAL)?;
+        if let Some(g) = self.slots[i].as_mut() {
+            g.name = String::from(name);
+        }
+        Ok(())
+    }
+
+    /// Show guest `domid`'s console: its kept output now, then its lines
+    /// unprefixed until [`Self::detach`]. `false` if it is not ours.
+    pub fn attach(&mut self, domid: u16) -> bool {
+        let Some(g) = self.slot_of(domid).and_then(|i| self.slots[i].as_mut()) else { return false };
+        let _ = relay(g, &mut |_, _| {}, false);
+        let (a, b) = g.log.as_slices();
+        let _ = pv_guest_kernel::console::Console.write_str(&String::from_utf8_lossy(a));
+        let _ = pv_guest_kernel::console::Console.write_str(&String::from_utf8_lossy(b));
+        self.attached = Some(domid);
+        true
+    }
+
+    /// Stop showing a guest's console.
+    pub fn detach(&mut self) {
+        self.attached = None;
+    }
+
+    /// The guest whose console is shown, if it still exists.
+    pub fn attached(&self) -> Option<u16> {
+        self.attached.filter(|&d| self.has(d))
+    }
+
+    /// Put `bytes` on guest `domid`'s console input ring (what fits) and
+    /// notify it; how many went in.
+    pub fn send_input(&mut self, domid: u16, bytes: &[u8]) -> usize {
+        let Some(g) = self.slot_of(domid).and_then(|i| self.slots[i].as_ref()) else { return 0 };
+        let n = ring::IN_RING.produce(&mut RingPage(g.ring_va), bytes);
+        events::send(g.port);
+        n
     }
 
     /// Release guest slot `i`'s xenstore connection and home.
@@ -175,8 +339,9 @@ impl Guests {
     /// [`Self::pump`], also handing each line to `f` with its domain.
     pub fn pump_lines(&mut self, f: &mut dyn FnMut(u16, &str)) -> bool {
         let mut printed = self.store.pump();
+        let attached = self.attached;
         for g in self.slots.iter_mut().flatten() {
-            printed |= relay(g, f);
+            printed |= relay(g, f, attached == Some(g.domid));
         }
         printed
     }
@@ -188,10 +353,10 @@ impl Guests {
 
     /// Destroy guest `domid` (running or not); `false` if it is not ours.
     pub fn destroy(&mut self, domid: u16) -> bool {
-        let Some(i) = self.slots.iter().position(|s| s.is_some_and(|g| g.domid == domid)) else { return false };
+        let Some(i) = self.slot_of(domid) else { return false };
         self.disconnect_store(i);
         if let Some(mut g) = self.slots[i].take() {
-            let _ = relay(&mut g, &mut |_, _| {});
+            let _ = relay(&mut g, &mut |_, _| {}, self.attached == Some(domid));
             events::close(g.port);
             self.consoles.unmap_at(i);
             let rc = hv::domctl_simple(hv::DESTROYDOMAIN, domid);
@@ -205,7 +370,7 @@ impl Guests {
     /// Destroy guest `domid` while dom0 still maps its console page;
     /// returns a token that [`Self::release_console`] takes to unmap it.
     pub fn destroy_keeping_console(&mut self, domid: u16) -> Option<usize> {
-        let i = self.slots.iter().position(|s| s.is_some_and(|g| g.domid == domid))?;
+        let i = self.slot_of(domid)?;
         self.disconnect_store(i);
         let g = self.slots[i].take()?;
         events::close(g.port);
@@ -218,31 +383,76 @@ impl Guests {
         self.consoles.unmap_at(token);
     }
 
-    /// Destroy the guests that shut down, reporting each; returns how many.
+    /// Destroy or restart the guests that shut down, as their specs say,
+    /// reporting each on the console; returns how many were handled.
     pub fn reap(&mut self) -> usize {
-        let mut n = 0;
+        let done = self.reap_quietly();
+        for r in &done {
+            println!("{}", reaped_line(r));
+        }
+        done.len()
+    }
+
+    /// [`Self::reap`] without printing: what happened to each guest.
+    pub fn reap_quietly(&mut self) -> Vec<Reaped> {
+        let mut done = Vec::new();
         for i in 0..MAX_GUESTS {
-            let Some(g) = self.slots[i] else { continue };
-            let Ok((flags, _, _)) = hv::domain_info(g.domid) else { continue };
-            if flags & xen_public::XEN_DOMINF_SHUTDOWN != 0 {
-                self.destroy(g.domid);
-                println!("dom0: d{} shut down ({}); destroyed", g.domid, reason_name((flags >> 16) & 0xff));
-                n += 1;
+            let Some(g) = self.slots[i].as_ref().filter(|g| !g.preserved) else { continue };
+            let domid = g.domid;
+            let Ok((flags, _, _)) = hv::domain_info(domid) else { continue };
+            if flags & xen_public::XEN_DOMINF_SHUTDOWN == 0 {
+                continue;
+            }
+            let reason = (flags >> xen_public::XEN_DOMINF_SHUTDOWNSHIFT) & 0xff;
+            done.push(self.act_on_shutdown(i, reason));
+        }
+        done
+    }
+
+    /// Carry out the shutdown action of the guest in slot `i`.
+    fn act_on_shutdown(&mut self, i: usize, reason: u32) -> Reaped {
+        let Some(g) = self.slots[i].as_mut() else { return Reaped { domid: 0, reason, action: Action::Destroy, restarted: None, renamed: None } };
+        let (domid, action) = (g.domid, g.spec.action(reason));
+        let mut r = Reaped { domid, reason, action, restarted: None, renamed: None };
+        match action {
+            Action::Preserve => g.preserved = true,
+            Action::Destroy | Action::CoredumpDestroy => {
+                self.destroy(domid);
+            }
+            Action::Restart | Action::CoredumpRestart | Action::SoftReset => {
+                let spec = g.spec.clone();
+                self.destroy(domid);
+                r.restarted = Some(self.start_spec(spec));
+            }
+            Action::RenameRestart => {
+                g.preserved = true;
+                let new_name = format!("{}-{}", g.name, domid);
+                let spec = g.spec.clone();
+                let _ = self.rename(domid, &new_name);
+                r.renamed = Some(new_name);
+                r.restarted = Some(self.start_spec(spec));
             }
         }
-        n
+        r
     }
 
     /// Wait up to `ns` for console output or a domain exception.
     pub fn wait(&self, ns: u64) {
-        let mut ports = [0u32; 2 * MAX_GUESTS + 1];
+        self.wait_for(&[], shared::now_ns().unwrap_or(0) + ns);
+    }
+
+    /// Block until console output, xenstore traffic, a domain exception or
+    /// an event on one of `extra` (or until system time `deadline`; 0:
+    /// none), then clear them all.
+    pub fn wait_for(&self, extra: &[u32], deadline: u64) {
+        let mut ports = [0u32; 2 * MAX_GUESTS + 4];
         let mut n = 0;
         let consoles = self.slots.iter().flatten().map(|g| g.port);
-        for p in consoles.chain(self.store.ports()).chain((self.dom_exc != 0).then_some(self.dom_exc)) {
+        let all = consoles.chain(self.store.ports()).chain((self.dom_exc != 0).then_some(self.dom_exc)).chain(extra.iter().copied());
+        for p in all.take(ports.len()) {
             ports[n] = p;
             n += 1;
         }
-        let deadline = shared::now_ns().unwrap_or(0) + ns;
         events::poll(&ports[..n], deadline);
         for &p in &ports[..n] {
             events::clear_pending(p);
@@ -250,9 +460,38 @@ impl Guests {
     }
 }
 
-/// Move a guest's console output to dom0's console, a line at a time,
-/// handing each line to `f` too; whether a line was printed.
-fn relay(g: &mut Guest, f: &mut dyn FnMut(u16, &str)) -> bool {
+/// The console line [`Guests::reap`] prints for `r`.
+pub fn reaped_line(r: &Reaped) -> String {
+    let mut line = format!("dom0: d{} shut down ({})", r.domid, reason_name(r.reason));
+    let extra = match (r.action, &r.restarted) {
+        (Action::Preserve, _) => String::from("; preserved"),
+        (Action::Destroy, _) => String::from("; destroyed"),
+        (Action::CoredumpDestroy, _) => String::from("; no core dump (dom0 has no dump directory); destroyed"),
+        (_, Some(Ok(new))) => format!("; restarted as d{new}"),
+        (_, Some(Err(e))) => format!("; restart failed at {}: {} ({})", e.0, e.1, xen_public::errno::name(e.1)),
+        (_, None) => String::new(),
+    };
+    if let Some(n) = &r.renamed {
+        line += &format!("; kept as {n}");
+    }
+    if r.action == Action::CoredumpRestart {
+        line += "; no core dump (dom0 has no dump directory)";
+    }
+    line + &extra
+}
+
+/// Keep `bytes` at the end of a guest's console log.
+fn log_append(log: &mut VecDeque<u8>, bytes: &[u8]) {
+    log.extend(bytes);
+    let over = log.len().saturating_sub(LOG_BYTES);
+    log.drain(..over);
+}
+
+/// Move a guest's console output to dom0's console, a line at a time
+/// (unprefixed when `attached`, `(dN) ` first otherwise), handing each
+/// line to `f` too and keeping it in the guest's log; whether a line was
+/// printed.
+fn relay(g: &mut Guest, f: &mut dyn FnMut(u16, &str), attached: bool) -> bool {
     let mut printed = false;
     let mut page = RingPage(g.ring_va);
     let mut buf = [0u8; 256];
@@ -264,8 +503,14 @@ fn relay(g: &mut Guest, f: &mut dyn FnMut(u16, &str)) -> bool {
         for &b in &buf[..n] {
             if b == b'\n' || g.len == g.line.len() {
                 let text = core::str::from_utf8(&g.line[..g.len]).unwrap_or("<not utf-8>");
-                println!("(d{}) {text}", g.domid);
+                if attached {
+                    println!("{text}");
+                } else {
+                    println!("(d{}) {text}", g.domid);
+                }
                 f(g.domid, text);
+                log_append(&mut g.log, &g.line[..g.len]);
+                log_append(&mut g.log, b"\n");
                 g.len = 0;
                 printed = true;
             }

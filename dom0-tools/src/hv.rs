@@ -47,8 +47,14 @@ pub fn domctl_simple(cmd: u32, dom: u16) -> i64 {
 
 /// XEN_DOMCTL_createdomain: a new paused PV domain with one vCPU.
 pub fn create_domain() -> Result<u16, i64> {
+    create_domain_with(1)
+}
+
+/// XEN_DOMCTL_createdomain and max_vcpus: a new paused PV domain with
+/// `vcpus` vCPUs (the hypervisor refuses more than it supports).
+pub fn create_domain_with(vcpus: u32) -> Result<u16, i64> {
     let mut c = XenDomctl::new(XEN_DOMCTL_CREATEDOMAIN, 0);
-    c.set_payload(&XenDomctlCreatedomain::pv_default());
+    c.set_payload(&XenDomctlCreatedomain { max_vcpus: vcpus, ..XenDomctlCreatedomain::pv_default() });
     let rc = domctl_plain(&mut c);
     if rc != 0 {
         return Err(rc);
@@ -56,7 +62,7 @@ pub fn create_domain() -> Result<u16, i64> {
     let dom = c.domain;
     // XEN_DOMCTL_max_vcpus creates the vCPUs createdomain sized.
     let mut m = XenDomctl::new(XEN_DOMCTL_MAX_VCPUS, dom);
-    m.set_payload(&XenDomctlMaxVcpus { max: 1 });
+    m.set_payload(&XenDomctlMaxVcpus { max: vcpus });
     let rc = domctl_plain(&mut m);
     if rc != 0 {
         domctl_simple(DESTROYDOMAIN, dom);

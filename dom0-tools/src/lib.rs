@@ -20,9 +20,12 @@ extern crate alloc;
 #[cfg(target_os = "none")]
 pub mod builder;
 pub mod cmdline;
+pub mod files;
 #[cfg(target_os = "none")]
 pub mod guests;
 #[cfg(target_os = "none")]
 pub mod hv;
+pub mod spec;
 pub mod xenstore;
 pub mod xl;
+pub mod xlcfg;

@@ -17,6 +17,8 @@ mod fuzz;
 #[cfg(target_os = "none")]
 mod heap;
 #[cfg(target_os = "none")]
+mod lifecycle;
+#[cfg(target_os = "none")]
 mod shell;
 
 #[cfg(target_os = "none")]
@@ -188,6 +190,7 @@ mod dom0 {
             | Test::Density
             | Test::Preempt
             | Test::Audit
+            | Test::Lifecycle
             | Test::Fuzz => {
                 let va = pages.alloc_page().unwrap_or(0);
                 shared::map(va, si.shared_info);
@@ -212,6 +215,9 @@ mod dom0 {
                         &mut guests,
                         cmdline::value(line, "hog").map_or("quiet hog", |h| if h == "spin" { "quiet spin" } else { "quiet hog" }),
                     );
+                } else if test == Test::Lifecycle {
+                    let cycles = cmdline::value(line, "cycles").and_then(|v| v.parse().ok()).unwrap_or(200);
+                    crate::lifecycle::run(&mut guests, cycles);
                 } else if test == Test::Fuzz {
                     crate::fuzz::run(&mut guests, line);
                 } else if test == Test::Audit {

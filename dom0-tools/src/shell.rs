@@ -1,16 +1,48 @@
-//! Dom0's interactive console: an `xl`-like shell over `console_io`. While
-//! it waits for input it relays the guests' consoles and reaps guests that
-//! shut down.
+//! Dom0's interactive console: an `xl`-like shell over `console_io`.
+//!
+//! Dom0 sleeps between events: it blocks in SCHEDOP_poll on VIRQ_CONSOLE
+//! (console input), VIRQ_DOM_EXC (a domain shut down), and the event
+//! channels of its guests' consoles and xenstore rings, as a Linux dom0
+//! sleeps in its kernel. Each wake-up it reads input, relays consoles,
+//! serves xenstore and carries out the shutdown actions of guests.
+//!
+//! Invariant: the shell is in one of two modes: at the prompt (input is
+//! edited into a line and run as a command) or attached to one guest's
+//! console (input goes to the guest; Ctrl-] returns to the prompt).
 
+use alloc::format;
 use alloc::string::String;
+use alloc::vec::Vec;
 use core::fmt::Write;
-use dom0_tools::guests::Guests;
+use dom0_tools::guests::{GuestSpec, Guests};
 use dom0_tools::hv;
 use dom0_tools::xenstore::{Xenstore, client};
-use dom0_tools::xl::{self, Command, DomainRow};
+use dom0_tools::xl::{self, Command, DomSpec, DomainRow};
 use pv_guest_kernel::console::Console;
-use pv_guest_kernel::{StartInfo, hypercall, println, shared};
+use pv_guest_kernel::{StartInfo, events, hypercall, println, shared};
 use xen_public::domctl::XenDomctlGetdomaininfo;
+
+/// Ctrl-]: leaves `console`, as in xl.
+const CTRL_RIGHT_BRACKET: u8 = 0x1d;
+/// Ctrl-C: abandons the line being typed (or a `xenstore-watch`).
+const CTRL_C: u8 = 0x03;
+/// Ctrl-U: erases the line being typed.
+const CTRL_U: u8 = 0x15;
+/// VIRQ_CONSOLE: console input for the console domain.
+const VIRQ_CONSOLE: u32 = 2;
+/// How long `shutdown -w` and `reboot -w` wait.
+const WAIT_SECONDS: u64 = 60;
+
+/// The shell's state.
+struct Shell {
+    guests: Option<Guests>,
+    line: [u8; 256],
+    len: usize,
+    /// dom0's port for VIRQ_CONSOLE (0 if it could not be bound).
+    console_port: u32,
+    /// The guest whose console input goes to (`console DOM`).
+    attached: Option<u16>,
+}
 
 fn prompt() {
     let _ = Console.write_str("xl> ");
@@ -39,77 +71,6 @@ fn for_each_domain(mut f: impl FnMut(&XenDomctlGetdomaininfo)) {
         }
         first = next;
     }
-}
-
-/// A domain's name in the shell's tables: its xenstore `name`.
-fn domain_name(id: u16, guests: &mut Option<Guests>) -> String {
-    if id == 0 {
-        return String::from("Domain-0");
-    }
-    let name = guests.as_mut().and_then(|g| client::read(g.xenstore(), &alloc::format!("/local/domain/{id}/name")).ok());
-    name.and_then(|n| String::from_utf8(n).ok()).unwrap_or_else(|| String::from("guest"))
-}
-
-fn list(guests: &mut Option<Guests>) {
-    println!("{}", xl::LIST_HEADER);
-    for_each_domain(|info| {
-        let name = domain_name(info.domain, guests);
-        let row = DomainRow {
-            name: &name,
-            id: info.domain,
-            mem_mib: info.tot_pages * 4096 / (1 << 20),
-            vcpus: info.nr_online_vcpus,
-            flags: info.flags,
-            cpu_time_ns: info.cpu_time,
-        };
-        let mut line = LineBuf::default();
-        let _ = xl::list_row(&mut line, &row);
-        println!("{}", line.as_str());
-    });
-}
-
-/// `sched-credit`: set a domain's weight and cap, then show them (or
-/// show every domain's).
-fn sched_credit(a: xl::SchedCredit, guests: &mut Option<Guests>) {
-    if let Some(id) = a.domid.filter(|_| a.weight.is_some() || a.cap.is_some()) {
-        let rc = hv::set_sched_credit(id, a.weight.unwrap_or(0), a.cap.unwrap_or(u16::MAX));
-        if rc != 0 {
-            println!("xl: d{id}: {rc} ({})", xen_public::errno::name(rc));
-            return;
-        }
-    }
-    println!("{}", xl::SCHED_CREDIT_HEADER);
-    let mut show = |id: u16| match hv::sched_credit(id) {
-        Ok((weight, cap)) => {
-            let mut line = LineBuf::default();
-            let _ = xl::sched_credit_row(&mut line, &domain_name(id, guests), id, weight, cap);
-            println!("{}", line.as_str());
-        }
-        Err(rc) => println!("xl: d{id}: {rc} ({})", xen_public::errno::name(rc)),
-    };
-    match a.domid {
-        Some(id) => show(id),
-        None => for_each_domain(|info| show(info.domain)),
-    }
-}
-
-fn info() {
-    let p = match hv::physinfo() {
-        Ok(p) => p,
-        Err(rc) => {
-            println!("xl: physinfo failed: {rc}");
-            return;
-        }
-    };
-    let ver = hypercall::xen_version();
-    let total = (p.total_pages * 4096) >> 20;
-    let free = (p.free_pages * 4096) >> 20;
-    println!("xen_major              : {}", ver >> 16);
-    println!("xen_minor              : {}", ver & 0xffff);
-    println!("nr_cpus                : {}", p.nr_cpus);
-    println!("cpu_mhz                : {}", p.cpu_khz / 1000);
-    println!("total_memory           : {total}");
-    println!("free_memory            : {free}");
 }
 
 /// A small line buffer for formatting rows.
@@ -142,135 +103,563 @@ impl Write for LineBuf {
     }
 }
 
-/// Report a domctl on `id`.
-fn domctl_on(cmd: u32, id: u16, done: &str) {
-    match hv::domctl_simple(cmd, id) {
-        0 => println!("xl: {done} d{id}"),
-        rc => println!("xl: d{id}: {rc} ({})", xen_public::errno::name(rc)),
-    }
+/// An errno as the shell prints it.
+fn errno(rc: i64) -> String {
+    format!("{rc} ({})", xen_public::errno::name(rc))
 }
 
-/// Run a xenstore command as dom0, printing its error as the
-/// xenstore-* tools do.
-fn with_store(guests: &mut Option<Guests>, f: impl FnOnce(&mut Xenstore) -> Result<(), String>) {
-    match guests.as_mut() {
-        Some(g) => {
-            if let Err(e) = f(g.xenstore()) {
-                println!("xenstore: {e}");
+impl Shell {
+    /// A domain's name: `Domain-0`, a guest's name, or its xenstore `name`.
+    fn domain_name(&mut self, id: u16) -> String {
+        if id == 0 {
+            return String::from("Domain-0");
+        }
+        if let Some(n) = self.guests.as_ref().and_then(|g| g.name_of(id)) {
+            return String::from(n);
+        }
+        let name = self.guests.as_mut().and_then(|g| client::read(g.xenstore(), &format!("/local/domain/{id}/name")).ok());
+        name.and_then(|n| String::from_utf8(n).ok()).unwrap_or_default()
+    }
+
+    /// Resolve a domain as xl's `find_domain` does: a number is a domid, a
+    /// name is looked up; an unknown name is an error.
+    fn find_domain(&self, spec: DomSpec<'_>) -> Result<u16, String> {
+        if let Ok(id) = spec.parse::<u16>() {
+            return Ok(id);
+        }
+        if spec == "Domain-0" {
+            return Ok(0);
+        }
+        // libxl_domain_qualifier_to_domid: ERROR_INVAL (-6) for no match.
+        self.guests.as_ref().and_then(|g| g.find(spec)).ok_or_else(|| format!("{spec} is an invalid domain identifier (rc=-6)"))
+    }
+
+    /// Run `f` on the domain `spec` names, or print why not.
+    fn with_domain(&mut self, spec: DomSpec<'_>, f: impl FnOnce(&mut Shell, u16)) {
+        match self.find_domain(spec) {
+            Ok(id) => f(self, id),
+            Err(e) => println!("{e}"),
+        }
+    }
+
+    /// Run a xenstore command as dom0, printing its error as the
+    /// xenstore-* tools do.
+    fn with_store(&mut self, f: impl FnOnce(&mut Xenstore) -> Result<(), String>) {
+        match self.guests.as_mut() {
+            Some(g) => {
+                if let Err(e) = f(g.xenstore()) {
+                    println!("xenstore: {e}");
+                }
+            }
+            None => println!("xl: no xenstore (dom0 has no boot module)"),
+        }
+    }
+
+    fn list(&mut self, long: bool, only: Option<u16>) {
+        if long {
+            println!("xl: list -l: not available yet");
+            return;
+        }
+        println!("{}", xl::LIST_HEADER);
+        let mut rows = Vec::new();
+        for_each_domain(|info| {
+            if only.is_none_or(|d| d == info.domain) {
+                rows.push(*info);
+            }
+        });
+        for info in rows {
+            let name = self.domain_name(info.domain);
+            let row = DomainRow {
+                name: &name,
+                id: info.domain,
+                mem_mib: info.tot_pages * 4096 / (1 << 20),
+                vcpus: info.nr_online_vcpus,
+                flags: info.flags,
+                cpu_time_ns: info.cpu_time,
+            };
+            let mut line = LineBuf::default();
+            let _ = xl::list_row(&mut line, &row);
+            println!("{}", line.as_str());
+        }
+    }
+
+    /// `sched-credit`: set a domain's weight and cap, then show them (or
+    /// show every domain's).
+    fn sched_credit(&mut self, a: xl::SchedCredit) {
+        if let Some(id) = a.domid.filter(|_| a.weight.is_some() || a.cap.is_some()) {
+            let rc = hv::set_sched_credit(id, a.weight.unwrap_or(0), a.cap.unwrap_or(u16::MAX));
+            if rc != 0 {
+                println!("xl: d{id}: {}", errno(rc));
+                return;
             }
         }
-        None => println!("xl: no xenstore (dom0 has no guest image)"),
-    }
-}
-
-/// `xl shutdown ID` for a PV guest without a shutdown event channel:
-/// write `control/shutdown` = `poweroff`; the guest powers itself off and
-/// is reaped.
-fn shutdown(id: u16, guests: &mut Option<Guests>) {
-    let Some(g) = guests.as_mut().filter(|g| g.has(id)) else {
-        println!("xl: d{id}: no such guest");
-        return;
-    };
-    match client::write(g.xenstore(), &alloc::format!("/local/domain/{id}/control/shutdown"), b"poweroff") {
-        Ok(()) => println!("Shutting down domain {id}"),
-        Err(e) => println!("xl: d{id}: writing control/shutdown: {e}"),
-    }
-}
-
-fn execute(line: &str, guests: &mut Option<Guests>) -> bool {
-    match xl::parse(line) {
-        Command::Create(args) => match guests.as_mut().map(|g| g.start(args)) {
-            Some(Ok(id)) => println!("xl: created d{id}"),
-            Some(Err(e)) => println!("xl: create failed at {}: {} ({})", e.0, e.1, xen_public::errno::name(e.1)),
-            None => println!("xl: no guest image (boot module) to build from"),
-        },
-        Command::Destroy(id) => {
-            if !guests.as_mut().is_some_and(|g| g.destroy(id)) {
-                domctl_on(hv::DESTROYDOMAIN, id, "destroyed");
-            } else {
-                println!("xl: destroyed d{id}");
+        println!("{}", xl::SCHED_CREDIT_HEADER);
+        let mut ids = Vec::new();
+        match a.domid {
+            Some(id) => ids.push(id),
+            None => for_each_domain(|info| ids.push(info.domain)),
+        }
+        for id in ids {
+            match hv::sched_credit(id) {
+                Ok((weight, cap)) => {
+                    let mut line = LineBuf::default();
+                    let _ = xl::sched_credit_row(&mut line, &self.domain_name(id), id, weight, cap);
+                    println!("{}", line.as_str());
+                }
+                Err(rc) => println!("xl: d{id}: {}", errno(rc)),
             }
         }
-        Command::Pause(id) => domctl_on(hv::PAUSEDOMAIN, id, "paused"),
-        Command::Unpause(id) => domctl_on(hv::UNPAUSEDOMAIN, id, "unpaused"),
-        Command::SchedCredit(a) => sched_credit(a, guests),
-        Command::Shutdown(id) => shutdown(id, guests),
-        Command::XenstoreLs(p) => with_store(guests, |xs| client::ls(xs, p).map(|lines| lines.iter().for_each(|l| println!("{l}")))),
-        Command::XenstoreRead(p) => with_store(guests, |xs| client::read(xs, p).map(|v| println!("{}", client::sanitise_value(&v)))),
-        Command::XenstoreWrite(p, v) => with_store(guests, |xs| client::write(xs, p, v.as_bytes())),
-        Command::XenstoreRm(p) => with_store(guests, |xs| client::rm(xs, p)),
-        Command::Usage(u) => println!("xl: {u}"),
-        Command::Nothing => {}
-        Command::Help => println!("{}", xl::HELP),
-        Command::List => list(guests),
-        Command::Info => info(),
-        Command::Uptime => println!("up {} s", shared::now_ns().unwrap_or(0) / 1_000_000_000),
-        Command::Version => {
-            let v = hypercall::xen_version();
-            println!("Xen {}.{}", v >> 16, v & 0xffff);
-        }
-        Command::Poweroff => return false,
-        Command::Reboot => loop {
-            hypercall::shutdown(xen_public::SHUTDOWN_REBOOT);
-        },
-        Command::Unknown(c) => println!("xl: unknown command '{c}' (try 'help')"),
     }
-    true
+
+    fn info(&self) {
+        let p = match hv::physinfo() {
+            Ok(p) => p,
+            Err(rc) => {
+                println!("xl: physinfo failed: {rc}");
+                return;
+            }
+        };
+        let ver = hypercall::xen_version();
+        let total = (p.total_pages * 4096) >> 20;
+        let free = (p.free_pages * 4096) >> 20;
+        println!("xen_major              : {}", ver >> 16);
+        println!("xen_minor              : {}", ver & 0xffff);
+        println!("nr_cpus                : {}", p.nr_cpus);
+        println!("cpu_mhz                : {}", p.cpu_khz / 1000);
+        println!("total_memory           : {total}");
+        println!("free_memory            : {free}");
+    }
+
+    /// Report a domctl on `id`.
+    fn domctl_on(cmd: u32, id: u16, done: &str) {
+        match hv::domctl_simple(cmd, id) {
+            0 => println!("xl: {done} d{id}"),
+            rc => println!("xl: d{id}: {}", errno(rc)),
+        }
+    }
+
+    /// `xl shutdown`/`xl reboot DOM`: write `control/shutdown`, as libxl
+    /// does for a PV guest; the guest acts on it and is reaped.
+    fn ask_guest(&mut self, id: u16, what: &str, wait: bool) {
+        let Some(g) = self.guests.as_mut().filter(|g| g.has(id)) else {
+            println!("xl: d{id}: no such guest");
+            return;
+        };
+        match client::write(g.xenstore(), &format!("/local/domain/{id}/control/shutdown"), what.as_bytes()) {
+            Ok(()) => println!("{} domain {id}", if what == "reboot" { "Rebooting" } else { "Shutting down" }),
+            Err(e) => {
+                println!("xl: d{id}: writing control/shutdown: {e}");
+                return;
+            }
+        }
+        if wait {
+            self.wait_gone(id);
+        }
+    }
+
+    /// `-w`: relay and reap until domain `id` is no longer this dom0's
+    /// running guest (destroyed, restarted under a new id, or preserved
+    /// shut down), at most [`WAIT_SECONDS`], or Ctrl-C.
+    fn wait_gone(&mut self, id: u16) {
+        let deadline = shared::now_ns().unwrap_or(0) + WAIT_SECONDS * 1_000_000_000;
+        loop {
+            let Some(g) = self.guests.as_mut() else { return };
+            g.pump();
+            g.reap();
+            let alive = g.has(id) && hv::domain_info(id).is_ok_and(|(flags, _, _)| flags & xen_public::XEN_DOMINF_SHUTDOWN == 0);
+            if !alive {
+                println!("Domain {id} has been shut down");
+                return;
+            }
+            let mut buf = [0u8; 16];
+            let n = read(&mut buf);
+            let now = shared::now_ns().unwrap_or(0);
+            if buf[..n].contains(&CTRL_C) || now > deadline {
+                println!("xl: d{id}: stopped waiting");
+                return;
+            }
+            g.wait_for(&[self.console_port], (now + 100_000_000).min(deadline));
+        }
+    }
+
+    fn destroy(&mut self, id: u16) {
+        if id == 0 {
+            println!("Not destroying domain 0; use -f to force.");
+            return;
+        }
+        if self.guests.as_mut().is_some_and(|g| g.destroy(id)) {
+            println!("xl: destroyed d{id}");
+        } else {
+            Self::domctl_on(hv::DESTROYDOMAIN, id, "destroyed");
+        }
+    }
+
+    /// `create`: from a config file when the first word names one (or
+    /// ends in `.cfg`), else the demo guest with the words as its
+    /// command line.
+    fn create(&mut self, console: bool, rest: &str) {
+        let Some(g) = self.guests.as_mut() else {
+            println!("xl: no guest image (boot module) to build from");
+            return;
+        };
+        let mut words = rest.split_ascii_whitespace().filter(|w| *w != "-c");
+        let first = words.next().unwrap_or("");
+        let is_config = first.ends_with(".cfg") || (g.files().get(first).is_some() && first != "guest");
+        let spec = if is_config {
+            let extras: Vec<&str> = words.collect();
+            println!("Parsing config from {first}");
+            match dom0_tools::spec::load(g.files(), first, &extras, dom0_tools::builder::MAX_PAGES) {
+                Ok((spec, warnings)) => {
+                    warnings.iter().for_each(|w| println!("{w}"));
+                    spec
+                }
+                Err(e) => {
+                    println!("{e}");
+                    return;
+                }
+            }
+        } else {
+            GuestSpec::demo(rest)
+        };
+        match g.start_spec(spec) {
+            Ok(id) => {
+                println!("xl: created d{id}");
+                if console {
+                    self.attach(id);
+                }
+            }
+            Err(e) => println!("xl: create failed at {}: {}", e.0, errno(e.1)),
+        }
+    }
+
+    /// `console DOM`: show its console until Ctrl-].
+    fn attach(&mut self, id: u16) {
+        if self.guests.as_mut().is_some_and(|g| g.attach(id)) {
+            self.attached = Some(id);
+        } else {
+            println!("xl: d{id}: no console here (not a guest of this dom0)");
+        }
+    }
+
+    /// Leave `console` for the prompt.
+    fn detach(&mut self) {
+        if let Some(g) = self.guests.as_mut() {
+            g.detach();
+        }
+        self.attached = None;
+        println!();
+        prompt();
+    }
+
+    /// `mem-set` (target) or `mem-max` (maximum) of guest `id`, as libxl's
+    /// `libxl_set_memory_target` and `libxl_domain_setmaxmem` check them.
+    fn memory(&mut self, id: u16, mem: &str, max: bool) {
+        let Some(kib) = xl::parse_mem_size_kb(mem) else {
+            println!("invalid memory size: {mem}");
+            return;
+        };
+        let Some(g) = self.guests.as_mut().filter(|g| g.has(id)) else {
+            println!("xl: d{id}: not a guest of this dom0 (dom0 has no balloon driver)");
+            return;
+        };
+        let xs = g.xenstore();
+        let node = |leaf: &str| format!("/local/domain/{id}/memory/{leaf}");
+        let read_kib =
+            |xs: &mut Xenstore, leaf: &str| client::read(xs, &node(leaf)).ok().and_then(|v| core::str::from_utf8(&v).ok()?.parse::<u64>().ok());
+        let (target, static_max) = (read_kib(xs, "target").unwrap_or(0), read_kib(xs, "static-max").unwrap_or(u64::MAX));
+        let r = if max {
+            if kib < target {
+                println!("memory_static_max must be greater than or equal to memory_dynamic_max");
+                println!("cannot set domid {id} static max memory to : {mem}");
+                return;
+            }
+            // libxl adds LIBXL_MAXMEM_CONSTANT (1 MiB) to the hypervisor's limit.
+            let rc = hv::max_mem(id, kib + 1024);
+            if rc != 0 { Err(rc) } else { client::write(xs, &node("static-max"), format!("{kib}").as_bytes()).map_err(|_| -5) }
+        } else {
+            if kib > static_max {
+                println!("memory_dynamic_max must be less than or equal to memory_static_max");
+                println!("cannot set domid {id} dynamic max memory to : {mem}");
+                return;
+            }
+            client::write(xs, &node("target"), format!("{kib}").as_bytes()).map_err(|_| -5)
+        };
+        if let Err(rc) = r {
+            println!("xl: d{id}: {}", errno(rc));
+        }
+    }
+
+    fn domid(&self, name: &str) {
+        match self.find_domain(name).ok().filter(|_| name.parse::<u16>().is_err()) {
+            Some(id) => println!("{id}"),
+            None => println!("Can't get domid of domain name '{name}', maybe this domain does not exist."),
+        }
+    }
+
+    fn domname(&mut self, id: &str) {
+        let name = id.parse::<u16>().ok().filter(|&d| hv::getdomaininfo(d).is_ok()).map(|d| self.domain_name(d));
+        match name {
+            Some(n) => println!("{n}"),
+            None => println!("Can't get domain name of domain id '{id}', maybe this domain does not exist."),
+        }
+    }
+
+    fn rename(&mut self, id: u16, new: &str) {
+        let r = match self.guests.as_mut() {
+            Some(g) if g.has(id) => g.rename(id, new),
+            _ => Err(-xen_public::errno::ESRCH),
+        };
+        if let Err(rc) = r {
+            println!("Couldn't rename domain {id} to {new}: {}", errno(rc));
+        }
+    }
+
+    fn uptime(&mut self, short: bool, only: Option<u16>) {
+        if !short {
+            println!("Name                                ID Uptime");
+        }
+        let now = shared::now_ns().unwrap_or(0);
+        let mut ids = Vec::new();
+        for_each_domain(|info| ids.push(info.domain));
+        for id in ids.into_iter().filter(|&d| only.is_none_or(|o| o == d)) {
+            let up = if id == 0 { Some(now) } else { self.guests.as_ref().and_then(|g| g.uptime_ns(id)) };
+            let Some(up) = up else { continue };
+            let name = self.domain_name(id);
+            let s = up / 1_000_000_000;
+            let t = format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60);
+            println!("{name:<32} {id:>5} {t}");
+        }
+    }
+
+    /// `xenstore-watch -n COUNT PATH`: print each event's path until COUNT
+    /// have fired, or Ctrl-C.
+    fn xenstore_watch(&mut self, count: u32, path: &str) {
+        const TOKEN: &str = "xl-watch";
+        let Some(g) = self.guests.as_mut() else {
+            println!("xl: no xenstore (dom0 has no boot module)");
+            return;
+        };
+        let _ = client::take_watch_events(g.xenstore());
+        if let Err(e) = client::watch(g.xenstore(), path, TOKEN) {
+            println!("xenstore: {e}");
+            return;
+        }
+        let mut seen = 0;
+        'wait: while seen < count {
+            for (p, token) in client::take_watch_events(g.xenstore()) {
+                if token == TOKEN && seen < count {
+                    println!("{p}");
+                    seen += 1;
+                }
+            }
+            if seen >= count {
+                break;
+            }
+            let mut buf = [0u8; 16];
+            let n = read(&mut buf);
+            if buf[..n].contains(&CTRL_C) {
+                break 'wait;
+            }
+            g.pump();
+            g.reap();
+            g.wait_for(&[self.console_port], 0);
+        }
+        let _ = client::unwatch(g.xenstore(), path, TOKEN);
+        let _ = client::take_watch_events(g.xenstore());
+    }
+
+    /// Files: `ls`, `cat`, `echo > FILE`, `rm`.
+    fn files(&mut self, cmd: Command<'_>) {
+        let Some(g) = self.guests.as_mut() else {
+            println!("xl: no files (dom0 has no boot module)");
+            return;
+        };
+        let files = g.files();
+        match cmd {
+            Command::Ls => files.list().iter().for_each(|(name, size)| println!("{size:>8} {name}")),
+            Command::Cat(name) => match files.get(name) {
+                Some(data) if name != "guest" && !data.starts_with(b"\x7fELF") => {
+                    let _ = Console.write_str(&String::from_utf8_lossy(data));
+                }
+                Some(_) => println!("cat: {name}: a kernel image, not text"),
+                None => println!("cat: {name}: No such file or directory"),
+            },
+            Command::Echo { text, file, append } => {
+                if let Err(e) = files.write_line(file, text, !append) {
+                    println!("echo: {file}: {e}");
+                }
+            }
+            Command::Rm(name) => {
+                if let Err(e) = files.remove(name) {
+                    println!("rm: {name}: {e}");
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Run one command line; `false` to leave the shell.
+    fn execute(&mut self, line: &str) -> bool {
+        match xl::parse(line) {
+            Command::Create { console, rest } => self.create(console, rest),
+            Command::Destroy(d) => self.with_domain(d, Shell::destroy),
+            Command::Pause(d) => self.with_domain(d, |_, id| Self::domctl_on(hv::PAUSEDOMAIN, id, "paused")),
+            Command::Unpause(d) => self.with_domain(d, |_, id| Self::domctl_on(hv::UNPAUSEDOMAIN, id, "unpaused")),
+            Command::Shutdown(d, wait) => self.with_domain(d, |s, id| s.ask_guest(id, "poweroff", wait)),
+            Command::RebootDomain(d, wait) => self.with_domain(d, |s, id| s.ask_guest(id, "reboot", wait)),
+            Command::Console(d) => self.with_domain(d, Shell::attach),
+            Command::MemSet(d, mem) => self.with_domain(d, |s, id| s.memory(id, mem, false)),
+            Command::MemMax(d, mem) => self.with_domain(d, |s, id| s.memory(id, mem, true)),
+            Command::Domid(name) => self.domid(name),
+            Command::Domname(id) => self.domname(id),
+            Command::Rename(d, new) => self.with_domain(d, |s, id| s.rename(id, new)),
+            Command::SchedCredit(a) => self.sched_credit(a),
+            Command::XenstoreLs(p) => self.with_store(|xs| client::ls(xs, p).map(|lines| lines.iter().for_each(|l| println!("{l}")))),
+            Command::XenstoreRead(p) => self.with_store(|xs| client::read(xs, p).map(|v| println!("{}", client::sanitise_value(&v)))),
+            Command::XenstoreWrite(p, v) => self.with_store(|xs| client::write(xs, p, v.as_bytes())),
+            Command::XenstoreRm(p) => self.with_store(|xs| client::rm(xs, p)),
+            Command::XenstoreWatch { count, path } => self.xenstore_watch(count, path),
+            c @ (Command::Ls | Command::Cat(_) | Command::Echo { .. } | Command::Rm(_)) => self.files(c),
+            Command::Usage(u) => println!("xl: {u}"),
+            Command::Nothing => {}
+            Command::Help => println!("{}", xl::HELP),
+            Command::List { long, dom } => match dom.map(|d| self.find_domain(d)).transpose() {
+                Ok(only) => self.list(long, only),
+                Err(e) => println!("{e}"),
+            },
+            Command::VcpuList(_) | Command::Top | Command::Dmesg { .. } => println!("xl: not available yet"),
+            Command::Info => self.info(),
+            Command::Uptime { short, dom } => match dom.map(|d| self.find_domain(d)).transpose() {
+                Ok(only) => self.uptime(short, only),
+                Err(e) => println!("{e}"),
+            },
+            Command::Version => {
+                let v = hypercall::xen_version();
+                println!("Xen {}.{}", v >> 16, v & 0xffff);
+            }
+            Command::Poweroff => return false,
+            Command::Reboot => loop {
+                hypercall::shutdown(xen_public::SHUTDOWN_REBOOT);
+            },
+            Command::Unknown(c) => println!("xl: unknown command '{c}' (try 'help')"),
+        }
+        true
+    }
+
+    /// Edit the prompt's line with byte `c`; `false` to leave the shell.
+    fn key(&mut self, c: u8) -> bool {
+        match c {
+            b'\r' | b'\n' => {
+                let _ = Console.write_str("\n");
+                let line = self.line;
+                let text = core::str::from_utf8(&line[..self.len]).unwrap_or("");
+                self.len = 0;
+                if !self.execute(text) {
+                    return false;
+                }
+                if self.attached.is_none() {
+                    prompt();
+                }
+            }
+            0x08 | 0x7f if self.len > 0 => {
+                self.len -= 1;
+                let _ = Console.write_str("\u{8} \u{8}");
+            }
+            CTRL_C | CTRL_U => {
+                self.len = 0;
+                let _ = Console.write_str(if c == CTRL_C { "^C\n" } else { "\n" });
+                prompt();
+            }
+            c if self.len < self.line.len() && (0x20..0x7f).contains(&c) => {
+                self.line[self.len] = c;
+                self.len += 1;
+                let _ = Console.write_str(core::str::from_utf8(&[c]).unwrap_or(""));
+            }
+            _ => {}
+        }
+        true
+    }
+
+    /// Handle console input; `false` to leave the shell.
+    fn input(&mut self, bytes: &[u8]) -> bool {
+        for (i, &c) in bytes.iter().enumerate() {
+            if let Some(id) = self.attached {
+                if c == CTRL_RIGHT_BRACKET {
+                    self.detach();
+                    continue;
+                }
+                if let Some(g) = self.guests.as_mut() {
+                    g.send_input(id, &bytes[i..i + 1]);
+                }
+            } else if !self.key(c) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Relay consoles, serve xenstore and reap; re-show the prompt and the
+    /// line being typed if guest output interrupted it.
+    fn housekeeping(&mut self) {
+        let Some(g) = self.guests.as_mut() else { return };
+        let printed = g.pump();
+        let reaped = g.reap();
+        if self.attached.is_some() && g.attached().is_none() {
+            // The guest went away: leave its console, as xl console does.
+            self.detach();
+            return;
+        }
+        if (reaped > 0 || printed) && self.attached.is_none() {
+            prompt();
+            let _ = Console.write_str(core::str::from_utf8(&self.line[..self.len]).unwrap_or(""));
+        }
+    }
+
+    /// Block until something happens: input, a guest's console or
+    /// xenstore ring, or a domain's shutdown.
+    fn sleep(&self) {
+        // Without VIRQ_CONSOLE nothing announces input: look every 10 ms.
+        let deadline = if self.console_port == 0 { shared::now_ns().unwrap_or(0) + 10_000_000 } else { 0 };
+        let extra = [self.console_port];
+        let extra = if self.console_port == 0 { &extra[..0] } else { &extra[..] };
+        match self.guests.as_ref() {
+            Some(g) => g.wait_for(extra, deadline),
+            None => {
+                events::poll(extra, deadline);
+                extra.iter().for_each(|&p| events::clear_pending(p));
+            }
+        }
+    }
 }
 
-/// Run the shell until `poweroff`, first starting `guests=N` guests.
-pub fn run(si: &StartInfo, mut guests: Option<Guests>) {
+/// EVTCHNOP_bind_virq on vCPU 0.
+fn bind_virq(virq: u32) -> Result<u32, i64> {
+    let mut a = xen_public::event_channel::EvtchnBindVirq { virq, vcpu: 0, port: 0 };
+    let rc = events::op(&mut a);
+    if rc != 0 { Err(rc) } else { Ok(a.port) }
+}
+
+/// Run the shell until `poweroff`, first starting `guests=N` demo guests.
+pub fn run(si: &StartInfo, guests: Option<Guests>) {
+    let console_port = bind_virq(VIRQ_CONSOLE).unwrap_or(0);
+    let mut sh = Shell { guests, line: [0; 256], len: 0, console_port, attached: None };
     let args = dom0_tools::cmdline::as_str(&si.cmd_line);
     let n: usize = dom0_tools::cmdline::value(args, "guests").and_then(|v| v.parse().ok()).unwrap_or(0);
     for _ in 0..n {
-        execute("create", &mut guests);
+        sh.execute("create");
     }
     println!("dom0: xl shell ready; type 'help'");
     prompt();
-    let mut line = [0u8; 256];
-    let mut len = 0;
     loop {
         let mut buf = [0u8; 64];
         let n = read(&mut buf);
-        if n == 0 {
-            match guests.as_mut() {
-                Some(g) => {
-                    // Guest output ends the prompt's line: start a new one.
-                    let printed = g.pump();
-                    if g.reap() > 0 || printed {
-                        prompt();
-                        let _ = Console.write_str(core::str::from_utf8(&line[..len]).unwrap_or(""));
-                    }
-                    g.wait(10_000_000);
-                }
-                None => {
-                    shared::sleep_ns(10_000_000);
-                }
+        if n > 0 {
+            if !sh.input(&buf[..n]) {
+                return;
             }
             continue;
         }
-        for &c in &buf[..n] {
-            match c {
-                b'\r' | b'\n' => {
-                    let _ = Console.write_str("\n");
-                    let text = core::str::from_utf8(&line[..len]).unwrap_or("");
-                    if !execute(text, &mut guests) {
-                        return;
-                    }
-                    len = 0;
-                    prompt();
-                }
-                0x08 | 0x7f if len > 0 => {
-                    len -= 1;
-                    let _ = Console.write_str("\u{8} \u{8}");
-                }
-                c if len < line.len() && (0x20..0x7f).contains(&c) => {
-                    line[len] = c;
-                    len += 1;
-                    let _ = Console.write_str(core::str::from_utf8(&[c]).unwrap_or(""));
-                }
-                _ => {}
-            }
-        }
+        sh.housekeeping();
+        sh.sleep();
     }
 }

@@ -5,34 +5,79 @@
 
 use core::fmt::Write;
 
+/// A domain as a command names it: a domid or a name (xl's
+/// `find_domain`); the shell resolves it.
+pub type DomSpec<'a> = &'a str;
+
 /// A shell command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Command<'a> {
     /// `help`
     Help,
-    /// `list` / `xl list`
-    List,
+    /// `list [-l] [DOM]`: the domain table, or libxl's JSON with `-l`.
+    List {
+        /// `-l`/`--long`.
+        long: bool,
+        /// Only this domain.
+        dom: Option<DomSpec<'a>>,
+    },
+    /// `vcpu-list [DOM]`
+    VcpuList(Option<DomSpec<'a>>),
     /// `info` / `xl info`
     Info,
-    /// `uptime`
-    Uptime,
+    /// `uptime [-s] [DOM]`
+    Uptime {
+        /// `-s`: short form.
+        short: bool,
+        /// Only this domain.
+        dom: Option<DomSpec<'a>>,
+    },
+    /// `top`: one snapshot, as `xentop -b -i 1`.
+    Top,
+    /// `dmesg [-c]`: the hypervisor's console ring (`-c`: then clear it).
+    Dmesg {
+        /// `-c`
+        clear: bool,
+    },
     /// `version`
     Version,
-    /// `poweroff` / `shutdown`
+    /// `poweroff` / bare `shutdown`: power dom0 (the host) off.
     Poweroff,
-    /// `reboot`
+    /// Bare `reboot`: reboot the host.
     Reboot,
-    /// `create [ARGS]`: build and start a guest from dom0's boot module,
-    /// with ARGS appended to its command line.
-    Create(&'a str),
-    /// `destroy ID`
-    Destroy(u16),
-    /// `pause ID`
-    Pause(u16),
-    /// `unpause ID`
-    Unpause(u16),
-    /// `shutdown ID`: ask a guest to power off (`control/shutdown`).
-    Shutdown(u16),
+    /// `create [-c] [FILE] [KEY=VALUE ...]` (a config file), or the demo
+    /// guest with ARGS on its command line (`create [ARGS]`, when the
+    /// first word is not a file): the shell decides.
+    Create {
+        /// `-c`: attach to the console afterwards.
+        console: bool,
+        /// The words after the options.
+        rest: &'a str,
+    },
+    /// `destroy DOM`
+    Destroy(DomSpec<'a>),
+    /// `pause DOM`
+    Pause(DomSpec<'a>),
+    /// `unpause DOM`
+    Unpause(DomSpec<'a>),
+    /// `shutdown [-w] DOM`: ask a guest to power off (`control/shutdown`);
+    /// `-w`: wait until it has.
+    Shutdown(DomSpec<'a>, bool),
+    /// `reboot [-w] DOM`: ask a guest to reboot (`control/shutdown`);
+    /// `-w`: wait until it has.
+    RebootDomain(DomSpec<'a>, bool),
+    /// `console DOM`: show a guest's console until Ctrl-].
+    Console(DomSpec<'a>),
+    /// `mem-set DOM MEM`: the balloon target (`memory/target`).
+    MemSet(DomSpec<'a>, &'a str),
+    /// `mem-max DOM MEM`: the maximum (`memory/static-max`, max_mem).
+    MemMax(DomSpec<'a>, &'a str),
+    /// `domid NAME`
+    Domid(&'a str),
+    /// `domname DOMID`
+    Domname(&'a str),
+    /// `rename DOM NEWNAME`
+    Rename(DomSpec<'a>, &'a str),
     /// `xenstore-ls [PATH]` (`/` when absent).
     XenstoreLs(&'a str),
     /// `xenstore-read PATH`
@@ -41,9 +86,32 @@ pub enum Command<'a> {
     XenstoreWrite(&'a str, &'a str),
     /// `xenstore-rm PATH`
     XenstoreRm(&'a str),
+    /// `xenstore-watch [-n COUNT] PATH`: print COUNT events (default 1:
+    /// the shell never blocks without bound).
+    XenstoreWatch {
+        /// Events to print before returning.
+        count: u32,
+        /// The watched path.
+        path: &'a str,
+    },
     /// `sched-credit [-d ID] [-w WEIGHT] [-c CAP]`: show (every domain, or
     /// one) or set a domain's credit-scheduler weight and cap.
     SchedCredit(SchedCredit),
+    /// `ls`: dom0's files.
+    Ls,
+    /// `cat FILE`
+    Cat(&'a str),
+    /// `echo TEXT > FILE` (`append`: `>>`): write a config line.
+    Echo {
+        /// The text.
+        text: &'a str,
+        /// The file.
+        file: &'a str,
+        /// `>>`
+        append: bool,
+    },
+    /// `rm FILE`: remove a written file.
+    Rm(&'a str),
     /// A command given the wrong arguments: its usage line.
     Usage(&'static str),
     /// An empty line.
@@ -52,6 +120,32 @@ pub enum Command<'a> {
     Unknown(&'a str),
 }
 
+/// Usage lines, as the commands print them.
+mod usage {
+    pub const DESTROY: &str = "usage: destroy DOMAIN";
+    pub const PAUSE: &str = "usage: pause DOMAIN";
+    pub const UNPAUSE: &str = "usage: unpause DOMAIN";
+    pub const SHUTDOWN: &str = "usage: shutdown [-w] [DOMAIN]";
+    pub const REBOOT: &str = "usage: reboot [-w] [DOMAIN]";
+    pub const CONSOLE: &str = "usage: console DOMAIN";
+    pub const MEM_SET: &str = "usage: mem-set DOMAIN MEM (MEM in MiB, or with a suffix b, k, m, g, t)";
+    pub const MEM_MAX: &str = "usage: mem-max DOMAIN MEM (MEM in MiB, or with a suffix b, k, m, g, t)";
+    pub const DOMID: &str = "usage: domid DOMAIN-NAME";
+    pub const DOMNAME: &str = "usage: domname DOMID";
+    pub const RENAME: &str = "usage: rename DOMAIN NEW-NAME";
+    pub const LIST: &str = "usage: list [-l] [DOMAIN]";
+    pub const VCPU_LIST: &str = "usage: vcpu-list [DOMAIN]";
+    pub const UPTIME: &str = "usage: uptime [-s] [DOMAIN]";
+    pub const DMESG: &str = "usage: dmesg [-c]";
+    pub const WATCH: &str = "usage: xenstore-watch [-n COUNT] PATH (COUNT 1-100)";
+    pub const CAT: &str = "usage: cat FILE";
+    pub const RM: &str = "usage: rm FILE";
+    pub const ECHO: &str = "usage: echo TEXT > FILE | echo TEXT >> FILE";
+}
+
+/// Events `xenstore-watch` prints at most.
+pub const MAX_WATCH_EVENTS: u32 = 100;
+
 /// Parse one input line; a leading `xl` is optional.
 pub fn parse(line: &str) -> Command<'_> {
     let mut words = line.split_ascii_whitespace();
@@ -59,50 +153,176 @@ pub fn parse(line: &str) -> Command<'_> {
     if first == Some("xl") {
         first = words.next();
     }
-    match first {
-        None => Command::Nothing,
-        Some("help") | Some("?") => Command::Help,
-        Some("list") | Some("li") => Command::List,
-        Some("info") => Command::Info,
-        Some("uptime") => Command::Uptime,
-        Some("version") => Command::Version,
-        Some("poweroff") => Command::Poweroff,
-        Some("shutdown") => match (words.next(), words.next()) {
-            (None, _) => Command::Poweroff,
-            (Some(id), None) => id.parse().map_or(Command::Usage("usage: shutdown [DOMID]"), Command::Shutdown),
-            _ => Command::Usage("usage: shutdown [DOMID]"),
+    let Some(cmd) = first else { return Command::Nothing };
+    let mut args = [""; 8];
+    let mut n = 0;
+    for w in words.by_ref().take(args.len()) {
+        args[n] = w;
+        n += 1;
+    }
+    let too_many = words.next().is_some();
+    parse_words(line, cmd, &args[..n], too_many)
+}
+
+/// One domain argument and nothing else.
+fn one_dom<'a>(args: &[&'a str], too_many: bool, make: fn(DomSpec<'a>) -> Command<'a>, usage: &'static str) -> Command<'a> {
+    match args {
+        [dom] if !too_many => make(dom),
+        _ => Command::Usage(usage),
+    }
+}
+
+fn parse_words<'a>(line: &'a str, cmd: &'a str, args: &[&'a str], too_many: bool) -> Command<'a> {
+    match cmd {
+        "help" | "?" => Command::Help,
+        "list" | "li" => parse_list(args, too_many),
+        "vcpu-list" => match args {
+            [] => Command::VcpuList(None),
+            [dom] => Command::VcpuList(Some(dom)),
+            _ => Command::Usage(usage::VCPU_LIST),
         },
-        Some("xenstore-ls") => match (words.next(), words.next()) {
-            (path, None) => Command::XenstoreLs(path.unwrap_or("/")),
+        "info" => Command::Info,
+        "uptime" => parse_uptime(args),
+        "top" => Command::Top,
+        "dmesg" => match args {
+            [] => Command::Dmesg { clear: false },
+            ["-c"] => Command::Dmesg { clear: true },
+            _ => Command::Usage(usage::DMESG),
+        },
+        "version" => Command::Version,
+        "poweroff" => Command::Poweroff,
+        "shutdown" => match args {
+            [] => Command::Poweroff,
+            ["-w", dom] | [dom, "-w"] => Command::Shutdown(dom, true),
+            [dom] => Command::Shutdown(dom, false),
+            _ => Command::Usage(usage::SHUTDOWN),
+        },
+        "reboot" => match args {
+            [] => Command::Reboot,
+            ["-w", dom] | [dom, "-w"] => Command::RebootDomain(dom, true),
+            [dom] => Command::RebootDomain(dom, false),
+            _ => Command::Usage(usage::REBOOT),
+        },
+        "destroy" => one_dom(args, too_many, Command::Destroy, usage::DESTROY),
+        "pause" => one_dom(args, too_many, Command::Pause, usage::PAUSE),
+        "unpause" => one_dom(args, too_many, Command::Unpause, usage::UNPAUSE),
+        "console" => one_dom(args, too_many, Command::Console, usage::CONSOLE),
+        "mem-set" | "mem-max" => match (args, cmd) {
+            ([dom, mem], "mem-set") => Command::MemSet(dom, mem),
+            ([dom, mem], _) => Command::MemMax(dom, mem),
+            (_, "mem-set") => Command::Usage(usage::MEM_SET),
+            _ => Command::Usage(usage::MEM_MAX),
+        },
+        "domid" => one_dom(args, too_many, Command::Domid, usage::DOMID),
+        "domname" => one_dom(args, too_many, Command::Domname, usage::DOMNAME),
+        "rename" => match args {
+            [dom, name] => Command::Rename(dom, name),
+            _ => Command::Usage(usage::RENAME),
+        },
+        "xenstore-ls" => match args {
+            [] => Command::XenstoreLs("/"),
+            [path] => Command::XenstoreLs(path),
             _ => Command::Usage("usage: xenstore-ls [PATH]"),
         },
-        Some("xenstore-read") => match (words.next(), words.next()) {
-            (Some(path), None) => Command::XenstoreRead(path),
+        "xenstore-read" => match args {
+            [path] => Command::XenstoreRead(path),
             _ => Command::Usage("usage: xenstore-read PATH"),
         },
-        Some("xenstore-rm") => match (words.next(), words.next()) {
-            (Some(path), None) => Command::XenstoreRm(path),
+        "xenstore-rm" => match args {
+            [path] => Command::XenstoreRm(path),
             _ => Command::Usage("usage: xenstore-rm PATH"),
         },
-        Some("xenstore-write") => match words.next() {
-            Some(path) if words.next().is_some() => Command::XenstoreWrite(path, value_after(line, path)),
+        "xenstore-write" => match args {
+            [path, _, ..] => Command::XenstoreWrite(path, value_after(line, path)),
             _ => Command::Usage("usage: xenstore-write PATH VALUE"),
         },
-        Some("reboot") => Command::Reboot,
-        Some("create") => Command::Create(rest_after(line, "create")),
-        Some(cmd @ ("destroy" | "pause" | "unpause")) => {
-            let id = words.next().and_then(|w| w.parse::<u16>().ok()).filter(|_| words.next().is_none());
-            match (cmd, id) {
-                ("destroy", Some(id)) => Command::Destroy(id),
-                ("pause", Some(id)) => Command::Pause(id),
-                ("unpause", Some(id)) => Command::Unpause(id),
-                ("destroy", None) => Command::Usage("usage: destroy DOMID"),
-                ("pause", None) => Command::Usage("usage: pause DOMID"),
-                _ => Command::Usage("usage: unpause DOMID"),
-            }
+        "xenstore-watch" => parse_watch(args),
+        "create" => parse_create(line),
+        "sched-credit" => parse_sched_credit(args.iter().copied()).map_or(Command::Usage(SCHED_CREDIT_USAGE), Command::SchedCredit),
+        "ls" => Command::Ls,
+        "cat" => one_dom(args, too_many, Command::Cat, usage::CAT),
+        "rm" => one_dom(args, too_many, Command::Rm, usage::RM),
+        "echo" => parse_echo(line),
+        other => Command::Unknown(other),
+    }
+}
+
+fn parse_list<'a>(args: &[&'a str], too_many: bool) -> Command<'a> {
+    let long = args.first().is_some_and(|a| *a == "-l" || *a == "--long");
+    let rest = if long { &args[1..] } else { args };
+    match rest {
+        [] => Command::List { long, dom: None },
+        [dom] if !too_many && !dom.starts_with('-') => Command::List { long, dom: Some(dom) },
+        _ => Command::Usage(usage::LIST),
+    }
+}
+
+fn parse_uptime<'a>(args: &[&'a str]) -> Command<'a> {
+    let short = args.first() == Some(&"-s");
+    match if short { &args[1..] } else { args } {
+        [] => Command::Uptime { short, dom: None },
+        [dom] if !dom.starts_with('-') => Command::Uptime { short, dom: Some(dom) },
+        _ => Command::Usage(usage::UPTIME),
+    }
+}
+
+fn parse_watch<'a>(args: &[&'a str]) -> Command<'a> {
+    match args {
+        [path] => Command::XenstoreWatch { count: 1, path },
+        ["-n", n, path] => match n.parse::<u32>() {
+            Ok(count @ 1..=MAX_WATCH_EVENTS) => Command::XenstoreWatch { count, path },
+            _ => Command::Usage(usage::WATCH),
+        },
+        _ => Command::Usage(usage::WATCH),
+    }
+}
+
+/// `create [-c] REST`; `-c` may also come after the file, as xl allows.
+fn parse_create(line: &str) -> Command<'_> {
+    let rest = rest_after(line, "create");
+    let console = rest.split_ascii_whitespace().any(|w| w == "-c");
+    let rest = rest.strip_prefix("-c").map_or(rest, str::trim_start);
+    Command::Create { console, rest }
+}
+
+/// `echo TEXT > FILE` or `echo TEXT >> FILE`: the last `>` splits.
+fn parse_echo(line: &str) -> Command<'_> {
+    let rest = rest_after(line, "echo");
+    let Some(at) = rest.rfind('>') else { return Command::Usage(usage::ECHO) };
+    let append = at > 0 && rest.as_bytes()[at - 1] == b'>';
+    let text = rest[..if append { at - 1 } else { at }].trim();
+    let file = rest[at + 1..].trim();
+    if file.is_empty() || file.contains(char::is_whitespace) {
+        return Command::Usage(usage::ECHO);
+    }
+    Command::Echo { text: unquote(text), file, append }
+}
+
+/// Strip one pair of matching outer quotes, as a shell would.
+fn unquote(text: &str) -> &str {
+    for q in ['\'', '"'] {
+        if let Some(inner) = text.strip_prefix(q).and_then(|t| t.strip_suffix(q)) {
+            return inner;
         }
-        Some("sched-credit") => parse_sched_credit(words).map_or(Command::Usage(SCHED_CREDIT_USAGE), Command::SchedCredit),
-        Some(other) => Command::Unknown(other),
+    }
+    text
+}
+
+/// xl's `parse_mem_size_kb` (xl_parse.c): a decimal number with an
+/// optional one-letter suffix b, k, m (the default), g or t; KiB, or
+/// `None` for anything else.
+pub fn parse_mem_size_kb(mem: &str) -> Option<u64> {
+    let split = mem.find(|c: char| !c.is_ascii_digit()).unwrap_or(mem.len());
+    let (digits, suffix) = mem.split_at(split);
+    let n: u64 = digits.parse().ok()?;
+    let shift = |n: u64, by: u32| n.checked_mul(1u64 << by);
+    match suffix.to_ascii_lowercase().as_str() {
+        "t" => shift(n, 30),
+        "g" => shift(n, 20),
+        "" | "m" => shift(n, 10),
+        "k" => Some(n),
+        "b" => Some(n >> 10),
+        _ => None,
     }
 }
 
@@ -160,7 +380,24 @@ fn rest_after<'a>(line: &'a str, cmd: &str) -> &'a str {
 }
 
 /// The help text.
-pub const HELP: &str = "commands: list, info, uptime, version, create [ARGS], destroy ID, pause ID, unpause ID, shutdown ID, xenstore-ls [PATH], xenstore-read PATH, xenstore-write PATH VALUE, xenstore-rm PATH, sched-credit [-d ID [-w WEIGHT] [-c CAP]], help, poweroff, reboot (a leading `xl` is optional)";
+pub const HELP: &str = "\
+Domains (DOMAIN is a domid or a name; a leading `xl` is optional):
+  create [-c] FILE [KEY=VALUE ...]  build a domain from an xl config (-c: then its console)
+  create [ARGS]                     start the demo guest with ARGS on its command line
+  list [-l] [DOMAIN]                domains (-l: their configs as JSON)
+  shutdown [-w] DOMAIN | reboot [-w] DOMAIN  ask a guest through control/shutdown (-w: wait)
+  destroy | pause | unpause DOMAIN
+  console DOMAIN                    its console (Ctrl-] returns here)
+  mem-set DOMAIN MEM | mem-max DOMAIN MEM
+  vcpu-list [DOMAIN] | uptime [-s] [DOMAIN] | top | info | dmesg [-c] | version
+  domid NAME | domname DOMID | rename DOMAIN NEW-NAME
+  sched-credit [-d DOMAIN [-w WEIGHT] [-c CAP]]
+Xenstore:
+  xenstore-ls [PATH] | xenstore-read PATH | xenstore-write PATH VALUE | xenstore-rm PATH
+  xenstore-watch [-n COUNT] PATH
+Files (configs; the boot module's files are read-only):
+  ls | cat FILE | echo TEXT > FILE | echo TEXT >> FILE | rm FILE
+Host: poweroff | reboot | help";
 
 /// One domain as `xl list` shows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -232,20 +469,26 @@ mod tests {
 
     #[test]
     fn commands_parse_with_or_without_xl() {
-        assert_eq!(parse("xl list"), Command::List);
-        assert_eq!(parse("  list  "), Command::List);
+        assert_eq!(parse("xl list"), Command::List { long: false, dom: None });
+        assert_eq!(parse("  list  "), Command::List { long: false, dom: None });
+        assert_eq!(parse("list -l web"), Command::List { long: true, dom: Some("web") });
+        assert_eq!(parse("list -x"), Command::Usage(usage::LIST));
         assert_eq!(parse("info"), Command::Info);
         assert_eq!(parse(""), Command::Nothing);
         assert_eq!(parse("xl"), Command::Nothing);
         assert_eq!(parse("frob 1"), Command::Unknown("frob"));
         assert_eq!(parse("shutdown"), Command::Poweroff);
+        assert_eq!(parse("reboot"), Command::Reboot);
     }
 
     #[test]
-    fn shutdown_with_a_domain_asks_the_guest_and_without_powers_off_dom0() {
-        assert_eq!(parse("xl shutdown 3"), Command::Shutdown(3));
-        assert_eq!(parse("shutdown x"), Command::Usage("usage: shutdown [DOMID]"));
-        assert_eq!(parse("shutdown 1 2"), Command::Usage("usage: shutdown [DOMID]"));
+    fn shutdown_and_reboot_with_a_domain_ask_the_guest_and_without_act_on_the_host() {
+        assert_eq!(parse("xl shutdown 3"), Command::Shutdown("3", false));
+        assert_eq!(parse("shutdown -w web"), Command::Shutdown("web", true));
+        assert_eq!(parse("reboot web"), Command::RebootDomain("web", false));
+        assert_eq!(parse("reboot -w web"), Command::RebootDomain("web", true));
+        assert_eq!(parse("shutdown 1 2"), Command::Usage(usage::SHUTDOWN));
+        assert_eq!(parse("reboot 1 2"), Command::Usage(usage::REBOOT));
     }
 
     #[test]
@@ -261,16 +504,62 @@ mod tests {
     }
 
     #[test]
-    fn domain_commands_parse_with_their_ids() {
-        assert_eq!(parse("create"), Command::Create(""));
-        assert_eq!(parse("xl create spin quiet"), Command::Create("spin quiet"));
-        assert_eq!(parse("destroy 3"), Command::Destroy(3));
-        assert_eq!(parse("xl pause 12"), Command::Pause(12));
-        assert_eq!(parse("unpause 1"), Command::Unpause(1));
-        assert_eq!(parse("destroy"), Command::Usage("usage: destroy DOMID"));
-        assert_eq!(parse("pause x"), Command::Usage("usage: pause DOMID"));
-        assert_eq!(parse("unpause 1 2"), Command::Usage("usage: unpause DOMID"));
-        assert_eq!(parse("destroy 70000"), Command::Usage("usage: destroy DOMID"));
+    fn xenstore_watch_is_bounded() {
+        assert_eq!(parse("xenstore-watch /a"), Command::XenstoreWatch { count: 1, path: "/a" });
+        assert_eq!(parse("xenstore-watch -n 3 /a"), Command::XenstoreWatch { count: 3, path: "/a" });
+        assert_eq!(parse("xenstore-watch -n 0 /a"), Command::Usage(usage::WATCH));
+        assert_eq!(parse("xenstore-watch -n 101 /a"), Command::Usage(usage::WATCH), "never unbounded");
+        assert_eq!(parse("xenstore-watch"), Command::Usage(usage::WATCH));
+    }
+
+    #[test]
+    fn domain_commands_take_a_domid_or_a_name() {
+        assert_eq!(parse("create"), Command::Create { console: false, rest: "" });
+        assert_eq!(parse("xl create spin quiet"), Command::Create { console: false, rest: "spin quiet" });
+        assert_eq!(parse("create -c demo.cfg memory=8"), Command::Create { console: true, rest: "demo.cfg memory=8" });
+        assert_eq!(parse("create demo.cfg -c"), Command::Create { console: true, rest: "demo.cfg -c" });
+        assert_eq!(parse("destroy 3"), Command::Destroy("3"));
+        assert_eq!(parse("xl pause web"), Command::Pause("web"));
+        assert_eq!(parse("unpause 1"), Command::Unpause("1"));
+        assert_eq!(parse("console 2"), Command::Console("2"));
+        assert_eq!(parse("destroy"), Command::Usage(usage::DESTROY));
+        assert_eq!(parse("unpause 1 2"), Command::Usage(usage::UNPAUSE));
+        assert_eq!(parse("mem-set 1 64m"), Command::MemSet("1", "64m"));
+        assert_eq!(parse("mem-max 1"), Command::Usage(usage::MEM_MAX));
+        assert_eq!(parse("rename 1 web"), Command::Rename("1", "web"));
+        assert_eq!(parse("domid web"), Command::Domid("web"));
+        assert_eq!(parse("domname 1"), Command::Domname("1"));
+        assert_eq!(parse("uptime -s"), Command::Uptime { short: true, dom: None });
+        assert_eq!(parse("dmesg -c"), Command::Dmesg { clear: true });
+        assert_eq!(parse("vcpu-list 0"), Command::VcpuList(Some("0")));
+    }
+
+    #[test]
+    fn file_commands_parse_echo_redirections() {
+        assert_eq!(parse("echo name = 'web' > web.cfg"), Command::Echo { text: "name = 'web'", file: "web.cfg", append: false });
+        assert_eq!(parse("echo 'memory = 8' >> web.cfg"), Command::Echo { text: "memory = 8", file: "web.cfg", append: true });
+        assert_eq!(parse("echo hello"), Command::Usage(usage::ECHO));
+        assert_eq!(parse("echo x > a b"), Command::Usage(usage::ECHO));
+        assert_eq!(parse("echo x >"), Command::Usage(usage::ECHO));
+        assert_eq!(parse("cat demo.cfg"), Command::Cat("demo.cfg"));
+        assert_eq!(parse("ls"), Command::Ls);
+        assert_eq!(parse("rm a.cfg"), Command::Rm("a.cfg"));
+    }
+
+    #[test]
+    fn mem_sizes_parse_as_xl_parse_mem_size_kb() {
+        // xl_parse.c: no suffix means MiB; b, k, m, g, t; anything else -1.
+        assert_eq!(parse_mem_size_kb("64"), Some(64 * 1024));
+        assert_eq!(parse_mem_size_kb("64m"), Some(64 * 1024));
+        assert_eq!(parse_mem_size_kb("2G"), Some(2 * 1024 * 1024));
+        assert_eq!(parse_mem_size_kb("512k"), Some(512));
+        assert_eq!(parse_mem_size_kb("4096b"), Some(4));
+        assert_eq!(parse_mem_size_kb("1t"), Some(1 << 30));
+        assert_eq!(parse_mem_size_kb("12mb"), None);
+        assert_eq!(parse_mem_size_kb("x"), None);
+        assert_eq!(parse_mem_size_kb(""), None);
+        assert_eq!(parse_mem_size_kb("99999999999999999999"), None, "overflow is an error, not a wrap");
+        assert_eq!(parse_mem_size_kb("9999999999999t"), None);
     }
 
     #[test]

@@ -23,6 +23,9 @@ pub struct Kernels {
     pub dom0: PathBuf,
     /// The demo guest kernel.
     pub guest: PathBuf,
+    /// Dom0's files: a tar archive of the demo guest (`guest`) and the xl
+    /// configs of `dom0-tools/configs`, dom0's boot module.
+    pub dom0_files: PathBuf,
 }
 
 /// `target/xtask`, where ISOs and scratch files go.
@@ -46,7 +49,31 @@ pub fn build(profile: Profile) -> Result<Kernels, String> {
         return Err("kernel build failed".into());
     }
     let dir = root.join("target/x86_64-unknown-none").join(if profile == Profile::Release { "release" } else { "debug" });
-    Ok(Kernels { xen_core: dir.join("xen-core"), dom0: dir.join("dom0"), guest: dir.join("pv-guest-kernel") })
+    let guest = dir.join("pv-guest-kernel");
+    let dom0_files = pack_dom0_files(&guest, &root.join("dom0-tools/configs"), &dir.join("dom0-files.tar"))?;
+    Ok(Kernels { xen_core: dir.join("xen-core"), dom0: dir.join("dom0"), guest, dom0_files })
+}
+
+/// Write `out`: a ustar archive of the guest kernel as `guest` and every
+/// `*.cfg` of `configs`, sorted by name.
+fn pack_dom0_files(guest: &Path, configs: &Path, out: &Path) -> Result<PathBuf, String> {
+    let file = fs::File::create(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let mut tar = tar::Builder::new(file);
+    tar.mode(tar::HeaderMode::Deterministic);
+    let err = |p: &Path, e: std::io::Error| format!("{}: {e}", p.display());
+    tar.append_path_with_name(guest, "guest").map_err(|e| err(guest, e))?;
+    let mut cfgs: Vec<PathBuf> = fs::read_dir(configs)
+        .map_err(|e| err(configs, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "cfg"))
+        .collect();
+    cfgs.sort();
+    for p in &cfgs {
+        let name = p.file_name().and_then(|n| n.to_str()).ok_or_else(|| format!("{}: not a UTF-8 name", p.display()))?;
+        tar.append_path_with_name(p, name).map_err(|e| err(p, e))?;
+    }
+    tar.into_inner().map_err(|e| err(out, e))?;
+    Ok(out.to_path_buf())
 }
 
 /// One `module2` line.
@@ -139,5 +166,10 @@ pub fn xen417_spec_with(name: &str, k: &Kernels, xen_cmdline: &str, dom0_args: &
 /// xen-core with dom0 (given `dom0_args`) and the demo guest as its module.
 pub fn standard_spec(name: &str, k: &Kernels, cmdline: &str, dom0_args: &str) -> IsoSpec {
     let dom0 = Module { args: dom0_args.into(), ..Module::new(&k.dom0, "dom0") };
-    IsoSpec { name: name.into(), hypervisor: k.xen_core.clone(), cmdline: cmdline.into(), modules: vec![dom0, Module::new(&k.guest, "guest")] }
+    IsoSpec {
+        name: name.into(),
+        hypervisor: k.xen_core.clone(),
+        cmdline: cmdline.into(),
+        modules: vec![dom0, Module::new(&k.dom0_files, "dom0-files.tar")],
+    }
 }

@@ -26,7 +26,10 @@ pub struct Options {
     pub mem_mib: u32,
     /// Kill QEMU after this long.
     pub timeout: Option<Duration>,
-    /// Console input, one line per prompt.
+    /// Console input, one line per prompt. A line starting with `@` is
+    /// sent (without the `@`) once the console has been quiet for a
+    /// second, prompt or not (input for a guest's console); `^]` in a
+    /// line is sent as the byte Ctrl-] (leaves `xl console`).
     pub script: Vec<String>,
     /// Copy serial output to our stdout as it arrives.
     pub echo: bool,
@@ -125,26 +128,24 @@ pub fn boot(iso: &Path, o: &Options) -> Result<Outcome, String> {
         s
     });
     let mut stdin = child.stdin.take();
+    let quit = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // A terminal goes to raw-ish mode (no echo, no line editing: dom0's
+    // shell echoes and edits) and comes back when `_terminal` drops.
+    let mut _terminal = None;
     if o.interactive
         && o.script.is_empty()
-        && let Some(mut qemu_in) = stdin.take()
+        && let Some(qemu_in) = stdin.take()
     {
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 256];
-            let mut ours = std::io::stdin();
-            while let Ok(n) = ours.read(&mut buf) {
-                if n == 0 || qemu_in.write_all(&buf[..n]).is_err() {
-                    break;
-                }
-            }
-        });
+        _terminal = RawTerminal::enter();
+        let quit = quit.clone();
+        std::thread::spawn(move || forward_stdin(qemu_in, &quit));
     }
 
     let mut out = Vec::new();
     let mut first_line_after = None;
     let (mut handover_at, mut dom0_at) = (None, None);
     let mut last_data = Instant::now();
-    let mut script = o.script.iter();
+    let mut script = o.script.iter().peekable();
     let mut timed_out = false;
     let mut stopped_on = None;
     let mut scanned = 0;
@@ -188,12 +189,19 @@ pub fn boot(iso: &Path, o: &Options) -> Result<Outcome, String> {
             timed_out = true;
             break;
         }
+        if quit.load(std::sync::atomic::Ordering::Relaxed) {
+            let _ = child.kill();
+            stopped_on = Some("Ctrl-A x".into());
+            break;
+        }
         let at_prompt = !out.is_empty() && out.last() != Some(&b'\n');
-        if at_prompt
-            && last_data.elapsed() > Duration::from_millis(300)
+        let quiet = last_data.elapsed();
+        let ready = |line: &str| if line.starts_with('@') { quiet > Duration::from_secs(1) } else { at_prompt && quiet > Duration::from_millis(300) };
+        if script.peek().is_some_and(|l| ready(l))
             && let (Some(line), Some(si)) = (script.next(), stdin.as_mut())
         {
-            let _ = si.write_all(format!("{line}\n").as_bytes());
+            let text = line.strip_prefix('@').unwrap_or(line).replace("^]", "\x1d");
+            let _ = si.write_all(format!("{text}\n").as_bytes());
             let _ = si.flush();
             last_data = Instant::now();
         }
@@ -208,6 +216,57 @@ pub fn boot(iso: &Path, o: &Options) -> Result<Outcome, String> {
     let exit = if timed_out || stopped_on.is_some() { None } else { status.code() };
     let handover_to_dom0 = handover_at.zip(dom0_at).map(|(h, d)| d.saturating_duration_since(h));
     Ok(Outcome { exit, timed_out, output, first_line_after, handover_to_dom0, stopped_on })
+}
+
+/// Copy our stdin to QEMU's until EOF; Ctrl-A x sets `quit` instead.
+fn forward_stdin(mut qemu_in: std::process::ChildStdin, quit: &std::sync::atomic::AtomicBool) {
+    let mut buf = [0u8; 256];
+    let mut ours = std::io::stdin();
+    let mut ctrl_a = false;
+    while let Ok(n) = ours.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        for &b in &buf[..n] {
+            if ctrl_a && b == b'x' {
+                quit.store(true, std::sync::atomic::Ordering::Relaxed);
+                return;
+            }
+            ctrl_a = b == 0x01;
+        }
+        if qemu_in.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
+}
+
+/// The terminal's settings while QEMU runs interactively: no local echo
+/// and no line editing (dom0's shell does both, so a typed line shows
+/// once), no signals (Ctrl-C goes to dom0; Ctrl-A x quits). Restored on
+/// drop.
+struct RawTerminal {
+    saved: String,
+}
+
+impl RawTerminal {
+    /// Enter the mode if stdin is a terminal (and `stty` works).
+    fn enter() -> Option<RawTerminal> {
+        use std::io::IsTerminal;
+        if !std::io::stdin().is_terminal() {
+            return None;
+        }
+        let out = Command::new("stty").arg("-g").stdin(Stdio::inherit()).output().ok()?;
+        let saved = String::from_utf8(out.stdout).ok()?.trim().to_string();
+        let ok = Command::new("stty").args(["-icanon", "-echo", "-isig", "min", "1"]).stdin(Stdio::inherit()).status().ok()?.success();
+        eprintln!("[xtask] console: type at the xl> prompt; Ctrl-A x quits QEMU");
+        ok.then_some(RawTerminal { saved })
+    }
+}
+
+impl Drop for RawTerminal {
+    fn drop(&mut self) {
+        let _ = Command::new("stty").arg(&self.saved).stdin(Stdio::inherit()).status();
+    }
 }
 
 /// `cargo xtask run [options]`.

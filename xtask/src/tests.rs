@@ -330,7 +330,7 @@ fn modules_for(kind: Modules, k: &Kernels) -> Result<Vec<Module>, String> {
     match kind {
         Modules::Standard => {
             let dom0 = Module { args: "test=banner".into(), ..Module::new(&k.dom0, "dom0") };
-            Ok(vec![dom0, Module::new(&k.guest, "guest")])
+            Ok(vec![dom0, Module::new(&k.dom0_files, "dom0-files.tar")])
         }
         Modules::None => Ok(vec![]),
         Modules::BadMagic => {
@@ -341,7 +341,9 @@ fn modules_for(kind: Modules, k: &Kernels) -> Result<Vec<Module>, String> {
         Modules::Truncated => one(scratch("dom0-truncated", &dom0()?[..200])?),
         Modules::NotPv => Ok(vec![Module::new(&k.xen_core, "dom0")]),
         Modules::BadNote => one(scratch("dom0-bad-note", &break_first_note(dom0()?)?)?),
-        Modules::Dom0Test(args) => Ok(vec![Module { args: args.into(), ..Module::new(&k.dom0, "dom0") }, Module::new(&k.guest, "guest")]),
+        Modules::Dom0Test(args) => {
+            Ok(vec![Module { args: args.into(), ..Module::new(&k.dom0, "dom0") }, Module::new(&k.dom0_files, "dom0-files.tar")])
+        }
     }
 }
 
@@ -365,6 +367,9 @@ struct Dom0Test {
     /// Lines expected from xen-core only: what xen-core guarantees and
     /// Xen 4.17 under TCG does not (each says why where it is used).
     xen_core_expect: &'static [&'static str],
+    /// Prefixes of lines that must appear at least twice, all the same
+    /// (a figure that must come back to where it was).
+    equal_lines: &'static [&'static str],
 }
 
 const BANNER_LINES: &[&str] = &["dom0: nr_pages: 16384", "dom0: flags: SIF_PRIVILEGED|SIF_INITDOMAIN", "dom0: boot modules: 1 ("];
@@ -381,6 +386,7 @@ fn dom0_tests() -> Vec<Dom0Test> {
         smp: 1,
         xen_credit: false,
         xen_core_expect: &[],
+        equal_lines: &[],
     };
     vec![
         t("dom0_banner_and_poweroff", "test=banner", false, BANNER_LINES),
@@ -601,6 +607,71 @@ fn dom0_tests() -> Vec<Dom0Test> {
                 ],
             )
         },
+        // Issue 15's walk-through: three domains from xl configs, their
+        // table and xenstore trees, pause, console, shutdown, reboot under
+        // on_reboot = "restart" (a new domid), destroy, and free memory
+        // back where it started.
+        Dom0Test {
+            script: &[
+                "info",
+                "ls",
+                "create web.cfg",
+                "create db.cfg",
+                "create batch.cfg memory=5",
+                "list",
+                "xenstore-ls /local/domain/1",
+                "pause batch",
+                "list batch",
+                "unpause batch",
+                "console web",
+                "@^]",
+                "shutdown -w web",
+                "reboot -w db",
+                "list",
+                "destroy batch",
+                "list",
+                "xenstore-ls /local/domain/3",
+                "domid db",
+                "destroy db",
+                "info",
+                "poweroff",
+            ],
+            equal_lines: &["free_memory"],
+            forbid: &["LEAKED", "create failed", "invalid domain identifier", "ALLOWED"],
+            ..t(
+                "xl_configs_create_list_console_shutdown_reboot_destroy",
+                "",
+                false,
+                &[
+                    "Parsing config from web.cfg",
+                    "xl: created d1",
+                    "xl: created d2",
+                    "xl: created d3",
+                    "web                                          1     4     1",
+                    "db                                           2     6     1",
+                    "batch                                        3     5     1",
+                    "name = \"web\"",
+                    " target = \"4096\"",
+                    " static-max = \"8192\"",
+                    "xl: paused d3",
+                    "--p---",
+                    // `console web` shows its output without the (d1) prefix.
+                    "\nxenbus: name=web domid=1",
+                    "Shutting down domain 1",
+                    "(d1) xenbus: shutdown requested: poweroff",
+                    "dom0: d1 shut down (poweroff); destroyed",
+                    "Rebooting domain 2",
+                    "(d2) xenbus: shutdown requested: reboot",
+                    "dom0: d2 shut down (reboot); restarted as d4",
+                    "(d4) xenbus: name=db domid=4",
+                    "db                                           4     6     1",
+                    "xl: destroyed d3",
+                    "xenstore: ENOENT",
+                    "\n4\n",
+                    "xl: destroyed d4",
+                ],
+            )
+        },
         Dom0Test {
             script: &[
                 "create spin",
@@ -708,9 +779,20 @@ fn run_dom0_test(t: &Dom0Test, hv: Hypervisor, k: &Kernels) -> Result<(bool, Str
     let xen_core_only = if hv == Hypervisor::XenCore { t.xen_core_expect } else { &[] };
     problems.extend(t.expect.iter().chain(xen_core_only).filter(|e| !r.output.contains(*e)).map(|e| format!("missing line: {e}")));
     problems.extend(t.forbid.iter().filter(|f| r.output.contains(*f)).map(|f| format!("unexpected text: {f}")));
+    problems.extend(t.equal_lines.iter().filter_map(|prefix| unequal_lines(&r.output, prefix)));
     let label = format!("{} [{}]", t.name, hv.label());
     report(&label, started, &problems, &r.output);
     Ok((problems.is_empty(), r.output))
+}
+
+/// Why the lines starting with `prefix` are not at least two equal ones.
+fn unequal_lines(output: &str, prefix: &str) -> Option<String> {
+    let lines: Vec<&str> = output.lines().filter(|l| l.starts_with(prefix)).map(str::trim_end).collect();
+    match lines.as_slice() {
+        [first, _, ..] if lines.iter().all(|l| l == first) => None,
+        [] | [_] => Some(format!("fewer than two lines starting with {prefix:?}")),
+        _ => Some(format!("lines starting with {prefix:?} differ: {lines:?}")),
+    }
 }
 
 /// The banner fields both hypervisors must agree on (all but the version

@@ -53,6 +53,33 @@ pub fn rm(xs: &mut Xenstore, path: &str) -> Result<(), String> {
     request(xs, XS_RM, &arg(path)).map(drop)
 }
 
+/// XS_WATCH as dom0 (it fires once at once, as every watch does).
+pub fn watch(xs: &mut Xenstore, path: &str, token: &str) -> Result<(), String> {
+    let mut p = arg(path);
+    p.extend_from_slice(&arg(token));
+    request(xs, XS_WATCH, &p).map(drop)
+}
+
+/// XS_UNWATCH as dom0.
+pub fn unwatch(xs: &mut Xenstore, path: &str, token: &str) -> Result<(), String> {
+    let mut p = arg(path);
+    p.extend_from_slice(&arg(token));
+    request(xs, XS_UNWATCH, &p).map(drop)
+}
+
+/// dom0's pending watch events, oldest first, as (path, token).
+pub fn take_watch_events(xs: &mut Xenstore) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for ev in xs.take_events(0) {
+        let Ok((h, body)) = XsdSockmsg::read_from_prefix(ev.as_slice()) else { continue };
+        let body = &body[..(h.len as usize).min(body.len())];
+        if let [path, token, ..] = super::wire::strings(body).as_slice() {
+            out.push((String::from_utf8_lossy(path).into_owned(), String::from_utf8_lossy(token).into_owned()));
+        }
+    }
+    out
+}
+
 /// XS_DIRECTORY: the children's names.
 pub fn directory(xs: &mut Xenstore, path: &str) -> Result<Vec<String>, String> {
     let body = request(xs, XS_DIRECTORY, &arg(path))?;
@@ -75,8 +102,10 @@ pub struct DomainHome<'a> {
     pub domid: DomId,
     /// Its name.
     pub name: &'a str,
-    /// Memory target and maximum, KiB.
+    /// Memory target, KiB (`memory/target`).
     pub memory_kib: u64,
+    /// Memory maximum, KiB (`memory/static-max`).
+    pub max_kib: u64,
     /// The console ring's frame (`console/ring-ref`: an mfn for PV).
     pub console_mfn: u64,
     /// The domain's end of the console channel.
@@ -123,7 +152,7 @@ pub fn make_home(xs: &mut Xenstore, h: &DomainHome<'_>) -> Result<(), String> {
     let entries: [(&str, String); 7] = [
         ("name", String::from(h.name)),
         ("domid", format!("{}", h.domid)),
-        ("memory/static-max", kib.clone()),
+        ("memory/static-max", format!("{}", h.max_kib)),
         ("memory/target", kib),
         ("console/ring-ref", format!("{}", h.console_mfn)),
         ("console/port", format!("{}", h.console_port)),
@@ -214,7 +243,7 @@ mod tests {
     use crate::xenstore::perms::perm_for_conn;
 
     fn home(xs: &mut Xenstore) {
-        let h = DomainHome { domid: 3, name: "web", memory_kib: 4096, console_mfn: 0x1234, console_port: 2 };
+        let h = DomainHome { domid: 3, name: "web", memory_kib: 4096, max_kib: 4096, console_mfn: 0x1234, console_port: 2 };
         make_home(xs, &h).unwrap();
     }
 

@@ -99,6 +99,21 @@ fn watch_bytes(w: &Watch) -> usize {
     w.path.len() + w.token.len() + WATCH_OVERHEAD
 }
 
+/// Counts over the whole daemon ([`Xenstore::totals`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Totals {
+    /// Nodes in the committed tree.
+    pub nodes: usize,
+    /// Connections (dom0's included).
+    pub connections: usize,
+    /// Watches.
+    pub watches: usize,
+    /// Open transactions.
+    pub transactions: usize,
+    /// Watch events waiting to be sent.
+    pub events: usize,
+}
+
 /// The xenstore daemon's state.
 #[derive(Clone, Debug)]
 pub struct Xenstore {
@@ -132,6 +147,18 @@ impl Xenstore {
     /// Whether `domid` has a connection.
     pub fn is_introduced(&self, domid: DomId) -> bool {
         self.conns.contains_key(&domid)
+    }
+
+    /// What xenstored holds, summed over every connection: for leak checks.
+    pub fn totals(&self) -> Totals {
+        let sum = |f: fn(&Conn) -> usize| self.conns.values().map(f).sum();
+        Totals {
+            nodes: self.tree.len(),
+            connections: self.conns.len(),
+            watches: sum(|c| c.watches.len()),
+            transactions: sum(|c| c.txns.len()),
+            events: sum(|c| c.events.len()),
+        }
     }
 
     /// Watches of `domid`.

@@ -1,0 +1,178 @@
+//! What dom0 builds a guest from: a [`GuestSpec`], made from an xl config
+//! ([`GuestSpec::from_config`]) or for the demo guest ([`GuestSpec::demo`]),
+//! and the action xl takes when a guest shuts down for a given reason.
+//!
+//! Invariant: a spec that [`GuestSpec::from_config`] returns is buildable
+//! by this dom0 as far as the config can say: its memory fits the
+//! builder's P2M buffer, its kernel is a file of dom0's, and what dom0
+//! cannot do yet (a ramdisk) is an error naming the key, not ignored.
+#![forbid(unsafe_code)]
+
+use crate::files::Files;
+use crate::xlcfg::{Action, DomainConfig};
+use alloc::format;
+use alloc::string::String;
+use alloc::string::ToString;
+use alloc::vec::Vec;
+
+/// Pages of the demo guest: 4 MiB.
+pub const DEMO_PAGES: u64 = 1024;
+
+/// How to build a guest: what an xl config says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GuestSpec {
+    /// The domain's name (xenstore `name`); empty: `guest<domid>`.
+    pub name: String,
+    /// The kernel: a file of dom0's.
+    pub kernel: String,
+    /// Its command line (after the `domid=N` the builder puts first).
+    pub cmdline: String,
+    /// Memory at start, in pages.
+    pub pages: u64,
+    /// Its maximum memory, in pages (at least `pages`).
+    pub max_pages: u64,
+    /// vCPUs.
+    pub vcpus: u32,
+    /// Action on poweroff.
+    pub on_poweroff: Action,
+    /// Action on reboot.
+    pub on_reboot: Action,
+    /// Action on crash.
+    pub on_crash: Action,
+    /// The config it came from (for `xl list -l`), if any.
+    pub config: Option<DomainConfig>,
+}
+
+impl GuestSpec {
+    /// The demo guest with `extra` on its command line and xl's default
+    /// actions (the bare `create [ARGS]` of the shell and the self-tests).
+    pub fn demo(extra: &str) -> GuestSpec {
+        GuestSpec {
+            name: String::new(),
+            kernel: String::from("guest"),
+            cmdline: String::from(extra),
+            pages: DEMO_PAGES,
+            max_pages: DEMO_PAGES,
+            vcpus: 1,
+            on_poweroff: Action::Destroy,
+            on_reboot: Action::Restart,
+            on_crash: Action::Destroy,
+            config: None,
+        }
+    }
+
+    /// A spec from a parsed config `c` of file `file`, for a builder that
+    /// builds at most `max_pages` pages; `has_kernel` says whether a
+    /// kernel file exists. The error names the file and the key.
+    pub fn from_config(file: &str, c: &DomainConfig, max_pages: u64, has_kernel: impl Fn(&str) -> bool) -> Result<GuestSpec, String> {
+        let err = |key: &str, msg: String| Err(format!("{file}: {key}: {msg}"));
+        let pages = c.memory.saturating_mul(256);
+        let max_mib = max_pages / 256;
+        if pages == 0 {
+            return err("memory", String::from("must be at least 1 MiB"));
+        }
+        if pages > max_pages {
+            return err("memory", format!("{} MiB is more than this dom0's builder can build ({max_mib} MiB)", c.memory));
+        }
+        if !has_kernel(&c.kernel) {
+            return err("kernel", format!("\"{}\": no such file in dom0's boot module (try `ls`)", c.kernel));
+        }
+        if let Some(r) = &c.ramdisk {
+            return err("ramdisk", format!("\"{r}\": this dom0's builder does not load a ramdisk"));
+        }
+        Ok(GuestSpec {
+            name: c.name.clone(),
+            kernel: c.kernel.clone(),
+            cmdline: c.cmdline.clone(),
+            pages,
+            max_pages: c.maxmem.saturating_mul(256).max(pages),
+            vcpus: c.vcpus.max(1),
+            on_poweroff: c.on_poweroff,
+            on_reboot: c.on_reboot,
+            on_crash: c.on_crash,
+            config: Some(c.clone()),
+        })
+    }
+
+    /// The action for shutdown `reason` (SHUTDOWN_*), as xl's
+    /// `handle_domain_death`: poweroff, reboot and crash as configured,
+    /// watchdog and unknown reasons destroy, soft reset soft-resets, and a
+    /// suspended domain is left alone.
+    pub fn action(&self, reason: u32) -> Action {
+        match reason {
+            xen_public::SHUTDOWN_POWEROFF => self.on_poweroff,
+            xen_public::SHUTDOWN_REBOOT => self.on_reboot,
+            xen_public::SHUTDOWN_CRASH => self.on_crash,
+            xen_public::SHUTDOWN_SUSPEND => Action::Preserve,
+            xen_public::sched::SHUTDOWN_SOFT_RESET => Action::SoftReset,
+            _ => Action::Destroy,
+        }
+    }
+}
+
+/// `xl create FILE KEY=VALUE...`: read config `file` from `files`, parse
+/// it with the command line's `extras` and make its spec for a builder of
+/// at most `max_pages`; with the warnings to print. Errors read as xl's.
+pub fn load(files: &Files<'_>, file: &str, extras: &[&str], max_pages: u64) -> Result<(GuestSpec, Vec<String>), String> {
+    let text = files.get(file).ok_or_else(|| format!("Failed to read config file: {file}: No such file or directory"))?;
+    let (c, warnings) = crate::xlcfg::parse_with_extra(file, text, extras).map_err(|e| e.to_string())?;
+    let spec = GuestSpec::from_config(file, &c, max_pages, |k| files.module_file(k).is_some())?;
+    let mut notes: Vec<String> = warnings.iter().map(|w| w.to_string()).collect();
+    notes.extend(deferred_devices(&c));
+    Ok((spec, notes))
+}
+
+/// The notes a config's accepted-but-unused keys get at `xl create`: the
+/// devices are kept for the split-driver backends, not yet attached.
+pub fn deferred_devices(c: &DomainConfig) -> Vec<String> {
+    let mut notes = Vec::new();
+    if !c.disks.is_empty() {
+        notes.push(format!("disk: {} device(s) recorded; no block backend in this dom0 yet", c.disks.len()));
+    }
+    if !c.vifs.is_empty() {
+        notes.push(format!("vif: {} device(s) recorded; no network backend in this dom0 yet", c.vifs.len()));
+    }
+    notes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::xlcfg;
+
+    fn config(text: &str) -> DomainConfig {
+        xlcfg::parse("t.cfg", text.as_bytes()).unwrap().0
+    }
+
+    #[test]
+    fn a_config_becomes_a_spec_with_pages_and_actions() {
+        let c = config("name = 'web'\nkernel = 'guest'\nmemory = 8\nmaxmem = 12\nextra = 'xs'\non_reboot = 'destroy'\n");
+        let s = GuestSpec::from_config("t.cfg", &c, 4096, |k| k == "guest").unwrap();
+        assert_eq!((s.name.as_str(), s.pages, s.max_pages, s.vcpus), ("web", 2048, 3072, 1));
+        assert_eq!(s.cmdline, "xs");
+        assert_eq!(s.action(xen_public::SHUTDOWN_REBOOT), Action::Destroy);
+        assert_eq!(s.action(xen_public::SHUTDOWN_POWEROFF), Action::Destroy);
+        assert_eq!(s.action(xen_public::SHUTDOWN_WATCHDOG), Action::Destroy, "xl: on_watchdog defaults to destroy");
+        assert_eq!(s.action(xen_public::SHUTDOWN_SUSPEND), Action::Preserve, "xl leaves a suspended domain");
+    }
+
+    #[test]
+    fn what_the_builder_cannot_build_is_an_error_naming_the_key() {
+        let big = config("name = 'big'\nkernel = 'guest'\nmemory = 64\n");
+        assert_eq!(
+            GuestSpec::from_config("t.cfg", &big, 4096, |_| true),
+            Err(String::from("t.cfg: memory: 64 MiB is more than this dom0's builder can build (16 MiB)"))
+        );
+        let missing = config("name = 'x'\nkernel = '/boot/vmlinuz'\nmemory = 4\n");
+        assert!(GuestSpec::from_config("t.cfg", &missing, 4096, |k| k == "guest").unwrap_err().starts_with("t.cfg: kernel: "));
+        let rd = config("name = 'x'\nkernel = 'guest'\nmemory = 4\nramdisk = 'initrd'\n");
+        assert!(GuestSpec::from_config("t.cfg", &rd, 4096, |_| true).unwrap_err().starts_with("t.cfg: ramdisk: "));
+    }
+
+    #[test]
+    fn the_demo_spec_has_xl_default_actions() {
+        let s = GuestSpec::demo("spin");
+        assert_eq!((s.on_poweroff, s.on_reboot, s.on_crash), (Action::Destroy, Action::Restart, Action::Destroy));
+        assert_eq!(s.action(xen_public::SHUTDOWN_CRASH), Action::Destroy);
+    }
+}
