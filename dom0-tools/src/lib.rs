@@ -29,3 +29,4 @@ pub mod spec;
 pub mod xenstore;
 pub mod xl;
 pub mod xlcfg;
+pub mod xlfmt;
