@@ -655,7 +655,12 @@ impl Store {
     fn set(&mut self, key: String, op: Op, value: Value, line: u32) -> Result<(), Located> {
         let slot = self.settings.iter().position(|s| s.key == key);
         let value = match (op, slot) {
-            (Op::Add, Some(i)) => concat(&self.settings[i].value, value).map_err(|m| Located::new(line, Some(&key), m))?,
+            // Moved, not copied: a long run of `disk += []` costs no more
+            // than the lines it takes.
+            (Op::Add, Some(i)) => {
+                let prev = core::mem::replace(&mut self.settings[i].value, Value::List(Vec::new(), line));
+                concat(prev, value).map_err(|m| Located::new(line, Some(&key), m))?
+            }
             _ => value,
         };
         let setting = Setting { key, op, value, line };
@@ -670,21 +675,21 @@ impl Store {
     }
 }
 
-fn concat(prev: &Value, next: Value) -> Result<Value, String> {
+fn concat(prev: Value, next: Value) -> Result<Value, String> {
     match (prev, next) {
-        (Value::Str(a, _), Value::Str(b, line)) => {
+        (Value::Str(mut a, _), Value::Str(b, line)) => {
             if a.len() + b.len() > MAX_STRING_BYTES {
                 return Err(format!("+= makes a string longer than {MAX_STRING_BYTES} bytes"));
             }
-            Ok(Value::Str(format!("{a}{b}"), line))
+            a.push_str(&b);
+            Ok(Value::Str(a, line))
         }
-        (Value::List(a, _), Value::List(b, line)) => {
+        (Value::List(mut a, _), Value::List(b, line)) => {
             if a.len() + b.len() > MAX_LIST_ITEMS {
                 return Err(format!("+= makes a list longer than {MAX_LIST_ITEMS} items"));
             }
-            let mut items = a.clone();
-            items.extend(b);
-            Ok(Value::List(items, line))
+            a.extend(b);
+            Ok(Value::List(a, line))
         }
         _ => Err("can't add [list] to \"string\" or vice versa".to_string()),
     }
@@ -1632,4 +1637,719 @@ fn strtoull_prefix(s: &str) -> (u64, &[u8]) {
         i += 1;
     }
     (n, &b[i..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    const SAMPLE: &str = r#"# demo domain
+name = "demo"
+type = "pv"
+kernel = "pv-guest-kernel"
+ramdisk = 'initrd'
+memory = 64
+maxmem = 128
+vcpus = 2
+maxvcpus = 4
+on_poweroff = "destroy"
+on_reboot = "restart"
+on_crash = "preserve"
+extra = "console=hvc0"
+root = "/dev/xvda1 ro"
+disk = [ 'phy:/dev/vg/guest,xvda,w',
+         'format=qcow2, vdev=xvdb, access=ro, target=/images/b.qcow2',   # second disk
+       ]
+vif = [ 'mac=00:16:3e:01:02:03,bridge=xenbr1,rate=10Mb/s', '' ]
+"#;
+
+    fn ok(text: &str) -> (DomainConfig, Vec<Warning>) {
+        match parse("demo.cfg", text.as_bytes()) {
+            Ok(r) => r,
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+    }
+
+    fn err(text: &str) -> Error {
+        match parse("demo.cfg", text.as_bytes()) {
+            Ok((c, _)) => panic!("expected an error, got {c:?}"),
+            Err(e) => e,
+        }
+    }
+
+    /// A minimal valid PV config followed by `rest`.
+    fn with(rest: &str) -> String {
+        format!("name = \"d\"\nkernel = \"k\"\n{rest}")
+    }
+
+    fn disk(spec: &str) -> DiskSpec {
+        match parse_disk(spec) {
+            Ok(d) => d,
+            Err(e) => panic!("disk `{spec}': {e}"),
+        }
+    }
+
+    fn vif(spec: &str) -> VifSpec {
+        match parse_vif(spec, 0) {
+            Ok(v) => v,
+            Err(e) => panic!("vif `{spec}': {e}"),
+        }
+    }
+
+    // --- The typed layer: parse_config_data and libxl's defaults. ---
+
+    #[test]
+    fn the_sample_config_parses_into_every_field() {
+        let (c, w) = ok(SAMPLE);
+        assert_eq!(c.name, "demo");
+        assert_eq!(c.kernel, "pv-guest-kernel");
+        assert_eq!(c.ramdisk.as_deref(), Some("initrd"));
+        assert_eq!(c.cmdline, "root=/dev/xvda1 ro console=hvc0");
+        assert_eq!((c.memory, c.maxmem, c.vcpus, c.maxvcpus), (64, 128, 2, 4));
+        assert_eq!((c.on_poweroff, c.on_reboot, c.on_crash), (Action::Destroy, Action::Restart, Action::Preserve));
+        assert_eq!(c.disks.len(), 2);
+        assert_eq!(c.disks[0].target.as_deref(), Some("/dev/vg/guest"));
+        assert_eq!(c.disks[1].format, DiskFormat::Qcow2);
+        assert_eq!(c.disks[1].access, DiskAccess::ReadOnly);
+        assert_eq!(c.vifs.len(), 2);
+        assert_eq!(c.vifs[0].mac, Some([0x00, 0x16, 0x3e, 0x01, 0x02, 0x03]));
+        assert_eq!(c.vifs[1].devid, 1);
+        assert!(w.is_empty(), "{w:?}");
+    }
+
+    #[test]
+    fn absent_keys_take_xl_and_libxl_defaults() {
+        let (c, w) = ok(&with(""));
+        assert_eq!(c.ramdisk, None);
+        assert_eq!(c.cmdline, "");
+        // libxl__domain_build_info_setdefault: max_memkb 32 MiB, target = max.
+        assert_eq!((c.memory, c.maxmem), (32, 32));
+        // libxl: max_vcpus 1 and vCPU 0 online.
+        assert_eq!((c.vcpus, c.maxvcpus), (1, 1));
+        // parse_config_data: destroy, restart, destroy.
+        assert_eq!((c.on_poweroff, c.on_reboot, c.on_crash), (Action::Destroy, Action::Restart, Action::Destroy));
+        assert!(c.disks.is_empty() && c.vifs.is_empty());
+        assert!(w.is_empty());
+    }
+
+    #[test]
+    fn a_missing_name_is_an_error_as_parse_config_data_exits() {
+        let e = err("kernel = 'k'\n");
+        assert_eq!((e.line, e.key.as_deref()), (0, Some("name")));
+        assert_eq!(e.to_string(), "demo.cfg: name: domain name must be specified");
+        let e = err("name = ''\nkernel = 'k'\n");
+        assert_eq!((e.line, e.key.as_deref()), (1, Some("name")));
+    }
+
+    #[test]
+    fn a_pv_domain_without_a_kernel_is_an_error() {
+        let e = err("name = 'd'\n");
+        assert_eq!(e.key.as_deref(), Some("kernel"));
+    }
+
+    #[test]
+    fn maxmem_defaults_to_memory_when_absent() {
+        let (c, _) = ok(&with("memory = 256\n"));
+        assert_eq!((c.memory, c.maxmem), (256, 256));
+    }
+
+    #[test]
+    fn memory_defaults_to_maxmem_when_only_maxmem_is_set() {
+        let (c, _) = ok(&with("maxmem = 96\n"));
+        assert_eq!((c.memory, c.maxmem), (96, 96));
+    }
+
+    #[test]
+    fn maxmem_below_memory_is_an_error_on_the_maxmem_line() {
+        let e = err(&with("memory = 128\nmaxmem = 64\n"));
+        assert_eq!((e.line, e.key.as_deref()), (4, Some("maxmem")));
+        assert!(e.message.contains("equal to or greater than memory"), "{e}");
+    }
+
+    #[test]
+    fn memory_and_vcpus_must_be_in_range() {
+        assert_eq!(err(&with("memory = 0\n")).key.as_deref(), Some("memory"));
+        assert_eq!(err(&with("memory = '-5'\n")).key.as_deref(), Some("memory"));
+        assert_eq!(err(&with("memory = 9999999999\n")).key.as_deref(), Some("memory"));
+        assert_eq!(err(&with("vcpus = 0\n")).key.as_deref(), Some("vcpus"));
+        assert_eq!(err(&with("vcpus = 129\n")).key.as_deref(), Some("vcpus"));
+        assert_eq!(err(&with("maxvcpus = 0\n")).key.as_deref(), Some("maxvcpus"));
+    }
+
+    #[test]
+    fn maxvcpus_defaults_to_vcpus() {
+        let (c, _) = ok(&with("vcpus = 3\n"));
+        assert_eq!((c.vcpus, c.maxvcpus), (3, 3));
+    }
+
+    #[test]
+    fn maxvcpus_without_vcpus_brings_up_one_vcpu() {
+        let (c, _) = ok(&with("maxvcpus = 4\n"));
+        assert_eq!((c.vcpus, c.maxvcpus), (1, 4));
+    }
+
+    #[test]
+    fn maxvcpus_below_vcpus_is_an_error() {
+        let e = err(&with("vcpus = 4\nmaxvcpus = 2\n"));
+        assert_eq!((e.line, e.key.as_deref()), (4, Some("maxvcpus")));
+        assert!(e.message.contains("maxvcpus (2) < vcpus (4)"), "{e}");
+    }
+
+    #[test]
+    fn every_action_spelling_parses_for_each_on_key() {
+        let spellings = ["destroy", "restart", "rename-restart", "preserve", "coredump-destroy", "coredump-restart", "soft-reset"];
+        for (name, action) in spellings.iter().zip(Action::ALL) {
+            let (c, _) = ok(&with(&format!("on_poweroff = '{name}'\non_reboot = \"{name}\"\non_crash = '{name}'\n")));
+            assert_eq!((c.on_poweroff, c.on_reboot, c.on_crash), (action, action, action));
+            assert_eq!(action.to_string(), *name);
+        }
+    }
+
+    #[test]
+    fn an_unknown_action_is_an_error_naming_line_and_key() {
+        let e = err("name = 'd'\nkernel = 'k'\n\non_crash = \"explode\"\n");
+        assert!(e.to_string().starts_with("demo.cfg:4: on_crash: unknown action \"explode\""), "{e}");
+        // strcmp: case matters, and no prefix is accepted.
+        assert_eq!(err(&with("on_reboot = 'Restart'\n")).key.as_deref(), Some("on_reboot"));
+        assert_eq!(err(&with("on_poweroff = 'dest'\n")).key.as_deref(), Some("on_poweroff"));
+    }
+
+    #[test]
+    fn cmdline_wins_over_root_and_extra_with_a_warning() {
+        let (c, w) = ok(&with("root = '/dev/xvda'\ncmdline = 'quiet'\nextra = 'x'\n"));
+        assert_eq!(c.cmdline, "quiet");
+        assert_eq!(w.len(), 1);
+        assert_eq!((w[0].line, w[0].key.as_str()), (4, "cmdline"));
+        assert_eq!(w[0].to_string(), "demo.cfg:4: warning: cmdline: ignoring root= and extra= in favour of cmdline=");
+    }
+
+    #[test]
+    fn root_and_extra_combine_as_root_equals_root_then_extra() {
+        assert_eq!(ok(&with("root = '/dev/xvda1'\nextra = 'quiet spin'\n")).0.cmdline, "root=/dev/xvda1 quiet spin");
+        assert_eq!(ok(&with("root = '/dev/xvda1'\n")).0.cmdline, "root=/dev/xvda1");
+        assert_eq!(ok(&with("extra = 'quiet'\n")).0.cmdline, "quiet");
+    }
+
+    #[test]
+    fn a_cmdline_too_long_for_start_info_is_an_error() {
+        let long = "a".repeat(600);
+        let e = err(&with(&format!("extra = '{long}'\nextra += '{long}'\n")));
+        // The += itself fits no string of more than 1024 bytes.
+        assert_eq!((e.line, e.key.as_deref()), (4, Some("extra")));
+        let e = err(&with(&format!("root = '{long}'\nextra = '{long}'\n")));
+        assert!(e.message.contains("start_info"), "{e}");
+    }
+
+    #[test]
+    fn type_pv_and_its_prefixes_are_accepted_as_strncmp_does() {
+        for t in ["pv", "p"] {
+            ok(&with(&format!("type = '{t}'\n")));
+        }
+        for b in ["generic", "gen", "g"] {
+            ok(&with(&format!("builder = '{b}'\n")));
+        }
+        ok(&with("type = 'pv'\nbuilder = 'generic'\n"));
+    }
+
+    #[test]
+    fn hvm_and_pvh_are_refused_and_other_types_are_invalid() {
+        for t in ["hvm", "h", "pvh", ""] {
+            let e = err(&with(&format!("type = '{t}'\n")));
+            assert_eq!((e.line, e.key.as_deref()), (3, Some("type")));
+            assert!(e.message.contains("not supported"), "{e}");
+        }
+        assert!(err(&with("type = 'xen'\n")).message.contains("invalid domain type"));
+        assert!(err(&with("builder = 'hvm'\n")).message.contains("not supported"));
+        assert!(err(&with("builder = 'linux'\n")).message.contains("invalid domain type"));
+        assert!(err(&with("type = 'pv'\nbuilder = 'hvm'\n")).message.contains("contradicting"));
+    }
+
+    #[test]
+    fn unknown_keys_are_warnings_with_their_lines() {
+        let (c, w) = ok(&with("uuid = \"00000000-0000-0000-0000-000000000001\"\n\nfoo.bar = [ 1 ]\n"));
+        assert_eq!(c.name, "d");
+        let got: Vec<(u32, &str)> = w.iter().map(|w| (w.line, w.key.as_str())).collect();
+        assert_eq!(got, vec![(3, "uuid"), (5, "foo.bar")]);
+        assert_eq!(w[1].to_string(), "demo.cfg:5: warning: foo.bar: key not used by this dom0, ignored");
+    }
+
+    #[test]
+    fn a_list_where_a_single_value_is_wanted_is_an_error() {
+        let e = err(&with("memory = [ 64 ]\n"));
+        assert_eq!((e.line, e.key.as_deref()), (3, Some("memory")));
+        assert!(err(&with("kernel = [ 'k' ]\n")).message.contains("is a list"));
+        assert!(err(&with("disk = 'xvda'\n")).message.contains("should be a list"));
+        assert!(err(&with("disk = [ [ 'x' ] ]\n")).message.contains("itself a list"));
+    }
+
+    // --- The syntax layer: libxlu_cfg_l.l, libxlu_cfg_y.y, libxlu_cfg.c. ---
+
+    #[test]
+    fn a_later_setting_of_a_key_overrides_the_earlier() {
+        let (c, _) = ok(&with("memory = 64\nname = 'other'\nmemory = 80\ndisk = ['/a,,xvda']\ndisk = []\n"));
+        assert_eq!((c.name.as_str(), c.memory), ("other", 80));
+        assert!(c.disks.is_empty());
+    }
+
+    #[test]
+    fn plus_equals_appends_to_the_previous_string_or_list() {
+        let (c, _) = ok(&with("extra = 'a'\nextra += ' b'\ndisk = ['/a,,xvda']\ndisk += ['/b,,xvdb',]\n"));
+        assert_eq!(c.cmdline, "a b");
+        let vdevs: Vec<&str> = c.disks.iter().map(|d| d.vdev.as_str()).collect();
+        assert_eq!(vdevs, ["xvda", "xvdb"]);
+        // Without an earlier setting, += is =.
+        assert_eq!(ok(&with("extra += 'only'\n")).0.cmdline, "only");
+    }
+
+    #[test]
+    fn plus_equals_on_a_number_is_an_error_as_xlu_cfg_get_long() {
+        let e = err(&with("memory = 64\nmemory += 1\n"));
+        assert_eq!((e.line, e.key.as_deref()), (4, Some("memory")));
+        assert!(e.message.contains("can't use += with numbers"), "{e}");
+    }
+
+    #[test]
+    fn plus_equals_of_a_list_to_a_string_is_an_error() {
+        let e = err(&with("extra = 'a'\nextra += [ 'b' ]\n"));
+        assert_eq!((e.line, e.key.as_deref()), (4, Some("extra")));
+        assert!(e.message.contains("can't add [list]"), "{e}");
+    }
+
+    #[test]
+    fn numbers_follow_strtol_base_zero() {
+        assert_eq!(ok(&with("memory = 0x40\n")).0.memory, 64);
+        assert_eq!(ok(&with("memory = 010\n")).0.memory, 8);
+        // A quoted number is the same text to xl.
+        assert_eq!(ok(&with("memory = \" 48\"\n")).0.memory, 48);
+        assert_eq!(ok(&with("memory = '+48'\n")).0.memory, 48);
+        for bad in ["08", "0x", "12abc", "'12 '", "''", "'1e3'"] {
+            let e = err(&with(&format!("memory = {bad}\n")));
+            assert_eq!((e.line, e.key.as_deref()), (3, Some("memory")), "{bad}: {e}");
+            assert!(e.message.contains("not a valid number"), "{bad}: {e}");
+        }
+        assert!(err(&with("memory = 99999999999999999999\n")).message.contains("out of range"));
+        assert_eq!(strtol("-9223372036854775808"), Ok(i64::MIN));
+        assert_eq!(strtol("9223372036854775807"), Ok(i64::MAX));
+        assert!(strtol("9223372036854775808").is_err());
+    }
+
+    #[test]
+    fn strings_take_xl_escapes_in_either_quote() {
+        let (c, _) = ok(&with(
+            r#"extra = "a\"b\'c\\d\te\nf\rg\a\b\f\v"
+root = 'x\'y"z'
+"#,
+        ));
+        assert_eq!(c.cmdline, "root=x'y\"z a\"b'c\\d\te\nf\rg\u{7}\u{8}\u{c}\u{b}");
+    }
+
+    #[test]
+    fn numeric_and_unknown_escapes_are_errors() {
+        for bad in [r"'\x41'", r"'\101'", r"'\q'", r"'\0'"] {
+            let e = err(&with(&format!("extra = {bad}\n")));
+            assert_eq!(e.line, 3, "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn lists_span_lines_with_comments_and_a_trailing_comma() {
+        let (c, _) = ok(&with("disk = [\n  # first\n  '/a,,xvda',   # trailing comment\n\n  '/b,,xvdb',\n\n]\nvif = []\n"));
+        assert_eq!(c.disks.len(), 2);
+        assert!(c.vifs.is_empty());
+    }
+
+    #[test]
+    fn semicolons_end_settings_and_the_last_needs_no_newline() {
+        let (c, _) = ok("name='d'; kernel='k';; memory=40\n;\nvcpus=2");
+        assert_eq!((c.name.as_str(), c.memory, c.vcpus), ("d", 40, 2));
+        // A comment may end the file without a newline (xl: lexical error).
+        ok(&with("memory = 40 # the end"));
+    }
+
+    #[test]
+    fn syntax_errors_name_the_line_and_what_was_found() {
+        let e = err("name = 'd'\nkernel = 'k'\n\nmemory = 64 vcpus = 2\n");
+        assert_eq!(e.to_string(), "demo.cfg:4: memory: syntax error near `vcpus': expected a newline or `;' after the value");
+        // A bare word is not a value: xl needs quotes.
+        let e = err("name = demo\n");
+        assert_eq!(e.to_string(), "demo.cfg:1: name: syntax error near `demo': expected a value: a quoted string, a number or a [list]");
+        let e = err("name = 'd'\nkernel\n");
+        assert_eq!((e.line, e.key.as_deref()), (2, Some("kernel")));
+        assert!(e.message.contains("near <newline>"), "{e}");
+        let e = err("disk = [ 'a' 'b' ]\n");
+        assert!(e.message.contains("near `'b''"), "{e}");
+        assert_eq!(err("disk = [ , ]\n").line, 1);
+        assert!(err("disk = [ 'a',\n").message.contains("<end of file>"));
+        assert!(err("= 5\n").message.contains("expected a key"));
+    }
+
+    #[test]
+    fn lexical_errors_name_the_line_and_the_word() {
+        let e = err("name = 'd'\nkernel = 'k'\nmemory = 64 * 2\n");
+        assert_eq!(e.to_string(), "demo.cfg:3: lexical error near `*'");
+        assert!(err("memory = -1\n").message.contains("Python"));
+        assert!(err("Name = 'd'\n").message.contains("lower case"));
+        assert!(err("name = 'd'\r\n").message.contains("carriage return"));
+        let e = err("name = 'd'\nkernel = 'k\n");
+        assert_eq!(e.line, 2);
+        assert!(e.message.contains("unterminated string"), "{e}");
+        assert!(err("extra = '\u{0}'\n").message.contains("NUL"));
+        let bad_utf8 = b"name = '\xff'\n";
+        assert!(parse("demo.cfg", bad_utf8).unwrap_err().message.contains("UTF-8"));
+    }
+
+    // --- Disks: libxlu_disk_l.l and xl-disk-configuration(5). ---
+
+    #[test]
+    fn disk_positional_keyword_and_deprecated_forms_are_equivalent() {
+        // The first example set of xl-disk-configuration(5).
+        let a = disk("/dev/vg/guest-volume,,hda");
+        for spec in
+            ["/dev/vg/guest-volume,raw,hda,rw", "format=raw, vdev=hda, access=rw, target=/dev/vg/guest-volume", "raw:/dev/vg/guest-volume,hda,w"]
+        {
+            assert_eq!(disk(spec), a, "{spec}");
+        }
+        assert_eq!(a.target.as_deref(), Some("/dev/vg/guest-volume"));
+        assert_eq!((a.format, a.vdev.as_str(), a.access, a.devtype), (DiskFormat::Raw, "hda", DiskAccess::ReadWrite, DiskDevtype::Disk));
+    }
+
+    #[test]
+    fn disk_cdrom_forms_are_equivalent_and_read_only() {
+        let a = disk("/root/image.iso,,hdc,cdrom");
+        for spec in [
+            "/root/image.iso,,hdc,,cdrom",
+            "/root/image.iso,raw,hdc,devtype=cdrom",
+            "format=raw, vdev=hdc, access=ro, devtype=cdrom, target=/root/image.iso",
+            "raw:/root/image.iso,hdc:cdrom,ro",
+        ] {
+            assert_eq!(disk(spec), a, "{spec}");
+        }
+        assert_eq!((a.devtype, a.access, a.format), (DiskDevtype::Cdrom, DiskAccess::ReadOnly, DiskFormat::Raw));
+    }
+
+    #[test]
+    fn disk_empty_cdrom_has_no_target_and_format_empty() {
+        let d = disk(",hdc:cdrom,r");
+        assert_eq!((d.target, d.format, d.vdev.as_str(), d.devtype), (None, DiskFormat::Empty, "hdc", DiskDevtype::Cdrom));
+        let d = disk("vdev=hdc,cdrom");
+        assert_eq!((d.target, d.format), (None, DiskFormat::Empty));
+    }
+
+    #[test]
+    fn disk_deprecated_prefixes_set_format_or_script_or_are_stripped() {
+        let d = disk("tap:aio:/images/a.img,xvda,w");
+        assert_eq!((d.target.as_deref(), d.vdev.as_str(), d.format), (Some("/images/a.img"), "xvda", DiskFormat::Raw));
+        let d = disk("phy:/dev/sdb,xvdb,r");
+        assert_eq!((d.target.as_deref(), d.access), (Some("/dev/sdb"), DiskAccess::ReadOnly));
+        assert_eq!(disk("qcow2:/i.qcow2,xvdc,w").format, DiskFormat::Qcow2);
+        assert_eq!(disk("iscsi:iqn.2001-05.com.example,xvdd,w").script.as_deref(), Some("block-iscsi"));
+        assert_eq!(disk("drbd:res0,xvde,w").target.as_deref(), Some("res0"));
+    }
+
+    #[test]
+    fn disk_target_keyword_eats_the_rest_including_commas() {
+        let d = disk("vdev=xvda, format=vhd, target=/odd,name/with spaces ,");
+        assert_eq!(d.target.as_deref(), Some("/odd,name/with spaces "));
+        assert_eq!(d.format, DiskFormat::Vhd);
+        // An empty positional target may be given again by name.
+        assert_eq!(disk(",raw,xvda,w,target=/x").target.as_deref(), Some("/x"));
+    }
+
+    #[test]
+    fn disk_flags_and_backend_options_are_kept() {
+        let d = disk("/x,,xvda,backend=drv,backendtype=phy,specification=virtio,script=block-foo,direct-io-safe,no-discard,untrusted");
+        assert_eq!(d.backend.as_deref(), Some("drv"));
+        assert_eq!(d.backendtype, Some(DiskBackendType::Phy));
+        assert_eq!(d.specification, DiskSpecification::Virtio);
+        assert_eq!(d.script.as_deref(), Some("block-foo"));
+        assert!(d.direct_io_safe && !d.discard && !d.trusted);
+        let d = disk("/x,,xvda");
+        assert!(!d.direct_io_safe && d.discard && d.trusted && d.backend.is_none());
+    }
+
+    #[test]
+    fn bad_disk_specs_are_errors_naming_line_and_disk() {
+        for (spec, what) in [
+            ("/x", "no vdev specified"),
+            ("vdev=xvda", "no target specified"),
+            (",,xvda", "no target specified"),
+            ("/x,ext4,xvda", "unknown value for format"),
+            ("/x,,xvda,rw,extra", "too many positional parameters"),
+            ("/x,,xvda,access=rx", "unknown value for access"),
+            ("/x,,xvda,devtype=floppy", "unknown value for type"),
+            ("/x,,xvda,size=10", "unknown parameter"),
+            ("/x,,xvda,vdev=xvdb", "vdev respecified"),
+            ("/x,raw,xvda,format=qcow", "format respecified"),
+            ("zip:/x,xvda", "unknown deprecated disk prefix"),
+            (",xvda:floppy,r", "unknown deprecated type"),
+            ("/x,,xvda,=", "bad disk syntax"),
+            ("/x,,xvda,colo", "COLO"),
+            ("/x\n,,xvda", "control character"),
+        ] {
+            let e = err(&with(&format!("\ndisk = [ '/ok,,xvdz',\n  {spec:?} ]\n")));
+            assert_eq!((e.line, e.key.as_deref()), (5, Some("disk")), "{spec}: {e}");
+            assert!(e.message.contains(what), "{spec}: {e}");
+            assert!(e.to_string().starts_with("demo.cfg:5: disk: "), "{e}");
+        }
+    }
+
+    // --- Vifs: parse_nic_config, libxlu_vif.c, xl-network-configuration(5). ---
+
+    #[test]
+    fn vif_absent_options_take_libxl_defaults() {
+        let v = vif("");
+        assert_eq!((v.mac, v.bridge.as_str(), v.script.as_str(), v.model.as_str()), (None, "xenbr0", "vif-bridge", "rtl8139"));
+        assert_eq!((v.ip, v.rate, v.backend, v.vifname, v.gatewaydev, v.mtu, v.trusted), (None, None, None, None, None, 1500, true));
+    }
+
+    #[test]
+    fn vif_options_are_parsed_by_key() {
+        let v = vif(
+            "mac=00:16:3E:74:3d:76, bridge=xenbr1,ip=10.0.0.2,model=e1000,script=vif-route,backend=net,vifname=web0,gatewaydev=eth0,mtu=9000,devid=7,untrusted,type=vif",
+        );
+        assert_eq!(v.mac, Some([0x00, 0x16, 0x3e, 0x74, 0x3d, 0x76]));
+        assert_eq!((v.bridge.as_str(), v.ip.as_deref(), v.model.as_str(), v.script.as_str()), ("xenbr1", Some("10.0.0.2"), "e1000", "vif-route"));
+        assert_eq!((v.backend.as_deref(), v.vifname.as_deref(), v.gatewaydev.as_deref()), (Some("net"), Some("web0"), Some("eth0")));
+        assert_eq!((v.mtu, v.devid, v.trusted), (9000, 7, false));
+        assert_eq!(vif("netdev=eth1").gatewaydev.as_deref(), Some("eth1"));
+        assert_eq!(vif("mac=0:1:2:a:b:c").mac, Some([0, 1, 2, 10, 11, 12]));
+    }
+
+    #[test]
+    fn vif_rate_follows_libxlu_vif() {
+        let r = |s: &str| vif(&format!("rate={s}")).rate.map(|r| (r.bytes_per_interval, r.interval_usecs));
+        // The examples of xl-network-configuration(5).
+        assert_eq!(r("10Mb/s"), Some((62_500, 50_000)));
+        assert_eq!(r("250KB/s"), Some((12_500, 50_000)));
+        assert_eq!(r("1MB/s@20ms"), Some((20_000, 20_000)));
+        assert_eq!(r("100B/s@1s"), Some((100, 1_000_000)));
+        assert_eq!(r("8000b/s@500us"), Some((0, 500)));
+        assert_eq!(r("1GB/s@2"), Some((2_000_000_000, 2_000_000)));
+        // strtoull base 0: a leading 0 is octal.
+        assert_eq!(r("010KB/s@1s"), Some((8_000, 1_000_000)));
+        for bad in ["", "10", "10MB", "10MB/s@", "0MB/s", "10TB/s", "4294967296B/s", "1MB/s@0ms", "1MB/s@10h", "09MB/s"] {
+            assert!(parse_vif(&format!("rate={bad}"), 0).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn vif_devid_defaults_to_the_list_index_and_must_be_unique() {
+        let (c, _) = ok(&with("vif = [ '', 'bridge=xenbr1', 'devid=5' ]\n"));
+        let ids: Vec<u32> = c.vifs.iter().map(|v| v.devid).collect();
+        assert_eq!(ids, [0, 1, 5]);
+        let e = err(&with("vif = [ '', 'devid=0' ]\n"));
+        assert!(e.message.contains("devid 0 is used twice"), "{e}");
+    }
+
+    #[test]
+    fn bad_vif_specs_are_errors_naming_line_and_vif() {
+        for (spec, what) in [
+            ("mac=00:16:3e:01:02", "invalid mac"),
+            ("mac=00:16:3e:01:02:03:04", "invalid mac"),
+            ("mac=00:16:3e:01:02:0g", "invalid mac"),
+            ("mac=001:16:3e:01:02:03", "invalid mac"),
+            ("mac=00-16-3e-01-02-03", "invalid mac"),
+            ("type=ioemu", "emulated"),
+            ("type=tap", "invalid parameter `type'"),
+            ("speed=10", "unrecognized argument"),
+            ("xenbr0", "unrecognized argument"),
+            ("mtu=big", "failed to convert"),
+            ("mtu=99999999999", "failed to convert"),
+            ("colo_compare_out=x", "COLO"),
+            ("rate=fast", "invalid rate"),
+        ] {
+            let e = err(&with(&format!("vif = [\n  '{spec}' ]\n")));
+            assert_eq!((e.line, e.key.as_deref()), (4, Some("vif")), "{spec}: {e}");
+            assert!(e.message.contains(what), "{spec}: {e}");
+        }
+    }
+
+    // --- xl create FILE KEY=VALUE: xl_vmcontrol.c extra_config. ---
+
+    #[test]
+    fn command_line_extras_override_the_file() {
+        let text = with("memory = 64\nvif = ['bridge=xenbr0']\n");
+        let (c, _) = parse_with_extra("demo.cfg", text.as_bytes(), &["memory=128", "name=\"web2\"", "vif += ['bridge=xenbr1']"]).unwrap();
+        assert_eq!((c.name.as_str(), c.memory), ("web2", 128));
+        assert_eq!(c.vifs.len(), 2);
+        // Several settings in one extra, as in xl's man page.
+        let (c, _) = parse_with_extra("demo.cfg", text.as_bytes(), &["vcpus=2; maxvcpus=3"]).unwrap();
+        assert_eq!((c.vcpus, c.maxvcpus), (2, 3));
+    }
+
+    #[test]
+    fn command_line_extras_are_lines_after_the_file() {
+        // 4 lines in the file, then xl's "\n": the first extra is line 6.
+        let text = with("memory = 64\nvcpus = 1\n");
+        let e = parse_with_extra("demo.cfg", text.as_bytes(), &["memory=128", "on_crash='explode'"]).unwrap_err();
+        assert_eq!((e.line, e.key.as_deref()), (7, Some("on_crash")));
+        // Values are xl.cfg syntax: a bare word is a syntax error.
+        let e = parse_with_extra("demo.cfg", text.as_bytes(), &["name=web2"]).unwrap_err();
+        assert_eq!(e.line, 6);
+        assert!(e.message.contains("near `web2'"), "{e}");
+        // A file without a final newline still ends before the extras.
+        let (c, _) = parse_with_extra("demo.cfg", b"name='d'\nkernel='k'", &["memory=50"]).unwrap();
+        assert_eq!(c.memory, 50);
+    }
+
+    #[test]
+    fn a_command_line_extra_without_equals_is_an_error() {
+        let e = parse_with_extra("demo.cfg", with("").as_bytes(), &["-c"]).unwrap_err();
+        assert_eq!((e.line, e.key.as_deref()), (0, None));
+        assert!(e.message.contains("not KEY=VALUE"), "{e}");
+    }
+
+    // --- Limits. ---
+
+    #[test]
+    fn files_lines_strings_and_extras_past_their_limits_are_errors() {
+        let big = vec![b'\n'; MAX_CONFIG_BYTES + 1];
+        assert!(parse("big.cfg", &big).unwrap_err().message.contains("more than the limit"));
+        let e = err(&with(&format!("extra = '{}'\n", "a".repeat(MAX_LINE_BYTES))));
+        assert_eq!(e.line, 3);
+        assert!(e.message.contains("line is"), "{e}");
+        let e = err(&with(&format!("extra = '{}'\n", "a".repeat(MAX_STRING_BYTES + 1))));
+        assert!(e.message.contains("longer than 1024"), "{e}");
+        let e = err(&with(&format!("{} = 1\n", "k".repeat(MAX_KEY_BYTES + 1))));
+        assert!(e.message.contains("longer than 64"), "{e}");
+        let long = "x=1".repeat(MAX_EXTRA_BYTES / 3 + 1);
+        assert!(parse_with_extra("demo.cfg", with("").as_bytes(), &[&long]).unwrap_err().message.contains("extra settings are"));
+    }
+
+    #[test]
+    fn lists_keys_nesting_and_plus_equals_growth_are_bounded() {
+        let items = "'/a,,xvda',".repeat(MAX_LIST_ITEMS + 1);
+        assert!(err(&with(&format!("disk = [ {items} ]\n"))).message.contains("more than 256 items"));
+        let nested = format!("x = {}{}\n", "[".repeat(MAX_LIST_DEPTH + 1), "]".repeat(MAX_LIST_DEPTH + 1));
+        assert!(err(&with(&nested)).message.contains("nested"));
+        // Deep nesting far past the bound fails the same way, without recursion.
+        assert!(err(&with(&format!("x = {}\n", "[".repeat(4000)))).message.contains("nested"));
+        let keys: String = (0..MAX_KEYS).map(|i| format!("k{i} = 1\n")).collect();
+        let e = err(&with(&keys));
+        assert!(e.message.contains("more than 128 keys"), "{e}");
+        assert_eq!(e.line, u32::try_from(MAX_KEYS + 1).unwrap());
+        let grow: String = (0..40).map(|_| format!("extra += '{}'\n", "a".repeat(100))).collect();
+        assert!(err(&with(&grow)).message.contains("+= makes a string longer"));
+        let grow: String = (0..30).map(|_| format!("disk += [ {} ]\n", "'/a,,x',".repeat(10))).collect();
+        assert!(err(&with(&grow)).message.contains("+= makes a list longer"));
+        // Up to the limits is fine.
+        let (c, _) = ok(&with(&format!("disk = [ {} ]\n", (0..MAX_LIST_ITEMS).map(|i| format!("'/a,,xvd{i}',")).collect::<String>())));
+        assert_eq!(c.disks.len(), MAX_LIST_ITEMS);
+    }
+
+    // --- Hostile input: pseudo-random and mutated bytes. ---
+
+    struct XorShift(u64);
+
+    impl XorShift {
+        fn next(&mut self) -> u64 {
+            let mut x = self.0;
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            self.0 = x;
+            x
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n.max(1) as u64) as usize
+        }
+    }
+
+    const ALPHABET: &[u8] = b"abcdemnorstvxyz019 \t\n\n#=+[],;''\"\"\\:/.-_@xX=,:";
+
+    fn mutate(rng: &mut XorShift, base: &[u8]) -> Vec<u8> {
+        let mut v = base.to_vec();
+        for _ in 0..1 + rng.below(8) {
+            let at = rng.below(v.len() + 1);
+            match rng.below(6) {
+                0 if at < v.len() => v[at] = ALPHABET[rng.below(ALPHABET.len())],
+                1 => v.insert(at, ALPHABET[rng.below(ALPHABET.len())]),
+                2 if at < v.len() => {
+                    let end = (at + rng.below(16)).min(v.len());
+                    v.drain(at..end);
+                }
+                3 if at < v.len() => {
+                    let end = (at + rng.below(64)).min(v.len());
+                    let chunk = v[at..end].to_vec();
+                    let to = rng.below(v.len() + 1);
+                    v.splice(to..to, chunk);
+                }
+                4 => v.truncate(at),
+                _ if at < v.len() => v[at] = rng.next() as u8,
+                _ => {}
+            }
+        }
+        v
+    }
+
+    fn check_bounded(result: Result<(DomainConfig, Vec<Warning>), Error>, input_lines: usize) -> bool {
+        match result {
+            Ok((c, w)) => {
+                assert!(c.disks.len() <= MAX_LIST_ITEMS && c.vifs.len() <= MAX_LIST_ITEMS);
+                assert!(w.len() <= MAX_KEYS + 1);
+                assert!(c.name.len() <= MAX_STRING_BYTES && c.cmdline.len() < MAX_GUEST_CMDLINE);
+                assert!(c.memory <= c.maxmem && c.vcpus <= c.maxvcpus);
+                true
+            }
+            Err(e) => {
+                let shown = e.to_string();
+                assert!(shown.len() <= 512, "unbounded message: {shown}");
+                assert!(e.line as usize <= input_lines + 1, "line {} past the input: {shown}", e.line);
+                false
+            }
+        }
+    }
+
+    #[test]
+    fn random_and_mutated_bytes_never_panic_and_give_bounded_output() {
+        let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+        let mut accepted = 0;
+        for round in 0..6000 {
+            let input = if round % 2 == 0 {
+                mutate(&mut rng, SAMPLE.as_bytes())
+            } else {
+                let len = rng.below(300);
+                (0..len).map(|_| if rng.below(8) == 0 { rng.next() as u8 } else { ALPHABET[rng.below(ALPHABET.len())] }).collect()
+            };
+            let lines = input.iter().filter(|&&b| b == b'\n').count() + 1;
+            if check_bounded(parse("fuzz.cfg", &input), lines) {
+                accepted += 1;
+            }
+            if round % 7 == 0 {
+                let extra = String::from_utf8_lossy(&mutate(&mut rng, b"memory=64")).into_owned();
+                check_bounded(parse_with_extra("fuzz.cfg", &input, &[&extra, "vcpus=2"]), lines + 4);
+            }
+            // The device languages on their own, from the same bytes.
+            let spec = String::from_utf8_lossy(&input[..input.len().min(200)]).into_owned();
+            let _ = parse_disk(&spec);
+            let _ = parse_vif(&spec, 0);
+        }
+        // The mutations must still produce valid configs sometimes, or this
+        // test explores nothing past the first error.
+        assert!(accepted > 100, "only {accepted} inputs accepted");
+    }
+
+    #[test]
+    fn mutated_disk_and_vif_specs_never_panic() {
+        let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
+        let disks: [&[u8]; 4] = [
+            b"raw:/root/image.iso,hdc:cdrom,ro",
+            b"format=raw, vdev=hda, access=rw, target=/dev/vg/x",
+            b",hdc:cdrom,r",
+            b"tap:aio:/a,xvda,w,discard",
+        ];
+        let vifs: [&[u8]; 2] = [b"mac=00:16:3E:74:3d:76,model=rtl8139,bridge=xenbr0", b"rate=1MB/s@20ms,ip=1.2.3.4,devid=3,mtu=1500"];
+        for round in 0..4000 {
+            let d = String::from_utf8_lossy(&mutate(&mut rng, disks[round % disks.len()])).into_owned();
+            if let Ok(spec) = parse_disk(&d) {
+                assert!(!spec.vdev.is_empty() && (spec.target.is_some() || spec.devtype == DiskDevtype::Cdrom), "{d}: {spec:?}");
+            }
+            let v = String::from_utf8_lossy(&mutate(&mut rng, vifs[round % vifs.len()])).into_owned();
+            if let Ok(Some(rate)) = parse_vif(&v, 0).map(|v| v.rate) {
+                assert!(rate.interval_usecs > 0, "{v}");
+            }
+        }
+    }
 }
