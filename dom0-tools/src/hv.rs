@@ -117,15 +117,20 @@ pub fn domain_info(dom: u16) -> Result<(u32, u64, u64), i64> {
     getdomaininfo(dom).map(|i| (i.flags, i.tot_pages, i.shared_info_frame))
 }
 
+/// XEN_DOMCTL_getvcpuinfo of `dom`'s vCPU `vcpu`.
+pub fn vcpu_info_of(dom: u16, vcpu: u32) -> Result<XenDomctlGetvcpuinfo, i64> {
+    let mut g = XenDomctl::new(XEN_DOMCTL_GETVCPUINFO, dom);
+    g.set_payload(&XenDomctlGetvcpuinfo { vcpu, ..Default::default() });
+    match domctl_plain(&mut g) {
+        0 => Ok(g.payload()),
+        rc => Err(rc),
+    }
+}
+
 /// XEN_DOMCTL_getvcpuinfo of `dom`'s vCPU 0: (CPU time in ns, the
 /// physical CPU it runs or last ran on).
 fn vcpu_info(dom: u16) -> Option<(u64, u32)> {
-    let mut g = XenDomctl::new(XEN_DOMCTL_GETVCPUINFO, dom);
-    g.set_payload(&XenDomctlGetvcpuinfo { vcpu: 0, ..Default::default() });
-    (domctl_plain(&mut g) == 0).then(|| {
-        let i: XenDomctlGetvcpuinfo = g.payload();
-        (i.cpu_time, i.cpu)
-    })
+    vcpu_info_of(dom, 0).ok().map(|i| (i.cpu_time, i.cpu))
 }
 
 /// Nanoseconds of CPU time `dom`'s vCPU 0 has used, 0 on error.

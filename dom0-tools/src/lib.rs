@@ -8,8 +8,11 @@
 //! - [`builder`]: the PV domain builder (libxenguest);
 //! - [`guests`]: running guests: start, console relay, reap, destroy
 //!   (libxl's domain management);
-//! - [`xl`] and [`cmdline`]: `xl`'s output formats and dom0's command-line
-//!   parsing, pure and host-tested.
+//! - [`xl`] and [`cmdline`]: `xl`'s command parsing and dom0's
+//!   command-line parsing; [`xlfmt`]: `xl`'s output formats; [`xlcfg`]:
+//!   xl.cfg configs; [`spec`]: what a guest is built from; [`files`]:
+//!   dom0's boot-module files. All pure and host-tested.
+//! - [`xenstore`]: xenstored (pure core, ring transport in `service`).
 //!
 //! Invariant: hypercalls are issued here (through the guest runtime's
 //! typed wrappers), not by the binaries: they call these functions.

@@ -20,6 +20,8 @@ mod heap;
 mod lifecycle;
 #[cfg(target_os = "none")]
 mod shell;
+#[cfg(target_os = "none")]
+mod xlviews;
 
 #[cfg(target_os = "none")]
 mod dom0 {

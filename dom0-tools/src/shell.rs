@@ -103,6 +103,17 @@ impl Write for LineBuf {
     }
 }
 
+/// A domain's name: `Domain-0`, or the name dom0's guest table has for it
+/// (empty for a domain that is not dom0's guest, as xl shows a domain
+/// without a xenstore `name`).
+fn name_in(guests: Option<&Guests>, id: u16) -> String {
+    match (id, guests.and_then(|g| g.name_of(id))) {
+        (0, _) => String::from("Domain-0"),
+        (_, Some(n)) => String::from(n),
+        _ => String::new(),
+    }
+}
+
 /// An errno as the shell prints it.
 fn errno(rc: i64) -> String {
     format!("{rc} ({})", xen_public::errno::name(rc))
@@ -111,14 +122,13 @@ fn errno(rc: i64) -> String {
 impl Shell {
     /// A domain's name: `Domain-0`, a guest's name, or its xenstore `name`.
     fn domain_name(&mut self, id: u16) -> String {
-        if id == 0 {
-            return String::from("Domain-0");
-        }
-        if let Some(n) = self.guests.as_ref().and_then(|g| g.name_of(id)) {
-            return String::from(n);
-        }
-        let name = self.guests.as_mut().and_then(|g| client::read(g.xenstore(), &format!("/local/domain/{id}/name")).ok());
-        name.and_then(|n| String::from_utf8(n).ok()).unwrap_or_default()
+        name_in(self.guests.as_ref(), id)
+    }
+
+    /// The guest table, and a name lookup over it.
+    fn split_names(&self) -> (Option<&Guests>, impl FnMut(u16) -> String + '_) {
+        let guests = self.guests.as_ref();
+        (guests, move |id| name_in(guests, id))
     }
 
     /// Resolve a domain as xl's `find_domain` does: a number is a domid, a
@@ -156,8 +166,13 @@ impl Shell {
     }
 
     fn list(&mut self, long: bool, only: Option<u16>) {
+        if only.is_some_and(|d| hv::getdomaininfo(d).is_err()) {
+            println!("Error: Domain '{}' does not exist.", only.unwrap_or(0));
+            return;
+        }
         if long {
-            println!("xl: list -l: not available yet");
+            let (guests, mut names) = self.split_names();
+            crate::xlviews::list_long(guests, &mut names, only);
             return;
         }
         println!("{}", xl::LIST_HEADER);
@@ -209,25 +224,6 @@ impl Shell {
                 Err(rc) => println!("xl: d{id}: {}", errno(rc)),
             }
         }
-    }
-
-    fn info(&self) {
-        let p = match hv::physinfo() {
-            Ok(p) => p,
-            Err(rc) => {
-                println!("xl: physinfo failed: {rc}");
-                return;
-            }
-        };
-        let ver = hypercall::xen_version();
-        let total = (p.total_pages * 4096) >> 20;
-        let free = (p.free_pages * 4096) >> 20;
-        println!("xen_major              : {}", ver >> 16);
-        println!("xen_minor              : {}", ver & 0xffff);
-        println!("nr_cpus                : {}", p.nr_cpus);
-        println!("cpu_mhz                : {}", p.cpu_khz / 1000);
-        println!("total_memory           : {total}");
-        println!("free_memory            : {free}");
     }
 
     /// Report a domctl on `id`.
@@ -414,23 +410,6 @@ impl Shell {
         }
     }
 
-    fn uptime(&mut self, short: bool, only: Option<u16>) {
-        if !short {
-            println!("Name                                ID Uptime");
-        }
-        let now = shared::now_ns().unwrap_or(0);
-        let mut ids = Vec::new();
-        for_each_domain(|info| ids.push(info.domain));
-        for id in ids.into_iter().filter(|&d| only.is_none_or(|o| o == d)) {
-            let up = if id == 0 { Some(now) } else { self.guests.as_ref().and_then(|g| g.uptime_ns(id)) };
-            let Some(up) = up else { continue };
-            let name = self.domain_name(id);
-            let s = up / 1_000_000_000;
-            let t = format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60);
-            println!("{name:<32} {id:>5} {t}");
-        }
-    }
-
     /// `xenstore-watch -n COUNT PATH`: print each event's path until COUNT
     /// have fired, or Ctrl-C.
     fn xenstore_watch(&mut self, count: u32, path: &str) {
@@ -527,10 +506,18 @@ impl Shell {
                 Ok(only) => self.list(long, only),
                 Err(e) => println!("{e}"),
             },
-            Command::VcpuList(_) | Command::Top | Command::Dmesg { .. } => println!("xl: not available yet"),
-            Command::Info => self.info(),
+            Command::VcpuList(dom) => match dom.map(|d| self.find_domain(d)).transpose() {
+                Ok(only) => crate::xlviews::vcpu_list(&mut self.split_names().1, only),
+                Err(e) => println!("{e}"),
+            },
+            Command::Top => crate::xlviews::top(&mut self.split_names().1),
+            Command::Dmesg { .. } => println!("xl: not available yet"),
+            Command::Info => crate::xlviews::info(),
             Command::Uptime { short, dom } => match dom.map(|d| self.find_domain(d)).transpose() {
-                Ok(only) => self.uptime(short, only),
+                Ok(only) => {
+                    let (guests, mut names) = self.split_names();
+                    crate::xlviews::uptime(guests, &mut names, short, only);
+                }
                 Err(e) => println!("{e}"),
             },
             Command::Version => {
