@@ -10,7 +10,9 @@
 //! preemption test); `consoleio` tries CONSOLEIO_write (Xen refuses it to
 //! a domU) and powers off; `fuzz` runs the hypercall fuzzer (`fuzzer.rs`)
 //! and `canary` watches its memory for changes it did not make
-//! (`canary.rs`); `xs` talks to xenstore (`xs.rs`).
+//! (`canary.rs`); `xs` talks to xenstore (`xs.rs`), `xs-attack` is a
+//! hostile xenstore client (`xs_attack.rs`), `xs-steady` a well-behaved
+//! one (`xs_steady.rs`) and `xs-bench` times xenstore (`xs_bench.rs`).
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
@@ -23,6 +25,12 @@ mod hog;
 mod pingpong;
 #[cfg(target_os = "none")]
 mod xs;
+#[cfg(target_os = "none")]
+mod xs_attack;
+#[cfg(target_os = "none")]
+mod xs_bench;
+#[cfg(target_os = "none")]
+mod xs_steady;
 
 #[cfg(target_os = "none")]
 mod guest {
@@ -103,6 +111,15 @@ mod guest {
         }
         if has("xs") {
             crate::xs::run(si);
+        }
+        if has("xs-attack") {
+            crate::xs_attack::run(si);
+        }
+        if has("xs-steady") {
+            crate::xs_steady::run(si);
+        }
+        if has("xs-bench") {
+            crate::xs_bench::run(si);
         }
         if has("consoleio") {
             // Hostile-guest check: release Xen 4.17 refuses CONSOLEIO_write

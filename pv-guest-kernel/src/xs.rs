@@ -9,6 +9,10 @@
 //! `xenbus: attack <what> -> <errno name>` (each must be refused),
 //! `xenbus: shutdown requested: <reason>`, and on any failure
 //! `xenbus: error <op> <errno name>` followed by a crash.
+//!
+//! Also the helpers the other xenstore modes share (`xs_attack.rs`,
+//! `xs_steady.rs`, `xs_bench.rs`): error names, command-line numbers, a
+//! heartbeat and power-off.
 
 use pv_guest_kernel::xenbus::{ETIMEDOUT, XBT_NIL, live};
 use pv_guest_kernel::{StartInfo, hypercall, println};
@@ -17,9 +21,80 @@ use xen_public::{SHUTDOWN_CRASH, SHUTDOWN_POWEROFF, SHUTDOWN_REBOOT};
 /// The watch's token.
 const TOKEN: &str = "shutdown";
 
+/// The name of a `-errno` the xenbus client returned (`ETIMEDOUT` is the
+/// client's own: xenstored did not answer in time).
+pub fn err_name(err: i64) -> &'static str {
+    if err == -ETIMEDOUT { "ETIMEDOUT" } else { xen_public::errno::name(err) }
+}
+
+/// This domain's command line, up to its NUL.
+pub fn cmdline(si: &StartInfo) -> &str {
+    let end = si.cmd_line.iter().position(|&b| b == 0).unwrap_or(si.cmd_line.len());
+    core::str::from_utf8(&si.cmd_line[..end]).unwrap_or("")
+}
+
+/// The number in the `key=N` word of `line`, if any.
+pub fn num(line: &str, key: &str) -> Option<u64> {
+    line.split_ascii_whitespace().find_map(|w| w.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
+}
+
+/// Power off, for good.
+pub fn poweroff() -> ! {
+    loop {
+        hypercall::shutdown(SHUTDOWN_POWEROFF);
+    }
+}
+
+/// Nanoseconds of system time (0 until shared_info is mapped).
+pub fn now() -> u64 {
+    pv_guest_kernel::shared::now_ns().unwrap_or(0)
+}
+
+/// A progress line at least every [`Beat::EVERY_NS`] while a mode works:
+/// dom0's scripted boot tests send their next line only after 300 ms of
+/// console silence, so a guest that keeps talking holds the script until
+/// it is done.
+pub struct Beat {
+    label: &'static str,
+    last: u64,
+}
+
+impl Beat {
+    /// How often a line is printed.
+    pub const EVERY_NS: u64 = 100_000_000;
+
+    /// A heartbeat printing `xenbus: <label>: <n> ops`.
+    pub fn new(label: &'static str) -> Beat {
+        Beat { label, last: now() }
+    }
+
+    /// Print the count if the last line is old enough.
+    pub fn tick(&mut self, n: u32) {
+        if self.due() {
+            println!("xenbus: {}: {n} ops", self.label);
+        }
+    }
+
+    /// Print `waiting` if the last line is old enough.
+    pub fn waiting(&mut self) {
+        if self.due() {
+            println!("xenbus: {}: waiting", self.label);
+        }
+    }
+
+    fn due(&mut self) -> bool {
+        let t = now();
+        let due = t.saturating_sub(self.last) >= Self::EVERY_NS;
+        if due {
+            self.last = t;
+        }
+        due
+    }
+}
+
 /// Print the failed operation and crash the domain.
 fn fail(op: &str, err: i64) -> ! {
-    let name = if err == -ETIMEDOUT { "ETIMEDOUT" } else { xen_public::errno::name(err) };
+    let name = err_name(err);
     println!("xenbus: error {op} {name}");
     loop {
         hypercall::shutdown(SHUTDOWN_CRASH);

@@ -673,6 +673,85 @@ fn dom0_tests() -> Vec<Dom0Test> {
             )
         },
         Dom0Test {
+            // Issue 15's hostile client: d2 sends every class of malformed
+            // xenstore message and goes past every quota, d3 and d4 make up
+            // their ring indices, while d1's round trips carry on (for 8 s:
+            // past d2's last blow on both hypervisors). The four creates go
+            // in one script line (the guests run together); the guests'
+            // heartbeats (a line every 100 ms) hold the next line until
+            // they are done.
+            script: &[
+                "create xs-steady secs=8\ncreate xs-attack\ncreate xs-attack ring-req\ncreate xs-attack ring-rsp",
+                "list",
+                "xenstore-write /hostile/alive yes",
+                "xenstore-read /hostile/alive",
+                "xenstore-ls /local/domain",
+                "poweroff",
+            ],
+            forbid: &["ALLOWED", "ignored (still served)", "NOT SERVED", "panic", "cleanup of", "error at", "dom0: crash"],
+            ..t(
+                "xl_xenstore_hostile_client_is_refused_and_another_domu_carries_on",
+                "",
+                false,
+                &[
+                    "xl: created d1",
+                    "xl: created d4",
+                    // Bad headers and arguments: an error each, the
+                    // connection stays.
+                    "(d2) xenbus: hostile unknown-type -> ENOSYS",
+                    "(d2) xenbus: hostile reply-type-watch-event -> ENOSYS",
+                    "(d2) xenbus: hostile reply-type-error -> ENOSYS",
+                    "(d2) xenbus: hostile privileged-introduce -> EACCES",
+                    "(d2) xenbus: hostile privileged-release -> EACCES",
+                    "(d2) xenbus: hostile missing-nul-read -> EINVAL",
+                    "(d2) xenbus: hostile missing-nul-write -> EINVAL",
+                    "(d2) xenbus: hostile empty-payload-read -> EINVAL",
+                    "(d2) xenbus: hostile watch-one-arg -> EINVAL",
+                    "(d2) xenbus: hostile set-perms-garbage -> EINVAL",
+                    "(d2) xenbus: hostile transaction-end-garbage -> EINVAL",
+                    // Paths outside the namespace.
+                    "(d2) xenbus: hostile path-dotdot -> EINVAL",
+                    "(d2) xenbus: hostile path-double-slash -> EINVAL",
+                    "(d2) xenbus: hostile path-trailing-slash -> EINVAL",
+                    "(d2) xenbus: hostile path-bad-chars -> EINVAL",
+                    "(d2) xenbus: hostile path-not-utf8 -> EINVAL",
+                    "(d2) xenbus: hostile path-too-long -> EINVAL",
+                    "(d2) xenbus: hostile path-outside-home -> EACCES",
+                    "(d2) xenbus: hostile path-special-write -> EINVAL",
+                    // Transactions it does not own.
+                    "(d2) xenbus: hostile tx-not-owned -> ENOENT",
+                    "(d2) xenbus: hostile tx-made-up -> ENOENT",
+                    "(d2) xenbus: hostile tx-end-not-owned -> ENOENT",
+                    // Quotas (quota.rs: Xen 4.17's defaults and errnos;
+                    // Xen checks watches and transactions before adding,
+                    // so the 130th and the 12th are the first refused).
+                    "(d2) xenbus: hostile quota-entry-size -> ENOSPC",
+                    "(d2) xenbus: hostile quota-watches -> E2BIG (at 130)",
+                    "(d2) xenbus: hostile quota-transactions -> ENOSPC (at 12)",
+                    // Our 96 KiB memory quota (Xen: 2.5 MiB) is reached
+                    // before the 1000-node one: ENOMEM, not ENOSPC.
+                    "(d2) xenbus: hostile quota-nodes -> ENOMEM (at ",
+                    "(d2) xenbus: hostile quota-memory -> ENOMEM (at ",
+                    "(d2) xenbus: hostile after the quotas: still served",
+                    // Framing and ring indices: the connection goes.
+                    "(d2) xenbus: hostile bad-length -> dropped",
+                    "dom0: xenstored: d2: connection closed: malformed message header",
+                    "(d3) xenbus: hostile ring-req-prod-far-past-cons -> dropped",
+                    "dom0: xenstored: d3: connection closed: corrupt req ring indices",
+                    "(d4) xenbus: hostile ring-rsp-cons-past-prod -> dropped",
+                    "dom0: xenstored: d4: connection closed: corrupt rsp ring indices",
+                    "(d2) xenbus: hostile done in ",
+                    // The other domU's round trips all came back right.
+                    "(d1) xenbus: steady: ",
+                    "ops, 0 errors",
+                    "dom0: d2 shut down (poweroff); destroyed",
+                    // dom0's store still answers, and the guests' homes went.
+                    "xl> xenstore-read /hostile/alive\nyes",
+                    "xl> xenstore-ls /local/domain\nxl> poweroff",
+                ],
+            )
+        },
+        Dom0Test {
             script: &[
                 "create spin",
                 "sched-credit -d 1 -w 512 -c 30",

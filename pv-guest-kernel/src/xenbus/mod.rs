@@ -362,6 +362,56 @@ impl<M: RingMem, P: Port> Client<M, P> {
         self.wait_watch_event(None, buf, patience)
     }
 
+    /// For tests of xenstored only (the hostile-client boot test): a fresh
+    /// request id for a frame built by hand and sent with [`Self::send_raw`].
+    pub fn next_req_id_for_tests(&mut self) -> u32 {
+        let id = self.next_id;
+        self.next_id = id.wrapping_add(1).max(1);
+        id
+    }
+
+    /// For tests of xenstored only (the hostile-client boot test): put
+    /// `bytes` on the request ring exactly as given, with no framing or
+    /// length check, and notify. Does not wait for a reply (see
+    /// [`Self::wait_reply`]); keeping the stream in step is the caller's
+    /// business. A send that finds no room within the patience breaks the
+    /// connection, as any half-sent request does.
+    pub fn send_raw(&mut self, bytes: &[u8]) -> Result<(), i64> {
+        if self.broken {
+            return Err(-EIO);
+        }
+        let deadline = self.port.now().saturating_add(self.patience);
+        self.send_all(bytes, deadline)?;
+        self.port.notify();
+        Ok(())
+    }
+
+    /// Wait up to `patience` ns for the reply to `req_id` (a frame sent
+    /// with [`Self::send_raw`]): its type and length (the payload in
+    /// `out`), `-errno` for an `XS_ERROR`, `-ETIMEDOUT` if none came.
+    pub fn wait_reply(&mut self, req_id: u32, out: &mut [u8], patience: u64) -> Result<(u32, usize), i64> {
+        if self.broken {
+            return Err(-EIO);
+        }
+        let deadline = self.port.now().saturating_add(patience);
+        loop {
+            if let Some(r) = self.pump(Some(req_id), out) {
+                return r.map(|d| (d.type_, d.len));
+            }
+            if self.port.now() >= deadline {
+                return Err(-ETIMEDOUT);
+            }
+            self.port.block(deadline);
+        }
+    }
+
+    /// For tests of xenstored only (the hostile-client boot test): the ring
+    /// page itself, so a test can scribble on the indices. Nothing in the
+    /// client is safe to use afterwards unless the test puts them back.
+    pub fn ring_mem_for_tests(&mut self) -> &mut M {
+        &mut self.mem
+    }
+
     /// A request whose reply must be `OK`.
     fn ack(&mut self, type_: u32, tx: u32, parts: &[&[u8]]) -> Result<(), i64> {
         let mut ok = [0u8; 4];

@@ -509,3 +509,39 @@ fn wait_for_state_gives_up_after_its_patience_and_still_unwatches() {
     assert_eq!(reqs.borrow().last().unwrap().0.type_, XS_UNWATCH);
     let _ = EEXIST;
 }
+
+// ---- raw frames (for the hostile-client boot test)
+
+#[test]
+fn send_raw_puts_the_bytes_on_the_ring_unchecked_and_wait_reply_matches_the_req_id() {
+    let (mut c, reqs) = client(|h, _| std::vec![msg(XS_ERROR, h.req_id, b"ENOSYS\0")]);
+    let id = c.next_req_id_for_tests();
+    let bad = msg(9999, id, b"x");
+    c.send_raw(&bad).unwrap();
+    assert_eq!(reqs.borrow().last().map(|(h, p)| (h.type_, h.req_id, p.clone())), None, "nothing served before a wait");
+    assert_eq!(c.wait_reply(id, &mut [0u8; 8], 1_000_000_000), Err(-xen_public::errno::ENOSYS));
+    assert_eq!(reqs.borrow()[0].0.type_, 9999, "sent exactly as given");
+    // The next ordinary request gets a later id and still works.
+    assert_ne!(c.next_req_id_for_tests(), id);
+}
+
+#[test]
+fn wait_reply_of_an_unanswered_raw_frame_times_out_after_its_patience() {
+    let (mut c, _) = client(|_, _| Vec::new());
+    let id = c.next_req_id_for_tests();
+    c.send_raw(&msg(XS_READ, id, b"a\0")).unwrap();
+    let before = c.port_mut().now;
+    assert_eq!(c.wait_reply(id, &mut [0u8; 8], 50_000_000), Err(-ETIMEDOUT));
+    assert!(c.port_mut().now - before <= 52_000_000, "bounded by the patience given");
+    assert!(!c.is_broken(), "a timeout alone does not break the connection");
+}
+
+#[test]
+fn wait_reply_returns_the_type_and_length_of_a_reply() {
+    let (mut c, _) = client(|h, _| std::vec![msg(h.type_, h.req_id, b"v1")]);
+    let id = c.next_req_id_for_tests();
+    c.send_raw(&msg(XS_READ, id, b"a\0")).unwrap();
+    let mut out = [0u8; 8];
+    assert_eq!(c.wait_reply(id, &mut out, 1_000_000_000), Ok((XS_READ, 2)));
+    assert_eq!(&out[..2], b"v1");
+}
