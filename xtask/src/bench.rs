@@ -2,47 +2,85 @@
 //! under the same QEMU, in one run, reported as ratios (xen-core / Xen:
 //! below 1.0 means xen-core is faster). Absolute cycles under TCG are noisy;
 //! the ratio is the figure to read.
+//!
+//! The xenstore figures come from a domU, not from dom0: dom0's shell
+//! starts the demo guest in its `xs-bench` mode (same dom0, same guest on
+//! both hypervisors), which times READ and WRITE round trips and watch
+//! firings and prints `xenbus: bench <what> median <m> ns p99 <p> ns`.
 
 use crate::image;
 use crate::qemu;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// Parse `bench: <name> <value>` lines.
+/// Parse `bench: <name> <value>` lines, and the xenstore guest's
+/// `xenbus: bench <what> median <m> ns p99 <p> ns` lines as
+/// `xs_<what>_median_ns` and `xs_<what>_p99_ns`.
 pub fn parse(output: &str) -> BTreeMap<String, f64> {
-    output
+    let mut v: BTreeMap<String, f64> = output
         .lines()
         .filter_map(|l| {
             let rest = l.split("bench: ").nth(1)?;
             let mut w = rest.split_whitespace();
             Some((w.next()?.to_string(), w.next()?.parse().ok()?))
         })
-        .collect()
+        .collect();
+    v.extend(output.lines().filter_map(xenstore_line).flatten());
+    v
+}
+
+/// The two figures of one `xenbus: bench <what> median <m> ns p99 <p> ns`
+/// line.
+fn xenstore_line(l: &str) -> Option<[(String, f64); 2]> {
+    let rest = l.split("xenbus: bench ").nth(1)?;
+    let w: Vec<&str> = rest.split_whitespace().collect();
+    let [what, "median", m, "ns", "p99", p, "ns"] = w[..] else { return None };
+    Some([(format!("xs_{what}_median_ns"), m.parse().ok()?), (format!("xs_{what}_p99_ns"), p.parse().ok()?)])
 }
 
 /// Xen's command line with its speculative-execution mitigations off
 /// (XPTI, IBRS/IBPB, VERW...), which under TCG dominate its entry cost.
 const XEN_NO_MITIGATIONS: &str = " xpti=false spec-ctrl=no pv-l1tf=false";
 
-/// One benchmark boot: dom0's arguments, machine memory, time limit.
+/// One benchmark boot: dom0's arguments, machine memory, time limit, the
+/// shell lines typed (at its prompts) and the line that ends the run
+/// early (besides Xen's dom0 halt lines).
 struct Run<'a> {
     dom0_args: &'a str,
     mem_mib: u32,
     timeout_s: u64,
+    script: &'a [&'a str],
+    stop_on: &'a [&'a str],
 }
 
 /// The main benchmarks (hypercalls, events, grants, domains).
-const MAIN: Run<'static> = Run { dom0_args: "test=bench", mem_mib: 256, timeout_s: 180 };
+const MAIN: Run<'static> = Run { dom0_args: "test=bench", mem_mib: 256, timeout_s: 180, script: &[], stop_on: &[] };
 /// Domain density: minimal domains that fit at once in 1 GiB, building
 /// for at most 150 s.
-const DENSITY: Run<'static> = Run { dom0_args: "test=density budget=150", mem_mib: 1024, timeout_s: 300 };
+const DENSITY: Run<'static> = Run { dom0_args: "test=density budget=150", mem_mib: 1024, timeout_s: 300, script: &[], stop_on: &[] };
+/// xenstore from a domU: dom0's shell starts the guest's `xs-bench` mode
+/// (2000 READs, 2000 WRITEs, 200 watch firings); the run ends at its last
+/// line.
+const XENSTORE: Run<'static> = Run {
+    dom0_args: "",
+    mem_mib: 256,
+    timeout_s: 180,
+    script: &["create xs-bench ops=2000"],
+    stop_on: &["xenbus: bench done", "xenbus: bench error"],
+};
 
 fn run_on(hv: &str, k: &image::Kernels, run: &Run<'_>, extra: &[String]) -> Result<BTreeMap<String, f64>, String> {
     let name = format!("bench-{}", hv.replace(' ', "-"));
-    let mut opts =
-        qemu::Options { timeout: Some(Duration::from_secs(run.timeout_s)), mem_mib: run.mem_mib, extra: extra.to_vec(), ..Default::default() };
+    let mut opts = qemu::Options {
+        timeout: Some(Duration::from_secs(run.timeout_s)),
+        mem_mib: run.mem_mib,
+        extra: extra.to_vec(),
+        script: run.script.iter().map(|s| s.to_string()).collect(),
+        stop_on: run.stop_on.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    };
     let spec = if hv.starts_with("xen-4.17") {
-        opts.stop_on = qemu::XEN_STOP_LINES.iter().map(|s| s.to_string()).collect();
+        opts.stop_on.extend(qemu::XEN_STOP_LINES.iter().map(|s| s.to_string()));
         let mitigations = if hv.contains("no-mitigations") { XEN_NO_MITIGATIONS } else { "" };
         image::xen417_spec_with(&name, k, &format!("{}{mitigations}", crate::xen::XEN_CMDLINE), run.dom0_args)?
     } else {
@@ -92,6 +130,11 @@ pub struct BenchArgs {
     /// Boot only xen-core (a quick look while working; no ratios).
     #[arg(long = "xen-core-only")]
     pub ours_only: bool,
+    /// Run only the xenstore benchmarks (a domU's READ/WRITE round trips
+    /// and watch firings), skipping the boot times, dom0's benchmarks and
+    /// the density run.
+    #[arg(long = "xenstore-only")]
+    pub xenstore_only: bool,
     /// Run QEMU with `-icount shift=0`: the guests' TSC follows the
     /// instructions retired, so cycle figures no longer depend on the host's
     /// load (compare code with code; absolute figures are not real cycles).
@@ -142,6 +185,11 @@ pub fn command(args: &BenchArgs) -> Result<(), String> {
     crate::env::ensure_system_tools()?;
     let k = image::build(image::Profile::Release)?;
     let extra = qemu_extra(args);
+    if args.xenstore_only {
+        let (ours, xen, xen_nm) = xenstore_series(args, &k, &extra)?;
+        print_table(&ours, &xen, &xen_nm, args.runs);
+        return Ok(());
+    }
     let boot_ours = boot_times("xen-core", &k, 3, &extra)?;
     let boot_xen = if args.ours_only { Vec::new() } else { boot_times("xen-4.17", &k, 3, &extra)? };
     let mut ours = series("xen-core", &k, &MAIN, args.runs, &extra)?;
@@ -154,6 +202,10 @@ pub fn command(args: &BenchArgs) -> Result<(), String> {
     if !args.ours_only {
         xen.extend(series("xen-4.17", &k, &DENSITY, 1, &extra)?);
     }
+    let (xs_ours, xs_xen, xs_nm) = xenstore_series(args, &k, &extra)?;
+    ours.extend(xs_ours);
+    xen.extend(xs_xen);
+    xen_nm.extend(xs_nm);
     print_table(&ours, &xen, &xen_nm, args.runs);
     let fmt = |v: &[f64]| v.iter().map(|t| format!("{t:.3}")).collect::<Vec<_>>().join(", ");
     let (bo, bx) = (median(&boot_ours), median(&boot_xen));
@@ -166,6 +218,18 @@ pub fn command(args: &BenchArgs) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The xenstore figures on xen-core, Xen 4.17 and Xen 4.17 without its
+/// mitigations (the last two empty with `--xen-core-only`).
+fn xenstore_series(args: &BenchArgs, k: &image::Kernels, extra: &[String]) -> Result<(Series, Series, Series), String> {
+    let ours = series("xen-core", k, &XENSTORE, args.runs, extra)?;
+    if args.ours_only {
+        return Ok((ours, Series::new(), Series::new()));
+    }
+    let xen = series("xen-4.17", k, &XENSTORE, args.runs, extra)?;
+    let xen_nm = series("xen-4.17 no-mitigations", k, &XENSTORE, args.runs, extra)?;
+    Ok((ours, xen, xen_nm))
 }
 
 /// One line per benchmark: medians, ratios of medians, and each side's
@@ -183,7 +247,7 @@ fn print_table(ours: &Series, xen: &Series, xen_nm: &Series, runs: usize) {
         let xs = xen.get(name).map_or("-".into(), |v| spread(v));
         println!("{name:<38} {o:>10.0} {:>10} {:>7} {:>14} {:>7}   {} | {xs}", val(x), ratio(o, x), val(n), ratio(o, n), spread(v));
     }
-    println!("(medians; ratio = xen-core / Xen 4.17 in this run. For *_cycles below 1.00 means xen-core is faster;");
+    println!("(medians; ratio = xen-core / Xen 4.17 in this run. For *_cycles and *_ns below 1.00 means xen-core is faster;");
     println!(" for *_per_sec above 1.00 means xen-core is faster.)");
 }
 
@@ -199,12 +263,13 @@ mod tests {
     fn arguments() {
         use clap::Parser;
         let parse = |args: &[&str]| match crate::Cli::try_parse_from(["xtask", "bench"].into_iter().chain(args.iter().copied())) {
-            Ok(crate::Cli { command: crate::Command::Bench(b) }) => Ok((b.runs, b.ours_only)),
+            Ok(crate::Cli { command: crate::Command::Bench(b) }) => Ok((b.runs, b.ours_only, b.xenstore_only)),
             Ok(other) => panic!("parsed as {other:?}"),
             Err(e) => Err(e),
         };
-        assert_eq!(parse(&[]).unwrap(), (3, false));
-        assert_eq!(parse(&["--runs", "5", "--xen-core-only"]).unwrap(), (5, true));
+        assert_eq!(parse(&[]).unwrap(), (3, false, false));
+        assert_eq!(parse(&["--runs", "5", "--xen-core-only"]).unwrap(), (5, true, false));
+        assert_eq!(parse(&["--xenstore-only", "--runs", "1"]).unwrap(), (1, false, true));
         assert!(parse(&["--runs", "0"]).is_err(), "--runs takes a count above 0");
         assert!(parse(&["--runs"]).is_err());
         assert!(parse(&["--bogus"]).is_err());
@@ -216,5 +281,16 @@ mod tests {
         assert_eq!(v.get("null_hypercall_cycles"), Some(&1234.0));
         assert_eq!(v.get("mmu"), Some(&7.0));
         assert_eq!(v.len(), 2);
+    }
+
+    #[test]
+    fn parses_the_xenstore_guests_lines() {
+        let out = "(d1) xenbus: bench read median 41000 ns p99 90000 ns\n(d1) xenbus: bench watch median 7 ns p99 9 ns\n\
+                   (d1) xenbus: bench write median x ns p99 1 ns\n(d1) xenbus: bench done\n";
+        let v = super::parse(out);
+        assert_eq!(v.get("xs_read_median_ns"), Some(&41000.0));
+        assert_eq!(v.get("xs_read_p99_ns"), Some(&90000.0));
+        assert_eq!(v.get("xs_watch_p99_ns"), Some(&9.0));
+        assert_eq!(v.len(), 4, "a line with a non-number is skipped: {v:?}");
     }
 }
