@@ -67,6 +67,8 @@ pub enum Test {
     /// Two hypercall-fuzzing domUs and a canary, audited after every
     /// batch (`seed=S calls=N`, xen-core only).
     Fuzz,
+    /// Bind VIRQ_CONSOLE, block, and wake on a typed line.
+    ConsoleVirq,
 }
 
 /// The value of `key=` on the command line.
@@ -113,6 +115,7 @@ pub fn test(cmdline: &str) -> Result<Test, &str> {
         "audit" => Test::Audit,
         "fuzz" => Test::Fuzz,
         "lifecycle" => Test::Lifecycle,
+        "console-virq" => Test::ConsoleVirq,
         other => return Err(other),
     })
 }
@@ -139,6 +142,7 @@ mod tests {
         assert_eq!(test("test=banner"), Ok(Test::Banner));
         assert_eq!(test("quiet test=syscall"), Ok(Test::Syscall));
         assert_eq!(test("test=pagefault"), Ok(Test::PageFault));
+        assert_eq!(test("test=console-virq"), Ok(Test::ConsoleVirq));
         assert_eq!(test("test=bogus"), Err("bogus"));
     }
 

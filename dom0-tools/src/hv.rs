@@ -16,7 +16,10 @@ use xen_public::domctl::{
     XenDomctlSchedulerOp, XenDomctlVcpucontext,
 };
 use xen_public::event_channel::EvtchnAllocUnbound;
-use xen_public::sysctl::{XEN_SYSCTL_GETDOMAININFOLIST, XEN_SYSCTL_PHYSINFO, XenSysctl, XenSysctlGetdomaininfolist, XenSysctlPhysinfo};
+use xen_public::sysctl::{
+    XEN_SYSCTL_GETDOMAININFOLIST, XEN_SYSCTL_PHYSINFO, XEN_SYSCTL_READCONSOLE, XenSysctl, XenSysctlGetdomaininfolist, XenSysctlPhysinfo,
+    XenSysctlReadconsole,
+};
 use xen_public::vcpu::{VcpuGuestContext, VgcfFlags};
 use xen_public::{FLAT_KERNEL_CS64, FLAT_KERNEL_SS64, MmuUpdate, MmuextOp};
 
@@ -256,6 +259,31 @@ pub fn domain_infos(first: u16, infos: &mut [XenDomctlGetdomaininfo]) -> Result<
     // records, the most the hypervisor writes.
     match unsafe { hypercall::sysctl(&mut s) } {
         0 => Ok((s.payload::<XenSysctlGetdomaininfolist>().num_domains as usize).min(infos.len())),
+        rc => Err(rc),
+    }
+}
+
+/// XEN_SYSCTL_readconsole (`xl dmesg`): copy the hypervisor's console
+/// history into `buf`, from its oldest byte or, if `incremental`, from
+/// `index` (an index returned by an earlier call); `clear` then forgets
+/// what was read. `(bytes copied, index after them)` or the errno.
+pub fn readconsole(clear: bool, incremental: bool, index: u32, buf: &mut [u8]) -> Result<(u32, u32), i64> {
+    let mut s = XenSysctl::new(XEN_SYSCTL_READCONSOLE);
+    s.set_payload(&XenSysctlReadconsole {
+        clear: clear.into(),
+        incremental: incremental.into(),
+        index,
+        buffer: buf.as_mut_ptr() as u64,
+        count: u32::try_from(buf.len()).unwrap_or(u32::MAX),
+        ..Default::default()
+    });
+    // SAFETY: the payload's one handle is `buf`, with `count` no more than
+    // its length, the most the hypervisor writes.
+    match unsafe { hypercall::sysctl(&mut s) } {
+        0 => {
+            let r: XenSysctlReadconsole = s.payload();
+            Ok((r.count.min(u32::try_from(buf.len()).unwrap_or(u32::MAX)), r.index))
+        }
         rc => Err(rc),
     }
 }

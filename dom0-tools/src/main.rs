@@ -183,6 +183,11 @@ mod dom0 {
                 crate::domains::leak_test();
                 poweroff()
             }
+            Test::ConsoleVirq => {
+                let va = pages.alloc_page().unwrap_or(0);
+                shared::map(va, si.shared_info);
+                console_virq()
+            }
             Test::Guests
             | Test::Churn
             | Test::PingPong
@@ -286,6 +291,53 @@ mod dom0 {
                 poweroff()
             }
         }
+    }
+
+    /// `test=console-virq`: bind VIRQ_CONSOLE, then sleep in SCHEDOP_block
+    /// and read the console only after VIRQ_CONSOLE woke us, until a whole
+    /// line came; echo it. A block that keeps returning with no event
+    /// (the hypervisor not waiting for input) is reported, not spun on.
+    fn console_virq() -> ! {
+        use pv_guest_kernel::events;
+        println!("dom0: console-virq: event callback -> {}", events::init());
+        let mut bind = xen_public::event_channel::EvtchnBindVirq { virq: xen_public::VIRQ_CONSOLE, vcpu: 0, port: 0 };
+        let rc = events::op(&mut bind);
+        if rc != 0 {
+            println!("dom0: console-virq: cannot bind VIRQ_CONSOLE: {rc}");
+            poweroff()
+        }
+        let port = bind.port;
+        hypercall::console_write(b"dom0: console-virq: blocked, type a line> ");
+        let mut line = [0u8; 64];
+        let (mut len, mut empty_wakes) = (0usize, 0u32);
+        while !line[..len].iter().any(|&b| b == b'\n' || b == b'\r') {
+            let before = events::count(port);
+            shared::block();
+            if events::count(port) == before {
+                empty_wakes += 1;
+                if empty_wakes == 1000 {
+                    println!("\ndom0: console-virq: SCHEDOP_block returned 1000 times without VIRQ_CONSOLE");
+                    poweroff()
+                }
+                continue;
+            }
+            loop {
+                let mut buf = [0u8; 16];
+                let n = hypercall::console_read(&mut buf).clamp(0, 16) as usize;
+                if n == 0 {
+                    break;
+                }
+                let take = n.min(line.len() - len);
+                line[len..len + take].copy_from_slice(&buf[..take]);
+                len += take;
+            }
+            if len == line.len() {
+                break;
+            }
+        }
+        let end = line[..len].iter().position(|&b| b == b'\n' || b == b'\r').unwrap_or(len);
+        println!("\ndom0: console-virq: woke with \"{}\"", core::str::from_utf8(&line[..end]).unwrap_or("?"));
+        poweroff()
     }
 
     fn main(si: &'static StartInfo) -> ! {

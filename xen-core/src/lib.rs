@@ -14,6 +14,7 @@
 #![deny(unsafe_code)]
 
 pub mod boot;
+pub mod console_ring;
 pub mod domain;
 pub mod event;
 pub mod grant;

@@ -559,6 +559,7 @@ fn switch(regs: &mut CpuUserRegs) {
     loop {
         PER_CPU[cpu].reschedule.store(false, SeqCst);
         let now = system_time();
+        poll_console_input(now);
         let runnable = refresh(now);
         let (next, slice_end, period_end) = {
             let mut guard = RUN.lock();
@@ -618,6 +619,28 @@ fn switch(regs: &mut CpuUserRegs) {
     }
 }
 
+/// Serial input for dom0. Xen raises `VIRQ_CONSOLE` from the UART's
+/// interrupt (`xen/drivers/char/console.c`: `serial_rx`); xen-core has no
+/// IOAPIC, so CPU 0 polls the UART when it schedules, at most once per
+/// `console::POLL_MIN_NS` and only while dom0 has `VIRQ_CONSOLE` bound,
+/// and raises it when input arrived. Runs before [`refresh`], so a dom0
+/// blocked for input wakes in the same pass.
+fn poll_console_input(now: u64) {
+    if this_cpu() != 0 || !crate::console::poll_due(now) || !dom0_console_virq_bound() {
+        return;
+    }
+    if crate::console::pull_input() {
+        with_domain(0, |d0| d0.raise_virq(xen_public::VIRQ_CONSOLE));
+    }
+}
+
+/// Whether dom0 has a port bound to `VIRQ_CONSOLE` (the caller holds the
+/// hypervisor lock and no slot lock).
+fn dom0_console_virq_bound() -> bool {
+    let Some(slot) = slot_of(0) else { return false };
+    DOMAINS[slot].lock().as_ref().is_some_and(|g| g.domain.domid == 0 && g.domain.ports.virq_port(xen_public::VIRQ_CONSOLE).is_some())
+}
+
 /// The earliest wake deadline of any vCPU.
 fn earliest_deadline() -> Option<u64> {
     Some(EARLIEST.load(SeqCst)).filter(|&t| t != 0)
@@ -647,7 +670,10 @@ fn arm_timer(now: u64) {
 /// alone).
 fn idle(now: u64, period_end: Option<u64>) {
     let cpu = this_cpu();
-    let wake = earliest_deadline().into_iter().chain(period_end).min();
+    // CPU 0 looks at the UART again within a poll period while dom0 waits
+    // for console input (so dom0's block does not end at once below).
+    let console_poll = (cpu == 0 && dom0_console_virq_bound()).then_some(now + crate::console::POLL_PERIOD_NS);
+    let wake = earliest_deadline().into_iter().chain(period_end).chain(console_poll).min();
     let anyone_running = PER_VCPU.iter().take(HIGH_SLOT.load(SeqCst) * MAX_VCPUS).any(|u| u.running_on.load(SeqCst) != NONE);
     if wake.is_none() && !anyone_running && cpu == 0 {
         if let Some(g) = DOMAINS[0].lock().as_mut() {

@@ -390,6 +390,18 @@ fn dom0_tests() -> Vec<Dom0Test> {
     };
     vec![
         t("dom0_banner_and_poweroff", "test=banner", false, BANNER_LINES),
+        // Xen raises VIRQ_CONSOLE to dom0 when serial input arrives; dom0
+        // blocks with nothing else bound and reads only once woken.
+        Dom0Test {
+            script: &["hello virq"],
+            forbid: &["without VIRQ_CONSOLE", "cannot bind VIRQ_CONSOLE"],
+            ..t(
+                "console_input_wakes_dom0_blocked_on_virq_console",
+                "test=console-virq",
+                false,
+                &["dom0: console-virq: event callback -> 0", "dom0: console-virq: woke with \"hello virq\""],
+            )
+        },
         t("dom0_crash_fails", "test=crash", true, &["dom0: crash: asking for SHUTDOWN_crash"]),
         t(
             "invalid_hypercall_is_enosys",

@@ -4,15 +4,17 @@
 //! contexts, hypercall page, scheduler parameters) and destroyed. Generic
 //! over the caller's memory ([`GuestAccess`]) and over the machine
 //! ([`ControlHost`]: domain slots, the domid allocator, frames, the
-//! scheduler, what the machine is), so decoding, errno and every effect on
-//! other domains are tested on the host.
+//! scheduler, what the machine is, the console history), so decoding,
+//! errno and every effect on other domains are tested on the host.
 //!
 //! Invariants: only the privileged domain gets past the first check (a
 //! domU's domctl or sysctl is -EPERM before anything is read); a domain
 //! never pauses, unpauses, destroys or (re)starts itself through domctl;
 //! a domain being destroyed leaves its slot first (nothing finds it any
 //! more), then drops its references, then gives back its frames
-//! preemptibly, and its domid is freed only when all of that is done.
+//! preemptibly, and its domid is freed only when all of that is done;
+//! `XEN_SYSCTL_readconsole` copies no more than the history holds (16 KiB)
+//! however large the count it is given.
 #![forbid(unsafe_code)]
 
 use super::domid::DomidAllocator;
@@ -22,6 +24,9 @@ use super::mmu_ops;
 use super::vcpu::Vcpu;
 use super::vcpu_ctx_ops::{self, VcpuHost};
 use super::{Domain, Guest};
+#[cfg(test)]
+use crate::console_ring::CONRING_SIZE;
+use crate::console_ring::{ConRing, read_start};
 use crate::mm::Mfn;
 use crate::mm::page_type::{PageMem, PageType};
 use crate::sched::credit::Params;
@@ -76,6 +81,8 @@ pub trait ControlHost: MemoryHost + VcpuHost + GrantHost {
     /// `XEN_SYSCTL_xencore_audit` for the privileged caller; `op` is the
     /// `xen_sysctl` read from `arg`.
     fn xencore_audit(&mut self, v: &mut Vcpu, d: &mut Domain, arg: u64, op: &mut XenSysctl) -> Ret;
+    /// Run `f` on the console history (Xen's conring); `f` must not print.
+    fn with_conring<R>(&mut self, f: impl FnOnce(&mut ConRing) -> R) -> R;
 }
 
 /// Whether `dom` names the caller `d` (DOMID_SELF or its own id).
@@ -451,6 +458,13 @@ pub fn sysctl<H: ControlHost>(h: &mut H, v: &mut Vcpu, d: &mut Domain, mem: &imp
             }
             op.set_payload(&q);
         }
+        XEN_SYSCTL_READCONSOLE => {
+            let mut rc: XenSysctlReadconsole = op.payload();
+            if let Err(e) = read_console(h, mem, &mut rc) {
+                return e;
+            }
+            op.set_payload(&rc);
+        }
         XEN_SYSCTL_GETDOMAININFOLIST => {
             let mut list: XenSysctlGetdomaininfolist = op.payload();
             match domaininfo_list(h, v, d, mem, &list) {
@@ -462,6 +476,41 @@ pub fn sysctl<H: ControlHost>(h: &mut H, v: &mut Vcpu, d: &mut Domain, mem: &imp
         _ => return -ENOSYS,
     }
     rc(mem.copy_to(arg, &op))
+}
+
+/// Bytes of history copied to the guest per step of readconsole (the
+/// history's lock is not held while the guest's memory is written).
+const READCONSOLE_CHUNK: usize = 256;
+
+/// XEN_SYSCTL_readconsole, as Xen 4.17's `read_console_ring`
+/// (`xen/drivers/char/console.c`): copy the history from its oldest byte
+/// (or, if `incremental`, from `index` when that lies in what the ring
+/// holds) towards the newest byte as it was when the call began, at most
+/// `count` bytes, to `buffer`; OUT `count` is how many, `index` where the
+/// copy stopped; `clear` then forgets everything before that. An
+/// unwritable buffer is -EFAULT (what was written stays, nothing is
+/// cleared, and the structure is not written back).
+fn read_console<H: ControlHost>(h: &mut H, mem: &impl GuestAccess, op: &mut XenSysctlReadconsole) -> Result<(), i64> {
+    let (cons, prod) = h.with_conring(|r| r.bounds());
+    let mut c = read_start(cons, prod, op.incremental != 0, op.index);
+    let max = op.count;
+    let mut sofar = 0u32;
+    while c != prod && sofar < max {
+        let mut chunk = [0u8; READCONSOLE_CHUNK];
+        let want = ((max - sofar) as usize).min(READCONSOLE_CHUNK);
+        let n = h.with_conring(|r| r.copy_out(c, prod, &mut chunk[..want]));
+        mem.write(op.buffer.wrapping_add(u64::from(sofar)), &chunk[..n]).map_err(|_| -EFAULT)?;
+        // `n` is at least 1 (c != prod, want > 0) and at most what is left
+        // of `prod - c` (bounded by the ring): the loop ends.
+        sofar += n as u32;
+        c = c.wrapping_add(n as u32);
+    }
+    if op.clear != 0 {
+        h.with_conring(|r| r.clear_to(c));
+    }
+    op.count = sofar;
+    op.index = c;
+    Ok(())
 }
 
 /// `XEN_SYSCTL_xencore_vcpu_stats`: hypercalls of vCPU `vcpu` of `domid`
@@ -557,6 +606,8 @@ pub mod tests {
         pub next_slot: usize,
         /// init_shared calls: domid.
         pub inited: Vec<u16>,
+        /// The console history.
+        pub conring: Box<ConRing>,
         /// Guest page -> machine address, for the LDT's walk.
         pub walk: BTreeMap<u64, u64>,
         /// Kicks of the scheduler.
@@ -695,6 +746,9 @@ pub mod tests {
         }
         fn xencore_audit(&mut self, _v: &mut Vcpu, _d: &mut Domain, _arg: u64, _op: &mut XenSysctl) -> Ret {
             -xen_public::errno::EIO
+        }
+        fn with_conring<R>(&mut self, f: impl FnOnce(&mut ConRing) -> R) -> R {
+            f(&mut self.ctl.conring)
         }
     }
 
@@ -1325,5 +1379,160 @@ pub mod tests {
         assert_eq!((i.running, i.cpu_time, i.cpu), (1, 600, 1), "running since 1000 on CPU 1");
         let i = info(&mut h, &mut v, &mut d, xen_public::DOMID_SELF, 0).unwrap();
         assert_eq!((i.online, i.running), (1, 1), "the caller runs");
+    }
+
+    /// XEN_SYSCTL_readconsole with `clear`, `incremental`, `index`, a
+    /// buffer of `count` bytes at `buffer`: the OUT (count, index), or the
+    /// errno; the sysctl as it was left in the argument.
+    fn readconsole(
+        h: &mut FakeMachine,
+        g: &FakeGuest,
+        v: &mut Vcpu,
+        d: &mut Domain,
+        (clear, incremental, index): (bool, bool, u32),
+        buffer: u64,
+        count: u32,
+    ) -> Result<(u32, u32), i64> {
+        let mut s = XenSysctl::new(XEN_SYSCTL_READCONSOLE);
+        s.set_payload(&XenSysctlReadconsole { clear: clear.into(), incremental: incremental.into(), index, buffer, count, ..Default::default() });
+        g.copy_to(ARG, &s).unwrap();
+        match sysctl(h, v, d, g, ARG) {
+            0 => {
+                let r = g.copy_from::<XenSysctl>(ARG).unwrap().payload::<XenSysctlReadconsole>();
+                Ok((r.count, r.index))
+            }
+            e => Err(e),
+        }
+    }
+
+    fn text(g: &FakeGuest, at: u64, n: u32) -> std::string::String {
+        let mut b = std::vec![0u8; n as usize];
+        g.read(at, &mut b).unwrap();
+        std::string::String::from_utf8(b).unwrap()
+    }
+
+    const PLAIN: (bool, bool, u32) = (false, false, 0);
+
+    #[test]
+    fn readconsole_copies_the_history_and_says_how_much_and_where_it_stopped() {
+        let (mut h, g, mut v, mut d) = setup();
+        h.ctl.conring.puts(b"(XEN) one\n(XEN) two\n");
+        assert_eq!(readconsole(&mut h, &g, &mut v, &mut d, PLAIN, BUF, 4096), Ok((20, 20)));
+        assert_eq!(text(&g, BUF, 20), "(XEN) one\n(XEN) two\n");
+        // A smaller buffer gets the oldest bytes; without clear, a second
+        // read gets them again.
+        assert_eq!(readconsole(&mut h, &g, &mut v, &mut d, PLAIN, BUF, 6), Ok((6, 6)));
+        assert_eq!(text(&g, BUF, 6), "(XEN) ");
+        assert_eq!(readconsole(&mut h, &g, &mut v, &mut d, PLAIN, BUF, 0), Ok((0, 0)), "count 0 reads nothing");
+        assert_eq!(h.ctl.conring.bounds(), (0, 20), "reading without clear keeps the history");
+    }
+
+    #[test]
+    fn readconsole_incremental_reads_go_on_where_the_last_stopped() {
+        let (mut h, g, mut v, mut d) = setup();
+        h.ctl.conring.puts(b"(XEN) one\n");
+        let (n, idx) = readconsole(&mut h, &g, &mut v, &mut d, PLAIN, BUF, 4096).unwrap();
+        assert_eq!((n, idx), (10, 10));
+        assert_eq!(readconsole(&mut h, &g, &mut v, &mut d, (false, true, idx), BUF, 4096), Ok((0, 10)), "nothing new");
+        h.ctl.conring.puts(b"(XEN) two\n");
+        assert_eq!(readconsole(&mut h, &g, &mut v, &mut d, (false, true, idx), BUF, 4096), Ok((10, 20)));
+        assert_eq!(text(&g, BUF, 10), "(XEN) two\n");
+        // The index is ignored unless incremental is set.
+        assert_eq!(readconsole(&mut h, &g, &mut v, &mut d, (false, false, 10), BUF, 4096), Ok((20, 20)));
+    }
+
+    #[test]
+    fn readconsole_incremental_reads_cross_the_ring_end_and_the_u32_wrap() {
+        let (mut h, g, mut v, mut d) = setup();
+        g.map(BUF + 0x1000);
+        g.map(BUF + 0x2000);
+        g.map(BUF + 0x3000);
+        g.map(BUF + 0x4000);
+        *h.ctl.conring = ConRing::starting_at(u32::MAX - 100);
+        let lines: std::vec::Vec<std::string::String> = (0..2000).map(|i| std::format!("(XEN) line {i:05}\n")).collect();
+        let mut idx = u32::MAX - 100;
+        let mut got = std::string::String::new();
+        for chunk in lines.chunks(150) {
+            for l in chunk {
+                h.ctl.conring.puts(l.as_bytes());
+            }
+            let (n, next) = readconsole(&mut h, &g, &mut v, &mut d, (false, true, idx), BUF, 0x5000).unwrap();
+            assert_eq!(next, idx.wrapping_add(n), "index advances by the bytes copied");
+            got += &text(&g, BUF, n);
+            idx = next;
+        }
+        assert_eq!(got, lines.concat(), "every byte once, in order, across the ring's end and index 2^32");
+        assert!(idx < 100_000, "the index wrapped");
+    }
+
+    #[test]
+    fn readconsole_clear_forgets_what_was_read_and_only_that() {
+        let (mut h, g, mut v, mut d) = setup();
+        h.ctl.conring.puts(b"(XEN) one\n(XEN) two\n");
+        assert_eq!(readconsole(&mut h, &g, &mut v, &mut d, (true, false, 0), BUF, 10), Ok((10, 10)));
+        assert_eq!(readconsole(&mut h, &g, &mut v, &mut d, PLAIN, BUF, 4096), Ok((10, 20)), "the unread line stays");
+        assert_eq!(text(&g, BUF, 10), "(XEN) two\n");
+        assert_eq!(readconsole(&mut h, &g, &mut v, &mut d, (true, false, 0), BUF, 4096), Ok((10, 20)));
+        assert_eq!(readconsole(&mut h, &g, &mut v, &mut d, PLAIN, BUF, 4096), Ok((0, 20)), "cleared: empty");
+    }
+
+    #[test]
+    fn readconsole_attack_a_huge_count_copies_only_what_the_ring_holds() {
+        let (mut h, g, mut v, mut d) = setup();
+        for off in (0x1000..0x6000).step_by(0x1000) {
+            g.map(BUF + off);
+        }
+        let big = std::vec![b'x'; CONRING_SIZE + 500];
+        h.ctl.conring.puts(&big);
+        assert_eq!(readconsole(&mut h, &g, &mut v, &mut d, PLAIN, BUF, u32::MAX), Ok((CONRING_SIZE as u32, CONRING_SIZE as u32 + 500)));
+        assert_eq!(text(&g, BUF, CONRING_SIZE as u32), "x".repeat(CONRING_SIZE));
+        let mut after = [0u8; 1];
+        g.read(BUF + CONRING_SIZE as u64, &mut after).unwrap();
+        assert_eq!(after, [0], "nothing written past what the ring holds");
+    }
+
+    #[test]
+    fn readconsole_attack_an_index_outside_the_ring_starts_at_the_oldest_byte() {
+        let (mut h, g, mut v, mut d) = setup();
+        h.ctl.conring.puts(b"(XEN) one\n");
+        for bogus in [11, 5000, u32::MAX, 0x8000_0000] {
+            assert_eq!(readconsole(&mut h, &g, &mut v, &mut d, (false, true, bogus), BUF, 4096), Ok((10, 10)), "index {bogus}");
+        }
+        // After a clear, an index behind the new oldest byte starts there.
+        readconsole(&mut h, &g, &mut v, &mut d, (true, false, 0), BUF, 4).unwrap();
+        h.ctl.conring.puts(b"(XEN) two\n");
+        assert_eq!(readconsole(&mut h, &g, &mut v, &mut d, (false, true, 2), BUF, 4096), Ok((16, 20)));
+        assert_eq!(text(&g, BUF, 16), ") one\n(XEN) two\n");
+    }
+
+    #[test]
+    fn readconsole_attack_an_unmapped_buffer_is_efault_clears_nothing_and_writes_no_result() {
+        let (mut h, g, mut v, mut d) = setup();
+        h.ctl.conring.puts(b"(XEN) one\n");
+        for buffer in [0xdead_0000, u64::MAX - 3, 0x8000_0000_0000] {
+            assert_eq!(readconsole(&mut h, &g, &mut v, &mut d, (true, false, 0), buffer, 4096), Err(-EFAULT), "buffer {buffer:#x}");
+            let left = g.copy_from::<XenSysctl>(ARG).unwrap().payload::<XenSysctlReadconsole>();
+            assert_eq!((left.count, left.index), (4096, 0), "no copy-back on a fault, as Xen's do_sysctl");
+        }
+        assert_eq!(h.ctl.conring.bounds(), (0, 10), "nothing cleared");
+        // A buffer that runs into an unmapped page after a full chunk: the
+        // first chunk is written, then -EFAULT, and still nothing cleared.
+        g.map(0x20000);
+        h.ctl.conring.puts(&[b'x'; 600]);
+        let start = 0x21000 - READCONSOLE_CHUNK as u64;
+        assert_eq!(readconsole(&mut h, &g, &mut v, &mut d, (true, false, 0), start, 4096), Err(-EFAULT));
+        assert_eq!(text(&g, start, 10), "(XEN) one\n");
+        assert_eq!(h.ctl.conring.bounds(), (0, 610), "nothing cleared");
+    }
+
+    #[test]
+    fn readconsole_from_a_domu_is_eperm() {
+        let (mut h, g, mut v, mut d) = setup();
+        h.ctl.conring.puts(b"(XEN) secret\n");
+        d.privileged = false;
+        d.domid = 3;
+        assert_eq!(readconsole(&mut h, &g, &mut v, &mut d, (true, false, 0), BUF, 4096), Err(-EPERM));
+        assert_eq!(text(&g, BUF, 4), "\0\0\0\0", "nothing copied");
+        assert_eq!(h.ctl.conring.bounds(), (0, 13), "nothing cleared");
     }
 }

@@ -3,7 +3,8 @@
 //! `domain/memory_ops.rs` and `domain/sched_ops.rs` (host-tested); this
 //! module gives them the domain slots, the domid allocator, the frame
 //! allocator, frame table and M2P, the scheduler, the clock and the
-//! console ([`Live`]). The vCPU-context part of the machine is in
+//! console: its history for readconsole, its rx ring for CONSOLEIO_read
+//! ([`Live`]). The vCPU-context part of the machine is in
 //! `vcpu_ctx.rs`.
 
 use super::live::Live;
@@ -60,6 +61,9 @@ impl ControlHost for Live<'_> {
     }
     fn xencore_audit(&mut self, v: &mut Vcpu, d: &mut Domain, arg: u64, op: &mut xen_public::sysctl::XenSysctl) -> Ret {
         super::audit::sysctl(v, d, arg, op)
+    }
+    fn with_conring<R>(&mut self, f: impl FnOnce(&mut crate::console_ring::ConRing) -> R) -> R {
+        crate::console::with_conring(f)
     }
 }
 

@@ -48,6 +48,15 @@ impl Com1 {
         // register consumes the byte, which is what we want.
         unsafe { (inb(COM1 + 5) & LSR_DATA_READY != 0).then(|| inb(COM1)) }
     }
+
+    /// Whether a received byte waits in the UART (the line-status
+    /// register's data-ready bit; nothing is consumed).
+    pub fn input_waiting(&mut self) -> bool {
+        // SAFETY: `&mut self` proves exclusive use of COM1; reading the
+        // line-status register consumes no data (it clears only the
+        // line's error flags).
+        unsafe { inb(COM1 + 5) & LSR_DATA_READY != 0 }
+    }
 }
 
 impl core::fmt::Write for Com1 {
