@@ -46,6 +46,7 @@ mod gnttab;
 mod memory;
 mod mmu;
 mod multicall;
+mod readconsole;
 mod sched;
 mod version;
 
@@ -79,6 +80,7 @@ run_order! {
     domctl,
     memory,
     multicall::batch,
+    readconsole,
 }
 
 const NR_CASES: usize = total_len(LISTS);
