@@ -511,7 +511,7 @@ impl Shell {
                 Err(e) => println!("{e}"),
             },
             Command::Top => crate::xlviews::top(&mut self.split_names().1),
-            Command::Dmesg { .. } => println!("xl: not available yet"),
+            Command::Dmesg { clear } => crate::xlviews::dmesg(clear),
             Command::Info => crate::xlviews::info(),
             Command::Uptime { short, dom } => match dom.map(|d| self.find_domain(d)).transpose() {
                 Ok(only) => {

@@ -281,3 +281,26 @@ pub fn uptime(guests: Option<&Guests>, name_of: &mut dyn FnMut(u16) -> String, s
         });
     }
 }
+
+/// `xl dmesg [-c]`: the hypervisor's console history, read as libxl's
+/// `libxl_xen_console_read_line` does (incremental XEN_SYSCTL_readconsole
+/// calls from index 0 until one returns nothing; `clear` on each, as
+/// libxl passes it). At most 256 reads, so a console that keeps growing
+/// cannot hold the shell.
+pub fn dmesg(clear: bool) {
+    let mut buf = alloc::vec![0u8; 4096];
+    let mut index = 0;
+    for _ in 0..256 {
+        match hv::readconsole(clear, true, index, &mut buf) {
+            Ok((0, _)) => return,
+            Ok((n, next)) => {
+                index = next;
+                let _ = core::fmt::Write::write_str(&mut Console, &String::from_utf8_lossy(&buf[..n as usize]));
+            }
+            Err(rc) => {
+                println!("libxl: error: reading the hypervisor console: {rc} ({})", xen_public::errno::name(rc));
+                return;
+            }
+        }
+    }
+}
