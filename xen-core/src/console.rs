@@ -26,7 +26,7 @@ static LOGGER: XenLogger = XenLogger;
 /// The console history: what the hypervisor printed ("(XEN) " lines).
 /// As in Xen 4.17 with its default `console_to_ring=0`, what dom0 writes
 /// with `CONSOLEIO_write` goes to serial only.
-pub static CONRING: spin::Mutex<ConRing> = spin::Mutex::new(ConRing::new());
+static CONRING: spin::Mutex<ConRing> = spin::Mutex::new(ConRing::new());
 
 /// Serial input for dom0, taken from the UART by [`pull_input`].
 static SERIAL_RX: spin::Mutex<SerialRx> = spin::Mutex::new(SerialRx::new());
