@@ -636,6 +636,9 @@ pub fn run(si: &StartInfo, guests: Option<Guests>) {
         sh.execute("create");
     }
     println!("dom0: xl shell ready; type 'help'");
+    if sh.guests.as_mut().is_some_and(|g| g.files().get("demo.cfg").is_some()) {
+        println!("dom0: try 'create demo.cfg -c' (Ctrl-] leaves its console), then 'list'");
+    }
     prompt();
     loop {
         let mut buf = [0u8; 64];

@@ -274,6 +274,27 @@ fn single_boot_tests() -> Vec<BootTest> {
                 ],
             )
         },
+        // Issue 15's leak test: 200 domains created from an xl config, run
+        // until they wrote to xenstore, and taken down (half destroyed, half
+        // shut down through control/shutdown and reaped).
+        BootTest {
+            modules: Modules::Dom0Test("test=lifecycle cycles=200"),
+            forbid: &["LEAKED", "dom0: lifecycle: cycle"],
+            timeout_s: 240,
+            ..boot(
+                "xl_lifecycle_200_domains_leave_no_frame_node_watch_or_channel",
+                "loglvl=warning dom0_mem=64M",
+                EXIT_SUCCESS,
+                &[
+                    "dom0: lifecycle: free pages:",
+                    "dom0: lifecycle: xenstore nodes:",
+                    "dom0: lifecycle: xenstore watches: 0 before, 0 after",
+                    "dom0: lifecycle: xenstore transactions: 0 before, 0 after",
+                    "dom0: lifecycle: dom0 event channels:",
+                    "dom0: lifecycle: 200 create/destroy cycles left nothing behind",
+                ],
+            )
+        },
         BootTest {
             modules: Modules::Dom0Test("test=audit"),
             forbid: &[" violations on request", " violations after ", "VIOLATIONS", "Panic"],
@@ -370,6 +391,9 @@ struct Dom0Test {
     /// Prefixes of lines that must appear at least twice, all the same
     /// (a figure that must come back to where it was).
     equal_lines: &'static [&'static str],
+    /// Most CPU seconds dom0 may use between its first and last `list`
+    /// rows (`Domain-0 ...  Time(s)`): dom0 must sleep when idle.
+    dom0_cpu_at_most_s: Option<f64>,
 }
 
 const BANNER_LINES: &[&str] = &["dom0: nr_pages: 16384", "dom0: flags: SIF_PRIVILEGED|SIF_INITDOMAIN", "dom0: boot modules: 1 ("];
@@ -387,6 +411,7 @@ fn dom0_tests() -> Vec<Dom0Test> {
         xen_credit: false,
         xen_core_expect: &[],
         equal_lines: &[],
+        dom0_cpu_at_most_s: None,
     };
     vec![
         t("dom0_banner_and_poweroff", "test=banner", false, BANNER_LINES),
@@ -576,7 +601,7 @@ fn dom0_tests() -> Vec<Dom0Test> {
                     "xl: unpaused d1",
                     "xl: destroyed d1",
                     "xl: d1: -3 (ESRCH)",
-                    "xl: usage: pause DOMID",
+                    "xl: usage: pause DOMAIN",
                 ],
             )
         },
@@ -618,6 +643,14 @@ fn dom0_tests() -> Vec<Dom0Test> {
                     "xenstore: ENOENT",
                 ],
             )
+        },
+        // Dom0 sleeps at an idle prompt (issue 15: it used to poll every
+        // 10 ms): five quiet seconds between two `list`s cost it next to
+        // no CPU time.
+        Dom0Test {
+            script: &["list", "@", "@", "@", "@", "@", "list", "poweroff"],
+            dom0_cpu_at_most_s: Some(0.3),
+            ..t("xl_idle_dom0_sleeps_at_the_prompt", "", false, &["Domain-0                                     0"])
         },
         // Issue 15's walk-through: three domains from xl configs, their
         // table and xenstore trees, pause, console, shutdown, reboot under
@@ -871,9 +904,21 @@ fn run_dom0_test(t: &Dom0Test, hv: Hypervisor, k: &Kernels) -> Result<(bool, Str
     problems.extend(t.expect.iter().chain(xen_core_only).filter(|e| !r.output.contains(*e)).map(|e| format!("missing line: {e}")));
     problems.extend(t.forbid.iter().filter(|f| r.output.contains(*f)).map(|f| format!("unexpected text: {f}")));
     problems.extend(t.equal_lines.iter().filter_map(|prefix| unequal_lines(&r.output, prefix)));
+    problems.extend(t.dom0_cpu_at_most_s.and_then(|max| dom0_cpu_growth(&r.output, max)));
     let label = format!("{} [{}]", t.name, hv.label());
     report(&label, started, &problems, &r.output);
     Ok((problems.is_empty(), r.output))
+}
+
+/// Why dom0's CPU time (the last column of `xl list`'s `Domain-0` rows)
+/// grew by more than `max` seconds from its first row to its last.
+fn dom0_cpu_growth(output: &str, max: f64) -> Option<String> {
+    let times: Vec<f64> = output.lines().filter(|l| l.starts_with("Domain-0 ")).filter_map(|l| l.split_whitespace().last()?.parse().ok()).collect();
+    match (times.first(), times.last()) {
+        (Some(a), Some(b)) if times.len() >= 2 && b - a <= max => None,
+        (Some(a), Some(b)) if times.len() >= 2 => Some(format!("dom0 used {:.1} s of CPU while idle (at most {max} s)", b - a)),
+        _ => Some("fewer than two Domain-0 rows from xl list".into()),
+    }
 }
 
 /// Why the lines starting with `prefix` are not at least two equal ones.

@@ -119,8 +119,10 @@ fn dominf_flags<H: VcpuHost>(h: &H, d: &Domain, vcpus: &[Vcpu], running: bool) -
 /// `xen_domctl_getdomaininfo` of `d` with its vCPUs `vcpus`; `running`
 /// for the caller.
 fn domaininfo<H: VcpuHost>(h: &H, d: &Domain, vcpus: &[Vcpu], running: bool) -> XenDomctlGetdomaininfo {
-    let used: u64 = vcpus.iter().map(|v| v.cpu_time).sum();
-    let cpu_time = if running { used.max(h.system_time()) } else { used };
+    // Each vCPU's accounted time, plus the slice it is in if it runs now
+    // (on any CPU: the caller's own vCPU is running too).
+    let now = h.system_time();
+    let cpu_time = vcpus.iter().map(|v| v.cpu_time + h.running_on(d.slot, v.vcpu_id).map_or(0, |(_, since)| now.saturating_sub(since))).sum();
     XenDomctlGetdomaininfo {
         domain: d.domid,
         flags: dominf_flags(h, d, vcpus, running),
@@ -945,11 +947,14 @@ pub mod tests {
         h.ctl.on_cpu.insert((4, 0), (1, 0));
         let i = info_of(&mut h, &g, &mut v, &mut d, 4).unwrap();
         assert_eq!(i.flags, XEN_DOMINF_BLOCKED | XEN_DOMINF_RUNNING, "on another CPU");
-        // The caller runs, and its CPU time is at least the system time.
+        // The caller runs: its CPU time is what it was charged plus the
+        // slice it is in, not the time since boot (an idle dom0 that
+        // blocks uses next to none).
         h.ctl.now = 7000;
         v.cpu_time = 100;
+        h.ctl.on_cpu.insert((0, 0), (0, 6000));
         let i = info_of(&mut h, &g, &mut v, &mut d, 0).unwrap();
-        assert_eq!((i.domain, i.flags, i.cpu_time), (0, XEN_DOMINF_RUNNING, 7000));
+        assert_eq!((i.domain, i.flags, i.cpu_time), (0, XEN_DOMINF_RUNNING, 1100));
     }
 
     #[test]
