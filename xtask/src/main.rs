@@ -1,6 +1,6 @@
 //! `cargo xtask`: the project's build, boot and test driver (host side,
 //! std only). Commands: build, iso, run, test, conformance, bench, lint,
-//! fuzz, newcomer. The command line is [`Cli`] (clap's derive API); `cargo xtask help`
+//! fuzz, fuzz-xenstore, newcomer. The command line is [`Cli`] (clap's derive API); `cargo xtask help`
 //! prints it.
 
 mod bench;
@@ -14,6 +14,7 @@ mod pathcount;
 mod qemu;
 mod tests;
 mod xen;
+mod xsfuzz;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -58,6 +59,10 @@ pub enum Command {
     #[command(after_help = "Runs on 2 CPUs by default, audited after every batch; prints calls/s, audits, canary, \
                             first failure. Replay a failure with --only K --seeds A,B --verbose FROM.")]
     Fuzz(fuzz::FuzzOptions),
+    /// Host fuzzing of xenstored's wire parser: two hostile domains over their rings, a bystander, invariants after each input.
+    #[command(after_help = "Prints inputs/s, the errors and drops answered, and the first broken invariant with its seed, \
+                            iteration and input. Replay a failure with --seed S --iterations K+1.")]
+    FuzzXenstore(xsfuzz::XsFuzzArgs),
     /// A newcomer's first `cargo xtask build`, on a private toolchain that
     /// lacks x86_64-unknown-none (under target/newcomer/).
     #[command(after_help = "Ends with 'newcomer: PASSED' or 'newcomer: FAILED' and the reason. Never touches ~/.rustup or ~/.cargo.")]
@@ -105,6 +110,7 @@ fn main() -> ExitCode {
         Command::Bench(a) => bench::command(&a),
         Command::Lint => lint::command(),
         Command::Fuzz(a) => fuzz::command(a),
+        Command::FuzzXenstore(a) => xsfuzz::command(&a),
         Command::Newcomer(a) => newcomer::command(&a),
     };
     match result {

@@ -23,6 +23,8 @@
 
 pub mod client;
 pub mod conn;
+#[cfg(not(target_os = "none"))]
+pub mod fuzz;
 pub mod perms;
 pub mod quota;
 #[cfg(target_os = "none")]
