@@ -438,15 +438,11 @@ impl World {
             if domid == 0 { n.perms.owner() == 0 } else { p == home || p.strip_prefix(home.as_str()).is_some_and(|r| r.starts_with('/')) }
         };
         let t = self.xs.tree();
-        let nodes = t.paths().filter_map(|p| t.peek(p).filter(|n| mine(p, n)).map(|n| (p.clone(), n.clone()))).collect();
+        let nodes: Vec<(String, Node)> =
+            t.paths().filter_map(|p| t.peek(p).filter(|n| mine(p, n)).map(|n| (p.clone(), without_attacker_homes(p, n)))).collect();
         let c = &self.xs.conns[&domid];
-        Snapshot {
-            nodes,
-            watches: c.watches.clone(),
-            txns: format!("{:?}", c.txns),
-            events: c.events.iter().cloned().collect(),
-            memory: self.xs.memory(domid),
-        }
+        let memory = nodes.iter().map(|(p, n)| node_bytes(p, n)).sum::<usize>() + c.bytes();
+        Snapshot { nodes, watches: c.watches.clone(), txns: format!("{:?}", c.txns), events: c.events.iter().cloned().collect(), memory }
     }
 
     /// The bystander, over its ring, reads its node and its transaction's
@@ -551,6 +547,19 @@ impl World {
         }
         dom0(&mut self.xs, XS_TRANSACTION_END, self.dom0_tx, b"T\0").map(drop).map_err(|e| format!("dom0's transaction ended with {e}"))
     }
+}
+
+/// `n` as the snapshot keeps it: `/local/domain` without the attackers'
+/// homes and its generation. A domain may remove its own home, which
+/// changes that dom0 node (Xen 4.17's do_rm checks write permission on the
+/// node only, not on its parent).
+fn without_attacker_homes(path: &str, n: &Node) -> Node {
+    let mut n = n.clone();
+    if path == "/local/domain" {
+        n.children.retain(|c| ATTACKERS.iter().all(|a| *c != format!("{a}")));
+        n.generation = 0;
+    }
+    n
 }
 
 fn empty_snapshot() -> Snapshot {

@@ -586,6 +586,8 @@ fn cstr(s: &str) -> Vec<u8> {
 }
 
 #[cfg(test)]
+mod corpus_tests;
+#[cfg(test)]
 mod guest_tests;
 #[cfg(test)]
 mod tests;
