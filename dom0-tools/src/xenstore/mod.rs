@@ -359,17 +359,40 @@ impl Xenstore {
             Some(o) if o != conn => self.room(conn).min(self.room(o)),
             _ => self.room(conn),
         };
-        let q = self.quota;
-        self.in_view(conn, tx, |s, c| tree::write(s, &q, room, c, &path, &p[i + 1..]))?;
+        let (q, up) = (self.quota, self.ancestor_room(conn, tx, &path));
+        self.in_view(conn, tx, |s, c| tree::write(s, &q, room, up, c, &path, &p[i + 1..]))?;
         let perms = self.tree.peek(&path).map(|n| n.perms.clone()).unwrap_or_else(|| Perms::owned_by(conn));
         self.changed(conn, tx, alloc::vec![Change { path, perms, exact: false }]);
         Ok(ok())
     }
 
+    /// What the owner of `path`'s nearest existing ancestor may still add,
+    /// when a domU creating `path` would grow that node's record and the
+    /// node is another domU's: Xen 4.17's create_node writes it charged to
+    /// its owner (do_tdb_write, domain_memory_add: ENOMEM past that
+    /// owner's quota), so one guest cannot push another past its quota
+    /// through a node it was let write. Unbounded otherwise, and in a
+    /// transaction, whose nodes are charged to the connection until the
+    /// commit (which Xen makes without a quota check).
+    fn ancestor_room(&self, conn: DomId, tx: u32, path: &str) -> usize {
+        if conn == 0 || tx != 0 {
+            return usize::MAX;
+        }
+        let mut p = path;
+        while p != "/" {
+            p = tree::parent(p);
+            if let Some(n) = self.tree.peek(p) {
+                let owner = n.perms.owner();
+                return if owner == conn { usize::MAX } else { self.room(owner) };
+            }
+        }
+        usize::MAX
+    }
+
     fn mkdir(&mut self, conn: DomId, tx: u32, p: &[u8]) -> Result<Vec<u8>, Errno> {
         let path = path1(conn, p)?;
-        let (q, room) = (self.quota, self.room(conn));
-        if self.in_view(conn, tx, |s, c| tree::mkdir(s, &q, room, c, &path))? {
+        let (q, room, up) = (self.quota, self.room(conn), self.ancestor_room(conn, tx, &path));
+        if self.in_view(conn, tx, |s, c| tree::mkdir(s, &q, room, up, c, &path))? {
             let perms = self.tree.peek(&path).map(|n| n.perms.clone()).unwrap_or_else(|| Perms::owned_by(conn));
             self.changed(conn, tx, alloc::vec![Change { path, perms, exact: false }]);
         }

@@ -692,3 +692,36 @@ fn a_released_domains_nodes_in_another_live_home_pass_to_that_domain_not_to_no_o
     let home = ok_or_err(&mut xs, 0, XS_GET_PERMS, 0, b"/local/domain/1/mine\0").unwrap();
     assert!(home.starts_with(b"n0"), "owner {:?}", String::from_utf8_lossy(&home));
 }
+
+#[test]
+fn a_domu_creating_under_another_domus_node_is_enomem_once_that_owner_is_at_its_memory_quota() {
+    // Xen 4.17's create_node writes the nearest existing ancestor, whose
+    // children list grows, charged to that node's owner (do_tdb_write ->
+    // domain_memory_add: ENOMEM past the owner's hard quota).
+    let mut xs = store();
+    ok_or_err(&mut xs, 0, XS_WRITE, 0, b"/local/domain/2/shared\0").unwrap();
+    ok_or_err(&mut xs, 0, XS_SET_PERMS, 0, b"/local/domain/2/shared\0n2\0b1\0").unwrap();
+    // Domain 2 fills its quota, in ever smaller steps.
+    let mut i = 0;
+    for size in [1900, 200, 20, 0] {
+        loop {
+            let mut p = format!("f{i}\0").into_bytes();
+            p.resize(p.len() + size, b'v');
+            i += 1;
+            if ok_or_err(&mut xs, 2, XS_WRITE, 0, &p).is_err() {
+                break;
+            }
+        }
+    }
+    assert!(xs.memory(2) < xs.quota.memory);
+    let mut refused = None;
+    for j in 0..200 {
+        if let Err(e) = ok_or_err(&mut xs, 1, XS_MKDIR, 0, format!("/local/domain/2/shared/{j}\0").as_bytes()) {
+            refused = Some(e);
+            break;
+        }
+    }
+    assert_eq!(refused, Some(String::from("ENOMEM\0")));
+    assert!(xs.memory(2) <= xs.quota.memory, "{} past the owner's quota {}", xs.memory(2), xs.quota.memory);
+    assert!(xs.memory(1) < xs.quota.memory / 2, "the creator had room: the owner's quota refused");
+}

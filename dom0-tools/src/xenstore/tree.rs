@@ -295,8 +295,11 @@ fn put_checked<S: Store + ?Sized>(s: &mut S, q: &Quota, conn: DomId, path: &str,
 /// checked before anything is stored, so a refusal leaves no orphan (Xen's
 /// create_node rolls back). Every path stored was already read, so a
 /// transaction's touched-nodes quota cannot fail midway either. The
-/// caller checked the permissions.
-fn create<S: Store + ?Sized>(s: &mut S, q: &Quota, room: usize, conn: DomId, path: &str, value: &[u8]) -> Result<(), Errno> {
+/// caller checked the permissions. `ancestor_room`: what the owner of the
+/// nearest existing ancestor may still add (its record grows by the new
+/// child's name; Xen 4.17's create_node writes it charged to its owner:
+/// ENOMEM past that owner's quota).
+fn create<S: Store + ?Sized>(s: &mut S, q: &Quota, room: usize, ancestor_room: usize, conn: DomId, path: &str, value: &[u8]) -> Result<(), Errno> {
     let mut missing = alloc::vec![path];
     let mut up = parent(path);
     let top = loop {
@@ -310,6 +313,7 @@ fn create<S: Store + ?Sized>(s: &mut S, q: &Quota, room: usize, conn: DomId, pat
     };
     let owned = s.count(conn);
     q.new_node(conn, owned.saturating_add(missing.len() as u32 - 1))?;
+    let top_growth = missing.last().map_or(0, |m| basename(m).len() + 1 + CHILD_OVERHEAD);
     let mut staged: Vec<(&str, Node)> = Vec::with_capacity(missing.len() + 1);
     let (mut dir_path, mut dir) = (up, top);
     for (i, p) in missing.iter().rev().enumerate() {
@@ -324,7 +328,7 @@ fn create<S: Store + ?Sized>(s: &mut S, q: &Quota, room: usize, conn: DomId, pat
     q.entry(conn, dir.record_size())?;
     staged.push((dir_path, dir));
     let grow: usize = staged.iter().map(|(p, n)| store_cost(p, Some(n))).sum();
-    if conn != 0 && grow >= room.min(s.room()) {
+    if conn != 0 && (grow >= room.min(s.room()) || top_growth >= ancestor_room) {
         return Err(ENOMEM);
     }
     for (p, n) in staged.into_iter().rev() {
@@ -335,8 +339,8 @@ fn create<S: Store + ?Sized>(s: &mut S, q: &Quota, room: usize, conn: DomId, pat
 
 /// XS_WRITE: set the value, creating the node (and parents) if needed.
 /// `room`: the bytes `conn` may still add under its memory quota (ENOMEM
-/// past it; dom0 is exempt).
-pub fn write<S: Store + ?Sized>(s: &mut S, q: &Quota, room: usize, conn: DomId, path: &str, value: &[u8]) -> Result<(), Errno> {
+/// past it; dom0 is exempt); `ancestor_room`: see [`create`].
+pub fn write<S: Store + ?Sized>(s: &mut S, q: &Quota, room: usize, ancestor_room: usize, conn: DomId, path: &str, value: &[u8]) -> Result<(), Errno> {
     match get_node(s, conn, path, PERM_WRITE) {
         Ok(mut n) => {
             if conn != 0 && value.len().saturating_sub(n.value.len()) >= room {
@@ -346,16 +350,17 @@ pub fn write<S: Store + ?Sized>(s: &mut S, q: &Quota, room: usize, conn: DomId, 
             n.value = Vec::from(value);
             put_checked(s, q, conn, path, n)
         }
-        Err(ENOENT) => create(s, q, room, conn, path, value),
+        Err(ENOENT) => create(s, q, room, ancestor_room, conn, path, value),
         Err(e) => Err(e),
     }
 }
 
 /// XS_MKDIR: create an empty node unless it exists; whether it created.
-pub fn mkdir<S: Store + ?Sized>(s: &mut S, q: &Quota, room: usize, conn: DomId, path: &str) -> Result<bool, Errno> {
+/// `room` and `ancestor_room` as for [`write`].
+pub fn mkdir<S: Store + ?Sized>(s: &mut S, q: &Quota, room: usize, ancestor_room: usize, conn: DomId, path: &str) -> Result<bool, Errno> {
     match get_node(s, conn, path, PERM_WRITE) {
         Ok(_) => Ok(false),
-        Err(ENOENT) => create(s, q, room, conn, path, &[]).map(|()| true),
+        Err(ENOENT) => create(s, q, room, ancestor_room, conn, path, &[]).map(|()| true),
         Err(e) => Err(e),
     }
 }
