@@ -725,3 +725,34 @@ fn a_domu_creating_under_another_domus_node_is_enomem_once_that_owner_is_at_its_
     assert!(xs.memory(2) <= xs.quota.memory, "{} past the owner's quota {}", xs.memory(2), xs.quota.memory);
     assert!(xs.memory(1) < xs.quota.memory / 2, "the creator had room: the owner's quota refused");
 }
+
+#[test]
+fn a_transactions_rm_of_a_subtree_never_carries_the_domain_past_its_memory_quota() {
+    // The change records a transaction keeps for its commit are charged to
+    // the connection; an RM of many nodes must fit them in the quota too.
+    let mut xs = store();
+    for i in 0..100 {
+        ok_or_err(&mut xs, 1, XS_WRITE, 0, format!("data/t/n{i}\0").as_bytes()).unwrap();
+    }
+    let q = xs.quota.memory;
+    let mut tried = 0;
+    for pad in 0.. {
+        let tx = ok_or_err(&mut xs, 1, XS_TRANSACTION_START, 0, b"\0").unwrap();
+        let tx: u32 = core::str::from_utf8(&tx[..tx.len() - 1]).unwrap().parse().unwrap();
+        let r = ok_or_err(&mut xs, 1, XS_RM, tx, b"data/t\0");
+        assert!(xs.memory(1) <= q, "{} past the quota {q} after {r:?} (pad {pad})", xs.memory(1));
+        assert!(r == Ok(b"OK\0".to_vec()) || r == err("ENOMEM"), "{r:?}");
+        tried += 1;
+        ok_or_err(&mut xs, 1, XS_TRANSACTION_END, tx, b"F\0").unwrap();
+        if r.is_err() {
+            break;
+        }
+        let mut p = format!("data/pad{pad}\0").into_bytes();
+        p.resize(p.len() + 1500, b'p');
+        if ok_or_err(&mut xs, 1, XS_WRITE, 0, &p).is_err() {
+            break;
+        }
+    }
+    assert!(tried > 10, "the room shrank step by step down to the refusal");
+    assert_eq!(xs.tree().paths().filter(|p| p.starts_with("/local/domain/1/data/t/")).count(), 100, "nothing removed");
+}

@@ -70,6 +70,11 @@ pub trait Store {
     fn room(&self) -> usize {
         usize::MAX
     }
+    /// Bytes a first `put` or `del` of `path` reserves beyond
+    /// [`store_cost`] (a transaction's change record for its commit).
+    fn reserve(&self, _path: &str) -> usize {
+        0
+    }
 }
 
 /// The most a `put` of `node` at `path` (or a `del`, with no node) costs
@@ -327,7 +332,7 @@ fn create<S: Store + ?Sized>(s: &mut S, q: &Quota, room: usize, ancestor_room: u
     }
     q.entry(conn, dir.record_size())?;
     staged.push((dir_path, dir));
-    let grow: usize = staged.iter().map(|(p, n)| store_cost(p, Some(n))).sum();
+    let grow: usize = staged.iter().map(|(p, n)| store_cost(p, Some(n)) + s.reserve(p)).sum();
     if conn != 0 && (grow >= room.min(s.room()) || top_growth >= ancestor_room) {
         return Err(ENOMEM);
     }
@@ -378,7 +383,8 @@ pub fn rm<S: Store + ?Sized>(s: &mut S, conn: DomId, path: &str) -> Result<Vec<(
             let up = parent(path);
             let p = s.get(up)?;
             let gone = collect_subtree(s, path, n)?;
-            let cost = gone.iter().map(|(g, _)| store_cost(g, None)).sum::<usize>() + p.as_ref().map_or(0, |p| store_cost(up, Some(p)));
+            let dels = gone.iter().map(|(g, _)| store_cost(g, None) + s.reserve(g)).sum::<usize>();
+            let cost = dels + p.as_ref().map_or(0, |p| store_cost(up, Some(p)) + s.reserve(up));
             if cost >= s.room() {
                 return Err(ENOMEM);
             }

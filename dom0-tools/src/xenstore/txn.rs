@@ -102,7 +102,7 @@ impl Store for TxView<'_> {
     }
     fn put(&mut self, path: &str, node: Node) -> Result<(), Errno> {
         let old = self.current(path)?;
-        self.charge(path.len() + OVERLAY_OVERHEAD + node_bytes(path, &node))?;
+        self.charge(path.len() + OVERLAY_OVERHEAD + node_bytes(path, &node) + self.reserve(path))?;
         if let Some(old) = old {
             self.adjust(old.perms.owner(), -1);
         }
@@ -113,7 +113,7 @@ impl Store for TxView<'_> {
     }
     fn del(&mut self, path: &str) -> Result<(), Errno> {
         let old = self.current(path)?;
-        self.charge(path.len() + OVERLAY_OVERHEAD)?;
+        self.charge(path.len() + OVERLAY_OVERHEAD + self.reserve(path))?;
         if let Some(old) = old {
             self.adjust(old.perms.owner(), -1);
         }
@@ -123,6 +123,12 @@ impl Store for TxView<'_> {
     }
     fn room(&self) -> usize {
         if self.conn == 0 { usize::MAX } else { self.room }
+    }
+    /// A path's first write or removal in the transaction also pays for
+    /// the change record its commit may announce ([`Txn::add_change`]
+    /// adds no bytes), so the records fit the memory quota too.
+    fn reserve(&self, path: &str) -> usize {
+        if self.txn.overlay.contains_key(path) { 0 } else { path.len() + CHANGE_OVERHEAD }
     }
     fn count(&self, domid: DomId) -> u32 {
         let d = self.txn.delta.get(&domid).copied().unwrap_or(0);
@@ -134,18 +140,16 @@ impl Txn {
     /// Xen's `add_change_node`: record a change to announce at commit,
     /// once per path. A repeat keeps the first position, takes the latest
     /// perms and widens an exact change to a recursive one. Every path
-    /// changed was touched first, so the list is bounded by the
-    /// touched-nodes quota however often a node is rewritten.
+    /// changed was written or removed in the transaction first, so the
+    /// list is bounded by the touched-nodes quota however often a node is
+    /// rewritten, and its bytes were reserved then (`TxView::reserve`).
     pub fn add_change(&mut self, ch: Change) {
         match self.changes.iter_mut().find(|c| c.path == ch.path) {
             Some(c) => {
                 c.exact &= ch.exact;
                 c.perms = ch.perms;
             }
-            None => {
-                self.bytes += ch.path.len() + CHANGE_OVERHEAD;
-                self.changes.push(ch);
-            }
+            None => self.changes.push(ch),
         }
     }
 
