@@ -182,7 +182,11 @@ fn paths_outside_the_namespace_are_einval() {
             assert_eq!(one(&mut w, t, 0, &arg), "EINVAL", "type {t} path {p:?}");
         }
         assert_eq!(one(&mut w, XS_WRITE, 0, &[p, b"\0v"].concat()), "EINVAL", "{p:?}");
-        assert_eq!(one(&mut w, XS_SET_PERMS, 0, &[p, b"\0n1\0"].concat()), if p.starts_with(b"@") { "EACCES" } else { "EINVAL" }, "{p:?}");
+        assert_eq!(
+            one(&mut w, XS_SET_PERMS, 0, &[p, b"\0n1\0"].concat()),
+            if p == b"@releaseDomain" || p == b"@introduceDomain" { "EACCES" } else { "EINVAL" },
+            "{p:?}"
+        );
         // A watch takes any `@` name (check_watch_path), never a bad path.
         assert_eq!(one(&mut w, XS_WATCH, 0, &[p, b"\0t\0"].concat()), if p.starts_with(b"@") { "OK" } else { "EINVAL" }, "{p:?}");
     }
@@ -324,5 +328,19 @@ fn a_dropped_connection_keeps_the_domains_nodes_and_a_new_one_is_served() {
     w.reconnect(A, 0);
     let ex = attack(&mut w, &msg(XS_READ, 3, 0, b"data/kept\0"));
     assert_eq!(ex.answers().map(|r| &r.payload[..]).collect::<Vec<_>>(), [&b"v"[..]]);
+    assert_bystander_unharmed(w);
+}
+
+#[test]
+fn set_perms_on_an_unknown_special_name_is_einval_and_a_special_one_needs_its_owner() {
+    // set_perms_special (xenstored_domain.c): no such name EINVAL, then
+    // write and owner permission on the special node, else EACCES.
+    let mut w = World::new(0);
+    assert_eq!(one(&mut w, XS_SET_PERMS, 0, b"@foo\0n1\0"), "EINVAL");
+    assert_eq!(one(&mut w, XS_SET_PERMS, 0, b"@introduceDomain\0n1\0"), "EACCES");
+    assert_eq!(client::set_perms(&mut w.xs, "@foo", &["n0"]), Err(String::from("EINVAL")), "dom0 too");
+    client::set_perms(&mut w.xs, "@releaseDomain", &["n1"]).unwrap();
+    assert_eq!(one(&mut w, XS_SET_PERMS, 0, b"@releaseDomain\0n1\0r3\0"), "OK", "its owner may");
+    w.xs.take_events(0);
     assert_bystander_unharmed(w);
 }

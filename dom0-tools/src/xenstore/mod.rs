@@ -426,11 +426,15 @@ impl Xenstore {
         Ok(ok())
     }
 
+    /// xenstored_domain.c's set_perms_special: EINVAL for a name that is
+    /// not a special node, then EACCES unless `conn` has write and owner
+    /// permission on it (dom0, or the domain dom0 made its owner).
     fn set_special_perms(&mut self, conn: DomId, name: &[u8], new: Perms) -> Result<Vec<u8>, Errno> {
-        if conn != 0 {
+        let slot = self.special.iter_mut().find(|(k, _)| k.as_bytes() == name).ok_or(EINVAL)?;
+        let need = perms::PERM_WRITE | perms::PERM_OWNER;
+        if perms::perm_for_conn(conn, slot.1) & need != need {
             return Err(EACCES);
         }
-        let slot = self.special.iter_mut().find(|(k, _)| k.as_bytes() == name).ok_or(ENOENT)?;
         *slot.1 = new;
         Ok(ok())
     }
