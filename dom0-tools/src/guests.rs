@@ -426,7 +426,8 @@ impl Guests {
             }
             Action::RenameRestart => {
                 g.preserved = true;
-                let new_name = format!("{}-{}", g.name, domid);
+                let now = shared::wallclock_seconds().unwrap_or(0);
+                let new_name = format!("{}{}", g.name, crate::spec::preserve_suffix(now));
                 let spec = g.spec.clone();
                 let _ = self.rename(domid, &new_name);
                 r.renamed = Some(new_name);

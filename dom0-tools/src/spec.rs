@@ -110,6 +110,24 @@ impl GuestSpec {
     }
 }
 
+/// The suffix xl's `preserve_domain` gives a domain kept by
+/// `rename-restart`: `strftime("-%Y%m%dT%H%MZ")` of the UTC time
+/// `unix_secs`.
+pub fn preserve_suffix(unix_secs: u64) -> String {
+    let (days, secs) = (unix_secs / 86400, unix_secs % 86400);
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("-{year:04}{month:02}{day:02}T{:02}{:02}Z", secs / 3600, secs % 3600 / 60)
+}
+
 /// `xl create FILE KEY=VALUE...`: read config `file` from `files`, parse
 /// it with the command line's `extras` and make its spec for a builder of
 /// at most `max_pages`; with the warnings to print. Errors read as xl's.
@@ -167,6 +185,13 @@ mod tests {
         assert!(GuestSpec::from_config("t.cfg", &missing, 4096, |k| k == "guest").unwrap_err().starts_with("t.cfg: kernel: "));
         let rd = config("name = 'x'\nkernel = 'guest'\nmemory = 4\nramdisk = 'initrd'\n");
         assert!(GuestSpec::from_config("t.cfg", &rd, 4096, |_| true).unwrap_err().starts_with("t.cfg: ramdisk: "));
+    }
+
+    #[test]
+    fn preserve_suffix_is_xl_strftime_format_in_utc() {
+        assert_eq!(preserve_suffix(0), "-19700101T0000Z");
+        assert_eq!(preserve_suffix(951_782_400), "-20000229T0000Z", "a leap day");
+        assert_eq!(preserve_suffix(1_796_259_599), "-20261203T0059Z");
     }
 
     #[test]
