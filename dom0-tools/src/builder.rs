@@ -228,13 +228,19 @@ struct StartInfoFields<'a> {
 
 /// A command line being formatted.
 struct Cmdline {
-    buf: [u8; 256],
+    buf: [u8; MAX_GUEST_CMDLINE],
     len: usize,
 }
 
 impl core::fmt::Write for Cmdline {
+    /// Append `s`, cut at a character boundary to leave room for the NUL
+    /// of `start_info.cmd_line`.
     fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        let n = s.len().min(self.buf.len() - 1 - self.len);
+        let room = self.buf.len() - 1 - self.len;
+        let mut n = s.len().min(room);
+        while !s.is_char_boundary(n) {
+            n -= 1;
+        }
         self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
         self.len += n;
         Ok(())
@@ -280,7 +286,7 @@ pub fn build_created_paused(
     extra: &str,
 ) -> Result<Built, BuildError> {
     use core::fmt::Write;
-    let mut line = Cmdline { buf: [0; 256], len: 0 };
+    let mut line = Cmdline { buf: [0; MAX_GUEST_CMDLINE], len: 0 };
     let _ = write!(line, "domid={domid} {extra}");
     let cmdline = core::str::from_utf8(&line.buf[..line.len]).unwrap_or("");
     let r = fill(domid, scratch, p2m_buf, image, nr_pages, cmdline);

@@ -43,6 +43,9 @@ const VIRQ_DOM_EXC: u32 = 3;
 
 /// Bytes of console output kept per guest for `xl console`.
 pub const LOG_BYTES: usize = 4096;
+/// Bytes of a guest's console relayed per pump (one `out` ring): a guest
+/// that writes as fast as dom0 relays cannot hold dom0 in its relay.
+pub const RELAY_BYTES: usize = ring::OUT_SIZE as usize;
 
 /// One guest dom0 follows.
 struct Guest {
@@ -60,8 +63,47 @@ struct Guest {
     log: VecDeque<u8>,
     /// Shut down and kept (`preserve`): not reaped again.
     preserved: bool,
+    /// The last relay stopped at [`RELAY_BYTES`] with output left.
+    more: bool,
     /// System time when it was started, in ns.
     started_ns: u64,
+}
+
+/// libxl's `LIBXL_MAXMEM_CONSTANT`: KiB above a domain's target that the
+/// hypervisor lets it hold.
+pub const LIBXL_MAXMEM_CONSTANT_KIB: u64 = 1024;
+
+/// How long after a guest's shutdown its restart comes (xl sleeps 2 s
+/// before re-creating a domain).
+pub const RESTART_DELAY_NS: u64 = 2_000_000_000;
+
+/// A restart waiting for its delay.
+struct Restart {
+    /// The domain that shut down.
+    old: u16,
+    /// Its shutdown reason.
+    reason: u32,
+    /// System time it is due.
+    due_ns: u64,
+    /// What to build.
+    spec: GuestSpec,
+}
+
+/// What [`Guests::reap`] did about a domain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Destroyed.
+    Destroyed,
+    /// Left shut down.
+    Preserved,
+    /// Destroyed; it will be built again after [`RESTART_DELAY_NS`].
+    RestartLater,
+    /// Kept under this name; a new one will be built after the delay.
+    Kept(String),
+    /// Could not be renamed, so neither kept nor restarted (errno).
+    NotKept(i64),
+    /// Built again: the new domid, or why not.
+    Restarted(Result<u16, BuildError>),
 }
 
 /// What happened to a guest that shut down, as [`Guests::reap`] saw it.
@@ -71,12 +113,10 @@ pub struct Reaped {
     pub domid: u16,
     /// Its `SHUTDOWN_*` reason.
     pub reason: u32,
-    /// The action taken.
+    /// The action its config gave.
     pub action: Action,
-    /// The new domain, for restarts; the error if the restart failed.
-    pub restarted: Option<Result<u16, BuildError>>,
-    /// The old domain's new name, for rename-restart.
-    pub renamed: Option<String>,
+    /// What was done.
+    pub outcome: Outcome,
 }
 
 /// Dom0's guests and what it needs to build more.
@@ -90,6 +130,8 @@ pub struct Guests {
     store: Service,
     /// The guest whose console `xl console` shows (its lines unprefixed).
     attached: Option<u16>,
+    /// Restarts waiting for their delay.
+    restarts: Vec<Restart>,
 }
 
 /// The name of a shutdown code.
@@ -132,6 +174,7 @@ impl Guests {
             dom_exc,
             store: Service::new(),
             attached: None,
+            restarts: Vec::new(),
         })
     }
 
@@ -190,12 +233,13 @@ impl Guests {
             }
         };
         let built = builder::build_created_paused(domid, &mut self.build, self.p2m, image, spec.pages, &spec.cmdline)?;
-        if spec.max_pages > spec.pages {
-            let rc = hv::max_mem(domid, spec.max_pages * 4);
-            if rc != 0 {
-                hv::domctl_simple(hv::DESTROYDOMAIN, domid);
-                return Err(BuildError("max_mem", rc));
-            }
+        // libxl__build_pre: the hypervisor's limit is the target plus
+        // LIBXL_MAXMEM_CONSTANT; `memory/static-max` says how far mem-set
+        // may raise it.
+        let rc = hv::max_mem(domid, spec.pages * 4 + LIBXL_MAXMEM_CONSTANT_KIB);
+        if rc != 0 {
+            hv::domctl_simple(hv::DESTROYDOMAIN, domid);
+            return Err(BuildError("max_mem", rc));
         }
         let ring_va = match self.consoles.map_at(i, built.domid, built.console_mfn) {
             Ok(va) => va,
@@ -212,10 +256,21 @@ impl Guests {
                 return Err(BuildError("bind the console channel", rc));
             }
         };
-        let name = if spec.name.is_empty() { format!("guest{}", built.domid) } else { spec.name.clone() };
+        let name = if spec.name.is_empty() { self.unused_name(&format!("guest{}", built.domid)) } else { spec.name.clone() };
         let started_ns = shared::now_ns().unwrap_or(0);
-        self.slots[i] =
-            Some(Guest { domid: built.domid, port, ring_va, line: [0; 200], len: 0, spec, name, log: VecDeque::new(), preserved: false, started_ns });
+        self.slots[i] = Some(Guest {
+            domid: built.domid,
+            port,
+            ring_va,
+            line: [0; 200],
+            len: 0,
+            spec,
+            name,
+            log: VecDeque::new(),
+            preserved: false,
+            more: false,
+            started_ns,
+        });
         if let Err(e) = self.connect_store(i, &built).and_then(|()| builder::unpause(built.domid)) {
             self.destroy(built.domid);
             return Err(e);
@@ -257,6 +312,18 @@ impl Guests {
         self.slots.iter().position(|s| s.as_ref().is_some_and(|g| g.domid == domid))
     }
 
+    /// `base`, or `base-2`, `base-3`... if a guest has that name (a config
+    /// may have taken `guest<domid>`).
+    fn unused_name(&self, base: &str) -> String {
+        let mut name = String::from(base);
+        let mut n = 2;
+        while self.find(&name).is_some() {
+            name = format!("{base}-{n}");
+            n += 1;
+        }
+        name
+    }
+
     /// The guest named `name`, if any.
     pub fn find(&self, name: &str) -> Option<u16> {
         self.slots.iter().flatten().find(|g| g.name == name).map(|g| g.domid)
@@ -282,7 +349,10 @@ impl Guests {
     /// a name another domain has is refused with EEXIST.
     pub fn rename(&mut self, domid: u16, name: &str) -> Result<(), i64> {
         let i = self.slot_of(domid).ok_or(-xen_public::errno::ESRCH)?;
-        if self.find(name).is_some_and(|d| d != domid) || name == "Domain-0" {
+        if !crate::spec::valid_name(name) {
+            return Err(-xen_public::errno::EINVAL);
+        }
+        if self.find(name).is_some_and(|d| d != domid) {
             return Err(-xen_public::errno::EEXIST);
         }
         client::write(&mut self.store.xs, &format!("/local/domain/{domid}/name"), name.as_bytes()).map_err(|_| -xen_public::errno::EINVAL)?;
@@ -383,8 +453,9 @@ impl Guests {
         self.consoles.unmap_at(token);
     }
 
-    /// Destroy or restart the guests that shut down, as their specs say,
-    /// reporting each on the console; returns how many were handled.
+    /// Carry out the shutdown actions of guests that shut down, and the
+    /// restarts that are due, reporting each on the console; returns how
+    /// many lines were printed.
     pub fn reap(&mut self) -> usize {
         let done = self.reap_quietly();
         for r in &done {
@@ -393,9 +464,9 @@ impl Guests {
         done.len()
     }
 
-    /// [`Self::reap`] without printing: what happened to each guest.
+    /// [`Self::reap`] without printing: what happened.
     pub fn reap_quietly(&mut self) -> Vec<Reaped> {
-        let mut done = Vec::new();
+        let mut done = self.restart_due();
         for i in 0..MAX_GUESTS {
             let Some(g) = self.slots[i].as_ref().filter(|g| !g.preserved) else { continue };
             let domid = g.domid;
@@ -409,32 +480,76 @@ impl Guests {
         done
     }
 
-    /// Carry out the shutdown action of the guest in slot `i`.
+    /// Start the restarts whose delay has passed.
+    fn restart_due(&mut self) -> Vec<Reaped> {
+        let now = shared::now_ns().unwrap_or(0);
+        let mut done = Vec::new();
+        while let Some(k) = self.restarts.iter().position(|r| r.due_ns <= now) {
+            let r = self.restarts.swap_remove(k);
+            let started = self.start_spec(r.spec);
+            done.push(Reaped { domid: r.old, reason: r.reason, action: Action::Restart, outcome: Outcome::Restarted(started) });
+        }
+        done
+    }
+
+    /// When the next delayed restart is due (system time), if any.
+    pub fn next_restart_ns(&self) -> Option<u64> {
+        self.restarts.iter().map(|r| r.due_ns).min()
+    }
+
+    /// Whether domain `old`'s restart is still to come.
+    pub fn restart_pending(&self, old: u16) -> bool {
+        self.restarts.iter().any(|r| r.old == old)
+    }
+
+    /// Carry out the shutdown action of the guest in slot `i`. A restart
+    /// comes [`RESTART_DELAY_NS`] later, as xl sleeps before it, so a guest
+    /// that reboots at once cannot keep dom0 rebuilding it.
     fn act_on_shutdown(&mut self, i: usize, reason: u32) -> Reaped {
-        let Some(g) = self.slots[i].as_mut() else { return Reaped { domid: 0, reason, action: Action::Destroy, restarted: None, renamed: None } };
+        let Some(g) = self.slots[i].as_mut() else { return Reaped { domid: 0, reason, action: Action::Destroy, outcome: Outcome::Destroyed } };
         let (domid, action) = (g.domid, g.spec.action(reason));
-        let mut r = Reaped { domid, reason, action, restarted: None, renamed: None };
-        match action {
-            Action::Preserve => g.preserved = true,
+        let mut spec = g.spec.clone();
+        // xl restarts under the domain's current name (reload_domain_config).
+        if !spec.name.is_empty() {
+            spec.name = g.name.clone();
+        }
+        let later = |spec| Restart { old: domid, reason, due_ns: shared::now_ns().unwrap_or(0) + RESTART_DELAY_NS, spec };
+        let outcome = match action {
+            Action::Preserve => {
+                g.preserved = true;
+                Outcome::Preserved
+            }
             Action::Destroy | Action::CoredumpDestroy => {
                 self.destroy(domid);
+                Outcome::Destroyed
             }
             Action::Restart | Action::CoredumpRestart | Action::SoftReset => {
-                let spec = g.spec.clone();
                 self.destroy(domid);
-                r.restarted = Some(self.start_spec(spec));
+                self.restarts.push(later(spec));
+                Outcome::RestartLater
             }
             Action::RenameRestart => {
                 g.preserved = true;
                 let now = shared::wallclock_seconds().unwrap_or(0);
-                let new_name = format!("{}{}", g.name, crate::spec::preserve_suffix(now));
-                let spec = g.spec.clone();
-                let _ = self.rename(domid, &new_name);
-                r.renamed = Some(new_name);
-                r.restarted = Some(self.start_spec(spec));
+                let kept = format!("{}{}", g.name, crate::spec::preserve_suffix(now));
+                // As xl's preserve_domain: no rename, no restart.
+                match self.rename(domid, &kept) {
+                    Ok(()) => {
+                        self.restarts.push(later(spec));
+                        Outcome::Kept(kept)
+                    }
+                    Err(rc) => Outcome::NotKept(rc),
+                }
             }
-        }
-        r
+        };
+        Reaped { domid, reason, action, outcome }
+    }
+
+    /// Whether the last pump left work (console output past
+    /// [`RELAY_BYTES`], xenstore requests past a pump's share): pump again
+    /// without blocking.
+    pub fn busy(&self) -> bool {
+        self.store.has_more() || self.slots.iter().flatten().any(|g| g.more)
     }
 
     /// Wait up to `ns` for console output or a domain exception.
@@ -463,22 +578,18 @@ impl Guests {
 
 /// The console line [`Guests::reap`] prints for `r`.
 pub fn reaped_line(r: &Reaped) -> String {
-    let mut line = format!("dom0: d{} shut down ({})", r.domid, reason_name(r.reason));
-    let extra = match (r.action, &r.restarted) {
-        (Action::Preserve, _) => String::from("; preserved"),
-        (Action::Destroy, _) => String::from("; destroyed"),
-        (Action::CoredumpDestroy, _) => String::from("; no core dump (dom0 has no dump directory); destroyed"),
-        (_, Some(Ok(new))) => format!("; restarted as d{new}"),
-        (_, Some(Err(e))) => format!("; restart failed at {}: {} ({})", e.0, e.1, xen_public::errno::name(e.1)),
-        (_, None) => String::new(),
-    };
-    if let Some(n) = &r.renamed {
-        line += &format!("; kept as {n}");
+    let d = r.domid;
+    let why = reason_name(r.reason);
+    let dump = if matches!(r.action, Action::CoredumpDestroy | Action::CoredumpRestart) { "; no core dump (dom0 has no dump directory)" } else { "" };
+    match &r.outcome {
+        Outcome::Destroyed => format!("dom0: d{d} shut down ({why}){dump}; destroyed"),
+        Outcome::Preserved => format!("dom0: d{d} shut down ({why}); preserved"),
+        Outcome::RestartLater => format!("dom0: d{d} shut down ({why}){dump}; destroyed, restarting in 2 s"),
+        Outcome::Kept(name) => format!("dom0: d{d} shut down ({why}); kept as {name}, restarting in 2 s"),
+        Outcome::NotKept(rc) => format!("dom0: d{d} shut down ({why}); could not be renamed ({}), so not restarted", xen_public::errno::name(*rc)),
+        Outcome::Restarted(Ok(new)) => format!("dom0: d{d} restarted as d{new}"),
+        Outcome::Restarted(Err(e)) => format!("dom0: d{d} restart failed at {}: {} ({})", e.0, e.1, xen_public::errno::name(e.1)),
     }
-    if r.action == Action::CoredumpRestart {
-        line += "; no core dump (dom0 has no dump directory)";
-    }
-    line + &extra
 }
 
 /// Keep `bytes` at the end of a guest's console log.
@@ -496,18 +607,28 @@ fn relay(g: &mut Guest, f: &mut dyn FnMut(u16, &str), attached: bool) -> bool {
     let mut printed = false;
     let mut page = RingPage(g.ring_va);
     let mut buf = [0u8; 256];
+    let mut relayed = 0;
+    g.more = false;
     loop {
+        if relayed >= RELAY_BYTES {
+            g.more = true;
+            break;
+        }
         let n = ring::read_out(&mut page, &mut buf);
         if n == 0 {
             break;
         }
+        relayed += n;
         for &b in &buf[..n] {
             if b == b'\n' || g.len == g.line.len() {
                 let text = core::str::from_utf8(&g.line[..g.len]).unwrap_or("<not utf-8>");
                 if attached {
+                    // `xl console` is raw, as xenconsole is.
                     println!("{text}");
                 } else {
-                    println!("(d{}) {text}", g.domid);
+                    // A guest's line under its prefix cannot move the
+                    // cursor, clear the screen or fake dom0's lines.
+                    println!("(d{}) {}", g.domid, crate::xenstore::client::sanitise_value(text.as_bytes()));
                 }
                 f(g.domid, text);
                 log_append(&mut g.log, &g.line[..g.len]);

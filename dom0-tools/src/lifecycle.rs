@@ -1,7 +1,8 @@
 //! The leak test of the control plane (`test=lifecycle cycles=N`): N
 //! domains created from an xl config, run until they talked to xenstore,
 //! and taken down (alternately destroyed, and shut down through
-//! `control/shutdown` and reaped). Before and after, it counts what a
+//! `control/shutdown` and reaped; every 40th rebooted, restarted under
+//! its `on_reboot = "restart"` and the new domain destroyed). Before and after, it counts what a
 //! domain's life could leave behind: free frames, xenstore nodes,
 //! connections, watches, transactions and queued events, and dom0's event
 //! channels. Every count must end where it started. (Grants: these
@@ -68,7 +69,21 @@ fn life(guests: &mut Guests, i: u32) -> Result<(), String> {
         guests.destroy(id);
         return Err(format!("d{id} never wrote data/hello"));
     }
-    if i % 2 == 1 {
+    if i % 40 == 2 {
+        // Every 40th: a reboot under on_reboot = "restart" (a new domid
+        // after xl's 2 s), and the new domain destroyed.
+        client::write(guests.xenstore(), &format!("/local/domain/{id}/control/shutdown"), b"reboot").map_err(|e| format!("reboot: {e}"))?;
+        if !wait_until(guests, 10_000, |g| !g.has(id) && g.find("cycle").is_some_and(|new| new != id)) {
+            return Err(format!("d{id} did not come back after its reboot"));
+        }
+        let new = guests.find("cycle").ok_or("the restarted domain vanished")?;
+        let hello = format!("/local/domain/{new}/data/hello");
+        if !wait_until(guests, 10_000, |g| client::read(g.xenstore(), &hello).is_ok()) {
+            guests.destroy(new);
+            return Err(format!("restarted d{new} never wrote data/hello"));
+        }
+        guests.destroy(new);
+    } else if i % 2 == 1 {
         client::write(guests.xenstore(), &format!("/local/domain/{id}/control/shutdown"), b"poweroff").map_err(|e| format!("shutdown: {e}"))?;
         if !wait_until(guests, 10_000, |g| !g.has(id)) {
             guests.destroy(id);

@@ -17,10 +17,10 @@ use core::fmt::Write;
 use dom0_tools::guests::{GuestSpec, Guests};
 use dom0_tools::hv;
 use dom0_tools::xenstore::{Xenstore, client};
-use dom0_tools::xl::{self, Command, DomSpec, DomainRow};
+use dom0_tools::xl::{self, Command, DomSpec};
+use dom0_tools::xlfmt::{self, DomainRow};
 use pv_guest_kernel::console::Console;
 use pv_guest_kernel::{StartInfo, events, hypercall, println, shared};
-use xen_public::domctl::XenDomctlGetdomaininfo;
 
 /// Ctrl-]: leaves `console`, as in xl.
 const CTRL_RIGHT_BRACKET: u8 = 0x1d;
@@ -32,6 +32,8 @@ const CTRL_U: u8 = 0x15;
 const VIRQ_CONSOLE: u32 = 2;
 /// How long `shutdown -w` and `reboot -w` wait.
 const WAIT_SECONDS: u64 = 60;
+/// Bytes typed during a wait that are kept for the prompt.
+const PENDING_INPUT: usize = 256;
 
 /// The shell's state.
 struct Shell {
@@ -42,6 +44,8 @@ struct Shell {
     console_port: u32,
     /// The guest whose console input goes to (`console DOM`).
     attached: Option<u16>,
+    /// Input typed while a command waited, handled at the prompt next.
+    pending: Vec<u8>,
 }
 
 fn prompt() {
@@ -54,55 +58,6 @@ fn read(buf: &mut [u8]) -> usize {
     n.clamp(0, buf.len() as i64) as usize
 }
 
-/// Call `f` with every domain's getdomaininfo record, in id order, a
-/// batch of eight at a time.
-fn for_each_domain(mut f: impl FnMut(&XenDomctlGetdomaininfo)) {
-    let mut infos = [XenDomctlGetdomaininfo::default(); 8];
-    let mut first = 0u16;
-    loop {
-        let n = hv::domain_infos(first, &mut infos).unwrap_or(0);
-        for info in &infos[..n] {
-            f(info);
-        }
-        let Some(last) = infos[..n].last() else { return };
-        let Some(next) = last.domain.checked_add(1) else { return };
-        if n < infos.len() {
-            return;
-        }
-        first = next;
-    }
-}
-
-/// A small line buffer for formatting rows.
-struct LineBuf {
-    buf: [u8; 160],
-    len: usize,
-}
-
-impl Default for LineBuf {
-    fn default() -> Self {
-        LineBuf { buf: [0; 160], len: 0 }
-    }
-}
-
-impl LineBuf {
-    fn as_str(&self) -> &str {
-        core::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
-    }
-}
-
-impl Write for LineBuf {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        for &b in s.as_bytes() {
-            if self.len < self.buf.len() {
-                self.buf[self.len] = b;
-                self.len += 1;
-            }
-        }
-        Ok(())
-    }
-}
-
 /// A domain's name: `Domain-0`, or the name dom0's guest table has for it
 /// (empty for a domain that is not dom0's guest, as xl shows a domain
 /// without a xenstore `name`).
@@ -111,6 +66,23 @@ fn name_in(guests: Option<&Guests>, id: u16) -> String {
         (0, _) => String::from("Domain-0"),
         (_, Some(n)) => String::from(n),
         _ => String::new(),
+    }
+}
+
+/// strerror(3)'s text for the errno names xenstored answers.
+fn strerror(name: &str) -> &str {
+    match name {
+        "ENOENT" => "No such file or directory",
+        "EACCES" => "Permission denied",
+        "EINVAL" => "Invalid argument",
+        "ENOMEM" => "Cannot allocate memory",
+        "ENOSPC" => "No space left on device",
+        "E2BIG" => "Argument list too long",
+        "EEXIST" => "File exists",
+        "EAGAIN" => "Resource temporarily unavailable",
+        "EBUSY" => "Device or resource busy",
+        "EPERM" => "Operation not permitted",
+        other => other,
     }
 }
 
@@ -152,13 +124,13 @@ impl Shell {
         }
     }
 
-    /// Run a xenstore command as dom0, printing its error as the
-    /// xenstore-* tools do.
-    fn with_store(&mut self, f: impl FnOnce(&mut Xenstore) -> Result<(), String>) {
+    /// Run a xenstore command as dom0, printing its error (an errno
+    /// name) as `message` words it.
+    fn with_store(&mut self, f: impl FnOnce(&mut Xenstore) -> Result<(), String>, message: impl FnOnce(String) -> String) {
         match self.guests.as_mut() {
             Some(g) => {
                 if let Err(e) = f(g.xenstore()) {
-                    println!("xenstore: {e}");
+                    println!("{}", message(e));
                 }
             }
             None => println!("xl: no xenstore (dom0 has no boot module)"),
@@ -175,14 +147,8 @@ impl Shell {
             crate::xlviews::list_long(guests, &mut names, only);
             return;
         }
-        println!("{}", xl::LIST_HEADER);
-        let mut rows = Vec::new();
-        for_each_domain(|info| {
-            if only.is_none_or(|d| d == info.domain) {
-                rows.push(*info);
-            }
-        });
-        for info in rows {
+        println!("{}", xlfmt::LIST_HEADER);
+        for info in crate::xlviews::domains(only) {
             let name = self.domain_name(info.domain);
             let row = DomainRow {
                 name: &name,
@@ -192,9 +158,9 @@ impl Shell {
                 flags: info.flags,
                 cpu_time_ns: info.cpu_time,
             };
-            let mut line = LineBuf::default();
-            let _ = xl::list_row(&mut line, &row);
-            println!("{}", line.as_str());
+            let mut line = String::new();
+            let _ = xlfmt::list_row(&mut line, &row);
+            println!("{line}");
         }
     }
 
@@ -208,29 +174,28 @@ impl Shell {
                 return;
             }
         }
-        println!("{}", xl::SCHED_CREDIT_HEADER);
-        let mut ids = Vec::new();
-        match a.domid {
-            Some(id) => ids.push(id),
-            None => for_each_domain(|info| ids.push(info.domain)),
-        }
+        println!("{}", xlfmt::SCHED_CREDIT_HEADER);
+        let ids: Vec<u16> = match a.domid {
+            Some(id) => alloc::vec![id],
+            None => crate::xlviews::domains(None).iter().map(|i| i.domain).collect(),
+        };
         for id in ids {
             match hv::sched_credit(id) {
                 Ok((weight, cap)) => {
-                    let mut line = LineBuf::default();
-                    let _ = xl::sched_credit_row(&mut line, &self.domain_name(id), id, weight, cap);
-                    println!("{}", line.as_str());
+                    let mut line = String::new();
+                    let _ = xlfmt::sched_credit_row(&mut line, &self.domain_name(id), id, weight, cap);
+                    println!("{line}");
                 }
                 Err(rc) => println!("xl: d{id}: {}", errno(rc)),
             }
         }
     }
 
-    /// Report a domctl on `id`.
-    fn domctl_on(cmd: u32, id: u16, done: &str) {
-        match hv::domctl_simple(cmd, id) {
-            0 => println!("xl: {done} d{id}"),
-            rc => println!("xl: d{id}: {}", errno(rc)),
+    /// A domctl on `id`: silent when it works, as xl is.
+    fn domctl_on(cmd: u32, id: u16) {
+        let rc = hv::domctl_simple(cmd, id);
+        if rc != 0 {
+            println!("xl: d{id}: {}", errno(rc));
         }
     }
 
@@ -253,28 +218,65 @@ impl Shell {
         }
     }
 
-    /// `-w`: relay and reap until domain `id` is no longer this dom0's
-    /// running guest (destroyed, restarted under a new id, or preserved
-    /// shut down), at most [`WAIT_SECONDS`], or Ctrl-C.
+    /// `-w`: relay and reap until domain `id` has shut down and its
+    /// action is done (destroyed, preserved, or its restart built), at most
+    /// [`WAIT_SECONDS`], or Ctrl-C. Prints as xl's `wait_for_domain_deaths`.
     fn wait_gone(&mut self, id: u16) {
+        println!("Waiting for 1 domains");
         let deadline = shared::now_ns().unwrap_or(0) + WAIT_SECONDS * 1_000_000_000;
+        let mut reason = None;
         loop {
             let Some(g) = self.guests.as_mut() else { return };
             g.pump();
-            g.reap();
-            let alive = g.has(id) && hv::domain_info(id).is_ok_and(|(flags, _, _)| flags & xen_public::XEN_DOMINF_SHUTDOWN == 0);
-            if !alive {
-                println!("Domain {id} has been shut down");
+            for r in g.reap_quietly() {
+                println!("{}", dom0_tools::guests::reaped_line(&r));
+                if r.domid == id && !matches!(r.outcome, dom0_tools::guests::Outcome::Restarted(_)) {
+                    reason = Some(r.reason);
+                }
+            }
+            let settled = !g.restart_pending(id) && (!g.has(id) || reason.is_some());
+            if let (Some(code), true) = (reason, settled) {
+                println!("Domain {id} has been shut down, reason code {code}");
                 return;
             }
-            let mut buf = [0u8; 16];
-            let n = read(&mut buf);
-            let now = shared::now_ns().unwrap_or(0);
-            if buf[..n].contains(&CTRL_C) || now > deadline {
+            if !g.has(id) && reason.is_none() && !g.restart_pending(id) {
+                println!("xl: d{id}: no longer a guest of this dom0");
+                return;
+            }
+            if self.interrupted() || shared::now_ns().unwrap_or(0) > deadline {
                 println!("xl: d{id}: stopped waiting");
                 return;
             }
-            g.wait_for(&[self.console_port], (now + 100_000_000).min(deadline));
+            self.block_until(deadline);
+        }
+    }
+
+    /// Whether Ctrl-C was typed; other input is kept for the prompt.
+    fn interrupted(&mut self) -> bool {
+        let mut buf = [0u8; 64];
+        let n = read(&mut buf);
+        let stop = buf[..n].contains(&CTRL_C);
+        if !stop && self.pending.len() + n <= PENDING_INPUT {
+            self.pending.extend_from_slice(&buf[..n]);
+        }
+        stop
+    }
+
+    /// Block until an event or system time `deadline` (0: none), also
+    /// waking for due restarts and, without VIRQ_CONSOLE, every 10 ms.
+    fn block_until(&self, deadline: u64) {
+        let now = shared::now_ns().unwrap_or(0);
+        let poll = (self.console_port == 0).then_some(now + 10_000_000);
+        let restart = self.guests.as_ref().and_then(Guests::next_restart_ns);
+        let at = [Some(deadline).filter(|&d| d != 0), poll, restart].into_iter().flatten().min().unwrap_or(0);
+        let extra = [self.console_port];
+        let extra = if self.console_port == 0 { &extra[..0] } else { &extra[..] };
+        match self.guests.as_ref() {
+            Some(g) => g.wait_for(extra, at),
+            None => {
+                events::poll(extra, at);
+                extra.iter().for_each(|&p| events::clear_pending(p));
+            }
         }
     }
 
@@ -283,10 +285,8 @@ impl Shell {
             println!("Not destroying domain 0; use -f to force.");
             return;
         }
-        if self.guests.as_mut().is_some_and(|g| g.destroy(id)) {
-            println!("xl: destroyed d{id}");
-        } else {
-            Self::domctl_on(hv::DESTROYDOMAIN, id, "destroyed");
+        if !self.guests.as_mut().is_some_and(|g| g.destroy(id)) {
+            Self::domctl_on(hv::DESTROYDOMAIN, id);
         }
     }
 
@@ -348,9 +348,11 @@ impl Shell {
     }
 
     /// `mem-set` (target) or `mem-max` (maximum) of guest `id`, as libxl's
-    /// `libxl_set_memory_target` and `libxl_domain_setmaxmem` check them.
+    /// `libxl_set_memory_target` (with enforce, as xl calls it) and
+    /// `libxl_domain_setmaxmem` check and apply them.
     fn memory(&mut self, id: u16, mem: &str, max: bool) {
-        let Some(kib) = xl::parse_mem_size_kb(mem) else {
+        use dom0_tools::guests::LIBXL_MAXMEM_CONSTANT_KIB;
+        let Some(kib) = xl::parse_mem_size_kb(mem).filter(|k| k.checked_add(LIBXL_MAXMEM_CONSTANT_KIB).is_some()) else {
             println!("invalid memory size: {mem}");
             return;
         };
@@ -362,26 +364,32 @@ impl Shell {
         let node = |leaf: &str| format!("/local/domain/{id}/memory/{leaf}");
         let read_kib =
             |xs: &mut Xenstore, leaf: &str| client::read(xs, &node(leaf)).ok().and_then(|v| core::str::from_utf8(&v).ok()?.parse::<u64>().ok());
-        let (target, static_max) = (read_kib(xs, "target").unwrap_or(0), read_kib(xs, "static-max").unwrap_or(u64::MAX));
-        let r = if max {
+        let (Some(target), Some(static_max)) = (read_kib(xs, "target"), read_kib(xs, "static-max")) else {
+            println!("xl: d{id}: cannot get memory info from {}", node(""));
+            return;
+        };
+        let (leaf, limit) = if max {
             if kib < target {
                 println!("memory_static_max must be greater than or equal to memory_dynamic_max");
                 println!("cannot set domid {id} static max memory to : {mem}");
                 return;
             }
-            // libxl adds LIBXL_MAXMEM_CONSTANT (1 MiB) to the hypervisor's limit.
-            let rc = hv::max_mem(id, kib + 1024);
-            if rc != 0 { Err(rc) } else { client::write(xs, &node("static-max"), format!("{kib}").as_bytes()).map_err(|_| -5) }
+            ("static-max", kib + LIBXL_MAXMEM_CONSTANT_KIB)
         } else {
             if kib > static_max {
                 println!("memory_dynamic_max must be less than or equal to memory_static_max");
                 println!("cannot set domid {id} dynamic max memory to : {mem}");
                 return;
             }
-            client::write(xs, &node("target"), format!("{kib}").as_bytes()).map_err(|_| -5)
+            ("target", kib + LIBXL_MAXMEM_CONSTANT_KIB)
         };
-        if let Err(rc) = r {
-            println!("xl: d{id}: {}", errno(rc));
+        let rc = hv::max_mem(id, limit);
+        if rc != 0 {
+            println!("xl: d{id}: xc_domain_setmaxmem memkb={limit} failed: {}", errno(rc));
+            return;
+        }
+        if client::write(xs, &node(leaf), format!("{kib}").as_bytes()).is_err() {
+            println!("xl: d{id}: cannot write {}", node(leaf));
         }
     }
 
@@ -392,12 +400,19 @@ impl Shell {
         }
     }
 
-    fn domname(&mut self, id: &str) {
-        let name = id.parse::<u16>().ok().filter(|&d| hv::getdomaininfo(d).is_ok()).map(|d| self.domain_name(d));
-        match name {
-            Some(n) => println!("{n}"),
-            None => println!("Can't get domain name of domain id '{id}', maybe this domain does not exist."),
-        }
+    /// `xl domname`: the argument read as xl's strtol does.
+    fn domname(&mut self, arg: &str) {
+        let Some(id) = xlfmt::domname_arg(arg) else {
+            let _ = Console.write_str(xlfmt::DOMNAME_INVALID_ID);
+            return;
+        };
+        let known = u16::try_from(id).ok().filter(|&d| hv::getdomaininfo(d).is_ok());
+        let mut out = String::new();
+        let _ = match known {
+            Some(d) => xlfmt::domname_output(&mut out, &self.domain_name(d)),
+            None => xlfmt::domname_not_found(&mut out, id),
+        };
+        let _ = Console.write_str(&out);
     }
 
     fn rename(&mut self, id: u16, new: &str) {
@@ -406,7 +421,9 @@ impl Shell {
             _ => Err(-xen_public::errno::ESRCH),
         };
         if let Err(rc) = r {
-            println!("Couldn't rename domain {id} to {new}: {}", errno(rc));
+            // xl_misc.c main_rename; libxl logs why.
+            println!("libxl: error: renaming domain {id} to {new}: {}", errno(rc));
+            println!("Can't rename domain '{}'.", self.domain_name(id));
         }
     }
 
@@ -419,12 +436,14 @@ impl Shell {
             return;
         };
         let _ = client::take_watch_events(g.xenstore());
-        if let Err(e) = client::watch(g.xenstore(), path, TOKEN) {
-            println!("xenstore: {e}");
+        if client::watch(g.xenstore(), path, TOKEN).is_err() {
+            // xenstore-watch: errx(1, "Unable to add watch on %s\n", w).
+            println!("xenstore-watch: Unable to add watch on {path}\n");
             return;
         }
         let mut seen = 0;
-        'wait: while seen < count {
+        while seen < count {
+            let Some(g) = self.guests.as_mut() else { return };
             for (p, token) in client::take_watch_events(g.xenstore()) {
                 if token == TOKEN && seen < count {
                     println!("{p}");
@@ -434,17 +453,17 @@ impl Shell {
             if seen >= count {
                 break;
             }
-            let mut buf = [0u8; 16];
-            let n = read(&mut buf);
-            if buf[..n].contains(&CTRL_C) {
-                break 'wait;
-            }
             g.pump();
             g.reap();
-            g.wait_for(&[self.console_port], 0);
+            if self.interrupted() {
+                break;
+            }
+            self.block_until(0);
         }
-        let _ = client::unwatch(g.xenstore(), path, TOKEN);
-        let _ = client::take_watch_events(g.xenstore());
+        if let Some(g) = self.guests.as_mut() {
+            let _ = client::unwatch(g.xenstore(), path, TOKEN);
+            let _ = client::take_watch_events(g.xenstore());
+        }
     }
 
     /// Files: `ls`, `cat`, `echo > FILE`, `rm`.
@@ -482,8 +501,8 @@ impl Shell {
         match xl::parse(line) {
             Command::Create { console, rest } => self.create(console, rest),
             Command::Destroy(d) => self.with_domain(d, Shell::destroy),
-            Command::Pause(d) => self.with_domain(d, |_, id| Self::domctl_on(hv::PAUSEDOMAIN, id, "paused")),
-            Command::Unpause(d) => self.with_domain(d, |_, id| Self::domctl_on(hv::UNPAUSEDOMAIN, id, "unpaused")),
+            Command::Pause(d) => self.with_domain(d, |_, id| Self::domctl_on(hv::PAUSEDOMAIN, id)),
+            Command::Unpause(d) => self.with_domain(d, |_, id| Self::domctl_on(hv::UNPAUSEDOMAIN, id)),
             Command::Shutdown(d, wait) => self.with_domain(d, |s, id| s.ask_guest(id, "poweroff", wait)),
             Command::RebootDomain(d, wait) => self.with_domain(d, |s, id| s.ask_guest(id, "reboot", wait)),
             Command::Console(d) => self.with_domain(d, Shell::attach),
@@ -493,13 +512,22 @@ impl Shell {
             Command::Domname(id) => self.domname(id),
             Command::Rename(d, new) => self.with_domain(d, |s, id| s.rename(id, new)),
             Command::SchedCredit(a) => self.sched_credit(a),
-            Command::XenstoreLs(p) => self.with_store(|xs| client::ls(xs, p).map(|lines| lines.iter().for_each(|l| println!("{l}")))),
-            Command::XenstoreRead(p) => self.with_store(|xs| client::read(xs, p).map(|v| println!("{}", client::sanitise_value(&v)))),
-            Command::XenstoreWrite(p, v) => self.with_store(|xs| client::write(xs, p, v.as_bytes())),
-            Command::XenstoreRm(p) => self.with_store(|xs| client::rm(xs, p)),
+            // The tools' messages (xenstore_client.c): err() adds strerror.
+            Command::XenstoreLs(p) => self.with_store(
+                |xs| client::ls(xs, p).map(|lines| lines.iter().for_each(|l| println!("{l}"))),
+                |e| format!("xenstore-ls: xs_directory ({p}): {}", strerror(&e)),
+            ),
+            Command::XenstoreRead(p) => self.with_store(
+                |xs| client::read(xs, p).map(|v| println!("{}", client::sanitise_value(&v))),
+                |_| format!("xenstore-read: couldn't read path {p}"),
+            ),
+            Command::XenstoreWrite(p, v) => {
+                self.with_store(|xs| client::write(xs, p, v.as_bytes()), |_| format!("xenstore-write: could not write path {p}"))
+            }
+            Command::XenstoreRm(p) => self.with_store(|xs| client::rm(xs, p), |_| format!("xenstore-rm: could not remove path {p}")),
             Command::XenstoreWatch { count, path } => self.xenstore_watch(count, path),
             c @ (Command::Ls | Command::Cat(_) | Command::Echo { .. } | Command::Rm(_)) => self.files(c),
-            Command::Usage(u) => println!("xl: {u}"),
+            Command::Usage(u) => println!("{u}"),
             Command::Nothing => {}
             Command::Help => println!("{}", xl::HELP),
             Command::List { long, dom } => match dom.map(|d| self.find_domain(d)).transpose() {
@@ -525,9 +553,6 @@ impl Shell {
                 println!("Xen {}.{}", v >> 16, v & 0xffff);
             }
             Command::Poweroff => return false,
-            Command::Reboot => loop {
-                hypercall::shutdown(xen_public::SHUTDOWN_REBOOT);
-            },
             Command::Unknown(c) => println!("xl: unknown command '{c}' (try 'help')"),
         }
         true
@@ -603,18 +628,11 @@ impl Shell {
     }
 
     /// Block until something happens: input, a guest's console or
-    /// xenstore ring, or a domain's shutdown.
+    /// xenstore ring, a domain's shutdown, or a restart coming due; not at
+    /// all while the last pump left work.
     fn sleep(&self) {
-        // Without VIRQ_CONSOLE nothing announces input: look every 10 ms.
-        let deadline = if self.console_port == 0 { shared::now_ns().unwrap_or(0) + 10_000_000 } else { 0 };
-        let extra = [self.console_port];
-        let extra = if self.console_port == 0 { &extra[..0] } else { &extra[..] };
-        match self.guests.as_ref() {
-            Some(g) => g.wait_for(extra, deadline),
-            None => {
-                events::poll(extra, deadline);
-                extra.iter().for_each(|&p| events::clear_pending(p));
-            }
+        if !self.guests.as_ref().is_some_and(Guests::busy) {
+            self.block_until(0);
         }
     }
 }
@@ -629,7 +647,7 @@ fn bind_virq(virq: u32) -> Result<u32, i64> {
 /// Run the shell until `poweroff`, first starting `guests=N` demo guests.
 pub fn run(si: &StartInfo, guests: Option<Guests>) {
     let console_port = bind_virq(VIRQ_CONSOLE).unwrap_or(0);
-    let mut sh = Shell { guests, line: [0; 256], len: 0, console_port, attached: None };
+    let mut sh = Shell { guests, line: [0; 256], len: 0, console_port, attached: None, pending: Vec::new() };
     let args = dom0_tools::cmdline::as_str(&si.cmd_line);
     let n: usize = dom0_tools::cmdline::value(args, "guests").and_then(|v| v.parse().ok()).unwrap_or(0);
     for _ in 0..n {
@@ -641,6 +659,13 @@ pub fn run(si: &StartInfo, guests: Option<Guests>) {
     }
     prompt();
     loop {
+        if !sh.pending.is_empty() {
+            let typed = core::mem::take(&mut sh.pending);
+            if !sh.input(&typed) {
+                return;
+            }
+            continue;
+        }
         let mut buf = [0u8; 64];
         let n = read(&mut buf);
         if n > 0 {

@@ -77,6 +77,13 @@ impl GuestSpec {
         if !has_kernel(&c.kernel) {
             return err("kernel", format!("\"{}\": no such file in dom0's boot module (try `ls`)", c.kernel));
         }
+        if !valid_name(&c.name) {
+            return err("name", format!("{:?}: a domain name here is 1-{MAX_NAME} printable ASCII characters, not Domain-0", c.name));
+        }
+        // The builder puts `domid=N ` (at most 12 bytes) first.
+        if c.cmdline.len() > xen_public::MAX_GUEST_CMDLINE - 13 {
+            return err("cmdline", format!("{} bytes: more than start_info's command line holds", c.cmdline.len()));
+        }
         if let Some(r) = &c.ramdisk {
             return err("ramdisk", format!("\"{r}\": this dom0's builder does not load a ramdisk"));
         }
@@ -126,6 +133,16 @@ pub fn preserve_suffix(unix_secs: u64) -> String {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
     format!("-{year:04}{month:02}{day:02}T{:02}{:02}Z", secs / 3600, secs % 3600 / 60)
+}
+
+/// Longest domain name (Xen's xenstore path rules allow more; the shell's
+/// tables do not).
+pub const MAX_NAME: usize = 64;
+
+/// Whether `name` may name a domain: printable ASCII (no control
+/// characters to spoof the shell's tables), not dom0's name.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= MAX_NAME && name.bytes().all(|b| (0x20..0x7f).contains(&b)) && name != "Domain-0"
 }
 
 /// `xl create FILE KEY=VALUE...`: read config `file` from `files`, parse
@@ -185,6 +202,17 @@ mod tests {
         assert!(GuestSpec::from_config("t.cfg", &missing, 4096, |k| k == "guest").unwrap_err().starts_with("t.cfg: kernel: "));
         let rd = config("name = 'x'\nkernel = 'guest'\nmemory = 4\nramdisk = 'initrd'\n");
         assert!(GuestSpec::from_config("t.cfg", &rd, 4096, |_| true).unwrap_err().starts_with("t.cfg: ramdisk: "));
+    }
+
+    #[test]
+    fn names_that_could_spoof_the_tables_or_dom0_are_refused() {
+        for bad in ["Domain-0", "a\u{1b}[2Kb", "line\nbreak", ""] {
+            let mut c = config("name = 'x'\nkernel = 'guest'\nmemory = 4\n");
+            c.name = String::from(bad);
+            assert!(GuestSpec::from_config("t.cfg", &c, 4096, |_| true).unwrap_err().starts_with("t.cfg: name: "), "{bad:?}");
+        }
+        assert!(valid_name("web server 2"));
+        assert!(!valid_name(&"n".repeat(MAX_NAME + 1)));
     }
 
     #[test]

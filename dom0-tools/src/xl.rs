@@ -1,9 +1,11 @@
-//! The `xl`-like shell of dom0: command parsing and output formatting.
-//! Pure, so the host tests check the formats against Xen's `xl`.
+//! The `xl`-like shell of dom0: parsing a command line into a [`Command`]
+//! (the formats live in [`crate::xlfmt`]). Pure and host-tested.
+//!
+//! Invariant: parsing never fails; a line that is not a command with
+//! valid arguments becomes [`Command::Usage`] or [`Command::Unknown`],
+//! and no argument is longer than the line it came from.
 #![forbid(unsafe_code)]
 #![cfg_attr(not(target_os = "none"), allow(dead_code))]
-
-use core::fmt::Write;
 
 /// A domain as a command names it: a domid or a name (xl's
 /// `find_domain`); the shell resolves it.
@@ -41,10 +43,8 @@ pub enum Command<'a> {
     },
     /// `version`
     Version,
-    /// `poweroff` / bare `shutdown`: power dom0 (the host) off.
+    /// `poweroff`: power dom0 (the host) off.
     Poweroff,
-    /// Bare `reboot`: reboot the host.
-    Reboot,
     /// `create [-c] [FILE] [KEY=VALUE ...]` (a config file), or the demo
     /// guest with ARGS on its command line (`create [ARGS]`, when the
     /// first word is not a file): the shell decides.
@@ -125,8 +125,11 @@ mod usage {
     pub const DESTROY: &str = "usage: destroy DOMAIN";
     pub const PAUSE: &str = "usage: pause DOMAIN";
     pub const UNPAUSE: &str = "usage: unpause DOMAIN";
-    pub const SHUTDOWN: &str = "usage: shutdown [-w] [DOMAIN]";
-    pub const REBOOT: &str = "usage: reboot [-w] [DOMAIN]";
+    pub const SHUTDOWN: &str = "usage: shutdown [-w] DOMAIN";
+    /// xl_vmcontrol.c, for `shutdown`/`reboot` without a domain (dom0's
+    /// host is powered off with `poweroff`).
+    pub const NO_DOMAIN: &str = "You must specify -a or a domain id.";
+    pub const REBOOT: &str = "usage: reboot [-w] DOMAIN";
     pub const CONSOLE: &str = "usage: console DOMAIN";
     pub const MEM_SET: &str = "usage: mem-set DOMAIN MEM (MEM in MiB, or with a suffix b, k, m, g, t)";
     pub const MEM_MAX: &str = "usage: mem-max DOMAIN MEM (MEM in MiB, or with a suffix b, k, m, g, t)";
@@ -192,13 +195,13 @@ fn parse_words<'a>(line: &'a str, cmd: &'a str, args: &[&'a str], too_many: bool
         "version" => Command::Version,
         "poweroff" => Command::Poweroff,
         "shutdown" => match args {
-            [] => Command::Poweroff,
+            [] => Command::Usage(usage::NO_DOMAIN),
             ["-w", dom] | [dom, "-w"] => Command::Shutdown(dom, true),
             [dom] => Command::Shutdown(dom, false),
             _ => Command::Usage(usage::SHUTDOWN),
         },
         "reboot" => match args {
-            [] => Command::Reboot,
+            [] => Command::Usage(usage::NO_DOMAIN),
             ["-w", dom] | [dom, "-w"] => Command::RebootDomain(dom, true),
             [dom] => Command::RebootDomain(dom, false),
             _ => Command::Usage(usage::REBOOT),
@@ -359,14 +362,6 @@ fn parse_sched_credit<'a>(mut words: impl Iterator<Item = &'a str>) -> Option<Sc
     (a.weight != Some(0) && (!sets || a.domid.is_some())).then_some(a)
 }
 
-/// `xl sched-credit`'s header line.
-pub const SCHED_CREDIT_HEADER: &str = "Name                                ID Weight  Cap";
-
-/// One domain as `xl sched-credit` shows it: `"%-33s %4d %6d %4d"`.
-pub fn sched_credit_row(out: &mut impl Write, name: &str, id: u16, weight: u16, cap: u16) -> core::fmt::Result {
-    write!(out, "{name:<33} {id:>4} {weight:>6} {cap:>4}")
-}
-
 /// `xenstore-write`'s value: the text after `path` (after the command),
 /// trimmed.
 fn value_after<'a>(line: &'a str, path: &str) -> &'a str {
@@ -397,75 +392,12 @@ Xenstore:
   xenstore-watch [-n COUNT] PATH
 Files (configs; the boot module's files are read-only):
   ls | cat FILE | echo TEXT > FILE | echo TEXT >> FILE | rm FILE
-Host: poweroff | reboot | help";
-
-/// One domain as `xl list` shows it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct DomainRow<'a> {
-    /// Name (`Domain-0` for dom0).
-    pub name: &'a str,
-    /// Domain id.
-    pub id: u16,
-    /// Memory in MiB.
-    pub mem_mib: u64,
-    /// vCPUs online.
-    pub vcpus: u32,
-    /// `XEN_DOMINF_*` flags.
-    pub flags: u32,
-    /// CPU time in ns.
-    pub cpu_time_ns: u64,
-}
-
-/// `xl list`'s header line.
-pub const LIST_HEADER: &str = "Name                                        ID   Mem VCPUs\tState\tTime(s)";
-
-/// The six state letters: running, blocked, paused, shutdown, crashed, dying.
-pub fn state_letters(flags: u32) -> [char; 6] {
-    use xen_public::domctl::XEN_DOMINF_SHUTDOWNMASK;
-    use xen_public::{
-        SHUTDOWN_CRASH, XEN_DOMINF_BLOCKED as BLOCKED, XEN_DOMINF_DYING as DYING, XEN_DOMINF_PAUSED as PAUSED, XEN_DOMINF_RUNNING as RUNNING,
-        XEN_DOMINF_SHUTDOWN as SHUTDOWN, XEN_DOMINF_SHUTDOWNSHIFT,
-    };
-    let reason = (flags >> XEN_DOMINF_SHUTDOWNSHIFT) & XEN_DOMINF_SHUTDOWNMASK;
-    let on = |bit: u32, c: char| if flags & bit != 0 { c } else { '-' };
-    let shut = flags & SHUTDOWN != 0;
-    [
-        on(RUNNING, 'r'),
-        on(BLOCKED, 'b'),
-        on(PAUSED, 'p'),
-        if shut && reason != SHUTDOWN_CRASH { 's' } else { '-' },
-        if shut && reason == SHUTDOWN_CRASH { 'c' } else { '-' },
-        on(DYING, 'd'),
-    ]
-}
-
-/// One `xl list` row: `%-40s %5d %5lu %5d     %c%c%c%c%c%c  %8.1f`.
-pub fn list_row(out: &mut impl Write, r: &DomainRow<'_>) -> core::fmt::Result {
-    let s = state_letters(r.flags);
-    let tenths = r.cpu_time_ns / 100_000_000;
-    write!(
-        out,
-        "{:<40} {:>5} {:>5} {:>5}     {}{}{}{}{}{}  {:>6}.{}",
-        r.name,
-        r.id,
-        r.mem_mib,
-        r.vcpus,
-        s[0],
-        s[1],
-        s[2],
-        s[3],
-        s[4],
-        s[5],
-        tenths / 10,
-        tenths % 10
-    )
-}
+Host: poweroff (dom0 and every domain) | help";
 
 #[cfg(test)]
 mod tests {
     use super::*;
     extern crate std;
-    use std::string::String;
 
     #[test]
     fn commands_parse_with_or_without_xl() {
@@ -477,8 +409,9 @@ mod tests {
         assert_eq!(parse(""), Command::Nothing);
         assert_eq!(parse("xl"), Command::Nothing);
         assert_eq!(parse("frob 1"), Command::Unknown("frob"));
-        assert_eq!(parse("shutdown"), Command::Poweroff);
-        assert_eq!(parse("reboot"), Command::Reboot);
+        assert_eq!(parse("poweroff"), Command::Poweroff);
+        assert_eq!(parse("shutdown"), Command::Usage(usage::NO_DOMAIN), "never the host by accident");
+        assert_eq!(parse("reboot"), Command::Usage(usage::NO_DOMAIN));
     }
 
     #[test]
@@ -572,31 +505,5 @@ mod tests {
         assert_eq!(parse("sched-credit -d 2 -d 3"), Command::Usage(SCHED_CREDIT_USAGE));
         assert_eq!(parse("sched-credit -d"), Command::Usage(SCHED_CREDIT_USAGE));
         assert_eq!(parse("sched-credit -x 1"), Command::Usage(SCHED_CREDIT_USAGE));
-    }
-
-    #[test]
-    fn sched_credit_row_matches_xl_format() {
-        // xl's format: "%-33s %4d %6d %4d" under "%-33s %4s %6s %4s".
-        let mut s = String::new();
-        sched_credit_row(&mut s, "Domain-0", 0, 256, 0).unwrap();
-        assert_eq!(s, "Domain-0                             0    256    0");
-        assert_eq!(SCHED_CREDIT_HEADER, "Name                                ID Weight  Cap");
-    }
-
-    #[test]
-    fn list_row_matches_xl_format() {
-        // xl's format: "%-40s %5d %5lu %5d     %c%c%c%c%c%c  %8.1f".
-        let mut s = String::new();
-        let r = DomainRow { name: "Domain-0", id: 0, mem_mib: 64, vcpus: 1, flags: 1 << 5, cpu_time_ns: 12_345_000_000 };
-        list_row(&mut s, &r).unwrap();
-        assert_eq!(s, "Domain-0                                     0    64     1     r-----      12.3");
-        assert_eq!(LIST_HEADER.len(), "Name                                        ID   Mem VCPUs\tState\tTime(s)".len());
-    }
-
-    #[test]
-    fn state_letters_cover_shutdown_reasons() {
-        assert_eq!(state_letters(1 << 2), ['-', '-', '-', 's', '-', '-'], "shutdown, reason poweroff");
-        assert_eq!(state_letters((1 << 2) | (3 << 16)), ['-', '-', '-', '-', 'c', '-']);
-        assert_eq!(state_letters((1 << 3) | (1 << 4) | 1), ['-', 'b', 'p', '-', '-', 'd']);
     }
 }

@@ -105,6 +105,82 @@ fn float_seconds(ns: u64) -> f64 {
 }
 
 // ---------------------------------------------------------------------------
+// 0. xl list and xl sched-credit (tools/xl/xl_info.c, xl_sched.c)
+
+/// One domain as `xl list` shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DomainRow<'a> {
+    /// Name (`Domain-0` for dom0).
+    pub name: &'a str,
+    /// Domain id.
+    pub id: u16,
+    /// Memory in MiB (`(current_memkb + outstanding_memkb) / 1024`).
+    pub mem_mib: u64,
+    /// vCPUs online.
+    pub vcpus: u32,
+    /// `XEN_DOMINF_*` flags.
+    pub flags: u32,
+    /// CPU time in ns.
+    pub cpu_time_ns: u64,
+}
+
+/// `xl list`'s header line: `"%-40s %5s %5s %5s %6s %8s"` with a tab
+/// before State and Time(s), as xl prints it.
+pub const LIST_HEADER: &str = "Name                                        ID   Mem VCPUs\tState\tTime(s)";
+
+/// The six state letters of `xl list` 4.17: running, blocked, paused,
+/// `s` for any shutdown, the shutdown reason from `"-rscwS"` (`-` when not
+/// shut down, and for poweroff), dying.
+pub fn state_letters(flags: u32) -> [char; 6] {
+    use xen_public::domctl::XEN_DOMINF_SHUTDOWNMASK;
+    use xen_public::{
+        XEN_DOMINF_BLOCKED as BLOCKED, XEN_DOMINF_DYING as DYING, XEN_DOMINF_PAUSED as PAUSED, XEN_DOMINF_RUNNING as RUNNING,
+        XEN_DOMINF_SHUTDOWN as SHUTDOWN, XEN_DOMINF_SHUTDOWNSHIFT,
+    };
+    const REASON_LETTERS: &[u8] = b"-rscwS";
+    let shut = flags & SHUTDOWN != 0;
+    let reason = if shut { (flags >> XEN_DOMINF_SHUTDOWNSHIFT) & XEN_DOMINF_SHUTDOWNMASK } else { 0 };
+    let on = |bit: u32, c: char| if flags & bit != 0 { c } else { '-' };
+    [
+        on(RUNNING, 'r'),
+        on(BLOCKED, 'b'),
+        on(PAUSED, 'p'),
+        if shut { 's' } else { '-' },
+        REASON_LETTERS.get(reason as usize).map_or('?', |&c| c as char),
+        on(DYING, 'd'),
+    ]
+}
+
+/// One `xl list` row: `"%-40s %5d %5lu %5d     %c%c%c%c%c%c  %8.1f"`, the
+/// time as `(float)cpu_time / 1e9`.
+pub fn list_row(out: &mut impl Write, r: &DomainRow<'_>) -> fmt::Result {
+    let s = state_letters(r.flags);
+    left(out, r.name, 40)?;
+    write!(
+        out,
+        " {:>5} {:>5} {:>5}     {}{}{}{}{}{}  {:>8.1}",
+        r.id,
+        r.mem_mib,
+        r.vcpus,
+        s[0],
+        s[1],
+        s[2],
+        s[3],
+        s[4],
+        s[5],
+        float_seconds(r.cpu_time_ns)
+    )
+}
+
+/// `xl sched-credit`'s header line.
+pub const SCHED_CREDIT_HEADER: &str = "Name                                ID Weight  Cap";
+
+/// One domain as `xl sched-credit` shows it: `"%-33s %4d %6d %4d"`.
+pub fn sched_credit_row(out: &mut impl Write, name: &str, id: u16, weight: u16, cap: u16) -> core::fmt::Result {
+    write!(out, "{name:<33} {id:>4} {weight:>6} {cap:>4}")
+}
+
+// ---------------------------------------------------------------------------
 // 1. xl vcpu-list (tools/xl/xl_vcpu.c)
 
 /// `xl vcpu-list`'s header: `"%-32s %5s %5s %5s %5s %9s %s"`.
@@ -1341,6 +1417,42 @@ mod tests {
     const DYING: u32 = 1 << 0;
 
     // ---- vcpu-list
+
+    #[test]
+    fn list_row_matches_xl_4_17_format() {
+        // xl_info.c: "%-40s %5d %5lu %5d     %c%c%c%c%c%c  %8.1f", (float)ns/1e9.
+        let mut s = String::new();
+        let r = DomainRow { name: "Domain-0", id: 0, mem_mib: 64, vcpus: 1, flags: 1 << 5, cpu_time_ns: 12_345_000_000 };
+        list_row(&mut s, &r).unwrap();
+        assert_eq!(s, "Domain-0                                     0    64     1     r-----      12.3");
+        let mut s = String::new();
+        list_row(&mut s, &DomainRow { cpu_time_ns: 960_000_000, ..r }).unwrap();
+        assert!(s.ends_with("     1.0"), "%8.1f rounds: {s}");
+        // The header, from "%-40s %5s %5s %5s %6s %8s" with its tabs.
+        let mut h = std::format!("{:<40} {:>5} {:>5} {:>5}", "Name", "ID", "Mem", "VCPUs");
+        h.push_str("\tState\tTime(s)");
+        assert_eq!(LIST_HEADER, h);
+    }
+
+    #[test]
+    fn state_letters_are_xl_4_17s_with_the_reason_letter() {
+        // "-rscwS"[reason]; `s` for any shutdown.
+        assert_eq!(state_letters(1 << 2), ['-', '-', '-', 's', '-', '-'], "shutdown, reason poweroff");
+        assert_eq!(state_letters((1 << 2) | (1 << 16)), ['-', '-', '-', 's', 'r', '-'], "reboot");
+        assert_eq!(state_letters((1 << 2) | (3 << 16)), ['-', '-', '-', 's', 'c', '-'], "crash");
+        assert_eq!(state_letters((1 << 2) | (5 << 16)), ['-', '-', '-', 's', 'S', '-'], "soft reset");
+        assert_eq!(state_letters((1 << 2) | (9 << 16)), ['-', '-', '-', 's', '?', '-'], "unknown reason");
+        assert_eq!(state_letters((1 << 3) | (1 << 4) | 1), ['-', 'b', 'p', '-', '-', 'd']);
+    }
+
+    #[test]
+    fn sched_credit_row_matches_xl_format() {
+        // xl's format: "%-33s %4d %6d %4d" under "%-33s %4s %6s %4s".
+        let mut s = String::new();
+        sched_credit_row(&mut s, "Domain-0", 0, 256, 0).unwrap();
+        assert_eq!(s, "Domain-0                             0    256    0");
+        assert_eq!(SCHED_CREDIT_HEADER, std::format!("{:<33} {:>4} {:>6} {:>4}", "Name", "ID", "Weight", "Cap"));
+    }
 
     #[test]
     fn vcpu_list_header_is_xls_printf() {

@@ -188,6 +188,7 @@ fn text(bytes: &[u8]) -> String {
 
 /// `xl info`: physinfo and the XENVER_* answers.
 pub fn info() {
+    use xen_public::sysctl::*;
     use xen_public::version::*;
     let p = match hv::physinfo() {
         Ok(p) => p,
@@ -224,16 +225,16 @@ pub fn info() {
         threads_per_core: p.threads_per_core,
         cpu_khz: p.cpu_khz,
         hw_cap: p.hw_cap,
-        cap_pv: cap(1 << 5),
-        cap_hvm: cap(1 << 0),
-        cap_hvm_directio: cap(1 << 2),
-        cap_hap: cap(1 << 3),
-        cap_shadow: cap(1 << 4),
-        cap_iommu_hap_pt_share: cap(1 << 6),
-        cap_vmtrace: cap(1 << 7),
-        cap_vpmu: cap(1 << 8),
-        cap_gnttab_v1: cap(1 << 9),
-        cap_gnttab_v2: cap(1 << 10),
+        cap_pv: cap(XEN_SYSCTL_PHYSCAP_PV),
+        cap_hvm: cap(XEN_SYSCTL_PHYSCAP_HVM),
+        cap_hvm_directio: cap(XEN_SYSCTL_PHYSCAP_DIRECTIO),
+        cap_hap: cap(XEN_SYSCTL_PHYSCAP_HAP),
+        cap_shadow: cap(XEN_SYSCTL_PHYSCAP_SHADOW),
+        cap_iommu_hap_pt_share: cap(XEN_SYSCTL_PHYSCAP_IOMMU_HAP_PT_SHARE),
+        cap_vmtrace: cap(XEN_SYSCTL_PHYSCAP_VMTRACE),
+        cap_vpmu: cap(XEN_SYSCTL_PHYSCAP_VPMU),
+        cap_gnttab_v1: cap(XEN_SYSCTL_PHYSCAP_GNTTAB_V1),
+        cap_gnttab_v2: cap(XEN_SYSCTL_PHYSCAP_GNTTAB_V2),
         total_pages: p.total_pages,
         free_pages: p.free_pages,
         outstanding_pages: p.outstanding_pages,

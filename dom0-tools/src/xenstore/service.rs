@@ -29,6 +29,8 @@ pub struct Service {
     links: [Option<Link>; MAX_GUESTS],
     /// Connections closed for misbehaviour since boot.
     pub closed: u64,
+    /// The last pump left requests on some ring.
+    more: bool,
 }
 
 impl Default for Service {
@@ -40,7 +42,7 @@ impl Default for Service {
 impl Service {
     /// An empty store, no domain connected.
     pub fn new() -> Service {
-        Service { xs: Xenstore::new(), links: [const { None }; MAX_GUESTS], closed: 0 }
+        Service { xs: Xenstore::new(), links: [const { None }; MAX_GUESTS], closed: 0, more: false }
     }
 
     /// Connect `domid` in `slot`: its store page is mapped at `va`, its end
@@ -66,12 +68,21 @@ impl Service {
         true
     }
 
+    /// Whether the last [`Self::pump`] left requests on a ring (it
+    /// answers a bounded number per connection): pump again without
+    /// waiting for an event.
+    pub fn has_more(&self) -> bool {
+        self.more
+    }
+
     /// Serve every live connection once; whether anything was logged.
     pub fn pump(&mut self) -> bool {
         let mut logged = false;
+        self.more = false;
         for link in self.links.iter_mut().flatten() {
             let mut page = RingPage(link.va);
             let r = link.conn.pump(&mut self.xs, &mut page);
+            self.more |= r.more;
             if r.notify {
                 events::send(link.port);
             }
