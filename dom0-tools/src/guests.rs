@@ -67,6 +67,8 @@ struct Guest {
     more: bool,
     /// System time when it was started, in ns.
     started_ns: u64,
+    /// Its UUID (the domain handle; `/vm/<uuid>` in xenstore).
+    uuid: [u8; 16],
 }
 
 /// libxl's `LIBXL_MAXMEM_CONSTANT`: KiB above a domain's target that the
@@ -132,6 +134,8 @@ pub struct Guests {
     attached: Option<u16>,
     /// Restarts waiting for their delay.
     restarts: Vec<Restart>,
+    /// Domains created so far (a UUID seed).
+    created: u32,
 }
 
 /// The name of a shutdown code.
@@ -175,6 +179,7 @@ impl Guests {
             store: Service::new(),
             attached: None,
             restarts: Vec::new(),
+            created: 0,
         })
     }
 
@@ -202,8 +207,11 @@ impl Guests {
         if !spec.name.is_empty() && self.find(&spec.name).is_some() {
             return Err(BuildError("use a name no other domain has", -xen_public::errno::EEXIST));
         }
-        let domid = hv::create_domain_with(spec.vcpus).map_err(|rc| BuildError("createdomain", rc))?;
-        self.start_created_spec(domid, spec)
+        let seed = shared::now_ns().unwrap_or(0) ^ (u64::from(self.created) << 48);
+        self.created = self.created.wrapping_add(1);
+        let uuid = crate::spec::uuid_from_seed(seed);
+        let domid = hv::create_domain_with(spec.vcpus, uuid).map_err(|rc| BuildError("createdomain", rc))?;
+        self.start_created_spec(domid, spec, uuid)
     }
 
     /// Build and start a guest that dom0 does not follow: no console relay
@@ -215,12 +223,13 @@ impl Guests {
 
     /// Build and start the demo guest in the domain `domid` (created, empty).
     pub fn start_created(&mut self, domid: u16, extra: &str) -> Result<u16, BuildError> {
-        self.start_created_spec(domid, GuestSpec::demo(extra))
+        let uuid = crate::spec::uuid_from_seed(shared::now_ns().unwrap_or(0) ^ u64::from(domid));
+        self.start_created_spec(domid, GuestSpec::demo(extra), uuid)
     }
 
     /// Build and start a guest from `spec` in the domain `domid` (created,
     /// empty); on failure the domain is destroyed.
-    fn start_created_spec(&mut self, domid: u16, spec: GuestSpec) -> Result<u16, BuildError> {
+    fn start_created_spec(&mut self, domid: u16, spec: GuestSpec, uuid: [u8; 16]) -> Result<u16, BuildError> {
         let Some(i) = self.slots.iter().position(Option::is_none) else {
             hv::domctl_simple(hv::DESTROYDOMAIN, domid);
             return Err(BuildError("find a free guest slot", 0));
@@ -270,6 +279,7 @@ impl Guests {
             preserved: false,
             more: false,
             started_ns,
+            uuid,
         });
         if let Err(e) = self.connect_store(i, &built).and_then(|()| builder::unpause(built.domid)) {
             self.destroy(built.domid);
@@ -282,9 +292,21 @@ impl Guests {
     /// page and connect it to xenstored (introducing it).
     fn connect_store(&mut self, i: usize, built: &builder::Built) -> Result<(), BuildError> {
         let Some(g) = self.slots[i].as_ref() else { return Err(BuildError("find the guest slot", 0)) };
-        let (name, memory_kib, max_kib) = (g.name.clone(), g.spec.pages * 4, g.spec.max_pages * 4);
-        let home =
-            DomainHome { domid: built.domid, name: &name, memory_kib, max_kib, console_mfn: built.console_mfn, console_port: built.console_port };
+        let (name, memory_kib, max_kib, vcpus) = (g.name.clone(), g.spec.pages * 4, g.spec.max_pages * 4, g.spec.vcpus);
+        let uuid = uuid_string(&g.uuid);
+        let home = DomainHome {
+            domid: built.domid,
+            name: &name,
+            memory_kib,
+            max_kib,
+            console_mfn: built.console_mfn,
+            console_port: built.console_port,
+            store_mfn: built.store_mfn,
+            store_port: built.store_port,
+            uuid: &uuid,
+            start_time: shared::wallclock_seconds().unwrap_or(0),
+            vcpus,
+        };
         if let Err(e) = client::make_home(&mut self.store.xs, &home) {
             println!("dom0: xenstored: d{}: writing its home failed: {e}", built.domid);
             return Err(BuildError("write the xenstore home", 0));
@@ -426,6 +448,7 @@ impl Guests {
         let Some(i) = self.slot_of(domid) else { return false };
         self.disconnect_store(i);
         if let Some(mut g) = self.slots[i].take() {
+            client::remove_home(&mut self.store.xs, domid, &uuid_string(&g.uuid));
             let _ = relay(&mut g, &mut |_, _| {}, self.attached == Some(domid));
             events::close(g.port);
             self.consoles.unmap_at(i);
@@ -590,6 +613,13 @@ pub fn reaped_line(r: &Reaped) -> String {
         Outcome::Restarted(Ok(new)) => format!("dom0: d{d} restarted as d{new}"),
         Outcome::Restarted(Err(e)) => format!("dom0: d{d} restart failed at {}: {} ({})", e.0, e.1, xen_public::errno::name(e.1)),
     }
+}
+
+/// A UUID as libxl spells it.
+fn uuid_string(u: &[u8; 16]) -> String {
+    let mut s = String::new();
+    let _ = crate::xlfmt::uuid(&mut s, u);
+    s
 }
 
 /// Keep `bytes` at the end of a guest's console log.

@@ -50,14 +50,15 @@ pub fn domctl_simple(cmd: u32, dom: u16) -> i64 {
 
 /// XEN_DOMCTL_createdomain: a new paused PV domain with one vCPU.
 pub fn create_domain() -> Result<u16, i64> {
-    create_domain_with(1)
+    create_domain_with(1, [0; 16])
 }
 
 /// XEN_DOMCTL_createdomain and max_vcpus: a new paused PV domain with
-/// `vcpus` vCPUs (the hypervisor refuses more than it supports).
-pub fn create_domain_with(vcpus: u32) -> Result<u16, i64> {
+/// `vcpus` vCPUs (the hypervisor refuses more than it supports) and
+/// handle `uuid`.
+pub fn create_domain_with(vcpus: u32, uuid: [u8; 16]) -> Result<u16, i64> {
     let mut c = XenDomctl::new(XEN_DOMCTL_CREATEDOMAIN, 0);
-    c.set_payload(&XenDomctlCreatedomain { max_vcpus: vcpus, ..XenDomctlCreatedomain::pv_default() });
+    c.set_payload(&XenDomctlCreatedomain { max_vcpus: vcpus, handle: uuid, ..XenDomctlCreatedomain::pv_default() });
     let rc = domctl_plain(&mut c);
     if rc != 0 {
         return Err(rc);

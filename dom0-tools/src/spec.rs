@@ -135,6 +135,26 @@ pub fn preserve_suffix(unix_secs: u64) -> String {
     format!("-{year:04}{month:02}{day:02}T{:02}{:02}Z", secs / 3600, secs % 3600 / 60)
 }
 
+/// A random-looking version-4 UUID from `seed` (splitmix64; dom0 has no
+/// entropy source, so the seed is the clock and the domid). libxl gives
+/// each domain one (`libxl_uuid_generate`).
+pub fn uuid_from_seed(seed: u64) -> [u8; 16] {
+    let mut x = seed;
+    let mut next = || {
+        x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = x;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    let mut u = [0u8; 16];
+    u[..8].copy_from_slice(&next().to_le_bytes());
+    u[8..].copy_from_slice(&next().to_le_bytes());
+    u[6] = (u[6] & 0x0f) | 0x40; // version 4
+    u[8] = (u[8] & 0x3f) | 0x80; // RFC 4122 variant
+    u
+}
+
 /// Longest domain name (Xen's xenstore path rules allow more; the shell's
 /// tables do not).
 pub const MAX_NAME: usize = 64;
@@ -213,6 +233,13 @@ mod tests {
         }
         assert!(valid_name("web server 2"));
         assert!(!valid_name(&"n".repeat(MAX_NAME + 1)));
+    }
+
+    #[test]
+    fn uuids_are_version_4_and_differ_by_seed() {
+        let (a, b) = (uuid_from_seed(1), uuid_from_seed(2));
+        assert_ne!(a, b);
+        assert_eq!((a[6] >> 4, a[8] >> 6), (4, 2), "version 4, RFC 4122 variant");
     }
 
     #[test]

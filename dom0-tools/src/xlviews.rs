@@ -98,6 +98,7 @@ pub fn list_long(guests: Option<&Guests>, name_of: &mut dyn FnMut(u16) -> String
     let mut configs = Vec::new();
     for (k, info) in infos.iter().enumerate() {
         let mut d = xlfmt::DomainConfig::new(info.domain.into(), &names[k]);
+        d.uuid = info.handle;
         d.max_vcpus = info.max_vcpu_id + 1;
         d.avail_vcpus = info.nr_online_vcpus;
         d.max_memkb = info.max_pages.saturating_mul(4);

@@ -666,6 +666,7 @@ fn dom0_tests() -> Vec<Dom0Test> {
                 "pause batch",
                 "list batch",
                 "unpause batch",
+                "list 3",
                 "console web",
                 "@^]",
                 "shutdown -w web",
@@ -698,6 +699,10 @@ fn dom0_tests() -> Vec<Dom0Test> {
                     " target = \"4096\"",
                     " static-max = \"8192\"",
                     "batch                                        3     5     1     --p---",
+                    "batch                                        3     5     1     -b----",
+                    "vm = \"/vm/",
+                    " port = \"",
+                    "  availability = \"online\"",
                     // `console web` shows its output without the (d1) prefix.
                     "\nxenbus: name=web domid=1",
                     "Shutting down domain 1",

@@ -110,6 +110,21 @@ pub struct DomainHome<'a> {
     pub console_mfn: u64,
     /// The domain's end of the console channel.
     pub console_port: u32,
+    /// The xenstore ring's frame (`store/ring-ref`: an mfn for PV).
+    pub store_mfn: u64,
+    /// The domain's end of the xenstore channel.
+    pub store_port: u32,
+    /// Its UUID, as `xlfmt::uuid` spells it (`vm` is `/vm/<uuid>`).
+    pub uuid: &'a str,
+    /// Wall-clock seconds at creation (`/vm/<uuid>/start_time`).
+    pub start_time: u64,
+    /// Its vCPUs (`cpu/<n>/availability`).
+    pub vcpus: u32,
+}
+
+/// `/vm/<uuid>`: the domain's VM node, which libxl keeps outside its home.
+pub fn vm_path(uuid: &str) -> String {
+    format!("/vm/{uuid}")
 }
 
 /// `/local/domain/<id>`'s subtrees as `libxl__domain_make` creates them:
@@ -149,7 +164,9 @@ pub fn make_home(xs: &mut Xenstore, h: &DomainHome<'_>) -> Result<(), String> {
         if owned { set_perms(xs, &p, &[&rw])? } else { set_perms(xs, &p, &ro)? }
     }
     let kib = format!("{}", h.memory_kib);
-    let entries: [(&str, String); 7] = [
+    let vm = vm_path(h.uuid);
+    let entries: [(&str, String); 10] = [
+        ("vm", vm.clone()),
         ("name", String::from(h.name)),
         ("domid", format!("{}", h.domid)),
         ("memory/static-max", format!("{}", h.max_kib)),
@@ -157,11 +174,30 @@ pub fn make_home(xs: &mut Xenstore, h: &DomainHome<'_>) -> Result<(), String> {
         ("console/ring-ref", format!("{}", h.console_mfn)),
         ("console/port", format!("{}", h.console_port)),
         ("console/limit", String::from("1048576")),
+        ("store/ring-ref", format!("{}", h.store_mfn)),
+        ("store/port", format!("{}", h.store_port)),
     ];
     for (k, v) in entries {
         write(xs, &format!("{home}/{k}"), v.as_bytes())?;
     }
+    for cpu in 0..h.vcpus {
+        write(xs, &format!("{home}/cpu/{cpu}/availability"), b"online")?;
+    }
+    // libxl__domain_make's /vm/<uuid>: readable by the domain, dom0's.
+    let _ = rm(xs, &vm);
+    write(xs, &vm, b"")?;
+    set_perms(xs, &vm, &ro)?;
+    for (k, v) in [("uuid", String::from(h.uuid)), ("name", String::from(h.name)), ("start_time", format!("{}.00", h.start_time))] {
+        write(xs, &format!("{vm}/{k}"), v.as_bytes())?;
+    }
     Ok(())
+}
+
+/// Remove what [`make_home`] wrote for a domain that is gone: its home and
+/// its `/vm/<uuid>`.
+pub fn remove_home(xs: &mut Xenstore, domid: DomId, uuid: &str) {
+    let _ = rm(xs, &super::tree::domain_path(domid));
+    let _ = rm(xs, &vm_path(uuid));
 }
 
 /// xenstore-ls's `sanitise_value`: printable ASCII but `\` as is,
@@ -243,7 +279,19 @@ mod tests {
     use crate::xenstore::perms::perm_for_conn;
 
     fn home(xs: &mut Xenstore) {
-        let h = DomainHome { domid: 3, name: "web", memory_kib: 4096, max_kib: 4096, console_mfn: 0x1234, console_port: 2 };
+        let h = DomainHome {
+            domid: 3,
+            name: "web",
+            memory_kib: 4096,
+            max_kib: 4096,
+            console_mfn: 0x1234,
+            console_port: 2,
+            store_mfn: 0x1235,
+            store_port: 3,
+            uuid: "00000000-0000-4000-8000-000000000003",
+            start_time: 1_796_259_599,
+            vcpus: 1,
+        };
         make_home(xs, &h).unwrap();
     }
 
@@ -269,6 +317,16 @@ mod tests {
         assert_eq!(read(&mut xs, "/local/domain/3/console/ring-ref").unwrap(), b"4660");
         assert_eq!(read(&mut xs, "/local/domain/3/console/port").unwrap(), b"2");
         assert_eq!(read(&mut xs, "/local/domain/3/control/shutdown").unwrap(), b"");
+        assert_eq!(read(&mut xs, "/local/domain/3/store/ring-ref").unwrap(), b"4661");
+        assert_eq!(read(&mut xs, "/local/domain/3/store/port").unwrap(), b"3");
+        assert_eq!(read(&mut xs, "/local/domain/3/cpu/0/availability").unwrap(), b"online");
+        assert_eq!(read(&mut xs, "/local/domain/3/vm").unwrap(), b"/vm/00000000-0000-4000-8000-000000000003");
+        assert_eq!(read(&mut xs, "/vm/00000000-0000-4000-8000-000000000003/name").unwrap(), b"web");
+        assert_eq!(read(&mut xs, "/vm/00000000-0000-4000-8000-000000000003/start_time").unwrap(), b"1796259599.00");
+        remove_home(&mut xs, 3, "00000000-0000-4000-8000-000000000003");
+        assert_eq!(read(&mut xs, "/vm/00000000-0000-4000-8000-000000000003"), Err(String::from("ENOENT")));
+        assert_eq!(read(&mut xs, "/local/domain/3"), Err(String::from("ENOENT")));
+        home(&mut xs);
         let perms = |xs: &Xenstore, p: &str| xs.tree().peek(p).unwrap().perms.clone();
         let h = perms(&xs, "/local/domain/3");
         assert_eq!((h.owner(), perm_for_conn(3, &h) & perms::PERM_WRITE, perm_for_conn(3, &h) & perms::PERM_READ != 0), (0, 0, true), "n0 r3");

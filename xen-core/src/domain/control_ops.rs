@@ -133,6 +133,7 @@ fn domaininfo<H: VcpuHost>(h: &H, d: &Domain, vcpus: &[Vcpu], running: bool) -> 
         nr_online_vcpus: vcpus.iter().filter(|v| v.vcpu_up).count() as u32,
         max_vcpu_id: d.max_vcpus - 1,
         gpaddr_bits: 52,
+        handle: d.handle,
         ..Default::default()
     }
 }
@@ -175,6 +176,7 @@ pub fn create_domain<H: ControlHost>(h: &mut H, requested: u16, c: &XenDomctlCre
     let _ = h.with_ft(|ft, _| ft.share_with_guest(shinfo.0, domid));
     let mut dom = Domain::empty(domid, false, shinfo);
     dom.pause_count = 1;
+    dom.handle = c.handle;
     let mut g = Guest::new(dom);
     // As a domU that Xen's toolstack builds: shared_info starts zeroed, so
     // event upcalls start unmasked (only dom0 starts masked).
@@ -838,11 +840,13 @@ pub mod tests {
     #[test]
     fn createdomain_makes_a_paused_pv_domain_with_a_shared_info_frame_and_returns_its_id() {
         let (mut h, g, mut v, mut d) = setup();
-        assert_eq!(create(&mut h, &g, &mut v, &mut d, 0, &XenDomctlCreatedomain::pv_default()), 0);
+        let c = XenDomctlCreatedomain { handle: [7; 16], ..XenDomctlCreatedomain::pv_default() };
+        assert_eq!(create(&mut h, &g, &mut v, &mut d, 0, &c), 0);
         let id = out(&g).domain;
         assert_eq!(id, 1, "the first free domid");
         let o = h.other(id);
         assert_eq!((o.pause_count, o.privileged, o.vcpu_created), (1, false, false));
+        assert_eq!(o.handle, [7; 16], "the toolstack's handle (its UUID) is kept for getdomaininfo");
         let shinfo = o.shared_info.0;
         let f = h.ft.info(shinfo).unwrap();
         assert_eq!((f.owner, f.ty, f.type_count), (id, PageType::Writable, 1), "shared_info shared with the guest for good");

@@ -76,6 +76,7 @@ fn xen_version_buf(d: &Domain, mem: &impl GuestAccess, cmd: u32, arg: u64) -> Re
             rc(mem.write(arg + 4, &features(d).to_le_bytes()))
         }
         XENVER_PAGESIZE => PAGE_SIZE as i64,
+        xen_public::version::XENVER_GUEST_HANDLE => rc(mem.write(arg, &d.handle)),
         _ => -ENOSYS,
     }
 }
@@ -158,6 +159,18 @@ mod tests {
         assert_eq!(g.copy_from::<u32>(ARG + 4), Ok((1 << 17) | (1 << 11) | (1 << 4)));
         g.copy_to(ARG, &1u32).unwrap();
         assert_eq!(xen_version(&d, &g, XENVER_GET_FEATURES as u32, ARG), -EINVAL, "submap 1 does not exist");
+    }
+
+    #[test]
+    fn xenver_guest_handle_is_the_domains_16_byte_handle() {
+        let g = guest();
+        let mut d = domu();
+        d.handle = [0xab; 16];
+        assert_eq!(xen_version(&d, &g, xen_public::version::XENVER_GUEST_HANDLE as u32, ARG), 0);
+        let mut got = [0u8; 16];
+        g.read(ARG, &mut got).unwrap();
+        assert_eq!(got, [0xab; 16]);
+        assert_eq!(xen_version(&d, &FakeGuest::default(), xen_public::version::XENVER_GUEST_HANDLE as u32, ARG), -EFAULT);
     }
 
     #[test]

@@ -75,6 +75,9 @@ impl Guest {
 pub struct Domain {
     /// Domain id.
     pub domid: u16,
+    /// The toolstack's handle for it (its UUID: `xen_domain_handle_t`),
+    /// from createdomain; getdomaininfo and XENVER_guest_handle return it.
+    pub handle: [u8; 16],
     /// Whether it may use privileged operations (dom0).
     pub privileged: bool,
     /// The shared_info frame.
@@ -125,6 +128,7 @@ impl Domain {
             vcpu_created: false,
             dying: false,
             shutdown: None,
+            handle: [0; 16],
         }
     }
 
