@@ -16,6 +16,9 @@ use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 
+/// The demo guest kernel's file name (a bare ELF module is this file).
+pub const DEMO_KERNEL: &str = "guest";
+
 /// Bytes of one file written from the shell.
 pub const MAX_WRITTEN: usize = 16 * 1024;
 /// Files written from the shell.
@@ -73,7 +76,7 @@ impl<'m> Files<'m> {
     pub fn from_module(module: &'m [u8]) -> Files<'m> {
         let mut files = Files::default();
         if module.starts_with(b"\x7fELF") {
-            files.module.push((String::from("guest"), module));
+            files.module.push((String::from(DEMO_KERNEL), module));
         } else if let Ok(tar) = tar_no_std::TarArchiveRef::new(module) {
             for e in tar.entries().take(MAX_MODULE_FILES) {
                 let raw = e.filename();

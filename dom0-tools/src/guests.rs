@@ -39,7 +39,6 @@ pub const MAX_GUESTS: usize = 7;
 const _: () = assert!(2 * MAX_GUESTS <= builder::SCRATCH_SLOTS, "console and store pages share the console window");
 /// Pages of a guest: 4 MiB.
 pub const GUEST_PAGES: u64 = crate::spec::DEMO_PAGES;
-const VIRQ_DOM_EXC: u32 = 3;
 
 /// Bytes of console output kept per guest for `xl console`.
 pub const LOG_BYTES: usize = 4096;
@@ -168,7 +167,7 @@ impl Guests {
         // SAFETY: the boot module is mapped at `mod_start` for `mod_len`
         // bytes in dom0's initial region and never written.
         let module = unsafe { core::slice::from_raw_parts(si.mod_start as *const u8, si.mod_len as usize) };
-        let dom_exc = bind_virq(VIRQ_DOM_EXC).unwrap_or(0);
+        let dom_exc = bind_virq(xen_public::VIRQ_DOM_EXC).unwrap_or(0);
         Some(Guests {
             slots: core::array::from_fn(|_| None),
             build,
@@ -217,7 +216,7 @@ impl Guests {
     /// Build and start a guest that dom0 does not follow: no console relay
     /// and no slot here (the density benchmark starts hundreds).
     pub fn start_headless(&mut self, extra: &str) -> Result<u16, BuildError> {
-        let image = self.kernel("guest")?;
+        let image = self.kernel(crate::files::DEMO_KERNEL)?;
         builder::build(&mut self.build, self.p2m, image, GUEST_PAGES, extra).map(|b| b.domid)
     }
 
@@ -677,7 +676,7 @@ fn relay(g: &mut Guest, f: &mut dyn FnMut(u16, &str), attached: bool) -> bool {
 }
 
 /// EVTCHNOP_bind_virq on vCPU 0.
-fn bind_virq(virq: u32) -> Result<u32, i64> {
+pub fn bind_virq(virq: u32) -> Result<u32, i64> {
     let mut a = xen_public::event_channel::EvtchnBindVirq { virq, vcpu: 0, port: 0 };
     let rc = events::op(&mut a);
     if rc != 0 { Err(rc) } else { Ok(a.port) }

@@ -28,8 +28,6 @@ const CTRL_RIGHT_BRACKET: u8 = 0x1d;
 const CTRL_C: u8 = 0x03;
 /// Ctrl-U: erases the line being typed.
 const CTRL_U: u8 = 0x15;
-/// VIRQ_CONSOLE: console input for the console domain.
-const VIRQ_CONSOLE: u32 = 2;
 /// How long `shutdown -w` and `reboot -w` wait.
 const WAIT_SECONDS: u64 = 60;
 /// Bytes typed during a wait that are kept for the prompt.
@@ -300,7 +298,9 @@ impl Shell {
         };
         let mut words = rest.split_ascii_whitespace().filter(|w| *w != "-c");
         let first = words.next().unwrap_or("");
-        let is_config = first.ends_with(".cfg") || (g.files().get(first).is_some() && first != "guest");
+        // A word that names a file, or looks like one, is a config: a
+        // mistyped name is an error, not a demo guest.
+        let is_config = first.contains(['.', '/']) || (g.files().get(first).is_some() && first != dom0_tools::files::DEMO_KERNEL);
         let spec = if is_config {
             let extras: Vec<&str> = words.collect();
             println!("Parsing config from {first}");
@@ -315,7 +315,8 @@ impl Shell {
                 }
             }
         } else {
-            GuestSpec::demo(rest)
+            let words: Vec<&str> = rest.split_ascii_whitespace().filter(|w| *w != "-c").collect();
+            GuestSpec::demo(&words.join(" "))
         };
         match g.start_spec(spec) {
             Ok(id) => {
@@ -476,7 +477,7 @@ impl Shell {
         match cmd {
             Command::Ls => files.list().iter().for_each(|(name, size)| println!("{size:>8} {name}")),
             Command::Cat(name) => match files.get(name) {
-                Some(data) if name != "guest" && !data.starts_with(b"\x7fELF") => {
+                Some(data) if !data.starts_with(b"\x7fELF") => {
                     let _ = Console.write_str(&String::from_utf8_lossy(data));
                 }
                 Some(_) => println!("cat: {name}: a kernel image, not text"),
@@ -637,16 +638,9 @@ impl Shell {
     }
 }
 
-/// EVTCHNOP_bind_virq on vCPU 0.
-fn bind_virq(virq: u32) -> Result<u32, i64> {
-    let mut a = xen_public::event_channel::EvtchnBindVirq { virq, vcpu: 0, port: 0 };
-    let rc = events::op(&mut a);
-    if rc != 0 { Err(rc) } else { Ok(a.port) }
-}
-
 /// Run the shell until `poweroff`, first starting `guests=N` demo guests.
 pub fn run(si: &StartInfo, guests: Option<Guests>) {
-    let console_port = bind_virq(VIRQ_CONSOLE).unwrap_or(0);
+    let console_port = dom0_tools::guests::bind_virq(xen_public::VIRQ_CONSOLE).unwrap_or(0);
     let mut sh = Shell { guests, line: [0; 256], len: 0, console_port, attached: None, pending: Vec::new() };
     let args = dom0_tools::cmdline::as_str(&si.cmd_line);
     let n: usize = dom0_tools::cmdline::value(args, "guests").and_then(|v| v.parse().ok()).unwrap_or(0);

@@ -49,7 +49,7 @@ impl GuestSpec {
     pub fn demo(extra: &str) -> GuestSpec {
         GuestSpec {
             name: String::new(),
-            kernel: String::from("guest"),
+            kernel: String::from(crate::files::DEMO_KERNEL),
             cmdline: String::from(extra),
             pages: DEMO_PAGES,
             max_pages: DEMO_PAGES,

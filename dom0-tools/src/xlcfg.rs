@@ -168,6 +168,20 @@ impl Action {
         }
     }
 
+    /// libxl's name (`libxl_action_on_shutdown_to_string`), as `xl list
+    /// -l` shows it.
+    pub fn libxl_name(self) -> &'static str {
+        match self {
+            Action::Destroy => "destroy",
+            Action::Restart => "restart",
+            Action::RenameRestart => "restart_rename",
+            Action::Preserve => "preserve",
+            Action::CoredumpDestroy => "coredump_destroy",
+            Action::CoredumpRestart => "coredump_restart",
+            Action::SoftReset => "soft_reset",
+        }
+    }
+
     /// The action spelled `name`, compared exactly (xl uses `strcmp`).
     pub fn from_name(name: &str) -> Option<Action> {
         Action::ALL.into_iter().find(|a| a.name() == name)
@@ -195,6 +209,21 @@ pub enum DiskFormat {
     Qed,
     /// `empty`: no medium (a cdrom drive without a target).
     Empty,
+}
+
+impl DiskFormat {
+    /// libxl's name (`libxl_disk_format_to_string`), as `xl list -l`
+    /// shows it.
+    pub fn libxl_name(self) -> &'static str {
+        match self {
+            DiskFormat::Raw => "raw",
+            DiskFormat::Qcow => "qcow",
+            DiskFormat::Qcow2 => "qcow2",
+            DiskFormat::Vhd => "vhd",
+            DiskFormat::Qed => "qed",
+            DiskFormat::Empty => "empty",
+        }
+    }
 }
 
 /// Whether the guest may write a disk.

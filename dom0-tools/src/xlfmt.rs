@@ -266,40 +266,7 @@ fn range(out: &mut impl Write, from: usize, to: usize, comma: bool) -> fmt::Resu
 // ---------------------------------------------------------------------------
 // 2. xl list -l (tools/xl/xl_info.c, libxl's generated JSON, yajl)
 
-/// `libxl_action_on_shutdown`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum ShutdownAction {
-    /// `destroy` (libxl's default: omitted from the JSON).
-    #[default]
-    Destroy,
-    /// `restart`
-    Restart,
-    /// `restart_rename`
-    RestartRename,
-    /// `preserve`
-    Preserve,
-    /// `coredump_destroy`
-    CoredumpDestroy,
-    /// `coredump_restart`
-    CoredumpRestart,
-    /// `soft_reset`
-    SoftReset,
-}
-
-impl ShutdownAction {
-    /// libxl's name (`libxl_action_on_shutdown_to_string`).
-    pub fn libxl_name(self) -> &'static str {
-        match self {
-            Self::Destroy => "destroy",
-            Self::Restart => "restart",
-            Self::RestartRename => "restart_rename",
-            Self::Preserve => "preserve",
-            Self::CoredumpDestroy => "coredump_destroy",
-            Self::CoredumpRestart => "coredump_restart",
-            Self::SoftReset => "soft_reset",
-        }
-    }
-}
+pub use crate::xlcfg::{Action as ShutdownAction, DiskFormat};
 
 /// `libxl_scheduler`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -337,41 +304,6 @@ impl Scheduler {
     }
 }
 
-/// `libxl_disk_format`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum DiskFormat {
-    /// `unknown` (0: omitted).
-    #[default]
-    Unknown,
-    /// `qcow`
-    Qcow,
-    /// `qcow2`
-    Qcow2,
-    /// `vhd`
-    Vhd,
-    /// `raw`
-    Raw,
-    /// `empty`
-    Empty,
-    /// `qed`
-    Qed,
-}
-
-impl DiskFormat {
-    /// libxl's name.
-    pub fn libxl_name(self) -> &'static str {
-        match self {
-            Self::Unknown => "unknown",
-            Self::Qcow => "qcow",
-            Self::Qcow2 => "qcow2",
-            Self::Vhd => "vhd",
-            Self::Raw => "raw",
-            Self::Empty => "empty",
-            Self::Qed => "qed",
-        }
-    }
-}
-
 /// A `disk = [...]` entry (`libxl_device_disk`).
 #[derive(Clone, Copy, Debug)]
 pub struct DiskConfig<'a> {
@@ -379,8 +311,8 @@ pub struct DiskConfig<'a> {
     pub target: &'a str,
     /// `vdev=`, e.g. `xvda`.
     pub vdev: &'a str,
-    /// `format=`.
-    pub format: DiskFormat,
+    /// `format=` (None: libxl's `unknown`, omitted).
+    pub format: Option<DiskFormat>,
     /// `access=rw` (libxl's `readwrite`, written as 1 when set).
     pub readwrite: bool,
 }
@@ -752,8 +684,8 @@ fn disk_json<W: Write>(g: &mut Yajl<'_, W>, disk: &DiskConfig<'_>) -> fmt::Resul
     g.map_open()?;
     g.key_string("pdev_path", disk.target)?;
     g.key_string("vdev", disk.vdev)?;
-    if disk.format != DiskFormat::Unknown {
-        g.key_string("format", disk.format.libxl_name())?;
+    if let Some(format) = disk.format {
+        g.key_string("format", format.libxl_name())?;
     }
     if disk.readwrite {
         g.key_number("readwrite", 1)?;
@@ -1534,7 +1466,7 @@ mod tests {
     // ---- list -l
 
     fn demo() -> DomainConfig<'static> {
-        static DISKS: [DiskConfig<'static>; 1] = [DiskConfig { target: "/dev/ram0", vdev: "xvda", format: DiskFormat::Raw, readwrite: true }];
+        static DISKS: [DiskConfig<'static>; 1] = [DiskConfig { target: "/dev/ram0", vdev: "xvda", format: Some(DiskFormat::Raw), readwrite: true }];
         static NICS: [NicConfig<'static>; 1] = [NicConfig { devid: 0, mac: [0x00, 0x16, 0x3e, 0x01, 0x02, 0x03], ip: None, bridge: Some("xenbr0") }];
         DomainConfig {
             uuid: [0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff],
@@ -1822,8 +1754,7 @@ mod tests {
     fn hostile_names_and_paths_keep_list_long_valid_json() {
         use json::V;
         let hostile = "q\"uote\\back\nnl\x00nul\x1b[31mred\x7f é 漢 🙂 \"}],{\"domid\": 666";
-        static DISKS: [DiskConfig<'static>; 1] =
-            [DiskConfig { target: "/x\"y\\z\t", vdev: "xvda\u{1}", format: DiskFormat::Unknown, readwrite: false }];
+        static DISKS: [DiskConfig<'static>; 1] = [DiskConfig { target: "/x\"y\\z\t", vdev: "xvda\u{1}", format: None, readwrite: false }];
         let d = DomainConfig { kernel: Some(hostile), cmdline: Some("\\\\\\\""), disks: &DISKS, ..DomainConfig::new(3, hostile) };
         let text = s(|o| list_long(o, &[d]));
         let Some(V::Arr(doms)) = json::parse(&text) else { panic!("not valid JSON: {text}") };
@@ -1857,7 +1788,7 @@ mod tests {
         let names: std::vec::Vec<_> = [
             ShutdownAction::Destroy,
             ShutdownAction::Restart,
-            ShutdownAction::RestartRename,
+            ShutdownAction::RenameRestart,
             ShutdownAction::Preserve,
             ShutdownAction::CoredumpDestroy,
             ShutdownAction::CoredumpRestart,

@@ -9,8 +9,8 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use dom0_tools::guests::Guests;
 use dom0_tools::hv;
-use dom0_tools::xlcfg::{self, Action};
-use dom0_tools::xlfmt::{self, ShutdownAction};
+use dom0_tools::xlcfg;
+use dom0_tools::xlfmt;
 use pv_guest_kernel::console::Console;
 use pv_guest_kernel::{hypercall, println, shared};
 use xen_public::domctl::XenDomctlGetdomaininfo;
@@ -38,29 +38,6 @@ fn print_with(f: impl FnOnce(&mut String) -> core::fmt::Result) {
     let _ = core::fmt::Write::write_str(&mut Console, &s);
 }
 
-fn action(a: Action) -> ShutdownAction {
-    match a {
-        Action::Destroy => ShutdownAction::Destroy,
-        Action::Restart => ShutdownAction::Restart,
-        Action::RenameRestart => ShutdownAction::RestartRename,
-        Action::Preserve => ShutdownAction::Preserve,
-        Action::CoredumpDestroy => ShutdownAction::CoredumpDestroy,
-        Action::CoredumpRestart => ShutdownAction::CoredumpRestart,
-        Action::SoftReset => ShutdownAction::SoftReset,
-    }
-}
-
-fn disk_format(f: xlcfg::DiskFormat) -> xlfmt::DiskFormat {
-    match f {
-        xlcfg::DiskFormat::Raw => xlfmt::DiskFormat::Raw,
-        xlcfg::DiskFormat::Qcow => xlfmt::DiskFormat::Qcow,
-        xlcfg::DiskFormat::Qcow2 => xlfmt::DiskFormat::Qcow2,
-        xlcfg::DiskFormat::Vhd => xlfmt::DiskFormat::Vhd,
-        xlcfg::DiskFormat::Qed => xlfmt::DiskFormat::Qed,
-        xlcfg::DiskFormat::Empty => xlfmt::DiskFormat::Empty,
-    }
-}
-
 /// `xl list -l [DOM]`: libxl's JSON of each domain's configuration.
 pub fn list_long(guests: Option<&Guests>, name_of: &mut dyn FnMut(u16) -> String, only: Option<u16>) {
     let infos = domains(only);
@@ -76,7 +53,7 @@ pub fn list_long(guests: Option<&Guests>, name_of: &mut dyn FnMut(u16) -> String
                     .map(|d| xlfmt::DiskConfig {
                         target: d.target.as_deref().unwrap_or(""),
                         vdev: &d.vdev,
-                        format: disk_format(d.format),
+                        format: Some(d.format),
                         readwrite: d.access == xlcfg::DiskAccess::ReadWrite,
                     })
                     .collect()
@@ -108,9 +85,9 @@ pub fn list_long(guests: Option<&Guests>, name_of: &mut dyn FnMut(u16) -> String
             d.target_memkb = s.pages * 4;
             d.kernel = Some(&s.kernel);
             d.cmdline = Some(&s.cmdline).filter(|c| !c.is_empty()).map(String::as_str);
-            d.on_poweroff = action(s.on_poweroff);
-            d.on_reboot = action(s.on_reboot);
-            d.on_crash = action(s.on_crash);
+            d.on_poweroff = s.on_poweroff;
+            d.on_reboot = s.on_reboot;
+            d.on_crash = s.on_crash;
             d.disks = &disks[k];
             d.nics = &nics[k];
         }
