@@ -360,6 +360,19 @@ impl Guests {
         self.slot_of(domid).and_then(|i| self.slots[i].as_ref()).map(|g| &g.spec)
     }
 
+    /// Record a new memory target or maximum (`xl mem-set`/`mem-max`) in
+    /// guest `domid`'s spec, so that `list -l` and a restart see it, as
+    /// libxl's retrieved configuration does.
+    pub fn set_memory(&mut self, domid: u16, target_kib: Option<u64>, max_kib: Option<u64>) {
+        let Some(g) = self.slot_of(domid).and_then(|i| self.slots[i].as_mut()) else { return };
+        if let Some(t) = target_kib {
+            g.spec.pages = t / 4;
+        }
+        if let Some(m) = max_kib {
+            g.spec.max_pages = m / 4;
+        }
+    }
+
     /// Guest `domid`'s uptime in ns.
     pub fn uptime_ns(&self, domid: u16) -> Option<u64> {
         let g = self.slots[self.slot_of(domid)?].as_ref()?;

@@ -391,7 +391,9 @@ impl Shell {
         }
         if client::write(xs, &node(leaf), format!("{kib}").as_bytes()).is_err() {
             println!("xl: d{id}: cannot write {}", node(leaf));
+            return;
         }
+        g.set_memory(id, (!max).then_some(kib), max.then_some(kib));
     }
 
     fn domid(&self, name: &str) {

@@ -173,6 +173,9 @@ pub fn load(files: &Files<'_>, file: &str, extras: &[&str], max_pages: u64) -> R
     let (c, warnings) = crate::xlcfg::parse_with_extra(file, text, extras).map_err(|e| e.to_string())?;
     let spec = GuestSpec::from_config(file, &c, max_pages, |k| files.module_file(k).is_some())?;
     let mut notes: Vec<String> = warnings.iter().map(|w| w.to_string()).collect();
+    if c.maxvcpus > c.vcpus {
+        notes.push(format!("{file}: maxvcpus: {} vCPUs built, not {} (no vCPU hot-plug here) (warning)", c.vcpus, c.maxvcpus));
+    }
     notes.extend(deferred_devices(&c));
     Ok((spec, notes))
 }
