@@ -222,7 +222,9 @@ impl Guests {
 
     /// Build and start the demo guest in the domain `domid` (created, empty).
     pub fn start_created(&mut self, domid: u16, extra: &str) -> Result<u16, BuildError> {
-        let uuid = crate::spec::uuid_from_seed(shared::now_ns().unwrap_or(0) ^ u64::from(domid));
+        // The handle it was created with, or (none given) one for /vm.
+        let handle = hv::getdomaininfo(domid).map(|i| i.handle).unwrap_or_default();
+        let uuid = if handle == [0; 16] { crate::spec::uuid_from_seed(shared::now_ns().unwrap_or(0) ^ u64::from(domid)) } else { handle };
         self.start_created_spec(domid, GuestSpec::demo(extra), uuid)
     }
 
@@ -382,14 +384,24 @@ impl Guests {
     /// Rename guest `domid` (its xenstore `name` too), as `xl rename`:
     /// a name another domain has is refused with EEXIST.
     pub fn rename(&mut self, domid: u16, name: &str) -> Result<(), i64> {
+        self.rename_within(domid, name, crate::spec::MAX_NAME)
+    }
+
+    /// [`Self::rename`] to a name of at most `max` bytes (rename-restart's
+    /// kept name may pass [`crate::spec::MAX_NAME`] by its time suffix).
+    /// As `libxl__domain_rename`, `/vm/<uuid>/name` follows.
+    fn rename_within(&mut self, domid: u16, name: &str, max: usize) -> Result<(), i64> {
         let i = self.slot_of(domid).ok_or(-xen_public::errno::ESRCH)?;
-        if !crate::spec::valid_name(name) {
+        if name.len() > max || !crate::spec::valid_name(&name[..name.len().min(crate::spec::MAX_NAME)]) {
             return Err(-xen_public::errno::EINVAL);
         }
         if self.find(name).is_some_and(|d| d != domid) {
             return Err(-xen_public::errno::EEXIST);
         }
-        client::write(&mut self.store.xs, &format!("/local/domain/{domid}/name"), name.as_bytes()).map_err(|_| -xen_public::errno::EINVAL)?;
+        let uuid = self.slots[i].as_ref().map(|g| uuid_string(&g.uuid)).unwrap_or_default();
+        let xs = &mut self.store.xs;
+        client::write(xs, &format!("/local/domain/{domid}/name"), name.as_bytes()).map_err(|_| -xen_public::errno::EINVAL)?;
+        let _ = client::write(xs, &format!("{}/name", client::vm_path(&uuid)), name.as_bytes());
         if let Some(g) = self.slots[i].as_mut() {
             g.name = String::from(name);
         }
@@ -478,6 +490,7 @@ impl Guests {
         let i = self.slot_of(domid)?;
         self.disconnect_store(i);
         let g = self.slots[i].take()?;
+        client::remove_home(&mut self.store.xs, domid, &uuid_string(&g.uuid));
         events::close(g.port);
         let rc = hv::domctl_simple(hv::DESTROYDOMAIN, domid);
         (rc == 0).then_some(i)
@@ -532,6 +545,12 @@ impl Guests {
         self.restarts.iter().map(|r| r.due_ns).min()
     }
 
+    /// Whether guest `domid` is kept shut down (preserve, suspend,
+    /// rename-restart's old domain): its shutdown was handled.
+    pub fn is_preserved(&self, domid: u16) -> bool {
+        self.slot_of(domid).and_then(|i| self.slots[i].as_ref()).is_some_and(|g| g.preserved)
+    }
+
     /// Whether domain `old`'s restart is still to come.
     pub fn restart_pending(&self, old: u16) -> bool {
         self.restarts.iter().any(|r| r.old == old)
@@ -568,7 +587,7 @@ impl Guests {
                 let now = shared::wallclock_seconds().unwrap_or(0);
                 let kept = format!("{}{}", g.name, crate::spec::preserve_suffix(now));
                 // As xl's preserve_domain: no rename, no restart.
-                match self.rename(domid, &kept) {
+                match self.rename_within(domid, &kept, crate::spec::MAX_NAME + 16) {
                     Ok(()) => {
                         self.restarts.push(later(spec));
                         Outcome::Kept(kept)

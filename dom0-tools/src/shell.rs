@@ -223,6 +223,13 @@ impl Shell {
         println!("Waiting for 1 domains");
         let deadline = shared::now_ns().unwrap_or(0) + WAIT_SECONDS * 1_000_000_000;
         let mut reason = None;
+        // Already shut down and kept (preserve): its shutdown is reported at once.
+        if self.guests.as_ref().is_some_and(|g| g.is_preserved(id))
+            && let Ok((flags, _, _)) = hv::domain_info(id)
+        {
+            println!("Domain {id} has been shut down, reason code {}", (flags >> xen_public::XEN_DOMINF_SHUTDOWNSHIFT) & 0xff);
+            return;
+        }
         loop {
             let Some(g) = self.guests.as_mut() else { return };
             g.pump();
@@ -263,6 +270,9 @@ impl Shell {
     /// Block until an event or system time `deadline` (0: none), also
     /// waking for due restarts and, without VIRQ_CONSOLE, every 10 ms.
     fn block_until(&self, deadline: u64) {
+        if self.guests.as_ref().is_some_and(Guests::busy) {
+            return;
+        }
         let now = shared::now_ns().unwrap_or(0);
         let poll = (self.console_port == 0).then_some(now + 10_000_000);
         let restart = self.guests.as_ref().and_then(Guests::next_restart_ns);
@@ -300,7 +310,8 @@ impl Shell {
         let first = words.next().unwrap_or("");
         // A word that names a file, or looks like one, is a config: a
         // mistyped name is an error, not a demo guest.
-        let is_config = first.contains(['.', '/']) || (g.files().get(first).is_some() && first != dom0_tools::files::DEMO_KERNEL);
+        let is_config =
+            !first.contains('=') && (first.contains(['.', '/']) || (g.files().get(first).is_some() && first != dom0_tools::files::DEMO_KERNEL));
         let spec = if is_config {
             let extras: Vec<&str> = words.collect();
             println!("Parsing config from {first}");
@@ -634,9 +645,7 @@ impl Shell {
     /// xenstore ring, a domain's shutdown, or a restart coming due; not at
     /// all while the last pump left work.
     fn sleep(&self) {
-        if !self.guests.as_ref().is_some_and(Guests::busy) {
-            self.block_until(0);
-        }
+        self.block_until(0);
     }
 }
 
