@@ -97,6 +97,27 @@ impl Write for Console {
     }
 }
 
+/// The console ring's event channel (0: no ring; dom0 uses console_io).
+pub fn ring_port() -> u32 {
+    if RING_VA.load(Ordering::Acquire) == 0 { 0 } else { RING_PORT.load(Ordering::Relaxed) }
+}
+
+/// Take up to `buf.len()` bytes of console input (what `xl console`
+/// typed) from the ring's `in` side, and tell the backend there is room;
+/// how many. A corrupt `in` ring (indices a hostile backend made up)
+/// yields nothing.
+pub fn read_input(buf: &mut [u8]) -> usize {
+    let va = RING_VA.load(Ordering::Acquire);
+    if va == 0 {
+        return 0;
+    }
+    let n = ring::IN_RING.consume(&mut RingPage(va), buf);
+    if n > 0 {
+        crate::events::send(RING_PORT.load(Ordering::Relaxed));
+    }
+    n
+}
+
 /// Print to the domain's console.
 #[macro_export]
 macro_rules! println {

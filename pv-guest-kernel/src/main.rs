@@ -84,6 +84,39 @@ mod guest {
         println!("pv-guest-kernel: fpu: xmm0 {} across 200 yields", if kept { "kept" } else { "CHANGED" });
     }
 
+    /// The `echo` mode: print each line typed at its console (`xl console`)
+    /// as `echo: LINE`; `quit` powers off. Waits on the console channel.
+    fn echo_input() -> ! {
+        let port = pv_guest_kernel::console::ring_port();
+        println!("echo: type a line; 'quit' powers off");
+        let mut line = [0u8; 128];
+        let mut len = 0;
+        loop {
+            let mut buf = [0u8; 64];
+            let n = pv_guest_kernel::console::read_input(&mut buf);
+            for &b in &buf[..n] {
+                if b == b'\r' || b == b'\n' {
+                    let text = core::str::from_utf8(&line[..len]).unwrap_or("?");
+                    if text == "quit" {
+                        println!("echo: bye");
+                        poweroff();
+                    }
+                    if len > 0 {
+                        println!("echo: {text}");
+                    }
+                    len = 0;
+                } else if len < line.len() {
+                    line[len] = b;
+                    len += 1;
+                }
+            }
+            if n == 0 {
+                pv_guest_kernel::events::poll(&[port], 0);
+                pv_guest_kernel::events::clear_pending(port);
+            }
+        }
+    }
+
     /// What an unprivileged domain checks and does before the common path.
     fn as_domu(si: &StartInfo) {
         let line = cmdline(si);
@@ -120,6 +153,9 @@ mod guest {
         }
         if has("xs-bench") {
             crate::xs_bench::run(si);
+        }
+        if has("echo") {
+            echo_input();
         }
         if has("consoleio") {
             // Hostile-guest check: release Xen 4.17 refuses CONSOLEIO_write

@@ -642,6 +642,20 @@ fn dom0_tests() -> Vec<Dom0Test> {
                 ],
             )
         },
+        // `xl console` input reaches the guest (issue 16's console): keys
+        // typed while attached go to the guest's console ring, whose
+        // `echo` mode prints each line back; `quit` powers it off, and the
+        // shell leaves the console when the guest goes.
+        Dom0Test {
+            script: &["create echo", "console 1", "@hello from dom0", "@quit", "list", "poweroff"],
+            forbid: &["(d1) echo: hello from dom0"],
+            ..t(
+                "xl_console_input_reaches_the_guest",
+                "",
+                false,
+                &["xl: created d1", "(d1) echo: type a line", "\necho: hello from dom0", "echo: bye", "dom0: d1 shut down (poweroff); destroyed"],
+            )
+        },
         // Dom0 sleeps at an idle prompt (issue 15: it used to poll every
         // 10 ms): five quiet seconds between two `list`s cost it next to
         // no CPU time.
