@@ -45,6 +45,13 @@ pub const LOG_BYTES: usize = 4096;
 /// Bytes of a guest's console relayed per pump (one `out` ring): a guest
 /// that writes as fast as dom0 relays cannot hold dom0 in its relay.
 pub const RELAY_BYTES: usize = ring::OUT_SIZE as usize;
+/// xenconsoled's rate limit, in bytes rather than its events: a guest's
+/// console gets at most this much per [`RATE_PERIOD_NS`]; past it, dom0
+/// leaves the ring alone until the period ends (the guest waits for room),
+/// so a guest printing without pause cannot keep dom0 busy.
+pub const RATE_ALLOWANCE: usize = 32 * 1024;
+/// xenconsoled's `RATE_LIMIT_PERIOD`: 200 ms.
+pub const RATE_PERIOD_NS: u64 = 200_000_000;
 
 /// One guest dom0 follows.
 struct Guest {
@@ -64,6 +71,12 @@ struct Guest {
     preserved: bool,
     /// The last relay stopped at [`RELAY_BYTES`] with output left.
     more: bool,
+    /// End of the current rate period (system time).
+    period_end: u64,
+    /// Bytes relayed in the current rate period.
+    period_bytes: usize,
+    /// Over [`RATE_ALLOWANCE`] in this period: left alone until its end.
+    throttled: bool,
     /// System time when it was started, in ns.
     started_ns: u64,
     /// Its UUID (the domain handle; `/vm/<uuid>` in xenstore).
@@ -279,6 +292,9 @@ impl Guests {
             log: VecDeque::new(),
             preserved: false,
             more: false,
+            period_end: 0,
+            period_bytes: 0,
+            throttled: false,
             started_ns,
             uuid,
         });
@@ -540,9 +556,11 @@ impl Guests {
         done
     }
 
-    /// When the next delayed restart is due (system time), if any.
-    pub fn next_restart_ns(&self) -> Option<u64> {
-        self.restarts.iter().map(|r| r.due_ns).min()
+    /// When dom0 must look again without an event (system time): the next
+    /// delayed restart, or the end of a throttled console's rate period.
+    pub fn next_wake_ns(&self) -> Option<u64> {
+        let throttled = self.slots.iter().flatten().filter(|g| g.throttled).map(|g| g.period_end);
+        self.restarts.iter().map(|r| r.due_ns).chain(throttled).min()
     }
 
     /// Whether guest `domid` is kept shut down (preserve, suspend,
@@ -670,16 +688,26 @@ fn relay(g: &mut Guest, f: &mut dyn FnMut(u16, &str), attached: bool) -> bool {
     let mut buf = [0u8; 256];
     let mut relayed = 0;
     g.more = false;
+    let now = shared::now_ns().unwrap_or(0);
+    if now >= g.period_end {
+        g.period_end = now + RATE_PERIOD_NS;
+        g.period_bytes = 0;
+    }
+    g.throttled = false;
     loop {
-        if relayed >= RELAY_BYTES {
-            g.more = true;
+        let budget = RELAY_BYTES.saturating_sub(relayed).min(RATE_ALLOWANCE.saturating_sub(g.period_bytes));
+        if budget == 0 {
+            // Output may be left: come back next pump, or after the period.
+            g.throttled = g.period_bytes >= RATE_ALLOWANCE;
+            g.more = !g.throttled;
             break;
         }
-        let n = ring::read_out(&mut page, &mut buf);
+        let n = ring::read_out(&mut page, &mut buf[..budget.min(256)]);
         if n == 0 {
             break;
         }
         relayed += n;
+        g.period_bytes += n;
         for &b in &buf[..n] {
             if b == b'\n' || g.len == g.line.len() {
                 let text = core::str::from_utf8(&g.line[..g.len]).unwrap_or("<not utf-8>");

@@ -275,7 +275,7 @@ impl Shell {
         }
         let now = shared::now_ns().unwrap_or(0);
         let poll = (self.console_port == 0).then_some(now + 10_000_000);
-        let restart = self.guests.as_ref().and_then(Guests::next_restart_ns);
+        let restart = self.guests.as_ref().and_then(Guests::next_wake_ns);
         let at = [Some(deadline).filter(|&d| d != 0), poll, restart].into_iter().flatten().min().unwrap_or(0);
         let extra = [self.console_port];
         let extra = if self.console_port == 0 { &extra[..0] } else { &extra[..] };
