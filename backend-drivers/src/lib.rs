@@ -6,3 +6,5 @@
 //! workspace has the layout the project is known by.
 #![no_std]
 #![forbid(unsafe_code)]
+
+pub mod blkback;
