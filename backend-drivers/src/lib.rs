@@ -2,8 +2,11 @@
 //! backend never trusts its frontend: ring indices, grant references and
 //! segment offsets are bounds-checked, and a bad request gets an error reply.
 //!
-//! The crate is empty until the split-driver work lands; it exists so the
-//! workspace has the layout the project is known by.
+//! - [`blkback`]: blkif request validation (what each request may do, or
+//!   the response it gets), Linux's per-device counters.
+//!
+//! The backends' live halves (ring servicing in dom0, the xenbus
+//! handshake, the disk behind blkback) are still to come (issue 16).
 #![no_std]
 #![forbid(unsafe_code)]
 
