@@ -12,6 +12,7 @@
 pub mod arch;
 #[cfg(target_os = "none")]
 pub mod balloon;
+pub mod balloon_credit;
 #[cfg(target_os = "none")]
 pub mod console;
 #[cfg(target_os = "none")]

@@ -22,6 +22,8 @@ mod fuzzer;
 #[cfg(target_os = "none")]
 mod hog;
 #[cfg(target_os = "none")]
+mod memtarget;
+#[cfg(target_os = "none")]
 mod pingpong;
 #[cfg(target_os = "none")]
 mod xs;
@@ -156,6 +158,9 @@ mod guest {
         }
         if has("echo") {
             echo_input();
+        }
+        if has("memtarget") {
+            crate::memtarget::run(si);
         }
         if has("consoleio") {
             // Hostile-guest check: release Xen 4.17 refuses CONSOLEIO_write

@@ -642,6 +642,26 @@ fn dom0_tests() -> Vec<Dom0Test> {
                 ],
             )
         },
+        // `xl mem-set` moves a guest both ways (issue 16's balloon): its
+        // balloon follows memory/target with decrease_reservation and
+        // populate_physmap, and `xl list` shows the change.
+        Dom0Test {
+            script: &["create memtarget", "mem-set 1 2", "list 1", "mem-set 1 4", "list 1", "mem-set 1 5", "destroy 1", "poweroff"],
+            forbid: &["failed at", "balloon: watch broke"],
+            ..t(
+                "xl_mem_set_balloons_a_guest_down_and_back",
+                "",
+                false,
+                &[
+                    "(d1) balloon: following memory/target from 1024 pages",
+                    "(d1) balloon: target 2048 KiB: 512 pages (gave back 512)",
+                    "guest1                                       1     2     1",
+                    "(d1) balloon: target 4096 KiB: 1024 pages (took back 512)",
+                    "guest1                                       1     4     1",
+                    "memory_dynamic_max must be less than or equal to memory_static_max",
+                ],
+            )
+        },
         // `xl console` input reaches the guest (issue 16's console): keys
         // typed while attached go to the guest's console ring, whose
         // `echo` mode prints each line back; `quit` powers it off, and the
