@@ -2,12 +2,23 @@
 //! backend never trusts its frontend: ring indices, grant references and
 //! segment offsets are bounds-checked, and a bad request gets an error reply.
 //!
+//! - [`ring`]: the backend's half of `io/ring.h`, [`ring::BackRing`], from
+//!   `xen_public::io::ring` (shared with `frontend-drivers`, which uses the
+//!   other half). Its [`ring::RingError`]s that
+//!   [`are peer faults`](ring::RingError::is_peer_fault) (a `req_prod` more
+//!   than a ring ahead, or behind what was consumed) disconnect the device,
+//!   as Linux's blkback halts the ring.
 //! - [`blkback`]: blkif request validation (what each request may do, or
 //!   the response it gets), Linux's per-device counters.
 //!
-//! The backends' live halves (ring servicing in dom0, the xenbus
-//! handshake, the disk behind blkback) are still to come (issue 16).
+//! The backends' live halves (ring servicing in dom0, the disk behind
+//! blkback) are still to come (issue 16).
 #![no_std]
 #![forbid(unsafe_code)]
 
 pub mod blkback;
+
+/// The backend's view of `io/ring.h`.
+pub mod ring {
+    pub use xen_public::io::ring::{BackRing, MAX_RING_PAGE_ORDER, RingError, RingIdx, RingPages, XEN_PAGE_SIZE};
+}

@@ -2,7 +2,15 @@
 //! the balloon driver. Each talks to its backend over a shared ring in a
 //! granted page and an event channel (`io/ring.h`).
 //!
-//! The crate is empty until the split-driver work lands; it exists so the
-//! workspace has the layout the project is known by.
+//! The ring is [`ring`]: the frontend's half, [`ring::FrontRing`], from
+//! `xen_public::io::ring` (shared with `backend-drivers`, which uses the
+//! other half). A frontend never trusts its backend either: a
+//! [`ring::RingError`] that [`is a peer fault`](ring::RingError::is_peer_fault)
+//! disconnects the device. The drivers themselves are still to come.
 #![no_std]
 #![forbid(unsafe_code)]
+
+/// The frontend's view of `io/ring.h`.
+pub mod ring {
+    pub use xen_public::io::ring::{FrontRing, MAX_RING_PAGE_ORDER, RingError, RingIdx, RingPages, XEN_PAGE_SIZE};
+}

@@ -1,6 +1,6 @@
 //! `cargo xtask`: the project's build, boot and test driver (host side,
 //! std only). Commands: build, iso, run, test, conformance, bench, lint,
-//! fuzz, fuzz-xenstore, newcomer. The command line is [`Cli`] (clap's derive API); `cargo xtask help`
+//! fuzz, fuzz-xenstore, fuzz-ring, newcomer. The command line is [`Cli`] (clap's derive API); `cargo xtask help`
 //! prints it.
 
 mod bench;
@@ -12,6 +12,7 @@ mod lint;
 mod newcomer;
 mod pathcount;
 mod qemu;
+mod ringfuzz;
 mod tests;
 mod xen;
 mod xsfuzz;
@@ -63,6 +64,10 @@ pub enum Command {
     #[command(after_help = "Prints inputs/s, the errors and drops answered, and the first broken invariant with its seed, \
                             iteration and input. Replay a failure with --seed S --iterations K+1.")]
     FuzzXenstore(xsfuzz::XsFuzzArgs),
+    /// Host fuzzing of the io/ring.h library: a front and a back over shared pages while a third party makes up indices.
+    #[command(after_help = "Prints episodes/s, the peer faults reported, and the first broken invariant with its seed \
+                            and iteration. Replay a failure with --seed S --iterations K+1.")]
+    FuzzRing(ringfuzz::RingFuzzArgs),
     /// A newcomer's first `cargo xtask build`, on a private toolchain that
     /// lacks x86_64-unknown-none (under target/newcomer/).
     #[command(after_help = "Ends with 'newcomer: PASSED' or 'newcomer: FAILED' and the reason. Never touches ~/.rustup or ~/.cargo.")]
@@ -111,6 +116,7 @@ fn main() -> ExitCode {
         Command::Lint => lint::command(),
         Command::Fuzz(a) => fuzz::command(a),
         Command::FuzzXenstore(a) => xsfuzz::command(&a),
+        Command::FuzzRing(a) => ringfuzz::command(&a),
         Command::Newcomer(a) => newcomer::command(&a),
     };
     match result {

@@ -8,11 +8,38 @@
 //! free or unconsumed, whether a peer's index is impossible, and whether a
 //! push must notify the other end ([`need_notify`]).
 //!
+//! On top of the arithmetic, the typed halves `DEFINE_RING_TYPES` declares:
+//! [`FrontRing`] and [`BackRing`] over a ring's shared pages ([`RingPages`],
+//! one page or `2^ring-page-order`), with the init, produce, push-and-check-
+//! notify, consume and final-check macros of ring.h, each copying an entry
+//! out once and checking every index read from the shared page first
+//! ([`RingError`]). They live here, next to the ABI, because ring.h itself
+//! defines them and both `frontend-drivers` and `backend-drivers` (and the
+//! guest kernel and dom0 behind them) already depend on this crate; they
+//! hold no driver policy: no event channel, grant or request-id handling,
+//! no decision what a peer's fault costs (the drivers disconnect the
+//! device), only the macros' mechanism and the checks that keep a hostile
+//! peer's indices from making either side read or write outside the ring
+//! or past what the other side produced. [`fuzz`] drives them against a
+//! scribbling third party (`cargo xtask fuzz-ring`).
+//!
 //! Invariant: the header is 64 bytes with the entries at offset 64, as in
 //! Xen 4.17 (checked at compile time), and every function computes exactly
 //! what its C macro computes with 32-bit unsigned wrap-around.
+#![forbid(unsafe_code)]
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+mod back;
+mod front;
+pub mod fuzz;
+mod pages;
+#[cfg(test)]
+mod typed_tests;
+
+pub use back::BackRing;
+pub use front::FrontRing;
+pub use pages::{Geometry, MAX_RING_PAGE_ORDER, RingError, RingPages, XEN_PAGE_SIZE, entry_size, off, read_entry, write_entry};
 
 /// `RING_IDX`: a free-running ring index.
 pub type RingIdx = u32;
