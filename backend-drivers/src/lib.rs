@@ -22,3 +22,4 @@ pub mod blkback;
 pub mod ring {
     pub use xen_public::io::ring::{BackRing, MAX_RING_PAGE_ORDER, RingError, RingIdx, RingPages, XEN_PAGE_SIZE};
 }
+pub mod xenbus_backend;

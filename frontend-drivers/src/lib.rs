@@ -14,3 +14,7 @@
 pub mod ring {
     pub use xen_public::io::ring::{FrontRing, MAX_RING_PAGE_ORDER, RingError, RingIdx, RingPages, XEN_PAGE_SIZE};
 }
+#[cfg(any(test, feature = "fake-store"))]
+pub mod xenbus_fake;
+pub mod xenbus_frontend;
+pub mod xenbus_store;
