@@ -10,6 +10,8 @@
 //!   as Linux's blkback halts the ring.
 //! - [`blkback`]: blkif request validation (what each request may do, or
 //!   the response it gets), Linux's per-device counters.
+//! - [`xenbus_backend`]: blkback's side of the xenbus handshake, as a state
+//!   machine over the store operations `frontend-drivers` shares.
 //!
 //! The backends' live halves (ring servicing in dom0, the disk behind
 //! blkback) are still to come (issue 16).

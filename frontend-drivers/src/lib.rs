@@ -6,7 +6,12 @@
 //! `xen_public::io::ring` (shared with `backend-drivers`, which uses the
 //! other half). A frontend never trusts its backend either: a
 //! [`ring::RingError`] that [`is a peer fault`](ring::RingError::is_peer_fault)
-//! disconnects the device. The drivers themselves are still to come.
+//! disconnects the device.
+//!
+//! The xenbus handshake of a split driver is [`xenbus_frontend`] (blkfront's
+//! side) over [`xenbus_store`] (the store operations both ends share; the
+//! backend's side is in `backend-drivers`). The drivers' live halves are
+//! still to come (issue 16).
 #![no_std]
 #![forbid(unsafe_code)]
 
