@@ -7,6 +7,7 @@ mod bench;
 mod conformance;
 mod env;
 mod fuzz;
+mod hostfuzz;
 mod image;
 mod lint;
 mod newcomer;

@@ -11,23 +11,13 @@
 //! A panic inside the rings is a failure too: the workspace builds with
 //! `panic = "abort"`, so a panic hook prints where the run was first.
 
+use crate::hostfuzz::rate;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use xen_public::io::ring::fuzz::{Fuzzer, Report, STEPS_PER_EPISODE};
 
 /// `cargo xtask fuzz-ring [options]`.
-#[derive(Clone, Debug, clap::Args)]
-pub struct RingFuzzArgs {
-    /// The seed; the same seed replays the same run.
-    #[arg(long, value_name = "S", default_value_t = 1)]
-    pub seed: u64,
-    /// Episodes to run.
-    #[arg(long, value_name = "N", default_value_t = 100_000)]
-    pub iterations: u64,
-    /// Stop after this many seconds even if episodes remain.
-    #[arg(long, value_name = "SECS")]
-    pub seconds: Option<u64>,
-}
+pub type RingFuzzArgs = crate::hostfuzz::HostFuzzArgs;
 
 /// The iteration under way, for the panic hook.
 static CURRENT: AtomicU64 = AtomicU64::new(0);
@@ -48,36 +38,25 @@ pub fn command(a: &RingFuzzArgs) -> Result<(), String> {
         STEPS_PER_EPISODE,
         a.seconds.map(|s| format!(" (at most {s} s)")).unwrap_or_default()
     );
-    let start = Instant::now();
-    let deadline = a.seconds.map(|s| start + Duration::from_secs(s));
-    let mut last = start;
     // The fuzzer holds 64 KiB of ring pages: keep it off the stack.
-    let mut f = Box::new(Fuzzer::new(a.seed));
-    while f.iteration < a.iterations && deadline.is_none_or(|d| Instant::now() < d) {
-        CURRENT.store(f.iteration, Ordering::Relaxed);
-        if f.step().is_err() {
-            break;
-        }
-        if last.elapsed() >= Duration::from_secs(10) {
-            last = Instant::now();
-            println!("fuzz-ring: {} episodes, {:.0}/s", f.iteration, rate(f.iteration, start));
-        }
-    }
+    let f = std::cell::RefCell::new(Box::new(Fuzzer::new(a.seed)));
+    let start = crate::hostfuzz::drive(
+        "fuzz-ring",
+        "episodes",
+        a,
+        || f.borrow().iteration,
+        || {
+            let mut f = f.borrow_mut();
+            CURRENT.store(f.iteration, Ordering::Relaxed);
+            f.step().map_err(drop)
+        },
+    );
+    let f = f.into_inner();
     print_report(&f.report, start);
     match &f.report.failure {
         None => Ok(()),
-        Some(fail) => Err(format!(
-            "invariant broken at seed {} iteration {} (replay: --seed {} --iterations {})",
-            fail.seed,
-            fail.iteration,
-            fail.seed,
-            fail.iteration + 1
-        )),
+        Some(fail) => Err(crate::hostfuzz::broken(fail.seed, fail.iteration)),
     }
-}
-
-fn rate(n: u64, since: Instant) -> f64 {
-    n as f64 / since.elapsed().as_secs_f64().max(1e-9)
 }
 
 fn print_report(r: &Report, start: Instant) {

@@ -11,23 +11,13 @@
 //! `panic = "abort"`, so a panic hook prints where the run was (seed,
 //! iteration, input) before the process ends.
 
+use crate::hostfuzz::rate;
 use dom0_tools::xenstore::fuzz::{Fuzzer, Report};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// `cargo xtask fuzz-xenstore [options]`.
-#[derive(Clone, Debug, clap::Args)]
-pub struct XsFuzzArgs {
-    /// The seed; the same seed replays the same run.
-    #[arg(long, value_name = "S", default_value_t = 1)]
-    pub seed: u64,
-    /// Inputs to send.
-    #[arg(long, value_name = "N", default_value_t = 100_000)]
-    pub iterations: u64,
-    /// Stop after this many seconds even if inputs remain.
-    #[arg(long, value_name = "SECS")]
-    pub seconds: Option<u64>,
-}
+pub type XsFuzzArgs = crate::hostfuzz::HostFuzzArgs;
 
 /// Where the run is, for the panic hook: seed, iteration and input.
 static CURRENT: Mutex<String> = Mutex::new(String::new());
@@ -41,39 +31,33 @@ pub fn command(a: &XsFuzzArgs) -> Result<(), String> {
         default_hook(info);
     }));
     println!("fuzz-xenstore: seed {} iterations {}{}", a.seed, a.iterations, a.seconds.map(|s| format!(" (at most {s} s)")).unwrap_or_default());
-    let start = Instant::now();
-    let deadline = a.seconds.map(|s| start + Duration::from_secs(s));
-    let mut last = start;
-    let mut f = Fuzzer::new(a.seed);
-    while f.iteration < a.iterations && deadline.is_none_or(|d| Instant::now() < d) {
-        if let Err(fail) = f.step_with(|it, input| {
-            if let Ok(mut c) = CURRENT.lock() {
-                *c = format!("seed {} iteration {it}: {}", a.seed, input.describe());
+    let f = std::cell::RefCell::new(Fuzzer::new(a.seed));
+    let start = crate::hostfuzz::drive(
+        "fuzz-xenstore",
+        "inputs",
+        a,
+        || f.borrow().iteration,
+        || {
+            let mut f = f.borrow_mut();
+            match f.step_with(|it, input| {
+                if let Ok(mut c) = CURRENT.lock() {
+                    *c = format!("seed {} iteration {it}: {}", a.seed, input.describe());
+                }
+            }) {
+                Ok(()) => Ok(()),
+                Err(fail) => {
+                    f.report.failure = Some(fail);
+                    Err(())
+                }
             }
-        }) {
-            f.report.failure = Some(fail);
-            break;
-        }
-        if last.elapsed() >= Duration::from_secs(10) {
-            last = Instant::now();
-            println!("fuzz-xenstore: {} inputs, {:.0}/s", f.iteration, rate(f.iteration, start));
-        }
-    }
+        },
+    );
+    let f = f.into_inner();
     print_report(&f.report, start);
     match &f.report.failure {
         None => Ok(()),
-        Some(fail) => Err(format!(
-            "invariant broken at seed {} iteration {} (replay: --seed {} --iterations {})",
-            fail.seed,
-            fail.iteration,
-            fail.seed,
-            fail.iteration + 1
-        )),
+        Some(fail) => Err(crate::hostfuzz::broken(fail.seed, fail.iteration)),
     }
-}
-
-fn rate(n: u64, since: Instant) -> f64 {
-    n as f64 / since.elapsed().as_secs_f64().max(1e-9)
 }
 
 fn print_report(r: &Report, start: Instant) {

@@ -1,0 +1,51 @@
+//! What the host-side fuzzers (`fuzz-xenstore`, `fuzz-ring`) share: their
+//! arguments, the loop that runs iterations until a count or a time
+//! budget with progress every 10 s, and the replay hint of a failure.
+//!
+//! Invariant: a run is deterministic in its seed; a failure at iteration K
+//! replays with `--seed S --iterations K+1`.
+
+use std::time::{Duration, Instant};
+
+/// `--seed`, `--iterations`, `--seconds`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct HostFuzzArgs {
+    /// The seed; the same seed replays the same run.
+    #[arg(long, value_name = "S", default_value_t = 1)]
+    pub seed: u64,
+    /// Iterations to run (inputs, or episodes).
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    pub iterations: u64,
+    /// Stop after this many seconds even if iterations remain.
+    #[arg(long, value_name = "SECS")]
+    pub seconds: Option<u64>,
+}
+
+/// Per second since `since`.
+pub fn rate(n: u64, since: Instant) -> f64 {
+    n as f64 / since.elapsed().as_secs_f64().max(1e-9)
+}
+
+/// Run `step` while `done()` (iterations so far) is below the count and
+/// time remains, printing `NAME: N UNIT, R/s` every 10 s; stops at the
+/// first `Err` from `step`. Returns when the run started.
+pub fn drive(name: &str, unit: &str, a: &HostFuzzArgs, mut done: impl FnMut() -> u64, mut step: impl FnMut() -> Result<(), ()>) -> Instant {
+    let start = Instant::now();
+    let deadline = a.seconds.map(|s| start + Duration::from_secs(s));
+    let mut last = start;
+    while done() < a.iterations && deadline.is_none_or(|d| Instant::now() < d) {
+        if step().is_err() {
+            break;
+        }
+        if last.elapsed() >= Duration::from_secs(10) {
+            last = Instant::now();
+            println!("{name}: {} {unit}, {:.0}/s", done(), rate(done(), start));
+        }
+    }
+    start
+}
+
+/// The error of a run that broke an invariant at `iteration`.
+pub fn broken(seed: u64, iteration: u64) -> String {
+    format!("invariant broken at seed {seed} iteration {iteration} (replay: --seed {seed} --iterations {})", iteration + 1)
+}
