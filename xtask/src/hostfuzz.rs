@@ -49,3 +49,33 @@ pub fn drive(name: &str, unit: &str, a: &HostFuzzArgs, mut done: impl FnMut() ->
 pub fn broken(seed: u64, iteration: u64) -> String {
     format!("invariant broken at seed {seed} iteration {iteration} (replay: --seed {seed} --iterations {})", iteration + 1)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn parse(cmd: &str, args: &[&str]) -> Result<HostFuzzArgs, clap::Error> {
+        match crate::Cli::try_parse_from(["xtask", cmd].into_iter().chain(args.iter().copied()))?.command {
+            crate::Command::FuzzRing(a) | crate::Command::FuzzXenstore(a) => Ok(a),
+            c => panic!("{c:?}"),
+        }
+    }
+
+    #[test]
+    fn host_fuzzers_take_seed_iterations_and_seconds() {
+        for cmd in ["fuzz-ring", "fuzz-xenstore"] {
+            let d = parse(cmd, &[]).unwrap();
+            assert_eq!((d.seed, d.iterations, d.seconds), (1, 100_000, None), "{cmd}");
+            let a = parse(cmd, &["--seed", "9", "--iterations", "50", "--seconds", "3"]).unwrap();
+            assert_eq!((a.seed, a.iterations, a.seconds), (9, 50, Some(3)));
+            assert!(parse(cmd, &["--iterations", "-1"]).is_err());
+            assert!(parse(cmd, &["--seed", "x"]).is_err());
+        }
+    }
+
+    #[test]
+    fn a_broken_run_says_how_to_replay_it() {
+        assert_eq!(broken(7, 41), "invariant broken at seed 7 iteration 41 (replay: --seed 7 --iterations 42)");
+    }
+}
