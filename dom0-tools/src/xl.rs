@@ -120,22 +120,30 @@ pub enum Command<'a> {
     Unknown(&'a str),
 }
 
-/// Usage lines, as the commands print them.
+/// Usage lines, as the commands print them. Where xl's own words exist,
+/// they are used: a command given too few arguments prints def_getopt's
+/// `'xl CMD' requires at least N argument(s).` and then help()'s
+/// `Usage: xl [-vtT(f)] CMD USAGE` with the command's description
+/// (xl_cmdtable.c, xl.c); the others are ours.
 mod usage {
-    pub const DESTROY: &str = "usage: destroy DOMAIN";
-    pub const PAUSE: &str = "usage: pause DOMAIN";
-    pub const UNPAUSE: &str = "usage: unpause DOMAIN";
+    pub const DESTROY: &str =
+        "'xl destroy' requires at least 1 argument.\n\nUsage: xl [-vtTf] destroy [options] <Domain>\n\n\nTerminate a domain immediately.\n";
+    pub const PAUSE: &str = "'xl pause' requires at least 1 argument.\n\nUsage: xl [-vtTf] pause <Domain>\n\nPause execution of a domain.\n";
+    pub const UNPAUSE: &str = "'xl unpause' requires at least 1 argument.\n\nUsage: xl [-vtTf] unpause <Domain>\n\nUnpause a paused domain.\n";
     pub const SHUTDOWN: &str = "usage: shutdown [-w] DOMAIN";
     /// xl_vmcontrol.c, for `shutdown`/`reboot` without a domain (dom0's
     /// host is powered off with `poweroff`).
     pub const NO_DOMAIN: &str = "You must specify -a or a domain id.";
     pub const REBOOT: &str = "usage: reboot [-w] DOMAIN";
-    pub const CONSOLE: &str = "usage: console DOMAIN";
-    pub const MEM_SET: &str = "usage: mem-set DOMAIN MEM (MEM in MiB, or with a suffix b, k, m, g, t)";
-    pub const MEM_MAX: &str = "usage: mem-max DOMAIN MEM (MEM in MiB, or with a suffix b, k, m, g, t)";
-    pub const DOMID: &str = "usage: domid DOMAIN-NAME";
-    pub const DOMNAME: &str = "usage: domname DOMID";
-    pub const RENAME: &str = "usage: rename DOMAIN NEW-NAME";
+    pub const CONSOLE: &str =
+        "'xl console' requires at least 1 argument.\n\nUsage: xl [-vtT] console [options] <Domain>\n\nAttach to domain's console.\n";
+    pub const MEM_SET: &str = "'xl mem-set' requires at least 2 arguments.\n\nUsage: xl [-vtTf] mem-set <Domain> <MemMB['b'[bytes]|'k'[KB]|'m'[MB]|'g'[GB]|'t'[TB]]>\n\nSet the current memory usage for a domain.\n";
+    pub const MEM_MAX: &str = "'xl mem-max' requires at least 2 arguments.\n\nUsage: xl [-vtTf] mem-max <Domain> <MemMB['b'[bytes]|'k'[KB]|'m'[MB]|'g'[GB]|'t'[TB]]>\n\nSet the maximum amount reservation for a domain.\n";
+    pub const DOMID: &str =
+        "'xl domid' requires at least 1 argument.\n\nUsage: xl [-vtT] domid <DomainName>\n\nConvert a domain name to domain id.\n";
+    pub const DOMNAME: &str =
+        "'xl domname' requires at least 1 argument.\n\nUsage: xl [-vtT] domname <DomainId>\n\nConvert a domain id to domain name.\n";
+    pub const RENAME: &str = "'xl rename' requires at least 2 arguments.\n\nUsage: xl [-vtTf] rename <Domain> <NewDomainName>\n\nRename a domain.\n";
     pub const LIST: &str = "usage: list [-l] [DOMAIN]";
     pub const VCPU_LIST: &str = "usage: vcpu-list [DOMAIN]";
     pub const UPTIME: &str = "usage: uptime [-s] [DOMAIN]";

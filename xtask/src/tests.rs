@@ -599,7 +599,8 @@ fn dom0_tests() -> Vec<Dom0Test> {
                     "guest1                                       1     4     1     --p---",
                     // The first destroy is silent, as xl's; the second finds nothing.
                     "xl: d1: -3 (ESRCH)",
-                    "usage: pause DOMAIN",
+                    "'xl pause' requires at least 1 argument.",
+                    "Usage: xl [-vtTf] pause <Domain>",
                 ],
             )
         },
