@@ -25,7 +25,7 @@ use alloc::collections::{BTreeMap, VecDeque};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use xen_public::io::byte_ring::RingMem;
+use xen_public::io::byte_ring::{HostPage, RingMem};
 use xen_public::io::xs_wire::*;
 use zerocopy::{FromBytes, IntoBytes};
 
@@ -45,36 +45,16 @@ pub const RESET_EVERY: u64 = 2000;
 const MAX_ROUNDS: usize = 20_000;
 
 /// A xenstore ring page in host memory (`xenstore_domain_interface`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Page(pub Vec<u8>);
+pub type Page = HostPage<Vec<u8>>;
 
-impl Page {
-    /// A zeroed page whose req and rsp indices start at `req` and `rsp`
-    /// (both rings empty).
-    pub fn with_indices(req: u32, rsp: u32) -> Page {
-        let mut p = Page(alloc::vec![0; 4096]);
-        for (off, v) in [(REQ_RING.cons, req), (REQ_RING.prod, req), (RSP_RING.cons, rsp), (RSP_RING.prod, rsp)] {
-            p.store(off, v);
-        }
-        p
+/// A zeroed page whose req and rsp indices start at `req` and `rsp` (both
+/// rings empty).
+pub fn page_with_indices(req: u32, rsp: u32) -> Page {
+    let mut p = HostPage(alloc::vec![0; 4096]);
+    for (off, v) in [(REQ_RING.cons, req), (REQ_RING.prod, req), (RSP_RING.cons, rsp), (RSP_RING.prod, rsp)] {
+        p.store(off, v);
     }
-}
-
-impl RingMem for Page {
-    fn load(&self, off: usize) -> u32 {
-        let mut b = [0u8; 4];
-        b.copy_from_slice(&self.0[off..off + 4]);
-        u32::from_le_bytes(b)
-    }
-    fn store(&mut self, off: usize, v: u32) {
-        self.0[off..off + 4].copy_from_slice(&v.to_le_bytes());
-    }
-    fn byte(&self, off: usize) -> u8 {
-        self.0[off]
-    }
-    fn set_byte(&mut self, off: usize, v: u8) {
-        self.0[off] = v;
-    }
+    p
 }
 
 /// A message as bytes: header then payload.
@@ -156,7 +136,7 @@ impl Guest {
         Guest {
             domid,
             conn: RingConn::new(domid),
-            page: Page::with_indices(req, rsp),
+            page: page_with_indices(req, rsp),
             sent: Vec::new(),
             due: VecDeque::new(),
             expect_drop: false,

@@ -75,47 +75,46 @@ impl ByteRing {
     }
 }
 
+/// A ring page in ordinary memory (a `Vec<u8>`, an array): what host-side
+/// tests and fuzzers give the ring code instead of a shared page.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HostPage<B>(pub B);
+
+impl<B: AsRef<[u8]> + AsMut<[u8]>> RingMem for HostPage<B> {
+    fn load(&self, off: usize) -> u32 {
+        let mut w = [0u8; 4];
+        w.copy_from_slice(&self.0.as_ref()[off..off + 4]);
+        u32::from_le_bytes(w)
+    }
+    fn store(&mut self, off: usize, v: u32) {
+        self.0.as_mut()[off..off + 4].copy_from_slice(&v.to_le_bytes());
+    }
+    fn byte(&self, off: usize) -> u8 {
+        self.0.as_ref()[off]
+    }
+    fn set_byte(&mut self, off: usize, v: u8) {
+        self.0.as_mut()[off] = v;
+    }
+}
+
 #[cfg(test)]
 pub mod tests {
     //! A ring page in host memory, for this crate's ring tests.
     use super::*;
 
-    /// A ring page in host memory.
-    pub struct Page(pub std::vec::Vec<u8>);
+    /// A 4 KiB ring page in host memory.
+    pub type Page = HostPage<std::vec::Vec<u8>>;
 
-    impl Page {
-        /// A zeroed 4 KiB page.
-        pub fn new() -> Page {
-            Page(std::vec![0; 4096])
-        }
-    }
-
-    impl Default for Page {
-        fn default() -> Self {
-            Page::new()
-        }
-    }
-
-    impl RingMem for Page {
-        fn load(&self, off: usize) -> u32 {
-            u32::from_le_bytes(self.0[off..off + 4].try_into().unwrap())
-        }
-        fn store(&mut self, off: usize, v: u32) {
-            self.0[off..off + 4].copy_from_slice(&v.to_le_bytes());
-        }
-        fn byte(&self, off: usize) -> u8 {
-            self.0[off]
-        }
-        fn set_byte(&mut self, off: usize, v: u8) {
-            self.0[off] = v;
-        }
+    /// A zeroed 4 KiB page.
+    pub fn page() -> Page {
+        HostPage(std::vec![0; 4096])
     }
 
     const R: ByteRing = ByteRing { data: 100, size: 8, cons: 0, prod: 4 };
 
     #[test]
     fn indices_wrap_past_u32_max_and_bytes_stay_in_the_ring() {
-        let mut p = Page::new();
+        let mut p = page();
         p.store(R.cons, u32::MAX - 2);
         p.store(R.prod, u32::MAX - 2);
         assert_eq!(R.produce(&mut p, b"abcdefghij"), 8, "fills to the size");
@@ -130,7 +129,7 @@ pub mod tests {
 
     #[test]
     fn a_hostile_peers_indices_are_not_trusted() {
-        let mut p = Page::new();
+        let mut p = page();
         p.store(R.prod, 1000);
         assert_eq!(R.unread(&p), None);
         assert_eq!(R.produce(&mut p, b"abc"), 0, "producer writes nothing");

@@ -96,13 +96,13 @@ pub fn read_out(m: &mut impl RingMem, buf: &mut [u8]) -> usize {
 mod tests {
     use super::*;
 
-    use crate::io::byte_ring::tests::Page;
+    use crate::io::byte_ring::tests::page;
 
     #[test]
     fn out_ring_wraps_and_fills_exactly() {
         // ABI: xencons_interface out[2048], free-running out_cons/out_prod
         // at 3080/3084, bytes at MASK_XENCONS_IDX(idx, out).
-        let mut p = Page(std::vec![0; 4096]);
+        let mut p = page();
         p.store(OUT_CONS, u32::MAX - 10);
         p.store(OUT_PROD, u32::MAX - 10);
         let data: std::vec::Vec<u8> = (0..3000u32).map(|i| i as u8).collect();
@@ -136,7 +136,7 @@ mod tests {
     fn corrupt_indices_are_not_trusted() {
         // A hostile peer sets prod far ahead of cons: nothing is read past
         // the ring, and the backend resynchronises.
-        let mut p = Page(std::vec![0; 4096]);
+        let mut p = page();
         p.store(OUT_CONS, 0);
         p.store(OUT_PROD, 100_000);
         let mut buf = [0u8; 16];

@@ -277,8 +277,8 @@ mod tests {
     /// are masked by MASK_XENSTORE_IDX.
     #[test]
     fn req_and_rsp_rings_sit_where_xen_puts_them() {
-        use crate::io::byte_ring::{RingMem, tests::Page};
-        let mut p = Page::new();
+        use crate::io::byte_ring::{RingMem, tests::page};
+        let mut p = page();
         assert_eq!(REQ_RING.produce(&mut p, b"req"), 3);
         assert_eq!(RSP_RING.produce(&mut p, b"rsp"), 3);
         assert_eq!((&p.0[0..3], &p.0[1024..1027]), (&b"req"[..], &b"rsp"[..]));
