@@ -48,10 +48,19 @@ pub fn build(profile: Profile) -> Result<Kernels, String> {
     if !status.success() {
         return Err("kernel build failed".into());
     }
-    let dir = root.join("target/x86_64-unknown-none").join(if profile == Profile::Release { "release" } else { "debug" });
+    let dir = cargo_target_dir(&root).join("x86_64-unknown-none").join(if profile == Profile::Release { "release" } else { "debug" });
     let guest = dir.join("pv-guest-kernel");
     let dom0_files = pack_dom0_files(&guest, &root.join("dom0-tools/configs"), &dir.join("dom0-files.tar"))?;
     Ok(Kernels { xen_core: dir.join("xen-core"), dom0: dir.join("dom0"), guest, dom0_files })
+}
+
+/// Where cargo puts its output: `CARGO_TARGET_DIR` when set (relative to
+/// the workspace root, where the build runs), else `target/`.
+fn cargo_target_dir(root: &Path) -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => root.join(dir),
+        _ => root.join("target"),
+    }
 }
 
 /// Write `out`: a ustar archive of the guest kernel as `guest` and every
