@@ -10,6 +10,8 @@
 //!   as Linux's blkback halts the ring.
 //! - [`blkback`]: blkif request validation (what each request may do, or
 //!   the response it gets), Linux's per-device counters.
+//! - [`disk`]: the storage behind a block device ([`disk::BlockDevice`]),
+//!   and the RAM disk used when dom0 has none.
 //! - [`xenbus_backend`]: blkback's side of the xenbus handshake, as a state
 //!   machine over the store operations `frontend-drivers` shares.
 //!
@@ -19,6 +21,7 @@
 #![forbid(unsafe_code)]
 
 pub mod blkback;
+pub mod disk;
 
 /// The backend's view of `io/ring.h`.
 pub mod ring {
