@@ -9,8 +9,6 @@
 //! and discards with [`DiskError::ReadOnly`].
 #![forbid(unsafe_code)]
 
-extern crate alloc;
-
 use alloc::vec::Vec;
 
 /// Bytes in a blkif sector, whatever the device's own sector size.

@@ -20,6 +20,8 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+extern crate alloc;
+
 pub mod blkback;
 pub mod disk;
 
