@@ -21,6 +21,7 @@ use crate::builder::{self, BuildError, Scratch};
 use crate::files::Files;
 use crate::hv;
 pub use crate::spec::GuestSpec;
+use crate::vbd::Vbds;
 use crate::xenstore::client::{self, DomainHome};
 use crate::xenstore::service::Service;
 use crate::xlcfg::Action;
@@ -28,6 +29,7 @@ use alloc::collections::VecDeque;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
+use backend_drivers::disk::{BlockDevice, RamDisk};
 use core::fmt::Write as _;
 use pv_guest_kernel::alloc::EarlyAlloc;
 use pv_guest_kernel::console::RingPage;
@@ -82,6 +84,14 @@ struct Guest {
     /// Its UUID (the domain handle; `/vm/<uuid>` in xenstore).
     uuid: [u8; 16],
 }
+
+/// The disk dom0 serves as `target=/dev/vda`: its virtio disk, if it has
+/// one.
+pub const DEFAULT_DISK: &str = "/dev/vda";
+/// The boot-module file that backs `/dev/vda` without a virtio disk.
+pub const RAM_DISK_FILE: &str = "disk.img";
+/// Largest RAM disk (bytes): dom0's heap is 2 MiB.
+pub const MAX_RAM_DISK: usize = 1 << 20;
 
 /// libxl's `LIBXL_MAXMEM_CONSTANT`: KiB above a domain's target that the
 /// hypervisor lets it hold.
@@ -148,6 +158,8 @@ pub struct Guests {
     restarts: Vec<Restart>,
     /// Domains created so far (a UUID seed).
     created: u32,
+    /// blkback: the guests' virtual block devices and dom0's disks.
+    vbds: Vbds,
 }
 
 /// The name of a shutdown code.
@@ -181,6 +193,7 @@ impl Guests {
         // bytes in dom0's initial region and never written.
         let module = unsafe { core::slice::from_raw_parts(si.mod_start as *const u8, si.mod_len as usize) };
         let dom_exc = bind_virq(xen_public::VIRQ_DOM_EXC).unwrap_or(0);
+        let vbds = Vbds::new(si, pages)?;
         Some(Guests {
             slots: core::array::from_fn(|_| None),
             build,
@@ -192,6 +205,7 @@ impl Guests {
             attached: None,
             restarts: Vec::new(),
             created: 0,
+            vbds,
         })
     }
 
@@ -298,11 +312,86 @@ impl Guests {
             started_ns,
             uuid,
         });
-        if let Err(e) = self.connect_store(i, &built).and_then(|()| builder::unpause(built.domid)) {
+        let attached = self.connect_store(i, &built).and_then(|()| self.attach_disks(i, built.domid));
+        if let Err(e) = attached.and_then(|()| builder::unpause(built.domid)) {
             self.destroy(built.domid);
             return Err(e);
         }
         Ok(built.domid)
+    }
+
+    /// Attach the disks of slot `i`'s config (`disk = [...]`), as libxl
+    /// adds devices before it unpauses the domain. An empty cdrom drive
+    /// has nothing to attach.
+    fn attach_disks(&mut self, i: usize, domid: u16) -> Result<(), BuildError> {
+        let disks = self.slots[i].as_ref().and_then(|g| g.spec.config.as_ref()).map(|c| c.disks.clone()).unwrap_or_default();
+        for d in &disks {
+            let Some(target) = &d.target else { continue };
+            if let Err(e) = self.block_attach(domid, d, target) {
+                println!("libxl: error: {e}");
+                return Err(BuildError("attach a disk", -xen_public::errno::EBUSY));
+            }
+        }
+        Ok(())
+    }
+
+    /// `xl block-attach`: attach `disk` (target `target`) to `domid`.
+    pub fn block_attach(&mut self, domid: u16, disk: &crate::xlcfg::DiskSpec, target: &str) -> Result<(), String> {
+        let devid = crate::vbdcfg::devid(&disk.vdev).ok_or_else(|| format!("Invalid or unsupported virtual disk identifier {}", disk.vdev))?;
+        self.open_ram_disk(target)?;
+        let nodes = crate::vbdcfg::VbdNodes {
+            domid,
+            devid,
+            vdev: disk.vdev.clone(),
+            target: String::from(target),
+            writable: disk.access == crate::xlcfg::DiskAccess::ReadWrite,
+            cdrom: disk.devtype == crate::xlcfg::DiskDevtype::Cdrom,
+            discard: disk.discard,
+        };
+        self.vbds.attach(&mut self.store.xs, nodes)
+    }
+
+    /// Make `target` servable if it is not yet: a dom0 file becomes a RAM
+    /// disk holding a copy of it, and `/dev/vda` without a virtio disk
+    /// becomes one from the boot module's `disk.img`, or zeroes.
+    fn open_ram_disk(&mut self, target: &str) -> Result<(), String> {
+        if self.vbds.has_disk(target) {
+            return Ok(());
+        }
+        let image = if target == DEFAULT_DISK { self.files.get(RAM_DISK_FILE) } else { self.files.get(target) };
+        let disk = match image {
+            Some(bytes) if bytes.len() > MAX_RAM_DISK => {
+                return Err(format!("{target}: {} KiB is more than a RAM disk may hold", bytes.len() / 1024));
+            }
+            Some(bytes) => RamDisk::from_image(bytes, false),
+            None if target == DEFAULT_DISK => RamDisk::zeroed((MAX_RAM_DISK / 512) as u64, false),
+            None => return Err(format!("{target}: no such disk or file in dom0")),
+        };
+        println!("dom0: blkback: {target}: a RAM disk of {} KiB", disk.sectors() / 2);
+        self.vbds.add_disk(target, alloc::boxed::Box::new(disk));
+        Ok(())
+    }
+
+    /// `xl block-detach`: whether `domid` had the device.
+    pub fn block_detach(&mut self, domid: u16, vdev: &str, force: bool) -> bool {
+        let Some(devid) = self.vbds.find_vdev(domid, vdev) else { return false };
+        self.vbds.detach(&mut self.store.xs, domid, devid, force)
+    }
+
+    /// `xl block-list`'s rows for `domid`.
+    pub fn block_list(&mut self, domid: u16) -> Vec<crate::vbd::VbdRow> {
+        self.vbds.list(&mut self.store.xs, domid)
+    }
+
+    /// Dom0's block devices and disks.
+    pub fn vbds(&mut self) -> &mut Vbds {
+        &mut self.vbds
+    }
+
+    /// Watch events on dom0's own connection that are not blkback's.
+    pub fn take_watch_events(&mut self) -> Vec<(String, String)> {
+        self.vbds.pump(&mut self.store.xs);
+        self.vbds.take_other_events()
     }
 
     /// Write the new domain's xenstore home as libxl does, map its store
@@ -471,6 +560,7 @@ impl Guests {
     /// [`Self::pump`], also handing each line to `f` with its domain.
     pub fn pump_lines(&mut self, f: &mut dyn FnMut(u16, &str)) -> bool {
         let mut printed = self.store.pump();
+        printed |= self.vbds.pump(&mut self.store.xs);
         let attached = self.attached;
         for g in self.slots.iter_mut().flatten() {
             printed |= relay(g, f, attached == Some(g.domid));
@@ -486,6 +576,7 @@ impl Guests {
     /// Destroy guest `domid` (running or not); `false` if it is not ours.
     pub fn destroy(&mut self, domid: u16) -> bool {
         let Some(i) = self.slot_of(domid) else { return false };
+        self.vbds.frontend_died(&mut self.store.xs, domid);
         self.disconnect_store(i);
         if let Some(mut g) = self.slots[i].take() {
             client::remove_home(&mut self.store.xs, domid, &uuid_string(&g.uuid));
@@ -504,6 +595,7 @@ impl Guests {
     /// returns a token that [`Self::release_console`] takes to unmap it.
     pub fn destroy_keeping_console(&mut self, domid: u16) -> Option<usize> {
         let i = self.slot_of(domid)?;
+        self.vbds.frontend_died(&mut self.store.xs, domid);
         self.disconnect_store(i);
         let g = self.slots[i].take()?;
         client::remove_home(&mut self.store.xs, domid, &uuid_string(&g.uuid));
@@ -621,7 +713,7 @@ impl Guests {
     /// [`RELAY_BYTES`], xenstore requests past a pump's share): pump again
     /// without blocking.
     pub fn busy(&self) -> bool {
-        self.store.has_more() || self.slots.iter().flatten().any(|g| g.more)
+        self.store.has_more() || self.vbds.busy() || self.slots.iter().flatten().any(|g| g.more)
     }
 
     /// Wait up to `ns` for console output or a domain exception.
@@ -633,10 +725,14 @@ impl Guests {
     /// an event on one of `extra` (or until system time `deadline`; 0:
     /// none), then clear them all.
     pub fn wait_for(&self, extra: &[u32], deadline: u64) {
-        let mut ports = [0u32; 2 * MAX_GUESTS + 4];
+        let mut ports = [0u32; 2 * MAX_GUESTS + crate::vbd::MAX_VBDS + 4];
         let mut n = 0;
         let consoles = self.slots.iter().flatten().map(|g| g.port);
-        let all = consoles.chain(self.store.ports()).chain((self.dom_exc != 0).then_some(self.dom_exc)).chain(extra.iter().copied());
+        let all = consoles
+            .chain(self.store.ports())
+            .chain(self.vbds.ports())
+            .chain((self.dom_exc != 0).then_some(self.dom_exc))
+            .chain(extra.iter().copied());
         for p in all.take(ports.len()) {
             ports[n] = p;
             n += 1;

@@ -29,6 +29,9 @@ pub mod guests;
 #[cfg(target_os = "none")]
 pub mod hv;
 pub mod spec;
+#[cfg(target_os = "none")]
+pub mod vbd;
+pub mod vbdcfg;
 pub mod xenstore;
 pub mod xl;
 pub mod xlcfg;

@@ -449,7 +449,7 @@ impl Shell {
             println!("xl: no xenstore (dom0 has no boot module)");
             return;
         };
-        let _ = client::take_watch_events(g.xenstore());
+        let _ = g.take_watch_events();
         if client::watch(g.xenstore(), path, TOKEN).is_err() {
             // xenstore-watch: errx(1, "Unable to add watch on %s\n", w).
             println!("xenstore-watch: Unable to add watch on {path}\n");
@@ -458,7 +458,7 @@ impl Shell {
         let mut seen = 0;
         while seen < count {
             let Some(g) = self.guests.as_mut() else { return };
-            for (p, token) in client::take_watch_events(g.xenstore()) {
+            for (p, token) in g.take_watch_events() {
                 if token == TOKEN && seen < count {
                     println!("{p}");
                     seen += 1;
@@ -476,7 +476,71 @@ impl Shell {
         }
         if let Some(g) = self.guests.as_mut() {
             let _ = client::unwatch(g.xenstore(), path, TOKEN);
-            let _ = client::take_watch_events(g.xenstore());
+            let _ = g.take_watch_events();
+        }
+    }
+
+    /// `block-attach DOM DISKSPEC`: xl's messages on a bad domain or spec
+    /// (`parse_disk_config_multistring` joins the words with commas).
+    fn block_attach(&mut self, dom: &str, spec: &str) {
+        let Ok(id) = self.find_domain(dom) else {
+            println!("{dom} is an invalid domain identifier");
+            return;
+        };
+        let joined = spec.split_ascii_whitespace().collect::<Vec<_>>().join(",");
+        let disk = match dom0_tools::xlcfg::parse_disk(&joined) {
+            Ok(d) => d,
+            Err(e) => {
+                println!("xl: error with disk configuration: {e}");
+                return;
+            }
+        };
+        let Some(g) = self.guests.as_mut() else { return };
+        let result = match &disk.target {
+            Some(target) => g.block_attach(id, &disk, target),
+            None => Err(String::from("an empty drive has nothing to attach")),
+        };
+        if let Err(e) = result {
+            println!("libxl: error: {e}");
+            println!("libxl_device_disk_add failed.");
+        }
+    }
+
+    /// `block-detach [-f] DOM VDEV`: as libxl's safe_remove, wait up to
+    /// 10 s for the frontend to let go, then remove it anyway.
+    fn block_detach(&mut self, id: u16, vdev: &str, force: bool) {
+        let Some(g) = self.guests.as_mut() else { return };
+        if !g.block_detach(id, vdev, force) {
+            println!("Error: Device {vdev} not connected.");
+            return;
+        }
+        let deadline = shared::now_ns().unwrap_or(0) + 10_000_000_000;
+        loop {
+            let Some(g) = self.guests.as_mut() else { return };
+            g.pump();
+            if g.vbds().find_vdev(id, vdev).is_none() {
+                return;
+            }
+            if shared::now_ns().unwrap_or(u64::MAX) >= deadline {
+                g.block_detach(id, vdev, true);
+                return;
+            }
+            self.block_until(deadline);
+        }
+    }
+
+    /// `block-list DOM...`: xl's table.
+    fn block_list(&mut self, doms: &str) {
+        println!("{}", dom0_tools::xlfmt::block_list_header());
+        for dom in doms.split_ascii_whitespace() {
+            let Ok(id) = self.find_domain(dom) else {
+                println!("{dom} is an invalid domain identifier");
+                continue;
+            };
+            let Some(g) = self.guests.as_mut() else { return };
+            for r in g.block_list(id) {
+                println!("{}", dom0_tools::xlfmt::block_list_row(r.devid, r.backend_id, id, r.state, r.evtchn, r.ring_ref, &r.be_path));
+            }
         }
     }
 
@@ -521,6 +585,9 @@ impl Shell {
             Command::RebootDomain(d, wait) => self.with_domain(d, |s, id| s.ask_guest(id, "reboot", wait)),
             Command::Console(d) => self.with_domain(d, Shell::attach),
             Command::MemSet(d, mem) => self.with_domain(d, |s, id| s.memory(id, mem, false)),
+            Command::BlockAttach(d, spec) => self.block_attach(d, spec),
+            Command::BlockDetach { dom, vdev, force } => self.with_domain(dom, |s, id| s.block_detach(id, vdev, force)),
+            Command::BlockList(doms) => self.block_list(doms),
             Command::MemMax(d, mem) => self.with_domain(d, |s, id| s.memory(id, mem, true)),
             Command::Domid(name) => self.domid(name),
             Command::Domname(id) => self.domname(id),

@@ -181,12 +181,10 @@ pub fn load(files: &Files<'_>, file: &str, extras: &[&str], max_pages: u64) -> R
 }
 
 /// The notes a config's accepted-but-unused keys get at `xl create`: the
-/// devices are kept for the split-driver backends, not yet attached.
+/// network devices are kept for netback, not yet attached (disks are
+/// attached by blkback).
 pub fn deferred_devices(c: &DomainConfig) -> Vec<String> {
     let mut notes = Vec::new();
-    if !c.disks.is_empty() {
-        notes.push(format!("disk: {} device(s) recorded; no block backend in this dom0 yet", c.disks.len()));
-    }
     if !c.vifs.is_empty() {
         notes.push(format!("vif: {} device(s) recorded; no network backend in this dom0 yet", c.vifs.len()));
     }

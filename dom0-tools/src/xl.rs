@@ -97,6 +97,21 @@ pub enum Command<'a> {
     /// `sched-credit [-d ID] [-w WEIGHT] [-c CAP]`: show (every domain, or
     /// one) or set a domain's credit-scheduler weight and cap.
     SchedCredit(SchedCredit),
+    /// `block-attach DOM DISKSPEC...`: the words after the domain, one
+    /// xl-disk-configuration (several words are joined with commas, as
+    /// xl's `parse_disk_config_multistring`).
+    BlockAttach(DomSpec<'a>, &'a str),
+    /// `block-detach [-f] DOM VDEV`
+    BlockDetach {
+        /// The domain.
+        dom: DomSpec<'a>,
+        /// Its vdev (`xvdb`) or device number.
+        vdev: &'a str,
+        /// `-f`: do not wait for the frontend.
+        force: bool,
+    },
+    /// `block-list DOM...`: the words naming the domains.
+    BlockList(&'a str),
     /// `ls`: dom0's files.
     Ls,
     /// `cat FILE`
@@ -151,6 +166,10 @@ mod usage {
     pub const WATCH: &str = "usage: xenstore-watch [-n COUNT] PATH (COUNT 1-100)";
     pub const CAT: &str = "usage: cat FILE";
     pub const RM: &str = "usage: rm FILE";
+    pub const BLOCK_ATTACH: &str = "'xl block-attach' requires at least 2 arguments.\n\nUsage: xl [-vtTf] block-attach <Domain> <disk-spec-component(s)>...\n\nCreate a new virtual block device.\n";
+    pub const BLOCK_DETACH: &str = "'xl block-detach' requires at least 2 arguments.\n\nUsage: xl [-vtTf] block-detach [-f] <Domain> <DevId>\n\nDestroy a domain's virtual block device.\n";
+    pub const BLOCK_LIST: &str =
+        "'xl block-list' requires at least 1 argument.\n\nUsage: xl [-vtT] block-list <Domain(s)>\n\nList virtual block devices for a domain.\n";
     pub const ECHO: &str = "usage: echo TEXT > FILE | echo TEXT >> FILE";
 }
 
@@ -250,6 +269,19 @@ fn parse_words<'a>(line: &'a str, cmd: &'a str, args: &[&'a str], too_many: bool
         "xenstore-watch" => parse_watch(args),
         "create" => parse_create(line),
         "sched-credit" => parse_sched_credit(args.iter().copied()).map_or(Command::Usage(SCHED_CREDIT_USAGE), Command::SchedCredit),
+        "block-attach" => match args {
+            [dom, _, ..] => Command::BlockAttach(dom, rest_after(rest_after(line, "block-attach"), dom)),
+            _ => Command::Usage(usage::BLOCK_ATTACH),
+        },
+        "block-detach" => match args {
+            ["-f", dom, vdev] | ["--force", dom, vdev] => Command::BlockDetach { dom, vdev, force: true },
+            [dom, vdev] => Command::BlockDetach { dom, vdev, force: false },
+            _ => Command::Usage(usage::BLOCK_DETACH),
+        },
+        "block-list" => match args {
+            [] => Command::Usage(usage::BLOCK_LIST),
+            _ => Command::BlockList(rest_after(line, "block-list")),
+        },
         "ls" => Command::Ls,
         "cat" => one_dom(args, too_many, Command::Cat, usage::CAT),
         "rm" => one_dom(args, too_many, Command::Rm, usage::RM),
@@ -390,6 +422,9 @@ Domains (DOMAIN is a domid or a name; a leading `xl` is optional):
   list [-l] [DOMAIN]                domains (-l: their configs as JSON)
   shutdown [-w] DOMAIN | reboot [-w] DOMAIN  ask a guest through control/shutdown (-w: wait)
   destroy | pause | unpause DOMAIN
+  block-attach DOMAIN DISKSPEC      attach a disk (xl-disk-configuration, e.g. 'vdev=xvdb, access=ro, target=/dev/vda')
+  block-detach [-f] DOMAIN VDEV     detach it (-f: without waiting for the guest)
+  block-list DOMAIN...              a domain's virtual block devices
   console DOMAIN                    its console (Ctrl-] returns here)
   mem-set DOMAIN MEM | mem-max DOMAIN MEM
   vcpu-list [DOMAIN] | uptime [-s] [DOMAIN] | top | info | dmesg [-c] | version
@@ -420,6 +455,21 @@ mod tests {
         assert_eq!(parse("poweroff"), Command::Poweroff);
         assert_eq!(parse("shutdown"), Command::Usage(usage::NO_DOMAIN), "never the host by accident");
         assert_eq!(parse("reboot"), Command::Usage(usage::NO_DOMAIN));
+    }
+
+    #[test]
+    fn block_commands_parse_as_xl_block_attach_detach_list() {
+        assert_eq!(
+            parse("block-attach web vdev=xvdb, access=ro, target=/dev/vda"),
+            Command::BlockAttach("web", "vdev=xvdb, access=ro, target=/dev/vda")
+        );
+        assert_eq!(parse("xl block-attach 2 /dev/vda xvdb r"), Command::BlockAttach("2", "/dev/vda xvdb r"));
+        assert_eq!(parse("block-attach 2"), Command::Usage(usage::BLOCK_ATTACH));
+        assert_eq!(parse("block-detach 2 xvdb"), Command::BlockDetach { dom: "2", vdev: "xvdb", force: false });
+        assert_eq!(parse("block-detach -f 2 51728"), Command::BlockDetach { dom: "2", vdev: "51728", force: true });
+        assert_eq!(parse("block-detach 2"), Command::Usage(usage::BLOCK_DETACH));
+        assert_eq!(parse("block-list 1 web"), Command::BlockList("1 web"));
+        assert_eq!(parse("block-list"), Command::Usage(usage::BLOCK_LIST));
     }
 
     #[test]

@@ -1248,7 +1248,7 @@ const DISK_PREFIXES: [(&str, Option<DiskFormat>, Option<&str>); 15] = [
 /// the next comma; a whole-word flag; a deprecated prefix; an unknown
 /// `word:` prefix or `word=` key is an error; else a positional parameter
 /// up to the next `,` or `=`.
-fn parse_disk(spec: &str) -> Result<DiskSpec, String> {
+pub fn parse_disk(spec: &str) -> Result<DiskSpec, String> {
     if spec.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
         return Err("control character in disk specification".to_string());
     }

@@ -2133,3 +2133,27 @@ xend_config_format     : 4
         }
     }
 }
+
+/// `xl block-list`'s header (xl_block.c).
+pub fn block_list_header() -> alloc::string::String {
+    alloc::format!("{:<5} {:<3} {:<6} {:<5} {:<6} {:<8} {:<30}", "Vdev", "BE", "handle", "state", "evt-ch", "ring-ref", "BE-path")
+}
+
+/// One `xl block-list` row: `%-5d %-3d %-6d %-5d %-6d %-8d %-30s`.
+pub fn block_list_row(devid: u32, backend: u16, frontend: u16, state: u32, evtchn: i64, ring_ref: i64, be_path: &str) -> alloc::string::String {
+    alloc::format!("{devid:<5} {backend:<3} {frontend:<6} {state:<5} {evtchn:<6} {ring_ref:<8} {be_path:<30}")
+}
+
+#[cfg(test)]
+mod block_list_tests {
+    use super::*;
+
+    #[test]
+    fn xl_block_list_columns_match_xl_block_c() {
+        assert_eq!(block_list_header(), "Vdev  BE  handle state evt-ch ring-ref BE-path                       ");
+        assert_eq!(
+            block_list_row(51712, 0, 3, 4, 5, 8, "/local/domain/0/backend/vbd/3/51712"),
+            "51712 0   3      4     5      8        /local/domain/0/backend/vbd/3/51712"
+        );
+    }
+}

@@ -24,6 +24,8 @@ pub mod hypercall;
 #[cfg(target_os = "none")]
 pub mod mm;
 #[cfg(target_os = "none")]
+pub mod ring_pages;
+#[cfg(target_os = "none")]
 pub mod shared;
 #[cfg(target_os = "none")]
 pub mod traps;

@@ -1,0 +1,500 @@
+//! blkback in dom0 (target only): the live half of the block split
+//! driver. Each virtual block device ([`Vbd`]) couples the handshake
+//! machine (`backend_drivers::xenbus_backend`) to dom0's in-process
+//! xenstore, maps its frontend's ring grants into a window of dom0 pages,
+//! binds the frontend's event channel, and serves the ring
+//! (`backend_drivers::blkback::serve`) against one of dom0's disks, moving
+//! data with grant copies (`GNTTABOP_copy`), so dom0 never maps a guest's
+//! data pages.
+//!
+//! Invariants: a window slot holds at most one grant mapping and is put
+//! back to dom0's own frame when it is unmapped; a vbd's ring is unmapped
+//! and its channel closed before the vbd is forgotten or its frontend
+//! domain destroyed; a frontend that corrupts its ring is disconnected
+//! (its vbd goes Closing with an error node), and nothing it does reaches
+//! another vbd or dom0's other services. Each pump serves at most
+//! [`BUDGET`] requests per vbd.
+
+use crate::vbdcfg::{self, VbdNodes};
+use crate::xenstore::{Xenstore, client};
+use alloc::boxed::Box;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use backend_drivers::blkback::serve::{BlkBackRing, Bounce, GrantCopier, SegCopy, serve};
+use backend_drivers::blkback::stats::VbdStats;
+use backend_drivers::blkback::validate::{VbdFeatures, VbdInfo};
+use backend_drivers::disk::BlockDevice;
+use backend_drivers::xenbus_backend::{BackAction, BackEvent, Backend, BlkRing, Blkback, Discard, Disk};
+use frontend_drivers::xenbus_store::ERANGE;
+use frontend_drivers::xenbus_store::{DeviceNodes, Store, StoreRead, apply};
+use pv_guest_kernel::alloc::EarlyAlloc;
+use pv_guest_kernel::ring_pages::MappedPages;
+use pv_guest_kernel::{StartInfo, events, grants, println};
+use xen_public::DOMID_SELF;
+use xen_public::errno::{EIO, ENOMEM};
+use xen_public::grant_table::{GNTCOPY_DEST_GREF, GNTCOPY_SOURCE_GREF, GnttabCopy, GnttabCopyPtr};
+use xen_public::io::xs_wire::xsd_error_num;
+
+/// Requests served per vbd per pump.
+pub const BUDGET: u32 = 64;
+/// Pages of dom0's address space that ring grants are mapped over.
+pub const WINDOW_SLOTS: usize = 32;
+/// Most vbds at once.
+pub const MAX_VBDS: usize = 8;
+
+/// dom0's in-process store as the handshake machines see it.
+struct XsStore<'a>(&'a mut Xenstore);
+
+fn errno_of(name: &str) -> i64 {
+    -i64::from(xsd_error_num(name).unwrap_or(EIO as i32))
+}
+
+impl StoreRead for XsStore<'_> {
+    fn read(&mut self, path: &str, buf: &mut [u8]) -> Result<usize, i64> {
+        let v = client::read(self.0, path).map_err(|e| errno_of(&e))?;
+        let dst = buf.get_mut(..v.len()).ok_or(-ERANGE)?;
+        dst.copy_from_slice(&v);
+        Ok(v.len())
+    }
+}
+
+impl Store for XsStore<'_> {
+    fn write(&mut self, path: &str, value: &[u8]) -> Result<(), i64> {
+        client::write(self.0, path, value).map_err(|e| errno_of(&e))
+    }
+    fn rm(&mut self, path: &str) -> Result<(), i64> {
+        client::rm(self.0, path).map_err(|e| errno_of(&e))
+    }
+    fn watch(&mut self, path: &str, token: &str) -> Result<(), i64> {
+        client::watch(self.0, path, token).map_err(|e| errno_of(&e))
+    }
+    fn unwatch(&mut self, path: &str, token: &str) -> Result<(), i64> {
+        client::unwatch(self.0, path, token).map_err(|e| errno_of(&e))
+    }
+}
+
+/// Pages of dom0 whose mappings are lent to grant mappings.
+struct Window {
+    va: [u64; WINDOW_SLOTS],
+    own_mfn: [u64; WINDOW_SLOTS],
+    used: [bool; WINDOW_SLOTS],
+}
+
+impl Window {
+    fn new(si: &StartInfo, pages: &mut EarlyAlloc) -> Option<Window> {
+        let mut w = Window { va: [0; WINDOW_SLOTS], own_mfn: [0; WINDOW_SLOTS], used: [false; WINDOW_SLOTS] };
+        for i in 0..WINDOW_SLOTS {
+            w.va[i] = pages.alloc_page()?;
+            w.own_mfn[i] = pv_guest_kernel::mm::mfn_of(si, w.va[i]);
+        }
+        Some(w)
+    }
+
+    /// Map `gref` of `domid` writable in a free slot: `(slot, handle)`.
+    fn map(&mut self, domid: u16, gref: u32) -> Result<(usize, u32), i64> {
+        let i = self.used.iter().position(|u| !u).ok_or(-ENOMEM)?;
+        let (status, handle) = grants::map(self.va[i], gref, domid, false);
+        if status != 0 {
+            // A failed map leaves the slot as it was (Xen checks before it
+            // touches the PTE).
+            return Err(i64::from(status));
+        }
+        self.used[i] = true;
+        Ok((i, handle))
+    }
+
+    /// Unmap slot `i` and give it dom0's own frame back.
+    fn unmap(&mut self, i: usize, handle: u32) {
+        let st = grants::unmap(self.va[i], handle);
+        if st != 0 {
+            println!("dom0: blkback: unmapping a ring page failed: {st}");
+        }
+        if pv_guest_kernel::mm::map(self.va[i], self.own_mfn[i], true).is_err() {
+            println!("dom0: blkback: window slot {i} lost its page");
+            return;
+        }
+        self.used[i] = false;
+    }
+}
+
+/// Grant copies between a frontend's pages and dom0's bounce buffer.
+struct Copier<'a> {
+    si: &'a StartInfo,
+    domid: u16,
+}
+
+/// Copy ops per hypercall.
+const COPY_BATCH: usize = 32;
+
+impl GrantCopier for Copier<'_> {
+    fn copy(&mut self, segs: &[SegCopy], buf: &mut [u8], to_guest: bool) -> Result<(), i16> {
+        let base = buf.as_mut_ptr() as u64;
+        let mut ops: heapless::Vec<GnttabCopy, COPY_BATCH> = heapless::Vec::new();
+        for s in segs {
+            let end = s.buf_off.checked_add(usize::from(s.len)).filter(|e| *e <= buf.len()).ok_or(-1i16)?;
+            let mut at = s.buf_off;
+            while at < end {
+                let va = base + at as u64;
+                let piece = (end - at).min(4096 - (va % 4096) as usize);
+                let mine =
+                    GnttabCopyPtr { u: pv_guest_kernel::mm::mfn_of(self.si, va & !0xfff), domid: DOMID_SELF, offset: (va % 4096) as u16, _pad0: 0 };
+                let theirs = GnttabCopyPtr { u: u64::from(s.gref), domid: self.domid, offset: s.page_off + (at - s.buf_off) as u16, _pad0: 0 };
+                let (source, dest, flags) = if to_guest { (mine, theirs, GNTCOPY_DEST_GREF) } else { (theirs, mine, GNTCOPY_SOURCE_GREF) };
+                if ops.is_full() {
+                    issue(&mut ops)?;
+                }
+                let _ = ops.push(GnttabCopy { source, dest, len: piece as u16, flags, status: 0, _pad0: 0 });
+                at += piece;
+            }
+        }
+        issue(&mut ops)
+    }
+}
+
+/// Issue the batch; the first failed status.
+fn issue(ops: &mut heapless::Vec<GnttabCopy, COPY_BATCH>) -> Result<(), i16> {
+    if ops.is_empty() {
+        return Ok(());
+    }
+    let rc = grants::op(ops.as_mut_slice());
+    let first_bad = ops.iter().map(|o| o.status).find(|s| *s != 0);
+    ops.clear();
+    if rc != 0 {
+        return Err(rc as i16);
+    }
+    first_bad.map_or(Ok(()), Err)
+}
+
+/// A disk dom0 can serve, by the name a config's `target=` gives it.
+pub struct NamedDisk {
+    /// `/dev/vda`, or a dom0 file's name.
+    pub name: String,
+    /// The device.
+    pub dev: Box<dyn BlockDevice>,
+}
+
+/// A connected ring.
+struct Live {
+    ring: BlkBackRing<MappedPages>,
+    slots: heapless::Vec<(usize, u32), 16>,
+    port: u32,
+}
+
+/// One virtual block device.
+struct Vbd {
+    nodes: VbdNodes,
+    dev: DeviceNodes,
+    backend: Backend<Blkback>,
+    disk: usize,
+    live: Option<Live>,
+    stats: VbdStats,
+    bounce: Bounce,
+    info: VbdInfo,
+    more: bool,
+}
+
+/// One row of `xl block-list`.
+#[derive(Clone, Debug)]
+pub struct VbdRow {
+    /// Device id.
+    pub devid: u32,
+    /// Backend domain (0).
+    pub backend_id: u16,
+    /// Frontend state.
+    pub state: u32,
+    /// Frontend's event channel (-1 before it connects).
+    pub evtchn: i64,
+    /// Frontend's first ring grant (-1 before it connects).
+    pub ring_ref: i64,
+    /// Backend path.
+    pub be_path: String,
+}
+
+/// Every vbd dom0 serves, its disks and its mapping window.
+pub struct Vbds {
+    si: &'static StartInfo,
+    window: Window,
+    disks: Vec<NamedDisk>,
+    vbds: Vec<Vbd>,
+    /// Watch events that were not for a vbd, for dom0's other users.
+    others: Vec<(String, String)>,
+}
+
+impl Vbds {
+    /// No vbds yet; the window borrows [`WINDOW_SLOTS`] of `pages`.
+    pub fn new(si: &'static StartInfo, pages: &mut EarlyAlloc) -> Option<Vbds> {
+        Some(Vbds { si, window: Window::new(si, pages)?, disks: Vec::new(), vbds: Vec::new(), others: Vec::new() })
+    }
+
+    /// Make `dev` servable as `name`.
+    pub fn add_disk(&mut self, name: &str, dev: Box<dyn BlockDevice>) {
+        self.disks.push(NamedDisk { name: String::from(name), dev });
+    }
+
+    /// Whether a disk is known by `name`.
+    pub fn has_disk(&self, name: &str) -> bool {
+        self.disks.iter().any(|d| d.name == name)
+    }
+
+    /// Attach disk `nodes.target` to `nodes.domid` as libxl does: check
+    /// sharing, write the backend and frontend nodes, start the backend.
+    pub fn attach(&mut self, xs: &mut Xenstore, nodes: VbdNodes) -> Result<(), String> {
+        let disk = self.disks.iter().position(|d| d.name == nodes.target).ok_or_else(|| format!("{}: no such disk in dom0", nodes.target))?;
+        if self.vbds.iter().any(|v| v.nodes.domid == nodes.domid && v.nodes.devid == nodes.devid) {
+            return Err(format!("device {} already exists in domain {}", nodes.vdev, nodes.domid));
+        }
+        if self.vbds.len() >= MAX_VBDS {
+            return Err(String::from("too many block devices in dom0"));
+        }
+        vbdcfg::check_sharing(self.vbds.iter().map(|v| (v.nodes.target.as_str(), v.nodes.writable)), &nodes.target, nodes.writable)?;
+        write_nodes(xs, &nodes)?;
+        let (be, fe) = (nodes.backend_path(), nodes.frontend_path());
+        let token = format!("vbd:{}:{}", nodes.domid, nodes.devid);
+        let dev = DeviceNodes::new("/local/domain/0", &be["/local/domain/0/".len()..], &fe, &token).ok_or("path too long")?;
+        let backend = Backend::new(Blkback { persistent: false, ..Blkback::default() }, &fe).ok_or("path too long")?;
+        let d = &self.disks[disk].dev;
+        let read_only = !nodes.writable || d.read_only();
+        let media = Disk {
+            sectors: d.sectors(),
+            sector_size: 512,
+            physical_sector_size: 512,
+            readonly: read_only,
+            cdrom: nodes.cdrom,
+            removable: false,
+            flush: true,
+            discard: nodes.discard.then_some(Discard { granularity: 512, alignment: 0, secure: false }),
+        };
+        let features = VbdFeatures {
+            flush: true,
+            barrier: true,
+            discard: nodes.discard,
+            discard_secure: false,
+            max_indirect_segments: Blkback::default().max_indirect_segments as u16,
+            persistent: false,
+        };
+        let info = VbdInfo { sectors: media.sectors, read_only, features };
+        let vbd = Vbd { nodes, dev, backend, disk, live: None, stats: VbdStats::default(), bounce: Bounce::new(), info, more: false };
+        self.vbds.push(vbd);
+        let k = self.vbds.len() - 1;
+        self.step(xs, k, BackEvent::Probe);
+        self.step(xs, k, BackEvent::MediaReady(media));
+        Ok(())
+    }
+
+    /// `xl block-detach`: ask the frontend to close (or, with `force`, go
+    /// at once).
+    pub fn detach(&mut self, xs: &mut Xenstore, domid: u16, devid: u32, force: bool) -> bool {
+        let Some(k) = self.find(domid, devid) else { return false };
+        self.step(xs, k, BackEvent::Detach { force });
+        self.sweep();
+        true
+    }
+
+    /// The frontend domain is going: disconnect and forget its vbds.
+    pub fn frontend_died(&mut self, xs: &mut Xenstore, domid: u16) {
+        for k in 0..self.vbds.len() {
+            if self.vbds[k].nodes.domid == domid {
+                self.step(xs, k, BackEvent::FrontendDied);
+            }
+        }
+        self.sweep();
+    }
+
+    /// Handle watch events and serve every ring once; whether anything
+    /// was logged.
+    pub fn pump(&mut self, xs: &mut Xenstore) -> bool {
+        for (path, token) in client::take_watch_events(xs) {
+            match self.vbds.iter().position(|v| v.dev.token.as_str() == token) {
+                Some(k) => self.step(xs, k, BackEvent::FrontendChanged),
+                None => {
+                    if self.others.len() < 256 {
+                        self.others.push((path, token));
+                    }
+                }
+            }
+        }
+        let mut logged = false;
+        for k in 0..self.vbds.len() {
+            logged |= self.serve_one(xs, k);
+        }
+        self.sweep();
+        logged
+    }
+
+    /// Watch events for dom0's other users (`xenstore-watch`).
+    pub fn take_other_events(&mut self) -> Vec<(String, String)> {
+        core::mem::take(&mut self.others)
+    }
+
+    /// Whether a ring has requests left.
+    pub fn busy(&self) -> bool {
+        self.vbds.iter().any(|v| v.more)
+    }
+
+    /// dom0's ends of the rings' event channels.
+    pub fn ports(&self) -> impl Iterator<Item = u32> + '_ {
+        self.vbds.iter().filter_map(|v| v.live.as_ref().map(|l| l.port))
+    }
+
+    /// `xl block-list DOM`'s rows.
+    pub fn list(&self, xs: &mut Xenstore, domid: u16) -> Vec<VbdRow> {
+        let mut rows = Vec::new();
+        for v in self.vbds.iter().filter(|v| v.nodes.domid == domid) {
+            let fe = v.nodes.frontend_path();
+            let num = |xs: &mut Xenstore, key: &str| {
+                client::read(xs, &format!("{fe}/{key}")).ok().and_then(|b| core::str::from_utf8(&b).ok()?.parse::<i64>().ok()).unwrap_or(-1)
+            };
+            let state = num(xs, "state").max(0) as u32;
+            let (evtchn, ring_ref) = (num(xs, "event-channel"), num(xs, "ring-ref").max(num(xs, "ring-ref0")));
+            rows.push(VbdRow { devid: v.nodes.devid, backend_id: 0, state, evtchn, ring_ref, be_path: v.nodes.backend_path() });
+        }
+        rows
+    }
+
+    /// The vbd of a domain named by vdev or device number.
+    pub fn find_vdev(&self, domid: u16, vdev: &str) -> Option<u32> {
+        let devid = vbdcfg::devid(vdev)?;
+        self.find(domid, devid).map(|_| devid)
+    }
+
+    /// Per-vbd statistics (`vbd:` lines of `xl block-list -s`... and tests).
+    pub fn stats(&self, domid: u16, devid: u32) -> Option<VbdStats> {
+        self.find(domid, devid).map(|k| self.vbds[k].stats.clone())
+    }
+
+    fn find(&self, domid: u16, devid: u32) -> Option<usize> {
+        self.vbds.iter().position(|v| v.nodes.domid == domid && v.nodes.devid == devid)
+    }
+
+    /// Feed `ev` to vbd `k`'s machine and carry out what it asks, until
+    /// it asks nothing more.
+    fn step(&mut self, xs: &mut Xenstore, k: usize, ev: BackEvent<Disk>) {
+        let mut next = Some(ev);
+        while let Some(ev) = next.take() {
+            let actions = self.vbds[k].backend.handle(ev, &mut XsStore(xs));
+            for a in actions {
+                match a {
+                    BackAction::Store(op) => {
+                        let _ = apply(&mut XsStore(xs), &self.vbds[k].dev, &op);
+                    }
+                    BackAction::MapRing(ring) => {
+                        next = Some(match self.connect(k, &ring) {
+                            Ok(()) => BackEvent::RingMapped,
+                            Err(e) => BackEvent::RingFailed(e),
+                        });
+                    }
+                    BackAction::Disconnect { .. } => self.disconnect(k),
+                    BackAction::Removed => self.disconnect(k),
+                }
+            }
+        }
+    }
+
+    /// Map the ring's grants and bind its channel.
+    fn connect(&mut self, k: usize, ring: &BlkRing) -> Result<(), i64> {
+        self.disconnect(k);
+        let domid = self.vbds[k].nodes.domid;
+        let mut slots: heapless::Vec<(usize, u32), 16> = heapless::Vec::new();
+        let undo = |w: &mut Window, slots: &heapless::Vec<(usize, u32), 16>| {
+            for &(i, h) in slots {
+                w.unmap(i, h);
+            }
+        };
+        for gref in &ring.ring_refs {
+            match self.window.map(domid, *gref) {
+                Ok(s) => {
+                    let _ = slots.push(s);
+                }
+                Err(e) => {
+                    undo(&mut self.window, &slots);
+                    return Err(e);
+                }
+            }
+        }
+        let vas: heapless::Vec<u64, 16> = slots.iter().map(|&(i, _)| self.window.va[i]).collect();
+        // SAFETY: each VA is a window slot just mapped writable to one of
+        // the frontend's ring grants; the slots stay mapped until
+        // `disconnect` drops this ring first and then unmaps them.
+        let pages = unsafe { MappedPages::new(&vas) };
+        let ring_r = pages.ok_or(-xen_public::errno::EINVAL).and_then(|p| BlkBackRing::attach(p, 0).map_err(|_| -xen_public::errno::EINVAL));
+        let ring_r = match ring_r {
+            Ok(r) => r,
+            Err(e) => {
+                undo(&mut self.window, &slots);
+                return Err(e);
+            }
+        };
+        let port = match events::bind_interdomain(domid, ring.evtchn) {
+            Ok(p) => p,
+            Err(e) => {
+                undo(&mut self.window, &slots);
+                return Err(e);
+            }
+        };
+        self.vbds[k].live = Some(Live { ring: ring_r, slots, port });
+        self.vbds[k].more = true;
+        Ok(())
+    }
+
+    /// Drop vbd `k`'s ring: close its channel, unmap its pages.
+    fn disconnect(&mut self, k: usize) {
+        let Some(live) = self.vbds[k].live.take() else { return };
+        events::close(live.port);
+        let slots = live.slots.clone();
+        drop(live);
+        for (i, h) in slots {
+            self.window.unmap(i, h);
+        }
+        self.vbds[k].more = false;
+    }
+
+    /// Forget removed vbds.
+    fn sweep(&mut self) {
+        self.vbds.retain(|v| !v.backend.removed());
+    }
+
+    /// Serve vbd `k`'s ring once.
+    fn serve_one(&mut self, xs: &mut Xenstore, k: usize) -> bool {
+        let si = self.si;
+        let v = &mut self.vbds[k];
+        let Some(live) = v.live.as_mut() else { return false };
+        let mut copier = Copier { si, domid: v.nodes.domid };
+        let disk = &mut *self.disks[v.disk].dev;
+        let s = serve(&mut live.ring, disk, &mut copier, &v.info, &mut v.stats, &mut v.bounce, BUDGET);
+        if s.notify {
+            events::send(live.port);
+        }
+        v.more = s.more;
+        let Some(err) = s.halted else { return false };
+        let (domid, devid) = (v.nodes.domid, v.nodes.devid);
+        println!("dom0: blkback: d{domid} vbd {devid}: ring corrupt ({err:?}); disconnecting");
+        // As Linux's blkback halting a ring: stop serving it and say why
+        // (xenbus_dev_error's node); the handshake carries on around it.
+        let _ = client::write(xs, &format!("/local/domain/0/error/backend/vbd/{domid}/{devid}/error"), format!("{EIO} ring corrupt").as_bytes());
+        self.disconnect(k);
+        true
+    }
+}
+
+/// Write a disk's backend and frontend nodes with libxl's permissions:
+/// the backend's owned by dom0 and readable by the frontend, the
+/// frontend's owned by the frontend and readable by dom0.
+fn write_nodes(xs: &mut Xenstore, n: &VbdNodes) -> Result<(), String> {
+    let (be, fe) = (n.backend_path(), n.frontend_path());
+    for (k, v) in n.backend_nodes() {
+        client::write(xs, &format!("{be}/{k}"), v.as_bytes())?;
+    }
+    client::set_perms(xs, &be, &["n0", &format!("r{}", n.domid)])?;
+    for (k, v) in n.frontend_nodes() {
+        client::write(xs, &format!("{fe}/{k}"), v.as_bytes())?;
+    }
+    client::set_perms(xs, &fe, &[&format!("n{}", n.domid), "r0"])?;
+    for (k, _) in n.frontend_nodes() {
+        client::set_perms(xs, &format!("{fe}/{k}"), &[&format!("n{}", n.domid), "r0"])?;
+    }
+    for (k, _) in n.backend_nodes() {
+        client::set_perms(xs, &format!("{be}/{k}"), &["n0", &format!("r{}", n.domid)])?;
+    }
+    Ok(())
+}
