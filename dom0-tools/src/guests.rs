@@ -90,8 +90,8 @@ struct Guest {
 pub const DEFAULT_DISK: &str = "/dev/vda";
 /// The boot-module file that backs `/dev/vda` without a virtio disk.
 pub const RAM_DISK_FILE: &str = "disk.img";
-/// Largest RAM disk (bytes): dom0's heap is 2 MiB.
-pub const MAX_RAM_DISK: usize = 1 << 20;
+/// Largest RAM disk (bytes): it lives in dom0's heap (under 2 MiB).
+pub const MAX_RAM_DISK: usize = 512 << 10;
 
 /// libxl's `LIBXL_MAXMEM_CONSTANT`: KiB above a domain's target that the
 /// hypervisor lets it hold.

@@ -8,6 +8,9 @@
 //! [`ring::RingError`] that [`is a peer fault`](ring::RingError::is_peer_fault)
 //! disconnects the device.
 //!
+//! blkfront's requests, response slots and the test pattern are
+//! [`blkfront`].
+//!
 //! The xenbus handshake of a split driver is [`xenbus_frontend`] (blkfront's
 //! side) over [`xenbus_store`] (the store operations both ends share; the
 //! backend's side is in `backend-drivers`). The drivers' live halves are
@@ -19,6 +22,7 @@
 pub mod ring {
     pub use xen_public::io::ring::{FrontRing, MAX_RING_PAGE_ORDER, RingError, RingIdx, RingPages, XEN_PAGE_SIZE};
 }
+pub mod blkfront;
 #[cfg(any(test, feature = "fake-store"))]
 pub mod xenbus_fake;
 pub mod xenbus_frontend;

@@ -14,6 +14,8 @@ pub mod arch;
 pub mod balloon;
 pub mod balloon_credit;
 #[cfg(target_os = "none")]
+pub mod blkfront;
+#[cfg(target_os = "none")]
 pub mod console;
 #[cfg(target_os = "none")]
 pub mod events;

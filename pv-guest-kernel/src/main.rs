@@ -12,9 +12,12 @@
 //! and `canary` watches its memory for changes it did not make
 //! (`canary.rs`); `xs` talks to xenstore (`xs.rs`), `xs-attack` is a
 //! hostile xenstore client (`xs_attack.rs`), `xs-steady` a well-behaved
-//! one (`xs_steady.rs`) and `xs-bench` times xenstore (`xs_bench.rs`).
+//! one (`xs_steady.rs`) and `xs-bench` times xenstore (`xs_bench.rs`);
+//! `blk=...` drives a virtual block device through blkfront (`blkdemo.rs`).
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
+#[cfg(target_os = "none")]
+mod blkdemo;
 #[cfg(target_os = "none")]
 mod canary;
 #[cfg(target_os = "none")]
@@ -158,6 +161,9 @@ mod guest {
         }
         if has("echo") {
             echo_input();
+        }
+        if line.split_ascii_whitespace().any(|w| w.starts_with("blk=")) {
+            crate::blkdemo::run(si);
         }
         if has("memtarget") {
             crate::memtarget::run(si);

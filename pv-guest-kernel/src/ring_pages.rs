@@ -33,6 +33,11 @@ impl MappedPages {
         Some(MappedPages { va: heapless::Vec::from_slice(vas).ok()? })
     }
 
+    /// The first page's address (where the indices are).
+    pub fn first_page(&self) -> u64 {
+        self.va[0]
+    }
+
     /// The address of ring offset `off` (inside the ring: the ring layer's
     /// contract; checked all the same, the first page standing in).
     fn at(&self, off: usize) -> u64 {

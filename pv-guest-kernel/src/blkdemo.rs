@@ -1,0 +1,230 @@
+//! The `blk=` modes of the demo guest, over blkfront
+//! (`pv_guest_kernel::blkfront`) on `vdev=N` (51712, xvda, unless told):
+//!
+//! - `blk=write mib=N`: write the test pattern over the first N MiB,
+//!   flush, print `blk: wrote N MiB ... flushed`, power off;
+//! - `blk=check mib=N`: read N MiB back and check the pattern, then try to
+//!   write one sector (a read-only vbd answers an error), power off;
+//! - `blk=bench mib=N`: sequential write and read MiB/s and 4 KiB random
+//!   reads per second over N MiB (`blk: bench ...` lines);
+//! - `blk=evil`: a hostile frontend: every class of bad request, each
+//!   answer printed, then a forged ring index; it stays up afterwards.
+//!
+//! Console contract: lines start with `blk: `; failures say `failed`.
+
+use crate::xs::{cmdline, now, num, poweroff};
+use frontend_drivers::blkfront as req;
+use pv_guest_kernel::alloc::EarlyAlloc;
+use pv_guest_kernel::blkfront::{self, BlkDev, BlkError, Options};
+use pv_guest_kernel::grants::Table;
+use pv_guest_kernel::notes::VIRT_BASE;
+use pv_guest_kernel::xenbus::live;
+use pv_guest_kernel::{StartInfo, hypercall, println};
+use xen_public::io::blkif::*;
+
+/// The transfer buffer: 64 pages (256 KiB), four requests in flight.
+const BUF_PAGES: u64 = 64;
+
+/// Run the mode named by `blk=`; never returns.
+pub fn run(si: &StartInfo) -> ! {
+    let line = cmdline(si);
+    let mode = line.split_ascii_whitespace().find_map(|w| w.strip_prefix("blk=")).unwrap_or("");
+    let mib = num(line, "mib").unwrap_or(16);
+    let devid = num(line, "vdev").unwrap_or(51712) as u32;
+    let order = num(line, "ring-order").unwrap_or(1) as u32;
+    let mut pages = EarlyAlloc::from_start_info(si.pt_base, si.nr_pt_frames, VIRT_BASE, si.nr_pages);
+    let mut xs = match live::connect(si) {
+        Ok(xs) => xs,
+        Err(e) => fail("xenbus connect", e),
+    };
+    let Some(table_va) = pages.alloc_page() else { fail("no page", 0) };
+    let table = match Table::setup(table_va) {
+        Ok(t) => t,
+        Err(e) => fail("grant table", e),
+    };
+    let opts = Options { ring_page_order: order, indirect: !line.split_ascii_whitespace().any(|w| w == "no-indirect") };
+    let mut dev = match blkfront::connect(si, &mut xs, &table, &mut pages, devid, opts) {
+        Ok(d) => d,
+        Err(e) => {
+            println!("blk: connect failed: {e:?}");
+            poweroff();
+        }
+    };
+    let ro = dev.info.info & VDISK_READONLY != 0;
+    println!(
+        "blk: vdev {devid}: {} sectors ({} MiB){}, {} KiB per request{}",
+        dev.info.sectors,
+        dev.info.sectors / 2048,
+        if ro { ", read-only" } else { "" },
+        dev.request_bytes() / 1024,
+        if dev.indirect() { " (indirect)" } else { "" }
+    );
+    let Some(base) = pages.alloc_run(BUF_PAGES) else { fail("no buffer pages", 0) };
+    // SAFETY: `BUF_PAGES` pages of our initial region at `base`, handed out
+    // once by the allocator, used only as this buffer.
+    let buf = unsafe { core::slice::from_raw_parts_mut(base as *mut u8, (BUF_PAGES * 4096) as usize) };
+    let bytes = (mib << 20).min(dev.info.sectors * 512);
+    match mode {
+        "write" => write_pattern(&mut dev, buf, bytes),
+        "check" => check_pattern(&mut dev, buf, bytes),
+        "bench" => bench(&mut dev, buf, bytes),
+        "evil" => evil(&mut dev),
+        other => println!("blk: unknown mode {other:?}"),
+    }
+    if mode == "evil" {
+        loop {
+            hypercall::sched_block();
+        }
+    }
+    dev.close(&mut xs);
+    println!("blk: closed");
+    poweroff();
+}
+
+fn fail(what: &str, e: i64) -> ! {
+    println!("blk: {what} failed: {e}");
+    poweroff();
+}
+
+fn mib_per_s(bytes: u64, ns: u64) -> u64 {
+    (bytes * 1_000_000_000 / ns.max(1)) >> 20
+}
+
+fn write_pattern(dev: &mut BlkDev, buf: &mut [u8], bytes: u64) {
+    let t0 = now();
+    let mut at = 0;
+    while at < bytes {
+        let n = (bytes - at).min(buf.len() as u64) as usize;
+        req::fill_pattern(at, &mut buf[..n]);
+        if let Err(e) = dev.write(at / 512, &buf[..n]) {
+            println!("blk: write at byte {at} failed: {e:?}");
+            return;
+        }
+        at += n as u64;
+    }
+    let flushed = dev.flush();
+    let ns = now() - t0;
+    match flushed {
+        Ok(()) => println!("blk: wrote {} MiB of pattern in {} ms ({} MiB/s), flushed", bytes >> 20, ns / 1_000_000, mib_per_s(bytes, ns)),
+        Err(e) => println!("blk: flush failed: {e:?}"),
+    }
+}
+
+fn check_pattern(dev: &mut BlkDev, buf: &mut [u8], bytes: u64) {
+    let t0 = now();
+    let mut at = 0;
+    while at < bytes {
+        let n = (bytes - at).min(buf.len() as u64) as usize;
+        if let Err(e) = dev.read(at / 512, &mut buf[..n]) {
+            println!("blk: read at byte {at} failed: {e:?}");
+            return;
+        }
+        if let Some(bad) = req::check_pattern(at, &buf[..n]) {
+            println!("blk: pattern check failed at byte {bad}");
+            return;
+        }
+        at += n as u64;
+    }
+    let ns = now() - t0;
+    println!("blk: checked {} MiB: pattern intact ({} MiB/s)", bytes >> 20, mib_per_s(bytes, ns));
+    match dev.write(0, &buf[..512]) {
+        Ok(()) => println!("blk: write of sector 0 -> okay"),
+        Err(e) => println!("blk: write of sector 0 -> {e:?}"),
+    }
+}
+
+fn bench(dev: &mut BlkDev, buf: &mut [u8], bytes: u64) {
+    let t0 = now();
+    let mut at = 0;
+    while at < bytes {
+        let n = (bytes - at).min(buf.len() as u64) as usize;
+        if dev.write(at / 512, &buf[..n]).is_err() {
+            println!("blk: bench write failed");
+            return;
+        }
+        at += n as u64;
+    }
+    let _ = dev.flush();
+    let w = now() - t0;
+    let t1 = now();
+    at = 0;
+    while at < bytes {
+        let n = (bytes - at).min(buf.len() as u64) as usize;
+        if dev.read(at / 512, &mut buf[..n]).is_err() {
+            println!("blk: bench read failed");
+            return;
+        }
+        at += n as u64;
+    }
+    let r = now() - t1;
+    let ops = 2000u64;
+    let pages = (bytes / 4096).max(1);
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let t2 = now();
+    for _ in 0..ops {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        if dev.read((x % pages) * 8, &mut buf[..4096]).is_err() {
+            println!("blk: bench random read failed");
+            return;
+        }
+    }
+    let iops = ops * 1_000_000_000 / (now() - t2).max(1);
+    println!("blk: bench seq_write_mib_s {} seq_read_mib_s {} rand_read_4k_iops {iops}", mib_per_s(bytes, w), mib_per_s(bytes, r));
+}
+
+/// One hand-built request; its answer by name.
+fn answer(dev: &mut BlkDev, r: BlkifRequest) -> &'static str {
+    match dev.one(r) {
+        Ok(()) => "okay",
+        Err(BlkError::Status(BLKIF_RSP_ERROR)) => "error",
+        Err(BlkError::Status(BLKIF_RSP_EOPNOTSUPP)) => "eopnotsupp",
+        Err(BlkError::Status(_)) => "other status",
+        Err(BlkError::Timeout) => "no answer",
+        Err(_) => "broken",
+    }
+}
+
+fn rw(op: u8, sector: u64, segs: &[BlkifRequestSegment]) -> BlkifRequest {
+    let mut r = BlkifRequest { operation: op, nr_segments: segs.len() as u8, handle: 51712, sector_number: sector, ..Default::default() };
+    for (d, s) in r.seg.iter_mut().zip(segs) {
+        *d = *s;
+    }
+    r
+}
+
+fn seg(gref: u32, first: u8, last: u8) -> BlkifRequestSegment {
+    BlkifRequestSegment { gref, first_sect: first, last_sect: last, ..Default::default() }
+}
+
+/// Every class of bad request, then a forged `req_prod`.
+fn evil(dev: &mut BlkDev) {
+    let g = dev.slot_gref(0, 0);
+    let end = dev.info.sectors;
+    let cases: [(&str, BlkifRequest); 11] = [
+        ("bad grant ref", rw(BLKIF_OP_READ, 0, &[seg(0xdead, 0, 7)])),
+        ("first_sect > last_sect", rw(BLKIF_OP_READ, 0, &[seg(g, 5, 2)])),
+        ("last_sect past the page", rw(BLKIF_OP_READ, 0, &[seg(g, 0, 8)])),
+        ("sector past the disk", rw(BLKIF_OP_READ, end, &[seg(g, 0, 7)])),
+        ("sector range wraps", rw(BLKIF_OP_WRITE, u64::MAX - 2, &[seg(g, 0, 7)])),
+        ("12 segments", {
+            let mut r = rw(BLKIF_OP_READ, 0, &[seg(g, 0, 0); 11]);
+            r.nr_segments = 12;
+            r
+        }),
+        ("no segments", rw(BLKIF_OP_WRITE, 0, &[])),
+        ("unknown operation", rw(0x42, 0, &[seg(g, 0, 7)])),
+        ("indirect, 0 segments", req::indirect_request(BLKIF_OP_READ, 0, 51712, 0, 0, &[g])),
+        ("indirect, bad indirect grant", req::indirect_request(BLKIF_OP_READ, 0, 51712, 0, 8, &[0xbeef])),
+        ("discard past the disk", req::discard_request(0, 51712, end, 8)),
+    ];
+    for (what, r) in cases {
+        println!("blk: evil: {what} -> {}", answer(dev, r));
+    }
+    let good = rw(BLKIF_OP_READ, 0, &[seg(g, 0, 7)]);
+    println!("blk: evil: a good read after them -> {}", answer(dev, good));
+    dev.corrupt_req_prod(1000);
+    println!("blk: evil: forged req_prod (+1000) sent");
+    println!("blk: evil: done");
+}
