@@ -522,6 +522,7 @@ impl Shell {
                 return;
             }
             if shared::now_ns().unwrap_or(u64::MAX) >= deadline {
+                println!("libxl: error: the frontend of {vdev} did not close in 10 s; removing it");
                 g.block_detach(id, vdev, true);
                 return;
             }

@@ -287,7 +287,7 @@ impl Vbds {
     pub fn detach(&mut self, xs: &mut Xenstore, domid: u16, devid: u32, force: bool) -> bool {
         let Some(k) = self.find(domid, devid) else { return false };
         self.step(xs, k, BackEvent::Detach { force });
-        self.sweep();
+        self.sweep(xs);
         true
     }
 
@@ -298,7 +298,7 @@ impl Vbds {
                 self.step(xs, k, BackEvent::FrontendDied);
             }
         }
-        self.sweep();
+        self.sweep(xs);
     }
 
     /// Handle watch events and serve every ring once; whether anything
@@ -318,7 +318,7 @@ impl Vbds {
         for k in 0..self.vbds.len() {
             logged |= self.serve_one(xs, k);
         }
-        self.sweep();
+        self.sweep(xs);
         logged
     }
 
@@ -449,8 +449,12 @@ impl Vbds {
         self.vbds[k].more = false;
     }
 
-    /// Forget removed vbds.
-    fn sweep(&mut self) {
+    /// Forget removed vbds, and remove their frontend nodes as libxl does
+    /// once the backend is gone.
+    fn sweep(&mut self, xs: &mut Xenstore) {
+        for v in self.vbds.iter().filter(|v| v.backend.removed()) {
+            let _ = client::rm(xs, &v.nodes.frontend_path());
+        }
         self.vbds.retain(|v| !v.backend.removed());
     }
 

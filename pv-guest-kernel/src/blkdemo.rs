@@ -8,7 +8,11 @@
 //! - `blk=bench mib=N`: sequential write and read MiB/s and 4 KiB random
 //!   reads per second over N MiB (`blk: bench ...` lines);
 //! - `blk=evil`: a hostile frontend: every class of bad request, each
-//!   answer printed, then a forged ring index; it stays up afterwards.
+//!   answer printed, then a forged ring index; it stays up afterwards;
+//! - `blk=hold`: connect and keep the device (a second attach's test);
+//! - `blk=churn`: write and read the disk without end (destroyed mid-I/O);
+//! - `blk=hotplug`: no disk at start: wait for `xl block-attach`, connect,
+//!   read, and close when `xl block-detach` closes the backend; repeat.
 //!
 //! Console contract: lines start with `blk: `; failures say `failed`.
 
@@ -43,6 +47,9 @@ pub fn run(si: &StartInfo) -> ! {
         Err(e) => fail("grant table", e),
     };
     let opts = Options { ring_page_order: order, indirect: !line.split_ascii_whitespace().any(|w| w == "no-indirect") };
+    if mode == "hotplug" {
+        hotplug(si, &mut xs, &table, &mut pages, opts);
+    }
     let mut dev = match blkfront::connect(si, &mut xs, &table, &mut pages, devid, opts) {
         Ok(d) => d,
         Err(e) => {
@@ -69,9 +76,11 @@ pub fn run(si: &StartInfo) -> ! {
         "check" => check_pattern(&mut dev, buf, bytes),
         "bench" => bench(&mut dev, buf, bytes),
         "evil" => evil(&mut dev),
+        "churn" => churn(&mut dev, buf, bytes),
+        "hold" => println!("blk: holding the device"),
         other => println!("blk: unknown mode {other:?}"),
     }
-    if mode == "evil" {
+    if mode == "evil" || mode == "hold" {
         loop {
             hypercall::sched_block();
         }
@@ -79,6 +88,58 @@ pub fn run(si: &StartInfo) -> ! {
     dev.close(&mut xs);
     println!("blk: closed");
     poweroff();
+}
+
+/// Wait for devices under `device/vbd` (one at a time), connect each,
+/// read its first sector, and close it when the backend closes.
+fn hotplug(si: &StartInfo, xs: &mut live::Xenbus, table: &Table, pages: &mut EarlyAlloc, opts: Options) -> ! {
+    if let Err(e) = xs.watch("device/vbd", "hotplug") {
+        fail("watch device/vbd", e);
+    }
+    println!("blk: hotplug: waiting for a disk");
+    let mut ev = [0u8; 160];
+    let mut sector = [0u8; 512];
+    loop {
+        let devid = match xs.wait_watch_event(Some("hotplug"), &mut ev, u64::MAX / 4) {
+            Ok(e) => e.path.strip_prefix("device/vbd/").and_then(|r| r.split('/').next()).and_then(|d| d.parse::<u32>().ok()),
+            Err(_) => None,
+        };
+        let Some(devid) = devid else { continue };
+        let mut state = [0u8; 8];
+        let st: heapless::String<48> = {
+            let mut p = heapless::String::new();
+            let _ = core::fmt::Write::write_fmt(&mut p, format_args!("device/vbd/{devid}/state"));
+            p
+        };
+        if xs.read_str(pv_guest_kernel::xenbus::XBT_NIL, &st, &mut state) != Ok("1") {
+            continue;
+        }
+        // Our own writes under device/vbd would fire this watch and crowd
+        // the backend's events out of the client's queue: off meanwhile.
+        // (the client keeps 8 events), until the device is closed again.
+        let _ = xs.unwatch("device/vbd", "hotplug");
+        while xs.wait_watch_event(Some("hotplug"), &mut ev, 0).is_ok() {}
+        match blkfront::connect(si, xs, table, pages, devid, opts) {
+            Ok(mut dev) => {
+                let r = dev.read(0, &mut sector);
+                println!("blk: hotplug: vdev {devid} connected, {} sectors, sector 0 read -> {}", dev.info.sectors, if r.is_ok() { "okay" } else { "failed" });
+                while !dev.follow_backend(xs, u64::MAX / 4) {}
+                println!("blk: hotplug: vdev {devid} closed by the backend");
+            }
+            Err(e) => println!("blk: hotplug: vdev {devid}: connect failed: {e:?}"),
+        }
+        let _ = xs.watch("device/vbd", "hotplug");
+    }
+}
+
+/// Write and read the disk over and over (never returns).
+fn churn(dev: &mut BlkDev, buf: &mut [u8], bytes: u64) {
+    println!("blk: churning");
+    let n = (buf.len() as u64).min(bytes) as usize;
+    loop {
+        let _ = dev.write(0, &buf[..n]);
+        let _ = dev.read(0, &mut buf[..n]);
+    }
 }
 
 fn fail(what: &str, e: i64) -> ! {
@@ -105,7 +166,7 @@ fn write_pattern(dev: &mut BlkDev, buf: &mut [u8], bytes: u64) {
     let flushed = dev.flush();
     let ns = now() - t0;
     match flushed {
-        Ok(()) => println!("blk: wrote {} MiB of pattern in {} ms ({} MiB/s), flushed", bytes >> 20, ns / 1_000_000, mib_per_s(bytes, ns)),
+        Ok(()) => println!("blk: wrote {} KiB of pattern in {} ms ({} MiB/s), flushed", bytes >> 10, ns / 1_000_000, mib_per_s(bytes, ns)),
         Err(e) => println!("blk: flush failed: {e:?}"),
     }
 }
@@ -126,7 +187,7 @@ fn check_pattern(dev: &mut BlkDev, buf: &mut [u8], bytes: u64) {
         at += n as u64;
     }
     let ns = now() - t0;
-    println!("blk: checked {} MiB: pattern intact ({} MiB/s)", bytes >> 20, mib_per_s(bytes, ns));
+    println!("blk: checked {} KiB: pattern intact ({} MiB/s)", bytes >> 10, mib_per_s(bytes, ns));
     match dev.write(0, &buf[..512]) {
         Ok(()) => println!("blk: write of sector 0 -> okay"),
         Err(e) => println!("blk: write of sector 0 -> {e:?}"),

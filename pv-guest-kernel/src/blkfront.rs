@@ -318,6 +318,25 @@ impl BlkDev {
         self.slots[i % SLOTS].gref[j % SLOT_PAGES]
     }
 
+    /// Follow the backend for up to `patience` ns: handle its state
+    /// changes (a backend going Closing, as `xl block-detach` makes it,
+    /// closes this end). Whether the device is now closed.
+    pub fn follow_backend(&mut self, xs: &mut Xenbus, patience: u64) -> bool {
+        let mut ev = [0u8; 160];
+        if xs.wait_watch_event(Some(&self.nodes.token), &mut ev, patience).is_ok() {
+            for a in self.frontend.handle(FrontEvent::BackendChanged, &mut XbStore(xs)) {
+                if let FrontAction::Store(op) = a {
+                    let _ = apply(&mut XbStore(xs), &self.nodes, &op);
+                }
+            }
+        }
+        let closed = self.frontend.state() == frontend_drivers::xenbus_store::XENBUS_STATE_CLOSED;
+        if closed {
+            events::close(self.port);
+        }
+        closed
+    }
+
     /// Close the device: Closing, then Closed once the backend follows (or
     /// after [`PATIENCE_NS`]).
     pub fn close(mut self, xs: &mut Xenbus) {
