@@ -449,13 +449,22 @@ impl Vbds {
         self.vbds[k].more = false;
     }
 
-    /// Forget removed vbds, and remove their frontend nodes as libxl does
-    /// once the backend is gone.
+    /// Forget removed vbds, and remove their frontend nodes (and a
+    /// domain's emptied backend directory) as libxl does once the backend
+    /// is gone.
     fn sweep(&mut self, xs: &mut Xenstore) {
+        let mut gone: heapless::Vec<u16, MAX_VBDS> = heapless::Vec::new();
         for v in self.vbds.iter().filter(|v| v.backend.removed()) {
             let _ = client::rm(xs, &v.nodes.frontend_path());
+            let _ = gone.push(v.nodes.domid);
         }
         self.vbds.retain(|v| !v.backend.removed());
+        // A domain left with no vbd loses its backend directory too.
+        for domid in gone {
+            if !self.vbds.iter().any(|v| v.nodes.domid == domid) {
+                let _ = client::rm(xs, &format!("/local/domain/0/backend/vbd/{domid}"));
+            }
+        }
     }
 
     /// Serve vbd `k`'s ring once.

@@ -122,7 +122,11 @@ fn hotplug(si: &StartInfo, xs: &mut live::Xenbus, table: &Table, pages: &mut Ear
         match blkfront::connect(si, xs, table, pages, devid, opts) {
             Ok(mut dev) => {
                 let r = dev.read(0, &mut sector);
-                println!("blk: hotplug: vdev {devid} connected, {} sectors, sector 0 read -> {}", dev.info.sectors, if r.is_ok() { "okay" } else { "failed" });
+                println!(
+                    "blk: hotplug: vdev {devid} connected, {} sectors, sector 0 read -> {}",
+                    dev.info.sectors,
+                    if r.is_ok() { "okay" } else { "failed" }
+                );
                 while !dev.follow_backend(xs, u64::MAX / 4) {}
                 println!("blk: hotplug: vdev {devid} closed by the backend");
             }

@@ -677,6 +677,145 @@ fn dom0_tests() -> Vec<Dom0Test> {
                 &["xl: created d1", "(d1) echo: type a line", "\necho: hello from dom0", "echo: bye", "dom0: d1 shut down (poweroff); destroyed"],
             )
         },
+        // blkif over blkback (issue 16): a guest writes the pattern over
+        // its xvda through blkfront, flushes and powers off; a second one
+        // attaches the same disk read-only, finds every byte, and its
+        // write is refused. Without a virtio disk, /dev/vda is dom0's RAM
+        // disk.
+        Dom0Test {
+            script: &["create blkwrite.cfg", "@", "@list", "create blkcheck.cfg", "@", "@list", "poweroff"],
+            forbid: &["blk: connect failed", "check failed", "blk: write at byte", "blk: flush failed"],
+            ..t(
+                "blk_pattern_written_then_checked_read_only_through_blkback",
+                "",
+                false,
+                &[
+                    "dom0: blkback: /dev/vda: a RAM disk of 512 KiB",
+                    "(d1) blk: vdev 51712: 1024 sectors (0 MiB), 64 KiB per request (indirect)",
+                    "(d1) blk: wrote 512 KiB of pattern in",
+                    "(d1) blk: closed",
+                    "dom0: d1 shut down (poweroff); destroyed",
+                    "(d2) blk: vdev 51712: 1024 sectors (0 MiB), read-only,",
+                    "(d2) blk: checked 512 KiB: pattern intact",
+                    "(d2) blk: write of sector 0 -> Status(-1)",
+                    "dom0: d2 shut down (poweroff); destroyed",
+                ],
+            )
+        },
+        // The block script's sharing rule: a disk a guest holds read-write
+        // cannot be attached again, writable or not; the refused domain is
+        // not created.
+        Dom0Test {
+            script: &[
+                "create blkhold.cfg",
+                "@",
+                "create blkwrite.cfg",
+                "create blkcheck.cfg",
+                "@list",
+                "destroy holder",
+                "create blkcheck.cfg",
+                "@",
+                "@list",
+                "poweroff",
+            ],
+            ..t(
+                "blk_second_attach_of_a_writable_disk_is_refused",
+                "",
+                false,
+                &[
+                    "(d1) blk: holding the device",
+                    "libxl: error: Device /dev/vda is mounted in a guest domain,\nand so cannot be mounted now.",
+                    "libxl: error: Device /dev/vda is mounted read-write in a guest domain,\nand so cannot be mounted read-only now.",
+                    "(d4) blk: vdev 51712: 1024 sectors (0 MiB), read-only",
+                ],
+            )
+        },
+        // xl block-attach and block-detach while the guest runs, twice,
+        // through every XenbusState; block-list shows the connected ring.
+        Dom0Test {
+            script: &[
+                "create blkhot.cfg",
+                "@block-attach hot vdev=xvdb, access=ro, target=/dev/vda",
+                "@block-list hot",
+                "@block-detach hot xvdb",
+                "@block-list hot",
+                "@block-attach hot phy:/dev/vda xvdc r",
+                "@block-detach hot 51744",
+                "@xenstore-ls /local/domain/0/backend/vbd",
+                "poweroff",
+            ],
+            forbid: &["did not close", "connect failed"],
+            ..t(
+                "blk_attach_and_detach_while_the_guest_runs",
+                "",
+                false,
+                &[
+                    "(d1) blk: hotplug: waiting for a disk",
+                    "(d1) blk: hotplug: vdev 51728 connected, 1024 sectors, sector 0 read -> okay",
+                    "51728 0   1      4     ",
+                    "(d1) blk: hotplug: vdev 51728 closed by the backend",
+                    "(d1) blk: hotplug: vdev 51744 connected",
+                    "(d1) blk: hotplug: vdev 51744 closed by the backend",
+                    "xl> xenstore-ls /local/domain/0/backend/vbd\nxl> ",
+                ],
+            )
+        },
+        // A hostile blkfront: each bad request gets its error status, a
+        // forged req_prod stops dom0 serving that ring; dom0 carries on
+        // and the next guests write and check the disk.
+        Dom0Test {
+            script: &["create blkevil.cfg", "@", "@destroy evil", "create blkwrite.cfg", "@", "create blkcheck.cfg", "@", "@list", "poweroff"],
+            ..t(
+                "blk_hostile_frontend_gets_errors_and_dom0_carries_on",
+                "",
+                false,
+                &[
+                    "(d1) blk: evil: bad grant ref -> error",
+                    "(d1) blk: evil: first_sect > last_sect -> error",
+                    "(d1) blk: evil: last_sect past the page -> error",
+                    "(d1) blk: evil: sector past the disk -> error",
+                    "(d1) blk: evil: sector range wraps -> error",
+                    "(d1) blk: evil: 12 segments -> error",
+                    "(d1) blk: evil: no segments -> error",
+                    "(d1) blk: evil: unknown operation -> eopnotsupp",
+                    "(d1) blk: evil: indirect, 0 segments -> error",
+                    "(d1) blk: evil: indirect, bad indirect grant -> error",
+                    "(d1) blk: evil: discard past the disk -> error",
+                    "(d1) blk: evil: a good read after them -> okay",
+                    "dom0: blkback: d1 vbd 51712: ring corrupt",
+                    "(d2) blk: wrote 512 KiB",
+                    "(d3) blk: checked 512 KiB: pattern intact",
+                ],
+            )
+        },
+        // A guest destroyed in the middle of its I/O: its ring is
+        // unmapped, its backend nodes go, and the disk serves the next
+        // guest.
+        Dom0Test {
+            script: &[
+                "create blkchurn.cfg",
+                "@",
+                "@destroy churn",
+                "@xenstore-ls /local/domain/0/backend/vbd",
+                "create blkwrite.cfg",
+                "@",
+                "create blkcheck.cfg",
+                "@",
+                "@list",
+                "poweroff",
+            ],
+            ..t(
+                "blk_guest_destroyed_mid_io_leaves_no_backend_behind",
+                "",
+                false,
+                &[
+                    "(d1) blk: churning",
+                    "xl> xenstore-ls /local/domain/0/backend/vbd\nxl> ",
+                    "(d2) blk: wrote 512 KiB",
+                    "(d3) blk: checked 512 KiB: pattern intact",
+                ],
+            )
+        },
         // Dom0 sleeps at an idle prompt (issue 15: it used to poll every
         // 10 ms): five quiet seconds between two `list`s cost it next to
         // no CPU time.
