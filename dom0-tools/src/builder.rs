@@ -44,11 +44,17 @@ pub struct Scratch {
 /// found by walking them through their read-only mapping in the initial
 /// region (each table's virtual address comes from the M2P).
 fn l1e_maddr(si: &StartInfo, va: u64) -> Option<u64> {
+    entry_maddr(si, va, 1)
+}
+
+/// The machine address of the level-`level` entry (1-3) mapping `va` in
+/// dom0's tables: the tables above it must be present.
+pub fn entry_maddr(si: &StartInfo, va: u64, level: u32) -> Option<u64> {
     let region = |mfn: u64| pv_guest_kernel::notes::VIRT_BASE + pv_guest_kernel::console::mfn_to_pfn(mfn) * 4096;
     let mut table_va = si.pt_base;
     let mut mfn = 0;
-    for level in (2..=4u32).rev() {
-        let idx = (va >> (12 + 9 * (level - 1))) & 511;
+    for l in (level + 1..=4u32).rev() {
+        let idx = (va >> (12 + 9 * (l - 1))) & 511;
         // SAFETY: `table_va` is a page table of the initial region, mapped
         // read-only there (start_info's pt_base, or found through the M2P).
         let e = unsafe { ((table_va + idx * 8) as *const u64).read_volatile() };
@@ -58,7 +64,7 @@ fn l1e_maddr(si: &StartInfo, va: u64) -> Option<u64> {
         mfn = pte_maddr(e) >> 12;
         table_va = region(mfn);
     }
-    Some((mfn << 12) + ((va >> 12) & 511) * 8)
+    Some((mfn << 12) + ((va >> (12 + 9 * (level - 1))) & 511) * 8)
 }
 
 impl Scratch {

@@ -17,9 +17,9 @@ use talc::source::Manual;
 /// (about 4 MiB today, at least 512 KiB by the ABI) of a 64 MiB dom0.
 pub const HEAP_PAGES: u64 = 512;
 /// Pages left to the rest of dom0 (shared_info, the builder's scratch
-/// windows and P2M buffer: 42 pages; blkback's grant window: 32) when the
+/// windows and P2M buffer: 42 pages; the grant area's L1: 1) when the
 /// window is small.
-pub const RESERVED_PAGES: u64 = 112;
+pub const RESERVED_PAGES: u64 = 80;
 
 #[global_allocator]
 static HEAP: TalcLock<spin::Mutex<()>, Manual> = TalcLock::new(Manual);

@@ -25,6 +25,8 @@ pub mod builder;
 pub mod cmdline;
 pub mod files;
 #[cfg(target_os = "none")]
+pub mod grant_area;
+#[cfg(target_os = "none")]
 pub mod guests;
 #[cfg(target_os = "none")]
 pub mod hv;

@@ -1,23 +1,29 @@
 //! blkback in dom0 (target only): the live half of the block split
 //! driver. Each virtual block device ([`Vbd`]) couples the handshake
 //! machine (`backend_drivers::xenbus_backend`) to dom0's in-process
-//! xenstore, maps its frontend's ring grants into a window of dom0 pages,
-//! binds the frontend's event channel, and serves the ring
-//! (`backend_drivers::blkback::serve`) against one of dom0's disks, moving
-//! data with grant copies (`GNTTABOP_copy`), so dom0 never maps a guest's
-//! data pages.
+//! xenstore, maps its frontend's ring grants into dom0's grant area
+//! ([`crate::grant_area`]), binds the frontend's event channel, and serves
+//! the ring (`backend_drivers::blkback::serve`) against one of dom0's
+//! disks. Data moves by memcpy through persistently mapped grants where
+//! the frontend asked for `feature-persistent` (up to [`MAX_PERSISTENT`]
+//! per ring, as Linux's blkback), and by grant copy (`GNTTABOP_copy`)
+//! otherwise, so dom0 maps a guest's data page only when the guest said it
+//! would reuse it.
 //!
-//! Invariants: a window slot holds at most one grant mapping and is put
-//! back to dom0's own frame when it is unmapped; a vbd's ring is unmapped
+//! Invariants: every grant mapping (ring page or persistent grant) belongs
+//! to exactly one connected ring and is unmapped when that ring is
+//! disconnected; a vbd's ring is unmapped
 //! and its channel closed before the vbd is forgotten or its frontend
 //! domain destroyed; a frontend that corrupts its ring is disconnected
 //! (its vbd goes Closing with an error node), and nothing it does reaches
 //! another vbd or dom0's other services. Each pump serves at most
 //! [`BUDGET`] requests per vbd.
 
+use crate::grant_area::{GrantArea, Mapped};
 use crate::vbdcfg::{self, VbdNodes};
 use crate::xenstore::{Xenstore, client};
 use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -32,14 +38,12 @@ use pv_guest_kernel::alloc::EarlyAlloc;
 use pv_guest_kernel::ring_pages::MappedPages;
 use pv_guest_kernel::{StartInfo, events, grants, println};
 use xen_public::DOMID_SELF;
-use xen_public::errno::{EIO, ENOMEM};
+use xen_public::errno::EIO;
 use xen_public::grant_table::{GNTCOPY_DEST_GREF, GNTCOPY_SOURCE_GREF, GnttabCopy, GnttabCopyPtr};
 use xen_public::io::xs_wire::xsd_error_num;
 
 /// Requests served per vbd per pump.
 pub const BUDGET: u32 = 64;
-/// Pages of dom0's address space that ring grants are mapped over.
-pub const WINDOW_SLOTS: usize = 32;
 /// Most vbds at once.
 pub const MAX_VBDS: usize = 8;
 
@@ -74,54 +78,23 @@ impl Store for XsStore<'_> {
     }
 }
 
-/// Pages of dom0 whose mappings are lent to grant mappings.
-struct Window {
-    va: [u64; WINDOW_SLOTS],
-    own_mfn: [u64; WINDOW_SLOTS],
-    used: [bool; WINDOW_SLOTS],
-}
+/// Persistent grants a ring keeps mapped at most (Linux keeps up to
+/// `xen_blkif_max_pgrants`, 1056; the area is shared by every ring).
+pub const MAX_PERSISTENT: usize = 128;
+/// Area slots kept free for rings' own pages.
+const AREA_RESERVE: usize = 64;
 
-impl Window {
-    fn new(si: &StartInfo, pages: &mut EarlyAlloc) -> Option<Window> {
-        let mut w = Window { va: [0; WINDOW_SLOTS], own_mfn: [0; WINDOW_SLOTS], used: [false; WINDOW_SLOTS] };
-        for i in 0..WINDOW_SLOTS {
-            w.va[i] = pages.alloc_page()?;
-            w.own_mfn[i] = pv_guest_kernel::mm::mfn_of(si, w.va[i]);
-        }
-        Some(w)
-    }
+/// A ring's persistently mapped grants (`feature-persistent`).
+type Persistent = BTreeMap<u32, Mapped>;
 
-    /// Map `gref` of `domid` writable in a free slot: `(slot, handle)`.
-    fn map(&mut self, domid: u16, gref: u32) -> Result<(usize, u32), i64> {
-        let i = self.used.iter().position(|u| !u).ok_or(-ENOMEM)?;
-        let (status, handle) = grants::map(self.va[i], gref, domid, false);
-        if status != 0 {
-            // A failed map leaves the slot as it was (Xen checks before it
-            // touches the PTE).
-            return Err(i64::from(status));
-        }
-        self.used[i] = true;
-        Ok((i, handle))
-    }
-
-    /// Unmap slot `i` and give it dom0's own frame back.
-    fn unmap(&mut self, i: usize, handle: u32) {
-        let st = grants::unmap(self.va[i], handle);
-        if st != 0 {
-            println!("dom0: blkback: unmapping a ring page failed: {st}");
-        }
-        if pv_guest_kernel::mm::map(self.va[i], self.own_mfn[i], true).is_err() {
-            println!("dom0: blkback: window slot {i} lost its page");
-            return;
-        }
-        self.used[i] = false;
-    }
-}
-
-/// Grant copies between a frontend's pages and dom0's bounce buffer.
+/// Moves data between a frontend's pages and dom0's bounce buffer: by
+/// memcpy through a persistent mapping where the ring negotiated
+/// `feature-persistent` (mapping a grant the first time it is seen, while
+/// there is room), by grant copy otherwise.
 struct Copier<'a> {
     si: &'a StartInfo,
     domid: u16,
+    persistent: Option<(&'a mut Persistent, &'a mut GrantArea)>,
 }
 
 /// Copy ops per hypercall.
@@ -129,27 +102,73 @@ const COPY_BATCH: usize = 32;
 
 impl GrantCopier for Copier<'_> {
     fn copy(&mut self, segs: &[SegCopy], buf: &mut [u8], to_guest: bool) -> Result<(), i16> {
-        let base = buf.as_mut_ptr() as u64;
-        let mut ops: heapless::Vec<GnttabCopy, COPY_BATCH> = heapless::Vec::new();
+        let (si, domid) = (self.si, self.domid);
+        let Some((map, area)) = self.persistent.as_mut() else { return grant_copy(si, domid, segs, buf, to_guest) };
         for s in segs {
-            let end = s.buf_off.checked_add(usize::from(s.len)).filter(|e| *e <= buf.len()).ok_or(-1i16)?;
-            let mut at = s.buf_off;
-            while at < end {
-                let va = base + at as u64;
-                let piece = (end - at).min(4096 - (va % 4096) as usize);
-                let mine =
-                    GnttabCopyPtr { u: pv_guest_kernel::mm::mfn_of(self.si, va & !0xfff), domid: DOMID_SELF, offset: (va % 4096) as u16, _pad0: 0 };
-                let theirs = GnttabCopyPtr { u: u64::from(s.gref), domid: self.domid, offset: s.page_off + (at - s.buf_off) as u16, _pad0: 0 };
-                let (source, dest, flags) = if to_guest { (mine, theirs, GNTCOPY_DEST_GREF) } else { (theirs, mine, GNTCOPY_SOURCE_GREF) };
-                if ops.is_full() {
-                    issue(&mut ops)?;
+            let len = usize::from(s.len);
+            let page_end = usize::from(s.page_off) + len;
+            let dst = buf.get_mut(s.buf_off..s.buf_off + len).filter(|_| page_end <= 4096).ok_or(-1i16)?;
+            let m = match map.get(&s.gref) {
+                Some(m) => *m,
+                None if map.len() < MAX_PERSISTENT && area.free() > AREA_RESERVE => {
+                    let m = area.map(domid, s.gref, false).map_err(|e| e as i16)?;
+                    map.insert(s.gref, m);
+                    m
                 }
-                let _ = ops.push(GnttabCopy { source, dest, len: piece as u16, flags, status: 0, _pad0: 0 });
-                at += piece;
+                None => {
+                    // No room: this segment goes by grant copy, as Linux
+                    // maps it non-persistently.
+                    let one = SegCopy { buf_off: 0, ..*s };
+                    let mut tmp = [0u8; 4096];
+                    if to_guest {
+                        tmp[..len].copy_from_slice(dst);
+                    }
+                    grant_copy(si, domid, &[one], &mut tmp[..len], to_guest)?;
+                    if !to_guest {
+                        dst.copy_from_slice(&tmp[..len]);
+                    }
+                    continue;
+                }
+            };
+            let page = (m.va + u64::from(s.page_off)) as *mut u8;
+            // SAFETY: `m.va` is an area slot holding this ring's persistent
+            // writable mapping of the frontend's page, alive until the ring
+            // is disconnected; `page_off + len <= 4096` (checked above). The
+            // frontend may write the page meanwhile: bytes only, no
+            // references are made into it.
+            unsafe {
+                if to_guest {
+                    core::ptr::copy_nonoverlapping(dst.as_ptr(), page, len);
+                } else {
+                    core::ptr::copy_nonoverlapping(page, dst.as_mut_ptr(), len);
+                }
             }
         }
-        issue(&mut ops)
+        Ok(())
     }
+}
+
+/// Grant copies of `segs` between `domid`'s pages and `buf` (dom0's).
+fn grant_copy(si: &StartInfo, domid: u16, segs: &[SegCopy], buf: &mut [u8], to_guest: bool) -> Result<(), i16> {
+    let base = buf.as_mut_ptr() as u64;
+    let mut ops: heapless::Vec<GnttabCopy, COPY_BATCH> = heapless::Vec::new();
+    for s in segs {
+        let end = s.buf_off.checked_add(usize::from(s.len)).filter(|e| *e <= buf.len()).ok_or(-1i16)?;
+        let mut at = s.buf_off;
+        while at < end {
+            let va = base + at as u64;
+            let piece = (end - at).min(4096 - (va % 4096) as usize);
+            let mine = GnttabCopyPtr { u: pv_guest_kernel::mm::mfn_of(si, va & !0xfff), domid: DOMID_SELF, offset: (va % 4096) as u16, _pad0: 0 };
+            let theirs = GnttabCopyPtr { u: u64::from(s.gref), domid, offset: s.page_off + (at - s.buf_off) as u16, _pad0: 0 };
+            let (source, dest, flags) = if to_guest { (mine, theirs, GNTCOPY_DEST_GREF) } else { (theirs, mine, GNTCOPY_SOURCE_GREF) };
+            if ops.is_full() {
+                issue(&mut ops)?;
+            }
+            let _ = ops.push(GnttabCopy { source, dest, len: piece as u16, flags, status: 0, _pad0: 0 });
+            at += piece;
+        }
+    }
+    issue(&mut ops)
 }
 
 /// Issue the batch; the first failed status.
@@ -177,8 +196,10 @@ pub struct NamedDisk {
 /// A connected ring.
 struct Live {
     ring: BlkBackRing<MappedPages>,
-    slots: heapless::Vec<(usize, u32), 16>,
+    pages: heapless::Vec<Mapped, 16>,
     port: u32,
+    /// `Some` if `feature-persistent` was negotiated.
+    persistent: Option<Persistent>,
 }
 
 /// One virtual block device.
@@ -214,7 +235,7 @@ pub struct VbdRow {
 /// Every vbd dom0 serves, its disks and its mapping window.
 pub struct Vbds {
     si: &'static StartInfo,
-    window: Window,
+    area: GrantArea,
     disks: Vec<NamedDisk>,
     vbds: Vec<Vbd>,
     /// Watch events that were not for a vbd, for dom0's other users.
@@ -222,9 +243,9 @@ pub struct Vbds {
 }
 
 impl Vbds {
-    /// No vbds yet; the window borrows [`WINDOW_SLOTS`] of `pages`.
+    /// No vbds yet; the grant area takes one of `pages` for its L1.
     pub fn new(si: &'static StartInfo, pages: &mut EarlyAlloc) -> Option<Vbds> {
-        Some(Vbds { si, window: Window::new(si, pages)?, disks: Vec::new(), vbds: Vec::new(), others: Vec::new() })
+        Some(Vbds { si, area: GrantArea::new(si, pages)?, disks: Vec::new(), vbds: Vec::new(), others: Vec::new() })
     }
 
     /// Make `dev` servable as `name`.
@@ -252,7 +273,7 @@ impl Vbds {
         let (be, fe) = (nodes.backend_path(), nodes.frontend_path());
         let token = format!("vbd:{}:{}", nodes.domid, nodes.devid);
         let dev = DeviceNodes::new("/local/domain/0", &be["/local/domain/0/".len()..], &fe, &token).ok_or("path too long")?;
-        let backend = Backend::new(Blkback { persistent: false, ..Blkback::default() }, &fe).ok_or("path too long")?;
+        let backend = Backend::new(Blkback::default(), &fe).ok_or("path too long")?;
         let d = &self.disks[disk].dev;
         let read_only = !nodes.writable || d.read_only();
         let media = Disk {
@@ -395,56 +416,62 @@ impl Vbds {
     fn connect(&mut self, k: usize, ring: &BlkRing) -> Result<(), i64> {
         self.disconnect(k);
         let domid = self.vbds[k].nodes.domid;
-        let mut slots: heapless::Vec<(usize, u32), 16> = heapless::Vec::new();
-        let undo = |w: &mut Window, slots: &heapless::Vec<(usize, u32), 16>| {
-            for &(i, h) in slots {
-                w.unmap(i, h);
+        let mut pages: heapless::Vec<Mapped, 16> = heapless::Vec::new();
+        let r = self.map_ring(domid, ring, &mut pages);
+        let r = r.and_then(|ring_r| events::bind_interdomain(domid, ring.evtchn).map(|port| (ring_r, port)));
+        match r {
+            Ok((ring_r, port)) => {
+                let persistent = ring.persistent.then(Persistent::new);
+                self.vbds[k].info.features.persistent = ring.persistent;
+                self.vbds[k].live = Some(Live { ring: ring_r, pages, port, persistent });
+                self.vbds[k].more = true;
+                Ok(())
             }
-        };
-        for gref in &ring.ring_refs {
-            match self.window.map(domid, *gref) {
-                Ok(s) => {
-                    let _ = slots.push(s);
+            Err(e) => {
+                for m in pages {
+                    self.area.unmap(m);
                 }
-                Err(e) => {
-                    undo(&mut self.window, &slots);
-                    return Err(e);
-                }
+                Err(e)
             }
         }
-        let vas: heapless::Vec<u64, 16> = slots.iter().map(|&(i, _)| self.window.va[i]).collect();
-        // SAFETY: each VA is a window slot just mapped writable to one of
-        // the frontend's ring grants; the slots stay mapped until
-        // `disconnect` drops this ring first and then unmaps them.
-        let pages = unsafe { MappedPages::new(&vas) };
-        let ring_r = pages.ok_or(-xen_public::errno::EINVAL).and_then(|p| BlkBackRing::attach(p, 0).map_err(|_| -xen_public::errno::EINVAL));
-        let ring_r = match ring_r {
-            Ok(r) => r,
-            Err(e) => {
-                undo(&mut self.window, &slots);
-                return Err(e);
-            }
-        };
-        let port = match events::bind_interdomain(domid, ring.evtchn) {
-            Ok(p) => p,
-            Err(e) => {
-                undo(&mut self.window, &slots);
-                return Err(e);
-            }
-        };
-        self.vbds[k].live = Some(Live { ring: ring_r, slots, port });
-        self.vbds[k].more = true;
-        Ok(())
     }
 
-    /// Drop vbd `k`'s ring: close its channel, unmap its pages.
+    /// Map the ring's pages into `pages` and attach a back ring to them.
+    fn map_ring(&mut self, domid: u16, ring: &BlkRing, pages: &mut heapless::Vec<Mapped, 16>) -> Result<BlkBackRing<MappedPages>, i64> {
+        for gref in &ring.ring_refs {
+            let m = self.area.map(domid, *gref, false)?;
+            let _ = pages.push(m);
+        }
+        let vas: heapless::Vec<u64, 16> = pages.iter().map(|m| m.va).collect();
+        // SAFETY: each VA is an area slot just mapped writable to one of
+        // the frontend's ring grants; the slots stay mapped until
+        // `disconnect` drops this ring first and then unmaps them.
+        let mem = unsafe { MappedPages::new(&vas) }.ok_or(-xen_public::errno::EINVAL)?;
+        BlkBackRing::attach(mem, 0).map_err(|_| -xen_public::errno::EINVAL)
+    }
+
+    /// Drop vbd `k`'s ring: close its channel, unmap its pages and its
+    /// persistent grants.
     fn disconnect(&mut self, k: usize) {
         let Some(live) = self.vbds[k].live.take() else { return };
         events::close(live.port);
-        let slots = live.slots.clone();
-        drop(live);
-        for (i, h) in slots {
-            self.window.unmap(i, h);
+        let v = &self.vbds[k];
+        let kept = live.persistent.as_ref().map_or(0, BTreeMap::len);
+        let s = &v.stats;
+        println!(
+            "dom0: blkback: d{} vbd {}: disconnected after {} reads, {} writes, {} flushes, {} refused; {} persistent grants",
+            v.nodes.domid,
+            v.nodes.devid,
+            s.rd_req,
+            s.wr_req,
+            s.f_req,
+            s.refused_total(),
+            kept
+        );
+        let Live { ring, pages, persistent, .. } = live;
+        drop(ring);
+        for m in pages.into_iter().chain(persistent.into_iter().flat_map(BTreeMap::into_values)) {
+            self.area.unmap(m);
         }
         self.vbds[k].more = false;
     }
@@ -472,7 +499,8 @@ impl Vbds {
         let si = self.si;
         let v = &mut self.vbds[k];
         let Some(live) = v.live.as_mut() else { return false };
-        let mut copier = Copier { si, domid: v.nodes.domid };
+        let persistent = live.persistent.as_mut().map(|p| (p, &mut self.area));
+        let mut copier = Copier { si, domid: v.nodes.domid, persistent };
         let disk = &mut *self.disks[v.disk].dev;
         let s = serve(&mut live.ring, disk, &mut copier, &v.info, &mut v.stats, &mut v.bounce, BUDGET);
         if s.notify {

@@ -46,7 +46,8 @@ pub fn run(si: &StartInfo) -> ! {
         Ok(t) => t,
         Err(e) => fail("grant table", e),
     };
-    let opts = Options { ring_page_order: order, indirect: !line.split_ascii_whitespace().any(|w| w == "no-indirect") };
+    let word = |w: &str| line.split_ascii_whitespace().any(|x| x == w);
+    let opts = Options { ring_page_order: order, indirect: !word("no-indirect"), persistent: !word("no-persistent") };
     if mode == "hotplug" {
         hotplug(si, &mut xs, &table, &mut pages, opts);
     }

@@ -83,11 +83,14 @@ pub struct Options {
     pub ring_page_order: u32,
     /// Use indirect requests if offered.
     pub indirect: bool,
+    /// Ask for `feature-persistent`: this driver grants its slots' pages
+    /// once and reuses them, which is what the feature promises.
+    pub persistent: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { ring_page_order: 1, indirect: true }
+        Options { ring_page_order: 1, indirect: true, persistent: true }
     }
 }
 
@@ -144,7 +147,7 @@ pub fn connect(si: &StartInfo, xs: &mut Xenbus, table: &Table, pages: &mut Early
     let backend_id: u16 = xs.read_str(XBT_NIL, &beid_node, &mut buf).ok().and_then(|s| s.parse().ok()).unwrap_or(0);
     let token: heapless::String<32> = path(format_args!("blk{devid}"));
     let nodes = DeviceNodes::new(&home, &nodename, &backend, &token).ok_or(BlkError::Handshake("paths", 0))?;
-    let dev = Blkfront { max_ring_page_order: opts.ring_page_order, persistent: false };
+    let dev = Blkfront { max_ring_page_order: opts.ring_page_order, persistent: opts.persistent };
     let frontend = Frontend::new(dev, &backend).ok_or(BlkError::Handshake("paths", 0))?;
     let s = Setup { si, xs, table, pages, nodes, frontend, backend_id, ring: None, info: None, devid, opts };
     s.run()

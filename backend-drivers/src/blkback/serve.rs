@@ -158,8 +158,10 @@ fn handle<D: BlockDevice + ?Sized, G: GrantCopier>(
             plan.response(status(disk.discard(d.sector_number, d.nr_sectors).map_err(|_| ())))
         }
         Plan::FetchIndirect(fetch) => {
+            // The class is counted at the header, the sectors once parsed
+            // (as Linux's dispatch_rw_block_io).
+            stats.account_plan(&plan);
             if fetch_indirect(fetch.grefs(), grants, &mut bounce.indirect).is_err() {
-                stats.account_plan(&plan);
                 return plan.response(BLKIF_RSP_ERROR);
             }
             let pages = core::mem::take(&mut bounce.indirect);

@@ -198,6 +198,7 @@ fn blkif_indirect_write_of_64_segments_crosses_chunks_and_lands_in_order() {
     r.as_mut_bytes()[..64].copy_from_slice(ind.as_bytes());
     let (_, rsps) = rig.run(&[r], 32);
     assert_eq!((rsps[0].id, rsps[0].operation, rsps[0].status), (77, BLKIF_OP_WRITE, BLKIF_RSP_OKAY));
+    assert_eq!((rig.stats.wr_req, rig.stats.wr_sect), (1, 512), "an indirect write counts once, with all its sectors");
     for i in 0..64usize {
         let at = (16 + i * 8) * 512;
         assert!(rig.disk.bytes()[at..at + 4096].iter().all(|&b| b == i as u8), "page {i}");
