@@ -9,8 +9,15 @@
 //! scratch window, which maps one foreign frame per slot and is put back
 //! to dom0's own frames before the new domain's tables are pinned, so the
 //! pin never meets a writable mapping of a page table.
+//!
+//! Dom0's memory stays bounded whatever the domain's size: dom0 holds the
+//! P2M of the new domain's initial region only (at most
+//! [`REGION_P2M_BUDGET`] entries, on its heap, for the build), and streams
+//! the rest of the P2M into the domain's own `mfn_list` a page at a time
+//! as `populate_physmap` hands the frames out.
 
 use crate::hv;
+use alloc::vec::Vec;
 use pv_guest_kernel::StartInfo;
 use pv_guest_kernel::alloc::EarlyAlloc;
 use pv_guest_kernel::mm::PTE_RW;
@@ -23,8 +30,11 @@ use zerocopy::IntoBytes;
 
 /// Pages of dom0's address space used to reach foreign frames.
 pub const SCRATCH_SLOTS: usize = 16;
-/// Largest domU built (pages): its P2M must fit in dom0's P2M buffer.
-pub const MAX_PAGES: u64 = 4096;
+pub use crate::spec::{MAX_PAGES, REGION_P2M_BUDGET};
+
+/// P2M entries populated and written to the new domain per step past its
+/// initial region: one page of its `mfn_list`.
+const P2M_CHUNK: usize = 512;
 
 /// Why a build failed: the step, and the hypercall's result.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -183,6 +193,24 @@ impl FrameWriter for DomMem<'_> {
     }
 }
 
+/// Populate pfns `first..nr_pages` of the new domain a [`P2M_CHUNK`] at a
+/// time, writing each chunk's frames into its P2M at `p2m_va` (the entry
+/// of pfn 0): dom0 holds one chunk, never the whole P2M.
+fn populate_rest(mem: &mut DomMem<'_>, p2m_va: u64, first: u64, nr_pages: u64) -> Result<(), BuildError> {
+    let mut chunk = Vec::new();
+    chunk.try_reserve_exact(P2M_CHUNK).map_err(|_| BuildError("hold a P2M chunk", -xen_public::errno::ENOMEM))?;
+    let mut pfn = first;
+    while pfn < nr_pages {
+        let n = (nr_pages - pfn).min(P2M_CHUNK as u64) as usize;
+        chunk.clear();
+        chunk.resize(n, 0);
+        hv::populate_physmap(mem.domid, pfn, &mut chunk).map_err(|rc| BuildError("populate_physmap", rc))?;
+        mem.write(p2m_va + pfn * 8, chunk.as_bytes())?;
+        pfn += n as u64;
+    }
+    Ok(())
+}
+
 /// What the builder hands back: enough for dom0 to run the console
 /// backend of the new domain.
 #[derive(Clone, Copy, Debug)]
@@ -254,18 +282,25 @@ impl core::fmt::Write for Cmdline {
 }
 
 /// Build and start a domU of `nr_pages` pages from `image`; its command
-/// line is `domid=N` followed by `extra`. `p2m_buf` is dom0 memory for the
-/// P2M (at least `nr_pages` entries). On failure the half-built domain is
-/// destroyed.
-pub fn build(scratch: &mut Scratch, p2m_buf: &mut [u64], image: &[u8], nr_pages: u64, extra: &str) -> Result<Built, BuildError> {
+/// line is `domid=N` followed by `extra`. `region_p2m` is left holding the
+/// P2M of the domain's initial region (its earlier contents are dropped).
+/// On failure the half-built domain is destroyed.
+pub fn build(scratch: &mut Scratch, region_p2m: &mut Vec<u64>, image: &[u8], nr_pages: u64, extra: &str) -> Result<Built, BuildError> {
     let domid = hv::create_domain().map_err(|rc| BuildError("createdomain", rc))?;
-    build_created(domid, scratch, p2m_buf, image, nr_pages, extra)
+    build_created(domid, scratch, region_p2m, image, nr_pages, extra)
 }
 
 /// [`build`] into a domain already created (so that dom0 could set up
 /// channels between domains before they start).
-pub fn build_created(domid: u16, scratch: &mut Scratch, p2m_buf: &mut [u64], image: &[u8], nr_pages: u64, extra: &str) -> Result<Built, BuildError> {
-    let built = build_created_paused(domid, scratch, p2m_buf, image, nr_pages, extra)?;
+pub fn build_created(
+    domid: u16,
+    scratch: &mut Scratch,
+    region_p2m: &mut Vec<u64>,
+    image: &[u8],
+    nr_pages: u64,
+    extra: &str,
+) -> Result<Built, BuildError> {
+    let built = build_created_paused(domid, scratch, region_p2m, image, nr_pages, extra)?;
     unpause(built.domid)?;
     Ok(built)
 }
@@ -286,7 +321,7 @@ pub fn unpause(domid: u16) -> Result<(), BuildError> {
 pub fn build_created_paused(
     domid: u16,
     scratch: &mut Scratch,
-    p2m_buf: &mut [u64],
+    region_p2m: &mut Vec<u64>,
     image: &[u8],
     nr_pages: u64,
     extra: &str,
@@ -295,7 +330,7 @@ pub fn build_created_paused(
     let mut line = Cmdline { buf: [0; MAX_GUEST_CMDLINE], len: 0 };
     let _ = write!(line, "domid={domid} {extra}");
     let cmdline = core::str::from_utf8(&line.buf[..line.len]).unwrap_or("");
-    let r = fill(domid, scratch, p2m_buf, image, nr_pages, cmdline);
+    let r = fill(domid, scratch, region_p2m, image, nr_pages, cmdline);
     if r.is_err() {
         let _ = scratch.restore();
         let _ = hv::domctl_simple(hv::DESTROYDOMAIN, domid);
@@ -303,7 +338,7 @@ pub fn build_created_paused(
     r
 }
 
-fn fill(domid: u16, scratch: &mut Scratch, p2m_buf: &mut [u64], image: &[u8], nr_pages: u64, cmdline: &str) -> Result<Built, BuildError> {
+fn fill(domid: u16, scratch: &mut Scratch, region_p2m: &mut Vec<u64>, image: &[u8], nr_pages: u64, cmdline: &str) -> Result<Built, BuildError> {
     let check = |what: &'static str, rc: i64| if rc < 0 { Err(BuildError(what, rc)) } else { Ok(rc) };
     let elf = Elf::parse(image).map_err(|_| BuildError("parse the guest ELF", 0))?;
     let notes = elf.xen_notes().map_err(|_| BuildError("read the Xen notes", 0))?;
@@ -313,13 +348,22 @@ fn fill(domid: u16, scratch: &mut Scratch, p2m_buf: &mut [u64], image: &[u8], nr
         LayoutInput { virt_base: notes.virt_base.unwrap_or(0), kernel_start: kstart, kernel_end: kend, initrd_len: 0, nr_pages, is_domu: true };
     let lay: DomainLayout = layout::compute(&input).map_err(|_| BuildError("lay out the domain", 0))?;
     let hpage = notes.hypercall_page.ok_or(BuildError("find the hypercall page", 0))?;
-    if nr_pages as usize > p2m_buf.len() {
-        return Err(BuildError("fit the P2M", 0));
+    let region_pages = lay.region_pages();
+    if region_pages > REGION_P2M_BUDGET {
+        return Err(BuildError("fit the initial region in dom0's build budget", -xen_public::errno::E2BIG));
+    }
+    // As xc_dom_boot_mem_init, which fails with ENOMEM when the machine
+    // cannot give the domain its memory; checked first so that a domain
+    // too big for the machine never takes its free frames.
+    if nr_pages > hv::free_pages() {
+        return Err(BuildError("find free memory for the domain", -xen_public::errno::ENOMEM));
     }
     check("max_mem", hv::max_mem(domid, nr_pages * 4))?;
-    let p2m = &mut p2m_buf[..nr_pages as usize];
-    hv::populate_physmap(domid, p2m).map_err(|rc| BuildError("populate_physmap", rc))?;
-    let p2m: &[u64] = p2m;
+    region_p2m.clear();
+    region_p2m.try_reserve_exact(region_pages as usize).map_err(|_| BuildError("hold the initial region's P2M", -xen_public::errno::ENOMEM))?;
+    region_p2m.resize(region_pages as usize, 0);
+    hv::populate_physmap(domid, 0, region_p2m).map_err(|rc| BuildError("populate_physmap", rc))?;
+    let p2m: &[u64] = region_p2m;
     let shared_info = hv::shared_info_frame(domid).map_err(|rc| BuildError("getdomaininfo", rc))?;
     let console_port = hv::alloc_unbound(domid, 0).map_err(|rc| BuildError("alloc_unbound (console)", rc))?;
     let store_port = hv::alloc_unbound(domid, 0).map_err(|rc| BuildError("alloc_unbound (xenstore)", rc))?;
@@ -334,6 +378,7 @@ fn fill(domid: u16, scratch: &mut Scratch, p2m_buf: &mut [u64], image: &[u8], nr
         mem.write(seg.paddr.wrapping_add(virt_offset), data)?;
     }
     mem.write(lay.p2m.start, p2m.as_bytes())?;
+    populate_rest(&mut mem, lay.p2m.start, region_pages, nr_pages)?;
     let si = start_info(&StartInfoFields {
         nr_pages,
         shared_info: shared_info << 12,

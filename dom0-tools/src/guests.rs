@@ -148,7 +148,9 @@ pub struct Guests {
     slots: [Option<Guest>; MAX_GUESTS],
     build: Scratch,
     consoles: Scratch,
-    p2m: &'static mut [u64],
+    /// The P2M of the initial region of the domain built last (dom0's
+    /// heap, at most [`builder::REGION_P2M_BUDGET`] entries).
+    p2m: Vec<u64>,
     files: Files<'static>,
     dom_exc: u32,
     store: Service,
@@ -176,19 +178,11 @@ pub fn reason_name(code: u32) -> &'static str {
 }
 
 impl Guests {
-    /// Set up: scratch windows, a P2M buffer, VIRQ_DOM_EXC. The guest
+    /// Set up: scratch windows, VIRQ_DOM_EXC. The guest
     /// image is dom0's boot module. `None` if dom0 lacks the pages.
     pub fn new(si: &'static StartInfo, pages: &mut EarlyAlloc) -> Option<Guests> {
         let build = Scratch::new(si, pages)?;
         let consoles = Scratch::new(si, pages)?;
-        let p2m_pages = (builder::MAX_PAGES * 8).div_ceil(4096);
-        let first = pages.alloc_page()?;
-        for _ in 1..p2m_pages {
-            pages.alloc_page()?;
-        }
-        // SAFETY: `p2m_pages` consecutive pages of dom0's initial region
-        // starting at `first`, handed out once by the allocator.
-        let p2m = unsafe { core::slice::from_raw_parts_mut(first as *mut u64, builder::MAX_PAGES as usize) };
         // SAFETY: the boot module is mapped at `mod_start` for `mod_len`
         // bytes in dom0's initial region and never written.
         let module = unsafe { core::slice::from_raw_parts(si.mod_start as *const u8, si.mod_len as usize) };
@@ -198,7 +192,7 @@ impl Guests {
             slots: core::array::from_fn(|_| None),
             build,
             consoles,
-            p2m,
+            p2m: Vec::new(),
             files: Files::from_module(module),
             dom_exc,
             store: Service::new(),
@@ -244,7 +238,7 @@ impl Guests {
     /// and no slot here (the density benchmark starts hundreds).
     pub fn start_headless(&mut self, extra: &str) -> Result<u16, BuildError> {
         let image = self.kernel(crate::files::DEMO_KERNEL)?;
-        builder::build(&mut self.build, self.p2m, image, GUEST_PAGES, extra).map(|b| b.domid)
+        builder::build(&mut self.build, &mut self.p2m, image, GUEST_PAGES, extra).map(|b| b.domid)
     }
 
     /// Build and start the demo guest in the domain `domid` (created, empty).
@@ -269,7 +263,7 @@ impl Guests {
                 return Err(e);
             }
         };
-        let built = builder::build_created_paused(domid, &mut self.build, self.p2m, image, spec.pages, &spec.cmdline)?;
+        let built = builder::build_created_paused(domid, &mut self.build, &mut self.p2m, image, spec.pages, &spec.cmdline)?;
         // libxl__build_pre: the hypervisor's limit is the target plus
         // LIBXL_MAXMEM_CONSTANT; `memory/static-max` says how far mem-set
         // may raise it.
@@ -568,7 +562,8 @@ impl Guests {
         printed
     }
 
-    /// The machine frame of `pfn` in the domain built last.
+    /// The machine frame of `pfn` in the initial region of the domain
+    /// built last.
     pub fn last_p2m(&self, pfn: u64) -> Option<u64> {
         self.p2m.get(pfn as usize).copied()
     }

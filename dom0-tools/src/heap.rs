@@ -16,9 +16,9 @@ use talc::source::Manual;
 /// that with room to spare, and it fits the initial region's window
 /// (about 4 MiB today, at least 512 KiB by the ABI) of a 64 MiB dom0.
 pub const HEAP_PAGES: u64 = 512;
-/// Pages left to the rest of dom0 (shared_info, the builder's scratch
-/// windows and P2M buffer: 42 pages; the grant area's L1: 1) when the
-/// window is small.
+/// Pages left to the rest of dom0 (shared_info, the builder's two scratch
+/// windows: 33 pages; the grant area's L1: 1; the builder's P2M of a new
+/// domain's initial region comes from the heap) when the window is small.
 pub const RESERVED_PAGES: u64 = 80;
 
 #[global_allocator]

@@ -180,11 +180,11 @@ pub fn set_vcpu_context(dom: u16, rip: u64, rsp: u64, rsi: u64, l4_mfn: u64) -> 
     unsafe { hypercall::domctl(&mut d) }
 }
 
-/// XENMEM_populate_physmap on `dom` for pfns `0..p2m.len()`; on success
-/// `p2m` holds each pfn's machine frame.
-pub fn populate_physmap(dom: u16, p2m: &mut [u64]) -> Result<(), i64> {
-    for (pfn, e) in p2m.iter_mut().enumerate() {
-        *e = pfn as u64;
+/// XENMEM_populate_physmap on `dom` for pfns `first..first + p2m.len()`;
+/// on success `p2m` holds each pfn's machine frame.
+pub fn populate_physmap(dom: u16, first: u64, p2m: &mut [u64]) -> Result<(), i64> {
+    for (pfn, e) in (first..).zip(p2m.iter_mut()) {
+        *e = pfn;
     }
     let mut done = 0usize;
     while done < p2m.len() {

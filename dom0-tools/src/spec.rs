@@ -3,8 +3,8 @@
 //! and the action xl takes when a guest shuts down for a given reason.
 //!
 //! Invariant: a spec that [`GuestSpec::from_config`] returns is buildable
-//! by this dom0 as far as the config can say: its memory fits the
-//! builder's P2M buffer, its kernel is a file of dom0's, and what dom0
+//! by this dom0 as far as the config can say: its memory is within the
+//! builder's limit ([`MAX_PAGES`]), its kernel is a file of dom0's, and what dom0
 //! cannot do yet (a ramdisk) is an error naming the key, not ignored.
 #![forbid(unsafe_code)]
 
@@ -17,6 +17,36 @@ use alloc::vec::Vec;
 
 /// Pages of the demo guest: 4 MiB.
 pub const DEMO_PAGES: u64 = 1024;
+
+/// P2M entries of a new domain's initial region that dom0's builder holds
+/// while it builds (32 KiB of dom0's heap, what the fixed P2M buffer of
+/// a 16 MiB domain it replaces cost): the region, whose frames the builder
+/// writes and maps, may span at most this many pages (16 MiB). The rest of
+/// the P2M goes to the domain a page at a time.
+pub const REGION_P2M_BUDGET: u64 = 4096;
+/// The guest kernel image (PT_LOAD span) [`MAX_PAGES`] allows for: 4 MiB
+/// (the demo guest's is a fraction of that).
+pub const KERNEL_ALLOWANCE: u64 = 4 << 20;
+/// What the initial region holds besides the kernel and the P2M, rounded
+/// up to 1 MiB (`xg_dom_x86.c`'s order): start_info, xenstore and console
+/// pages (3), bootstrap page tables (at most 14 for a 16 MiB region: L4,
+/// 2 L3, 2 L2, 9 L1), the stack page and the 512 KiB of padding (128
+/// pages) before the region's 4 MiB boundary: 146 pages.
+pub const REGION_OVERHEAD: u64 = 1 << 20;
+/// The largest domU dom0 builds (pages): the largest whose P2M (8 bytes a
+/// page), beside a kernel of [`KERNEL_ALLOWANCE`] and [`REGION_OVERHEAD`],
+/// fits an initial region of [`REGION_P2M_BUDGET`] pages, in whole MiB:
+/// (16 MiB - 4 MiB - 1 MiB) / 8 = 1441792 pages = 5632 MiB. Dom0's cost
+/// does not grow past the budget; the machine's free memory is checked at
+/// build time (ENOMEM, as `xc_dom_boot_mem_init`).
+pub const MAX_PAGES: u64 = max_pages_for(KERNEL_ALLOWANCE);
+
+/// The largest domain (pages, whole MiB) whose initial region fits
+/// [`REGION_P2M_BUDGET`] beside a kernel of `kernel_bytes`.
+pub const fn max_pages_for(kernel_bytes: u64) -> u64 {
+    let p2m_bytes = (REGION_P2M_BUDGET * 4096).saturating_sub(kernel_bytes).saturating_sub(REGION_OVERHEAD);
+    p2m_bytes / 8 / 256 * 256
+}
 
 /// How to build a guest: what an xl config says.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -212,6 +242,45 @@ mod tests {
         assert_eq!(s.action(xen_public::SHUTDOWN_SUSPEND), Action::Preserve, "xl leaves a suspended domain");
     }
 
+    /// A domU's layout as dom0's builder computes it, at the demo guest's
+    /// `VIRT_BASE`, for a kernel of `kernel` bytes.
+    fn domu(kernel: u64, nr_pages: u64) -> Result<xen_dombuild::layout::DomainLayout, xen_dombuild::layout::LayoutError> {
+        let base = pv_guest_kernel::notes::VIRT_BASE;
+        let inp = xen_dombuild::layout::LayoutInput {
+            virt_base: base,
+            kernel_start: base,
+            kernel_end: base + kernel,
+            initrd_len: 0,
+            nr_pages,
+            is_domu: true,
+        };
+        xen_dombuild::layout::compute(&inp)
+    }
+
+    #[test]
+    fn the_largest_domain_keeps_its_initial_region_within_dom0s_build_budget() {
+        assert_eq!(MAX_PAGES, 1_441_792, "5632 MiB");
+        assert_eq!(MAX_PAGES % 256, 0, "whole MiB");
+        let l = domu(KERNEL_ALLOWANCE, MAX_PAGES).unwrap();
+        assert!(l.region_pages() <= REGION_P2M_BUDGET, "{} region pages", l.region_pages());
+        // One MiB more of P2M would not fit beside the largest kernel.
+        assert!(domu(KERNEL_ALLOWANCE, MAX_PAGES + (1 << 20) / 8).unwrap().region_pages() > REGION_P2M_BUDGET);
+        // A bigger kernel leaves a smaller limit, still within the budget.
+        let k = 9 << 20;
+        let l = domu(k, max_pages_for(k)).unwrap();
+        assert!(max_pages_for(k) < MAX_PAGES && l.region_pages() <= REGION_P2M_BUDGET);
+        assert_eq!(max_pages_for(u64::MAX), 0, "a kernel past the budget leaves nothing, without overflow");
+    }
+
+    #[test]
+    fn domains_of_64_to_256_mib_need_far_less_than_the_budget() {
+        for mib in [64u64, 128, 256] {
+            let l = domu(0x40_000, mib * 256).unwrap();
+            // The P2M (2 KiB per MiB) and what follows fit the first 4 MiB.
+            assert_eq!(l.region_pages(), 1024, "{mib} MiB");
+        }
+    }
+
     #[test]
     fn what_the_builder_cannot_build_is_an_error_naming_the_key() {
         let big = config("name = 'big'\nkernel = 'guest'\nmemory = 64\n");
@@ -220,6 +289,14 @@ mod tests {
             Err(String::from("t.cfg: memory: 64 MiB is more than this dom0's builder can build (16 MiB)"))
         );
         let missing = config("name = 'x'\nkernel = '/boot/vmlinuz'\nmemory = 4\n");
+        let mut b = big.clone();
+        b.memory = 256;
+        assert_eq!(GuestSpec::from_config("t.cfg", &b, MAX_PAGES, |_| true).map(|s| s.pages), Ok(65536), "256 MiB builds");
+        b.memory = 5633;
+        assert_eq!(
+            GuestSpec::from_config("t.cfg", &b, MAX_PAGES, |_| true),
+            Err(String::from("t.cfg: memory: 5633 MiB is more than this dom0's builder can build (5632 MiB)"))
+        );
         assert!(GuestSpec::from_config("t.cfg", &missing, 4096, |k| k == "guest").unwrap_err().starts_with("t.cfg: kernel: "));
         let rd = config("name = 'x'\nkernel = 'guest'\nmemory = 4\nramdisk = 'initrd'\n");
         assert!(GuestSpec::from_config("t.cfg", &rd, 4096, |_| true).unwrap_err().starts_with("t.cfg: ramdisk: "));

@@ -334,6 +334,68 @@ mod tests {
         assert!(compute(&near_top).is_err());
     }
 
+    fn domu(kernel_len: u64, nr_pages: u64) -> LayoutInput {
+        LayoutInput { is_domu: true, ..dom0(kernel_len, 0, nr_pages) }
+    }
+
+    /// libxenguest's `alloc_pgtables_pv` (xg_dom_x86.c), step by step: from
+    /// the end of the last segment (the console page), grow by the stack
+    /// page, 512 KiB of padding and the tables `count_pgtables` finds for
+    /// `[virt_base, try_virt_end]` until they fit below the 4 MiB-aligned
+    /// end. Returns (v_end, page-table frames).
+    fn libxenguest_pgtables(virt_base: u64, virt_alloc_end: u64) -> (u64, u64) {
+        let extra = 1 + (512 << 10) / PAGE_SIZE;
+        let mut pages = extra;
+        loop {
+            let try_virt_end = (virt_alloc_end + pages * PAGE_SIZE) | (MIB4 - 1);
+            // One L4, then one table per level-N block the range touches.
+            let count = |bits: u32| ((try_virt_end | ((1u64 << bits) - 1)) - (virt_base & !((1u64 << bits) - 1))) / (1u64 << bits) + 1;
+            let pgtables = 1 + count(39) + count(30) + count(21);
+            pages = pgtables + extra;
+            if virt_alloc_end + pages * PAGE_SIZE <= try_virt_end + 1 {
+                return (try_virt_end + 1, pgtables);
+            }
+        }
+    }
+
+    #[test]
+    fn domu_of_64_128_256_mib_follows_libxenguest_layout() {
+        for mib in [64u64, 128, 256] {
+            let nr_pages = mib * 256;
+            let l = compute(&domu(0x2_5000, nr_pages)).unwrap();
+            check_invariants(&l);
+            // kernel, P2M (8 bytes a page) right after it, start_info,
+            // xenstore, console, page tables, stack: xg_dom_x86.c's order.
+            assert_eq!(l.p2m, Region { start: VIRT_BASE + 0x2_5000, end: VIRT_BASE + 0x2_5000 + nr_pages * 8 }, "{mib} MiB");
+            assert_eq!(l.start_info.start, round_up(l.p2m.end, PAGE_SIZE));
+            let con = l.console.unwrap();
+            assert_eq!(l.xenstore.unwrap().start, l.start_info.start + PAGE_SIZE);
+            assert_eq!(con.start, l.start_info.start + 2 * PAGE_SIZE);
+            assert_eq!(l.page_tables.start, con.end);
+            assert_eq!((l.v_end, l.nr_pt_frames), libxenguest_pgtables(VIRT_BASE, con.end), "{mib} MiB");
+            // All of it within the first 4 MiB: L4, L3, L2 and two L1s.
+            assert_eq!(l.v_end, VIRT_BASE + MIB4);
+            assert_eq!(l.nr_pt_frames, 5);
+            assert_eq!(l.region_pages(), 1024);
+        }
+    }
+
+    #[test]
+    fn a_p2m_pushing_the_region_past_4mib_gets_more_l1_tables() {
+        // 256 MiB (512 KiB of P2M) behind a 3.5 MiB kernel: the stack lands
+        // past 4 MiB, so the region runs to 8 MiB with four L1s.
+        let l = compute(&domu(0x38_0000, 65536)).unwrap();
+        check_invariants(&l);
+        assert_eq!(l.v_end, VIRT_BASE + 2 * MIB4);
+        assert_eq!(l.nr_pt_frames, 1 + 1 + 1 + 4);
+        let con = l.console.unwrap();
+        assert_eq!((l.v_end, l.nr_pt_frames), libxenguest_pgtables(VIRT_BASE, con.end));
+        // 1 GiB of P2M entries (2 MiB) likewise.
+        let l = compute(&domu(0x2_5000, 262144)).unwrap();
+        check_invariants(&l);
+        assert_eq!((l.v_end, l.nr_pt_frames), libxenguest_pgtables(VIRT_BASE, l.console.unwrap().end));
+    }
+
     #[test]
     fn many_sizes_keep_the_invariants() {
         for kernel in [0x1000u64, 0x7000, 0x10_0000, 0x3f_f000, 0x80_0000] {

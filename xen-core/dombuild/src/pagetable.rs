@@ -184,6 +184,27 @@ mod tests {
     }
 
     #[test]
+    fn a_256_mib_domu_is_mapped_from_its_initial_region_p2m_alone() {
+        // dom0's builder holds only the region's P2M entries; the tables
+        // map exactly the region, so that is all they need.
+        let base = 0xffff_ffff_8000_0000;
+        let l =
+            compute(&LayoutInput { virt_base: base, kernel_start: base, kernel_end: base + 0x2_5000, initrd_len: 0, nr_pages: 65536, is_domu: true })
+                .unwrap();
+        let head = p2m(l.region_pages());
+        let mut mem = FakeMem::default();
+        let t = build(&l, &head, &mut mem).unwrap();
+        assert_eq!(t.used as u64, l.nr_pt_frames);
+        assert_eq!(&t.levels[..t.used], &[4, 3, 2, 1, 1]);
+        for pfn in [0, l.pfn_of(l.p2m.start), l.pfn_of(l.p2m.end - 1), l.pfn_of(l.start_info.start), l.region_pages() - 1] {
+            let (e, _, _) = mem.walk(t.l4_mfn, l.v_start + pfn * PAGE_SIZE).unwrap();
+            assert_eq!(pte_maddr(e) >> 12, head[pfn as usize], "pfn {pfn}");
+        }
+        assert!(mem.walk(t.l4_mfn, l.v_end).is_none(), "pfns past the region stay unmapped");
+        assert_eq!(build(&l, &head[..head.len() - 1], &mut FakeMem::default()), Err(BuildError::P2mTooShort));
+    }
+
+    #[test]
     fn short_p2m_is_refused() {
         let l = layout(0x3000, 16384, 0xffff_ffff_8000_0000);
         assert_eq!(build(&l, &p2m(10), &mut FakeMem::default()), Err(BuildError::P2mTooShort));
