@@ -57,6 +57,12 @@ impl EarlyAlloc {
         Some(p)
     }
 
+    /// One past the window's last page: the end of the initial region
+    /// (clipped to the domain's pages).
+    pub fn end(&self) -> u64 {
+        self.end
+    }
+
     /// Pages left.
     pub fn remaining(&self) -> u64 {
         (self.end - self.next) / PAGE_SIZE
@@ -75,6 +81,7 @@ mod tests {
         assert_eq!(a.alloc_page(), Some(base + 0x36000 + 6 * PAGE_SIZE));
         // Up to the 4 MiB boundary: 0x400000 - 0x3d000 bytes left.
         assert_eq!(a.remaining(), (0x40_0000 - 0x3d000) / PAGE_SIZE);
+        assert_eq!(a.end(), base + 0x40_0000, "the initial region ends at 4 MiB");
     }
 
     #[test]

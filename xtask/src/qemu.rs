@@ -29,7 +29,9 @@ pub struct Options {
     /// Console input, one line per prompt. A line starting with `@` is
     /// sent (without the `@`) once the console has been quiet for a
     /// second, prompt or not (input for a guest's console); `^]` in a
-    /// line is sent as the byte Ctrl-] (leaves `xl console`).
+    /// line is sent as the byte Ctrl-] (leaves `xl console`). A line
+    /// `?TEXT` waits until TEXT has appeared since the last line sent (a
+    /// guest done with slow work), then sends an empty line (a prompt).
     pub script: Vec<String>,
     /// Copy serial output to our stdout as it arrives.
     pub echo: bool,
@@ -146,6 +148,8 @@ pub fn boot(iso: &Path, o: &Options) -> Result<Outcome, String> {
     let (mut handover_at, mut dom0_at) = (None, None);
     let mut last_data = Instant::now();
     let mut script = o.script.iter().peekable();
+    // Where the output stood when the script last sent a line.
+    let mut sent_at = 0;
     let mut timed_out = false;
     let mut stopped_on = None;
     let mut scanned = 0;
@@ -196,14 +200,19 @@ pub fn boot(iso: &Path, o: &Options) -> Result<Outcome, String> {
         }
         let at_prompt = !out.is_empty() && out.last() != Some(&b'\n');
         let quiet = last_data.elapsed();
-        let ready = |line: &str| if line.starts_with('@') { quiet > Duration::from_secs(1) } else { at_prompt && quiet > Duration::from_millis(300) };
+        let ready = |line: &str| match line.as_bytes().first() {
+            Some(b'@') => quiet > Duration::from_secs(1),
+            Some(b'?') => String::from_utf8_lossy(&out[sent_at.min(out.len())..]).contains(&line[1..]),
+            _ => at_prompt && quiet > Duration::from_millis(300),
+        };
         if script.peek().is_some_and(|l| ready(l))
             && let (Some(line), Some(si)) = (script.next(), stdin.as_mut())
         {
-            let text = line.strip_prefix('@').unwrap_or(line).replace("^]", "\x1d");
+            let text = if line.starts_with('?') { String::new() } else { line.strip_prefix('@').unwrap_or(line).replace("^]", "\x1d") };
             let _ = si.write_all(format!("{text}\n").as_bytes());
             let _ = si.flush();
             last_data = Instant::now();
+            sent_at = out.len();
         }
     }
     let status = child.wait().map_err(|e| e.to_string())?;
