@@ -673,9 +673,13 @@ fn dom0_tests() -> Vec<Dom0Test> {
                 "list balloon",
                 "mem-set balloon 65m",
                 "destroy balloon",
+                "create balloon.cfg name=\"big\" memory=5633",
+                "create balloon.cfg name=\"big\" memory=1024",
+                "list",
                 "poweroff",
             ],
-            forbid: &["failed at", "balloon: watch broke", "create failed"],
+            // A failed build leaves no domain behind (no `big` row).
+            forbid: &["KiB: failed at", "balloon: watch broke", "big                    "],
             in_order: &[
                 "xl: created d1",
                 "(d1) balloon: following memory/target from 16384 pages",
@@ -692,6 +696,9 @@ fn dom0_tests() -> Vec<Dom0Test> {
                 "(d1) balloon: target 65536 KiB: 16384 pages (took back 15616)",
                 "balloon                                      1    64     1",
                 "memory_dynamic_max must be less than or equal to memory_static_max",
+                // Past the builder's limit, and past the machine's memory.
+                "balloon.cfg: memory: 5633 MiB is more than this dom0's builder can build (5632 MiB)",
+                "xl: create failed at find free memory for the domain: -12 (ENOMEM)",
             ],
             ..t("xl_mem_set_balloons_a_64m_guest_to_32m_and_back", "", false, &["static-max = \"65536\""])
         },
