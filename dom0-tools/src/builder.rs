@@ -53,7 +53,7 @@ pub struct Scratch {
 /// The machine address of the L1 entry mapping `va` in dom0's tables,
 /// found by walking them through their read-only mapping in the initial
 /// region (each table's virtual address comes from the M2P).
-fn l1e_maddr(si: &StartInfo, va: u64) -> Option<u64> {
+pub fn l1e_maddr(si: &StartInfo, va: u64) -> Option<u64> {
     entry_maddr(si, va, 1)
 }
 
@@ -75,6 +75,19 @@ pub fn entry_maddr(si: &StartInfo, va: u64, level: u32) -> Option<u64> {
         table_va = region(mfn);
     }
     Some((mfn << 12) + ((va >> (12 + 9 * (level - 1))) & 511) * 8)
+}
+
+/// The L1 entry mapping `va` in dom0's tables: its machine address and
+/// its value (the frame `va` reaches now, which for a remapped page is
+/// not the P2M's), found as in [`l1e_maddr`].
+pub fn l1e(si: &StartInfo, va: u64) -> Option<(u64, u64)> {
+    let maddr = l1e_maddr(si, va)?;
+    let table_va = pv_guest_kernel::notes::VIRT_BASE + pv_guest_kernel::console::mfn_to_pfn(maddr >> 12) * 4096;
+    // SAFETY: the L1 table is a page table of the initial region, mapped
+    // read-only there (found through the M2P as the upper levels are);
+    // the offset is below 4096.
+    let e = unsafe { ((table_va + (maddr & 0xfff)) as *const u64).read_volatile() };
+    Some((maddr, e))
 }
 
 impl Scratch {

@@ -31,6 +31,8 @@ pub enum Test {
     Conformance,
     /// Micro-benchmarks: null hypercall and mmu_update batch cost.
     Bench,
+    /// The virtio-blk disk: pattern written, flushed, read back, timed.
+    Disk,
     /// SYSCALL from a user program on separate user page tables.
     UserTablesSyscall,
     /// A user program on separate tables reads a kernel address: #PF.
@@ -99,6 +101,7 @@ pub fn test(cmdline: &str) -> Result<Test, &str> {
         "syscall-top" => Test::SyscallTop,
         "conformance" => Test::Conformance,
         "bench" => Test::Bench,
+        "disk" => Test::Disk,
         "usertables-syscall" => Test::UserTablesSyscall,
         "usertables-fault" => Test::UserTablesFault,
         "time" => Test::Time,

@@ -13,6 +13,10 @@
 //!   xl.cfg configs; [`spec`]: what a guest is built from; [`files`]:
 //!   dom0's boot-module files. All pure and host-tested.
 //! - [`xenstore`]: xenstored (pure core, ring transport in `service`).
+//! - [`vdisk`]: dom0's virtio-blk disk for blkback, over [`pci`]
+//!   (configuration space, the search), [`dma`] (machine-contiguous
+//!   pages, bounce decisions), `portio` and `virtio_hal` (arch modules:
+//!   port I/O, virtio-drivers' HAL for a PV dom0).
 //!
 //! Invariant: hypercalls are issued here (through the guest runtime's
 //! typed wrappers), not by the binaries: they call these functions.
@@ -23,6 +27,7 @@ extern crate alloc;
 #[cfg(target_os = "none")]
 pub mod builder;
 pub mod cmdline;
+pub mod dma;
 pub mod files;
 #[cfg(target_os = "none")]
 pub mod grant_area;
@@ -30,10 +35,16 @@ pub mod grant_area;
 pub mod guests;
 #[cfg(target_os = "none")]
 pub mod hv;
+pub mod pci;
+#[cfg(target_os = "none")]
+pub mod portio;
 pub mod spec;
 #[cfg(target_os = "none")]
 pub mod vbd;
 pub mod vbdcfg;
+pub mod vdisk;
+#[cfg(target_os = "none")]
+pub mod virtio_hal;
 pub mod xenstore;
 pub mod xl;
 pub mod xlcfg;

@@ -11,6 +11,8 @@ mod audit;
 #[cfg(target_os = "none")]
 mod bench;
 #[cfg(target_os = "none")]
+mod disktest;
+#[cfg(target_os = "none")]
 mod domains;
 #[cfg(target_os = "none")]
 mod fuzz;
@@ -81,7 +83,8 @@ mod dom0 {
                 let va = pages.alloc_page().unwrap_or(0);
                 shared::map(va, si.shared_info);
                 let guests = if si.mod_len > 0 { dom0_tools::guests::Guests::new(si, &mut pages) } else { None };
-                crate::shell::run(si, guests);
+                let disk = crate::disktest::probe_and_say(si, &mut pages);
+                crate::shell::run(si, guests, disk);
                 poweroff()
             }
             Test::Crash => {
@@ -238,6 +241,10 @@ mod dom0 {
                 } else {
                     crate::domains::destroy_while_mapped(&mut guests);
                 }
+                poweroff()
+            }
+            Test::Disk => {
+                crate::disktest::run(si, &mut pages);
                 poweroff()
             }
             Test::Bench => {

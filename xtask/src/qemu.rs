@@ -98,6 +98,19 @@ pub(crate) fn command(iso: &Path, o: &Options) -> Command {
     c
 }
 
+/// QEMU arguments attaching the raw image `file` as a virtio-blk PCI disk
+/// (transitional, 00:04.0 on the default machine). `cache=writeback`:
+/// QEMU's default, spelled out: a completed write is in the host's page
+/// cache (any reader of the file sees it, even after QEMU is killed), and
+/// the guest's VIRTIO_BLK_T_FLUSH, offered because the cache is
+/// write-back, becomes an fdatasync of the file (`cache=unsafe` would
+/// drop flushes, `none`/`directsync` bypass the page cache).
+pub fn disk_args(file: &Path) -> Vec<String> {
+    // QEMU's option syntax doubles a comma inside a value.
+    let file = file.display().to_string().replace(',', ",,");
+    vec!["-drive".into(), format!("file={file},format=raw,if=none,id=disk0,cache=writeback"), "-device".into(), "virtio-blk-pci,drive=disk0".into()]
+}
+
 /// Whether a serial line comes from the hypervisor (ours or Xen's), rather
 /// than from firmware or the boot loader.
 fn is_hypervisor_line(line: &str) -> bool {
@@ -305,6 +318,11 @@ pub struct RunArgs {
     /// Boot the same dom0 on real Xen 4.17 instead (fetched from Debian).
     #[arg(long = "xen-4.17")]
     pub xen_417: bool,
+    /// Attach FILE (a raw image) as a virtio-blk PCI disk, which dom0
+    /// drives (e.g. `--dom0-cmdline test=disk` checks it, overwriting its
+    /// first 4 MiB).
+    #[arg(long, value_name = "FILE")]
+    pub disk: Option<PathBuf>,
 }
 
 /// `cargo xtask run [options]`.
@@ -321,6 +339,12 @@ pub fn run_command(args: RunArgs) -> Result<(), String> {
     if let Some(f) = &args.script {
         let text = std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?;
         o.script = text.lines().map(String::from).collect();
+    }
+    if let Some(disk) = &args.disk {
+        if !disk.is_file() {
+            return Err(format!("--disk {}: no such file (create one, e.g. truncate -s 64M disk.img)", disk.display()));
+        }
+        o.extra.extend(disk_args(disk));
     }
     let cmdline = args.cmdline;
     let on_xen = args.xen_417;

@@ -1,0 +1,136 @@
+//! Dom0's disk at boot: the one probe and its line ([`probe_and_say`]),
+//! and `test=disk`: a pattern written over the first 4 MiB, flushed, read
+//! back and checked, the host's pre-filled MiB after it checked, and the
+//! figures (sequential MiB/s, 4 KiB random-read IOPS by the PV clock).
+//!
+//! Invariant: the disk is probed once per boot; without one dom0 says why
+//! and goes on.
+
+use alloc::vec;
+use backend_drivers::disk::{BlockDevice, DiskError, SECTOR_SIZE};
+use dom0_tools::vdisk::{self, DOM0_SEED, HOST_BYTES, HOST_SEED, TEST_BYTES, VirtioDisk};
+use pv_guest_kernel::alloc::EarlyAlloc;
+use pv_guest_kernel::{StartInfo, println, shared};
+
+/// Probe the disk and print `dom0: disk: ...`.
+pub fn probe_and_say(si: &'static StartInfo, pages: &mut EarlyAlloc) -> Option<VirtioDisk> {
+    match vdisk::probe(si, pages) {
+        Ok(d) => {
+            let (bus, dev, func) = d.location();
+            let sectors = d.sectors();
+            println!("dom0: disk: virtio-blk at {bus:02x}:{dev:02x}.{func}, {sectors} sectors ({} MiB)", (sectors * SECTOR_SIZE as u64) >> 20);
+            Some(d)
+        }
+        Err(why) => {
+            println!("dom0: disk: none ({why})");
+            None
+        }
+    }
+}
+
+/// MiB per second for `bytes` in `ns`.
+fn mib_per_s(bytes: u64, ns: u64) -> u64 {
+    (bytes * 1_000_000_000 / ns.max(1)) >> 20
+}
+
+fn now() -> u64 {
+    shared::now_ns().unwrap_or(0)
+}
+
+/// Write the pattern, flush, read back; (write ns, read ns) or the error.
+fn sequential(disk: &mut VirtioDisk) -> Result<(u64, u64), &'static str> {
+    const STEP: usize = 256 << 10;
+    let mut buf = vec![0u8; STEP];
+    let t0 = now();
+    for off in (0..TEST_BYTES).step_by(STEP) {
+        vdisk::fill_pattern(DOM0_SEED, off, &mut buf);
+        disk.write(off / SECTOR_SIZE as u64, &buf).map_err(|_| "write failed")?;
+    }
+    disk.flush().map_err(|_| "flush failed")?;
+    let t1 = now();
+    for off in (0..TEST_BYTES).step_by(STEP) {
+        buf.fill(0);
+        disk.read(off / SECTOR_SIZE as u64, &mut buf).map_err(|_| "read failed")?;
+        if vdisk::pattern_mismatch(DOM0_SEED, off, &buf).is_some() {
+            return Err("read back differs from what was written");
+        }
+    }
+    Ok((t1 - t0, now() - t1))
+}
+
+/// 4 KiB reads at pseudo-random 4 KiB offsets of the written area, each
+/// checked and read into a buffer starting mid-page (so it may cross into
+/// a frame that is not the next one); IOPS.
+fn random_reads(disk: &mut VirtioDisk) -> Result<u64, &'static str> {
+    const READS: u64 = 256;
+    let mut store = vec![0u8; 3 * 4096];
+    let buf = &mut store[2048..2048 + 4096];
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let t0 = now();
+    for _ in 0..READS {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let off = (x % (TEST_BYTES / 4096)) * 4096;
+        disk.read(off / SECTOR_SIZE as u64, buf).map_err(|_| "random read failed")?;
+        if vdisk::pattern_mismatch(DOM0_SEED, off, buf).is_some() {
+            return Err("random read differs");
+        }
+    }
+    Ok(READS * 1_000_000_000 / (now() - t0).max(1))
+}
+
+/// `test=disk`.
+pub fn run(si: &'static StartInfo, pages: &mut EarlyAlloc) {
+    let va = pages.alloc_page().unwrap_or(0);
+    shared::map(va, si.shared_info);
+    let Some(mut disk) = probe_and_say(si, pages) else {
+        println!("dom0: disk test: no disk, nothing to test");
+        return;
+    };
+    let features = disk.device_features();
+    println!(
+        "dom0: disk test: flush {}, read-only {}, discard {}, {} KiB per request",
+        if features & vdisk::VIRTIO_BLK_F_FLUSH != 0 { "offered" } else { "not offered" },
+        disk.read_only(),
+        if features & vdisk::VIRTIO_BLK_F_DISCARD != 0 { "offered (not used by virtio-drivers)" } else { "not offered" },
+        disk.chunk_bytes() >> 10
+    );
+    if disk.sectors() * (SECTOR_SIZE as u64) < TEST_BYTES + HOST_BYTES {
+        println!("dom0: disk test: disk smaller than {} MiB", (TEST_BYTES + HOST_BYTES) >> 20);
+        return;
+    }
+    let mut host = vec![0u8; HOST_BYTES as usize];
+    match disk.read(TEST_BYTES / SECTOR_SIZE as u64, &mut host) {
+        Ok(()) if vdisk::pattern_mismatch(HOST_SEED, TEST_BYTES, &host).is_none() => {
+            println!("dom0: disk test: the host's pre-filled MiB reads back: ok")
+        }
+        Ok(()) => println!("dom0: disk test: the host's pre-filled MiB differs"),
+        Err(e) => println!("dom0: disk test: reading the host's MiB failed: {e:?}"),
+    }
+    let mut one = [0u8; SECTOR_SIZE];
+    let past = disk.read(disk.sectors(), &mut one);
+    println!("dom0: disk test: read past the end -> {}", if past == Err(DiskError::OutOfRange) { "OutOfRange" } else { "accepted" });
+    let (w, r) = match sequential(&mut disk) {
+        Ok(t) => t,
+        Err(why) => {
+            println!("dom0: disk test: {why}");
+            return;
+        }
+    };
+    println!("dom0: disk test: wrote {} MiB, flushed, read back: ok", TEST_BYTES >> 20);
+    let iops = match random_reads(&mut disk) {
+        Ok(iops) => iops,
+        Err(why) => {
+            println!("dom0: disk test: {why}");
+            return;
+        }
+    };
+    println!("dom0: disk test: 4 KiB random reads: ok");
+    println!(
+        "dom0: disk bench: sequential write {} MiB/s, sequential read {} MiB/s, 4 KiB random read {iops} IOPS",
+        mib_per_s(TEST_BYTES, w),
+        mib_per_s(TEST_BYTES, r)
+    );
+    println!("dom0: disk test: ok");
+}
