@@ -41,6 +41,11 @@ pub trait BlockDevice {
     /// Forget `count` sectors from `sector` on: they read back as zeroes
     /// here (a device that cannot discard may keep them; blkif allows it).
     fn discard(&mut self, sector: u64, count: u64) -> Result<(), DiskError>;
+    /// Whether [`Self::discard`] really discards (blkback offers
+    /// `feature-discard` only then).
+    fn discards(&self) -> bool {
+        false
+    }
 }
 
 /// The byte range of `len` bytes from `sector`, if it is whole sectors
@@ -123,6 +128,10 @@ impl BlockDevice for RamDisk {
         let r = self.range(sector, len)?;
         self.bytes[r].fill(0);
         Ok(())
+    }
+
+    fn discards(&self) -> bool {
+        true
     }
 }
 

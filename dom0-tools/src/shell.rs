@@ -44,9 +44,6 @@ struct Shell {
     attached: Option<u16>,
     /// Input typed while a command waited, handled at the prompt next.
     pending: Vec<u8>,
-    /// Dom0's disk (probed once at boot), for blkback to serve guests from.
-    #[expect(dead_code, reason = "blkback (issue 16) takes it from here")]
-    disk: Option<dom0_tools::vdisk::VirtioDisk>,
 }
 
 fn prompt() {
@@ -721,9 +718,13 @@ impl Shell {
 }
 
 /// Run the shell until `poweroff`, first starting `guests=N` demo guests.
-pub fn run(si: &StartInfo, guests: Option<Guests>, disk: Option<dom0_tools::vdisk::VirtioDisk>) {
+pub fn run(si: &StartInfo, mut guests: Option<Guests>, disk: Option<dom0_tools::vdisk::VirtioDisk>) {
     let console_port = dom0_tools::guests::bind_virq(xen_public::VIRQ_CONSOLE).unwrap_or(0);
-    let mut sh = Shell { guests, line: [0; 256], len: 0, console_port, attached: None, pending: Vec::new(), disk };
+    if let (Some(g), Some(d)) = (guests.as_mut(), disk) {
+        // blkback serves it as /dev/vda.
+        g.vbds().add_disk(dom0_tools::guests::DEFAULT_DISK, alloc::boxed::Box::new(d));
+    }
+    let mut sh = Shell { guests, line: [0; 256], len: 0, console_port, attached: None, pending: Vec::new() };
     let args = dom0_tools::cmdline::as_str(&si.cmd_line);
     let n: usize = dom0_tools::cmdline::value(args, "guests").and_then(|v| v.parse().ok()).unwrap_or(0);
     for _ in 0..n {

@@ -284,12 +284,12 @@ impl Vbds {
             cdrom: nodes.cdrom,
             removable: false,
             flush: true,
-            discard: nodes.discard.then_some(Discard { granularity: 512, alignment: 0, secure: false }),
+            discard: (nodes.discard && d.discards()).then_some(Discard { granularity: 512, alignment: 0, secure: false }),
         };
         let features = VbdFeatures {
             flush: true,
             barrier: true,
-            discard: nodes.discard,
+            discard: media.discard.is_some(),
             discard_secure: false,
             max_indirect_segments: Blkback::default().max_indirect_segments as u16,
             persistent: false,
