@@ -77,7 +77,7 @@ pub const HYPERCALLS: [Hypercall; NR_HYPERCALLS] = [
     h(nr::CALLBACK_OP, "callback_op", Done),
     h(nr::XENOPROF_OP, "xenoprof_op", Enosys),
     h(nr::EVENT_CHANNEL_OP, "event_channel_op", Done),
-    h(nr::PHYSDEV_OP, "physdev_op", Enosys),
+    h(nr::PHYSDEV_OP, "physdev_op", Partial),
     h(nr::HVM_OP, "hvm_op", Enosys),
     h(nr::SYSCTL, "sysctl", Partial),
     h(nr::DOMCTL, "domctl", Partial),

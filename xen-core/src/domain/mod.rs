@@ -18,8 +18,11 @@ pub mod gnttab_ops;
 pub mod guest_mem;
 pub mod host;
 pub mod info_ops;
+pub mod io_emul;
+pub mod iocap;
 pub mod memory_ops;
 pub mod mmu_ops;
+pub mod physdev_ops;
 pub use xen_dombuild::{layout, pagetable};
 #[cfg(target_os = "none")]
 pub mod build;
@@ -107,6 +110,11 @@ pub struct Domain {
     pub dying: bool,
     /// The shutdown reason, once the domain has shut down.
     pub shutdown: Option<u32>,
+    /// I/O ports it may drive directly (Xen's `d->arch.ioport_caps`):
+    /// dom0's set ([`iocap::dom0_ioports`]) or none.
+    pub ioports: iocap::RangeSet,
+    /// Its last 32-bit write to port 0xcf8 (Xen's `d->arch.pci_cf8`).
+    pub pci_cf8: u32,
 }
 
 impl Domain {
@@ -129,6 +137,8 @@ impl Domain {
             dying: false,
             shutdown: None,
             handle: [0; 16],
+            ioports: if privileged { iocap::dom0_ioports() } else { iocap::RangeSet::new() },
+            pci_cf8: 0,
         }
     }
 

@@ -224,6 +224,8 @@ pub struct Vcpu {
     pub cpu_time: u64,
     /// FPU/SSE registers while the vCPU is not running.
     pub fpu: FpuArea,
+    /// Virtual IOPL and I/O bitmap (PHYSDEVOP_set_iopl/set_iobitmap).
+    pub io: super::io_emul::VcpuIo,
 }
 
 /// A SCHEDOP_poll in progress: it ends when one of the ports is pending
@@ -289,6 +291,7 @@ impl Default for Vcpu {
             preempted_hypercalls: 0,
             cpu_time: 0,
             fpu: FpuArea::default(),
+            io: super::io_emul::VcpuIo::default(),
         }
     }
 }

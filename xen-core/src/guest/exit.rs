@@ -61,6 +61,11 @@ fn exception(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) {
     if vector == 13 && regs.error_code & 3 == 2 && soft_interrupt(v, d, regs) {
         return;
     }
+    // Xen's do_general_protection: a #GP with error code 0 may be a
+    // privileged instruction to emulate (port I/O so far).
+    if vector == 13 && regs.error_code == 0 && port_io(v, d, regs) {
+        return;
+    }
     if vector == 14 {
         d.set_guest_cr2(v, cpu::read_cr2());
     }
@@ -98,4 +103,57 @@ fn soft_interrupt(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) -> bool 
     let b = Bounce { eip: ti.address, error_code: None, mask_events: ti.masks_events(), clear_df: false };
     d.deliver(v, regs, b);
     true
+}
+
+/// Repetitions of `ins`/`outs` one exit does at most; the rest restart the
+/// instruction (Xen stops at `hypercall_preempt_check`).
+const MAX_REPS_PER_EXIT: u64 = 256;
+
+/// A #GP(0) that may come from `in`/`out`/`ins`/`outs`: emulate it as Xen's
+/// emul-priv-op.c does (`domain/io_emul.rs`). True: handled (done, or an
+/// exception of its own delivered); false: deliver the #GP as raised.
+#[inline(never)]
+fn port_io(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) -> bool {
+    use crate::domain::io_emul::{self, DomainIo, Emulated, IoEnv};
+    // Only 64-bit flat code: a PV vCPU always runs on the flat selectors.
+    if regs.cs != crate::domain::vcpu::FLAT_CS64 {
+        return false;
+    }
+    let mem = v.current_mem();
+    let mut bytes = [0u8; 15];
+    let mut n = 0;
+    while n < bytes.len() && mem.read(regs.rip.wrapping_add(n as u64), &mut bytes[n..=n]).is_ok() {
+        n += 1;
+    }
+    let Some(insn) = io_emul::decode(&bytes[..n]) else { return false };
+    const VMASST_ARCHITECTURAL_IOPL: u64 = 1 << 4;
+    let iopl_ok = io_emul::iopl_ok(&v.io, v.kernel_mode, d.vm_assist & VMASST_ARCHITECTURAL_IOPL != 0);
+    let gs = if v.kernel_mode { v.gs_base_kernel } else { v.gs_base_user };
+    let kernel_mem = v.kernel_mem();
+    let mut hw = crate::arch::x86_64::pio::MachinePorts;
+    let mut env = IoEnv {
+        mem: &mem,
+        kernel_mem: &kernel_mem,
+        hw: &mut hw,
+        vcpu: v.io,
+        iopl_ok,
+        dom: DomainIo { ioports: &d.ioports, hardware: d.privileged, pci_cf8: &mut d.pci_cf8 },
+        fs_gs_base: (v.fs_base, gs),
+        max_reps: MAX_REPS_PER_EXIT,
+    };
+    match io_emul::emulate(&insn, regs, &mut env) {
+        Emulated::NotEmulated => false,
+        Emulated::Done => true,
+        Emulated::GeneralProtection => {
+            let b = v.exception_bounce(13, Some(0));
+            d.deliver(v, regs, b);
+            true
+        }
+        Emulated::PageFault { cr2, error_code } => {
+            d.set_guest_cr2(v, cr2);
+            let b = v.exception_bounce(14, Some(error_code));
+            d.deliver(v, regs, b);
+            true
+        }
+    }
 }

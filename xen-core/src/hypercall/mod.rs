@@ -153,6 +153,10 @@ dispatch_table! {
     nr::SYSCTL => |v: &mut Vcpu, d: &mut Domain, r: &mut Regs| control::sysctl(v, d, r.rdi),
     nr::VCPU_OP => |v: &mut Vcpu, d: &mut Domain, r: &mut Regs| vcpu_op(v, d, r.rdi as u32, r.rsi as u32, r.rdx),
     nr::UPDATE_DESCRIPTOR => |v: &mut Vcpu, d: &mut Domain, r: &mut Regs| update_descriptor(v, d, r.rdi, r.rsi),
+    nr::PHYSDEV_OP => |v: &mut Vcpu, _d: &mut Domain, r: &mut Regs| {
+        let mem = v.kernel_mem();
+        crate::domain::physdev_ops::physdev_op(&mut v.io, &mem, r.rdi as u32 as u64, r.rsi)
+    },
 }
 
 /// A hypercall has a handler exactly when the table says it exists.

@@ -16,6 +16,7 @@ pub mod frame_box;
 pub mod gdt;
 pub mod mbi;
 pub mod paging;
+pub mod pio;
 pub mod remote_flush;
 pub mod serial;
 pub mod smp;
