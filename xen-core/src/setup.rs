@@ -124,7 +124,7 @@ pub fn start_xen(mbi_maddr: u64) -> ! {
     tl.mark("application processors", rdtsc());
     info!("{} domain slots of {} bytes each", crate::schedule::MAX_DOMAINS, core::mem::size_of::<crate::schedule::Slot>());
     let free = machine::free_frames();
-    if machine::init_frame_table(layout.m2p_entries).is_none() {
+    if machine::init_frame_table(layout.m2p_entries, machine_map(&mbi)).is_none() {
         fatal(format_args!("out of memory for the frame table"));
     }
     tl.mark("frame table", rdtsc());
@@ -263,6 +263,29 @@ fn check_memory(free: &MemMap<MAX_RANGES>) {
     if free.total() < MIN_FREE_MEMORY {
         fatal(format_args!("not enough memory: {} MiB of free RAM, {NAME} needs at least {} MiB", free.total() / MIB, MIN_FREE_MEMORY / MIB));
     }
+}
+
+/// Which frames are RAM for MMIO mappings (Xen's `arch_init_memory`: the
+/// first MiB and every range the E820 map does not call RAM are I/O), and
+/// what dom0 may map of the rest (Xen's `dom0_setup_permissions`, which
+/// also denies E820 unusable ranges, multiboot2 type 5).
+fn machine_map(mbi: &BootInfo<'_>) -> crate::domain::iocap::MachineMap {
+    use crate::domain::iocap::{MachineMap, RangeSet, dom0_iomem};
+    const UNUSABLE: u32 = 5;
+    let mut ram = RangeSet::new();
+    let mut unusable = [(0u64, 0u64); 8];
+    let mut nr_unusable = 0;
+    for a in mbi.memory_areas() {
+        let (first, end) = (a.base.div_ceil(PAGE_SIZE).max(LOW_MEMORY_END / PAGE_SIZE), a.base.saturating_add(a.len) / PAGE_SIZE);
+        if a.kind == MEMORY_AVAILABLE && first < end && ram.add(first, end - 1).is_err() {
+            warn!("too many RAM ranges: [{:#x}, +{:#x}) is treated as I/O", a.base, a.len);
+        }
+        if a.kind == UNUSABLE && first < end && nr_unusable < unusable.len() {
+            unusable[nr_unusable] = (first, end - 1);
+            nr_unusable += 1;
+        }
+    }
+    MachineMap { ram, dom0_iomem: dom0_iomem(&unusable[..nr_unusable]) }
 }
 
 fn ram_top(mbi: &BootInfo<'_>) -> u64 {

@@ -1288,9 +1288,37 @@ mod tests {
             assert_eq!(rc, -xen_public::errno::EBUSY);
         }
         let (rc, _) = run_mmu(&mut h, &mut v, &mut d, &[normal(10, 0, pte((1 << 40) - 1, P))], SELF);
-        assert_eq!(rc, -xen_public::errno::EBUSY, "a frame past the table");
+        assert_eq!(rc, -xen_public::errno::EPERM, "a frame past the table is MMIO: a domU may not map it");
         assert!(h.others_state() == before);
         assert_eq!(h.entry(10, 0), 0);
+    }
+
+    #[test]
+    fn mmio_mapping_by_dom0_takes_no_reference_is_made_uncacheable_and_unmaps_without_a_put() {
+        let g = guest();
+        let (mut h, mut v, mut d) = (Host::new(&g), Vcpu::default(), domain(true));
+        assert_eq!(run_ext(&mut h, &mut v, &mut d, &[op(PIN_L1, 10, 0)], SELF), 0);
+        let before = h.others_state();
+        let bar = 0xfebf0;
+        let (rc, _) = run_mmu(&mut h, &mut v, &mut d, &[normal(10, 0, pte(bar, P | RW))], SELF);
+        assert_eq!(rc, 0, "dom0 may map a PCI BAR frame");
+        let pcd_pwt = (PteFlags::PCD | PteFlags::PWT).bits();
+        assert_eq!(h.entry(10, 0) & pcd_pwt, pcd_pwt, "a write-back MMIO mapping is forced uncacheable (mmio-relax=0)");
+        let (rc, _) = run_mmu(&mut h, &mut v, &mut d, &[normal(10, 0, 0)], SELF);
+        assert_eq!(rc, 0);
+        assert!(h.others_state() == before, "no frame-table state changed by map and unmap");
+    }
+
+    #[test]
+    fn dom0_mapping_the_lapic_or_ioapic_frame_is_eperm() {
+        let g = guest();
+        let (mut h, mut v, mut d) = (Host::new(&g), Vcpu::default(), domain(true));
+        assert_eq!(run_ext(&mut h, &mut v, &mut d, &[op(PIN_L1, 10, 0)], SELF), 0);
+        for mfn in [0xfee00, 0xfec00] {
+            let (rc, _) = run_mmu(&mut h, &mut v, &mut d, &[normal(10, 0, pte(mfn, P))], SELF);
+            assert_eq!(rc, -xen_public::errno::EPERM, "mfn {mfn:#x}");
+            assert_eq!(h.entry(10, 0), 0);
+        }
     }
 
     #[test]

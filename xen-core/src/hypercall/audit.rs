@@ -94,6 +94,8 @@ struct Live<'a> {
     caller: &'a Domain,
     alloc: Option<&'a FrameAllocator<'static>>,
     mem: &'a DirectMapMem,
+    /// The frame table's RAM map (which frames are MMIO).
+    machine: crate::domain::iocap::MachineMap,
 }
 
 impl World for Live<'_> {
@@ -121,6 +123,9 @@ impl World for Live<'_> {
         self.alloc.map(|a| a.is_free(Mfn(mfn)))
     }
 
+    fn is_io_frame(&self, mfn: u64) -> bool {
+        !self.machine.is_ram(mfn)
+    }
     fn xen_l4_slot(&self, idx: usize) -> Option<u64> {
         crate::mm::machine::IDLE_L4.get().map(|l4| self.mem.read(l4.0, idx))
     }
@@ -145,7 +150,7 @@ fn run(caller_vcpu: &Vcpu, caller: &Domain) -> Result<Report, i64> {
         let ftg = FRAME_TABLE.lock();
         let alloc = crate::mm::machine::FRAMES.lock();
         if let Some(ft) = ftg.as_ref() {
-            let world = Live { caller_vcpu, caller, alloc: alloc.as_ref(), mem: &m };
+            let world = Live { caller_vcpu, caller, alloc: alloc.as_ref(), mem: &m, machine: *ft.machine() };
             audit::audit(&world, &m, ft.frames(), &mut scratch, &mut report);
         }
     }

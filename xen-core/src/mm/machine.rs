@@ -98,11 +98,14 @@ use super::page_type::{FrameTable, PageInfo, PageMem};
 /// The frame table: one [`PageInfo`] per machine frame.
 pub static FRAME_TABLE: spin::Mutex<Option<FrameTable<'static>>> = spin::Mutex::new(None);
 
-/// Allocate and initialise the frame table for `nr_frames` frames.
-pub fn init_frame_table(nr_frames: u64) -> Option<()> {
+/// Allocate and initialise the frame table for `nr_frames` frames, with
+/// the machine's RAM map and dom0's MMIO permissions.
+pub fn init_frame_table(nr_frames: u64, map: crate::domain::iocap::MachineMap) -> Option<()> {
     let frames = crate::arch::x86_64::frame_box::FrameSlice::with_len(nr_frames as usize, PageInfo::FREE)?.leak();
     let frames = frames.get_mut(..nr_frames as usize)?;
-    *FRAME_TABLE.lock() = Some(FrameTable::new(frames));
+    let mut ft = FrameTable::new(frames);
+    ft.set_machine_map(map);
+    *FRAME_TABLE.lock() = Some(ft);
     Some(())
 }
 

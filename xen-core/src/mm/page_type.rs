@@ -34,6 +34,8 @@
 //! Pure logic over [`PageMem`], so the host tests drive it with a model.
 #![forbid(unsafe_code)]
 
+use crate::domain::iocap::MachineMap;
+use xen_public::DOMID_IO;
 use xen_public::pte::{PteFlags, pte_maddr};
 
 /// Reads and writes page-table entries in machine frames.
@@ -180,6 +182,9 @@ pub enum MmError {
     Inval,
     /// Frame not owned, or a writable mapping of a page table (-EBUSY).
     Busy,
+    /// A frame that is not RAM (MMIO) and the domain has no I/O memory
+    /// permission for it (-EPERM, Xen's `get_page_from_l1e`).
+    Perm,
     /// Preempted: the operation must be issued again (a continuation;
     /// Xen's internal -ERESTART, never seen by a guest).
     Restart,
@@ -191,6 +196,7 @@ impl MmError {
         match self {
             MmError::Inval => -xen_public::errno::EINVAL,
             MmError::Busy => -xen_public::errno::EBUSY,
+            MmError::Perm => -xen_public::errno::EPERM,
             MmError::Restart => -xen_public::errno::ERESTART,
         }
     }
@@ -236,6 +242,8 @@ pub struct FrameTable<'a> {
     reaps: [Option<Reap>; REAPS],
     /// The entry of `reaps` to reuse next when all are taken.
     reap_turn: usize,
+    /// Which frames are RAM, and which others dom0 may map (MMIO).
+    machine: MachineMap,
 }
 
 /// Interrupted destructions whose place is remembered.
@@ -299,7 +307,55 @@ impl Who {
 impl<'a> FrameTable<'a> {
     /// A table over `frames` (one entry per machine frame).
     pub fn new(frames: &'a mut [PageInfo]) -> Self {
-        FrameTable { frames, freed: heapless::Vec::new(), pending: heapless::Vec::new(), freed_overflow: false, reaps: [None; REAPS], reap_turn: 0 }
+        let machine = MachineMap::all_ram(frames.len() as u64);
+        FrameTable {
+            frames,
+            freed: heapless::Vec::new(),
+            pending: heapless::Vec::new(),
+            freed_overflow: false,
+            reaps: [None; REAPS],
+            reap_turn: 0,
+            machine,
+        }
+    }
+
+    /// Set the machine's RAM map and dom0's MMIO permissions (boot, before
+    /// any domain exists; a new table treats all of its frames as RAM).
+    pub fn set_machine_map(&mut self, machine: MachineMap) {
+        self.machine = machine;
+    }
+
+    /// The machine's RAM map and dom0's MMIO permissions.
+    pub fn machine(&self) -> &MachineMap {
+        &self.machine
+    }
+
+    /// Whether `mfn` is not RAM: past the table, or I/O by the machine map
+    /// (Xen: `!mfn_valid`, or owned by `dom_io`). L1 entries mapping it
+    /// hold no reference.
+    pub fn is_mmio(&self, mfn: u64) -> bool {
+        mfn >= self.frames.len() as u64 || !self.machine.is_ram(mfn)
+    }
+
+    /// Xen's `get_page_from_l1e` for a frame that is not RAM: the domain
+    /// whose tables change and the page owner it names (itself, or
+    /// DOMID_IO, which reverts to it) need I/O memory permission for it,
+    /// else -EPERM. The entry then holds nothing. Returns the flags to
+    /// flip so that MMIO is never mapped cacheable (Xen's default
+    /// `mmio-relax=0`: WB becomes UC, WT and WP become UC too).
+    fn get_mmio(&self, e: u64, who: Who) -> Result<u64, MmError> {
+        let target = mfn_of(e);
+        let pg_is_self = who.pg == who.dom || who.pg == DOMID_IO;
+        if !pg_is_self || !self.machine.iomem_permitted(who.io, target) {
+            return Err(MmError::Perm);
+        }
+        let attrs = e & L1_CACHE_ATTRS.bits();
+        let (pwt, pcd, pat) = (PteFlags::PWT.bits(), PteFlags::PCD.bits(), PteFlags::PAT.bits());
+        Ok(match attrs {
+            0 => pwt | pcd,
+            a if a == pwt || a == pwt | pat => pcd | (attrs & pat),
+            _ => 0,
+        })
     }
 
     /// A frame's state.
@@ -709,6 +765,9 @@ impl<'a> FrameTable<'a> {
         }
         Self::check_flags(level, e, who)?;
         let target = mfn_of(e);
+        if level == 1 && self.is_mmio(target) {
+            return self.get_mmio(e, who).map(|_| ());
+        }
         if level == 1 {
             self.get_page(target, who.pg)?;
             if PteFlags::of(e).contains(PteFlags::RW)
@@ -719,9 +778,9 @@ impl<'a> FrameTable<'a> {
             }
             return Ok(());
         }
-        // L2-L4 entries: same owner only; a same-level target is a linear
-        // mapping, allowed read-only.
-        if self.info(target).map(|f| f.owner) != Some(who.dom) {
+        // L2-L4 entries: same owner only (never MMIO); a same-level target
+        // is a linear mapping, allowed read-only.
+        if self.is_mmio(target) || self.info(target).map(|f| f.owner) != Some(who.dom) {
             return Err(MmError::Inval);
         }
         if target == table {
@@ -762,6 +821,17 @@ impl<'a> FrameTable<'a> {
         Ok(())
     }
 
+    /// The entry as it must be written once [`get_entry`](Self::get_entry)
+    /// accepted it: a present L1 entry mapping MMIO gets its cache
+    /// attributes made uncacheable (Xen's `l1e_flip_flags`); every other
+    /// entry is written as given.
+    fn accepted(&self, level: u8, e: u64, who: Who) -> u64 {
+        if level != 1 || !PteFlags::of(e).contains(PteFlags::PRESENT) || !self.is_mmio(mfn_of(e)) {
+            return e;
+        }
+        e ^ self.get_mmio(e, who).unwrap_or(0)
+    }
+
     /// Drop what [`get_entry`](Self::get_entry) took for `e`, an entry of
     /// the level-`level` table in `table`.
     pub fn put_entry(&mut self, mem: &mut impl PageMem, table: u64, level: u8, e: u64) {
@@ -769,6 +839,10 @@ impl<'a> FrameTable<'a> {
             return;
         }
         let target = mfn_of(e);
+        if level == 1 && self.is_mmio(target) {
+            // An MMIO mapping took nothing.
+            return;
+        }
         if level == 1 {
             let stamp = mem.tlb_clock();
             if let Some(f) = self.frames.get_mut(target as usize) {
@@ -826,7 +900,12 @@ impl<'a> FrameTable<'a> {
                 self.get_entry(mem, mfn, level, e, who)
             };
             match res {
-                Ok(()) => {}
+                Ok(()) => {
+                    let fixed = self.accepted(level, e, who);
+                    if fixed != e {
+                        mem.write(mfn, i, fixed);
+                    }
+                }
                 Err(MmError::Restart) => {
                     self.at(mfn).partial_at = i as u16;
                     return Err(MmError::Restart);
@@ -844,7 +923,7 @@ impl<'a> FrameTable<'a> {
     /// MMUEXT_PIN_Ln_TABLE.
     pub fn pin(&mut self, mem: &mut impl PageMem, mfn: u64, level: u8, who: Who) -> Res {
         let f = *self.frames.get(mfn as usize).ok_or(MmError::Inval)?;
-        if f.owner != who.dom {
+        if f.owner != who.dom || self.is_mmio(mfn) {
             return Err(MmError::Inval);
         }
         if f.pinned {
@@ -908,7 +987,7 @@ impl<'a> FrameTable<'a> {
             return Err(MmError::Inval);
         }
         self.get_entry(mem, table, level, new, who)?;
-        mem.write(table, idx, new);
+        mem.write(table, idx, self.accepted(level, new, who));
         self.put_entry(mem, table, level, old);
         Ok(())
     }
@@ -985,6 +1064,71 @@ pub(crate) mod tests {
         let mut m: Vec<_> = mem.0.iter().map(|(k, v)| (*k, v.to_vec())).collect();
         m.sort();
         (frames.to_vec(), m)
+    }
+
+    /// A machine map where frames 40-47 of the 64 are an MMIO hole (not
+    /// RAM) and everything past the table is MMIO too.
+    fn with_hole(ft: &mut FrameTable<'_>) {
+        let mut map = MachineMap::all_ram(64);
+        map.ram.remove(40, 47).unwrap();
+        ft.set_machine_map(map);
+    }
+
+    #[test]
+    fn l1_validation_accepts_mmio_for_dom0_without_references_and_forces_uc() {
+        let (mut frames, mut mem) = setup();
+        let dom0 = Who::own(D0.dom, true);
+        mem.write(10, 0, e(41, RW));
+        mem.write(10, 1, e(0xfebf0, RW | PteFlags::PWT.bits()));
+        mem.write(10, 2, e(20, RW));
+        let before = frames[41];
+        let mut ft = FrameTable::new(&mut frames);
+        with_hole(&mut ft);
+        ft.pin(&mut mem, 10, 1, dom0).unwrap();
+        assert_eq!(ft.info(41), Some(&before), "an MMIO frame inside the table gets no reference");
+        let uc = (PteFlags::PCD | PteFlags::PWT).bits();
+        assert_eq!(mem.read(10, 0) & uc, uc, "WB MMIO becomes UC");
+        assert_eq!(mem.read(10, 1) & uc, uc, "WT MMIO becomes UC");
+        assert_eq!(mem.read(10, 2) & uc, 0, "RAM keeps its attributes");
+        ft.unpin(&mut mem, 10, dom0).unwrap();
+        assert_eq!(ft.info(41), Some(&before), "devalidation puts nothing for MMIO");
+        assert_eq!(ft.info(20).map(|f| f.count), Some(1));
+    }
+
+    #[test]
+    fn l1_mapping_mmio_by_a_domain_without_iomem_permission_is_eperm_unchanged() {
+        let (mut frames, mut mem) = setup();
+        mem.write(10, 0, e(0xfee00, RO));
+        let snap = snapshot(&frames, &mem);
+        let mut ft = FrameTable::new(&mut frames);
+        with_hole(&mut ft);
+        assert_eq!(ft.pin(&mut mem, 10, 1, D0), Err(MmError::Perm), "a domU pinning an L1 that maps MMIO");
+        assert_eq!(ft.pin(&mut mem, 10, 1, Who::own(D0.dom, true)), Err(MmError::Perm), "the LAPIC is denied even to dom0");
+        drop(ft);
+        assert_eq!(snapshot(&frames, &mem), snap);
+        let mut ft = FrameTable::new(&mut frames);
+        with_hole(&mut ft);
+        mem.write(10, 0, 0);
+        ft.pin(&mut mem, 10, 1, D0).unwrap();
+        assert_eq!(ft.update_entry(&mut mem, 10, 0, e(42, RO), false, D0), Err(MmError::Perm));
+        assert_eq!(ft.update_entry(&mut mem, 10, 0, e(0xfebf0, RO), false, D0), Err(MmError::Perm));
+        assert_eq!(mem.read(10, 0), 0);
+        // A privileged caller naming a domU as page owner: the page owner
+        // has no permission either (Xen checks both).
+        let foreign = Who { pg: OTHER, ..Who::own(D0.dom, true) };
+        assert_eq!(ft.update_entry(&mut mem, 10, 0, e(42, RO), false, foreign), Err(MmError::Perm));
+    }
+
+    #[test]
+    fn mmio_frames_never_become_page_tables() {
+        let (mut frames, mut mem) = setup();
+        let mut ft = FrameTable::new(&mut frames);
+        with_hole(&mut ft);
+        let dom0 = Who::own(D0.dom, true);
+        // An L2 entry naming an MMIO frame as its L1: refused (not owned).
+        mem.write(11, 0, e(41, RW));
+        assert_eq!(ft.pin(&mut mem, 11, 2, dom0), Err(MmError::Inval));
+        assert_eq!(ft.pin(&mut mem, 0xfebf0, 1, dom0), Err(MmError::Inval), "past the table");
     }
 
     #[test]
