@@ -142,6 +142,89 @@ guest_probe_\name\()_end:
     probe sse, movaps %xmm0, %xmm1
     probe fs_read, mov %fs:0, %rax
     probe gs_read, mov %gs:0, %rax
+    /* Port I/O (a PV kernel runs in ring 3: each raises #GP, which the
+     * hypervisor emulates or delivers). Results go to guest_probe_value.
+     * Spelled out: a `;` in the `probe` macro's argument would end it. */
+    .global guest_probe_in80
+    .global guest_probe_in80_end
+guest_probe_in80:
+    in $0x80, %al
+guest_probe_in80_end:
+    xor %eax, %eax
+    ret
+    .global guest_probe_inb_dx
+    .global guest_probe_inb_dx_end
+guest_probe_inb_dx:
+    mov %edi, %edx
+    in %dx, %al
+    movzbl %al, %eax
+    mov %rax, guest_probe_value(%rip)
+guest_probe_inb_dx_end:
+    xor %eax, %eax
+    ret
+    .global guest_probe_inl_dx
+    .global guest_probe_inl_dx_end
+guest_probe_inl_dx:
+    mov %edi, %edx
+    in %dx, %eax
+    mov %rax, guest_probe_value(%rip)
+guest_probe_inl_dx_end:
+    xor %eax, %eax
+    ret
+    .global guest_probe_outl_cf8
+    .global guest_probe_outl_cf8_end
+guest_probe_outl_cf8:
+    mov %edi, %eax
+    mov $0xcf8, %edx
+    out %eax, %dx
+guest_probe_outl_cf8_end:
+    xor %eax, %eax
+    ret
+    .global guest_probe_rep_insb_huge
+    .global guest_probe_rep_insb_huge_end
+guest_probe_rep_insb_huge:
+    mov $0x80, %edx
+    movabs $0x100000000, %rcx
+    rep insb
+    mov %rcx, guest_probe_value(%rip)
+guest_probe_rep_insb_huge_end:
+    xor %eax, %eax
+    ret
+    .global guest_probe_rep_insb_one
+    .global guest_probe_rep_insb_one_end
+guest_probe_rep_insb_one:
+    mov $0x80, %edx
+    mov $1, %ecx
+    rep insb
+guest_probe_rep_insb_one_end:
+    xor %eax, %eax
+    ret
+    .global guest_probe_outsb_one
+    .global guest_probe_outsb_one_end
+guest_probe_outsb_one:
+    mov %rdi, %rsi
+    mov $0x80, %edx
+    outsb
+guest_probe_outsb_one_end:
+    xor %eax, %eax
+    ret
+    .global guest_probe_rep_outsb_64k
+    .global guest_probe_rep_outsb_64k_end
+guest_probe_rep_outsb_64k:
+    mov %rdi, %rsi
+    mov $0x80, %edx
+    mov $0x10000, %ecx
+    rep outsb
+    mov %rsi, guest_probe_value(%rip)
+guest_probe_rep_outsb_64k_end:
+    xor %eax, %eax
+    ret
+    .pushsection .data
+    .balign 8
+    .global guest_probe_value
+guest_probe_value:
+    .quad 0
+    .popsection
     .global guest_probe_fixup
 guest_probe_fixup:
     mov $1, %eax
@@ -216,6 +299,24 @@ pub enum Probe {
     FsRead,
     /// Read `%gs:0`.
     GsRead,
+    /// `in $0x80, %al`.
+    In80,
+    /// `in %dx, %al` of port `arg` ([`probe_value`] gets the byte).
+    InbDx,
+    /// `in %dx, %eax` of port `arg` (two bytes of setup before the `in`).
+    InlDx,
+    /// `out %eax, %dx` of `arg` to 0xcf8.
+    OutlCf8,
+    /// `rep insb` from port 0x80 to `arg` with RCX = 2^32 (the `rep insb`
+    /// is at offset 15; [`probe_value`] gets RCX after it).
+    RepInsbHuge,
+    /// `rep insb` from port 0x80 to `arg`, RCX = 1 (`rep insb` at offset 10).
+    RepInsbOne,
+    /// `outsb` from `arg` to port 0x80 (`outsb` at offset 8).
+    OutsbOne,
+    /// `rep outsb` of 64 KiB from `arg` to port 0x80 ([`probe_value`]
+    /// gets RSI after it).
+    RepOutsb64k,
 }
 
 macro_rules! probe_syms {
@@ -249,6 +350,25 @@ probe_syms! {
     Sse => guest_probe_sse, guest_probe_sse_end;
     FsRead => guest_probe_fs_read, guest_probe_fs_read_end;
     GsRead => guest_probe_gs_read, guest_probe_gs_read_end;
+    In80 => guest_probe_in80, guest_probe_in80_end;
+    InbDx => guest_probe_inb_dx, guest_probe_inb_dx_end;
+    InlDx => guest_probe_inl_dx, guest_probe_inl_dx_end;
+    OutlCf8 => guest_probe_outl_cf8, guest_probe_outl_cf8_end;
+    RepInsbHuge => guest_probe_rep_insb_huge, guest_probe_rep_insb_huge_end;
+    RepInsbOne => guest_probe_rep_insb_one, guest_probe_rep_insb_one_end;
+    OutsbOne => guest_probe_outsb_one, guest_probe_outsb_one_end;
+    RepOutsb64k => guest_probe_rep_outsb_64k, guest_probe_rep_outsb_64k_end;
+}
+
+unsafe extern "C" {
+    static guest_probe_value: u64;
+}
+
+/// What the last value-producing probe stored (see [`Probe`]).
+pub fn probe_value() -> u64 {
+    // SAFETY: a plain u64 in .data, written only by the probes on this
+    // (single) vCPU; a volatile read sees their store.
+    unsafe { core::ptr::read_volatile(&raw const guest_probe_value) }
 }
 
 unsafe extern "C" {

@@ -270,7 +270,7 @@ fn check_memory(free: &MemMap<MAX_RANGES>) {
 /// what dom0 may map of the rest (Xen's `dom0_setup_permissions`, which
 /// also denies E820 unusable ranges, multiboot2 type 5).
 fn machine_map(mbi: &BootInfo<'_>) -> crate::domain::iocap::MachineMap {
-    use crate::domain::iocap::{MachineMap, RangeSet, dom0_iomem};
+    use crate::domain::iocap::{MachineMap, RangeSet, dom0_iomem, mmio_ro};
     const UNUSABLE: u32 = 5;
     let mut ram = RangeSet::new();
     let mut unusable = [(0u64, 0u64); 8];
@@ -285,7 +285,7 @@ fn machine_map(mbi: &BootInfo<'_>) -> crate::domain::iocap::MachineMap {
             nr_unusable += 1;
         }
     }
-    MachineMap { ram, dom0_iomem: dom0_iomem(&unusable[..nr_unusable]) }
+    MachineMap { ram, dom0_iomem: dom0_iomem(&unusable[..nr_unusable]), mmio_ro: mmio_ro() }
 }
 
 fn ram_top(mbi: &BootInfo<'_>) -> u64 {

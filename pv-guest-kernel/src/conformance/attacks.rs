@@ -16,7 +16,7 @@ mod helpers {
     pub use super::super::cases::helpers::*;
     use super::super::ctx::{all, call, check, error, expect, expect_trap, l4_mfn, mfn_of, ptr, ptr_mut, start_info};
     use crate::grants::{CopySide, GrantType, GtfFlags};
-    use crate::traps::{Probe, probe};
+    pub use crate::traps::{Probe, probe};
     use xen_public::pte::{PteFlags, pte_maddr};
 
     /// A granted entry's flags word, nobody using it: read-only or not.
@@ -32,7 +32,7 @@ mod helpers {
     /// The hypervisor's code slot of every L4 (0xffff82d0_40000000).
     const XEN_TEXT_SLOT: usize = 261;
 
-    fn read(va: u64) -> u64 {
+    pub fn read(va: u64) -> u64 {
         // SAFETY: callers pass mapped, 8-aligned addresses of ours.
         unsafe { core::ptr::read_volatile(va as *const u64) }
     }
@@ -63,7 +63,7 @@ mod helpers {
 
     /// Machine address of the L1 entry mapping `va`, walking the initial
     /// tables through their read-only mappings (found through the M2P).
-    fn l1e_maddr(va: u64) -> Option<u64> {
+    pub fn l1e_maddr(va: u64) -> Option<u64> {
         let mut table_va = start_info().pt_base;
         let mut mfn = 0;
         for level in (2..=4u32).rev() {
@@ -1091,4 +1091,69 @@ cases! {
     attack_linear_l4_entry_keeps_its_table_typed ("mmu_update", "L4 linear entry", Attack) { linear_l4_entry_keeps_type() }
     attack_evtchn_reset_closes_remote_peers ("event_channel_op", "EVTCHNOP_reset", Attack) { evtchn_reset_closes_peers() }
     attack_set_ldt_at_the_top_of_the_address_space ("mmuext_op", "MMUEXT_SET_LDT", Attack) { set_ldt_at_the_top() }
+    // Port I/O emulation (emul-priv-op.c): each case raises the virtual
+    // IOPL to 1 first and puts it back to 0.
+    attack_rep_ins_into_read_only_page_is_write_pf ("trap", "rep insb to a read-only page, RCX 2^32", Attack) {
+        let dst = start_info().pt_base;
+        let before = read(dst);
+        let r = set_iopl(1);
+        let t = probe(Probe::RepInsbHuge, dst);
+        set_iopl(0);
+        let cr2 = t.err().map_or(0, |c| c.cr2);
+        all(&[
+            expect(r, 0),
+            expect_trap(t, 14, Some(2), 15),
+            check(cr2 == dst, format_args!("cr2 {cr2:#x}, want {dst:#x}")),
+            check(read(dst) == before, format_args!("the read-only L4 changed")),
+        ])
+    }
+    attack_rep_ins_to_hypervisor_address_is_gp ("trap", "rep insb to the direct map", Attack) {
+        let r = set_iopl(1);
+        let t = probe(Probe::RepInsbOne, XEN_VA);
+        set_iopl(0);
+        all(&[expect(r, 0), expect_trap(t, 13, Some(0), 10)])
+    }
+    attack_outs_from_noncanonical_address_is_gp ("trap", "outsb from a non-canonical address", Attack) {
+        let r = set_iopl(1);
+        let t = probe(Probe::OutsbOne, NONCANON);
+        set_iopl(0);
+        all(&[expect(r, 0), expect_trap(t, 13, Some(0), 8)])
+    }
+    attack_huge_rep_outs_completes_across_exits ("trap", "rep outsb of 64 KiB", Attack) {
+        let src = crate::notes::VIRT_BASE;
+        let r = set_iopl(1);
+        let t = probe(Probe::RepOutsb64k, src);
+        set_iopl(0);
+        let rsi = probe_value();
+        all(&[expect(r, 0), check(t.is_ok(), format_args!("trapped: {t:?}")), check(rsi == src + 0x10000, format_args!("rsi {rsi:#x}"))])
+    }
+    attack_port_io_on_the_hypervisors_uart_reads_all_ones ("trap", "in 0x3fd (COM1 LSR)", Attack) {
+        let r = set_iopl(1);
+        let t = probe(Probe::InbDx, 0x3fd);
+        set_iopl(0);
+        let v = probe_value();
+        all(&[expect(r, 0), check(t.is_ok(), format_args!("trapped: {t:?}")), check(v == 0xff, format_args!("read {v:#x}, want 0xff"))])
+    }
+    attack_dom0_maps_the_local_apic_eperm ("update_va_mapping", "LAPIC frame 0xfee00", Attack) {
+        let Some(a) = spare_page() else { return error(format_args!("no spare page")) };
+        let r = uvm(a, (0xfee00 << 12) | PTE_RW);
+        let restore = uvm(a, (mfn_of(a) << 12) | PTE_RW);
+        all(&[expect(r, -EPERM), expect(restore, 0)])
+    }
+    attack_dom0_maps_the_io_apic_writable_gets_read_only ("update_va_mapping", "IOAPIC frame 0xfec00 RW", Attack) {
+        // Xen 4.17 keeps the I/O APIC in mmio_ro_ranges: dom0 may map it,
+        // but only ever read-only (the RW bit is dropped, the call succeeds).
+        // The entry is read back through the read-only mapping of the L1
+        // (no write to the I/O APIC is tried: Xen 4.17 would emulate and
+        // drop it, xen-core delivers the #PF).
+        let Some(a) = spare_page() else { return error(format_args!("no spare page")) };
+        let r = uvm(a, (0xfec00 << 12) | PTE_RW);
+        let pte = l1e_maddr(a).map_or(0, |m| read(crate::notes::VIRT_BASE + crate::console::mfn_to_pfn(m >> 12) * 4096 + (m & 0xfff)));
+        let restore = uvm(a, (mfn_of(a) << 12) | PTE_RW);
+        all(&[
+            expect(r, 0),
+            check(pte >> 12 & 0xff_ffff_ffff == 0xfec00 && pte & 2 == 0, format_args!("entry {pte:#x}: want mfn 0xfec00 without RW")),
+            expect(restore, 0),
+        ])
+    }
 }

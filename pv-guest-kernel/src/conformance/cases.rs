@@ -46,6 +46,7 @@ mod gnttab;
 mod memory;
 mod mmu;
 mod multicall;
+mod physdev;
 mod readconsole;
 mod sched;
 mod version;
@@ -81,6 +82,7 @@ run_order! {
     memory,
     multicall::batch,
     readconsole,
+    physdev,
 }
 
 const NR_CASES: usize = total_len(LISTS);

@@ -144,13 +144,19 @@ pub fn dom0_ioports() -> RangeSet {
 }
 
 /// Machine frames (not RAM) that dom0 may not map, as Xen 4.17's
-/// `dom0_setup_permissions`: the local APIC, the I/O APIC (at its usual
-/// address: xen-core does not parse the MADT's I/O APIC entries), the MSI
-/// address range 0xfee00000-0xfeefffff (which holds the local APIC), and
-/// the page of xen-core's AP trampoline (below 1 MiB, which Xen leaves to
-/// I/O). The HyperTransport range is AMD-only and past any QEMU machine's
-/// physical address width here; xen-core uses no HPET, so dom0 keeps it.
-pub const DOM0_DENIED_FRAMES: [(u64, u64); 3] = [(0xfec00, 0xfec00), (0xfee00, 0xfeeff), (0x8, 0x8)];
+/// `dom0_setup_permissions`: the local APIC and the MSI address range
+/// 0xfee00000-0xfeefffff (which holds it), and the page of xen-core's AP
+/// trampoline (below 1 MiB, which Xen leaves to I/O). The I/O APIC is not
+/// denied: Xen 4.17 puts it in `mmio_ro_ranges` instead (dom0 may read
+/// it), see [`MMIO_RO_FRAMES`]. The HyperTransport range is AMD-only and
+/// past any QEMU machine's physical address width here; xen-core uses no
+/// HPET, so dom0 keeps it.
+pub const DOM0_DENIED_FRAMES: [(u64, u64); 2] = [(0xfee00, 0xfeeff), (0x8, 0x8)];
+
+/// Frames every mapping of which is forced read-only (Xen's
+/// `mmio_ro_ranges`): the I/O APIC at its usual address (xen-core does
+/// not parse the MADT's I/O APIC entries; it does not drive the I/O APIC).
+pub const MMIO_RO_FRAMES: [(u64, u64); 1] = [(0xfec00, 0xfec00)];
 
 /// Physical address bits of the frames dom0 may map (Xen permits
 /// `[0, 2^paddr_bits)`; 52 is the architectural most).
@@ -171,6 +177,15 @@ pub fn dom0_iomem(unusable: &[(u64, u64)]) -> RangeSet {
     s
 }
 
+/// The frames of [`MMIO_RO_FRAMES`] as a set.
+pub fn mmio_ro() -> RangeSet {
+    let mut s = RangeSet::new();
+    for &(a, b) in MMIO_RO_FRAMES.iter() {
+        let _ = s.add(a, b);
+    }
+    s
+}
+
 /// The machine's memory as MMIO mapping sees it (Xen: `mfn_valid` and
 /// ownership by `dom_io`): which frames are RAM, whose L1 mappings follow
 /// the frame table's reference rules; every other frame is I/O. Xen
@@ -181,6 +196,8 @@ pub struct MachineMap {
     pub ram: RangeSet,
     /// Non-RAM frames dom0 may map.
     pub dom0_iomem: RangeSet,
+    /// Non-RAM frames only ever mapped read-only (Xen's `mmio_ro_ranges`).
+    pub mmio_ro: RangeSet,
 }
 
 impl MachineMap {
@@ -192,7 +209,7 @@ impl MachineMap {
         if nr_frames == 0 {
             ram = RangeSet::new();
         }
-        MachineMap { ram, dom0_iomem: dom0_iomem(&[]) }
+        MachineMap { ram, dom0_iomem: dom0_iomem(&[]), mmio_ro: mmio_ro() }
     }
 
     /// Whether `mfn` is RAM.
@@ -271,9 +288,10 @@ mod tests {
     }
 
     #[test]
-    fn dom0_iomem_denies_lapic_ioapic_msi_and_unusable_ranges() {
+    fn dom0_iomem_denies_lapic_msi_and_unusable_ranges_and_keeps_the_ioapic_read_only() {
         let m = dom0_iomem(&[(0x50, 0x60), (0x200, 0x2ff)]);
-        for f in [0xfee00, 0xfeeff, 0xfec00, 0x8, 0x200, 0x2ff] {
+        assert!(m.contains(0xfec00) && mmio_ro().contains(0xfec00), "Xen 4.17 lets dom0 read the I/O APIC");
+        for f in [0xfee00, 0xfeeff, 0x8, 0x200, 0x2ff] {
             assert!(!m.contains(f), "frame {f:#x} must be denied");
         }
         for f in [0xfebf0, 0xfd000, 0xb8, 0x50, 0x300, 0xfef00, (1 << 40) - 1] {

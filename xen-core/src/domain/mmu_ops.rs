@@ -1310,15 +1310,18 @@ mod tests {
     }
 
     #[test]
-    fn dom0_mapping_the_lapic_or_ioapic_frame_is_eperm() {
+    fn dom0_mapping_the_lapic_is_eperm_and_the_ioapic_only_read_only() {
         let g = guest();
         let (mut h, mut v, mut d) = (Host::new(&g), Vcpu::default(), domain(true));
         assert_eq!(run_ext(&mut h, &mut v, &mut d, &[op(PIN_L1, 10, 0)], SELF), 0);
-        for mfn in [0xfee00, 0xfec00] {
+        for mfn in [0xfee00, 0xfee01, 0xfeeff] {
             let (rc, _) = run_mmu(&mut h, &mut v, &mut d, &[normal(10, 0, pte(mfn, P))], SELF);
             assert_eq!(rc, -xen_public::errno::EPERM, "mfn {mfn:#x}");
             assert_eq!(h.entry(10, 0), 0);
         }
+        let (rc, _) = run_mmu(&mut h, &mut v, &mut d, &[normal(10, 0, pte(0xfec00, P | RW))], SELF);
+        assert_eq!(rc, 0, "Xen 4.17 lets dom0 map the I/O APIC (mmio_ro_ranges)");
+        assert_eq!(h.entry(10, 0) & RW, 0, "forced read-only");
     }
 
     #[test]

@@ -341,21 +341,25 @@ impl<'a> FrameTable<'a> {
     /// whose tables change and the page owner it names (itself, or
     /// DOMID_IO, which reverts to it) need I/O memory permission for it,
     /// else -EPERM. The entry then holds nothing. Returns the flags to
-    /// flip so that MMIO is never mapped cacheable (Xen's default
-    /// `mmio-relax=0`: WB becomes UC, WT and WP become UC too).
+    /// flip: RW off for a read-only MMIO frame (`mmio_ro_ranges`), and the
+    /// cache attributes so that MMIO is never mapped cacheable (Xen's
+    /// default `mmio-relax=0`: WB becomes UC, WT and WP become UC too).
     fn get_mmio(&self, e: u64, who: Who) -> Result<u64, MmError> {
         let target = mfn_of(e);
         let pg_is_self = who.pg == who.dom || who.pg == DOMID_IO;
         if !pg_is_self || !self.machine.iomem_permitted(who.io, target) {
             return Err(MmError::Perm);
         }
+        let rw = PteFlags::RW.bits();
+        let ro_flip = if self.machine.mmio_ro.contains(target) { e & rw } else { 0 };
         let attrs = e & L1_CACHE_ATTRS.bits();
         let (pwt, pcd, pat) = (PteFlags::PWT.bits(), PteFlags::PCD.bits(), PteFlags::PAT.bits());
-        Ok(match attrs {
-            0 => pwt | pcd,
-            a if a == pwt || a == pwt | pat => pcd | (attrs & pat),
-            _ => 0,
-        })
+        Ok(ro_flip
+            | match attrs {
+                0 => pwt | pcd,
+                a if a == pwt || a == pwt | pat => pcd | (attrs & pat),
+                _ => 0,
+            })
     }
 
     /// A frame's state.

@@ -270,3 +270,11 @@ pub fn multicall_iret_first() -> (u64, u64, u64) {
     }
     (rax, list[0].result, list[1].result)
 }
+
+pub use crate::traps::probe_value;
+pub use xen_public::physdev::PHYSDEVOP_SET_IOPL;
+
+/// `physdev_op(PHYSDEVOP_set_iopl, {iopl})`.
+pub fn set_iopl(iopl: u32) -> i64 {
+    super::super::ctx::call(nr::PHYSDEV_OP, PHYSDEVOP_SET_IOPL, super::super::ctx::ptr(&iopl), 0, 0, 0)
+}

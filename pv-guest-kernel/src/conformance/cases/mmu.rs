@@ -51,6 +51,15 @@ cases! {
         let restore = uvm(a, (mfn_of(a) << 12) | PTE_RW);
         all(&[expect(r, 0), expect(restore, 0)])
     }
+    update_va_mapping_dom0_maps_vga_mmio_ok ("update_va_mapping", "MMIO frame 0xb8 (dom0)", Accept) {
+        // A frame that is not RAM (the first MiB is I/O): dom0 has I/O
+        // memory permission for it; no reference is taken.
+        let Some(a) = spare_page() else { return error(format_args!("no spare page")) };
+        let r = uvm(a, (0xb8 << 12) | PTE_RO);
+        let readable = r != 0 || probe(Probe::Read, a).is_ok();
+        let restore = uvm(a, (mfn_of(a) << 12) | PTE_RW);
+        all(&[expect(r, 0), check(readable, format_args!("MMIO mapping unreadable")), expect(restore, 0)])
+    }
     update_va_mapping_xen_va_einval ("update_va_mapping", "Xen address", Attack) { expect(uvm(XEN_VA, 0), -EINVAL) }
     update_va_mapping_noncanonical_va_einval ("update_va_mapping", "non-canonical", Attack) { expect(uvm(NONCANON, 0), -EINVAL) }
     update_va_mapping_without_l1_einval ("update_va_mapping", "no L1", Reject) { expect(uvm(0x4000_0000, 0), -EINVAL) }
