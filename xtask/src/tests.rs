@@ -398,15 +398,7 @@ struct Dom0Test {
     in_order: &'static [&'static str],
     /// A virtio-blk disk for dom0 (a fresh image file per run).
     disk: Option<TestDisk>,
-    /// Lines expected where the hypervisor lets dom0 drive a PCI device
-    /// (port I/O by PHYSDEVOP_set_iopl, BAR frames by mmu_update): always
-    /// on Xen 4.17; on xen-core unless dom0 printed [`NO_SET_IOPL`] (the
-    /// support is being added; until then dom0 must say so and go on).
-    device_expect: &'static [&'static str],
 }
-
-/// What dom0 prints when the hypervisor has no PHYSDEVOP_set_iopl.
-const NO_SET_IOPL: &str = "dom0: disk: none (PHYSDEVOP_set_iopl: -38 (ENOSYS))";
 
 /// A check of an image file after the run: why it is wrong.
 type ImageCheck = fn(&[u8]) -> Option<String>;
@@ -432,6 +424,16 @@ fn disk_pattern_in_image(image: &[u8]) -> Option<String> {
         return Some(format!("image file: {} bytes, shorter than dom0's pattern", image.len()));
     };
     pattern_mismatch(DOM0_SEED, 0, written).map(|at| format!("image file: dom0's pattern differs at byte {at:#x}"))
+}
+
+/// The block test's guest pattern over the image's first 16 MiB: a
+/// guest's flushed writes crossed blkfront, blkback and virtio-blk to the
+/// host.
+fn guest_pattern_in_image(image: &[u8]) -> Option<String> {
+    let Some(written) = image.get(..16 << 20) else {
+        return Some(format!("image file: {} bytes, shorter than the guest's 16 MiB", image.len()));
+    };
+    frontend_drivers::blkfront::check_pattern(0, written).map(|at| format!("image file: the guest's pattern differs at byte {at:#x}"))
 }
 
 /// Create `path`: a sparse image of `d.mib` MiB, pre-filled if asked.
@@ -469,7 +471,6 @@ fn dom0_tests() -> Vec<Dom0Test> {
         dom0_cpu_at_most_s: None,
         in_order: &[],
         disk: None,
-        device_expect: &[],
     };
     vec![
         // dom0 drives QEMU's virtio-blk-pci through virtio-drivers: its
@@ -485,17 +486,21 @@ fn dom0_tests() -> Vec<Dom0Test> {
                 "-> accepted",
                 "disk: none (no virtio-blk",
             ],
-            device_expect: &[
-                "dom0: disk: virtio-blk at 00:",
-                "dom0: disk test: flush offered",
-                "dom0: disk test: the host's pre-filled MiB reads back: ok",
-                "dom0: disk test: read past the end -> OutOfRange",
-                "dom0: disk test: wrote 4 MiB, flushed, read back: ok",
-                "dom0: disk test: 4 KiB random reads: ok",
-                "dom0: disk bench: sequential write",
-                "dom0: disk test: ok",
-            ],
-            ..t("dom0_disk_pattern_reaches_the_image_file", "test=disk", false, &[])
+            ..t(
+                "dom0_disk_pattern_reaches_the_image_file",
+                "test=disk",
+                false,
+                &[
+                    "dom0: disk: virtio-blk at 00:",
+                    "dom0: disk test: flush offered",
+                    "dom0: disk test: the host's pre-filled MiB reads back: ok",
+                    "dom0: disk test: read past the end -> OutOfRange",
+                    "dom0: disk test: wrote 4 MiB, flushed, read back: ok",
+                    "dom0: disk test: 4 KiB random reads: ok",
+                    "dom0: disk bench: sequential write",
+                    "dom0: disk test: ok",
+                ],
+            )
         },
         // No disk attached: dom0 says so and its shell runs.
         Dom0Test {
@@ -507,8 +512,7 @@ fn dom0_tests() -> Vec<Dom0Test> {
         Dom0Test {
             script: &["poweroff"],
             disk: Some(TestDisk { mib: 16, host_fill: false, check: None }),
-            device_expect: &["dom0: disk: virtio-blk at 00:", "32768 sectors (16 MiB)"],
-            ..t("dom0_shell_probes_an_attached_disk", "", false, &["dom0: xl shell ready"])
+            ..t("dom0_shell_probes_an_attached_disk", "", false, &["dom0: disk: virtio-blk at 00:", "32768 sectors (16 MiB)", "dom0: xl shell ready"])
         },
         t("dom0_banner_and_poweroff", "test=banner", false, BANNER_LINES),
         // Xen raises VIRQ_CONSOLE to dom0 when serial input arrives; dom0
@@ -815,10 +819,32 @@ fn dom0_tests() -> Vec<Dom0Test> {
         // write is refused. Without a virtio disk, /dev/vda is dom0's RAM
         // disk.
         Dom0Test {
+            script: &["create blkwrite.cfg", "?blk: closed", "@list", "create blkcheck.cfg", "?blk: closed", "@list", "poweroff"],
+            disk: Some(TestDisk { mib: 32, host_fill: false, check: Some(guest_pattern_in_image) }),
+            forbid: &["blk: connect failed", "check failed", "blk: write at byte", "blk: flush failed", "RAM disk"],
+            ..t(
+                "blk_16m_pattern_reaches_the_host_image_through_blkback_and_virtio",
+                "",
+                false,
+                &[
+                    "dom0: disk: virtio-blk at 00:",
+                    "(d1) blk: vdev 51712: 65536 sectors (32 MiB), 64 KiB per request (indirect)",
+                    "(d1) blk: wrote 16384 KiB of pattern in",
+                    "dom0: blkback: d1 vbd 51712: disconnected after 0 reads, 256 writes, 1 flushes, 0 refused; 68 persistent grants",
+                    "dom0: d1 shut down (poweroff); destroyed",
+                    "(d2) blk: vdev 51712: 65536 sectors (32 MiB), read-only,",
+                    "(d2) blk: checked 16384 KiB: pattern intact",
+                    "(d2) blk: write of sector 0 -> Status(-1)",
+                    "dom0: blkback: d2 vbd 51712: disconnected after 256 reads, 1 writes, 0 flushes, 1 refused; 68 persistent grants",
+                ],
+            )
+        },
+        // Without a virtio disk, /dev/vda is dom0's RAM disk.
+        Dom0Test {
             script: &["create blkwrite.cfg", "@", "@list", "create blkcheck.cfg", "@", "@list", "poweroff"],
             forbid: &["blk: connect failed", "check failed", "blk: write at byte", "blk: flush failed"],
             ..t(
-                "blk_pattern_written_then_checked_read_only_through_blkback",
+                "blk_pattern_written_then_checked_read_only_on_the_ram_disk",
                 "",
                 false,
                 &[
@@ -1217,13 +1243,8 @@ fn run_dom0_test(t: &Dom0Test, hv: Hypervisor, k: &Kernels) -> Result<(bool, Str
         problems.push("timed out".into());
     }
     let xen_core_only = if hv == Hypervisor::XenCore { t.xen_core_expect } else { &[] };
-    let device_waits = hv == Hypervisor::XenCore && r.output.contains(NO_SET_IOPL);
-    if device_waits && !t.device_expect.is_empty() {
-        println!("    [{}] no PHYSDEVOP_set_iopl yet: {} device line(s) not required", hv.label(), t.device_expect.len());
-    }
-    let device = if device_waits { &[] } else { t.device_expect };
-    problems.extend(t.expect.iter().chain(xen_core_only).chain(device).filter(|e| !r.output.contains(*e)).map(|e| format!("missing line: {e}")));
-    if let Some(check) = t.disk.and_then(|d| d.check).filter(|_| !device_waits) {
+    problems.extend(t.expect.iter().chain(xen_core_only).filter(|e| !r.output.contains(*e)).map(|e| format!("missing line: {e}")));
+    if let Some(check) = t.disk.and_then(|d| d.check) {
         match std::fs::read(&disk_path) {
             Ok(image) => problems.extend(check(&image)),
             Err(e) => problems.push(format!("{}: {e}", disk_path.display())),
