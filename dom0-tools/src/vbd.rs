@@ -381,7 +381,7 @@ impl Vbds {
 
     /// Per-vbd statistics (`vbd:` lines of `xl block-list -s`... and tests).
     pub fn stats(&self, domid: u16, devid: u32) -> Option<VbdStats> {
-        self.find(domid, devid).map(|k| self.vbds[k].stats.clone())
+        self.find(domid, devid).map(|k| self.vbds[k].stats)
     }
 
     fn find(&self, domid: u16, devid: u32) -> Option<usize> {

@@ -297,9 +297,7 @@ impl BlkDev {
         self.push(&r)?;
         let mut status = Ok(());
         while self.busy.in_flight() > 0 {
-            if let Err(e) = self.collect(&mut Buf::Write(&[]), &mut status) {
-                return Err(e);
-            }
+            self.collect(&mut Buf::Write(&[]), &mut status)?;
         }
         status
     }
