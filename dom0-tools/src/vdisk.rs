@@ -34,13 +34,7 @@ pub fn chunks(sector: u64, len: usize, max_bytes: usize) -> impl Iterator<Item =
     (0..len).step_by(step).map(move |off| (sector + (off / SECTOR_SIZE) as u64, off..len.min(off + step)))
 }
 
-/// `test=disk`'s pattern: the 8-byte little-endian word at byte `offset`
-/// (a multiple of 8) of the image, for `seed` (dom0's writes use
-/// [`DOM0_SEED`], the host's pre-fill [`HOST_SEED`]); xtask checks the
-/// image file with the same function.
-pub fn pattern_word(seed: u64, offset: u64) -> u64 {
-    offset.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ seed
-}
+pub use frontend_drivers::blkfront::{fill_pattern, pattern_mismatch, pattern_word};
 
 /// Seed of the words dom0 writes in `test=disk` ("disktest").
 pub const DOM0_SEED: u64 = u64::from_le_bytes(*b"disktest");
@@ -50,20 +44,6 @@ pub const HOST_SEED: u64 = u64::from_le_bytes(*b"hostfill");
 pub const TEST_BYTES: u64 = 4 << 20;
 /// The host pre-fills this many bytes from [`TEST_BYTES`] on.
 pub const HOST_BYTES: u64 = 1 << 20;
-
-/// Fill `buf` with the pattern of `seed` for the image bytes from `offset`
-/// (a multiple of 8; `buf` whole words).
-pub fn fill_pattern(seed: u64, offset: u64, buf: &mut [u8]) {
-    for (i, w) in buf.chunks_exact_mut(8).enumerate() {
-        w.copy_from_slice(&pattern_word(seed, offset + i as u64 * 8).to_le_bytes());
-    }
-}
-
-/// The first byte offset (from `offset`) where `buf` differs from the
-/// pattern of `seed`.
-pub fn pattern_mismatch(seed: u64, offset: u64, buf: &[u8]) -> Option<u64> {
-    buf.chunks_exact(8).enumerate().find(|(i, w)| **w != pattern_word(seed, offset + *i as u64 * 8).to_le_bytes()).map(|(i, _)| offset + i as u64 * 8)
-}
 
 /// Why dom0 has no disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -121,25 +121,29 @@ impl<const N: usize> Slots<N> {
     }
 }
 
-/// The boot tests' disk pattern: the 8-byte little-endian word at disk
-/// byte `offset` (a multiple of 8), distinct for every word of a disk
-/// and never zero on its first 4 GiB.
-pub fn pattern_word(offset: u64) -> u64 {
-    (offset / 8 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1
+/// The test pattern's 8-byte little-endian word at disk byte `offset` (a
+/// multiple of 8) for `seed`: every writer of a test pattern (a guest
+/// through blkfront, dom0 on its disk, the host before booting) has its own
+/// seed, so a check tells whose bytes it found.
+pub fn pattern_word(seed: u64, offset: u64) -> u64 {
+    offset.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ seed
 }
 
-/// Fill `buf` with the pattern of the disk bytes from `offset` on (both
-/// multiples of 8).
-pub fn fill_pattern(offset: u64, buf: &mut [u8]) {
+/// The seed of the pattern the demo guest writes through blkfront.
+pub const GUEST_SEED: u64 = u64::from_le_bytes(*b"blkfront");
+
+/// Fill `buf` (whole words) with `seed`'s pattern of the disk bytes from
+/// `offset` (a multiple of 8).
+pub fn fill_pattern(seed: u64, offset: u64, buf: &mut [u8]) {
     for (i, w) in buf.chunks_exact_mut(8).enumerate() {
-        w.copy_from_slice(&pattern_word(offset + i as u64 * 8).to_le_bytes());
+        w.copy_from_slice(&pattern_word(seed, offset + i as u64 * 8).to_le_bytes());
     }
 }
 
 /// The disk offset of the first word of `buf` (read from `offset`) that
-/// differs from the pattern, if any.
-pub fn check_pattern(offset: u64, buf: &[u8]) -> Option<u64> {
-    buf.chunks_exact(8).enumerate().find(|(i, w)| **w != pattern_word(offset + *i as u64 * 8).to_le_bytes()).map(|(i, _)| offset + i as u64 * 8)
+/// differs from `seed`'s pattern, if any.
+pub fn pattern_mismatch(seed: u64, offset: u64, buf: &[u8]) -> Option<u64> {
+    buf.chunks_exact(8).enumerate().find(|(i, w)| **w != pattern_word(seed, offset + *i as u64 * 8).to_le_bytes()).map(|(i, _)| offset + i as u64 * 8)
 }
 
 #[cfg(test)]
@@ -209,11 +213,12 @@ mod tests {
     #[test]
     fn pattern_round_trips_and_finds_the_first_bad_word() {
         let mut buf = [0u8; 1024];
-        fill_pattern(4096, &mut buf);
-        assert_eq!(check_pattern(4096, &buf), None);
-        assert_eq!(check_pattern(0, &buf), Some(0), "the pattern depends on the offset");
+        fill_pattern(GUEST_SEED, 4096, &mut buf);
+        assert_eq!(pattern_mismatch(GUEST_SEED, 4096, &buf), None);
+        assert_eq!(pattern_mismatch(GUEST_SEED, 0, &buf), Some(0), "the pattern depends on the offset");
+        assert_eq!(pattern_mismatch(GUEST_SEED ^ 1, 4096, &buf), Some(4096), "and on the seed");
         buf[520] ^= 1;
-        assert_eq!(check_pattern(4096, &buf), Some(4096 + 520));
-        assert_ne!(pattern_word(0), 0);
+        assert_eq!(pattern_mismatch(GUEST_SEED, 4096, &buf), Some(4096 + 520));
+        assert_eq!(pattern_mismatch(GUEST_SEED, 0, &[0u8; 8]), Some(0), "a zeroed disk is not the pattern");
     }
 }

@@ -161,7 +161,7 @@ fn write_pattern(dev: &mut BlkDev, buf: &mut [u8], bytes: u64) {
     let mut at = 0;
     while at < bytes {
         let n = (bytes - at).min(buf.len() as u64) as usize;
-        req::fill_pattern(at, &mut buf[..n]);
+        req::fill_pattern(req::GUEST_SEED, at, &mut buf[..n]);
         if let Err(e) = dev.write(at / 512, &buf[..n]) {
             println!("blk: write at byte {at} failed: {e:?}");
             return;
@@ -185,7 +185,7 @@ fn check_pattern(dev: &mut BlkDev, buf: &mut [u8], bytes: u64) {
             println!("blk: read at byte {at} failed: {e:?}");
             return;
         }
-        if let Some(bad) = req::check_pattern(at, &buf[..n]) {
+        if let Some(bad) = req::pattern_mismatch(req::GUEST_SEED, at, &buf[..n]) {
             println!("blk: pattern check failed at byte {bad}");
             return;
         }

@@ -433,7 +433,8 @@ fn guest_pattern_in_image(image: &[u8]) -> Option<String> {
     let Some(written) = image.get(..16 << 20) else {
         return Some(format!("image file: {} bytes, shorter than the guest's 16 MiB", image.len()));
     };
-    frontend_drivers::blkfront::check_pattern(0, written).map(|at| format!("image file: the guest's pattern differs at byte {at:#x}"))
+    frontend_drivers::blkfront::pattern_mismatch(frontend_drivers::blkfront::GUEST_SEED, 0, written)
+        .map(|at| format!("image file: the guest's pattern differs at byte {at:#x}"))
 }
 
 /// Create `path`: a sparse image of `d.mib` MiB, pre-filled if asked.
