@@ -13,6 +13,11 @@
 //!   xl.cfg configs; [`spec`]: what a guest is built from; [`files`]:
 //!   dom0's boot-module files. All pure and host-tested.
 //! - [`xenstore`]: xenstored (pure core, ring transport in `service`).
+//! - Block backends: [`vbd`] (blkback live: handshake, ring, persistent
+//!   grants), [`grant_area`] (where dom0 maps guests' grants), [`vbdcfg`]
+//!   (libxl's vdev numbers, nodes and the sharing rule, pure); dom0's own
+//!   disk: [`pci`] and [`dma`] (pure), [`portio`] and [`virtio_hal`] (the
+//!   unsafe edges), [`vdisk`] (virtio-drivers behind `BlockDevice`).
 //! - [`vdisk`]: dom0's virtio-blk disk for blkback, over [`pci`]
 //!   (configuration space, the search), [`dma`] (machine-contiguous
 //!   pages, bounce decisions), `portio` and `virtio_hal` (arch modules:

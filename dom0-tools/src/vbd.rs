@@ -35,7 +35,7 @@ use backend_drivers::xenbus_backend::{BackAction, BackEvent, Backend, BlkRing, B
 use frontend_drivers::xenbus_store::ERANGE;
 use frontend_drivers::xenbus_store::{DeviceNodes, Store, StoreRead, apply};
 use pv_guest_kernel::alloc::EarlyAlloc;
-use pv_guest_kernel::ring_pages::MappedPages;
+use pv_guest_kernel::ring_pages::{MappedPages, copy_from_shared, copy_to_shared};
 use pv_guest_kernel::{StartInfo, events, grants, println};
 use xen_public::DOMID_SELF;
 use xen_public::errno::EIO;
@@ -130,17 +130,17 @@ impl GrantCopier for Copier<'_> {
                     continue;
                 }
             };
-            let page = (m.va + u64::from(s.page_off)) as *mut u8;
+            let page = m.va + u64::from(s.page_off);
             // SAFETY: `m.va` is an area slot holding this ring's persistent
             // writable mapping of the frontend's page, alive until the ring
             // is disconnected; `page_off + len <= 4096` (checked above). The
-            // frontend may write the page meanwhile: bytes only, no
-            // references are made into it.
+            // frontend may write the page meanwhile: the copies are
+            // volatile.
             unsafe {
                 if to_guest {
-                    core::ptr::copy_nonoverlapping(dst.as_ptr(), page, len);
+                    copy_to_shared(page, dst);
                 } else {
-                    core::ptr::copy_nonoverlapping(page, dst.as_mut_ptr(), len);
+                    copy_from_shared(page, dst);
                 }
             }
         }

@@ -31,7 +31,7 @@ use xen_public::pte::{PTE_ADDR_MASK, PteFlags};
 /// Pages of the MMIO window (QEMU's virtio-pci BAR is 16 KiB).
 pub const MMIO_SLOTS: usize = 8;
 /// Largest sink (and so share) wanted, in pages: 32 KiB.
-pub const SINK_PAGES: usize = 8;
+pub const SINK_PAGES: usize = MMIO_SLOTS;
 /// Bounces alive at once (a request: header, data, status).
 const MAX_BOUNCES: usize = 4;
 
@@ -74,8 +74,9 @@ pub fn init(si: &'static StartInfo, pages: &mut EarlyAlloc, pool_pages: usize) -
     let pool_va = pages.alloc_run(pool_pages as u64).ok_or("too few free pages for DMA")?;
     let frames = (0..pool_pages as u64).map(|i| pv_guest_kernel::mm::mfn_of(si, pool_va + i * PAGE_SIZE)).collect();
     let mut pool = Pool::new(frames);
-    let sink_pages = SINK_PAGES.min(pool.longest_free_run());
-    let sink = (pool.alloc(sink_pages).ok_or("no DMA page")?, sink_pages);
+    // The sink stands in for a device region dom0 could not map, so it must
+    // be as large as any region dom0 maps (MMIO_SLOTS pages).
+    let sink = (pool.alloc(SINK_PAGES).ok_or("no run of DMA pages for the sink")?, SINK_PAGES);
     *st = Some(State { si, pool, pool_va, mmio_va, mmio_l1e, mmio_mfn: [None; MMIO_SLOTS], bounces: [None; MAX_BOUNCES], sink, failed: false });
     Ok(())
 }
@@ -167,9 +168,12 @@ unsafe impl Hal for Dom0Hal {
 
     unsafe fn mmio_phys_to_virt(paddr: PhysAddr, size: usize) -> NonNull<u8> {
         let mut guard = STATE.lock();
-        let Some(st) = guard.as_mut() else { return NonNull::dangling() };
+        let Some(st) = guard.as_mut() else { panic!("virtio: device region mapped before the DMA context") };
         let mfn = paddr / PAGE_SIZE;
         let n = (paddr % PAGE_SIZE + size.max(1) as u64).div_ceil(PAGE_SIZE) as usize;
+        // The sink below is SINK_PAGES long: a larger region would let the
+        // driver write past it, so dom0 stops here instead.
+        assert!(n <= SINK_PAGES, "virtio: a {size}-byte device region is larger than dom0 maps");
         let va = match st.map_mmio(mfn, n) {
             Some(va) => va + paddr % PAGE_SIZE,
             None => {

@@ -15,7 +15,7 @@
 
 use crate::alloc::EarlyAlloc;
 use crate::grants::Table;
-use crate::ring_pages::MappedPages;
+use crate::ring_pages::{MappedPages, copy_from_shared, copy_to_shared};
 use crate::xenbus::XBT_NIL;
 use crate::xenbus::live::Xenbus;
 use crate::{StartInfo, events, shared};
@@ -459,15 +459,15 @@ impl BlkDev {
 /// Copy `src` (at most a page) to our page at `va`.
 fn copy_to(va: u64, src: &[u8]) {
     let n = src.len().min(4096);
-    // SAFETY: `va` is one of this device's own pages, mapped writable, and
-    // its slot is free: the backend touches it only while the slot's
-    // request is in flight (the blkif contract; the grant itself stays).
-    unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), va as *mut u8, n) };
+    // SAFETY: `va` is one of this device's own pages, mapped writable; the
+    // backend may touch it too (its grant stays), which the volatile copy
+    // allows.
+    unsafe { copy_to_shared(va, &src[..n]) };
 }
 
 /// Copy our page at `va` into `dst` (at most a page).
 fn copy_from(va: u64, dst: &mut [u8]) {
     let n = dst.len().min(4096);
-    // SAFETY: as in `copy_to`; the backend answered, so it is done with it.
-    unsafe { core::ptr::copy_nonoverlapping(va as *const u8, dst.as_mut_ptr(), n) };
+    // SAFETY: as in `copy_to`.
+    unsafe { copy_from_shared(va, &mut dst[..n]) };
 }

@@ -273,14 +273,18 @@ fn machine_map(mbi: &BootInfo<'_>) -> crate::domain::iocap::MachineMap {
     use crate::domain::iocap::{MachineMap, RangeSet, dom0_iomem, mmio_ro};
     const UNUSABLE: u32 = 5;
     let mut ram = RangeSet::new();
-    let mut unusable = [(0u64, 0u64); 8];
+    let mut unusable = [(0u64, 0u64); 32];
     let mut nr_unusable = 0;
     for a in mbi.memory_areas() {
         let (first, end) = (a.base.div_ceil(PAGE_SIZE).max(LOW_MEMORY_END / PAGE_SIZE), a.base.saturating_add(a.len) / PAGE_SIZE);
         if a.kind == MEMORY_AVAILABLE && first < end && ram.add(first, end - 1).is_err() {
             warn!("too many RAM ranges: [{:#x}, +{:#x}) is treated as I/O", a.base, a.len);
         }
-        if a.kind == UNUSABLE && first < end && nr_unusable < unusable.len() {
+        if a.kind == UNUSABLE && first < end {
+            if nr_unusable == unusable.len() {
+                // Fail closed: a range left out would become mappable.
+                fatal(format_args!("more than {} unusable memory ranges: cannot keep them from dom0", unusable.len()));
+            }
             unusable[nr_unusable] = (first, end - 1);
             nr_unusable += 1;
         }

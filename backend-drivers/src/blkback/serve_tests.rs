@@ -242,3 +242,53 @@ fn ring_req_prod_a_ring_ahead_halts_serving_without_touching_the_disk() {
     assert!(rig.disk.bytes().iter().all(|&b| b == 0));
     let _ = rig.disk.sectors();
 }
+
+/// A disk that records the order of what was asked of it.
+struct Recorder(Vec<&'static str>, RamDisk);
+
+impl BlockDevice for Recorder {
+    fn sectors(&self) -> u64 {
+        self.1.sectors()
+    }
+    fn read_only(&self) -> bool {
+        false
+    }
+    fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), crate::disk::DiskError> {
+        self.0.push("read");
+        self.1.read(sector, buf)
+    }
+    fn write(&mut self, sector: u64, buf: &[u8]) -> Result<(), crate::disk::DiskError> {
+        self.0.push("write");
+        self.1.write(sector, buf)
+    }
+    fn flush(&mut self) -> Result<(), crate::disk::DiskError> {
+        self.0.push("flush");
+        Ok(())
+    }
+    fn discard(&mut self, _: u64, _: u64) -> Result<(), crate::disk::DiskError> {
+        self.0.push("discard");
+        Err(crate::disk::DiskError::Io)
+    }
+}
+
+#[test]
+fn blkif_flush_diskcache_flushes_before_its_data_and_a_disk_error_is_rsp_error() {
+    let pages = SharedPages::new(1);
+    let mut disk = Recorder(Vec::new(), RamDisk::zeroed(64, false));
+    let mut grants = FakeGrants::default();
+    grants.page(3, 0x77);
+    let (mut stats, mut bounce, info) = (VbdStats::default(), Bounce::new(), info(64, false));
+    let mut front: FrontRing<BlkifRequest, BlkifResponse, _> = FrontRing::init(&pages).unwrap();
+    front.produce_request(&rw(BLKIF_OP_FLUSH_DISKCACHE, 1, 0, &[seg(3, 0, 7)])).unwrap();
+    let mut d = BlkifRequestDiscard { operation: BLKIF_OP_DISCARD, id: 2, sector_number: 0, nr_sectors: 8, ..Default::default() };
+    d.handle = 51712;
+    let mut dr = BlkifRequest::default();
+    dr.as_mut_bytes()[..core::mem::size_of::<BlkifRequestDiscard>()].copy_from_slice(d.as_bytes());
+    front.produce_request(&dr).unwrap();
+    front.push_requests();
+    let mut back = BlkBackRing::attach(&pages, 0).unwrap();
+    serve(&mut back, &mut disk, &mut grants, &info, &mut stats, &mut bounce, 8);
+    assert_eq!(disk.0, ["flush", "write", "discard"]);
+    let statuses: Vec<_> = core::iter::from_fn(|| front.consume_response().ok().flatten()).map(|r| r.status).collect();
+    assert_eq!(statuses, [BLKIF_RSP_OKAY, BLKIF_RSP_ERROR], "the device's discard failure is the frontend's error");
+}
