@@ -70,16 +70,24 @@ pub struct RamDisk {
 }
 
 impl RamDisk {
-    /// `sectors` zeroed sectors.
-    pub fn zeroed(sectors: u64, read_only: bool) -> RamDisk {
-        RamDisk { bytes: alloc::vec![0; sectors as usize * SECTOR_SIZE], read_only }
+    /// `sectors` zeroed sectors, or `None` if memory is short.
+    pub fn zeroed(sectors: u64, read_only: bool) -> Option<RamDisk> {
+        let len = usize::try_from(sectors).ok()?.checked_mul(SECTOR_SIZE)?;
+        let mut bytes = Vec::new();
+        bytes.try_reserve_exact(len).ok()?;
+        bytes.resize(len, 0);
+        Some(RamDisk { bytes, read_only })
     }
 
-    /// A disk holding `image`, padded with zeroes to whole sectors.
-    pub fn from_image(image: &[u8], read_only: bool) -> RamDisk {
-        let mut bytes = image.to_vec();
-        bytes.resize(image.len().div_ceil(SECTOR_SIZE) * SECTOR_SIZE, 0);
-        RamDisk { bytes, read_only }
+    /// A disk holding `image`, padded with zeroes to whole sectors, or
+    /// `None` if memory is short.
+    pub fn from_image(image: &[u8], read_only: bool) -> Option<RamDisk> {
+        let len = image.len().div_ceil(SECTOR_SIZE) * SECTOR_SIZE;
+        let mut bytes = Vec::new();
+        bytes.try_reserve_exact(len).ok()?;
+        bytes.extend_from_slice(image);
+        bytes.resize(len, 0);
+        Some(RamDisk { bytes, read_only })
     }
 
     /// The disk's bytes.
@@ -141,7 +149,7 @@ mod tests {
 
     #[test]
     fn blkif_sectors_are_512_bytes_and_ram_disk_round_trips() {
-        let mut d = RamDisk::zeroed(8, false);
+        let mut d = RamDisk::zeroed(8, false).unwrap();
         d.write(2, &[0xab; 1024]).unwrap();
         let mut buf = [0u8; 1536];
         d.read(1, &mut buf).unwrap();
@@ -151,7 +159,7 @@ mod tests {
 
     #[test]
     fn access_past_the_end_or_of_part_sectors_is_out_of_range() {
-        let mut d = RamDisk::zeroed(4, false);
+        let mut d = RamDisk::zeroed(4, false).unwrap();
         let mut buf = [0u8; 1024];
         assert_eq!(d.read(3, &mut buf), Err(DiskError::OutOfRange));
         assert_eq!(d.write(u64::MAX, &buf), Err(DiskError::OutOfRange));
@@ -162,7 +170,7 @@ mod tests {
 
     #[test]
     fn read_only_disk_refuses_writes_and_discards() {
-        let mut d = RamDisk::from_image(&[7; 700], true);
+        let mut d = RamDisk::from_image(&[7; 700], true).unwrap();
         assert_eq!(d.sectors(), 2);
         assert_eq!(d.write(0, &[0; 512]), Err(DiskError::ReadOnly));
         assert_eq!(d.discard(0, 1), Err(DiskError::ReadOnly));
@@ -174,7 +182,7 @@ mod tests {
 
     #[test]
     fn discard_reads_back_as_zeroes() {
-        let mut d = RamDisk::from_image(&[9; 2048], false);
+        let mut d = RamDisk::from_image(&[9; 2048], false).unwrap();
         d.discard(1, 2).unwrap();
         let mut buf = [0u8; 2048];
         d.read(0, &mut buf).unwrap();

@@ -90,7 +90,8 @@ struct Guest {
 pub const DEFAULT_DISK: &str = "/dev/vda";
 /// The boot-module file that backs `/dev/vda` without a virtio disk.
 pub const RAM_DISK_FILE: &str = "disk.img";
-/// Largest RAM disk (bytes): it lives in dom0's heap (under 2 MiB).
+/// Most bytes all RAM disks together may hold: they live in dom0's heap
+/// (under 2 MiB, shared with xenstored).
 pub const MAX_RAM_DISK: usize = 512 << 10;
 
 /// libxl's `LIBXL_MAXMEM_CONSTANT`: KiB above a domain's target that the
@@ -162,6 +163,9 @@ pub struct Guests {
     created: u32,
     /// blkback: the guests' virtual block devices and dom0's disks.
     vbds: Vbds,
+    /// Bytes of dom0's heap its RAM disks hold (at most [`MAX_RAM_DISK`]:
+    /// the heap also carries xenstored).
+    ram_disk_bytes: usize,
 }
 
 /// The name of a shutdown code.
@@ -200,6 +204,7 @@ impl Guests {
             restarts: Vec::new(),
             created: 0,
             vbds,
+            ram_disk_bytes: 0,
         })
     }
 
@@ -331,6 +336,10 @@ impl Guests {
 
     /// `xl block-attach`: attach `disk` (target `target`) to `domid`.
     pub fn block_attach(&mut self, domid: u16, disk: &crate::xlcfg::DiskSpec, target: &str) -> Result<(), String> {
+        // Only a guest dom0 runs: its vbds go when it goes.
+        if self.slot_of(domid).is_none() {
+            return Err(format!("domain {domid} is not a guest this dom0 runs"));
+        }
         let devid = crate::vbdcfg::devid(&disk.vdev).ok_or_else(|| format!("Invalid or unsupported virtual disk identifier {}", disk.vdev))?;
         self.open_ram_disk(target)?;
         let nodes = crate::vbdcfg::VbdNodes {
@@ -361,6 +370,12 @@ impl Guests {
             None if target == DEFAULT_DISK => RamDisk::zeroed((MAX_RAM_DISK / 512) as u64, false),
             None => return Err(format!("{target}: no such disk or file in dom0")),
         };
+        let disk = disk.ok_or_else(|| format!("{target}: dom0 has no memory left for a RAM disk"))?;
+        let bytes = disk.bytes().len();
+        if self.ram_disk_bytes + bytes > MAX_RAM_DISK {
+            return Err(format!("{target}: dom0's RAM disks may hold {} KiB in all", MAX_RAM_DISK / 1024));
+        }
+        self.ram_disk_bytes += bytes;
         println!("dom0: blkback: {target}: a RAM disk of {} KiB", disk.sectors() / 2);
         self.vbds.add_disk(target, alloc::boxed::Box::new(disk));
         Ok(())

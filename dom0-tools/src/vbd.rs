@@ -14,10 +14,11 @@
 //! to exactly one connected ring and is unmapped when that ring is
 //! disconnected; a vbd's ring is unmapped
 //! and its channel closed before the vbd is forgotten or its frontend
-//! domain destroyed; a frontend that corrupts its ring is disconnected
-//! (its vbd goes Closing with an error node), and nothing it does reaches
+//! domain destroyed; a frontend that corrupts its ring is no longer
+//! served (its ring is unmapped and an error node says why, as Linux's
+//! blkback halts a ring), and nothing it does reaches
 //! another vbd or dom0's other services. Each pump serves at most
-//! [`BUDGET`] requests per vbd.
+//! [`BUDGET`] of work per vbd, each vbd in turn.
 
 use crate::grant_area::{GrantArea, Mapped};
 use crate::vbdcfg::{self, VbdNodes};
@@ -42,8 +43,9 @@ use xen_public::errno::EIO;
 use xen_public::grant_table::{GNTCOPY_DEST_GREF, GNTCOPY_SOURCE_GREF, GnttabCopy, GnttabCopyPtr};
 use xen_public::io::xs_wire::xsd_error_num;
 
-/// Requests served per vbd per pump.
-pub const BUDGET: u32 = 64;
+/// Work served per vbd per pump, in `serve`'s cost units (about 2 MiB,
+/// or 3 flushes).
+pub const BUDGET: u32 = 32;
 /// Most vbds at once.
 pub const MAX_VBDS: usize = 8;
 
@@ -295,7 +297,8 @@ impl Vbds {
             persistent: false,
         };
         let info = VbdInfo { sectors: media.sectors, read_only, features };
-        let vbd = Vbd { nodes, dev, backend, disk, live: None, stats: VbdStats::default(), bounce: Bounce::new(), info, more: false };
+        let bounce = Bounce::try_new().ok_or("dom0 has no memory left for another block device")?;
+        let vbd = Vbd { nodes, dev, backend, disk, live: None, stats: VbdStats::default(), bounce, info, more: false };
         self.vbds.push(vbd);
         let k = self.vbds.len() - 1;
         self.step(xs, k, BackEvent::Probe);

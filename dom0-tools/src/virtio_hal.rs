@@ -150,8 +150,11 @@ pub struct Dom0Hal;
 unsafe impl Hal for Dom0Hal {
     fn dma_alloc(pages: usize, _direction: BufferDirection) -> (PhysAddr, NonNull<u8>) {
         let mut guard = STATE.lock();
-        let Some(st) = guard.as_mut() else { return (0, NonNull::dangling()) };
-        let Some(first) = st.pool.alloc(pages) else { return (0, NonNull::dangling()) };
+        // The crate cannot take a failure here: a dangling pointer and
+        // machine address 0 would have the device DMA into frame 0, so dom0
+        // stops instead (its queues are allocated once, at probe).
+        let Some(st) = guard.as_mut() else { panic!("virtio: DMA memory asked for before the DMA context") };
+        let Some(first) = st.pool.alloc(pages) else { panic!("virtio: no run of {pages} machine-contiguous DMA pages") };
         let va = st.page_va(first);
         // SAFETY: `pages` pool pages from `va`, mapped writable in dom0's
         // initial region and just taken from the pool: nobody else holds them.

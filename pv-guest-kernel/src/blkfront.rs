@@ -123,6 +123,8 @@ pub struct BlkDev {
     pub info: BlkInfo,
     frontend: Frontend<Blkfront>,
     nodes: DeviceNodes,
+    /// A wait timed out or the backend broke the ring: no more I/O.
+    failed: bool,
 }
 
 fn path<const N: usize>(args: core::fmt::Arguments) -> heapless::String<N> {
@@ -250,7 +252,19 @@ impl Setup<'_> {
             (s.ind_va, s.ind_gref) = grant(self.pages)?;
         }
         let handle = self.devid as u16;
-        Ok(BlkDev { ring, port, handle, slots, busy: Slots::default(), per_request, indirect, info, frontend: self.frontend, nodes: self.nodes })
+        Ok(BlkDev {
+            ring,
+            port,
+            handle,
+            slots,
+            busy: Slots::default(),
+            per_request,
+            indirect,
+            info,
+            frontend: self.frontend,
+            nodes: self.nodes,
+            failed: false,
+        })
     }
 }
 
@@ -290,7 +304,15 @@ impl BlkDev {
 
     /// Send one request built by the caller (any operation, any contents:
     /// the hostile-frontend test uses it) and wait for its status.
-    pub fn one(&mut self, mut r: BlkifRequest) -> Result<(), BlkError> {
+    pub fn one(&mut self, r: BlkifRequest) -> Result<(), BlkError> {
+        let res = self.one_inner(r);
+        self.note_failure(res)
+    }
+
+    fn one_inner(&mut self, mut r: BlkifRequest) -> Result<(), BlkError> {
+        if self.failed {
+            return Err(BlkError::Broken);
+        }
         let slot = self.busy.take().ok_or(BlkError::Broken)?;
         r.id = slot as u64;
         (self.slots[slot].read, self.slots[slot].len) = (false, 0);
@@ -364,7 +386,25 @@ impl BlkDev {
     }
 
     fn transfer(&mut self, sector: u64, mut buf: Buf<'_>) -> Result<(), BlkError> {
-        let total = match &buf {
+        let r = self.transfer_inner(sector, &mut buf);
+        self.note_failure(r)
+    }
+
+    /// After a timeout or a broken ring the slots may still be in the
+    /// backend's hands: the device takes nothing more (a late response can
+    /// then never land in a later caller's buffer).
+    fn note_failure(&mut self, r: Result<(), BlkError>) -> Result<(), BlkError> {
+        if matches!(r, Err(BlkError::Timeout | BlkError::Broken)) {
+            self.failed = true;
+        }
+        r
+    }
+
+    fn transfer_inner(&mut self, sector: u64, buf: &mut Buf<'_>) -> Result<(), BlkError> {
+        if self.failed {
+            return Err(BlkError::Broken);
+        }
+        let total = match &*buf {
             Buf::Read(b) => b.len(),
             Buf::Write(b) => b.len(),
         };
@@ -377,11 +417,11 @@ impl BlkDev {
             while sent < total && status.is_ok() {
                 let Some(slot) = self.busy.take() else { break };
                 let n = (total - sent).min(self.request_bytes());
-                let r = self.build(slot, sector + (sent / req::SECTOR) as u64, &buf, sent, n);
+                let r = self.build(slot, sector + (sent / req::SECTOR) as u64, buf, sent, n);
                 self.push(&r)?;
                 sent += n;
             }
-            self.collect(&mut buf, &mut status)?;
+            self.collect(buf, &mut status)?;
             if status.is_err() && self.busy.in_flight() == 0 {
                 break;
             }

@@ -40,6 +40,17 @@ pub fn set_directmap_end(end: u64) -> bool {
     DIRECTMAP_END.compare_exchange(0, end, Ordering::AcqRel, Ordering::Acquire).is_ok()
 }
 
+/// Which frames are RAM (set once at boot from the machine map). Guest
+/// virtual memory the hypervisor reads or writes on a guest's behalf must
+/// be RAM: a guest's own MMIO mapping is never touched through the
+/// write-back direct map (Xen goes through the guest's mapping instead).
+static RAM: spin::Once<crate::domain::iocap::RangeSet> = spin::Once::new();
+
+/// Record which frames are RAM (boot, once; later calls change nothing).
+pub fn set_ram(ram: crate::domain::iocap::RangeSet) {
+    RAM.call_once(|| ram);
+}
+
 /// A machine frame inside the direct map.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Frame(Mfn);
@@ -50,6 +61,14 @@ impl Frame {
     pub fn new(mfn: Mfn) -> Option<Frame> {
         let end = DIRECTMAP_END.load(Ordering::Acquire);
         (mfn.maddr().checked_add(FRAME as u64)? <= end).then_some(Frame(mfn))
+    }
+
+    /// The frame `mfn` for a copy to or from guest virtual memory: as
+    /// [`Frame::new`], and RAM (not a device's frame a guest mapped).
+    #[inline]
+    pub fn guest_ram(mfn: Mfn) -> Option<Frame> {
+        let f = Frame::new(mfn)?;
+        RAM.get().is_none_or(|ram| ram.contains(mfn.0)).then_some(f)
     }
 
     /// The frame's number.

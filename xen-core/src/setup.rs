@@ -124,7 +124,9 @@ pub fn start_xen(mbi_maddr: u64) -> ! {
     tl.mark("application processors", rdtsc());
     info!("{} domain slots of {} bytes each", crate::schedule::MAX_DOMAINS, core::mem::size_of::<crate::schedule::Slot>());
     let free = machine::free_frames();
-    if machine::init_frame_table(layout.m2p_entries, machine_map(&mbi)).is_none() {
+    let map = machine_map(&mbi);
+    crate::guest_access::set_ram(map.ram);
+    if machine::init_frame_table(layout.m2p_entries, map).is_none() {
         fatal(format_args!("out of memory for the frame table"));
     }
     tl.mark("frame table", rdtsc());
@@ -278,7 +280,8 @@ fn machine_map(mbi: &BootInfo<'_>) -> crate::domain::iocap::MachineMap {
     for a in mbi.memory_areas() {
         let (first, end) = (a.base.div_ceil(PAGE_SIZE).max(LOW_MEMORY_END / PAGE_SIZE), a.base.saturating_add(a.len) / PAGE_SIZE);
         if a.kind == MEMORY_AVAILABLE && first < end && ram.add(first, end - 1).is_err() {
-            warn!("too many RAM ranges: [{:#x}, +{:#x}) is treated as I/O", a.base, a.len);
+            // Fail closed: RAM the map left out would be mappable as I/O.
+            fatal(format_args!("too many RAM ranges: [{:#x}, +{:#x}) does not fit the machine map", a.base, a.len));
         }
         if a.kind == UNUSABLE && first < end {
             if nr_unusable == unusable.len() {

@@ -15,8 +15,9 @@
 //! the disk, writes only on a writable device); a grant fault is the
 //! frontend's and ends that request only; a ring the frontend corrupted
 //! ([`RingError::is_peer_fault`]) stops being served and is reported in
-//! [`Served::halted`]; each call handles at most `budget` requests, so one
-//! busy frontend cannot hold dom0.
+//! [`Served::halted`]; each call stops once its requests cost `budget`
+//! (bytes moved and flushes count, see [`FLUSH_COST`]), so one busy
+//! frontend cannot hold dom0.
 #![forbid(unsafe_code)]
 
 use super::stats::VbdStats;
@@ -24,6 +25,7 @@ use super::validate::{IndirectPage, IoOp, IoPlan, Plan, VbdInfo, parse_indirect,
 use crate::disk::{BlockDevice, DiskError};
 use crate::ring::{BackRing, RingError, RingPages};
 use alloc::vec::Vec;
+use xen_public::grant_table::GNTST_GENERAL_ERROR;
 use xen_public::io::blkif::{BLKIF_RSP_ERROR, BLKIF_RSP_OKAY, BLKIF_SEGS_PER_INDIRECT_FRAME, BlkifRequest, BlkifRequestSegment, BlkifResponse};
 use zerocopy::IntoBytes;
 
@@ -62,16 +64,16 @@ pub struct Bounce {
     indirect: Vec<IndirectPage>,
 }
 
-impl Default for Bounce {
-    fn default() -> Self {
-        Bounce::new()
-    }
-}
-
 impl Bounce {
-    /// The buffers.
-    pub fn new() -> Bounce {
-        Bounce { data: alloc::vec![0; CHUNK_BYTES], indirect: Vec::new() }
+    /// The buffers, or `None` if the heap cannot hold them (the device is
+    /// then refused, rather than dom0 aborting on a failed allocation).
+    pub fn try_new() -> Option<Bounce> {
+        let mut data = Vec::new();
+        data.try_reserve_exact(CHUNK_BYTES).ok()?;
+        data.resize(CHUNK_BYTES, 0);
+        let mut indirect = Vec::new();
+        indirect.try_reserve_exact(1).ok()?;
+        Some(Bounce { data, indirect })
     }
 }
 
@@ -88,7 +90,13 @@ pub struct Served {
     pub halted: Option<RingError>,
 }
 
-/// Serve up to `budget` requests from `ring`.
+/// What a request costs against a pump's budget: 1, plus 1 per whole
+/// [`CHUNK_BYTES`] moved, plus [`FLUSH_COST`] for a flush or barrier (a
+/// flush can be an fdatasync on the host), so a budget bounds the work a
+/// frontend gets per pump, not only its request count.
+pub const FLUSH_COST: u32 = 8;
+
+/// Serve requests from `ring` until they cost `budget` (see [`FLUSH_COST`]).
 pub fn serve<M: RingPages, D: BlockDevice + ?Sized, G: GrantCopier>(
     ring: &mut BlkBackRing<M>,
     disk: &mut D,
@@ -99,8 +107,9 @@ pub fn serve<M: RingPages, D: BlockDevice + ?Sized, G: GrantCopier>(
     budget: u32,
 ) -> Served {
     let mut out = Served::default();
+    let mut spent = 0u32;
     loop {
-        if out.answered >= budget {
+        if spent >= budget {
             out.more = ring.unconsumed_requests().is_ok_and(|n| n > 0);
             break;
         }
@@ -119,7 +128,8 @@ pub fn serve<M: RingPages, D: BlockDevice + ?Sized, G: GrantCopier>(
                 break;
             }
         };
-        let rsp = handle(&req, disk, grants, info, stats, bounce);
+        let (rsp, cost) = handle(&req, disk, grants, info, stats, bounce);
+        spent = spent.saturating_add(cost);
         if let Err(e) = ring.produce_response(&rsp) {
             out.halted = Some(e);
             break;
@@ -140,46 +150,52 @@ fn handle<D: BlockDevice + ?Sized, G: GrantCopier>(
     info: &VbdInfo,
     stats: &mut VbdStats,
     bounce: &mut Bounce,
-) -> BlkifResponse {
+) -> (BlkifResponse, u32) {
     let plan = match validate(req, info) {
         Ok(p) => p,
         Err(refusal) => {
             stats.account_refusal(&refusal);
-            return refusal.response();
+            return (refusal.response(), 1);
         }
     };
     match plan {
         Plan::Io(io) => {
             stats.account_plan(&plan);
-            plan.response(status(do_io(&io, disk, grants, bounce)))
+            (plan.response(status(do_io(&io, disk, grants, bounce))), io_cost(&io))
         }
         Plan::Discard(d) => {
             stats.account_plan(&plan);
-            plan.response(status(disk.discard(d.sector_number, d.nr_sectors).map_err(|_| ())))
+            (plan.response(status(disk.discard(d.sector_number, d.nr_sectors).map_err(|_| ()))), FLUSH_COST)
         }
         Plan::FetchIndirect(fetch) => {
             // The class is counted at the header, the sectors once parsed
             // (as Linux's dispatch_rw_block_io).
             stats.account_plan(&plan);
             if fetch_indirect(fetch.grefs(), grants, &mut bounce.indirect).is_err() {
-                return plan.response(BLKIF_RSP_ERROR);
+                return (plan.response(BLKIF_RSP_ERROR), 1);
             }
             let pages = core::mem::take(&mut bounce.indirect);
             let rsp = match parse_indirect(&fetch, &pages, info) {
                 Ok(p @ Plan::Io(io)) => {
                     stats.account_plan(&p);
-                    p.response(status(do_io(&io, disk, grants, bounce)))
+                    (p.response(status(do_io(&io, disk, grants, bounce))), io_cost(&io))
                 }
-                Ok(other) => other.response(BLKIF_RSP_ERROR),
+                Ok(other) => (other.response(BLKIF_RSP_ERROR), 1),
                 Err(refusal) => {
                     stats.account_refusal(&refusal);
-                    refusal.response()
+                    (refusal.response(), 1)
                 }
             };
             bounce.indirect = pages;
             rsp
         }
     }
+}
+
+/// A read, write, flush or barrier's cost (see [`FLUSH_COST`]).
+fn io_cost(io: &IoPlan<'_>) -> u32 {
+    let chunks = (io.total_bytes() / CHUNK_BYTES as u64) as u32;
+    1 + chunks + if matches!(io.op, IoOp::Flush | IoOp::Barrier) { FLUSH_COST } else { 0 }
 }
 
 fn status(r: Result<(), ()>) -> i16 {
@@ -189,6 +205,7 @@ fn status(r: Result<(), ()>) -> i16 {
 /// Copy the indirect pages behind `grefs` into `pages` (resized to fit).
 fn fetch_indirect<G: GrantCopier>(grefs: &[u32], grants: &mut G, pages: &mut Vec<IndirectPage>) -> Result<(), i16> {
     pages.clear();
+    pages.try_reserve_exact(grefs.len()).map_err(|_| GNTST_GENERAL_ERROR)?;
     pages.resize(grefs.len(), [BlkifRequestSegment::default(); BLKIF_SEGS_PER_INDIRECT_FRAME]);
     for (gref, page) in grefs.iter().zip(pages.iter_mut()) {
         let seg = SegCopy { gref: *gref, page_off: 0, buf_off: 0, len: 4096 };

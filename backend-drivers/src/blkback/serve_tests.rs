@@ -70,10 +70,10 @@ impl Rig {
     fn new(sectors: u64, read_only: bool) -> Rig {
         Rig {
             pages: SharedPages::new(1),
-            disk: RamDisk::zeroed(sectors, read_only),
+            disk: RamDisk::zeroed(sectors, read_only).unwrap(),
             grants: FakeGrants::default(),
             stats: VbdStats::default(),
-            bounce: Bounce::new(),
+            bounce: Bounce::try_new().unwrap(),
             info: info(sectors, read_only),
         }
     }
@@ -146,6 +146,15 @@ fn blkif_unknown_operation_gets_rsp_eopnotsupp() {
     let mut rig = Rig::new(16, false);
     let (_, rsps) = rig.run(&[rw(0x77, 9, 0, &[])], 32);
     assert_eq!((rsps[0].id, rsps[0].status), (9, BLKIF_RSP_EOPNOTSUPP));
+}
+
+#[test]
+fn a_pump_budget_counts_flushes_and_bytes_not_only_requests() {
+    let mut rig = Rig::new(64, false);
+    rig.grants.page(7, 1);
+    let flushes: Vec<_> = (0..4).map(|i| rw(BLKIF_OP_FLUSH_DISKCACHE, i, 0, &[])).collect();
+    let (served, _) = rig.run(&flushes, FLUSH_COST + 1);
+    assert_eq!((served.answered, served.more), (1, true), "one flush spends a small budget");
 }
 
 #[test]
@@ -274,10 +283,10 @@ impl BlockDevice for Recorder {
 #[test]
 fn blkif_flush_diskcache_flushes_before_its_data_and_a_disk_error_is_rsp_error() {
     let pages = SharedPages::new(1);
-    let mut disk = Recorder(Vec::new(), RamDisk::zeroed(64, false));
+    let mut disk = Recorder(Vec::new(), RamDisk::zeroed(64, false).unwrap());
     let mut grants = FakeGrants::default();
     grants.page(3, 0x77);
-    let (mut stats, mut bounce, info) = (VbdStats::default(), Bounce::new(), info(64, false));
+    let (mut stats, mut bounce, info) = (VbdStats::default(), Bounce::try_new().unwrap(), info(64, false));
     let mut front: FrontRing<BlkifRequest, BlkifResponse, _> = FrontRing::init(&pages).unwrap();
     front.produce_request(&rw(BLKIF_OP_FLUSH_DISKCACHE, 1, 0, &[seg(3, 0, 7)])).unwrap();
     let mut d = BlkifRequestDiscard { operation: BLKIF_OP_DISCARD, id: 2, sector_number: 0, nr_sectors: 8, ..Default::default() };
@@ -287,7 +296,7 @@ fn blkif_flush_diskcache_flushes_before_its_data_and_a_disk_error_is_rsp_error()
     front.produce_request(&dr).unwrap();
     front.push_requests();
     let mut back = BlkBackRing::attach(&pages, 0).unwrap();
-    serve(&mut back, &mut disk, &mut grants, &info, &mut stats, &mut bounce, 8);
+    serve(&mut back, &mut disk, &mut grants, &info, &mut stats, &mut bounce, 64);
     assert_eq!(disk.0, ["flush", "write", "discard"]);
     let statuses: Vec<_> = core::iter::from_fn(|| front.consume_response().ok().flatten()).map(|r| r.status).collect();
     assert_eq!(statuses, [BLKIF_RSP_OKAY, BLKIF_RSP_ERROR], "the device's discard failure is the frontend's error");

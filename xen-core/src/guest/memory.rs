@@ -35,7 +35,7 @@ impl GuestMem {
         let mut ok = true;
         guest_walk::for_each_chunk(&DirectMap, self.l4, va, buf.len(), false, |maddr, off, n| {
             // The walk proved the guest may read these bytes, in one frame.
-            match Frame::new(Mfn::containing(maddr)) {
+            match Frame::guest_ram(Mfn::containing(maddr)) {
                 Some(f) => f.read_bytes((maddr & 0xfff) as usize, &mut buf[off..off + n]),
                 None => ok = false,
             }
@@ -50,7 +50,7 @@ impl GuestMem {
         guest_walk::for_each_chunk(&DirectMap, self.l4, va, buf.len(), true, |maddr, off, n| {
             // The walk proved the guest may write these bytes (never a
             // page-table frame: those are mapped read-only), in one frame.
-            match Frame::new(Mfn::containing(maddr)) {
+            match Frame::guest_ram(Mfn::containing(maddr)) {
                 Some(f) => f.write_bytes((maddr & 0xfff) as usize, &buf[off..off + n]),
                 None => ok = false,
             }
