@@ -1,14 +1,21 @@
 //! Dom0's disk at boot: the one probe and its line ([`probe_and_say`]),
 //! and `test=disk`: a pattern written over the first 4 MiB, flushed, read
 //! back and checked, the host's pre-filled MiB after it checked, and the
-//! figures (sequential MiB/s, 4 KiB random-read IOPS by the PV clock).
+//! figures (sequential MiB/s, 4 KiB random-read IOPS by the PV clock);
+//! and `diskbench=N` on the shell's command line ([`bench_if_asked`]): the
+//! block benchmark's workload (`frontend_drivers::blkbench`, the one a
+//! guest's `blk=bench` runs through blkfront/blkback) on the disk directly,
+//! over the N MiB after the first N (which the guest's run uses), before
+//! blkback serves the disk.
 //!
 //! Invariant: the disk is probed once per boot; without one dom0 says why
 //! and goes on.
 
 use alloc::vec;
 use backend_drivers::disk::{BlockDevice, DiskError, SECTOR_SIZE};
+use dom0_tools::cmdline;
 use dom0_tools::vdisk::{self, DOM0_SEED, HOST_BYTES, HOST_SEED, TEST_BYTES, VirtioDisk};
+use frontend_drivers::blkbench::{self, BenchDisk};
 use pv_guest_kernel::alloc::EarlyAlloc;
 use pv_guest_kernel::{StartInfo, println, shared};
 
@@ -133,4 +140,46 @@ pub fn run(si: &'static StartInfo, pages: &mut EarlyAlloc) {
         mib_per_s(TEST_BYTES, r)
     );
     println!("dom0: disk test: ok");
+}
+
+/// The disk as the shared benchmark workload sees it (byte offsets).
+struct Direct<'a>(&'a mut VirtioDisk);
+
+impl BenchDisk for Direct<'_> {
+    type Error = DiskError;
+    fn write(&mut self, at: u64, buf: &[u8]) -> Result<(), DiskError> {
+        self.0.write(at / SECTOR_SIZE as u64, buf)
+    }
+    fn read(&mut self, at: u64, buf: &mut [u8]) -> Result<(), DiskError> {
+        self.0.read(at / SECTOR_SIZE as u64, buf)
+    }
+    fn flush(&mut self) -> Result<(), DiskError> {
+        self.0.flush()
+    }
+}
+
+/// With `diskbench=N` in `args`: the benchmark workload over bytes
+/// `[N MiB, 2N MiB)` of `disk`, printed as `dom0: bench: blk_direct_<figure>
+/// <value>` lines (a fresh range, as the guest's `[0, N MiB)` is).
+pub fn bench_if_asked(args: &str, disk: Option<&mut VirtioDisk>) {
+    let Some(mib) = cmdline::value(args, "diskbench").and_then(|v| v.parse::<u64>().ok()) else { return };
+    let Some(disk) = disk else {
+        println!("dom0: diskbench failed: no disk");
+        return;
+    };
+    let bytes = mib << 20;
+    if disk.sectors() * (SECTOR_SIZE as u64) < 2 * bytes {
+        println!("dom0: diskbench failed: disk smaller than {} MiB", 2 * mib);
+        return;
+    }
+    println!("dom0: diskbench: {} KiB, {} KiB per device request, polled", bytes >> 10, disk.chunk_bytes() >> 10);
+    let mut buf = vec![0u8; blkbench::SEQ_STEP];
+    match blkbench::run(&mut Direct(disk), &mut buf, bytes, bytes, now) {
+        Ok(f) => {
+            for (name, v) in f.named() {
+                println!("dom0: bench: blk_direct_{name} {v}");
+            }
+        }
+        Err((phase, e)) => println!("dom0: diskbench failed: {phase:?} {e:?}"),
+    }
 }

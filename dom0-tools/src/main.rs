@@ -83,7 +83,8 @@ mod dom0 {
                 let va = pages.alloc_page().unwrap_or(0);
                 shared::map(va, si.shared_info);
                 let guests = if si.mod_len > 0 { dom0_tools::guests::Guests::new(si, &mut pages) } else { None };
-                let disk = crate::disktest::probe_and_say(si, &mut pages);
+                let mut disk = crate::disktest::probe_and_say(si, &mut pages);
+                crate::disktest::bench_if_asked(cmdline::as_str(&si.cmd_line), disk.as_mut());
                 crate::shell::run(si, guests, disk);
                 poweroff()
             }

@@ -9,7 +9,8 @@
 //! disconnects the device.
 //!
 //! blkfront's requests, response slots and the test pattern are
-//! [`blkfront`].
+//! [`blkfront`]; the block benchmark's workload, run alike by dom0 on its
+//! disk and by a guest through blkfront, is [`blkbench`].
 //!
 //! The xenbus handshake of a split driver is [`xenbus_frontend`] (blkfront's
 //! side) over [`xenbus_store`] (the store operations both ends share; the
@@ -22,6 +23,7 @@
 pub mod ring {
     pub use xen_public::io::ring::{FrontRing, MAX_RING_PAGE_ORDER, RingError, RingIdx, RingPages, XEN_PAGE_SIZE};
 }
+pub mod blkbench;
 pub mod blkfront;
 #[cfg(any(test, feature = "fake-store"))]
 pub mod xenbus_fake;

@@ -7,6 +7,15 @@
 //! starts the demo guest in its `xs-bench` mode (same dom0, same guest on
 //! both hypervisors), which times READ and WRITE round trips and watch
 //! firings and prints `xenbus: bench <what> median <m> ns p99 <p> ns`.
+//!
+//! The block figures (issue 16) come from one boot per run with a fresh
+//! sparse image as dom0's virtio disk: dom0 (`diskbench=16`) first runs the
+//! block workload (`frontend_drivers::blkbench`: 16 MiB written in 256 KiB
+//! calls and flushed, read back, 1000 random 4 KiB reads) on the disk
+//! directly, then its shell starts `blkbench.cfg`, whose guest runs the same
+//! workload through blkfront/blkback on another 16 MiB of the same disk.
+//! The table shows each side, guest/direct per hypervisor (the goal is
+//! [`BLOCK_GOAL`] on xen-core) and xen-core/Xen 4.17.
 
 use crate::image;
 use crate::qemu;
@@ -51,13 +60,15 @@ struct Run<'a> {
     timeout_s: u64,
     script: &'a [&'a str],
     stop_on: &'a [&'a str],
+    /// A fresh sparse image of this many MiB as dom0's virtio disk.
+    disk_mib: Option<u64>,
 }
 
 /// The main benchmarks (hypercalls, events, grants, domains).
-const MAIN: Run<'static> = Run { dom0_args: "test=bench", mem_mib: 256, timeout_s: 180, script: &[], stop_on: &[] };
+const MAIN: Run<'static> = Run { dom0_args: "test=bench", mem_mib: 256, timeout_s: 180, script: &[], stop_on: &[], disk_mib: None };
 /// Domain density: minimal domains that fit at once in 1 GiB, building
 /// for at most 150 s.
-const DENSITY: Run<'static> = Run { dom0_args: "test=density budget=150", mem_mib: 1024, timeout_s: 300, script: &[], stop_on: &[] };
+const DENSITY: Run<'static> = Run { dom0_args: "test=density budget=150", mem_mib: 1024, timeout_s: 300, script: &[], stop_on: &[], disk_mib: None };
 /// xenstore from a domU: dom0's shell starts the guest's `xs-bench` mode
 /// (2000 READs, 2000 WRITEs, 200 watch firings); the run ends at its last
 /// line.
@@ -67,7 +78,27 @@ const XENSTORE: Run<'static> = Run {
     timeout_s: 180,
     script: &["create xs-bench ops=2000"],
     stop_on: &["xenbus: bench done", "xenbus: bench error"],
+    disk_mib: None,
 };
+
+/// MiB each side of the block benchmark moves (`diskbench=` and
+/// `blkbench.cfg`'s `mib=` say the same).
+pub const BLOCK_MIB: u64 = 16;
+/// The block benchmark: dom0 direct on its disk, then the guest through
+/// blkback, on a 48 MiB image (the guest's 16 MiB, dom0's 16 MiB, spare);
+/// the run ends at the guest's last line or a failure.
+const BLOCK: Run<'static> = Run {
+    dom0_args: "diskbench=16",
+    mem_mib: 256,
+    timeout_s: 180,
+    script: &["create blkbench.cfg"],
+    stop_on: &["blk: bench done", "blk: bench failed", "blk: connect failed", "dom0: diskbench failed"],
+    disk_mib: Some(48),
+};
+/// What guest/direct should reach on xen-core (issue 16).
+pub const BLOCK_GOAL: f64 = 0.8;
+/// The block figures, each for `direct` and `guest` (`blk_<side>_<name>`).
+pub const BLOCK_FIGURES: [&str; 3] = ["seq_write_mib_s", "seq_read_mib_s", "rand_read_4k_iops"];
 
 fn run_on(hv: &str, k: &image::Kernels, run: &Run<'_>, extra: &[String]) -> Result<BTreeMap<String, f64>, String> {
     let name = format!("bench-{}", hv.replace(' ', "-"));
@@ -86,10 +117,21 @@ fn run_on(hv: &str, k: &image::Kernels, run: &Run<'_>, extra: &[String]) -> Resu
     } else {
         image::standard_spec(&name, k, "loglvl=warning dom0_mem=64M bench_floor", run.dom0_args)
     };
+    if let Some(mib) = run.disk_mib {
+        let disk = image::out_dir().join("disks").join(format!("{name}.img"));
+        qemu::make_disk_image(&disk, mib, false)?;
+        opts.extra.extend(qemu::disk_args(&disk));
+    }
     let r = qemu::boot(&image::make_iso(&spec)?, &opts)?;
     let v = parse(&r.output);
     if v.is_empty() {
         return Err(format!("{hv}: no bench lines"));
+    }
+    if run.disk_mib.is_some()
+        && let Some(missing) = missing_block_figure(&v)
+    {
+        let tail: Vec<&str> = r.output.lines().rev().take(15).collect();
+        return Err(format!("{hv}: no {missing} line; the output ended:\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n")));
     }
     Ok(v)
 }
@@ -135,6 +177,10 @@ pub struct BenchArgs {
     /// the density run.
     #[arg(long = "xenstore-only")]
     pub xenstore_only: bool,
+    /// Run only the block benchmarks (dom0 on its virtio disk directly and
+    /// a guest through blkfront/blkback, on a fresh image per run).
+    #[arg(long = "block-only", conflicts_with = "xenstore_only")]
+    pub block_only: bool,
     /// Run QEMU with `-icount shift=0`: the guests' TSC follows the
     /// instructions retired, so cycle figures no longer depend on the host's
     /// load (compare code with code; absolute figures are not real cycles).
@@ -190,6 +236,11 @@ pub fn command(args: &BenchArgs) -> Result<(), String> {
         print_table(&ours, &xen, &xen_nm, args.runs);
         return Ok(());
     }
+    if args.block_only {
+        let (ours, xen) = block_series(args, &k, &extra)?;
+        print_block_table(&ours, &xen, args.runs);
+        return Ok(());
+    }
     let boot_ours = boot_times("xen-core", &k, 3, &extra)?;
     let boot_xen = if args.ours_only { Vec::new() } else { boot_times("xen-4.17", &k, 3, &extra)? };
     let mut ours = series("xen-core", &k, &MAIN, args.runs, &extra)?;
@@ -206,7 +257,9 @@ pub fn command(args: &BenchArgs) -> Result<(), String> {
     ours.extend(xs_ours);
     xen.extend(xs_xen);
     xen_nm.extend(xs_nm);
+    let (blk_ours, blk_xen) = block_series(args, &k, &extra)?;
     print_table(&ours, &xen, &xen_nm, args.runs);
+    print_block_table(&blk_ours, &blk_xen, args.runs);
     let fmt = |v: &[f64]| v.iter().map(|t| format!("{t:.3}")).collect::<Vec<_>>().join(", ");
     let (bo, bx) = (median(&boot_ours), median(&boot_xen));
     let boot_ratio = if bx > 0.0 { format!("{:.2}", bo / bx) } else { "-".into() };
@@ -230,6 +283,99 @@ fn xenstore_series(args: &BenchArgs, k: &image::Kernels, extra: &[String]) -> Re
     let xen = series("xen-4.17", k, &XENSTORE, args.runs, extra)?;
     let xen_nm = series("xen-4.17 no-mitigations", k, &XENSTORE, args.runs, extra)?;
     Ok((ours, xen, xen_nm))
+}
+
+/// The block figures on xen-core and Xen 4.17 (the latter empty with
+/// `--xen-core-only`).
+fn block_series(args: &BenchArgs, k: &image::Kernels, extra: &[String]) -> Result<(Series, Series), String> {
+    let ours = series("xen-core", k, &BLOCK, args.runs, extra)?;
+    let xen = if args.ours_only { Series::new() } else { series("xen-4.17", k, &BLOCK, args.runs, extra)? };
+    Ok((ours, xen))
+}
+
+/// The first `blk_<side>_<figure>` a block run did not print.
+fn missing_block_figure(v: &BTreeMap<String, f64>) -> Option<String> {
+    ["direct", "guest"].iter().flat_map(|side| BLOCK_FIGURES.iter().map(move |f| format!("blk_{side}_{f}"))).find(|n| !v.contains_key(n))
+}
+
+/// One hypervisor's medians of a block figure: (direct, guest).
+fn block_pair(s: &Series, figure: &str) -> Option<(f64, f64)> {
+    let m = |side: &str| s.get(&format!("blk_{side}_{figure}")).map(|v| median(v));
+    Some((m("direct")?, m("guest")?))
+}
+
+/// `a / b`, or nothing when `b` is not positive.
+fn ratio_of(a: f64, b: f64) -> Option<f64> {
+    (b > 0.0).then(|| a / b)
+}
+
+/// The block table's rows: figure, then per hypervisor direct, guest and
+/// guest/direct, then xen-core/Xen 4.17 for direct and for guest.
+fn block_rows(ours: &Series, xen: &Series) -> Vec<String> {
+    let num = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.1}"));
+    let rat = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.2}"));
+    BLOCK_FIGURES
+        .iter()
+        .map(|f| {
+            let (o, x) = (block_pair(ours, f), block_pair(xen, f));
+            let cell = |p: Option<(f64, f64)>| {
+                format!("{:>9} {:>9} {:>7}", num(p.map(|p| p.0)), num(p.map(|p| p.1)), rat(p.and_then(|(d, g)| ratio_of(g, d))))
+            };
+            let across = |pick: fn((f64, f64)) -> f64| rat(o.zip(x).and_then(|(o, x)| ratio_of(pick(o), pick(x))));
+            format!("{f:<20} {} | {} | {:>7} {:>7}", cell(o), cell(x), across(|p| p.0), across(|p| p.1))
+        })
+        .collect()
+}
+
+/// Whether xen-core's guest/direct reaches [`BLOCK_GOAL`] for every
+/// figure, and the figures that do not.
+fn block_goal(ours: &Series) -> (bool, Vec<String>) {
+    let short: Vec<String> = BLOCK_FIGURES
+        .iter()
+        .filter_map(|f| {
+            let r = block_pair(ours, f).and_then(|(d, g)| ratio_of(g, d));
+            match r {
+                Some(r) if r >= BLOCK_GOAL => None,
+                Some(r) => Some(format!("{f} {r:.2}")),
+                None => Some(format!("{f} (no figure)")),
+            }
+        })
+        .collect();
+    (short.is_empty(), short)
+}
+
+/// The block table, with the goal's verdict.
+fn print_block_table(ours: &Series, xen: &Series, runs: usize) {
+    println!();
+    println!(
+        "block: {BLOCK_MIB} MiB sequential (256 KiB calls, write + flush, then read) and {} random 4 KiB reads; medians of {runs} runs",
+        frontend_drivers::blkbench::RAND_READS
+    );
+    println!("{:<20} {:>27} | {:>27} | {:>15}", "", "xen-core", "xen-4.17", "xen-core/xen");
+    println!(
+        "{:<20} {:>9} {:>9} {:>7} | {:>9} {:>9} {:>7} | {:>7} {:>7}",
+        "figure", "direct", "guest", "g/d", "direct", "guest", "g/d", "direct", "guest"
+    );
+    block_rows(ours, xen).iter().for_each(|r| println!("{r}"));
+    let spreads = |s: &Series| {
+        BLOCK_FIGURES
+            .iter()
+            .flat_map(|f| ["direct", "guest"].map(|side| format!("blk_{side}_{f}")))
+            .filter_map(|n| s.get(&n).map(|v| format!("{n} {}", spread(v))))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    println!("spread xen-core: {}", spreads(ours));
+    if !xen.is_empty() {
+        println!("spread xen-4.17: {}", spreads(xen));
+    }
+    let (met, short) = block_goal(ours);
+    if met {
+        println!("goal: guest/direct >= {BLOCK_GOAL:.1} on xen-core: met for every figure");
+    } else {
+        println!("goal: guest/direct >= {BLOCK_GOAL:.1} on xen-core: not met for {}", short.join(", "));
+    }
+    println!("(direct: dom0 on its virtio disk; guest: a domU through blkfront/blkback to the same disk; higher is faster.)");
 }
 
 /// One line per benchmark: medians, ratios of medians, and each side's
@@ -263,13 +409,15 @@ mod tests {
     fn arguments() {
         use clap::Parser;
         let parse = |args: &[&str]| match crate::Cli::try_parse_from(["xtask", "bench"].into_iter().chain(args.iter().copied())) {
-            Ok(crate::Cli { command: crate::Command::Bench(b) }) => Ok((b.runs, b.ours_only, b.xenstore_only)),
+            Ok(crate::Cli { command: crate::Command::Bench(b) }) => Ok((b.runs, b.ours_only, b.xenstore_only, b.block_only)),
             Ok(other) => panic!("parsed as {other:?}"),
             Err(e) => Err(e),
         };
-        assert_eq!(parse(&[]).unwrap(), (3, false, false));
-        assert_eq!(parse(&["--runs", "5", "--xen-core-only"]).unwrap(), (5, true, false));
-        assert_eq!(parse(&["--xenstore-only", "--runs", "1"]).unwrap(), (1, false, true));
+        assert_eq!(parse(&[]).unwrap(), (3, false, false, false));
+        assert_eq!(parse(&["--runs", "5", "--xen-core-only"]).unwrap(), (5, true, false, false));
+        assert_eq!(parse(&["--xenstore-only", "--runs", "1"]).unwrap(), (1, false, true, false));
+        assert_eq!(parse(&["--block-only", "--runs", "3"]).unwrap(), (3, false, false, true));
+        assert!(parse(&["--block-only", "--xenstore-only"]).is_err(), "one part only at a time");
         assert!(parse(&["--runs", "0"]).is_err(), "--runs takes a count above 0");
         assert!(parse(&["--runs"]).is_err());
         assert!(parse(&["--bogus"]).is_err());
@@ -292,5 +440,70 @@ mod tests {
         assert_eq!(v.get("xs_read_p99_ns"), Some(&90000.0));
         assert_eq!(v.get("xs_watch_p99_ns"), Some(&9.0));
         assert_eq!(v.len(), 4, "a line with a non-number is skipped: {v:?}");
+    }
+
+    /// A block run's output as dom0 and the guest print it.
+    const BLOCK_OUT: &str = "dom0: diskbench: 16384 KiB, 64 KiB per device request, polled\n\
+        dom0: bench: blk_direct_seq_write_mib_s 40.00\n\
+        dom0: bench: blk_direct_seq_read_mib_s 50.50\n\
+        dom0: bench: blk_direct_rand_read_4k_iops 2000\n\
+        (d1) blk: bench: 16384 KiB, 64 KiB per request, 4 in flight\n\
+        (d1) blk: bench: blk_guest_seq_write_mib_s 36.00\n\
+        (d1) blk: bench: blk_guest_seq_read_mib_s 25.25\n\
+        (d1) blk: bench: blk_guest_rand_read_4k_iops 1000\n\
+        (d1) blk: bench done\n";
+
+    #[test]
+    fn parses_the_block_lines_of_dom0_and_the_guest() {
+        let v = super::parse(BLOCK_OUT);
+        assert_eq!(v.get("blk_direct_seq_read_mib_s"), Some(&50.5));
+        assert_eq!(v.get("blk_guest_seq_write_mib_s"), Some(&36.0));
+        assert_eq!(v.get("blk_guest_rand_read_4k_iops"), Some(&1000.0));
+        assert_eq!(v.len(), 6, "the description lines are not figures: {v:?}");
+        assert_eq!(super::missing_block_figure(&v), None);
+    }
+
+    #[test]
+    fn a_block_run_without_the_guests_figures_is_incomplete() {
+        let cut: String = BLOCK_OUT.lines().take(4).map(|l| format!("{l}\n")).collect();
+        assert_eq!(super::missing_block_figure(&super::parse(&cut)).as_deref(), Some("blk_guest_seq_write_mib_s"));
+        let failed = "(d1) blk: bench failed: Read Some(Timeout)\n";
+        assert!(super::parse(failed).is_empty(), "a failure line is no figure");
+    }
+
+    fn block_series(out: &str, runs: usize) -> super::Series {
+        let mut s = super::Series::new();
+        for _ in 0..runs {
+            for (k, v) in super::parse(out) {
+                s.entry(k).or_default().push(v);
+            }
+        }
+        s
+    }
+
+    #[test]
+    fn block_table_shows_guest_over_direct_per_hypervisor_and_across() {
+        let ours = block_series(BLOCK_OUT, 3);
+        let xen = block_series(&BLOCK_OUT.replace("36.00", "18.00").replace("40.00", "20.00"), 1);
+        let rows = super::block_rows(&ours, &xen);
+        assert_eq!(rows.len(), 3);
+        let w: Vec<&str> = rows[0].split_whitespace().collect();
+        assert_eq!(w, ["seq_write_mib_s", "40.0", "36.0", "0.90", "|", "20.0", "18.0", "0.90", "|", "2.00", "2.00"]);
+        let w: Vec<&str> = rows[2].split_whitespace().collect();
+        assert_eq!(&w[1..4], ["2000.0", "1000.0", "0.50"]);
+        let (met, short) = super::block_goal(&ours);
+        assert!(!met);
+        assert_eq!(short, ["seq_read_mib_s 0.50", "rand_read_4k_iops 0.50"]);
+    }
+
+    #[test]
+    fn block_table_without_xen_or_with_a_zero_direct_figure_prints_dashes() {
+        let ours = block_series(&BLOCK_OUT.replace("direct_rand_read_4k_iops 2000", "direct_rand_read_4k_iops 0"), 1);
+        let rows = super::block_rows(&ours, &super::Series::new());
+        let w: Vec<&str> = rows[2].split_whitespace().collect();
+        assert_eq!(w, ["rand_read_4k_iops", "0.0", "1000.0", "-", "|", "-", "-", "-", "|", "-", "-"]);
+        let (met, short) = super::block_goal(&super::Series::new());
+        assert!(!met, "no figures is no goal met");
+        assert_eq!(short.len(), 3);
     }
 }

@@ -111,6 +111,25 @@ pub fn disk_args(file: &Path) -> Vec<String> {
     vec!["-drive".into(), format!("file={file},format=raw,if=none,id=disk0,cache=writeback"), "-device".into(), "virtio-blk-pci,drive=disk0".into()]
 }
 
+/// Create `path` afresh: a sparse image of `mib` MiB for `disk_args`
+/// (dom0's virtio disk), with `vdisk::HOST_BYTES` of the host's pattern
+/// from `vdisk::TEST_BYTES` on if `host_fill` (what `test=disk` checks).
+pub fn make_disk_image(path: &Path, mib: u64, host_fill: bool) -> Result<(), String> {
+    use dom0_tools::vdisk::{HOST_BYTES, HOST_SEED, TEST_BYTES, fill_pattern};
+    use std::io::{Seek, SeekFrom};
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let mut f = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    f.set_len(mib << 20).map_err(|e| e.to_string())?;
+    if host_fill {
+        let mut buf = vec![0u8; HOST_BYTES as usize];
+        fill_pattern(HOST_SEED, TEST_BYTES, &mut buf);
+        f.seek(SeekFrom::Start(TEST_BYTES)).and_then(|_| f.write_all(&buf)).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
 /// Whether a serial line comes from the hypervisor (ours or Xen's), rather
 /// than from firmware or the boot loader.
 fn is_hypervisor_line(line: &str) -> bool {

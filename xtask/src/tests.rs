@@ -437,23 +437,6 @@ fn guest_pattern_in_image(image: &[u8]) -> Option<String> {
         .map(|at| format!("image file: the guest's pattern differs at byte {at:#x}"))
 }
 
-/// Create `path`: a sparse image of `d.mib` MiB, pre-filled if asked.
-fn make_disk_image(path: &std::path::Path, d: &TestDisk) -> Result<(), String> {
-    use dom0_tools::vdisk::{HOST_BYTES, HOST_SEED, TEST_BYTES, fill_pattern};
-    use std::io::{Seek, SeekFrom, Write};
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    }
-    let mut f = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    f.set_len(d.mib << 20).map_err(|e| e.to_string())?;
-    if d.host_fill {
-        let mut buf = vec![0u8; HOST_BYTES as usize];
-        fill_pattern(HOST_SEED, TEST_BYTES, &mut buf);
-        f.seek(SeekFrom::Start(TEST_BYTES)).and_then(|_| f.write_all(&buf)).map_err(|e| e.to_string())?;
-    }
-    Ok(())
-}
-
 const BANNER_LINES: &[&str] = &["dom0: nr_pages: 16384", "dom0: flags: SIF_PRIVILEGED|SIF_INITDOMAIN", "dom0: boot modules: 1 ("];
 
 fn dom0_tests() -> Vec<Dom0Test> {
@@ -1219,7 +1202,7 @@ fn run_dom0_test(t: &Dom0Test, hv: Hypervisor, k: &Kernels) -> Result<(bool, Str
     }
     let disk_path = image::out_dir().join("disks").join(format!("{name}.img"));
     if let Some(d) = &t.disk {
-        make_disk_image(&disk_path, d)?;
+        qemu::make_disk_image(&disk_path, d.mib, d.host_fill)?;
         opts.extra.extend(qemu::disk_args(&disk_path));
     }
     let iso = image::make_iso(&spec)?;
