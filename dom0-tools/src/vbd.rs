@@ -505,11 +505,23 @@ impl Vbds {
         let persistent = live.persistent.as_mut().map(|p| (p, &mut self.area));
         let mut copier = Copier { si, domid: v.nodes.domid, persistent };
         let disk = &mut *self.disks[v.disk].dev;
-        let s = serve(&mut live.ring, disk, &mut copier, &v.info, &mut v.stats, &mut v.bounce, BUDGET);
-        if s.notify {
-            events::send(live.port);
-        }
-        v.more = s.more;
+        // Serve again right after notifying, within the budget (Linux's
+        // blkback loops on `more_to_do` the same way): the event wakes the
+        // frontend, which may run at once and queue its next request
+        // before we get back here; it is then served without a trip
+        // through dom0's whole loop and a SCHEDOP_poll.
+        let mut left = BUDGET;
+        let s = loop {
+            let s = serve(&mut live.ring, disk, &mut copier, &v.info, &mut v.stats, &mut v.bounce, left);
+            if s.notify {
+                events::send(live.port);
+            }
+            left = left.saturating_sub(s.answered);
+            if s.answered == 0 || left == 0 || s.more || s.halted.is_some() {
+                break s;
+            }
+        };
+        v.more = s.more || (left == 0 && live.ring.unconsumed_requests().is_ok_and(|n| n > 0));
         let Some(err) = s.halted else { return false };
         let (domid, devid) = (v.nodes.domid, v.nodes.devid);
         println!("dom0: blkback: d{domid} vbd {devid}: ring corrupt ({err:?}); disconnecting");

@@ -414,12 +414,21 @@ impl BlkDev {
         let mut sent = 0;
         let mut status = Ok(());
         while sent < total || self.busy.in_flight() > 0 {
+            // Every free slot's request first, then one push and at most
+            // one event for the batch, as Linux's blkfront flushes at the
+            // last request of a batch (`bd->last`): an event per request
+            // wakes the backend, which then preempts us, per request.
+            let mut produced = false;
             while sent < total && status.is_ok() {
                 let Some(slot) = self.busy.take() else { break };
                 let n = (total - sent).min(self.request_bytes());
                 let r = self.build(slot, sector + (sent / req::SECTOR) as u64, buf, sent, n);
-                self.push(&r)?;
+                self.ring.produce_request(&r).map_err(|_| BlkError::Broken)?;
+                produced = true;
                 sent += n;
+            }
+            if produced {
+                self.kick();
             }
             self.collect(buf, &mut status)?;
             if status.is_err() && self.busy.in_flight() == 0 {
@@ -452,10 +461,15 @@ impl BlkDev {
 
     fn push(&mut self, r: &BlkifRequest) -> Result<(), BlkError> {
         self.ring.produce_request(r).map_err(|_| BlkError::Broken)?;
+        self.kick();
+        Ok(())
+    }
+
+    /// Publish the produced requests; an event if the backend asked.
+    fn kick(&mut self) {
         if self.ring.push_requests() {
             events::send(self.port);
         }
-        Ok(())
     }
 
     /// Take the responses there are (waiting for one if none), copying
