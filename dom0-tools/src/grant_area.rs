@@ -1,6 +1,5 @@
-//! Dom0's grant-mapping area (target only): 2 MiB of dom0's virtual
-//! address space just past its initial region, covered by one L1 table
-//! dom0 makes from a page of its own and installs in a free L2 slot. Its
+//! Dom0's grant-mapping area (target only): an empty 2 MiB window of
+//! dom0's address space past its initial region ([`crate::va_space`]). Its
 //! 512 slots start empty, a `GNTTABOP_map_grant_ref` with
 //! `GNTMAP_host_map` fills one, and the unmap empties it again (Xen clears
 //! the entry), so no dom0 page is ever displaced by a guest's.
@@ -8,13 +7,9 @@
 //! Invariant: a slot is handed out to one mapping at a time and is empty
 //! whenever it is free; the L1 stays pinned for dom0's life.
 
-use crate::builder::entry_maddr;
 use pv_guest_kernel::alloc::EarlyAlloc;
-use pv_guest_kernel::mm::{PTE_RW, Table, set_entry};
-use pv_guest_kernel::notes::VIRT_BASE;
 use pv_guest_kernel::{StartInfo, grants};
 use xen_public::errno::ENOMEM;
-use xen_public::pte::PteFlags;
 
 /// Slots in the area (one L1 table).
 pub const SLOTS: usize = 512;
@@ -36,24 +31,10 @@ pub struct Mapped {
 }
 
 impl GrantArea {
-    /// Make the area: a fresh L1 from `pages`, installed in the first
-    /// empty L2 slot after the one mapping `VIRT_BASE`.
+    /// Make the area: an empty window of dom0's address space
+    /// ([`crate::va_space::new_window`]).
     pub fn new(si: &StartInfo, pages: &mut EarlyAlloc) -> Option<GrantArea> {
-        let l2e0 = entry_maddr(si, VIRT_BASE, 2)?;
-        let l2_mfn = l2e0 >> 12;
-        let l2_va = VIRT_BASE + pv_guest_kernel::console::mfn_to_pfn(l2_mfn) * 4096;
-        let first = ((l2e0 & 0xfff) / 8) as usize;
-        let idx = (first + 1..512).find(|&i| {
-            // SAFETY: the L2 table is mapped read-only in the initial
-            // region at `l2_va`; `i` < 512.
-            let e = unsafe { ((l2_va + i as u64 * 8) as *const u64).read_volatile() };
-            !PteFlags::of(e).contains(PteFlags::PRESENT)
-        })?;
-        let page = pages.alloc_page()?;
-        let mfn = pv_guest_kernel::mm::mfn_of(si, page);
-        let l1 = Table::new(page, mfn, 1, &[]).ok()?;
-        set_entry(l2_mfn, idx, (l1.mfn << 12) | PTE_RW).ok()?;
-        let base = VIRT_BASE + ((idx - first) as u64) * (2 << 20);
+        let base = crate::va_space::new_window(si, pages, &[])?;
         Some(GrantArea { base, used: [false; SLOTS], free: SLOTS })
     }
 

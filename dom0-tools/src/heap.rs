@@ -1,11 +1,14 @@
-//! Dom0's heap: the `#[global_allocator]` (talc) over one run of pages of
-//! dom0's initial mapped region, claimed once at startup.
+//! Dom0's heap: the `#[global_allocator]` (talc) over 2 MiB of dom0's own
+//! memory past its initial region (or, failing that, a run of the initial
+//! region's pages), claimed once at startup.
 //!
-//! Invariant: the heap's pages are handed out by dom0's `EarlyAlloc` once
-//! and to nothing else, so no other user of that allocator can alias them.
+//! Invariant: the heap's pages are mapped for it alone (a window of their
+//! own, or handed out by dom0's `EarlyAlloc` once), so nothing else can
+//! alias them.
 //! Before `init` every allocation fails (talc's `Manual` source never
 //! claims memory by itself).
 
+use pv_guest_kernel::StartInfo;
 use pv_guest_kernel::alloc::{EarlyAlloc, PAGE_SIZE};
 use talc::TalcLock;
 use talc::source::Manual;
@@ -24,16 +27,26 @@ pub const RESERVED_PAGES: u64 = 80;
 #[global_allocator]
 static HEAP: TalcLock<spin::Mutex<()>, Manual> = TalcLock::new(Manual);
 
-/// Claim the heap from `pages`: `HEAP_PAGES`, or fewer if the window
-/// would then keep less than `RESERVED_PAGES`. Its size in bytes (0 if
-/// nothing could be claimed). Call once.
-pub fn init(pages: &mut EarlyAlloc) -> u64 {
-    let n = HEAP_PAGES.min(pages.remaining().saturating_sub(RESERVED_PAGES));
-    let Some(base) = pages.alloc_run(n) else { return 0 };
+/// Claim the heap: `HEAP_PAGES` of dom0's own memory past its initial
+/// region, mapped in a window of their own ([`dom0_tools::va_space`]), so
+/// the initial region's pages stay for what must live there; failing
+/// that, from `pages` (fewer if the region would then keep less than
+/// `RESERVED_PAGES`). Its size in bytes (0 if nothing could be claimed).
+/// Call once.
+pub fn init(si: &StartInfo, pages: &mut EarlyAlloc) -> u64 {
+    let (base, n) = match dom0_tools::va_space::map_own_pages(si, pages, pages.end(), HEAP_PAGES as usize) {
+        Some((va, n)) => (va, n as u64),
+        None => {
+            let n = HEAP_PAGES.min(pages.remaining().saturating_sub(RESERVED_PAGES));
+            let Some(base) = pages.alloc_run(n) else { return 0 };
+            (base, n)
+        }
+    };
     let bytes = n * PAGE_SIZE;
-    // SAFETY: `n` consecutive pages at `base`, mapped writable in dom0's
-    // initial region and handed out by `pages` once, to this heap only;
-    // they stay mapped for dom0's life and nothing else references them.
+    // SAFETY: `n` consecutive pages at `base`, mapped writable (a window of
+    // dom0's own pages nothing else maps, or pages of the initial region
+    // handed out by `pages` once), to this heap only; they stay mapped for
+    // dom0's life and nothing else references them.
     let end = unsafe { HEAP.lock().claim(base as *mut u8, bytes as usize) };
     if end.is_some() { bytes } else { 0 }
 }

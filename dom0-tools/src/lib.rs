@@ -45,6 +45,8 @@ pub mod pci;
 pub mod portio;
 pub mod spec;
 #[cfg(target_os = "none")]
+pub mod va_space;
+#[cfg(target_os = "none")]
 pub mod vbd;
 pub mod vbdcfg;
 pub mod vdisk;

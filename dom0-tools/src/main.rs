@@ -75,7 +75,7 @@ mod dom0 {
         let mut pages = EarlyAlloc::from_start_info(si.pt_base, si.nr_pt_frames, VIRT_BASE, si.nr_pages);
         // The conformance suite hands out the whole window itself (its own
         // EarlyAlloc from the start): no heap there, so nothing overlaps.
-        let heap = if test == Test::Conformance { 0 } else { crate::heap::init(&mut pages) };
+        let heap = if test == Test::Conformance { 0 } else { crate::heap::init(si, &mut pages) };
         match test {
             Test::Banner => poweroff(),
             Test::Shell => {
