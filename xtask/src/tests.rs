@@ -1309,7 +1309,7 @@ fn report(label: &str, started: Instant, problems: &[String], output: &str) {
     for p in problems {
         println!("    {p}");
     }
-    println!("    --- serial output (last 40 lines) ---");
+    println!("    --- serial output (last 40 lines; all of it in {}) ---", log.display());
     let lines: Vec<&str> = output.lines().collect();
     for l in &lines[lines.len().saturating_sub(40)..] {
         println!("    | {l}");
