@@ -300,19 +300,6 @@ impl core::fmt::Write for Cmdline {
 /// On failure the half-built domain is destroyed.
 pub fn build(scratch: &mut Scratch, region_p2m: &mut Vec<u64>, image: &[u8], nr_pages: u64, extra: &str) -> Result<Built, BuildError> {
     let domid = hv::create_domain().map_err(|rc| BuildError("createdomain", rc))?;
-    build_created(domid, scratch, region_p2m, image, nr_pages, extra)
-}
-
-/// [`build`] into a domain already created (so that dom0 could set up
-/// channels between domains before they start).
-pub fn build_created(
-    domid: u16,
-    scratch: &mut Scratch,
-    region_p2m: &mut Vec<u64>,
-    image: &[u8],
-    nr_pages: u64,
-    extra: &str,
-) -> Result<Built, BuildError> {
     let built = build_created_paused(domid, scratch, region_p2m, image, nr_pages, extra)?;
     unpause(built.domid)?;
     Ok(built)
@@ -329,7 +316,7 @@ pub fn unpause(domid: u16) -> Result<(), BuildError> {
     }
 }
 
-/// [`build_created`], leaving the domain paused (so that its xenstore
+/// [`build`] into a domain already created, leaving it paused (so that its xenstore
 /// home is written before it runs, as libxl does).
 pub fn build_created_paused(
     domid: u16,

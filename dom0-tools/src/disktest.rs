@@ -35,11 +35,6 @@ pub fn probe_and_say(si: &'static StartInfo, pages: &mut EarlyAlloc) -> Option<V
     }
 }
 
-/// MiB per second for `bytes` in `ns`.
-fn mib_per_s(bytes: u64, ns: u64) -> u64 {
-    (bytes * 1_000_000_000 / ns.max(1)) >> 20
-}
-
 fn now() -> u64 {
     shared::now_ns().unwrap_or(0)
 }
@@ -72,19 +67,15 @@ fn random_reads(disk: &mut VirtioDisk) -> Result<u64, &'static str> {
     const READS: u64 = 256;
     let mut store = vec![0u8; 3 * 4096];
     let buf = &mut store[2048..2048 + 4096];
-    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
     let t0 = now();
-    for _ in 0..READS {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        let off = (x % (TEST_BYTES / 4096)) * 4096;
+    for page in blkbench::RandomPages::new(TEST_BYTES / 4096).take(READS as usize) {
+        let off = page * 4096;
         disk.read(off / SECTOR_SIZE as u64, buf).map_err(|_| "random read failed")?;
         if vdisk::pattern_mismatch(DOM0_SEED, off, buf).is_some() {
             return Err("random read differs");
         }
     }
-    Ok(READS * 1_000_000_000 / (now() - t0).max(1))
+    Ok(blkbench::per_s(READS, now() - t0))
 }
 
 /// `test=disk`.
@@ -136,8 +127,8 @@ pub fn run(si: &'static StartInfo, pages: &mut EarlyAlloc) {
     println!("dom0: disk test: 4 KiB random reads: ok");
     println!(
         "dom0: disk bench: sequential write {} MiB/s, sequential read {} MiB/s, 4 KiB random read {iops} IOPS",
-        mib_per_s(TEST_BYTES, w),
-        mib_per_s(TEST_BYTES, r)
+        blkbench::mib_per_s(TEST_BYTES, w),
+        blkbench::mib_per_s(TEST_BYTES, r)
     );
     println!("dom0: disk test: ok");
 }

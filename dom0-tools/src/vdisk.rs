@@ -252,17 +252,6 @@ mod tests {
     }
 
     #[test]
-    fn pattern_differs_by_offset_and_seed_and_mismatch_is_located() {
-        let mut buf = [0u8; 64];
-        fill_pattern(DOM0_SEED, 4096, &mut buf);
-        assert_eq!(pattern_mismatch(DOM0_SEED, 4096, &buf), None);
-        assert_eq!(pattern_mismatch(DOM0_SEED, 4104, &buf), Some(4104), "shifted by a word");
-        assert_eq!(pattern_mismatch(HOST_SEED, 4096, &buf), Some(4096));
-        buf[17] ^= 1;
-        assert_eq!(pattern_mismatch(DOM0_SEED, 4096, &buf), Some(4096 + 16));
-    }
-
-    #[test]
     fn no_disk_reasons_name_the_step() {
         assert_eq!(NoDisk::NoPortIo(-38).to_string(), "PHYSDEVOP_set_iopl: -38 (ENOSYS)");
         assert_eq!(NoDisk::NotFound.to_string(), "no virtio-blk on PCI");

@@ -123,6 +123,11 @@ pub fn centi_mib_per_s(bytes: u64, ns: u64) -> u64 {
     saturate((u128::from(bytes) * 100 * 1_000_000_000 / u128::from(ns.max(1))) >> 20)
 }
 
+/// Whole MiB/s for `bytes` in `ns` (0 ns counts as 1; saturates).
+pub fn mib_per_s(bytes: u64, ns: u64) -> u64 {
+    centi_mib_per_s(bytes, ns) / 100
+}
+
 /// Operations per second for `ops` in `ns` (0 ns counts as 1; saturates).
 pub fn per_s(ops: u64, ns: u64) -> u64 {
     saturate(u128::from(ops) * 1_000_000_000 / u128::from(ns.max(1)))
@@ -279,6 +284,7 @@ mod tests {
         assert_eq!(centi_mib_per_s(u64::MAX, 1), u64::MAX);
         assert_eq!(per_s(u64::MAX, 1), u64::MAX);
         assert_eq!(centi_mib_per_s(1 << 20, 1_000_000_000), 100);
+        assert_eq!(mib_per_s(3 << 20, 1_000_000_000), 3);
     }
 
     #[test]

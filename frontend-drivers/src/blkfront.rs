@@ -216,9 +216,14 @@ mod tests {
         fill_pattern(GUEST_SEED, 4096, &mut buf);
         assert_eq!(pattern_mismatch(GUEST_SEED, 4096, &buf), None);
         assert_eq!(pattern_mismatch(GUEST_SEED, 0, &buf), Some(0), "the pattern depends on the offset");
+        assert_eq!(pattern_mismatch(GUEST_SEED, 4104, &buf), Some(4104), "even shifted by a word");
         assert_eq!(pattern_mismatch(GUEST_SEED ^ 1, 4096, &buf), Some(4096), "and on the seed");
         buf[520] ^= 1;
         assert_eq!(pattern_mismatch(GUEST_SEED, 4096, &buf), Some(4096 + 520));
         assert_eq!(pattern_mismatch(GUEST_SEED, 0, &[0u8; 8]), Some(0), "a zeroed disk is not the pattern");
+        let mut mid = [0u8; 64];
+        fill_pattern(GUEST_SEED, 4096, &mut mid);
+        mid[17] ^= 1;
+        assert_eq!(pattern_mismatch(GUEST_SEED, 4096, &mid), Some(4096 + 16), "a bad byte is reported at its word");
     }
 }

@@ -154,10 +154,6 @@ fn fail(what: &str, e: i64) -> ! {
     poweroff();
 }
 
-fn mib_per_s(bytes: u64, ns: u64) -> u64 {
-    (bytes * 1_000_000_000 / ns.max(1)) >> 20
-}
-
 fn write_pattern(dev: &mut BlkDev, buf: &mut [u8], bytes: u64) {
     let t0 = now();
     let mut at = 0;
@@ -173,7 +169,7 @@ fn write_pattern(dev: &mut BlkDev, buf: &mut [u8], bytes: u64) {
     let flushed = dev.flush();
     let ns = now() - t0;
     match flushed {
-        Ok(()) => println!("blk: wrote {} KiB of pattern in {} ms ({} MiB/s), flushed", bytes >> 10, ns / 1_000_000, mib_per_s(bytes, ns)),
+        Ok(()) => println!("blk: wrote {} KiB of pattern in {} ms ({} MiB/s), flushed", bytes >> 10, ns / 1_000_000, blkbench::mib_per_s(bytes, ns)),
         Err(e) => println!("blk: flush failed: {e:?}"),
     }
 }
@@ -194,7 +190,7 @@ fn check_pattern(dev: &mut BlkDev, buf: &mut [u8], bytes: u64) {
         at += n as u64;
     }
     let ns = now() - t0;
-    println!("blk: checked {} KiB: pattern intact ({} MiB/s)", bytes >> 10, mib_per_s(bytes, ns));
+    println!("blk: checked {} KiB: pattern intact ({} MiB/s)", bytes >> 10, blkbench::mib_per_s(bytes, ns));
     match dev.write(0, &buf[..512]) {
         Ok(()) => println!("blk: write of sector 0 -> okay"),
         Err(e) => println!("blk: write of sector 0 -> {e:?}"),
