@@ -382,11 +382,6 @@ impl Vbds {
         self.find(domid, devid).map(|_| devid)
     }
 
-    /// Per-vbd statistics (`vbd:` lines of `xl block-list -s`... and tests).
-    pub fn stats(&self, domid: u16, devid: u32) -> Option<VbdStats> {
-        self.find(domid, devid).map(|k| self.vbds[k].stats)
-    }
-
     fn find(&self, domid: u16, devid: u32) -> Option<usize> {
         self.vbds.iter().position(|v| v.nodes.domid == domid && v.nodes.devid == devid)
     }
@@ -516,7 +511,7 @@ impl Vbds {
             if s.notify {
                 events::send(live.port);
             }
-            left = left.saturating_sub(s.answered);
+            left = left.saturating_sub(s.spent);
             if s.answered == 0 || left == 0 || s.more || s.halted.is_some() {
                 break s;
             }

@@ -82,6 +82,8 @@ impl Bounce {
 pub struct Served {
     /// Requests answered.
     pub answered: u32,
+    /// Budget spent on them (see [`FLUSH_COST`]).
+    pub spent: u32,
     /// The frontend must be notified (`RING_PUSH_RESPONSES_AND_CHECK_NOTIFY`).
     pub notify: bool,
     /// Requests are left (the budget ran out): serve again soon.
@@ -107,9 +109,8 @@ pub fn serve<M: RingPages, D: BlockDevice + ?Sized, G: GrantCopier>(
     budget: u32,
 ) -> Served {
     let mut out = Served::default();
-    let mut spent = 0u32;
     loop {
-        if spent >= budget {
+        if out.spent >= budget {
             out.more = ring.unconsumed_requests().is_ok_and(|n| n > 0);
             break;
         }
@@ -129,7 +130,7 @@ pub fn serve<M: RingPages, D: BlockDevice + ?Sized, G: GrantCopier>(
             }
         };
         let (rsp, cost) = handle(&req, disk, grants, info, stats, bounce);
-        spent = spent.saturating_add(cost);
+        out.spent = out.spent.saturating_add(cost);
         if let Err(e) = ring.produce_response(&rsp) {
             out.halted = Some(e);
             break;

@@ -155,6 +155,7 @@ fn a_pump_budget_counts_flushes_and_bytes_not_only_requests() {
     let flushes: Vec<_> = (0..4).map(|i| rw(BLKIF_OP_FLUSH_DISKCACHE, i, 0, &[])).collect();
     let (served, _) = rig.run(&flushes, FLUSH_COST + 1);
     assert_eq!((served.answered, served.more), (1, true), "one flush spends a small budget");
+    assert_eq!(served.spent, 1 + FLUSH_COST, "and says what it spent");
 }
 
 #[test]
