@@ -8,8 +8,9 @@
 //! - `blk=bench mib=N`: the block benchmark (`frontend_drivers::blkbench`:
 //!   sequential write and read MiB/s, 4 KiB random reads per second) over
 //!   the first N MiB, as `blk: bench: blk_guest_<figure> <value>` lines;
-//! - `blk=evil`: a hostile frontend: every class of bad request, each
-//!   answer printed, then a forged ring index; it stays up afterwards;
+//! - `blk=evil`: a hostile frontend: every class of bad request (and a
+//!   read into a page it granted read-only), each answer printed, then a
+//!   forged ring index; it stays up afterwards;
 //! - `blk=hold`: connect and keep the device (a second attach's test);
 //! - `blk=churn`: write and read the disk without end (destroyed mid-I/O);
 //! - `blk=hotplug`: no disk at start: wait for `xl block-attach`, connect,
@@ -78,7 +79,7 @@ pub fn run(si: &StartInfo) -> ! {
         "write" => write_pattern(&mut dev, buf, bytes),
         "check" => check_pattern(&mut dev, buf, bytes),
         "bench" => bench(&mut dev, buf, bytes),
-        "evil" => evil(&mut dev),
+        "evil" => evil(&mut dev, &table, si),
         "churn" => churn(&mut dev, buf, bytes),
         "hold" => println!("blk: holding the device"),
         other => println!("blk: unknown mode {other:?}"),
@@ -255,7 +256,7 @@ fn seg(gref: u32, first: u8, last: u8) -> BlkifRequestSegment {
 }
 
 /// Every class of bad request, then a forged `req_prod`.
-fn evil(dev: &mut BlkDev) {
+fn evil(dev: &mut BlkDev, table: &Table, si: &StartInfo) {
     let g = dev.slot_gref(0, 0);
     let end = dev.info.sectors;
     let cases: [(&str, BlkifRequest); 11] = [
@@ -278,6 +279,13 @@ fn evil(dev: &mut BlkDev) {
     for (what, r) in cases {
         println!("blk: evil: {what} -> {}", answer(dev, r));
     }
+    // A read into a page granted read-only: dom0 would have to write the
+    // guest's memory against its grant (a persistent map is writable, a
+    // grant copy writes): refused by the hypervisor, answered with an error.
+    dev.regrant(table, si, 1, 0, true);
+    let ro = dev.slot_gref(1, 0);
+    println!("blk: evil: read into a read-only grant -> {}", answer(dev, rw(BLKIF_OP_READ, 0, &[seg(ro, 0, 7)])));
+    dev.regrant(table, si, 1, 0, false);
     let good = rw(BLKIF_OP_READ, 0, &[seg(g, 0, 7)]);
     println!("blk: evil: a good read after them -> {}", answer(dev, good));
     dev.corrupt_req_prod(1000);

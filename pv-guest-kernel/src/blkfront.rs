@@ -125,6 +125,8 @@ pub struct BlkDev {
     nodes: DeviceNodes,
     /// A wait timed out or the backend broke the ring: no more I/O.
     failed: bool,
+    /// The backend's domain.
+    backend_id: u16,
 }
 
 fn path<const N: usize>(args: core::fmt::Arguments) -> heapless::String<N> {
@@ -264,6 +266,7 @@ impl Setup<'_> {
             frontend: self.frontend,
             nodes: self.nodes,
             failed: false,
+            backend_id: self.backend_id,
         })
     }
 }
@@ -334,6 +337,14 @@ impl BlkDev {
         // req_prod is its first, aligned word.
         unsafe { core::sync::atomic::AtomicU32::from_ptr(va as *mut u32).store(forged, core::sync::atomic::Ordering::Release) };
         events::send(self.port);
+    }
+
+    /// Grant data page `j` of slot `i` to the backend again, read-only or
+    /// not (the hostile-frontend test: a read into a page the backend may
+    /// not write). Only while the slot is free.
+    pub fn regrant(&self, table: &Table, si: &StartInfo, i: usize, j: usize, readonly: bool) {
+        let s = &self.slots[i % SLOTS];
+        table.grant(s.gref[j % SLOT_PAGES], self.backend_id, crate::mm::mfn_of(si, s.va[j % SLOT_PAGES]), readonly);
     }
 
     /// The grant of data page `j` of slot `i` (for hand-built requests).

@@ -923,6 +923,7 @@ fn dom0_tests() -> Vec<Dom0Test> {
                     "(d1) blk: evil: indirect, 0 segments -> error",
                     "(d1) blk: evil: indirect, bad indirect grant -> error",
                     "(d1) blk: evil: discard past the disk -> error",
+                    "(d1) blk: evil: read into a read-only grant -> error",
                     "(d1) blk: evil: a good read after them -> okay",
                     "dom0: blkback: d1 vbd 51712: ring corrupt",
                     "(d2) blk: wrote 512 KiB",
