@@ -49,6 +49,7 @@ pub mod va_space;
 #[cfg(target_os = "none")]
 pub mod vbd;
 pub mod vbdcfg;
+pub mod vifcfg;
 pub mod vdisk;
 #[cfg(target_os = "none")]
 pub mod virtio_hal;
