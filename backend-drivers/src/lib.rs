@@ -10,6 +10,8 @@
 //!   as Linux's blkback halts the ring.
 //! - [`blkback`]: blkif request validation (what each request may do, or
 //!   the response it gets), Linux's per-device counters.
+//! - [`bridge`]: dom0's learning Ethernet bridge (`xenbr0`): which port a
+//!   frame goes to, a bounded MAC table with Linux's ageing.
 //! - [`disk`]: the storage behind a block device ([`disk::BlockDevice`]),
 //!   and the RAM disk used when dom0 has none.
 //! - [`xenbus_backend`]: blkback's side of the xenbus handshake, as a state
@@ -23,6 +25,7 @@
 extern crate alloc;
 
 pub mod blkback;
+pub mod bridge;
 pub mod disk;
 
 /// The backend's view of `io/ring.h`.
