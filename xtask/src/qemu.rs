@@ -42,6 +42,26 @@ pub struct Options {
     pub stop_on: Vec<String>,
     /// More QEMU arguments (e.g. `-d cpu_reset -D FILE`).
     pub extra: Vec<String>,
+    /// A virtio-net NIC on QEMU's user network, with a host port forward.
+    pub net: Option<NetOpts>,
+}
+
+/// QEMU's user networking (slirp: 10.0.2.0/24, the host's gateway at
+/// 10.0.2.2) with one TCP port of the host's loopback forwarded to a
+/// guest, and an optional HTTP probe of it from the host.
+#[derive(Clone, Debug)]
+pub struct NetOpts {
+    /// The host's port on 127.0.0.1 (see [`free_host_port`]).
+    pub host_port: u16,
+    /// The guest address it forwards to (e.g. `10.0.2.11`).
+    pub guest_ip: String,
+    /// The guest port it forwards to.
+    pub guest_port: u16,
+    /// When a serial line contains this, fetch [`NetOpts::probe_path`]
+    /// over the forward and add `[host] ...` lines to the output.
+    pub probe_on: Option<String>,
+    /// The path the probe asks for (e.g. `/`).
+    pub probe_path: String,
 }
 
 /// Lines after which Xen 4.17 stops doing anything useful: dom0 halted
@@ -60,6 +80,7 @@ impl Default for Options {
             interactive: false,
             stop_on: Vec::new(),
             extra: Vec::new(),
+            net: None,
         }
     }
 }
@@ -95,7 +116,78 @@ pub(crate) fn command(iso: &Path, o: &Options) -> Command {
     c.args(["-cpu", &o.cpu, "-smp", &o.smp.to_string(), "-m", &o.mem_mib.to_string()]);
     c.arg("-cdrom").arg(iso).args(["-boot", "d"]);
     c.args(&o.extra);
+    if let Some(n) = &o.net {
+        c.args(net_args(n));
+    }
     c
+}
+
+/// QEMU arguments for [`NetOpts`]: a user-mode network with the forward,
+/// and a virtio-net PCI NIC on it (transitional, the next free slot after
+/// any disk; no option ROM: nothing boots from it). `-nic none` (in every command line) only drops QEMU's
+/// default NIC.
+pub fn net_args(n: &NetOpts) -> Vec<String> {
+    vec![
+        "-netdev".into(),
+        format!("user,id=n0,net=10.0.2.0/24,hostfwd=tcp:127.0.0.1:{}-{}:{}", n.host_port, n.guest_ip, n.guest_port),
+        "-device".into(),
+        "virtio-net-pci,netdev=n0,romfile=".into(),
+    ]
+}
+
+/// A TCP port of 127.0.0.1 free now (bound and released; QEMU binds it
+/// right after, a small race any other user of the port could win).
+pub fn free_host_port() -> Result<u16, String> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free host port: {e}"))?;
+    l.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
+}
+
+/// The two `[host]` lines of an HTTP/1.0 response: its status line and
+/// the first line of its body; `None` for an empty response (nothing
+/// answered behind the forward yet).
+pub fn probe_lines(path: &str, response: &[u8]) -> Option<[String; 2]> {
+    let text = String::from_utf8_lossy(response);
+    let status = text.lines().next().filter(|l| !l.trim().is_empty())?.trim_end().to_string();
+    let body = text.split_once("\r\n\r\n").or_else(|| text.split_once("\n\n")).map_or("", |(_, b)| b);
+    let first = body.lines().next().unwrap_or("").trim_end();
+    Some([format!("[host] GET {path} -> {status}"), format!("[host] body: {first}")])
+}
+
+/// `GET path HTTP/1.0` to 127.0.0.1:port, a few tries a second apart
+/// (slirp accepts the host's connection before the guest does, and
+/// closes it empty while nothing listens): the `[host]` lines to add.
+pub fn http_probe(port: u16, path: &str) -> Vec<String> {
+    const TRIES: u32 = 5;
+    let mut why = String::new();
+    for attempt in 0..TRIES {
+        if attempt > 0 {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        match http_get(port, path) {
+            Ok(resp) => match probe_lines(path, &resp) {
+                Some(lines) => return lines.to_vec(),
+                None => why = "empty response".into(),
+            },
+            Err(e) => why = e,
+        }
+    }
+    vec![format!("[host] GET {path} failed: {why} ({TRIES} tries)")]
+}
+
+fn http_get(port: u16, path: &str) -> Result<Vec<u8>, String> {
+    use std::net::{SocketAddr, TcpStream};
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).map_err(|e| e.to_string())?;
+    s.set_write_timeout(Some(Duration::from_secs(2))).map_err(|e| e.to_string())?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n").as_bytes()).map_err(|e| format!("send: {e}"))?;
+    let mut resp = Vec::new();
+    // An HTTP/1.0 server closes after the response; a timeout keeps what came.
+    match s.take(1 << 20).read_to_end(&mut resp) {
+        Ok(_) => Ok(resp),
+        Err(_) if !resp.is_empty() => Ok(resp),
+        Err(e) => Err(format!("receive: {e}")),
+    }
 }
 
 /// QEMU arguments attaching the raw image `file` as a virtio-blk PCI disk
@@ -185,6 +277,10 @@ pub fn boot(iso: &Path, o: &Options) -> Result<Outcome, String> {
     let mut timed_out = false;
     let mut stopped_on = None;
     let mut scanned = 0;
+    // The host's HTTP probe: started once, its lines added at a line end.
+    let (probe_tx, probe_rx) = mpsc::channel::<Vec<String>>();
+    let mut probe_started = false;
+    let mut host_lines: Vec<String> = Vec::new();
     loop {
         match rx.recv_timeout(Duration::from_millis(50)) {
             Ok(chunk) => {
@@ -211,6 +307,11 @@ pub fn boot(iso: &Path, o: &Options) -> Result<Outcome, String> {
                     if stopped_on.is_none() && o.stop_on.iter().any(|s| line.contains(s.as_str())) {
                         stopped_on = Some(line.to_string());
                     }
+                    if let Some(n) = o.net.as_ref().filter(|n| !probe_started && n.probe_on.as_ref().is_some_and(|p| line.contains(p.as_str()))) {
+                        probe_started = true;
+                        let (port, path, tx) = (n.host_port, n.probe_path.clone(), probe_tx.clone());
+                        std::thread::spawn(move || tx.send(http_probe(port, &path)));
+                    }
                 }
                 if stopped_on.is_some() {
                     let _ = child.kill();
@@ -219,6 +320,11 @@ pub fn boot(iso: &Path, o: &Options) -> Result<Outcome, String> {
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        host_lines.extend(probe_rx.try_iter().flatten());
+        if !host_lines.is_empty() && (out.is_empty() || out.last() == Some(&b'\n')) {
+            add_host_lines(&mut out, &mut host_lines, o.echo);
+            scanned = out.len();
         }
         if o.timeout.is_some_and(|t| start.elapsed() > t) {
             let _ = child.kill();
@@ -248,6 +354,12 @@ pub fn boot(iso: &Path, o: &Options) -> Result<Outcome, String> {
         }
     }
     let status = child.wait().map_err(|e| e.to_string())?;
+    if !host_lines.is_empty() {
+        if out.last().is_some_and(|&b| b != b'\n') {
+            out.push(b'\n');
+        }
+        add_host_lines(&mut out, &mut host_lines, o.echo);
+    }
     let qemu_err = err_thread.join().unwrap_or_default();
     let mut output = String::from_utf8_lossy(&out).replace('\r', "");
     if !qemu_err.trim().is_empty() {
@@ -257,6 +369,17 @@ pub fn boot(iso: &Path, o: &Options) -> Result<Outcome, String> {
     let exit = if timed_out || stopped_on.is_some() { None } else { status.code() };
     let handover_to_dom0 = handover_at.zip(dom0_at).map(|(h, d)| d.saturating_duration_since(h));
     Ok(Outcome { exit, timed_out, output, first_line_after, handover_to_dom0, stopped_on })
+}
+
+/// Append `lines` (taken) to the serial output, echoed if asked.
+fn add_host_lines(out: &mut Vec<u8>, lines: &mut Vec<String>, echo: bool) {
+    for l in lines.drain(..) {
+        let l = format!("{l}\n");
+        if echo {
+            let _ = std::io::stdout().write_all(l.as_bytes());
+        }
+        out.extend_from_slice(l.as_bytes());
+    }
 }
 
 /// Copy our stdin to QEMU's until EOF; Ctrl-A x sets `quit` instead.
@@ -310,6 +433,9 @@ impl Drop for RawTerminal {
     }
 }
 
+/// The guest address `run --net` forwards the host's port to.
+pub const RUN_GUEST_IP: &str = "10.0.2.11";
+
 /// `cargo xtask run [options]`.
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -342,6 +468,11 @@ pub struct RunArgs {
     /// first 4 MiB).
     #[arg(long, value_name = "FILE")]
     pub disk: Option<PathBuf>,
+    /// Attach a virtio-net NIC (dom0's uplink) on QEMU's user network and
+    /// forward a free port of the host's 127.0.0.1 to 10.0.2.11:80 (a
+    /// guest's HTTP server); the port is printed.
+    #[arg(long)]
+    pub net: bool,
 }
 
 /// `cargo xtask run [options]`.
@@ -364,6 +495,11 @@ pub fn run_command(args: RunArgs) -> Result<(), String> {
             return Err(format!("--disk {}: no such file (create one, e.g. truncate -s 64M disk.img)", disk.display()));
         }
         o.extra.extend(disk_args(disk));
+    }
+    if args.net {
+        let n = NetOpts { host_port: free_host_port()?, guest_ip: RUN_GUEST_IP.into(), guest_port: 80, probe_on: None, probe_path: "/".into() };
+        eprintln!("[xtask] net: host port {} forwards to {}:{}", n.host_port, n.guest_ip, n.guest_port);
+        o.net = Some(n);
     }
     let cmdline = args.cmdline;
     let on_xen = args.xen_417;
@@ -397,5 +533,37 @@ pub fn run_command(args: RunArgs) -> Result<(), String> {
         _ if r.timed_out => Err(format!("stopped at the {} s timeout", o.timeout.map_or(0, |t| t.as_secs()))),
         Some(EXIT_FAILURE) => Err("the hypervisor reported a failure (QEMU exit 35)".into()),
         code => Err(format!("QEMU exited with {code:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn net_args_forward_the_host_port_to_the_guest_on_a_virtio_nic() {
+        let n = NetOpts { host_port: 5555, guest_ip: "10.0.2.11".into(), guest_port: 80, probe_on: None, probe_path: "/".into() };
+        assert_eq!(
+            net_args(&n),
+            ["-netdev", "user,id=n0,net=10.0.2.0/24,hostfwd=tcp:127.0.0.1:5555-10.0.2.11:80", "-device", "virtio-net-pci,netdev=n0,romfile="]
+        );
+    }
+
+    #[test]
+    fn probe_lines_take_the_status_line_and_the_first_body_line() {
+        let r = b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\ndomid 3\r\nuptime 5 s\r\n";
+        assert_eq!(probe_lines("/", r), Some(["[host] GET / -> HTTP/1.0 200 OK".to_string(), "[host] body: domid 3".to_string()]));
+        assert_eq!(
+            probe_lines("/x", b"HTTP/1.0 404 Not Found\r\n"),
+            Some(["[host] GET /x -> HTTP/1.0 404 Not Found".into(), "[host] body: ".into()])
+        );
+        assert_eq!(probe_lines("/", b""), None, "slirp's empty close: nothing listens yet");
+    }
+
+    #[test]
+    fn probe_of_a_closed_port_reports_failure() {
+        let port = free_host_port().unwrap();
+        let lines = http_get(port, "/");
+        assert!(lines.is_err());
     }
 }
