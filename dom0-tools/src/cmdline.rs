@@ -33,6 +33,8 @@ pub enum Test {
     Bench,
     /// The virtio-blk disk: pattern written, flushed, read back, timed.
     Disk,
+    /// The virtio-net uplink: dom0's IP endpoint pings QEMU's gateway.
+    Uplink,
     /// SYSCALL from a user program on separate user page tables.
     UserTablesSyscall,
     /// A user program on separate tables reads a kernel address: #PF.
@@ -102,6 +104,7 @@ pub fn test(cmdline: &str) -> Result<Test, &str> {
         "conformance" => Test::Conformance,
         "bench" => Test::Bench,
         "disk" => Test::Disk,
+        "uplink" => Test::Uplink,
         "usertables-syscall" => Test::UserTablesSyscall,
         "usertables-fault" => Test::UserTablesFault,
         "time" => Test::Time,

@@ -22,6 +22,9 @@
 //!   (configuration space, the search), [`dma`] (machine-contiguous
 //!   pages, bounce decisions), `portio` and `virtio_hal` (arch modules:
 //!   port I/O, virtio-drivers' HAL for a PV dom0).
+//! - Networking: [`vnet`] (the uplink: QEMU's virtio-net NIC, sharing
+//!   vdisk's DMA context), [`dom0net`] (dom0's IP endpoint on the bridge,
+//!   smoltcp: ARP, ICMP echo; pure).
 //!
 //! Invariant: hypercalls are issued here (through the guest runtime's
 //! typed wrappers), not by the binaries: they call these functions.
@@ -33,6 +36,7 @@ extern crate alloc;
 pub mod builder;
 pub mod cmdline;
 pub mod dma;
+pub mod dom0net;
 pub mod files;
 #[cfg(target_os = "none")]
 pub mod grant_area;
@@ -53,6 +57,7 @@ pub mod vifcfg;
 pub mod vdisk;
 #[cfg(target_os = "none")]
 pub mod virtio_hal;
+pub mod vnet;
 pub mod xenstore;
 pub mod xl;
 pub mod xlcfg;

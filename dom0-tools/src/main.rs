@@ -23,6 +23,8 @@ mod lifecycle;
 #[cfg(target_os = "none")]
 mod shell;
 #[cfg(target_os = "none")]
+mod uplinktest;
+#[cfg(target_os = "none")]
 mod xlviews;
 
 #[cfg(target_os = "none")]
@@ -246,6 +248,10 @@ mod dom0 {
             }
             Test::Disk => {
                 crate::disktest::run(si, &mut pages);
+                poweroff()
+            }
+            Test::Uplink => {
+                crate::uplinktest::run(si, &mut pages);
                 poweroff()
             }
             Test::Bench => {

@@ -3,7 +3,7 @@
 //! register read or written at 0xcfc (Xen emulates both from the #GP the
 //! `in`/`out` raise, per domain: Xen 4.17's `pv/emul-priv-op.c`,
 //! `guest_io_read`/`guest_io_write` with `pci_cfg_ok`), and the search for
-//! the virtio-blk disk dom0 drives.
+//! the virtio-blk disk and the virtio-net NIC dom0 drives.
 //!
 //! Pure: the port accesses themselves are in [`crate::portio`], behind
 //! virtio-drivers' `ConfigurationAccess`. Invariant: the search reads
@@ -24,6 +24,11 @@ pub const VIRTIO_VENDOR: u16 = 0x1af4;
 pub const VIRTIO_BLK_TRANSITIONAL: u16 = 0x1001;
 /// virtio-blk, modern only (0x1040 + virtio device id 2).
 pub const VIRTIO_BLK_MODERN: u16 = 0x1042;
+
+/// virtio-net, transitional.
+pub const VIRTIO_NET_TRANSITIONAL: u16 = 0x1000;
+/// virtio-net, modern only (0x1040 + virtio device id 1).
+pub const VIRTIO_NET_MODERN: u16 = 0x1041;
 
 /// CONFIG_ADDRESS's enable bit (Xen's `CF8_ENABLED`).
 const ENABLE: u32 = 1 << 31;
@@ -62,9 +67,25 @@ pub fn is_virtio_blk(vendor: u16, device: u16) -> bool {
     vendor == VIRTIO_VENDOR && (device == VIRTIO_BLK_TRANSITIONAL || device == VIRTIO_BLK_MODERN)
 }
 
+/// Whether a vendor/device pair is a virtio-net NIC dom0 can drive.
+pub fn is_virtio_net(vendor: u16, device: u16) -> bool {
+    vendor == VIRTIO_VENDOR && (device == VIRTIO_NET_TRANSITIONAL || device == VIRTIO_NET_MODERN)
+}
+
 /// The first virtio-blk function found on bus 0 and on the buses behind
 /// its PCI-PCI bridges (breadth first, each bus once).
 pub fn find_virtio_blk(cam: &impl ConfigRead) -> Option<DeviceFunction> {
+    find_function(cam, is_virtio_blk)
+}
+
+/// The first virtio-net function, searched as [`find_virtio_blk`] does.
+pub fn find_virtio_net(cam: &impl ConfigRead) -> Option<DeviceFunction> {
+    find_function(cam, is_virtio_net)
+}
+
+/// The first function whose (vendor, device) ids `wanted` accepts, on bus
+/// 0 and behind its bridges (breadth first, each bus once).
+pub fn find_function(cam: &impl ConfigRead, wanted: fn(u16, u16) -> bool) -> Option<DeviceFunction> {
     let mut seen = [false; 256];
     let mut queue = [0u8; 256];
     let (mut head, mut tail) = (0usize, 1usize);
@@ -81,7 +102,7 @@ pub fn find_virtio_blk(cam: &impl ConfigRead) -> Option<DeviceFunction> {
                 if vendor == 0xffff {
                     continue;
                 }
-                if is_virtio_blk(vendor, dev_id) {
+                if wanted(vendor, dev_id) {
                     return Some(df);
                 }
                 if let Some(secondary) = bridge_secondary(cam, df)
@@ -171,6 +192,21 @@ mod tests {
         let mut none = FakeCam::default();
         none.add((0, 3, 0), (VIRTIO_VENDOR, 0x1000), 0, 0);
         assert_eq!(find_virtio_blk(&none), None);
+    }
+
+    #[test]
+    fn finds_virtio_net_but_not_the_disk_as_a_nic() {
+        let mut cam = FakeCam::default();
+        cam.add((0, 3, 0), (VIRTIO_VENDOR, VIRTIO_BLK_TRANSITIONAL), 0, 0);
+        cam.add((0, 4, 0), (VIRTIO_VENDOR, VIRTIO_NET_TRANSITIONAL), 0, 0);
+        assert_eq!(find_virtio_net(&cam), Some(df(0, 4, 0)));
+        assert_eq!(find_virtio_blk(&cam), Some(df(0, 3, 0)));
+        let mut modern = FakeCam::default();
+        modern.add((0, 6, 0), (VIRTIO_VENDOR, VIRTIO_NET_MODERN), 0, 0);
+        assert_eq!(find_virtio_net(&modern), Some(df(0, 6, 0)));
+        let mut none = FakeCam::default();
+        none.add((0, 3, 0), (VIRTIO_VENDOR, VIRTIO_BLK_MODERN), 0, 0);
+        assert_eq!(find_virtio_net(&none), None);
     }
 
     #[test]

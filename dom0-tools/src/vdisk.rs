@@ -81,7 +81,7 @@ pub fn io_error<E>(_: E) -> DiskError {
 }
 
 #[cfg(target_os = "none")]
-pub use device::{VirtioDisk, probe};
+pub use device::{POOL_PAGES, VirtioDisk, probe};
 
 #[cfg(target_os = "none")]
 mod device {
@@ -114,7 +114,7 @@ mod device {
         let io = crate::portio::set_iopl(1).map_err(NoDisk::NoPortIo)?;
         let cam = crate::portio::PortCam(io);
         let at = crate::pci::find_virtio_blk(&cam).ok_or(NoDisk::NotFound)?;
-        virtio_hal::init(si, pages, POOL_PAGES).map_err(NoDisk::NoMemory)?;
+        virtio_hal::init_shared(si, pages, POOL_PAGES + crate::vnet::POOL_PAGES).map_err(NoDisk::NoMemory)?;
         let mut root = PciRoot::new(cam);
         let (_, command) = root.get_status_command(at);
         root.set_command(at, command | Command::MEMORY_SPACE | Command::BUS_MASTER);

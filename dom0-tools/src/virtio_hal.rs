@@ -81,6 +81,16 @@ pub fn init(si: &'static StartInfo, pages: &mut EarlyAlloc, pool_pages: usize) -
     Ok(())
 }
 
+/// [`init`] for one of several devices sharing the DMA context: the first
+/// caller sets it up with `pool_pages` (so each caller asks for the pool
+/// every dom0 device needs together), a later one finds it ready.
+pub fn init_shared(si: &'static StartInfo, pages: &mut EarlyAlloc, pool_pages: usize) -> Result<(), &'static str> {
+    if STATE.lock().is_some() {
+        return Ok(());
+    }
+    init(si, pages, pool_pages)
+}
+
 /// Most bytes one `share` may cover (the sink's size).
 pub fn max_share() -> usize {
     STATE.lock().as_ref().map_or(0, |s| s.sink.1 * PAGE_SIZE as usize)

@@ -279,7 +279,7 @@ pub fn boot(iso: &Path, o: &Options) -> Result<Outcome, String> {
     let mut scanned = 0;
     // The host's HTTP probe: started once, its lines added at a line end.
     let (probe_tx, probe_rx) = mpsc::channel::<Vec<String>>();
-    let mut probe_started = false;
+    let (mut probe_started, mut probe_pending) = (false, false);
     let mut host_lines: Vec<String> = Vec::new();
     loop {
         match rx.recv_timeout(Duration::from_millis(50)) {
@@ -308,7 +308,7 @@ pub fn boot(iso: &Path, o: &Options) -> Result<Outcome, String> {
                         stopped_on = Some(line.to_string());
                     }
                     if let Some(n) = o.net.as_ref().filter(|n| !probe_started && n.probe_on.as_ref().is_some_and(|p| line.contains(p.as_str()))) {
-                        probe_started = true;
+                        (probe_started, probe_pending) = (true, true);
                         let (port, path, tx) = (n.host_port, n.probe_path.clone(), probe_tx.clone());
                         std::thread::spawn(move || tx.send(http_probe(port, &path)));
                     }
@@ -321,7 +321,10 @@ pub fn boot(iso: &Path, o: &Options) -> Result<Outcome, String> {
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
-        host_lines.extend(probe_rx.try_iter().flatten());
+        for lines in probe_rx.try_iter() {
+            host_lines.extend(lines);
+            probe_pending = false;
+        }
         if !host_lines.is_empty() && (out.is_empty() || out.last() == Some(&b'\n')) {
             add_host_lines(&mut out, &mut host_lines, o.echo);
             scanned = out.len();
@@ -354,6 +357,10 @@ pub fn boot(iso: &Path, o: &Options) -> Result<Outcome, String> {
         }
     }
     let status = child.wait().map_err(|e| e.to_string())?;
+    // A probe still under way when QEMU left: its lines, bounded.
+    if probe_pending {
+        host_lines.extend(probe_rx.recv_timeout(Duration::from_secs(20)).unwrap_or_default());
+    }
     if !host_lines.is_empty() {
         if out.last().is_some_and(|&b| b != b'\n') {
             out.push(b'\n');
@@ -558,6 +565,21 @@ mod tests {
             Some(["[host] GET /x -> HTTP/1.0 404 Not Found".into(), "[host] body: ".into()])
         );
         assert_eq!(probe_lines("/", b""), None, "slirp's empty close: nothing listens yet");
+    }
+
+    #[test]
+    fn probe_fetches_over_tcp_and_reports_status_and_body() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut req = [0u8; 256];
+            let n = s.read(&mut req).unwrap();
+            let _ = s.write_all(b"HTTP/1.0 200 OK\r\n\r\ndomid 1\n");
+            String::from_utf8_lossy(&req[..n]).into_owned()
+        });
+        assert_eq!(http_probe(port, "/status"), ["[host] GET /status -> HTTP/1.0 200 OK", "[host] body: domid 1"]);
+        assert!(server.join().unwrap().starts_with("GET /status HTTP/1.0\r\n"));
     }
 
     #[test]

@@ -398,6 +398,8 @@ struct Dom0Test {
     in_order: &'static [&'static str],
     /// A virtio-blk disk for dom0 (a fresh image file per run).
     disk: Option<TestDisk>,
+    /// A virtio-net NIC for dom0 on QEMU's user network.
+    net: bool,
 }
 
 /// A check of an image file after the run: why it is wrong.
@@ -455,8 +457,26 @@ fn dom0_tests() -> Vec<Dom0Test> {
         dom0_cpu_at_most_s: None,
         in_order: &[],
         disk: None,
+        net: false,
     };
     vec![
+        // dom0's uplink: QEMU's virtio-net-pci through virtio-drivers, and
+        // dom0's smoltcp endpoint on it: ARP and ping to slirp's gateway.
+        Dom0Test {
+            net: true,
+            forbid: &["no answer from 10.0.2.2", "dom0: uplink: none ("],
+            ..t(
+                "dom0_uplink_arps_and_pings_the_qemu_gateway",
+                "test=uplink",
+                false,
+                &[
+                    "dom0: uplink: virtio-net 52:54:00:12:34:56 at 00:",
+                    "dom0: uplink: 10.0.2.2 is at 52:55:0a:00:02:02",
+                    "dom0: uplink: ping 10.0.2.2: reply seq 1",
+                    "dom0: uplink test: ok",
+                ],
+            )
+        },
         // dom0 drives QEMU's virtio-blk-pci through virtio-drivers: its
         // flushed writes reach the image file, the host's bytes reach dom0.
         Dom0Test {
@@ -1207,6 +1227,15 @@ fn run_dom0_test(t: &Dom0Test, hv: Hypervisor, k: &Kernels) -> Result<(bool, Str
     if let Some(d) = &t.disk {
         qemu::make_disk_image(&disk_path, d.mib, d.host_fill)?;
         opts.extra.extend(qemu::disk_args(&disk_path));
+    }
+    if t.net {
+        opts.net = Some(qemu::NetOpts {
+            host_port: qemu::free_host_port()?,
+            guest_ip: qemu::RUN_GUEST_IP.into(),
+            guest_port: 80,
+            probe_on: None,
+            probe_path: "/".into(),
+        });
     }
     let iso = image::make_iso(&spec)?;
     let started = Instant::now();

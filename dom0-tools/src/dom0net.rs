@@ -1,0 +1,380 @@
+//! Dom0's own port on the bridge: an IPv4 endpoint (static, 10.0.2.10/24
+//! by default) on smoltcp's interface, which answers ARP and ICMP echo
+//! (a guest can ping dom0) and can ping others ([`Dom0Net::send_ping`]).
+//! Frames come in through [`Dom0Net::push_rx`] and leave through
+//! [`Dom0Net::pop_tx`]: the caller (the bridge hub) moves them.
+//!
+//! Pure (host-tested). Invariant: both queues are bounded ([`QUEUE_FRAMES`]
+//! frames each; a full receive queue drops the newest frame, a full
+//! transmit queue makes smoltcp hold its packet back), and frames longer
+//! than [`MAX_FRAME`] are dropped, so no traffic grows dom0's memory.
+//! smoltcp is built without `alloc`: the ICMP socket's buffers and the
+//! socket set are leaked once per [`Dom0Net`] (a few KiB; dom0 makes one).
+#![forbid(unsafe_code)]
+
+use alloc::boxed::Box;
+use alloc::collections::VecDeque;
+use alloc::vec;
+use alloc::vec::Vec;
+use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet, SocketStorage};
+use smoltcp::phy::{self, ChecksumCapabilities, DeviceCapabilities, Medium};
+use smoltcp::socket::icmp;
+use smoltcp::time::Instant;
+use smoltcp::wire::{
+    ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol, HardwareAddress, Icmpv4Packet, Icmpv4Repr, IpAddress, IpCidr,
+    Ipv4Address,
+};
+
+/// Dom0's default address on `xenbr0`.
+pub const DEFAULT_IP: [u8; 4] = [10, 0, 2, 10];
+/// Its default prefix length.
+pub const DEFAULT_PREFIX: u8 = 24;
+/// Frames each queue holds at most.
+pub const QUEUE_FRAMES: usize = 32;
+/// Largest Ethernet frame (1500-byte MTU, no FCS).
+pub const MAX_FRAME: usize = 1514;
+/// ICMP identifier of dom0's pings.
+pub const PING_IDENT: u16 = 0xd0d0;
+/// ARP senders remembered ([`Dom0Net::arp_seen`]).
+const ARP_SEEN: usize = 8;
+
+/// The frame queues smoltcp's interface reads and writes.
+struct Queues {
+    rx: VecDeque<Vec<u8>>,
+    tx: VecDeque<Vec<u8>>,
+}
+
+struct Rx(Vec<u8>);
+struct Tx<'a>(&'a mut VecDeque<Vec<u8>>);
+
+impl phy::RxToken for Rx {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        f(&self.0)
+    }
+}
+
+impl phy::TxToken for Tx<'_> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        let mut frame = vec![0; len];
+        let r = f(&mut frame);
+        if len <= MAX_FRAME {
+            self.0.push_back(frame);
+        }
+        r
+    }
+}
+
+impl phy::Device for Queues {
+    type RxToken<'a> = Rx;
+    type TxToken<'a> = Tx<'a>;
+
+    fn receive(&mut self, _: Instant) -> Option<(Rx, Tx<'_>)> {
+        if self.tx.len() >= QUEUE_FRAMES {
+            return None;
+        }
+        let frame = self.rx.pop_front()?;
+        Some((Rx(frame), Tx(&mut self.tx)))
+    }
+
+    fn transmit(&mut self, _: Instant) -> Option<Tx<'_>> {
+        (self.tx.len() < QUEUE_FRAMES).then_some(Tx(&mut self.tx))
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut caps = DeviceCapabilities::default();
+        caps.medium = Medium::Ethernet;
+        caps.max_transmission_unit = MAX_FRAME;
+        caps.max_burst_size = Some(1);
+        // No offloads anywhere on the bridge: compute and verify all.
+        caps.checksum = ChecksumCapabilities::default();
+        caps
+    }
+}
+
+/// Dom0's IP endpoint on the bridge.
+pub struct Dom0Net {
+    mac: [u8; 6],
+    iface: Interface,
+    dev: Queues,
+    sockets: SocketSet<'static>,
+    icmp: SocketHandle,
+    replies: VecDeque<([u8; 4], u16)>,
+    arp: VecDeque<([u8; 4], [u8; 6])>,
+    now_ms: u64,
+    /// Frames dropped: too long, or the receive queue was full.
+    pub dropped: u64,
+}
+
+fn leak<T: Clone>(v: T, n: usize) -> &'static mut [T] {
+    Box::leak(vec![v; n].into_boxed_slice())
+}
+
+impl Dom0Net {
+    /// An endpoint with `mac` and `ip`/`prefix`.
+    pub fn new(mac: [u8; 6], ip: [u8; 4], prefix: u8) -> Dom0Net {
+        let mut dev = Queues { rx: VecDeque::new(), tx: VecDeque::new() };
+        let config = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
+        let mut iface = Interface::new(config, &mut dev, Instant::from_millis(0));
+        iface.update_ip_addrs(|a| {
+            let _ = a.push(IpCidr::new(IpAddress::Ipv4(Ipv4Address::from(ip)), prefix.min(32)));
+        });
+        let mut sockets = SocketSet::new(&mut Box::leak(Box::new([SocketStorage::EMPTY; 1]))[..]);
+        let rx = icmp::PacketBuffer::new(leak(icmp::PacketMetadata::EMPTY, 4), leak(0u8, 1024));
+        let tx = icmp::PacketBuffer::new(leak(icmp::PacketMetadata::EMPTY, 4), leak(0u8, 1024));
+        let mut socket = icmp::Socket::new(rx, tx);
+        let _ = socket.bind(icmp::Endpoint::Ident(PING_IDENT));
+        let icmp = sockets.add(socket);
+        Dom0Net { mac, iface, dev, sockets, icmp, replies: VecDeque::new(), arp: VecDeque::new(), now_ms: 0, dropped: 0 }
+    }
+
+    /// The endpoint's MAC.
+    pub fn mac(&self) -> [u8; 6] {
+        self.mac
+    }
+
+    /// A frame from the bridge (copied; dropped when too long or the
+    /// queue is full).
+    pub fn push_rx(&mut self, frame: &[u8]) {
+        if frame.len() > MAX_FRAME || self.dev.rx.len() >= QUEUE_FRAMES {
+            self.dropped += 1;
+            return;
+        }
+        if let Some((ip, mac)) = arp_sender(frame)
+            && !self.arp.iter().any(|e| *e == (ip, mac))
+        {
+            if self.arp.len() >= ARP_SEEN {
+                self.arp.pop_front();
+            }
+            self.arp.retain(|e| e.0 != ip);
+            self.arp.push_back((ip, mac));
+        }
+        self.dev.rx.push_back(frame.to_vec());
+    }
+
+    /// Let smoltcp process what came in and emit what it has to send
+    /// (ARP replies, echo replies, queued pings), at `now_ms`.
+    pub fn poll(&mut self, now_ms: u64) {
+        self.now_ms = now_ms;
+        let _ = self.iface.poll(Instant::from_millis(now_ms as i64), &mut self.dev, &mut self.sockets);
+        let socket = self.sockets.get_mut::<icmp::Socket>(self.icmp);
+        while let Ok((data, from)) = socket.recv() {
+            let IpAddress::Ipv4(from) = from;
+            if let Ok(pkt) = Icmpv4Packet::new_checked(data)
+                && let Ok(Icmpv4Repr::EchoReply { ident: PING_IDENT, seq_no, .. }) = Icmpv4Repr::parse(&pkt, &ChecksumCapabilities::default())
+                && self.replies.len() < QUEUE_FRAMES
+            {
+                self.replies.push_back((from.octets(), seq_no));
+            }
+        }
+    }
+
+    /// The next frame to put on the bridge.
+    pub fn pop_tx(&mut self) -> Option<Vec<u8>> {
+        self.dev.tx.pop_front()
+    }
+
+    /// Queue an ICMP echo request to `to` with sequence number `seq` (sent
+    /// by the next [`poll`](Self::poll)s, after ARP); false if the
+    /// socket's queue is full.
+    pub fn send_ping(&mut self, to: [u8; 4], seq: u16) -> bool {
+        let repr = Icmpv4Repr::EchoRequest { ident: PING_IDENT, seq_no: seq, data: b"dom0 ping" };
+        let mut bytes = [0u8; 32];
+        let len = repr.buffer_len();
+        let mut pkt = Icmpv4Packet::new_unchecked(&mut bytes[..len]);
+        repr.emit(&mut pkt, &ChecksumCapabilities::default());
+        let socket = self.sockets.get_mut::<icmp::Socket>(self.icmp);
+        socket.send_slice(&bytes[..len], IpAddress::Ipv4(Ipv4Address::from(to))).is_ok()
+    }
+
+    /// The next echo reply to dom0's pings: (from, sequence number).
+    pub fn ping_reply(&mut self) -> Option<([u8; 4], u16)> {
+        self.replies.pop_front()
+    }
+
+    /// The MAC an ARP packet (request or reply) from `ip` gave, among the
+    /// last few seen.
+    pub fn arp_seen(&self, ip: [u8; 4]) -> Option<[u8; 6]> {
+        self.arp.iter().rev().find(|e| e.0 == ip).map(|e| e.1)
+    }
+}
+
+/// The sender (IPv4, MAC) of an Ethernet ARP frame.
+pub fn arp_sender(frame: &[u8]) -> Option<([u8; 4], [u8; 6])> {
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    if eth.ethertype() != EthernetProtocol::Arp {
+        return None;
+    }
+    let arp = ArpPacket::new_checked(eth.payload()).ok()?;
+    match ArpRepr::parse(&arp).ok()? {
+        ArpRepr::EthernetIpv4 { source_hardware_addr, source_protocol_addr, operation, .. }
+            if matches!(operation, ArpOperation::Request | ArpOperation::Reply) && source_hardware_addr.is_unicast() =>
+        {
+            Some((source_protocol_addr.octets(), source_hardware_addr.0))
+        }
+        _ => None,
+    }
+}
+
+/// An ARP request frame from (`mac`, `ip`) asking who has `target`.
+pub fn arp_request(mac: [u8; 6], ip: [u8; 4], target: [u8; 4]) -> Vec<u8> {
+    let repr = ArpRepr::EthernetIpv4 {
+        operation: ArpOperation::Request,
+        source_hardware_addr: EthernetAddress(mac),
+        source_protocol_addr: Ipv4Address::from(ip),
+        target_hardware_addr: EthernetAddress([0; 6]),
+        target_protocol_addr: Ipv4Address::from(target),
+    };
+    let mut frame = vec![0u8; 14 + repr.buffer_len()];
+    let mut eth = EthernetFrame::new_unchecked(&mut frame[..]);
+    eth.set_dst_addr(EthernetAddress::BROADCAST);
+    eth.set_src_addr(EthernetAddress(mac));
+    eth.set_ethertype(EthernetProtocol::Arp);
+    repr.emit(&mut ArpPacket::new_unchecked(eth.payload_mut()));
+    frame
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use smoltcp::wire::{IpProtocol, Ipv4Packet, Ipv4Repr};
+
+    const DOM0_MAC: [u8; 6] = [0x00, 0x16, 0x3e, 0, 0, 0x10];
+    const GUEST_MAC: [u8; 6] = [0x00, 0x16, 0x3e, 0, 0, 0x11];
+    const GUEST_IP: [u8; 4] = [10, 0, 2, 11];
+
+    fn dom0() -> Dom0Net {
+        Dom0Net::new(DOM0_MAC, DEFAULT_IP, DEFAULT_PREFIX)
+    }
+
+    /// An Ethernet frame from the guest carrying an ICMP message to `dst`.
+    fn icmp_frame(dst_mac: [u8; 6], dst: [u8; 4], repr: Icmpv4Repr) -> Vec<u8> {
+        let ip = Ipv4Repr {
+            src_addr: Ipv4Address::from(GUEST_IP),
+            dst_addr: Ipv4Address::from(dst),
+            next_header: IpProtocol::Icmp,
+            payload_len: repr.buffer_len(),
+            hop_limit: 64,
+        };
+        let mut frame = vec![0u8; 14 + ip.buffer_len() + repr.buffer_len()];
+        let mut eth = EthernetFrame::new_unchecked(&mut frame[..]);
+        eth.set_dst_addr(EthernetAddress(dst_mac));
+        eth.set_src_addr(EthernetAddress(GUEST_MAC));
+        eth.set_ethertype(EthernetProtocol::Ipv4);
+        let caps = ChecksumCapabilities::default();
+        let mut ipp = Ipv4Packet::new_unchecked(eth.payload_mut());
+        ip.emit(&mut ipp, &caps);
+        repr.emit(&mut Icmpv4Packet::new_unchecked(ipp.payload_mut()), &caps);
+        frame
+    }
+
+    fn drain(n: &mut Dom0Net) -> Vec<Vec<u8>> {
+        core::iter::from_fn(|| n.pop_tx()).collect()
+    }
+
+    #[test]
+    fn arp_request_for_dom0s_address_gets_a_reply_with_its_mac() {
+        let mut n = dom0();
+        n.push_rx(&arp_request(GUEST_MAC, GUEST_IP, DEFAULT_IP));
+        n.poll(1);
+        let out = drain(&mut n);
+        assert_eq!(out.len(), 1);
+        let eth = EthernetFrame::new_checked(&out[0][..]).unwrap();
+        assert_eq!(eth.dst_addr(), EthernetAddress(GUEST_MAC));
+        let arp = ArpRepr::parse(&ArpPacket::new_checked(eth.payload()).unwrap()).unwrap();
+        let ArpRepr::EthernetIpv4 { operation, source_hardware_addr, source_protocol_addr, .. } = arp else { panic!() };
+        assert_eq!(operation, ArpOperation::Reply);
+        assert_eq!(source_hardware_addr, EthernetAddress(DOM0_MAC));
+        assert_eq!(source_protocol_addr.octets(), DEFAULT_IP);
+        assert_eq!(n.arp_seen(GUEST_IP), Some(GUEST_MAC));
+    }
+
+    #[test]
+    fn arp_request_for_another_address_gets_no_reply() {
+        let mut n = dom0();
+        n.push_rx(&arp_request(GUEST_MAC, GUEST_IP, [10, 0, 2, 99]));
+        n.poll(1);
+        assert!(drain(&mut n).is_empty());
+    }
+
+    #[test]
+    fn icmp_echo_request_to_dom0_gets_an_echo_reply_with_the_same_ident_and_seq() {
+        let mut n = dom0();
+        n.push_rx(&arp_request(GUEST_MAC, GUEST_IP, DEFAULT_IP));
+        n.poll(1);
+        drain(&mut n);
+        n.push_rx(&icmp_frame(DOM0_MAC, DEFAULT_IP, Icmpv4Repr::EchoRequest { ident: 7, seq_no: 42, data: b"hello" }));
+        n.poll(2);
+        let out = drain(&mut n);
+        assert_eq!(out.len(), 1);
+        let eth = EthernetFrame::new_checked(&out[0][..]).unwrap();
+        assert_eq!(eth.dst_addr(), EthernetAddress(GUEST_MAC));
+        let ip = Ipv4Packet::new_checked(eth.payload()).unwrap();
+        assert!(ip.verify_checksum(), "full checksums: nothing is offloaded");
+        assert_eq!(ip.dst_addr().octets(), GUEST_IP);
+        let icmp = Icmpv4Packet::new_checked(ip.payload()).unwrap();
+        assert!(icmp.verify_checksum());
+        assert_eq!(
+            Icmpv4Repr::parse(&icmp, &ChecksumCapabilities::default()).unwrap(),
+            Icmpv4Repr::EchoReply { ident: 7, seq_no: 42, data: b"hello" }
+        );
+    }
+
+    #[test]
+    fn dom0_ping_arps_first_then_sends_and_takes_the_reply() {
+        let mut n = dom0();
+        assert!(n.send_ping(GUEST_IP, 3));
+        n.poll(1);
+        let out = drain(&mut n);
+        assert_eq!(out.len(), 1, "an ARP request, the ping waits");
+        assert_eq!(arp_sender(&out[0]), Some((DEFAULT_IP, DOM0_MAC)));
+        // The guest answers the ARP (a reply sent to dom0).
+        let mut reply = arp_request(GUEST_MAC, GUEST_IP, DEFAULT_IP);
+        reply[..6].copy_from_slice(&DOM0_MAC);
+        reply[21] = 2; // ARP opcode: reply
+        n.push_rx(&reply);
+        n.poll(1_100);
+        let out = drain(&mut n);
+        assert_eq!(out.len(), 1, "the echo request");
+        let ip = Ipv4Packet::new_checked(&out[0][14..]).unwrap();
+        assert_eq!(ip.dst_addr().octets(), GUEST_IP);
+        n.push_rx(&icmp_frame(DOM0_MAC, DEFAULT_IP, Icmpv4Repr::EchoReply { ident: PING_IDENT, seq_no: 3, data: b"dom0 ping" }));
+        n.poll(1_200);
+        assert_eq!(n.ping_reply(), Some((GUEST_IP, 3)));
+        assert_eq!(n.ping_reply(), None);
+    }
+
+    #[test]
+    fn queues_are_bounded_under_a_flood_and_oversized_frames_are_dropped() {
+        let mut n = dom0();
+        for i in 0..1000u32 {
+            n.push_rx(&arp_request(GUEST_MAC, [10, 0, 2, (i % 200) as u8 + 20], DEFAULT_IP));
+        }
+        assert_eq!(n.dev.rx.len(), QUEUE_FRAMES);
+        assert_eq!(n.dropped, 1000 - QUEUE_FRAMES as u64);
+        n.push_rx(&[0u8; MAX_FRAME + 1]);
+        assert_eq!(n.dropped, 1001 - QUEUE_FRAMES as u64);
+        n.poll(1);
+        assert!(n.dev.tx.len() <= QUEUE_FRAMES);
+        assert!(n.arp.len() <= ARP_SEEN);
+    }
+
+    #[test]
+    fn garbage_frames_are_ignored_without_panic() {
+        let mut n = dom0();
+        let mut x = 0x1234_5678u32;
+        for len in [0usize, 1, 13, 14, 15, 41, 42, 60, 100, 1514] {
+            let f: Vec<u8> = (0..len)
+                .map(|_| {
+                    x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                    (x >> 16) as u8
+                })
+                .collect();
+            n.push_rx(&f);
+            let _ = arp_sender(&f);
+        }
+        // A truncated ARP to dom0's MAC.
+        n.push_rx(&arp_request(GUEST_MAC, GUEST_IP, DEFAULT_IP)[..30]);
+        n.poll(1);
+        assert!(drain(&mut n).is_empty());
+    }
+}

@@ -1,0 +1,281 @@
+//! Dom0's uplink NIC: QEMU's `virtio-net-pci` driven through
+//! virtio-drivers' `VirtIONetRaw` over its PCI transport, found and set up
+//! as [`crate::vdisk`] finds the disk ([`crate::pci`], `portio`,
+//! [`crate::virtio_hal`], sharing its DMA context). Polled (no interrupt is
+//! bound); no offloads are negotiated, so every frame carries full
+//! checksums and is at most [`MAX_FRAME`] bytes.
+//!
+//! The queue calls of `VirtIONetRaw` that leave a buffer with the device
+//! are `unsafe`: this module is their edge. Invariant: each receive
+//! buffer is a [`BUF_LEN`]-byte half of a page-aligned heap page (so the
+//! device gets its machine address directly, never a bounce), owned by
+//! the [`Vnet`] and touched only between the device's completion and its
+//! next posting; the one transmit buffer is not written while the device
+//! holds it (a send that did not complete in time keeps it until it does).
+
+/// Pages the NIC's two virtqueues take from the shared DMA pool (each: a
+/// descriptor and driver page, a device page).
+pub const POOL_PAGES: usize = 4;
+/// Descriptors per virtqueue.
+pub const QUEUE_SIZE: usize = 16;
+/// Receive buffers posted to the device.
+pub const RX_BUFS: usize = 8;
+/// Bytes of one buffer: the 12-byte `virtio_net_hdr` and a frame.
+pub const BUF_LEN: usize = 2048;
+/// Largest Ethernet frame without FCS (1500-byte MTU).
+pub const MAX_FRAME: usize = 1514;
+
+// A buffer holds the 12-byte header and a full frame, and the halves of a
+// page never straddle a page boundary.
+const _: () = assert!(BUF_LEN >= 12 + MAX_FRAME && 4096 % BUF_LEN == 0);
+
+/// A MAC address as `xx:xx:xx:xx:xx:xx`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mac(pub [u8; 6]);
+
+impl core::fmt::Display for Mac {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let m = self.0;
+        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
+    }
+}
+
+/// Whether `frame` may be sent: an Ethernet header at least, at most
+/// [`MAX_FRAME`] bytes.
+pub fn sendable(frame: &[u8]) -> bool {
+    (14..=MAX_FRAME).contains(&frame.len())
+}
+
+/// Counters of the uplink.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VnetStats {
+    /// Frames sent.
+    pub tx: u64,
+    /// Frames received.
+    pub rx: u64,
+    /// Frames not sent (too short or long, device busy or failing).
+    pub tx_dropped: u64,
+    /// Frames received and dropped (larger than the caller's buffer, or a
+    /// completion the driver refused).
+    pub rx_dropped: u64,
+}
+
+#[cfg(target_os = "none")]
+pub use device::Vnet;
+
+#[cfg(target_os = "none")]
+mod device {
+    use super::*;
+    use crate::virtio_hal::{self, Dom0Hal};
+    use alloc::boxed::Box;
+    use alloc::vec::Vec;
+    use pv_guest_kernel::alloc::EarlyAlloc;
+    use pv_guest_kernel::{StartInfo, println, shared};
+    use virtio_drivers::device::net::VirtIONetRaw;
+    use virtio_drivers::transport::pci::PciTransport;
+    use virtio_drivers::transport::pci::bus::{Command, DeviceFunction, PciRoot};
+
+    /// How long a send waits for the device, in ns.
+    const TX_WAIT_NS: u64 = 100_000_000;
+
+    /// A page-aligned page: its halves never straddle a page boundary.
+    #[repr(C, align(4096))]
+    struct Page([u8; 4096]);
+
+    /// Buffer `i` of the receive pages.
+    fn rx_buf(pages: &mut [Box<Page>], i: usize) -> &mut [u8] {
+        &mut pages[i / 2].0[(i % 2) * BUF_LEN..][..BUF_LEN]
+    }
+
+    /// The uplink NIC.
+    pub struct Vnet {
+        net: VirtIONetRaw<Dom0Hal, PciTransport, QUEUE_SIZE>,
+        rx: Vec<Box<Page>>,
+        posted: [Option<u16>; RX_BUFS],
+        tx: Box<Page>,
+        /// A transmission the device has not completed: (token, length).
+        tx_pending: Option<(u16, usize)>,
+        mac: [u8; 6],
+        at: DeviceFunction,
+        /// Counters.
+        pub stats: VnetStats,
+    }
+
+    impl Vnet {
+        /// Find the NIC, set it up and post its receive buffers; prints
+        /// `dom0: uplink: virtio-net <mac> at BB:DD.F`, or `dom0: uplink:
+        /// none (why)` and `None`.
+        pub fn open(si: &'static StartInfo, pages: &mut EarlyAlloc) -> Option<Vnet> {
+            match Self::probe(si, pages) {
+                Ok(v) => {
+                    let (b, d, f) = (v.at.bus, v.at.device, v.at.function);
+                    println!("dom0: uplink: virtio-net {} at {b:02x}:{d:02x}.{f}", Mac(v.mac));
+                    Some(v)
+                }
+                Err(why) => {
+                    println!("dom0: uplink: none ({why})");
+                    None
+                }
+            }
+        }
+
+        fn probe(si: &'static StartInfo, pages: &mut EarlyAlloc) -> Result<Vnet, &'static str> {
+            let io = crate::portio::set_iopl(1).map_err(|_| "PHYSDEVOP_set_iopl refused")?;
+            let cam = crate::portio::PortCam(io);
+            let at = crate::pci::find_virtio_net(&cam).ok_or("no virtio-net on PCI")?;
+            virtio_hal::init_shared(si, pages, crate::vdisk::POOL_PAGES + POOL_PAGES)?;
+            let mut root = PciRoot::new(cam);
+            let (_, command) = root.get_status_command(at);
+            root.set_command(at, command | Command::MEMORY_SPACE | Command::BUS_MASTER);
+            let transport = PciTransport::new::<Dom0Hal, _>(&mut root, at).map_err(|_| "virtio-pci transport refused")?;
+            if virtio_hal::take_failure() {
+                return Err("cannot map the device's BAR");
+            }
+            let net = VirtIONetRaw::new(transport).map_err(|_| "virtio-net initialisation failed")?;
+            if virtio_hal::take_failure() {
+                return Err("cannot map the device's BAR");
+            }
+            let mac = net.mac_address();
+            let rx = (0..RX_BUFS.div_ceil(2)).map(|_| Box::new(Page([0; 4096]))).collect();
+            let mut v =
+                Vnet { net, rx, posted: [None; RX_BUFS], tx: Box::new(Page([0; 4096])), tx_pending: None, mac, at, stats: VnetStats::default() };
+            for i in 0..RX_BUFS {
+                v.post(i);
+            }
+            if v.posted.iter().all(Option::is_none) {
+                return Err("no receive buffer accepted");
+            }
+            Ok(v)
+        }
+
+        /// Give receive buffer `i` to the device.
+        fn post(&mut self, i: usize) {
+            let buf = rx_buf(&mut self.rx, i);
+            // SAFETY: buffer `i` is owned by this Vnet (a heap page that
+            // never moves) and is not read or written until the device
+            // returns its token through `poll_receive`.
+            self.posted[i] = unsafe { self.net.receive_begin(buf) }.ok();
+            if virtio_hal::take_failure() {
+                self.stats.rx_dropped += 1;
+            }
+        }
+
+        /// The NIC's MAC address.
+        pub fn mac(&self) -> [u8; 6] {
+            self.mac
+        }
+
+        /// Where the NIC is: bus, device, function.
+        pub fn location(&self) -> (u8, u8, u8) {
+            (self.at.bus, self.at.device, self.at.function)
+        }
+
+        /// Whether the pending transmission completed (reaping it).
+        fn reap_tx(&mut self) -> bool {
+            let Some((token, len)) = self.tx_pending else { return true };
+            if self.net.poll_transmit() != Some(token) {
+                return false;
+            }
+            // SAFETY: the same buffer and length as given to transmit_begin.
+            let _ = unsafe { self.net.transmit_complete(token, &self.tx.0[..len]) };
+            self.tx_pending = None;
+            true
+        }
+
+        /// Send one frame (without FCS; checksums filled in). Waits up to
+        /// 100 ms for the device to take it; false if it was not sent.
+        pub fn send(&mut self, frame: &[u8]) -> bool {
+            if !sendable(frame) || !self.wait_tx() {
+                self.stats.tx_dropped += 1;
+                return false;
+            }
+            let Ok(hdr) = self.net.fill_buffer_header(&mut self.tx.0) else {
+                self.stats.tx_dropped += 1;
+                return false;
+            };
+            let len = hdr + frame.len();
+            self.tx.0[hdr..len].copy_from_slice(frame);
+            // SAFETY: the tx page is owned by this Vnet and not written
+            // again until `reap_tx` sees the device complete this token.
+            match unsafe { self.net.transmit_begin(&self.tx.0[..len]) } {
+                Ok(token) => self.tx_pending = Some((token, len)),
+                Err(_) => {
+                    self.stats.tx_dropped += 1;
+                    return false;
+                }
+            }
+            if virtio_hal::take_failure() {
+                self.stats.tx_dropped += 1;
+                let _ = self.wait_tx();
+                return false;
+            }
+            self.stats.tx += 1;
+            let _ = self.wait_tx();
+            true
+        }
+
+        /// Wait (bounded) for the pending transmission to complete.
+        fn wait_tx(&mut self) -> bool {
+            let deadline = shared::now_ns().unwrap_or(0) + TX_WAIT_NS;
+            loop {
+                if self.reap_tx() {
+                    return true;
+                }
+                if shared::now_ns().unwrap_or(u64::MAX) > deadline {
+                    return false;
+                }
+                core::hint::spin_loop();
+            }
+        }
+
+        /// The next received frame, copied into `buf`: its length, or
+        /// `None` when none is waiting. A frame longer than `buf` is
+        /// dropped (counted) and the next one looked at.
+        pub fn recv(&mut self, buf: &mut [u8]) -> Option<usize> {
+            loop {
+                let token = self.net.poll_receive()?;
+                let Some(i) = self.posted.iter().position(|&t| t == Some(token)) else {
+                    // Not a token we posted: the queue is broken.
+                    self.stats.rx_dropped += 1;
+                    return None;
+                };
+                self.posted[i] = None;
+                let rb = rx_buf(&mut self.rx, i);
+                // SAFETY: `rb` is the buffer posted with `token`.
+                let done = unsafe { self.net.receive_complete(token, rb) };
+                let got = done.ok().and_then(|(hdr, len)| {
+                    let frame = rx_buf(&mut self.rx, i).get(hdr..hdr + len)?;
+                    let out = buf.get_mut(..len)?;
+                    out.copy_from_slice(frame);
+                    Some(len)
+                });
+                self.post(i);
+                match got {
+                    Some(n) => {
+                        self.stats.rx += 1;
+                        return Some(n);
+                    }
+                    None => self.stats.rx_dropped += 1,
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mac_prints_as_six_lowercase_hex_pairs() {
+        assert_eq!(Mac([0x52, 0x54, 0, 0x12, 0x34, 0x56]).to_string(), "52:54:00:12:34:56");
+    }
+
+    #[test]
+    fn only_frames_from_a_header_to_1514_bytes_are_sent() {
+        assert!(!sendable(&[0; 13]));
+        assert!(sendable(&[0; 14]));
+        assert!(sendable(&[0; MAX_FRAME]));
+        assert!(!sendable(&[0; MAX_FRAME + 1]));
+    }
+}
