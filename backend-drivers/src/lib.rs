@@ -12,6 +12,9 @@
 //!   the response it gets), Linux's per-device counters.
 //! - [`bridge`]: dom0's learning Ethernet bridge (`xenbr0`): which port a
 //!   frame goes to, a bounded MAC table with Linux's ageing.
+//! - [`netback`]: the vif's xenbus handshake, serving its tx and rx rings
+//!   (Linux xen-netback's rules), the `rate=` credit scheduler, checksum
+//!   completion and the per-vif counters.
 //! - [`disk`]: the storage behind a block device ([`disk::BlockDevice`]),
 //!   and the RAM disk used when dom0 has none.
 //! - [`xenbus_backend`]: blkback's side of the xenbus handshake, as a state
@@ -27,6 +30,7 @@ extern crate alloc;
 pub mod blkback;
 pub mod bridge;
 pub mod disk;
+pub mod netback;
 
 /// The backend's view of `io/ring.h`.
 pub mod ring {
