@@ -12,6 +12,9 @@
 //! [`blkfront`]; the block benchmark's workload, run alike by dom0 on its
 //! disk and by a guest through blkfront, is [`blkbench`].
 //!
+//! netfront's handshake part, tx request chains, rx reassembly and the
+//! test traffic's pattern and checksum are [`netfront`].
+//!
 //! The xenbus handshake of a split driver is [`xenbus_frontend`] (blkfront's
 //! side) over [`xenbus_store`] (the store operations both ends share; the
 //! backend's side is in `backend-drivers`). The drivers' live halves are
@@ -25,6 +28,7 @@ pub mod ring {
 }
 pub mod blkbench;
 pub mod blkfront;
+pub mod netfront;
 #[cfg(any(test, feature = "fake-store"))]
 pub mod xenbus_fake;
 pub mod xenbus_frontend;

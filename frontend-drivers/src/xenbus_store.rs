@@ -344,6 +344,33 @@ pub mod blkif_keys {
     pub const MAX_RING_GRANT_ORDER: u32 = 4;
 }
 
+/// Key names of `io/netif.h` both network ends use.
+pub mod netif_keys {
+    /// Frontend: the tx ring page's grant (single queue).
+    pub const TX_RING_REF: &str = "tx-ring-ref";
+    /// Frontend: the rx ring page's grant.
+    pub const RX_RING_REF: &str = "rx-ring-ref";
+    /// Frontend: the one event channel of both rings.
+    pub const EVENT_CHANNEL: &str = "event-channel";
+    /// Frontend: receive by grant copy into pages the frontend posts.
+    pub const REQUEST_RX_COPY: &str = "request-rx-copy";
+    /// Frontend: it notifies the backend when it posts rx requests.
+    pub const FEATURE_RX_NOTIFY: &str = "feature-rx-notify";
+    /// Both: packets of several slots (`NETTXF_more_data`/`NETRXF_more_data`).
+    pub const FEATURE_SG: &str = "feature-sg";
+    /// Frontend: it neither sends blank checksums nor takes them.
+    pub const FEATURE_NO_CSUM_OFFLOAD: &str = "feature-no-csum-offload";
+    /// Frontend: TCPv4 segmentation offload wanted (0: no).
+    pub const FEATURE_GSO_TCPV4: &str = "feature-gso-tcpv4";
+    /// Backend: it can copy into posted rx pages (required by this frontend).
+    pub const FEATURE_RX_COPY: &str = "feature-rx-copy";
+    /// Frontend (written by the toolstack): the MAC, `xx:xx:xx:xx:xx:xx`.
+    pub const MAC: &str = "mac";
+    /// Backend (written by the toolstack from `ip=` of the vif spec): the
+    /// guest's address(es), space separated.
+    pub const IP: &str = "ip";
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
