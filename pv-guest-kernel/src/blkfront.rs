@@ -52,8 +52,9 @@ pub enum BlkError {
     BadLength,
 }
 
-/// This domain's xenstore client as the handshake machine sees it.
-struct XbStore<'a>(&'a mut Xenbus);
+/// This domain's xenstore client as the handshake machine sees it (also
+/// netfront's).
+pub(crate) struct XbStore<'a>(pub(crate) &'a mut Xenbus);
 
 impl StoreRead for XbStore<'_> {
     fn read(&mut self, path: &str, buf: &mut [u8]) -> Result<usize, i64> {

@@ -26,6 +26,10 @@ pub mod hypercall;
 #[cfg(target_os = "none")]
 pub mod mm;
 #[cfg(target_os = "none")]
+pub mod netfront;
+#[cfg(target_os = "none")]
+pub mod netstack;
+#[cfg(target_os = "none")]
 pub mod ring_pages;
 #[cfg(target_os = "none")]
 pub mod shared;

@@ -13,7 +13,9 @@
 //! (`canary.rs`); `xs` talks to xenstore (`xs.rs`), `xs-attack` is a
 //! hostile xenstore client (`xs_attack.rs`), `xs-steady` a well-behaved
 //! one (`xs_steady.rs`) and `xs-bench` times xenstore (`xs_bench.rs`);
-//! `blk=...` drives a virtual block device through blkfront (`blkdemo.rs`).
+//! `blk=...` drives a virtual block device through blkfront (`blkdemo.rs`);
+//! `net` and `net=...` bring up vif 0 through netfront and smoltcp and
+//! serve, ping, send or attack (`netdemo.rs`).
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
@@ -26,6 +28,8 @@ mod fuzzer;
 mod hog;
 #[cfg(target_os = "none")]
 mod memtarget;
+#[cfg(target_os = "none")]
+mod netdemo;
 #[cfg(target_os = "none")]
 mod pingpong;
 #[cfg(target_os = "none")]
@@ -164,6 +168,9 @@ mod guest {
         }
         if line.split_ascii_whitespace().any(|w| w.starts_with("blk=")) {
             crate::blkdemo::run(si);
+        }
+        if line.split_ascii_whitespace().any(|w| w == "net" || w.starts_with("net=")) {
+            crate::netdemo::run(si);
         }
         if has("memtarget") {
             crate::memtarget::run(si);

@@ -103,7 +103,7 @@ fn fail(op: &str, err: i64) -> ! {
 
 /// The `SHUTDOWN_*` reason of a `control/shutdown` value (Linux's
 /// `shutdown_handlers`: poweroff and halt power off, reboot reboots).
-fn reason(value: &str) -> Option<u32> {
+pub fn reason(value: &str) -> Option<u32> {
     match value {
         "poweroff" | "halt" => Some(SHUTDOWN_POWEROFF),
         "reboot" => Some(SHUTDOWN_REBOOT),
