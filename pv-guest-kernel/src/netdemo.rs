@@ -302,6 +302,11 @@ impl Services {
     fn announce(&mut self, mac: &[u8; 6], ip: [u8; 4], prefix: u8) {
         println!("net: up mac={} ip={}/{prefix}", MacText(*mac), Ip(ip));
         self.up = true;
+        // The send's 10 s of connect retries count from here (DHCP may
+        // have taken a while).
+        if let Some(x) = &mut self.send {
+            (x.first_try, x.retry_at) = (now(), Some(now()));
+        }
     }
 
     /// Set the mode's work going (it starts once the vif is up).
