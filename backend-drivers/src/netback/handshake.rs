@@ -54,7 +54,7 @@ pub mod keys {
     pub const FEATURE_RX_FLIP: &str = "feature-rx-flip";
     /// Backend offer.
     pub const FEATURE_MULTICAST_CONTROL: &str = "feature-multicast-control";
-    /// Backend offer.
+    /// Backend offer (not written: see [`Netback`]'s `probe_keys`).
     pub const FEATURE_DYNAMIC_MULTICAST_CONTROL: &str = "feature-dynamic-multicast-control";
     /// Backend offer.
     pub const FEATURE_SPLIT_EVENT_CHANNELS: &str = "feature-split-event-channels";
@@ -93,7 +93,10 @@ impl BackendDevice for Netback {
     type Media = VifMedia;
     type Ring = VifRing;
 
-    /// `netback_probe`'s keys, each feature we lack written as 0.
+    /// `netback_probe`'s keys, each feature we lack written as 0, but for
+    /// `feature-dynamic-multicast-control`: its 33 characters do not fit
+    /// the store layer's keys (`KEY_MAX`), and a missing key reads as 0
+    /// (netfront's `xenbus_read_unsigned(..., 0)`), so it is left out.
     fn probe_keys(&self, out: &mut Writes) {
         use keys::*;
         for (key, on) in [
@@ -104,7 +107,6 @@ impl BackendDevice for Netback {
             (FEATURE_RX_COPY, true),
             (FEATURE_RX_FLIP, false),
             (FEATURE_MULTICAST_CONTROL, false),
-            (FEATURE_DYNAMIC_MULTICAST_CONTROL, false),
             (FEATURE_SPLIT_EVENT_CHANNELS, false),
             (FEATURE_CTRL_RING, false),
         ] {

@@ -157,6 +157,9 @@ struct Plan {
     frags: Vec<TxFrag, MAX_FRAGS>,
 }
 
+/// A gathered packet, or why there is none. Short-lived on the stack;
+/// boxing the plan would allocate per packet.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 enum Gather {
     /// The packet's last produced slot wants more.
