@@ -22,6 +22,7 @@ use crate::files::Files;
 use crate::hv;
 pub use crate::spec::GuestSpec;
 use crate::vbd::Vbds;
+use crate::vif::Vifs;
 use crate::xenstore::client::{self, DomainHome};
 use crate::xenstore::service::Service;
 use crate::xlcfg::Action;
@@ -163,6 +164,11 @@ pub struct Guests {
     created: u32,
     /// blkback: the guests' virtual block devices and dom0's disks.
     vbds: Vbds,
+    /// netback: the guests' virtual interfaces and the bridge.
+    vifs: Vifs,
+    /// Watch events on dom0's connection that no backend took, for
+    /// `xenstore-watch` (at most 256).
+    watch_others: Vec<(String, String)>,
     /// Bytes of dom0's heap its RAM disks hold (at most [`MAX_RAM_DISK`]:
     /// the heap also carries xenstored).
     ram_disk_bytes: usize,
@@ -192,6 +198,7 @@ impl Guests {
         let module = unsafe { core::slice::from_raw_parts(si.mod_start as *const u8, si.mod_len as usize) };
         let dom_exc = bind_virq(xen_public::VIRQ_DOM_EXC).unwrap_or(0);
         let vbds = Vbds::new(si, pages)?;
+        let vifs = Vifs::new(si, pages)?;
         Some(Guests {
             slots: core::array::from_fn(|_| None),
             build,
@@ -204,6 +211,8 @@ impl Guests {
             restarts: Vec::new(),
             created: 0,
             vbds,
+            vifs,
+            watch_others: Vec::new(),
             ram_disk_bytes: 0,
         })
     }
@@ -311,7 +320,7 @@ impl Guests {
             started_ns,
             uuid,
         });
-        let attached = self.connect_store(i, &built).and_then(|()| self.attach_disks(i, built.domid));
+        let attached = self.connect_store(i, &built).and_then(|()| self.attach_disks(i, built.domid)).and_then(|()| self.attach_vifs(i, built.domid));
         if let Err(e) = attached.and_then(|()| builder::unpause(built.domid)) {
             self.destroy(built.domid);
             return Err(e);
@@ -332,6 +341,57 @@ impl Guests {
             }
         }
         Ok(())
+    }
+
+    /// Attach the vifs of slot `i`'s config (`vif = [...]`), as libxl
+    /// does before it unpauses the domain.
+    fn attach_vifs(&mut self, i: usize, domid: u16) -> Result<(), BuildError> {
+        let vifs = self.slots[i].as_ref().and_then(|g| g.spec.config.as_ref()).map(|c| c.vifs.clone()).unwrap_or_default();
+        for v in &vifs {
+            if let Err(e) = self.network_attach(domid, v) {
+                println!("libxl: error: {e}");
+                return Err(BuildError("attach a vif", -xen_public::errno::EBUSY));
+            }
+        }
+        Ok(())
+    }
+
+    /// `xl network-attach`: attach `vif` to `domid` (a MAC made up in
+    /// Xen's OUI where it names none).
+    pub fn network_attach(&mut self, domid: u16, vif: &crate::xlcfg::VifSpec) -> Result<(), String> {
+        if self.slot_of(domid).is_none() {
+            return Err(format!("domain {domid} is not a guest of this dom0"));
+        }
+        let seed = shared::now_ns().unwrap_or(0) ^ (u64::from(domid) << 24) ^ u64::from(vif.devid);
+        let nodes = crate::vifcfg::VifNodes::from_spec(domid, vif, crate::vifcfg::made_up_mac(seed));
+        self.vifs.attach(&mut self.store.xs, nodes)
+    }
+
+    /// `xl network-detach`: whether `domid` had the device (devid or MAC).
+    pub fn network_detach(&mut self, domid: u16, dev: &str, force: bool) -> bool {
+        let Some(devid) = self.vifs.find_dev(domid, dev) else { return false };
+        self.vifs.detach(&mut self.store.xs, domid, devid, force)
+    }
+
+    /// Whether `domid` still has vif `dev`.
+    pub fn has_vif(&self, domid: u16, dev: &str) -> bool {
+        self.vifs.find_dev(domid, dev).is_some()
+    }
+
+    /// `xl network-list`'s rows for `domid`.
+    pub fn network_list(&mut self, domid: u16) -> Vec<crate::vif::VifRow> {
+        self.vifs.list(&mut self.store.xs, domid)
+    }
+
+    /// The next devid free for a vif of `domid` (libxl: one past the
+    /// highest in use).
+    pub fn next_vif_devid(&self, domid: u16) -> u32 {
+        self.vifs.devids(domid).max().map_or(0, |d| d + 1)
+    }
+
+    /// Dom0's network: the vifs, the bridge and its uplink.
+    pub fn vifs(&mut self) -> &mut Vifs {
+        &mut self.vifs
     }
 
     /// `xl block-attach`: attach `disk` (target `target`) to `domid`.
@@ -399,8 +459,19 @@ impl Guests {
 
     /// Watch events on dom0's own connection that are not blkback's.
     pub fn take_watch_events(&mut self) -> Vec<(String, String)> {
-        self.vbds.pump(&mut self.store.xs);
-        self.vbds.take_other_events()
+        self.pump_backends();
+        core::mem::take(&mut self.watch_others)
+    }
+
+    /// Serve the split-driver backends once, routing dom0's watch events
+    /// to the one they are for; whether anything was logged.
+    fn pump_backends(&mut self) -> bool {
+        let mut logged = self.vbds.pump(&mut self.store.xs);
+        let rest = self.vifs.route_events(&mut self.store.xs, self.vbds.take_other_events());
+        let room = 256usize.saturating_sub(self.watch_others.len());
+        self.watch_others.extend(rest.into_iter().take(room));
+        logged |= self.vifs.pump(&mut self.store.xs);
+        logged
     }
 
     /// Write the new domain's xenstore home as libxl does, map its store
@@ -569,7 +640,7 @@ impl Guests {
     /// [`Self::pump`], also handing each line to `f` with its domain.
     pub fn pump_lines(&mut self, f: &mut dyn FnMut(u16, &str)) -> bool {
         let mut printed = self.store.pump();
-        printed |= self.vbds.pump(&mut self.store.xs);
+        printed |= self.pump_backends();
         let attached = self.attached;
         for g in self.slots.iter_mut().flatten() {
             printed |= relay(g, f, attached == Some(g.domid));
@@ -587,6 +658,7 @@ impl Guests {
     pub fn destroy(&mut self, domid: u16) -> bool {
         let Some(i) = self.slot_of(domid) else { return false };
         self.vbds.frontend_died(&mut self.store.xs, domid);
+        self.vifs.frontend_died(&mut self.store.xs, domid);
         self.disconnect_store(i);
         if let Some(mut g) = self.slots[i].take() {
             client::remove_home(&mut self.store.xs, domid, &uuid_string(&g.uuid));
@@ -606,6 +678,7 @@ impl Guests {
     pub fn destroy_keeping_console(&mut self, domid: u16) -> Option<usize> {
         let i = self.slot_of(domid)?;
         self.vbds.frontend_died(&mut self.store.xs, domid);
+        self.vifs.frontend_died(&mut self.store.xs, domid);
         self.disconnect_store(i);
         let g = self.slots[i].take()?;
         client::remove_home(&mut self.store.xs, domid, &uuid_string(&g.uuid));
@@ -662,7 +735,7 @@ impl Guests {
     /// delayed restart, or the end of a throttled console's rate period.
     pub fn next_wake_ns(&self) -> Option<u64> {
         let throttled = self.slots.iter().flatten().filter(|g| g.throttled).map(|g| g.period_end);
-        self.restarts.iter().map(|r| r.due_ns).chain(throttled).min()
+        self.restarts.iter().map(|r| r.due_ns).chain(throttled).chain(self.vifs.next_wake_ns()).min()
     }
 
     /// Whether guest `domid` is kept shut down (preserve, suspend,
@@ -723,7 +796,7 @@ impl Guests {
     /// [`RELAY_BYTES`], xenstore requests past a pump's share): pump again
     /// without blocking.
     pub fn busy(&self) -> bool {
-        self.store.has_more() || self.vbds.busy() || self.slots.iter().flatten().any(|g| g.more)
+        self.store.has_more() || self.vbds.busy() || self.vifs.busy() || self.slots.iter().flatten().any(|g| g.more)
     }
 
     /// Wait up to `ns` for console output or a domain exception.
@@ -735,12 +808,13 @@ impl Guests {
     /// an event on one of `extra` (or until system time `deadline`; 0:
     /// none), then clear them all.
     pub fn wait_for(&self, extra: &[u32], deadline: u64) {
-        let mut ports = [0u32; 2 * MAX_GUESTS + crate::vbd::MAX_VBDS + 4];
+        let mut ports = [0u32; 2 * MAX_GUESTS + crate::vbd::MAX_VBDS + crate::vif::MAX_VIFS + 4];
         let mut n = 0;
         let consoles = self.slots.iter().flatten().map(|g| g.port);
         let all = consoles
             .chain(self.store.ports())
             .chain(self.vbds.ports())
+            .chain(self.vifs.ports())
             .chain((self.dom_exc != 0).then_some(self.dom_exc))
             .chain(extra.iter().copied());
         for p in all.take(ports.len()) {

@@ -53,8 +53,10 @@ pub mod va_space;
 #[cfg(target_os = "none")]
 pub mod vbd;
 pub mod vbdcfg;
-pub mod vifcfg;
 pub mod vdisk;
+#[cfg(target_os = "none")]
+pub mod vif;
+pub mod vifcfg;
 #[cfg(target_os = "none")]
 pub mod virtio_hal;
 pub mod vnet;

@@ -84,9 +84,16 @@ mod dom0 {
                 println!("dom0: heap: {} KiB, allocation {}", heap >> 10, if heap > 0 && crate::heap::works() { "works" } else { "fails" });
                 let va = pages.alloc_page().unwrap_or(0);
                 shared::map(va, si.shared_info);
-                let guests = if si.mod_len > 0 { dom0_tools::guests::Guests::new(si, &mut pages) } else { None };
+                let mut guests = if si.mod_len > 0 { dom0_tools::guests::Guests::new(si, &mut pages) } else { None };
                 let mut disk = crate::disktest::probe_and_say(si, &mut pages);
                 crate::disktest::bench_if_asked(cmdline::as_str(&si.cmd_line), disk.as_mut());
+                // The uplink (after the disk: they share the DMA context)
+                // joins xenbr0.
+                if let Some(g) = guests.as_mut()
+                    && let Some(nic) = dom0_tools::vnet::Vnet::open(si, &mut pages)
+                {
+                    g.vifs().set_uplink(nic);
+                }
                 crate::shell::run(si, guests, disk);
                 poweroff()
             }

@@ -545,6 +545,70 @@ impl Shell {
         }
     }
 
+    /// `network-attach DOM [OPTION]...`: each word one vif option, as
+    /// xl's `parse_nic_config`; the devid is the next free one.
+    fn network_attach(&mut self, dom: &str, spec: &str) {
+        let Ok(id) = self.find_domain(dom) else {
+            println!("{dom} is an invalid domain identifier");
+            return;
+        };
+        let Some(g) = self.guests.as_mut() else { return };
+        let joined = spec.split_ascii_whitespace().collect::<Vec<_>>().join(",");
+        let vif = match dom0_tools::xlcfg::parse_vif(&joined, g.next_vif_devid(id)) {
+            Ok(v) => v,
+            Err(e) => {
+                println!("xl: error with vif configuration: {e}");
+                return;
+            }
+        };
+        if let Err(e) = g.network_attach(id, &vif) {
+            println!("libxl: error: {e}");
+            println!("libxl_device_nic_add failed.");
+        }
+    }
+
+    /// `network-detach DOM DEVID|MAC`: as libxl's device removal, wait up
+    /// to 10 s for the frontend to let go, then remove it anyway.
+    fn network_detach(&mut self, id: u16, dev: &str) {
+        let Some(g) = self.guests.as_mut() else { return };
+        if !g.network_detach(id, dev, false) {
+            println!("Unknown device {dev}.");
+            return;
+        }
+        let deadline = shared::now_ns().unwrap_or(0) + 10_000_000_000;
+        loop {
+            let Some(g) = self.guests.as_mut() else { return };
+            g.pump();
+            if !g.has_vif(id, dev) {
+                return;
+            }
+            if shared::now_ns().unwrap_or(u64::MAX) >= deadline {
+                println!("libxl: error: the frontend of vif {dev} did not close in 10 s; removing it");
+                g.network_detach(id, dev, true);
+                return;
+            }
+            self.block_until(deadline);
+        }
+    }
+
+    /// `network-list DOM...`: xl's table.
+    fn network_list(&mut self, doms: &str) {
+        println!("{}", dom0_tools::xlfmt::network_list_header());
+        for dom in doms.split_ascii_whitespace() {
+            let Ok(id) = self.find_domain(dom) else {
+                println!("{dom} is an invalid domain identifier");
+                continue;
+            };
+            let Some(g) = self.guests.as_mut() else { return };
+            for r in g.network_list(id) {
+                println!(
+                    "{}",
+                    dom0_tools::xlfmt::network_list_row(r.devid, r.backend_id, &r.mac, r.state, r.evtchn, r.tx_ring_ref, r.rx_ring_ref, &r.be_path)
+                );
+            }
+        }
+    }
+
     /// Files: `ls`, `cat`, `echo > FILE`, `rm`.
     fn files(&mut self, cmd: Command<'_>) {
         let Some(g) = self.guests.as_mut() else {
@@ -589,6 +653,9 @@ impl Shell {
             Command::BlockAttach(d, spec) => self.block_attach(d, spec),
             Command::BlockDetach { dom, vdev, force } => self.with_domain(dom, |s, id| s.block_detach(id, vdev, force)),
             Command::BlockList(doms) => self.block_list(doms),
+            Command::NetworkAttach(d, spec) => self.network_attach(d, spec),
+            Command::NetworkDetach { dom, dev } => self.with_domain(dom, |s, id| s.network_detach(id, dev)),
+            Command::NetworkList(doms) => self.network_list(doms),
             Command::MemMax(d, mem) => self.with_domain(d, |s, id| s.memory(id, mem, true)),
             Command::Domid(name) => self.domid(name),
             Command::Domname(id) => self.domname(id),

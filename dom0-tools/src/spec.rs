@@ -206,19 +206,7 @@ pub fn load(files: &Files<'_>, file: &str, extras: &[&str], max_pages: u64) -> R
     if c.maxvcpus > c.vcpus {
         notes.push(format!("{file}: maxvcpus: {} vCPUs built, not {} (no vCPU hot-plug here) (warning)", c.vcpus, c.maxvcpus));
     }
-    notes.extend(deferred_devices(&c));
     Ok((spec, notes))
-}
-
-/// The notes a config's accepted-but-unused keys get at `xl create`: the
-/// network devices are kept for netback, not yet attached (disks are
-/// attached by blkback).
-pub fn deferred_devices(c: &DomainConfig) -> Vec<String> {
-    let mut notes = Vec::new();
-    if !c.vifs.is_empty() {
-        notes.push(format!("vif: {} device(s) recorded; no network backend in this dom0 yet", c.vifs.len()));
-    }
-    notes
 }
 
 #[cfg(test)]

@@ -50,7 +50,7 @@ pub const BUDGET: u32 = 32;
 pub const MAX_VBDS: usize = 8;
 
 /// dom0's in-process store as the handshake machines see it.
-struct XsStore<'a>(&'a mut Xenstore);
+pub(crate) struct XsStore<'a>(pub(crate) &'a mut Xenstore);
 
 fn errno_of(name: &str) -> i64 {
     -i64::from(xsd_error_num(name).unwrap_or(EIO as i32))
@@ -151,11 +151,22 @@ impl GrantCopier for Copier<'_> {
 }
 
 /// Grant copies of `segs` between `domid`'s pages and `buf` (dom0's).
-fn grant_copy(si: &StartInfo, domid: u16, segs: &[SegCopy], buf: &mut [u8], to_guest: bool) -> Result<(), i16> {
-    let base = buf.as_mut_ptr() as u64;
+pub(crate) fn grant_copy(si: &StartInfo, domid: u16, segs: &[SegCopy], buf: &mut [u8], to_guest: bool) -> Result<(), i16> {
+    copy_ops(si, domid, segs, buf.as_mut_ptr() as u64, buf.len(), to_guest)
+}
+
+/// Grant copies of `segs` from `data` (dom0's) into `domid`'s pages.
+pub(crate) fn grant_copy_out(si: &StartInfo, domid: u16, segs: &[SegCopy], data: &[u8]) -> Result<(), i16> {
+    copy_ops(si, domid, segs, data.as_ptr() as u64, data.len(), true)
+}
+
+/// The grant copies of `segs` between `domid`'s pages and dom0's `len`
+/// bytes at `base` (written only when `!to_guest`; the callers hold them
+/// borrowed mutably then).
+fn copy_ops(si: &StartInfo, domid: u16, segs: &[SegCopy], base: u64, len: usize, to_guest: bool) -> Result<(), i16> {
     let mut ops: heapless::Vec<GnttabCopy, COPY_BATCH> = heapless::Vec::new();
     for s in segs {
-        let end = s.buf_off.checked_add(usize::from(s.len)).filter(|e| *e <= buf.len()).ok_or(-1i16)?;
+        let end = s.buf_off.checked_add(usize::from(s.len)).filter(|e| *e <= len).ok_or(-1i16)?;
         let mut at = s.buf_off;
         while at < end {
             let va = base + at as u64;

@@ -112,6 +112,18 @@ pub enum Command<'a> {
     },
     /// `block-list DOM...`: the words naming the domains.
     BlockList(&'a str),
+    /// `network-attach DOM [KEY=VALUE]...`: the words after the domain,
+    /// each one vif option (xl's `parse_nic_config` per word).
+    NetworkAttach(DomSpec<'a>, &'a str),
+    /// `network-detach DOM DEVID|MAC`
+    NetworkDetach {
+        /// The domain.
+        dom: DomSpec<'a>,
+        /// Its devid or MAC.
+        dev: &'a str,
+    },
+    /// `network-list DOM...`: the words naming the domains.
+    NetworkList(&'a str),
     /// `ls`: dom0's files.
     Ls,
     /// `cat FILE`
@@ -170,6 +182,9 @@ mod usage {
     pub const BLOCK_DETACH: &str = "'xl block-detach' requires at least 2 arguments.\n\nUsage: xl [-vtTf] block-detach [-f] <Domain> <DevId>\n\nDestroy a domain's virtual block device.\n";
     pub const BLOCK_LIST: &str =
         "'xl block-list' requires at least 1 argument.\n\nUsage: xl [-vtT] block-list <Domain(s)>\n\nList virtual block devices for a domain.\n";
+    pub const NETWORK_ATTACH: &str = "'xl network-attach' requires at least 1 argument.\n\nUsage: xl [-vtTf] network-attach <Domain> [type=<type>] [mac=<mac>] [bridge=<bridge>] [ip=<ip>] [script=<script>] [backend=<BackDomain>] [vifname=<name>] [rate=<rate>] [model=<model>] [accel=<accel>] [mtu=<mtu>]\n\nCreate a new virtual network device.\n";
+    pub const NETWORK_DETACH: &str = "'xl network-detach' requires at least 2 arguments.\n\nUsage: xl [-vtTf] network-detach <Domain> <DevId|mac>\n\nDestroy a domain's virtual network device.\n";
+    pub const NETWORK_LIST: &str = "'xl network-list' requires at least 1 argument.\n\nUsage: xl [-vtT] network-list <Domain(s)>\n\nList virtual network interfaces for a domain.\n";
     pub const ECHO: &str = "usage: echo TEXT > FILE | echo TEXT >> FILE";
 }
 
@@ -281,6 +296,18 @@ fn parse_words<'a>(line: &'a str, cmd: &'a str, args: &[&'a str], too_many: bool
         "block-list" => match args {
             [] => Command::Usage(usage::BLOCK_LIST),
             _ => Command::BlockList(rest_after(line, "block-list")),
+        },
+        "network-attach" => match args {
+            [dom, ..] => Command::NetworkAttach(dom, rest_after(rest_after(line, "network-attach"), dom)),
+            _ => Command::Usage(usage::NETWORK_ATTACH),
+        },
+        "network-detach" => match args {
+            [dom, dev] => Command::NetworkDetach { dom, dev },
+            _ => Command::Usage(usage::NETWORK_DETACH),
+        },
+        "network-list" => match args {
+            [] => Command::Usage(usage::NETWORK_LIST),
+            _ => Command::NetworkList(rest_after(line, "network-list")),
         },
         "ls" => Command::Ls,
         "cat" => one_dom(args, too_many, Command::Cat, usage::CAT),
@@ -425,6 +452,9 @@ Domains (DOMAIN is a domid or a name; a leading `xl` is optional):
   block-attach DOMAIN DISKSPEC      attach a disk (xl-disk-configuration, e.g. 'vdev=xvdb, access=ro, target=/dev/vda')
   block-detach [-f] DOMAIN VDEV     detach it (-f: without waiting for the guest)
   block-list DOMAIN...              a domain's virtual block devices
+  network-attach DOMAIN [OPTION]... attach a vif (xl-network-configuration, e.g. 'mac=00:16:3e:00:00:0b ip=10.0.2.11')
+  network-detach DOMAIN DEVID|MAC   detach it
+  network-list DOMAIN...            a domain's virtual network interfaces
   console DOMAIN                    its console (Ctrl-] returns here)
   mem-set DOMAIN MEM | mem-max DOMAIN MEM
   vcpu-list [DOMAIN] | uptime [-s] [DOMAIN] | top | info | dmesg [-c] | version
@@ -470,6 +500,21 @@ mod tests {
         assert_eq!(parse("block-detach 2"), Command::Usage(usage::BLOCK_DETACH));
         assert_eq!(parse("block-list 1 web"), Command::BlockList("1 web"));
         assert_eq!(parse("block-list"), Command::Usage(usage::BLOCK_LIST));
+    }
+
+    #[test]
+    fn network_commands_parse_as_xl_network_attach_detach_list() {
+        assert_eq!(
+            parse("network-attach web mac=00:16:3e:00:00:01 ip=10.0.2.30"),
+            Command::NetworkAttach("web", "mac=00:16:3e:00:00:01 ip=10.0.2.30")
+        );
+        assert_eq!(parse("xl network-attach 2"), Command::NetworkAttach("2", ""), "xl takes a vif of defaults");
+        assert_eq!(parse("network-attach"), Command::Usage(usage::NETWORK_ATTACH));
+        assert_eq!(parse("network-detach 2 1"), Command::NetworkDetach { dom: "2", dev: "1" });
+        assert_eq!(parse("network-detach 2 00:16:3e:00:00:01"), Command::NetworkDetach { dom: "2", dev: "00:16:3e:00:00:01" });
+        assert_eq!(parse("network-detach 2"), Command::Usage(usage::NETWORK_DETACH));
+        assert_eq!(parse("network-list 1 web"), Command::NetworkList("1 web"));
+        assert_eq!(parse("network-list"), Command::Usage(usage::NETWORK_LIST));
     }
 
     #[test]

@@ -1506,7 +1506,7 @@ fn set_once<T: PartialEq + Copy>(slot: &mut Option<T>, value: T, what: &str) -> 
 /// stripped, then `KEY=VALUE` options and the `trusted`/`untrusted` flags.
 /// xl prints an error for a bad option and carries on with the rest; here it
 /// is an error.
-fn parse_vif(spec: &str, devid: u32) -> Result<VifSpec, String> {
+pub fn parse_vif(spec: &str, devid: u32) -> Result<VifSpec, String> {
     let mut vif = VifSpec {
         devid,
         mac: None,

@@ -2144,9 +2144,49 @@ pub fn block_list_row(devid: u32, backend: u16, frontend: u16, state: u32, evtch
     alloc::format!("{devid:<5} {backend:<3} {frontend:<6} {state:<5} {evtchn:<6} {ring_ref:<8} {be_path:<30}")
 }
 
+/// `xl network-list`'s header (xl_nic.c `main_networklist`).
+pub fn network_list_header() -> alloc::string::String {
+    alloc::format!(
+        "{:<3} {:<2} {:<17} {:<6} {:<5} {:<6} {:>5}/{:<5} {:<30}",
+        "Idx",
+        "BE",
+        "Mac Addr.",
+        "handle",
+        "state",
+        "evt-ch",
+        "tx-",
+        "rx-ring-ref",
+        "BE-path"
+    )
+}
+
+/// One `xl network-list` row: `%-3d %-2d MAC%6d %5d %6d %5d/%-11d %-30s`.
+#[allow(clippy::too_many_arguments)]
+pub fn network_list_row(
+    devid: u32,
+    backend: u16,
+    mac: &str,
+    state: u32,
+    evtchn: i64,
+    tx_ref: i64,
+    rx_ref: i64,
+    be_path: &str,
+) -> alloc::string::String {
+    alloc::format!("{devid:<3} {backend:<2} {mac}{devid:>6} {state:>5} {evtchn:>6} {tx_ref:>5}/{rx_ref:<11} {be_path:<30}")
+}
+
 #[cfg(test)]
 mod block_list_tests {
     use super::*;
+
+    #[test]
+    fn xl_network_list_columns_match_xl_nic_c() {
+        assert_eq!(network_list_header(), "Idx BE Mac Addr.         handle state evt-ch   tx-/rx-ring-ref BE-path                       ");
+        assert_eq!(
+            network_list_row(0, 0, "00:16:3e:00:00:0b", 4, 7, 768, 769, "/local/domain/0/backend/vif/3/0"),
+            "0   0  00:16:3e:00:00:0b     0     4      7   768/769         /local/domain/0/backend/vif/3/0"
+        );
+    }
 
     #[test]
     fn xl_block_list_columns_match_xl_block_c() {

@@ -318,10 +318,17 @@ pub fn fnv1a(hash: u32, bytes: &[u8]) -> u32 {
     bytes.iter().fold(hash, |h, &b| (h ^ u32::from(b)).wrapping_mul(FNV_PRIME))
 }
 
-/// Byte `i` of the test transfer's pattern (not periodic in any power of
-/// two below 2^24, so a lost or repeated segment changes the checksum).
+/// Byte `i` of the test transfer's pattern: byte `i % 8` of a
+/// splitmix64 of `i / 8`, so no stretch of it repeats and a lost,
+/// repeated or reordered segment changes the checksum (a pattern built
+/// from shifts and sums of `i` left FNV-1a's low 24 bits unchanged over
+/// 64 MiB).
 pub fn pattern_byte(i: u64) -> u8 {
-    (i ^ (i >> 8).wrapping_mul(31) ^ (i >> 16).wrapping_mul(131)) as u8
+    let mut z = (i / 8).wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    (z >> (8 * (i % 8))) as u8
 }
 
 /// Fill `buf` with the pattern's bytes from `offset`.

@@ -414,7 +414,9 @@ impl Services {
             (self.sink_open, self.sink_reported) = (false, false);
             return;
         }
-        if s.is_active() && !self.sink_open && !self.sink_reported {
+        // Open once established: a connection still in SYN-RECEIVED is
+        // active but may not receive yet, and must not read as closed.
+        if s.may_recv() && !self.sink_open && !self.sink_reported {
             self.sink_open = true;
             self.sink_bytes = 0;
             self.sink_hash = FNV_OFFSET;

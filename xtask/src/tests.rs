@@ -400,6 +400,15 @@ struct Dom0Test {
     disk: Option<TestDisk>,
     /// A virtio-net NIC for dom0 on QEMU's user network.
     net: bool,
+    /// With `net`: once a serial line holds this text, the host fetches
+    /// `/` from the guest at `qemu::RUN_GUEST_IP`:80 over the forwarded
+    /// port (`[host] ...` lines).
+    probe_on: Option<&'static str>,
+    /// Pairs of texts each naming a line whose `fnv1a=` checksums must be
+    /// present and equal (what one guest sent, what another received).
+    same_checksums: &'static [(&'static str, &'static str)],
+    /// Seconds the run may take (the hang guard); default 90.
+    timeout_s: u64,
 }
 
 /// A check of an image file after the run: why it is wrong.
@@ -458,6 +467,9 @@ fn dom0_tests() -> Vec<Dom0Test> {
         in_order: &[],
         disk: None,
         net: false,
+        probe_on: None,
+        same_checksums: &[],
+        timeout_s: 90,
     };
     vec![
         // dom0's uplink: QEMU's virtio-net-pci through virtio-drivers, and
@@ -1062,6 +1074,120 @@ fn dom0_tests() -> Vec<Dom0Test> {
                 ],
             )
         },
+        // Issue 17: two guests on xenbr0 ping each other 1000 times with
+        // no loss, a third pings dom0's own address; then the vifs are
+        // listed, one is detached and the domains go without a trace.
+        Dom0Test {
+            script: &[
+                "create netserve.cfg\ncreate netping.cfg\ncreate netpingd0.cfg",
+                // The 20 pings to dom0 end long before the 1000.
+                "?ping 10.0.2.11: 1000 sent",
+                "@network-list www pinger",
+                "network-detach pingd0 0",
+                "network-list pingd0",
+                "destroy pinger",
+                "destroy www",
+                "destroy pingd0",
+                "xenstore-ls /local/domain/0/backend/vif",
+                "poweroff",
+            ],
+            forbid: &["panic", "dom0: crash", "fatal tx error", "ring corrupt"],
+            timeout_s: 180,
+            ..t(
+                "net_two_guests_ping_1000_times_without_loss_and_a_guest_pings_dom0",
+                "",
+                false,
+                &[
+                    "(d1) net: up mac=00:16:3e:00:00:11 ip=10.0.2.11/24",
+                    "(d2) net: up mac=00:16:3e:00:00:12 ip=10.0.2.12/24",
+                    "(d2) net: ping 10.0.2.11: 1000 sent, 1000 received, 0 lost",
+                    "(d3) net: ping 10.0.2.10: 20 sent, 20 received, 0 lost",
+                    "Idx BE Mac Addr.         handle state evt-ch   tx-/rx-ring-ref BE-path",
+                    "0   0  00:16:3e:00:00:11     0     4 ",
+                    "/local/domain/0/backend/vif/1/0",
+                    "0   0  00:16:3e:00:00:12     0     4 ",
+                    "xl> network-list pingd0\nIdx BE",
+                    "dom0: netback: d3 vif 0: disconnected after ",
+                    // Every vif's nodes went with it.
+                    "xl> xenstore-ls /local/domain/0/backend/vif\nxl> poweroff",
+                ],
+            )
+        },
+        // Issue 17: the host machine fetches a guest's HTTP page through
+        // dom0's uplink (QEMU's user network forwards a host port to the
+        // guest's port 80 across virtio-net, xenbr0 and the guest's vif).
+        Dom0Test {
+            // The probe's lines join the output apart from the serial
+            // stream: the script waits for quiet instead.
+            script: &["create netserve.cfg", "?net: up mac", "@", "@", "@list", "poweroff"],
+            net: true,
+            probe_on: Some("net: up mac=00:16:3e:00:00:11"),
+            forbid: &["panic", "dom0: crash", "[host] GET / failed"],
+            timeout_s: 120,
+            ..t(
+                "net_the_host_fetches_a_guests_http_page_through_the_uplink",
+                "",
+                false,
+                &[
+                    "dom0: uplink: virtio-net ",
+                    "(d1) net: up mac=00:16:3e:00:00:11 ip=10.0.2.11/24",
+                    "[host] GET / -> HTTP/1.0 200 OK",
+                    "[host] body: domid=1 uptime_ms=",
+                ],
+            )
+        },
+        // Issue 17: 64 MiB over TCP from one guest to another arrive
+        // intact (the sender's and the receiver's checksums agree).
+        Dom0Test {
+            script: &["create netserve.cfg\ncreate netsend.cfg", "?net: sink: 67108864 bytes", "@list", "poweroff"],
+            forbid: &["panic", "dom0: crash", "fatal tx error", "ring corrupt"],
+            same_checksums: &[("(d2) net: sent 67108864 bytes", "(d1) net: sink: 67108864 bytes")],
+            timeout_s: 300,
+            ..t(
+                "net_tcp_64_mib_between_two_guests_arrives_intact",
+                "",
+                false,
+                &["(d2) net: sent 67108864 bytes fnv1a=", "(d1) net: sink: 67108864 bytes fnv1a="],
+            )
+        },
+        // Issue 17: a malicious netfront sends every class of bad request
+        // while two other guests ping: dom0 survives, the ping loses
+        // nothing, the evil vif's damage is dropped and counted; a guest
+        // destroyed while holding half a packet leaves nothing behind.
+        Dom0Test {
+            script: &[
+                "create netserve.cfg\ncreate netevil.cfg\ncreate netping.cfg",
+                "?ping 10.0.2.11: 1000 sent",
+                "?net: evil done",
+                "create netevilhold.cfg",
+                "?net: evil holding a half packet",
+                "destroy hold",
+                "list",
+                "xenstore-ls /local/domain/0/backend/vif",
+                "poweroff",
+            ],
+            forbid: &["panic", "dom0: crash", "xl: error"],
+            timeout_s: 180,
+            ..t(
+                "net_malicious_netfront_is_dropped_and_counted_and_the_others_lose_nothing",
+                "",
+                false,
+                &[
+                    "(d3) net: ping 10.0.2.11: 1000 sent, 1000 received, 0 lost",
+                    "(d2) net: evil bad-gref -> ",
+                    "(d2) net: evil frag-past-page -> ",
+                    "(d2) net: evil over-64k -> ",
+                    "(d2) net: evil too-many-slots -> ",
+                    "(d2) net: evil tx-flood-no-rx -> ",
+                    "(d2) net: evil req-prod-far -> ",
+                    "(d2) net: evil done",
+                    "dom0: netback: d2 vif 0: fatal tx error",
+                    "(d4) net: evil holding a half packet",
+                    "dom0: netback: d4 vif 0: disconnected after ",
+                    "xl> list\nName",
+                ],
+            )
+        },
         Dom0Test {
             // Issue 15's hostile client: d2 sends every class of malformed
             // xenstore message and goes past every quota, d3 and d4 make up
@@ -1211,7 +1337,7 @@ impl Hypervisor {
 fn run_dom0_test(t: &Dom0Test, hv: Hypervisor, k: &Kernels) -> Result<(bool, String), String> {
     let name = format!("test-{}-{}", t.name, hv.label());
     let script = t.script.iter().map(|s| s.to_string()).collect();
-    let mut opts = qemu::Options { timeout: Some(Duration::from_secs(90)), script, smp: t.smp, ..Default::default() };
+    let mut opts = qemu::Options { timeout: Some(Duration::from_secs(t.timeout_s)), script, smp: t.smp, ..Default::default() };
     let spec = match hv {
         Hypervisor::XenCore => image::standard_spec(&name, k, "loglvl=all dom0_mem=64M", t.dom0_args),
         Hypervisor::Xen417 => {
@@ -1233,7 +1359,7 @@ fn run_dom0_test(t: &Dom0Test, hv: Hypervisor, k: &Kernels) -> Result<(bool, Str
             host_port: qemu::free_host_port()?,
             guest_ip: qemu::RUN_GUEST_IP.into(),
             guest_port: 80,
-            probe_on: None,
+            probe_on: t.probe_on.map(String::from),
             probe_path: "/".into(),
         });
     }
@@ -1269,6 +1395,7 @@ fn run_dom0_test(t: &Dom0Test, hv: Hypervisor, k: &Kernels) -> Result<(bool, Str
     problems.extend(t.forbid.iter().filter(|f| r.output.contains(*f)).map(|f| format!("unexpected text: {f}")));
     problems.extend(t.equal_lines.iter().filter_map(|prefix| unequal_lines(&r.output, prefix)));
     problems.extend(out_of_order(&r.output, t.in_order));
+    problems.extend(t.same_checksums.iter().filter_map(|(a, b)| unequal_checksums(&r.output, a, b)));
     problems.extend(t.dom0_cpu_at_most_s.and_then(|max| dom0_cpu_growth(&r.output, max)));
     let label = format!("{} [{}]", t.name, hv.label());
     report(&label, started, &problems, &r.output);
@@ -1298,6 +1425,16 @@ fn out_of_order(output: &str, texts: &[&str]) -> Option<String> {
         }
     }
     None
+}
+
+/// Why the `fnv1a=` checksums on the lines holding `a` and `b` are not
+/// both there and equal.
+fn unequal_checksums(output: &str, a: &str, b: &str) -> Option<String> {
+    let sum = |text: &str| output.lines().find(|l| l.contains(text)).and_then(|l| l.split_whitespace().find_map(|w| w.strip_prefix("fnv1a=")));
+    match (sum(a), sum(b)) {
+        (Some(x), Some(y)) if x == y => None,
+        (x, y) => Some(format!("checksums differ or are missing: {a:?} -> {x:?}, {b:?} -> {y:?}")),
+    }
 }
 
 /// Why the lines starting with `prefix` are not at least two equal ones.

@@ -327,3 +327,19 @@ fn fnv1a_matches_reference_vectors_and_pattern_is_not_periodic() {
         assert_ne!(a, b, "period {shift}");
     }
 }
+
+#[test]
+fn the_transfer_checksum_changes_when_a_segment_is_lost_or_repeated() {
+    let mut data = std::vec![0u8; 256 * 1024];
+    fill_pattern(0, &mut data);
+    let whole = fnv1a(FNV_OFFSET, &data);
+    for at in [0usize, 1460, 65_536, 200_000] {
+        let mut lost = data.clone();
+        lost.drain(at..at + 1460);
+        lost.extend_from_slice(&data[..1460]);
+        assert_ne!(fnv1a(FNV_OFFSET, &lost), whole, "a segment lost at {at}");
+        let mut repeated = data[..at + 1460].to_vec();
+        repeated.extend_from_slice(&data[at..data.len() - 1460]);
+        assert_ne!(fnv1a(FNV_OFFSET, &repeated), whole, "a segment repeated at {at}");
+    }
+}
