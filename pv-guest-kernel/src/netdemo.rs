@@ -16,8 +16,10 @@
 //!   10 s), send `<mib>` MiB of `frontend_drivers::netfront`'s pattern,
 //!   close, print `net: sent <N> bytes fnv1a=<hex> in <ms> ms`, then serve;
 //! - `net=evil`: a hostile netfront (no rx pages posted): every class of
-//!   bad tx request, one `net: evil <class> -> <answer>` line each, then
-//!   `net: evil done`;
+//!   bad tx request a backend answers, one `net: evil <class> -> <answer>`
+//!   line each, then `net: evil done`; `net=evil:<class>` one of those a
+//!   backend disconnects for (`frag-past-page`, `too-many-slots`,
+//!   `req-prod-far`);
 //! - `net=evil-hold`: push the first request of a 3-slot chain, print
 //!   `net: evil holding a half packet` and idle (destroyed meanwhile).
 //!
@@ -59,10 +61,20 @@ enum Mode {
     Send([u8; 4], u64),
     Evil,
     EvilHold,
+    /// One class a backend may disconnect for, alone on a fresh vif.
+    EvilFatal(Fatal),
+}
+
+/// The classes of bad tx request a backend may disconnect a vif for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fatal {
+    FragPastPage,
+    Slots,
+    ReqProd,
 }
 
 /// `net`, `net=ping:<ip>:<count>`, `net=send:<ip>:<mib>`, `net=evil`,
-/// `net=evil-hold`.
+/// `net=evil:<fatal class>`, `net=evil-hold`.
 fn mode(line: &str) -> Option<Mode> {
     let word = line.split_ascii_whitespace().find(|w| *w == "net" || w.starts_with("net="))?;
     let Some(arg) = word.strip_prefix("net=") else { return Some(Mode::Serve) };
@@ -70,6 +82,9 @@ fn mode(line: &str) -> Option<Mode> {
     let m = match (parts.next()?, parts.next(), parts.next()) {
         ("evil", None, None) => Mode::Evil,
         ("evil-hold", None, None) => Mode::EvilHold,
+        ("evil", Some("frag-past-page"), None) => Mode::EvilFatal(Fatal::FragPastPage),
+        ("evil", Some("too-many-slots"), None) => Mode::EvilFatal(Fatal::Slots),
+        ("evil", Some("req-prod-far"), None) => Mode::EvilFatal(Fatal::ReqProd),
         ("ping", Some(ip), Some(n)) => Mode::Ping(parse_ipv4(ip)?, n.parse().ok()?),
         ("send", Some(ip), Some(n)) => Mode::Send(parse_ipv4(ip)?, n.parse().ok()?),
         _ => return None,
@@ -92,7 +107,7 @@ pub fn run(si: &StartInfo) -> ! {
     if let Err(e) = xs.watch("control/shutdown", SHUTDOWN) {
         fail("watch control/shutdown", e);
     }
-    let hostile = matches!(mode, Mode::Evil | Mode::EvilHold);
+    let hostile = matches!(mode, Mode::Evil | Mode::EvilHold | Mode::EvilFatal(_));
     let opts = Options { rx_buffers: if hostile { 0 } else { netfront::RX_PAGES }, sg: true };
     let mut dev = match netfront::connect(si, &mut xs, &table, &mut pages, 0, opts) {
         Ok(d) => d,
@@ -104,6 +119,10 @@ pub fn run(si: &StartInfo) -> ! {
     match mode {
         Mode::Evil => {
             evil(&mut dev, &mut xs);
+            idle(si, &mut xs)
+        }
+        Mode::EvilFatal(f) => {
+            evil_fatal(&mut dev, &mut xs, f);
             idle(si, &mut xs)
         }
         Mode::EvilHold => {
@@ -654,28 +673,45 @@ fn chain(dev: &mut NetDev, n: usize, first_size: u16, size: u16, offset: u16, gr
     v
 }
 
-/// Every class of bad tx request, one line each; the forged ring index
-/// last (a backend may disconnect for it).
+/// Every class of bad tx request a backend answers without disconnecting
+/// (a backend may still disconnect for any), one line each.
 fn evil(dev: &mut NetDev, xs: &mut live::Xenbus) {
     let r = chain(dev, 1, 60, 0, 0, Some(0xfff0));
     evil_case(dev, xs, "bad-gref", &r);
-    let r = chain(dev, 1, 200, 0, 4000, None);
-    evil_case(dev, xs, "frag-past-page", &r);
     // 17 slots of 4096 bytes (69632) under a first size of 65535.
     let r = chain(dev, 17, 0xffff, 4096, 0, None);
     evil_case(dev, xs, "over-64k", &r);
-    let r = chain(dev, 19, 1900, 100, 0, None);
-    evil_case(dev, xs, "too-many-slots(19)", &r);
-    let r = chain(dev, 21, 2100, 100, 0, None);
-    evil_case(dev, xs, "too-many-slots(21)", &r);
+    // A packet of 20 requests: 19 past the first, one more than
+    // XEN_NETBK_LEGACY_SLOTS_MAX (Linux's `slots` counts those).
+    let r = chain(dev, 20, 2000, 100, 0, None);
+    evil_case(dev, xs, "too-many-slots(20)", &r);
     flood(dev, xs);
-    dev.corrupt_req_prod(1000);
-    let deadline = now_ns() + 3_000_000_000;
-    let mut closed = false;
-    while !closed && now_ns() < deadline {
-        closed = dev.follow_backend(xs, 100_000_000);
+    println!("net: evil done");
+}
+
+/// One class Linux's netback disconnects a vif for (`net=evil:<class>`),
+/// each on a vif of its own so that each meets a live backend.
+fn evil_fatal(dev: &mut NetDev, xs: &mut live::Xenbus, f: Fatal) {
+    match f {
+        Fatal::FragPastPage => {
+            let r = chain(dev, 1, 200, 0, 4000, None);
+            evil_case(dev, xs, "frag-past-page", &r);
+        }
+        Fatal::Slots => {
+            // 22 requests: 21 past the first, over fatal_skb_slots (20).
+            let r = chain(dev, 22, 2200, 100, 0, None);
+            evil_case(dev, xs, "too-many-slots(22)", &r);
+        }
+        Fatal::ReqProd => {
+            dev.corrupt_req_prod(1000);
+            let deadline = now_ns() + 3_000_000_000;
+            let mut closed = false;
+            while !closed && now_ns() < deadline {
+                closed = dev.follow_backend(xs, 100_000_000);
+            }
+            println!("net: evil req-prod-far -> {}", if closed { "disconnected" } else { "no answer" });
+        }
     }
-    println!("net: evil req-prod-far -> {}", if closed { "disconnected" } else { "no answer" });
     println!("net: evil done");
 }
 
