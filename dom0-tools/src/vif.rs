@@ -178,7 +178,7 @@ impl Vifs {
         let dev = DeviceNodes::new("/local/domain/0", &be["/local/domain/0/".len()..], &fe, &token).ok_or("path too long")?;
         let backend = Backend::new(Netback, &fe).ok_or("path too long")?;
         let bridge_port = self.bridge.add_port().ok_or("the bridge has no free port")?;
-        let credit = nodes.rate.map_or_else(Credit::unlimited, |r| Credit::new(r.bytes_per_interval, u64::from(r.interval_usecs)));
+        let credit = credit_of(&nodes);
         let rxq = RxQueue::new(RX_QUEUE_FRAMES.min(RX_QUEUE_PACKETS), RX_QUEUE_MAX_BYTES.min(RX_QUEUE_BYTES));
         self.vifs.push(Vif { nodes, dev, backend, live: None, stats: VifStats::default(), rxq, credit, bridge_port, more: false, retry_at: 0 });
         let k = self.vifs.len() - 1;
@@ -259,7 +259,7 @@ impl Vifs {
     /// rate limit to refill).
     pub fn next_wake_ns(&self) -> Option<u64> {
         let poll = self.uplink.as_ref().map(|_| self.uplink_polled + UPLINK_POLL_NS);
-        let credit = self.vifs.iter().filter_map(|v| v.credit.next_refill_us()).map(|us| us * 1000).min();
+        let credit = self.vifs.iter().filter(|v| v.live.is_some()).filter_map(|v| v.credit.next_refill_us()).map(|us| us * 1000).min();
         let retry = self.vifs.iter().map(|v| v.retry_at).filter(|&t| t != 0).min();
         [poll, credit, retry].into_iter().flatten().min()
     }
@@ -372,6 +372,8 @@ impl Vifs {
         let v = &mut self.vifs[k];
         v.rxq.clear();
         v.more = false;
+        v.retry_at = 0;
+        v.credit = credit_of(&v.nodes);
         let s = &v.stats;
         println!(
             "dom0: netback: d{} vif {}: disconnected after {} tx, {} rx packets; {} dropped",
@@ -402,7 +404,10 @@ impl Vifs {
         self.vifs.retain(|v| !v.backend.removed());
         for domid in gone {
             if !self.vifs.iter().any(|v| v.nodes.domid == domid) {
-                let _ = client::rm(xs, &format!("/local/domain/0/backend/vif/{domid}"));
+                for dir in ["backend", "error/backend"] {
+                    let _ = client::rm(xs, &format!("/local/domain/0/{dir}/vif/{domid}"));
+                    rm_empty_parents(xs, &format!("/local/domain/0/{dir}/vif"));
+                }
             }
         }
     }
@@ -417,14 +422,23 @@ impl Vifs {
             return false;
         };
         let mut copier = Copier { si, domid: v.nodes.domid };
-        let from = v.bridge_port;
+        let (from, mac) = (v.bridge_port, v.nodes.mac);
+        let mut spoofed = 0u64;
         let mut deliver = |bytes: &[u8], p: TxPacket| {
+            // A guest sends as its own MAC only: another's would steal
+            // that one's traffic from the bridge (and random ones would
+            // flush its table).
+            if bytes.get(6..12) != Some(&mac[..]) {
+                spoofed += 1;
+                return;
+            }
             let flags = RxFlags { csum_blank: p.csum_blank, data_validated: p.data_validated };
             if let Some(bytes) = heap_copy(bytes) {
                 frames.push(Frame { from, bytes, flags });
             }
         };
         let s = serve_tx(&mut live.tx, &mut copier, &mut v.credit, now_ns / 1000, &mut v.stats, buf, TX_BUDGET, &mut deliver);
+        v.stats.tx_spoofed = v.stats.tx_spoofed.wrapping_add(spoofed);
         if s.notify {
             events::send(live.port);
         }
@@ -454,7 +468,7 @@ impl Vifs {
         if s.notify {
             events::send(live.port);
         }
-        v.more |= s.delivered == TX_BUDGET;
+        v.more |= s.delivered + s.dropped >= TX_BUDGET;
         if s.starved && v.retry_at == 0 {
             v.retry_at = now_ns + RETRY_NS;
         }
@@ -539,6 +553,23 @@ impl Vifs {
             }
             None => {}
         }
+    }
+}
+
+/// A vif's fresh `rate=` credit.
+fn credit_of(n: &VifNodes) -> Credit {
+    n.rate.map_or_else(Credit::unlimited, |r| Credit::new(r.bytes_per_interval, u64::from(r.interval_usecs)))
+}
+
+/// Remove `dir` and then each parent up to (not including)
+/// `/local/domain` while it has no children, as libxl's
+/// `libxl__xs_path_cleanup` does once a device is gone (dom0's home
+/// exists only while something lives in it).
+fn rm_empty_parents(xs: &mut Xenstore, dir: &str) {
+    let mut at = dir;
+    while at.len() > "/local/domain".len() && client::directory(xs, at).is_ok_and(|c| c.is_empty()) {
+        let _ = client::rm(xs, at);
+        at = at.rsplit_once('/').map_or("", |(parent, _)| parent);
     }
 }
 

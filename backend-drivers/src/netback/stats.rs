@@ -44,6 +44,9 @@ pub struct VifStats {
     /// Frames for the guest whose copy into its grants failed (answered
     /// with the grant status).
     pub rx_copy_failed: u64,
+    /// Frames sent with a source MAC not the vif's (dropped by dom0's
+    /// bridge port, as the vif-bridge script's `antispoof`).
+    pub tx_spoofed: u64,
     /// Fatal frontend errors (`xenvif_fatal_tx_err`, a corrupt ring).
     pub fatal: u64,
 }
@@ -56,8 +59,17 @@ pub(crate) fn bump(c: &mut u64, n: u64) {
 impl VifStats {
     /// Packets dropped, every reason (fatal errors are not drops).
     pub fn dropped_total(&self) -> u64 {
-        [self.tx_bad_size, self.tx_too_many_slots, self.tx_bad_gref, self.tx_bad_extra, self.rx_queue_full, self.rx_too_big, self.rx_copy_failed]
-            .iter()
-            .fold(0u64, |s, n| s.wrapping_add(*n))
+        [
+            self.tx_bad_size,
+            self.tx_too_many_slots,
+            self.tx_bad_gref,
+            self.tx_bad_extra,
+            self.rx_queue_full,
+            self.rx_too_big,
+            self.rx_copy_failed,
+            self.tx_spoofed,
+        ]
+        .iter()
+        .fold(0u64, |s, n| s.wrapping_add(*n))
     }
 }

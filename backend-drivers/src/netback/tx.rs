@@ -211,7 +211,8 @@ pub fn serve_tx<P: RingPages, C: TxCopier>(
         // request's size, before anything is consumed.
         if !credit.allow(now_us, usize::from(plan.first.size)) {
             bump(&mut stats.tx_credit_waits, 1);
-            out.more = true;
+            // Not `more`: the caller waits for `Credit::next_refill_us`
+            // (serving again before it only spins).
             break None;
         }
         handled += 1;
