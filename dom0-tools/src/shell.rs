@@ -514,16 +514,29 @@ impl Shell {
             println!("Error: Device {vdev} not connected.");
             return;
         }
+        self.wait_for_removal(
+            vdev,
+            |g| g.vbds().find_vdev(id, vdev).is_some(),
+            |g| {
+                g.block_detach(id, vdev, true);
+            },
+        );
+    }
+
+    /// After a detach: pump until the device is gone (`present` says it is
+    /// not), at most 10 s, then remove it anyway with `force` (libxl's
+    /// safe remove and its timeout).
+    fn wait_for_removal(&mut self, what: &str, present: impl Fn(&mut Guests) -> bool, force: impl FnOnce(&mut Guests)) {
         let deadline = shared::now_ns().unwrap_or(0) + 10_000_000_000;
         loop {
             let Some(g) = self.guests.as_mut() else { return };
             g.pump();
-            if g.vbds().find_vdev(id, vdev).is_none() {
+            if !present(g) {
                 return;
             }
             if shared::now_ns().unwrap_or(u64::MAX) >= deadline {
-                println!("libxl: error: the frontend of {vdev} did not close in 10 s; removing it");
-                g.block_detach(id, vdev, true);
+                println!("libxl: error: the frontend of {what} did not close in 10 s; removing it");
+                force(g);
                 return;
             }
             self.block_until(deadline);
@@ -575,20 +588,13 @@ impl Shell {
             println!("Unknown device {dev}.");
             return;
         }
-        let deadline = shared::now_ns().unwrap_or(0) + 10_000_000_000;
-        loop {
-            let Some(g) = self.guests.as_mut() else { return };
-            g.pump();
-            if !g.has_vif(id, dev) {
-                return;
-            }
-            if shared::now_ns().unwrap_or(u64::MAX) >= deadline {
-                println!("libxl: error: the frontend of vif {dev} did not close in 10 s; removing it");
+        self.wait_for_removal(
+            &format!("vif {dev}"),
+            |g| g.has_vif(id, dev),
+            |g| {
                 g.network_detach(id, dev, true);
-                return;
-            }
-            self.block_until(deadline);
-        }
+            },
+        );
     }
 
     /// `network-list DOM...`: xl's table.

@@ -155,11 +155,6 @@ impl Vifs {
         }
     }
 
-    /// Whether an uplink is bridged.
-    pub fn has_uplink(&self) -> bool {
-        self.uplink.is_some()
-    }
-
     /// Attach a vif as libxl does: write the backend and frontend nodes,
     /// plug the vif into its bridge, start the backend.
     pub fn attach(&mut self, xs: &mut Xenstore, nodes: VifNodes) -> Result<(), String> {
@@ -172,12 +167,17 @@ impl Vifs {
         if self.vifs.len() >= MAX_VIFS {
             return Err(String::from("too many network devices in dom0"));
         }
-        write_nodes(xs, &nodes)?;
         let (be, fe) = (nodes.backend_path(), nodes.frontend_path());
         let token = format!("vif:{}:{}", nodes.domid, nodes.devid);
         let dev = DeviceNodes::new("/local/domain/0", &be["/local/domain/0/".len()..], &fe, &token).ok_or("path too long")?;
         let backend = Backend::new(Netback, &fe).ok_or("path too long")?;
+        // Every check before the first node is written: a refused attach
+        // leaves nothing behind.
         let bridge_port = self.bridge.add_port().ok_or("the bridge has no free port")?;
+        if let Err(e) = write_nodes(xs, &nodes) {
+            self.bridge.remove_port(bridge_port);
+            return Err(e);
+        }
         let credit = credit_of(&nodes);
         let rxq = RxQueue::new(RX_QUEUE_FRAMES.min(RX_QUEUE_PACKETS), RX_QUEUE_MAX_BYTES.min(RX_QUEUE_BYTES));
         self.vifs.push(Vif { nodes, dev, backend, live: None, stats: VifStats::default(), rxq, credit, bridge_port, more: false, retry_at: 0 });
@@ -301,11 +301,6 @@ impl Vifs {
     /// devids `domid`'s vifs use.
     pub fn devids(&self, domid: u16) -> impl Iterator<Item = u32> + '_ {
         self.vifs.iter().filter(move |v| v.nodes.domid == domid).map(|v| v.nodes.devid)
-    }
-
-    /// A vif's counters, for its disconnect line and the tests.
-    pub fn stats(&self, domid: u16, devid: u32) -> Option<VifStats> {
-        self.find(domid, devid).map(|k| self.vifs[k].stats)
     }
 
     fn find(&self, domid: u16, devid: u32) -> Option<usize> {
@@ -445,17 +440,19 @@ impl Vifs {
         v.more = s.more;
         v.retry_at = if s.partial { now_ns + RETRY_NS } else { 0 };
         let Some(why) = s.fatal else { return false };
-        let (domid, devid) = (v.nodes.domid, v.nodes.devid);
-        println!("dom0: netback: d{domid} vif {devid}: fatal tx error ({why:?}); disconnecting");
-        // As Linux's xenvif_fatal_tx_err: the vif stops; xenbus_dev_fatal's
-        // node says why.
-        let _ = client::write(
-            xs,
-            &format!("/local/domain/0/error/backend/vif/{domid}/{devid}/error"),
-            format!("{} fatal tx error", xen_public::errno::EINVAL).as_bytes(),
-        );
-        self.disconnect(k);
+        self.fail(xs, k, "fatal tx error", format_args!("{why:?}"));
         true
+    }
+
+    /// Stop serving vif `k` for what its frontend did, as Linux's
+    /// `xenvif_fatal_tx_err`: say so, leave xenbus_dev_fatal's error node,
+    /// unmap its rings.
+    fn fail(&mut self, xs: &mut Xenstore, k: usize, what: &str, why: core::fmt::Arguments<'_>) {
+        let (domid, devid) = (self.vifs[k].nodes.domid, self.vifs[k].nodes.devid);
+        println!("dom0: netback: d{domid} vif {devid}: {what} ({why}); disconnecting");
+        let node = format!("/local/domain/0/error/backend/vif/{domid}/{devid}/error");
+        let _ = client::write(xs, &node, format!("{} {what}", xen_public::errno::EINVAL).as_bytes());
+        self.disconnect(k);
     }
 
     /// Serve vif `k`'s rx ring once from its queue.
@@ -473,14 +470,7 @@ impl Vifs {
             v.retry_at = now_ns + RETRY_NS;
         }
         let Some(why) = s.fatal else { return false };
-        let (domid, devid) = (v.nodes.domid, v.nodes.devid);
-        println!("dom0: netback: d{domid} vif {devid}: rx ring corrupt ({why:?}); disconnecting");
-        let _ = client::write(
-            xs,
-            &format!("/local/domain/0/error/backend/vif/{domid}/{devid}/error"),
-            format!("{} rx ring corrupt", xen_public::errno::EINVAL).as_bytes(),
-        );
-        self.disconnect(k);
+        self.fail(xs, k, "rx ring corrupt", format_args!("{why:?}"));
         true
     }
 
@@ -617,24 +607,30 @@ struct Copier<'a> {
     domid: u16,
 }
 
+/// Most grant-copy segments one packet takes (a packet has at most 20 tx
+/// or 17 rx slots).
+const MAX_SEGS: usize = 32;
+
+/// The segments as blkback's copier takes them; an error (the packet
+/// fails) past [`MAX_SEGS`], never a panic.
+fn seg_copies(segs: impl Iterator<Item = SegCopy>) -> Result<heapless::Vec<SegCopy, MAX_SEGS>, i16> {
+    let mut v = heapless::Vec::new();
+    for s in segs {
+        v.push(s).map_err(|_| -1i16)?;
+    }
+    Ok(v)
+}
+
 impl TxCopier for Copier<'_> {
     fn copy_in(&mut self, frags: &[TxFrag], buf: &mut [u8]) -> Result<(), i16> {
-        let segs: heapless::Vec<SegCopy, 32> =
-            frags.iter().map(|f| SegCopy { gref: f.gref, page_off: f.offset, len: f.len, buf_off: f.buf_off }).collect();
-        if segs.len() < frags.len() {
-            return Err(-1);
-        }
+        let segs = seg_copies(frags.iter().map(|f| SegCopy { gref: f.gref, page_off: f.offset, len: f.len, buf_off: f.buf_off }))?;
         crate::vbd::grant_copy(self.si, self.domid, &segs, buf, false)
     }
 }
 
 impl RxCopier for Copier<'_> {
     fn copy_out(&mut self, frags: &[RxFrag], data: &[u8]) -> Result<(), i16> {
-        let segs: heapless::Vec<SegCopy, 32> =
-            frags.iter().map(|f| SegCopy { gref: f.gref, page_off: f.offset, len: f.len, buf_off: f.data_off }).collect();
-        if segs.len() < frags.len() {
-            return Err(-1);
-        }
+        let segs = seg_copies(frags.iter().map(|f| SegCopy { gref: f.gref, page_off: f.offset, len: f.len, buf_off: f.data_off }))?;
         crate::vbd::grant_copy_out(self.si, self.domid, &segs, data)
     }
 }
