@@ -29,7 +29,7 @@
 //! mode.
 
 use crate::xs::{cmdline, poweroff};
-use frontend_drivers::netfront::{FNV_OFFSET, fill_pattern, fnv1a, parse_ipv4};
+use frontend_drivers::netfront::{FNV_OFFSET, Mac, fill_pattern, fnv1a, parse_ipv4, parse_mac};
 use pv_guest_kernel::alloc::EarlyAlloc;
 use pv_guest_kernel::grants::Table;
 use pv_guest_kernel::netfront::{self, NetDev, NetError, Options, TxTally};
@@ -118,7 +118,8 @@ pub fn run(si: &StartInfo) -> ! {
     };
     match mode {
         Mode::Evil => {
-            evil(&mut dev, &mut xs);
+            let victim = line.split_ascii_whitespace().find_map(|w| w.strip_prefix("spoof=")).and_then(|m| parse_mac(m.as_bytes()));
+            evil(&mut dev, &mut xs, victim);
             idle(si, &mut xs)
         }
         Mode::EvilFatal(f) => {
@@ -675,7 +676,11 @@ fn chain(dev: &mut NetDev, n: usize, first_size: u16, size: u16, offset: u16, gr
 
 /// Every class of bad tx request a backend answers without disconnecting
 /// (a backend may still disconnect for any), one line each.
-fn evil(dev: &mut NetDev, xs: &mut live::Xenbus) {
+fn evil(dev: &mut NetDev, xs: &mut live::Xenbus, victim: Option<Mac>) {
+    // First, while the other guests are talking.
+    if let Some(mac) = victim {
+        spoof(dev, mac);
+    }
     let r = chain(dev, 1, 60, 0, 0, Some(0xfff0));
     evil_case(dev, xs, "bad-gref", &r);
     // 17 slots of 4096 bytes (69632) under a first size of 65535.
@@ -687,6 +692,28 @@ fn evil(dev: &mut NetDev, xs: &mut live::Xenbus) {
     evil_case(dev, xs, "too-many-slots(20)", &r);
     flood(dev, xs);
     println!("net: evil done");
+}
+
+/// For 5 s, a broadcast frame every 5 ms with `victim`'s MAC as its
+/// source (`spoof=` on the command line): a bridge that learnt it on this
+/// port would send the victim's traffic here.
+fn spoof(dev: &mut NetDev, victim: Mac) {
+    let mut frame = [0u8; 60];
+    frame[..6].fill(0xff);
+    frame[6..12].copy_from_slice(&victim);
+    frame[12..14].copy_from_slice(&0x88b5u16.to_be_bytes());
+    let end = now_ns() + 5_000_000_000;
+    let mut sent = 0u32;
+    while now_ns() < end && !dev.is_broken() {
+        if dev.tx().send(&frame).is_ok() {
+            sent += 1;
+        }
+        dev.wait(&[], now_ns() + 5_000_000);
+        let _ = dev.tally_tx(0);
+    }
+    let [a, b, c, d, e, f] = victim;
+    println!("net: evil spoof-mac -> {sent} sent as {a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{f:02x}");
+    dev.forget_tx();
 }
 
 /// One class Linux's netback disconnects a vif for (`net=evil:<class>`),

@@ -31,7 +31,8 @@ pub struct Options {
     /// second, prompt or not (input for a guest's console); `^]` in a
     /// line is sent as the byte Ctrl-] (leaves `xl console`). A line
     /// `?TEXT` waits until TEXT has appeared since the last line sent (a
-    /// guest done with slow work), then sends an empty line (a prompt).
+    /// guest done with slow work), then sends an empty line (a prompt);
+    /// `?*TEXT` waits until TEXT has appeared at all.
     pub script: Vec<String>,
     /// Copy serial output to our stdout as it arrives.
     pub echo: bool,
@@ -343,7 +344,12 @@ pub fn boot(iso: &Path, o: &Options) -> Result<Outcome, String> {
         let quiet = last_data.elapsed();
         let ready = |line: &str| match line.as_bytes().first() {
             Some(b'@') => quiet > Duration::from_secs(1),
-            Some(b'?') => String::from_utf8_lossy(&out[sent_at.min(out.len())..]).contains(&line[1..]),
+            // `?TEXT`: TEXT since the last line sent; `?*TEXT`: anywhere so
+            // far (for waits on guests whose order varies).
+            Some(b'?') => match line[1..].strip_prefix('*') {
+                Some(text) => String::from_utf8_lossy(&out).contains(text),
+                None => String::from_utf8_lossy(&out[sent_at.min(out.len())..]).contains(&line[1..]),
+            },
             _ => at_prompt && quiet > Duration::from_millis(300),
         };
         if script.peek().is_some_and(|l| ready(l))
