@@ -1,6 +1,9 @@
 //! Dom0's own port on the bridge: an IPv4 endpoint (static, 10.0.2.10/24
 //! by default) on smoltcp's interface, which answers ARP and ICMP echo
-//! (a guest can ping dom0) and can ping others ([`Dom0Net::send_ping`]).
+//! (a guest can ping dom0) and can ping others ([`Dom0Net::send_ping`]),
+//! and sends one TCP stream of the test pattern at a time
+//! ([`Dom0Net::start_send`], the shell's `netsend`: dom0's own throughput,
+//! the ceiling `cargo xtask bench` sets next to the guests' figures).
 //! Frames come in through [`Dom0Net::push_rx`] and leave through
 //! [`Dom0Net::pop_tx`]: the caller (the bridge hub) moves them.
 //!
@@ -9,16 +12,18 @@
 //! transmit queue makes smoltcp hold its packet back), and frames longer
 //! than [`MAX_FRAME`] are dropped, so no traffic grows dom0's memory.
 //! smoltcp is built without `alloc`: the ICMP socket's buffers and the
-//! socket set are leaked once per [`Dom0Net`] (a few KiB; dom0 makes one).
+//! socket set are leaked once per [`Dom0Net`] (a few KiB; dom0 makes one),
+//! the TCP socket's ([`SEND_BUF`]) at the first send.
 #![forbid(unsafe_code)]
 
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::vec;
 use alloc::vec::Vec;
+use frontend_drivers::netfront::{FNV_OFFSET, fill_pattern, fnv1a};
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet, SocketStorage};
 use smoltcp::phy::{self, ChecksumCapabilities, DeviceCapabilities, Medium};
-use smoltcp::socket::icmp;
+use smoltcp::socket::{icmp, tcp};
 use smoltcp::time::Instant;
 use smoltcp::wire::{
     ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol, HardwareAddress, Icmpv4Packet, Icmpv4Repr, IpAddress, IpCidr,
@@ -37,6 +42,44 @@ pub const MAX_FRAME: usize = 1514;
 pub const PING_IDENT: u16 = 0xd0d0;
 /// ARP senders remembered ([`Dom0Net::arp_seen`]).
 const ARP_SEEN: usize = 8;
+/// The TCP send's transmit buffer (its window's worth in flight).
+pub const SEND_BUF: usize = 64 * 1024;
+/// How long a send may wait for its connection.
+const CONNECT_MS: u64 = 10_000;
+/// Most MiB one send moves.
+pub const SEND_MAX_MIB: u64 = 4096;
+
+/// A TCP send under way.
+struct SendJob {
+    bytes: u64,
+    queued: u64,
+    fnv1a: u32,
+    since_ms: u64,
+    /// When the connection was up (the figure's start).
+    started_ms: Option<u64>,
+    closing: bool,
+}
+
+/// How a send ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SendEnd {
+    /// Every byte acknowledged and the stream closed.
+    Sent {
+        /// Bytes sent.
+        bytes: u64,
+        /// Their FNV-1a 32.
+        fnv1a: u32,
+        /// Milliseconds from the connection to the acknowledged close.
+        ms: u64,
+    },
+    /// The send gave up.
+    Failed {
+        /// Why.
+        why: &'static str,
+        /// Bytes queued by then.
+        queued: u64,
+    },
+}
 
 /// The frame queues smoltcp's interface reads and writes.
 struct Queues {
@@ -55,10 +98,15 @@ impl phy::RxToken for Rx {
 
 impl phy::TxToken for Tx<'_> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        let mut frame = vec![0; len];
-        let r = f(&mut frame);
-        if len <= MAX_FRAME {
-            self.0.push_back(frame);
+        // Built on the stack, then copied to the heap if it has room (a
+        // full heap drops the frame, as a full queue would).
+        let mut scratch = [0u8; MAX_FRAME];
+        let frame = &mut scratch[..len.min(MAX_FRAME)];
+        let r = f(frame);
+        if len <= MAX_FRAME
+            && let Some(v) = heap_copy(frame)
+        {
+            self.0.push_back(v);
         }
         r
     }
@@ -98,11 +146,26 @@ pub struct Dom0Net {
     dev: Queues,
     sockets: SocketSet<'static>,
     icmp: SocketHandle,
+    /// The TCP socket of [`Dom0Net::start_send`] (made at the first).
+    tcp: Option<SocketHandle>,
+    job: Option<SendJob>,
+    ended: Option<SendEnd>,
+    /// The next local port a send uses.
+    next_port: u16,
     replies: VecDeque<([u8; 4], u16)>,
     arp: VecDeque<([u8; 4], [u8; 6])>,
     now_ms: u64,
     /// Frames dropped: too long, or the receive queue was full.
     pub dropped: u64,
+}
+
+/// `bytes` on the heap, or nothing when the heap is full (the data
+/// path's allocations never panic dom0).
+pub(crate) fn heap_copy(bytes: &[u8]) -> Option<Vec<u8>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(bytes.len()).ok()?;
+    v.extend_from_slice(bytes);
+    Some(v)
 }
 
 fn leak<T: Clone>(v: T, n: usize) -> &'static mut [T] {
@@ -112,19 +175,35 @@ fn leak<T: Clone>(v: T, n: usize) -> &'static mut [T] {
 impl Dom0Net {
     /// An endpoint with `mac` and `ip`/`prefix`.
     pub fn new(mac: [u8; 6], ip: [u8; 4], prefix: u8) -> Dom0Net {
-        let mut dev = Queues { rx: VecDeque::new(), tx: VecDeque::new() };
+        // Both queues' room up front: pushing within QUEUE_FRAMES never
+        // allocates later.
+        let mut dev = Queues { rx: VecDeque::with_capacity(QUEUE_FRAMES), tx: VecDeque::with_capacity(QUEUE_FRAMES) };
         let config = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
         let mut iface = Interface::new(config, &mut dev, Instant::from_millis(0));
         iface.update_ip_addrs(|a| {
             let _ = a.push(IpCidr::new(IpAddress::Ipv4(Ipv4Address::from(ip)), prefix.min(32)));
         });
-        let mut sockets = SocketSet::new(&mut Box::leak(Box::new([SocketStorage::EMPTY; 1]))[..]);
+        let mut sockets = SocketSet::new(&mut Box::leak(Box::new([SocketStorage::EMPTY; 2]))[..]);
         let rx = icmp::PacketBuffer::new(leak(icmp::PacketMetadata::EMPTY, 4), leak(0u8, 1024));
         let tx = icmp::PacketBuffer::new(leak(icmp::PacketMetadata::EMPTY, 4), leak(0u8, 1024));
         let mut socket = icmp::Socket::new(rx, tx);
         let _ = socket.bind(icmp::Endpoint::Ident(PING_IDENT));
         let icmp = sockets.add(socket);
-        Dom0Net { mac, iface, dev, sockets, icmp, replies: VecDeque::new(), arp: VecDeque::new(), now_ms: 0, dropped: 0 }
+        Dom0Net {
+            mac,
+            iface,
+            dev,
+            sockets,
+            icmp,
+            tcp: None,
+            job: None,
+            ended: None,
+            next_port: 49152,
+            replies: VecDeque::new(),
+            arp: VecDeque::new(),
+            now_ms: 0,
+            dropped: 0,
+        }
     }
 
     /// The endpoint's MAC.
@@ -148,14 +227,22 @@ impl Dom0Net {
             self.arp.retain(|e| e.0 != ip);
             self.arp.push_back((ip, mac));
         }
-        self.dev.rx.push_back(frame.to_vec());
+        match heap_copy(frame) {
+            Some(v) => self.dev.rx.push_back(v),
+            None => self.dropped += 1,
+        }
     }
 
     /// Let smoltcp process what came in and emit what it has to send
-    /// (ARP replies, echo replies, queued pings), at `now_ms`.
+    /// (ARP replies, echo replies, queued pings, the TCP send's next
+    /// segments), at `now_ms`.
     pub fn poll(&mut self, now_ms: u64) {
         self.now_ms = now_ms;
-        let _ = self.iface.poll(Instant::from_millis(now_ms as i64), &mut self.dev, &mut self.sockets);
+        let at = Instant::from_millis(now_ms as i64);
+        let _ = self.iface.poll(at, &mut self.dev, &mut self.sockets);
+        if self.drive_send(now_ms) {
+            let _ = self.iface.poll(at, &mut self.dev, &mut self.sockets);
+        }
         let socket = self.sockets.get_mut::<icmp::Socket>(self.icmp);
         while let Ok((data, from)) = socket.recv() {
             let IpAddress::Ipv4(from) = from;
@@ -184,6 +271,98 @@ impl Dom0Net {
         repr.emit(&mut pkt, &ChecksumCapabilities::default());
         let socket = self.sockets.get_mut::<icmp::Socket>(self.icmp);
         socket.send_slice(&bytes[..len], IpAddress::Ipv4(Ipv4Address::from(to))).is_ok()
+    }
+
+    /// Start sending `mib` MiB of the test pattern (`frontend_drivers::
+    /// netfront::fill_pattern`) to `to`:`port` over TCP, then close; the
+    /// outcome comes from [`take_send_end`](Self::take_send_end). One send
+    /// at a time.
+    pub fn start_send(&mut self, to: [u8; 4], port: u16, mib: u64) -> Result<(), &'static str> {
+        if self.job.is_some() {
+            return Err("a send is under way");
+        }
+        if port == 0 || mib == 0 || mib > SEND_MAX_MIB {
+            return Err("bad port or size");
+        }
+        let h = match self.tcp {
+            Some(h) => h,
+            None => {
+                let socket = tcp::Socket::new(tcp::SocketBuffer::new(leak(0u8, 2048)), tcp::SocketBuffer::new(leak(0u8, SEND_BUF)));
+                *self.tcp.insert(self.sockets.add(socket))
+            }
+        };
+        let local = self.next_port;
+        self.next_port = if local >= 65000 { 49152 } else { local + 1 };
+        let s = self.sockets.get_mut::<tcp::Socket>(h);
+        s.abort();
+        let remote = (IpAddress::Ipv4(Ipv4Address::from(to)), port);
+        s.connect(self.iface.context(), remote, local).map_err(|_| "cannot connect")?;
+        self.ended = None;
+        self.job = Some(SendJob { bytes: mib << 20, queued: 0, fnv1a: FNV_OFFSET, since_ms: self.now_ms, started_ms: None, closing: false });
+        Ok(())
+    }
+
+    /// Whether a send is under way (the caller keeps polling).
+    pub fn sending(&self) -> bool {
+        self.job.is_some()
+    }
+
+    /// How the last send ended, once.
+    pub fn take_send_end(&mut self) -> Option<SendEnd> {
+        self.ended.take()
+    }
+
+    /// Move the send on: fill the socket, close after the last byte, see
+    /// it end. Whether it queued bytes (worth another poll now).
+    fn drive_send(&mut self, now_ms: u64) -> bool {
+        let (Some(job), Some(h)) = (self.job.as_mut(), self.tcp) else { return false };
+        let s = self.sockets.get_mut::<tcp::Socket>(h);
+        let end = match s.state() {
+            tcp::State::SynSent if now_ms.saturating_sub(job.since_ms) > CONNECT_MS => {
+                s.abort();
+                Some(SendEnd::Failed { why: "no connection in 10 s", queued: 0 })
+            }
+            tcp::State::SynSent | tcp::State::SynReceived => return false,
+            _ => None,
+        };
+        let mut queued = false;
+        if end.is_none() {
+            job.started_ms.get_or_insert(now_ms);
+            while job.queued < job.bytes && s.can_send() {
+                let (at, total, mut hash) = (job.queued, job.bytes, job.fnv1a);
+                let n = s
+                    .send(|b| {
+                        let n = (b.len() as u64).min(total - at) as usize;
+                        fill_pattern(at, &mut b[..n]);
+                        hash = fnv1a(hash, &b[..n]);
+                        (n, n)
+                    })
+                    .unwrap_or(0);
+                if n == 0 {
+                    break;
+                }
+                (job.fnv1a, job.queued, queued) = (hash, job.queued + n as u64, true);
+            }
+            if job.queued == job.bytes && !job.closing {
+                s.close();
+                job.closing = true;
+            }
+        }
+        let end = end.or_else(|| Self::send_outcome(job, s, now_ms));
+        if end.is_some() {
+            (self.ended, self.job) = (end, None);
+        }
+        queued
+    }
+
+    /// The outcome of a send whose connection was up, once it has one.
+    fn send_outcome(job: &SendJob, s: &tcp::Socket<'_>, now_ms: u64) -> Option<SendEnd> {
+        let closed = matches!(s.state(), tcp::State::FinWait2 | tcp::State::TimeWait | tcp::State::Closed | tcp::State::Closing);
+        if job.closing && s.send_queue() == 0 && closed {
+            let ms = now_ms.saturating_sub(job.started_ms.unwrap_or(now_ms));
+            return Some(SendEnd::Sent { bytes: job.queued, fnv1a: job.fnv1a, ms });
+        }
+        (!s.is_open()).then_some(SendEnd::Failed { why: "connection lost", queued: job.queued })
     }
 
     /// The next echo reply to dom0's pings: (from, sequence number).
@@ -356,6 +535,112 @@ mod tests {
         n.poll(1);
         assert!(n.dev.tx.len() <= QUEUE_FRAMES);
         assert!(n.arp.len() <= ARP_SEEN);
+    }
+
+    /// A smoltcp host at GUEST_IP with a TCP listener on `port` (none
+    /// when 0) that hashes what it receives.
+    struct Peer {
+        iface: Interface,
+        dev: Queues,
+        sockets: SocketSet<'static>,
+        tcp: SocketHandle,
+        got: u64,
+        fnv1a: u32,
+    }
+
+    impl Peer {
+        fn new(port: u16) -> Peer {
+            let mut dev = Queues { rx: VecDeque::new(), tx: VecDeque::new() };
+            let mut iface = Interface::new(Config::new(HardwareAddress::Ethernet(EthernetAddress(GUEST_MAC))), &mut dev, Instant::from_millis(0));
+            iface.update_ip_addrs(|a| {
+                let _ = a.push(IpCidr::new(IpAddress::Ipv4(Ipv4Address::from(GUEST_IP)), 24));
+            });
+            let mut sockets = SocketSet::new(&mut Box::leak(Box::new([SocketStorage::EMPTY; 1]))[..]);
+            let mut s = tcp::Socket::new(tcp::SocketBuffer::new(leak(0u8, 16384)), tcp::SocketBuffer::new(leak(0u8, 1024)));
+            if port != 0 {
+                s.listen(port).unwrap();
+            }
+            let tcp = sockets.add(s);
+            Peer { iface, dev, sockets, tcp, got: 0, fnv1a: FNV_OFFSET }
+        }
+    }
+
+    /// Run dom0 against `peer` (frames both ways, 1 ms a step) until the
+    /// send ends or `max_ms` passes; the peer hashes what it reads.
+    fn run_send(n: &mut Dom0Net, peer: &mut Peer, max_ms: u64) -> Option<SendEnd> {
+        for now in 1..max_ms {
+            n.poll(now);
+            while let Some(f) = n.pop_tx() {
+                peer.dev.rx.push_back(f);
+            }
+            let _ = peer.iface.poll(Instant::from_millis(now as i64), &mut peer.dev, &mut peer.sockets);
+            let s = peer.sockets.get_mut::<tcp::Socket>(peer.tcp);
+            while s.can_recv() {
+                let (got, mut h) = (peer.got, peer.fnv1a);
+                let k = s.recv(|b| {
+                    h = fnv1a(h, b);
+                    (b.len(), b.len())
+                });
+                let Ok(k) = k else { break };
+                (peer.got, peer.fnv1a) = (got + k as u64, h);
+            }
+            if s.state() == tcp::State::CloseWait {
+                s.close();
+            }
+            let _ = peer.iface.poll(Instant::from_millis(now as i64), &mut peer.dev, &mut peer.sockets);
+            while let Some(f) = peer.dev.tx.pop_front() {
+                n.push_rx(&f);
+            }
+            if let Some(end) = n.take_send_end() {
+                return Some(end);
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn tcp_send_delivers_the_pattern_and_reports_the_same_fnv1a_the_peer_computed() {
+        let mut n = dom0();
+        let mut peer = Peer::new(5001);
+        n.start_send(GUEST_IP, 5001, 2).unwrap();
+        assert_eq!(n.start_send(GUEST_IP, 5001, 1), Err("a send is under way"));
+        assert!(n.sending());
+        let end = run_send(&mut n, &mut peer, 60_000).expect("the send ends");
+        let SendEnd::Sent { bytes, fnv1a: sent_hash, .. } = end else { panic!("{end:?}") };
+        assert_eq!(bytes, 2 << 20);
+        assert_eq!(peer.got, 2 << 20, "the peer read every byte");
+        let mut want = vec![0u8; 2 << 20];
+        fill_pattern(0, &mut want);
+        assert_eq!(sent_hash, fnv1a(FNV_OFFSET, &want));
+        assert_eq!(peer.fnv1a, sent_hash, "the bytes arrived intact and in order");
+        assert!(!n.sending());
+        // A second send reuses the socket.
+        let mut peer = Peer::new(5001);
+        n.start_send(GUEST_IP, 5001, 1).unwrap();
+        assert!(matches!(run_send(&mut n, &mut peer, 60_000), Some(SendEnd::Sent { bytes: 0x10_0000, .. })));
+    }
+
+    #[test]
+    fn tcp_send_to_a_closed_port_fails_when_the_peer_resets() {
+        let mut n = dom0();
+        let mut peer = Peer::new(0);
+        n.start_send(GUEST_IP, 5001, 1).unwrap();
+        assert_eq!(run_send(&mut n, &mut peer, 5_000), Some(SendEnd::Failed { why: "connection lost", queued: 0 }));
+    }
+
+    #[test]
+    fn tcp_send_with_no_peer_gives_up_after_its_connect_timeout() {
+        let mut n = dom0();
+        n.start_send(GUEST_IP, 5001, 1).unwrap();
+        let mut end = None;
+        for now in (1..=CONNECT_MS + 2000).step_by(100) {
+            n.poll(now);
+            drain(&mut n);
+            end = end.or(n.take_send_end());
+        }
+        assert_eq!(end, Some(SendEnd::Failed { why: "no connection in 10 s", queued: 0 }));
+        assert_eq!(n.start_send(GUEST_IP, 0, 1), Err("bad port or size"));
+        assert_eq!(n.start_send(GUEST_IP, 5001, SEND_MAX_MIB + 1), Err("bad port or size"));
     }
 
     #[test]

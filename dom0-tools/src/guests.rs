@@ -471,7 +471,26 @@ impl Guests {
         let room = 256usize.saturating_sub(self.watch_others.len());
         self.watch_others.extend(rest.into_iter().take(room));
         logged |= self.vifs.pump(&mut self.store.xs);
-        logged
+        logged | self.report_netsend()
+    }
+
+    /// Start dom0's own TCP send (`netsend`).
+    pub fn netsend(&mut self, to: [u8; 4], port: u16, mib: u64) -> Result<(), &'static str> {
+        self.vifs.dom0_net().ok_or("dom0 has no address on the bridge")?.start_send(to, port, mib)
+    }
+
+    /// Print how dom0's send ended, once: whether it printed.
+    fn report_netsend(&mut self) -> bool {
+        let Some(end) = self.vifs.dom0_net().and_then(|n| n.take_send_end()) else { return false };
+        match end {
+            crate::dom0net::SendEnd::Sent { bytes, fnv1a, ms } => {
+                println!("dom0: netsend: sent {bytes} bytes fnv1a={fnv1a:08x} in {ms} ms");
+                let centi = u128::from(bytes) * 100 * 1000 / (u128::from(ms.max(1)) << 20);
+                println!("dom0: bench: net_dom0_host_tcp_mib_s {}.{:02}", centi / 100, centi % 100);
+            }
+            crate::dom0net::SendEnd::Failed { why, queued } => println!("dom0: netsend failed: {why} after {queued} bytes"),
+        }
+        true
     }
 
     /// Write the new domain's xenstore home as libxl does, map its store

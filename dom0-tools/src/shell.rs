@@ -306,7 +306,14 @@ impl Shell {
             println!("xl: no guest image (boot module) to build from");
             return;
         };
-        let mut words = rest.split_ascii_whitespace().filter(|w| *w != "-c");
+        let words = match xl::sh_words(rest) {
+            Ok(w) => w,
+            Err(e) => {
+                println!("xl: {e}");
+                return;
+            }
+        };
+        let mut words = words.iter().map(String::as_str).filter(|w| *w != "-c");
         let first = words.next().unwrap_or("");
         // A word that names a file, or looks like one, is a config: a
         // mistyped name is an error, not a demo guest.
@@ -580,6 +587,17 @@ impl Shell {
         }
     }
 
+    /// `netsend IP[:PORT] MIB`: start dom0's own TCP send of the test
+    /// pattern; its outcome prints when it ends (the backends' pump).
+    fn netsend(&mut self, ip: [u8; 4], port: u16, mib: u64) {
+        let Some(g) = self.guests.as_mut() else { return };
+        let [a, b, c, d] = ip;
+        match g.netsend(ip, port, mib) {
+            Ok(()) => println!("netsend: {a}.{b}.{c}.{d}:{port}: {mib} MiB under way"),
+            Err(e) => println!("netsend: {e}"),
+        }
+    }
+
     /// `network-detach DOM DEVID|MAC`: as libxl's device removal, wait up
     /// to 10 s for the frontend to let go, then remove it anyway.
     fn network_detach(&mut self, id: u16, dev: &str) {
@@ -662,6 +680,7 @@ impl Shell {
             Command::NetworkAttach(d, spec) => self.network_attach(d, spec),
             Command::NetworkDetach { dom, dev } => self.with_domain(dom, |s, id| s.network_detach(id, dev)),
             Command::NetworkList(doms) => self.network_list(doms),
+            Command::NetSend { ip, port, mib } => self.netsend(ip, port, mib),
             Command::MemMax(d, mem) => self.with_domain(d, |s, id| s.memory(id, mem, true)),
             Command::Domid(name) => self.domid(name),
             Command::Domname(id) => self.domname(id),

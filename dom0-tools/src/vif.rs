@@ -250,9 +250,14 @@ impl Vifs {
         logged
     }
 
-    /// Whether a ring or queue has work left.
+    /// Whether a ring or queue has work left, or dom0's own send does.
     pub fn busy(&self) -> bool {
-        self.vifs.iter().any(|v| v.more)
+        self.vifs.iter().any(|v| v.more) || self.dom0.as_ref().is_some_and(|(n, _)| n.sending())
+    }
+
+    /// Dom0's own endpoint on the bridge.
+    pub fn dom0_net(&mut self) -> Option<&mut crate::dom0net::Dom0Net> {
+        self.dom0.as_mut().map(|(n, _)| n)
     }
 
     /// When dom0 must look again without an event (an uplink to poll, a

@@ -7,6 +7,9 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(not(target_os = "none"), allow(dead_code))]
 
+use alloc::string::String;
+use alloc::vec::Vec;
+
 /// A domain as a command names it: a domid or a name (xl's
 /// `find_domain`); the shell resolves it.
 pub type DomSpec<'a> = &'a str;
@@ -124,6 +127,15 @@ pub enum Command<'a> {
     },
     /// `network-list DOM...`: the words naming the domains.
     NetworkList(&'a str),
+    /// `netsend IP[:PORT] MIB`: dom0's own TCP send.
+    NetSend {
+        /// The peer's IPv4 address.
+        ip: [u8; 4],
+        /// Its TCP port (5001 unless told).
+        port: u16,
+        /// MiB to send.
+        mib: u64,
+    },
     /// `ls`: dom0's files.
     Ls,
     /// `cat FILE`
@@ -186,6 +198,7 @@ mod usage {
     pub const NETWORK_DETACH: &str = "'xl network-detach' requires at least 2 arguments.\n\nUsage: xl [-vtTf] network-detach <Domain> <DevId|mac>\n\nDestroy a domain's virtual network device.\n";
     pub const NETWORK_LIST: &str = "'xl network-list' requires at least 1 argument.\n\nUsage: xl [-vtT] network-list <Domain(s)>\n\nList virtual network interfaces for a domain.\n";
     pub const ECHO: &str = "usage: echo TEXT > FILE | echo TEXT >> FILE";
+    pub const NETSEND: &str = "usage: netsend IP[:PORT] MIB";
 }
 
 /// Events `xenstore-watch` prints at most.
@@ -309,6 +322,7 @@ fn parse_words<'a>(line: &'a str, cmd: &'a str, args: &[&'a str], too_many: bool
             [] => Command::Usage(usage::NETWORK_LIST),
             _ => Command::NetworkList(rest_after(line, "network-list")),
         },
+        "netsend" => parse_netsend(args).unwrap_or(Command::Usage(usage::NETSEND)),
         "ls" => Command::Ls,
         "cat" => one_dom(args, too_many, Command::Cat, usage::CAT),
         "rm" => one_dom(args, too_many, Command::Rm, usage::RM),
@@ -348,6 +362,62 @@ fn parse_watch<'a>(args: &[&'a str]) -> Command<'a> {
 }
 
 /// `create [-c] REST`; `-c` may also come after the file, as xl allows.
+/// The words of `line` as a POSIX shell splits them (xl's arguments come
+/// through one): whitespace separates words outside quotes; `'...'` is
+/// literal; in `"..."` a backslash escapes `"` and `\\` only; outside
+/// quotes a backslash escapes the next character. The quotes themselves
+/// go, so `create web.cfg 'extra="net bench=x"'` passes
+/// `extra="net bench=x"` to the config, as from bash. An unterminated
+/// quote is an error.
+pub fn sh_words(line: &str) -> Result<Vec<String>, &'static str> {
+    let (mut words, mut word, mut in_word) = (Vec::new(), String::new(), false);
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            c if c.is_ascii_whitespace() => {
+                if core::mem::take(&mut in_word) {
+                    words.push(core::mem::take(&mut word));
+                }
+                continue;
+            }
+            '\'' => loop {
+                match chars.next().ok_or("unterminated quote")? {
+                    '\'' => break,
+                    c => word.push(c),
+                }
+            },
+            '"' => loop {
+                match chars.next().ok_or("unterminated quote")? {
+                    '"' => break,
+                    '\\' => match chars.next().ok_or("unterminated quote")? {
+                        c @ ('"' | '\\') => word.push(c),
+                        c => {
+                            word.push('\\');
+                            word.push(c);
+                        }
+                    },
+                    c => word.push(c),
+                }
+            },
+            '\\' => word.push(chars.next().unwrap_or('\\')),
+            c => word.push(c),
+        }
+        in_word = true;
+    }
+    if in_word {
+        words.push(word);
+    }
+    Ok(words)
+}
+
+/// `netsend IP[:PORT] MIB`'s words.
+fn parse_netsend<'a>(args: &[&'a str]) -> Option<Command<'a>> {
+    let [to, mib] = args else { return None };
+    let (ip, port) = to.split_once(':').unwrap_or((to, "5001"));
+    let port = port.parse().ok().filter(|p| *p != 0)?;
+    Some(Command::NetSend { ip: frontend_drivers::netfront::parse_ipv4(ip)?, port, mib: mib.parse().ok()? })
+}
+
 fn parse_create(line: &str) -> Command<'_> {
     let rest = rest_after(line, "create");
     let console = rest.split_ascii_whitespace().any(|w| w == "-c");
@@ -455,6 +525,7 @@ Domains (DOMAIN is a domid or a name; a leading `xl` is optional):
   network-attach DOMAIN [OPTION]... attach a vif (xl-network-configuration, e.g. 'mac=00:16:3e:00:00:0b ip=10.0.2.11')
   network-detach DOMAIN DEVID|MAC   detach it
   network-list DOMAIN...            a domain's virtual network interfaces
+  netsend IP[:PORT] MIB             dom0 sends MIB MiB of the test pattern over TCP (port 5001 unless told)
   console DOMAIN                    its console (Ctrl-] returns here)
   mem-set DOMAIN MEM | mem-max DOMAIN MEM
   vcpu-list [DOMAIN] | uptime [-s] [DOMAIN] | top | info | dmesg [-c] | version
@@ -515,6 +586,19 @@ mod tests {
         assert_eq!(parse("network-detach 2"), Command::Usage(usage::NETWORK_DETACH));
         assert_eq!(parse("network-list 1 web"), Command::NetworkList("1 web"));
         assert_eq!(parse("network-list"), Command::Usage(usage::NETWORK_LIST));
+        let w = |l: &str| sh_words(l).map(|v| v.join("|"));
+        assert_eq!(w("web.cfg 'extra=\"net bench=x\"' memory=8").as_deref(), Ok("web.cfg|extra=\"net bench=x\"|memory=8"));
+        assert_eq!(w("  a\\ b \"c \\\" d\"  ''  ").as_deref(), Ok("a b|c \" d|"));
+        assert_eq!(w("name=\"web2\"").as_deref(), Ok("name=web2"), "bash strips the quotes of name=\"web2\"");
+        assert_eq!(w("a 'b"), Err("unterminated quote"));
+        assert_eq!(w("a \"b\\"), Err("unterminated quote"));
+        assert_eq!(parse("netsend 10.0.2.2:7001 32"), Command::NetSend { ip: [10, 0, 2, 2], port: 7001, mib: 32 });
+        assert_eq!(parse("netsend 10.0.2.11 1"), Command::NetSend { ip: [10, 0, 2, 11], port: 5001, mib: 1 });
+        for bad in
+            ["netsend 10.0.2.2", "netsend 10.0.2:1 1", "netsend 10.0.2.2:0 1", "netsend 10.0.2.2:70000 1", "netsend 10.0.2.2 x", "netsend a b c"]
+        {
+            assert_eq!(parse(bad), Command::Usage(usage::NETSEND), "{bad}");
+        }
     }
 
     #[test]

@@ -12,9 +12,15 @@
 //! - `net=ping:<ip>:<count>`: after up, ping `<ip>` `<count>` times, one
 //!   at a time (a reply or 1 s each), print `net: ping <ip>: <count> sent,
 //!   <R> received, <L> lost`, then serve;
-//! - `net=send:<ip>:<mib>`: after up, connect to `<ip>:5001` (retrying for
-//!   10 s), send `<mib>` MiB of `frontend_drivers::netfront`'s pattern,
-//!   close, print `net: sent <N> bytes fnv1a=<hex> in <ms> ms`, then serve;
+//! - `net=send:<ip>:<mib>[:<port>]`: after up, connect to `<ip>:<port>`
+//!   (5001 unless told; retrying for 10 s), send `<mib>` MiB of
+//!   `frontend_drivers::netfront`'s pattern, close, print `net: sent <N>
+//!   bytes fnv1a=<hex> in <ms> ms`, then serve;
+//! - `bench=<label>` next to `net=ping` or `net=send` adds the figures
+//!   `cargo xtask bench` reads: `net: bench: net_<label>_ping_rtt_median_us
+//!   <m>` and `..._p99_us <p>` (each round trip, on the PV clock), or
+//!   `net: bench: net_<label>_tcp_mib_s <x>` (first byte queued to the
+//!   peer's acknowledged close);
 //! - `net=evil`: a hostile netfront (no rx pages posted): every class of
 //!   bad tx request a backend answers, one `net: evil <class> -> <answer>`
 //!   line each, then `net: evil done`; `net=evil:<class>` one of those a
@@ -29,6 +35,7 @@
 //! mode.
 
 use crate::xs::{cmdline, poweroff};
+use crate::xs_bench::Samples;
 use frontend_drivers::netfront::{FNV_OFFSET, Mac, fill_pattern, fnv1a, parse_ipv4, parse_mac};
 use pv_guest_kernel::alloc::EarlyAlloc;
 use pv_guest_kernel::grants::Table;
@@ -58,7 +65,8 @@ const HTTP_SOCKETS: usize = 2;
 enum Mode {
     Serve,
     Ping([u8; 4], u32),
-    Send([u8; 4], u64),
+    /// To this address and TCP port, this many MiB.
+    Send([u8; 4], u16, u64),
     Evil,
     EvilHold,
     /// One class a backend may disconnect for, alone on a fresh vif.
@@ -73,8 +81,11 @@ enum Fatal {
     ReqProd,
 }
 
-/// `net`, `net=ping:<ip>:<count>`, `net=send:<ip>:<mib>`, `net=evil`,
-/// `net=evil:<fatal class>`, `net=evil-hold`.
+/// The TCP port `net=send` connects to unless told.
+const SINK_PORT: u16 = 5001;
+
+/// `net`, `net=ping:<ip>:<count>`, `net=send:<ip>:<mib>[:<port>]`,
+/// `net=evil`, `net=evil:<fatal class>`, `net=evil-hold`.
 fn mode(line: &str) -> Option<Mode> {
     let word = line.split_ascii_whitespace().find(|w| *w == "net" || w.starts_with("net="))?;
     let Some(arg) = word.strip_prefix("net=") else { return Some(Mode::Serve) };
@@ -86,10 +97,26 @@ fn mode(line: &str) -> Option<Mode> {
         ("evil", Some("too-many-slots"), None) => Mode::EvilFatal(Fatal::Slots),
         ("evil", Some("req-prod-far"), None) => Mode::EvilFatal(Fatal::ReqProd),
         ("ping", Some(ip), Some(n)) => Mode::Ping(parse_ipv4(ip)?, n.parse().ok()?),
-        ("send", Some(ip), Some(n)) => Mode::Send(parse_ipv4(ip)?, n.parse().ok()?),
+        ("send", Some(ip), Some(n)) => {
+            let port = match parts.next() {
+                Some(p) => p.parse().ok().filter(|p| *p != 0)?,
+                None => SINK_PORT,
+            };
+            Mode::Send(parse_ipv4(ip)?, port, n.parse().ok()?)
+        }
         _ => return None,
     };
     parts.next().is_none().then_some(m)
+}
+
+/// A benchmark label: `bench=<label>`, 1 to 16 of `[a-z0-9_]`.
+type Label = heapless::String<16>;
+
+/// The `bench=` word's label, if there is a valid one.
+fn bench_label(line: &str) -> Option<Label> {
+    let l = line.split_ascii_whitespace().find_map(|w| w.strip_prefix("bench="))?;
+    let ok = !l.is_empty() && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if ok { l.try_into().ok() } else { None }
 }
 
 /// Run the mode named by `net`/`net=`; never returns.
@@ -204,6 +231,8 @@ struct Services {
     client: SocketHandle,
     ping: Option<Ping>,
     send: Option<Sender>,
+    /// `bench=`'s label: print the figures `cargo xtask bench` reads.
+    label: Option<Label>,
     up: bool,
     domid: u32,
     t0: Instant,
@@ -217,11 +246,18 @@ struct Ping {
     received: u32,
     /// When the outstanding request was sent (None: send the next).
     since: Option<Instant>,
+    /// Each answered request's round trip, in µs.
+    rtt_us: Samples<PING_SAMPLES>,
 }
+
+/// Round trips kept for `bench=`'s percentiles.
+const PING_SAMPLES: usize = 1024;
 
 /// `net=send`'s progress.
 struct Sender {
     to: [u8; 4],
+    /// The peer's TCP port.
+    to_port: u16,
     bytes: u64,
     queued: u64,
     hash: u32,
@@ -274,6 +310,7 @@ fn serve(si: &StartInfo, xs: &mut live::Xenbus, dev: &mut NetDev, pages: &mut Ea
         client,
         ping: None,
         send: None,
+        label: bench_label(cmdline(si)),
         up: false,
         domid,
         t0,
@@ -334,11 +371,12 @@ impl Services {
         match mode {
             Mode::Ping(to, count) => {
                 let _ = sockets.get_mut::<icmp::Socket>(self.icmp).bind(icmp::Endpoint::Ident(PING_IDENT));
-                self.ping = Some(Ping { to, count, sent: 0, received: 0, since: None });
+                self.ping = Some(Ping { to, count, sent: 0, received: 0, since: None, rtt_us: Samples::new() });
             }
-            Mode::Send(to, mib) => {
+            Mode::Send(to, to_port, mib) => {
                 self.send = Some(Sender {
                     to,
+                    to_port,
                     bytes: mib << 20,
                     queued: 0,
                     hash: FNV_OFFSET,
@@ -473,8 +511,10 @@ impl Services {
                 && ident == PING_IDENT
                 && p.since.is_some()
                 && u32::from(seq_no) == p.sent
+                && let Some(at) = p.since
             {
                 p.received += 1;
+                p.rtt_us.push((now() - at).total_micros());
                 p.since = None;
             }
         }
@@ -487,6 +527,11 @@ impl Services {
         if p.sent == p.count {
             let lost = p.count - p.received;
             println!("net: ping {}: {} sent, {} received, {lost} lost", Ip(p.to), p.count, p.received);
+            if let Some(l) = &self.label {
+                let (m, p99) = p.rtt_us.median_p99();
+                println!("net: bench: net_{l}_ping_rtt_median_us {m}");
+                println!("net: bench: net_{l}_ping_rtt_p99_us {p99}");
+            }
             self.ping = None;
             return;
         }
@@ -496,7 +541,7 @@ impl Services {
         if let Ok(buf) = s.send(repr.buffer_len(), to) {
             repr.emit(&mut Icmpv4Packet::new_unchecked(buf), &ChecksumCapabilities::default());
             p.sent += 1;
-            p.since = Some(t);
+            p.since = Some(now());
         }
     }
 
@@ -512,13 +557,13 @@ impl Services {
                 return false;
             }
             if t - x.first_try > Duration::from_secs(10) {
-                println!("net: send to {}:5001 failed: no connection in 10 s", Ip(x.to));
+                println!("net: send to {}:{} failed: no connection in 10 s", Ip(x.to), x.to_port);
                 x.done = true;
                 return false;
             }
             s.abort();
             x.port = if x.port >= 65000 { 49152 } else { x.port + 1 };
-            let remote = IpEndpoint::new(IpAddress::Ipv4(Ipv4Address::from(x.to)), 5001);
+            let remote = IpEndpoint::new(IpAddress::Ipv4(Ipv4Address::from(x.to)), x.to_port);
             if s.connect(iface.context(), remote, x.port).is_err() {
                 x.retry_at = Some(t + Duration::from_millis(500));
                 return false;
@@ -533,7 +578,7 @@ impl Services {
             }
             tcp::State::SynSent | tcp::State::SynReceived => {
                 if x.started.is_none() && t - x.first_try > Duration::from_secs(10) {
-                    println!("net: send to {}:5001 failed: no connection in 10 s", Ip(x.to));
+                    println!("net: send to {}:{} failed: no connection in 10 s", Ip(x.to), x.to_port);
                     s.abort();
                     x.done = true;
                 }
@@ -570,14 +615,25 @@ impl Services {
         {
             let ms = (t - started).total_millis();
             println!("net: sent {} bytes fnv1a={:08x} in {ms} ms", x.queued, x.hash);
+            if let Some(l) = &self.label {
+                let (mib_s, hundredths) = mib_per_s(x.queued, (t - started).total_micros());
+                println!("net: bench: net_{l}_tcp_mib_s {mib_s}.{hundredths:02}");
+            }
             x.done = true;
         }
         if !s.is_open() && !x.done {
-            println!("net: send to {}:5001 failed: connection lost after {} bytes", Ip(x.to), x.queued);
+            println!("net: send to {}:{} failed: connection lost after {} bytes", Ip(x.to), x.to_port, x.queued);
             x.done = true;
         }
         more
     }
+}
+
+/// `bytes` in `us` as MiB/s: whole part and hundredths (no floats here).
+fn mib_per_s(bytes: u64, us: u64) -> (u64, u64) {
+    let centi = u128::from(bytes) * 100 * 1_000_000 / (u128::from(us.max(1)) << 20);
+    let centi = u64::try_from(centi).unwrap_or(u64::MAX);
+    (centi / 100, centi % 100)
 }
 
 /// Keep a server socket listening on `port`; a connection past its

@@ -80,9 +80,9 @@ impl Device for NetDevice<'_> {
     }
 }
 
-/// Now, as smoltcp counts time (milliseconds of system time).
+/// Now, as smoltcp counts time (system time, to the microsecond).
 pub fn now() -> Instant {
-    Instant::from_millis((crate::shared::now_ns().unwrap_or(0) / 1_000_000) as i64)
+    Instant::from_micros((crate::shared::now_ns().unwrap_or(0) / 1_000) as i64)
 }
 
 /// The interface of the vif with `mac`, no address yet.

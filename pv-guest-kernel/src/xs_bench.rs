@@ -18,26 +18,27 @@ const MAX_SAMPLES: usize = 4000;
 /// The watch's token.
 const TOKEN: &str = "bench";
 
-/// The samples of one figure, in ns.
-struct Samples {
-    v: [u32; MAX_SAMPLES],
+/// The samples of one figure (ns here; netdemo keeps µs in them).
+/// At most `N` kept; later ones are not.
+pub(crate) struct Samples<const N: usize = MAX_SAMPLES> {
+    v: [u32; N],
     n: usize,
 }
 
-impl Samples {
-    const fn new() -> Samples {
-        Samples { v: [0; MAX_SAMPLES], n: 0 }
+impl<const N: usize> Samples<N> {
+    pub(crate) const fn new() -> Samples<N> {
+        Samples { v: [0; N], n: 0 }
     }
 
-    fn push(&mut self, ns: u64) {
-        if self.n < MAX_SAMPLES {
+    pub(crate) fn push(&mut self, ns: u64) {
+        if self.n < N {
             self.v[self.n] = ns.min(u64::from(u32::MAX)) as u32;
             self.n += 1;
         }
     }
 
     /// The median and the 99th percentile (nearest rank).
-    fn median_p99(&mut self) -> (u32, u32) {
+    pub(crate) fn median_p99(&mut self) -> (u32, u32) {
         let s = &mut self.v[..self.n];
         s.sort_unstable();
         let at = |q: usize| s.get((s.len() * q / 100).min(s.len().saturating_sub(1))).copied().unwrap_or(0);

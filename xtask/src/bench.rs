@@ -16,6 +16,15 @@
 //! workload through blkfront/blkback on another 16 MiB of the same disk.
 //! The table shows each side, guest/direct per hypervisor (the goal is
 //! [`BLOCK_GOAL`] on xen-core) and xen-core/Xen 4.17.
+//!
+//! The network figures (issue 17) come from one boot per run with QEMU's
+//! user network on dom0's virtio-net NIC (the uplink in `xenbr0`) and a
+//! TCP sink on the host's loopback (10.0.2.2 to the guests): `netserve.cfg`
+//! (www, 10.0.2.11) serves; `netbench.cfg` pings it [`NET_PINGS`] times
+//! (round trip median and p99), then sends it [`NET_MIB`] MiB over TCP
+//! (guest to guest), then sends the host's sink as much (guest to host);
+//! last dom0 itself sends the sink as much (`netsend`: the ceiling of the
+//! same NIC without netback). The sink checks every stream's bytes.
 
 use crate::image;
 use crate::qemu;
@@ -62,13 +71,19 @@ struct Run<'a> {
     stop_on: &'a [&'a str],
     /// A fresh sparse image of this many MiB as dom0's virtio disk.
     disk_mib: Option<u64>,
+    /// A virtio-net NIC on QEMU's user network and a TCP sink on the
+    /// host (`PORT` in the script is its port); it expects this many
+    /// streams of [`NET_MIB`] MiB of the pattern.
+    host_sink_streams: usize,
 }
 
 /// The main benchmarks (hypercalls, events, grants, domains).
-const MAIN: Run<'static> = Run { dom0_args: "test=bench", mem_mib: 256, timeout_s: 180, script: &[], stop_on: &[], disk_mib: None };
+const MAIN: Run<'static> =
+    Run { dom0_args: "test=bench", mem_mib: 256, timeout_s: 180, script: &[], stop_on: &[], disk_mib: None, host_sink_streams: 0 };
 /// Domain density: minimal domains that fit at once in 1 GiB, building
 /// for at most 150 s.
-const DENSITY: Run<'static> = Run { dom0_args: "test=density budget=150", mem_mib: 1024, timeout_s: 300, script: &[], stop_on: &[], disk_mib: None };
+const DENSITY: Run<'static> =
+    Run { dom0_args: "test=density budget=150", mem_mib: 1024, timeout_s: 300, script: &[], stop_on: &[], disk_mib: None, host_sink_streams: 0 };
 /// xenstore from a domU: dom0's shell starts the guest's `xs-bench` mode
 /// (2000 READs, 2000 WRITEs, 200 watch firings); the run ends at its last
 /// line.
@@ -79,6 +94,7 @@ const XENSTORE: Run<'static> = Run {
     script: &["create xs-bench ops=2000"],
     stop_on: &["xenbus: bench done", "xenbus: bench error"],
     disk_mib: None,
+    host_sink_streams: 0,
 };
 
 /// MiB each side of the block benchmark moves (`diskbench=` and
@@ -94,7 +110,40 @@ const BLOCK: Run<'static> = Run {
     script: &["create blkbench.cfg"],
     stop_on: &["blk: bench done", "blk: bench failed", "blk: connect failed", "dom0: diskbench failed"],
     disk_mib: Some(48),
+    host_sink_streams: 0,
 };
+
+/// MiB each TCP stream of the network benchmark moves.
+pub const NET_MIB: u64 = 32;
+/// Round trips of the ping figure.
+pub const NET_PINGS: u32 = 1000;
+/// The network benchmark (see the module's doc); the run ends at dom0's
+/// own figure or a failure.
+const NET: Run<'static> = Run {
+    dom0_args: "",
+    mem_mib: 256,
+    timeout_s: 420,
+    script: &[
+        "create netserve.cfg",
+        "?net: up mac=00:16:3e:00:00:11",
+        "create netbench.cfg 'extra=\"net=ping:10.0.2.11:1000 bench=g2g\"'",
+        "?net_g2g_ping_rtt_p99_us",
+        "destroy netbench",
+        "@create netbench.cfg 'extra=\"net=send:10.0.2.11:32 bench=g2g\"'",
+        "?net_g2g_tcp_mib_s",
+        "destroy netbench",
+        "@create netbench.cfg 'extra=\"net=send:10.0.2.2:32:PORT bench=g2h\"'",
+        "?net_g2h_tcp_mib_s",
+        "destroy netbench",
+        "@netsend 10.0.2.2:PORT 32",
+    ],
+    stop_on: &["net_dom0_host_tcp_mib_s", "netsend failed", "net: send to", "net: connect failed", "dom0: crash"],
+    disk_mib: None,
+    host_sink_streams: 2,
+};
+/// The network figures, in the table's order.
+pub const NET_FIGURES: [&str; 5] =
+    ["net_g2g_ping_rtt_median_us", "net_g2g_ping_rtt_p99_us", "net_g2g_tcp_mib_s", "net_g2h_tcp_mib_s", "net_dom0_host_tcp_mib_s"];
 /// What guest/direct should reach on xen-core (issue 16).
 pub const BLOCK_GOAL: f64 = 0.8;
 /// The block figures, each for `direct` and `guest` (`blk_<side>_<name>`).
@@ -110,6 +159,12 @@ fn run_on(hv: &str, k: &image::Kernels, run: &Run<'_>, extra: &[String]) -> Resu
         stop_on: run.stop_on.iter().map(|s| s.to_string()).collect(),
         ..Default::default()
     };
+    let sink = if run.host_sink_streams > 0 { Some(HostSink::start()?) } else { None };
+    if let Some(sink) = &sink {
+        opts.script = opts.script.iter().map(|l| l.replace("PORT", &sink.port.to_string())).collect();
+        let host_port = qemu::free_host_port()?;
+        opts.net = Some(qemu::NetOpts { host_port, guest_ip: "10.0.2.11".into(), guest_port: 80, probe_on: None, probe_path: "/".into() });
+    }
     let spec = if hv.starts_with("xen-4.17") {
         opts.stop_on.extend(qemu::XEN_STOP_LINES.iter().map(|s| s.to_string()));
         let mitigations = if hv.contains("no-mitigations") { XEN_NO_MITIGATIONS } else { "" };
@@ -127,6 +182,14 @@ fn run_on(hv: &str, k: &image::Kernels, run: &Run<'_>, extra: &[String]) -> Resu
     if v.is_empty() {
         return Err(format!("{hv}: no bench lines"));
     }
+    if let Some(sink) = sink {
+        let missing = NET_FIGURES.iter().find(|f| !v.contains_key(**f));
+        let bad = sink.check(run.host_sink_streams);
+        if let Some(why) = missing.map(|m| format!("no {m} line")).or(bad.err()) {
+            let tail: Vec<&str> = r.output.lines().rev().take(15).collect();
+            return Err(format!("{hv}: network run: {why}; the output ended:\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n")));
+        }
+    }
     if run.disk_mib.is_some()
         && let Some(missing) = missing_block_figure(&v)
     {
@@ -134,6 +197,61 @@ fn run_on(hv: &str, k: &image::Kernels, run: &Run<'_>, extra: &[String]) -> Resu
         return Err(format!("{hv}: no {missing} line; the output ended:\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n")));
     }
     Ok(v)
+}
+
+/// A TCP sink on the host's loopback: every connection read to its end,
+/// its byte count and FNV-1a sent back.
+struct HostSink {
+    port: u16,
+    streams: std::sync::mpsc::Receiver<(u64, u32)>,
+}
+
+impl HostSink {
+    /// Listen on a free port of 127.0.0.1 (slirp's 10.0.2.2).
+    fn start() -> Result<HostSink, String> {
+        use std::io::Read;
+        let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("host sink: {e}"))?;
+        let port = l.local_addr().map_err(|e| e.to_string())?.port();
+        let (tx, streams) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for conn in l.incoming() {
+                let Ok(mut c) = conn else { return };
+                let tx = tx.clone();
+                std::thread::spawn(move || {
+                    let (mut n, mut h, mut buf) = (0u64, frontend_drivers::netfront::FNV_OFFSET, vec![0u8; 1 << 16]);
+                    while let Ok(k @ 1..) = c.read(&mut buf) {
+                        (n, h) = (n + k as u64, frontend_drivers::netfront::fnv1a(h, &buf[..k]));
+                    }
+                    let _ = tx.send((n, h));
+                });
+            }
+        });
+        Ok(HostSink { port, streams })
+    }
+
+    /// Whether `want` streams of [`NET_MIB`] MiB of the pattern arrived
+    /// intact (waiting a little for the last to be counted).
+    fn check(&self, want: usize) -> Result<(), String> {
+        let got: Vec<(u64, u32)> = std::iter::from_fn(|| self.streams.recv_timeout(Duration::from_secs(5)).ok()).take(want).collect();
+        let expect = pattern_stream(NET_MIB << 20);
+        match got.iter().find(|s| **s != expect) {
+            _ if got.len() < want => Err(format!("the host sink got {} of {want} streams", got.len())),
+            Some((n, h)) => Err(format!("the host sink got {n} bytes fnv1a={h:08x}, not {} fnv1a={:08x}", expect.0, expect.1)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The length and FNV-1a of `bytes` bytes of the test pattern.
+fn pattern_stream(bytes: u64) -> (u64, u32) {
+    let mut buf = vec![0u8; 1 << 16];
+    let (mut at, mut h) = (0u64, frontend_drivers::netfront::FNV_OFFSET);
+    while at < bytes {
+        let n = (bytes - at).min(buf.len() as u64) as usize;
+        frontend_drivers::netfront::fill_pattern(at, &mut buf[..n]);
+        (h, at) = (frontend_drivers::netfront::fnv1a(h, &buf[..n]), at + n as u64);
+    }
+    (bytes, h)
 }
 
 /// Seconds from the hypervisor's first serial line to dom0's first line,
@@ -181,6 +299,10 @@ pub struct BenchArgs {
     /// a guest through blkfront/blkback, on a fresh image per run).
     #[arg(long = "block-only", conflicts_with = "xenstore_only")]
     pub block_only: bool,
+    /// Run only the network benchmarks (guest-to-guest ping and TCP,
+    /// guest-to-host TCP, and dom0's own TCP to the host as the ceiling).
+    #[arg(long = "net-only", conflicts_with_all = ["xenstore_only", "block_only"])]
+    pub net_only: bool,
     /// Run QEMU with `-icount shift=0`: the guests' TSC follows the
     /// instructions retired, so cycle figures no longer depend on the host's
     /// load (compare code with code; absolute figures are not real cycles).
@@ -241,6 +363,11 @@ pub fn command(args: &BenchArgs) -> Result<(), String> {
         print_block_table(&ours, &xen, args.runs);
         return Ok(());
     }
+    if args.net_only {
+        let (ours, xen) = pair_series(args, &k, &NET, &extra)?;
+        print_net_table(&ours, &xen, args.runs);
+        return Ok(());
+    }
     let boot_ours = boot_times("xen-core", &k, 3, &extra)?;
     let boot_xen = if args.ours_only { Vec::new() } else { boot_times("xen-4.17", &k, 3, &extra)? };
     let mut ours = series("xen-core", &k, &MAIN, args.runs, &extra)?;
@@ -258,8 +385,10 @@ pub fn command(args: &BenchArgs) -> Result<(), String> {
     xen.extend(xs_xen);
     xen_nm.extend(xs_nm);
     let (blk_ours, blk_xen) = block_series(args, &k, &extra)?;
+    let (net_ours, net_xen) = pair_series(args, &k, &NET, &extra)?;
     print_table(&ours, &xen, &xen_nm, args.runs);
     print_block_table(&blk_ours, &blk_xen, args.runs);
+    print_net_table(&net_ours, &net_xen, args.runs);
     let fmt = |v: &[f64]| v.iter().map(|t| format!("{t:.3}")).collect::<Vec<_>>().join(", ");
     let (bo, bx) = (median(&boot_ours), median(&boot_xen));
     let boot_ratio = if bx > 0.0 { format!("{:.2}", bo / bx) } else { "-".into() };
@@ -288,9 +417,46 @@ fn xenstore_series(args: &BenchArgs, k: &image::Kernels, extra: &[String]) -> Re
 /// The block figures on xen-core and Xen 4.17 (the latter empty with
 /// `--xen-core-only`).
 fn block_series(args: &BenchArgs, k: &image::Kernels, extra: &[String]) -> Result<(Series, Series), String> {
-    let ours = series("xen-core", k, &BLOCK, args.runs, extra)?;
-    let xen = if args.ours_only { Series::new() } else { series("xen-4.17", k, &BLOCK, args.runs, extra)? };
+    pair_series(args, k, &BLOCK, extra)
+}
+
+/// `run`'s figures on xen-core and Xen 4.17 (the latter empty with
+/// `--xen-core-only`).
+fn pair_series(args: &BenchArgs, k: &image::Kernels, run: &Run<'_>, extra: &[String]) -> Result<(Series, Series), String> {
+    let ours = series("xen-core", k, run, args.runs, extra)?;
+    let xen = if args.ours_only { Series::new() } else { series("xen-4.17", k, run, args.runs, extra)? };
     Ok((ours, xen))
+}
+
+/// The network table's rows: figure, xen-core, Xen 4.17, their ratio and
+/// each side's spread; then per hypervisor guest-to-host over dom0's
+/// own figure (how close a guest gets to the NIC's ceiling).
+fn net_rows(ours: &Series, xen: &Series) -> Vec<String> {
+    let med = |s: &Series, f: &str| s.get(f).map(|v| median(v));
+    let num = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.2}"));
+    let rat = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.2}"));
+    let mut rows: Vec<String> = NET_FIGURES
+        .iter()
+        .map(|f| {
+            let (o, x) = (med(ours, f), med(xen, f));
+            let sp = |s: &Series| s.get(*f).map_or("-".into(), |v| spread(v));
+            format!("{f:<28} {:>10} {:>10} {:>7}   {} | {}", num(o), num(x), rat(o.zip(x).and_then(|(o, x)| ratio_of(o, x))), sp(ours), sp(xen))
+        })
+        .collect();
+    let ceiling = |s: &Series| med(s, "net_g2h_tcp_mib_s").zip(med(s, "net_dom0_host_tcp_mib_s")).and_then(|(g, d)| ratio_of(g, d));
+    rows.push(format!("{:<28} {:>10} {:>10}", "g2h / dom0 ceiling", rat(ceiling(ours)), rat(ceiling(xen))));
+    rows
+}
+
+/// The network table.
+fn print_net_table(ours: &Series, xen: &Series, runs: usize) {
+    println!();
+    println!("network: {NET_PINGS} pings guest to guest, {NET_MIB} MiB TCP guest to guest, guest to host and dom0 to host; medians of {runs} runs");
+    println!("{:<28} {:>10} {:>10} {:>7}   spread (xen-core | xen-4.17)", "figure", "xen-core", "xen-4.17", "ratio");
+    net_rows(ours, xen).iter().for_each(|r| println!("{r}"));
+    println!("(ratio = xen-core / Xen 4.17: below 1.00 is faster for *_us, above 1.00 is faster for *_mib_s. g2g: guest to guest");
+    println!(" over xenbr0; g2h: a guest to the host through netback, xenbr0 and dom0's virtio-net NIC; dom0_host: dom0's own TCP");
+    println!(" over the same NIC, the ceiling a guest can reach.)");
 }
 
 /// The first `blk_<side>_<figure>` a block run did not print.
@@ -409,7 +575,7 @@ mod tests {
     fn arguments() {
         use clap::Parser;
         let parse = |args: &[&str]| match crate::Cli::try_parse_from(["xtask", "bench"].into_iter().chain(args.iter().copied())) {
-            Ok(crate::Cli { command: crate::Command::Bench(b) }) => Ok((b.runs, b.ours_only, b.xenstore_only, b.block_only)),
+            Ok(crate::Cli { command: crate::Command::Bench(b) }) => Ok((b.runs, b.ours_only, b.xenstore_only, b.block_only || b.net_only)),
             Ok(other) => panic!("parsed as {other:?}"),
             Err(e) => Err(e),
         };
@@ -418,6 +584,8 @@ mod tests {
         assert_eq!(parse(&["--xenstore-only", "--runs", "1"]).unwrap(), (1, false, true, false));
         assert_eq!(parse(&["--block-only", "--runs", "3"]).unwrap(), (3, false, false, true));
         assert!(parse(&["--block-only", "--xenstore-only"]).is_err(), "one part only at a time");
+        assert_eq!(parse(&["--net-only"]).unwrap(), (3, false, false, true));
+        assert!(parse(&["--net-only", "--block-only"]).is_err(), "one part only at a time");
         assert!(parse(&["--runs", "0"]).is_err(), "--runs takes a count above 0");
         assert!(parse(&["--runs"]).is_err());
         assert!(parse(&["--bogus"]).is_err());
@@ -494,6 +662,59 @@ mod tests {
         let (met, short) = super::block_goal(&ours);
         assert!(!met);
         assert_eq!(short, ["seq_read_mib_s 0.50", "rand_read_4k_iops 0.50"]);
+    }
+
+    /// A network run's figures as the guests and dom0 print them.
+    const NET_OUT: &str = "(d2) net: ping 10.0.2.11: 1000 sent, 1000 received, 0 lost\n\
+        (d2) net: bench: net_g2g_ping_rtt_median_us 180\n\
+        (d2) net: bench: net_g2g_ping_rtt_p99_us 950\n\
+        (d3) net: bench: net_g2g_tcp_mib_s 12.50\n\
+        (d4) net: bench: net_g2h_tcp_mib_s 4.00\n\
+        dom0: netsend: sent 33554432 bytes fnv1a=0badcafe in 4000 ms\n\
+        dom0: bench: net_dom0_host_tcp_mib_s 8.00\n";
+
+    #[test]
+    fn net_table_reads_every_figure_and_relates_a_guest_to_dom0s_ceiling() {
+        let ours = block_series(NET_OUT, 3);
+        let xen = block_series(&NET_OUT.replace("12.50", "1.25"), 1);
+        assert!(super::NET_FIGURES.iter().all(|f| ours.contains_key(*f)), "{ours:?}");
+        let rows = super::net_rows(&ours, &xen);
+        let w: Vec<&str> = rows[2].split_whitespace().collect();
+        assert_eq!(&w[..4], ["net_g2g_tcp_mib_s", "12.50", "1.25", "10.00"]);
+        let w: Vec<&str> = rows[0].split_whitespace().collect();
+        assert_eq!(&w[..4], ["net_g2g_ping_rtt_median_us", "180.00", "180.00", "1.00"]);
+        assert_eq!(rows[5].split_whitespace().collect::<Vec<_>>(), ["g2h", "/", "dom0", "ceiling", "0.50", "0.50"]);
+        let none = super::net_rows(&ours, &super::Series::new());
+        assert!(none[2].contains(" - "), "no Xen figures: dashes: {}", none[2]);
+    }
+
+    #[test]
+    fn the_host_sink_counts_streams_and_tells_a_damaged_one() {
+        use std::io::Write;
+        let sink = super::HostSink::start().unwrap();
+        let mut want = vec![0u8; (super::NET_MIB << 20) as usize];
+        frontend_drivers::netfront::fill_pattern(0, &mut want);
+        std::net::TcpStream::connect(("127.0.0.1", sink.port)).unwrap().write_all(&want).unwrap();
+        assert!(sink.check(2).unwrap_err().contains("1 of 2 streams"));
+        want[12345] ^= 1;
+        std::net::TcpStream::connect(("127.0.0.1", sink.port)).unwrap().write_all(&want).unwrap();
+        std::net::TcpStream::connect(("127.0.0.1", sink.port)).unwrap().write_all(&want[..100]).unwrap();
+        assert!(sink.check(2).unwrap_err().contains("not 33554432"), "a flipped bit or a short stream is caught");
+    }
+
+    #[test]
+    fn the_net_script_fills_in_the_sinks_port_and_ends_on_dom0s_figure() {
+        assert!(super::NET.script.iter().filter(|l| l.contains("PORT")).count() == 2);
+        assert!(super::NET.stop_on.contains(&"net_dom0_host_tcp_mib_s"));
+        assert!(super::NET.script.iter().any(|l| l.contains(&format!("net=ping:10.0.2.11:{}", super::NET_PINGS))));
+        assert!(
+            super::NET
+                .script
+                .iter()
+                .filter(|l| l.contains(&format!(":{} bench=", super::NET_MIB)) || l.contains(&format!(":{}:PORT", super::NET_MIB)))
+                .count()
+                == 2
+        );
     }
 
     #[test]
