@@ -131,6 +131,22 @@ where
         need_notify(old, new, self.mem.load_idx(off::RSP_EVENT))
     }
 
+    /// Ask for an event when the frontend publishes more requests than it
+    /// has now, as Linux's netback does while a packet needs more rx slots
+    /// than are posted (`xenvif_rx_ring_slots_available`: `req_event =
+    /// req_prod + 1`, then re-read `req_prod`). Returns the unconsumed
+    /// requests, re-read after the store: if it grew in between, the
+    /// frontend may have seen the old `req_event`, so the caller looks
+    /// again instead of sleeping.
+    pub fn request_event_after_more(&mut self) -> Result<u32, RingError> {
+        let before = self.unconsumed_requests()?;
+        let req_prod = self.mem.load_idx(off::REQ_PROD);
+        self.mem.store_idx(off::REQ_EVENT, req_prod.wrapping_add(1));
+        self.mem.full_barrier();
+        let after = self.unconsumed_requests()?;
+        Ok(after.max(before))
+    }
+
     /// `RING_FINAL_CHECK_FOR_REQUESTS`: true if requests are waiting;
     /// otherwise ask for an event on the next one (`req_event = req_cons +
     /// 1`) and check again, so a request published in between is seen.

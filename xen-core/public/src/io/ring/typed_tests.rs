@@ -200,6 +200,30 @@ fn final_check_arms_req_event_at_req_cons_plus_one() {
     assert_eq!(p.peek(off::REQ_EVENT), 21, "work pending: the event index is left alone");
 }
 
+/// Linux netback's wait for more rx slots (`xenvif_rx_ring_slots_available`):
+/// with some requests posted but too few, `req_event = req_prod + 1`, so
+/// the frontend's next push notifies although requests are pending.
+#[test]
+fn request_event_after_more_arms_req_event_past_req_prod() {
+    let p = SharedPages::new(1);
+    let (mut f, mut b) = ring_at(&p, 40);
+    f.produce_request(&req(0)).unwrap();
+    f.push_requests();
+    p.poke(off::REQ_EVENT, 5);
+    assert_eq!(b.request_event_after_more(), Ok(1), "one request posted, not consumed");
+    assert_eq!(p.peek(off::REQ_EVENT), 42, "req_prod 41 + 1");
+    f.produce_request(&req(1)).unwrap();
+    assert!(f.push_requests(), "the next request wakes the waiting backend");
+    // A push between the backend's read of req_prod and its store.
+    f.produce_request(&req(2)).unwrap();
+    let new = f.req_prod_pvt();
+    p.set_trap(Trap { on_store: off::REQ_EVENT, write: off::REQ_PROD, value: new });
+    assert_eq!(b.request_event_after_more(), Ok(3), "the re-read sees the request published meanwhile");
+    // A corrupt req_prod is an error here too.
+    p.poke(off::REQ_PROD, 40 + 5000);
+    assert!(b.request_event_after_more().is_err());
+}
+
 /// The frontend's side: `RING_FINAL_CHECK_FOR_RESPONSES` sets `rsp_event
 /// = rsp_cons + 1`, and the backend's next push notifies.
 #[test]
