@@ -364,8 +364,8 @@ pub fn command(args: &BenchArgs) -> Result<(), String> {
         return Ok(());
     }
     if args.net_only {
-        let (ours, xen) = pair_series(args, &k, &NET, &extra)?;
-        print_net_table(&ours, &xen, args.runs);
+        let (ours, xen, xen_nm) = net_series(args, &k, &extra)?;
+        print_net_table(&ours, &xen, &xen_nm, args.runs);
         return Ok(());
     }
     let boot_ours = boot_times("xen-core", &k, 3, &extra)?;
@@ -385,10 +385,10 @@ pub fn command(args: &BenchArgs) -> Result<(), String> {
     xen.extend(xs_xen);
     xen_nm.extend(xs_nm);
     let (blk_ours, blk_xen) = block_series(args, &k, &extra)?;
-    let (net_ours, net_xen) = pair_series(args, &k, &NET, &extra)?;
+    let (net_ours, net_xen, net_xen_nm) = net_series(args, &k, &extra)?;
     print_table(&ours, &xen, &xen_nm, args.runs);
     print_block_table(&blk_ours, &blk_xen, args.runs);
-    print_net_table(&net_ours, &net_xen, args.runs);
+    print_net_table(&net_ours, &net_xen, &net_xen_nm, args.runs);
     let fmt = |v: &[f64]| v.iter().map(|t| format!("{t:.3}")).collect::<Vec<_>>().join(", ");
     let (bo, bx) = (median(&boot_ours), median(&boot_xen));
     let boot_ratio = if bx > 0.0 { format!("{:.2}", bo / bx) } else { "-".into() };
@@ -428,32 +428,46 @@ fn pair_series(args: &BenchArgs, k: &image::Kernels, run: &Run<'_>, extra: &[Str
     Ok((ours, xen))
 }
 
-/// The network table's rows: figure, xen-core, Xen 4.17, their ratio and
-/// each side's spread; then per hypervisor guest-to-host over dom0's
-/// own figure (how close a guest gets to the NIC's ceiling).
-fn net_rows(ours: &Series, xen: &Series) -> Vec<String> {
+/// The network figures on xen-core, Xen 4.17 and Xen 4.17 without its
+/// speculative-execution mitigations (whose entry cost under TCG
+/// dominates its round trips); the last two empty with `--xen-core-only`.
+fn net_series(args: &BenchArgs, k: &image::Kernels, extra: &[String]) -> Result<(Series, Series, Series), String> {
+    let (ours, xen) = pair_series(args, k, &NET, extra)?;
+    let xen_nm = if args.ours_only { Series::new() } else { series("xen-4.17 no-mitigations", k, &NET, args.runs, extra)? };
+    Ok((ours, xen, xen_nm))
+}
+
+/// The network table's rows: figure, xen-core, Xen 4.17, their ratio, Xen
+/// 4.17 without mitigations and that ratio, each side's spread; then per
+/// hypervisor guest-to-host over dom0's own figure (how close a guest
+/// gets to the NIC's ceiling).
+fn net_rows(ours: &Series, xen: &Series, xen_nm: &Series) -> Vec<String> {
     let med = |s: &Series, f: &str| s.get(f).map(|v| median(v));
     let num = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.2}"));
     let rat = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.2}"));
     let mut rows: Vec<String> = NET_FIGURES
         .iter()
         .map(|f| {
-            let (o, x) = (med(ours, f), med(xen, f));
+            let (o, x, n) = (med(ours, f), med(xen, f), med(xen_nm, f));
             let sp = |s: &Series| s.get(*f).map_or("-".into(), |v| spread(v));
-            format!("{f:<28} {:>10} {:>10} {:>7}   {} | {}", num(o), num(x), rat(o.zip(x).and_then(|(o, x)| ratio_of(o, x))), sp(ours), sp(xen))
+            let r = |x: Option<f64>| rat(o.zip(x).and_then(|(o, x)| ratio_of(o, x)));
+            format!("{f:<28} {:>10} {:>10} {:>7} {:>14} {:>7}   {} | {}", num(o), num(x), r(x), num(n), r(n), sp(ours), sp(xen))
         })
         .collect();
     let ceiling = |s: &Series| med(s, "net_g2h_tcp_mib_s").zip(med(s, "net_dom0_host_tcp_mib_s")).and_then(|(g, d)| ratio_of(g, d));
-    rows.push(format!("{:<28} {:>10} {:>10}", "g2h / dom0 ceiling", rat(ceiling(ours)), rat(ceiling(xen))));
+    rows.push(format!("{:<28} {:>10} {:>10} {:>7} {:>14}", "g2h / dom0 ceiling", rat(ceiling(ours)), rat(ceiling(xen)), "", rat(ceiling(xen_nm))));
     rows
 }
 
 /// The network table.
-fn print_net_table(ours: &Series, xen: &Series, runs: usize) {
+fn print_net_table(ours: &Series, xen: &Series, xen_nm: &Series, runs: usize) {
     println!();
     println!("network: {NET_PINGS} pings guest to guest, {NET_MIB} MiB TCP guest to guest, guest to host and dom0 to host; medians of {runs} runs");
-    println!("{:<28} {:>10} {:>10} {:>7}   spread (xen-core | xen-4.17)", "figure", "xen-core", "xen-4.17", "ratio");
-    net_rows(ours, xen).iter().for_each(|r| println!("{r}"));
+    println!(
+        "{:<28} {:>10} {:>10} {:>7} {:>14} {:>7}   spread (xen-core | xen-4.17)",
+        "figure", "xen-core", "xen-4.17", "ratio", "xen (no mitig)", "ratio"
+    );
+    net_rows(ours, xen, xen_nm).iter().for_each(|r| println!("{r}"));
     println!("(ratio = xen-core / Xen 4.17: below 1.00 is faster for *_us, above 1.00 is faster for *_mib_s. g2g: guest to guest");
     println!(" over xenbr0; g2h: a guest to the host through netback, xenbr0 and dom0's virtio-net NIC; dom0_host: dom0's own TCP");
     println!(" over the same NIC, the ceiling a guest can reach.)");
@@ -678,13 +692,14 @@ mod tests {
         let ours = block_series(NET_OUT, 3);
         let xen = block_series(&NET_OUT.replace("12.50", "1.25"), 1);
         assert!(super::NET_FIGURES.iter().all(|f| ours.contains_key(*f)), "{ours:?}");
-        let rows = super::net_rows(&ours, &xen);
+        let xen_nm = block_series(&NET_OUT.replace("12.50", "5.00"), 1);
+        let rows = super::net_rows(&ours, &xen, &xen_nm);
         let w: Vec<&str> = rows[2].split_whitespace().collect();
-        assert_eq!(&w[..4], ["net_g2g_tcp_mib_s", "12.50", "1.25", "10.00"]);
+        assert_eq!(&w[..6], ["net_g2g_tcp_mib_s", "12.50", "1.25", "10.00", "5.00", "2.50"]);
         let w: Vec<&str> = rows[0].split_whitespace().collect();
         assert_eq!(&w[..4], ["net_g2g_ping_rtt_median_us", "180.00", "180.00", "1.00"]);
-        assert_eq!(rows[5].split_whitespace().collect::<Vec<_>>(), ["g2h", "/", "dom0", "ceiling", "0.50", "0.50"]);
-        let none = super::net_rows(&ours, &super::Series::new());
+        assert_eq!(rows[5].split_whitespace().collect::<Vec<_>>(), ["g2h", "/", "dom0", "ceiling", "0.50", "0.50", "0.50"]);
+        let none = super::net_rows(&ours, &super::Series::new(), &super::Series::new());
         assert!(none[2].contains(" - "), "no Xen figures: dashes: {}", none[2]);
     }
 
