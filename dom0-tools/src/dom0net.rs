@@ -20,7 +20,7 @@ use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::vec;
 use alloc::vec::Vec;
-use frontend_drivers::netfront::{FNV_OFFSET, fill_pattern, fnv1a};
+use frontend_drivers::netfront::PatternStream;
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet, SocketStorage};
 use smoltcp::phy::{self, ChecksumCapabilities, DeviceCapabilities, Medium};
 use smoltcp::socket::{icmp, tcp};
@@ -51,9 +51,7 @@ pub const SEND_MAX_MIB: u64 = 4096;
 
 /// A TCP send under way.
 struct SendJob {
-    bytes: u64,
-    queued: u64,
-    fnv1a: u32,
+    data: PatternStream,
     since_ms: u64,
     /// When the connection was up (the figure's start).
     started_ms: Option<u64>,
@@ -298,7 +296,7 @@ impl Dom0Net {
         let remote = (IpAddress::Ipv4(Ipv4Address::from(to)), port);
         s.connect(self.iface.context(), remote, local).map_err(|_| "cannot connect")?;
         self.ended = None;
-        self.job = Some(SendJob { bytes: mib << 20, queued: 0, fnv1a: FNV_OFFSET, since_ms: self.now_ms, started_ms: None, closing: false });
+        self.job = Some(SendJob { data: PatternStream::new(mib << 20), since_ms: self.now_ms, started_ms: None, closing: false });
         Ok(())
     }
 
@@ -328,22 +326,18 @@ impl Dom0Net {
         let mut queued = false;
         if end.is_none() {
             job.started_ms.get_or_insert(now_ms);
-            while job.queued < job.bytes && s.can_send() {
-                let (at, total, mut hash) = (job.queued, job.bytes, job.fnv1a);
-                let n = s
-                    .send(|b| {
-                        let n = (b.len() as u64).min(total - at) as usize;
-                        fill_pattern(at, &mut b[..n]);
-                        hash = fnv1a(hash, &b[..n]);
-                        (n, n)
-                    })
-                    .unwrap_or(0);
-                if n == 0 {
+            while !job.data.done() && s.can_send() {
+                let data = &mut job.data;
+                if s.send(|b| {
+                    let n = data.fill(b);
+                    (n, n)
+                }) == Ok(0)
+                {
                     break;
                 }
-                (job.fnv1a, job.queued, queued) = (hash, job.queued + n as u64, true);
+                queued = true;
             }
-            if job.queued == job.bytes && !job.closing {
+            if job.data.done() && !job.closing {
                 s.close();
                 job.closing = true;
             }
@@ -360,9 +354,9 @@ impl Dom0Net {
         let closed = matches!(s.state(), tcp::State::FinWait2 | tcp::State::TimeWait | tcp::State::Closed | tcp::State::Closing);
         if job.closing && s.send_queue() == 0 && closed {
             let ms = now_ms.saturating_sub(job.started_ms.unwrap_or(now_ms));
-            return Some(SendEnd::Sent { bytes: job.queued, fnv1a: job.fnv1a, ms });
+            return Some(SendEnd::Sent { bytes: job.data.queued, fnv1a: job.data.fnv1a, ms });
         }
-        (!s.is_open()).then_some(SendEnd::Failed { why: "connection lost", queued: job.queued })
+        (!s.is_open()).then_some(SendEnd::Failed { why: "connection lost", queued: job.data.queued })
     }
 
     /// The next echo reply to dom0's pings: (from, sequence number).
@@ -415,6 +409,7 @@ pub fn arp_request(mac: [u8; 6], ip: [u8; 4], target: [u8; 4]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use frontend_drivers::netfront::{FNV_OFFSET, fill_pattern, fnv1a};
     use smoltcp::wire::{IpProtocol, Ipv4Packet, Ipv4Repr};
 
     const DOM0_MAC: [u8; 6] = [0x00, 0x16, 0x3e, 0, 0, 0x10];

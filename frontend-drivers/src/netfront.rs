@@ -338,5 +338,39 @@ pub fn fill_pattern(offset: u64, buf: &mut [u8]) {
     }
 }
 
+/// A stream of `total` bytes of the pattern being sent: how far it is and
+/// the FNV-1a of what has gone (the TCP senders of the guest and dom0).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PatternStream {
+    /// Bytes the stream carries.
+    pub total: u64,
+    /// Bytes handed out so far.
+    pub queued: u64,
+    /// Their FNV-1a 32.
+    pub fnv1a: u32,
+}
+
+impl PatternStream {
+    /// A stream of `total` bytes, none sent.
+    pub fn new(total: u64) -> PatternStream {
+        PatternStream { total, queued: 0, fnv1a: FNV_OFFSET }
+    }
+
+    /// Fill the start of `buf` with the next bytes (no more than are
+    /// left): how many.
+    pub fn fill(&mut self, buf: &mut [u8]) -> usize {
+        let n = (buf.len() as u64).min(self.total - self.queued) as usize;
+        fill_pattern(self.queued, &mut buf[..n]);
+        self.fnv1a = fnv1a(self.fnv1a, &buf[..n]);
+        self.queued += n as u64;
+        n
+    }
+
+    /// Whether every byte has been handed out.
+    pub fn done(&self) -> bool {
+        self.queued == self.total
+    }
+}
+
 #[cfg(test)]
 mod tests;

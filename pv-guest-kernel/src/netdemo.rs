@@ -36,7 +36,7 @@
 
 use crate::xs::{cmdline, poweroff};
 use crate::xs_bench::Samples;
-use frontend_drivers::netfront::{FNV_OFFSET, Mac, fill_pattern, fnv1a, parse_ipv4, parse_mac};
+use frontend_drivers::netfront::{FNV_OFFSET, Mac, PatternStream, fnv1a, parse_ipv4, parse_mac};
 use pv_guest_kernel::alloc::EarlyAlloc;
 use pv_guest_kernel::grants::Table;
 use pv_guest_kernel::netfront::{self, NetDev, NetError, Options, TxTally};
@@ -258,9 +258,8 @@ struct Sender {
     to: [u8; 4],
     /// The peer's TCP port.
     to_port: u16,
-    bytes: u64,
-    queued: u64,
-    hash: u32,
+    /// The pattern going out.
+    data: PatternStream,
     first_try: Instant,
     retry_at: Option<Instant>,
     started: Option<Instant>,
@@ -377,9 +376,7 @@ impl Services {
                 self.send = Some(Sender {
                     to,
                     to_port,
-                    bytes: mib << 20,
-                    queued: 0,
-                    hash: FNV_OFFSET,
+                    data: PatternStream::new(mib << 20),
                     first_try: now(),
                     retry_at: Some(now()),
                     started: None,
@@ -588,24 +585,19 @@ impl Services {
         }
         let started = *x.started.get_or_insert(t);
         let mut more = false;
-        while x.queued < x.bytes && s.can_send() {
-            let (at, total, mut hash) = (x.queued, x.bytes, x.hash);
-            let n = s
-                .send(|b| {
-                    let n = (b.len() as u64).min(total - at) as usize;
-                    fill_pattern(at, &mut b[..n]);
-                    hash = fnv1a(hash, &b[..n]);
-                    (n, n)
-                })
-                .unwrap_or(0);
-            if n == 0 {
+        while !x.data.done() && s.can_send() {
+            let data = &mut x.data;
+            if s.send(|b| {
+                let n = data.fill(b);
+                (n, n)
+            }) != Ok(0)
+            {
+                more = true;
+            } else {
                 break;
             }
-            x.hash = hash;
-            x.queued += n as u64;
-            more = true;
         }
-        if x.queued == x.bytes && !x.closing {
+        if x.data.done() && !x.closing {
             s.close();
             x.closing = true;
         }
@@ -614,15 +606,15 @@ impl Services {
             && matches!(s.state(), tcp::State::FinWait2 | tcp::State::TimeWait | tcp::State::Closed | tcp::State::Closing)
         {
             let ms = (t - started).total_millis();
-            println!("net: sent {} bytes fnv1a={:08x} in {ms} ms", x.queued, x.hash);
+            println!("net: sent {} bytes fnv1a={:08x} in {ms} ms", x.data.queued, x.data.fnv1a);
             if let Some(l) = &self.label {
-                let (mib_s, hundredths) = mib_per_s(x.queued, (t - started).total_micros());
+                let (mib_s, hundredths) = mib_per_s(x.data.queued, (t - started).total_micros());
                 println!("net: bench: net_{l}_tcp_mib_s {mib_s}.{hundredths:02}");
             }
             x.done = true;
         }
         if !s.is_open() && !x.done {
-            println!("net: send to {}:{} failed: connection lost after {} bytes", Ip(x.to), x.to_port, x.queued);
+            println!("net: send to {}:{} failed: connection lost after {} bytes", Ip(x.to), x.to_port, x.data.queued);
             x.done = true;
         }
         more

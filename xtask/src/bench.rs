@@ -244,14 +244,9 @@ impl HostSink {
 
 /// The length and FNV-1a of `bytes` bytes of the test pattern.
 fn pattern_stream(bytes: u64) -> (u64, u32) {
-    let mut buf = vec![0u8; 1 << 16];
-    let (mut at, mut h) = (0u64, frontend_drivers::netfront::FNV_OFFSET);
-    while at < bytes {
-        let n = (bytes - at).min(buf.len() as u64) as usize;
-        frontend_drivers::netfront::fill_pattern(at, &mut buf[..n]);
-        (h, at) = (frontend_drivers::netfront::fnv1a(h, &buf[..n]), at + n as u64);
-    }
-    (bytes, h)
+    let (mut s, mut buf) = (frontend_drivers::netfront::PatternStream::new(bytes), vec![0u8; 1 << 16]);
+    while s.fill(&mut buf) > 0 {}
+    (bytes, s.fnv1a)
 }
 
 /// Seconds from the hypervisor's first serial line to dom0's first line,

@@ -343,3 +343,20 @@ fn the_transfer_checksum_changes_when_a_segment_is_lost_or_repeated() {
         assert_ne!(fnv1a(FNV_OFFSET, &repeated), whole, "a segment repeated at {at}");
     }
 }
+
+#[test]
+fn pattern_stream_in_any_pieces_hashes_as_the_whole_pattern() {
+    let mut whole = [0u8; 10_000];
+    fill_pattern(0, &mut whole);
+    let mut s = PatternStream::new(10_000);
+    let mut got = StdVec::new();
+    for piece in [1usize, 7, 4096, 0, 5000, 9999] {
+        let mut buf = std::vec![0u8; piece];
+        let n = s.fill(&mut buf);
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(s.done());
+    assert_eq!(got, whole, "the pieces are the pattern, in order, and stop at the total");
+    assert_eq!(s.fnv1a, fnv1a(FNV_OFFSET, &whole));
+    assert_eq!(s.fill(&mut [0u8; 8]), 0, "nothing past the end");
+}
