@@ -1,4 +1,4 @@
-//! What the host-side fuzzers (`fuzz-xenstore`, `fuzz-ring`) share: their
+//! What the host-side fuzzers (`fuzz-xenstore`, `fuzz-ring`, `fuzz-netback`) share: their
 //! arguments, the loop that runs iterations until a count or a time
 //! budget with progress every 10 s, and the replay hint of a failure.
 //!
@@ -57,14 +57,14 @@ mod tests {
 
     fn parse(cmd: &str, args: &[&str]) -> Result<HostFuzzArgs, clap::Error> {
         match crate::Cli::try_parse_from(["xtask", cmd].into_iter().chain(args.iter().copied()))?.command {
-            crate::Command::FuzzRing(a) | crate::Command::FuzzXenstore(a) => Ok(a),
+            crate::Command::FuzzRing(a) | crate::Command::FuzzXenstore(a) | crate::Command::FuzzNetback(a) => Ok(a),
             c => panic!("{c:?}"),
         }
     }
 
     #[test]
     fn host_fuzzers_take_seed_iterations_and_seconds() {
-        for cmd in ["fuzz-ring", "fuzz-xenstore"] {
+        for cmd in ["fuzz-ring", "fuzz-xenstore", "fuzz-netback"] {
             let d = parse(cmd, &[]).unwrap();
             assert_eq!((d.seed, d.iterations, d.seconds), (1, 100_000, None), "{cmd}");
             let a = parse(cmd, &["--seed", "9", "--iterations", "50", "--seconds", "3"]).unwrap();

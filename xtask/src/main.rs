@@ -1,6 +1,6 @@
 //! `cargo xtask`: the project's build, boot and test driver (host side,
 //! std only). Commands: build, iso, run, test, conformance, bench, lint,
-//! fuzz, fuzz-xenstore, fuzz-ring, newcomer. The command line is [`Cli`] (clap's derive API); `cargo xtask help`
+//! fuzz, fuzz-xenstore, fuzz-ring, fuzz-netback, newcomer. The command line is [`Cli`] (clap's derive API); `cargo xtask help`
 //! prints it.
 
 mod bench;
@@ -10,6 +10,7 @@ mod fuzz;
 mod hostfuzz;
 mod image;
 mod lint;
+mod netfuzz;
 mod newcomer;
 mod pathcount;
 mod qemu;
@@ -69,6 +70,10 @@ pub enum Command {
     #[command(after_help = "Prints episodes/s, the peer faults reported, and the first broken invariant with its seed \
                             and iteration. Replay a failure with --seed S --iterations K+1.")]
     FuzzRing(ringfuzz::RingFuzzArgs),
+    /// Host fuzzing of netback's request validation: a hostile netfront's tx and rx requests checked against Linux's rules.
+    #[command(after_help = "Prints episodes/s, the requests sent by class, what they got, the fatal errors, and the first \
+                            broken invariant with its seed and iteration. Replay a failure with --seed S --iterations K+1.")]
+    FuzzNetback(netfuzz::NetFuzzArgs),
     /// A newcomer's first `cargo xtask build`, on a private toolchain that
     /// lacks x86_64-unknown-none (under target/newcomer/).
     #[command(after_help = "Ends with 'newcomer: PASSED' or 'newcomer: FAILED' and the reason. Never touches ~/.rustup or ~/.cargo.")]
@@ -118,6 +123,7 @@ fn main() -> ExitCode {
         Command::Fuzz(a) => fuzz::command(a),
         Command::FuzzXenstore(a) => xsfuzz::command(&a),
         Command::FuzzRing(a) => ringfuzz::command(&a),
+        Command::FuzzNetback(a) => netfuzz::command(&a),
         Command::Newcomer(a) => newcomer::command(&a),
     };
     match result {

@@ -4,7 +4,8 @@
 //! ring (packets from the guest, [`tx`]) and the rx ring (packets to it,
 //! [`rx`]), the `rate=` credit scheduler ([`credit`]), checksum completion
 //! for frontends without checksum offload ([`csum`]) and the per-vif
-//! counters ([`stats`]). Grant copies are the caller's ([`tx::TxCopier`],
+//! counters ([`stats`]); [`fuzz`] drives them as a hostile netfront
+//! would (`cargo xtask fuzz-netback`). Grant copies are the caller's ([`tx::TxCopier`],
 //! [`rx::RxCopier`]), as are the event channel and the time.
 //!
 //! Invariant: the frontend is not trusted. Every ring slot is copied out
@@ -17,6 +18,7 @@
 
 pub mod credit;
 pub mod csum;
+pub mod fuzz;
 pub mod handshake;
 pub mod rx;
 pub mod stats;
