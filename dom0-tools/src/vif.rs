@@ -30,7 +30,7 @@ use backend_drivers::blkback::serve::SegCopy;
 use backend_drivers::bridge::{Bridge, Forward, PortId};
 use backend_drivers::netback::credit::Credit;
 use backend_drivers::netback::csum::complete_l4_checksum;
-use backend_drivers::netback::handshake::{Netback, VifMedia, VifRing};
+use backend_drivers::netback::handshake::{Netback, VifMedia, VifRing, attach_data_rings};
 use backend_drivers::netback::rx::{RX_QUEUE_BYTES, RX_QUEUE_PACKETS, RxBackRing, RxCopier, RxFlags, RxFrag, RxQueue, serve_rx};
 use backend_drivers::netback::stats::VifStats;
 use backend_drivers::netback::tx::{TX_BUF, TxBackRing, TxCopier, TxFrag, TxPacket, serve_tx};
@@ -50,8 +50,7 @@ const MAX_PORTS: usize = MAX_VIFS + 2;
 const MAX_MACS: usize = 64;
 /// Frames taken from the uplink per pump.
 const UPLINK_BUDGET: usize = 64;
-/// How long a vif waits before dom0 looks again at a half-produced
-/// packet or a starved rx ring, ns.
+/// How long a vif waits before dom0 looks again at a starved rx ring, ns.
 const RETRY_NS: u64 = 5_000_000;
 /// How often dom0 polls an uplink (it has no interrupt), ns.
 pub const UPLINK_POLL_NS: u64 = 2_000_000;
@@ -82,9 +81,9 @@ struct Vif {
     /// Work left after the last pump (a ring with requests, a queue with
     /// frames and rx room).
     more: bool,
-    /// When to look again without an event (ns, 0: no need): a packet
-    /// half produced, or rx slots too few for the next frame. A frontend
-    /// may finish either without notifying.
+    /// When to look again without an event (ns, 0: no need): rx slots
+    /// too few for the next frame (the frontend may post more without
+    /// notifying).
     retry_at: u64,
 }
 
@@ -228,7 +227,7 @@ impl Vifs {
         let mut frames: Vec<Frame> = Vec::new();
         let mut logged = false;
         for k in 0..self.vifs.len() {
-            logged |= self.serve_tx_of(xs, k, now_ns, &mut frames);
+            logged |= self.serve_tx_of(k, now_ns, &mut frames);
         }
         self.take_uplink(now_ns, &mut frames);
         self.take_dom0(now_ns, &mut frames);
@@ -244,7 +243,7 @@ impl Vifs {
             self.switch(f, now_ms);
         }
         for k in 0..self.vifs.len() {
-            logged |= self.serve_rx_of(xs, k, now_ns);
+            logged |= self.serve_rx_of(k, now_ns);
         }
         self.sweep(xs);
         logged
@@ -413,14 +412,11 @@ impl Vifs {
     }
 
     /// Serve vif `k`'s tx ring once: its good packets join `frames`.
-    fn serve_tx_of(&mut self, xs: &mut Xenstore, k: usize, now_ns: u64, frames: &mut Vec<Frame>) -> bool {
+    fn serve_tx_of(&mut self, k: usize, now_ns: u64, frames: &mut Vec<Frame>) -> bool {
         let si = self.si;
         let buf = &mut self.buf;
         let v = &mut self.vifs[k];
-        let Some(live) = v.live.as_mut() else {
-            v.retry_at = 0;
-            return false;
-        };
+        let Some(live) = v.live.as_mut() else { return false };
         let mut copier = Copier { si, domid: v.nodes.domid };
         let (from, mac) = (v.bridge_port, v.nodes.mac);
         let mut spoofed = 0u64;
@@ -443,25 +439,22 @@ impl Vifs {
             events::send(live.port);
         }
         v.more = s.more;
-        v.retry_at = if s.partial { now_ns + RETRY_NS } else { 0 };
         let Some(why) = s.fatal else { return false };
-        self.fail(xs, k, "fatal tx error", format_args!("{why:?}"));
+        self.fail(k, "fatal tx error", format_args!("{why:?}"));
         true
     }
 
     /// Stop serving vif `k` for what its frontend did, as Linux's
-    /// `xenvif_fatal_tx_err`: say so, leave xenbus_dev_fatal's error node,
-    /// unmap its rings.
-    fn fail(&mut self, xs: &mut Xenstore, k: usize, what: &str, why: core::fmt::Arguments<'_>) {
+    /// `xenvif_fatal_tx_err`: say so, unmap its rings.
+    fn fail(&mut self, k: usize, what: &str, why: core::fmt::Arguments<'_>) {
         let (domid, devid) = (self.vifs[k].nodes.domid, self.vifs[k].nodes.devid);
         println!("dom0: netback: d{domid} vif {devid}: {what} ({why}); disconnecting");
-        let node = format!("/local/domain/0/error/backend/vif/{domid}/{devid}/error");
-        let _ = client::write(xs, &node, format!("{} {what}", xen_public::errno::EINVAL).as_bytes());
+        // Linux's xenvif_fatal_tx_err (netback.c) only disables the vif (carrier off, interface.c): no xenbus state change, no error node.
         self.disconnect(k);
     }
 
     /// Serve vif `k`'s rx ring once from its queue.
-    fn serve_rx_of(&mut self, xs: &mut Xenstore, k: usize, now_ns: u64) -> bool {
+    fn serve_rx_of(&mut self, k: usize, now_ns: u64) -> bool {
         let si = self.si;
         let v = &mut self.vifs[k];
         let Some(live) = v.live.as_mut() else { return false };
@@ -471,11 +464,9 @@ impl Vifs {
             events::send(live.port);
         }
         v.more |= s.delivered + s.dropped >= TX_BUDGET;
-        if s.starved && v.retry_at == 0 {
-            v.retry_at = now_ns + RETRY_NS;
-        }
+        v.retry_at = if s.starved { now_ns + RETRY_NS } else { 0 };
         let Some(why) = s.fatal else { return false };
-        self.fail(xs, k, "rx ring corrupt", format_args!("{why:?}"));
+        self.fail(k, "rx ring corrupt", format_args!("{why:?}"));
         true
     }
 
@@ -592,7 +583,10 @@ fn dom0_mac(si: &StartInfo) -> [u8; 6] {
     crate::vifcfg::made_up_mac(si.shared_info ^ 0x00fe_ed00)
 }
 
-/// Attach the tx and rx back rings to their mapped pages.
+/// Attach the tx and rx back rings to their mapped pages where the
+/// shared rings stand (`attach_data_rings`: Linux's
+/// `xenvif_map_frontend_data_rings`, `-EIO` for more than a ring of
+/// requests).
 fn attach_rings(tx_va: u64, rx_va: u64) -> Result<(TxBackRing<MappedPages>, RxBackRing<MappedPages>), i64> {
     let bad = -xen_public::errno::EINVAL;
     // SAFETY: each VA is a grant-area slot just mapped writable to the
@@ -601,9 +595,7 @@ fn attach_rings(tx_va: u64, rx_va: u64) -> Result<(TxBackRing<MappedPages>, RxBa
     let tx_mem = unsafe { MappedPages::new(&[tx_va]) }.ok_or(bad)?;
     // SAFETY: as above, for the rx ring's slot.
     let rx_mem = unsafe { MappedPages::new(&[rx_va]) }.ok_or(bad)?;
-    let tx = TxBackRing::attach(tx_mem, 0).map_err(|_| bad)?;
-    let rx = RxBackRing::attach(rx_mem, 0).map_err(|_| bad)?;
-    Ok((tx, rx))
+    attach_data_rings(tx_mem, rx_mem).map_err(|_| -xen_public::errno::EIO)
 }
 
 /// Grant copies between a frontend's pages and dom0's buffers.

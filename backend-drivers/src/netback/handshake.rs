@@ -149,3 +149,16 @@ impl BackendDevice for Netback {
     /// Nothing: Linux's `connect` writes no keys before Connected.
     fn connect_keys(&self, _media: &VifMedia, _ring: &VifRing, _out: &mut Writes) {}
 }
+
+/// Attach the back rings to the frontend's mapped tx and rx ring pages as
+/// Linux's `xenvif_map_frontend_data_rings` (drivers/net/xen-netback/
+/// netback.c) does: `BACK_RING_ATTACH` at each shared `rsp_prod` (a
+/// reconnecting frontend's ring need not start at 0), refused (Linux:
+/// `-EIO`) if `req_prod - rsp_prod` exceeds the ring's size.
+#[allow(clippy::type_complexity)]
+pub fn attach_data_rings<P: crate::ring::RingPages>(
+    tx: P,
+    rx: P,
+) -> Result<(super::tx::TxBackRing<P>, super::rx::RxBackRing<P>), crate::ring::RingError> {
+    Ok((super::tx::TxBackRing::attach_at_rsp_prod(tx)?, super::rx::RxBackRing::attach_at_rsp_prod(rx)?))
+}

@@ -279,3 +279,35 @@ fn detach_closes_then_removes_the_vif() {
     assert!(acts.contains(&BackAction::Removed));
     assert!(!solo.s.exists(BE));
 }
+
+/// Shared ring pages whose header holds `req_prod` and `rsp_prod`.
+fn ring_at(req_prod: u32, rsp_prod: u32) -> &'static xen_public::io::ring::fuzz::SharedPages {
+    use xen_public::io::ring::{RingPages, off};
+    let p: &'static _ = std::boxed::Box::leak(std::boxed::Box::new(xen_public::io::ring::fuzz::SharedPages::new(1)));
+    let mut w = p;
+    w.store_idx(off::REQ_PROD, req_prod);
+    w.store_idx(off::RSP_PROD, rsp_prod);
+    p
+}
+
+/// Linux's `xenvif_map_frontend_data_rings`: both rings attach at their
+/// shared `rsp_prod` (not 0), so a reconnecting frontend's outstanding
+/// requests are the ones served next.
+#[test]
+fn data_rings_attach_at_the_shared_rsp_prod() {
+    let (tx, rx) = attach_data_rings(ring_at(1005, 1000), ring_at(70, 64)).unwrap();
+    assert_eq!((tx.req_cons(), tx.rsp_prod_pvt(), tx.unconsumed_requests().unwrap()), (1000, 1000, 5));
+    assert_eq!((rx.req_cons(), rx.rsp_prod_pvt(), rx.unconsumed_requests().unwrap()), (64, 64, 6));
+}
+
+/// Attack: `req_prod - rsp_prod` more than a ring (256 slots) on either
+/// ring refuses the attach (Linux: `-EIO`), including a `req_prod` behind
+/// `rsp_prod` (the difference wraps); a full ring is still fine.
+#[test]
+fn data_rings_more_than_a_ring_of_requests_refuse_the_attach() {
+    assert!(attach_data_rings(ring_at(256, 0), ring_at(0, 0)).is_ok(), "exactly a ring is allowed");
+    assert!(attach_data_rings(ring_at(257, 0), ring_at(0, 0)).is_err());
+    assert!(attach_data_rings(ring_at(0, 0), ring_at(300, 10)).is_err());
+    assert!(attach_data_rings(ring_at(5, 10), ring_at(0, 0)).is_err(), "req_prod behind rsp_prod");
+    assert!(attach_data_rings(ring_at(3, u32::MAX - 2), ring_at(0, 0)).is_ok(), "indices wrap");
+}

@@ -140,7 +140,7 @@ fn tx_single_slot_packet_is_delivered_and_answered_okay_with_its_id() {
     let mut t = Tx::new();
     t.push(&[txreq(3, 100, NETTXF_CSUM_BLANK | NETTXF_DATA_VALIDATED, 41, 60)]);
     let s = t.serve(64);
-    assert_eq!((s.packets, s.dropped, s.fatal, s.more, s.partial), (1, 0, None, false, false));
+    assert_eq!((s.packets, s.dropped, s.fatal, s.more), (1, 0, None, false));
     assert!(s.notify, "rsp_event 1 lies in (0, 1]");
     assert_eq!(ids_statuses(&t.responses()), [(41, NETIF_RSP_OKAY)]);
     assert_eq!(t.got[0].0, t.bytes(3, 100, 60));
@@ -328,34 +328,69 @@ fn tx_req_prod_far_past_cons_is_fatal() {
     assert_eq!((t.back.req_cons(), t.grants.copies, t.stats.fatal), (0, 0, 1));
 }
 
-/// A packet whose last produced slot says `more_data` is not consumed
-/// (no response) until the rest is produced, then goes whole.
+/// Attack: a packet whose last published slot says `more_data` asks for
+/// slots past `req_prod`. Linux's `xenvif_count_requests` (`slots >=
+/// work_to_do`: "Asked for %d slots but exceeds this limit") calls
+/// `xenvif_fatal_tx_err`; the complete packet before it still goes, the
+/// half one is neither consumed nor answered.
 #[test]
-fn tx_half_produced_packet_waits_without_a_response() {
+fn tx_half_published_packet_is_fatal_as_linux_count_requests() {
     let mut t = Tx::new();
     t.push(&[txreq(1, 0, 0, 1, 60), txreq(1, 0, NETTXF_MORE_DATA, 2, 160), txreq(2, 0, NETTXF_MORE_DATA, 3, 50)]);
     let s = t.serve(64);
-    assert_eq!((s.packets, s.partial, s.fatal), (1, true, None));
+    assert_eq!((s.packets, s.fatal), (1, Some(TxFatal::MissingSlots)));
     assert_eq!(ids_statuses(&t.responses()), [(1, 0)], "only the complete packet is answered");
-    assert_eq!(t.back.req_cons(), 1);
-    t.push(&[txreq(3, 0, 0, 4, 50)]);
-    let s = t.serve(64);
-    assert_eq!((s.packets, s.partial), (1, false));
-    assert_eq!(ids_statuses(&t.responses()), [(2, 0), (3, 0), (4, 0)]);
-    assert_eq!(t.got[1].0.len(), 160);
+    assert_eq!((t.back.req_cons(), t.stats.fatal), (1, 1));
 }
 
-/// Attack: a ring full of one unfinished chain of extra-info can never
-/// complete: fatal rather than waiting forever.
+/// Attack: a lone first slot with `more_data` and nothing after it (the
+/// boot test's `net=evil-hold`) is fatal at once, not polled forever.
 #[test]
-fn tx_ring_full_of_one_unfinished_packet_is_fatal() {
+fn tx_lone_first_slot_with_more_data_is_fatal() {
     let mut t = Tx::new();
-    let mut reqs = vec![txreq(1, 0, NETTXF_EXTRA_INFO, 0, 60)];
-    reqs.extend((1..256).map(|_| extra(XEN_NETIF_EXTRA_TYPE_HASH, XEN_NETIF_EXTRA_FLAG_MORE)));
-    t.push(&reqs);
+    t.push(&[txreq(1, 0, NETTXF_MORE_DATA, 7, 300)]);
     let s = t.serve(64);
-    assert_eq!(s.fatal, Some(TxFatal::BadExtra));
-    assert_eq!(t.back.req_cons(), 0);
+    assert_eq!((s.packets, s.more, s.fatal), (0, false, Some(TxFatal::MissingSlots)));
+    assert_eq!((t.back.req_cons(), t.grants.copies), (0, 0));
+}
+
+/// Attack: extra-info announced past `req_prod` (Linux's
+/// `xenvif_get_extras`: "Missing extra info") is fatal, whether the ring
+/// holds one slot or is all one unfinished chain of extras.
+#[test]
+fn tx_extra_info_past_req_prod_is_fatal() {
+    for n in [0usize, 1, 255] {
+        let mut t = Tx::new();
+        let mut reqs = vec![txreq(1, 0, NETTXF_EXTRA_INFO, 0, 60)];
+        reqs.extend((0..n).map(|_| extra(XEN_NETIF_EXTRA_TYPE_HASH, XEN_NETIF_EXTRA_FLAG_MORE)));
+        t.push(&reqs);
+        let s = t.serve(64);
+        assert_eq!(s.fatal, Some(TxFatal::BadExtra), "{n} extras");
+        assert_eq!(t.back.req_cons(), 0);
+    }
+}
+
+/// A byte budget bounds what one call hands over: the packet that would
+/// pass it stays whole on the ring (unanswered, `more`) for the next call;
+/// dropped packets cost no budget.
+#[test]
+fn tx_byte_budget_leaves_the_packet_that_would_pass_it() {
+    let mut t = Tx::new();
+    let mut reqs: Vec<_> = (0..5).map(|i| txreq(1, 0, 0, i, 1000)).collect();
+    reqs.insert(1, txreq(1, 0, 0, 99, 10)); // a runt: dropped
+    t.push(&reqs);
+    let got = &mut t.got;
+    let budget = TxBudget { packets: 64, bytes: 2500 };
+    let s = serve_tx_within(&mut t.back, &mut t.grants, &mut t.credit, 0, &mut t.stats, &mut t.buf, budget, &mut |b, p| got.push((b.to_vec(), p)));
+    assert_eq!((s.packets, s.dropped, s.more, s.fatal), (2, 1, true, None));
+    assert_eq!(t.back.req_cons(), 3, "the third 1000-byte packet is left");
+    assert_eq!(t.responses().len(), 3);
+    let got = &mut t.got;
+    let s = serve_tx_within(&mut t.back, &mut t.grants, &mut t.credit, 0, &mut t.stats, &mut t.buf, budget, &mut |b, p| got.push((b.to_vec(), p)));
+    assert_eq!((s.packets, s.more), (2, true), "the fifth would pass the budget again");
+    let s = t.serve(64);
+    assert_eq!((s.packets, s.more), (1, false));
+    assert_eq!(t.got.len(), 5);
 }
 
 /// Linux `tx_credit_exceeded`: without credit the ring is left alone

@@ -8,8 +8,8 @@
 //! extra-info slots its `NETTXF_extra_info` announces, then fragment
 //! requests while `NETTXF_more_data` is set. Each packet is first read
 //! from the ring without consuming it ([`gather`]: every slot copied out
-//! once, the copies alone decide), then either left (not all produced
-//! yet, or no credit) or consumed whole, every slot answered exactly once
+//! once, the copies alone decide), then either left (no credit, or the
+//! caller's byte budget spent) or consumed whole, every slot answered exactly once
 //! in ring order: `NETIF_RSP_OKAY` or `NETIF_RSP_ERROR` with the request's
 //! `id`, `NETIF_RSP_NULL` for extra-info slots (their `id` bytes left as
 //! the slot held them, as Linux writes only the status).
@@ -22,9 +22,14 @@
 //! in [`TxServed::fatal`] with nothing more consumed: the caller disables
 //! the vif.
 //!
-//! Where this differs from Linux: a packet whose last produced slot still
-//! says `more_data` waits for the rest (Linux: fatal "Asked for %d slots
-//! but exceeds this limit") unless it already fills the ring; a failed
+//! A packet whose last published slot still says `more_data` (or
+//! announces an extra-info past `req_prod`) is fatal, as in Linux's
+//! `xenvif_count_requests` ("Asked for %d slots but exceeds this limit")
+//! and `xenvif_get_extras` ("Missing extra info"): a frontend publishes a
+//! packet's slots together, so one that stops mid-packet would otherwise
+//! be polled forever.
+//!
+//! Where this differs from Linux: a failed
 //! grant copy answers every slot of the packet with `NETIF_RSP_ERROR`
 //! (Linux: the failed slot only); a GSO extra-info, which was not offered,
 //! drops the packet; multicast extra-info is answered `NETIF_RSP_OKAY`
@@ -98,11 +103,15 @@ pub struct TxPacket {
 pub enum TxFatal {
     /// A slot's `offset + size` passes its page ("Cross page boundary").
     CrossPage,
-    /// More than [`FATAL_SKB_SLOTS`] fragment slots, or one packet larger
-    /// than the ring.
+    /// More than [`FATAL_SKB_SLOTS`] fragment slots.
     TooManySlots,
+    /// The last published slot says `more_data`: the packet asks for
+    /// slots past `req_prod` ("Asked for %d slots but exceeds this
+    /// limit").
+    MissingSlots,
     /// An extra-info of type 0 or past `XEN_NETIF_EXTRA_TYPE_MAX`
-    /// ("Invalid extra type"), or a chain of them filling the ring.
+    /// ("Invalid extra type"), or one announced past `req_prod` ("Missing
+    /// extra info").
     BadExtra,
     /// The frontend broke the ring's indices.
     Ring(RingError),
@@ -117,15 +126,22 @@ pub struct TxServed {
     pub dropped: u32,
     /// The frontend must be notified (`RING_PUSH_RESPONSES_AND_CHECK_NOTIFY`).
     pub notify: bool,
-    /// Requests are left: `max_packets` was reached, or the credit ran out
-    /// (then serve again at [`Credit::next_refill_us`]).
+    /// Requests are left: `max_packets` or the byte budget was reached
+    /// (not set when the credit ran out: serve again at
+    /// [`Credit::next_refill_us`]).
     pub more: bool,
     /// Disable the vif: nothing more may be served.
     pub fatal: Option<TxFatal>,
-    /// The last packet is not all produced yet. The frontend may push the
-    /// rest without an event (`req_event` cannot be moved past a
-    /// half-consumed packet), so serve again after a while.
-    pub partial: bool,
+}
+
+/// How much one call of [`serve_tx_within`] may hand over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TxBudget {
+    /// Packets handled (delivered or dropped) at most.
+    pub packets: u32,
+    /// Bytes delivered at most: a packet that would pass it is left on
+    /// the ring for the next call.
+    pub bytes: usize,
 }
 
 /// Why a packet is dropped.
@@ -162,8 +178,6 @@ struct Plan {
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 enum Gather {
-    /// The packet's last produced slot wants more.
-    Incomplete,
     Fatal(TxFatal),
     Ready(Plan),
 }
@@ -182,6 +196,26 @@ pub fn serve_tx<P: RingPages, C: TxCopier>(
     max_packets: u32,
     deliver: &mut dyn FnMut(&[u8], TxPacket),
 ) -> TxServed {
+    let budget = TxBudget { packets: max_packets, bytes: usize::MAX };
+    serve_tx_within(ring, copier, credit, now_us, stats, buf, budget, deliver)
+}
+
+/// [`serve_tx`] within `budget`: at most `budget.packets` packets, and
+/// packets of at most `budget.bytes` bytes together delivered; a packet
+/// that would pass the bytes is left whole on the ring (`more`).
+#[allow(clippy::too_many_arguments)]
+pub fn serve_tx_within<P: RingPages, C: TxCopier>(
+    ring: &mut TxBackRing<P>,
+    copier: &mut C,
+    credit: &mut Credit,
+    now_us: u64,
+    stats: &mut VifStats,
+    buf: &mut [u8],
+    budget: TxBudget,
+    deliver: &mut dyn FnMut(&[u8], TxPacket),
+) -> TxServed {
+    let max_packets = budget.packets;
+    let mut bytes_left = budget.bytes;
     let mut out = TxServed::default();
     let mut answered = 0u32;
     let mut handled = 0u32;
@@ -200,13 +234,14 @@ pub fn serve_tx<P: RingPages, C: TxCopier>(
             break None;
         }
         let plan = match gather(ring, avail, buf.len()) {
-            Gather::Incomplete => {
-                out.partial = true;
-                break None;
-            }
             Gather::Fatal(f) => break Some(f),
             Gather::Ready(p) => p,
         };
+        let size = usize::from(plan.first.size);
+        if plan.outcome == Outcome::Deliver && size > bytes_left {
+            out.more = true;
+            break None;
+        }
         // xenvif_tx_build_gops: credit-based scheduling on the first
         // request's size, before anything is consumed.
         if !credit.allow(now_us, usize::from(plan.first.size)) {
@@ -223,7 +258,8 @@ pub fn serve_tx<P: RingPages, C: TxCopier>(
         answered += plan.slots;
         match (plan.outcome, status) {
             (Outcome::Deliver, NETIF_RSP_OKAY) => {
-                let len = usize::from(plan.first.size);
+                let len = size;
+                bytes_left -= len;
                 bump(&mut stats.tx_packets, 1);
                 bump(&mut stats.tx_bytes, len as u64);
                 out.packets += 1;
@@ -302,8 +338,6 @@ fn gather<P: RingPages>(ring: &TxBackRing<P>, avail: u32, buf_len: usize) -> Gat
     };
     let cons = ring.req_cons();
     let peek = |i: u32| -> NetifTxRequest { read_entry(ring.pages(), geo, cons.wrapping_add(i)) };
-    // The whole ring is one unfinished packet: it can never finish.
-    let short = |fatal: TxFatal| if avail >= ring.size() { Gather::Fatal(fatal) } else { Gather::Incomplete };
     let first = peek(0);
     let mut i = 1u32;
     let (mut extras, mut gso, mut mcast) = (0u32, false, false);
@@ -311,7 +345,8 @@ fn gather<P: RingPages>(ring: &TxBackRing<P>, avail: u32, buf_len: usize) -> Gat
         // xenvif_get_extras.
         loop {
             if i >= avail {
-                return short(TxFatal::BadExtra);
+                // "Missing extra info".
+                return Gather::Fatal(TxFatal::BadExtra);
             }
             let e = extra_of(&peek(i));
             i += 1;
@@ -339,14 +374,15 @@ fn gather<P: RingPages>(ring: &TxBackRing<P>, avail: u32, buf_len: usize) -> Gat
     let mut drop = None;
     let mut tail: Vec<TxFrag, MAX_FRAGS> = Vec::new();
     if first.flags & NETTXF_MORE_DATA != 0 {
-        // xenvif_count_requests.
+        // xenvif_count_requests: `slots >= work_to_do` first (the
+        // published slots end mid-packet), then `fatal_skb_slots`.
         let mut slots = 0u32;
         loop {
+            if i >= avail {
+                return Gather::Fatal(TxFatal::MissingSlots);
+            }
             if slots >= FATAL_SKB_SLOTS {
                 return Gather::Fatal(TxFatal::TooManySlots);
-            }
-            if i >= avail {
-                return short(TxFatal::TooManySlots);
             }
             if drop.is_none() && slots >= LEGACY_SLOTS_MAX {
                 drop = Some(DropWhy::TooManySlots);
