@@ -17,7 +17,11 @@
 //! destroyed; what a frontend does (bad requests, a ring it corrupts, a
 //! flood) is dropped and counted, costs dom0 at most its vif's bounded rx
 //! queue and one pump's budget, and may disconnect that vif only; each
-//! pump serves at most [`TX_BUDGET`] packets per vif, each vif in turn.
+//! pump takes in at most [`TX_BUDGET`] packets per vif and
+//! [`PUMP_TX_BYTES`] from all vifs together (a fair share each, the first
+//! vif rotating), and every vif's rx queue together holds at most
+//! [`RX_TOTAL_BYTES`]; every allocation on the data path is fallible (a
+//! frame that gets no memory is dropped and counted).
 
 use crate::grant_area::{GrantArea, Mapped};
 use crate::vifcfg::{VifNodes, mac_text};
@@ -33,7 +37,7 @@ use backend_drivers::netback::csum::complete_l4_checksum;
 use backend_drivers::netback::handshake::{Netback, VifMedia, VifRing, attach_data_rings};
 use backend_drivers::netback::rx::{RX_QUEUE_BYTES, RX_QUEUE_PACKETS, RxBackRing, RxCopier, RxFlags, RxFrag, RxQueue, serve_rx};
 use backend_drivers::netback::stats::VifStats;
-use backend_drivers::netback::tx::{TX_BUF, TxBackRing, TxCopier, TxFrag, TxPacket, serve_tx};
+use backend_drivers::netback::tx::{PumpBudget, TX_BUF, TxBackRing, TxBudget, TxCopier, TxFrag, TxPacket, serve_tx_within};
 use backend_drivers::xenbus_backend::{BackAction, BackEvent, Backend};
 use frontend_drivers::xenbus_store::{DeviceNodes, apply};
 use pv_guest_kernel::alloc::EarlyAlloc;
@@ -58,6 +62,13 @@ pub const UPLINK_POLL_NS: u64 = 2_000_000;
 /// (2 MiB, shared with xenstored) holds every vif's full queue.
 const RX_QUEUE_FRAMES: usize = 64;
 const RX_QUEUE_MAX_BYTES: usize = 96 * 1024;
+/// Bytes every vif's rx queue holds together: eight full queues would be
+/// 768 KiB of dom0's heap; past this the newest frame is dropped (counted
+/// as its vif's `rx_queue_full`).
+pub const RX_TOTAL_BYTES: usize = 512 * 1024;
+/// Bytes one pump takes in from all vifs' tx rings together, shared
+/// fairly ([`PumpBudget`]); what is left waits on the rings.
+pub const PUMP_TX_BYTES: usize = 256 * 1024;
 
 /// A connected vif.
 struct Live {
@@ -134,6 +145,9 @@ pub struct Vifs {
     buf: Box<[u8]>,
     /// When the uplink was last polled.
     uplink_polled: u64,
+    /// Which vif a pump serves first (rotates, so the one the byte budget
+    /// ran out on goes earlier next time).
+    turn: usize,
 }
 
 impl Vifs {
@@ -144,7 +158,7 @@ impl Vifs {
         let dom0_port = bridge.add_port()?;
         let dom0 = crate::dom0net::Dom0Net::new(dom0_mac(si), crate::dom0net::DEFAULT_IP, crate::dom0net::DEFAULT_PREFIX);
         let buf = alloc::vec![0u8; TX_BUF].into_boxed_slice();
-        Some(Vifs { si, area, vifs: Vec::new(), bridge, dom0: Some((dom0, dom0_port)), uplink: None, buf, uplink_polled: 0 })
+        Some(Vifs { si, area, vifs: Vec::new(), bridge, dom0: Some((dom0, dom0_port)), uplink: None, buf, uplink_polled: 0, turn: 0 })
     }
 
     /// Bridge the uplink NIC into `xenbr0`.
@@ -226,8 +240,11 @@ impl Vifs {
         let now_ns = shared::now_ns().unwrap_or(0);
         let mut frames: Vec<Frame> = Vec::new();
         let mut logged = false;
-        for k in 0..self.vifs.len() {
-            logged |= self.serve_tx_of(k, now_ns, &mut frames);
+        let n = self.vifs.len();
+        let mut budget = PumpBudget::new(PUMP_TX_BYTES, self.vifs.iter().filter(|v| v.live.is_some()).count());
+        self.turn = self.turn.wrapping_add(1);
+        for i in 0..n {
+            logged |= self.serve_tx_of((self.turn + i) % n, now_ns, &mut budget, &mut frames);
         }
         self.take_uplink(now_ns, &mut frames);
         self.take_dom0(now_ns, &mut frames);
@@ -411,16 +428,18 @@ impl Vifs {
         }
     }
 
-    /// Serve vif `k`'s tx ring once: its good packets join `frames`.
-    fn serve_tx_of(&mut self, k: usize, now_ns: u64, frames: &mut Vec<Frame>) -> bool {
+    /// Serve vif `k`'s tx ring once, within its share of `budget`: its
+    /// good packets join `frames`.
+    fn serve_tx_of(&mut self, k: usize, now_ns: u64, budget: &mut PumpBudget, frames: &mut Vec<Frame>) -> bool {
         let si = self.si;
         let buf = &mut self.buf;
         let v = &mut self.vifs[k];
         let Some(live) = v.live.as_mut() else { return false };
         let mut copier = Copier { si, domid: v.nodes.domid };
         let (from, mac) = (v.bridge_port, v.nodes.mac);
-        let mut spoofed = 0u64;
+        let (mut spoofed, mut no_memory, mut taken) = (0u64, 0u64, 0usize);
         let mut deliver = |bytes: &[u8], p: TxPacket| {
+            taken += bytes.len();
             // A guest sends as its own MAC only: another's would steal
             // that one's traffic from the bridge (and random ones would
             // flush its table).
@@ -429,12 +448,16 @@ impl Vifs {
                 return;
             }
             let flags = RxFlags { csum_blank: p.csum_blank, data_validated: p.data_validated };
-            if let Some(bytes) = heap_copy(bytes) {
-                frames.push(Frame { from, bytes, flags });
+            match heap_copy(bytes) {
+                Some(bytes) if frames.try_reserve(1).is_ok() => frames.push(Frame { from, bytes, flags }),
+                _ => no_memory += 1,
             }
         };
-        let s = serve_tx(&mut live.tx, &mut copier, &mut v.credit, now_ns / 1000, &mut v.stats, buf, TX_BUDGET, &mut deliver);
+        let limit = TxBudget { packets: TX_BUDGET, bytes: budget.next_vif() };
+        let s = serve_tx_within(&mut live.tx, &mut copier, &mut v.credit, now_ns / 1000, &mut v.stats, buf, limit, &mut deliver);
+        budget.spend(taken);
         v.stats.tx_spoofed = v.stats.tx_spoofed.wrapping_add(spoofed);
+        v.stats.tx_no_memory = v.stats.tx_no_memory.wrapping_add(no_memory);
         if s.notify {
             events::send(live.port);
         }
@@ -471,15 +494,17 @@ impl Vifs {
     }
 
     /// Frames from the uplink, polled at most every [`UPLINK_POLL_NS`]
-    /// unless it had more.
+    /// unless it had more; its sent buffers taken back.
     fn take_uplink(&mut self, now_ns: u64, frames: &mut Vec<Frame>) {
         let Some((nic, port)) = self.uplink.as_mut() else { return };
         self.uplink_polled = now_ns;
+        nic.reclaim();
         let mut buf = [0u8; 1536];
         for _ in 0..UPLINK_BUDGET {
             let Some(n) = nic.recv(&mut buf) else { break };
-            if let Some(bytes) = buf.get(..n).and_then(heap_copy) {
-                frames.push(Frame { from: *port, bytes, flags: RxFlags::default() });
+            match buf.get(..n).and_then(heap_copy) {
+                Some(bytes) if frames.try_reserve(1).is_ok() => frames.push(Frame { from: *port, bytes, flags: RxFlags::default() }),
+                _ => nic.stats.rx_dropped += 1,
             }
         }
     }
@@ -489,7 +514,10 @@ impl Vifs {
         let Some((stack, port)) = self.dom0.as_mut() else { return };
         stack.poll(now_ns / 1_000_000);
         while let Some(bytes) = stack.pop_tx() {
-            frames.push(Frame { from: *port, bytes, flags: RxFlags::default() });
+            // Without room for it the frame is lost, as on a full NIC.
+            if frames.try_reserve(1).is_ok() {
+                frames.push(Frame { from: *port, bytes, flags: RxFlags::default() });
+            }
         }
     }
 
@@ -523,8 +551,9 @@ impl Vifs {
     fn send_to(&mut self, p: PortId, f: &Frame) {
         match self.port(p) {
             Some(Port::Vif(k)) => {
+                let queued: usize = self.vifs.iter().map(|v| v.rxq.bytes()).sum();
                 let v = &mut self.vifs[k];
-                v.rxq.push(&f.bytes, f.flags, &mut v.stats);
+                v.rxq.push_within(&f.bytes, f.flags, &mut v.stats, RX_TOTAL_BYTES.saturating_sub(queued));
                 v.more = true;
             }
             Some(Port::Dom0) => {

@@ -6,12 +6,14 @@
 //! checksums and is at most [`MAX_FRAME`] bytes.
 //!
 //! The queue calls of `VirtIONetRaw` that leave a buffer with the device
-//! are `unsafe`: this module is their edge. Invariant: each receive
-//! buffer is a [`BUF_LEN`]-byte half of a page-aligned heap page (so the
-//! device gets its machine address directly, never a bounce), owned by
-//! the [`Vnet`] and touched only between the device's completion and its
-//! next posting; the one transmit buffer is not written while the device
-//! holds it (a send that did not complete in time keeps it until it does).
+//! are `unsafe`: this module is their edge. Invariant: each receive and
+//! transmit buffer is a [`BUF_LEN`]-byte half of a page-aligned heap page
+//! (so the device gets its machine address directly, never a bounce),
+//! owned by the [`Vnet`] and touched only between the device's completion
+//! and its next posting. Sending never waits: up to [`TX_BUFS`] frames are
+//! in flight, taken back as the device completes them ([`Vnet::reclaim`],
+//! each send and each pump); with every buffer in flight or the device's
+//! queue full, the frame is dropped and counted (`tx_dropped`).
 
 /// Pages the NIC's two virtqueues take from the shared DMA pool (each: a
 /// descriptor and driver page, a device page).
@@ -20,6 +22,9 @@ pub const POOL_PAGES: usize = 4;
 pub const QUEUE_SIZE: usize = 16;
 /// Receive buffers posted to the device.
 pub const RX_BUFS: usize = 8;
+/// Transmit buffers in flight at most (one descriptor each; the queue has
+/// [`QUEUE_SIZE`]).
+pub const TX_BUFS: usize = 8;
 /// Bytes of one buffer: the 12-byte `virtio_net_hdr` and a frame.
 pub const BUF_LEN: usize = 2048;
 /// Largest Ethernet frame without FCS (1500-byte MTU).
@@ -27,7 +32,7 @@ pub const MAX_FRAME: usize = 1514;
 
 // A buffer holds the 12-byte header and a full frame, and the halves of a
 // page never straddle a page boundary.
-const _: () = assert!(BUF_LEN >= 12 + MAX_FRAME && 4096 % BUF_LEN == 0);
+const _: () = assert!(BUF_LEN >= 12 + MAX_FRAME && 4096 % BUF_LEN == 0 && TX_BUFS <= QUEUE_SIZE);
 
 /// A MAC address as `xx:xx:xx:xx:xx:xx`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,7 +58,8 @@ pub struct VnetStats {
     pub tx: u64,
     /// Frames received.
     pub rx: u64,
-    /// Frames not sent (too short or long, device busy or failing).
+    /// Frames not sent (too short or long, every transmit buffer in
+    /// flight or the device's queue full, device failing).
     pub tx_dropped: u64,
     /// Frames received and dropped (larger than the caller's buffer, or a
     /// completion the driver refused).
@@ -70,20 +76,17 @@ mod device {
     use alloc::boxed::Box;
     use alloc::vec::Vec;
     use pv_guest_kernel::alloc::EarlyAlloc;
-    use pv_guest_kernel::{StartInfo, println, shared};
+    use pv_guest_kernel::{StartInfo, println};
     use virtio_drivers::device::net::VirtIONetRaw;
     use virtio_drivers::transport::pci::PciTransport;
     use virtio_drivers::transport::pci::bus::{Command, DeviceFunction, PciRoot};
-
-    /// How long a send waits for the device, in ns.
-    const TX_WAIT_NS: u64 = 100_000_000;
 
     /// A page-aligned page: its halves never straddle a page boundary.
     #[repr(C, align(4096))]
     struct Page([u8; 4096]);
 
-    /// Buffer `i` of the receive pages.
-    fn rx_buf(pages: &mut [Box<Page>], i: usize) -> &mut [u8] {
+    /// Buffer `i` of a set of buffer pages (receive or transmit).
+    fn page_half(pages: &mut [Box<Page>], i: usize) -> &mut [u8] {
         &mut pages[i / 2].0[(i % 2) * BUF_LEN..][..BUF_LEN]
     }
 
@@ -92,9 +95,10 @@ mod device {
         net: VirtIONetRaw<Dom0Hal, PciTransport, QUEUE_SIZE>,
         rx: Vec<Box<Page>>,
         posted: [Option<u16>; RX_BUFS],
-        tx: Box<Page>,
-        /// A transmission the device has not completed: (token, length).
-        tx_pending: Option<(u16, usize)>,
+        tx: Vec<Box<Page>>,
+        /// Transmissions the device has not completed, by transmit
+        /// buffer: (token, length).
+        tx_pending: [Option<(u16, usize)>; TX_BUFS],
         mac: [u8; 6],
         at: DeviceFunction,
         /// Counters.
@@ -137,8 +141,8 @@ mod device {
             }
             let mac = net.mac_address();
             let rx = (0..RX_BUFS.div_ceil(2)).map(|_| Box::new(Page([0; 4096]))).collect();
-            let mut v =
-                Vnet { net, rx, posted: [None; RX_BUFS], tx: Box::new(Page([0; 4096])), tx_pending: None, mac, at, stats: VnetStats::default() };
+            let tx = (0..TX_BUFS.div_ceil(2)).map(|_| Box::new(Page([0; 4096]))).collect();
+            let mut v = Vnet { net, rx, posted: [None; RX_BUFS], tx, tx_pending: [None; TX_BUFS], mac, at, stats: VnetStats::default() };
             for i in 0..RX_BUFS {
                 v.post(i);
             }
@@ -150,7 +154,7 @@ mod device {
 
         /// Give receive buffer `i` to the device.
         fn post(&mut self, i: usize) {
-            let buf = rx_buf(&mut self.rx, i);
+            let buf = page_half(&mut self.rx, i);
             // SAFETY: buffer `i` is owned by this Vnet (a heap page that
             // never moves) and is not read or written until the device
             // returns its token through `poll_receive`.
@@ -170,62 +174,59 @@ mod device {
             (self.at.bus, self.at.device, self.at.function)
         }
 
-        /// Whether the pending transmission completed (reaping it).
-        fn reap_tx(&mut self) -> bool {
-            let Some((token, len)) = self.tx_pending else { return true };
-            if self.net.poll_transmit() != Some(token) {
-                return false;
+        /// Take back every transmit buffer the device has completed.
+        pub fn reclaim(&mut self) {
+            while let Some(token) = self.net.poll_transmit() {
+                let Some(i) = self.tx_pending.iter().position(|p| p.is_some_and(|(t, _)| t == token)) else {
+                    // Not a token we gave: the queue is broken.
+                    return;
+                };
+                let Some((_, len)) = self.tx_pending[i] else { return };
+                let buf = page_half(&mut self.tx, i);
+                // SAFETY: the same buffer and length as given to
+                // transmit_begin with this token.
+                if unsafe { self.net.transmit_complete(token, &buf[..len]) }.is_err() {
+                    return;
+                }
+                self.tx_pending[i] = None;
             }
-            // SAFETY: the same buffer and length as given to transmit_begin.
-            let _ = unsafe { self.net.transmit_complete(token, &self.tx.0[..len]) };
-            self.tx_pending = None;
-            true
         }
 
-        /// Send one frame (without FCS; checksums filled in). Waits up to
-        /// 100 ms for the device to take it; false if it was not sent.
+        /// Send one frame (without FCS; checksums filled in) without
+        /// waiting: false (counted in `tx_dropped`) if it is not sendable,
+        /// every transmit buffer is in flight or the device's queue is full.
         pub fn send(&mut self, frame: &[u8]) -> bool {
-            if !sendable(frame) || !self.wait_tx() {
+            self.reclaim();
+            let free = self.tx_pending.iter().position(Option::is_none);
+            let Some(i) = free.filter(|_| sendable(frame)) else {
                 self.stats.tx_dropped += 1;
                 return false;
-            }
-            let Ok(hdr) = self.net.fill_buffer_header(&mut self.tx.0) else {
+            };
+            let buf = page_half(&mut self.tx, i);
+            let Ok(hdr) = self.net.fill_buffer_header(buf) else {
                 self.stats.tx_dropped += 1;
                 return false;
             };
             let len = hdr + frame.len();
-            self.tx.0[hdr..len].copy_from_slice(frame);
-            // SAFETY: the tx page is owned by this Vnet and not written
-            // again until `reap_tx` sees the device complete this token.
-            match unsafe { self.net.transmit_begin(&self.tx.0[..len]) } {
-                Ok(token) => self.tx_pending = Some((token, len)),
+            buf[hdr..len].copy_from_slice(frame);
+            // SAFETY: transmit buffer `i` is owned by this Vnet (a heap
+            // page that never moves) and not written again until
+            // `reclaim` sees the device complete this token.
+            match unsafe { self.net.transmit_begin(&buf[..len]) } {
+                Ok(token) => self.tx_pending[i] = Some((token, len)),
                 Err(_) => {
                     self.stats.tx_dropped += 1;
                     return false;
                 }
             }
             if virtio_hal::take_failure() {
+                // The device got the sink, not the frame; the buffer comes
+                // back when it completes.
                 self.stats.tx_dropped += 1;
-                let _ = self.wait_tx();
                 return false;
             }
             self.stats.tx += 1;
-            let _ = self.wait_tx();
             true
-        }
-
-        /// Wait (bounded) for the pending transmission to complete.
-        fn wait_tx(&mut self) -> bool {
-            let deadline = shared::now_ns().unwrap_or(0) + TX_WAIT_NS;
-            loop {
-                if self.reap_tx() {
-                    return true;
-                }
-                if shared::now_ns().unwrap_or(u64::MAX) > deadline {
-                    return false;
-                }
-                core::hint::spin_loop();
-            }
         }
 
         /// The next received frame, copied into `buf`: its length, or
@@ -240,11 +241,11 @@ mod device {
                     return None;
                 };
                 self.posted[i] = None;
-                let rb = rx_buf(&mut self.rx, i);
+                let rb = page_half(&mut self.rx, i);
                 // SAFETY: `rb` is the buffer posted with `token`.
                 let done = unsafe { self.net.receive_complete(token, rb) };
                 let got = done.ok().and_then(|(hdr, len)| {
-                    let frame = rx_buf(&mut self.rx, i).get(hdr..hdr + len)?;
+                    let frame = page_half(&mut self.rx, i).get(hdr..hdr + len)?;
                     let out = buf.get_mut(..len)?;
                     out.copy_from_slice(frame);
                     Some(len)

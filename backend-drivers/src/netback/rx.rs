@@ -98,11 +98,18 @@ impl RxQueue {
     /// dropped and counted: the queue is full (or memory ran out), or the
     /// frame is empty or over [`MAX_PACKET`].
     pub fn push(&mut self, frame: &[u8], flags: RxFlags, stats: &mut VifStats) -> bool {
+        self.push_within(frame, flags, stats, usize::MAX)
+    }
+
+    /// [`push`](Self::push) taking at most `room` more bytes: what a
+    /// budget shared by several queues has left. A frame past it (the
+    /// newest) is dropped and counted as a full queue.
+    pub fn push_within(&mut self, frame: &[u8], flags: RxFlags, stats: &mut VifStats, room: usize) -> bool {
         if frame.is_empty() || frame.len() > MAX_PACKET {
             bump(&mut stats.rx_too_big, 1);
             return false;
         }
-        let fits = self.frames.len() < self.max_packets && self.bytes.saturating_add(frame.len()) <= self.max_bytes;
+        let fits = self.frames.len() < self.max_packets && self.bytes.saturating_add(frame.len()) <= self.max_bytes && frame.len() <= room;
         let mut copy = Vec::new();
         if !fits || self.frames.try_reserve(1).is_err() || copy.try_reserve_exact(frame.len()).is_err() {
             bump(&mut stats.rx_queue_full, 1);

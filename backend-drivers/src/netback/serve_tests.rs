@@ -783,3 +783,79 @@ fn rx_random_frames_and_postings_are_answered_once() {
         }
     }
 }
+
+// ---- dom0's memory bounds across vifs ----
+
+/// A pump's tx bytes are shared: one vif may take the whole total, eight
+/// get at least a largest packet each, and none ever passes what is left.
+#[test]
+fn pump_budget_shares_the_total_and_never_passes_it() {
+    let one = PumpBudget::new(256 * 1024, 1);
+    assert_eq!(one.next_vif(), 256 * 1024);
+    let mut b = PumpBudget::new(256 * 1024, 8);
+    assert_eq!(b.next_vif(), MAX_PACKET, "a share holds the largest packet");
+    for _ in 0..4 {
+        b.spend(b.next_vif());
+    }
+    assert_eq!(b.next_vif(), 256 * 1024 - 4 * MAX_PACKET, "the fifth gets what is left");
+    b.spend(b.next_vif());
+    assert_eq!((b.next_vif(), b.left()), (0, 0));
+    b.spend(10);
+    assert_eq!(b.left(), 0, "spending past the total saturates");
+    assert_eq!(PumpBudget::new(1000, 0).next_vif(), 1000, "no vif: the total");
+}
+
+/// Attack: eight vifs flood 4000-byte packets. Each pass (the first vif
+/// rotating, as dom0's pump does) takes at most 256 KiB in all and one
+/// share per vif, every vif is served within eight passes, and whatever a
+/// pass left waits on its ring, unanswered (`more`).
+#[test]
+fn eight_flooding_vifs_get_bounded_fair_pumps() {
+    const TOTAL: usize = 256 * 1024;
+    let mut vifs: Vec<Tx> = (0..8).map(|_| Tx::new()).collect();
+    for t in &mut vifs {
+        t.push(&(0..200).map(|i| txreq(1, 0, 0, i, 4000)).collect::<Vec<_>>());
+    }
+    let mut served = [0usize; 8];
+    for pass in 0..8 {
+        let mut budget = PumpBudget::new(TOTAL, 8);
+        let mut taken = 0;
+        for i in 0..8 {
+            let k = (pass + i) % 8;
+            let t = &mut vifs[k];
+            let mut bytes = 0;
+            let limit = TxBudget { packets: 64, bytes: budget.next_vif() };
+            let s = serve_tx_within(&mut t.back, &mut t.grants, &mut t.credit, 0, &mut t.stats, &mut t.buf, limit, &mut |b, _| bytes += b.len());
+            assert!(bytes <= MAX_PACKET, "one share per vif");
+            assert!(s.more, "vif {k} still has packets");
+            assert_eq!(t.back.unanswered(), 0);
+            budget.spend(bytes);
+            taken += bytes;
+            served[k] += bytes;
+        }
+        assert!(taken <= TOTAL, "pass {pass}: {taken} bytes");
+    }
+    assert!(served.iter().all(|&b| b > 0), "every vif served: {served:?}");
+}
+
+/// Attack: a budget shared by every vif's rx queue bounds their sum: the
+/// newest frame past it is dropped and counted in its vif's stats even
+/// though that vif's own queue has room.
+#[test]
+fn rx_queues_share_a_global_byte_budget() {
+    const GLOBAL: usize = 20_000;
+    let mut qs: Vec<RxQueue> = (0..4).map(|_| RxQueue::new(64, 96 * 1024)).collect();
+    let mut st = [VifStats::default(); 4];
+    let mut kept = 0;
+    for n in 0..40 {
+        let k = n % 4;
+        let queued: usize = qs.iter().map(RxQueue::bytes).sum();
+        if qs[k].push_within(&frame(1500), RxFlags::default(), &mut st[k], GLOBAL.saturating_sub(queued)) {
+            kept += 1;
+        }
+        assert!(qs.iter().map(RxQueue::bytes).sum::<usize>() <= GLOBAL);
+    }
+    assert_eq!(kept, GLOBAL / 1500);
+    assert_eq!(st.iter().map(|s| s.rx_queue_full).sum::<u64>(), 40 - kept as u64);
+    assert!(qs.iter().all(|q| q.bytes() <= 96 * 1024 - 1500), "each queue still had room of its own");
+}

@@ -47,6 +47,9 @@ pub struct VifStats {
     /// Frames sent with a source MAC not the vif's (dropped by dom0's
     /// bridge port, as the vif-bridge script's `antispoof`).
     pub tx_spoofed: u64,
+    /// Guest packets answered okay but dropped in dom0 for want of heap
+    /// (a flood costs frames, never dom0).
+    pub tx_no_memory: u64,
     /// Fatal frontend errors (`xenvif_fatal_tx_err`, a corrupt ring).
     pub fatal: u64,
 }
@@ -68,6 +71,7 @@ impl VifStats {
             self.rx_too_big,
             self.rx_copy_failed,
             self.tx_spoofed,
+            self.tx_no_memory,
         ]
         .iter()
         .fold(0u64, |s, n| s.wrapping_add(*n))

@@ -66,6 +66,40 @@ pub const TX_BUF: usize = 65536;
 /// Copies per packet: the first slot and [`LEGACY_SLOTS_MAX`] fragments.
 pub const MAX_FRAGS: usize = 1 + LEGACY_SLOTS_MAX as usize;
 
+/// The tx bytes one pass over every vif (a pump) takes in, shared among
+/// the vifs served: each may take its share, `total / vifs` but at least
+/// one largest packet (so none is starved by a packet larger than its
+/// share), and never more than is left of `total`. The caller rotates
+/// which vif goes first, so a vif the total ran out on goes earlier next
+/// time; a vif whose packet did not fit is left busy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PumpBudget {
+    left: usize,
+    share: usize,
+}
+
+impl PumpBudget {
+    /// `total` bytes for `vifs` vifs.
+    pub fn new(total: usize, vifs: usize) -> Self {
+        PumpBudget { left: total, share: (total / vifs.max(1)).max(MAX_PACKET).min(total) }
+    }
+
+    /// Bytes the next vif may take.
+    pub fn next_vif(&self) -> usize {
+        self.share.min(self.left)
+    }
+
+    /// A vif took `bytes`.
+    pub fn spend(&mut self, bytes: usize) {
+        self.left = self.left.saturating_sub(bytes);
+    }
+
+    /// Bytes left of the total.
+    pub fn left(&self) -> usize {
+        self.left
+    }
+}
+
 /// One grant copy of a packet's bytes into the buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TxFrag {
