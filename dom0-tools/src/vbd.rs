@@ -495,10 +495,14 @@ impl Vbds {
             let _ = gone.push(v.nodes.domid);
         }
         self.vbds.retain(|v| !v.backend.removed());
-        // A domain left with no vbd loses its backend directory too.
+        // A domain left with no vbd loses its backend directory too, and
+        // the error nodes a halted ring left, with their emptied parents
+        // (libxl's `libxl__xs_path_cleanup`, as vif.rs does).
         for domid in gone {
             if !self.vbds.iter().any(|v| v.nodes.domid == domid) {
                 let _ = client::rm(xs, &format!("/local/domain/0/backend/vbd/{domid}"));
+                let _ = client::rm(xs, &format!("/local/domain/0/error/backend/vbd/{domid}"));
+                rm_empty_parents(xs, "/local/domain/0/error/backend/vbd");
             }
         }
     }
@@ -536,6 +540,18 @@ impl Vbds {
         let _ = client::write(xs, &format!("/local/domain/0/error/backend/vbd/{domid}/{devid}/error"), format!("{EIO} ring corrupt").as_bytes());
         self.disconnect(k);
         true
+    }
+}
+
+/// Remove `dir` and then each parent up to (not including)
+/// `/local/domain` while it has no children, as libxl's
+/// `libxl__xs_path_cleanup` does once a device is gone (dom0's home
+/// exists only while something lives in it).
+pub(crate) fn rm_empty_parents(xs: &mut Xenstore, dir: &str) {
+    let mut at = dir;
+    while at.len() > "/local/domain".len() && client::directory(xs, at).is_ok_and(|c| c.is_empty()) {
+        let _ = client::rm(xs, at);
+        at = at.rsplit_once('/').map_or("", |(parent, _)| parent);
     }
 }
 

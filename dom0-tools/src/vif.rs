@@ -422,7 +422,7 @@ impl Vifs {
             if !self.vifs.iter().any(|v| v.nodes.domid == domid) {
                 for dir in ["backend", "error/backend"] {
                     let _ = client::rm(xs, &format!("/local/domain/0/{dir}/vif/{domid}"));
-                    rm_empty_parents(xs, &format!("/local/domain/0/{dir}/vif"));
+                    crate::vbd::rm_empty_parents(xs, &format!("/local/domain/0/{dir}/vif"));
                 }
             }
         }
@@ -574,18 +574,6 @@ impl Vifs {
 /// A vif's fresh `rate=` credit.
 fn credit_of(n: &VifNodes) -> Credit {
     n.rate.map_or_else(Credit::unlimited, |r| Credit::new(r.bytes_per_interval, u64::from(r.interval_usecs)))
-}
-
-/// Remove `dir` and then each parent up to (not including)
-/// `/local/domain` while it has no children, as libxl's
-/// `libxl__xs_path_cleanup` does once a device is gone (dom0's home
-/// exists only while something lives in it).
-fn rm_empty_parents(xs: &mut Xenstore, dir: &str) {
-    let mut at = dir;
-    while at.len() > "/local/domain".len() && client::directory(xs, at).is_ok_and(|c| c.is_empty()) {
-        let _ = client::rm(xs, at);
-        at = at.rsplit_once('/').map_or("", |(parent, _)| parent);
-    }
 }
 
 /// A copy of `bytes` in dom0's heap, or `None` (the frame is dropped) if
