@@ -157,8 +157,9 @@ pub struct Dom0Net {
     pub dropped: u64,
 }
 
-/// `bytes` on the heap, or nothing when the heap is full (the data
-/// path's allocations never panic dom0).
+/// A copy of `bytes` in dom0's heap, or `None` (the frame is dropped) if
+/// the heap is full: a flood costs frames, never dom0 (the bridge's and
+/// this endpoint's data path allocate only through this).
 pub(crate) fn heap_copy(bytes: &[u8]) -> Option<Vec<u8>> {
     let mut v = Vec::new();
     v.try_reserve_exact(bytes.len()).ok()?;

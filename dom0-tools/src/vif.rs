@@ -23,6 +23,7 @@
 //! [`RX_TOTAL_BYTES`]; every allocation on the data path is fallible (a
 //! frame that gets no memory is dropped and counted).
 
+use crate::dom0net::heap_copy;
 use crate::grant_area::{GrantArea, Mapped};
 use crate::vifcfg::{VifNodes, mac_text};
 use crate::xenstore::{Xenstore, client};
@@ -54,8 +55,6 @@ const MAX_PORTS: usize = MAX_VIFS + 2;
 const MAX_MACS: usize = 64;
 /// Frames taken from the uplink per pump.
 const UPLINK_BUDGET: usize = 64;
-/// How long a vif waits before dom0 looks again at a starved rx ring, ns.
-const RETRY_NS: u64 = 5_000_000;
 /// How often dom0 polls an uplink (it has no interrupt), ns.
 pub const UPLINK_POLL_NS: u64 = 2_000_000;
 /// Frames a vif's rx queue holds at most, and their bytes: dom0's heap
@@ -92,10 +91,6 @@ struct Vif {
     /// Work left after the last pump (a ring with requests, a queue with
     /// frames and rx room).
     more: bool,
-    /// When to look again without an event (ns, 0: no need): rx slots
-    /// too few for the next frame (the frontend may post more without
-    /// notifying).
-    retry_at: u64,
 }
 
 /// One row of `xl network-list`.
@@ -193,7 +188,7 @@ impl Vifs {
         }
         let credit = credit_of(&nodes);
         let rxq = RxQueue::new(RX_QUEUE_FRAMES.min(RX_QUEUE_PACKETS), RX_QUEUE_MAX_BYTES.min(RX_QUEUE_BYTES));
-        self.vifs.push(Vif { nodes, dev, backend, live: None, stats: VifStats::default(), rxq, credit, bridge_port, more: false, retry_at: 0 });
+        self.vifs.push(Vif { nodes, dev, backend, live: None, stats: VifStats::default(), rxq, credit, bridge_port, more: false });
         let k = self.vifs.len() - 1;
         self.step(xs, k, BackEvent::Probe);
         // The vif-bridge hotplug script's part: the vif is on the bridge.
@@ -260,7 +255,7 @@ impl Vifs {
             self.switch(f, now_ms);
         }
         for k in 0..self.vifs.len() {
-            logged |= self.serve_rx_of(k, now_ns);
+            logged |= self.serve_rx_of(k);
         }
         self.sweep(xs);
         logged
@@ -281,8 +276,7 @@ impl Vifs {
     pub fn next_wake_ns(&self) -> Option<u64> {
         let poll = self.uplink.as_ref().map(|_| self.uplink_polled + UPLINK_POLL_NS);
         let credit = self.vifs.iter().filter(|v| v.live.is_some()).filter_map(|v| v.credit.next_refill_us()).map(|us| us * 1000).min();
-        let retry = self.vifs.iter().map(|v| v.retry_at).filter(|&t| t != 0).min();
-        [poll, credit, retry].into_iter().flatten().min()
+        poll.into_iter().chain(credit).min()
     }
 
     /// dom0's ends of the vifs' event channels.
@@ -388,7 +382,6 @@ impl Vifs {
         let v = &mut self.vifs[k];
         v.rxq.clear();
         v.more = false;
-        v.retry_at = 0;
         v.credit = credit_of(&v.nodes);
         let s = &v.stats;
         println!(
@@ -477,7 +470,7 @@ impl Vifs {
     }
 
     /// Serve vif `k`'s rx ring once from its queue.
-    fn serve_rx_of(&mut self, k: usize, now_ns: u64) -> bool {
+    fn serve_rx_of(&mut self, k: usize) -> bool {
         let si = self.si;
         let v = &mut self.vifs[k];
         let Some(live) = v.live.as_mut() else { return false };
@@ -487,7 +480,6 @@ impl Vifs {
             events::send(live.port);
         }
         v.more |= s.delivered + s.dropped >= TX_BUDGET;
-        v.retry_at = if s.starved { now_ns + RETRY_NS } else { 0 };
         let Some(why) = s.fatal else { return false };
         self.fail(k, "rx ring corrupt", format_args!("{why:?}"));
         true
@@ -574,15 +566,6 @@ impl Vifs {
 /// A vif's fresh `rate=` credit.
 fn credit_of(n: &VifNodes) -> Credit {
     n.rate.map_or_else(Credit::unlimited, |r| Credit::new(r.bytes_per_interval, u64::from(r.interval_usecs)))
-}
-
-/// A copy of `bytes` in dom0's heap, or `None` (the frame is dropped) if
-/// the heap is full: a flood costs frames, never dom0.
-fn heap_copy(bytes: &[u8]) -> Option<Vec<u8>> {
-    let mut v = Vec::new();
-    v.try_reserve_exact(bytes.len()).ok()?;
-    v.extend_from_slice(bytes);
-    Some(v)
 }
 
 /// `f`'s bytes with the L4 checksum filled in if the sender left it blank.

@@ -80,8 +80,8 @@ fn print_report(r: &Report, start: Instant) {
     );
     println!("fuzz-netback: tx sent: honest {}, {}", r.honest, classes(&HOSTILE, &r.hostile));
     println!(
-        "fuzz-netback: tx got: delivered {}, dropped {}, multicast ops {}, half-produced waits {}, credit waits {}, spoofed refused {}",
-        r.tx_delivered, r.tx_dropped, r.tx_mcast, r.tx_partial, r.credit_waits, r.spoofed
+        "fuzz-netback: tx got: delivered {}, dropped {}, multicast ops {}, credit waits {}, spoofed refused {}",
+        r.tx_delivered, r.tx_dropped, r.tx_mcast, r.credit_waits, r.spoofed
     );
     println!(
         "fuzz-netback: rx: {}; delivered {}, dropped {}, starved {}",

@@ -34,11 +34,11 @@
 //!   `ETH_HLEN..=65535` bytes long, with the request's checksum flags;
 //!   in honest episodes every packet is delivered, none dropped;
 //! - the classes Linux treats as fatal (`xenvif_fatal_tx_err`: a slot past
-//!   its page, more than `fatal_skb_slots`, a bad extra type, an impossible
-//!   `req_prod`) are reported, with nothing consumed from that packet on,
+//!   its page, more than `fatal_skb_slots`, a bad or missing extra, published
+//!   slots that end mid-packet, an impossible `req_prod`) are reported, with nothing consumed from that packet on,
 //!   and the vif is served no more; nothing else is fatal;
-//! - a call stops only for a reason: no requests, `max_packets`, a
-//!   half-produced packet (`partial`), or no credit (then a refill time in
+//! - a call stops only for a reason: no requests, `max_packets`, a fatal
+//!   error, or no credit (then a refill time in
 //!   the future is named), and the credit's rate bound holds;
 //! - the rx queue stays within the vif's frame and byte limits and agrees
 //!   with a model FIFO; rx responses carry the request's id, offset 0, the
@@ -102,7 +102,7 @@ pub const HOSTILE: [&str; 16] = [
 /// Names of the hostile rx actions ([`Report::rx_hostile`]).
 pub const RX_HOSTILE: [&str; 4] = ["rx bad grant", "rx repeated grant", "rx req_prod made up", "rx frame of any size"];
 /// Names of the fatal classes ([`Report::fatal`]).
-pub const FATAL: [&str; 5] = ["tx cross page", "tx too many slots", "tx bad extra", "tx ring", "rx ring"];
+pub const FATAL: [&str; 6] = ["tx cross page", "tx too many slots", "tx bad extra", "tx ring", "rx ring", "tx missing slots"];
 
 /// A broken invariant: where, what, and the values involved.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -140,8 +140,6 @@ pub struct Report {
     pub tx_dropped: u64,
     /// Multicast extra-info operations answered.
     pub tx_mcast: u64,
-    /// Serves that stopped at a half-produced packet.
-    pub tx_partial: u64,
     /// Serves that stopped for lack of credit.
     pub credit_waits: u64,
     /// Delivered frames the bridge port refused for their source MAC.
@@ -154,7 +152,7 @@ pub struct Report {
     /// Serves that left a frame waiting for rx slots.
     pub rx_starved: u64,
     /// Fatal errors reported, by [`FATAL`] class.
-    pub fatal: [u64; 5],
+    pub fatal: [u64; 6],
     /// The first broken invariant.
     pub failure: Option<Failure>,
 }
@@ -242,6 +240,8 @@ enum FatalKind {
     CrossPage,
     TooManySlots,
     BadExtra,
+    /// The published slots end mid-packet (`slots >= work_to_do`).
+    MissingSlots,
 }
 
 /// What the model says a packet gets.
@@ -269,7 +269,6 @@ struct Pkt {
 /// The model's verdict on the slots at `req_cons`.
 #[derive(Clone, Debug)]
 enum Verdict {
-    Incomplete,
     Fatal(FatalKind),
     Packet(Pkt),
 }
@@ -279,11 +278,11 @@ fn extra_of(r: &NetifTxRequest) -> NetifExtraInfo {
 }
 
 /// The reference model of Linux's tx rules (netback.c), with this
-/// backend's documented choices (tx.rs): a packet whose produced slots end
-/// wanting more waits unless it fills the ring; GSO (not offered) drops.
-fn classify(slots: &[NetifTxRequest], ring_size: usize) -> Verdict {
+/// backend's documented choices (tx.rs): a packet whose published slots
+/// end wanting more is fatal, as Linux's `xenvif_count_requests` and
+/// `xenvif_get_extras` make it; GSO (not offered) drops.
+fn classify(slots: &[NetifTxRequest]) -> Verdict {
     let avail = slots.len();
-    let short = |k| if avail >= ring_size { Verdict::Fatal(k) } else { Verdict::Incomplete };
     let first = slots[0];
     let mut i = 1;
     let (mut gso, mut mcast) = (false, false);
@@ -291,7 +290,7 @@ fn classify(slots: &[NetifTxRequest], ring_size: usize) -> Verdict {
         // xenvif_get_extras.
         loop {
             if i >= avail {
-                return short(FatalKind::BadExtra);
+                return Verdict::Fatal(FatalKind::BadExtra);
             }
             let e = extra_of(&slots[i]);
             i += 1;
@@ -316,11 +315,11 @@ fn classify(slots: &[NetifTxRequest], ring_size: usize) -> Verdict {
     if first.flags & NETTXF_MORE_DATA != 0 {
         let mut n = 0u32;
         loop {
+            if i >= avail {
+                return Verdict::Fatal(FatalKind::MissingSlots);
+            }
             if n >= FATAL_SKB_SLOTS {
                 return Verdict::Fatal(FatalKind::TooManySlots);
-            }
-            if i >= avail {
-                return short(FatalKind::TooManySlots);
             }
             if drop.is_none() && n >= LEGACY_SLOTS_MAX {
                 drop = Some(1);
@@ -995,7 +994,7 @@ impl<'a> Episode<'a> {
         let mut delta = VifStats::default();
         let (mut drops, mut mcast) = (0u32, 0u32);
         while pos < consumed as usize {
-            let Verdict::Packet(p) = classify(&slots[pos..], size as usize) else {
+            let Verdict::Packet(p) = classify(&slots[pos..]) else {
                 return Err(fail("tx consumed a packet the model says is fatal or incomplete", [pos as u64, u64::from(consumed), 0]));
             };
             ensure(pos + p.slots <= consumed as usize, "tx consumed part of a packet", [pos as u64, p.slots as u64, u64::from(consumed)])?;
@@ -1089,11 +1088,12 @@ impl<'a> Episode<'a> {
         self.report.tx_mcast += u64::from(mcast);
         // Why the call stopped.
         let waited = self.stats.tx_credit_waits.wrapping_sub(waits_before);
-        let verdict = if pos < slots.len() { Some(classify(&slots[pos..], size as usize)) } else { None };
+        let verdict = if pos < slots.len() { Some(classify(&slots[pos..])) } else { None };
         let fatal_code = |k: FatalKind| match k {
             FatalKind::CrossPage => 0,
             FatalKind::TooManySlots => 1,
             FatalKind::BadExtra => 2,
+            FatalKind::MissingSlots => 5,
         };
         let full = s.more && s.packets + s.dropped + mcast >= max;
         ensure(!s.more || full, "tx says more is left before max_packets", [u64::from(s.packets), u64::from(max), 0])?;
@@ -1108,6 +1108,7 @@ impl<'a> Episode<'a> {
                     TxFatal::TooManySlots => 1,
                     TxFatal::BadExtra => 2,
                     TxFatal::Ring(_) => 3,
+                    TxFatal::MissingSlots => 5,
                 };
                 ensure(got_k == fatal_code(k), "tx fatal of the wrong class", [got_k, fatal_code(k), pos as u64])?;
                 self.report.fatal[got_k as usize] += 1;
@@ -1121,16 +1122,12 @@ impl<'a> Episode<'a> {
                 let k = if let TxFatal::Ring(_) = f { 3 } else { 9 };
                 return Err(fail("a tx error reported fatal that is not", [k, pos as u64, u64::from(consumed)]));
             }
-            (false, Some(Verdict::Incomplete), None) => {
-                ensure(s.partial, "tx stopped at a half-produced packet without saying so", [pos as u64, 0, 0])?;
-                self.report.tx_partial += 1;
-            }
             (false, Some(Verdict::Packet(_)), None) => {
                 let credit = waited == 1 && self.credit.next_refill_us().is_some_and(|t| t > self.now);
                 ensure(credit, "tx stopped before a ready packet for no reason", [pos as u64, u64::from(s.more), waited])?;
                 self.report.credit_waits += u64::from(credit);
             }
-            (false, None, None) => ensure(!s.more && !s.partial, "tx says more is left when nothing is", [0; 3])?,
+            (false, None, None) => ensure(!s.more, "tx says more is left when nothing is", [0; 3])?,
         }
         let (b, a) = (before, self.stats);
         let d = |x: u64, y: u64| y.wrapping_sub(x);
@@ -1362,12 +1359,11 @@ mod tests {
                 *t += n;
             }
             total.spoofed += f.report.spoofed;
-            total.tx_partial += f.report.tx_partial;
             total.credit_waits += f.report.credit_waits;
         }
         assert!(total.hostile.iter().all(|&n| n > 0), "{:?}", total.hostile);
         assert!(total.fatal.iter().all(|&n| n > 0), "{:?}", total.fatal);
-        assert!(total.spoofed > 0 && total.tx_partial > 0 && total.credit_waits > 0);
+        assert!(total.spoofed > 0 && total.credit_waits > 0);
     }
 
     /// A forged bad response status (not in io/netif.h) is caught.
@@ -1406,12 +1402,15 @@ mod tests {
             v.extend((0..frags).map(|i| req(2, 0, if i + 1 < frags { NETTXF_MORE_DATA } else { 0 }, 1)));
             v
         };
-        assert!(matches!(classify(&chain(18), 256), Verdict::Packet(Pkt { kind: Kind::Deliver, slots: 19, .. })));
-        assert!(matches!(classify(&chain(19), 256), Verdict::Packet(Pkt { kind: Kind::Drop(1), .. })));
-        assert!(matches!(classify(&chain(20), 256), Verdict::Packet(Pkt { kind: Kind::Drop(1), .. })));
-        assert!(matches!(classify(&chain(21), 256), Verdict::Fatal(FatalKind::TooManySlots)));
-        assert!(matches!(classify(&[req(1, 4000, 0, 200)], 256), Verdict::Fatal(FatalKind::CrossPage)));
-        assert!(matches!(classify(&[req(1, 0, 0, 13)], 256), Verdict::Packet(Pkt { kind: Kind::Drop(0), .. })));
-        assert!(matches!(classify(&[req(1, 0, NETTXF_MORE_DATA, 60)], 256), Verdict::Incomplete));
+        assert!(matches!(classify(&chain(18)), Verdict::Packet(Pkt { kind: Kind::Deliver, slots: 19, .. })));
+        assert!(matches!(classify(&chain(19)), Verdict::Packet(Pkt { kind: Kind::Drop(1), .. })));
+        assert!(matches!(classify(&chain(20)), Verdict::Packet(Pkt { kind: Kind::Drop(1), .. })));
+        assert!(matches!(classify(&chain(21)), Verdict::Fatal(FatalKind::TooManySlots)));
+        assert!(matches!(classify(&[req(1, 4000, 0, 200)]), Verdict::Fatal(FatalKind::CrossPage)));
+        assert!(matches!(classify(&[req(1, 0, 0, 13)]), Verdict::Packet(Pkt { kind: Kind::Drop(0), .. })));
+        assert!(matches!(classify(&[req(1, 0, NETTXF_MORE_DATA, 60)]), Verdict::Fatal(FatalKind::MissingSlots)));
+        let mut cut = chain(21);
+        cut.truncate(20);
+        assert!(matches!(classify(&cut), Verdict::Fatal(FatalKind::MissingSlots)), "missing slots is checked before fatal_skb_slots");
     }
 }

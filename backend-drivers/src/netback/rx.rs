@@ -160,10 +160,9 @@ pub struct RxServed {
     pub notify: bool,
     /// The ring is corrupt: stop serving it and disconnect.
     pub fatal: Option<RingError>,
-    /// The head frame waits for rx requests the frontend has only partly
-    /// posted; it may post the rest without an event (Linux moves
-    /// `req_event` to `req_prod + 1`, which this ring API cannot), so serve
-    /// again when the next event or frame comes, or after a while.
+    /// The head frame waits for rx requests the frontend has not posted
+    /// yet; the ring asks for an event when it posts more (`req_event`
+    /// past `req_prod`, as Linux's netback), so serve again on that event.
     pub starved: bool,
 }
 
@@ -208,7 +207,14 @@ pub fn serve_rx<P: RingPages, C: RxCopier>(
             }
         };
         if avail < needed {
-            out.starved = true;
+            // xenvif_rx_ring_slots_available: an event when the frontend
+            // posts more (`req_event = req_prod + 1`), and a look again in
+            // case it posted meanwhile.
+            match ring.request_event_after_more() {
+                Ok(n) if n as usize >= needed => continue,
+                Ok(_) => out.starved = true,
+                Err(e) => out.fatal = Some(e),
+            }
             break;
         }
         let Some((mut frame, flags)) = queue.pop() else { break };

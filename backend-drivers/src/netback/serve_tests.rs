@@ -562,13 +562,14 @@ impl Rx {
         }
     }
 
-    /// Post `n` rx requests, ids and grants from `first`.
-    fn post(&mut self, first: u16, n: u16) {
+    /// Post `n` rx requests, ids and grants from `first`: whether the
+    /// frontend must notify the backend (`feature-rx-notify`).
+    fn post(&mut self, first: u16, n: u16) -> bool {
         for i in first..first + n {
             self.grants.page(u32::from(i) + 100, |_| 0xee);
             self.front.produce_request(&NetifRxRequest { id: i, pad: 0, gref: u32::from(i) + 100 }).unwrap();
         }
-        self.front.push_requests();
+        self.front.push_requests()
     }
 
     fn serve(&mut self, max: u32) -> RxServed {
@@ -622,16 +623,18 @@ fn rx_multi_slot_delivery_sets_more_data_on_all_but_the_last() {
 }
 
 /// The head frame waits until the frontend has posted all the slots it
-/// needs; nothing is consumed meanwhile.
+/// needs; nothing is consumed meanwhile, and the backend asks for an event
+/// on the next post (Linux's xenvif_rx_ring_slots_available: `req_event =
+/// req_prod + 1`), so the frontend's next push wakes it.
 #[test]
-fn rx_waits_for_enough_posted_requests() {
+fn rx_waits_for_enough_posted_requests_and_asks_for_an_event_on_the_next_post() {
     let mut r = Rx::new(true, true);
     r.post(0, 2);
     r.queue.push(&frame(9000), RxFlags::default(), &mut r.stats);
     let s = r.serve(64);
     assert_eq!((s.delivered, s.starved), (0, true));
     assert_eq!((r.back.req_cons(), r.responses().len(), r.queue.len()), (0, 0, 1));
-    r.post(2, 1);
+    assert!(r.post(2, 1), "the post of the missing slot notifies the waiting backend");
     let s = r.serve(64);
     assert_eq!((s.delivered, s.starved), (1, false));
     assert_eq!(r.responses().len(), 3);
