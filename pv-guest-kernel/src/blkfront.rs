@@ -1,11 +1,11 @@
 //! blkfront, the guest half of the block split driver (target only): the
-//! xenbus handshake (`frontend_drivers::xenbus_frontend`) over this
-//! domain's xenstore client, a shared ring of `2^ring-page-order` granted
-//! pages, an event channel, and [`SLOTS`] request slots, each with
-//! [`SLOT_PAGES`] data pages granted to the backend once at connect (and an
-//! indirect page, used when the backend offers
-//! `feature-max-indirect-segments`). Reads and writes of any length are cut
-//! into requests and kept [`SLOTS`] deep in flight.
+//! xenbus handshake (`frontend_drivers::xenbus_frontend`, run by
+//! [`crate::splitdev`]) over this domain's xenstore client, a shared ring
+//! of `2^ring-page-order` granted pages, an event channel, and [`SLOTS`]
+//! request slots, each with [`SLOT_PAGES`] data pages granted to the
+//! backend once at connect (and an indirect page, used when the backend
+//! offers `feature-max-indirect-segments`). Reads and writes of any length
+//! are cut into requests and kept [`SLOTS`] deep in flight.
 //!
 //! Invariants: a slot's pages are touched by this side only while the
 //! slot is free (the backend owns them while its request is in flight);
@@ -16,14 +16,13 @@
 use crate::alloc::EarlyAlloc;
 use crate::grants::Table;
 use crate::ring_pages::{MappedPages, copy_from_shared, copy_to_shared};
-use crate::xenbus::XBT_NIL;
+use crate::splitdev::{self, Located, Stop};
 use crate::xenbus::live::Xenbus;
 use crate::{StartInfo, events, shared};
-use core::fmt::Write as _;
 use frontend_drivers::blkfront::{self as req, Slots};
 use frontend_drivers::ring::FrontRing;
-use frontend_drivers::xenbus_frontend::{BlkInfo, BlkParams, Blkfront, BlkfrontRing, FrontAction, FrontEvent, Frontend};
-use frontend_drivers::xenbus_store::{DeviceNodes, Store, StoreRead, apply};
+use frontend_drivers::xenbus_frontend::{BlkInfo, BlkParams, Blkfront, BlkfrontRing, FrontEvent, Frontend};
+use frontend_drivers::xenbus_store::DeviceNodes;
 use xen_public::io::blkif::{BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_READ, BLKIF_OP_WRITE, BLKIF_RSP_OKAY, BlkifRequest, BlkifResponse};
 
 /// Requests in flight at most.
@@ -52,28 +51,12 @@ pub enum BlkError {
     BadLength,
 }
 
-/// This domain's xenstore client as the handshake machine sees it (also
-/// netfront's).
-pub(crate) struct XbStore<'a>(pub(crate) &'a mut Xenbus);
-
-impl StoreRead for XbStore<'_> {
-    fn read(&mut self, path: &str, buf: &mut [u8]) -> Result<usize, i64> {
-        self.0.read(XBT_NIL, path, buf)
-    }
-}
-
-impl Store for XbStore<'_> {
-    fn write(&mut self, path: &str, value: &[u8]) -> Result<(), i64> {
-        self.0.write(XBT_NIL, path, value)
-    }
-    fn rm(&mut self, path: &str) -> Result<(), i64> {
-        self.0.rm(XBT_NIL, path)
-    }
-    fn watch(&mut self, path: &str, token: &str) -> Result<(), i64> {
-        self.0.watch(path, token)
-    }
-    fn unwatch(&mut self, path: &str, token: &str) -> Result<(), i64> {
-        self.0.unwatch(path, token)
+impl From<Stop> for BlkError {
+    fn from(s: Stop) -> Self {
+        match s {
+            Stop::Timeout => BlkError::Timeout,
+            Stop::Handshake(step, e) => BlkError::Handshake(step, e),
+        }
     }
 }
 
@@ -130,85 +113,30 @@ pub struct BlkDev {
     backend_id: u16,
 }
 
-fn path<const N: usize>(args: core::fmt::Arguments) -> heapless::String<N> {
-    let mut s = heapless::String::new();
-    let _ = s.write_fmt(args);
-    s
-}
-
 /// Connect to virtual device `devid` (51712 is xvda): run the handshake to
 /// Connected. `table` is this domain's grant table; pages come from
 /// `pages`.
 pub fn connect(si: &StartInfo, xs: &mut Xenbus, table: &Table, pages: &mut EarlyAlloc, devid: u32, opts: Options) -> Result<BlkDev, BlkError> {
-    let mut buf = [0u8; 128];
-    let domid: u16 = xs.read_str(XBT_NIL, "domid", &mut buf).ok().and_then(|s| s.parse().ok()).ok_or(BlkError::Handshake("read domid", 0))?;
-    let home: heapless::String<32> = path(format_args!("/local/domain/{domid}"));
-    let nodename: heapless::String<32> = path(format_args!("device/vbd/{devid}"));
-    let be_node: heapless::String<64> = path(format_args!("{nodename}/backend"));
-    let n = xs.read(XBT_NIL, &be_node, &mut buf).map_err(|e| BlkError::Handshake("read backend", e))?;
-    let backend = core::str::from_utf8(&buf[..n]).map_err(|_| BlkError::Handshake("backend path", 0))?;
-    let backend: heapless::String<96> = path(format_args!("{backend}"));
-    let beid_node: heapless::String<64> = path(format_args!("{nodename}/backend-id"));
-    let backend_id: u16 = xs.read_str(XBT_NIL, &beid_node, &mut buf).ok().and_then(|s| s.parse().ok()).unwrap_or(0);
-    let token: heapless::String<32> = path(format_args!("blk{devid}"));
-    let nodes = DeviceNodes::new(&home, &nodename, &backend, &token).ok_or(BlkError::Handshake("paths", 0))?;
+    let Located { nodes, backend_id } = splitdev::locate(xs, "vbd", devid, "blk")?;
     let dev = Blkfront { max_ring_page_order: opts.ring_page_order, persistent: opts.persistent };
-    let frontend = Frontend::new(dev, &backend).ok_or(BlkError::Handshake("paths", 0))?;
-    let s = Setup { si, xs, table, pages, nodes, frontend, backend_id, ring: None, info: None, devid, opts };
-    s.run()
+    let mut frontend = Frontend::new(dev, &nodes.otherend).ok_or(BlkError::Handshake("paths", 0))?;
+    let mut s = Setup { si, table, pages, backend_id, ring: None, devid, opts };
+    let info = splitdev::handshake(xs, &nodes, &mut frontend, PATIENCE_NS, |p| s.setup_ring(p))?;
+    s.finish(info, frontend, nodes)
 }
 
-/// The handshake in progress.
+/// The device being set up: what its ring and slots are granted from.
 struct Setup<'a> {
     si: &'a StartInfo,
-    xs: &'a mut Xenbus,
     table: &'a Table,
     pages: &'a mut EarlyAlloc,
-    nodes: DeviceNodes,
-    frontend: Frontend<Blkfront>,
     backend_id: u16,
     ring: Option<(MappedPages, u32, heapless::Vec<u32, 16>)>,
-    info: Option<BlkInfo>,
     devid: u32,
     opts: Options,
 }
 
 impl Setup<'_> {
-    fn run(mut self) -> Result<BlkDev, BlkError> {
-        self.feed(FrontEvent::Probe)?;
-        let deadline = shared::now_ns().unwrap_or(0) + PATIENCE_NS;
-        let mut ev = [0u8; 160];
-        while self.info.is_none() {
-            let now = shared::now_ns().unwrap_or(0);
-            if now >= deadline {
-                return Err(BlkError::Timeout);
-            }
-            match self.xs.wait_watch_event(Some(&self.nodes.token), &mut ev, deadline - now) {
-                Ok(_) => self.feed(FrontEvent::BackendChanged)?,
-                Err(e) if e == -crate::xenbus::ETIMEDOUT => return Err(BlkError::Timeout),
-                Err(e) => return Err(BlkError::Handshake("watch", e)),
-            }
-        }
-        self.finish()
-    }
-
-    /// Feed `ev` and do what the machine asks.
-    fn feed(&mut self, ev: FrontEvent<BlkfrontRing>) -> Result<(), BlkError> {
-        let mut next = Some(ev);
-        while let Some(ev) = next.take() {
-            let actions = self.frontend.handle(ev, &mut XbStore(self.xs));
-            for a in actions {
-                match a {
-                    FrontAction::Store(op) => apply(&mut XbStore(self.xs), &self.nodes, &op).map_err(|e| BlkError::Handshake("store", e))?,
-                    FrontAction::SetupRing(p) => next = Some(self.setup_ring(p)),
-                    FrontAction::Connected(info) | FrontAction::Resized(info) => self.info = Some(info),
-                    FrontAction::Disconnect => return Err(BlkError::Handshake("backend closed", 0)),
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// Grant the ring pages, open the channel.
     fn setup_ring(&mut self, p: BlkParams) -> FrontEvent<BlkfrontRing> {
         let n = 1usize << p.ring_page_order.min(4);
@@ -232,9 +160,8 @@ impl Setup<'_> {
         FrontEvent::RingReady(BlkfrontRing { ring_refs: refs, evtchn: port })
     }
 
-    /// Connected: initialise the ring, grant the slots' pages.
-    fn finish(self) -> Result<BlkDev, BlkError> {
-        let info = self.info.ok_or(BlkError::Broken)?;
+    /// Connected with `info`: initialise the ring, grant the slots' pages.
+    fn finish(self, info: BlkInfo, frontend: Frontend<Blkfront>, nodes: DeviceNodes) -> Result<BlkDev, BlkError> {
         let (mem, port, refs) = self.ring.ok_or(BlkError::Broken)?;
         let ring = FrontRing::init(mem).map_err(|_| BlkError::Broken)?;
         let indirect = self.opts.indirect && info.max_indirect_segments as usize >= SLOT_PAGES;
@@ -264,8 +191,8 @@ impl Setup<'_> {
             per_request,
             indirect,
             info,
-            frontend: self.frontend,
-            nodes: self.nodes,
+            frontend,
+            nodes,
             failed: false,
             backend_id: self.backend_id,
         })
@@ -357,15 +284,7 @@ impl BlkDev {
     /// changes (a backend going Closing, as `xl block-detach` makes it,
     /// closes this end). Whether the device is now closed.
     pub fn follow_backend(&mut self, xs: &mut Xenbus, patience: u64) -> bool {
-        let mut ev = [0u8; 160];
-        if xs.wait_watch_event(Some(&self.nodes.token), &mut ev, patience).is_ok() {
-            for a in self.frontend.handle(FrontEvent::BackendChanged, &mut XbStore(xs)) {
-                if let FrontAction::Store(op) = a {
-                    let _ = apply(&mut XbStore(xs), &self.nodes, &op);
-                }
-            }
-        }
-        let closed = self.frontend.state() == frontend_drivers::xenbus_store::XENBUS_STATE_CLOSED;
+        let closed = splitdev::follow(xs, &self.nodes, &mut self.frontend, patience);
         if closed {
             events::close(self.port);
         }
@@ -375,25 +294,7 @@ impl BlkDev {
     /// Close the device: Closing, then Closed once the backend follows (or
     /// after [`PATIENCE_NS`]).
     pub fn close(mut self, xs: &mut Xenbus) {
-        let actions = self.frontend.handle(FrontEvent::Close, &mut XbStore(xs));
-        for a in actions {
-            if let FrontAction::Store(op) = a {
-                let _ = apply(&mut XbStore(xs), &self.nodes, &op);
-            }
-        }
-        let deadline = shared::now_ns().unwrap_or(0) + PATIENCE_NS;
-        let mut ev = [0u8; 160];
-        while self.frontend.state() != frontend_drivers::xenbus_store::XENBUS_STATE_CLOSED {
-            let now = shared::now_ns().unwrap_or(0);
-            if now >= deadline || xs.wait_watch_event(Some(&self.nodes.token), &mut ev, deadline - now).is_err() {
-                break;
-            }
-            for a in self.frontend.handle(FrontEvent::BackendChanged, &mut XbStore(xs)) {
-                if let FrontAction::Store(op) = a {
-                    let _ = apply(&mut XbStore(xs), &self.nodes, &op);
-                }
-            }
-        }
+        splitdev::close(xs, &self.nodes, &mut self.frontend, PATIENCE_NS);
         events::close(self.port);
     }
 

@@ -34,6 +34,8 @@ pub mod ring_pages;
 #[cfg(target_os = "none")]
 pub mod shared;
 #[cfg(target_os = "none")]
+pub mod splitdev;
+#[cfg(target_os = "none")]
 pub mod traps;
 #[cfg(target_os = "none")]
 pub mod user;

@@ -1,10 +1,11 @@
-//! netfront, the guest half of the network split driver (target only):
-//! the xenbus handshake (`frontend_drivers::xenbus_frontend` with
-//! `frontend_drivers::netfront::Netfront`) over this domain's xenstore
-//! client, a one-page tx ring and a one-page rx ring, one event channel,
-//! [`TX_PAGES`] tx pages and up to [`RX_PAGES`] rx pages granted to the
-//! backend once at connect (grant refs from [`GREF_BASE`]), and a frame
-//! buffer of [`FRAME_BUF`] bytes where multi-slot packets are reassembled.
+//! netfront, the guest half of the network split driver (target only): the
+//! xenbus handshake (`frontend_drivers::xenbus_frontend` with
+//! `frontend_drivers::netfront::Netfront`, run by [`crate::splitdev`]) over
+//! this domain's xenstore client, a one-page tx ring and a one-page rx
+//! ring, one event channel, [`TX_PAGES`] tx pages and up to [`RX_PAGES`] rx
+//! pages granted to the backend once at connect (grant refs from
+//! [`GREF_BASE`]), and a frame buffer of [`FRAME_BUF`] bytes where
+//! multi-slot packets are reassembled.
 //!
 //! Sending copies a frame into free tx pages (one request per page,
 //! `NETTXF_more_data` between them when both ends do `feature-sg`);
@@ -18,18 +19,16 @@
 //! an access outside its pages); every wait has a deadline.
 
 use crate::alloc::EarlyAlloc;
-use crate::blkfront::XbStore;
 use crate::grants::Table;
 use crate::ring_pages::{MappedPages, copy_from_shared, copy_to_shared};
-use crate::xenbus::XBT_NIL;
+use crate::splitdev::{self, Located, Stop};
 use crate::xenbus::live::Xenbus;
 use crate::{StartInfo, events, shared};
-use core::fmt::Write as _;
 use frontend_drivers::blkfront::Slots;
 use frontend_drivers::netfront::{NetInfo, NetParams, Netfront, NetfrontRing, RxAssembler, TX_SLOTS_MAX, tx_chain, tx_slots};
 use frontend_drivers::ring::FrontRing;
-use frontend_drivers::xenbus_frontend::{FrontAction, FrontEvent, Frontend};
-use frontend_drivers::xenbus_store::{DeviceNodes, XENBUS_STATE_CLOSED, apply};
+use frontend_drivers::xenbus_frontend::{FrontEvent, Frontend};
+use frontend_drivers::xenbus_store::DeviceNodes;
 use xen_public::io::netif::{NETIF_RSP_DROPPED, NETIF_RSP_NULL, NETIF_RSP_OKAY, NetifRxRequest, NetifRxResponse, NetifTxRequest, NetifTxResponse};
 
 pub use frontend_drivers::netfront::Mac;
@@ -122,87 +121,41 @@ pub struct NetDev {
     backend_id: u16,
 }
 
-fn path<const N: usize>(args: core::fmt::Arguments) -> heapless::String<N> {
-    let mut s = heapless::String::new();
-    let _ = s.write_fmt(args);
-    s
+impl From<Stop> for NetError {
+    fn from(s: Stop) -> Self {
+        match s {
+            Stop::Timeout => NetError::Timeout,
+            Stop::Handshake(step, e) => NetError::Handshake(step, e),
+        }
+    }
 }
 
 /// Connect to vif `devid` (`device/vif/<devid>`): run the handshake to
 /// Connected, grant the pages and post the rx buffers. `table` is this
 /// domain's grant table; pages come from `pages`.
 pub fn connect(si: &StartInfo, xs: &mut Xenbus, table: &Table, pages: &mut EarlyAlloc, devid: u32, opts: Options) -> Result<NetDev, NetError> {
-    let mut buf = [0u8; 128];
-    let domid: u16 = xs.read_str(XBT_NIL, "domid", &mut buf).ok().and_then(|s| s.parse().ok()).ok_or(NetError::Handshake("read domid", 0))?;
-    let home: heapless::String<32> = path(format_args!("/local/domain/{domid}"));
-    let nodename: heapless::String<32> = path(format_args!("device/vif/{devid}"));
-    let be_node: heapless::String<64> = path(format_args!("{nodename}/backend"));
-    let n = xs.read(XBT_NIL, &be_node, &mut buf).map_err(|e| NetError::Handshake("read backend", e))?;
-    let backend = core::str::from_utf8(&buf[..n]).map_err(|_| NetError::Handshake("backend path", 0))?;
-    let backend: heapless::String<96> = path(format_args!("{backend}"));
-    let beid_node: heapless::String<64> = path(format_args!("{nodename}/backend-id"));
-    let backend_id: u16 = xs.read_str(XBT_NIL, &beid_node, &mut buf).ok().and_then(|s| s.parse().ok()).unwrap_or(0);
-    let token: heapless::String<32> = path(format_args!("vif{devid}"));
-    let nodes = DeviceNodes::new(&home, &nodename, &backend, &token).ok_or(NetError::Handshake("paths", 0))?;
+    let Located { nodes, backend_id } = splitdev::locate(xs, "vif", devid, "vif")?;
     let fe_dir = nodes.dir().ok_or(NetError::Handshake("paths", 0))?;
     let dev = Netfront::new(&fe_dir, opts.sg).ok_or(NetError::Handshake("paths", 0))?;
-    let frontend = Frontend::new(dev, &backend).ok_or(NetError::Handshake("paths", 0))?;
-    let s = Setup { si, xs, table, pages, nodes, frontend, backend_id, rings: None, info: None };
-    s.run(opts)
+    let mut frontend = Frontend::new(dev, &nodes.otherend).ok_or(NetError::Handshake("paths", 0))?;
+    let mut s = Setup { si, table, pages, backend_id, rings: None };
+    let info = splitdev::handshake(xs, &nodes, &mut frontend, PATIENCE_NS, |p| s.setup_rings(p))?;
+    s.finish(info, frontend, nodes, opts)
 }
 
 /// The rings set up during the handshake: tx, rx pages and the port.
 type Rings = (MappedPages, MappedPages, u32);
 
-/// The handshake in progress.
+/// The vif being set up: what its rings and pages are granted from.
 struct Setup<'a> {
     si: &'a StartInfo,
-    xs: &'a mut Xenbus,
     table: &'a Table,
     pages: &'a mut EarlyAlloc,
-    nodes: DeviceNodes,
-    frontend: Frontend<Netfront>,
     backend_id: u16,
     rings: Option<Rings>,
-    info: Option<NetInfo>,
 }
 
 impl Setup<'_> {
-    fn run(mut self, opts: Options) -> Result<NetDev, NetError> {
-        self.feed(FrontEvent::Probe)?;
-        let deadline = shared::now_ns().unwrap_or(0) + PATIENCE_NS;
-        let mut ev = [0u8; 160];
-        while self.info.is_none() {
-            let now = shared::now_ns().unwrap_or(0);
-            if now >= deadline {
-                return Err(NetError::Timeout);
-            }
-            match self.xs.wait_watch_event(Some(&self.nodes.token), &mut ev, deadline - now) {
-                Ok(_) => self.feed(FrontEvent::BackendChanged)?,
-                Err(e) if e == -crate::xenbus::ETIMEDOUT => return Err(NetError::Timeout),
-                Err(e) => return Err(NetError::Handshake("watch", e)),
-            }
-        }
-        self.finish(opts)
-    }
-
-    /// Feed `ev` and do what the machine asks.
-    fn feed(&mut self, ev: FrontEvent<NetfrontRing>) -> Result<(), NetError> {
-        let mut next = Some(ev);
-        while let Some(ev) = next.take() {
-            let actions = self.frontend.handle(ev, &mut XbStore(self.xs));
-            for a in actions {
-                match a {
-                    FrontAction::Store(op) => apply(&mut XbStore(self.xs), &self.nodes, &op).map_err(|e| NetError::Handshake("store", e))?,
-                    FrontAction::SetupRing(p) => next = Some(self.setup_rings(p)),
-                    FrontAction::Connected(info) | FrontAction::Resized(info) => self.info = Some(info),
-                    FrontAction::Disconnect => return Err(NetError::Handshake("backend closed", 0)),
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// Grant one fresh page to the backend as `gref`.
     fn grant_page(&mut self, gref: u32) -> Option<u64> {
         let va = self.pages.alloc_page()?;
@@ -228,9 +181,9 @@ impl Setup<'_> {
         FrontEvent::RingReady(NetfrontRing { tx_ring_ref: GREF_BASE, rx_ring_ref: GREF_BASE + 1, evtchn: port })
     }
 
-    /// Connected: initialise the rings, grant the data pages, post rx.
-    fn finish(mut self, opts: Options) -> Result<NetDev, NetError> {
-        let info = self.info.ok_or(NetError::Broken)?;
+    /// Connected with `info`: initialise the rings, grant the data pages,
+    /// post rx.
+    fn finish(mut self, info: NetInfo, frontend: Frontend<Netfront>, nodes: DeviceNodes, opts: Options) -> Result<NetDev, NetError> {
         let (tx_mem, rx_mem, port) = self.rings.take().ok_or(NetError::Broken)?;
         let tx_ring = FrontRing::init(tx_mem).map_err(|_| NetError::Broken)?;
         let rx = FrontRing::init(rx_mem).map_err(|_| NetError::Broken)?;
@@ -264,8 +217,8 @@ impl Setup<'_> {
             asm: RxAssembler::default(),
             frame,
             info,
-            frontend: self.frontend,
-            nodes: self.nodes,
+            frontend,
+            nodes,
             backend_id: self.backend_id,
         };
         dev.refill_rx()?;
@@ -566,15 +519,7 @@ impl NetDev {
     /// changes (a backend going Closing, as when dom0 detaches the vif,
     /// closes this end). Whether the device is now closed.
     pub fn follow_backend(&mut self, xs: &mut Xenbus, patience: u64) -> bool {
-        let mut ev = [0u8; 160];
-        if xs.wait_watch_event(Some(&self.nodes.token), &mut ev, patience).is_ok() {
-            for a in self.frontend.handle(FrontEvent::BackendChanged, &mut XbStore(xs)) {
-                if let FrontAction::Store(op) = a {
-                    let _ = apply(&mut XbStore(xs), &self.nodes, &op);
-                }
-            }
-        }
-        let closed = self.frontend.state() == XENBUS_STATE_CLOSED;
+        let closed = splitdev::follow(xs, &self.nodes, &mut self.frontend, patience);
         if closed {
             self.tx.failed = true;
             events::close(self.tx.port);
@@ -585,19 +530,7 @@ impl NetDev {
     /// Close the vif: Closing, then Closed once the backend follows (or
     /// after [`PATIENCE_NS`]).
     pub fn close(mut self, xs: &mut Xenbus) {
-        for a in self.frontend.handle(FrontEvent::Close, &mut XbStore(xs)) {
-            if let FrontAction::Store(op) = a {
-                let _ = apply(&mut XbStore(xs), &self.nodes, &op);
-            }
-        }
-        let deadline = shared::now_ns().unwrap_or(0) + PATIENCE_NS;
-        while self.frontend.state() != XENBUS_STATE_CLOSED {
-            let now = shared::now_ns().unwrap_or(0);
-            if now >= deadline {
-                break;
-            }
-            self.follow_backend(xs, deadline - now);
-        }
+        splitdev::close(xs, &self.nodes, &mut self.frontend, PATIENCE_NS);
         events::close(self.tx.port);
     }
 }
