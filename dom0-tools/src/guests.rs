@@ -17,6 +17,7 @@
 //! (and its home removed, `@releaseDomain` fired) before the domain is
 //! destroyed. Guest names in the table are unique.
 
+use crate::backends::DeviceSet as _;
 use crate::builder::{self, BuildError, Scratch};
 use crate::files::Files;
 use crate::hv;

@@ -32,6 +32,7 @@
 
 extern crate alloc;
 
+pub mod backends;
 #[cfg(target_os = "none")]
 pub mod builder;
 pub mod cmdline;

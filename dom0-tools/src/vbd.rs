@@ -20,6 +20,7 @@
 //! another vbd or dom0's other services. Each pump serves at most
 //! [`BUDGET`] of work per vbd, each vbd in turn.
 
+use crate::backends::{DeviceSet, forget_domain};
 use crate::grant_area::{GrantArea, Mapped};
 use crate::vbdcfg::{self, VbdNodes};
 use crate::xenstore::{Xenstore, client};
@@ -312,48 +313,24 @@ impl Vbds {
         let vbd = Vbd { nodes, dev, backend, disk, live: None, stats: VbdStats::default(), bounce, info, more: false };
         self.vbds.push(vbd);
         let k = self.vbds.len() - 1;
-        self.step(xs, k, BackEvent::Probe);
-        self.step(xs, k, BackEvent::MediaReady(media));
+        self.step_vbd(xs, k, BackEvent::Probe);
+        self.step_vbd(xs, k, BackEvent::MediaReady(media));
         Ok(())
-    }
-
-    /// `xl block-detach`: ask the frontend to close (or, with `force`, go
-    /// at once).
-    pub fn detach(&mut self, xs: &mut Xenstore, domid: u16, devid: u32, force: bool) -> bool {
-        let Some(k) = self.find(domid, devid) else { return false };
-        self.step(xs, k, BackEvent::Detach { force });
-        self.sweep(xs);
-        true
-    }
-
-    /// The frontend domain is going: disconnect and forget its vbds.
-    pub fn frontend_died(&mut self, xs: &mut Xenstore, domid: u16) {
-        for k in 0..self.vbds.len() {
-            if self.vbds[k].nodes.domid == domid {
-                self.step(xs, k, BackEvent::FrontendDied);
-            }
-        }
-        self.sweep(xs);
     }
 
     /// Handle watch events and serve every ring once; whether anything
     /// was logged.
     pub fn pump(&mut self, xs: &mut Xenstore) -> bool {
         for (path, token) in client::take_watch_events(xs) {
-            match self.vbds.iter().position(|v| v.dev.token.as_str() == token) {
-                Some(k) => self.step(xs, k, BackEvent::FrontendChanged),
-                None => {
-                    if self.others.len() < 256 {
-                        self.others.push((path, token));
-                    }
-                }
+            if !self.route_event(xs, &token) && self.others.len() < 256 {
+                self.others.push((path, token));
             }
         }
         let mut logged = false;
         for k in 0..self.vbds.len() {
             logged |= self.serve_one(xs, k);
         }
-        self.sweep(xs);
+        self.sweep_vbds(xs);
         logged
     }
 
@@ -393,13 +370,9 @@ impl Vbds {
         self.find(domid, devid).map(|_| devid)
     }
 
-    fn find(&self, domid: u16, devid: u32) -> Option<usize> {
-        self.vbds.iter().position(|v| v.nodes.domid == domid && v.nodes.devid == devid)
-    }
-
     /// Feed `ev` to vbd `k`'s machine and carry out what it asks, until
     /// it asks nothing more.
-    fn step(&mut self, xs: &mut Xenstore, k: usize, ev: BackEvent<Disk>) {
+    fn step_vbd(&mut self, xs: &mut Xenstore, k: usize, ev: BackEvent<Disk>) {
         let mut next = Some(ev);
         while let Some(ev) = next.take() {
             let actions = self.vbds[k].backend.handle(ev, &mut XsStore(xs));
@@ -488,7 +461,7 @@ impl Vbds {
     /// Forget removed vbds, and remove their frontend nodes (and a
     /// domain's emptied backend directory) as libxl does once the backend
     /// is gone.
-    fn sweep(&mut self, xs: &mut Xenstore) {
+    fn sweep_vbds(&mut self, xs: &mut Xenstore) {
         let mut gone: heapless::Vec<u16, MAX_VBDS> = heapless::Vec::new();
         for v in self.vbds.iter().filter(|v| v.backend.removed()) {
             let _ = client::rm(xs, &v.nodes.frontend_path());
@@ -500,9 +473,9 @@ impl Vbds {
         // (libxl's `libxl__xs_path_cleanup`, as vif.rs does).
         for domid in gone {
             if !self.vbds.iter().any(|v| v.nodes.domid == domid) {
-                let _ = client::rm(xs, &format!("/local/domain/0/backend/vbd/{domid}"));
-                let _ = client::rm(xs, &format!("/local/domain/0/error/backend/vbd/{domid}"));
-                rm_empty_parents(xs, "/local/domain/0/error/backend/vbd");
+                // `backend/vbd` stays (an empty `xenstore-ls` of it is what
+                // the block tests read after a detach).
+                forget_domain(xs, "vbd", domid, true);
             }
         }
     }
@@ -543,15 +516,25 @@ impl Vbds {
     }
 }
 
-/// Remove `dir` and then each parent up to (not including)
-/// `/local/domain` while it has no children, as libxl's
-/// `libxl__xs_path_cleanup` does once a device is gone (dom0's home
-/// exists only while something lives in it).
-pub(crate) fn rm_empty_parents(xs: &mut Xenstore, dir: &str) {
-    let mut at = dir;
-    while at.len() > "/local/domain".len() && client::directory(xs, at).is_ok_and(|c| c.is_empty()) {
-        let _ = client::rm(xs, at);
-        at = at.rsplit_once('/').map_or("", |(parent, _)| parent);
+/// `xl block-detach`, a dead frontend's vbds, watch-event routing: the
+/// shared shape ([`DeviceSet`]) over this set's machines.
+impl DeviceSet for Vbds {
+    type Media = Disk;
+
+    fn count(&self) -> usize {
+        self.vbds.len()
+    }
+    fn ids(&self, k: usize) -> (u16, u32) {
+        (self.vbds[k].nodes.domid, self.vbds[k].nodes.devid)
+    }
+    fn token(&self, k: usize) -> &str {
+        &self.vbds[k].dev.token
+    }
+    fn step(&mut self, xs: &mut Xenstore, k: usize, ev: BackEvent<Disk>) {
+        self.step_vbd(xs, k, ev);
+    }
+    fn sweep(&mut self, xs: &mut Xenstore) {
+        self.sweep_vbds(xs);
     }
 }
 

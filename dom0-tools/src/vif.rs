@@ -23,6 +23,7 @@
 //! [`RX_TOTAL_BYTES`]; every allocation on the data path is fallible (a
 //! frame that gets no memory is dropped and counted).
 
+use crate::backends::{DeviceSet, forget_domain};
 use crate::dom0net::heap_copy;
 use crate::grant_area::{GrantArea, Mapped};
 use crate::vifcfg::{VifNodes, mac_text};
@@ -190,42 +191,22 @@ impl Vifs {
         let rxq = RxQueue::new(RX_QUEUE_FRAMES.min(RX_QUEUE_PACKETS), RX_QUEUE_MAX_BYTES.min(RX_QUEUE_BYTES));
         self.vifs.push(Vif { nodes, dev, backend, live: None, stats: VifStats::default(), rxq, credit, bridge_port, more: false });
         let k = self.vifs.len() - 1;
-        self.step(xs, k, BackEvent::Probe);
+        self.step_vif(xs, k, BackEvent::Probe);
         // The vif-bridge hotplug script's part: the vif is on the bridge.
         let _ = client::write(xs, &format!("{be}/hotplug-status"), b"connected");
-        self.step(xs, k, BackEvent::MediaReady(VifMedia));
+        self.step_vif(xs, k, BackEvent::MediaReady(VifMedia));
         Ok(())
-    }
-
-    /// `xl network-detach`: ask the frontend to close (or, with `force`,
-    /// go at once).
-    pub fn detach(&mut self, xs: &mut Xenstore, domid: u16, devid: u32, force: bool) -> bool {
-        let Some(k) = self.find(domid, devid) else { return false };
-        self.step(xs, k, BackEvent::Detach { force });
-        self.sweep(xs);
-        true
-    }
-
-    /// The frontend domain is going: disconnect and forget its vifs.
-    pub fn frontend_died(&mut self, xs: &mut Xenstore, domid: u16) {
-        for k in 0..self.vifs.len() {
-            if self.vifs[k].nodes.domid == domid {
-                self.step(xs, k, BackEvent::FrontendDied);
-            }
-        }
-        self.sweep(xs);
     }
 
     /// Take the watch events that are a vif's; the others are returned.
     pub fn route_events(&mut self, xs: &mut Xenstore, events: Vec<(String, String)>) -> Vec<(String, String)> {
         let mut rest = Vec::new();
         for (path, token) in events {
-            match self.vifs.iter().position(|v| v.dev.token.as_str() == token) {
-                Some(k) => self.step(xs, k, BackEvent::FrontendChanged),
-                None => rest.push((path, token)),
+            if !self.route_event(xs, &token) {
+                rest.push((path, token));
             }
         }
-        self.sweep(xs);
+        self.sweep_vifs(xs);
         rest
     }
 
@@ -257,7 +238,7 @@ impl Vifs {
         for k in 0..self.vifs.len() {
             logged |= self.serve_rx_of(k);
         }
-        self.sweep(xs);
+        self.sweep_vifs(xs);
         logged
     }
 
@@ -318,13 +299,9 @@ impl Vifs {
         self.vifs.iter().filter(move |v| v.nodes.domid == domid).map(|v| v.nodes.devid)
     }
 
-    fn find(&self, domid: u16, devid: u32) -> Option<usize> {
-        self.vifs.iter().position(|v| v.nodes.domid == domid && v.nodes.devid == devid)
-    }
-
     /// Feed `ev` to vif `k`'s machine and carry out what it asks, until it
     /// asks nothing more.
-    fn step(&mut self, xs: &mut Xenstore, k: usize, ev: BackEvent<VifMedia>) {
+    fn step_vif(&mut self, xs: &mut Xenstore, k: usize, ev: BackEvent<VifMedia>) {
         let mut next = Some(ev);
         while let Some(ev) = next.take() {
             let actions = self.vifs[k].backend.handle(ev, &mut crate::vbd::XsStore(xs));
@@ -402,7 +379,7 @@ impl Vifs {
     /// Forget removed vifs (unplugging their bridge ports), and remove
     /// their frontend nodes and a domain's emptied backend directory, as
     /// libxl does once the backend is gone.
-    fn sweep(&mut self, xs: &mut Xenstore) {
+    fn sweep_vifs(&mut self, xs: &mut Xenstore) {
         let mut gone: heapless::Vec<u16, MAX_VIFS> = heapless::Vec::new();
         for v in self.vifs.iter().filter(|v| v.backend.removed()) {
             let _ = client::rm(xs, &v.nodes.frontend_path());
@@ -413,10 +390,7 @@ impl Vifs {
         self.vifs.retain(|v| !v.backend.removed());
         for domid in gone {
             if !self.vifs.iter().any(|v| v.nodes.domid == domid) {
-                for dir in ["backend", "error/backend"] {
-                    let _ = client::rm(xs, &format!("/local/domain/0/{dir}/vif/{domid}"));
-                    crate::vbd::rm_empty_parents(xs, &format!("/local/domain/0/{dir}/vif"));
-                }
+                forget_domain(xs, "vif", domid, false);
             }
         }
     }
@@ -560,6 +534,28 @@ impl Vifs {
             }
             None => {}
         }
+    }
+}
+
+/// `xl network-detach`, a dead frontend's vifs, watch-event routing: the
+/// shared shape ([`DeviceSet`]) over this set's machines.
+impl DeviceSet for Vifs {
+    type Media = VifMedia;
+
+    fn count(&self) -> usize {
+        self.vifs.len()
+    }
+    fn ids(&self, k: usize) -> (u16, u32) {
+        (self.vifs[k].nodes.domid, self.vifs[k].nodes.devid)
+    }
+    fn token(&self, k: usize) -> &str {
+        &self.vifs[k].dev.token
+    }
+    fn step(&mut self, xs: &mut Xenstore, k: usize, ev: BackEvent<VifMedia>) {
+        self.step_vif(xs, k, ev);
+    }
+    fn sweep(&mut self, xs: &mut Xenstore) {
+        self.sweep_vifs(xs);
     }
 }
 
