@@ -453,7 +453,7 @@ impl Vifs {
         if s.notify {
             events::send(live.port);
         }
-        v.more |= s.delivered + s.dropped >= TX_BUDGET;
+        v.more |= s.delivered + s.dropped >= TX_BUDGET || s.again;
         let Some(why) = s.fatal else { return false };
         self.fail(k, "rx ring corrupt", format_args!("{why:?}"));
         true

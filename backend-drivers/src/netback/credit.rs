@@ -52,14 +52,10 @@ impl Credit {
         let Some(bytes) = self.bytes else { return true };
         let size = (size as u64).min(max_burst(bytes));
         let start = *self.window_start.get_or_insert(now_us);
-        // `xenvif_tx_credit_callback`: the timer fires at its expiry and
-        // adds a chunk; until then the queue stays rate limited.
-        if let Some(t) = self.timer {
-            if now_us < t {
-                return false;
-            }
-            self.timer = None;
-            self.add(bytes);
+        // Until the timer fires the queue stays rate limited.
+        self.expire(now_us);
+        if self.timer.is_some() {
+            return false;
         }
         // xenvif_tx_build_gops asks tx_credit_exceeded only if the packet
         // is bigger than what is left.
@@ -86,6 +82,19 @@ impl Credit {
         true
     }
 
+    /// `xenvif_tx_credit_callback`: a pending refill whose time has come
+    /// fires, adding a chunk, whether or not a packet still waits for it
+    /// (a frontend that takes its packet back must not leave a deadline in
+    /// the past for its backend to wake up for again and again).
+    pub fn expire(&mut self, now_us: u64) {
+        if let (Some(bytes), Some(t)) = (self.bytes, self.timer)
+            && now_us >= t
+        {
+            self.timer = None;
+            self.add(bytes);
+        }
+    }
+
     /// When the pending refill is due (Linux's `credit_timeout`), if the
     /// last [`allow`](Self::allow) refused.
     pub fn next_refill_us(&self) -> Option<u64> {
@@ -105,6 +114,22 @@ fn max_burst(bytes: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Linux's credit_timeout is a one-shot timer: it fires at its time
+    /// whether a packet still waits or not, so a packet taken back leaves
+    /// no deadline in the past.
+    #[test]
+    fn the_refill_timer_fires_without_a_packet_and_leaves_no_past_deadline() {
+        let mut c = Credit::new(1000, 10_000);
+        assert!(c.allow(0, 1000));
+        assert!(!c.allow(1, 900), "over the credit: refused");
+        let t = c.next_refill_us().expect("a refill is due");
+        c.expire(t - 1);
+        assert_eq!(c.next_refill_us(), Some(t), "not yet");
+        c.expire(t + 4000);
+        assert_eq!(c.next_refill_us(), None, "fired: nothing left to wake for");
+        assert!(c.allow(t + 4000, 900), "and the chunk it added is there");
+    }
 
     #[test]
     fn unlimited_credit_allows_everything_and_never_asks_for_a_refill() {

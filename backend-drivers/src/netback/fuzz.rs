@@ -1097,6 +1097,8 @@ impl<'a> Episode<'a> {
         };
         let full = s.more && s.packets + s.dropped + mcast >= max;
         ensure(!s.more || full, "tx says more is left before max_packets", [u64::from(s.packets), u64::from(max), 0])?;
+        let refill = self.credit.next_refill_us();
+        ensure(refill.is_none_or(|t| t > self.now), "a refill deadline left in the past (dom0 would spin)", [refill.unwrap_or(0), self.now, 0])?;
         match (ring_bad, verdict, s.fatal) {
             (true, _, Some(TxFatal::Ring(e))) if e.is_peer_fault() => self.report.fatal[3] += 1,
             (true, _, f) => {

@@ -164,7 +164,13 @@ pub struct RxServed {
     /// yet; the ring asks for an event when it posts more (`req_event`
     /// past `req_prod`, as Linux's netback), so serve again on that event.
     pub starved: bool,
+    /// The frontend kept moving `req_prod` while the event was armed: its
+    /// event may be armed behind it, so serve again soon (not on an event).
+    pub again: bool,
 }
+
+/// Times a serve re-arms the rx event for a `req_prod` that moved.
+pub const REARMS: u32 = 4;
 
 /// Deliver queued frames into `ring` while the frontend has posted enough
 /// requests, at most `max_packets` frames (delivered or dropped).
@@ -178,6 +184,7 @@ pub fn serve_rx<P: RingPages, C: RxCopier>(
 ) -> RxServed {
     let mut out = RxServed::default();
     let mut answered = 0u32;
+    let mut rearms = 0u32;
     while out.delivered + out.dropped < max_packets {
         let Some(len) = queue.frames.front().map(|f| f.0.len()) else { break };
         let needed = if vif.sg { len.div_ceil(XEN_PAGE_SIZE) } else { 1 };
@@ -207,12 +214,18 @@ pub fn serve_rx<P: RingPages, C: RxCopier>(
             }
         };
         if avail < needed {
-            // xenvif_rx_ring_slots_available: an event when the frontend
-            // posts more (`req_event = req_prod + 1`), and a look again in
-            // case it posted meanwhile.
+            // xenvif_rx_ring_slots_available: ask for an event when the
+            // frontend posts more (`req_event = req_prod + 1`) and look
+            // again; if it posted meanwhile (too few still), arm again at
+            // the new `req_prod`, until it holds still. A frontend moving
+            // it every time gets [`REARMS`] tries, then a serve later.
             match ring.request_event_after_more() {
                 Ok(n) if n as usize >= needed => continue,
-                Ok(_) => out.starved = true,
+                Ok(n) if n as usize != avail && rearms < REARMS => {
+                    rearms += 1;
+                    continue;
+                }
+                Ok(n) => (out.starved, out.again) = (true, n as usize != avail),
                 Err(e) => out.fatal = Some(e),
             }
             break;

@@ -419,6 +419,31 @@ fn tx_credit_limits_the_rate_and_resumes_after_the_refill() {
     assert_eq!(t.responses().len(), 40);
 }
 
+/// Attack: a rate-limited frontend publishes a packet over its credit
+/// (arming the refill), then takes it back (`req_prod` back to
+/// `req_cons`). The refill still fires at its time (Linux's one-shot
+/// `credit_timeout`), so no deadline is left in the past for dom0 to wake
+/// for again and again.
+#[test]
+fn tx_a_packet_taken_back_leaves_no_refill_deadline_in_the_past() {
+    let mut t = Tx::new();
+    t.credit = Credit::new(1000, 10_000);
+    t.now = 5_000;
+    t.push(&[txreq(1, 0, 0, 1, 900), txreq(1, 0, 0, 2, 900)]);
+    // Take the second packet back before the backend looks.
+    let mut p = t.pages;
+    p.store_idx(0, 1);
+    assert_eq!(t.serve(64).packets, 1);
+    p.store_idx(0, 2);
+    assert_eq!(t.serve(64).packets, 0, "over the credit");
+    let due = t.credit.next_refill_us().expect("a refill is due");
+    p.store_idx(0, 1);
+    t.now = due + 4000;
+    let s = t.serve(64);
+    assert_eq!((s.packets, s.more, s.fatal), (0, false, None));
+    assert_eq!(t.credit.next_refill_us(), None, "the refill fired: nothing to wake for");
+}
+
 /// A call handles at most `max_packets` and says more is left.
 #[test]
 fn tx_max_packets_bounds_a_call() {
@@ -638,6 +663,28 @@ fn rx_waits_for_enough_posted_requests_and_asks_for_an_event_on_the_next_post() 
     let s = r.serve(64);
     assert_eq!((s.delivered, s.starved), (1, false));
     assert_eq!(r.responses().len(), 3);
+}
+
+/// Race (honest frontend): while the backend arms its event for more rx
+/// slots, the frontend posts one (reading the old `req_event`: no
+/// notification) but still too few for the frame. The backend must arm
+/// again at the new `req_prod` (Linux's loop until `req_prod` holds
+/// still), or the post that completes the frame notifies no one.
+#[test]
+fn rx_arms_its_event_again_when_the_frontend_posts_meanwhile_but_too_few() {
+    let mut r = Rx::new(true, true);
+    r.post(0, 1);
+    r.queue.push(&frame(9000), RxFlags::default(), &mut r.stats);
+    // A second request written, its req_prod published by the trap just
+    // as the backend stores req_event (sring: req_prod at 0, req_event at 4).
+    r.grants.page(101, |_| 0xee);
+    r.front.produce_request(&NetifRxRequest { id: 1, pad: 0, gref: 101 }).unwrap();
+    r.pages.set_trap(xen_public::io::ring::fuzz::Trap { on_store: 4, write: 0, value: 2 });
+    let s = r.serve(64);
+    assert_eq!((s.delivered, s.starved), (0, true));
+    assert_eq!(r.pages.peek(4), 3, "armed again past the req_prod that moved");
+    assert!(r.post(2, 1), "the post that completes the frame notifies");
+    assert_eq!(r.serve(64).delivered, 1);
 }
 
 /// Without `feature-sg` a frame goes in one slot; a larger one is dropped

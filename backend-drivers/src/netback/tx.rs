@@ -250,6 +250,9 @@ pub fn serve_tx_within<P: RingPages, C: TxCopier>(
 ) -> TxServed {
     let max_packets = budget.packets;
     let mut bytes_left = budget.bytes;
+    // The credit timer fires on time even if the packet it waited for was
+    // taken back (the ring now empty).
+    credit.expire(now_us);
     let mut out = TxServed::default();
     let mut answered = 0u32;
     let mut handled = 0u32;

@@ -135,9 +135,11 @@ where
     /// has now, as Linux's netback does while a packet needs more rx slots
     /// than are posted (`xenvif_rx_ring_slots_available`: `req_event =
     /// req_prod + 1`, then re-read `req_prod`). Returns the unconsumed
-    /// requests, re-read after the store: if it grew in between, the
-    /// frontend may have seen the old `req_event`, so the caller looks
-    /// again instead of sleeping.
+    /// requests, re-read after the store: if they grew in between, the
+    /// frontend may have seen the old `req_event` (and `req_event` is now
+    /// at or behind `req_prod`), so the caller must look again and, if
+    /// still too few, arm again: Linux's loop runs until `req_prod` holds
+    /// still.
     pub fn request_event_after_more(&mut self) -> Result<u32, RingError> {
         let before = self.unconsumed_requests()?;
         let req_prod = self.mem.load_idx(off::REQ_PROD);

@@ -219,6 +219,11 @@ fn request_event_after_more_arms_req_event_past_req_prod() {
     let new = f.req_prod_pvt();
     p.set_trap(Trap { on_store: off::REQ_EVENT, write: off::REQ_PROD, value: new });
     assert_eq!(b.request_event_after_more(), Ok(3), "the re-read sees the request published meanwhile");
+    assert_eq!(p.peek(off::REQ_EVENT), new, "armed behind req_prod: the caller must arm again");
+    assert_eq!(b.request_event_after_more(), Ok(3), "req_prod held still this time");
+    assert_eq!(p.peek(off::REQ_EVENT), new.wrapping_add(1));
+    f.produce_request(&req(3)).unwrap();
+    assert!(f.push_requests(), "re-armed: the next post notifies");
     // A corrupt req_prod is an error here too.
     p.poke(off::REQ_PROD, 40 + 5000);
     assert!(b.request_event_after_more().is_err());
