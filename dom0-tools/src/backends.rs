@@ -7,16 +7,17 @@
 //!
 //! Pure (host-tested). Invariant: after [`forget_domain`], no node under
 //! `/local/domain/0/{backend,error/backend}/<class>/<domid>` is left, and
-//! no directory it emptied above it either (up to `/local/domain`), except
-//! a class's `backend/<class>` directory when the caller keeps it.
+//! no directory it emptied above it either (up to `/local/domain`).
 #![forbid(unsafe_code)]
+// The users (vbd.rs, vif.rs) are target-only; on the host only the tests use it.
+#![cfg_attr(not(target_os = "none"), allow(dead_code))]
 
 use crate::xenstore::{Xenstore, client};
 use alloc::format;
 use backend_drivers::xenbus_backend::BackEvent;
 
 /// A set of devices of one class, each driven by its own xenbus machine.
-pub trait DeviceSet {
+pub(crate) trait DeviceSet {
     /// What `BackEvent::MediaReady` carries for this class.
     type Media;
 
@@ -56,7 +57,8 @@ pub trait DeviceSet {
     }
 
     /// A watch event with `token`: whether it was one of these devices'
-    /// (then its machine has seen it).
+    /// (then its machine has seen it). No sweep: the caller sweeps once
+    /// after routing a batch.
     fn route_event(&mut self, xs: &mut Xenstore, token: &str) -> bool {
         let Some(k) = (0..self.count()).find(|&k| self.token(k) == token) else { return false };
         self.step(xs, k, BackEvent::FrontendChanged);
@@ -66,14 +68,11 @@ pub trait DeviceSet {
 
 /// A domain's last device of `class` (`vbd`, `vif`) is gone: remove its
 /// backend and error directories, and the directories that leaves empty,
-/// as libxl's `libxl__xs_path_cleanup` does. `keep_backend_dir` keeps
-/// `/local/domain/0/backend/<class>` itself.
-pub fn forget_domain(xs: &mut Xenstore, class: &str, domid: u16, keep_backend_dir: bool) {
+/// as libxl's `libxl__xs_path_cleanup` does.
+pub fn forget_domain(xs: &mut Xenstore, class: &str, domid: u16) {
     for dir in ["backend", "error/backend"] {
         let _ = client::rm(xs, &format!("/local/domain/0/{dir}/{class}/{domid}"));
-        if dir == "error/backend" || !keep_backend_dir {
-            rm_empty_parents(xs, &format!("/local/domain/0/{dir}/{class}"));
-        }
+        rm_empty_parents(xs, &format!("/local/domain/0/{dir}/{class}"));
     }
 }
 
@@ -169,23 +168,12 @@ mod tests {
         for p in ["backend/vif/3/0/state", "error/backend/vif/3/0/error", "backend/vif/4/0/state", "name"] {
             client::write(&mut xs, &format!("/local/domain/0/{p}"), b"x").unwrap();
         }
-        forget_domain(&mut xs, "vif", 3, false);
+        forget_domain(&mut xs, "vif", 3);
         assert!(!exists(&mut xs, "/local/domain/0/backend/vif/3"));
         assert!(exists(&mut xs, "/local/domain/0/backend/vif/4"), "another domain's vif stays");
         assert!(!exists(&mut xs, "/local/domain/0/error"), "error/backend/vif emptied up to dom0's home");
-        forget_domain(&mut xs, "vif", 4, false);
+        forget_domain(&mut xs, "vif", 4);
         assert!(!exists(&mut xs, "/local/domain/0/backend"));
         assert!(exists(&mut xs, "/local/domain/0"), "dom0's home has its name: it stays");
-    }
-
-    #[test]
-    fn a_kept_backend_class_dir_stays_empty_and_the_error_dirs_still_go() {
-        let mut xs = Xenstore::new();
-        for p in ["backend/vbd/5/51712/state", "error/backend/vbd/5/51712/error"] {
-            client::write(&mut xs, &format!("/local/domain/0/{p}"), b"x").unwrap();
-        }
-        forget_domain(&mut xs, "vbd", 5, true);
-        assert_eq!(client::directory(&mut xs, "/local/domain/0/backend/vbd"), Ok(Vec::new()));
-        assert!(!exists(&mut xs, "/local/domain/0/error"));
     }
 }

@@ -46,6 +46,9 @@ const ARP_SEEN: usize = 8;
 pub const SEND_BUF: usize = 64 * 1024;
 /// How long a send may wait for its connection.
 const CONNECT_MS: u64 = 10_000;
+/// How long a connected send may go without a byte queued or
+/// acknowledged (a peer that stops reading, or keeps its window shut).
+const STALL_MS: u64 = 30_000;
 /// Most MiB one send moves.
 pub const SEND_MAX_MIB: u64 = 4096;
 
@@ -53,6 +56,10 @@ pub const SEND_MAX_MIB: u64 = 4096;
 struct SendJob {
     data: PatternStream,
     since_ms: u64,
+    /// When bytes last went into the socket or were acknowledged.
+    progress_ms: u64,
+    /// Bytes not yet acknowledged when last looked at.
+    unacked: usize,
     /// When the connection was up (the figure's start).
     started_ms: Option<u64>,
     closing: bool,
@@ -148,6 +155,10 @@ pub struct Dom0Net {
     tcp: Option<SocketHandle>,
     job: Option<SendJob>,
     ended: Option<SendEnd>,
+    /// The send moved at the last poll.
+    progressed: bool,
+    /// When the stack wants polling next, while a send is under way (ms).
+    wake_ms: Option<u64>,
     /// The next local port a send uses.
     next_port: u16,
     replies: VecDeque<([u8; 4], u16)>,
@@ -197,6 +208,8 @@ impl Dom0Net {
             tcp: None,
             job: None,
             ended: None,
+            progressed: false,
+            wake_ms: None,
             next_port: 49152,
             replies: VecDeque::new(),
             arp: VecDeque::new(),
@@ -239,9 +252,11 @@ impl Dom0Net {
         self.now_ms = now_ms;
         let at = Instant::from_millis(now_ms as i64);
         let _ = self.iface.poll(at, &mut self.dev, &mut self.sockets);
-        if self.drive_send(now_ms) {
+        self.progressed = self.drive_send(now_ms);
+        if self.progressed {
             let _ = self.iface.poll(at, &mut self.dev, &mut self.sockets);
         }
+        self.wake_ms = if self.job.is_some() { self.iface.poll_at(at, &self.sockets).map(|t| t.total_millis().max(0) as u64) } else { None };
         let socket = self.sockets.get_mut::<icmp::Socket>(self.icmp);
         while let Ok((data, from)) = socket.recv() {
             let IpAddress::Ipv4(from) = from;
@@ -297,13 +312,32 @@ impl Dom0Net {
         let remote = (IpAddress::Ipv4(Ipv4Address::from(to)), port);
         s.connect(self.iface.context(), remote, local).map_err(|_| "cannot connect")?;
         self.ended = None;
-        self.job = Some(SendJob { data: PatternStream::new(mib << 20), since_ms: self.now_ms, started_ms: None, closing: false });
+        // smoltcp gives up on a peer that stops acknowledging (and probes
+        // an idle one); STALL_MS covers a peer that acknowledges nothing new.
+        s.set_timeout(Some(smoltcp::time::Duration::from_secs(20)));
+        s.set_keep_alive(Some(smoltcp::time::Duration::from_secs(2)));
+        let now = self.now_ms;
+        self.job =
+            Some(SendJob { data: PatternStream::new(mib << 20), since_ms: now, progress_ms: now, unacked: 0, started_ms: None, closing: false });
         Ok(())
     }
 
-    /// Whether a send is under way (the caller keeps polling).
+    /// Whether a send is under way.
     pub fn sending(&self) -> bool {
         self.job.is_some()
+    }
+
+    /// Whether the send made progress at the last poll, so the caller
+    /// polls again at once (otherwise at [`wake_ms`](Self::wake_ms) or the
+    /// next frame: a stalled peer costs dom0 no spinning).
+    pub fn busy(&self) -> bool {
+        self.job.is_some() && self.progressed
+    }
+
+    /// When the stack wants polling without a frame (its TCP timers), while
+    /// a send is under way.
+    pub fn wake_ms(&self) -> Option<u64> {
+        self.wake_ms
     }
 
     /// How the last send ended, once.
@@ -312,7 +346,8 @@ impl Dom0Net {
     }
 
     /// Move the send on: fill the socket, close after the last byte, see
-    /// it end. Whether it queued bytes (worth another poll now).
+    /// it end (or give up on a peer stalled [`STALL_MS`]). Whether it made
+    /// progress (bytes queued or acknowledged: worth another poll now).
     fn drive_send(&mut self, now_ms: u64) -> bool {
         let (Some(job), Some(h)) = (self.job.as_mut(), self.tcp) else { return false };
         let s = self.sockets.get_mut::<tcp::Socket>(h);
@@ -325,6 +360,16 @@ impl Dom0Net {
             _ => None,
         };
         let mut queued = false;
+        let unacked = s.send_queue();
+        if unacked < job.unacked {
+            (job.progress_ms, queued) = (now_ms, true);
+        }
+        let end = end.or_else(|| {
+            (now_ms.saturating_sub(job.progress_ms) > STALL_MS).then(|| {
+                s.abort();
+                SendEnd::Failed { why: "no progress in 30 s", queued: job.data.queued }
+            })
+        });
         if end.is_none() {
             job.started_ms.get_or_insert(now_ms);
             while !job.data.done() && s.can_send() {
@@ -336,8 +381,9 @@ impl Dom0Net {
                 {
                     break;
                 }
-                queued = true;
+                (job.progress_ms, queued) = (now_ms, true);
             }
+            job.unacked = s.send_queue();
             if job.data.done() && !job.closing {
                 s.close();
                 job.closing = true;
@@ -614,6 +660,36 @@ mod tests {
         let mut peer = Peer::new(5001);
         n.start_send(GUEST_IP, 5001, 1).unwrap();
         assert!(matches!(run_send(&mut n, &mut peer, 60_000), Some(SendEnd::Sent { bytes: 0x10_0000, .. })));
+    }
+
+    /// Attack (a peer that takes the connection and never reads): the send
+    /// stops being busy once the window shuts (dom0 sleeps until the stack's
+    /// own timer), and gives up after STALL_MS without progress.
+    #[test]
+    fn tcp_send_to_a_peer_that_never_reads_stops_spinning_and_gives_up() {
+        let mut n = dom0();
+        let mut peer = Peer::new(5001);
+        n.start_send(GUEST_IP, 5001, 8).unwrap();
+        let (mut end, mut busy_late) = (None, false);
+        for now in 1..(STALL_MS + 40_000) / 10 {
+            let now = now * 10;
+            n.poll(now);
+            while let Some(f) = n.pop_tx() {
+                peer.dev.rx.push_back(f);
+            }
+            let _ = peer.iface.poll(Instant::from_millis(now as i64), &mut peer.dev, &mut peer.sockets);
+            while let Some(f) = peer.dev.tx.pop_front() {
+                n.push_rx(&f);
+            }
+            busy_late |= now > 5_000 && n.busy();
+            assert!(!n.sending() || n.wake_ms().is_some(), "a send under way has the stack's timers to wake for");
+            if let Some(e) = n.take_send_end() {
+                end = Some(e);
+                break;
+            }
+        }
+        assert!(!busy_late, "a shut window is no progress: dom0 need not poll at once");
+        assert!(matches!(end, Some(SendEnd::Failed { why: "no progress in 30 s", .. })), "{end:?}");
     }
 
     #[test]

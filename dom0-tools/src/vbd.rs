@@ -473,9 +473,7 @@ impl Vbds {
         // (libxl's `libxl__xs_path_cleanup`, as vif.rs does).
         for domid in gone {
             if !self.vbds.iter().any(|v| v.nodes.domid == domid) {
-                // `backend/vbd` stays (an empty `xenstore-ls` of it is what
-                // the block tests read after a detach).
-                forget_domain(xs, "vbd", domid, true);
+                forget_domain(xs, "vbd", domid);
             }
         }
     }

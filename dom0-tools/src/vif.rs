@@ -17,10 +17,10 @@
 //! destroyed; what a frontend does (bad requests, a ring it corrupts, a
 //! flood) is dropped and counted, costs dom0 at most its vif's bounded rx
 //! queue and one pump's budget, and may disconnect that vif only; each
-//! pump takes in at most [`TX_BUDGET`] packets per vif and
+//! pump takes in at most [`PACKETS_PER_PUMP`] packets per vif and
 //! [`PUMP_TX_BYTES`] from all vifs together (a fair share each, the first
-//! vif rotating), and every vif's rx queue together holds at most
-//! [`RX_TOTAL_BYTES`]; every allocation on the data path is fallible (a
+//! vif rotating), and each vif's rx queue holds at most its equal share
+//! of [`RX_TOTAL_BYTES`]; every allocation on the data path is fallible (a
 //! frame that gets no memory is dropped and counted).
 
 use crate::backends::{DeviceSet, forget_domain};
@@ -47,7 +47,7 @@ use pv_guest_kernel::ring_pages::MappedPages;
 use pv_guest_kernel::{StartInfo, events, println, shared};
 
 /// Packets served per vif per pump, each way.
-pub const TX_BUDGET: u32 = 64;
+pub const PACKETS_PER_PUMP: u32 = 64;
 /// Most vifs at once.
 pub const MAX_VIFS: usize = 8;
 /// Bridge ports: the vifs, dom0's own and the uplink.
@@ -58,14 +58,17 @@ const MAX_MACS: usize = 64;
 const UPLINK_BUDGET: usize = 64;
 /// How often dom0 polls an uplink (it has no interrupt), ns.
 pub const UPLINK_POLL_NS: u64 = 2_000_000;
-/// Frames a vif's rx queue holds at most, and their bytes: dom0's heap
-/// (2 MiB, shared with xenstored) holds every vif's full queue.
-const RX_QUEUE_FRAMES: usize = 64;
-const RX_QUEUE_MAX_BYTES: usize = 96 * 1024;
-/// Bytes every vif's rx queue holds together: eight full queues would be
-/// 768 KiB of dom0's heap; past this the newest frame is dropped (counted
-/// as its vif's `rx_queue_full`).
+/// Bytes every vif's rx queue holds together at most (of dom0's 2 MiB
+/// heap, shared with xenstored).
 pub const RX_TOTAL_BYTES: usize = 512 * 1024;
+/// Frames a vif's rx queue holds at most, and their bytes: an equal share
+/// of [`RX_TOTAL_BYTES`] (one largest frame fits), so vifs that stall
+/// (posting no rx buffers) fill only their own queues and never take
+/// another vif's room; past it the newest frame is dropped (counted as
+/// the vif's `rx_queue_full`).
+const RX_QUEUE_FRAMES: usize = 64;
+const RX_QUEUE_MAX_BYTES: usize = RX_TOTAL_BYTES / MAX_VIFS;
+const _: () = assert!(RX_QUEUE_MAX_BYTES >= 65_536, "a vif's rx queue holds the largest frame");
 /// Bytes one pump takes in from all vifs' tx rings together, shared
 /// fairly ([`PumpBudget`]); what is left waits on the rings.
 pub const PUMP_TX_BYTES: usize = 256 * 1024;
@@ -180,11 +183,17 @@ impl Vifs {
         let token = format!("vif:{}:{}", nodes.domid, nodes.devid);
         let dev = DeviceNodes::new("/local/domain/0", &be["/local/domain/0/".len()..], &fe, &token).ok_or("path too long")?;
         let backend = Backend::new(Netback, &fe).ok_or("path too long")?;
-        // Every check before the first node is written: a refused attach
-        // leaves nothing behind.
+        // Every check before the first node is written, and a write that
+        // fails takes back what was written: a refused attach leaves
+        // nothing behind.
         let bridge_port = self.bridge.add_port().ok_or("the bridge has no free port")?;
         if let Err(e) = write_nodes(xs, &nodes) {
             self.bridge.remove_port(bridge_port);
+            let _ = client::rm(xs, &fe);
+            let _ = client::rm(xs, &be);
+            if !self.vifs.iter().any(|v| v.nodes.domid == nodes.domid) {
+                forget_domain(xs, "vif", nodes.domid);
+            }
             return Err(e);
         }
         let credit = credit_of(&nodes);
@@ -242,9 +251,9 @@ impl Vifs {
         logged
     }
 
-    /// Whether a ring or queue has work left, or dom0's own send does.
+    /// Whether a ring or queue has work left, or dom0's own send moved.
     pub fn busy(&self) -> bool {
-        self.vifs.iter().any(|v| v.more) || self.dom0.as_ref().is_some_and(|(n, _)| n.sending())
+        self.vifs.iter().any(|v| v.more) || self.dom0.as_ref().is_some_and(|(n, _)| n.busy())
     }
 
     /// Dom0's own endpoint on the bridge.
@@ -253,11 +262,12 @@ impl Vifs {
     }
 
     /// When dom0 must look again without an event (an uplink to poll, a
-    /// rate limit to refill).
+    /// rate limit to refill, dom0's own TCP timers).
     pub fn next_wake_ns(&self) -> Option<u64> {
         let poll = self.uplink.as_ref().map(|_| self.uplink_polled + UPLINK_POLL_NS);
         let credit = self.vifs.iter().filter(|v| v.live.is_some()).filter_map(|v| v.credit.next_refill_us()).map(|us| us * 1000).min();
-        poll.into_iter().chain(credit).min()
+        let dom0 = self.dom0.as_ref().and_then(|(n, _)| n.wake_ms()).map(|ms| ms * 1_000_000);
+        poll.into_iter().chain(credit).chain(dom0).min()
     }
 
     /// dom0's ends of the vifs' event channels.
@@ -390,7 +400,7 @@ impl Vifs {
         self.vifs.retain(|v| !v.backend.removed());
         for domid in gone {
             if !self.vifs.iter().any(|v| v.nodes.domid == domid) {
-                forget_domain(xs, "vif", domid, false);
+                forget_domain(xs, "vif", domid);
             }
         }
     }
@@ -420,7 +430,7 @@ impl Vifs {
                 _ => no_memory += 1,
             }
         };
-        let limit = TxBudget { packets: TX_BUDGET, bytes: budget.next_vif() };
+        let limit = TxBudget { packets: PACKETS_PER_PUMP, bytes: budget.next_vif() };
         let s = serve_tx_within(&mut live.tx, &mut copier, &mut v.credit, now_ns / 1000, &mut v.stats, buf, limit, &mut deliver);
         budget.spend(taken);
         v.stats.tx_spoofed = v.stats.tx_spoofed.wrapping_add(spoofed);
@@ -449,11 +459,11 @@ impl Vifs {
         let v = &mut self.vifs[k];
         let Some(live) = v.live.as_mut() else { return false };
         let mut copier = Copier { si, domid: v.nodes.domid };
-        let s = serve_rx(&mut live.rx, &mut copier, &mut v.rxq, &live.ring, &mut v.stats, TX_BUDGET);
+        let s = serve_rx(&mut live.rx, &mut copier, &mut v.rxq, &live.ring, &mut v.stats, PACKETS_PER_PUMP);
         if s.notify {
             events::send(live.port);
         }
-        v.more |= s.delivered + s.dropped >= TX_BUDGET || s.again;
+        v.more |= s.delivered + s.dropped >= PACKETS_PER_PUMP || s.again;
         let Some(why) = s.fatal else { return false };
         self.fail(k, "rx ring corrupt", format_args!("{why:?}"));
         true
@@ -517,11 +527,14 @@ impl Vifs {
     fn send_to(&mut self, p: PortId, f: &Frame) {
         match self.port(p) {
             Some(Port::Vif(k)) => {
-                let queued: usize = self.vifs.iter().map(|v| v.rxq.bytes()).sum();
                 let v = &mut self.vifs[k];
-                v.rxq.push_within(&f.bytes, f.flags, &mut v.stats, RX_TOTAL_BYTES.saturating_sub(queued));
+                v.rxq.push(&f.bytes, f.flags, &mut v.stats);
                 v.more = true;
             }
+            // Frames the port refuses anyway (over 1514 bytes) are dropped
+            // before the copy and checksum pass they would cost.
+            Some(Port::Dom0) if f.bytes.len() > crate::dom0net::MAX_FRAME => {}
+            Some(Port::Uplink) if !crate::vnet::sendable(&f.bytes) => {}
             Some(Port::Dom0) => {
                 if let (Some(bytes), Some((stack, _))) = (whole_checksums(f), self.dom0.as_mut()) {
                     stack.push_rx(&bytes);

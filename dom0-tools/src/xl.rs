@@ -361,7 +361,6 @@ fn parse_watch<'a>(args: &[&'a str]) -> Command<'a> {
     }
 }
 
-/// `create [-c] REST`; `-c` may also come after the file, as xl allows.
 /// The words of `line` as a POSIX shell splits them (xl's arguments come
 /// through one): whitespace separates words outside quotes; `'...'` is
 /// literal; in `"..."` a backslash escapes `"` and `\\` only; outside
@@ -418,9 +417,11 @@ fn parse_netsend<'a>(args: &[&'a str]) -> Option<Command<'a>> {
     Some(Command::NetSend { ip: frontend_drivers::netfront::parse_ipv4(ip)?, port, mib: mib.parse().ok()? })
 }
 
+/// `create [-c] REST`; `-c` may also come after the file, as xl allows
+/// (a word of its own as sh splits it: not inside a quoted value).
 fn parse_create(line: &str) -> Command<'_> {
     let rest = rest_after(line, "create");
-    let console = rest.split_ascii_whitespace().any(|w| w == "-c");
+    let console = sh_words(rest).is_ok_and(|w| w.iter().any(|w| w == "-c"));
     let rest = rest.strip_prefix("-c").map_or(rest, str::trim_start);
     Command::Create { console, rest }
 }
@@ -591,6 +592,8 @@ mod tests {
         assert_eq!(w("  a\\ b \"c \\\" d\"  ''  ").as_deref(), Ok("a b|c \" d|"));
         assert_eq!(w("name=\"web2\"").as_deref(), Ok("name=web2"), "bash strips the quotes of name=\"web2\"");
         assert_eq!(w("a 'b"), Err("unterminated quote"));
+        assert!(matches!(parse("create x.cfg 'extra=\" -c \"'"), Command::Create { console: false, .. }), "-c inside a value is no option");
+        assert!(matches!(parse("create x.cfg -c"), Command::Create { console: true, .. }));
         assert_eq!(w("a \"b\\"), Err("unterminated quote"));
         assert_eq!(parse("netsend 10.0.2.2:7001 32"), Command::NetSend { ip: [10, 0, 2, 2], port: 7001, mib: 32 });
         assert_eq!(parse("netsend 10.0.2.11 1"), Command::NetSend { ip: [10, 0, 2, 11], port: 5001, mib: 1 });

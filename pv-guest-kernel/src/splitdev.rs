@@ -72,10 +72,12 @@ pub struct Located {
 
 /// `args` formatted into a bounded string (cut short if it does not fit:
 /// [`DeviceNodes::new`] checks the pieces).
-fn path<const N: usize>(args: core::fmt::Arguments) -> heapless::String<N> {
+/// `args` formatted, or an error if it does not fit in `N` bytes (a path
+/// cut short would name another node).
+fn path<const N: usize>(args: core::fmt::Arguments) -> Result<heapless::String<N>, Stop> {
     let mut s = heapless::String::new();
-    let _ = s.write_fmt(args);
-    s
+    s.write_fmt(args).map_err(|_| Stop::Handshake("paths", 0))?;
+    Ok(s)
 }
 
 /// Find device `devid` of `class` (`vbd`, `vif`): this domain's domid, the
@@ -84,15 +86,15 @@ fn path<const N: usize>(args: core::fmt::Arguments) -> heapless::String<N> {
 pub fn locate(xs: &mut Xenbus, class: &str, devid: u32, token_prefix: &str) -> Result<Located, Stop> {
     let mut buf = [0u8; 128];
     let domid: u16 = xs.read_str(XBT_NIL, "domid", &mut buf).ok().and_then(|s| s.parse().ok()).ok_or(Stop::Handshake("read domid", 0))?;
-    let home: heapless::String<32> = path(format_args!("/local/domain/{domid}"));
-    let nodename: heapless::String<32> = path(format_args!("device/{class}/{devid}"));
-    let be_node: heapless::String<64> = path(format_args!("{nodename}/backend"));
+    let home: heapless::String<32> = path(format_args!("/local/domain/{domid}"))?;
+    let nodename: heapless::String<32> = path(format_args!("device/{class}/{devid}"))?;
+    let be_node: heapless::String<64> = path(format_args!("{nodename}/backend"))?;
     let n = xs.read(XBT_NIL, &be_node, &mut buf).map_err(|e| Stop::Handshake("read backend", e))?;
     let backend = core::str::from_utf8(&buf[..n]).map_err(|_| Stop::Handshake("backend path", 0))?;
-    let backend: heapless::String<96> = path(format_args!("{backend}"));
-    let beid_node: heapless::String<64> = path(format_args!("{nodename}/backend-id"));
+    let backend: heapless::String<96> = path(format_args!("{backend}"))?;
+    let beid_node: heapless::String<64> = path(format_args!("{nodename}/backend-id"))?;
     let backend_id: u16 = xs.read_str(XBT_NIL, &beid_node, &mut buf).ok().and_then(|s| s.parse().ok()).unwrap_or(0);
-    let token: heapless::String<32> = path(format_args!("{token_prefix}{devid}"));
+    let token: heapless::String<32> = path(format_args!("{token_prefix}{devid}"))?;
     let nodes = DeviceNodes::new(&home, &nodename, &backend, &token).ok_or(Stop::Handshake("paths", 0))?;
     Ok(Located { nodes, backend_id })
 }

@@ -934,7 +934,7 @@ fn dom0_tests() -> Vec<Dom0Test> {
                     "(d1) blk: hotplug: vdev 51728 closed by the backend",
                     "(d1) blk: hotplug: vdev 51744 connected",
                     "(d1) blk: hotplug: vdev 51744 closed by the backend",
-                    "xl> xenstore-ls /local/domain/0/backend/vbd\nxl> ",
+                    "xenstore-ls: xs_directory (/local/domain/0/backend/vbd): No such file or directory",
                 ],
             )
         },
@@ -989,7 +989,7 @@ fn dom0_tests() -> Vec<Dom0Test> {
                 false,
                 &[
                     "(d1) blk: churning",
-                    "xl> xenstore-ls /local/domain/0/backend/vbd\nxl> ",
+                    "xenstore-ls: xs_directory (/local/domain/0/backend/vbd): No such file or directory",
                     "(d2) blk: wrote 512 KiB",
                     "(d3) blk: checked 512 KiB: pattern intact",
                 ],

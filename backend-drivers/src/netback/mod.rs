@@ -8,8 +8,9 @@
 //! would (`cargo xtask fuzz-netback`). Grant copies are the caller's ([`tx::TxCopier`],
 //! [`rx::RxCopier`]), as are the event channel and the time.
 //!
-//! Invariant: the frontend is not trusted. Every ring slot is copied out
-//! once before it is looked at; every consumed request is answered
+//! Invariant: the frontend is not trusted. A ring slot is looked at only
+//! in a copy out of the shared page (a slot the frontend rewrites meanwhile
+//! changes nothing already decided); every consumed request is answered
 //! exactly once; a malformed packet is answered with an error and
 //! counted, a malicious one (Linux's `xenvif_fatal_tx_err` cases, a
 //! corrupt ring) is reported fatal so the caller disables the vif; no
