@@ -45,6 +45,62 @@ pub fn drive(name: &str, unit: &str, a: &HostFuzzArgs, mut done: impl FnMut() ->
     start
 }
 
+/// An episode fuzzer the runner drives: deterministic in its seed.
+pub trait Episodes {
+    /// Episodes run so far.
+    fn iteration(&self) -> u64;
+    /// Run the next episode; `Err` once an invariant broke.
+    fn step(&mut self) -> Result<(), ()>;
+    /// Where the first broken invariant was: (seed, iteration).
+    fn broke_at(&self) -> Option<(u64, u64)>;
+}
+
+/// The iteration under way, for the panic hook of [`run_episodes`].
+static CURRENT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Run `f` as `cargo xtask NAME` does: a panic hook that names the seed and
+/// iteration (`never` says what never panics: the workspace builds with
+/// `panic = "abort"`), the banner, [`drive`], then `report`; Err with the
+/// replay hint if an invariant broke.
+pub fn run_episodes<F: Episodes>(
+    name: &'static str,
+    never: &'static str,
+    a: &HostFuzzArgs,
+    actions: u32,
+    f: Box<F>,
+    report: impl FnOnce(&F, Instant),
+) -> Result<(), String> {
+    use std::sync::atomic::Ordering;
+    let seed = a.seed;
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let it = CURRENT.load(Ordering::Relaxed);
+        eprintln!("{name}: PANIC (an invariant: {never} never panics) at seed {seed} iteration {it} (replay: --seed {seed} --iterations {})", it + 1);
+        default_hook(info);
+    }));
+    let at_most = a.seconds.map(|s| format!(" (at most {s} s)")).unwrap_or_default();
+    println!("{name}: seed {} iterations {} (up to {actions} actions each){at_most}", a.seed, a.iterations);
+    // Boxed: the fuzzers hold ring and grant pages, too much for the stack.
+    let f = std::cell::RefCell::new(f);
+    let start = drive(
+        name,
+        "episodes",
+        a,
+        || f.borrow().iteration(),
+        || {
+            let mut f = f.borrow_mut();
+            CURRENT.store(f.iteration(), Ordering::Relaxed);
+            f.step()
+        },
+    );
+    let f = f.into_inner();
+    report(&f, start);
+    match f.broke_at() {
+        None => Ok(()),
+        Some((seed, iteration)) => Err(broken(seed, iteration)),
+    }
+}
+
 /// The error of a run that broke an invariant at `iteration`.
 pub fn broken(seed: u64, iteration: u64) -> String {
     format!("invariant broken at seed {seed} iteration {iteration} (replay: --seed {seed} --iterations {})", iteration + 1)

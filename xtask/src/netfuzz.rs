@@ -14,53 +14,27 @@
 
 use crate::hostfuzz::rate;
 use backend_drivers::netback::fuzz::{FATAL, Fuzzer, HOSTILE, RX_HOSTILE, Report, STEPS_PER_EPISODE};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 /// `cargo xtask fuzz-netback [options]`.
 pub type NetFuzzArgs = crate::hostfuzz::HostFuzzArgs;
 
-/// The iteration under way, for the panic hook.
-static CURRENT: AtomicU64 = AtomicU64::new(0);
+impl crate::hostfuzz::Episodes for Fuzzer {
+    fn iteration(&self) -> u64 {
+        self.iteration
+    }
+    fn step(&mut self) -> Result<(), ()> {
+        Fuzzer::step(self).map_err(drop)
+    }
+    fn broke_at(&self) -> Option<(u64, u64)> {
+        self.report.failure.as_ref().map(|f| (f.seed, f.iteration))
+    }
+}
 
 /// Run the fuzzer; Err if an invariant broke.
 pub fn command(a: &NetFuzzArgs) -> Result<(), String> {
-    let seed = a.seed;
-    let default_hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        let it = CURRENT.load(Ordering::Relaxed);
-        eprintln!(
-            "fuzz-netback: PANIC (an invariant: netback never panics) at seed {seed} iteration {it} (replay: --seed {seed} --iterations {})",
-            it + 1
-        );
-        default_hook(info);
-    }));
-    println!(
-        "fuzz-netback: seed {} iterations {} (up to {} actions each){}",
-        a.seed,
-        a.iterations,
-        STEPS_PER_EPISODE,
-        a.seconds.map(|s| format!(" (at most {s} s)")).unwrap_or_default()
-    );
-    // The fuzzer holds ring pages, grant pages and a 64 KiB buffer.
-    let f = std::cell::RefCell::new(Box::new(Fuzzer::new(a.seed)));
-    let start = crate::hostfuzz::drive(
-        "fuzz-netback",
-        "episodes",
-        a,
-        || f.borrow().iteration,
-        || {
-            let mut f = f.borrow_mut();
-            CURRENT.store(f.iteration, Ordering::Relaxed);
-            f.step().map_err(drop)
-        },
-    );
-    let f = f.into_inner();
-    print_report(&f.report, start);
-    match &f.report.failure {
-        None => Ok(()),
-        Some(fail) => Err(crate::hostfuzz::broken(fail.seed, fail.iteration)),
-    }
+    let f = Box::new(Fuzzer::new(a.seed));
+    crate::hostfuzz::run_episodes("fuzz-netback", "netback", a, STEPS_PER_EPISODE, f, |f, start| print_report(&f.report, start))
 }
 
 /// `name n, name n, ...`.

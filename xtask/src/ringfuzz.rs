@@ -12,51 +12,28 @@
 //! `panic = "abort"`, so a panic hook prints where the run was first.
 
 use crate::hostfuzz::rate;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 use xen_public::io::ring::fuzz::{Fuzzer, Report, STEPS_PER_EPISODE};
 
 /// `cargo xtask fuzz-ring [options]`.
 pub type RingFuzzArgs = crate::hostfuzz::HostFuzzArgs;
 
-/// The iteration under way, for the panic hook.
-static CURRENT: AtomicU64 = AtomicU64::new(0);
+impl crate::hostfuzz::Episodes for Fuzzer {
+    fn iteration(&self) -> u64 {
+        self.iteration
+    }
+    fn step(&mut self) -> Result<(), ()> {
+        Fuzzer::step(self).map_err(drop)
+    }
+    fn broke_at(&self) -> Option<(u64, u64)> {
+        self.report.failure.as_ref().map(|f| (f.seed, f.iteration))
+    }
+}
 
 /// Run the fuzzer; Err if an invariant broke.
 pub fn command(a: &RingFuzzArgs) -> Result<(), String> {
-    let seed = a.seed;
-    let default_hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        let it = CURRENT.load(Ordering::Relaxed);
-        eprintln!("fuzz-ring: PANIC (an invariant: the rings never panic) at seed {seed} iteration {it}");
-        default_hook(info);
-    }));
-    println!(
-        "fuzz-ring: seed {} iterations {} ({} actions each){}",
-        a.seed,
-        a.iterations,
-        STEPS_PER_EPISODE,
-        a.seconds.map(|s| format!(" (at most {s} s)")).unwrap_or_default()
-    );
-    // The fuzzer holds 64 KiB of ring pages: keep it off the stack.
-    let f = std::cell::RefCell::new(Box::new(Fuzzer::new(a.seed)));
-    let start = crate::hostfuzz::drive(
-        "fuzz-ring",
-        "episodes",
-        a,
-        || f.borrow().iteration,
-        || {
-            let mut f = f.borrow_mut();
-            CURRENT.store(f.iteration, Ordering::Relaxed);
-            f.step().map_err(drop)
-        },
-    );
-    let f = f.into_inner();
-    print_report(&f.report, start);
-    match &f.report.failure {
-        None => Ok(()),
-        Some(fail) => Err(crate::hostfuzz::broken(fail.seed, fail.iteration)),
-    }
+    let f = Box::new(Fuzzer::new(a.seed));
+    crate::hostfuzz::run_episodes("fuzz-ring", "the rings", a, STEPS_PER_EPISODE, f, |f, start| print_report(&f.report, start))
 }
 
 fn print_report(r: &Report, start: Instant) {

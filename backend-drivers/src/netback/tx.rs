@@ -216,6 +216,10 @@ enum Gather {
     Ready(Plan),
 }
 
+/// Times a serve re-checks an empty ring that the final check found
+/// requests on, before it leaves them to the next serve.
+pub const RECHECKS: u32 = 4;
+
 /// Serve up to `max_packets` packets from `ring`: copy each into `buf`
 /// (which must hold [`MAX_PACKET`] bytes, else larger packets drop) and
 /// hand it to `deliver`, answering every slot.
@@ -256,10 +260,21 @@ pub fn serve_tx_within<P: RingPages, C: TxCopier>(
     let mut out = TxServed::default();
     let mut answered = 0u32;
     let mut handled = 0u32;
+    let mut rechecks = 0u32;
     let fatal = loop {
         let avail = match ring.unconsumed_requests() {
+            // A frontend flipping `req_prod` back and forth from another
+            // vCPU could keep this re-check going: it gets a few, then a
+            // serve later (`more`).
+            Ok(0) if rechecks >= RECHECKS => {
+                out.more = true;
+                break None;
+            }
             Ok(0) => match ring.final_check_for_requests() {
-                Ok(true) => continue,
+                Ok(true) => {
+                    rechecks += 1;
+                    continue;
+                }
                 Ok(false) => break None,
                 Err(e) => break Some(TxFatal::Ring(e)),
             },
