@@ -256,7 +256,9 @@ impl Dom0Net {
         if self.progressed {
             let _ = self.iface.poll(at, &mut self.dev, &mut self.sockets);
         }
-        self.wake_ms = if self.job.is_some() { self.iface.poll_at(at, &self.sockets).map(|t| t.total_millis().max(0) as u64) } else { None };
+        // smoltcp says "poll now" as time 0: that is now, never "no time".
+        let wake = |t: Instant| (t.total_millis().max(0) as u64).max(now_ms);
+        self.wake_ms = if self.job.is_some() { self.iface.poll_at(at, &self.sockets).map(wake) } else { None };
         let socket = self.sockets.get_mut::<icmp::Socket>(self.icmp);
         while let Ok((data, from)) = socket.recv() {
             let IpAddress::Ipv4(from) = from;
@@ -352,7 +354,9 @@ impl Dom0Net {
         let (Some(job), Some(h)) = (self.job.as_mut(), self.tcp) else { return false };
         let s = self.sockets.get_mut::<tcp::Socket>(h);
         let end = match s.state() {
-            tcp::State::SynSent if now_ms.saturating_sub(job.since_ms) > CONNECT_MS => {
+            // SynReceived too: a peer answering with a bare SYN must not
+            // hold the send open forever.
+            tcp::State::SynSent | tcp::State::SynReceived if now_ms.saturating_sub(job.since_ms) > CONNECT_MS => {
                 s.abort();
                 Some(SendEnd::Failed { why: "no connection in 10 s", queued: 0 })
             }

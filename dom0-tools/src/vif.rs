@@ -128,6 +128,8 @@ enum Port {
 /// A frame on its way through the bridge.
 struct Frame {
     from: PortId,
+    /// Its place among the frames its port gave this pump (0 first).
+    rank: u32,
     bytes: Vec<u8>,
     flags: RxFlags,
 }
@@ -235,6 +237,12 @@ impl Vifs {
         self.take_dom0(now_ns, &mut frames);
         let now_ms = now_ns / 1_000_000;
         self.bridge.age(now_ms);
+        // Round robin over the ports the frames came from (each port's in
+        // order; the key is unique, so the unstable sort, which allocates
+        // nothing, is exact): a flooding vif cannot take every shared slot
+        // (the uplink's transmit buffers, dom0's queue) before the others'
+        // frames are switched.
+        frames.sort_unstable_by_key(|f| (f.rank, f.from));
         for f in frames {
             self.switch(f, now_ms);
         }
@@ -267,7 +275,8 @@ impl Vifs {
         let poll = self.uplink.as_ref().map(|_| self.uplink_polled + UPLINK_POLL_NS);
         let credit = self.vifs.iter().filter(|v| v.live.is_some()).filter_map(|v| v.credit.next_refill_us()).map(|us| us * 1000).min();
         let dom0 = self.dom0.as_ref().and_then(|(n, _)| n.wake_ms()).map(|ms| ms * 1_000_000);
-        poll.into_iter().chain(credit).chain(dom0).min()
+        // 0 would read as "no deadline" to SCHEDOP_poll.
+        poll.into_iter().chain(credit).chain(dom0).min().map(|t| t.max(1))
     }
 
     /// dom0's ends of the vifs' event channels.
@@ -414,7 +423,7 @@ impl Vifs {
         let Some(live) = v.live.as_mut() else { return false };
         let mut copier = Copier { si, domid: v.nodes.domid };
         let (from, mac) = (v.bridge_port, v.nodes.mac);
-        let (mut spoofed, mut no_memory, mut taken) = (0u64, 0u64, 0usize);
+        let (mut spoofed, mut no_memory, mut taken, mut rank) = (0u64, 0u64, 0usize, 0u32);
         let mut deliver = |bytes: &[u8], p: TxPacket| {
             taken += bytes.len();
             // A guest sends as its own MAC only: another's would steal
@@ -426,7 +435,10 @@ impl Vifs {
             }
             let flags = RxFlags { csum_blank: p.csum_blank, data_validated: p.data_validated };
             match heap_copy(bytes) {
-                Some(bytes) if frames.try_reserve(1).is_ok() => frames.push(Frame { from, bytes, flags }),
+                Some(bytes) if frames.try_reserve(1).is_ok() => {
+                    frames.push(Frame { from, rank, bytes, flags });
+                    rank += 1;
+                }
                 _ => no_memory += 1,
             }
         };
@@ -476,10 +488,10 @@ impl Vifs {
         self.uplink_polled = now_ns;
         nic.reclaim();
         let mut buf = [0u8; 1536];
-        for _ in 0..UPLINK_BUDGET {
+        for rank in 0..UPLINK_BUDGET as u32 {
             let Some(n) = nic.recv(&mut buf) else { break };
             match buf.get(..n).and_then(heap_copy) {
-                Some(bytes) if frames.try_reserve(1).is_ok() => frames.push(Frame { from: *port, bytes, flags: RxFlags::default() }),
+                Some(bytes) if frames.try_reserve(1).is_ok() => frames.push(Frame { from: *port, rank, bytes, flags: RxFlags::default() }),
                 _ => nic.stats.rx_dropped += 1,
             }
         }
@@ -489,10 +501,12 @@ impl Vifs {
     fn take_dom0(&mut self, now_ns: u64, frames: &mut Vec<Frame>) {
         let Some((stack, port)) = self.dom0.as_mut() else { return };
         stack.poll(now_ns / 1_000_000);
+        let mut rank = 0;
         while let Some(bytes) = stack.pop_tx() {
             // Without room for it the frame is lost, as on a full NIC.
             if frames.try_reserve(1).is_ok() {
-                frames.push(Frame { from: *port, bytes, flags: RxFlags::default() });
+                frames.push(Frame { from: *port, rank, bytes, flags: RxFlags::default() });
+                rank += 1;
             }
         }
     }

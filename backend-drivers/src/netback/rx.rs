@@ -169,7 +169,9 @@ pub struct RxServed {
     pub again: bool,
 }
 
-/// Times a serve re-arms the rx event for a `req_prod` that moved.
+/// Times a serve looks again at a `req_prod` that moved under it (a final
+/// check that found requests, a re-armed event) before it leaves the ring
+/// to a serve soon after.
 pub const REARMS: u32 = 4;
 
 /// Deliver queued frames into `ring` while the frontend has posted enough
@@ -195,9 +197,19 @@ pub fn serve_rx<P: RingPages, C: RxCopier>(
             continue;
         }
         // xenvif_rx_ring_slots_available.
+        // Every look again below makes no progress: a frontend moving
+        // `req_prod` back and forth from another vCPU gets [`REARMS`] of
+        // them per serve, then a serve later (`again`).
+        if rearms >= REARMS {
+            (out.starved, out.again) = (true, true);
+            break;
+        }
         let avail = match ring.unconsumed_requests() {
             Ok(0) => match ring.final_check_for_requests() {
-                Ok(true) => continue,
+                Ok(true) => {
+                    rearms += 1;
+                    continue;
+                }
                 Ok(false) => {
                     out.starved = true;
                     break;
@@ -217,15 +229,13 @@ pub fn serve_rx<P: RingPages, C: RxCopier>(
             // xenvif_rx_ring_slots_available: ask for an event when the
             // frontend posts more (`req_event = req_prod + 1`) and look
             // again; if it posted meanwhile (too few still), arm again at
-            // the new `req_prod`, until it holds still. A frontend moving
-            // it every time gets [`REARMS`] tries, then a serve later.
+            // the new `req_prod`, until it holds still.
             match ring.request_event_after_more() {
-                Ok(n) if n as usize >= needed => continue,
-                Ok(n) if n as usize != avail && rearms < REARMS => {
+                Ok(n) if n as usize >= needed || n as usize != avail => {
                     rearms += 1;
                     continue;
                 }
-                Ok(n) => (out.starved, out.again) = (true, n as usize != avail),
+                Ok(_) => out.starved = true,
                 Err(e) => out.fatal = Some(e),
             }
             break;
