@@ -259,9 +259,12 @@ impl Vifs {
         logged
     }
 
-    /// Whether a ring or queue has work left, or dom0's own send moved.
+    /// Whether a ring or queue has work left, dom0's own send moved, or
+    /// frames wait for the uplink's transmit buffers.
     pub fn busy(&self) -> bool {
-        self.vifs.iter().any(|v| v.more) || self.dom0.as_ref().is_some_and(|(n, _)| n.busy())
+        self.vifs.iter().any(|v| v.more)
+            || self.dom0.as_ref().is_some_and(|(n, _)| n.busy())
+            || self.uplink.as_ref().is_some_and(|(nic, _)| nic.backlogged())
     }
 
     /// Dom0's own endpoint on the bridge.

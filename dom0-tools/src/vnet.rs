@@ -12,8 +12,11 @@
 //! owned by the [`Vnet`] and touched only between the device's completion
 //! and its next posting. Sending never waits: up to [`TX_BUFS`] frames are
 //! in flight, taken back as the device completes them ([`Vnet::reclaim`],
-//! each send and each pump); with every buffer in flight or the device's
-//! queue full, the frame is dropped and counted (`tx_dropped`).
+//! each send and each pump); past them up to [`TX_BACKLOG`] frames wait in
+//! dom0's heap (QEMU completes a transmit only when it next runs its own
+//! loop, so a burst would otherwise lose all but 8 frames, and TCP with
+//! them); past that, or with no heap, the frame is dropped and counted
+//! (`tx_dropped`).
 
 /// Pages the NIC's two virtqueues take from the shared DMA pool (each: a
 /// descriptor and driver page, a device page).
@@ -25,6 +28,8 @@ pub const RX_BUFS: usize = 8;
 /// Transmit buffers in flight at most (one descriptor each; the queue has
 /// [`QUEUE_SIZE`]).
 pub const TX_BUFS: usize = 8;
+/// Frames that wait for a transmit buffer at most (about 96 KiB).
+pub const TX_BACKLOG: usize = 64;
 /// Bytes of one buffer: the 12-byte `virtio_net_hdr` and a frame.
 pub const BUF_LEN: usize = 2048;
 /// Largest Ethernet frame without FCS (1500-byte MTU).
@@ -74,6 +79,7 @@ mod device {
     use super::*;
     use crate::virtio_hal::{self, Dom0Hal};
     use alloc::boxed::Box;
+    use alloc::collections::VecDeque;
     use alloc::vec::Vec;
     use pv_guest_kernel::alloc::EarlyAlloc;
     use pv_guest_kernel::{StartInfo, println};
@@ -99,6 +105,8 @@ mod device {
         /// Transmissions the device has not completed, by transmit
         /// buffer: (token, length).
         tx_pending: [Option<(u16, usize)>; TX_BUFS],
+        /// Frames waiting for a transmit buffer, oldest first.
+        backlog: VecDeque<Vec<u8>>,
         mac: [u8; 6],
         at: DeviceFunction,
         /// Counters.
@@ -142,7 +150,9 @@ mod device {
             let mac = net.mac_address();
             let rx = (0..RX_BUFS.div_ceil(2)).map(|_| Box::new(Page([0; 4096]))).collect();
             let tx = (0..TX_BUFS.div_ceil(2)).map(|_| Box::new(Page([0; 4096]))).collect();
-            let mut v = Vnet { net, rx, posted: [None; RX_BUFS], tx, tx_pending: [None; TX_BUFS], mac, at, stats: VnetStats::default() };
+            let mut backlog = VecDeque::new();
+            backlog.try_reserve_exact(TX_BACKLOG).map_err(|_| "no memory for the transmit backlog")?;
+            let mut v = Vnet { net, rx, posted: [None; RX_BUFS], tx, tx_pending: [None; TX_BUFS], backlog, mac, at, stats: VnetStats::default() };
             for i in 0..RX_BUFS {
                 v.post(i);
             }
@@ -174,8 +184,24 @@ mod device {
             (self.at.bus, self.at.device, self.at.function)
         }
 
-        /// Take back every transmit buffer the device has completed.
+        /// Take back every transmit buffer the device has completed and
+        /// give the backlog's frames the free ones.
         pub fn reclaim(&mut self) {
+            self.take_completed();
+            while self.tx_pending.iter().any(Option::is_none)
+                && let Some(frame) = self.backlog.pop_front()
+            {
+                self.transmit(&frame);
+            }
+        }
+
+        /// Whether frames wait for the device (the caller polls again
+        /// soon: the device raises no interrupt).
+        pub fn backlogged(&self) -> bool {
+            !self.backlog.is_empty()
+        }
+
+        fn take_completed(&mut self) {
             while let Some(token) = self.net.poll_transmit() {
                 let Some(i) = self.tx_pending.iter().position(|p| p.is_some_and(|(t, _)| t == token)) else {
                     // Not a token we gave: the queue is broken.
@@ -193,12 +219,33 @@ mod device {
         }
 
         /// Send one frame (without FCS; checksums filled in) without
-        /// waiting: false (counted in `tx_dropped`) if it is not sendable,
-        /// every transmit buffer is in flight or the device's queue is full.
+        /// waiting: to the device if a transmit buffer is free and none
+        /// waits before it, else into the backlog; false (counted in
+        /// `tx_dropped`) if it is not sendable or the backlog is full.
         pub fn send(&mut self, frame: &[u8]) -> bool {
             self.reclaim();
-            let free = self.tx_pending.iter().position(Option::is_none);
-            let Some(i) = free.filter(|_| sendable(frame)) else {
+            if !sendable(frame) {
+                self.stats.tx_dropped += 1;
+                return false;
+            }
+            if self.backlog.is_empty() && self.tx_pending.iter().any(Option::is_none) {
+                return self.transmit(frame);
+            }
+            match crate::dom0net::heap_copy(frame) {
+                Some(v) if self.backlog.len() < TX_BACKLOG => {
+                    self.backlog.push_back(v);
+                    true
+                }
+                _ => {
+                    self.stats.tx_dropped += 1;
+                    false
+                }
+            }
+        }
+
+        /// Hand `frame` to the device in a free transmit buffer.
+        fn transmit(&mut self, frame: &[u8]) -> bool {
+            let Some(i) = self.tx_pending.iter().position(Option::is_none) else {
                 self.stats.tx_dropped += 1;
                 return false;
             };
