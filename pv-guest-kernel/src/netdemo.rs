@@ -815,7 +815,9 @@ fn flood(dev: &mut NetDev, xs: &mut live::Xenbus) {
     let okay = (after.tx_frames - before.tx_frames) as u32 + t.okay;
     let bad = (after.tx_errors - before.tx_errors) as u32 + t.error + t.dropped + t.other;
     let closed = dev.follow_backend(xs, 0);
-    if closed {
+    if let Some(why) = dev.broken_by() {
+        println!("net: evil tx-flood-no-rx -> ring broken ({why}) after {sent} sent");
+    } else if closed {
         println!("net: evil tx-flood-no-rx -> disconnected after {sent} sent");
     } else if okay + bad == 0 {
         println!("net: evil tx-flood-no-rx -> no answer ({sent} sent)");

@@ -101,6 +101,8 @@ pub struct TxSide {
     port: u32,
     sg: bool,
     failed: bool,
+    /// What broke the device first (for the console).
+    broken_by: Option<&'static str>,
     stats: NetStats,
 }
 
@@ -206,7 +208,8 @@ impl Setup<'_> {
         // out once by the allocator, never granted, used only as this
         // device's frame buffer.
         let frame = unsafe { core::slice::from_raw_parts_mut(base as *mut u8, FRAME_BUF) };
-        let tx = TxSide { ring: tx_ring, va, gref, ids: Slots::default(), port, sg: info.sg, failed: false, stats: NetStats::default() };
+        let tx =
+            TxSide { ring: tx_ring, va, gref, ids: Slots::default(), port, sg: info.sg, failed: false, broken_by: None, stats: NetStats::default() };
         let mut dev = NetDev {
             tx,
             rx,
@@ -234,26 +237,27 @@ impl TxSide {
             return Err(NetError::Broken);
         }
         loop {
-            while let Some(rsp) = self.ring.consume_response().map_err(|_| self.broke())? {
+            while let Some(rsp) = self.ring.consume_response().map_err(|_| self.broke("a tx response index"))? {
                 // An extra-info slot's answer (`xennet_tx_buf_gc`).
                 if rsp.status == NETIF_RSP_NULL {
                     continue;
                 }
-                self.ids.complete(u64::from(rsp.id)).map_err(|_| self.broke())?;
+                self.ids.complete(u64::from(rsp.id)).map_err(|_| self.broke("a tx response id"))?;
                 if rsp.status == NETIF_RSP_OKAY {
                     self.stats.tx_frames += 1;
                 } else {
                     self.stats.tx_errors += 1;
                 }
             }
-            if !self.ring.final_check_for_responses().map_err(|_| self.broke())? {
+            if !self.ring.final_check_for_responses().map_err(|_| self.broke("the tx final check"))? {
                 return Ok(());
             }
         }
     }
 
-    fn broke(&mut self) -> NetError {
+    fn broke(&mut self, why: &'static str) -> NetError {
         self.failed = true;
+        self.broken_by.get_or_insert(why);
         NetError::Broken
     }
 
@@ -345,6 +349,12 @@ impl NetDev {
         self.tx.failed
     }
 
+    /// What broke them first, if it was a response (not the backend
+    /// closing).
+    pub fn broken_by(&self) -> Option<&'static str> {
+        self.tx.broken_by
+    }
+
     /// The tx half (to send while a received frame is borrowed).
     pub fn tx(&mut self) -> &mut TxSide {
         &mut self.tx
@@ -384,8 +394,8 @@ impl NetDev {
     /// Consume rx responses until a frame is whole; its length.
     fn next_frame(&mut self) -> Result<Option<usize>, NetError> {
         loop {
-            while let Some(rsp) = self.rx.consume_response().map_err(|_| self.tx.broke())? {
-                let id = self.rx_posted.complete(u64::from(rsp.id)).map_err(|_| self.tx.broke())?;
+            while let Some(rsp) = self.rx.consume_response().map_err(|_| self.tx.broke("an rx response index"))? {
+                let id = self.rx_posted.complete(u64::from(rsp.id)).map_err(|_| self.tx.broke("an rx response id"))?;
                 let step = self.asm.push(&rsp, self.frame.len());
                 if let Some(c) = step.copy {
                     copy_from(self.rx_va[id] + c.offset as u64, &mut self.frame[c.at..c.at + c.len]);
@@ -404,7 +414,7 @@ impl NetDev {
                     self.refill_rx()?;
                 }
             }
-            if !self.rx.final_check_for_responses().map_err(|_| self.tx.broke())? {
+            if !self.rx.final_check_for_responses().map_err(|_| self.tx.broke("the rx final check"))? {
                 return Ok(None);
             }
         }
@@ -460,9 +470,9 @@ impl NetDev {
         let deadline = shared::now_ns().unwrap_or(0) + patience;
         let mut t = TxTally::default();
         loop {
-            while let Some(rsp) = self.tx.ring.consume_response().map_err(|_| self.tx.broke())? {
+            while let Some(rsp) = self.tx.ring.consume_response().map_err(|_| self.tx.broke("a tx response index (tally)"))? {
                 if rsp.status != NETIF_RSP_NULL {
-                    self.tx.ids.complete(u64::from(rsp.id)).map_err(|_| self.tx.broke())?;
+                    self.tx.ids.complete(u64::from(rsp.id)).map_err(|_| self.tx.broke("a tx response id (tally)"))?;
                 }
                 match rsp.status {
                     NETIF_RSP_OKAY => t.okay += 1,
@@ -479,7 +489,7 @@ impl NetDev {
                 t.unanswered = self.tx.ids.in_flight() as u32;
                 return Ok(t);
             }
-            if self.tx.ring.final_check_for_responses().map_err(|_| self.tx.broke())? {
+            if self.tx.ring.final_check_for_responses().map_err(|_| self.tx.broke("the tx final check (tally)"))? {
                 continue;
             }
             events::poll(&[self.tx.port], deadline.min(now + 10_000_000));
