@@ -486,8 +486,8 @@ impl Guests {
         match end {
             crate::dom0net::SendEnd::Sent { bytes, fnv1a, ms } => {
                 println!("dom0: netsend: sent {bytes} bytes fnv1a={fnv1a:08x} in {ms} ms");
-                let centi = u128::from(bytes) * 100 * 1000 / (u128::from(ms.max(1)) << 20);
-                println!("dom0: bench: net_dom0_host_tcp_mib_s {}.{:02}", centi / 100, centi % 100);
+                let (mib_s, hundredths) = frontend_drivers::netfront::mib_per_s(bytes, ms.saturating_mul(1000));
+                println!("dom0: bench: net_dom0_host_tcp_mib_s {mib_s}.{hundredths:02}");
             }
             crate::dom0net::SendEnd::Failed { why, queued } => println!("dom0: netsend failed: {why} after {queued} bytes"),
         }

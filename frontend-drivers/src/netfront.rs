@@ -372,5 +372,13 @@ impl PatternStream {
     }
 }
 
+/// `bytes` in `us` microseconds as MiB/s: whole part and hundredths
+/// (integers only: the guests have no floating point).
+pub fn mib_per_s(bytes: u64, us: u64) -> (u64, u64) {
+    let centi = u128::from(bytes) * 100 * 1_000_000 / (u128::from(us.max(1)) << 20);
+    let centi = u64::try_from(centi).unwrap_or(u64::MAX);
+    (centi / 100, centi % 100)
+}
+
 #[cfg(test)]
 mod tests;

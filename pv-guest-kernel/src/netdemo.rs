@@ -36,7 +36,7 @@
 
 use crate::xs::{cmdline, poweroff};
 use crate::xs_bench::Samples;
-use frontend_drivers::netfront::{FNV_OFFSET, Mac, PatternStream, fnv1a, parse_ipv4, parse_mac};
+use frontend_drivers::netfront::{FNV_OFFSET, Mac, PatternStream, fnv1a, mib_per_s, parse_ipv4, parse_mac};
 use pv_guest_kernel::alloc::EarlyAlloc;
 use pv_guest_kernel::grants::Table;
 use pv_guest_kernel::netfront::{self, NetDev, NetError, Options, TxTally};
@@ -619,13 +619,6 @@ impl Services {
         }
         more
     }
-}
-
-/// `bytes` in `us` as MiB/s: whole part and hundredths (no floats here).
-fn mib_per_s(bytes: u64, us: u64) -> (u64, u64) {
-    let centi = u128::from(bytes) * 100 * 1_000_000 / (u128::from(us.max(1)) << 20);
-    let centi = u64::try_from(centi).unwrap_or(u64::MAX);
-    (centi / 100, centi % 100)
 }
 
 /// Keep a server socket listening on `port`; a connection past its

@@ -360,3 +360,10 @@ fn pattern_stream_in_any_pieces_hashes_as_the_whole_pattern() {
     assert_eq!(s.fnv1a, fnv1a(FNV_OFFSET, &whole));
     assert_eq!(s.fill(&mut [0u8; 8]), 0, "nothing past the end");
 }
+
+#[test]
+fn mib_per_s_is_bytes_over_time_in_hundredths() {
+    assert_eq!(mib_per_s(32 << 20, 4_000_000), (8, 0));
+    assert_eq!(mib_per_s(1 << 20, 3_000_000), (0, 33));
+    assert_eq!(mib_per_s(5, 0), (4, 76), "no time is taken as 1 us (5 B/us), never a division by zero");
+}
