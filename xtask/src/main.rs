@@ -1,6 +1,6 @@
 //! `cargo xtask`: the project's build, boot and test driver (host side,
 //! std only). Commands: build, iso, run, test, conformance, bench, lint,
-//! fuzz, fuzz-xenstore, fuzz-ring, fuzz-netback, newcomer. The command line is [`Cli`] (clap's derive API); `cargo xtask help`
+//! fuzz, fuzz-xenstore, fuzz-ring, fuzz-netback, newcomer, linux. The command line is [`Cli`] (clap's derive API); `cargo xtask help`
 //! prints it.
 
 mod bench;
@@ -10,6 +10,7 @@ mod fuzz;
 mod hostfuzz;
 mod image;
 mod lint;
+mod linux;
 mod netfuzz;
 mod newcomer;
 mod pathcount;
@@ -74,6 +75,10 @@ pub enum Command {
     #[command(after_help = "Prints episodes/s, the requests sent by class, what they got, the fatal errors, and the first \
                             broken invariant with its seed and iteration. Replay a failure with --seed S --iterations K+1.")]
     FuzzNetback(netfuzz::NetFuzzArgs),
+    /// Boot Debian's Linux PV kernel as dom0 and report the milestones it reaches.
+    #[command(after_help = "Prints a table: milestone, reached, time since QEMU start. Fetches the kernel and busybox-static \
+                            with apt-get download into target/xtask/linux/.")]
+    Linux(linux::LinuxArgs),
     /// A newcomer's first `cargo xtask build`, on a private toolchain that
     /// lacks x86_64-unknown-none (under target/newcomer/).
     #[command(after_help = "Ends with 'newcomer: PASSED' or 'newcomer: FAILED' and the reason. Never touches ~/.rustup or ~/.cargo.")]
@@ -125,6 +130,7 @@ fn main() -> ExitCode {
         Command::FuzzRing(a) => ringfuzz::command(&a),
         Command::FuzzNetback(a) => netfuzz::command(&a),
         Command::Newcomer(a) => newcomer::command(&a),
+        Command::Linux(a) => linux::command(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

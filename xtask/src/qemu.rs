@@ -45,6 +45,9 @@ pub struct Options {
     pub extra: Vec<String>,
     /// A virtio-net NIC on QEMU's user network, with a host port forward.
     pub net: Option<NetOpts>,
+    /// Texts whose first complete serial line is timed
+    /// ([`Outcome::watched`]): boot milestones.
+    pub watch: Vec<String>,
 }
 
 /// QEMU's user networking (slirp: 10.0.2.0/24, the host's gateway at
@@ -82,6 +85,7 @@ impl Default for Options {
             stop_on: Vec::new(),
             extra: Vec::new(),
             net: None,
+            watch: Vec::new(),
         }
     }
 }
@@ -104,6 +108,11 @@ pub struct Outcome {
     pub handover_to_dom0: Option<Duration>,
     /// The `stop_on` line that ended the run, if any.
     pub stopped_on: Option<String>,
+    /// For each of [`Options::watch`], when (since QEMU was spawned) a
+    /// complete serial line first contained it.
+    pub watched: Vec<Option<Duration>>,
+    /// From spawning QEMU to the end of the run (exit, stop or timeout).
+    pub ended_after: Option<Duration>,
 }
 
 /// The start of dom0's first line (the same dom0 on both hypervisors).
@@ -278,6 +287,7 @@ pub fn boot(iso: &Path, o: &Options) -> Result<Outcome, String> {
     let mut timed_out = false;
     let mut stopped_on = None;
     let mut scanned = 0;
+    let mut watched: Vec<Option<Duration>> = vec![None; o.watch.len()];
     // The host's HTTP probe: started once, its lines added at a line end.
     let (probe_tx, probe_rx) = mpsc::channel::<Vec<String>>();
     let (mut probe_started, mut probe_pending) = (false, false);
@@ -304,6 +314,11 @@ pub fn boot(iso: &Path, o: &Options) -> Result<Outcome, String> {
                     }
                     if dom0_at.is_none() && line.contains(DOM0_FIRST) {
                         dom0_at = Some(Instant::now());
+                    }
+                    for (w, seen) in o.watch.iter().zip(watched.iter_mut()) {
+                        if seen.is_none() && line.contains(w.as_str()) {
+                            *seen = Some(start.elapsed());
+                        }
                     }
                     if stopped_on.is_none() && o.stop_on.iter().any(|s| line.contains(s.as_str())) {
                         stopped_on = Some(line.to_string());
@@ -363,6 +378,7 @@ pub fn boot(iso: &Path, o: &Options) -> Result<Outcome, String> {
         }
     }
     let status = child.wait().map_err(|e| e.to_string())?;
+    let ended_after = Some(start.elapsed());
     // A probe still under way when QEMU left: its lines, bounded.
     if probe_pending {
         host_lines.extend(probe_rx.recv_timeout(Duration::from_secs(20)).unwrap_or_default());
@@ -381,7 +397,7 @@ pub fn boot(iso: &Path, o: &Options) -> Result<Outcome, String> {
     }
     let exit = if timed_out || stopped_on.is_some() { None } else { status.code() };
     let handover_to_dom0 = handover_at.zip(dom0_at).map(|(h, d)| d.saturating_duration_since(h));
-    Ok(Outcome { exit, timed_out, output, first_line_after, handover_to_dom0, stopped_on })
+    Ok(Outcome { exit, timed_out, output, first_line_after, handover_to_dom0, stopped_on, watched, ended_after })
 }
 
 /// Append `lines` (taken) to the serial output, echoed if asked.
