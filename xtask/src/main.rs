@@ -213,6 +213,16 @@ mod cli_tests {
     }
 
     #[test]
+    fn linux_takes_every_option() {
+        let Ok(Command::Linux(d)) = parse(&["linux"]) else { panic!("linux") };
+        assert_eq!((d.xen_417, d.no_initrd, d.timeout, d.kernel, d.cloud, d.echo), (false, false, 180, None, false, false), "xen-core by default");
+        let args = ["linux", "--xen-4.17", "--no-initrd", "--timeout", "30", "--kernel", "bzImage", "--cloud", "--echo"];
+        let Ok(Command::Linux(a)) = parse(&args) else { panic!("linux") };
+        assert_eq!((a.xen_417, a.no_initrd, a.timeout, a.kernel.as_deref(), a.cloud, a.echo), (true, true, 30, Some("bzImage".as_ref()), true, true));
+        assert!(parse(&["linux", "--timeout", "soon"]).is_err());
+    }
+
+    #[test]
     fn test_takes_a_filter() {
         assert!(matches!(parse(&["test"]), Ok(Command::Test(tests::TestArgs { filter })) if filter.is_empty()));
         assert!(matches!(parse(&["test", "enosys"]), Ok(Command::Test(tests::TestArgs { filter })) if filter == "enosys"));
