@@ -361,6 +361,8 @@ pub struct Run {
     pub echo: bool,
     /// ISO name stem.
     pub name: String,
+    /// xen-core's image when already built (else [`boot`] builds it).
+    pub xen_core: Option<PathBuf>,
 }
 
 /// What a Linux boot reached.
@@ -416,7 +418,10 @@ pub fn boot(run: &Run) -> Result<Report, String> {
         modules.push(Module::new(i, "initrd.cpio"));
     }
     let (hypervisor, cmdline) = match run.on {
-        On::XenCore => (image::build(image::Profile::Release)?.xen_core, XEN_CORE_CMDLINE),
+        On::XenCore => match &run.xen_core {
+            Some(p) => (p.clone(), XEN_CORE_CMDLINE),
+            None => (image::build(image::Profile::Release)?.xen_core, XEN_CORE_CMDLINE),
+        },
         On::Xen417 => (crate::xen::xen_gz()?, XEN_CMDLINE),
     };
     let spec = IsoSpec { name: format!("{}-{}", run.name, run.on.label()), hypervisor, cmdline: cmdline.into(), modules };
@@ -493,7 +498,7 @@ pub fn command(a: &LinuxArgs) -> Result<(), String> {
         on.label(),
         if initrd.is_some() { " with the busybox initramfs" } else { ", no initramfs" }
     );
-    let run = Run { on, kernel, initrd, timeout: Duration::from_secs(a.timeout), echo: a.echo, name: "linux".into() };
+    let run = Run { on, kernel, initrd, timeout: Duration::from_secs(a.timeout), echo: a.echo, name: "linux".into(), xen_core: None };
     let r = boot(&run)?;
     let log = cache_dir().join(format!("last-{}.log", on.label()));
     let _ = fs::write(&log, &r.output);

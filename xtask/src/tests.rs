@@ -1624,7 +1624,7 @@ fn linux_tests() -> Vec<LinuxTest> {
 }
 
 /// Run the Linux tests that `filter` selects, each on its hypervisors.
-fn run_linux_tests(filter: &str, tally: &mut Tally) {
+fn run_linux_tests(filter: &str, k: &Kernels, tally: &mut Tally) {
     let tests: Vec<LinuxTest> = linux_tests().into_iter().filter(|t| t.name.contains(filter)).collect();
     if tests.is_empty() {
         return;
@@ -1641,6 +1641,7 @@ fn run_linux_tests(filter: &str, tally: &mut Tally) {
                     timeout: Duration::from_secs(t.timeout_s),
                     echo: false,
                     name: format!("test-{}", t.name),
+                    xen_core: Some(k.xen_core.clone()),
                 };
                 let started = Instant::now();
                 let r = linux::boot(&run)?;
@@ -1806,7 +1807,7 @@ pub fn run(args: &TestArgs) -> Result<(), String> {
     println!("== dom0 boot tests, each on xen-core and on Xen 4.17");
     run_dom0_tests(filter, &kernels, &mut tally);
     println!("== Linux dom0 boot tests (Debian's kernel; Xen 4.17 only until xen-core boots it)");
-    run_linux_tests(filter, &mut tally);
+    run_linux_tests(filter, &kernels, &mut tally);
     println!("== conformance suite (xen-core and Xen 4.17)");
     match crate::conformance::run(filter, crate::conformance::On::Both, &kernels) {
         Ok((p, f)) => {
