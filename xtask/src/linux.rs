@@ -388,19 +388,28 @@ impl Report {
 
     /// The milestone table, one row each, and the loop's time.
     pub fn table(&self) -> String {
-        let mut s = format!("{:<36} {:<8} {}\n", "milestone", "reached", "time since QEMU start");
+        let mut s = format!("{:<36} {:<8} {:<22} {}\n", "milestone", "reached", "time since QEMU start", "Linux's clock");
         for (m, t) in &self.milestones {
             let (yes, at) = match t {
                 Some(t) => ("yes", format!("{:.2} s", t.as_secs_f64())),
                 None => ("no", "-".into()),
             };
-            s += &format!("{:<36} {:<8} {}\n", m.label(), yes, at);
+            let clock = t.and_then(|_| linux_clock(&self.output, m.marks())).map_or("-".into(), |c| format!("{c:.2} s"));
+            s += &format!("{:<36} {:<8} {:<22} {}\n", m.label(), yes, at, clock);
         }
         if let Some(f) = self.fork_exec_s {
             s += &format!("fork/exec of 1000 processes in Linux: {f:.2} s\n");
         }
         s
     }
+}
+
+/// Linux's own clock (the printk timestamp, `[   11.676815] ...`) on the
+/// first line holding one of `marks`, when that line carries one.
+pub fn linux_clock(output: &str, marks: &[&str]) -> Option<f64> {
+    let line = output.lines().find(|l| marks.iter().any(|m| l.contains(m)))?;
+    let stamp = line.trim_start().strip_prefix('[')?.split_once(']')?.0;
+    stamp.trim().parse().ok()
 }
 
 /// The fork/exec loop's duration from `/init`'s [`LOOP_LINE`].
@@ -590,6 +599,16 @@ mod tests {
         assert!((fork_exec_seconds(&out).unwrap() - 4.5).abs() < 1e-9);
         assert_eq!(fork_exec_seconds("nothing"), None);
         assert_eq!(fork_exec_seconds(&format!("{LOOP_LINE} $t0 to $t1")), None, "an unexpanded line is no time");
+    }
+
+    #[test]
+    fn linux_clock_is_the_printk_timestamp_of_the_milestone_line() {
+        let out =
+            "(XEN) Xen version 4.17.7\n[   11.676815] Kernel panic - not syncing: VFS: Unable to mount root fs on x\nXTASK-LINUX: init started\n";
+        assert_eq!(linux_clock(out, Milestone::RootMountPanic.marks()), Some(11.676815));
+        assert_eq!(linux_clock(out, Milestone::ScriptStart.marks()), None, "user space prints no timestamp");
+        assert_eq!(linux_clock(out, Milestone::HypervisorBanner.marks()), None);
+        assert_eq!(linux_clock(out, &["absent"]), None);
     }
 
     #[test]
