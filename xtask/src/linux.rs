@@ -299,9 +299,21 @@ fn resolve_kernel_package(meta: &str) -> Result<String, String> {
 /// The bzImage of Debian's current kernel behind `meta`, fetched and
 /// unpacked on first use.
 pub fn fetch_kernel(meta: &str) -> Result<PathBuf, String> {
-    let package = resolve_kernel_package(meta)?;
+    let mut package = resolve_kernel_package(meta)?;
+    let deb = match apt_download(&cache_dir().join(&package), &package) {
+        Ok(deb) => deb,
+        // Stale package lists can name a kernel the mirror has dropped
+        // since Debian bumped the ABI; apt_download has run `apt-get
+        // update` by now, so ask the metapackage again.
+        Err(first) => match resolve_kernel_package(meta)? {
+            newer if newer != package => {
+                package = newer;
+                apt_download(&cache_dir().join(&package), &package)?
+            }
+            _ => return Err(first),
+        },
+    };
     let dir = cache_dir().join(&package);
-    let deb = apt_download(&dir, &package)?;
     let unpacked = dir.join("unpacked");
     unpack(&deb, &unpacked)?;
     let boot = unpacked.join("boot");
