@@ -20,6 +20,8 @@ use elf::parse::ParseError;
 use elf::segment::ProgramHeader;
 use xen_public::elfnote;
 
+pub mod bzimage;
+
 /// Why an image was rejected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ElfError {
@@ -341,6 +343,9 @@ pub struct XenNotes<'a> {
     pub pae_mode: Option<&'a str>,
     /// XEN_ELFNOTE_FEATURES.
     pub features: Option<&'a str>,
+    /// XEN_ELFNOTE_INIT_P2M: the virtual address where the builder maps
+    /// the P2M list, outside the initial region (Xen's `p2m_base`).
+    pub init_p2m: Option<u64>,
 }
 
 /// A numeric note is 4 or 8 bytes, little-endian. Stricter than Xen's
@@ -376,6 +381,7 @@ impl<'a> XenNotes<'a> {
             elfnote::LOADER => self.loader = Some(note_str(kind, desc)?),
             elfnote::PAE_MODE => self.pae_mode = Some(note_str(kind, desc)?),
             elfnote::FEATURES => self.features = Some(note_str(kind, desc)?),
+            elfnote::INIT_P2M => self.init_p2m = Some(note_num(kind, desc)?),
             _ => {}
         }
         Ok(())
@@ -386,6 +392,16 @@ impl<'a> XenNotes<'a> {
     pub fn virt_offset(&self) -> u64 {
         let virt_base = self.virt_base.unwrap_or(0);
         virt_base.wrapping_sub(self.paddr_offset.unwrap_or(virt_base))
+    }
+
+    /// The INIT_P2M address, if it is usable for a kernel loaded at
+    /// `[kstart, kend)`: Xen's `elf_xen_addr_calc_check` refuses a
+    /// `p2m_base` inside the kernel ("P->M table base is out of bounds").
+    pub fn p2m_base(&self, kstart: u64, kend: u64) -> Result<Option<u64>, ElfError> {
+        match self.init_p2m {
+            Some(b) if (kstart..kend).contains(&b) => Err(ElfError::BadNoteValue(elfnote::INIT_P2M)),
+            b => Ok(b),
+        }
     }
 
     /// Whether the kernel declares itself a Xen PV guest at all.
@@ -402,3 +418,6 @@ impl<'a> XenNotes<'a> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod bzimage_tests;

@@ -465,3 +465,64 @@ fn rule_every_header_field_at_its_extremes_is_an_error_or_an_image_never_a_panic
         }
     }
 }
+
+#[test]
+fn rule_init_p2m_is_read_and_refused_inside_the_kernel() {
+    // XEN_ELFNOTE_INIT_P2M (15): where the builder maps the P2M list.
+    let mut n = pv_notes();
+    n.extend(note(b"Xen", elfnote::INIT_P2M, &0x80_0000_0000u64.to_le_bytes()));
+    let img = image(&n);
+    let notes = Elf::parse(&img).unwrap().xen_notes().unwrap();
+    assert_eq!(notes.init_p2m, Some(0x80_0000_0000));
+    assert_eq!(notes.p2m_base(0x100000, 0x101000), Ok(Some(0x80_0000_0000)));
+    // elf_xen_addr_calc_check: a p2m_base inside [virt_kstart, virt_kend) is an error.
+    assert_eq!(notes.p2m_base(0x7f_ffff_0000, 0x80_0000_1000), Err(ElfError::BadNoteValue(elfnote::INIT_P2M)));
+    // Absent: no placement request.
+    let plain = image(&pv_notes());
+    let notes = Elf::parse(&plain).unwrap().xen_notes().unwrap();
+    assert_eq!(notes.init_p2m, None);
+    assert_eq!(notes.p2m_base(0x100000, 0x101000), Ok(None));
+}
+
+#[test]
+fn rule_a_pv_kernel_without_a_hypercall_page_note_is_still_a_pv_kernel() {
+    // elf_xen_note_check asks for LOADER or GUEST_OS and XEN_VERSION only;
+    // newer Linux has no HYPERCALL_PAGE note.
+    let mut n = Vec::new();
+    n.extend(note(b"Xen", elfnote::GUEST_OS, b"linux\0"));
+    n.extend(note(b"Xen", elfnote::XEN_VERSION, b"xen-3.0\0"));
+    let img = image(&n);
+    let notes = Elf::parse(&img).unwrap().xen_notes().unwrap();
+    assert!(notes.is_pv_kernel());
+    assert_eq!(notes.hypercall_page, None);
+}
+
+/// The Debian kernel of issue 18 (bzImage, LZ4 payload), when unpacked at
+/// this path: run by hand with `cargo test -p xen-libelf --features zstd --
+/// --ignored debian --nocapture`. It prints the setup header's facts and
+/// the Xen notes of the decompressed vmlinux.
+#[test]
+#[ignore = "needs /tmp/linuxpkg/k/boot/vmlinuz-6.1.0-48-cloud-amd64 (a Debian linux-image .deb unpacked by hand)"]
+fn debian_cloud_kernel_decompresses_to_a_xen_pv_elf() {
+    use crate::bzimage::{KernelImage, bzimage_payload, inspect};
+    let path = "/tmp/linuxpkg/k/boot/vmlinuz-6.1.0-48-cloud-amd64";
+    let img = std::fs::read(path).expect("the Debian kernel image (see the ignore reason)");
+    let p = bzimage_payload(&img).unwrap().expect("a bzImage");
+    std::println!("bzImage: {} bytes, payload {} bytes, init_size {:?}", img.len(), p.bytes.len(), p.init_size);
+    let KernelImage::Compressed(c) = inspect(&img, 256 << 20).unwrap() else { panic!("expected a compressed payload") };
+    std::println!("payload: {} -> {} bytes", c.method.name(), c.output_len);
+    let mut out = std::vec![0u8; c.output_len];
+    let mut scratch = std::vec![0u8; c.scratch_len().unwrap()];
+    let t = std::time::Instant::now();
+    c.decompress_into(&mut out, &mut scratch).unwrap();
+    std::println!("decompressed in {:?}", t.elapsed());
+    let elf = Elf::parse(&out).unwrap();
+    let n = elf.xen_notes().unwrap();
+    std::println!("ELF entry {:#x}, notes: {n:#x?}", elf.entry());
+    let (ks, ke) = elf.pv_load_bounds(n.virt_offset());
+    std::println!("kernel [{ks:#x}, {ke:#x}), p2m_base {:x?}", n.p2m_base(ks, ke));
+    assert!(n.is_pv_kernel());
+    assert_eq!(n.xen_version, Some("xen-3.0"));
+    assert_eq!(n.guest_os, Some("linux"));
+    assert!(n.entry.is_some() && n.virt_base.is_some());
+}
