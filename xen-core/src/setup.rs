@@ -25,6 +25,7 @@ use crate::printk;
 use crate::version::{NAME, VERSION, XEN_MAJOR, XEN_MINOR};
 use log::{info, warn};
 use xen_libelf::Elf;
+use xen_libelf::bzimage::{KernelImage, LoadError};
 
 /// Least free RAM (after the image and modules) xen-core boots with.
 pub const MIN_FREE_MEMORY: u64 = 24 << 20;
@@ -308,7 +309,18 @@ fn dom0_module(mbi: &BootInfo<'static>) -> Module<'static> {
     for (i, m) in mbi.modules().enumerate() {
         info!(" {i}: [{:#010x}, {:#010x}) {}", m.start, m.end, m.cmdline);
     }
-    let elf = match Elf::parse(module_bytes(&m)) {
+    let elf = match xen_libelf::bzimage::inspect(module_bytes(&m), u64::MAX) {
+        Ok(KernelImage::Elf(elf)) => elf,
+        Ok(KernelImage::Compressed(c)) => {
+            // Decompressed (and its Xen notes checked) when dom0 is built,
+            // once the frame allocator can hold the image.
+            info!("dom0 kernel: bzImage, {} payload of {} KiB for a {} KiB ELF", c.method.name(), c.stream.len() / 1024, c.output_len / 1024);
+            return m;
+        }
+        Err(LoadError::Unsupported(m)) => fatal(format_args!("dom0 kernel (module 0): {} payloads are not supported", m.name())),
+        Err(e) => fatal(format_args!("dom0 kernel (module 0) is not a valid bzImage: {} ({e:?})", e.describe())),
+    };
+    let elf = match Elf::parse(elf) {
         Ok(e) => e,
         Err(e) => fatal(format_args!("dom0 kernel (module 0) is not a valid ELF image: {}", e.describe())),
     };

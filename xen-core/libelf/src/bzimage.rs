@@ -111,8 +111,6 @@ pub enum LoadError {
     OldBootProtocol(u16),
     /// The bzImage's payload lies outside the image.
     PayloadOutOfBounds,
-    /// Neither an ELF nor a payload of a known compression.
-    UnknownFormat,
     /// A compression Xen knows that this loader does not decode (or whose
     /// decoder this build leaves out).
     Unsupported(Compression),
@@ -150,7 +148,6 @@ impl LoadError {
         match self {
             LoadError::OldBootProtocol(_) => "bzImage boot protocol older than 2.08",
             LoadError::PayloadOutOfBounds => "bzImage payload outside the image",
-            LoadError::UnknownFormat => "neither an ELF nor a bzImage/compressed ELF",
             LoadError::Unsupported(_) => "payload compression not supported here",
             LoadError::Truncated(_) => "compressed payload truncated",
             LoadError::BadOutputLength { .. } => "decompressed size out of bounds",
@@ -173,7 +170,8 @@ impl From<ElfError> for LoadError {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KernelImage<'a> {
     /// An ELF, as it is (the image itself, or a bzImage's uncompressed
-    /// payload).
+    /// payload), or bytes of no known compression, which Xen hands to its
+    /// ELF loader all the same (and the ELF parser refuses).
     Elf(&'a [u8]),
     /// A compressed ELF, to decompress before parsing.
     Compressed(Compressed<'a>),
@@ -237,10 +235,11 @@ pub fn bzimage_payload(image: &[u8]) -> Result<Option<Payload<'_>>, LoadError> {
 /// can spare); a bzImage's `init_size` bounds it further.
 pub fn inspect(image: &[u8], max_output: u64) -> Result<KernelImage<'_>, LoadError> {
     let Payload { bytes: payload, init_size } = bzimage_payload(image)?.unwrap_or(Payload { bytes: image, init_size: None });
-    if payload.starts_with(b"\x7fELF") {
+    // Xen's bzimage_parse: an ELF payload, or one `decompress` does not
+    // recognise, goes to the ELF loader as it is.
+    let Some(method) = Compression::detect(payload).filter(|_| !payload.starts_with(b"\x7fELF")) else {
         return Ok(KernelImage::Elf(payload));
-    }
-    let method = Compression::detect(payload).ok_or(LoadError::UnknownFormat)?;
+    };
     match method {
         Compression::Bzip2 | Compression::Lzma | Compression::Lzo => return Err(LoadError::Unsupported(method)),
         Compression::Zstd if !cfg!(feature = "zstd") => return Err(LoadError::Unsupported(method)),

@@ -346,6 +346,9 @@ pub struct XenNotes<'a> {
     /// XEN_ELFNOTE_INIT_P2M: the virtual address where the builder maps
     /// the P2M list, outside the initial region (Xen's `p2m_base`).
     pub init_p2m: Option<u64>,
+    /// XEN_ELFNOTE_MOD_START_PFN: non-zero means the kernel takes its
+    /// initrd unmapped, by pfn (Xen's `unmapped_initrd`, `SIF_MOD_START_PFN`).
+    pub mod_start_pfn: bool,
 }
 
 /// A numeric note is 4 or 8 bytes, little-endian. Stricter than Xen's
@@ -382,6 +385,7 @@ impl<'a> XenNotes<'a> {
             elfnote::PAE_MODE => self.pae_mode = Some(note_str(kind, desc)?),
             elfnote::FEATURES => self.features = Some(note_str(kind, desc)?),
             elfnote::INIT_P2M => self.init_p2m = Some(note_num(kind, desc)?),
+            elfnote::MOD_START_PFN => self.mod_start_pfn = note_num(kind, desc)? != 0,
             _ => {}
         }
         Ok(())

@@ -495,6 +495,19 @@ fn rule_a_pv_kernel_without_a_hypercall_page_note_is_still_a_pv_kernel() {
     let notes = Elf::parse(&img).unwrap().xen_notes().unwrap();
     assert!(notes.is_pv_kernel());
     assert_eq!(notes.hypercall_page, None);
+    assert!(!notes.mod_start_pfn);
+}
+
+#[test]
+fn rule_mod_start_pfn_note_asks_for_an_unmapped_initrd() {
+    let mut n = pv_notes();
+    n.extend(note(b"Xen", elfnote::MOD_START_PFN, &1u32.to_le_bytes()));
+    let img = image(&n);
+    assert!(Elf::parse(&img).unwrap().xen_notes().unwrap().mod_start_pfn);
+    let mut n = pv_notes();
+    n.extend(note(b"Xen", elfnote::MOD_START_PFN, &0u32.to_le_bytes()));
+    let img = image(&n);
+    assert!(!Elf::parse(&img).unwrap().xen_notes().unwrap().mod_start_pfn);
 }
 
 /// The Debian kernel of issue 18 (bzImage, LZ4 payload), when unpacked at
@@ -516,6 +529,9 @@ fn debian_cloud_kernel_decompresses_to_a_xen_pv_elf() {
     let t = std::time::Instant::now();
     c.decompress_into(&mut out, &mut scratch).unwrap();
     std::println!("decompressed in {:?}", t.elapsed());
+    if let Ok(p) = std::env::var("LOADER_DUMP_VMLINUX") {
+        std::fs::write(p, &out).unwrap();
+    }
     let elf = Elf::parse(&out).unwrap();
     let n = elf.xen_notes().unwrap();
     std::println!("ELF entry {:#x}, notes: {n:#x?}", elf.entry());

@@ -1,5 +1,7 @@
-//! Building domain 0 from its ELF image, the way Xen's dom0 builder does:
-//! memory, the initial region (kernel, initrd, P2M, start_info, bootstrap
+//! Building domain 0 from its kernel image, the way Xen's dom0 builder does:
+//! the kernel (an ELF, or a bzImage whose compressed payload is decompressed
+//! first into hypervisor frames that are freed when the build ends, as Xen
+//! decompresses into a buffer it discards), memory, the initial region (kernel, initrd, P2M, start_info, bootstrap
 //! page tables, stack), the hypercall page, shared_info, the M2P entries and
 //! the first register state.
 //!
@@ -16,6 +18,7 @@ use crate::guest_access::Frame;
 use crate::mm::Mfn;
 use crate::mm::machine::{self, FRAMES};
 use crate::mm::page_type::{PageType, Who};
+use xen_libelf::bzimage::{self, KernelImage, LoadError};
 use xen_libelf::{Elf, ElfError, PT_LOAD};
 use xen_public::{SifFlags, StartInfo};
 
@@ -32,12 +35,19 @@ pub const SHINFO_MAX_PFN: usize = core::mem::offset_of!(xen_public::SharedInfo, 
 /// Why dom0 could not be built.
 #[derive(Clone, Copy, Debug)]
 pub enum BuildError {
+    /// The kernel image is neither an ELF nor a bzImage this loader can
+    /// decompress.
+    Kernel(LoadError),
     /// The kernel image is not a valid ELF.
     Elf(ElfError),
+    /// The ELF has no Xen notes saying it is a PV kernel.
+    NotPvKernel,
     /// The image's notes and segments do not give a usable layout.
     Layout(LayoutError),
-    /// The hypercall page note is missing or outside the kernel.
+    /// The hypercall page note points outside the initial region.
     BadHypercallPage,
+    /// The initrd does not fit beside the initial region (pages needed).
+    InitrdTooLarge(u64),
     /// Not enough free memory for the requested size.
     OutOfMemory(u64),
     /// The page-table builder failed (a layout bug).
@@ -47,9 +57,13 @@ pub enum BuildError {
 impl core::fmt::Display for BuildError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            BuildError::Elf(e) => write!(f, "bad ELF: {}", e.describe()),
+            BuildError::Kernel(LoadError::Elf(e)) | BuildError::Elf(e) => write!(f, "bad ELF: {}", e.describe()),
+            BuildError::Kernel(LoadError::Unsupported(m)) => write!(f, "kernel image: {} payloads are not supported here", m.name()),
+            BuildError::Kernel(e) => write!(f, "kernel image: {} ({e:?})", e.describe()),
+            BuildError::NotPvKernel => f.write_str("not a Xen PV kernel: it has no Xen ELF notes"),
             BuildError::Layout(e) => write!(f, "no usable layout: {e:?}"),
-            BuildError::BadHypercallPage => f.write_str("no hypercall page inside the kernel image"),
+            BuildError::BadHypercallPage => f.write_str("Invalid HYPERCALL_PAGE field in ELF notes"),
+            BuildError::InitrdTooLarge(p) => write!(f, "not enough RAM for the initrd ({p} pages beside the initial region)"),
             BuildError::OutOfMemory(p) => write!(f, "not enough free memory for {p} pages"),
             BuildError::PageTables => f.write_str("page-table construction failed"),
         }
@@ -58,7 +72,7 @@ impl core::fmt::Display for BuildError {
 
 /// What the builder needs.
 pub struct Dom0Image<'a> {
-    /// The kernel ELF.
+    /// The kernel: an ELF, or a bzImage with a compressed ELF payload.
     pub kernel: &'a [u8],
     /// The initrd (second boot module), if any.
     pub initrd: Option<&'a [u8]>,
@@ -144,18 +158,59 @@ pub fn hypercall_stub(i: usize) -> [u8; 32] {
     s
 }
 
+/// The ELF bytes of dom0's kernel: the module itself, or its bzImage
+/// payload decompressed into hypervisor frames that `holder` keeps (the
+/// caller drops them when the build ends). The xz dictionary, if any, lives
+/// in frames freed as soon as the payload is decompressed.
+fn kernel_elf<'a>(module: &'a [u8], holder: &'a mut Option<FrameSlice<u8>>) -> Result<&'a [u8], BuildError> {
+    let bound = machine::free_frames().saturating_mul(PAGE_SIZE);
+    let c = match bzimage::inspect(module, bound).map_err(BuildError::Kernel)? {
+        KernelImage::Elf(elf) => return Ok(elf),
+        KernelImage::Compressed(c) => c,
+    };
+    let pages = |n: usize| (n as u64).div_ceil(PAGE_SIZE);
+    let scratch_len = c.scratch_len().map_err(BuildError::Kernel)?;
+    let mut out = FrameSlice::with_len(c.output_len, 0u8).ok_or(BuildError::OutOfMemory(pages(c.output_len)))?;
+    let mut scratch = FrameSlice::with_len(scratch_len.max(1), 0u8).ok_or(BuildError::OutOfMemory(pages(scratch_len)))?;
+    c.decompress_into(&mut out[..c.output_len], &mut scratch).map_err(BuildError::Kernel)?;
+    drop(scratch);
+    log::info!("dom0 kernel: {} payload of {} KiB decompressed to {} KiB", c.method.name(), c.stream.len() / 1024, c.output_len / 1024);
+    Ok(&holder.insert(out)[..c.output_len])
+}
+
 /// Build dom0. `idle_l4` is the hypervisor's own L4 (slots 256-271 copied).
 pub fn build_dom0(img: &Dom0Image<'_>, idle_l4: Mfn) -> Result<Built, BuildError> {
-    let elf = Elf::parse(img.kernel).map_err(BuildError::Elf)?;
+    // Decompressed kernel frames: freed when this function returns.
+    let mut decompressed = None;
+    let kernel = kernel_elf(img.kernel, &mut decompressed)?;
+    let elf = Elf::parse(kernel).map_err(BuildError::Elf)?;
     let notes = elf.xen_notes().map_err(BuildError::Elf)?;
+    if !notes.is_pv_kernel() {
+        return Err(BuildError::NotPvKernel);
+    }
     let virt_base = notes.virt_base.unwrap_or(0);
     let virt_offset = notes.virt_offset();
     let (kstart, kend) = elf.pv_load_bounds(virt_offset);
+    // elf_xen_addr_calc_check: an INIT_P2M address inside the kernel is an error.
+    notes.p2m_base(kstart, kend).map_err(BuildError::Elf)?;
     let initrd_len = img.initrd.map_or(0, |i| i.len() as u64);
-    let input = LayoutInput { virt_base, kernel_start: kstart, kernel_end: kend, initrd_len, nr_pages: img.nr_pages, is_domu: false };
+    // XEN_ELFNOTE_MOD_START_PFN: the initrd stays out of the initial
+    // mapping, in the domain's last pfns (Xen's `unmapped_initrd`).
+    let unmapped_initrd = notes.mod_start_pfn && initrd_len > 0;
+    let mapped_initrd_len = if unmapped_initrd { 0 } else { initrd_len };
+    let input =
+        LayoutInput { virt_base, kernel_start: kstart, kernel_end: kend, initrd_len: mapped_initrd_len, nr_pages: img.nr_pages, is_domu: false };
     let lay = layout::compute(&input).map_err(BuildError::Layout)?;
-    let hpage = notes.hypercall_page.ok_or(BuildError::BadHypercallPage)?;
-    if hpage % PAGE_SIZE != 0 || hpage < lay.kernel.start || hpage + PAGE_SIZE > lay.kernel.end {
+    let initrd_pages = initrd_len.div_ceil(PAGE_SIZE);
+    // Xen: "Domain 0 allocation is too small for kernel image".
+    if unmapped_initrd && lay.region_pages() + initrd_pages > img.nr_pages {
+        return Err(BuildError::InitrdTooLarge(initrd_pages));
+    }
+    // The hypercall page is optional (newer Linux has no such note); when
+    // given it must lie in the initial region, as Xen's dom0 builder checks.
+    if let Some(hpage) = notes.hypercall_page
+        && (hpage < lay.v_start || hpage.checked_add(PAGE_SIZE).is_none_or(|end| end > lay.v_end))
+    {
         return Err(BuildError::BadHypercallPage);
     }
 
@@ -173,11 +228,16 @@ pub fn build_dom0(img: &Dom0Image<'_>, idle_l4: Mfn) -> Result<Built, BuildError
         let data = elf.segment_data(&seg).map_err(BuildError::Elf)?;
         mem.write_at(seg.paddr.wrapping_add(virt_offset), data);
     }
-    if let Some(initrd) = img.initrd {
-        mem.write_at(lay.initrd.start, initrd);
+    let initrd_pfn = img.nr_pages - initrd_pages;
+    match img.initrd {
+        Some(initrd) if unmapped_initrd => mem.write_at(lay.v_start + initrd_pfn * PAGE_SIZE, initrd),
+        Some(initrd) => mem.write_at(lay.initrd.start, initrd),
+        None => {}
     }
-    for i in 0..xen_public::hypercall::PAGE_STUBS {
-        mem.write_at(hpage + (i * 32) as u64, &hypercall_stub(i));
+    if let Some(hpage) = notes.hypercall_page {
+        for i in 0..xen_public::hypercall::PAGE_STUBS {
+            mem.write_at(hpage + (i * 32) as u64, &hypercall_stub(i));
+        }
     }
 
     // The P2M list, in the guest's own memory.
@@ -216,7 +276,12 @@ pub fn build_dom0(img: &Dom0Image<'_>, idle_l4: Mfn) -> Result<Built, BuildError
     si.pt_base = lay.page_tables.start;
     si.nr_pt_frames = lay.nr_pt_frames;
     si.mfn_list = lay.p2m.start;
-    if initrd_len > 0 {
+    if unmapped_initrd {
+        // SIF_MOD_START_PFN: mod_start is the initrd's first pfn.
+        si.flags |= SifFlags::MOD_START_PFN.bits();
+        si.mod_start = initrd_pfn;
+        si.mod_len = initrd_len;
+    } else if initrd_len > 0 {
         si.mod_start = lay.initrd.start;
         si.mod_len = initrd_len;
     }
