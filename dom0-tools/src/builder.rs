@@ -1,5 +1,7 @@
 //! The domU builder (libxenguest's role): it builds a PV domain from a
-//! guest ELF image through hypercalls alone — createdomain, max_mem,
+//! guest kernel image (an ELF, or a bzImage whose compressed payload it
+//! decompresses on dom0's heap first, as `xg_dom_bzimageloader.c` does into
+//! a buffer of its own) through hypercalls alone — createdomain, max_mem,
 //! populate_physmap, foreign mmu_update mappings to fill the new domain's
 //! memory, MMUEXT_PIN_L4_TABLE on its tables, hypercall_init,
 //! setvcpucontext, unpause — with the same layout rules as dom0's
@@ -17,6 +19,7 @@
 //! as `populate_physmap` hands the frames out.
 
 use crate::hv;
+use crate::kernel_image::KernelError;
 use alloc::vec::Vec;
 use pv_guest_kernel::StartInfo;
 use pv_guest_kernel::alloc::EarlyAlloc;
@@ -340,14 +343,28 @@ pub fn build_created_paused(
 
 fn fill(domid: u16, scratch: &mut Scratch, region_p2m: &mut Vec<u64>, image: &[u8], nr_pages: u64, cmdline: &str) -> Result<Built, BuildError> {
     let check = |what: &'static str, rc: i64| if rc < 0 { Err(BuildError(what, rc)) } else { Ok(rc) };
-    let elf = Elf::parse(image).map_err(|_| BuildError("parse the guest ELF", 0))?;
+    // A bzImage's ELF, decompressed on dom0's heap, bounded by the domain's memory.
+    let decompressed = crate::kernel_image::decompressed_elf(image, nr_pages.saturating_mul(4096)).map_err(|e| match e {
+        KernelError::NoMemory(_) => BuildError("hold the decompressed kernel on dom0's heap", -xen_public::errno::ENOMEM),
+        KernelError::Load(_) => BuildError("read the kernel image (bzImage payload)", -xen_public::errno::EINVAL),
+    })?;
+    let elf = Elf::parse(decompressed.as_deref().unwrap_or(image)).map_err(|_| BuildError("parse the guest ELF", 0))?;
     let notes = elf.xen_notes().map_err(|_| BuildError("read the Xen notes", 0))?;
     let virt_offset = notes.virt_offset();
     let (kstart, kend) = elf.pv_load_bounds(virt_offset);
+    // elf_xen_addr_calc_check: an INIT_P2M address inside the kernel is an
+    // error (-EINVAL, as xc_dom_parse_image fails).
+    notes.p2m_base(kstart, kend).map_err(|_| BuildError("check the INIT_P2M note", -xen_public::errno::EINVAL))?;
     let input =
         LayoutInput { virt_base: notes.virt_base.unwrap_or(0), kernel_start: kstart, kernel_end: kend, initrd_len: 0, nr_pages, is_domu: true };
     let lay: DomainLayout = layout::compute(&input).map_err(|_| BuildError("lay out the domain", 0))?;
-    let hpage = notes.hypercall_page.ok_or(BuildError("find the hypercall page", 0))?;
+    // The hypercall page is optional (newer Linux has no such note); when
+    // given it must lie in the initial region.
+    if let Some(hpage) = notes.hypercall_page
+        && (hpage < lay.v_start || hpage.checked_add(4096).is_none_or(|end| end > lay.v_end))
+    {
+        return Err(BuildError("find the hypercall page in the initial region", -xen_public::errno::EINVAL));
+    }
     let region_pages = lay.region_pages();
     if region_pages > REGION_P2M_BUDGET {
         return Err(BuildError("fit the initial region in dom0's build budget", -xen_public::errno::E2BIG));
@@ -398,7 +415,9 @@ fn fill(domid: u16, scratch: &mut Scratch, region_p2m: &mut Vec<u64>, image: &[u
     }
     scratch.restore()?;
 
-    check("hypercall_init", hv::hypercall_init(domid, p2m[lay.pfn_of(hpage) as usize]))?;
+    if let Some(hpage) = notes.hypercall_page {
+        check("hypercall_init", hv::hypercall_init(domid, p2m[lay.pfn_of(hpage) as usize]))?;
+    }
     check("pin the L4", hv::pin_l4(domid, tables.l4_mfn))?;
     let entry = notes.entry.unwrap_or(elf.entry());
     check("setvcpucontext", hv::set_vcpu_context(domid, entry, lay.stack.end, lay.start_info.start, tables.l4_mfn))?;

@@ -45,6 +45,7 @@ pub mod grant_area;
 pub mod guests;
 #[cfg(target_os = "none")]
 pub mod hv;
+pub mod kernel_image;
 pub mod pci;
 #[cfg(target_os = "none")]
 pub mod portio;

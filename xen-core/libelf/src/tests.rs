@@ -511,7 +511,7 @@ fn rule_mod_start_pfn_note_asks_for_an_unmapped_initrd() {
 }
 
 /// The Debian kernel of issue 18 (bzImage, LZ4 payload), when unpacked at
-/// this path: run by hand with `cargo test -p xen-libelf --features zstd --
+/// this path: run by hand with `cargo test -p xen-libelf --
 /// --ignored debian --nocapture`. It prints the setup header's facts and
 /// the Xen notes of the decompressed vmlinux.
 #[test]

@@ -1,0 +1,120 @@
+//! A guest kernel image as dom0's domU builder receives it (an ELF, or a
+//! bzImage or bare compressed payload holding one), made into the ELF bytes
+//! the builder lays out, as libxenguest's `xg_dom_bzimageloader.c` does.
+//!
+//! Owns the decompressed image (on dom0's heap, allocated fallibly: a heap
+//! too small is an error, never an abort). xen-libelf recognises the image
+//! and decodes LZ4, gzip and xz; zstd, whose maintained pure-Rust decoder
+//! (ruzstd) needs an allocator, is decoded here. Invariant: on success the
+//! returned bytes are exactly the size the payload announced.
+#![forbid(unsafe_code)]
+
+use alloc::vec::Vec;
+use xen_libelf::bzimage::{self, Compressed, Compression, KernelImage, LoadError};
+
+/// Why a kernel image cannot be turned into an ELF.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelError {
+    /// The image or its payload is malformed (libelf's reason).
+    Load(LoadError),
+    /// Dom0's heap cannot hold the decompressed image or the dictionary
+    /// (bytes asked for).
+    NoMemory(usize),
+}
+
+/// A zeroed buffer of `len` bytes, or [`KernelError::NoMemory`].
+fn buffer(len: usize) -> Result<Vec<u8>, KernelError> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| KernelError::NoMemory(len))?;
+    v.resize(len, 0);
+    Ok(v)
+}
+
+/// zstd frames through ruzstd, into exactly `out`.
+fn unzstd(c: &Compressed<'_>, out: &mut [u8]) -> Result<(), LoadError> {
+    use ruzstd::decoding::FrameDecoder;
+    use ruzstd::decoding::errors::FrameDecoderError;
+    const M: Compression = Compression::Zstd;
+    match FrameDecoder::new().decode_all(c.stream, out) {
+        Ok(n) if n == out.len() => Ok(()),
+        Ok(_) | Err(FrameDecoderError::TargetTooSmall) => Err(LoadError::SizeMismatch(M)),
+        Err(_) => Err(LoadError::Corrupt(M)),
+    }
+}
+
+/// The decompressed ELF of `image` (`None`: `image` is already the ELF, or
+/// bytes the ELF parser is to judge). `bound` caps the decompressed size
+/// (the domain's memory).
+pub fn decompressed_elf(image: &[u8], bound: u64) -> Result<Option<Vec<u8>>, KernelError> {
+    let c = match bzimage::inspect(image, bound).map_err(KernelError::Load)? {
+        KernelImage::Elf(_) => return Ok(None),
+        KernelImage::Compressed(c) => c,
+    };
+    let mut out = buffer(c.output_len)?;
+    if c.method == Compression::Zstd {
+        unzstd(&c, &mut out).map_err(KernelError::Load)?;
+    } else {
+        let mut dict = buffer(c.scratch_len().map_err(KernelError::Load)?)?;
+        c.decompress_into(&mut out, &mut dict).map_err(KernelError::Load)?;
+    }
+    Ok(Some(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plain() -> Vec<u8> {
+        let mut v = Vec::new();
+        for i in 0..5000 {
+            v.extend_from_slice(std::format!("{i:05} the quick brown xen-core loader fox\n").as_bytes());
+        }
+        v
+    }
+
+    fn with_size(stream: &[u8], size: usize) -> Vec<u8> {
+        let mut v = stream.to_vec();
+        v.extend_from_slice(&(size as u32).to_le_bytes());
+        v
+    }
+
+    const ZST: &[u8] = include_bytes!("../../xen-core/libelf/tests/fixtures/plain.zst");
+    const XZ: &[u8] = include_bytes!("../../xen-core/libelf/tests/fixtures/plain.xz");
+
+    #[test]
+    fn rule_zstd_payload_decompresses_to_the_announced_size() {
+        let data = plain();
+        assert_eq!(decompressed_elf(&with_size(ZST, data.len()), 1 << 30), Ok(Some(data)));
+    }
+
+    #[test]
+    fn rule_xz_payload_goes_through_libelf_with_a_heap_dictionary() {
+        let data = plain();
+        assert_eq!(decompressed_elf(&with_size(XZ, data.len()), 1 << 30), Ok(Some(data)));
+    }
+
+    #[test]
+    fn rule_a_zstd_size_that_lies_or_a_cut_stream_is_an_error() {
+        let n = plain().len();
+        for lie in [n - 1, n + 1] {
+            assert_eq!(decompressed_elf(&with_size(ZST, lie), 1 << 30), Err(KernelError::Load(LoadError::SizeMismatch(Compression::Zstd))));
+        }
+        for cut in (4..ZST.len()).step_by(53) {
+            assert!(decompressed_elf(&with_size(&ZST[..cut], n), 1 << 30).is_err(), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn rule_the_domains_memory_bounds_the_decompressed_size() {
+        let n = plain().len();
+        assert_eq!(
+            decompressed_elf(&with_size(ZST, n), 4096),
+            Err(KernelError::Load(LoadError::BadOutputLength { announced: n as u64, bound: 4096 }))
+        );
+    }
+
+    #[test]
+    fn an_elf_is_used_as_it_is() {
+        assert_eq!(decompressed_elf(b"\x7fELF\x02\x01\x01", 1 << 30), Ok(None));
+    }
+}
