@@ -84,6 +84,7 @@ pub fn start_xen(mbi_maddr: u64) -> ! {
     paging::activate(&layout);
     let prot = cpu::enable_smep_smap();
     info!("Supervisor protections: SMEP {}, SMAP {}", on_off(prot.smep), on_off(prot.smap));
+    info!("CPUID faulting: {}", on_off(cpu::enable_cpuid_faulting()));
     info!(
         "Page tables: image [{:#x}, {:#x}) at {:#x}, direct map of {} MiB at {:#x}, {} table frames",
         arch::image_phys_range().0,

@@ -12,6 +12,7 @@
 
 pub mod context;
 pub mod control_ops;
+pub mod cpuid;
 pub mod domid;
 pub mod evtchn_ops;
 pub mod gnttab_ops;
@@ -23,6 +24,7 @@ pub mod iocap;
 pub mod memory_ops;
 pub mod mmu_ops;
 pub mod physdev_ops;
+pub mod priv_op;
 pub use xen_dombuild::{layout, pagetable};
 #[cfg(target_os = "none")]
 pub mod build;

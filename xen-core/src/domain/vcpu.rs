@@ -226,6 +226,16 @@ pub struct Vcpu {
     pub fpu: FpuArea,
     /// Virtual IOPL and I/O bitmap (PHYSDEVOP_set_iopl/set_iobitmap).
     pub io: super::io_emul::VcpuIo,
+    /// The guest-controllable bits of its virtual CR4 (Xen's
+    /// `arch.pv.ctrlreg[4]` within `PV_CR4_GUEST_MASK`; the hardware bits
+    /// it may see are added when it reads CR4, see `priv_op::guest_cr4`).
+    pub cr4: u64,
+    /// Its virtual CR2 (Xen's `arch.pv.ctrlreg[2]`): the address of the
+    /// last page fault delivered, or what it wrote with `mov %reg, %cr2`.
+    pub cr2: u64,
+    /// Its MSR_INTEL_MISC_FEATURES_ENABLES (bit 0: CPUID faulting for its
+    /// own user mode, accepted only where the CPU has CPUID faulting).
+    pub misc_features_enables: u64,
 }
 
 /// A SCHEDOP_poll in progress: it ends when one of the ports is pending
@@ -292,6 +302,9 @@ impl Default for Vcpu {
             cpu_time: 0,
             fpu: FpuArea::default(),
             io: super::io_emul::VcpuIo::default(),
+            cr4: 0,
+            cr2: 0,
+            misc_features_enables: 0,
         }
     }
 }

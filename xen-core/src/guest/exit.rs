@@ -63,11 +63,17 @@ fn exception(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) {
     }
     // Xen's do_general_protection: a #GP with error code 0 may be a
     // privileged instruction to emulate (port I/O so far).
-    if vector == 13 && regs.error_code == 0 && port_io(v, d, regs) {
+    if vector == 13 && regs.error_code == 0 && (port_io(v, d, regs) || priv_op(v, d, regs)) {
+        return;
+    }
+    // Xen's do_invalid_op: `ud2; "xen"; cpuid` is the forced-emulation
+    // CPUID (pv/emul-inv-op.c).
+    if vector == 6 && forced_cpuid(v, d, regs) {
         return;
     }
     if vector == 14 {
-        d.set_guest_cr2(v, cpu::read_cr2());
+        v.cr2 = cpu::read_cr2();
+        d.set_guest_cr2(v, v.cr2);
     }
     // #NM exists for guests only through their virtual CR0.TS: deliver it
     // once and clear TS, as Xen does.
@@ -119,13 +125,9 @@ fn port_io(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) -> bool {
     if regs.cs != crate::domain::vcpu::FLAT_CS64 {
         return false;
     }
-    let mem = v.current_mem();
-    let mut bytes = [0u8; 15];
-    let mut n = 0;
-    while n < bytes.len() && mem.read(regs.rip.wrapping_add(n as u64), &mut bytes[n..=n]).is_ok() {
-        n += 1;
-    }
+    let (bytes, n) = fetch_insn(v, regs.rip);
     let Some(insn) = io_emul::decode(&bytes[..n]) else { return false };
+    let mem = v.current_mem();
     const VMASST_ARCHITECTURAL_IOPL: u64 = 1 << 4;
     let iopl_ok = io_emul::iopl_ok(&v.io, v.kernel_mode, d.vm_assist & VMASST_ARCHITECTURAL_IOPL != 0);
     let gs = if v.kernel_mode { v.gs_base_kernel } else { v.gs_base_user };
@@ -150,9 +152,95 @@ fn port_io(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) -> bool {
             true
         }
         Emulated::PageFault { cr2, error_code } => {
+            v.cr2 = cr2;
             d.set_guest_cr2(v, cr2);
             let b = v.exception_bounce(14, Some(error_code));
             d.deliver(v, regs, b);
+            true
+        }
+    }
+}
+
+/// The bytes at the guest's RIP, as many as can be read (up to 15).
+fn fetch_insn(v: &Vcpu, rip: u64) -> ([u8; 15], usize) {
+    let mem = v.current_mem();
+    let mut bytes = [0u8; 15];
+    let mut n = 0;
+    while n < bytes.len() && mem.read(rip.wrapping_add(n as u64), &mut bytes[n..=n]).is_ok() {
+        n += 1;
+    }
+    (bytes, n)
+}
+
+/// The machine and domain facts the privileged-op emulation needs.
+fn priv_env<'a>(host: &'a mut cpu::MachineHost, d: &Domain) -> crate::domain::priv_op::Env<'a, cpu::MachineHost> {
+    let scale = crate::arch::x86_64::clock::CLOCK.get().map_or((0, 0), |c| (c.scale.mul_frac, c.scale.shift));
+    crate::domain::priv_op::Env {
+        host,
+        hardware_domain: d.privileged,
+        version: (crate::version::XEN_MAJOR, crate::version::XEN_MINOR),
+        tsc: (crate::arch::x86_64::clock::tsc_khz(), scale),
+        max_mfn: crate::mm::machine::M2P.get().map_or(0, |m| m.entries).saturating_sub(1),
+    }
+}
+
+/// A #GP(0) that may come from `rdmsr`, `wrmsr`, `mov` to or from a CR,
+/// `clts`, `wbinvd`, `rdtsc(p)` or a faulting `cpuid`: emulate it as Xen's
+/// emul-priv-op.c does (`domain/priv_op.rs`). True: handled (done, or a
+/// #GP(0) of its own delivered); false: deliver the #GP as raised.
+#[inline(never)]
+fn priv_op(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) -> bool {
+    use crate::domain::priv_op::{self, Emulated};
+    if regs.cs != crate::domain::vcpu::FLAT_CS64 {
+        return false;
+    }
+    let (bytes, n) = fetch_insn(v, regs.rip);
+    let Some(insn) = priv_op::decode(&bytes[..n]) else { return false };
+    let mut host = cpu::MachineHost;
+    let mut env = priv_env(&mut host, d);
+    match priv_op::emulate(&insn, regs, v, &mut env) {
+        Emulated::NotEmulated => false,
+        Emulated::Done => true,
+        Emulated::DoneCr2 => {
+            d.set_guest_cr2(v, v.cr2);
+            true
+        }
+        Emulated::GeneralProtection => {
+            let b = v.exception_bounce(13, Some(0));
+            d.deliver(v, regs, b);
+            true
+        }
+    }
+}
+
+/// A #UD at `ud2; .ascii "xen"; cpuid`: the CPUID with Xen's PV policy,
+/// RIP past all 7 bytes (Xen's `emulate_forced_invalid_op`, from kernel
+/// or user mode). A fault reading the bytes is a #PF(0) at the first
+/// byte that could not be read; with the guest's own CPUID faulting on,
+/// user mode gets #GP at the `cpuid`. True: handled.
+#[inline(never)]
+fn forced_cpuid(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) -> bool {
+    use crate::domain::priv_op::{self, Forced};
+    match priv_op::forced_emulation(&v.current_mem(), regs.rip) {
+        Forced::No => false,
+        Forced::Fault(cr2) => {
+            v.cr2 = cr2;
+            d.set_guest_cr2(v, cr2);
+            let b = v.exception_bounce(14, Some(0));
+            d.deliver(v, regs, b);
+            true
+        }
+        Forced::Cpuid if !v.kernel_mode && v.misc_features_enables & priv_op::MISC_FEATURES_CPUID_FAULTING != 0 => {
+            regs.rip = regs.rip.wrapping_add(5);
+            let b = v.exception_bounce(13, Some(regs.error_code));
+            d.deliver(v, regs, b);
+            true
+        }
+        Forced::Cpuid => {
+            let mut host = cpu::MachineHost;
+            let mut env = priv_env(&mut host, d);
+            priv_op::emulate_cpuid(regs, v, &mut env, true);
+            regs.rip = regs.rip.wrapping_add(crate::domain::cpuid::FORCED_EMULATION.len() as u64);
             true
         }
     }

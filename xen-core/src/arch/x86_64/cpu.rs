@@ -238,3 +238,92 @@ pub fn wbinvd() {
     // SAFETY: wbinvd only writes back caches; it touches no program state.
     unsafe { asm!("wbinvd", options(nostack, preserves_flags)) };
 }
+
+/// `MSR_INTEL_PLATFORM_INFO` (bit 31: CPUID faulting available).
+pub const MSR_PLATFORM_INFO: u32 = 0xce;
+/// `MSR_INTEL_MISC_FEATURES_ENABLES` (bit 0: CPUID faulting on).
+pub const MSR_MISC_FEATURES_ENABLES: u32 = 0x140;
+
+/// Whether this is a family-6 Intel CPU of Nehalem or later (model 0x1a
+/// and up), where MSR_PLATFORM_INFO, MISC_ENABLE, PLATFORM_ID and the
+/// microcode revision exist and read without #GP.
+fn intel_nehalem_or_later() -> bool {
+    let (_, b, c, d) = cpuid(0, 0);
+    if (b, d, c) != (0x756e_6547, 0x4965_6e69, 0x6c65_746e) {
+        return false;
+    }
+    let (a, ..) = cpuid(1, 0);
+    let family = (a >> 8) & 0xf;
+    let model = ((a >> 4) & 0xf) | ((a >> 12) & 0xf0);
+    family == 6 && model >= 0x1a
+}
+
+/// Set at boot: the CPU has CPUID faulting and it is on.
+static CPUID_FAULTING: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Turn on CPUID faulting on this CPU where it exists (Xen's
+/// `probe_cpuid_faulting`, `set_cpuid_faulting`): a `cpuid` in ring 3,
+/// which is where every PV guest runs, then raises #GP(0) and the guest
+/// gets the PV policy (`guest/exit.rs`); the hypervisor's own `cpuid`
+/// (ring 0) is not affected, so it stays on for good. QEMU's TCG CPU
+/// models do not offer it (MSR_PLATFORM_INFO reads 0), so under TCG
+/// native `cpuid` in a guest sees the host's leaves, as on Xen 4.17
+/// there; the forced-emulation prefix always gets the policy.
+pub fn enable_cpuid_faulting() -> bool {
+    if !intel_nehalem_or_later() {
+        return false;
+    }
+    // SAFETY: MSR_PLATFORM_INFO exists on Nehalem and later Intel CPUs.
+    let info = unsafe { rdmsr(MSR_PLATFORM_INFO) };
+    if info & (1 << 31) == 0 {
+        return false;
+    }
+    // SAFETY: PLATFORM_INFO bit 31 says MISC_FEATURES_ENABLES exists and
+    // bit 0 is CPUID faulting, which only affects CPL > 0.
+    unsafe { wrmsr(MSR_MISC_FEATURES_ENABLES, rdmsr(MSR_MISC_FEATURES_ENABLES) | 1) };
+    CPUID_FAULTING.store(true, core::sync::atomic::Ordering::Relaxed);
+    true
+}
+
+/// The machine behind `domain::priv_op`'s emulation.
+pub struct MachineHost;
+
+impl crate::domain::cpuid::RawCpuid for MachineHost {
+    fn cpuid(&self, leaf: u32, subleaf: u32) -> crate::domain::cpuid::Leaf {
+        let (a, b, c, d) = cpuid(leaf, subleaf);
+        crate::domain::cpuid::Leaf { a, b, c, d }
+    }
+}
+
+impl crate::domain::priv_op::Host for MachineHost {
+    fn efer(&self) -> u64 {
+        // SAFETY: EFER exists on every x86-64 CPU.
+        unsafe { rdmsr(MSR_EFER) }
+    }
+    fn cr0(&self) -> u64 {
+        let v: u64;
+        // SAFETY: reading CR0 has no side effects.
+        unsafe { asm!("mov {}, cr0", out(reg) v, options(nomem, nostack, preserves_flags)) };
+        v
+    }
+    fn cr4(&self) -> u64 {
+        read_cr4()
+    }
+    fn tsc(&mut self) -> u64 {
+        super::clock::rdtsc()
+    }
+    fn read_msr(&self, msr: u32) -> Option<u64> {
+        use crate::domain::priv_op::msr as m;
+        if !matches!(msr, m::MISC_ENABLE | m::PLATFORM_ID | m::UCODE_REV) || !intel_nehalem_or_later() {
+            return None;
+        }
+        // SAFETY: these three exist on every Nehalem-or-later Intel CPU.
+        Some(unsafe { rdmsr(msr) })
+    }
+    fn cpuid_faulting(&self) -> bool {
+        CPUID_FAULTING.load(core::sync::atomic::Ordering::Relaxed)
+    }
+    fn wbinvd(&mut self) {
+        wbinvd();
+    }
+}

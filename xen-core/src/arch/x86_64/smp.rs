@@ -120,6 +120,7 @@ extern "C" fn ap_main() -> ! {
     // and no global pages, so no guest mapping outlives a CR3 switch.
     unsafe { cpu::write_cr4((cpu::read_cr4() & !(1 << 7)) | (1 << 9) | (1 << 10)) };
     cpu::enable_smep_smap();
+    cpu::enable_cpuid_faulting();
     super::apic::init_ap();
     crate::printk!("CPU {id} up");
     CPUS_ONLINE.fetch_add(1, Ordering::SeqCst);

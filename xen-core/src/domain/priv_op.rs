@@ -1,0 +1,837 @@
+//! Emulation of a PV guest's privileged instructions other than port I/O,
+//! from the #GP(0) they raise in ring 3, and of the forced-emulation
+//! CPUID from the #UD it raises: Xen 4.17's `pv/emul-priv-op.c`
+//! (`validate`, `read_cr`, `write_cr`, `read_msr`, `write_msr`,
+//! `cache_op`), `msr.c` (`guest_rdmsr`, `guest_wrmsr`), the instruction
+//! rules of `x86_emulate.c` (privilege, operands), and
+//! `pv/emul-inv-op.c`.
+//!
+//! Owns the decisions only: which instruction it is (decoded with
+//! `yaxpeax-x86`), whether the guest may run it (kernel mode stands for
+//! ring 0, as Xen's `read_segment` fakes DPL 0 for the guest kernel),
+//! the values Xen's PV policy shows and which writes it takes, ignores
+//! or refuses. The machine (MSRs, CR0/CR4, TSC, caches, CPUID) is behind
+//! [`Host`]. Invariants: an instruction that Xen would not emulate leaves
+//! the registers untouched and the #GP goes to the guest as raised; a
+//! refused one leaves them untouched and delivers #GP(0); a completed one
+//! moves RIP past it and changes only what the instruction defines.
+#![forbid(unsafe_code)]
+
+use super::cpuid::{self, RawCpuid};
+use super::guest_mem::GuestAccess;
+use super::vcpu::{CpuUserRegs, Vcpu, is_canonical};
+use yaxpeax_arch::LengthedInstruction;
+use yaxpeax_x86::long_mode::{InstDecoder, Opcode, Operand, RegSpec, register_class};
+
+/// MSR numbers (Xen's `msr-index.h`).
+pub mod msr {
+    /// `MSR_IA32_TSC`.
+    pub const TSC: u32 = 0x10;
+    /// `MSR_IA32_PLATFORM_ID`.
+    pub const PLATFORM_ID: u32 = 0x17;
+    /// `MSR_APIC_BASE`.
+    pub const APIC_BASE: u32 = 0x1b;
+    /// `MSR_IA32_FEATURE_CONTROL`.
+    pub const FEATURE_CONTROL: u32 = 0x3a;
+    /// `MSR_AMD_PATCHLEVEL` / `MSR_IA32_UCODE_REV`.
+    pub const UCODE_REV: u32 = 0x8b;
+    /// `MSR_INTEL_PLATFORM_INFO`.
+    pub const PLATFORM_INFO: u32 = 0xce;
+    /// `MSR_IA32_MPERF`.
+    pub const MPERF: u32 = 0xe7;
+    /// `MSR_IA32_APERF`.
+    pub const APERF: u32 = 0xe8;
+    /// `MSR_INTEL_MISC_FEATURES_ENABLES`.
+    pub const MISC_FEATURES_ENABLES: u32 = 0x140;
+    /// `MSR_IA32_PERF_STATUS`.
+    pub const PERF_STATUS: u32 = 0x198;
+    /// `MSR_IA32_PERF_CTL`.
+    pub const PERF_CTL: u32 = 0x199;
+    /// `MSR_IA32_THERM_CONTROL`.
+    pub const THERM_CONTROL: u32 = 0x19a;
+    /// `MSR_IA32_THERM_STATUS`.
+    pub const THERM_STATUS: u32 = 0x19c;
+    /// `MSR_IA32_MISC_ENABLE`.
+    pub const MISC_ENABLE: u32 = 0x1a0;
+    /// `MSR_IA32_ENERGY_PERF_BIAS`.
+    pub const ENERGY_PERF_BIAS: u32 = 0x1b0;
+    /// `MSR_IA32_CR_PAT`.
+    pub const PAT: u32 = 0x277;
+    /// `MSR_IA32_PERF_CAPABILITIES`.
+    pub const PERF_CAPABILITIES: u32 = 0x345;
+    /// `MSR_EFER`.
+    pub const EFER: u32 = 0xc000_0080;
+    /// `MSR_FS_BASE`.
+    pub const FS_BASE: u32 = 0xc000_0100;
+    /// `MSR_GS_BASE`.
+    pub const GS_BASE: u32 = 0xc000_0101;
+    /// `MSR_SHADOW_GS_BASE`.
+    pub const SHADOW_GS_BASE: u32 = 0xc000_0102;
+    /// `MSR_TSC_AUX`.
+    pub const TSC_AUX: u32 = 0xc000_0103;
+    /// `MSR_AMD64_NB_CFG`.
+    pub const AMD64_NB_CFG: u32 = 0xc001_001f;
+    /// Xen's hypercall-page MSR (`cpuid` leaf 0x40000002 EBX).
+    pub const XEN_HYPERCALL_PAGE: u32 = 0x4000_0000;
+}
+
+/// `APIC_BASE_BSP`.
+const APIC_BASE_BSP: u64 = 1 << 8;
+/// `APIC_BASE_ENABLE`.
+const APIC_BASE_ENABLE: u64 = 1 << 11;
+/// `APIC_DEFAULT_PHYS_BASE`.
+const APIC_DEFAULT_PHYS_BASE: u64 = 0xfee0_0000;
+/// `XEN_MSR_PAT`: WB, WT, UC-, UC, WC, WP, UC, UC.
+pub const XEN_MSR_PAT: u64 = 0x0501_0007_0406;
+/// `EFER_KNOWN_MASK`: SCE, LME, LMA, NXE, SVME, FFXSE.
+const EFER_KNOWN_MASK: u64 = (1 << 0) | (1 << 8) | (1 << 10) | (1 << 11) | (1 << 12) | (1 << 14);
+/// `EFER_SVME`, always hidden.
+const EFER_SVME: u64 = 1 << 12;
+/// `MSR_IA32_MISC_ENABLE` bits Xen hides or forces.
+const MISC_ENABLE_PERF_AVAIL: u64 = 1 << 7;
+const MISC_ENABLE_BTS_UNAVAIL: u64 = 1 << 11;
+const MISC_ENABLE_PEBS_UNAVAIL: u64 = 1 << 12;
+const MISC_ENABLE_MONITOR_ENABLE: u64 = 1 << 18;
+const MISC_ENABLE_XTPR_DISABLE: u64 = 1 << 23;
+/// `IA32_FEATURE_CONTROL_LOCK`.
+const FEATURE_CONTROL_LOCK: u64 = 1;
+/// `MSR_PLATFORM_INFO_CPUID_FAULTING`.
+pub const PLATFORM_INFO_CPUID_FAULTING: u64 = 1 << 31;
+/// `MSR_MISC_FEATURES_CPUID_FAULTING`.
+pub const MISC_FEATURES_CPUID_FAULTING: u64 = 1;
+
+/// CR0.TS.
+pub const CR0_TS: u64 = 1 << 3;
+/// CR4.TSD.
+pub const CR4_TSD: u64 = 1 << 2;
+/// CR4.DE.
+pub const CR4_DE: u64 = 1 << 3;
+/// CR4 bits a PV guest may toggle in its view (`PV_CR4_GUEST_MASK`):
+/// TSD, DE, FSGSBASE, OSXSAVE, each only if the policy has the feature.
+/// xen-core's policy has neither FSGSBASE nor (without XSAVE in the
+/// hypervisor) OSXSAVE, so those two are never kept.
+const PV_CR4_GUEST_MASK: u64 = CR4_TSD | CR4_DE;
+/// CR4 bits a PV guest sees from the hardware (`PV_CR4_GUEST_VISIBLE_MASK`):
+/// PAE, MCE, OSFXSR, OSXMMEXCPT.
+pub const PV_CR4_GUEST_VISIBLE_MASK: u64 = (1 << 5) | (1 << 6) | (1 << 9) | (1 << 10);
+
+/// The machine, as the emulation needs it.
+pub trait Host: RawCpuid {
+    /// The hypervisor's EFER.
+    fn efer(&self) -> u64;
+    /// The hypervisor's CR0.
+    fn cr0(&self) -> u64;
+    /// The hypervisor's CR4.
+    fn cr4(&self) -> u64;
+    /// The TSC.
+    fn tsc(&mut self) -> u64;
+    /// `rdmsr` of an MSR Xen reads from the hardware for the guest
+    /// (MISC_ENABLE, PLATFORM_ID, UCODE_REV), or `None` where the CPU
+    /// does not have it.
+    fn read_msr(&self, msr: u32) -> Option<u64>;
+    /// Whether the CPU offers CPUID faulting (MSR_PLATFORM_INFO bit 31).
+    fn cpuid_faulting(&self) -> bool;
+    /// Write back and invalidate the caches.
+    fn wbinvd(&mut self);
+}
+
+/// A privileged instruction Xen's `validate` lets through (port I/O is
+/// `io_emul.rs`'s).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PrivInsn {
+    /// `rdmsr`.
+    Rdmsr,
+    /// `wrmsr`.
+    Wrmsr,
+    /// `mov %crN, %gpr`.
+    ReadCr {
+        /// N.
+        cr: u8,
+        /// The destination register (0 = RAX ... 15 = R15).
+        gpr: u8,
+    },
+    /// `mov %gpr, %crN`.
+    WriteCr {
+        /// N.
+        cr: u8,
+        /// The source register.
+        gpr: u8,
+    },
+    /// `clts`.
+    Clts,
+    /// `wbinvd`.
+    Wbinvd,
+    /// `rdtsc`.
+    Rdtsc,
+    /// `rdtscp`.
+    Rdtscp,
+    /// `cpuid` (faulting under CPUID faulting).
+    Cpuid,
+}
+
+/// A decoded instruction and its length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decoded {
+    /// What it is.
+    pub insn: PrivInsn,
+    /// Its length in bytes.
+    pub len: u64,
+}
+
+fn gpr(op: Operand) -> Option<RegSpec> {
+    match op {
+        Operand::Register { reg } if reg.class() == register_class::Q => Some(reg),
+        _ => None,
+    }
+}
+
+/// Decode `bytes` (the guest's instruction at RIP) as 64-bit code; `None`
+/// unless it is one of [`PrivInsn`] (a `lock` prefix is #UD on hardware
+/// and never reaches here as #GP).
+pub fn decode(bytes: &[u8]) -> Option<Decoded> {
+    let inst = InstDecoder::default().decode_slice(bytes).ok()?;
+    let insn = match inst.opcode() {
+        Opcode::RDMSR => PrivInsn::Rdmsr,
+        Opcode::WRMSR => PrivInsn::Wrmsr,
+        Opcode::CLTS => PrivInsn::Clts,
+        Opcode::WBINVD => PrivInsn::Wbinvd,
+        Opcode::RDTSC => PrivInsn::Rdtsc,
+        Opcode::RDTSCP => PrivInsn::Rdtscp,
+        Opcode::CPUID => PrivInsn::Cpuid,
+        Opcode::MOV => match (inst.operand(0), inst.operand(1)) {
+            (Operand::Register { reg: c }, src) if c.class() == register_class::CR => PrivInsn::WriteCr { cr: c.num(), gpr: gpr(src)?.num() },
+            (dst, Operand::Register { reg: c }) if c.class() == register_class::CR => PrivInsn::ReadCr { cr: c.num(), gpr: gpr(dst)?.num() },
+            _ => return None,
+        },
+        _ => return None,
+    };
+    Some(Decoded { insn, len: inst.len().to_const() })
+}
+
+/// How an emulation ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Emulated {
+    /// Not an instruction Xen emulates (or one it cannot, such as a CR3
+    /// write here): deliver the #GP as raised.
+    NotEmulated,
+    /// Done: RIP is past it.
+    Done,
+    /// Done, and the guest wrote CR2: the caller mirrors it into
+    /// `vcpu_info.arch.cr2` (Xen's `arch_set_cr2`).
+    DoneCr2,
+    /// Refused: deliver #GP(0), registers untouched.
+    GeneralProtection,
+}
+
+/// What the emulation knows about the domain.
+pub struct Env<'a, H: Host> {
+    /// The machine.
+    pub host: &'a mut H,
+    /// The domain is the hardware domain (dom0): real `wbinvd`, and
+    /// CPUID's hardware-domain leaks.
+    pub hardware_domain: bool,
+    /// `(major, minor)` for CPUID leaf 0x40000001.
+    pub version: (u32, u32),
+    /// TSC kHz and TSC-to-ns scale for CPUID leaf 0x40000003.
+    pub tsc: (u32, (u32, i8)),
+    /// Highest machine frame, for CPUID leaf 0x40000005.
+    pub max_mfn: u64,
+}
+
+fn reg_mut(regs: &mut CpuUserRegs, n: u8) -> &mut u64 {
+    match n & 15 {
+        0 => &mut regs.rax,
+        1 => &mut regs.rcx,
+        2 => &mut regs.rdx,
+        3 => &mut regs.rbx,
+        4 => &mut regs.rsp,
+        5 => &mut regs.rbp,
+        6 => &mut regs.rsi,
+        7 => &mut regs.rdi,
+        8 => &mut regs.r8,
+        9 => &mut regs.r9,
+        10 => &mut regs.r10,
+        11 => &mut regs.r11,
+        12 => &mut regs.r12,
+        13 => &mut regs.r13,
+        14 => &mut regs.r14,
+        _ => &mut regs.r15,
+    }
+}
+
+fn is_intel(host: &impl RawCpuid) -> bool {
+    let v = host.cpuid(0, 0);
+    (v.b, v.d, v.c) == (0x756e_6547, 0x4965_6e69, 0x6c65_746e)
+}
+
+/// Xen's `guest_efer` for a 64-bit PV domain.
+pub fn guest_efer(host_efer: u64) -> u64 {
+    host_efer & EFER_KNOWN_MASK & !EFER_SVME
+}
+
+/// Xen's `guest_misc_enable`.
+pub fn guest_misc_enable(host: u64) -> u64 {
+    (host & !(MISC_ENABLE_PERF_AVAIL | MISC_ENABLE_MONITOR_ENABLE)) | MISC_ENABLE_BTS_UNAVAIL | MISC_ENABLE_PEBS_UNAVAIL | MISC_ENABLE_XTPR_DISABLE
+}
+
+/// The guest's CR4 as `read_cr` shows it: its own bits and Xen's visible
+/// ones (`pv_fixup_guest_cr4`).
+pub fn guest_cr4(v: &Vcpu, host_cr4: u64) -> u64 {
+    (v.cr4 & PV_CR4_GUEST_MASK) | (host_cr4 & PV_CR4_GUEST_VISIBLE_MASK)
+}
+
+/// Intel architectural PMU MSRs (`MSR_P6_PERFCTR(0..7)`, `MSR_P6_EVNTSEL(0..3)`,
+/// fixed counters and global controls): with the vPMU off (Xen 4.17's
+/// default) they read 0 and writes are dropped.
+fn intel_pmu_msr(m: u32) -> bool {
+    matches!(m, 0xc1..=0xc8 | 0x186..=0x189 | 0x309..=0x30b | 0x38d..=0x390)
+}
+
+/// Xen's `read_msr` (`guest_rdmsr` first) for a 64-bit PV vCPU on an Intel
+/// or AMD host; `None` is #GP(0).
+pub fn read_msr<H: Host>(m: u32, v: &Vcpu, env: &mut Env<'_, H>) -> Option<u64> {
+    let intel = is_intel(env.host);
+    let rdtscp = env.host.cpuid(0x8000_0001, 0).d & cpuid::feat::RDTSCP != 0;
+    Some(match m {
+        // guest_rdmsr.
+        msr::FEATURE_CONTROL if intel => FEATURE_CONTROL_LOCK,
+        msr::PLATFORM_ID | msr::UCODE_REV if intel => env.host.read_msr(m)?,
+        msr::PLATFORM_INFO => {
+            if env.host.cpuid_faulting() {
+                PLATFORM_INFO_CPUID_FAULTING
+            } else {
+                0
+            }
+        }
+        msr::MISC_FEATURES_ENABLES => v.misc_features_enables,
+        msr::PERF_STATUS | msr::PERF_CTL | msr::THERM_STATUS if intel => 0,
+        msr::XEN_HYPERCALL_PAGE => 0,
+        msr::TSC_AUX if rdtscp => 0,
+        0x4000_0001..=0x4000_02ff => return None,
+        // read_msr.
+        msr::APIC_BASE => APIC_BASE_ENABLE | APIC_DEFAULT_PHYS_BASE | if v.vcpu_id == 0 { APIC_BASE_BSP } else { 0 },
+        msr::FS_BASE => v.fs_base,
+        msr::GS_BASE => {
+            if v.kernel_mode {
+                v.gs_base_kernel
+            } else {
+                v.gs_base_user
+            }
+        }
+        msr::SHADOW_GS_BASE => {
+            if v.kernel_mode {
+                v.gs_base_user
+            } else {
+                v.gs_base_kernel
+            }
+        }
+        msr::TSC => env.host.tsc(),
+        msr::EFER => guest_efer(env.host.efer()),
+        msr::PAT => XEN_MSR_PAT,
+        msr::MISC_ENABLE => guest_misc_enable(env.host.read_msr(m)?),
+        msr::PERF_CAPABILITIES => 0,
+        m if intel && intel_pmu_msr(m) => 0,
+        _ => return None,
+    })
+}
+
+/// Xen's `write_msr` (`guest_wrmsr` first); `false` is #GP(0), nothing
+/// changed.
+pub fn write_msr<H: Host>(m: u32, val: u64, v: &mut Vcpu, env: &mut Env<'_, H>) -> bool {
+    let intel = is_intel(env.host);
+    match m {
+        // guest_wrmsr.
+        msr::MISC_FEATURES_ENABLES => {
+            let allowed = if env.host.cpuid_faulting() { MISC_FEATURES_CPUID_FAULTING } else { 0 };
+            if val & !allowed != 0 {
+                return false;
+            }
+            v.misc_features_enables = val;
+            true
+        }
+        // Dropped for a domain that is not a cpufreq controller.
+        msr::PERF_CTL => intel,
+        // write_msr.
+        msr::FS_BASE | msr::GS_BASE | msr::SHADOW_GS_BASE if !is_canonical(val) => false,
+        msr::FS_BASE => {
+            v.fs_base = val;
+            true
+        }
+        msr::GS_BASE => {
+            if v.kernel_mode {
+                v.gs_base_kernel = val;
+            } else {
+                v.gs_base_user = val;
+            }
+            true
+        }
+        msr::SHADOW_GS_BASE => {
+            if v.kernel_mode {
+                v.gs_base_user = val;
+            } else {
+                v.gs_base_kernel = val;
+            }
+            true
+        }
+        // Linux writes back the value it read; any change is refused.
+        msr::EFER => val == guest_efer(env.host.efer()),
+        // Any value is accepted and ignored ("Domain attempted WRMSR").
+        msr::MISC_ENABLE => env.host.read_msr(m).is_some(),
+        msr::MPERF | msr::APERF => true,
+        msr::THERM_CONTROL | msr::ENERGY_PERF_BIAS => intel,
+        msr::AMD64_NB_CFG => true,
+        m if intel && intel_pmu_msr(m) => true,
+        _ => false,
+    }
+}
+
+fn cpuid_ctx<H: Host>(v: &Vcpu, env: &Env<'_, H>, forced: bool) -> cpuid::Context {
+    cpuid::Context {
+        kernel_mode: v.kernel_mode,
+        hardware_domain: env.hardware_domain,
+        forced,
+        guest_cr4: guest_cr4(v, env.host.cr4()),
+        host_osxsave: env.host.cr4() & cpuid::CR4_OSXSAVE != 0,
+        vcpu_id: v.vcpu_id,
+        version: env.version,
+        tsc_khz: env.tsc.0,
+        tsc_to_ns: env.tsc.1,
+        max_mfn: env.max_mfn,
+    }
+}
+
+/// Xen's `guest_cpuid` into the guest's registers: leaf in EAX, sub-leaf
+/// in ECX. `forced`: from the forced-emulation prefix (#UD), else from
+/// CPUID faulting (#GP).
+pub fn emulate_cpuid<H: Host>(regs: &mut CpuUserRegs, v: &Vcpu, env: &mut Env<'_, H>, forced: bool) {
+    let ctx = cpuid_ctx(v, env, forced);
+    let l = cpuid::guest_cpuid(env.host, &ctx, regs.rax as u32, regs.rcx as u32);
+    regs.rax = u64::from(l.a);
+    regs.rbx = u64::from(l.b);
+    regs.rcx = u64::from(l.c);
+    regs.rdx = u64::from(l.d);
+}
+
+fn set_edx_eax(regs: &mut CpuUserRegs, val: u64) {
+    regs.rdx = val >> 32;
+    regs.rax = val & 0xffff_ffff;
+}
+
+/// Emulate `d` (decoded at RIP) for `v`, whose registers are `regs`.
+pub fn emulate<H: Host>(d: &Decoded, regs: &mut CpuUserRegs, v: &mut Vcpu, env: &mut Env<'_, H>) -> Emulated {
+    // x86_emulate's mode_ring0(): the guest kernel counts as ring 0.
+    let ring0 = v.kernel_mode;
+    let mut out = Emulated::Done;
+    match d.insn {
+        PrivInsn::Rdmsr | PrivInsn::Wrmsr | PrivInsn::ReadCr { .. } | PrivInsn::WriteCr { .. } | PrivInsn::Clts | PrivInsn::Wbinvd if !ring0 => {
+            return Emulated::GeneralProtection;
+        }
+        PrivInsn::Rdmsr => match read_msr(regs.rcx as u32, v, env) {
+            Some(val) => set_edx_eax(regs, val),
+            None => return Emulated::GeneralProtection,
+        },
+        PrivInsn::Wrmsr => {
+            let val = (regs.rdx << 32) | (regs.rax & 0xffff_ffff);
+            if !write_msr(regs.rcx as u32, val, v, env) {
+                return Emulated::GeneralProtection;
+            }
+        }
+        PrivInsn::ReadCr { cr, gpr } => {
+            let val = match cr {
+                0 => (env.host.cr0() & !CR0_TS) | if v.fpu_ts { CR0_TS } else { 0 },
+                2 => v.cr2,
+                // xen_pfn_to_cr3(mfn_to_gfn(guest_table)): a PV domain's
+                // gfn is its mfn.
+                3 => v.guest_table & !0xfff,
+                4 => guest_cr4(v, env.host.cr4()),
+                _ => return Emulated::NotEmulated,
+            };
+            *reg_mut(regs, gpr) = val;
+        }
+        PrivInsn::WriteCr { cr, gpr } => {
+            let val = *reg_mut(regs, gpr);
+            match cr {
+                // Only TS may change ("Attempt to change unmodifiable CR0
+                // flags" is unhandleable: the #GP goes to the guest).
+                0 if (val ^ env.host.cr0()) & !CR0_TS != 0 => return Emulated::NotEmulated,
+                0 => v.fpu_ts = val & CR0_TS != 0,
+                2 => {
+                    v.cr2 = val;
+                    out = Emulated::DoneCr2;
+                }
+                4 => v.cr4 = val & PV_CR4_GUEST_MASK,
+                // CR3 writes (new_guest_cr3) are not emulated here.
+                _ => return Emulated::NotEmulated,
+            }
+        }
+        PrivInsn::Clts => v.fpu_ts = false,
+        PrivInsn::Wbinvd => {
+            // cache_flush_permitted: only a domain with I/O resources;
+            // others' wbinvd is ignored.
+            if env.hardware_domain {
+                env.host.wbinvd();
+            }
+        }
+        PrivInsn::Rdtsc | PrivInsn::Rdtscp => {
+            if !ring0 && guest_cr4(v, env.host.cr4()) & CR4_TSD != 0 {
+                return Emulated::GeneralProtection;
+            }
+            if d.insn == PrivInsn::Rdtscp {
+                let Some(aux) = read_msr(msr::TSC_AUX, v, env) else { return Emulated::GeneralProtection };
+                regs.rcx = aux & 0xffff_ffff;
+            }
+            let tsc = env.host.tsc();
+            set_edx_eax(regs, tsc);
+        }
+        PrivInsn::Cpuid => {
+            // The guest's own CPUID faulting (MSR_MISC_FEATURES_ENABLES)
+            // applies outside ring 0.
+            if !ring0 && v.misc_features_enables & MISC_FEATURES_CPUID_FAULTING != 0 {
+                return Emulated::GeneralProtection;
+            }
+            emulate_cpuid(regs, v, env, false);
+        }
+    }
+    regs.rip = regs.rip.wrapping_add(d.len);
+    out
+}
+
+/// What the bytes at a #UD's RIP are (`emulate_forced_invalid_op`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Forced {
+    /// Not the forced-emulation prefix with `cpuid`: the #UD stands.
+    No,
+    /// Reading the bytes faulted: #PF(0) at this address.
+    Fault(u64),
+    /// `ud2; "xen"; cpuid`: emulate CPUID and move RIP past all 7 bytes.
+    Cpuid,
+}
+
+/// Xen reads the 5-byte signature, then the 2-byte `cpuid`, each as one
+/// copy; a copy that faults gives #PF at its first byte not copied.
+pub fn forced_emulation(mem: &impl GuestAccess, rip: u64) -> Forced {
+    let sig = &cpuid::FORCED_EMULATION;
+    let mut got = [0u8; 7];
+    for (start, end) in [(0usize, 5usize), (5, 7)] {
+        for i in start..end {
+            if mem.read(rip.wrapping_add(i as u64), &mut got[i..=i]).is_err() {
+                return Forced::Fault(rip.wrapping_add(i as u64));
+            }
+        }
+        if got[start..end] != sig[start..end] {
+            return Forced::No;
+        }
+    }
+    Forced::Cpuid
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::cpuid::Leaf;
+    use super::super::guest_mem::tests::FakeGuest;
+    use super::*;
+
+    struct Machine {
+        tsc: u64,
+        flushed: u32,
+        faulting: bool,
+        misc_enable: Option<u64>,
+    }
+
+    impl RawCpuid for Machine {
+        fn cpuid(&self, leaf: u32, _sub: u32) -> Leaf {
+            match leaf {
+                0 => Leaf { a: 0xd, b: 0x756e_6547, c: 0x6c65_746e, d: 0x4965_6e69 },
+                1 => Leaf { a: 0x306c1, b: 0x800, c: 0x8000_0000 | cpuid::feat::VMX, d: 0x0f8b_fbff },
+                0x4000_0000 => Leaf::default(),
+                0x8000_0000 => Leaf { a: 0x8000_0008, ..Leaf::default() },
+                0x8000_0001 => Leaf { a: 0, b: 0, c: 0x21, d: 0x2c10_0800 | cpuid::feat::RDTSCP },
+                _ => Leaf::default(),
+            }
+        }
+    }
+
+    impl Host for Machine {
+        fn efer(&self) -> u64 {
+            0xd01 | EFER_SVME
+        }
+        fn cr0(&self) -> u64 {
+            0x8005_003b
+        }
+        fn cr4(&self) -> u64 {
+            0x0030_06f0
+        }
+        fn tsc(&mut self) -> u64 {
+            self.tsc += 1;
+            self.tsc
+        }
+        fn read_msr(&self, m: u32) -> Option<u64> {
+            if m == msr::MISC_ENABLE { self.misc_enable } else { None }
+        }
+        fn cpuid_faulting(&self) -> bool {
+            self.faulting
+        }
+        fn wbinvd(&mut self) {
+            self.flushed += 1;
+        }
+    }
+
+    fn machine() -> Machine {
+        Machine { tsc: 0x1_2345_6789, flushed: 0, faulting: false, misc_enable: Some(0x85_0089) }
+    }
+
+    fn run(code: &[u8], r: &mut CpuUserRegs, v: &mut Vcpu, m: &mut Machine, hw: bool) -> Emulated {
+        let Some(d) = decode(code) else { return Emulated::NotEmulated };
+        let mut env = Env { host: m, hardware_domain: hw, version: (4, 17), tsc: (2_000_000, (0x8000_0000, 0)), max_mfn: 0xfffff };
+        emulate(&d, r, v, &mut env)
+    }
+
+    fn regs() -> CpuUserRegs {
+        CpuUserRegs { rip: 0x1000, ..Default::default() }
+    }
+
+    const RDMSR: [u8; 2] = [0x0f, 0x32];
+    const WRMSR: [u8; 2] = [0x0f, 0x30];
+
+    fn rdmsr(m: u32, v: &mut Vcpu, mach: &mut Machine) -> Result<u64, Emulated> {
+        let mut r = CpuUserRegs { rcx: u64::from(m), rax: 0xdead, rdx: 0xbeef, ..regs() };
+        match run(&RDMSR, &mut r, v, mach, true) {
+            Emulated::Done => {
+                assert_eq!(r.rip, 0x1002);
+                Ok((r.rdx << 32) | r.rax)
+            }
+            e => {
+                assert_eq!((r.rax, r.rdx, r.rip), (0xdead, 0xbeef, 0x1000), "refused: registers untouched");
+                Err(e)
+            }
+        }
+    }
+
+    fn wrmsr(m: u32, val: u64, v: &mut Vcpu, mach: &mut Machine) -> Emulated {
+        let mut r = CpuUserRegs { rcx: u64::from(m), rax: val & 0xffff_ffff, rdx: val >> 32, ..regs() };
+        run(&WRMSR, &mut r, v, mach, true)
+    }
+
+    #[test]
+    fn decode_knows_xens_validate_list() {
+        let d = |b: &[u8]| decode(b).map(|x| (x.insn, x.len));
+        assert_eq!(d(&RDMSR), Some((PrivInsn::Rdmsr, 2)));
+        assert_eq!(d(&WRMSR), Some((PrivInsn::Wrmsr, 2)));
+        assert_eq!(d(&[0x0f, 0x20, 0xe0]), Some((PrivInsn::ReadCr { cr: 4, gpr: 0 }, 3)), "mov %cr4, %rax");
+        assert_eq!(d(&[0x0f, 0x20, 0xc3]), Some((PrivInsn::ReadCr { cr: 0, gpr: 3 }, 3)), "mov %cr0, %rbx");
+        assert_eq!(d(&[0x41, 0x0f, 0x22, 0xc0]), Some((PrivInsn::WriteCr { cr: 0, gpr: 8 }, 4)), "mov %r8, %cr0");
+        assert_eq!(d(&[0x44, 0x0f, 0x20, 0xc0]), Some((PrivInsn::ReadCr { cr: 8, gpr: 0 }, 4)), "mov %cr8, %rax");
+        assert_eq!(d(&[0x0f, 0x06]), Some((PrivInsn::Clts, 2)));
+        assert_eq!(d(&[0x0f, 0x09]), Some((PrivInsn::Wbinvd, 2)));
+        assert_eq!(d(&[0x0f, 0x31]), Some((PrivInsn::Rdtsc, 2)));
+        assert_eq!(d(&[0x0f, 0x01, 0xf9]), Some((PrivInsn::Rdtscp, 3)));
+        assert_eq!(d(&[0x0f, 0xa2]), Some((PrivInsn::Cpuid, 2)));
+        assert_eq!(d(&[0x0f, 0x33]), None, "rdpmc: not in Xen's list, the #GP stands");
+        assert_eq!(d(&[0x0f, 0x01, 0xf8]), None, "swapgs");
+        assert_eq!(d(&[0x0f, 0x01, 0x18]), None, "lidt");
+        assert_eq!(d(&[0xfa]), None, "cli");
+        assert_eq!(d(&[]), None);
+    }
+
+    #[test]
+    fn wrmsr_gs_base_in_kernel_mode_sets_the_kernel_gs_base_and_rdmsr_reads_it_back() {
+        // Linux PV's first instruction: wrmsr MSR_GS_BASE.
+        let (mut v, mut m) = (Vcpu::default(), machine());
+        assert_eq!(wrmsr(msr::GS_BASE, 0xffff_8880_1234_5000, &mut v, &mut m), Emulated::Done);
+        assert_eq!(v.gs_base_kernel, 0xffff_8880_1234_5000);
+        assert_eq!(rdmsr(msr::GS_BASE, &mut v, &mut m), Ok(0xffff_8880_1234_5000));
+        assert_eq!(wrmsr(msr::SHADOW_GS_BASE, 0x7f00_0000_1000, &mut v, &mut m), Emulated::Done);
+        assert_eq!(v.gs_base_user, 0x7f00_0000_1000, "shadow GS is the user GS base");
+        assert_eq!(wrmsr(msr::FS_BASE, 0x7f00_0000_2000, &mut v, &mut m), Emulated::Done);
+        assert_eq!(rdmsr(msr::FS_BASE, &mut v, &mut m), Ok(0x7f00_0000_2000));
+    }
+
+    #[test]
+    fn non_canonical_segment_base_is_gp_and_changes_nothing() {
+        let (mut v, mut m) = (Vcpu { fs_base: 0x1000, ..Vcpu::default() }, machine());
+        for msr in [msr::FS_BASE, msr::GS_BASE, msr::SHADOW_GS_BASE] {
+            assert_eq!(wrmsr(msr, 0x8000_0000_0000_0000, &mut v, &mut m), Emulated::GeneralProtection);
+        }
+        assert_eq!((v.fs_base, v.gs_base_kernel, v.gs_base_user), (0x1000, 0, 0));
+    }
+
+    #[test]
+    fn msrs_read_as_xen_shows_them() {
+        let (mut v, mut m) = (Vcpu::default(), machine());
+        assert_eq!(rdmsr(msr::EFER, &mut v, &mut m), Ok(0xd01), "host EFER without SVME");
+        assert_eq!(rdmsr(msr::PAT, &mut v, &mut m), Ok(XEN_MSR_PAT));
+        assert_eq!(rdmsr(msr::APIC_BASE, &mut v, &mut m), Ok(0xfee0_0900), "enabled, BSP on vCPU 0");
+        v.vcpu_id = 1;
+        assert_eq!(rdmsr(msr::APIC_BASE, &mut v, &mut m), Ok(0xfee0_0800));
+        assert_eq!(rdmsr(msr::MISC_ENABLE, &mut v, &mut m), Ok((0x85_0089 & !((1 << 7) | (1 << 18))) | (1 << 11) | (1 << 12) | (1 << 23)));
+        assert_eq!(rdmsr(msr::PLATFORM_INFO, &mut v, &mut m), Ok(0), "no CPUID faulting on this host");
+        assert_eq!(rdmsr(msr::FEATURE_CONTROL, &mut v, &mut m), Ok(1), "locked, no VMX");
+        assert_eq!(rdmsr(msr::PERF_CAPABILITIES, &mut v, &mut m), Ok(0));
+        assert_eq!(rdmsr(0xc1, &mut v, &mut m), Ok(0), "PMU counter with the vPMU off");
+        assert_eq!(rdmsr(msr::XEN_HYPERCALL_PAGE, &mut v, &mut m), Ok(0));
+        assert_eq!(rdmsr(msr::TSC, &mut v, &mut m), Ok(0x1_2345_678a));
+    }
+
+    #[test]
+    fn unknown_msrs_are_gp_as_on_xen_4_17() {
+        let (mut v, mut m) = (Vcpu::default(), machine());
+        for msr in [0x1234_5678u32, 0x4000_0001, 0xc000_0081 /* STAR */, 0x174 /* SYSENTER_CS */, 0x48 /* SPEC_CTRL */] {
+            assert_eq!(rdmsr(msr, &mut v, &mut m), Err(Emulated::GeneralProtection), "{msr:#x}");
+            assert_eq!(wrmsr(msr, 0, &mut v, &mut m), Emulated::GeneralProtection, "{msr:#x}");
+        }
+        assert_eq!(wrmsr(msr::PAT, XEN_MSR_PAT, &mut v, &mut m), Emulated::GeneralProtection, "PAT is read-only for PV");
+        assert_eq!(wrmsr(msr::APIC_BASE, 0xfee0_0900, &mut v, &mut m), Emulated::GeneralProtection);
+    }
+
+    #[test]
+    fn efer_write_back_of_the_same_value_is_accepted_a_change_refused() {
+        let (mut v, mut m) = (Vcpu::default(), machine());
+        assert_eq!(wrmsr(msr::EFER, 0xd01, &mut v, &mut m), Emulated::Done);
+        assert_eq!(wrmsr(msr::EFER, 0x501, &mut v, &mut m), Emulated::GeneralProtection);
+    }
+
+    #[test]
+    fn misc_enable_and_pmu_writes_are_ignored() {
+        let (mut v, mut m) = (Vcpu::default(), machine());
+        assert_eq!(wrmsr(msr::MISC_ENABLE, 0, &mut v, &mut m), Emulated::Done);
+        assert_eq!(wrmsr(0x186, 0x43_003c, &mut v, &mut m), Emulated::Done);
+        m.misc_enable = None;
+        assert_eq!(rdmsr(msr::MISC_ENABLE, &mut v, &mut m), Err(Emulated::GeneralProtection), "no such MSR on the host");
+    }
+
+    #[test]
+    fn misc_features_enables_takes_cpuid_faulting_only_where_the_host_has_it() {
+        let (mut v, mut m) = (Vcpu::default(), machine());
+        assert_eq!(wrmsr(msr::MISC_FEATURES_ENABLES, 1, &mut v, &mut m), Emulated::GeneralProtection);
+        m.faulting = true;
+        assert_eq!(rdmsr(msr::PLATFORM_INFO, &mut v, &mut m), Ok(PLATFORM_INFO_CPUID_FAULTING));
+        assert_eq!(wrmsr(msr::MISC_FEATURES_ENABLES, 1, &mut v, &mut m), Emulated::Done);
+        assert_eq!(rdmsr(msr::MISC_FEATURES_ENABLES, &mut v, &mut m), Ok(1));
+        assert_eq!(wrmsr(msr::MISC_FEATURES_ENABLES, 2, &mut v, &mut m), Emulated::GeneralProtection, "reserved bit");
+        // Guest user-mode CPUID now faults (#GP) through the emulation.
+        v.kernel_mode = false;
+        assert_eq!(run(&[0x0f, 0xa2], &mut regs(), &mut v, &mut m, true), Emulated::GeneralProtection);
+    }
+
+    #[test]
+    fn msr_and_cr_access_from_guest_user_mode_is_gp() {
+        let (mut v, mut m) = (Vcpu { kernel_mode: false, ..Vcpu::default() }, machine());
+        for code in [&RDMSR[..], &WRMSR[..], &[0x0f, 0x20, 0xe0], &[0x0f, 0x22, 0xd8], &[0x0f, 0x06], &[0x0f, 0x09]] {
+            let mut r = CpuUserRegs { rcx: u64::from(msr::FS_BASE), rax: 0x1000, ..regs() };
+            let before = r;
+            assert_eq!(run(code, &mut r, &mut v, &mut m, true), Emulated::GeneralProtection, "{code:x?}");
+            assert_eq!(r, before);
+        }
+        assert_eq!(v.fs_base, 0);
+        assert_eq!(m.flushed, 0);
+    }
+
+    #[test]
+    fn cr0_reads_show_the_virtual_ts_and_writes_may_change_only_ts() {
+        let (mut v, mut m) = (Vcpu::default(), machine());
+        let mut r = regs();
+        assert_eq!(run(&[0x0f, 0x20, 0xc0], &mut r, &mut v, &mut m, true), Emulated::Done);
+        assert_eq!(r.rax, 0x8005_0033, "host CR0 without TS");
+        v.fpu_ts = true;
+        run(&[0x0f, 0x20, 0xc0], &mut r, &mut v, &mut m, true);
+        assert_eq!(r.rax, 0x8005_003b);
+        assert_eq!(run(&[0x0f, 0x06], &mut regs(), &mut v, &mut m, true), Emulated::Done);
+        assert!(!v.fpu_ts, "clts clears the virtual TS");
+        let mut r = CpuUserRegs { rax: 0x8005_003b, ..regs() };
+        assert_eq!(run(&[0x0f, 0x22, 0xc0], &mut r, &mut v, &mut m, true), Emulated::Done);
+        assert!(v.fpu_ts, "mov to CR0 sets TS (fpu_taskswitch)");
+        let mut r = CpuUserRegs { rax: 0x0005_003b, ..regs() };
+        assert_eq!(run(&[0x0f, 0x22, 0xc0], &mut r, &mut v, &mut m, true), Emulated::NotEmulated, "clearing PG");
+        assert_eq!(r.rip, 0x1000);
+    }
+
+    #[test]
+    fn cr4_shows_guest_bits_and_xens_visible_bits_only() {
+        let (mut v, mut m) = (Vcpu::default(), machine());
+        let mut r = regs();
+        run(&[0x0f, 0x20, 0xe0], &mut r, &mut v, &mut m, true);
+        assert_eq!(r.rax, 0x6e0 & PV_CR4_GUEST_VISIBLE_MASK, "PAE|MCE|OSFXSR|OSXMMEXCPT, not PGE/SMEP/SMAP");
+        let mut r = CpuUserRegs { rax: u64::MAX, ..regs() };
+        assert_eq!(run(&[0x0f, 0x22, 0xe0], &mut r, &mut v, &mut m, true), Emulated::Done);
+        assert_eq!(v.cr4, CR4_TSD | CR4_DE, "only the guest-controllable bits stick");
+    }
+
+    #[test]
+    fn cr3_reads_the_kernel_l4_as_a_pfn_and_cr2_round_trips() {
+        let (mut v, mut m) = (Vcpu { guest_table: 0x1234_5000, ..Vcpu::default() }, machine());
+        let mut r = regs();
+        run(&[0x0f, 0x20, 0xd9], &mut r, &mut v, &mut m, true);
+        assert_eq!(r.rcx, 0x1234_5000, "mov %cr3, %rcx");
+        let mut r = CpuUserRegs { rdx: 0xdead_b000, ..regs() };
+        assert_eq!(run(&[0x0f, 0x22, 0xd2], &mut r, &mut v, &mut m, true), Emulated::DoneCr2);
+        run(&[0x0f, 0x20, 0xd0], &mut r, &mut v, &mut m, true);
+        assert_eq!(r.rax, 0xdead_b000);
+        assert_eq!(run(&[0x0f, 0x22, 0xd8], &mut regs(), &mut v, &mut m, true), Emulated::NotEmulated, "CR3 write");
+        assert_eq!(run(&[0x44, 0x0f, 0x20, 0xc0], &mut regs(), &mut v, &mut m, true), Emulated::NotEmulated, "CR8");
+    }
+
+    #[test]
+    fn wbinvd_flushes_only_for_the_hardware_domain() {
+        let (mut v, mut m) = (Vcpu::default(), machine());
+        assert_eq!(run(&[0x0f, 0x09], &mut regs(), &mut v, &mut m, false), Emulated::Done);
+        assert_eq!(m.flushed, 0);
+        assert_eq!(run(&[0x0f, 0x09], &mut regs(), &mut v, &mut m, true), Emulated::Done);
+        assert_eq!(m.flushed, 1);
+    }
+
+    #[test]
+    fn rdtsc_follows_the_guests_cr4_tsd_in_user_mode() {
+        let (mut v, mut m) = (Vcpu { kernel_mode: false, ..Vcpu::default() }, machine());
+        let mut r = regs();
+        assert_eq!(run(&[0x0f, 0x31], &mut r, &mut v, &mut m, true), Emulated::Done);
+        assert_eq!((r.rdx, r.rax), (1, 0x2345_678a));
+        v.cr4 = CR4_TSD;
+        assert_eq!(run(&[0x0f, 0x31], &mut regs(), &mut v, &mut m, true), Emulated::GeneralProtection);
+        v.kernel_mode = true;
+        let mut r = CpuUserRegs { rcx: u64::MAX, ..regs() };
+        assert_eq!(run(&[0x0f, 0x01, 0xf9], &mut r, &mut v, &mut m, true), Emulated::Done);
+        assert_eq!((r.rcx, r.rip), (0, 0x1003), "rdtscp: TSC_AUX 0");
+    }
+
+    #[test]
+    fn faulted_cpuid_applies_the_pv_policy() {
+        let (mut v, mut m) = (Vcpu::default(), machine());
+        let mut r = CpuUserRegs { rax: 1, ..regs() };
+        assert_eq!(run(&[0x0f, 0xa2], &mut r, &mut v, &mut m, true), Emulated::Done);
+        assert_eq!(r.rcx as u32 & cpuid::feat::VMX, 0);
+        assert_ne!(r.rcx as u32 & cpuid::feat::HYPERVISOR, 0);
+    }
+
+    #[test]
+    fn forced_emulation_prefix_is_recognised_and_faults_report_the_first_missing_byte() {
+        let g = FakeGuest::default();
+        g.map(0x1000);
+        g.write(0x1ffb, &cpuid::FORCED_EMULATION[..5]).unwrap();
+        assert_eq!(forced_emulation(&g, 0x1ffb), Forced::Fault(0x2000), "cpuid bytes on an unmapped page");
+        g.write(0x1100, &cpuid::FORCED_EMULATION).unwrap();
+        assert_eq!(forced_emulation(&g, 0x1100), Forced::Cpuid);
+        g.write(0x1200, &[0x0f, 0x0b, b'x', b'e', b'n', 0x0f, 0x31]).unwrap();
+        assert_eq!(forced_emulation(&g, 0x1200), Forced::No, "only cpuid is emulated");
+        g.write(0x1300, &[0x0f, 0x0b, 0, 0, 0]).unwrap();
+        assert_eq!(forced_emulation(&g, 0x1300), Forced::No, "a plain ud2");
+        assert_eq!(forced_emulation(&g, 0x5000), Forced::Fault(0x5000));
+    }
+
+    #[test]
+    fn hostile_bytes_never_panic() {
+        let (mut v, mut m) = (Vcpu::default(), machine());
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for i in 0..20000u32 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let mut code = x.to_le_bytes().to_vec();
+            code.extend_from_slice(&x.rotate_left(11).to_le_bytes()[..7]);
+            code[0] = [0x0f, 0x0f, 0x41, 0x44][(x >> 62) as usize];
+            code[1] = [0x20, 0x22, 0x30, 0x32, 0x06, 0x09, 0x31, 0xa2][(i % 8) as usize];
+            v.kernel_mode = x & 1 == 0;
+            let mut r = CpuUserRegs { rcx: x >> 3, rax: x, rdx: x.rotate_left(5), ..regs() };
+            let _ = run(&code, &mut r, &mut v, &mut m, i % 2 == 0);
+        }
+    }
+}
