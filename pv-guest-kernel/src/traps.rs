@@ -219,6 +219,84 @@ guest_probe_rep_outsb_64k:
 guest_probe_rep_outsb_64k_end:
     xor %eax, %eax
     ret
+    /* Privileged instructions a PV kernel (ring 3) gets emulated. Results
+     * go to guest_probe_value (EDX:EAX, or the register read) and, for
+     * cpuid, guest_probe_regs. */
+    .global guest_probe_rdmsr
+    .global guest_probe_rdmsr_end
+guest_probe_rdmsr:
+    mov %edi, %ecx
+    rdmsr
+    shl $32, %rdx
+    mov %eax, %eax
+    or %rdx, %rax
+    mov %rax, guest_probe_value(%rip)
+guest_probe_rdmsr_end:
+    xor %eax, %eax
+    ret
+    .global guest_probe_wrmsr
+    .global guest_probe_wrmsr_end
+guest_probe_wrmsr:
+    mov guest_probe_arg2(%rip), %rax
+    mov %rax, %rdx
+    shr $32, %rdx
+    mov %edi, %ecx
+    wrmsr
+guest_probe_wrmsr_end:
+    xor %eax, %eax
+    ret
+    .global guest_probe_read_cr0
+    .global guest_probe_read_cr0_end
+guest_probe_read_cr0:
+    mov %cr0, %rax
+    mov %rax, guest_probe_value(%rip)
+guest_probe_read_cr0_end:
+    xor %eax, %eax
+    ret
+    .global guest_probe_read_cr3
+    .global guest_probe_read_cr3_end
+guest_probe_read_cr3:
+    mov %cr3, %rax
+    mov %rax, guest_probe_value(%rip)
+guest_probe_read_cr3_end:
+    xor %eax, %eax
+    ret
+    .global guest_probe_read_cr4
+    .global guest_probe_read_cr4_end
+guest_probe_read_cr4:
+    mov %cr4, %rax
+    mov %rax, guest_probe_value(%rip)
+guest_probe_read_cr4_end:
+    xor %eax, %eax
+    ret
+    probe clts, clts
+    probe wbinvd, wbinvd
+    .global guest_probe_forced_cpuid
+    .global guest_probe_forced_cpuid_end
+guest_probe_forced_cpuid:
+    mov %rbx, %r8
+    mov %edi, %eax
+    xor %ecx, %ecx
+    ud2
+    .ascii "xen"
+    cpuid
+    mov %rax, guest_probe_regs(%rip)
+    mov %rbx, guest_probe_regs+8(%rip)
+    mov %rcx, guest_probe_regs+16(%rip)
+    mov %rdx, guest_probe_regs+24(%rip)
+    mov %r8, %rbx
+guest_probe_forced_cpuid_end:
+    xor %eax, %eax
+    ret
+    .pushsection .data
+    .balign 8
+    .global guest_probe_arg2
+guest_probe_arg2:
+    .quad 0
+    .global guest_probe_regs
+guest_probe_regs:
+    .quad 0, 0, 0, 0
+    .popsection
     .pushsection .data
     .balign 8
     .global guest_probe_value
@@ -317,6 +395,24 @@ pub enum Probe {
     /// `rep outsb` of 64 KiB from `arg` to port 0x80 ([`probe_value`]
     /// gets RSI after it).
     RepOutsb64k,
+    /// `rdmsr` of MSR `arg` (at offset 2; [`probe_value`] gets EDX:EAX).
+    Rdmsr,
+    /// `wrmsr` of MSR `arg` with the value given to [`probe2`] (at
+    /// offset 16).
+    Wrmsr,
+    /// `mov %cr0, %rax` ([`probe_value`] gets it).
+    ReadCr0,
+    /// `mov %cr3, %rax`.
+    ReadCr3,
+    /// `mov %cr4, %rax`.
+    ReadCr4,
+    /// `clts`.
+    Clts,
+    /// `wbinvd`.
+    Wbinvd,
+    /// Xen's forced-emulation CPUID of leaf `arg`, sub-leaf 0 (the `ud2`
+    /// at offset 7; [`probe_regs`] gets EAX, EBX, ECX, EDX).
+    ForcedCpuid,
 }
 
 macro_rules! probe_syms {
@@ -358,10 +454,35 @@ probe_syms! {
     RepInsbOne => guest_probe_rep_insb_one, guest_probe_rep_insb_one_end;
     OutsbOne => guest_probe_outsb_one, guest_probe_outsb_one_end;
     RepOutsb64k => guest_probe_rep_outsb_64k, guest_probe_rep_outsb_64k_end;
+    Rdmsr => guest_probe_rdmsr, guest_probe_rdmsr_end;
+    Wrmsr => guest_probe_wrmsr, guest_probe_wrmsr_end;
+    ReadCr0 => guest_probe_read_cr0, guest_probe_read_cr0_end;
+    ReadCr3 => guest_probe_read_cr3, guest_probe_read_cr3_end;
+    ReadCr4 => guest_probe_read_cr4, guest_probe_read_cr4_end;
+    Clts => guest_probe_clts, guest_probe_clts_end;
+    Wbinvd => guest_probe_wbinvd, guest_probe_wbinvd_end;
+    ForcedCpuid => guest_probe_forced_cpuid, guest_probe_forced_cpuid_end;
 }
 
 unsafe extern "C" {
     static guest_probe_value: u64;
+    static mut guest_probe_arg2: u64;
+    static guest_probe_regs: [u64; 4];
+}
+
+/// Run a probe that takes a second argument (the value for
+/// [`Probe::Wrmsr`]).
+pub fn probe2(p: Probe, arg: u64, arg2: u64) -> Result<(), Caught> {
+    // SAFETY: a plain u64 in .data, read only by the probes on this
+    // (single) vCPU.
+    unsafe { core::ptr::write_volatile(&raw mut guest_probe_arg2, arg2) };
+    probe(p, arg)
+}
+
+/// EAX, EBX, ECX, EDX of the last [`Probe::ForcedCpuid`].
+pub fn probe_regs() -> [u64; 4] {
+    // SAFETY: plain u64s in .data written only by that probe.
+    unsafe { core::ptr::read_volatile(&raw const guest_probe_regs) }
 }
 
 /// What the last value-producing probe stored (see [`Probe`]).

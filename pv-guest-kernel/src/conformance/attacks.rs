@@ -1065,6 +1065,88 @@ mod helpers {
         writable(g, gm);
         outcome
     }
+
+    // ---- Privileged instructions from guest user mode.
+
+    core::arch::global_asm!(
+        r#"
+        .text
+        /* User code: each reports with SYSCALL (RAX) unless it traps. */
+        .balign 64
+        .global attack_user_rdmsr
+    attack_user_rdmsr:
+        mov $0xc0000100, %ecx
+        rdmsr
+        mov $1, %eax
+        syscall
+        ud2
+        .balign 64
+        .global attack_user_wrmsr
+    attack_user_wrmsr:
+        mov $0xc0000100, %ecx
+        mov %edi, %eax
+        xor %edx, %edx
+        wrmsr
+        mov $1, %eax
+        syscall
+        ud2
+        .balign 64
+        .global attack_user_forced_cpuid
+    attack_user_forced_cpuid:
+        mov $0x40000000, %eax
+        xor %ecx, %ecx
+        ud2
+        .ascii "xen"
+        cpuid
+        mov %ebx, %eax
+        syscall
+        ud2
+        "#,
+        options(att_syntax)
+    );
+
+    unsafe extern "C" {
+        fn attack_user_rdmsr();
+        fn attack_user_wrmsr();
+        fn attack_user_forced_cpuid();
+    }
+
+    /// Which user program [`user_privileged`] runs.
+    #[derive(Clone, Copy)]
+    pub enum UserPriv {
+        /// `rdmsr` of MSR_FS_BASE.
+        Rdmsr,
+        /// `wrmsr` of MSR_FS_BASE = 0x1000.
+        Wrmsr,
+        /// The forced-emulation CPUID of leaf 0x40000000 (reports EBX).
+        ForcedCpuid,
+    }
+
+    /// Run `which` in guest user mode: what it reported (RAX at its
+    /// SYSCALL) or [`TRAPPED`] | vector << 32 | error code.
+    pub fn user_privileged(which: UserPriv) -> Result<u64, i64> {
+        let Some((stack, _)) = page() else { return Err(-1) };
+        let rip = match which {
+            UserPriv::Rdmsr => attack_user_rdmsr as *const () as u64,
+            UserPriv::Wrmsr => attack_user_wrmsr as *const () as u64,
+            UserPriv::ForcedCpuid => attack_user_forced_cpuid as *const () as u64,
+        };
+        run_user(rip, stack + 4096, 0x1000)
+    }
+
+    /// `rdmsr`/`wrmsr` from guest user mode: x86_emulate's mode_ring0()
+    /// check, #GP(0) delivered to the kernel, and (for the write) the FS
+    /// base unchanged.
+    pub fn msr_from_user(which: UserPriv) -> Outcome {
+        const GP0: u64 = TRAPPED | (13 << 32);
+        let fs = crate::traps::probe(Probe::Rdmsr, 0xc000_0100).map(|()| crate::traps::probe_value());
+        let r = user_privileged(which);
+        let after = crate::traps::probe(Probe::Rdmsr, 0xc000_0100).map(|()| crate::traps::probe_value());
+        all(&[
+            check(r == Ok(GP0), format_args!("user mode got {r:x?}, want #GP(0)")),
+            check(fs.is_ok() && after == fs, format_args!("FS base {fs:x?} became {after:x?}")),
+        ])
+    }
 }
 
 cases! {
@@ -1139,6 +1221,15 @@ cases! {
         let r = uvm(a, (0xfee00 << 12) | PTE_RW);
         let restore = uvm(a, (mfn_of(a) << 12) | PTE_RW);
         all(&[expect(r, -EPERM), expect(restore, 0)])
+    }
+    attack_rdmsr_from_guest_user_mode_is_gp ("trap", "rdmsr from user mode", Attack) { msr_from_user(UserPriv::Rdmsr) }
+    attack_wrmsr_fs_base_from_guest_user_mode_is_gp ("trap", "wrmsr MSR_FS_BASE from user mode", Attack) { msr_from_user(UserPriv::Wrmsr) }
+    attack_forced_cpuid_from_guest_user_mode_is_emulated ("cpuid", "ud2 xen cpuid from user mode", Attack) {
+        // Xen's emulate_forced_invalid_op does not look at the mode (only
+        // at the guest's own CPUID faulting, off here): user mode gets the
+        // hypervisor leaf too.
+        let r = user_privileged(UserPriv::ForcedCpuid);
+        check(r == Ok(0x566e_6558), format_args!("user mode got {r:x?}, want EBX \"XenV\""))
     }
     attack_dom0_maps_the_io_apic_writable_gets_read_only ("update_va_mapping", "IOAPIC frame 0xfec00 RW", Attack) {
         // Xen 4.17 keeps the I/O APIC in mmio_ro_ranges: dom0 may map it,

@@ -47,6 +47,7 @@ mod memory;
 mod mmu;
 mod multicall;
 mod physdev;
+mod privop;
 mod readconsole;
 mod sched;
 mod version;
@@ -83,6 +84,7 @@ run_order! {
     multicall::batch,
     readconsole,
     physdev,
+    privop,
 }
 
 const NR_CASES: usize = total_len(LISTS);
