@@ -25,8 +25,14 @@
 //!   while [`Domain::runnable`] holds for it: the vCPU is initialised and
 //!   not blocked, and its domain is not paused, shut down or dying;
 //! - each CPU's LAPIC one-shot timer is armed for the earliest of: the end
-//!   of its time slice (when another domain exists), and every domain's
-//!   wake deadline (single-shot timer or poll timeout);
+//!   of its time slice (when another domain exists), every domain's
+//!   wake deadline (single-shot timer or poll timeout), and the periodic
+//!   timer of the vCPU it runs (as in Xen, a periodic timer runs only
+//!   while its vCPU does: it never wakes a blocked vCPU);
+//! - a vCPU's run state ([`Vcpu::runstate`]) is running exactly while a
+//!   CPU runs it; it changes on every switch in and out (and on a wake),
+//!   and the copy the guest registered is written on every switch, as
+//!   Xen's `update_runstate_area`;
 //! - a domain running on another CPU is never torn down: destruction waits
 //!   (by continuation) until it has been switched out; changes to its page
 //!   tables by another domain are followed by a synchronous TLB flush on
@@ -43,11 +49,12 @@ use crate::arch::x86_64::entry::this_cpu;
 use crate::arch::x86_64::frame_box::FrameBox;
 use crate::arch::x86_64::smp::{CPUS_ONLINE, MAX_CPUS};
 use crate::domain::control_ops::RemoveError;
-use crate::domain::vcpu::CpuUserRegs;
+use crate::domain::vcpu::{CpuUserRegs, Vcpu};
 use crate::guest::{Domain, Guest, MAX_VCPUS, system_time};
 use crate::sched::credit::{Credit, PERIOD_MS, Params};
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use spin::MutexGuard;
+use xen_public::vcpu::{RUNSTATE_BLOCKED, RUNSTATE_OFFLINE, RUNSTATE_RUNNABLE, RUNSTATE_RUNNING};
 
 /// Domains that may exist at once, dom0 included.
 pub const MAX_DOMAINS: usize = 1024;
@@ -445,6 +452,7 @@ pub fn start(dom0: Guest, regs: CpuUserRegs) -> ! {
         begin_running(boot_vcpu, now);
         let (v, d) = g.vcpu(boot_vcpu.vcpu_id());
         d.start_running(v);
+        switched_in(d, v, now);
         d.prepare_resume(v, &mut regs);
     }
     drop(g);
@@ -487,6 +495,7 @@ pub fn resume(mut guard: MutexGuard<'_, Option<FrameBox<Guest>>>, me: VcpuId, re
     let cpu = this_cpu();
     let now = system_time();
     d.wake_check(v, now);
+    periodic_tick(d, v, now);
     // Another vCPU's deadline has passed: let the scheduler wake it (the
     // running vCPU's own timer was just handled by `wake_check`).
     let due = earliest_deadline().is_some_and(|t| t <= now);
@@ -496,12 +505,13 @@ pub fn resume(mut guard: MutexGuard<'_, Option<FrameBox<Guest>>>, me: VcpuId, re
         d.prepare_resume(v, regs);
         // Both may crash the domain (shut it down), nothing else.
         if d.shutdown.is_none() {
-            arm_timer(now);
+            arm_timer(now, v.periodic_deadline());
             drop(guard);
             big_unlock();
             return;
         }
     }
+    switched_out(d, v, now);
     v.regs = *regs;
     v.cpu_time += now.saturating_sub(PER_CPU[cpu].running_since.load(SeqCst));
     v.last_cpu = cpu;
@@ -547,6 +557,7 @@ fn refresh(now: u64) -> [bool; MAX_UNITS] {
             && DOMAINS[u.slot()].lock().as_mut().is_some_and(|g| {
                 let (v, d) = g.vcpu(u.vcpu_id());
                 d.wake_check(v, now);
+                settle_runstate(d, v, now);
                 d.runnable(v)
             });
     }
@@ -596,6 +607,7 @@ fn switch(regs: &mut CpuUserRegs) {
             PER_CPU[cpu].loaded.store(next.index(), SeqCst);
         }
         begin_running(next, now);
+        switched_in(d, v, now);
         PER_CPU[cpu].slice_end.store(slice_end, SeqCst);
         *regs = v.regs;
         crate::arch::x86_64::cpu::fxrstor(&v.fpu);
@@ -611,11 +623,66 @@ fn switch(regs: &mut CpuUserRegs) {
         }
         if d.runnable(v) {
             v.regs = *regs;
-            arm_timer(now);
+            arm_timer(now, v.periodic_deadline());
             return;
         }
+        switched_out(d, v, now);
         v.regs = *regs;
         PER_VCPU[next.index()].running_on.store(NONE, SeqCst);
+    }
+}
+
+/// The run state a vCPU that is not running is in: blocked, runnable or
+/// offline (down, or its domain paused, shut down or dying), as Xen's
+/// scheduler decides it when it deschedules one.
+fn idle_runstate(d: &Domain, v: &Vcpu) -> i32 {
+    if v.blocked {
+        RUNSTATE_BLOCKED
+    } else if d.runnable(v) {
+        RUNSTATE_RUNNABLE
+    } else {
+        RUNSTATE_OFFLINE
+    }
+}
+
+/// A vCPU that is not running woke, blocked or was paused: move its run
+/// state (Xen's `vcpu_wake` and `vcpu_sleep_nosync`; the guest's copy is
+/// written at the next switch).
+fn settle_runstate(d: &Domain, v: &mut Vcpu, now: u64) {
+    if v.runstate.state == RUNSTATE_RUNNING {
+        return;
+    }
+    let new = idle_runstate(d, v);
+    if new != v.runstate.state {
+        v.runstate_change(new, now);
+    }
+}
+
+/// `v` starts running on this CPU: its run state, the guest's copy of it,
+/// and its periodic timer, which fires now if a period has passed (Xen's
+/// `vcpu_periodic_timer_work` when it is scheduled).
+fn switched_in(d: &mut Domain, v: &mut Vcpu, now: u64) {
+    // Its first run: nothing before it is known (Xen counts from the
+    // vCPU's creation).
+    if v.runstate.state_entry_time == 0 {
+        v.runstate.state_entry_time = now;
+    }
+    v.runstate_change(RUNSTATE_RUNNING, now);
+    crate::domain::vcpu_ops::update_runstate_area(v, d, &v.kernel_mem());
+    periodic_tick(d, v, now);
+}
+
+/// `v` stops running on this CPU.
+fn switched_out(d: &mut Domain, v: &mut Vcpu, now: u64) {
+    v.runstate_change(idle_runstate(d, v), now);
+    crate::domain::vcpu_ops::update_runstate_area(v, d, &v.kernel_mem());
+}
+
+/// Fire the running vCPU `v`'s periodic timer if it is due: VIRQ_TIMER.
+#[inline]
+fn periodic_tick(d: &mut Domain, v: &mut Vcpu, now: u64) {
+    if v.periodic_due(now) {
+        d.raise_virq(xen_public::VIRQ_TIMER);
     }
 }
 
@@ -646,11 +713,15 @@ fn earliest_deadline() -> Option<u64> {
     Some(EARLIEST.load(SeqCst)).filter(|&t| t != 0)
 }
 
-/// Arm this CPU's LAPIC for the next thing the scheduler must look at.
+/// Arm this CPU's LAPIC for the next thing the scheduler must look at;
+/// `periodic` is the periodic timer of the vCPU about to run.
 #[inline]
-fn arm_timer(now: u64) {
+fn arm_timer(now: u64, periodic: Option<u64>) {
     // On every return to a guest: plain comparisons, no iterator.
-    let deadline = earliest_deadline();
+    let deadline = match (earliest_deadline(), periodic) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
     let slice = if NR_DOMAINS.load(SeqCst) > 1 { Some(PER_CPU[this_cpu()].slice_end.load(SeqCst)) } else { None };
     let t = match (deadline, slice) {
         (Some(d), Some(s)) => Some(d.min(s)),

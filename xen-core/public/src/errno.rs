@@ -14,6 +14,8 @@ pub const ESRCH: i64 = 3;
 pub const EINTR: i64 = 4;
 /// I/O error.
 pub const EIO: i64 = 5;
+/// No such device or address.
+pub const ENXIO: i64 = 6;
 /// Argument list too long.
 pub const E2BIG: i64 = 7;
 /// Bad file number.
@@ -63,6 +65,7 @@ pub fn name(err: i64) -> &'static str {
         ESRCH => "ESRCH",
         EINTR => "EINTR",
         EIO => "EIO",
+        ENXIO => "ENXIO",
         E2BIG => "E2BIG",
         EBADF => "EBADF",
         EAGAIN => "EAGAIN",

@@ -246,6 +246,7 @@ fn release_refs<H: ControlHost>(h: &mut H, caller: &mut Domain, dead: &mut Guest
     for v in vcpus.iter_mut() {
         mmu_ops::release_vcpu_refs(h, v);
     }
+    super::vcpu_ops::release_vcpu_info(h, dom);
     mmu_ops::release_domain_refs(h, dom);
 }
 

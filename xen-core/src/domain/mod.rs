@@ -117,6 +117,11 @@ pub struct Domain {
     pub ioports: iocap::RangeSet,
     /// Its last 32-bit write to port 0xcf8 (Xen's `d->arch.pci_cf8`).
     pub pci_cf8: u32,
+    /// Where each vCPU's `vcpu_info` lives once the guest moved it with
+    /// VCPUOP_register_vcpu_info: a frame it owns (held by a general and a
+    /// writable type reference) and the byte offset in it; `None`: in
+    /// shared_info, at `vcpu_id * 64` (Xen's `v->vcpu_info_mfn`).
+    pub vcpu_info_at: [Option<(u64, u16)>; MAX_VCPUS],
 }
 
 impl Domain {
@@ -141,6 +146,7 @@ impl Domain {
             handle: [0; 16],
             ioports: if privileged { iocap::dom0_ioports() } else { iocap::RangeSet::new() },
             pci_cf8: 0,
+            vcpu_info_at: [None; MAX_VCPUS],
         }
     }
 

@@ -166,6 +166,9 @@ pub struct Vcpu {
     pub syscall_callback: u64,
     /// Whether the syscall callback masks events (CALLBACKF_mask_events).
     pub syscall_masks_events: bool,
+    /// Whether the failsafe callback masks events (CALLBACKF_mask_events,
+    /// Xen's VGCF_failsafe_disables_events).
+    pub failsafe_masks_events: bool,
     /// Kernel stack for bounces from user mode (`stack_switch`).
     pub kernel_sp: u64,
     /// Kernel stack segment (`stack_switch`).
@@ -236,7 +239,23 @@ pub struct Vcpu {
     /// Its MSR_INTEL_MISC_FEATURES_ENABLES (bit 0: CPUID faulting for its
     /// own user mode, accepted only where the CPU has CPUID faulting).
     pub misc_features_enables: u64,
+    /// Its run state and the time spent in each (Xen's `v->runstate`),
+    /// in ns of system time; `state_entry_time` never carries
+    /// `XEN_RUNSTATE_UPDATE` here.
+    pub runstate: xen_public::vcpu::VcpuRunstateInfo,
+    /// Guest virtual address of the copy the guest asked for with
+    /// VCPUOP_register_runstate_memory_area (0: none).
+    pub runstate_guest: u64,
+    /// Period of the periodic timer in ns (0: stopped). Xen gives every PV
+    /// vCPU 10 ms (`pv_vcpu_initialise`).
+    pub periodic_period: u64,
+    /// System time the periodic timer last fired (Xen's
+    /// `periodic_last_event`).
+    pub periodic_last: u64,
 }
+
+/// Xen's default period of a PV vCPU's periodic timer: 10 ms.
+pub const DEFAULT_PERIODIC_NS: u64 = 10_000_000;
 
 /// A SCHEDOP_poll in progress: it ends when one of the ports is pending
 /// or the timeout (system time, 0 = none) passes.
@@ -274,6 +293,7 @@ impl Default for Vcpu {
             failsafe_callback: 0,
             syscall_callback: 0,
             syscall_masks_events: false,
+            failsafe_masks_events: false,
             kernel_sp: 0,
             kernel_ss: FLAT_SS64,
             kernel_mode: true,
@@ -305,7 +325,62 @@ impl Default for Vcpu {
             cr4: 0,
             cr2: 0,
             misc_features_enables: 0,
+            runstate: xen_public::vcpu::VcpuRunstateInfo { state: xen_public::vcpu::RUNSTATE_OFFLINE, ..Default::default() },
+            runstate_guest: 0,
+            periodic_period: DEFAULT_PERIODIC_NS,
+            periodic_last: 0,
         }
+    }
+}
+
+impl Vcpu {
+    /// Enter run state `new` at system time `now` (Xen's
+    /// `vcpu_runstate_change`): the time since the last change goes to the
+    /// state being left. Entering the state it is in only moves time.
+    pub fn runstate_change(&mut self, new: i32, now: u64) {
+        let r = &mut self.runstate;
+        let delta = now.saturating_sub(r.state_entry_time);
+        if let Some(t) = r.time.get_mut(r.state as usize) {
+            *t += delta;
+        }
+        r.state = new;
+        r.state_entry_time = now;
+    }
+
+    /// The run state as VCPUOP_get_runstate_info reports it at `now`
+    /// (Xen's `vcpu_runstate_get`): the time in the current state so far
+    /// is added to it; `state_entry_time` is when it was entered.
+    pub fn runstate_at(&self, now: u64) -> xen_public::vcpu::VcpuRunstateInfo {
+        let mut r = self.runstate;
+        let delta = now.saturating_sub(r.state_entry_time);
+        if let Some(t) = r.time.get_mut(r.state as usize) {
+            *t += delta;
+        }
+        r
+    }
+
+    /// Whether the periodic timer fires at `now` (Xen's
+    /// `vcpu_periodic_timer_work`: it fires when a period has passed since
+    /// it last fired, and the next period counts from `now`).
+    pub fn periodic_due(&mut self, now: u64) -> bool {
+        if self.periodic_period == 0 || now < self.periodic_last.saturating_add(self.periodic_period) {
+            return false;
+        }
+        self.periodic_last = now;
+        true
+    }
+
+    /// When the periodic timer fires next (`None`: stopped).
+    pub fn periodic_deadline(&self) -> Option<u64> {
+        (self.periodic_period != 0).then(|| self.periodic_last.saturating_add(self.periodic_period))
+    }
+
+    /// Set the periodic timer's period (0: stop) at `now` (Xen's
+    /// `vcpu_set_periodic_timer`); it fires at once when a period has
+    /// already passed since it last fired. Returns whether it fired.
+    pub fn set_periodic(&mut self, period: u64, now: u64) -> bool {
+        self.periodic_period = period;
+        self.periodic_due(now)
     }
 }
 
@@ -339,6 +414,7 @@ impl Vcpu {
         self.failsafe_callback = d.failsafe_callback;
         self.syscall_callback = d.syscall_callback;
         self.syscall_masks_events = d.syscall_masks_events;
+        self.failsafe_masks_events = d.failsafe_masks_events;
         self.kernel_sp = d.kernel_sp;
         self.kernel_ss = d.kernel_ss;
         self.kernel_mode = d.kernel_mode;

@@ -190,11 +190,27 @@ fn set_timer_op(v: &mut Vcpu, timeout: u64) -> Ret {
     0
 }
 
-/// `vcpu_op(cmd, vcpuid, arg)`: the single-shot timer commands
-/// (`domain/vcpu_ops.rs`); the rest -ENOSYS.
+/// `vcpu_op(cmd, vcpuid, arg)` (`domain/vcpu_ops.rs`).
 fn vcpu_op(v: &mut Vcpu, d: &mut Domain, cmd: u32, vcpu: u32, arg: u64) -> Ret {
-    match vcpu_ops::vcpu_op_timer(v, d, &v.kernel_mem(), cmd, vcpu, arg) {
-        Ok(deadline) => set_timer_op(v, deadline),
-        Err(e) => e,
+    let mem = v.kernel_mem();
+    vcpu_ops::vcpu_op(&mut live::Live::new(), v, d, &mem, cmd, vcpu, arg)
+}
+
+impl vcpu_ops::VcpuHost for live::Live<'_> {
+    fn now(&self) -> u64 {
+        crate::guest::system_time()
+    }
+    fn set_singleshot(&mut self, v: &mut Vcpu, deadline: u64) {
+        v.set_timer(deadline);
+    }
+    fn periodic_changed(&mut self, d: &mut Domain, _v: &mut Vcpu, fired: bool) {
+        // The next return to the guest arms the LAPIC for the new period
+        // (`schedule::resume`).
+        if fired {
+            d.raise_virq(xen_public::VIRQ_TIMER);
+        }
+    }
+    fn move_vcpu_info(&mut self, d: &mut Domain, v: &Vcpu, mfn: u64, offset: u16) {
+        d.move_vcpu_info(v, mfn, offset);
     }
 }
