@@ -50,6 +50,7 @@ mod physdev;
 mod privop;
 mod readconsole;
 mod sched;
+mod vcpu;
 mod version;
 
 /// The case lists and the function lists, built from one list of modules so
@@ -79,6 +80,7 @@ run_order! {
     evtchn,
     gnttab,
     sched::timers,
+    vcpu::vcpu_op,
     domctl,
     memory,
     multicall::batch,
@@ -104,10 +106,6 @@ pub static DIFFERENCES: &[Difference] = &[
     Difference {
         case: "gnttab_dump_table_ok",
         reason: "The issue asks for GNTTABOP_dump_table, which xen-core implements (it prints the domain's live entries on the console); Xen 4.17 no longer has the sub-op and returns -ENOSYS.",
-    },
-    Difference {
-        case: "vm_assist_writable_pagetables_refused",
-        reason: "xen-core does not emulate writable page tables yet and refuses the assist (-EINVAL); Xen 4.17 accepts it (0).",
     },
     Difference {
         case: "trap_int20_without_entry_is_gp",

@@ -7,6 +7,12 @@
 //! frame allocator, the frame table and the M2P), so decoding, errno and
 //! the frame accounting are tested on the host.
 //!
+//! Also the machine and M2P queries a PV kernel makes at boot
+//! (machine_memory_map for the privileged domain, memory_map,
+//! machphys_mapping, machphys_mfn_list, maximum_gpfn) and XENMEM_exchange,
+//! as Xen 4.17's `common/memory.c`, `arch/x86/mm.c` and `x86_64/mm.c`
+//! answer them.
+//!
 //! Invariants: a domain never has more than `max_pages` frames
 //! (`nr_pages` counts every frame it was given, even one whose number the
 //! extent list could not take); a frame is given back only by its owner,
@@ -19,10 +25,12 @@ use super::Domain;
 use super::guest_mem::GuestAccess;
 use super::host::{Domains, FrameHost};
 use crate::mm::Mfn;
-use xen_public::errno::{EFAULT, EINVAL, ENOSYS, EPERM, ESRCH};
+use xen_public::errno::{EFAULT, EINVAL, ENOMEM, ENOSYS, EPERM, ESRCH};
 use xen_public::memory::{
-    XENMEM_CURRENT_RESERVATION, XENMEM_DECREASE_RESERVATION, XENMEM_INCREASE_RESERVATION, XENMEM_MAXIMUM_RAM_PAGE, XENMEM_MAXIMUM_RESERVATION,
-    XENMEM_POPULATE_PHYSMAP, XenMemoryDomain, XenMemoryReservation,
+    E820_RESERVED, E820Entry, XENMEM_CURRENT_RESERVATION, XENMEM_DECREASE_RESERVATION, XENMEM_EXCHANGE, XENMEM_INCREASE_RESERVATION,
+    XENMEM_MACHINE_MEMORY_MAP, XENMEM_MACHPHYS_MAPPING, XENMEM_MACHPHYS_MFN_LIST, XENMEM_MAXIMUM_GPFN, XENMEM_MAXIMUM_RAM_PAGE,
+    XENMEM_MAXIMUM_RESERVATION, XENMEM_MEMORY_MAP, XENMEM_POPULATE_PHYSMAP, XenMachphysMapping, XenMachphysMfnList, XenMemoryDomain,
+    XenMemoryExchange, XenMemoryMap, XenMemoryReservation,
 };
 
 /// A hypercall's result for the guest's RAX (a negated errno on failure).
@@ -46,6 +54,56 @@ pub trait MemoryHost: FrameHost + Domains {
     /// Run `f` on the domain `domid`, never the caller's own (`None` if it
     /// does not exist), with the host itself for what `f` needs of it.
     fn with_domain<R>(&mut self, domid: u16, f: impl FnOnce(&mut Domain, &mut Self) -> R) -> Option<R>;
+    /// The machine's E820 map as the boot loader gave it, in order.
+    fn machine_e820(&self) -> &[E820Entry];
+    /// First frame of the M2P table (its frames are contiguous).
+    fn m2p_base(&self) -> u64;
+    /// `arch.max_pfn` of `d`'s shared_info (its guest writes it).
+    fn shared_max_pfn(&self, d: &Domain) -> u64;
+    /// `2^order` contiguous zeroed free frames, all below frame `limit`
+    /// (`None`: there are none).
+    fn alloc_extent(&mut self, order: u32, limit: u64) -> Option<Mfn>;
+}
+
+/// E820 entries kept at most (Xen's `E820MAX` is larger; a boot loader's
+/// map longer than this keeps its first entries).
+pub const E820_MAX: usize = 128;
+
+/// The machine's E820 map, in the boot loader's order.
+#[derive(Clone, Copy)]
+pub struct E820Map {
+    entries: [E820Entry; E820_MAX],
+    nr: usize,
+}
+
+impl E820Map {
+    /// The first [`E820_MAX`] of `areas` (`(base, length, type)`).
+    pub fn new(areas: impl IntoIterator<Item = (u64, u64, u32)>) -> Self {
+        let mut m = E820Map { entries: [E820Entry::default(); E820_MAX], nr: 0 };
+        for (addr, size, type_) in areas.into_iter().take(E820_MAX) {
+            m.entries[m.nr] = E820Entry { addr, size, type_ };
+            m.nr += 1;
+        }
+        m
+    }
+
+    /// The entries.
+    pub fn entries(&self) -> &[E820Entry] {
+        &self.entries[..self.nr]
+    }
+}
+
+/// Read-only M2P window as xen-core maps it in every guest
+/// (`arch/x86_64/paging.rs`: `RO_MPT_VIRT_START`, 1 GiB).
+pub const M2P_VIRT_START: u64 = xen_public::MACH2PHYS_VIRT_START;
+/// End of that window.
+pub const M2P_VIRT_END: u64 = M2P_VIRT_START + (1 << 30);
+
+/// The largest extent order a domain may ask for (Xen 4.17's
+/// `max_order`): 18 (`MAX_ORDER`) for the control domain, 9
+/// (`CONFIG_DOMU_MAX_ORDER`) for the others.
+pub fn max_order(d: &Domain) -> u32 {
+    if d.privileged { 18 } else { 9 }
 }
 
 /// Whether `dom` names the caller `d` (DOMID_SELF or its own id).
@@ -60,17 +118,54 @@ fn is_self(d: &Domain, dom: u16) -> bool {
 pub fn memory_op<H: MemoryHost>(h: &mut H, d: &mut Domain, mem: &impl GuestAccess, cmd: u64, arg: u64) -> Ret {
     match cmd & MEMOP_CMD_MASK {
         XENMEM_MAXIMUM_RAM_PAGE => h.m2p_entries().saturating_sub(1) as i64,
-        op @ (XENMEM_CURRENT_RESERVATION | XENMEM_MAXIMUM_RESERVATION) => {
+        op @ (XENMEM_CURRENT_RESERVATION | XENMEM_MAXIMUM_RESERVATION | XENMEM_MAXIMUM_GPFN) => {
+            if cmd >> 6 != 0 {
+                return -EINVAL;
+            }
             let Ok(XenMemoryDomain { domid: dom }) = mem.copy_from::<XenMemoryDomain>(arg) else { return -EFAULT };
-            let pick = |o: &Domain| (if op == XENMEM_CURRENT_RESERVATION { o.nr_pages } else { o.max_pages }) as i64;
+            let pick = |o: &Domain, h: &H| match op {
+                XENMEM_CURRENT_RESERVATION => o.nr_pages as i64,
+                XENMEM_MAXIMUM_RESERVATION => o.max_pages as i64,
+                // Xen's domain_get_maximum_gpfn for PV: the guest's
+                // shared_info max_pfn (a count) less one.
+                _ => h.shared_max_pfn(o).max(1) as i64 - 1,
+            };
             if is_self(d, dom) {
-                return pick(d);
+                return pick(d, h);
             }
             if !d.privileged {
                 return -EPERM;
             }
-            h.with_domain(dom, |o, _| pick(o)).unwrap_or(-ESRCH)
+            h.with_domain(dom, |o, h| pick(o, h)).unwrap_or(-ESRCH)
         }
+        XENMEM_EXCHANGE if cmd >> 6 != 0 => -EINVAL,
+        XENMEM_EXCHANGE => exchange(h, d, mem, arg),
+        // Arch sub-ops: Xen matches the whole `cmd`, so a start extent
+        // makes them unknown (-ENOSYS).
+        XENMEM_MEMORY_MAP | XENMEM_MACHINE_MEMORY_MAP | XENMEM_MACHPHYS_MAPPING | XENMEM_MACHPHYS_MFN_LIST if cmd >> 6 != 0 => -ENOSYS,
+        // The domain's own E820: Xen 4.17 has one only after the toolstack
+        // set it (XENMEM_set_memory_map, which xen-core does not have), and
+        // answers -ENOSYS otherwise; Linux then uses one RAM entry of its
+        // pages.
+        XENMEM_MEMORY_MAP => match mem.copy_from::<XenMemoryMap>(arg) {
+            Ok(_) => -ENOSYS,
+            Err(_) => -EFAULT,
+        },
+        XENMEM_MACHINE_MEMORY_MAP => {
+            if !d.privileged {
+                return -EPERM;
+            }
+            let Some((permitted, io_apics)) = h.with_ft(|ft, _| (ft.machine().dom0_iomem, ft.machine().mmio_ro)) else { return -EINVAL };
+            machine_memory_map(h.machine_e820(), &permitted, &io_apics, mem, arg)
+        }
+        XENMEM_MACHPHYS_MAPPING => {
+            // The hardware domain learns the M2P's real extent, others
+            // the whole window (Xen without memory hotplug).
+            let max_mfn = if d.privileged { h.m2p_entries().saturating_sub(1) } else { (M2P_VIRT_END - M2P_VIRT_START) / 8 - 1 };
+            let m = XenMachphysMapping { v_start: M2P_VIRT_START, v_end: M2P_VIRT_END, max_mfn };
+            super::guest_mem::rc(mem.copy_to(arg, &m))
+        }
+        XENMEM_MACHPHYS_MFN_LIST => machphys_mfn_list(h.m2p_base(), h.m2p_entries(), mem, arg),
         op @ (XENMEM_INCREASE_RESERVATION | XENMEM_DECREASE_RESERVATION | XENMEM_POPULATE_PHYSMAP) => {
             let Ok(r) = mem.copy_from::<XenMemoryReservation>(arg) else { return -EFAULT };
             let (list, nr, order, dom) = (r.extent_start, r.nr_extents, r.extent_order, r.domid);
@@ -88,6 +183,300 @@ pub fn memory_op<H: MemoryHost>(h: &mut H, d: &mut Domain, mem: &impl GuestAcces
         }
         _ => -ENOSYS,
     }
+}
+
+/// XENMEM_machine_memory_map (Xen 4.17's `arch_memory_op`): the machine's
+/// E820 entries, with an E820_RESERVED entry for each part of a hole
+/// between them that the privileged domain may not map (outside
+/// `permitted`, or an I/O APIC frame), below `2^PADDR_BITS`. A buffer
+/// that cannot hold every entry plus one is -EINVAL (nothing written past
+/// what fitted); a NULL buffer only counts them.
+fn machine_memory_map(
+    e820: &[E820Entry],
+    permitted: &super::iocap::RangeSet,
+    io_apics: &super::iocap::RangeSet,
+    mem: &impl GuestAccess,
+    arg: u64,
+) -> Ret {
+    let Ok(mut map) = mem.copy_from::<XenMemoryMap>(arg) else { return -EFAULT };
+    let store = map.buffer != 0;
+    let nr_map = e820.len() as u64;
+    if store && u64::from(map.nr_entries) < nr_map + 1 {
+        return -EINVAL;
+    }
+    let mut c = MapCtx { s: 0, n: 0, store, nr_entries: u64::from(map.nr_entries), buffer: map.buffer };
+    for (i, e) in e820.iter().enumerate() {
+        let s = e.addr >> 12;
+        if s > c.s {
+            let r = report_ranges(permitted, io_apics, c.s, s - 1, &mut c, mem).and_then(|()| c.iomem_range(io_apics, s, s, mem));
+            if let Err(rc) = r {
+                return rc;
+            }
+        }
+        if store {
+            if c.nr_entries <= c.n + (nr_map - i as u64) {
+                return -EINVAL;
+            }
+            if mem.copy_to(c.buffer + c.n * 20, e).is_err() {
+                return -EFAULT;
+            }
+        }
+        c.s = e.addr.saturating_add(e.size).div_ceil(4096);
+        c.n += 1;
+    }
+    if c.s != 0 {
+        let r = report_ranges(permitted, io_apics, c.s, u64::MAX, &mut c, mem)
+            .and_then(|()| if c.s != 0 { c.iomem_range(io_apics, u64::MAX, u64::MAX, mem) } else { Ok(()) });
+        if let Err(rc) = r {
+            return rc;
+        }
+    }
+    map.nr_entries = c.n as u32;
+    super::guest_mem::rc(mem.copy_to(arg, &map))
+}
+
+/// Xen's `memory_map_context`: the next frame not yet described (`s`),
+/// entries so far (`n`) and the caller's buffer.
+struct MapCtx {
+    s: u64,
+    n: u64,
+    store: bool,
+    nr_entries: u64,
+    buffer: u64,
+}
+
+impl MapCtx {
+    /// Xen's `_handle_iomem_range`: `[s, e]` may be mapped, so what lies
+    /// between the last described frame and `s` is reserved.
+    fn one_range(&mut self, s: u64, e: u64, mem: &impl GuestAccess) -> Result<(), Ret> {
+        if s > self.s && s >> (super::iocap::PADDR_BITS - 12) == 0 {
+            if self.store {
+                if self.n + 1 >= self.nr_entries {
+                    return Err(-EINVAL);
+                }
+                let ent = E820Entry { addr: self.s << 12, size: (s - self.s) << 12, type_: E820_RESERVED };
+                mem.copy_to(self.buffer + self.n * 20, &ent).map_err(|_| -EFAULT)?;
+            }
+            self.n += 1;
+        }
+        self.s = e.wrapping_add(1);
+        Ok(())
+    }
+
+    /// Xen's `handle_iomem_range`: as [`Self::one_range`], with the I/O
+    /// APIC frames inside `[s, e]` taken out.
+    fn iomem_range(&mut self, io_apics: &super::iocap::RangeSet, mut s: u64, e: u64, mem: &impl GuestAccess) -> Result<(), Ret> {
+        loop {
+            let low = io_apics.ranges().iter().filter(|&&(a, b)| b >= s && a <= e).map(|&(a, _)| a.max(s)).min();
+            let Some(low) = low else { break };
+            if s < low {
+                self.one_range(s, low - 1, mem)?;
+            }
+            s = low + 1;
+        }
+        if s > e { Ok(()) } else { self.one_range(s, e, mem) }
+    }
+}
+
+/// Xen's `rangeset_report_ranges`: each range of `permitted` within
+/// `[s, e]`, clipped to it, in order.
+fn report_ranges(
+    permitted: &super::iocap::RangeSet,
+    io_apics: &super::iocap::RangeSet,
+    s: u64,
+    e: u64,
+    c: &mut MapCtx,
+    mem: &impl GuestAccess,
+) -> Result<(), Ret> {
+    for &(a, b) in permitted.ranges() {
+        if b < s || a > e {
+            continue;
+        }
+        c.iomem_range(io_apics, a.max(s), b.min(e), mem)?;
+    }
+    Ok(())
+}
+
+/// XENMEM_machphys_mfn_list (Xen's `subarch_memory_op`): the frame
+/// backing each 2 MiB of the M2P, up to `max_extents`, and how many.
+/// xen-core's M2P is one contiguous run of frames from `base`.
+fn machphys_mfn_list(base: u64, entries: u64, mem: &impl GuestAccess, arg: u64) -> Ret {
+    let Ok(mut l) = mem.copy_from::<XenMachphysMfnList>(arg) else { return -EFAULT };
+    let chunks = (entries * 8).div_ceil(1 << 21);
+    let mut i = 0u32;
+    while i != l.max_extents && u64::from(i) < chunks {
+        let mfn = base + u64::from(i) * 512;
+        if mem.copy_to(l.extent_start.wrapping_add(u64::from(i) * 8), &mfn).is_err() {
+            return -EFAULT;
+        }
+        i += 1;
+    }
+    l.nr_extents = i;
+    super::guest_mem::rc(mem.copy_to(arg, &l))
+}
+
+/// Frames an exchange handles in one step at most: 2^9 (a chunk is
+/// `2^max(in order, out order)` frames; larger chunks are -ENOMEM here,
+/// where Xen, for the control domain, goes up to 2^18).
+pub const EXCHANGE_CHUNK_MAX_ORDER: u32 = 9;
+
+/// XENMEM_exchange (Xen 4.17's `memory_exchange`) for the caller's own
+/// frames: each chunk of input extents (frames the domain owns with no
+/// reference but their allocation, not special) is given back and
+/// replaced by fresh output extents, below the address bits the caller
+/// asked for, whose gpfns the output list names (the M2P follows) and
+/// whose mfns are written back to it. A chunk is all or nothing;
+/// `nr_exchanged` tells the caller how many input extents were done.
+fn exchange<H: MemoryHost>(h: &mut H, d: &mut Domain, mem: &impl GuestAccess, arg: u64) -> Ret {
+    const NR_EXCHANGED: u64 = core::mem::offset_of!(XenMemoryExchange, nr_exchanged) as u64;
+    let Ok(mut x) = mem.copy_from::<XenMemoryExchange>(arg) else { return -EFAULT };
+    let put_done = |x: &XenMemoryExchange, rc: Ret| if mem.copy_to(arg + NR_EXCHANGED, &x.nr_exchanged).is_err() { -EFAULT } else { rc };
+    let (inp, out) = (x.in_, x.out);
+    if inp.extent_order.max(out.extent_order) > max_order(d) {
+        return put_done(&x, -EPERM);
+    }
+    let sizes_ok = inp.extent_order < 64
+        && out.extent_order < 64
+        && (!0u64 >> inp.extent_order) >= inp.nr_extents
+        && (!0u64 >> out.extent_order) >= out.nr_extents
+        && (inp.nr_extents << inp.extent_order) == (out.nr_extents << out.extent_order);
+    if x.nr_exchanged > inp.nr_extents || inp.domid != out.domid || !sizes_ok {
+        return put_done(&x, -EINVAL);
+    }
+    if x.nr_exchanged == inp.nr_extents {
+        return 0;
+    }
+    let (in_chunk, out_chunk) =
+        if inp.extent_order <= out.extent_order { (out.extent_order - inp.extent_order, 0) } else { (0, inp.extent_order - out.extent_order) };
+    // Xen's guest_handle_subrange_okay: the lists' remaining parts must
+    // be guest addresses.
+    let in_at = inp.extent_start.wrapping_add(x.nr_exchanged.wrapping_mul(8));
+    let out_first = if in_chunk > 0 { x.nr_exchanged >> in_chunk } else { x.nr_exchanged << out_chunk };
+    let out_at = out.extent_start.wrapping_add(out_first.wrapping_mul(8));
+    if !super::vcpu_ops::access_ok(in_at) || !super::vcpu_ops::access_ok(out_at) {
+        return put_done(&x, -EFAULT);
+    }
+    // Xen's propagate_node: a node for the privileged domain must be
+    // below MAX_NUMNODES (64); others may not insist on one.
+    let node = xen_public::memory::xenmemf_get_node(out.mem_flags);
+    let node_ok = node == 0xff || if d.privileged { node < 64 } else { out.mem_flags & xen_public::memory::XENMEMF_EXACT_NODE_REQUEST == 0 };
+    if !node_ok {
+        return put_done(&x, -EINVAL);
+    }
+    if !is_self(d, inp.domid) {
+        let rc = if h.exists(inp.domid) { -EPERM } else { -ESRCH };
+        return put_done(&x, rc);
+    }
+    let bits = xen_public::memory::xenmemf_get_address_bits(out.mem_flags);
+    // A frame limit: below 2^bits bytes (0: none; fewer bits than a page
+    // leave no frame).
+    let limit = match bits {
+        0 | 64.. => u64::MAX,
+        1..=12 => 0,
+        b => 1u64 << (b - 12),
+    };
+    let chunk_order = in_chunk + inp.extent_order;
+    let first = x.nr_exchanged >> in_chunk;
+    for i in first..(inp.nr_extents >> in_chunk) {
+        if let Err(rc) = exchange_chunk(h, d, mem, &inp, &out, in_chunk, out_chunk, chunk_order, i, limit) {
+            x.nr_exchanged = i << in_chunk;
+            return put_done(&x, rc);
+        }
+    }
+    x.nr_exchanged = inp.nr_extents;
+    put_done(&x, 0)
+}
+
+/// One chunk of [`exchange`]: chunk `i`'s `2^chunk_order` input frames
+/// are checked, the output extents allocated, then the inputs given back
+/// and the outputs given to `d`. On error nothing changed, except that an
+/// output list slot that cannot be written fails the chunk after the
+/// frames moved (as Xen, which then reports the chunk as not done).
+#[allow(clippy::too_many_arguments)]
+fn exchange_chunk<H: MemoryHost>(
+    h: &mut H,
+    d: &mut Domain,
+    mem: &impl GuestAccess,
+    inp: &XenMemoryReservation,
+    out: &XenMemoryReservation,
+    in_chunk: u32,
+    out_chunk: u32,
+    chunk_order: u32,
+    i: u64,
+    limit: u64,
+) -> Result<(), Ret> {
+    const MAX: usize = 1 << EXCHANGE_CHUNK_MAX_ORDER;
+    if chunk_order > EXCHANGE_CHUNK_MAX_ORDER {
+        return Err(-ENOMEM);
+    }
+    // The input frames, read once (the guest may rewrite its list).
+    let mut frames = [0u64; MAX];
+    let mut nr = 0;
+    for j in 0..(1u64 << in_chunk) {
+        let slot = inp.extent_start.wrapping_add(((i << in_chunk) + j).wrapping_mul(8));
+        let gmfn = mem.copy_from::<u64>(slot).map_err(|_| -EFAULT)?;
+        for k in 0..(1u64 << inp.extent_order) {
+            frames[nr] = gmfn.wrapping_add(k);
+            nr += 1;
+        }
+    }
+    // Xen's steal_page: each must be the domain's, not special, with no
+    // reference but its allocation, and not twice in the chunk.
+    let domid = d.domid;
+    let stealable = h
+        .with_ft(|ft, _| {
+            frames[..nr].iter().enumerate().all(|(n, &mfn)| {
+                !frames[..n].contains(&mfn) && ft.info(mfn).is_some_and(|f| f.owner == domid && f.count == 1 && f.type_count == 0 && !f.pinned)
+            })
+        })
+        .unwrap_or(false);
+    if !stealable || frames[..nr].iter().any(|&m| d.is_special_frame(m)) {
+        return Err(-EINVAL);
+    }
+    // The output extents.
+    let mut outs = [0u64; MAX];
+    let nr_out = 1usize << out_chunk;
+    for o in 0..nr_out {
+        match h.alloc_extent(out.extent_order, limit) {
+            Some(m) => outs[o] = m.0,
+            None => {
+                for &m in &outs[..o] {
+                    for k in 0..(1u64 << out.extent_order) {
+                        h.free_frame(Mfn(m + k));
+                    }
+                }
+                return Err(-ENOMEM);
+            }
+        }
+    }
+    // Past this point the chunk cannot fail for want of frames.
+    let mut pm = h.page_mem();
+    for &mfn in &frames[..nr] {
+        if h.with_ft(|ft, _| ft.release(&mut pm, mfn, domid)).unwrap_or(false) {
+            h.free_frame(Mfn(mfn));
+            d.nr_pages -= 1;
+        }
+    }
+    let mut rc = Ok(());
+    for (o, &base) in outs[..nr_out].iter().enumerate() {
+        for k in 0..(1u64 << out.extent_order) {
+            let _ = h.with_ft(|ft, _| ft.assign(base + k, domid));
+            d.nr_pages += 1;
+        }
+        let slot = out.extent_start.wrapping_add(((i << out_chunk) + o as u64).wrapping_mul(8));
+        match mem.copy_from::<u64>(slot) {
+            Ok(gpfn) => {
+                for k in 0..(1u64 << out.extent_order) {
+                    h.set_m2p(Mfn(base + k), gpfn.wrapping_add(k));
+                }
+                if mem.copy_to(slot, &base).is_err() {
+                    rc = Err(-EFAULT);
+                }
+            }
+            Err(_) => rc = Err(-EFAULT),
+        }
+    }
+    rc
 }
 
 /// Do up to `nr` extents (at most [`EXTENTS_PER_CALL`]) of a reservation
@@ -210,6 +599,10 @@ pub mod tests {
         pub others: BTreeMap<u16, Box<Guest>>,
         /// What only the control operations' tests look at.
         pub ctl: crate::domain::control_ops::tests::Ctl,
+        /// The machine's E820 map.
+        pub e820: Vec<E820Entry>,
+        /// `arch.max_pfn` in every domain's shared_info.
+        pub max_pfn: u64,
     }
 
     impl Default for FakeMachine {
@@ -225,6 +618,8 @@ pub mod tests {
                 m2p: BTreeMap::new(),
                 others: BTreeMap::new(),
                 ctl: Default::default(),
+                e820: Vec::new(),
+                max_pfn: 0,
             }
         }
     }
@@ -310,7 +705,31 @@ pub mod tests {
         fn with_domain<R>(&mut self, domid: u16, f: impl FnOnce(&mut Domain, &mut Self) -> R) -> Option<R> {
             self.take_guest(domid, |g, h| f(&mut g.domain, h))
         }
+        fn machine_e820(&self) -> &[E820Entry] {
+            &self.e820
+        }
+        fn m2p_base(&self) -> u64 {
+            M2P_BASE
+        }
+        fn shared_max_pfn(&self, _d: &Domain) -> u64 {
+            self.max_pfn
+        }
+        fn alloc_extent(&mut self, order: u32, limit: u64) -> Option<Mfn> {
+            // The lowest run of 2^order free frames, as the live allocator.
+            let n = 1u64 << order;
+            let first = (0..FRAMES).find(|&f| (f..f + n).all(|m| self.pool.free.contains(&m)))?;
+            if first + n > limit {
+                return None;
+            }
+            for m in first..first + n {
+                self.pool.free.remove(&m);
+            }
+            Some(Mfn(first))
+        }
     }
+
+    /// First frame of the fake M2P.
+    pub const M2P_BASE: u64 = 8;
 
     const ARG: u64 = 0x1000;
     const LIST: u64 = 0x2000;
@@ -549,11 +968,278 @@ pub mod tests {
     fn unknown_memory_op_is_enosys_and_high_cmd_bits_are_ignored() {
         let (mut h, g) = (FakeMachine::default(), guest());
         let mut d = dom(false, 8);
-        assert_eq!(memory_op(&mut h, &mut d, &g, 5, ARG), -ENOSYS, "XENMEM_machphys_mfn_list");
+        assert_eq!(memory_op(&mut h, &mut d, &g, 29, ARG), -ENOSYS, "past Xen 4.17's last sub-op");
         assert_eq!(memory_op(&mut h, &mut d, &g, 0x3f, ARG), -ENOSYS);
         // A continuation's start extent in bits 6 and up: the same command.
         reservation_arg(&g, 1, 0, ME);
         assert_eq!(memory_op(&mut h, &mut d, &g, XENMEM_INCREASE_RESERVATION | (7 << 6), ARG), 1);
         assert_eq!(memory_op(&mut h, &mut d, &g, XENMEM_INCREASE_RESERVATION, 0x8000), -EFAULT, "unmapped argument");
+    }
+
+    // ---- the boot-time queries and XENMEM_exchange
+
+    fn e820(entries: &[(u64, u64, u32)]) -> Vec<E820Entry> {
+        entries.iter().map(|&(addr, size, type_)| E820Entry { addr, size, type_ }).collect()
+    }
+
+    /// QEMU's map: low RAM, the BIOS area, RAM, the firmware at the top.
+    fn qemu_e820() -> Vec<E820Entry> {
+        e820(&[(0, 0x9fc00, 1), (0xf0000, 0x10000, 2), (0x100000, 0x7ee0000, 1), (0xfffc0000, 0x40000, 2)])
+    }
+
+    fn map_arg(g: &FakeGuest, nr_entries: u32, buffer: u64) {
+        g.copy_to(ARG, &XenMemoryMap { nr_entries, _pad0: 0, buffer }).unwrap();
+    }
+
+    fn map_out(g: &FakeGuest, n: usize) -> Vec<(u64, u64, u32)> {
+        (0..n)
+            .map(|i| {
+                let e: E820Entry = g.copy_from(LIST + 20 * i as u64).unwrap();
+                (e.addr, e.size, e.type_)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn machine_memory_map_from_a_domu_is_eperm() {
+        let (mut h, g) = (FakeMachine::default(), guest());
+        h.e820 = qemu_e820();
+        map_arg(&g, 16, LIST);
+        assert_eq!(memory_op(&mut h, &mut dom(false, 8), &g, XENMEM_MACHINE_MEMORY_MAP, ARG), -EPERM);
+        assert_eq!(map_out(&g, 1), [(0, 0, 0)], "nothing written");
+    }
+
+    #[test]
+    fn machine_memory_map_adds_reserved_entries_for_what_dom0_may_not_map() {
+        // Xen's arch_memory_op: the E820 entries, and between them the
+        // I/O APIC page and the LAPIC/MSI range dom0 may not map.
+        let (mut h, g) = (FakeMachine::default(), guest());
+        h.e820 = qemu_e820();
+        map_arg(&g, 16, LIST);
+        assert_eq!(memory_op(&mut h, &mut dom(true, 8), &g, XENMEM_MACHINE_MEMORY_MAP, ARG), 0);
+        let got: XenMemoryMap = g.copy_from(ARG).unwrap();
+        assert_eq!(got.nr_entries, 6);
+        assert_eq!(
+            map_out(&g, 6),
+            [
+                (0, 0x9fc00, 1),
+                (0xf0000, 0x10000, 2),
+                (0x100000, 0x7ee0000, 1),
+                (0xfec0_0000, 0x1000, 2),
+                (0xfee0_0000, 0x10_0000, 2),
+                (0xfffc0000, 0x40000, 2)
+            ]
+        );
+    }
+
+    #[test]
+    fn machine_memory_map_buffer_rules_are_xens() {
+        let (mut h, g) = (FakeMachine::default(), guest());
+        h.e820 = qemu_e820();
+        let mut d = dom(true, 8);
+        map_arg(&g, 4, LIST);
+        assert_eq!(memory_op(&mut h, &mut d, &g, XENMEM_MACHINE_MEMORY_MAP, ARG), -EINVAL, "fewer than the E820 entries plus one");
+        map_arg(&g, 5, LIST);
+        assert_eq!(memory_op(&mut h, &mut d, &g, XENMEM_MACHINE_MEMORY_MAP, ARG), -EINVAL, "no room for the reserved entries");
+        map_arg(&g, 0, 0);
+        assert_eq!(memory_op(&mut h, &mut d, &g, XENMEM_MACHINE_MEMORY_MAP, ARG), 0, "a NULL buffer only counts");
+        assert_eq!(g.copy_from::<XenMemoryMap>(ARG).unwrap().nr_entries, 6);
+        map_arg(&g, 16, 0x9000);
+        assert_eq!(memory_op(&mut h, &mut d, &g, XENMEM_MACHINE_MEMORY_MAP, ARG), -EFAULT, "unmapped buffer");
+        assert_eq!(memory_op(&mut h, &mut d, &g, XENMEM_MACHINE_MEMORY_MAP, 0x9000), -EFAULT, "unmapped argument");
+    }
+
+    #[test]
+    fn memory_map_without_a_set_map_is_enosys_as_xen_4_17() {
+        let (mut h, g) = (FakeMachine::default(), guest());
+        map_arg(&g, 16, LIST);
+        assert_eq!(memory_op(&mut h, &mut dom(false, 8), &g, XENMEM_MEMORY_MAP, ARG), -ENOSYS);
+        assert_eq!(memory_op(&mut h, &mut dom(false, 8), &g, XENMEM_MEMORY_MAP, 0x9000), -EFAULT);
+    }
+
+    #[test]
+    fn machphys_mapping_is_the_read_only_m2p_window() {
+        let (mut h, g) = (FakeMachine::default(), guest());
+        assert_eq!(memory_op(&mut h, &mut dom(false, 8), &g, XENMEM_MACHPHYS_MAPPING, ARG), 0);
+        let m: XenMachphysMapping = g.copy_from(ARG).unwrap();
+        assert_eq!((m.v_start, m.v_end, m.max_mfn), (0xffff_8000_0000_0000, 0xffff_8000_4000_0000, (1 << 27) - 1));
+        assert_eq!(memory_op(&mut h, &mut dom(true, 8), &g, XENMEM_MACHPHYS_MAPPING, ARG), 0);
+        assert_eq!(g.copy_from::<XenMachphysMapping>(ARG).unwrap().max_mfn, FRAMES - 1, "the hardware domain sees max_page - 1");
+        assert_eq!(memory_op(&mut h, &mut dom(false, 8), &g, XENMEM_MACHPHYS_MAPPING, 0x9000), -EFAULT);
+        assert_eq!(memory_op(&mut h, &mut dom(false, 8), &g, XENMEM_MACHPHYS_MAPPING | (1 << 6), ARG), -ENOSYS, "a start extent");
+    }
+
+    #[test]
+    fn machphys_mfn_list_names_each_2mib_of_the_m2p() {
+        let (mut h, g) = (FakeMachine::default(), guest());
+        let l = XenMachphysMfnList { max_extents: 4, extent_start: LIST, ..Default::default() };
+        g.copy_to(ARG, &l).unwrap();
+        assert_eq!(memory_op(&mut h, &mut dom(false, 8), &g, XENMEM_MACHPHYS_MFN_LIST, ARG), 0);
+        assert_eq!(g.copy_from::<XenMachphysMfnList>(ARG).unwrap().nr_extents, 1, "64 entries fit one 2 MiB chunk");
+        assert_eq!(list(&g, 1), [M2P_BASE]);
+        g.copy_to(ARG, &XenMachphysMfnList { max_extents: 0, ..l }).unwrap();
+        assert_eq!(memory_op(&mut h, &mut dom(false, 8), &g, XENMEM_MACHPHYS_MFN_LIST, ARG), 0);
+        assert_eq!(g.copy_from::<XenMachphysMfnList>(ARG).unwrap().nr_extents, 0);
+        g.copy_to(ARG, &XenMachphysMfnList { extent_start: 0x9000, ..l }).unwrap();
+        assert_eq!(memory_op(&mut h, &mut dom(false, 8), &g, XENMEM_MACHPHYS_MFN_LIST, ARG), -EFAULT);
+    }
+
+    #[test]
+    fn maximum_gpfn_is_shared_info_max_pfn_less_one() {
+        let (mut h, g) = (FakeMachine::default(), guest());
+        g.copy_to(ARG, &XenMemoryDomain { domid: xen_public::DOMID_SELF }).unwrap();
+        assert_eq!(memory_op(&mut h, &mut dom(false, 8), &g, XENMEM_MAXIMUM_GPFN, ARG), 0, "max_pfn 0 counts as 1");
+        h.max_pfn = 0x8000;
+        assert_eq!(memory_op(&mut h, &mut dom(false, 8), &g, XENMEM_MAXIMUM_GPFN, ARG), 0x7fff);
+        h.add(2, 8);
+        g.copy_to(ARG, &XenMemoryDomain { domid: 2 }).unwrap();
+        assert_eq!(memory_op(&mut h, &mut dom(false, 8), &g, XENMEM_MAXIMUM_GPFN, ARG), -EPERM, "a domU names only itself");
+        assert_eq!(memory_op(&mut h, &mut dom(true, 8), &g, XENMEM_MAXIMUM_GPFN, ARG), 0x7fff);
+        g.copy_to(ARG, &XenMemoryDomain { domid: 9 }).unwrap();
+        assert_eq!(memory_op(&mut h, &mut dom(true, 8), &g, XENMEM_MAXIMUM_GPFN, ARG), -ESRCH);
+        assert_eq!(memory_op(&mut h, &mut dom(true, 8), &g, XENMEM_MAXIMUM_GPFN | (1 << 6), ARG), -EINVAL, "a start extent");
+    }
+
+    const OUT: u64 = LIST + 0x800;
+
+    fn exchange_arg(g: &FakeGuest, nr_in: u64, in_order: u32, nr_out: u64, out_order: u32, mem_flags: u32) {
+        let x = XenMemoryExchange {
+            in_: XenMemoryReservation {
+                extent_start: LIST,
+                nr_extents: nr_in,
+                extent_order: in_order,
+                mem_flags: 0,
+                domid: ME,
+                ..Default::default()
+            },
+            out: XenMemoryReservation { extent_start: OUT, nr_extents: nr_out, extent_order: out_order, mem_flags, domid: ME, ..Default::default() },
+            nr_exchanged: 0,
+        };
+        g.copy_to(ARG, &x).unwrap();
+    }
+
+    fn exchanged(g: &FakeGuest) -> u64 {
+        g.copy_from::<XenMemoryExchange>(ARG).unwrap().nr_exchanged
+    }
+
+    #[test]
+    fn exchange_two_frames_for_one_contiguous_extent_below_address_bits() {
+        // Linux's xen_create_contiguous_region: order-0 frames in, one
+        // order-1 extent out, below 2^32.
+        let (mut h, g) = (FakeMachine::default(), guest());
+        let mut d = dom(false, 8);
+        let mine = h.give(&mut d, 3);
+        exchange_arg(&g, 2, 0, 1, 1, xen_public::memory::xenmemf_address_bits(32));
+        g.copy_to(LIST, &[mine[0], mine[2]]).unwrap();
+        g.copy_to(OUT, &0x200u64).unwrap();
+        assert_eq!(memory_op(&mut h, &mut d, &g, XENMEM_EXCHANGE, ARG), 0);
+        assert_eq!(exchanged(&g), 2);
+        let base = g.copy_from::<u64>(OUT).unwrap();
+        assert_eq!((h.owner(base), h.owner(base + 1)), (ME, ME), "the new extent is the caller's");
+        assert_eq!((h.m2p.get(&base), h.m2p.get(&(base + 1))), (Some(&0x200), Some(&0x201)), "the M2P names the gpfns asked for");
+        assert_eq!(h.pool.freed, [mine[0], mine[2]], "the old frames went back");
+        assert_eq!(d.nr_pages, 3, "as many pages as before");
+    }
+
+    #[test]
+    fn exchange_of_a_frame_the_domain_does_not_own_is_einval() {
+        let (mut h, g) = (FakeMachine::default(), guest());
+        let mut d = dom(false, 8);
+        let mut other = Domain::empty(2, false, Mfn(0));
+        let theirs = h.give(&mut other, 1)[0];
+        exchange_arg(&g, 1, 0, 1, 0, 0);
+        for victim in [theirs, 3, FRAMES + 10, u64::MAX] {
+            g.copy_to(LIST, &victim).unwrap();
+            let free = h.pool.free_count();
+            assert_eq!(memory_op(&mut h, &mut d, &g, XENMEM_EXCHANGE, ARG), -EINVAL, "frame {victim:#x}");
+            assert_eq!((exchanged(&g), h.pool.free_count()), (0, free), "nothing moved");
+        }
+        assert_eq!(h.owner(theirs), 2);
+    }
+
+    #[test]
+    fn exchange_of_a_referenced_or_repeated_frame_is_einval() {
+        let (mut h, g) = (FakeMachine::default(), guest());
+        let mut d = dom(false, 8);
+        let mine = h.give(&mut d, 2);
+        h.ft.get_page(mine[0], ME).unwrap();
+        exchange_arg(&g, 1, 0, 1, 0, 0);
+        g.copy_to(LIST, &mine[0]).unwrap();
+        assert_eq!(memory_op(&mut h, &mut d, &g, XENMEM_EXCHANGE, ARG), -EINVAL, "mapped somewhere");
+        exchange_arg(&g, 2, 0, 1, 1, 0);
+        g.copy_to(LIST, &[mine[1], mine[1]]).unwrap();
+        assert_eq!(memory_op(&mut h, &mut d, &g, XENMEM_EXCHANGE, ARG), -EINVAL, "the same frame twice in a chunk");
+        let mut s = dom(false, 8);
+        s.shared_info = Mfn(mine[1]);
+        exchange_arg(&g, 1, 0, 1, 0, 0);
+        g.copy_to(LIST, &mine[1]).unwrap();
+        assert_eq!(memory_op(&mut h, &mut s, &g, XENMEM_EXCHANGE, ARG), -EINVAL, "shared_info is special");
+        assert_eq!(h.owner(mine[1]), ME);
+    }
+
+    #[test]
+    fn exchange_stops_at_the_first_bad_chunk_and_reports_progress() {
+        let (mut h, g) = (FakeMachine::default(), guest());
+        let mut d = dom(false, 8);
+        let mine = h.give(&mut d, 2);
+        exchange_arg(&g, 3, 0, 3, 0, 0);
+        g.copy_to(LIST, &[mine[0], 3, mine[1]]).unwrap();
+        g.copy_to(OUT, &[0x10u64, 0x11, 0x12]).unwrap();
+        assert_eq!(memory_op(&mut h, &mut d, &g, XENMEM_EXCHANGE, ARG), -EINVAL);
+        assert_eq!(exchanged(&g), 1, "the first extent was exchanged");
+        assert_eq!(h.owner(mine[1]), ME, "the third was not touched");
+        // The caller continues from nr_exchanged once it fixed its list.
+        let mut x: XenMemoryExchange = g.copy_from(ARG).unwrap();
+        g.copy_to(LIST + 8, &mine[1]).unwrap();
+        x.in_.nr_extents = 2;
+        x.out.nr_extents = 2;
+        g.copy_to(ARG, &x).unwrap();
+        assert_eq!(memory_op(&mut h, &mut d, &g, XENMEM_EXCHANGE, ARG), 0);
+        assert_eq!(exchanged(&g), 2);
+    }
+
+    #[test]
+    fn exchange_argument_errnos_are_xens() {
+        let (mut h, g) = (FakeMachine::default(), guest());
+        let mut d = dom(false, 8);
+        exchange_arg(&g, 1, 10, 1, 10, 0);
+        assert_eq!(memory_op(&mut h, &mut d, &g, XENMEM_EXCHANGE, ARG), -EPERM, "order 10 is past a domU's max_order 9");
+        exchange_arg(&g, 2, 0, 1, 0, 0);
+        assert_eq!(memory_op(&mut h, &mut d, &g, XENMEM_EXCHANGE, ARG), -EINVAL, "sizes differ");
+        let mut x: XenMemoryExchange = g.copy_from(ARG).unwrap();
+        x.out.nr_extents = 2;
+        x.out.domid = 2;
+        g.copy_to(ARG, &x).unwrap();
+        assert_eq!(memory_op(&mut h, &mut d, &g, XENMEM_EXCHANGE, ARG), -EINVAL, "in and out name different domains");
+        x.out.domid = ME;
+        x.nr_exchanged = 3;
+        g.copy_to(ARG, &x).unwrap();
+        assert_eq!(memory_op(&mut h, &mut d, &g, XENMEM_EXCHANGE, ARG), -EINVAL, "more done than asked");
+        x.nr_exchanged = 2;
+        g.copy_to(ARG, &x).unwrap();
+        assert_eq!(memory_op(&mut h, &mut d, &g, XENMEM_EXCHANGE, ARG), 0, "all done already");
+        exchange_arg(&g, u64::MAX, 0, u64::MAX >> 1, 1, 0);
+        assert_eq!(memory_op(&mut h, &mut d, &g, XENMEM_EXCHANGE, ARG), -EINVAL, "the output list would overflow");
+        exchange_arg(&g, 1, 0, 1, 0, 0);
+        let mut x: XenMemoryExchange = g.copy_from(ARG).unwrap();
+        x.in_.extent_start = xen_public::HYPERVISOR_VIRT_START;
+        g.copy_to(ARG, &x).unwrap();
+        assert_eq!(memory_op(&mut h, &mut d, &g, XENMEM_EXCHANGE, ARG), -EFAULT, "a list in the hypervisor");
+        exchange_arg(&g, 1, 0, 1, 0, xen_public::memory::XENMEMF_EXACT_NODE_REQUEST | xen_public::memory::xenmemf_node(1));
+        assert_eq!(memory_op(&mut h, &mut d, &g, XENMEM_EXCHANGE, ARG), -EINVAL, "a domU may not insist on a node");
+        assert_eq!(memory_op(&mut h, &mut d, &g, XENMEM_EXCHANGE | (1 << 6), ARG), -EINVAL, "a start extent");
+        assert_eq!(memory_op(&mut h, &mut d, &g, XENMEM_EXCHANGE, 0x9000), -EFAULT);
+    }
+
+    #[test]
+    fn exchange_below_too_few_address_bits_is_enomem_and_keeps_the_frames() {
+        let (mut h, g) = (FakeMachine::default(), guest());
+        let mut d = dom(false, 8);
+        let mine = h.give(&mut d, 1);
+        exchange_arg(&g, 1, 0, 1, 0, xen_public::memory::xenmemf_address_bits(13));
+        g.copy_to(LIST, &mine[0]).unwrap();
+        let free = h.pool.free_count();
+        assert_eq!(memory_op(&mut h, &mut d, &g, XENMEM_EXCHANGE, ARG), -ENOMEM, "no free frame below 8 KiB");
+        assert_eq!((exchanged(&g), h.owner(mine[0]), h.pool.free_count()), (0, ME, free));
     }
 }

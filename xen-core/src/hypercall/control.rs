@@ -25,6 +25,33 @@ impl MemoryHost for Live<'_> {
     fn with_domain<R>(&mut self, domid: u16, f: impl FnOnce(&mut Domain, &mut Self) -> R) -> Option<R> {
         crate::schedule::with_domain(domid, |o| f(o, self))
     }
+    fn machine_e820(&self) -> &[xen_public::memory::E820Entry] {
+        super::MACHINE_E820.get().map_or(&[], |m| m.entries())
+    }
+    fn m2p_base(&self) -> u64 {
+        crate::mm::machine::M2P.get().map_or(0, |m| m.base.0)
+    }
+    fn shared_max_pfn(&self, d: &Domain) -> u64 {
+        const MAX_PFN: usize = core::mem::offset_of!(xen_public::SharedInfo, arch) + core::mem::offset_of!(xen_public::ArchSharedInfo, max_pfn);
+        crate::guest_access::Frame::new(d.shared_info).map_or(0, |f| f.load_u64(MAX_PFN))
+    }
+    fn alloc_extent(&mut self, order: u32, limit: u64) -> Option<Mfn> {
+        let n = 1u64 << order;
+        let m = if order == 0 { crate::mm::machine::alloc_frame()? } else { crate::mm::machine::alloc_contiguous(n)? };
+        if m.0.checked_add(n).is_none_or(|end| end > limit) {
+            for k in 0..n {
+                crate::mm::machine::free_frame(Mfn(m.0 + k));
+            }
+            return None;
+        }
+        // alloc_contiguous does not zero (alloc_frame does).
+        if order > 0 {
+            for k in 0..n {
+                crate::guest_access::Frame::new(Mfn(m.0 + k))?.scrub();
+            }
+        }
+        Some(m)
+    }
 }
 
 impl ControlHost for Live<'_> {

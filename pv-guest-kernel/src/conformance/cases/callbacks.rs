@@ -87,6 +87,12 @@ pub mod delivery {
         }
         callback_register_noncanonical_einval ("callback_op", "register event", Attack) { expect(callback(0, 0, 0, NONCANON), -EINVAL) }
         callback_register_unknown_type_enosys ("callback_op", "register type 100", Reject) { expect(callback(0, 100, 0, some_handler()), -ENOSYS) }
+        callback_register_sysenter_type_5_ok ("callback_op", "register sysenter", Accept) { expect(callback(0, 5, 1, some_handler()), 0) }
+        callback_register_type_3_enosys ("callback_op", "register sysenter_deprecated", Reject) { expect(callback(0, 3, 0, some_handler()), -ENOSYS) }
+        callback_register_type_3_noncanonical_einval ("callback_op", "register sysenter_deprecated", Attack) { expect(callback(0, 3, 0, NONCANON), -EINVAL) }
+        callback_unregister_sysenter_einval ("callback_op", "unregister sysenter", Reject) { expect(callback(1, 5, 0, 0), -EINVAL) }
+        callback_unregister_type_3_enosys ("callback_op", "unregister sysenter_deprecated", Reject) { expect(callback(1, 3, 0, 0), -ENOSYS) }
+        callback_register_failsafe_masked_ok ("callback_op", "register failsafe", Accept) { expect(callback(0, 1, 1, some_handler()), 0) }
         callback_unregister_event_einval ("callback_op", "unregister event", Reject) { expect(callback(1, 0, 0, 0), -EINVAL) }
         callback_unregister_nmi_ok ("callback_op", "unregister nmi", Accept) { expect(callback(1, 4, 0, 0), 0) }
         callback_unknown_cmd_enosys ("callback_op", "cmd 7", Reject) { expect(callback(7, 0, 0, some_handler()), -ENOSYS) }
@@ -143,11 +149,25 @@ pub mod assists_and_segment_bases {
         vm_assist_huge_type_einval ("vm_assist", "type 2^32-1", Attack) { expect(vm_assist(0, 0xffff_ffff), -EINVAL) }
         vm_assist_unknown_type_einval ("vm_assist", "type 10", Reject) { expect(vm_assist(0, 10), -EINVAL) }
         vm_assist_bad_cmd_enosys ("vm_assist", "cmd 2", Reject) { expect(vm_assist(2, 0), -ENOSYS) }
-        vm_assist_writable_pagetables_refused ("vm_assist", "enable writable_pagetables", Reject) {
+        vm_assist_writable_pagetables_ok ("vm_assist", "enable writable_pagetables", Accept) {
             let r = vm_assist(0, 2);
             vm_assist(1, 2);
-            expect(r, -EINVAL)
+            expect(r, 0)
         }
+        vm_assist_architectural_iopl_ok ("vm_assist", "enable architectural_iopl", Accept) {
+            let r = vm_assist(0, 4);
+            all(&[expect(r, 0), expect(vm_assist(1, 4), 0)])
+        }
+        vm_assist_runstate_update_flag_ok ("vm_assist", "enable runstate_update_flag", Accept) {
+            let r = vm_assist(0, 5);
+            all(&[expect(r, 0), expect(vm_assist(1, 5), 0)])
+        }
+        vm_assist_m2p_strict_ok ("vm_assist", "enable m2p_strict", Accept) {
+            let r = vm_assist(0, 32);
+            all(&[expect(r, 0), expect(vm_assist(1, 32), 0)])
+        }
+        vm_assist_type_6_einval ("vm_assist", "type 6", Reject) { expect(vm_assist(0, 6), -EINVAL) }
+        vm_assist_bad_type_before_bad_cmd ("vm_assist", "cmd 2 type 6", Reject) { expect(vm_assist(2, 6), -EINVAL) }
 
         // ---- set_segment_base
         set_segment_base_fs_loads_base ("set_segment_base", "SEGBASE_FS", Accept) {

@@ -22,7 +22,9 @@ pub use xen_public::grant_table::{
 };
 pub use xen_public::hypercall as nr;
 pub use xen_public::sysctl::{XenSysctl, XenSysctlGetdomaininfolist, XenSysctlPhysinfo, XenSysctlSchedId};
-pub use xen_public::vcpu::{TrapInfo, VCPU_SSHOTTMR_FUTURE, VcpuGuestContext, VcpuSetSingleshotTimer};
+pub use xen_public::vcpu::{
+    TrapInfo, VCPU_SSHOTTMR_FUTURE, VcpuGuestContext, VcpuRegisterVcpuInfo, VcpuRunstateInfo as RunstateInfo, VcpuSetSingleshotTimer,
+};
 pub use xen_public::version::{
     XENFEAT_DOM0, XenCapabilitiesInfo, XenChangesetInfo, XenCompileInfo, XenExtraversion, XenFeatureInfo, XenPlatformParameters,
 };
@@ -69,6 +71,12 @@ pub fn mmuext(cmd: u32, arg1: u64, done: u64, dom: u64) -> i64 {
 /// `vm_assist(cmd, type)`.
 pub fn vm_assist(cmd: u64, kind: u64) -> i64 {
     super::super::ctx::call(nr::VM_ASSIST, cmd, kind, 0, 0, 0)
+}
+
+/// `vcpu_op(VCPUOP_register_vcpu_info)` of vCPU 0 to `offset` in `mfn`.
+pub fn register_vcpu_info(mfn: u64, offset: u32) -> i64 {
+    let info = VcpuRegisterVcpuInfo { mfn, offset, rsvd: 0 };
+    super::super::ctx::call(nr::VCPU_OP, 10, 0, super::super::ctx::ptr(&info), 0, 0)
 }
 
 /// A spare page as `(va, mfn)`.
