@@ -21,6 +21,7 @@ pub use xen_public::grant_table::{
     GnttabSetVersion, GnttabSetupTable, GnttabUnmapGrantRef,
 };
 pub use xen_public::hypercall as nr;
+pub use xen_public::memory::{E820Entry, XenMachphysMapping, XenMachphysMfnList, XenMemoryExchange, XenMemoryMap, XenMemoryReservation};
 pub use xen_public::sysctl::{XenSysctl, XenSysctlGetdomaininfolist, XenSysctlPhysinfo, XenSysctlSchedId};
 pub use xen_public::vcpu::{
     TrapInfo, VCPU_SSHOTTMR_FUTURE, VcpuGuestContext, VcpuRegisterVcpuInfo, VcpuRunstateInfo as RunstateInfo, VcpuSetSingleshotTimer,
@@ -77,6 +78,20 @@ pub fn vm_assist(cmd: u64, kind: u64) -> i64 {
 pub fn register_vcpu_info(mfn: u64, offset: u32) -> i64 {
     let info = VcpuRegisterVcpuInfo { mfn, offset, rsvd: 0 };
     super::super::ctx::call(nr::VCPU_OP, 10, 0, super::super::ctx::ptr(&info), 0, 0)
+}
+
+/// A one-extent, order-0 XENMEM_exchange of the caller's frames: input
+/// list `inp`, output list `out`, `bits` address bits (0: any).
+pub fn exchange_arg(inp: u64, out: u64, bits: u32) -> XenMemoryExchange {
+    let r = |extent_start, mem_flags| XenMemoryReservation {
+        extent_start,
+        nr_extents: 1,
+        extent_order: 0,
+        mem_flags,
+        domid: 0x7ff0,
+        ..Default::default()
+    };
+    XenMemoryExchange { in_: r(inp, 0), out: r(out, bits & 0xff), nr_exchanged: 0 }
 }
 
 /// A spare page as `(va, mfn)`.
