@@ -25,6 +25,7 @@ pub mod memory_ops;
 pub mod mmu_ops;
 pub mod physdev_ops;
 pub mod priv_op;
+pub mod ptwr;
 pub use xen_dombuild::{layout, pagetable};
 #[cfg(target_os = "none")]
 pub mod build;

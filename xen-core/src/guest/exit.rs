@@ -72,8 +72,14 @@ fn exception(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) {
         return;
     }
     if vector == 14 {
-        v.cr2 = cpu::read_cr2();
-        d.set_guest_cr2(v, v.cr2);
+        let cr2 = cpu::read_cr2();
+        // Writable page tables (Xen's fixup_page_fault): a kernel write
+        // to its own read-only L1 may be emulated instead.
+        if hypercall::ptwr_fault(v, d, regs, cr2) {
+            return;
+        }
+        v.cr2 = cr2;
+        d.set_guest_cr2(v, cr2);
     }
     // #NM exists for guests only through their virtual CR0.TS: deliver it
     // once and clear TS, as Xen does.

@@ -82,3 +82,20 @@ pub(super) fn set_gdt(v: &mut Vcpu, d: &mut Domain, frame_list: u64, entries: u6
 pub(super) fn update_descriptor(v: &mut Vcpu, d: &mut Domain, maddr: u64, desc: u64) -> Ret {
     mmu_ops::update_descriptor(&mut Live::new(), v, d, maddr, desc)
 }
+
+/// A write #PF from the guest kernel on the running vCPU: writable page
+/// tables and dom0's read-only MMIO (`domain/ptwr.rs`, Xen's
+/// `pv_ro_page_fault`). True: emulated, the guest goes on past the
+/// instruction; false: deliver the #PF.
+pub fn ptwr_fault(v: &Vcpu, d: &Domain, regs: &mut CpuUserRegs, cr2: u64) -> bool {
+    use crate::domain::ptwr::{Faulter, page_fault};
+    let f = Faulter {
+        domid: d.domid,
+        privileged: d.privileged,
+        vm_assist: d.vm_assist,
+        kernel_mode: v.kernel_mode,
+        l4_maddr: v.guest_table,
+        fs_gs_base: (v.fs_base, v.gs_base_kernel),
+    };
+    page_fault(&mut Live::new(), &v.kernel_mem(), &f, regs, cr2)
+}

@@ -177,6 +177,7 @@ mod evtchn;
 mod gnttab;
 mod live;
 mod mmu;
+pub use mmu::ptwr_fault;
 mod vcpu_ctx;
 
 use evtchn::event_channel_op;

@@ -954,6 +954,43 @@ impl<'a> FrameTable<'a> {
         Ok(())
     }
 
+    /// Whether `mfn` is a live L1 table of `dom`: owned, typed L1, validated
+    /// and in use (Xen's `page_lock` succeeds on it and its type is
+    /// `PGT_l1_page_table`), the only frames writable page tables emulate
+    /// writes to.
+    pub fn is_live_l1(&self, mfn: u64, dom: u16) -> bool {
+        self.info(mfn)
+            .is_some_and(|f| f.owner == dom && f.ty == PageType::L1 && f.validated && f.type_count > 0 && !f.validating && f.partial == Partial::None)
+    }
+
+    /// Xen's `ptwr_emulated_update` on entry `idx` of the live L1 in
+    /// `table`: the new entry is checked and referenced as `get_page_from_l1e`
+    /// does (as for `mmu_update`, never a foreign frame: `who.pg` is the
+    /// caller), then written, or compare-exchanged when `expected` is given.
+    /// `Ok(Err(current))`: the comparison failed and nothing changed.
+    pub fn ptwr_update(
+        &mut self,
+        mem: &mut impl PageMem,
+        table: u64,
+        idx: usize,
+        expected: Option<u64>,
+        new: u64,
+        who: Who,
+    ) -> Result<Result<(), u64>, MmError> {
+        if !self.is_live_l1(table, who.dom) || who.pg != who.dom {
+            return Err(MmError::Inval);
+        }
+        self.get_entry(mem, table, 1, new, who)?;
+        let old = mem.read(table, idx);
+        if expected.is_some_and(|x| x != old) {
+            self.put_entry(mem, table, 1, new);
+            return Ok(Err(old));
+        }
+        mem.write(table, idx, self.accepted(1, new, who));
+        self.put_entry(mem, table, 1, old);
+        Ok(Ok(()))
+    }
+
     /// Replace entry `idx` of the validated table in `table` (mmu_update
     /// NORMAL_PT_UPDATE; `preserve_ad` keeps the old A/D bits).
     pub fn update_entry(&mut self, mem: &mut impl PageMem, table: u64, idx: usize, new: u64, preserve_ad: bool, who: Who) -> Res {
