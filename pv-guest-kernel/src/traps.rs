@@ -413,6 +413,15 @@ pub enum Probe {
     /// Xen's forced-emulation CPUID of leaf `arg`, sub-leaf 0 (the `ud2`
     /// at offset 7; [`probe_regs`] gets EAX, EBX, ECX, EDX).
     ForcedCpuid,
+    /// Writable page tables (`conformance/cases/ptwr.rs`, which has the
+    /// code): `mov`, `xchg`, `lock cmpxchg` and `lock btrq $1` at `arg`.
+    PtwrMov,
+    /// See [`Probe::PtwrMov`].
+    PtwrXchg,
+    /// See [`Probe::PtwrMov`].
+    PtwrCmpxchg,
+    /// See [`Probe::PtwrMov`].
+    PtwrBtr,
 }
 
 macro_rules! probe_syms {
@@ -462,6 +471,10 @@ probe_syms! {
     Clts => guest_probe_clts, guest_probe_clts_end;
     Wbinvd => guest_probe_wbinvd, guest_probe_wbinvd_end;
     ForcedCpuid => guest_probe_forced_cpuid, guest_probe_forced_cpuid_end;
+    PtwrMov => guest_probe_ptwr_mov, guest_probe_ptwr_mov_end;
+    PtwrXchg => guest_probe_ptwr_xchg, guest_probe_ptwr_xchg_end;
+    PtwrCmpxchg => guest_probe_ptwr_cmpxchg, guest_probe_ptwr_cmpxchg_end;
+    PtwrBtr => guest_probe_ptwr_btr, guest_probe_ptwr_btr_end;
 }
 
 unsafe extern "C" {

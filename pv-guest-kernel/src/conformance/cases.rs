@@ -48,6 +48,7 @@ mod mmu;
 mod multicall;
 mod physdev;
 mod privop;
+mod ptwr;
 mod readconsole;
 mod sched;
 mod vcpu;
@@ -87,6 +88,7 @@ run_order! {
     readconsole,
     physdev,
     privop,
+    ptwr,
 }
 
 const NR_CASES: usize = total_len(LISTS);
