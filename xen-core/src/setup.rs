@@ -295,7 +295,12 @@ fn machine_map(mbi: &BootInfo<'_>) -> crate::domain::iocap::MachineMap {
             nr_unusable += 1;
         }
     }
-    MachineMap { ram, dom0_iomem: dom0_iomem(&unusable[..nr_unusable]), mmio_ro: mmio_ro() }
+    let mut map = MachineMap { ram, dom0_iomem: dom0_iomem(&unusable[..nr_unusable]), mmio_ro: mmio_ro() };
+    let cpuid = crate::arch::x86_64::cpu::cpuid;
+    let bits = crate::domain::iocap::paddr_bits(cpuid(0x8000_0000, 0).0, cpuid(0x8000_0008, 0).0);
+    // Removing a range's tail never splits it: the set cannot be full.
+    let _ = map.limit_paddr_bits(bits);
+    map
 }
 
 fn ram_top(mbi: &BootInfo<'_>) -> u64 {

@@ -177,6 +177,17 @@ pub fn dom0_iomem(unusable: &[(u64, u64)]) -> RangeSet {
     s
 }
 
+/// Xen's `PADDR_MASK >> PAGE_SHIFT` (INVALID_MFN as an L1 entry holds it):
+/// mapping it without I/O memory permission is -EINVAL, not -EPERM.
+pub const INVALID_MFN_IN_PTE: u64 = (1 << (PADDR_BITS - 12)) - 1;
+
+/// The CPU's physical address width as Xen 4.17 computes `paddr_bits`:
+/// CPUID 0x80000008 EAX[7:0] where the CPU has that leaf, else 36.
+pub fn paddr_bits(max_extended_leaf: u32, leaf_80000008_eax: u32) -> u32 {
+    let bits = leaf_80000008_eax & 0xff;
+    if max_extended_leaf >= 0x8000_0008 && (36..=PADDR_BITS).contains(&bits) { bits } else { 36 }
+}
+
 /// The frames of [`MMIO_RO_FRAMES`] as a set.
 pub fn mmio_ro() -> RangeSet {
     let mut s = RangeSet::new();
@@ -210,6 +221,14 @@ impl MachineMap {
             ram = RangeSet::new();
         }
         MachineMap { ram, dom0_iomem: dom0_iomem(&[]), mmio_ro: mmio_ro() }
+    }
+
+    /// Keep dom0's I/O memory below the CPU's physical address width:
+    /// Xen 4.17 permits the hardware domain `[0, 2^paddr_bits)` only
+    /// (`dom0_setup_permissions`, `domain_max_paddr_bits`).
+    pub fn limit_paddr_bits(&mut self, paddr_bits: u32) -> Result<(), Full> {
+        let first_beyond = 1u64 << (paddr_bits.clamp(12, PADDR_BITS) - 12);
+        self.dom0_iomem.remove(first_beyond, u64::MAX)
     }
 
     /// Whether `mfn` is RAM.
@@ -307,5 +326,18 @@ mod tests {
         assert!(map.iomem_permitted(true, 0xfebf0));
         assert!(!map.iomem_permitted(true, 0xfee00));
         assert!(map.is_ram(0xfff) && !map.is_ram(0x1000));
+    }
+
+    #[test]
+    fn dom0_iomem_stops_at_the_cpus_physical_address_width() {
+        // Xen 4.17's dom0_setup_permissions permits [0, 2^paddr_bits).
+        assert_eq!(paddr_bits(0x8000_0008, 0x3028), 40, "QEMU's qemu64: 40 bits");
+        assert_eq!(paddr_bits(0x8000_0004, 0x3028), 36, "no leaf 0x80000008: 36, as Xen");
+        let mut map = MachineMap::all_ram(0x1000);
+        map.limit_paddr_bits(40).unwrap();
+        assert!(map.iomem_permitted(true, (1 << 28) - 1));
+        assert!(!map.iomem_permitted(true, 1 << 28), "the first frame past 2^40 bytes");
+        assert!(!map.iomem_permitted(true, INVALID_MFN_IN_PTE));
+        assert!(!map.iomem_permitted(true, 0xfee00), "the holes stay");
     }
 }

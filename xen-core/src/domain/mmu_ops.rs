@@ -1287,8 +1287,12 @@ mod tests {
             let (rc, _) = run_mmu(&mut h, &mut v, &mut d, &[normal(10, 0, pte(THEIRS, flags))], SELF);
             assert_eq!(rc, -xen_public::errno::EBUSY);
         }
-        let (rc, _) = run_mmu(&mut h, &mut v, &mut d, &[normal(10, 0, pte((1 << 40) - 1, P))], SELF);
+        let (rc, _) = run_mmu(&mut h, &mut v, &mut d, &[normal(10, 0, pte((1 << 40) - 2, P))], SELF);
         assert_eq!(rc, -xen_public::errno::EPERM, "a frame past the table is MMIO: a domU may not map it");
+        // Xen's get_page_from_l1e: the all-ones frame (INVALID_MFN) is
+        // -EINVAL rather than -EPERM.
+        let (rc, _) = run_mmu(&mut h, &mut v, &mut d, &[normal(10, 0, pte((1 << 40) - 1, P))], SELF);
+        assert_eq!(rc, -EINVAL);
         assert!(h.others_state() == before);
         assert_eq!(h.entry(10, 0), 0);
     }

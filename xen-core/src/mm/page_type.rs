@@ -34,7 +34,7 @@
 //! Pure logic over [`PageMem`], so the host tests drive it with a model.
 #![forbid(unsafe_code)]
 
-use crate::domain::iocap::MachineMap;
+use crate::domain::iocap::{INVALID_MFN_IN_PTE, MachineMap};
 use xen_public::DOMID_IO;
 use xen_public::pte::{PteFlags, pte_maddr};
 
@@ -348,7 +348,8 @@ impl<'a> FrameTable<'a> {
         let target = mfn_of(e);
         let pg_is_self = who.pg == who.dom || who.pg == DOMID_IO;
         if !pg_is_self || !self.machine.iomem_permitted(who.io, target) {
-            return Err(MmError::Perm);
+            // Xen: -EPERM, but -EINVAL for the all-ones frame (INVALID_MFN).
+            return Err(if target == INVALID_MFN_IN_PTE { MmError::Inval } else { MmError::Perm });
         }
         let rw = PteFlags::RW.bits();
         let ro_flip = if self.machine.mmio_ro.contains(target) { e & rw } else { 0 };
@@ -1134,6 +1135,41 @@ pub(crate) mod tests {
         ft.unpin(&mut mem, 10, dom0).unwrap();
         assert_eq!(ft.info(41), Some(&before), "devalidation puts nothing for MMIO");
         assert_eq!(ft.info(20).map(|f| f.count), Some(1));
+    }
+
+    #[test]
+    fn mmio_past_paddr_bits_is_eperm_and_invalid_mfn_einval() {
+        // ABI: get_page_from_l1e: a non-RAM frame without I/O memory
+        // permission is -EPERM, except PADDR_MASK >> PAGE_SHIFT (-EINVAL).
+        let (mut frames, mut mem) = setup();
+        let dom0 = Who::own(D0.dom, true);
+        let mut ft = FrameTable::new(&mut frames);
+        let mut map = MachineMap::all_ram(64);
+        map.limit_paddr_bits(40).unwrap();
+        ft.set_machine_map(map);
+        ft.pin(&mut mem, 10, 1, dom0).unwrap();
+        assert_eq!(ft.update_entry(&mut mem, 10, 0, e(1 << 28, RO), false, dom0), Err(MmError::Perm));
+        assert_eq!(ft.update_entry(&mut mem, 10, 0, e(INVALID_MFN_IN_PTE, RO), false, dom0), Err(MmError::Inval));
+        assert_eq!(ft.update_entry(&mut mem, 10, 0, e(INVALID_MFN_IN_PTE, RO), false, D0), Err(MmError::Inval), "a domU too");
+        assert_eq!(ft.update_entry(&mut mem, 10, 0, e((1 << 28) - 1, RO), false, dom0), Ok(()), "below 2^40 bytes");
+        assert_eq!(ft.update_entry(&mut mem, 10, 0, 0, false, dom0), Ok(()));
+    }
+
+    #[test]
+    fn dom0_mapping_a_frame_the_hypervisor_keeps_is_ebusy() {
+        // ABI: a RAM frame no domain owns (xen-core's own: its image, the
+        // frame table, its heap) is refused even to dom0, as Xen's
+        // get_page_from_l1e refuses dom_xen's frames (could_not_pin:
+        // -EBUSY), read-only or not.
+        let (mut frames, mut mem) = setup();
+        frames[30] = PageInfo::FREE;
+        let dom0 = Who::own(D0.dom, true);
+        let mut ft = FrameTable::new(&mut frames);
+        ft.pin(&mut mem, 10, 1, dom0).unwrap();
+        assert_eq!(ft.update_entry(&mut mem, 10, 0, e(30, RO), false, dom0), Err(MmError::Busy));
+        assert_eq!(ft.update_entry(&mut mem, 10, 0, e(30, RW), false, dom0), Err(MmError::Busy));
+        assert_eq!(ft.info(30), Some(&PageInfo::FREE));
+        assert_eq!(mem.read(10, 0), 0);
     }
 
     #[test]

@@ -166,6 +166,13 @@ fn restore(a: u64) -> i64 {
     helpers::uvm(a, (crate::conformance::ctx::mfn_of(a) << 12) | helpers::PTE_RW)
 }
 
+/// The CPU's physical address width (CPUID 0x80000008, native in a PV
+/// kernel).
+#[cfg(target_os = "none")]
+fn paddr_bits() -> u32 {
+    core::arch::x86_64::__cpuid(0x8000_0008).eax & 0xff
+}
+
 /// Writable page tables for a domU need the assist (dom0 has them anyway).
 #[cfg(target_os = "none")]
 fn assist(on: bool) -> i64 {
@@ -325,5 +332,35 @@ cases! {
         let w = super::run(Probe::PtwrMov, l2e, super::peek(l2e), 0);
         super::assist(false);
         expect_trap(w, 14, Some(super::EC_WRITE), super::STORE_AT)
+    }
+    ptwr_dom0_write_to_read_only_mmio_is_dropped ("writable page tables", "mov to the I/O APIC (mmio_ro)", Accept) {
+        // Xen keeps the I/O APIC in mmio_ro_ranges: dom0's writable mapping
+        // loses RW, and a store through it is dropped (mmio_ro_do_page_fault),
+        // so the instruction completes without a fault.
+        let Some((a, _, pte)) = super::setup() else { return error(format_args!("no spare pages or walk")) };
+        let r = uvm(a, (0xfec00 << 12) | PTE_RW);
+        let entry = super::peek(pte);
+        let w = if r == 0 { probe(Probe::Write, a) } else { Ok(()) };
+        let fix = super::restore(a);
+        all(&[
+            expect(r, 0),
+            check(entry & 2 == 0 && (entry & super::ADDR) >> 12 == 0xfec00, format_args!("entry {entry:#x}")),
+            check(w.is_ok(), format_args!("store trapped: {w:?}")),
+            expect(fix, 0),
+        ])
+    }
+    iomem_dom0_mfn_beyond_paddr_bits_eperm ("update_va_mapping", "MMIO frame past the CPU's physical address width", Reject) {
+        // Xen grants dom0 the I/O memory below 2^paddr_bits only.
+        let Some(a) = spare_page() else { return error(format_args!("no spare page")) };
+        let bits = super::paddr_bits();
+        let r = uvm(a, ((1u64 << bits) & super::ADDR) | PTE_RO);
+        if r == 0 { super::restore(a); }
+        expect(r, -EPERM)
+    }
+    iomem_invalid_mfn_einval ("update_va_mapping", "frame 2^40-1 (INVALID_MFN)", Reject) {
+        let Some(a) = spare_page() else { return error(format_args!("no spare page")) };
+        let r = uvm(a, super::ADDR | PTE_RO);
+        if r == 0 { super::restore(a); }
+        expect(r, -EINVAL)
     }
 }
