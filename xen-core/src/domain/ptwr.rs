@@ -8,7 +8,8 @@
 //!
 //! Instructions: the ones whose memory write a PV kernel aims at a PTE
 //! (`mov`, `xchg`, `cmpxchg`, `cmpxchg8b`, `or`/`and`/`xor`/`add`/`sub`,
-//! `bts`/`btr`/`btc`, locked or not), decoded with `yaxpeax-x86`. A write
+//! `bts`/`btr`/`btc`, `inc`/`dec`/`not`/`neg`, locked or not), decoded with
+//! `yaxpeax-x86`. A write
 //! narrower than 8 bytes is merged with the rest of the old entry, as Xen
 //! does; a write that is not naturally aligned or leaves the faulting page
 //! (one that straddles two entries, `cmpxchg16b`) is not emulated.
@@ -95,6 +96,14 @@ pub enum Op {
     Btr,
     /// `btc` (bit test and complement).
     Btc,
+    /// `inc`.
+    Inc,
+    /// `dec`.
+    Dec,
+    /// `not`.
+    Not,
+    /// `neg`.
+    Neg,
 }
 
 /// A register operand: its number (Xen's ModRM numbering) and width; `high`
@@ -113,7 +122,8 @@ pub enum Src {
     Reg(Reg),
     /// Already sign- or zero-extended as the instruction says.
     Imm(u64),
-    /// `cmpxchg8b` (implicit EDX:EAX and ECX:EBX).
+    /// `cmpxchg8b` (implicit EDX:EAX and ECX:EBX), or none (`inc`, `dec`,
+    /// `not`, `neg`).
     Implicit,
 }
 
@@ -235,6 +245,10 @@ pub fn decode(bytes: &[u8]) -> Option<WriteInsn> {
         Opcode::BTS => Op::Bts,
         Opcode::BTR => Op::Btr,
         Opcode::BTC => Op::Btc,
+        Opcode::INC => Op::Inc,
+        Opcode::DEC => Op::Dec,
+        Opcode::NOT => Op::Not,
+        Opcode::NEG => Op::Neg,
         _ => return None,
     };
     let p = inst.prefixes;
@@ -247,7 +261,7 @@ pub fn decode(bytes: &[u8]) -> Option<WriteInsn> {
     let mem = mem_of(m, addr32, seg)?;
     let bytes = inst.mem_size()?.bytes_size()?;
     let src = match op {
-        Op::Cmpxchg8b => Src::Implicit,
+        Op::Cmpxchg8b | Op::Inc | Op::Dec | Op::Not | Op::Neg => Src::Implicit,
         _ => match s {
             Operand::Register { reg } => Src::Reg(reg_of(reg)?),
             imm => Src::Imm(imm_of(imm, bytes)?),
@@ -434,6 +448,17 @@ fn plan(insn: &WriteInsn, regs: &CpuUserRegs, old: u64, bit: u64) -> Plan {
         Op::Xor => logic(old ^ src),
         Op::Add | Op::Sub => {
             let (res, flags) = arith_flags(old, src, insn.op == Op::Sub, b);
+            Plan { write: Some(res), flags, flags_mask: ARITH, ..none }
+        }
+        // `inc` and `dec` leave CF alone; `not` changes no flag; `neg` is
+        // 0 - x with CF = (x != 0).
+        Op::Inc | Op::Dec => {
+            let (res, flags) = arith_flags(old, 1, insn.op == Op::Dec, b);
+            Plan { write: Some(res), flags, flags_mask: ARITH & !CF, ..none }
+        }
+        Op::Not => Plan { write: Some(!old & mask(b)), ..none },
+        Op::Neg => {
+            let (res, flags) = arith_flags(0, old, true, b);
             Plan { write: Some(res), flags, flags_mask: ARITH, ..none }
         }
         Op::Bts | Op::Btr | Op::Btc => {
@@ -860,6 +885,31 @@ mod tests {
     }
 
     #[test]
+    fn one_operand_forms_compute_as_the_cpu() {
+        let mut h = machine(false);
+        let count = h.info(0).count;
+        // A non-present entry with an available bit.
+        h.pm.write(B, 3, 0x200);
+        // `lock incq (%rdi)`: 0x201 maps frame 0 read-only (checked, the
+        // user bit added).
+        let (done, r) = fault(&mut h, &faulter(false), &[0xf0, 0x48, 0xff, 0x07], B_VA + 24, CpuUserRegs { rflags: 0x2 | CF | ZF, ..at(3) });
+        assert!(done);
+        assert_eq!((h.entry(B, 3), r.rflags & (CF | ZF)), (0x205, CF), "inc keeps CF, clears ZF");
+        assert_eq!(h.info(0).count, count + 1);
+        // `decq (%rdi)`: not present again, the reference goes.
+        let (done, _) = fault(&mut h, &faulter(false), &[0x48, 0xff, 0x0f], B_VA + 24, at(3));
+        assert!(done);
+        assert_eq!((h.entry(B, 3), h.info(0).count), (0x204, count));
+        // `notq (%rdi)` would map frame 2^40-1 with reserved flags: refused.
+        refused(&mut h, &faulter(false), &[0x48, 0xf7, 0x17], B_VA + 24, at(3));
+        // `negq (%rdi)` of 0 is 0: ZF set, CF clear.
+        h.pm.write(B, 3, 0);
+        let (done, r) = fault(&mut h, &faulter(false), &[0x48, 0xf7, 0x1f], B_VA + 24, CpuUserRegs { rflags: 0x2 | CF, ..at(3) });
+        assert!(done);
+        assert_eq!((h.entry(B, 3), r.rflags & (CF | ZF)), (0, ZF));
+    }
+
+    #[test]
     fn a_four_byte_write_of_the_high_half_keeps_the_low_half() {
         let mut h = machine(false);
         let old = h.entry(B, 0);
@@ -872,12 +922,12 @@ mod tests {
     /// A refused write: no emulation, and nothing of the frame table, B or
     /// the registers changed.
     fn refused(h: &mut Host, f: &Faulter, code: &[u8], cr2: u64, regs: CpuUserRegs) {
-        let before = h.state();
+        let (before, flushes) = (h.state(), h.flushes);
         let (done, r) = fault(h, f, code, cr2, regs);
         assert!(!done, "the #PF goes to the guest");
         assert_eq!(h.state(), before, "nothing changed");
         assert_eq!(r, CpuUserRegs { rip: CODE, error_code: EC_WRITE, entry_vector: 14, ..regs }, "registers untouched");
-        assert_eq!(h.flushes, 0);
+        assert_eq!(h.flushes, flushes);
     }
 
     #[test]
