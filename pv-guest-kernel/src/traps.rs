@@ -422,6 +422,8 @@ pub enum Probe {
     PtwrCmpxchg,
     /// See [`Probe::PtwrMov`].
     PtwrBtr,
+    /// `lock andb $0xfd` at `arg` (see [`Probe::PtwrMov`]).
+    PtwrAndb,
 }
 
 macro_rules! probe_syms {
@@ -475,6 +477,7 @@ probe_syms! {
     PtwrXchg => guest_probe_ptwr_xchg, guest_probe_ptwr_xchg_end;
     PtwrCmpxchg => guest_probe_ptwr_cmpxchg, guest_probe_ptwr_cmpxchg_end;
     PtwrBtr => guest_probe_ptwr_btr, guest_probe_ptwr_btr_end;
+    PtwrAndb => guest_probe_ptwr_andb, guest_probe_ptwr_andb_end;
 }
 
 unsafe extern "C" {

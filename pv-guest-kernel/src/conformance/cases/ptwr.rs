@@ -66,6 +66,13 @@ mod probes {
         "guest_probe_ptwr_btr_end:",
         "xor %eax, %eax",
         "ret",
+        ".global guest_probe_ptwr_andb",
+        ".global guest_probe_ptwr_andb_end",
+        "guest_probe_ptwr_andb:",
+        "lock andb $0xfd, (%rdi)",
+        "guest_probe_ptwr_andb_end:",
+        "xor %eax, %eax",
+        "ret",
         a = sym IN_A,
         b = sym IN_B,
         out = sym OUT,
@@ -362,5 +369,45 @@ cases! {
         let r = uvm(a, super::ADDR | PTE_RO);
         if r == 0 { super::restore(a); }
         expect(r, -EINVAL)
+    }
+    ptwr_lock_andb_merges_one_byte ("writable page tables", "lock andb $0xfd on a live L1 entry", Accept) {
+        // Linux's clear_bit with a constant bit: a one-byte write, merged
+        // with the other seven bytes of the old entry.
+        let Some((a, _, pte)) = super::setup() else { return error(format_args!("no spare pages or walk")) };
+        super::assist(true);
+        let before = super::peek(pte);
+        let w = super::run(Probe::PtwrAndb, pte, 0, 0);
+        let entry = super::peek(pte);
+        super::invlpg(a);
+        let write = probe(Probe::Write, a);
+        let fix = super::restore(a);
+        super::assist(false);
+        // The CPU may set A/D bits meanwhile: compare the rest.
+        let keep = !0x62u64;
+        all(&[
+            check(w.is_ok(), format_args!("andb trapped: {w:?}")),
+            check(entry & keep == before & keep & !2, format_args!("entry {before:#x} became {entry:#x}")),
+            expect_trap(write, 14, Some(super::EC_WRITE), 0),
+            expect(fix, 0),
+        ])
+    }
+    ptwr_cmpxchg_stale_with_bad_new_entry_is_no_fault ("writable page tables", "lock cmpxchg, stale expected, foreign new", Accept) {
+        // x86_emulate compares before it asks ptwr to write: a stale
+        // expected value fails the compare (RAX loaded, ZF clear) and the
+        // new entry is never looked at, even when it would be refused.
+        let Some((a, _, pte)) = super::setup() else { return error(format_args!("no spare pages or walk")) };
+        super::assist(true);
+        let cur = super::peek(pte);
+        let w = super::run(Probe::PtwrCmpxchg, pte, cur ^ 0x200, (0x100 << 12) | PTE_RW);
+        let (rax, flags) = super::outputs();
+        let after = super::peek(pte);
+        if after != cur {
+            super::restore(a);
+        }
+        super::assist(false);
+        all(&[
+            check(w.is_ok(), format_args!("cmpxchg trapped: {w:?}")),
+            check(rax == cur && flags & 0x40 == 0 && after == cur, format_args!("rax {rax:#x}, flags {flags:#x}, entry {after:#x}, was {cur:#x}")),
+        ])
     }
 }
