@@ -119,6 +119,8 @@ pub mod feat {
     pub const RDTSCP: u32 = 1 << 27;
     /// 0x80000007.edx bit 8.
     pub const ITSC: u32 = 1 << 8;
+    /// 7:0.edx bit 29.
+    pub const ARCH_CAPS: u32 = 1 << 29;
 }
 
 /// CR4.OSXSAVE.
@@ -264,6 +266,11 @@ fn leaf7(raw: Leaf, ctx: &Context, subleaf: u32) -> Leaf {
             if ctx.guest_cr4 & CR4_PKE != 0 {
                 l.c |= feat::OSPKE;
             }
+            // init_dom0_cpuid_policy: dom0 sees ARCH_CAPS where the host
+            // has it.
+            if ctx.hardware_domain {
+                l.d |= raw.d & feat::ARCH_CAPS;
+            }
             l
         }
         1 if max_sub >= 1 => Leaf { a: raw.a & pv_def::W7A1 & xsave_mask(ctx, xsave_deps::W7A1), b: raw.b & pv_def::W7B1, c: 0, d: 0 },
@@ -293,7 +300,6 @@ fn xstate(host: &impl RawCpuid, raw: Leaf, subleaf: u32) -> Leaf {
 }
 
 fn extended(host: &impl RawCpuid, ctx: &Context, leaf: u32) -> Leaf {
-    let e1c = pv_def::E1C & xsave_mask(ctx, xsave_deps::E1C);
     let amd = amd_like(host);
     let top = host.cpuid(0x8000_0000, 0).a;
     let limit = if amd { MAX_EXTD_AMD } else { MAX_EXTD_INTEL };
@@ -303,6 +309,21 @@ fn extended(host: &impl RawCpuid, ctx: &Context, leaf: u32) -> Leaf {
         return Leaf::default();
     }
     let raw = host.cpuid(leaf, 0);
+    let mut l = extended_policy(host, ctx, (idx, max), amd, raw);
+    if idx == 1 && ctx.hardware_domain && ctx.kernel_mode {
+        // common_leaf1_adjustments runs for 0x80000001 too: the MTRR leak.
+        l.d |= host.cpuid(1, 0).d & feat::MTRR;
+    }
+    if idx == 7 && ctx.hardware_domain {
+        // init_dom0_cpuid_policy: dom0 cannot migrate, it gets ITSC.
+        l.d |= raw.d & feat::ITSC;
+    }
+    l
+}
+
+/// The policy's extended leaf `idx` (of `max`) from the host's `raw`.
+fn extended_policy(host: &impl RawCpuid, ctx: &Context, (idx, max): (u32, u32), amd: bool, raw: Leaf) -> Leaf {
+    let e1c = pv_def::E1C & xsave_mask(ctx, xsave_deps::E1C);
     match (idx, amd) {
         (0, false) => Leaf { a: 0x8000_0000 | max, b: 0, c: 0, d: 0 },
         (0, true) => Leaf { a: 0x8000_0000 | max, ..raw },
@@ -338,15 +359,20 @@ fn hypervisor_leaf(host: &impl RawCpuid, ctx: &Context, leaf: u32, subleaf: u32)
         // One hypercall page; MSR 0x40000000 writes it.
         2 => Leaf { a: 1, b: XEN_CPUID_FIRST_LEAF, c: XEN_CPUID_FEAT1_MMU_PT_UPDATE_PRESERVE_AD, d: 0 },
         3 => match subleaf {
-            // Features: no vTSC (bit 0), TSC safe (bit 1: invariant), RDTSCP
-            // (bit 2); TSC mode 0 (default), kHz, incarnation 0.
+            // Features: no vTSC (bit 0), TSC safe (bit 1: Xen's
+            // TSC_RELIABLE, taken as invariant TSC), RDTSCP (bit 2); TSC
+            // mode 0 (default). Xen's tsc_set_info leaves a PV dom0's kHz,
+            // incarnation and scale at 0; a domU has the TSC's kHz and
+            // incarnation 1.
             0 => {
                 let itsc = host.cpuid(0x8000_0000, 0).a >= 0x8000_0007 && host.cpuid(0x8000_0007, 0).d & feat::ITSC != 0;
                 let rdtscp = host.cpuid(0x8000_0000, 0).a >= 0x8000_0001 && host.cpuid(0x8000_0001, 0).d & feat::RDTSCP != 0;
-                Leaf { a: (u32::from(itsc) << 1) | (u32::from(rdtscp) << 2), b: 0, c: ctx.tsc_khz, d: 0 }
+                let a = (u32::from(itsc) << 1) | (u32::from(rdtscp) << 2);
+                if ctx.hardware_domain { Leaf { a, ..Leaf::default() } } else { Leaf { a, b: 0, c: ctx.tsc_khz, d: 1 } }
             }
-            // Scale and offset: no offset without vTSC.
-            1 => Leaf { a: 0, b: 0, c: ctx.tsc_to_ns.0, d: ctx.tsc_to_ns.1 as i32 as u32 },
+            // Scale and offset (no offset without vTSC).
+            1 if !ctx.hardware_domain => Leaf { a: 0, b: 0, c: ctx.tsc_to_ns.0, d: ctx.tsc_to_ns.1 as i32 as u32 },
+            // The physical CPU's kHz.
             2 => Leaf { a: ctx.tsc_khz, ..Leaf::default() },
             _ => Leaf::default(),
         },
@@ -439,7 +465,10 @@ mod tests {
     #[test]
     fn leaf_0x40000003_reports_tsc_khz_and_rdtscp() {
         let l = guest_cpuid(&intel(), &ctx(), 0x4000_0003, 0);
-        assert_eq!(l.c, 2_000_000);
+        assert_eq!((l.c, l.d), (2_000_000, 1), "a domU: kHz, incarnation 1");
+        let dom0 = Context { hardware_domain: true, ..ctx() };
+        assert_eq!(guest_cpuid(&intel(), &dom0, 0x4000_0003, 0).c, 0, "PV dom0: tsc_set_info leaves kHz 0");
+        assert_eq!(guest_cpuid(&intel(), &dom0, 0x4000_0003, 1), Leaf::default());
         assert_eq!(l.a & 1, 0, "no vTSC");
         assert_eq!(l.a & 4, 4, "RDTSCP (0x80000001 EDX bit 27)");
         assert_eq!(l.a & 2, 2, "invariant TSC: safe");
@@ -484,6 +513,8 @@ mod tests {
         c.forced = false;
         assert_ne!(guest_cpuid(&intel(), &c, 1, 0).c & feat::MONITOR, 0);
         assert_eq!(guest_cpuid(&intel(), &c, 5, 0).a, 0x40);
+        assert_ne!(guest_cpuid(&intel(), &c, 0x8000_0001, 0).d & feat::MTRR, 0, "the leak reaches 0x80000001 too");
+        assert_ne!(guest_cpuid(&intel(), &c, 0x8000_0007, 0).d & feat::ITSC, 0, "dom0 gets ITSC");
         c.kernel_mode = false;
         assert_eq!(guest_cpuid(&intel(), &c, 1, 0).d & feat::MTRR, 0, "not for dom0's user space");
     }

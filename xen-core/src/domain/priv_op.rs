@@ -31,6 +31,8 @@ pub mod msr {
     pub const PLATFORM_ID: u32 = 0x17;
     /// `MSR_APIC_BASE`.
     pub const APIC_BASE: u32 = 0x1b;
+    /// `MSR_ARCH_CAPABILITIES`.
+    pub const ARCH_CAPABILITIES: u32 = 0x10a;
     /// `MSR_IA32_FEATURE_CONTROL`.
     pub const FEATURE_CONTROL: u32 = 0x3a;
     /// `MSR_AMD_PATCHLEVEL` / `MSR_IA32_UCODE_REV`.
@@ -95,6 +97,10 @@ const MISC_ENABLE_MONITOR_ENABLE: u64 = 1 << 18;
 const MISC_ENABLE_XTPR_DISABLE: u64 = 1 << 23;
 /// `IA32_FEATURE_CONTROL_LOCK`.
 const FEATURE_CONTROL_LOCK: u64 = 1;
+/// The ARCH_CAPABILITIES bits Xen 4.17 passes to dom0 (RDCL_NO, IBRS_ALL,
+/// RSBA, SSB_NO, MDS_NO, IF_PSCHANGE_MC_NO, TAA_NO, SBDR_SSDP_NO,
+/// FBSDP_NO, PSDP_NO, FB_CLEAR, RRSBA, BHI_NO, PBRSB_NO).
+pub const DOM0_ARCH_CAPS: u64 = 0x7 | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 8) | (7 << 13) | (1 << 17) | (1 << 19) | (1 << 20) | (1 << 24);
 /// `MSR_PLATFORM_INFO_CPUID_FAULTING`.
 pub const PLATFORM_INFO_CPUID_FAULTING: u64 = 1 << 31;
 /// `MSR_MISC_FEATURES_CPUID_FAULTING`.
@@ -296,6 +302,8 @@ pub fn read_msr<H: Host>(m: u32, v: &Vcpu, env: &mut Env<'_, H>) -> Option<u64> 
         // guest_rdmsr.
         msr::FEATURE_CONTROL if intel => FEATURE_CONTROL_LOCK,
         msr::PLATFORM_ID | msr::UCODE_REV if intel => env.host.read_msr(m)?,
+        // Only dom0's policy has ARCH_CAPS (init_domain_msr_policy).
+        msr::ARCH_CAPABILITIES if env.hardware_domain => env.host.read_msr(m)? & DOM0_ARCH_CAPS,
         msr::PLATFORM_INFO => {
             if env.host.cpuid_faulting() {
                 PLATFORM_INFO_CPUID_FAULTING
@@ -566,7 +574,11 @@ mod tests {
             self.tsc
         }
         fn read_msr(&self, m: u32) -> Option<u64> {
-            if m == msr::MISC_ENABLE { self.misc_enable } else { None }
+            match m {
+                msr::MISC_ENABLE => self.misc_enable,
+                msr::ARCH_CAPABILITIES => Some(!0),
+                _ => None,
+            }
         }
         fn cpuid_faulting(&self) -> bool {
             self.faulting
@@ -670,6 +682,7 @@ mod tests {
         assert_eq!(rdmsr(0xc1, &mut v, &mut m), Ok(0), "PMU counter with the vPMU off");
         assert_eq!(rdmsr(msr::XEN_HYPERCALL_PAGE, &mut v, &mut m), Ok(0));
         assert_eq!(rdmsr(msr::TSC, &mut v, &mut m), Ok(0x1_2345_678a));
+        assert_eq!(rdmsr(msr::ARCH_CAPABILITIES, &mut v, &mut m), Ok(DOM0_ARCH_CAPS), "dom0: the host's speculation bits");
     }
 
     #[test]
@@ -681,6 +694,13 @@ mod tests {
         }
         assert_eq!(wrmsr(msr::PAT, XEN_MSR_PAT, &mut v, &mut m), Emulated::GeneralProtection, "PAT is read-only for PV");
         assert_eq!(wrmsr(msr::APIC_BASE, 0xfee0_0900, &mut v, &mut m), Emulated::GeneralProtection);
+    }
+
+    #[test]
+    fn arch_capabilities_is_gp_for_a_domu() {
+        let (v, mut m) = (Vcpu::default(), machine());
+        let mut env = Env { host: &mut m, hardware_domain: false, version: (4, 17), tsc: (0, (0, 0)), max_mfn: 0 };
+        assert_eq!(read_msr(msr::ARCH_CAPABILITIES, &v, &mut env), None);
     }
 
     #[test]

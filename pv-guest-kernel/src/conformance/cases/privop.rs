@@ -201,6 +201,19 @@ cases! {
             Err(c) => check(false, format_args!("trapped: {c:?}")),
         }
     }
+    cpuid_forced_dom0_kernel_sees_mtrr_in_leaves_1_and_0x80000001 ("cpuid", "ud2 xen cpuid, leaves 1 and 0x80000001 (dom0)", Accept) {
+        // MTRR is 'S' (not for PV), but Xen leaks it to the hardware
+        // domain's kernel, in both leaves common_leaf1_adjustments covers.
+        const MTRR: u32 = 1 << 12;
+        let (l1, e1) = (forced_cpuid(1), forced_cpuid(0x8000_0001));
+        check(matches!((l1, e1), (Ok([_, _, _, d1]), Ok([_, _, _, e1d])) if d1 & MTRR != 0 && e1d & MTRR != 0), format_args!("leaf 1 {l1:x?}, 0x80000001 {e1:x?}"))
+    }
+    cpuid_forced_leaf_0x40000003_dom0_has_no_tsc_info ("cpuid", "ud2 xen cpuid, leaf 0x40000003 (dom0)", Accept) {
+        // tsc_set_info returns early for a PV hardware domain: no vTSC, TSC
+        // mode 0, kHz, incarnation and scale 0.
+        let a = forced_cpuid(0x4000_0003);
+        check(matches!(a, Ok([f, 0, 0, 0]) if f & 1 == 0), format_args!("leaf 0x40000003.0 {a:x?}"))
+    }
     cpuid_forced_leaf_past_the_hypervisor_leaves_is_zero ("cpuid", "ud2 xen cpuid, leaf 0x40000006", Accept) {
         let r = forced_cpuid(0x4000_0006);
         check(r == Ok([0; 4]), format_args!("leaf {r:x?}"))

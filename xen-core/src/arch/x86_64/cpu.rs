@@ -314,6 +314,12 @@ impl crate::domain::priv_op::Host for MachineHost {
     }
     fn read_msr(&self, msr: u32) -> Option<u64> {
         use crate::domain::priv_op::msr as m;
+        if msr == m::ARCH_CAPABILITIES {
+            // CPUID.7.0:EDX[29] enumerates it.
+            let has = cpuid(0, 0).0 >= 7 && cpuid(7, 0).3 & (1 << 29) != 0;
+            // SAFETY: CPUID says the MSR exists.
+            return has.then(|| unsafe { rdmsr(msr) });
+        }
         if !matches!(msr, m::MISC_ENABLE | m::PLATFORM_ID | m::UCODE_REV) || !intel_nehalem_or_later() {
             return None;
         }
