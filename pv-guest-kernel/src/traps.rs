@@ -271,6 +271,25 @@ guest_probe_read_cr4_end:
     ret
     probe clts, clts
     probe wbinvd, wbinvd
+    probe rdtsc, rdtsc
+    probe read_cr8, mov %cr8, %rax
+    .global guest_probe_rdpmc
+    .global guest_probe_rdpmc_end
+guest_probe_rdpmc:
+    xor %ecx, %ecx
+    rdpmc
+guest_probe_rdpmc_end:
+    xor %eax, %eax
+    ret
+    .global guest_probe_cr0_clear_pg
+    .global guest_probe_cr0_clear_pg_end
+guest_probe_cr0_clear_pg:
+    mov %cr0, %rax
+    btr $31, %rax
+    mov %rax, %cr0
+guest_probe_cr0_clear_pg_end:
+    xor %eax, %eax
+    ret
     .global guest_probe_forced_cpuid
     .global guest_probe_forced_cpuid_end
 guest_probe_forced_cpuid:
@@ -424,6 +443,14 @@ pub enum Probe {
     PtwrBtr,
     /// `lock andb $0xfd` at `arg` (see [`Probe::PtwrMov`]).
     PtwrAndb,
+    /// `rdtsc`.
+    Rdtsc,
+    /// `mov %cr8, %rax`.
+    ReadCr8,
+    /// `rdpmc` of counter 0 (at offset 2).
+    Rdpmc,
+    /// `mov %cr0, %rax`, clear PG, `mov %rax, %cr0` (the write at offset 8).
+    Cr0ClearPg,
 }
 
 macro_rules! probe_syms {
@@ -478,6 +505,10 @@ probe_syms! {
     PtwrCmpxchg => guest_probe_ptwr_cmpxchg, guest_probe_ptwr_cmpxchg_end;
     PtwrBtr => guest_probe_ptwr_btr, guest_probe_ptwr_btr_end;
     PtwrAndb => guest_probe_ptwr_andb, guest_probe_ptwr_andb_end;
+    Rdtsc => guest_probe_rdtsc, guest_probe_rdtsc_end;
+    ReadCr8 => guest_probe_read_cr8, guest_probe_read_cr8_end;
+    Rdpmc => guest_probe_rdpmc, guest_probe_rdpmc_end;
+    Cr0ClearPg => guest_probe_cr0_clear_pg, guest_probe_cr0_clear_pg_end;
 }
 
 unsafe extern "C" {

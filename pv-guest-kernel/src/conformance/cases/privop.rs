@@ -161,6 +161,24 @@ cases! {
         let r = probe(Probe::Wbinvd, 0);
         check(r.is_ok(), format_args!("trapped: {r:?}"))
     }
+    privop_rdtsc_runs_without_tsd ("trap", "rdtsc", Accept) {
+        // Neither hypervisor sets CR4.TSD for a PV dom0 (no vTSC).
+        let r = probe(Probe::Rdtsc, 0);
+        check(r.is_ok(), format_args!("trapped: {r:?}"))
+    }
+    privop_rdpmc_is_gp ("trap", "rdpmc", Reject) {
+        // No CR4.PCE for PV, and rdpmc is not in emul-priv-op's list.
+        expect_trap(probe(Probe::Rdpmc, 0), 13, Some(0), 2)
+    }
+    privop_read_cr8_is_gp ("trap", "mov %cr8", Reject) {
+        // read_cr knows CR0, CR2, CR3 and CR4 only.
+        expect_trap(probe(Probe::ReadCr8, 0), 13, Some(0), 0)
+    }
+    privop_write_cr0_other_than_ts_is_gp ("trap", "mov to %cr0 clearing PG", Attack) {
+        // write_cr: "Attempt to change unmodifiable CR0 flags": the #GP is
+        // delivered and paging stays on (this case would not return).
+        expect_trap(probe(Probe::Cr0ClearPg, 0), 13, Some(0), 8)
+    }
 
     // ---- The forced-emulation CPUID (emul-inv-op.c, cpuid_hypervisor_leaves)
     cpuid_forced_leaf_0x40000000_is_xenvmmxenvmm ("cpuid", "ud2 xen cpuid, leaf 0x40000000", Accept) {
