@@ -93,12 +93,25 @@ fn copy_str(mem: &impl GuestAccess, va: u64, s: &str, size: usize) -> Ret {
     rc(mem.write(va, &buf[..size]))
 }
 
-/// XENFEAT bits xen-core offers a PV domain (submap 0).
+/// XENFEAT bits xen-core offers a PV domain (submap 0), as Xen 4.17's
+/// `XENVER_get_features` does: the PV guarantees (A/D-preserving
+/// mmu_update, MMUEXT_clear/copy_page, guest-available bits of grant
+/// mappings kept), vNUMA queries answered, direct-mapped, and dom0 and
+/// pae_pgdir_above_4gb where they apply. Linux 6.1 panics without
+/// mmu_pt_update_preserve_ad and gnttab_map_avail_bits.
 fn features(d: &Domain) -> u32 {
     const XENFEAT_PAE_PGDIR_ABOVE_4GB: u32 = 4;
+    const XENFEAT_MMU_PT_UPDATE_PRESERVE_AD: u32 = 5;
+    const XENFEAT_HIGHMEM_ASSIST: u32 = 6;
+    const XENFEAT_GNTTAB_MAP_AVAIL_BITS: u32 = 7;
     const XENFEAT_DOM0: u32 = 11;
+    const XENFEAT_MEMORY_OP_VNODE_SUPPORTED: u32 = 13;
     const XENFEAT_DIRECT_MAPPED: u32 = 17;
-    let mut f = 1 << XENFEAT_DIRECT_MAPPED;
+    let mut f = (1 << XENFEAT_DIRECT_MAPPED)
+        | (1 << XENFEAT_MEMORY_OP_VNODE_SUPPORTED)
+        | (1 << XENFEAT_MMU_PT_UPDATE_PRESERVE_AD)
+        | (1 << XENFEAT_HIGHMEM_ASSIST)
+        | (1 << XENFEAT_GNTTAB_MAP_AVAIL_BITS);
     if d.privileged {
         f |= 1 << XENFEAT_DOM0;
     }
@@ -156,11 +169,12 @@ mod tests {
         let g = guest();
         let mut d = domu();
         assert_eq!(xen_version(&d, &g, XENVER_GET_FEATURES as u32, ARG), 0);
-        assert_eq!(g.copy_from::<u32>(ARG + 4), Ok(1 << 17), "direct-mapped only, for a domU");
+        const PV: u32 = (1 << 17) | (1 << 13) | (1 << 7) | (1 << 6) | (1 << 5);
+        assert_eq!(g.copy_from::<u32>(ARG + 4), Ok(PV), "Xen 4.17's PV set, for a domU");
         d.privileged = true;
         assert_eq!(vm_assist(&mut d, 0, VMASST_PAE_EXTENDED_CR3), 0);
         assert_eq!(xen_version(&d, &g, XENVER_GET_FEATURES as u32, ARG), 0);
-        assert_eq!(g.copy_from::<u32>(ARG + 4), Ok((1 << 17) | (1 << 11) | (1 << 4)));
+        assert_eq!(g.copy_from::<u32>(ARG + 4), Ok(PV | (1 << 11) | (1 << 4)));
         g.copy_to(ARG, &1u32).unwrap();
         assert_eq!(xen_version(&d, &g, XENVER_GET_FEATURES as u32, ARG), -EINVAL, "submap 1 does not exist");
     }

@@ -17,6 +17,7 @@ impl Domain {
         printk!("domain_crash called for d{}: {why:?}", self.domid);
         if self.privileged && self.domid == 0 {
             crate::setup::dump_frame("guest state of d0v0", regs);
+            show_guest_stack(v, regs);
             crate::setup::fatal(format_args!("Hardware Dom{} crashed", self.domid))
         }
         log::info!("d{}v{} crashed at {:#x}", self.domid, v.vcpu_id, regs.rip);
@@ -59,5 +60,25 @@ impl Domain {
             SHUTDOWN_WATCHDOG => crate::setup::fatal(format_args!("Hardware Dom{d} shutdown: watchdog rebooting machine")),
             r => crate::setup::fatal(format_args!("Hardware Dom{d} shutdown (unknown reason {r})")),
         }
+    }
+}
+
+/// Words of a crashed guest's stack printed with its registers (Xen's
+/// `show_guest_stack` prints 32 as well).
+const GUEST_STACK_WORDS: u64 = 32;
+
+/// Print the guest's stack from RSP, read with its current page tables
+/// (Xen's `show_guest_stack`): what the crashed code was called from.
+fn show_guest_stack(v: &Vcpu, regs: &CpuUserRegs) {
+    let mem = v.current_mem();
+    crate::console::print_fatal(format_args!("Guest stack trace from rsp={:016x}:", regs.rsp));
+    for i in 0..GUEST_STACK_WORDS {
+        let at = regs.rsp.wrapping_add(i * 8);
+        let mut w = [0u8; 8];
+        if mem.read(at, &mut w).is_err() {
+            crate::console::print_fatal(format_args!("  Fault while accessing guest memory at {at:016x}"));
+            return;
+        }
+        crate::console::print_fatal(format_args!("  {at:016x}: {:016x}", u64::from_le_bytes(w)));
     }
 }

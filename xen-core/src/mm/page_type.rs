@@ -827,11 +827,22 @@ impl<'a> FrameTable<'a> {
     }
 
     /// The entry as it must be written once [`get_entry`](Self::get_entry)
-    /// accepted it: a present L1 entry mapping MMIO gets its cache
-    /// attributes made uncacheable (Xen's `l1e_flip_flags`); every other
-    /// entry is written as given.
+    /// accepted it. A 64-bit PV kernel runs in ring 3, so every present
+    /// entry gets the user bit, and a present L4 entry the accessed bit
+    /// too (Xen's `adjust_guest_l{1,2,3,4}e`, applied when a table is
+    /// validated as well as on each update: Linux writes its kernel
+    /// mappings without the user bit and pins them). A present L1 entry
+    /// mapping MMIO also gets its cache attributes made uncacheable (Xen's
+    /// `l1e_flip_flags`).
     fn accepted(&self, level: u8, e: u64, who: Who) -> u64 {
-        if level != 1 || !PteFlags::of(e).contains(PteFlags::PRESENT) || !self.is_mmio(mfn_of(e)) {
+        if !PteFlags::of(e).contains(PteFlags::PRESENT) {
+            return e;
+        }
+        let mut e = e | PteFlags::USER.bits();
+        if level == 4 {
+            e |= PteFlags::ACCESSED.bits();
+        }
+        if level != 1 || !self.is_mmio(mfn_of(e)) {
             return e;
         }
         e ^ self.get_mmio(e, who).unwrap_or(0)
@@ -1220,6 +1231,28 @@ pub(crate) mod tests {
         assert_eq!(ft.info(21).map(|f| (f.ty, f.count)), Some((PageType::None, 2)));
         ft.unpin(&mut mem, 10, D0).unwrap();
         assert_eq!(ft.info(20).map(|f| (f.ty, f.type_count, f.count)), Some((PageType::None, 0, 1)));
+    }
+
+    /// Xen's `adjust_guest_l{1,2,4}e` on validation: a 64-bit PV kernel
+    /// runs in ring 3, so its present entries get the user bit (and L4
+    /// entries the accessed bit) when the table is pinned; Linux writes
+    /// its kernel mappings without them.
+    #[test]
+    fn validation_adds_the_user_bit_xen_adjust_guest_le() {
+        let (mut frames, mut mem) = setup();
+        let kernel_rw = (PteFlags::PRESENT | PteFlags::RW).bits();
+        mem.write(10, 0, e(20, kernel_rw));
+        mem.write(10, 1, e(21, 0));
+        mem.write(11, 0, e(10, PteFlags::PRESENT.bits()));
+        mem.write(12, 0, e(11, PteFlags::PRESENT.bits()));
+        mem.write(13, 0, e(12, PteFlags::PRESENT.bits()));
+        let mut ft = FrameTable::new(&mut frames);
+        ft.pin(&mut mem, 13, 4, D0).unwrap();
+        assert_eq!(mem.read(10, 0), e(20, kernel_rw | PteFlags::USER.bits()), "L1");
+        assert_eq!(mem.read(10, 1), e(21, 0), "a non-present entry is left as it is");
+        assert_eq!(mem.read(11, 0), e(10, (PteFlags::PRESENT | PteFlags::USER).bits()), "L2");
+        assert_eq!(mem.read(12, 0), e(11, (PteFlags::PRESENT | PteFlags::USER).bits()), "L3");
+        assert_eq!(mem.read(13, 0), e(12, (PteFlags::PRESENT | PteFlags::USER | PteFlags::ACCESSED).bits()), "L4");
     }
 
     #[test]

@@ -57,6 +57,16 @@ pub mod xen_version {
             let r = xen_version_op(&mut f);
             all(&[expect(r, 0), check(f.submap & (1 << XENFEAT_DOM0) != 0, format_args!("submap {:#x} lacks XENFEAT_dom0", f.submap))])
         }
+        xen_version_features_pv_set ("xen_version", "XENVER_get_features", Accept) {
+            // Xen 4.17 (kernel.c): a PV dom0 gets direct_mapped (17),
+            // memory_op_vnode_supported (13), dom0 (11), gnttab_map_avail_bits
+            // (7), highmem_assist (6), mmu_pt_update_preserve_ad (5); bit 4
+            // follows VMASST_pae_extended_cr3. Linux 6.1 panics without 5 and 7.
+            let mut f = XenFeatureInfo { submap_idx: 0, submap: 0 };
+            let r = xen_version_op(&mut f);
+            let want = (1 << 17) | (1 << 13) | (1 << 11) | (1 << 7) | (1 << 6) | (1 << 5);
+            all(&[expect(r, 0), check(f.submap & !(1 << 4) == want, format_args!("submap {:#x}, want {want:#x}", f.submap))])
+        }
         xen_version_features_submap_1_einval ("xen_version", "XENVER_get_features", Reject) {
             expect(xen_version_op(&mut XenFeatureInfo { submap_idx: 1, submap: 0 }), -EINVAL)
         }
