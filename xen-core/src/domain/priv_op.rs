@@ -73,6 +73,16 @@ pub mod msr {
     pub const TSC_AUX: u32 = 0xc000_0103;
     /// `MSR_AMD64_NB_CFG`.
     pub const AMD64_NB_CFG: u32 = 0xc001_001f;
+    /// `MSR_K8_HWCR`.
+    pub const K8_HWCR: u32 = 0xc001_0015;
+    /// `MSR_K7_FID_VID_CTL`, `MSR_K7_FID_VID_STATUS`.
+    pub const K7_FID_VID: core::ops::RangeInclusive<u32> = 0xc001_0041..=0xc001_0042;
+    /// `MSR_K8_PSTATE_LIMIT` ... `MSR_K8_PSTATE7`.
+    pub const K8_PSTATE: core::ops::RangeInclusive<u32> = 0xc001_0061..=0xc001_006b;
+    /// `MSR_FAM10H_MMIO_CONF_BASE`.
+    pub const FAM10H_MMIO_CONF_BASE: u32 = 0xc001_0058;
+    /// `MSR_AMD64_DE_CFG`.
+    pub const AMD64_DE_CFG: u32 = 0xc001_1029;
     /// Xen's hypercall-page MSR (`cpuid` leaf 0x40000002 EBX).
     pub const XEN_HYPERCALL_PAGE: u32 = 0x4000_0000;
 }
@@ -265,6 +275,30 @@ fn reg_mut(regs: &mut CpuUserRegs, n: u8) -> &mut u64 {
     }
 }
 
+/// AMD PMU MSRs (`MSR_K7_EVNTSEL0` ... `MSR_K7_PERFCTR3`,
+/// `MSR_AMD_FAM15H_EVNTSEL0` ... `PERFCTR5`): vPMU off, as Intel's.
+fn amd_pmu_msr(m: u32) -> bool {
+    matches!(m, 0xc001_0000..=0xc001_0007 | 0xc001_0200..=0xc001_020b)
+}
+
+/// `K8_HWCR_TSC_FREQ_SEL`.
+const K8_HWCR_TSC_FREQ_SEL: u64 = 1 << 24;
+/// `AMD64_DE_CFG_LFENCE_SERIALISE`.
+const AMD64_DE_CFG_LFENCE_SERIALISE: u64 = 1 << 1;
+
+/// Whether the host is AMD or Hygon.
+fn is_amd(host: &impl RawCpuid) -> bool {
+    let b = host.cpuid(0, 0).b;
+    b == 0x6874_7541 || b == 0x6f67_7948
+}
+
+/// The CPU family as `get_cpu_family` computes it.
+fn cpu_family(host: &impl RawCpuid) -> u32 {
+    let a = host.cpuid(1, 0).a;
+    let base = (a >> 8) & 0xf;
+    if base == 0xf { base + ((a >> 20) & 0xff) } else { base }
+}
+
 fn is_intel(host: &impl RawCpuid) -> bool {
     let v = host.cpuid(0, 0);
     (v.b, v.d, v.c) == (0x756e_6547, 0x4965_6e69, 0x6c65_746e)
@@ -297,8 +331,17 @@ fn intel_pmu_msr(m: u32) -> bool {
 /// or AMD host; `None` is #GP(0).
 pub fn read_msr<H: Host>(m: u32, v: &Vcpu, env: &mut Env<'_, H>) -> Option<u64> {
     let intel = is_intel(env.host);
+    let amd = is_amd(env.host);
     let rdtscp = env.host.cpuid(0x8000_0001, 0).d & cpuid::feat::RDTSCP != 0;
     Some(match m {
+        msr::K8_HWCR if amd => {
+            if cpu_family(env.host) >= 0x10 {
+                K8_HWCR_TSC_FREQ_SEL
+            } else {
+                0
+            }
+        }
+        msr::AMD64_DE_CFG if amd => AMD64_DE_CFG_LFENCE_SERIALISE,
         // guest_rdmsr.
         msr::FEATURE_CONTROL if intel => FEATURE_CONTROL_LOCK,
         msr::PLATFORM_ID | msr::UCODE_REV if intel => env.host.read_msr(m)?,
@@ -338,7 +381,11 @@ pub fn read_msr<H: Host>(m: u32, v: &Vcpu, env: &mut Env<'_, H>) -> Option<u64> 
         msr::PAT => XEN_MSR_PAT,
         msr::MISC_ENABLE => guest_misc_enable(env.host.read_msr(m)?),
         msr::PERF_CAPABILITIES => 0,
-        m if intel && intel_pmu_msr(m) => 0,
+        // Not a cpufreq controller: the P-state MSRs read 0 on AMD.
+        m if amd && (msr::K7_FID_VID.contains(&m) || msr::K8_PSTATE.contains(&m)) => 0,
+        msr::FAM10H_MMIO_CONF_BASE if amd && (0x10..0x17).contains(&cpu_family(env.host)) => 0,
+        msr::AMD64_NB_CFG => 0,
+        m if (intel && intel_pmu_msr(m)) || (amd && amd_pmu_msr(m)) => 0,
         _ => return None,
     })
 }
@@ -347,6 +394,7 @@ pub fn read_msr<H: Host>(m: u32, v: &Vcpu, env: &mut Env<'_, H>) -> Option<u64> 
 /// changed.
 pub fn write_msr<H: Host>(m: u32, val: u64, v: &mut Vcpu, env: &mut Env<'_, H>) -> bool {
     let intel = is_intel(env.host);
+    let amd = is_amd(env.host);
     match m {
         // guest_wrmsr.
         msr::MISC_FEATURES_ENABLES => {
@@ -388,7 +436,10 @@ pub fn write_msr<H: Host>(m: u32, val: u64, v: &mut Vcpu, env: &mut Env<'_, H>) 
         msr::MPERF | msr::APERF => true,
         msr::THERM_CONTROL | msr::ENERGY_PERF_BIAS => intel,
         msr::AMD64_NB_CFG => true,
-        m if intel && intel_pmu_msr(m) => true,
+        // Dropped on AMD for a domain that is not a cpufreq controller.
+        m if amd && (msr::K7_FID_VID.contains(&m) || msr::K8_PSTATE.contains(&m) || m == msr::K8_HWCR) => true,
+        msr::FAM10H_MMIO_CONF_BASE => amd && (0x10..0x17).contains(&cpu_family(env.host)),
+        m if (intel && intel_pmu_msr(m)) || (amd && amd_pmu_msr(m)) => true,
         _ => false,
     }
 }
@@ -540,6 +591,7 @@ mod tests {
     use super::*;
 
     struct Machine {
+        amd: bool,
         tsc: u64,
         flushed: u32,
         faulting: bool,
@@ -549,6 +601,8 @@ mod tests {
     impl RawCpuid for Machine {
         fn cpuid(&self, leaf: u32, _sub: u32) -> Leaf {
             match leaf {
+                0 if self.amd => Leaf { a: 0xd, b: 0x6874_7541, c: 0x444d_4163, d: 0x6974_6e65 },
+                1 if self.amd => Leaf { a: 0x00a2_0f12, b: 0x800, c: 0x8000_0000, d: 0x0f8b_fbff },
                 0 => Leaf { a: 0xd, b: 0x756e_6547, c: 0x6c65_746e, d: 0x4965_6e69 },
                 1 => Leaf { a: 0x306c1, b: 0x800, c: 0x8000_0000 | cpuid::feat::VMX, d: 0x0f8b_fbff },
                 0x4000_0000 => Leaf::default(),
@@ -589,7 +643,7 @@ mod tests {
     }
 
     fn machine() -> Machine {
-        Machine { tsc: 0x1_2345_6789, flushed: 0, faulting: false, misc_enable: Some(0x85_0089) }
+        Machine { amd: false, tsc: 0x1_2345_6789, flushed: 0, faulting: false, misc_enable: Some(0x85_0089) }
     }
 
     fn run(code: &[u8], r: &mut CpuUserRegs, v: &mut Vcpu, m: &mut Machine, hw: bool) -> Emulated {
@@ -694,6 +748,22 @@ mod tests {
         }
         assert_eq!(wrmsr(msr::PAT, XEN_MSR_PAT, &mut v, &mut m), Emulated::GeneralProtection, "PAT is read-only for PV");
         assert_eq!(wrmsr(msr::APIC_BASE, 0xfee0_0900, &mut v, &mut m), Emulated::GeneralProtection);
+    }
+
+    #[test]
+    fn amd_msrs_read_as_xen_shows_them_and_are_gp_on_intel() {
+        let (mut v, mut m) = (Vcpu::default(), machine());
+        for msr in [msr::K8_HWCR, msr::AMD64_DE_CFG, 0xc001_0064, 0xc001_0000] {
+            assert_eq!(rdmsr(msr, &mut v, &mut m), Err(Emulated::GeneralProtection), "{msr:#x} on Intel");
+        }
+        m.amd = true;
+        assert_eq!(rdmsr(msr::K8_HWCR, &mut v, &mut m), Ok(1 << 24), "family 0x19: TSC_FREQ_SEL");
+        assert_eq!(rdmsr(msr::AMD64_DE_CFG, &mut v, &mut m), Ok(2), "LFENCE serialising");
+        assert_eq!(rdmsr(0xc001_0064, &mut v, &mut m), Ok(0), "P-state 0");
+        assert_eq!(rdmsr(0xc001_0004, &mut v, &mut m), Ok(0), "K7 counter, vPMU off");
+        assert_eq!(rdmsr(msr::FAM10H_MMIO_CONF_BASE, &mut v, &mut m), Err(Emulated::GeneralProtection), "family 0x19 has none");
+        assert_eq!(wrmsr(msr::K8_HWCR, 0, &mut v, &mut m), Emulated::Done, "ignored");
+        assert_eq!(rdmsr(0xc1, &mut v, &mut m), Err(Emulated::GeneralProtection), "Intel PMU MSR on AMD");
     }
 
     #[test]

@@ -62,7 +62,7 @@ fn exception(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) {
         return;
     }
     // Xen's do_general_protection: a #GP with error code 0 may be a
-    // privileged instruction to emulate (port I/O so far).
+    // privileged instruction to emulate (port I/O, then the others).
     if vector == 13 && regs.error_code == 0 && (port_io(v, d, regs) || priv_op(v, d, regs)) {
         return;
     }
