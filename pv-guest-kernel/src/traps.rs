@@ -272,6 +272,15 @@ guest_probe_read_cr4_end:
     probe clts, clts
     probe wbinvd, wbinvd
     probe rdtsc, rdtsc
+    probe write_cr2, mov %rdi, %cr2
+    .global guest_probe_read_cr2
+    .global guest_probe_read_cr2_end
+guest_probe_read_cr2:
+    mov %cr2, %rax
+    mov %rax, guest_probe_value(%rip)
+guest_probe_read_cr2_end:
+    xor %eax, %eax
+    ret
     probe read_cr8, mov %cr8, %rax
     .global guest_probe_rdpmc
     .global guest_probe_rdpmc_end
@@ -445,6 +454,10 @@ pub enum Probe {
     PtwrAndb,
     /// `rdtsc`.
     Rdtsc,
+    /// `mov %rdi, %cr2` of `arg`.
+    WriteCr2,
+    /// `mov %cr2, %rax` ([`probe_value`] gets it).
+    ReadCr2,
     /// `mov %cr8, %rax`.
     ReadCr8,
     /// `rdpmc` of counter 0 (at offset 2).
@@ -506,6 +519,8 @@ probe_syms! {
     PtwrBtr => guest_probe_ptwr_btr, guest_probe_ptwr_btr_end;
     PtwrAndb => guest_probe_ptwr_andb, guest_probe_ptwr_andb_end;
     Rdtsc => guest_probe_rdtsc, guest_probe_rdtsc_end;
+    WriteCr2 => guest_probe_write_cr2, guest_probe_write_cr2_end;
+    ReadCr2 => guest_probe_read_cr2, guest_probe_read_cr2_end;
     ReadCr8 => guest_probe_read_cr8, guest_probe_read_cr8_end;
     Rdpmc => guest_probe_rdpmc, guest_probe_rdpmc_end;
     Cr0ClearPg => guest_probe_cr0_clear_pg, guest_probe_cr0_clear_pg_end;

@@ -113,6 +113,17 @@ cases! {
             expect_trap(wrmsr(MSR_STAR, 0), 13, Some(0), WRMSR_AT),
         ])
     }
+    privop_cpuid_faulting_interface_without_the_feature ("trap", "MSR_PLATFORM_INFO, MSR_MISC_FEATURES_ENABLES", Accept) {
+        // QEMU's TCG CPUs have no CPUID faulting: PLATFORM_INFO shows none,
+        // MISC_FEATURES_ENABLES reads 0 and refuses bit 0 (#GP).
+        let info = rdmsr(0xce);
+        let en = rdmsr(0x140);
+        all(&[
+            check(info.is_ok_and(|v| v & (1 << 31) == 0), format_args!("PLATFORM_INFO {info:x?}")),
+            check(en == Ok(0), format_args!("MISC_FEATURES_ENABLES {en:x?}")),
+            expect_trap(wrmsr(0x140, 1), 13, Some(0), WRMSR_AT),
+        ])
+    }
     privop_wrmsr_noncanonical_fs_base_is_gp_and_changes_nothing ("trap", "wrmsr MSR_FS_BASE non-canonical", Attack) {
         let before = rdmsr(MSR_FS_BASE);
         let t = wrmsr(MSR_FS_BASE, 0x8000_0000_0000_0000);
@@ -138,6 +149,20 @@ cases! {
             expect(clear, 0),
             check(with_ts.is_ok_and(|v| v & PE_ET_WP_PG == PE_ET_WP_PG && v & 8 != 0), format_args!("CR0 with TS {with_ts:x?}")),
             check(without.is_ok_and(|v| v & 8 == 0), format_args!("CR0 without TS {without:x?}")),
+        ])
+    }
+    privop_cr2_holds_the_last_fault_and_what_the_kernel_writes ("trap", "mov %cr2 (read, write)", Accept) {
+        // Xen's ctrlreg[2]: set when a #PF is injected, and by mov to CR2.
+        let pf = probe(Probe::Read, 0xdead_b000);
+        let after_pf = probe(Probe::ReadCr2, 0).map(|()| probe_value());
+        let w = probe(Probe::WriteCr2, 0x1234_5000);
+        let after_write = probe(Probe::ReadCr2, 0).map(|()| probe_value());
+        let shown = crate::shared::cr2();
+        all(&[
+            expect_trap(pf, 14, Some(0), 0),
+            check(after_pf == Ok(0xdead_b000), format_args!("CR2 after #PF {after_pf:x?}")),
+            check(w.is_ok() && after_write == Ok(0x1234_5000), format_args!("CR2 after write {w:?} {after_write:x?}")),
+            check(shown.is_none_or(|c| c == 0x1234_5000), format_args!("vcpu_info cr2 {shown:x?}")),
         ])
     }
     privop_read_cr3_is_the_l4_frame ("trap", "mov %cr3", Accept) {
