@@ -272,6 +272,8 @@ guest_probe_read_cr4_end:
     probe clts, clts
     probe wbinvd, wbinvd
     probe rdtsc, rdtsc
+    probe cli, cli
+    probe sti, sti
     probe write_cr2, mov %rdi, %cr2
     .global guest_probe_read_cr2
     .global guest_probe_read_cr2_end
@@ -454,6 +456,10 @@ pub enum Probe {
     PtwrAndb,
     /// `rdtsc`.
     Rdtsc,
+    /// `cli`.
+    Cli,
+    /// `sti`.
+    Sti,
     /// `mov %rdi, %cr2` of `arg`.
     WriteCr2,
     /// `mov %cr2, %rax` ([`probe_value`] gets it).
@@ -519,6 +525,8 @@ probe_syms! {
     PtwrBtr => guest_probe_ptwr_btr, guest_probe_ptwr_btr_end;
     PtwrAndb => guest_probe_ptwr_andb, guest_probe_ptwr_andb_end;
     Rdtsc => guest_probe_rdtsc, guest_probe_rdtsc_end;
+    Cli => guest_probe_cli, guest_probe_cli_end;
+    Sti => guest_probe_sti, guest_probe_sti_end;
     WriteCr2 => guest_probe_write_cr2, guest_probe_write_cr2_end;
     ReadCr2 => guest_probe_read_cr2, guest_probe_read_cr2_end;
     ReadCr8 => guest_probe_read_cr8, guest_probe_read_cr8_end;

@@ -183,6 +183,10 @@ pub enum PrivInsn {
     Rdtscp,
     /// `cpuid` (faulting under CPUID faulting).
     Cpuid,
+    /// `cli` or `sti`: skipped when the virtual IOPL allows it (Xen's
+    /// `validate` answers X86EMUL_DONE: "too dangerous to allow"), else
+    /// the #GP stands.
+    CliSti,
 }
 
 /// A decoded instruction and its length.
@@ -214,6 +218,7 @@ pub fn decode(bytes: &[u8]) -> Option<Decoded> {
         Opcode::RDTSC => PrivInsn::Rdtsc,
         Opcode::RDTSCP => PrivInsn::Rdtscp,
         Opcode::CPUID => PrivInsn::Cpuid,
+        Opcode::CLI | Opcode::STI => PrivInsn::CliSti,
         Opcode::MOV => match (inst.operand(0), inst.operand(1)) {
             (Operand::Register { reg: c }, src) if c.class() == register_class::CR => PrivInsn::WriteCr { cr: c.num(), gpr: gpr(src)?.num() },
             (dst, Operand::Register { reg: c }) if c.class() == register_class::CR => PrivInsn::ReadCr { cr: c.num(), gpr: gpr(dst)?.num() },
@@ -252,6 +257,8 @@ pub struct Env<'a, H: Host> {
     pub tsc: (u32, (u32, i8)),
     /// Highest machine frame, for CPUID leaf 0x40000005.
     pub max_mfn: u64,
+    /// Xen's `iopl_ok` for the vCPU's current mode (`io_emul::iopl_ok`).
+    pub iopl_ok: bool,
 }
 
 fn reg_mut(regs: &mut CpuUserRegs, n: u8) -> &mut u64 {
@@ -542,6 +549,8 @@ pub fn emulate<H: Host>(d: &Decoded, regs: &mut CpuUserRegs, v: &mut Vcpu, env: 
             let tsc = env.host.tsc();
             set_edx_eax(regs, tsc);
         }
+        PrivInsn::CliSti if !env.iopl_ok => return Emulated::NotEmulated,
+        PrivInsn::CliSti => {}
         PrivInsn::Cpuid => {
             // The guest's own CPUID faulting (MSR_MISC_FEATURES_ENABLES)
             // applies outside ring 0.
@@ -592,6 +601,7 @@ mod tests {
 
     struct Machine {
         amd: bool,
+        iopl_ok: bool,
         tsc: u64,
         flushed: u32,
         faulting: bool,
@@ -643,12 +653,13 @@ mod tests {
     }
 
     fn machine() -> Machine {
-        Machine { amd: false, tsc: 0x1_2345_6789, flushed: 0, faulting: false, misc_enable: Some(0x85_0089) }
+        Machine { amd: false, iopl_ok: false, tsc: 0x1_2345_6789, flushed: 0, faulting: false, misc_enable: Some(0x85_0089) }
     }
 
     fn run(code: &[u8], r: &mut CpuUserRegs, v: &mut Vcpu, m: &mut Machine, hw: bool) -> Emulated {
         let Some(d) = decode(code) else { return Emulated::NotEmulated };
-        let mut env = Env { host: m, hardware_domain: hw, version: (4, 17), tsc: (2_000_000, (0x8000_0000, 0)), max_mfn: 0xfffff };
+        let m_iopl = m.iopl_ok;
+        let mut env = Env { host: m, hardware_domain: hw, version: (4, 17), tsc: (2_000_000, (0x8000_0000, 0)), max_mfn: 0xfffff, iopl_ok: m_iopl };
         emulate(&d, r, v, &mut env)
     }
 
@@ -695,7 +706,8 @@ mod tests {
         assert_eq!(d(&[0x0f, 0x33]), None, "rdpmc: not in Xen's list, the #GP stands");
         assert_eq!(d(&[0x0f, 0x01, 0xf8]), None, "swapgs");
         assert_eq!(d(&[0x0f, 0x01, 0x18]), None, "lidt");
-        assert_eq!(d(&[0xfa]), None, "cli");
+        assert_eq!(d(&[0xfa]), Some((PrivInsn::CliSti, 1)), "cli");
+        assert_eq!(d(&[0xfb]), Some((PrivInsn::CliSti, 1)), "sti");
         assert_eq!(d(&[]), None);
     }
 
@@ -769,7 +781,7 @@ mod tests {
     #[test]
     fn arch_capabilities_is_gp_for_a_domu() {
         let (v, mut m) = (Vcpu::default(), machine());
-        let mut env = Env { host: &mut m, hardware_domain: false, version: (4, 17), tsc: (0, (0, 0)), max_mfn: 0 };
+        let mut env = Env { host: &mut m, hardware_domain: false, version: (4, 17), tsc: (0, (0, 0)), max_mfn: 0, iopl_ok: false };
         assert_eq!(read_msr(msr::ARCH_CAPABILITIES, &v, &mut env), None);
     }
 
@@ -858,6 +870,16 @@ mod tests {
         assert_eq!(r.rax, 0xdead_b000);
         assert_eq!(run(&[0x0f, 0x22, 0xd8], &mut regs(), &mut v, &mut m, true), Emulated::NotEmulated, "CR3 write");
         assert_eq!(run(&[0x44, 0x0f, 0x20, 0xc0], &mut regs(), &mut v, &mut m, true), Emulated::NotEmulated, "CR8");
+    }
+
+    #[test]
+    fn cli_sti_are_skipped_with_the_virtual_iopl_and_gp_without() {
+        let (mut v, mut m) = (Vcpu::default(), machine());
+        let mut r = CpuUserRegs { rflags: 0x202, ..regs() };
+        assert_eq!(run(&[0xfa], &mut r, &mut v, &mut m, true), Emulated::NotEmulated, "IOPL 0: the #GP stands");
+        m.iopl_ok = true;
+        assert_eq!(run(&[0xfa], &mut r, &mut v, &mut m, true), Emulated::Done);
+        assert_eq!((r.rip, r.rflags), (0x1001, 0x202), "skipped: the event mask is not touched");
     }
 
     #[test]

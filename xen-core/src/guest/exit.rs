@@ -117,6 +117,9 @@ fn soft_interrupt(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) -> bool 
     true
 }
 
+/// `VMASST_TYPE_architectural_iopl` in `Domain::vm_assist`.
+const VMASST_ARCHITECTURAL_IOPL: u64 = 1 << 4;
+
 /// Repetitions of `ins`/`outs` one exit does at most; the rest restart the
 /// instruction (Xen stops at `hypercall_preempt_check`).
 const MAX_REPS_PER_EXIT: u64 = 256;
@@ -134,7 +137,6 @@ fn port_io(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) -> bool {
     let (bytes, n) = fetch_insn(v, regs.rip);
     let Some(insn) = io_emul::decode(&bytes[..n]) else { return false };
     let mem = v.current_mem();
-    const VMASST_ARCHITECTURAL_IOPL: u64 = 1 << 4;
     let iopl_ok = io_emul::iopl_ok(&v.io, v.kernel_mode, d.vm_assist & VMASST_ARCHITECTURAL_IOPL != 0);
     let gs = if v.kernel_mode { v.gs_base_kernel } else { v.gs_base_user };
     let kernel_mem = v.kernel_mem();
@@ -179,7 +181,7 @@ fn fetch_insn(v: &Vcpu, rip: u64) -> ([u8; 15], usize) {
 }
 
 /// The machine and domain facts the privileged-op emulation needs.
-fn priv_env<'a>(host: &'a mut cpu::MachineHost, d: &Domain) -> crate::domain::priv_op::Env<'a, cpu::MachineHost> {
+fn priv_env<'a>(host: &'a mut cpu::MachineHost, v: &Vcpu, d: &Domain) -> crate::domain::priv_op::Env<'a, cpu::MachineHost> {
     let scale = crate::arch::x86_64::clock::CLOCK.get().map_or((0, 0), |c| (c.scale.mul_frac, c.scale.shift));
     crate::domain::priv_op::Env {
         host,
@@ -187,6 +189,7 @@ fn priv_env<'a>(host: &'a mut cpu::MachineHost, d: &Domain) -> crate::domain::pr
         version: (crate::version::XEN_MAJOR, crate::version::XEN_MINOR),
         tsc: (crate::arch::x86_64::clock::tsc_khz(), scale),
         max_mfn: crate::mm::machine::M2P.get().map_or(0, |m| m.entries).saturating_sub(1),
+        iopl_ok: crate::domain::io_emul::iopl_ok(&v.io, v.kernel_mode, d.vm_assist & VMASST_ARCHITECTURAL_IOPL != 0),
     }
 }
 
@@ -203,7 +206,7 @@ fn priv_op(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) -> bool {
     let (bytes, n) = fetch_insn(v, regs.rip);
     let Some(insn) = priv_op::decode(&bytes[..n]) else { return false };
     let mut host = cpu::MachineHost;
-    let mut env = priv_env(&mut host, d);
+    let mut env = priv_env(&mut host, v, d);
     match priv_op::emulate(&insn, regs, v, &mut env) {
         Emulated::NotEmulated => false,
         Emulated::Done => true,
@@ -244,7 +247,7 @@ fn forced_cpuid(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) -> bool {
         }
         Forced::Cpuid => {
             let mut host = cpu::MachineHost;
-            let mut env = priv_env(&mut host, d);
+            let mut env = priv_env(&mut host, v, d);
             priv_op::emulate_cpuid(regs, v, &mut env, true);
             regs.rip = regs.rip.wrapping_add(crate::domain::cpuid::FORCED_EMULATION.len() as u64);
             true

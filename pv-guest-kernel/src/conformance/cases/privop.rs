@@ -186,6 +186,20 @@ cases! {
         let r = probe(Probe::Wbinvd, 0);
         check(r.is_ok(), format_args!("trapped: {r:?}"))
     }
+    privop_cli_sti_skipped_with_virtual_iopl_gp_without ("trap", "cli/sti at IOPL 0 and 1", Accept) {
+        // emul-priv-op.c's validate: with iopl_ok, cli and sti complete
+        // without effect ("too dangerous to allow"); without, #GP(0).
+        let gp = (probe(Probe::Cli, 0), probe(Probe::Sti, 0));
+        let r = set_iopl(1);
+        let done = (probe(Probe::Cli, 0), probe(Probe::Sti, 0));
+        set_iopl(0);
+        all(&[
+            expect(r, 0),
+            expect_trap(gp.0, 13, Some(0), 0),
+            expect_trap(gp.1, 13, Some(0), 0),
+            check(done.0.is_ok() && done.1.is_ok(), format_args!("at IOPL 1: {done:?}")),
+        ])
+    }
     privop_rdtsc_runs_without_tsd ("trap", "rdtsc", Accept) {
         // Neither hypervisor sets CR4.TSD for a PV dom0 (no vTSC).
         let r = probe(Probe::Rdtsc, 0);
