@@ -355,8 +355,15 @@ fn fill(domid: u16, scratch: &mut Scratch, region_p2m: &mut Vec<u64>, image: &[u
     // elf_xen_addr_calc_check: an INIT_P2M address inside the kernel is an
     // error (-EINVAL, as xc_dom_parse_image fails).
     notes.p2m_base(kstart, kend).map_err(|_| BuildError("check the INIT_P2M note", -xen_public::errno::EINVAL))?;
-    let input =
-        LayoutInput { virt_base: notes.virt_base.unwrap_or(0), kernel_start: kstart, kernel_end: kend, initrd_len: 0, nr_pages, is_domu: true };
+    let input = LayoutInput {
+        virt_base: notes.virt_base.unwrap_or(0),
+        kernel_start: kstart,
+        kernel_end: kend,
+        initrd_len: 0,
+        nr_pages,
+        is_domu: true,
+        p2m_base: None,
+    };
     let lay: DomainLayout = layout::compute(&input).map_err(|_| BuildError("lay out the domain", 0))?;
     // The hypercall page is optional (newer Linux has no such note); when
     // given it must lie in the initial region.

@@ -241,6 +241,7 @@ mod tests {
             initrd_len: 0,
             nr_pages,
             is_domu: true,
+            p2m_base: None,
         };
         xen_dombuild::layout::compute(&inp)
     }

@@ -173,7 +173,10 @@ fn start_dom0(mbi: &BootInfo<'static>, opts: &Options<'_>, kernel: Module<'stati
     info!(" Dom0 alloc.:   {:#x} -> {:#x} ({} pages)", built.first_mfn.maddr(), built.first_mfn.maddr() + built.nr_pages * PAGE_SIZE, built.nr_pages);
     info!(" Loaded kernel: {:#x} -> {:#x}", l.kernel.start, l.kernel.end);
     info!(" Init. ramdisk: {:#x} -> {:#x}", l.initrd.start, l.initrd.end);
-    info!(" Phys-Mach map: {:#x} -> {:#x}", l.p2m.start, l.p2m.end);
+    match l.p2m_outside {
+        Some(m) => info!(" Phys-Mach map: {:#x} -> {:#x} (INIT_P2M, pfns {:#x} + {})", m.va.start, m.va.end, m.first_pfn, m.frames()),
+        None => info!(" Phys-Mach map: {:#x} -> {:#x}", l.p2m.start, l.p2m.end),
+    }
     info!(" Start info:    {:#x} -> {:#x}", l.start_info.start, l.start_info.end);
     info!(" Page tables:   {:#x} -> {:#x} ({} frames)", l.page_tables.start, l.page_tables.end, l.nr_pt_frames);
     info!(" Boot stack:    {:#x} -> {:#x}", l.stack.start, l.stack.end);

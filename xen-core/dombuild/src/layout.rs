@@ -6,6 +6,11 @@
 //! (domU only: xenstore page, console page), bootstrap page tables, one
 //! stack page, then padding of at least 512 KiB up to a 4 MiB boundary.
 //!
+//! A kernel with `XEN_ELFNOTE_INIT_P2M` gets its P2M list outside that
+//! region instead, at the note's address, in frames (data, then the page
+//! tables mapping them) right after the region's pfns, as Xen's
+//! `setup_pv_physmap` maps it ([`P2mMapping`]).
+//!
 //! Invariant of [`DomainLayout`]: every part is page-aligned and inside
 //! `[v_start, v_end)`; `v_end` is 4 MiB aligned with at least 512 KiB after
 //! the stack; `nr_pt_frames` page tables suffice to map the whole region.
@@ -60,6 +65,9 @@ pub struct LayoutInput {
     pub nr_pages: u64,
     /// Whether this is a domU (gets xenstore and console pages).
     pub is_domu: bool,
+    /// `XEN_ELFNOTE_INIT_P2M`: where to map the P2M list instead of the
+    /// initial region.
+    pub p2m_base: Option<u64>,
 }
 
 /// Why a layout cannot be made.
@@ -77,6 +85,32 @@ pub enum LayoutError {
     /// The region is not canonical or overlaps the hypervisor's reserved
     /// range (L4 slots 256-271).
     ReservedRange,
+    /// The INIT_P2M address is not page-aligned, overlaps the initial
+    /// region (Xen: "DOM0 P->M table overlaps initial mapping"), shares
+    /// one of its 512 GiB L4 slots (not supported here), or is not a
+    /// guest address.
+    BadP2mBase,
+}
+
+/// The P2M list mapped at the kernel's INIT_P2M address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct P2mMapping {
+    /// The list's pages: `[p2m_base, p2m_base + 8 * nr_pages)`, page-rounded.
+    pub va: Region,
+    /// First pfn of its frames (`start_info.first_p2m_pfn`): the data pages
+    /// first, then the page tables that map them.
+    pub first_pfn: u64,
+    /// Pages of the list.
+    pub data_pages: u64,
+    /// L3, L2 and L1 tables mapping them (the L4 is the region's).
+    pub table_frames: u64,
+}
+
+impl P2mMapping {
+    /// Every frame it takes (`start_info.nr_p2m_frames`).
+    pub fn frames(&self) -> u64 {
+        self.data_pages + self.table_frames
+    }
 }
 
 /// End of the hypervisor-reserved virtual range.
@@ -114,6 +148,8 @@ pub struct DomainLayout {
     pub stack: Region,
     /// End of the mapped region.
     pub v_end: u64,
+    /// The P2M list outside the region (INIT_P2M), if the kernel asked.
+    pub p2m_outside: Option<P2mMapping>,
 }
 
 /// Round up to a power-of-two multiple.
@@ -157,7 +193,10 @@ pub fn compute(inp: &LayoutInput) -> Result<DomainLayout, LayoutError> {
     let kernel = Region { start: inp.kernel_start, end: round_up(inp.kernel_end, PAGE_SIZE) };
     let initrd = Region { start: kernel.end, end: kernel.end + inp.initrd_len };
     let p2m_start = round_up(initrd.end, PAGE_SIZE);
-    let p2m = Region { start: p2m_start, end: p2m_start + inp.nr_pages * 8 };
+    // With INIT_P2M the list takes no room in the region (Xen:
+    // `vphysmap_end = vphysmap_start`).
+    let p2m_len = if inp.p2m_base.is_some() { 0 } else { inp.nr_pages * 8 };
+    let p2m = Region { start: p2m_start, end: p2m_start + p2m_len };
     let si_start = round_up(p2m.end, PAGE_SIZE);
     let mut start_info = Region { start: si_start, end: si_start + START_INFO_SIZE };
     let (xenstore, console, pt_start) = if inp.is_domu {
@@ -189,11 +228,32 @@ pub fn compute(inp: &LayoutInput) -> Result<DomainLayout, LayoutError> {
     if !guest_range_ok(v_start, v_end) {
         return Err(LayoutError::ReservedRange);
     }
-    let needed = (v_end.wrapping_sub(v_start)) / PAGE_SIZE;
+    let region_pages = (v_end.wrapping_sub(v_start)) / PAGE_SIZE;
+    let p2m_outside = match inp.p2m_base {
+        Some(base) => Some(p2m_mapping(base, inp.nr_pages, region_pages, v_start, v_end)?),
+        None => None,
+    };
+    let needed = region_pages + p2m_outside.map_or(0, |m| m.frames());
     if needed > inp.nr_pages {
         return Err(LayoutError::TooSmall { needed });
     }
-    Ok(DomainLayout { v_start, kernel, initrd, p2m, start_info, xenstore, console, page_tables, nr_pt_frames, stack, v_end })
+    Ok(DomainLayout { v_start, kernel, initrd, p2m, start_info, xenstore, console, page_tables, nr_pt_frames, stack, v_end, p2m_outside })
+}
+
+/// Where the INIT_P2M list goes and what it takes.
+fn p2m_mapping(base: u64, nr_pages: u64, region_pages: u64, v_start: u64, v_end: u64) -> Result<P2mMapping, LayoutError> {
+    let len = round_up(nr_pages * 8, PAGE_SIZE);
+    let end = base.checked_add(len).ok_or(LayoutError::BadP2mBase)?;
+    let l4_slots = |lo: u64, hi: u64| (lo >> 39, (hi - 1) >> 39);
+    let (p_lo, p_hi) = l4_slots(base, end);
+    let (r_lo, r_hi) = l4_slots(v_start, v_end);
+    let overlaps = base < v_end && v_start < end;
+    let shares_slot = p_lo <= r_hi && r_lo <= p_hi;
+    if !base.is_multiple_of(PAGE_SIZE) || overlaps || shares_slot || !guest_range_ok(base, end) {
+        return Err(LayoutError::BadP2mBase);
+    }
+    let table_frames = blocks(base, end, 39) + blocks(base, end, 30) + blocks(base, end, 21);
+    Ok(P2mMapping { va: Region { start: base, end }, first_pfn: region_pages, data_pages: len / PAGE_SIZE, table_frames })
 }
 
 impl DomainLayout {
@@ -222,7 +282,15 @@ mod tests {
     const HYPERVISOR_VIRT_START: u64 = 0xffff_8000_0000_0000;
 
     fn dom0(kernel_len: u64, initrd_len: u64, nr_pages: u64) -> LayoutInput {
-        LayoutInput { virt_base: VIRT_BASE, kernel_start: VIRT_BASE, kernel_end: VIRT_BASE + kernel_len, initrd_len, nr_pages, is_domu: false }
+        LayoutInput {
+            virt_base: VIRT_BASE,
+            kernel_start: VIRT_BASE,
+            kernel_end: VIRT_BASE + kernel_len,
+            initrd_len,
+            nr_pages,
+            is_domu: false,
+            p2m_base: None,
+        }
     }
 
     fn check_invariants(l: &DomainLayout) {
@@ -295,7 +363,15 @@ mod tests {
     #[test]
     fn region_crossing_a_1gib_boundary_needs_more_tables() {
         let base = 0x3fe0_0000; // 2 MiB below 1 GiB, kernel runs past it
-        let inp = LayoutInput { virt_base: base, kernel_start: base, kernel_end: base + 0x30_0000, initrd_len: 0, nr_pages: 4096, is_domu: false };
+        let inp = LayoutInput {
+            virt_base: base,
+            kernel_start: base,
+            kernel_end: base + 0x30_0000,
+            initrd_len: 0,
+            nr_pages: 4096,
+            is_domu: false,
+            p2m_base: None,
+        };
         let l = compute(&inp).unwrap();
         check_invariants(&l);
         // One L4, one L3, two L2 (one per GiB), one L1 per 2 MiB.
@@ -305,10 +381,26 @@ mod tests {
     #[test]
     fn region_in_the_hypervisor_range_is_rejected() {
         let base = HYPERVISOR_VIRT_START + (1 << 39);
-        let inp = LayoutInput { virt_base: base, kernel_start: base, kernel_end: base + 0x2000, initrd_len: 0, nr_pages: 4096, is_domu: false };
+        let inp = LayoutInput {
+            virt_base: base,
+            kernel_start: base,
+            kernel_end: base + 0x2000,
+            initrd_len: 0,
+            nr_pages: 4096,
+            is_domu: false,
+            p2m_base: None,
+        };
         assert_eq!(compute(&inp), Err(LayoutError::ReservedRange));
         let low = 0x7fff_ffc0_0000;
-        let inp = LayoutInput { virt_base: low, kernel_start: low, kernel_end: low + 0x40_0000, initrd_len: 0, nr_pages: 4096, is_domu: false };
+        let inp = LayoutInput {
+            virt_base: low,
+            kernel_start: low,
+            kernel_end: low + 0x40_0000,
+            initrd_len: 0,
+            nr_pages: 4096,
+            is_domu: false,
+            p2m_base: None,
+        };
         assert_eq!(compute(&inp), Err(LayoutError::ReservedRange), "crosses the canonical hole");
     }
 
@@ -330,7 +422,15 @@ mod tests {
     fn huge_inputs_do_not_overflow() {
         assert_eq!(compute(&dom0(0x3000, u64::MAX - 10, 16384)), Err(LayoutError::Overflow));
         assert_eq!(compute(&dom0(0x3000, 0, u64::MAX / 4)), Err(LayoutError::Overflow));
-        let near_top = LayoutInput { virt_base: !0xfff, kernel_start: !0xfff, kernel_end: u64::MAX, initrd_len: 0, nr_pages: 16, is_domu: false };
+        let near_top = LayoutInput {
+            virt_base: !0xfff,
+            kernel_start: !0xfff,
+            kernel_end: u64::MAX,
+            initrd_len: 0,
+            nr_pages: 16,
+            is_domu: false,
+            p2m_base: None,
+        };
         assert!(compute(&near_top).is_err());
     }
 
@@ -407,5 +507,40 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn rule_init_p2m_takes_no_room_in_the_region_and_frames_after_it() {
+        // Xen: vphysmap_end = vphysmap_start in the region; the list's
+        // frames (data, then tables) follow the region's pfns.
+        let mut inp = dom0(0x15000, 0, 16384);
+        inp.p2m_base = Some(0x80_0000_0000);
+        let l = compute(&inp).unwrap();
+        check_invariants(&l);
+        assert!(l.p2m.is_empty());
+        assert_eq!(l.start_info.start, l.p2m.start);
+        let m = l.p2m_outside.unwrap();
+        assert_eq!(m.va, Region { start: 0x80_0000_0000, end: 0x80_0000_0000 + 16384 * 8 });
+        assert_eq!((m.first_pfn, m.data_pages, m.table_frames), (l.region_pages(), 32, 3));
+        assert_eq!(m.frames(), 35);
+    }
+
+    #[test]
+    fn rule_init_p2m_overlapping_the_region_or_unaligned_is_refused() {
+        let mut inp = dom0(0x15000, 0, 16384);
+        for bad in [VIRT_BASE + 0x20_0000, VIRT_BASE - 0x1000, 0x80_0000_0008, HYPERVISOR_VIRT_START, !0xfff] {
+            inp.p2m_base = Some(bad);
+            assert_eq!(compute(&inp), Err(LayoutError::BadP2mBase), "{bad:#x}");
+        }
+    }
+
+    #[test]
+    fn rule_init_p2m_frames_count_against_the_domains_pages() {
+        // A 4 MiB region (1024 pages) plus 3 data pages and 3 tables.
+        let mut inp = dom0(0x3000, 0, 1027);
+        inp.p2m_base = Some(0x80_0000_0000);
+        assert_eq!(compute(&inp), Err(LayoutError::TooSmall { needed: 1024 + 3 + 3 }));
+        inp.nr_pages = 1030;
+        assert!(compute(&inp).is_ok());
     }
 }

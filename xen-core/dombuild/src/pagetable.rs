@@ -6,7 +6,7 @@
 //! 3), writable except the page-table frames themselves, which are mapped
 //! read-only; the L4 is the first page-table frame.
 
-use super::layout::{DomainLayout, PAGE_SIZE};
+use super::layout::{DomainLayout, P2mMapping, PAGE_SIZE};
 
 use xen_public::pte::PteFlags;
 
@@ -97,6 +97,44 @@ pub fn build(layout: &DomainLayout, p2m: &[u64], w: &mut impl FrameWriter) -> Re
     Ok(out)
 }
 
+/// Map the INIT_P2M list (Xen's `setup_pv_physmap`, 4 KiB pages): its data
+/// pages at `m.va`, writable, through L3, L2 and L1 tables taken from the
+/// frames after the data pages and hung off the L4 `l4_mfn` (whose slots
+/// for `m.va` the layout keeps free). `p2m` maps every pfn the mapping
+/// uses. Returns the level of each table frame, in pfn order.
+pub fn map_p2m(l4_mfn: u64, m: &P2mMapping, p2m: &[u64], w: &mut impl FrameWriter) -> Result<[Level; MAX_PT_FRAMES], BuildError> {
+    let first_table = m.first_pfn + m.data_pages;
+    if (p2m.len() as u64) < first_table + m.table_frames {
+        return Err(BuildError::P2mTooShort);
+    }
+    let mut levels = [0; MAX_PT_FRAMES];
+    let mut used = 0u64;
+    let mut current: [Option<u64>; 4] = [None; 4];
+    for page in 0..m.data_pages {
+        let va = m.va.start + page * PAGE_SIZE;
+        for level in (1..=3u32).rev() {
+            let span_mask = (1u64 << (12 + 9 * level)) - 1;
+            if current[level as usize].is_some() && va & span_mask != 0 {
+                continue;
+            }
+            if used >= m.table_frames || used as usize >= MAX_PT_FRAMES {
+                return Err(BuildError::OutOfTableFrames);
+            }
+            let mfn = p2m[(first_table + used) as usize];
+            levels[used as usize] = level as Level;
+            used += 1;
+            w.zero(mfn);
+            let parent = if level == 3 { l4_mfn } else { current[level as usize + 1].unwrap_or(l4_mfn) };
+            w.write(parent, index(va, level + 1), (mfn << 12) | TABLE_PROT.bits());
+            current[level as usize] = Some(mfn);
+            current[1..level as usize].fill(None);
+        }
+        let l1 = current[1].unwrap_or(l4_mfn);
+        w.write(l1, index(va, 1), (p2m[(m.first_pfn + page) as usize] << 12) | LEAF_PROT.bits());
+    }
+    Ok(levels)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,7 +177,16 @@ mod tests {
     }
 
     fn layout(kernel_len: u64, nr_pages: u64, base: u64) -> DomainLayout {
-        compute(&LayoutInput { virt_base: base, kernel_start: base, kernel_end: base + kernel_len, initrd_len: 0, nr_pages, is_domu: false }).unwrap()
+        compute(&LayoutInput {
+            virt_base: base,
+            kernel_start: base,
+            kernel_end: base + kernel_len,
+            initrd_len: 0,
+            nr_pages,
+            is_domu: false,
+            p2m_base: None,
+        })
+        .unwrap()
     }
 
     /// A scattered, reversed p2m so pfn and mfn never coincide.
@@ -188,9 +235,16 @@ mod tests {
         // dom0's builder holds only the region's P2M entries; the tables
         // map exactly the region, so that is all they need.
         let base = 0xffff_ffff_8000_0000;
-        let l =
-            compute(&LayoutInput { virt_base: base, kernel_start: base, kernel_end: base + 0x2_5000, initrd_len: 0, nr_pages: 65536, is_domu: true })
-                .unwrap();
+        let l = compute(&LayoutInput {
+            virt_base: base,
+            kernel_start: base,
+            kernel_end: base + 0x2_5000,
+            initrd_len: 0,
+            nr_pages: 65536,
+            is_domu: true,
+            p2m_base: None,
+        })
+        .unwrap();
         let head = p2m(l.region_pages());
         let mut mem = FakeMem::default();
         let t = build(&l, &head, &mut mem).unwrap();
@@ -208,5 +262,67 @@ mod tests {
     fn short_p2m_is_refused() {
         let l = layout(0x3000, 16384, 0xffff_ffff_8000_0000);
         assert_eq!(build(&l, &p2m(10), &mut FakeMem::default()), Err(BuildError::P2mTooShort));
+    }
+
+    /// Linux's INIT_P2M (`PUD_SIZE * PTRS_PER_PUD`, 512 GiB).
+    const LINUX_P2M_BASE: u64 = 0x80_0000_0000;
+
+    #[test]
+    fn rule_init_p2m_list_is_mapped_at_its_address_outside_the_region() {
+        // setup_pv_physmap: the list's pages at p2m_base, writable, user;
+        // the region keeps no room for it and nothing else maps its frames.
+        let base = 0xffff_ffff_8000_0000;
+        let nr_pages = 262_144 + 17; // a P2M of just over 2 MiB: 2 L1s
+        let l = compute(&LayoutInput {
+            virt_base: base,
+            kernel_start: base,
+            kernel_end: base + 0x15000,
+            initrd_len: 0,
+            nr_pages,
+            is_domu: false,
+            p2m_base: Some(LINUX_P2M_BASE),
+        })
+        .unwrap();
+        let m = l.p2m_outside.unwrap();
+        assert!(l.p2m.is_empty());
+        assert_eq!(m.first_pfn, l.region_pages());
+        assert_eq!(m.data_pages, (nr_pages * 8).div_ceil(4096));
+        assert_eq!(m.table_frames, 1 + 1 + 2, "one L3, one L2, two L1s");
+        let p2m = p2m(nr_pages);
+        let mut mem = FakeMem::default();
+        let t = build(&l, &p2m, &mut mem).unwrap();
+        let levels = map_p2m(t.l4_mfn, &m, &p2m, &mut mem).unwrap();
+        assert_eq!(&levels[..4], &[3, 2, 1, 1]);
+        for page in 0..m.data_pages {
+            let (e, rw, us) = mem.walk(t.l4_mfn, LINUX_P2M_BASE + page * PAGE_SIZE).expect("every P2M page is mapped");
+            assert_eq!(pte_maddr(e) >> 12, p2m[(m.first_pfn + page) as usize]);
+            assert!(rw && us);
+        }
+        assert!(mem.walk(t.l4_mfn, m.va.end).is_none(), "nothing past the list");
+        // The region is still mapped as before.
+        let (e, _, _) = mem.walk(t.l4_mfn, base).unwrap();
+        assert_eq!(pte_maddr(e) >> 12, p2m[0]);
+    }
+
+    #[test]
+    fn rule_init_p2m_tables_must_fit_the_frames_the_layout_counted() {
+        let base = 0xffff_ffff_8000_0000;
+        let l = compute(&LayoutInput {
+            virt_base: base,
+            kernel_start: base,
+            kernel_end: base + 0x15000,
+            initrd_len: 0,
+            nr_pages: 8192,
+            is_domu: false,
+            p2m_base: Some(LINUX_P2M_BASE),
+        })
+        .unwrap();
+        let mut m = l.p2m_outside.unwrap();
+        m.table_frames -= 1;
+        let p2m = p2m(8192);
+        let mut mem = FakeMem::default();
+        let t = build(&l, &p2m, &mut mem).unwrap();
+        assert_eq!(map_p2m(t.l4_mfn, &m, &p2m, &mut mem), Err(BuildError::OutOfTableFrames));
+        assert_eq!(map_p2m(t.l4_mfn, &l.p2m_outside.unwrap(), &p2m[..100], &mut mem), Err(BuildError::P2mTooShort));
     }
 }

@@ -191,19 +191,28 @@ pub fn build_dom0(img: &Dom0Image<'_>, idle_l4: Mfn) -> Result<Built, BuildError
     let virt_base = notes.virt_base.unwrap_or(0);
     let virt_offset = notes.virt_offset();
     let (kstart, kend) = elf.pv_load_bounds(virt_offset);
-    // elf_xen_addr_calc_check: an INIT_P2M address inside the kernel is an error.
-    notes.p2m_base(kstart, kend).map_err(BuildError::Elf)?;
+    // elf_xen_addr_calc_check: an INIT_P2M address inside the kernel is an
+    // error; otherwise the P2M list is mapped there, outside the region.
+    let p2m_base = notes.p2m_base(kstart, kend).map_err(BuildError::Elf)?;
     let initrd_len = img.initrd.map_or(0, |i| i.len() as u64);
     // XEN_ELFNOTE_MOD_START_PFN: the initrd stays out of the initial
     // mapping, in the domain's last pfns (Xen's `unmapped_initrd`).
     let unmapped_initrd = notes.mod_start_pfn && initrd_len > 0;
     let mapped_initrd_len = if unmapped_initrd { 0 } else { initrd_len };
-    let input =
-        LayoutInput { virt_base, kernel_start: kstart, kernel_end: kend, initrd_len: mapped_initrd_len, nr_pages: img.nr_pages, is_domu: false };
+    let input = LayoutInput {
+        virt_base,
+        kernel_start: kstart,
+        kernel_end: kend,
+        initrd_len: mapped_initrd_len,
+        nr_pages: img.nr_pages,
+        is_domu: false,
+        p2m_base,
+    };
     let lay = layout::compute(&input).map_err(BuildError::Layout)?;
     let initrd_pages = initrd_len.div_ceil(PAGE_SIZE);
     // Xen: "Domain 0 allocation is too small for kernel image".
-    if unmapped_initrd && lay.region_pages() + initrd_pages > img.nr_pages {
+    let p2m_frames = lay.p2m_outside.map_or(0, |m| m.frames());
+    if unmapped_initrd && lay.region_pages() + p2m_frames + initrd_pages > img.nr_pages {
         return Err(BuildError::InitrdTooLarge(initrd_pages));
     }
     // The hypercall page is optional (newer Linux has no such note); when
@@ -249,10 +258,16 @@ pub fn build_dom0(img: &Dom0Image<'_>, idle_l4: Mfn) -> Result<Built, BuildError
         *slot = first.0 + pfn as u64;
     }
     let p2m = &p2m[..img.nr_pages as usize];
+    // In the region, or (INIT_P2M) in its own frames after the region.
+    let p2m_at = lay.p2m_outside.map_or(lay.p2m.start, |m| lay.v_start + m.first_pfn * PAGE_SIZE);
     for (pfn, chunk) in p2m.chunks(512).enumerate() {
-        mem.write_at(lay.p2m.start + pfn as u64 * PAGE_SIZE, zerocopy::IntoBytes::as_bytes(chunk));
+        mem.write_at(p2m_at + pfn as u64 * PAGE_SIZE, zerocopy::IntoBytes::as_bytes(chunk));
     }
     let pt = pagetable::build(&lay, p2m, &mut DirectMapTables).map_err(|_| BuildError::PageTables)?;
+    if let Some(m) = &lay.p2m_outside {
+        // Xen's setup_pv_physmap: validated with the rest by the pin below.
+        pagetable::map_p2m(pt.l4_mfn, m, p2m, &mut DirectMapTables).map_err(|_| BuildError::PageTables)?;
+    }
     copy_hypervisor_slots(idle_l4, Mfn(pt.l4_mfn));
     // Validate the bootstrap tables exactly as a guest's MMUEXT_PIN_L4_TABLE
     // would, then take the reference the vCPU's current L4 holds.
@@ -275,7 +290,7 @@ pub fn build_dom0(img: &Dom0Image<'_>, idle_l4: Mfn) -> Result<Built, BuildError
     si.flags = (SifFlags::PRIVILEGED | SifFlags::INITDOMAIN).bits();
     si.pt_base = lay.page_tables.start;
     si.nr_pt_frames = lay.nr_pt_frames;
-    si.mfn_list = lay.p2m.start;
+    si.mfn_list = lay.p2m_outside.map_or(lay.p2m.start, |m| m.va.start);
     if unmapped_initrd {
         // SIF_MOD_START_PFN: mod_start is the initrd's first pfn.
         si.flags |= SifFlags::MOD_START_PFN.bits();
@@ -287,8 +302,8 @@ pub fn build_dom0(img: &Dom0Image<'_>, idle_l4: Mfn) -> Result<Built, BuildError
     }
     let n = img.cmdline.len().min(si.cmd_line.len() - 1);
     si.cmd_line[..n].copy_from_slice(&img.cmdline.as_bytes()[..n]);
-    si.first_p2m_pfn = img.nr_pages;
-    si.nr_p2m_frames = 0;
+    // Xen: the P2M's own frames (INIT_P2M), else none after the last pfn.
+    (si.first_p2m_pfn, si.nr_p2m_frames) = lay.p2m_outside.map_or((img.nr_pages, 0), |m| (m.first_pfn, m.frames()));
     mem.write_at(lay.start_info.start, zerocopy::IntoBytes::as_bytes(&si));
 
     let regs = CpuUserRegs {
