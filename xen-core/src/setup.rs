@@ -172,7 +172,10 @@ fn start_dom0(mbi: &BootInfo<'static>, opts: &Options<'_>, kernel: Module<'stati
     info!("*** Building a PV Dom0 ***");
     info!(" Dom0 alloc.:   {:#x} -> {:#x} ({} pages)", built.first_mfn.maddr(), built.first_mfn.maddr() + built.nr_pages * PAGE_SIZE, built.nr_pages);
     info!(" Loaded kernel: {:#x} -> {:#x}", l.kernel.start, l.kernel.end);
-    info!(" Init. ramdisk: {:#x} -> {:#x}", l.initrd.start, l.initrd.end);
+    match built.unmapped_initrd {
+        Some((pfn, len)) => info!(" Init. ramdisk: pfn {pfn:#x}, {len} bytes, unmapped (SIF_MOD_START_PFN)"),
+        None => info!(" Init. ramdisk: {:#x} -> {:#x}", l.initrd.start, l.initrd.end),
+    }
     match l.p2m_outside {
         Some(m) => info!(" Phys-Mach map: {:#x} -> {:#x} (INIT_P2M, pfns {:#x} + {})", m.va.start, m.va.end, m.first_pfn, m.frames()),
         None => info!(" Phys-Mach map: {:#x} -> {:#x}", l.p2m.start, l.p2m.end),

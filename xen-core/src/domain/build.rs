@@ -98,6 +98,8 @@ pub struct Built {
     pub layout: DomainLayout,
     /// Page-table frames by pfn, with their level (for the frame table).
     pub pt_frames: pagetable::BuiltTables,
+    /// An initrd left unmapped (SIF_MOD_START_PFN): its first pfn and length.
+    pub unmapped_initrd: Option<(u64, u64)>,
 }
 
 /// Writes table entries through the direct map.
@@ -315,7 +317,16 @@ pub fn build_dom0(img: &Dom0Image<'_>, idle_l4: Mfn) -> Result<Built, BuildError
         rsi: lay.start_info.start,
         ..Default::default()
     };
-    Ok(Built { regs, l4_maddr: pt.l4_mfn << 12, shared_info, first_mfn: first, nr_pages: img.nr_pages, layout: lay, pt_frames: pt })
+    Ok(Built {
+        regs,
+        l4_maddr: pt.l4_mfn << 12,
+        shared_info,
+        first_mfn: first,
+        nr_pages: img.nr_pages,
+        layout: lay,
+        pt_frames: pt,
+        unmapped_initrd: unmapped_initrd.then_some((initrd_pfn, initrd_len)),
+    })
 }
 
 /// Copy the hypervisor's L4 slots 256-271 into a guest L4.
