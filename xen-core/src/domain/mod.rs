@@ -33,6 +33,7 @@ pub mod sched_ops;
 pub mod vcpu;
 pub mod vcpu_ctx_ops;
 pub mod vcpu_ops;
+pub mod vmce;
 
 use crate::mm::Mfn;
 use vcpu::Vcpu;

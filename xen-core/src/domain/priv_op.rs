@@ -362,6 +362,7 @@ pub fn read_msr<H: Host>(m: u32, v: &Vcpu, env: &mut Env<'_, H>) -> Option<u64> 
             }
         }
         msr::MISC_FEATURES_ENABLES => v.misc_features_enables,
+        m if super::vmce::is_vmce_msr(m) => return v.vmce.rdmsr(m, intel),
         msr::PERF_STATUS | msr::PERF_CTL | msr::THERM_STATUS if intel => 0,
         msr::XEN_HYPERCALL_PAGE => 0,
         msr::TSC_AUX if rdtscp => 0,
@@ -412,6 +413,9 @@ pub fn write_msr<H: Host>(m: u32, val: u64, v: &mut Vcpu, env: &mut Env<'_, H>) 
             v.misc_features_enables = val;
             true
         }
+        // Intel documents writing 0 before reading the microcode revision.
+        msr::UCODE_REV => intel && val == 0,
+        m if super::vmce::is_vmce_msr(m) => v.vmce.wrmsr(m, val, intel),
         // Dropped for a domain that is not a cpufreq controller.
         msr::PERF_CTL => intel,
         // write_msr.

@@ -239,6 +239,8 @@ pub struct Vcpu {
     /// Its MSR_INTEL_MISC_FEATURES_ENABLES (bit 0: CPUID faulting for its
     /// own user mode, accepted only where the CPU has CPUID faulting).
     pub misc_features_enables: u64,
+    /// Its virtual machine-check MSRs (Xen's `v->arch.vmce`).
+    pub vmce: super::vmce::Vmce,
     /// Its run state and the time spent in each (Xen's `v->runstate`),
     /// in ns of system time; `state_entry_time` never carries
     /// `XEN_RUNSTATE_UPDATE` here.
@@ -325,6 +327,7 @@ impl Default for Vcpu {
             cr4: 0,
             cr2: 0,
             misc_features_enables: 0,
+            vmce: super::vmce::Vmce::default(),
             runstate: xen_public::vcpu::VcpuRunstateInfo { state: xen_public::vcpu::RUNSTATE_OFFLINE, ..Default::default() },
             runstate_guest: 0,
             periodic_period: DEFAULT_PERIODIC_NS,
