@@ -1600,10 +1600,9 @@ struct LinuxTest {
     timeout_s: u64,
 }
 
-/// XEN-CORE VARIANTS GO HERE: add `linux::On::XenCore` to a test's `on`
-/// once xen-core loads a bzImage and emulates what Linux needs (issue 18).
-/// Until then xen-core refuses the kernel ("not a valid ELF image").
-const LINUX_ON: &[linux::On] = &[linux::On::Xen417];
+/// Both hypervisors run the same kernel and initramfs (issue 18's
+/// milestones 1 and 2).
+const LINUX_ON: &[linux::On] = &[linux::On::XenCore, linux::On::Xen417];
 
 fn linux_tests() -> Vec<LinuxTest> {
     vec![
