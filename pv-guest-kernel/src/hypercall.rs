@@ -371,6 +371,13 @@ pub fn set_segment_base(which: u64, base: u64) -> i64 {
     by_value(nr::SET_SEGMENT_BASE, which, base, 0)
 }
 
+/// `vcpu_op(VCPUOP_stop_periodic_timer, vcpu)`: no more VIRQ_TIMER every
+/// 10 ms (Xen starts every PV vCPU with that timer; Linux stops it at boot
+/// and uses single-shot timers only, as these guests do).
+pub fn stop_periodic_timer(vcpu: u32) -> i64 {
+    by_value(nr::VCPU_OP, xen_public::vcpu::VCPUOP_STOP_PERIODIC_TIMER, u64::from(vcpu), 0)
+}
+
 /// `set_timer_op(abs_ns)`: a single-shot timer at system time `abs_ns`,
 /// delivered on VIRQ_TIMER; 0 cancels.
 pub fn set_timer_op(abs_ns: u64) -> i64 {

@@ -60,6 +60,10 @@ macro_rules! entry {
         extern "C" fn pv_guest_main(si: &'static $crate::StartInfo) -> ! {
             $crate::shared::map_at_boot(si);
             $crate::console::init(si);
+            // As Linux at boot: only the single-shot timer wakes this
+            // kernel (the hypervisor's default periodic VIRQ_TIMER would
+            // end every timed sleep early).
+            $crate::hypercall::stop_periodic_timer(0);
             $main(si)
         }
 

@@ -92,6 +92,7 @@ fn apply<H: VcpuHost>(h: &mut H, v: &mut Vcpu, o: &mut Domain, c: &VcpuGuestCont
     v.failsafe_callback = c.callbacks[1];
     v.syscall_callback = c.callbacks[2];
     v.syscall_masks_events = c.flags.contains(VgcfFlags::SYSCALL_DISABLES_EVENTS);
+    v.failsafe_masks_events = c.flags.contains(VgcfFlags::FAILSAFE_DISABLES_EVENTS);
     v.kernel_ss = c.kernel_ss | 3;
     v.kernel_sp = c.kernel_sp;
     v.kernel_mode = c.flags.contains(VgcfFlags::IN_KERNEL);
@@ -119,6 +120,7 @@ pub fn get(g: &Guest, vcpu: u32, out: &mut wire::VcpuGuestContext) -> Ret {
     flags.set(VgcfFlags::ONLINE, v.vcpu_up);
     flags.set(VgcfFlags::IN_KERNEL, v.kernel_mode);
     flags.set(VgcfFlags::SYSCALL_DISABLES_EVENTS, v.syscall_masks_events);
+    flags.set(VgcfFlags::FAILSAFE_DISABLES_EVENTS, v.failsafe_masks_events);
     let mut ctrlreg = [0u64; 8];
     ctrlreg[3] = v.guest_table;
     ctrlreg[1] = v.guest_table_user;

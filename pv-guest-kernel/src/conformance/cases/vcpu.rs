@@ -46,13 +46,16 @@ pub mod vcpu_op {
             let rc = call(nr::VCPU_OP, 5, 0, ptr(&area), 0, 0);
             // SAFETY: as above.
             let first = unsafe { core::ptr::read_volatile(&raw const AREA) }.time;
-            // Block until a timer 2 ms ahead: the vCPU is switched out and
+            // Block for 2 ms (SCHEDOP_poll on no port, with a timeout,
+            // which needs no event channel): the vCPU is switched out and
             // back in, and the record must follow.
-            if crate::events::init() != 0 { return error(format_args!("no event callback")); }
-            let Ok(port) = crate::shared::bind_timer_virq() else { return error(format_args!("cannot bind VIRQ_TIMER")) };
-            let woke = crate::shared::now_ns().and_then(|now| crate::shared::sleep_until(now + 2_000_000, port));
-            let _ = crate::events::close(port);
-            if woke.is_none() { return error(format_args!("no clock or timer")); }
+            let Some(now) = crate::shared::now_ns() else { return error(format_args!("no clock")) };
+            let deadline = now + 2_000_000;
+            let mut polls = 0;
+            while crate::shared::now_ns().is_some_and(|t| t < deadline) && polls < 1000 {
+                crate::hypercall::sched_poll(&[], deadline);
+                polls += 1;
+            }
             // SAFETY: as above.
             let r = unsafe { core::ptr::read_volatile(&raw const AREA) };
             call(nr::VCPU_OP, 5, 0, ptr(&0u64), 0, 0);
@@ -83,8 +86,10 @@ pub mod vcpu_op {
         vcpu_op_periodic_below_1ms_einval ("vcpu_op", "VCPUOP_set_periodic_timer", Reject) { expect(call(nr::VCPU_OP, 6, 0, ptr(&999_999u64), 0, 0), -EINVAL) }
         vcpu_op_periodic_huge_einval ("vcpu_op", "VCPUOP_set_periodic_timer", Attack) { expect(call(nr::VCPU_OP, 6, 0, ptr(&u64::MAX), 0, 0), -EINVAL) }
         vcpu_op_periodic_unmapped_efault ("vcpu_op", "VCPUOP_set_periodic_timer", Reject) { expect(call(nr::VCPU_OP, 6, 0, UNMAPPED, 0, 0), -EFAULT) }
-        vcpu_op_periodic_stop_then_restore ("vcpu_op", "VCPUOP_stop_periodic_timer", Accept) {
-            all(&[expect(call(nr::VCPU_OP, 7, 0, 0, 0, 0), 0), expect(call(nr::VCPU_OP, 6, 0, ptr(&10_000_000u64), 0, 0), 0)])
+        vcpu_op_periodic_set_then_stop ("vcpu_op", "VCPUOP_set_periodic_timer", Accept) {
+            // The runtime stopped the default timer at boot, as Linux does
+            // (Linux BUG()s if the stop fails); it ends stopped again.
+            all(&[expect(call(nr::VCPU_OP, 6, 0, ptr(&10_000_000u64), 0, 0), 0), expect(call(nr::VCPU_OP, 7, 0, 0, 0, 0), 0)])
         }
         vcpu_op_vcpu_info_offset_crossing_page_enxio ("vcpu_op", "VCPUOP_register_vcpu_info", Attack) {
             let Some((_, mfn)) = page() else { return error(format_args!("no spare page")) };
