@@ -76,6 +76,20 @@ pub mod vcpu_op {
             call(nr::VCPU_OP, 5, 0, ptr(&0u64), 0, 0);
             expect(rc, 0)
         }
+        vcpu_op_runstate_area_read_only_page_accepted_unwritten ("vcpu_op", "VCPUOP_register_runstate_memory_area", Attack) {
+            // Guest space the guest cannot write: accepted (Xen checks only
+            // access_ok) and never written.
+            let Some((va, mfn)) = page() else { return error(format_args!("no spare page")) };
+            // SAFETY: `va` is a spare page of ours, mapped writable.
+            unsafe { core::ptr::write_bytes(va as *mut u8, 0x5a, 64) };
+            let ro = read_only(va, mfn);
+            let rc = call(nr::VCPU_OP, 5, 0, ptr(&va), 0, 0);
+            call(nr::VCPU_OP, 5, 0, ptr(&0u64), 0, 0);
+            // SAFETY: still mapped (read-only).
+            let intact = unsafe { core::slice::from_raw_parts(va as *const u8, 64) }.iter().all(|&b| b == 0x5a);
+            let rw = writable(va, mfn);
+            all(&[expect(ro, 0), expect(rc, 0), check(intact, format_args!("the read-only page was written")), expect(rw, 0)])
+        }
         vcpu_op_runstate_area_hypervisor_efault ("vcpu_op", "VCPUOP_register_runstate_memory_area", Attack) { expect(call(nr::VCPU_OP, 5, 0, ptr(&XEN_VA), 0, 0), -EFAULT) }
         vcpu_op_runstate_area_m2p_efault ("vcpu_op", "VCPUOP_register_runstate_memory_area", Attack) {
             // The read-only M2P the guest can read is still the hypervisor's.
