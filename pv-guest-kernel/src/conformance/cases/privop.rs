@@ -124,6 +124,29 @@ cases! {
             expect_trap(wrmsr(0x140, 1), 13, Some(0), WRMSR_AT),
         ])
     }
+    privop_vmce_mcg_cap_two_banks_and_linux_bank_init ("trap", "rdmsr/wrmsr vMCE (MCG_CAP, MCi_CTL, MCi_STATUS)", Accept) {
+        // Xen's vmce.c: MCG_CAP reports GUEST_MC_BANK_NUM (2) banks (plus
+        // SER_P, TES_P, CMCI_P on Intel); MCi_CTL sticks to all ones;
+        // STATUS takes 0; MCG_STATUS round-trips. Linux's mcheck_cpu_init
+        // panics ("MCA architectural violation") if these #GP.
+        let cap = rdmsr(0x179);
+        all(&[
+            check(cap.is_ok_and(|c| c & 0xff == 2), format_args!("MCG_CAP {cap:x?}")),
+            check(wrmsr(0x400, u64::MAX).is_ok() && rdmsr(0x400) == Ok(u64::MAX), format_args!("MC0_CTL")),
+            check(wrmsr(0x401, 0).is_ok() && rdmsr(0x401) == Ok(0), format_args!("MC0_STATUS")),
+            check(wrmsr(0x17a, 0).is_ok() && rdmsr(0x17a) == Ok(0), format_args!("MCG_STATUS")),
+            check(rdmsr(0x409) == Ok(0), format_args!("MC2_STATUS, past the guest's banks, reads 0")),
+        ])
+    }
+    privop_vmce_nonzero_bank_status_write_is_gp ("trap", "wrmsr vMCE MCi_STATUS", Attack) {
+        // A guest cannot plant a machine-check record: a nonzero STATUS,
+        // ADDR or MISC write is #GP and changes nothing.
+        all(&[
+            expect_trap(wrmsr(0x401, 0xbe00_0000_0000_0001), 13, Some(0), WRMSR_AT),
+            expect_trap(wrmsr(0x402, 0x1000), 13, Some(0), WRMSR_AT),
+            check(rdmsr(0x401) == Ok(0) && rdmsr(0x402) == Ok(0), format_args!("bank 0 changed")),
+        ])
+    }
     privop_wrmsr_noncanonical_fs_base_is_gp_and_changes_nothing ("trap", "wrmsr MSR_FS_BASE non-canonical", Attack) {
         let before = rdmsr(MSR_FS_BASE);
         let t = wrmsr(MSR_FS_BASE, 0x8000_0000_0000_0000);
