@@ -248,6 +248,9 @@ pub struct Vcpu {
     /// Guest virtual address of the copy the guest asked for with
     /// VCPUOP_register_runstate_memory_area (0: none).
     pub runstate_guest: u64,
+    /// Guest virtual address of the second copy of its `vcpu_time_info`
+    /// (VCPUOP_register_vcpu_time_memory_area; 0: none).
+    pub time_info_guest: u64,
     /// Period of the periodic timer in ns (0: stopped). Xen gives every PV
     /// vCPU 10 ms (`pv_vcpu_initialise`).
     pub periodic_period: u64,
@@ -330,6 +333,7 @@ impl Default for Vcpu {
             vmce: super::vmce::Vmce::default(),
             runstate: xen_public::vcpu::VcpuRunstateInfo { state: xen_public::vcpu::RUNSTATE_OFFLINE, ..Default::default() },
             runstate_guest: 0,
+            time_info_guest: 0,
             periodic_period: DEFAULT_PERIODIC_NS,
             periodic_last: 0,
         }

@@ -187,6 +187,9 @@ pub trait VcpuHost: FrameHost {
     /// `force_update_vcpu_system_time`). [`Domain::vcpu_info_at`] names
     /// the new place once this returns.
     fn move_vcpu_info(&mut self, d: &mut Domain, v: &Vcpu, mfn: u64, offset: u16);
+    /// Publish `v`'s time again, in its `vcpu_info` and in the copy it
+    /// registered (Xen's `force_update_vcpu_system_time`).
+    fn publish_time(&mut self, d: &Domain, v: &Vcpu);
 }
 
 /// Whether a guest pointer may be used at all (Xen's x86_64 `access_ok`
@@ -243,8 +246,10 @@ pub const MAX_PERIOD_NS: u64 = u64::MAX >> 2;
 /// ([`super::MAX_VCPUS`]), so on the live machine every id that passes
 /// that check is the caller's own; another one (only in a test domain that
 /// claims more) is -EINVAL for the single-shot timers, as Xen answers a
-/// vCPU that is not the caller, and -ENOENT otherwise. VCPUOP_initialise,
-/// up, down, send_nmi and register_vcpu_time_memory_area are -ENOSYS.
+/// vCPU that is not the caller, and -ENOENT otherwise. Also
+/// register_vcpu_time_memory_area (a second copy of the time record at a
+/// guest address, Xen's `access_ok` rule as for the run-state area).
+/// VCPUOP_initialise, up, down and send_nmi are -ENOSYS.
 pub fn vcpu_op<H: VcpuHost>(h: &mut H, v: &mut Vcpu, d: &mut Domain, mem: &impl GuestAccess, cmd: u32, vcpu: u32, arg: u64) -> Ret {
     use xen_public::vcpu::*;
     if vcpu >= d.max_vcpus {
@@ -302,6 +307,15 @@ pub fn vcpu_op<H: VcpuHost>(h: &mut H, v: &mut Vcpu, d: &mut Domain, mem: &impl 
         VCPUOP_REGISTER_VCPU_INFO => {
             let Ok(info) = mem.copy_from::<VcpuRegisterVcpuInfo>(arg) else { return -EFAULT };
             register_vcpu_info(h, v, d, info.mfn, info.offset)
+        }
+        VCPUOP_REGISTER_VCPU_TIME_MEMORY_AREA => {
+            let Ok(area) = mem.copy_from::<VcpuRegisterTimeMemoryArea>(arg) else { return -EFAULT };
+            if !access_ok(area.addr) {
+                return -EFAULT;
+            }
+            v.time_info_guest = area.addr;
+            h.publish_time(d, v);
+            0
         }
         // Xen answers a vCPU that is not the hardware domain's and pinned
         // (dom0_vcpus_pin) with -EINVAL; xen-core pins none.
@@ -568,9 +582,9 @@ mod tests {
     use std::vec::Vec;
     use xen_public::vcpu::{
         RUNSTATE_BLOCKED, RUNSTATE_RUNNABLE, RUNSTATE_RUNNING, VCPUOP_GET_PHYSID, VCPUOP_GET_RUNSTATE_INFO, VCPUOP_INITIALISE, VCPUOP_IS_UP,
-        VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA, VCPUOP_REGISTER_VCPU_INFO, VCPUOP_SET_PERIODIC_TIMER, VCPUOP_SET_SINGLESHOT_TIMER,
-        VCPUOP_STOP_PERIODIC_TIMER, VCPUOP_STOP_SINGLESHOT_TIMER, VcpuRegisterRunstateMemoryArea, VcpuRegisterVcpuInfo, VcpuRunstateInfo,
-        VcpuSetPeriodicTimer, VcpuSetSingleshotTimer, XEN_RUNSTATE_UPDATE,
+        VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA, VCPUOP_REGISTER_VCPU_INFO, VCPUOP_REGISTER_VCPU_TIME_MEMORY_AREA, VCPUOP_SET_PERIODIC_TIMER,
+        VCPUOP_SET_SINGLESHOT_TIMER, VCPUOP_STOP_PERIODIC_TIMER, VCPUOP_STOP_SINGLESHOT_TIMER, VcpuRegisterRunstateMemoryArea,
+        VcpuRegisterTimeMemoryArea, VcpuRegisterVcpuInfo, VcpuRunstateInfo, VcpuSetPeriodicTimer, VcpuSetSingleshotTimer, XEN_RUNSTATE_UPDATE,
     };
 
     /// The machine around `vcpu_op`: frames, the clock, and what the
@@ -582,6 +596,7 @@ mod tests {
         singleshot: Option<u64>,
         periodic_fired: u32,
         moved: Vec<(u64, u16)>,
+        published: Vec<u64>,
     }
 
     impl FrameHost for Host {
@@ -619,6 +634,9 @@ mod tests {
         fn move_vcpu_info(&mut self, d: &mut Domain, v: &Vcpu, mfn: u64, offset: u16) {
             self.moved.push((mfn, offset));
             d.vcpu_info_at[v.vcpu_id as usize] = Some((mfn, offset));
+        }
+        fn publish_time(&mut self, _d: &Domain, v: &Vcpu) {
+            self.published.push(v.time_info_guest);
         }
     }
 
@@ -893,5 +911,23 @@ mod tests {
         assert_eq!((after.count, after.type_count, after.ty), (before.count, before.type_count, PageType::L1), "no reference left behind");
         assert!(h.moved.is_empty());
         assert_eq!(d.vcpu_info_at[0], None);
+    }
+
+    #[test]
+    fn register_time_area_follows_access_ok_and_publishes_at_once() {
+        let g = op_guest();
+        let (mut h, mut v, mut d) = (Host::default(), Vcpu::default(), vcpu_op_domain());
+        for bad in [xen_public::HYPERVISOR_VIRT_START, NON_CANONICAL] {
+            g.copy_to(OP_ARG, &VcpuRegisterTimeMemoryArea { addr: bad }).unwrap();
+            assert_eq!(run(&mut h, &mut v, &mut d, &g, VCPUOP_REGISTER_VCPU_TIME_MEMORY_AREA, 0, OP_ARG), -EFAULT, "{bad:#x}");
+        }
+        assert!(h.published.is_empty());
+        g.copy_to(OP_ARG, &VcpuRegisterTimeMemoryArea { addr: AREA }).unwrap();
+        assert_eq!(run(&mut h, &mut v, &mut d, &g, VCPUOP_REGISTER_VCPU_TIME_MEMORY_AREA, 0, OP_ARG), 0);
+        assert_eq!((v.time_info_guest, h.published.as_slice()), (AREA, &[AREA][..]), "registered, then the time goes out");
+        assert_eq!(run(&mut h, &mut v, &mut d, &g, VCPUOP_REGISTER_VCPU_TIME_MEMORY_AREA, 0, 0x9000), -EFAULT);
+        g.copy_to(OP_ARG, &VcpuRegisterTimeMemoryArea { addr: 0 }).unwrap();
+        assert_eq!(run(&mut h, &mut v, &mut d, &g, VCPUOP_REGISTER_VCPU_TIME_MEMORY_AREA, 0, OP_ARG), 0);
+        assert_eq!(v.time_info_guest, 0, "NULL unregisters");
     }
 }

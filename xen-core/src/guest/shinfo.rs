@@ -163,6 +163,19 @@ impl Domain {
         let time = at + core::mem::offset_of!(xen_public::VcpuInfo, time);
         crate::time::publish(&mut vi, time, &clock.sample(crate::arch::x86_64::clock::rdtsc()));
         crate::time::publish_wallclock(&mut self.shinfo(), clock.boot_wall);
+        if v.time_info_guest != 0 {
+            // The second copy (Xen's update_secondary_system_time): its
+            // version odd, the record, then the version even; a write that
+            // fails is dropped.
+            let mut rec = [0u8; 32];
+            vi.read_bytes(time, &mut rec);
+            let version = u32::from_le_bytes([rec[0], rec[1], rec[2], rec[3]]);
+            let mem = v.kernel_mem();
+            if mem.write(v.time_info_guest, &(version.wrapping_sub(1) | 1).to_le_bytes()).is_ok() {
+                let _ = mem.write(v.time_info_guest + 4, &rec[4..]);
+                let _ = mem.write(v.time_info_guest, &version.to_le_bytes());
+            }
+        }
     }
 
     /// Record a page fault's address in `v`'s `vcpu_info.arch.cr2`.

@@ -218,4 +218,7 @@ impl vcpu_ops::VcpuHost for live::Live<'_> {
     fn move_vcpu_info(&mut self, d: &mut Domain, v: &Vcpu, mfn: u64, offset: u16) {
         d.move_vcpu_info(v, mfn, offset);
     }
+    fn publish_time(&mut self, d: &Domain, v: &Vcpu) {
+        d.publish_time(v);
+    }
 }

@@ -97,6 +97,25 @@ pub mod vcpu_op {
         }
         vcpu_op_runstate_area_noncanonical_efault ("vcpu_op", "VCPUOP_register_runstate_memory_area", Attack) { expect(call(nr::VCPU_OP, 5, 0, ptr(&NONCANON), 0, 0), -EFAULT) }
         vcpu_op_runstate_area_missing_vcpu_enoent ("vcpu_op", "VCPUOP_register_runstate_memory_area", Attack) { expect(call(nr::VCPU_OP, 5, 1000, ptr(&0u64), 0, 0), -ENOENT) }
+        vcpu_op_time_area_gets_the_time_record ("vcpu_op", "VCPUOP_register_vcpu_time_memory_area", Accept) {
+            static mut AREA: xen_public::VcpuTimeInfo = xen_public::VcpuTimeInfo {
+                version: 1, pad0: 0, tsc_timestamp: 0, system_time: 0, tsc_to_system_mul: 0, tsc_shift: 0, flags: 0, pad1: [0; 2],
+            };
+            let area = &raw mut AREA as u64;
+            let rc = call(nr::VCPU_OP, 13, 0, ptr(&area), 0, 0);
+            // SAFETY: the hypervisor wrote the record during the call; no
+            // other code touches AREA.
+            let t = unsafe { core::ptr::read_volatile(&raw const AREA) };
+            let off = call(nr::VCPU_OP, 13, 0, ptr(&0u64), 0, 0);
+            all(&[
+                expect(rc, 0),
+                check(t.version & 1 == 0 && t.version != 0, format_args!("version {}", t.version)),
+                check(t.system_time != 0 && t.tsc_to_system_mul != 0, format_args!("system time {}, mul {}", t.system_time, t.tsc_to_system_mul)),
+                expect(off, 0),
+            ])
+        }
+        vcpu_op_time_area_hypervisor_efault ("vcpu_op", "VCPUOP_register_vcpu_time_memory_area", Attack) { expect(call(nr::VCPU_OP, 13, 0, ptr(&XEN_VA), 0, 0), -EFAULT) }
+        vcpu_op_time_area_unmapped_argument_efault ("vcpu_op", "VCPUOP_register_vcpu_time_memory_area", Reject) { expect(call(nr::VCPU_OP, 13, 0, UNMAPPED, 0, 0), -EFAULT) }
         vcpu_op_periodic_below_1ms_einval ("vcpu_op", "VCPUOP_set_periodic_timer", Reject) { expect(call(nr::VCPU_OP, 6, 0, ptr(&999_999u64), 0, 0), -EINVAL) }
         vcpu_op_periodic_huge_einval ("vcpu_op", "VCPUOP_set_periodic_timer", Attack) { expect(call(nr::VCPU_OP, 6, 0, ptr(&u64::MAX), 0, 0), -EINVAL) }
         vcpu_op_periodic_unmapped_efault ("vcpu_op", "VCPUOP_set_periodic_timer", Reject) { expect(call(nr::VCPU_OP, 6, 0, UNMAPPED, 0, 0), -EFAULT) }
