@@ -22,6 +22,29 @@ pub const DOMID_IDLE: u16 = 0x7FFF;
 /// First reserved domain id; ids below it are real domains.
 pub const DOMID_FIRST_RESERVED: u16 = 0x7FF0;
 
+/// `VMASST_TYPE_4gb_segments`: no effect on a 64-bit guest.
+pub const VMASST_TYPE_4GB_SEGMENTS: u32 = 0;
+/// `VMASST_TYPE_4gb_segments_notify`: no effect on a 64-bit guest.
+pub const VMASST_TYPE_4GB_SEGMENTS_NOTIFY: u32 = 1;
+/// `VMASST_TYPE_writable_pagetables`: direct writes to live L1 tables are
+/// emulated.
+pub const VMASST_TYPE_WRITABLE_PAGETABLES: u32 = 2;
+/// `VMASST_TYPE_pae_extended_cr3`: no effect on a 64-bit guest beyond
+/// XENFEAT_pae_pgdir_above_4gb.
+pub const VMASST_TYPE_PAE_EXTENDED_CR3: u32 = 3;
+/// `VMASST_TYPE_architectural_iopl`: the guest kernel counts as ring 0
+/// for the virtual IOPL.
+pub const VMASST_TYPE_ARCHITECTURAL_IOPL: u32 = 4;
+/// `VMASST_TYPE_runstate_update_flag`: XEN_RUNSTATE_UPDATE protocol.
+pub const VMASST_TYPE_RUNSTATE_UPDATE_FLAG: u32 = 5;
+/// `VMASST_TYPE_m2p_strict`.
+pub const VMASST_TYPE_M2P_STRICT: u32 = 32;
+
+/// The bit of assist `ty` in a domain's `vm_assist` bitmap.
+pub const fn vmasst_bit(ty: u32) -> u64 {
+    1 << ty
+}
+
 /// Guest kernel code selector (ring 3, 64-bit).
 pub const FLAT_KERNEL_CS64: u16 = 0xe033;
 /// Guest kernel data / stack selector (ring 3).

@@ -12,6 +12,10 @@ use super::Domain;
 use super::guest_mem::{GuestAccess, rc};
 use crate::version::{NAME, VERSION, XEN_MAJOR, XEN_MINOR};
 use xen_public::errno::{EFAULT, EINVAL, ENOSYS};
+use xen_public::xen::{
+    VMASST_TYPE_4GB_SEGMENTS, VMASST_TYPE_4GB_SEGMENTS_NOTIFY, VMASST_TYPE_ARCHITECTURAL_IOPL, VMASST_TYPE_M2P_STRICT, VMASST_TYPE_PAE_EXTENDED_CR3,
+    VMASST_TYPE_RUNSTATE_UPDATE_FLAG, VMASST_TYPE_WRITABLE_PAGETABLES, vmasst_bit,
+};
 
 /// A hypercall's result for the guest's RAX (a negated errno on failure).
 type Ret = i64;
@@ -20,13 +24,17 @@ type Ret = i64;
 /// `PV64_VM_ASSIST_MASK` (`asm/domain.h`): 4gb_segments (0),
 /// 4gb_segments_notify (1), writable_pagetables (2), pae_extended_cr3 (3),
 /// architectural_iopl (4), runstate_update_flag (5) and m2p_strict (32).
-/// As on Xen, 0, 1 and 3 change nothing for a 64-bit guest, and
-/// writable_pagetables is how every PV guest's page-table writes are
-/// handled anyway; what xen-core does with m2p_strict is in
+/// As on Xen, 0, 1 and 3 change nothing for a 64-bit guest;
+/// writable_pagetables turns on `domain/ptwr.rs` for a domU (the hardware
+/// domain always has it); what xen-core does with m2p_strict is in
 /// docs/hypercalls.md.
-pub const VMASST_VALID: u64 = (1 << 0) | (1 << 1) | (1 << 2) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 32);
-/// `VMASST_TYPE_pae_extended_cr3`.
-const VMASST_PAE_EXTENDED_CR3: u32 = 3;
+pub const VMASST_VALID: u64 = vmasst_bit(VMASST_TYPE_4GB_SEGMENTS)
+    | vmasst_bit(VMASST_TYPE_4GB_SEGMENTS_NOTIFY)
+    | vmasst_bit(VMASST_TYPE_WRITABLE_PAGETABLES)
+    | vmasst_bit(VMASST_TYPE_PAE_EXTENDED_CR3)
+    | vmasst_bit(VMASST_TYPE_ARCHITECTURAL_IOPL)
+    | vmasst_bit(VMASST_TYPE_RUNSTATE_UPDATE_FLAG)
+    | vmasst_bit(VMASST_TYPE_M2P_STRICT);
 
 /// `vm_assist(cmd, type)`: enable (0) or disable (1) an assist.
 pub fn vm_assist(d: &mut Domain, cmd: u32, kind: u32) -> Ret {
@@ -115,7 +123,7 @@ fn features(d: &Domain) -> u32 {
     if d.privileged {
         f |= 1 << XENFEAT_DOM0;
     }
-    if d.vm_assist & (1 << VMASST_PAE_EXTENDED_CR3) != 0 {
+    if d.has_assist(VMASST_TYPE_PAE_EXTENDED_CR3) {
         f |= 1 << XENFEAT_PAE_PGDIR_ABOVE_4GB;
     }
     f
@@ -172,7 +180,7 @@ mod tests {
         const PV: u32 = (1 << 17) | (1 << 13) | (1 << 7) | (1 << 6) | (1 << 5);
         assert_eq!(g.copy_from::<u32>(ARG + 4), Ok(PV), "Xen 4.17's PV set, for a domU");
         d.privileged = true;
-        assert_eq!(vm_assist(&mut d, 0, VMASST_PAE_EXTENDED_CR3), 0);
+        assert_eq!(vm_assist(&mut d, 0, VMASST_TYPE_PAE_EXTENDED_CR3), 0);
         assert_eq!(xen_version(&d, &g, XENVER_GET_FEATURES as u32, ARG), 0);
         assert_eq!(g.copy_from::<u32>(ARG + 4), Ok(PV | (1 << 11) | (1 << 4)));
         g.copy_to(ARG, &1u32).unwrap();

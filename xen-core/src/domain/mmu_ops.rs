@@ -142,12 +142,6 @@ pub fn check_foreign(h: &impl MmuHost, d: &Domain, foreigndom: u64) -> Result<u1
     Ok(pg)
 }
 
-/// 64-bit PV guests run in ring 3: every present entry they install gets
-/// the user bit, as Xen's `adjust_guest_l*e` does.
-fn adjust(e: u64) -> u64 {
-    if PteFlags::of(e).contains(PteFlags::PRESENT) { e | PteFlags::USER.bits() } else { e }
-}
-
 /// Start or resume a batch: returns (count, done so far). A continued
 /// batch's count carries [`MMU_UPDATE_PREEMPTED`] and its `done` so far is
 /// read back from the guest.
@@ -270,7 +264,7 @@ pub fn mmu_update<H: MmuHost>(h: &mut H, v: &mut Vcpu, d: &mut Domain, regs: &mu
             let maddr = ptr & !7;
             let idx = ((maddr & 0xfff) >> 3) as usize;
             let w = Who { pg, ..who(d) };
-            let r = ft.update_entry(&mut pm, maddr >> 12, idx, adjust(val), ptr & 3 == PRESERVE_AD, w).map_err(MmError::errno);
+            let r = ft.update_entry(&mut pm, maddr >> 12, idx, val, ptr & 3 == PRESERVE_AD, w).map_err(MmError::errno);
             ft.take_freed(|mfn| h.free_frame(Mfn(mfn)));
             r
         })
@@ -312,7 +306,7 @@ pub fn update_va_mapping<H: MmuHost>(h: &mut H, v: &mut Vcpu, d: &mut Domain, va
         if ft.info(l1).map(|f| (f.ty, f.validated)) != Some((PageType::L1, true)) {
             return Err(-EINVAL);
         }
-        let r = ft.update_entry(&mut pm, l1, idx, adjust(pte), false, who(d));
+        let r = ft.update_entry(&mut pm, l1, idx, pte, false, who(d));
         ft.take_freed(|mfn| h.free_frame(Mfn(mfn)));
         r.map_err(MmError::errno)
     });

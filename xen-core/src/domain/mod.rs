@@ -127,6 +127,12 @@ pub struct Domain {
 }
 
 impl Domain {
+    /// Whether the guest enabled assist `ty` (`VMASST_TYPE_*`) with
+    /// `vm_assist`.
+    pub fn has_assist(&self, ty: u32) -> bool {
+        self.vm_assist & xen_public::xen::vmasst_bit(ty) != 0
+    }
+
     /// A domain with no memory, no page tables and default state.
     pub fn empty(domid: u16, privileged: bool, shared_info: Mfn) -> Domain {
         Domain {

@@ -34,7 +34,7 @@ use yaxpeax_arch::LengthedInstruction;
 use yaxpeax_x86::long_mode::{InstDecoder, Opcode, Operand, RegSpec, Segment, register_class};
 
 /// `VMASST_TYPE_writable_pagetables` as a `vm_assist` bit.
-pub const VMASST_WRITABLE_PAGETABLES: u64 = 1 << 2;
+pub const VMASST_WRITABLE_PAGETABLES: u64 = xen_public::xen::vmasst_bit(xen_public::xen::VMASST_TYPE_WRITABLE_PAGETABLES);
 
 /// Page-fault error code bits (Xen's `PFEC_*`).
 const PFEC_PRESENT: u64 = 1 << 0;
@@ -583,9 +583,8 @@ pub fn page_fault<H: FrameHost + CpuTlb>(h: &mut H, mem: &impl GuestAccess, f: &
             return true;
         };
         let new = (full & !(mask(insn.bytes) << shift)) | ((val & mask(insn.bytes)) << shift);
-        // 64-bit PV kernels run in ring 3: a present entry gets the user
-        // bit (Xen's adjust_guest_l1e), as through mmu_update.
-        let new = if PteFlags::of(new).contains(PteFlags::PRESENT) { new | PteFlags::USER.bits() } else { new };
+        // The user bit (Xen's adjust_guest_l1e) is added by
+        // FrameTable::accepted, as for every validated entry.
         let r = ft.ptwr_update(&mut pm, mfn, idx, Some(full), new, who);
         ft.take_freed(|m| h.free_frame(Mfn(m)));
         match r {

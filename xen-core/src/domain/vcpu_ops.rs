@@ -214,7 +214,7 @@ pub fn update_runstate_area(v: &Vcpu, d: &Domain, mem: &impl GuestAccess) -> boo
         return true;
     }
     let mut r = v.runstate;
-    let flag = d.vm_assist & (1 << VMASST_TYPE_RUNSTATE_UPDATE_FLAG) != 0;
+    let flag = d.has_assist(VMASST_TYPE_RUNSTATE_UPDATE_FLAG);
     if flag {
         r.state_entry_time |= XEN_RUNSTATE_UPDATE;
         // The top byte of state_entry_time holds the flag (Xen writes that
@@ -229,8 +229,7 @@ pub fn update_runstate_area(v: &Vcpu, d: &Domain, mem: &impl GuestAccess) -> boo
     ok
 }
 
-/// `VMASST_TYPE_runstate_update_flag`.
-pub const VMASST_TYPE_RUNSTATE_UPDATE_FLAG: u32 = 5;
+pub use xen_public::xen::VMASST_TYPE_RUNSTATE_UPDATE_FLAG;
 
 /// The shortest period VCPUOP_set_periodic_timer takes: 1 ms (Xen's
 /// `MILLISECS(1)`).

@@ -118,7 +118,6 @@ fn soft_interrupt(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) -> bool 
 }
 
 /// `VMASST_TYPE_architectural_iopl` in `Domain::vm_assist`.
-const VMASST_ARCHITECTURAL_IOPL: u64 = 1 << 4;
 
 /// Repetitions of `ins`/`outs` one exit does at most; the rest restart the
 /// instruction (Xen stops at `hypercall_preempt_check`).
@@ -137,7 +136,7 @@ fn port_io(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) -> bool {
     let (bytes, n) = fetch_insn(v, regs.rip);
     let Some(insn) = io_emul::decode(&bytes[..n]) else { return false };
     let mem = v.current_mem();
-    let iopl_ok = io_emul::iopl_ok(&v.io, v.kernel_mode, d.vm_assist & VMASST_ARCHITECTURAL_IOPL != 0);
+    let iopl_ok = io_emul::iopl_ok(&v.io, v.kernel_mode, d.has_assist(xen_public::xen::VMASST_TYPE_ARCHITECTURAL_IOPL));
     let gs = if v.kernel_mode { v.gs_base_kernel } else { v.gs_base_user };
     let kernel_mem = v.kernel_mem();
     let mut hw = crate::arch::x86_64::pio::MachinePorts;
@@ -189,7 +188,7 @@ fn priv_env<'a>(host: &'a mut cpu::MachineHost, v: &Vcpu, d: &Domain) -> crate::
         version: (crate::version::XEN_MAJOR, crate::version::XEN_MINOR),
         tsc: (crate::arch::x86_64::clock::tsc_khz(), scale),
         max_mfn: crate::mm::machine::M2P.get().map_or(0, |m| m.entries).saturating_sub(1),
-        iopl_ok: crate::domain::io_emul::iopl_ok(&v.io, v.kernel_mode, d.vm_assist & VMASST_ARCHITECTURAL_IOPL != 0),
+        iopl_ok: crate::domain::io_emul::iopl_ok(&v.io, v.kernel_mode, d.has_assist(xen_public::xen::VMASST_TYPE_ARCHITECTURAL_IOPL)),
     }
 }
 
