@@ -117,7 +117,6 @@ fn soft_interrupt(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) -> bool 
     true
 }
 
-/// `VMASST_TYPE_architectural_iopl` in `Domain::vm_assist`.
 
 /// Repetitions of `ins`/`outs` one exit does at most; the rest restart the
 /// instruction (Xen stops at `hypercall_preempt_check`).
