@@ -18,6 +18,18 @@ pub fn rc(r: Result<(), Efault>) -> i64 {
     r.map_or(-xen_public::errno::EFAULT, |()| 0)
 }
 
+/// Fetch up to 15 bytes (the longest x86 instruction) at `rip` with the
+/// guest's own permissions: as many as are readable, stopping at the first
+/// byte that is not. The emulators decode from these and nothing else.
+pub fn fetch_insn(mem: &impl GuestAccess, rip: u64) -> ([u8; 15], usize) {
+    let mut bytes = [0u8; 15];
+    let mut n = 0;
+    while n < bytes.len() && mem.read(rip.wrapping_add(n as u64), &mut bytes[n..=n]).is_ok() {
+        n += 1;
+    }
+    (bytes, n)
+}
+
 /// A guest's virtual memory, read and written by guest virtual address.
 pub trait GuestAccess {
     /// Copy `buf.len()` bytes from guest virtual `va`.

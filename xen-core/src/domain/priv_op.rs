@@ -261,27 +261,6 @@ pub struct Env<'a, H: Host> {
     pub iopl_ok: bool,
 }
 
-fn reg_mut(regs: &mut CpuUserRegs, n: u8) -> &mut u64 {
-    match n & 15 {
-        0 => &mut regs.rax,
-        1 => &mut regs.rcx,
-        2 => &mut regs.rdx,
-        3 => &mut regs.rbx,
-        4 => &mut regs.rsp,
-        5 => &mut regs.rbp,
-        6 => &mut regs.rsi,
-        7 => &mut regs.rdi,
-        8 => &mut regs.r8,
-        9 => &mut regs.r9,
-        10 => &mut regs.r10,
-        11 => &mut regs.r11,
-        12 => &mut regs.r12,
-        13 => &mut regs.r13,
-        14 => &mut regs.r14,
-        _ => &mut regs.r15,
-    }
-}
-
 /// AMD PMU MSRs (`MSR_K7_EVNTSEL0` ... `MSR_K7_PERFCTR3`,
 /// `MSR_AMD_FAM15H_EVNTSEL0` ... `PERFCTR5`): vPMU off, as Intel's.
 fn amd_pmu_msr(m: u32) -> bool {
@@ -482,11 +461,6 @@ pub fn emulate_cpuid<H: Host>(regs: &mut CpuUserRegs, v: &Vcpu, env: &mut Env<'_
     regs.rdx = u64::from(l.d);
 }
 
-fn set_edx_eax(regs: &mut CpuUserRegs, val: u64) {
-    regs.rdx = val >> 32;
-    regs.rax = val & 0xffff_ffff;
-}
-
 /// Emulate `d` (decoded at RIP) for `v`, whose registers are `regs`.
 pub fn emulate<H: Host>(d: &Decoded, regs: &mut CpuUserRegs, v: &mut Vcpu, env: &mut Env<'_, H>) -> Emulated {
     // x86_emulate's mode_ring0(): the guest kernel counts as ring 0.
@@ -497,7 +471,7 @@ pub fn emulate<H: Host>(d: &Decoded, regs: &mut CpuUserRegs, v: &mut Vcpu, env: 
             return Emulated::GeneralProtection;
         }
         PrivInsn::Rdmsr => match read_msr(regs.rcx as u32, v, env) {
-            Some(val) => set_edx_eax(regs, val),
+            Some(val) => regs.set_edx_eax(val),
             None => return Emulated::GeneralProtection,
         },
         PrivInsn::Wrmsr => {
@@ -516,10 +490,10 @@ pub fn emulate<H: Host>(d: &Decoded, regs: &mut CpuUserRegs, v: &mut Vcpu, env: 
                 4 => guest_cr4(v, env.host.cr4()),
                 _ => return Emulated::NotEmulated,
             };
-            *reg_mut(regs, gpr) = val;
+            *regs.gpr_mut(gpr) = val;
         }
         PrivInsn::WriteCr { cr, gpr } => {
-            let val = *reg_mut(regs, gpr);
+            let val = regs.gpr(gpr);
             match cr {
                 // Only TS may change ("Attempt to change unmodifiable CR0
                 // flags" is unhandleable: the #GP goes to the guest).
@@ -551,7 +525,7 @@ pub fn emulate<H: Host>(d: &Decoded, regs: &mut CpuUserRegs, v: &mut Vcpu, env: 
                 regs.rcx = aux & 0xffff_ffff;
             }
             let tsc = env.host.tsc();
-            set_edx_eax(regs, tsc);
+            regs.set_edx_eax(tsc);
         }
         PrivInsn::CliSti if !env.iopl_ok => return Emulated::NotEmulated,
         PrivInsn::CliSti => {}

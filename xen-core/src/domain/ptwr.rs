@@ -274,58 +274,16 @@ pub fn decode(bytes: &[u8]) -> Option<WriteInsn> {
     Some(WriteInsn { op, bytes, mem, src, len: inst.len().to_const() as u8 })
 }
 
-fn gpr(regs: &CpuUserRegs, num: u8) -> u64 {
-    match num {
-        0 => regs.rax,
-        1 => regs.rcx,
-        2 => regs.rdx,
-        3 => regs.rbx,
-        4 => regs.rsp,
-        5 => regs.rbp,
-        6 => regs.rsi,
-        7 => regs.rdi,
-        8 => regs.r8,
-        9 => regs.r9,
-        10 => regs.r10,
-        11 => regs.r11,
-        12 => regs.r12,
-        13 => regs.r13,
-        14 => regs.r14,
-        _ => regs.r15,
-    }
-}
-
-fn gpr_mut(regs: &mut CpuUserRegs, num: u8) -> &mut u64 {
-    match num {
-        0 => &mut regs.rax,
-        1 => &mut regs.rcx,
-        2 => &mut regs.rdx,
-        3 => &mut regs.rbx,
-        4 => &mut regs.rsp,
-        5 => &mut regs.rbp,
-        6 => &mut regs.rsi,
-        7 => &mut regs.rdi,
-        8 => &mut regs.r8,
-        9 => &mut regs.r9,
-        10 => &mut regs.r10,
-        11 => &mut regs.r11,
-        12 => &mut regs.r12,
-        13 => &mut regs.r13,
-        14 => &mut regs.r14,
-        _ => &mut regs.r15,
-    }
-}
-
 /// A register operand's value.
 fn get(regs: &CpuUserRegs, r: Reg) -> u64 {
-    let v = gpr(regs, r.num);
+    let v = regs.gpr(r.num);
     if r.high { (v >> 8) & 0xff } else { v & mask(r.bytes) }
 }
 
 /// Write a register operand as the CPU does: a 32-bit write zero-extends,
 /// 8- and 16-bit writes keep the rest.
 fn set(regs: &mut CpuUserRegs, r: Reg, val: u64) {
-    let g = gpr_mut(regs, r.num);
+    let g = regs.gpr_mut(r.num);
     *g = match (r.bytes, r.high) {
         (1, true) => (*g & !0xff00) | ((val & 0xff) << 8),
         (8, _) => val,
@@ -506,24 +464,13 @@ pub fn wants_fixup(f: &Faulter, error_code: u64, cr2: u64) -> bool {
         && (f.vm_assist & VMASST_WRITABLE_PAGETABLES != 0 || f.privileged)
 }
 
-/// Fetch up to 15 bytes of instruction at `rip` (as many as are mapped).
-fn fetch(mem: &impl GuestAccess, rip: u64) -> ([u8; 15], usize) {
-    let mut bytes = [0u8; 15];
-    let mut n = 0;
-    while n < bytes.len() && mem.read(rip.wrapping_add(n as u64), &mut bytes[n..=n]).is_ok() {
-        n += 1;
-    }
-    (bytes, n)
-}
-
 /// Apply a plan's register and flag effects, and move past the instruction.
 fn retire(regs: &mut CpuUserRegs, insn: &WriteInsn, p: &Plan) {
     if let Some((r, v)) = p.load {
         set(regs, r, v);
     }
     if let Some(v) = p.load_edx_eax {
-        regs.rax = v & mask(4);
-        regs.rdx = v >> 32;
+        regs.set_edx_eax(v);
     }
     regs.rflags = (regs.rflags & !p.flags_mask) | (p.flags & p.flags_mask);
     regs.rip = regs.rip.wrapping_add(u64::from(insn.len));
@@ -546,7 +493,7 @@ pub fn page_fault<H: FrameHost + CpuTlb>(h: &mut H, mem: &impl GuestAccess, f: &
         return false;
     }
     let mfn = pte_maddr(pte) >> 12;
-    let (bytes, n) = fetch(mem, regs.rip);
+    let (bytes, n) = super::guest_mem::fetch_insn(mem, regs.rip);
     let Some(insn) = decode(&bytes[..n]) else { return false };
     let next_rip = regs.rip.wrapping_add(u64::from(insn.len));
     let ea = effective_address(&insn.mem, regs, next_rip, f.fs_gs_base);

@@ -76,6 +76,45 @@ pub struct CpuUserRegs {
     pub ss: u64,
 }
 
+impl CpuUserRegs {
+    /// General-purpose register `n` in the instruction encoding's order
+    /// (0 = RAX, 1 = RCX, 2 = RDX, 3 = RBX, 4 = RSP, 5 = RBP, 6 = RSI,
+    /// 7 = RDI, 8-15 = R8-R15); only the low 4 bits of `n` count.
+    pub fn gpr(&self, n: u8) -> u64 {
+        let mut copy = *self;
+        *copy.gpr_mut(n)
+    }
+
+    /// The register [`gpr`](Self::gpr) names, to write.
+    pub fn gpr_mut(&mut self, n: u8) -> &mut u64 {
+        match n & 15 {
+            0 => &mut self.rax,
+            1 => &mut self.rcx,
+            2 => &mut self.rdx,
+            3 => &mut self.rbx,
+            4 => &mut self.rsp,
+            5 => &mut self.rbp,
+            6 => &mut self.rsi,
+            7 => &mut self.rdi,
+            8 => &mut self.r8,
+            9 => &mut self.r9,
+            10 => &mut self.r10,
+            11 => &mut self.r11,
+            12 => &mut self.r12,
+            13 => &mut self.r13,
+            14 => &mut self.r14,
+            _ => &mut self.r15,
+        }
+    }
+
+    /// Load EDX:EAX with `val` as `rdmsr`, `rdtsc` and `cmpxchg8b` do:
+    /// each half zero-extended into its 64-bit register.
+    pub fn set_edx_eax(&mut self, val: u64) {
+        self.rdx = val >> 32;
+        self.rax = val & 0xffff_ffff;
+    }
+}
+
 /// `entry_vector` of a frame built by the SYSCALL entry.
 pub const ENTRY_SYSCALL: u64 = 0x100;
 
@@ -550,6 +589,20 @@ impl Vcpu {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The ModRM/REX register numbering every emulator decodes with.
+    #[test]
+    fn gpr_follows_the_instruction_encoding_order() {
+        let mut r = CpuUserRegs::default();
+        for n in 0..16u8 {
+            *r.gpr_mut(n) = u64::from(n) + 100;
+        }
+        assert_eq!((r.rax, r.rcx, r.rdx, r.rbx, r.rsp, r.rbp, r.rsi, r.rdi), (100, 101, 102, 103, 104, 105, 106, 107));
+        assert_eq!((r.r8, r.r15), (108, 115));
+        assert_eq!(r.gpr(16 + 3), 103, "only the low 4 bits count");
+        r.set_edx_eax(0xdead_beef_0123_4567);
+        assert_eq!((r.rdx, r.rax), (0xdead_beef, 0x0123_4567), "each half zero-extended");
+    }
     use std::collections::BTreeMap;
 
     /// Guest memory: writable words in [lo, hi).

@@ -117,7 +117,6 @@ fn soft_interrupt(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) -> bool 
     true
 }
 
-
 /// Repetitions of `ins`/`outs` one exit does at most; the rest restart the
 /// instruction (Xen stops at `hypercall_preempt_check`).
 const MAX_REPS_PER_EXIT: u64 = 256;
@@ -132,7 +131,7 @@ fn port_io(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) -> bool {
     if regs.cs != crate::domain::vcpu::FLAT_CS64 {
         return false;
     }
-    let (bytes, n) = fetch_insn(v, regs.rip);
+    let (bytes, n) = crate::domain::guest_mem::fetch_insn(&v.current_mem(), regs.rip);
     let Some(insn) = io_emul::decode(&bytes[..n]) else { return false };
     let mem = v.current_mem();
     let iopl_ok = io_emul::iopl_ok(&v.io, v.kernel_mode, d.has_assist(xen_public::xen::VMASST_TYPE_ARCHITECTURAL_IOPL));
@@ -167,17 +166,6 @@ fn port_io(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) -> bool {
     }
 }
 
-/// The bytes at the guest's RIP, as many as can be read (up to 15).
-fn fetch_insn(v: &Vcpu, rip: u64) -> ([u8; 15], usize) {
-    let mem = v.current_mem();
-    let mut bytes = [0u8; 15];
-    let mut n = 0;
-    while n < bytes.len() && mem.read(rip.wrapping_add(n as u64), &mut bytes[n..=n]).is_ok() {
-        n += 1;
-    }
-    (bytes, n)
-}
-
 /// The machine and domain facts the privileged-op emulation needs.
 fn priv_env<'a>(host: &'a mut cpu::MachineHost, v: &Vcpu, d: &Domain) -> crate::domain::priv_op::Env<'a, cpu::MachineHost> {
     let scale = crate::arch::x86_64::clock::CLOCK.get().map_or((0, 0), |c| (c.scale.mul_frac, c.scale.shift));
@@ -201,7 +189,7 @@ fn priv_op(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) -> bool {
     if regs.cs != crate::domain::vcpu::FLAT_CS64 {
         return false;
     }
-    let (bytes, n) = fetch_insn(v, regs.rip);
+    let (bytes, n) = crate::domain::guest_mem::fetch_insn(&v.current_mem(), regs.rip);
     let Some(insn) = priv_op::decode(&bytes[..n]) else { return false };
     let mut host = cpu::MachineHost;
     let mut env = priv_env(&mut host, v, d);
