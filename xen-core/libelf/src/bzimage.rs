@@ -21,8 +21,6 @@
 //! is built in the same invocation; dom0's builder decodes zstd with ruzstd
 //! itself.
 
-use crate::ElfError;
-
 /// Offset of `setup_sects` in the boot sector.
 const SETUP_SECTS: usize = 0x1f1;
 /// Offset of the `"HdrS"` magic.
@@ -142,8 +140,6 @@ pub enum LoadError {
     Corrupt(Compression),
     /// The stream decoded to a size other than the announced one.
     SizeMismatch(Compression),
-    /// The decompressed kernel is not a valid ELF.
-    Elf(ElfError),
 }
 
 impl LoadError {
@@ -159,14 +155,7 @@ impl LoadError {
             LoadError::XzDictionary(_) => "xz dictionary too large",
             LoadError::Corrupt(_) => "compressed payload corrupt",
             LoadError::SizeMismatch(_) => "payload decompressed to another size than announced",
-            LoadError::Elf(e) => e.describe(),
         }
-    }
-}
-
-impl From<ElfError> for LoadError {
-    fn from(e: ElfError) -> Self {
-        LoadError::Elf(e)
     }
 }
 

@@ -509,36 +509,3 @@ fn rule_mod_start_pfn_note_asks_for_an_unmapped_initrd() {
     let img = image(&n);
     assert!(!Elf::parse(&img).unwrap().xen_notes().unwrap().mod_start_pfn);
 }
-
-/// The Debian kernel of issue 18 (bzImage, LZ4 payload), when unpacked at
-/// this path: run by hand with `cargo test -p xen-libelf --
-/// --ignored debian --nocapture`. It prints the setup header's facts and
-/// the Xen notes of the decompressed vmlinux.
-#[test]
-#[ignore = "needs /tmp/linuxpkg/k/boot/vmlinuz-6.1.0-48-cloud-amd64 (a Debian linux-image .deb unpacked by hand)"]
-fn debian_cloud_kernel_decompresses_to_a_xen_pv_elf() {
-    use crate::bzimage::{KernelImage, bzimage_payload, inspect};
-    let path = "/tmp/linuxpkg/k/boot/vmlinuz-6.1.0-48-cloud-amd64";
-    let img = std::fs::read(path).expect("the Debian kernel image (see the ignore reason)");
-    let p = bzimage_payload(&img).unwrap().expect("a bzImage");
-    std::println!("bzImage: {} bytes, payload {} bytes, init_size {:?}", img.len(), p.bytes.len(), p.init_size);
-    let KernelImage::Compressed(c) = inspect(&img, 256 << 20).unwrap() else { panic!("expected a compressed payload") };
-    std::println!("payload: {} -> {} bytes", c.method.name(), c.output_len);
-    let mut out = std::vec![0u8; c.output_len];
-    let mut scratch = std::vec![0u8; c.scratch_len().unwrap()];
-    let t = std::time::Instant::now();
-    c.decompress_into(&mut out, &mut scratch).unwrap();
-    std::println!("decompressed in {:?}", t.elapsed());
-    if let Ok(p) = std::env::var("LOADER_DUMP_VMLINUX") {
-        std::fs::write(p, &out).unwrap();
-    }
-    let elf = Elf::parse(&out).unwrap();
-    let n = elf.xen_notes().unwrap();
-    std::println!("ELF entry {:#x}, notes: {n:#x?}", elf.entry());
-    let (ks, ke) = elf.pv_load_bounds(n.virt_offset());
-    std::println!("kernel [{ks:#x}, {ke:#x}), p2m_base {:x?}", n.p2m_base(ks, ke));
-    assert!(n.is_pv_kernel());
-    assert_eq!(n.xen_version, Some("xen-3.0"));
-    assert_eq!(n.guest_os, Some("linux"));
-    assert!(n.entry.is_some() && n.virt_base.is_some());
-}

@@ -57,7 +57,7 @@ pub enum BuildError {
 impl core::fmt::Display for BuildError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            BuildError::Kernel(LoadError::Elf(e)) | BuildError::Elf(e) => write!(f, "bad ELF: {}", e.describe()),
+            BuildError::Elf(e) => write!(f, "bad ELF: {}", e.describe()),
             BuildError::Kernel(LoadError::Unsupported(m)) => write!(f, "kernel image: {} payloads are not supported here", m.name()),
             BuildError::Kernel(e) => write!(f, "kernel image: {} ({e:?})", e.describe()),
             BuildError::NotPvKernel => f.write_str("not a Xen PV kernel: it has no Xen ELF notes"),

@@ -921,7 +921,14 @@ mod tests {
             code[1] = [0x20, 0x22, 0x30, 0x32, 0x06, 0x09, 0x31, 0xa2][(i % 8) as usize];
             v.kernel_mode = x & 1 == 0;
             let mut r = CpuUserRegs { rcx: x >> 3, rax: x, rdx: x.rotate_left(5), ..regs() };
-            let _ = run(&code, &mut r, &mut v, &mut m, i % 2 == 0);
+            let before = r;
+            let len = decode(&code).map(|d| d.len);
+            match run(&code, &mut r, &mut v, &mut m, i % 2 == 0) {
+                // A refused instruction leaves the registers as they were.
+                Emulated::NotEmulated | Emulated::GeneralProtection => assert_eq!(r, before, "{code:02x?}"),
+                // An emulated one moves RIP past exactly what was decoded.
+                Emulated::Done | Emulated::DoneCr2 => assert_eq!(Some(r.rip.wrapping_sub(before.rip)), len, "{code:02x?}"),
+            }
         }
     }
 }
