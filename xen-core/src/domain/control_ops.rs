@@ -664,7 +664,8 @@ pub mod tests {
         fn flush_tlb(&mut self) {}
         fn invlpg(&mut self, _va: u64) {}
         fn preempt_due(&mut self) -> bool {
-            false
+            self.preempt_calls += 1;
+            self.preempt_after.is_some_and(|n| self.preempt_calls > n)
         }
     }
 

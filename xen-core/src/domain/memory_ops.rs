@@ -46,7 +46,7 @@ pub const EXTENTS_PER_CALL: u64 = 512;
 
 /// What `memory_op` needs from the machine beyond the caller's domain
 /// and the frames ([`FrameHost`]).
-pub trait MemoryHost: FrameHost + Domains {
+pub trait MemoryHost: FrameHost + Domains + super::host::CpuTlb {
     /// Frames the allocator has free.
     fn free_frames(&self) -> u64;
     /// Entries of the M2P: one past the highest machine frame.
@@ -378,6 +378,12 @@ fn exchange<H: MemoryHost>(h: &mut H, d: &mut Domain, mem: &impl GuestAccess, ar
     let chunk_order = in_chunk + inp.extent_order;
     let first = x.nr_exchanged >> in_chunk;
     for i in first..(inp.nr_extents >> in_chunk) {
+        // Xen's hypercall_preempt_check between chunks: the progress goes
+        // to nr_exchanged and the same call is issued again (-ERESTART).
+        if i > first && h.preempt_due() {
+            x.nr_exchanged = i << in_chunk;
+            return put_done(&x, -xen_public::errno::ERESTART);
+        }
         if let Err(rc) = exchange_chunk(h, d, mem, &inp, &out, in_chunk, out_chunk, chunk_order, i, limit) {
             x.nr_exchanged = i << in_chunk;
             return put_done(&x, rc);
@@ -420,20 +426,12 @@ fn exchange_chunk<H: MemoryHost>(
             nr += 1;
         }
     }
-    // Xen's steal_page: each must be the domain's, not special, with no
-    // reference but its allocation, and not twice in the chunk.
     let domid = d.domid;
-    let stealable = h
-        .with_ft(|ft, _| {
-            frames[..nr].iter().enumerate().all(|(n, &mfn)| {
-                !frames[..n].contains(&mfn) && ft.info(mfn).is_some_and(|f| f.owner == domid && f.count == 1 && f.type_count == 0 && !f.pinned)
-            })
-        })
-        .unwrap_or(false);
-    if !stealable || frames[..nr].iter().any(|&m| d.is_special_frame(m)) {
+    if frames[..nr].iter().enumerate().any(|(n, &m)| frames[..n].contains(&m) || d.is_special_frame(m)) {
         return Err(-EINVAL);
     }
-    // The output extents.
+    // The output extents first: a chunk that cannot get them changes
+    // nothing.
     let mut outs = [0u64; MAX];
     let nr_out = 1usize << out_chunk;
     for o in 0..nr_out {
@@ -449,13 +447,31 @@ fn exchange_chunk<H: MemoryHost>(
             }
         }
     }
-    // Past this point the chunk cannot fail for want of frames.
+    // Xen's steal_page, for every input at once under one frame-table
+    // lock: each must be releasable (the domain's, no reference but its
+    // allocation, no type, not pinned, not half validated); if one is
+    // not, none is taken and the outputs go back. Then the domain holds
+    // exactly as many frames as before the chunk.
     let mut pm = h.page_mem();
-    for &mfn in &frames[..nr] {
-        if h.with_ft(|ft, _| ft.release(&mut pm, mfn, domid)).unwrap_or(false) {
-            h.free_frame(Mfn(mfn));
-            d.nr_pages -= 1;
+    let stolen = h
+        .with_ft(|ft, _| {
+            if !frames[..nr].iter().all(|&m| ft.can_release(m, domid)) {
+                return false;
+            }
+            frames[..nr].iter().all(|&m| ft.release(&mut pm, m, domid))
+        })
+        .unwrap_or(false);
+    if !stolen {
+        for &m in &outs[..nr_out] {
+            for k in 0..(1u64 << out.extent_order) {
+                h.free_frame(Mfn(m + k));
+            }
         }
+        return Err(-EINVAL);
+    }
+    for &mfn in &frames[..nr] {
+        h.free_frame(Mfn(mfn));
+        d.nr_pages -= 1;
     }
     let mut rc = Ok(());
     for (o, &base) in outs[..nr_out].iter().enumerate() {
@@ -603,6 +619,11 @@ pub mod tests {
         pub e820: Vec<E820Entry>,
         /// `arch.max_pfn` in every domain's shared_info.
         pub max_pfn: u64,
+        /// Calls of `preempt_due` so far, and after how many it says yes
+        /// (`None`: never).
+        pub preempt_calls: u64,
+        /// See `preempt_calls`.
+        pub preempt_after: Option<u64>,
     }
 
     impl Default for FakeMachine {
@@ -620,6 +641,8 @@ pub mod tests {
                 ctl: Default::default(),
                 e820: Vec::new(),
                 max_pfn: 0,
+                preempt_calls: 0,
+                preempt_after: None,
             }
         }
     }
@@ -1139,6 +1162,76 @@ pub mod tests {
         assert_eq!((h.m2p.get(&base), h.m2p.get(&(base + 1))), (Some(&0x200), Some(&0x201)), "the M2P names the gpfns asked for");
         assert_eq!(h.pool.freed, [mine[0], mine[2]], "the old frames went back");
         assert_eq!(d.nr_pages, 3, "as many pages as before");
+    }
+
+    /// Xen's hypercall_preempt_check between exchange chunks: an output
+    /// list aliasing the input list one slot later feeds each new frame
+    /// to the next chunk; the call still ends when preemption is due,
+    /// with its progress in nr_exchanged, and resumes from there.
+    #[test]
+    fn exchange_is_preemptible_even_with_the_output_list_feeding_the_input() {
+        let (mut h, g) = (FakeMachine::default(), guest());
+        let mut d = dom(false, 8);
+        let mine = h.give(&mut d, 1);
+        let n = 500u64;
+        let x = XenMemoryExchange {
+            in_: XenMemoryReservation { extent_start: LIST, nr_extents: n, extent_order: 0, mem_flags: 0, domid: ME, ..Default::default() },
+            out: XenMemoryReservation { extent_start: LIST + 8, nr_extents: n, extent_order: 0, mem_flags: 0, domid: ME, ..Default::default() },
+            nr_exchanged: 0,
+        };
+        g.copy_to(ARG, &x).unwrap();
+        g.copy_to(LIST, &mine[0]).unwrap();
+        h.preempt_after = Some(10);
+        assert_eq!(memory_op(&mut h, &mut d, &g, XENMEM_EXCHANGE, ARG), -xen_public::errno::ERESTART);
+        assert_eq!(exchanged(&g), 11, "chunks done before preemption was due");
+        assert_eq!(d.nr_pages, 1, "one frame for one");
+        h.preempt_after = None;
+        assert_eq!(memory_op(&mut h, &mut d, &g, XENMEM_EXCHANGE, ARG), 0, "the reissued call resumes");
+        assert_eq!(exchanged(&g), n);
+    }
+
+    /// Attack: a frame left half devalidated (an unpin whose teardown
+    /// was preempted) passes a count/type check but cannot be released;
+    /// exchanging it must fail the chunk, not hand out a frame for
+    /// nothing (a domain growing past max_pages, one frame per chunk).
+    #[test]
+    fn exchange_of_a_half_devalidated_frame_is_einval_and_never_grows_the_domain() {
+        use crate::mm::page_type::{PageMem, Who};
+        struct Preempting(crate::mm::page_type::tests::TestMem);
+        impl PageMem for Preempting {
+            fn read(&self, mfn: u64, idx: usize) -> u64 {
+                self.0.read(mfn, idx)
+            }
+            fn write(&mut self, mfn: u64, idx: usize, val: u64) {
+                self.0.write(mfn, idx, val)
+            }
+            fn preempt_due(&self) -> bool {
+                true
+            }
+        }
+        let (mut h, g) = (FakeMachine::default(), guest());
+        let mut d = dom(false, 2);
+        let mine = h.give(&mut d, 2);
+        let p = mine[0];
+        let mut plain = h.mem.clone();
+        plain.write(p, 0, (mine[1] << 12) | 1);
+        plain.write(p, 1, (mine[1] << 12) | 1);
+        assert!(h.ft.pin(&mut plain, p, 1, Who::own(ME, false)).is_ok());
+        let mut pm = Preempting(h.mem.clone());
+        assert!(h.ft.unpin(&mut pm, p, Who::own(ME, false)).is_ok());
+        let n = 100u64;
+        let x = XenMemoryExchange {
+            in_: XenMemoryReservation { extent_start: LIST, nr_extents: n, extent_order: 0, mem_flags: 0, domid: ME, ..Default::default() },
+            out: XenMemoryReservation { extent_start: OUT, nr_extents: n, extent_order: 0, mem_flags: 0, domid: ME, ..Default::default() },
+            nr_exchanged: 0,
+        };
+        g.copy_to(ARG, &x).unwrap();
+        for i in 0..n {
+            g.copy_to(LIST + 8 * i, &p).unwrap();
+        }
+        let free = h.pool.free_count();
+        assert_eq!(memory_op(&mut h, &mut d, &g, XENMEM_EXCHANGE, ARG), -EINVAL);
+        assert_eq!((exchanged(&g), d.nr_pages, h.pool.free_count()), (0, 2, free), "nothing moved");
     }
 
     #[test]

@@ -219,12 +219,12 @@ pub fn update_runstate_area(v: &Vcpu, d: &Domain, mem: &impl GuestAccess) -> boo
         r.state_entry_time |= XEN_RUNSTATE_UPDATE;
         // The top byte of state_entry_time holds the flag (Xen writes that
         // byte alone).
-        let _ = mem.write(at + ENTRY_TIME + 7, &r.state_entry_time.to_le_bytes()[7..]);
+        let _ = mem.write(at.wrapping_add(ENTRY_TIME + 7), &r.state_entry_time.to_le_bytes()[7..]);
     }
     let ok = mem.copy_to(at, &r).is_ok();
     if flag {
         r.state_entry_time &= !XEN_RUNSTATE_UPDATE;
-        let _ = mem.write(at + ENTRY_TIME + 7, &r.state_entry_time.to_le_bytes()[7..]);
+        let _ = mem.write(at.wrapping_add(ENTRY_TIME + 7), &r.state_entry_time.to_le_bytes()[7..]);
     }
     ok
 }

@@ -414,8 +414,11 @@ impl<'a> FrameTable<'a> {
     /// reachable through a stale translation of that owner: every CPU that
     /// might still hold one flushes first.
     pub fn release(&mut self, mem: &mut impl PageMem, mfn: u64, dom: u16) -> bool {
+        if !self.can_release(mfn, dom) {
+            return false;
+        }
         match self.frames.get_mut(mfn as usize) {
-            Some(f) if f.owner == dom && f.count == 1 && f.type_count == 0 && !f.pinned && f.partial == Partial::None => {
+            Some(f) => {
                 let stamp = f.tlb_stamp;
                 *f = PageInfo::FREE;
                 if stamp != 0 {
@@ -425,6 +428,15 @@ impl<'a> FrameTable<'a> {
             }
             _ => false,
         }
+    }
+
+    /// Whether [`release`](Self::release) would give `mfn` back: `dom`
+    /// owns it, nothing references it but its allocation, and it has no
+    /// type, pin or validation in progress.
+    pub fn can_release(&self, mfn: u64, dom: u16) -> bool {
+        self.frames
+            .get(mfn as usize)
+            .is_some_and(|f| f.owner == dom && f.count == 1 && f.type_count == 0 && !f.pinned && f.partial == Partial::None && !f.validating)
     }
 
     /// Take a general reference on a frame `dom` owns.
