@@ -89,6 +89,11 @@ pub(super) fn update_descriptor(v: &mut Vcpu, d: &mut Domain, maddr: u64, desc: 
 /// instruction; false: deliver the #PF.
 pub fn ptwr_fault(v: &Vcpu, d: &Domain, regs: &mut CpuUserRegs, cr2: u64) -> bool {
     use crate::domain::ptwr::{Faulter, page_fault};
+    // The decoder reads 64-bit code: a PV vCPU always runs on the flat
+    // 64-bit selectors (as the #GP emulations check).
+    if regs.cs != crate::domain::vcpu::FLAT_CS64 {
+        return false;
+    }
     let f = Faulter {
         domid: d.domid,
         privileged: d.privileged,
