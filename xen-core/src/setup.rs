@@ -127,7 +127,7 @@ pub fn start_xen(mbi_maddr: u64) -> ! {
     info!("{} domain slots of {} bytes each", crate::schedule::MAX_DOMAINS, core::mem::size_of::<crate::schedule::Slot>());
     let free = machine::free_frames();
     let map = machine_map(&mbi);
-    crate::hypercall::MACHINE_E820.call_once(|| crate::domain::memory_ops::E820Map::new(mbi.memory_areas().map(|a| (a.base, a.len, a.kind))));
+    crate::mm::machine::MACHINE_E820.call_once(|| crate::domain::memory_ops::E820Map::new(mbi.memory_areas().map(|a| (a.base, a.len, a.kind))));
     crate::guest_access::set_ram(map.ram);
     if machine::init_frame_table(layout.m2p_entries, map).is_none() {
         fatal(format_args!("out of memory for the frame table"));

@@ -26,7 +26,7 @@ impl MemoryHost for Live<'_> {
         crate::schedule::with_domain(domid, |o| f(o, self))
     }
     fn machine_e820(&self) -> &[xen_public::memory::E820Entry] {
-        super::MACHINE_E820.get().map_or(&[], |m| m.entries())
+        crate::mm::machine::MACHINE_E820.get().map_or(&[], |m| m.entries())
     }
     fn m2p_base(&self) -> u64 {
         crate::mm::machine::M2P.get().map_or(0, |m| m.base.0)

@@ -191,10 +191,6 @@ fn set_timer_op(v: &mut Vcpu, timeout: u64) -> Ret {
     0
 }
 
-/// The machine's E820 map from the boot loader (set once at boot), for
-/// XENMEM_machine_memory_map.
-pub static MACHINE_E820: spin::Once<crate::domain::memory_ops::E820Map> = spin::Once::new();
-
 /// `vcpu_op(cmd, vcpuid, arg)` (`domain/vcpu_ops.rs`).
 fn vcpu_op(v: &mut Vcpu, d: &mut Domain, cmd: u32, vcpu: u32, arg: u64) -> Ret {
     let mem = v.kernel_mem();

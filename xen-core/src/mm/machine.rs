@@ -26,6 +26,10 @@ pub struct M2p {
 /// The machine-to-phys table, set once at boot.
 pub static M2P: spin::Once<M2p> = spin::Once::new();
 
+/// The machine's E820 map from the boot loader, set once at boot, for
+/// XENMEM_machine_memory_map.
+pub static MACHINE_E820: spin::Once<crate::domain::memory_ops::E820Map> = spin::Once::new();
+
 /// TLB-flush clock of the latest free since every CPU last flushed (0:
 /// none). A frame that was freed may still be reachable through a stale
 /// translation of its former owner; no frame is handed out again until
