@@ -551,11 +551,19 @@ pub enum Forced {
     Fault(u64),
     /// `ud2; "xen"; cpuid`: emulate CPUID and move RIP past all 7 bytes.
     Cpuid,
+    /// The same from user mode with the guest's own CPUID faulting on
+    /// (MSR_MISC_FEATURES_ENABLES): #GP(0) at the `cpuid`, that is with
+    /// RIP moved past the [`FORCED_PREFIX_LEN`] bytes before it.
+    GpAtCpuid,
 }
+
+/// Bytes of the forced-emulation prefix before its `cpuid` (`ud2; "xen"`).
+pub const FORCED_PREFIX_LEN: u64 = cpuid::FORCED_EMULATION.len() as u64 - 2;
 
 /// Xen reads the 5-byte signature, then the 2-byte `cpuid`, each as one
 /// copy; a copy that faults gives #PF at its first byte not copied.
-pub fn forced_emulation(mem: &impl GuestAccess, rip: u64) -> Forced {
+/// `v`'s own CPUID faulting applies to the `cpuid` from user mode.
+pub fn forced_emulation(mem: &impl GuestAccess, rip: u64, v: &Vcpu) -> Forced {
     let sig = &cpuid::FORCED_EMULATION;
     let mut got = [0u8; 7];
     for (start, end) in [(0usize, 5usize), (5, 7)] {
@@ -568,7 +576,7 @@ pub fn forced_emulation(mem: &impl GuestAccess, rip: u64) -> Forced {
             return Forced::No;
         }
     }
-    Forced::Cpuid
+    if !v.kernel_mode && v.misc_features_enables & MISC_FEATURES_CPUID_FAULTING != 0 { Forced::GpAtCpuid } else { Forced::Cpuid }
 }
 
 #[cfg(test)]
@@ -895,16 +903,24 @@ mod tests {
     #[test]
     fn forced_emulation_prefix_is_recognised_and_faults_report_the_first_missing_byte() {
         let g = FakeGuest::default();
+        let mut v = Vcpu { kernel_mode: true, ..Vcpu::default() };
         g.map(0x1000);
         g.write(0x1ffb, &cpuid::FORCED_EMULATION[..5]).unwrap();
-        assert_eq!(forced_emulation(&g, 0x1ffb), Forced::Fault(0x2000), "cpuid bytes on an unmapped page");
+        assert_eq!(forced_emulation(&g, 0x1ffb, &v), Forced::Fault(0x2000), "cpuid bytes on an unmapped page");
         g.write(0x1100, &cpuid::FORCED_EMULATION).unwrap();
-        assert_eq!(forced_emulation(&g, 0x1100), Forced::Cpuid);
+        assert_eq!(forced_emulation(&g, 0x1100, &v), Forced::Cpuid);
         g.write(0x1200, &[0x0f, 0x0b, b'x', b'e', b'n', 0x0f, 0x31]).unwrap();
-        assert_eq!(forced_emulation(&g, 0x1200), Forced::No, "only cpuid is emulated");
+        assert_eq!(forced_emulation(&g, 0x1200, &v), Forced::No, "only cpuid is emulated");
         g.write(0x1300, &[0x0f, 0x0b, 0, 0, 0]).unwrap();
-        assert_eq!(forced_emulation(&g, 0x1300), Forced::No, "a plain ud2");
-        assert_eq!(forced_emulation(&g, 0x5000), Forced::Fault(0x5000));
+        assert_eq!(forced_emulation(&g, 0x1300, &v), Forced::No, "a plain ud2");
+        assert_eq!(forced_emulation(&g, 0x5000, &v), Forced::Fault(0x5000));
+        // The guest's own CPUID faulting: user mode gets #GP at the cpuid,
+        // 5 bytes in; its kernel still gets the CPUID.
+        v.misc_features_enables = MISC_FEATURES_CPUID_FAULTING;
+        assert_eq!(forced_emulation(&g, 0x1100, &v), Forced::Cpuid);
+        v.kernel_mode = false;
+        assert_eq!(forced_emulation(&g, 0x1100, &v), Forced::GpAtCpuid);
+        assert_eq!(FORCED_PREFIX_LEN, 5);
     }
 
     #[test]

@@ -78,7 +78,6 @@ fn exception(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) {
         if hypercall::ptwr_fault(v, d, regs, cr2) {
             return;
         }
-        v.cr2 = cr2;
         d.set_guest_cr2(v, cr2);
     }
     // #NM exists for guests only through their virtual CR0.TS: deliver it
@@ -157,7 +156,6 @@ fn port_io(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) -> bool {
             true
         }
         Emulated::PageFault { cr2, error_code } => {
-            v.cr2 = cr2;
             d.set_guest_cr2(v, cr2);
             let b = v.exception_bounce(14, Some(error_code));
             d.deliver(v, regs, b);
@@ -197,7 +195,8 @@ fn priv_op(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) -> bool {
         Emulated::NotEmulated => false,
         Emulated::Done => true,
         Emulated::DoneCr2 => {
-            d.set_guest_cr2(v, v.cr2);
+            let cr2 = v.cr2;
+            d.set_guest_cr2(v, cr2);
             true
         }
         Emulated::GeneralProtection => {
@@ -216,18 +215,17 @@ fn priv_op(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) -> bool {
 #[inline(never)]
 fn forced_cpuid(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) -> bool {
     use crate::domain::priv_op::{self, Forced};
-    match priv_op::forced_emulation(&v.current_mem(), regs.rip) {
+    match priv_op::forced_emulation(&v.current_mem(), regs.rip, v) {
         Forced::No => false,
         Forced::Fault(cr2) => {
-            v.cr2 = cr2;
             d.set_guest_cr2(v, cr2);
             let b = v.exception_bounce(14, Some(0));
             d.deliver(v, regs, b);
             true
         }
-        Forced::Cpuid if !v.kernel_mode && v.misc_features_enables & priv_op::MISC_FEATURES_CPUID_FAULTING != 0 => {
-            regs.rip = regs.rip.wrapping_add(5);
-            let b = v.exception_bounce(13, Some(regs.error_code));
+        Forced::GpAtCpuid => {
+            regs.rip = regs.rip.wrapping_add(priv_op::FORCED_PREFIX_LEN);
+            let b = v.exception_bounce(13, Some(0));
             d.deliver(v, regs, b);
             true
         }

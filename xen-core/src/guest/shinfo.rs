@@ -178,8 +178,10 @@ impl Domain {
         }
     }
 
-    /// Record a page fault's address in `v`'s `vcpu_info.arch.cr2`.
-    pub(super) fn set_guest_cr2(&self, v: &Vcpu, cr2: u64) {
+    /// Set `v`'s virtual CR2 (what `mov %cr2` reads) and mirror it into
+    /// its `vcpu_info.arch.cr2` (Xen's `arch_set_cr2`).
+    pub(super) fn set_guest_cr2(&self, v: &mut Vcpu, cr2: u64) {
+        v.cr2 = cr2;
         let (f, at) = self.vcpu_info_of(v.vcpu_id);
         f.write_u64((at + SHINFO_CR2) / 8, cr2);
     }
