@@ -176,10 +176,23 @@ pub struct Context {
 }
 
 /// Whether the host is an AMD or Hygon CPU (by its vendor string).
-fn amd_like(host: &impl RawCpuid) -> bool {
+pub fn amd_like(host: &impl RawCpuid) -> bool {
     let v = host.cpuid(0, 0);
     // "AuthenticAMD" and "HygonGenuine": EBX "Auth" / "Hygo".
     v.b == 0x6874_7541 || v.b == 0x6f67_7948
+}
+
+/// Whether the CPU is Intel's ("GenuineIntel").
+pub fn intel(host: &impl RawCpuid) -> bool {
+    let v = host.cpuid(0, 0);
+    (v.b, v.d, v.c) == (0x756e_6547, 0x4965_6e69, 0x6c65_746e)
+}
+
+/// The CPU family as Xen's `get_cpu_family` computes it.
+pub fn family(host: &impl RawCpuid) -> u32 {
+    let a = host.cpuid(1, 0).a;
+    let base = (a >> 8) & 0xf;
+    if base == 0xf { base + ((a >> 20) & 0xff) } else { base }
 }
 
 /// Xen's `guest_cpuid` for a PV domain with the default policy.

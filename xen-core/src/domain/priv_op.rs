@@ -273,23 +273,6 @@ const K8_HWCR_TSC_FREQ_SEL: u64 = 1 << 24;
 const AMD64_DE_CFG_LFENCE_SERIALISE: u64 = 1 << 1;
 
 /// Whether the host is AMD or Hygon.
-fn is_amd(host: &impl RawCpuid) -> bool {
-    let b = host.cpuid(0, 0).b;
-    b == 0x6874_7541 || b == 0x6f67_7948
-}
-
-/// The CPU family as `get_cpu_family` computes it.
-fn cpu_family(host: &impl RawCpuid) -> u32 {
-    let a = host.cpuid(1, 0).a;
-    let base = (a >> 8) & 0xf;
-    if base == 0xf { base + ((a >> 20) & 0xff) } else { base }
-}
-
-fn is_intel(host: &impl RawCpuid) -> bool {
-    let v = host.cpuid(0, 0);
-    (v.b, v.d, v.c) == (0x756e_6547, 0x4965_6e69, 0x6c65_746e)
-}
-
 /// Xen's `guest_efer` for a 64-bit PV domain.
 pub fn guest_efer(host_efer: u64) -> u64 {
     host_efer & EFER_KNOWN_MASK & !EFER_SVME
@@ -316,12 +299,12 @@ fn intel_pmu_msr(m: u32) -> bool {
 /// Xen's `read_msr` (`guest_rdmsr` first) for a 64-bit PV vCPU on an Intel
 /// or AMD host; `None` is #GP(0).
 pub fn read_msr<H: Host>(m: u32, v: &Vcpu, env: &mut Env<'_, H>) -> Option<u64> {
-    let intel = is_intel(env.host);
-    let amd = is_amd(env.host);
+    let intel = cpuid::intel(env.host);
+    let amd = cpuid::amd_like(env.host);
     let rdtscp = env.host.cpuid(0x8000_0001, 0).d & cpuid::feat::RDTSCP != 0;
     Some(match m {
         msr::K8_HWCR if amd => {
-            if cpu_family(env.host) >= 0x10 {
+            if cpuid::family(env.host) >= 0x10 {
                 K8_HWCR_TSC_FREQ_SEL
             } else {
                 0
@@ -370,7 +353,7 @@ pub fn read_msr<H: Host>(m: u32, v: &Vcpu, env: &mut Env<'_, H>) -> Option<u64> 
         msr::PERF_CAPABILITIES => 0,
         // Not a cpufreq controller: the P-state MSRs read 0 on AMD.
         m if amd && (msr::K7_FID_VID.contains(&m) || msr::K8_PSTATE.contains(&m)) => 0,
-        msr::FAM10H_MMIO_CONF_BASE if amd && (0x10..0x17).contains(&cpu_family(env.host)) => 0,
+        msr::FAM10H_MMIO_CONF_BASE if amd && (0x10..0x17).contains(&cpuid::family(env.host)) => 0,
         msr::AMD64_NB_CFG => 0,
         m if (intel && intel_pmu_msr(m)) || (amd && amd_pmu_msr(m)) => 0,
         _ => return None,
@@ -380,8 +363,8 @@ pub fn read_msr<H: Host>(m: u32, v: &Vcpu, env: &mut Env<'_, H>) -> Option<u64> 
 /// Xen's `write_msr` (`guest_wrmsr` first); `false` is #GP(0), nothing
 /// changed.
 pub fn write_msr<H: Host>(m: u32, val: u64, v: &mut Vcpu, env: &mut Env<'_, H>) -> bool {
-    let intel = is_intel(env.host);
-    let amd = is_amd(env.host);
+    let intel = cpuid::intel(env.host);
+    let amd = cpuid::amd_like(env.host);
     match m {
         // guest_wrmsr.
         msr::MISC_FEATURES_ENABLES => {
@@ -428,7 +411,7 @@ pub fn write_msr<H: Host>(m: u32, val: u64, v: &mut Vcpu, env: &mut Env<'_, H>) 
         msr::AMD64_NB_CFG => true,
         // Dropped on AMD for a domain that is not a cpufreq controller.
         m if amd && (msr::K7_FID_VID.contains(&m) || msr::K8_PSTATE.contains(&m) || m == msr::K8_HWCR) => true,
-        msr::FAM10H_MMIO_CONF_BASE => amd && (0x10..0x17).contains(&cpu_family(env.host)),
+        msr::FAM10H_MMIO_CONF_BASE => amd && (0x10..0x17).contains(&cpuid::family(env.host)),
         m if (intel && intel_pmu_msr(m)) || (amd && amd_pmu_msr(m)) => true,
         _ => false,
     }
