@@ -1,11 +1,18 @@
-//! Grant tables v1: the shared entries' flag protocol, active pins and the
-//! maptrack, as Xen keeps them.
+//! Grant tables v1: the shared entries' flag protocol, active pins, the
+//! maptrack, and a domain's table ([`GrantTable`]) as Xen keeps them.
 //!
 //! Pure logic. Invariants: a grant is pinned (GTF_reading, and GTF_writing
 //! for writable pins) exactly while some mapping or copy of it exists, so
 //! the granting guest can see that it cannot revoke it yet; a read-only
 //! grant is never pinned writable; every map handle names one live mapping.
+//! A table's cost grows with the frames set up, not with [`MAX_FRAMES`]
+//! (Xen's `gnttab_grow_table`): each of its `nr_frames` shared frames has
+//! its own page of active entries, allocated when the frame is, and there
+//! is none past them.
 #![forbid(unsafe_code)]
+
+#[cfg(not(target_os = "none"))]
+extern crate alloc;
 
 /// `GNTST_*` status codes.
 pub mod gntst {
@@ -41,8 +48,10 @@ pub use xen_public::grant_table::{GntmapFlags, GrantType, GtfFlags};
 
 /// Entries per grant-table frame (8-byte v1 entries).
 pub const ENTRIES_PER_FRAME: u32 = 512;
-/// Grant-table frames a domain may have.
-pub const MAX_FRAMES: u32 = 4;
+/// Grant-table frames a domain may have: Xen 4.17's `opt_max_grant_frames`
+/// default (`gnttab_max_frames`), what GNTTABOP_query_size reports as
+/// `max_nr_frames` and the most GNTTABOP_setup_table grows a table to.
+pub const MAX_FRAMES: u32 = 64;
 /// Mappings a domain may hold at once.
 pub const MAPTRACK: usize = 256;
 
@@ -193,6 +202,106 @@ impl Maptrack {
     }
 }
 
+/// Where one grant frame's active entries live: frames of the hypervisor's
+/// own allocator on the machine, the heap in host builds.
+#[cfg(target_os = "none")]
+type ActiveStore = crate::arch::x86_64::frame_box::FrameSlice<Pin>;
+#[cfg(not(target_os = "none"))]
+type ActiveStore = alloc::boxed::Box<[Pin]>;
+
+/// The active entries (pins) of one grant frame's [`ENTRIES_PER_FRAME`]
+/// entries, all unpinned when made (Xen's `gt->active[i]` page).
+pub struct ActiveFrame(ActiveStore);
+
+impl ActiveFrame {
+    /// A fresh page of unpinned entries; `None` when memory is short.
+    pub fn new() -> Option<ActiveFrame> {
+        let n = ENTRIES_PER_FRAME as usize;
+        #[cfg(target_os = "none")]
+        let store = ActiveStore::with_len(n, Pin::default())?;
+        #[cfg(not(target_os = "none"))]
+        let store = alloc::vec![Pin::default(); n].into_boxed_slice();
+        Some(ActiveFrame(store))
+    }
+}
+
+/// A domain's grant table: its shared frames with their active entries,
+/// and the mappings it holds of others' (or its own) grants.
+///
+/// Invariant: `frames[..nr_frames]` are the shared frames and exactly
+/// `active[..nr_frames]` are allocated; the table only grows (as Xen's,
+/// until the domain dies), by whole frames, up to [`MAX_FRAMES`].
+pub struct GrantTable {
+    frames: [u64; MAX_FRAMES as usize],
+    nr_frames: u32,
+    active: [Option<ActiveFrame>; MAX_FRAMES as usize],
+    /// Mappings made by this domain: handle -> mapping, with the frame.
+    pub maptrack: Maptrack,
+    /// Frame of each maptrack handle.
+    pub mapped_frames: [u64; MAPTRACK],
+}
+
+impl Default for GrantTable {
+    fn default() -> Self {
+        GrantTable {
+            frames: [0; MAX_FRAMES as usize],
+            nr_frames: 0,
+            active: core::array::from_fn(|_| None),
+            maptrack: Maptrack::default(),
+            mapped_frames: [0; MAPTRACK],
+        }
+    }
+}
+
+impl GrantTable {
+    /// Frames set up.
+    pub fn nr_frames(&self) -> u32 {
+        self.nr_frames
+    }
+
+    /// The shared frames, in table order.
+    pub fn frames(&self) -> &[u64] {
+        &self.frames[..self.nr_frames as usize]
+    }
+
+    /// Entries the table has.
+    pub fn nr_entries(&self) -> u32 {
+        self.nr_frames * ENTRIES_PER_FRAME
+    }
+
+    /// Grow by one shared frame `mfn` with its active entries `active`;
+    /// `false` (nothing changed) at [`MAX_FRAMES`].
+    pub fn push_frame(&mut self, mfn: u64, active: ActiveFrame) -> bool {
+        let i = self.nr_frames as usize;
+        if i >= MAX_FRAMES as usize {
+            return false;
+        }
+        self.frames[i] = mfn;
+        self.active[i] = Some(active);
+        self.nr_frames += 1;
+        true
+    }
+
+    fn slot(&self, gref: u32) -> Option<(usize, usize)> {
+        (gref < self.nr_entries()).then_some(((gref / ENTRIES_PER_FRAME) as usize, (gref % ENTRIES_PER_FRAME) as usize))
+    }
+
+    /// The pins of entry `gref` (`None` past the table).
+    pub fn pin(&self, gref: u32) -> Option<Pin> {
+        let (f, i) = self.slot(gref)?;
+        self.active[f].as_ref().and_then(|a| a.0.get(i)).copied()
+    }
+
+    /// Replace the pins of entry `gref` (nothing past the table).
+    pub fn set_pin(&mut self, gref: u32, pin: Pin) {
+        if let Some((f, i)) = self.slot(gref)
+            && let Some(p) = self.active[f].as_mut().and_then(|a| a.0.get_mut(i))
+        {
+            *p = pin;
+        }
+    }
+}
+
 /// Check a copy's bounds (Xen: offset + len within the page).
 pub fn copy_bounds(src_off: u16, dst_off: u16, len: u16) -> Result<(), i16> {
     if u32::from(src_off) + u32::from(len) > 4096 || u32::from(dst_off) + u32::from(len) > 4096 {
@@ -282,6 +391,37 @@ mod tests {
             m.insert(map).unwrap();
         }
         assert_eq!(m.insert(map), None, "maptrack full: GNTST_no_space");
+    }
+
+    #[test]
+    fn a_table_grows_by_frames_up_to_xens_default_maximum() {
+        // Xen 4.17: opt_max_grant_frames is 64; active entries exist only
+        // for the frames set up (gnttab_grow_table).
+        assert_eq!(MAX_FRAMES, 64);
+        let mut t = GrantTable::default();
+        assert_eq!((t.nr_frames(), t.nr_entries(), t.pin(0)), (0, 0, None), "no entries before setup");
+        for f in 0..MAX_FRAMES {
+            assert!(t.push_frame(1000 + u64::from(f), ActiveFrame::new().unwrap()));
+        }
+        assert!(!t.push_frame(9, ActiveFrame::new().unwrap()), "no 65th frame");
+        assert_eq!(t.frames().len(), 64);
+        assert_eq!(t.frames()[63], 1063);
+        let last = MAX_FRAMES * ENTRIES_PER_FRAME - 1;
+        assert_eq!(t.pin(last), Some(Pin::default()));
+        assert_eq!(t.pin(last + 1), None, "past the table");
+        let p = Pin { readers: 1, writers: 0, domid: 3, frame: 77 };
+        t.set_pin(last, p);
+        assert_eq!(t.pin(last), Some(p));
+        assert_eq!(t.pin(last - ENTRIES_PER_FRAME), Some(Pin::default()), "each frame has its own entries");
+        t.set_pin(last + 1, p);
+        assert_eq!(t.pin(last + 1), None, "a set past the table changes nothing");
+    }
+
+    #[test]
+    fn a_fresh_table_costs_no_active_entries() {
+        // The fixed part is small: frame numbers and an empty slot per
+        // possible frame, never MAX_FRAMES pages of active entries.
+        assert!(core::mem::size_of::<GrantTable>() < 16 * 1024, "{}", core::mem::size_of::<GrantTable>());
     }
 
     #[test]

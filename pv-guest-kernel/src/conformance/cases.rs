@@ -43,6 +43,7 @@ mod descriptors;
 mod domctl;
 mod evtchn;
 mod gnttab;
+mod gnttab_frames;
 mod memory;
 mod mmu;
 mod multicall;
@@ -80,6 +81,7 @@ run_order! {
     descriptors,
     evtchn,
     gnttab,
+    gnttab_frames,
     sched::timers,
     vcpu::vcpu_op,
     domctl,

@@ -79,6 +79,11 @@ pub trait GrantHost: FrameHost + Domains + CpuTlb + Kick {
     fn drain_pending(&mut self, owner: u16) -> Result<(), i64>;
     /// A line on the hypervisor console.
     fn log(&mut self, line: core::fmt::Arguments<'_>);
+    /// A fresh page of active entries for a new grant frame (`None` when
+    /// memory is short).
+    fn alloc_active(&mut self) -> Option<grant::ActiveFrame> {
+        grant::ActiveFrame::new()
+    }
 }
 
 /// Byte offsets in a v1 grant entry.
@@ -86,7 +91,7 @@ const ENTRY_FLAGS: usize = 0;
 const ENTRY_FRAME: usize = 4;
 
 fn nr_grant_entries(d: &Domain) -> u32 {
-    d.grant.nr_frames * ENTRIES_PER_FRAME
+    d.grant.nr_entries()
 }
 
 /// Whether a `dom` field names the caller (DOMID_SELF or its own id).
@@ -100,7 +105,7 @@ fn entry_at<H: GrantHost>(h: &H, d: &Domain, gref: u32) -> Option<(H::Frame, usi
     if gref >= nr_grant_entries(d) {
         return None;
     }
-    let frame = *d.grant.frames.get((gref / ENTRIES_PER_FRAME) as usize)?;
+    let frame = *d.grant.frames().get((gref / ENTRIES_PER_FRAME) as usize)?;
     Some((h.frame(frame)?, (gref % ENTRIES_PER_FRAME) as usize * 8))
 }
 
@@ -140,7 +145,7 @@ fn set_pin_flags(entry: &impl SharedFrame, at: usize, mapper: u16, readonly: boo
 /// swap. The granter must own the frame (Xen's `get_paged_frame`: else
 /// GNTST_bad_page, and the flags this set go).
 fn grant_pin<H: GrantHost>(h: &mut H, d: &mut Domain, gref: u32, mapper: u16, readonly: bool) -> Result<u64, i16> {
-    let mut pin = d.grant.pins[gref as usize];
+    let mut pin = d.grant.pin(gref).ok_or(gntst::BAD_GNTREF)?;
     let already = pin.pinned();
     // As Xen's map and copy paths: the entry's flags are checked and set
     // only by the first pin, or by the first writable one; any other pin
@@ -157,17 +162,15 @@ fn grant_pin<H: GrantHost>(h: &mut H, d: &mut Domain, gref: u32, mapper: u16, re
         entry.fetch_and_u16(at + ENTRY_FLAGS, !added);
         return Err(gntst::BAD_PAGE);
     }
-    d.grant.pins[gref as usize] = pin;
+    d.grant.set_pin(gref, pin);
     Ok(pin.frame)
 }
 
 /// Drop a pin and clear the flags no pin needs any more.
 fn grant_unpin<H: GrantHost>(h: &H, d: &mut Domain, gref: u32, readonly: bool) {
-    if gref >= nr_grant_entries(d) {
-        return;
-    }
-    let p = &mut d.grant.pins[gref as usize];
+    let Some(mut p) = d.grant.pin(gref) else { return };
     p.release(readonly);
+    d.grant.set_pin(gref, p);
     let clear = p.flags_to_clear();
     if let Some((f, at)) = entry_at(h, d, gref) {
         f.fetch_and_u16(at + ENTRY_FLAGS, !clear.bits());
@@ -410,32 +413,81 @@ fn gnttab_unmap(h: &mut impl GrantHost, d: &mut Domain, a: &mut GnttabUnmapGrant
     gntst::OKAY
 }
 
-/// GNTTABOP_setup_table: grow the caller's table to `nr_frames` (never
-/// shrink it) and list its first `nr_frames` frames at `frame_list`.
-fn gnttab_setup_table(h: &mut impl GrantHost, d: &mut Domain, mem: &impl GuestAccess, a: &mut GnttabSetupTable) -> i16 {
-    if !is_self(d, a.dom) {
-        return gntst::BAD_DOMAIN;
+/// Grow `t`'s table to `nr` frames, all or nothing (Xen's
+/// `gnttab_grow_table`): every new shared frame and its page of active
+/// entries are allocated before any is shared with the domain, and a
+/// failure gives back what this call took.
+fn grow_table(h: &mut impl GrantHost, t: &mut Domain, nr: u32) -> Result<(), ()> {
+    let have = t.grant.nr_frames();
+    let mut new: [Option<(u64, grant::ActiveFrame)>; MAX_FRAMES as usize] = core::array::from_fn(|_| None);
+    let mut failed = false;
+    for slot in new.iter_mut().take(nr.saturating_sub(have) as usize) {
+        let Some(Mfn(f)) = h.alloc_frame() else {
+            failed = true;
+            break;
+        };
+        let Some(active) = h.alloc_active() else {
+            h.free_frame(Mfn(f));
+            failed = true;
+            break;
+        };
+        *slot = Some((f, active));
     }
-    let nr = a.nr_frames;
-    if nr > MAX_FRAMES {
-        return gntst::GENERAL_ERROR;
+    if failed {
+        for (f, _) in new.into_iter().flatten() {
+            h.free_frame(Mfn(f));
+        }
+        h.log(format_args!("Allocation failure when expanding d{} grant table", t.domid));
+        return Err(());
     }
-    while d.grant.nr_frames < nr {
-        let Some(Mfn(f)) = h.alloc_frame() else { return gntst::GENERAL_ERROR };
-        let domid = d.domid;
+    let domid = t.domid;
+    for (f, active) in new.into_iter().flatten() {
         h.with_ft(|ft, _| {
             let _ = ft.share_with_guest(f, domid);
         });
-        d.grant.frames[d.grant.nr_frames as usize] = f;
-        d.grant.nr_frames += 1;
+        t.grant.push_frame(f, active);
     }
-    let list = a.frame_list;
-    for i in 0..nr as usize {
-        if mem.write(list.wrapping_add(i as u64 * 8), &d.grant.frames[i].to_le_bytes()).is_err() {
+    Ok(())
+}
+
+/// GNTTABOP_setup_table (one structure, as Xen's `gnttab_setup_table`):
+/// grow the table of `dom` (the caller, or any domain for the privileged
+/// one) to `nr_frames` frames, never shrinking it, and list its first
+/// `nr_frames` frames at `frame_list`. A list outside guest addresses is
+/// -EFAULT for the whole call; a list entry that cannot be written is
+/// GNTST_bad_virt_addr (the table has grown all the same).
+fn gnttab_setup_table<H: GrantHost>(h: &mut H, d: &mut Domain, mem: &impl GuestAccess, uop: u64, count: u32) -> Ret {
+    if count != 1 {
+        return -EINVAL;
+    }
+    let Ok(mut a) = mem.copy_from::<GnttabSetupTable>(uop) else { return -EFAULT };
+    let (nr, list) = (a.nr_frames, a.frame_list);
+    if !super::vcpu_ops::access_ok(list) {
+        return -EFAULT;
+    }
+    let (privileged, caller) = (d.privileged, d.domid);
+    let dom = if a.dom == xen_public::DOMID_SELF { d.domid } else { a.dom };
+    let status = with_granter(h, d, dom, |h, t| {
+        if !privileged && t.domid != caller {
+            return gntst::PERMISSION_DENIED;
+        }
+        if nr > MAX_FRAMES {
+            h.log(format_args!("d{} is limited to {MAX_FRAMES} grant-table frames", t.domid));
             return gntst::GENERAL_ERROR;
         }
-    }
-    gntst::OKAY
+        if nr > t.grant.nr_frames() && grow_table(h, t, nr).is_err() {
+            return gntst::GENERAL_ERROR;
+        }
+        let mut status = gntst::OKAY;
+        for (i, f) in t.grant.frames()[..nr as usize].iter().enumerate() {
+            if mem.write(list.wrapping_add(i as u64 * 8), &f.to_le_bytes()).is_err() {
+                status = gntst::BAD_VIRT_ADDR;
+            }
+        }
+        status
+    });
+    a.status = status.unwrap_or(gntst::BAD_DOMAIN);
+    rc(mem.copy_to(uop, &a))
 }
 
 /// A grant a copy pinned: the granter and the reference.
@@ -551,14 +603,26 @@ fn gnttab_transfer(h: &mut impl GrantHost, d: &mut Domain, a: &mut GnttabTransfe
     status
 }
 
-/// GNTTABOP_query_size: the caller's table size and its limit.
-fn gnttab_query_size(d: &Domain, a: &mut GnttabQuerySize) -> i16 {
-    if !is_self(d, a.dom) {
-        return gntst::BAD_DOMAIN;
+/// GNTTABOP_query_size (one structure, as Xen's `gnttab_query_size`):
+/// the table size of `dom` (the caller, or any domain for the privileged
+/// one) and its limit.
+fn gnttab_query_size<H: GrantHost>(h: &mut H, d: &mut Domain, mem: &impl GuestAccess, uop: u64, count: u32) -> Ret {
+    if count != 1 {
+        return -EINVAL;
     }
-    a.nr_frames = d.grant.nr_frames;
-    a.max_nr_frames = MAX_FRAMES;
-    gntst::OKAY
+    let Ok(mut a) = mem.copy_from::<GnttabQuerySize>(uop) else { return -EFAULT };
+    let (privileged, caller) = (d.privileged, d.domid);
+    let dom = if a.dom == xen_public::DOMID_SELF { d.domid } else { a.dom };
+    match with_granter(h, d, dom, |_, t| (privileged || t.domid == caller).then(|| t.grant.nr_frames())) {
+        None => a.status = gntst::BAD_DOMAIN,
+        Some(None) => a.status = gntst::PERMISSION_DENIED,
+        Some(Some(n)) => {
+            a.nr_frames = n;
+            a.max_nr_frames = MAX_FRAMES;
+            a.status = gntst::OKAY;
+        }
+    }
+    rc(mem.copy_to(uop, &a))
 }
 
 /// GNTTABOP_dump_table: the privileged domain's diagnostic on the
@@ -571,7 +635,7 @@ fn gnttab_dump_table(h: &mut impl GrantHost, d: &Domain, a: &mut GnttabDumpTable
         let Some((domid, frame)) = grant_entry(h, d, g) else { continue };
         let flags = grant_flags(h, d, g);
         if flags != 0 {
-            let pin = d.grant.pins[g as usize];
+            let pin = d.grant.pin(g).unwrap_or_default();
             h.log(format_args!("grant-table d{} ref {g}: flags {flags:#06x} domid {domid} frame {frame:#x} pins {pin:?}", d.domid));
         }
     }
@@ -593,7 +657,7 @@ macro_rules! gnt_op {
         }
     )*};
 }
-gnt_op!(GnttabMapGrantRef, GnttabUnmapGrantRef, GnttabSetupTable, GnttabDumpTable, GnttabTransfer, GnttabCopy, GnttabQuerySize);
+gnt_op!(GnttabMapGrantRef, GnttabUnmapGrantRef, GnttabDumpTable, GnttabTransfer, GnttabCopy);
 
 /// Run `op` on each of the `count` structures at `uop` (RSI, count in
 /// EDX), each copied in, given its status and copied back; continued in a
@@ -658,11 +722,11 @@ pub fn grant_table_op<H: GrantHost>(h: &mut H, d: &mut Domain, mem: &impl GuestA
     match cmd {
         GNTTABOP_MAP_GRANT_REF => each(h, d, mem, regs, |h, d, _, a| gnttab_map(h, d, a)),
         GNTTABOP_UNMAP_GRANT_REF => each(h, d, mem, regs, |h, d, _, a| gnttab_unmap(h, d, a)),
-        GNTTABOP_SETUP_TABLE => each(h, d, mem, regs, gnttab_setup_table),
+        GNTTABOP_SETUP_TABLE => gnttab_setup_table(h, d, mem, regs.rsi, count),
         GNTTABOP_DUMP_TABLE => each(h, d, mem, regs, |h, d, _, a| gnttab_dump_table(h, d, a)),
         GNTTABOP_TRANSFER => each(h, d, mem, regs, |h, d, _, a| gnttab_transfer(h, d, a)),
         GNTTABOP_COPY => each(h, d, mem, regs, |h, d, _, a| gnttab_copy(h, d, a)),
-        _ => each(h, d, mem, regs, |_, d, _, a| gnttab_query_size(d, a)),
+        _ => gnttab_query_size(h, d, mem, regs.rsi, count),
     }
 }
 
@@ -848,6 +912,9 @@ pub(crate) mod tests {
         freed: Vec<u64>,
         m2p: HashMap<u64, u64>,
         log: Vec<String>,
+        /// alloc_active hands out this many more pages of active entries
+        /// (`None`: no limit).
+        active_left: Option<u32>,
     }
 
     impl GrantHost for Machine {
@@ -870,6 +937,16 @@ pub(crate) mod tests {
         }
         fn log(&mut self, line: core::fmt::Arguments<'_>) {
             self.log.push(line.to_string());
+        }
+        fn alloc_active(&mut self) -> Option<grant::ActiveFrame> {
+            match &mut self.active_left {
+                Some(0) => None,
+                Some(n) => {
+                    *n -= 1;
+                    grant::ActiveFrame::new()
+                }
+                None => grant::ActiveFrame::new(),
+            }
         }
     }
 
@@ -953,6 +1030,7 @@ pub(crate) mod tests {
             freed: Vec::new(),
             m2p: HashMap::new(),
             log: Vec::new(),
+            active_left: None,
         };
         for dom in [A, B, C] {
             for mfn in first_frame(dom)..first_frame(dom) + 48 {
@@ -1055,7 +1133,7 @@ pub(crate) mod tests {
         let d = dom(m, id);
         let entries = (0..nr_grant_entries(d)).map(|g| entry(m, id, g)).collect();
         let maps = (0..grant::MAPTRACK as u32).map(|h| d.grant.maptrack.get(h)).collect();
-        (d.grant.nr_frames, d.grant.pins.to_vec(), maps, entries)
+        (d.grant.nr_frames(), (0..d.grant.nr_entries()).map(|g| d.grant.pin(g).unwrap()).collect(), maps, entries)
     }
 
     fn frame_info(m: &Machine, mfn: u64) -> PageInfo {
@@ -1075,8 +1153,8 @@ pub(crate) mod tests {
         let mut m = machine();
         let s = setup(&mut m, A, 2);
         assert_eq!(s.status, gntst::OKAY);
-        let frames = dom(&m, A).grant.frames;
-        assert_eq!(dom(&m, A).grant.nr_frames, 2);
+        let frames = dom(&m, A).grant.frames().to_vec();
+        assert_eq!(dom(&m, A).grant.nr_frames(), 2);
         let g = guest_with(8192);
         let op = GnttabSetupTable { dom: A, nr_frames: 2, frame_list: UOP + 0x1000, ..Default::default() };
         g.copy_to(UOP, &op).unwrap();
@@ -1086,48 +1164,125 @@ pub(crate) mod tests {
             let i = frame_info(&m, *f);
             assert_eq!((i.owner, i.ty, i.type_count), (A, PageType::Writable, 1), "shared with A, typed writable for good");
         }
-        assert_eq!(dom(&m, A).grant.nr_frames, 2, "asking again for the same size allocates nothing");
+        assert_eq!(dom(&m, A).grant.nr_frames(), 2, "asking again for the same size allocates nothing");
         assert_eq!(setup(&mut m, A, 1).status, gntst::OKAY);
-        assert_eq!(dom(&m, A).grant.nr_frames, 2, "a table never shrinks");
+        assert_eq!(dom(&m, A).grant.nr_frames(), 2, "a table never shrinks");
         let q = one(&mut m, A, GNTTABOP_QUERY_SIZE, GnttabQuerySize { dom: xen_public::DOMID_SELF, ..Default::default() });
         assert_eq!((q.status, q.nr_frames, q.max_nr_frames), (gntst::OKAY, 2, MAX_FRAMES));
     }
 
     #[test]
-    fn setup_table_for_another_domain_is_bad_domain_and_past_the_maximum_general_error() {
+    fn setup_table_of_another_domain_is_dom0s_only_and_past_the_maximum_general_error() {
+        // Xen's gnttab_setup_table: rcu_lock_domain_by_any_id, then
+        // xsm_grant_setup(XSM_TARGET): a domU naming another domain gets
+        // GNTST_permission_denied, a missing one GNTST_bad_domain; more
+        // than max_grant_frames is GNTST_general_error.
         let mut m = machine();
         let before = grant_state(&m, B);
         let op = GnttabSetupTable { dom: B, nr_frames: 2, frame_list: UOP + 0x800, ..Default::default() };
+        assert_eq!(one(&mut m, A, GNTTABOP_SETUP_TABLE, op).status, gntst::PERMISSION_DENIED);
+        let op = GnttabSetupTable { dom: 0x1234, nr_frames: 2, frame_list: UOP + 0x800, ..Default::default() };
         assert_eq!(one(&mut m, A, GNTTABOP_SETUP_TABLE, op).status, gntst::BAD_DOMAIN);
         assert_eq!(setup(&mut m, A, MAX_FRAMES + 1).status, gntst::GENERAL_ERROR);
         assert_eq!(setup(&mut m, A, u32::MAX).status, gntst::GENERAL_ERROR);
-        assert_eq!(dom(&m, A).grant.nr_frames, 0);
+        assert_eq!(dom(&m, A).grant.nr_frames(), 0);
         assert!(grant_state(&m, B) == before, "B's table untouched");
+        let op = GnttabSetupTable { dom: B, nr_frames: 2, frame_list: UOP + 0x800, ..Default::default() };
+        assert_eq!(one(&mut m, DOM0, GNTTABOP_SETUP_TABLE, op).status, gntst::OKAY, "dom0 may grow B's table");
+        assert_eq!(dom(&m, B).grant.nr_frames(), 2);
+        assert_eq!(frame_info(&m, dom(&m, B).grant.frames()[1]).owner, B, "shared with B, not with dom0");
     }
 
     #[test]
-    fn setup_table_with_an_unmapped_frame_list_is_general_error_not_efault() {
+    fn setup_table_grows_on_demand_to_64_frames() {
+        // Xen 4.17: max_nr_frames 64 (opt_max_grant_frames); the table
+        // grows by the frames asked for, each with its active entries.
+        let mut m = machine();
+        let s = setup(&mut m, A, 3);
+        assert_eq!((s.status, dom(&m, A).grant.nr_frames()), (gntst::OKAY, 3));
+        let g = guest_with(4096);
+        let op = GnttabSetupTable { dom: SELF, nr_frames: MAX_FRAMES, frame_list: UOP + 0x200, ..Default::default() };
+        g.copy_to(UOP, &op).unwrap();
+        assert_eq!(call(&mut m, A, &g, &mut regs(GNTTABOP_SETUP_TABLE, UOP, 1)), 0);
+        assert_eq!(g.copy_from::<GnttabSetupTable>(UOP).unwrap().status, gntst::OKAY);
+        let frames = dom(&m, A).grant.frames().to_vec();
+        assert_eq!(frames.len(), 64);
+        let listed = g.copy_from::<[u64; 64]>(UOP + 0x200).unwrap();
+        assert_eq!(&listed[..], &frames[..], "all 64 frames listed");
+        let mut distinct = frames.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 64);
+        // An entry of the last frame can be granted and mapped; the next
+        // reference is past the table.
+        let last = ENTRIES_PER_FRAME * MAX_FRAMES - 1;
+        grant(&mut m, A, last, B, 20, PERMIT);
+        let mp = map(&mut m, B, A, last, GNTMAP_DEVICE_MAP);
+        assert_eq!(mp.status, gntst::OKAY);
+        assert_eq!(dom(&m, A).grant.pin(last).unwrap().writers, 1);
+        assert_eq!(map(&mut m, B, A, last + 1, GNTMAP_DEVICE_MAP).status, gntst::BAD_GNTREF);
+        assert_eq!(unmap(&mut m, B, mp.handle, 0, 20 << 12), gntst::OKAY);
+        let q = one(&mut m, A, GNTTABOP_QUERY_SIZE, GnttabQuerySize { dom: SELF, ..Default::default() });
+        assert_eq!((q.status, q.nr_frames, q.max_nr_frames), (gntst::OKAY, 64, 64));
+    }
+
+    #[test]
+    fn setup_table_lists_into_an_unmapped_page_as_bad_virt_addr_and_outside_guest_space_efault() {
+        // Xen: guest_handle_okay(frame_list) fails (-EFAULT, nothing done)
+        // for a list in Xen's range; a list that only faults is
+        // GNTST_bad_virt_addr after the table grew.
         let mut m = machine();
         let op = GnttabSetupTable { dom: A, nr_frames: 1, frame_list: 0xdead_0000, ..Default::default() };
         let (r, out) = run(&mut m, A, GNTTABOP_SETUP_TABLE, &[op]);
-        assert_eq!((r, out[0].status), (0, gntst::GENERAL_ERROR));
+        assert_eq!((r, out[0].status), (0, gntst::BAD_VIRT_ADDR));
+        assert_eq!(dom(&m, A).grant.nr_frames(), 1);
+        let op = GnttabSetupTable { dom: A, nr_frames: 2, frame_list: xen_public::HYPERVISOR_VIRT_START, status: 77, ..Default::default() };
+        let (r, out) = run(&mut m, A, GNTTABOP_SETUP_TABLE, &[op]);
+        assert_eq!((r, out[0].status), (-EFAULT, 77));
+        assert_eq!(dom(&m, A).grant.nr_frames(), 1, "not grown");
     }
 
     #[test]
-    fn setup_table_out_of_memory_is_general_error() {
+    fn setup_table_and_query_size_take_exactly_one_structure() {
+        // Xen: `if ( count != 1 ) return -EINVAL;` for both.
+        let mut m = machine();
+        let op = GnttabSetupTable { dom: SELF, nr_frames: 1, frame_list: UOP + 0x800, status: 77, ..Default::default() };
+        let (r, out) = run(&mut m, A, GNTTABOP_SETUP_TABLE, &[op, op]);
+        assert_eq!((r, out[0].status, dom(&m, A).grant.nr_frames()), (-EINVAL, 77, 0));
+        let q = GnttabQuerySize { dom: SELF, status: 77, ..Default::default() };
+        assert_eq!(run(&mut m, A, GNTTABOP_QUERY_SIZE, &[q, q]).0, -EINVAL);
+        assert_eq!(run::<GnttabQuerySize>(&mut m, A, GNTTABOP_QUERY_SIZE, &[]).0, -EINVAL);
+    }
+
+    #[test]
+    fn setup_table_out_of_memory_is_general_error_and_takes_nothing() {
         let mut m = machine();
         m.free.clear();
         assert_eq!(setup(&mut m, A, 1).status, gntst::GENERAL_ERROR);
-        assert_eq!(dom(&m, A).grant.nr_frames, 0);
+        assert_eq!(dom(&m, A).grant.nr_frames(), 0);
+        // All or nothing (gnttab_grow_table): frames taken before the
+        // failure go back, none is shared with the domain.
+        let mut m = machine();
+        m.active_left = Some(3);
+        let free_before = m.free.len();
+        assert_eq!(setup(&mut m, A, 5).status, gntst::GENERAL_ERROR);
+        assert_eq!(dom(&m, A).grant.nr_frames(), 0);
+        assert_eq!(m.freed.len(), 4, "the 4 frames taken were given back");
+        assert_eq!(free_before - m.free.len(), 4);
+        assert!(m.freed.iter().all(|&f| frame_info(&m, f).owner != A), "none was shared");
     }
 
     #[test]
-    fn query_size_of_another_domain_is_bad_domain() {
+    fn query_size_of_another_domain_is_dom0s_only() {
         let mut m = machine();
         let q = one(&mut m, A, GNTTABOP_QUERY_SIZE, GnttabQuerySize { dom: B, nr_frames: 77, ..Default::default() });
-        assert_eq!((q.status, q.nr_frames), (gntst::BAD_DOMAIN, 77), "nothing filled in");
+        assert_eq!((q.status, q.nr_frames), (gntst::PERMISSION_DENIED, 77), "nothing filled in");
+        let q = one(&mut m, A, GNTTABOP_QUERY_SIZE, GnttabQuerySize { dom: 0x1234, ..Default::default() });
+        assert_eq!(q.status, gntst::BAD_DOMAIN);
         let q = one(&mut m, B, GNTTABOP_QUERY_SIZE, GnttabQuerySize { dom: B, ..Default::default() });
         assert_eq!((q.status, q.nr_frames, q.max_nr_frames), (gntst::OKAY, 1, MAX_FRAMES));
+        let q = one(&mut m, DOM0, GNTTABOP_QUERY_SIZE, GnttabQuerySize { dom: B, ..Default::default() });
+        assert_eq!((q.status, q.nr_frames, q.max_nr_frames), (gntst::OKAY, 1, 64));
     }
 
     // ---- map / unmap ----
@@ -1139,7 +1294,7 @@ pub(crate) mod tests {
         let r = map(&mut m, A, B, 10, GNTMAP_HOST_MAP);
         assert_eq!((r.status, r.handle, r.dev_bus_addr), (gntst::OKAY, 0, 0));
         assert_eq!(entry(&m, B, 10), (PERMIT | READING | WRITING, A, B_FRAME as u32));
-        assert_eq!(dom(&m, B).grant.pins[10], Pin { readers: 0, writers: 1, domid: A, frame: B_FRAME });
+        assert_eq!(dom(&m, B).grant.pin(10).unwrap(), Pin { readers: 0, writers: 1, domid: A, frame: B_FRAME });
         let a = dom(&m, A);
         assert_eq!(a.grant.maptrack.get(0), Some(Mapping { dom: B, gref: 10, host_addr: HOST, device: false, readonly: false }));
         assert_eq!(a.grant.mapped_frames[0], B_FRAME);
@@ -1150,7 +1305,7 @@ pub(crate) mod tests {
         let second = map_op(B, 10, GNTMAP_HOST_MAP, HOST + 0x1000);
         let r2 = one(&mut m, A, GNTTABOP_MAP_GRANT_REF, second);
         assert_eq!((r2.status, r2.handle), (gntst::OKAY, 1), "a second mapping gets its own handle");
-        assert_eq!(dom(&m, B).grant.pins[10].writers, 2);
+        assert_eq!(dom(&m, B).grant.pin(10).unwrap().writers, 2);
     }
 
     #[test]
@@ -1160,7 +1315,7 @@ pub(crate) mod tests {
         let r = map(&mut m, A, B, 3, GNTMAP_HOST_MAP | GNTMAP_READONLY);
         assert_eq!(r.status, gntst::OKAY);
         assert_eq!(entry(&m, B, 3).0, PERMIT | READONLY | READING);
-        assert_eq!(dom(&m, B).grant.pins[3], Pin { readers: 1, writers: 0, domid: A, frame: B_FRAME });
+        assert_eq!(dom(&m, B).grant.pin(3).unwrap(), Pin { readers: 1, writers: 0, domid: A, frame: B_FRAME });
         assert_eq!(m.mem.read(A_L1, 5), pte(B_FRAME, false));
         assert_eq!(frame_info(&m, B_FRAME).type_count, 0, "no writable type for a read-only mapping");
     }
@@ -1211,7 +1366,7 @@ pub(crate) mod tests {
         let unmapped_l1 = one(&mut m, A, GNTTABOP_MAP_GRANT_REF, map_op(B, 10, GNTMAP_HOST_MAP, 0x4000_0000));
         assert_eq!(unmapped_l1.status, gntst::GENERAL_ERROR, "no L1 for the address");
         assert_eq!(entry(&m, B, 10).0, PERMIT, "every failure dropped the pin's flags");
-        assert!(!dom(&m, B).grant.pins[10].pinned());
+        assert!(!dom(&m, B).grant.pin(10).unwrap().pinned());
         assert_eq!(frame_info(&m, B_FRAME).count, 1);
     }
 
@@ -1237,7 +1392,7 @@ pub(crate) mod tests {
         let h = map(&mut m, A, B, 10, GNTMAP_HOST_MAP).handle;
         assert_eq!(unmap(&mut m, A, h, HOST, 0), gntst::OKAY);
         assert_eq!(entry(&m, B, 10).0, PERMIT, "GTF_reading and GTF_writing cleared");
-        assert_eq!(dom(&m, B).grant.pins[10].writers, 0);
+        assert_eq!(dom(&m, B).grant.pin(10).unwrap().writers, 0);
         assert_eq!(m.mem.read(A_L1, 5), 0);
         let f = frame_info(&m, B_FRAME);
         assert_eq!((f.count, f.type_count), (1, 0), "the PTE's references are gone");
@@ -1292,7 +1447,7 @@ pub(crate) mod tests {
         }
         let count = frame_info(&m, B_FRAME).count;
         assert_eq!(map(&mut m, A, B, 10, GNTMAP_DEVICE_MAP | GNTMAP_READONLY).status, gntst::NO_DEVICE_SPACE);
-        assert_eq!(dom(&m, B).grant.pins[10].readers, grant::MAPTRACK as u16);
+        assert_eq!(dom(&m, B).grant.pin(10).unwrap().readers, grant::MAPTRACK as u16);
         assert_eq!(frame_info(&m, B_FRAME).count, count);
     }
 
@@ -1319,7 +1474,7 @@ pub(crate) mod tests {
         assert_eq!(map(&mut m, A, B, 10, GNTMAP_HOST_MAP).status, gntst::BAD_PAGE);
         assert_eq!(map(&mut m, A, B, 11, GNTMAP_HOST_MAP).status, gntst::BAD_PAGE, "a frame past the machine");
         assert_eq!(entry(&m, B, 10).0, PERMIT, "the flags the pin set are gone");
-        assert_eq!(dom(&m, B).grant.pins[10], Pin::default());
+        assert_eq!(dom(&m, B).grant.pin(10).unwrap(), Pin::default());
         assert!((grant_state(&m, C), frame_info(&m, c_frame)) == before, "C's frame untouched");
         assert_eq!(m.mem.read(A_L1, 5), 0);
     }
@@ -1337,7 +1492,7 @@ pub(crate) mod tests {
         grant(&mut m, B, 4, A, B_FRAME, PERMIT | READONLY | READING | WRITING);
         let again = one(&mut m, A, GNTTABOP_MAP_GRANT_REF, map_op(B, 4, GNTMAP_HOST_MAP, HOST + 0x1000));
         assert_eq!(again.status, gntst::OKAY);
-        assert_eq!(dom(&m, B).grant.pins[4].writers, 2);
+        assert_eq!(dom(&m, B).grant.pin(4).unwrap().writers, 2);
 
         grant(&mut m, B, 5, A, B_FRAME, PERMIT | READONLY);
         assert_eq!(map(&mut m, A, B, 5, GNTMAP_HOST_MAP | GNTMAP_READONLY).status, gntst::OKAY);
@@ -1348,7 +1503,7 @@ pub(crate) mod tests {
         // A first writable pin still checks the entry: refused.
         let w = one(&mut m, A, GNTTABOP_MAP_GRANT_REF, map_op(B, 5, GNTMAP_HOST_MAP, HOST + 0x3000));
         assert_eq!(w.status, gntst::GENERAL_ERROR);
-        assert_eq!(dom(&m, B).grant.pins[5].writers, 0);
+        assert_eq!(dom(&m, B).grant.pin(5).unwrap().writers, 0);
     }
 
     #[test]
@@ -1377,22 +1532,22 @@ pub(crate) mod tests {
     fn a_revocation_between_the_read_and_the_swap_is_seen_by_the_swap() {
         let mut m = machine();
         grant(&mut m, B, 10, A, B_FRAME, PERMIT);
-        let at_word = (dom(&m, B).grant.frames[0], 10 * 8);
+        let at_word = (dom(&m, B).grant.frames()[0], 10 * 8);
         *m.race.borrow_mut() = Some((at_word.0, at_word.1, Race::Once(u32::from(PERMIT) | u32::from(C) << 16)));
         assert_eq!(map(&mut m, A, B, 10, GNTMAP_HOST_MAP).status, gntst::GENERAL_ERROR);
         assert_eq!(entry(&m, B, 10), (PERMIT, C, B_FRAME as u32), "no flag set on the revoked entry");
-        assert_eq!(dom(&m, B).grant.pins[10], Pin::default());
+        assert_eq!(dom(&m, B).grant.pin(10).unwrap(), Pin::default());
     }
 
     #[test]
     fn an_entry_changing_on_every_swap_is_general_error_after_five_tries() {
         let mut m = machine();
         grant(&mut m, B, 10, A, B_FRAME, PERMIT);
-        let frame = dom(&m, B).grant.frames[0];
+        let frame = dom(&m, B).grant.frames()[0];
         *m.race.borrow_mut() = Some((frame, 80, Race::Forever));
         assert_eq!(map(&mut m, A, B, 10, GNTMAP_HOST_MAP).status, gntst::GENERAL_ERROR);
         assert_eq!(entry(&m, B, 10).0 & (READING | WRITING), 0);
-        assert_eq!(dom(&m, B).grant.pins[10], Pin::default());
+        assert_eq!(dom(&m, B).grant.pin(10).unwrap(), Pin::default());
     }
 
     #[test]
@@ -1558,7 +1713,7 @@ pub(crate) mod tests {
     fn transfer_of_a_special_or_foreign_frame_is_bad_page() {
         let mut m = machine();
         grant(&mut m, B, 12, A, 0, GrantType::AcceptTransfer.bits());
-        let gframe = dom(&m, B).grant.frames[0];
+        let gframe = dom(&m, B).grant.frames()[0];
         for mfn in [gframe, first_frame(A), first_frame(C), NR_MFNS + 1] {
             let op = GnttabTransfer { mfn, domid: A, ref_: 0, ..Default::default() };
             assert_eq!(one(&mut m, B, GNTTABOP_TRANSFER, op).status, gntst::BAD_PAGE, "mfn {mfn}: B's grant frame, A's..");
@@ -1571,55 +1726,57 @@ pub(crate) mod tests {
 
     // ---- the array, its decoding and continuations ----
 
-    fn query_ops(n: usize) -> Vec<GnttabQuerySize> {
-        std::vec![GnttabQuerySize { dom: SELF, status: 77, ..Default::default() }; n]
+    /// Copies that run past the page end (GNTST_bad_copy_arg, nothing
+    /// touched), with a status the op must overwrite.
+    fn copy_ops(n: usize) -> Vec<GnttabCopy> {
+        std::vec![GnttabCopy { len: 4097, status: 77, ..Default::default() }; n]
     }
 
     #[test]
     fn a_batch_continues_after_gnttab_per_call_ops_with_rsi_and_rdx_advanced() {
         let mut m = machine();
-        let ops = query_ops(200);
-        let g = guest_with(16 * 200);
+        let ops = copy_ops(200);
+        let g = guest_with(40 * 200);
         for (i, op) in ops.iter().enumerate() {
-            g.copy_to(UOP + i as u64 * 16, op).unwrap();
+            g.copy_to(UOP + i as u64 * 40, op).unwrap();
         }
-        let mut r = regs(GNTTABOP_QUERY_SIZE, UOP, 200);
+        let mut r = regs(GNTTABOP_COPY, UOP, 200);
         let ret = call(&mut m, B, &g, &mut r);
         assert_eq!(ret as u64, xen_public::hypercall::GRANT_TABLE_OP, "RAX keeps the hypercall number");
         assert_eq!(r.rip, 0x1000, "the hypercall instruction runs again");
-        assert_eq!((r.rsi, r.rdx), (UOP + GNTTAB_PER_CALL * 16, 200 - GNTTAB_PER_CALL));
-        let done = |i: u64| g.copy_from::<GnttabQuerySize>(UOP + i * 16).unwrap().status;
-        assert_eq!((done(GNTTAB_PER_CALL - 1), done(GNTTAB_PER_CALL)), (gntst::OKAY, 77));
+        assert_eq!((r.rsi, r.rdx), (UOP + GNTTAB_PER_CALL * 40, 200 - GNTTAB_PER_CALL));
+        let done = |i: u64| g.copy_from::<GnttabCopy>(UOP + i * 40).unwrap().status;
+        assert_eq!((done(GNTTAB_PER_CALL - 1), done(GNTTAB_PER_CALL)), (gntst::BAD_COPY_ARG, 77));
         r.rip = 0x1002;
         assert_eq!(call(&mut m, B, &g, &mut r), 0, "the re-issued call finishes");
-        assert_eq!(done(199), gntst::OKAY);
+        assert_eq!(done(199), gntst::BAD_COPY_ARG);
     }
 
     #[test]
     fn preemption_continues_after_at_least_one_op() {
         let mut m = machine();
         m.preempt_after = Some(0);
-        let g = guest_with(16 * 3);
+        let g = guest_with(40 * 3);
         for i in 0..3 {
-            g.copy_to(UOP + i * 16, &query_ops(1)[0]).unwrap();
+            g.copy_to(UOP + i * 40, &copy_ops(1)[0]).unwrap();
         }
-        let mut r = regs(GNTTABOP_QUERY_SIZE, UOP, 3);
+        let mut r = regs(GNTTABOP_COPY, UOP, 3);
         assert_eq!(call(&mut m, B, &g, &mut r) as u64, xen_public::hypercall::GRANT_TABLE_OP);
-        assert_eq!((r.rsi, r.rdx, r.rip), (UOP + 16, 2, 0x1000), "one op done, then continued");
-        assert_eq!(g.copy_from::<GnttabQuerySize>(UOP + 16).unwrap().status, 77);
+        assert_eq!((r.rsi, r.rdx, r.rip), (UOP + 40, 2, 0x1000), "one op done, then continued");
+        assert_eq!(g.copy_from::<GnttabCopy>(UOP + 40).unwrap().status, 77);
     }
 
     #[test]
     fn a_huge_count_is_its_low_32_bits_continued_per_call() {
         let mut m = machine();
-        let g = guest_with(16 * GNTTAB_PER_CALL);
-        let mut r = regs(GNTTABOP_QUERY_SIZE, UOP, u64::MAX);
+        let g = guest_with(40 * GNTTAB_PER_CALL);
+        let mut r = regs(GNTTABOP_COPY, UOP, u64::MAX);
         assert_eq!(call(&mut m, B, &g, &mut r) as u64, xen_public::hypercall::GRANT_TABLE_OP);
         assert_eq!(r.rdx, u64::from(u32::MAX) - GNTTAB_PER_CALL);
-        g.copy_to(UOP, &query_ops(1)[0]).unwrap();
-        let mut r = regs(GNTTABOP_QUERY_SIZE, UOP, 1 << 32);
+        g.copy_to(UOP, &copy_ops(1)[0]).unwrap();
+        let mut r = regs(GNTTABOP_COPY, UOP, 1 << 32);
         assert_eq!(call(&mut m, B, &g, &mut r), 0, "count 2^32 is 0 ops");
-        assert_eq!(g.copy_from::<GnttabQuerySize>(UOP).unwrap().status, 77, "nothing written");
+        assert_eq!(g.copy_from::<GnttabCopy>(UOP).unwrap().status, 77, "nothing written");
     }
 
     #[test]
@@ -1656,7 +1813,7 @@ pub(crate) mod tests {
     fn pending_devalidations_are_finished_first() {
         let mut m = machine();
         m.drain = Err(-85);
-        let ops = query_ops(1);
+        let ops = [GnttabQuerySize { dom: SELF, status: 77, ..Default::default() }];
         let (r, out) = run(&mut m, B, GNTTABOP_QUERY_SIZE, &ops);
         assert_eq!((r, out[0].status), (-85, 77), "-ERESTART before any op");
         let (r, _) = run(&mut m, B, GNTTABOP_GET_VERSION, &[GnttabGetVersion { dom: SELF, ..Default::default() }]);

@@ -679,7 +679,7 @@ pub fn set_ldt<H: MmuHost>(h: &mut H, v: &mut Vcpu, d: &Domain, va: u64, ents: u
 pub fn release_domain_refs<H: MmuHost>(h: &mut H, d: &Domain) {
     let mut pm = h.page_mem();
     h.with_ft(|ft, _| {
-        for &f in core::iter::once(&d.shared_info.0).chain(&d.grant.frames[..d.grant.nr_frames as usize]) {
+        for &f in core::iter::once(&d.shared_info.0).chain(d.grant.frames()) {
             ft.unshare(&mut pm, f, d.domid);
         }
     });

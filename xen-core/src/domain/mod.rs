@@ -35,6 +35,7 @@ pub mod vcpu_ctx_ops;
 pub mod vcpu_ops;
 pub mod vmce;
 
+pub use crate::grant::GrantTable;
 use crate::mm::Mfn;
 use vcpu::Vcpu;
 
@@ -162,34 +163,6 @@ impl Domain {
     /// this domain (shared_info, grant-table frames): Xen's special pages,
     /// which a domain can neither give back nor transfer.
     pub fn is_special_frame(&self, mfn: u64) -> bool {
-        mfn == self.shared_info.0 || self.grant.frames[..self.grant.nr_frames as usize].contains(&mfn)
-    }
-}
-
-/// A domain's grant table: its shared frames, the pin counts of each
-/// entry, and the mappings it holds of others' (or its own) grants.
-pub struct GrantTable {
-    /// Machine frames holding the shared entries.
-    pub frames: [u64; crate::grant::MAX_FRAMES as usize],
-    /// Frames in use.
-    pub nr_frames: u32,
-    /// Pin counts (and the pinning domain) per entry.
-    pub pins: [crate::grant::Pin; (crate::grant::MAX_FRAMES * crate::grant::ENTRIES_PER_FRAME) as usize],
-    /// Mappings made by this domain: handle -> mapping, with the frame.
-    pub maptrack: crate::grant::Maptrack,
-    /// Frame of each maptrack handle.
-    pub mapped_frames: [u64; crate::grant::MAPTRACK],
-}
-
-impl Default for GrantTable {
-    fn default() -> Self {
-        GrantTable {
-            frames: [0; crate::grant::MAX_FRAMES as usize],
-            nr_frames: 0,
-            pins: [crate::grant::Pin { readers: 0, writers: 0, domid: 0, frame: 0 };
-                (crate::grant::MAX_FRAMES * crate::grant::ENTRIES_PER_FRAME) as usize],
-            maptrack: crate::grant::Maptrack::default(),
-            mapped_frames: [0; crate::grant::MAPTRACK],
-        }
+        mfn == self.shared_info.0 || self.grant.frames().contains(&mfn)
     }
 }

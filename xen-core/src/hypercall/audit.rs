@@ -62,9 +62,9 @@ impl GrantMaps for Maps<'_> {
 /// Call `f` with the auditor's view of `d`.
 fn with_view(v: &Vcpu, d: &Domain, f: &mut dyn FnMut(&DomainView<'_>)) {
     let mut special = [0u64; 1 + crate::grant::MAX_FRAMES as usize];
-    let nr_grant = d.grant.nr_frames as usize;
+    let nr_grant = d.grant.frames().len();
     special[0] = d.shared_info.0;
-    special[1..1 + nr_grant].copy_from_slice(&d.grant.frames[..nr_grant]);
+    special[1..1 + nr_grant].copy_from_slice(d.grant.frames());
     let gdt_frames = (v.gdt_ents.div_ceil(512) as usize).min(v.gdt_frames.len());
     let (ldt, nr_ldt) = &v.ldt_frames;
     let view = DomainView {
