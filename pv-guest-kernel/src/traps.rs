@@ -275,6 +275,15 @@ guest_probe_read_cr4_end:
     probe cli, cli
     probe sti, sti
     probe write_cr2, mov %rdi, %cr2
+    probe write_dr7, mov %rdi, %db7
+    .global guest_probe_read_dr4
+    .global guest_probe_read_dr4_end
+guest_probe_read_dr4:
+    mov %db4, %rax
+    mov %rax, guest_probe_value(%rip)
+guest_probe_read_dr4_end:
+    xor %eax, %eax
+    ret
     .global guest_probe_read_cr2
     .global guest_probe_read_cr2_end
 guest_probe_read_cr2:
@@ -470,6 +479,10 @@ pub enum Probe {
     Rdpmc,
     /// `mov %cr0, %rax`, clear PG, `mov %rax, %cr0` (the write at offset 8).
     Cr0ClearPg,
+    /// `mov %rdi, %dr7` of `arg`.
+    WriteDr7,
+    /// `mov %dr4, %rax` ([`probe_value`] gets it).
+    ReadDr4,
 }
 
 macro_rules! probe_syms {
@@ -532,6 +545,8 @@ probe_syms! {
     ReadCr8 => guest_probe_read_cr8, guest_probe_read_cr8_end;
     Rdpmc => guest_probe_rdpmc, guest_probe_rdpmc_end;
     Cr0ClearPg => guest_probe_cr0_clear_pg, guest_probe_cr0_clear_pg_end;
+    WriteDr7 => guest_probe_write_dr7, guest_probe_write_dr7_end;
+    ReadDr4 => guest_probe_read_dr4, guest_probe_read_dr4_end;
 }
 
 unsafe extern "C" {

@@ -516,6 +516,9 @@ pub fn resume(mut guard: MutexGuard<'_, Option<FrameBox<Guest>>>, me: VcpuId, re
     v.cpu_time += now.saturating_sub(PER_CPU[cpu].running_since.load(SeqCst));
     v.last_cpu = cpu;
     crate::arch::x86_64::cpu::fxsave(&mut v.fpu);
+    if v.debug.active() {
+        crate::arch::x86_64::debugreg::deactivate();
+    }
     PER_VCPU[me.index()].running_on.store(NONE, SeqCst);
     drop(guard);
     switch(regs);
@@ -611,6 +614,11 @@ fn switch(regs: &mut CpuUserRegs) {
         PER_CPU[cpu].slice_end.store(slice_end, SeqCst);
         *regs = v.regs;
         crate::arch::x86_64::cpu::fxrstor(&v.fpu);
+        // Only a vCPU with breakpoints enabled pays for its debug
+        // registers (Xen's paravirt_ctxt_switch_to).
+        if v.debug.active() {
+            crate::arch::x86_64::debugreg::activate(&v.debug);
+        }
         d.deliver_events(v, regs);
         let cr3_before = crate::arch::x86_64::cpu::read_cr3();
         d.prepare_resume(v, regs);
@@ -628,6 +636,9 @@ fn switch(regs: &mut CpuUserRegs) {
         }
         switched_out(d, v, now);
         v.regs = *regs;
+        if v.debug.active() {
+            crate::arch::x86_64::debugreg::deactivate();
+        }
         PER_VCPU[next.index()].running_on.store(NONE, SeqCst);
     }
 }

@@ -39,6 +39,7 @@ pub(super) mod helpers;
 
 mod callbacks;
 mod console;
+mod debugreg;
 mod descriptors;
 mod domctl;
 mod evtchn;
@@ -90,6 +91,7 @@ run_order! {
     readconsole,
     physdev,
     privop,
+    debugreg,
     ptwr,
 }
 

@@ -13,6 +13,7 @@
 pub mod context;
 pub mod control_ops;
 pub mod cpuid;
+pub mod debugreg;
 pub mod domid;
 pub mod evtchn_ops;
 pub mod gnttab_ops;

@@ -173,6 +173,20 @@ pub enum PrivInsn {
         /// The source register.
         gpr: u8,
     },
+    /// `mov %drN, %gpr`.
+    ReadDr {
+        /// N (0-15: REX.R included, as x86_emulate's `modrm_reg`).
+        dr: u8,
+        /// The destination register.
+        gpr: u8,
+    },
+    /// `mov %gpr, %drN`.
+    WriteDr {
+        /// N.
+        dr: u8,
+        /// The source register.
+        gpr: u8,
+    },
     /// `clts`.
     Clts,
     /// `wbinvd`.
@@ -222,6 +236,8 @@ pub fn decode(bytes: &[u8]) -> Option<Decoded> {
         Opcode::MOV => match (inst.operand(0), inst.operand(1)) {
             (Operand::Register { reg: c }, src) if c.class() == register_class::CR => PrivInsn::WriteCr { cr: c.num(), gpr: gpr(src)?.num() },
             (dst, Operand::Register { reg: c }) if c.class() == register_class::CR => PrivInsn::ReadCr { cr: c.num(), gpr: gpr(dst)?.num() },
+            (Operand::Register { reg: r }, src) if r.class() == register_class::DR => PrivInsn::WriteDr { dr: r.num(), gpr: gpr(src)?.num() },
+            (dst, Operand::Register { reg: r }) if r.class() == register_class::DR => PrivInsn::ReadDr { dr: r.num(), gpr: gpr(dst)?.num() },
             _ => return None,
         },
         _ => return None,
@@ -240,8 +256,15 @@ pub enum Emulated {
     /// Done, and the guest wrote CR2: the caller mirrors it into
     /// `vcpu_info.arch.cr2` (Xen's `arch_set_cr2`).
     DoneCr2,
+    /// Done, and the guest wrote a debug register: the caller loads the
+    /// vCPU's debug registers into the hardware (Xen writes them at once
+    /// for the running vCPU).
+    DoneDr,
     /// Refused: deliver #GP(0), registers untouched.
     GeneralProtection,
+    /// Refused as an invalid opcode: deliver #UD, registers untouched
+    /// (`mov` to or from %dr4/%dr5 with CR4.DE, or past %dr7).
+    InvalidOpcode,
 }
 
 /// What the emulation knows about the domain.
@@ -450,7 +473,16 @@ pub fn emulate<H: Host>(d: &Decoded, regs: &mut CpuUserRegs, v: &mut Vcpu, env: 
     let ring0 = v.kernel_mode;
     let mut out = Emulated::Done;
     match d.insn {
-        PrivInsn::Rdmsr | PrivInsn::Wrmsr | PrivInsn::ReadCr { .. } | PrivInsn::WriteCr { .. } | PrivInsn::Clts | PrivInsn::Wbinvd if !ring0 => {
+        PrivInsn::Rdmsr
+        | PrivInsn::Wrmsr
+        | PrivInsn::ReadCr { .. }
+        | PrivInsn::WriteCr { .. }
+        | PrivInsn::ReadDr { .. }
+        | PrivInsn::WriteDr { .. }
+        | PrivInsn::Clts
+        | PrivInsn::Wbinvd
+            if !ring0 =>
+        {
             return Emulated::GeneralProtection;
         }
         PrivInsn::Rdmsr => match read_msr(regs.rcx as u32, v, env) {
@@ -489,6 +521,20 @@ pub fn emulate<H: Host>(d: &Decoded, regs: &mut CpuUserRegs, v: &mut Vcpu, env: 
                 4 => v.cr4 = val & PV_CR4_GUEST_MASK,
                 // CR3 writes (new_guest_cr3) are not emulated here.
                 _ => return Emulated::NotEmulated,
+            }
+        }
+        // x86emul_read_dr / x86emul_write_dr (set_debugreg): -ENODEV is
+        // #UD, any other refusal #GP(0).
+        PrivInsn::ReadDr { dr, gpr } => match v.debug.get(v.cr4 & CR4_DE != 0, u32::from(dr)) {
+            Ok(val) => *reg_mut(regs, gpr) = val,
+            Err(_) => return Emulated::InvalidOpcode,
+        },
+        PrivInsn::WriteDr { dr, gpr } => {
+            let val = *reg_mut(regs, gpr);
+            match v.debug.set(v.cr4 & CR4_DE != 0, u32::from(dr), val) {
+                Ok(()) => out = Emulated::DoneDr,
+                Err(e) if e == -xen_public::errno::ENODEV => return Emulated::InvalidOpcode,
+                Err(_) => return Emulated::GeneralProtection,
             }
         }
         PrivInsn::Clts => v.fpu_ts = false,
@@ -678,6 +724,46 @@ mod tests {
         assert_eq!(d(&[0xfa]), Some((PrivInsn::CliSti, 1)), "cli");
         assert_eq!(d(&[0xfb]), Some((PrivInsn::CliSti, 1)), "sti");
         assert_eq!(d(&[]), None);
+    }
+
+    #[test]
+    fn mov_to_and_from_debug_registers_is_xens_read_dr_and_write_dr() {
+        // mov %rax, %dr0 (0f 23 c0); mov %dr0, %rbx (0f 21 c3); mov %rcx, %dr7 (0f 23 f9).
+        assert_eq!(decode(&[0x0f, 0x23, 0xc0]).map(|d| d.insn), Some(PrivInsn::WriteDr { dr: 0, gpr: 0 }));
+        assert_eq!(decode(&[0x0f, 0x21, 0xc3]).map(|d| d.insn), Some(PrivInsn::ReadDr { dr: 0, gpr: 3 }));
+        let (mut v, mut m) = (Vcpu::default(), machine());
+        let mut r = CpuUserRegs { rax: 0x7000_1000, ..regs() };
+        assert_eq!(run(&[0x0f, 0x23, 0xc0], &mut r, &mut v, &mut m, true), Emulated::DoneDr);
+        assert_eq!((v.debug.dr[0], r.rip), (0x7000_1000, 0x1003));
+        let mut r = regs();
+        assert_eq!(run(&[0x0f, 0x21, 0xc3], &mut r, &mut v, &mut m, true), Emulated::Done);
+        assert_eq!(r.rbx, 0x7000_1000);
+        let mut r = CpuUserRegs { rcx: 0x1, ..regs() };
+        assert_eq!(run(&[0x0f, 0x23, 0xf9], &mut r, &mut v, &mut m, true), Emulated::DoneDr);
+        assert_eq!((v.debug.dr7, v.debug.active()), (0x401, true));
+        let mut r = regs();
+        assert_eq!(run(&[0x0f, 0x21, 0xf0], &mut r, &mut v, &mut m, true), Emulated::Done, "mov %dr6, %rax");
+        assert_eq!(r.rax, 0xffff_0ff0);
+    }
+
+    #[test]
+    fn refused_debug_register_moves_are_gp_or_ud_and_change_nothing() {
+        let (mut v, mut m) = (Vcpu::default(), machine());
+        // A hypervisor address in DR1, General Detect in DR7: #GP(0).
+        let mut r = CpuUserRegs { rax: 0xffff_8000_0000_1000, ..regs() };
+        assert_eq!(run(&[0x0f, 0x23, 0xc8], &mut r, &mut v, &mut m, true), Emulated::GeneralProtection);
+        let mut r = CpuUserRegs { rax: 0x2001, ..regs() };
+        assert_eq!(run(&[0x0f, 0x23, 0xf8], &mut r, &mut v, &mut m, true), Emulated::GeneralProtection);
+        assert_eq!((v.debug, r.rip), (crate::domain::debugreg::DebugRegs::default(), 0x1000));
+        // DR4 with CR4.DE: #UD (x86emul_read_dr's ud_fault).
+        v.cr4 = CR4_DE;
+        let mut r = regs();
+        assert_eq!(run(&[0x0f, 0x21, 0xe0], &mut r, &mut v, &mut m, true), Emulated::InvalidOpcode, "mov %dr4, %rax");
+        assert_eq!(run(&[0x0f, 0x23, 0xe8], &mut r, &mut v, &mut m, true), Emulated::InvalidOpcode, "mov %rax, %dr5");
+        // From guest user mode: #GP(0) (not ring 0).
+        v.kernel_mode = false;
+        assert_eq!(run(&[0x0f, 0x21, 0xc3], &mut r, &mut v, &mut m, true), Emulated::GeneralProtection);
+        assert_eq!(r.rip, 0x1000);
     }
 
     #[test]

@@ -280,6 +280,9 @@ pub struct Vcpu {
     pub misc_features_enables: u64,
     /// Its virtual machine-check MSRs (Xen's `v->arch.vmce`).
     pub vmce: super::vmce::Vmce,
+    /// Its debug registers (Xen's `v->arch.dr[]`, `dr6`, `dr7`,
+    /// `pv.dr7_emul`): in the hardware only while it runs with DR7 active.
+    pub debug: super::debugreg::DebugRegs,
     /// Its run state and the time spent in each (Xen's `v->runstate`),
     /// in ns of system time; `state_entry_time` never carries
     /// `XEN_RUNSTATE_UPDATE` here.
@@ -370,6 +373,7 @@ impl Default for Vcpu {
             cr2: 0,
             misc_features_enables: 0,
             vmce: super::vmce::Vmce::default(),
+            debug: super::debugreg::DebugRegs::default(),
             runstate: xen_public::vcpu::VcpuRunstateInfo { state: xen_public::vcpu::RUNSTATE_OFFLINE, ..Default::default() },
             runstate_guest: 0,
             time_info_guest: 0,

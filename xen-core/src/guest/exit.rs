@@ -61,6 +61,11 @@ fn exception(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) {
     if vector == 13 && regs.error_code & 3 == 2 && soft_interrupt(v, d, regs) {
         return;
     }
+    // Xen's do_debug for guest mode: what the hardware's DR6 reports goes
+    // into the guest's DR6 (which it reads with get_debugreg).
+    if vector == 1 {
+        v.debug.note_debug_exception(crate::arch::x86_64::debugreg::take_dr6());
+    }
     // Xen's do_general_protection: a #GP with error code 0 may be a
     // privileged instruction to emulate (port I/O, then the others).
     if vector == 13 && regs.error_code == 0 && (port_io(v, d, regs) || priv_op(v, d, regs)) {
@@ -199,8 +204,17 @@ fn priv_op(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) -> bool {
             d.set_guest_cr2(v, cr2);
             true
         }
+        Emulated::DoneDr => {
+            crate::arch::x86_64::debugreg::reload(&v.debug);
+            true
+        }
         Emulated::GeneralProtection => {
             let b = v.exception_bounce(13, Some(0));
+            d.deliver(v, regs, b);
+            true
+        }
+        Emulated::InvalidOpcode => {
+            let b = v.exception_bounce(6, None);
             d.deliver(v, regs, b);
             true
         }

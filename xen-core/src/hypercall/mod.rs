@@ -123,6 +123,11 @@ dispatch_table! {
     nr::STACK_SWITCH => |v: &mut Vcpu, _d: &mut Domain, r: &mut Regs| vcpu_ops::stack_switch(v, r.rdi, r.rsi),
     nr::SET_CALLBACKS => |v: &mut Vcpu, _d: &mut Domain, r: &mut Regs| vcpu_ops::set_callbacks(v, r.rdi, r.rsi, r.rdx),
     nr::FPU_TASKSWITCH => |v: &mut Vcpu, _d: &mut Domain, r: &mut Regs| vcpu_ops::fpu_taskswitch(v, r.rdi),
+    nr::SET_DEBUGREG => |v: &mut Vcpu, _d: &mut Domain, r: &mut Regs| set_debugreg(v, r.rdi as u32, r.rsi),
+    nr::GET_DEBUGREG => |v: &mut Vcpu, _d: &mut Domain, r: &mut Regs| {
+        // Xen's do_get_debugreg: the value as the hypercall's result, or -ENODEV.
+        v.debug.get(v.cr4 & crate::domain::priv_op::CR4_DE != 0, r.rdi as u32).unwrap_or_else(|e| e as u64) as i64
+    },
     nr::XEN_VERSION => |v: &mut Vcpu, d: &mut Domain, r: &mut Regs| {
         let mem = v.kernel_mem();
         info_ops::xen_version(d, &mem, r.rdi as u32, r.rsi)
@@ -183,6 +188,19 @@ mod vcpu_ctx;
 use evtchn::event_channel_op;
 use gnttab::grant_table_op;
 use mmu::{mmu_update, mmuext_op, multicall, set_gdt, update_descriptor, update_va_mapping};
+
+/// `set_debugreg(reg, value)` (Xen's `do_set_debugreg`, `reg` an int): the
+/// checks are `domain/debugreg.rs`'s; the running vCPU's registers go into
+/// the hardware at once, as Xen writes them.
+fn set_debugreg(v: &mut Vcpu, reg: u32, value: u64) -> Ret {
+    match v.debug.set(v.cr4 & crate::domain::priv_op::CR4_DE != 0, reg, value) {
+        Ok(()) => {
+            crate::arch::x86_64::debugreg::reload(&v.debug);
+            0
+        }
+        Err(e) => e,
+    }
+}
 
 /// `set_timer_op(timeout)`: a single-shot timer at absolute system time
 /// `timeout` (ns), delivered as VIRQ_TIMER; 0 cancels.

@@ -102,6 +102,34 @@ syscall_entry:
 enter_guest_frame:
     mov %rdi, %rsp
     jmp guest_return_path
+
+/*
+ * #DB, on its own IST stack. From ring 0 it stays there (the hypervisor
+ * notes it and returns; GS may still be the guest's if it came before the
+ * SYSCALL entry's swapgs). From a guest, the CPU's frame moves to the top
+ * of the ring-0 stack, where every guest frame lives, so that a #DB the
+ * hypervisor meets while handling it cannot overwrite it; then it goes on
+ * as any exception.
+ */
+    .balign 16
+    .global exception_stub_1
+exception_stub_1:
+    testb $3, 8(%rsp)               /* CS of the interrupted context */
+    jz 4f
+    swapgs
+    mov %rax, %gs:{scratch}
+    mov %rsp, %rax
+    mov %gs:{stack_top}, %rsp
+    push 32(%rax)                   /* SS */
+    push 24(%rax)                   /* RSP */
+    push 16(%rax)                   /* RFLAGS */
+    push 8(%rax)                    /* CS */
+    push (%rax)                     /* RIP */
+    mov %gs:{scratch}, %rax
+    swapgs
+4:  push $0                         /* error code */
+    push $1                         /* vector */
+    jmp exception_common
     "#,
     scratch = const PERCPU_SCRATCH,
     stack_top = const PERCPU_STACK_TOP,

@@ -38,6 +38,12 @@ pub const IST_DOUBLE_FAULT: u8 = 1;
 pub const IST_NMI: u8 = 2;
 /// IST slot for #MC.
 pub const IST_MACHINE_CHECK: u8 = 3;
+/// IST slot for #DB: a guest's data breakpoint delayed by `mov %ss` fires
+/// on the first instruction of the SYSCALL entry, still on the guest's
+/// stack (CVE-2018-8897), so #DB never trusts the interrupted RSP.
+pub const IST_DEBUG: u8 = 4;
+/// IST stacks in use.
+const NR_IST: usize = 4;
 
 const IST_STACK_SIZE: usize = 16 * 1024;
 const RING0_STACK_SIZE: usize = 256 * 1024;
@@ -69,7 +75,7 @@ pub struct PerCpuTables {
     gdt: [u64; GDT_ENTRIES],
     ldt: [u64; LDT_ENTRIES],
     tss: Tss,
-    ist_stacks: [[u8; IST_STACK_SIZE]; 3],
+    ist_stacks: [[u8; IST_STACK_SIZE]; NR_IST],
     ring0_stack: [u8; RING0_STACK_SIZE],
 }
 
@@ -85,7 +91,7 @@ static BSP_TABLES: BspTables = BspTables(UnsafeCell::new(PerCpuTables {
     gdt: [0; GDT_ENTRIES],
     ldt: [0; LDT_ENTRIES],
     tss: Tss { _reserved0: 0, rsp0: 0, rsp1: 0, rsp2: 0, _reserved1: 0, ist: [0; 7], _reserved2: 0, _reserved3: 0, iomap_base: 0 },
-    ist_stacks: [[0; IST_STACK_SIZE]; 3],
+    ist_stacks: [[0; IST_STACK_SIZE]; NR_IST],
     ring0_stack: [0; RING0_STACK_SIZE],
 }));
 static BSP_INITIALISED: AtomicBool = AtomicBool::new(false);

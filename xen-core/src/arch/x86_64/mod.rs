@@ -11,6 +11,7 @@ pub mod boot;
 pub mod bootmem;
 pub mod clock;
 pub mod cpu;
+pub mod debugreg;
 pub mod entry;
 pub mod frame_box;
 pub mod gdt;

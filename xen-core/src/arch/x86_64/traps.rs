@@ -14,7 +14,7 @@
 //! Invariant: the IDT is written once, before it is loaded, and read-only
 //! afterwards; a guest exit reaches `guest_exit` exactly once.
 
-use super::gdt::{HYPERVISOR_CS, IST_DOUBLE_FAULT, IST_MACHINE_CHECK, IST_NMI};
+use super::gdt::{HYPERVISOR_CS, IST_DEBUG, IST_DOUBLE_FAULT, IST_MACHINE_CHECK, IST_NMI};
 
 /// Registers saved on entry, in stack order: the same layout as a
 /// guest's saved state (Xen's `cpu_user_regs`).
@@ -25,6 +25,8 @@ pub const NR_EXCEPTIONS: usize = 32;
 
 /// Vector numbers.
 pub mod vector {
+    /// Debug exception.
+    pub const DEBUG: u8 = 1;
     /// Non-maskable interrupt.
     pub const NMI: u8 = 2;
     /// Double fault.
@@ -94,7 +96,7 @@ macro_rules! exception_stubs {
 }
 
 exception_stubs!(
-    no_error_code: 0, 1, 2, 3, 4, 5, 6, 7, 9, 15, 16, 18, 19, 20, 22, 23, 24, 25, 26, 27, 28, 31;
+    no_error_code: 0, 2, 3, 4, 5, 6, 7, 9, 15, 16, 18, 19, 20, 22, 23, 24, 25, 26, 27, 28, 31;
     error_code: 8, 10, 11, 12, 13, 14, 17, 21, 29, 30
 );
 
@@ -136,6 +138,7 @@ core::arch::global_asm!(
  * `save_all_and_dispatch`; everything, including the first entry into a
  * guest, leaves through `guest_return_path`.
  */
+    .global exception_common
 exception_common:
     testb $3, 24(%rsp)              /* CS of the interrupted context */
     jz 1f
@@ -237,6 +240,7 @@ fn ist_for(vector: usize) -> u8 {
         vector::DOUBLE_FAULT => IST_DOUBLE_FAULT,
         vector::NMI => IST_NMI,
         vector::MACHINE_CHECK => IST_MACHINE_CHECK,
+        vector::DEBUG => IST_DEBUG,
         _ => 0,
     }
 }
@@ -354,6 +358,11 @@ fn other_trap(frame: &TrapFrame) {
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     let vector = frame.entry_vector;
     let from_guest = frame.cs & 3 == 3;
+    // First, before anything that may use per-CPU data: a #DB in ring 0
+    // may have come before the SYSCALL entry's `swapgs`.
+    if vector == u64::from(vector::DEBUG) && !from_guest {
+        return super::debugreg::hypervisor_debug_exception();
+    }
     // Hypercalls first: the path every guest takes most. SYSCALL cleared
     // RFLAGS.AC already (SFMASK, `entry.rs`).
     if vector == crate::domain::vcpu::ENTRY_SYSCALL
