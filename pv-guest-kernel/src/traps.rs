@@ -276,6 +276,19 @@ guest_probe_read_cr4_end:
     probe sti, sti
     probe write_cr2, mov %rdi, %cr2
     probe write_dr7, mov %rdi, %db7
+    probe write_cr3, mov %rdi, %cr3
+    .global guest_probe_mov_ss_syscall
+    .global guest_probe_mov_ss_syscall_end
+guest_probe_mov_ss_syscall:
+    mov %rdi, %rsi
+    xor %edi, %edi
+    mov $17, %eax
+    mov (%rsi), %ss
+    syscall
+    mov %rax, guest_probe_value(%rip)
+guest_probe_mov_ss_syscall_end:
+    xor %eax, %eax
+    ret
     .global guest_probe_read_dr4
     .global guest_probe_read_dr4_end
 guest_probe_read_dr4:
@@ -483,6 +496,12 @@ pub enum Probe {
     WriteDr7,
     /// `mov %dr4, %rax` ([`probe_value`] gets it).
     ReadDr4,
+    /// `mov (arg), %ss` then a `syscall` of xen_version(XENVER_version)
+    /// ([`probe_value`] gets its result): a #DB raised by the `mov %ss` is
+    /// delayed past the `syscall` on hardware.
+    MovSsSyscall,
+    /// `mov %rdi, %cr3` of `arg`.
+    WriteCr3,
 }
 
 macro_rules! probe_syms {
@@ -547,6 +566,8 @@ probe_syms! {
     Cr0ClearPg => guest_probe_cr0_clear_pg, guest_probe_cr0_clear_pg_end;
     WriteDr7 => guest_probe_write_dr7, guest_probe_write_dr7_end;
     ReadDr4 => guest_probe_read_dr4, guest_probe_read_dr4_end;
+    MovSsSyscall => guest_probe_mov_ss_syscall, guest_probe_mov_ss_syscall_end;
+    WriteCr3 => guest_probe_write_cr3, guest_probe_write_cr3_end;
 }
 
 unsafe extern "C" {

@@ -39,6 +39,7 @@ pub(super) mod helpers;
 
 mod callbacks;
 mod console;
+mod cr3;
 mod debugreg;
 mod descriptors;
 mod domctl;
@@ -92,6 +93,7 @@ run_order! {
     physdev,
     privop,
     debugreg,
+    cr3,
     ptwr,
 }
 

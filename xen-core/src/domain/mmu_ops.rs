@@ -359,10 +359,11 @@ pub fn switch_base<H: MmuHost>(h: &mut H, d: &Domain, new_mfn: u64, old_maddr: u
     Ok(())
 }
 
-/// MMUEXT_NEW_BASEPTR on the running vCPU: as Xen, the new table goes
+/// MMUEXT_NEW_BASEPTR on the running vCPU, and its `mov %reg, %cr3`
+/// (Xen's `new_guest_cr3`, which both use): as Xen, the new table goes
 /// into CR3 before the old one loses its references, so the rest of a
 /// batch or multicall never runs on a table that may be retyped or freed.
-fn new_baseptr<H: MmuHost>(h: &mut H, v: &mut Vcpu, d: &Domain, mfn: u64) -> Result<(), i64> {
+pub fn new_baseptr<H: MmuHost>(h: &mut H, v: &mut Vcpu, d: &Domain, mfn: u64) -> Result<(), i64> {
     if mfn == 0 {
         // Only the user base pointer may be null (Xen: -EINVAL).
         return Err(-EINVAL);

@@ -248,8 +248,7 @@ pub fn decode(bytes: &[u8]) -> Option<Decoded> {
 /// How an emulation ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Emulated {
-    /// Not an instruction Xen emulates (or one it cannot, such as a CR3
-    /// write here): deliver the #GP as raised.
+    /// Not an instruction Xen emulates: deliver the #GP as raised.
     NotEmulated,
     /// Done: RIP is past it.
     Done,
@@ -262,6 +261,12 @@ pub enum Emulated {
     DoneDr,
     /// Refused: deliver #GP(0), registers untouched.
     GeneralProtection,
+    /// `mov %reg, %cr3` with this value: the caller switches the vCPU's
+    /// base pointer as MMUEXT_NEW_BASEPTR does (Xen's `write_cr` calls
+    /// `new_guest_cr3` on the frame `value >> 12`), then moves RIP past the
+    /// instruction by the decoded length; a refusal is the #GP as raised,
+    /// -ERESTART runs the instruction again. Registers untouched so far.
+    WriteCr3(u64),
     /// Refused as an invalid opcode: deliver #UD, registers untouched
     /// (`mov` to or from %dr4/%dr5 with CR4.DE, or past %dr7).
     InvalidOpcode,
@@ -518,8 +523,8 @@ pub fn emulate<H: Host>(d: &Decoded, regs: &mut CpuUserRegs, v: &mut Vcpu, env: 
                     v.cr2 = val;
                     out = Emulated::DoneCr2;
                 }
+                3 => return Emulated::WriteCr3(val),
                 4 => v.cr4 = val & PV_CR4_GUEST_MASK,
-                // CR3 writes (new_guest_cr3) are not emulated here.
                 _ => return Emulated::NotEmulated,
             }
         }
@@ -727,6 +732,18 @@ mod tests {
     }
 
     #[test]
+    fn mov_to_cr3_asks_for_new_guest_cr3_and_leaves_rip() {
+        // Xen's write_cr(3): new_guest_cr3(gfn = value >> 12); this
+        // module only decides, the base-pointer switch is mmu_ops's.
+        let (mut v, mut m) = (Vcpu::default(), machine());
+        let mut r = CpuUserRegs { rdx: 0x1234_5000, ..regs() };
+        assert_eq!(run(&[0x0f, 0x22, 0xda], &mut r, &mut v, &mut m, true), Emulated::WriteCr3(0x1234_5000), "mov %rdx, %cr3");
+        assert_eq!(r.rip, 0x1000, "RIP moves only once the switch is done");
+        v.kernel_mode = false;
+        assert_eq!(run(&[0x0f, 0x22, 0xda], &mut r, &mut v, &mut m, true), Emulated::GeneralProtection, "not from user mode");
+    }
+
+    #[test]
     fn mov_to_and_from_debug_registers_is_xens_read_dr_and_write_dr() {
         // mov %rax, %dr0 (0f 23 c0); mov %dr0, %rbx (0f 21 c3); mov %rcx, %dr7 (0f 23 f9).
         assert_eq!(decode(&[0x0f, 0x23, 0xc0]).map(|d| d.insn), Some(PrivInsn::WriteDr { dr: 0, gpr: 0 }));
@@ -923,7 +940,7 @@ mod tests {
         assert_eq!(run(&[0x0f, 0x22, 0xd2], &mut r, &mut v, &mut m, true), Emulated::DoneCr2);
         run(&[0x0f, 0x20, 0xd0], &mut r, &mut v, &mut m, true);
         assert_eq!(r.rax, 0xdead_b000);
-        assert_eq!(run(&[0x0f, 0x22, 0xd8], &mut regs(), &mut v, &mut m, true), Emulated::NotEmulated, "CR3 write");
+        assert_eq!(run(&[0x0f, 0x22, 0xd8], &mut regs(), &mut v, &mut m, true), Emulated::WriteCr3(0), "CR3 write: new_guest_cr3");
         assert_eq!(run(&[0x44, 0x0f, 0x20, 0xc0], &mut regs(), &mut v, &mut m, true), Emulated::NotEmulated, "CR8");
     }
 

@@ -218,6 +218,15 @@ fn priv_op(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) -> bool {
             d.deliver(v, regs, b);
             true
         }
+        // Xen's write_cr(3): X86EMUL_RETRY runs the instruction again,
+        // X86EMUL_UNHANDLEABLE leaves the #GP as raised.
+        Emulated::WriteCr3(value) => match hypercall::write_cr3(v, d, value) {
+            Ok(()) => {
+                regs.rip = regs.rip.wrapping_add(insn.len);
+                true
+            }
+            Err(e) => e == -xen_public::errno::ERESTART,
+        },
     }
 }
 

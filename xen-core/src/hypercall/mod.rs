@@ -202,6 +202,15 @@ fn set_debugreg(v: &mut Vcpu, reg: u32, value: u64) -> Ret {
     }
 }
 
+/// `mov %reg, %cr3` from the guest kernel of `v` (Xen's `write_cr` for
+/// CR3): the L4 in frame `value >> 12` becomes its base pointer through
+/// the code MMUEXT_NEW_BASEPTR uses (`mmu_ops::new_baseptr`, Xen's
+/// `new_guest_cr3`); a frame that is not the domain's, or cannot be an
+/// L4, is refused.
+pub fn write_cr3(v: &mut Vcpu, d: &mut Domain, value: u64) -> Result<(), i64> {
+    crate::domain::mmu_ops::new_baseptr(&mut live::Live::new(), v, d, value >> 12)
+}
+
 /// `set_timer_op(timeout)`: a single-shot timer at absolute system time
 /// `timeout` (ns), delivered as VIRQ_TIMER; 0 cancels.
 fn set_timer_op(v: &mut Vcpu, timeout: u64) -> Ret {

@@ -74,6 +74,10 @@ cases! {
     debugreg_no_such_register_enodev ("set_debugreg", "reg 8", Reject) {
         all(&[expect(super::set(8, 0), -ENODEV), expect(super::get(8), -ENODEV), expect(super::get(u64::from(u32::MAX)), -ENODEV)])
     }
+    debugreg_get_of_dr8_to_dr15_enodev ("get_debugreg", "reg 8-15", Reject) {
+        let r: [i64; 8] = core::array::from_fn(|i| super::get(8 + i as u64));
+        check(r.iter().all(|&x| x == -ENODEV), format_args!("{r:?}"))
+    }
     debugreg_register_number_is_an_int ("get_debugreg", "reg 2^32", Accept) {
         // do_get_debugreg(int reg): 2^32 + 6 is DR6.
         expect(super::get((1 << 32) | 6), 0xffff_0ff0)
@@ -129,6 +133,34 @@ cases! {
         super::set(7, 0);
         super::set(0, 0);
         all(&[expect(a, 0), expect(b, 0), expect(r, 0), check(buf[0] != 0, format_args!("extraversion not written")), expect(dr6, 0xffff_0ff0)])
+    }
+    debugreg_mov_ss_breakpoint_before_syscall_is_harmless ("set_debugreg", "DR0 DR7", Attack) {
+        // CVE-2018-8897: a read breakpoint on the word `mov %ss` loads is
+        // delayed past the next instruction, a `syscall`: on hardware the
+        // #DB comes at the hypervisor's SYSCALL entry, before it switched
+        // stacks. It must be ignored there and the hypercall go on (QEMU's
+        // TCG raises it in the guest, before the `syscall`: a #DB the
+        // guest gets). Either way the hypervisor carries on.
+        let ss: u64;
+        // SAFETY: reads the current SS selector.
+        unsafe { core::arch::asm!("mov {0:x}, ss", out(reg) ss) };
+        let mut word = [0u16; 4];
+        word[0] = ss as u16;
+        let va = word.as_mut_ptr() as u64;
+        let a = super::set(0, va);
+        // L0, R/W0 = 11b (read or write), LEN0 = 01b (2 bytes).
+        let b = super::set(7, 0x7_0001);
+        let r = probe(Probe::MovSsSyscall, va);
+        let value = probe_value();
+        super::set(7, 0);
+        super::set(6, 0xffff_0ff0);
+        super::set(0, 0);
+        let version = crate::hypercall::xen_version();
+        let fine = match r {
+            Ok(()) => value as i64 == version,
+            Err(c) => c.vector == 1,
+        };
+        all(&[expect(a, 0), expect(b, 0), check(fine, format_args!("probe {r:?}, value {value:#x}"))])
     }
 }
 
