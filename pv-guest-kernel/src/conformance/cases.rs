@@ -46,6 +46,7 @@ mod domctl;
 mod evtchn;
 mod gnttab;
 mod gnttab_frames;
+mod hypercall_page_msr;
 mod memory;
 mod mmu;
 mod multicall;
@@ -94,6 +95,7 @@ run_order! {
     privop,
     debugreg,
     cr3,
+    hypercall_page_msr,
     ptwr,
 }
 

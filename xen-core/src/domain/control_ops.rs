@@ -19,6 +19,7 @@
 
 use super::domid::DomidAllocator;
 use super::gnttab_ops::{self, GrantHost};
+use super::host::FrameHost;
 use super::memory_ops::MemoryHost;
 use super::mmu_ops;
 use super::vcpu::Vcpu;
@@ -417,18 +418,45 @@ fn scheduler_op<H: ControlHost>(h: &mut H, slot: usize, op: &mut XenDomctlSchedu
 /// own is -EINVAL; one it cannot write (in use as a page table) -EPERM.
 fn hypercall_init<H: ControlHost>(h: &mut H, o: &mut Domain, gmfn: u64) -> Ret {
     let stubs: [[u8; 32]; xen_public::hypercall::PAGE_STUBS] = core::array::from_fn(|i| h.hypercall_stub(i));
+    match write_hypercall_page(h, o, gmfn, &stubs) {
+        Ok(()) => 0,
+        Err(HypercallPageError::NotOwned) => -EINVAL,
+        // As Xen: a frame of the domain that cannot be written (a page
+        // table, a descriptor page) is -EPERM.
+        Err(HypercallPageError::NotWritable) => -EPERM,
+    }
+}
+
+/// Why [`write_hypercall_page`] wrote nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HypercallPageError {
+    /// The frame is not the domain's.
+    NotOwned,
+    /// It is, but cannot be written (a page table, a descriptor page).
+    NotWritable,
+}
+
+/// Fill frame `gmfn` of `o` (for a PV domain its machine frame) with the
+/// hypercall stubs, holding a general and a writable type reference on it
+/// meanwhile (Xen's `get_page_from_gfn`, `get_page_type(PGT_writable_page)`
+/// and `init_hypercall_page`): XEN_DOMCTL_hypercall_init's and the
+/// guest's own `wrmsr` of the hypercall-page MSR (`guest_wrmsr_xen`).
+pub fn write_hypercall_page<H: FrameHost>(
+    h: &mut H,
+    o: &Domain,
+    gmfn: u64,
+    stubs: &[[u8; 32]; xen_public::hypercall::PAGE_STUBS],
+) -> Result<(), HypercallPageError> {
     let who = crate::mm::page_type::Who::own(o.domid, o.privileged);
     let mut pm = h.page_mem();
     let mem = &mut pm;
     h.with_ft(|ft, _| {
         if ft.get_page(gmfn, o.domid).is_err() {
-            return -EINVAL;
+            return Err(HypercallPageError::NotOwned);
         }
         if ft.get_page_type(mem, gmfn, PageType::Writable, who).is_err() {
-            // As Xen: a frame of the domain that cannot be written (a page
-            // table, a descriptor page) is -EPERM.
             ft.put_page(gmfn);
-            return -EPERM;
+            return Err(HypercallPageError::NotWritable);
         }
         for (i, stub) in stubs.iter().enumerate() {
             for (w, chunk) in stub.chunks_exact(8).enumerate() {
@@ -437,9 +465,9 @@ fn hypercall_init<H: ControlHost>(h: &mut H, o: &mut Domain, gmfn: u64) -> Ret {
         }
         ft.put_page_type(mem, gmfn);
         ft.put_page(gmfn);
-        0
+        Ok(())
     })
-    .unwrap_or(-EINVAL)
+    .unwrap_or(Err(HypercallPageError::NotOwned))
 }
 
 /// `sysctl(op)` from `v` of `d`, whose memory is `mem`.

@@ -267,6 +267,11 @@ pub enum Emulated {
     /// instruction by the decoded length; a refusal is the #GP as raised,
     /// -ERESTART runs the instruction again. Registers untouched so far.
     WriteCr3(u64),
+    /// `wrmsr` of Xen's hypercall-page MSR with a page-aligned value: the
+    /// caller fills the domain's frame `value >> 12` with the hypercall
+    /// stubs (Xen's `guest_wrmsr_xen`, sharing the domain builder's
+    /// writer), then moves RIP past; a frame it may not write is #GP(0).
+    WriteHypercallPage(u64),
     /// Refused as an invalid opcode: deliver #UD, registers untouched
     /// (`mov` to or from %dr4/%dr5 with CR4.DE, or past %dr7).
     InvalidOpcode,
@@ -494,6 +499,11 @@ pub fn emulate<H: Host>(d: &Decoded, regs: &mut CpuUserRegs, v: &mut Vcpu, env: 
             Some(val) => regs.set_edx_eax(val),
             None => return Emulated::GeneralProtection,
         },
+        PrivInsn::Wrmsr if regs.rcx as u32 == msr::XEN_HYPERCALL_PAGE => {
+            // guest_wrmsr_xen: a page index other than 0 is #GP.
+            let val = (regs.rdx << 32) | (regs.rax & 0xffff_ffff);
+            return if val & 0xfff != 0 { Emulated::GeneralProtection } else { Emulated::WriteHypercallPage(val) };
+        }
         PrivInsn::Wrmsr => {
             let val = (regs.rdx << 32) | (regs.rax & 0xffff_ffff);
             if !write_msr(regs.rcx as u32, val, v, env) {
@@ -729,6 +739,26 @@ mod tests {
         assert_eq!(d(&[0xfa]), Some((PrivInsn::CliSti, 1)), "cli");
         assert_eq!(d(&[0xfb]), Some((PrivInsn::CliSti, 1)), "sti");
         assert_eq!(d(&[]), None);
+    }
+
+    #[test]
+    fn wrmsr_of_the_hypercall_page_msr_asks_for_the_page_and_other_xen_msrs_gp() {
+        // guest_wrmsr_xen (non-Viridian): 0x40000000 writes the page at
+        // gfn value >> 12, page index (low 12 bits) 0 only; the rest of
+        // 0x40000000-0x400002ff is #GP.
+        let (mut v, mut m) = (Vcpu::default(), machine());
+        let mut r = CpuUserRegs { rcx: 0x4000_0000, rax: 0x2345_6000, rdx: 0x1, ..regs() };
+        assert_eq!(run(&WRMSR, &mut r, &mut v, &mut m, true), Emulated::WriteHypercallPage(0x1_2345_6000));
+        assert_eq!(r.rip, 0x1000, "RIP moves only once the page is written");
+        let mut r = CpuUserRegs { rcx: 0x4000_0000, rax: 0x2345_6001, ..regs() };
+        assert_eq!(run(&WRMSR, &mut r, &mut v, &mut m, true), Emulated::GeneralProtection, "page index 1");
+        for msr in [0x4000_0001, 0x4000_0200, 0x4000_02ff] {
+            let mut r = CpuUserRegs { rcx: msr, ..regs() };
+            assert_eq!(run(&WRMSR, &mut r, &mut v, &mut m, true), Emulated::GeneralProtection, "{msr:#x}");
+        }
+        v.kernel_mode = false;
+        let mut r = CpuUserRegs { rcx: 0x4000_0000, ..regs() };
+        assert_eq!(run(&WRMSR, &mut r, &mut v, &mut m, true), Emulated::GeneralProtection, "not from user mode");
     }
 
     #[test]

@@ -220,6 +220,15 @@ fn priv_op(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) -> bool {
         }
         // Xen's write_cr(3): X86EMUL_RETRY runs the instruction again,
         // X86EMUL_UNHANDLEABLE leaves the #GP as raised.
+        Emulated::WriteHypercallPage(value) => {
+            if hypercall::write_hypercall_page(d, value >> 12) {
+                regs.rip = regs.rip.wrapping_add(insn.len);
+            } else {
+                let b = v.exception_bounce(13, Some(0));
+                d.deliver(v, regs, b);
+            }
+            true
+        }
         Emulated::WriteCr3(value) => match hypercall::write_cr3(v, d, value) {
             Ok(()) => {
                 regs.rip = regs.rip.wrapping_add(insn.len);

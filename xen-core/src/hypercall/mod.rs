@@ -211,6 +211,15 @@ pub fn write_cr3(v: &mut Vcpu, d: &mut Domain, value: u64) -> Result<(), i64> {
     crate::domain::mmu_ops::new_baseptr(&mut live::Live::new(), v, d, value >> 12)
 }
 
+/// `wrmsr` of Xen's hypercall-page MSR by `d` (Xen's `guest_wrmsr_xen`):
+/// its frame `gmfn` gets the hypercall stubs, through the writer
+/// XEN_DOMCTL_hypercall_init uses; false (nothing written) for a frame
+/// that is not the domain's or cannot be written.
+pub fn write_hypercall_page(d: &Domain, gmfn: u64) -> bool {
+    let stubs: [[u8; 32]; nr::PAGE_STUBS] = core::array::from_fn(crate::domain::build::hypercall_stub);
+    crate::domain::control_ops::write_hypercall_page(&mut live::Live::new(), d, gmfn, &stubs).is_ok()
+}
+
 /// `set_timer_op(timeout)`: a single-shot timer at absolute system time
 /// `timeout` (ns), delivered as VIRQ_TIMER; 0 cancels.
 fn set_timer_op(v: &mut Vcpu, timeout: u64) -> Ret {
