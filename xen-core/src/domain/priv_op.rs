@@ -541,11 +541,11 @@ pub fn emulate<H: Host>(d: &Decoded, regs: &mut CpuUserRegs, v: &mut Vcpu, env: 
         // x86emul_read_dr / x86emul_write_dr (set_debugreg): -ENODEV is
         // #UD, any other refusal #GP(0).
         PrivInsn::ReadDr { dr, gpr } => match v.debug.get(v.cr4 & CR4_DE != 0, u32::from(dr)) {
-            Ok(val) => *reg_mut(regs, gpr) = val,
+            Ok(val) => *regs.gpr_mut(gpr) = val,
             Err(_) => return Emulated::InvalidOpcode,
         },
         PrivInsn::WriteDr { dr, gpr } => {
-            let val = *reg_mut(regs, gpr);
+            let val = regs.gpr(gpr);
             match v.debug.set(v.cr4 & CR4_DE != 0, u32::from(dr), val) {
                 Ok(()) => out = Emulated::DoneDr,
                 Err(e) if e == -xen_public::errno::ENODEV => return Emulated::InvalidOpcode,
@@ -1056,10 +1056,16 @@ mod tests {
             let before = r;
             let len = decode(&code).map(|d| d.len);
             match run(&code, &mut r, &mut v, &mut m, i % 2 == 0) {
-                // A refused instruction leaves the registers as they were.
-                Emulated::NotEmulated | Emulated::GeneralProtection => assert_eq!(r, before, "{code:02x?}"),
+                // A refused instruction, or one whose work the caller
+                // finishes (CR3, the hypercall page), leaves the registers
+                // as they were.
+                Emulated::NotEmulated
+                | Emulated::GeneralProtection
+                | Emulated::InvalidOpcode
+                | Emulated::WriteCr3(_)
+                | Emulated::WriteHypercallPage(_) => assert_eq!(r, before, "{code:02x?}"),
                 // An emulated one moves RIP past exactly what was decoded.
-                Emulated::Done | Emulated::DoneCr2 => assert_eq!(Some(r.rip.wrapping_sub(before.rip)), len, "{code:02x?}"),
+                Emulated::Done | Emulated::DoneCr2 | Emulated::DoneDr => assert_eq!(Some(r.rip.wrapping_sub(before.rip)), len, "{code:02x?}"),
             }
         }
     }
