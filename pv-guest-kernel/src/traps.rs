@@ -162,6 +162,15 @@ guest_probe_inb_dx:
 guest_probe_inb_dx_end:
     xor %eax, %eax
     ret
+    .global guest_probe_outb_dx
+    .global guest_probe_outb_dx_end
+guest_probe_outb_dx:
+    mov %edi, %edx
+    mov guest_probe_arg2(%rip), %rax
+    out %al, %dx
+guest_probe_outb_dx_end:
+    xor %eax, %eax
+    ret
     .global guest_probe_inl_dx
     .global guest_probe_inl_dx_end
 guest_probe_inl_dx:
@@ -502,6 +511,9 @@ pub enum Probe {
     MovSsSyscall,
     /// `mov %rdi, %cr3` of `arg`.
     WriteCr3,
+    /// `out %al, %dx` to port `arg` of the byte given to [`probe2`] (the
+    /// `out` at offset 10).
+    OutbDx,
 }
 
 macro_rules! probe_syms {
@@ -568,6 +580,7 @@ probe_syms! {
     ReadDr4 => guest_probe_read_dr4, guest_probe_read_dr4_end;
     MovSsSyscall => guest_probe_mov_ss_syscall, guest_probe_mov_ss_syscall_end;
     WriteCr3 => guest_probe_write_cr3, guest_probe_write_cr3_end;
+    OutbDx => guest_probe_outb_dx, guest_probe_outb_dx_end;
 }
 
 unsafe extern "C" {

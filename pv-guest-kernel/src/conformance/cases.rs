@@ -51,6 +51,7 @@ mod memory;
 mod mmu;
 mod multicall;
 mod physdev;
+mod pit;
 mod privop;
 mod ptwr;
 mod readconsole;
@@ -96,6 +97,7 @@ run_order! {
     debugreg,
     cr3,
     hypercall_page_msr,
+    pit,
     ptwr,
 }
 

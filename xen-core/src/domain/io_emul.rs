@@ -40,9 +40,62 @@ pub const PCI_CF8: u16 = 0xcf8;
 pub const PCI_CFC: u16 = 0xcfc;
 /// The RTC/CMOS index and data ports, which no guest reaches directly.
 pub const RTC_PORTS: (u16, u16) = (0x70, 0x71);
-/// PIT channel 2, PIT mode, speaker control: emulated by Xen for dom0
-/// (`pv_pit_handler`); xen-core gives all ones and drops writes.
+/// PIT channel 2, PIT mode, speaker control: Xen's `pv_pit_handler`
+/// answers them ([`pit_read`], [`pit_write`]).
 pub const PIT_EMULATED: [u16; 3] = [0x42, 0x43, 0x61];
+/// PIT channel 2's counter port.
+const PIT_CH2: u16 = 0x42;
+/// The PIT's mode (control word) port.
+const PIT_MODE: u16 = 0x43;
+/// The speaker and channel-2 gate port (bit 0 gate, bit 1 speaker, bit 5
+/// OUT2 when read).
+const PORT_SPEAKER: u16 = 0x61;
+
+/// Xen's `pv_pit_handler` read of one byte at `port` (0x42, 0x43, 0x61).
+/// Only the hardware domain has a virtual PIT (`XEN_X86_EMU_PIT`); others
+/// read all ones. For it, Xen's `hwdom_pit_access` passes channel 2 and
+/// the speaker port through to the hardware, since Xen does not use the
+/// PIT (neither does xen-core after calibrating its TSC at boot), and
+/// leaves the mode port to the virtual PIT, whose read of A1:A0 = 3
+/// returns the data it was given: 0.
+pub fn pit_read(port: u16, hardware: bool, hw: &mut impl PortIo) -> u32 {
+    if !hardware {
+        return !0;
+    }
+    match port {
+        PIT_CH2 | PORT_SPEAKER => hw.read(port, 1) & 0xff,
+        _ => 0,
+    }
+}
+
+/// Xen's `pv_pit_handler` write of the byte `val` at `port` (0x42, 0x43,
+/// 0x61), as [`pit_read`]: for the hardware domain, channel 2's counter
+/// goes to the hardware, so do control words that select counter 2 and
+/// read-backs that name it (with the channel 0/1 bits left for the
+/// virtual PIT), and the speaker port takes only the gate and speaker
+/// bits; channel 0/1 control words go to the virtual PIT, where a PV
+/// domain never sees them again (its counters 0 and 1 are not readable
+/// and raise no interrupt). Others' writes are dropped.
+pub fn pit_write(port: u16, val: u8, hardware: bool, hw: &mut impl PortIo) {
+    if !hardware {
+        return;
+    }
+    match port {
+        PIT_CH2 => hw.write(PIT_CH2, 1, u32::from(val)),
+        PIT_MODE => match val & 0xc0 {
+            // Read-back: the channel-2 part only (bits 3-7 kept).
+            0xc0 if val & 0x08 != 0 => hw.write(PIT_MODE, 1, u32::from(val & 0xf8)),
+            // A control word for counter 2.
+            0x80 => hw.write(PIT_MODE, 1, u32::from(val)),
+            _ => {}
+        },
+        PORT_SPEAKER => {
+            let cur = hw.read(PORT_SPEAKER, 1);
+            hw.write(PORT_SPEAKER, 1, (cur & !3 & 0xff) | u32::from(val & 3));
+        }
+        _ => {}
+    }
+}
 
 /// What the vCPU asked for (Xen's `v->arch.pv.iopl`, `iobmp`,
 /// `iobmp_limit`) and the mode it is in.
@@ -156,9 +209,11 @@ pub fn guest_io_read(port: u16, bytes: u8, d: &mut DomainIo<'_>, hw: &mut impl P
     while left != 0 {
         let mut size = 1u8;
         let mut sub = !0u32;
-        if PIT_EMULATED.contains(&port) || port == RTC_PORTS.0 || port == RTC_PORTS.1 {
-            // Xen emulates these for dom0 (pv_pit_handler, rtc_guest_read);
-            // xen-core gives all ones.
+        if PIT_EMULATED.contains(&port) {
+            sub = pit_read(port, d.hardware, hw);
+        } else if port == RTC_PORTS.0 || port == RTC_PORTS.1 {
+            // Xen emulates these for dom0 (rtc_guest_read); xen-core gives
+            // all ones.
         } else if port == PCI_CF8 && left == 4 {
             size = 4;
             sub = *d.pci_cf8;
@@ -196,7 +251,9 @@ pub fn guest_io_write(port: u16, bytes: u8, val: u32, d: &mut DomainIo<'_>, hw: 
     let (mut port, mut left, mut data) = (port, bytes, val);
     while left != 0 {
         let mut size = 1u8;
-        if PIT_EMULATED.contains(&port) || port == RTC_PORTS.0 || port == RTC_PORTS.1 {
+        if PIT_EMULATED.contains(&port) {
+            pit_write(port, data as u8, d.hardware, hw);
+        } else if port == RTC_PORTS.0 || port == RTC_PORTS.1 {
             // Dropped (Xen emulates them for dom0).
         } else if port == PCI_CF8 && left == 4 {
             size = 4;
@@ -680,11 +737,67 @@ mod tests {
 
     #[test]
     fn a_word_read_of_0x60_gets_0x61_from_pit_emulation_not_the_port() {
+        // 0x60 is dom0's; 0x61 goes through pv_pit_handler (hwdom_pit_access).
         let mut m = Machine::dom0();
         let mut r = regs();
         m.run(&[0x66, 0xe5, 0x60], &mut r);
-        assert_eq!(r.rax & 0xffff, 0xff60);
-        assert_eq!(m.hw.log, [(true, 0x60, 1, 0)]);
+        assert_eq!(r.rax & 0xffff, 0x6160);
+        assert_eq!(m.hw.log, [(true, 0x60, 1, 0), (true, 0x61, 1, 0)]);
+        let mut m = Machine::domu();
+        let mut r = CpuUserRegs { rax: 0, ..regs() };
+        m.vcpu.iopl = 3;
+        m.run(&[0x66, 0xe5, 0x60], &mut r);
+        assert_eq!(r.rax & 0xffff, 0xffff, "a domU has no vPIT: all ones");
+    }
+
+    #[test]
+    fn dom0_reaches_pit_channel_2_as_xens_hwdom_pit_access() {
+        // Linux's TSC calibration: gate on (0x61 bits 0-1 only), counter 2
+        // mode 0 (0xb0), count LSB/MSB, then counter reads and OUT2 (0x61).
+        let mut m = Machine::dom0();
+        m.hw.regs.insert(0x61, 0x2c);
+        let out = |m: &mut Machine, port: u8, val: u64| {
+            let mut r = CpuUserRegs { rax: val, ..regs() };
+            assert_eq!(m.run(&[0xe6, port], &mut r), Emulated::Done);
+        };
+        out(&mut m, 0x61, 0xfd);
+        out(&mut m, 0x43, 0xb0);
+        out(&mut m, 0x42, 0xff);
+        out(&mut m, 0x42, 0xff);
+        assert_eq!(
+            m.hw.log,
+            [(true, 0x61, 1, 0), (false, 0x61, 1, 0x2d), (false, 0x43, 1, 0xb0), (false, 0x42, 1, 0xff), (false, 0x42, 1, 0xff)],
+            "only the gate and speaker bits of 0x61 change"
+        );
+        m.hw.log.clear();
+        let mut r = regs();
+        m.run(&[0xe4, 0x42], &mut r);
+        assert_eq!(r.rax & 0xff, 0x42, "the hardware's counter");
+        m.run(&[0xe4, 0x61], &mut r);
+        assert_eq!(r.rax & 0xff, 0x2c);
+        m.run(&[0xe4, 0x43], &mut r);
+        assert_eq!(r.rax & 0xff, 0, "the mode port reads 0 (the vPIT's A1:A0=3)");
+        assert_eq!(m.hw.log, [(true, 0x42, 1, 0), (true, 0x61, 1, 0)]);
+    }
+
+    #[test]
+    fn pit_control_words_for_channels_0_and_1_never_reach_the_hardware() {
+        // hwdom_pit_access passes counter-2 control words and the counter-2
+        // part of a read-back; the rest is the virtual PIT's.
+        let mut hw = Hw::default();
+        for v in [0x34u8, 0x74, 0xc2, 0xc4, 0xd2] {
+            pit_write(0x43, v, true, &mut hw);
+        }
+        assert!(hw.log.is_empty(), "{:?}", hw.log);
+        pit_write(0x43, 0xca, true, &mut hw);
+        pit_write(0x43, 0x96, true, &mut hw);
+        assert_eq!(hw.log, [(false, 0x43, 1, 0xc8), (false, 0x43, 1, 0x96)], "read-back of 2 with 0/1 filtered; counter 2 word");
+        hw.log.clear();
+        for port in PIT_EMULATED {
+            pit_write(port, 0xff, false, &mut hw);
+            assert_eq!(pit_read(port, false, &mut hw), !0);
+        }
+        assert!(hw.log.is_empty(), "a domain without a vPIT never reaches the ports");
     }
 
     #[test]
