@@ -25,10 +25,21 @@
 //! (guest to guest), then sends the host's sink as much (guest to host);
 //! last dom0 itself sends the sink as much (`netsend`: the ceiling of the
 //! same NIC without netback). The sink checks every stream's bytes.
+//!
+//! The Linux figures (issue 18) come from one boot per run of Debian's
+//! Linux 6.1 as dom0 (as `cargo xtask linux` boots it) with a bench
+//! initramfs: its `/init` prints the init sentinel and runs `linux-bench`
+//! (the workspace's static program, lmbench-style: null system call,
+//! fork+exit, fork+exec, pipe ping-pong), which prints one `LBENCH` line.
+//! The table shows host time from QEMU start to Linux's banner and to the
+//! init sentinel (the shell), and the program's figures, on xen-core and on
+//! Xen 4.17, and their ratio.
 
 use crate::image;
+use crate::linux;
 use crate::qemu;
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Parse `bench: <name> <value>` lines, and the xenstore guest's
@@ -298,6 +309,11 @@ pub struct BenchArgs {
     /// guest-to-host TCP, and dom0's own TCP to the host as the ceiling).
     #[arg(long = "net-only", conflicts_with_all = ["xenstore_only", "block_only"])]
     pub net_only: bool,
+    /// Run only the Linux benchmarks (Debian's Linux 6.1 as dom0: time to
+    /// its banner and to init, and `linux-bench`'s null system call,
+    /// fork+exit, fork+exec and pipe ping-pong).
+    #[arg(long = "linux-only", conflicts_with_all = ["xenstore_only", "block_only", "net_only"])]
+    pub linux_only: bool,
     /// Run QEMU with `-icount shift=0`: the guests' TSC follows the
     /// instructions retired, so cycle figures no longer depend on the host's
     /// load (compare code with code; absolute figures are not real cycles).
@@ -363,6 +379,11 @@ pub fn command(args: &BenchArgs) -> Result<(), String> {
         print_net_table(&ours, &xen, &xen_nm, args.runs);
         return Ok(());
     }
+    if args.linux_only {
+        let (ours, xen) = linux_series(args, &k)?;
+        print_linux_table(&ours, &xen, args.runs);
+        return Ok(());
+    }
     let boot_ours = boot_times("xen-core", &k, 3, &extra)?;
     let boot_xen = if args.ours_only { Vec::new() } else { boot_times("xen-4.17", &k, 3, &extra)? };
     let mut ours = series("xen-core", &k, &MAIN, args.runs, &extra)?;
@@ -381,9 +402,11 @@ pub fn command(args: &BenchArgs) -> Result<(), String> {
     xen_nm.extend(xs_nm);
     let (blk_ours, blk_xen) = block_series(args, &k, &extra)?;
     let (net_ours, net_xen, net_xen_nm) = net_series(args, &k, &extra)?;
+    let (linux_ours, linux_xen) = linux_series(args, &k)?;
     print_table(&ours, &xen, &xen_nm, args.runs);
     print_block_table(&blk_ours, &blk_xen, args.runs);
     print_net_table(&net_ours, &net_xen, &net_xen_nm, args.runs);
+    print_linux_table(&linux_ours, &linux_xen, args.runs);
     let fmt = |v: &[f64]| v.iter().map(|t| format!("{t:.3}")).collect::<Vec<_>>().join(", ");
     let (bo, bx) = (median(&boot_ours), median(&boot_xen));
     let boot_ratio = if bx > 0.0 { format!("{:.2}", bo / bx) } else { "-".into() };
@@ -466,6 +489,143 @@ fn print_net_table(ours: &Series, xen: &Series, xen_nm: &Series, runs: usize) {
     println!("(ratio = xen-core / Xen 4.17: below 1.00 is faster for *_us, above 1.00 is faster for *_mib_s. g2g: guest to guest");
     println!(" over xenbr0; g2h: a guest to the host through netback, xenbr0 and dom0's virtio-net NIC; dom0_host: dom0's own TCP");
     println!(" over the same NIC, the ceiling a guest can reach.)");
+}
+
+/// QEMU's time limit for one Linux bench boot (the program itself takes
+/// well under a minute on Xen 4.17 under TCG; the boot to init 15-30 s).
+pub const LINUX_TIMEOUT_S: u64 = 300;
+/// The Linux figures of the boot itself: host seconds from QEMU start to
+/// Linux's banner and to `/init`'s first line.
+pub const LINUX_BOOT_FIGURES: [&str; 2] = ["linux_banner_s", "linux_shell_s"];
+
+/// The Linux table's figures, in its order: the boot's, then
+/// `linux-bench`'s.
+pub fn linux_figures() -> Vec<&'static str> {
+    LINUX_BOOT_FIGURES.iter().copied().chain(linux_bench::Figure::ALL.iter().map(|f| f.name())).collect()
+}
+
+/// The figures of `linux-bench`'s result line (`LBENCH name=value ...`),
+/// wherever it sits in the serial output; none for its error line or
+/// none at all. The first result line counts.
+pub fn parse_lbench(output: &str) -> BTreeMap<String, f64> {
+    let tag = format!("{} ", linux_bench::TAG);
+    let Some(line) = output.lines().find_map(|l| l.split_once(&tag).map(|(_, rest)| rest).filter(|r| r.contains('='))) else {
+        return BTreeMap::new();
+    };
+    line.split_whitespace().filter_map(|w| w.split_once('=')).filter_map(|(k, v)| Some((k.to_string(), v.trim().parse().ok()?))).collect()
+}
+
+/// `linux-bench`'s error line (`LBENCH error <what> <code>`), if it
+/// printed one.
+fn lbench_error(output: &str) -> Option<&str> {
+    let tag = format!("{} error ", linux_bench::TAG);
+    output.lines().find_map(|l| l.find(&tag).map(|i| l[i..].trim_end()))
+}
+
+/// Build `linux-bench` for `x86_64-unknown-none` (a static, non-PIE Linux
+/// executable, see its crate) and return its path.
+fn build_linux_bench() -> Result<PathBuf, String> {
+    let root = crate::workspace_root();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let ok = std::process::Command::new(cargo)
+        .current_dir(&root)
+        .args(["build", "--release", "--target", "x86_64-unknown-none", "-p", "linux-bench", "--bins"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        return Err("linux-bench build failed".into());
+    }
+    let target = match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => root.join(dir),
+        _ => root.join("target"),
+    };
+    Ok(target.join("x86_64-unknown-none/release/linux-bench"))
+}
+
+/// One Linux bench boot on `on`: its boot figures and `linux-bench`'s, all
+/// of [`linux_figures`] or an error with the end of its serial output.
+fn linux_run(on: linux::On, kernel: &std::path::Path, initrd: &std::path::Path, k: &image::Kernels) -> Result<BTreeMap<String, f64>, String> {
+    let run = linux::Run {
+        on,
+        kernel: kernel.to_path_buf(),
+        initrd: Some(initrd.to_path_buf()),
+        timeout: Duration::from_secs(LINUX_TIMEOUT_S),
+        echo: false,
+        name: "bench-linux".into(),
+        xen_core: Some(k.xen_core.clone()),
+    };
+    let r = linux::boot(&run)?;
+    let at = |m: linux::Milestone| r.milestones.iter().find(|(x, _)| *x == m).and_then(|(_, t)| *t).map(|t| t.as_secs_f64());
+    let mut v = parse_lbench(&r.output);
+    for (name, m) in LINUX_BOOT_FIGURES.iter().zip([linux::Milestone::LinuxBanner, linux::Milestone::ScriptStart]) {
+        if let Some(t) = at(m) {
+            v.insert(name.to_string(), t);
+        }
+    }
+    let _ = std::fs::write(image::out_dir().join(format!("bench-linux-{}.log", on.label())), &r.output);
+    match linux_figures().into_iter().find(|f| !v.contains_key(*f)) {
+        None => Ok(v),
+        Some(missing) => {
+            let why = lbench_error(&r.output).map_or_else(|| format!("no {missing}"), |e| format!("no {missing} ({e})"));
+            let tail: Vec<&str> = r.output.lines().rev().take(15).collect();
+            Err(format!("{} Linux bench: {why}; the output ended:\n{}", on.label(), tail.into_iter().rev().collect::<Vec<_>>().join("\n")))
+        }
+    }
+}
+
+/// The Linux figures on xen-core and Xen 4.17 (the latter empty with
+/// `--xen-core-only`), `runs` boots each, with the same kernel and bench
+/// initramfs.
+fn linux_series(args: &BenchArgs, k: &image::Kernels) -> Result<(Series, Series), String> {
+    let kernel = linux::fetch_kernel(linux::GENERIC_META)?;
+    let initrd = linux::fetch_bench_initramfs(&build_linux_bench()?)?;
+    let mut sides = vec![linux::On::XenCore];
+    if !args.ours_only {
+        sides.push(linux::On::Xen417);
+    }
+    let mut out = [Series::new(), Series::new()];
+    for (on, s) in sides.into_iter().zip(out.iter_mut()) {
+        for i in 0..args.runs {
+            eprintln!("[xtask] bench: Linux dom0 on {} ({} of {})", on.label(), i + 1, args.runs);
+            for (name, v) in linux_run(on, &kernel, &initrd, k)? {
+                s.entry(name).or_default().push(v);
+            }
+        }
+    }
+    let [ours, xen] = out;
+    Ok((ours, xen))
+}
+
+/// The Linux table's rows: figure, xen-core, Xen 4.17, their ratio, each
+/// side's spread (two decimals: seconds and microseconds are small).
+fn linux_rows(ours: &Series, xen: &Series) -> Vec<String> {
+    let med = |s: &Series, f: &str| s.get(f).map(|v| median(v));
+    let num = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.2}"));
+    let sp = |s: &Series, f: &str| {
+        s.get(f).map_or("-".to_string(), |v| {
+            let (lo, hi) = (v.iter().copied().fold(f64::INFINITY, f64::min), v.iter().copied().fold(f64::NEG_INFINITY, f64::max));
+            if v.len() < 2 { format!("{lo:.2}") } else { format!("{lo:.2}-{hi:.2}") }
+        })
+    };
+    linux_figures()
+        .into_iter()
+        .map(|f| {
+            let (o, x) = (med(ours, f), med(xen, f));
+            let ratio = num(o.zip(x).and_then(|(o, x)| ratio_of(o, x)));
+            format!("{f:<20} {:>12} {:>12} {ratio:>7}   {} | {}", num(o), num(x), sp(ours, f), sp(xen, f))
+        })
+        .collect()
+}
+
+/// The Linux table.
+fn print_linux_table(ours: &Series, xen: &Series, runs: usize) {
+    println!();
+    println!("Linux 6.1 as dom0 (Debian's generic kernel, bench initramfs); medians of {runs} runs");
+    println!("{:<20} {:>12} {:>12} {:>7}   spread (xen-core | xen-4.17)", "figure", "xen-core", "xen-4.17", "ratio");
+    linux_rows(ours, xen).iter().for_each(|r| println!("{r}"));
+    println!("(ratio = xen-core / Xen 4.17: below 1.00 is faster. *_s: host seconds from QEMU start to Linux's banner and to");
+    println!(" /init's first line; the rest per operation inside Linux, from linux-bench: getppid, fork+exit+wait4,");
+    println!(" fork+execve+wait4 of a static program, and a 1-byte pipe round trip between two processes.)");
 }
 
 /// The first `blk_<side>_<figure>` a block run did not print.
@@ -595,6 +755,9 @@ mod tests {
         assert!(parse(&["--block-only", "--xenstore-only"]).is_err(), "one part only at a time");
         assert_eq!(parse(&["--net-only"]).unwrap(), (3, false, false, true));
         assert!(parse(&["--net-only", "--block-only"]).is_err(), "one part only at a time");
+        assert_eq!(parse(&["--linux-only", "--runs", "1"]).unwrap(), (1, false, false, false));
+        assert!(parse(&["--linux-only", "--net-only"]).is_err(), "one part only at a time");
+        assert!(parse(&["--linux-only", "--xenstore-only"]).is_err(), "one part only at a time");
         assert!(parse(&["--runs", "0"]).is_err(), "--runs takes a count above 0");
         assert!(parse(&["--runs"]).is_err());
         assert!(parse(&["--bogus"]).is_err());
@@ -725,6 +888,56 @@ mod tests {
                 .count()
                 == 2
         );
+    }
+
+    #[test]
+    fn linux_only_is_its_own_flag() {
+        use clap::Parser;
+        let Ok(crate::Cli { command: crate::Command::Bench(b) }) = crate::Cli::try_parse_from(["xtask", "bench", "--linux-only", "--xen-core-only"])
+        else {
+            panic!("bench --linux-only")
+        };
+        assert!(b.linux_only && b.ours_only && !b.net_only && !b.block_only && !b.xenstore_only);
+    }
+
+    #[test]
+    fn the_lbench_line_linux_bench_prints_parses_back_to_its_figures() {
+        let line = linux_bench::result_line(&[1234, 5_678_901, 42_000, 999]);
+        let out = format!("[    5.1] Run /init as init process\r\nXTASK-LINUX: init started\r\n{line}XTASK-LINUX: init done\r\n");
+        let v = super::parse_lbench(&out);
+        assert_eq!(v.len(), 4, "{v:?}");
+        assert_eq!(v.get("null_syscall_ns"), Some(&1234.0));
+        assert_eq!(v.get("fork_exit_us"), Some(&5678.9));
+        assert_eq!(v.get("fork_exec_us"), Some(&42.0));
+        assert_eq!(v.get("pipe_pingpong_us"), Some(&0.99));
+        assert!(linux_bench::Figure::ALL.iter().all(|f| super::linux_figures().contains(&f.name())));
+    }
+
+    #[test]
+    fn an_lbench_error_line_is_no_figure_and_is_reported() {
+        let out = format!("x\n{}y\n", linux_bench::error_line("fork", 11));
+        assert!(super::parse_lbench(&out).is_empty());
+        assert_eq!(super::lbench_error(&out), Some("LBENCH error fork 11"));
+        assert!(super::parse_lbench("nothing here\nLBENCH\n").is_empty());
+        assert_eq!(super::lbench_error("LBENCH null_syscall_ns=1\n"), None);
+    }
+
+    #[test]
+    fn linux_table_has_boot_and_program_figures_with_ratios() {
+        let series = |pairs: &[(&str, &[f64])]| -> super::Series { pairs.iter().map(|(k, v)| (k.to_string(), v.to_vec())).collect() };
+        let ours =
+            series(&[("linux_banner_s", &[4.0, 3.0, 5.0]), ("linux_shell_s", &[16.0]), ("null_syscall_ns", &[900.0]), ("fork_exec_us", &[20000.0])]);
+        let xen = series(&[("linux_banner_s", &[8.0]), ("null_syscall_ns", &[300.0]), ("fork_exec_us", &[80000.0])]);
+        let rows = super::linux_rows(&ours, &xen);
+        assert_eq!(rows.len(), 6);
+        let w = |i: usize| rows[i].split_whitespace().map(String::from).collect::<Vec<_>>();
+        assert_eq!(w(0), ["linux_banner_s", "4.00", "8.00", "0.50", "3.00-5.00", "|", "8.00"]);
+        assert_eq!(w(1), ["linux_shell_s", "16.00", "-", "-", "16.00", "|", "-"], "no Xen figure: no ratio");
+        assert_eq!(&w(2)[..4], ["null_syscall_ns", "900.00", "300.00", "3.00"]);
+        assert_eq!(w(3)[0], "fork_exit_us");
+        assert_eq!(&w(3)[1..4], ["-", "-", "-"]);
+        assert_eq!(&w(4)[..4], ["fork_exec_us", "20000.00", "80000.00", "0.25"]);
+        assert_eq!(w(5)[0], "pipe_pingpong_us");
     }
 
     #[test]

@@ -4,8 +4,9 @@
 
 use std::process::Command;
 
-/// The crates that build for `x86_64-unknown-none`.
-const KERNEL_CRATES: &[&str] = &["xen-core", "dom0-tools", "pv-guest-kernel"];
+/// The crates that build for `x86_64-unknown-none` (`linux-bench` is a
+/// Linux user program built for that target, see its crate).
+const KERNEL_CRATES: &[&str] = &["xen-core", "dom0-tools", "pv-guest-kernel", "linux-bench"];
 
 fn cargo(args: &[&str]) -> Result<(), String> {
     let root = crate::workspace_root();

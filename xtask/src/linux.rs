@@ -339,6 +339,58 @@ pub fn fetch_initramfs() -> Result<PathBuf, String> {
     Ok(out)
 }
 
+/// Where the bench initramfs puts the `linux-bench` program.
+pub const LBENCH_PATH: &str = "/bin/linux-bench";
+
+/// The `/init` of the bench initramfs (`cargo xtask bench`): the same
+/// mounts and [`SENTINEL_START`] as [`init_script`] (the "shell" time),
+/// then only `linux-bench`, whose one `LBENCH` line carries the figures,
+/// then [`SENTINEL_DONE`] and `poweroff -f`.
+pub fn bench_init_script() -> String {
+    format!(
+        "#!/bin/sh\n\
+         mount -t proc proc /proc\n\
+         mount -t sysfs sysfs /sys\n\
+         mount -t devtmpfs devtmpfs /dev\n\
+         echo \"{SENTINEL_START}\"\n\
+         {LBENCH_PATH}\n\
+         echo \"{SENTINEL_DONE}\"\n\
+         poweroff -f\n"
+    )
+}
+
+/// The bench initramfs: what [`initramfs`] holds, with
+/// [`bench_init_script`] as `/init` and `lbench` (the static
+/// `linux-bench` executable) at [`LBENCH_PATH`].
+pub fn bench_initramfs(busybox: &[u8], lbench: &[u8]) -> Vec<u8> {
+    let mut c = Cpio::new();
+    for d in ["bin", "sbin", "dev", "proc", "sys", "tmp", "usr", "usr/bin", "usr/sbin"] {
+        c.dir(d);
+    }
+    c.char_dev("dev/console", 5, 1);
+    c.file("bin/busybox", 0o755, busybox);
+    for a in APPLETS {
+        c.symlink(&format!("bin/{a}"), "busybox");
+    }
+    c.file(LBENCH_PATH.trim_start_matches('/'), 0o755, lbench);
+    c.file("init", 0o755, bench_init_script().as_bytes());
+    c.finish()
+}
+
+/// The bench initramfs file (`target/xtask/linux/initrd-bench.cpio`) with
+/// the `linux-bench` executable at `lbench`.
+pub fn fetch_bench_initramfs(lbench: &Path) -> Result<PathBuf, String> {
+    let dir = cache_dir().join(BUSYBOX);
+    let deb = apt_download(&dir, BUSYBOX)?;
+    let unpacked = dir.join("unpacked");
+    unpack(&deb, &unpacked)?;
+    let read = |p: &Path| fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+    let cpio = bench_initramfs(&read(&unpacked.join("bin/busybox"))?, &read(lbench)?);
+    let out = cache_dir().join("initrd-bench.cpio");
+    fs::write(&out, cpio).map_err(|e| format!("{}: {e}", out.display()))?;
+    Ok(out)
+}
+
 /// Which hypervisor runs Linux.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum On {
@@ -595,6 +647,39 @@ mod tests {
         for cmd in ["mount", "uname", "cat", "dmesg", "grep", "true", "poweroff"] {
             assert!(APPLETS.contains(&cmd), "{cmd}");
         }
+    }
+
+    #[test]
+    fn the_bench_initramfs_runs_linux_bench_between_the_sentinels_then_powers_off() {
+        let a = initramfs_entries(&bench_initramfs(b"\x7fELF-busybox", b"\x7fELF-lbench"));
+        let lbench = a.iter().find(|e| e.0 == "bin/linux-bench").expect("bin/linux-bench");
+        assert_eq!((lbench.1, lbench.2.as_slice()), (S_IFREG | 0o755, &b"\x7fELF-lbench"[..]), "an executable file");
+        let init = a.iter().find(|e| e.0 == "init").expect("init");
+        assert_eq!(init.2, bench_init_script().as_bytes());
+        for name in ["bin/busybox", "dev/console", "bin/sh", "bin/poweroff", "bin/mount", "bin/echo"] {
+            assert!(a.iter().any(|e| e.0 == name), "{name}");
+        }
+        let script = bench_init_script();
+        let at = |s: &str| script.find(s).unwrap_or_else(|| panic!("{s} in {script}"));
+        assert!(at(SENTINEL_START) < at(LBENCH_PATH) && at(LBENCH_PATH) < at(SENTINEL_DONE) && at(SENTINEL_DONE) < at("poweroff -f"));
+        assert!(!script.contains("-lt 1000"), "no fork/exec loop of busybox in the bench");
+    }
+
+    /// Every entry of a newc archive: name, mode and data.
+    fn initramfs_entries(mut a: &[u8]) -> Vec<(String, u32, Vec<u8>)> {
+        let mut out = Vec::new();
+        let up4 = |n: usize| n.div_ceil(4) * 4;
+        while a.len() >= 110 {
+            let (mode, size, namesize) = (field(a, 1) as usize, field(a, 6) as usize, field(a, 11) as usize);
+            let name = String::from_utf8(a[110..110 + namesize - 1].to_vec()).unwrap();
+            let data_at = up4(110 + namesize);
+            if name == "TRAILER!!!" {
+                break;
+            }
+            out.push((name, mode as u32, a[data_at..data_at + size].to_vec()));
+            a = &a[up4(data_at + size)..];
+        }
+        out
     }
 
     #[test]

@@ -55,7 +55,7 @@ pub enum Command {
     /// The hypercall conformance suite, one line per case.
     #[command(after_help = "Writes a JSON report to target/conformance.json and regenerates docs/conformance.md.")]
     Conformance(conformance::ConformanceArgs),
-    /// dom0 micro-benchmarks on xen-core and Xen 4.17, as ratios of medians.
+    /// dom0 micro-benchmarks (and Linux dom0's figures) on xen-core and Xen 4.17, as ratios of medians.
     Bench(bench::BenchArgs),
     /// clippy -D warnings (host and x86_64-unknown-none) and cargo fmt --check.
     Lint,
