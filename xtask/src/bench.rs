@@ -554,7 +554,7 @@ fn linux_run(on: linux::On, kernel: &std::path::Path, initrd: &std::path::Path, 
         name: "bench-linux".into(),
         xen_core: Some(k.xen_core.clone()),
     };
-    let r = linux::boot(&run)?;
+    let r = linux::boot_with(&run, linux::XEN_CORE_BENCH_CMDLINE)?;
     let at = |m: linux::Milestone| r.milestones.iter().find(|(x, _)| *x == m).and_then(|(_, t)| *t).map(|t| t.as_secs_f64());
     let mut v = parse_lbench(&r.output);
     for (name, m) in LINUX_BOOT_FIGURES.iter().zip([linux::Milestone::LinuxBanner, linux::Milestone::ScriptStart]) {

@@ -486,14 +486,25 @@ pub fn fork_exec_seconds(output: &str) -> Option<f64> {
 
 /// Boot Linux as dom0 once and collect its milestones.
 pub fn boot(run: &Run) -> Result<Report, String> {
+    boot_with(run, XEN_CORE_CMDLINE)
+}
+
+/// xen-core's command line for the Linux bench: warnings only. At
+/// `loglvl=all` xen-core logs every trap it bounces to Linux (160,000
+/// serial lines in one bench run), which would dominate the figures;
+/// Xen 4.17 logs nothing per trap at any level.
+pub const XEN_CORE_BENCH_CMDLINE: &str = "loglvl=warning dom0_mem=256M";
+
+/// [`boot`] with `xen_core_cmdline` as xen-core's command line.
+pub fn boot_with(run: &Run, xen_core_cmdline: &str) -> Result<Report, String> {
     let mut modules = vec![Module { args: KERNEL_CMDLINE.into(), ..Module::new(&run.kernel, "vmlinuz") }];
     if let Some(i) = &run.initrd {
         modules.push(Module::new(i, "initrd.cpio"));
     }
     let (hypervisor, cmdline) = match run.on {
         On::XenCore => match &run.xen_core {
-            Some(p) => (p.clone(), XEN_CORE_CMDLINE),
-            None => (image::build(image::Profile::Release)?.xen_core, XEN_CORE_CMDLINE),
+            Some(p) => (p.clone(), xen_core_cmdline),
+            None => (image::build(image::Profile::Release)?.xen_core, xen_core_cmdline),
         },
         On::Xen417 => (crate::xen::xen_gz()?, XEN_CMDLINE),
     };
