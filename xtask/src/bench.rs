@@ -32,8 +32,10 @@
 //! (the workspace's static program, lmbench-style: null system call,
 //! fork+exit, fork+exec, pipe ping-pong), which prints one `LBENCH` line.
 //! The table shows host time from QEMU start to Linux's banner and to the
-//! init sentinel (the shell), and the program's figures, on xen-core and on
-//! Xen 4.17, and their ratio.
+//! init sentinel (the shell), and the program's figures, on xen-core, on
+//! Xen 4.17 and on Xen 4.17 without its speculative mitigations, and the
+//! ratios. xen-core runs at `loglvl=warning` here (see
+//! [`linux::XEN_CORE_BENCH_CMDLINE`]).
 
 use crate::image;
 use crate::linux;
@@ -380,8 +382,8 @@ pub fn command(args: &BenchArgs) -> Result<(), String> {
         return Ok(());
     }
     if args.linux_only {
-        let (ours, xen) = linux_series(args, &k)?;
-        print_linux_table(&ours, &xen, args.runs);
+        let (ours, xen, xen_nm) = linux_series(args, &k)?;
+        print_linux_table(&ours, &xen, &xen_nm, args.runs);
         return Ok(());
     }
     let boot_ours = boot_times("xen-core", &k, 3, &extra)?;
@@ -402,11 +404,11 @@ pub fn command(args: &BenchArgs) -> Result<(), String> {
     xen_nm.extend(xs_nm);
     let (blk_ours, blk_xen) = block_series(args, &k, &extra)?;
     let (net_ours, net_xen, net_xen_nm) = net_series(args, &k, &extra)?;
-    let (linux_ours, linux_xen) = linux_series(args, &k)?;
+    let (linux_ours, linux_xen, linux_xen_nm) = linux_series(args, &k)?;
     print_table(&ours, &xen, &xen_nm, args.runs);
     print_block_table(&blk_ours, &blk_xen, args.runs);
     print_net_table(&net_ours, &net_xen, &net_xen_nm, args.runs);
-    print_linux_table(&linux_ours, &linux_xen, args.runs);
+    print_linux_table(&linux_ours, &linux_xen, &linux_xen_nm, args.runs);
     let fmt = |v: &[f64]| v.iter().map(|t| format!("{t:.3}")).collect::<Vec<_>>().join(", ");
     let (bo, bx) = (median(&boot_ours), median(&boot_xen));
     let boot_ratio = if bx > 0.0 { format!("{:.2}", bo / bx) } else { "-".into() };
@@ -542,19 +544,29 @@ fn build_linux_bench() -> Result<PathBuf, String> {
     Ok(target.join("x86_64-unknown-none/release/linux-bench"))
 }
 
-/// One Linux bench boot on `on`: its boot figures and `linux-bench`'s, all
-/// of [`linux_figures`] or an error with the end of its serial output.
-fn linux_run(on: linux::On, kernel: &std::path::Path, initrd: &std::path::Path, k: &image::Kernels) -> Result<BTreeMap<String, f64>, String> {
+/// Where a Linux bench boots: the hypervisor, its label, and for Xen
+/// 4.17 the mitigations to turn off (appended to its command line).
+type LinuxSide = (linux::On, &'static str, &'static str);
+/// xen-core, Xen 4.17 as `cargo xtask linux` boots it, and Xen 4.17 with
+/// [`XEN_NO_MITIGATIONS`] (XPTI, on for dom0 on this CPU model, makes
+/// every Linux system call switch page tables).
+const LINUX_SIDES: [LinuxSide; 3] =
+    [(linux::On::XenCore, "xen-core", ""), (linux::On::Xen417, "xen-4.17", ""), (linux::On::Xen417, "xen-4.17-no-mitigations", XEN_NO_MITIGATIONS)];
+
+/// One Linux bench boot on `side`: its boot figures and `linux-bench`'s,
+/// all of [`linux_figures`] or an error with the end of its serial output.
+fn linux_run(side: LinuxSide, kernel: &std::path::Path, initrd: &std::path::Path, k: &image::Kernels) -> Result<BTreeMap<String, f64>, String> {
+    let (on, label, mitigations) = side;
     let run = linux::Run {
         on,
         kernel: kernel.to_path_buf(),
         initrd: Some(initrd.to_path_buf()),
         timeout: Duration::from_secs(LINUX_TIMEOUT_S),
         echo: false,
-        name: "bench-linux".into(),
+        name: format!("bench-linux{}", if mitigations.is_empty() { "" } else { "-nm" }),
         xen_core: Some(k.xen_core.clone()),
     };
-    let r = linux::boot_with(&run, linux::XEN_CORE_BENCH_CMDLINE)?;
+    let r = linux::boot_with(&run, linux::XEN_CORE_BENCH_CMDLINE, &format!("{}{mitigations}", linux::XEN_CMDLINE))?;
     let at = |m: linux::Milestone| r.milestones.iter().find(|(x, _)| *x == m).and_then(|(_, t)| *t).map(|t| t.as_secs_f64());
     let mut v = parse_lbench(&r.output);
     for (name, m) in LINUX_BOOT_FIGURES.iter().zip([linux::Milestone::LinuxBanner, linux::Milestone::ScriptStart]) {
@@ -562,43 +574,41 @@ fn linux_run(on: linux::On, kernel: &std::path::Path, initrd: &std::path::Path, 
             v.insert(name.to_string(), t);
         }
     }
-    let _ = std::fs::write(image::out_dir().join(format!("bench-linux-{}.log", on.label())), &r.output);
+    let _ = std::fs::write(image::out_dir().join(format!("bench-linux-{label}.log")), &r.output);
     match linux_figures().into_iter().find(|f| !v.contains_key(*f)) {
         None => Ok(v),
         Some(missing) => {
             let why = lbench_error(&r.output).map_or_else(|| format!("no {missing}"), |e| format!("no {missing} ({e})"));
             let tail: Vec<&str> = r.output.lines().rev().take(15).collect();
-            Err(format!("{} Linux bench: {why}; the output ended:\n{}", on.label(), tail.into_iter().rev().collect::<Vec<_>>().join("\n")))
+            Err(format!("{label} Linux bench: {why}; the output ended:\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n")))
         }
     }
 }
 
-/// The Linux figures on xen-core and Xen 4.17 (the latter empty with
-/// `--xen-core-only`), `runs` boots each, with the same kernel and bench
-/// initramfs.
-fn linux_series(args: &BenchArgs, k: &image::Kernels) -> Result<(Series, Series), String> {
+/// The Linux figures on each of [`LINUX_SIDES`] (only xen-core's with
+/// `--xen-core-only`, the others empty), `runs` boots each, with the same
+/// kernel and bench initramfs.
+fn linux_series(args: &BenchArgs, k: &image::Kernels) -> Result<(Series, Series, Series), String> {
     let kernel = linux::fetch_kernel(linux::GENERIC_META)?;
     let initrd = linux::fetch_bench_initramfs(&build_linux_bench()?)?;
-    let mut sides = vec![linux::On::XenCore];
-    if !args.ours_only {
-        sides.push(linux::On::Xen417);
-    }
-    let mut out = [Series::new(), Series::new()];
-    for (on, s) in sides.into_iter().zip(out.iter_mut()) {
+    let sides = if args.ours_only { &LINUX_SIDES[..1] } else { &LINUX_SIDES[..] };
+    let mut out = [Series::new(), Series::new(), Series::new()];
+    for (&side, s) in sides.iter().zip(out.iter_mut()) {
         for i in 0..args.runs {
-            eprintln!("[xtask] bench: Linux dom0 on {} ({} of {})", on.label(), i + 1, args.runs);
-            for (name, v) in linux_run(on, &kernel, &initrd, k)? {
+            eprintln!("[xtask] bench: Linux dom0 on {} ({} of {})", side.1, i + 1, args.runs);
+            for (name, v) in linux_run(side, &kernel, &initrd, k)? {
                 s.entry(name).or_default().push(v);
             }
         }
     }
-    let [ours, xen] = out;
-    Ok((ours, xen))
+    let [ours, xen, xen_nm] = out;
+    Ok((ours, xen, xen_nm))
 }
 
-/// The Linux table's rows: figure, xen-core, Xen 4.17, their ratio, each
-/// side's spread (two decimals: seconds and microseconds are small).
-fn linux_rows(ours: &Series, xen: &Series) -> Vec<String> {
+/// The Linux table's rows: figure, xen-core, Xen 4.17, their ratio, Xen
+/// 4.17 without mitigations and that ratio, and the spread of xen-core and
+/// Xen 4.17 (two decimals: seconds and microseconds are small).
+fn linux_rows(ours: &Series, xen: &Series, xen_nm: &Series) -> Vec<String> {
     let med = |s: &Series, f: &str| s.get(f).map(|v| median(v));
     let num = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.2}"));
     let sp = |s: &Series, f: &str| {
@@ -610,22 +620,26 @@ fn linux_rows(ours: &Series, xen: &Series) -> Vec<String> {
     linux_figures()
         .into_iter()
         .map(|f| {
-            let (o, x) = (med(ours, f), med(xen, f));
-            let ratio = num(o.zip(x).and_then(|(o, x)| ratio_of(o, x)));
-            format!("{f:<20} {:>12} {:>12} {ratio:>7}   {} | {}", num(o), num(x), sp(ours, f), sp(xen, f))
+            let (o, x, n) = (med(ours, f), med(xen, f), med(xen_nm, f));
+            let ratio = |x: Option<f64>| num(o.zip(x).and_then(|(o, x)| ratio_of(o, x)));
+            format!("{f:<20} {:>12} {:>12} {:>7} {:>14} {:>7}   {} | {}", num(o), num(x), ratio(x), num(n), ratio(n), sp(ours, f), sp(xen, f))
         })
         .collect()
 }
 
 /// The Linux table.
-fn print_linux_table(ours: &Series, xen: &Series, runs: usize) {
+fn print_linux_table(ours: &Series, xen: &Series, xen_nm: &Series, runs: usize) {
     println!();
     println!("Linux 6.1 as dom0 (Debian's generic kernel, bench initramfs); medians of {runs} runs");
-    println!("{:<20} {:>12} {:>12} {:>7}   spread (xen-core | xen-4.17)", "figure", "xen-core", "xen-4.17", "ratio");
-    linux_rows(ours, xen).iter().for_each(|r| println!("{r}"));
+    println!(
+        "{:<20} {:>12} {:>12} {:>7} {:>14} {:>7}   spread (xen-core | xen-4.17)",
+        "figure", "xen-core", "xen-4.17", "ratio", "xen (no mitig)", "ratio"
+    );
+    linux_rows(ours, xen, xen_nm).iter().for_each(|r| println!("{r}"));
     println!("(ratio = xen-core / Xen 4.17: below 1.00 is faster. *_s: host seconds from QEMU start to Linux's banner and to");
     println!(" /init's first line; the rest per operation inside Linux, from linux-bench: getppid, fork+exit+wait4,");
-    println!(" fork+execve+wait4 of a static program, and a 1-byte pipe round trip between two processes.)");
+    println!(" fork+execve+wait4 of a static program, and a 1-byte pipe round trip between two processes. No mitig: Xen 4.17");
+    println!(" with{XEN_NO_MITIGATIONS}; XPTI, on for dom0 by default on this CPU model, switches page tables on every system call.)");
 }
 
 /// The first `blk_<side>_<figure>` a block run did not print.
@@ -928,14 +942,15 @@ mod tests {
         let ours =
             series(&[("linux_banner_s", &[4.0, 3.0, 5.0]), ("linux_shell_s", &[16.0]), ("null_syscall_ns", &[900.0]), ("fork_exec_us", &[20000.0])]);
         let xen = series(&[("linux_banner_s", &[8.0]), ("null_syscall_ns", &[300.0]), ("fork_exec_us", &[80000.0])]);
-        let rows = super::linux_rows(&ours, &xen);
+        let xen_nm = series(&[("null_syscall_ns", &[100.0])]);
+        let rows = super::linux_rows(&ours, &xen, &xen_nm);
         assert_eq!(rows.len(), 6);
         let w = |i: usize| rows[i].split_whitespace().map(String::from).collect::<Vec<_>>();
-        assert_eq!(w(0), ["linux_banner_s", "4.00", "8.00", "0.50", "3.00-5.00", "|", "8.00"]);
-        assert_eq!(w(1), ["linux_shell_s", "16.00", "-", "-", "16.00", "|", "-"], "no Xen figure: no ratio");
-        assert_eq!(&w(2)[..4], ["null_syscall_ns", "900.00", "300.00", "3.00"]);
+        assert_eq!(w(0), ["linux_banner_s", "4.00", "8.00", "0.50", "-", "-", "3.00-5.00", "|", "8.00"]);
+        assert_eq!(w(1), ["linux_shell_s", "16.00", "-", "-", "-", "-", "16.00", "|", "-"], "no Xen figure: no ratio");
+        assert_eq!(&w(2)[..6], ["null_syscall_ns", "900.00", "300.00", "3.00", "100.00", "9.00"]);
         assert_eq!(w(3)[0], "fork_exit_us");
-        assert_eq!(&w(3)[1..4], ["-", "-", "-"]);
+        assert_eq!(&w(3)[1..6], ["-", "-", "-", "-", "-"]);
         assert_eq!(&w(4)[..4], ["fork_exec_us", "20000.00", "80000.00", "0.25"]);
         assert_eq!(w(5)[0], "pipe_pingpong_us");
     }

@@ -486,7 +486,7 @@ pub fn fork_exec_seconds(output: &str) -> Option<f64> {
 
 /// Boot Linux as dom0 once and collect its milestones.
 pub fn boot(run: &Run) -> Result<Report, String> {
-    boot_with(run, XEN_CORE_CMDLINE)
+    boot_with(run, XEN_CORE_CMDLINE, XEN_CMDLINE)
 }
 
 /// xen-core's command line for the Linux bench: warnings only. At
@@ -495,8 +495,8 @@ pub fn boot(run: &Run) -> Result<Report, String> {
 /// Xen 4.17 logs nothing per trap at any level.
 pub const XEN_CORE_BENCH_CMDLINE: &str = "loglvl=warning dom0_mem=256M";
 
-/// [`boot`] with `xen_core_cmdline` as xen-core's command line.
-pub fn boot_with(run: &Run, xen_core_cmdline: &str) -> Result<Report, String> {
+/// [`boot`] with these command lines for xen-core and for Xen 4.17.
+pub fn boot_with(run: &Run, xen_core_cmdline: &str, xen_cmdline: &str) -> Result<Report, String> {
     let mut modules = vec![Module { args: KERNEL_CMDLINE.into(), ..Module::new(&run.kernel, "vmlinuz") }];
     if let Some(i) = &run.initrd {
         modules.push(Module::new(i, "initrd.cpio"));
@@ -506,7 +506,7 @@ pub fn boot_with(run: &Run, xen_core_cmdline: &str) -> Result<Report, String> {
             Some(p) => (p.clone(), xen_core_cmdline),
             None => (image::build(image::Profile::Release)?.xen_core, xen_core_cmdline),
         },
-        On::Xen417 => (crate::xen::xen_gz()?, XEN_CMDLINE),
+        On::Xen417 => (crate::xen::xen_gz()?, xen_cmdline),
     };
     let spec = IsoSpec { name: format!("{}-{}", run.name, run.on.label()), hypervisor, cmdline: cmdline.into(), modules };
     let iso = image::make_iso(&spec)?;
