@@ -127,6 +127,39 @@ impl DebugRegs {
         }
     }
 
+    /// Xen's `check_guest_io_breakpoint`: the DR6 B0-B3 bits of the
+    /// guest's I/O breakpoints (enabled in `dr7_emul`, only with CR4.DE)
+    /// whose range (DRn, LEN from DR7) meets ports `[port, port + len)`.
+    pub fn io_breakpoints(&self, cr4_de: bool, port: u16, len: u8) -> u64 {
+        if self.dr7_emul == 0 || !cr4_de {
+            return 0;
+        }
+        let (port, len) = (u64::from(port), u64::from(len));
+        let mut hit = 0;
+        for i in 0..4u32 {
+            if self.dr7_emul & (3 << (i * 2)) == 0 {
+                continue;
+            }
+            let width = match (self.dr7 >> (DR_CONTROL_SHIFT + i * DR_CONTROL_SIZE + 2)) & 3 {
+                0 => 1,
+                1 => 2,
+                3 => 4,
+                _ => 8,
+            };
+            let start = self.dr[i as usize];
+            if start < port + len && start.wrapping_add(width) > port {
+                hit |= 1 << i;
+            }
+        }
+        hit
+    }
+
+    /// An emulated port access hit the I/O breakpoints `hit` (Xen's
+    /// `ctxt.bpmatch`): they show in DR6, and the caller delivers #DB.
+    pub fn note_io_breakpoints(&mut self, hit: u64) {
+        self.dr6 |= hit | DR_STATUS_RESERVED_ONE;
+    }
+
     /// A #DB the guest raised: fold the hardware's DR6 into the guest's
     /// as Xen's `do_debug` does (the status bits it reports set, the ones
     /// it reports clear cleared).
@@ -212,6 +245,25 @@ mod tests {
         for reg in [8, 15, 0x1_0000, u32::MAX] {
             assert_eq!((d.set(false, reg, 0), d.get(false, reg)), (Err(-ENODEV), Err(-ENODEV)), "reg {reg}");
         }
+    }
+
+    #[test]
+    fn io_breakpoints_match_the_ports_they_cover() {
+        // check_guest_io_breakpoint: DR0 = 0x80 LEN 1, DR2 = 0x60 LEN 4,
+        // both I/O (R/W 10b) and enabled; nothing without CR4.DE.
+        let mut d = DebugRegs::default();
+        d.dr[0] = 0x80;
+        d.dr[2] = 0x60;
+        let dr7 = 1 | (DR_IO << 16) | (1 << 5) | (DR_IO << 24) | (3 << 26);
+        assert_eq!(d.set(true, 7, dr7), Ok(()));
+        assert_eq!(d.io_breakpoints(true, 0x80, 1), 1);
+        assert_eq!(d.io_breakpoints(true, 0x7f, 2), 1, "a word at 0x7f covers 0x80");
+        assert_eq!(d.io_breakpoints(true, 0x81, 1), 0);
+        assert_eq!(d.io_breakpoints(true, 0x63, 1), 4);
+        assert_eq!(d.io_breakpoints(true, 0x64, 1), 0);
+        assert_eq!(d.io_breakpoints(false, 0x80, 1), 0, "CR4.DE cleared since");
+        d.note_io_breakpoints(1);
+        assert_eq!(d.dr6, 0xffff_0ff1);
     }
 
     #[test]

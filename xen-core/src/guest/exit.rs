@@ -137,6 +137,7 @@ fn port_io(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) -> bool {
     }
     let (bytes, n) = crate::domain::guest_mem::fetch_insn(&v.current_mem(), regs.rip);
     let Some(insn) = io_emul::decode(&bytes[..n]) else { return false };
+    let (port, rip) = (insn.imm_port.map_or(regs.rdx as u16, u16::from), regs.rip);
     let mem = v.current_mem();
     let iopl_ok = io_emul::iopl_ok(&v.io, v.kernel_mode, d.has_assist(xen_public::xen::VMASST_TYPE_ARCHITECTURAL_IOPL));
     let gs = if v.kernel_mode { v.gs_base_kernel } else { v.gs_base_user };
@@ -154,7 +155,18 @@ fn port_io(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) -> bool {
     };
     match io_emul::emulate(&insn, regs, &mut env) {
         Emulated::NotEmulated => false,
-        Emulated::Done => true,
+        Emulated::Done => {
+            // Xen's ctxt.bpmatch: the guest's I/O breakpoints on the port
+            // raise #DB once the instruction is done.
+            let cr4_de = v.cr4 & crate::domain::priv_op::CR4_DE != 0;
+            let hit = if regs.rip != rip { v.debug.io_breakpoints(cr4_de, port, insn.bytes) } else { 0 };
+            if hit != 0 {
+                v.debug.note_io_breakpoints(hit);
+                let b = v.exception_bounce(1, None);
+                d.deliver(v, regs, b);
+            }
+            true
+        }
         Emulated::GeneralProtection => {
             let b = v.exception_bounce(13, Some(0));
             d.deliver(v, regs, b);

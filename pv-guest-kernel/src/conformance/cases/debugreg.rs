@@ -134,6 +134,37 @@ cases! {
         super::set(0, 0);
         all(&[expect(a, 0), expect(b, 0), expect(r, 0), check(buf[0] != 0, format_args!("extraversion not written")), expect(dr6, 0xffff_0ff0)])
     }
+    debugreg_io_breakpoint_fires_after_an_emulated_in ("set_debugreg", "DR0 DR7 I/O", Accept) {
+        // With CR4.DE (set through the emulated `mov %cr4`), an I/O
+        // breakpoint on port 0x80 raises #DB after `in $0x80, %al`
+        // (Xen's check_guest_io_breakpoint and bpmatch), with B0 in DR6.
+        let cr4: u64;
+        // SAFETY: reading CR4 from the guest kernel is emulated.
+        unsafe { core::arch::asm!("mov {}, cr4", out(reg) cr4) };
+        // SAFETY: writing CR4 is emulated; only the guest-controllable DE
+        // bit changes.
+        unsafe { core::arch::asm!("mov cr4, {}", in(reg) cr4 | (1 << 3)) };
+        let iopl = set_iopl(1);
+        let a = super::set(0, 0x80);
+        let b = super::set(7, 0x2_0001);
+        let r = probe(Probe::In80, 0);
+        let dr6 = super::get(6);
+        let miss = probe(Probe::InbDx, 0x81);
+        super::set(7, 0);
+        super::set(6, 0xffff_0ff0);
+        super::set(0, 0);
+        set_iopl(0);
+        // SAFETY: as above, DE back as it was.
+        unsafe { core::arch::asm!("mov cr4, {}", in(reg) cr4) };
+        all(&[
+            expect(iopl, 0),
+            expect(a, 0),
+            expect(b, 0),
+            expect_trap(r, 1, None, 2),
+            check(dr6 & 1 == 1, format_args!("dr6 {dr6:#x} without B0")),
+            check(miss.is_ok(), format_args!("port 0x81 trapped: {miss:?}")),
+        ])
+    }
     debugreg_mov_ss_breakpoint_before_syscall_is_harmless ("set_debugreg", "DR0 DR7", Attack) {
         // CVE-2018-8897: a read breakpoint on the word `mov %ss` loads is
         // delayed past the next instruction, a `syscall`: on hardware the
