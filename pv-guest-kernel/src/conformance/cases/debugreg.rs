@@ -119,6 +119,27 @@ cases! {
         super::set(0, 0);
         all(&[expect(a, 0), expect(b, 0), expect_trap(r, 1, None, 7), check(dr6 & 1 == 1, format_args!("dr6 {dr6:#x} without B0")), expect(off, 0)])
     }
+    debugreg_breakpoint_survives_being_switched_out_and_in ("set_debugreg", "DR0 DR7", Accept) {
+        // Armed, then blocked for 2 ms (SCHEDOP_poll on no port with a
+        // timeout): the vCPU leaves the CPU (its DR7 cleared) and comes back
+        // (its registers loaded again), and the breakpoint still fires.
+        let Some((va, _)) = page() else { return error(format_args!("no spare page")) };
+        let a = super::set(0, va);
+        let b = super::set(7, 0xd_0001);
+        let Some(now) = crate::shared::now_ns() else { return error(format_args!("no clock")) };
+        let deadline = now + 2_000_000;
+        let mut polls = 0;
+        while crate::shared::now_ns().is_some_and(|t| t < deadline) && polls < 1000 {
+            crate::hypercall::sched_poll(&[], deadline);
+            polls += 1;
+        }
+        let r = probe(Probe::Write, va);
+        super::set(7, 0);
+        super::set(6, 0xffff_0ff0);
+        super::set(0, 0);
+        let after = probe(Probe::Write, va);
+        all(&[expect(a, 0), expect(b, 0), expect_trap(r, 1, None, 7), check(after.is_ok(), format_args!("fired after DR7 was cleared: {after:?}"))])
+    }
     debugreg_breakpoint_on_memory_the_hypervisor_writes_is_harmless ("set_debugreg", "DR0 DR7", Attack) {
         // The hypervisor writes XENVER_extraversion into a buffer the guest
         // watches: the #DB comes in the hypervisor, which must carry on
