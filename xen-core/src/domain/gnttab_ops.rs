@@ -79,6 +79,12 @@ pub trait GrantHost: FrameHost + Domains + CpuTlb + Kick {
     fn drain_pending(&mut self, owner: u16) -> Result<(), i64>;
     /// A line on the hypervisor console.
     fn log(&mut self, line: core::fmt::Arguments<'_>);
+    /// A line about a guest's own mistake (Xen's `gdprintk`): a guest can
+    /// repeat it at will, so the live host keeps it off the console
+    /// unless debugging (by default it goes where [`log`](Self::log) does).
+    fn guest_error(&mut self, line: core::fmt::Arguments<'_>) {
+        self.log(line);
+    }
     /// A fresh page of active entries for a new grant frame (`None` when
     /// memory is short).
     fn alloc_active(&mut self) -> Option<grant::ActiveFrame> {
@@ -437,7 +443,7 @@ fn grow_table(h: &mut impl GrantHost, t: &mut Domain, nr: u32) -> Result<(), ()>
         for (f, _) in new.into_iter().flatten() {
             h.free_frame(Mfn(f));
         }
-        h.log(format_args!("Allocation failure when expanding d{} grant table", t.domid));
+        h.guest_error(format_args!("Allocation failure when expanding d{} grant table", t.domid));
         return Err(());
     }
     let domid = t.domid;
@@ -472,7 +478,7 @@ fn gnttab_setup_table<H: GrantHost>(h: &mut H, d: &mut Domain, mem: &impl GuestA
             return gntst::PERMISSION_DENIED;
         }
         if nr > MAX_FRAMES {
-            h.log(format_args!("d{} is limited to {MAX_FRAMES} grant-table frames", t.domid));
+            h.guest_error(format_args!("d{} is limited to {MAX_FRAMES} grant-table frames", t.domid));
             return gntst::GENERAL_ERROR;
         }
         if nr > t.grant.nr_frames() && grow_table(h, t, nr).is_err() {

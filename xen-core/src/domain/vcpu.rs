@@ -470,6 +470,9 @@ impl Vcpu {
         self.kernel_mode = d.kernel_mode;
         self.has_user_table = d.has_user_table;
         self.regs = d.regs;
+        // A re-initialised vCPU arms no breakpoint of its old life (Xen's
+        // arch_set_info_guest loads the context's debugreg[]).
+        self.debug = d.debug;
         self.vcpu_up = false;
     }
 

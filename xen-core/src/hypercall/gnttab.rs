@@ -63,6 +63,9 @@ impl GrantHost for Live<'_> {
     fn log(&mut self, line: core::fmt::Arguments<'_>) {
         crate::printk!("{line}");
     }
+    fn guest_error(&mut self, line: core::fmt::Arguments<'_>) {
+        log::debug!("{line}");
+    }
 }
 
 /// `grant_table_op(cmd, uop, count)` from `v` of `d`.

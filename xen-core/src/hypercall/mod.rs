@@ -62,13 +62,21 @@ pub fn preempt_due() -> bool {
     due
 }
 
+/// Start this CPU's preemption clock: [`preempt_due`] measures from now
+/// (a hypercall, or an emulated instruction that runs hypercall code).
+fn start_preempt_clock() {
+    if let Some(c) = PER_CPU.get(crate::arch::x86_64::entry::this_cpu()) {
+        c.start_tsc.store(crate::arch::x86_64::clock::rdtsc(), Relaxed);
+        c.preempted.store(false, Relaxed);
+    }
+}
+
 /// Handle the hypercall in `regs`; the result goes to the guest's RAX.
 pub fn dispatch(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) -> u64 {
     let this = PER_CPU.get(crate::arch::x86_64::entry::this_cpu());
     let top_level = !v.in_multicall;
-    if top_level && let Some(c) = this {
-        c.start_tsc.store(crate::arch::x86_64::clock::rdtsc(), Relaxed);
-        c.preempted.store(false, Relaxed);
+    if top_level {
+        start_preempt_clock();
     }
     // `iret` restores the guest's RAX, whatever it holds: never a
     // continuation.
@@ -207,8 +215,14 @@ fn set_debugreg(v: &mut Vcpu, reg: u32, value: u64) -> Ret {
 /// the code MMUEXT_NEW_BASEPTR uses (`mmu_ops::new_baseptr`, Xen's
 /// `new_guest_cr3`); a frame that is not the domain's, or cannot be an
 /// L4, is refused.
+/// As every MMU hypercall, it first finishes the domain's pending
+/// devalidations (Xen's `put_old_guest_table`), so that CR3 writes cannot
+/// fill the global pending list; -ERESTART runs the instruction again.
 pub fn write_cr3(v: &mut Vcpu, d: &mut Domain, value: u64) -> Result<(), i64> {
-    crate::domain::mmu_ops::new_baseptr(&mut live::Live::new(), v, d, value >> 12)
+    start_preempt_clock();
+    let mut h = live::Live::new();
+    crate::domain::mmu_ops::drain_pending(&mut h, d.domid)?;
+    crate::domain::mmu_ops::new_baseptr(&mut h, v, d, value >> 12)
 }
 
 /// `wrmsr` of Xen's hypercall-page MSR by `d` (Xen's `guest_wrmsr_xen`):

@@ -44,14 +44,15 @@ pub fn reload(d: &DebugRegs) {
     if d.active() {
         activate(d);
     } else {
-        write_dr!(7, 0u64);
+        deactivate();
     }
 }
 
 /// A vCPU with DR7 active stops running on this CPU: no breakpoint of its
-/// stays armed.
+/// stays armed, and its DR6 status bits do not reach the next vCPU's #DB.
 pub fn deactivate() {
     write_dr!(7, 0u64);
+    write_dr!(6, DR6_DEFAULT);
 }
 
 /// DR6 as the hardware has it, then reset to its default for the next #DB.
@@ -73,7 +74,25 @@ pub static HYPERVISOR_DEBUG_EXCEPTIONS: AtomicU64 = AtomicU64::new(0);
 /// instruction breakpoint at one, so this is a data access the hypervisor
 /// made for the guest, already complete: note it and carry on. Uses no
 /// per-CPU data (GS may still be the guest's).
+///
+/// An instruction breakpoint is a fault that would fire again at the same
+/// RIP; none can be armed on hypervisor code (`domain::debugreg` admits
+/// guest addresses only), but if one ever fired, DR7 is cleared so the
+/// hypervisor carries on rather than looping, as Xen's `do_debug` does.
 pub fn hypervisor_debug_exception() {
-    let _ = take_dr6();
+    const DR6_BREAKPOINTS: u64 = 0xf;
+    let dr6 = take_dr6();
+    if dr6 & DR6_BREAKPOINTS != 0 && execute_breakpoint_hit(dr6) {
+        write_dr!(7, 0u64);
+    }
     HYPERVISOR_DEBUG_EXCEPTIONS.fetch_add(1, Relaxed);
+}
+
+/// Whether one of the breakpoints DR6 reports is enabled in the hardware's
+/// DR7 as an instruction (execute, RW = 00) breakpoint.
+fn execute_breakpoint_hit(dr6: u64) -> bool {
+    let dr7: u64;
+    // SAFETY: reading DR7 in ring 0 has no side effect.
+    unsafe { core::arch::asm!("mov {}, dr7", out(reg) dr7, options(nostack, nomem, preserves_flags)) };
+    (0..4).any(|i| dr6 & (1 << i) != 0 && dr7 & (3 << (2 * i)) != 0 && (dr7 >> (16 + 4 * i)) & 3 == 0)
 }
