@@ -1,7 +1,6 @@
 //! The domU builder (libxenguest's role): it builds a PV domain from a
-//! guest kernel image (an ELF, or a bzImage whose compressed payload it
-//! decompresses on dom0's heap first, as `xg_dom_bzimageloader.c` does into
-//! a buffer of its own) through hypercalls alone — createdomain, max_mem,
+//! guest kernel image (an ELF, or a bzImage or compressed ELF) and an
+//! optional ramdisk through hypercalls alone — createdomain, max_mem,
 //! populate_physmap, foreign mmu_update mappings to fill the new domain's
 //! memory, MMUEXT_PIN_L4_TABLE on its tables, hypercall_init,
 //! setvcpucontext, unpause — with the same layout rules as dom0's
@@ -10,22 +9,32 @@
 //! Invariant: every frame of the new domain is written through dom0's
 //! scratch window, which maps one foreign frame per slot and is put back
 //! to dom0's own frames before the new domain's tables are pinned, so the
-//! pin never meets a writable mapping of a page table.
+//! pin never meets a writable mapping of a page table; the staging area
+//! maps only frames above the initial region (never a page table) and is
+//! emptied before the build returns, on success or failure.
 //!
 //! Dom0's memory stays bounded whatever the domain's size: dom0 holds the
 //! P2M of the new domain's initial region only (at most
 //! [`REGION_P2M_BUDGET`] entries, on its heap, for the build), and streams
 //! the rest of the P2M into the domain's own `mfn_list` a page at a time
-//! as `populate_physmap` hands the frames out.
+//! as `populate_physmap` hands the frames out. A compressed kernel (Linux:
+//! a 66 MiB ELF, a 32 MiB xz dictionary) is decompressed into the new
+//! domain's own top pfns through dom0's staging area
+//! ([`crate::foreign_area`], plan in [`crate::staging`]); its segments
+//! are copied from there into the initial region, and the staged frames
+//! are zeroed and handed to the guest as free memory.
 
+use crate::foreign_area::ForeignArea;
 use crate::hv;
 use crate::kernel_image::KernelError;
+use crate::staging::{self, StagePlan};
 use alloc::vec::Vec;
 use pv_guest_kernel::StartInfo;
 use pv_guest_kernel::alloc::EarlyAlloc;
 use pv_guest_kernel::mm::PTE_RW;
 use xen_dombuild::layout::{self, DomainLayout, LayoutInput};
 use xen_dombuild::pagetable::{self, FrameWriter};
+use xen_libelf::bzimage::{self, Compressed, KernelImage, LoadError};
 use xen_libelf::{Elf, PT_LOAD};
 use xen_public::pte::{PteFlags, pte_maddr};
 use xen_public::{MAX_GUEST_CMDLINE, MmuUpdate};
@@ -174,7 +183,7 @@ impl DomMem<'_> {
     /// initial region).
     fn write(&mut self, mut va: u64, mut data: &[u8]) -> Result<(), BuildError> {
         while !data.is_empty() {
-            let pfn = (va - self.v_start) / 4096;
+            let pfn = va.checked_sub(self.v_start).ok_or(BuildError("address outside the domain", -xen_public::errno::EINVAL))? / 4096;
             let off = (va % 4096) as usize;
             let n = data.len().min(4096 - off);
             let mfn = *self.p2m.get(pfn as usize).ok_or(BuildError("address outside the domain", 0))?;
@@ -209,15 +218,15 @@ impl FrameWriter for DomMem<'_> {
     }
 }
 
-/// Populate pfns `first..nr_pages` of the new domain a [`P2M_CHUNK`] at a
+/// Populate pfns `first..end` of the new domain a [`P2M_CHUNK`] at a
 /// time, writing each chunk's frames into its P2M at `p2m_va` (the entry
 /// of pfn 0): dom0 holds one chunk, never the whole P2M.
-fn populate_rest(mem: &mut DomMem<'_>, p2m_va: u64, first: u64, nr_pages: u64) -> Result<(), BuildError> {
+fn populate_rest(mem: &mut DomMem<'_>, p2m_va: u64, first: u64, end: u64) -> Result<(), BuildError> {
     let mut chunk = Vec::new();
     chunk.try_reserve_exact(P2M_CHUNK).map_err(|_| BuildError("hold a P2M chunk", -xen_public::errno::ENOMEM))?;
     let mut pfn = first;
-    while pfn < nr_pages {
-        let n = (nr_pages - pfn).min(P2M_CHUNK as u64) as usize;
+    while pfn < end {
+        let n = (end - pfn).min(P2M_CHUNK as u64) as usize;
         chunk.clear();
         chunk.resize(n, 0);
         hv::populate_physmap(mem.domid, pfn, &mut chunk).map_err(|rc| BuildError("populate_physmap", rc))?;
@@ -297,6 +306,20 @@ impl core::fmt::Write for Cmdline {
     }
 }
 
+/// What a domU is built from: its kernel image, its ramdisk (empty: none),
+/// its size and the text after `domid=N` on its command line.
+#[derive(Clone, Copy)]
+pub struct Sources<'a> {
+    /// The kernel image (ELF, bzImage or compressed ELF).
+    pub image: &'a [u8],
+    /// The ramdisk, handed to the guest in `start_info.mod_start/mod_len`.
+    pub ramdisk: &'a [u8],
+    /// The domain's pages.
+    pub nr_pages: u64,
+    /// Its command line after `domid=N `.
+    pub extra: &'a str,
+}
+
 /// Build and start a domU of `nr_pages` pages from `image`; its command
 /// line is `domid=N` followed by `extra`. `region_p2m` is left holding the
 /// P2M of the domain's initial region (its earlier contents are dropped).
@@ -329,11 +352,24 @@ pub fn build_created_paused(
     nr_pages: u64,
     extra: &str,
 ) -> Result<Built, BuildError> {
+    build_created_paused_from(domid, scratch, region_p2m, None, &Sources { image, ramdisk: &[], nr_pages, extra })
+}
+
+/// [`build_created_paused`] with a ramdisk, and a staging area: a
+/// compressed kernel is then decompressed into the new domain's own
+/// memory through `stage` (see [`crate::staging`]) instead of dom0's heap.
+pub fn build_created_paused_from(
+    domid: u16,
+    scratch: &mut Scratch,
+    region_p2m: &mut Vec<u64>,
+    stage: Option<&mut ForeignArea>,
+    src: &Sources<'_>,
+) -> Result<Built, BuildError> {
     use core::fmt::Write;
     let mut line = Cmdline { buf: [0; MAX_GUEST_CMDLINE], len: 0 };
-    let _ = write!(line, "domid={domid} {extra}");
+    let _ = write!(line, "domid={domid} {}", src.extra);
     let cmdline = core::str::from_utf8(&line.buf[..line.len]).unwrap_or("");
-    let r = fill(domid, scratch, region_p2m, image, nr_pages, cmdline);
+    let r = fill(domid, scratch, region_p2m, stage, src, cmdline);
     if r.is_err() {
         let _ = scratch.restore();
         let _ = hv::domctl_simple(hv::DESTROYDOMAIN, domid);
@@ -341,15 +377,98 @@ pub fn build_created_paused(
     r
 }
 
-fn fill(domid: u16, scratch: &mut Scratch, region_p2m: &mut Vec<u64>, image: &[u8], nr_pages: u64, cmdline: &str) -> Result<Built, BuildError> {
-    let check = |what: &'static str, rc: i64| if rc < 0 { Err(BuildError(what, rc)) } else { Ok(rc) };
-    // A bzImage's ELF, decompressed on dom0's heap, bounded by the domain's memory.
-    let decompressed = crate::kernel_image::decompressed_elf(image, nr_pages.saturating_mul(4096)).map_err(|e| match e {
-        KernelError::NoMemory(_) => BuildError("hold the decompressed kernel on dom0's heap", -xen_public::errno::ENOMEM),
-        KernelError::Load(_) => BuildError("read the kernel image (bzImage payload)", -xen_public::errno::EINVAL),
-    })?;
-    let elf = Elf::parse(decompressed.as_deref().unwrap_or(image)).map_err(|_| BuildError("parse the guest ELF", 0))?;
-    let notes = elf.xen_notes().map_err(|_| BuildError("read the Xen notes", 0))?;
+fn check(what: &'static str, rc: i64) -> Result<i64, BuildError> {
+    if rc < 0 { Err(BuildError(what, rc)) } else { Ok(rc) }
+}
+
+fn load_error(e: LoadError) -> BuildError {
+    match e {
+        LoadError::XzDictionary(_) | LoadError::BadOutputLength { .. } => {
+            BuildError("read the kernel image (bzImage payload)", -xen_public::errno::E2BIG)
+        }
+        _ => BuildError("read the kernel image (bzImage payload)", -xen_public::errno::EINVAL),
+    }
+}
+
+fn fill(
+    domid: u16,
+    scratch: &mut Scratch,
+    region_p2m: &mut Vec<u64>,
+    stage: Option<&mut ForeignArea>,
+    src: &Sources<'_>,
+    cmdline: &str,
+) -> Result<Built, BuildError> {
+    let nr_pages = src.nr_pages;
+    // As xc_dom_boot_mem_init, which fails with ENOMEM when the machine
+    // cannot give the domain its memory; checked first so that a domain
+    // too big for the machine never takes its free frames.
+    if nr_pages > hv::free_pages() {
+        return Err(BuildError("find free memory for the domain", -xen_public::errno::ENOMEM));
+    }
+    check("max_mem", hv::max_mem(domid, nr_pages * 4))?;
+    let image = bzimage::inspect(src.image, nr_pages.saturating_mul(4096)).map_err(load_error)?;
+    match (image, stage) {
+        (KernelImage::Elf(elf), _) => load(domid, scratch, region_p2m, elf, src, cmdline, None),
+        (KernelImage::Compressed(c), Some(area)) => {
+            let r = staged_load(domid, scratch, region_p2m, area, &c, src, cmdline);
+            area.unmap_all();
+            r
+        }
+        (KernelImage::Compressed(_), None) => {
+            // No staging area: decompress on dom0's heap, bounded by it.
+            let elf = crate::kernel_image::decompressed_elf(src.image, nr_pages.saturating_mul(4096)).map_err(|e| match e {
+                KernelError::NoMemory(_) => BuildError("hold the decompressed kernel on dom0's heap", -xen_public::errno::ENOMEM),
+                KernelError::Load(e) => load_error(e),
+            })?;
+            let elf = elf.ok_or(BuildError("read the kernel image (bzImage payload)", -xen_public::errno::EINVAL))?;
+            load(domid, scratch, region_p2m, &elf, src, cmdline, None)
+        }
+    }
+}
+
+/// Decompress `c` into the top pfns of the new domain through `area`, load
+/// the ELF from there, then zero the staged frames (they become the guest's
+/// free memory). The caller unmaps the area.
+fn staged_load(
+    domid: u16,
+    scratch: &mut Scratch,
+    region_p2m: &mut Vec<u64>,
+    area: &mut ForeignArea,
+    c: &Compressed<'_>,
+    src: &Sources<'_>,
+    cmdline: &str,
+) -> Result<Built, BuildError> {
+    let scratch_len = crate::kernel_image::scratch_len(c).map_err(load_error)?;
+    let plan = staging::plan(src.nr_pages, c.output_len as u64, scratch_len as u64, crate::foreign_area::AREA_PAGES)
+        .map_err(|_| BuildError("stage the decompressed kernel in the domain's memory", -xen_public::errno::E2BIG))?;
+    let mut staged = Vec::new();
+    staged.try_reserve_exact(plan.pages() as usize).map_err(|_| BuildError("hold the staged frames' P2M", -xen_public::errno::ENOMEM))?;
+    staged.resize(plan.pages() as usize, 0);
+    hv::populate_physmap(domid, plan.first_pfn, &mut staged).map_err(|rc| BuildError("populate_physmap (staging)", rc))?;
+    let first = area.map(domid, &staged).map_err(|rc| BuildError("map the staging frames", rc))?;
+    let buf = area.bytes(first, plan.pages());
+    let (out, rest) = buf.split_at_mut((plan.elf_pages * 4096) as usize);
+    crate::kernel_image::decompress_into(c, &mut out[..c.output_len], &mut rest[..scratch_len]).map_err(load_error)?;
+    let r = load(domid, scratch, region_p2m, &out[..c.output_len], src, cmdline, Some((plan, &staged)));
+    buf.fill(0);
+    r
+}
+
+/// Lay out, fill and ready the domain from the ELF `elf` (`staged`: the
+/// staging plan and its frames, which the region must not reach and which
+/// go into the P2M as they are).
+fn load(
+    domid: u16,
+    scratch: &mut Scratch,
+    region_p2m: &mut Vec<u64>,
+    elf_bytes: &[u8],
+    src: &Sources<'_>,
+    cmdline: &str,
+    staged: Option<(StagePlan, &[u64])>,
+) -> Result<Built, BuildError> {
+    let nr_pages = src.nr_pages;
+    let elf = Elf::parse(elf_bytes).map_err(|_| BuildError("parse the guest ELF", -xen_public::errno::EINVAL))?;
+    let notes = elf.xen_notes().map_err(|_| BuildError("read the Xen notes", -xen_public::errno::EINVAL))?;
     let virt_offset = notes.virt_offset();
     let (kstart, kend) = elf.pv_load_bounds(virt_offset);
     // elf_xen_addr_calc_check: an INIT_P2M address inside the kernel is an
@@ -359,12 +478,12 @@ fn fill(domid: u16, scratch: &mut Scratch, region_p2m: &mut Vec<u64>, image: &[u
         virt_base: notes.virt_base.unwrap_or(0),
         kernel_start: kstart,
         kernel_end: kend,
-        initrd_len: 0,
+        initrd_len: src.ramdisk.len() as u64,
         nr_pages,
         is_domu: true,
         p2m_base: None,
     };
-    let lay: DomainLayout = layout::compute(&input).map_err(|_| BuildError("lay out the domain", 0))?;
+    let lay: DomainLayout = layout::compute(&input).map_err(|_| BuildError("lay out the domain", -xen_public::errno::EINVAL))?;
     // The hypercall page is optional (newer Linux has no such note); when
     // given it must lie in the initial region.
     if let Some(hpage) = notes.hypercall_page
@@ -376,13 +495,14 @@ fn fill(domid: u16, scratch: &mut Scratch, region_p2m: &mut Vec<u64>, image: &[u
     if region_pages > REGION_P2M_BUDGET {
         return Err(BuildError("fit the initial region in dom0's build budget", -xen_public::errno::E2BIG));
     }
-    // As xc_dom_boot_mem_init, which fails with ENOMEM when the machine
-    // cannot give the domain its memory; checked first so that a domain
-    // too big for the machine never takes its free frames.
-    if nr_pages > hv::free_pages() {
-        return Err(BuildError("find free memory for the domain", -xen_public::errno::ENOMEM));
-    }
-    check("max_mem", hv::max_mem(domid, nr_pages * 4))?;
+    // The region is below what is staged (the ELF being read).
+    let rest_end = match staged {
+        Some((plan, _)) => {
+            plan.check_region(region_pages).map_err(|_| BuildError("fit the kernel beside its staged image", -xen_public::errno::E2BIG))?;
+            plan.first_pfn
+        }
+        None => nr_pages,
+    };
     region_p2m.clear();
     region_p2m.try_reserve_exact(region_pages as usize).map_err(|_| BuildError("hold the initial region's P2M", -xen_public::errno::ENOMEM))?;
     region_p2m.resize(region_pages as usize, 0);
@@ -398,12 +518,22 @@ fn fill(domid: u16, scratch: &mut Scratch, region_p2m: &mut Vec<u64>, image: &[u
 
     let mut mem = DomMem { domid, p2m, v_start: lay.v_start, scratch, err: None };
     for seg in elf.segments().filter(|s| s.kind == PT_LOAD) {
-        let data = elf.segment_data(&seg).map_err(|_| BuildError("read a segment", 0))?;
-        mem.write(seg.paddr.wrapping_add(virt_offset), data)?;
+        let data = elf.segment_data(&seg).map_err(|_| BuildError("read a segment", -xen_public::errno::EINVAL))?;
+        let dest = seg.paddr.wrapping_add(virt_offset);
+        // pv_load_bounds put every segment in the kernel's range, which
+        // the layout put in the region; checked again for what is written.
+        if !staging::inside_region(dest, data.len() as u64, lay.v_start, region_pages) {
+            return Err(BuildError("place a segment in the initial region", -xen_public::errno::EINVAL));
+        }
+        mem.write(dest, data)?;
     }
+    mem.write(lay.initrd.start, src.ramdisk)?;
     mem.write(lay.p2m.start, p2m.as_bytes())?;
-    populate_rest(&mut mem, lay.p2m.start, region_pages, nr_pages)?;
-    let si = start_info(&StartInfoFields {
+    populate_rest(&mut mem, lay.p2m.start, region_pages, rest_end)?;
+    if let Some((plan, frames)) = staged {
+        mem.write(lay.p2m.start + plan.first_pfn * 8, frames.as_bytes())?;
+    }
+    let mut si = start_info(&StartInfoFields {
         nr_pages,
         shared_info: shared_info << 12,
         store_mfn,
@@ -415,6 +545,11 @@ fn fill(domid: u16, scratch: &mut Scratch, region_p2m: &mut Vec<u64>, image: &[u
         mfn_list: lay.p2m.start,
         cmdline,
     });
+    // libxenguest's start_info_x86_64: the ramdisk by virtual address.
+    if !src.ramdisk.is_empty() {
+        si.mod_start = lay.initrd.start;
+        si.mod_len = src.ramdisk.len() as u64;
+    }
     mem.write(lay.start_info.start, si.as_bytes())?;
     let tables = pagetable::build(&lay, p2m, &mut mem).map_err(|_| BuildError("build the page tables", 0))?;
     if let Some(e) = mem.err {

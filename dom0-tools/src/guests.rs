@@ -20,6 +20,7 @@
 use crate::backends::DeviceSet as _;
 use crate::builder::{self, BuildError, Scratch};
 use crate::files::Files;
+use crate::foreign_area::ForeignArea;
 use crate::hv;
 pub use crate::spec::GuestSpec;
 use crate::vbd::Vbds;
@@ -151,6 +152,10 @@ pub struct Guests {
     slots: [Option<Guest>; MAX_GUESTS],
     build: Scratch,
     consoles: Scratch,
+    /// Where a compressed kernel is decompressed into the new domain's
+    /// memory (`None`: dom0 lacked the pages; such kernels then go through
+    /// dom0's heap, and a Linux-sized one fails with ENOMEM).
+    stage: Option<ForeignArea>,
     /// The P2M of the initial region of the domain built last (dom0's
     /// heap, at most [`builder::REGION_P2M_BUDGET`] entries).
     p2m: Vec<u64>,
@@ -194,6 +199,10 @@ impl Guests {
     pub fn new(si: &'static StartInfo, pages: &mut EarlyAlloc) -> Option<Guests> {
         let build = Scratch::new(si, pages)?;
         let consoles = Scratch::new(si, pages)?;
+        let stage = ForeignArea::new(si, pages, pages.end());
+        if stage.is_none() {
+            println!("dom0: no staging area for large kernels (dom0 lacks the pages)");
+        }
         // SAFETY: the boot module is mapped at `mod_start` for `mod_len`
         // bytes in dom0's initial region and never written.
         let module = unsafe { core::slice::from_raw_parts(si.mod_start as *const u8, si.mod_len as usize) };
@@ -204,6 +213,7 @@ impl Guests {
             slots: core::array::from_fn(|_| None),
             build,
             consoles,
+            stage,
             p2m: Vec::new(),
             files: Files::from_module(module),
             dom_exc,
@@ -278,7 +288,15 @@ impl Guests {
                 return Err(e);
             }
         };
-        let built = builder::build_created_paused(domid, &mut self.build, &mut self.p2m, image, spec.pages, &spec.cmdline)?;
+        let ramdisk = match spec.ramdisk.as_deref().map(|r| self.kernel(r)).transpose() {
+            Ok(r) => r.unwrap_or(&[]),
+            Err(_) => {
+                hv::domctl_simple(hv::DESTROYDOMAIN, domid);
+                return Err(BuildError("find the ramdisk file", -xen_public::errno::ENOENT));
+            }
+        };
+        let src = builder::Sources { image, ramdisk, nr_pages: spec.pages, extra: &spec.cmdline };
+        let built = builder::build_created_paused_from(domid, &mut self.build, &mut self.p2m, self.stage.as_mut(), &src)?;
         // libxl__build_pre: the hypervisor's limit is the target plus
         // LIBXL_MAXMEM_CONSTANT; `memory/static-max` says how far mem-set
         // may raise it.

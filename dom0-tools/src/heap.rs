@@ -18,7 +18,7 @@ use talc::source::Manual;
 /// quota, each under 2 KiB) plus watches and transactions; 2 MiB is
 /// that with room to spare, and it fits the initial region's window
 /// (about 4 MiB today, at least 512 KiB by the ABI) of a 64 MiB dom0.
-pub const HEAP_PAGES: u64 = 512;
+pub const HEAP_PAGES: u64 = dom0_tools::va_space::HEAP_WINDOW_PAGES;
 /// Pages left to the rest of dom0 (shared_info, the builder's two scratch
 /// windows: 33 pages; the grant area's L1: 1; the builder's P2M of a new
 /// domain's initial region comes from the heap) when the window is small.

@@ -42,6 +42,23 @@ fn unzstd(c: &Compressed<'_>, out: &mut [u8]) -> Result<(), LoadError> {
     }
 }
 
+/// Scratch bytes [`decompress_into`] needs beside the output for `c`: the
+/// xz dictionary, 0 for the others (ruzstd keeps its window on dom0's heap).
+pub fn scratch_len(c: &Compressed<'_>) -> Result<usize, LoadError> {
+    if c.method == Compression::Zstd { Ok(0) } else { c.scratch_len() }
+}
+
+/// Decompress `c` into `out` (exactly [`Compressed::output_len`] bytes),
+/// with `scratch` of at least [`scratch_len`] bytes: every method this
+/// builder reads, zstd included. `out` and `scratch` may be any memory
+/// (the builder passes frames of the new domain).
+pub fn decompress_into(c: &Compressed<'_>, out: &mut [u8], scratch: &mut [u8]) -> Result<(), LoadError> {
+    if out.len() != c.output_len {
+        return Err(LoadError::OutputBuffer { needed: c.output_len as u64, given: out.len() as u64 });
+    }
+    if c.method == Compression::Zstd { unzstd(c, out) } else { c.decompress_into(out, scratch) }
+}
+
 /// The decompressed ELF of `image` (`None`: `image` is already the ELF, or
 /// bytes the ELF parser is to judge). `bound` caps the decompressed size
 /// (the domain's memory).
@@ -51,12 +68,8 @@ pub fn decompressed_elf(image: &[u8], bound: u64) -> Result<Option<Vec<u8>>, Ker
         KernelImage::Compressed(c) => c,
     };
     let mut out = buffer(c.output_len)?;
-    if c.method == Compression::Zstd {
-        unzstd(&c, &mut out).map_err(KernelError::Load)?;
-    } else {
-        let mut dict = buffer(c.scratch_len().map_err(KernelError::Load)?)?;
-        c.decompress_into(&mut out, &mut dict).map_err(KernelError::Load)?;
-    }
+    let mut dict = buffer(scratch_len(&c).map_err(KernelError::Load)?)?;
+    decompress_into(&c, &mut out, &mut dict).map_err(KernelError::Load)?;
     Ok(Some(out))
 }
 
@@ -111,6 +124,38 @@ mod tests {
             decompressed_elf(&with_size(ZST, n), 4096),
             Err(KernelError::Load(LoadError::BadOutputLength { announced: n as u64, bound: 4096 }))
         );
+    }
+
+    /// The builder's staging path: any buffer of exactly the announced
+    /// size, with the scratch `scratch_len` asks for.
+    #[test]
+    fn rule_decompress_into_fills_exactly_the_announced_size_or_refuses() {
+        let data = plain();
+        for image in [with_size(ZST, data.len()), with_size(XZ, data.len())] {
+            let KernelImage::Compressed(c) = bzimage::inspect(&image, 1 << 30).unwrap() else { panic!("compressed") };
+            let mut scratch = std::vec![0u8; scratch_len(&c).unwrap()];
+            let mut out = std::vec![0xaau8; data.len()];
+            assert_eq!(decompress_into(&c, &mut out, &mut scratch), Ok(()));
+            assert_eq!(out, data);
+            let mut short = std::vec![0u8; data.len() - 1];
+            assert_eq!(
+                decompress_into(&c, &mut short, &mut scratch),
+                Err(LoadError::OutputBuffer { needed: data.len() as u64, given: data.len() as u64 - 1 }),
+                "a buffer of another size is refused before any byte is written"
+            );
+        }
+    }
+
+    #[test]
+    fn rule_xz_with_too_small_a_dictionary_is_an_error_not_a_write_past_it() {
+        let data = plain();
+        let image = with_size(XZ, data.len());
+        let KernelImage::Compressed(c) = bzimage::inspect(&image, 1 << 30).unwrap() else { panic!("compressed") };
+        let need = scratch_len(&c).unwrap();
+        assert!(need > 0, "xz declares a dictionary");
+        let mut out = std::vec![0u8; data.len()];
+        let mut small = std::vec![0u8; need / 2];
+        assert!(decompress_into(&c, &mut out, &mut small).is_err());
     }
 
     #[test]

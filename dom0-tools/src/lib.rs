@@ -5,7 +5,9 @@
 //! - [`hv`]: the control hypercalls (domctl, sysctl, memory_op on other
 //!   domains, foreign MMU and event-channel operations), each over the
 //!   `xen_public` structure of its command (libxenctrl);
-//! - [`builder`]: the PV domain builder (libxenguest);
+//! - [`builder`]: the PV domain builder (libxenguest), with [`staging`]
+//!   (where a compressed kernel is decompressed: the new domain's own top
+//!   pfns, pure) and [`foreign_area`] (the windows that map them);
 //! - [`guests`]: running guests: start, console relay, reap, destroy
 //!   (libxl's domain management);
 //! - [`xl`] and [`cmdline`]: `xl`'s command parsing and dom0's
@@ -40,6 +42,8 @@ pub mod dma;
 pub mod dom0net;
 pub mod files;
 #[cfg(target_os = "none")]
+pub mod foreign_area;
+#[cfg(target_os = "none")]
 pub mod grant_area;
 #[cfg(target_os = "none")]
 pub mod guests;
@@ -50,6 +54,7 @@ pub mod pci;
 #[cfg(target_os = "none")]
 pub mod portio;
 pub mod spec;
+pub mod staging;
 #[cfg(target_os = "none")]
 pub mod va_space;
 #[cfg(target_os = "none")]

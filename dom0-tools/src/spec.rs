@@ -4,8 +4,8 @@
 //!
 //! Invariant: a spec that [`GuestSpec::from_config`] returns is buildable
 //! by this dom0 as far as the config can say: its memory is within the
-//! builder's limit ([`MAX_PAGES`]), its kernel is a file of dom0's, and what dom0
-//! cannot do yet (a ramdisk) is an error naming the key, not ignored.
+//! builder's limit ([`MAX_PAGES`]), its kernel and its ramdisk (if any) are
+//! files of dom0's; what is wrong is an error naming the key, not ignored.
 #![forbid(unsafe_code)]
 
 use crate::files::Files;
@@ -19,24 +19,26 @@ use alloc::vec::Vec;
 pub const DEMO_PAGES: u64 = 1024;
 
 /// P2M entries of a new domain's initial region that dom0's builder holds
-/// while it builds (32 KiB of dom0's heap, what the fixed P2M buffer of
-/// a 16 MiB domain it replaces cost): the region, whose frames the builder
-/// writes and maps, may span at most this many pages (16 MiB). The rest of
-/// the P2M goes to the domain a page at a time.
-pub const REGION_P2M_BUDGET: u64 = 4096;
-/// The guest kernel image (PT_LOAD span) [`MAX_PAGES`] allows for: 4 MiB
-/// (the demo guest's is a fraction of that).
-pub const KERNEL_ALLOWANCE: u64 = 4 << 20;
+/// while it builds (256 KiB of dom0's 2 MiB heap): the region, whose frames
+/// the builder writes and maps, may span at most this many pages (128 MiB,
+/// room for Linux: its kernel spans 74 MiB from `VIRT_BASE`). The rest of
+/// the P2M goes to the domain a page at a time, and a compressed kernel is
+/// decompressed in the domain's own memory (`staging`), never on the heap.
+pub const REGION_P2M_BUDGET: u64 = 32768;
+/// The guest kernel's span from `VIRT_BASE` and its ramdisk, which
+/// [`MAX_PAGES`] allows for: 80 MiB (Debian's generic 6.1 kernel spans
+/// 74 MiB, its busybox initramfs 2 MiB; the demo guest a fraction of that).
+pub const KERNEL_ALLOWANCE: u64 = 80 << 20;
 /// What the initial region holds besides the kernel and the P2M, rounded
 /// up to 1 MiB (`xg_dom_x86.c`'s order): start_info, xenstore and console
-/// pages (3), bootstrap page tables (at most 14 for a 16 MiB region: L4,
-/// 2 L3, 2 L2, 9 L1), the stack page and the 512 KiB of padding (128
-/// pages) before the region's 4 MiB boundary: 146 pages.
+/// pages (3), bootstrap page tables (at most 67 for a 128 MiB region at
+/// `VIRT_BASE`: L4, L3, L2 and 64 L1), the stack page and the 512 KiB of
+/// padding (128 pages) before the region's 4 MiB boundary: 199 pages.
 pub const REGION_OVERHEAD: u64 = 1 << 20;
 /// The largest domU dom0 builds (pages): the largest whose P2M (8 bytes a
 /// page), beside a kernel of [`KERNEL_ALLOWANCE`] and [`REGION_OVERHEAD`],
 /// fits an initial region of [`REGION_P2M_BUDGET`] pages, in whole MiB:
-/// (16 MiB - 4 MiB - 1 MiB) / 8 = 1441792 pages = 5632 MiB. Dom0's cost
+/// (128 MiB - 80 MiB - 1 MiB) / 8 = 6160384 pages = 24064 MiB. Dom0's cost
 /// does not grow past the budget; the machine's free memory is checked at
 /// build time (ENOMEM, as `xc_dom_boot_mem_init`).
 pub const MAX_PAGES: u64 = max_pages_for(KERNEL_ALLOWANCE);
@@ -55,6 +57,8 @@ pub struct GuestSpec {
     pub name: String,
     /// The kernel: a file of dom0's.
     pub kernel: String,
+    /// The ramdisk (`start_info.mod_start`): a file of dom0's, if any.
+    pub ramdisk: Option<String>,
     /// Its command line (after the `domid=N` the builder puts first).
     pub cmdline: String,
     /// Memory at start, in pages.
@@ -80,6 +84,7 @@ impl GuestSpec {
         GuestSpec {
             name: String::new(),
             kernel: String::from(crate::files::DEMO_KERNEL),
+            ramdisk: None,
             cmdline: String::from(extra),
             pages: DEMO_PAGES,
             max_pages: DEMO_PAGES,
@@ -93,7 +98,7 @@ impl GuestSpec {
 
     /// A spec from a parsed config `c` of file `file`, for a builder that
     /// builds at most `max_pages` pages; `has_kernel` says whether a
-    /// kernel file exists. The error names the file and the key.
+    /// file of dom0's boot module (kernel or ramdisk) exists. The error names the file and the key.
     pub fn from_config(file: &str, c: &DomainConfig, max_pages: u64, has_kernel: impl Fn(&str) -> bool) -> Result<GuestSpec, String> {
         let err = |key: &str, msg: String| Err(format!("{file}: {key}: {msg}"));
         let pages = c.memory.saturating_mul(256);
@@ -114,12 +119,15 @@ impl GuestSpec {
         if c.cmdline.len() > xen_public::MAX_GUEST_CMDLINE - 13 {
             return err("cmdline", format!("{} bytes: more than start_info's command line holds", c.cmdline.len()));
         }
-        if let Some(r) = &c.ramdisk {
-            return err("ramdisk", format!("\"{r}\": this dom0's builder does not load a ramdisk"));
+        if let Some(r) = &c.ramdisk
+            && !has_kernel(r)
+        {
+            return err("ramdisk", format!("\"{r}\": no such file in dom0's boot module (try `ls`)"));
         }
         Ok(GuestSpec {
             name: c.name.clone(),
             kernel: c.kernel.clone(),
+            ramdisk: c.ramdisk.clone(),
             cmdline: c.cmdline.clone(),
             pages,
             max_pages: c.maxmem.saturating_mul(256).max(pages),
@@ -248,14 +256,14 @@ mod tests {
 
     #[test]
     fn the_largest_domain_keeps_its_initial_region_within_dom0s_build_budget() {
-        assert_eq!(MAX_PAGES, 1_441_792, "5632 MiB");
+        assert_eq!(MAX_PAGES, 6_160_384, "24064 MiB");
         assert_eq!(MAX_PAGES % 256, 0, "whole MiB");
         let l = domu(KERNEL_ALLOWANCE, MAX_PAGES).unwrap();
         assert!(l.region_pages() <= REGION_P2M_BUDGET, "{} region pages", l.region_pages());
         // One MiB more of P2M would not fit beside the largest kernel.
         assert!(domu(KERNEL_ALLOWANCE, MAX_PAGES + (1 << 20) / 8).unwrap().region_pages() > REGION_P2M_BUDGET);
         // A bigger kernel leaves a smaller limit, still within the budget.
-        let k = 9 << 20;
+        let k = 90 << 20;
         let l = domu(k, max_pages_for(k)).unwrap();
         assert!(max_pages_for(k) < MAX_PAGES && l.region_pages() <= REGION_P2M_BUDGET);
         assert_eq!(max_pages_for(u64::MAX), 0, "a kernel past the budget leaves nothing, without overflow");
@@ -281,14 +289,19 @@ mod tests {
         let mut b = big.clone();
         b.memory = 256;
         assert_eq!(GuestSpec::from_config("t.cfg", &b, MAX_PAGES, |_| true).map(|s| s.pages), Ok(65536), "256 MiB builds");
-        b.memory = 5633;
+        b.memory = 24065;
         assert_eq!(
             GuestSpec::from_config("t.cfg", &b, MAX_PAGES, |_| true),
-            Err(String::from("t.cfg: memory: 5633 MiB is more than this dom0's builder can build (5632 MiB)"))
+            Err(String::from("t.cfg: memory: 24065 MiB is more than this dom0's builder can build (24064 MiB)"))
         );
         assert!(GuestSpec::from_config("t.cfg", &missing, 4096, |k| k == "guest").unwrap_err().starts_with("t.cfg: kernel: "));
         let rd = config("name = 'x'\nkernel = 'guest'\nmemory = 4\nramdisk = 'initrd'\n");
-        assert!(GuestSpec::from_config("t.cfg", &rd, 4096, |_| true).unwrap_err().starts_with("t.cfg: ramdisk: "));
+        assert!(GuestSpec::from_config("t.cfg", &rd, 4096, |k| k == "guest").unwrap_err().starts_with("t.cfg: ramdisk: \"initrd\": no such file"));
+        assert_eq!(
+            GuestSpec::from_config("t.cfg", &rd, 4096, |_| true).map(|s| s.ramdisk),
+            Ok(Some(String::from("initrd"))),
+            "a ramdisk of dom0's is loaded"
+        );
     }
 
     #[test]

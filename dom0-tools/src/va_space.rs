@@ -17,20 +17,54 @@ use xen_public::pte::PteFlags;
 
 /// Bytes one window maps.
 pub const WINDOW_BYTES: u64 = 2 << 20;
+/// Pages of dom0's own memory past its initial region that the heap's
+/// window maps (`heap::HEAP_PAGES`); the pages after them are free for
+/// [`own_pages_after_heap`].
+pub const HEAP_WINDOW_PAGES: u64 = 512;
+
+/// The L2 that maps dom0's initial region: its mfn, its read-only
+/// virtual address and the slot of `VIRT_BASE`.
+fn region_l2(si: &StartInfo) -> Option<(u64, u64, usize)> {
+    let l2e0 = entry_maddr(si, VIRT_BASE, 2)?;
+    let l2_mfn = l2e0 >> 12;
+    let l2_va = VIRT_BASE + pv_guest_kernel::console::mfn_to_pfn(l2_mfn) * 4096;
+    Some((l2_mfn, l2_va, ((l2e0 & 0xfff) / 8) as usize))
+}
+
+/// Whether slot `i` of the L2 at `l2_va` is empty.
+fn l2_slot_free(l2_va: u64, i: usize) -> bool {
+    // SAFETY: the L2 table is mapped read-only in the initial region at
+    // `l2_va` (found through the M2P); `i` < 512.
+    let e = unsafe { ((l2_va + i as u64 * 8) as *const u64).read_volatile() };
+    !PteFlags::of(e).contains(PteFlags::PRESENT)
+}
+
+/// Install `l1_mfns.len()` windows at consecutive free slots of the L2
+/// that maps the initial region, window `k` through the pinned L1
+/// `l1_mfns[k]`: the first window's virtual address, or `None` if no run
+/// of free slots is long enough (nothing installed then).
+pub fn install_run(si: &StartInfo, l1_mfns: &[u64]) -> Option<u64> {
+    let (l2_mfn, l2_va, first) = region_l2(si)?;
+    let n = l1_mfns.len();
+    let start = (first + 1..=512usize.checked_sub(n)?).find(|&s| (s..s + n).all(|i| l2_slot_free(l2_va, i)))?;
+    for (k, mfn) in l1_mfns.iter().enumerate() {
+        set_entry(l2_mfn, start + k, (mfn << 12) | PTE_RW).ok()?;
+    }
+    Some(VIRT_BASE + ((start - first) as u64) * WINDOW_BYTES)
+}
+
+/// Map up to 512 of dom0's own pages past the heap's pages (which follow
+/// the initial region ending at `region_end`) in a new window: its address
+/// and the pages mapped.
+pub fn own_pages_after_heap(si: &StartInfo, pages: &mut EarlyAlloc, region_end: u64, count: usize) -> Option<(u64, usize)> {
+    map_own_pages(si, pages, region_end + HEAP_WINDOW_PAGES * 4096, count)
+}
 
 /// Install a new window whose L1 holds `entries` (`(index, pte)`); its
 /// virtual address. The L1 page comes from `pages`.
 pub fn new_window(si: &StartInfo, pages: &mut EarlyAlloc, entries: &[(usize, u64)]) -> Option<u64> {
-    let l2e0 = entry_maddr(si, VIRT_BASE, 2)?;
-    let l2_mfn = l2e0 >> 12;
-    let l2_va = VIRT_BASE + pv_guest_kernel::console::mfn_to_pfn(l2_mfn) * 4096;
-    let first = ((l2e0 & 0xfff) / 8) as usize;
-    let idx = (first + 1..512).find(|&i| {
-        // SAFETY: the L2 table is mapped read-only in the initial region at
-        // `l2_va` (found through the M2P); `i` < 512.
-        let e = unsafe { ((l2_va + i as u64 * 8) as *const u64).read_volatile() };
-        !PteFlags::of(e).contains(PteFlags::PRESENT)
-    })?;
+    let (l2_mfn, l2_va, first) = region_l2(si)?;
+    let idx = (first + 1..512).find(|&i| l2_slot_free(l2_va, i))?;
     let page = pages.alloc_page()?;
     let l1 = Table::new(page, pv_guest_kernel::mm::mfn_of(si, page), 1, entries).ok()?;
     set_entry(l2_mfn, idx, (l1.mfn << 12) | PTE_RW).ok()?;

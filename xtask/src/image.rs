@@ -50,7 +50,7 @@ pub fn build(profile: Profile) -> Result<Kernels, String> {
     }
     let dir = cargo_target_dir(&root).join("x86_64-unknown-none").join(if profile == Profile::Release { "release" } else { "debug" });
     let guest = dir.join("pv-guest-kernel");
-    let dom0_files = pack_dom0_files(&guest, &root.join("dom0-tools/configs"), &dir.join("dom0-files.tar"))?;
+    let dom0_files = pack_dom0_files(&guest, &root.join("dom0-tools/configs"), &[], &dir.join("dom0-files.tar"))?;
     Ok(Kernels { xen_core: dir.join("xen-core"), dom0: dir.join("dom0"), guest, dom0_files })
 }
 
@@ -63,9 +63,18 @@ fn cargo_target_dir(root: &Path) -> PathBuf {
     }
 }
 
-/// Write `out`: a ustar archive of the guest kernel as `guest` and every
-/// `*.cfg` of `configs`, sorted by name.
-fn pack_dom0_files(guest: &Path, configs: &Path, out: &Path) -> Result<PathBuf, String> {
+/// Dom0's files as [`Kernels::dom0_files`] has them, plus `extra` (each a
+/// name in the archive and its bytes), in `out` (under [`out_dir`]): the
+/// Linux domU's kernel, initramfs and config, for instance.
+pub fn dom0_files_with(k: &Kernels, extra: &[(&str, &[u8])], out: &str) -> Result<PathBuf, String> {
+    let root = crate::workspace_root();
+    fs::create_dir_all(out_dir()).map_err(|e| format!("{}: {e}", out_dir().display()))?;
+    pack_dom0_files(&k.guest, &root.join("dom0-tools/configs"), extra, &out_dir().join(out))
+}
+
+/// Write `out`: a ustar archive of the guest kernel as `guest`, every
+/// `*.cfg` of `configs`, sorted by name, then the `extra` files.
+fn pack_dom0_files(guest: &Path, configs: &Path, extra: &[(&str, &[u8])], out: &Path) -> Result<PathBuf, String> {
     let file = fs::File::create(out).map_err(|e| format!("{}: {e}", out.display()))?;
     let mut tar = tar::Builder::new(file);
     tar.mode(tar::HeaderMode::Deterministic);
@@ -80,6 +89,13 @@ fn pack_dom0_files(guest: &Path, configs: &Path, out: &Path) -> Result<PathBuf, 
     for p in &cfgs {
         let name = p.file_name().and_then(|n| n.to_str()).ok_or_else(|| format!("{}: not a UTF-8 name", p.display()))?;
         tar.append_path_with_name(p, name).map_err(|e| err(p, e))?;
+    }
+    for (name, bytes) in extra {
+        let mut h = tar::Header::new_ustar();
+        h.set_size(bytes.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        tar.append_data(&mut h, name, *bytes).map_err(|e| err(out, e))?;
     }
     tar.into_inner().map_err(|e| err(out, e))?;
     Ok(out.to_path_buf())
