@@ -24,6 +24,7 @@
 //! are copied from there into the initial region, and the staged frames
 //! are zeroed and handed to the guest as free memory.
 
+use crate::big_stack;
 use crate::foreign_area::ForeignArea;
 use crate::hv;
 use crate::kernel_image::KernelError;
@@ -415,8 +416,15 @@ fn fill(
             r
         }
         (KernelImage::Compressed(_), None) => {
-            // No staging area: decompress on dom0's heap, bounded by it.
-            let elf = crate::kernel_image::decompressed_elf(src.image, nr_pages.saturating_mul(4096)).map_err(|e| match e {
+            // No staging area: decompress on dom0's heap, bounded by it
+            // (on a stack of its own, as in staged_load).
+            let mut stack = Vec::new();
+            stack.try_reserve_exact(big_stack::DECOMPRESS_STACK).map_err(|_| BuildError("hold a decompression stack", -xen_public::errno::ENOMEM))?;
+            stack.resize(big_stack::DECOMPRESS_STACK, 0);
+            let mut decoded = Ok(None);
+            big_stack::run_on(&mut stack, &mut || decoded = crate::kernel_image::decompressed_elf(src.image, nr_pages.saturating_mul(4096)));
+            drop(stack);
+            let elf = decoded.map_err(|e| match e {
                 KernelError::NoMemory(_) => BuildError("hold the decompressed kernel on dom0's heap", -xen_public::errno::ENOMEM),
                 KernelError::Load(e) => load_error(e),
             })?;
@@ -438,7 +446,15 @@ fn staged_load(
     src: &Sources<'_>,
     cmdline: &str,
 ) -> Result<Built, BuildError> {
-    let scratch_len = crate::kernel_image::scratch_len(c).map_err(load_error)?;
+    // xz4rust's decoder does not fit beside the shell on dom0's boot
+    // stack: the decompression (and the xz dictionary probe) run on a
+    // stack from the heap.
+    let mut stack = Vec::new();
+    stack.try_reserve_exact(big_stack::DECOMPRESS_STACK).map_err(|_| BuildError("hold a decompression stack", -xen_public::errno::ENOMEM))?;
+    stack.resize(big_stack::DECOMPRESS_STACK, 0);
+    let mut probed = Err(LoadError::Corrupt(c.method));
+    big_stack::run_on(&mut stack, &mut || probed = crate::kernel_image::scratch_len(c));
+    let scratch_len = probed.map_err(load_error)?;
     let plan = staging::plan(src.nr_pages, c.output_len as u64, scratch_len as u64, crate::foreign_area::AREA_PAGES)
         .map_err(|_| BuildError("stage the decompressed kernel in the domain's memory", -xen_public::errno::E2BIG))?;
     let mut staged = Vec::new();
@@ -448,10 +464,36 @@ fn staged_load(
     let first = area.map(domid, &staged).map_err(|rc| BuildError("map the staging frames", rc))?;
     let buf = area.bytes(first, plan.pages());
     let (out, rest) = buf.split_at_mut((plan.elf_pages * 4096) as usize);
-    crate::kernel_image::decompress_into(c, &mut out[..c.output_len], &mut rest[..scratch_len]).map_err(load_error)?;
+    let mut decoded = Err(LoadError::Corrupt(c.method));
+    big_stack::run_on(&mut stack, &mut || decoded = crate::kernel_image::decompress_into(c, &mut out[..c.output_len], &mut rest[..scratch_len]));
+    drop(stack);
+    decoded.map_err(load_error)?;
     let r = load(domid, scratch, region_p2m, &out[..c.output_len], src, cmdline, Some((plan, &staged)));
     buf.fill(0);
     r
+}
+
+/// libxenguest's `shared_info_x86_64`: the new domain's shared_info page
+/// zeroed, with event upcalls masked on every legacy vCPU, so that the
+/// guest takes no upcall before it has set up its handler (Linux takes
+/// one in `xen_pv_evtchn_do_upcall` with its per-CPU data not yet set up:
+/// "PANIC: early exception 0x0e ... cr2 0x0").
+fn init_shared_info(scratch: &mut Scratch, domid: u16, mfn: u64) -> Result<(), BuildError> {
+    use core::mem::{offset_of, size_of};
+    use xen_public::{SharedInfo, VcpuInfo, XEN_LEGACY_MAX_VCPUS};
+    let page = scratch.map(domid, mfn).map_err(|BuildError(_, rc)| BuildError("map the shared_info page", rc))?;
+    for off in (0..4096u64).step_by(8) {
+        // SAFETY: the scratch slot maps the domain's shared_info frame
+        // writable; `off` < 4096 and 8-aligned.
+        unsafe { ((page + off) as *mut u64).write_volatile(0) };
+    }
+    for i in 0..XEN_LEGACY_MAX_VCPUS {
+        let off = offset_of!(SharedInfo, vcpu_info) + i * size_of::<VcpuInfo>() + offset_of!(VcpuInfo, evtchn_upcall_mask);
+        // SAFETY: as above; the offset lies inside the 4096-byte page
+        // (32 vcpu_info of 64 bytes at its start).
+        unsafe { ((page + off as u64) as *mut u8).write_volatile(1) };
+    }
+    Ok(())
 }
 
 /// Lay out, fill and ready the domain from the ELF `elf` (`staged`: the
@@ -563,5 +605,9 @@ fn load(
     check("pin the L4", hv::pin_l4(domid, tables.l4_mfn))?;
     let entry = notes.entry.unwrap_or(elf.entry());
     check("setvcpucontext", hv::set_vcpu_context(domid, entry, lay.stack.end, lay.start_info.start, tables.l4_mfn))?;
+    // After setvcpucontext: xen-core rewrites the upcall mask there from
+    // the context's RFLAGS.IF (Xen 4.17 leaves it alone and forces IF on).
+    init_shared_info(scratch, domid, shared_info)?;
+    scratch.restore()?;
     Ok(Built { domid, console_mfn, console_port, store_mfn, store_port })
 }

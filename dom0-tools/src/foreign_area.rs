@@ -40,16 +40,19 @@ impl ForeignArea {
     /// where dom0's initial region ends); `None` if dom0 lacks the pages or
     /// the address space.
     pub fn new(si: &StartInfo, pages: &mut EarlyAlloc, region_end: u64) -> Option<ForeignArea> {
-        let (pool, n) = crate::va_space::own_pages_after_heap(si, pages, region_end, WINDOWS)?;
+        let (pool, n, first_pfn) = crate::va_space::own_pages_after_heap(si, pages, region_end, WINDOWS)?;
         if n < WINDOWS {
             return None;
         }
         let mut l1_mfns = [0u64; WINDOWS];
         for (k, mfn) in l1_mfns.iter_mut().enumerate() {
             let va = pool + k as u64 * 4096;
-            // Zeroed, mapped read-only in the pool window and pinned as an
-            // L1: its entries change only through mmu_update from now on.
-            let t = Table::new(va, pv_guest_kernel::mm::mfn_of(si, va), 1, &[]).ok()?;
+            // The pool window maps pfns first_pfn.. (not at their linear
+            // address): the frame comes from dom0's P2M. Zeroed, mapped
+            // read-only in the pool window and pinned as an L1: its entries
+            // change only through mmu_update from now on.
+            let frame = pv_guest_kernel::mm::p2m(si, first_pfn + k as u64);
+            let t = Table::new(va, frame, 1, &[]).ok()?;
             *mfn = t.mfn;
         }
         let base = crate::va_space::install_run(si, &l1_mfns)?;

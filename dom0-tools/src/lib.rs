@@ -36,6 +36,8 @@ extern crate alloc;
 
 pub mod backends;
 #[cfg(target_os = "none")]
+pub mod big_stack;
+#[cfg(target_os = "none")]
 pub mod builder;
 pub mod cmdline;
 pub mod dma;

@@ -54,10 +54,13 @@ pub fn install_run(si: &StartInfo, l1_mfns: &[u64]) -> Option<u64> {
 }
 
 /// Map up to 512 of dom0's own pages past the heap's pages (which follow
-/// the initial region ending at `region_end`) in a new window: its address
-/// and the pages mapped.
-pub fn own_pages_after_heap(si: &StartInfo, pages: &mut EarlyAlloc, region_end: u64, count: usize) -> Option<(u64, usize)> {
-    map_own_pages(si, pages, region_end + HEAP_WINDOW_PAGES * 4096, count)
+/// the initial region ending at `region_end`) in a new window: its
+/// address, the pages mapped and the pfn of the first (the window is not
+/// the initial region's linear map: `mm::mfn_of` does not apply to it).
+pub fn own_pages_after_heap(si: &StartInfo, pages: &mut EarlyAlloc, region_end: u64, count: usize) -> Option<(u64, usize, u64)> {
+    let after_heap = region_end + HEAP_WINDOW_PAGES * 4096;
+    let (va, n) = map_own_pages(si, pages, after_heap, count)?;
+    Some((va, n, (after_heap - VIRT_BASE) / 4096))
 }
 
 /// Install a new window whose L1 holds `entries` (`(index, pte)`); its

@@ -62,6 +62,9 @@ pub const QUICK_WORD: &str = "xtask.quick";
 /// The xl config of the Linux domU (`linux.cfg` in dom0's files): the same
 /// kernel and initramfs as dom0's milestones, 256 MiB (the ELF and its xz
 /// dictionary are staged in the domain's top 98 MiB while it is built).
+/// No `earlyprintk=xen`: in a PV domU, 6.1's early console writes through
+/// the hvc console before it exists (a NULL write, "PANIC: early exception
+/// 0x0e").
 pub fn domu_config() -> String {
     format!(
         "name = \"linux\"\n\
