@@ -551,6 +551,13 @@ fn load(
     hv::populate_physmap(domid, 0, region_p2m).map_err(|rc| BuildError("populate_physmap", rc))?;
     let p2m: &[u64] = region_p2m;
     let shared_info = hv::shared_info_frame(domid).map_err(|rc| BuildError("getdomaininfo", rc))?;
+    // Before setvcpucontext, as libxenguest. xen-core's setvcpucontext
+    // rewrites the mask from the context's RFLAGS.IF (Xen 4.17 forces IF
+    // on and leaves the mask alone), so on xen-core a domU still starts
+    // unmasked: a hypervisor deviation, not worked around here (doing so
+    // left xen-core's own copy of the mask out of step with the page, and
+    // the demo guest's SCHEDOP_block spun).
+    init_shared_info(scratch, domid, shared_info)?;
     let console_port = hv::alloc_unbound(domid, 0).map_err(|rc| BuildError("alloc_unbound (console)", rc))?;
     let store_port = hv::alloc_unbound(domid, 0).map_err(|rc| BuildError("alloc_unbound (xenstore)", rc))?;
     let console = lay.console.ok_or(BuildError("lay out the console page", 0))?;
@@ -605,9 +612,5 @@ fn load(
     check("pin the L4", hv::pin_l4(domid, tables.l4_mfn))?;
     let entry = notes.entry.unwrap_or(elf.entry());
     check("setvcpucontext", hv::set_vcpu_context(domid, entry, lay.stack.end, lay.start_info.start, tables.l4_mfn))?;
-    // After setvcpucontext: xen-core rewrites the upcall mask there from
-    // the context's RFLAGS.IF (Xen 4.17 leaves it alone and forces IF on).
-    init_shared_info(scratch, domid, shared_info)?;
-    scratch.restore()?;
     Ok(Built { domid, console_mfn, console_port, store_mfn, store_port })
 }
