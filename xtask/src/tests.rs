@@ -1891,7 +1891,7 @@ pub fn run(args: &TestArgs) -> Result<(), String> {
     run_fuzz_test(filter, &kernels, &mut tally);
     println!("== dom0 boot tests, each on xen-core and on Xen 4.17");
     run_dom0_tests(filter, &kernels, &mut tally);
-    println!("== Linux dom0 boot tests (Debian's kernel; Xen 4.17 only until xen-core boots it)");
+    println!("== Linux dom0 boot tests (Debian's kernel, each on xen-core and on Xen 4.17)");
     run_linux_tests(filter, &kernels, &mut tally);
     println!("== conformance suite (xen-core and Xen 4.17)");
     match crate::conformance::run(filter, crate::conformance::On::Both, &kernels) {
