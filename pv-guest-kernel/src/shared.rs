@@ -117,6 +117,19 @@ pub fn sleep_ns(ns: u64) -> Option<()> {
     Some(())
 }
 
+/// Block for `ns` nanoseconds with `SCHEDOP_poll` on no port and a
+/// timeout (no event channel needed), so the vCPU is switched out and in;
+/// at most 1000 polls, in case the timeout never fires.
+pub fn poll_sleep_ns(ns: u64) -> Option<()> {
+    let deadline = now_ns()? + ns;
+    let mut polls = 0;
+    while now_ns().is_some_and(|t| t < deadline) && polls < 1000 {
+        hypercall::sched_poll(&[], deadline);
+        polls += 1;
+    }
+    Some(())
+}
+
 /// `set_timer_op(abs_ns)`: a single-shot timer at system time `abs_ns`,
 /// delivered on VIRQ_TIMER; 0 cancels.
 pub fn set_timer(abs_ns: u64) -> i64 {

@@ -229,10 +229,9 @@ impl Cpio {
     }
 }
 
-/// The initramfs: busybox at `/bin/busybox`, its applets, the mount points,
-/// `/dev/console` (so the kernel gives `/init` a console before devtmpfs is
-/// mounted) and `/init`.
-pub fn initramfs(busybox: &[u8]) -> Vec<u8> {
+/// What every initramfs here holds: the mount points, `/dev/console`,
+/// busybox at `/bin/busybox` and its applets' symlinks (no `/init` yet).
+fn busybox_cpio(busybox: &[u8]) -> Cpio {
     let mut c = Cpio::new();
     for d in ["bin", "sbin", "dev", "proc", "sys", "tmp", "usr", "usr/bin", "usr/sbin"] {
         c.dir(d);
@@ -242,6 +241,14 @@ pub fn initramfs(busybox: &[u8]) -> Vec<u8> {
     for a in APPLETS {
         c.symlink(&format!("bin/{a}"), "busybox");
     }
+    c
+}
+
+/// The initramfs: busybox at `/bin/busybox`, its applets, the mount points,
+/// `/dev/console` (so the kernel gives `/init` a console before devtmpfs is
+/// mounted) and `/init`.
+pub fn initramfs(busybox: &[u8]) -> Vec<u8> {
+    let mut c = busybox_cpio(busybox);
     c.file("init", 0o755, init_script().as_bytes());
     c.finish()
 }
@@ -392,15 +399,7 @@ pub fn bench_init_script() -> String {
 /// [`bench_init_script`] as `/init` and `lbench` (the static
 /// `linux-bench` executable) at [`LBENCH_PATH`].
 pub fn bench_initramfs(busybox: &[u8], lbench: &[u8]) -> Vec<u8> {
-    let mut c = Cpio::new();
-    for d in ["bin", "sbin", "dev", "proc", "sys", "tmp", "usr", "usr/bin", "usr/sbin"] {
-        c.dir(d);
-    }
-    c.char_dev("dev/console", 5, 1);
-    c.file("bin/busybox", 0o755, busybox);
-    for a in APPLETS {
-        c.symlink(&format!("bin/{a}"), "busybox");
-    }
+    let mut c = busybox_cpio(busybox);
     c.file(LBENCH_PATH.trim_start_matches('/'), 0o755, lbench);
     c.file("init", 0o755, bench_init_script().as_bytes());
     c.finish()

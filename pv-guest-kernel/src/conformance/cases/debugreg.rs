@@ -126,12 +126,8 @@ cases! {
         let Some((va, _)) = page() else { return error(format_args!("no spare page")) };
         let a = super::set(0, va);
         let b = super::set(7, 0xd_0001);
-        let Some(now) = crate::shared::now_ns() else { return error(format_args!("no clock")) };
-        let deadline = now + 2_000_000;
-        let mut polls = 0;
-        while crate::shared::now_ns().is_some_and(|t| t < deadline) && polls < 1000 {
-            crate::hypercall::sched_poll(&[], deadline);
-            polls += 1;
+        if crate::shared::poll_sleep_ns(2_000_000).is_none() {
+            return error(format_args!("no clock"));
         }
         let r = probe(Probe::Write, va);
         super::set(7, 0);

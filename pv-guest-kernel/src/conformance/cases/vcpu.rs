@@ -49,12 +49,8 @@ pub mod vcpu_op {
             // Block for 2 ms (SCHEDOP_poll on no port, with a timeout,
             // which needs no event channel): the vCPU is switched out and
             // back in, and the record must follow.
-            let Some(now) = crate::shared::now_ns() else { return error(format_args!("no clock")) };
-            let deadline = now + 2_000_000;
-            let mut polls = 0;
-            while crate::shared::now_ns().is_some_and(|t| t < deadline) && polls < 1000 {
-                crate::hypercall::sched_poll(&[], deadline);
-                polls += 1;
+            if crate::shared::poll_sleep_ns(2_000_000).is_none() {
+                return error(format_args!("no clock"));
             }
             // SAFETY: as above.
             let r = unsafe { core::ptr::read_volatile(&raw const AREA) };
