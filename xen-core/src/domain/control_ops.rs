@@ -302,7 +302,14 @@ pub fn domctl<H: ControlHost>(h: &mut H, v: &mut Vcpu, d: &mut Domain, mem: &imp
         }
         XEN_DOMCTL_PAUSEDOMAIN | XEN_DOMCTL_UNPAUSEDOMAIN | XEN_DOMCTL_DESTROYDOMAIN if is_self => return -EINVAL,
         XEN_DOMCTL_PAUSEDOMAIN => return with_other(h, dom, |o, _| o.pause_count += 1).map_or(-ESRCH, |()| 0),
-        XEN_DOMCTL_UNPAUSEDOMAIN => return with_other(h, dom, |o, _| unpause(o)).unwrap_or(-ESRCH),
+        XEN_DOMCTL_UNPAUSEDOMAIN => {
+            let rc = with_other(h, dom, |o, _| unpause(o)).unwrap_or(-ESRCH);
+            // As Xen's vcpu_wake: a CPU that idles looks at once.
+            if rc == 0 {
+                h.kick();
+            }
+            return rc;
+        }
         XEN_DOMCTL_DESTROYDOMAIN => return destroy_domain(h, d, dom).map_or_else(|e| e, |()| 0),
         XEN_DOMCTL_SETVCPUCONTEXT | XEN_DOMCTL_GETVCPUCONTEXT | XEN_DOMCTL_MAX_VCPUS if is_self => return -EINVAL,
         XEN_DOMCTL_SETVCPUCONTEXT => return set_vcpu_context(h, mem, dom, op.payload()),
@@ -1064,8 +1071,10 @@ pub mod tests {
         assert_eq!(domctl_cmd(&mut h, &g, &mut v, &mut d, XEN_DOMCTL_PAUSEDOMAIN, 4), 0);
         assert_eq!(h.other(4).pause_count, 2);
         for left in [1, 0] {
+            let kicks = h.ctl.kicks;
             assert_eq!(domctl_cmd(&mut h, &g, &mut v, &mut d, XEN_DOMCTL_UNPAUSEDOMAIN, 4), 0);
             assert_eq!(h.other(4).pause_count, left);
+            assert_eq!(h.ctl.kicks, kicks + 1, "an unpause wakes the idle CPUs (Xen's vcpu_wake)");
         }
         assert_eq!(domctl_cmd(&mut h, &g, &mut v, &mut d, XEN_DOMCTL_UNPAUSEDOMAIN, 4), -EINVAL);
         assert_eq!(h.other(4).pause_count, 0);
