@@ -646,6 +646,8 @@ pub mod tests {
         pub next_slot: usize,
         /// init_shared calls: domid.
         pub inited: Vec<u16>,
+        /// Each domain's vcpu_info[0].evtchn_upcall_mask in shared_info.
+        pub shared_mask: BTreeMap<u16, bool>,
         /// The console history.
         pub conring: Box<ConRing>,
         /// Guest page -> machine address, for the LDT's walk.
@@ -728,8 +730,12 @@ pub mod tests {
     }
 
     impl VcpuHost for FakeMachine {
-        fn init_shared(&mut self, d: &Domain, _v: &Vcpu) {
+        fn init_shared(&mut self, d: &Domain, v: &Vcpu) {
             self.ctl.inited.push(d.domid);
+            self.ctl.shared_mask.insert(d.domid, v.upcall_mask);
+        }
+        fn attach_shared(&mut self, d: &Domain, v: &mut Vcpu) {
+            v.upcall_mask = self.ctl.shared_mask.get(&d.domid).copied().unwrap_or(false);
         }
         fn running_on(&self, slot: usize, vcpu_id: u32) -> Option<(usize, u64)> {
             self.ctl.on_cpu.get(&(slot, vcpu_id)).copied()
@@ -1385,6 +1391,26 @@ pub mod tests {
             assert_eq!((o.guest_table, o.vcpu_up), (0, false), "the vCPU is as it was");
         }
         assert_eq!(h.ft.info(theirs).unwrap().owner, 6, "domain 6 keeps its frame");
+    }
+
+    /// Xen's arch_set_info_guest never writes vcpu_info's
+    /// evtchn_upcall_mask: the mask libxc set in shared_info (1 for every
+    /// vCPU) survives XEN_DOMCTL_setvcpucontext, whatever the context's IF.
+    #[test]
+    fn setvcpucontext_keeps_the_upcall_mask_the_toolstack_wrote() {
+        let (mut h, g, mut v, mut d) = setup();
+        created(&mut h, 4);
+        h.others.get_mut(&4).unwrap().domain.vcpu_created = true;
+        // libxc's shared_info hook masks every vCPU's upcalls.
+        h.ctl.shared_mask.insert(4, true);
+        let l4s = give_to(&mut h, 4, 1);
+        ctx_with(&g, l4s[0], 0);
+        let mut c: xen_public::vcpu::VcpuGuestContext = g.copy_from(CTX).unwrap();
+        c.user_regs.rflags = 0x202;
+        g.copy_to(CTX, &c).unwrap();
+        assert_eq!(ctx_op(&mut h, &g, &mut v, &mut d, XEN_DOMCTL_SETVCPUCONTEXT, 4, CTX), 0);
+        assert!(h.others[&4].vcpus[0].upcall_mask, "IF in the context does not unmask upcalls");
+        assert_eq!(h.ctl.shared_mask.get(&4), Some(&true));
     }
 
     #[test]

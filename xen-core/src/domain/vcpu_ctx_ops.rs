@@ -27,6 +27,9 @@ type Ret = i64;
 pub trait VcpuHost: MmuHost {
     /// Publish `v`'s upcall mask and the time in `d`'s shared_info.
     fn init_shared(&mut self, d: &Domain, v: &Vcpu);
+    /// Take `v`'s upcall mask from `d`'s shared_info as the toolstack left
+    /// it, and publish the time there.
+    fn attach_shared(&mut self, d: &Domain, v: &mut Vcpu);
     /// The CPU running vCPU `vcpu_id` of the domain in `slot`, and since
     /// when (system time); `None` if it runs nowhere.
     fn running_on(&self, slot: usize, vcpu_id: u32) -> Option<(usize, u64)>;
@@ -104,7 +107,10 @@ fn apply<H: VcpuHost>(h: &mut H, v: &mut Vcpu, o: &mut Domain, c: &VcpuGuestCont
         let _ = mmu_ops::set_ldt(h, v, o, c.ldt.0, c.ldt.1);
     }
     v.vcpu_up = c.flags.contains(VgcfFlags::ONLINE);
-    h.init_shared(o, v);
+    // Xen's arch_set_info_guest leaves vcpu_info's evtchn_upcall_mask as
+    // the toolstack wrote it (libxc masks every vCPU; Linux unmasks once
+    // its per-CPU data exists): the context's IF does not set it.
+    h.attach_shared(o, v);
 }
 
 /// XEN_DOMCTL_getvcpucontext of vCPU `vcpu` of `g` into `out`.

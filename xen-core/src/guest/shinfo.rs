@@ -137,6 +137,14 @@ impl Domain {
         self.publish_time(v);
     }
 
+    /// Take `v`'s upcall mask from shared_info as it is (a vCPU context
+    /// being loaded: the mask is the guest's and the toolstack's), and
+    /// publish the time.
+    pub fn attach_shared(&self, v: &mut Vcpu) {
+        self.sync_mask_in(v);
+        self.publish_time(v);
+    }
+
     /// Clear `v`'s `evtchn_upcall_mask` in shared_info (SCHEDOP_block).
     pub fn clear_upcall_mask(&self, v: &Vcpu) {
         let (f, at) = self.vcpu_info_of(v.vcpu_id);

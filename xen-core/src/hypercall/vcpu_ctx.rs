@@ -11,6 +11,9 @@ impl VcpuHost for Live<'_> {
     fn init_shared(&mut self, d: &Domain, v: &Vcpu) {
         d.init_shared(v);
     }
+    fn attach_shared(&mut self, d: &Domain, v: &mut Vcpu) {
+        d.attach_shared(v);
+    }
     fn running_on(&self, slot: usize, vcpu_id: u32) -> Option<(usize, u64)> {
         crate::schedule::running_on(crate::schedule::VcpuId::new(slot, vcpu_id as usize))
     }
