@@ -103,9 +103,33 @@ pub fn init_script() -> String {
 
 /// The busybox applets the initramfs links to `/bin/busybox` (what
 /// `/init` runs, and a few more for a person at the shell).
-const APPLETS: &[&str] = &[
-    "sh", "mount", "umount", "echo", "cat", "uname", "dmesg", "grep", "true", "false", "poweroff", "reboot", "halt", "ls", "sleep", "ps", "date",
-    "awk", "mkdir", "free", "uptime",
+pub(crate) const APPLETS: &[&str] = &[
+    "sh",
+    "mount",
+    "umount",
+    "echo",
+    "cat",
+    "uname",
+    "dmesg",
+    "grep",
+    "true",
+    "false",
+    "poweroff",
+    "reboot",
+    "halt",
+    "ls",
+    "sleep",
+    "ps",
+    "date",
+    "awk",
+    "mkdir",
+    "free",
+    "uptime",
+    "insmod",
+    "switch_root",
+    "ifconfig",
+    "ping",
+    "sync",
 ];
 
 /// One boot milestone, in the order Linux reaches them.
@@ -231,7 +255,7 @@ impl Cpio {
 
 /// What every initramfs here holds: the mount points, `/dev/console`,
 /// busybox at `/bin/busybox` and its applets' symlinks (no `/init` yet).
-fn busybox_cpio(busybox: &[u8]) -> Cpio {
+pub(crate) fn busybox_cpio(busybox: &[u8]) -> Cpio {
     let mut c = Cpio::new();
     for d in ["bin", "sbin", "dev", "proc", "sys", "tmp", "usr", "usr/bin", "usr/sbin"] {
         c.dir(d);
@@ -364,15 +388,21 @@ pub fn fetch_kernel(meta: &str) -> Result<PathBuf, String> {
 /// The initramfs file (`target/xtask/linux/initrd.cpio`), rebuilt from the
 /// cached busybox each time (it is small).
 pub fn fetch_initramfs() -> Result<PathBuf, String> {
+    let busybox = fetch_busybox()?;
+    let out = cache_dir().join("initrd.cpio");
+    fs::write(&out, initramfs(&busybox)).map_err(|e| format!("{}: {e}", out.display()))?;
+    Ok(out)
+}
+
+/// The static busybox binary of [`BUSYBOX`], fetched and unpacked on
+/// first use.
+pub fn fetch_busybox() -> Result<Vec<u8>, String> {
     let dir = cache_dir().join(BUSYBOX);
     let deb = apt_download(&dir, BUSYBOX)?;
     let unpacked = dir.join("unpacked");
     unpack(&deb, &unpacked)?;
     let bin = unpacked.join("bin/busybox");
-    let busybox = fs::read(&bin).map_err(|e| format!("{}: {e}", bin.display()))?;
-    let out = cache_dir().join("initrd.cpio");
-    fs::write(&out, initramfs(&busybox)).map_err(|e| format!("{}: {e}", out.display()))?;
-    Ok(out)
+    fs::read(&bin).map_err(|e| format!("{}: {e}", bin.display()))
 }
 
 /// Where the bench initramfs puts the `linux-bench` program.
@@ -408,12 +438,8 @@ pub fn bench_initramfs(busybox: &[u8], lbench: &[u8]) -> Vec<u8> {
 /// The bench initramfs file (`target/xtask/linux/initrd-bench.cpio`) with
 /// the `linux-bench` executable at `lbench`.
 pub fn fetch_bench_initramfs(lbench: &Path) -> Result<PathBuf, String> {
-    let dir = cache_dir().join(BUSYBOX);
-    let deb = apt_download(&dir, BUSYBOX)?;
-    let unpacked = dir.join("unpacked");
-    unpack(&deb, &unpacked)?;
-    let read = |p: &Path| fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
-    let cpio = bench_initramfs(&read(&unpacked.join("bin/busybox"))?, &read(lbench)?);
+    let lbench = fs::read(lbench).map_err(|e| format!("{}: {e}", lbench.display()))?;
+    let cpio = bench_initramfs(&fetch_busybox()?, &lbench);
     let out = cache_dir().join("initrd-bench.cpio");
     fs::write(&out, cpio).map_err(|e| format!("{}: {e}", out.display()))?;
     Ok(out)

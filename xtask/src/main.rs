@@ -11,6 +11,7 @@ mod hostfuzz;
 mod image;
 mod lint;
 mod linux;
+mod linux_disk;
 mod netfuzz;
 mod newcomer;
 mod pathcount;

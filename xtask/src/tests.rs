@@ -439,6 +439,8 @@ struct TestDisk {
     /// Check the image after QEMU exited (only where the device lines were
     /// expected): why it is wrong.
     check: Option<ImageCheck>,
+    /// Make it the Linux domU's ext2 root instead (`linux_disk`).
+    linux_root: bool,
 }
 
 /// `test=disk`'s pattern must be in the image file: dom0's flushed writes
@@ -533,6 +535,46 @@ fn dom0_tests() -> Vec<Dom0Test> {
             ],
             ..t("linux_domu_console_xenbus_and_poweroff_under_our_dom0", "", false, &["xl: created d1", "(d1) MemTotal:"])
         },
+        // Issue 18's milestone 3 with block and net: the same kernel as a
+        // domU whose root filesystem is an ext2 image on dom0's virtio
+        // disk, served as its xvda by our blkback (its initramfs loads
+        // Debian's xen-blkfront, xen-netfront and ext4 modules and
+        // switches root); it reads the host's file, writes one the host
+        // finds in the image afterwards, and pings our Rust guest `www`
+        // through netback and xenbr0.
+        Dom0Test {
+            script: &[
+                "info",
+                "create netserve.cfg",
+                "?net: up",
+                "create linuxroot.cfg",
+                "?dom0: d2 shut down (poweroff); destroyed",
+                "destroy www",
+                "list",
+                "@info",
+                "poweroff",
+            ],
+            linux_domu: true,
+            mem_mib: 512,
+            xen_core_cmdline: Some("loglvl=info dom0_mem=64M"),
+            timeout_s: 240,
+            disk: Some(TestDisk { mib: 32, host_fill: false, check: Some(crate::linux_disk::guest_mark_in_image), linux_root: true }),
+            equal_lines: &["free_memory"],
+            forbid: &["LEAKED", "create failed", "XTASK-LINUX: insmod", "XTASK-LINUX: mount /dev/xvda failed"],
+            in_order: &[
+                "xl: created d2",
+                "(d2) XTASK-LINUX: root on xvda",
+                "(d2) /dev/xvda / ext4 rw",
+                "(d2) XTASK-DISK: written on the host by mke2fs -d",
+                "(d2) XTASK-LINUX: wrote /var/xtask-written",
+                "(d2) 5 packets transmitted, 5 packets received, 0% packet loss",
+                "(d2) XTASK-LINUX: init done",
+                "dom0: netback: d2 vif 0: disconnected after ",
+                "dom0: blkback: d2 vbd 51712: disconnected after ",
+                "dom0: d2 shut down (poweroff); destroyed",
+            ],
+            ..t("linux_domu_root_on_xvda_over_blkback_pings_a_guest_over_netback", "", false, &["dom0: disk: virtio-blk at 00:"])
+        },
         // dom0's uplink: QEMU's virtio-net-pci through virtio-drivers, and
         // dom0's smoltcp endpoint on it: ARP and ping to slirp's gateway.
         Dom0Test {
@@ -553,7 +595,7 @@ fn dom0_tests() -> Vec<Dom0Test> {
         // dom0 drives QEMU's virtio-blk-pci through virtio-drivers: its
         // flushed writes reach the image file, the host's bytes reach dom0.
         Dom0Test {
-            disk: Some(TestDisk { mib: 8, host_fill: true, check: Some(disk_pattern_in_image) }),
+            disk: Some(TestDisk { mib: 8, host_fill: true, check: Some(disk_pattern_in_image), linux_root: false }),
             forbid: &[
                 "differs",
                 "dom0: disk test: write failed",
@@ -588,7 +630,7 @@ fn dom0_tests() -> Vec<Dom0Test> {
         // The shell's boot probe finds an attached disk.
         Dom0Test {
             script: &["poweroff"],
-            disk: Some(TestDisk { mib: 16, host_fill: false, check: None }),
+            disk: Some(TestDisk { mib: 16, host_fill: false, check: None, linux_root: false }),
             ..t("dom0_shell_probes_an_attached_disk", "", false, &["dom0: disk: virtio-blk at 00:", "32768 sectors (16 MiB)", "dom0: xl shell ready"])
         },
         t("dom0_banner_and_poweroff", "test=banner", false, BANNER_LINES),
@@ -897,7 +939,7 @@ fn dom0_tests() -> Vec<Dom0Test> {
         // disk.
         Dom0Test {
             script: &["create blkwrite.cfg", "?blk: closed", "@list", "create blkcheck.cfg", "?blk: closed", "@list", "poweroff"],
-            disk: Some(TestDisk { mib: 32, host_fill: false, check: Some(guest_pattern_in_image) }),
+            disk: Some(TestDisk { mib: 32, host_fill: false, check: Some(guest_pattern_in_image), linux_root: false }),
             forbid: &["blk: connect failed", "check failed", "blk: write at byte", "blk: flush failed", "RAM disk"],
             ..t(
                 "blk_16m_pattern_reaches_the_host_image_through_blkback_and_virtio",
@@ -1450,15 +1492,27 @@ fn run_dom0_test(t: &Dom0Test, hv: Hypervisor, k: &Kernels) -> Result<(bool, Str
         let kernel = linux::fetch_kernel(linux::GENERIC_META)?;
         let initrd = linux::fetch_initramfs()?;
         let read = |p: &std::path::Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+        let xvda_initrd = crate::linux_disk::initramfs(&linux::fetch_busybox()?, &kernel)?;
         let (kernel, initrd, cfg) = (read(&kernel)?, read(&initrd)?, linux::domu_config());
-        let files: [(&str, &[u8]); 3] = [("vmlinuz", &kernel), ("initrd.cpio", &initrd), ("linux.cfg", cfg.as_bytes())];
+        let root_cfg = crate::linux_disk::config();
+        let files: [(&str, &[u8]); 5] = [
+            ("vmlinuz", &kernel),
+            ("initrd.cpio", &initrd),
+            ("linux.cfg", cfg.as_bytes()),
+            (crate::linux_disk::INITRD_NAME, &xvda_initrd),
+            (crate::linux_disk::CONFIG_NAME, root_cfg.as_bytes()),
+        ];
         let tar = image::dom0_files_with(k, &files, &format!("{name}-files.tar"))?;
         spec.modules.retain(|m| m.name != "dom0-files.tar");
         spec.modules.push(Module::new(&tar, "dom0-files.tar"));
     }
     let disk_path = image::out_dir().join("disks").join(format!("{name}.img"));
     if let Some(d) = &t.disk {
-        qemu::make_disk_image(&disk_path, d.mib, d.host_fill)?;
+        if d.linux_root {
+            crate::linux_disk::make_root_disk(&disk_path, d.mib, &linux::fetch_busybox()?)?;
+        } else {
+            qemu::make_disk_image(&disk_path, d.mib, d.host_fill)?;
+        }
         opts.extra.extend(qemu::disk_args(&disk_path));
     }
     if t.net {
