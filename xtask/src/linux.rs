@@ -53,11 +53,19 @@ pub const XEN_CORE_CMDLINE: &str = "loglvl=all dom0_mem=256M";
 pub const MEM_MIB: u32 = 512;
 
 /// On the kernel command line, this word makes `/init` short: `uname -a`,
-/// `MemTotal` and two seconds of sleep (time for the test to read the
-/// guest's xenstore nodes while it lives), without the cpuinfo dump, the dmesg grep and the 1000
-/// fork/execs (the domU test's guest: its console goes through dom0's
-/// relay, and the loop would add a minute on Xen 4.17).
+/// `MemTotal`, one line read from the console ([`PROMPT_LINE`], answered
+/// through `xl console`; 60 s at most) and three seconds of sleep (time
+/// for the test to read the guest's xenstore nodes while it lives),
+/// without the cpuinfo dump, the dmesg grep and the 1000 fork/execs (the
+/// domU test's guest: its console goes through dom0's relay, and the loop
+/// would add a minute on Xen 4.17).
 pub const QUICK_WORD: &str = "xtask.quick";
+
+/// What the quick `/init` prints before it reads a line from `hvc0`; it
+/// then echoes the line after [`GOT_LINE`].
+pub const PROMPT_LINE: &str = "XTASK-LINUX: type a line";
+/// The prefix of the quick `/init`'s answer.
+pub const GOT_LINE: &str = "XTASK-LINUX: got";
 
 /// The xl config of the Linux domU (`linux.cfg` in dom0's files): the same
 /// kernel and initramfs as dom0's milestones, 256 MiB (the ELF and its xz
@@ -86,7 +94,10 @@ pub fn init_script() -> String {
          uname -a\n\
          if grep -q {QUICK_WORD} /proc/cmdline; then\n\
          grep MemTotal /proc/meminfo\n\
-         sleep 2\n\
+         echo \"{PROMPT_LINE}\"\n\
+         read -t 60 line\n\
+         echo \"{GOT_LINE} $line\"\n\
+         sleep 3\n\
          echo \"{SENTINEL_DONE}\"\n\
          poweroff -f\n\
          fi\n\

@@ -505,7 +505,13 @@ fn dom0_tests() -> Vec<Dom0Test> {
             script: &[
                 "info",
                 "create linux.cfg",
-                "?XTASK-LINUX: init started",
+                "?XTASK-LINUX: type a line",
+                // Its hvc0 both ways through `xl console`: the line typed
+                // there comes back from Linux's `read`.
+                "console linux",
+                "@hello-from-xl-console",
+                "?XTASK-LINUX: got hello-from-xl-console",
+                "@^]",
                 "xenstore-ls /local/domain/1/control",
                 "?dom0: d1 shut down (poweroff); destroyed",
                 "list",
@@ -528,6 +534,7 @@ fn dom0_tests() -> Vec<Dom0Test> {
                 // After the printk timestamp: "(d1) [    0.000000] Linux version".
                 "] Linux version 6.1",
                 "(d1) XTASK-LINUX: init started",
+                "\nXTASK-LINUX: got hello-from-xl-console",
                 "feature-poweroff = \"1\"",
                 "(d1) XTASK-LINUX: init done",
                 "dom0: d1 shut down (poweroff); destroyed",
