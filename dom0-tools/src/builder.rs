@@ -551,12 +551,8 @@ fn load(
     hv::populate_physmap(domid, 0, region_p2m).map_err(|rc| BuildError("populate_physmap", rc))?;
     let p2m: &[u64] = region_p2m;
     let shared_info = hv::shared_info_frame(domid).map_err(|rc| BuildError("getdomaininfo", rc))?;
-    // Before setvcpucontext, as libxenguest. xen-core's setvcpucontext
-    // rewrites the mask from the context's RFLAGS.IF (Xen 4.17 forces IF
-    // on and leaves the mask alone), so on xen-core a domU still starts
-    // unmasked: a hypervisor deviation, not worked around here (doing so
-    // left xen-core's own copy of the mask out of step with the page, and
-    // the demo guest's SCHEDOP_block spun).
+    // Before setvcpucontext, as libxenguest: the hypervisor keeps the
+    // mask written here (Xen's arch_set_info_guest does not touch it).
     init_shared_info(scratch, domid, shared_info)?;
     let console_port = hv::alloc_unbound(domid, 0).map_err(|rc| BuildError("alloc_unbound (console)", rc))?;
     let store_port = hv::alloc_unbound(domid, 0).map_err(|rc| BuildError("alloc_unbound (xenstore)", rc))?;

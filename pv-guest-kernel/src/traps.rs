@@ -278,6 +278,7 @@ guest_probe_read_cr4:
 guest_probe_read_cr4_end:
     xor %eax, %eax
     ret
+    probe write_cr4, mov %rdi, %cr4
     probe clts, clts
     probe wbinvd, wbinvd
     probe rdtsc, rdtsc
@@ -467,6 +468,8 @@ pub enum Probe {
     ReadCr3,
     /// `mov %cr4, %rax`.
     ReadCr4,
+    /// `mov %rdi, %cr4` (arg: the new CR4).
+    WriteCr4,
     /// `clts`.
     Clts,
     /// `wbinvd`.
@@ -560,6 +563,7 @@ probe_syms! {
     ReadCr0 => guest_probe_read_cr0, guest_probe_read_cr0_end;
     ReadCr3 => guest_probe_read_cr3, guest_probe_read_cr3_end;
     ReadCr4 => guest_probe_read_cr4, guest_probe_read_cr4_end;
+    WriteCr4 => guest_probe_write_cr4, guest_probe_write_cr4_end;
     Clts => guest_probe_clts, guest_probe_clts_end;
     Wbinvd => guest_probe_wbinvd, guest_probe_wbinvd_end;
     ForcedCpuid => guest_probe_forced_cpuid, guest_probe_forced_cpuid_end;

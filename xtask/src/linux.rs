@@ -83,13 +83,14 @@ pub fn domu_config() -> String {
     )
 }
 
+/// The first lines of every `/init` here: proc, sys and devtmpfs.
+pub const MOUNTS: &str = "mount -t proc proc /proc\nmount -t sysfs sysfs /sys\nmount -t devtmpfs devtmpfs /dev\n";
+
 /// The `/init` script of the initramfs.
 pub fn init_script() -> String {
     format!(
         "#!/bin/sh\n\
-         mount -t proc proc /proc\n\
-         mount -t sysfs sysfs /sys\n\
-         mount -t devtmpfs devtmpfs /dev\n\
+         {MOUNTS}\
          echo \"{SENTINEL_START}\"\n\
          uname -a\n\
          if grep -q {QUICK_WORD} /proc/cmdline; then\n\
@@ -426,9 +427,7 @@ pub const LBENCH_PATH: &str = "/bin/linux-bench";
 pub fn bench_init_script() -> String {
     format!(
         "#!/bin/sh\n\
-         mount -t proc proc /proc\n\
-         mount -t sysfs sysfs /sys\n\
-         mount -t devtmpfs devtmpfs /dev\n\
+         {MOUNTS}\
          echo \"{SENTINEL_START}\"\n\
          {LBENCH_PATH}\n\
          echo \"{SENTINEL_DONE}\"\n\

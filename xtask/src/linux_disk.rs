@@ -62,12 +62,10 @@ pub fn config() -> String {
 /// The initramfs `/init`: load the modules, wait up to 10 s for
 /// `/dev/xvda`, mount it and hand over to its `/sbin/init`.
 fn initramfs_init() -> String {
-    let modules = MODULES.join(" ");
+    let (mounts, modules) = (linux::MOUNTS, MODULES.join(" "));
     format!(
         "#!/bin/sh\n\
-         mount -t proc proc /proc\n\
-         mount -t sysfs sysfs /sys\n\
-         mount -t devtmpfs devtmpfs /dev\n\
+         {mounts}\
          for m in {modules}; do insmod /lib/modules/$m.ko || echo \"XTASK-LINUX: insmod $m failed\"; done\n\
          i=0; while [ ! -b /dev/xvda ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done\n\
          if ! mount -t ext4 /dev/xvda /root; then echo \"XTASK-LINUX: mount /dev/xvda failed\"; poweroff -f; fi\n\
@@ -78,21 +76,18 @@ fn initramfs_init() -> String {
 
 /// The disk's `/sbin/init`.
 fn root_init() -> String {
-    let (host_file, _) = HOST_FILE;
+    let ((host_file, _), mounts, done) = (HOST_FILE, linux::MOUNTS, linux::SENTINEL_DONE);
     format!(
         "#!/bin/sh\n\
-         mount -t proc proc /proc\n\
-         mount -t sysfs sysfs /sys\n\
-         mount -t devtmpfs devtmpfs /dev\n\
+         {mounts}\
          echo \"{ROOT_SENTINEL}\"\n\
          grep ' / ' /proc/mounts\n\
          cat /{host_file}\n\
          echo {GUEST_MARK} > /var/xtask-written && sync && echo \"XTASK-LINUX: wrote /var/xtask-written\"\n\
          ifconfig eth0 {GUEST_IP} netmask 255.255.255.0 up\n\
          ping -c {PINGS} {PEER_IP}\n\
-         echo \"{}\"\n\
-         poweroff -f\n",
-        linux::SENTINEL_DONE
+         echo \"{done}\"\n\
+         poweroff -f\n"
     )
 }
 

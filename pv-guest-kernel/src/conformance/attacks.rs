@@ -1091,6 +1091,13 @@ mod helpers {
         syscall
         ud2
         .balign 64
+        .global attack_user_rdtsc
+    attack_user_rdtsc:
+        rdtsc
+        mov $2, %eax
+        syscall
+        ud2
+        .balign 64
         .global attack_user_forced_cpuid
     attack_user_forced_cpuid:
         mov $0x40000000, %eax
@@ -1109,6 +1116,7 @@ mod helpers {
         fn attack_user_rdmsr();
         fn attack_user_wrmsr();
         fn attack_user_forced_cpuid();
+        fn attack_user_rdtsc();
     }
 
     /// Which user program [`user_privileged`] runs.
@@ -1120,6 +1128,8 @@ mod helpers {
         Wrmsr,
         /// The forced-emulation CPUID of leaf 0x40000000 (reports EBX).
         ForcedCpuid,
+        /// `rdtsc` (reports 2 when it did not trap).
+        Rdtsc,
     }
 
     /// Run `which` in guest user mode: what it reported (RAX at its
@@ -1130,8 +1140,34 @@ mod helpers {
             UserPriv::Rdmsr => attack_user_rdmsr as *const () as u64,
             UserPriv::Wrmsr => attack_user_wrmsr as *const () as u64,
             UserPriv::ForcedCpuid => attack_user_forced_cpuid as *const () as u64,
+            UserPriv::Rdtsc => attack_user_rdtsc as *const () as u64,
         };
         run_user(rip, stack + 4096, 0x1000)
+    }
+
+    /// CR4.TSD set by the guest kernel (`mov %cr4`, emulated) reaches the
+    /// hardware, as Xen's `pv_make_cr4`: its user mode's `rdtsc` is #GP(0)
+    /// (Linux's PR_SET_TSC relies on it), its kernel's is still emulated,
+    /// and with TSD clear again user mode reads the TSC.
+    pub fn rdtsc_from_user_under_cr4_tsd() -> Outcome {
+        const GP0: u64 = TRAPPED | (13 << 32);
+        const TSD: u64 = 1 << 2;
+        let Ok(cr4) = crate::traps::probe(Probe::ReadCr4, 0).map(|()| crate::traps::probe_value()) else {
+            return error(format_args!("mov %cr4 failed"));
+        };
+        let set = crate::traps::probe(Probe::WriteCr4, cr4 | TSD);
+        let user = user_privileged(UserPriv::Rdtsc);
+        // SAFETY: rdtsc has no side effects; under TSD it traps and the
+        // hypervisor emulates it for the guest kernel.
+        let (k0, k1) = unsafe { (core::arch::x86_64::_rdtsc(), core::arch::x86_64::_rdtsc()) };
+        let clear = crate::traps::probe(Probe::WriteCr4, cr4 & !TSD);
+        let after = user_privileged(UserPriv::Rdtsc);
+        all(&[
+            check(set.is_ok() && clear.is_ok(), format_args!("mov to %cr4: {set:?} {clear:?}")),
+            check(user == Ok(GP0), format_args!("user rdtsc under TSD got {user:x?}, want #GP(0)")),
+            check(k1 > k0 && k0 != 0, format_args!("kernel rdtsc under TSD: {k0} then {k1}")),
+            check(after == Ok(2), format_args!("user rdtsc without TSD got {after:x?}")),
+        ])
     }
 
     /// `rdmsr`/`wrmsr` from guest user mode: x86_emulate's mode_ring0()
@@ -1223,6 +1259,7 @@ cases! {
         all(&[expect(r, -EPERM), expect(restore, 0)])
     }
     attack_rdmsr_from_guest_user_mode_is_gp ("trap", "rdmsr from user mode", Attack) { msr_from_user(UserPriv::Rdmsr) }
+    attack_rdtsc_from_user_mode_under_cr4_tsd_is_gp ("trap", "CR4.TSD, rdtsc from user mode", Attack) { rdtsc_from_user_under_cr4_tsd() }
     attack_wrmsr_fs_base_from_guest_user_mode_is_gp ("trap", "wrmsr MSR_FS_BASE from user mode", Attack) { msr_from_user(UserPriv::Wrmsr) }
     attack_forced_cpuid_from_guest_user_mode_is_emulated ("cpuid", "ud2 xen cpuid from user mode", Attack) {
         // Xen's emulate_forced_invalid_op does not look at the mode (only

@@ -1,4 +1,7 @@
-//! ELF64 parsing for PV kernel images, and their "Xen" notes.
+//! PV kernel images: ELF64 parsing and their "Xen" notes, and (module
+//! `bzimage`) the bzImage wrapper distributions ship, whose compressed
+//! payload (LZ4, gzip, xz; zstd where the caller has an allocator) is
+//! unpacked into the ELF.
 //!
 //! Owns nothing but borrowed bytes. The ELF structure itself (identification,
 //! file header, program-header table, each segment's file range) is read by

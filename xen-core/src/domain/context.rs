@@ -37,6 +37,8 @@ pub struct VcpuGuestContext {
     pub kernel_sp: u64,
     /// CR0-CR7; CR3 is the kernel L4, CR1 the user L4 (`xen_pfn_to_cr3`).
     pub ctrlreg: [u64; 8],
+    /// DR0-DR7.
+    pub debugreg: [u64; 8],
     /// Event, failsafe and syscall callback addresses.
     pub callbacks: [u64; 3],
     /// `VMASST_TYPE_*` bitmap.
@@ -84,6 +86,7 @@ impl VcpuGuestContext {
             kernel_ss: w.kernel_ss,
             kernel_sp: w.kernel_sp,
             ctrlreg: w.ctrlreg,
+            debugreg: w.debugreg,
             callbacks: [w.event_callback_eip, w.failsafe_callback_eip, w.syscall_callback_eip],
             vm_assist: w.vm_assist,
             bases: [w.fs_base, w.gs_base_kernel, w.gs_base_user],
@@ -130,6 +133,7 @@ impl VcpuGuestContext {
             kernel_ss: self.kernel_ss,
             kernel_sp: self.kernel_sp,
             ctrlreg: self.ctrlreg,
+            debugreg: self.debugreg,
             event_callback_eip: self.callbacks[0],
             failsafe_callback_eip: self.callbacks[1],
             syscall_callback_eip: self.callbacks[2],

@@ -1393,6 +1393,34 @@ pub mod tests {
         assert_eq!(h.ft.info(theirs).unwrap().owner, 6, "domain 6 keeps its frame");
     }
 
+    /// Xen's arch_set_info_guest: CR4 keeps only the PV guest's bits
+    /// (TSD, DE), the debug registers go through set_debugreg from their
+    /// defaults (a refused DR0 stays 0), and getvcpucontext gives them
+    /// back: a rebuilt vCPU keeps nothing of its previous life.
+    #[test]
+    fn setvcpucontext_loads_cr4_and_the_debug_registers_as_xen() {
+        let (mut h, g, mut v, mut d) = setup();
+        created(&mut h, 4);
+        h.others.get_mut(&4).unwrap().domain.vcpu_created = true;
+        h.others.get_mut(&4).unwrap().vcpus[0].debug.dr[1] = 0x5000;
+        let l4s = give_to(&mut h, 4, 1);
+        ctx_with(&g, l4s[0], 0);
+        let mut c: xen_public::vcpu::VcpuGuestContext = g.copy_from(CTX).unwrap();
+        c.ctrlreg[4] = (1 << 2) | (1 << 3) | (1 << 7) | (1 << 20);
+        c.debugreg = [0x1000, 0, 0xffff_8000_0000_0000, 0, 0, 0, 0, 0x1];
+        g.copy_to(CTX, &c).unwrap();
+        assert_eq!(ctx_op(&mut h, &g, &mut v, &mut d, XEN_DOMCTL_SETVCPUCONTEXT, 4, CTX), 0);
+        let t = &h.others[&4].vcpus[0];
+        assert_eq!(t.cr4, (1 << 2) | (1 << 3), "only TSD and DE are the guest's");
+        assert_eq!(t.debug.dr, [0x1000, 0, 0, 0], "DR1 reset, the hypervisor-range DR2 refused");
+        assert_eq!(t.debug.dr7 & 0xff, 1, "L0 enabled");
+        g.map(CTX + 8192);
+        assert_eq!(ctx_op(&mut h, &g, &mut v, &mut d, XEN_DOMCTL_GETVCPUCONTEXT, 4, CTX + 4096), 0);
+        let back: xen_public::vcpu::VcpuGuestContext = g.copy_from(CTX + 4096).unwrap();
+        assert_eq!(back.ctrlreg[4], (1 << 2) | (1 << 3));
+        assert_eq!((back.debugreg[0], back.debugreg[7] & 0x4ff), (0x1000, 0x401));
+    }
+
     /// Xen's arch_set_info_guest never writes vcpu_info's
     /// evtchn_upcall_mask: the mask libxc set in shared_info (1 for every
     /// vCPU) survives XEN_DOMCTL_setvcpucontext, whatever the context's IF.

@@ -70,7 +70,7 @@ impl DebugRegs {
     pub fn set(&mut self, cr4_de: bool, reg: u32, value: u64) -> Result<(), i64> {
         match reg {
             0..=3 => {
-                if !super::vcpu_ops::access_ok(value) {
+                if !crate::mm::guest_walk::guest_va_ok(value) {
                     return Err(-EPERM);
                 }
                 self.dr[reg as usize] = value;
@@ -102,7 +102,7 @@ impl DebugRegs {
                             if !cr4_de {
                                 return Err(-EPERM);
                             }
-                            io_enable |= value & (3 << ((i - 16) >> 1));
+                            io_enable |= value & (3 << ((i - DR_CONTROL_SHIFT) / 2));
                         }
                     }
                     value &= !io_enable;

@@ -468,7 +468,7 @@ fn gnttab_setup_table<H: GrantHost>(h: &mut H, d: &mut Domain, mem: &impl GuestA
     }
     let Ok(mut a) = mem.copy_from::<GnttabSetupTable>(uop) else { return -EFAULT };
     let (nr, list) = (a.nr_frames, a.frame_list);
-    if !super::vcpu_ops::access_ok(list) {
+    if !crate::mm::guest_walk::guest_va_ok(list) {
         return -EFAULT;
     }
     let (privileged, caller) = (d.privileged, d.domid);

@@ -18,11 +18,16 @@
 //! instruction with RCX, RSI/RDI counted down (Xen restarts it the same
 //! way); a guest address outside guest space is #GP(0) and an unmapped or
 //! read-only one a #PF, never a hypervisor access.
+//!
+//! One exception to "the administrator allows it", as in Xen: for the
+//! hardware domain, PIT channel 2 and port 0x61's gate and speaker bits
+//! pass through `pit_read`/`pit_write` (Xen's `pv_pit_handler`), which
+//! Linux uses to calibrate its TSC; a domU reads all ones there.
 #![forbid(unsafe_code)]
 
 use super::guest_mem::GuestAccess;
 use super::iocap::RangeSet;
-use super::vcpu::{CpuUserRegs, Rflags};
+use super::vcpu::{CpuUserRegs, PFEC_WRITE, Rflags};
 use yaxpeax_arch::LengthedInstruction;
 use yaxpeax_x86::long_mode::{InstDecoder, Opcode, Operand, Segment};
 
@@ -383,14 +388,6 @@ pub struct IoEnv<'a, M: GuestAccess, K: GuestAccess, P: PortIo> {
     pub max_reps: u64,
 }
 
-/// Whether `va` may be touched for the guest (Xen's `__addr_ok`):
-/// canonical and outside the hypervisor's range.
-fn addr_ok(va: u64) -> bool {
-    crate::mm::guest_walk::guest_va_ok(va)
-}
-
-const PFEC_WRITE: u64 = 2;
-
 /// Copy `buf` to or from guest `va`, page by page: on failure the address
 /// of the first byte that could not be moved.
 fn copy_guest(mem: &impl GuestAccess, va: u64, buf: &mut [u8], write: bool) -> Result<(), u64> {
@@ -485,7 +482,7 @@ fn emulate_string<M: GuestAccess, K: GuestAccess, P: PortIo>(
     while done < limit {
         let off = if ad == 4 { index & 0xffff_ffff } else { index };
         let va = base.wrapping_add(off);
-        if !addr_ok(va) {
+        if !crate::mm::guest_walk::guest_va_ok(va) {
             outcome = Emulated::GeneralProtection;
             break;
         }
@@ -903,9 +900,20 @@ mod tests {
             let mut code = x.to_le_bytes().to_vec();
             code.extend_from_slice(&x.rotate_left(7).to_le_bytes()[..7]);
             code[0] = [0x6c, 0x6d, 0x6e, 0x6f, 0xe4, 0xe5, 0xe6, 0xe7, 0xec, 0xed, 0xee, 0xef, 0x66, 0xf3, 0x67, 0x48][(x >> 60) as usize];
-            let mut r = CpuUserRegs { rcx: x, rdi: x.rotate_left(3), rsi: x.rotate_left(9), rdx: x, ..regs() };
+            let mut r = CpuUserRegs { rcx: x, rdi: x.rotate_left(3), rsi: x.rotate_left(9), rdx: x, rbx: !x, r8: x ^ 1, ..regs() };
+            let before = r;
             m.max_reps = 4;
-            let _ = m.run(&code, &mut r);
+            let outcome = m.run(&code, &mut r);
+            // Only RAX, RCX, RSI, RDI and RIP may change; RIP moves by the
+            // decoded length or (a rep still running, a fault) stays.
+            let untouched = |r: &CpuUserRegs| (r.rbx, r.rdx, r.rbp, r.rsp, r.r8, r.r15, r.rflags, r.cs, r.ss);
+            assert_eq!(untouched(&r), untouched(&before), "{code:02x?}");
+            let len = decode(&code).map_or(0, |i| i.len);
+            match outcome {
+                Emulated::NotEmulated => assert_eq!(r, before, "refused, nothing changed: {code:02x?}"),
+                Emulated::Done => assert!(r.rip == before.rip + len || r.rip == before.rip, "{code:02x?}: rip {:#x}", r.rip),
+                Emulated::GeneralProtection | Emulated::PageFault { .. } => assert_eq!(r.rip, before.rip, "a fault leaves RIP on it: {code:02x?}"),
+            }
         }
     }
 }

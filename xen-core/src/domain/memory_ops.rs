@@ -39,6 +39,9 @@ type Ret = i64;
 /// The command bits of `memory_op`'s `cmd` (the rest, `MEMOP_EXTENT_SHIFT`
 /// and up, is a continuation's start extent, which Xen keeps there).
 const MEMOP_CMD_MASK: u64 = 0x3f;
+/// `MEMOP_EXTENT_SHIFT`: the continuation's start extent sits above the
+/// command (commands that take none refuse a non-zero one).
+const MEMOP_EXTENT_SHIFT: u32 = 6;
 
 /// Extents done per call at most (no continuation: the caller sees how
 /// many were done and asks again for the rest).
@@ -113,13 +116,15 @@ fn is_self(d: &Domain, dom: u16) -> bool {
 
 /// `memory_op(cmd, arg)` from `d`, whose memory is `mem`: reservations and
 /// the physmap, in extents of order 0 (larger orders are -EINVAL here,
-/// where Xen would allocate them). A frame given back must have no other
-/// reference (Xen would free it when its last mapping goes).
+/// where Xen would allocate them; a frame given back must have no other
+/// reference), XENMEM_exchange, and the queries: maximum RAM page and
+/// gpfn, the machine memory map (privileged), the M2P's place and frames,
+/// current and maximum reservation.
 pub fn memory_op<H: MemoryHost>(h: &mut H, d: &mut Domain, mem: &impl GuestAccess, cmd: u64, arg: u64) -> Ret {
     match cmd & MEMOP_CMD_MASK {
         XENMEM_MAXIMUM_RAM_PAGE => h.m2p_entries().saturating_sub(1) as i64,
         op @ (XENMEM_CURRENT_RESERVATION | XENMEM_MAXIMUM_RESERVATION | XENMEM_MAXIMUM_GPFN) => {
-            if cmd >> 6 != 0 {
+            if cmd >> MEMOP_EXTENT_SHIFT != 0 {
                 return -EINVAL;
             }
             let Ok(XenMemoryDomain { domid: dom }) = mem.copy_from::<XenMemoryDomain>(arg) else { return -EFAULT };
@@ -138,11 +143,13 @@ pub fn memory_op<H: MemoryHost>(h: &mut H, d: &mut Domain, mem: &impl GuestAcces
             }
             h.with_domain(dom, |o, h| pick(o, h)).unwrap_or(-ESRCH)
         }
-        XENMEM_EXCHANGE if cmd >> 6 != 0 => -EINVAL,
+        XENMEM_EXCHANGE if cmd >> MEMOP_EXTENT_SHIFT != 0 => -EINVAL,
         XENMEM_EXCHANGE => exchange(h, d, mem, arg),
         // Arch sub-ops: Xen matches the whole `cmd`, so a start extent
         // makes them unknown (-ENOSYS).
-        XENMEM_MEMORY_MAP | XENMEM_MACHINE_MEMORY_MAP | XENMEM_MACHPHYS_MAPPING | XENMEM_MACHPHYS_MFN_LIST if cmd >> 6 != 0 => -ENOSYS,
+        XENMEM_MEMORY_MAP | XENMEM_MACHINE_MEMORY_MAP | XENMEM_MACHPHYS_MAPPING | XENMEM_MACHPHYS_MFN_LIST if cmd >> MEMOP_EXTENT_SHIFT != 0 => {
+            -ENOSYS
+        }
         // The domain's own E820: Xen 4.17 has one only after the toolstack
         // set it (XENMEM_set_memory_map, which xen-core does not have), and
         // answers -ENOSYS otherwise; Linux then uses one RAM entry of its
@@ -217,7 +224,7 @@ fn machine_memory_map(
             if c.nr_entries <= c.n + (nr_map - i as u64) {
                 return -EINVAL;
             }
-            if mem.copy_to(c.buffer + c.n * 20, e).is_err() {
+            if mem.copy_to(c.buffer.wrapping_add(c.n.wrapping_mul(20)), e).is_err() {
                 return -EFAULT;
             }
         }
@@ -255,7 +262,7 @@ impl MapCtx {
                     return Err(-EINVAL);
                 }
                 let ent = E820Entry { addr: self.s << 12, size: (s - self.s) << 12, type_: E820_RESERVED };
-                mem.copy_to(self.buffer + self.n * 20, &ent).map_err(|_| -EFAULT)?;
+                mem.copy_to(self.buffer.wrapping_add(self.n.wrapping_mul(20)), &ent).map_err(|_| -EFAULT)?;
             }
             self.n += 1;
         }
@@ -353,7 +360,7 @@ fn exchange<H: MemoryHost>(h: &mut H, d: &mut Domain, mem: &impl GuestAccess, ar
     let in_at = inp.extent_start.wrapping_add(x.nr_exchanged.wrapping_mul(8));
     let out_first = if in_chunk > 0 { x.nr_exchanged >> in_chunk } else { x.nr_exchanged << out_chunk };
     let out_at = out.extent_start.wrapping_add(out_first.wrapping_mul(8));
-    if !super::vcpu_ops::access_ok(in_at) || !super::vcpu_ops::access_ok(out_at) {
+    if !crate::mm::guest_walk::guest_va_ok(in_at) || !crate::mm::guest_walk::guest_va_ok(out_at) {
         return put_done(&x, -EFAULT);
     }
     // Xen's propagate_node: a node for the privileged domain must be
@@ -393,6 +400,15 @@ fn exchange<H: MemoryHost>(h: &mut H, d: &mut Domain, mem: &impl GuestAccess, ar
     put_done(&x, 0)
 }
 
+/// Give back the extents of `2^order` frames at `bases`.
+fn free_extents<H: MemoryHost>(h: &mut H, bases: &[u64], order: u32) {
+    for &m in bases {
+        for k in 0..(1u64 << order) {
+            h.free_frame(Mfn(m + k));
+        }
+    }
+}
+
 /// One chunk of [`exchange`]: chunk `i`'s `2^chunk_order` input frames
 /// are checked, the output extents allocated, then the inputs given back
 /// and the outputs given to `d`. On error nothing changed, except that an
@@ -430,7 +446,15 @@ fn exchange_chunk<H: MemoryHost>(
     if frames[..nr].iter().enumerate().any(|(n, &m)| frames[..n].contains(&m) || d.is_special_frame(m)) {
         return Err(-EINVAL);
     }
-    // The output extents first: a chunk that cannot get them changes
+    // Inputs that could never be given back fail the chunk before
+    // anything is allocated, as Xen steals them first: a list of garbage
+    // costs no allocation (the hypervisor lock keeps the answer valid
+    // until the release below, which checks again under the same lock).
+    let releasable = h.with_ft(|ft, _| frames[..nr].iter().all(|&m| ft.can_release(m, domid))).unwrap_or(false);
+    if !releasable {
+        return Err(-EINVAL);
+    }
+    // The output extents next: a chunk that cannot get them changes
     // nothing.
     let mut outs = [0u64; MAX];
     let nr_out = 1usize << out_chunk;
@@ -438,11 +462,7 @@ fn exchange_chunk<H: MemoryHost>(
         match h.alloc_extent(out.extent_order, limit) {
             Some(m) => outs[o] = m.0,
             None => {
-                for &m in &outs[..o] {
-                    for k in 0..(1u64 << out.extent_order) {
-                        h.free_frame(Mfn(m + k));
-                    }
-                }
+                free_extents(h, &outs[..o], out.extent_order);
                 return Err(-ENOMEM);
             }
         }
@@ -462,11 +482,7 @@ fn exchange_chunk<H: MemoryHost>(
         })
         .unwrap_or(false);
     if !stolen {
-        for &m in &outs[..nr_out] {
-            for k in 0..(1u64 << out.extent_order) {
-                h.free_frame(Mfn(m + k));
-            }
-        }
+        free_extents(h, &outs[..nr_out], out.extent_order);
         return Err(-EINVAL);
     }
     for &mfn in &frames[..nr] {
@@ -624,6 +640,8 @@ pub mod tests {
         pub preempt_calls: u64,
         /// See `preempt_calls`.
         pub preempt_after: Option<u64>,
+        /// Calls of `alloc_extent` so far.
+        pub extent_allocs: u64,
     }
 
     impl Default for FakeMachine {
@@ -643,6 +661,7 @@ pub mod tests {
                 max_pfn: 0,
                 preempt_calls: 0,
                 preempt_after: None,
+                extent_allocs: 0,
             }
         }
     }
@@ -738,6 +757,7 @@ pub mod tests {
             self.max_pfn
         }
         fn alloc_extent(&mut self, order: u32, limit: u64) -> Option<Mfn> {
+            self.extent_allocs += 1;
             // The lowest run of 2^order free frames, as the live allocator.
             let n = 1u64 << order;
             let first = (0..FRAMES).find(|&f| (f..f + n).all(|m| self.pool.free.contains(&m)))?;
@@ -1248,6 +1268,7 @@ pub mod tests {
             assert_eq!((exchanged(&g), h.pool.free_count()), (0, free), "nothing moved");
         }
         assert_eq!(h.owner(theirs), 2);
+        assert_eq!(h.extent_allocs, 0, "inputs checked before any output is allocated, as Xen steals first");
     }
 
     #[test]

@@ -126,7 +126,7 @@ pub const CR4_DE: u64 = 1 << 3;
 /// TSD, DE, FSGSBASE, OSXSAVE, each only if the policy has the feature.
 /// xen-core's policy has neither FSGSBASE nor (without XSAVE in the
 /// hypervisor) OSXSAVE, so those two are never kept.
-const PV_CR4_GUEST_MASK: u64 = CR4_TSD | CR4_DE;
+pub const PV_CR4_GUEST_MASK: u64 = CR4_TSD | CR4_DE;
 /// CR4 bits a PV guest sees from the hardware (`PV_CR4_GUEST_VISIBLE_MASK`):
 /// PAE, MCE, OSFXSR, OSXMMEXCPT.
 pub const PV_CR4_GUEST_VISIBLE_MASK: u64 = (1 << 5) | (1 << 6) | (1 << 9) | (1 << 10);
@@ -305,7 +305,6 @@ const K8_HWCR_TSC_FREQ_SEL: u64 = 1 << 24;
 /// `AMD64_DE_CFG_LFENCE_SERIALISE`.
 const AMD64_DE_CFG_LFENCE_SERIALISE: u64 = 1 << 1;
 
-/// Whether the host is AMD or Hygon.
 /// Xen's `guest_efer` for a 64-bit PV domain.
 pub fn guest_efer(host_efer: u64) -> u64 {
     host_efer & EFER_KNOWN_MASK & !EFER_SVME
@@ -365,13 +364,7 @@ pub fn read_msr<H: Host>(m: u32, v: &Vcpu, env: &mut Env<'_, H>) -> Option<u64> 
         // read_msr.
         msr::APIC_BASE => APIC_BASE_ENABLE | APIC_DEFAULT_PHYS_BASE | if v.vcpu_id == 0 { APIC_BASE_BSP } else { 0 },
         msr::FS_BASE => v.fs_base,
-        msr::GS_BASE => {
-            if v.kernel_mode {
-                v.gs_base_kernel
-            } else {
-                v.gs_base_user
-            }
-        }
+        msr::GS_BASE => v.gs_base(),
         msr::SHADOW_GS_BASE => {
             if v.kernel_mode {
                 v.gs_base_user
@@ -501,11 +494,11 @@ pub fn emulate<H: Host>(d: &Decoded, regs: &mut CpuUserRegs, v: &mut Vcpu, env: 
         },
         PrivInsn::Wrmsr if regs.rcx as u32 == msr::XEN_HYPERCALL_PAGE => {
             // guest_wrmsr_xen: a page index other than 0 is #GP.
-            let val = (regs.rdx << 32) | (regs.rax & 0xffff_ffff);
+            let val = regs.edx_eax();
             return if val & 0xfff != 0 { Emulated::GeneralProtection } else { Emulated::WriteHypercallPage(val) };
         }
         PrivInsn::Wrmsr => {
-            let val = (regs.rdx << 32) | (regs.rax & 0xffff_ffff);
+            let val = regs.edx_eax();
             if !write_msr(regs.rcx as u32, val, v, env) {
                 return Emulated::GeneralProtection;
             }
@@ -540,13 +533,13 @@ pub fn emulate<H: Host>(d: &Decoded, regs: &mut CpuUserRegs, v: &mut Vcpu, env: 
         }
         // x86emul_read_dr / x86emul_write_dr (set_debugreg): -ENODEV is
         // #UD, any other refusal #GP(0).
-        PrivInsn::ReadDr { dr, gpr } => match v.debug.get(v.cr4 & CR4_DE != 0, u32::from(dr)) {
+        PrivInsn::ReadDr { dr, gpr } => match v.debug.get(v.cr4_de(), u32::from(dr)) {
             Ok(val) => *regs.gpr_mut(gpr) = val,
             Err(_) => return Emulated::InvalidOpcode,
         },
         PrivInsn::WriteDr { dr, gpr } => {
             let val = regs.gpr(gpr);
-            match v.debug.set(v.cr4 & CR4_DE != 0, u32::from(dr), val) {
+            match v.debug.set(v.cr4_de(), u32::from(dr), val) {
                 Ok(()) => out = Emulated::DoneDr,
                 Err(e) if e == -xen_public::errno::ENODEV => return Emulated::InvalidOpcode,
                 Err(_) => return Emulated::GeneralProtection,
@@ -609,14 +602,13 @@ pub const FORCED_PREFIX_LEN: u64 = cpuid::FORCED_EMULATION.len() as u64 - 2;
 /// `v`'s own CPUID faulting applies to the `cpuid` from user mode.
 pub fn forced_emulation(mem: &impl GuestAccess, rip: u64, v: &Vcpu) -> Forced {
     let sig = &cpuid::FORCED_EMULATION;
-    let mut got = [0u8; 7];
-    for (start, end) in [(0usize, 5usize), (5, 7)] {
-        for i in start..end {
-            if mem.read(rip.wrapping_add(i as u64), &mut got[i..=i]).is_err() {
-                return Forced::Fault(rip.wrapping_add(i as u64));
-            }
+    let (got, n) = super::guest_mem::fetch_insn(mem, rip);
+    let prefix = FORCED_PREFIX_LEN as usize;
+    for part in [0..prefix, prefix..sig.len()] {
+        if n < part.end {
+            return Forced::Fault(rip.wrapping_add(n as u64));
         }
-        if got[start..end] != sig[start..end] {
+        if got[part.clone()] != sig[part] {
             return Forced::No;
         }
     }

@@ -25,7 +25,7 @@
 use super::guest_mem::GuestAccess;
 use super::host::{CpuTlb, FrameHost};
 use super::mmu_ops::l1_slot;
-use super::vcpu::CpuUserRegs;
+use super::vcpu::{CpuUserRegs, PFEC_PRESENT, PFEC_RESERVED, PFEC_WRITE};
 use crate::mm::Mfn;
 use crate::mm::guest_walk::guest_va_ok;
 use crate::mm::page_type::{FrameTable, PageMem, Who};
@@ -36,10 +36,6 @@ use yaxpeax_x86::long_mode::{InstDecoder, Opcode, Operand, RegSpec, Segment, reg
 /// `VMASST_TYPE_writable_pagetables` as a `vm_assist` bit.
 pub const VMASST_WRITABLE_PAGETABLES: u64 = xen_public::xen::vmasst_bit(xen_public::xen::VMASST_TYPE_WRITABLE_PAGETABLES);
 
-/// Page-fault error code bits (Xen's `PFEC_*`).
-const PFEC_PRESENT: u64 = 1 << 0;
-const PFEC_WRITE: u64 = 1 << 1;
-const PFEC_RESERVED: u64 = 1 << 3;
 const PFEC_INSN_FETCH: u64 = 1 << 4;
 
 /// RFLAGS arithmetic bits.
@@ -394,7 +390,7 @@ fn plan(insn: &WriteInsn, regs: &CpuUserRegs, old: u64, bit: u64) -> Plan {
             }
         }
         Op::Cmpxchg8b => {
-            let expected = (regs.rdx << 32) | (regs.rax & mask(4));
+            let expected = regs.edx_eax();
             if expected == old {
                 Plan { write: Some((regs.rcx << 32) | (regs.rbx & mask(4))), flags: ZF, flags_mask: ZF, ..none }
             } else {

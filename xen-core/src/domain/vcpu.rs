@@ -44,6 +44,16 @@ bitflags::bitflags! {
     }
 }
 
+/// Page-fault error-code bits (Xen's `PFEC_*`), as the #PF bounces and the
+/// emulators that raise one build them.
+pub const PFEC_PRESENT: u64 = 1 << 0;
+/// The access was a write.
+pub const PFEC_WRITE: u64 = 1 << 1;
+/// The access came from user mode.
+pub const PFEC_USER: u64 = 1 << 2;
+/// A reserved bit was set in a paging entry.
+pub const PFEC_RESERVED: u64 = 1 << 3;
+
 /// Saved registers of a vCPU, in the order the entry stubs push them
 /// (Xen's `cpu_user_regs`, lowest address first).
 #[repr(C)]
@@ -112,6 +122,12 @@ impl CpuUserRegs {
     pub fn set_edx_eax(&mut self, val: u64) {
         self.rdx = val >> 32;
         self.rax = val & 0xffff_ffff;
+    }
+
+    /// EDX:EAX as `wrmsr` and `cmpxchg8b` read it (the upper halves of
+    /// RDX and RAX ignored).
+    pub fn edx_eax(&self) -> u64 {
+        (self.rdx << 32) | (self.rax & 0xffff_ffff)
     }
 }
 
@@ -384,6 +400,19 @@ impl Default for Vcpu {
 }
 
 impl Vcpu {
+    /// The GS base of the vCPU's current mode (kernel or user).
+    pub fn gs_base(&self) -> u64 {
+        if self.kernel_mode { self.gs_base_kernel } else { self.gs_base_user }
+    }
+
+    /// Whether the guest's CR4.DE is set (DR4/DR5 refused, I/O
+    /// breakpoints allowed).
+    pub fn cr4_de(&self) -> bool {
+        self.cr4 & super::priv_op::CR4_DE != 0
+    }
+}
+
+impl Vcpu {
     /// Enter run state `new` at system time `now` (Xen's
     /// `vcpu_runstate_change`): the time since the last change goes to the
     /// state being left. Entering the state it is in only moves time.
@@ -538,7 +567,7 @@ impl Vcpu {
     /// error codes get their user bit from the guest's mode.
     pub fn exception_bounce(&self, vector: u8, error_code: Option<u64>) -> Bounce {
         let ti = self.traps[vector as usize];
-        let error_code = error_code.map(|ec| if vector == 14 { (ec & !4) | if self.kernel_mode { 0 } else { 4 } } else { ec });
+        let error_code = error_code.map(|ec| if vector == 14 { (ec & !PFEC_USER) | if self.kernel_mode { 0 } else { PFEC_USER } } else { ec });
         Bounce { eip: ti.address, error_code, mask_events: ti.masks_events(), clear_df: false }
     }
 

@@ -12,8 +12,10 @@
 #![forbid(unsafe_code)]
 
 use super::context::{VcpuGuestContext, VgcfFlags};
+use super::debugreg::DebugRegs;
 use super::info_ops::VMASST_VALID;
 use super::mmu_ops::{self, MmuHost, restart_or_einval};
+use super::priv_op::PV_CR4_GUEST_MASK;
 use super::vcpu::Vcpu;
 use super::{Domain, Guest};
 use xen_public::errno::{EINVAL, ENODATA, ESRCH};
@@ -100,6 +102,7 @@ fn apply<H: VcpuHost>(h: &mut H, v: &mut Vcpu, o: &mut Domain, c: &VcpuGuestCont
     v.kernel_sp = c.kernel_sp;
     v.kernel_mode = c.flags.contains(VgcfFlags::IN_KERNEL);
     o.vm_assist = c.vm_assist & VMASST_VALID;
+    load_cr4_and_debugregs(v, c);
     [v.fs_base, v.gs_base_kernel, v.gs_base_user] = c.bases;
     v.regs = c.regs;
     if c.ldt.1 != 0 {
@@ -111,6 +114,26 @@ fn apply<H: VcpuHost>(h: &mut H, v: &mut Vcpu, o: &mut Domain, c: &VcpuGuestCont
     // the toolstack wrote it (libxc masks every vCPU; Linux unmasks once
     // its per-CPU data exists): the context's IF does not set it.
     h.attach_shared(o, v);
+}
+
+/// CR4 and the debug registers from a context, as Xen's
+/// `arch_set_info_guest`: CR4 keeps only the bits a PV guest controls
+/// (`pv_fixup_guest_cr4`); the debug registers start from their defaults
+/// and each of DR0-DR3, DR6 and DR7 goes through `set_debugreg`'s checks,
+/// a refused value leaving the default (Xen ignores the result).
+fn load_cr4_and_debugregs(v: &mut Vcpu, c: &VcpuGuestContext) {
+    v.cr4 = c.ctrlreg[4] & PV_CR4_GUEST_MASK;
+    v.debug = DebugRegs::default();
+    let de = v.cr4_de();
+    for reg in [0, 1, 2, 3, 6, 7] {
+        let _ = v.debug.set(de, reg, c.debugreg[reg as usize]);
+    }
+}
+
+/// The debug registers as a context carries them (DR4 and DR5 zero).
+fn saved_debugregs(v: &Vcpu) -> [u64; 8] {
+    let de = v.cr4_de();
+    core::array::from_fn(|i| if i == 4 || i == 5 { 0 } else { v.debug.get(de, i as u32).unwrap_or(0) })
 }
 
 /// XEN_DOMCTL_getvcpucontext of vCPU `vcpu` of `g` into `out`.
@@ -130,6 +153,7 @@ pub fn get(g: &Guest, vcpu: u32, out: &mut wire::VcpuGuestContext) -> Ret {
     let mut ctrlreg = [0u64; 8];
     ctrlreg[3] = v.guest_table;
     ctrlreg[1] = v.guest_table_user;
+    ctrlreg[4] = v.cr4;
     let mut gdt_frames = [0u64; 16];
     gdt_frames[..14].copy_from_slice(&v.gdt_frames);
     let c = VcpuGuestContext {
@@ -143,6 +167,7 @@ pub fn get(g: &Guest, vcpu: u32, out: &mut wire::VcpuGuestContext) -> Ret {
         kernel_ss: v.kernel_ss,
         kernel_sp: v.kernel_sp,
         ctrlreg,
+        debugreg: saved_debugregs(v),
         callbacks: [v.event_callback, v.failsafe_callback, v.syscall_callback],
         vm_assist: o.vm_assist,
         bases: [v.fs_base, v.gs_base_kernel, v.gs_base_user],

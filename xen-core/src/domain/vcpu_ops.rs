@@ -1,8 +1,11 @@
-//! The hypercalls that touch only the calling vCPU and its memory:
-//! `set_trap_table`, `stack_switch`, `set_callbacks`, `callback_op`,
-//! `fpu_taskswitch` and `set_segment_base`, and the continuation every
-//! long hypercall uses. Generic over [`GuestAccess`], so decoding, errno
-//! and continuations are tested on the host.
+//! The hypercalls about the calling vCPU: `set_trap_table`,
+//! `stack_switch`, `set_callbacks`, `callback_op`, `fpu_taskswitch`,
+//! `set_segment_base` and `vcpu_op` (is_up, the runstate and time areas,
+//! `register_vcpu_info`, whose frame keeps a writable reference through
+//! [`VcpuHost`], the timers), Xen's `access_ok` for guest areas, and the
+//! continuation every long hypercall uses. Generic over [`GuestAccess`]
+//! and [`VcpuHost`], so decoding, errno and continuations are tested on
+//! the host.
 //!
 //! Invariants: an address that would reach the hardware (trap and callback
 //! entry points, segment bases) is canonical or refused with Xen's errno;
@@ -15,6 +18,7 @@ use super::Domain;
 use super::guest_mem::{GuestAccess, rc};
 use super::host::FrameHost;
 use super::vcpu::{CpuUserRegs, TrapInfo, Vcpu, is_canonical};
+use crate::mm::guest_walk::guest_va_ok;
 use xen_public::errno::{EFAULT, EINVAL, ENOENT, ENOSYS, ENXIO};
 use xen_public::hypercall as nr;
 
@@ -192,14 +196,6 @@ pub trait VcpuHost: FrameHost {
     fn publish_time(&mut self, d: &Domain, v: &Vcpu);
 }
 
-/// Whether a guest pointer may be used at all (Xen's x86_64 `access_ok`
-/// for a 64-bit PV guest): below the canonical hole's upper half, or
-/// above the hypervisor's 16 L4 slots. Whether it is mapped is found out
-/// when it is used.
-pub fn access_ok(va: u64) -> bool {
-    !((1 << 47)..xen_public::HYPERVISOR_VIRT_END).contains(&va)
-}
-
 /// Write `v`'s run state to the area the guest registered, if any (Xen's
 /// `update_runstate_area`). With VMASST_TYPE_runstate_update_flag the
 /// guest first sees `XEN_RUNSTATE_UPDATE` set in `state_entry_time`, then
@@ -266,7 +262,7 @@ pub fn vcpu_op<H: VcpuHost>(h: &mut H, v: &mut Vcpu, d: &mut Domain, mem: &impl 
         VCPUOP_GET_RUNSTATE_INFO => rc(mem.copy_to(arg, &v.runstate_at(h.now()))),
         VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA => {
             let Ok(area) = mem.copy_from::<VcpuRegisterRunstateMemoryArea>(arg) else { return -EFAULT };
-            if !access_ok(area.addr) {
+            if !guest_va_ok(area.addr) {
                 return -EFAULT;
             }
             v.runstate_guest = area.addr;
@@ -309,7 +305,7 @@ pub fn vcpu_op<H: VcpuHost>(h: &mut H, v: &mut Vcpu, d: &mut Domain, mem: &impl 
         }
         VCPUOP_REGISTER_VCPU_TIME_MEMORY_AREA => {
             let Ok(area) = mem.copy_from::<VcpuRegisterTimeMemoryArea>(arg) else { return -EFAULT };
-            if !access_ok(area.addr) {
+            if !guest_va_ok(area.addr) {
                 return -EFAULT;
             }
             v.time_info_guest = area.addr;

@@ -58,25 +58,25 @@ fn exception(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) {
     let vector = regs.entry_vector as u8;
     let (short, _) = vector_name(regs.entry_vector);
     log::debug!("d{} trap {vector} ({short}) err {:#x} at {:#x}", d.domid, regs.error_code, regs.rip);
-    if vector == 13 && regs.error_code & 3 == 2 && soft_interrupt(v, d, regs) {
+    if vector == GP && regs.error_code & 3 == 2 && soft_interrupt(v, d, regs) {
         return;
     }
     // Xen's do_debug for guest mode: what the hardware's DR6 reports goes
     // into the guest's DR6 (which it reads with get_debugreg).
-    if vector == 1 {
+    if vector == DB {
         v.debug.note_debug_exception(crate::arch::x86_64::debugreg::take_dr6());
     }
     // Xen's do_general_protection: a #GP with error code 0 may be a
     // privileged instruction to emulate (port I/O, then the others).
-    if vector == 13 && regs.error_code == 0 && (port_io(v, d, regs) || priv_op(v, d, regs)) {
+    if vector == GP && regs.error_code == 0 && (port_io(v, d, regs) || priv_op(v, d, regs)) {
         return;
     }
     // Xen's do_invalid_op: `ud2; "xen"; cpuid` is the forced-emulation
     // CPUID (pv/emul-inv-op.c).
-    if vector == 6 && forced_cpuid(v, d, regs) {
+    if vector == UD && forced_cpuid(v, d, regs) {
         return;
     }
-    if vector == 14 {
+    if vector == PF {
         let cr2 = cpu::read_cr2();
         // Writable page tables (Xen's fixup_page_fault): a kernel write
         // to its own read-only L1 may be emulated instead.
@@ -87,15 +87,14 @@ fn exception(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) {
     }
     // #NM exists for guests only through their virtual CR0.TS: deliver it
     // once and clear TS, as Xen does.
-    if vector == 7 {
+    if vector == NM {
         if !v.fpu_ts {
             return;
         }
         v.fpu_ts = false;
     }
     let ec = has_error_code(regs.entry_vector).then_some(regs.error_code);
-    let b = v.exception_bounce(vector, ec);
-    d.deliver(v, regs, b);
+    raise(v, d, regs, vector, ec);
 }
 
 /// `int n` hits #GP with the IDT bit set: emulate it if the guest's trap
@@ -125,6 +124,20 @@ fn soft_interrupt(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) -> bool 
 /// instruction (Xen stops at `hypercall_preempt_check`).
 const MAX_REPS_PER_EXIT: u64 = 256;
 
+/// The exception vectors the exit path raises itself.
+const DB: u8 = 1;
+const UD: u8 = 6;
+const NM: u8 = 7;
+const GP: u8 = 13;
+const PF: u8 = 14;
+
+/// Bounce exception `vector` (with its error code, if it has one) to the
+/// handler in `v`'s trap table.
+fn raise(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs, vector: u8, error_code: Option<u64>) {
+    let b = v.exception_bounce(vector, error_code);
+    d.deliver(v, regs, b);
+}
+
 /// A #GP(0) that may come from `in`/`out`/`ins`/`outs`: emulate it as Xen's
 /// emul-priv-op.c does (`domain/io_emul.rs`). True: handled (done, or an
 /// exception of its own delivered); false: deliver the #GP as raised.
@@ -140,7 +153,7 @@ fn port_io(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) -> bool {
     let (port, rip) = (insn.imm_port.map_or(regs.rdx as u16, u16::from), regs.rip);
     let mem = v.current_mem();
     let iopl_ok = io_emul::iopl_ok(&v.io, v.kernel_mode, d.has_assist(xen_public::xen::VMASST_TYPE_ARCHITECTURAL_IOPL));
-    let gs = if v.kernel_mode { v.gs_base_kernel } else { v.gs_base_user };
+    let gs = v.gs_base();
     let kernel_mem = v.kernel_mem();
     let mut hw = crate::arch::x86_64::pio::MachinePorts;
     let mut env = IoEnv {
@@ -158,24 +171,21 @@ fn port_io(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) -> bool {
         Emulated::Done => {
             // Xen's ctxt.bpmatch: the guest's I/O breakpoints on the port
             // raise #DB once the instruction is done.
-            let cr4_de = v.cr4 & crate::domain::priv_op::CR4_DE != 0;
+            let cr4_de = v.cr4_de();
             let hit = if regs.rip != rip { v.debug.io_breakpoints(cr4_de, port, insn.bytes) } else { 0 };
             if hit != 0 {
                 v.debug.note_io_breakpoints(hit);
-                let b = v.exception_bounce(1, None);
-                d.deliver(v, regs, b);
+                raise(v, d, regs, DB, None);
             }
             true
         }
         Emulated::GeneralProtection => {
-            let b = v.exception_bounce(13, Some(0));
-            d.deliver(v, regs, b);
+            raise(v, d, regs, GP, Some(0));
             true
         }
         Emulated::PageFault { cr2, error_code } => {
             d.set_guest_cr2(v, cr2);
-            let b = v.exception_bounce(14, Some(error_code));
-            d.deliver(v, regs, b);
+            raise(v, d, regs, PF, Some(error_code));
             true
         }
     }
@@ -194,8 +204,10 @@ fn priv_env<'a>(host: &'a mut cpu::MachineHost, v: &Vcpu, d: &Domain) -> crate::
     }
 }
 
-/// A #GP(0) that may come from `rdmsr`, `wrmsr`, `mov` to or from a CR,
-/// `clts`, `wbinvd`, `rdtsc(p)` or a faulting `cpuid`: emulate it as Xen's
+/// A #GP(0) that may come from `rdmsr`, `wrmsr` (the hypercall-page MSR
+/// among them), `mov` to or from a CR (CR3 writes included) or a debug
+/// register, `clts`, `wbinvd`, `rdtsc(p)`, `cli`/`sti` under the virtual
+/// IOPL or a faulting `cpuid`: emulate it as Xen's
 /// emul-priv-op.c does (`domain/priv_op.rs`). True: handled (done, or a
 /// #GP(0) of its own delivered); false: deliver the #GP as raised.
 #[inline(never)]
@@ -221,26 +233,25 @@ fn priv_op(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) -> bool {
             true
         }
         Emulated::GeneralProtection => {
-            let b = v.exception_bounce(13, Some(0));
-            d.deliver(v, regs, b);
+            raise(v, d, regs, GP, Some(0));
             true
         }
         Emulated::InvalidOpcode => {
-            let b = v.exception_bounce(6, None);
-            d.deliver(v, regs, b);
+            raise(v, d, regs, UD, None);
             true
         }
-        // Xen's write_cr(3): X86EMUL_RETRY runs the instruction again,
-        // X86EMUL_UNHANDLEABLE leaves the #GP as raised.
+        // The hypercall-page MSR: a frame that cannot take the stubs is a
+        // #GP(0), as Xen's guest_wrmsr_xen.
         Emulated::WriteHypercallPage(value) => {
             if hypercall::write_hypercall_page(d, value >> 12) {
                 regs.rip = regs.rip.wrapping_add(insn.len);
             } else {
-                let b = v.exception_bounce(13, Some(0));
-                d.deliver(v, regs, b);
+                raise(v, d, regs, GP, Some(0));
             }
             true
         }
+        // Xen's write_cr(3): X86EMUL_RETRY runs the instruction again,
+        // X86EMUL_UNHANDLEABLE leaves the #GP as raised.
         Emulated::WriteCr3(value) => match hypercall::write_cr3(v, d, value) {
             Ok(()) => {
                 regs.rip = regs.rip.wrapping_add(insn.len);
@@ -263,14 +274,12 @@ fn forced_cpuid(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) -> bool {
         Forced::No => false,
         Forced::Fault(cr2) => {
             d.set_guest_cr2(v, cr2);
-            let b = v.exception_bounce(14, Some(0));
-            d.deliver(v, regs, b);
+            raise(v, d, regs, PF, Some(0));
             true
         }
         Forced::GpAtCpuid => {
             regs.rip = regs.rip.wrapping_add(priv_op::FORCED_PREFIX_LEN);
-            let b = v.exception_bounce(13, Some(0));
-            d.deliver(v, regs, b);
+            raise(v, d, regs, GP, Some(0));
             true
         }
         Forced::Cpuid => {

@@ -160,8 +160,9 @@ impl Domain {
             return;
         }
         v.load_page_tables();
-        let gs = if v.kernel_mode { v.gs_base_kernel } else { v.gs_base_user };
+        let gs = v.gs_base();
         entry::load_guest_bases(GuestBases { fs: v.fs_base, gs });
         cpu::set_cr0_ts(v.fpu_ts);
+        cpu::set_cr4_tsd(v.cr4 & crate::domain::priv_op::CR4_TSD != 0);
     }
 }

@@ -5,7 +5,10 @@
 //! the caller's vCPU, domain and memory (traps and callbacks, stack, segment
 //! bases, FPU, xen_version, vm_assist, event channels) and the MMU
 //! hypercalls (over a host trait for the frame-table lock, TLBs and
-//! descriptor tables) are in `domain/` and tested on the host.
+//! descriptor tables) are in `domain/` and tested on the host. It also
+//! holds the live glue of the privileged-op emulation for the exit path
+//! (the CR3 write through MMUEXT_NEW_BASEPTR, the hypercall-page MSR, the
+//! writable-page-table fault) and the live [`VcpuHost`](crate::domain::vcpu_ops::VcpuHost).
 //!
 //! Every argument is untrusted: guest pointers go through [`GuestMem`],
 //! addresses that will reach the hardware must be canonical, and every
@@ -134,7 +137,7 @@ dispatch_table! {
     nr::SET_DEBUGREG => |v: &mut Vcpu, _d: &mut Domain, r: &mut Regs| set_debugreg(v, r.rdi as u32, r.rsi),
     nr::GET_DEBUGREG => |v: &mut Vcpu, _d: &mut Domain, r: &mut Regs| {
         // Xen's do_get_debugreg: the value as the hypercall's result, or -ENODEV.
-        v.debug.get(v.cr4 & crate::domain::priv_op::CR4_DE != 0, r.rdi as u32).unwrap_or_else(|e| e as u64) as i64
+        v.debug.get(v.cr4_de(), r.rdi as u32).unwrap_or_else(|e| e as u64) as i64
     },
     nr::XEN_VERSION => |v: &mut Vcpu, d: &mut Domain, r: &mut Regs| {
         let mem = v.kernel_mem();
@@ -201,7 +204,7 @@ use mmu::{mmu_update, mmuext_op, multicall, set_gdt, update_descriptor, update_v
 /// checks are `domain/debugreg.rs`'s; the running vCPU's registers go into
 /// the hardware at once, as Xen writes them.
 fn set_debugreg(v: &mut Vcpu, reg: u32, value: u64) -> Ret {
-    match v.debug.set(v.cr4 & crate::domain::priv_op::CR4_DE != 0, reg, value) {
+    match v.debug.set(v.cr4_de(), reg, value) {
         Ok(()) => {
             crate::arch::x86_64::debugreg::reload(&v.debug);
             0

@@ -179,6 +179,20 @@ pub fn set_cr0_ts(on: bool) {
     }
 }
 
+/// Set or clear CR4.TSD (`rdtsc`/`rdtscp` outside ring 0 raise #GP) for
+/// the vCPU about to run, as Xen's `pv_make_cr4` does from the guest's
+/// CR4: its kernel's reads are then emulated, its user processes' refused.
+pub fn set_cr4_tsd(on: bool) {
+    const TSD: u64 = 1 << 2;
+    let cr4 = read_cr4();
+    let new = if on { cr4 | TSD } else { cr4 & !TSD };
+    if new != cr4 {
+        // SAFETY: TSD only makes ring-3 time-stamp reads fault; the
+        // hypervisor runs in ring 0 and every guest #GP is handled.
+        unsafe { write_cr4(new) };
+    }
+}
+
 /// CR4.SMEP: ring 0 never executes a user page.
 const CR4_SMEP: u64 = 1 << 20;
 /// CR4.SMAP: ring 0 never touches a user page (with RFLAGS.AC clear).
