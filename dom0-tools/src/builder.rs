@@ -27,7 +27,6 @@
 use crate::big_stack;
 use crate::foreign_area::ForeignArea;
 use crate::hv;
-use crate::kernel_image::KernelError;
 use crate::staging::{self, StagePlan};
 use alloc::vec::Vec;
 use pv_guest_kernel::StartInfo;
@@ -327,7 +326,7 @@ pub struct Sources<'a> {
 /// On failure the half-built domain is destroyed.
 pub fn build(scratch: &mut Scratch, region_p2m: &mut Vec<u64>, image: &[u8], nr_pages: u64, extra: &str) -> Result<Built, BuildError> {
     let domid = hv::create_domain().map_err(|rc| BuildError("createdomain", rc))?;
-    let built = build_created_paused(domid, scratch, region_p2m, image, nr_pages, extra)?;
+    let built = build_created_paused_from(domid, scratch, region_p2m, None, &Sources { image, ramdisk: &[], nr_pages, extra })?;
     unpause(built.domid)?;
     Ok(built)
 }
@@ -343,22 +342,11 @@ pub fn unpause(domid: u16) -> Result<(), BuildError> {
     }
 }
 
-/// [`build`] into a domain already created, leaving it paused (so that its xenstore
-/// home is written before it runs, as libxl does).
-pub fn build_created_paused(
-    domid: u16,
-    scratch: &mut Scratch,
-    region_p2m: &mut Vec<u64>,
-    image: &[u8],
-    nr_pages: u64,
-    extra: &str,
-) -> Result<Built, BuildError> {
-    build_created_paused_from(domid, scratch, region_p2m, None, &Sources { image, ramdisk: &[], nr_pages, extra })
-}
-
-/// [`build_created_paused`] with a ramdisk, and a staging area: a
-/// compressed kernel is then decompressed into the new domain's own
-/// memory through `stage` (see [`crate::staging`]) instead of dom0's heap.
+/// Build into a domain already created, leaving it paused (so that its
+/// xenstore home is written before it runs, as libxl does), with an
+/// optional ramdisk. A compressed kernel is decompressed into the new
+/// domain's own memory through `stage` (see [`crate::staging`]); without
+/// a staging area only an ELF kernel can be built.
 pub fn build_created_paused_from(
     domid: u16,
     scratch: &mut Scratch,
@@ -415,22 +403,9 @@ fn fill(
             area.unmap_all();
             r
         }
-        (KernelImage::Compressed(_), None) => {
-            // No staging area: decompress on dom0's heap, bounded by it
-            // (on a stack of its own, as in staged_load).
-            let mut stack = Vec::new();
-            stack.try_reserve_exact(big_stack::DECOMPRESS_STACK).map_err(|_| BuildError("hold a decompression stack", -xen_public::errno::ENOMEM))?;
-            stack.resize(big_stack::DECOMPRESS_STACK, 0);
-            let mut decoded = Ok(None);
-            big_stack::run_on(&mut stack, &mut || decoded = crate::kernel_image::decompressed_elf(src.image, nr_pages.saturating_mul(4096)));
-            drop(stack);
-            let elf = decoded.map_err(|e| match e {
-                KernelError::NoMemory(_) => BuildError("hold the decompressed kernel on dom0's heap", -xen_public::errno::ENOMEM),
-                KernelError::Load(e) => load_error(e),
-            })?;
-            let elf = elf.ok_or(BuildError("read the kernel image (bzImage payload)", -xen_public::errno::EINVAL))?;
-            load(domid, scratch, region_p2m, &elf, src, cmdline, None)
-        }
+        // A compressed kernel is only ever decompressed into the domain's
+        // own memory: dom0's 2 MiB heap is no place for it.
+        (KernelImage::Compressed(_), None) => Err(BuildError("stage a compressed kernel (no staging area)", -xen_public::errno::ENOMEM)),
     }
 }
 

@@ -2,33 +2,15 @@
 //! bzImage or bare compressed payload holding one), made into the ELF bytes
 //! the builder lays out, as libxenguest's `xg_dom_bzimageloader.c` does.
 //!
-//! Owns the decompressed image (on dom0's heap, allocated fallibly: a heap
-//! too small is an error, never an abort). xen-libelf recognises the image
-//! and decodes LZ4, gzip and xz; zstd, whose maintained pure-Rust decoder
-//! (ruzstd) needs an allocator, is decoded here. Invariant: on success the
-//! returned bytes are exactly the size the payload announced.
+//! Owns the decompression step only: into any memory the caller gives
+//! (the builder passes the new domain's own frames, never dom0's heap).
+//! xen-libelf recognises the image and decodes LZ4, gzip and xz; zstd,
+//! whose maintained pure-Rust decoder (ruzstd) needs an allocator, is
+//! decoded here. Invariant: on success the output is exactly the size the
+//! payload announced.
 #![forbid(unsafe_code)]
 
-use alloc::vec::Vec;
-use xen_libelf::bzimage::{self, Compressed, Compression, KernelImage, LoadError};
-
-/// Why a kernel image cannot be turned into an ELF.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum KernelError {
-    /// The image or its payload is malformed (libelf's reason).
-    Load(LoadError),
-    /// Dom0's heap cannot hold the decompressed image or the dictionary
-    /// (bytes asked for).
-    NoMemory(usize),
-}
-
-/// A zeroed buffer of `len` bytes, or [`KernelError::NoMemory`].
-fn buffer(len: usize) -> Result<Vec<u8>, KernelError> {
-    let mut v = Vec::new();
-    v.try_reserve_exact(len).map_err(|_| KernelError::NoMemory(len))?;
-    v.resize(len, 0);
-    Ok(v)
-}
+use xen_libelf::bzimage::{Compressed, Compression, LoadError};
 
 /// zstd frames through ruzstd, into exactly `out`.
 fn unzstd(c: &Compressed<'_>, out: &mut [u8]) -> Result<(), LoadError> {
@@ -59,23 +41,47 @@ pub fn decompress_into(c: &Compressed<'_>, out: &mut [u8], scratch: &mut [u8]) -
     if c.method == Compression::Zstd { unzstd(c, out) } else { c.decompress_into(out, scratch) }
 }
 
-/// The decompressed ELF of `image` (`None`: `image` is already the ELF, or
-/// bytes the ELF parser is to judge). `bound` caps the decompressed size
-/// (the domain's memory).
-pub fn decompressed_elf(image: &[u8], bound: u64) -> Result<Option<Vec<u8>>, KernelError> {
-    let c = match bzimage::inspect(image, bound).map_err(KernelError::Load)? {
-        KernelImage::Elf(_) => return Ok(None),
-        KernelImage::Compressed(c) => c,
-    };
-    let mut out = buffer(c.output_len)?;
-    let mut dict = buffer(scratch_len(&c).map_err(KernelError::Load)?)?;
-    decompress_into(&c, &mut out, &mut dict).map_err(KernelError::Load)?;
-    Ok(Some(out))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::vec::Vec;
+    use xen_libelf::bzimage::{self, KernelImage};
+
+    // The whole image on the heap: how these tests drive
+    // [`decompress_into`] (the builder decompresses into the domain's own
+    // frames instead).
+
+    /// Why a kernel image cannot be turned into an ELF.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum KernelError {
+        /// The image or its payload is malformed (libelf's reason).
+        Load(LoadError),
+        /// Dom0's heap cannot hold the decompressed image or the dictionary
+        /// (bytes asked for).
+        NoMemory(usize),
+    }
+
+    /// A zeroed buffer of `len` bytes, or [`KernelError::NoMemory`].
+    fn buffer(len: usize) -> Result<Vec<u8>, KernelError> {
+        let mut v = Vec::new();
+        v.try_reserve_exact(len).map_err(|_| KernelError::NoMemory(len))?;
+        v.resize(len, 0);
+        Ok(v)
+    }
+
+    /// The decompressed ELF of `image` (`None`: `image` is already the ELF, or
+    /// bytes the ELF parser is to judge). `bound` caps the decompressed size
+    /// (the domain's memory).
+    pub fn decompressed_elf(image: &[u8], bound: u64) -> Result<Option<Vec<u8>>, KernelError> {
+        let c = match bzimage::inspect(image, bound).map_err(KernelError::Load)? {
+            KernelImage::Elf(_) => return Ok(None),
+            KernelImage::Compressed(c) => c,
+        };
+        let mut out = buffer(c.output_len)?;
+        let mut dict = buffer(scratch_len(&c).map_err(KernelError::Load)?)?;
+        decompress_into(&c, &mut out, &mut dict).map_err(KernelError::Load)?;
+        Ok(Some(out))
+    }
 
     fn plain() -> Vec<u8> {
         let mut v = Vec::new();

@@ -425,19 +425,27 @@ struct Dom0Test {
 /// A check of an image file after the run: why it is wrong.
 type ImageCheck = fn(&[u8]) -> Option<String>;
 
+/// What a test disk holds when QEMU starts.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum DiskFill {
+    /// Zeros (a sparse file).
+    Zeros,
+    /// The host's pattern over `vdisk::HOST_BYTES` from `vdisk::TEST_BYTES`.
+    HostPattern,
+    /// The Linux domU's ext2 root (`linux_disk`).
+    LinuxRoot,
+}
+
 /// A disk image attached to a dom0 test.
 #[derive(Clone, Copy)]
 struct TestDisk {
-    /// Size of the sparse image, MiB.
+    /// Size of the image, MiB.
     mib: u64,
-    /// Fill `vdisk::HOST_BYTES` from `vdisk::TEST_BYTES` with the host's
-    /// pattern before booting.
-    host_fill: bool,
+    /// What it holds before booting.
+    fill: DiskFill,
     /// Check the image after QEMU exited (only where the device lines were
     /// expected): why it is wrong.
     check: Option<ImageCheck>,
-    /// Make it the Linux domU's ext2 root instead (`linux_disk`).
-    linux_root: bool,
 }
 
 /// `test=disk`'s pattern must be in the image file: dom0's flushed writes
@@ -561,7 +569,7 @@ fn dom0_tests() -> Vec<Dom0Test> {
                 "poweroff",
             ],
             timeout_s: 240,
-            disk: Some(TestDisk { mib: 32, host_fill: false, check: Some(crate::linux_disk::guest_mark_in_image), linux_root: true }),
+            disk: Some(TestDisk { mib: 32, fill: DiskFill::LinuxRoot, check: Some(crate::linux_disk::guest_mark_in_image) }),
             forbid: &["LEAKED", "create failed", "XTASK-LINUX: insmod", "XTASK-LINUX: mount /dev/xvda failed"],
             in_order: &[
                 "xl: created d2",
@@ -597,7 +605,7 @@ fn dom0_tests() -> Vec<Dom0Test> {
         // dom0 drives QEMU's virtio-blk-pci through virtio-drivers: its
         // flushed writes reach the image file, the host's bytes reach dom0.
         Dom0Test {
-            disk: Some(TestDisk { mib: 8, host_fill: true, check: Some(disk_pattern_in_image), linux_root: false }),
+            disk: Some(TestDisk { mib: 8, fill: DiskFill::HostPattern, check: Some(disk_pattern_in_image) }),
             forbid: &[
                 "differs",
                 "dom0: disk test: write failed",
@@ -632,7 +640,7 @@ fn dom0_tests() -> Vec<Dom0Test> {
         // The shell's boot probe finds an attached disk.
         Dom0Test {
             script: &["poweroff"],
-            disk: Some(TestDisk { mib: 16, host_fill: false, check: None, linux_root: false }),
+            disk: Some(TestDisk { mib: 16, fill: DiskFill::Zeros, check: None }),
             ..t("dom0_shell_probes_an_attached_disk", "", false, &["dom0: disk: virtio-blk at 00:", "32768 sectors (16 MiB)", "dom0: xl shell ready"])
         },
         t("dom0_banner_and_poweroff", "test=banner", false, BANNER_LINES),
@@ -941,7 +949,7 @@ fn dom0_tests() -> Vec<Dom0Test> {
         // disk.
         Dom0Test {
             script: &["create blkwrite.cfg", "?blk: closed", "@list", "create blkcheck.cfg", "?blk: closed", "@list", "poweroff"],
-            disk: Some(TestDisk { mib: 32, host_fill: false, check: Some(guest_pattern_in_image), linux_root: false }),
+            disk: Some(TestDisk { mib: 32, fill: DiskFill::Zeros, check: Some(guest_pattern_in_image) }),
             forbid: &["blk: connect failed", "check failed", "blk: write at byte", "blk: flush failed", "RAM disk"],
             ..t(
                 "blk_16m_pattern_reaches_the_host_image_through_blkback_and_virtio",
@@ -1510,10 +1518,9 @@ fn run_dom0_test(t: &Dom0Test, hv: Hypervisor, k: &Kernels) -> Result<(bool, Str
     }
     let disk_path = image::out_dir().join("disks").join(format!("{name}.img"));
     if let Some(d) = &t.disk {
-        if d.linux_root {
-            crate::linux_disk::make_root_disk(&disk_path, d.mib, &linux::fetch_busybox()?)?;
-        } else {
-            qemu::make_disk_image(&disk_path, d.mib, d.host_fill)?;
+        match d.fill {
+            DiskFill::LinuxRoot => crate::linux_disk::make_root_disk(&disk_path, d.mib, &linux::fetch_busybox()?)?,
+            fill => qemu::make_disk_image(&disk_path, d.mib, fill == DiskFill::HostPattern)?,
         }
         opts.extra.extend(qemu::disk_args(&disk_path));
     }
@@ -2014,21 +2021,25 @@ mod unit {
         assert_eq!(super::too_quick(out, "(d9)", 1), None, "a missing line is the expectations' to report");
     }
 
+    /// Issue 18's "done when": milestones 1 (no initramfs) and 2 (the
+    /// busybox initramfs) each run on xen-core and on Xen 4.17.
     #[test]
-    fn linux_tests_cover_milestones_1_and_2_on_xen_4_17() {
+    fn linux_tests_cover_milestones_1_and_2_on_both_hypervisors() {
         let tests = linux_tests();
-        assert!(tests.iter().any(|t| !t.initrd) && tests.iter().any(|t| t.initrd));
-        assert!(tests.iter().all(|t| t.on.contains(&linux::On::Xen417)));
-        let names: Vec<_> = tests.iter().map(|t| t.name).collect();
-        assert!(boot_tests().iter().all(|b| !names.contains(&b.name)), "names are unique across sections");
+        for initrd in [false, true] {
+            let on: Vec<_> = tests.iter().filter(|t| t.initrd == initrd).flat_map(|t| t.on.iter().copied()).collect();
+            assert!(on.contains(&linux::On::Xen417) && on.contains(&linux::On::XenCore), "initrd {initrd}: {on:?}");
+        }
     }
 
     #[test]
-    fn boot_test_names_are_unique() {
-        let tests = boot_tests();
-        let mut names: Vec<_> = tests.iter().map(|t| t.name).collect();
+    fn test_names_are_unique_across_sections() {
+        let mut names: Vec<_> = boot_tests().iter().map(|t| t.name).collect();
+        names.extend(dom0_tests().iter().map(|t| t.name));
+        names.extend(linux_tests().iter().map(|t| t.name));
+        let all = names.len();
         names.sort();
         names.dedup();
-        assert_eq!(names.len(), tests.len());
+        assert_eq!(names.len(), all);
     }
 }

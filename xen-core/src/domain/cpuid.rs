@@ -195,6 +195,15 @@ pub fn family(host: &impl RawCpuid) -> u32 {
     if base == 0xf { base + ((a >> 20) & 0xff) } else { base }
 }
 
+/// The CPU model as Xen's `get_cpu_model` computes it (the extended model
+/// counts for families 6 and 15 and up).
+pub fn model(host: &impl RawCpuid) -> u32 {
+    let a = host.cpuid(1, 0).a;
+    let base = (a >> 4) & 0xf;
+    let f = family(host);
+    if f == 6 || f >= 0xf { base | ((a >> 12) & 0xf0) } else { base }
+}
+
 /// Xen's `guest_cpuid` for a PV domain with the default policy.
 pub fn guest_cpuid(host: &impl RawCpuid, ctx: &Context, leaf: u32, subleaf: u32) -> Leaf {
     match leaf {

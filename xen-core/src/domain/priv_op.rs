@@ -245,6 +245,31 @@ pub fn decode(bytes: &[u8]) -> Option<Decoded> {
     Some(Decoded { insn, len: inst.len().to_const() })
 }
 
+impl PrivInsn {
+    /// Whether only the guest kernel may run it (x86_emulate's
+    /// mode_ring0() checks): user mode gets #GP(0).
+    fn ring0_only(self) -> bool {
+        matches!(
+            self,
+            PrivInsn::Rdmsr
+                | PrivInsn::Wrmsr
+                | PrivInsn::ReadCr { .. }
+                | PrivInsn::WriteCr { .. }
+                | PrivInsn::ReadDr { .. }
+                | PrivInsn::WriteDr { .. }
+                | PrivInsn::Clts
+                | PrivInsn::Wbinvd
+        )
+    }
+}
+
+impl Emulated {
+    /// Whether the instruction is done here, so RIP moves past it.
+    fn completed(self) -> bool {
+        matches!(self, Emulated::Done | Emulated::DoneCr2 | Emulated::DoneDr)
+    }
+}
+
 /// How an emulation ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Emulated {
@@ -474,109 +499,132 @@ pub fn emulate_cpuid<H: Host>(regs: &mut CpuUserRegs, v: &Vcpu, env: &mut Env<'_
 pub fn emulate<H: Host>(d: &Decoded, regs: &mut CpuUserRegs, v: &mut Vcpu, env: &mut Env<'_, H>) -> Emulated {
     // x86_emulate's mode_ring0(): the guest kernel counts as ring 0.
     let ring0 = v.kernel_mode;
-    let mut out = Emulated::Done;
-    match d.insn {
-        PrivInsn::Rdmsr
-        | PrivInsn::Wrmsr
-        | PrivInsn::ReadCr { .. }
-        | PrivInsn::WriteCr { .. }
-        | PrivInsn::ReadDr { .. }
-        | PrivInsn::WriteDr { .. }
-        | PrivInsn::Clts
-        | PrivInsn::Wbinvd
-            if !ring0 =>
-        {
-            return Emulated::GeneralProtection;
+    if !ring0 && d.insn.ring0_only() {
+        return Emulated::GeneralProtection;
+    }
+    let out = match d.insn {
+        PrivInsn::Rdmsr | PrivInsn::Wrmsr => emulate_msr(d.insn, regs, v, env),
+        PrivInsn::ReadCr { cr, gpr } => read_cr(cr, gpr, regs, v, env),
+        PrivInsn::WriteCr { cr, gpr } => write_cr(cr, regs.gpr(gpr), v, env),
+        PrivInsn::ReadDr { .. } | PrivInsn::WriteDr { .. } => emulate_dr(d.insn, regs, v),
+        PrivInsn::Clts => {
+            v.fpu_ts = false;
+            Emulated::Done
         }
-        PrivInsn::Rdmsr => match read_msr(regs.rcx as u32, v, env) {
-            Some(val) => regs.set_edx_eax(val),
-            None => return Emulated::GeneralProtection,
-        },
-        PrivInsn::Wrmsr if regs.rcx as u32 == msr::XEN_HYPERCALL_PAGE => {
-            // guest_wrmsr_xen: a page index other than 0 is #GP.
-            let val = regs.edx_eax();
-            return if val & 0xfff != 0 { Emulated::GeneralProtection } else { Emulated::WriteHypercallPage(val) };
-        }
-        PrivInsn::Wrmsr => {
-            let val = regs.edx_eax();
-            if !write_msr(regs.rcx as u32, val, v, env) {
-                return Emulated::GeneralProtection;
-            }
-        }
-        PrivInsn::ReadCr { cr, gpr } => {
-            let val = match cr {
-                0 => (env.host.cr0() & !CR0_TS) | if v.fpu_ts { CR0_TS } else { 0 },
-                2 => v.cr2,
-                // xen_pfn_to_cr3(mfn_to_gfn(guest_table)): a PV domain's
-                // gfn is its mfn.
-                3 => v.guest_table & !0xfff,
-                4 => guest_cr4(v, env.host.cr4()),
-                _ => return Emulated::NotEmulated,
-            };
-            *regs.gpr_mut(gpr) = val;
-        }
-        PrivInsn::WriteCr { cr, gpr } => {
-            let val = regs.gpr(gpr);
-            match cr {
-                // Only TS may change ("Attempt to change unmodifiable CR0
-                // flags" is unhandleable: the #GP goes to the guest).
-                0 if (val ^ env.host.cr0()) & !CR0_TS != 0 => return Emulated::NotEmulated,
-                0 => v.fpu_ts = val & CR0_TS != 0,
-                2 => {
-                    v.cr2 = val;
-                    out = Emulated::DoneCr2;
-                }
-                3 => return Emulated::WriteCr3(val),
-                4 => v.cr4 = val & PV_CR4_GUEST_MASK,
-                _ => return Emulated::NotEmulated,
-            }
-        }
-        // x86emul_read_dr / x86emul_write_dr (set_debugreg): -ENODEV is
-        // #UD, any other refusal #GP(0).
-        PrivInsn::ReadDr { dr, gpr } => match v.debug.get(v.cr4_de(), u32::from(dr)) {
-            Ok(val) => *regs.gpr_mut(gpr) = val,
-            Err(_) => return Emulated::InvalidOpcode,
-        },
-        PrivInsn::WriteDr { dr, gpr } => {
-            let val = regs.gpr(gpr);
-            match v.debug.set(v.cr4_de(), u32::from(dr), val) {
-                Ok(()) => out = Emulated::DoneDr,
-                Err(e) if e == -xen_public::errno::ENODEV => return Emulated::InvalidOpcode,
-                Err(_) => return Emulated::GeneralProtection,
-            }
-        }
-        PrivInsn::Clts => v.fpu_ts = false,
         PrivInsn::Wbinvd => {
             // cache_flush_permitted: only a domain with I/O resources;
             // others' wbinvd is ignored.
             if env.hardware_domain {
                 env.host.wbinvd();
             }
+            Emulated::Done
         }
-        PrivInsn::Rdtsc | PrivInsn::Rdtscp => {
-            if !ring0 && guest_cr4(v, env.host.cr4()) & CR4_TSD != 0 {
-                return Emulated::GeneralProtection;
-            }
-            if d.insn == PrivInsn::Rdtscp {
-                let Some(aux) = read_msr(msr::TSC_AUX, v, env) else { return Emulated::GeneralProtection };
-                regs.rcx = aux & 0xffff_ffff;
-            }
-            let tsc = env.host.tsc();
-            regs.set_edx_eax(tsc);
-        }
-        PrivInsn::CliSti if !env.iopl_ok => return Emulated::NotEmulated,
-        PrivInsn::CliSti => {}
+        PrivInsn::Rdtsc | PrivInsn::Rdtscp => emulate_rdtsc(d.insn == PrivInsn::Rdtscp, ring0, regs, v, env),
+        PrivInsn::CliSti if env.iopl_ok => Emulated::Done,
+        PrivInsn::CliSti => Emulated::NotEmulated,
+        // The guest's own CPUID faulting (MSR_MISC_FEATURES_ENABLES)
+        // applies outside ring 0.
+        PrivInsn::Cpuid if !ring0 && v.misc_features_enables & MISC_FEATURES_CPUID_FAULTING != 0 => Emulated::GeneralProtection,
         PrivInsn::Cpuid => {
-            // The guest's own CPUID faulting (MSR_MISC_FEATURES_ENABLES)
-            // applies outside ring 0.
-            if !ring0 && v.misc_features_enables & MISC_FEATURES_CPUID_FAULTING != 0 {
-                return Emulated::GeneralProtection;
-            }
             emulate_cpuid(regs, v, env, false);
+            Emulated::Done
         }
+    };
+    if out.completed() {
+        regs.rip = regs.rip.wrapping_add(d.len);
     }
-    regs.rip = regs.rip.wrapping_add(d.len);
     out
+}
+
+/// `rdmsr` and `wrmsr` (the hypercall-page MSR left to the caller).
+fn emulate_msr<H: Host>(insn: PrivInsn, regs: &mut CpuUserRegs, v: &mut Vcpu, env: &mut Env<'_, H>) -> Emulated {
+    let index = regs.rcx as u32;
+    match insn {
+        PrivInsn::Rdmsr => match read_msr(index, v, env) {
+            Some(val) => {
+                regs.set_edx_eax(val);
+                Emulated::Done
+            }
+            None => Emulated::GeneralProtection,
+        },
+        // guest_wrmsr_xen: a page index other than 0 is #GP.
+        _ if index == msr::XEN_HYPERCALL_PAGE && regs.edx_eax() & 0xfff != 0 => Emulated::GeneralProtection,
+        _ if index == msr::XEN_HYPERCALL_PAGE => Emulated::WriteHypercallPage(regs.edx_eax()),
+        _ if write_msr(index, regs.edx_eax(), v, env) => Emulated::Done,
+        _ => Emulated::GeneralProtection,
+    }
+}
+
+/// `mov %crN, %reg`.
+fn read_cr<H: Host>(cr: u8, gpr: u8, regs: &mut CpuUserRegs, v: &Vcpu, env: &mut Env<'_, H>) -> Emulated {
+    let val = match cr {
+        0 => (env.host.cr0() & !CR0_TS) | if v.fpu_ts { CR0_TS } else { 0 },
+        2 => v.cr2,
+        // xen_pfn_to_cr3(mfn_to_gfn(guest_table)): a PV domain's gfn is
+        // its mfn.
+        3 => v.guest_table & !0xfff,
+        4 => guest_cr4(v, env.host.cr4()),
+        _ => return Emulated::NotEmulated,
+    };
+    *regs.gpr_mut(gpr) = val;
+    Emulated::Done
+}
+
+/// `mov %reg, %crN` of `val`.
+fn write_cr<H: Host>(cr: u8, val: u64, v: &mut Vcpu, env: &mut Env<'_, H>) -> Emulated {
+    match cr {
+        // Only TS may change ("Attempt to change unmodifiable CR0 flags"
+        // is unhandleable: the #GP goes to the guest).
+        0 if (val ^ env.host.cr0()) & !CR0_TS != 0 => Emulated::NotEmulated,
+        0 => {
+            v.fpu_ts = val & CR0_TS != 0;
+            Emulated::Done
+        }
+        2 => {
+            v.cr2 = val;
+            Emulated::DoneCr2
+        }
+        3 => Emulated::WriteCr3(val),
+        4 => {
+            v.cr4 = val & PV_CR4_GUEST_MASK;
+            Emulated::Done
+        }
+        _ => Emulated::NotEmulated,
+    }
+}
+
+/// `mov` to or from a debug register: x86emul_read_dr / x86emul_write_dr
+/// (set_debugreg), where -ENODEV is #UD and any other refusal #GP(0).
+fn emulate_dr(insn: PrivInsn, regs: &mut CpuUserRegs, v: &mut Vcpu) -> Emulated {
+    match insn {
+        PrivInsn::ReadDr { dr, gpr } => match v.debug.get(v.cr4_de(), u32::from(dr)) {
+            Ok(val) => {
+                *regs.gpr_mut(gpr) = val;
+                Emulated::Done
+            }
+            Err(_) => Emulated::InvalidOpcode,
+        },
+        PrivInsn::WriteDr { dr, gpr } => match v.debug.set(v.cr4_de(), u32::from(dr), regs.gpr(gpr)) {
+            Ok(()) => Emulated::DoneDr,
+            Err(e) if e == -xen_public::errno::ENODEV => Emulated::InvalidOpcode,
+            Err(_) => Emulated::GeneralProtection,
+        },
+        _ => Emulated::NotEmulated,
+    }
+}
+
+/// `rdtsc`, or `rdtscp` (which also loads TSC_AUX into ECX): refused
+/// outside ring 0 under the guest's CR4.TSD.
+fn emulate_rdtsc<H: Host>(rdtscp: bool, ring0: bool, regs: &mut CpuUserRegs, v: &Vcpu, env: &mut Env<'_, H>) -> Emulated {
+    if !ring0 && guest_cr4(v, env.host.cr4()) & CR4_TSD != 0 {
+        return Emulated::GeneralProtection;
+    }
+    if rdtscp {
+        let Some(aux) = read_msr(msr::TSC_AUX, v, env) else { return Emulated::GeneralProtection };
+        regs.rcx = aux & 0xffff_ffff;
+    }
+    regs.set_edx_eax(env.host.tsc());
+    Emulated::Done
 }
 
 /// What the bytes at a #UD's RIP are (`emulate_forced_invalid_op`).

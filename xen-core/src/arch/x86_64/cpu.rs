@@ -253,23 +253,12 @@ pub fn wbinvd() {
     unsafe { asm!("wbinvd", options(nostack, preserves_flags)) };
 }
 
-/// `MSR_INTEL_PLATFORM_INFO` (bit 31: CPUID faulting available).
-pub const MSR_PLATFORM_INFO: u32 = 0xce;
-/// `MSR_INTEL_MISC_FEATURES_ENABLES` (bit 0: CPUID faulting on).
-pub const MSR_MISC_FEATURES_ENABLES: u32 = 0x140;
-
 /// Whether this is a family-6 Intel CPU of Nehalem or later (model 0x1a
 /// and up), where MSR_PLATFORM_INFO, MISC_ENABLE, PLATFORM_ID and the
 /// microcode revision exist and read without #GP.
 fn intel_nehalem_or_later() -> bool {
-    let (_, b, c, d) = cpuid(0, 0);
-    if (b, d, c) != (0x756e_6547, 0x4965_6e69, 0x6c65_746e) {
-        return false;
-    }
-    let (a, ..) = cpuid(1, 0);
-    let family = (a >> 8) & 0xf;
-    let model = ((a >> 4) & 0xf) | ((a >> 12) & 0xf0);
-    family == 6 && model >= 0x1a
+    use crate::domain::cpuid::{family, intel, model};
+    intel(&MachineHost) && family(&MachineHost) == 6 && model(&MachineHost) >= 0x1a
 }
 
 /// Set at boot: the CPU has CPUID faulting and it is on.
@@ -287,14 +276,15 @@ pub fn enable_cpuid_faulting() -> bool {
     if !intel_nehalem_or_later() {
         return false;
     }
+    use crate::domain::priv_op::{MISC_FEATURES_CPUID_FAULTING, PLATFORM_INFO_CPUID_FAULTING, msr};
     // SAFETY: MSR_PLATFORM_INFO exists on Nehalem and later Intel CPUs.
-    let info = unsafe { rdmsr(MSR_PLATFORM_INFO) };
-    if info & (1 << 31) == 0 {
+    let info = unsafe { rdmsr(msr::PLATFORM_INFO) };
+    if info & PLATFORM_INFO_CPUID_FAULTING == 0 {
         return false;
     }
-    // SAFETY: PLATFORM_INFO bit 31 says MISC_FEATURES_ENABLES exists and
-    // bit 0 is CPUID faulting, which only affects CPL > 0.
-    unsafe { wrmsr(MSR_MISC_FEATURES_ENABLES, rdmsr(MSR_MISC_FEATURES_ENABLES) | 1) };
+    // SAFETY: PLATFORM_INFO's faulting bit says MISC_FEATURES_ENABLES
+    // exists and bit 0 is CPUID faulting, which only affects CPL > 0.
+    unsafe { wrmsr(msr::MISC_FEATURES_ENABLES, rdmsr(msr::MISC_FEATURES_ENABLES) | MISC_FEATURES_CPUID_FAULTING) };
     CPUID_FAULTING.store(true, core::sync::atomic::Ordering::Relaxed);
     true
 }
