@@ -382,7 +382,7 @@ fn exchange<H: MemoryHost>(h: &mut H, d: &mut Domain, mem: &impl GuestAccess, ar
         1..=12 => 0,
         b => 1u64 << (b - 12),
     };
-    let chunk_order = in_chunk + inp.extent_order;
+    let shape = ChunkShape { inp, out, in_chunk, out_chunk, order: in_chunk + inp.extent_order, limit };
     let first = x.nr_exchanged >> in_chunk;
     for i in first..(inp.nr_extents >> in_chunk) {
         // Xen's hypercall_preempt_check between chunks: the progress goes
@@ -391,7 +391,7 @@ fn exchange<H: MemoryHost>(h: &mut H, d: &mut Domain, mem: &impl GuestAccess, ar
             x.nr_exchanged = i << in_chunk;
             return put_done(&x, -xen_public::errno::ERESTART);
         }
-        if let Err(rc) = exchange_chunk(h, d, mem, &inp, &out, in_chunk, out_chunk, chunk_order, i, limit) {
+        if let Err(rc) = exchange_chunk(h, d, mem, &shape, i) {
             x.nr_exchanged = i << in_chunk;
             return put_done(&x, rc);
         }
@@ -409,26 +409,30 @@ fn free_extents<H: MemoryHost>(h: &mut H, bases: &[u64], order: u32) {
     }
 }
 
+/// What every chunk of one [`exchange`] shares.
+struct ChunkShape {
+    /// The input and output reservations (lists, orders, flags).
+    inp: XenMemoryReservation,
+    out: XenMemoryReservation,
+    /// log2 of the input extents per chunk, and of the output extents.
+    in_chunk: u32,
+    out_chunk: u32,
+    /// log2 of the frames per chunk.
+    order: u32,
+    /// Output frames must be below this frame number.
+    limit: u64,
+}
+
 /// One chunk of [`exchange`]: chunk `i`'s `2^chunk_order` input frames
 /// are checked, the output extents allocated, then the inputs given back
 /// and the outputs given to `d`. On error nothing changed, except that an
 /// output list slot that cannot be written fails the chunk after the
 /// frames moved (as Xen, which then reports the chunk as not done).
-#[allow(clippy::too_many_arguments)]
-fn exchange_chunk<H: MemoryHost>(
-    h: &mut H,
-    d: &mut Domain,
-    mem: &impl GuestAccess,
-    inp: &XenMemoryReservation,
-    out: &XenMemoryReservation,
-    in_chunk: u32,
-    out_chunk: u32,
-    chunk_order: u32,
-    i: u64,
-    limit: u64,
-) -> Result<(), Ret> {
+fn exchange_chunk<H: MemoryHost>(h: &mut H, d: &mut Domain, mem: &impl GuestAccess, shape: &ChunkShape, i: u64) -> Result<(), Ret> {
     const MAX: usize = 1 << EXCHANGE_CHUNK_MAX_ORDER;
-    if chunk_order > EXCHANGE_CHUNK_MAX_ORDER {
+    let ChunkShape { inp, out, in_chunk, out_chunk, order: chunk_order, limit } = shape;
+    let (in_chunk, out_chunk, limit) = (*in_chunk, *out_chunk, *limit);
+    if *chunk_order > EXCHANGE_CHUNK_MAX_ORDER {
         return Err(-ENOMEM);
     }
     // The input frames, read once (the guest may rewrite its list).
