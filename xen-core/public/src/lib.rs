@@ -31,6 +31,7 @@
 //! | [`callback`] | `callback.h` |
 //! | [`domctl`] | `domctl.h` (and `xen_arch_domainconfig`) |
 //! | [`sysctl`] | `sysctl.h` |
+//! | [`trace`] | `trace.h`, the payloads of Xen's trace call sites, and xen-core's own trace class |
 //! | [`version`] | `version.h` (and the `XENFEAT_*` numbers of `features.h`) |
 //! | [`io::ring`] | `io/ring.h` |
 //! | [`io::xs_wire`] | `io/xs_wire.h` |
@@ -55,6 +56,7 @@ pub mod physdev;
 pub mod pte;
 pub mod sched;
 pub mod sysctl;
+pub mod trace;
 pub mod vcpu;
 pub mod version;
 pub mod xen;
