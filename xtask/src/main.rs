@@ -18,6 +18,10 @@ mod pathcount;
 mod qemu;
 mod ringfuzz;
 mod tests;
+// Not wired to a command yet (`cargo xtask trace` comes with the
+// hypervisor side of issue 19): only its host tests use it so far.
+#[allow(dead_code)]
+mod trace;
 mod xen;
 mod xsfuzz;
 

@@ -1,0 +1,243 @@
+//! xentrace's dump file: read and write it.
+//!
+//! Xen 4.17's `tools/xentrace/xentrace.c` (`write_buffer`) writes, for each
+//! window of a per-CPU buffer it drains, a `cpu_change_record`: the header
+//! word `TRC_TRACE_CPU_CHANGE | 2 << 28` (two extra words, no TSC), then
+//! `int cpu` and `unsigned window_size`, then `window_size` bytes of raw
+//! `t_rec` records copied from the buffer (a window that wraps is written in
+//! two pieces but after one header, so the bytes are contiguous). All words
+//! are little-endian. Windows of different CPUs interleave in the file.
+//!
+//! Invariant: [`parse`] keeps every record of every window in file order,
+//! per CPU. `TRC_TRACE_WRAP_BUFFER` padding is skipped but counted;
+//! `TRC_LOST_RECORDS` records stay in the stream (and [`Dump::lost`] lists
+//! them): nothing is dropped silently. A window that ends inside a record,
+//! or a file that ends inside a window, is an error.
+
+use std::collections::BTreeMap;
+
+use xen_public::trace::{Event, RecordError, TRC_LOST_RECORDS, TRC_TRACE_CPU_CHANGE, TRC_TRACE_WRAP_BUFFER, TraceRecord};
+
+/// One window: a CPU and the records xentrace copied from its buffer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Chunk {
+    /// The pCPU.
+    pub cpu: u32,
+    /// Its records, in buffer order (wrap padding removed).
+    pub records: Vec<TraceRecord>,
+}
+
+/// A parsed dump.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Dump {
+    /// The windows, in file order.
+    pub chunks: Vec<Chunk>,
+    /// `TRC_TRACE_WRAP_BUFFER` padding records skipped.
+    pub wrap_records: usize,
+}
+
+/// A `TRC_LOST_RECORDS` record found in a dump.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lost {
+    /// The pCPU whose buffer overflowed.
+    pub cpu: u32,
+    /// Records dropped.
+    pub lost: u32,
+    /// TSC of the first dropped record.
+    pub first_tsc: u64,
+    /// TSC of the lost-records record itself (when tracing resumed).
+    pub tsc: Option<u64>,
+}
+
+/// Why a dump could not be read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DumpError {
+    /// At `offset`, a record other than a cpu-change record starts a window.
+    ExpectedCpuChange {
+        /// File offset.
+        offset: usize,
+        /// The header word found.
+        header: u32,
+    },
+    /// A record at `offset` could not be decoded (truncated by the file or
+    /// by its window).
+    BadRecord {
+        /// File offset.
+        offset: usize,
+        /// Why.
+        error: RecordError,
+    },
+    /// The window at `offset` announces more bytes than the file holds.
+    ShortWindow {
+        /// File offset of the cpu-change record.
+        offset: usize,
+        /// Bytes announced.
+        window_size: u32,
+        /// Bytes left.
+        left: usize,
+    },
+}
+
+impl std::fmt::Display for DumpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DumpError::ExpectedCpuChange { offset, header } => {
+                write!(f, "dump offset {offset:#x}: expected a cpu-change record, found header {header:#010x}")
+            }
+            DumpError::BadRecord { offset, error } => write!(f, "dump offset {offset:#x}: bad record: {error:?}"),
+            DumpError::ShortWindow { offset, window_size, left } => {
+                write!(f, "dump offset {offset:#x}: window of {window_size} bytes, only {left} left in the file")
+            }
+        }
+    }
+}
+
+impl Dump {
+    /// Each CPU's records, windows concatenated in file order.
+    pub fn per_cpu(&self) -> BTreeMap<u32, Vec<TraceRecord>> {
+        let mut out: BTreeMap<u32, Vec<TraceRecord>> = BTreeMap::new();
+        for c in &self.chunks {
+            out.entry(c.cpu).or_default().extend_from_slice(&c.records);
+        }
+        out
+    }
+
+    /// Every lost-records record, in file order.
+    pub fn lost(&self) -> Vec<Lost> {
+        let mut out = Vec::new();
+        for c in &self.chunks {
+            for r in c.records.iter().filter(|r| r.event() == TRC_LOST_RECORDS) {
+                if let Ok(Event::LostRecords { lost, first_tsc, .. }) = r.decode_event() {
+                    out.push(Lost { cpu: c.cpu, lost, first_tsc, tsc: r.tsc() });
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Parse a dump written by xentrace (or by [`write`]).
+pub fn parse(bytes: &[u8]) -> Result<Dump, DumpError> {
+    let mut dump = Dump::default();
+    let mut off = 0;
+    while off < bytes.len() {
+        let (rec, used) = TraceRecord::decode_bytes(&bytes[off..]).map_err(|error| DumpError::BadRecord { offset: off, error })?;
+        let (cpu, window_size) = match (rec.event(), rec.decode_event()) {
+            (TRC_TRACE_CPU_CHANGE, Ok(Event::CpuChange { cpu, window_size })) => (cpu, window_size),
+            _ => return Err(DumpError::ExpectedCpuChange { offset: off, header: rec.header() }),
+        };
+        let start = off + used;
+        let left = bytes.len() - start;
+        if window_size as usize > left {
+            return Err(DumpError::ShortWindow { offset: off, window_size, left });
+        }
+        let end = start + window_size as usize;
+        let mut records = Vec::new();
+        let mut at = start;
+        while at < end {
+            let (rec, used) = TraceRecord::decode_bytes(&bytes[at..end]).map_err(|error| DumpError::BadRecord { offset: at, error })?;
+            if rec.event() == TRC_TRACE_WRAP_BUFFER {
+                dump.wrap_records += 1;
+            } else {
+                records.push(rec);
+            }
+            at += used;
+        }
+        dump.chunks.push(Chunk { cpu, records });
+        off = end;
+    }
+    Ok(dump)
+}
+
+/// Write `chunks` in xentrace's format: per chunk a cpu-change record with
+/// the window's byte length, then the records.
+pub fn write(chunks: &[Chunk]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for c in chunks {
+        let window: usize = c.records.iter().map(TraceRecord::size).sum();
+        let header = Event::cpu_change(c.cpu, window as u32).payload().record_without_tsc();
+        let (b, n) = header.encode_bytes();
+        out.extend_from_slice(&b[..n]);
+        for r in &c.records {
+            let (b, n) = r.encode_bytes();
+            out.extend_from_slice(&b[..n]);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use xen_public::trace::{TRC_SCHED_SWITCH, TRC_TRACE_WRAP_BUFFER};
+
+    fn rec(e: Event, tsc: u64) -> TraceRecord {
+        e.payload().record(tsc)
+    }
+
+    fn two_cpus() -> Vec<Chunk> {
+        vec![
+            Chunk {
+                cpu: 0,
+                records: vec![
+                    rec(Event::runstate_change(1, 0, 1, 0), 100),
+                    rec(Event::hypercall(29, &[1, 0, 0, 0, 0]), 110),
+                    TraceRecord::new(TRC_SCHED_SWITCH, None, &[1, 0, 0x7fff, 0]).unwrap(),
+                ],
+            },
+            Chunk { cpu: 1, records: vec![rec(Event::lost_records(7, 2, 0, 90), 120), rec(Event::runstate_change(2, 0, 2, 1), 125)] },
+            Chunk { cpu: 0, records: vec![rec(Event::runstate_change(1, 0, 0, 2), 130)] },
+        ]
+    }
+
+    #[test]
+    fn xentrace_format_round_trips_two_cpus_and_lost_records() {
+        let chunks = two_cpus();
+        let bytes = write(&chunks);
+        let dump = parse(&bytes).unwrap();
+        assert_eq!(dump.chunks, chunks);
+        assert_eq!(dump.wrap_records, 0);
+        let per_cpu = dump.per_cpu();
+        assert_eq!(per_cpu[&0].len(), 4);
+        assert_eq!(per_cpu[&1].len(), 2);
+        assert_eq!(dump.lost(), vec![Lost { cpu: 1, lost: 7, first_tsc: 90, tsc: Some(120) }]);
+    }
+
+    #[test]
+    fn window_starts_with_xentraces_cpu_change_record() {
+        // xentrace.c: CPU_CHANGE_HEADER = TRC_TRACE_CPU_CHANGE | 2 << 28,
+        // then int cpu, unsigned window_size (bytes of records).
+        let chunks = vec![Chunk { cpu: 3, records: vec![rec(Event::Wake { domid: 1, vcpu: 2 }, 5)] }];
+        let bytes = write(&chunks);
+        let w: Vec<u32> = bytes.chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().unwrap())).collect();
+        assert_eq!(w, vec![0x2001_f003, 3, 20, 0xa002_8004, 5, 0, 1, 2]);
+    }
+
+    #[test]
+    fn wrap_padding_is_skipped_and_counted() {
+        let pad = TraceRecord::new(TRC_TRACE_WRAP_BUFFER, None, &[0, 0, 0]).unwrap();
+        let mut chunks = two_cpus();
+        chunks[0].records.insert(1, pad);
+        let dump = parse(&write(&chunks)).unwrap();
+        assert_eq!(dump.wrap_records, 1);
+        assert_eq!(dump.chunks, two_cpus());
+    }
+
+    #[test]
+    fn truncated_dumps_are_errors() {
+        let bytes = write(&two_cpus());
+        // The file ends inside the last window.
+        assert!(matches!(parse(&bytes[..bytes.len() - 4]), Err(DumpError::ShortWindow { .. })));
+        // A window that ends inside a record.
+        let mut bad = write(&[Chunk { cpu: 0, records: vec![rec(Event::Wake { domid: 1, vcpu: 2 }, 5)] }]);
+        bad[8] = 16; // window_size 20 -> 16
+        bad.truncate(12 + 16);
+        assert!(matches!(parse(&bad), Err(DumpError::BadRecord { offset: 12, .. })));
+        // Records without a cpu-change record first.
+        let (b, n) = rec(Event::Wake { domid: 1, vcpu: 2 }, 5).encode_bytes();
+        assert!(matches!(parse(&b[..n]), Err(DumpError::ExpectedCpuChange { offset: 0, .. })));
+        // A partial header word.
+        assert!(matches!(parse(&bytes[..2]), Err(DumpError::BadRecord { offset: 0, .. })));
+        assert_eq!(parse(&[]), Ok(Dump::default()));
+    }
+}

@@ -1,0 +1,336 @@
+//! The SVG timeline of a reconstructed trace.
+//!
+//! Layout, top to bottom: a title; a time axis in microseconds with
+//! labelled ticks at a 1/2/5 step; one group per domain with one row per
+//! vCPU, each span a rectangle coloured by state (running, in the
+//! hypervisor, runnable, blocked, offline); one row per pCPU, coloured by
+//! the domain it runs (grey when idle); then a legend. Each record is a
+//! tick on the row of the vCPU it concerns (its pCPU's row otherwise), and
+//! every rectangle and tick carries a `<title>` that a browser shows on
+//! hover.
+//!
+//! Invariant: the output is a well-formed standalone SVG 1.1 document:
+//! every piece of text goes through [`escape`], and every row has an `id`
+//! (`vcpu-d1v0`, `pcpu-0`) so tools and tests can find it.
+
+use std::fmt::Write;
+
+use super::merge::{Source, Stamped};
+use super::state::{PcpuState, Timeline, VcpuState, tsc_to_us};
+use super::{VcpuId, describe};
+
+/// Escape `&`, `<`, `>`, `"` and `'` for XML text and attribute values.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            // Characters XML 1.0 forbids: shown as U+FFFD.
+            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => out.push('\u{fffd}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The fill colour of a vCPU state.
+pub fn state_colour(s: VcpuState) -> &'static str {
+    match s {
+        VcpuState::Running => "#2ca02c",
+        VcpuState::Hypervisor => "#d62728",
+        VcpuState::Runnable => "#ffbf00",
+        VcpuState::Blocked => "#c6dbef",
+        VcpuState::Offline => "#7f7f7f",
+    }
+}
+
+const DOMAIN_COLOURS: [&str; 8] = ["#1f77b4", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#ff7f0e", "#2ca02c"];
+const IDLE_COLOUR: &str = "#e0e0e0";
+
+/// A step of 1, 2 or 5 times a power of ten giving at most `max_ticks`
+/// ticks over `span` (> 0).
+pub fn axis_step(span: f64, max_ticks: u32) -> f64 {
+    let raw = span / f64::from(max_ticks.max(1));
+    let mut p = 10f64.powf(raw.log10().floor());
+    loop {
+        for m in [1.0, 2.0, 5.0] {
+            if m * p >= raw {
+                return m * p;
+            }
+        }
+        p *= 10.0;
+    }
+}
+
+const LEFT: f64 = 110.0;
+const ROW: f64 = 16.0;
+const GAP: f64 = 4.0;
+
+struct Canvas {
+    body: String,
+    t0: u64,
+    dur: u64,
+    width: f64,
+    khz: u64,
+}
+
+impl Canvas {
+    fn x(&self, tsc: u64) -> f64 {
+        if self.dur == 0 { LEFT } else { LEFT + (tsc.saturating_sub(self.t0)) as f64 / self.dur as f64 * self.width }
+    }
+    fn us(&self, tsc: u64) -> f64 {
+        tsc_to_us(tsc.saturating_sub(self.t0), self.khz)
+    }
+    fn rect(&mut self, start: u64, end: u64, y: f64, fill: &str, title: &str) {
+        let (x0, x1) = (self.x(start), self.x(end));
+        let _ = writeln!(
+            self.body,
+            r#"<rect x="{x0:.2}" y="{y:.1}" width="{:.2}" height="{ROW}" fill="{fill}"><title>{}</title></rect>"#,
+            (x1 - x0).max(0.5),
+            escape(title)
+        );
+    }
+    fn label(&mut self, y: f64, text: &str, bold: bool) {
+        let weight = if bold { r#" font-weight="bold""# } else { "" };
+        let _ = writeln!(self.body, r#"<text x="4" y="{:.1}"{weight}>{}</text>"#, y + ROW - 4.0, escape(text));
+    }
+}
+
+/// Render the timeline of `tl` (built from `records`) for a TSC of
+/// `tsc_khz` kHz, the plot `width` pixels wide.
+pub fn render(tl: &Timeline, records: &[Stamped], tsc_khz: u64, width: u32) -> String {
+    let mut c = Canvas { body: String::new(), t0: tl.start, dur: tl.duration(), width: f64::from(width), khz: tsc_khz };
+    let total_us = tsc_to_us(tl.duration(), tsc_khz);
+
+    // Time axis.
+    let axis_y = 40.0;
+    let _ = writeln!(c.body, r#"<g id="axis"><line x1="{LEFT}" y1="{axis_y}" x2="{:.1}" y2="{axis_y}" stroke="black"/>"#, LEFT + c.width);
+    if total_us > 0.0 {
+        let step = axis_step(total_us, 10);
+        let mut t = 0.0;
+        while t <= total_us * (1.0 + 1e-9) {
+            let x = LEFT + t / total_us * c.width;
+            let _ = writeln!(
+                c.body,
+                r#"<line x1="{x:.2}" y1="{:.1}" x2="{x:.2}" y2="{axis_y}" stroke="black"/><text x="{x:.2}" y="{:.1}" text-anchor="middle">{} us</text>"#,
+                axis_y - 5.0,
+                axis_y - 8.0,
+                escape(&format_us(t, step))
+            );
+            t += step;
+        }
+    }
+    c.body.push_str("</g>\n");
+
+    // Rows: vCPUs grouped by domain, then pCPUs.
+    let mut y = axis_y + 10.0;
+    let mut vcpu_rows: std::collections::BTreeMap<VcpuId, f64> = std::collections::BTreeMap::new();
+    let mut pcpu_rows: std::collections::BTreeMap<u32, f64> = std::collections::BTreeMap::new();
+    let mut domain = None;
+    for (&v, spans) in &tl.vcpus {
+        if domain != Some(v.domid) {
+            if domain.is_some() {
+                c.body.push_str("</g>\n");
+            }
+            let _ = writeln!(c.body, r#"<g id="domain-{}" class="domain">"#, v.domid);
+            c.label(y, &format!("domain {}", v.domid), true);
+            y += ROW + GAP;
+            domain = Some(v.domid);
+        }
+        let _ = writeln!(c.body, r#"<g id="vcpu-{v}" class="vcpu-row">"#);
+        c.label(y, &format!("  {v}"), false);
+        for s in spans {
+            let title = format!("{v} {} {:.2}-{:.2} us ({:.2} us)", s.state.name(), c.us(s.start), c.us(s.end), tsc_to_us(s.end - s.start, tsc_khz));
+            c.rect(s.start, s.end, y, state_colour(s.state), &title);
+        }
+        c.body.push_str("</g>\n");
+        vcpu_rows.insert(v, y);
+        y += ROW + GAP;
+    }
+    if domain.is_some() {
+        c.body.push_str("</g>\n");
+    }
+    c.body.push_str("<g id=\"pcpus\">\n");
+    c.label(y, "physical CPUs", true);
+    y += ROW + GAP;
+    for (&cpu, spans) in &tl.pcpus {
+        let _ = writeln!(c.body, r#"<g id="pcpu-{cpu}" class="pcpu-row">"#);
+        c.label(y, &format!("  cpu{cpu}"), false);
+        for s in spans {
+            let (fill, what) = match s.state {
+                PcpuState::Unknown => continue,
+                PcpuState::Idle => (IDLE_COLOUR, "idle".to_string()),
+                PcpuState::Vcpu(v) => (DOMAIN_COLOURS[usize::from(v.domid) % DOMAIN_COLOURS.len()], v.to_string()),
+            };
+            let title = format!("cpu{cpu} {what} {:.2}-{:.2} us", c.us(s.start), c.us(s.end));
+            c.rect(s.start, s.end, y, fill, &title);
+        }
+        c.body.push_str("</g>\n");
+        pcpu_rows.insert(cpu, y);
+        y += ROW + GAP;
+    }
+    c.body.push_str("</g>\n");
+
+    // Event ticks, on the row of the vCPU concerned or of the pCPU.
+    c.body.push_str("<g id=\"events\" stroke=\"black\" stroke-width=\"1.5\">\n");
+    for (i, s) in records.iter().enumerate() {
+        let who = tl.attribution.get(i).copied().flatten();
+        let row = who.and_then(|v| vcpu_rows.get(&v)).or(match s.source {
+            Source::Hypervisor { cpu } => pcpu_rows.get(&cpu),
+            Source::Guest(_) => None,
+        });
+        let Some(&ry) = row else { continue };
+        let x = c.x(s.tsc);
+        let from = match s.source {
+            Source::Hypervisor { cpu } => format!("xen cpu{cpu}"),
+            Source::Guest(v) => format!("guest {v}"),
+        };
+        let title = format!("{:.3} us [{from}] {}", c.us(s.tsc), describe(s.record.event(), s.record.extra()));
+        let _ = writeln!(
+            c.body,
+            r#"<line class="tick" x1="{x:.2}" y1="{:.1}" x2="{x:.2}" y2="{:.1}"><title>{}</title></line>"#,
+            ry - 2.0,
+            ry + ROW + 2.0,
+            escape(&title)
+        );
+    }
+    c.body.push_str("</g>\n");
+
+    // Legend.
+    y += GAP;
+    c.body.push_str("<g id=\"legend\">\n");
+    let mut x = LEFT;
+    let items: Vec<(&str, &str)> = VcpuState::ALL.iter().map(|&s| (state_colour(s), s.name())).chain([(IDLE_COLOUR, "pCPU idle")]).collect();
+    for (fill, name) in items {
+        let _ = writeln!(
+            c.body,
+            r#"<rect x="{x:.1}" y="{y:.1}" width="12" height="12" fill="{fill}" stroke="black"/><text x="{:.1}" y="{:.1}">{}</text>"#,
+            x + 16.0,
+            y + 11.0,
+            escape(name)
+        );
+        x += 110.0;
+    }
+    c.body.push_str("</g>\n");
+    y += 24.0;
+
+    let total_w = LEFT + c.width + 20.0;
+    let mut out = String::new();
+    let _ = writeln!(out, r#"<?xml version="1.0" encoding="UTF-8"?>"#);
+    let _ = writeln!(
+        out,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" version="1.1" width="{total_w:.0}" height="{y:.0}" viewBox="0 0 {total_w:.0} {y:.0}" font-family="sans-serif" font-size="11">"#
+    );
+    let _ = writeln!(out, r#"<rect x="0" y="0" width="{total_w:.0}" height="{y:.0}" fill="white"/>"#);
+    let _ = writeln!(
+        out,
+        r#"<text x="4" y="16" font-size="14" font-weight="bold">{}</text>"#,
+        escape(&format!("xen-core trace: {total_us:.2} us, {} vCPUs, {} pCPUs", tl.vcpus.len(), tl.pcpus.len()))
+    );
+    out.push_str(&c.body);
+    out.push_str("</svg>\n");
+    out
+}
+
+/// A tick label: as many decimals as the step needs.
+fn format_us(t: f64, step: f64) -> String {
+    let decimals = if step >= 1.0 { 0 } else { (-step.log10().floor()) as usize };
+    format!("{t:.decimals$}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::merge::{GuestStream, merge};
+    use crate::trace::state::reconstruct;
+    use crate::trace::state::tests::three_guests;
+    use xen_public::trace::{TRC_GUEST, TraceRecord};
+
+    #[test]
+    fn escape_covers_xml_specials() {
+        assert_eq!(escape(r#"a<b>&"c'"#), "a&lt;b&gt;&amp;&quot;c&apos;");
+        assert_eq!(escape("x\u{1}y"), "x\u{fffd}y");
+    }
+
+    #[test]
+    fn axis_steps_are_1_2_5() {
+        assert_eq!(axis_step(10.0, 10), 1.0);
+        assert_eq!(axis_step(15.0, 10), 2.0);
+        assert_eq!(axis_step(40.0, 10), 5.0);
+        assert!((axis_step(0.3, 10) - 0.05).abs() < 1e-12);
+        assert_eq!(axis_step(1234.0, 10), 200.0);
+    }
+
+    #[test]
+    fn timeline_is_well_formed_svg_with_vcpu_and_pcpu_rows() {
+        let mut m = three_guests();
+        // A guest record whose payload needs escaping in its title.
+        let g = GuestStream { vcpu: VcpuId { domid: 2, vcpu: 0 }, records: vec![TraceRecord::new(TRC_GUEST + 1, Some(5300), &[0x3c26]).unwrap()] };
+        let hv = {
+            let mut per_cpu = std::collections::BTreeMap::new();
+            for s in &m {
+                if let Source::Hypervisor { cpu } = s.source {
+                    per_cpu.entry(cpu).or_insert_with(Vec::new).push(s.record);
+                }
+            }
+            per_cpu
+        };
+        m = merge(&hv, &[g]).unwrap();
+        let tl = reconstruct(&m);
+        let svg = render(&tl, &m, 1_000_000, 800);
+        let doc = roxmltree::Document::parse(&svg).expect("well-formed XML");
+        let root = doc.root_element();
+        assert_eq!(root.tag_name().name(), "svg");
+        assert_eq!(root.tag_name().namespace(), Some("http://www.w3.org/2000/svg"));
+        let ids: Vec<&str> = doc.descendants().filter_map(|n| n.attribute("id")).collect();
+        for id in ["axis", "domain-1", "domain-2", "domain-3", "vcpu-d1v0", "vcpu-d2v0", "vcpu-d3v0", "pcpus", "pcpu-0", "pcpu-1", "events", "legend"]
+        {
+            assert!(ids.contains(&id), "no row {id}");
+        }
+        // Domains in order, each with its vCPU row inside.
+        let domains: Vec<&str> = doc.descendants().filter(|n| n.attribute("class") == Some("domain")).filter_map(|n| n.attribute("id")).collect();
+        assert_eq!(domains, vec!["domain-1", "domain-2", "domain-3"]);
+        let row = doc.descendants().find(|n| n.attribute("id") == Some("vcpu-d2v0")).unwrap();
+        assert_eq!(row.parent().and_then(|p| p.attribute("id")), Some("domain-2"));
+        // The blocker's row: its states as coloured rectangles with hover titles.
+        let fills: Vec<&str> = row.children().filter(|n| n.has_tag_name("rect")).filter_map(|n| n.attribute("fill")).collect();
+        assert_eq!(fills.first(), Some(&state_colour(VcpuState::Running)));
+        assert!(fills.contains(&state_colour(VcpuState::Blocked)));
+        assert!(fills.contains(&state_colour(VcpuState::Hypervisor)));
+        let title = row.descendants().find(|n| n.has_tag_name("title")).and_then(|n| n.text()).unwrap();
+        assert_eq!(title, "d2v0 running 0.00-0.05 us (0.05 us)");
+        // One tick per record, with its description on hover.
+        let ticks: Vec<_> = doc.descendants().filter(|n| n.attribute("class") == Some("tick")).collect();
+        assert_eq!(ticks.len(), m.len());
+        let texts: Vec<&str> = ticks.iter().filter_map(|t| t.first_element_child()).filter_map(|t| t.text()).collect();
+        assert!(texts.contains(&"5.205 us [xen cpu0] d3v0 sends port 3 -> d1 port 7"), "{texts:?}");
+        assert!(texts.iter().any(|t| t.starts_with("5.300 us [guest d2v0] guest event")));
+        // Axis labels in microseconds: 0 to 10 us by 1 us.
+        let labels: Vec<&str> = doc
+            .descendants()
+            .find(|n| n.attribute("id") == Some("axis"))
+            .unwrap()
+            .children()
+            .filter(|n| n.has_tag_name("text"))
+            .filter_map(|n| n.text())
+            .collect();
+        assert_eq!(labels.first(), Some(&"0 us"));
+        assert_eq!(labels.last(), Some(&"10 us"));
+        assert_eq!(labels.len(), 11);
+        // The legend names every state.
+        let legend = doc.descendants().find(|n| n.attribute("id") == Some("legend")).unwrap();
+        let names: Vec<&str> = legend.children().filter(|n| n.has_tag_name("text")).filter_map(|n| n.text()).collect();
+        assert_eq!(names, vec!["running", "hypervisor", "runnable", "blocked", "offline", "pCPU idle"]);
+    }
+
+    #[test]
+    fn empty_trace_still_renders_a_document() {
+        let tl = reconstruct(&[]);
+        let svg = render(&tl, &[], 1_000_000, 400);
+        assert!(roxmltree::Document::parse(&svg).is_ok());
+    }
+}
