@@ -250,10 +250,11 @@ pub const TRC_RUNSTATE_OFFLINE: u32 = 3;
 /// subclasses is one bit and the mask `TRC_ALL` (or `0x0400_f000`) lets
 /// them all through, while e.g. `0x0400_2000` selects event channels only.
 ///
-/// Note: xenalyze at its default tolerance exits on a record of a class it
-/// does not know (`find_toplevel_event`: "unexpected number bits(0)",
-/// `ERR_RECORD`); run it with `--tolerance=4`, or trace with an event mask
-/// without this class, when feeding it a dump.
+/// Note: xenalyze cannot process a record of a class outside bits 0..=7
+/// (ours, and Xen's own `TRC_GUEST`): `find_toplevel_event` reports
+/// "unexpected number bits(0)" (`ERR_RECORD`), at its default tolerance it
+/// exits, and at `--tolerance=4` it loops on the record. A dump meant for
+/// xenalyze leaves this class out (event mask, or filter the dump).
 pub const TRC_XENCORE: u32 = 0x0400_f000;
 /// Our subclass 1: hypercall exits.
 pub const TRC_XENCORE_HCALL: u32 = 0x0400_1000;

@@ -149,6 +149,31 @@ pub fn parse(bytes: &[u8]) -> Result<Dump, DumpError> {
     Ok(dump)
 }
 
+/// Whether xenalyze 4.17 can process `event`: its `find_toplevel_event`
+/// wants exactly one of the class bits 0..=7 (GEN..HW) set in `event >> 16`.
+/// On any other record (xen-core's class 0x400, Xen's own `TRC_GUEST`) it
+/// stops: it exits at its default `--tolerance=3`, and at 4 or more it loops
+/// forever on the record (it returns before advancing its file offset).
+pub fn xenalyze_knows(event: u32) -> bool {
+    ((event >> 16) & 0xff).count_ones() == 1
+}
+
+/// `chunks` without the records xenalyze cannot process
+/// ([`xenalyze_knows`]), and how many were removed, for a dump meant for
+/// xenalyze.
+pub fn for_xenalyze(chunks: &[Chunk]) -> (Vec<Chunk>, usize) {
+    let mut removed = 0;
+    let out = chunks
+        .iter()
+        .map(|c| {
+            let records: Vec<TraceRecord> = c.records.iter().copied().filter(|r| xenalyze_knows(r.event())).collect();
+            removed += c.records.len() - records.len();
+            Chunk { cpu: c.cpu, records }
+        })
+        .collect();
+    (out, removed)
+}
+
 /// Write `chunks` in xentrace's format: per chunk a cpu-change record with
 /// the window's byte length, then the records.
 pub fn write(chunks: &[Chunk]) -> Vec<u8> {
@@ -224,6 +249,19 @@ mod tests {
     }
 
     #[test]
+    fn xenalyze_dump_drops_only_classes_xenalyze_rejects() {
+        use xen_public::trace::{SwitchReason, TRC_GUEST};
+        let mut chunks = two_cpus();
+        chunks[0].records.push(rec(Event::VcpuSwitch { prev_domid: 1, prev_vcpu: 0, next_domid: 2, next_vcpu: 0, reason: SwitchReason::Yield }, 140));
+        chunks[1].records.push(TraceRecord::new(TRC_GUEST + 1, Some(150), &[]).unwrap());
+        let (out, removed) = for_xenalyze(&chunks);
+        assert_eq!(removed, 2);
+        assert_eq!(out, two_cpus());
+        assert!(xenalyze_knows(xen_public::trace::TRC_HW_IRQ_HANDLED));
+        assert!(!xenalyze_knows(xen_public::trace::TRC_XENCORE_UPCALL));
+    }
+
+    #[test]
     fn truncated_dumps_are_errors() {
         let bytes = write(&two_cpus());
         // The file ends inside the last window.
@@ -239,5 +277,84 @@ mod tests {
         // A partial header word.
         assert!(matches!(parse(&bytes[..2]), Err(DumpError::BadRecord { offset: 0, .. })));
         assert_eq!(parse(&[]), Ok(Dump::default()));
+    }
+
+    /// Xen 4.17's own xenalyze, built on the host from the xen-project/xen
+    /// mirror (Debian's xen-utils-4.17 does not ship it), reads a dump that
+    /// [`write`] produces. Needs git, gcc and the mirror, so it runs on
+    /// request: `cargo test -p xtask -- --ignored xenalyze_reads`.
+    #[test]
+    #[ignore = "builds xenalyze from the Xen mirror with gcc"]
+    fn xenalyze_reads_our_dump() {
+        use std::process::{Command, Stdio};
+        let repo = std::env::var("XEN_MIRROR").unwrap_or_else(|_| "/work/.mirror/xen-project+xen/repo".into());
+        let dir = std::env::temp_dir().join(format!("xtask-xenalyze-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("inc/xen-tools")).unwrap();
+        std::fs::create_dir_all(dir.join("inc/xen")).unwrap();
+        let files = [
+            ("tools/xentrace/xenalyze.c", "xenalyze.c"),
+            ("tools/xentrace/mread.c", "mread.c"),
+            ("tools/xentrace/mread.h", "mread.h"),
+            ("tools/xentrace/analyze.h", "analyze.h"),
+            ("tools/xentrace/pv.h", "pv.h"),
+            ("tools/include/xen-tools/libs.h", "inc/xen-tools/libs.h"),
+            ("xen/include/public/trace.h", "inc/xen/trace.h"),
+        ];
+        for (from, to) in files {
+            let out = Command::new("git").args(["-C", &repo, "show", &format!("RELEASE-4.17.0:{from}")]).output().unwrap();
+            assert!(out.status.success(), "git show {from}");
+            std::fs::write(dir.join(to), out.stdout).unwrap();
+        }
+        let cc = Command::new("gcc").current_dir(&dir).args(["-O1", "-w", "-Iinc", "-o", "xenalyze", "xenalyze.c", "mread.c"]).status().unwrap();
+        assert!(cc.success(), "gcc xenalyze");
+
+        // The three-guest trace on a realistic TSC (xenalyze treats 0 as unset).
+        let mut per_cpu: BTreeMap<u32, Vec<TraceRecord>> = BTreeMap::new();
+        for s in crate::trace::state::tests::three_guests() {
+            if let crate::trace::merge::Source::Hypervisor { cpu } = s.source {
+                let r = TraceRecord::new(s.record.event(), s.record.tsc().map(|t| t + 3_000_000_000), s.record.extra()).unwrap();
+                per_cpu.entry(cpu).or_default().push(r);
+            }
+        }
+        let chunks: Vec<Chunk> = per_cpu.into_iter().map(|(cpu, records)| Chunk { cpu, records }).collect();
+        let (chunks, removed) = for_xenalyze(&chunks);
+        // Class 0x400: 2 VCPU_SWITCH, 2 HYPERCALL_EXIT, EVTCHN_SEND, UPCALL,
+        // TIMER_SET, TIMER_FIRE.
+        assert_eq!(removed, 8);
+        std::fs::write(dir.join("trace.dump"), write(&chunks)).unwrap();
+
+        let mut child = Command::new(dir.join("xenalyze"))
+            .current_dir(&dir)
+            .args(["--summary", "trace.dump"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let start = std::time::Instant::now();
+        let status = loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                break st;
+            }
+            if start.elapsed() > std::time::Duration::from_secs(30) {
+                let _ = child.kill();
+                panic!("xenalyze did not finish in 30 s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        let out = child.wait_with_output().unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(status.success(), "xenalyze failed:\n{text}");
+        let lines: Vec<String> = text.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect();
+        for want in [
+            "|-- Domain 1 --|",
+            "running: 2 0.00s 4750 { 5000| 5000| 5000}",
+            "runnable: 1 0.00s 500 { 500| 500| 500}",
+            "blocked: 1 0.00s 4940 { 4940| 4940| 4940}",
+            "sched_op [29]: 2",
+            "evtchn_op [32]: 1",
+        ] {
+            assert!(lines.iter().any(|l| l == want), "xenalyze output lacks {want:?}:\n{text}");
+        }
     }
 }

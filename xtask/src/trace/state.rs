@@ -365,33 +365,51 @@ pub(crate) mod tests {
         use Event::*;
         let rs = Event::runstate_change;
         let (r, rb, b) = (TRC_RUNSTATE_RUNNING, TRC_RUNSTATE_RUNNABLE, TRC_RUNSTATE_BLOCKED);
+        let idle = u32::from(DOMID_IDLE);
         let mut t = Trace::default();
-        t.at(0, 0, rs(1, 0, rb, r))
+        // As Xen's sched_switch_units writes a switch: TRC_SCHED_SWITCH,
+        // then the runstate changes of the previous and the next vCPU (the
+        // idle vCPU's too); xen-core adds VCPU_SWITCH with the reason.
+        t.at(0, 0, Switch { prev_domid: idle, prev_vcpu: 0, next_domid: 1, next_vcpu: 0 })
+            .at(0, 0, rs(DOMID_IDLE, 0, r, rb))
+            .at(0, 0, rs(1, 0, rb, r))
+            .at(0, 4990, Wake { domid: 3, vcpu: 0 })
             .at(0, 4990, rs(3, 0, b, rb))
-            .at(0, 5000, VcpuSwitch { prev_domid: 1, prev_vcpu: 0, next_domid: 3, next_vcpu: 0, reason: SwitchReason::Wake })
+            .at(0, 5000, Switch { prev_domid: 1, prev_vcpu: 0, next_domid: 3, next_vcpu: 0 })
+            .at(0, 5000, VcpuSwitch { prev_domid: 1, prev_vcpu: 0, next_domid: 3, next_vcpu: 0, reason: SwitchReason::Preempt })
             .at(0, 5000, rs(1, 0, r, rb))
             .at(0, 5000, rs(3, 0, rb, r))
             .at(0, 5200, Event::hypercall(32, &[4, 0, 0, 0, 0]))
             .at(0, 5205, EvtchnSend { domid: 3, vcpu: 0, port: 3, remote_domid: 1, remote_port: 7 })
             .at(0, 5210, HypercallExit { op: 32, result: 0, cycles: 10 })
+            .at(0, 5500, Block { domid: 3, vcpu: 0 })
+            .at(0, 5500, Switch { prev_domid: 3, prev_vcpu: 0, next_domid: 1, next_vcpu: 0 })
             .at(0, 5500, VcpuSwitch { prev_domid: 3, prev_vcpu: 0, next_domid: 1, next_vcpu: 0, reason: SwitchReason::Block })
             .at(0, 5500, rs(3, 0, r, b))
             .at(0, 5500, rs(1, 0, rb, r))
             .at(0, 5600, Upcall { domid: 1, vcpu: 0, port: 7, pending_sel: 1 })
             .at(0, 10000, ContinueRunning { domid: 1, vcpu: 0 });
-        t.at(1, 0, rs(2, 0, rb, r))
+        t.at(1, 0, Switch { prev_domid: idle, prev_vcpu: 1, next_domid: 2, next_vcpu: 0 })
+            .at(1, 0, rs(DOMID_IDLE, 1, r, rb))
+            .at(1, 0, rs(2, 0, rb, r))
             .at(1, 50, Event::hypercall(29, &[1, 0, 0, 0, 0]))
             .at(1, 55, TimerSet { domid: 2, vcpu: 0, deadline: 4995 })
+            .at(1, 60, Block { domid: 2, vcpu: 0 })
+            .at(1, 60, Switch { prev_domid: 2, prev_vcpu: 0, next_domid: idle, next_vcpu: 1 })
             .at(1, 60, rs(2, 0, r, b))
-            .at(1, 60, Switch { prev_domid: 2, prev_vcpu: 0, next_domid: u32::from(DOMID_IDLE), next_vcpu: 1 })
+            .at(1, 60, rs(DOMID_IDLE, 1, rb, r))
             .at(1, 4995, TimerFire { domid: 2, vcpu: 0, late_ns: 5 })
+            .at(1, 5000, Wake { domid: 2, vcpu: 0 })
             .at(1, 5000, rs(2, 0, b, rb))
-            .at(1, 5010, Switch { prev_domid: u32::from(DOMID_IDLE), prev_vcpu: 1, next_domid: 2, next_vcpu: 0 })
+            .at(1, 5010, Switch { prev_domid: idle, prev_vcpu: 1, next_domid: 2, next_vcpu: 0 })
+            .at(1, 5010, rs(DOMID_IDLE, 1, r, rb))
             .at(1, 5010, rs(2, 0, rb, r))
             .at(1, 5020, HypercallExit { op: 29, result: 0, cycles: 4970 })
             .at(1, 5090, Event::hypercall(29, &[1, 0, 0, 0, 0]))
+            .at(1, 5100, Block { domid: 2, vcpu: 0 })
+            .at(1, 5100, Switch { prev_domid: 2, prev_vcpu: 0, next_domid: idle, next_vcpu: 1 })
             .at(1, 5100, rs(2, 0, r, b))
-            .at(1, 5100, Switch { prev_domid: 2, prev_vcpu: 0, next_domid: u32::from(DOMID_IDLE), next_vcpu: 1 });
+            .at(1, 5100, rs(DOMID_IDLE, 1, rb, r));
         merge(&t.0, &[]).unwrap()
     }
 

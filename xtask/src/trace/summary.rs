@@ -191,7 +191,7 @@ mod tests {
         // 1 GHz: 1000 ticks per microsecond.
         let text = summary(&tl, &m, &lost, 1_000_000);
         let has = |l: &str| assert!(text.lines().any(|x| x == l), "missing {l:?} in\n{text}");
-        has("trace: 10.00 us (26 records, 2 pCPUs, 3 vCPUs, TSC 1000000 kHz)");
+        has("trace: 10.00 us (40 records, 2 pCPUs, 3 vCPUs, TSC 1000000 kHz)");
         has("    d1v0: running 9.50 us 95.0%, hypervisor 0.00 us 0.0%, runnable 0.50 us 5.0%, blocked 0.00 us 0.0%, offline 0.00 us 0.0%");
         has("    d2v0: running 0.12 us 1.2%, hypervisor 0.03 us 0.3%, runnable 0.01 us 0.1%, blocked 9.84 us 98.4%, offline 0.00 us 0.0%");
         has("  sched_op(29): count 2, p50 4.97 us p90 4.97 us p99 4.97 us max 4.97 us");
