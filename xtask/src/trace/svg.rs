@@ -4,7 +4,8 @@
 //! labelled ticks at a 1/2/5 step; one group per domain with one row per
 //! vCPU, each span a rectangle coloured by state (running, in the
 //! hypervisor, runnable, blocked, offline); one row per pCPU, coloured by
-//! the domain it runs (grey when idle); then a legend. Each record is a
+//! the domain it runs (grey when idle); then a legend of the state and
+//! domain colours. Each record is a
 //! tick on the row of the vCPU it concerns (its pCPU's row otherwise), and
 //! every rectangle and tick carries a `<title>` that a browser shows on
 //! hover.
@@ -48,7 +49,12 @@ pub fn state_colour(s: VcpuState) -> &'static str {
     }
 }
 
-const DOMAIN_COLOURS: [&str; 8] = ["#1f77b4", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#ff7f0e", "#2ca02c"];
+/// pCPU rows: the colour of the domain running (none is a state colour).
+const DOMAIN_COLOURS: [&str; 8] = ["#1f77b4", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#393b79", "#637939"];
+
+fn domain_colour(domid: u16) -> &'static str {
+    DOMAIN_COLOURS[usize::from(domid) % DOMAIN_COLOURS.len()]
+}
 const IDLE_COLOUR: &str = "#e0e0e0";
 
 /// A step of 1, 2 or 5 times a power of ten giving at most `max_ticks`
@@ -94,9 +100,10 @@ impl Canvas {
             escape(title)
         );
     }
-    fn label(&mut self, y: f64, text: &str, bold: bool) {
-        let weight = if bold { r#" font-weight="bold""# } else { "" };
-        let _ = writeln!(self.body, r#"<text x="4" y="{:.1}"{weight}>{}</text>"#, y + ROW - 4.0, escape(text));
+    /// A row label; group headers in bold, rows indented.
+    fn label(&mut self, y: f64, text: &str, header: bool) {
+        let (x, weight) = if header { (4, r#" font-weight="bold""#) } else { (16, "") };
+        let _ = writeln!(self.body, r#"<text x="{x}" y="{:.1}"{weight}>{}</text>"#, y + ROW - 4.0, escape(text));
     }
 }
 
@@ -142,7 +149,7 @@ pub fn render(tl: &Timeline, records: &[Stamped], tsc_khz: u64, width: u32) -> S
             domain = Some(v.domid);
         }
         let _ = writeln!(c.body, r#"<g id="vcpu-{v}" class="vcpu-row">"#);
-        c.label(y, &format!("  {v}"), false);
+        c.label(y, &v.to_string(), false);
         for s in spans {
             let title = format!("{v} {} {:.2}-{:.2} us ({:.2} us)", s.state.name(), c.us(s.start), c.us(s.end), tsc_to_us(s.end - s.start, tsc_khz));
             c.rect(s.start, s.end, y, state_colour(s.state), &title);
@@ -159,12 +166,12 @@ pub fn render(tl: &Timeline, records: &[Stamped], tsc_khz: u64, width: u32) -> S
     y += ROW + GAP;
     for (&cpu, spans) in &tl.pcpus {
         let _ = writeln!(c.body, r#"<g id="pcpu-{cpu}" class="pcpu-row">"#);
-        c.label(y, &format!("  cpu{cpu}"), false);
+        c.label(y, &format!("cpu{cpu}"), false);
         for s in spans {
             let (fill, what) = match s.state {
                 PcpuState::Unknown => continue,
                 PcpuState::Idle => (IDLE_COLOUR, "idle".to_string()),
-                PcpuState::Vcpu(v) => (DOMAIN_COLOURS[usize::from(v.domid) % DOMAIN_COLOURS.len()], v.to_string()),
+                PcpuState::Vcpu(v) => (domain_colour(v.domid), v.to_string()),
             };
             let title = format!("cpu{cpu} {what} {:.2}-{:.2} us", c.us(s.start), c.us(s.end));
             c.rect(s.start, s.end, y, fill, &title);
@@ -204,14 +211,22 @@ pub fn render(tl: &Timeline, records: &[Stamped], tsc_khz: u64, width: u32) -> S
     y += GAP;
     c.body.push_str("<g id=\"legend\">\n");
     let mut x = LEFT;
-    let items: Vec<(&str, &str)> = VcpuState::ALL.iter().map(|&s| (state_colour(s), s.name())).chain([(IDLE_COLOUR, "pCPU idle")]).collect();
-    for (fill, name) in items {
+    let mut items: Vec<(&str, String)> = VcpuState::ALL.iter().map(|&s| (state_colour(s), s.name().to_string())).collect();
+    items.push((IDLE_COLOUR, "pCPU idle".to_string()));
+    let mut domains: Vec<u16> = tl.vcpus.keys().map(|v| v.domid).collect();
+    domains.dedup();
+    items.extend(domains.iter().map(|&d| (domain_colour(d), format!("pCPU runs d{d}"))));
+    for (i, (fill, name)) in items.into_iter().enumerate() {
+        if i > 0 && i % 8 == 0 {
+            x = LEFT;
+            y += 18.0;
+        }
         let _ = writeln!(
             c.body,
             r#"<rect x="{x:.1}" y="{y:.1}" width="12" height="12" fill="{fill}" stroke="black"/><text x="{:.1}" y="{:.1}">{}</text>"#,
             x + 16.0,
             y + 11.0,
-            escape(name)
+            escape(&name)
         );
         x += 110.0;
     }
@@ -324,7 +339,10 @@ mod tests {
         // The legend names every state.
         let legend = doc.descendants().find(|n| n.attribute("id") == Some("legend")).unwrap();
         let names: Vec<&str> = legend.children().filter(|n| n.has_tag_name("text")).filter_map(|n| n.text()).collect();
-        assert_eq!(names, vec!["running", "hypervisor", "runnable", "blocked", "offline", "pCPU idle"]);
+        assert_eq!(
+            names,
+            vec!["running", "hypervisor", "runnable", "blocked", "offline", "pCPU idle", "pCPU runs d1", "pCPU runs d2", "pCPU runs d3"]
+        );
     }
 
     #[test]
