@@ -1251,6 +1251,73 @@ pub const fn ring_advance(pos: u32, n: u32, data_size: u32) -> u32 {
     if next >= 2 * data_size { next - 2 * data_size } else { next }
 }
 
+/// `LOST_REC_SIZE`: bytes of a `TRC_LOST_RECORDS` record (header, TSC,
+/// four words).
+pub const LOST_REC_SIZE: u32 = 4 + 8 + 16;
+
+/// `insert_wrap_record`: the `TRC_TRACE_WRAP_BUFFER` record that pads the
+/// `space_left` bytes before the end of the data area. It has no TSC and
+/// `(space_left - 4) / 4` extra words; when those would be more than seven,
+/// it carries the TSC `tsc` to take 8 more bytes. Xen leaves the payload
+/// uninitialised; this writes zeros. `None` when `space_left` is not a
+/// multiple of 4 in 4..=40.
+pub fn wrap_record(space_left: u32, tsc: u64) -> Option<TraceRecord> {
+    if space_left < 4 || !space_left.is_multiple_of(4) || space_left as usize > 4 * T_REC_MAX_WORDS {
+        return None;
+    }
+    let mut extra = (space_left - 4) / 4;
+    let cycles = extra as usize > TRACE_EXTRA_MAX;
+    if cycles {
+        extra -= 2;
+    }
+    let tsc = if cycles { Some(tsc) } else { None };
+    TraceRecord::new(TRC_TRACE_WRAP_BUFFER, tsc, &[0; TRACE_EXTRA_MAX][..extra as usize]).ok()
+}
+
+/// What `__trace_var` writes for one record, from its dry run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InsertPlan {
+    /// A wrap record of this many bytes goes before the lost-records record.
+    pub wrap_before_lost: Option<u32>,
+    /// A `TRC_LOST_RECORDS` record ([`LOST_REC_SIZE`]) goes first.
+    pub lost: bool,
+    /// A wrap record of this many bytes goes before the record.
+    pub wrap_before_record: Option<u32>,
+    /// Bytes written in all.
+    pub total: u32,
+}
+
+/// `__trace_var`'s dry run: how a record of `rec_size` bytes goes into a
+/// buffer at `prod`/`cons` with `data_size` data bytes, after a pending
+/// lost-records record when `lost_pending`. `None` when it does not fit:
+/// Xen then counts the record lost (and notes the TSC of the first).
+pub fn plan_insert(prod: u32, cons: u32, data_size: u32, rec_size: u32, lost_pending: bool) -> Option<InsertPlan> {
+    if ring_bogus(prod, cons, data_size) {
+        return None;
+    }
+    let bytes_to_tail = data_size - ring_unconsumed(prod, cons, data_size);
+    let mut bytes_to_wrap = ring_bytes_to_wrap(prod, data_size);
+    let mut plan = InsertPlan { wrap_before_lost: None, lost: lost_pending, wrap_before_record: None, total: 0 };
+    if lost_pending {
+        if LOST_REC_SIZE > bytes_to_wrap {
+            plan.wrap_before_lost = Some(bytes_to_wrap);
+            plan.total += bytes_to_wrap;
+            bytes_to_wrap = data_size;
+        }
+        plan.total += LOST_REC_SIZE;
+        bytes_to_wrap -= LOST_REC_SIZE;
+        if bytes_to_wrap == 0 {
+            bytes_to_wrap = data_size;
+        }
+    }
+    if rec_size > bytes_to_wrap {
+        plan.wrap_before_record = Some(bytes_to_wrap);
+        plan.total += bytes_to_wrap;
+    }
+    plan.total += rec_size;
+    (plan.total <= bytes_to_tail).then_some(plan)
+}
+
 /// `calc_tinfo_first_offset`: the u32 index in `t_info` where the MFN
 /// lists start, for a hypervisor of `nr_cpus` (Xen's `NR_CPUS`) CPUs:
 /// `offsetof(struct t_info, mfn_offset[NR_CPUS])` rounded up to u32s.
@@ -1586,6 +1653,45 @@ mod tests {
         assert_eq!(t_info_cpu_mfns(&page, 1).unwrap().collect::<std::vec::Vec<_>>(), vec![0x2000, 0x2001, 0x2002]);
         assert!(t_info_cpu_mfns(&page, 2).is_none()); // mfn_offset 0: no buffer
         assert!(!l.write(&mut [0u8; 16], |_, _| 0));
+    }
+
+    #[test]
+    fn wrap_record_fills_exactly_the_bytes_to_the_end() {
+        // insert_wrap_record: extra = (space - 4) / 4, with the TSC once
+        // that exceeds TRACE_EXTRA_MAX.
+        for space in (4..=40).step_by(4) {
+            let r = wrap_record(space, 9).unwrap();
+            assert_eq!(r.size() as u32, space);
+            assert_eq!(r.event(), TRC_TRACE_WRAP_BUFFER);
+            assert_eq!(r.tsc().is_some(), space > 32);
+        }
+        assert_eq!(wrap_record(40, 9).unwrap().header(), 0xf001_f002);
+        assert!(wrap_record(0, 0).is_none());
+        assert!(wrap_record(6, 0).is_none());
+        assert!(wrap_record(44, 0).is_none());
+    }
+
+    #[test]
+    fn plan_insert_follows_trace_var_dry_run() {
+        let ds = 100;
+        // Plenty of room, no wrap.
+        assert_eq!(plan_insert(0, 0, ds, 16, false), Some(InsertPlan { wrap_before_lost: None, lost: false, wrap_before_record: None, total: 16 }));
+        // 12 bytes to the end: a 12-byte wrap record, then the record.
+        assert_eq!(
+            plan_insert(88, 80, ds, 16, false),
+            Some(InsertPlan { wrap_before_lost: None, lost: false, wrap_before_record: Some(12), total: 28 })
+        );
+        // A pending lost record goes first, wrapping itself when 28 bytes do not fit.
+        assert_eq!(
+            plan_insert(88, 80, ds, 16, true),
+            Some(InsertPlan { wrap_before_lost: Some(12), lost: true, wrap_before_record: None, total: 56 })
+        );
+        // Lost record ending exactly at the end: the record starts after the wrap.
+        assert_eq!(plan_insert(72, 60, ds, 16, true), Some(InsertPlan { wrap_before_lost: None, lost: true, wrap_before_record: None, total: 44 }));
+        // Full: 100 - 96 unconsumed = 4 bytes free.
+        assert_eq!(plan_insert(96, 0, ds, 8, false), None);
+        // Bogus indices never fit.
+        assert_eq!(plan_insert(3, 0, ds, 4, false), None);
     }
 
     #[test]

@@ -262,6 +262,36 @@ mod tests {
     }
 
     #[test]
+    fn corrupted_dumps_never_panic_the_analysis() {
+        // Every truncation and 2000 byte-flipped copies of a valid dump:
+        // parse, and when it parses, run the whole analysis on it.
+        let good = write(&two_cpus());
+        let analyse = |bytes: &[u8]| {
+            if let Ok(d) = parse(bytes) {
+                let m = crate::trace::merge::merge(&d.per_cpu(), &[]).unwrap();
+                let tl = crate::trace::state::reconstruct(&m);
+                let _ = crate::trace::summary::summary(&tl, &m, &d.lost(), 1_000_000);
+                let _ = crate::trace::svg::render(&tl, &m, 1_000_000, 300);
+            }
+        };
+        for n in 0..good.len() {
+            analyse(&good[..n]);
+        }
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..2000 {
+            let mut bad = good.clone();
+            for _ in 0..3 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let at = (x % bad.len() as u64) as usize;
+                bad[at] = (x >> 32) as u8;
+            }
+            analyse(&bad);
+        }
+    }
+
+    #[test]
     fn truncated_dumps_are_errors() {
         let bytes = write(&two_cpus());
         // The file ends inside the last window.
