@@ -234,6 +234,15 @@ pub const TRC_RUNSTATE_BLOCKED: u32 = 2;
 /// `RUNSTATE_offline`.
 pub const TRC_RUNSTATE_OFFLINE: u32 = 3;
 
+/// `trace_will_trace_event`'s mask test (also `__trace_var`'s): `event`
+/// is recorded under `mask` when they share a bit, a class bit (16..=27)
+/// and a subclass bit (12..=15).
+pub const fn event_in_mask(mask: u32, event: u32) -> bool {
+    mask & event != 0
+        && (mask >> TRC_CLS_SHIFT) & (event >> TRC_CLS_SHIFT) != 0
+        && ((mask >> TRC_SUBCLS_SHIFT) & 0xf) & ((event >> TRC_SUBCLS_SHIFT) & 0xf) != 0
+}
+
 // ---------------------------------------------------------------------------
 // xen-core's own class
 // ---------------------------------------------------------------------------
@@ -1439,6 +1448,20 @@ mod tests {
             assert_ne!((TRC_ALL >> TRC_CLS_SHIFT) & (s >> TRC_CLS_SHIFT), 0);
             assert_ne!((TRC_ALL >> TRC_SUBCLS_SHIFT) & 0xf & (s >> TRC_SUBCLS_SHIFT), 0);
         }
+    }
+
+    #[test]
+    fn event_mask_matches_class_and_subclass_as_trace_var_does() {
+        assert!(event_in_mask(TRC_ALL, TRC_SCHED_SWITCH));
+        assert!(event_in_mask(TRC_ALL, TRC_XENCORE_UPCALL));
+        assert!(event_in_mask(TRC_SCHED, TRC_SCHED_RUNSTATE_CHANGE));
+        // TRC_SCHED_MIN's subclass (1) is not TRC_SCHED_VERBOSE's (8).
+        assert!(event_in_mask(TRC_SCHED_MIN, TRC_SCHED_RUNSTATE_CHANGE));
+        assert!(!event_in_mask(TRC_SCHED_MIN, TRC_SCHED_SWITCH));
+        assert!(!event_in_mask(TRC_PV, TRC_SCHED_SWITCH));
+        assert!(event_in_mask(TRC_XENCORE_EVTCHN, TRC_XENCORE_EVTCHN_SEND));
+        assert!(!event_in_mask(TRC_XENCORE_EVTCHN, TRC_XENCORE_TIMER_SET));
+        assert!(!event_in_mask(0x00ff_f000, TRC_XENCORE_HYPERCALL_EXIT));
     }
 
     #[test]
