@@ -21,6 +21,7 @@ pub mod grant;
 pub mod hypercall_table;
 pub mod mm;
 pub mod sched;
+pub mod tbuf;
 pub mod time;
 pub mod version;
 
