@@ -97,6 +97,10 @@ pub struct Options<'a> {
     /// `audit=1`: run the invariant auditor after every createdomain and
     /// destroydomain (`audit=0`, the default: only on request).
     pub audit: bool,
+    /// `tbuf_size=`: trace-buffer pages per CPU, allocated at boot with
+    /// tracing on (Xen's `opt_tbuf_size`); 0, the default: none until
+    /// `XEN_SYSCTL_TBUFOP_set_size`.
+    pub tbuf_size: u32,
     warnings: heapless::Vec<Warning<'a>, MAX_WARNINGS>,
     /// Warnings that did not fit.
     pub dropped_warnings: usize,
@@ -128,6 +132,7 @@ impl<'a> Options<'a> {
             noreboot: false,
             bench_floor: false,
             audit: false,
+            tbuf_size: 0,
             warnings: heapless::Vec::new(),
             dropped_warnings: 0,
         };
@@ -172,7 +177,8 @@ impl<'a> Options<'a> {
                 }
                 _ => false,
             },
-            ("loglvl" | "console" | "com1" | "dom0_mem" | "sched" | "selftest" | "audit", None) => false,
+            ("tbuf_size", Some(v)) => v.parse().map(|n| self.tbuf_size = n).is_ok(),
+            ("loglvl" | "console" | "com1" | "dom0_mem" | "sched" | "selftest" | "audit" | "tbuf_size", None) => false,
             _ => {
                 self.warn(Warning::Unknown(word));
                 return;
@@ -227,6 +233,15 @@ mod tests {
         let o = Options::parse("audit=maybe audit");
         assert!(!o.audit);
         assert_eq!(o.warnings().collect::<Vec<_>>(), [Warning::BadValue("audit=maybe"), Warning::BadValue("audit")]);
+    }
+
+    /// Xen's `tbuf_size=` is a page count per CPU (integer_param).
+    #[test]
+    fn tbuf_size_option_is_pages_per_cpu() {
+        assert_eq!(Options::parse("").tbuf_size, 0);
+        assert_eq!(Options::parse("tbuf_size=64").tbuf_size, 64);
+        let o = Options::parse("tbuf_size=lots");
+        assert_eq!((o.tbuf_size, o.warnings().collect::<Vec<_>>()), (0, vec![Warning::BadValue("tbuf_size=lots")]));
     }
 
     #[test]

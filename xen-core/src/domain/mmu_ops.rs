@@ -116,7 +116,8 @@ pub fn drain_pending<H: FrameHost>(h: &mut H, owner: u16) -> Result<(), i64> {
 
 /// Whose frames an MMU batch may map (Xen's `pg_owner`): `foreigndom`'s
 /// low 16 bits name the caller itself or, for a privileged caller (a
-/// domain builder), another domain; an unknown domain is -ESRCH and an
+/// domain builder, xentrace), another domain or `DOMID_XEN` (the
+/// hypervisor's shared pages); an unknown domain is -ESRCH and an
 /// unprivileged caller naming another -EPERM. Page tables always belong to
 /// the caller (`pt_owner`, bits 16-31, may only name it, plus one).
 pub fn check_foreign(h: &impl MmuHost, d: &Domain, foreigndom: u64) -> Result<u16, i64> {
@@ -132,6 +133,12 @@ pub fn check_foreign(h: &impl MmuHost, d: &Domain, foreigndom: u64) -> Result<u1
     // ("Cannot specify itself as foreign domain").
     if pg == d.domid {
         return Err(-ESRCH);
+    }
+    // DOMID_XEN: the hypervisor's pages shared with privileged domains
+    // (the trace buffers xentrace maps); XSM's dummy policy lets only a
+    // privileged domain name it.
+    if pg == xen_public::DOMID_XEN {
+        return if d.privileged { Ok(pg) } else { Err(-EPERM) };
     }
     if !h.exists(pg) {
         return Err(-ESRCH);
@@ -1111,6 +1118,21 @@ mod tests {
             }
             assert!(h.m2p.is_empty());
         }
+    }
+
+    /// Xen's get_pg_owner with XSM's dummy policy: DOMID_XEN (the pages
+    /// the hypervisor shares, such as trace buffers) is a pg_owner only for
+    /// a privileged caller; a domU naming it is -EPERM and nothing is done.
+    #[test]
+    fn domid_xen_as_pg_owner_is_for_the_privileged_domain_only() {
+        let g = guest();
+        let xen = u64::from(xen_public::DOMID_XEN);
+        let h = Host::new(&g);
+        assert_eq!(check_foreign(&h, &domain(true), xen), Ok(xen_public::DOMID_XEN));
+        assert_eq!(check_foreign(&h, &domain(false), xen), Err(-EPERM));
+        let (mut h, mut v, mut d) = (Host::new(&g), Vcpu::default(), domain(false));
+        assert_eq!(run_mmu(&mut h, &mut v, &mut d, &[machphys(5, 1)], xen).0, -EPERM);
+        assert!(h.m2p.is_empty());
     }
 
     #[test]

@@ -41,7 +41,7 @@
 //! [`MAX_REPORTED`] violations and counts the rest.
 #![forbid(unsafe_code)]
 
-use super::page_type::{FrameTable, NO_OWNER, ORPHAN, PageInfo, PageMem, PageType, Partial, Who, XEN_SLOTS};
+use super::page_type::{FrameTable, NO_OWNER, ORPHAN, PageInfo, PageMem, PageType, Partial, Who, XEN_SHARED, XEN_SLOTS};
 use core::fmt;
 use xen_public::pte::{PteFlags, pte_maddr};
 
@@ -492,8 +492,10 @@ fn mfn_of(e: u64) -> u64 {
     pte_maddr(e) >> 12
 }
 
+/// Whether `owner` names a domain (not free, orphaned or the
+/// hypervisor's shared pages).
 fn is_owner(owner: u16) -> bool {
-    owner != NO_OWNER && owner != ORPHAN
+    owner != NO_OWNER && owner != ORPHAN && owner != XEN_SHARED
 }
 
 /// Whether the frame is a live page table: its entries hold references.
@@ -595,6 +597,13 @@ pub fn audit(world: &impl World, mem: &impl PageMem, frames: &[PageInfo], scratc
             let x = &mut win[(mfn - lo) as usize];
             if is_owner(f.owner) {
                 x.general();
+            }
+            // A page the hypervisor shares with privileged domains: its
+            // allocation and its permanent writable type, as a domain's
+            // special frame.
+            if f.owner == XEN_SHARED {
+                x.general();
+                x.add(special_frame_refs(), PageType::Writable);
             }
             if f.pinned {
                 x.general();
@@ -762,7 +771,7 @@ pub fn audit(world: &impl World, mem: &impl PageMem, frames: &[PageInfo], scratc
 /// a privileged domain maps any live domain's (or orphaned) frames; any
 /// domain maps what its maptrack says it was granted.
 fn may_map_foreign<W: World>(world: &W, owners: &mut Owners<'_, W>, dom: u16, privileged: bool, mfn: u64, owner: u16, rw: bool) -> bool {
-    if privileged && (owner == ORPHAN || (is_owner(owner) && owners.get(owner) != OwnerState::Dead)) {
+    if privileged && (owner == ORPHAN || owner == XEN_SHARED || (is_owner(owner) && owners.get(owner) != OwnerState::Dead)) {
         return true;
     }
     if owner == NO_OWNER {
@@ -842,7 +851,7 @@ fn compare<W: World>(report: &mut Report, world: &W, owners: &mut Owners<'_, W>,
         if *f != PageInfo::FREE {
             report.push(Violation::FreeInUse { mfn });
         }
-    } else if f.owner != ORPHAN && owners.get(f.owner) == OwnerState::Dead {
+    } else if f.owner != ORPHAN && f.owner != XEN_SHARED && owners.get(f.owner) == OwnerState::Dead {
         report.push(Violation::DeadOwner { mfn, owner: f.owner, count: f.count });
     }
     if f.owner != NO_OWNER && world.allocator_free(mfn) == Some(true) {
@@ -1211,6 +1220,37 @@ mod tests {
         m.mem.write(50, 3, (0xfee00 << 12) | 0x25);
         let r = run(&m, NR as usize);
         assert!(r.violations().any(|v| matches!(v, Violation::Mmio { mfn: 0xfee00, dom: 2, .. })), "{:?}", r.violations().collect::<Vec<_>>());
+    }
+
+    /// A page the hypervisor shares with privileged domains (a trace
+    /// buffer) holds its allocation and writable type, dom0 may map it
+    /// through DOMID_XEN and the audit stays clean; a domU's L1 mapping it
+    /// (written behind the frame table's back) is reported.
+    #[test]
+    fn xen_shared_pages_mapped_by_dom0_are_clean_and_by_a_domu_reported() {
+        let mut m = model();
+        let shared = (0..NR).find(|&f| m.frames[f as usize] == PageInfo::FREE).expect("a free frame");
+        let dom0 = m.doms[0].who();
+        {
+            let mut ft = FrameTable::new(&mut m.frames);
+            ft.share_with_privileged(shared).unwrap();
+            m.mem.write(10, 0, e(shared, RW));
+            ft.pin(&mut m.mem, 10, 1, Who { pg: XEN_SHARED, ..dom0 }).unwrap();
+        }
+        m.doms[0].pages = 47;
+        assert_clean(&m, "dom0 maps a trace buffer page");
+        let d2 = m.doms[1].who();
+        {
+            let mut ft = FrameTable::new(&mut m.frames);
+            ft.pin(&mut m.mem, 50, 1, d2).unwrap();
+        }
+        m.mem.write(50, 3, e(shared, RO));
+        let r = run(&m, NR as usize);
+        assert!(
+            r.violations().any(|v| matches!(v, Violation::NotMappable { dom: 2, owner: XEN_SHARED, .. })),
+            "{:?}",
+            r.violations().collect::<Vec<_>>()
+        );
     }
 
     #[test]

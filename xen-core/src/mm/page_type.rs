@@ -154,8 +154,14 @@ pub struct PageInfo {
     pub partial_at: u16,
 }
 
-/// Owner of frames no domain owns (free, or the hypervisor's).
-pub const NO_OWNER: u16 = 0x7ff2; // DOMID_XEN
+/// Owner of frames no domain owns (free, or the hypervisor's private
+/// ones): a reserved domid Xen never names.
+pub const NO_OWNER: u16 = 0x7ffd;
+/// Owner of the hypervisor's pages it shares with privileged domains
+/// (the trace buffers, Xen's `share_xen_page_with_privileged_guests`):
+/// `DOMID_XEN`, which a privileged `mmu_update` names as `foreigndom` to
+/// map them.
+pub const XEN_SHARED: u16 = xen_public::DOMID_XEN;
 
 impl PageInfo {
     /// A frame nobody owns.
@@ -394,6 +400,19 @@ impl<'a> FrameTable<'a> {
     /// table or descriptor page while the hypervisor writes into it.
     pub fn share_with_guest(&mut self, mfn: u64, dom: u16) -> Res {
         self.assign(mfn, dom)?;
+        let f = self.at(mfn);
+        f.ty = PageType::Writable;
+        f.type_count = 1;
+        Ok(())
+    }
+
+    /// Make a free frame a page the hypervisor shares with privileged
+    /// domains ([`XEN_SHARED`]): it keeps its allocation reference and a
+    /// writable type for good, so a privileged domain may map it (through
+    /// `foreigndom` = `DOMID_XEN`) but it never becomes a page table, and
+    /// it is never freed.
+    pub fn share_with_privileged(&mut self, mfn: u64) -> Res {
+        self.assign(mfn, XEN_SHARED)?;
         let f = self.at(mfn);
         f.ty = PageType::Writable;
         f.type_count = 1;
@@ -1547,6 +1566,31 @@ pub(crate) mod tests {
         assert_eq!(ft.get_entry(&mut mem, 10, 1, e(20, RW), foreign), Err(MmError::Busy), "own frame is not the foreign domain's");
         ft.put_entry(&mut mem, 10, 1, e(50, RW));
         assert_eq!(ft.info(50).map(|f| (f.ty, f.count)), Some((PageType::None, 1)));
+    }
+
+    /// Xen's `share_xen_page_with_privileged_guests`: a privileged domain
+    /// naming DOMID_XEN maps the hypervisor's shared page (read-write, as
+    /// xentrace maps trace buffers) and no other frame through it; the
+    /// page never becomes a page table, and unmapping leaves it shared.
+    #[test]
+    fn xen_shared_pages_map_through_domid_xen_only() {
+        let mut frames = std::vec![PageInfo::FREE; 64];
+        let mut mem = Mem::default();
+        let mut ft = FrameTable::new(&mut frames);
+        for mfn in 0..48 {
+            ft.assign(mfn, D0.dom).unwrap();
+        }
+        ft.share_with_privileged(60).unwrap();
+        assert_eq!(ft.share_with_privileged(60), Err(MmError::Busy), "once");
+        assert_eq!(ft.share_with_privileged(5), Err(MmError::Busy), "not a domain's frame");
+        let via_xen = Who { pg: XEN_SHARED, ..D0 };
+        assert_eq!(ft.get_entry(&mut mem, 10, 1, e(60, RW), via_xen), Ok(()));
+        assert_eq!(ft.get_entry(&mut mem, 10, 1, e(61, RW), via_xen), Err(MmError::Busy), "a free frame is nobody's to map");
+        assert_eq!(ft.get_entry(&mut mem, 10, 1, e(60, RW), D0), Err(MmError::Busy), "not without naming DOMID_XEN");
+        mem.write(11, 0, 0);
+        assert!(ft.pin(&mut mem, 60, 1, Who::own(XEN_SHARED, false)).is_err(), "never a page table");
+        ft.put_entry(&mut mem, 10, 1, e(60, RW));
+        assert_eq!(ft.info(60).map(|f| (f.owner, f.ty, f.count, f.type_count)), Some((XEN_SHARED, PageType::Writable, 1, 1)));
     }
 
     #[test]
