@@ -40,3 +40,5 @@ pub mod hypercall;
 pub mod schedule;
 #[cfg(target_os = "none")]
 pub mod setup;
+#[cfg(target_os = "none")]
+pub mod trace;

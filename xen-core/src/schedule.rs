@@ -273,7 +273,12 @@ pub fn current() -> usize {
     current_vcpu().map_or(NONE, VcpuId::slot)
 }
 
-/// The slot holding `domid`.
+/// The domain in `slot`, if any.
+pub fn domid_of_slot(slot: usize) -> Option<u16> {
+    SLOT_DOMID.get(slot).map(|d| d.load(SeqCst)).filter(|&d| d != NO_DOMAIN).map(|d| d as u16)
+}
+
+/// The slot of the domain `domid`, if it exists.
 pub fn slot_of(domid: u16) -> Option<usize> {
     SLOT_DOMID[..HIGH_SLOT.load(SeqCst)].iter().position(|s| s.load(SeqCst) == u32::from(domid))
 }
@@ -665,8 +670,17 @@ fn settle_runstate(d: &Domain, v: &mut Vcpu, now: u64) {
     }
     let new = idle_runstate(d, v);
     if new != v.runstate.state {
-        v.runstate_change(new, now);
+        change_runstate(d, v, new, now);
     }
+}
+
+/// Move `v` to run state `new`, traced as Xen's `TRC_SCHED_RUNSTATE_CHANGE`.
+fn change_runstate(d: &Domain, v: &mut Vcpu, new: i32, now: u64) {
+    if crate::trace::on(xen_public::trace::TRC_SCHED_RUNSTATE_CHANGE) {
+        let ev = xen_public::trace::Event::runstate_change(d.domid, v.vcpu_id as u16, v.runstate.state as u32, new as u32);
+        crate::trace::record(&ev);
+    }
+    v.runstate_change(new, now);
 }
 
 /// `v` starts running on this CPU: its run state, the guest's copy of it,
@@ -678,14 +692,14 @@ fn switched_in(d: &mut Domain, v: &mut Vcpu, now: u64) {
     if v.runstate.state_entry_time == 0 {
         v.runstate.state_entry_time = now;
     }
-    v.runstate_change(RUNSTATE_RUNNING, now);
+    change_runstate(d, v, RUNSTATE_RUNNING, now);
     crate::domain::vcpu_ops::update_runstate_area(v, d, &v.kernel_mem());
     periodic_tick(d, v, now);
 }
 
 /// `v` stops running on this CPU.
 fn switched_out(d: &mut Domain, v: &mut Vcpu, now: u64) {
-    v.runstate_change(idle_runstate(d, v), now);
+    change_runstate(d, v, idle_runstate(d, v), now);
     crate::domain::vcpu_ops::update_runstate_area(v, d, &v.kernel_mem());
 }
 

@@ -133,6 +133,12 @@ pub fn start_xen(mbi_maddr: u64) -> ! {
         fatal(format_args!("out of memory for the frame table"));
     }
     tl.mark("frame table", rdtsc());
+    // Xen's init_trace_bufs: with tbuf_size=, tracing starts at boot.
+    if opts.tbuf_size > 0
+        && let Err(e) = crate::trace::alloc(opts.tbuf_size)
+    {
+        warn!("xentrace: {} pages per CPU: error {e}; tracing disabled", opts.tbuf_size);
+    }
     start_dom0(&mbi, &opts, dom0, free, layout.l4, tl)
 }
 

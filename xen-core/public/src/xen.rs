@@ -402,6 +402,8 @@ pub const VIRQ_DEBUG: u32 = 1;
 pub const VIRQ_CONSOLE: u32 = 2;
 /// `VIRQ_DOM_EXC`: global (dom0), a domain shut down or died.
 pub const VIRQ_DOM_EXC: u32 = 3;
+/// `VIRQ_TBUF`: a trace buffer is half full (global, dom0).
+pub const VIRQ_TBUF: u32 = 4;
 /// `VIRQ_XENOPROF`: per vCPU, a new profiling sample.
 pub const VIRQ_XENOPROF: u32 = 7;
 /// `VIRQ_XENPMU`: per vCPU, PMC interrupt.

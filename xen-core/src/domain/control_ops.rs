@@ -82,6 +82,9 @@ pub trait ControlHost: MemoryHost + VcpuHost + GrantHost {
     /// `XEN_SYSCTL_xencore_audit` for the privileged caller; `op` is the
     /// `xen_sysctl` read from `arg`.
     fn xencore_audit(&mut self, v: &mut Vcpu, d: &mut Domain, arg: u64, op: &mut XenSysctl) -> Ret;
+    /// `XEN_SYSCTL_tbuf_op` on the trace buffers; the CPU bitmap of
+    /// `set_cpu_mask` is read from the caller's memory `mem`.
+    fn tbuf_op(&mut self, mem: &impl GuestAccess, op: &mut xen_public::sysctl::XenSysctlTbufOp) -> Ret;
     /// Run `f` on the console history (Xen's conring); `f` must not print.
     fn with_conring<R>(&mut self, f: impl FnOnce(&mut ConRing) -> R) -> R;
 }
@@ -498,6 +501,14 @@ pub fn sysctl<H: ControlHost>(h: &mut H, v: &mut Vcpu, d: &mut Domain, mem: &imp
             }
             op.set_payload(&q);
         }
+        xen_public::sysctl::XEN_SYSCTL_TBUF_OP => {
+            let mut t: xen_public::sysctl::XenSysctlTbufOp = op.payload();
+            let r = h.tbuf_op(mem, &mut t);
+            if r != 0 {
+                return r;
+            }
+            op.set_payload(&t);
+        }
         XEN_SYSCTL_READCONSOLE => {
             let mut rc: XenSysctlReadconsole = op.payload();
             if let Err(e) = read_console(h, mem, &mut rc) {
@@ -793,6 +804,10 @@ pub mod tests {
         }
         fn xencore_audit(&mut self, _v: &mut Vcpu, _d: &mut Domain, _arg: u64, _op: &mut XenSysctl) -> Ret {
             -xen_public::errno::EIO
+        }
+        fn tbuf_op(&mut self, _mem: &impl GuestAccess, op: &mut xen_public::sysctl::XenSysctlTbufOp) -> Ret {
+            op.buffer_mfn = 0x1234;
+            0
         }
         fn with_conring<R>(&mut self, f: impl FnOnce(&mut ConRing) -> R) -> R {
             f(&mut self.ctl.conring)

@@ -31,6 +31,9 @@ pub trait EventHost: Domains + Kick {
     fn with_other<R>(&mut self, domid: u16, f: impl FnOnce(&mut Domain, &mut Self::Bits) -> R) -> Option<R>;
     /// The event bits of `d` (the caller's own domain).
     fn bits(&self, d: &Domain) -> Self::Bits;
+    /// `d` sent on its `port` to `remote`'s `remote_port` (a trace point;
+    /// nothing by default).
+    fn sent(&mut self, _d: &Domain, _port: u32, _remote: u16, _remote_port: u32) {}
 }
 
 /// `event_channel_op(cmd, arg)` for the caller `d`, whose memory is `mem`.
@@ -57,6 +60,7 @@ pub fn event_channel_op<H: EventHost>(h: &mut H, d: &mut Domain, mem: &impl Gues
         EVTCHNOP_CLOSE => with_arg(mem, arg, |a: &mut EvtchnClose| close(h, d, a.port).map(|()| false)),
         EVTCHNOP_SEND => with_arg(mem, arg, |a: &mut EvtchnSend| {
             if let Some((rdom, port)) = event::send_target(&d.ports, d.domid, a.port)? {
+                h.sent(d, a.port, rdom, port);
                 notify(h, d, rdom, port);
             }
             Ok(false)

@@ -94,6 +94,9 @@ fn exception(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) {
         v.fpu_ts = false;
     }
     let ec = has_error_code(regs.entry_vector).then_some(regs.error_code);
+    if crate::trace::on(xen_public::trace::TRC_PV_TRAP) {
+        crate::trace::record(&xen_public::trace::Event::pv_trap(u32::from(vector), regs.rip, ec.is_some(), ec.unwrap_or(0) as u32));
+    }
     raise(v, d, regs, vector, ec);
 }
 

@@ -21,6 +21,10 @@ impl Vcpu {
     pub fn set_timer(&mut self, deadline: u64) {
         self.timer_deadline = deadline;
         self.sync_deadline();
+        if deadline != 0 && crate::trace::on(xen_public::trace::TRC_XENCORE_TIMER_SET) {
+            let domid = crate::schedule::domid_of_slot(self.slot).unwrap_or(xen_public::DOMID_IDLE);
+            crate::trace::record(&xen_public::trace::Event::TimerSet { domid, vcpu: self.vcpu_id as u16, deadline });
+        }
     }
 
     /// Block until an upcall is deliverable (SCHEDOP_block) or, with
@@ -82,6 +86,10 @@ impl Domain {
     #[inline(never)]
     fn wake_check_slow(&mut self, v: &mut Vcpu, now: u64) {
         if v.timer_deadline != 0 && now >= v.timer_deadline {
+            if crate::trace::on(xen_public::trace::TRC_XENCORE_TIMER_FIRE) {
+                let late_ns = now - v.timer_deadline;
+                crate::trace::record(&xen_public::trace::Event::TimerFire { domid: self.domid, vcpu: v.vcpu_id as u16, late_ns });
+            }
             v.set_timer(0);
             self.raise_virq(xen_public::VIRQ_TIMER);
         }
@@ -119,6 +127,12 @@ impl Domain {
             // As Xen: an upcall to address 0 crashes the domain.
             self.crash(v, regs, Crash::NoEventCallback);
             return;
+        }
+        if crate::trace::on(xen_public::trace::TRC_XENCORE_UPCALL) {
+            let (page, at) = self.vcpu_info_of(v.vcpu_id);
+            let pending_sel = page.read_u64((at + core::mem::offset_of!(xen_public::VcpuInfo, evtchn_pending_sel)) / 8);
+            let ev = xen_public::trace::Event::Upcall { domid: self.domid, vcpu: v.vcpu_id as u16, port: xen_public::trace::NO_PORT, pending_sel };
+            crate::trace::record(&ev);
         }
         let b = crate::domain::vcpu::Bounce { eip: v.event_callback, error_code: None, mask_events: true, clear_df: false };
         self.deliver(v, regs, b);

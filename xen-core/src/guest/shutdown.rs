@@ -39,6 +39,7 @@ impl Domain {
     pub fn shutdown(&mut self, v: &mut Vcpu, regs: &CpuUserRegs, reason: u32) {
         use xen_public::{SHUTDOWN_CRASH, SHUTDOWN_POWEROFF, SHUTDOWN_REBOOT, SHUTDOWN_WATCHDOG};
         let d = self.domid;
+        crate::trace::record(&xen_public::trace::Event::Shutdown { domid: u32::from(d), vcpu: v.vcpu_id, reason });
         if d != 0 {
             log::info!("domain {d} shut down: reason {reason}");
             self.shut_down(v, reason);

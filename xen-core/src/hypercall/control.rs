@@ -92,6 +92,9 @@ impl ControlHost for Live<'_> {
     fn with_conring<R>(&mut self, f: impl FnOnce(&mut crate::console_ring::ConRing) -> R) -> R {
         crate::console::with_conring(f)
     }
+    fn tbuf_op(&mut self, mem: &impl GuestAccess, op: &mut xen_public::sysctl::XenSysctlTbufOp) -> Ret {
+        crate::trace::tb_control(op, |handle, buf| mem.read(handle, buf).is_ok())
+    }
 }
 
 impl SchedHost for Live<'_> {
@@ -115,10 +118,31 @@ impl ConsoleHost for Live<'_> {
     }
 }
 
-/// `domctl(op)`.
+/// `domctl(op)`; a domain created, paused, unpaused or destroyed is
+/// traced (`TRC_DOM0_DOM_ADD`, and xen-core's pause, unpause and destroy
+/// records).
 pub(super) fn domctl(v: &mut Vcpu, d: &mut Domain, arg: u64) -> Ret {
+    use xen_public::domctl::{XEN_DOMCTL_CREATEDOMAIN, XEN_DOMCTL_DESTROYDOMAIN, XEN_DOMCTL_PAUSEDOMAIN, XEN_DOMCTL_UNPAUSEDOMAIN, XenDomctl};
+    use xen_public::trace::Event;
     let mem = v.kernel_mem();
-    control_ops::domctl(&mut Live::new(), v, d, &mem, arg)
+    let rc = control_ops::domctl(&mut Live::new(), v, d, &mem, arg);
+    if rc == 0
+        && crate::trace::enabled()
+        && let Ok(op) = mem.copy_from::<XenDomctl>(arg)
+    {
+        let domid = u32::from(op.domain);
+        let ev = match op.cmd {
+            XEN_DOMCTL_CREATEDOMAIN => Some(Event::Dom0DomAdd { domid }),
+            XEN_DOMCTL_PAUSEDOMAIN => Some(Event::DomPause { domid }),
+            XEN_DOMCTL_UNPAUSEDOMAIN => Some(Event::DomUnpause { domid }),
+            XEN_DOMCTL_DESTROYDOMAIN => Some(Event::DomDestroy { domid }),
+            _ => None,
+        };
+        if let Some(ev) = ev {
+            crate::trace::record(&ev);
+        }
+    }
+    rc
 }
 
 /// `sysctl(op)`.

@@ -20,6 +20,13 @@ impl EventHost for Live<'_> {
     fn bits(&self, d: &Domain) -> Self::Bits {
         d.event_bits()
     }
+    fn sent(&mut self, d: &Domain, port: u32, remote: u16, remote_port: u32) {
+        use xen_public::trace::{Event, TRC_XENCORE_EVTCHN_SEND};
+        if crate::trace::on(TRC_XENCORE_EVTCHN_SEND) {
+            let vcpu = crate::schedule::current_vcpu().map_or(0, |v| v.vcpu_id() as u16);
+            crate::trace::record(&Event::EvtchnSend { domid: d.domid, vcpu, port, remote_domid: u32::from(remote), remote_port });
+        }
+    }
 }
 
 /// `event_channel_op(cmd, arg)` from `v` of `d`.

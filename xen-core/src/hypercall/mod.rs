@@ -75,7 +75,25 @@ fn start_preempt_clock() {
 }
 
 /// Handle the hypercall in `regs`; the result goes to the guest's RAX.
+/// Traced: Xen's `TRC_PV_HYPERCALL_V2` (or `_SUBCALL` inside a
+/// multicall) at entry, and xen-core's hypercall-exit record with the
+/// result and the cycles spent.
 pub fn dispatch(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) -> u64 {
+    use xen_public::trace::{Event, TRC_PV_HYPERCALL_V2};
+    if !crate::trace::on(TRC_PV_HYPERCALL_V2) {
+        return dispatch_untraced(v, d, regs);
+    }
+    let (op, args) = (regs.rax, [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8]);
+    crate::trace::record(&if v.in_multicall { Event::hypercall_subcall(op, &args) } else { Event::hypercall(op, &args) });
+    let t0 = crate::arch::x86_64::clock::rdtsc();
+    let r = dispatch_untraced(v, d, regs);
+    let cycles = crate::arch::x86_64::clock::rdtsc().wrapping_sub(t0);
+    crate::trace::record(&Event::HypercallExit { op: op as u32, result: r as i64, cycles });
+    r
+}
+
+/// [`dispatch`] without its trace records.
+fn dispatch_untraced(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) -> u64 {
     let this = PER_CPU.get(crate::arch::x86_64::entry::this_cpu());
     let top_level = !v.in_multicall;
     if top_level {

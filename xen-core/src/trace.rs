@@ -1,0 +1,300 @@
+//! The trace buffers (Xen's `common/trace.c`): one buffer per physical CPU
+//! and the `t_info` area that lists their frames, shared with privileged
+//! domains, which map them through `mmu_update` with `foreigndom` =
+//! `DOMID_XEN` (xentrace's `map_tbufs`); `XEN_SYSCTL_tbuf_op`; and
+//! [`record`], which every trace point calls.
+//!
+//! Owns the per-CPU trace state ([`PER_CPU_TRACE`]: each CPU's buffer and
+//! its lost-record count, touched only by that CPU) and the machine-wide
+//! settings ([`TRACE`]: on/off, event and CPU masks, the buffer size).
+//! Invariants: buffers are allocated once (boot option `tbuf_size=` or
+//! `set_size`) and never freed, so a mapping dom0 holds never outlives
+//! them; a CPU writes only its own buffer, and only outside interrupt
+//! handlers, so a buffer has one writer and needs no lock; the record
+//! rules (whole records, wrap padding, announced losses, dom0's `cons`
+//! distrusted) are `tbuf.rs`'s.
+
+use crate::arch::x86_64::entry::this_cpu;
+use crate::arch::x86_64::smp::{CPUS_ONLINE, MAX_CPUS};
+use crate::guest_access::Frame;
+use crate::mm::Mfn;
+use crate::tbuf::{self, BufMem, Lost, Outcome};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::SeqCst};
+use xen_public::errno::{EBUSY, EFAULT, EINVAL, ENOMEM};
+use xen_public::sysctl::XenSysctlTbufOp;
+use xen_public::trace::{self as abi, Event, TInfoLayout};
+
+/// `XEN_SYSCTL_TBUFOP_*`.
+const GET_INFO: u32 = 0;
+const SET_CPU_MASK: u32 = 1;
+const SET_EVT_MASK: u32 = 2;
+const SET_SIZE: u32 = 3;
+const ENABLE: u32 = 4;
+const DISABLE: u32 = 5;
+
+/// The machine-wide trace settings.
+pub struct TraceSettings {
+    /// Records are written (Xen's `tb_init_done`).
+    on: AtomicBool,
+    /// Classes and events traced (`tb_event_mask`, default `TRC_ALL`).
+    evt_mask: AtomicU32,
+    /// CPUs traced (`tb_cpu_mask`), one bit per CPU.
+    cpu_mask: AtomicU64,
+    /// Pages per CPU once allocated (Xen's `opt_tbuf_size`); 0: none yet.
+    pages: AtomicU32,
+    /// The first frame of `t_info`, and its pages.
+    t_info: AtomicU64,
+    t_info_pages: AtomicU32,
+}
+
+/// The settings.
+pub static TRACE: TraceSettings = TraceSettings {
+    on: AtomicBool::new(false),
+    evt_mask: AtomicU32::new(abi::TRC_ALL),
+    cpu_mask: AtomicU64::new(!0),
+    pages: AtomicU32::new(0),
+    t_info: AtomicU64::new(0),
+    t_info_pages: AtomicU32::new(0),
+};
+
+/// One CPU's trace state.
+pub struct TraceCpu {
+    /// The first frame of its buffer (contiguous, `pages` long); 0: none.
+    buf: AtomicU64,
+    /// Records lost since the last one written, and the first one's TSC.
+    lost: AtomicU32,
+    lost_tsc: AtomicU64,
+}
+
+/// Each CPU's trace state, written only by that CPU (and by `DISABLE`,
+/// which clears the lost counts under the hypervisor lock).
+pub static PER_CPU_TRACE: [TraceCpu; MAX_CPUS as usize] =
+    [const { TraceCpu { buf: AtomicU64::new(0), lost: AtomicU32::new(0), lost_tsc: AtomicU64::new(0) } }; MAX_CPUS as usize];
+
+/// Whether tracing is on at all (a trace point that must read guest memory
+/// to build its record tests this first; [`record`] checks the masks).
+#[inline]
+pub fn enabled() -> bool {
+    TRACE.on.load(SeqCst)
+}
+
+/// Whether a record of `event` would be written now on this CPU (Xen's
+/// checks at the top of `__trace_var`): trace points test this before
+/// they build a record.
+#[inline]
+pub fn on(event: u32) -> bool {
+    TRACE.on.load(SeqCst) && abi::event_in_mask(TRACE.evt_mask.load(SeqCst), event) && TRACE.cpu_mask.load(SeqCst) & (1 << this_cpu()) != 0
+}
+
+/// Write `ev` into this CPU's buffer with the TSC, if it is traced.
+pub fn record(ev: &Event) {
+    let payload = ev.payload();
+    if !on(payload.event) {
+        return;
+    }
+    let cpu = this_cpu();
+    let first = PER_CPU_TRACE[cpu].buf.load(SeqCst);
+    if first == 0 {
+        return;
+    }
+    let tsc = crate::arch::x86_64::clock::rdtsc();
+    let pages = TRACE.pages.load(SeqCst);
+    let mem = CpuBuf { first };
+    let state = &PER_CPU_TRACE[cpu];
+    let mut lost = Lost { count: state.lost.load(SeqCst), first_tsc: state.lost_tsc.load(SeqCst) };
+    let outcome = tbuf::insert(&mem, abi::data_size(pages), &payload.record(tsc), &mut lost, current(), tsc);
+    state.lost.store(lost.count, SeqCst);
+    state.lost_tsc.store(lost.first_tsc, SeqCst);
+    match outcome {
+        Outcome::Written { high_water: true } => notify_dom0(),
+        Outcome::Bogus => {
+            // Xen: a bogus ring index turns tracing off.
+            TRACE.on.store(false, SeqCst);
+            log::warn!("xentrace: cpu {cpu}: bogus cons/prod in the trace buffer; tracing disabled");
+        }
+        _ => {}
+    }
+}
+
+/// The domain and vCPU this CPU runs (for a lost-records record).
+fn current() -> (u16, u16) {
+    crate::schedule::current_vcpu()
+        .map_or((xen_public::DOMID_IDLE, 0), |v| (crate::schedule::domid_of_slot(v.slot()).unwrap_or(xen_public::DOMID_IDLE), v.vcpu_id() as u16))
+}
+
+/// `VIRQ_TBUF` to dom0: a buffer is half full.
+fn notify_dom0() {
+    if crate::schedule::with_domain(0, |d0| d0.raise_virq(xen_public::VIRQ_TBUF)).is_some() {
+        crate::schedule::kick();
+    }
+}
+
+/// One CPU's buffer in its frames: the `t_buf` head, then the data.
+struct CpuBuf {
+    first: u64,
+}
+
+impl CpuBuf {
+    fn frame(&self, page: u64) -> Option<Frame> {
+        Frame::new(Mfn(self.first + page))
+    }
+}
+
+impl BufMem for CpuBuf {
+    fn cons(&self) -> u32 {
+        self.frame(0).map_or(0, |f| f.load_u32(0))
+    }
+    fn prod(&self) -> u32 {
+        self.frame(0).map_or(0, |f| f.load_u32(4))
+    }
+    fn set_prod(&self, prod: u32) {
+        if let Some(f) = self.frame(0) {
+            f.store_u32(4, prod);
+        }
+    }
+    fn write_data(&self, off: u32, bytes: &[u8]) {
+        // The data starts after the 8-byte head; a record may cross a page
+        // boundary (the pages are contiguous frames, written one by one).
+        let mut at = 8 + off as usize;
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let (page, in_page) = (at / 4096, at % 4096);
+            let n = rest.len().min(4096 - in_page);
+            if let Some(f) = self.frame(page as u64) {
+                f.write_bytes(in_page, &rest[..n]);
+            }
+            rest = &rest[n..];
+            at += n;
+        }
+    }
+}
+
+/// The largest buffer, in pages per CPU, that `t_info`'s 16-bit offsets
+/// and `prod`'s range allow (Xen's `calculate_tbuf_size`).
+fn max_pages(nr_cpus: u32) -> u32 {
+    let by_prod = u32::MAX / 4096;
+    let by_offset = (u32::from(u16::MAX) - abi::t_info_first_offset(MAX_CPUS)) / nr_cpus.saturating_sub(1).max(1);
+    by_prod.min(u32::from(u16::MAX)).min(by_offset)
+}
+
+/// Allocate and share the buffers of every online CPU, `pages` each, and
+/// start tracing (Xen's `alloc_trace_bufs`, which leaves tracing on).
+pub fn alloc(pages: u32) -> Result<(), i64> {
+    if TRACE.t_info.load(SeqCst) != 0 {
+        return Err(-EBUSY);
+    }
+    if pages == 0 {
+        return Err(-EINVAL);
+    }
+    let nr_cpus = CPUS_ONLINE.load(SeqCst).min(MAX_CPUS);
+    let pages = pages.min(max_pages(nr_cpus));
+    let layout = TInfoLayout { nr_cpus: MAX_CPUS, nr_cpu_ids: nr_cpus, pages: pages as u16 };
+    let t_info_pages = layout.t_info_pages();
+    let t_info = crate::mm::machine::alloc_contiguous(u64::from(t_info_pages)).ok_or(-ENOMEM)?;
+    let mut bufs = [0u64; MAX_CPUS as usize];
+    for buf in bufs.iter_mut().take(nr_cpus as usize) {
+        // Allocated for good: a failure part-way leaves the earlier ones
+        // unused (never shared), as the machine is short of memory anyway.
+        *buf = crate::mm::machine::alloc_contiguous(u64::from(pages)).ok_or(-ENOMEM)?.0;
+    }
+    for (first, n) in bufs.iter().take(nr_cpus as usize).map(|&b| (b, u64::from(pages))).chain([(t_info.0, u64::from(t_info_pages))]) {
+        for p in 0..n {
+            Frame::new(Mfn(first + p)).ok_or(-ENOMEM)?.scrub();
+        }
+    }
+    write_t_info(t_info, &layout, &bufs)?;
+    share(t_info.0, u64::from(t_info_pages))?;
+    for &first in bufs.iter().take(nr_cpus as usize) {
+        share(first, u64::from(pages))?;
+    }
+    for (cpu, &first) in bufs.iter().enumerate() {
+        PER_CPU_TRACE[cpu].buf.store(first, SeqCst);
+    }
+    TRACE.pages.store(pages, SeqCst);
+    TRACE.t_info_pages.store(t_info_pages, SeqCst);
+    TRACE.t_info.store(t_info.0, SeqCst);
+    TRACE.on.store(true, SeqCst);
+    log::info!("xentrace: {pages} trace pages on {nr_cpus} cpus, t_info mfn {:#x} ({t_info_pages} pages)", t_info.0);
+    Ok(())
+}
+
+/// Fill `t_info`: `tbuf_size`, each CPU's `mfn_offset`, the MFN lists.
+fn write_t_info(t_info: Mfn, layout: &TInfoLayout, bufs: &[u64]) -> Result<(), i64> {
+    let put = |byte: u32, bytes: &[u8]| -> Result<(), i64> {
+        let f = Frame::new(Mfn(t_info.0 + u64::from(byte / 4096))).ok_or(-ENOMEM)?;
+        f.write_bytes((byte % 4096) as usize, bytes);
+        Ok(())
+    };
+    put(0, &layout.pages.to_le_bytes())?;
+    for cpu in 0..layout.nr_cpu_ids {
+        let off = layout.mfn_offset(cpu);
+        put(2 + 2 * cpu, &(off as u16).to_le_bytes())?;
+        for page in 0..u32::from(layout.pages) {
+            let mfn = bufs[cpu as usize] + u64::from(page);
+            put(4 * (off + page), &(mfn as u32).to_le_bytes())?;
+        }
+    }
+    Ok(())
+}
+
+/// Share `n` frames from `first` with privileged domains.
+fn share(first: u64, n: u64) -> Result<(), i64> {
+    let mut ftg = crate::mm::machine::FRAME_TABLE.lock();
+    let ft = ftg.as_mut().ok_or(-ENOMEM)?;
+    for m in first..first + n {
+        ft.share_with_privileged(m).map_err(|_| -EBUSY)?;
+    }
+    Ok(())
+}
+
+/// `XEN_SYSCTL_tbuf_op` (Xen's `tb_control`), from the privileged domain;
+/// `read_bitmap(handle, buf)` copies a CPU bitmap from its memory.
+pub fn tb_control(op: &mut XenSysctlTbufOp, read_bitmap: impl Fn(u64, &mut [u8]) -> bool) -> i64 {
+    match op.cmd {
+        GET_INFO => {
+            op.evt_mask = TRACE.evt_mask.load(SeqCst);
+            op.buffer_mfn = TRACE.t_info.load(SeqCst);
+            op.size = TRACE.t_info_pages.load(SeqCst) * 4096;
+            0
+        }
+        SET_CPU_MASK => {
+            let mut bytes = [0u8; 8];
+            let n = (op.cpu_mask.nr_bits.div_ceil(8) as usize).min(bytes.len());
+            if !read_bitmap(op.cpu_mask.bitmap, &mut bytes[..n]) {
+                return -EFAULT;
+            }
+            let mut mask = u64::from_le_bytes(bytes);
+            if op.cpu_mask.nr_bits < 64 {
+                mask &= (1u64 << op.cpu_mask.nr_bits) - 1;
+            }
+            TRACE.cpu_mask.store(mask, SeqCst);
+            0
+        }
+        SET_EVT_MASK => {
+            TRACE.evt_mask.store(op.evt_mask, SeqCst);
+            0
+        }
+        // A one-shot operation: a different size once buffers exist is
+        // -EINVAL, the same one -EBUSY (Xen's tb_set_size).
+        SET_SIZE => {
+            let have = TRACE.pages.load(SeqCst);
+            if have != 0 && op.size != have {
+                return -EINVAL;
+            }
+            alloc(op.size).err().unwrap_or(0)
+        }
+        ENABLE if TRACE.pages.load(SeqCst) == 0 => -EINVAL,
+        ENABLE => {
+            TRACE.on.store(true, SeqCst);
+            0
+        }
+        DISABLE => {
+            TRACE.on.store(false, SeqCst);
+            for c in &PER_CPU_TRACE {
+                c.lost.store(0, SeqCst);
+            }
+            0
+        }
+        _ => -EINVAL,
+    }
+}
