@@ -221,6 +221,24 @@ cases! {
         let (total, free) = (p.total_pages, p.free_pages);
         all(&[expect(r, 0), check(p.nr_cpus >= 1, format_args!("nr_cpus {}", p.nr_cpus)), check(total > start_info().nr_pages && free < total, format_args!("total {total} free {free}"))])
     }
+    sysctl_tbuf_op_get_info_without_buffers ("sysctl", "XEN_SYSCTL_tbuf_op", Accept) {
+        // No tbuf_size= on either hypervisor's command line: no t_info yet,
+        // every class traced by default (tb_event_mask = TRC_ALL).
+        let mut op = sysctl_op(2, 0x15);
+        op.set_payload(&xen_public::sysctl::XenSysctlTbufOp { cmd: 0, ..Default::default() });
+        let r = sysctl(&mut op);
+        let t: xen_public::sysctl::XenSysctlTbufOp = op.payload();
+        all(&[expect(r, 0), expect(t.buffer_mfn as i64, 0), expect(i64::from(t.size), 0), expect(i64::from(t.evt_mask), 0x0fff_f000)])
+    }
+    sysctl_tbuf_op_enable_without_buffers_einval ("sysctl", "XEN_SYSCTL_tbuf_op", Reject) {
+        let op = |cmd: u32, size: u32| {
+            let mut op = sysctl_op(2, 0x15);
+            op.set_payload(&xen_public::sysctl::XenSysctlTbufOp { cmd, size, ..Default::default() });
+            sysctl(&mut op)
+        };
+        // enable before any buffer, set_size of 0 pages, an unknown command.
+        all(&[expect(op(4, 0), -EINVAL), expect(op(3, 0), -EINVAL), expect(op(9, 0), -EINVAL)])
+    }
     sysctl_sched_id_is_credit ("sysctl", "XEN_SYSCTL_sched_id", Accept) {
         let mut op = sysctl_op(4, 0x15);
         let r = sysctl(&mut op);
