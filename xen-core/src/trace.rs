@@ -75,7 +75,7 @@ pub static PER_CPU_TRACE: [TraceCpu; MAX_CPUS as usize] =
 /// to build its record tests this first; [`record`] checks the masks).
 #[inline]
 pub fn enabled() -> bool {
-    TRACE.on.load(SeqCst)
+    cfg!(feature = "trace") && TRACE.on.load(SeqCst)
 }
 
 /// Whether a record of `event` would be written now on this CPU (Xen's
@@ -83,7 +83,7 @@ pub fn enabled() -> bool {
 /// they build a record.
 #[inline]
 pub fn on(event: u32) -> bool {
-    TRACE.on.load(SeqCst) && abi::event_in_mask(TRACE.evt_mask.load(SeqCst), event) && TRACE.cpu_mask.load(SeqCst) & (1 << this_cpu()) != 0
+    enabled() && abi::event_in_mask(TRACE.evt_mask.load(SeqCst), event) && TRACE.cpu_mask.load(SeqCst) & (1 << this_cpu()) != 0
 }
 
 /// Write `ev` into this CPU's buffer with the TSC, if it is traced.
