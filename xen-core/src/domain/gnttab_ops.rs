@@ -726,12 +726,23 @@ pub fn grant_table_op<H: GrantHost>(h: &mut H, d: &mut Domain, mem: &impl GuestA
         return e;
     }
     match cmd {
-        GNTTABOP_MAP_GRANT_REF => each(h, d, mem, regs, |h, d, _, a| gnttab_map(h, d, a)),
-        GNTTABOP_UNMAP_GRANT_REF => each(h, d, mem, regs, |h, d, _, a| gnttab_unmap(h, d, a)),
+        // TRC_MEM_PAGE_GRANT_MAP/UNMAP: per operation, the granter (Xen's
+        // `op->dom`) and, for an unmap, the caller.
+        GNTTABOP_MAP_GRANT_REF => each(h, d, mem, regs, |h, d, _, a: &mut GnttabMapGrantRef| {
+            h.trace(&xen_public::trace::Event::GrantMap { domid: u32::from(a.dom) });
+            gnttab_map(h, d, a)
+        }),
+        GNTTABOP_UNMAP_GRANT_REF => each(h, d, mem, regs, |h, d, _, a| {
+            h.trace(&xen_public::trace::Event::GrantUnmap { domid: u32::from(d.domid) });
+            gnttab_unmap(h, d, a)
+        }),
         GNTTABOP_SETUP_TABLE => gnttab_setup_table(h, d, mem, regs.rsi, count),
         GNTTABOP_DUMP_TABLE => each(h, d, mem, regs, |h, d, _, a| gnttab_dump_table(h, d, a)),
         GNTTABOP_TRANSFER => each(h, d, mem, regs, |h, d, _, a| gnttab_transfer(h, d, a)),
-        GNTTABOP_COPY => each(h, d, mem, regs, |h, d, _, a| gnttab_copy(h, d, a)),
+        GNTTABOP_COPY => {
+            h.trace(&xen_public::trace::Event::GrantCopy { domid: u32::from(d.domid), count: count as u32 });
+            each(h, d, mem, regs, |h, d, _, a| gnttab_copy(h, d, a))
+        }
         _ => gnttab_query_size(h, d, mem, regs.rsi, count),
     }
 }

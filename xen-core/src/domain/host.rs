@@ -33,6 +33,9 @@ pub trait FrameHost {
     fn free_frame(&mut self, mfn: Mfn);
     /// Record `mfn -> gfn` in the M2P.
     fn set_m2p(&mut self, mfn: Mfn, gfn: u64);
+    /// A trace point (the live machine writes the record into this CPU's
+    /// trace buffer when it is traced; test machines ignore it).
+    fn trace(&mut self, _ev: &xen_public::trace::Event) {}
 }
 
 /// The domain ids in use.

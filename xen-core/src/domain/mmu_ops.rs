@@ -19,6 +19,8 @@
 //! [`MMU_UPDATE_PREEMPTED`].
 #![forbid(unsafe_code)]
 
+use xen_public::trace::Event;
+
 use super::Domain;
 use super::guest_mem::GuestAccess;
 use super::host::{CpuTlb, Domains, FrameHost};
@@ -436,7 +438,9 @@ fn mmuext_one<H: MmuHost>(h: &mut H, v: &mut Vcpu, d: &mut Domain, pg: u16, cmd:
         5..=13 | 15 | 18 if foreign => Err(-EPERM),
         0..=3 => {
             let mut pm = h.page_mem();
-            locked(h, |ft, _| ft.pin(&mut pm, arg1, cmd as u8 + 1, pin_who).map_err(|e| restart_or_einval(e.errno())))
+            locked(h, |ft, _| ft.pin(&mut pm, arg1, cmd as u8 + 1, pin_who).map_err(|e| restart_or_einval(e.errno())))?;
+            h.trace(&Event::PtPin { domid: u32::from(pg), mfn: arg1, level: cmd + 1 });
+            Ok(())
         }
         4 => {
             let mut pm = h.page_mem();
@@ -444,7 +448,9 @@ fn mmuext_one<H: MmuHost>(h: &mut H, v: &mut Vcpu, d: &mut Domain, pg: u16, cmd:
                 let r = ft.unpin(&mut pm, arg1, pin_who).map_err(|_| -EINVAL);
                 ft.take_freed(|mfn| h.free_frame(Mfn(mfn)));
                 r
-            })
+            })?;
+            h.trace(&Event::PtUnpin { domid: u32::from(pg), mfn: arg1, level: 0 });
+            Ok(())
         }
         5 => new_baseptr(h, v, d, arg1),
         6 | 8 | 10 => {

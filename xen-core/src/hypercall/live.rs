@@ -47,6 +47,9 @@ impl FrameHost for Live<'_> {
     fn free_frame(&mut self, mfn: Mfn) {
         crate::mm::machine::free_frame(mfn);
     }
+    fn trace(&mut self, ev: &xen_public::trace::Event) {
+        crate::trace::record(ev);
+    }
     fn set_m2p(&mut self, mfn: Mfn, gfn: u64) {
         crate::mm::machine::set_m2p(mfn, gfn);
     }
