@@ -740,7 +740,7 @@ pub fn grant_table_op<H: GrantHost>(h: &mut H, d: &mut Domain, mem: &impl GuestA
         GNTTABOP_DUMP_TABLE => each(h, d, mem, regs, |h, d, _, a| gnttab_dump_table(h, d, a)),
         GNTTABOP_TRANSFER => each(h, d, mem, regs, |h, d, _, a| gnttab_transfer(h, d, a)),
         GNTTABOP_COPY => {
-            h.trace(&xen_public::trace::Event::GrantCopy { domid: u32::from(d.domid), count: count as u32 });
+            h.trace(&xen_public::trace::Event::GrantCopy { domid: u32::from(d.domid), count });
             each(h, d, mem, regs, |h, d, _, a| gnttab_copy(h, d, a))
         }
         _ => gnttab_query_size(h, d, mem, regs.rsi, count),
