@@ -88,23 +88,32 @@ pub fn on(event: u32) -> bool {
 
 /// Write `ev` into this CPU's buffer with the TSC, if it is traced.
 pub fn record(ev: &Event) {
+    if enabled() {
+        record_at(ev, crate::arch::x86_64::clock::rdtsc());
+    }
+}
+
+/// [`record`] with a TSC the trace point already read.
+pub fn record_at(ev: &Event, tsc: u64) {
     let payload = ev.payload();
     if !on(payload.event) {
         return;
     }
     let cpu = this_cpu();
-    let first = PER_CPU_TRACE[cpu].buf.load(SeqCst);
+    let state = &PER_CPU_TRACE[cpu];
+    let first = state.buf.load(SeqCst);
     if first == 0 {
         return;
     }
-    let tsc = crate::arch::x86_64::clock::rdtsc();
     let pages = TRACE.pages.load(SeqCst);
     let mem = CpuBuf { first };
-    let state = &PER_CPU_TRACE[cpu];
-    let mut lost = Lost { count: state.lost.load(SeqCst), first_tsc: state.lost_tsc.load(SeqCst) };
+    let before = Lost { count: state.lost.load(SeqCst), first_tsc: state.lost_tsc.load(SeqCst) };
+    let mut lost = before;
     let outcome = tbuf::insert(&mem, abi::data_size(pages), &payload.record(tsc), &mut lost, current(), tsc);
-    state.lost.store(lost.count, SeqCst);
-    state.lost_tsc.store(lost.first_tsc, SeqCst);
+    if lost != before {
+        state.lost.store(lost.count, SeqCst);
+        state.lost_tsc.store(lost.first_tsc, SeqCst);
+    }
     match outcome {
         Outcome::Written { high_water: true } => notify_dom0(),
         Outcome::Bogus => {

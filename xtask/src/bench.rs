@@ -110,6 +110,34 @@ const XENSTORE: Run<'static> = Run {
     host_sink_streams: 0,
 };
 
+/// xen-core's command line for the traced runs: buffers of 256 pages per
+/// CPU at boot, so tracing is on with every class (Xen's `TRC_ALL`).
+const TRACED_CMDLINE: &str = "loglvl=warning dom0_mem=64M bench_floor tbuf_size=256";
+/// The figures the tracing overhead is judged on, with issue 19's limit
+/// (percent): the null hypercall and a compute-bound guest's CPU time.
+const TRACE_FIGURES: [(&str, f64); 2] = [("null_hypercall_cycles", 10.0), ("compute_cpu_time_alone_us", 2.0)];
+
+/// The tracing overhead table: each of dom0's figures untraced (tracing
+/// compiled in, off) and traced (every class on), with the change.
+fn trace_rows(off: &Series, on: &Series) -> Vec<String> {
+    let mut rows = vec![format!("{:<36} {:>12} {:>12} {:>8}  {}", "figure", "off", "on", "change", "limit")];
+    for (name, o) in off {
+        let Some(t) = on.get(name) else { continue };
+        let (a, b) = (median(o), median(t));
+        let change = if a > 0.0 { format!("{:+.1}%", (b - a) / a * 100.0) } else { "-".into() };
+        let limit = TRACE_FIGURES.iter().find(|(f, _)| f == name).map_or(String::new(), |(_, l)| format!("< {l}%"));
+        rows.push(format!("{name:<36} {a:>12.1} {b:>12.1} {change:>8}  {limit}"));
+    }
+    rows
+}
+
+fn print_trace_table(off: &Series, on: &Series, runs: usize) {
+    println!("tracing overhead on xen-core (median of {runs}; off: compiled in, not enabled; on: tbuf_size=256, every class)");
+    for row in trace_rows(off, on) {
+        println!("{row}");
+    }
+}
+
 /// MiB each side of the block benchmark moves (`diskbench=` and
 /// `blkbench.cfg`'s `mib=` say the same).
 pub const BLOCK_MIB: u64 = 16;
@@ -183,7 +211,8 @@ fn run_on(hv: &str, k: &image::Kernels, run: &Run<'_>, extra: &[String]) -> Resu
         let mitigations = if hv.contains("no-mitigations") { XEN_NO_MITIGATIONS } else { "" };
         image::xen417_spec_with(&name, k, &format!("{}{mitigations}", crate::xen::XEN_CMDLINE), run.dom0_args)?
     } else {
-        image::standard_spec(&name, k, "loglvl=warning dom0_mem=64M bench_floor", run.dom0_args)
+        let cmdline = if hv.contains("traced") { TRACED_CMDLINE } else { "loglvl=warning dom0_mem=64M bench_floor" };
+        image::standard_spec(&name, k, cmdline, run.dom0_args)
     };
     if let Some(mib) = run.disk_mib {
         let disk = image::out_dir().join("disks").join(format!("{name}.img"));
@@ -316,6 +345,11 @@ pub struct BenchArgs {
     /// fork+exit, fork+exec and pipe ping-pong).
     #[arg(long = "linux-only", conflicts_with_all = ["xenstore_only", "block_only", "net_only"])]
     pub linux_only: bool,
+    /// Run only the tracing overhead (issue 19): dom0's benchmarks on
+    /// xen-core with tracing compiled in but off, then on with every class
+    /// (`tbuf_size=`), and the difference per figure.
+    #[arg(long = "trace-only", conflicts_with_all = ["xenstore_only", "block_only", "net_only", "linux_only"])]
+    pub trace_only: bool,
     /// Run QEMU with `-icount shift=0`: the guests' TSC follows the
     /// instructions retired, so cycle figures no longer depend on the host's
     /// load (compare code with code; absolute figures are not real cycles).
@@ -386,6 +420,12 @@ pub fn command(args: &BenchArgs) -> Result<(), String> {
         print_linux_table(&ours, &xen, &xen_nm, args.runs);
         return Ok(());
     }
+    if args.trace_only {
+        let off = series("xen-core", &k, &MAIN, args.runs, &extra)?;
+        let on = series("xen-core traced", &k, &MAIN, args.runs, &extra)?;
+        print_trace_table(&off, &on, args.runs);
+        return Ok(());
+    }
     let boot_ours = boot_times("xen-core", &k, 3, &extra)?;
     let boot_xen = if args.ours_only { Vec::new() } else { boot_times("xen-4.17", &k, 3, &extra)? };
     let mut ours = series("xen-core", &k, &MAIN, args.runs, &extra)?;
@@ -405,7 +445,9 @@ pub fn command(args: &BenchArgs) -> Result<(), String> {
     let (blk_ours, blk_xen) = block_series(args, &k, &extra)?;
     let (net_ours, net_xen, net_xen_nm) = net_series(args, &k, &extra)?;
     let (linux_ours, linux_xen, linux_xen_nm) = linux_series(args, &k)?;
+    let traced = series("xen-core traced", &k, &MAIN, args.runs, &extra)?;
     print_table(&ours, &xen, &xen_nm, args.runs);
+    print_trace_table(&ours, &traced, args.runs);
     print_block_table(&blk_ours, &blk_xen, args.runs);
     print_net_table(&net_ours, &net_xen, &net_xen_nm, args.runs);
     print_linux_table(&linux_ours, &linux_xen, &linux_xen_nm, args.runs);
@@ -902,6 +944,21 @@ mod tests {
                 .count()
                 == 2
         );
+    }
+
+    /// Issue 19's overhead limits: the null hypercall under 10% and the
+    /// compute-bound guest under 2%, each row off, on and the change.
+    #[test]
+    fn trace_table_shows_off_on_change_and_the_limit() {
+        let mut off = super::Series::new();
+        let mut on = super::Series::new();
+        off.insert("null_hypercall_cycles".into(), vec![100.0, 110.0, 90.0]);
+        on.insert("null_hypercall_cycles".into(), vec![105.0, 106.0, 104.0]);
+        off.insert("compute_cpu_time_alone_us".into(), vec![1000.0]);
+        on.insert("compute_cpu_time_alone_us".into(), vec![1010.0]);
+        let rows = super::trace_rows(&off, &on);
+        assert!(rows.iter().any(|r| r.starts_with("null_hypercall_cycles") && r.contains("+5.0%") && r.contains("< 10%")), "{rows:?}");
+        assert!(rows.iter().any(|r| r.starts_with("compute_cpu_time_alone_us") && r.contains("+1.0%") && r.contains("< 2%")), "{rows:?}");
     }
 
     #[test]

@@ -84,11 +84,11 @@ pub fn dispatch(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) -> u64 {
         return dispatch_untraced(v, d, regs);
     }
     let (op, args) = (regs.rax, [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8]);
-    crate::trace::record(&if v.in_multicall { Event::hypercall_subcall(op, &args) } else { Event::hypercall(op, &args) });
     let t0 = crate::arch::x86_64::clock::rdtsc();
+    crate::trace::record_at(&if v.in_multicall { Event::hypercall_subcall(op, &args) } else { Event::hypercall(op, &args) }, t0);
     let r = dispatch_untraced(v, d, regs);
-    let cycles = crate::arch::x86_64::clock::rdtsc().wrapping_sub(t0);
-    crate::trace::record(&Event::HypercallExit { op: op as u32, result: r as i64, cycles });
+    let t1 = crate::arch::x86_64::clock::rdtsc();
+    crate::trace::record_at(&Event::HypercallExit { op: op as u32, result: r as i64, cycles: t1.wrapping_sub(t0) }, t1);
     r
 }
 
