@@ -17,10 +17,11 @@ use xen_public::domctl::{
 };
 use xen_public::event_channel::EvtchnAllocUnbound;
 use xen_public::sysctl::{
-    XEN_SYSCTL_GETDOMAININFOLIST, XEN_SYSCTL_PHYSINFO, XEN_SYSCTL_READCONSOLE, XenSysctl, XenSysctlGetdomaininfolist, XenSysctlPhysinfo,
-    XenSysctlReadconsole,
+    XEN_SYSCTL_GETDOMAININFOLIST, XEN_SYSCTL_PHYSINFO, XEN_SYSCTL_READCONSOLE, XEN_SYSCTL_TBUF_OP, XenSysctl, XenSysctlGetdomaininfolist,
+    XenSysctlPhysinfo, XenSysctlReadconsole, XenSysctlTbufOp,
 };
 use xen_public::vcpu::{VcpuGuestContext, VgcfFlags};
+use xen_public::xen::XenctlBitmap;
 use xen_public::{FLAT_KERNEL_CS64, FLAT_KERNEL_SS64, MmuUpdate, MmuextOp};
 
 pub use xen_public::domctl::{
@@ -287,6 +288,38 @@ pub fn readconsole(clear: bool, incremental: bool, index: u32, buf: &mut [u8]) -
         }
         rc => Err(rc),
     }
+}
+
+/// XEN_SYSCTL_tbuf_op of a command whose payload holds no guest handle
+/// (`get_info`, `set_evt_mask`, `set_size`, `enable`, `disable`; another
+/// is refused with -EINVAL, not issued): Xen's answer.
+pub fn tbuf_op(cmd: u32, evt_mask: u32, size: u32) -> Result<XenSysctlTbufOp, i64> {
+    use xen_public::sysctl::{
+        XEN_SYSCTL_TBUFOP_DISABLE, XEN_SYSCTL_TBUFOP_ENABLE, XEN_SYSCTL_TBUFOP_GET_INFO, XEN_SYSCTL_TBUFOP_SET_EVT_MASK, XEN_SYSCTL_TBUFOP_SET_SIZE,
+    };
+    let plain =
+        [XEN_SYSCTL_TBUFOP_GET_INFO, XEN_SYSCTL_TBUFOP_SET_EVT_MASK, XEN_SYSCTL_TBUFOP_SET_SIZE, XEN_SYSCTL_TBUFOP_ENABLE, XEN_SYSCTL_TBUFOP_DISABLE];
+    if !plain.contains(&cmd) {
+        return Err(-xen_public::errno::EINVAL);
+    }
+    let mut s = XenSysctl::new(XEN_SYSCTL_TBUF_OP);
+    s.set_payload(&XenSysctlTbufOp { cmd, evt_mask, size, ..Default::default() });
+    match sysctl_plain(&mut s) {
+        0 => Ok(s.payload()),
+        rc => Err(rc),
+    }
+}
+
+/// XEN_SYSCTL_tbuf_op set_cpu_mask: trace the CPUs whose bits are set in
+/// `mask` (bit `i` of byte `i / 8` is CPU `i`, as `xenctl_bitmap`).
+pub fn tbuf_set_cpu_mask(mask: &[u8]) -> i64 {
+    let mut s = XenSysctl::new(XEN_SYSCTL_TBUF_OP);
+    let cpu_mask = XenctlBitmap { bitmap: mask.as_ptr() as u64, nr_bits: (mask.len().min(1 << 20) * 8) as u32, _pad0: 0 };
+    s.set_payload(&XenSysctlTbufOp { cmd: xen_public::sysctl::XEN_SYSCTL_TBUFOP_SET_CPU_MASK, cpu_mask, ..Default::default() });
+    // SAFETY: the payload's one handle is `mask`, `nr_bits / 8` bytes that
+    // set_cpu_mask only reads (xenctl_bitmap_to_cpumask) and that live
+    // across the call.
+    unsafe { hypercall::sysctl(&mut s) }
 }
 
 /// `XEN_SYSCTL_xencore_audit`: xen-core's private sysctl (0x8001) that

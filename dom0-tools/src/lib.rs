@@ -14,6 +14,8 @@
 //!   command-line parsing; [`xlfmt`]: `xl`'s output formats; [`xlcfg`]:
 //!   xl.cfg configs; [`spec`]: what a guest is built from; [`files`]:
 //!   dom0's boot-module files. All pure and host-tested.
+//! - [`xltrace`]: `xl trace`'s ring windows, bounded store and serial
+//!   dump framing (pure); `tbuf` maps Xen's trace buffers (target only).
 //! - [`xenstore`]: xenstored (pure core, ring transport in `service`).
 //! - Block backends: [`vbd`] (blkback live: handshake, ring, persistent
 //!   grants), [`grant_area`] (where dom0 maps guests' grants), [`vbdcfg`]
@@ -58,6 +60,8 @@ pub mod portio;
 pub mod spec;
 pub mod staging;
 #[cfg(target_os = "none")]
+pub mod tbuf;
+#[cfg(target_os = "none")]
 pub mod va_space;
 #[cfg(target_os = "none")]
 pub mod vbd;
@@ -73,3 +77,4 @@ pub mod xenstore;
 pub mod xl;
 pub mod xlcfg;
 pub mod xlfmt;
+pub mod xltrace;

@@ -94,7 +94,9 @@ mod dom0 {
                 {
                     g.vifs().set_uplink(nic);
                 }
-                crate::shell::run(si, guests, disk);
+                // xl trace's window (after the others: it takes one L2 slot).
+                let tracer = dom0_tools::tbuf::Tracer::new(si, &mut pages);
+                crate::shell::run(si, guests, disk, tracer);
                 poweroff()
             }
             Test::Crash => {

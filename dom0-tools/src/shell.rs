@@ -44,6 +44,8 @@ struct Shell {
     attached: Option<u16>,
     /// Input typed while a command waited, handled at the prompt next.
     pending: Vec<u8>,
+    /// `xl trace`'s mappings and records (`None`: no room for its window).
+    tracer: Option<dom0_tools::tbuf::Tracer>,
 }
 
 fn prompt() {
@@ -722,6 +724,7 @@ impl Shell {
                 }
                 Err(e) => println!("{e}"),
             },
+            Command::Trace(t) => self.trace(t),
             Command::Version => {
                 let v = hypercall::xen_version();
                 println!("Xen {}.{}", v >> 16, v & 0xffff);
@@ -784,9 +787,54 @@ impl Shell {
         true
     }
 
+    /// `trace ...`: the hypervisor's trace buffers, as xentrace.
+    fn trace(&mut self, t: dom0_tools::xltrace::TraceCmd) {
+        use dom0_tools::xltrace::TraceCmd;
+        let Some(tr) = self.tracer.as_mut() else {
+            println!("xl trace: no room in dom0's address space for the trace buffers");
+            return;
+        };
+        match t {
+            TraceCmd::Start { evt_mask, pages } => tr.start(evt_mask, pages),
+            TraceCmd::Stop => tr.stop(),
+            TraceCmd::Dump => tr.dump(),
+            TraceCmd::Wait { seconds } => self.trace_wait(seconds),
+        }
+    }
+
+    /// `trace wait SECONDS`: serve the guests and drain the trace buffers
+    /// every 10 ms (xentrace's default poll is 100 ms; dom0's buffers are
+    /// small) until the time is up or Ctrl-C.
+    fn trace_wait(&mut self, seconds: u32) {
+        let start = shared::now_ns().unwrap_or(0);
+        let deadline = start + u64::from(seconds) * 1_000_000_000;
+        let mut copied = 0;
+        loop {
+            if let Some(g) = self.guests.as_mut() {
+                g.pump();
+                for r in g.reap_quietly() {
+                    println!("{}", dom0_tools::guests::reaped_line(&r));
+                }
+            }
+            if let Some(tr) = self.tracer.as_mut() {
+                copied += tr.drain();
+            }
+            let now = shared::now_ns().unwrap_or(u64::MAX);
+            if now >= deadline || self.interrupted() {
+                break;
+            }
+            self.block_until(deadline.min(now + 10_000_000));
+        }
+        let ms = (shared::now_ns().unwrap_or(start) - start) / 1_000_000;
+        println!("xl trace: waited {ms} ms, {copied} bytes of records read");
+    }
+
     /// Relay consoles, serve xenstore and reap; re-show the prompt and the
     /// line being typed if guest output interrupted it.
     fn housekeeping(&mut self) {
+        if let Some(tr) = self.tracer.as_mut().filter(|t| t.enabled()) {
+            tr.drain();
+        }
         let Some(g) = self.guests.as_mut() else { return };
         let printed = g.pump();
         let reaped = g.reap();
@@ -810,13 +858,13 @@ impl Shell {
 }
 
 /// Run the shell until `poweroff`, first starting `guests=N` demo guests.
-pub fn run(si: &StartInfo, mut guests: Option<Guests>, disk: Option<dom0_tools::vdisk::VirtioDisk>) {
+pub fn run(si: &StartInfo, mut guests: Option<Guests>, disk: Option<dom0_tools::vdisk::VirtioDisk>, tracer: Option<dom0_tools::tbuf::Tracer>) {
     let console_port = dom0_tools::guests::bind_virq(xen_public::VIRQ_CONSOLE).unwrap_or(0);
     if let (Some(g), Some(d)) = (guests.as_mut(), disk) {
         // blkback serves it as /dev/vda.
         g.vbds().add_disk(dom0_tools::guests::DEFAULT_DISK, alloc::boxed::Box::new(d));
     }
-    let mut sh = Shell { guests, line: [0; 256], len: 0, console_port, attached: None, pending: Vec::new() };
+    let mut sh = Shell { guests, line: [0; 256], len: 0, console_port, attached: None, pending: Vec::new(), tracer };
     let args = dom0_tools::cmdline::as_str(&si.cmd_line);
     let n: usize = dom0_tools::cmdline::value(args, "guests").and_then(|v| v.parse().ok()).unwrap_or(0);
     for _ in 0..n {

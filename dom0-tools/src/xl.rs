@@ -46,6 +46,9 @@ pub enum Command<'a> {
     },
     /// `version`
     Version,
+    /// `trace start|wait|stop|dump ...`: the hypervisor's trace buffers
+    /// ([`crate::xltrace`]).
+    Trace(crate::xltrace::TraceCmd),
     /// `poweroff`: power dom0 (the host) off.
     Poweroff,
     /// `create [-c] [FILE] [KEY=VALUE ...]` (a config file), or the demo
@@ -248,6 +251,8 @@ fn parse_words<'a>(line: &'a str, cmd: &'a str, args: &[&'a str], too_many: bool
             _ => Command::Usage(usage::DMESG),
         },
         "version" => Command::Version,
+        "trace" if !too_many => crate::xltrace::parse(args).map_or(Command::Usage(crate::xltrace::USAGE), Command::Trace),
+        "trace" => Command::Usage(crate::xltrace::USAGE),
         "poweroff" => Command::Poweroff,
         "shutdown" => match args {
             [] => Command::Usage(usage::NO_DOMAIN),
@@ -532,6 +537,10 @@ Domains (DOMAIN is a domid or a name; a leading `xl` is optional):
   vcpu-list [DOMAIN] | uptime [-s] [DOMAIN] | top | info | dmesg [-c] | version
   domid NAME | domname DOMID | rename DOMAIN NEW-NAME
   sched-credit [-d DOMAIN [-w WEIGHT] [-c CAP]]
+Tracing (Xen's trace buffers, as xentrace):
+  trace start [-e MASK] [-s PAGES]  set the size (pages per CPU), event mask (default 0x0ffff000), every CPU; enable
+  trace wait SECONDS                keep collecting records (guests keep being served)
+  trace stop | trace dump           disable (and collect the rest) | print the records, framed, in xentrace's format
 Xenstore:
   xenstore-ls [PATH] | xenstore-read PATH | xenstore-write PATH VALUE | xenstore-rm PATH
   xenstore-watch [-n COUNT] PATH
@@ -655,6 +664,17 @@ mod tests {
         assert_eq!(parse("uptime -s"), Command::Uptime { short: true, dom: None });
         assert_eq!(parse("dmesg -c"), Command::Dmesg { clear: true });
         assert_eq!(parse("vcpu-list 0"), Command::VcpuList(Some("0")));
+    }
+
+    #[test]
+    fn trace_subcommands_parse_or_give_their_usage() {
+        use crate::xltrace::{TraceCmd, USAGE};
+        assert_eq!(parse("xl trace start -s 64"), Command::Trace(TraceCmd::Start { evt_mask: 0x0fff_f000, pages: Some(64) }));
+        assert_eq!(parse("trace wait 3"), Command::Trace(TraceCmd::Wait { seconds: 3 }));
+        assert_eq!(parse("trace stop"), Command::Trace(TraceCmd::Stop));
+        assert_eq!(parse("trace dump"), Command::Trace(TraceCmd::Dump));
+        assert_eq!(parse("trace"), Command::Usage(USAGE));
+        assert_eq!(parse("trace start -e 1 -s 2 -e 3 -s 4 -e"), Command::Usage(USAGE));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! `cargo xtask`: the project's build, boot and test driver (host side,
 //! std only). Commands: build, iso, run, test, conformance, bench, lint,
-//! fuzz, fuzz-xenstore, fuzz-ring, fuzz-netback, newcomer, linux. The command line is [`Cli`] (clap's derive API); `cargo xtask help`
+//! fuzz, fuzz-xenstore, fuzz-ring, fuzz-netback, newcomer, linux, trace. The command line is [`Cli`] (clap's derive API); `cargo xtask help`
 //! prints it.
 
 mod bench;
@@ -18,10 +18,8 @@ mod pathcount;
 mod qemu;
 mod ringfuzz;
 mod tests;
-// Not wired to a command yet (`cargo xtask trace` comes with the
-// hypervisor side of issue 19): only its host tests use it so far.
-#[allow(dead_code)]
 mod trace;
+mod trace_cmd;
 mod xen;
 mod xsfuzz;
 
@@ -88,6 +86,10 @@ pub enum Command {
     /// lacks x86_64-unknown-none (under target/newcomer/).
     #[command(after_help = "Ends with 'newcomer: PASSED' or 'newcomer: FAILED' and the reason. Never touches ~/.rustup or ~/.cargo.")]
     Newcomer(newcomer::NewcomerArgs),
+    /// Trace the hypervisor under a dom0 script (`xl trace`) and analyse it.
+    #[command(after_help = "Writes trace.bin (xentrace's format), summary.txt, timeline.svg and console.log to \
+                            target/xtask/trace/ (or --out) and prints the summary.")]
+    Trace(trace_cmd::TraceArgs),
 }
 
 /// `build` and `iso`: which profile to build the kernels with.
@@ -136,6 +138,7 @@ fn main() -> ExitCode {
         Command::FuzzNetback(a) => netfuzz::command(&a),
         Command::Newcomer(a) => newcomer::command(&a),
         Command::Linux(a) => linux::command(&a),
+        Command::Trace(a) => trace_cmd::command(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -225,6 +228,19 @@ mod cli_tests {
         let Ok(Command::Linux(a)) = parse(&args) else { panic!("linux") };
         assert_eq!((a.xen_417, a.no_initrd, a.timeout, a.kernel.as_deref(), a.cloud, a.echo), (true, true, 30, Some("bzImage".as_ref()), true, true));
         assert!(parse(&["linux", "--timeout", "soon"]).is_err());
+    }
+
+    #[test]
+    fn trace_takes_every_option() {
+        let Ok(Command::Trace(d)) = parse(&["trace"]) else { panic!("trace") };
+        assert_eq!((d.script, d.xen_417, d.out, d.smp, d.tbuf_pages, d.timeout), (None, false, None, 2, trace_cmd::TBUF_PAGES, 300));
+        let args = ["trace", "--script", "s.txt", "--xen-4.17", "--out", "o", "--smp", "1", "--tbuf-pages", "8", "--timeout", "60"];
+        let Ok(Command::Trace(a)) = parse(&args) else { panic!("trace") };
+        assert_eq!(
+            (a.script.as_deref(), a.xen_417, a.out.as_deref(), a.smp, a.tbuf_pages, a.timeout),
+            (Some("s.txt".as_ref()), true, Some("o".as_ref()), 1, 8, 60)
+        );
+        assert!(parse(&["trace", "--smp", "x"]).is_err());
     }
 
     #[test]

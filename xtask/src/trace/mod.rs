@@ -5,8 +5,8 @@
 //! an SVG timeline ([`svg`]).
 //!
 //! The record format is `xen_public::trace` (Xen's `t_rec`); nothing here
-//! trusts a dump: malformed input is an error, never a panic. Not yet wired
-//! to a `cargo xtask trace` command.
+//! trusts a dump: malformed input is an error, never a panic. `cargo xtask
+//! trace` ([`crate::trace_cmd`]) runs it on dom0's `xl trace dump`.
 
 pub mod dump;
 pub mod merge;

@@ -1,0 +1,605 @@
+//! `xl trace`: the pure half of dom0's trace collection (what xentrace does
+//! for a Xen toolstack), host-tested; the hypercalls and mappings are in
+//! [`crate::tbuf`].
+//!
+//! Owns:
+//! - the command's arguments ([`TraceCmd`], [`parse`]);
+//! - the ring arithmetic of xentrace's `monitor_tbufs` over one per-CPU
+//!   buffer ([`window`]): the bytes between `cons` and `prod`, in one piece
+//!   or two when they wrap, and the `cons` to write back; bogus indices are
+//!   an error, never a panic or an out-of-range read;
+//! - dom0's bounded record store ([`Store`]): whole `t_rec` records, per
+//!   CPU window, up to a byte budget fixed at start (dom0's heap is 2 MiB);
+//!   what does not fit is counted, never silently lost;
+//! - the dump: xentrace's file format (per window a `TRC_TRACE_CPU_CHANGE`
+//!   record `[cpu, window_size]`, then the records, as
+//!   `tools/xentrace/xentrace.c`'s `write_buffer` writes it), framed for the
+//!   serial console ([`frame`]) and read back on the host ([`unframe`]).
+//!
+//! Serial framing (one line each, the data lines base64 of 57 bytes = 76
+//! characters, the last one shorter):
+//!
+//! ```text
+//! xl-trace-dump: begin bytes=N tsc_khz=K
+//! xtd <base64>
+//! ...
+//! xl-trace-dump: end bytes=N lines=L fnv1a=XXXXXXXX
+//! ```
+//!
+//! `fnv1a` is `frontend_drivers::netfront::fnv1a` (FNV-1a 32) of the N
+//! dump bytes. Other lines between begin and end (guest consoles, the
+//! hypervisor's log) are ignored by [`unframe`].
+//!
+//! Invariant: the dump holds only whole records, every window's
+//! `window_size` is the byte length of the records that follow it, and
+//! [`unframe`] returns bytes only when their count and checksum match the
+//! end line.
+#![forbid(unsafe_code)]
+
+use alloc::vec::Vec;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use frontend_drivers::netfront::{FNV_OFFSET, fnv1a};
+use xen_public::trace::{Event, TRC_ALL, TraceRecord, ring_bogus, ring_unconsumed};
+
+/// First line of a dump on the console.
+pub const BEGIN: &str = "xl-trace-dump: begin";
+/// Prefix of each data line.
+pub const DATA: &str = "xtd ";
+/// Last line of a dump.
+pub const END: &str = "xl-trace-dump: end";
+/// Raw bytes per data line (76 base64 characters).
+pub const LINE_BYTES: usize = 57;
+/// The event mask `trace start` sets without `-e`: Xen's `TRC_ALL`, the
+/// default of `tb_event_mask` in `common/trace.c` (and of xentrace's `-e`).
+pub const DEFAULT_EVT_MASK: u32 = TRC_ALL;
+/// Bytes of records dom0 keeps at most (a quarter of its heap).
+pub const STORE_BYTES: usize = 512 * 1024;
+/// Windows dom0 keeps at most (each costs a cpu-change header).
+pub const STORE_WINDOWS: usize = 8192;
+/// Bytes of xentrace's cpu-change record (header, cpu, window_size).
+pub const CPU_CHANGE_BYTES: usize = 12;
+
+/// `trace`'s usage.
+pub const USAGE: &str = "usage: trace start [-e MASK] [-s PAGES] | trace wait SECONDS | trace stop | trace dump";
+
+/// A `trace` subcommand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TraceCmd {
+    /// `trace start [-e MASK] [-s PAGES]`: set the size if asked, the
+    /// event mask, every CPU, enable, map the buffers.
+    Start {
+        /// `-e`: the event mask (default [`DEFAULT_EVT_MASK`]).
+        evt_mask: u32,
+        /// `-s`: pages per CPU (`XEN_SYSCTL_TBUFOP_set_size`).
+        pages: Option<u32>,
+    },
+    /// `trace wait SECONDS`: keep draining the buffers (and serving the
+    /// guests) for that long.
+    Wait {
+        /// Seconds, 1..=600.
+        seconds: u32,
+    },
+    /// `trace stop`: disable, then drain one last time.
+    Stop,
+    /// `trace dump`: print the collected records, framed.
+    Dump,
+}
+
+/// A number as xentrace's options take it: decimal or `0x` hex.
+fn number(s: &str) -> Option<u32> {
+    match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) => u32::from_str_radix(hex, 16).ok(),
+        None => s.parse().ok(),
+    }
+}
+
+/// Parse the words after `trace`; `None` is a usage error.
+pub fn parse(args: &[&str]) -> Option<TraceCmd> {
+    match args {
+        ["start", opts @ ..] => {
+            let (mut evt_mask, mut pages) = (DEFAULT_EVT_MASK, None);
+            let mut it = opts.iter();
+            while let Some(o) = it.next() {
+                let v = number(it.next()?)?;
+                match *o {
+                    "-e" => evt_mask = v,
+                    "-s" if v > 0 => pages = Some(v),
+                    _ => return None,
+                }
+            }
+            Some(TraceCmd::Start { evt_mask, pages })
+        }
+        ["wait", s] => number(s).filter(|s| (1..=600).contains(s)).map(|seconds| TraceCmd::Wait { seconds }),
+        ["stop"] => Some(TraceCmd::Stop),
+        ["dump"] => Some(TraceCmd::Dump),
+        _ => None,
+    }
+}
+
+/// Why a buffer's indices cannot be read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RingError {
+    /// `prod` or `cons` unaligned or past `2 * data_size` (Xen's `bogus`).
+    Bogus {
+        /// The producer index.
+        prod: u32,
+        /// The consumer index.
+        cons: u32,
+    },
+    /// The mapped data area is shorter than `data_size`.
+    Short {
+        /// Bytes mapped.
+        have: usize,
+        /// `data_size`.
+        data_size: u32,
+    },
+}
+
+/// The unread bytes of one buffer: `first`, then `second` (empty unless the
+/// window wraps past the end of the data area), and the `cons` to write
+/// back once they are copied (`prod`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window<'a> {
+    /// From `cons % data_size` on.
+    pub first: &'a [u8],
+    /// From the start of the data area, when the window wraps.
+    pub second: &'a [u8],
+    /// The new consumer index.
+    pub new_cons: u32,
+}
+
+/// xentrace's window of a buffer whose data area (after the `t_buf` head)
+/// is `data`, `data_size` bytes, with indices `cons` and `prod`; `None`
+/// when nothing is unread.
+pub fn window(data: &[u8], data_size: u32, cons: u32, prod: u32) -> Result<Option<Window<'_>>, RingError> {
+    if ring_bogus(prod, cons, data_size) {
+        return Err(RingError::Bogus { prod, cons });
+    }
+    if data.len() < data_size as usize {
+        return Err(RingError::Short { have: data.len(), data_size });
+    }
+    if cons == prod {
+        return Ok(None);
+    }
+    let size = ring_unconsumed(prod, cons, data_size) as usize;
+    let (start, end) = ((cons % data_size) as usize, (prod % data_size) as usize);
+    let (first, second) = if end > start { (&data[start..start + size], &data[..0]) } else { (&data[start..data_size as usize], &data[..end]) };
+    Ok(Some(Window { first, second, new_cons: prod }))
+}
+
+/// dom0's collected records: per window the CPU and the byte length of its
+/// records, and the records' bytes, within the budget set at creation.
+#[derive(Debug, Default)]
+pub struct Store {
+    bytes: Vec<u8>,
+    windows: Vec<(u32, u32)>,
+    budget: usize,
+    max_windows: usize,
+    /// Records kept.
+    pub records: u64,
+    /// Records that did not fit.
+    pub dropped_records: u64,
+    /// Their bytes.
+    pub dropped_bytes: u64,
+    /// Bytes that were not whole records (a record running past its
+    /// window), skipped.
+    pub malformed_bytes: u64,
+}
+
+impl Store {
+    /// An empty store with room for `budget` bytes of records (less if the
+    /// heap cannot give that much at once) and `max_windows` windows.
+    pub fn new(budget: usize, max_windows: usize) -> Store {
+        // The most of `want` (halving down to `min`, else none) the heap
+        // gives at once.
+        fn reserve<T>(v: &mut Vec<T>, mut want: usize, min: usize) -> usize {
+            while v.try_reserve_exact(want).is_err() {
+                if want < 2 * min {
+                    return 0;
+                }
+                want /= 2;
+            }
+            want
+        }
+        let mut s = Store::default();
+        s.budget = reserve(&mut s.bytes, budget, 4096);
+        s.max_windows = reserve(&mut s.windows, max_windows, 16);
+        s
+    }
+
+    /// Bytes of records the store may hold.
+    pub fn budget(&self) -> usize {
+        self.budget
+    }
+
+    /// Bytes of records held.
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Whether it holds no record.
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// Windows held.
+    pub fn windows(&self) -> usize {
+        self.windows.len()
+    }
+
+    /// Keep the whole records of `cpu`'s window `first` + `second` that fit
+    /// (in order, stopping at the first that does not); count the rest.
+    /// Xen never splits a record at the wrap (it pads with a
+    /// `TRC_TRACE_WRAP_BUFFER` record), so each piece holds whole records.
+    pub fn add_window(&mut self, cpu: u32, first: &[u8], second: &[u8]) {
+        for piece in [first, second] {
+            let mut at = 0;
+            while at < piece.len() {
+                let Ok((_, used)) = TraceRecord::decode_bytes(&piece[at..]) else {
+                    self.malformed_bytes += (piece.len() - at) as u64;
+                    break;
+                };
+                self.keep(cpu, &piece[at..at + used]);
+                at += used;
+            }
+        }
+    }
+
+    fn keep(&mut self, cpu: u32, rec: &[u8]) {
+        let same_window = self.windows.last().is_some_and(|w| w.0 == cpu);
+        let room = self.bytes.len() + rec.len() <= self.budget && (same_window || self.windows.len() < self.max_windows);
+        // Once one record was dropped, later ones are too: the dump stays
+        // a prefix of the trace, with no hole in its middle.
+        if !room || self.dropped_records > 0 {
+            self.dropped_records += 1;
+            self.dropped_bytes += rec.len() as u64;
+            return;
+        }
+        match self.windows.last_mut() {
+            Some(w) if same_window => w.1 += rec.len() as u32,
+            _ => self.windows.push((cpu, rec.len() as u32)),
+        }
+        self.bytes.extend_from_slice(rec);
+        self.records += 1;
+    }
+
+    /// Bytes of the dump in xentrace's format.
+    pub fn dump_len(&self) -> usize {
+        self.windows.len() * CPU_CHANGE_BYTES + self.bytes.len()
+    }
+
+    /// The dump in xentrace's format, piece by piece: per window the
+    /// cpu-change record, then its records.
+    pub fn dump(&self, mut out: impl FnMut(&[u8])) {
+        let mut at = 0;
+        for &(cpu, len) in &self.windows {
+            let (b, n) = Event::cpu_change(cpu, len).payload().record_without_tsc().encode_bytes();
+            out(&b[..n]);
+            out(&self.bytes[at..at + len as usize]);
+            at += len as usize;
+        }
+    }
+}
+
+/// Base64 of up to [`LINE_BYTES`] bytes, into `buf`: the text.
+fn encode_line<'a>(bytes: &[u8], buf: &'a mut [u8; 76]) -> &'a str {
+    let n = STANDARD.encode_slice(bytes, buf).unwrap_or(0);
+    core::str::from_utf8(&buf[..n]).unwrap_or("")
+}
+
+/// Print `store`'s dump as framed lines through `line` (each without its
+/// newline); `tsc_khz` goes on the begin line for the host's analysis.
+pub fn frame(store: &Store, tsc_khz: u32, mut line: impl FnMut(&str)) {
+    let total = store.dump_len();
+    line(&alloc::format!("{BEGIN} bytes={total} tsc_khz={tsc_khz}"));
+    let mut pending = [0u8; LINE_BYTES];
+    let (mut n, mut lines, mut sum) = (0usize, 0usize, FNV_OFFSET);
+    let mut text = [0u8; 76];
+    let mut emit = |bytes: &[u8], lines: &mut usize| {
+        line(&alloc::format!("{DATA}{}", encode_line(bytes, &mut text)));
+        *lines += 1;
+    };
+    store.dump(|mut piece| {
+        sum = fnv1a(sum, piece);
+        while !piece.is_empty() {
+            let take = (LINE_BYTES - n).min(piece.len());
+            pending[n..n + take].copy_from_slice(&piece[..take]);
+            n += take;
+            piece = &piece[take..];
+            if n == LINE_BYTES {
+                emit(&pending, &mut lines);
+                n = 0;
+            }
+        }
+    });
+    if n > 0 {
+        emit(&pending[..n], &mut lines);
+    }
+    line(&alloc::format!("{END} bytes={total} lines={lines} fnv1a={sum:08x}"));
+}
+
+/// Why a framed dump could not be read back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FrameError {
+    /// No begin line.
+    NoBegin,
+    /// No end line after the last begin line.
+    NoEnd,
+    /// A data line that is not base64 (its number, from 0).
+    BadLine(usize),
+    /// The end line is not `bytes=N lines=L fnv1a=X`.
+    BadEnd,
+    /// Data lines or bytes other than the end line says, or another
+    /// checksum.
+    Mismatch {
+        /// What the end line says: bytes, lines, checksum.
+        want: (usize, usize, u32),
+        /// What arrived.
+        got: (usize, usize, u32),
+    },
+}
+
+/// `key=value` of a framing line.
+fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    line.split_ascii_whitespace().find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+}
+
+/// The TSC frequency on the last begin line of `text`.
+pub fn unframe_tsc_khz(text: &str) -> Option<u64> {
+    text.lines().rfind(|l| l.starts_with(BEGIN)).and_then(|l| field(l, "tsc_khz")?.parse().ok())
+}
+
+/// The dump of the last framed dump in `text` (a console log), checked
+/// against its end line.
+pub fn unframe(text: &str) -> Result<Vec<u8>, FrameError> {
+    let lines: Vec<&str> = text.lines().map(|l| l.trim_end_matches('\r')).collect();
+    let begin = lines.iter().rposition(|l| l.starts_with(BEGIN)).ok_or(FrameError::NoBegin)?;
+    let end = lines[begin..].iter().position(|l| l.starts_with(END)).ok_or(FrameError::NoEnd)? + begin;
+    let mut out = Vec::new();
+    let mut data_lines = 0;
+    for l in &lines[begin + 1..end] {
+        let Some(b64) = l.strip_prefix(DATA) else { continue };
+        let mut buf = [0u8; LINE_BYTES];
+        let n = STANDARD.decode_slice(b64.trim(), &mut buf).map_err(|_| FrameError::BadLine(data_lines))?;
+        out.extend_from_slice(&buf[..n]);
+        data_lines += 1;
+    }
+    let e = lines[end];
+    let want = (|| Some((field(e, "bytes")?.parse().ok()?, field(e, "lines")?.parse().ok()?, u32::from_str_radix(field(e, "fnv1a")?, 16).ok()?)))()
+        .ok_or(FrameError::BadEnd)?;
+    let got = (out.len(), data_lines, fnv1a(FNV_OFFSET, &out));
+    if want != got {
+        return Err(FrameError::Mismatch { want, got });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::String;
+    use alloc::vec;
+    use xen_public::trace::{TRC_TRACE_WRAP_BUFFER, data_size, wrap_record};
+
+    extern crate std;
+
+    fn bytes_of(r: &TraceRecord) -> Vec<u8> {
+        let (b, n) = r.encode_bytes();
+        b[..n].to_vec()
+    }
+
+    fn wake(i: u32) -> TraceRecord {
+        Event::Wake { domid: 1, vcpu: i }.payload().record(u64::from(i) * 10)
+    }
+
+    #[test]
+    fn trace_start_takes_xentraces_e_and_s_in_decimal_or_hex() {
+        assert_eq!(parse(&["start"]), Some(TraceCmd::Start { evt_mask: TRC_ALL, pages: None }));
+        assert_eq!(parse(&["start", "-e", "0x0002f000", "-s", "32"]), Some(TraceCmd::Start { evt_mask: 0x2_f000, pages: Some(32) }));
+        assert_eq!(parse(&["start", "-s", "0"]), None, "set_size 0 is Xen's -EINVAL: refused here");
+        assert_eq!(parse(&["start", "-e"]), None);
+        assert_eq!(parse(&["start", "-x", "1"]), None);
+        assert_eq!(parse(&["wait", "3"]), Some(TraceCmd::Wait { seconds: 3 }));
+        assert_eq!(parse(&["wait", "0"]), None);
+        assert_eq!(parse(&["stop"]), Some(TraceCmd::Stop));
+        assert_eq!(parse(&["dump"]), Some(TraceCmd::Dump));
+        assert_eq!(parse(&["dump", "x"]), None);
+        assert_eq!(parse(&[]), None);
+    }
+
+    #[test]
+    fn default_mask_is_xens_trc_all() {
+        // common/trace.c: static u32 tb_event_mask = TRC_ALL (0x0ffff000).
+        assert_eq!(DEFAULT_EVT_MASK, 0x0fff_f000);
+    }
+
+    /// A fake buffer's data area: records written at `prod` as Xen's
+    /// `__insert_record` does, wrapping with a wrap record.
+    struct FakeRing {
+        data: Vec<u8>,
+        size: u32,
+        prod: u32,
+    }
+
+    impl FakeRing {
+        fn new(pages: u32) -> Self {
+            let size = data_size(pages);
+            FakeRing { data: vec![0xee; size as usize], size, prod: 0 }
+        }
+        fn put(&mut self, r: &TraceRecord) {
+            let b = bytes_of(r);
+            let off = (self.prod % self.size) as usize;
+            let to_end = self.size as usize - off;
+            if b.len() > to_end {
+                let pad = wrap_record(to_end as u32, 0).unwrap();
+                self.data[off..].copy_from_slice(&bytes_of(&pad));
+                self.prod = xen_public::trace::ring_advance(self.prod, to_end as u32, self.size);
+            }
+            let off = (self.prod % self.size) as usize;
+            self.data[off..off + b.len()].copy_from_slice(&b);
+            self.prod = xen_public::trace::ring_advance(self.prod, b.len() as u32, self.size);
+        }
+    }
+
+    fn records_of(w: &Window<'_>) -> Vec<TraceRecord> {
+        let mut s = Store::new(1 << 20, 16);
+        s.add_window(0, w.first, w.second);
+        let mut d = Vec::new();
+        s.dump(|b| d.extend_from_slice(b));
+        let mut out = Vec::new();
+        let mut at = CPU_CHANGE_BYTES;
+        while at < d.len() {
+            let (r, n) = TraceRecord::decode_bytes(&d[at..]).unwrap();
+            out.push(r);
+            at += n;
+        }
+        out
+    }
+
+    #[test]
+    fn ring_window_between_cons_and_prod_as_xentrace_reads_it() {
+        let mut ring = FakeRing::new(1);
+        assert_eq!(window(&ring.data, ring.size, 0, 0), Ok(None));
+        for i in 0..3 {
+            ring.put(&wake(i));
+        }
+        let w = window(&ring.data, ring.size, 0, ring.prod).unwrap().unwrap();
+        assert_eq!((w.first.len(), w.second.len(), w.new_cons), (60, 0, 60));
+        assert_eq!(records_of(&w), vec![wake(0), wake(1), wake(2)]);
+    }
+
+    #[test]
+    fn ring_window_that_wraps_comes_in_two_pieces_after_the_wrap_record() {
+        // Indices run modulo 2 * data_size (common/trace.c): fill past the
+        // end of the data area twice over, reading as xentrace does.
+        let mut ring = FakeRing::new(1);
+        let mut cons = 0;
+        let mut seen = Vec::new();
+        let mut wrapped = 0;
+        for round in 0..600u32 {
+            ring.put(&wake(round));
+            if round % 50 == 49 {
+                let w = window(&ring.data, ring.size, cons, ring.prod).unwrap().unwrap();
+                wrapped += usize::from(!w.second.is_empty());
+                seen.extend(records_of(&w).into_iter().filter(|r| r.event() != TRC_TRACE_WRAP_BUFFER));
+                cons = w.new_cons;
+            }
+        }
+        assert!(wrapped >= 2, "the test must cross the end of the data area");
+        assert_eq!(seen, (0..600).map(wake).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn full_ring_is_one_whole_data_area() {
+        // prod - cons == data_size: start == end, the whole area in two
+        // pieces (xentrace's `end_offset > start_offset` is false).
+        let size = data_size(1);
+        let data = vec![0u8; size as usize];
+        let w = window(&data, size, 100, 100 + size).unwrap().unwrap();
+        assert_eq!(w.first.len() + w.second.len(), size as usize);
+        assert_eq!(w.new_cons, 100 + size);
+    }
+
+    #[test]
+    fn bogus_indices_are_errors_not_reads() {
+        // common/trace.c's bogus(): unaligned, or at/after 2 * data_size.
+        let size = data_size(1);
+        let data = vec![0u8; size as usize];
+        for (cons, prod) in [(0, 2), (1, 8), (0, 2 * size), (2 * size + 4, 0), (!3, 0)] {
+            assert_eq!(window(&data, size, cons, prod), Err(RingError::Bogus { prod, cons }), "cons {cons} prod {prod}");
+        }
+        assert_eq!(window(&data[..100], size, 0, 8), Err(RingError::Short { have: 100, data_size: size }));
+    }
+
+    #[test]
+    fn store_keeps_a_prefix_within_its_budget_and_counts_the_rest() {
+        // Each wake record is 20 bytes; 50 bytes hold two.
+        let mut s = Store::new(50, 4);
+        let recs: Vec<u8> = (0..5).flat_map(|i| bytes_of(&wake(i))).collect();
+        s.add_window(1, &recs, &[]);
+        assert_eq!((s.records, s.dropped_records, s.dropped_bytes), (2, 3, 60));
+        s.add_window(0, &bytes_of(&wake(9)), &[]);
+        assert_eq!(s.dropped_records, 4, "after a drop, nothing more is kept");
+        assert_eq!(s.dump_len(), CPU_CHANGE_BYTES + 40);
+    }
+
+    #[test]
+    fn store_counts_a_record_cut_by_its_window() {
+        let mut s = Store::new(1024, 4);
+        let mut b = bytes_of(&wake(1));
+        b.extend_from_slice(&bytes_of(&wake(2))[..8]);
+        s.add_window(0, &b, &[]);
+        assert_eq!((s.records, s.malformed_bytes), (1, 8));
+    }
+
+    #[test]
+    fn dump_is_xentraces_file_format() {
+        // xentrace.c write_buffer: CPU_CHANGE_HEADER = TRC_TRACE_CPU_CHANGE
+        // | 2 << 28, int cpu, unsigned window_size, then the records.
+        let mut s = Store::new(1024, 4);
+        s.add_window(3, &bytes_of(&wake(1)), &[]);
+        s.add_window(3, &bytes_of(&wake(2)), &[]);
+        s.add_window(0, &bytes_of(&wake(3)), &[]);
+        let mut d = Vec::new();
+        s.dump(|b| d.extend_from_slice(b));
+        let w: Vec<u32> = d.chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().unwrap())).collect();
+        assert_eq!(&w[..3], &[0x2001_f003, 3, 40], "consecutive windows of one CPU share a header");
+        assert_eq!(&w[3..8], &[0xa002_8004, 10, 0, 1, 1]);
+        assert_eq!(&w[13..16], &[0x2001_f003, 0, 20]);
+        assert_eq!(d.len(), s.dump_len());
+    }
+
+    fn framed(s: &Store) -> String {
+        let mut text = String::new();
+        frame(s, 2_000_000, |l| {
+            text.push_str(l);
+            text.push('\n');
+        });
+        text
+    }
+
+    #[test]
+    fn framing_round_trips_through_a_noisy_console_log() {
+        let mut s = Store::new(1 << 16, 64);
+        let recs: Vec<u8> = (0..200).flat_map(|i| bytes_of(&wake(i))).collect();
+        s.add_window(1, &recs, &[]);
+        let text = framed(&s);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "xl-trace-dump: begin bytes=4012 tsc_khz=2000000");
+        assert!(lines[1..lines.len() - 1].iter().all(|l| l.starts_with(DATA) && l.len() <= 4 + 76));
+        assert!(lines.last().unwrap().starts_with("xl-trace-dump: end bytes=4012 lines=71 fnv1a="));
+        // Guest and hypervisor lines in between are skipped.
+        let noisy = alloc::format!("(XEN) boot\n{}(d1) hello\n{}", lines[..5].join("\n") + "\n", lines[5..].join("\n"));
+        let mut want = Vec::new();
+        s.dump(|b| want.extend_from_slice(b));
+        assert_eq!(unframe(&noisy), Ok(want));
+        assert_eq!(unframe_tsc_khz(&noisy), Some(2_000_000));
+    }
+
+    #[test]
+    fn framing_detects_a_lost_or_changed_line() {
+        let mut s = Store::new(1 << 16, 64);
+        let recs: Vec<u8> = (0..20).flat_map(|i| bytes_of(&wake(i))).collect();
+        s.add_window(0, &recs, &[]);
+        let text = framed(&s);
+        let lines: Vec<&str> = text.lines().collect();
+        let without: String = lines.iter().enumerate().filter(|(i, _)| *i != 2).map(|(_, l)| alloc::format!("{l}\n")).collect();
+        assert!(matches!(unframe(&without), Err(FrameError::Mismatch { .. })));
+        let mut one: Vec<char> = lines[1].chars().collect();
+        one[9] = if one[9] == 'A' { 'B' } else { 'A' };
+        let changed = text.replacen(lines[1], &one.iter().collect::<String>(), 1);
+        assert!(matches!(unframe(&changed), Err(FrameError::Mismatch { .. })));
+        assert_eq!(unframe(&text.replace("xtd ", "xtd !")), Err(FrameError::BadLine(0)));
+        assert_eq!(unframe("nothing"), Err(FrameError::NoBegin));
+        assert_eq!(unframe(lines[0]), Err(FrameError::NoEnd));
+    }
+
+    #[test]
+    fn empty_store_frames_an_empty_dump() {
+        let s = Store::new(4096, 4);
+        let text = framed(&s);
+        assert_eq!(unframe(&text), Ok(Vec::new()));
+        assert!(text.contains("end bytes=0 lines=0 fnv1a=811c9dc5"));
+    }
+}

@@ -1,0 +1,303 @@
+//! `cargo xtask trace`: boot dom0 with the hypervisor's trace buffers
+//! (`tbuf_size=N` on its command line, Xen 4.17's option, which xen-core
+//! takes too), run a shell script around `xl trace start` / `wait` / `stop`
+//! / `dump`, take the framed dump off the serial output
+//! (`dom0_tools::xltrace::unframe`), and write `trace.bin` (xentrace's
+//! format), `summary.txt` and `timeline.svg` ([`crate::trace`]'s analysis),
+//! and `trace.xenalyze.bin` (without the classes Xen's xenalyze rejects).
+//! The `trace` boot test runs the same session and judges it with
+//! [`check_session`].
+//!
+//! Invariant: nothing is written from a dump whose byte count or checksum
+//! differs from its end line; every figure the check judges comes from the
+//! records (the domain numbers are those the default script creates).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use xen_public::trace::{Event, NO_PORT};
+
+use crate::trace::merge::Stamped;
+use crate::trace::state::{Timeline, VcpuState};
+use crate::trace::{VcpuId, dump, merge, state, summary, svg};
+use crate::{image, qemu};
+
+/// Pages per CPU of the trace buffers (`tbuf_size=`): 256 KiB a CPU,
+/// drained every 10 ms by dom0.
+pub const TBUF_PAGES: u32 = 64;
+
+/// The spinner the default script creates first.
+pub const SPINNER: VcpuId = VcpuId { domid: 1, vcpu: 0 };
+/// The guest that serves the network and otherwise sleeps in
+/// `SCHEDOP_poll` with a timeout of at most 100 ms (netdemo's loop).
+pub const BLOCKER: VcpuId = VcpuId { domid: 2, vcpu: 0 };
+
+/// The default session: three guests (a spinner, a timer-blocker, and d3
+/// pinging dom0's address one echo request at a time: event channels back
+/// and forth with dom0's netback), then three seconds of trace, the dump, and poweroff.
+pub const DEFAULT_SCRIPT: &[&str] = &[
+    "create spin",
+    "create netserve.cfg",
+    "?(d2) net: up",
+    "create netpingd0.cfg 'extra=\"net=ping:10.0.2.10:1000000\"'",
+    "?(d3) net: up",
+    "trace start",
+    "trace wait 3",
+    "trace stop",
+    "trace dump",
+    "destroy 3",
+    "destroy 2",
+    "destroy 1",
+    "poweroff",
+];
+
+/// `cargo xtask trace [options]`.
+#[derive(Debug, clap::Args)]
+pub struct TraceArgs {
+    /// dom0 shell input, one line per prompt (`cargo xtask run --script`'s
+    /// syntax); it must run `trace dump`. Default: three guests, 3 s.
+    #[arg(long, value_name = "FILE")]
+    pub script: Option<PathBuf>,
+    /// Trace real Xen 4.17 instead of xen-core.
+    #[arg(long = "xen-4.17")]
+    pub xen_417: bool,
+    /// Where trace.bin, summary.txt, timeline.svg, console.log and
+    /// trace.xenalyze.bin go
+    /// (default target/xtask/trace/).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// CPUs QEMU gives the machine.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub smp: u32,
+    /// Trace buffer pages per CPU (the hypervisor's `tbuf_size=`).
+    #[arg(long = "tbuf-pages", value_name = "N", default_value_t = TBUF_PAGES)]
+    pub tbuf_pages: u32,
+    /// Stop QEMU after SECS seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    pub timeout: u64,
+}
+
+/// A dump taken off a console log, and its analysis.
+pub struct Analysis {
+    /// The dump's bytes (xentrace's format).
+    pub bytes: Vec<u8>,
+    /// The merged records.
+    pub records: Vec<Stamped>,
+    /// States over time.
+    pub timeline: Timeline,
+    /// `summary.txt`.
+    pub summary: String,
+    /// `timeline.svg`.
+    pub svg: String,
+}
+
+/// Unframe, parse, merge and reconstruct the last dump in `output`.
+pub fn analyse(output: &str) -> Result<Analysis, String> {
+    let bytes = dom0_tools::xltrace::unframe(output).map_err(|e| format!("serial dump: {e:?}"))?;
+    let tsc_khz = dom0_tools::xltrace::unframe_tsc_khz(output).unwrap_or(0);
+    let d = dump::parse(&bytes).map_err(|e| e.to_string())?;
+    let records = merge::merge(&d.per_cpu(), &[]).map_err(|e| format!("{e:?}"))?;
+    let timeline = state::reconstruct(&records);
+    let mut summary = summary::summary(&timeline, &records, &d.lost(), tsc_khz);
+    if d.wrap_records > 0 {
+        summary.push_str(&format!("wrap records skipped: {}\n", d.wrap_records));
+    }
+    let svg = svg::render(&timeline, &records, tsc_khz, 1200);
+    Ok(Analysis { bytes, records, timeline, summary, svg })
+}
+
+/// Upcalls that name a port after a send to that port was seen: how many
+/// were checked, and how many came with no send pending (one upcall
+/// delivers every send pending on its port; upcalls of ports no send was
+/// seen for, VIRQs and those before the trace's first send, are not
+/// judged).
+pub fn upcalls_without_send(records: &[Stamped]) -> (usize, usize) {
+    let mut pending: BTreeMap<(u32, u32), usize> = BTreeMap::new();
+    let mut seen: BTreeSet<(u32, u32)> = BTreeSet::new();
+    let (mut checked, mut bad) = (0, 0);
+    for s in records {
+        match s.record.decode_event() {
+            Ok(Event::EvtchnSend { remote_domid, remote_port, .. }) => {
+                *pending.entry((remote_domid, remote_port)).or_default() += 1;
+                seen.insert((remote_domid, remote_port));
+            }
+            Ok(Event::Upcall { domid, port, .. }) if port != NO_PORT && seen.contains(&(u32::from(domid), port)) => {
+                checked += 1;
+                match pending.get_mut(&(u32::from(domid), port)) {
+                    Some(n) if *n > 0 => *n = 0,
+                    _ => bad += 1,
+                }
+            }
+            _ => {}
+        }
+    }
+    (checked, bad)
+}
+
+/// Why the default session's trace in `output` is wrong: the dump must
+/// read back and parse, the spinner be running or runnable at least 90% of
+/// the trace, the blocker blocked at least 90%; with `evtchn` (a hypervisor
+/// that records xen-core's event-channel events) every upcall must follow
+/// a send.
+pub fn check_session(output: &str, evtchn: bool) -> Option<String> {
+    let a = match analyse(output) {
+        Ok(a) => a,
+        Err(e) => return Some(format!("trace: {e}")),
+    };
+    let mut why = Vec::new();
+    let tl = &a.timeline;
+    let busy = [VcpuState::Running, VcpuState::Runnable, VcpuState::Hypervisor].iter().map(|&s| summary::share(tl, SPINNER, s)).sum::<f64>();
+    if busy < 90.0 {
+        why.push(format!("trace: spinner {SPINNER} running or runnable {busy:.1}% of the trace (want >= 90%)"));
+    }
+    let blocked = summary::share(tl, BLOCKER, VcpuState::Blocked);
+    if blocked < 90.0 {
+        why.push(format!("trace: blocker {BLOCKER} blocked {blocked:.1}% of the trace (want >= 90%)"));
+    }
+    if evtchn {
+        match upcalls_without_send(&a.records) {
+            (0, _) => why.push("trace: no upcall of a port that was sent to (no event-channel records)".into()),
+            (n, bad) if bad > 0 => why.push(format!("trace: {bad} of {n} upcalls came with no send pending")),
+            _ => {}
+        }
+    }
+    if why.is_empty() {
+        None
+    } else {
+        why.push(format!("trace summary:\n{}", a.summary));
+        Some(why.join("\n"))
+    }
+}
+
+/// The hypervisor's command line with its trace buffers.
+pub fn with_tbuf(cmdline: &str, pages: u32) -> String {
+    format!("{cmdline} tbuf_size={pages}")
+}
+
+/// `cargo xtask trace`.
+pub fn command(a: &TraceArgs) -> Result<(), String> {
+    let script: Vec<String> = match &a.script {
+        Some(f) => std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?.lines().map(String::from).collect(),
+        None => DEFAULT_SCRIPT.iter().map(|s| s.to_string()).collect(),
+    };
+    let out = a.out.clone().unwrap_or_else(|| image::out_dir().join("trace"));
+    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let k = image::build(image::Profile::Release)?;
+    let mut o = qemu::Options { timeout: Some(Duration::from_secs(a.timeout)), script, smp: a.smp, ..Default::default() };
+    let spec = if a.xen_417 {
+        o.stop_on = qemu::XEN_STOP_LINES.iter().map(|s| s.to_string()).collect();
+        image::xen417_spec_with("trace-xen-4.17", &k, &with_tbuf(crate::xen::XEN_CMDLINE, a.tbuf_pages), "")?
+    } else {
+        image::standard_spec("trace-xen-core", &k, &with_tbuf("loglvl=all dom0_mem=64M", a.tbuf_pages), "")
+    };
+    let iso = image::make_iso(&spec)?;
+    eprintln!("[xtask] trace: booting {} ({} CPUs, tbuf_size={})", iso.display(), a.smp, a.tbuf_pages);
+    let r = qemu::boot(&iso, &o)?;
+    let log = out.join("console.log");
+    std::fs::write(&log, &r.output).map_err(|e| format!("{}: {e}", log.display()))?;
+    for l in r.output.lines().filter(|l| l.starts_with("xl trace:")) {
+        eprintln!("[dom0] {l}");
+    }
+    let an = analyse(&r.output).map_err(|e| format!("{e} (console log: {})", log.display()))?;
+    let write = |name: &str, bytes: &[u8]| {
+        let p = out.join(name);
+        std::fs::write(&p, bytes).map_err(|e| format!("{}: {e}", p.display()))
+    };
+    write("trace.bin", &an.bytes)?;
+    write("summary.txt", an.summary.as_bytes())?;
+    write("timeline.svg", an.svg.as_bytes())?;
+    // Xen's xenalyze stops at a record of a class it does not know
+    // (xen-core's 0x400, TRC_GUEST): a copy without them for it.
+    let (chunks, removed) = dump::for_xenalyze(&dump::parse(&an.bytes).map_err(|e| e.to_string())?.chunks);
+    write("trace.xenalyze.bin", &dump::write(&chunks))?;
+    println!("{}", an.summary);
+    println!(
+        "trace: {} bytes in {}/trace.bin; summary.txt, timeline.svg, console.log and trace.xenalyze.bin ({removed} records xenalyze cannot read left out) beside it",
+        an.bytes.len(),
+        out.display()
+    );
+    if r.timed_out {
+        return Err(format!("QEMU stopped at the {} s timeout (the dump was complete)", a.timeout));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::dump::Chunk;
+    use crate::trace::merge::Source;
+    use xen_public::trace::TraceRecord;
+
+    fn st(tsc: u64, e: Event) -> Stamped {
+        Stamped { tsc, source: Source::Hypervisor { cpu: 0 }, record: e.payload().record(tsc) }
+    }
+    fn send(port: u32) -> Event {
+        Event::EvtchnSend { domid: 3, vcpu: 0, port: 1, remote_domid: 0, remote_port: port }
+    }
+    fn upcall(port: u32) -> Event {
+        Event::Upcall { domid: 0, vcpu: 0, port, pending_sel: 1 }
+    }
+
+    #[test]
+    fn an_upcall_of_a_sent_port_needs_a_send_pending() {
+        // EVTCHNOP_send sets the pending bit; the upcall delivers it: an
+        // upcall of that port with nothing pending came from nowhere.
+        let recs = [st(1, upcall(5)), st(2, send(5)), st(3, send(5)), st(4, upcall(5)), st(5, upcall(5)), st(6, upcall(NO_PORT)), st(7, upcall(9))];
+        assert_eq!(upcalls_without_send(&recs), (2, 1));
+        assert_eq!(upcalls_without_send(&recs[..4]), (1, 0));
+    }
+
+    /// A console log holding a framed dump of `chunks`, as dom0 prints it.
+    fn console_with(chunks: &[Chunk]) -> String {
+        let bytes = dump::write(chunks);
+        let mut store = dom0_tools::xltrace::Store::new(1 << 20, 64);
+        let mut at = 0;
+        while at < bytes.len() {
+            let w = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize;
+            let cpu = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap());
+            store.add_window(cpu, &bytes[at + 12..at + 12 + w], &[]);
+            at += 12 + w;
+        }
+        let mut text = String::from("(XEN) booting\nxl> trace dump\n");
+        dom0_tools::xltrace::frame(&store, 1_000_000, |l| {
+            text.push_str(l);
+            text.push('\n');
+        });
+        text
+    }
+
+    #[test]
+    fn session_check_reads_the_spinner_and_the_blocker_off_the_dump() {
+        let rs = |tsc, domid, old, new| Event::runstate_change(domid, 0, old, new).payload().record(tsc);
+        // Xen's runstates: 0 running, 1 runnable, 2 blocked.
+        let good = vec![Chunk {
+            cpu: 0,
+            records: vec![
+                rs(1000, 1, 0, 1),
+                rs(1010, 1, 1, 0),
+                rs(1020, 2, 2, 0),
+                rs(1030, 2, 0, 2),
+                TraceRecord::new(xen_public::trace::TRC_SCHED_SWITCH, Some(2000), &[0, 0, 1, 0]).unwrap(),
+            ],
+        }];
+        assert_eq!(check_session(&console_with(&good), false), None);
+        let why = check_session(&console_with(&good), true).unwrap();
+        assert!(why.contains("no event-channel records"), "{why}");
+        // The blocker running instead: caught.
+        let mut bad = good.clone();
+        bad[0].records[3] = rs(1030, 2, 2, 0);
+        bad[0].records[2] = rs(1020, 2, 2, 0);
+        let why = check_session(&console_with(&bad), false).unwrap();
+        assert!(why.contains("blocker d2v0 blocked"), "{why}");
+        // A damaged dump is an error, not an analysis.
+        let broken = console_with(&good).replacen("xtd ", "xtd A", 1);
+        assert!(check_session(&broken, false).unwrap().starts_with("trace: serial dump"));
+    }
+
+    #[test]
+    fn hypervisor_command_line_gets_tbuf_size() {
+        assert_eq!(with_tbuf("loglvl=all", 64), "loglvl=all tbuf_size=64");
+    }
+}
