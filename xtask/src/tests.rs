@@ -1608,7 +1608,7 @@ fn run_dom0_test(t: &Dom0Test, hv: Hypervisor, k: &Kernels) -> Result<(bool, Str
             Err(e) => problems.push(format!("{}: {e}", disk_path.display())),
         }
     }
-    problems.extend(t.output_check.and_then(|check| check(&r.output, hv)));
+    problems.extend(t.output_check.and_then(|check| check(&r.output, hv)).iter().flat_map(|why| why.lines().map(String::from)));
     problems.extend(t.forbid.iter().filter(|f| r.output.contains(*f)).map(|f| format!("unexpected text: {f}")));
     problems.extend(t.equal_lines.iter().filter_map(|prefix| unequal_lines(&r.output, prefix)));
     problems.extend(out_of_order(&r.output, t.in_order));

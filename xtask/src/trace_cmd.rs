@@ -145,6 +145,9 @@ pub fn check_session(output: &str, evtchn: bool) -> Option<String> {
         Ok(a) => a,
         Err(e) => return Some(format!("trace: {e}")),
     };
+    if a.records.is_empty() {
+        return Some("trace: the dump holds no records".into());
+    }
     let mut why = Vec::new();
     let tl = &a.timeline;
     let busy = [VcpuState::Running, VcpuState::Runnable, VcpuState::Hypervisor].iter().map(|&s| summary::share(tl, SPINNER, s)).sum::<f64>();
