@@ -233,7 +233,9 @@ mod cli_tests {
     #[test]
     fn trace_takes_every_option() {
         let Ok(Command::Trace(d)) = parse(&["trace"]) else { panic!("trace") };
-        assert_eq!((d.script, d.xen_417, d.out, d.smp, d.tbuf_pages, d.timeout), (None, false, None, 2, trace_cmd::TBUF_PAGES, 300));
+        assert_eq!((d.script, d.xen_417, d.out, d.smp, d.tbuf_pages, d.timeout, d.log), (None, false, None, 2, trace_cmd::TBUF_PAGES, 300, None));
+        let Ok(Command::Trace(l)) = parse(&["trace", "--log", "c.log"]) else { panic!("trace") };
+        assert_eq!(l.log.as_deref(), Some("c.log".as_ref()));
         let args = ["trace", "--script", "s.txt", "--xen-4.17", "--out", "o", "--smp", "1", "--tbuf-pages", "8", "--timeout", "60"];
         let Ok(Command::Trace(a)) = parse(&args) else { panic!("trace") };
         assert_eq!(

@@ -76,6 +76,10 @@ pub struct TraceArgs {
     /// Stop QEMU after SECS seconds.
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     pub timeout: u64,
+    /// Boot nothing: analyse the dump in FILE, a console log of an earlier
+    /// run (its console.log).
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
 }
 
 /// A dump taken off a console log, and its analysis.
@@ -186,6 +190,10 @@ pub fn command(a: &TraceArgs) -> Result<(), String> {
     };
     let out = a.out.clone().unwrap_or_else(|| image::out_dir().join("trace"));
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    if let Some(log) = &a.log {
+        let text = std::fs::read_to_string(log).map_err(|e| format!("{}: {e}", log.display()))?;
+        return write_outputs(&out, &analyse(&text)?);
+    }
     let k = image::build(image::Profile::Release)?;
     let mut o = qemu::Options { timeout: Some(Duration::from_secs(a.timeout)), script, smp: a.smp, ..Default::default() };
     let spec = if a.xen_417 {
@@ -199,10 +207,20 @@ pub fn command(a: &TraceArgs) -> Result<(), String> {
     let r = qemu::boot(&iso, &o)?;
     let log = out.join("console.log");
     std::fs::write(&log, &r.output).map_err(|e| format!("{}: {e}", log.display()))?;
+    eprintln!("[xtask] trace: console log in {}", log.display());
     for l in r.output.lines().filter(|l| l.starts_with("xl trace:")) {
         eprintln!("[dom0] {l}");
     }
     let an = analyse(&r.output).map_err(|e| format!("{e} (console log: {})", log.display()))?;
+    write_outputs(&out, &an)?;
+    if r.timed_out {
+        return Err(format!("QEMU stopped at the {} s timeout (the dump was complete)", a.timeout));
+    }
+    Ok(())
+}
+
+/// Write the analysis's files into `out` and print the summary.
+fn write_outputs(out: &std::path::Path, an: &Analysis) -> Result<(), String> {
     let write = |name: &str, bytes: &[u8]| {
         let p = out.join(name);
         std::fs::write(&p, bytes).map_err(|e| format!("{}: {e}", p.display()))
@@ -216,13 +234,10 @@ pub fn command(a: &TraceArgs) -> Result<(), String> {
     write("trace.xenalyze.bin", &dump::write(&chunks))?;
     println!("{}", an.summary);
     println!(
-        "trace: {} bytes in {}/trace.bin; summary.txt, timeline.svg, console.log and trace.xenalyze.bin ({removed} records xenalyze cannot read left out) beside it",
+        "trace: {} bytes in {}/trace.bin; summary.txt, timeline.svg and trace.xenalyze.bin ({removed} records xenalyze cannot read left out) beside it",
         an.bytes.len(),
         out.display()
     );
-    if r.timed_out {
-        return Err(format!("QEMU stopped at the {} s timeout (the dump was complete)", a.timeout));
-    }
     Ok(())
 }
 

@@ -5,7 +5,10 @@
 //! and xen-core's `VCPU_SWITCH` set which vCPU a pCPU runs (the idle
 //! domain's vCPU is "idle"), and the latter's reason sets the outgoing
 //! vCPU's state; `TRC_PV_HYPERCALL_V2` and xen-core's `HYPERCALL_EXIT`
-//! bracket time "in the hypervisor" of the vCPU the pCPU runs at the entry.
+//! bracket time "in the hypervisor" of the vCPU the pCPU runs at the entry
+//! (only in a trace that has exit records at all: Xen 4.17 writes entries
+//! only, and there a vCPU that made one hypercall is not "in the
+//! hypervisor" for the rest of its run).
 //! A vCPU first seen in a runstate change was in the change's old state
 //! since the trace began; first seen leaving a pCPU it was running, first
 //! seen arriving it was runnable.
@@ -16,7 +19,9 @@
 
 use std::collections::BTreeMap;
 
-use xen_public::trace::{Event, SwitchReason, TRC_RUNSTATE_BLOCKED, TRC_RUNSTATE_OFFLINE, TRC_RUNSTATE_RUNNABLE, TRC_RUNSTATE_RUNNING};
+use xen_public::trace::{
+    Event, SwitchReason, TRC_RUNSTATE_BLOCKED, TRC_RUNSTATE_OFFLINE, TRC_RUNSTATE_RUNNABLE, TRC_RUNSTATE_RUNNING, TRC_XENCORE_HYPERCALL_EXIT,
+};
 use xen_public::xen::DOMID_IDLE;
 
 use super::VcpuId;
@@ -184,6 +189,8 @@ struct Builder {
     pcpus: BTreeMap<u32, Track<PcpuState>>,
     hypercalls: Vec<HypercallSpan>,
     unpaired_exits: usize,
+    /// Whether the trace has hypercall exit records (xen-core's).
+    exits: bool,
 }
 
 fn vcpu_id(domid: u32, vcpu: u32) -> Option<VcpuId> {
@@ -268,9 +275,11 @@ impl Builder {
                 let v = self.occupant(cpu)?;
                 let idx = self.hypercalls.len();
                 self.hypercalls.push(HypercallSpan { vcpu: v, op, entry: at, exit: None });
-                let t = self.vcpu(v, VcpuState::Running);
-                t.hcall = Some(idx);
-                t.update(at);
+                if self.exits {
+                    let t = self.vcpu(v, VcpuState::Running);
+                    t.hcall = Some(idx);
+                    t.update(at);
+                }
                 Some(v)
             }
             HypercallExit { .. } => {
@@ -305,7 +314,8 @@ impl Builder {
 pub fn reconstruct(records: &[Stamped]) -> Timeline {
     let start = records.iter().map(|s| s.tsc).min().unwrap_or(0);
     let end = records.iter().map(|s| s.tsc).max().unwrap_or(0);
-    let mut b = Builder { start, vcpus: BTreeMap::new(), pcpus: BTreeMap::new(), hypercalls: Vec::new(), unpaired_exits: 0 };
+    let exits = records.iter().any(|s| s.record.event() == TRC_XENCORE_HYPERCALL_EXIT);
+    let mut b = Builder { start, vcpus: BTreeMap::new(), pcpus: BTreeMap::new(), hypercalls: Vec::new(), unpaired_exits: 0, exits };
     let mut attribution = Vec::with_capacity(records.len());
     for s in records {
         let who = match s.source {
@@ -351,6 +361,20 @@ pub(crate) mod tests {
             self.0.entry(cpu).or_default().push(e.payload().record(tsc));
             self
         }
+    }
+
+    #[test]
+    fn xen_4_17_entries_without_exits_leave_the_vcpu_running() {
+        // Xen 4.17's __trace_hypercall writes TRC_PV_HYPERCALL_V2 at entry
+        // and nothing at exit: no "hypervisor" time can be known.
+        let mut t = Trace::default();
+        t.at(0, 100, Event::runstate_change(1, 0, TRC_RUNSTATE_RUNNABLE, TRC_RUNSTATE_RUNNING))
+            .at(0, 200, Event::hypercall(29, &[1, 0, 0, 0, 0]))
+            .at(0, 1000, Event::runstate_change(1, 0, TRC_RUNSTATE_RUNNING, TRC_RUNSTATE_BLOCKED));
+        let tl = reconstruct(&merge(&t.0, &[]).unwrap());
+        let v = VcpuId { domid: 1, vcpu: 0 };
+        assert_eq!((tl.time_in(v, VcpuState::Running), tl.time_in(v, VcpuState::Hypervisor)), (900, 0));
+        assert_eq!(tl.hypercalls, vec![HypercallSpan { vcpu: v, op: 29, entry: 200, exit: None }]);
     }
 
     pub(crate) const SPINNER: VcpuId = VcpuId { domid: 1, vcpu: 0 };
