@@ -111,11 +111,13 @@ pub fn analyse(output: &str) -> Result<Analysis, String> {
     Ok(Analysis { bytes, records, timeline, summary, svg })
 }
 
-/// Upcalls that name a port after a send to that port was seen: how many
-/// were checked, and how many came with no send pending (one upcall
-/// delivers every send pending on its port; upcalls of ports no send was
-/// seen for, VIRQs and those before the trace's first send, are not
-/// judged).
+/// Upcalls judged against the sends before them: how many were checked,
+/// and how many came with no send pending. An upcall that names a port a
+/// send was seen for is judged (and delivers every send pending on that
+/// port); one that names no port ([`NO_PORT`]) counts as checked when its
+/// `pending_sel` covers a port with a send pending (and delivers those),
+/// and is not judged otherwise (a VIRQ, say); so are upcalls of ports no
+/// send was seen for.
 pub fn upcalls_without_send(records: &[Stamped]) -> (usize, usize) {
     let mut pending: BTreeMap<(u32, u32), usize> = BTreeMap::new();
     let mut seen: BTreeSet<(u32, u32)> = BTreeSet::new();
@@ -126,7 +128,17 @@ pub fn upcalls_without_send(records: &[Stamped]) -> (usize, usize) {
                 *pending.entry((remote_domid, remote_port)).or_default() += 1;
                 seen.insert((remote_domid, remote_port));
             }
-            Ok(Event::Upcall { domid, port, .. }) if port != NO_PORT && seen.contains(&(u32::from(domid), port)) => {
+            Ok(Event::Upcall { domid, port: NO_PORT, pending_sel, .. }) => {
+                let mut delivered = false;
+                for ((d, p), n) in pending.iter_mut() {
+                    if *d == u32::from(domid) && *n > 0 && *p < 4096 && pending_sel & (1 << (p / 64)) != 0 {
+                        *n = 0;
+                        delivered = true;
+                    }
+                }
+                checked += usize::from(delivered);
+            }
+            Ok(Event::Upcall { domid, port, .. }) if seen.contains(&(u32::from(domid), port)) => {
                 checked += 1;
                 match pending.get_mut(&(u32::from(domid), port)) {
                     Some(n) if *n > 0 => *n = 0,
@@ -265,6 +277,10 @@ mod tests {
         let recs = [st(1, upcall(5)), st(2, send(5)), st(3, send(5)), st(4, upcall(5)), st(5, upcall(5)), st(6, upcall(NO_PORT)), st(7, upcall(9))];
         assert_eq!(upcalls_without_send(&recs), (2, 1));
         assert_eq!(upcalls_without_send(&recs[..4]), (1, 0));
+        // Without a port, the selector bit (port / 64) of a pending send.
+        let sel = |sel| Event::Upcall { domid: 0, vcpu: 0, port: NO_PORT, pending_sel: sel };
+        let recs = [st(1, send(70)), st(2, sel(0b1)), st(3, sel(0b10)), st(4, sel(0b10)), st(5, upcall(70))];
+        assert_eq!(upcalls_without_send(&recs), (2, 1));
     }
 
     /// A console log holding a framed dump of `chunks`, as dom0 prints it.
