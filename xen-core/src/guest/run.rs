@@ -94,7 +94,21 @@ impl Domain {
             self.raise_virq(xen_public::VIRQ_TIMER);
         }
         if v.blocked && (self.upcall_deliverable(v) || v.poll.is_some_and(|p| self.poll_done(&p, now))) {
+            self.trace_poll_wake(v);
             v.unblock();
+        }
+    }
+
+    /// A vCPU in SCHEDOP_poll woken by one of its ports: the event is
+    /// delivered to it this way, not by an upcall, so it is traced as the
+    /// delivery of that port.
+    fn trace_poll_wake(&self, v: &Vcpu) {
+        use crate::event::EventBits;
+        let Some(p) = v.poll.filter(|_| crate::trace::on(xen_public::trace::TRC_XENCORE_UPCALL)) else { return };
+        let bits = self.event_bits();
+        if let Some(&port) = p.ports[..p.nr].iter().find(|&&port| bits.is_pending(port)) {
+            let ev = xen_public::trace::Event::Upcall { domid: self.domid, vcpu: v.vcpu_id as u16, port, pending_sel: 0 };
+            crate::trace::record(&ev);
         }
     }
 
