@@ -506,6 +506,7 @@ pub fn resume(mut guard: MutexGuard<'_, Option<FrameBox<Guest>>>, me: VcpuId, re
     let due = earliest_deadline().is_some_and(|t| t <= now);
     let must_switch = due || PER_CPU[cpu].reschedule.load(SeqCst) || now >= PER_CPU[cpu].slice_end.load(SeqCst);
     if d.runnable(v) && !must_switch {
+        raise_tbuf_virq(d);
         d.deliver_events(v, regs);
         d.prepare_resume(v, regs);
         // Both may crash the domain (shut it down), nothing else.
@@ -564,6 +565,7 @@ fn refresh(now: u64) -> [bool; MAX_UNITS] {
             && !running_elsewhere(u)
             && DOMAINS[u.slot()].lock().as_mut().is_some_and(|g| {
                 let (v, d) = g.vcpu(u.vcpu_id());
+                raise_tbuf_virq(d);
                 d.wake_check(v, now);
                 settle_runstate(d, v, now);
                 d.runnable(v)
@@ -624,6 +626,7 @@ fn switch(regs: &mut CpuUserRegs) {
         if v.debug.active() {
             crate::arch::x86_64::debugreg::activate(&v.debug);
         }
+        raise_tbuf_virq(d);
         d.deliver_events(v, regs);
         let cr3_before = crate::arch::x86_64::cpu::read_cr3();
         d.prepare_resume(v, regs);
@@ -671,6 +674,14 @@ fn settle_runstate(d: &Domain, v: &mut Vcpu, now: u64) {
     let new = idle_runstate(d, v);
     if new != v.runstate.state {
         change_runstate(d, v, new, now);
+    }
+}
+
+/// Dom0, about to run, gets the `VIRQ_TBUF` a trace buffer asked for.
+#[inline]
+fn raise_tbuf_virq(d: &mut Domain) {
+    if d.domid == 0 && crate::trace::take_tbuf_virq() {
+        d.raise_virq(xen_public::VIRQ_TBUF);
     }
 }
 

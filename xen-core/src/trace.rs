@@ -24,13 +24,10 @@ use xen_public::errno::{EBUSY, EFAULT, EINVAL, ENOMEM};
 use xen_public::sysctl::XenSysctlTbufOp;
 use xen_public::trace::{self as abi, Event, TInfoLayout};
 
-/// `XEN_SYSCTL_TBUFOP_*`.
-const GET_INFO: u32 = 0;
-const SET_CPU_MASK: u32 = 1;
-const SET_EVT_MASK: u32 = 2;
-const SET_SIZE: u32 = 3;
-const ENABLE: u32 = 4;
-const DISABLE: u32 = 5;
+use xen_public::sysctl::{
+    XEN_SYSCTL_TBUFOP_DISABLE as DISABLE, XEN_SYSCTL_TBUFOP_ENABLE as ENABLE, XEN_SYSCTL_TBUFOP_GET_INFO as GET_INFO,
+    XEN_SYSCTL_TBUFOP_SET_CPU_MASK as SET_CPU_MASK, XEN_SYSCTL_TBUFOP_SET_EVT_MASK as SET_EVT_MASK, XEN_SYSCTL_TBUFOP_SET_SIZE as SET_SIZE,
+};
 
 /// The machine-wide trace settings.
 pub struct TraceSettings {
@@ -131,11 +128,22 @@ fn current() -> (u16, u16) {
         .map_or((xen_public::DOMID_IDLE, 0), |v| (crate::schedule::domid_of_slot(v.slot()).unwrap_or(xen_public::DOMID_IDLE), v.vcpu_id() as u16))
 }
 
-/// `VIRQ_TBUF` to dom0: a buffer is half full.
+/// A buffer went past half full since dom0 was last told.
+static TBUF_VIRQ_PENDING: AtomicBool = AtomicBool::new(false);
+
+/// `VIRQ_TBUF` for dom0: noted here and raised by the scheduler when it
+/// next looks at dom0 ([`take_tbuf_virq`]: wakes a blocked dom0, or before
+/// a running one resumes), never from inside a trace point (which may run
+/// with dom0's own domain locked), as Xen defers it to a tasklet.
 fn notify_dom0() {
-    if crate::schedule::with_domain(0, |d0| d0.raise_virq(xen_public::VIRQ_TBUF)).is_some() {
-        crate::schedule::kick();
-    }
+    TBUF_VIRQ_PENDING.store(true, SeqCst);
+    // Idle CPUs look again, so a dom0 blocked on the VIRQ wakes.
+    crate::schedule::kick();
+}
+
+/// Whether `VIRQ_TBUF` is due for dom0 (and no longer, once asked).
+pub fn take_tbuf_virq() -> bool {
+    TBUF_VIRQ_PENDING.swap(false, SeqCst)
 }
 
 /// One CPU's buffer in its frames: the `t_buf` head, then the data.

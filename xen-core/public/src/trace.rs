@@ -683,7 +683,9 @@ pub enum Event {
         /// The domain that granted.
         domid: u32,
     },
-    /// [`TRC_MEM_PAGE_GRANT_UNMAP`] (`unmap_common`): `[granting domid]`.
+    /// [`TRC_MEM_PAGE_GRANT_UNMAP`] (`unmap_common`): `[granting domid]`
+    /// on Xen; xen-core writes the unmapping domain (the caller), before
+    /// it looks the handle up.
     GrantUnmap {
         /// The domain that granted.
         domid: u32,

@@ -444,12 +444,13 @@ fn mmuext_one<H: MmuHost>(h: &mut H, v: &mut Vcpu, d: &mut Domain, pg: u16, cmd:
         }
         4 => {
             let mut pm = h.page_mem();
-            locked(h, |ft, h| {
+            let level = locked(h, |ft, h| {
+                let level = ft.info(arg1).and_then(|f| f.ty.level()).map_or(0, u32::from);
                 let r = ft.unpin(&mut pm, arg1, pin_who).map_err(|_| -EINVAL);
                 ft.take_freed(|mfn| h.free_frame(Mfn(mfn)));
-                r
+                r.map(|()| level)
             })?;
-            h.trace(&Event::PtUnpin { domid: u32::from(pg), mfn: arg1, level: 0 });
+            h.trace(&Event::PtUnpin { domid: u32::from(pg), mfn: arg1, level });
             Ok(())
         }
         5 => new_baseptr(h, v, d, arg1),

@@ -119,8 +119,8 @@ impl ConsoleHost for Live<'_> {
 }
 
 /// `domctl(op)`; a domain created, paused, unpaused or destroyed is
-/// traced (`TRC_DOM0_DOM_ADD`, and xen-core's pause, unpause and destroy
-/// records).
+/// traced (Xen's `TRC_DOM0_DOM_ADD` and `_REM`, and xen-core's pause and
+/// unpause records).
 pub(super) fn domctl(v: &mut Vcpu, d: &mut Domain, arg: u64) -> Ret {
     use xen_public::domctl::{XEN_DOMCTL_CREATEDOMAIN, XEN_DOMCTL_DESTROYDOMAIN, XEN_DOMCTL_PAUSEDOMAIN, XEN_DOMCTL_UNPAUSEDOMAIN, XenDomctl};
     use xen_public::trace::Event;
@@ -135,7 +135,7 @@ pub(super) fn domctl(v: &mut Vcpu, d: &mut Domain, arg: u64) -> Ret {
             XEN_DOMCTL_CREATEDOMAIN => Some(Event::Dom0DomAdd { domid }),
             XEN_DOMCTL_PAUSEDOMAIN => Some(Event::DomPause { domid }),
             XEN_DOMCTL_UNPAUSEDOMAIN => Some(Event::DomUnpause { domid }),
-            XEN_DOMCTL_DESTROYDOMAIN => Some(Event::DomDestroy { domid }),
+            XEN_DOMCTL_DESTROYDOMAIN => Some(Event::Dom0DomRem { domid }),
             _ => None,
         };
         if let Some(ev) = ev {

@@ -79,16 +79,21 @@ fn start_preempt_clock() {
 /// multicall) at entry, and xen-core's hypercall-exit record with the
 /// result and the cycles spent.
 pub fn dispatch(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) -> u64 {
-    use xen_public::trace::{Event, TRC_PV_HYPERCALL_V2};
-    if !crate::trace::on(TRC_PV_HYPERCALL_V2) {
+    use xen_public::trace::{Event, TRC_PV_HYPERCALL_V2, TRC_XENCORE_HYPERCALL_EXIT};
+    if !crate::trace::on(TRC_PV_HYPERCALL_V2) && !crate::trace::on(TRC_XENCORE_HYPERCALL_EXIT) {
         return dispatch_untraced(v, d, regs);
     }
     let (op, args) = (regs.rax, [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8]);
+    let subcall = v.in_multicall;
     let t0 = crate::arch::x86_64::clock::rdtsc();
-    crate::trace::record_at(&if v.in_multicall { Event::hypercall_subcall(op, &args) } else { Event::hypercall(op, &args) }, t0);
+    crate::trace::record_at(&if subcall { Event::hypercall_subcall(op, &args) } else { Event::hypercall(op, &args) }, t0);
     let r = dispatch_untraced(v, d, regs);
-    let t1 = crate::arch::x86_64::clock::rdtsc();
-    crate::trace::record_at(&Event::HypercallExit { op: op as u32, result: r as i64, cycles: t1.wrapping_sub(t0) }, t1);
+    // One exit per top-level hypercall: a multicall's entries have their
+    // subcall records only, so its span stays whole.
+    if !subcall {
+        let t1 = crate::arch::x86_64::clock::rdtsc();
+        crate::trace::record_at(&Event::HypercallExit { op: op as u32, result: r as i64, cycles: t1.wrapping_sub(t0) }, t1);
+    }
     r
 }
 

@@ -157,6 +157,16 @@ pub struct PageInfo {
 /// Owner of frames no domain owns (free, or the hypervisor's private
 /// ones): a reserved domid Xen never names.
 pub const NO_OWNER: u16 = 0x7ffd;
+const _: () = {
+    use xen_public::{DOMID_COW, DOMID_IDLE, DOMID_INVALID, DOMID_IO, DOMID_SELF, DOMID_XEN};
+    let named = [DOMID_SELF, DOMID_IO, DOMID_XEN, DOMID_COW, DOMID_INVALID, DOMID_IDLE];
+    let mut i = 0;
+    while i < named.len() {
+        assert!(named[i] != NO_OWNER, "free frames must not look owned by a domid Xen names");
+        i += 1;
+    }
+    assert!(NO_OWNER >= xen_public::DOMID_FIRST_RESERVED, "never a real domain");
+};
 /// Owner of the hypervisor's pages it shares with privileged domains
 /// (the trace buffers, Xen's `share_xen_page_with_privileged_guests`):
 /// `DOMID_XEN`, which a privileged `mmu_update` names as `foreigndom` to
