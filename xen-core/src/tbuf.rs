@@ -228,7 +228,9 @@ mod tests {
     fn a_bogus_cons_from_dom0_writes_nothing() {
         let r = Ring::new(4088);
         let mut lost = Lost::default();
-        for cons in [1, 2 * 4088, u32::MAX] {
+        // Unaligned, past the ring, and (aligned and in range) ahead of
+        // prod, which would claim more unread bytes than the ring holds.
+        for cons in [1, 2 * 4088, u32::MAX, 4] {
             r.cons.set(cons);
             assert_eq!(insert(&r, 4088, &rec(0), &mut lost, (0, 0), 1), Outcome::Bogus);
             assert_eq!(r.prod.get(), 0);

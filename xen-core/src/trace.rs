@@ -209,10 +209,19 @@ pub fn alloc(pages: u32) -> Result<(), i64> {
     let t_info_pages = layout.t_info_pages();
     let t_info = crate::mm::machine::alloc_contiguous(u64::from(t_info_pages)).ok_or(-ENOMEM)?;
     let mut bufs = [0u64; MAX_CPUS as usize];
-    for buf in bufs.iter_mut().take(nr_cpus as usize) {
-        // Allocated for good: a failure part-way leaves the earlier ones
-        // unused (never shared), as the machine is short of memory anyway.
-        *buf = crate::mm::machine::alloc_contiguous(u64::from(pages)).ok_or(-ENOMEM)?.0;
+    for cpu in 0..nr_cpus as usize {
+        match crate::mm::machine::alloc_contiguous(u64::from(pages)) {
+            Some(first) => bufs[cpu] = first.0,
+            None => {
+                // As Xen's out_dealloc: give back what was taken (none of
+                // it is shared yet), so a retry cannot leak memory.
+                give_back(t_info.0, u64::from(t_info_pages));
+                for &first in &bufs[..cpu] {
+                    give_back(first, u64::from(pages));
+                }
+                return Err(-ENOMEM);
+            }
+        }
     }
     for (first, n) in bufs.iter().take(nr_cpus as usize).map(|&b| (b, u64::from(pages))).chain([(t_info.0, u64::from(t_info_pages))]) {
         for p in 0..n {
@@ -233,6 +242,14 @@ pub fn alloc(pages: u32) -> Result<(), i64> {
     TRACE.on.store(true, SeqCst);
     log::info!("xentrace: {pages} trace pages on {nr_cpus} cpus, t_info mfn {:#x} ({t_info_pages} pages)", t_info.0);
     Ok(())
+}
+
+/// Return `n` frames from `first` (allocated here, never shared) to the
+/// allocator.
+fn give_back(first: u64, n: u64) {
+    for m in first..first + n {
+        crate::mm::machine::free_frame(Mfn(m));
+    }
 }
 
 /// Fill `t_info`: `tbuf_size`, each CPU's `mfn_offset`, the MFN lists.

@@ -1239,8 +1239,12 @@ pub const fn data_size(pages: u32) -> u32 {
 }
 
 /// `bogus(prod, cons)`: an index is unaligned or beyond `2 * data_size`.
+/// Also bogus: a `cons` ahead of `prod` by more than the ring holds (more
+/// unread bytes than `data_size`), which Xen only ASSERTs against; here it
+/// is refused like any other bad index, so the free space never
+/// underflows.
 pub const fn ring_bogus(prod: u32, cons: u32, data_size: u32) -> bool {
-    prod & 3 != 0 || prod >= 2 * data_size || cons & 3 != 0 || cons >= 2 * data_size
+    prod & 3 != 0 || prod >= 2 * data_size || cons & 3 != 0 || cons >= 2 * data_size || ring_unconsumed(prod, cons, data_size) > data_size
 }
 
 /// `calc_unconsumed_bytes`: bytes written and not yet read.
@@ -1731,6 +1735,9 @@ mod tests {
         assert_eq!(ring_advance(2 * ds - 8, 16, ds), 8);
         assert!(ring_bogus(2, 0, ds));
         assert!(ring_bogus(0, 2 * ds, ds));
-        assert!(!ring_bogus(2 * ds - 4, 0, ds));
+        assert!(!ring_bogus(2 * ds - 4, ds - 4, ds), "full, across the index wrap");
+        assert!(!ring_bogus(ds, 0, ds), "exactly full");
+        assert!(ring_bogus(2 * ds - 4, 0, ds), "more unread than the ring holds");
+        assert!(ring_bogus(0, 4, ds), "cons ahead of prod");
     }
 }

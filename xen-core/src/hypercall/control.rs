@@ -125,13 +125,17 @@ pub(super) fn domctl(v: &mut Vcpu, d: &mut Domain, arg: u64) -> Ret {
     use xen_public::domctl::{XEN_DOMCTL_CREATEDOMAIN, XEN_DOMCTL_DESTROYDOMAIN, XEN_DOMCTL_PAUSEDOMAIN, XEN_DOMCTL_UNPAUSEDOMAIN, XenDomctl};
     use xen_public::trace::Event;
     let mem = v.kernel_mem();
+    // The command and domain as they were before the call (another vCPU
+    // may rewrite the guest's copy); createdomain's new id comes back in
+    // the guest's copy afterwards.
+    let before = if crate::trace::enabled() { mem.copy_from::<XenDomctl>(arg).ok().map(|op| (op.cmd, op.domain)) } else { None };
     let rc = control_ops::domctl(&mut Live::new(), v, d, &mem, arg);
     if rc == 0
-        && crate::trace::enabled()
-        && let Ok(op) = mem.copy_from::<XenDomctl>(arg)
+        && let Some((cmd, dom)) = before
     {
-        let domid = u32::from(op.domain);
-        let ev = match op.cmd {
+        let created = || mem.copy_from::<XenDomctl>(arg).map_or(dom, |op| op.domain);
+        let domid = u32::from(if cmd == XEN_DOMCTL_CREATEDOMAIN { created() } else { dom });
+        let ev = match cmd {
             XEN_DOMCTL_CREATEDOMAIN => Some(Event::Dom0DomAdd { domid }),
             XEN_DOMCTL_PAUSEDOMAIN => Some(Event::DomPause { domid }),
             XEN_DOMCTL_UNPAUSEDOMAIN => Some(Event::DomUnpause { domid }),
