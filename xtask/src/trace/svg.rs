@@ -14,6 +14,7 @@
 //! every piece of text goes through [`escape`], and every row has an `id`
 //! (`vcpu-d1v0`, `pcpu-0`) so tools and tests can find it.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use super::merge::{Source, Stamped};
@@ -82,6 +83,10 @@ struct Canvas {
     dur: u64,
     width: f64,
     khz: u64,
+    /// The row and pixel column the last rectangle ended in: a span that
+    /// starts and ends inside that same pixel is not drawn (it would not
+    /// show), which keeps busy rows to about one rectangle per pixel.
+    last_px: Option<(u64, i64)>,
 }
 
 impl Canvas {
@@ -93,6 +98,11 @@ impl Canvas {
     }
     fn rect(&mut self, start: u64, end: u64, y: f64, fill: &str, title: &str) {
         let (x0, x1) = (self.x(start), self.x(end));
+        let px = (y.to_bits(), x1.floor() as i64);
+        if x0.floor() == x1.floor() && self.last_px == Some(px) {
+            return;
+        }
+        self.last_px = Some(px);
         let _ = writeln!(
             self.body,
             r#"<rect x="{x0:.2}" y="{y:.1}" width="{:.2}" height="{ROW}" fill="{fill}"><title>{}</title></rect>"#,
@@ -110,7 +120,7 @@ impl Canvas {
 /// Render the timeline of `tl` (built from `records`) for a TSC of
 /// `tsc_khz` kHz, the plot `width` pixels wide.
 pub fn render(tl: &Timeline, records: &[Stamped], tsc_khz: u64, width: u32) -> String {
-    let mut c = Canvas { body: String::new(), t0: tl.start, dur: tl.duration(), width: f64::from(width), khz: tsc_khz };
+    let mut c = Canvas { body: String::new(), t0: tl.start, dur: tl.duration(), width: f64::from(width), khz: tsc_khz, last_px: None };
     let total_us = tsc_to_us(tl.duration(), tsc_khz);
 
     // Time axis.
@@ -182,8 +192,12 @@ pub fn render(tl: &Timeline, records: &[Stamped], tsc_khz: u64, width: u32) -> S
     }
     c.body.push_str("</g>\n");
 
-    // Event ticks, on the row of the vCPU concerned or of the pCPU.
+    // Event ticks, on the row of the vCPU concerned or of the pCPU. The
+    // records that land in the same pixel column of a row share one tick
+    // (its title counts them and shows the first few), so a busy trace
+    // stays a picture a browser can open.
     c.body.push_str("<g id=\"events\" stroke=\"black\" stroke-width=\"1.5\">\n");
+    let mut columns: BTreeMap<(u64, i64), TickColumn> = BTreeMap::new();
     for (i, s) in records.iter().enumerate() {
         let who = tl.attribution.get(i).copied().flatten();
         let row = who.and_then(|v| vcpu_rows.get(&v)).or(match s.source {
@@ -196,13 +210,22 @@ pub fn render(tl: &Timeline, records: &[Stamped], tsc_khz: u64, width: u32) -> S
             Source::Hypervisor { cpu } => format!("xen cpu{cpu}"),
             Source::Guest(v) => format!("guest {v}"),
         };
-        let title = format!("{:.3} us [{from}] {}", c.us(s.tsc), describe(s.record.event(), s.record.extra()));
+        let col = columns.entry((ry.to_bits(), x.floor() as i64)).or_insert_with(|| TickColumn { x, y: ry, count: 0, titles: Vec::new() });
+        col.count += 1;
+        if col.titles.len() < TICK_TITLES {
+            col.titles.push(format!("{:.3} us [{from}] {}", c.us(s.tsc), describe(s.record.event(), s.record.extra())));
+        }
+    }
+    for col in columns.values() {
+        let more = col.count - col.titles.len();
+        let title = if more == 0 { col.titles.join("\n") } else { format!("{} events:\n{}\n(and {more} more)", col.count, col.titles.join("\n")) };
         let _ = writeln!(
             c.body,
             r#"<line class="tick" x1="{x:.2}" y1="{:.1}" x2="{x:.2}" y2="{:.1}"><title>{}</title></line>"#,
-            ry - 2.0,
-            ry + ROW + 2.0,
-            escape(&title)
+            col.y - 2.0,
+            col.y + ROW + 2.0,
+            escape(&title),
+            x = col.x,
         );
     }
     c.body.push_str("</g>\n");
@@ -249,6 +272,21 @@ pub fn render(tl: &Timeline, records: &[Stamped], tsc_khz: u64, width: u32) -> S
     out.push_str(&c.body);
     out.push_str("</svg>\n");
     out
+}
+
+/// Records described in one tick's title; the rest are counted.
+const TICK_TITLES: usize = 4;
+
+/// The records of one pixel column of one row: one tick.
+struct TickColumn {
+    /// Where the first of them falls.
+    x: f64,
+    /// The row.
+    y: f64,
+    /// How many.
+    count: usize,
+    /// The first [`TICK_TITLES`] described.
+    titles: Vec<String>,
 }
 
 /// A tick label: as many decimals as the step needs.
@@ -318,12 +356,17 @@ mod tests {
         assert!(fills.contains(&state_colour(VcpuState::Hypervisor)));
         let title = row.descendants().find(|n| n.has_tag_name("title")).and_then(|n| n.text()).unwrap();
         assert_eq!(title, "d2v0 running 0.00-0.05 us (0.05 us)");
-        // One tick per record, with its description on hover.
+        // Every record is on a tick with its description on hover; records
+        // in one pixel column of a row share a tick that counts them.
         let ticks: Vec<_> = doc.descendants().filter(|n| n.attribute("class") == Some("tick")).collect();
-        assert_eq!(ticks.len(), m.len());
         let texts: Vec<&str> = ticks.iter().filter_map(|t| t.first_element_child()).filter_map(|t| t.text()).collect();
-        assert!(texts.contains(&"5.205 us [xen cpu0] d3v0 sends port 3 -> d1 port 7"), "{texts:?}");
-        assert!(texts.iter().any(|t| t.starts_with("5.300 us [guest d2v0] guest event")));
+        let covered: usize =
+            texts.iter().map(|t| t.split_once(" events:").and_then(|(n, _)| n.parse().ok()).unwrap_or_else(|| t.lines().count())).sum();
+        assert_eq!(covered, m.len(), "{texts:?}");
+        assert!(ticks.len() < m.len(), "800 px for 41 records over 10 us: some share a column");
+        let lines: Vec<&str> = texts.iter().flat_map(|t| t.lines()).collect();
+        assert!(lines.contains(&"5.205 us [xen cpu0] d3v0 sends port 3 -> d1 port 7"), "{lines:?}");
+        assert!(lines.iter().any(|t| t.starts_with("5.300 us [guest d2v0] guest event")));
         // Axis labels in microseconds: 0 to 10 us by 1 us.
         let labels: Vec<&str> = doc
             .descendants()
