@@ -788,6 +788,7 @@ mod tests {
         Forget(u16),
         Iret,
         Dispatch(u64, u64),
+        Trace(Event),
     }
 
     struct Host<'g> {
@@ -928,6 +929,9 @@ mod tests {
         }
         fn set_m2p(&mut self, mfn: Mfn, pfn: u64) {
             self.m2p.insert(mfn.0, pfn);
+        }
+        fn trace(&mut self, ev: &Event) {
+            self.log.push(Ev::Trace(*ev));
         }
     }
 
@@ -1130,6 +1134,21 @@ mod tests {
     /// Xen's get_pg_owner with XSM's dummy policy: DOMID_XEN (the pages
     /// the hypervisor shares, such as trace buffers) is a pg_owner only for
     /// a privileged caller; a domU naming it is -EPERM and nothing is done.
+    /// The trace points of pin and unpin (xen-core's PT_PIN/PT_UNPIN): the
+    /// domain, the frame and the table's level, only when the operation
+    /// succeeded.
+    #[test]
+    fn pin_and_unpin_are_traced_with_their_level() {
+        let g = guest();
+        let (mut h, mut v, mut d) = (Host::new(&g), Vcpu::default(), domain(false));
+        let traced = |h: &Host<'_>| h.log.iter().filter_map(|e| if let Ev::Trace(t) = e { Some(*t) } else { None }).collect::<Vec<_>>();
+        assert_eq!(run_ext(&mut h, &mut v, &mut d, &[op(PIN_L1, 10, 0)], SELF), 0);
+        assert_eq!(run_ext(&mut h, &mut v, &mut d, &[op(PIN_L1, 10, 0)], SELF), -EINVAL, "pins do not nest");
+        assert_eq!(run_ext(&mut h, &mut v, &mut d, &[op(UNPIN, 10, 0)], SELF), 0);
+        let me = u32::from(d.domid);
+        assert_eq!(traced(&h), [Event::PtPin { domid: me, mfn: 10, level: 1 }, Event::PtUnpin { domid: me, mfn: 10, level: 1 }]);
+    }
+
     #[test]
     fn domid_xen_as_pg_owner_is_for_the_privileged_domain_only() {
         let g = guest();
