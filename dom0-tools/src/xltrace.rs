@@ -40,7 +40,7 @@ use alloc::vec::Vec;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use frontend_drivers::netfront::{FNV_OFFSET, fnv1a};
-use xen_public::trace::{Event, TRC_ALL, TraceRecord, ring_bogus, ring_unconsumed};
+use xen_public::trace::{Event, TRC_ALL, TraceRecord, ring_bogus, ring_offset, ring_unconsumed};
 
 /// First line of a dump on the console.
 pub const BEGIN: &str = "xl-trace-dump: begin";
@@ -141,7 +141,7 @@ pub enum RingError {
 /// back once they are copied (`prod`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Window<'a> {
-    /// From `cons % data_size` on.
+    /// From `cons`'s offset ([`ring_offset`]) on.
     pub first: &'a [u8],
     /// From the start of the data area, when the window wraps.
     pub second: &'a [u8],
@@ -163,7 +163,7 @@ pub fn window(data: &[u8], data_size: u32, cons: u32, prod: u32) -> Result<Optio
         return Ok(None);
     }
     let size = ring_unconsumed(prod, cons, data_size) as usize;
-    let (start, end) = ((cons % data_size) as usize, (prod % data_size) as usize);
+    let (start, end) = (ring_offset(cons, data_size) as usize, ring_offset(prod, data_size) as usize);
     let (first, second) = if end > start { (&data[start..start + size], &data[..0]) } else { (&data[start..data_size as usize], &data[..end]) };
     Ok(Some(Window { first, second, new_cons: prod }))
 }

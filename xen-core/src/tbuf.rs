@@ -91,8 +91,7 @@ pub fn insert(mem: &impl BufMem, data_size: u32, rec: &TraceRecord, lost: &mut L
 /// Write `rec` at ring position `at`; the position after it.
 fn put(mem: &impl BufMem, at: u32, rec: &TraceRecord, data_size: u32) -> u32 {
     let (bytes, n) = rec.encode_bytes();
-    let off = if at >= data_size { at - data_size } else { at };
-    mem.write_data(off, &bytes[..n]);
+    mem.write_data(trace::ring_offset(at, data_size), &bytes[..n]);
     trace::ring_advance(at, n as u32, data_size)
 }
 
@@ -130,7 +129,7 @@ mod tests {
             let mut out = Vec::new();
             while self.cons.get() != self.prod.get() {
                 let c = self.cons.get();
-                let off = if c >= data_size { c - data_size } else { c };
+                let off = trace::ring_offset(c, data_size);
                 let (rec, used) = TraceRecord::decode_bytes(&self.data.borrow()[off as usize..]).unwrap();
                 self.cons.set(trace::ring_advance(c, used as u32, data_size));
                 out.push(rec);

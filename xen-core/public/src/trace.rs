@@ -1247,6 +1247,12 @@ pub const fn ring_bogus(prod: u32, cons: u32, data_size: u32) -> bool {
     prod & 3 != 0 || prod >= 2 * data_size || cons & 3 != 0 || cons >= 2 * data_size || ring_unconsumed(prod, cons, data_size) > data_size
 }
 
+/// The byte offset in the data area of ring position `pos` (a `cons` or
+/// `prod`, below `2 * data_size`), as `next_record` computes it.
+pub const fn ring_offset(pos: u32, data_size: u32) -> u32 {
+    if pos >= data_size { pos - data_size } else { pos }
+}
+
 /// `calc_unconsumed_bytes`: bytes written and not yet read.
 pub const fn ring_unconsumed(prod: u32, cons: u32, data_size: u32) -> u32 {
     let x = prod.wrapping_sub(cons) as i32;
