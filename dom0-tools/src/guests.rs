@@ -548,6 +548,11 @@ impl Guests {
         &mut self.store.xs
     }
 
+    /// dom0's guests' domain ids.
+    pub fn domids(&self) -> Vec<u16> {
+        self.slots.iter().flatten().map(|g| g.domid).collect()
+    }
+
     /// Whether `domid` is one of dom0's guests.
     pub fn has(&self, domid: u16) -> bool {
         self.slot_of(domid).is_some()

@@ -795,10 +795,38 @@ impl Shell {
             return;
         };
         match t {
-            TraceCmd::Start { evt_mask, pages } => tr.start(evt_mask, pages),
-            TraceCmd::Stop => tr.stop(),
+            TraceCmd::Start { evt_mask, pages } => {
+                tr.start(evt_mask, pages);
+                if tr.enabled() {
+                    self.guest_trace("start");
+                }
+            }
+            TraceCmd::Stop => {
+                tr.stop();
+                self.guest_trace("stop");
+            }
             TraceCmd::Dump => tr.dump(),
             TraceCmd::Wait { seconds } => self.trace_wait(seconds),
+        }
+    }
+
+    /// Tell every guest that offers tracing (`control/feature-trace` is
+    /// `1`) to `start` or `stop` recording its own events, through its
+    /// `control/trace` node; a guest prints its dump when it stops.
+    fn guest_trace(&mut self, what: &str) {
+        use dom0_tools::xenstore::{client, tree::domain_path};
+        let Some(g) = self.guests.as_mut() else { return };
+        let mut told = String::new();
+        for domid in g.domids() {
+            let home = domain_path(domid);
+            if client::read(g.xenstore(), &format!("{home}/control/feature-trace")).is_ok_and(|v| v == b"1")
+                && client::write(g.xenstore(), &format!("{home}/control/trace"), what.as_bytes()).is_ok()
+            {
+                told.push_str(&format!(" d{domid}"));
+            }
+        }
+        if !told.is_empty() {
+            println!("xl trace: guest tracing {what}:{told}");
         }
     }
 

@@ -19,7 +19,7 @@ use crate::hv;
 use crate::xltrace::{self, STORE_BYTES, STORE_WINDOWS, Store};
 use pv_guest_kernel::alloc::EarlyAlloc;
 use pv_guest_kernel::mm::{PTE_RO, PTE_RW};
-use pv_guest_kernel::{StartInfo, println};
+use pv_guest_kernel::{StartInfo, gtrace, println};
 use xen_public::sysctl::{
     XEN_SYSCTL_TBUFOP_DISABLE, XEN_SYSCTL_TBUFOP_ENABLE, XEN_SYSCTL_TBUFOP_GET_INFO, XEN_SYSCTL_TBUFOP_SET_EVT_MASK, XEN_SYSCTL_TBUFOP_SET_SIZE,
 };
@@ -176,6 +176,8 @@ impl Tracer {
             return;
         }
         self.enabled = true;
+        // dom0's own records (its backends' rings, its sends) from now.
+        gtrace::start();
         let cpus: Vec<u32> = self.cpus.iter().map(|c| c.cpu).collect();
         println!(
             "xl trace: enabled: event mask {evt_mask:#010x}, cpu mask all, t_info mfn {:#x} ({} bytes), {} pages per CPU, cpus {cpus:?}; keeping up to {} KiB",
@@ -243,6 +245,7 @@ impl Tracer {
             Err(rc) => println!("xl trace: disable: {}", errno(rc)),
         }
         self.enabled = false;
+        gtrace::VCPU0_TRACE.stop();
         self.drain();
         self.report();
     }
@@ -265,12 +268,14 @@ impl Tracer {
 
     /// `trace dump`: the records in xentrace's format, framed on the
     /// console, with the TSC frequency the hypervisor reports (physinfo's
-    /// `cpu_khz`).
+    /// `cpu_khz`); then dom0's own records (`pv_guest_kernel::gtrace`'s
+    /// dump, on the same TSC).
     pub fn dump(&mut self) {
         if self.enabled {
             self.drain();
         }
         let khz = hv::physinfo().map_or(0, |p| p.cpu_khz);
         xltrace::frame(&self.store, khz, |l| println!("{l}"));
+        gtrace::VCPU0_TRACE.frame(0, u64::from(khz), |l| println!("{l}"));
     }
 }

@@ -38,11 +38,12 @@ use frontend_drivers::xenbus_store::ERANGE;
 use frontend_drivers::xenbus_store::{DeviceNodes, Store, StoreRead, apply};
 use pv_guest_kernel::alloc::EarlyAlloc;
 use pv_guest_kernel::ring_pages::{MappedPages, copy_from_shared, copy_to_shared};
-use pv_guest_kernel::{StartInfo, events, grants, println};
+use pv_guest_kernel::{StartInfo, events, grants, gtrace, println};
 use xen_public::DOMID_SELF;
 use xen_public::errno::EIO;
 use xen_public::grant_table::{GNTCOPY_DEST_GREF, GNTCOPY_SOURCE_GREF, GnttabCopy, GnttabCopyPtr};
 use xen_public::io::xs_wire::xsd_error_num;
+use xen_public::trace_guest::RingKind;
 
 /// Work served per vbd per pump, in `serve`'s cost units (about 2 MiB,
 /// or 3 flushes).
@@ -493,7 +494,10 @@ impl Vbds {
         // through dom0's whole loop and a SCHEDOP_poll.
         let mut left = BUDGET;
         let s = loop {
+            let rsp_prod_before = live.ring.rsp_prod_pvt();
             let s = serve(&mut live.ring, disk, &mut copier, &v.info, &mut v.stats, &mut v.bounce, left);
+            let rsp_prod = live.ring.rsp_prod_pvt();
+            gtrace::pushed_responses(RingKind::Blk, v.nodes.domid, rsp_prod, (s.notify, rsp_prod.wrapping_sub(rsp_prod_before)));
             if s.notify {
                 events::send(live.port);
             }

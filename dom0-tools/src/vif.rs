@@ -44,7 +44,8 @@ use backend_drivers::xenbus_backend::{BackAction, BackEvent, Backend};
 use frontend_drivers::xenbus_store::{DeviceNodes, apply};
 use pv_guest_kernel::alloc::EarlyAlloc;
 use pv_guest_kernel::ring_pages::MappedPages;
-use pv_guest_kernel::{StartInfo, events, println, shared};
+use pv_guest_kernel::{StartInfo, events, gtrace, println, shared};
+use xen_public::trace_guest::RingKind;
 
 /// Packets served per vif per pump, each way.
 pub const PACKETS_PER_PUMP: u32 = 64;
@@ -446,10 +447,13 @@ impl Vifs {
             }
         };
         let limit = TxBudget { packets: PACKETS_PER_PUMP, bytes: budget.next_vif() };
+        let rsp_prod_before = live.tx.rsp_prod_pvt();
         let s = serve_tx_within(&mut live.tx, &mut copier, &mut v.credit, now_ns / 1000, &mut v.stats, buf, limit, &mut deliver);
         budget.spend(taken);
         v.stats.tx_spoofed = v.stats.tx_spoofed.wrapping_add(spoofed);
         v.stats.tx_no_memory = v.stats.tx_no_memory.wrapping_add(no_memory);
+        let rsp_prod = live.tx.rsp_prod_pvt();
+        gtrace::pushed_responses(RingKind::NetTx, v.nodes.domid, rsp_prod, (s.notify, rsp_prod.wrapping_sub(rsp_prod_before)));
         if s.notify {
             events::send(live.port);
         }
@@ -474,7 +478,10 @@ impl Vifs {
         let v = &mut self.vifs[k];
         let Some(live) = v.live.as_mut() else { return false };
         let mut copier = Copier { si, domid: v.nodes.domid };
+        let rsp_prod_before = live.rx.rsp_prod_pvt();
         let s = serve_rx(&mut live.rx, &mut copier, &mut v.rxq, &live.ring, &mut v.stats, PACKETS_PER_PUMP);
+        let rsp_prod = live.rx.rsp_prod_pvt();
+        gtrace::pushed_responses(RingKind::NetRx, v.nodes.domid, rsp_prod, (s.notify, rsp_prod.wrapping_sub(rsp_prod_before)));
         if s.notify {
             events::send(live.port);
         }

@@ -27,8 +27,9 @@
 //! ```
 //!
 //! `fnv1a` is `frontend_drivers::netfront::fnv1a` (FNV-1a 32) of the N
-//! dump bytes. Other lines between begin and end (guest consoles, the
-//! hypervisor's log) are ignored by [`unframe`].
+//! dump bytes; the framing is `pv_guest_kernel::serial_frame`'s, which
+//! guests' own trace dumps use too. Other lines between begin and end
+//! (guest consoles, the hypervisor's log) are ignored by [`unframe`].
 //!
 //! Invariant: the dump holds only whole records, every window's
 //! `window_size` is the byte length of the records that follow it, and
@@ -37,9 +38,8 @@
 #![forbid(unsafe_code)]
 
 use alloc::vec::Vec;
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
-use frontend_drivers::netfront::{FNV_OFFSET, fnv1a};
+use pv_guest_kernel::serial_frame;
+pub use pv_guest_kernel::serial_frame::{FrameError, LINE_BYTES};
 use xen_public::trace::{Event, TRC_ALL, TraceRecord, ring_bogus, ring_offset, ring_unconsumed};
 
 /// First line of a dump on the console.
@@ -48,8 +48,6 @@ pub const BEGIN: &str = "xl-trace-dump: begin";
 pub const DATA: &str = "xtd ";
 /// Last line of a dump.
 pub const END: &str = "xl-trace-dump: end";
-/// Raw bytes per data line (76 base64 characters).
-pub const LINE_BYTES: usize = 57;
 /// The event mask `trace start` sets without `-e`: Xen's `TRC_ALL`, the
 /// default of `tb_event_mask` in `common/trace.c` (and of xentrace's `-e`).
 pub const DEFAULT_EVT_MASK: u32 = TRC_ALL;
@@ -282,97 +280,26 @@ impl Store {
     }
 }
 
-/// Base64 of up to [`LINE_BYTES`] bytes, into `buf`: the text.
-fn encode_line<'a>(bytes: &[u8], buf: &'a mut [u8; 76]) -> &'a str {
-    let n = STANDARD.encode_slice(bytes, buf).unwrap_or(0);
-    core::str::from_utf8(&buf[..n]).unwrap_or("")
-}
-
 /// Print `store`'s dump as framed lines through `line` (each without its
 /// newline); `tsc_khz` goes on the begin line for the host's analysis.
-pub fn frame(store: &Store, tsc_khz: u32, mut line: impl FnMut(&str)) {
+pub fn frame(store: &Store, tsc_khz: u32, line: impl FnMut(&str)) {
     let total = store.dump_len();
-    line(&alloc::format!("{BEGIN} bytes={total} tsc_khz={tsc_khz}"));
-    let mut pending = [0u8; LINE_BYTES];
-    let (mut n, mut lines, mut sum) = (0usize, 0usize, FNV_OFFSET);
-    let mut text = [0u8; 76];
-    let mut emit = |bytes: &[u8], lines: &mut usize| {
-        line(&alloc::format!("{DATA}{}", encode_line(bytes, &mut text)));
-        *lines += 1;
-    };
-    store.dump(|mut piece| {
-        sum = fnv1a(sum, piece);
-        while !piece.is_empty() {
-            let take = (LINE_BYTES - n).min(piece.len());
-            pending[n..n + take].copy_from_slice(&piece[..take]);
-            n += take;
-            piece = &piece[take..];
-            if n == LINE_BYTES {
-                emit(&pending, &mut lines);
-                n = 0;
-            }
-        }
-    });
-    if n > 0 {
-        emit(&pending[..n], &mut lines);
-    }
-    line(&alloc::format!("{END} bytes={total} lines={lines} fnv1a={sum:08x}"));
-}
-
-/// Why a framed dump could not be read back.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum FrameError {
-    /// No begin line.
-    NoBegin,
-    /// No end line after the last begin line.
-    NoEnd,
-    /// A data line that is not base64 (its number, from 0).
-    BadLine(usize),
-    /// The end line is not `bytes=N lines=L fnv1a=X`.
-    BadEnd,
-    /// Data lines or bytes other than the end line says, or another
-    /// checksum.
-    Mismatch {
-        /// What the end line says: bytes, lines, checksum.
-        want: (usize, usize, u32),
-        /// What arrived.
-        got: (usize, usize, u32),
-    },
-}
-
-/// `key=value` of a framing line.
-fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
-    line.split_ascii_whitespace().find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+    let begin = alloc::format!("{BEGIN} bytes={total} tsc_khz={tsc_khz}");
+    serial_frame::frame(&begin, DATA, END, total, |emit| store.dump(emit), line);
 }
 
 /// The TSC frequency on the last begin line of `text`.
+#[cfg(not(target_os = "none"))]
 pub fn unframe_tsc_khz(text: &str) -> Option<u64> {
-    text.lines().rfind(|l| l.starts_with(BEGIN)).and_then(|l| field(l, "tsc_khz")?.parse().ok())
+    text.lines().rfind(|l| l.starts_with(BEGIN)).and_then(|l| serial_frame::field(l, "tsc_khz")?.parse().ok())
 }
 
-/// The dump of the last framed dump in `text` (a console log), checked
+/// The dump of the last framed dump in `text` (a console log) on dom0's
+/// lines (unprefixed: a guest's `(dN) ` lines cannot pose as one), checked
 /// against its end line.
+#[cfg(not(target_os = "none"))]
 pub fn unframe(text: &str) -> Result<Vec<u8>, FrameError> {
-    let lines: Vec<&str> = text.lines().map(|l| l.trim_end_matches('\r')).collect();
-    let begin = lines.iter().rposition(|l| l.starts_with(BEGIN)).ok_or(FrameError::NoBegin)?;
-    let end = lines[begin..].iter().position(|l| l.starts_with(END)).ok_or(FrameError::NoEnd)? + begin;
-    let mut out = Vec::new();
-    let mut data_lines = 0;
-    for l in &lines[begin + 1..end] {
-        let Some(b64) = l.strip_prefix(DATA) else { continue };
-        let mut buf = [0u8; LINE_BYTES];
-        let n = STANDARD.decode_slice(b64.trim(), &mut buf).map_err(|_| FrameError::BadLine(data_lines))?;
-        out.extend_from_slice(&buf[..n]);
-        data_lines += 1;
-    }
-    let e = lines[end];
-    let want = (|| Some((field(e, "bytes")?.parse().ok()?, field(e, "lines")?.parse().ok()?, u32::from_str_radix(field(e, "fnv1a")?, 16).ok()?)))()
-        .ok_or(FrameError::BadEnd)?;
-    let got = (out.len(), data_lines, fnv1a(FNV_OFFSET, &out));
-    if want != got {
-        return Err(FrameError::Mismatch { want, got });
-    }
-    Ok(out)
+    serial_frame::unframe_all(text, BEGIN, DATA, END).into_iter().rfind(|f| f.domid.is_none()).ok_or(FrameError::NoBegin)?.bytes
 }
 
 #[cfg(test)]

@@ -7,9 +7,10 @@
 //! then marked invalid, so the guest never names a frame it lost.
 
 use crate::alloc::EarlyAlloc;
-use crate::hypercall;
 use crate::mm::{self, Errno};
+use crate::{gtrace, hypercall};
 use xen_public::StartInfo;
+use xen_public::trace_guest::{BalloonOp, GuestEvent};
 
 /// Frames given back per hypercall.
 const BATCH: usize = 64;
@@ -224,20 +225,22 @@ impl<'a> Balloon<'a> {
 
     /// Move toward `target_kib`: `Ok(pages)`, positive for pages given
     /// back, negative for pages taken back.
+    /// Each step that moves is traced (`crate::gtrace`) with the pages
+    /// asked, the pages moved and the pages held after.
     pub fn follow(&mut self, target_kib: u64) -> Result<i64, Errno> {
-        match credit(self.current, target_kib, u64::MAX, u64::MAX) {
-            c if c > 0 => {
-                let tail = self.deflate_tail(c as u64)?;
-                let region = self.deflate_region(c as u64 - tail)?;
-                Ok((tail + region) as i64)
-            }
+        let c = credit(self.current, target_kib, u64::MAX, u64::MAX);
+        let r = match c {
+            c if c > 0 => self.deflate_tail(c as u64).and_then(|tail| Ok((tail + self.deflate_region(c as u64 - tail)?) as i64)),
             c if c < 0 => {
-                let region = self.inflate_region(c.unsigned_abs())?;
-                let tail = self.inflate_tail(c.unsigned_abs() - region)?;
-                Ok(-((region + tail) as i64))
+                self.inflate_region(c.unsigned_abs()).and_then(|region| Ok(-((region + self.inflate_tail(c.unsigned_abs() - region)?) as i64)))
             }
-            _ => Ok(0),
-        }
+            _ => return Ok(0),
+        };
+        let op = if c > 0 { BalloonOp::Decrease } else { BalloonOp::Populate };
+        let done = r.as_ref().map_or(0, |n| n.unsigned_abs());
+        let clamp = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
+        gtrace::record(GuestEvent::BalloonStep { op, asked: clamp(c.unsigned_abs()), done: clamp(done), held: clamp(self.current) });
+        r
     }
 }
 

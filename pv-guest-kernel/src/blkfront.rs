@@ -18,12 +18,13 @@ use crate::grants::Table;
 use crate::ring_pages::{MappedPages, copy_from_shared, copy_to_shared};
 use crate::splitdev::{self, Located, Stop};
 use crate::xenbus::live::Xenbus;
-use crate::{StartInfo, events, shared};
+use crate::{StartInfo, events, gtrace, shared};
 use frontend_drivers::blkfront::{self as req, Slots};
 use frontend_drivers::ring::FrontRing;
 use frontend_drivers::xenbus_frontend::{BlkInfo, BlkParams, Blkfront, BlkfrontRing, FrontEvent, Frontend};
 use frontend_drivers::xenbus_store::DeviceNodes;
 use xen_public::io::blkif::{BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_READ, BLKIF_OP_WRITE, BLKIF_RSP_OKAY, BlkifRequest, BlkifResponse};
+use xen_public::trace_guest::RingKind;
 
 /// Requests in flight at most.
 pub const SLOTS: usize = 4;
@@ -380,7 +381,8 @@ impl BlkDev {
 
     /// Publish the produced requests; an event if the backend asked.
     fn kick(&mut self) {
-        if self.ring.push_requests() {
+        let pushed = self.ring.push_requests_counted();
+        if gtrace::pushed_requests(RingKind::Blk, self.backend_id, self.ring.req_prod_pvt(), pushed) {
             events::send(self.port);
         }
     }
@@ -388,6 +390,13 @@ impl BlkDev {
     /// Take the responses there are (waiting for one if none), copying
     /// read data out; the first bad status goes to `status`.
     fn collect(&mut self, buf: &mut Buf<'_>, status: &mut Result<(), BlkError>) -> Result<(), BlkError> {
+        let before = self.ring.rsp_cons();
+        let r = self.collect_inner(buf, status);
+        gtrace::took_responses(RingKind::Blk, self.backend_id, before, self.ring.rsp_cons());
+        r
+    }
+
+    fn collect_inner(&mut self, buf: &mut Buf<'_>, status: &mut Result<(), BlkError>) -> Result<(), BlkError> {
         let deadline = shared::now_ns().unwrap_or(0) + PATIENCE_NS;
         loop {
             let mut got = false;

@@ -205,9 +205,14 @@ pub fn bind_interdomain(remote_dom: u16, remote_port: u32) -> Result<u32, i64> {
     if rc != 0 { Err(rc) } else { Ok(a.local_port) }
 }
 
-/// EVTCHNOP_send.
+/// EVTCHNOP_send; traced (`crate::gtrace`) with the TSC before and after.
 pub fn send(port: u32) -> i64 {
-    op(&mut EvtchnSend { port })
+    let tsc_before = crate::gtrace::tsc_if_on();
+    let rc = op(&mut EvtchnSend { port });
+    if tsc_before != 0 {
+        crate::gtrace::record(xen_public::trace_guest::GuestEvent::EvtchnSend { port, result: rc as i32, tsc_before });
+    }
+    rc
 }
 
 /// EVTCHNOP_unmask (delivers what was pending).

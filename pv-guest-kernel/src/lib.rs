@@ -43,8 +43,10 @@ pub mod user;
 pub mod alloc;
 pub mod conformance;
 pub mod fuzz;
+pub mod gtrace;
 pub mod notes;
 pub mod pvclock;
+pub mod serial_frame;
 pub mod xenbus;
 
 pub use xen_public as public;

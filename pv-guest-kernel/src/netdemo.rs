@@ -43,7 +43,7 @@ use pv_guest_kernel::netfront::{self, NetDev, NetError, Options, TxTally};
 use pv_guest_kernel::netstack::{Arena, NetDevice, interface, now, set_ipv4};
 use pv_guest_kernel::notes::VIRT_BASE;
 use pv_guest_kernel::xenbus::{XBT_NIL, live};
-use pv_guest_kernel::{StartInfo, events, hypercall, println};
+use pv_guest_kernel::{StartInfo, events, gtrace, hypercall, println};
 use smoltcp::iface::{Interface, SocketHandle, SocketSet, SocketStorage};
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::socket::{dhcpv4, icmp, tcp};
@@ -134,6 +134,9 @@ pub fn run(si: &StartInfo) -> ! {
     if let Err(e) = xs.watch("control/shutdown", SHUTDOWN) {
         fail("watch control/shutdown", e);
     }
+    if let Err(e) = gtrace::offer(&mut xs) {
+        fail("offer tracing", e);
+    }
     let hostile = matches!(mode, Mode::Evil | Mode::EvilHold | Mode::EvilFatal(_));
     let opts = Options { rx_buffers: if hostile { 0 } else { netfront::RX_PAGES }, sg: true };
     let mut dev = match netfront::connect(si, &mut xs, &table, &mut pages, 0, opts) {
@@ -188,6 +191,7 @@ fn check_shutdown(xs: &mut live::Xenbus) {
 fn idle(si: &StartInfo, xs: &mut live::Xenbus) -> ! {
     loop {
         check_shutdown(xs);
+        gtrace::follow_control(xs);
         events::poll(&[si.store_evtchn], now_ns() + 1_000_000_000);
         events::clear_pending(si.store_evtchn);
     }
@@ -351,6 +355,7 @@ fn pump_store(si: &StartInfo, xs: &mut live::Xenbus, dev: &mut NetDev) -> bool {
     }
     events::clear_pending(si.store_evtchn);
     check_shutdown(xs);
+    gtrace::follow_control(xs);
     dev.follow_backend(xs, 0)
 }
 

@@ -23,13 +23,14 @@ use crate::grants::Table;
 use crate::ring_pages::{MappedPages, copy_from_shared, copy_to_shared};
 use crate::splitdev::{self, Located, Stop};
 use crate::xenbus::live::Xenbus;
-use crate::{StartInfo, events, shared};
+use crate::{StartInfo, events, gtrace, shared};
 use frontend_drivers::blkfront::Slots;
 use frontend_drivers::netfront::{NetInfo, NetParams, Netfront, NetfrontRing, RxAssembler, TX_SLOTS_MAX, tx_chain, tx_slots};
 use frontend_drivers::ring::FrontRing;
 use frontend_drivers::xenbus_frontend::{FrontEvent, Frontend};
 use frontend_drivers::xenbus_store::DeviceNodes;
 use xen_public::io::netif::{NETIF_RSP_DROPPED, NETIF_RSP_NULL, NETIF_RSP_OKAY, NetifRxRequest, NetifRxResponse, NetifTxRequest, NetifTxResponse};
+use xen_public::trace_guest::RingKind;
 
 pub use frontend_drivers::netfront::Mac;
 
@@ -99,6 +100,8 @@ pub struct TxSide {
     gref: [u32; TX_PAGES],
     ids: Slots<TX_PAGES>,
     port: u32,
+    /// The backend's domain (for the trace).
+    backend: u16,
     sg: bool,
     failed: bool,
     /// What broke the device first (for the console).
@@ -208,8 +211,18 @@ impl Setup<'_> {
         // out once by the allocator, never granted, used only as this
         // device's frame buffer.
         let frame = unsafe { core::slice::from_raw_parts_mut(base as *mut u8, FRAME_BUF) };
-        let tx =
-            TxSide { ring: tx_ring, va, gref, ids: Slots::default(), port, sg: info.sg, failed: false, broken_by: None, stats: NetStats::default() };
+        let tx = TxSide {
+            ring: tx_ring,
+            va,
+            gref,
+            ids: Slots::default(),
+            port,
+            backend: self.backend_id,
+            sg: info.sg,
+            failed: false,
+            broken_by: None,
+            stats: NetStats::default(),
+        };
         let mut dev = NetDev {
             tx,
             rx,
@@ -236,6 +249,13 @@ impl TxSide {
         if self.failed {
             return Err(NetError::Broken);
         }
+        let before = self.ring.rsp_cons();
+        let r = self.reap_all();
+        gtrace::took_responses(RingKind::NetTx, self.backend, before, self.ring.rsp_cons());
+        r
+    }
+
+    fn reap_all(&mut self) -> Result<(), NetError> {
         loop {
             while let Some(rsp) = self.ring.consume_response().map_err(|_| self.broke("a tx response index"))? {
                 // An extra-info slot's answer (`xennet_tx_buf_gc`).
@@ -307,7 +327,8 @@ impl TxSide {
 
     /// Publish what was produced; an event if the backend asked.
     fn kick(&mut self) {
-        if self.ring.push_requests() {
+        let pushed = self.ring.push_requests_counted();
+        if gtrace::pushed_requests(RingKind::NetTx, self.backend, self.ring.req_prod_pvt(), pushed) {
             events::send(self.port);
         }
     }
@@ -373,7 +394,7 @@ impl NetDev {
             self.rx.produce_request(&NetifRxRequest { id: id as u16, pad: 0, gref: self.rx_gref[id] }).map_err(|_| NetError::Broken)?;
             produced = true;
         }
-        if produced && self.rx.push_requests() {
+        if produced && gtrace::pushed_requests(RingKind::NetRx, self.tx.backend, self.rx.req_prod_pvt(), self.rx.push_requests_counted()) {
             events::send(self.tx.port);
         }
         Ok(())
@@ -393,6 +414,13 @@ impl NetDev {
 
     /// Consume rx responses until a frame is whole; its length.
     fn next_frame(&mut self) -> Result<Option<usize>, NetError> {
+        let before = self.rx.rsp_cons();
+        let r = self.next_frame_inner();
+        gtrace::took_responses(RingKind::NetRx, self.tx.backend, before, self.rx.rsp_cons());
+        r
+    }
+
+    fn next_frame_inner(&mut self) -> Result<Option<usize>, NetError> {
         loop {
             while let Some(rsp) = self.rx.consume_response().map_err(|_| self.tx.broke("an rx response index"))? {
                 let id = self.rx_posted.complete(u64::from(rsp.id)).map_err(|_| self.tx.broke("an rx response id"))?;

@@ -33,6 +33,18 @@ impl TimeInfo {
         let d = if self.shift >= 0 { delta << self.shift } else { delta >> (-self.shift) };
         self.system_time + ((u128::from(d) * u128::from(self.mul)) >> 32) as u64
     }
+
+    /// The TSC's rate in kHz that `mul` and `shift` encode (ns per tick is
+    /// `mul * 2^shift / 2^32`); `None` for a zero `mul`.
+    pub fn tsc_khz(&self) -> Option<u64> {
+        let num: u128 = 1_000_000u128 << 32;
+        let den = u128::from(self.mul);
+        if den == 0 {
+            return None;
+        }
+        let khz = if self.shift >= 0 { num / (den << self.shift) } else { (num << (-self.shift)) / den };
+        u64::try_from(khz).ok()
+    }
 }
 
 /// Whole years since 1970 → calendar year of a Unix time (for banners).
@@ -69,6 +81,18 @@ mod tests {
         assert_eq!(t.system_time_at(1000 + 42), 5_000_042);
         v.tsc_shift = -1;
         assert_eq!(TimeInfo::from(&v).system_time_at(1000 + 40), 5_000_010);
+    }
+
+    #[test]
+    fn tsc_khz_inverts_the_scale_xen_publishes() {
+        // A 2 GHz TSC: 0.5 ns a tick = mul 2^31, shift 0 (Xen's
+        // set_time_scale picks a shift that keeps mul in [2^31, 2^32)).
+        let t = TimeInfo { mul: 1 << 31, shift: 0, ..TimeInfo::default() };
+        assert_eq!(t.tsc_khz(), Some(2_000_000));
+        // 3 GHz: ns per tick 1/3 = mul/2^32 * 2^-1 → mul = 2^33/3.
+        let t = TimeInfo { mul: ((1u64 << 33) / 3) as u32, shift: -1, ..TimeInfo::default() };
+        assert_eq!(t.tsc_khz().map(|k| k / 1000), Some(3000));
+        assert_eq!(TimeInfo::default().tsc_khz(), None);
     }
 
     #[test]

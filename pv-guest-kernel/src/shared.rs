@@ -67,7 +67,9 @@ const VCPU0_TIME: u64 = (offset_of!(SharedInfo, vcpu_info) + offset_of!(VcpuInfo
 const WC_SEC: u64 = offset_of!(SharedInfo, wc_sec) as u64;
 const WC_SEC_HI: u64 = offset_of!(SharedInfo, wc_sec_hi) as u64;
 
-fn rdtsc() -> u64 {
+/// The time-stamp counter (the hypervisor's own: PV guests read it
+/// unscaled).
+pub fn rdtsc() -> u64 {
     // SAFETY: rdtsc only reads the time-stamp counter.
     unsafe { core::arch::x86_64::_rdtsc() }
 }
@@ -95,6 +97,12 @@ pub fn now_ns() -> Option<u64> {
             return Some(ns);
         }
     }
+}
+
+/// The TSC's rate in kHz, from vcpu_info[0].time's scale.
+pub fn tsc_khz() -> Option<u64> {
+    let va = SHARED_INFO_VA.load(Ordering::Acquire);
+    (va != 0).then(|| snapshot(va).tsc_khz()).flatten()
 }
 
 /// Seconds since 1970 (the wall clock at boot plus system time).

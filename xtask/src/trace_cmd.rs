@@ -18,9 +18,9 @@ use std::time::Duration;
 
 use xen_public::trace::{Event, NO_PORT};
 
-use crate::trace::merge::Stamped;
+use crate::trace::merge::{Source, Stamped};
 use crate::trace::state::{Timeline, VcpuState};
-use crate::trace::{VcpuId, dump, merge, state, summary, svg};
+use crate::trace::{VcpuId, dump, guest, merge, state, summary, svg};
 use crate::{image, qemu};
 
 /// Pages per CPU of the trace buffers (`tbuf_size=`): 256 KiB a CPU,
@@ -32,6 +32,12 @@ pub const SPINNER: VcpuId = VcpuId { domid: 1, vcpu: 0 };
 /// The guest that serves the network and otherwise sleeps in
 /// `SCHEDOP_poll` with a timeout of at most 100 ms (netdemo's loop).
 pub const BLOCKER: VcpuId = VcpuId { domid: 2, vcpu: 0 };
+
+/// The writers of their own streams in the default session: dom0 (its
+/// backends and sends) and the two network guests, which offer tracing.
+pub const GUEST_WRITERS: [VcpuId; 3] = [VcpuId { domid: 0, vcpu: 0 }, BLOCKER, VcpuId { domid: 3, vcpu: 0 }];
+/// Guest sends the same-clock check must judge at least.
+const MIN_BRACKETED: usize = 20;
 
 /// The default session: three guests (a spinner, a timer-blocker, and d3
 /// pinging dom0's address one echo request at a time: event channels back
@@ -45,6 +51,8 @@ pub const DEFAULT_SCRIPT: &[&str] = &[
     "trace start",
     "trace wait 3",
     "trace stop",
+    "?(d2) gtrace-dump: end",
+    "?(d3) gtrace-dump: end",
     "trace dump",
     "destroy 3",
     "destroy 2",
@@ -96,19 +104,52 @@ pub struct Analysis {
     pub svg: String,
 }
 
-/// Unframe, parse, merge and reconstruct the last dump in `output`.
+/// Unframe, parse, merge (with the guests' own streams on the console)
+/// and reconstruct the last dump in `output`.
 pub fn analyse(output: &str) -> Result<Analysis, String> {
     let bytes = dom0_tools::xltrace::unframe(output).map_err(|e| format!("serial dump: {e:?}"))?;
     let tsc_khz = dom0_tools::xltrace::unframe_tsc_khz(output).unwrap_or(0);
     let d = dump::parse(&bytes).map_err(|e| e.to_string())?;
-    let records = merge::merge(&d.per_cpu(), &[]).map_err(|e| format!("{e:?}"))?;
+    let (guests, notes) = guest::streams(output);
+    let records = merge::merge(&d.per_cpu(), &guests).map_err(|e| format!("{e:?}"))?;
     let timeline = state::reconstruct(&records);
     let mut summary = summary::summary(&timeline, &records, &d.lost(), tsc_khz);
     if d.wrap_records > 0 {
         summary.push_str(&format!("wrap records skipped: {}\n", d.wrap_records));
     }
+    summary.push_str(&guest_summary(&guests, &notes, &guest::sends_bracketed(&records), tsc_khz));
     let svg = svg::render(&timeline, &records, tsc_khz, 1200);
     Ok(Analysis { bytes, records, timeline, summary, svg })
+}
+
+/// The guest streams' part of the summary: records per stream, what could
+/// not be used, and how guest sends line up with the hypervisor's.
+fn guest_summary(guests: &[merge::GuestStream], notes: &[String], b: &guest::Bracketing, tsc_khz: u64) -> String {
+    let mut out = format!("\nguest streams: {}\n", guests.len());
+    for g in guests {
+        out.push_str(&format!("  {}: {} records\n", g.vcpu, g.records.len()));
+    }
+    for n in notes {
+        out.push_str(&format!("  {n}\n"));
+    }
+    let us = |c: u64| if tsc_khz > 0 { format!("{:.2} us", c as f64 * 1000.0 / tsc_khz as f64) } else { format!("{c} cycles") };
+    let median = |mut v: Vec<u64>| {
+        v.sort_unstable();
+        v.get(v.len() / 2).copied().unwrap_or(0)
+    };
+    out.push_str(&format!(
+        "guest sends judged against the hypervisor's send records: {}, {} with none between the guest's two TSC reads\n",
+        b.checked,
+        b.unmatched.len()
+    ));
+    if !b.gaps.is_empty() {
+        out.push_str(&format!(
+            "  median gap: guest's read to the hypervisor's record {}, record to the guest's second read {}\n",
+            us(median(b.gaps.iter().map(|g| g.0).collect())),
+            us(median(b.gaps.iter().map(|g| g.1).collect()))
+        ));
+    }
+    out
 }
 
 /// Upcalls judged against the sends before them: how many were checked,
@@ -174,11 +215,28 @@ pub fn check_session(output: &str, evtchn: bool) -> Option<String> {
     if blocked < 90.0 {
         why.push(format!("trace: blocker {BLOCKER} blocked {blocked:.1}% of the trace (want >= 90%)"));
     }
+    let writers: BTreeSet<VcpuId> = a.records.iter().filter_map(|s| if let Source::Guest(v) = s.source { Some(v) } else { None }).collect();
+    for w in GUEST_WRITERS {
+        if !writers.contains(&w) {
+            why.push(format!("trace: no records of {w}'s own stream (guest streams: {writers:?})"));
+        }
+    }
     if evtchn {
         match upcalls_without_send(&a.records) {
             (0, _) => why.push("trace: no upcall of a port that was sent to (no event-channel records)".into()),
             (n, bad) if bad > 0 => why.push(format!("trace: {bad} of {n} upcalls came with no send pending")),
             _ => {}
+        }
+        let b = guest::sends_bracketed(&a.records);
+        if b.checked < MIN_BRACKETED {
+            why.push(format!("trace: only {} guest sends fell inside the hypervisor's records (want >= {MIN_BRACKETED})", b.checked));
+        }
+        if let Some(first) = b.unmatched.first() {
+            why.push(format!(
+                "trace: {} of {} guest sends have no hypervisor send between their TSC reads; first: {first}",
+                b.unmatched.len(),
+                b.checked
+            ));
         }
     }
     if why.is_empty() {
@@ -302,6 +360,68 @@ mod tests {
         text
     }
 
+    /// A guest's own dump of `records` as its console shows it (`(dN) `
+    /// lines; none for dom0).
+    fn guest_dump(domid: u16, records: &[TraceRecord]) -> String {
+        let bytes: Vec<u8> = records
+            .iter()
+            .flat_map(|r| {
+                let (b, n) = r.encode_bytes();
+                b[..n].to_vec()
+            })
+            .collect();
+        let prefix = if domid == 0 { String::new() } else { format!("(d{domid}) ") };
+        let mut text = String::new();
+        let begin = format!("{} vcpu=0 records={} lost=0 tsc_khz=0", pv_guest_kernel::gtrace::BEGIN, records.len());
+        pv_guest_kernel::serial_frame::frame(
+            &begin,
+            pv_guest_kernel::gtrace::DATA,
+            pv_guest_kernel::gtrace::END,
+            bytes.len(),
+            |e| e(&bytes),
+            |l| {
+                text.push_str(&format!("{prefix}{l}\n"));
+            },
+        );
+        text
+    }
+
+    /// Each of the default session's stream writers' dump, one xenbus
+    /// request each.
+    fn writers_dumps() -> String {
+        let req = xen_public::trace_guest::GuestEvent::XenbusRequest { type_: 2, req_id: 1, tx_id: 0, len: 4 };
+        GUEST_WRITERS.iter().map(|w| guest_dump(w.domid, &[req.record(1005)])).collect()
+    }
+
+    #[test]
+    fn session_check_wants_each_writers_stream_and_guest_sends_bracketing_the_hypervisors() {
+        let rs = |tsc, domid, old, new| Event::runstate_change(domid, 0, old, new).payload().record(tsc);
+        let chunk = |extra: Vec<TraceRecord>| {
+            let mut records = vec![rs(1000, 1, 0, 1), rs(1010, 1, 1, 0), rs(1020, 2, 2, 0), rs(1030, 2, 0, 2)];
+            records.extend(extra);
+            records.push(TraceRecord::new(xen_public::trace::TRC_SCHED_SWITCH, Some(2000), &[0, 0, 1, 0]).unwrap());
+            vec![Chunk { cpu: 0, records }]
+        };
+        // Without d3's stream: caught.
+        let two: String = writers_dumps().lines().filter(|l| !l.starts_with("(d3)")).map(|l| format!("{l}\n")).collect();
+        let why = check_session(&(console_with(&chunk(vec![])) + &two), false).unwrap();
+        assert!(why.contains("no records of d3v0's own stream"), "{why}");
+        // On xen-core, 20 of d3's sends with the hypervisor's record between
+        // the guest's two reads pass; one without fails.
+        let g_send = |before: u64| xen_public::trace_guest::GuestEvent::EvtchnSend { port: 4, result: 0, tsc_before: before }.record(before + 10);
+        let hv_send = |tsc: u64| Event::EvtchnSend { domid: 3, vcpu: 0, port: 4, remote_domid: 0, remote_port: 7 }.payload().record(tsc);
+        let sends: Vec<TraceRecord> = (0..20).map(|i| g_send(1100 + 20 * i)).collect();
+        let upcall = Event::Upcall { domid: 0, vcpu: 0, port: 7, pending_sel: 1 }.payload().record(1600);
+        let mut hv: Vec<TraceRecord> = (0..20).map(|i| hv_send(1105 + 20 * i)).collect();
+        hv.push(upcall);
+        let log = console_with(&chunk(hv.clone())) + &writers_dumps() + &guest_dump(3, &sends);
+        assert_eq!(check_session(&log, true), None);
+        hv.remove(5);
+        let log = console_with(&chunk(hv)) + &writers_dumps() + &guest_dump(3, &sends);
+        let why = check_session(&log, true).unwrap();
+        assert!(why.contains("1 of 20 guest sends have no hypervisor send between their TSC reads"), "{why}");
+    }
+
     #[test]
     fn session_check_reads_the_spinner_and_the_blocker_off_the_dump() {
         let rs = |tsc, domid, old, new| Event::runstate_change(domid, 0, old, new).payload().record(tsc);
@@ -316,14 +436,15 @@ mod tests {
                 TraceRecord::new(xen_public::trace::TRC_SCHED_SWITCH, Some(2000), &[0, 0, 1, 0]).unwrap(),
             ],
         }];
-        assert_eq!(check_session(&console_with(&good), false), None);
-        let why = check_session(&console_with(&good), true).unwrap();
+        let with_streams = |c: &[Chunk]| console_with(c) + &writers_dumps();
+        assert_eq!(check_session(&with_streams(&good), false), None);
+        let why = check_session(&with_streams(&good), true).unwrap();
         assert!(why.contains("no event-channel records"), "{why}");
         // The blocker running instead: caught.
         let mut bad = good.clone();
         bad[0].records[3] = rs(1030, 2, 2, 0);
         bad[0].records[2] = rs(1020, 2, 2, 0);
-        let why = check_session(&console_with(&bad), false).unwrap();
+        let why = check_session(&with_streams(&bad), false).unwrap();
         assert!(why.contains("blocker d2v0 blocked"), "{why}");
         // A damaged dump is an error, not an analysis.
         let broken = console_with(&good).replacen("xtd ", "xtd A", 1);

@@ -141,6 +141,11 @@ pub const HOME_DIRS: &[(&str, bool)] = &[
     ("control/feature-reboot", true),
     ("control/feature-suspend", true),
     ("control/sysrq", true),
+    // Ours, not libxl's (issue 19): a guest that records its own trace
+    // writes `1` to feature-trace; `xl trace start`/`stop` write `start`
+    // and `stop` to trace, which the guest watches.
+    ("control/feature-trace", true),
+    ("control/trace", true),
     ("data", true),
     ("drivers", true),
     ("feature", true),

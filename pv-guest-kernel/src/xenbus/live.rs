@@ -43,6 +43,10 @@ impl Port for StorePort {
             }
         }
     }
+
+    fn trace(&mut self, event: xen_public::trace_guest::GuestEvent) {
+        crate::gtrace::record(event);
+    }
 }
 
 /// The guest's xenstore client.

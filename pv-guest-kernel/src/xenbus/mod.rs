@@ -31,6 +31,7 @@ mod tests;
 use xen_public::errno::{EINVAL, EIO};
 use xen_public::io::byte_ring::RingMem;
 use xen_public::io::xs_wire::*;
+use xen_public::trace_guest::GuestEvent;
 use zerocopy::IntoBytes;
 
 /// Xen's `ETIMEDOUT` (`xen/include/public/errno.h`): xenstored did not
@@ -63,6 +64,9 @@ pub trait Port {
     /// Sleep until the store port fires or `until` (or sooner: callers
     /// re-check the rings and the time).
     fn block(&mut self, until: u64);
+    /// Record a xenbus event in the guest's trace (`crate::gtrace`); none
+    /// by default.
+    fn trace(&mut self, _event: GuestEvent) {}
 }
 
 /// A queued watch event: `path\0token\0`.
@@ -185,9 +189,15 @@ impl<M: RingMem, P: Port> Client<M, P> {
         for p in parts {
             self.send_all(p, deadline)?;
         }
+        let len = hdr.len;
+        self.port.trace(GuestEvent::XenbusRequest { type_, req_id: id, tx_id: tx, len });
         self.port.notify();
         loop {
             if let Some(r) = self.pump(Some(id), out) {
+                // A refusal (or a broken stream) is traced as `XS_ERROR`
+                // with no payload.
+                let (t, n) = r.as_ref().map_or((XS_ERROR, 0), |d| (d.type_, d.len as u32));
+                self.port.trace(GuestEvent::XenbusReply { type_: t, req_id: id, len: n });
                 let done = r?;
                 return if done.type_ == type_ { Ok(done.len) } else { Err(-EINVAL) };
             }

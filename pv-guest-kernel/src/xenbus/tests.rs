@@ -8,6 +8,7 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 use std::vec::Vec;
 use xen_public::errno::{EAGAIN, EEXIST, ENOENT};
+use xen_public::trace_guest::GuestEvent;
 use zerocopy::FromBytes;
 
 /// A 4 KiB ring page shared by the client and the fake xenstored.
@@ -55,6 +56,8 @@ struct Fake {
     /// Called on every block, before serving (e.g. to corrupt the ring).
     every_block: Option<Tamper>,
     requests: Requests,
+    /// What the client recorded for the guest's trace.
+    traced: Vec<GuestEvent>,
 }
 
 impl Port for Fake {
@@ -72,6 +75,9 @@ impl Port for Fake {
             f(&mut self.page);
         }
         self.serve();
+    }
+    fn trace(&mut self, event: GuestEvent) {
+        self.traced.push(event);
     }
 }
 
@@ -125,6 +131,7 @@ fn client(handler: impl FnMut(XsdSockmsg, &[u8]) -> Vec<Vec<u8>> + 'static) -> (
         accept: 4096,
         every_block: None,
         requests: requests.clone(),
+        traced: Vec::new(),
     };
     (Client::new(page, fake), requests)
 }
@@ -132,6 +139,26 @@ fn client(handler: impl FnMut(XsdSockmsg, &[u8]) -> Vec<Vec<u8>> + 'static) -> (
 /// Answers every request with `payload` and its own type.
 fn answer(payload: &'static [u8]) -> impl FnMut(XsdSockmsg, &[u8]) -> Vec<Vec<u8>> {
     move |h, _| std::vec![msg(h.type_, h.req_id, payload)]
+}
+
+// ---- trace
+
+#[test]
+fn each_request_and_its_reply_are_traced_with_the_req_id_xenstored_echoes() {
+    let (mut c, reqs) =
+        client(|h, _| if h.type_ == XS_READ { std::vec![msg(XS_ERROR, h.req_id, b"ENOENT\0")] } else { std::vec![msg(h.type_, h.req_id, b"OK\0")] });
+    c.write(XBT_NIL, "a", b"v").unwrap();
+    assert_eq!(c.read(XBT_NIL, "b", &mut [0; 8]), Err(-ENOENT));
+    let ids: Vec<u32> = reqs.borrow().iter().map(|(h, _)| h.req_id).collect();
+    assert_eq!(
+        c.port.traced,
+        [
+            GuestEvent::XenbusRequest { type_: XS_WRITE, req_id: ids[0], tx_id: 0, len: 3 },
+            GuestEvent::XenbusReply { type_: XS_WRITE, req_id: ids[0], len: 3 },
+            GuestEvent::XenbusRequest { type_: XS_READ, req_id: ids[1], tx_id: 0, len: 2 },
+            GuestEvent::XenbusReply { type_: XS_ERROR, req_id: ids[1], len: 0 },
+        ]
+    );
 }
 
 // ---- frame

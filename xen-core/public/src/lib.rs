@@ -57,6 +57,7 @@ pub mod pte;
 pub mod sched;
 pub mod sysctl;
 pub mod trace;
+pub mod trace_guest;
 pub mod vcpu;
 pub mod version;
 pub mod xen;

@@ -1,5 +1,6 @@
 //! Host-side analysis of xen-core and Xen traces (issue 19): read and
-//! write xentrace dumps ([`dump`]), merge the per-CPU hypervisor streams with
+//! write xentrace dumps ([`dump`]), take guests' own streams off the
+//! console ([`guest`]), merge the per-CPU hypervisor streams with
 //! guest streams on the TSC ([`merge`]), rebuild each vCPU's and pCPU's
 //! state over time ([`state`]), and report it as text ([`summary`]) and as
 //! an SVG timeline ([`svg`]).
@@ -9,12 +10,13 @@
 //! trace` ([`crate::trace_cmd`]) runs it on dom0's `xl trace dump`.
 
 pub mod dump;
+pub mod guest;
 pub mod merge;
 pub mod state;
 pub mod summary;
 pub mod svg;
 
-use xen_public::trace::{Event, SwitchReason, TRC_GUEST};
+use xen_public::trace::{Event, SwitchReason};
 
 /// A guest vCPU, as the trace names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -96,12 +98,37 @@ fn reason_name(r: SwitchReason) -> &'static str {
 
 /// Whether `event` is of Xen's `TRC_GUEST` class (class bit 0x800).
 pub fn is_guest_event(event: u32) -> bool {
-    event & TRC_GUEST & 0x0fff_0000 != 0
+    xen_public::trace_guest::is_guest_class(event)
+}
+
+/// One line describing a guest's own record
+/// (`xen_public::trace_guest`), if it is one of ours.
+fn describe_guest(event: u32, extra: &[u32]) -> Option<String> {
+    use xen_public::trace_guest::GuestEvent::*;
+    let ring = |r: xen_public::trace_guest::RingKind, p: u16| format!("{} ring with d{p}", r.name());
+    Some(match xen_public::trace_guest::GuestEvent::decode(event, extra)? {
+        EvtchnSend { port, result, tsc_before } => format!("guest: EVTCHNOP_send port {port} -> {result} (called at tsc {tsc_before})"),
+        XenbusRequest { type_, req_id, tx_id, len } => format!("guest: xenbus request type {type_} id {req_id} tx {tx_id} ({len} bytes)"),
+        XenbusReply { type_, req_id, len } => format!("guest: xenbus reply type {type_} id {req_id} ({len} bytes)"),
+        RingPushRequests { ring: r, peer, req_prod, count, notified } => {
+            format!("guest: {} requests pushed on the {} (req_prod {req_prod}{})", count, ring(r, peer), if notified { ", notified" } else { "" })
+        }
+        RingTakeResponses { ring: r, peer, rsp_cons, count } => {
+            format!("guest: {count} responses taken from the {} (rsp_cons {rsp_cons})", ring(r, peer))
+        }
+        RingPushResponses { ring: r, peer, rsp_prod, count, notified } => {
+            format!("backend: {count} responses pushed on the {} (rsp_prod {rsp_prod}{})", ring(r, peer), if notified { ", notified" } else { "" })
+        }
+        BalloonStep { op, asked, done, held } => format!("guest: balloon {} {done} of {asked} pages, holds {held}", op.name()),
+    })
 }
 
 /// One line describing a record's event, for hover text and listings.
 pub fn describe(event: u32, extra: &[u32]) -> String {
     use Event::*;
+    if let Some(g) = describe_guest(event, extra) {
+        return g;
+    }
     let e = match Event::decode(event, extra) {
         Ok(e) => e,
         Err(_) => return format!("malformed event {event:#010x} ({} words)", extra.len()),

@@ -93,11 +93,17 @@ where
     /// and say whether the backend must be sent an event (its `req_event`
     /// lies in `(old req_prod, new req_prod]`).
     pub fn push_requests(&mut self) -> bool {
+        self.push_requests_counted().0
+    }
+
+    /// [`Self::push_requests`], also saying how many requests it
+    /// published (for the guest's trace).
+    pub fn push_requests_counted(&mut self) -> (bool, u32) {
         let old = self.mem.load_idx(off::REQ_PROD);
         let new = self.req_prod_pvt;
         self.mem.store_idx(off::REQ_PROD, new);
         self.mem.full_barrier();
-        need_notify(old, new, self.mem.load_idx(off::REQ_EVENT))
+        (need_notify(old, new, self.mem.load_idx(off::REQ_EVENT)), new.wrapping_sub(old))
     }
 
     /// `XEN_RING_NR_UNCONSUMED_RESPONSES`, with the backend's `rsp_prod`

@@ -1,0 +1,210 @@
+//! Guests' own trace streams (`pv_guest_kernel::gtrace`'s dumps) taken off
+//! a console log, and the check that they share the hypervisor's clock.
+//!
+//! Each dump names its writer by the console it came on: the `(dN) `
+//! prefix dom0 puts before a domU's console lines (which that domU cannot
+//! write for another), or none for dom0's own dump; `vcpu=` on its begin
+//! line names the vCPU. A dump that does not read back whole is reported,
+//! never merged in part.
+//!
+//! [`sends_bracketed`] is the same-clock proof of issue 19: a guest reads
+//! the TSC just before and just after its `EVTCHNOP_send`, and the
+//! hypervisor stamps its event-channel send record in between, with no
+//! offset applied to either side.
+
+use xen_public::trace::{Event, TraceRecord};
+use xen_public::trace_guest::GuestEvent;
+
+use super::VcpuId;
+use super::merge::{GuestStream, Source, Stamped};
+use pv_guest_kernel::gtrace::{BEGIN, DATA, END};
+use pv_guest_kernel::serial_frame::{field, unframe_all};
+
+/// The guest streams in a console log, and a line for each dump that could
+/// not be used or that lost records.
+pub fn streams(log: &str) -> (Vec<GuestStream>, Vec<String>) {
+    let (mut out, mut notes) = (Vec::new(), Vec::new());
+    for f in unframe_all(log, BEGIN, DATA, END) {
+        let domid = f.domid.unwrap_or(0);
+        let vcpu = field(&f.begin, "vcpu").and_then(|v| v.parse().ok()).unwrap_or(0);
+        let who = VcpuId { domid, vcpu };
+        let bytes = match f.bytes {
+            Ok(b) => b,
+            Err(e) => {
+                notes.push(format!("guest stream {who}: unreadable ({e:?}), left out"));
+                continue;
+            }
+        };
+        match records(&bytes) {
+            Ok(records) => {
+                if let Some(lost) = field(&f.begin, "lost").filter(|l| *l != "0") {
+                    notes.push(format!("guest stream {who}: {lost} records lost (its log was full)"));
+                }
+                out.push(GuestStream { vcpu: who, records });
+            }
+            Err(at) => notes.push(format!("guest stream {who}: malformed record at byte {at}, left out")),
+        }
+    }
+    (out, notes)
+}
+
+/// The records of a dump's bytes, or the offset of the first bad one.
+fn records(mut bytes: &[u8]) -> Result<Vec<TraceRecord>, usize> {
+    let (mut out, total) = (Vec::new(), bytes.len());
+    while !bytes.is_empty() {
+        let (r, n) = TraceRecord::decode_bytes(bytes).map_err(|_| total - bytes.len())?;
+        out.push(r);
+        bytes = &bytes[n..];
+    }
+    Ok(out)
+}
+
+/// The TSC span every hypervisor CPU's records cover, before any record
+/// was lost: a guest record inside it has its hypervisor records in the
+/// dump. `None` when there are none.
+pub fn covered(records: &[Stamped]) -> Option<(u64, u64)> {
+    let mut per_cpu: std::collections::BTreeMap<u32, (u64, u64)> = std::collections::BTreeMap::new();
+    let mut lost_from = u64::MAX;
+    for s in records {
+        let Source::Hypervisor { cpu } = s.source else { continue };
+        let e = per_cpu.entry(cpu).or_insert((s.tsc, s.tsc));
+        e.0 = e.0.min(s.tsc);
+        e.1 = e.1.max(s.tsc);
+        if let Ok(Event::LostRecords { first_tsc, .. }) = s.record.decode_event() {
+            lost_from = lost_from.min(first_tsc);
+        }
+    }
+    let start = per_cpu.values().map(|c| c.0).max()?;
+    let end = per_cpu.values().map(|c| c.1).min()?.min(lost_from);
+    (start < end).then_some((start, end))
+}
+
+/// How guest sends line up with the hypervisor's send records.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Bracketing {
+    /// Successful guest sends inside the covered span.
+    pub checked: usize,
+    /// Those with no hypervisor send record of that domain and port
+    /// between the guest's two TSC reads.
+    pub unmatched: Vec<String>,
+    /// For the matched ones: cycles from the guest's first read to the
+    /// hypervisor's record, and from that record to the guest's second.
+    pub gaps: Vec<(u64, u64)>,
+}
+
+/// Check every successful guest `EVTCHNOP_send` in `records` (merged,
+/// guest streams included) against the hypervisor's send records.
+pub fn sends_bracketed(records: &[Stamped]) -> Bracketing {
+    let mut b = Bracketing::default();
+    let Some((start, end)) = covered(records) else { return b };
+    let hv_sends: Vec<(u64, u16, u32)> = records
+        .iter()
+        .filter(|s| matches!(s.source, Source::Hypervisor { .. }))
+        .filter_map(|s| match s.record.decode_event() {
+            Ok(Event::EvtchnSend { domid, port, .. }) => Some((s.tsc, domid, port)),
+            _ => None,
+        })
+        .collect();
+    for s in records {
+        let Source::Guest(who) = s.source else { continue };
+        let Some(GuestEvent::EvtchnSend { port, result: 0, tsc_before }) = GuestEvent::decode(s.record.event(), s.record.extra()) else { continue };
+        if tsc_before < start || s.tsc > end {
+            continue;
+        }
+        b.checked += 1;
+        // hv_sends is in TSC order (the merge's): the first at or after
+        // the guest's first read.
+        let from = hv_sends.partition_point(|h| h.0 < tsc_before);
+        match hv_sends[from..].iter().take_while(|h| h.0 <= s.tsc).find(|h| h.1 == who.domid && h.2 == port) {
+            Some(h) => b.gaps.push((h.0 - tsc_before, s.tsc - h.0)),
+            None => b
+                .unmatched
+                .push(format!("{who} send on port {port}: tsc {tsc_before}..{} holds no hypervisor send of d{} port {port}", s.tsc, who.domid)),
+        }
+    }
+    b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::merge::merge;
+    use std::collections::BTreeMap;
+
+    fn hv_send(domid: u16, port: u32, tsc: u64) -> TraceRecord {
+        Event::EvtchnSend { domid, vcpu: 0, port, remote_domid: 0, remote_port: 9 }.payload().record(tsc)
+    }
+    fn g_send(port: u32, before: u64, after: u64) -> TraceRecord {
+        GuestEvent::EvtchnSend { port, result: 0, tsc_before: before }.record(after)
+    }
+    fn wake(tsc: u64) -> TraceRecord {
+        Event::Wake { domid: 0, vcpu: 0 }.payload().record(tsc)
+    }
+
+    #[test]
+    fn a_guest_send_brackets_the_hypervisors_send_record_on_one_tsc() {
+        let mut cpus = BTreeMap::new();
+        cpus.insert(0, vec![wake(0), hv_send(3, 5, 150), hv_send(3, 5, 400), wake(1000)]);
+        cpus.insert(1, vec![wake(0), wake(1000)]);
+        let g = GuestStream { vcpu: VcpuId { domid: 3, vcpu: 0 }, records: vec![g_send(5, 100, 200), g_send(5, 300, 350)] };
+        let m = merge(&cpus, &[g]).unwrap();
+        let b = sends_bracketed(&m);
+        assert_eq!(b.checked, 2);
+        assert_eq!(b.gaps, [(50, 50)]);
+        assert_eq!(b.unmatched.len(), 1, "the second send's hypervisor record comes after the guest's second read: {:?}", b.unmatched);
+    }
+
+    #[test]
+    fn another_domains_or_ports_send_does_not_count() {
+        let mut cpus = BTreeMap::new();
+        cpus.insert(0, vec![wake(0), hv_send(2, 5, 150), hv_send(3, 6, 160), wake(1000)]);
+        let g = GuestStream { vcpu: VcpuId { domid: 3, vcpu: 0 }, records: vec![g_send(5, 100, 200)] };
+        let b = sends_bracketed(&merge(&cpus, &[g]).unwrap());
+        assert_eq!((b.checked, b.unmatched.len()), (1, 1));
+    }
+
+    #[test]
+    fn sends_outside_every_cpus_records_or_after_a_loss_are_not_judged() {
+        let mut cpus = BTreeMap::new();
+        cpus.insert(0, vec![wake(100), wake(2000)]);
+        // CPU 1's records end at 500: later sends may have been on it.
+        cpus.insert(1, vec![wake(50), wake(500)]);
+        let g = GuestStream { vcpu: VcpuId { domid: 1, vcpu: 0 }, records: vec![g_send(1, 10, 20), g_send(1, 600, 700)] };
+        let m = merge(&cpus, &[g]).unwrap();
+        assert_eq!(covered(&m), Some((100, 500)));
+        assert_eq!(sends_bracketed(&m).checked, 0);
+        let lost = Event::LostRecords { lost: 3, domid: 0, vcpu: 0, first_tsc: 300 }.payload().record(450);
+        cpus.get_mut(&0).unwrap().insert(1, lost);
+        assert_eq!(covered(&merge(&cpus, &[]).unwrap()), Some((100, 300)));
+    }
+
+    #[test]
+    fn streams_come_off_the_console_named_by_their_prefix() {
+        let log_of = |recs: &[TraceRecord], lost: u32| {
+            let mut lines = Vec::new();
+            let bytes: Vec<u8> = recs
+                .iter()
+                .flat_map(|r| {
+                    let (b, n) = r.encode_bytes();
+                    b[..n].to_vec()
+                })
+                .collect();
+            let begin = format!("{BEGIN} vcpu=0 records={} lost={lost} tsc_khz=0", recs.len());
+            pv_guest_kernel::serial_frame::frame(&begin, DATA, END, bytes.len(), |emit| emit(&bytes), |l| lines.push(l.to_string()));
+            lines
+        };
+        let d0 = log_of(&[g_send(1, 1, 2)], 0);
+        let d3: Vec<String> = log_of(&[g_send(4, 5, 6), g_send(4, 7, 8)], 9).iter().map(|l| format!("(d3) {l}")).collect();
+        let mut bad: Vec<String> = log_of(&[g_send(4, 5, 6)], 0).iter().map(|l| format!("(d4) {l}")).collect();
+        bad.remove(1);
+        let log = [d0, d3, bad].concat().join("\n");
+        let (s, notes) = streams(&log);
+        assert_eq!(
+            s.iter().map(|g| (g.vcpu, g.records.len())).collect::<Vec<_>>(),
+            [(VcpuId { domid: 0, vcpu: 0 }, 1), (VcpuId { domid: 3, vcpu: 0 }, 2)]
+        );
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(notes.iter().any(|n| n.starts_with("guest stream d3v0: 9 records lost")));
+        assert!(notes.iter().any(|n| n.starts_with("guest stream d4v0: unreadable")));
+    }
+}
