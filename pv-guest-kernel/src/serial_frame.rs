@@ -7,9 +7,10 @@
 //! an end line `<end tag> bytes=N lines=L fnv1a=XXXXXXXX`, where `fnv1a` is
 //! FNV-1a 32 (`frontend_drivers::netfront::fnv1a`) of the N bytes.
 //!
-//! On a log, a guest's lines come with the `(dN) ` prefix the hypervisor
-//! puts before every line a domU writes with `console_io` (Xen and
-//! xen-core alike); lines without it are dom0's or the hypervisor's.
+//! On a log, a guest's lines come with the `(dN) ` prefix dom0 puts before
+//! every line it relays from a domU's console ring (after its shell's
+//! prompt, at times), as the hypervisor does for a domU's `console_io`;
+//! lines without it are dom0's or the hypervisor's.
 //! [`unframe_all`] reads each source's lines on their own, so frames of
 //! several guests may interleave line by line, and names each frame's
 //! source by that prefix, which a guest cannot forge for another domain.
@@ -116,8 +117,16 @@ mod host {
         line.split_ascii_whitespace().find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
     }
 
-    /// The domain of a `(dN) ` prefix and the rest of the line.
+    /// dom0's shell prompt, which may precede a line it relays.
+    const PROMPT: &str = "xl> ";
+
+    /// The domain of a `(dN) ` prefix and the rest of the line, after any
+    /// shell prompts before it.
     pub fn split_prefix(line: &str) -> (Option<u16>, &str) {
+        let mut line = line;
+        while let Some(rest) = line.strip_prefix(PROMPT) {
+            line = rest;
+        }
         let parsed = line.strip_prefix("(d").and_then(|r| {
             let (n, rest) = r.split_once(") ")?;
             Some((n.parse::<u16>().ok()?, rest))
@@ -251,6 +260,7 @@ mod tests {
         let other = format!("(d1) t: begin\n(d2) {}\n(d2) t: end bytes=0 lines=0 fnv1a=811c9dc5", "td AAAA");
         assert_eq!(unframe_all(&other, "t: begin", "td ", "t: end")[0].bytes, Err(FrameError::NoEnd));
         assert_eq!(split_prefix("(dx) y"), (None, "(dx) y"));
+        assert_eq!(split_prefix("xl> xl> (d2) y"), (Some(2), "y"), "dom0's prompt before a relayed line");
         assert_eq!(split_prefix("(d70000) y"), (None, "(d70000) y"));
     }
 }

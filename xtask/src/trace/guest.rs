@@ -59,24 +59,46 @@ fn records(mut bytes: &[u8]) -> Result<Vec<TraceRecord>, usize> {
     Ok(out)
 }
 
-/// The TSC span every hypervisor CPU's records cover, before any record
-/// was lost: a guest record inside it has its hypervisor records in the
-/// dump. `None` when there are none.
-pub fn covered(records: &[Stamped]) -> Option<(u64, u64)> {
+/// The TSC span every hypervisor CPU's records cover, and the spans in it
+/// where records were lost (a `TRC_LOST_RECORDS` record says records
+/// were dropped from its `first_tsc` until it was written): a guest record
+/// inside the span and outside every loss has its hypervisor records in
+/// the dump.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Coverage {
+    /// The latest first record of any CPU.
+    pub start: u64,
+    /// The earliest last record of any CPU.
+    pub end: u64,
+    /// Where records were lost.
+    pub lost: Vec<(u64, u64)>,
+}
+
+impl Coverage {
+    /// Whether every hypervisor record between `from` and `to` is in the
+    /// dump.
+    pub fn holds(&self, from: u64, to: u64) -> bool {
+        from >= self.start && to <= self.end && self.lost.iter().all(|&(a, b)| to < a || from > b)
+    }
+}
+
+/// The coverage of the hypervisor records in `records`; `None` when there
+/// are none.
+pub fn covered(records: &[Stamped]) -> Option<Coverage> {
     let mut per_cpu: std::collections::BTreeMap<u32, (u64, u64)> = std::collections::BTreeMap::new();
-    let mut lost_from = u64::MAX;
+    let mut lost = Vec::new();
     for s in records {
         let Source::Hypervisor { cpu } = s.source else { continue };
         let e = per_cpu.entry(cpu).or_insert((s.tsc, s.tsc));
         e.0 = e.0.min(s.tsc);
         e.1 = e.1.max(s.tsc);
         if let Ok(Event::LostRecords { first_tsc, .. }) = s.record.decode_event() {
-            lost_from = lost_from.min(first_tsc);
+            lost.push((first_tsc, s.tsc));
         }
     }
     let start = per_cpu.values().map(|c| c.0).max()?;
-    let end = per_cpu.values().map(|c| c.1).min()?.min(lost_from);
-    (start < end).then_some((start, end))
+    let end = per_cpu.values().map(|c| c.1).min()?;
+    (start < end).then_some(Coverage { start, end, lost })
 }
 
 /// How guest sends line up with the hypervisor's send records.
@@ -96,7 +118,7 @@ pub struct Bracketing {
 /// guest streams included) against the hypervisor's send records.
 pub fn sends_bracketed(records: &[Stamped]) -> Bracketing {
     let mut b = Bracketing::default();
-    let Some((start, end)) = covered(records) else { return b };
+    let Some(cover) = covered(records) else { return b };
     let hv_sends: Vec<(u64, u16, u32)> = records
         .iter()
         .filter(|s| matches!(s.source, Source::Hypervisor { .. }))
@@ -108,7 +130,7 @@ pub fn sends_bracketed(records: &[Stamped]) -> Bracketing {
     for s in records {
         let Source::Guest(who) = s.source else { continue };
         let Some(GuestEvent::EvtchnSend { port, result: 0, tsc_before }) = GuestEvent::decode(s.record.event(), s.record.extra()) else { continue };
-        if tsc_before < start || s.tsc > end {
+        if !cover.holds(tsc_before, s.tsc) {
             continue;
         }
         b.checked += 1;
@@ -171,11 +193,16 @@ mod tests {
         cpus.insert(1, vec![wake(50), wake(500)]);
         let g = GuestStream { vcpu: VcpuId { domid: 1, vcpu: 0 }, records: vec![g_send(1, 10, 20), g_send(1, 600, 700)] };
         let m = merge(&cpus, &[g]).unwrap();
-        assert_eq!(covered(&m), Some((100, 500)));
+        assert_eq!(covered(&m), Some(Coverage { start: 100, end: 500, lost: vec![] }));
         assert_eq!(sends_bracketed(&m).checked, 0);
+        // Records lost from 300 until 450 (the lost-records record's own
+        // TSC); before the trace began (boot) does not matter.
         let lost = Event::LostRecords { lost: 3, domid: 0, vcpu: 0, first_tsc: 300 }.payload().record(450);
         cpus.get_mut(&0).unwrap().insert(1, lost);
-        assert_eq!(covered(&merge(&cpus, &[]).unwrap()), Some((100, 300)));
+        let c = covered(&merge(&cpus, &[]).unwrap()).unwrap();
+        assert_eq!(c.lost, [(300, 450)]);
+        assert!(c.holds(150, 299) && c.holds(451, 500));
+        assert!(!c.holds(250, 310) && !c.holds(440, 460) && !c.holds(200, 480));
     }
 
     #[test]
