@@ -104,44 +104,91 @@ pub fn covered(records: &[Stamped]) -> Option<Coverage> {
 /// How guest sends line up with the hypervisor's send records.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Bracketing {
+    /// Which hypervisor records the sends were judged against.
+    pub against: Against,
     /// Successful guest sends inside the covered span.
     pub checked: usize,
-    /// Those with no hypervisor send record of that domain and port
-    /// between the guest's two TSC reads.
+    /// Those with no matching hypervisor record between the guest's two
+    /// TSC reads.
     pub unmatched: Vec<String>,
     /// For the matched ones: cycles from the guest's first read to the
     /// hypervisor's record, and from that record to the guest's second.
     pub gaps: Vec<(u64, u64)>,
 }
 
-/// Check every successful guest `EVTCHNOP_send` in `records` (merged,
-/// guest streams included) against the hypervisor's send records.
-pub fn sends_bracketed(records: &[Stamped]) -> Bracketing {
-    let mut b = Bracketing::default();
-    let Some(cover) = covered(records) else { return b };
-    let hv_sends: Vec<(u64, u16, u32)> = records
-        .iter()
-        .filter(|s| matches!(s.source, Source::Hypervisor { .. }))
-        .filter_map(|s| match s.record.decode_event() {
-            Ok(Event::EvtchnSend { domid, port, .. }) => Some((s.tsc, domid, port)),
-            _ => None,
-        })
-        .collect();
+/// The hypervisor records a guest send is matched with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Against {
+    /// None: the dump holds neither kind.
+    #[default]
+    Nothing,
+    /// xen-core's event-channel send records (domain and port).
+    SendRecords,
+    /// `TRC_PV_HYPERCALL_V2` entries of `event_channel_op` (of
+    /// `EVTCHNOP_send` when the record carries the command) on a pCPU
+    /// running the guest: Xen 4.17 has no event-channel send record. The
+    /// guest makes no other hypercall between its two TSC reads.
+    HypercallEntries,
+}
+
+/// `__HYPERVISOR_event_channel_op` and `EVTCHNOP_send`.
+const EVENT_CHANNEL_OP: u32 = 32;
+const EVTCHNOP_SEND: u64 = 4;
+
+/// The hypervisor's sends in `records`: (TSC, sending domain, port if the
+/// record names it), in TSC order, and what they are.
+fn hypervisor_sends(records: &[Stamped]) -> (Vec<(u64, u16, Option<u32>)>, Against) {
+    let mut sends = Vec::new();
+    let mut entries = Vec::new();
+    // Who runs on each pCPU: the last vCPU switched to running there.
+    let mut current: std::collections::BTreeMap<u32, u16> = std::collections::BTreeMap::new();
+    for s in records {
+        let Source::Hypervisor { cpu } = s.source else { continue };
+        match s.record.decode_event() {
+            Ok(Event::EvtchnSend { domid, port, .. }) => sends.push((s.tsc, domid, Some(port))),
+            Ok(Event::RunstateChange { domid, new: 0, .. }) => {
+                current.insert(cpu, domid);
+            }
+            // Xen 4.17's `__trace_hypercall` records no argument of
+            // event_channel_op; with one, it must be EVTCHNOP_send.
+            Ok(Event::Hypercall { subcall: false, op: EVENT_CHANNEL_OP, args }) if args[0].is_none_or(|cmd| cmd == EVTCHNOP_SEND) => {
+                if let Some(&domid) = current.get(&cpu) {
+                    entries.push((s.tsc, domid, None));
+                }
+            }
+            _ => {}
+        }
+    }
+    match (sends.is_empty(), entries.is_empty()) {
+        (false, _) => (sends, Against::SendRecords),
+        (true, false) => (entries, Against::HypercallEntries),
+        (true, true) => (sends, Against::Nothing),
+    }
+}
+
+/// Check every successful `EVTCHNOP_send` of `writer`'s stream (every
+/// stream's with `None`) in `records` (merged, guest streams included)
+/// against the hypervisor's record of it.
+pub fn sends_bracketed(records: &[Stamped], writer: Option<VcpuId>) -> Bracketing {
+    let (hv, against) = hypervisor_sends(records);
+    let mut b = Bracketing { against, ..Bracketing::default() };
+    let Some(cover) = covered(records).filter(|_| against != Against::Nothing) else { return b };
     for s in records {
         let Source::Guest(who) = s.source else { continue };
+        if writer.is_some_and(|w| w != who) {
+            continue;
+        }
         let Some(GuestEvent::EvtchnSend { port, result: 0, tsc_before }) = GuestEvent::decode(s.record.event(), s.record.extra()) else { continue };
         if !cover.holds(tsc_before, s.tsc) {
             continue;
         }
         b.checked += 1;
-        // hv_sends is in TSC order (the merge's): the first at or after
-        // the guest's first read.
-        let from = hv_sends.partition_point(|h| h.0 < tsc_before);
-        match hv_sends[from..].iter().take_while(|h| h.0 <= s.tsc).find(|h| h.1 == who.domid && h.2 == port) {
+        // `hv` is in TSC order (the merge's): the first at or after the
+        // guest's first read.
+        let from = hv.partition_point(|h| h.0 < tsc_before);
+        match hv[from..].iter().take_while(|h| h.0 <= s.tsc).find(|h| h.1 == who.domid && h.2.is_none_or(|p| p == port)) {
             Some(h) => b.gaps.push((h.0 - tsc_before, s.tsc - h.0)),
-            None => b
-                .unmatched
-                .push(format!("{who} send on port {port}: tsc {tsc_before}..{} holds no hypervisor send of d{} port {port}", s.tsc, who.domid)),
+            None => b.unmatched.push(format!("{who} send on port {port}: tsc {tsc_before}..{} holds no hypervisor send of d{}", s.tsc, who.domid)),
         }
     }
     b
@@ -170,10 +217,28 @@ mod tests {
         cpus.insert(1, vec![wake(0), wake(1000)]);
         let g = GuestStream { vcpu: VcpuId { domid: 3, vcpu: 0 }, records: vec![g_send(5, 100, 200), g_send(5, 300, 350)] };
         let m = merge(&cpus, &[g]).unwrap();
-        let b = sends_bracketed(&m);
+        let b = sends_bracketed(&m, None);
+        assert_eq!(b.against, Against::SendRecords);
         assert_eq!(b.checked, 2);
         assert_eq!(b.gaps, [(50, 50)]);
         assert_eq!(b.unmatched.len(), 1, "the second send's hypervisor record comes after the guest's second read: {:?}", b.unmatched);
+        assert_eq!(sends_bracketed(&m, Some(VcpuId { domid: 4, vcpu: 0 })).checked, 0, "another writer's sends only");
+    }
+
+    #[test]
+    fn on_xen_the_send_hypercalls_entry_on_the_guests_pcpu_is_the_record() {
+        // Xen 4.17 writes no send record: TRC_PV_HYPERCALL_V2 of
+        // event_channel_op(EVTCHNOP_send, ..) on the pCPU d3 runs on.
+        let entry = |tsc| Event::Hypercall { subcall: false, op: 32, args: [Some(4), Some(0x1000), None, None, None, None] }.payload().record(tsc);
+        let run = |domid, tsc| Event::runstate_change(domid, 0, 1, 0).payload().record(tsc);
+        let mut cpus = BTreeMap::new();
+        cpus.insert(0, vec![run(3, 0), entry(150), run(0, 260), entry(320), wake(1000)]);
+        let g = GuestStream { vcpu: VcpuId { domid: 3, vcpu: 0 }, records: vec![g_send(5, 100, 200), g_send(5, 300, 350)] };
+        let b = sends_bracketed(&merge(&cpus, &[g]).unwrap(), None);
+        assert_eq!(b.against, Against::HypercallEntries);
+        assert_eq!((b.checked, b.gaps.clone()), (2, vec![(50, 50)]));
+        assert_eq!(b.unmatched.len(), 1, "the second entry ran on a pCPU running d0");
+        assert_eq!(sends_bracketed(&merge(&BTreeMap::from([(0, vec![wake(0), wake(9)])]), &[]).unwrap(), None).against, Against::Nothing);
     }
 
     #[test]
@@ -181,7 +246,7 @@ mod tests {
         let mut cpus = BTreeMap::new();
         cpus.insert(0, vec![wake(0), hv_send(2, 5, 150), hv_send(3, 6, 160), wake(1000)]);
         let g = GuestStream { vcpu: VcpuId { domid: 3, vcpu: 0 }, records: vec![g_send(5, 100, 200)] };
-        let b = sends_bracketed(&merge(&cpus, &[g]).unwrap());
+        let b = sends_bracketed(&merge(&cpus, &[g]).unwrap(), None);
         assert_eq!((b.checked, b.unmatched.len()), (1, 1));
     }
 
@@ -194,7 +259,7 @@ mod tests {
         let g = GuestStream { vcpu: VcpuId { domid: 1, vcpu: 0 }, records: vec![g_send(1, 10, 20), g_send(1, 600, 700)] };
         let m = merge(&cpus, &[g]).unwrap();
         assert_eq!(covered(&m), Some(Coverage { start: 100, end: 500, lost: vec![] }));
-        assert_eq!(sends_bracketed(&m).checked, 0);
+        assert_eq!(sends_bracketed(&m, None).checked, 0);
         // Records lost from 300 until 450 (the lost-records record's own
         // TSC); before the trace began (boot) does not matter.
         let lost = Event::LostRecords { lost: 3, domid: 0, vcpu: 0, first_tsc: 300 }.payload().record(450);
