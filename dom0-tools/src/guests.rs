@@ -305,6 +305,12 @@ impl Guests {
             hv::domctl_simple(hv::DESTROYDOMAIN, domid);
             return Err(BuildError("max_mem", rc));
         }
+        // libxl__arch_domain_create: the xl.cfg `tsc_mode`, always set.
+        let rc = hv::set_tsc_mode(domid, spec.tsc_mode);
+        if rc != 0 {
+            hv::domctl_simple(hv::DESTROYDOMAIN, domid);
+            return Err(BuildError("settscinfo (tsc_mode)", rc));
+        }
         let ring_va = match self.consoles.map_at(i, built.domid, built.console_mfn) {
             Ok(va) => va,
             Err(e) => {

@@ -107,6 +107,14 @@ pub fn max_mem(dom: u16, kib: u64) -> i64 {
     domctl_plain(&mut m)
 }
 
+/// XEN_DOMCTL_settscinfo: `dom`'s `TSC_MODE_*`, as libxl's
+/// `xc_domain_set_tsc_info(xch, domid, tsc_mode, 0, 0, 0)` at creation.
+pub fn set_tsc_mode(dom: u16, tsc_mode: u32) -> i64 {
+    let mut m = XenDomctl::new(xen_public::domctl::XEN_DOMCTL_SETTSCINFO, dom);
+    m.set_payload(&xen_public::domctl::XenDomctlTscInfo { tsc_mode, ..Default::default() });
+    domctl_plain(&mut m)
+}
+
 /// XEN_DOMCTL_getdomaininfo of exactly `dom`, or -ESRCH.
 pub fn getdomaininfo(dom: u16) -> Result<XenDomctlGetdomaininfo, i64> {
     let info = hypercall::domctl_getdomaininfo(dom)?;

@@ -73,6 +73,8 @@ pub struct GuestSpec {
     pub on_reboot: Action,
     /// Action on crash.
     pub on_crash: Action,
+    /// `TSC_MODE_*` for XEN_DOMCTL_settscinfo (xl.cfg `tsc_mode`).
+    pub tsc_mode: u32,
     /// The config it came from (for `xl list -l`), if any.
     pub config: Option<DomainConfig>,
 }
@@ -92,6 +94,7 @@ impl GuestSpec {
             on_poweroff: Action::Destroy,
             on_reboot: Action::Restart,
             on_crash: Action::Destroy,
+            tsc_mode: xen_public::domctl::TSC_MODE_DEFAULT,
             config: None,
         }
     }
@@ -135,6 +138,7 @@ impl GuestSpec {
             on_poweroff: c.on_poweroff,
             on_reboot: c.on_reboot,
             on_crash: c.on_crash,
+            tsc_mode: c.tsc_mode,
             config: Some(c.clone()),
         })
     }

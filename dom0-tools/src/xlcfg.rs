@@ -365,6 +365,9 @@ pub struct DomainConfig {
     pub on_reboot: Action,
     /// `on_crash` (default destroy).
     pub on_crash: Action,
+    /// `tsc_mode` as Xen's `TSC_MODE_*` (libxl's names: `default` 0,
+    /// `always_emulate` 1, `native` 2; default `default`).
+    pub tsc_mode: u32,
     /// `disk = [...]`, in order.
     pub disks: Vec<DiskSpec>,
     /// `vif = [...]`, in order.
@@ -953,7 +956,7 @@ fn strtol(s: &str) -> Result<i64, &'static str> {
 // ---------------------------------------------------------------------------
 
 /// Every key [`domain_config`] reads; the rest are warnings.
-const KNOWN_KEYS: [&str; 17] = [
+const KNOWN_KEYS: [&str; 18] = [
     "name",
     "type",
     "builder",
@@ -969,6 +972,7 @@ const KNOWN_KEYS: [&str; 17] = [
     "on_poweroff",
     "on_reboot",
     "on_crash",
+    "tsc_mode",
     "disk",
     "vif",
 ];
@@ -998,6 +1002,7 @@ fn domain_config(store: &Store, file: &str) -> Result<(DomainConfig, Vec<Warning
         on_poweroff: action(store, "on_poweroff", Action::Destroy)?,
         on_reboot: action(store, "on_reboot", Action::Restart)?,
         on_crash: action(store, "on_crash", Action::Destroy)?,
+        tsc_mode: tsc_mode(store)?,
         disks: disks(store)?,
         vifs: vifs(store)?,
     };
@@ -1155,6 +1160,22 @@ fn action(store: &Store, key: &str, default: Action) -> Result<Action, Located> 
             let known: Vec<&str> = Action::ALL.iter().map(|a| a.name()).collect();
             Located::new(line, Some(key), format!("unknown action \"{}\" (one of: {})", quote(buf.as_bytes()), known.join(", ")))
         }),
+    }
+}
+
+/// `tsc_mode`: libxl's `libxl_tsc_mode` names (or, deprecated, their
+/// numbers), as Xen's `TSC_MODE_*`; `native_paravirt` (3) is refused as
+/// libxl 4.17 refuses it (PVRDTSCP was removed).
+fn tsc_mode(store: &Store) -> Result<u32, Located> {
+    let Some((buf, line)) = store.string("tsc_mode")? else { return Ok(xen_public::domctl::TSC_MODE_DEFAULT) };
+    match buf {
+        "default" | "0" => Ok(xen_public::domctl::TSC_MODE_DEFAULT),
+        "always_emulate" | "1" => Ok(xen_public::domctl::TSC_MODE_ALWAYS_EMULATE),
+        "native" | "2" => Ok(xen_public::domctl::TSC_MODE_NEVER_EMULATE),
+        "native_paravirt" | "3" => {
+            Err(Located::new(line, Some("tsc_mode"), "TSC Mode native_paravirt (a.k.a PVRDTSCP) has been removed".to_string()))
+        }
+        _ => Err(Located::new(line, Some("tsc_mode"), format!("invalid value \"{}\" for \"tsc_mode\"", quote(buf.as_bytes())))),
     }
 }
 
@@ -1842,6 +1863,25 @@ vif = [ 'mac=00:16:3e:01:02:03,bridge=xenbr1,rate=10Mb/s', '' ]
         // strcmp: case matters, and no prefix is accepted.
         assert_eq!(err(&with("on_reboot = 'Restart'\n")).key.as_deref(), Some("on_reboot"));
         assert_eq!(err(&with("on_poweroff = 'dest'\n")).key.as_deref(), Some("on_poweroff"));
+    }
+
+    #[test]
+    fn tsc_mode_takes_libxls_names_and_numbers_and_refuses_pvrdtscp() {
+        use xen_public::domctl::{TSC_MODE_ALWAYS_EMULATE, TSC_MODE_DEFAULT, TSC_MODE_NEVER_EMULATE};
+        let base = "name='a'\nkernel='k'\n";
+        let with = |extra: &str| format!("{base}{extra}");
+        assert_eq!(ok(&with("")).0.tsc_mode, TSC_MODE_DEFAULT);
+        for (v, mode) in [
+            ("'native'", TSC_MODE_NEVER_EMULATE),
+            ("\"always_emulate\"", TSC_MODE_ALWAYS_EMULATE),
+            ("2", TSC_MODE_NEVER_EMULATE),
+            ("'default'", TSC_MODE_DEFAULT),
+        ] {
+            assert_eq!(ok(&with(&format!("tsc_mode = {v}\n"))).0.tsc_mode, mode, "{v}");
+        }
+        let e = err(&with("tsc_mode = 'native_paravirt'\n"));
+        assert!(e.to_string().contains("has been removed"), "{e}");
+        assert_eq!(err(&with("tsc_mode = 'nativ'\n")).key.as_deref(), Some("tsc_mode"));
     }
 
     #[test]

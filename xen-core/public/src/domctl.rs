@@ -453,6 +453,31 @@ pub struct XenDomctlMaxMem {
 }
 const _: () = assert!(core::mem::size_of::<XenDomctlMaxMem>() == 8);
 
+/// `struct xen_domctl_tsc_info`: payload of `XEN_DOMCTL_{get,set}tscinfo`.
+#[repr(C)]
+#[derive(FromBytes, IntoBytes, Immutable, KnownLayout, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct XenDomctlTscInfo {
+    /// IN/OUT: `TSC_MODE_*`.
+    pub tsc_mode: u32,
+    /// IN/OUT: the guest's TSC rate in kHz (0 on set: the host's).
+    pub gtsc_khz: u32,
+    /// IN/OUT: bumped by each set (migration generation).
+    pub incarnation: u32,
+    /// Padding.
+    pub pad: u32,
+    /// IN/OUT: nanoseconds the guest's TSC has counted.
+    pub elapsed_nsec: u64,
+}
+const _: () = assert!(core::mem::size_of::<XenDomctlTscInfo>() == 24);
+
+/// `TSC_MODE_DEFAULT` (Xen's `asm/time.h`, libxl's `tsc_mode="default"`):
+/// native when the host TSC is reliable, else emulated.
+pub const TSC_MODE_DEFAULT: u32 = 0;
+/// `TSC_MODE_ALWAYS_EMULATE` (`tsc_mode="always_emulate"`).
+pub const TSC_MODE_ALWAYS_EMULATE: u32 = 1;
+/// `TSC_MODE_NEVER_EMULATE` (`tsc_mode="native"`).
+pub const TSC_MODE_NEVER_EMULATE: u32 = 2;
+
 /// `struct xen_domctl_vcpucontext`: payload of `XEN_DOMCTL_{set,get}vcpucontext`.
 #[repr(C)]
 #[derive(FromBytes, IntoBytes, Immutable, KnownLayout, Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -32,7 +32,7 @@ use crate::mm::Mfn;
 use crate::mm::page_type::{PageMem, PageType};
 use crate::sched::credit::Params;
 use xen_public::domctl::*;
-use xen_public::errno::{EACCES, EEXIST, EFAULT, EINVAL, ENOENT, ENOMEM, ENOSYS, EPERM, ERESTART, ESRCH};
+use xen_public::errno::{EACCES, EEXIST, EFAULT, EINVAL, ENOENT, ENOMEM, ENOSYS, EOPNOTSUPP, EPERM, ERESTART, ESRCH};
 use xen_public::sysctl::*;
 use xen_public::{VIRQ_DOM_EXC, XEN_DOMINF_BLOCKED, XEN_DOMINF_PAUSED, XEN_DOMINF_RUNNING, XEN_DOMINF_SHUTDOWN, XEN_DOMINF_SHUTDOWNSHIFT};
 
@@ -356,10 +356,52 @@ pub fn domctl<H: ControlHost>(h: &mut H, v: &mut Vcpu, d: &mut Domain, mem: &imp
             })
             .unwrap_or(-ESRCH);
         }
+        // As Xen: no domain_pause() of oneself.
+        XEN_DOMCTL_SETTSCINFO | XEN_DOMCTL_GETTSCINFO if is_self => return -EINVAL,
+        XEN_DOMCTL_SETTSCINFO => {
+            let info: XenDomctlTscInfo = op.payload();
+            return with_other(h, dom, |o, _| set_tsc_info(o, &info)).unwrap_or(-ESRCH);
+        }
+        XEN_DOMCTL_GETTSCINFO => {
+            let (khz, now) = (h.cpu_khz(), h.system_time());
+            let Some(info) = with_other(h, dom, |o, _| tsc_info(o, khz, now)) else { return -ESRCH };
+            op.set_payload(&info);
+        }
         _ if !is_self && with_other(h, dom, |_, _| ()).is_none() => return -ESRCH,
         _ => return -ENOSYS,
     }
     rc(mem.copy_to(arg, &op))
+}
+
+/// XEN_DOMCTL_settscinfo on `o` (Xen's `tsc_set_info`): default and
+/// never-emulate are taken (a PV guest's `rdtsc` is never trapped here, so
+/// both read the host's TSC, as Xen's default does on a reliable TSC);
+/// always-emulate is -EOPNOTSUPP, as xen-core has no emulated TSC; any
+/// other mode is Xen's -EINVAL.
+fn set_tsc_info(o: &mut Domain, info: &XenDomctlTscInfo) -> Ret {
+    match info.tsc_mode {
+        TSC_MODE_DEFAULT | TSC_MODE_NEVER_EMULATE => {
+            o.tsc_mode = info.tsc_mode;
+            o.tsc_incarnation = info.incarnation.wrapping_add(1);
+            0
+        }
+        TSC_MODE_ALWAYS_EMULATE => -EOPNOTSUPP,
+        _ => -EINVAL,
+    }
+}
+
+/// XEN_DOMCTL_gettscinfo of `o` (Xen's `tsc_get_info` for a native TSC):
+/// the mode, the host's rate and the time the TSC has counted (`now`, ns).
+fn tsc_info(o: &Domain, cpu_khz: u32, now: u64) -> XenDomctlTscInfo {
+    let native = o.tsc_mode == TSC_MODE_DEFAULT;
+    XenDomctlTscInfo {
+        tsc_mode: o.tsc_mode,
+        // Xen: 0 for never-emulate, the rate for a native default.
+        gtsc_khz: if native { cpu_khz } else { 0 },
+        incarnation: o.tsc_incarnation,
+        pad: 0,
+        elapsed_nsec: if native { now } else { 0 },
+    }
 }
 
 /// XEN_DOMCTL_setvcpucontext of another domain `dom`: the context is read
@@ -1175,6 +1217,40 @@ pub mod tests {
         assert_eq!(d.max_pages, 1024);
         op.domain = 5;
         assert_eq!(domctl_op(&mut h, &g, &mut v, &mut d, &op), -ESRCH);
+    }
+
+    #[test]
+    fn settscinfo_takes_default_and_native_refuses_emulation_and_bad_modes_as_xen() {
+        // Xen 4.17 tsc_set_info: DEFAULT/ALWAYS_EMULATE/NEVER_EMULATE, else
+        // -EINVAL; incarnation = the given one + 1; never on oneself.
+        let (mut h, g, mut v, mut d) = setup();
+        created(&mut h, 4);
+        assert_eq!(h.other(4).tsc_incarnation, 1, "arch_domain_create's own set");
+        let mut op = XenDomctl::new(XEN_DOMCTL_SETTSCINFO, 4);
+        op.set_payload(&XenDomctlTscInfo { tsc_mode: TSC_MODE_NEVER_EMULATE, incarnation: 6, ..XenDomctlTscInfo::default() });
+        assert_eq!(domctl_op(&mut h, &g, &mut v, &mut d, &op), 0);
+        assert_eq!((h.other(4).tsc_mode, h.other(4).tsc_incarnation), (TSC_MODE_NEVER_EMULATE, 7));
+        op.set_payload(&XenDomctlTscInfo { tsc_mode: TSC_MODE_ALWAYS_EMULATE, ..XenDomctlTscInfo::default() });
+        assert_eq!(domctl_op(&mut h, &g, &mut v, &mut d, &op), -EOPNOTSUPP, "xen-core has no emulated TSC");
+        op.set_payload(&XenDomctlTscInfo { tsc_mode: 3, ..XenDomctlTscInfo::default() });
+        assert_eq!(domctl_op(&mut h, &g, &mut v, &mut d, &op), -EINVAL, "PVRDTSCP is gone from Xen 4.17");
+        assert_eq!(h.other(4).tsc_mode, TSC_MODE_NEVER_EMULATE, "a refused set changes nothing");
+        let mut get = XenDomctl::new(XEN_DOMCTL_GETTSCINFO, 4);
+        assert_eq!(domctl_op(&mut h, &g, &mut v, &mut d, &get), 0);
+        let info: XenDomctlTscInfo = out(&g).payload();
+        assert_eq!((info.tsc_mode, info.gtsc_khz, info.incarnation, info.elapsed_nsec), (TSC_MODE_NEVER_EMULATE, 0, 7, 0));
+        op.set_payload(&XenDomctlTscInfo::default());
+        assert_eq!(domctl_op(&mut h, &g, &mut v, &mut d, &op), 0);
+        assert_eq!(domctl_op(&mut h, &g, &mut v, &mut d, &get), 0);
+        let info: XenDomctlTscInfo = out(&g).payload();
+        assert_eq!((info.tsc_mode, info.gtsc_khz), (TSC_MODE_DEFAULT, h.cpu_khz()), "a native default reports the host's rate");
+        for cmd in [XEN_DOMCTL_SETTSCINFO, XEN_DOMCTL_GETTSCINFO] {
+            assert_eq!(domctl_cmd(&mut h, &g, &mut v, &mut d, cmd, xen_public::DOMID_SELF), -EINVAL, "no domain_pause() of oneself");
+            assert_eq!(domctl_cmd(&mut h, &g, &mut v, &mut d, cmd, 9), -ESRCH);
+        }
+        get.domain = 4;
+        d.privileged = false;
+        assert_eq!(domctl_op(&mut h, &g, &mut v, &mut d, &get), -EPERM);
     }
 
     #[test]

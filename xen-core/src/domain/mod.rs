@@ -126,6 +126,11 @@ pub struct Domain {
     /// writable type reference) and the byte offset in it; `None`: in
     /// shared_info, at `vcpu_id * 64` (Xen's `v->vcpu_info_mfn`).
     pub vcpu_info_at: [Option<(u64, u16)>; MAX_VCPUS],
+    /// `TSC_MODE_*` the toolstack set (XEN_DOMCTL_settscinfo); xen-core
+    /// never emulates `rdtsc`, so it is default or never-emulate.
+    pub tsc_mode: u32,
+    /// Its `incarnation`: one more than the last set's.
+    pub tsc_incarnation: u32,
 }
 
 impl Domain {
@@ -157,6 +162,10 @@ impl Domain {
             ioports: if privileged { iocap::dom0_ioports() } else { iocap::RangeSet::new() },
             pci_cf8: 0,
             vcpu_info_at: [None; MAX_VCPUS],
+            tsc_mode: xen_public::domctl::TSC_MODE_DEFAULT,
+            // Xen's arch_domain_create sets a domU's default mode once
+            // (incarnation 1); the PV hardware domain's set returns early.
+            tsc_incarnation: u32::from(!privileged),
         }
     }
 
