@@ -44,12 +44,14 @@ const MIN_BRACKETED: usize = 20;
 
 /// The default session: three guests (a spinner, a timer-blocker, and d3
 /// pinging dom0's address one echo request at a time: event channels back
-/// and forth with dom0's netback; with `tsc_mode="native"`, so that its
-/// TSC is the hypervisor's on Xen 4.17 too), then three seconds of trace,
+/// and forth with dom0's netback; the network guests with
+/// `tsc_mode="native"`, so that their TSC is the hypervisor's on Xen 4.17
+/// too, where an emulated `rdtsc` also costs d2 a trap per read), then
+/// three seconds of trace,
 /// the guests' own dumps, the hypervisor's and dom0's, and poweroff.
 pub const DEFAULT_SCRIPT: &[&str] = &[
     "create spin",
-    "create netserve.cfg",
+    "create netserve.cfg 'tsc_mode=\"native\"'",
     "?(d2) net: up",
     "create netpingd0.cfg 'extra=\"net=ping:10.0.2.10:1000000\"' 'tsc_mode=\"native\"'",
     "?(d3) net: up",

@@ -311,9 +311,19 @@ impl Builder {
 }
 
 /// Rebuild the states from a merged trace ([`super::merge::merge`]).
+///
+/// The trace spans the hypervisor's records (all records when there are
+/// none): a guest's own stream may run on past the hypervisor's (its log
+/// kept recording after dom0's store was full), and no state is known
+/// there.
 pub fn reconstruct(records: &[Stamped]) -> Timeline {
-    let start = records.iter().map(|s| s.tsc).min().unwrap_or(0);
-    let end = records.iter().map(|s| s.tsc).max().unwrap_or(0);
+    let hv = || records.iter().filter(|s| matches!(s.source, Source::Hypervisor { .. })).map(|s| s.tsc);
+    let any_hv = hv().next().is_some();
+    let (start, end) = if any_hv {
+        (hv().min().unwrap_or(0), hv().max().unwrap_or(0))
+    } else {
+        (records.iter().map(|s| s.tsc).min().unwrap_or(0), records.iter().map(|s| s.tsc).max().unwrap_or(0))
+    };
     let exits = records.iter().any(|s| s.record.event() == TRC_XENCORE_HYPERCALL_EXIT);
     let mut b = Builder { start, vcpus: BTreeMap::new(), pcpus: BTreeMap::new(), hypercalls: Vec::new(), unpaired_exits: 0, exits };
     let mut attribution = Vec::with_capacity(records.len());
@@ -457,6 +467,22 @@ pub(crate) mod tests {
                 assert_ne!(w[0].state, w[1].state);
             }
         }
+    }
+
+    #[test]
+    fn a_guest_stream_past_the_hypervisors_records_does_not_stretch_the_trace() {
+        use xen_public::trace_guest::GuestEvent;
+        let late = GuestEvent::XenbusRequest { type_: 2, req_id: 1, tx_id: 0, len: 1 }.record(90_000);
+        let early = GuestEvent::XenbusRequest { type_: 2, req_id: 2, tx_id: 0, len: 1 }.record(1);
+        let mut cpus = std::collections::BTreeMap::new();
+        for s in three_guests() {
+            let Source::Hypervisor { cpu } = s.source else { continue };
+            cpus.entry(cpu).or_insert_with(Vec::new).push(s.record);
+        }
+        let g = super::super::merge::GuestStream { vcpu: PINGPONG, records: vec![early, late] };
+        let tl = reconstruct(&merge(&cpus, &[g]).unwrap());
+        assert_eq!((tl.start, tl.end), (0, 10000), "the span is the hypervisor's");
+        assert_eq!(times(&tl, PINGPONG), [490, 10, 10, 9490, 0], "no state is invented past it");
     }
 
     #[test]

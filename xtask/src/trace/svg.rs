@@ -205,6 +205,11 @@ pub fn render(tl: &Timeline, records: &[Stamped], tsc_khz: u64, width: u32) -> S
             Source::Guest(_) => None,
         });
         let Some(&ry) = row else { continue };
+        // A guest's record outside the hypervisor's span has no place on
+        // the axis.
+        if s.tsc < tl.start || s.tsc > tl.end {
+            continue;
+        }
         let x = c.x(s.tsc);
         let from = match s.source {
             Source::Hypervisor { cpu } => format!("xen cpu{cpu}"),
