@@ -37,6 +37,7 @@
 //! ratios. xen-core runs at `loglvl=warning` here (see
 //! [`linux::XEN_CORE_BENCH_CMDLINE`]).
 
+use crate::bench_plot;
 use crate::image;
 use crate::linux;
 use crate::qemu;
@@ -310,11 +311,10 @@ fn boot_times(hv: &str, k: &image::Kernels, runs: usize, extra: &[String]) -> Re
     Ok(times)
 }
 
-/// The median of a few figures.
+/// The median of a few figures (the chart's, so its ratios are the
+/// table's).
 fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    s.get(s.len() / 2).copied().unwrap_or(0.0)
+    bench_plot::median(v)
 }
 
 /// What `cargo xtask bench` was asked for.
@@ -360,6 +360,92 @@ pub struct BenchArgs {
     /// gdb, installed when missing), instead of timing anything.
     #[arg(long)]
     pub instructions: bool,
+    /// Also write an SVG chart of every ratio against Xen 4.17 and the
+    /// floor (see docs/benchmarks.md); with --from-log, only that.
+    #[arg(long)]
+    pub plot: bool,
+    /// Draw the chart from results files `cargo xtask bench` wrote
+    /// (target/xtask/bench/results-*.txt) instead of booting anything;
+    /// several files combine (a later one wins for the same figure).
+    #[arg(long = "from-log", value_name = "FILE", num_args = 1.., requires = "plot")]
+    pub from_log: Vec<PathBuf>,
+    /// Where --plot writes the chart (default target/xtask/bench/chart.svg).
+    #[arg(long, value_name = "FILE", requires = "plot")]
+    pub svg: Option<PathBuf>,
+}
+
+/// Where `cargo xtask bench` writes its results files and the chart.
+pub fn results_dir() -> PathBuf {
+    image::out_dir().join("bench")
+}
+
+/// A run's results file (`results-<what>.txt`): a header of `#` lines
+/// (command, date, commit, host), then each part's figures as soon as the
+/// part has run, so a run cut short keeps what it measured.
+struct Saved {
+    path: PathBuf,
+}
+
+impl Saved {
+    fn create(what: &str) -> Result<Saved, String> {
+        let dir = results_dir();
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let path = dir.join(format!("results-{what}.txt"));
+        let out = |cmd: &str, args: &[&str]| {
+            std::process::Command::new(cmd)
+                .args(args)
+                .output()
+                .ok()
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+                .unwrap_or_default()
+        };
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        let head = format!(
+            "# cargo xtask {}\n# {}, commit {}, {} host CPUs, load average {}\n",
+            args.join(" "),
+            out("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
+            out("git", &["-C", &crate::workspace_root().to_string_lossy(), "rev-parse", "--short", "HEAD"]),
+            std::thread::available_parallelism().map_or(0, |n| n.get()),
+            std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+        );
+        std::fs::write(&path, head).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(Saved { path })
+    }
+
+    /// Append one part's figures on one side (nothing for an empty one).
+    fn part(&self, part: &str, side: &str, s: &Series) -> Result<(), String> {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().append(true).open(&self.path).map_err(|e| format!("{}: {e}", self.path.display()))?;
+        f.write_all(bench_plot::result_lines(part, side, s).as_bytes()).map_err(|e| format!("{}: {e}", self.path.display()))
+    }
+
+    /// Append a part's three sides.
+    fn three(&self, part: &str, ours: &Series, xen: &Series, xen_nm: &Series) -> Result<(), String> {
+        self.part(part, bench_plot::XEN_CORE, ours)?;
+        self.part(part, bench_plot::XEN_417, xen)?;
+        self.part(part, bench_plot::XEN_417_NM, xen_nm)
+    }
+}
+
+/// Draw the chart of `files` into `--svg` (or target/xtask/bench/chart.svg).
+fn plot(args: &BenchArgs, files: &[PathBuf]) -> Result<(), String> {
+    let mut res = bench_plot::Results::default();
+    for f in files {
+        let text = std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?;
+        res.add(&text).map_err(|e| format!("{}: {e}", f.display()))?;
+    }
+    let rows = bench_plot::rows(&res);
+    if rows.is_empty() {
+        return Err(format!("no figures of xen-core in {}", files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ")));
+    }
+    let out = args.svg.clone().unwrap_or_else(|| results_dir().join("chart.svg"));
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let svg = bench_plot::svg(&rows, "xen-core against Xen 4.17 and the floor: ratios of medians (left of 1.0: xen-core better)", &res.notes);
+    std::fs::write(&out, svg).map_err(|e| format!("{}: {e}", out.display()))?;
+    println!("bench: chart of {} figures written to {}", rows.len(), out.display());
+    Ok(())
 }
 
 /// QEMU arguments `--icount` adds.
@@ -392,60 +478,102 @@ fn spread(v: &[f64]) -> String {
     if v.len() < 2 { format!("{lo:.0}") } else { format!("{lo:.0}-{hi:.0}") }
 }
 
-/// `cargo xtask bench [--xen-core-only] [--runs N] [--icount]`.
+/// `cargo xtask bench [--xen-core-only] [--runs N] [--icount] [--plot [--from-log FILE...] [--svg FILE]]`.
 pub fn command(args: &BenchArgs) -> Result<(), String> {
     if args.instructions {
         return crate::pathcount::command();
     }
+    if !args.from_log.is_empty() {
+        return plot(args, &args.from_log);
+    }
     crate::env::ensure_system_tools()?;
     let k = image::build(image::Profile::Release)?;
     let extra = qemu_extra(args);
+    let what = match (args.xenstore_only, args.block_only, args.net_only, args.linux_only, args.trace_only) {
+        (true, ..) => "xenstore",
+        (_, true, ..) => "block",
+        (_, _, true, ..) => "net",
+        (_, _, _, true, _) => "linux",
+        (.., true) => "trace",
+        _ => "all",
+    };
+    let saved = Saved::create(what)?;
+    eprintln!("[xtask] bench: results go to {}", saved.path.display());
+    measure(args, &k, &extra, &saved)?;
+    if args.plot { plot(args, std::slice::from_ref(&saved.path)) } else { Ok(()) }
+}
+
+/// Run what `args` asks for, print its tables and save its figures.
+fn measure(args: &BenchArgs, k: &image::Kernels, extra: &[String], saved: &Saved) -> Result<(), String> {
     if args.xenstore_only {
-        let (ours, xen, xen_nm) = xenstore_series(args, &k, &extra)?;
+        let (ours, xen, xen_nm) = xenstore_series(args, k, extra)?;
+        saved.three("xenstore", &ours, &xen, &xen_nm)?;
         print_table(&ours, &xen, &xen_nm, args.runs);
         return Ok(());
     }
     if args.block_only {
-        let (ours, xen) = block_series(args, &k, &extra)?;
+        let (ours, xen) = block_series(args, k, extra)?;
+        saved.three("block", &ours, &xen, &Series::new())?;
         print_block_table(&ours, &xen, args.runs);
         return Ok(());
     }
     if args.net_only {
-        let (ours, xen, xen_nm) = net_series(args, &k, &extra)?;
+        let (ours, xen, xen_nm) = net_series(args, k, extra)?;
+        saved.three("net", &ours, &xen, &xen_nm)?;
         print_net_table(&ours, &xen, &xen_nm, args.runs);
         return Ok(());
     }
     if args.linux_only {
-        let (ours, xen, xen_nm) = linux_series(args, &k)?;
+        let (ours, xen, xen_nm) = linux_series(args, k)?;
+        saved.three("linux", &ours, &xen, &xen_nm)?;
         print_linux_table(&ours, &xen, &xen_nm, args.runs);
         return Ok(());
     }
     if args.trace_only {
-        let off = series("xen-core", &k, &MAIN, args.runs, &extra)?;
-        let on = series("xen-core traced", &k, &MAIN, args.runs, &extra)?;
+        let off = series("xen-core", k, &MAIN, args.runs, extra)?;
+        let on = series("xen-core traced", k, &MAIN, args.runs, extra)?;
+        saved.part("trace", bench_plot::XEN_CORE, &off)?;
+        saved.part("trace", bench_plot::XEN_CORE_TRACED, &on)?;
         print_trace_table(&off, &on, args.runs);
         return Ok(());
     }
-    let boot_ours = boot_times("xen-core", &k, 3, &extra)?;
-    let boot_xen = if args.ours_only { Vec::new() } else { boot_times("xen-4.17", &k, 3, &extra)? };
-    let mut ours = series("xen-core", &k, &MAIN, args.runs, &extra)?;
+    let boot_ours = boot_times("xen-core", k, 3, extra)?;
+    let boot_xen = if args.ours_only { Vec::new() } else { boot_times("xen-4.17", k, 3, extra)? };
+    let mut ours = series("xen-core", k, &MAIN, args.runs, extra)?;
     let (mut xen, mut xen_nm) = (Series::new(), Series::new());
     if !args.ours_only {
-        xen = series("xen-4.17", &k, &MAIN, args.runs, &extra)?;
-        xen_nm = series("xen-4.17 no-mitigations", &k, &MAIN, args.runs, &extra)?;
+        xen = series("xen-4.17", k, &MAIN, args.runs, extra)?;
+        xen_nm = series("xen-4.17 no-mitigations", k, &MAIN, args.runs, extra)?;
     }
-    ours.extend(series("xen-core", &k, &DENSITY, 1, &extra)?);
+    ours.extend(series("xen-core", k, &DENSITY, 1, extra)?);
     if !args.ours_only {
-        xen.extend(series("xen-4.17", &k, &DENSITY, 1, &extra)?);
+        xen.extend(series("xen-4.17", k, &DENSITY, 1, extra)?);
     }
-    let (xs_ours, xs_xen, xs_nm) = xenstore_series(args, &k, &extra)?;
+    {
+        let with_boot = |s: &Series, b: &[f64]| {
+            let mut s = s.clone();
+            if !b.is_empty() {
+                s.insert("boot_to_dom0_s".into(), b.to_vec());
+            }
+            s
+        };
+        saved.three("dom0", &with_boot(&ours, &boot_ours), &with_boot(&xen, &boot_xen), &xen_nm)?;
+    }
+    let (xs_ours, xs_xen, xs_nm) = xenstore_series(args, k, extra)?;
+    saved.three("xenstore", &xs_ours, &xs_xen, &xs_nm)?;
     ours.extend(xs_ours);
     xen.extend(xs_xen);
     xen_nm.extend(xs_nm);
-    let (blk_ours, blk_xen) = block_series(args, &k, &extra)?;
-    let (net_ours, net_xen, net_xen_nm) = net_series(args, &k, &extra)?;
-    let (linux_ours, linux_xen, linux_xen_nm) = linux_series(args, &k)?;
-    let traced = series("xen-core traced", &k, &MAIN, args.runs, &extra)?;
+    let (blk_ours, blk_xen) = block_series(args, k, extra)?;
+    saved.three("block", &blk_ours, &blk_xen, &Series::new())?;
+    let (net_ours, net_xen, net_xen_nm) = net_series(args, k, extra)?;
+    saved.three("net", &net_ours, &net_xen, &net_xen_nm)?;
+    let (linux_ours, linux_xen, linux_xen_nm) = linux_series(args, k)?;
+    saved.three("linux", &linux_ours, &linux_xen, &linux_xen_nm)?;
+    let traced = series("xen-core traced", k, &MAIN, args.runs, extra)?;
+    let untraced: Series = ours.iter().filter(|(n, _)| traced.contains_key(*n)).map(|(n, v)| (n.clone(), v.clone())).collect();
+    saved.part("trace", bench_plot::XEN_CORE, &untraced)?;
+    saved.part("trace", bench_plot::XEN_CORE_TRACED, &traced)?;
     print_table(&ours, &xen, &xen_nm, args.runs);
     print_trace_table(&ours, &traced, args.runs);
     print_block_table(&blk_ours, &blk_xen, args.runs);
@@ -790,6 +918,8 @@ fn print_table(ours: &Series, xen: &Series, xen_nm: &Series, runs: usize) {
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     #[test]
     fn spread_is_min_to_max() {
         assert_eq!(super::spread(&[3.0, 1.0, 2.0]), "1-3");
@@ -959,6 +1089,40 @@ mod tests {
         let rows = super::trace_rows(&off, &on);
         assert!(rows.iter().any(|r| r.starts_with("null_hypercall_cycles") && r.contains("+5.0%") && r.contains("< 10%")), "{rows:?}");
         assert!(rows.iter().any(|r| r.starts_with("compute_cpu_time_alone_us") && r.contains("+1.0%") && r.contains("< 2%")), "{rows:?}");
+    }
+
+    /// `--plot` alone draws after the run; `--from-log` and `--svg` only
+    /// with it, and `--from-log` takes several files.
+    #[test]
+    fn plot_takes_saved_results_and_an_output() {
+        use clap::Parser;
+        let parse = |args: &[&str]| match crate::Cli::try_parse_from(["xtask", "bench"].into_iter().chain(args.iter().copied())) {
+            Ok(crate::Cli { command: crate::Command::Bench(b) }) => Ok((b.plot, b.from_log, b.svg)),
+            Ok(other) => panic!("parsed as {other:?}"),
+            Err(e) => Err(e),
+        };
+        assert_eq!(parse(&[]).unwrap(), (false, vec![], None));
+        assert_eq!(parse(&["--plot", "--runs", "1"]).unwrap(), (true, vec![], None));
+        let (plot, files, svg) = parse(&["--plot", "--from-log", "a.txt", "b.txt", "--svg", "c.svg"]).unwrap();
+        assert!(plot);
+        assert_eq!(files, [PathBuf::from("a.txt"), PathBuf::from("b.txt")]);
+        assert_eq!(svg, Some(PathBuf::from("c.svg")));
+        assert!(parse(&["--from-log", "a.txt"]).is_err(), "--from-log needs --plot");
+        assert!(parse(&["--svg", "c.svg"]).is_err(), "--svg needs --plot");
+        assert!(parse(&["--plot", "--from-log"]).is_err(), "--from-log needs a file");
+    }
+
+    /// A saved part reads back as the same figures, on its side.
+    #[test]
+    fn saved_results_read_back_for_the_chart() {
+        let mut s = super::Series::new();
+        s.insert("null_hypercall_cycles".into(), vec![1500.0, 1400.0]);
+        let text = crate::bench_plot::result_lines("dom0", crate::bench_plot::XEN_CORE, &s);
+        let mut r = crate::bench_plot::Results::default();
+        r.add(&text).unwrap();
+        assert_eq!(r.records.len(), 1);
+        assert_eq!((r.records[0].part.as_str(), r.records[0].side.as_str()), ("dom0", "xen-core"));
+        assert_eq!(r.records[0].values, [1500.0, 1400.0]);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! prints it.
 
 mod bench;
+mod bench_plot;
 mod conformance;
 mod env;
 mod fuzz;
