@@ -184,11 +184,13 @@ impl Against {
 }
 
 /// One bar: the ratio as the bench prints it (xen-core / other), or
-/// `None` when the other side has no figure (or a zero one).
+/// `None` when the other side has no figure or a zero one (`other`: the
+/// other side's median, when it has one).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Bar {
     pub against: Against,
     pub ratio: Option<f64>,
+    pub other: Option<f64>,
 }
 
 impl Bar {
@@ -236,25 +238,29 @@ pub fn rows(res: &Results) -> Vec<Row> {
         let floor = res.median_of(part, XEN_CORE, FLOOR_FIGURE).filter(|f| *f > 0.0);
         for figure in figures {
             let Some(ours) = res.median_of(part, XEN_CORE, figure) else { continue };
-            let against = |side: &str| res.median_of(part, side, figure).and_then(|x| ratio_of(ours, x));
+            let against = |a: Against, side: &str| {
+                let other = res.median_of(part, side, figure);
+                Bar { against: a, ratio: other.and_then(|x| ratio_of(ours, x)), other }
+            };
             let mut bars = Vec::new();
             if part == "trace" {
                 if !has(XEN_CORE_TRACED) {
                     continue;
                 }
+                // Traced over untraced: the bar's "other" is the untraced figure.
                 let traced = res.median_of(part, XEN_CORE_TRACED, figure);
-                bars.push(Bar { against: Against::Untraced, ratio: traced.and_then(|t| ratio_of(t, ours)) });
+                bars.push(Bar { against: Against::Untraced, ratio: traced.and_then(|t| ratio_of(t, ours)), other: traced.map(|_| ours) });
             } else {
                 if has(XEN_417) {
-                    bars.push(Bar { against: Against::Xen, ratio: against(XEN_417) });
+                    bars.push(against(Against::Xen, XEN_417));
                 }
                 if has(XEN_417_NM) {
-                    bars.push(Bar { against: Against::XenNoMitigations, ratio: against(XEN_417_NM) });
+                    bars.push(against(Against::XenNoMitigations, XEN_417_NM));
                 }
                 if figure.ends_with("_cycles")
                     && let Some(f) = floor
                 {
-                    bars.push(Bar { against: Against::Floor, ratio: Some(ours / f) });
+                    bars.push(Bar { against: Against::Floor, ratio: Some(ours / f), other: Some(f) });
                 }
             }
             out.push(Row { part: part.to_string(), figure: figure.to_string(), better: better(figure), bars });
@@ -329,6 +335,7 @@ const BAR_H: f64 = 11.0;
 const BAR_GAP: f64 = 2.0;
 const ROW_PAD: f64 = 7.0;
 const GROUP_H: f64 = 26.0;
+const MIN_ROW_H: f64 = 32.0;
 
 /// The SVG chart of `rows`, titled `title`, with `notes` (the results'
 /// `#` lines) under the title.
@@ -349,7 +356,8 @@ pub fn svg(rows: &[Row], title: &str, notes: &[String]) -> String {
             y += GROUP_H;
         }
         let n = row.bars.len().max(1) as f64;
-        let h = n * BAR_H + (n - 1.0) * BAR_GAP + 2.0 * ROW_PAD;
+        // Room for the name and the direction line at least.
+        let h = (n * BAR_H + (n - 1.0) * BAR_GAP + 2.0 * ROW_PAD).max(MIN_ROW_H);
         let _ = writeln!(body, r##"<g class="figure" data-figure="{}">"##, esc(&row.figure));
         let mid = y + h / 2.0;
         let _ = writeln!(body, r##"<text class="name" x="{NAME_X}" y="{:.1}">{}</text>"##, mid - 1.0, esc(&row.figure));
@@ -381,7 +389,8 @@ pub fn svg(rows: &[Row], title: &str, notes: &[String]) -> String {
                         esc(&tip)
                     );
                     let clipped = d <= axis.lo || d >= axis.hi;
-                    let text = format!("{}{}", label(r), if clipped { " (off the axis)" } else { "" });
+                    let unit = if bar.against == Against::Floor { " x floor" } else { "" };
+                    let text = format!("{}{unit}{}", label(r), if clipped { " (off the axis)" } else { "" });
                     let (lx, anchor) = if xa < xb { (xa - 4.0, "end") } else { (xa + 4.0, "start") };
                     let _ = writeln!(
                         body,
@@ -391,11 +400,15 @@ pub fn svg(rows: &[Row], title: &str, notes: &[String]) -> String {
                     );
                 }
                 _ => {
-                    let what = match bar.against {
-                        Against::Xen => "no Xen 4.17 figure",
-                        Against::XenNoMitigations => "no Xen 4.17 (no mitigations) figure",
-                        Against::Floor => "no floor",
-                        Against::Untraced => "no traced figure",
+                    let side = match bar.against {
+                        Against::Xen => "Xen 4.17",
+                        Against::XenNoMitigations => "Xen 4.17 (no mitigations)",
+                        Against::Floor => "floor",
+                        Against::Untraced => "traced",
+                    };
+                    let what = match bar.other {
+                        Some(_) => format!("no ratio: the {side} figure is 0"),
+                        None => format!("no {side} figure"),
                     };
                     let _ = writeln!(
                         body,
@@ -572,16 +585,20 @@ mod tests {
             ["grant_copy_mib_per_sec", "null_hypercall_cycles", "xs_read_median_ns", "blk_guest_rand_read_4k_iops", "null_hypercall_cycles"]
         );
         let null = &rows[1];
-        assert_eq!(null.bars[0], Bar { against: Against::Xen, ratio: Some(1500.0 / 60000.0) });
-        assert_eq!(null.bars[1], Bar { against: Against::XenNoMitigations, ratio: Some(0.05) });
-        assert_eq!(null.bars[2], Bar { against: Against::Floor, ratio: Some(1500.0 / 300.0) });
+        assert_eq!(null.bars[0], Bar { against: Against::Xen, ratio: Some(1500.0 / 60000.0), other: Some(60000.0) });
+        assert_eq!(null.bars[1], Bar { against: Against::XenNoMitigations, ratio: Some(0.05), other: Some(30000.0) });
+        assert_eq!(null.bars[2], Bar { against: Against::Floor, ratio: Some(1500.0 / 300.0), other: Some(300.0) });
         let copy = &rows[0];
         assert_eq!(copy.bars.len(), 2, "no floor for a rate: {copy:?}");
-        assert_eq!(copy.bars[1], Bar { against: Against::XenNoMitigations, ratio: None }, "Xen without mitigations ran, but has no such figure");
+        assert_eq!(
+            copy.bars[1],
+            Bar { against: Against::XenNoMitigations, ratio: None, other: None },
+            "Xen without mitigations ran, but has no such figure"
+        );
         assert_eq!(copy.bars[0].ratio, Some(25.0));
         assert_eq!(copy.bars[0].drawn(copy.better), Some(0.04), "higher is better: drawn at 1/ratio, left of 1.0");
-        assert_eq!(rows[3].bars, [Bar { against: Against::Xen, ratio: Some(2.0) }], "block has no no-mitigations side");
-        assert_eq!(rows[4].bars, [Bar { against: Against::Untraced, ratio: Some(1.05) }]);
+        assert_eq!(rows[3].bars, [Bar { against: Against::Xen, ratio: Some(2.0), other: Some(2000.0) }], "block has no no-mitigations side");
+        assert_eq!(rows[4].bars, [Bar { against: Against::Untraced, ratio: Some(1.05), other: Some(1000.0) }]);
     }
 
     /// The chart: well-formed XML, one row per figure, one bar per
@@ -642,10 +659,11 @@ mod tests {
         r.add("result dom0 xen-core compute_slowdown_with_antisocial_pct 0\nresult dom0 xen-4.17 compute_slowdown_with_antisocial_pct 0\n").unwrap();
         r.add("result dom0 xen-core domains_at_once 1023\n").unwrap();
         let rows = rows(&r);
-        assert_eq!(rows[0].bars, [Bar { against: Against::Xen, ratio: None }], "Xen's 0: no ratio, as the bench prints '-'");
+        assert_eq!(rows[0].bars, [Bar { against: Against::Xen, ratio: None, other: Some(0.0) }], "Xen's 0: no ratio, as the bench prints '-'");
         let text = svg(&rows, "t", &[]);
         roxmltree::Document::parse(&text).unwrap();
-        assert_eq!(text.matches("no Xen 4.17 figure").count(), 2);
+        assert_eq!(text.matches("no Xen 4.17 figure").count(), 1, "domains_at_once on xen-core only");
+        assert_eq!(text.matches("no ratio: the Xen 4.17 figure is 0").count(), 1);
         assert!(!text.contains("<rect class=\"bar"));
     }
 }
