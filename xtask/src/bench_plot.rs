@@ -406,8 +406,10 @@ pub fn svg(rows: &[Row], title: &str, notes: &[String]) -> String {
                         Against::Floor => "floor",
                         Against::Untraced => "traced",
                     };
+                    // Traced / untraced divides by the untraced figure.
+                    let divisor = if bar.against == Against::Untraced { "untraced" } else { side };
                     let what = match bar.other {
-                        Some(_) => format!("no ratio: the {side} figure is 0"),
+                        Some(_) => format!("no ratio: the {divisor} figure is 0"),
                         None => format!("no {side} figure"),
                     };
                     let _ = writeln!(
@@ -664,6 +666,11 @@ mod tests {
         roxmltree::Document::parse(&text).unwrap();
         assert_eq!(text.matches("no Xen 4.17 figure").count(), 1, "domains_at_once on xen-core only");
         assert_eq!(text.matches("no ratio: the Xen 4.17 figure is 0").count(), 1);
+        let mut t = Results::default();
+        t.add("result trace xen-core compute_slowdown_with_antisocial_pct 0\nresult trace xen-core-traced compute_slowdown_with_antisocial_pct 0\n")
+            .unwrap();
+        let text = svg(&super::rows(&t), "t", &[]);
+        assert!(text.contains("no ratio: the untraced figure is 0"), "traced / untraced divides by the untraced figure");
         assert!(!text.contains("<rect class=\"bar"));
     }
 }
