@@ -85,6 +85,37 @@ cases! {
         domctl_simple(2, id);
         all(&[expect(two, -EINVAL), expect(one, 0)])
     }
+    domctl_settscinfo_native_reads_back_with_the_next_incarnation ("domctl", "XEN_DOMCTL_settscinfo, gettscinfo", Accept) {
+        // Xen 4.17 tsc_set_info: incarnation = given + 1; tsc_get_info of
+        // a never-emulate domain: mode 2, no rate, no elapsed time.
+        let id = match create_domain(0) {
+            Ok(id) => id,
+            Err(e) => return expect(e, 0),
+        };
+        let set = tsc_info(XEN_DOMCTL_SETTSCINFO, id, XenDomctlTscInfo { tsc_mode: TSC_MODE_NEVER_EMULATE, incarnation: 4, ..Default::default() });
+        let got = tsc_info(XEN_DOMCTL_GETTSCINFO, id, XenDomctlTscInfo::default());
+        domctl_simple(2, id);
+        let t = got.1;
+        all(&[
+            expect(set.0, 0),
+            expect(got.0, 0),
+            check((t.tsc_mode, t.gtsc_khz, t.incarnation, t.elapsed_nsec) == (TSC_MODE_NEVER_EMULATE, 0, 5, 0), format_args!("got {t:?}")),
+        ])
+    }
+    domctl_settscinfo_unknown_mode_and_self_einval ("domctl", "XEN_DOMCTL_settscinfo", Reject) {
+        let id = match create_domain(0) {
+            Ok(id) => id,
+            Err(e) => return expect(e, 0),
+        };
+        // TSC_MODE_PVRDTSCP (3) is gone from Xen 4.17: -EINVAL, and the
+        // mode stays; dom0 cannot pause itself for the call: -EINVAL.
+        let pvrdtscp = tsc_info(XEN_DOMCTL_SETTSCINFO, id, XenDomctlTscInfo { tsc_mode: 3, ..Default::default() }).0;
+        let mode = tsc_info(XEN_DOMCTL_GETTSCINFO, id, XenDomctlTscInfo::default()).1.tsc_mode;
+        domctl_simple(2, id);
+        let own = tsc_info(XEN_DOMCTL_SETTSCINFO, 0, XenDomctlTscInfo::default()).0;
+        let own_get = tsc_info(XEN_DOMCTL_GETTSCINFO, 0, XenDomctlTscInfo::default()).0;
+        all(&[expect(pvrdtscp, -EINVAL), expect(i64::from(mode), i64::from(TSC_MODE_DEFAULT)), expect(own, -EINVAL), expect(own_get, -EINVAL)])
+    }
     domctl_setvcpucontext_before_max_vcpus_einval ("domctl", "XEN_DOMCTL_setvcpucontext", Reject) {
         let id = match create_domain(0) {
             Ok(id) => id,

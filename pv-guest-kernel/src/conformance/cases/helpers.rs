@@ -7,9 +7,10 @@ pub use crate::mm::{PTE_RO, PTE_RW};
 pub use crate::traps::{Probe, handler_entry, probe};
 pub use xen_public::callback::CallbackRegister;
 pub use xen_public::domctl::{
-    XEN_DOMCTL_CREATEDOMAIN, XEN_DOMCTL_GETVCPUINFO, XEN_DOMCTL_MAX_MEM, XEN_DOMCTL_MAX_VCPUS, XEN_DOMCTL_SCHEDULER_OP, XEN_DOMINF_RUNNING,
-    XEN_SCHEDULER_CREDIT, XenDomctl, XenDomctlCreatedomain, XenDomctlGetdomaininfo, XenDomctlGetvcpuinfo, XenDomctlHypercallInit, XenDomctlMaxMem,
-    XenDomctlMaxVcpus, XenDomctlSchedCredit, XenDomctlSchedulerOp, XenDomctlVcpucontext,
+    TSC_MODE_DEFAULT, TSC_MODE_NEVER_EMULATE, XEN_DOMCTL_CREATEDOMAIN, XEN_DOMCTL_GETTSCINFO, XEN_DOMCTL_GETVCPUINFO, XEN_DOMCTL_MAX_MEM,
+    XEN_DOMCTL_MAX_VCPUS, XEN_DOMCTL_SCHEDULER_OP, XEN_DOMCTL_SETTSCINFO, XEN_DOMINF_RUNNING, XEN_SCHEDULER_CREDIT, XenDomctl, XenDomctlCreatedomain,
+    XenDomctlGetdomaininfo, XenDomctlGetvcpuinfo, XenDomctlHypercallInit, XenDomctlMaxMem, XenDomctlMaxVcpus, XenDomctlSchedCredit,
+    XenDomctlSchedulerOp, XenDomctlTscInfo, XenDomctlVcpucontext,
 };
 pub use xen_public::errno::*;
 pub use xen_public::event_channel::{
@@ -205,6 +206,15 @@ pub fn create_with_vcpu() -> Result<u16, i64> {
 }
 
 /// XEN_DOMCTL_max_mem of `dom` in KiB.
+/// XEN_DOMCTL_settscinfo or gettscinfo (`cmd`) of `dom` with `info`:
+/// `(result, the info back)`.
+pub fn tsc_info(cmd: u32, dom: u16, info: XenDomctlTscInfo) -> (i64, XenDomctlTscInfo) {
+    let mut op = domctl_op(cmd, 0x15, dom);
+    op.set_payload(&info);
+    let r = domctl(&mut op);
+    (r, op.payload())
+}
+
 pub fn max_mem(dom: u16, kib: u64) -> i64 {
     let mut op = domctl_op(XEN_DOMCTL_MAX_MEM, 0x15, dom);
     op.set_payload(&XenDomctlMaxMem { max_memkb: kib });
