@@ -11,7 +11,8 @@
 //! a domU) and powers off; `fuzz` runs the hypercall fuzzer (`fuzzer.rs`)
 //! and `canary` watches its memory for changes it did not make
 //! (`canary.rs`); `xs` talks to xenstore (`xs.rs`), `xs-attack` is a
-//! hostile xenstore client (`xs_attack.rs`), `xs-steady` a well-behaved
+//! hostile xenstore client (`xs_attack.rs`), `frame-scan` tries to map
+//! every machine frame (`framescan.rs`), `xs-steady` a well-behaved
 //! one (`xs_steady.rs`) and `xs-bench` times xenstore (`xs_bench.rs`);
 //! `blk=...` drives a virtual block device through blkfront (`blkdemo.rs`);
 //! `net` and `net=...` bring up vif 0 through netfront and smoltcp and
@@ -22,6 +23,8 @@
 mod blkdemo;
 #[cfg(target_os = "none")]
 mod canary;
+#[cfg(target_os = "none")]
+mod framescan;
 #[cfg(target_os = "none")]
 mod fuzzer;
 #[cfg(target_os = "none")]
@@ -156,6 +159,9 @@ mod guest {
         }
         if has("xs-attack") {
             crate::xs_attack::run(si);
+        }
+        if has("frame-scan") {
+            crate::framescan::run(si);
         }
         if has("xs-steady") {
             crate::xs_steady::run(si);

@@ -683,6 +683,26 @@ fn dom0_tests() -> Vec<Dom0Test> {
             ],
             ..t("trace_xl_trace_three_guests_dump_reads_back", "", false, &["(d3) net: up"])
         },
+        // Issue 19's boundary: while dom0 has the trace buffers live, a
+        // domU asks for them the two ways xl trace does (both -EPERM) and
+        // then points a PTE of its own at every machine frame: only its
+        // own map, the trace pages and every other domain's stay out.
+        Dom0Test {
+            script: &["trace start", "create frame-scan", "?scan: mapped", "trace stop", "poweroff"],
+            tbuf_pages: Some(8),
+            timeout_s: 240,
+            forbid: &["scan: foreign frames that mapped", ": failed", "panic", "dom0: crash"],
+            in_order: &[
+                "xl trace: enabled",
+                "scan: XEN_SYSCTL_tbuf_op get_info from a domU -> -1 (EPERM)",
+                "scan: mmu_update with foreigndom DOMID_XEN from a domU -> -1 (EPERM), 0 done",
+                "scan: GNTTABOP_setup_table of 1 frame -> 0, status 0",
+                "scan: tried frames 0..=",
+                " of its own frames and 0 of others",
+                "xl trace: disabled",
+            ],
+            ..t("trace_pages_and_every_foreign_frame_stay_unmapped_for_a_domu", "", false, &["the page maps its own frame again: Ok(())"])
+        },
         t("dom0_banner_and_poweroff", "test=banner", false, BANNER_LINES),
         // Xen raises VIRQ_CONSOLE to dom0 when serial input arrives; dom0
         // blocks with nothing else bound and reads only once woken.
