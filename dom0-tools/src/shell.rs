@@ -795,8 +795,8 @@ impl Shell {
             return;
         };
         match t {
-            TraceCmd::Start { evt_mask, pages } => {
-                tr.start(evt_mask, pages);
+            TraceCmd::Start { evt_mask, cpu_mask, pages } => {
+                tr.start(evt_mask, cpu_mask, pages);
                 if tr.enabled() {
                     self.guest_trace("start");
                 }

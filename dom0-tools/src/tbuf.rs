@@ -133,7 +133,7 @@ impl Tracer {
     }
 
     /// `trace start`: size (if asked), event mask, every CPU, map, enable.
-    pub fn start(&mut self, evt_mask: u32, size: Option<u32>) {
+    pub fn start(&mut self, evt_mask: u32, cpu_mask: u64, size: Option<u32>) {
         if let Some(p) = size {
             match hv::tbuf_op(XEN_SYSCTL_TBUFOP_SET_SIZE, 0, p) {
                 Ok(_) => println!("xl trace: set_size {p} pages per CPU: done"),
@@ -157,9 +157,9 @@ impl Tracer {
             println!("xl trace: set_evt_mask {evt_mask:#010x}: {}", errno(rc));
             return;
         }
-        let rc = hv::tbuf_set_cpu_mask(&[0xff; MAX_CPUS / 8]);
+        let rc = hv::tbuf_set_cpu_mask(&cpu_mask.to_le_bytes()[..MAX_CPUS / 8]);
         if rc != 0 {
-            println!("xl trace: set_cpu_mask: {}", errno(rc));
+            println!("xl trace: set_cpu_mask {cpu_mask:#x}: {}", errno(rc));
             return;
         }
         if let Err(e) = self.map_buffers(info.buffer_mfn, info.size) {
@@ -180,7 +180,8 @@ impl Tracer {
         gtrace::start();
         let cpus: Vec<u32> = self.cpus.iter().map(|c| c.cpu).collect();
         println!(
-            "xl trace: enabled: event mask {evt_mask:#010x}, cpu mask all, t_info mfn {:#x} ({} bytes), {} pages per CPU, cpus {cpus:?}; keeping up to {} KiB",
+            "xl trace: enabled: event mask {evt_mask:#010x}, cpu mask {}, t_info mfn {:#x} ({} bytes), {} pages per CPU, cpus {cpus:?}; keeping up to {} KiB",
+            if cpu_mask == u64::MAX { alloc::string::String::from("all") } else { alloc::format!("{cpu_mask:#x}") },
             info.buffer_mfn,
             info.size,
             self.pages,

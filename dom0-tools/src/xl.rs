@@ -538,7 +538,7 @@ Domains (DOMAIN is a domid or a name; a leading `xl` is optional):
   domid NAME | domname DOMID | rename DOMAIN NEW-NAME
   sched-credit [-d DOMAIN [-w WEIGHT] [-c CAP]]
 Tracing (Xen's trace buffers, as xentrace):
-  trace start [-e MASK] [-s PAGES]  set the size (pages per CPU), event mask (default 0x0ffff000), every CPU; enable
+  trace start [-e MASK] [-c CPUMASK] [-s PAGES]  set the size (pages per CPU), event mask (default 0x0ffff000), CPUs (default all); enable
   trace wait SECONDS                keep collecting records (guests keep being served)
   trace stop | trace dump           disable (and collect the rest) | print the records, framed, in xentrace's format
 Xenstore:
@@ -669,7 +669,7 @@ mod tests {
     #[test]
     fn trace_subcommands_parse_or_give_their_usage() {
         use crate::xltrace::{TraceCmd, USAGE};
-        assert_eq!(parse("xl trace start -s 64"), Command::Trace(TraceCmd::Start { evt_mask: 0x0fff_f000, pages: Some(64) }));
+        assert_eq!(parse("xl trace start -s 64"), Command::Trace(TraceCmd::Start { evt_mask: 0x0fff_f000, cpu_mask: u64::MAX, pages: Some(64) }));
         assert_eq!(parse("trace wait 3"), Command::Trace(TraceCmd::Wait { seconds: 3 }));
         assert_eq!(parse("trace stop"), Command::Trace(TraceCmd::Stop));
         assert_eq!(parse("trace dump"), Command::Trace(TraceCmd::Dump));

@@ -59,16 +59,19 @@ pub const STORE_WINDOWS: usize = 8192;
 pub const CPU_CHANGE_BYTES: usize = 12;
 
 /// `trace`'s usage.
-pub const USAGE: &str = "usage: trace start [-e MASK] [-s PAGES] | trace wait SECONDS | trace stop | trace dump";
+pub const USAGE: &str = "usage: trace start [-e MASK] [-c CPUMASK] [-s PAGES] | trace wait SECONDS | trace stop | trace dump";
 
 /// A `trace` subcommand.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TraceCmd {
-    /// `trace start [-e MASK] [-s PAGES]`: set the size if asked, the
-    /// event mask, every CPU, enable, map the buffers.
+    /// `trace start [-e MASK] [-c CPUMASK] [-s PAGES]`: set the size if
+    /// asked, the event mask, the CPU mask, enable, map the buffers.
     Start {
         /// `-e`: the event mask (default [`DEFAULT_EVT_MASK`]).
         evt_mask: u32,
+        /// `-c`: the pCPUs traced, bit N for CPU N (xentrace's `-c`;
+        /// default every CPU).
+        cpu_mask: u64,
         /// `-s`: pages per CPU (`XEN_SYSCTL_TBUFOP_set_size`).
         pages: Option<u32>,
     },
@@ -85,28 +88,34 @@ pub enum TraceCmd {
 }
 
 /// A number as xentrace's options take it: decimal or `0x` hex.
-fn number(s: &str) -> Option<u32> {
+fn number64(s: &str) -> Option<u64> {
     match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        Some(hex) => u32::from_str_radix(hex, 16).ok(),
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
         None => s.parse().ok(),
     }
+}
+
+/// [`number64`] that fits 32 bits.
+fn number(s: &str) -> Option<u32> {
+    number64(s).and_then(|v| u32::try_from(v).ok())
 }
 
 /// Parse the words after `trace`; `None` is a usage error.
 pub fn parse(args: &[&str]) -> Option<TraceCmd> {
     match args {
         ["start", opts @ ..] => {
-            let (mut evt_mask, mut pages) = (DEFAULT_EVT_MASK, None);
+            let (mut evt_mask, mut cpu_mask, mut pages) = (DEFAULT_EVT_MASK, u64::MAX, None);
             let mut it = opts.iter();
             while let Some(o) = it.next() {
-                let v = number(it.next()?)?;
+                let v = it.next()?;
                 match *o {
-                    "-e" => evt_mask = v,
-                    "-s" if v > 0 => pages = Some(v),
+                    "-e" => evt_mask = number(v)?,
+                    "-c" => cpu_mask = number64(v).filter(|m| *m != 0)?,
+                    "-s" => pages = Some(number(v).filter(|p| *p > 0)?),
                     _ => return None,
                 }
             }
-            Some(TraceCmd::Start { evt_mask, pages })
+            Some(TraceCmd::Start { evt_mask, cpu_mask, pages })
         }
         ["wait", s] => number(s).filter(|s| (1..=600).contains(s)).map(|seconds| TraceCmd::Wait { seconds }),
         ["stop"] => Some(TraceCmd::Stop),
@@ -321,9 +330,14 @@ mod tests {
     }
 
     #[test]
-    fn trace_start_takes_xentraces_e_and_s_in_decimal_or_hex() {
-        assert_eq!(parse(&["start"]), Some(TraceCmd::Start { evt_mask: TRC_ALL, pages: None }));
-        assert_eq!(parse(&["start", "-e", "0x0002f000", "-s", "32"]), Some(TraceCmd::Start { evt_mask: 0x2_f000, pages: Some(32) }));
+    fn trace_start_takes_xentraces_e_c_and_s_in_decimal_or_hex() {
+        assert_eq!(parse(&["start"]), Some(TraceCmd::Start { evt_mask: TRC_ALL, cpu_mask: u64::MAX, pages: None }));
+        assert_eq!(
+            parse(&["start", "-e", "0x0002f000", "-s", "32", "-c", "0x2"]),
+            Some(TraceCmd::Start { evt_mask: 0x2_f000, cpu_mask: 2, pages: Some(32) })
+        );
+        assert_eq!(parse(&["start", "-c", "0"]), None, "no CPU at all");
+        assert_eq!(parse(&["start", "-e", "0x1ffffffff"]), None, "the event mask is 32 bits");
         assert_eq!(parse(&["start", "-s", "0"]), None, "set_size 0 is Xen's -EINVAL: refused here");
         assert_eq!(parse(&["start", "-e"]), None);
         assert_eq!(parse(&["start", "-x", "1"]), None);

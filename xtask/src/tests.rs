@@ -688,12 +688,12 @@ fn dom0_tests() -> Vec<Dom0Test> {
         // then points a PTE of its own at every machine frame: only its
         // own map, the trace pages and every other domain's stay out.
         Dom0Test {
-            script: &["trace start", "create frame-scan", "?scan: mapped", "trace stop", "poweroff"],
+            script: &["trace start -c 0x1", "create frame-scan", "?scan: mapped", "trace stop", "poweroff"],
             tbuf_pages: Some(8),
             timeout_s: 240,
             forbid: &["scan: foreign frames that mapped", ": failed", "panic", "dom0: crash"],
             in_order: &[
-                "xl trace: enabled",
+                "xl trace: enabled: event mask 0x0ffff000, cpu mask 0x1,",
                 "scan: XEN_SYSCTL_tbuf_op get_info from a domU -> -1 (EPERM)",
                 "scan: mmu_update with foreigndom DOMID_XEN from a domU -> -1 (EPERM), 0 done",
                 "scan: GNTTABOP_setup_table of 1 frame -> 0, status 0",
