@@ -246,7 +246,7 @@ impl Tracer {
             Err(rc) => println!("xl trace: disable: {}", errno(rc)),
         }
         self.enabled = false;
-        gtrace::VCPU0_TRACE.stop();
+        gtrace::stop();
         self.drain();
         self.report();
     }
@@ -277,6 +277,6 @@ impl Tracer {
         }
         let khz = hv::physinfo().map_or(0, |p| p.cpu_khz);
         xltrace::frame(&self.store, khz, |l| println!("{l}"));
-        gtrace::VCPU0_TRACE.frame(0, u64::from(khz), |l| println!("{l}"));
+        gtrace::dump(u64::from(khz));
     }
 }

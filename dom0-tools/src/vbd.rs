@@ -43,7 +43,7 @@ use xen_public::DOMID_SELF;
 use xen_public::errno::EIO;
 use xen_public::grant_table::{GNTCOPY_DEST_GREF, GNTCOPY_SOURCE_GREF, GnttabCopy, GnttabCopyPtr};
 use xen_public::io::xs_wire::xsd_error_num;
-use xen_public::trace_guest::RingKind;
+use xen_public::trace_guest::{RingKind, RingStep};
 
 /// Work served per vbd per pump, in `serve`'s cost units (about 2 MiB,
 /// or 3 flushes).
@@ -496,8 +496,7 @@ impl Vbds {
         let s = loop {
             let rsp_prod_before = live.ring.rsp_prod_pvt();
             let s = serve(&mut live.ring, disk, &mut copier, &v.info, &mut v.stats, &mut v.bounce, left);
-            let rsp_prod = live.ring.rsp_prod_pvt();
-            gtrace::pushed_responses(RingKind::Blk, v.nodes.domid, rsp_prod, (s.notify, rsp_prod.wrapping_sub(rsp_prod_before)));
+            gtrace::ring_step(RingStep::PushResponses, RingKind::Blk, v.nodes.domid, rsp_prod_before, live.ring.rsp_prod_pvt(), s.notify);
             if s.notify {
                 events::send(live.port);
             }

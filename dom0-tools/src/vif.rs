@@ -45,7 +45,7 @@ use frontend_drivers::xenbus_store::{DeviceNodes, apply};
 use pv_guest_kernel::alloc::EarlyAlloc;
 use pv_guest_kernel::ring_pages::MappedPages;
 use pv_guest_kernel::{StartInfo, events, gtrace, println, shared};
-use xen_public::trace_guest::RingKind;
+use xen_public::trace_guest::{RingKind, RingStep};
 
 /// Packets served per vif per pump, each way.
 pub const PACKETS_PER_PUMP: u32 = 64;
@@ -452,8 +452,7 @@ impl Vifs {
         budget.spend(taken);
         v.stats.tx_spoofed = v.stats.tx_spoofed.wrapping_add(spoofed);
         v.stats.tx_no_memory = v.stats.tx_no_memory.wrapping_add(no_memory);
-        let rsp_prod = live.tx.rsp_prod_pvt();
-        gtrace::pushed_responses(RingKind::NetTx, v.nodes.domid, rsp_prod, (s.notify, rsp_prod.wrapping_sub(rsp_prod_before)));
+        gtrace::ring_step(RingStep::PushResponses, RingKind::NetTx, v.nodes.domid, rsp_prod_before, live.tx.rsp_prod_pvt(), s.notify);
         if s.notify {
             events::send(live.port);
         }
@@ -480,8 +479,7 @@ impl Vifs {
         let mut copier = Copier { si, domid: v.nodes.domid };
         let rsp_prod_before = live.rx.rsp_prod_pvt();
         let s = serve_rx(&mut live.rx, &mut copier, &mut v.rxq, &live.ring, &mut v.stats, PACKETS_PER_PUMP);
-        let rsp_prod = live.rx.rsp_prod_pvt();
-        gtrace::pushed_responses(RingKind::NetRx, v.nodes.domid, rsp_prod, (s.notify, rsp_prod.wrapping_sub(rsp_prod_before)));
+        gtrace::ring_step(RingStep::PushResponses, RingKind::NetRx, v.nodes.domid, rsp_prod_before, live.rx.rsp_prod_pvt(), s.notify);
         if s.notify {
             events::send(live.port);
         }

@@ -39,7 +39,7 @@
 
 use alloc::vec::Vec;
 use pv_guest_kernel::serial_frame;
-pub use pv_guest_kernel::serial_frame::{FrameError, LINE_BYTES};
+pub use pv_guest_kernel::serial_frame::FrameError;
 use xen_public::trace::{Event, TRC_ALL, TraceRecord, ring_bogus, ring_offset, ring_unconsumed};
 
 /// First line of a dump on the console.
@@ -294,7 +294,7 @@ impl Store {
 pub fn frame(store: &Store, tsc_khz: u32, line: impl FnMut(&str)) {
     let total = store.dump_len();
     let begin = alloc::format!("{BEGIN} bytes={total} tsc_khz={tsc_khz}");
-    serial_frame::frame(&begin, DATA, END, total, |emit| store.dump(emit), line);
+    serial_frame::frame(&begin, DATA, END, |emit| store.dump(emit), line);
 }
 
 /// The TSC frequency on the last begin line of `text`.

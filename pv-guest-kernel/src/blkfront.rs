@@ -24,7 +24,7 @@ use frontend_drivers::ring::FrontRing;
 use frontend_drivers::xenbus_frontend::{BlkInfo, BlkParams, Blkfront, BlkfrontRing, FrontEvent, Frontend};
 use frontend_drivers::xenbus_store::DeviceNodes;
 use xen_public::io::blkif::{BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_READ, BLKIF_OP_WRITE, BLKIF_RSP_OKAY, BlkifRequest, BlkifResponse};
-use xen_public::trace_guest::RingKind;
+use xen_public::trace_guest::{RingKind, RingStep};
 
 /// Requests in flight at most.
 pub const SLOTS: usize = 4;
@@ -381,8 +381,9 @@ impl BlkDev {
 
     /// Publish the produced requests; an event if the backend asked.
     fn kick(&mut self) {
-        let pushed = self.ring.push_requests_counted();
-        if gtrace::pushed_requests(RingKind::Blk, self.backend_id, self.ring.req_prod_pvt(), pushed) {
+        let p = self.ring.push_requests_span();
+        gtrace::ring_step(RingStep::PushRequests, RingKind::Blk, self.backend_id, p.from, p.to, p.notify);
+        if p.notify {
             events::send(self.port);
         }
     }
@@ -391,12 +392,14 @@ impl BlkDev {
     /// read data out; the first bad status goes to `status`.
     fn collect(&mut self, buf: &mut Buf<'_>, status: &mut Result<(), BlkError>) -> Result<(), BlkError> {
         let before = self.ring.rsp_cons();
-        let r = self.collect_inner(buf, status);
-        gtrace::took_responses(RingKind::Blk, self.backend_id, before, self.ring.rsp_cons());
+        let r = self.collect_responses(buf, status);
+        gtrace::ring_step(RingStep::TakeResponses, RingKind::Blk, self.backend_id, before, self.ring.rsp_cons(), false);
         r
     }
 
-    fn collect_inner(&mut self, buf: &mut Buf<'_>, status: &mut Result<(), BlkError>) -> Result<(), BlkError> {
+    /// [`Self::collect`]'s loop: responses until at least one came, the
+    /// deadline passed or the ring broke.
+    fn collect_responses(&mut self, buf: &mut Buf<'_>, status: &mut Result<(), BlkError>) -> Result<(), BlkError> {
         let deadline = shared::now_ns().unwrap_or(0) + PATIENCE_NS;
         loop {
             let mut got = false;

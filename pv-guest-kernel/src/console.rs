@@ -118,12 +118,72 @@ pub fn read_input(buf: &mut [u8]) -> usize {
     n
 }
 
-/// Print to the domain's console.
+/// A line being formatted: written out whole, in one console write (one
+/// `CONSOLEIO_write` or one ring write), so that no other output lands in
+/// its middle; a line longer than the buffer goes out in buffer-sized
+/// pieces.
+pub struct Line {
+    buf: [u8; LINE_MAX],
+    len: usize,
+}
+
+/// Bytes of a line written in one piece (xen-core's console takes 256-byte
+/// chunks under one lock).
+const LINE_MAX: usize = 256;
+
+impl Line {
+    /// An empty line.
+    pub const fn new() -> Line {
+        Line { buf: [0; LINE_MAX], len: 0 }
+    }
+
+    /// Write what is buffered.
+    pub fn flush(&mut self) {
+        if self.len > 0 {
+            // The bytes are whole UTF-8 sequences: only `write_str` fills
+            // the buffer, and it splits at character boundaries.
+            let _ = Console.write_str(core::str::from_utf8(&self.buf[..self.len]).unwrap_or("?"));
+            self.len = 0;
+        }
+    }
+}
+
+impl Default for Line {
+    fn default() -> Self {
+        Line::new()
+    }
+}
+
+impl Write for Line {
+    fn write_str(&mut self, mut s: &str) -> core::fmt::Result {
+        while !s.is_empty() {
+            if self.len == LINE_MAX {
+                self.flush();
+            }
+            let mut take = s.len().min(LINE_MAX - self.len);
+            while !s.is_char_boundary(take) {
+                take -= 1;
+            }
+            if take == 0 {
+                self.flush();
+                continue;
+            }
+            self.buf[self.len..self.len + take].copy_from_slice(&s.as_bytes()[..take]);
+            self.len += take;
+            s = &s[take..];
+        }
+        Ok(())
+    }
+}
+
+/// Print to the domain's console, the whole line in one write.
 #[macro_export]
 macro_rules! println {
     ($($arg:tt)*) => {{
         use core::fmt::Write as _;
-        let _ = writeln!($crate::console::Console, $($arg)*);
+        let mut line = $crate::console::Line::new();
+        let _ = writeln!(line, $($arg)*);
+        line.flush();
     }};
 }
 

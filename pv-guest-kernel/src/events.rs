@@ -209,7 +209,7 @@ pub fn bind_interdomain(remote_dom: u16, remote_port: u32) -> Result<u32, i64> {
 pub fn send(port: u32) -> i64 {
     let tsc_before = crate::gtrace::tsc_if_on();
     let rc = op(&mut EvtchnSend { port });
-    if tsc_before != 0 {
+    if let Some(tsc_before) = tsc_before {
         crate::gtrace::record(xen_public::trace_guest::GuestEvent::EvtchnSend { port, result: rc as i32, tsc_before });
     }
     rc

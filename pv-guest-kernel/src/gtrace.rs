@@ -24,9 +24,9 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use xen_public::trace::{T_REC_MAX_WORDS, TraceRecord};
 use xen_public::trace_guest::GuestEvent;
 #[cfg(target_os = "none")]
-use xen_public::trace_guest::RingKind;
+use xen_public::trace_guest::{RingKind, RingStep};
 
-/// First line of a guest's dump (then `vcpu=V records=R lost=L tsc_khz=K`).
+/// First line of a guest's dump (then `vcpu=V lost=L tsc_khz=K`).
 pub const BEGIN: &str = "gtrace-dump: begin";
 /// Prefix of each data line.
 pub const DATA: &str = "gtd ";
@@ -74,7 +74,10 @@ impl<const N: usize> TraceLog<N> {
         self.on.load(Ordering::Relaxed)
     }
 
-    /// Forget what was kept and keep what comes from now.
+    /// Forget what was kept and keep what comes from now. Called by the
+    /// vCPU's own main flow, never from an event handler, so no record is
+    /// in flight meanwhile (one that were could share a slot with a new
+    /// one).
     pub fn start(&self) {
         self.on.store(false, Ordering::SeqCst);
         for s in &self.slots {
@@ -135,24 +138,27 @@ impl<const N: usize> TraceLog<N> {
     /// Print the kept records as a framed dump through `line`: `vcpu`
     /// names the writer, `tsc_khz` the counter's rate (0: unknown).
     pub fn frame(&self, vcpu: u32, tsc_khz: u64, line: impl FnMut(&str)) {
-        let count = self.records().count();
-        let bytes = self.records().map(|r| r.size()).sum::<usize>();
-        let mut head: heapless::String<128> = heapless::String::new();
-        let _ = core::fmt::write(&mut head, format_args!("{BEGIN} vcpu={vcpu} records={count} lost={} tsc_khz={tsc_khz}", self.lost()));
-        crate::serial_frame::frame(
-            &head,
-            DATA,
-            END,
-            bytes,
-            |emit| {
-                for r in self.records() {
-                    let (b, n) = r.encode_bytes();
-                    emit(&b[..n]);
-                }
-            },
-            line,
-        );
+        frame_records(vcpu, self.lost(), tsc_khz, self.records(), line);
     }
+}
+
+/// Print `records` as a guest's framed dump (`gtrace-dump: begin vcpu=V
+/// lost=L tsc_khz=K`, the records' bytes, the end line) through `line`.
+pub fn frame_records(vcpu: u32, lost: u32, tsc_khz: u64, records: impl IntoIterator<Item = TraceRecord>, line: impl FnMut(&str)) {
+    let mut head: heapless::String<96> = heapless::String::new();
+    let _ = core::fmt::write(&mut head, format_args!("{BEGIN} vcpu={vcpu} lost={lost} tsc_khz={tsc_khz}"));
+    crate::serial_frame::frame(
+        &head,
+        DATA,
+        END,
+        |emit| {
+            for r in records {
+                let (b, n) = r.encode_bytes();
+                emit(&b[..n]);
+            }
+        },
+        line,
+    );
 }
 
 /// This kernel's only vCPU's log: 2048 records (80 KiB).
@@ -173,41 +179,21 @@ pub fn record(event: GuestEvent) {
     }
 }
 
-/// The TSC now, when recording (0 otherwise, unread): a caller that
-/// records a span reads its start with this.
+/// The TSC now, when recording (unread otherwise): a caller that records
+/// a span reads its start with this.
 #[cfg(target_os = "none")]
-pub fn tsc_if_on() -> u64 {
-    if on() { crate::shared::rdtsc() } else { 0 }
+pub fn tsc_if_on() -> Option<u64> {
+    on().then(crate::shared::rdtsc)
 }
 
-/// Record a frontend's push of requests (if it published any) and pass
-/// on whether to notify: `pushed` is `FrontRing::push_requests_counted`'s.
+/// Record a shared ring's index moving from `from` to `to` (nothing when
+/// it did not move): `GuestEvent::ring_step`.
 #[cfg(target_os = "none")]
-pub fn pushed_requests(ring: RingKind, peer: u16, req_prod: u32, pushed: (bool, u32)) -> bool {
-    let (notified, count) = pushed;
-    if count > 0 {
-        record(GuestEvent::RingPushRequests { ring, peer, req_prod, count, notified });
-    }
-    notified
-}
-
-/// Record a backend's push of responses, as [`pushed_requests`].
-#[cfg(target_os = "none")]
-pub fn pushed_responses(ring: RingKind, peer: u16, rsp_prod: u32, pushed: (bool, u32)) -> bool {
-    let (notified, count) = pushed;
-    if count > 0 {
-        record(GuestEvent::RingPushResponses { ring, peer, rsp_prod, count, notified });
-    }
-    notified
-}
-
-/// Record a frontend taking the responses from `rsp_cons_before` up to
-/// `rsp_cons` (nothing when it took none).
-#[cfg(target_os = "none")]
-pub fn took_responses(ring: RingKind, peer: u16, rsp_cons_before: u32, rsp_cons: u32) {
-    let count = rsp_cons.wrapping_sub(rsp_cons_before);
-    if count > 0 {
-        record(GuestEvent::RingTakeResponses { ring, peer, rsp_cons, count });
+pub fn ring_step(step: RingStep, ring: RingKind, peer: u16, from: u32, to: u32, notified: bool) {
+    if on()
+        && let Some(e) = GuestEvent::ring_step(step, ring, peer, from, to, notified)
+    {
+        record(e);
     }
 }
 
@@ -265,12 +251,23 @@ pub fn start() {
     VCPU0_TRACE.start();
 }
 
-/// Stop recording and print the dump on the console.
+/// Stop recording this vCPU (what was kept stays).
+#[cfg(target_os = "none")]
+pub fn stop() {
+    VCPU0_TRACE.stop();
+}
+
+/// Print this vCPU's dump on the console; `tsc_khz` is the counter's rate.
+#[cfg(target_os = "none")]
+pub fn dump(tsc_khz: u64) {
+    VCPU0_TRACE.frame(0, tsc_khz, |l| crate::println!("{l}"));
+}
+
+/// Stop recording and print the dump, with the rate the PV clock gives.
 #[cfg(target_os = "none")]
 pub fn stop_and_dump() {
-    VCPU0_TRACE.stop();
-    let khz = crate::shared::tsc_khz().unwrap_or(0);
-    VCPU0_TRACE.frame(0, khz, |l| crate::println!("{l}"));
+    stop();
+    dump(crate::shared::tsc_khz().unwrap_or(0));
 }
 
 #[cfg(test)]
@@ -322,7 +319,7 @@ mod tests {
     }
 
     #[test]
-    fn every_kind_of_record_reads_back_whole() {
+    fn a_record_of_the_longest_payload_reads_back_whole() {
         let log: TraceLog<8> = TraceLog::new();
         log.start();
         let e = GuestEvent::RingPushRequests { ring: RingKind::NetTx, peer: 0, req_prod: 7, count: 2, notified: true };
@@ -344,7 +341,7 @@ mod tests {
             text.push_str(l);
             text.push('\n');
         });
-        assert!(text.starts_with("gtrace-dump: begin vcpu=0 records=2 lost=1 tsc_khz=2000000\n"), "{text}");
+        assert!(text.starts_with("gtrace-dump: begin vcpu=0 lost=1 tsc_khz=2000000\n"), "{text}");
         let frames = crate::serial_frame::unframe_all(&text, BEGIN, DATA, END);
         assert_eq!(frames.len(), 1);
         let bytes = frames[0].bytes.as_ref().unwrap();

@@ -30,7 +30,7 @@ use frontend_drivers::ring::FrontRing;
 use frontend_drivers::xenbus_frontend::{FrontEvent, Frontend};
 use frontend_drivers::xenbus_store::DeviceNodes;
 use xen_public::io::netif::{NETIF_RSP_DROPPED, NETIF_RSP_NULL, NETIF_RSP_OKAY, NetifRxRequest, NetifRxResponse, NetifTxRequest, NetifTxResponse};
-use xen_public::trace_guest::RingKind;
+use xen_public::trace_guest::{RingKind, RingStep};
 
 pub use frontend_drivers::netfront::Mac;
 
@@ -100,7 +100,7 @@ pub struct TxSide {
     gref: [u32; TX_PAGES],
     ids: Slots<TX_PAGES>,
     port: u32,
-    /// The backend's domain (for the trace).
+    /// The backend's domain (both rings').
     backend: u16,
     sg: bool,
     failed: bool,
@@ -123,7 +123,6 @@ pub struct NetDev {
     pub info: NetInfo,
     frontend: Frontend<Netfront>,
     nodes: DeviceNodes,
-    backend_id: u16,
 }
 
 impl From<Stop> for NetError {
@@ -223,20 +222,8 @@ impl Setup<'_> {
             broken_by: None,
             stats: NetStats::default(),
         };
-        let mut dev = NetDev {
-            tx,
-            rx,
-            rx_va,
-            rx_gref,
-            rx_posted: Slots::default(),
-            rx_wanted,
-            asm: RxAssembler::default(),
-            frame,
-            info,
-            frontend,
-            nodes,
-            backend_id: self.backend_id,
-        };
+        let mut dev =
+            NetDev { tx, rx, rx_va, rx_gref, rx_posted: Slots::default(), rx_wanted, asm: RxAssembler::default(), frame, info, frontend, nodes };
         dev.refill_rx()?;
         Ok(dev)
     }
@@ -250,12 +237,13 @@ impl TxSide {
             return Err(NetError::Broken);
         }
         let before = self.ring.rsp_cons();
-        let r = self.reap_all();
-        gtrace::took_responses(RingKind::NetTx, self.backend, before, self.ring.rsp_cons());
+        let r = self.reap_responses();
+        gtrace::ring_step(RingStep::TakeResponses, RingKind::NetTx, self.backend, before, self.ring.rsp_cons(), false);
         r
     }
 
-    fn reap_all(&mut self) -> Result<(), NetError> {
+    /// [`Self::reap`]'s loop: responses until the final check finds none.
+    fn reap_responses(&mut self) -> Result<(), NetError> {
         loop {
             while let Some(rsp) = self.ring.consume_response().map_err(|_| self.broke("a tx response index"))? {
                 // An extra-info slot's answer (`xennet_tx_buf_gc`).
@@ -327,8 +315,9 @@ impl TxSide {
 
     /// Publish what was produced; an event if the backend asked.
     fn kick(&mut self) {
-        let pushed = self.ring.push_requests_counted();
-        if gtrace::pushed_requests(RingKind::NetTx, self.backend, self.ring.req_prod_pvt(), pushed) {
+        let p = self.ring.push_requests_span();
+        gtrace::ring_step(RingStep::PushRequests, RingKind::NetTx, self.backend, p.from, p.to, p.notify);
+        if p.notify {
             events::send(self.port);
         }
     }
@@ -394,7 +383,12 @@ impl NetDev {
             self.rx.produce_request(&NetifRxRequest { id: id as u16, pad: 0, gref: self.rx_gref[id] }).map_err(|_| NetError::Broken)?;
             produced = true;
         }
-        if produced && gtrace::pushed_requests(RingKind::NetRx, self.tx.backend, self.rx.req_prod_pvt(), self.rx.push_requests_counted()) {
+        if !produced {
+            return Ok(());
+        }
+        let p = self.rx.push_requests_span();
+        gtrace::ring_step(RingStep::PushRequests, RingKind::NetRx, self.tx.backend, p.from, p.to, p.notify);
+        if p.notify {
             events::send(self.tx.port);
         }
         Ok(())
@@ -415,12 +409,14 @@ impl NetDev {
     /// Consume rx responses until a frame is whole; its length.
     fn next_frame(&mut self) -> Result<Option<usize>, NetError> {
         let before = self.rx.rsp_cons();
-        let r = self.next_frame_inner();
-        gtrace::took_responses(RingKind::NetRx, self.tx.backend, before, self.rx.rsp_cons());
+        let r = self.assemble_frame();
+        gtrace::ring_step(RingStep::TakeResponses, RingKind::NetRx, self.tx.backend, before, self.rx.rsp_cons(), false);
         r
     }
 
-    fn next_frame_inner(&mut self) -> Result<Option<usize>, NetError> {
+    /// [`Self::next_frame`]'s loop: rx responses until a frame is whole or
+    /// the final check finds none.
+    fn assemble_frame(&mut self) -> Result<Option<usize>, NetError> {
         loop {
             while let Some(rsp) = self.rx.consume_response().map_err(|_| self.tx.broke("an rx response index"))? {
                 let id = self.rx_posted.complete(u64::from(rsp.id)).map_err(|_| self.tx.broke("an rx response id"))?;
@@ -545,7 +541,7 @@ impl NetDev {
 
     /// The backend's domain.
     pub fn backend_id(&self) -> u16 {
-        self.backend_id
+        self.tx.backend
     }
 
     /// The backend's directory.

@@ -35,15 +35,19 @@ impl TimeInfo {
     }
 
     /// The TSC's rate in kHz that `mul` and `shift` encode (ns per tick is
-    /// `mul * 2^shift / 2^32`); `None` for a zero `mul`.
+    /// `mul * 2^shift / 2^32`); `None` for a zero `mul` or a scale that
+    /// gives no rate.
     pub fn tsc_khz(&self) -> Option<u64> {
         let num: u128 = 1_000_000u128 << 32;
         let den = u128::from(self.mul);
-        if den == 0 {
-            return None;
-        }
-        let khz = if self.shift >= 0 { num / (den << self.shift) } else { (num << (-self.shift)) / den };
-        u64::try_from(khz).ok()
+        // `shift` is an i8 from the hypervisor: shifts past the width give
+        // no rate rather than a panic.
+        let khz = if self.shift >= 0 {
+            num.checked_div(den.checked_shl(u32::from(self.shift.unsigned_abs()))?)?
+        } else {
+            num.checked_shl(u32::from(self.shift.unsigned_abs()))?.checked_div(den)?
+        };
+        u64::try_from(khz).ok().filter(|k| *k > 0)
     }
 }
 
@@ -93,6 +97,8 @@ mod tests {
         let t = TimeInfo { mul: ((1u64 << 33) / 3) as u32, shift: -1, ..TimeInfo::default() };
         assert_eq!(t.tsc_khz().map(|k| k / 1000), Some(3000));
         assert_eq!(TimeInfo::default().tsc_khz(), None);
+        assert_eq!(TimeInfo { mul: 1, shift: 127, ..TimeInfo::default() }.tsc_khz(), None, "a rate below 1 kHz");
+        assert_eq!(TimeInfo { mul: 1, shift: -128, ..TimeInfo::default() }.tsc_khz(), None);
     }
 
     #[test]

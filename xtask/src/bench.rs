@@ -124,7 +124,7 @@ fn trace_rows(off: &Series, on: &Series) -> Vec<String> {
     let mut rows = vec![format!("{:<36} {:>12} {:>12} {:>8}  {}", "figure", "off", "on", "change", "limit")];
     for (name, o) in off {
         let Some(t) = on.get(name) else { continue };
-        let (a, b) = (median(o), median(t));
+        let (a, b) = (bench_plot::median(o), bench_plot::median(t));
         let change = if a > 0.0 { format!("{:+.1}%", (b - a) / a * 100.0) } else { "-".into() };
         let limit = TRACE_FIGURES.iter().find(|(f, _)| f == name).map_or(String::new(), |(_, l)| format!("< {l}%"));
         rows.push(format!("{name:<36} {a:>12.1} {b:>12.1} {change:>8}  {limit}"));
@@ -313,9 +313,6 @@ fn boot_times(hv: &str, k: &image::Kernels, runs: usize, extra: &[String]) -> Re
 
 /// The median of a few figures (the chart's, so its ratios are the
 /// table's).
-fn median(v: &[f64]) -> f64 {
-    bench_plot::median(v)
-}
 
 /// What `cargo xtask bench` was asked for.
 #[derive(Debug, clap::Args)]
@@ -580,13 +577,13 @@ fn measure(args: &BenchArgs, k: &image::Kernels, extra: &[String], saved: &Saved
     print_net_table(&net_ours, &net_xen, &net_xen_nm, args.runs);
     print_linux_table(&linux_ours, &linux_xen, &linux_xen_nm, args.runs);
     let fmt = |v: &[f64]| v.iter().map(|t| format!("{t:.3}")).collect::<Vec<_>>().join(", ");
-    let (bo, bx) = (median(&boot_ours), median(&boot_xen));
+    let (bo, bx) = (bench_plot::median(&boot_ours), bench_plot::median(&boot_xen));
     let boot_ratio = if bx > 0.0 { format!("{:.2}", bo / bx) } else { "-".into() };
     println!("boot_to_dom0_s (median of 3) {bo:>10.3} {bx:>10.3} {boot_ratio:>7}   runs: xen-core {} / xen-4.17 {}", fmt(&boot_ours), fmt(&boot_xen));
-    if let Some(floor) = ours.get("floor_syscall_iretq_cycles").map(|v| median(v)).filter(|f| *f > 0.0) {
+    if let Some(floor) = ours.get("floor_syscall_iretq_cycles").map(|v| bench_plot::median(v)).filter(|f| *f > 0.0) {
         println!("floor: a bare SYSCALL + IRETQ round trip on xen-core costs {floor:.0} cycles (median) in this run;");
         for (name, o) in ours.iter().filter(|(n, _)| n.ends_with("_cycles") && !n.starts_with("floor")) {
-            println!("  {name:<34} {:>8.1} x floor", median(o) / floor);
+            println!("  {name:<34} {:>8.1} x floor", bench_plot::median(o) / floor);
         }
     }
     Ok(())
@@ -632,7 +629,7 @@ fn net_series(args: &BenchArgs, k: &image::Kernels, extra: &[String]) -> Result<
 /// hypervisor guest-to-host over dom0's own figure (how close a guest
 /// gets to the NIC's ceiling).
 fn net_rows(ours: &Series, xen: &Series, xen_nm: &Series) -> Vec<String> {
-    let med = |s: &Series, f: &str| s.get(f).map(|v| median(v));
+    let med = |s: &Series, f: &str| s.get(f).map(|v| bench_plot::median(v));
     let num = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.2}"));
     let rat = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.2}"));
     let mut rows: Vec<String> = NET_FIGURES
@@ -640,11 +637,11 @@ fn net_rows(ours: &Series, xen: &Series, xen_nm: &Series) -> Vec<String> {
         .map(|f| {
             let (o, x, n) = (med(ours, f), med(xen, f), med(xen_nm, f));
             let sp = |s: &Series| s.get(*f).map_or("-".into(), |v| spread(v));
-            let r = |x: Option<f64>| rat(o.zip(x).and_then(|(o, x)| ratio_of(o, x)));
+            let r = |x: Option<f64>| rat(o.zip(x).and_then(|(o, x)| bench_plot::ratio_of(o, x)));
             format!("{f:<28} {:>10} {:>10} {:>7} {:>14} {:>7}   {} | {}", num(o), num(x), r(x), num(n), r(n), sp(ours), sp(xen))
         })
         .collect();
-    let ceiling = |s: &Series| med(s, "net_g2h_tcp_mib_s").zip(med(s, "net_dom0_host_tcp_mib_s")).and_then(|(g, d)| ratio_of(g, d));
+    let ceiling = |s: &Series| med(s, "net_g2h_tcp_mib_s").zip(med(s, "net_dom0_host_tcp_mib_s")).and_then(|(g, d)| bench_plot::ratio_of(g, d));
     rows.push(format!("{:<28} {:>10} {:>10} {:>7} {:>14}", "g2h / dom0 ceiling", rat(ceiling(ours)), rat(ceiling(xen)), "", rat(ceiling(xen_nm))));
     rows
 }
@@ -779,7 +776,7 @@ fn linux_series(args: &BenchArgs, k: &image::Kernels) -> Result<(Series, Series,
 /// 4.17 without mitigations and that ratio, and the spread of xen-core and
 /// Xen 4.17 (two decimals: seconds and microseconds are small).
 fn linux_rows(ours: &Series, xen: &Series, xen_nm: &Series) -> Vec<String> {
-    let med = |s: &Series, f: &str| s.get(f).map(|v| median(v));
+    let med = |s: &Series, f: &str| s.get(f).map(|v| bench_plot::median(v));
     let num = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.2}"));
     let sp = |s: &Series, f: &str| {
         s.get(f).map_or("-".to_string(), |v| {
@@ -791,7 +788,7 @@ fn linux_rows(ours: &Series, xen: &Series, xen_nm: &Series) -> Vec<String> {
         .into_iter()
         .map(|f| {
             let (o, x, n) = (med(ours, f), med(xen, f), med(xen_nm, f));
-            let ratio = |x: Option<f64>| num(o.zip(x).and_then(|(o, x)| ratio_of(o, x)));
+            let ratio = |x: Option<f64>| num(o.zip(x).and_then(|(o, x)| bench_plot::ratio_of(o, x)));
             format!("{f:<20} {:>12} {:>12} {:>7} {:>14} {:>7}   {} | {}", num(o), num(x), ratio(x), num(n), ratio(n), sp(ours, f), sp(xen, f))
         })
         .collect()
@@ -819,13 +816,8 @@ fn missing_block_figure(v: &BTreeMap<String, f64>) -> Option<String> {
 
 /// One hypervisor's medians of a block figure: (direct, guest).
 fn block_pair(s: &Series, figure: &str) -> Option<(f64, f64)> {
-    let m = |side: &str| s.get(&format!("blk_{side}_{figure}")).map(|v| median(v));
+    let m = |side: &str| s.get(&format!("blk_{side}_{figure}")).map(|v| bench_plot::median(v));
     Some((m("direct")?, m("guest")?))
-}
-
-/// `a / b`, or nothing when `b` is not positive.
-fn ratio_of(a: f64, b: f64) -> Option<f64> {
-    (b > 0.0).then(|| a / b)
 }
 
 /// The block table's rows: figure, then per hypervisor direct, guest and
@@ -838,9 +830,9 @@ fn block_rows(ours: &Series, xen: &Series) -> Vec<String> {
         .map(|f| {
             let (o, x) = (block_pair(ours, f), block_pair(xen, f));
             let cell = |p: Option<(f64, f64)>| {
-                format!("{:>9} {:>9} {:>7}", num(p.map(|p| p.0)), num(p.map(|p| p.1)), rat(p.and_then(|(d, g)| ratio_of(g, d))))
+                format!("{:>9} {:>9} {:>7}", num(p.map(|p| p.0)), num(p.map(|p| p.1)), rat(p.and_then(|(d, g)| bench_plot::ratio_of(g, d))))
             };
-            let across = |pick: fn((f64, f64)) -> f64| rat(o.zip(x).and_then(|(o, x)| ratio_of(pick(o), pick(x))));
+            let across = |pick: fn((f64, f64)) -> f64| rat(o.zip(x).and_then(|(o, x)| bench_plot::ratio_of(pick(o), pick(x))));
             format!("{f:<20} {} | {} | {:>7} {:>7}", cell(o), cell(x), across(|p| p.0), across(|p| p.1))
         })
         .collect()
@@ -852,7 +844,7 @@ fn block_goal(ours: &Series) -> (bool, Vec<String>) {
     let short: Vec<String> = BLOCK_FIGURES
         .iter()
         .filter_map(|f| {
-            let r = block_pair(ours, f).and_then(|(d, g)| ratio_of(g, d));
+            let r = block_pair(ours, f).and_then(|(d, g)| bench_plot::ratio_of(g, d));
             match r {
                 Some(r) if r >= BLOCK_GOAL => None,
                 Some(r) => Some(format!("{f} {r:.2}")),
@@ -904,11 +896,11 @@ fn print_table(ours: &Series, xen: &Series, xen_nm: &Series, runs: usize) {
         "{:<38} {:>10} {:>10} {:>7} {:>14} {:>7}   spread over {runs} runs (xen-core | xen-4.17)",
         "benchmark", "xen-core", "xen-4.17", "ratio", "xen (no mitig)", "ratio"
     );
-    let med = |x: Option<&Vec<f64>>| x.map(|v| median(v));
+    let med = |x: Option<&Vec<f64>>| x.map(|v| bench_plot::median(v));
     let ratio = |o: f64, x: Option<f64>| x.filter(|x| *x > 0.0).map_or("-".into(), |x| format!("{:.2}", o / x));
     let val = |x: Option<f64>| x.map_or("-".into(), |x| format!("{x:.0}"));
     for (name, v) in ours {
-        let (o, x, n) = (median(v), med(xen.get(name)), med(xen_nm.get(name)));
+        let (o, x, n) = (bench_plot::median(v), med(xen.get(name)), med(xen_nm.get(name)));
         let xs = xen.get(name).map_or("-".into(), |v| spread(v));
         println!("{name:<38} {o:>10.0} {:>10} {:>7} {:>14} {:>7}   {} | {xs}", val(x), ratio(o, x), val(n), ratio(o, n), spread(v));
     }

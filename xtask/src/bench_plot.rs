@@ -27,6 +27,7 @@
 
 #![forbid(unsafe_code)]
 
+use crate::trace::svg::escape;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -216,7 +217,7 @@ pub struct Row {
 }
 
 /// `a / b`, or nothing when `b` is not positive (as the bench).
-fn ratio_of(a: f64, b: f64) -> Option<f64> {
+pub fn ratio_of(a: f64, b: f64) -> Option<f64> {
     (b > 0.0).then(|| a / b)
 }
 
@@ -308,11 +309,6 @@ impl Axis {
     }
 }
 
-/// XML's five escapes.
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&apos;")
-}
-
 /// What a row says about its direction.
 fn direction(b: Option<Better>) -> &'static str {
     match b {
@@ -351,16 +347,16 @@ pub fn svg(rows: &[Row], title: &str, notes: &[String]) -> String {
             let name = PARTS.iter().find(|(p, _)| *p == part).map_or(part, |(_, n)| n);
             y += 6.0;
             let _ =
-                writeln!(body, r##"<text class="group" x="{NAME_X}" y="{:.1}" font-weight="bold" font-size="14">{}</text>"##, y + 14.0, esc(name));
+                writeln!(body, r##"<text class="group" x="{NAME_X}" y="{:.1}" font-weight="bold" font-size="14">{}</text>"##, y + 14.0, escape(name));
             let _ = writeln!(body, r##"<line x1="{NAME_X}" x2="{:.1}" y1="{:.1}" y2="{:.1}" stroke="#bbb"/>"##, WIDTH - 12.0, y + 19.0, y + 19.0);
             y += GROUP_H;
         }
         let n = row.bars.len().max(1) as f64;
         // Room for the name and the direction line at least.
         let h = (n * BAR_H + (n - 1.0) * BAR_GAP + 2.0 * ROW_PAD).max(MIN_ROW_H);
-        let _ = writeln!(body, r##"<g class="figure" data-figure="{}">"##, esc(&row.figure));
+        let _ = writeln!(body, r##"<g class="figure" data-figure="{}">"##, escape(&row.figure));
         let mid = y + h / 2.0;
-        let _ = writeln!(body, r##"<text class="name" x="{NAME_X}" y="{:.1}">{}</text>"##, mid - 1.0, esc(&row.figure));
+        let _ = writeln!(body, r##"<text class="name" x="{NAME_X}" y="{:.1}">{}</text>"##, mid - 1.0, escape(&row.figure));
         let _ = writeln!(
             body,
             r##"<text class="direction" x="{NAME_X}" y="{:.1}" font-size="10" fill="#666">{}</text>"##,
@@ -386,7 +382,7 @@ pub fn svg(rows: &[Row], title: &str, notes: &[String]) -> String {
                         body,
                         r##"<rect class="bar {cls}" data-ratio="{r}" data-drawn="{d}" x="{left:.2}" y="{by:.1}" width="{w:.2}" height="{BAR_H}" fill="{}"><title>{}</title></rect>"##,
                         bar.against.colour(),
-                        esc(&tip)
+                        escape(&tip)
                     );
                     let clipped = d <= axis.lo || d >= axis.hi;
                     let unit = if bar.against == Against::Floor { " x floor" } else { "" };
@@ -396,7 +392,7 @@ pub fn svg(rows: &[Row], title: &str, notes: &[String]) -> String {
                         body,
                         r##"<text class="label {cls}" x="{lx:.2}" y="{:.1}" font-size="10" text-anchor="{anchor}">{}</text>"##,
                         by + BAR_H - 2.0,
-                        esc(&text)
+                        escape(&text)
                     );
                 }
                 _ => {
@@ -478,7 +474,7 @@ pub fn svg(rows: &[Row], title: &str, notes: &[String]) -> String {
             ly - 10.0,
             a.colour()
         );
-        let _ = writeln!(legend, r##"<text x="{:.1}" y="{ly:.1}">{}</text>"##, NAME_X + 30.0, esc(a.legend()));
+        let _ = writeln!(legend, r##"<text x="{:.1}" y="{ly:.1}">{}</text>"##, NAME_X + 30.0, escape(a.legend()));
         ly += 17.0;
     }
     let no_floor = rows.iter().filter(|r| r.part != "trace" && !r.bars.iter().any(|b| b.against == Against::Floor)).count();
@@ -495,14 +491,15 @@ pub fn svg(rows: &[Row], title: &str, notes: &[String]) -> String {
         },
     ];
     for l in lines {
-        let _ = writeln!(legend, r##"<text x="{NAME_X}" y="{ly:.1}" font-size="11" fill="#333">{}</text>"##, esc(&l));
+        let _ = writeln!(legend, r##"<text x="{NAME_X}" y="{ly:.1}" font-size="11" fill="#333">{}</text>"##, escape(&l));
         ly += 15.0;
     }
     let height = ly + 10.0;
     let mut head = String::new();
-    let _ = writeln!(head, r##"<text class="title" x="{NAME_X}" y="24" font-size="17" font-weight="bold">{}</text>"##, esc(title));
+    let _ = writeln!(head, r##"<text class="title" x="{NAME_X}" y="24" font-size="17" font-weight="bold">{}</text>"##, escape(title));
     for (i, n) in notes.iter().enumerate() {
-        let _ = writeln!(head, r##"<text class="note" x="{NAME_X}" y="{:.1}" font-size="11" fill="#444">{}</text>"##, 42.0 + 14.0 * i as f64, esc(n));
+        let _ =
+            writeln!(head, r##"<text class="note" x="{NAME_X}" y="{:.1}" font-size="11" fill="#444">{}</text>"##, 42.0 + 14.0 * i as f64, escape(n));
     }
     format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\

@@ -381,26 +381,9 @@ mod tests {
     /// A guest's own dump of `records` as its console shows it (`(dN) `
     /// lines; none for dom0).
     fn guest_dump(domid: u16, records: &[TraceRecord]) -> String {
-        let bytes: Vec<u8> = records
-            .iter()
-            .flat_map(|r| {
-                let (b, n) = r.encode_bytes();
-                b[..n].to_vec()
-            })
-            .collect();
         let prefix = if domid == 0 { String::new() } else { format!("(d{domid}) ") };
         let mut text = String::new();
-        let begin = format!("{} vcpu=0 records={} lost=0 tsc_khz=0", pv_guest_kernel::gtrace::BEGIN, records.len());
-        pv_guest_kernel::serial_frame::frame(
-            &begin,
-            pv_guest_kernel::gtrace::DATA,
-            pv_guest_kernel::gtrace::END,
-            bytes.len(),
-            |e| e(&bytes),
-            |l| {
-                text.push_str(&format!("{prefix}{l}\n"));
-            },
-        );
+        pv_guest_kernel::gtrace::frame_records(0, 0, 0, records.iter().copied(), |l| text.push_str(&format!("{prefix}{l}\n")));
         text
     }
 

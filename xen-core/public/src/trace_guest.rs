@@ -196,6 +196,17 @@ pub enum GuestEvent {
     },
 }
 
+/// Which end of a shared ring moved, for [`GuestEvent::ring_step`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RingStep {
+    /// A frontend published requests.
+    PushRequests,
+    /// A frontend consumed responses.
+    TakeResponses,
+    /// A backend published responses.
+    PushResponses,
+}
+
 /// Words of the longest guest record's payload.
 const MAX_WORDS: usize = 5;
 
@@ -203,38 +214,34 @@ impl GuestEvent {
     /// The event number and extra words.
     fn words(&self) -> (u32, [u32; MAX_WORDS], usize) {
         use GuestEvent::*;
-        let mut w = [0u32; MAX_WORDS];
-        let (event, n) = match *self {
-            EvtchnSend { port, result, tsc_before } => {
-                w[..4].copy_from_slice(&[port, result as u32, tsc_before as u32, (tsc_before >> 32) as u32]);
-                (GTRC_EVTCHN_SEND, 4)
-            }
-            XenbusRequest { type_, req_id, tx_id, len } => {
-                w[..4].copy_from_slice(&[type_, req_id, tx_id, len]);
-                (GTRC_XENBUS_REQUEST, 4)
-            }
-            XenbusReply { type_, req_id, len } => {
-                w[..3].copy_from_slice(&[type_, req_id, len]);
-                (GTRC_XENBUS_REPLY, 3)
-            }
+        let (event, payload): (u32, &[u32]) = match *self {
+            EvtchnSend { port, result, tsc_before } => (GTRC_EVTCHN_SEND, &[port, result as u32, tsc_before as u32, (tsc_before >> 32) as u32]),
+            XenbusRequest { type_, req_id, tx_id, len } => (GTRC_XENBUS_REQUEST, &[type_, req_id, tx_id, len]),
+            XenbusReply { type_, req_id, len } => (GTRC_XENBUS_REPLY, &[type_, req_id, len]),
             RingPushRequests { ring, peer, req_prod, count, notified } => {
-                w = [ring as u32, u32::from(peer), req_prod, count, u32::from(notified)];
-                (GTRC_RING_PUSH_REQUESTS, 5)
+                (GTRC_RING_PUSH_REQUESTS, &[ring as u32, u32::from(peer), req_prod, count, u32::from(notified)])
             }
-            RingTakeResponses { ring, peer, rsp_cons, count } => {
-                w[..4].copy_from_slice(&[ring as u32, u32::from(peer), rsp_cons, count]);
-                (GTRC_RING_TAKE_RESPONSES, 4)
-            }
+            RingTakeResponses { ring, peer, rsp_cons, count } => (GTRC_RING_TAKE_RESPONSES, &[ring as u32, u32::from(peer), rsp_cons, count]),
             RingPushResponses { ring, peer, rsp_prod, count, notified } => {
-                w = [ring as u32, u32::from(peer), rsp_prod, count, u32::from(notified)];
-                (GTRC_RING_PUSH_RESPONSES, 5)
+                (GTRC_RING_PUSH_RESPONSES, &[ring as u32, u32::from(peer), rsp_prod, count, u32::from(notified)])
             }
-            BalloonStep { op, asked, done, held } => {
-                w[..4].copy_from_slice(&[op as u32, asked, done, held]);
-                (GTRC_BALLOON_STEP, 4)
-            }
+            BalloonStep { op, asked, done, held } => (GTRC_BALLOON_STEP, &[op as u32, asked, done, held]),
         };
-        (event, w, n)
+        let mut w = [0u32; MAX_WORDS];
+        w[..payload.len()].copy_from_slice(payload);
+        (event, w, payload.len())
+    }
+
+    /// The record of a ring index moving from `from` to `to` (`notified`:
+    /// the other end was sent an event; ignored for a take), or `None` when
+    /// it did not move.
+    pub fn ring_step(step: RingStep, ring: RingKind, peer: u16, from: u32, to: u32, notified: bool) -> Option<GuestEvent> {
+        let count = to.wrapping_sub(from);
+        (count > 0).then_some(match step {
+            RingStep::PushRequests => GuestEvent::RingPushRequests { ring, peer, req_prod: to, count, notified },
+            RingStep::TakeResponses => GuestEvent::RingTakeResponses { ring, peer, rsp_cons: to, count },
+            RingStep::PushResponses => GuestEvent::RingPushResponses { ring, peer, rsp_prod: to, count, notified },
+        })
     }
 
     /// The `t_rec` of this event at `tsc`.
@@ -326,6 +333,15 @@ mod tests {
         assert_eq!(GuestEvent::decode(GTRC_RING_PUSH_RESPONSES, &[1, 0, 1, 1, 2]), None, "a flag is 0 or 1");
         assert_eq!(GuestEvent::decode(GTRC_BALLOON_STEP, &[7, 1, 1, 1]), None);
         assert_eq!(GuestEvent::decode(TRC_GUEST | 0xfff, &[]), None);
+    }
+
+    #[test]
+    fn a_ring_step_counts_across_the_index_wrap_and_none_when_still() {
+        let e = GuestEvent::ring_step(RingStep::PushRequests, RingKind::Blk, 0, u32::MAX - 1, 2, true);
+        assert_eq!(e, Some(GuestEvent::RingPushRequests { ring: RingKind::Blk, peer: 0, req_prod: 2, count: 4, notified: true }));
+        assert_eq!(GuestEvent::ring_step(RingStep::TakeResponses, RingKind::NetRx, 0, 7, 7, false), None);
+        let e = GuestEvent::ring_step(RingStep::PushResponses, RingKind::NetTx, 3, 10, 12, false);
+        assert_eq!(e, Some(GuestEvent::RingPushResponses { ring: RingKind::NetTx, peer: 3, rsp_prod: 12, count: 2, notified: false }));
     }
 
     #[test]

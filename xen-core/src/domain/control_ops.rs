@@ -359,8 +359,8 @@ pub fn domctl<H: ControlHost>(h: &mut H, v: &mut Vcpu, d: &mut Domain, mem: &imp
         // As Xen: no domain_pause() of oneself.
         XEN_DOMCTL_SETTSCINFO | XEN_DOMCTL_GETTSCINFO if is_self => return -EINVAL,
         XEN_DOMCTL_SETTSCINFO => {
-            let info: XenDomctlTscInfo = op.payload();
-            return with_other(h, dom, |o, _| set_tsc_info(o, &info)).unwrap_or(-ESRCH);
+            let (info, khz): (XenDomctlTscInfo, u32) = (op.payload(), h.cpu_khz());
+            return with_other(h, dom, |o, _| set_tsc_info(o, &info, khz)).unwrap_or(-ESRCH);
         }
         XEN_DOMCTL_GETTSCINFO => {
             let (khz, now) = (h.cpu_khz(), h.system_time());
@@ -376,10 +376,13 @@ pub fn domctl<H: ControlHost>(h: &mut H, v: &mut Vcpu, d: &mut Domain, mem: &imp
 /// XEN_DOMCTL_settscinfo on `o` (Xen's `tsc_set_info`): default and
 /// never-emulate are taken (a PV guest's `rdtsc` is never trapped here, so
 /// both read the host's TSC, as Xen's default does on a reliable TSC);
-/// always-emulate is -EOPNOTSUPP, as xen-core has no emulated TSC; any
-/// other mode is Xen's -EINVAL.
-fn set_tsc_info(o: &mut Domain, info: &XenDomctlTscInfo) -> Ret {
+/// always-emulate, or a default with a guest rate other than the host's
+/// `cpu_khz`, is -EOPNOTSUPP, as xen-core has no emulated TSC; any other
+/// mode is Xen's -EINVAL.
+fn set_tsc_info(o: &mut Domain, info: &XenDomctlTscInfo, cpu_khz: u32) -> Ret {
     match info.tsc_mode {
+        // Xen's default mode emulates a guest rate other than the host's.
+        TSC_MODE_DEFAULT if info.gtsc_khz != 0 && info.gtsc_khz != cpu_khz => -EOPNOTSUPP,
         TSC_MODE_DEFAULT | TSC_MODE_NEVER_EMULATE => {
             o.tsc_mode = info.tsc_mode;
             o.tsc_incarnation = info.incarnation.wrapping_add(1);
@@ -393,14 +396,16 @@ fn set_tsc_info(o: &mut Domain, info: &XenDomctlTscInfo) -> Ret {
 /// XEN_DOMCTL_gettscinfo of `o` (Xen's `tsc_get_info` for a native TSC):
 /// the mode, the host's rate and the time the TSC has counted (`now`, ns).
 fn tsc_info(o: &Domain, cpu_khz: u32, now: u64) -> XenDomctlTscInfo {
-    let native = o.tsc_mode == TSC_MODE_DEFAULT;
+    let default_mode = o.tsc_mode == TSC_MODE_DEFAULT;
     XenDomctlTscInfo {
         tsc_mode: o.tsc_mode,
         // Xen: 0 for never-emulate, the rate for a native default.
-        gtsc_khz: if native { cpu_khz } else { 0 },
+        gtsc_khz: if default_mode { cpu_khz } else { 0 },
         incarnation: o.tsc_incarnation,
         pad: 0,
-        elapsed_nsec: if native { now } else { 0 },
+        // Xen: the TSC in ns; here the system time, which counts from the
+        // hypervisor's boot rather than from the TSC's reset.
+        elapsed_nsec: if default_mode { now } else { 0 },
     }
 }
 
@@ -1232,6 +1237,8 @@ pub mod tests {
         assert_eq!((h.other(4).tsc_mode, h.other(4).tsc_incarnation), (TSC_MODE_NEVER_EMULATE, 7));
         op.set_payload(&XenDomctlTscInfo { tsc_mode: TSC_MODE_ALWAYS_EMULATE, ..XenDomctlTscInfo::default() });
         assert_eq!(domctl_op(&mut h, &g, &mut v, &mut d, &op), -EOPNOTSUPP, "xen-core has no emulated TSC");
+        op.set_payload(&XenDomctlTscInfo { tsc_mode: TSC_MODE_DEFAULT, gtsc_khz: h.cpu_khz() / 2, ..XenDomctlTscInfo::default() });
+        assert_eq!(domctl_op(&mut h, &g, &mut v, &mut d, &op), -EOPNOTSUPP, "another guest rate needs emulation");
         op.set_payload(&XenDomctlTscInfo { tsc_mode: 3, ..XenDomctlTscInfo::default() });
         assert_eq!(domctl_op(&mut h, &g, &mut v, &mut d, &op), -EINVAL, "PVRDTSCP is gone from Xen 4.17");
         assert_eq!(h.other(4).tsc_mode, TSC_MODE_NEVER_EMULATE, "a refused set changes nothing");

@@ -13,7 +13,7 @@
 //! offset applied to either side.
 
 use xen_public::trace::{Event, TraceRecord};
-use xen_public::trace_guest::GuestEvent;
+use xen_public::trace_guest::{GuestEvent, is_guest_class};
 
 use super::VcpuId;
 use super::merge::{GuestStream, Source, Stamped};
@@ -36,6 +36,12 @@ pub fn streams(log: &str) -> (Vec<GuestStream>, Vec<String>) {
             }
         };
         match records(&bytes) {
+            // A guest may write only its own class: a stream holding a
+            // hypervisor event is the guest's doing, and left out (it
+            // must not fail the merge of everyone else's).
+            Ok(records) if let Some(event) = records.iter().map(TraceRecord::event).find(|e| !is_guest_class(*e)) => {
+                notes.push(format!("guest stream {who}: holds event {event:#010x}, not of the TRC_GUEST class, left out"));
+            }
             Ok(records) => {
                 if let Some(lost) = field(&f.begin, "lost").filter(|l| *l != "0") {
                     notes.push(format!("guest stream {who}: {lost} records lost (its log was full)"));
@@ -274,28 +280,23 @@ mod tests {
     fn streams_come_off_the_console_named_by_their_prefix() {
         let log_of = |recs: &[TraceRecord], lost: u32| {
             let mut lines = Vec::new();
-            let bytes: Vec<u8> = recs
-                .iter()
-                .flat_map(|r| {
-                    let (b, n) = r.encode_bytes();
-                    b[..n].to_vec()
-                })
-                .collect();
-            let begin = format!("{BEGIN} vcpu=0 records={} lost={lost} tsc_khz=0", recs.len());
-            pv_guest_kernel::serial_frame::frame(&begin, DATA, END, bytes.len(), |emit| emit(&bytes), |l| lines.push(l.to_string()));
+            pv_guest_kernel::gtrace::frame_records(0, lost, 0, recs.iter().copied(), |l| lines.push(l.to_string()));
             lines
         };
         let d0 = log_of(&[g_send(1, 1, 2)], 0);
         let d3: Vec<String> = log_of(&[g_send(4, 5, 6), g_send(4, 7, 8)], 9).iter().map(|l| format!("(d3) {l}")).collect();
         let mut bad: Vec<String> = log_of(&[g_send(4, 5, 6)], 0).iter().map(|l| format!("(d4) {l}")).collect();
         bad.remove(1);
-        let log = [d0, d3, bad].concat().join("\n");
+        // A guest posing a hypervisor record in its own stream.
+        let posing: Vec<String> = log_of(&[g_send(1, 1, 2), wake(3)], 0).iter().map(|l| format!("(d5) {l}")).collect();
+        let log = [d0, d3, bad, posing].concat().join("\n");
         let (s, notes) = streams(&log);
         assert_eq!(
             s.iter().map(|g| (g.vcpu, g.records.len())).collect::<Vec<_>>(),
             [(VcpuId { domid: 0, vcpu: 0 }, 1), (VcpuId { domid: 3, vcpu: 0 }, 2)]
         );
-        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert_eq!(notes.len(), 3, "{notes:?}");
+        assert!(notes.iter().any(|n| n.starts_with("guest stream d5v0: holds event 0x00028004, not of the TRC_GUEST class")), "{notes:?}");
         assert!(notes.iter().any(|n| n.starts_with("guest stream d3v0: 9 records lost")));
         assert!(notes.iter().any(|n| n.starts_with("guest stream d4v0: unreadable")));
     }

@@ -38,7 +38,7 @@ mod pages;
 mod typed_tests;
 
 pub use back::BackRing;
-pub use front::FrontRing;
+pub use front::{FrontRing, Pushed};
 pub use pages::{Geometry, MAX_RING_PAGE_ORDER, RingError, RingPages, XEN_PAGE_SIZE, entry_size, off, read_entry, write_entry};
 
 /// `RING_IDX`: a free-running ring index.

@@ -16,6 +16,18 @@ use zerocopy::{FromBytes, Immutable, IntoBytes};
 use super::pages::{Geometry, RingError, RingPages, off, read_entry, write_entry};
 use super::{RingIdx, SringHeader, free_requests, need_notify, response_prod_overflow};
 
+/// What a push published: the entries in `[from, to)` of the ring's index
+/// space, and whether the other end must be sent an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pushed {
+    /// Whether to notify.
+    pub notify: bool,
+    /// The producer index before the push.
+    pub from: RingIdx,
+    /// The producer index after it.
+    pub to: RingIdx,
+}
+
 /// A frontend ring of `Req` requests and `Rsp` responses over `M`.
 pub struct FrontRing<Req, Rsp, M> {
     mem: M,
@@ -93,17 +105,17 @@ where
     /// and say whether the backend must be sent an event (its `req_event`
     /// lies in `(old req_prod, new req_prod]`).
     pub fn push_requests(&mut self) -> bool {
-        self.push_requests_counted().0
+        self.push_requests_span().notify
     }
 
-    /// [`Self::push_requests`], also saying how many requests it
-    /// published (for the guest's trace).
-    pub fn push_requests_counted(&mut self) -> (bool, u32) {
+    /// [`Self::push_requests`], also saying which requests it published
+    /// (for the guest's trace).
+    pub fn push_requests_span(&mut self) -> Pushed {
         let old = self.mem.load_idx(off::REQ_PROD);
         let new = self.req_prod_pvt;
         self.mem.store_idx(off::REQ_PROD, new);
         self.mem.full_barrier();
-        (need_notify(old, new, self.mem.load_idx(off::REQ_EVENT)), new.wrapping_sub(old))
+        Pushed { notify: need_notify(old, new, self.mem.load_idx(off::REQ_EVENT)), from: old, to: new }
     }
 
     /// `XEN_RING_NR_UNCONSUMED_RESPONSES`, with the backend's `rsp_prod`

@@ -99,9 +99,14 @@ fn wraparound_at_2_32_with_a_full_ring() {
     assert!(f.is_full());
     assert_eq!(f.free_requests(), 0);
     assert_eq!(f.produce_request(&req(99)), Err(RingError::Full));
-    assert_eq!(f.push_requests_counted(), (true, 32), "first push past req_event = start + 1; 32 published across 2^32");
+    assert_eq!(
+        f.push_requests_span(),
+        Pushed { notify: true, from: start, to: start.wrapping_add(32) },
+        "first push past req_event = start + 1; 32 published across 2^32"
+    );
     assert_eq!(p.peek(off::REQ_PROD), start.wrapping_add(32));
-    assert_eq!(f.push_requests_counted(), (false, 0), "nothing new: no event");
+    let end = start.wrapping_add(32);
+    assert_eq!(f.push_requests_span(), Pushed { notify: false, from: end, to: end }, "nothing new: no event");
     // Request u32::MAX sits in slot 31, request 2^32 (= 0) in slot 0.
     let at = |slot: usize| u64::from_le_bytes((0..8).map(|i| p.peek_byte(64 + slot * 112 + 8 + i)).collect::<Vec<_>>().try_into().unwrap());
     assert_eq!(at(31), 5, "id of the request at index u32::MAX");
