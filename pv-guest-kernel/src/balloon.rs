@@ -225,22 +225,36 @@ impl<'a> Balloon<'a> {
 
     /// Move toward `target_kib`: `Ok(pages)`, positive for pages given
     /// back, negative for pages taken back.
+    ///
     /// Each step that moves is traced (`crate::gtrace`) with the pages
-    /// asked, the pages moved and the pages held after.
+    /// asked, the pages moved (what `current` says, also when the step
+    /// failed part-way) and the pages held after.
     pub fn follow(&mut self, target_kib: u64) -> Result<i64, Errno> {
         let c = credit(self.current, target_kib, u64::MAX, u64::MAX);
-        let r = match c {
-            c if c > 0 => self.deflate_tail(c as u64).and_then(|tail| Ok((tail + self.deflate_region(c as u64 - tail)?) as i64)),
-            c if c < 0 => {
-                self.inflate_region(c.unsigned_abs()).and_then(|region| Ok(-((region + self.inflate_tail(c.unsigned_abs() - region)?) as i64)))
-            }
-            _ => return Ok(0),
-        };
+        if c == 0 {
+            return Ok(0);
+        }
+        let before = self.current;
+        let r = self.step(c);
         let op = if c > 0 { BalloonOp::Decrease } else { BalloonOp::Populate };
-        let done = r.as_ref().map_or(0, |n| n.unsigned_abs());
         let clamp = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
+        let done = before.abs_diff(self.current);
         gtrace::record(GuestEvent::BalloonStep { op, asked: clamp(c.unsigned_abs()), done: clamp(done), held: clamp(self.current) });
         r
+    }
+
+    /// Give back `c` pages (`c > 0`) or take back `-c`: the tail first when
+    /// giving back, the region first when taking back.
+    fn step(&mut self, c: i64) -> Result<i64, Errno> {
+        if c > 0 {
+            let tail = self.deflate_tail(c as u64)?;
+            let region = self.deflate_region(c as u64 - tail)?;
+            Ok((tail + region) as i64)
+        } else {
+            let region = self.inflate_region(c.unsigned_abs())?;
+            let tail = self.inflate_tail(c.unsigned_abs() - region)?;
+            Ok(-((region + tail) as i64))
+        }
     }
 }
 

@@ -9,13 +9,12 @@
 use crate::hypercall::{self, Multicall};
 use xen_public::MmuUpdate;
 use xen_public::pte::PteFlags;
+use xen_public::xen::UVMF_INVLPG;
 
 /// The flags of a writable guest mapping: P | RW | US | A | D (0x67).
 pub const PTE_RW: u64 = PteFlags::PRESENT.union(PteFlags::RW).union(PteFlags::USER).union(PteFlags::ACCESSED).union(PteFlags::DIRTY).bits();
 /// The flags of a read-only guest mapping: P | US | A (0x25).
 pub const PTE_RO: u64 = PteFlags::PRESENT.union(PteFlags::USER).union(PteFlags::ACCESSED).bits();
-/// UVMF_INVLPG.
-const UVMF_INVLPG: u64 = 2;
 /// MMUEXT commands used here.
 const MMUEXT_PIN_L1_TABLE: u32 = 0;
 const MMUEXT_UNPIN_TABLE: u32 = 4;

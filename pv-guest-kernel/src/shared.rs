@@ -10,7 +10,6 @@ use xen_public::{SharedInfo, VcpuInfo, VcpuTimeInfo};
 /// Where shared_info is mapped, 0 until [`map`] succeeds.
 static SHARED_INFO_VA: AtomicU64 = AtomicU64::new(0);
 
-const UVMF_INVLPG: u64 = 2;
 /// `vcpu_info[0].evtchn_upcall_mask`.
 const VCPU0_UPCALL_MASK: u64 = (offset_of!(SharedInfo, vcpu_info) + offset_of!(VcpuInfo, evtchn_upcall_mask)) as u64;
 /// `vcpu_info[0].arch.cr2`.
@@ -19,7 +18,7 @@ const VCPU0_CR2: u64 = (offset_of!(SharedInfo, vcpu_info) + offset_of!(VcpuInfo,
 /// Map the shared_info frame (machine address `maddr`) at `va`, a page of
 /// the initial region the caller gives up.
 pub fn map(va: u64, maddr: u64) -> i64 {
-    let rc = hypercall::update_va_mapping(va, (maddr & !0xfff) | crate::mm::PTE_RW, UVMF_INVLPG);
+    let rc = hypercall::update_va_mapping(va, (maddr & !0xfff) | crate::mm::PTE_RW, xen_public::xen::UVMF_INVLPG);
     if rc == 0 {
         SHARED_INFO_VA.store(va, Ordering::Release);
     }

@@ -311,9 +311,6 @@ fn boot_times(hv: &str, k: &image::Kernels, runs: usize, extra: &[String]) -> Re
     Ok(times)
 }
 
-/// The median of a few figures (the chart's, so its ratios are the
-/// table's).
-
 /// What `cargo xtask bench` was asked for.
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
@@ -1102,19 +1099,6 @@ mod tests {
         assert!(parse(&["--from-log", "a.txt"]).is_err(), "--from-log needs --plot");
         assert!(parse(&["--svg", "c.svg"]).is_err(), "--svg needs --plot");
         assert!(parse(&["--plot", "--from-log"]).is_err(), "--from-log needs a file");
-    }
-
-    /// A saved part reads back as the same figures, on its side.
-    #[test]
-    fn saved_results_read_back_for_the_chart() {
-        let mut s = super::Series::new();
-        s.insert("null_hypercall_cycles".into(), vec![1500.0, 1400.0]);
-        let text = crate::bench_plot::result_lines("dom0", crate::bench_plot::XEN_CORE, &s);
-        let mut r = crate::bench_plot::Results::default();
-        r.add(&text).unwrap();
-        assert_eq!(r.records.len(), 1);
-        assert_eq!((r.records[0].part.as_str(), r.records[0].side.as_str()), ("dom0", "xen-core"));
-        assert_eq!(r.records[0].values, [1500.0, 1400.0]);
     }
 
     #[test]

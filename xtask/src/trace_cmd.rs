@@ -33,12 +33,16 @@ pub const SPINNER: VcpuId = VcpuId { domid: 1, vcpu: 0 };
 /// `SCHEDOP_poll` with a timeout of at most 100 ms (netdemo's loop).
 pub const BLOCKER: VcpuId = VcpuId { domid: 2, vcpu: 0 };
 
+/// dom0's vCPU.
+const DOM0: VcpuId = VcpuId { domid: 0, vcpu: 0 };
+/// The guest that pings dom0 one echo request at a time.
+const PINGER: VcpuId = VcpuId { domid: 3, vcpu: 0 };
 /// The writers of their own streams in the default session: dom0 (its
 /// backends and sends) and the two network guests, which offer tracing.
-pub const GUEST_WRITERS: [VcpuId; 3] = [VcpuId { domid: 0, vcpu: 0 }, BLOCKER, VcpuId { domid: 3, vcpu: 0 }];
+const GUEST_WRITERS: [VcpuId; 3] = [DOM0, BLOCKER, PINGER];
 /// The writers that send all along (dom0's backends, the pinger): their
 /// sends are judged against the hypervisor's records of them.
-pub const SENDERS: [VcpuId; 2] = [VcpuId { domid: 0, vcpu: 0 }, VcpuId { domid: 3, vcpu: 0 }];
+const SENDERS: [VcpuId; 2] = [DOM0, PINGER];
 /// Sends of each of [`SENDERS`] the same-clock check must judge at least.
 const MIN_BRACKETED: usize = 20;
 

@@ -22,6 +22,11 @@ pub const DOMID_IDLE: u16 = 0x7FFF;
 /// First reserved domain id; ids below it are real domains.
 pub const DOMID_FIRST_RESERVED: u16 = 0x7FF0;
 
+/// `UVMF_TLB_FLUSH`: `update_va_mapping` flushes the whole TLB.
+pub const UVMF_TLB_FLUSH: u64 = 1;
+/// `UVMF_INVLPG`: `update_va_mapping` flushes the one address.
+pub const UVMF_INVLPG: u64 = 2;
+
 /// `VMASST_TYPE_4gb_segments`: no effect on a 64-bit guest.
 pub const VMASST_TYPE_4GB_SEGMENTS: u32 = 0;
 /// `VMASST_TYPE_4gb_segments_notify`: no effect on a 64-bit guest.

@@ -300,8 +300,7 @@ pub fn l1_slot(pm: &impl PageMem, l4_maddr: u64, va: u64) -> Option<(u64, usize)
 /// `update_va_mapping(va, pte, flags)`: replace the L1 entry mapping `va`
 /// in the caller's current tables, then flush as `flags` asks.
 pub fn update_va_mapping<H: MmuHost>(h: &mut H, v: &mut Vcpu, d: &mut Domain, va: u64, pte: u64, flags: u64) -> Ret {
-    const UVMF_TLB_FLUSH: u64 = 1;
-    const UVMF_INVLPG: u64 = 2;
+    use xen_public::xen::{UVMF_INVLPG, UVMF_TLB_FLUSH};
     if !guest_va_ok(va) {
         return -EINVAL;
     }

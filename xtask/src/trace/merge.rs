@@ -13,7 +13,8 @@ use std::collections::BTreeMap;
 
 use xen_public::trace::TraceRecord;
 
-use super::{VcpuId, is_guest_event};
+use super::VcpuId;
+use xen_public::trace_guest::is_guest_class;
 
 /// Where a record came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -70,7 +71,7 @@ fn stamp(records: &[TraceRecord], source: Source, out: &mut Vec<Stamped>) {
 /// Merge per-CPU hypervisor records and guest streams into one TSC order.
 pub fn merge(hypervisor: &BTreeMap<u32, Vec<TraceRecord>>, guests: &[GuestStream]) -> Result<Vec<Stamped>, NotGuestClass> {
     for g in guests {
-        if let Some((index, r)) = g.records.iter().enumerate().find(|(_, r)| !is_guest_event(r.event())) {
+        if let Some((index, r)) = g.records.iter().enumerate().find(|(_, r)| !is_guest_class(r.event())) {
             return Err(NotGuestClass { vcpu: g.vcpu, index, event: r.event() });
         }
     }

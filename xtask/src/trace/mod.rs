@@ -96,11 +96,6 @@ fn reason_name(r: SwitchReason) -> &'static str {
     r.name()
 }
 
-/// Whether `event` is of Xen's `TRC_GUEST` class (class bit 0x800).
-pub fn is_guest_event(event: u32) -> bool {
-    xen_public::trace_guest::is_guest_class(event)
-}
-
 /// One line describing a guest's own record
 /// (`xen_public::trace_guest`), if it is one of ours.
 fn describe_guest(event: u32, extra: &[u32]) -> Option<String> {
@@ -192,7 +187,7 @@ pub fn describe(event: u32, extra: &[u32]) -> String {
         PtPin { domid, mfn, level } => format!("d{domid} pins L{level} table mfn {mfn:#x}"),
         PtUnpin { domid, mfn, level } => format!("d{domid} unpins L{level} table mfn {mfn:#x}"),
         GrantCopy { domid, count } => format!("d{domid} grant copy x{count}"),
-        Other { event } if is_guest_event(event) => format!("guest event {event:#010x} {extra:x?}"),
+        Other { event } if xen_public::trace_guest::is_guest_class(event) => format!("guest event {event:#010x} {extra:x?}"),
         Other { event } => format!("event {event:#010x} {extra:x?}"),
     }
 }

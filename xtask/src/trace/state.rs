@@ -317,13 +317,11 @@ impl Builder {
 /// kept recording after dom0's store was full), and no state is known
 /// there.
 pub fn reconstruct(records: &[Stamped]) -> Timeline {
-    let hv = || records.iter().filter(|s| matches!(s.source, Source::Hypervisor { .. })).map(|s| s.tsc);
-    let any_hv = hv().next().is_some();
-    let (start, end) = if any_hv {
-        (hv().min().unwrap_or(0), hv().max().unwrap_or(0))
-    } else {
-        (records.iter().map(|s| s.tsc).min().unwrap_or(0), records.iter().map(|s| s.tsc).max().unwrap_or(0))
-    };
+    let span =
+        |tscs: &mut dyn Iterator<Item = u64>| tscs.fold(None, |m: Option<(u64, u64)>, t| Some(m.map_or((t, t), |(a, b)| (a.min(t), b.max(t)))));
+    let (start, end) = span(&mut records.iter().filter(|s| matches!(s.source, Source::Hypervisor { .. })).map(|s| s.tsc))
+        .or_else(|| span(&mut records.iter().map(|s| s.tsc)))
+        .unwrap_or((0, 0));
     let exits = records.iter().any(|s| s.record.event() == TRC_XENCORE_HYPERCALL_EXIT);
     let mut b = Builder { start, vcpus: BTreeMap::new(), pcpus: BTreeMap::new(), hypercalls: Vec::new(), unpaired_exits: 0, exits };
     let mut attribution = Vec::with_capacity(records.len());

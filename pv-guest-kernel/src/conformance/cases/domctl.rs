@@ -94,7 +94,7 @@ cases! {
         };
         let set = tsc_info(XEN_DOMCTL_SETTSCINFO, id, XenDomctlTscInfo { tsc_mode: TSC_MODE_NEVER_EMULATE, incarnation: 4, ..Default::default() });
         let got = tsc_info(XEN_DOMCTL_GETTSCINFO, id, XenDomctlTscInfo::default());
-        domctl_simple(2, id);
+        domctl_simple(XEN_DOMCTL_DESTROYDOMAIN, id);
         let t = got.1;
         all(&[
             expect(set.0, 0),
@@ -111,7 +111,7 @@ cases! {
         // mode stays; dom0 cannot pause itself for the call: -EINVAL.
         let pvrdtscp = tsc_info(XEN_DOMCTL_SETTSCINFO, id, XenDomctlTscInfo { tsc_mode: 3, ..Default::default() }).0;
         let mode = tsc_info(XEN_DOMCTL_GETTSCINFO, id, XenDomctlTscInfo::default()).1.tsc_mode;
-        domctl_simple(2, id);
+        domctl_simple(XEN_DOMCTL_DESTROYDOMAIN, id);
         let own = tsc_info(XEN_DOMCTL_SETTSCINFO, 0, XenDomctlTscInfo::default()).0;
         let own_get = tsc_info(XEN_DOMCTL_GETTSCINFO, 0, XenDomctlTscInfo::default()).0;
         all(&[expect(pvrdtscp, -EINVAL), expect(i64::from(mode), i64::from(TSC_MODE_DEFAULT)), expect(own, -EINVAL), expect(own_get, -EINVAL)])

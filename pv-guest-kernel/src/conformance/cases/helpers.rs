@@ -7,10 +7,10 @@ pub use crate::mm::{PTE_RO, PTE_RW};
 pub use crate::traps::{Probe, handler_entry, probe};
 pub use xen_public::callback::CallbackRegister;
 pub use xen_public::domctl::{
-    TSC_MODE_DEFAULT, TSC_MODE_NEVER_EMULATE, XEN_DOMCTL_CREATEDOMAIN, XEN_DOMCTL_GETTSCINFO, XEN_DOMCTL_GETVCPUINFO, XEN_DOMCTL_MAX_MEM,
-    XEN_DOMCTL_MAX_VCPUS, XEN_DOMCTL_SCHEDULER_OP, XEN_DOMCTL_SETTSCINFO, XEN_DOMINF_RUNNING, XEN_SCHEDULER_CREDIT, XenDomctl, XenDomctlCreatedomain,
-    XenDomctlGetdomaininfo, XenDomctlGetvcpuinfo, XenDomctlHypercallInit, XenDomctlMaxMem, XenDomctlMaxVcpus, XenDomctlSchedCredit,
-    XenDomctlSchedulerOp, XenDomctlTscInfo, XenDomctlVcpucontext,
+    TSC_MODE_DEFAULT, TSC_MODE_NEVER_EMULATE, XEN_DOMCTL_CREATEDOMAIN, XEN_DOMCTL_DESTROYDOMAIN, XEN_DOMCTL_GETTSCINFO, XEN_DOMCTL_GETVCPUINFO,
+    XEN_DOMCTL_MAX_MEM, XEN_DOMCTL_MAX_VCPUS, XEN_DOMCTL_SCHEDULER_OP, XEN_DOMCTL_SETTSCINFO, XEN_DOMINF_RUNNING, XEN_SCHEDULER_CREDIT, XenDomctl,
+    XenDomctlCreatedomain, XenDomctlGetdomaininfo, XenDomctlGetvcpuinfo, XenDomctlHypercallInit, XenDomctlMaxMem, XenDomctlMaxVcpus,
+    XenDomctlSchedCredit, XenDomctlSchedulerOp, XenDomctlTscInfo, XenDomctlVcpucontext,
 };
 pub use xen_public::errno::*;
 pub use xen_public::event_channel::{
@@ -39,7 +39,7 @@ pub const XEN_VA: u64 = 0xffff_8300_0000_0000;
 /// A non-canonical address.
 pub const NONCANON: u64 = 0x8000_0000_0000_0000;
 /// UVMF_INVLPG.
-pub const INVLPG: u64 = 2;
+pub const INVLPG: u64 = xen_public::xen::UVMF_INVLPG;
 
 /// Set one trap-table entry for `vector` with the runtime's handler.
 pub fn set_entry(vector: u8, dpl: u8) -> i64 {
