@@ -135,6 +135,18 @@ impl Frame {
         unsafe { (self.at(off, 4, 4) as *mut u32).write_volatile(v) }
     }
 
+    /// Store `words` at byte `off` (4-aligned) on, in order: one bounds
+    /// check for all of them (the trace writer's record stores).
+    #[inline]
+    pub fn write_u32s(self, off: usize, words: &[u32]) {
+        let dst = self.at(off, 4 * words.len(), 4) as *mut u32;
+        for (i, &w) in words.iter().enumerate() {
+            // SAFETY: as `write_u32`: `at` checked that the `words.len()`
+            // aligned u32s from `off` lie inside the frame.
+            unsafe { dst.add(i).write_volatile(w) }
+        }
+    }
+
     /// The u32 at byte `off` (4-aligned).
     #[inline]
     pub fn read_u32(self, off: usize) -> u32 {

@@ -13,7 +13,7 @@
 //! (dom0 wrote garbage into `cons`) writes nothing.
 #![forbid(unsafe_code)]
 
-use xen_public::trace::{self, Event, TraceRecord};
+use xen_public::trace::{self, Event};
 
 /// The memory of one CPU's buffer, as the hypervisor writes it and dom0
 /// reads it.
@@ -24,9 +24,9 @@ pub trait BufMem {
     fn prod(&self) -> u32;
     /// Publish `t_buf.prod` after the records before it are written.
     fn set_prod(&self, prod: u32);
-    /// Write `bytes` at `off` in the data area (`off + bytes.len()` is at
-    /// most the data size).
-    fn write_data(&self, off: u32, bytes: &[u8]);
+    /// Write the little-endian `words` at byte `off` (a multiple of 4) of
+    /// the data area (`off + 4 * words.len()` is at most the data size).
+    fn write_words(&self, off: u32, words: &[u32]);
 }
 
 /// Records this CPU could not write since the last one that fitted (Xen's
@@ -54,17 +54,49 @@ pub enum Outcome {
     Bogus,
 }
 
-/// Insert `rec` into the buffer `mem` of `data_size` data bytes, after a
-/// `TRC_LOST_RECORDS` record if `lost` counts any (written for the vCPU
-/// `who`, `(domid, vcpu)`); `tsc` stamps those and a lost record.
-pub fn insert(mem: &impl BufMem, data_size: u32, rec: &TraceRecord, lost: &mut Lost, who: (u16, u16), tsc: u64) -> Outcome {
+/// Insert the encoded record `rec` (its `t_rec` words, header first) into
+/// the buffer `mem` of `data_size` data bytes, after a `TRC_LOST_RECORDS`
+/// record if `lost` counts any (written for the vCPU `who()` returns,
+/// `(domid, vcpu)`, asked only then); `tsc` stamps those and a lost
+/// record.
+#[inline]
+pub fn insert(mem: &impl BufMem, data_size: u32, rec: &[u32], lost: &mut Lost, who: impl FnOnce() -> (u16, u16), tsc: u64) -> Outcome {
     let (prod, cons) = (mem.prod(), mem.cons());
     if trace::ring_bogus(prod, cons, data_size) {
         return Outcome::Bogus;
     }
+    let size = 4 * rec.len() as u32;
+    let unconsumed = trace::ring_unconsumed(prod, cons, data_size);
+    // The common case, decided without the full plan: nothing lost to
+    // announce, and the record fits before both the end of the data area
+    // and `cons` (what `plan_insert` then says: no wrap, no lost record).
+    if lost.count == 0 && size <= trace::ring_bytes_to_wrap(prod, data_size) && size <= data_size - unconsumed {
+        mem.write_words(trace::ring_offset(prod, data_size), rec);
+        let at = trace::ring_advance(prod, size, data_size);
+        mem.set_prod(at);
+        let high_water = data_size / 2;
+        return Outcome::Written { high_water: unconsumed < high_water && unconsumed + size >= high_water };
+    }
+    insert_planned(mem, data_size, rec, lost, who, tsc, prod, cons)
+}
+
+/// [`insert`] when a wrap or a lost-records record may be due, or the
+/// record may not fit: by `plan_insert`, as Xen's `__trace_var`.
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+fn insert_planned(
+    mem: &impl BufMem,
+    data_size: u32,
+    rec: &[u32],
+    lost: &mut Lost,
+    who: impl FnOnce() -> (u16, u16),
+    tsc: u64,
+    prod: u32,
+    cons: u32,
+) -> Outcome {
     let high_water = data_size / 2;
     let below = trace::ring_unconsumed(prod, cons, data_size) < high_water;
-    let Some(plan) = trace::plan_insert(prod, cons, data_size, rec.size() as u32, lost.count > 0) else {
+    let Some(plan) = trace::plan_insert(prod, cons, data_size, 4 * rec.len() as u32, lost.count > 0) else {
         if lost.count == 0 {
             lost.first_tsc = tsc;
         }
@@ -76,8 +108,9 @@ pub fn insert(mem: &impl BufMem, data_size: u32, rec: &TraceRecord, lost: &mut L
         at = put_wrap(mem, at, pad, data_size, tsc);
     }
     if plan.lost {
-        let announce = Event::lost_records(lost.count, who.0, who.1, lost.first_tsc).payload().record(tsc);
-        at = put(mem, at, &announce, data_size);
+        let (domid, vcpu) = who();
+        let (words, n) = Event::lost_records(lost.count, domid, vcpu, lost.first_tsc).payload().encode_with_tsc(tsc);
+        at = put(mem, at, &words[..n], data_size);
         *lost = Lost::default();
     }
     if let Some(pad) = plan.wrap_before_record {
@@ -88,18 +121,20 @@ pub fn insert(mem: &impl BufMem, data_size: u32, rec: &TraceRecord, lost: &mut L
     Outcome::Written { high_water: below && trace::ring_unconsumed(at, cons, data_size) >= high_water }
 }
 
-/// Write `rec` at ring position `at`; the position after it.
-fn put(mem: &impl BufMem, at: u32, rec: &TraceRecord, data_size: u32) -> u32 {
-    let (bytes, n) = rec.encode_bytes();
-    mem.write_data(trace::ring_offset(at, data_size), &bytes[..n]);
-    trace::ring_advance(at, n as u32, data_size)
+/// Write the record `words` at ring position `at`; the position after it.
+fn put(mem: &impl BufMem, at: u32, words: &[u32], data_size: u32) -> u32 {
+    mem.write_words(trace::ring_offset(at, data_size), words);
+    trace::ring_advance(at, 4 * words.len() as u32, data_size)
 }
 
 /// Pad the `pad` bytes before the end of the data area (Xen's
 /// `insert_wrap_record`); the position after them.
 fn put_wrap(mem: &impl BufMem, at: u32, pad: u32, data_size: u32, tsc: u64) -> u32 {
     match trace::wrap_record(pad, tsc) {
-        Some(wrap) => put(mem, at, &wrap, data_size),
+        Some(wrap) => {
+            let (words, n) = wrap.encode();
+            put(mem, at, &words[..n], data_size)
+        }
         // Not representable (never for records of whole words): skip the
         // bytes, which dom0 reads as part of the wrap.
         None => trace::ring_advance(at, pad, data_size),
@@ -110,7 +145,13 @@ fn put_wrap(mem: &impl BufMem, at: u32, pad: u32, data_size: u32, tsc: u64) -> u
 mod tests {
     use super::*;
     use core::cell::{Cell, RefCell};
-    use xen_public::trace::{TRC_LOST_RECORDS, TRC_TRACE_WRAP_BUFFER};
+    use xen_public::trace::{TRC_LOST_RECORDS, TRC_TRACE_WRAP_BUFFER, TraceRecord};
+
+    /// `insert` of a [`TraceRecord`], as its encoded words.
+    fn insert(mem: &Ring, data_size: u32, rec: &TraceRecord, lost: &mut Lost, who: (u16, u16), tsc: u64) -> Outcome {
+        let (words, n) = rec.encode();
+        super::insert(mem, data_size, &words[..n], lost, || who, tsc)
+    }
 
     struct Ring {
         cons: Cell<u32>,
@@ -148,10 +189,13 @@ mod tests {
         fn set_prod(&self, prod: u32) {
             self.prod.set(prod);
         }
-        fn write_data(&self, off: u32, bytes: &[u8]) {
+        fn write_words(&self, off: u32, words: &[u32]) {
             let off = off as usize;
-            assert!(off + bytes.len() <= self.data.borrow().len(), "a record straddles the end of the data area");
-            self.data.borrow_mut()[off..off + bytes.len()].copy_from_slice(bytes);
+            assert!(off.is_multiple_of(4), "records are whole words");
+            assert!(off + 4 * words.len() <= self.data.borrow().len(), "a record straddles the end of the data area");
+            for (i, w) in words.iter().enumerate() {
+                self.data.borrow_mut()[off + 4 * i..off + 4 * i + 4].copy_from_slice(&w.to_le_bytes());
+            }
         }
     }
 
@@ -233,6 +277,43 @@ mod tests {
             r.cons.set(cons);
             assert_eq!(insert(&r, 4088, &rec(0), &mut lost, (0, 0), 1), Outcome::Bogus);
             assert_eq!(r.prod.get(), 0);
+        }
+    }
+
+    /// `__trace_var`'s dry run decides every insert: at every valid
+    /// `prod`/`cons` pair and record size, with nothing lost pending (the
+    /// case `insert` decides without `plan_insert`), the record is lost
+    /// exactly when the plan says it does not fit, and otherwise `prod`
+    /// moves by the plan's total (a wrap record included when planned).
+    #[test]
+    fn the_fast_path_agrees_with_xens_plan_everywhere() {
+        let size = 120;
+        for prod in (0..2 * size).step_by(4) {
+            for cons in (0..2 * size).step_by(4) {
+                if trace::ring_bogus(prod, cons, size) {
+                    continue;
+                }
+                for extra in 0..=7u32 {
+                    let r = Ring::new(size);
+                    r.prod.set(prod);
+                    r.cons.set(cons);
+                    let rec = TraceRecord::new(trace::TRC_SCHED_WAKE, Some(5), &[7; 7][..extra as usize]).unwrap();
+                    let mut lost = Lost::default();
+                    let got = insert(&r, size, &rec, &mut lost, (0, 0), 1);
+                    match trace::plan_insert(prod, cons, size, rec.size() as u32, false) {
+                        None => assert_eq!((got, lost.count, r.prod.get()), (Outcome::Lost, 1, prod), "prod {prod} cons {cons} extra {extra}"),
+                        Some(plan) => {
+                            assert!(matches!(got, Outcome::Written { .. }), "prod {prod} cons {cons} extra {extra}");
+                            assert_eq!(r.prod.get(), trace::ring_advance(prod, plan.total, size), "prod {prod} cons {cons} extra {extra}");
+                            // What this insert wrote, from the old `prod`.
+                            r.cons.set(prod);
+                            let back = r.read_all(size);
+                            assert_eq!(back.last(), Some(&rec));
+                            assert_eq!(back.len(), 1 + usize::from(plan.wrap_before_record.is_some()));
+                        }
+                    }
+                }
+            }
         }
     }
 

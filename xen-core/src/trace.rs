@@ -19,7 +19,10 @@ use crate::arch::x86_64::smp::{CPUS_ONLINE, MAX_CPUS};
 use crate::guest_access::Frame;
 use crate::mm::Mfn;
 use crate::tbuf::{self, BufMem, Lost, Outcome};
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::SeqCst};
+use core::sync::atomic::{
+    AtomicBool, AtomicU32, AtomicU64,
+    Ordering::{Acquire, Relaxed, Release, SeqCst},
+};
 use xen_public::errno::{EBUSY, EFAULT, EINVAL, ENOMEM};
 use xen_public::sysctl::XenSysctlTbufOp;
 use xen_public::trace::{self as abi, Event, TInfoLayout};
@@ -39,6 +42,8 @@ pub struct TraceSettings {
     cpu_mask: AtomicU64,
     /// Pages per CPU once allocated (Xen's `opt_tbuf_size`); 0: none yet.
     pages: AtomicU32,
+    /// Their data bytes ([`abi::data_size`] of `pages`), for the writer.
+    data_size: AtomicU32,
     /// The first frame of `t_info`, and its pages.
     t_info: AtomicU64,
     t_info_pages: AtomicU32,
@@ -50,6 +55,7 @@ pub static TRACE: TraceSettings = TraceSettings {
     evt_mask: AtomicU32::new(abi::TRC_ALL),
     cpu_mask: AtomicU64::new(!0),
     pages: AtomicU32::new(0),
+    data_size: AtomicU32::new(0),
     t_info: AtomicU64::new(0),
     t_info_pages: AtomicU32::new(0),
 };
@@ -72,7 +78,19 @@ pub static PER_CPU_TRACE: [TraceCpu; MAX_CPUS as usize] =
 /// to build its record tests this first; [`record`] checks the masks).
 #[inline]
 pub fn enabled() -> bool {
-    cfg!(feature = "trace") && TRACE.on.load(SeqCst)
+    cfg!(feature = "trace") && TRACE.on.load(Acquire)
+}
+
+/// The event mask when tracing is on and this CPU is traced (Xen's
+/// `tb_init_done` and `tb_cpu_mask` checks of `__trace_var`), for a trace
+/// point that tests several events against one load with
+/// [`abi::event_in_mask`].
+#[inline]
+pub fn mask_here() -> Option<u32> {
+    if !enabled() || TRACE.cpu_mask.load(Relaxed) & (1 << (this_cpu() & 63)) == 0 {
+        return None;
+    }
+    Some(TRACE.evt_mask.load(Relaxed))
 }
 
 /// Whether a record of `event` would be written now on this CPU (Xen's
@@ -80,7 +98,7 @@ pub fn enabled() -> bool {
 /// they build a record.
 #[inline]
 pub fn on(event: u32) -> bool {
-    enabled() && abi::event_in_mask(TRACE.evt_mask.load(SeqCst), event) && TRACE.cpu_mask.load(SeqCst) & (1 << this_cpu()) != 0
+    mask_here().is_some_and(|mask| abi::event_in_mask(mask, event))
 }
 
 /// Write `ev` into this CPU's buffer with the TSC, if it is traced.
@@ -93,33 +111,41 @@ pub fn record(ev: &Event) {
 /// [`record`] with a TSC the trace point already read.
 pub fn record_at(ev: &Event, tsc: u64) {
     let payload = ev.payload();
-    if !on(payload.event) {
-        return;
+    if on(payload.event) {
+        write(&payload, tsc);
     }
+}
+
+/// Write `payload` stamped `tsc` into this CPU's buffer, for a trace point
+/// that already checked the masks ([`on`], [`mask_here`]): the hot path
+/// (hypercall entry and exit), with no typed event and the `t_rec` words
+/// stored straight into the ring.
+#[inline]
+pub fn write(payload: &abi::Payload, tsc: u64) {
     let cpu = this_cpu();
-    let state = &PER_CPU_TRACE[cpu];
-    let first = state.buf.load(SeqCst);
-    if first == 0 {
-        return;
-    }
-    let pages = TRACE.pages.load(SeqCst);
-    let mem = CpuBuf { first };
-    let before = Lost { count: state.lost.load(SeqCst), first_tsc: state.lost_tsc.load(SeqCst) };
+    let Some(state) = PER_CPU_TRACE.get(cpu) else { return };
+    let Some(mem) = CpuBuf::new(state.buf.load(Relaxed)) else { return };
+    let (words, n) = payload.encode_with_tsc(tsc);
+    let before = Lost { count: state.lost.load(Relaxed), first_tsc: state.lost_tsc.load(Relaxed) };
     let mut lost = before;
-    let outcome = tbuf::insert(&mem, abi::data_size(pages), &payload.record(tsc), &mut lost, current(), tsc);
+    let outcome = tbuf::insert(&mem, TRACE.data_size.load(Relaxed), &words[..n], &mut lost, current, tsc);
     if lost != before {
-        state.lost.store(lost.count, SeqCst);
-        state.lost_tsc.store(lost.first_tsc, SeqCst);
+        state.lost.store(lost.count, Relaxed);
+        state.lost_tsc.store(lost.first_tsc, Relaxed);
     }
     match outcome {
+        Outcome::Written { high_water: false } | Outcome::Lost => {}
         Outcome::Written { high_water: true } => notify_dom0(),
-        Outcome::Bogus => {
-            // Xen: a bogus ring index turns tracing off.
-            TRACE.on.store(false, SeqCst);
-            log::warn!("xentrace: cpu {cpu}: bogus cons/prod in the trace buffer; tracing disabled");
-        }
-        _ => {}
+        Outcome::Bogus => bogus(cpu),
     }
+}
+
+/// Xen: a bogus ring index turns tracing off.
+#[cold]
+#[inline(never)]
+fn bogus(cpu: usize) {
+    TRACE.on.store(false, SeqCst);
+    log::warn!("xentrace: cpu {cpu}: bogus cons/prod in the trace buffer; tracing disabled");
 }
 
 /// The domain and vCPU this CPU runs (for a lost-records record).
@@ -146,42 +172,59 @@ pub fn take_tbuf_virq() -> bool {
     TBUF_VIRQ_PENDING.swap(false, SeqCst)
 }
 
-/// One CPU's buffer in its frames: the `t_buf` head, then the data.
+/// One CPU's buffer in its frames (contiguous): the `t_buf` head, then
+/// the data.
 struct CpuBuf {
     first: u64,
+    head: Frame,
 }
 
 impl CpuBuf {
-    fn frame(&self, page: u64) -> Option<Frame> {
-        Frame::new(Mfn(self.first + page))
+    /// The buffer whose first frame is `first` (0: none).
+    #[inline]
+    fn new(first: u64) -> Option<CpuBuf> {
+        if first == 0 {
+            return None;
+        }
+        Some(CpuBuf { first, head: Frame::new(Mfn(first))? })
     }
 }
 
 impl BufMem for CpuBuf {
+    #[inline]
     fn cons(&self) -> u32 {
-        self.frame(0).map_or(0, |f| f.load_u32(0))
+        self.head.load_u32(0)
     }
+    #[inline]
     fn prod(&self) -> u32 {
-        self.frame(0).map_or(0, |f| f.load_u32(4))
+        self.head.load_u32(4)
     }
+    #[inline]
     fn set_prod(&self, prod: u32) {
-        if let Some(f) = self.frame(0) {
-            f.store_u32(4, prod);
-        }
+        // Xen's `smp_wmb(); buf->prod = next;`: on x86 stores are not
+        // reordered with stores, so a compiler fence after the record's
+        // (volatile) stores is the barrier, and no locked store is needed.
+        core::sync::atomic::compiler_fence(Release);
+        self.head.write_u32(4, prod);
     }
-    fn write_data(&self, off: u32, bytes: &[u8]) {
-        // The data starts after the 8-byte head; a record may cross a page
-        // boundary (the pages are contiguous frames, written one by one).
-        let mut at = 8 + off as usize;
-        let mut rest = bytes;
-        while !rest.is_empty() {
-            let (page, in_page) = (at / 4096, at % 4096);
-            let n = rest.len().min(4096 - in_page);
-            if let Some(f) = self.frame(page as u64) {
-                f.write_bytes(in_page, &rest[..n]);
+    #[inline]
+    fn write_words(&self, off: u32, words: &[u32]) {
+        // The data starts after the 8-byte head; words never cross a page
+        // (4-aligned), a record may (the pages are contiguous frames).
+        let start = 8 + off as usize;
+        let (page, in_page) = (start / 4096, start % 4096);
+        if in_page + 4 * words.len() <= 4096 {
+            let frame = if page == 0 { Some(self.head) } else { Frame::new(Mfn(self.first + page as u64)) };
+            if let Some(f) = frame {
+                f.write_u32s(in_page, words);
             }
-            rest = &rest[n..];
-            at += n;
+            return;
+        }
+        for (i, &w) in words.iter().enumerate() {
+            let at = start + 4 * i;
+            if let Some(f) = Frame::new(Mfn(self.first + (at / 4096) as u64)) {
+                f.write_u32(at % 4096, w);
+            }
         }
     }
 }
@@ -236,6 +279,7 @@ pub fn alloc(pages: u32) -> Result<(), i64> {
     for (cpu, &first) in bufs.iter().enumerate() {
         PER_CPU_TRACE[cpu].buf.store(first, SeqCst);
     }
+    TRACE.data_size.store(abi::data_size(pages), SeqCst);
     TRACE.pages.store(pages, SeqCst);
     TRACE.t_info_pages.store(t_info_pages, SeqCst);
     TRACE.t_info.store(t_info.0, SeqCst);

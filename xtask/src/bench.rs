@@ -351,7 +351,8 @@ pub struct BenchArgs {
     pub icount: bool,
     /// Count, exactly, the hypervisor instructions of one null hypercall
     /// and one event send on xen-core (single-stepped under gdb; needs
-    /// gdb, installed when missing), instead of timing anything.
+    /// gdb, installed when missing), instead of timing anything; with
+    /// `--trace-only`, with tracing on (a buffer with room, then a full one).
     #[arg(long)]
     pub instructions: bool,
     /// Also write an SVG chart of every ratio against Xen 4.17 and the
@@ -475,7 +476,7 @@ fn spread(v: &[f64]) -> String {
 /// `cargo xtask bench [--xen-core-only] [--runs N] [--icount] [--plot [--from-log FILE...] [--svg FILE]]`.
 pub fn command(args: &BenchArgs) -> Result<(), String> {
     if args.instructions {
-        return crate::pathcount::command();
+        return crate::pathcount::command(args.trace_only);
     }
     if !args.from_log.is_empty() {
         return plot(args, &args.from_log);

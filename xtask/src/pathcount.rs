@@ -50,17 +50,29 @@ for name, n in by_fn.most_common(12):
 gdb.execute("kill")
 "#;
 
-/// Count every path in [`PATHS`] and print the counts.
-pub fn command() -> Result<(), String> {
+/// xen-core's command lines for `--instructions --trace-only` (issue 19):
+/// tracing on with every class, into a buffer with room (256 pages per
+/// CPU, far from full when counting starts) and into a full one (1 page,
+/// which dom0's boot fills: every record is counted lost).
+const TRACED: &[(&str, &str)] = &[("traced, buffer with room", "tbuf_size=256"), ("traced, buffer full", "tbuf_size=1")];
+
+/// Count every path in [`PATHS`] and print the counts: untraced, or with
+/// `traced` under each of [`TRACED`]'s command lines.
+pub fn command(traced: bool) -> Result<(), String> {
     crate::env::ensure_system_tools()?;
     crate::env::ensure_packages(&[("gdb", "/usr/bin/gdb")])?;
     let k = image::build(image::Profile::Release)?;
-    let iso = image::make_iso(&image::standard_spec("bench-instructions", &k, "loglvl=warning dom0_mem=64M", "test=bench"))?;
-    for (name, nr) in PATHS {
-        let (totals, by_fn) = count(&iso, &k.xen_core, *nr)?;
-        println!("{name} (hypercall {nr}): {} hypervisor instructions (samples: {totals:?})", totals.iter().min().copied().unwrap_or(0));
-        for line in by_fn {
-            println!("    {line}");
+    let modes: &[(&str, &str)] = if traced { TRACED } else { &[("untraced", "")] };
+    for (mode, extra) in modes {
+        let cmdline = format!("loglvl=warning dom0_mem=64M {extra}");
+        let iso = image::make_iso(&image::standard_spec("bench-instructions", &k, cmdline.trim_end(), "test=bench"))?;
+        for (name, nr) in PATHS {
+            let (totals, by_fn) = count(&iso, &k.xen_core, *nr)?;
+            let n = totals.iter().min().copied().unwrap_or(0);
+            println!("{name} (hypercall {nr}, {mode}): {n} hypervisor instructions (samples: {totals:?})");
+            for line in by_fn {
+                println!("    {line}");
+            }
         }
     }
     Ok(())

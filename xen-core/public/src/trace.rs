@@ -885,34 +885,99 @@ fn hypercall_traced_args(op: u32) -> &'static [u32] {
     }
 }
 
-/// An event's id and payload words, ready for [`TraceRecord::new`].
+/// An event's id and payload words, ready for [`TraceRecord::new`]. The
+/// words sit where a `t_rec` with a TSC has them (after three words for
+/// the header and the TSC), so [`Payload::encode_with_tsc`] stamps a copy
+/// instead of moving words.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Payload {
     /// The event number.
     pub event: u32,
     len: u8,
-    words: [u32; TRACE_EXTRA_MAX],
+    rec: [u32; T_REC_MAX_WORDS],
 }
+
+/// Where the payload words start in [`Payload`]'s record words.
+const PAYLOAD_AT: usize = 3;
 
 impl Payload {
     fn new(event: u32, w: &[u32]) -> Self {
-        let mut words = [0; TRACE_EXTRA_MAX];
+        let mut rec = [0; T_REC_MAX_WORDS];
         let n = w.len().min(TRACE_EXTRA_MAX);
-        words[..n].copy_from_slice(&w[..n]);
-        Payload { event, len: n as u8, words }
+        rec[PAYLOAD_AT..PAYLOAD_AT + n].copy_from_slice(&w[..n]);
+        Payload { event, len: n as u8, rec }
     }
     /// The payload words.
     pub fn words(&self) -> &[u32] {
-        &self.words[..usize::from(self.len)]
+        &self.rec[PAYLOAD_AT..PAYLOAD_AT + usize::from(self.len)]
+    }
+    fn extra(&self) -> [u32; TRACE_EXTRA_MAX] {
+        let mut w = [0; TRACE_EXTRA_MAX];
+        w.copy_from_slice(&self.rec[PAYLOAD_AT..]);
+        w
     }
     /// A record of this payload stamped with `tsc` (every Xen call site
     /// but xentrace's cpu-change header includes the TSC).
     pub fn record(&self, tsc: u64) -> TraceRecord {
-        TraceRecord { event: self.event, tsc: Some(tsc), len: self.len, extra: self.words }
+        TraceRecord { event: self.event, tsc: Some(tsc), len: self.len, extra: self.extra() }
     }
     /// A record of this payload without a TSC.
     pub fn record_without_tsc(&self) -> TraceRecord {
-        TraceRecord { event: self.event, tsc: None, len: self.len, extra: self.words }
+        TraceRecord { event: self.event, tsc: None, len: self.len, extra: self.extra() }
+    }
+
+    /// The payload of `event` with the words `w` (at most
+    /// [`TRACE_EXTRA_MAX`]; words past seven are dropped, as
+    /// `Payload::new` does).
+    #[inline]
+    pub const fn of<const N: usize>(event: u32, w: [u32; N]) -> Self {
+        let mut rec = [0; T_REC_MAX_WORDS];
+        let mut i = 0;
+        while i < N && i < TRACE_EXTRA_MAX {
+            rec[PAYLOAD_AT + i] = w[i];
+            i += 1;
+        }
+        let len = if N < TRACE_EXTRA_MAX { N } else { TRACE_EXTRA_MAX };
+        Payload { event, len: len as u8, rec }
+    }
+
+    /// [`Event::hypercall`] (or, with `subcall`, [`Event::hypercall_subcall`])
+    /// built straight into its payload, without the typed event: the
+    /// hypercall path's trace point (the same words, a host test checks).
+    #[inline]
+    pub fn hypercall(subcall: bool, op: u64, args: &[u64; 5]) -> Self {
+        let op = op as u32;
+        let mut rec = [0; T_REC_MAX_WORDS];
+        let mut word0 = op & !TRC_PV_HYPERCALL_V2_ARG_MASK;
+        let mut n = 1;
+        // Xen copies each recorded argument into a uint32_t: always the
+        // 32-bit form, at most two arguments (never past seven words).
+        for &i in hypercall_traced_args(op) {
+            word0 |= trc_pv_hypercall_v2_arg_32(i);
+            rec[PAYLOAD_AT + n] = args[i as usize] as u32;
+            n += 1;
+        }
+        rec[PAYLOAD_AT] = word0;
+        Payload { event: if subcall { TRC_PV_HYPERCALL_SUBCALL } else { TRC_PV_HYPERCALL_V2 }, len: n as u8, rec }
+    }
+
+    /// [`Event::HypercallExit`]'s payload, built directly.
+    #[inline]
+    pub const fn hypercall_exit(op: u32, result: i64, cycles: u64) -> Self {
+        Self::of(TRC_XENCORE_HYPERCALL_EXIT, [op, lo(result as u64), hi(result as u64), lo(cycles), hi(cycles)])
+    }
+
+    /// The `t_rec` of this payload stamped with `tsc`, as words (the first
+    /// `n` of the array): what `TraceRecord::encode` gives for
+    /// [`Self::record`]`(tsc)`, without building the record.
+    #[inline]
+    pub const fn encode_with_tsc(&self, tsc: u64) -> ([u32; T_REC_MAX_WORDS], usize) {
+        let mut out = self.rec;
+        let len = self.len as usize;
+        out[0] = self.event | (len as u32) << TRACE_EXTRA_SHIFT | TRC_HD_CYCLE_FLAG;
+        out[1] = lo(tsc);
+        out[2] = hi(tsc);
+        (out, PAYLOAD_AT + len)
     }
 }
 
@@ -1655,6 +1720,34 @@ mod tests {
             assert_eq!(used, n);
             assert_eq!(back.decode_event(), Ok(e), "{e:?}");
         }
+    }
+
+    /// The hypercall path's direct payloads and word encoder give exactly
+    /// the words of the typed events (`__trace_hypercall`'s layout for
+    /// every hypercall number, sub-calls too; the exit record's), so the
+    /// fast path cannot drift from the codec the layout tests pin.
+    #[test]
+    fn direct_hypercall_payloads_and_encoding_equal_the_typed_events() {
+        let args = [0x1_0000_0001, 0xffff_ffff_ffff_fff2, 3, 4, 5];
+        for op in (0..64).chain([0xfffff, 0x1_0000_0011]) {
+            for subcall in [false, true] {
+                let typed = if subcall { Event::hypercall_subcall(op, &args) } else { Event::hypercall(op, &args) }.payload();
+                let direct = Payload::hypercall(subcall, op, &args);
+                assert_eq!(direct, typed, "op {op} subcall {subcall}");
+                let tsc = 0x1234_5678_9abc_def0 ^ op;
+                let (w, n) = direct.encode_with_tsc(tsc);
+                let (want, m) = typed.record(tsc).encode();
+                assert_eq!(&w[..n], &want[..m], "op {op} subcall {subcall}");
+            }
+        }
+        for (op, result, cycles) in [(17, 0x4_0011, 250), (32, -22, 0x1_0000_0010), (29, i64::MIN, u64::MAX)] {
+            let typed = Event::HypercallExit { op, result, cycles }.payload();
+            assert_eq!(Payload::hypercall_exit(op, result, cycles), typed);
+            let (w, n) = typed.encode_with_tsc(99);
+            let (want, m) = typed.record(99).encode();
+            assert_eq!(&w[..n], &want[..m]);
+        }
+        assert_eq!(Payload::of(TRC_LOST_RECORDS, [1, 2, 3]), Payload::new(TRC_LOST_RECORDS, &[1, 2, 3]));
     }
 
     #[test]

@@ -65,11 +65,12 @@ pub fn preempt_due() -> bool {
     due
 }
 
-/// Start this CPU's preemption clock: [`preempt_due`] measures from now
-/// (a hypercall, or an emulated instruction that runs hypercall code).
-fn start_preempt_clock() {
+/// Start this CPU's preemption clock at `tsc` (now): [`preempt_due`]
+/// measures from then (a hypercall, or an emulated instruction that runs
+/// hypercall code).
+fn start_preempt_clock(tsc: u64) {
     if let Some(c) = PER_CPU.get(crate::arch::x86_64::entry::this_cpu()) {
-        c.start_tsc.store(crate::arch::x86_64::clock::rdtsc(), Relaxed);
+        c.start_tsc.store(tsc, Relaxed);
         c.preempted.store(false, Relaxed);
     }
 }
@@ -78,31 +79,51 @@ fn start_preempt_clock() {
 /// Traced: Xen's `TRC_PV_HYPERCALL_V2` (or `_SUBCALL` inside a
 /// multicall) at entry, and xen-core's hypercall-exit record with the
 /// result and the cycles spent.
+#[inline]
 pub fn dispatch(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) -> u64 {
-    use xen_public::trace::{Event, TRC_PV_HYPERCALL_V2, TRC_XENCORE_HYPERCALL_EXIT};
-    if !crate::trace::on(TRC_PV_HYPERCALL_V2) && !crate::trace::on(TRC_XENCORE_HYPERCALL_EXIT) {
-        return dispatch_untraced(v, d, regs);
+    match crate::trace::mask_here() {
+        Some(mask) => dispatch_traced(v, d, regs, mask),
+        None => {
+            let tsc = if v.in_multicall { 0 } else { crate::arch::x86_64::clock::rdtsc() };
+            dispatch_untraced(v, d, regs, tsc)
+        }
     }
-    let (op, args) = (regs.rax, [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8]);
+}
+
+/// [`dispatch`] with tracing on (`mask`: the event mask): one TSC read at
+/// entry stamps the entry record and starts the preemption clock, one at
+/// exit stamps the exit record and measures the cycles; the records'
+/// words are built directly (no typed event) and the mask is tested once
+/// per record from the one load.
+#[inline(never)]
+fn dispatch_traced(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs, mask: u32) -> u64 {
+    use xen_public::trace::{Payload, TRC_PV_HYPERCALL_SUBCALL, TRC_PV_HYPERCALL_V2, TRC_XENCORE_HYPERCALL_EXIT, event_in_mask};
+    let op = regs.rax;
     let subcall = v.in_multicall;
     let t0 = crate::arch::x86_64::clock::rdtsc();
-    crate::trace::record_at(&if subcall { Event::hypercall_subcall(op, &args) } else { Event::hypercall(op, &args) }, t0);
-    let r = dispatch_untraced(v, d, regs);
+    if event_in_mask(mask, if subcall { TRC_PV_HYPERCALL_SUBCALL } else { TRC_PV_HYPERCALL_V2 }) {
+        let args = [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8];
+        crate::trace::write(&Payload::hypercall(subcall, op, &args), t0);
+    }
+    let r = dispatch_untraced(v, d, regs, t0);
     // One exit per top-level hypercall: a multicall's entries have their
-    // subcall records only, so its span stays whole.
-    if !subcall {
+    // subcall records only, so its span stays whole. The mask is read
+    // again: the handler may have changed it (`XEN_SYSCTL_tbuf_op`).
+    if !subcall && crate::trace::mask_here().is_some_and(|m| event_in_mask(m, TRC_XENCORE_HYPERCALL_EXIT)) {
         let t1 = crate::arch::x86_64::clock::rdtsc();
-        crate::trace::record_at(&Event::HypercallExit { op: op as u32, result: r as i64, cycles: t1.wrapping_sub(t0) }, t1);
+        crate::trace::write(&Payload::hypercall_exit(op as u32, r as i64, t1.wrapping_sub(t0)), t1);
     }
     r
 }
 
-/// [`dispatch`] without its trace records.
-fn dispatch_untraced(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs) -> u64 {
+/// [`dispatch`] without its trace records; `tsc` is the TSC at entry
+/// (read only for a top-level call, whose preemption clock starts then).
+#[inline]
+fn dispatch_untraced(v: &mut Vcpu, d: &mut Domain, regs: &mut CpuUserRegs, tsc: u64) -> u64 {
     let this = PER_CPU.get(crate::arch::x86_64::entry::this_cpu());
     let top_level = !v.in_multicall;
     if top_level {
-        start_preempt_clock();
+        start_preempt_clock(tsc);
     }
     // `iret` restores the guest's RAX, whatever it holds: never a
     // continuation.
@@ -245,7 +266,7 @@ fn set_debugreg(v: &mut Vcpu, reg: u32, value: u64) -> Ret {
 /// devalidations (Xen's `put_old_guest_table`), so that CR3 writes cannot
 /// fill the global pending list; -ERESTART runs the instruction again.
 pub fn write_cr3(v: &mut Vcpu, d: &mut Domain, value: u64) -> Result<(), i64> {
-    start_preempt_clock();
+    start_preempt_clock(crate::arch::x86_64::clock::rdtsc());
     let mut h = live::Live::new();
     crate::domain::mmu_ops::drain_pending(&mut h, d.domid)?;
     crate::domain::mmu_ops::new_baseptr(&mut h, v, d, value >> 12)
