@@ -476,7 +476,7 @@ pub fn ap_main() -> ! {
     }
     big_lock();
     let mut regs = CpuUserRegs::default();
-    switch(&mut regs);
+    switch(&mut regs, Outgoing::idle());
     big_unlock();
     entry::enter_guest(&regs)
 }
@@ -499,12 +499,14 @@ pub fn resume(mut guard: MutexGuard<'_, Option<FrameBox<Guest>>>, me: VcpuId, re
     let (v, d) = g.vcpu(me.vcpu_id());
     let cpu = this_cpu();
     let now = system_time();
+    let yielded = core::mem::take(&mut v.yielded);
     d.wake_check(v, now);
     periodic_tick(d, v, now);
     // Another vCPU's deadline has passed: let the scheduler wake it (the
     // running vCPU's own timer was just handled by `wake_check`).
     let due = earliest_deadline().is_some_and(|t| t <= now);
-    let must_switch = due || PER_CPU[cpu].reschedule.load(SeqCst) || now >= PER_CPU[cpu].slice_end.load(SeqCst);
+    let slice_over = now >= PER_CPU[cpu].slice_end.load(SeqCst);
+    let must_switch = due || PER_CPU[cpu].reschedule.load(SeqCst) || slice_over;
     if d.runnable(v) && !must_switch {
         raise_tbuf_virq(d);
         d.deliver_events(v, regs);
@@ -517,6 +519,8 @@ pub fn resume(mut guard: MutexGuard<'_, Option<FrameBox<Guest>>>, me: VcpuId, re
             return;
         }
     }
+    let prev =
+        Outgoing { domid: d.domid, vcpu: v.vcpu_id as u16, reason: crate::sched::switch_reason(v.blocked, d.runnable(v), yielded, slice_over) };
     switched_out(d, v, now);
     v.regs = *regs;
     v.cpu_time += now.saturating_sub(PER_CPU[cpu].running_since.load(SeqCst));
@@ -527,8 +531,41 @@ pub fn resume(mut guard: MutexGuard<'_, Option<FrameBox<Guest>>>, me: VcpuId, re
     }
     PER_VCPU[me.index()].running_on.store(NONE, SeqCst);
     drop(guard);
-    switch(regs);
+    switch(regs, prev);
     big_unlock();
+}
+
+/// The vCPU a pCPU is leaving (or the idle vCPU), and why: the first half
+/// of xen-core's `TRC_XENCORE_VCPU_SWITCH` record, written once the next
+/// one is known.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Outgoing {
+    domid: u16,
+    vcpu: u16,
+    reason: xen_public::trace::SwitchReason,
+}
+
+impl Outgoing {
+    /// This CPU's idle vCPU (domain `DOMID_IDLE`, vCPU = pCPU), which
+    /// leaves when a vCPU wakes.
+    fn idle() -> Outgoing {
+        Outgoing { domid: xen_public::DOMID_IDLE, vcpu: this_cpu() as u16, reason: xen_public::trace::SwitchReason::Wake }
+    }
+
+    /// Trace the switch from this vCPU to `(domid, vcpu)` (none when it is
+    /// the same one, picked again).
+    fn switch_to(self, domid: u16, vcpu: u16) {
+        use xen_public::trace::{Event, TRC_XENCORE_VCPU_SWITCH};
+        if (self.domid, self.vcpu) != (domid, vcpu) && crate::trace::on(TRC_XENCORE_VCPU_SWITCH) {
+            crate::trace::record(&Event::VcpuSwitch {
+                prev_domid: self.domid,
+                prev_vcpu: self.vcpu,
+                next_domid: domid,
+                next_vcpu: vcpu,
+                reason: self.reason,
+            });
+        }
+    }
 }
 
 /// Charge vCPU index `unit` (the one this CPU ran, if any) for the time
@@ -575,7 +612,9 @@ fn refresh(now: u64) -> [bool; MAX_UNITS] {
 }
 
 /// Pick the next vCPU and load it into `regs`; idle until one can run.
-fn switch(regs: &mut CpuUserRegs) {
+/// `prev` left this CPU: each switch is traced (xen-core's
+/// `TRC_XENCORE_VCPU_SWITCH`, the idle vCPU included).
+fn switch(regs: &mut CpuUserRegs, mut prev: Outgoing) {
     let cpu = this_cpu();
     loop {
         PER_CPU[cpu].reschedule.store(false, SeqCst);
@@ -600,6 +639,9 @@ fn switch(regs: &mut CpuUserRegs) {
         };
         let Some(next) = next else {
             PER_CPU[cpu].current.store(NONE, SeqCst);
+            let idle_vcpu = Outgoing::idle();
+            prev.switch_to(idle_vcpu.domid, idle_vcpu.vcpu);
+            prev = idle_vcpu;
             idle(now, period_end);
             continue;
         };
@@ -617,6 +659,7 @@ fn switch(regs: &mut CpuUserRegs) {
             PER_CPU[cpu].loaded.store(next.index(), SeqCst);
         }
         begin_running(next, now);
+        prev.switch_to(d.domid, v.vcpu_id as u16);
         switched_in(d, v, now);
         PER_CPU[cpu].slice_end.store(slice_end, SeqCst);
         *regs = v.regs;
@@ -642,6 +685,7 @@ fn switch(regs: &mut CpuUserRegs) {
             arm_timer(now, v.periodic_deadline());
             return;
         }
+        prev = Outgoing { domid: d.domid, vcpu: v.vcpu_id as u16, reason: crate::sched::switch_reason(v.blocked, false, false, false) };
         switched_out(d, v, now);
         v.regs = *regs;
         if v.debug.active() {

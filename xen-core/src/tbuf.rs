@@ -77,6 +77,17 @@ pub fn insert(mem: &impl BufMem, data_size: u32, rec: &[u32], lost: &mut Lost, w
         let high_water = data_size / 2;
         return Outcome::Written { high_water: unconsumed < high_water && unconsumed + size >= high_water };
     }
+    // A full buffer (dom0 not reading) loses every record: when the free
+    // bytes cannot hold the record and the pending lost-records record,
+    // no plan can (it only adds wrap padding), so count the loss at once.
+    let pending = if lost.count > 0 { trace::LOST_REC_SIZE } else { 0 };
+    if size + pending > data_size - unconsumed {
+        if lost.count == 0 {
+            lost.first_tsc = tsc;
+        }
+        lost.count = lost.count.saturating_add(1);
+        return Outcome::Lost;
+    }
     insert_planned(mem, data_size, rec, lost, who, tsc, prod, cons)
 }
 
@@ -281,35 +292,39 @@ mod tests {
     }
 
     /// `__trace_var`'s dry run decides every insert: at every valid
-    /// `prod`/`cons` pair and record size, with nothing lost pending (the
-    /// case `insert` decides without `plan_insert`), the record is lost
-    /// exactly when the plan says it does not fit, and otherwise `prod`
-    /// moves by the plan's total (a wrap record included when planned).
+    /// `prod`/`cons` pair and record size, with and without lost records
+    /// to announce (the cases `insert` decides without `plan_insert`), the
+    /// record is lost exactly when the plan says it does not fit, and
+    /// otherwise `prod` moves by the plan's total, with the planned wrap
+    /// and lost-records records before the record.
     #[test]
-    fn the_fast_path_agrees_with_xens_plan_everywhere() {
+    fn the_fast_paths_agree_with_xens_plan_everywhere() {
         let size = 120;
         for prod in (0..2 * size).step_by(4) {
             for cons in (0..2 * size).step_by(4) {
                 if trace::ring_bogus(prod, cons, size) {
                     continue;
                 }
-                for extra in 0..=7u32 {
+                for (extra, pending) in (0..=7u32).flat_map(|e| [(e, false), (e, true)]) {
+                    let at = format!("prod {prod} cons {cons} extra {extra} lost pending {pending}");
                     let r = Ring::new(size);
                     r.prod.set(prod);
                     r.cons.set(cons);
                     let rec = TraceRecord::new(trace::TRC_SCHED_WAKE, Some(5), &[7; 7][..extra as usize]).unwrap();
-                    let mut lost = Lost::default();
+                    let mut lost = if pending { Lost { count: 3, first_tsc: 9 } } else { Lost::default() };
                     let got = insert(&r, size, &rec, &mut lost, (0, 0), 1);
-                    match trace::plan_insert(prod, cons, size, rec.size() as u32, false) {
-                        None => assert_eq!((got, lost.count, r.prod.get()), (Outcome::Lost, 1, prod), "prod {prod} cons {cons} extra {extra}"),
+                    match trace::plan_insert(prod, cons, size, rec.size() as u32, pending) {
+                        None => assert_eq!((got, lost.count, r.prod.get()), (Outcome::Lost, if pending { 4 } else { 1 }, prod), "{at}"),
                         Some(plan) => {
-                            assert!(matches!(got, Outcome::Written { .. }), "prod {prod} cons {cons} extra {extra}");
-                            assert_eq!(r.prod.get(), trace::ring_advance(prod, plan.total, size), "prod {prod} cons {cons} extra {extra}");
+                            assert!(matches!(got, Outcome::Written { .. }), "{at}");
+                            assert_eq!(r.prod.get(), trace::ring_advance(prod, plan.total, size), "{at}");
+                            assert_eq!(lost, Lost::default(), "{at}");
                             // What this insert wrote, from the old `prod`.
                             r.cons.set(prod);
                             let back = r.read_all(size);
-                            assert_eq!(back.last(), Some(&rec));
-                            assert_eq!(back.len(), 1 + usize::from(plan.wrap_before_record.is_some()));
+                            assert_eq!(back.last(), Some(&rec), "{at}");
+                            let wraps = usize::from(plan.wrap_before_record.is_some()) + usize::from(plan.wrap_before_lost.is_some());
+                            assert_eq!(back.len(), 1 + usize::from(pending) + wraps, "{at}");
                         }
                     }
                 }

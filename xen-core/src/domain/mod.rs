@@ -134,6 +134,19 @@ pub struct Domain {
 }
 
 impl Domain {
+    /// Record that the domain shut down with `reason` (Xen's
+    /// `domain_shutdown`, which acts once: a domain already shutting down
+    /// keeps its first reason). The trace record of the change, xen-core's
+    /// [`TRC_XENCORE_DOM_SHUTDOWN`](xen_public::trace::TRC_XENCORE_DOM_SHUTDOWN),
+    /// when it happened now; `None` when it had already.
+    pub fn note_shutdown(&mut self, reason: u32) -> Option<xen_public::trace::Event> {
+        if self.shutdown.is_some() {
+            return None;
+        }
+        self.shutdown = Some(reason);
+        Some(xen_public::trace::Event::DomShutdown { domid: u32::from(self.domid), reason })
+    }
+
     /// Whether the guest enabled assist `ty` (`VMASST_TYPE_*`) with
     /// `vm_assist`.
     pub fn has_assist(&self, ty: u32) -> bool {
@@ -174,5 +187,24 @@ impl Domain {
     /// which a domain can neither give back nor transfer.
     pub fn is_special_frame(&self, mfn: u64) -> bool {
         mfn == self.shared_info.0 || self.grant.frames().contains(&mfn)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Xen's `domain_shutdown` returns early when `is_shutting_down`: the
+    /// first reason stays, and only that shutdown is traced, as
+    /// `TRC_XENCORE_DOM_SHUTDOWN` `[domid, reason]`.
+    #[test]
+    fn a_shutdown_is_noted_and_traced_once_with_its_first_reason() {
+        let mut d = Domain::empty(3, false, Mfn(0));
+        let ev = d.note_shutdown(xen_public::SHUTDOWN_CRASH).expect("first shutdown traced");
+        assert_eq!(ev, xen_public::trace::Event::DomShutdown { domid: 3, reason: xen_public::SHUTDOWN_CRASH });
+        assert_eq!(ev.payload().words(), [3, xen_public::SHUTDOWN_CRASH]);
+        assert_eq!(ev.payload().event, xen_public::trace::TRC_XENCORE_DOM_SHUTDOWN);
+        assert_eq!(d.note_shutdown(xen_public::SHUTDOWN_POWEROFF), None);
+        assert_eq!(d.shutdown, Some(xen_public::SHUTDOWN_CRASH));
     }
 }

@@ -40,6 +40,7 @@ pub trait SchedHost: Kick {
 pub fn sched_op<H: SchedHost>(h: &mut H, v: &mut Vcpu, d: &mut Domain, mem: &impl GuestAccess, regs: &CpuUserRegs, cmd: u32, arg: u64) -> Ret {
     match u64::from(cmd) {
         SCHEDOP_YIELD => {
+            v.yielded = true;
             h.kick();
             0
         }
@@ -219,6 +220,7 @@ mod tests {
         let (mut m, g, mut v, mut d) = setup(false);
         assert_eq!(sched(&mut m, &g, &mut v, &mut d, SCHEDOP_YIELD as u32, 0), 0);
         assert_eq!((m.kicks, m.blocks), (1, 0));
+        assert!(v.yielded, "the switch it causes is a yield");
         v.upcall_mask = true;
         assert_eq!(sched(&mut m, &g, &mut v, &mut d, SCHEDOP_BLOCK as u32, 0xdead_0000), 0, "block ignores its argument");
         assert!(!v.upcall_mask && v.blocked);

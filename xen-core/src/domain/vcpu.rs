@@ -266,6 +266,9 @@ pub struct Vcpu {
     pub vcpu_up: bool,
     /// Blocked in SCHEDOP_block or SCHEDOP_poll.
     pub blocked: bool,
+    /// Asked to give up its pCPU (SCHEDOP_yield) since the scheduler last
+    /// looked: the reason of the context switch it causes.
+    pub yielded: bool,
     /// The CPU it last ran on.
     pub last_cpu: usize,
     /// Its id within its domain (Xen's `v->vcpu_id`).
@@ -377,6 +380,7 @@ impl Default for Vcpu {
             regs: CpuUserRegs::default(),
             vcpu_up: false,
             blocked: false,
+            yielded: false,
             last_cpu: 0,
             vcpu_id: 0,
             slot: 0,

@@ -24,10 +24,11 @@ impl Domain {
         self.shut_down(v, xen_public::SHUTDOWN_CRASH);
     }
 
-    /// Mark the domain shut down and tell dom0 (VIRQ_DOM_EXC).
+    /// Mark the domain shut down (traced as xen-core's `DOM_SHUTDOWN`) and
+    /// tell dom0 (VIRQ_DOM_EXC).
     fn shut_down(&mut self, v: &mut Vcpu, reason: u32) {
-        if self.shutdown.is_none() {
-            self.shutdown = Some(reason);
+        if let Some(ev) = self.note_shutdown(reason) {
+            crate::trace::record(&ev);
             v.set_timer(0);
             notify_dom_exc();
         }
