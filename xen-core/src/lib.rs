@@ -23,6 +23,7 @@ pub mod mm;
 pub mod sched;
 pub mod tbuf;
 pub mod time;
+pub mod trace_control;
 pub mod version;
 
 #[allow(unsafe_code)]

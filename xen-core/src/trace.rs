@@ -23,14 +23,9 @@ use core::sync::atomic::{
     AtomicBool, AtomicU32, AtomicU64,
     Ordering::{Acquire, Relaxed, Release, SeqCst},
 };
-use xen_public::errno::{EBUSY, EFAULT, EINVAL, ENOMEM};
+use xen_public::errno::{EBUSY, EINVAL, ENOMEM};
 use xen_public::sysctl::XenSysctlTbufOp;
 use xen_public::trace::{self as abi, Event, TInfoLayout};
-
-use xen_public::sysctl::{
-    XEN_SYSCTL_TBUFOP_DISABLE as DISABLE, XEN_SYSCTL_TBUFOP_ENABLE as ENABLE, XEN_SYSCTL_TBUFOP_GET_INFO as GET_INFO,
-    XEN_SYSCTL_TBUFOP_SET_CPU_MASK as SET_CPU_MASK, XEN_SYSCTL_TBUFOP_SET_EVT_MASK as SET_EVT_MASK, XEN_SYSCTL_TBUFOP_SET_SIZE as SET_SIZE,
-};
 
 /// The machine-wide trace settings.
 pub struct TraceSettings {
@@ -326,53 +321,43 @@ fn share(first: u64, n: u64) -> Result<(), i64> {
 }
 
 /// `XEN_SYSCTL_tbuf_op` (Xen's `tb_control`), from the privileged domain;
-/// `read_bitmap(handle, buf)` copies a CPU bitmap from its memory.
+/// `read_bitmap(handle, buf)` copies a CPU bitmap from its memory. The
+/// decisions and errnos are `trace_control.rs`'s; this is the live state.
 pub fn tb_control(op: &mut XenSysctlTbufOp, read_bitmap: impl Fn(u64, &mut [u8]) -> bool) -> i64 {
-    match op.cmd {
-        GET_INFO => {
-            op.evt_mask = TRACE.evt_mask.load(SeqCst);
-            op.buffer_mfn = TRACE.t_info.load(SeqCst);
-            op.size = TRACE.t_info_pages.load(SeqCst) * 4096;
-            0
+    crate::trace_control::tb_control(&mut LiveCtl, op, read_bitmap)
+}
+
+/// The live trace settings and buffers, for `tb_control`.
+struct LiveCtl;
+
+impl crate::trace_control::TraceCtl for LiveCtl {
+    fn evt_mask(&self) -> u32 {
+        TRACE.evt_mask.load(SeqCst)
+    }
+    fn set_evt_mask(&mut self, mask: u32) {
+        TRACE.evt_mask.store(mask, SeqCst);
+    }
+    fn set_cpu_mask(&mut self, mask: u64) {
+        TRACE.cpu_mask.store(mask, SeqCst);
+    }
+    fn nr_cpu_ids(&self) -> u32 {
+        MAX_CPUS
+    }
+    fn pages(&self) -> u32 {
+        TRACE.pages.load(SeqCst)
+    }
+    fn t_info(&self) -> (u64, u32) {
+        (TRACE.t_info.load(SeqCst), TRACE.t_info_pages.load(SeqCst))
+    }
+    fn alloc(&mut self, pages: u32) -> Result<(), i64> {
+        alloc(pages)
+    }
+    fn set_on(&mut self, on: bool) {
+        TRACE.on.store(on, SeqCst);
+    }
+    fn clear_lost(&mut self) {
+        for c in &PER_CPU_TRACE {
+            c.lost.store(0, SeqCst);
         }
-        SET_CPU_MASK => {
-            let mut bytes = [0u8; 8];
-            let n = (op.cpu_mask.nr_bits.div_ceil(8) as usize).min(bytes.len());
-            if !read_bitmap(op.cpu_mask.bitmap, &mut bytes[..n]) {
-                return -EFAULT;
-            }
-            let mut mask = u64::from_le_bytes(bytes);
-            if op.cpu_mask.nr_bits < 64 {
-                mask &= (1u64 << op.cpu_mask.nr_bits) - 1;
-            }
-            TRACE.cpu_mask.store(mask, SeqCst);
-            0
-        }
-        SET_EVT_MASK => {
-            TRACE.evt_mask.store(op.evt_mask, SeqCst);
-            0
-        }
-        // A one-shot operation: a different size once buffers exist is
-        // -EINVAL, the same one -EBUSY (Xen's tb_set_size).
-        SET_SIZE => {
-            let have = TRACE.pages.load(SeqCst);
-            if have != 0 && op.size != have {
-                return -EINVAL;
-            }
-            alloc(op.size).err().unwrap_or(0)
-        }
-        ENABLE if TRACE.pages.load(SeqCst) == 0 => -EINVAL,
-        ENABLE => {
-            TRACE.on.store(true, SeqCst);
-            0
-        }
-        DISABLE => {
-            TRACE.on.store(false, SeqCst);
-            for c in &PER_CPU_TRACE {
-                c.lost.store(0, SeqCst);
-            }
-            0
-        }
-        _ => -EINVAL,
     }
 }
