@@ -684,8 +684,7 @@ pub enum Event {
         domid: u32,
     },
     /// [`TRC_MEM_PAGE_GRANT_UNMAP`] (`unmap_common`): `[granting domid]`
-    /// on Xen; xen-core writes the unmapping domain (the caller), before
-    /// it looks the handle up.
+    /// (the handle's `map->domid`, once the handle is found).
     GrantUnmap {
         /// The domain that granted.
         domid: u32,

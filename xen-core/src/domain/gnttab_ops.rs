@@ -392,6 +392,10 @@ fn gnttab_map(h: &mut impl GrantHost, d: &mut Domain, a: &mut GnttabMapGrantRef)
 fn gnttab_unmap(h: &mut impl GrantHost, d: &mut Domain, a: &mut GnttabUnmapGrantRef) -> i16 {
     let (host_addr, dev_bus_addr, handle) = (a.host_addr, a.dev_bus_addr, a.handle);
     let Some(mut map) = d.grant.maptrack.get(handle) else { return gntst::BAD_HANDLE };
+    // TRC_MEM_PAGE_GRANT_UNMAP names the granting domain (`map->domid`),
+    // once the handle is known to be mapped, whatever the unmap's outcome
+    // (Xen's `unmap_common`).
+    h.trace(&xen_public::trace::Event::GrantUnmap { domid: u32::from(map.dom) });
     let frame = d.grant.mapped_frames[handle as usize];
     if dev_bus_addr != 0 && map.device && dev_bus_addr != frame << 12 {
         return gntst::BAD_DEV_ADDR;
@@ -726,16 +730,16 @@ pub fn grant_table_op<H: GrantHost>(h: &mut H, d: &mut Domain, mem: &impl GuestA
         return e;
     }
     match cmd {
-        // TRC_MEM_PAGE_GRANT_MAP/UNMAP: per operation, the granter (Xen's
-        // `op->dom`) and, for an unmap, the caller.
+        // TRC_MEM_PAGE_GRANT_MAP: per mapping made, the granter (Xen's
+        // `map_grant_ref` traces `op->dom` once the map succeeded).
         GNTTABOP_MAP_GRANT_REF => each(h, d, mem, regs, |h, d, _, a: &mut GnttabMapGrantRef| {
-            h.trace(&xen_public::trace::Event::GrantMap { domid: u32::from(a.dom) });
-            gnttab_map(h, d, a)
+            let status = gnttab_map(h, d, a);
+            if status == gntst::OKAY {
+                h.trace(&xen_public::trace::Event::GrantMap { domid: u32::from(a.dom) });
+            }
+            status
         }),
-        GNTTABOP_UNMAP_GRANT_REF => each(h, d, mem, regs, |h, d, _, a| {
-            h.trace(&xen_public::trace::Event::GrantUnmap { domid: u32::from(d.domid) });
-            gnttab_unmap(h, d, a)
-        }),
+        GNTTABOP_UNMAP_GRANT_REF => each(h, d, mem, regs, |h, d, _, a| gnttab_unmap(h, d, a)),
         GNTTABOP_SETUP_TABLE => gnttab_setup_table(h, d, mem, regs.rsi, count),
         GNTTABOP_DUMP_TABLE => each(h, d, mem, regs, |h, d, _, a| gnttab_dump_table(h, d, a)),
         GNTTABOP_TRANSFER => each(h, d, mem, regs, |h, d, _, a| gnttab_transfer(h, d, a)),
@@ -932,6 +936,8 @@ pub(crate) mod tests {
         /// alloc_active hands out this many more pages of active entries
         /// (`None`: no limit).
         active_left: Option<u32>,
+        /// Trace points passed, in order.
+        traced: Vec<xen_public::trace::Event>,
     }
 
     impl GrantHost for Machine {
@@ -974,6 +980,9 @@ pub(crate) mod tests {
     }
 
     impl FrameHost for Machine {
+        fn trace(&mut self, ev: &xen_public::trace::Event) {
+            self.traced.push(*ev);
+        }
         type Pm = PtMem;
         fn page_mem(&self) -> PtMem {
             self.mem.clone()
@@ -1048,6 +1057,7 @@ pub(crate) mod tests {
             m2p: HashMap::new(),
             log: Vec::new(),
             active_left: None,
+            traced: Vec::new(),
         };
         for dom in [A, B, C] {
             for mfn in first_frame(dom)..first_frame(dom) + 48 {
@@ -1416,6 +1426,27 @@ pub(crate) mod tests {
         assert_eq!(m.flushes, 1, "the TLB is flushed before the pin goes");
         assert_eq!(dom(&m, A).grant.maptrack.get(h), None);
         assert_eq!(unmap(&mut m, A, h, HOST, 0), gntst::BAD_HANDLE, "a handle unmaps once");
+    }
+
+    /// Xen's `map_grant_ref` traces TRC_MEM_PAGE_GRANT_MAP with `op->dom`
+    /// once the map succeeded; `unmap_common` traces
+    /// TRC_MEM_PAGE_GRANT_UNMAP with the granting domain (`map->domid`),
+    /// not the caller, once the handle is found (a bad handle is not
+    /// traced; a later failure is).
+    #[test]
+    fn grant_map_and_unmap_trace_the_granting_domain() {
+        use xen_public::trace::Event::{GrantMap, GrantUnmap};
+        let mut m = machine();
+        grant(&mut m, B, 10, A, B_FRAME, PERMIT);
+        assert_ne!(map(&mut m, A, B, 11, GNTMAP_HOST_MAP).status, gntst::OKAY, "gref 11 is not granted");
+        assert_eq!(m.traced, [], "a failed map is not traced");
+        let h = map(&mut m, A, B, 10, GNTMAP_HOST_MAP).handle;
+        assert_eq!(m.traced, [GrantMap { domid: u32::from(B) }]);
+        assert_eq!(unmap(&mut m, A, h + 1, HOST, 0), gntst::BAD_HANDLE);
+        assert_eq!(m.traced.len(), 1, "a bad handle is not traced");
+        assert_eq!(unmap(&mut m, A, h, HOST + 0x1000, 0), gntst::GENERAL_ERROR);
+        assert_eq!(unmap(&mut m, A, h, HOST, 0), gntst::OKAY);
+        assert_eq!(m.traced[1..], [GrantUnmap { domid: u32::from(B) }, GrantUnmap { domid: u32::from(B) }], "the granter B, not the caller A");
     }
 
     #[test]
