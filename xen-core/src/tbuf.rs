@@ -67,15 +67,12 @@ pub fn insert(mem: &impl BufMem, data_size: u32, rec: &[u32], lost: &mut Lost, w
     }
     let size = 4 * rec.len() as u32;
     let unconsumed = trace::ring_unconsumed(prod, cons, data_size);
-    // The common case, decided without the full plan: nothing lost to
-    // announce, and the record fits before both the end of the data area
-    // and `cons` (what `plan_insert` then says: no wrap, no lost record).
-    if lost.count == 0 && size <= trace::ring_bytes_to_wrap(prod, data_size) && size <= data_size - unconsumed {
-        mem.write_words(trace::ring_offset(prod, data_size), rec);
-        let at = trace::ring_advance(prod, size, data_size);
-        mem.set_prod(at);
-        let high_water = data_size / 2;
-        return Outcome::Written { high_water: unconsumed < high_water && unconsumed + size >= high_water };
+    if lost.count == 0
+        && let Some(slot) = fast_slot(prod, cons, data_size, size)
+    {
+        mem.write_words(slot.offset, rec);
+        mem.set_prod(slot.next);
+        return Outcome::Written { high_water: slot.high_water };
     }
     // A full buffer (dom0 not reading) loses every record: when the free
     // bytes cannot hold the record and the pending lost-records record,
@@ -89,6 +86,40 @@ pub fn insert(mem: &impl BufMem, data_size: u32, rec: &[u32], lost: &mut Lost, w
         return Outcome::Lost;
     }
     insert_planned(mem, data_size, rec, lost, who, tsc, prod, cons)
+}
+
+/// Where a record goes in the common case: no wrap and no lost-records
+/// record due.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Slot {
+    /// Its byte offset in the data area.
+    pub offset: u32,
+    /// `prod` after it.
+    pub next: u32,
+    /// The unread bytes cross half the buffer with it (`VIRQ_TBUF`).
+    pub high_water: bool,
+}
+
+/// The common case of `__trace_var`, decided without the full plan: with
+/// nothing lost to announce (the caller checks), a record of `size` bytes
+/// that fits before both the end of the data area and `cons` goes at
+/// `prod` (what `plan_insert` then says: no wrap, no lost record). `None`
+/// when the indexes are bogus or it does not fit so: [`insert`] decides.
+#[inline(always)]
+pub fn fast_slot(prod: u32, cons: u32, data_size: u32, size: u32) -> Option<Slot> {
+    if trace::ring_bogus(prod, cons, data_size) {
+        return None;
+    }
+    let unconsumed = trace::ring_unconsumed(prod, cons, data_size);
+    if size > trace::ring_bytes_to_wrap(prod, data_size) || size > data_size - unconsumed {
+        return None;
+    }
+    let high_water = data_size / 2;
+    Some(Slot {
+        offset: trace::ring_offset(prod, data_size),
+        next: trace::ring_advance(prod, size, data_size),
+        high_water: unconsumed < high_water && unconsumed + size >= high_water,
+    })
 }
 
 /// [`insert`] when a wrap or a lost-records record may be due, or the

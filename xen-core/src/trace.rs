@@ -120,10 +120,33 @@ pub fn write(payload: &abi::Payload, tsc: u64) {
     let cpu = this_cpu();
     let Some(state) = PER_CPU_TRACE.get(cpu) else { return };
     let Some(mem) = CpuBuf::new(state.buf.load(Relaxed)) else { return };
+    // The common case, no wrap and no loss to announce: the header and
+    // the TSC, then the payload words, stored straight from the payload.
+    let words = payload.words();
+    if state.lost.load(Relaxed) == 0
+        && let Some(slot) = tbuf::fast_slot(mem.prod(), mem.cons(), TRACE.data_size.load(Relaxed), 4 * (3 + words.len() as u32))
+    {
+        mem.write_words(slot.offset, &[payload.header_with_tsc(), tsc as u32, (tsc >> 32) as u32]);
+        if !words.is_empty() {
+            mem.write_words(slot.offset + 12, words);
+        }
+        mem.set_prod(slot.next);
+        if slot.high_water {
+            notify_dom0();
+        }
+        return;
+    }
+    write_slow(cpu, state, &mem, payload, tsc);
+}
+
+/// [`write`] when a wrap or a lost-records record may be due, or the
+/// buffer is full (or bogus): `tbuf::insert`'s full rules.
+#[inline(never)]
+fn write_slow(cpu: usize, state: &TraceCpu, mem: &CpuBuf, payload: &abi::Payload, tsc: u64) {
     let (words, n) = payload.encode_with_tsc(tsc);
     let before = Lost { count: state.lost.load(Relaxed), first_tsc: state.lost_tsc.load(Relaxed) };
     let mut lost = before;
-    let outcome = tbuf::insert(&mem, TRACE.data_size.load(Relaxed), &words[..n], &mut lost, current, tsc);
+    let outcome = tbuf::insert(mem, TRACE.data_size.load(Relaxed), &words[..n], &mut lost, current, tsc);
     if lost != before {
         state.lost.store(lost.count, Relaxed);
         state.lost_tsc.store(lost.first_tsc, Relaxed);

@@ -237,6 +237,7 @@ pub const TRC_RUNSTATE_OFFLINE: u32 = 3;
 /// `trace_will_trace_event`'s mask test (also `__trace_var`'s): `event`
 /// is recorded under `mask` when they share a bit, a class bit (16..=27)
 /// and a subclass bit (12..=15).
+#[inline]
 pub const fn event_in_mask(mask: u32, event: u32) -> bool {
     mask & event != 0
         && (mask >> TRC_CLS_SHIFT) & (event >> TRC_CLS_SHIFT) != 0
@@ -907,6 +908,7 @@ impl Payload {
         Payload { event, len: n as u8, rec }
     }
     /// The payload words.
+    #[inline]
     pub fn words(&self) -> &[u32] {
         &self.rec[PAYLOAD_AT..PAYLOAD_AT + usize::from(self.len)]
     }
@@ -966,6 +968,14 @@ impl Payload {
         Self::of(TRC_XENCORE_HYPERCALL_EXIT, [op, lo(result as u64), hi(result as u64), lo(cycles), hi(cycles)])
     }
 
+    /// The header word of this payload's `t_rec` with a TSC (`event`,
+    /// `extra_u32`, `cycles_included`): word 0 of
+    /// [`Self::encode_with_tsc`], for a writer that stores the words itself.
+    #[inline]
+    pub const fn header_with_tsc(&self) -> u32 {
+        self.event | (self.len as u32) << TRACE_EXTRA_SHIFT | TRC_HD_CYCLE_FLAG
+    }
+
     /// The `t_rec` of this payload stamped with `tsc`, as words (the first
     /// `n` of the array): what `TraceRecord::encode` gives for
     /// [`Self::record`]`(tsc)`, without building the record.
@@ -973,7 +983,7 @@ impl Payload {
     pub const fn encode_with_tsc(&self, tsc: u64) -> ([u32; T_REC_MAX_WORDS], usize) {
         let mut out = self.rec;
         let len = self.len as usize;
-        out[0] = self.event | (len as u32) << TRACE_EXTRA_SHIFT | TRC_HD_CYCLE_FLAG;
+        out[0] = self.header_with_tsc();
         out[1] = lo(tsc);
         out[2] = hi(tsc);
         (out, PAYLOAD_AT + len)
@@ -1298,6 +1308,7 @@ const _: () = assert!(core::mem::offset_of!(TBuf, prod) == 4);
 
 /// The data bytes of a buffer of `pages` pages (`data_size`: the pages less
 /// the [`TBuf`] head).
+#[inline]
 pub const fn data_size(pages: u32) -> u32 {
     pages * 4096 - core::mem::size_of::<TBuf>() as u32
 }
@@ -1307,23 +1318,27 @@ pub const fn data_size(pages: u32) -> u32 {
 /// unread bytes than `data_size`), which Xen only ASSERTs against; here it
 /// is refused like any other bad index, so the free space never
 /// underflows.
+#[inline]
 pub const fn ring_bogus(prod: u32, cons: u32, data_size: u32) -> bool {
     prod & 3 != 0 || prod >= 2 * data_size || cons & 3 != 0 || cons >= 2 * data_size || ring_unconsumed(prod, cons, data_size) > data_size
 }
 
 /// The byte offset in the data area of ring position `pos` (a `cons` or
 /// `prod`, below `2 * data_size`), as `next_record` computes it.
+#[inline]
 pub const fn ring_offset(pos: u32, data_size: u32) -> u32 {
     if pos >= data_size { pos - data_size } else { pos }
 }
 
 /// `calc_unconsumed_bytes`: bytes written and not yet read.
+#[inline]
 pub const fn ring_unconsumed(prod: u32, cons: u32, data_size: u32) -> u32 {
     let x = prod.wrapping_sub(cons) as i32;
     if x < 0 { (x + 2 * data_size as i32) as u32 } else { x as u32 }
 }
 
 /// `calc_bytes_to_wrap`: bytes from `prod` to the end of the data area.
+#[inline]
 pub const fn ring_bytes_to_wrap(prod: u32, data_size: u32) -> u32 {
     let x = data_size as i32 - prod as i32;
     if x <= 0 { (x + data_size as i32) as u32 } else { x as u32 }
@@ -1331,6 +1346,7 @@ pub const fn ring_bytes_to_wrap(prod: u32, data_size: u32) -> u32 {
 
 /// `prod` advanced by `n` bytes, modulo `2 * data_size` (as
 /// `__insert_record` does).
+#[inline]
 pub const fn ring_advance(pos: u32, n: u32, data_size: u32) -> u32 {
     let next = pos + n;
     if next >= 2 * data_size { next - 2 * data_size } else { next }
