@@ -66,7 +66,6 @@ pub fn insert(mem: &impl BufMem, data_size: u32, rec: &[u32], lost: &mut Lost, w
         return Outcome::Bogus;
     }
     let size = 4 * rec.len() as u32;
-    let unconsumed = trace::ring_unconsumed(prod, cons, data_size);
     if lost.count == 0
         && let Some(slot) = fast_slot(prod, cons, data_size, size)
     {
@@ -74,11 +73,7 @@ pub fn insert(mem: &impl BufMem, data_size: u32, rec: &[u32], lost: &mut Lost, w
         mem.set_prod(slot.next);
         return Outcome::Written { high_water: slot.high_water };
     }
-    // A full buffer (dom0 not reading) loses every record: when the free
-    // bytes cannot hold the record and the pending lost-records record,
-    // no plan can (it only adds wrap padding), so count the loss at once.
-    let pending = if lost.count > 0 { trace::LOST_REC_SIZE } else { 0 };
-    if size + pending > data_size - unconsumed {
+    if no_room(prod, cons, data_size, size, lost.count > 0) {
         if lost.count == 0 {
             lost.first_tsc = tsc;
         }
@@ -120,6 +115,17 @@ pub fn fast_slot(prod: u32, cons: u32, data_size: u32, size: u32) -> Option<Slot
         next: trace::ring_advance(prod, size, data_size),
         high_water: unconsumed < high_water && unconsumed + size >= high_water,
     })
+}
+
+/// A full buffer (dom0 not reading) loses every record: when the free
+/// bytes cannot hold a record of `size` bytes and, if `lost_pending`, the
+/// lost-records record before it, no plan can (a plan only adds wrap
+/// padding), so the loss is certain without planning. False for bogus
+/// indexes ([`insert`] reports those).
+#[inline(always)]
+pub fn no_room(prod: u32, cons: u32, data_size: u32, size: u32, lost_pending: bool) -> bool {
+    let pending = if lost_pending { trace::LOST_REC_SIZE } else { 0 };
+    !trace::ring_bogus(prod, cons, data_size) && size.saturating_add(pending) > data_size - trace::ring_unconsumed(prod, cons, data_size)
 }
 
 /// [`insert`] when a wrap or a lost-records record may be due, or the

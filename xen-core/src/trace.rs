@@ -123,8 +123,15 @@ pub fn write(payload: &abi::Payload, tsc: u64) {
     // The common case, no wrap and no loss to announce: the header and
     // the TSC, then the payload words, stored straight from the payload.
     let words = payload.words();
-    if state.lost.load(Relaxed) == 0
-        && let Some(slot) = tbuf::fast_slot(mem.prod(), mem.cons(), TRACE.data_size.load(Relaxed), 4 * (3 + words.len() as u32))
+    let (prod, cons, data_size, size) = (mem.prod(), mem.cons(), TRACE.data_size.load(Relaxed), 4 * (3 + words.len() as u32));
+    let lost = state.lost.load(Relaxed);
+    // Still full since the last loss (dom0 not reading): one more lost.
+    if lost != 0 && tbuf::no_room(prod, cons, data_size, size, true) {
+        state.lost.store(lost.saturating_add(1), Relaxed);
+        return;
+    }
+    if lost == 0
+        && let Some(slot) = tbuf::fast_slot(prod, cons, data_size, size)
     {
         mem.write_words(slot.offset, &[payload.header_with_tsc(), tsc as u32, (tsc >> 32) as u32]);
         if !words.is_empty() {
