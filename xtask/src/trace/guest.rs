@@ -148,23 +148,33 @@ fn hypervisor_sends(records: &[Stamped]) -> (Vec<(u64, u16, Option<u32>)>, Again
     let mut entries = Vec::new();
     // Who runs on each pCPU: the last vCPU switched to running there.
     let mut current: std::collections::BTreeMap<u32, u16> = std::collections::BTreeMap::new();
+    // Entries on a pCPU before any switch there: theirs is the vCPU the
+    // first runstate change on that pCPU takes off it.
+    let mut before_first: std::collections::BTreeMap<u32, Vec<u64>> = std::collections::BTreeMap::new();
     for s in records {
         let Source::Hypervisor { cpu } = s.source else { continue };
         match s.record.decode_event() {
             Ok(Event::EvtchnSend { domid, port, .. }) => sends.push((s.tsc, domid, Some(port))),
-            Ok(Event::RunstateChange { domid, new: 0, .. }) => {
-                current.insert(cpu, domid);
+            Ok(Event::RunstateChange { domid, old, new, .. }) if old == 0 || new == 0 => {
+                if old == 0 && !current.contains_key(&cpu) {
+                    entries.extend(before_first.remove(&cpu).unwrap_or_default().into_iter().map(|tsc| (tsc, domid, None)));
+                }
+                if new == 0 {
+                    current.insert(cpu, domid);
+                }
             }
             // Xen 4.17's `__trace_hypercall` records no argument of
             // event_channel_op; with one, it must be EVTCHNOP_send.
             Ok(Event::Hypercall { subcall: false, op: EVENT_CHANNEL_OP, args }) if args[0].is_none_or(|cmd| cmd == EVTCHNOP_SEND) => {
-                if let Some(&domid) = current.get(&cpu) {
-                    entries.push((s.tsc, domid, None));
+                match current.get(&cpu) {
+                    Some(&domid) => entries.push((s.tsc, domid, None)),
+                    None => before_first.entry(cpu).or_default().push(s.tsc),
                 }
             }
             _ => {}
         }
     }
+    entries.sort_unstable_by_key(|e| e.0);
     match (sends.is_empty(), entries.is_empty()) {
         (false, _) => (sends, Against::SendRecords),
         (true, false) => (entries, Against::HypercallEntries),
@@ -245,6 +255,14 @@ mod tests {
         assert_eq!((b.checked, b.gaps.clone()), (2, vec![(50, 50)]));
         assert_eq!(b.unmatched.len(), 1, "the second entry ran on a pCPU running d0");
         assert_eq!(sends_bracketed(&merge(&BTreeMap::from([(0, vec![wake(0), wake(9)])]), &[]).unwrap(), None).against, Against::Nothing);
+        // An entry before the trace's first switch on its pCPU belongs to
+        // the vCPU that switch takes off it.
+        let off = |domid, tsc| Event::runstate_change(domid, 0, 0, 1).payload().record(tsc);
+        let mut cpus = BTreeMap::new();
+        cpus.insert(0, vec![wake(0), entry(150), off(3, 260), wake(1000)]);
+        let g = GuestStream { vcpu: VcpuId { domid: 3, vcpu: 0 }, records: vec![g_send(5, 100, 200)] };
+        let b = sends_bracketed(&merge(&cpus, &[g]).unwrap(), None);
+        assert_eq!((b.checked, b.unmatched.len()), (1, 0), "{:?}", b.unmatched);
     }
 
     #[test]
