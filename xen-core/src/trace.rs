@@ -119,31 +119,19 @@ pub fn record_at(ev: &Event, tsc: u64) {
 pub fn write(payload: &abi::Payload, tsc: u64) {
     let cpu = this_cpu();
     let Some(state) = PER_CPU_TRACE.get(cpu) else { return };
-    let Some(mem) = CpuBuf::new(state.buf.load(Relaxed)) else { return };
-    // The common case, no wrap and no loss to announce: the header and
-    // the TSC, then the payload words, stored straight from the payload.
-    let words = payload.words();
-    let (prod, cons, data_size, size) = (mem.prod(), mem.cons(), TRACE.data_size.load(Relaxed), 4 * (3 + words.len() as u32));
+    let data_size = TRACE.data_size.load(Relaxed);
+    let Some(mem) = CpuBuf::new(state.buf.load(Relaxed), data_size) else { return };
     let lost = state.lost.load(Relaxed);
-    // Still full since the last loss (dom0 not reading): one more lost.
-    if lost != 0 && tbuf::no_room(prod, cons, data_size, size, true) {
-        state.lost.store(lost.saturating_add(1), Relaxed);
-        return;
-    }
-    if lost == 0
-        && let Some(slot) = tbuf::fast_slot(prod, cons, data_size, size)
-    {
-        mem.write_words(slot.offset, &[payload.header_with_tsc(), tsc as u32, (tsc >> 32) as u32]);
-        if !words.is_empty() {
-            mem.write_words(slot.offset + 12, words);
+    match tbuf::write_fast(&mem, data_size, payload.header_with_tsc(), tsc, payload.words(), lost) {
+        tbuf::Fast::Written { high_water } => {
+            if high_water {
+                notify_dom0();
+            }
         }
-        mem.set_prod(slot.next);
-        if slot.high_water {
-            notify_dom0();
-        }
-        return;
+        // Still full since the last loss (dom0 not reading): one more lost.
+        tbuf::Fast::Lost => state.lost.store(lost.saturating_add(1), Relaxed),
+        tbuf::Fast::Slow => write_slow(cpu, state, &mem, payload, tsc),
     }
-    write_slow(cpu, state, &mem, payload, tsc);
 }
 
 /// [`write`] when a wrap or a lost-records record may be due, or the
@@ -173,10 +161,11 @@ fn bogus(cpu: usize) {
     log::warn!("xentrace: cpu {cpu}: bogus cons/prod in the trace buffer; tracing disabled");
 }
 
-/// The domain and vCPU this CPU runs (for a lost-records record).
+/// The domain and vCPU this CPU runs (for a lost-records record); the
+/// idle vCPU of a CPU is numbered as the CPU, as Xen's and VCPU_SWITCH's.
 fn current() -> (u16, u16) {
-    crate::schedule::current_vcpu()
-        .map_or((xen_public::DOMID_IDLE, 0), |v| (crate::schedule::domid_of_slot(v.slot()).unwrap_or(xen_public::DOMID_IDLE), v.vcpu_id() as u16))
+    let idle = (xen_public::DOMID_IDLE, this_cpu() as u16);
+    crate::schedule::current_vcpu().map_or(idle, |v| crate::schedule::domid_of_slot(v.slot()).map_or(idle, |d| (d, v.vcpu_id() as u16)))
 }
 
 /// A buffer went past half full since dom0 was last told.
@@ -202,16 +191,20 @@ pub fn take_tbuf_virq() -> bool {
 struct CpuBuf {
     first: u64,
     head: Frame,
+    /// The byte after the data area: no write goes past it, whatever the
+    /// ring arithmetic says.
+    end: usize,
 }
 
 impl CpuBuf {
-    /// The buffer whose first frame is `first` (0: none).
+    /// The buffer whose first frame is `first` (0: none), with `data_size`
+    /// data bytes after its head.
     #[inline]
-    fn new(first: u64) -> Option<CpuBuf> {
+    fn new(first: u64, data_size: u32) -> Option<CpuBuf> {
         if first == 0 {
             return None;
         }
-        Some(CpuBuf { first, head: Frame::new(Mfn(first))? })
+        Some(CpuBuf { first, head: Frame::new(Mfn(first))?, end: 8 + data_size as usize })
     }
 }
 
@@ -237,6 +230,11 @@ impl BufMem for CpuBuf {
         // The data starts after the 8-byte head; words never cross a page
         // (4-aligned), a record may (the pages are contiguous frames).
         let start = 8 + off as usize;
+        if start + 4 * words.len() > self.end {
+            // tbuf's arithmetic keeps records inside the data area; a bug
+            // there must not write the frames after the buffer.
+            return;
+        }
         let (page, in_page) = (start / 4096, start % 4096);
         if in_page + 4 * words.len() <= 4096 {
             let frame = if page == 0 { Some(self.head) } else { Frame::new(Mfn(self.first + page as u64)) };
@@ -291,12 +289,17 @@ pub fn alloc(pages: u32) -> Result<(), i64> {
             }
         }
     }
-    for (first, n) in bufs.iter().take(nr_cpus as usize).map(|&b| (b, u64::from(pages))).chain([(t_info.0, u64::from(t_info_pages))]) {
-        for p in 0..n {
-            Frame::new(Mfn(first + p)).ok_or(-ENOMEM)?.scrub();
-        }
+    let runs = || bufs.iter().take(nr_cpus as usize).map(|&b| (b, u64::from(pages))).chain([(t_info.0, u64::from(t_info_pages))]);
+    let prepared = runs().try_for_each(|(first, n)| (0..n).try_for_each(|p| Frame::new(Mfn(first + p)).map(Frame::scrub).ok_or(-ENOMEM)));
+    if let Err(e) = prepared.and_then(|()| write_t_info(t_info, &layout, &bufs)) {
+        // Nothing is shared yet: every frame goes back, as above.
+        runs().for_each(|(first, n)| give_back(first, n));
+        return Err(e);
     }
-    write_t_info(t_info, &layout, &bufs)?;
+    // Sharing frames this function just allocated cannot be refused; if
+    // the frame table ever did, the frames shared so far stay with
+    // DOMID_XEN (never mapped by anyone: t_info is not published), a
+    // leak rather than a reuse.
     share(t_info.0, u64::from(t_info_pages))?;
     for &first in bufs.iter().take(nr_cpus as usize) {
         share(first, u64::from(pages))?;
