@@ -337,9 +337,23 @@ const MIN_ROW_H: f64 = 32.0;
 /// `#` lines) under the title.
 pub fn svg(rows: &[Row], title: &str, notes: &[String]) -> String {
     let axis = Axis::for_rows(rows, PLOT_X0, PLOT_X1);
-    let mut body = String::new();
     let top = 70.0 + 14.0 * notes.len() as f64;
-    let mut y = top + 10.0;
+    let (body, plot_bottom) = figures(rows, &axis, top + 10.0);
+    let (grid, refline) = grid(&axis, top, plot_bottom);
+    let (legend, height) = legend(rows, plot_bottom);
+    let head = head(title, notes);
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+         <svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{height:.0}\" viewBox=\"0 0 {WIDTH} {height:.0}\" \
+         font-family=\"DejaVu Sans, Helvetica, Arial, sans-serif\" font-size=\"12\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"#fff\"/>\n{head}{grid}{body}{refline}\n{legend}</svg>\n"
+    )
+}
+
+/// The rows from `y` down, a header before each part: their SVG and the
+/// bottom of the last.
+fn figures(rows: &[Row], axis: &Axis, mut y: f64) -> (String, f64) {
+    let mut body = String::new();
     let mut part = "";
     for row in rows {
         if row.part != part {
@@ -351,77 +365,93 @@ pub fn svg(rows: &[Row], title: &str, notes: &[String]) -> String {
             let _ = writeln!(body, r##"<line x1="{NAME_X}" x2="{:.1}" y1="{:.1}" y2="{:.1}" stroke="#bbb"/>"##, WIDTH - 12.0, y + 19.0, y + 19.0);
             y += GROUP_H;
         }
-        let n = row.bars.len().max(1) as f64;
-        // Room for the name and the direction line at least.
-        let h = (n * BAR_H + (n - 1.0) * BAR_GAP + 2.0 * ROW_PAD).max(MIN_ROW_H);
-        let _ = writeln!(body, r##"<g class="figure" data-figure="{}">"##, escape(&row.figure));
-        let mid = y + h / 2.0;
-        let _ = writeln!(body, r##"<text class="name" x="{NAME_X}" y="{:.1}">{}</text>"##, mid - 1.0, escape(&row.figure));
+        y += figure(&mut body, row, axis, y);
+    }
+    (body, y + 6.0)
+}
+
+/// One figure's row at `y`: its name, direction and bars; its height.
+fn figure(body: &mut String, row: &Row, axis: &Axis, y: f64) -> f64 {
+    let n = row.bars.len().max(1) as f64;
+    // Room for the name and the direction line at least.
+    let h = (n * BAR_H + (n - 1.0) * BAR_GAP + 2.0 * ROW_PAD).max(MIN_ROW_H);
+    let _ = writeln!(body, r##"<g class="figure" data-figure="{}">"##, escape(&row.figure));
+    let mid = y + h / 2.0;
+    let _ = writeln!(body, r##"<text class="name" x="{NAME_X}" y="{:.1}">{}</text>"##, mid - 1.0, escape(&row.figure));
+    let _ =
+        writeln!(body, r##"<text class="direction" x="{NAME_X}" y="{:.1}" font-size="10" fill="#666">{}</text>"##, mid + 11.0, direction(row.better));
+    if row.bars.is_empty() {
         let _ = writeln!(
             body,
-            r##"<text class="direction" x="{NAME_X}" y="{:.1}" font-size="10" fill="#666">{}</text>"##,
-            mid + 11.0,
-            direction(row.better)
+            r##"<text class="missing" x="{PLOT_X0}" y="{:.1}" fill="#666">no figure to compare with</text>"##,
+            y + ROW_PAD + BAR_H - 2.0
         );
-        if row.bars.is_empty() {
+    }
+    for (i, bar) in row.bars.iter().enumerate() {
+        bar_svg(body, row, bar, axis, y + ROW_PAD + i as f64 * (BAR_H + BAR_GAP));
+    }
+    let _ = writeln!(body, "</g>");
+    h
+}
+
+/// One bar at `by` with its label, or what is missing instead.
+fn bar_svg(body: &mut String, row: &Row, bar: &Bar, axis: &Axis, by: f64) {
+    let cls = bar.against.class();
+    match (bar.ratio, bar.drawn(row.better)) {
+        (Some(r), Some(d)) => {
+            let (xa, xb) = (axis.x(d), axis.x(1.0));
+            let (left, w) = (xa.min(xb), (xa - xb).abs());
+            let tip = format!("{}: {} ({})", row.figure, label(r), bar.against.legend());
             let _ = writeln!(
                 body,
-                r##"<text class="missing" x="{PLOT_X0}" y="{:.1}" fill="#666">no figure to compare with</text>"##,
-                y + ROW_PAD + BAR_H - 2.0
+                r##"<rect class="bar {cls}" data-ratio="{r}" data-drawn="{d}" x="{left:.2}" y="{by:.1}" width="{w:.2}" height="{BAR_H}" fill="{}"><title>{}</title></rect>"##,
+                bar.against.colour(),
+                escape(&tip)
+            );
+            let clipped = d <= axis.lo || d >= axis.hi;
+            let unit = if bar.against == Against::Floor { " x floor" } else { "" };
+            let text = format!("{}{unit}{}", label(r), if clipped { " (off the axis)" } else { "" });
+            let (lx, anchor) = if xa < xb { (xa - 4.0, "end") } else { (xa + 4.0, "start") };
+            let _ = writeln!(
+                body,
+                r##"<text class="label {cls}" x="{lx:.2}" y="{:.1}" font-size="10" text-anchor="{anchor}">{}</text>"##,
+                by + BAR_H - 2.0,
+                escape(&text)
             );
         }
-        for (i, bar) in row.bars.iter().enumerate() {
-            let by = y + ROW_PAD + i as f64 * (BAR_H + BAR_GAP);
-            let cls = bar.against.class();
-            match (bar.ratio, bar.drawn(row.better)) {
-                (Some(r), Some(d)) => {
-                    let (xa, xb) = (axis.x(d), axis.x(1.0));
-                    let (left, w) = (xa.min(xb), (xa - xb).abs());
-                    let tip = format!("{}: {} ({})", row.figure, label(r), bar.against.legend());
-                    let _ = writeln!(
-                        body,
-                        r##"<rect class="bar {cls}" data-ratio="{r}" data-drawn="{d}" x="{left:.2}" y="{by:.1}" width="{w:.2}" height="{BAR_H}" fill="{}"><title>{}</title></rect>"##,
-                        bar.against.colour(),
-                        escape(&tip)
-                    );
-                    let clipped = d <= axis.lo || d >= axis.hi;
-                    let unit = if bar.against == Against::Floor { " x floor" } else { "" };
-                    let text = format!("{}{unit}{}", label(r), if clipped { " (off the axis)" } else { "" });
-                    let (lx, anchor) = if xa < xb { (xa - 4.0, "end") } else { (xa + 4.0, "start") };
-                    let _ = writeln!(
-                        body,
-                        r##"<text class="label {cls}" x="{lx:.2}" y="{:.1}" font-size="10" text-anchor="{anchor}">{}</text>"##,
-                        by + BAR_H - 2.0,
-                        escape(&text)
-                    );
-                }
-                _ => {
-                    let side = match bar.against {
-                        Against::Xen => "Xen 4.17",
-                        Against::XenNoMitigations => "Xen 4.17 (no mitigations)",
-                        Against::Floor => "floor",
-                        Against::Untraced => "traced",
-                    };
-                    // Traced / untraced divides by the untraced figure.
-                    let divisor = if bar.against == Against::Untraced { "untraced" } else { side };
-                    let what = match bar.other {
-                        Some(_) => format!("no ratio: the {divisor} figure is 0"),
-                        None => format!("no {side} figure"),
-                    };
-                    let _ = writeln!(
-                        body,
-                        r##"<text class="label {cls} missing" x="{:.2}" y="{:.1}" font-size="10" fill="#666">{what}</text>"##,
-                        axis.x(1.0) + 4.0,
-                        by + BAR_H - 2.0
-                    );
-                }
-            }
+        _ => {
+            let side = bar.against.side_name();
+            // Traced / untraced divides by the untraced figure.
+            let divisor = if bar.against == Against::Untraced { "untraced" } else { side };
+            let what = match bar.other {
+                Some(_) => format!("no ratio: the {divisor} figure is 0"),
+                None => format!("no {side} figure"),
+            };
+            let _ = writeln!(
+                body,
+                r##"<text class="label {cls} missing" x="{:.2}" y="{:.1}" font-size="10" fill="#666">{what}</text>"##,
+                axis.x(1.0) + 4.0,
+                by + BAR_H - 2.0
+            );
         }
-        let _ = writeln!(body, "</g>");
-        y += h;
     }
-    let plot_bottom = y + 6.0;
-    // Axis: decades and 2x, 5x between them, then the 1.0 line on top.
+}
+
+impl Against {
+    /// The other side's name where a bar is missing.
+    fn side_name(self) -> &'static str {
+        match self {
+            Against::Xen => "Xen 4.17",
+            Against::XenNoMitigations => "Xen 4.17 (no mitigations)",
+            Against::Floor => "floor",
+            Against::Untraced => "traced",
+        }
+    }
+}
+
+/// The axis from `top` to `plot_bottom`: decades and 2x, 5x between them;
+/// and the 1.0 line, drawn over the bars.
+fn grid(axis: &Axis, top: f64, plot_bottom: f64) -> (String, String) {
     let mut grid = String::new();
     let (lo, hi) = (axis.lo.log10().round() as i32, axis.hi.log10().round() as i32);
     for e in lo..=hi {
@@ -459,7 +489,11 @@ pub fn svg(rows: &[Row], title: &str, notes: &[String]) -> String {
         r##"<line class="ref-line" data-ratio="1" x1="{one:.2}" x2="{one:.2}" y1="{:.1}" y2="{plot_bottom:.1}" stroke="#000" stroke-width="1.5"/>"##,
         top - 14.0
     );
-    // Legend.
+    (grid, refline)
+}
+
+/// The legend below `plot_bottom`: its SVG and the picture's height.
+fn legend(rows: &[Row], plot_bottom: f64) -> (String, f64) {
     let mut legend = String::new();
     let mut ly = plot_bottom + 24.0;
     let used: Vec<Against> = [Against::Xen, Against::XenNoMitigations, Against::Floor, Against::Untraced]
@@ -495,18 +529,18 @@ pub fn svg(rows: &[Row], title: &str, notes: &[String]) -> String {
         ly += 15.0;
     }
     let height = ly + 10.0;
+    (legend, height)
+}
+
+/// The title and the notes under it.
+fn head(title: &str, notes: &[String]) -> String {
     let mut head = String::new();
     let _ = writeln!(head, r##"<text class="title" x="{NAME_X}" y="24" font-size="17" font-weight="bold">{}</text>"##, escape(title));
     for (i, n) in notes.iter().enumerate() {
         let _ =
             writeln!(head, r##"<text class="note" x="{NAME_X}" y="{:.1}" font-size="11" fill="#444">{}</text>"##, 42.0 + 14.0 * i as f64, escape(n));
     }
-    format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
-         <svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{height:.0}\" viewBox=\"0 0 {WIDTH} {height:.0}\" \
-         font-family=\"DejaVu Sans, Helvetica, Arial, sans-serif\" font-size=\"12\">\n\
-         <rect width=\"100%\" height=\"100%\" fill=\"#fff\"/>\n{head}{grid}{body}{refline}\n{legend}</svg>\n"
-    )
+    head
 }
 
 /// An axis tick's text: 0.01, 0.5, 1, 20, 1000.
