@@ -132,8 +132,8 @@ fn trace_rows(off: &Series, on: &Series) -> Vec<String> {
     rows
 }
 
-fn print_trace_table(off: &Series, on: &Series, runs: usize) {
-    println!("tracing overhead on xen-core (median of {runs}; off: compiled in, not enabled; on: tbuf_size=256, every class)");
+fn print_trace_table(hv: &str, off: &Series, on: &Series, runs: usize) {
+    println!("tracing overhead on {hv} (median of {runs}; off: compiled in, not enabled; on: tbuf_size=256, every class)");
     for row in trace_rows(off, on) {
         println!("{row}");
     }
@@ -210,7 +210,8 @@ fn run_on(hv: &str, k: &image::Kernels, run: &Run<'_>, extra: &[String]) -> Resu
     let spec = if hv.starts_with("xen-4.17") {
         opts.stop_on.extend(qemu::XEN_STOP_LINES.iter().map(|s| s.to_string()));
         let mitigations = if hv.contains("no-mitigations") { XEN_NO_MITIGATIONS } else { "" };
-        image::xen417_spec_with(&name, k, &format!("{}{mitigations}", crate::xen::XEN_CMDLINE), run.dom0_args)?
+        let tbuf = if hv.contains("traced") { " tbuf_size=256" } else { "" };
+        image::xen417_spec_with(&name, k, &format!("{}{mitigations}{tbuf}", crate::xen::XEN_CMDLINE), run.dom0_args)?
     } else {
         let cmdline = if hv.contains("traced") { TRACED_CMDLINE } else { "loglvl=warning dom0_mem=64M bench_floor" };
         image::standard_spec(&name, k, cmdline, run.dom0_args)
@@ -529,7 +530,14 @@ fn measure(args: &BenchArgs, k: &image::Kernels, extra: &[String], saved: &Saved
         let on = series("xen-core traced", k, &MAIN, args.runs, extra)?;
         saved.part("trace", bench_plot::XEN_CORE, &off)?;
         saved.part("trace", bench_plot::XEN_CORE_TRACED, &on)?;
-        print_trace_table(&off, &on, args.runs);
+        print_trace_table("xen-core", &off, &on, args.runs);
+        // Xen 4.17's own tracing under the same QEMU, for scale (printed,
+        // not charted).
+        if !args.ours_only {
+            let off = series("xen-4.17", k, &MAIN, args.runs, extra)?;
+            let on = series("xen-4.17 traced", k, &MAIN, args.runs, extra)?;
+            print_trace_table("Xen 4.17", &off, &on, args.runs);
+        }
         return Ok(());
     }
     let boot_ours = boot_times("xen-core", k, 3, extra)?;
@@ -570,7 +578,7 @@ fn measure(args: &BenchArgs, k: &image::Kernels, extra: &[String], saved: &Saved
     saved.part("trace", bench_plot::XEN_CORE, &untraced)?;
     saved.part("trace", bench_plot::XEN_CORE_TRACED, &traced)?;
     print_table(&ours, &xen, &xen_nm, args.runs);
-    print_trace_table(&ours, &traced, args.runs);
+    print_trace_table("xen-core", &ours, &traced, args.runs);
     print_block_table(&blk_ours, &blk_xen, args.runs);
     print_net_table(&net_ours, &net_xen, &net_xen_nm, args.runs);
     print_linux_table(&linux_ours, &linux_xen, &linux_xen_nm, args.runs);
