@@ -4,13 +4,9 @@
 
 use pv_guest_kernel::alloc::EarlyAlloc;
 use pv_guest_kernel::mm::mfn_of;
+use pv_guest_kernel::shared::rdtsc;
 use pv_guest_kernel::{StartInfo, hypercall, mm, println};
 use xen_public::MmuUpdate;
-
-fn rdtsc() -> u64 {
-    // SAFETY: rdtsc only reads the time-stamp counter.
-    unsafe { core::arch::x86_64::_rdtsc() }
-}
 
 fn median(v: &mut [u64]) -> u64 {
     v.sort_unstable();

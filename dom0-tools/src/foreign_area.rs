@@ -71,22 +71,11 @@ impl ForeignArea {
         if first + mfns.len() as u64 > AREA_PAGES {
             return Err(-xen_public::errno::E2BIG);
         }
-        for (c, chunk) in mfns.chunks(BATCH).enumerate() {
-            let mut reqs = [MmuUpdate::default(); BATCH];
-            for (j, (r, mfn)) in reqs.iter_mut().zip(chunk).enumerate() {
-                *r = MmuUpdate { ptr: self.slot_maddr(first + (c * BATCH + j) as u64), val: (mfn << 12) | PTE_RW };
-            }
-            let rc = hv::mmu_update(&reqs[..chunk.len()], domid);
-            // What this call mapped is counted even when it failed part
-            // way: unmap_all clears those slots too (clearing an empty one
-            // is harmless).
-            self.filled = first + (c * BATCH + chunk.len()) as u64;
-            if rc != 0 {
-                return Err(rc);
-            }
-        }
-        hv::flush_tlb_local();
-        Ok(first)
+        let (reached, r) = hv::map_frames(|i| self.slot_maddr(i), first, mfns, PTE_RW, domid);
+        // What a failed call reached is counted too: unmap_all clears
+        // those slots as well (clearing an empty one is harmless).
+        self.filled = first + reached;
+        r.map(|()| first)
     }
 
     /// The bytes of slots `first..first + pages`, which must be mapped.

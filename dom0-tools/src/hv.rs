@@ -211,6 +211,31 @@ pub fn mmu_update(reqs: &[MmuUpdate], foreigndom: u16) -> i64 {
     hypercall::mmu_update(reqs, foreigndom).0
 }
 
+/// L1 entries set per `mmu_update` by [`map_frames`].
+const MAP_BATCH: usize = 64;
+
+/// Point dom0's L1 entries at frames of `owner`: entry `slot_maddr(first +
+/// i)` (its machine address) maps `mfns[i]` with PTE `flags`, a batch per
+/// `mmu_update`, then dom0's TLB is flushed. Returns the slots the calls
+/// reached, counted in whole batches even when one failed part way (the
+/// caller clears those too), and the first error.
+pub fn map_frames(slot_maddr: impl Fn(u64) -> u64, first: u64, mfns: &[u64], flags: u64, owner: u16) -> (u64, Result<(), i64>) {
+    let mut reached = 0;
+    for chunk in mfns.chunks(MAP_BATCH) {
+        let mut reqs = [MmuUpdate::default(); MAP_BATCH];
+        for (j, (r, mfn)) in reqs.iter_mut().zip(chunk).enumerate() {
+            *r = MmuUpdate { ptr: slot_maddr(first + reached + j as u64), val: (mfn << 12) | flags };
+        }
+        let rc = mmu_update(&reqs[..chunk.len()], owner);
+        reached += chunk.len() as u64;
+        if rc != 0 {
+            return (reached, Err(rc));
+        }
+    }
+    flush_tlb_local();
+    (reached, Ok(()))
+}
+
 /// `mmuext_op` of one command with `foreigndom`.
 fn mmuext_foreign(cmd: u32, arg1: u64, foreigndom: u16) -> i64 {
     hypercall::mmuext_op(&[MmuextOp { cmd, _pad0: 0, arg1, arg2: 0 }], foreigndom)

@@ -20,18 +20,16 @@ use crate::xltrace::{self, STORE_BYTES, STORE_WINDOWS, Store};
 use pv_guest_kernel::alloc::EarlyAlloc;
 use pv_guest_kernel::mm::{PTE_RO, PTE_RW};
 use pv_guest_kernel::{StartInfo, gtrace, println};
+use xen_public::DOMID_XEN;
 use xen_public::sysctl::{
     XEN_SYSCTL_TBUFOP_DISABLE, XEN_SYSCTL_TBUFOP_ENABLE, XEN_SYSCTL_TBUFOP_GET_INFO, XEN_SYSCTL_TBUFOP_SET_EVT_MASK, XEN_SYSCTL_TBUFOP_SET_SIZE,
 };
 use xen_public::trace::{data_size, t_info_cpu_mfns, t_info_tbuf_size};
-use xen_public::{DOMID_XEN, MmuUpdate};
 
 /// Slots of the window (one L1 table): `t_info` plus every CPU's pages.
 pub const SLOTS: usize = 512;
 /// CPUs whose buffers are mapped at most (and bits of the CPU mask set).
 pub const MAX_CPUS: usize = 64;
-/// Slots filled per `mmu_update`.
-const BATCH: usize = 64;
 
 /// An errno as `xl trace` prints it.
 fn errno(rc: i64) -> alloc::string::String {
@@ -83,21 +81,11 @@ impl Tracer {
             return Err(-xen_public::errno::E2BIG);
         }
         let flags = if writable { PTE_RW } else { PTE_RO };
-        for (c, chunk) in mfns.chunks(BATCH).enumerate() {
-            let mut reqs = [MmuUpdate::default(); BATCH];
-            for (j, (r, mfn)) in reqs.iter_mut().zip(chunk).enumerate() {
-                let slot = (first + c * BATCH + j) as u64;
-                *r = MmuUpdate { ptr: self.l1e0 + slot * 8, val: (mfn << 12) | flags };
-            }
-            let rc = hv::mmu_update(&reqs[..chunk.len()], DOMID_XEN);
-            // Slots this call may have filled stay counted as used.
-            self.filled = first + c * BATCH + chunk.len();
-            if rc != 0 {
-                return Err(rc);
-            }
-        }
-        hv::flush_tlb_local();
-        Ok(self.base + first as u64 * 4096)
+        let l1e0 = self.l1e0;
+        let (reached, r) = hv::map_frames(|slot| l1e0 + slot * 8, first as u64, mfns, flags, DOMID_XEN);
+        // Slots a failed call may have filled stay counted as used.
+        self.filled = first + reached as usize;
+        r.map(|()| self.base + first as u64 * 4096)
     }
 
     /// Map `t_info` and every CPU's buffer, as xentrace's `map_tbufs`, once.

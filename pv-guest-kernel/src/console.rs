@@ -189,7 +189,7 @@ macro_rules! println {
 
 /// Report a guest panic and crash the domain.
 pub fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
-    let _ = writeln!(Console, "guest panic: {}", info.message());
+    crate::println!("guest panic: {}", info.message());
     loop {
         hypercall::shutdown(SHUTDOWN_CRASH);
     }

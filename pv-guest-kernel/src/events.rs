@@ -91,8 +91,7 @@ pub fn last_upcall_tsc() -> u64 {
 }
 
 extern "C" fn guest_event_dispatch() {
-    // SAFETY: rdtsc only reads the time-stamp counter.
-    LAST_UPCALL_TSC.store(unsafe { core::arch::x86_64::_rdtsc() }, Ordering::SeqCst);
+    LAST_UPCALL_TSC.store(crate::shared::rdtsc(), Ordering::SeqCst);
     if shinfo() == 0 {
         return;
     }
