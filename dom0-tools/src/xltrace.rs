@@ -40,7 +40,7 @@
 use alloc::vec::Vec;
 use pv_guest_kernel::serial_frame;
 pub use pv_guest_kernel::serial_frame::FrameError;
-use xen_public::trace::{Event, TRC_ALL, TraceRecord, ring_bogus, ring_offset, ring_unconsumed};
+use xen_public::trace::{Event, TRC_ALL, records_in, ring_bogus, ring_offset, ring_unconsumed};
 
 /// First line of a dump on the console.
 pub const BEGIN: &str = "xl-trace-dump: begin";
@@ -241,14 +241,11 @@ impl Store {
     /// `TRC_TRACE_WRAP_BUFFER` record), so each piece holds whole records.
     pub fn add_window(&mut self, cpu: u32, first: &[u8], second: &[u8]) {
         for piece in [first, second] {
-            let mut at = 0;
-            while at < piece.len() {
-                let Ok((_, used)) = TraceRecord::decode_bytes(&piece[at..]) else {
-                    self.malformed_bytes += (piece.len() - at) as u64;
-                    break;
-                };
-                self.keep(cpu, &piece[at..at + used]);
-                at += used;
+            for r in records_in(piece) {
+                match r {
+                    Ok((at, used, _)) => self.keep(cpu, &piece[at..at + used]),
+                    Err((at, _)) => self.malformed_bytes += (piece.len() - at) as u64,
+                }
             }
         }
     }
@@ -316,7 +313,7 @@ mod tests {
     use super::*;
     use alloc::string::String;
     use alloc::vec;
-    use xen_public::trace::{TRC_TRACE_WRAP_BUFFER, data_size, wrap_record};
+    use xen_public::trace::{TRC_TRACE_WRAP_BUFFER, TraceRecord, data_size, wrap_record};
 
     extern crate std;
 

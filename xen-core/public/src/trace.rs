@@ -515,6 +515,45 @@ impl TraceRecord {
     }
 }
 
+/// The records packed one after another in `bytes` (a buffer window, a
+/// dump's window, a guest's stream), each with its byte offset and size;
+/// a record that does not decode ends the run with its offset and why.
+pub fn records_in(bytes: &[u8]) -> RecordsIn<'_> {
+    RecordsIn { bytes, at: 0, failed: false }
+}
+
+/// [`records_in`]'s iterator.
+#[derive(Clone, Debug)]
+pub struct RecordsIn<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    failed: bool,
+}
+
+/// A record in a run: its offset, its size in bytes and the record.
+pub type RecordAt = (usize, usize, TraceRecord);
+
+impl Iterator for RecordsIn<'_> {
+    type Item = Result<RecordAt, (usize, RecordError)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed || self.at >= self.bytes.len() {
+            return None;
+        }
+        let at = self.at;
+        match TraceRecord::decode_bytes(&self.bytes[at..]) {
+            Ok((rec, used)) => {
+                self.at += used;
+                Some(Ok((at, used, rec)))
+            }
+            Err(e) => {
+                self.failed = true;
+                Some(Err((at, e)))
+            }
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Typed payloads
 // ---------------------------------------------------------------------------
@@ -1740,6 +1779,27 @@ mod tests {
     /// the words of the typed events (`__trace_hypercall`'s layout for
     /// every hypercall number, sub-calls too; the exit record's), so the
     /// fast path cannot drift from the codec the layout tests pin.
+    /// Records follow one another whole (`t_rec` has no padding between
+    /// records): a run reads back with offsets and sizes, and one cut
+    /// short ends it with its offset.
+    #[test]
+    fn a_run_of_records_reads_back_and_stops_at_a_cut_one() {
+        let recs = [Event::Wake { domid: 1, vcpu: 0 }.payload().record(7), Event::Block { domid: 2, vcpu: 1 }.payload().record_without_tsc()];
+        let mut bytes: Vec<u8> = recs
+            .iter()
+            .flat_map(|r| {
+                let (b, n) = r.encode_bytes();
+                b[..n].to_vec()
+            })
+            .collect();
+        let got: Vec<_> = records_in(&bytes).collect();
+        assert_eq!(got, [Ok((0, 20, recs[0])), Ok((20, 12, recs[1]))], "header, TSC and two words; header and two words");
+        bytes.truncate(24);
+        let got: Vec<_> = records_in(&bytes).collect();
+        assert_eq!(got, [Ok((0, 20, recs[0])), Err((20, RecordError::Truncated { need: 12, have: 4 }))]);
+        assert_eq!(records_in(&[]).count(), 0);
+    }
+
     #[test]
     fn direct_hypercall_payloads_and_encoding_equal_the_typed_events() {
         let args = [0x1_0000_0001, 0xffff_ffff_ffff_fff2, 3, 4, 5];

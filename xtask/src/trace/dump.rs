@@ -16,7 +16,7 @@
 
 use std::collections::BTreeMap;
 
-use xen_public::trace::{Event, RecordError, TRC_LOST_RECORDS, TRC_TRACE_CPU_CHANGE, TRC_TRACE_WRAP_BUFFER, TraceRecord};
+use xen_public::trace::{Event, RecordError, TRC_LOST_RECORDS, TRC_TRACE_CPU_CHANGE, TRC_TRACE_WRAP_BUFFER, TraceRecord, records_in};
 
 /// One window: a CPU and the records xentrace copied from its buffer.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -133,15 +133,13 @@ pub fn parse(bytes: &[u8]) -> Result<Dump, DumpError> {
         }
         let end = start + window_size as usize;
         let mut records = Vec::new();
-        let mut at = start;
-        while at < end {
-            let (rec, used) = TraceRecord::decode_bytes(&bytes[at..end]).map_err(|error| DumpError::BadRecord { offset: at, error })?;
+        for r in records_in(&bytes[start..end]) {
+            let (_, _, rec) = r.map_err(|(at, error)| DumpError::BadRecord { offset: start + at, error })?;
             if rec.event() == TRC_TRACE_WRAP_BUFFER {
                 dump.wrap_records += 1;
             } else {
                 records.push(rec);
             }
-            at += used;
         }
         dump.chunks.push(Chunk { cpu, records });
         off = end;

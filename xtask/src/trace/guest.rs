@@ -12,7 +12,7 @@
 //! hypervisor stamps its event-channel send record in between, with no
 //! offset applied to either side.
 
-use xen_public::trace::{Event, TraceRecord};
+use xen_public::trace::{Event, TraceRecord, records_in};
 use xen_public::trace_guest::{GuestEvent, is_guest_class};
 
 use super::VcpuId;
@@ -55,14 +55,8 @@ pub fn streams(log: &str) -> (Vec<GuestStream>, Vec<String>) {
 }
 
 /// The records of a dump's bytes, or the offset of the first bad one.
-fn records(mut bytes: &[u8]) -> Result<Vec<TraceRecord>, usize> {
-    let (mut out, total) = (Vec::new(), bytes.len());
-    while !bytes.is_empty() {
-        let (r, n) = TraceRecord::decode_bytes(bytes).map_err(|_| total - bytes.len())?;
-        out.push(r);
-        bytes = &bytes[n..];
-    }
-    Ok(out)
+fn records(bytes: &[u8]) -> Result<Vec<TraceRecord>, usize> {
+    records_in(bytes).map(|r| r.map(|(_, _, rec)| rec).map_err(|(at, _)| at)).collect()
 }
 
 /// The TSC span every hypervisor CPU's records cover, and the spans in it
