@@ -5,8 +5,9 @@
 //! only its own may (its P2M's, its shared_info page and its grant-table
 //! frame). Before that it asks for the hypervisor's trace
 //! buffers the two ways dom0's `xl trace` uses (`XEN_SYSCTL_tbuf_op`
-//! get_info, and `mmu_update` with `foreigndom` = `DOMID_XEN`), which a
-//! domU must be refused. Run while `xl trace` has the buffers live, so the
+//! get_info, and `mmu_update` with `foreigndom` = `DOMID_XEN`), and to set
+//! dom0's TSC mode (`XEN_DOMCTL_settscinfo`), all of which a domU must be
+//! refused. Run while `xl trace` has the buffers live, so the
 //! scan crosses frames the hypervisor shares with dom0 only.
 //!
 //! Console contract: `scan: ` lines; the verdict is `scan: mapped <n> of
@@ -67,6 +68,12 @@ fn trace_buffers_refused() {
     let l1e = MmuUpdate { ptr: 0, val: PTE_RO };
     let (rc, done) = hypercall::mmu_update(&[l1e], xen_public::DOMID_XEN);
     println!("scan: mmu_update with foreigndom DOMID_XEN from a domU -> {rc} ({}), {done} done", name(rc));
+    // The toolstack's TSC setting (xl.cfg tsc_mode), on dom0: tools only.
+    let mut op = xen_public::domctl::XenDomctl::new(xen_public::domctl::XEN_DOMCTL_SETTSCINFO, 0);
+    op.set_payload(&xen_public::domctl::XenDomctlTscInfo { tsc_mode: xen_public::domctl::TSC_MODE_ALWAYS_EMULATE, ..Default::default() });
+    // SAFETY: the tsc_info payload holds no guest handle.
+    let rc = unsafe { hypercall::domctl(&mut op) };
+    println!("scan: XEN_DOMCTL_settscinfo on dom0 from a domU -> {rc} ({})", name(rc));
 }
 
 /// Whether `mfn` is the domain's own: a frame of its P2M (the M2P says

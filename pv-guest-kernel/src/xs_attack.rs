@@ -90,6 +90,10 @@ fn paths(xs: &mut Xenbus) {
     long[XENSTORE_REL_PATH_MAX as usize + 7] = 0;
     report("path-too-long", raw(xs, XS_READ, XBT_NIL, &long));
     report("path-outside-home", xs.write(XBT_NIL, "/outside", b"x"));
+    // Another domain's trace control (owned by that domain, issue 19):
+    // neither started nor read from here.
+    report("other-domain-control-trace", xs.write(XBT_NIL, "/local/domain/1/control/trace", b"start"));
+    report("other-domain-feature-trace", xs.read(XBT_NIL, "/local/domain/1/control/feature-trace", &mut buf));
     report("path-special-write", xs.write(XBT_NIL, "@releaseDomain", b"x"));
 }
 

@@ -696,6 +696,7 @@ fn dom0_tests() -> Vec<Dom0Test> {
                 "xl trace: enabled: event mask 0x0ffff000, cpu mask 0x1,",
                 "scan: XEN_SYSCTL_tbuf_op get_info from a domU -> -1 (EPERM)",
                 "scan: mmu_update with foreigndom DOMID_XEN from a domU -> -1 (EPERM), 0 done",
+                "scan: XEN_DOMCTL_settscinfo on dom0 from a domU -> -1 (EPERM)",
                 "scan: GNTTABOP_setup_table of 1 frame -> 0, status 0",
                 "scan: tried frames 0..=",
                 " of its own frames and 0 of others",
@@ -1442,6 +1443,8 @@ fn dom0_tests() -> Vec<Dom0Test> {
                     "(d2) xenbus: hostile path-not-utf8 -> EINVAL",
                     "(d2) xenbus: hostile path-too-long -> EINVAL",
                     "(d2) xenbus: hostile path-outside-home -> EACCES",
+                    "(d2) xenbus: hostile other-domain-control-trace -> EACCES",
+                    "(d2) xenbus: hostile other-domain-feature-trace -> EACCES",
                     "(d2) xenbus: hostile path-special-write -> EINVAL",
                     // Transactions it does not own.
                     "(d2) xenbus: hostile tx-not-owned -> ENOENT",
